@@ -1,0 +1,490 @@
+//! Decisions: pure functions of catalog + entitlements + now.
+//!
+//! A denial is a value ([`Decision`] with `allowed = false`, a [`Reason`] and,
+//! where one exists, the cheapest offer that would allow it), never an error.
+//! Errors ([`DecideError`]) are reserved for malformed questions: an unknown
+//! product, tier, capability, limit or tool.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::catalog::{Catalog, Interval, LimitValue, Offer};
+use crate::model::{Entitlements, Grant, Status};
+use crate::money::Money;
+use crate::time::{Timestamp, DAY};
+
+/// Why a decision came out the way it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// An active grant covers it.
+    Active,
+    /// A trial grant covers it.
+    Trial,
+    /// A past-due grant inside the catalog's grace period covers it.
+    GracePeriod,
+    /// A canceled grant covers it until its period ends.
+    CanceledUntilPeriodEnd,
+    /// The product's default tier (held without a grant) covers it.
+    DefaultTier,
+    /// Unlimited, or under the limit.
+    WithinLimit,
+    /// No grant for the product at all.
+    NoEntitlement,
+    /// A grant is valid but its tier is below the one required.
+    TierTooLow,
+    /// The tier held does not include this capability.
+    NotInTier,
+    /// Grants existed but have all ended.
+    Expired,
+    /// The only grants are past due and their grace period is over.
+    GraceEnded,
+    /// A grant exists but starts later.
+    NotYetValid,
+    /// The limit is used up.
+    LimitReached,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Active => "active",
+            Reason::Trial => "trial",
+            Reason::GracePeriod => "grace_period",
+            Reason::CanceledUntilPeriodEnd => "canceled_until_period_end",
+            Reason::DefaultTier => "default_tier",
+            Reason::WithinLimit => "within_limit",
+            Reason::NoEntitlement => "no_entitlement",
+            Reason::TierTooLow => "tier_too_low",
+            Reason::NotInTier => "not_in_tier",
+            Reason::Expired => "expired",
+            Reason::GraceEnded => "grace_ended",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::LimitReached => "limit_reached",
+        }
+    }
+}
+
+/// The cheapest offer that would turn a denial into an allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Upgrade {
+    pub offer: String,
+    pub label: String,
+    pub price: Money,
+    pub interval: Interval,
+    /// Human text, e.g. "Creation Cloud Pro — $59.00/month".
+    pub display: String,
+}
+
+impl Upgrade {
+    pub fn from_offer(o: &Offer) -> Upgrade {
+        let price = o.price.money();
+        let per = match o.price.interval {
+            Interval::Month => "/month",
+            Interval::Year => "/year",
+            Interval::OneTime => " once",
+        };
+        Upgrade {
+            offer: o.key.clone(),
+            label: o.label.clone(),
+            display: format!("{} — {}{}", o.label, price.display(), per),
+            price,
+            interval: o.price.interval,
+        }
+    }
+}
+
+/// An answer with its explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    /// The effective tier of the product involved (None: no tier at all).
+    pub tier: Option<String>,
+    /// The grant that decided it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// This answer holds until this instant (exclusive); `None`: until the
+    /// entitlements change. A cache must re-evaluate at this time.
+    pub holds_until: Option<Timestamp>,
+    /// When denied: the cheapest offer in the catalog that would allow it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
+}
+
+/// A malformed question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecideError {
+    UnknownProduct(String),
+    UnknownTier { product: String, tier: String },
+    UnknownCapability(String),
+    UnknownLimit(String),
+    UnknownTool(String),
+    NoPlanProduct,
+}
+
+impl fmt::Display for DecideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecideError::UnknownProduct(p) => write!(f, "unknown product `{p}`"),
+            DecideError::UnknownTier { product, tier } => write!(f, "`{tier}` is not a tier of product `{product}`"),
+            DecideError::UnknownCapability(c) => write!(f, "unknown capability `{c}`"),
+            DecideError::UnknownLimit(l) => write!(f, "unknown limit `{l}`"),
+            DecideError::UnknownTool(t) => write!(f, "unknown tool `{t}`"),
+            DecideError::NoPlanProduct => write!(f, "the catalog names no `plan_product` for plan-level helpers"),
+        }
+    }
+}
+impl std::error::Error for DecideError {}
+
+/// How one grant stands at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantStanding {
+    Counts(Reason),
+    NotYet,
+    Ended,
+    GraceOver,
+}
+
+/// End of the grace period of a past-due grant.
+pub fn grace_end(g: &Grant, grace_days: u32) -> Timestamp {
+    g.past_due_since.or(g.valid_to).unwrap_or(g.valid_from).plus_seconds(grace_days as i64 * DAY)
+}
+
+/// The access rule for one grant.
+pub fn standing(g: &Grant, grace_days: u32, now: Timestamp) -> GrantStanding {
+    if now < g.valid_from {
+        return GrantStanding::NotYet;
+    }
+    let before_end = g.valid_to.is_none_or(|t| now < t);
+    match g.status {
+        Status::Active if before_end => GrantStanding::Counts(Reason::Active),
+        Status::Trial if before_end => GrantStanding::Counts(Reason::Trial),
+        Status::Canceled if g.valid_to.is_some() && before_end => {
+            GrantStanding::Counts(Reason::CanceledUntilPeriodEnd)
+        }
+        Status::PastDue => {
+            if now < grace_end(g, grace_days) {
+                GrantStanding::Counts(Reason::GracePeriod)
+            } else {
+                GrantStanding::GraceOver
+            }
+        }
+        _ => GrantStanding::Ended,
+    }
+}
+
+/// The instants at which a grant's standing can change.
+fn boundaries(g: &Grant, grace_days: u32) -> [Option<Timestamp>; 3] {
+    let ge = if g.status == Status::PastDue { Some(grace_end(g, grace_days)) } else { None };
+    [Some(g.valid_from), g.valid_to, ge]
+}
+
+/// The effective tier of one product: the highest tier among grants that count now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective<'a> {
+    pub tier: Option<usize>,
+    pub grant: Option<&'a Grant>,
+    pub reason: Reason,
+    /// Last boundary at or before now (inclusive start of this answer's window).
+    pub since: Option<Timestamp>,
+    /// First boundary after now.
+    pub until: Option<Timestamp>,
+}
+
+/// Evaluates the effective tier of `product` at `now`. A lower or newer grant
+/// never masks a higher one: every grant is looked at, the highest wins.
+pub fn effective<'a>(
+    catalog: &Catalog,
+    ents: &'a Entitlements,
+    product: &str,
+    now: Timestamp,
+) -> Result<Effective<'a>, DecideError> {
+    let p = catalog.product(product).ok_or_else(|| DecideError::UnknownProduct(product.to_string()))?;
+    let grace = catalog.meta().grace_period_days;
+    let mut best: Option<(usize, &Grant, Reason)> = None;
+    let (mut any, mut not_yet, mut grace_over) = (false, false, false);
+    let mut since: Option<Timestamp> = None;
+    let mut until: Option<Timestamp> = None;
+    for g in ents.grants.iter().filter(|g| g.product == product) {
+        for b in boundaries(g, grace).into_iter().flatten() {
+            if b > now {
+                until = Some(until.map_or(b, |u| u.min(b)));
+            } else {
+                since = Some(since.map_or(b, |s| s.max(b)));
+            }
+        }
+        // A grant naming a tier the product no longer has counts as nothing.
+        let Some(t) = p.tiers.iter().position(|x| *x == g.tier) else { continue };
+        any = true;
+        match standing(g, grace, now) {
+            GrantStanding::Counts(r) => {
+                let better = match best {
+                    None => true,
+                    Some((bt, bg, br)) => t > bt || (t == bt && rank(r, g) > rank(br, bg)),
+                };
+                if better {
+                    best = Some((t, g, r));
+                }
+            }
+            GrantStanding::NotYet => not_yet = true,
+            GrantStanding::GraceOver => grace_over = true,
+            GrantStanding::Ended => {}
+        }
+    }
+    if let Some((t, g, r)) = best {
+        return Ok(Effective { tier: Some(t), grant: Some(g), reason: r, since, until });
+    }
+    let default = p.default_tier.as_ref().and_then(|d| p.tiers.iter().position(|x| x == d));
+    let reason = if default.is_some() {
+        Reason::DefaultTier
+    } else if not_yet {
+        Reason::NotYetValid
+    } else if grace_over {
+        Reason::GraceEnded
+    } else if any {
+        Reason::Expired
+    } else {
+        Reason::NoEntitlement
+    };
+    Ok(Effective { tier: default, grant: None, reason, since, until })
+}
+
+/// Among grants of the same tier, the one shown as "why": active beats trial
+/// beats canceled-until-end beats grace, then the later end.
+fn rank(r: Reason, g: &Grant) -> (u8, i64) {
+    let s = match r {
+        Reason::Active => 4,
+        Reason::Trial => 3,
+        Reason::CanceledUntilPeriodEnd => 2,
+        _ => 1,
+    };
+    (s, g.valid_to.map_or(i64::MAX, |t| t.0))
+}
+
+fn why_denied(eff: &Effective, denied_for_tier: bool) -> Reason {
+    if eff.tier.is_some() {
+        if denied_for_tier {
+            Reason::TierTooLow
+        } else {
+            Reason::NotInTier
+        }
+    } else {
+        eff.reason
+    }
+}
+
+fn tier_name(catalog: &Catalog, product: &str, t: Option<usize>) -> Option<String> {
+    t.and_then(|t| catalog.product(product).and_then(|p| p.tiers.get(t).cloned()))
+}
+
+/// Does the subject hold at least `required_tier` of `product`?
+pub fn has_access(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    product: &str,
+    required_tier: &str,
+    now: Timestamp,
+) -> Result<Decision, DecideError> {
+    let pi = catalog.product_index(product).ok_or_else(|| DecideError::UnknownProduct(product.into()))?;
+    let req = catalog.tier_index(product, required_tier).ok_or_else(|| DecideError::UnknownTier {
+        product: product.into(),
+        tier: required_tier.into(),
+    })?;
+    let eff = effective(catalog, ents, product, now)?;
+    let allowed = eff.tier.is_some_and(|t| t >= req);
+    Ok(Decision {
+        allowed,
+        reason: if allowed { eff.reason } else { why_denied(&eff, true) },
+        tier: tier_name(catalog, product, eff.tier),
+        grant: eff.grant.map(|g| g.id.clone()),
+        holds_until: eff.until,
+        upgrade: if allowed {
+            None
+        } else {
+            catalog.upgrades_for(pi, req).first().map(|&o| Upgrade::from_offer(catalog.offer_at(o)))
+        },
+    })
+}
+
+/// The cheapest visible offer whose tier on `product` satisfies `pred`.
+fn cheapest_where(catalog: &Catalog, product: &str, pred: impl Fn(usize) -> bool) -> Option<Upgrade> {
+    catalog
+        .offers()
+        .iter()
+        .filter(|o| !o.hidden)
+        .filter(|o| catalog.offer_tier_for(o, product).is_some_and(&pred))
+        .min_by(|a, b| {
+            a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key))
+        })
+        .map(Upgrade::from_offer)
+}
+
+/// Does the subject hold a boolean capability?
+pub fn can(catalog: &Catalog, ents: &Entitlements, capability: &str, now: Timestamp) -> Result<Decision, DecideError> {
+    let cap = catalog.capability(capability).ok_or_else(|| DecideError::UnknownCapability(capability.into()))?;
+    let eff = effective(catalog, ents, &cap.product, now)?;
+    let allowed = catalog.capability_holds(cap, eff.tier);
+    Ok(Decision {
+        allowed,
+        reason: if allowed { eff.reason } else { why_denied(&eff, false) },
+        tier: tier_name(catalog, &cap.product, eff.tier),
+        grant: eff.grant.map(|g| g.id.clone()),
+        holds_until: eff.until,
+        upgrade: if allowed {
+            None
+        } else {
+            cheapest_where(catalog, &cap.product, |t| catalog.capability_holds(cap, Some(t)))
+        },
+    })
+}
+
+/// The value of a numeric limit, with its explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LimitAnswer {
+    pub limit: LimitValue,
+    pub tier: Option<String>,
+    pub holds_until: Option<Timestamp>,
+}
+
+pub fn limit(catalog: &Catalog, ents: &Entitlements, name: &str, now: Timestamp) -> Result<LimitAnswer, DecideError> {
+    let lim = catalog.limit(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
+    let eff = effective(catalog, ents, &lim.product, now)?;
+    Ok(LimitAnswer {
+        limit: catalog.limit_value(lim, eff.tier),
+        tier: tier_name(catalog, &lim.product, eff.tier),
+        holds_until: eff.until,
+    })
+}
+
+/// May one more unit be used, given `used` so far in the limit's period?
+pub fn check_limit(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    name: &str,
+    used: u64,
+    now: Timestamp,
+) -> Result<Decision, DecideError> {
+    let lim = catalog.limit(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
+    let eff = effective(catalog, ents, &lim.product, now)?;
+    let value = catalog.limit_value(lim, eff.tier);
+    let under = |v: LimitValue| match v {
+        LimitValue::Unlimited => true,
+        LimitValue::Limited(n) => used < n,
+    };
+    let allowed = under(value);
+    Ok(Decision {
+        allowed,
+        reason: if allowed {
+            Reason::WithinLimit
+        } else if eff.tier.is_none() && eff.reason != Reason::DefaultTier {
+            eff.reason
+        } else {
+            Reason::LimitReached
+        },
+        tier: tier_name(catalog, &lim.product, eff.tier),
+        grant: eff.grant.map(|g| g.id.clone()),
+        holds_until: eff.until,
+        upgrade: if allowed {
+            None
+        } else {
+            cheapest_where(catalog, &lim.product, |t| under(catalog.limit_value(lim, Some(t))))
+        },
+    })
+}
+
+/// What an export gets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum ExportPolicy {
+    Full,
+    Watermarked,
+    Refused { message: String, upgrade: Option<Upgrade> },
+}
+
+pub const CAP_EXPORT_FULL_RES: &str = "export_full_res";
+pub const CAP_WATERMARK_EXPORTS: &str = "watermark_exports";
+pub const REFUSED_EXPORT_MESSAGE: &str = "Upgrade to export.";
+
+/// Seed 001's export policy: full resolution without watermark, watermarked,
+/// or refused with "Upgrade to export." when neither capability is held.
+pub fn export_policy(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> Result<ExportPolicy, DecideError> {
+    let full = can(catalog, ents, CAP_EXPORT_FULL_RES, now)?;
+    let wm = can(catalog, ents, CAP_WATERMARK_EXPORTS, now)?;
+    Ok(if wm.allowed {
+        ExportPolicy::Watermarked
+    } else if full.allowed {
+        ExportPolicy::Full
+    } else {
+        let cap = catalog.capability(CAP_WATERMARK_EXPORTS).expect("checked above");
+        let full_cap = catalog.capability(CAP_EXPORT_FULL_RES).expect("checked above");
+        let upgrade = cheapest_where(catalog, &full_cap.product, |t| {
+            catalog.capability_holds(full_cap, Some(t)) || catalog.capability_holds(cap, Some(t))
+        });
+        ExportPolicy::Refused { message: REFUSED_EXPORT_MESSAGE.into(), upgrade }
+    })
+}
+
+/// The state of one tool on a page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ToolState {
+    pub tool: String,
+    pub label: String,
+    pub locked: bool,
+    pub decision: Decision,
+}
+
+/// Usage so far for limit-gated tools (limit id -> used in the current period).
+pub type Usage = std::collections::BTreeMap<String, u64>;
+
+/// Decides one tool: all of its requirements must hold; the first failing one explains.
+pub fn tool_state(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    tool_id: &str,
+    usage: &Usage,
+    now: Timestamp,
+) -> Result<ToolState, DecideError> {
+    let tool = catalog.tool(tool_id).ok_or_else(|| DecideError::UnknownTool(tool_id.into()))?;
+    let r = &tool.requires;
+    let mut decisions = Vec::new();
+    if let (Some(p), Some(t)) = (&r.product, &r.tier) {
+        decisions.push(has_access(catalog, ents, p, t, now)?);
+    }
+    if let Some(c) = &r.capability {
+        decisions.push(can(catalog, ents, c, now)?);
+    }
+    if let Some(l) = &r.limit {
+        decisions.push(check_limit(catalog, ents, l, usage.get(l).copied().unwrap_or(0), now)?);
+    }
+    let holds_until = decisions.iter().filter_map(|d| d.holds_until).min();
+    let mut decision = decisions
+        .iter()
+        .find(|d| !d.allowed)
+        .cloned()
+        .unwrap_or_else(|| decisions.last().cloned().expect("validated: a tool has a requirement"));
+    decision.holds_until = holds_until;
+    Ok(ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !decision.allowed, decision })
+}
+
+/// The batch call: every tool of a page (or every tool when `page` is None) at once.
+pub fn page_state(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    page: Option<&str>,
+    usage: &Usage,
+    now: Timestamp,
+) -> Result<Vec<ToolState>, DecideError> {
+    catalog
+        .tools()
+        .iter()
+        .filter(|t| page.is_none_or(|p| t.page == p))
+        .map(|t| tool_state(catalog, ents, &t.id, usage, now))
+        .collect()
+}
+
+/// The instant the whole entitlement picture can next change (min over every grant's boundaries).
+pub fn next_change(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> Option<Timestamp> {
+    let grace = catalog.meta().grace_period_days;
+    ents.grants.iter().flat_map(|g| boundaries(g, grace)).flatten().filter(|&b| b > now).min()
+}

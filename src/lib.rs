@@ -1,0 +1,24 @@
+//! tollgate: an entitlement engine for SaaS apps.
+//!
+//! One pure core (no I/O, no clock: `now` is always an argument) that the npm
+//! package, the Cloudflare Worker and the browser app all run. See
+//! ARCHITECTURE.md for the map.
+
+pub mod catalog;
+pub mod decide;
+pub mod engine;
+pub mod model;
+pub mod money;
+pub mod seed;
+pub mod time;
+mod validate;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use catalog::{Catalog, CatalogError, LimitValue};
+pub use decide::{DecideError, Decision, ExportPolicy, Reason, ToolState, Upgrade};
+pub use engine::Engine;
+pub use model::{Entitlements, Grant, Source, Status};
+pub use money::Money;
+pub use time::Timestamp;

@@ -1,0 +1,99 @@
+//! Entitlement state: the grants a subject holds, and its credit balances.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::time::Timestamp;
+
+/// Where a grant came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Stripe,
+    Razorpay,
+    ManualGrant,
+    Bundle,
+    Promotion,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Stripe => "stripe",
+            Source::Razorpay => "razorpay",
+            Source::ManualGrant => "manual_grant",
+            Source::Bundle => "bundle",
+            Source::Promotion => "promotion",
+        }
+    }
+}
+
+/// The billing status of a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Trial,
+    PastDue,
+    Canceled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Trial => "trial",
+            Status::PastDue => "past_due",
+            Status::Canceled => "canceled",
+        }
+    }
+}
+
+/// One grant of a tier of a product to a subject, for a time window.
+///
+/// Access rules (see [`crate::decide`]):
+/// - `active` and `trial` count inside `[valid_from, valid_to)` (`valid_to = None`: open-ended);
+/// - `past_due` counts from `valid_from` until the grace period (the catalog's
+///   `grace_period_days`) has run from `past_due_since` (or, when that is unknown,
+///   from `valid_to`, else from `valid_from`);
+/// - `canceled` keeps access until `valid_to`, and none if `valid_to` is not set;
+/// - nothing counts before `valid_from`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Stable unique key (one per subject, product and origin), e.g. `stripe:sub_123:video`.
+    #[serde(default)]
+    pub id: String,
+    pub product: String,
+    pub tier: String,
+    pub source: Source,
+    pub status: Status,
+    pub valid_from: Timestamp,
+    #[serde(default)]
+    pub valid_to: Option<Timestamp>,
+    /// When payment first failed; the grace period runs from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_due_since: Option<Timestamp>,
+    /// The catalog offer that granted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+    /// The provider object it came from (`sub_...`, `cs_...`, `pay_...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ref: Option<String>,
+}
+
+/// What a subject holds: grants and credit balances (pool -> available units).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entitlements {
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    #[serde(default)]
+    pub balances: BTreeMap<String, i64>,
+}
+
+impl Entitlements {
+    pub fn new(grants: Vec<Grant>) -> Self {
+        Entitlements { subject: String::new(), grants, balances: BTreeMap::new() }
+    }
+}

@@ -1,0 +1,254 @@
+//! Semantic validation of a catalog document: every name it refers to exists,
+//! nothing is defined twice, every limit is explicit for every tier.
+
+use std::collections::BTreeSet;
+
+use crate::catalog::{CatalogDoc, CatalogError};
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> CatalogError {
+    CatalogError { path: path.into(), message: message.into(), line: None }
+}
+
+fn check_id(path: &str, id: &str) -> Result<(), CatalogError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(path, format!("`{id}` is not a valid name (letters, digits, _ - . : only, 1 to 128 characters)")))
+    }
+}
+
+fn check_currency(path: &str, c: &str) -> Result<(), CatalogError> {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(err(path, format!("`{c}` is not a lower-case ISO 4217 currency code such as \"usd\"")))
+    }
+}
+
+fn unique<'a>(path: &str, what: &str, ids: impl Iterator<Item = &'a String>) -> Result<(), CatalogError> {
+    let mut seen = BTreeSet::new();
+    for (i, id) in ids.enumerate() {
+        if !seen.insert(id) {
+            return Err(err(format!("{path}[{i}]"), format!("{what} `{id}` is defined twice")));
+        }
+    }
+    Ok(())
+}
+
+pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
+    let m = &doc.catalog;
+    check_id("catalog.id", &m.id)?;
+    if m.version.trim().is_empty() {
+        return Err(err("catalog.version", "must not be empty"));
+    }
+    check_currency("catalog.currency", &m.currency)?;
+
+    if doc.products.is_empty() {
+        return Err(err("products", "a catalog needs at least one product"));
+    }
+    unique("products", "product", doc.products.iter().map(|p| &p.id))?;
+    for (i, p) in doc.products.iter().enumerate() {
+        let path = format!("products[{i}]");
+        check_id(&format!("{path}.id"), &p.id)?;
+        if p.tiers.is_empty() {
+            return Err(err(format!("{path}.tiers"), format!("product `{}` needs at least one tier", p.id)));
+        }
+        unique(&format!("{path}.tiers"), "tier", p.tiers.iter())?;
+        for (j, t) in p.tiers.iter().enumerate() {
+            check_id(&format!("{path}.tiers[{j}]"), t)?;
+        }
+        if let Some(d) = &p.default_tier {
+            if !p.tiers.contains(d) {
+                return Err(err(format!("{path}.default_tier"), format!("`{d}` is not a tier of product `{}`", p.id)));
+            }
+        }
+    }
+    let product = |id: &str| doc.products.iter().find(|p| p.id == id);
+    let tier_of = |path: String, prod: &str, tier: &str| -> Result<(), CatalogError> {
+        let p = product(prod).ok_or_else(|| err(path.clone(), format!("unknown product `{prod}`")))?;
+        if p.tiers.iter().any(|t| t == tier) {
+            Ok(())
+        } else {
+            Err(err(path, format!("`{tier}` is not a tier of product `{prod}` (tiers: {})", p.tiers.join(", "))))
+        }
+    };
+    if let Some(pp) = &m.plan_product {
+        if product(pp).is_none() {
+            return Err(err("catalog.plan_product", format!("unknown product `{pp}`")));
+        }
+    }
+
+    unique("credit_pools", "credit pool", doc.credit_pools.iter().map(|p| &p.id))?;
+    for (i, p) in doc.credit_pools.iter().enumerate() {
+        check_id(&format!("credit_pools[{i}].id"), &p.id)?;
+        if p.free_amount < 0 {
+            return Err(err(format!("credit_pools[{i}].free_amount"), "must not be negative"));
+        }
+    }
+    let pool_exists = |id: &str| doc.credit_pools.iter().any(|p| p.id == id);
+
+    unique("offers", "offer key", doc.offers.iter().map(|o| &o.key))?;
+    let mut price_ids = BTreeSet::new();
+    for (i, o) in doc.offers.iter().enumerate() {
+        let path = format!("offers[{i}]");
+        check_id(&format!("{path}.key"), &o.key)?;
+        if o.price.amount < 0 {
+            return Err(err(format!("{path}.price.amount"), "a price cannot be negative"));
+        }
+        check_currency(&format!("{path}.price.currency"), &o.price.currency)?;
+        for (j, pid) in o.stripe_price_ids.iter().enumerate() {
+            if !price_ids.insert(pid.clone()) {
+                return Err(err(format!("{path}.stripe_price_ids[{j}]"), format!("price id `{pid}` belongs to two offers")));
+            }
+        }
+        for (j, pid) in o.razorpay_plan_ids.iter().enumerate() {
+            if !price_ids.insert(pid.clone()) {
+                return Err(err(format!("{path}.razorpay_plan_ids[{j}]"), format!("plan id `{pid}` belongs to two offers")));
+            }
+        }
+        for (j, g) in o.grants.iter().enumerate() {
+            let gp = format!("{path}.grants[{j}]");
+            let kinds = g.product.is_some() as u8 + g.all_products as u8 + g.choose.is_some() as u8;
+            if kinds != 1 {
+                return Err(err(gp, "set exactly one of `product`, `all_products = true` or `choose = N`"));
+            }
+            if let Some(p) = &g.product {
+                tier_of(format!("{gp}.tier"), p, &g.tier).map_err(|e| {
+                    if product(p).is_none() { err(format!("{gp}.product"), e.message) } else { e }
+                })?;
+            } else {
+                let eligible: Vec<&str> = if g.from.is_empty() {
+                    doc.products.iter().filter(|p| p.tiers.contains(&g.tier)).map(|p| p.id.as_str()).collect()
+                } else {
+                    for (k, f) in g.from.iter().enumerate() {
+                        tier_of(format!("{gp}.from[{k}]"), f, &g.tier)?;
+                    }
+                    g.from.iter().map(|s| s.as_str()).collect()
+                };
+                if eligible.is_empty() {
+                    return Err(err(format!("{gp}.tier"), format!("no product has a tier `{}`", g.tier)));
+                }
+                if let Some(n) = g.choose {
+                    if n == 0 || n as usize > eligible.len() {
+                        return Err(err(
+                            format!("{gp}.choose"),
+                            format!("a bundle must choose between 1 and {} products", eligible.len()),
+                        ));
+                    }
+                }
+            }
+        }
+        for (j, c) in o.credits.iter().enumerate() {
+            if !pool_exists(&c.pool) {
+                return Err(err(format!("{path}.credits[{j}].pool"), format!("unknown credit pool `{}`", c.pool)));
+            }
+            if c.amount <= 0 {
+                return Err(err(format!("{path}.credits[{j}].amount"), "must be positive"));
+            }
+        }
+        if let Some(s) = &o.seats {
+            if s.included == 0 {
+                return Err(err(format!("{path}.seats.included"), "must be at least 1"));
+            }
+        }
+        if o.grants.is_empty() && o.credits.is_empty() {
+            return Err(err(format!("{path}.grants"), format!("offer `{}` grants nothing (no grants, no credits)", o.key)));
+        }
+    }
+
+    unique("capabilities", "capability", doc.capabilities.iter().map(|c| &c.id))?;
+    for (i, c) in doc.capabilities.iter().enumerate() {
+        let path = format!("capabilities[{i}]");
+        check_id(&format!("{path}.id"), &c.id)?;
+        if product(&c.product).is_none() {
+            return Err(err(format!("{path}.product"), format!("unknown product `{}`", c.product)));
+        }
+        match (&c.min_tier, &c.tiers) {
+            (Some(t), None) => tier_of(format!("{path}.min_tier"), &c.product, t)?,
+            (None, Some(ts)) => {
+                for (j, t) in ts.iter().enumerate() {
+                    tier_of(format!("{path}.tiers[{j}]"), &c.product, t)?;
+                }
+            }
+            _ => return Err(err(path, "set exactly one of `min_tier` or `tiers`")),
+        }
+    }
+
+    unique("limits", "limit", doc.limits.iter().map(|l| &l.id))?;
+    for (i, l) in doc.limits.iter().enumerate() {
+        let path = format!("limits[{i}]");
+        check_id(&format!("{path}.id"), &l.id)?;
+        let p = product(&l.product).ok_or_else(|| err(format!("{path}.product"), format!("unknown product `{}`", l.product)))?;
+        for k in l.values.keys() {
+            if !p.tiers.contains(k) {
+                return Err(err(format!("{path}.values.{k}"), format!("`{k}` is not a tier of product `{}`", p.id)));
+            }
+        }
+        for t in &p.tiers {
+            if !l.values.contains_key(t) {
+                return Err(err(
+                    format!("{path}.values"),
+                    format!("no value for tier `{t}`: every tier needs a number or \"unlimited\""),
+                ));
+            }
+        }
+    }
+
+    if let Some(u) = &doc.usage {
+        if !pool_exists(&u.pool) {
+            return Err(err("usage.pool", format!("unknown credit pool `{}`", u.pool)));
+        }
+        check_currency("usage.currency", &u.currency)?;
+        if u.overage_multiplier.is_zero() {
+            return Err(err("usage.overage_multiplier", "must be above zero"));
+        }
+        if u.min_units == 0 || u.min_units > u.max_units {
+            return Err(err("usage.min_units", "need 1 <= min_units <= max_units"));
+        }
+        if u.default_overage_limit < 0 {
+            return Err(err("usage.default_overage_limit", "must not be negative"));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, r) in u.rates.iter().enumerate() {
+            if !seen.insert((&r.model, &r.quality)) {
+                return Err(err(format!("usage.rates[{i}]"), format!("rate {} x {} is defined twice", r.model, r.quality)));
+            }
+            if r.multiplier.is_zero() {
+                return Err(err(format!("usage.rates[{i}].multiplier"), "must be above zero"));
+            }
+        }
+        if u.rates.is_empty() {
+            return Err(err("usage.rates", "usage pricing needs at least one rate"));
+        }
+    }
+
+    unique("tools", "tool", doc.tools.iter().map(|t| &t.id))?;
+    for (i, t) in doc.tools.iter().enumerate() {
+        let path = format!("tools[{i}].requires");
+        check_id(&format!("tools[{i}].id"), &t.id)?;
+        let r = &t.requires;
+        if r.product.is_none() && r.capability.is_none() && r.limit.is_none() {
+            return Err(err(path, "a tool must require a product tier, a capability or a limit"));
+        }
+        match (&r.product, &r.tier) {
+            (Some(p), Some(tier)) => tier_of(format!("{path}.tier"), p, tier)?,
+            (Some(_), None) => return Err(err(format!("{path}.tier"), "a product requirement needs a tier")),
+            (None, Some(_)) => return Err(err(format!("{path}.product"), "a tier requirement needs a product")),
+            (None, None) => {}
+        }
+        if let Some(c) = &r.capability {
+            if !doc.capabilities.iter().any(|x| &x.id == c) {
+                return Err(err(format!("{path}.capability"), format!("unknown capability `{c}`")));
+            }
+        }
+        if let Some(l) = &r.limit {
+            if !doc.limits.iter().any(|x| &x.id == l) {
+                return Err(err(format!("{path}.limit"), format!("unknown limit `{l}`")));
+            }
+        }
+    }
+    Ok(())
+}
