@@ -11,6 +11,7 @@ pub mod model;
 pub mod money;
 pub mod seed;
 pub mod time;
+pub mod verify;
 mod validate;
 
 #[cfg(target_arch = "wasm32")]
