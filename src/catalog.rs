@@ -418,7 +418,10 @@ impl Catalog {
     pub fn from_toml(src: &str) -> Result<Catalog, CatalogError> {
         let doc: CatalogDoc = toml::from_str(src).map_err(|e| {
             let line = e.span().map(|s| line_of_offset(src, s.start));
-            CatalogError { path: String::new(), message: e.message().to_string(), line }
+            // A type error (a float for a decimal, a misspelt field) names its field;
+            // a syntax error has no field.
+            let path = e.span().and_then(|s| toml_path_at(src, s.start)).unwrap_or_default();
+            CatalogError { path, message: e.message().to_string(), line }
         })?;
         Catalog::from_doc(doc).map_err(|mut e| {
             e.line = locate_toml_path(src, &e.path);
@@ -607,81 +610,103 @@ impl Catalog {
     }
 }
 
+#[cfg(feature = "toml")]
 fn line_of_offset(src: &str, offset: usize) -> usize {
     src[..offset.min(src.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
-/// Finds the TOML line of a validation path such as `offers[2].grants[0].tier`:
-/// the N-th `[[offers]]` header, then the first line in that table that sets
-/// the next key. Falls back to the nearest enclosing table's header.
+/// Finds the TOML line of a validation path such as `offers[2].grants[1].tier`
+/// by walking the parsed document with its source spans: the line of the last
+/// key or array element on the path that exists in the source (so a missing
+/// key points at its table, a bad element at that element's own line).
 #[cfg(feature = "toml")]
 pub(crate) fn locate_toml_path(src: &str, path: &str) -> Option<usize> {
-    let lines: Vec<&str> = src.lines().collect();
-    let mut segs = path.split('.').filter(|s| !s.is_empty());
-    let first = segs.next()?;
-    let (name, idx) = split_index(first);
-    let mut found: Option<usize> = None;
-    let mut header_prefix = name.to_string();
-    match idx {
-        Some(n) => {
-            let header = format!("[[{name}]]");
-            let mut count = 0;
-            for (i, l) in lines.iter().enumerate() {
-                if l.trim() == header {
-                    if count == n {
-                        found = Some(i);
-                        break;
-                    }
-                    count += 1;
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(src).ok()?;
+    let mut table: Option<&DeTable> = Some(root.get_ref());
+    let mut value: Option<&DeValue> = None;
+    let mut at: Option<usize> = None;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, indices) = split_indices(seg);
+        let Some(t) = table.or(match value {
+            Some(DeValue::Table(t)) => Some(t),
+            _ => None,
+        }) else {
+            break;
+        };
+        let Some((k, v)) = t.get_key_value(key) else { break };
+        at = Some(k.span().start);
+        let mut cur = v;
+        let mut complete = true;
+        for i in indices {
+            match cur.get_ref() {
+                DeValue::Array(a) if i < a.len() => {
+                    cur = &a[i];
+                    at = Some(cur.span().start);
+                }
+                _ => {
+                    complete = false;
+                    break;
                 }
             }
         }
-        None => {
-            let header = format!("[{name}]");
-            found = lines.iter().position(|l| l.trim() == header);
+        if !complete {
+            break;
         }
+        table = None;
+        value = Some(cur.get_ref());
     }
-    let mut at = found?;
-    // Walk the remaining keys inside the table (or its sub-tables).
-    for seg in segs {
-        let (key, sub_idx) = split_index(seg);
-        let end = (at + 1..lines.len())
-            .find(|&i| {
-                let t = lines[i].trim_start();
-                t.starts_with("[[") && !t.starts_with(&format!("[[{header_prefix}.")) || (t.starts_with('[') && !t.starts_with("[[") && !t.starts_with(&format!("[{header_prefix}.")))
-            })
-            .unwrap_or(lines.len());
-        let sub_header = format!("[[{header_prefix}.{key}]]");
-        let sub_table = format!("[{header_prefix}.{key}]");
-        let mut next = None;
-        if sub_idx.is_some() {
-            let n = sub_idx.unwrap_or(0);
-            let hits: Vec<usize> = (at + 1..end).filter(|&i| lines[i].trim() == sub_header).collect();
-            if let Some(&h) = hits.get(n) {
-                next = Some(h);
-            }
-        }
-        if next.is_none() {
-            next = (at + 1..end).find(|&i| {
-                let t = lines[i].trim_start();
-                t == sub_table
-                    || (t.starts_with(key)
-                        && t[key.len()..].trim_start().starts_with('='))
-            });
-        }
-        match next {
-            Some(i) => at = i,
-            None => break,
-        }
-        header_prefix = format!("{header_prefix}.{key}");
-    }
-    Some(at + 1)
+    at.map(|o| line_of_offset(src, o))
 }
 
+/// The field path (`usage.rates[1].multiplier`) of the innermost key or value
+/// whose source span holds `offset`: names the field of a TOML type error.
 #[cfg(feature = "toml")]
-fn split_index(seg: &str) -> (&str, Option<usize>) {
+pub(crate) fn toml_path_at(src: &str, offset: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    type Best = Option<(usize, String)>;
+    fn consider(span: std::ops::Range<usize>, offset: usize, p: &str, best: &mut Best) {
+        if span.start <= offset && offset < span.end.max(span.start + 1) {
+            let width = span.end - span.start;
+            if best.as_ref().is_none_or(|(w, bp)| width < *w || (width == *w && p.len() > bp.len())) {
+                *best = Some((width, p.to_string()));
+            }
+        }
+    }
+    fn walk(v: &DeValue, offset: usize, path: &str, best: &mut Best) {
+        match v {
+            DeValue::Table(t) => {
+                for (k, child) in t.iter() {
+                    let p = if path.is_empty() { k.get_ref().to_string() } else { format!("{path}.{}", k.get_ref()) };
+                    consider(k.span(), offset, &p, best);
+                    consider(child.span(), offset, &p, best);
+                    walk(child.get_ref(), offset, &p, best);
+                }
+            }
+            DeValue::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    consider(child.span(), offset, &p, best);
+                    walk(child.get_ref(), offset, &p, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    let root = DeTable::parse(src).ok()?;
+    let mut best = None;
+    walk(&DeValue::Table(root.into_inner()), offset, "", &mut best);
+    best.map(|(_, p)| p)
+}
+
+/// `grants[0]` -> (`grants`, [0]); `values` -> (`values`, []).
+#[cfg(feature = "toml")]
+fn split_indices(seg: &str) -> (&str, Vec<usize>) {
     match seg.find('[') {
-        Some(b) => (&seg[..b], seg[b + 1..].trim_end_matches(']').parse().ok()),
-        None => (seg, None),
+        Some(b) => (
+            &seg[..b],
+            seg[b..].split('[').filter_map(|x| x.trim_end_matches(']').parse().ok()).collect(),
+        ),
+        None => (seg, Vec::new()),
     }
 }

@@ -28,11 +28,14 @@ fn check_currency(path: &str, c: &str) -> Result<(), CatalogError> {
     }
 }
 
-fn unique<'a>(path: &str, what: &str, ids: impl Iterator<Item = &'a String>) -> Result<(), CatalogError> {
+/// No name twice. `field` is the key that holds the name in each entry (`id`,
+/// `key`), so the error points at the duplicate itself; empty for a plain list.
+fn unique<'a>(path: &str, field: &str, what: &str, ids: impl Iterator<Item = &'a String>) -> Result<(), CatalogError> {
     let mut seen = BTreeSet::new();
     for (i, id) in ids.enumerate() {
         if !seen.insert(id) {
-            return Err(err(format!("{path}[{i}]"), format!("{what} `{id}` is defined twice")));
+            let at = if field.is_empty() { format!("{path}[{i}]") } else { format!("{path}[{i}].{field}") };
+            return Err(err(at, format!("{what} `{id}` is defined twice")));
         }
     }
     Ok(())
@@ -49,14 +52,14 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
     if doc.products.is_empty() {
         return Err(err("products", "a catalog needs at least one product"));
     }
-    unique("products", "product", doc.products.iter().map(|p| &p.id))?;
+    unique("products", "id", "product", doc.products.iter().map(|p| &p.id))?;
     for (i, p) in doc.products.iter().enumerate() {
         let path = format!("products[{i}]");
         check_id(&format!("{path}.id"), &p.id)?;
         if p.tiers.is_empty() {
             return Err(err(format!("{path}.tiers"), format!("product `{}` needs at least one tier", p.id)));
         }
-        unique(&format!("{path}.tiers"), "tier", p.tiers.iter())?;
+        unique(&format!("{path}.tiers"), "", "tier", p.tiers.iter())?;
         for (j, t) in p.tiers.iter().enumerate() {
             check_id(&format!("{path}.tiers[{j}]"), t)?;
         }
@@ -81,7 +84,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
     }
 
-    unique("credit_pools", "credit pool", doc.credit_pools.iter().map(|p| &p.id))?;
+    unique("credit_pools", "id", "credit pool", doc.credit_pools.iter().map(|p| &p.id))?;
     for (i, p) in doc.credit_pools.iter().enumerate() {
         check_id(&format!("credit_pools[{i}].id"), &p.id)?;
         if p.free_amount < 0 {
@@ -90,7 +93,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
     }
     let pool_exists = |id: &str| doc.credit_pools.iter().any(|p| p.id == id);
 
-    unique("offers", "offer key", doc.offers.iter().map(|o| &o.key))?;
+    unique("offers", "key", "offer key", doc.offers.iter().map(|o| &o.key))?;
     let mut price_ids = BTreeSet::new();
     for (i, o) in doc.offers.iter().enumerate() {
         let path = format!("offers[{i}]");
@@ -159,7 +162,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
     }
 
-    unique("capabilities", "capability", doc.capabilities.iter().map(|c| &c.id))?;
+    unique("capabilities", "id", "capability", doc.capabilities.iter().map(|c| &c.id))?;
     for (i, c) in doc.capabilities.iter().enumerate() {
         let path = format!("capabilities[{i}]");
         check_id(&format!("{path}.id"), &c.id)?;
@@ -177,7 +180,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
     }
 
-    unique("limits", "limit", doc.limits.iter().map(|l| &l.id))?;
+    unique("limits", "id", "limit", doc.limits.iter().map(|l| &l.id))?;
     for (i, l) in doc.limits.iter().enumerate() {
         let path = format!("limits[{i}]");
         check_id(&format!("{path}.id"), &l.id)?;
@@ -225,7 +228,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
     }
 
-    unique("tools", "tool", doc.tools.iter().map(|t| &t.id))?;
+    unique("tools", "id", "tool", doc.tools.iter().map(|t| &t.id))?;
     for (i, t) in doc.tools.iter().enumerate() {
         let path = format!("tools[{i}].requires");
         check_id(&format!("tools[{i}].id"), &t.id)?;
