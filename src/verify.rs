@@ -112,7 +112,7 @@ impl std::error::Error for StripeError {}
 pub enum RazorpayError {
     /// No `X-Razorpay-Signature` header, or an empty one.
     MissingHeader,
-    /// The header is not 64 hexadecimal digits.
+    /// The header is not 64 lower-case hexadecimal digits.
     UnparsableHeader,
     /// The signature does not match the body under any configured secret.
     NoMatch,
@@ -137,7 +137,7 @@ impl fmt::Display for RazorpayError {
             }
             RazorpayError::UnparsableHeader => write!(
                 f,
-                "unparsable {RAZORPAY_SIGNATURE_HEADER} header: expected 64 hexadecimal digits (HMAC-SHA256)"
+                "unparsable {RAZORPAY_SIGNATURE_HEADER} header: expected 64 lower-case hexadecimal digits (HMAC-SHA256)"
             ),
             RazorpayError::NoMatch => f.write_str(
                 "the Razorpay signature does not match the payload under any configured webhook secret: check \
@@ -214,8 +214,13 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Decodes a 64-digit hex tag (either case); anything else is `None`.
+/// Decodes a tag written as 64 lower-case hex digits, the only form Stripe and
+/// Razorpay send (their own libraries compare the hex strings exactly); anything
+/// else is `None`.
 fn decode_tag(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
@@ -393,7 +398,7 @@ pub fn sign_stripe_rotating<S: AsRef<str>>(payload: &[u8], secrets: &[S], t: Tim
 // ---------------------------------------------------------------- Razorpay
 
 /// Verifies a Razorpay webhook delivery: `header` is the value of
-/// `X-Razorpay-Signature` (`None` when absent), 64 hex digits (either case).
+/// `X-Razorpay-Signature` (`None` when absent), 64 lower-case hex digits.
 /// Several secrets may be given (rotation); any one matching is enough.
 pub fn verify_razorpay<S: AsRef<[u8]>>(
     payload: &[u8],
