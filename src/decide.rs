@@ -307,13 +307,23 @@ pub fn has_access(
     })
 }
 
-/// The cheapest visible offer whose tier on `product` satisfies `pred`.
-fn cheapest_where(catalog: &Catalog, product: &str, pred: impl Fn(usize) -> bool) -> Option<Upgrade> {
+/// The cheapest visible offer whose tier on `product` satisfies `pred` and is
+/// above `current` (the tier held now): an upgrade never suggests the same or a
+/// lower tier, which matters for inverse flags such as "watermark exports" that
+/// only a lower tier has.
+fn cheapest_where(
+    catalog: &Catalog,
+    product: &str,
+    current: Option<usize>,
+    pred: impl Fn(usize) -> bool,
+) -> Option<Upgrade> {
     catalog
         .offers()
         .iter()
         .filter(|o| !o.hidden)
-        .filter(|o| catalog.offer_tier_for(o, product).is_some_and(&pred))
+        .filter(|o| {
+            catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t))
+        })
         .min_by(|a, b| {
             a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key))
         })
@@ -334,7 +344,7 @@ pub fn can(catalog: &Catalog, ents: &Entitlements, capability: &str, now: Timest
         upgrade: if allowed {
             None
         } else {
-            cheapest_where(catalog, &cap.product, |t| catalog.capability_holds(cap, Some(t)))
+            cheapest_where(catalog, &cap.product, eff.tier, |t| catalog.capability_holds(cap, Some(t)))
         },
     })
 }
@@ -388,7 +398,7 @@ pub fn check_limit(
         upgrade: if allowed {
             None
         } else {
-            cheapest_where(catalog, &lim.product, |t| under(catalog.limit_value(lim, Some(t))))
+            cheapest_where(catalog, &lim.product, eff.tier, |t| under(catalog.limit_value(lim, Some(t))))
         },
     })
 }
@@ -418,7 +428,8 @@ pub fn export_policy(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> 
     } else {
         let cap = catalog.capability(CAP_WATERMARK_EXPORTS).expect("checked above");
         let full_cap = catalog.capability(CAP_EXPORT_FULL_RES).expect("checked above");
-        let upgrade = cheapest_where(catalog, &full_cap.product, |t| {
+        let current = effective(catalog, ents, &full_cap.product, now)?.tier;
+        let upgrade = cheapest_where(catalog, &full_cap.product, current, |t| {
             catalog.capability_holds(full_cap, Some(t)) || catalog.capability_holds(cap, Some(t))
         });
         ExportPolicy::Refused { message: REFUSED_EXPORT_MESSAGE.into(), upgrade }
