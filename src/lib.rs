@@ -10,6 +10,7 @@ pub mod engine;
 pub mod model;
 pub mod money;
 pub mod seed;
+pub mod snapshot;
 pub mod time;
 pub mod verify;
 mod validate;
