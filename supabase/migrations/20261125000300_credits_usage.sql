@@ -1,14 +1,53 @@
 -- tollgate: credits and usage (seeds 002 and 003).
 --
---   credit_balances   available units per subject and pool; never negative (CHECK);
---   credit_ledger     every change of a balance, keyed by its source (event, payment,
+--   credit_lots       credits per source (the core's credits::Lot), remaining >= 0;
+--   credit_balances   available units per subject and pool (sum of open lots); never
+--                     negative (CHECK);
+--   credit_ledger     every change of a lot, keyed by its source (event, payment,
 --                     usage request id) so a replay cannot count twice;
 --   usage_records     one row per charged request id (Idempotency-Key);
 --   usage_preferences seed 002's overage opt-in and cap, per subject.
--- Balances change only through tollgate_apply_event and tollgate_consume, which write the
--- ledger entry and the balance in one transaction.
+-- Lots change only through tollgate_apply_event, tollgate_consume and tollgate_admin_grant,
+-- which write the lot, its ledger entry and (by trigger) the balance in one transaction.
 -- Idempotent: safe to apply to an empty database and again on top of itself.
 
+-- Credits are held in lots (one per source: a period's allowance, its rollover, a token
+-- purchase, the free amount, an adjustment), exactly as the core's `credits::Wallet`
+-- models them; the balance of a pool is what its open lots hold.
+create table if not exists public.credit_lots (
+  id bigserial primary key,
+  user_id uuid references auth.users(id) on delete cascade,
+  organization_id uuid references public.organizations(id) on delete cascade,
+  key text not null,
+  pool text not null,
+  kind text not null,
+  granted bigint not null,
+  remaining bigint not null,
+  valid_from timestamptz not null,
+  valid_to timestamptz,
+  source text not null default '',
+  subscription text,
+  revoked bigint not null default 0,
+  expired bigint not null default 0,
+  closed boolean not null default false,
+  rolled_over boolean not null default false,
+  updated_at timestamptz not null default now()
+);
+alter table public.credit_lots drop constraint if exists credit_lots_subject_check;
+alter table public.credit_lots add constraint credit_lots_subject_check
+  check (num_nonnulls(user_id, organization_id) = 1);
+alter table public.credit_lots drop constraint if exists credit_lots_remaining_check;
+alter table public.credit_lots add constraint credit_lots_remaining_check check (remaining >= 0);
+alter table public.credit_lots drop constraint if exists credit_lots_kind_check;
+alter table public.credit_lots add constraint credit_lots_kind_check
+  check (kind in ('allowance', 'rollover', 'purchase', 'free', 'adjustment'));
+alter table public.credit_lots drop constraint if exists credit_lots_key_key;
+alter table public.credit_lots add constraint credit_lots_key_key
+  unique nulls not distinct (user_id, organization_id, key);
+create index if not exists credit_lots_pool_idx on public.credit_lots(user_id, organization_id, pool);
+
+-- Available units per subject and pool: the sum of the open lots, kept by a trigger in
+-- the same transaction as every lot change. Never negative.
 create table if not exists public.credit_balances (
   user_id uuid references auth.users(id) on delete cascade,
   organization_id uuid references public.organizations(id) on delete cascade,
@@ -25,23 +64,52 @@ alter table public.credit_balances drop constraint if exists credit_balances_poo
 alter table public.credit_balances add constraint credit_balances_pool_key
   unique nulls not distinct (user_id, organization_id, pool);
 
+create or replace function public.tollgate_sync_balance() returns trigger
+language plpgsql
+set search_path = ''
+as $fn$
+begin
+  insert into public.credit_balances as b (user_id, organization_id, pool, available, updated_at)
+  select new.user_id, new.organization_id, new.pool,
+         coalesce(sum(l.remaining) filter (where not l.closed), 0), now()
+    from public.credit_lots l
+   where l.user_id is not distinct from new.user_id
+     and l.organization_id is not distinct from new.organization_id
+     and l.pool = new.pool
+  on conflict (user_id, organization_id, pool) do update
+    set available = excluded.available, updated_at = now();
+  return null;
+end
+$fn$;
+drop trigger if exists credit_lots_sync_balance on public.credit_lots;
+create trigger credit_lots_sync_balance after insert or update on public.credit_lots
+  for each row execute function public.tollgate_sync_balance();
+
+-- Every change of a lot, keyed by its source (`usage:<request id>:<lot>`,
+-- `expire:<lot>`, the lot key for its credit): unique per subject, so a replay cannot
+-- count twice. `delta` 0 marks a key as used when nothing moved.
 create table if not exists public.credit_ledger (
   id bigserial primary key,
   user_id uuid references auth.users(id) on delete cascade,
   organization_id uuid references public.organizations(id) on delete cascade,
-  pool text not null,
-  -- 0 records "this source was seen and moved nothing" (so its replay stays a no-op).
-  delta bigint not null,
-  balance_after bigint not null,
   source_key text not null,
-  reason text not null,
+  pool text not null,
+  lot text not null default '',
+  kind text not null,
+  delta bigint not null,
+  at timestamptz not null,
+  source text not null default '',
   created_at timestamptz not null default now()
 );
 alter table public.credit_ledger drop constraint if exists credit_ledger_subject_check;
 alter table public.credit_ledger add constraint credit_ledger_subject_check
   check (num_nonnulls(user_id, organization_id) = 1);
+alter table public.credit_ledger drop constraint if exists credit_ledger_kind_check;
+alter table public.credit_ledger add constraint credit_ledger_kind_check
+  check (kind in ('allowance', 'rollover', 'purchase', 'free', 'adjustment', 'usage', 'expire', 'revoke'));
 alter table public.credit_ledger drop constraint if exists credit_ledger_source_key_key;
-alter table public.credit_ledger add constraint credit_ledger_source_key_key unique (source_key);
+alter table public.credit_ledger add constraint credit_ledger_source_key_key
+  unique nulls not distinct (user_id, organization_id, source_key);
 create index if not exists credit_ledger_user_id_idx on public.credit_ledger(user_id, created_at);
 
 create table if not exists public.usage_records (

@@ -18,7 +18,7 @@ begin
   foreach t in array array[
     'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
     'billing_subjects', 'webhook_events', 'pending_webhook_events', 'billing_customers',
-    'billing_subscriptions', 'credit_balances', 'credit_ledger', 'usage_records',
+    'billing_subscriptions', 'credit_lots', 'credit_balances', 'credit_ledger', 'usage_records',
     'usage_preferences'
   ] loop
     execute format('alter table public.%I enable row level security', t);
@@ -28,8 +28,8 @@ begin
 
   foreach t in array array[
     'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
-    'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_balances',
-    'credit_ledger', 'usage_records', 'usage_preferences'
+    'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
+    'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences'
   ] loop
     execute format('grant select on table public.%I to authenticated', t);
   end loop;
@@ -37,9 +37,9 @@ end
 $rls$;
 
 revoke all on sequence public.webhook_events_id_seq, public.pending_webhook_events_id_seq,
-  public.credit_ledger_id_seq from public, anon, authenticated;
+  public.credit_ledger_id_seq, public.credit_lots_id_seq from public, anon, authenticated;
 grant usage, select on sequence public.webhook_events_id_seq, public.pending_webhook_events_id_seq,
-  public.credit_ledger_id_seq to service_role;
+  public.credit_ledger_id_seq, public.credit_lots_id_seq to service_role;
 
 -- The membership test runs inside policies, as the signed-in user.
 revoke all on function public.tollgate_is_member(uuid) from public, anon;
@@ -52,7 +52,7 @@ declare
 begin
   foreach t in array array[
     'cloud_entitlements', 'billing_subjects', 'billing_customers', 'billing_subscriptions',
-    'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences'
+    'credit_lots', 'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences'
   ] loop
     execute format('drop policy if exists tollgate_read_own on public.%I', t);
     execute format(

@@ -9,6 +9,7 @@
 --   tollgate_pending_events(...)                 kept events waiting for a customer/subscription
 --   tollgate_consume(...)                        charge a usage request, once per request id
 --   tollgate_admin_grant(...)                    manual_grant / promotion grants (+ credits)
+--   tollgate_wallet_apply(...)                   (internal) credit lots and ledger entries
 --   tollgate_allocate_seat / tollgate_release_seat
 --   tollgate_expired_grants(p_now)               grants whose window has closed (housekeeping)
 --
@@ -40,67 +41,83 @@ begin
 end
 $fn$;
 
--- Applies one balance change under a row lock and writes its ledger entry, unless an
--- entry with the same source key exists (then nothing changes). Operations, all decided
--- by the core: {"pool", "source_key", "reason", and one of
---   "delta": n                 add n (may be negative; the CHECK refuses a negative balance),
---   "set": n                   set the balance to n,
---   "cap": c, "delta": n       first cap the balance at c, then add n (capped rollover),
---   "floor_zero": true         with a negative delta: stop at zero instead of failing}.
--- Returns true when the entry was new.
-create or replace function public.tollgate_ledger_apply(p_user uuid, p_org uuid, p_entry jsonb)
-returns boolean
+-- Writes a change of a subject's credit lots decided by the core (`credits::Wallet`):
+--   {"lots_new":     [lot, ...],                       lots to open
+--    "lots_changed": [{"key", "from": {...}, "to": {...}}, ...]
+--                                                      lot fields (remaining, granted, revoked,
+--                                                      expired, closed, rolled_over) that move
+--                                                      from `from` to `to`
+--    "entries":      [ledger entry, ...]}              new ledger entries
+-- A lot is only changed if it still holds exactly the `from` values, and a lot or entry
+-- key that already exists is a conflict: either way PT409 rolls the whole call back and
+-- the caller reloads and recomputes (a concurrent consume moved the lot meanwhile).
+-- The balance follows by trigger; remaining >= 0 is a CHECK.
+create or replace function public.tollgate_wallet_apply(p_user uuid, p_org uuid, p_wallet jsonb)
+returns integer
 language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_pool text := p_entry ->> 'pool';
-  v_key text := p_entry ->> 'source_key';
-  v_reason text := coalesce(p_entry ->> 'reason', '');
-  v_current bigint;
-  v_new bigint;
-  v_id bigint;
+  v_item jsonb;
+  v_from jsonb;
+  v_to jsonb;
+  v_n integer := 0;
 begin
-  if v_pool is null or v_key is null then
-    raise exception using errcode = '22023', message = 'a ledger entry needs pool and source_key';
-  end if;
-  -- Claim the source key first: a replay stops here.
-  insert into public.credit_ledger (user_id, organization_id, pool, delta, balance_after, source_key, reason)
-  values (p_user, p_org, v_pool, 0, 0, v_key, v_reason)
-  on conflict (source_key) do nothing
-  returning id into v_id;
-  if v_id is null then
-    return false;
-  end if;
-
-  insert into public.credit_balances (user_id, organization_id, pool, available)
-  values (p_user, p_org, v_pool, 0)
-  on conflict (user_id, organization_id, pool) do nothing;
-  select b.available into v_current from public.credit_balances b
-   where b.user_id is not distinct from p_user and b.organization_id is not distinct from p_org
-     and b.pool = v_pool
-   for update;
-
-  if p_entry ? 'set' then
-    v_new := (p_entry ->> 'set')::bigint;
-  else
-    v_new := v_current;
-    if p_entry ? 'cap' then
-      v_new := least(v_new, (p_entry ->> 'cap')::bigint);
+  for v_item in select * from jsonb_array_elements(coalesce(p_wallet -> 'lots_new', '[]'::jsonb)) loop
+    insert into public.credit_lots (user_id, organization_id, key, pool, kind, granted, remaining,
+                                    valid_from, valid_to, source, subscription, revoked, expired,
+                                    closed, rolled_over)
+    values (p_user, p_org, v_item ->> 'key', v_item ->> 'pool', v_item ->> 'kind',
+            (v_item ->> 'granted')::bigint, (v_item ->> 'remaining')::bigint,
+            (v_item ->> 'valid_from')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
+            coalesce(v_item ->> 'source', ''), v_item ->> 'subscription',
+            coalesce((v_item ->> 'revoked')::bigint, 0), coalesce((v_item ->> 'expired')::bigint, 0),
+            coalesce((v_item ->> 'closed')::boolean, false), coalesce((v_item ->> 'rolled_over')::boolean, false))
+    on conflict (user_id, organization_id, key) do nothing;
+    if not found then
+      raise exception using errcode = 'PT409', message = 'credit lot already exists',
+        detail = v_item ->> 'key', hint = 'reload the subject state, recompute and retry';
     end if;
-    v_new := v_new + coalesce((p_entry ->> 'delta')::bigint, 0);
-    if coalesce((p_entry ->> 'floor_zero')::boolean, false) then
-      v_new := greatest(v_new, 0);
-    end if;
-  end if;
+  end loop;
 
-  if v_new <> v_current then
-    update public.credit_balances b set available = v_new, updated_at = now()
-     where b.user_id is not distinct from p_user and b.organization_id is not distinct from p_org
-       and b.pool = v_pool;
-  end if;
-  update public.credit_ledger set delta = v_new - v_current, balance_after = v_new where id = v_id;
-  return true;
+  for v_item in select * from jsonb_array_elements(coalesce(p_wallet -> 'lots_changed', '[]'::jsonb)) loop
+    v_from := v_item -> 'from';
+    v_to := v_item -> 'to';
+    update public.credit_lots l set
+        remaining = (v_to ->> 'remaining')::bigint,
+        granted = (v_to ->> 'granted')::bigint,
+        revoked = (v_to ->> 'revoked')::bigint,
+        expired = (v_to ->> 'expired')::bigint,
+        closed = (v_to ->> 'closed')::boolean,
+        rolled_over = (v_to ->> 'rolled_over')::boolean,
+        updated_at = now()
+     where l.user_id is not distinct from p_user and l.organization_id is not distinct from p_org
+       and l.key = v_item ->> 'key'
+       and l.remaining = (v_from ->> 'remaining')::bigint
+       and l.granted = (v_from ->> 'granted')::bigint
+       and l.revoked = (v_from ->> 'revoked')::bigint
+       and l.expired = (v_from ->> 'expired')::bigint
+       and l.closed = (v_from ->> 'closed')::boolean
+       and l.rolled_over = (v_from ->> 'rolled_over')::boolean;
+    if not found then
+      raise exception using errcode = 'PT409', message = 'credit lot changed concurrently',
+        detail = v_item ->> 'key', hint = 'reload the subject state, recompute and retry';
+    end if;
+  end loop;
+
+  for v_item in select * from jsonb_array_elements(coalesce(p_wallet -> 'entries', '[]'::jsonb)) loop
+    insert into public.credit_ledger (user_id, organization_id, source_key, pool, lot, kind, delta, at, source)
+    values (p_user, p_org, v_item ->> 'key', v_item ->> 'pool', coalesce(v_item ->> 'lot', ''),
+            v_item ->> 'kind', (v_item ->> 'delta')::bigint,
+            coalesce((v_item ->> 'at')::timestamptz, now()), coalesce(v_item ->> 'source', ''))
+    on conflict (user_id, organization_id, source_key) do nothing;
+    if not found then
+      raise exception using errcode = 'PT409', message = 'ledger key already posted',
+        detail = v_item ->> 'key', hint = 'reload the subject state, recompute and retry';
+    end if;
+    v_n := v_n + 1;
+  end loop;
+  return v_n;
 end
 $fn$;
 
@@ -167,6 +184,18 @@ begin
     'balances', coalesce((select jsonb_object_agg(c.pool, c.available) from public.credit_balances c
                            where c.user_id is not distinct from s.user_id
                              and c.organization_id is not distinct from s.organization_id), '{}'::jsonb),
+    'wallet', jsonb_build_object(
+      'lots', coalesce((select jsonb_agg(jsonb_strip_nulls(to_jsonb(l) - 'id' - 'user_id' - 'organization_id' - 'updated_at')
+                                         order by l.id)
+                          from public.credit_lots l
+                         where l.user_id is not distinct from s.user_id
+                           and l.organization_id is not distinct from s.organization_id), '[]'::jsonb),
+      'ledger', coalesce((select jsonb_agg(jsonb_build_object('key', e.source_key, 'pool', e.pool, 'lot', e.lot,
+                                                              'kind', e.kind, 'delta', e.delta, 'at', e.at,
+                                                              'source', e.source) order by e.id)
+                            from public.credit_ledger e
+                           where e.user_id is not distinct from s.user_id
+                             and e.organization_id is not distinct from s.organization_id), '[]'::jsonb)),
     'subscriptions', coalesce((select jsonb_agg(to_jsonb(x) order by x.subscription_id)
                                 from public.billing_subscriptions x
                                where x.user_id is not distinct from s.user_id
@@ -234,7 +263,8 @@ $fn$;
 --   p_expected_version the subject version the effects were computed from
 --   p_state            the core's new state for the subject (stored as is)
 --   p_effects          {"grants": [...], "subscriptions": [...], "customers": [...],
---                       "ledger": [...], "seat_count": n, "resolved_pending": [event ids]}
+--                       "wallet": {lots_new, lots_changed, entries} (see tollgate_wallet_apply),
+--                       "seat_count": n, "resolved_pending": [event ids]}
 -- Returns {"status": "applied", "version": n} or {"status": "duplicate"} (nothing written).
 -- Concurrency: the event row is claimed first (a concurrent duplicate waits on the unique
 -- index, then sees the conflict); the subject row is then locked and its version compared:
@@ -324,11 +354,7 @@ begin
     perform public.tollgate_grant_upsert(s.user_id, s.organization_id, v_item);
   end loop;
 
-  for v_item in select * from jsonb_array_elements(coalesce(p_effects -> 'ledger', '[]'::jsonb)) loop
-    if public.tollgate_ledger_apply(s.user_id, s.organization_id, v_item) then
-      v_new_entries := v_new_entries + 1;
-    end if;
-  end loop;
+  v_new_entries := public.tollgate_wallet_apply(s.user_id, s.organization_id, coalesce(p_effects -> 'wallet', '{}'::jsonb));
 
   if s.organization_id is not null and p_effects ? 'seat_count' then
     update public.organizations set seat_count = (p_effects ->> 'seat_count')::integer, updated_at = now()
@@ -409,15 +435,17 @@ $fn$;
 -- Charges one usage request, once per request id.
 --   p_request_id   the client's Idempotency-Key
 --   p_request_hash a digest of the request; the same key with another request is refused (PT409)
---   p_charges      [{"pool", "amount"}] from the core's charge plan (amount > 0)
---   p_usage        {"units", "model", "quality", "cost_minor", "overage_minor", "currency", "plan"}
--- Returns {"status": "charged" | "replayed", "usage_id", "balances"} or, when a pool is
--- short (the plan was computed from balances that have moved since), the denial
--- {"status": "insufficient", "pool", "available", "required"} and nothing is written.
--- Each debit is `UPDATE ... SET available = available - x WHERE available >= x` with its
--- row count checked: a balance can never go negative, whatever the concurrency.
+--   p_takes        [{"lot", "units"}]: the core's charge plan (allowance first, then purchased)
+--   p_entries      the ledger entries the core posts for it (a 0-delta marker and one per lot)
+--   p_usage        {"units", "model", "quality", "cost_minor", "overage_minor", "currency", "pool"}
+-- Returns {"status": "charged" | "replayed", "usage_id", "balances"} or, when a lot no
+-- longer holds what the plan takes (it moved since the plan was made), the denial
+-- {"status": "insufficient", "lot", "available", "required"} and nothing is written; the
+-- caller re-plans from fresh balances.
+-- Each take is `UPDATE ... SET remaining = remaining - x WHERE remaining >= x` with its row
+-- count checked: a lot (and so a balance) can never go negative, whatever the concurrency.
 create or replace function public.tollgate_consume(p_request_id text, p_request_hash text, p_subject jsonb,
-                                                   p_charges jsonb, p_usage jsonb)
+                                                   p_takes jsonb, p_entries jsonb, p_usage jsonb)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -426,10 +454,9 @@ declare
   s record;
   v_usage_id uuid;
   v_existing record;
-  v_charge jsonb;
-  v_pool text;
-  v_amount bigint;
-  v_after bigint;
+  v_take jsonb;
+  v_lot text;
+  v_units bigint;
   v_available bigint;
   v_detail text;
 begin
@@ -444,7 +471,7 @@ begin
     values (p_request_id, s.user_id, s.organization_id, p_request_hash,
             (p_usage ->> 'units')::bigint, p_usage ->> 'model', p_usage ->> 'quality',
             coalesce((p_usage ->> 'cost_minor')::bigint, 0), coalesce((p_usage ->> 'overage_minor')::bigint, 0),
-            p_usage ->> 'currency', coalesce(p_charges, '[]'::jsonb))
+            p_usage ->> 'currency', coalesce(p_takes, '[]'::jsonb))
     on conflict (request_id) do nothing
     returning id into v_usage_id;
 
@@ -464,28 +491,27 @@ begin
                         and c.organization_id is not distinct from s.organization_id));
     end if;
 
-    for v_charge in select * from jsonb_array_elements(coalesce(p_charges, '[]'::jsonb)) loop
-      v_pool := v_charge ->> 'pool';
-      v_amount := (v_charge ->> 'amount')::bigint;
-      if v_pool is null or v_amount is null or v_amount <= 0 then
-        raise exception using errcode = '22023', message = 'each charge needs a pool and a positive amount';
+    for v_take in select * from jsonb_array_elements(coalesce(p_takes, '[]'::jsonb)) loop
+      v_lot := v_take ->> 'lot';
+      v_units := (v_take ->> 'units')::bigint;
+      if v_lot is null or v_units is null or v_units <= 0 then
+        raise exception using errcode = '22023', message = 'each take needs a lot and positive units';
       end if;
-      update public.credit_balances c set available = c.available - v_amount, updated_at = now()
-       where c.user_id is not distinct from s.user_id and c.organization_id is not distinct from s.organization_id
-         and c.pool = v_pool and c.available >= v_amount
-      returning c.available into v_after;
+      update public.credit_lots l set remaining = l.remaining - v_units, updated_at = now()
+       where l.user_id is not distinct from s.user_id and l.organization_id is not distinct from s.organization_id
+         and l.key = v_lot and not l.closed and l.remaining >= v_units;
       if not found then
-        select c.available into v_available from public.credit_balances c
-         where c.user_id is not distinct from s.user_id and c.organization_id is not distinct from s.organization_id
-           and c.pool = v_pool;
+        select l.remaining into v_available from public.credit_lots l
+         where l.user_id is not distinct from s.user_id and l.organization_id is not distinct from s.organization_id
+           and l.key = v_lot and not l.closed;
         raise exception using errcode = 'PT402', message = 'insufficient credits',
-          detail = jsonb_build_object('pool', v_pool, 'available', coalesce(v_available, 0),
-                                      'required', v_amount)::text;
+          detail = jsonb_build_object('lot', v_lot, 'available', coalesce(v_available, 0),
+                                      'required', v_units)::text;
       end if;
-      insert into public.credit_ledger (user_id, organization_id, pool, delta, balance_after, source_key, reason)
-      values (s.user_id, s.organization_id, v_pool, -v_amount, v_after,
-              'usage:' || p_request_id || ':' || v_pool, 'usage');
     end loop;
+
+    perform public.tollgate_wallet_apply(s.user_id, s.organization_id,
+                                         jsonb_build_object('entries', coalesce(p_entries, '[]'::jsonb)));
   exception when sqlstate 'PT402' then
     get stacked diagnostics v_detail = pg_exception_detail;
     return jsonb_build_object('status', 'insufficient') || v_detail::jsonb;
@@ -502,8 +528,9 @@ $fn$;
 -- ------------------------------------------------------------------ admin
 
 -- Writes manual_grant / promotion grants (with their expiry) and optional credits for a
--- subject, in one transaction. Grants are upserted by grant_key, credits keyed by source.
-create or replace function public.tollgate_admin_grant(p_subject jsonb, p_grants jsonb, p_ledger jsonb default '[]'::jsonb)
+-- subject, in one transaction. Grants are upserted by grant_key; credits are new lots and
+-- their ledger entries (see tollgate_wallet_apply), keyed by source.
+create or replace function public.tollgate_admin_grant(p_subject jsonb, p_grants jsonb, p_wallet jsonb default '{}'::jsonb)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -524,9 +551,7 @@ begin
     perform public.tollgate_grant_upsert(s.user_id, s.organization_id, v_item);
     v_count := v_count + 1;
   end loop;
-  for v_item in select * from jsonb_array_elements(coalesce(p_ledger, '[]'::jsonb)) loop
-    perform public.tollgate_ledger_apply(s.user_id, s.organization_id, v_item);
-  end loop;
+  perform public.tollgate_wallet_apply(s.user_id, s.organization_id, coalesce(p_wallet, '{}'::jsonb));
   return jsonb_build_object('status', 'granted', 'grants', v_count);
 end
 $fn$;
@@ -602,7 +627,7 @@ declare
 begin
   foreach f in array array[
     'public.tollgate_subject_ids(jsonb)',
-    'public.tollgate_ledger_apply(uuid, uuid, jsonb)',
+    'public.tollgate_wallet_apply(uuid, uuid, jsonb)',
     'public.tollgate_grant_upsert(uuid, uuid, jsonb)',
     'public.tollgate_subject_state(jsonb)',
     'public.tollgate_lookup_subject(text, text, text)',
@@ -610,7 +635,7 @@ begin
     'public.tollgate_keep_event(jsonb, text, text)',
     'public.tollgate_pending_events(text, text, integer)',
     'public.tollgate_pending_attempt(text, text, text)',
-    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb)',
+    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb)',
     'public.tollgate_admin_grant(jsonb, jsonb, jsonb)',
     'public.tollgate_allocate_seat(uuid, uuid, integer, uuid)',
     'public.tollgate_release_seat(uuid, uuid)',
