@@ -438,6 +438,7 @@ $fn$;
 --   p_takes        [{"lot", "units"}]: the core's charge plan (allowance first, then purchased)
 --   p_entries      the ledger entries the core posts for it (a 0-delta marker and one per lot)
 --   p_usage        {"units", "model", "quality", "cost_minor", "overage_minor", "currency", "pool"}
+--   p_fact         the usage as a billing fact (stored in billing_facts with the charge)
 -- Returns {"status": "charged" | "replayed", "usage_id", "balances"} or, when a lot no
 -- longer holds what the plan takes (it moved since the plan was made), the denial
 -- {"status": "insufficient", "lot", "available", "required"} and nothing is written; the
@@ -445,7 +446,8 @@ $fn$;
 -- Each take is `UPDATE ... SET remaining = remaining - x WHERE remaining >= x` with its row
 -- count checked: a lot (and so a balance) can never go negative, whatever the concurrency.
 create or replace function public.tollgate_consume(p_request_id text, p_request_hash text, p_subject jsonb,
-                                                   p_takes jsonb, p_entries jsonb, p_usage jsonb)
+                                                   p_takes jsonb, p_entries jsonb, p_usage jsonb,
+                                                   p_fact jsonb default null)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -512,6 +514,14 @@ begin
 
     perform public.tollgate_wallet_apply(s.user_id, s.organization_id,
                                          jsonb_build_object('entries', coalesce(p_entries, '[]'::jsonb)));
+    -- The usage as a fact, so later folds of this subject's facts include it.
+    if p_fact is not null and to_regclass('public.billing_facts') is not null then
+      execute 'insert into public.billing_facts (fact_key, provider, event_id, fact_type, refs, at, fact)
+               values ($1, $2, '''', $3, $4, $5, $6) on conflict (fact_key) do nothing'
+        using p_fact ->> 'key', coalesce(p_fact ->> 'provider', 'app'), coalesce(p_fact ->> 'type', 'usage'),
+              coalesce((select array_agg(r) from jsonb_array_elements_text(p_fact -> 'refs') r), '{}'::text[]),
+              (p_fact ->> 'at')::timestamptz, p_fact -> 'fact';
+    end if;
   exception when sqlstate 'PT402' then
     get stacked diagnostics v_detail = pg_exception_detail;
     return jsonb_build_object('status', 'insufficient') || v_detail::jsonb;
@@ -635,7 +645,7 @@ begin
     'public.tollgate_keep_event(jsonb, text, text)',
     'public.tollgate_pending_events(text, text, integer)',
     'public.tollgate_pending_attempt(text, text, text)',
-    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb)',
+    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb, jsonb)',
     'public.tollgate_admin_grant(jsonb, jsonb, jsonb)',
     'public.tollgate_allocate_seat(uuid, uuid, integer, uuid)',
     'public.tollgate_release_seat(uuid, uuid)',
