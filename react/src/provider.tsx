@@ -1,0 +1,469 @@
+'use client';
+
+// <TollgateProvider>: loads the wasm engine, the catalog and the signed
+// entitlement snapshot, and answers every gate below it.
+//
+// Order on mount: the last good snapshot in localStorage is verified (Ed25519,
+// expiry, subject, catalog) and used at once; then a fresh one is fetched from
+// the worker. A snapshot that fails verification (tampered, expired, someone
+// else's) counts as nothing at all (the free tiers) and triggers a refetch.
+// Refreshes also happen on window focus, when the browser comes back online,
+// after a checkout (`refresh({ until })`), when any decision's `holds_until`
+// passes, and shortly before the snapshot expires. With the network gone the
+// cached snapshot keeps answering until it expires.
+
+import { createContext, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { ReactNode } from 'react';
+
+import type { TollgateEngine, TollgateModule } from './core.js';
+import { parsePublicKeys, parseTimestamp, verifySnapshot } from './snapshot.js';
+import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
+import { catalogKey, readItem, removeItem, snapshotKey, writeItem } from './storage.js';
+import type { CatalogDoc, SnapshotPayload, SnapshotResponse } from './types.js';
+
+export type SnapshotSource = 'cache' | 'network' | 'server';
+
+export interface SnapshotProblem {
+  code: SnapshotErrorCode | 'unauthorized' | 'network' | 'http' | 'bad_response';
+  message: string;
+  /** Where the refused token came from. */
+  from: SnapshotSource;
+}
+
+export interface RefreshOptions {
+  /** Why (shown in the debug panel and the event log). */
+  reason?: string;
+  /**
+   * Keep polling until this holds for the new snapshot (e.g. after a checkout, until the
+   * purchased grant appears), or until `timeoutMs` (default 15 s) passes.
+   */
+  until?: (snapshot: SnapshotPayload) => boolean;
+  timeoutMs?: number;
+  /** Poll interval while waiting for `until` (default 250 ms). */
+  intervalMs?: number;
+}
+
+export interface TollgateState {
+  /** `loading` until the engine, the catalog and the cached snapshot have been examined. */
+  status: 'loading' | 'ready' | 'error';
+  /** Set when the engine or the catalog could not be loaded (gates then show their locked state). */
+  fatal: string | null;
+  tollgate: TollgateModule | null;
+  engine: TollgateEngine | null;
+  catalog: CatalogDoc | null;
+  /** The verified snapshot in force, or null (signed out, none yet, or refused: the free tiers). */
+  snapshot: SnapshotPayload | null;
+  source: SnapshotSource | null;
+  /** Why the last token was refused or could not be fetched (null: all good). */
+  problem: SnapshotProblem | null;
+  /** False after a fetch failed for network reasons, until one succeeds. */
+  online: boolean;
+  fetching: boolean;
+  /** Epoch ms of the last successful fetch. */
+  fetchedAt: number | null;
+  subject: string | null;
+  signedIn: boolean;
+  /** Increases whenever any answer may have changed (a new snapshot, or a boundary passed). */
+  version: number;
+  /** The provider's clock (epoch ms). */
+  now: () => number;
+  refresh: (opts?: RefreshOptions) => Promise<SnapshotPayload | null>;
+  /** Forget the cached snapshot of this subject (e.g. on sign-out). */
+  clear: () => void;
+}
+
+export const TollgateContext = createContext<TollgateState | null>(null);
+
+export interface TollgateProviderProps {
+  children?: ReactNode;
+  /** Base URL of the tollgate worker (GET /v1/entitlements, GET /v1/catalog). */
+  workerUrl: string;
+  /** The user's Supabase access token; null or absent: signed out (free tiers, nothing fetched). */
+  accessToken?: string | null;
+  /** The signed-in user's id (the snapshot's `subject`). Read from the token's `sub` when omitted. */
+  subject?: string | null;
+  /** Trusted snapshot keys: `{ kid: key }` or configuration text `kid:key,kid2:key2`. */
+  publicKeys: PublicKeys | string;
+  /** The catalog document. Fetched from `${workerUrl}/v1/catalog` (and cached) when absent. */
+  catalog?: CatalogDoc | null;
+  /** A snapshot token the server already has (skips one fetch; still verified here). */
+  initialToken?: string | null;
+  /** Where the .wasm lives (default: next to the package's JS). */
+  wasmUrl?: string;
+  /** Loads the tollgate package (default: `import('tollgate')` then `init()`). */
+  load?: () => Promise<TollgateModule>;
+  /** The clock, epoch ms (default Date.now). */
+  now?: () => number;
+  /** Refetch when the window regains focus (default true). */
+  refreshOnFocus?: boolean;
+  /** Called after each change of snapshot, for logging or analytics. */
+  onChange?: (state: { snapshot: SnapshotPayload | null; source: SnapshotSource | null; problem: SnapshotProblem | null }) => void;
+}
+
+/** The `sub` claim of a JWT, read without verification (the worker verifies; this only names the cache entry). */
+export function subjectOfToken(token: string | null | undefined): string | null {
+  if (!token) return null;
+  const part = token.split('.')[1];
+  if (!part) return null;
+  try {
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4));
+    const claims = JSON.parse(json) as { sub?: unknown };
+    return typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+const MAX_TIMEOUT = 2_147_483_647;
+/** Renew this long before the snapshot expires. */
+const RENEW_BEFORE_MS = 60_000;
+
+async function defaultLoad(wasmUrl?: string): Promise<TollgateModule> {
+  // @ts-ignore -- typed through TollgateModule; the package's own types may not be built yet
+  const mod = (await import('tollgate')) as unknown as TollgateModule;
+  if (typeof mod.init === 'function' && !(typeof mod.isReady === 'function' && mod.isReady())) {
+    await mod.init(wasmUrl);
+  }
+  return mod;
+}
+
+interface Inner {
+  tollgate: TollgateModule | null;
+  engine: TollgateEngine | null;
+  catalog: CatalogDoc | null;
+  snapshot: SnapshotPayload | null;
+  token: string | null;
+  source: SnapshotSource | null;
+  problem: SnapshotProblem | null;
+  status: 'loading' | 'ready' | 'error';
+  fatal: string | null;
+  online: boolean;
+  fetching: boolean;
+  fetchedAt: number | null;
+  version: number;
+}
+
+const INITIAL: Inner = {
+  tollgate: null,
+  engine: null,
+  catalog: null,
+  snapshot: null,
+  token: null,
+  source: null,
+  problem: null,
+  status: 'loading',
+  fatal: null,
+  online: true,
+  fetching: false,
+  fetchedAt: null,
+  version: 0,
+};
+
+export function TollgateProvider(props: TollgateProviderProps) {
+  const {
+    children,
+    workerUrl,
+    accessToken = null,
+    catalog: catalogProp = null,
+    initialToken = null,
+    wasmUrl,
+    load,
+    refreshOnFocus = true,
+    onChange,
+  } = props;
+  const subject = props.subject ?? subjectOfToken(accessToken);
+  const signedIn = Boolean(accessToken && subject);
+  const nowFn = props.now;
+  const now = useCallback(() => (nowFn ? nowFn() : Date.now()), [nowFn]);
+  const keysText = typeof props.publicKeys === 'string' ? props.publicKeys : JSON.stringify(props.publicKeys);
+  const keys = useMemo(() => parsePublicKeys(keysText), [keysText]);
+  const base = workerUrl.replace(/\/+$/, '');
+
+  const [inner, setInner] = useState<Inner>(INITIAL);
+  const ref = useRef(inner);
+  ref.current = inner;
+  const onChangeRef = useRef(onChange);
+  onChangeRef.current = onChange;
+  const fetchSeq = useRef(0);
+
+  const update = useCallback((patch: Partial<Inner> | ((s: Inner) => Partial<Inner>)) => {
+    setInner((s) => {
+      const p = typeof patch === 'function' ? patch(s) : patch;
+      return { ...s, ...p };
+    });
+  }, []);
+
+  /** Applies a verified snapshot (or none) to the engine. */
+  const apply = useCallback(
+    (engine: TollgateEngine, snapshot: SnapshotPayload | null) => {
+      engine.setEntitlements(
+        snapshot ? { subject: snapshot.subject, grants: snapshot.grants, balances: snapshot.balances } : { grants: [] },
+      );
+    },
+    [],
+  );
+
+  /** Verifies a token; on success installs it (and stores it when it came from elsewhere than the cache). */
+  const accept = useCallback(
+    async (token: string, from: SnapshotSource): Promise<SnapshotPayload | null> => {
+      const s = ref.current;
+      if (!s.engine || !s.catalog || !subject) return null;
+      const result = await verifySnapshot(token, keys, {
+        subject,
+        catalogId: s.catalog.catalog.id,
+        now: now(),
+        tollgate: s.tollgate,
+      });
+      const key = snapshotKey(s.catalog.catalog.id, subject);
+      if (!result.ok) {
+        const problem: SnapshotProblem = { code: result.code, message: result.message, from };
+        if (from === 'cache') {
+          // Not a good snapshot: it must not be kept as "the last good one".
+          removeItem(key);
+        }
+        // A refused token counts as nothing: the free tiers.
+        if (from === 'cache' || !ref.current.snapshot || s.token === token) {
+          apply(s.engine, null);
+          update((x) => ({ snapshot: null, token: null, source: null, problem, version: x.version + 1 }));
+        } else {
+          update({ problem });
+        }
+        return null;
+      }
+      if (from !== 'cache') writeItem(key, token);
+      apply(s.engine, result.snapshot);
+      update((x) => ({
+        snapshot: result.snapshot,
+        token,
+        source: from,
+        problem: null,
+        version: x.version + 1,
+      }));
+      return result.snapshot;
+    },
+    [apply, keys, now, subject, update],
+  );
+
+  const fetchOnce = useCallback(async (): Promise<SnapshotPayload | null> => {
+    if (!accessToken || !subject) return null;
+    const seq = ++fetchSeq.current;
+    update({ fetching: true });
+    let resp: Response;
+    try {
+      resp = await fetch(`${base}/v1/entitlements`, {
+        headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+        cache: 'no-store',
+      });
+    } catch (e) {
+      update({
+        fetching: false,
+        online: false,
+        problem: { code: 'network', message: `the entitlement service is unreachable (${(e as Error).message})`, from: 'network' },
+      });
+      return ref.current.snapshot;
+    }
+    if (seq !== fetchSeq.current) return ref.current.snapshot;
+    if (!resp.ok) {
+      let message = `HTTP ${resp.status}`;
+      try {
+        const body = (await resp.json()) as { error?: { message?: string } | string; message?: string };
+        const m = typeof body.error === 'object' ? body.error?.message : body.message ?? body.error;
+        if (m) message = `${message}: ${m}`;
+      } catch {
+        /* not JSON */
+      }
+      update({
+        fetching: false,
+        online: true,
+        problem: { code: resp.status === 401 ? 'unauthorized' : 'http', message, from: 'network' },
+      });
+      return ref.current.snapshot;
+    }
+    let body: SnapshotResponse;
+    try {
+      body = (await resp.json()) as SnapshotResponse;
+      if (typeof body.token !== 'string') throw new Error('no `token` in the answer');
+    } catch (e) {
+      update({ fetching: false, online: true, problem: { code: 'bad_response', message: (e as Error).message, from: 'network' } });
+      return ref.current.snapshot;
+    }
+    update({ fetching: false, online: true, fetchedAt: now() });
+    if (body.token === ref.current.token) return ref.current.snapshot;
+    return accept(body.token, 'network');
+  }, [accept, accessToken, base, now, subject, update]);
+
+  const refresh = useCallback(
+    async (opts: RefreshOptions = {}): Promise<SnapshotPayload | null> => {
+      if (ref.current.status !== 'ready') return null;
+      const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+      let snap = await fetchOnce();
+      if (!opts.until) return snap;
+      while (!(snap && opts.until(snap)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+        snap = await fetchOnce();
+      }
+      return snap;
+    },
+    [fetchOnce],
+  );
+
+  const clear = useCallback(() => {
+    const s = ref.current;
+    if (s.catalog && subject) removeItem(snapshotKey(s.catalog.catalog.id, subject));
+    if (s.engine) apply(s.engine, null);
+    update((x) => ({ snapshot: null, token: null, source: null, version: x.version + 1 }));
+  }, [apply, subject, update]);
+
+  // ---------------------------------------------------------------- load engine, catalog, cached snapshot
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      let tg: TollgateModule;
+      try {
+        tg = load ? await load() : await defaultLoad(wasmUrl);
+      } catch (e) {
+        if (!cancelled) update({ status: 'error', fatal: `could not load the tollgate engine: ${(e as Error).message}` });
+        return;
+      }
+      let doc = catalogProp;
+      if (!doc) {
+        try {
+          const r = await fetch(`${base}/v1/catalog`, { headers: { accept: 'application/json' } });
+          if (!r.ok) throw new Error(`HTTP ${r.status}`);
+          doc = (await r.json()) as CatalogDoc;
+          writeItem(catalogKey('last'), JSON.stringify(doc));
+        } catch (e) {
+          const cached = readItem(catalogKey('last'));
+          if (cached) {
+            doc = JSON.parse(cached) as CatalogDoc;
+          } else {
+            if (!cancelled) update({ status: 'error', fatal: `could not load the catalog: ${(e as Error).message}` });
+            return;
+          }
+        }
+      }
+      let engine: TollgateEngine;
+      try {
+        engine = new tg.Engine(tg.loadCatalog(doc), { grants: [] });
+      } catch (e) {
+        if (!cancelled) update({ status: 'error', fatal: `the catalog was refused: ${(e as Error).message}` });
+        return;
+      }
+      if (cancelled) return;
+      ref.current = { ...ref.current, tollgate: tg, engine, catalog: doc };
+      update({ tollgate: tg, engine, catalog: doc });
+      if (signedIn && subject) {
+        // The server's token first (newest), then the cache.
+        const cached = readItem(snapshotKey(doc.catalog.id, subject));
+        let ok = null;
+        if (initialToken) ok = await accept(initialToken, 'server');
+        if (!ok && cached) await accept(cached, 'cache');
+      }
+      if (cancelled) return;
+      update((x) => ({ status: 'ready', version: x.version + 1 }));
+    })();
+    return () => {
+      cancelled = true;
+    };
+    // The engine is loaded once per provider; a new user or catalog remounts it (see `key` below).
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  // Revalidate once ready (stale-while-revalidate), and whenever the access token changes.
+  useEffect(() => {
+    if (inner.status !== 'ready' || !signedIn) return;
+    void refresh({ reason: 'load' });
+  }, [inner.status, signedIn, accessToken, refresh]);
+
+  // Focus, visibility and connectivity.
+  useEffect(() => {
+    if (!refreshOnFocus || !signedIn || typeof window === 'undefined') return;
+    const onFocus = () => void refresh({ reason: 'focus' });
+    const onVisible = () => {
+      if (document.visibilityState === 'visible') void refresh({ reason: 'visible' });
+    };
+    const onOnline = () => void refresh({ reason: 'online' });
+    window.addEventListener('focus', onFocus);
+    window.addEventListener('online', onOnline);
+    document.addEventListener('visibilitychange', onVisible);
+    return () => {
+      window.removeEventListener('focus', onFocus);
+      window.removeEventListener('online', onOnline);
+      document.removeEventListener('visibilitychange', onVisible);
+    };
+  }, [refresh, refreshOnFocus, signedIn]);
+
+  // Boundaries: when any answer can change (a grant starts, ends, leaves grace) the
+  // gates re-render and a fresh snapshot is fetched; the snapshot is renewed before it expires.
+  useEffect(() => {
+    const { engine, snapshot, status } = inner;
+    if (status !== 'ready' || !engine) return;
+    const t = now();
+    let next = Infinity;
+    let nextIsExpiry = false;
+    try {
+      const nc = engine.nextChange(t);
+      if (nc) next = parseTimestamp(nc);
+    } catch {
+      /* no boundary */
+    }
+    if (snapshot) {
+      const exp = parseTimestamp(snapshot.expires_at);
+      const renewAt = exp - RENEW_BEFORE_MS;
+      if (renewAt > t && renewAt < next) next = renewAt;
+      if (exp <= next) {
+        next = exp;
+        nextIsExpiry = true;
+      }
+    }
+    if (!Number.isFinite(next)) return;
+    const delay = Math.min(Math.max(next - t, 0) + 5, MAX_TIMEOUT);
+    const id = setTimeout(() => {
+      const s = ref.current;
+      if (s.snapshot && now() >= parseTimestamp(s.snapshot.expires_at) && s.engine) {
+        // Expired: counts as nothing until a fresh one arrives.
+        apply(s.engine, null);
+        update((x) => ({
+          snapshot: null,
+          token: null,
+          source: null,
+          problem: { code: 'expired', message: 'the entitlement snapshot expired: fetching a fresh one', from: x.source ?? 'cache' },
+          version: x.version + 1,
+        }));
+      } else {
+        update((x) => ({ version: x.version + 1 }));
+      }
+      void refresh({ reason: nextIsExpiry ? 'expired' : 'boundary' });
+    }, delay);
+    return () => clearTimeout(id);
+  }, [inner, apply, now, refresh, update]);
+
+  useEffect(() => {
+    onChangeRef.current?.({ snapshot: inner.snapshot, source: inner.source, problem: inner.problem });
+  }, [inner.snapshot, inner.source, inner.problem]);
+
+  const value = useMemo<TollgateState>(
+    () => ({
+      status: inner.status,
+      fatal: inner.fatal,
+      tollgate: inner.tollgate,
+      engine: inner.engine,
+      catalog: inner.catalog,
+      snapshot: inner.snapshot,
+      source: inner.source,
+      problem: inner.problem,
+      online: inner.online,
+      fetching: inner.fetching,
+      fetchedAt: inner.fetchedAt,
+      subject,
+      signedIn,
+      version: inner.version,
+      now,
+      refresh,
+      clear,
+    }),
+    [inner, subject, signedIn, now, refresh, clear],
+  );
+
+  return <TollgateContext.Provider value={value}>{children}</TollgateContext.Provider>;
+}

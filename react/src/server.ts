@@ -1,0 +1,163 @@
+// Server-side helpers for Next.js server components and route handlers (and any
+// Node code): load the wasm engine synchronously from its bytes, read the
+// package's bundled catalogs, answer questions for given grants, and fetch and
+// verify a user's snapshot from the worker.
+//
+// Nothing here uses React state: it works where hooks do not.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import { ask } from './core.js';
+import type { TollgateEngine, TollgateModule } from './core.js';
+import { parsePublicKeys, verifySnapshot } from './snapshot.js';
+import type { PublicKeys, VerifyResult } from './snapshot.js';
+import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState } from './types.js';
+
+export { ask, describeReason, formatMoney, questionKey, quoteWith } from './core.js';
+export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
+export { parsePublicKeys, verifySnapshot, peekSnapshot, SnapshotError } from './snapshot.js';
+export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
+export type * from './types.js';
+
+let loaded: TollgateModule | null = null;
+
+function packageFile(rel: string): string {
+  const candidates: string[] = [];
+  try {
+    candidates.push(createRequire(import.meta.url).resolve(`tollgate/${rel}`));
+  } catch {
+    /* exports map or bundler: try the project's node_modules */
+  }
+  candidates.push(path.join(process.cwd(), 'node_modules', 'tollgate', rel));
+  for (const c of candidates) {
+    try {
+      readFileSync(c, { flag: 'r' }).length;
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error(`tollgate-react/server: cannot find tollgate/${rel} (is the tollgate package installed and built?)`);
+}
+
+/**
+ * The tollgate module, ready to use. Where the package did not load its wasm on import
+ * (a bundled server build), the bytes are read from node_modules and instantiated
+ * synchronously with `initSync`.
+ */
+export async function getTollgate(): Promise<TollgateModule> {
+  if (loaded) return loaded;
+  // @ts-ignore -- typed through TollgateModule; the package's own types may not be built yet
+  const tg = (await import('tollgate')) as unknown as TollgateModule;
+  if (!(typeof tg.isReady === 'function' && tg.isReady())) {
+    if (typeof tg.initSync !== 'function') throw new Error('tollgate-react/server: this tollgate build has no initSync');
+    tg.initSync(readFileSync(packageFile('tollgate_bg.wasm')));
+  }
+  loaded = tg;
+  return tg;
+}
+
+const catalogCache = new Map<string, CatalogDoc>();
+
+/** One of the catalogs the package ships (`tollgate/catalogs/<name>.json`). */
+export function bundledCatalog(name: string): CatalogDoc {
+  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`catalog name \`${name}\` must be lowercase letters, digits and dashes`);
+  let doc = catalogCache.get(name);
+  if (!doc) {
+    doc = JSON.parse(readFileSync(packageFile(`catalogs/${name}.json`), 'utf8')) as CatalogDoc;
+    catalogCache.set(name, doc);
+  }
+  return doc;
+}
+
+/** An engine over a catalog document and grants (no snapshot needed). */
+export async function engineFor(
+  catalog: CatalogDoc,
+  entitlements: { grants: Grant[]; balances?: Record<string, number>; subject?: string } | null,
+): Promise<TollgateEngine> {
+  const tg = await getTollgate();
+  return new tg.Engine(tg.loadCatalog(catalog), entitlements ?? { grants: [] });
+}
+
+/** Answers one question for given grants at `now` (default: the request's time). */
+export async function decide(
+  catalog: CatalogDoc,
+  entitlements: { grants: Grant[]; balances?: Record<string, number> } | null,
+  q: AccessQuestion,
+  now: number = Date.now(),
+): Promise<Decision> {
+  const engine = await engineFor(catalog, entitlements);
+  try {
+    return ask(engine, q, now);
+  } finally {
+    engine.free?.();
+  }
+}
+
+/** Every tool of a page for given grants. */
+export async function pageState(
+  catalog: CatalogDoc,
+  entitlements: { grants: Grant[]; balances?: Record<string, number> } | null,
+  page: string | null,
+  usage: Record<string, number> | null = null,
+  now: number = Date.now(),
+): Promise<ToolState[]> {
+  const engine = await engineFor(catalog, entitlements);
+  try {
+    return engine.pageState(page, usage, now);
+  } finally {
+    engine.free?.();
+  }
+}
+
+export interface FetchSnapshotOptions {
+  workerUrl: string;
+  accessToken: string;
+  publicKeys: PublicKeys | string;
+  subject: string;
+  catalogId?: string;
+  now?: number;
+  /** Abort the request after this many ms (default 3000). */
+  timeoutMs?: number;
+}
+
+export type FetchedSnapshot =
+  | { ok: true; snapshot: SnapshotPayload; token: string }
+  | { ok: false; status: number | null; code: string; message: string };
+
+/**
+ * Fetches the user's snapshot from the worker (`GET /v1/entitlements` with their access
+ * token) and verifies it with the public keys, exactly as the browser does.
+ */
+export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<FetchedSnapshot> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
+  let resp: Response;
+  try {
+    resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}/v1/entitlements`, {
+      headers: { authorization: `Bearer ${opts.accessToken}`, accept: 'application/json' },
+      cache: 'no-store',
+      signal: ctrl.signal,
+    });
+  } catch (e) {
+    return { ok: false, status: null, code: 'network', message: `the entitlement service is unreachable: ${(e as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!resp.ok) {
+    const text = await resp.text().catch(() => '');
+    return { ok: false, status: resp.status, code: resp.status === 401 ? 'unauthorized' : 'http', message: `HTTP ${resp.status} ${text.slice(0, 300)}` };
+  }
+  const body = (await resp.json()) as SnapshotResponse;
+  const tg = await getTollgate();
+  const r: VerifyResult = await verifySnapshot(body.token, parsePublicKeys(opts.publicKeys), {
+    subject: opts.subject,
+    catalogId: opts.catalogId,
+    now: opts.now ?? Date.now(),
+    tollgate: tg,
+  });
+  if (!r.ok) return { ok: false, status: resp.status, code: r.code, message: r.message };
+  return { ok: true, snapshot: r.snapshot, token: body.token };
+}
