@@ -4,14 +4,18 @@
 //! package, the Cloudflare Worker and the browser app all run. See
 //! ARCHITECTURE.md for the map.
 
+pub mod billing;
 pub mod catalog;
+pub mod credits;
 pub mod decide;
 pub mod engine;
 pub mod model;
 pub mod money;
+pub mod seats;
 pub mod seed;
 pub mod snapshot;
 pub mod time;
+pub mod usage;
 pub mod verify;
 mod validate;
 

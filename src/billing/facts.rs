@@ -1,0 +1,518 @@
+//! Billing facts: what happened, in provider-neutral terms.
+//!
+//! Each provider event is parsed into one or more [`Fact`]s. A fact has a
+//! **key** that names the change itself (not its delivery): two deliveries of
+//! one event, or two events Stripe sent for one change, give the same key, and
+//! a set of facts keeps one fact per key. A fact's `at` is the provider's own
+//! time for the change (the event's creation time), so facts order by when
+//! things happened, not by when they arrived.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::catalog::SubjectKind;
+use crate::time::Timestamp;
+
+/// Who sent the fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Stripe,
+    Razorpay,
+    /// The application itself: usage, seat assignments, customer links, adjustments.
+    App,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Razorpay => "razorpay",
+            Provider::App => "app",
+        }
+    }
+    /// A provider object's id as used in state keys: `stripe:sub_123`.
+    pub fn object(self, id: &str) -> String {
+        format!("{}:{id}", self.as_str())
+    }
+}
+
+/// Who holds entitlements: a user or an organization. Written `user:<id>` or
+/// `org:<id>`; a bare id reads as a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    pub id: String,
+}
+
+impl Subject {
+    pub fn user(id: impl Into<String>) -> Subject {
+        Subject { kind: SubjectKind::User, id: id.into() }
+    }
+    pub fn org(id: impl Into<String>) -> Subject {
+        Subject { kind: SubjectKind::Organization, id: id.into() }
+    }
+    pub fn is_org(&self) -> bool {
+        self.kind == SubjectKind::Organization
+    }
+    /// `user:u1`, `org:o1` (also `organization:o1`), or a bare id (a user).
+    pub fn parse(s: &str) -> Result<Subject, String> {
+        let s = s.trim();
+        let (kind, id) = if let Some(id) = s.strip_prefix("user:") {
+            (SubjectKind::User, id)
+        } else if let Some(id) = s.strip_prefix("org:").or_else(|| s.strip_prefix("organization:")) {
+            (SubjectKind::Organization, id)
+        } else {
+            (SubjectKind::User, s)
+        };
+        if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control()) {
+            return Err(format!("`{s}` is not a subject (write user:<id> or org:<id>)"));
+        }
+        Ok(Subject { kind, id: id.to_string() })
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SubjectKind::User => write!(f, "user:{}", self.id),
+            SubjectKind::Organization => write!(f, "org:{}", self.id),
+        }
+    }
+}
+
+impl std::hash::Hash for Subject {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.is_org(), &self.id).hash(h)
+    }
+}
+
+impl PartialOrd for Subject {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Subject {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.is_org(), &self.id).cmp(&(other.is_org(), &other.id))
+    }
+}
+
+impl Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for Subject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Subject::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A provider-neutral subscription status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubStatus {
+    /// Not paid for yet (Stripe `incomplete`, Razorpay `created` / `authenticated`): no access.
+    Incomplete,
+    Trialing,
+    Active,
+    /// A payment failed (Stripe `past_due` / `unpaid`, Razorpay `pending` / `halted`): the
+    /// catalog's grace period applies.
+    PastDue,
+    /// Paused: no access from the pause on.
+    Paused,
+    /// Canceled, keeping access until the period ends (Razorpay `cancelled` / `completed`).
+    /// Terminal.
+    Canceled,
+    /// Ended now (Stripe `customer.subscription.deleted`, `incomplete_expired`, Razorpay
+    /// `expired`). Terminal.
+    Ended,
+}
+
+impl SubStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, SubStatus::Canceled | SubStatus::Ended)
+    }
+}
+
+/// One item (line) of a subscription or invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Provider price / plan id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// The catalog offer it maps to (`None`: not sold through the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+    pub quantity: u32,
+}
+
+/// A purchase completed (or failed) at checkout: a Stripe Checkout session or
+/// a Razorpay captured payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The provider object (`stripe:cs_...`, `razorpay:pay_...`).
+    pub id: String,
+    /// `subscription` or `payment` (one-time).
+    pub mode: PurchaseMode,
+    pub outcome: PurchaseOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+    pub quantity: u32,
+    /// Products chosen for a bundle offer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clouds: Vec<String>,
+    /// Other ids of the payment (payment intent, invoice, order), to match refunds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payment_refs: Vec<String>,
+    /// Amount paid in minor units, and the currency (lower case).
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    /// Nothing was charged (`no_payment_required`: a free trial or a 100% coupon).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_payment_required: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseMode {
+    Subscription,
+    Payment,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseOutcome {
+    /// Paid (or nothing to pay): grant.
+    Paid,
+    /// Completed but the payment is still processing (async methods): grant nothing yet.
+    Unpaid,
+    /// The async payment failed: grant nothing.
+    Failed,
+}
+
+/// A snapshot of a subscription object at `at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionSnapshot {
+    /// `stripe:sub_...`, `razorpay:sub_...`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    pub status: SubStatus,
+    /// Every item, with its quantity (seats).
+    pub items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_end: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_at_period_end: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// Subject named on the subscription itself (metadata / notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clouds: Vec<String>,
+}
+
+/// A paid subscription invoice (Stripe `invoice.paid`, Razorpay `subscription.charged`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePaid {
+    /// `stripe:in_...`, `razorpay:inv_...` (or the payment id when there is no invoice).
+    pub id: String,
+    pub subscription: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The subscription lines it paid for.
+    #[serde(default)]
+    pub items: Vec<Item>,
+    /// The service period it paid for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<Timestamp>,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    /// Charge, payment intent, payment ids, to match refunds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payment_refs: Vec<String>,
+}
+
+/// A failed subscription payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceFailed {
+    pub id: String,
+    pub subscription: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Money returned: a refund (full or partial) or a dispute (always the whole payment).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversal {
+    /// The refunded charge / payment (`stripe:ch_...`, `razorpay:pay_...`), or the dispute.
+    pub id: String,
+    /// Every id the original payment may be known by (charge, payment intent, invoice).
+    pub payment_refs: Vec<String>,
+    /// Amount of the original payment, and how much of it is reversed so far.
+    pub amount: i64,
+    pub reversed: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+}
+
+impl Reversal {
+    pub fn is_full(&self) -> bool {
+        self.amount <= 0 || self.reversed >= self.amount
+    }
+}
+
+/// Usage consumed by a request (recorded by the application once it is done).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageFact {
+    pub request_id: String,
+    pub subject: Subject,
+    pub pool: String,
+    pub units: u64,
+    /// For pricing the overage of usage-priced pools (seed 002).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<String>,
+}
+
+/// A seat of an organization given to (or taken from) a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatChange {
+    pub org: Subject,
+    pub user: Subject,
+    /// Unique id of the request (idempotency).
+    pub request_id: String,
+}
+
+/// A provider customer known to belong to a subject (the app's own record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerLink {
+    /// `stripe:cus_...`, `razorpay:cust_...`.
+    pub customer: String,
+    pub subject: Subject,
+}
+
+/// Credits given by hand (compensation, promotion, migration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditAdjustment {
+    pub id: String,
+    pub subject: Subject,
+    pub pool: String,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// What a fact says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FactBody {
+    CustomerLinked(CustomerLink),
+    Purchase(Purchase),
+    Subscription(SubscriptionSnapshot),
+    InvoicePaid(InvoicePaid),
+    InvoiceFailed(InvoiceFailed),
+    Refund(Reversal),
+    Dispute(Reversal),
+    Usage(UsageFact),
+    SeatAssigned(SeatChange),
+    SeatReleased(SeatChange),
+    CreditAdjustment(CreditAdjustment),
+}
+
+impl FactBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FactBody::CustomerLinked(_) => "customer_linked",
+            FactBody::Purchase(_) => "purchase",
+            FactBody::Subscription(_) => "subscription",
+            FactBody::InvoicePaid(_) => "invoice_paid",
+            FactBody::InvoiceFailed(_) => "invoice_failed",
+            FactBody::Refund(_) => "refund",
+            FactBody::Dispute(_) => "dispute",
+            FactBody::Usage(_) => "usage",
+            FactBody::SeatAssigned(_) => "seat_assigned",
+            FactBody::SeatReleased(_) => "seat_released",
+            FactBody::CreditAdjustment(_) => "credit_adjustment",
+        }
+    }
+
+    /// Tie-break between facts of the same second: attribution first, then
+    /// snapshots, then payments, usage, and reversals last.
+    fn rank(&self) -> u8 {
+        match self {
+            FactBody::CustomerLinked(_) => 0,
+            FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Unpaid => 1,
+            FactBody::Subscription(_) => 2,
+            FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
+            FactBody::InvoiceFailed(_) => 4,
+            FactBody::InvoicePaid(_) => 5,
+            FactBody::CreditAdjustment(_) => 6,
+            FactBody::SeatAssigned(_) => 7,
+            FactBody::SeatReleased(_) => 8,
+            FactBody::Usage(_) => 9,
+            FactBody::Refund(_) => 10,
+            FactBody::Dispute(_) => 11,
+            FactBody::Purchase(_) => 12,
+        }
+    }
+}
+
+/// One billing fact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    /// Identity of the change: facts with equal keys are one fact.
+    pub key: String,
+    pub provider: Provider,
+    /// The provider event (delivery) it was read from, for tracing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+    /// When it happened, by the provider's clock.
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub body: FactBody,
+}
+
+/// Canonical order: by time, then kind, then key. Total on a set (keys are unique).
+pub fn canonical_cmp(a: &Fact, b: &Fact) -> Ordering {
+    a.at.cmp(&b.at).then(a.body.rank().cmp(&b.body.rank())).then(a.key.cmp(&b.key))
+}
+
+/// A short digest of a value's JSON form, to tell snapshots of one object apart.
+pub(crate) fn digest<T: Serialize>(v: &T) -> String {
+    let bytes = serde_json::to_vec(v).expect("facts serialise");
+    let h = Sha256::digest(&bytes);
+    hex::encode(&h[..8])
+}
+
+impl Fact {
+    /// A usage fact, keyed by its request id.
+    pub fn usage(u: UsageFact, at: Timestamp) -> Fact {
+        Fact {
+            key: format!("usage:{}", u.request_id),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::Usage(u),
+        }
+    }
+    /// The app's own record that a provider customer belongs to a subject.
+    pub fn customer_link(provider: Provider, customer_id: &str, subject: Subject, at: Timestamp) -> Fact {
+        let customer = provider.object(customer_id);
+        Fact {
+            key: format!("link:{customer}:{subject}"),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::CustomerLinked(CustomerLink { customer, subject }),
+        }
+    }
+    pub fn seat_assigned(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
+        Fact {
+            key: format!("seat:{org}:{user}:assign:{request_id}"),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::SeatAssigned(SeatChange { org, user, request_id: request_id.into() }),
+        }
+    }
+    pub fn seat_released(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
+        Fact {
+            key: format!("seat:{org}:{user}:release:{request_id}"),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::SeatReleased(SeatChange { org, user, request_id: request_id.into() }),
+        }
+    }
+    pub fn credit_adjustment(a: CreditAdjustment, at: Timestamp) -> Fact {
+        Fact {
+            key: format!("adjustment:{}", a.id),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::CreditAdjustment(a),
+        }
+    }
+
+    /// The ids this fact touches (subjects, customers, subscriptions, payments),
+    /// for a store that loads every fact related to a subject. A subject's state
+    /// needs the facts reachable from it through these references.
+    pub fn refs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |s: String| {
+            if !out.contains(&s) {
+                out.push(s)
+            }
+        };
+        match &self.body {
+            FactBody::CustomerLinked(l) => {
+                push(l.customer.clone());
+                push(l.subject.to_string());
+            }
+            FactBody::Purchase(p) => {
+                push(p.id.clone());
+                p.subject.iter().for_each(|s| push(s.to_string()));
+                p.customer.iter().for_each(|c| push(c.clone()));
+                p.subscription.iter().for_each(|c| push(c.clone()));
+                p.payment_refs.iter().for_each(|c| push(c.clone()));
+            }
+            FactBody::Subscription(s) => {
+                push(s.id.clone());
+                s.customer.iter().for_each(|c| push(c.clone()));
+                s.subject.iter().for_each(|c| push(c.to_string()));
+            }
+            FactBody::InvoicePaid(i) => {
+                push(i.id.clone());
+                push(i.subscription.clone());
+                i.customer.iter().for_each(|c| push(c.clone()));
+                i.payment_refs.iter().for_each(|c| push(c.clone()));
+            }
+            FactBody::InvoiceFailed(i) => {
+                push(i.id.clone());
+                push(i.subscription.clone());
+                i.customer.iter().for_each(|c| push(c.clone()));
+            }
+            FactBody::Refund(r) | FactBody::Dispute(r) => {
+                push(r.id.clone());
+                r.payment_refs.iter().for_each(|c| push(c.clone()));
+            }
+            FactBody::Usage(u) => push(u.subject.to_string()),
+            FactBody::SeatAssigned(s) | FactBody::SeatReleased(s) => {
+                push(s.org.to_string());
+                push(s.user.to_string());
+            }
+            FactBody::CreditAdjustment(a) => push(a.subject.to_string()),
+        }
+        out
+    }
+}

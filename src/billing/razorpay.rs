@@ -1,0 +1,280 @@
+//! Razorpay events -> facts.
+//!
+//! A Razorpay webhook body is `{ "entity": "event", "event": "<type>",
+//! "contains": [...], "payload": { "<entity>": { "entity": {...} } },
+//! "created_at": <unix seconds> }`. It carries no event id: Razorpay sends it
+//! in the `x-razorpay-event-id` header, which the caller passes in; without it
+//! the id is a digest of the body (so one delivery and its retries agree).
+//!
+//! The app creates subscriptions and orders with `notes` naming the buyer
+//! (`user_id`, or `org_id` / `subject`) and, for one-time payments, the
+//! `offer_key` (and `clouds` for a bundle); a subscription's offer comes from
+//! its `plan_id` (the catalog's `razorpay_plan_ids`) or `notes.offer_key`.
+//!
+//! Handled: `subscription.authenticated`, `.activated`, `.charged`, `.pending`,
+//! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
+//! (snapshots; `.charged` is also a paid invoice, which refills credits),
+//! `payment.captured` (one-time purchases; subscription payments are applied
+//! from `subscription.charged`), `refund.processed`, `payment.dispute.created`.
+
+use sha2::{Digest, Sha256};
+
+use super::facts::*;
+use super::json::At;
+use super::parse::*;
+use crate::catalog::{Catalog, Offer};
+
+const P: Provider = Provider::Razorpay;
+
+fn rref(id: &str) -> String {
+    P.object(id)
+}
+
+/// Parses one Razorpay webhook body. `event_id` is the `x-razorpay-event-id`
+/// header when the caller has it.
+pub fn parse_razorpay_event(catalog: &Catalog, raw: &str, event_id: Option<&str>) -> Result<Parsed, ParseError> {
+    let v = parse_json(raw)?;
+    let root = At::root(&v, "");
+    let entity = root.req_str("entity")?;
+    if entity != "event" {
+        return Err(ParseError::InvalidValue {
+            path: "entity".into(),
+            message: format!("expected a Razorpay webhook event (\"event\"), got \"{entity}\""),
+        });
+    }
+    let id = match event_id.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => format!("sha256:{}", hex::encode(&Sha256::digest(raw.as_bytes())[..16])),
+    };
+    let event = EventInfo {
+        provider: P,
+        id,
+        event_type: root.req_str("event")?.to_string(),
+        created: root.req_time("created_at")?,
+    };
+    let payload = root.req("payload")?;
+    let ty = event.event_type.clone();
+    let out = match ty.as_str() {
+        "subscription.authenticated"
+        | "subscription.activated"
+        | "subscription.charged"
+        | "subscription.pending"
+        | "subscription.halted"
+        | "subscription.cancelled"
+        | "subscription.completed"
+        | "subscription.updated"
+        | "subscription.paused"
+        | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged")?,
+        "payment.captured" => payment_captured(catalog, &event, &payload)?,
+        "refund.processed" => refund(&event, &payload)?,
+        "payment.dispute.created" => dispute(&event, &payload)?,
+        _ => Err(format!("event type `{ty}` does not change entitlements")),
+    };
+    Ok(match out {
+        Ok(facts) => Parsed::Facts { event, facts },
+        Err(reason) => Parsed::Ignored { event, reason },
+    })
+}
+
+type Outcome = Result<Vec<Fact>, String>;
+
+fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
+    Fact { key, provider: P, event: event.id.clone(), at: event.created, body }
+}
+
+fn status_of(s: &str, path: String) -> Result<SubStatus, ParseError> {
+    Ok(match s {
+        "created" | "authenticated" => SubStatus::Incomplete,
+        "active" => SubStatus::Active,
+        "pending" | "halted" => SubStatus::PastDue,
+        "cancelled" | "completed" => SubStatus::Canceled,
+        "expired" => SubStatus::Ended,
+        "paused" => SubStatus::Paused,
+        other => {
+            return Err(ParseError::InvalidValue {
+                path,
+                message: format!(
+                    "`{other}` is not a subscription status (created, authenticated, active, pending, halted, cancelled, completed, expired, paused)"
+                ),
+            })
+        }
+    })
+}
+
+fn notes_offer<'c>(catalog: &'c Catalog, e: &At<'_>) -> Result<Option<&'c Offer>, ParseError> {
+    match e.meta("notes", "offer_key")? {
+        Some(k) => offer_by_key(catalog, &k, e.field_path("notes.offer_key")).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn subscription(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, charged: bool) -> Result<Outcome, ParseError> {
+    let wrap = payload.req("subscription")?;
+    let e = wrap.req("entity")?;
+    let id = e.req_str("id")?;
+    let status = status_of(e.req_str("status")?, e.field_path("status"))?;
+    let plan = e.req_str("plan_id")?;
+    let offer = match catalog.offer_by_price_id(plan) {
+        Some(o) => Some(o),
+        None => notes_offer(catalog, &e)?,
+    };
+    let quantity = count(&e, "quantity", 1)?;
+    let clouds = split_clouds(e.meta("notes", "clouds")?);
+    if let Some(o) = offer {
+        if !clouds.is_empty() {
+            check_clouds(catalog, o, &clouds, &e.field_path("notes.clouds"))?;
+        }
+    }
+    let (period_start, period_end) = (e.opt_time("current_start")?, e.opt_time("current_end")?);
+    if let (Some(s), Some(x)) = (period_start, period_end) {
+        if x < s {
+            return Err(ParseError::InvalidValue {
+                path: e.field_path("current_end"),
+                message: format!("the period ends ({x}) before it starts ({s})"),
+            });
+        }
+    }
+    if period_end.is_none() && matches!(status, SubStatus::Active | SubStatus::PastDue) {
+        return Err(ParseError::MissingField { path: e.field_path("current_end") });
+    }
+    let customer = e.opt_str("customer_id")?.map(rref);
+    let items = vec![Item { price: Some(plan.to_string()), offer: offer.map(|o| o.key.clone()), quantity }];
+    let snap = SubscriptionSnapshot {
+        id: rref(id),
+        customer: customer.clone(),
+        status,
+        items: items.clone(),
+        period_start,
+        period_end,
+        started_at: e.opt_time("start_at")?,
+        trial_end: None,
+        cancel_at_period_end: false,
+        cancel_at: None,
+        ended_at: e.opt_time("ended_at")?,
+        subject: subject_from(&e, "notes", None, offer)?,
+        clouds,
+    };
+    let mut facts = vec![fact(
+        event,
+        format!("razorpay:subscription:{id}:{}:{}", event.created.0, digest(&snap)),
+        FactBody::Subscription(snap),
+    )];
+    if charged {
+        let pw = payload.req("payment")?;
+        let p = pw.req("entity")?;
+        let pay = p.req_str("id")?;
+        let invoice = p.opt_str("invoice_id")?;
+        let mut payment_refs = vec![rref(pay)];
+        if let Some(i) = invoice {
+            payment_refs.push(rref(i));
+        }
+        if let Some(o) = p.opt_str("order_id")? {
+            payment_refs.push(rref(o));
+        }
+        let inv = invoice.unwrap_or(pay);
+        let paid = InvoicePaid {
+            id: rref(inv),
+            subscription: rref(id),
+            customer,
+            items,
+            period_start,
+            period_end,
+            amount: p.opt_i64("amount")?.unwrap_or(0),
+            currency: p.opt_str("currency")?.unwrap_or("").to_lowercase(),
+            payment_refs,
+        };
+        facts.push(fact(event, format!("razorpay:invoice:{inv}:paid"), FactBody::InvoicePaid(paid)));
+    }
+    Ok(Ok(facts))
+}
+
+fn payment_captured(catalog: &Catalog, event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+    let pw = payload.req("payment")?;
+    let p = pw.req("entity")?;
+    let id = p.req_str("id")?;
+    if p.opt_str("invoice_id")?.is_some() {
+        return Ok(Err(format!("payment {id} pays a subscription invoice: applied from subscription.charged")));
+    }
+    let Some(offer) = notes_offer(catalog, &p)? else {
+        return Ok(Err(format!("payment {id} names no offer (notes.offer_key)")));
+    };
+    let clouds = split_clouds(p.meta("notes", "clouds")?);
+    if bundle_size(offer) > 0 && clouds.is_empty() {
+        return Err(ParseError::MissingField { path: p.field_path("notes.clouds") });
+    }
+    check_clouds(catalog, offer, &clouds, &p.field_path("notes.clouds"))?;
+    let subject = subject_from(&p, "notes", None, Some(offer))?;
+    let customer = p.opt_str("customer_id")?.map(rref);
+    if subject.is_none() && customer.is_none() {
+        return Err(ParseError::MissingField { path: p.field_path("notes.user_id") });
+    }
+    let quantity = match p.meta("notes", "quantity")? {
+        Some(q) => q.parse::<u32>().map_err(|_| ParseError::InvalidValue {
+            path: p.field_path("notes.quantity"),
+            message: format!("`{q}` is not a whole number"),
+        })?,
+        None => 1,
+    };
+    let mut payment_refs = Vec::new();
+    if let Some(o) = p.opt_str("order_id")? {
+        payment_refs.push(rref(o));
+    }
+    let purchase = Purchase {
+        id: rref(id),
+        mode: PurchaseMode::Payment,
+        outcome: PurchaseOutcome::Paid,
+        subject,
+        customer,
+        subscription: None,
+        offer: Some(offer.key.clone()),
+        quantity: quantity.max(1),
+        clouds,
+        payment_refs,
+        amount: p.opt_i64("amount")?.unwrap_or(0),
+        currency: p.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        no_payment_required: false,
+    };
+    Ok(Ok(vec![fact(event, format!("razorpay:payment:{id}:paid"), FactBody::Purchase(purchase))]))
+}
+
+fn refund(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+    let rw = payload.req("refund")?;
+    let r = rw.req("entity")?;
+    let rid = r.req_str("id")?;
+    let pay = r.req_str("payment_id")?;
+    let refund_amount = r.req_i64("amount")?;
+    // The payment entity, when included, gives the payment's amount and the
+    // total refunded so far; without it this refund is taken as the whole.
+    let (amount, reversed) = match payload.get("payment") {
+        Some(pw) => {
+            let p = pw.req("entity")?;
+            let amount = p.req_i64("amount")?;
+            (amount, p.opt_i64("amount_refunded")?.unwrap_or(refund_amount))
+        }
+        None => (refund_amount, refund_amount),
+    };
+    let rev = Reversal {
+        id: rref(rid),
+        payment_refs: vec![rref(pay)],
+        amount,
+        reversed,
+        currency: r.opt_str("currency")?.unwrap_or("").to_lowercase(),
+    };
+    Ok(Ok(vec![fact(event, format!("razorpay:refund:{rid}:processed"), FactBody::Refund(rev))]))
+}
+
+fn dispute(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+    let dw = payload.req("dispute")?;
+    let d = dw.req("entity")?;
+    let id = d.req_str("id")?;
+    let pay = d.req_str("payment_id")?;
+    let amount = d.opt_i64("amount")?.unwrap_or(0);
+    let rev = Reversal {
+        id: rref(id),
+        payment_refs: vec![rref(pay)],
+        amount,
+        reversed: amount,
+        currency: d.opt_str("currency")?.unwrap_or("").to_lowercase(),
+    };
+    Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:created"), FactBody::Dispute(rev))]))
+}

@@ -1,0 +1,1254 @@
+//! The reducer: a pure fold of a **set** of facts into a [`BillingState`].
+//!
+//! # Why the result cannot depend on arrival order or duplicates
+//! 1. **Set semantics.** Facts are deduplicated by key ([`FactSet`]); when two
+//!    facts share a key, the one with the earliest time (then event id, then
+//!    content) is kept, whichever arrived first.
+//! 2. **Canonical order.** The set is folded in the order of the provider's own
+//!    clock: `(at, kind rank, key)` ([`super::facts::canonical_cmp`]), never
+//!    in arrival order. Any permutation of the same set folds identically.
+//! 3. **Attribution first.** Before folding, one pass over the whole set
+//!    collects every link from provider objects to subjects (customer ->
+//!    subject, subscription -> subject, checkout details such as bundle
+//!    choices). A subscription event that arrives before the checkout that
+//!    names its user is therefore applied as if the link had been known all
+//!    along. A fact still unattributable after that pass is kept in
+//!    `state.pending` (with what it waits for) and applies on the next fold
+//!    that includes the missing link: nothing is dropped.
+//! 4. **Monotone rules inside the fold.** A snapshot older than the newest one
+//!    applied to its subscription changes nothing; once a subscription has
+//!    ended (deleted, cancelled, expired) no later non-final snapshot revives
+//!    it; a subscription's `paid_through` only moves forward (no update loses
+//!    days); every credit change is a ledger entry with a unique key, so
+//!    nothing is counted twice.
+//!
+//! [`Reducer`] adds incremental application: a new fact that sorts after
+//! everything folded so far, changes no attribution and finds nothing pending
+//! is applied as one more fold step; anything else refolds the whole set. Both
+//! paths give the state [`reduce`] gives (checked by the property tests).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Months, Utc};
+
+use super::facts::*;
+use super::state::*;
+use crate::catalog::{Catalog, CreditCadence, Interval, Offer};
+use crate::credits::{renewal_rollover, LotKind, NewLot, Wallet};
+use crate::decide::{self, GrantStanding};
+use crate::model::{Grant, Source, Status};
+use crate::seats::{subscription_seats, SeatBook};
+use crate::time::Timestamp;
+
+/// A set of facts, one per key.
+#[derive(Clone, Debug, Default)]
+pub struct FactSet {
+    by_key: BTreeMap<String, Fact>,
+}
+
+/// What inserting a fact did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    New,
+    /// Same key, and the stored fact is kept.
+    Duplicate,
+    /// Same key, and this fact replaces the stored one (it happened earlier).
+    Replaced,
+}
+
+/// Between two facts with one key, the one to keep: earliest, then by event
+/// id, then by content. Independent of which arrived first.
+fn preferred(a: &Fact, b: &Fact) -> bool {
+    let ja = serde_json::to_string(a).unwrap_or_default();
+    let jb = serde_json::to_string(b).unwrap_or_default();
+    (a.at, &a.event, ja) < (b.at, &b.event, jb)
+}
+
+impl FactSet {
+    pub fn new() -> FactSet {
+        FactSet::default()
+    }
+    pub fn insert(&mut self, f: Fact) -> Insert {
+        match self.by_key.get(&f.key) {
+            None => {
+                self.by_key.insert(f.key.clone(), f);
+                Insert::New
+            }
+            Some(old) if old == &f || !preferred(&f, old) => Insert::Duplicate,
+            Some(_) => {
+                self.by_key.insert(f.key.clone(), f);
+                Insert::Replaced
+            }
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+    pub fn get(&self, key: &str) -> Option<&Fact> {
+        self.by_key.get(key)
+    }
+    /// The facts in canonical order.
+    pub fn sorted(&self) -> Vec<&Fact> {
+        let mut v: Vec<&Fact> = self.by_key.values().collect();
+        v.sort_by(|a, b| canonical_cmp(a, b));
+        v
+    }
+}
+
+impl FromIterator<Fact> for FactSet {
+    fn from_iter<I: IntoIterator<Item = Fact>>(it: I) -> Self {
+        let mut s = FactSet::new();
+        for f in it {
+            s.insert(f);
+        }
+        s
+    }
+}
+
+/// Folds facts (any order, duplicates allowed) into the state as of `now`.
+/// `now` decides how far time has run for the credit lots (period allowances
+/// expire at their period end); every fact is applied whatever its time.
+pub fn reduce(catalog: &Catalog, facts: &[Fact], now: Timestamp) -> BillingState {
+    let set: FactSet = facts.iter().cloned().collect();
+    reduce_set(catalog, &set, now)
+}
+
+pub fn reduce_set(catalog: &Catalog, set: &FactSet, now: Timestamp) -> BillingState {
+    Folder::run(catalog, set, now).st
+}
+
+/// How [`Reducer::apply`] took a fact in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Already known: nothing changed.
+    Duplicate,
+    /// Folded as one more step.
+    Appended,
+    /// The whole set was folded again (the fact sorts before others, changes
+    /// an attribution, or something was pending).
+    Replayed,
+}
+
+/// Incremental folding that always agrees with [`reduce`] over the same facts.
+pub struct Reducer<'c> {
+    catalog: &'c Catalog,
+    facts: FactSet,
+    folder: Folder<'c>,
+}
+
+impl<'c> Reducer<'c> {
+    pub fn new(catalog: &'c Catalog, now: Timestamp) -> Reducer<'c> {
+        let mut folder = Folder::new(catalog);
+        folder.finish(now);
+        Reducer { catalog, facts: FactSet::new(), folder }
+    }
+
+    pub fn from_facts(catalog: &'c Catalog, facts: &[Fact], now: Timestamp) -> Reducer<'c> {
+        let set: FactSet = facts.iter().cloned().collect();
+        let folder = Folder::run(catalog, &set, now);
+        Reducer { catalog, facts: set, folder }
+    }
+
+    pub fn state(&self) -> &BillingState {
+        &self.folder.st
+    }
+    pub fn into_state(self) -> BillingState {
+        self.folder.st
+    }
+    pub fn facts(&self) -> &FactSet {
+        &self.facts
+    }
+
+    fn replay(&mut self, now: Timestamp) {
+        self.folder = Folder::run(self.catalog, &self.facts, now);
+    }
+
+    /// Takes one fact in and brings the state to `now`.
+    pub fn apply(&mut self, fact: Fact, now: Timestamp) -> Applied {
+        let clock = self.folder.clock;
+        match self.facts.insert(fact.clone()) {
+            Insert::Duplicate => {
+                if now != self.folder.st.as_of {
+                    if now >= clock && self.quiet() {
+                        self.folder.finish(now);
+                    } else {
+                        self.replay(now);
+                    }
+                }
+                return Applied::Duplicate;
+            }
+            Insert::Replaced => {
+                self.replay(now);
+                return Applied::Replayed;
+            }
+            Insert::New => {}
+        }
+        let after_last = self.folder.last.as_ref().is_none_or(|l| canonical_cmp(&fact, l) == Ordering::Greater);
+        let in_time = fact.at >= clock && now >= clock;
+        let mut attr = self.folder.attr.clone();
+        let links_change = attr.observe(&fact);
+        if after_last && in_time && self.quiet() && !links_change {
+            self.folder.step(&fact);
+            self.folder.finish(now);
+            Applied::Appended
+        } else {
+            self.replay(now);
+            Applied::Replayed
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.folder.st.pending.is_empty() && self.folder.deferred.is_empty()
+    }
+}
+
+/// Details a checkout gives about its subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CheckoutInfo {
+    offer: Option<String>,
+    clouds: Vec<String>,
+}
+
+/// Links from provider objects to subjects, gathered from the whole set first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Attribution {
+    customer: BTreeMap<String, Subject>,
+    subscription: BTreeMap<String, Subject>,
+    sub_customer: BTreeMap<String, String>,
+    checkout: BTreeMap<String, CheckoutInfo>,
+    warnings: Vec<String>,
+}
+
+impl Attribution {
+    fn link(map: &mut BTreeMap<String, Subject>, warnings: &mut Vec<String>, k: &str, s: &Subject) -> bool {
+        match map.get(k) {
+            None => {
+                map.insert(k.to_string(), s.clone());
+                true
+            }
+            Some(old) if old == s => false,
+            Some(old) => {
+                let w = format!("{k} is linked to {old} and to {s}; {old} (linked first) is used");
+                if warnings.contains(&w) {
+                    false
+                } else {
+                    warnings.push(w);
+                    true
+                }
+            }
+        }
+    }
+
+    /// Records what a fact says about attribution; true if anything changed.
+    fn observe(&mut self, f: &Fact) -> bool {
+        let mut changed = false;
+        match &f.body {
+            FactBody::CustomerLinked(l) => {
+                changed |= Self::link(&mut self.customer, &mut self.warnings, &l.customer, &l.subject);
+            }
+            FactBody::Purchase(p) => {
+                if let Some(s) = &p.subject {
+                    if let Some(c) = &p.customer {
+                        changed |= Self::link(&mut self.customer, &mut self.warnings, c, s);
+                    }
+                    if let Some(sub) = &p.subscription {
+                        changed |= Self::link(&mut self.subscription, &mut self.warnings, sub, s);
+                    }
+                }
+                if let Some(sub) = &p.subscription {
+                    if let Some(c) = &p.customer {
+                        if !self.sub_customer.contains_key(sub) {
+                            self.sub_customer.insert(sub.clone(), c.clone());
+                            changed = true;
+                        }
+                    }
+                    if !self.checkout.contains_key(sub) {
+                        self.checkout
+                            .insert(sub.clone(), CheckoutInfo { offer: p.offer.clone(), clouds: p.clouds.clone() });
+                        changed = true;
+                    }
+                }
+            }
+            FactBody::Subscription(s) => {
+                if let Some(c) = &s.customer {
+                    if !self.sub_customer.contains_key(&s.id) {
+                        self.sub_customer.insert(s.id.clone(), c.clone());
+                        changed = true;
+                    }
+                }
+                if let Some(subj) = &s.subject {
+                    changed |= Self::link(&mut self.subscription, &mut self.warnings, &s.id, subj);
+                    if let Some(c) = &s.customer {
+                        changed |= Self::link(&mut self.customer, &mut self.warnings, c, subj);
+                    }
+                }
+            }
+            FactBody::InvoicePaid(InvoicePaid { subscription, customer: Some(c), .. })
+            | FactBody::InvoiceFailed(InvoiceFailed { subscription, customer: Some(c), .. })
+                if !self.sub_customer.contains_key(subscription) =>
+            {
+                self.sub_customer.insert(subscription.clone(), c.clone());
+                changed = true;
+            }
+            _ => {}
+        }
+        changed
+    }
+
+    fn subject_for_sub(&self, sub: &str, customer: Option<&str>) -> Option<Subject> {
+        if let Some(s) = self.subscription.get(sub) {
+            return Some(s.clone());
+        }
+        let c = customer.map(str::to_string).or_else(|| self.sub_customer.get(sub).cloned())?;
+        self.customer.get(&c).cloned()
+    }
+}
+
+fn source_of(p: Provider) -> Source {
+    match p {
+        Provider::Stripe => Source::Stripe,
+        Provider::Razorpay => Source::Razorpay,
+        Provider::App => Source::ManualGrant,
+    }
+}
+
+/// `at` plus one billing interval, in calendar months (a one-time price adds nothing).
+pub(crate) fn add_interval(at: Timestamp, interval: Interval) -> Option<Timestamp> {
+    let months = match interval {
+        Interval::Month => 1,
+        Interval::Year => 12,
+        Interval::OneTime => return None,
+    };
+    let d = DateTime::<Utc>::from_timestamp(at.0, 0)?;
+    Some(
+        d.checked_add_months(Months::new(months))
+            .map(|d| Timestamp(d.timestamp()))
+            .unwrap_or(at.plus_days(30 * months as i64)),
+    )
+}
+
+fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn min_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// The products (and tier index, per product the highest) an offer gives,
+/// choosing a bundle's products from `clouds`.
+fn offer_products(
+    catalog: &Catalog,
+    offer: &Offer,
+    clouds: &[String],
+    ctx: &str,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &offer.grants {
+        let targets: Vec<String> = if let Some(p) = &g.product {
+            vec![p.clone()]
+        } else if g.all_products {
+            catalog.products().iter().filter(|p| p.tiers.contains(&g.tier)).map(|p| p.id.clone()).collect()
+        } else if let Some(n) = g.choose {
+            let eligible: Vec<String> = clouds
+                .iter()
+                .filter(
+                    |c| if g.from.is_empty() { catalog.tier_index(c, &g.tier).is_some() } else { g.from.contains(c) },
+                )
+                .take(n as usize)
+                .cloned()
+                .collect();
+            if eligible.is_empty() {
+                let w =
+                    format!("{ctx}: offer `{}` is a bundle and no products were chosen (metadata.clouds)", offer.key);
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            eligible
+        } else {
+            Vec::new()
+        };
+        for p in targets {
+            if let Some(t) = catalog.tier_index(&p, &g.tier) {
+                let e = out.entry(p).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+    }
+    out
+}
+
+/// The grants a subscription gives its subject, from its current items.
+pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warnings: &mut Vec<String>) -> Vec<Grant> {
+    let Some(_) = &s.subject else { return Vec::new() };
+    let base = max_opt(s.paid_through, s.estimated_until);
+    let (mut status, mut valid_to) = match s.status {
+        SubStatus::Incomplete => return Vec::new(),
+        SubStatus::Trialing => (Status::Trial, max_opt(base, s.trial_end)),
+        SubStatus::Active if s.cancel_at_period_end || s.cancel_at.is_some() => {
+            (Status::Canceled, min_opt(base, s.cancel_at))
+        }
+        SubStatus::Active => (Status::Active, base),
+        SubStatus::PastDue => (Status::PastDue, base),
+        SubStatus::Paused => (Status::Canceled, min_opt(base, s.paused_at)),
+        SubStatus::Canceled => (Status::Canceled, base),
+        SubStatus::Ended => (Status::Canceled, min_opt(base, s.ended_at)),
+    };
+    if valid_to.is_none() && status != Status::PastDue {
+        let w = format!("{}: no paid period is known, so it grants nothing", s.id);
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+        return Vec::new();
+    }
+    if let Some(r) = &s.revoked {
+        if valid_to.is_none_or(|v| r.through >= v) {
+            status = Status::Canceled;
+            valid_to = min_opt(valid_to, Some(r.at));
+        }
+    }
+    let valid_from = s.started_at.or(s.period_start).unwrap_or(s.first_seen);
+    let mut best: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for it in &s.items {
+        let Some(key) = &it.offer else { continue };
+        let Some(offer) = catalog.offer(key) else {
+            let w = format!("{}: offer `{key}` is not in the catalog", s.id);
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+            continue;
+        };
+        for (p, t) in offer_products(catalog, offer, &s.clouds, &s.id, warnings) {
+            let e = best.entry(p).or_insert((t, key.clone()));
+            if t > e.0 {
+                *e = (t, key.clone());
+            }
+        }
+    }
+    best.into_iter()
+        .map(|(product, (t, offer))| Grant {
+            id: format!("{}:{product}", s.id),
+            tier: catalog.product(&product).map(|p| p.tiers[t].clone()).unwrap_or_default(),
+            product,
+            source: source_of(s.provider),
+            status,
+            valid_from,
+            valid_to,
+            past_due_since: if status == Status::PastDue { s.past_due_since } else { None },
+            offer: Some(offer),
+            source_ref: Some(s.id.clone()),
+        })
+        .collect()
+}
+
+fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> SubscriptionState {
+    SubscriptionState {
+        id: id.to_string(),
+        provider,
+        subject: None,
+        customer: None,
+        status: SubStatus::Incomplete,
+        items: Vec::new(),
+        clouds: Vec::new(),
+        started_at: None,
+        period_start: None,
+        period_end: None,
+        paid_through: None,
+        estimated_until: None,
+        trial_end: None,
+        cancel_at_period_end: false,
+        cancel_at: None,
+        ended_at: None,
+        paused_at: None,
+        past_due_since: None,
+        revoked: None,
+        seats: 0,
+        version: None,
+        first_seen: at,
+    }
+}
+
+/// The fold's working state.
+#[derive(Clone)]
+struct Folder<'c> {
+    catalog: &'c Catalog,
+    st: BillingState,
+    attr: Attribution,
+    /// Payment ref -> payment record id.
+    pay_index: BTreeMap<String, String>,
+    /// Earliest failed payment of a subscription not seen yet.
+    failures: BTreeMap<String, Timestamp>,
+    /// Lot expiry times -> subjects with a lot ending then.
+    expiries: BTreeMap<Timestamp, BTreeSet<String>>,
+    /// Refunds and disputes whose payment was not known when they came up.
+    deferred: Vec<Fact>,
+    /// Warnings raised by fold steps.
+    step_warnings: Vec<String>,
+    clock: Timestamp,
+    last: Option<Fact>,
+}
+
+impl<'c> Folder<'c> {
+    fn new(catalog: &'c Catalog) -> Folder<'c> {
+        let mut st = BillingState::empty(Timestamp(i64::MIN));
+        for p in &catalog.doc.credit_pools {
+            if p.free_amount > 0 {
+                st.defaults.insert(p.id.clone(), p.free_amount);
+            }
+        }
+        Folder {
+            catalog,
+            st,
+            attr: Attribution::default(),
+            pay_index: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            expiries: BTreeMap::new(),
+            deferred: Vec::new(),
+            step_warnings: Vec::new(),
+            clock: Timestamp(i64::MIN),
+            last: None,
+        }
+    }
+
+    fn run(catalog: &'c Catalog, set: &FactSet, now: Timestamp) -> Folder<'c> {
+        let facts = set.sorted();
+        let mut f = Folder::new(catalog);
+        for x in &facts {
+            f.attr.observe(x);
+        }
+        for x in &facts {
+            f.step(x);
+        }
+        f.finish(now);
+        f
+    }
+
+    fn warn(&mut self, w: String) {
+        if !self.step_warnings.contains(&w) {
+            self.step_warnings.push(w);
+        }
+    }
+
+    fn pend(&mut self, f: &Fact, reason: String, waiting_for: Vec<String>) {
+        self.st.pending.push(PendingFact {
+            key: f.key.clone(),
+            fact_type: f.body.type_name().to_string(),
+            event: f.event.clone(),
+            at: f.at,
+            reason,
+            waiting_for,
+        });
+    }
+
+    /// Lets time run to `t`: period lots that ended by then expire.
+    fn advance(&mut self, t: Timestamp) {
+        if t > self.clock {
+            self.clock = t;
+        }
+        let due: Vec<Timestamp> = self.expiries.range(..=self.clock).map(|(k, _)| *k).collect();
+        for k in due {
+            for s in self.expiries.remove(&k).unwrap_or_default() {
+                if let Some(ss) = self.st.subjects.get_mut(&s) {
+                    ss.wallet.expire_through(self.clock);
+                }
+            }
+        }
+    }
+
+    /// The subject's state, created on first mention (with the catalog's free
+    /// amounts for a user).
+    fn touch(&mut self, subject: &Subject, at: Timestamp) {
+        let key = subject.to_string();
+        if self.st.subjects.contains_key(&key) {
+            return;
+        }
+        let mut wallet = Wallet::new();
+        if !subject.is_org() {
+            for p in &self.catalog.doc.credit_pools {
+                if p.free_amount > 0 {
+                    wallet.credit(NewLot {
+                        key: format!("free:{key}:{}", p.id),
+                        pool: &p.id,
+                        kind: LotKind::Free,
+                        amount: p.free_amount,
+                        at,
+                        valid_to: None,
+                        source: "catalog",
+                        subscription: None,
+                    });
+                }
+            }
+        }
+        self.st.subjects.insert(
+            key,
+            SubjectState {
+                subject: subject.clone(),
+                grants: Vec::new(),
+                balances: BTreeMap::new(),
+                wallet,
+                overage: Vec::new(),
+                customers: Vec::new(),
+                since: at,
+            },
+        );
+    }
+
+    fn credit(&mut self, subject: &Subject, lot: NewLot<'_>) -> bool {
+        let key = subject.to_string();
+        let end = lot.valid_to;
+        let ok = self.st.subjects.get_mut(&key).is_some_and(|s| s.wallet.credit(lot));
+        if ok {
+            if let Some(e) = end {
+                self.expiries.entry(e).or_default().insert(key);
+            }
+        }
+        ok
+    }
+
+    fn wallet(&mut self, subject: &Subject) -> &mut Wallet {
+        &mut self.st.subjects.get_mut(&subject.to_string()).expect("touched before use").wallet
+    }
+
+    fn step(&mut self, f: &Fact) {
+        self.advance(f.at);
+        self.st.facts.unique += 1;
+        self.last = Some(f.clone());
+        match &f.body {
+            FactBody::CustomerLinked(l) => self.touch(&l.subject, f.at),
+            FactBody::Purchase(p) => self.on_purchase(f, p),
+            FactBody::Subscription(s) => self.on_snapshot(f, s),
+            FactBody::InvoicePaid(i) => self.on_invoice_paid(f, i),
+            FactBody::InvoiceFailed(i) => self.on_invoice_failed(f, i),
+            FactBody::Refund(_) | FactBody::Dispute(_) => {
+                if !self.on_reversal(f) {
+                    self.deferred.push(f.clone());
+                }
+            }
+            FactBody::Usage(u) => self.on_usage(f, u),
+            FactBody::SeatAssigned(s) => self.on_seat(f, s, true),
+            FactBody::SeatReleased(s) => self.on_seat(f, s, false),
+            FactBody::CreditAdjustment(a) => self.on_adjustment(f, a),
+        }
+    }
+
+    fn on_purchase(&mut self, f: &Fact, p: &Purchase) {
+        let subject =
+            p.subject.clone().or_else(|| p.customer.as_ref().and_then(|c| self.attr.customer.get(c).cloned()));
+        let Some(subject) = subject else {
+            let c = p.customer.clone().unwrap_or_default();
+            return self.pend(f, format!("customer {c} is not linked to a user or organization yet"), vec![c]);
+        };
+        self.touch(&subject, f.at);
+        if p.outcome != PurchaseOutcome::Paid {
+            return; // attribution only (already gathered)
+        }
+        match p.mode {
+            PurchaseMode::Subscription => {
+                let Some(sid) = &p.subscription else { return };
+                let offer = p.offer.as_deref().and_then(|k| self.catalog.offer(k));
+                match self.st.subscriptions.get_mut(sid) {
+                    Some(s) => {
+                        if s.subject.is_none() {
+                            s.subject = Some(subject.clone());
+                        }
+                        if s.clouds.is_empty() {
+                            s.clouds = p.clouds.clone();
+                        }
+                    }
+                    None => {
+                        // The checkout came before any snapshot: grant from it, with
+                        // a period estimated from the offer, until a snapshot says more.
+                        let mut s = new_subscription(sid, f.provider, f.at);
+                        s.subject = Some(subject.clone());
+                        s.customer = p.customer.clone();
+                        s.items = vec![Item { price: None, offer: p.offer.clone(), quantity: p.quantity }];
+                        s.clouds = p.clouds.clone();
+                        s.started_at = Some(f.at);
+                        let trial = offer.map(|o| o.trial_days).unwrap_or(0);
+                        if trial > 0 && (p.no_payment_required || p.amount == 0) {
+                            s.status = SubStatus::Trialing;
+                            s.trial_end = Some(f.at.plus_days(trial as i64));
+                            s.estimated_until = s.trial_end;
+                        } else {
+                            s.status = SubStatus::Active;
+                            s.estimated_until = offer.and_then(|o| add_interval(f.at, o.price.interval));
+                        }
+                        s.seats = subscription_seats(self.catalog, &s.items);
+                        self.st.subscriptions.insert(sid.clone(), s);
+                    }
+                }
+            }
+            PurchaseMode::Payment => self.one_time(f, p, &subject),
+        }
+    }
+
+    fn record_payment(&mut self, rec: PaymentRecord) {
+        for r in &rec.refs {
+            self.pay_index.entry(r.clone()).or_insert_with(|| rec.id.clone());
+        }
+        self.pay_index.entry(rec.id.clone()).or_insert_with(|| rec.id.clone());
+        self.st.payments.insert(rec.id.clone(), rec);
+    }
+
+    fn one_time(&mut self, f: &Fact, p: &Purchase, subject: &Subject) {
+        if self.st.payments.contains_key(&p.id) {
+            return;
+        }
+        let Some(offer) = p.offer.as_deref().and_then(|k| self.catalog.offer(k)) else {
+            let o = p.offer.clone().unwrap_or_default();
+            return self.warn(format!("{}: offer `{o}` is not in the catalog; nothing granted", p.id));
+        };
+        let valid_to = add_interval(f.at, offer.price.interval);
+        let mut w = Vec::new();
+        let grants: Vec<Grant> = offer_products(self.catalog, offer, &p.clouds, &p.id, &mut w)
+            .into_iter()
+            .map(|(product, t)| Grant {
+                id: format!("{}:{product}", p.id),
+                tier: self.catalog.product(&product).map(|x| x.tiers[t].clone()).unwrap_or_default(),
+                product,
+                source: source_of(f.provider),
+                status: Status::Active,
+                valid_from: f.at,
+                valid_to,
+                past_due_since: None,
+                offer: Some(offer.key.clone()),
+                source_ref: Some(p.id.clone()),
+            })
+            .collect();
+        for x in w {
+            self.warn(x);
+        }
+        let mut lots = Vec::new();
+        for c in &offer.credits {
+            let key = format!("purchase:{}:{}", p.id, c.pool);
+            let ok = self.credit(
+                subject,
+                NewLot {
+                    key: key.clone(),
+                    pool: &c.pool,
+                    kind: LotKind::Purchase,
+                    amount: c.amount.saturating_mul(p.quantity as i64),
+                    at: f.at,
+                    valid_to: None,
+                    source: &p.id,
+                    subscription: None,
+                },
+            );
+            if ok {
+                lots.push(key);
+            }
+        }
+        let mut refs = vec![p.id.clone()];
+        refs.extend(p.payment_refs.iter().cloned());
+        self.record_payment(PaymentRecord {
+            id: p.id.clone(),
+            refs,
+            subject: subject.clone(),
+            subscription: None,
+            period_end: None,
+            offer: Some(offer.key.clone()),
+            amount: p.amount,
+            currency: p.currency.clone(),
+            at: f.at,
+            lots,
+            grants,
+            reversed: 0,
+            revoked_units: BTreeMap::new(),
+            revoked_at: None,
+        });
+    }
+
+    fn on_snapshot(&mut self, f: &Fact, s: &SubscriptionSnapshot) {
+        let subject = s.subject.clone().or_else(|| self.attr.subject_for_sub(&s.id, s.customer.as_deref()));
+        let failure = self.failures.remove(&s.id);
+        let checkout_clouds = self.attr.checkout.get(&s.id).map(|c| c.clouds.clone()).unwrap_or_default();
+        let catalog = self.catalog;
+        let e = self.st.subscriptions.entry(s.id.clone()).or_insert_with(|| new_subscription(&s.id, f.provider, f.at));
+        // Monotone: nothing after the end, nothing older than what is known.
+        if e.version.is_some() && e.status.is_terminal() || e.version.is_some_and(|v| f.at < v) {
+            self.st.facts.stale += 1;
+            return;
+        }
+        e.version = Some(f.at);
+        e.status = s.status;
+        e.items = s.items.clone();
+        if s.customer.is_some() {
+            e.customer = s.customer.clone();
+        }
+        if !s.clouds.is_empty() {
+            e.clouds = s.clouds.clone();
+        } else if e.clouds.is_empty() {
+            e.clouds = checkout_clouds;
+        }
+        e.period_start = s.period_start.or(e.period_start);
+        e.period_end = s.period_end.or(e.period_end);
+        e.started_at = min_opt(e.started_at, s.started_at);
+        e.trial_end = s.trial_end;
+        e.cancel_at_period_end = s.cancel_at_period_end;
+        e.cancel_at = s.cancel_at;
+        e.estimated_until = None;
+        if s.status == SubStatus::Ended {
+            e.ended_at = Some(s.ended_at.unwrap_or(f.at));
+        } else {
+            e.ended_at = s.ended_at;
+        }
+        e.paused_at = if s.status == SubStatus::Paused { e.paused_at.or(Some(f.at)) } else { None };
+        match s.status {
+            SubStatus::Active | SubStatus::Trialing => e.paid_through = max_opt(e.paid_through, s.period_end),
+            SubStatus::Canceled if e.paid_through.is_none() => e.paid_through = s.period_end,
+            _ => {}
+        }
+        match s.status {
+            SubStatus::PastDue => {
+                let since = min_opt(min_opt(e.past_due_since, failure), Some(f.at));
+                e.past_due_since = since;
+            }
+            SubStatus::Active | SubStatus::Trialing => e.past_due_since = None,
+            _ => {}
+        }
+        if subject.is_some() {
+            e.subject = subject.clone();
+        }
+        e.seats = subscription_seats(catalog, &e.items);
+        match e.subject.clone() {
+            Some(subj) => self.touch(&subj, f.at),
+            None => {
+                let mut waiting = vec![s.id.clone()];
+                waiting.extend(s.customer.iter().cloned());
+                self.pend(f, format!("no user or organization is known for {} yet", s.id), waiting);
+            }
+        }
+    }
+
+    fn on_invoice_paid(&mut self, f: &Fact, i: &InvoicePaid) {
+        let attributed = self.attr.subject_for_sub(&i.subscription, i.customer.as_deref());
+        let catalog = self.catalog;
+        let e = self.st.subscriptions.entry(i.subscription.clone()).or_insert_with(|| {
+            let mut s = new_subscription(&i.subscription, f.provider, f.at);
+            s.status = SubStatus::Active;
+            s.customer = i.customer.clone();
+            s.items = i.items.clone();
+            s
+        });
+        let first_offer =
+            i.items.iter().chain(e.items.iter()).find_map(|x| x.offer.as_deref()).and_then(|k| catalog.offer(k));
+        let period_end =
+            i.period_end.or(e.period_end).or_else(|| first_offer.and_then(|o| add_interval(f.at, o.price.interval)));
+        if !e.status.is_terminal() {
+            if matches!(e.status, SubStatus::PastDue | SubStatus::Incomplete) {
+                e.status = SubStatus::Active;
+            }
+            e.past_due_since = None;
+            if e.items.is_empty() {
+                e.items = i.items.clone();
+            }
+            e.period_start = e.period_start.or(i.period_start);
+            e.period_end = max_opt(e.period_end, period_end);
+            e.paid_through = max_opt(e.paid_through, period_end);
+            if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
+                e.revoked = None;
+            }
+            e.seats = subscription_seats(catalog, &e.items);
+        }
+        if e.subject.is_none() {
+            e.subject = attributed;
+        }
+        let Some(subject) = e.subject.clone() else {
+            let mut waiting = vec![i.subscription.clone()];
+            waiting.extend(i.customer.iter().cloned());
+            return self.pend(f, format!("no user or organization is known for {} yet", i.subscription), waiting);
+        };
+        let items = if i.items.iter().any(|x| x.offer.is_some()) { i.items.clone() } else { e.items.clone() };
+        self.touch(&subject, f.at);
+        if self.st.payments.contains_key(&i.id) {
+            return;
+        }
+        // Credits: per-period allowances and once-per-subscription credits.
+        let mut allowance: BTreeMap<String, i64> = BTreeMap::new();
+        let mut once: BTreeMap<String, i64> = BTreeMap::new();
+        let mut offer_key = None;
+        for it in &items {
+            let Some(o) = it.offer.as_deref().and_then(|k| catalog.offer(k)) else { continue };
+            offer_key.get_or_insert_with(|| o.key.clone());
+            for c in &o.credits {
+                let m = match c.per {
+                    CreditCadence::Period => &mut allowance,
+                    CreditCadence::Once => &mut once,
+                };
+                *m.entry(c.pool.clone()).or_insert(0) += c.amount.saturating_mul(it.quantity.max(1) as i64);
+            }
+        }
+        let mut lots = Vec::new();
+        for (pool, amount) in once {
+            let key = format!("once:{}:{pool}", i.subscription);
+            let ok = self.credit(
+                &subject,
+                NewLot {
+                    key: key.clone(),
+                    pool: &pool,
+                    kind: LotKind::Purchase,
+                    amount,
+                    at: f.at,
+                    valid_to: None,
+                    source: &i.id,
+                    subscription: Some(&i.subscription),
+                },
+            );
+            if ok {
+                lots.push(key);
+            }
+        }
+        if let Some(end) = period_end {
+            for (pool, amount) in allowance {
+                lots.extend(self.allowance(&subject, &i.subscription, &pool, amount, end, &i.id, f.at));
+            }
+        }
+        let mut refs = i.payment_refs.clone();
+        if !refs.contains(&i.id) {
+            refs.insert(0, i.id.clone());
+        }
+        self.record_payment(PaymentRecord {
+            id: i.id.clone(),
+            refs,
+            subject,
+            subscription: Some(i.subscription.clone()),
+            period_end,
+            offer: offer_key,
+            amount: i.amount,
+            currency: i.currency.clone(),
+            at: f.at,
+            lots,
+            grants: Vec::new(),
+            reversed: 0,
+            revoked_units: BTreeMap::new(),
+            revoked_at: None,
+        });
+    }
+
+    /// Grants a period's allowance; on renewal, carries over what the rule
+    /// allows from the previous period's lots. Returns the lots opened.
+    #[allow(clippy::too_many_arguments)]
+    fn allowance(
+        &mut self,
+        subject: &Subject,
+        sub: &str,
+        pool: &str,
+        amount: i64,
+        period_end: Timestamp,
+        source: &str,
+        at: Timestamp,
+    ) -> Vec<String> {
+        let key = format!("allowance:{sub}:{}:{pool}", period_end.0);
+        let rule = self.catalog.pool(pool).map(|p| p.rollover).unwrap_or_default();
+        // Lots of other subscriptions that are ending hand their remainder over too
+        // (seed 002 moves the rollover to the new plan on an upgrade).
+        let ending: BTreeSet<String> = self
+            .st
+            .subscriptions
+            .values()
+            .filter(|s| s.id != sub && (s.status.is_terminal() || s.cancel_at_period_end || s.cancel_at.is_some()))
+            .map(|s| s.id.clone())
+            .collect();
+        let w = self.wallet(subject);
+        if let Some(l) = w.lot(&key) {
+            // The same period paid again (an upgrade's proration): top up to the larger allowance.
+            let (granted, closed) = (l.granted, l.closed);
+            if amount > granted
+                && !closed
+                && w.top_up(&key, format!("{key}:topup:{source}"), amount - granted, at, source)
+            {
+                return vec![key];
+            }
+            return Vec::new();
+        }
+        let candidates: Vec<(String, Timestamp, bool)> = w
+            .lots
+            .iter()
+            .filter(|l| l.pool == pool && l.kind.is_period() && !l.rolled_over)
+            .filter_map(|l| {
+                let end = l.valid_to?;
+                let same = l.subscription.as_deref() == Some(sub) && end < period_end;
+                let handed = l.subscription.as_ref().is_some_and(|s| ending.contains(s)) && !l.closed;
+                (same || handed).then(|| (l.key.clone(), end, same))
+            })
+            .collect();
+        let latest = candidates.iter().filter(|c| c.2).map(|c| c.1).max();
+        let mut unused = 0;
+        for (k, end, same) in &candidates {
+            let carry = !same || Some(*end) == latest;
+            if carry {
+                w.expire_lot(k, (*end).min(at));
+                unused += w.lot(k).map(|l| l.expired).unwrap_or(0);
+            }
+            w.mark_rolled_over(k);
+        }
+        let rollover = renewal_rollover(rule, amount, unused);
+        let mut out = Vec::new();
+        if rollover > 0 {
+            let rk = format!("rollover:{sub}:{}:{pool}", period_end.0);
+            let ok = self.credit(
+                subject,
+                NewLot {
+                    key: rk.clone(),
+                    pool,
+                    kind: LotKind::Rollover,
+                    amount: rollover,
+                    at,
+                    valid_to: Some(period_end),
+                    source,
+                    subscription: Some(sub),
+                },
+            );
+            if ok {
+                out.push(rk);
+            }
+        }
+        let ok = self.credit(
+            subject,
+            NewLot {
+                key: key.clone(),
+                pool,
+                kind: LotKind::Allowance,
+                amount,
+                at,
+                valid_to: Some(period_end),
+                source,
+                subscription: Some(sub),
+            },
+        );
+        if ok {
+            out.push(key);
+        }
+        out
+    }
+
+    fn on_invoice_failed(&mut self, f: &Fact, i: &InvoiceFailed) {
+        match self.st.subscriptions.get_mut(&i.subscription) {
+            Some(s) if !s.status.is_terminal() => {
+                if matches!(s.status, SubStatus::Active | SubStatus::Trialing) {
+                    s.status = SubStatus::PastDue;
+                }
+                if s.status == SubStatus::PastDue {
+                    s.past_due_since = min_opt(s.past_due_since, Some(f.at));
+                }
+            }
+            Some(_) => {}
+            None => {
+                let e = self.failures.entry(i.subscription.clone()).or_insert(f.at);
+                *e = (*e).min(f.at);
+            }
+        }
+    }
+
+    /// Applies a refund or dispute; false when its payment is not known (yet).
+    fn on_reversal(&mut self, f: &Fact) -> bool {
+        let (r, dispute) = match &f.body {
+            FactBody::Refund(r) => (r, false),
+            FactBody::Dispute(r) => (r, true),
+            _ => return true,
+        };
+        let Some(pid) =
+            r.payment_refs.iter().chain(std::iter::once(&r.id)).find_map(|x| self.pay_index.get(x)).cloned()
+        else {
+            return false;
+        };
+        let Some(rec) = self.st.payments.get(&pid).cloned() else { return false };
+        let full = dispute || r.is_full();
+        let mut rec = rec;
+        rec.reversed = rec.reversed.max(if full { rec.amount.max(r.reversed) } else { r.reversed });
+        let subject = rec.subject.clone();
+        for lot in rec.lots.clone() {
+            let Some(granted) =
+                self.st.subjects.get(&subject.to_string()).and_then(|s| s.wallet.lot(&lot)).map(|l| l.granted)
+            else {
+                continue;
+            };
+            let target = if full {
+                granted
+            } else {
+                ((granted as i128 * r.reversed.max(0) as i128) / r.amount.max(1) as i128).min(granted as i128) as i64
+            };
+            let done = rec.revoked_units.get(&lot).copied().unwrap_or(0);
+            if target > done {
+                self.wallet(&subject).revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
+                rec.revoked_units.insert(lot.clone(), target);
+            }
+        }
+        if full {
+            rec.revoked_at = min_opt(rec.revoked_at, Some(f.at));
+            for g in &mut rec.grants {
+                g.status = Status::Canceled;
+                g.valid_to = min_opt(g.valid_to, Some(f.at));
+            }
+            if let Some(sid) = &rec.subscription {
+                if let Some(s) = self.st.subscriptions.get_mut(sid) {
+                    let through = rec.period_end.or(s.paid_through).unwrap_or(f.at);
+                    if s.revoked.as_ref().is_none_or(|x| x.through < through) {
+                        s.revoked = Some(Revocation { at: f.at, through, by: r.id.clone() });
+                    }
+                }
+            }
+        }
+        self.st.payments.insert(pid, rec);
+        true
+    }
+
+    fn on_usage(&mut self, f: &Fact, u: &UsageFact) {
+        if self.catalog.pool(&u.pool).is_none() {
+            return self.pend(f, format!("credit pool `{}` is not in the catalog", u.pool), vec![]);
+        }
+        self.touch(&u.subject, f.at);
+        let key = format!("usage:{}", u.request_id);
+        let units = i64::try_from(u.units).unwrap_or(i64::MAX);
+        let Some(plan) = self.wallet(&u.subject).debit(&key, &u.pool, units, f.at, &key) else { return };
+        if plan.shortfall > 0 {
+            let usage = self.catalog.doc.usage.as_ref().filter(|x| x.pool == u.pool);
+            let cost = match (usage, &u.model, &u.quality) {
+                (Some(_), Some(m), Some(q)) => {
+                    crate::usage::overage_cost(self.catalog, m, q, plan.shortfall as u64).ok()
+                }
+                _ => None,
+            };
+            let currency = usage.map(|x| x.currency.clone()).unwrap_or_default();
+            if let Some(s) = self.st.subjects.get_mut(&u.subject.to_string()) {
+                s.overage.push(OverageEntry {
+                    request_id: u.request_id.clone(),
+                    pool: u.pool.clone(),
+                    units: plan.shortfall,
+                    cost,
+                    currency,
+                    at: f.at,
+                });
+            }
+        }
+    }
+
+    fn counts_at(&self, s: &SubscriptionState, t: Timestamp) -> bool {
+        let grace = self.catalog.meta().grace_period_days;
+        let mut w = Vec::new();
+        subscription_grants(self.catalog, s, &mut w)
+            .iter()
+            .any(|g| matches!(decide::standing(g, grace, t), GrantStanding::Counts(_)))
+    }
+
+    /// Seats an organization has at `t`: from its subscriptions that give access then.
+    fn capacity_at(&self, org: &Subject, t: Timestamp) -> u32 {
+        self.st
+            .subscriptions
+            .values()
+            .filter(|s| s.subject.as_ref() == Some(org) && s.seats > 0 && self.counts_at(s, t))
+            .map(|s| s.seats)
+            .fold(0u32, |a, b| a.saturating_add(b))
+    }
+
+    fn on_seat(&mut self, f: &Fact, s: &SeatChange, assign: bool) {
+        self.touch(&s.org, f.at);
+        self.touch(&s.user, f.at);
+        let cap = self.capacity_at(&s.org, f.at);
+        let book = self.st.seats.entry(s.org.to_string()).or_insert_with(|| SeatBook::new(s.org.clone()));
+        if assign {
+            let _ = book.assign(&s.user, cap, f.at, &s.request_id);
+        } else {
+            book.release(&s.user);
+        }
+    }
+
+    fn on_adjustment(&mut self, f: &Fact, a: &CreditAdjustment) {
+        if self.catalog.pool(&a.pool).is_none() {
+            return self.pend(f, format!("credit pool `{}` is not in the catalog", a.pool), vec![]);
+        }
+        self.touch(&a.subject, f.at);
+        let key = format!("adjustment:{}", a.id);
+        if a.amount > 0 {
+            self.credit(
+                &a.subject,
+                NewLot {
+                    key,
+                    pool: &a.pool,
+                    kind: LotKind::Adjustment,
+                    amount: a.amount,
+                    at: f.at,
+                    valid_to: None,
+                    source: &f.key,
+                    subscription: None,
+                },
+            );
+        } else if a.amount < 0 {
+            self.wallet(&a.subject).debit(&key, &a.pool, -a.amount, f.at, &f.key);
+        }
+    }
+
+    /// Ends the fold at `now`: late reversals, expiry, and the derived views
+    /// (grants, balances, seats). Calling it again with a later `now` after
+    /// more steps gives what one longer fold gives.
+    fn finish(&mut self, now: Timestamp) {
+        for f in std::mem::take(&mut self.deferred) {
+            if !self.on_reversal(&f) {
+                let refs = match &f.body {
+                    FactBody::Refund(r) | FactBody::Dispute(r) => r.payment_refs.clone(),
+                    _ => Vec::new(),
+                };
+                self.pend(&f, "the payment it reverses is not known yet".into(), refs);
+            }
+        }
+        self.advance(now);
+        self.st.as_of = now;
+        let mut warnings = self.attr.warnings.clone();
+        for w in &self.step_warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+        // Grants.
+        let mut grants: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+        for s in self.st.subscriptions.values() {
+            if let Some(subj) = &s.subject {
+                let g = subscription_grants(self.catalog, s, &mut warnings);
+                grants.entry(subj.to_string()).or_default().extend(g);
+            }
+        }
+        for p in self.st.payments.values() {
+            grants.entry(p.subject.to_string()).or_default().extend(p.grants.iter().cloned());
+        }
+        self.st.customers = self.attr.customer.clone();
+        for (k, s) in self.st.subjects.iter_mut() {
+            let mut g = grants.remove(k).unwrap_or_default();
+            g.sort_by(|a, b| a.id.cmp(&b.id));
+            s.grants = g;
+            s.balances = s.wallet.balances();
+            s.customers =
+                self.st.customers.iter().filter(|(_, v)| &v.to_string() == k).map(|(c, _)| c.clone()).collect();
+        }
+        // Seats, as of now.
+        let orgs: BTreeSet<Subject> = self
+            .st
+            .subscriptions
+            .values()
+            .filter(|s| s.seats > 0)
+            .filter_map(|s| s.subject.clone())
+            .filter(|s| s.is_org())
+            .chain(self.st.seats.values().map(|b| b.org.clone()))
+            .collect();
+        let caps: Vec<(Subject, u32)> =
+            orgs.into_iter().map(|o| (o.clone(), self.capacity_at(&o, self.clock))).collect();
+        for (o, cap) in caps {
+            self.st.seats.entry(o.to_string()).or_insert_with(|| SeatBook::new(o.clone())).set_capacity(cap);
+        }
+        self.st.warnings = warnings;
+        self.st.facts.pending = self.st.pending.len();
+    }
+}

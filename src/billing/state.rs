@@ -1,0 +1,252 @@
+//! The billing state: what a fold of facts produces. Serialisable (the CLI
+//! prints it, the worker persists it); see the module docs of
+//! [`crate::billing`] for the JSON shape.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::facts::{Item, Provider, SubStatus, Subject};
+use crate::credits::Wallet;
+use crate::model::{Entitlements, Grant};
+use crate::seats::SeatBook;
+use crate::time::Timestamp;
+
+/// Everything the facts say, per subject and per provider object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingState {
+    /// The `now` the state was computed for (credit lots expire up to here).
+    pub as_of: Timestamp,
+    /// Per subject (`user:<id>`, `org:<id>`): grants, balances, lots, ledger.
+    pub subjects: BTreeMap<String, SubjectState>,
+    /// Per subscription (`stripe:sub_...`, `razorpay:sub_...`).
+    pub subscriptions: BTreeMap<String, SubscriptionState>,
+    /// Provider customer (`stripe:cus_...`) -> subject.
+    pub customers: BTreeMap<String, Subject>,
+    /// Per payment (`stripe:cs_...`, `stripe:in_...`, `razorpay:pay_...`): what it granted.
+    pub payments: BTreeMap<String, PaymentRecord>,
+    /// Per organization (`org:<id>`): its seats and who holds them.
+    pub seats: BTreeMap<String, SeatBook>,
+    /// Facts that could not be applied yet (no subject known, payment unknown), kept
+    /// so they apply as soon as the fact that attributes them arrives.
+    pub pending: Vec<PendingFact>,
+    /// Things worth a look that did not stop the fold (conflicting links, prices
+    /// not in the catalog, bundles without chosen products).
+    pub warnings: Vec<String>,
+    /// Balances of a subject no fact mentions yet (the catalog's free amounts).
+    pub defaults: BTreeMap<String, i64>,
+    pub facts: FactCounts,
+}
+
+/// How many facts went in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactCounts {
+    /// Distinct facts (after removing duplicates).
+    pub unique: usize,
+    /// Facts that changed nothing because a newer state was already known
+    /// (an older snapshot, a snapshot after the end).
+    pub stale: usize,
+    pub pending: usize,
+}
+
+/// One subject's entitlements and credits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectState {
+    pub subject: Subject,
+    /// Grants from its subscriptions and one-time purchases (own grants only;
+    /// see [`crate::seats::effective_entitlements`] for a member's organization grants).
+    pub grants: Vec<Grant>,
+    /// Pool -> units available at `as_of`.
+    pub balances: BTreeMap<String, i64>,
+    /// Lots and the ledger behind the balances.
+    pub wallet: Wallet,
+    /// Usage not covered by any balance, billed as overage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overage: Vec<OverageEntry>,
+    /// Provider customers linked to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customers: Vec<String>,
+    /// When it first appeared in the facts.
+    pub since: Timestamp,
+}
+
+/// Usage past the balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverageEntry {
+    pub request_id: String,
+    pub pool: String,
+    pub units: i64,
+    /// Price at the catalog's overage rate (minor units), when the pool is usage-priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    pub at: Timestamp,
+}
+
+/// A subscription as the newest facts describe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionState {
+    pub id: String,
+    pub provider: Provider,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    pub status: SubStatus,
+    pub items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clouds: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<Timestamp>,
+    /// The latest period end known to be paid (or trialed): never moves back,
+    /// so no update loses days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_through: Option<Timestamp>,
+    /// A period end guessed from a checkout before any snapshot arrived (offer
+    /// interval from the checkout time); replaced by the first snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_end: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_at_period_end: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Timestamp>,
+    /// When the current run of failed payments began (grace runs from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_due_since: Option<Timestamp>,
+    /// A refund or dispute took back the period paid through `through`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+    /// Seats it provides (quantity x the offer's seats per unit).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub seats: u32,
+    /// Time of the newest snapshot applied (older snapshots are ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Timestamp>,
+    /// First time any fact mentioned it.
+    pub first_seen: Timestamp,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: Timestamp,
+    /// The paid-through date the reversed payment had bought.
+    pub through: Timestamp,
+    /// The refund or dispute.
+    pub by: String,
+}
+
+/// A payment and what it granted, so a refund or dispute can take it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    /// Every id it is known by (charge, payment intent, invoice, order).
+    pub refs: Vec<String>,
+    pub subject: Subject,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// End of the period a subscription payment paid for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    pub at: Timestamp,
+    /// Credit lots it opened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lots: Vec<String>,
+    /// Grants of a one-time purchase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+    /// Amount reversed so far (refunds; a dispute reverses all of it).
+    #[serde(default)]
+    pub reversed: i64,
+    /// Units revoked per lot so far.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revoked_units: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A fact waiting for what would let it apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFact {
+    pub key: String,
+    #[serde(rename = "type")]
+    pub fact_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+    pub at: Timestamp,
+    pub reason: String,
+    /// The ids whose attribution would let it apply.
+    pub waiting_for: Vec<String>,
+}
+
+impl BillingState {
+    pub fn empty(as_of: Timestamp) -> BillingState {
+        BillingState {
+            as_of,
+            subjects: BTreeMap::new(),
+            subscriptions: BTreeMap::new(),
+            customers: BTreeMap::new(),
+            payments: BTreeMap::new(),
+            seats: BTreeMap::new(),
+            pending: Vec::new(),
+            warnings: Vec::new(),
+            defaults: BTreeMap::new(),
+            facts: FactCounts::default(),
+        }
+    }
+
+    /// A subject's own grants and balances, shaped for [`crate::decide`]. A
+    /// subject no fact mentions gets no grants and the catalog's free amounts.
+    /// `subject` is `user:<id>`, `org:<id>` or a bare user id.
+    pub fn entitlements_for(&self, subject: &str) -> Entitlements {
+        let key = Subject::parse(subject).map(|s| s.to_string()).unwrap_or_else(|_| subject.to_string());
+        match self.subjects.get(&key) {
+            Some(s) => Entitlements { subject: key, grants: s.grants.clone(), balances: s.balances.clone() },
+            None => Entitlements { subject: key, grants: Vec::new(), balances: self.defaults.clone() },
+        }
+    }
+
+    pub fn subject(&self, subject: &str) -> Option<&SubjectState> {
+        let key = Subject::parse(subject).map(|s| s.to_string()).unwrap_or_else(|_| subject.to_string());
+        self.subjects.get(&key)
+    }
+
+    /// A pool's balance for a subject (the free amount for an unknown subject).
+    pub fn balance(&self, subject: &str, pool: &str) -> i64 {
+        match self.subject(subject) {
+            Some(s) => s.balances.get(pool).copied().unwrap_or(0),
+            None => self.defaults.get(pool).copied().unwrap_or(0),
+        }
+    }
+
+    /// Checks every wallet's credit invariants.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (k, s) in &self.subjects {
+            s.wallet.check_invariants().map_err(|e| format!("{k}: {e}"))?;
+            for (pool, b) in &s.balances {
+                if *b != s.wallet.balance(pool) {
+                    return Err(format!("{k}: balance of `{pool}` is {b}, its lots hold {}", s.wallet.balance(pool)));
+                }
+            }
+        }
+        Ok(())
+    }
+}

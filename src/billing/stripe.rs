@@ -1,0 +1,477 @@
+//! Stripe events -> facts.
+//!
+//! Both API shapes are read:
+//! - before 2025-03-31: `subscription.current_period_start/end`, `invoice.subscription`,
+//!   `invoice.charge` / `invoice.payment_intent`, line `price` / `plan`;
+//! - from 2025-03-31 on: the period on each subscription item
+//!   (`items.data[].current_period_start/end`), the invoice's subscription at
+//!   `parent.subscription_details.subscription`, its payments at
+//!   `payments.data[].payment`, and a line's price at `pricing.price_details.price`.
+//!
+//! Handled types: `checkout.session.completed`, `.async_payment_succeeded`,
+//! `.async_payment_failed`; `customer.subscription.created`, `.updated`,
+//! `.deleted`, `.paused`, `.resumed`; `invoice.paid`, `invoice.payment_succeeded`,
+//! `invoice.payment_failed`; `charge.refunded`; `charge.dispute.created`. Any
+//! other type parses to [`Parsed::Ignored`].
+
+use serde_json::Value;
+
+use super::facts::*;
+use super::json::At;
+use super::parse::*;
+use crate::catalog::{Catalog, Offer};
+
+const P: Provider = Provider::Stripe;
+
+fn sref(id: &str) -> String {
+    P.object(id)
+}
+
+/// Parses one Stripe event (the raw webhook body) into facts.
+pub fn parse_stripe_event(catalog: &Catalog, raw: &str) -> Result<Parsed, ParseError> {
+    let v = parse_json(raw)?;
+    let root = At::root(&v, "");
+    if let Some(o) = root.opt_str("object")? {
+        if o != "event" {
+            return Err(ParseError::InvalidValue {
+                path: "object".into(),
+                message: format!("expected a Stripe event (\"event\"), got \"{o}\""),
+            });
+        }
+    }
+    let event = EventInfo {
+        provider: P,
+        id: root.req_str("id")?.to_string(),
+        event_type: root.req_str("type")?.to_string(),
+        created: root.req_time("created")?,
+    };
+    let data = root.req("data")?;
+    let obj = data.req("object")?;
+    if !obj.is_object() {
+        return Err(ParseError::WrongType { path: "data.object".into(), expected: "an object".into() });
+    }
+    let ty = event.event_type.clone();
+    let facts = match ty.as_str() {
+        "checkout.session.completed" => checkout(catalog, &event, &obj, None)?,
+        "checkout.session.async_payment_succeeded" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Paid))?,
+        "checkout.session.async_payment_failed" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Failed))?,
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed" => subscription(catalog, &event, &obj, false)?,
+        "customer.subscription.deleted" => subscription(catalog, &event, &obj, true)?,
+        "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(catalog, &event, &obj)?,
+        "invoice.payment_failed" => invoice_failed(&event, &obj)?,
+        "charge.refunded" => refund(&event, &obj)?,
+        "charge.dispute.created" => dispute(&event, &obj)?,
+        _ => Err(format!("event type `{ty}` does not change entitlements")),
+    };
+    Ok(match facts {
+        Ok(facts) => Parsed::Facts { event, facts },
+        Err(reason) => Parsed::Ignored { event, reason },
+    })
+}
+
+/// A parse result: facts, or a reason to ignore the event.
+type Outcome = Result<Vec<Fact>, String>;
+
+fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
+    Fact { key, provider: P, event: event.id.clone(), at: event.created, body }
+}
+
+/// The catalog offer of a price id, or of an `offer_key` in the price's metadata.
+fn offer_of_price<'c>(catalog: &'c Catalog, price: &At<'_>, price_id: &str) -> Result<Option<&'c Offer>, ParseError> {
+    if let Some(o) = catalog.offer_by_price_id(price_id) {
+        return Ok(Some(o));
+    }
+    if price.is_object() {
+        if let Some(k) = price.meta("metadata", "offer_key")? {
+            return offer_by_key(catalog, &k, price.field_path("metadata.offer_key")).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn checkout(
+    catalog: &Catalog,
+    event: &EventInfo,
+    obj: &At<'_>,
+    forced: Option<PurchaseOutcome>,
+) -> Result<Outcome, ParseError> {
+    let cs = obj.req_str("id")?;
+    let mode = match obj.req_str("mode")? {
+        "subscription" => PurchaseMode::Subscription,
+        "payment" => PurchaseMode::Payment,
+        "setup" => return Ok(Err("a setup-mode checkout collects a payment method and grants nothing".into())),
+        m => {
+            return Err(ParseError::InvalidValue {
+                path: obj.field_path("mode"),
+                message: format!("`{m}` is not a checkout mode (payment, subscription, setup)"),
+            })
+        }
+    };
+    let payment_status = obj.req_str("payment_status")?;
+    let no_payment_required = payment_status == "no_payment_required";
+    let outcome = match (forced, payment_status) {
+        (Some(o), _) => o,
+        (None, "paid" | "no_payment_required") => PurchaseOutcome::Paid,
+        (None, "unpaid") => PurchaseOutcome::Unpaid,
+        (None, s) => {
+            return Err(ParseError::InvalidValue {
+                path: obj.field_path("payment_status"),
+                message: format!("`{s}` is not a payment status (paid, unpaid, no_payment_required)"),
+            })
+        }
+    };
+
+    // The offer: metadata.offer_key, else a line item's price.
+    let mut offer: Option<&Offer> = None;
+    let mut quantity: Option<u32> = None;
+    if let Some(k) = obj.meta("metadata", "offer_key")? {
+        offer = Some(offer_by_key(catalog, &k, obj.field_path("metadata.offer_key"))?);
+    }
+    if let Some(li) = obj.get("line_items") {
+        for line in li.items("data")? {
+            let price = line.get("price");
+            let pid = line.opt_ref("price")?;
+            if let (Some(p), Some(pid)) = (price, pid) {
+                if let Some(o) = offer_of_price(catalog, &p, &pid)? {
+                    if offer.is_none() || offer.is_some_and(|x| x.key == o.key) {
+                        offer = Some(o);
+                        quantity = Some(count(&line, "quantity", 1)?);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if quantity.is_none() {
+        if let Some(q) = obj.meta("metadata", "quantity")? {
+            quantity = Some(q.parse::<u32>().map_err(|_| ParseError::InvalidValue {
+                path: obj.field_path("metadata.quantity"),
+                message: format!("`{q}` is not a whole number"),
+            })?);
+        }
+    }
+    if offer.is_none() && mode == PurchaseMode::Payment {
+        return Ok(Err(format!(
+            "checkout {cs} sells nothing in the catalog (set metadata.offer_key, or list the price id on an offer)"
+        )));
+    }
+
+    let clouds = split_clouds(obj.meta("metadata", "clouds")?);
+    if let Some(o) = offer {
+        if bundle_size(o) > 0 && clouds.is_empty() && outcome == PurchaseOutcome::Paid {
+            return Err(ParseError::MissingField { path: obj.field_path("metadata.clouds") });
+        }
+        if !clouds.is_empty() {
+            check_clouds(catalog, o, &clouds, &obj.field_path("metadata.clouds"))?;
+        }
+    }
+
+    let subject = subject_from(obj, "metadata", obj.opt_str("client_reference_id")?, offer)?;
+    let customer = obj.opt_ref("customer")?.map(|c| sref(&c));
+    if subject.is_none() && customer.is_none() {
+        return Err(ParseError::MissingField { path: obj.field_path("client_reference_id") });
+    }
+    let subscription = obj.opt_ref("subscription")?.map(|s| sref(&s));
+    if mode == PurchaseMode::Subscription && subscription.is_none() && outcome == PurchaseOutcome::Paid {
+        return Err(ParseError::MissingField { path: obj.field_path("subscription") });
+    }
+    let mut payment_refs = Vec::new();
+    for k in ["payment_intent", "invoice"] {
+        if let Some(r) = obj.opt_ref(k)? {
+            payment_refs.push(sref(&r));
+        }
+    }
+    let tag = match outcome {
+        PurchaseOutcome::Paid => "paid",
+        PurchaseOutcome::Unpaid => "unpaid",
+        PurchaseOutcome::Failed => "failed",
+    };
+    let p = Purchase {
+        id: sref(cs),
+        mode,
+        outcome,
+        subject,
+        customer,
+        subscription,
+        offer: offer.map(|o| o.key.clone()),
+        quantity: quantity.unwrap_or(1).max(1),
+        clouds,
+        payment_refs,
+        amount: obj.opt_i64("amount_total")?.unwrap_or(0),
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        no_payment_required,
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:checkout:{cs}:{tag}"), FactBody::Purchase(p))]))
+}
+
+fn status_of(s: &str, path: String) -> Result<SubStatus, ParseError> {
+    Ok(match s {
+        "incomplete" => SubStatus::Incomplete,
+        "incomplete_expired" | "canceled" => SubStatus::Ended,
+        "trialing" => SubStatus::Trialing,
+        "active" => SubStatus::Active,
+        "past_due" | "unpaid" => SubStatus::PastDue,
+        "paused" => SubStatus::Paused,
+        other => {
+            return Err(ParseError::InvalidValue {
+                path,
+                message: format!(
+                    "`{other}` is not a subscription status (incomplete, incomplete_expired, trialing, active, past_due, unpaid, canceled, paused)"
+                ),
+            })
+        }
+    })
+}
+
+fn subscription(catalog: &Catalog, event: &EventInfo, obj: &At<'_>, deleted: bool) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    let customer = obj.req_ref("customer")?;
+    let status = if deleted { SubStatus::Ended } else { status_of(obj.req_str("status")?, obj.field_path("status"))? };
+    let items_list = obj.req("items")?;
+    let lines = items_list.items("data")?;
+    let single = lines.len() == 1;
+    let meta_offer = match obj.meta("metadata", "offer_key")? {
+        Some(k) => Some(offer_by_key(catalog, &k, obj.field_path("metadata.offer_key"))?),
+        None => None,
+    };
+    let mut items = Vec::new();
+    let (mut item_start, mut item_end): (Option<crate::time::Timestamp>, Option<crate::time::Timestamp>) = (None, None);
+    for it in &lines {
+        let (price_at, price_id) = match (it.get("price"), it.opt_ref("price")?) {
+            (Some(p), Some(id)) => (Some(p), Some(id)),
+            _ => match it.get("plan") {
+                Some(p) => {
+                    let id = p.opt_str("id")?.map(str::to_string);
+                    (Some(p), id)
+                }
+                None => (None, None),
+            },
+        };
+        let mut offer = match (&price_at, &price_id) {
+            (Some(p), Some(pid)) => offer_of_price(catalog, p, pid)?,
+            _ => None,
+        };
+        if offer.is_none() && single {
+            offer = meta_offer;
+        }
+        items.push(Item { price: price_id, offer: offer.map(|o| o.key.clone()), quantity: count(it, "quantity", 1)? });
+        if let (Some(s), Some(e)) = (it.opt_time("current_period_start")?, it.opt_time("current_period_end")?) {
+            item_start = Some(item_start.map_or(s, |x| x.min(s)));
+            item_end = Some(item_end.map_or(e, |x| x.max(e)));
+        }
+    }
+    // Period: on the subscription before API version 2025-03-31, on its items since.
+    let (period_start, period_end) = match (obj.opt_time("current_period_start")?, obj.opt_time("current_period_end")?)
+    {
+        (Some(s), Some(e)) => (Some(s), Some(e)),
+        _ => (item_start, item_end),
+    };
+    if period_end.is_none() && !matches!(status, SubStatus::Incomplete | SubStatus::Ended) {
+        return Err(ParseError::MissingField {
+            path: format!(
+                "{} (or, since API version 2025-03-31, {}.data[].current_period_end)",
+                obj.field_path("current_period_end"),
+                obj.field_path("items")
+            ),
+        });
+    }
+    if let (Some(s), Some(e)) = (period_start, period_end) {
+        if e < s {
+            return Err(ParseError::InvalidValue {
+                path: obj.field_path("current_period_end"),
+                message: format!("the period ends ({e}) before it starts ({s})"),
+            });
+        }
+    }
+    let clouds = split_clouds(obj.meta("metadata", "clouds")?);
+    if !clouds.is_empty() {
+        for o in items.iter().filter_map(|i| i.offer.as_deref()).filter_map(|k| catalog.offer(k)) {
+            if bundle_size(o) > 0 {
+                check_clouds(catalog, o, &clouds, &obj.field_path("metadata.clouds"))?;
+            }
+        }
+    }
+    let offer_for_subject = items.iter().filter_map(|i| i.offer.as_deref()).find_map(|k| catalog.offer(k));
+    let snap = SubscriptionSnapshot {
+        id: sref(id),
+        customer: Some(sref(&customer)),
+        status,
+        items,
+        period_start,
+        period_end,
+        started_at: obj.opt_time("start_date")?,
+        trial_end: obj.opt_time("trial_end")?,
+        cancel_at_period_end: obj.opt_bool("cancel_at_period_end")?.unwrap_or(false),
+        cancel_at: obj.opt_time("cancel_at")?,
+        ended_at: obj.opt_time("ended_at")?,
+        subject: subject_from(obj, "metadata", None, offer_for_subject)?,
+        clouds,
+    };
+    let key = if deleted {
+        format!("stripe:subscription:{id}:deleted")
+    } else {
+        format!("stripe:subscription:{id}:{}:{}", event.created.0, digest(&snap))
+    };
+    Ok(Ok(vec![fact(event, key, FactBody::Subscription(snap))]))
+}
+
+/// The subscription an invoice belongs to, in either API shape.
+fn invoice_subscription(obj: &At<'_>) -> Result<Option<String>, ParseError> {
+    if let Some(s) = obj.opt_ref("subscription")? {
+        return Ok(Some(s));
+    }
+    if let Some(parent) = obj.get("parent") {
+        if let Some(sd) = parent.get("subscription_details") {
+            if let Some(s) = sd.opt_ref("subscription")? {
+                return Ok(Some(s));
+            }
+        }
+    }
+    if let Some(lines) = obj.get("lines") {
+        for l in lines.items("data")? {
+            if let Some(s) = l.opt_ref("subscription")? {
+                return Ok(Some(s));
+            }
+            if let Some(p) = l.get("parent") {
+                if let Some(d) = p.get("subscription_item_details") {
+                    if let Some(s) = d.opt_ref("subscription")? {
+                        return Ok(Some(s));
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn line_price(line: &At<'_>) -> Result<Option<(Value, String)>, ParseError> {
+    if let (Some(p), Some(id)) = (line.get("price"), line.opt_ref("price")?) {
+        return Ok(Some((p.v.clone(), id)));
+    }
+    if let Some(p) = line.get("plan") {
+        if let Some(id) = p.opt_str("id")? {
+            return Ok(Some((p.v.clone(), id.to_string())));
+        }
+    }
+    if let Some(pr) = line.get("pricing") {
+        if let Some(d) = pr.get("price_details") {
+            if let (Some(p), Some(id)) = (d.get("price"), d.opt_ref("price")?) {
+                return Ok(Some((p.v.clone(), id)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn invoice_paid(catalog: &Catalog, event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    let Some(sub) = invoice_subscription(obj)? else {
+        return Ok(Err(format!("invoice {id} is not for a subscription")));
+    };
+    let mut items = Vec::new();
+    let mut period: Option<(crate::time::Timestamp, crate::time::Timestamp)> = None;
+    if let Some(lines) = obj.get("lines") {
+        for l in lines.items("data")? {
+            let Some((pv, pid)) = line_price(&l)? else { continue };
+            let pat = At::root(&pv, "");
+            let offer = offer_of_price(catalog, &pat, &pid)?;
+            let quantity = count(&l, "quantity", 1)?;
+            if let Some(p) = l.get("period") {
+                let (s, e) = (p.req_time("start")?, p.req_time("end")?);
+                if period.is_none_or(|(_, pe)| e > pe) {
+                    period = Some((s, e));
+                }
+            }
+            items.push(Item { price: Some(pid), offer: offer.map(|o| o.key.clone()), quantity });
+        }
+    }
+    let mut payment_refs = vec![sref(id)];
+    for k in ["charge", "payment_intent"] {
+        if let Some(r) = obj.opt_ref(k)? {
+            payment_refs.push(sref(&r));
+        }
+    }
+    if let Some(pay) = obj.get("payments") {
+        for p in pay.items("data")? {
+            if let Some(pp) = p.get("payment") {
+                for k in ["payment_intent", "charge"] {
+                    if let Some(r) = pp.opt_ref(k)? {
+                        payment_refs.push(sref(&r));
+                    }
+                }
+            }
+        }
+    }
+    payment_refs.dedup();
+    let f = InvoicePaid {
+        id: sref(id),
+        subscription: sref(&sub),
+        customer: obj.opt_ref("customer")?.map(|c| sref(&c)),
+        items,
+        period_start: period.map(|p| p.0),
+        period_end: period.map(|p| p.1),
+        amount: obj.opt_i64("amount_paid")?.unwrap_or(0),
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        payment_refs,
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:invoice:{id}:paid"), FactBody::InvoicePaid(f))]))
+}
+
+fn invoice_failed(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    let Some(sub) = invoice_subscription(obj)? else {
+        return Ok(Err(format!("invoice {id} is not for a subscription")));
+    };
+    let attempt = count(obj, "attempt_count", 0)?;
+    let f = InvoiceFailed {
+        id: sref(id),
+        subscription: sref(&sub),
+        customer: obj.opt_ref("customer")?.map(|c| sref(&c)),
+        attempt,
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:invoice:{id}:failed:{attempt}"), FactBody::InvoiceFailed(f))]))
+}
+
+fn refund(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    let amount = obj.req_i64("amount")?;
+    let refunded = obj.req_i64("amount_refunded")?;
+    if refunded <= 0 {
+        return Ok(Err(format!("charge {id} has nothing refunded")));
+    }
+    let mut payment_refs = vec![sref(id)];
+    for k in ["payment_intent", "invoice"] {
+        if let Some(r) = obj.opt_ref(k)? {
+            payment_refs.push(sref(&r));
+        }
+    }
+    let r = Reversal {
+        id: sref(id),
+        payment_refs,
+        amount,
+        reversed: refunded,
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:charge:{id}:refunded:{refunded}"), FactBody::Refund(r))]))
+}
+
+fn dispute(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    let charge = obj.req_ref("charge")?;
+    let mut payment_refs = vec![sref(&charge)];
+    if let Some(pi) = obj.opt_ref("payment_intent")? {
+        payment_refs.push(sref(&pi));
+    }
+    let amount = obj.opt_i64("amount")?.unwrap_or(0);
+    let r = Reversal {
+        id: sref(id),
+        payment_refs,
+        amount,
+        reversed: amount,
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:dispute:{id}:created"), FactBody::Dispute(r))]))
+}

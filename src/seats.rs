@@ -1,0 +1,318 @@
+//! Organizations and seats (seed 004).
+//!
+//! A subject is a user or an organization. An organization's subscriptions
+//! give it grants and a number of seats: for each item, the subscription
+//! quantity times the offer's `seats.included` (or `included` once when
+//! `per_quantity = false`; an organization offer without a `seats` entry gives
+//! one seat per unit of quantity). A user gets the organization's grants only
+//! through **membership and an allocated seat**.
+//!
+//! Seats are given in order of assignment; an assignment beyond the seat count
+//! is refused with a [`SeatRefusal`] value that says why. If the seat count
+//! later drops (a smaller quantity, a subscription that ended), the most
+//! recently seated users beyond the count lose their seat (`over_capacity`)
+//! until seats free up or the count grows again; nobody is silently dropped
+//! from the book.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::billing::facts::{Item, Subject};
+use crate::billing::state::BillingState;
+use crate::catalog::{Catalog, SubjectKind};
+use crate::model::Entitlements;
+use crate::time::Timestamp;
+
+/// Why a seat is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatReason {
+    /// Every seat is taken.
+    NoSeatsLeft,
+    /// The organization has no subscription that provides seats.
+    NoSeats,
+    /// The user is not a member of the organization.
+    NotAMember,
+    /// Seats belong to organizations, and are given to users.
+    NotAnOrganization,
+    NotAUser,
+}
+
+impl SeatReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatReason::NoSeatsLeft => "no_seats_left",
+            SeatReason::NoSeats => "no_seats",
+            SeatReason::NotAMember => "not_a_member",
+            SeatReason::NotAnOrganization => "not_an_organization",
+            SeatReason::NotAUser => "not_a_user",
+        }
+    }
+}
+
+/// A refused seat assignment, as a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatRefusal {
+    pub reason: SeatReason,
+    pub org: String,
+    pub user: String,
+    /// Seats the organization has, and how many are held.
+    pub seats: u32,
+    pub used: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+}
+
+impl fmt::Display for SeatRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            SeatReason::NoSeatsLeft => write!(
+                f,
+                "{} has {} seat(s) and all {} are taken: no seat for {}",
+                self.org, self.seats, self.used, self.user
+            ),
+            SeatReason::NoSeats => write!(f, "{} has no subscription that provides seats", self.org),
+            SeatReason::NotAMember => write!(f, "{} is not a member of {}", self.user, self.org),
+            SeatReason::NotAnOrganization => write!(f, "{} is not an organization", self.org),
+            SeatReason::NotAUser => write!(f, "{} is not a user", self.user),
+        }
+    }
+}
+
+/// A user holding (or waiting on) a seat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatHolder {
+    pub user: Subject,
+    pub since: Timestamp,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// Assigned, but the seat count has since dropped below this holder's place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_capacity: bool,
+}
+
+/// An organization's seats and who holds them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatBook {
+    pub org: Subject,
+    /// Seats the organization has (as of the state's `as_of`).
+    pub seats: u32,
+    /// In order of assignment.
+    pub holders: Vec<SeatHolder>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<SeatRefusal>,
+}
+
+impl SeatBook {
+    pub fn new(org: Subject) -> SeatBook {
+        SeatBook { org, seats: 0, holders: Vec::new(), refused: Vec::new() }
+    }
+
+    pub fn used(&self) -> u32 {
+        self.holders.len() as u32
+    }
+
+    /// Does `user` hold a seat within the seat count?
+    pub fn holds_seat(&self, user: &Subject) -> bool {
+        self.holders.iter().position(|h| &h.user == user).is_some_and(|i| (i as u32) < self.seats)
+    }
+
+    /// Would assigning a seat to `user` succeed with `capacity` seats?
+    pub fn check(&self, user: &Subject, capacity: u32) -> Result<(), SeatRefusal> {
+        let refuse = |reason| SeatRefusal {
+            reason,
+            org: self.org.to_string(),
+            user: user.to_string(),
+            seats: capacity,
+            used: self.used(),
+            at: None,
+            request_id: String::new(),
+        };
+        if !self.org.is_org() {
+            return Err(refuse(SeatReason::NotAnOrganization));
+        }
+        if user.is_org() {
+            return Err(refuse(SeatReason::NotAUser));
+        }
+        if self.holders.iter().any(|h| &h.user == user) {
+            return Ok(());
+        }
+        if capacity == 0 {
+            return Err(refuse(SeatReason::NoSeats));
+        }
+        if self.used() >= capacity {
+            return Err(refuse(SeatReason::NoSeatsLeft));
+        }
+        Ok(())
+    }
+
+    /// Assigns a seat if one is free (already holding one is fine); a refusal is
+    /// recorded in the book and returned.
+    pub fn assign(
+        &mut self,
+        user: &Subject,
+        capacity: u32,
+        at: Timestamp,
+        request_id: &str,
+    ) -> Result<(), SeatRefusal> {
+        match self.check(user, capacity) {
+            Ok(()) => {
+                if !self.holders.iter().any(|h| &h.user == user) {
+                    self.holders.push(SeatHolder {
+                        user: user.clone(),
+                        since: at,
+                        request_id: request_id.to_string(),
+                        over_capacity: false,
+                    });
+                }
+                Ok(())
+            }
+            Err(mut r) => {
+                r.at = Some(at);
+                r.request_id = request_id.to_string();
+                self.refused.push(r.clone());
+                Err(r)
+            }
+        }
+    }
+
+    /// Frees a user's seat; returns whether it held one.
+    pub fn release(&mut self, user: &Subject) -> bool {
+        let before = self.holders.len();
+        self.holders.retain(|h| &h.user != user);
+        before != self.holders.len()
+    }
+
+    /// Sets the seat count, marking holders beyond it as over capacity.
+    pub fn set_capacity(&mut self, seats: u32) {
+        self.seats = seats;
+        for (i, h) in self.holders.iter_mut().enumerate() {
+            h.over_capacity = i as u32 >= seats;
+        }
+    }
+}
+
+/// Seats a subscription's items provide: per item, `included x quantity`
+/// (`per_quantity`) or `included`. An organization offer without a `seats`
+/// entry gives one seat per unit; a user offer without one gives none.
+pub fn subscription_seats(catalog: &Catalog, items: &[Item]) -> u32 {
+    let mut n: u32 = 0;
+    for it in items {
+        let Some(o) = it.offer.as_deref().and_then(|k| catalog.offer(k)) else { continue };
+        let s = match &o.seats {
+            Some(s) => {
+                if s.per_quantity {
+                    s.included.saturating_mul(it.quantity)
+                } else {
+                    s.included
+                }
+            }
+            None if o.subject == SubjectKind::Organization => it.quantity,
+            None => 0,
+        };
+        n = n.saturating_add(s);
+    }
+    n
+}
+
+/// A user's membership of an organization (the app's own record, seed 004's
+/// `organization_members`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// `org:<id>` or a bare organization id.
+    pub org: String,
+    /// `user:<id>` or a bare user id.
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+fn org_subject(s: &str) -> Subject {
+    match Subject::parse(s) {
+        Ok(x) if x.is_org() => x,
+        Ok(x) if !s.starts_with("user:") => Subject::org(x.id),
+        Ok(x) => x,
+        Err(_) => Subject::org(s),
+    }
+}
+
+fn user_subject(s: &str) -> Subject {
+    Subject::parse(s).unwrap_or_else(|_| Subject::user(s))
+}
+
+/// Would a seat of `org` be given to `user` now? The worker asks this before it
+/// records a seat assignment; the refusal says why not.
+pub fn check_allocation(
+    state: &BillingState,
+    org: &str,
+    user: &str,
+    memberships: &[Membership],
+) -> Result<(), SeatRefusal> {
+    let (o, u) = (org_subject(org), user_subject(user));
+    let book = state.seats.get(&o.to_string()).cloned().unwrap_or_else(|| SeatBook::new(o.clone()));
+    let member = memberships.iter().any(|m| org_subject(&m.org) == o && user_subject(&m.user) == u);
+    if !member && o.is_org() && !u.is_org() {
+        return Err(SeatRefusal {
+            reason: SeatReason::NotAMember,
+            org: o.to_string(),
+            user: u.to_string(),
+            seats: book.seats,
+            used: book.used(),
+            at: None,
+            request_id: String::new(),
+        });
+    }
+    book.check(&u, book.seats)
+}
+
+/// A user's effective entitlements: their own grants and balances, plus the
+/// grants of every organization they are a member of **and** hold a seat in.
+/// Organization balances are not shared with members.
+pub fn effective_entitlements(state: &BillingState, user: &str, memberships: &[Membership]) -> Entitlements {
+    let u = user_subject(user);
+    let mut ents = state.entitlements_for(&u.to_string());
+    let mut orgs: Vec<Subject> =
+        memberships.iter().filter(|m| user_subject(&m.user) == u).map(|m| org_subject(&m.org)).collect();
+    orgs.sort();
+    orgs.dedup();
+    for o in orgs {
+        let seated = state.seats.get(&o.to_string()).is_some_and(|b| b.holds_seat(&u));
+        if !seated {
+            continue;
+        }
+        if let Some(s) = state.subjects.get(&o.to_string()) {
+            for g in &s.grants {
+                if !ents.grants.iter().any(|x| x.id == g.id) {
+                    ents.grants.push(g.clone());
+                }
+            }
+        }
+    }
+    ents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_beyond_the_count_is_refused_with_a_reason() {
+        let mut b = SeatBook::new(Subject::org("o1"));
+        let (a, c) = (Subject::user("a"), Subject::user("c"));
+        assert!(b.assign(&a, 1, Timestamp(1), "r1").is_ok());
+        assert!(b.assign(&a, 1, Timestamp(2), "r1b").is_ok(), "holding one already is fine");
+        let r = b.assign(&c, 1, Timestamp(3), "r2").unwrap_err();
+        assert_eq!(r.reason, SeatReason::NoSeatsLeft);
+        assert_eq!((r.seats, r.used), (1, 1));
+        assert!(r.to_string().contains("all 1 are taken"), "{r}");
+        assert_eq!(b.refused.len(), 1);
+        assert_eq!(SeatBook::new(Subject::org("o2")).check(&a, 0).unwrap_err().reason, SeatReason::NoSeats);
+        b.set_capacity(1);
+        assert!(b.holds_seat(&a));
+        b.set_capacity(0);
+        assert!(!b.holds_seat(&a));
+        assert!(b.holders[0].over_capacity);
+    }
+}

@@ -1,0 +1,247 @@
+//! Usage pricing (seed 002): seconds x model tier x quality tier -> money, and
+//! the charge plan that decides how a request is paid for.
+//!
+//! # Rounding rule
+//! A quote is `seconds x base_price_per_second x multiplier`, computed exactly
+//! (integer arithmetic on the catalog's decimal strings, never floats),
+//! converted to the currency's minor units and **rounded up once, on the
+//! total** ([`crate::money::ceil_minor`]). Per-second prices are never rounded
+//! on their own: 30 s at 0.015 x 1.2 costs 0.54 USD exactly (54 cents), and
+//! 1 s costs 0.018 USD, rounded up to 2 cents.
+//!
+//! Overage is priced the same way on the overage seconds alone, with the
+//! catalog's `overage_multiplier` as one more factor:
+//! `ceil(overage_seconds x base x multiplier x overage_multiplier)`.
+//!
+//! [`quote`] is the one function behind both the browser's price display and
+//! the server's enforcement ([`plan_usage`] calls it), so the two cannot
+//! disagree.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::catalog::{Catalog, UsagePricing, UsageRate};
+use crate::credits::{plan_charge, ChargeOutcome, OveragePolicy, Pricer, Wallet};
+use crate::money::{ceil_minor, Decimal, Money};
+use crate::time::Timestamp;
+
+/// A malformed usage question (not a denial: denials are values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsageError {
+    /// The catalog has no `[usage]` section.
+    NoUsagePricing,
+    UnknownRate {
+        model: String,
+        quality: String,
+        known: Vec<String>,
+    },
+    OutOfRange {
+        seconds: u64,
+        min: u64,
+        max: u64,
+    },
+    Overflow,
+}
+
+impl UsageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UsageError::NoUsagePricing => "no_usage_pricing",
+            UsageError::UnknownRate { .. } => "unknown_rate",
+            UsageError::OutOfRange { .. } => "out_of_range",
+            UsageError::Overflow => "overflow",
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::NoUsagePricing => write!(f, "the catalog has no usage pricing (no [usage] section)"),
+            UsageError::UnknownRate { model, quality, known } => write!(
+                f,
+                "no price for model `{model}` at quality `{quality}`; priced combinations: {}",
+                known.join(", ")
+            ),
+            UsageError::OutOfRange { seconds, min, max } => {
+                write!(f, "{seconds} seconds is outside the allowed range {min}..={max}")
+            }
+            UsageError::Overflow => write!(f, "the amount is too large to represent"),
+        }
+    }
+}
+impl std::error::Error for UsageError {}
+
+/// The price of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    pub model: String,
+    pub quality: String,
+    pub seconds: u64,
+    pub base_price_per_second: Decimal,
+    pub multiplier: Decimal,
+    /// `ceil(seconds x base x multiplier)` in minor units.
+    pub cost: Money,
+    /// What the same seconds would cost as overage (`x overage_multiplier`).
+    pub overage_cost: Money,
+    pub overage_multiplier: Decimal,
+    /// The credit pool the request draws on.
+    pub pool: String,
+}
+
+fn pricing(catalog: &Catalog) -> Result<&UsagePricing, UsageError> {
+    catalog.doc.usage.as_ref().ok_or(UsageError::NoUsagePricing)
+}
+
+fn rate<'a>(u: &'a UsagePricing, model: &str, quality: &str) -> Result<&'a UsageRate, UsageError> {
+    u.rates.iter().find(|r| r.model == model && r.quality == quality).ok_or_else(|| UsageError::UnknownRate {
+        model: model.into(),
+        quality: quality.into(),
+        known: u.rates.iter().map(|r| format!("{} x {}", r.model, r.quality)).collect(),
+    })
+}
+
+/// Prices `seconds` of `model` at `quality`. The one pricing function: the
+/// browser's quote and the enforcement both call it.
+pub fn quote(catalog: &Catalog, model: &str, quality: &str, seconds: u64) -> Result<Quote, UsageError> {
+    let u = pricing(catalog)?;
+    if seconds < u.min_units || seconds > u.max_units {
+        return Err(UsageError::OutOfRange { seconds, min: u.min_units, max: u.max_units });
+    }
+    let r = rate(u, model, quality)?;
+    let cost =
+        ceil_minor(seconds, &[r.base_price_per_second, r.multiplier], &u.currency).map_err(|_| UsageError::Overflow)?;
+    let overage = ceil_minor(seconds, &[r.base_price_per_second, r.multiplier, u.overage_multiplier], &u.currency)
+        .map_err(|_| UsageError::Overflow)?;
+    Ok(Quote {
+        model: model.into(),
+        quality: quality.into(),
+        seconds,
+        base_price_per_second: r.base_price_per_second,
+        multiplier: r.multiplier,
+        cost: Money { amount: cost, currency: u.currency.clone() },
+        overage_cost: Money { amount: overage, currency: u.currency.clone() },
+        overage_multiplier: u.overage_multiplier,
+        pool: u.pool.clone(),
+    })
+}
+
+/// The overage price of `units` seconds (0 for none), rounded up once.
+pub fn overage_cost(catalog: &Catalog, model: &str, quality: &str, units: u64) -> Result<i64, UsageError> {
+    if units == 0 {
+        return Ok(0);
+    }
+    let u = pricing(catalog)?;
+    let r = rate(u, model, quality)?;
+    ceil_minor(units, &[r.base_price_per_second, r.multiplier, u.overage_multiplier], &u.currency)
+        .map_err(|_| UsageError::Overflow)
+}
+
+/// A request to consume usage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRequest {
+    /// Unique id of the request: the ledger key, so a retry cannot charge twice.
+    pub request_id: String,
+    pub model: String,
+    pub quality: String,
+    pub seconds: u64,
+}
+
+struct RatePricer<'a> {
+    u: &'a UsagePricing,
+    r: &'a UsageRate,
+}
+
+impl Pricer for RatePricer<'_> {
+    fn cost(&self, units: i64) -> i64 {
+        ceil_minor(units.max(0) as u64, &[self.r.base_price_per_second, self.r.multiplier], &self.u.currency)
+            .unwrap_or(i64::MAX)
+    }
+    fn overage_cost(&self, units: i64) -> i64 {
+        ceil_minor(
+            units.max(0) as u64,
+            &[self.r.base_price_per_second, self.r.multiplier, self.u.overage_multiplier],
+            &self.u.currency,
+        )
+        .unwrap_or(i64::MAX)
+    }
+    fn currency(&self) -> &str {
+        &self.u.currency
+    }
+    fn default_limit(&self) -> i64 {
+        self.u.default_overage_limit
+    }
+}
+
+/// Plans a usage request against a subject's wallet at `now`: allowance first,
+/// then purchased seconds, then overage if the policy allows it and it stays
+/// under the cap; otherwise a [`crate::credits::ChargeDenial`] value.
+/// Changes nothing: the caller records the usage as a fact once it is done.
+pub fn plan_usage(
+    catalog: &Catalog,
+    wallet: &Wallet,
+    req: &UsageRequest,
+    policy: &OveragePolicy,
+    now: Timestamp,
+) -> Result<ChargeOutcome, UsageError> {
+    // The same pricing function as the browser's quote; validates the request.
+    quote(catalog, &req.model, &req.quality, req.seconds)?;
+    let u = pricing(catalog)?;
+    let r = rate(u, &req.model, &req.quality)?;
+    let units = i64::try_from(req.seconds).map_err(|_| UsageError::Overflow)?;
+    Ok(plan_charge(wallet, &u.pool, units, now, &RatePricer { u, r }, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAT: &str = r#"
+[catalog]
+id = "t"
+name = "t"
+version = "1"
+currency = "usd"
+[[products]]
+id = "video"
+tiers = ["pro"]
+[[credit_pools]]
+id = "video_seconds"
+unit = "second"
+rollover = "capped"
+[[offers]]
+key = "TOKENS"
+label = "Tokens"
+price = { amount = 1900, currency = "usd", interval = "one_time" }
+credits = [{ pool = "video_seconds", amount = 1800, per = "once" }]
+[usage]
+pool = "video_seconds"
+currency = "usd"
+overage_multiplier = "1.5"
+default_overage_limit = 10000
+rates = [
+  { model = "standard", quality = "standard", base_price_per_second = "0.015", multiplier = "1.2" },
+  { model = "ultra", quality = "studio", base_price_per_second = "0.15", multiplier = "2.5" },
+]
+"#;
+
+    #[test]
+    fn quote_rounds_up_once_on_the_total() {
+        let c = Catalog::parse(CAT).unwrap();
+        let q = quote(&c, "standard", "standard", 30).unwrap();
+        assert_eq!(q.cost.amount, 54); // 0.54 exactly
+        assert_eq!(q.overage_cost.amount, 81); // 0.81 exactly
+        assert_eq!(quote(&c, "standard", "standard", 1).unwrap().cost.amount, 2); // 0.018 -> 2 cents
+                                                                                  // Not per second: 7 s = 0.126 -> 13 cents, where rounding each second would give 14.
+        assert_eq!(quote(&c, "standard", "standard", 7).unwrap().cost.amount, 13);
+        assert_eq!(quote(&c, "ultra", "studio", 60).unwrap().cost.amount, 2250);
+    }
+
+    #[test]
+    fn malformed_questions_are_errors() {
+        let c = Catalog::parse(CAT).unwrap();
+        let e = quote(&c, "ultra", "watermark", 10).unwrap_err();
+        assert!(e.to_string().contains("ultra x studio"), "{e}");
+        assert_eq!(quote(&c, "standard", "standard", 0).unwrap_err().code(), "out_of_range");
+    }
+}
