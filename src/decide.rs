@@ -221,7 +221,12 @@ pub fn effective<'a>(
             GrantStanding::Counts(r) => {
                 let better = match best {
                     None => true,
-                    Some((bt, bg, br)) => t > bt || (t == bt && rank(r, g) > rank(br, bg)),
+                    // Ties go to the smaller grant id, so the order grants are
+                    // listed in never changes which one explains the answer.
+                    Some((bt, bg, br)) => {
+                        let key = |r, g: &'a Grant| (rank(r, g), std::cmp::Reverse(g.id.as_str()));
+                        t > bt || (t == bt && key(r, g) > key(br, bg))
+                    }
                 };
                 if better {
                     best = Some((t, g, r));
@@ -251,7 +256,7 @@ pub fn effective<'a>(
 }
 
 /// Among grants of the same tier, the one shown as "why": active beats trial
-/// beats canceled-until-end beats grace, then the later end.
+/// beats canceled-until-end beats grace, then the later end (then the smaller id).
 fn rank(r: Reason, g: &Grant) -> (u8, i64) {
     let s = match r {
         Reason::Active => 4,
