@@ -47,11 +47,14 @@ fn limit_json(v: LimitValue) -> Value {
 }
 
 fn field<'a>(case: &'a Value, key: &str) -> Result<&'a Value, String> {
-    case.get(key).ok_or_else(|| format!("case is missing `{key}`"))
+    case.get(key)
+        .ok_or_else(|| format!("case is missing `{key}`"))
 }
 
 fn str_field<'a>(case: &'a Value, key: &str) -> Result<&'a str, String> {
-    field(case, key)?.as_str().ok_or_else(|| format!("`{key}` must be a string"))
+    field(case, key)?
+        .as_str()
+        .ok_or_else(|| format!("`{key}` must be a string"))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T, String> {
@@ -67,8 +70,16 @@ fn user_of(case: &Value) -> Result<Option<PlanUser>, String> {
 
 /// Runs one case. `Err` is an error the library reported (compared with
 /// `expect.error`); a malformed fixture or an unknown op panics.
-fn run(catalog: &Catalog, ents: &Entitlements, now: Timestamp, case: &Value) -> Result<Value, String> {
-    let op = case.get("op").and_then(Value::as_str).expect("every case has a string `op`");
+fn run(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    now: Timestamp,
+    case: &Value,
+) -> Result<Value, String> {
+    let op = case
+        .get("op")
+        .and_then(Value::as_str)
+        .expect("every case has a string `op`");
     let e = |r: Result<Value, tollgate::DecideError>| r.map_err(|e| e.to_string());
     match op {
         "has_access" => e(decide::has_access(
@@ -145,7 +156,9 @@ fn compare(expect: &Map<String, Value>, got: &Result<Value, String>) -> Vec<Stri
             for (key, want) in expect {
                 match v.get(key) {
                     None => out.push(format!("result has no `{key}` (result: {v})")),
-                    Some(have) if have != want => out.push(format!("`{key}`: got {have}, want {want}")),
+                    Some(have) if have != want => {
+                        out.push(format!("`{key}`: got {have}, want {want}"))
+                    }
                     Some(_) => {}
                 }
             }
@@ -161,39 +174,63 @@ struct Outcome {
 
 fn run_fixture(path: &Path, catalogs: &mut BTreeMap<String, Catalog>) -> (String, Outcome) {
     let text = std::fs::read_to_string(path).unwrap();
-    let fx: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
-    let name = fx["name"].as_str().unwrap_or_else(|| panic!("{}: no `name`", path.display())).to_string();
-    let cat_name = fx["catalog"].as_str().unwrap_or_else(|| panic!("{}: no `catalog`", path.display()));
-    let catalog = catalogs.entry(cat_name.to_string()).or_insert_with(|| load_catalog(cat_name));
-    let base_now: Timestamp = parse(&fx["now"], "now").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let fx: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+    let name = fx["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no `name`", path.display()))
+        .to_string();
+    let cat_name = fx["catalog"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no `catalog`", path.display()));
+    let catalog = catalogs
+        .entry(cat_name.to_string())
+        .or_insert_with(|| load_catalog(cat_name));
+    let base_now: Timestamp =
+        parse(&fx["now"], "now").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let base_ents: Entitlements = match fx.get("entitlements") {
         None | Some(Value::Null) => Entitlements::default(),
         Some(v) => parse(v, "entitlements").unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     };
-    let cases = fx["cases"].as_array().unwrap_or_else(|| panic!("{}: no `cases`", path.display()));
+    let cases = fx["cases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no `cases`", path.display()));
     assert!(!cases.is_empty(), "{}: no cases", path.display());
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let now: Timestamp = match case.get("now") {
-            Some(v) => parse(v, "now").unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display())),
+            Some(v) => {
+                parse(v, "now").unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display()))
+            }
             None => base_now,
         };
         let ents: Entitlements = match case.get("entitlements") {
-            Some(v) => parse(v, "entitlements").unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display())),
+            Some(v) => parse(v, "entitlements")
+                .unwrap_or_else(|e| panic!("{} case {i}: {e}", path.display())),
             None => base_ents.clone(),
         };
         let expect = case
             .get("expect")
             .and_then(Value::as_object)
             .unwrap_or_else(|| panic!("{} case {i}: `expect` must be an object", path.display()));
-        assert!(!expect.is_empty(), "{} case {i}: an empty `expect` asserts nothing", path.display());
+        assert!(
+            !expect.is_empty(),
+            "{} case {i}: an empty `expect` asserts nothing",
+            path.display()
+        );
         let got = run(catalog, &ents, now, case);
         for problem in compare(expect, &got) {
             let label = case.get("note").and_then(Value::as_str).unwrap_or("");
             failures.push(format!("case {i} ({} {label}): {problem}", case["op"]));
         }
     }
-    (name, Outcome { cases: cases.len(), failures })
+    (
+        name,
+        Outcome {
+            cases: cases.len(),
+            failures,
+        },
+    )
 }
 
 #[test]
@@ -211,14 +248,22 @@ fn conformance_fixtures() {
     for f in &files {
         let (name, outcome) = run_fixture(f, &mut catalogs);
         let file = f.file_name().unwrap().to_string_lossy();
-        let status = if outcome.failures.is_empty() { "ok" } else { "FAILED" };
+        let status = if outcome.failures.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
         println!("fixture {file}: {name}: {} cases {status}", outcome.cases);
         total += outcome.cases;
         for m in outcome.failures {
             failed.push(format!("{file}: {m}"));
         }
     }
-    println!("{} fixtures, {total} cases, {} failures", files.len(), failed.len());
+    println!(
+        "{} fixtures, {total} cases, {} failures",
+        files.len(),
+        failed.len()
+    );
     assert!(failed.is_empty(), "\n{}", failed.join("\n"));
 }
 
@@ -233,11 +278,19 @@ fn an_unknown_op_fails() {
 #[test]
 fn comparison_is_partial_and_strict_about_errors() {
     let expect = |v: Value| v.as_object().unwrap().clone();
-    let ok: Result<Value, String> = Ok(json!({ "allowed": true, "upgrade": null, "holds_until": null }));
+    let ok: Result<Value, String> =
+        Ok(json!({ "allowed": true, "upgrade": null, "holds_until": null }));
     assert!(compare(&expect(json!({ "allowed": true })), &ok).is_empty());
     assert_eq!(compare(&expect(json!({ "allowed": false })), &ok).len(), 1);
-    assert_eq!(compare(&expect(json!({ "alowed": true })), &ok).len(), 1, "a misspelt key must fail");
-    assert_eq!(compare(&expect(json!({ "error": "unknown" })), &ok).len(), 1);
+    assert_eq!(
+        compare(&expect(json!({ "alowed": true })), &ok).len(),
+        1,
+        "a misspelt key must fail"
+    );
+    assert_eq!(
+        compare(&expect(json!({ "error": "unknown" })), &ok).len(),
+        1
+    );
     let err: Result<Value, String> = Err("unknown product `nope`".into());
     assert!(compare(&expect(json!({ "error": "unknown product" })), &err).is_empty());
     assert_eq!(compare(&expect(json!({ "allowed": false })), &err).len(), 1);
