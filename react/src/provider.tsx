@@ -16,7 +16,7 @@ import { createContext, useCallback, useEffect, useMemo, useRef, useState } from
 import type { ReactNode } from 'react';
 
 import type { TollgateEngine, TollgateModule } from './core.js';
-import { parsePublicKeys, parseTimestamp, verifySnapshot } from './snapshot.js';
+import { parsePublicKeys, parseTimestamp, peekSnapshot, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
 import { catalogKey, readItem, removeItem, snapshotKey, writeItem } from './storage.js';
 import type { CatalogDoc, SnapshotPayload, SnapshotResponse } from './types.js';
@@ -70,6 +70,11 @@ export interface TollgateState {
   refresh: (opts?: RefreshOptions) => Promise<SnapshotPayload | null>;
   /** Forget the cached snapshot of this subject (e.g. on sign-out). */
   clear: () => void;
+  /**
+   * Hands the provider a snapshot token obtained elsewhere (a server component that
+   * fetched one). It is verified like any other and used when it is newer.
+   */
+  offer: (token: string) => void;
 }
 
 export const TollgateContext = createContext<TollgateState | null>(null);
@@ -115,6 +120,12 @@ export function subjectOfToken(token: string | null | undefined): string | null 
 }
 
 const MAX_TIMEOUT = 2_147_483_647;
+
+/** Tokens ordered by their (unverified) issue time, newest first; verification follows. */
+function newestFirst(tokens: string[]): string[] {
+  const issued = (t: string) => parseTimestamp(peekSnapshot(t)?.issued_at) || 0;
+  return [...tokens].sort((a, b) => issued(b) - issued(a));
+}
 /** Renew this long before the snapshot expires. */
 const RENEW_BEFORE_MS = 60_000;
 
@@ -185,6 +196,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
   const onChangeRef = useRef(onChange);
   onChangeRef.current = onChange;
   const fetchSeq = useRef(0);
+  const offered = useRef<string[]>([]);
 
   const update = useCallback((patch: Partial<Inner> | ((s: Inner) => Partial<Inner>)) => {
     setInner((s) => {
@@ -314,6 +326,22 @@ export function TollgateProvider(props: TollgateProviderProps) {
     update((x) => ({ snapshot: null, token: null, source: null, version: x.version + 1 }));
   }, [apply, subject, update]);
 
+  const offer = useCallback(
+    (token: string) => {
+      const s = ref.current;
+      if (s.status !== 'ready') {
+        offered.current.push(token);
+        return;
+      }
+      if (token === s.token) return;
+      const cur = s.snapshot ? parseTimestamp(s.snapshot.issued_at) : -Infinity;
+      void verifySnapshot(token, keys, { subject, catalogId: s.catalog?.catalog.id, now: now(), tollgate: s.tollgate }).then((r) => {
+        if (r.ok && parseTimestamp(r.snapshot.issued_at) >= cur) void accept(token, 'server');
+      });
+    },
+    [accept, keys, now, subject],
+  );
+
   // ---------------------------------------------------------------- load engine, catalog, cached snapshot
   useEffect(() => {
     let cancelled = false;
@@ -355,8 +383,15 @@ export function TollgateProvider(props: TollgateProviderProps) {
       if (signedIn && subject) {
         // The server's token first (newest), then the cache.
         const cached = readItem(snapshotKey(doc.catalog.id, subject));
+        // Tokens from the server (the provider's own and any a page offered before this
+        // point), newest first; the cache when none of them is good.
+        const fromServer = [initialToken, ...offered.current].filter((x): x is string => Boolean(x));
+        offered.current = [];
         let ok = null;
-        if (initialToken) ok = await accept(initialToken, 'server');
+        for (const tok of newestFirst(fromServer)) {
+          ok = await accept(tok, 'server');
+          if (ok) break;
+        }
         if (!ok && cached) await accept(cached, 'cache');
       }
       if (cancelled) return;
@@ -461,8 +496,9 @@ export function TollgateProvider(props: TollgateProviderProps) {
       now,
       refresh,
       clear,
+      offer,
     }),
-    [inner, subject, signedIn, now, refresh, clear],
+    [inner, subject, signedIn, now, refresh, clear, offer],
   );
 
   return <TollgateContext.Provider value={value}>{children}</TollgateContext.Provider>;

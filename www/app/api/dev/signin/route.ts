@@ -1,0 +1,48 @@
+// POST /api/dev/signin (form or JSON: email): the local development sign-in.
+// A stand-in for Supabase Auth; see lib/devauth.ts and the README.
+
+import { NextResponse } from 'next/server';
+
+import { devStandInsEnabled } from '@/lib/config';
+import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueAccessToken, userIdFor } from '@/lib/devauth';
+import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
+
+export async function POST(req: Request) {
+  if (!devStandInsEnabled()) {
+    return NextResponse.json({ error: 'disabled', message: 'the local sign-in is off (set TOLLGATE_DEV_AUTH=1 for local development)' }, { status: 404 });
+  }
+  let email = '';
+  let next = '/tools';
+  const type = req.headers.get('content-type') ?? '';
+  if (type.includes('application/json')) {
+    const body = (await req.json().catch(() => ({}))) as { email?: unknown; next?: unknown };
+    email = typeof body.email === 'string' ? body.email : '';
+    if (typeof body.next === 'string') next = body.next;
+  } else {
+    const form = await req.formData();
+    email = String(form.get('email') ?? '');
+    next = String(form.get('next') ?? next);
+  }
+  email = email.trim().toLowerCase();
+  if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    return NextResponse.json({ error: 'invalid_email', message: 'enter an email address such as ana@example.com' }, { status: 400 });
+  }
+  if (!next.startsWith('/') || next.startsWith('//')) next = '/tools';
+  const id = userIdFor(email);
+  try {
+    await ensureUser(id, email);
+  } catch (e) {
+    return NextResponse.json(
+      { error: 'database_unavailable', message: `could not create the local user: ${(e as Error).message}` },
+      { status: 503 },
+    );
+  }
+  const token = issueAccessToken(id, email);
+  const res = type.includes('application/json')
+    ? NextResponse.json({ user_id: id, email, access_token: token, expires_in: ACCESS_TOKEN_TTL_SECS })
+    : NextResponse.redirect(new URL(next, req.url), 303);
+  // Readable by the page's scripts, as a Supabase browser session is: the browser sends
+  // it to the worker as the Bearer token.
+  res.cookies.set(ACCESS_TOKEN_COOKIE, token, { path: '/', sameSite: 'lax', maxAge: ACCESS_TOKEN_TTL_SECS });
+  return res;
+}

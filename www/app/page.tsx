@@ -1,0 +1,30 @@
+import Link from 'next/link';
+
+export default function Home() {
+  return (
+    <>
+      <h1>VCM Suite on tollgate</h1>
+      <div className="card">
+        <p>A walkthrough of entitlement gating with one catalog and one Rust core, running here as WebAssembly:</p>
+        <ol>
+          <li>
+            <Link href="/signin">Sign in</Link> with any email (local stand-in for Supabase Auth).
+          </li>
+          <li>
+            Open <Link href="/tools">Tools</Link>: locked tools say why; click one for the offers that unlock it.
+          </li>
+          <li>
+            Open the <Link href="/tools/demo">demo tool</Link> and press Upgrade: the checkout stand-in sends Stripe-signed
+            events to the worker, and the pro part appears without a reload.
+          </li>
+          <li>
+            <Link href="/generate">Generate video</Link>: a live price from the core, charged by the worker.
+          </li>
+          <li>
+            <Link href="/account">Account</Link>: your entitlements over time; cancel at period end.
+          </li>
+        </ol>
+      </div>
+    </>
+  );
+}

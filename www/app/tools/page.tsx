@@ -1,0 +1,23 @@
+import { pageState } from 'tollgate-react/server';
+
+import { ToolsGrid } from '@/components/ToolsGrid';
+import { suiteCatalog } from '@/lib/catalog';
+import { getSession } from '@/lib/session';
+
+export default async function ToolsPage() {
+  const session = await getSession();
+  const { doc } = await suiteCatalog();
+  // Signed out, the answer is known on the server (no grants: the free tiers), so the
+  // first paint is already right. Signed in, the browser answers from its cached snapshot.
+  const initial = session ? null : await pageState(doc, null, null);
+  return (
+    <>
+      <h1>Tools</h1>
+      <p className="status-line">
+        Each tool declares the cloud tier, plan capability or limit it needs in the catalog ({doc.catalog.name}{' '}
+        {doc.catalog.version}). Locked tools say why; click one to see what unlocks it.
+      </p>
+      <ToolsGrid initial={initial} />
+    </>
+  );
+}

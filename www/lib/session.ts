@@ -1,0 +1,29 @@
+// The signed-in user, read from the access token cookie on the server.
+//
+// Locally the token comes from the development sign-in (a stand-in for Supabase
+// Auth, HS256 with the local JWT secret). With real Supabase Auth the session
+// cookie is set by @supabase/ssr and read with `supabase.auth.getClaims()`; the
+// rest of the app only needs `{ userId, email, accessToken }` (see README).
+
+import { cookies } from 'next/headers';
+
+import { jwtSecret } from './config';
+import { verifyHs256 } from './jwt';
+
+export const ACCESS_TOKEN_COOKIE = 'sb-access-token';
+
+export interface Session {
+  userId: string;
+  email: string | null;
+  accessToken: string;
+  expiresAt: number;
+}
+
+export async function getSession(): Promise<Session | null> {
+  const jar = await cookies();
+  const token = jar.get(ACCESS_TOKEN_COOKIE)?.value;
+  if (!token) return null;
+  const claims = verifyHs256(token, jwtSecret());
+  if (!claims || claims.role !== 'authenticated') return null;
+  return { userId: claims.sub, email: claims.email ?? null, accessToken: token, expiresAt: claims.exp };
+}
