@@ -523,6 +523,14 @@ const BROKEN: &[Broken] = &[
         at: "multiplier = 1.5",
     },
     Broken {
+        what: "float price (money is integer minor units)",
+        from: "price = { amount = 1900,",
+        to: "price = { amount = 19.99,",
+        path: "offers[0].price.amount",
+        message: "floating point",
+        at: "19.99",
+    },
+    Broken {
         what: "float overage multiplier",
         from: r#"overage_multiplier = "1.5""#,
         to: "overage_multiplier = 1.5",

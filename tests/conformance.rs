@@ -5,6 +5,8 @@
 //! - `expect` is partial: only the keys it names are compared;
 //! - `upgrade` compares as the offer key (a string) or null; `holds_until` as
 //!   an RFC 3339 string or null; `limit` as an integer or "unlimited";
+//! - `page` gives `locked` and `unlocked` as lists of tool ids in catalog
+//!   order, compared as whole lists;
 //! - `error` is a substring of the error message, and a case that expects an
 //!   error fails if the call succeeds (and the other way round);
 //! - a case may override `now` and `entitlements`;
