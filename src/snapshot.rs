@@ -193,13 +193,14 @@ pub enum KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyError::Encoding => f.write_str("a key must be 32 bytes written as 64 hex digits or as base64url (43 characters)"),
+            KeyError::Encoding => {
+                f.write_str("a key must be 32 bytes written as 64 hex digits or as base64url (43 characters)")
+            }
             KeyError::Length { bytes } => write!(f, "a key must be 32 bytes, this one has {bytes}"),
             KeyError::NotAPublicKey => f.write_str("these 32 bytes are not a valid Ed25519 public key"),
-            KeyError::BadKid { kid } => write!(
-                f,
-                "key id `{kid}` must be 1 to {MAX_KID_LEN} characters of A-Z, a-z, 0-9, `.`, `_` and `-`"
-            ),
+            KeyError::BadKid { kid } => {
+                write!(f, "key id `{kid}` must be 1 to {MAX_KID_LEN} characters of A-Z, a-z, 0-9, `.`, `_` and `-`")
+            }
         }
     }
 }
@@ -222,13 +223,18 @@ pub enum SignError {
 impl fmt::Display for SignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SignError::UnsupportedVersion { v } => write!(f, "snapshot version {v} is not supported (only {SNAPSHOT_VERSION})"),
+            SignError::UnsupportedVersion { v } => {
+                write!(f, "snapshot version {v} is not supported (only {SNAPSHOT_VERSION})")
+            }
             SignError::KidMismatch { signer, snapshot } => {
                 write!(f, "snapshot names key `{snapshot}` but the signer holds key `{signer}`")
             }
             SignError::NoSubject => f.write_str("a snapshot needs a subject (the user or organization id)"),
             SignError::EmptyValidity { issued_at, expires_at } => {
-                write!(f, "snapshot expires at {expires_at}, not after its issue time {issued_at}: the TTL must be positive")
+                write!(
+                    f,
+                    "snapshot expires at {expires_at}, not after its issue time {issued_at}: the TTL must be positive"
+                )
             }
         }
     }
@@ -429,9 +435,10 @@ pub fn verify<K: AsRef<str>>(token: &str, keys: &[(K, [u8; 32])], now: Timestamp
     }
     let payload = decode_part(payload_b64, "payload")?;
     let signature = decode_part(signature_b64, "signature")?;
-    let signature: [u8; 64] = signature.as_slice().try_into().map_err(|_| {
-        SnapshotError::malformed(format!("the signature is {} bytes, not 64", signature.len()))
-    })?;
+    let signature: [u8; 64] = signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| SnapshotError::malformed(format!("the signature is {} bytes, not 64", signature.len())))?;
 
     let envelope: Envelope = serde_json::from_slice(&payload)
         .map_err(|e| SnapshotError::malformed(format!("the payload is not a snapshot object ({e})")))?;

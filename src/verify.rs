@@ -93,8 +93,7 @@ impl fmt::Display for StripeError {
             ),
             StripeError::TimestampOutOfTolerance { timestamp, now, tolerance } => {
                 let delta = i128::from(now.unix()) - i128::from(timestamp.unix());
-                let (amount, direction) =
-                    if delta >= 0 { (delta, "older than") } else { (-delta, "ahead of") };
+                let (amount, direction) = if delta >= 0 { (delta, "older than") } else { (-delta, "ahead of") };
                 write!(
                     f,
                     "signature timestamp {timestamp} is {amount} s {direction} now ({now}), beyond the \
@@ -434,9 +433,7 @@ pub struct RazorpayVerifier {
 
 impl fmt::Debug for RazorpayVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RazorpayVerifier")
-            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
-            .finish()
+        f.debug_struct("RazorpayVerifier").field("secrets", &format_args!("[{} redacted]", self.secrets.len())).finish()
     }
 }
 

@@ -70,13 +70,29 @@ fn entitlements() -> Entitlements {
         offer: Some("SUITE_PRO_MONTHLY".into()),
         source_ref: Some("sub_1Qv0Tollgate".into()),
     };
-    let mut past_due = grant("stripe:sub_2:video", "video", "starter", Source::Stripe, Status::PastDue, NOW - 40 * 86_400, Some(NOW - 86_400));
+    let mut past_due = grant(
+        "stripe:sub_2:video",
+        "video",
+        "starter",
+        Source::Stripe,
+        Status::PastDue,
+        NOW - 40 * 86_400,
+        Some(NOW - 86_400),
+    );
     past_due.past_due_since = Some(ts(NOW - 86_400));
     past_due.offer = None;
     Entitlements {
         subject: SUBJECT.into(),
         grants: vec![
-            grant("stripe:sub_1:suite", "suite", "pro", Source::Stripe, Status::Active, NOW - 86_400, Some(NOW + 29 * 86_400)),
+            grant(
+                "stripe:sub_1:suite",
+                "suite",
+                "pro",
+                Source::Stripe,
+                Status::Active,
+                NOW - 86_400,
+                Some(NOW + 29 * 86_400),
+            ),
             past_due,
             Grant {
                 id: "promo:launch:creation".into(),
@@ -187,7 +203,17 @@ fn token_is_compact_url_safe_and_deterministic() {
     assert_eq!(token.split_once('.').unwrap().1.len(), 86);
     // The payload is the snapshot's JSON with the documented field order.
     let text = String::from_utf8(payload).unwrap();
-    let order = ["\"v\":1", "\"kid\":", "\"subject\":", "\"catalog_id\":", "\"catalog_version\":", "\"issued_at\":\"2026-03-01T00:00:00Z\"", "\"expires_at\":\"2026-03-01T00:15:00Z\"", "\"grants\":", "\"balances\":"];
+    let order = [
+        "\"v\":1",
+        "\"kid\":",
+        "\"subject\":",
+        "\"catalog_id\":",
+        "\"catalog_version\":",
+        "\"issued_at\":\"2026-03-01T00:00:00Z\"",
+        "\"expires_at\":\"2026-03-01T00:15:00Z\"",
+        "\"grants\":",
+        "\"balances\":",
+    ];
     let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap_or_else(|| panic!("{k} in {text}"))).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
@@ -212,7 +238,12 @@ fn tampered_payload_fails_the_signature() {
     let token = issued().token.clone();
     let (payload, sig) = parts(&token);
     let text = String::from_utf8(payload).unwrap();
-    for (from, to) in [("\"tier\":\"starter\"", "\"tier\":\"pro\""), ("1250", "9999"), (SUBJECT, "00000000-0000-0000-0000-000000000000"), ("2026-03-01T00:15:00Z", "2036-03-01T00:15:00Z")] {
+    for (from, to) in [
+        ("\"tier\":\"starter\"", "\"tier\":\"pro\""),
+        ("1250", "9999"),
+        (SUBJECT, "00000000-0000-0000-0000-000000000000"),
+        ("2026-03-01T00:15:00Z", "2036-03-01T00:15:00Z"),
+    ] {
         let forged = text.replacen(from, to, 1);
         assert_ne!(forged, text, "{from}");
         let t = join(forged.as_bytes(), &sig);
@@ -380,7 +411,10 @@ fn the_signer_refuses_snapshots_it_should_not_sign() {
         s.sign(&x).unwrap_err()
     };
     assert_eq!(with(&|x| x.v = 2), SignError::UnsupportedVersion { v: 2 });
-    assert_eq!(with(&|x| x.kid = "other".into()), SignError::KidMismatch { signer: KID.into(), snapshot: "other".into() });
+    assert_eq!(
+        with(&|x| x.kid = "other".into()),
+        SignError::KidMismatch { signer: KID.into(), snapshot: "other".into() }
+    );
     assert_eq!(with(&|x| x.subject.clear()), SignError::NoSubject);
     assert!(matches!(with(&|x| x.expires_at = x.issued_at), SignError::EmptyValidity { .. }));
     assert!(matches!(s.issue(&entitlements(), &catalog(), ts(NOW), 0), Err(SignError::EmptyValidity { .. })));
@@ -471,7 +505,12 @@ fn committed_snapshot_vector_is_current_and_verifies() {
     assert_eq!(String::from_utf8(parts(token).0).unwrap(), committed["payload"].as_str().unwrap());
     for case in committed["invalid"].as_array().unwrap() {
         let now = Timestamp::parse(case["now"].as_str().unwrap()).unwrap();
-        assert_eq!(code(verify(case["token"].as_str().unwrap(), &keyset, now)), case["error"].as_str().unwrap(), "{}", case["name"]);
+        assert_eq!(
+            code(verify(case["token"].as_str().unwrap(), &keyset, now)),
+            case["error"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
     }
     // And today's code still produces exactly these bytes.
     assert_eq!(committed, built, "regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test snapshot");

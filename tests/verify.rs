@@ -47,7 +47,9 @@ fn valid_header_returns_the_signed_timestamp() {
 
 #[test]
 fn headers_that_are_not_signature_headers_are_unparsable() {
-    for h in ["I'm not even a real signature header", "bad_header", "v1=abc", "t=,v1=abc", "t=soon,v1=abc", "t=12.5,v1=ab"] {
+    for h in
+        ["I'm not even a real signature header", "bad_header", "v1=abc", "t=,v1=abc", "t=soon,v1=abc", "t=12.5,v1=ab"]
+    {
         let err = verifier().verify(PAYLOAD.as_bytes(), Some(h), ts(T)).unwrap_err();
         assert!(matches!(err, StripeError::UnparsableHeader { .. }), "{h}: {err:?}");
         assert_eq!(err.code(), "malformed_signature");
@@ -471,17 +473,16 @@ fn committed_tollgate_signed_vectors_are_current() {
     if std::env::var_os("TOLLGATE_WRITE_VECTORS").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
     }
-    assert_eq!(load("tollgate_signed.json"), built, "regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test verify");
+    assert_eq!(
+        load("tollgate_signed.json"),
+        built,
+        "regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test verify"
+    );
     // And each verifies here too, under each of its secrets alone.
     for c in built["stripe"].as_array().unwrap() {
         for s in strings(&c["secrets"]) {
-            let got = verify_stripe(
-                c["payload"].as_str().unwrap().as_bytes(),
-                c["header"].as_str(),
-                &[s],
-                Some(300),
-                ts(T),
-            );
+            let got =
+                verify_stripe(c["payload"].as_str().unwrap().as_bytes(), c["header"].as_str(), &[s], Some(300), ts(T));
             assert_eq!(got, Ok(ts(T)));
         }
     }
