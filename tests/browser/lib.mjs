@@ -1,0 +1,107 @@
+// Shared helpers of the browser tests: Debian's Chromium through playwright-core,
+// the app's URLs from the environment (set by `cargo xtask test`), sign-in and the
+// checkout stand-in, screenshots as artifacts, and the fixtures' comparison rules.
+
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+
+import { chromium } from 'playwright-core';
+
+export const WWW = need('WWW_URL');
+export const WORKER = process.env.TOLLGATE_WORKER_URL ?? '';
+export const ARTIFACTS = new URL('./artifacts/', import.meta.url);
+mkdirSync(ARTIFACTS, { recursive: true });
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the browser tests through \`cargo xtask test\` (it starts the stack and the app)`);
+  return v.replace(/\/+$/, '');
+}
+
+/** Tests that need the worker fail loudly without it (they are not skipped). */
+export function needWorker() {
+  if (!WORKER) throw new Error('TOLLGATE_WORKER_URL is not set: these tests need the running worker');
+  return WORKER;
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+}
+
+export function uniqueEmail(tag) {
+  return `${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}@example.com`;
+}
+
+/** Signs in through the local sign-in stand-in; the context keeps the cookie. */
+export async function signIn(context, email) {
+  const r = await context.request.post(`${WWW}/api/dev/signin`, { data: { email } });
+  if (!r.ok()) throw new Error(`sign-in failed: ${r.status()} ${await r.text()}`);
+  return r.json(); // { user_id, email, access_token }
+}
+
+/** Runs the checkout stand-in (Stripe-signed events to the worker). */
+export async function checkout(context, body) {
+  const r = await context.request.post(`${WWW}/api/dev/checkout`, { data: body });
+  const json = await r.json().catch(() => ({}));
+  if (!r.ok()) throw new Error(`checkout stand-in failed: ${r.status()} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Polls the worker until the user's snapshot satisfies `pred` (webhooks are applied asynchronously). */
+export async function waitForSnapshot(accessToken, pred, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    const r = await fetch(`${needWorker()}/v1/entitlements`, { headers: { authorization: `Bearer ${accessToken}` } });
+    last = await r.json().catch(() => null);
+    if (r.ok && last?.snapshot && pred(last.snapshot)) return last;
+    await new Promise((res) => setTimeout(res, 150));
+  }
+  throw new Error(`the snapshot never satisfied the condition; last answer: ${JSON.stringify(last)?.slice(0, 500)}`);
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true });
+}
+
+/** Waits until the provider has examined its cache (and finished loading). */
+export async function gatingReady(page) {
+  await page.waitForSelector('[data-testid="tg-status"][data-status="ready"]', { timeout: 15_000 });
+}
+
+// ------------------------------------------------------------------ fixture comparison (BRIEF rules)
+
+/**
+ * Mismatches between a result (or an error) and a partial expectation: only the keys of
+ * `expect` are compared; `error` is a substring of the message; a case that expects an
+ * error fails when the call succeeds and the other way round.
+ */
+export function compare(expect, got, error) {
+  const out = [];
+  if ('error' in expect) {
+    if (error === undefined) out.push(`expected an error containing ${JSON.stringify(expect.error)}, got ${JSON.stringify(got)}`);
+    else if (!String(error).includes(expect.error)) out.push(`error ${JSON.stringify(error)} does not contain ${JSON.stringify(expect.error)}`);
+    return out;
+  }
+  if (error !== undefined) return [`unexpected error: ${error}`];
+  for (const [key, want] of Object.entries(expect)) {
+    if (!(key in got)) out.push(`result has no \`${key}\` (result: ${JSON.stringify(got)})`);
+    else if (!isDeepStrictEqual(got[key], want)) out.push(`\`${key}\`: got ${JSON.stringify(got[key])}, want ${JSON.stringify(want)}`);
+  }
+  return out;
+}
