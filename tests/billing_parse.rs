@@ -1,0 +1,394 @@
+//! Parsing provider events into facts: every sample event, both Stripe API
+//! shapes, Razorpay's payloads, ignored types and malformed bodies.
+
+#[path = "events/support.rs"]
+mod support;
+
+use serde_json::json;
+use support::*;
+use tollgate::billing::*;
+
+fn one(facts: Vec<Fact>) -> Fact {
+    assert_eq!(facts.len(), 1, "{facts:?}");
+    facts.into_iter().next().unwrap()
+}
+
+fn err(raw: &str) -> ParseError {
+    parse_stripe_event(&catalog(), raw).expect_err("should not parse")
+}
+
+#[test]
+fn every_sample_event_parses() {
+    let cat = catalog();
+    for dir in ["stripe", "razorpay"] {
+        let mut names: Vec<_> = std::fs::read_dir(format!("{}/tests/events/{dir}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert!(names.len() >= 10);
+        for n in names {
+            let raw = event(&format!("{dir}/{n}"));
+            let p = if dir == "stripe" { parse_stripe_event(&cat, &raw) } else { parse_razorpay_event(&cat, &raw, None) };
+            let p = p.unwrap_or_else(|e| panic!("{dir}/{n}: {e}"));
+            assert!(n.starts_with(&p.event().event_type), "{n} is a {}", p.event().event_type);
+            for f in p.facts() {
+                // Facts survive the store: JSON and back.
+                let back: Fact = serde_json::from_str(&serde_json::to_string(f).unwrap()).unwrap();
+                assert_eq!(&back, f);
+                assert!(!f.refs().is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn checkout_for_a_subscription() {
+    let f = one(stripe_facts(&catalog(), &event("stripe/checkout.session.completed.subscription.json")));
+    assert_eq!(f.at, t(T0 + 4));
+    assert_eq!(f.event, "evt_1Pgc6wB7WZ01zgkWcheckout1");
+    let FactBody::Purchase(p) = &f.body else { panic!("{f:?}") };
+    assert_eq!(p.mode, PurchaseMode::Subscription);
+    assert_eq!(p.outcome, PurchaseOutcome::Paid);
+    assert_eq!(p.subject, Some(Subject::user("u_123")));
+    assert_eq!(p.customer.as_deref(), Some(CUS));
+    assert_eq!(p.subscription.as_deref(), Some(SUB));
+    assert_eq!(p.offer.as_deref(), Some("STUDIO_BASIC_MONTHLY"));
+    assert!(f.key.ends_with(":paid"));
+}
+
+#[test]
+fn one_time_checkout_finds_the_offer_from_its_line_price() {
+    let f = one(stripe_facts(&catalog(), &event("stripe/checkout.session.completed.payment.json")));
+    let FactBody::Purchase(p) = &f.body else { panic!() };
+    assert_eq!(p.mode, PurchaseMode::Payment);
+    assert_eq!(p.offer.as_deref(), Some("TOKENS_30_MIN"), "no offer_key in metadata: the line's price id maps it");
+    assert!(p.payment_refs.contains(&"stripe:pi_1PgafyB7WZ01zgkWSjxsAJo3".to_string()));
+    assert_eq!((p.amount, p.currency.as_str()), (1900, "usd"));
+}
+
+#[test]
+fn async_payments_grant_only_when_paid() {
+    let cat = catalog();
+    let unpaid = one(stripe_facts(&cat, &event("stripe/checkout.session.completed.unpaid.json")));
+    let ok = one(stripe_facts(&cat, &event("stripe/checkout.session.async_payment_succeeded.json")));
+    let no = one(stripe_facts(&cat, &event("stripe/checkout.session.async_payment_failed.json")));
+    let outcome = |f: &Fact| match &f.body {
+        FactBody::Purchase(p) => p.outcome,
+        _ => panic!(),
+    };
+    assert_eq!(outcome(&unpaid), PurchaseOutcome::Unpaid);
+    assert_eq!(outcome(&ok), PurchaseOutcome::Paid);
+    assert_eq!(outcome(&no), PurchaseOutcome::Failed);
+    // A completed session that was already paid and the async success are one change.
+    let paid_now = one(stripe_facts(
+        &cat,
+        &edit("stripe/checkout.session.completed.unpaid.json", |v| obj(v)["payment_status"] = json!("paid")),
+    ));
+    assert_eq!(paid_now.key, ok.key);
+    // Subject from metadata.user_id when there is no client_reference_id.
+    let FactBody::Purchase(p) = &ok.body else { panic!() };
+    assert_eq!(p.subject, Some(Subject::user("u_123")));
+}
+
+#[test]
+fn subscription_period_on_the_items_since_basil_and_on_the_subscription_before() {
+    let cat = catalog();
+    let basil = one(stripe_facts(&cat, &event("stripe/customer.subscription.updated.active.basil.json")));
+    let acacia = one(stripe_facts(&cat, &event("stripe/customer.subscription.updated.renewed.acacia.json")));
+    let (FactBody::Subscription(b), FactBody::Subscription(a)) = (&basil.body, &acacia.body) else { panic!() };
+    assert_eq!((b.period_start, b.period_end), (Some(t(T0)), Some(t(P1E))));
+    assert_eq!((a.period_start, a.period_end), (Some(t(P1E)), Some(t(P2E))));
+    for s in [a, b] {
+        assert_eq!(s.status, SubStatus::Active);
+        assert_eq!(s.customer.as_deref(), Some(CUS));
+        assert_eq!(s.items.len(), 1);
+        assert_eq!(s.items[0].offer.as_deref(), Some("STUDIO_BASIC_MONTHLY"), "Stripe's example price is in the catalog");
+        assert_eq!(s.items[0].quantity, 1);
+    }
+    // Same subscription, same state, basil shape turned into the acacia shape: same snapshot.
+    let moved = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        let o = obj(v);
+        let it = &mut o["items"]["data"][0];
+        let (s, e) = (it["current_period_start"].take(), it["current_period_end"].take());
+        o["current_period_start"] = s;
+        o["current_period_end"] = e;
+    });
+    let moved = one(stripe_facts(&cat, &moved));
+    assert_eq!(moved.body, basil.body);
+    assert_eq!(moved.key, basil.key, "the key names the change, not the payload shape");
+}
+
+#[test]
+fn every_item_is_read_with_its_quantity() {
+    let cat = catalog();
+    let raw = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        let items = &mut obj(v)["items"]["data"];
+        let mut extra = items[0].clone();
+        extra["id"] = json!("si_second");
+        extra["price"]["id"] = json!("price_team_business");
+        extra["quantity"] = json!(4);
+        extra["current_period_end"] = json!(P1E + 10);
+        items.as_array_mut().unwrap().push(extra);
+    });
+    let FactBody::Subscription(s) = one(stripe_facts(&cat, &raw)).body else { panic!() };
+    let offers: Vec<_> = s.items.iter().map(|i| (i.offer.clone().unwrap(), i.quantity)).collect();
+    assert_eq!(offers, vec![("STUDIO_BASIC_MONTHLY".into(), 1), ("TEAM_BUSINESS_MONTHLY".into(), 4)]);
+    assert_eq!(s.period_end, Some(t(P1E + 10)), "the latest item end");
+    // An item whose price is not in the catalog is kept, without an offer.
+    let raw = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        obj(v)["items"]["data"][0]["price"]["id"] = json!("price_elsewhere");
+        obj(v)["items"]["data"][0]["plan"]["id"] = json!("price_elsewhere");
+    });
+    let FactBody::Subscription(s) = one(stripe_facts(&cat, &raw)).body else { panic!() };
+    assert_eq!(s.items[0].price.as_deref(), Some("price_elsewhere"));
+    assert_eq!(s.items[0].offer, None);
+}
+
+#[test]
+fn both_invoice_shapes_give_the_same_fact() {
+    let cat = catalog();
+    let basil = one(stripe_facts(&cat, &event("stripe/invoice.paid.basil.json")));
+    let acacia = one(stripe_facts(&cat, &event("stripe/invoice.payment_succeeded.acacia.json")));
+    assert_eq!(basil.key, acacia.key, "invoice.paid and invoice.payment_succeeded are one change");
+    let (FactBody::InvoicePaid(b), FactBody::InvoicePaid(a)) = (&basil.body, &acacia.body) else { panic!() };
+    assert_eq!(b.subscription, SUB);
+    assert_eq!(a.subscription, SUB);
+    assert_eq!((b.period_start, b.period_end), (Some(t(T0)), Some(t(P1E))));
+    assert_eq!((a.period_start, a.period_end), (b.period_start, b.period_end));
+    assert_eq!(a.items, b.items);
+    assert_eq!(b.items[0].offer.as_deref(), Some("STUDIO_BASIC_MONTHLY"));
+    assert!(b.payment_refs.contains(&"stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c".to_string()), "basil: invoice.payments");
+    assert!(a.payment_refs.contains(&"stripe:ch_3Pgc6uB7WZ01zgkW0bHkq1Lm".to_string()), "acacia: invoice.charge");
+    let set: FactSet = [basil, acacia].into_iter().collect();
+    assert_eq!(set.len(), 1);
+}
+
+#[test]
+fn failed_invoices_refunds_and_disputes() {
+    let cat = catalog();
+    let f = one(stripe_facts(&cat, &event("stripe/invoice.payment_failed.basil.json")));
+    let FactBody::InvoiceFailed(i) = &f.body else { panic!() };
+    assert_eq!((i.subscription.as_str(), i.attempt), (SUB, 1));
+    let f = one(stripe_facts(&cat, &event("stripe/charge.refunded.json")));
+    let FactBody::Refund(r) = &f.body else { panic!() };
+    assert!(r.is_full());
+    assert!(r.payment_refs.contains(&"stripe:pi_1PgafyB7WZ01zgkWSjxsAJo3".to_string()));
+    let f = one(stripe_facts(&cat, &event("stripe/charge.refunded.partial.json")));
+    let FactBody::Refund(r) = &f.body else { panic!() };
+    assert_eq!((r.amount, r.reversed, r.is_full()), (1900, 950, false));
+    let f = one(stripe_facts(&cat, &event("stripe/charge.dispute.created.json")));
+    let FactBody::Dispute(d) = &f.body else { panic!() };
+    assert_eq!(d.payment_refs[0], "stripe:ch_3Pgc6uB7WZ01zgkW0bHkq1Lm");
+}
+
+#[test]
+fn deletion_trial_team_and_bundle() {
+    let cat = catalog();
+    let f = one(stripe_facts(&cat, &event("stripe/customer.subscription.deleted.basil.json")));
+    let FactBody::Subscription(s) = &f.body else { panic!() };
+    assert_eq!(s.status, SubStatus::Ended);
+    assert_eq!(s.ended_at, Some(t(P2E)));
+    assert!(f.key.ends_with(":deleted"));
+
+    let f = one(stripe_facts(&cat, &event("stripe/customer.subscription.created.trialing.basil.json")));
+    let FactBody::Subscription(s) = &f.body else { panic!() };
+    assert_eq!(s.status, SubStatus::Trialing);
+    assert_eq!(s.trial_end, Some(t(T0 + 7 * DAY)));
+    assert_eq!(s.subject, Some(Subject::user("u_789")), "metadata.user_id on the subscription");
+
+    let f = one(stripe_facts(&cat, &event("stripe/customer.subscription.updated.team.basil.json")));
+    let FactBody::Subscription(s) = &f.body else { panic!() };
+    assert_eq!(s.subject, Some(Subject::org("acme")));
+    assert_eq!((s.items[0].offer.as_deref(), s.items[0].quantity), (Some("TEAM_PROFESSIONAL_MONTHLY"), 3));
+
+    let f = one(stripe_facts(&cat, &event("stripe/checkout.session.completed.bundle.json")));
+    let FactBody::Purchase(p) = &f.body else { panic!() };
+    assert_eq!(p.clouds, vec!["video", "writing"]);
+}
+
+#[test]
+fn unknown_and_irrelevant_events_are_acknowledged() {
+    let cat = catalog();
+    let p = parse_stripe_event(&cat, &event("stripe/plan.created.json")).unwrap();
+    match p {
+        Parsed::Ignored { event, reason } => {
+            assert_eq!(event.event_type, "plan.created");
+            assert!(reason.contains("plan.created"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let setup = edit("stripe/checkout.session.completed.payment.json", |v| obj(v)["mode"] = json!("setup"));
+    assert!(matches!(parse_stripe_event(&cat, &setup).unwrap(), Parsed::Ignored { .. }));
+    let no_sub = edit("stripe/invoice.paid.basil.json", |v| {
+        obj(v)["parent"] = json!(null);
+        obj(v)["lines"]["data"][0]["parent"] = json!(null);
+    });
+    assert!(matches!(parse_stripe_event(&cat, &no_sub).unwrap(), Parsed::Ignored { .. }));
+    let not_ours = edit("stripe/checkout.session.completed.payment.json", |v| {
+        obj(v)["line_items"]["data"][0]["price"]["id"] = json!("price_donation");
+    });
+    let Parsed::Ignored { reason, .. } = parse_stripe_event(&cat, &not_ours).unwrap() else { panic!() };
+    assert!(reason.contains("offer_key"), "{reason}");
+}
+
+#[test]
+fn malformed_events_name_the_field() {
+    let e = err("{not json");
+    assert_eq!(e.code(), "invalid_json");
+    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        obj(v).as_object_mut().unwrap().remove("customer");
+    }));
+    assert_eq!(e.to_string(), "missing field `data.object.customer`");
+    let e = err(&edit("stripe/invoice.paid.basil.json", |v| v["created"] = json!("yesterday")));
+    assert_eq!(e, ParseError::WrongType { path: "created".into(), expected: "an integer (Unix seconds)".into() });
+    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        obj(v)["items"]["data"][0].as_object_mut().unwrap().remove("current_period_end");
+    }));
+    assert_eq!(e.code(), "missing_field");
+    assert!(e.to_string().contains("items.data[].current_period_end"), "{e}");
+    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        obj(v)["items"]["data"][0]["current_period_end"] = json!(T0 - 1);
+    }));
+    assert_eq!(e.code(), "invalid_value");
+    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| obj(v)["status"] = json!("zombie")));
+    assert_eq!(e.path(), "data.object.status");
+    assert!(e.to_string().contains("`zombie` is not a subscription status"));
+    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        obj(v)["items"]["data"][0]["quantity"] = json!(-2);
+    }));
+    assert_eq!(e.path(), "data.object.items.data[0].quantity");
+    let e = err(&edit("stripe/checkout.session.completed.subscription.json", |v| {
+        obj(v)["metadata"]["offer_key"] = json!("NOPE");
+    }));
+    assert_eq!(e, ParseError::UnknownOffer { path: "data.object.metadata.offer_key".into(), offer: "NOPE".into() });
+    let e = err(&edit("stripe/checkout.session.completed.subscription.json", |v| {
+        obj(v)["client_reference_id"] = json!(null);
+        obj(v)["customer"] = json!(null);
+    }));
+    assert_eq!(e.to_string(), "missing field `data.object.client_reference_id`");
+    let e = err(&edit("stripe/checkout.session.completed.bundle.json", |v| {
+        obj(v)["metadata"]["clouds"] = json!("video,writing,music");
+    }));
+    assert_eq!(e.path(), "data.object.metadata.clouds");
+    assert!(e.to_string().contains("bundle of 2 products"), "{e}");
+    let e = err(&edit("stripe/checkout.session.completed.bundle.json", |v| {
+        obj(v)["metadata"]["clouds"] = json!("video,studio");
+    }));
+    assert!(e.to_string().contains("`studio` cannot be chosen"), "{e}");
+    let e = err(&edit("stripe/checkout.session.completed.bundle.json", |v| {
+        obj(v)["metadata"].as_object_mut().unwrap().remove("clouds");
+    }));
+    assert_eq!(e, ParseError::MissingField { path: "data.object.metadata.clouds".into() });
+    let e = err(&edit("stripe/charge.refunded.json", |v| {
+        obj(v).as_object_mut().unwrap().remove("amount_refunded");
+    }));
+    assert_eq!(e.path(), "data.object.amount_refunded");
+    let e = err(r#"{"object": "list", "data": []}"#);
+    assert_eq!(e.path(), "object");
+    let e = err(r#"[1, 2]"#);
+    assert_eq!(e.code(), "wrong_type");
+}
+
+#[test]
+fn razorpay_subscription_events() {
+    let cat = catalog();
+    let f = one(rzp_facts(&cat, &event("razorpay/subscription.activated.json")));
+    let FactBody::Subscription(s) = &f.body else { panic!() };
+    assert_eq!(s.id, "razorpay:sub_00000000000001");
+    assert_eq!(s.status, SubStatus::Active);
+    assert_eq!(s.items[0].offer.as_deref(), Some("STUDIO_PRO_MONTHLY"), "plan_id -> offer");
+    assert_eq!(s.subject, Some(Subject::user("u_456")), "notes.user_id");
+    assert_eq!(s.customer.as_deref(), Some("razorpay:cust_D00000000000001"));
+    assert_eq!((s.period_start, s.period_end), (Some(t(T0)), Some(t(P1E))));
+    assert_eq!(f.provider, Provider::Razorpay);
+
+    let facts = rzp_facts(&cat, &event("razorpay/subscription.charged.json"));
+    assert_eq!(facts.len(), 2, "a charge is a snapshot and a paid invoice");
+    let FactBody::InvoicePaid(i) = &facts[1].body else { panic!() };
+    assert_eq!(i.id, "razorpay:inv_00000000000001");
+    assert_eq!(i.subscription, "razorpay:sub_00000000000001");
+    assert!(i.payment_refs.contains(&"razorpay:pay_00000000000001".to_string()));
+    assert_eq!(i.period_end, Some(t(P1E)));
+
+    let status = |p: &str| match &one(rzp_facts(&cat, &event(p))).body {
+        FactBody::Subscription(s) => s.status,
+        _ => panic!(),
+    };
+    assert_eq!(status("razorpay/subscription.pending.json"), SubStatus::PastDue);
+    assert_eq!(status("razorpay/subscription.halted.json"), SubStatus::PastDue);
+    assert_eq!(status("razorpay/subscription.cancelled.json"), SubStatus::Canceled);
+    assert_eq!(status("razorpay/subscription.completed.json"), SubStatus::Canceled);
+    let FactBody::Subscription(s) = one(rzp_facts(&cat, &event("razorpay/subscription.updated.json"))).body else {
+        panic!()
+    };
+    assert_eq!(s.items[0].quantity, 2);
+}
+
+#[test]
+fn razorpay_payments_refunds_disputes() {
+    let cat = catalog();
+    let f = one(rzp_facts(&cat, &event("razorpay/payment.captured.json")));
+    let FactBody::Purchase(p) = &f.body else { panic!() };
+    assert_eq!((p.offer.as_deref(), p.mode), (Some("AI_TOPUP_500"), PurchaseMode::Payment));
+    assert_eq!(p.subject, Some(Subject::user("u_456")));
+    assert_eq!(p.currency, "inr");
+    let sub_pay = parse_razorpay_event(&cat, &event("razorpay/payment.captured.subscription.json"), None).unwrap();
+    let Parsed::Ignored { reason, .. } = sub_pay else { panic!() };
+    assert!(reason.contains("subscription.charged"), "{reason}");
+    let f = one(rzp_facts(&cat, &event("razorpay/refund.processed.json")));
+    let FactBody::Refund(r) = &f.body else { panic!() };
+    assert!(r.is_full());
+    assert_eq!(r.payment_refs, vec!["razorpay:pay_00000000000009"]);
+    let f = one(rzp_facts(&cat, &event("razorpay/payment.dispute.created.json")));
+    assert!(matches!(f.body, FactBody::Dispute(_)));
+}
+
+#[test]
+fn razorpay_event_ids_come_from_the_header_or_the_body() {
+    let cat = catalog();
+    let raw = event("razorpay/subscription.activated.json");
+    let a = parse_razorpay_event(&cat, &raw, Some("evt_hdr_1")).unwrap();
+    assert_eq!(a.event().id, "evt_hdr_1");
+    let b = parse_razorpay_event(&cat, &raw, None).unwrap();
+    let c = parse_razorpay_event(&cat, &raw, Some("  ")).unwrap();
+    assert!(b.event().id.starts_with("sha256:"));
+    assert_eq!(b.event().id, c.event().id, "a retry of the same body has the same id");
+    // Two deliveries under different event ids are still one fact.
+    assert_eq!(a.facts()[0].key, b.facts()[0].key);
+}
+
+#[test]
+fn razorpay_malformed_bodies() {
+    let cat = catalog();
+    let p = |raw: String| parse_razorpay_event(&cat, &raw, None).unwrap_err();
+    let e = p(edit("razorpay/subscription.activated.json", |v| v["entity"] = json!("subscription")));
+    assert_eq!(e.path(), "entity");
+    let e = p(edit("razorpay/subscription.activated.json", |v| {
+        v.as_object_mut().unwrap().remove("created_at");
+    }));
+    assert_eq!(e.to_string(), "missing field `created_at`");
+    let e = p(edit("razorpay/subscription.activated.json", |v| {
+        v["payload"]["subscription"]["entity"]["current_end"] = json!(null);
+    }));
+    assert_eq!(e.to_string(), "missing field `payload.subscription.entity.current_end`");
+    let e = p(edit("razorpay/payment.captured.json", |v| {
+        v["payload"]["payment"]["entity"]["notes"]["offer_key"] = json!("GONE");
+    }));
+    assert_eq!(e.code(), "unknown_offer");
+    assert_eq!(e.path(), "payload.payment.entity.notes.offer_key");
+    let e = p(edit("razorpay/subscription.charged.json", |v| {
+        v["payload"].as_object_mut().unwrap().remove("payment");
+    }));
+    assert_eq!(e.to_string(), "missing field `payload.payment`");
+    let ignored = parse_razorpay_event(&cat, &edit("razorpay/subscription.activated.json", |v| v["event"] = json!("order.paid")), None)
+        .unwrap();
+    assert!(matches!(ignored, Parsed::Ignored { .. }));
+}
+
+#[test]
+fn provider_detection() {
+    assert_eq!(detect_provider(&event("stripe/invoice.paid.basil.json")), Some(Provider::Stripe));
+    assert_eq!(detect_provider(&event("razorpay/subscription.charged.json")), Some(Provider::Razorpay));
+    assert_eq!(detect_provider("[]"), None);
+}
