@@ -1,0 +1,171 @@
+//! `POST /v1/admin/grants` (admin secret): manual_grant and promotion grants, with an
+//! expiry, and optional credits.
+//!
+//! ```json
+//! { "user_id": "<uuid>"            (or "organization_id"),
+//!   "grants": [ { "product": "video", "tier": "pro", "source": "promotion",
+//!                 "valid_from": "2026-03-01T00:00:00Z", "valid_to": "2026-04-01T00:00:00Z",
+//!                 "id": "spring-2026" } ],
+//!   "credits": [ { "pool": "video_seconds", "amount": 600, "id": "compensation-42",
+//!                  "valid_to": null } ] }
+//! ```
+//! Products, tiers and pools are checked against the catalog. Grants are upserted by
+//! their key (`<source>:<id or product>`), so sending the same grant again updates it;
+//! a credit id can be used once (409 after that). 201 on success.
+
+use serde_json::{json, Value};
+
+use tollgate::credits::{LotKind, NewLot, Wallet};
+use tollgate::model::{Grant, Source, Status};
+use tollgate::time::Timestamp;
+
+use crate::app::{error, json_body, store_error, App};
+use crate::http::{AppResponse, InRequest, Transport};
+use crate::state::{grant_row, is_uuid, wallet_diff, Subject};
+use crate::supabase::StoreError;
+
+fn time_field(v: &Value, k: &str) -> Result<Option<Timestamp>, String> {
+    match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Timestamp::parse(s).map(Some).map_err(|e| format!("{k}: {e}")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(|s| Some(Timestamp(s)))
+            .ok_or_else(|| format!("{k}: not an integer")),
+        Some(_) => Err(format!("{k}: expected an RFC 3339 string or unix seconds")),
+    }
+}
+
+pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp) -> AppResponse {
+    let body = match json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let subject = match (
+        body.get("user_id").and_then(Value::as_str),
+        body.get("organization_id").and_then(Value::as_str),
+    ) {
+        (Some(u), None) if is_uuid(u) => Subject::User(u.to_string()),
+        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_string()),
+        _ => {
+            return error(
+                400,
+                "invalid_subject",
+                "give exactly one of user_id and organization_id, as a UUID",
+            )
+        }
+    };
+    let mut rows = Vec::new();
+    for (i, g) in body
+        .get("grants")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let bad = |m: String| error(400, "invalid_grant", format!("grants[{i}]: {m}"));
+        let product = g.get("product").and_then(Value::as_str).unwrap_or("");
+        let tier = g.get("tier").and_then(Value::as_str).unwrap_or("");
+        if app.catalog.product(product).is_none() {
+            return bad(format!(
+                "unknown product `{product}` in catalog `{}`",
+                app.catalog.meta().id
+            ));
+        }
+        if app.catalog.tier_index(product, tier).is_none() {
+            return bad(format!("product `{product}` has no tier `{tier}`"));
+        }
+        let source = match g.get("source").and_then(Value::as_str).unwrap_or("manual_grant") {
+            "manual_grant" => Source::ManualGrant,
+            "promotion" => Source::Promotion,
+            other => return bad(format!("source `{other}`: admin grants are manual_grant or promotion")),
+        };
+        let valid_from = match time_field(g, "valid_from") {
+            Ok(t) => t.unwrap_or(now),
+            Err(m) => return bad(m),
+        };
+        let valid_to = match time_field(g, "valid_to") {
+            Ok(t) => t,
+            Err(m) => return bad(m),
+        };
+        if valid_to.is_some_and(|t| t <= valid_from) {
+            return bad("valid_to must be after valid_from".into());
+        }
+        let id = g.get("id").and_then(Value::as_str).unwrap_or(product);
+        let grant = Grant {
+            id: format!("{}:{id}", source.as_str()),
+            product: product.to_string(),
+            tier: tier.to_string(),
+            source,
+            status: Status::Active,
+            valid_from,
+            valid_to,
+            past_due_since: None,
+            offer: None,
+            source_ref: Some(format!("admin:{id}")),
+        };
+        rows.push(grant_row(&grant));
+    }
+    let mut wallet = Wallet::new();
+    for (i, c) in body
+        .get("credits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let bad = |m: String| error(400, "invalid_credit", format!("credits[{i}]: {m}"));
+        let pool = c.get("pool").and_then(Value::as_str).unwrap_or("");
+        if app.catalog.pool(pool).is_none() {
+            return bad(format!("unknown credit pool `{pool}`"));
+        }
+        let Some(amount) = c.get("amount").and_then(Value::as_i64).filter(|a| *a > 0) else {
+            return bad("amount must be a positive integer".into());
+        };
+        let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+            return bad("id is required (it makes the credit idempotent)".into());
+        };
+        let valid_to = match time_field(c, "valid_to") {
+            Ok(t) => t,
+            Err(m) => return bad(m),
+        };
+        let source = format!("admin:{id}");
+        wallet.credit(NewLot {
+            key: format!("adjustment:{id}:{pool}"),
+            pool,
+            kind: LotKind::Adjustment,
+            amount,
+            at: now,
+            valid_to,
+            source: &source,
+            subscription: None,
+        });
+    }
+    if rows.is_empty() && wallet.lots.is_empty() {
+        return error(400, "nothing_to_grant", "give at least one of `grants` and `credits`");
+    }
+    let args = json!({
+        "p_subject": subject.to_json(),
+        "p_grants": rows,
+        "p_wallet": wallet_diff(&Wallet::new(), &wallet),
+    });
+    match app.store.rpc("tollgate_admin_grant", &args).await {
+        Ok(v) => AppResponse::json(
+            201,
+            &json!({"status": "granted", "subject": subject.key(), "grants": rows, "credits": wallet.lots, "store": v}),
+        ),
+        Err(StoreError::Conflict { error: e, .. }) => error(
+            409,
+            "already_granted",
+            format!("{} ({})", e.message.unwrap_or_default(), e.details.unwrap_or_default()),
+        ),
+        Err(StoreError::Rejected { error: e, status }) => error(
+            if status == 404 { 500 } else { 400 },
+            "rejected",
+            format!("{} {}", e.message.unwrap_or_default(), e.details.unwrap_or_default()),
+        ),
+        Err(e) => store_error(&e),
+    }
+}

@@ -1,0 +1,205 @@
+//! The worker's configuration, read from its environment (wrangler `[vars]` and secrets;
+//! `.dev.vars` for local runs) through a lookup function, so it is tested natively.
+//!
+//! | name | what | required |
+//! |---|---|---|
+//! | `STRIPE_WEBHOOK_SECRETS` (or `STRIPE_WEBHOOK_SECRET`) | one or more `whsec_...` endpoint secrets, comma/space separated (rotation) | for `/webhooks/stripe` |
+//! | `STRIPE_TOLERANCE_SECONDS` | signature timestamp tolerance, default 300 | no |
+//! | `RAZORPAY_WEBHOOK_SECRET` | Razorpay webhook secret(s) | for `/webhooks/razorpay` |
+//! | `SUPABASE_URL` | project URL (or the local gateway) | yes |
+//! | `SUPABASE_SERVICE_ROLE_KEY` | service-role key: the worker is the only writer | yes |
+//! | `SUPABASE_JWT_SECRET` | legacy HS256 secret for users' access tokens | one of these two |
+//! | `SUPABASE_JWKS_URL` | JWKS of the project's asymmetric signing keys | one of these two |
+//! | `SUPABASE_JWT_AUDIENCE` | expected `aud`, default `authenticated` | no |
+//! | `SNAPSHOT_SIGNING_KEY` | Ed25519 seed, 32 bytes as hex or base64 | for `/v1/entitlements` |
+//! | `SNAPSHOT_KEY_ID` | key id published with snapshots | no (`default`) |
+//! | `SNAPSHOT_TTL_SECONDS` | snapshot lifetime, default 3600 | no |
+//! | `ADMIN_SECRET` | shared secret for `/v1/admin/*` | for admin routes |
+//! | `CATALOG` | which embedded catalog (`catalogs/<name>.toml`) | no (`vcm-suite`) |
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use std::fmt;
+
+#[derive(Clone)]
+pub struct Config {
+    pub stripe_secrets: Vec<String>,
+    pub stripe_tolerance_secs: u64,
+    pub razorpay_secrets: Vec<String>,
+    pub supabase_url: String,
+    pub service_role_key: String,
+    pub jwt_secret: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub snapshot_seed: Option<[u8; 32]>,
+    pub snapshot_key_id: String,
+    pub snapshot_ttl_secs: i64,
+    pub admin_secret: Option<String>,
+    pub catalog: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print secrets.
+        f.debug_struct("Config")
+            .field("stripe_secrets", &self.stripe_secrets.len())
+            .field("razorpay_secrets", &self.razorpay_secrets.len())
+            .field("supabase_url", &self.supabase_url)
+            .field("jwt_secret", &self.jwt_secret.is_some())
+            .field("jwks_url", &self.jwks_url)
+            .field("snapshot_key_id", &self.snapshot_key_id)
+            .field("snapshot_ttl_secs", &self.snapshot_ttl_secs)
+            .field("admin_secret", &self.admin_secret.is_some())
+            .field("catalog", &self.catalog)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration {}: {}", self.name, self.message)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Decodes a 32-byte Ed25519 seed written as hex (64 digits) or base64 / base64url.
+pub fn decode_seed(s: &str) -> Result<[u8; 32], String> {
+    let t = s.trim();
+    let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(t).map_err(|e| e.to_string())?
+    } else {
+        STANDARD
+            .decode(t)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
+            .map_err(|_| "not hex or base64".to_string())?
+    };
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{} bytes, expected 32", b.len()))
+}
+
+impl Config {
+    /// Reads the configuration through `get` (an env var / binding lookup).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let opt = |n: &str| get(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let req = |n: &'static str| {
+            opt(n).ok_or(ConfigError {
+                name: n,
+                message: "is required".into(),
+            })
+        };
+        let num = |n: &'static str, default: i64| -> Result<i64, ConfigError> {
+            match opt(n) {
+                None => Ok(default),
+                Some(v) => v.parse::<i64>().ok().filter(|x| *x > 0).ok_or(ConfigError {
+                    name: n,
+                    message: format!("`{v}` is not a positive integer"),
+                }),
+            }
+        };
+        let stripe_secrets = opt("STRIPE_WEBHOOK_SECRETS")
+            .or_else(|| opt("STRIPE_WEBHOOK_SECRET"))
+            .map(|v| list(&v))
+            .unwrap_or_default();
+        let razorpay_secrets = opt("RAZORPAY_WEBHOOK_SECRET").map(|v| list(&v)).unwrap_or_default();
+        let supabase_url = req("SUPABASE_URL")?;
+        if !(supabase_url.starts_with("https://") || supabase_url.starts_with("http://")) {
+            return Err(ConfigError {
+                name: "SUPABASE_URL",
+                message: "must start with https:// (or http:// locally)".into(),
+            });
+        }
+        let jwt_secret = opt("SUPABASE_JWT_SECRET");
+        let jwks_url = opt("SUPABASE_JWKS_URL");
+        if jwt_secret.is_none() && jwks_url.is_none() {
+            return Err(ConfigError {
+                name: "SUPABASE_JWT_SECRET",
+                message: "set SUPABASE_JWT_SECRET (HS256) and/or SUPABASE_JWKS_URL (asymmetric keys) to verify users"
+                    .into(),
+            });
+        }
+        let snapshot_seed = match opt("SNAPSHOT_SIGNING_KEY") {
+            None => None,
+            Some(v) => Some(decode_seed(&v).map_err(|m| ConfigError {
+                name: "SNAPSHOT_SIGNING_KEY",
+                message: m,
+            })?),
+        };
+        Ok(Config {
+            stripe_secrets,
+            stripe_tolerance_secs: num("STRIPE_TOLERANCE_SECONDS", 300)? as u64,
+            razorpay_secrets,
+            supabase_url,
+            service_role_key: req("SUPABASE_SERVICE_ROLE_KEY")?,
+            jwt_secret,
+            jwks_url,
+            jwt_audience: Some(opt("SUPABASE_JWT_AUDIENCE").unwrap_or_else(|| "authenticated".into())),
+            snapshot_seed,
+            snapshot_key_id: opt("SNAPSHOT_KEY_ID").unwrap_or_else(|| "default".into()),
+            snapshot_ttl_secs: num("SNAPSHOT_TTL_SECONDS", 3600)?,
+            admin_secret: opt("ADMIN_SECRET"),
+            catalog: opt("CATALOG").unwrap_or_else(|| "vcm-suite".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+    const BASE: &[(&str, &str)] = &[
+        ("SUPABASE_URL", "http://127.0.0.1:54321"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "svc"),
+        ("SUPABASE_JWT_SECRET", "jwt"),
+    ];
+
+    #[test]
+    fn reads_lists_defaults_and_seeds() {
+        let mut p = BASE.to_vec();
+        p.push(("STRIPE_WEBHOOK_SECRETS", "whsec_a, whsec_b"));
+        p.push((
+            "SNAPSHOT_SIGNING_KEY",
+            "0101010101010101010101010101010101010101010101010101010101010101",
+        ));
+        let c = Config::from_lookup(env(&p)).unwrap();
+        assert_eq!(c.stripe_secrets, vec!["whsec_a", "whsec_b"]);
+        assert_eq!(c.stripe_tolerance_secs, 300);
+        assert_eq!(c.snapshot_seed, Some([1u8; 32]));
+        assert_eq!(c.snapshot_ttl_secs, 3600);
+        assert_eq!(c.catalog, "vcm-suite");
+        assert!(!format!("{c:?}").contains("svc"), "Debug must not print secrets");
+    }
+
+    #[test]
+    fn names_what_is_missing_or_wrong() {
+        let e = Config::from_lookup(env(&[("SUPABASE_URL", "http://x")])).unwrap_err();
+        assert_eq!(e.name, "SUPABASE_JWT_SECRET");
+        let e = Config::from_lookup(env(&BASE[..1])).unwrap_err();
+        assert!(e.to_string().contains("SUPABASE_JWT_SECRET"));
+        let mut p = BASE.to_vec();
+        p.push(("SNAPSHOT_SIGNING_KEY", "abcd"));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SNAPSHOT_SIGNING_KEY");
+        let mut p = BASE.to_vec();
+        p.push(("SNAPSHOT_TTL_SECONDS", "-5"));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SNAPSHOT_TTL_SECONDS");
+        assert_eq!(decode_seed(&STANDARD.encode([9u8; 32])).unwrap(), [9u8; 32]);
+    }
+}

@@ -1,0 +1,221 @@
+//! `POST /v1/usage/quote` and `POST /v1/usage/consume`: server-side enforcement of
+//! usage charging (seed 002's video seconds).
+//!
+//! Body: `{"model": "pro", "quality": "hd", "seconds": 30}`. Consume also needs an
+//! `Idempotency-Key` header: the same key is never charged twice (the store claims it
+//! with the usage record), and reusing it for a different request is a 409.
+//!
+//! The core prices the request and plans the charge (allowance, then purchased credits,
+//! then overage within the user's cap) or returns a denial value; the store applies the
+//! plan lot by lot with `remaining >= units` checks, so no balance goes negative under
+//! any concurrency. A lot that moved since the plan was made sends us back to re-plan
+//! from fresh balances (a few times, then 409).
+//!
+//! Answers: 200 with the charge; 402 with `available` / `required` when the balance (and
+//! allowed overage) does not cover it; 403 when the subject holds neither a plan nor
+//! credits in the pool; 400 for a malformed request; 5xx when the store fails.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use tollgate::credits::{ChargeOutcome, OveragePolicy};
+use tollgate::time::Timestamp;
+use tollgate::usage::{plan_usage, UsageRequest};
+
+use crate::app::{error, error_json, json_body, store_error, App};
+use crate::auth::Claims;
+use crate::http::{AppResponse, InRequest, Transport};
+use crate::state::{Subject, SubjectState};
+use crate::supabase::StoreError;
+
+/// Re-plans after a concurrent change before giving up with 409.
+pub const MAX_REPLANS: usize = 8;
+
+fn request_hash(subject: &Subject, model: &str, quality: &str, seconds: u64) -> String {
+    let canonical = json!({"subject": subject.key(), "model": model, "quality": quality, "seconds": seconds});
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+pub async fn handle<T: Transport>(
+    app: &App<T>,
+    req: &InRequest,
+    claims: &Claims,
+    now: Timestamp,
+    consume: bool,
+) -> AppResponse {
+    let body = match json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("").to_string();
+    let quality = body.get("quality").and_then(Value::as_str).unwrap_or("").to_string();
+    let Some(seconds) = body.get("seconds").and_then(Value::as_u64) else {
+        return error(400, "invalid_request", "`seconds` must be a positive integer");
+    };
+    let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
+    if consume && key.is_empty() {
+        return error(
+            400,
+            "missing_idempotency_key",
+            "send an Idempotency-Key header (one per request, reused on retry)",
+        );
+    }
+    if key.len() > 200 || key.chars().any(|c| c.is_control()) {
+        return error(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be at most 200 printable characters",
+        );
+    }
+    let subject = Subject::user(&claims.sub);
+    let request_id = if key.is_empty() {
+        "quote".to_string()
+    } else {
+        format!("{}:{key}", subject.key())
+    };
+    let usage_req = UsageRequest {
+        request_id: request_id.clone(),
+        model: model.clone(),
+        quality: quality.clone(),
+        seconds,
+    };
+    let quote = match tollgate::usage::quote(&app.catalog, &model, &quality, seconds) {
+        Ok(q) => q,
+        Err(e) => return error(400, e.code(), e.to_string()),
+    };
+    let hash = request_hash(&subject, &model, &quality, seconds);
+    let ledger_key = format!("usage:{request_id}");
+
+    for _ in 0..MAX_REPLANS {
+        let st = match SubjectState::load(&app.store, &subject).await {
+            Ok(s) => s,
+            Err(e) => return store_error(&e),
+        };
+        let replay = consume && st.wallet.has_key(&ledger_key);
+        if !replay && !entitled(app, &st, &quote.pool, now) {
+            return error_json(
+                403,
+                "not_entitled",
+                "no plan or credits for usage: buy a plan or a token bundle",
+                json!({"upgrade": cheapest_usage_offer(app, &quote.pool)}),
+            );
+        }
+        let policy = OveragePolicy {
+            allowed: st.preferences.allow_overages,
+            limit: st.preferences.overage_limit_minor,
+            spent: 0,
+        };
+        let outcome = match plan_usage(&app.catalog, &st.wallet, &usage_req, &policy, now) {
+            Ok(o) => o,
+            Err(e) => return error(400, e.code(), e.to_string()),
+        };
+        let plan = match (&outcome, replay) {
+            (ChargeOutcome::Charge(p), _) => Some(p.clone()),
+            (ChargeOutcome::Deny(d), false) => {
+                return error_json(
+                    402,
+                    d.reason.as_str(),
+                    d.to_string(),
+                    json!({"available": d.available, "required": d.required, "pool": d.pool,
+                           "cost": d.cost, "overage_units": d.overage_units, "overage_cost": d.overage_cost,
+                           "overage_limit": d.overage_limit, "currency": d.currency}),
+                );
+            }
+            (ChargeOutcome::Deny(_), true) => None,
+        };
+        if !consume {
+            return AppResponse::json(200, &json!({"quote": quote, "charge": outcome}));
+        }
+        // The entries the core posts for this debit, and the lots it takes from.
+        let (takes, entries) = match &plan {
+            Some(p) => {
+                let mut after = st.wallet.clone();
+                let _ = after.debit(
+                    &ledger_key,
+                    &p.pool,
+                    p.from_allowance + p.from_purchased,
+                    now,
+                    &ledger_key,
+                );
+                let diff = crate::state::wallet_diff(&st.wallet, &after);
+                let takes: Vec<Value> = p
+                    .takes
+                    .iter()
+                    .map(|t| json!({"lot": t.lot, "units": t.units}))
+                    .collect();
+                (takes, diff["entries"].clone())
+            }
+            None => (vec![], json!([])),
+        };
+        let args = json!({
+            "p_request_id": request_id,
+            "p_request_hash": hash,
+            "p_subject": subject.to_json(),
+            "p_takes": takes,
+            "p_entries": entries,
+            "p_usage": {
+                "units": seconds, "model": model, "quality": quality, "pool": quote.pool,
+                "cost_minor": plan.as_ref().map(|p| p.cost).unwrap_or(quote.cost.amount),
+                "overage_minor": plan.as_ref().map(|p| p.overage_cost).unwrap_or(0),
+                "currency": quote.cost.currency,
+            },
+        });
+        match app.store.rpc("tollgate_consume", &args).await {
+            Ok(v) => match v.get("status").and_then(Value::as_str) {
+                Some("charged") | Some("replayed") => {
+                    let replayed = v["status"] == "replayed";
+                    return AppResponse::json(
+                        200,
+                        &json!({
+                            "status": v["status"],
+                            "replayed": replayed,
+                            "usage_id": v["usage_id"],
+                            "charge": if replayed { Value::Null } else { serde_json::to_value(&plan).unwrap_or(Value::Null) },
+                            "balances": v["balances"],
+                        }),
+                    );
+                }
+                Some("insufficient") => continue, // a lot moved since the plan: re-plan
+                _ => {
+                    return error(
+                        500,
+                        "store_error",
+                        format!("unexpected answer from tollgate_consume: {v}"),
+                    )
+                }
+            },
+            Err(StoreError::Conflict { error: e, .. }) if e.code.as_deref() == Some("PT409") => {
+                return error(409, "idempotency_key_reused", e.message.unwrap_or_default());
+            }
+            Err(e) => return store_error(&e),
+        }
+    }
+    error(
+        409,
+        "concurrent_change",
+        "balances kept changing while charging; retry with the same Idempotency-Key",
+    )
+}
+
+/// May this subject draw on the pool at all: a currently valid grant of any product,
+/// or credits ever put into the pool (token purchases need no plan, seed 002).
+fn entitled<T>(app: &App<T>, st: &SubjectState, pool: &str, now: Timestamp) -> bool {
+    let ents = st.entitlements_for_snapshot(&app.catalog, now);
+    let has_plan = app.catalog.products().iter().any(|p| {
+        p.tiers
+            .first()
+            .and_then(|t| tollgate::decide::has_access(&app.catalog, &ents, &p.id, t, now).ok())
+            .is_some_and(|d| d.allowed && d.grant.is_some())
+    });
+    has_plan || st.wallet.lots.iter().any(|l| l.pool == pool)
+}
+
+/// The cheapest visible offer that puts credits into the pool.
+fn cheapest_usage_offer<T>(app: &App<T>, pool: &str) -> Option<String> {
+    app.catalog
+        .offers()
+        .iter()
+        .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
+        .min_by_key(|o| (o.price.monthly_equivalent(), o.key.clone()))
+        .map(|o| o.key.clone())
+}

@@ -1,0 +1,127 @@
+//! The Workers runtime glue (wasm32 only): turns `worker::Request` into the app's plain
+//! request, sends outbound HTTP through the runtime's `fetch`, reads configuration from
+//! the environment, and reads the clock (the only place that does).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use tollgate::time::Timestamp;
+use worker::{
+    event, Context, Env, Fetch, Method as WMethod, Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
+};
+
+use crate::app::{error, App};
+use crate::config::Config;
+use crate::http::{AppResponse, Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+
+/// Outbound HTTP through the Workers runtime's `fetch`.
+pub struct FetchTransport;
+
+impl Transport for FetchTransport {
+    async fn send(&self, req: OutRequest) -> Result<OutResponse, TransportError> {
+        let method = match req.method {
+            Method::Get => WMethod::Get,
+            Method::Post => WMethod::Post,
+            Method::Patch => WMethod::Patch,
+            Method::Delete => WMethod::Delete,
+            Method::Head => WMethod::Head,
+            Method::Options | Method::Other => WMethod::Options,
+        };
+        let headers = worker::Headers::new();
+        for (k, v) in req.headers.iter() {
+            headers.set(k, v).map_err(|e| TransportError(e.to_string()))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if let Some(b) = req.body {
+            init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
+        }
+        let request = Request::new_with_init(&req.url, &init).map_err(|e| TransportError(e.to_string()))?;
+        let mut resp = Fetch::Request(request)
+            .send()
+            .await
+            .map_err(|e| TransportError(e.to_string()))?;
+        let status = resp.status_code();
+        let mut out_headers = Headers::new();
+        for (k, v) in resp.headers().entries() {
+            out_headers.0.push((k, v));
+        }
+        let body = resp.bytes().await.map_err(|e| TransportError(e.to_string()))?;
+        Ok(OutResponse {
+            status,
+            headers: out_headers,
+            body,
+        })
+    }
+}
+
+thread_local! {
+    /// One app per isolate: the parsed catalog and the JWKS cache live across requests.
+    static APP: RefCell<Option<Rc<App<FetchTransport>>>> = const { RefCell::new(None) };
+}
+
+fn config(env: &Env) -> Result<Config, String> {
+    Config::from_lookup(|name| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .ok()
+            .or_else(|| env.var(name).map(|v| v.to_string()).ok())
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn app(env: &Env) -> Result<Rc<App<FetchTransport>>, String> {
+    if let Some(a) = APP.with(|a| a.borrow().clone()) {
+        return Ok(a);
+    }
+    let a = Rc::new(App::new(config(env)?, FetchTransport)?);
+    APP.with(|slot| *slot.borrow_mut() = Some(a.clone()));
+    Ok(a)
+}
+
+fn now() -> Timestamp {
+    Timestamp((worker::Date::now().as_millis() / 1000) as i64)
+}
+
+fn to_response(r: AppResponse) -> worker::Result<Response> {
+    let headers = worker::Headers::new();
+    for (k, v) in r.headers.iter() {
+        headers.set(k, v)?;
+    }
+    Ok(Response::from_bytes(r.body)?
+        .with_status(r.status)
+        .with_headers(headers))
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let app = match app(&env) {
+        Ok(a) => a,
+        Err(e) => return to_response(error(500, "misconfigured", e)),
+    };
+    let url = req.url()?;
+    let mut headers = Headers::new();
+    for (k, v) in req.headers().entries() {
+        headers.0.push((k, v));
+    }
+    let body = req.bytes().await.unwrap_or_default();
+    let inreq = InRequest {
+        method: Method::parse(req.method().as_ref()),
+        path: url.path().to_string(),
+        query: url.query().unwrap_or("").to_string(),
+        headers,
+        body,
+    };
+    to_response(app.handle(inreq, now()).await)
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match app(&env) {
+        Ok(a) => match a.scheduled(now()).await {
+            Ok(report) => worker::console_log!("scheduled: {report}"),
+            Err(e) => worker::console_error!("scheduled: {e}"),
+        },
+        Err(e) => worker::console_error!("scheduled: {e}"),
+    }
+}

@@ -1,0 +1,144 @@
+//! Plain HTTP values shared by the worker and its native tests, and the one outbound
+//! seam: [`Transport`]. The worker sends through the runtime's `fetch`
+//! (`entry::FetchTransport`); native code and tests through reqwest
+//! (`native::ReqwestTransport`). Nothing else in the crate knows which one runs.
+
+use std::fmt;
+
+/// An HTTP request or response header list (names compared case-insensitively).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.0.push((name.to_string(), value.into()));
+    }
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set(name, value);
+        self
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+    Options,
+    Head,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Head => "HEAD",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// An outbound request (to Supabase, or to a JWKS endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Headers,
+    pub body: Option<Vec<u8>>,
+}
+
+/// The answer to an [`OutRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutResponse {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// The request could not be sent or no answer came back (DNS, refused connection,
+/// reset, timeout). Always retryable from the caller's point of view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportError(pub String);
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transport error: {}", self.0)
+    }
+}
+impl std::error::Error for TransportError {}
+
+/// Sends one HTTP request. Futures are not `Send`: the Workers runtime is single-threaded.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    async fn send(&self, req: OutRequest) -> Result<OutResponse, TransportError>;
+}
+
+/// An inbound request as the app sees it: the raw body is kept byte for byte, since
+/// webhook signatures are computed over it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InRequest {
+    pub method: Method,
+    /// Path without the query string, e.g. `/v1/entitlements`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// What the app answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppResponse {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+impl AppResponse {
+    pub fn json(status: u16, value: &serde_json::Value) -> AppResponse {
+        AppResponse {
+            status,
+            headers: Headers::new()
+                .with("content-type", "application/json; charset=utf-8")
+                .with("cache-control", "no-store"),
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.set(name, value);
+        self
+    }
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}

@@ -1,0 +1,316 @@
+//! A subject's stored billing state, loaded in one RPC (`tollgate_subject_state`) and
+//! turned into the core's types: grants, the credit wallet (lots + ledger), the
+//! reducer's own state, and, for a user, the organizations it belongs to.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use tollgate::catalog::Catalog;
+use tollgate::credits::{Lot, Wallet};
+use tollgate::model::{Entitlements, Grant, Source, Status};
+use tollgate::time::Timestamp;
+
+use crate::http::Transport;
+use crate::supabase::{StoreError, SupabaseClient};
+
+/// Who holds entitlements, as the store keys it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    User(String),
+    Org(String),
+}
+
+impl Subject {
+    pub fn user(id: &str) -> Subject {
+        Subject::User(id.to_string())
+    }
+    /// The RPC argument `{"user_id": ...}` / `{"organization_id": ...}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Subject::User(id) => json!({"user_id": id}),
+            Subject::Org(id) => json!({"organization_id": id}),
+        }
+    }
+    /// `user:<id>` / `org:<id>`, the core's spelling.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Org(id) => format!("org:{id}"),
+        }
+    }
+    pub fn from_core(s: &tollgate::billing::facts::Subject) -> Subject {
+        if s.is_org() {
+            Subject::Org(s.id.clone())
+        } else {
+            Subject::User(s.id.clone())
+        }
+    }
+    pub fn to_core(&self) -> tollgate::billing::facts::Subject {
+        match self {
+            Subject::User(id) => tollgate::billing::facts::Subject::user(id.clone()),
+            Subject::Org(id) => tollgate::billing::facts::Subject::org(id.clone()),
+        }
+    }
+    /// Store ids are UUIDs (auth.users.id, organizations.id).
+    pub fn is_valid(&self) -> bool {
+        let id = match self {
+            Subject::User(id) | Subject::Org(id) => id,
+        };
+        is_uuid(id)
+    }
+}
+
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// A `cloud_entitlements` row as the store returns it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct GrantRow {
+    pub grant_key: String,
+    pub cloud_id: String,
+    pub tier: String,
+    pub source: Source,
+    pub status: Status,
+    pub valid_from: Option<Timestamp>,
+    #[serde(default)]
+    pub valid_to: Option<Timestamp>,
+    #[serde(default)]
+    pub past_due_since: Option<Timestamp>,
+    #[serde(default)]
+    pub offer_key: Option<String>,
+    #[serde(default)]
+    pub source_ref: Option<String>,
+}
+
+impl GrantRow {
+    pub fn into_grant(self) -> Grant {
+        Grant {
+            id: self.grant_key,
+            product: self.cloud_id,
+            tier: self.tier,
+            source: self.source,
+            status: self.status,
+            valid_from: self.valid_from.unwrap_or(Timestamp(0)),
+            valid_to: self.valid_to,
+            past_due_since: self.past_due_since,
+            offer: self.offer_key,
+            source_ref: self.source_ref,
+        }
+    }
+}
+
+/// The row a core grant is written as (the `grants` of the RPCs).
+pub fn grant_row(g: &Grant) -> Value {
+    json!({
+        "grant_key": g.id,
+        "cloud_id": g.product,
+        "tier": g.tier,
+        "source": g.source.as_str(),
+        "status": g.status.as_str(),
+        "valid_from": g.valid_from,
+        "valid_to": g.valid_to,
+        "past_due_since": g.past_due_since,
+        "offer_key": g.offer,
+        "source_ref": g.source_ref,
+    })
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Membership {
+    pub organization_id: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub seat: bool,
+    #[serde(default)]
+    pub seat_count: i64,
+    #[serde(default)]
+    pub grants: Vec<GrantRow>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Preferences {
+    #[serde(default)]
+    pub allow_overages: bool,
+    #[serde(default)]
+    pub overage_limit_minor: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    version: i64,
+    #[serde(default)]
+    state: Value,
+    #[serde(default)]
+    grants: Vec<GrantRow>,
+    #[serde(default)]
+    wallet: Wallet,
+    #[serde(default)]
+    memberships: Vec<Membership>,
+    #[serde(default)]
+    preferences: Option<Preferences>,
+    #[serde(default)]
+    organization: Option<Value>,
+    #[serde(default)]
+    seats: Option<i64>,
+}
+
+/// Everything stored about one subject.
+#[derive(Clone, Debug)]
+pub struct SubjectState {
+    pub subject: Subject,
+    /// Optimistic-concurrency version (`billing_subjects.version`).
+    pub version: i64,
+    /// The reducer's own state, opaque to the worker.
+    pub state: Value,
+    pub grants: Vec<Grant>,
+    pub wallet: Wallet,
+    pub memberships: Vec<Membership>,
+    pub preferences: Preferences,
+    pub organization: Option<Value>,
+    pub seats_used: Option<i64>,
+}
+
+impl SubjectState {
+    pub async fn load<T: Transport>(store: &SupabaseClient<T>, subject: &Subject) -> Result<SubjectState, StoreError> {
+        let v = store
+            .rpc("tollgate_subject_state", &json!({"p_subject": subject.to_json()}))
+            .await?;
+        let raw: Raw = serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("subject state: {e}")))?;
+        Ok(SubjectState {
+            subject: subject.clone(),
+            version: raw.version,
+            state: raw.state,
+            grants: raw.grants.into_iter().map(GrantRow::into_grant).collect(),
+            wallet: raw.wallet,
+            memberships: raw.memberships,
+            preferences: raw.preferences.unwrap_or_default(),
+            organization: raw.organization,
+            seats_used: raw.seats,
+        })
+    }
+
+    /// Usable units per pool at `now` (allowance + purchased), as the core counts them.
+    pub fn balances(&self, now: Timestamp) -> std::collections::BTreeMap<String, i64> {
+        let mut pools: Vec<&str> = self.wallet.lots.iter().map(|l: &Lot| l.pool.as_str()).collect();
+        pools.sort();
+        pools.dedup();
+        pools
+            .into_iter()
+            .map(|p| {
+                let (a, b) = self.wallet.available(p, now);
+                (p.to_string(), a + b)
+            })
+            .collect()
+    }
+
+    /// The grants and balances a user's snapshot carries: its own grants, and the grants
+    /// of each organization where it holds a seat (seed 004: membership plus an
+    /// allocated seat), with the organization's grant ids prefixed so they stay unique.
+    pub fn entitlements_for_snapshot(&self, _catalog: &Catalog, now: Timestamp) -> Entitlements {
+        let mut grants = self.grants.clone();
+        for m in self.memberships.iter().filter(|m| m.seat) {
+            for g in &m.grants {
+                let mut g = g.clone().into_grant();
+                g.id = format!("org:{}:{}", m.organization_id, g.id);
+                grants.push(g);
+            }
+        }
+        Entitlements {
+            subject: self.subject.key(),
+            grants,
+            balances: self.balances(now),
+        }
+    }
+}
+
+/// The difference between two wallets as `tollgate_wallet_apply` takes it: new lots,
+/// changed lots (with their old values, checked by the store), and new ledger entries.
+pub fn wallet_diff(before: &Wallet, after: &Wallet) -> Value {
+    let fields = |l: &Lot| {
+        json!({
+            "remaining": l.remaining, "granted": l.granted, "revoked": l.revoked,
+            "expired": l.expired, "closed": l.closed, "rolled_over": l.rolled_over,
+        })
+    };
+    let mut lots_new = Vec::new();
+    let mut lots_changed = Vec::new();
+    for l in &after.lots {
+        match before.lot(&l.key) {
+            None => lots_new.push(serde_json::to_value(l).unwrap_or(Value::Null)),
+            Some(old) if fields(old) != fields(l) => {
+                lots_changed.push(json!({"key": l.key, "from": fields(old), "to": fields(l)}))
+            }
+            Some(_) => {}
+        }
+    }
+    let entries: Vec<Value> = after
+        .ledger
+        .iter()
+        .filter(|e| !before.has_key(&e.key))
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .collect();
+    json!({"lots_new": lots_new, "lots_changed": lots_changed, "entries": entries})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate::credits::{LotKind, NewLot};
+
+    #[test]
+    fn wallet_diff_lists_new_changed_and_posted() {
+        let mut before = Wallet::new();
+        before.credit(NewLot {
+            key: "purchase:a".into(),
+            pool: "sec",
+            kind: LotKind::Purchase,
+            amount: 100,
+            at: Timestamp(10),
+            valid_to: None,
+            source: "stripe:cs_1",
+            subscription: None,
+        });
+        let mut after = before.clone();
+        after.debit("usage:r1", "sec", 30, Timestamp(20), "usage:r1").unwrap();
+        after.credit(NewLot {
+            key: "purchase:b".into(),
+            pool: "sec",
+            kind: LotKind::Purchase,
+            amount: 50,
+            at: Timestamp(30),
+            valid_to: None,
+            source: "stripe:cs_2",
+            subscription: None,
+        });
+        let d = wallet_diff(&before, &after);
+        assert_eq!(d["lots_new"].as_array().unwrap().len(), 1);
+        assert_eq!(d["lots_new"][0]["key"], "purchase:b");
+        assert_eq!(d["lots_changed"][0]["from"]["remaining"], 100);
+        assert_eq!(d["lots_changed"][0]["to"]["remaining"], 70);
+        let keys: Vec<&str> = d["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, vec!["usage:r1", "usage:r1:purchase:a", "purchase:b"]);
+        assert_eq!(wallet_diff(&after, &after)["entries"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn subjects_and_uuids() {
+        let s = Subject::user("8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e");
+        assert!(s.is_valid());
+        assert_eq!(s.to_json(), json!({"user_id": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e"}));
+        assert!(!Subject::user("u1").is_valid());
+        assert_eq!(Subject::Org("o".into()).key(), "org:o");
+    }
+}
