@@ -29,7 +29,8 @@ fn every_sample_event_parses() {
         assert!(names.len() >= 10);
         for n in names {
             let raw = event(&format!("{dir}/{n}"));
-            let p = if dir == "stripe" { parse_stripe_event(&cat, &raw) } else { parse_razorpay_event(&cat, &raw, None) };
+            let p =
+                if dir == "stripe" { parse_stripe_event(&cat, &raw) } else { parse_razorpay_event(&cat, &raw, None) };
             let p = p.unwrap_or_else(|e| panic!("{dir}/{n}: {e}"));
             assert!(n.starts_with(&p.event().event_type), "{n} is a {}", p.event().event_type);
             for f in p.facts() {
@@ -103,7 +104,11 @@ fn subscription_period_on_the_items_since_basil_and_on_the_subscription_before()
         assert_eq!(s.status, SubStatus::Active);
         assert_eq!(s.customer.as_deref(), Some(CUS));
         assert_eq!(s.items.len(), 1);
-        assert_eq!(s.items[0].offer.as_deref(), Some("STUDIO_BASIC_MONTHLY"), "Stripe's example price is in the catalog");
+        assert_eq!(
+            s.items[0].offer.as_deref(),
+            Some("STUDIO_BASIC_MONTHLY"),
+            "Stripe's example price is in the catalog"
+        );
         assert_eq!(s.items[0].quantity, 1);
     }
     // Same subscription, same state, basil shape turned into the acacia shape: same snapshot.
@@ -251,7 +256,8 @@ fn malformed_events_name_the_field() {
         obj(v)["items"]["data"][0]["current_period_end"] = json!(T0 - 1);
     }));
     assert_eq!(e.code(), "invalid_value");
-    let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| obj(v)["status"] = json!("zombie")));
+    let e =
+        err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| obj(v)["status"] = json!("zombie")));
     assert_eq!(e.path(), "data.object.status");
     assert!(e.to_string().contains("`zombie` is not a subscription status"));
     let e = err(&edit("stripe/customer.subscription.updated.active.basil.json", |v| {
@@ -381,8 +387,12 @@ fn razorpay_malformed_bodies() {
         v["payload"].as_object_mut().unwrap().remove("payment");
     }));
     assert_eq!(e.to_string(), "missing field `payload.payment`");
-    let ignored = parse_razorpay_event(&cat, &edit("razorpay/subscription.activated.json", |v| v["event"] = json!("order.paid")), None)
-        .unwrap();
+    let ignored = parse_razorpay_event(
+        &cat,
+        &edit("razorpay/subscription.activated.json", |v| v["event"] = json!("order.paid")),
+        None,
+    )
+    .unwrap();
     assert!(matches!(ignored, Parsed::Ignored { .. }));
 }
 

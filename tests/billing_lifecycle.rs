@@ -1,0 +1,619 @@
+//! The reducer's rules, one scenario each, on the sample events: attribution,
+//! duplicates, renewal and rollover, cancellation, deletion, past due with
+//! grace, re-subscription, trials, refunds, disputes, bundles, Razorpay's
+//! lifecycle, and the incremental reducer.
+
+#[path = "events/support.rs"]
+mod support;
+
+use serde_json::json;
+use support::*;
+use tollgate::billing::*;
+use tollgate::model::Status;
+use tollgate::{Reason, Timestamp};
+
+fn with(paths: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    paths.iter().chain(extra.iter()).copied().collect()
+}
+
+fn usage(subject: &str, id: &str, pool: &str, units: u64, at: i64) -> Fact {
+    Fact::usage(
+        UsageFact {
+            request_id: id.into(),
+            subject: Subject::parse(subject).unwrap(),
+            pool: pool.into(),
+            units,
+            model: Some("standard".into()),
+            quality: Some("standard".into()),
+        },
+        t(at),
+    )
+}
+
+/// Every order of `facts` (all of them for up to 5 facts, else rotations and reversals).
+fn orders(facts: &[Fact]) -> Vec<Vec<Fact>> {
+    fn perms(v: Vec<Fact>) -> Vec<Vec<Fact>> {
+        if v.len() <= 1 {
+            return vec![v];
+        }
+        let mut out = Vec::new();
+        for i in 0..v.len() {
+            let mut rest = v.clone();
+            let x = rest.remove(i);
+            for mut p in perms(rest) {
+                p.insert(0, x.clone());
+                out.push(p);
+            }
+        }
+        out
+    }
+    if facts.len() <= 5 {
+        return perms(facts.to_vec());
+    }
+    let mut out = Vec::new();
+    for k in 0..facts.len() {
+        let mut v = facts.to_vec();
+        v.rotate_left(k);
+        out.push(v.clone());
+        v.reverse();
+        out.push(v);
+    }
+    out
+}
+
+#[test]
+fn first_period_grants_access_and_the_allowance_in_any_order() {
+    let cat = catalog();
+    let facts = facts(&cat, FIRST_PERIOD);
+    let st = fold(&cat, &facts, T0 + 10 * DAY);
+    let d = access(&cat, &st, USER, "studio", "basic", T0 + 10 * DAY);
+    assert!(d.allowed);
+    assert_eq!(d.reason, Reason::Active);
+    assert_eq!(d.grant.as_deref(), Some("stripe:sub_1Pgc6rB7WZ01zgkWNy0Cn5nw:studio"));
+    assert_eq!(d.holds_until, Some(t(P1E)));
+    assert!(!has(&cat, &st, USER, "studio", "pro", T0 + DAY));
+    assert!(!has(&cat, &st, USER, "studio", "basic", P1E + 1), "nothing past the paid period");
+    assert_eq!(st.balance(USER, "video_seconds"), 1800, "the period's allowance");
+    assert_eq!(st.balance(USER, "free_drafts"), 2, "seed 003's free drafts");
+    assert_eq!(st.customers.get(CUS), Some(&Subject::user("u_123")));
+    assert!(st.pending.is_empty());
+    assert_eq!(st.subscriptions[SUB].status, SubStatus::Active);
+    for order in orders(&facts) {
+        assert_eq!(reduce(&cat, &order, t(T0 + 10 * DAY)), st);
+    }
+}
+
+#[test]
+fn events_before_their_attribution_wait_and_then_apply() {
+    let cat = catalog();
+    let all = facts(&cat, FIRST_PERIOD);
+    let (checkout, rest): (Vec<Fact>, Vec<Fact>) =
+        all.iter().cloned().partition(|f| matches!(f.body, FactBody::Purchase(_)));
+    let st = fold(&cat, &rest, T0 + DAY);
+    assert_eq!(st.pending.len(), 3, "two snapshots and an invoice wait: {:?}", st.pending);
+    assert!(st
+        .pending
+        .iter()
+        .all(|p| p.waiting_for.contains(&SUB.to_string()) && p.waiting_for.contains(&CUS.to_string())));
+    assert!(st.subjects.is_empty());
+    assert_eq!(st.facts.pending, 3);
+    // The checkout arrives last: everything applies, as if it had come first.
+    let mut r = Reducer::from_facts(&cat, &rest, t(T0 + DAY));
+    assert_eq!(r.apply(checkout[0].clone(), t(T0 + DAY)), Applied::Replayed);
+    assert!(r.state().pending.is_empty());
+    assert_eq!(r.state(), &fold(&cat, &all, T0 + DAY));
+    // The app's own customer link attributes them too.
+    let mut linked = rest.clone();
+    linked.push(Fact::customer_link(Provider::Stripe, "cus_QXg1o8vcGmoR32", Subject::user("u_123"), t(T0 + 50 * DAY)));
+    let st = fold(&cat, &linked, T0 + DAY);
+    assert!(st.pending.is_empty());
+    assert!(has(&cat, &st, USER, "studio", "basic", T0 + DAY));
+}
+
+#[test]
+fn duplicates_and_two_event_ids_for_one_change_count_once() {
+    let cat = catalog();
+    let base = facts(&cat, FIRST_PERIOD);
+    let st = fold(&cat, &base, T0 + DAY);
+    let mut dup = base.clone();
+    dup.extend(base.iter().cloned());
+    dup.extend(facts(&cat, &["stripe/invoice.payment_succeeded.acacia.json"]));
+    let st2 = fold(&cat, &dup, T0 + DAY);
+    assert_eq!(st2, st);
+    assert_eq!(st2.facts.unique, 4);
+    assert_eq!(st2.balance(USER, "video_seconds"), 1800, "one allowance, not two");
+}
+
+#[test]
+fn renewal_carries_unused_allowance_capped_at_one_period() {
+    let cat = catalog();
+    let renew = with(
+        FIRST_PERIOD,
+        &["stripe/customer.subscription.updated.renewed.acacia.json", "stripe/invoice.paid.renewal.acacia.json"],
+    );
+    let mut fs = facts(&cat, &renew);
+    fs.push(usage(USER, "req_1", "video_seconds", 600, T0 + 5 * DAY));
+    let st = fold(&cat, &fs, P1E + 2 * DAY);
+    // rollover = min(max(0, 1800 + 0 - 600), 1800) = 1200, plus the new 1800.
+    assert_eq!(st.balance(USER, "video_seconds"), 3000);
+    assert_eq!(access(&cat, &st, USER, "studio", "basic", P1E + DAY).holds_until, Some(t(P2E)));
+    let w = &st.subject(USER).unwrap().wallet;
+    let rollover = w.lots.iter().find(|l| l.kind == tollgate::credits::LotKind::Rollover).unwrap();
+    assert_eq!((rollover.granted, rollover.valid_to), (1200, Some(t(P2E))));
+    // Using more than the allowance: nothing carries over, the rest is overage.
+    let mut fs2 = facts(&cat, &renew);
+    fs2.push(usage(USER, "req_big", "video_seconds", 2500, T0 + 5 * DAY));
+    let st = fold(&cat, &fs2, P1E + 2 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 1800);
+    let over = &st.subject(USER).unwrap().overage;
+    assert_eq!((over[0].units, over[0].cost), (700, Some(1890)), "700 s x 0.015 x 1.2 x 1.5 = 18.90 USD");
+    // Without a renewal the allowance simply ends with the period.
+    let st = fold(&cat, &facts(&cat, FIRST_PERIOD), P1E + DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+}
+
+#[test]
+fn cancellation_keeps_access_until_the_period_ends() {
+    let cat = catalog();
+    let paths = with(
+        FIRST_PERIOD,
+        &[
+            "stripe/customer.subscription.updated.renewed.acacia.json",
+            "stripe/invoice.paid.renewal.acacia.json",
+            "stripe/customer.subscription.updated.cancel_at_period_end.basil.json",
+        ],
+    );
+    let st = fold(&cat, &facts(&cat, &paths), P1E + 11 * DAY);
+    let d = access(&cat, &st, USER, "studio", "basic", P1E + 11 * DAY);
+    assert!(d.allowed);
+    assert_eq!(d.reason, Reason::CanceledUntilPeriodEnd);
+    assert_eq!(d.holds_until, Some(t(P2E)));
+    assert!(!has(&cat, &st, USER, "studio", "basic", P2E));
+    // The deletion at the period end changes nothing before it.
+    let st2 =
+        fold(&cat, &facts(&cat, &with(&paths, &["stripe/customer.subscription.deleted.basil.json"])), P1E + 11 * DAY);
+    assert!(has(&cat, &st2, USER, "studio", "basic", P2E - 1));
+    assert!(!has(&cat, &st2, USER, "studio", "basic", P2E));
+    assert_eq!(st2.subscriptions[SUB].status, SubStatus::Ended);
+}
+
+#[test]
+fn a_late_update_never_revives_a_deleted_subscription() {
+    let cat = catalog();
+    let mut fs = facts(
+        &cat,
+        &with(
+            FIRST_PERIOD,
+            &[
+                "stripe/customer.subscription.updated.renewed.acacia.json",
+                "stripe/customer.subscription.deleted.basil.json",
+            ],
+        ),
+    );
+    let late = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["id"] = json!("evt_late_update");
+        v["created"] = json!(P2E + 100);
+        obj(v)["items"]["data"][0]["current_period_start"] = json!(P2E);
+        obj(v)["items"]["data"][0]["current_period_end"] = json!(P3E);
+    });
+    fs.extend(stripe_facts(&cat, &late));
+    let st = fold(&cat, &fs, P2E + 200);
+    assert_eq!(st.subscriptions[SUB].status, SubStatus::Ended);
+    assert!(!has(&cat, &st, USER, "studio", "basic", P2E + 200));
+    assert!(st.facts.stale >= 1);
+    for order in orders(&fs) {
+        assert_eq!(reduce(&cat, &order, t(P2E + 200)), st);
+    }
+}
+
+#[test]
+fn past_due_keeps_access_for_the_grace_period_and_a_payment_restores_it() {
+    let cat = catalog();
+    let paths = with(
+        FIRST_PERIOD,
+        &[
+            "stripe/customer.subscription.updated.renewed.acacia.json",
+            "stripe/invoice.paid.renewal.acacia.json",
+            "stripe/invoice.payment_failed.basil.json",
+            "stripe/customer.subscription.updated.past_due.basil.json",
+        ],
+    );
+    let fs = facts(&cat, &paths);
+    let st = fold(&cat, &fs, P2E + DAY);
+    let g = &st.subject(USER).unwrap().grants[0];
+    assert_eq!(g.status, Status::PastDue);
+    assert_eq!(g.past_due_since, Some(t(P2E + 3600)), "grace runs from the first failure");
+    let d = access(&cat, &st, USER, "studio", "basic", P2E + 2 * DAY);
+    assert_eq!((d.allowed, d.reason), (true, Reason::GracePeriod));
+    assert_eq!(d.holds_until, Some(t(P2E + 3600 + 3 * DAY)));
+    let d = access(&cat, &st, USER, "studio", "basic", P2E + 3600 + 3 * DAY);
+    assert!(!d.allowed);
+    // The retry succeeds: active again, through the new period.
+    let paid = edit("stripe/invoice.paid.renewal.acacia.json", |v| {
+        v["id"] = json!("evt_retry_paid");
+        v["created"] = json!(P2E + 2 * DAY);
+        let o = obj(v);
+        o["id"] = json!("in_1Pgd2kB7WZ01zgkWq0Rr2x9A");
+        o["lines"]["data"][0]["period"] = json!({"start": P2E, "end": P3E});
+    });
+    let mut fs2 = fs.clone();
+    fs2.extend(stripe_facts(&cat, &paid));
+    let st = fold(&cat, &fs2, P2E + 2 * DAY);
+    let d = access(&cat, &st, USER, "studio", "basic", P2E + 10 * DAY);
+    assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::Active, Some(t(P3E))));
+    assert_eq!(st.subscriptions[SUB].past_due_since, None);
+}
+
+#[test]
+fn deletion_ends_access_at_once() {
+    let cat = catalog();
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    let del = edit("stripe/customer.subscription.deleted.basil.json", |v| {
+        v["created"] = json!(T0 + 10 * DAY);
+        let o = obj(v);
+        o["ended_at"] = json!(T0 + 10 * DAY);
+        o["cancel_at_period_end"] = json!(false);
+        o["items"]["data"][0]["current_period_start"] = json!(T0);
+        o["items"]["data"][0]["current_period_end"] = json!(P1E);
+    });
+    fs.extend(stripe_facts(&cat, &del));
+    let st = fold(&cat, &fs, T0 + 11 * DAY);
+    assert!(has(&cat, &st, USER, "studio", "basic", T0 + 10 * DAY - 1));
+    assert!(!has(&cat, &st, USER, "studio", "basic", T0 + 10 * DAY));
+}
+
+#[test]
+fn resubscribing_never_loses_days() {
+    let cat = catalog();
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    // Canceled at the period end (P1E)...
+    fs.extend(stripe_facts(
+        &cat,
+        &edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+            v["id"] = json!("evt_cancel_1");
+            v["created"] = json!(T0 + 5 * DAY);
+            obj(v)["cancel_at_period_end"] = json!(true);
+        }),
+    ));
+    // ...then a new subscription on day 20, ending 20 days after the old one.
+    let new_sub = |created: i64, end: i64, status: &str, evt: &str| {
+        edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+            v["id"] = json!(evt);
+            v["created"] = json!(created);
+            let o = obj(v);
+            o["id"] = json!("sub_again");
+            o["status"] = json!(status);
+            o["metadata"] = json!({"user_id": "u_123"});
+            o["items"]["data"][0]["current_period_start"] = json!(T0 + 20 * DAY);
+            o["items"]["data"][0]["current_period_end"] = json!(end);
+        })
+    };
+    let mut a = fs.clone();
+    a.extend(stripe_facts(&cat, &new_sub(T0 + 20 * DAY, P1E + 20 * DAY, "active", "evt_new_1")));
+    let st = fold(&cat, &a, T0 + 21 * DAY);
+    assert_eq!(access(&cat, &st, USER, "studio", "basic", P1E + 10 * DAY).holds_until, Some(t(P1E + 20 * DAY)));
+    assert_eq!(st.subject(USER).unwrap().grants.len(), 2);
+    // The new one is deleted at once: the old one still runs to its end.
+    let mut b = a.clone();
+    let del = edit("stripe/customer.subscription.deleted.basil.json", |v| {
+        v["created"] = json!(T0 + 21 * DAY);
+        let o = obj(v);
+        o["id"] = json!("sub_again");
+        o["ended_at"] = json!(T0 + 21 * DAY);
+        o["metadata"] = json!({"user_id": "u_123"});
+    });
+    b.extend(stripe_facts(&cat, &del));
+    let st = fold(&cat, &b, T0 + 22 * DAY);
+    let d = access(&cat, &st, USER, "studio", "basic", T0 + 25 * DAY);
+    assert_eq!((d.allowed, d.holds_until), (true, Some(t(P1E))));
+}
+
+#[test]
+fn trials_are_trial_grants_until_the_trial_ends() {
+    let cat = catalog();
+    let st = fold(&cat, &facts(&cat, &["stripe/customer.subscription.created.trialing.basil.json"]), T0 + 3 * DAY);
+    let d = access(&cat, &st, "user:u_789", "studio", "pro", T0 + 3 * DAY);
+    assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::Trial, Some(t(T0 + 7 * DAY))));
+    assert_eq!(st.subject("user:u_789").unwrap().grants[0].status, Status::Trial);
+    assert!(!has(&cat, &st, "user:u_789", "studio", "pro", T0 + 7 * DAY));
+    // A checkout of an offer with trial days that charged nothing starts a trial on its own.
+    let co = edit("stripe/checkout.session.completed.subscription.json", |v| {
+        let o = obj(v);
+        o["payment_status"] = json!("no_payment_required");
+        o["amount_total"] = json!(0);
+        o["metadata"]["offer_key"] = json!("STUDIO_PRO_MONTHLY");
+    });
+    let st = fold(&cat, &stripe_facts(&cat, &co), T0 + DAY);
+    let d = access(&cat, &st, USER, "studio", "pro", T0 + DAY);
+    assert_eq!((d.reason, d.holds_until), (Reason::Trial, Some(t(T0 + 4 + 7 * DAY))));
+}
+
+#[test]
+fn a_checkout_alone_grants_until_a_snapshot_says_more() {
+    let cat = catalog();
+    let co = facts(&cat, &["stripe/checkout.session.completed.subscription.json"]);
+    let st = fold(&cat, &co, T0 + DAY);
+    let ts = |s: &str| Timestamp::parse(s).unwrap();
+    assert_eq!(access(&cat, &st, USER, "studio", "basic", T0 + DAY).holds_until, Some(ts("2026-04-01T00:00:04Z")));
+    assert_eq!(st.subscriptions[SUB].estimated_until, Some(ts("2026-04-01T00:00:04Z")));
+    let mut more = co.clone();
+    more.extend(facts(&cat, &["stripe/customer.subscription.updated.active.basil.json"]));
+    let st = fold(&cat, &more, T0 + DAY);
+    assert_eq!(access(&cat, &st, USER, "studio", "basic", T0 + DAY).holds_until, Some(t(P1E)));
+}
+
+#[test]
+fn refunds_take_back_what_the_payment_granted_never_below_zero() {
+    let cat = catalog();
+    let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
+    let st = fold(&cat, &buy, T0 + 6 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 1800);
+    // Half refunded: half the seconds go.
+    let mut half = buy.clone();
+    half.extend(facts(&cat, &["stripe/charge.refunded.partial.json"]));
+    let st = fold(&cat, &half, T0 + 6 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 900, "floor(1800 x 950 / 1900)");
+    // Then fully: the rest goes too, and only once.
+    let mut full = half.clone();
+    full.extend(facts(&cat, &["stripe/charge.refunded.json"]));
+    let st = fold(&cat, &full, T0 + 8 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    let lot = &st
+        .subject(USER)
+        .unwrap()
+        .wallet
+        .lots
+        .iter()
+        .find(|l| l.kind == tollgate::credits::LotKind::Purchase)
+        .unwrap()
+        .clone();
+    assert_eq!(lot.revoked, 1800);
+    // Seconds already spent cannot be taken back: the balance stops at zero.
+    let mut spent = buy.clone();
+    spent.push(usage(USER, "req_spent", "video_seconds", 1500, T0 + 5 * DAY + 3600));
+    spent.extend(facts(&cat, &["stripe/charge.refunded.json"]));
+    let st = fold(&cat, &spent, T0 + 8 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    let p = &st.payments["stripe:cs_test_b1Tok00000000000000000000000000000000000000000000000000000"];
+    assert_eq!(p.reversed, 1900);
+    // One-time access is revoked by its refund.
+    let life = edit("stripe/checkout.session.completed.payment.json", |v| {
+        obj(v)["metadata"] = json!({"offer_key": "WRITING_LIFETIME"});
+        obj(v).as_object_mut().unwrap().remove("line_items");
+    });
+    let mut fs = stripe_facts(&cat, &life);
+    let st = fold(&cat, &fs, T0 + 6 * DAY);
+    let d = access(&cat, &st, USER, "writing", "basic", T0 + 400 * DAY);
+    assert_eq!((d.allowed, d.holds_until), (true, None), "bought for good");
+    fs.extend(facts(&cat, &["stripe/charge.refunded.json"]));
+    let st = fold(&cat, &fs, T0 + 8 * DAY);
+    assert!(!has(&cat, &st, USER, "writing", "basic", T0 + 7 * DAY));
+    assert!(has(&cat, &st, USER, "writing", "basic", T0 + 6 * DAY));
+}
+
+#[test]
+fn a_dispute_revokes_the_disputed_period() {
+    let cat = catalog();
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    fs.push(usage(USER, "req_a", "video_seconds", 300, T0 + DAY));
+    fs.extend(facts(&cat, &["stripe/charge.dispute.created.json"]));
+    let st = fold(&cat, &fs, P1E - DAY + 10);
+    assert!(has(&cat, &st, USER, "studio", "basic", P1E - DAY - 1));
+    assert!(!has(&cat, &st, USER, "studio", "basic", P1E - DAY));
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    assert_eq!(st.subscriptions[SUB].revoked.as_ref().unwrap().by, "stripe:dp_1Pgc71B7WZ01zgkWMevJiAUx");
+}
+
+#[test]
+fn a_refund_before_its_payment_waits() {
+    let cat = catalog();
+    let refund = facts(&cat, &["stripe/charge.refunded.json"]);
+    let st = fold(&cat, &refund, T0 + 8 * DAY);
+    assert_eq!(st.pending.len(), 1);
+    assert!(st.pending[0].waiting_for.contains(&"stripe:pi_1PgafyB7WZ01zgkWSjxsAJo3".to_string()));
+    let mut both = refund.clone();
+    both.extend(facts(&cat, &["stripe/checkout.session.completed.payment.json"]));
+    let st = fold(&cat, &both, T0 + 8 * DAY);
+    assert!(st.pending.is_empty());
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+}
+
+#[test]
+fn bundles_grant_the_chosen_products() {
+    let cat = catalog();
+    let st = fold(&cat, &facts(&cat, &["stripe/checkout.session.completed.bundle.json"]), T0 + DAY);
+    for (p, ok) in [("video", true), ("writing", true), ("music", false)] {
+        assert_eq!(has(&cat, &st, "user:u_bundle", p, "pro", T0 + DAY), ok, "{p}");
+    }
+    // A later snapshot without metadata keeps the choice made at checkout.
+    let snap = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["created"] = json!(T0 + 400);
+        let o = obj(v);
+        o["id"] = json!("sub_1PgBunB7WZ01zgkWbundle00");
+        o["customer"] = json!("cus_Bundle00000001");
+        o["items"]["data"][0]["price"]["id"] = json!("price_bundle_two");
+    });
+    let mut fs = facts(&cat, &["stripe/checkout.session.completed.bundle.json"]);
+    fs.extend(stripe_facts(&cat, &snap));
+    let st = fold(&cat, &fs, T0 + DAY);
+    assert!(has(&cat, &st, "user:u_bundle", "writing", "pro", T0 + 20 * DAY));
+    assert!(!has(&cat, &st, "user:u_bundle", "music", "pro", T0 + 20 * DAY));
+}
+
+#[test]
+fn async_payment_grants_only_on_success() {
+    let cat = catalog();
+    let st = fold(&cat, &facts(&cat, &["stripe/checkout.session.completed.unpaid.json"]), T0 + 7 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    let st = fold(
+        &cat,
+        &facts(
+            &cat,
+            &["stripe/checkout.session.completed.unpaid.json", "stripe/checkout.session.async_payment_succeeded.json"],
+        ),
+        T0 + 9 * DAY,
+    );
+    assert_eq!(st.balance(USER, "video_seconds"), 7200);
+    let st = fold(&cat, &facts(&cat, &["stripe/checkout.session.async_payment_failed.json"]), T0 + 9 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+}
+
+const RZP: &str = "user:u_456";
+
+#[test]
+fn razorpay_credits_refill_on_charges_not_on_activation() {
+    let cat = catalog();
+    let st = fold(&cat, &facts(&cat, &["razorpay/subscription.activated.json"]), T0 + DAY);
+    assert!(has(&cat, &st, RZP, "studio", "pro", T0 + DAY));
+    assert_eq!(st.balance(RZP, "ai_credits"), 0, "seed 003: no refill on activation");
+    let mut fs = facts(
+        &cat,
+        &[
+            "razorpay/subscription.activated.json",
+            "razorpay/subscription.charged.json",
+            "razorpay/payment.captured.json",
+        ],
+    );
+    fs.push(usage(RZP, "gen_1", "ai_credits", 500, T0 + 3 * DAY));
+    let st = fold(&cat, &fs, T0 + 4 * DAY);
+    assert_eq!(st.balance(RZP, "ai_credits"), 2000, "2000 refilled + 500 topped up - 500 used");
+    assert_eq!(st.balance(RZP, "video_seconds"), 7200);
+    fs.extend(facts(&cat, &["razorpay/subscription.charged.renewal.json"]));
+    let st = fold(&cat, &fs, P1E + DAY);
+    // ai_credits reset to the monthly amount (unused allowance does not carry), the
+    // top-up stays; video seconds carry over, capped at one allowance.
+    assert_eq!(st.balance(RZP, "ai_credits"), 2500);
+    assert_eq!(st.balance(RZP, "video_seconds"), 14400);
+    assert_eq!(access(&cat, &st, RZP, "studio", "pro", P1E + DAY).holds_until, Some(t(P2E)));
+    // The top-up refunded: its credits go.
+    fs.extend(facts(&cat, &["razorpay/refund.processed.json"]));
+    let st = fold(&cat, &fs, P1E + DAY);
+    assert_eq!(st.balance(RZP, "ai_credits"), 2000);
+}
+
+#[test]
+fn razorpay_cancellation_halt_and_dispute() {
+    let cat = catalog();
+    let base = ["razorpay/subscription.activated.json", "razorpay/subscription.charged.json"];
+    let st = fold(&cat, &facts(&cat, &with(&base, &["razorpay/subscription.cancelled.json"])), T0 + 13 * DAY);
+    let d = access(&cat, &st, RZP, "studio", "pro", T0 + 13 * DAY);
+    assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::CanceledUntilPeriodEnd, Some(t(P1E))));
+    // A cancelled subscription stays cancelled whatever comes later.
+    let st2 = fold(
+        &cat,
+        &facts(
+            &cat,
+            &with(&base, &["razorpay/subscription.cancelled.json", "razorpay/subscription.charged.renewal.json"]),
+        ),
+        P1E + DAY,
+    );
+    assert_eq!(st2.subscriptions["razorpay:sub_00000000000001"].status, SubStatus::Canceled);
+    // Halted after failed retries: grace from the first failure (pending).
+    let st = fold(
+        &cat,
+        &facts(&cat, &with(&base, &["razorpay/subscription.pending.json", "razorpay/subscription.halted.json"])),
+        P1E + 4 * DAY,
+    );
+    let g = &st.subject(RZP).unwrap().grants[0];
+    assert_eq!((g.status, g.past_due_since), (Status::PastDue, Some(t(P1E + 30))));
+    assert!(has(&cat, &st, RZP, "studio", "pro", P1E + 2 * DAY));
+    assert!(!has(&cat, &st, RZP, "studio", "pro", P1E + 30 + 3 * DAY));
+    // A dispute of the first charge takes back that period.
+    let st = fold(&cat, &facts(&cat, &with(&base, &["razorpay/payment.dispute.created.json"])), T0 + 21 * DAY);
+    assert!(!has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
+    assert_eq!(st.balance(RZP, "ai_credits"), 0);
+}
+
+#[test]
+fn razorpay_redeliveries_under_new_ids_change_nothing() {
+    let cat = catalog();
+    let raw = event("razorpay/subscription.charged.json");
+    let a = parse_razorpay_event(&cat, &raw, Some("evt_a")).unwrap().into_facts();
+    let b = parse_razorpay_event(&cat, &raw, Some("evt_b")).unwrap().into_facts();
+    let one = fold(&cat, &a, T0 + DAY);
+    let mut both = a.clone();
+    both.extend(b);
+    assert_eq!(fold(&cat, &both, T0 + DAY), one);
+}
+
+#[test]
+fn organizations_get_grants_and_seats_from_quantity() {
+    let cat = catalog();
+    let st = fold(&cat, &facts(&cat, &["stripe/customer.subscription.updated.team.basil.json"]), T0 + DAY);
+    assert!(has(&cat, &st, "org:acme", "team", "PROFESSIONAL", T0 + DAY));
+    assert_eq!(st.seats["org:acme"].seats, 3);
+    assert_eq!(st.subscriptions["stripe:sub_1PgTeaB7WZ01zgkWteamplan"].seats, 3);
+    assert!(st.subject("org:acme").unwrap().balances.get("free_drafts").is_none(), "free amounts are for users");
+}
+
+#[test]
+fn unknown_subjects_get_the_free_amounts_and_state_round_trips() {
+    let cat = catalog();
+    let mut fs = facts(
+        &cat,
+        &with(
+            FIRST_PERIOD,
+            &["stripe/checkout.session.completed.payment.json", "stripe/customer.subscription.updated.team.basil.json"],
+        ),
+    );
+    fs.push(usage(USER, "r1", "free_drafts", 1, T0 + DAY));
+    fs.push(usage(USER, "r2", "video_seconds", 5000, T0 + 6 * DAY));
+    let st = fold(&cat, &fs, T0 + 7 * DAY);
+    let e = st.entitlements_for("someone_new");
+    assert_eq!(e.subject, "user:someone_new");
+    assert!(e.grants.is_empty());
+    assert_eq!(e.balances.get("free_drafts"), Some(&2));
+    assert_eq!(st.balance(USER, "free_drafts"), 1);
+    assert_eq!(st.entitlements_for("u_123"), st.entitlements_for(USER), "a bare id is a user");
+    let text = serde_json::to_string_pretty(&st).unwrap();
+    let back: BillingState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, st);
+    back.check_invariants().unwrap();
+    for key in [
+        "\"as_of\"",
+        "\"subjects\"",
+        "\"subscriptions\"",
+        "\"customers\"",
+        "\"payments\"",
+        "\"seats\"",
+        "\"pending\"",
+        "\"defaults\"",
+    ] {
+        assert!(text.contains(key), "{key}");
+    }
+}
+
+#[test]
+fn the_incremental_reducer_agrees_with_the_fold() {
+    let cat = catalog();
+    let mut fs = facts(
+        &cat,
+        &with(
+            FIRST_PERIOD,
+            &[
+                "stripe/customer.subscription.updated.renewed.acacia.json",
+                "stripe/invoice.paid.renewal.acacia.json",
+                "stripe/checkout.session.completed.payment.json",
+                "stripe/charge.refunded.partial.json",
+                "stripe/invoice.payment_failed.basil.json",
+                "stripe/customer.subscription.updated.past_due.basil.json",
+                "razorpay/subscription.activated.json",
+                "razorpay/subscription.charged.json",
+            ],
+        ),
+    );
+    fs.push(usage(USER, "u1", "video_seconds", 100, T0 + 2 * DAY));
+    fs.sort_by(canonical_cmp);
+    let mut r = Reducer::new(&cat, t(T0));
+    let mut appended = 0;
+    for (i, f) in fs.iter().enumerate() {
+        let now = f.at.0.max(T0) + 60;
+        if r.apply(f.clone(), t(now)) == Applied::Appended {
+            appended += 1;
+        }
+        assert_eq!(r.state(), &reduce(&cat, &fs[..=i], t(now)), "after {}", f.key);
+    }
+    assert!(appended >= 5, "facts in time order mostly append ({appended})");
+    assert_eq!(r.apply(fs[3].clone(), t(P3E)), Applied::Duplicate);
+    assert_eq!(r.state(), &reduce(&cat, &fs, t(P3E)));
+}
