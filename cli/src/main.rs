@@ -1,1 +1,240 @@
-fn main() {}
+//! `tollgate`: the command-line tool for people debugging billing and for
+//! scripts. It reads files, the clock and the terminal; everything it decides
+//! comes from the pure core (`tollgate` crate).
+//!
+//! Exit codes: 0 for success (or an accepted signature), 1 when the input was
+//! checked and refused (a broken catalog, an unparsable event, a rejected
+//! signature, an unreadable file), 2 for a malformed command line.
+
+mod catalog_cmd;
+mod quote_cmd;
+mod replay_cmd;
+mod sign_cmd;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tollgate::Timestamp;
+
+use crate::util::{parse_now, Failure};
+
+/// Entitlement engine tools: check catalogs, price usage, replay billing
+/// events into entitlement state, and verify webhook signatures.
+#[derive(Parser, Debug)]
+#[command(name = "tollgate", version, propagate_version = true)]
+#[command(
+    after_help = "Times (--now) are RFC 3339 (2026-03-01T00:00:00Z) or Unix seconds; the default is the system clock.\n\
+Exit codes: 0 success or accepted signature, 1 refused input or failure, 2 bad command line."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Catalog tools.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Price a usage request: seconds x model tier x quality tier.
+    Quote(QuoteArgs),
+    /// Fold files of Stripe and Razorpay events into the billing state and print it as JSON.
+    Replay(ReplayArgs),
+    /// Verify a webhook signature (exit 0 and print "valid" when accepted).
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// Sign a payload as the provider would (for scripts, demos and tests).
+    #[command(subcommand)]
+    Sign(SignCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCommand {
+    /// Validate a catalog (TOML or JSON) and print a summary of it.
+    #[command(
+        after_help = "The format follows the file extension (.toml or .json), or the first character otherwise.\n\
+On an error the message names the field path and, for TOML, the line; the exit code is 1."
+    )]
+    Check {
+        /// Catalog file (`-` reads standard input).
+        file: PathBuf,
+        /// Print the validated catalog as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Rounding: seconds x base_price_per_second x multiplier is computed exactly (decimal strings, no\n\
+floating point), converted to minor units and rounded up once, on the total."
+)]
+pub struct QuoteArgs {
+    /// Catalog file (TOML or JSON) with a [usage] section.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    /// Model tier, e.g. `standard`, `pro`, `ultra`.
+    #[arg(long, value_name = "M")]
+    pub model: String,
+    /// Quality tier, e.g. `watermark`, `standard`, `hd`.
+    #[arg(long, value_name = "Q")]
+    pub quality: String,
+    /// Seconds of usage (a whole number).
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub seconds: u64,
+    /// Print the quote as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each file holds one event, a JSON array of events, or JSON lines (one event per line).\n\
+Stripe events (\"object\": \"event\"), Razorpay events (\"entity\": \"event\") and stored tollgate facts\n\
+(\"key\" and \"type\") may be mixed; the provider is detected per event. The state does not depend on the\n\
+order of the events (the reducer folds them in the providers' time order) and duplicates count once.\n\
+The JSON schema of the output is described in cli/README.md."
+)]
+pub struct ReplayArgs {
+    /// Catalog file (TOML or JSON).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+    /// The time the state is computed for (credit lots expire up to it).
+    #[arg(long, value_name = "T", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// Event files, read in the order given (`-` reads standard input).
+    #[arg(required = true, value_name = "EVENTS")]
+    pub events: Vec<PathBuf>,
+    /// Report malformed events on stderr and go on, instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Print the state on one line.
+    #[arg(long)]
+    pub compact: bool,
+    /// Never show the progress bar (it only shows on a terminal, for large inputs).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also list ignored events (and why) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VerifyCommand {
+    /// Verify a Stripe-Signature header (t=...,v1=...) against a payload.
+    #[command(
+        after_help = "Accepted when any v1 signature matches under any --secret and the signed time is within\n\
+--tolerance of --now (in either direction). The payload must be the raw request body, byte for byte."
+    )]
+    Stripe(VerifyStripeArgs),
+    /// Verify an X-Razorpay-Signature (hex HMAC-SHA256 of the body) against a payload.
+    Razorpay(VerifyRazorpayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyStripeArgs {
+    /// Endpoint secret (whsec_...); repeat, or separate with commas, while rotating secrets.
+    #[arg(
+        long = "secret",
+        value_name = "S",
+        required = true,
+        value_delimiter = ',',
+        env = "TOLLGATE_STRIPE_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<String>,
+    /// The Stripe-Signature header value (a leading `Stripe-Signature:` is allowed).
+    #[arg(long, value_name = "H")]
+    pub header: String,
+    /// File with the raw request body (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub payload: PathBuf,
+    /// The time to check the signed timestamp against.
+    #[arg(long, value_name = "T", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// Largest accepted distance between the signed time and now, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = tollgate::verify::DEFAULT_TOLERANCE_SECS)]
+    pub tolerance: u64,
+    /// Do not check the signed time at all (for stored events).
+    #[arg(long, conflicts_with_all = ["tolerance", "now"])]
+    pub no_timestamp_check: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyRazorpayArgs {
+    /// Webhook secret; repeat, or separate with commas, to accept any of several.
+    #[arg(
+        long = "secret",
+        value_name = "S",
+        required = true,
+        value_delimiter = ',',
+        env = "TOLLGATE_RAZORPAY_SECRET",
+        hide_env_values = true
+    )]
+    pub secrets: Vec<String>,
+    /// The X-Razorpay-Signature header value (a leading `X-Razorpay-Signature:` is allowed).
+    #[arg(long, value_name = "SIG")]
+    pub signature: String,
+    /// File with the raw request body (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub payload: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SignCommand {
+    /// Print a Stripe-Signature header value for a payload.
+    Stripe {
+        /// Endpoint secret; repeat to sign with several (one v1 each, as during a rotation).
+        #[arg(
+            long = "secret",
+            value_name = "S",
+            required = true,
+            value_delimiter = ',',
+            env = "TOLLGATE_STRIPE_SECRET",
+            hide_env_values = true
+        )]
+        secrets: Vec<String>,
+        /// File with the raw request body (`-` reads standard input).
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// The signing time (t=).
+        #[arg(long, value_name = "T", value_parser = parse_now)]
+        now: Option<Timestamp>,
+    },
+    /// Print an X-Razorpay-Signature value for a payload.
+    Razorpay {
+        /// Webhook secret.
+        #[arg(long, value_name = "S", env = "TOLLGATE_RAZORPAY_SECRET", hide_env_values = true)]
+        secret: String,
+        /// File with the raw request body (`-` reads standard input).
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
+        Command::Quote(a) => quote_cmd::quote(&a),
+        Command::Replay(a) => replay_cmd::replay(&a),
+        Command::Verify(VerifyCommand::Stripe(a)) => sign_cmd::verify_stripe(&a),
+        Command::Verify(VerifyCommand::Razorpay(a)) => sign_cmd::verify_razorpay(&a),
+        Command::Sign(s) => sign_cmd::sign(&s),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `tollgate verify ...` and `tollgate sign ...`: webhook signatures through
+//! the core's verifiers and signers.
+
+use tollgate::verify::{
+    sign_razorpay, sign_stripe_rotating, RazorpayVerifier, StripeVerifier, RAZORPAY_SIGNATURE_HEADER,
+    STRIPE_SIGNATURE_HEADER,
+};
+
+use crate::util::{now_or_clock, read_bytes, Failure};
+use crate::{SignCommand, VerifyRazorpayArgs, VerifyStripeArgs};
+
+/// Drops a leading `Header-Name:` pasted along with the value.
+fn strip_header_name<'a>(value: &'a str, name: &str) -> &'a str {
+    let v = value.trim();
+    match v.get(..name.len() + 1) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(&format!("{name}:")) => v[name.len() + 1..].trim(),
+        _ => v,
+    }
+}
+
+pub fn verify_stripe(a: &VerifyStripeArgs) -> Result<(), Failure> {
+    let payload = read_bytes(&a.payload)?;
+    let mut verifier = StripeVerifier::new(&a.secrets).map_err(Failure::new)?;
+    verifier = if a.no_timestamp_check {
+        verifier.without_timestamp_check()
+    } else {
+        verifier.with_tolerance(a.tolerance)
+    };
+    let header = strip_header_name(&a.header, STRIPE_SIGNATURE_HEADER);
+    match verifier.verify(&payload, Some(header), now_or_clock(a.now)) {
+        Ok(_) => {
+            println!("valid");
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(format!("invalid Stripe signature: {e} ({})", e.code()))),
+    }
+}
+
+pub fn verify_razorpay(a: &VerifyRazorpayArgs) -> Result<(), Failure> {
+    let payload = read_bytes(&a.payload)?;
+    let verifier = RazorpayVerifier::new(&a.secrets).map_err(Failure::new)?;
+    let sig = strip_header_name(&a.signature, RAZORPAY_SIGNATURE_HEADER);
+    match verifier.verify(&payload, Some(sig)) {
+        Ok(()) => {
+            println!("valid");
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(format!("invalid Razorpay signature: {e} ({})", e.code()))),
+    }
+}
+
+pub fn sign(cmd: &SignCommand) -> Result<(), Failure> {
+    match cmd {
+        SignCommand::Stripe { secrets, payload, now } => {
+            // The same checks as a verifier's, so a header is never made with a secret
+            // that no verifier would accept.
+            StripeVerifier::new(secrets).map_err(Failure::new)?;
+            let body = read_bytes(payload)?;
+            println!("{}", sign_stripe_rotating(&body, secrets, now_or_clock(*now)));
+        }
+        SignCommand::Razorpay { secret, payload } => {
+            RazorpayVerifier::new([secret]).map_err(Failure::new)?;
+            let body = read_bytes(payload)?;
+            println!("{}", sign_razorpay(&body, secret));
+        }
+    }
+    Ok(())
+}
