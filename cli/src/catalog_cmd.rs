@@ -19,11 +19,7 @@ pub fn check(path: &Path, json: bool) -> Result<(), Failure> {
 }
 
 fn money(amount: i64, currency: &str) -> String {
-    Money {
-        amount,
-        currency: currency.to_string(),
-    }
-    .display()
+    Money { amount, currency: currency.to_string() }.display()
 }
 
 fn limit_value(v: LimitValue) -> String {
@@ -112,10 +108,7 @@ pub fn summary(c: &Catalog, file: &str) -> String {
         .map(|o| {
             let mut parts = vec![format!("{} ({})", price(o), o.label)];
             if !o.grants.is_empty() {
-                parts.push(format!(
-                    "grants {}",
-                    o.grants.iter().map(grant).collect::<Vec<_>>().join(", ")
-                ));
+                parts.push(format!("grants {}", o.grants.iter().map(grant).collect::<Vec<_>>().join(", ")));
             }
             for cg in &o.credits {
                 let per = match cg.per {
@@ -123,11 +116,7 @@ pub fn summary(c: &Catalog, file: &str) -> String {
                     CreditCadence::Once => "once",
                 };
                 let unit = c.pool(&cg.pool).map(|p| p.unit.as_str()).unwrap_or("unit");
-                let unit = if cg.amount == 1 {
-                    unit.to_string()
-                } else {
-                    format!("{unit}s")
-                };
+                let unit = if cg.amount == 1 { unit.to_string() } else { format!("{unit}s") };
                 parts.push(format!("{} {unit} of {} {per}", cg.amount, cg.pool));
             }
             if o.trial_days > 0 {
@@ -182,10 +171,8 @@ pub fn summary(c: &Catalog, file: &str) -> String {
         .iter()
         .map(|l| {
             let tiers = c.product(&l.product).map(|p| p.tiers.clone()).unwrap_or_default();
-            let mut vals: Vec<String> = tiers
-                .iter()
-                .filter_map(|t| l.values.get(t).map(|v| format!("{t} {}", limit_value(*v))))
-                .collect();
+            let mut vals: Vec<String> =
+                tiers.iter().filter_map(|t| l.values.get(t).map(|v| format!("{t} {}", limit_value(*v)))).collect();
             if let Some(v) = l.without_entitlement {
                 vals.push(format!("no tier {}", limit_value(v)));
             }
@@ -241,10 +228,7 @@ pub fn summary(c: &Catalog, file: &str) -> String {
                 .map(|r| {
                     (
                         format!("{} x {}", r.model, r.quality),
-                        format!(
-                            "{} {} per second x {}",
-                            r.base_price_per_second, u.currency, r.multiplier
-                        ),
+                        format!("{} {} per second x {}", r.base_price_per_second, u.currency, r.multiplier),
                     )
                 })
                 .collect();
@@ -254,11 +238,7 @@ pub fn summary(c: &Catalog, file: &str) -> String {
 
     let mut pages: Vec<(String, usize)> = Vec::new();
     for t in &d.tools {
-        let page = if t.page.is_empty() {
-            "(no page)"
-        } else {
-            t.page.as_str()
-        };
+        let page = if t.page.is_empty() { "(no page)" } else { t.page.as_str() };
         match pages.iter_mut().find(|(p, _)| p == page) {
             Some((_, n)) => *n += 1,
             None => pages.push((page.to_string(), 1)),

@@ -90,13 +90,11 @@ pub struct QuoteArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Each file holds one event, a JSON array of events, or JSON lines (one event per line).\n\
+#[command(after_help = "Each file holds one event, a JSON array of events, or JSON lines (one event per line).\n\
 Stripe events (\"object\": \"event\"), Razorpay events (\"entity\": \"event\") and stored tollgate facts\n\
 (\"key\" and \"type\") may be mixed; the provider is detected per event. The state does not depend on the\n\
 order of the events (the reducer folds them in the providers' time order) and duplicates count once.\n\
-The JSON schema of the output is described in cli/README.md."
-)]
+The JSON schema of the output is described in cli/README.md.")]
 pub struct ReplayArgs {
     /// Catalog file (TOML or JSON).
     #[arg(long, value_name = "FILE")]

@@ -43,14 +43,8 @@ pub fn quote(a: &QuoteArgs) -> Result<(), Failure> {
         println!("{}", to_json(&out, false));
         return Ok(());
     }
-    println!(
-        "{} seconds of model `{}` at quality `{}`",
-        q.seconds, q.model, q.quality
-    );
-    println!(
-        "  rate:     {} {} per second x multiplier {}",
-        q.base_price_per_second, currency, q.multiplier
-    );
+    println!("{} seconds of model `{}` at quality `{}`", q.seconds, q.model, q.quality);
+    println!("  rate:     {} {} per second x multiplier {}", q.base_price_per_second, currency, q.multiplier);
     println!("  cost:     {} ({} minor units)", q.cost.display(), q.cost.amount);
     println!(
         "  overage:  {} ({} minor units, x{} when past the balance)",

@@ -53,12 +53,7 @@ fn offset_in(text: &str, part: &str) -> usize {
 /// Splits a file into events: one JSON value, a JSON array of values, or a
 /// sequence of values (JSON lines, or values separated by any whitespace).
 pub fn split_events<'a>(file: &str, text: &'a str) -> Result<Vec<RawEvent<'a>>, Failure> {
-    let newlines: Vec<usize> = text
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| *b == b'\n')
-        .map(|(i, _)| i)
-        .collect();
+    let newlines: Vec<usize> = text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect();
     let mut out = Vec::new();
     let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     for item in stream {
@@ -76,22 +71,12 @@ pub fn split_events<'a>(file: &str, text: &'a str) -> Result<Vec<RawEvent<'a>>, 
                 .map_err(|e| Failure::new(format!("{file}:{line}: not a JSON array of events: {e}")))?;
             for (i, el) in items.into_iter().enumerate() {
                 let el = el.get();
-                let at = Location {
-                    file: file.to_string(),
-                    line: line_at(&newlines, offset_in(text, el)),
-                    index: Some(i),
-                };
+                let at =
+                    Location { file: file.to_string(), line: line_at(&newlines, offset_in(text, el)), index: Some(i) };
                 out.push(RawEvent { at, raw: el });
             }
         } else {
-            out.push(RawEvent {
-                at: Location {
-                    file: file.to_string(),
-                    line,
-                    index: None,
-                },
-                raw: s,
-            });
+            out.push(RawEvent { at: Location { file: file.to_string(), line, index: None }, raw: s });
         }
     }
     Ok(out)
@@ -139,19 +124,8 @@ pub fn parse_one(catalog: &tollgate::Catalog, ev: &RawEvent<'_>) -> Result<Outco
     match parse_event(catalog, provider, ev.raw, None) {
         Ok(Parsed::Facts { facts, .. }) => Ok(Outcome::Facts(provider, facts)),
         Ok(Parsed::Ignored { reason, .. }) => Ok(Outcome::Ignored(provider, reason)),
-        Err(e) => {
-            let field = if e.path().is_empty() {
-                String::new()
-            } else {
-                format!(" [field {}]", e.path())
-            };
-            Err(format!(
-                "{}: {}: {e} ({}){field}",
-                ev.at,
-                describe(ev.raw, Some(provider)),
-                e.code()
-            ))
-        }
+        // The message names the field (`missing field `data.object.customer``).
+        Err(e) => Err(format!("{}: {}: {e} ({})", ev.at, describe(ev.raw, Some(provider)), e.code())),
     }
 }
 
@@ -161,7 +135,7 @@ fn progress(args: &ReplayArgs, events: usize, bytes: usize) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(events as u64), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{spinner} {msg} [{bar:32}] {pos}/{len} events ({per_sec}, {eta})")
+    let style = ProgressStyle::with_template("{spinner} {msg} [{bar:32}] {pos}/{len} events ({eta})")
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     pb.set_style(style);
@@ -169,14 +143,14 @@ fn progress(args: &ReplayArgs, events: usize, bytes: usize) -> ProgressBar {
     pb
 }
 
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub fn write_stdout(s: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    match out
-        .write_all(s.as_bytes())
-        .and_then(|_| out.write_all(b"\n"))
-        .and_then(|_| out.flush())
-    {
+    match out.write_all(s.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Failure::new(format!("cannot write the state: {e}"))),
@@ -227,7 +201,10 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
         }
         pb.inc(1);
     }
-    pb.set_message(format!("folding {} facts", facts.len()));
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        pb.set_style(style);
+    }
+    pb.set_message(format!("folding {}", plural(facts.len(), "fact")));
     pb.enable_steady_tick(Duration::from_millis(120));
     let state = tollgate::billing::reduce(&catalog, &facts, now);
     pb.finish_and_clear();
@@ -241,30 +218,20 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     }
     if !args.quiet {
         let providers: Vec<String> = per_provider.iter().map(|(p, n)| format!("{n} {p}")).collect();
-        let mut line = format!(
-            "replayed {} event{} from {} file{}",
-            events.len(),
-            if events.len() == 1 { "" } else { "s" },
-            texts.len(),
-            if texts.len() == 1 { "" } else { "s" },
-        );
+        let mut line = format!("replayed {} from {}", plural(events.len(), "event"), plural(texts.len(), "file"));
         if !providers.is_empty() {
             line.push_str(&format!(" ({})", providers.join(", ")));
         }
+        let skipped = if invalid > 0 { format!(", {invalid} invalid skipped") } else { String::new() };
         line.push_str(&format!(
-            ": {} facts ({} unique), {} ignored{}; {} subjects, {} subscriptions, {} pending, {} warnings, as of {}",
-            facts.len(),
+            ": {} ({} unique), {} ignored{skipped}; {}, {}, {} pending, {}, as of {}",
+            plural(facts.len(), "fact"),
             state.facts.unique,
             ignored.len(),
-            if invalid > 0 {
-                format!(", {invalid} invalid skipped")
-            } else {
-                String::new()
-            },
-            state.subjects.len(),
-            state.subscriptions.len(),
+            plural(state.subjects.len(), "subject"),
+            plural(state.subscriptions.len(), "subscription"),
             state.pending.len(),
-            state.warnings.len(),
+            plural(state.warnings.len(), "warning"),
             state.as_of
         ));
         eprintln!("{line}");

@@ -21,11 +21,8 @@ fn strip_header_name<'a>(value: &'a str, name: &str) -> &'a str {
 pub fn verify_stripe(a: &VerifyStripeArgs) -> Result<(), Failure> {
     let payload = read_bytes(&a.payload)?;
     let mut verifier = StripeVerifier::new(&a.secrets).map_err(Failure::new)?;
-    verifier = if a.no_timestamp_check {
-        verifier.without_timestamp_check()
-    } else {
-        verifier.with_tolerance(a.tolerance)
-    };
+    verifier =
+        if a.no_timestamp_check { verifier.without_timestamp_check() } else { verifier.with_tolerance(a.tolerance) };
     let header = strip_header_name(&a.header, STRIPE_SIGNATURE_HEADER);
     match verifier.verify(&payload, Some(header), now_or_clock(a.now)) {
         Ok(_) => {

@@ -15,9 +15,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Display) -> Failure {
-        Failure {
-            message: message.to_string(),
-        }
+        Failure { message: message.to_string() }
     }
 }
 
@@ -50,9 +48,7 @@ pub fn display_path(path: &Path) -> String {
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| Failure::new(format!("cannot read standard input: {e}")))?;
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| Failure::new(format!("cannot read standard input: {e}")))?;
         return Ok(buf);
     }
     std::fs::read(path).map_err(|e| Failure::new(format!("cannot read {}: {e}", path.display())))
@@ -73,11 +69,7 @@ pub fn read_text(path: &Path) -> Result<String, Failure> {
 /// A catalog error located in its file: `FILE:LINE: catalog error at PATH: MESSAGE`.
 pub fn catalog_failure(path: &Path, e: &CatalogError) -> Failure {
     let file = display_path(path);
-    let at = if e.path.is_empty() {
-        String::new()
-    } else {
-        format!(" at {}", e.path)
-    };
+    let at = if e.path.is_empty() { String::new() } else { format!(" at {}", e.path) };
     match e.line {
         Some(line) => Failure::new(format!("{file}:{line}: catalog error{at}: {}", e.message)),
         None => Failure::new(format!("{file}: catalog error{at}: {}", e.message)),
@@ -87,10 +79,7 @@ pub fn catalog_failure(path: &Path, e: &CatalogError) -> Failure {
 /// Reads and validates a catalog: TOML or JSON by extension, else by content.
 pub fn load_catalog(path: &Path) -> Result<Catalog, Failure> {
     let src = read_text(path)?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
     let parsed = match ext.as_deref() {
         Some("json") => Catalog::from_json(&src),
         Some("toml") => Catalog::from_toml(&src),
@@ -101,10 +90,6 @@ pub fn load_catalog(path: &Path) -> Result<Catalog, Failure> {
 
 /// Pretty or compact JSON, with a trailing newline.
 pub fn to_json<T: serde::Serialize>(v: &T, compact: bool) -> String {
-    let s = if compact {
-        serde_json::to_string(v)
-    } else {
-        serde_json::to_string_pretty(v)
-    };
+    let s = if compact { serde_json::to_string(v) } else { serde_json::to_string_pretty(v) };
     s.expect("serialising plain data cannot fail")
 }
