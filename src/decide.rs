@@ -186,6 +186,9 @@ pub struct Effective<'a> {
     pub tier: Option<usize>,
     pub grant: Option<&'a Grant>,
     pub reason: Reason,
+    /// When no grant counts but some exist: why they don't (`not_yet_valid`,
+    /// `grace_ended` or `expired`). Explains a denial better than the default tier does.
+    pub lapsed: Option<Reason>,
     /// Last boundary at or before now (inclusive start of this answer's window).
     pub since: Option<Timestamp>,
     /// First boundary after now.
@@ -238,21 +241,20 @@ pub fn effective<'a>(
         }
     }
     if let Some((t, g, r)) = best {
-        return Ok(Effective { tier: Some(t), grant: Some(g), reason: r, since, until });
+        return Ok(Effective { tier: Some(t), grant: Some(g), reason: r, lapsed: None, since, until });
     }
     let default = p.default_tier.as_ref().and_then(|d| p.tiers.iter().position(|x| x == d));
-    let reason = if default.is_some() {
-        Reason::DefaultTier
-    } else if not_yet {
-        Reason::NotYetValid
+    let lapsed = if not_yet {
+        Some(Reason::NotYetValid)
     } else if grace_over {
-        Reason::GraceEnded
+        Some(Reason::GraceEnded)
     } else if any {
-        Reason::Expired
+        Some(Reason::Expired)
     } else {
-        Reason::NoEntitlement
+        None
     };
-    Ok(Effective { tier: default, grant: None, reason, since, until })
+    let reason = if default.is_some() { Reason::DefaultTier } else { lapsed.unwrap_or(Reason::NoEntitlement) };
+    Ok(Effective { tier: default, grant: None, reason, lapsed, since, until })
 }
 
 /// Among grants of the same tier, the one shown as "why": active beats trial
@@ -268,7 +270,10 @@ fn rank(r: Reason, g: &Grant) -> (u8, i64) {
 }
 
 fn why_denied(eff: &Effective, denied_for_tier: bool) -> Reason {
-    if eff.tier.is_some() {
+    if let (None, Some(l)) = (eff.grant, eff.lapsed) {
+        // Only the default tier is left: say what happened to the grants.
+        l
+    } else if eff.tier.is_some() {
         if denied_for_tier {
             Reason::TierTooLow
         } else {

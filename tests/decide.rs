@@ -248,7 +248,7 @@ fn the_decision_at_holds_until_can_differ() {
     assert!(!after.allowed);
     assert_eq!(
         (after.reason, after.tier.as_deref(), after.holds_until),
-        (Reason::TierTooLow, Some("free"), None)
+        (Reason::Expired, Some("free"), None)
     );
 }
 
