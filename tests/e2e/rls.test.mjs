@@ -1,0 +1,199 @@
+// Row level security through the REST gateway, as anon and as two different signed-in
+// users: every verb on every tollgate table. Own rows (and rows of an organization the
+// user belongs to) are readable, nothing else is, and nothing is writable except by the
+// service role. Rows are set up and checked directly in PostgreSQL.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } from './helpers.mjs';
+
+// Tables a signed-in user may read (own / organization rows) and tables only the
+// service role touches.
+const USER_READABLE = [
+  'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
+  'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
+  'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences',
+];
+const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts', 'billing_sync'];
+const ALL = [...USER_READABLE, ...SERVICE_ONLY];
+// A column each table has, to write requests PostgREST accepts as well-formed (so the
+// refusal that comes back is about privileges, not about an unknown column).
+const COL = { organizations: 'id', pending_webhook_events: 'id', billing_facts: 'id', billing_sync: 'id' };
+const col = (t) => COL[t] ?? 'user_id';
+const val = (t, user) => (col(t) === 'user_id' ? user : col(t) === 'id' && t === 'organizations' ? org : 1);
+// Upserts name a real unique key (PostgREST, like PostgreSQL, refuses an ON CONFLICT
+// target that matches none, before privileges are even looked at).
+const UPSERT_KEYS = {
+  cloud_entitlements: 'user_id,organization_id,grant_key',
+  credit_balances: 'user_id,organization_id,pool',
+  credit_lots: 'user_id,organization_id,key',
+  usage_preferences: 'user_id,organization_id',
+  billing_subjects: 'user_id,organization_id',
+  organizations: 'id',
+};
+
+let A, B, C, org, otherOrg;
+
+async function subjectRows(user, orgId) {
+  const s = [user, orgId];
+  const tag = id('t');
+  await q(`insert into cloud_entitlements (user_id, organization_id, grant_key, cloud_id, tier, source, status, valid_to)
+           values ($1, $2, $3, 'video', 'pro', 'stripe', 'active', now() + interval '30 days')`, [...s, `rls:${tag}`]);
+  await q(`insert into billing_subjects (user_id, organization_id, version) values ($1, $2, 1) on conflict do nothing`, s);
+  await q(`insert into billing_customers (provider, customer_id, user_id, organization_id) values ('stripe', $3, $1, $2)`, [...s, id('cus')]);
+  await q(`insert into billing_subscriptions (provider, subscription_id, user_id, organization_id, status)
+           values ('stripe', $3, $1, $2, 'active')`, [...s, id('sub')]);
+  await q(`insert into credit_lots (user_id, organization_id, key, pool, kind, granted, remaining, valid_from)
+           values ($1, $2, $3, 'video_seconds', 'purchase', 100, 100, now())`, [...s, `lot:${tag}`]);
+  await q(`insert into credit_ledger (user_id, organization_id, source_key, pool, lot, kind, delta, at)
+           values ($1, $2, $3, 'video_seconds', $3, 'purchase', 100, now())`, [...s, `lot:${tag}`]);
+  await q(`insert into usage_records (request_id, user_id, organization_id, request_hash, units)
+           values ($3, $1, $2, 'h', 5)`, [...s, id('req')]);
+  await q(`insert into usage_preferences (user_id, organization_id, allow_overages) values ($1, $2, true)
+           on conflict do nothing`, s);
+}
+
+before(async () => {
+  A = await createUser();
+  B = await createUser();
+  C = await createUser(); // member of otherOrg only
+  org = uuid();
+  otherOrg = uuid();
+  await q(`insert into organizations (id, name, seat_count) values ($1, 'A''s org', 3), ($2, 'other org', 1)`, [org, otherOrg]);
+  await q(`insert into organization_members (organization_id, user_id, role) values ($1, $2, 'owner'), ($3, $4, 'owner')`, [org, A, otherOrg, C]);
+  await q(`insert into seat_allocations (organization_id, user_id) values ($1, $2), ($3, $4)`, [org, A, otherOrg, C]);
+  await subjectRows(A, null);
+  await subjectRows(B, null);
+  await subjectRows(null, org);
+  await subjectRows(null, otherOrg);
+  await q(`insert into webhook_events (provider, event_id, event_type, user_id) values ('stripe', $1, 'x', $2)`, [id('evt'), A]);
+  await q(`insert into pending_webhook_events (provider, event_id, event_type, payload) values ('stripe', $1, 'x', '{}')`, [id('evt')]);
+  await q(`insert into billing_facts (fact_key, provider, fact_type, refs, at, fact) values ($1, 'stripe', 'x', $2, now(), '{}')`,
+    [id('fact'), [`user:${A}`]]);
+});
+after(closeDb);
+
+const rest = (method, path, token, opts = {}) =>
+  http(method, `${env.rest}/rest/v1/${path}`, {
+    ...opts,
+    headers: { apikey: token, authorization: `Bearer ${token}`, ...(opts.headers ?? {}) },
+  });
+
+async function snapshotCounts() {
+  const out = {};
+  for (const t of ALL) out[t] = (await q(`select count(*)::int as n, md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as h from public.${t} x`))[0];
+  return out;
+}
+
+test('anon can neither read nor write any tollgate table', async () => {
+  const before = await snapshotCounts();
+  const anon = anonToken();
+  for (const t of ALL) {
+    const r = await rest('GET', `${t}?select=*`, anon);
+    assert.equal(r.status, 401, `anon GET ${t}: ${r.status} ${r.text}`);
+    assert.equal(typeof r.json?.code, 'string', 'PostgREST error JSON');
+    const ins = await rest('POST', t, anon, { body: { [col(t)]: val(t, A) } });
+    assert.equal(ins.status, 401, `anon POST ${t}: ${ins.status} ${ins.text}`);
+    const upd = await rest('PATCH', `${t}?${col(t)}=eq.${val(t, A)}`, anon, { body: { [col(t)]: val(t, B) } });
+    assert.equal(upd.status, 401, `anon PATCH ${t}: ${upd.status} ${upd.text}`);
+    const del = await rest('DELETE', `${t}?${col(t)}=eq.${val(t, A)}`, anon);
+    assert.equal(del.status, 401, `anon DELETE ${t}: ${del.status} ${del.text}`);
+  }
+  assert.deepEqual(await snapshotCounts(), before, 'no row changed');
+});
+
+test('no request at all (no apikey, no token) reads nothing', async () => {
+  for (const t of ['cloud_entitlements', 'credit_balances']) {
+    const r = await http('GET', `${env.rest}/rest/v1/${t}?select=*`);
+    assert.ok([401, 403].includes(r.status) || (r.status === 200 && r.json.length === 0), `${t}: ${r.status} ${r.text}`);
+  }
+});
+
+for (const who of ['A', 'B']) {
+  test(`signed-in user ${who} reads only own and own-organization rows, and writes nothing`, async () => {
+    const me = who === 'A' ? A : B;
+    const other = who === 'A' ? B : A;
+    const myOrgs = who === 'A' ? [org] : [];
+    const token = userToken(me);
+    const before = await snapshotCounts();
+    for (const t of USER_READABLE) {
+      const r = await rest('GET', `${t}?select=*`, token);
+      assert.equal(r.status, 200, `${who} GET ${t}: ${r.status} ${r.text}`);
+      assert.ok(Array.isArray(r.json));
+      const idOf = (row) => (t === 'organizations' ? row.id : row.organization_id);
+      for (const row of r.json) {
+        const mine = row.user_id === me || myOrgs.includes(idOf(row));
+        assert.ok(mine, `${who} must not see ${t} row ${JSON.stringify(row)}`);
+        assert.notEqual(row.user_id, other);
+        assert.notEqual(idOf(row), otherOrg);
+      }
+      // Each readable table shows the caller something: its own rows exist in all of them.
+      const expectOwn = !(t === 'organizations' || t === 'organization_members' || t === 'seat_allocations') || who === 'A';
+      if (expectOwn) assert.ok(r.json.length > 0, `${who} sees its own ${t} rows`);
+      // Filtering for someone else's rows returns nothing.
+      if (t !== 'organizations') {
+        const theirs = await rest('GET', `${t}?select=*&user_id=eq.${other}`, token);
+        assert.equal(theirs.status, 200);
+        assert.equal(theirs.json.length, 0, `${who} filtered for ${t} of the other user`);
+      }
+      const ins = await rest('POST', t, token, { body: { [col(t)]: val(t, me) }, headers: { prefer: 'return=minimal' } });
+      assert.equal(ins.status, 403, `${who} POST ${t}: ${ins.status} ${ins.text}`);
+      const upd = await rest('PATCH', `${t}?${col(t)}=eq.${val(t, me)}`, token, { body: { [col(t)]: val(t, me) } });
+      assert.equal(upd.status, 403, `${who} PATCH ${t}: ${upd.status} ${upd.text}`);
+      const del = await rest('DELETE', `${t}?${col(t)}=eq.${val(t, me)}`, token);
+      assert.equal(del.status, 403, `${who} DELETE ${t}: ${del.status} ${del.text}`);
+      if (UPSERT_KEYS[t]) {
+        const ups = await rest('POST', `${t}?on_conflict=${UPSERT_KEYS[t]}`, token, {
+          body: t === 'organizations' ? { id: org } : { user_id: me, organization_id: null },
+          headers: { prefer: 'resolution=merge-duplicates' },
+        });
+        assert.equal(ups.status, 403, `${who} upsert ${t}: ${ups.status} ${ups.text}`);
+      }
+    }
+    for (const t of SERVICE_ONLY) {
+      const r = await rest('GET', `${t}?select=*`, token);
+      assert.equal(r.status, 403, `${who} GET ${t} (service only): ${r.status} ${r.text}`);
+      const ins = await rest('POST', t, token, { body: {} });
+      assert.equal(ins.status, 403, `${who} POST ${t}: ${ins.status}`);
+      const del = await rest('DELETE', `${t}?id=eq.1`, token);
+      assert.equal(del.status, 403, `${who} DELETE ${t}: ${del.status}`);
+    }
+    assert.deepEqual(await snapshotCounts(), before, 'no row changed');
+  });
+}
+
+test('organization rows are readable by members only', async () => {
+  const a = await rest('GET', `cloud_entitlements?select=*&organization_id=eq.${org}`, userToken(A));
+  assert.equal(a.status, 200);
+  assert.ok(a.json.length >= 1, 'a member reads its organization grants');
+  const b = await rest('GET', `cloud_entitlements?select=*&organization_id=eq.${org}`, userToken(B));
+  assert.deepEqual(b.json, [], 'a non-member reads none');
+  const c = await rest('GET', `organization_members?select=*`, userToken(C));
+  assert.ok(c.json.every((m) => m.organization_id === otherOrg), 'members see only their organization');
+});
+
+test('users cannot call the write functions; the service role can', async () => {
+  const calls = [
+    ['tollgate_consume', { p_request_id: id('r'), p_request_hash: 'h', p_subject: { user_id: A }, p_takes: [], p_entries: [], p_usage: { units: 1 } }],
+    ['tollgate_admin_grant', { p_subject: { user_id: A }, p_grants: [] }],
+    ['tollgate_apply_facts', { p_event: null, p_facts: [], p_expected_version: 0, p_subjects: [] }],
+    ['tollgate_subject_state', { p_subject: { user_id: B } }],
+  ];
+  for (const [fn, args] of calls) {
+    for (const [token, expected] of [[anonToken(), 401], [userToken(A), 403]]) {
+      const r = await rest('POST', `rpc/${fn}`, token, { body: args });
+      assert.equal(r.status, expected, `${fn}: ${r.status} ${r.text}`);
+    }
+  }
+  const ok = await rest('POST', 'rpc/tollgate_subject_state', env.serviceKey, { body: { p_subject: { user_id: A } } });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(ok.json.grants.length, 1);
+});
+
+test('tokens the gateway must refuse: expired, wrongly signed', async () => {
+  const expired = userToken(A, { exp: Math.floor(Date.now() / 1000) - 3600 });
+  const r1 = await rest('GET', 'cloud_entitlements?select=*', expired);
+  assert.equal(r1.status, 401, r1.text);
+  const forged = userToken(A, { secret: 'not-the-project-secret-not-the-project-secret' });
+  const r2 = await rest('GET', 'cloud_entitlements?select=*', forged);
+  assert.equal(r2.status, 401, r2.text);
+});
