@@ -402,3 +402,25 @@ fn provider_detection() {
     assert_eq!(detect_provider(&event("razorpay/subscription.charged.json")), Some(Provider::Razorpay));
     assert_eq!(detect_provider("[]"), None);
 }
+
+#[test]
+fn value_and_string_entry_points_agree() {
+    let cat = catalog();
+    for dir in ["stripe", "razorpay"] {
+        for e in std::fs::read_dir(format!("{}/tests/events/{dir}", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let path = format!("{dir}/{name}");
+            let (raw, v) = (event(&path), json(&path));
+            if dir == "stripe" {
+                assert_eq!(parse_stripe_value(&cat, &v), parse_stripe_event(&cat, &raw), "{path}");
+            } else {
+                assert_eq!(
+                    parse_razorpay_value(&cat, &v, Some("evt_x")),
+                    parse_razorpay_event(&cat, &raw, Some("evt_x")),
+                    "{path}"
+                );
+            }
+        }
+    }
+    assert_eq!(parse_stripe_value(&cat, &json!([])).unwrap_err().code(), "wrong_type");
+}

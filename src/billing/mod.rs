@@ -130,12 +130,12 @@ pub use facts::{
     Purchase, PurchaseMode, PurchaseOutcome, Reversal, SeatChange, SubStatus, Subject, SubscriptionSnapshot, UsageFact,
 };
 pub use parse::{EventInfo, ParseError, Parsed};
-pub use razorpay::parse_razorpay_event;
+pub use razorpay::{parse_razorpay_event, parse_razorpay_value};
 pub use reducer::{reduce, reduce_set, Applied, FactSet, Insert, Reducer};
 pub use state::{
     BillingState, FactCounts, OverageEntry, PaymentRecord, PendingFact, Revocation, SubjectState, SubscriptionState,
 };
-pub use stripe::parse_stripe_event;
+pub use stripe::{parse_stripe_event, parse_stripe_value};
 
 use crate::catalog::Catalog;
 

@@ -17,6 +17,7 @@
 //! `payment.captured` (one-time purchases; subscription payments are applied
 //! from `subscription.charged`), `refund.processed`, `payment.dispute.created`.
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::facts::*;
@@ -34,7 +35,24 @@ fn rref(id: &str) -> String {
 /// header when the caller has it.
 pub fn parse_razorpay_event(catalog: &Catalog, raw: &str, event_id: Option<&str>) -> Result<Parsed, ParseError> {
     let v = parse_json(raw)?;
-    let root = At::root(&v, "");
+    let id = match event_id.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => body_digest(raw.as_bytes()),
+    };
+    parse_razorpay_value(catalog, &v, Some(&id))
+}
+
+fn body_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
+/// [`parse_razorpay_event`] for a body already parsed as JSON. Without an
+/// event id, the id is a digest of the value's compact JSON form.
+pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>) -> Result<Parsed, ParseError> {
+    if !v.is_object() {
+        return Err(ParseError::WrongType { path: "(body)".into(), expected: "a JSON object".into() });
+    }
+    let root = At::root(v, "");
     let entity = root.req_str("entity")?;
     if entity != "event" {
         return Err(ParseError::InvalidValue {
@@ -44,7 +62,7 @@ pub fn parse_razorpay_event(catalog: &Catalog, raw: &str, event_id: Option<&str>
     }
     let id = match event_id.map(str::trim).filter(|s| !s.is_empty()) {
         Some(id) => id.to_string(),
-        None => format!("sha256:{}", hex::encode(&Sha256::digest(raw.as_bytes())[..16])),
+        None => body_digest(&serde_json::to_vec(v).unwrap_or_default()),
     };
     let event = EventInfo {
         provider: P,

@@ -29,8 +29,15 @@ fn sref(id: &str) -> String {
 
 /// Parses one Stripe event (the raw webhook body) into facts.
 pub fn parse_stripe_event(catalog: &Catalog, raw: &str) -> Result<Parsed, ParseError> {
-    let v = parse_json(raw)?;
-    let root = At::root(&v, "");
+    parse_stripe_value(catalog, &parse_json(raw)?)
+}
+
+/// [`parse_stripe_event`] for a body already parsed as JSON.
+pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseError> {
+    if !v.is_object() {
+        return Err(ParseError::WrongType { path: "(body)".into(), expected: "a JSON object".into() });
+    }
+    let root = At::root(v, "");
     if let Some(o) = root.opt_str("object")? {
         if o != "event" {
             return Err(ParseError::InvalidValue {
