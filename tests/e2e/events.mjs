@@ -17,11 +17,14 @@ export class StripeSubscriber {
     this.sub = id('sub');
     this.start = start;
     this.days = days;
-    this.version = start;
+    this.attributed = false;
   }
 
-  meta() {
+  /** Checkout metadata names the subject; the subscription's own metadata only when
+   * `attributed` (Stripe copies it from subscription_data.metadata when the app sets it). */
+  meta({ subject = true } = {}) {
     const m = { offer_key: this.offer };
+    if (!subject) return m;
     if (this.subject.user_id) m.user_id = this.subject.user_id;
     if (this.subject.organization_id) m.organization_id = this.subject.organization_id;
     if (this.clouds) m.clouds = this.clouds.join(',');
@@ -43,7 +46,7 @@ export class StripeSubscriber {
       id: this.sub, object: 'subscription', customer: this.customer, status,
       cancel_at_period_end: cancelAtPeriodEnd, cancel_at: cancelAtPeriodEnd ? periodEnd : null,
       canceled_at: cancelAtPeriodEnd || endedAt ? at : null, ended_at: endedAt, start_date: this.start,
-      created: this.start, metadata: this.meta(), trial_end: null,
+      created: this.start, metadata: this.meta({ subject: this.attributed }), trial_end: null,
       items: {
         object: 'list',
         data: [{

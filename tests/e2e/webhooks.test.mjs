@@ -1,0 +1,217 @@
+// The webhook path end to end: signatures, duplicates, concurrency, delivery order, and a
+// store outage. Events are signed by Stripe's own library (and in Razorpay's format) and
+// posted to the running worker; the rows are checked in PostgreSQL.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import {
+  env, q, createUser, postStripe, postRazorpay, closeDb, now, worker, id, stripeEvent, sleep,
+} from './helpers.mjs';
+import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
+
+after(closeDb);
+
+// A subscription offer of the running catalog, and a one-time credit offer if it has one.
+const PLAN = {
+  'vcm-suite': { offer: 'SUITE_PRO_MONTHLY', price: 'price_vcm_pro_monthly', product: 'suite', tier: 'pro' },
+  'video-studio': { offer: 'VIDEO_PRO_MONTHLY', product: 'video', tier: 'pro' },
+  'org-seats': { offer: 'ORG_BUSINESS_MONTHLY', product: 'org', tier: 'BUSINESS', org: true },
+  'razorpay-ai': null,
+}[env.catalog];
+const TOKENS = { 'video-studio': { offer: 'VIDEO_TOKENS_30_MIN', pool: 'video_seconds', units: 1800 } }[env.catalog];
+
+async function subject() {
+  if (PLAN?.org) {
+    const org = crypto.randomUUID();
+    await q('insert into organizations (id, name) values ($1, $2)', [org, 'e2e org']);
+    return { organization_id: org };
+  }
+  return { user_id: await createUser() };
+}
+const whereSubject = (s) => (s.user_id ? ['user_id = $1', s.user_id] : ['organization_id = $1', s.organization_id]);
+async function grants(s) {
+  const [w, v] = whereSubject(s);
+  return q(`select grant_key, cloud_id, tier, source, status, valid_from, valid_to, past_due_since, offer_key
+            from cloud_entitlements where ${w} order by grant_key`, [v]);
+}
+async function eventsRows(eventId) {
+  return q('select * from webhook_events where event_id = $1', [eventId]);
+}
+
+function firstPeriod(sub, t0) {
+  return [sub.checkout(), sub.created(), sub.invoicePaid({ at: t0 + 1, periodStart: t0, periodEnd: t0 + 30 * DAY })];
+}
+
+test('bad signatures and malformed bodies are 400 with a JSON error; nothing is stored', { skip: !PLAN }, async () => {
+  const s = await subject();
+  const sub = new StripeSubscriber({ subject: s, ...PLAN, start: now() });
+  const ev = sub.checkout();
+  const wrong = await postStripe(ev, { secret: 'whsec_not_the_endpoint_secret' });
+  assert.equal(wrong.status, 400);
+  assert.equal(wrong.json.error.code, 'signature_mismatch');
+  const missing = await worker('POST', '/webhooks/stripe', { raw: JSON.stringify(ev), headers: { 'content-type': 'application/json' } });
+  assert.equal(missing.status, 400);
+  assert.equal(typeof missing.json.error.code, 'string');
+  const old = await postStripe(ev, { timestamp: now() - 3600 });
+  assert.equal(old.status, 400);
+  assert.match(old.json.error.code, /tolerance|timestamp/);
+  // The second endpoint secret (rotation) is accepted too.
+  const garbage = await postStripe('{"id": "evt_x", "object": "event"', { secret: env.stripeSecrets[1] });
+  assert.equal(garbage.status, 400);
+  const noObject = await postStripe({ id: id('evt'), object: 'event', type: 'checkout.session.completed', created: now(), data: {} });
+  assert.equal(noObject.status, 400);
+  assert.ok(noObject.json.error.message.length > 0);
+  assert.deepEqual(await eventsRows(ev.id), []);
+  assert.deepEqual(await grants(s), []);
+  // Razorpay: wrong signature.
+  const rz = await worker('POST', '/webhooks/razorpay', { raw: '{}', headers: { 'x-razorpay-signature': 'ab'.repeat(32) } });
+  assert.equal(rz.status, env.razorpaySecret ? 400 : 500);
+});
+
+test('unknown event types are acknowledged and ignored', async () => {
+  const r = await postStripe(stripeEvent('plan.created', { id: id('plan'), object: 'plan' }));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.status, 'ignored');
+});
+
+test('the same event 5 times: applied once, then duplicates; one grant', { skip: !PLAN }, async () => {
+  const s = await subject();
+  const t0 = now() - 5 * DAY;
+  const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
+  const [checkout, created, paid] = firstPeriod(sub, t0);
+  assert.equal((await postStripe(checkout)).json.status, 'applied');
+  assert.equal((await postStripe(created)).json.status, 'applied');
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await postStripe(paid)).json.status);
+  assert.deepEqual(statuses, ['applied', 'duplicate', 'duplicate', 'duplicate', 'duplicate']);
+  assert.equal((await eventsRows(paid.id)).length, 1);
+  const g = await grants(s);
+  assert.equal(g.length, 1, JSON.stringify(g));
+  assert.equal(g[0].cloud_id, PLAN.product);
+  assert.equal(g[0].tier, PLAN.tier);
+  assert.equal(g[0].status, 'active');
+  assert.equal(g[0].valid_to.getTime() / 1000, t0 + 30 * DAY);
+});
+
+test('20 concurrent deliveries of one event: one applies, one grant', { skip: !PLAN }, async () => {
+  const s = await subject();
+  const t0 = now() - 2 * DAY;
+  const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
+  const [checkout, created, paid] = firstPeriod(sub, t0);
+  const results = await Promise.all(Array.from({ length: 20 }, () => postStripe(checkout)));
+  const statuses = results.map((r) => `${r.status} ${r.json?.status ?? r.text}`);
+  assert.equal(statuses.filter((x) => x === '200 applied').length, 1, statuses.join('\n'));
+  assert.equal(statuses.filter((x) => x === '200 duplicate').length, 19, statuses.join('\n'));
+  await postStripe(created);
+  await postStripe(paid);
+  assert.equal((await eventsRows(checkout.id)).length, 1);
+  assert.equal((await grants(s)).length, 1);
+});
+
+test('20 concurrent deliveries of a token purchase: one ledger entry, one lot', { skip: !TOKENS }, async () => {
+  const uid = await createUser();
+  const ev = stripeOneTime({ subject: { user_id: uid }, offer: TOKENS.offer, at: now() - 60 });
+  const results = await Promise.all(Array.from({ length: 20 }, () => postStripe(ev)));
+  assert.ok(results.every((r) => r.status === 200), results.map((r) => r.text).join('\n'));
+  assert.equal(results.filter((r) => r.json.status === 'applied').length, 1);
+  const ledger = await q('select * from credit_ledger where user_id = $1', [uid]);
+  assert.equal(ledger.length, 1, JSON.stringify(ledger));
+  assert.equal(Number(ledger[0].delta), TOKENS.units);
+  const bal = await q('select available from credit_balances where user_id = $1 and pool = $2', [uid, TOKENS.pool]);
+  assert.equal(Number(bal[0].available), TOKENS.units);
+});
+
+/** Rows of a subject with the ids that differ between two runs taken out. */
+async function normalised(s, sub) {
+  const g = (await grants(s)).map((r) => ({ ...r, grant_key: r.grant_key.replace(sub.sub, 'SUB') }));
+  const [w, v] = whereSubject(s);
+  const subs = await q(`select status, quantity, current_period_start, current_period_end, cancel_at_period_end, offer_key
+                        from billing_subscriptions where ${w}`, [v]);
+  const bal = await q(`select pool, available from credit_balances where ${w} order by pool`, [v]);
+  return { g, subs, bal };
+}
+
+function lifecycle(sub, t0) {
+  const p1 = t0 + 30 * DAY;
+  const p2 = p1 + 30 * DAY;
+  return [
+    sub.checkout({ at: t0 }),
+    sub.created({ at: t0 }),
+    sub.invoicePaid({ at: t0 + 1, periodStart: t0, periodEnd: p1 }),
+    sub.invoicePaid({ at: p1 + 1, periodStart: p1, periodEnd: p2 }),
+    sub.updated({ at: p1 + 2, periodStart: p1, periodEnd: p2 }),
+    sub.updated({ at: p1 + 3 * DAY, periodStart: p1, periodEnd: p2, cancelAtPeriodEnd: true }),
+  ];
+}
+
+test('a shuffled delivery order ends in the same rows as the natural order', { skip: !PLAN }, async () => {
+  const t0 = now() - 40 * DAY;
+  const a = await subject();
+  const b = await subject();
+  const subA = new StripeSubscriber({ subject: a, ...PLAN, start: t0 });
+  const subB = new StripeSubscriber({ subject: b, ...PLAN, start: t0 });
+  subB.customer = subA.customer.replace('cus_', 'cus_b'); // distinct objects, same structure
+  for (const e of lifecycle(subA, t0)) assert.equal((await postStripe(e)).status, 200);
+  const shuffled = lifecycle(subB, t0);
+  // A fixed, thorough shuffle: reversed, then the checkout (attribution) last of all.
+  shuffled.reverse();
+  shuffled.push(shuffled.splice(shuffled.findIndex((e) => e.type === 'checkout.session.completed'), 1)[0]);
+  const answers = [];
+  for (const e of shuffled) {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, r.text);
+    answers.push(r.json.status);
+  }
+  assert.ok(answers.includes('kept'), `events before their attribution are kept: ${answers}`);
+  const ra = await normalised(a, subA);
+  const rb = await normalised(b, subB);
+  assert.deepEqual(rb, ra);
+  assert.equal(ra.g.length, 1);
+  assert.equal(ra.g[0].valid_to.getTime() / 1000, t0 + 60 * DAY, 'renewed through the second period');
+  const pending = await q('select * from pending_webhook_events where event_id = any($1) and resolved_at is null',
+    [shuffled.map((e) => e.id)]);
+  assert.deepEqual(pending, [], 'kept events were applied once attributed');
+});
+
+test('PostgreSQL stopped mid-run: 5xx and nothing partial; redelivery after restart applies exactly once',
+  { skip: !PLAN || !env.pgStop || !env.pgStart }, async () => {
+    const s = await subject();
+    const t0 = now() - 3 * DAY;
+    const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
+    const [checkout, created, paid] = firstPeriod(sub, t0);
+    assert.equal((await postStripe(checkout)).json.status, 'applied');
+    const before = await grants(s);
+    await closeDb();
+    execSync(env.pgStop, { stdio: 'ignore', shell: '/bin/sh' });
+    try {
+      for (const e of [created, paid]) {
+        const r = await postStripe(e);
+        assert.ok(r.status >= 500 && r.status < 600, `${e.type} during the outage: ${r.status} ${r.text}`);
+        assert.equal(typeof r.json?.error?.code, 'string');
+      }
+    } finally {
+      execSync(env.pgStart, { stdio: 'ignore', shell: '/bin/sh' });
+    }
+    // Nothing of the failed deliveries was written.
+    for (let i = 0; i < 50; i++) {
+      try { await q('select 1'); break; } catch { await sleep(200); }
+    }
+    assert.deepEqual(await eventsRows(created.id), []);
+    assert.deepEqual(await eventsRows(paid.id), []);
+    assert.deepEqual(await grants(s), before);
+    // The provider retries; the gateway reconnects.
+    let r;
+    for (let i = 0; i < 50; i++) {
+      r = await postStripe(created);
+      if (r.status === 200) break;
+      await sleep(300);
+    }
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await postStripe(paid)).json.status, 'applied');
+    assert.equal((await postStripe(paid)).json.status, 'duplicate');
+    const g = await grants(s);
+    assert.equal(g.length, 1);
+    assert.equal(g[0].valid_to.getTime() / 1000, t0 + 30 * DAY);
+    assert.equal((await eventsRows(paid.id)).length, 1);
+  });
