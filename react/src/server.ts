@@ -5,8 +5,7 @@
 //
 // Nothing here uses React state: it works where hooks do not.
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { ask } from './core.js';
@@ -23,23 +22,16 @@ export type * from './types.js';
 
 let loaded: TollgateModule | null = null;
 
+/**
+ * A file of the installed tollgate package. Looked up from the working directory's
+ * node_modules at run time (not resolved by the bundler: the .wasm is data here).
+ */
 function packageFile(rel: string): string {
-  const candidates: string[] = [];
-  try {
-    candidates.push(createRequire(import.meta.url).resolve(`tollgate/${rel}`));
-  } catch {
-    /* exports map or bundler: try the project's node_modules */
+  const file = path.join(/*turbopackIgnore: true*/ process.cwd(), 'node_modules', 'tollgate', rel);
+  if (!existsSync(/*turbopackIgnore: true*/ file)) {
+    throw new Error(`tollgate-react/server: ${file} is missing (is the tollgate package installed and built?)`);
   }
-  candidates.push(path.join(process.cwd(), 'node_modules', 'tollgate', rel));
-  for (const c of candidates) {
-    try {
-      readFileSync(c, { flag: 'r' }).length;
-      return c;
-    } catch {
-      /* next */
-    }
-  }
-  throw new Error(`tollgate-react/server: cannot find tollgate/${rel} (is the tollgate package installed and built?)`);
+  return file;
 }
 
 /**
@@ -53,7 +45,7 @@ export async function getTollgate(): Promise<TollgateModule> {
   const tg = (await import('tollgate')) as unknown as TollgateModule;
   if (!(typeof tg.isReady === 'function' && tg.isReady())) {
     if (typeof tg.initSync !== 'function') throw new Error('tollgate-react/server: this tollgate build has no initSync');
-    tg.initSync(readFileSync(packageFile('tollgate_bg.wasm')));
+    tg.initSync(readFileSync(/*turbopackIgnore: true*/ packageFile('tollgate_bg.wasm')));
   }
   loaded = tg;
   return tg;
@@ -66,7 +58,7 @@ export function bundledCatalog(name: string): CatalogDoc {
   if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`catalog name \`${name}\` must be lowercase letters, digits and dashes`);
   let doc = catalogCache.get(name);
   if (!doc) {
-    doc = JSON.parse(readFileSync(packageFile(`catalogs/${name}.json`), 'utf8')) as CatalogDoc;
+    doc = JSON.parse(readFileSync(/*turbopackIgnore: true*/ packageFile(`catalogs/${name}.json`), 'utf8')) as CatalogDoc;
     catalogCache.set(name, doc);
   }
   return doc;

@@ -71,7 +71,10 @@ pub fn install(root: &Path) -> Result<()> {
     npm_install(&react)?;
     step("tsc: react/ -> react/dist");
     run(npm().current_dir(&react).args(["run", "build"]))?;
-    npm_install(&root.join("www"))?;
+    // www installs ../pkg and ../react as copies (www/.npmrc: install-links), so it is
+    // installed afresh each time: the copies must match what was just built.
+    step("npm ci in www (fresh copies of pkg/ and react/)");
+    run(npm().current_dir(root.join("www")).arg("ci"))?;
     npm_install(&root.join("tests").join("browser"))?;
     Ok(())
 }
