@@ -102,6 +102,10 @@ pub struct ReplayArgs {
     /// The time the state is computed for (credit lots expire up to it).
     #[arg(long, value_name = "T", value_parser = parse_now)]
     pub now: Option<Timestamp>,
+    /// Fold only the events that happened at or before this time (to see the state at an
+    /// earlier moment); `--now` defaults to it.
+    #[arg(long, value_name = "T", value_parser = parse_now)]
+    pub until: Option<Timestamp>,
     /// Event files, read in the order given (`-` reads standard input).
     #[arg(required = true, value_name = "EVENTS")]
     pub events: Vec<PathBuf>,

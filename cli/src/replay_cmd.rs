@@ -159,7 +159,7 @@ pub fn write_stdout(s: &str) -> Result<(), Failure> {
 
 pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     let catalog = load_catalog(&args.catalog)?;
-    let now = now_or_clock(args.now);
+    let now = now_or_clock(args.now.or(args.until));
 
     let mut texts = Vec::with_capacity(args.events.len());
     for p in &args.events {
@@ -201,6 +201,12 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
         }
         pb.inc(1);
     }
+    let mut later = 0usize;
+    if let Some(until) = args.until {
+        let before = facts.len();
+        facts.retain(|f| f.at <= until);
+        later = before - facts.len();
+    }
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
         pb.set_style(style);
     }
@@ -222,7 +228,10 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
         if !providers.is_empty() {
             line.push_str(&format!(" ({})", providers.join(", ")));
         }
-        let skipped = if invalid > 0 { format!(", {invalid} invalid skipped") } else { String::new() };
+        let mut skipped = if invalid > 0 { format!(", {invalid} invalid skipped") } else { String::new() };
+        if let Some(until) = args.until {
+            skipped.push_str(&format!(", {later} after {until} left out"));
+        }
         line.push_str(&format!(
             ": {} ({} unique), {} ignored{skipped}; {}, {}, {} pending, {}, as of {}",
             plural(facts.len(), "fact"),

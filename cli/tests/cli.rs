@@ -298,20 +298,22 @@ fn replay_output_does_not_depend_on_order_format_or_duplicates() {
     assert!(shuffled.stderr.contains("7 events"), "{}", shuffled.stderr);
 }
 
-/// `--now` does not filter events (every fact applies whatever its time); it
-/// decides how far time has run for the credit lots.
+/// `--now` decides how far time has run for the credit lots; `--until` folds
+/// only the events up to a moment.
 #[test]
-fn replay_now_expires_period_lots_but_applies_every_event() {
+fn replay_now_expires_period_lots_and_until_shows_an_earlier_moment() {
     let cat = catalog("video-studio");
-    let at = |now: &str| -> Value {
-        let r = ok(&["replay", "--catalog", &cat, "--now", now, "-q", &data("stripe-lifecycle.jsonl")]);
-        serde_json::from_str(&r.stdout).unwrap()
+    let replay_with = |args: &[&str]| -> (Value, String) {
+        let mut all = vec!["replay", "--catalog", cat.as_str()];
+        all.extend_from_slice(args);
+        let events = data("stripe-lifecycle.jsonl");
+        all.push(&events);
+        let r = ok(&all);
+        (serde_json::from_str(&r.stdout).unwrap(), r.stderr)
     };
-    let early = at("2026-03-01T00:01:00Z");
-    assert_eq!(early["as_of"], "2026-03-01T00:01:00Z");
-    assert_eq!(early["subjects"]["user:u_alice"]["balances"]["video_seconds"], 9000);
     // After the period end the allowance lot has expired unused; the bundle never expires.
-    let late = at("2026-04-02T00:00:00Z");
+    let (late, _) = replay_with(&["--now", "2026-04-02T00:00:00Z"]);
+    assert_eq!(late["as_of"], "2026-04-02T00:00:00Z");
     let alice = &late["subjects"]["user:u_alice"];
     assert_eq!(alice["balances"]["video_seconds"], 1800);
     let allowance = &alice["wallet"]["lots"][0];
@@ -319,6 +321,15 @@ fn replay_now_expires_period_lots_but_applies_every_event() {
     assert_eq!(allowance["remaining"], 0);
     assert_eq!(allowance["expired"], 7200);
     assert_eq!(allowance["closed"], true);
+
+    // On March 5th: subscribed and paid, no bundle yet, not cancelled yet.
+    let (early, stderr) = replay_with(&["--until", "2026-03-05T00:00:00Z"]);
+    assert_eq!(early["as_of"], "2026-03-05T00:00:00Z");
+    let alice = &early["subjects"]["user:u_alice"];
+    assert_eq!(alice["balances"]["video_seconds"], 7200);
+    assert_eq!(alice["grants"][0]["status"], "active");
+    assert_eq!(early["facts"]["unique"], 3);
+    assert!(stderr.contains("2 after 2026-03-05T00:00:00Z left out"), "{stderr}");
 }
 
 #[test]
@@ -334,6 +345,42 @@ fn replay_detects_the_provider_per_event() {
     assert_eq!(priya["balances"]["ai_credits"], 2500);
     assert_eq!(priya["balances"]["free_drafts"], 2);
     assert!(stderr.contains("(1 razorpay, 1 stripe)"), "{stderr}");
+}
+
+/// Stored facts of the application (here a usage record, serialised by the
+/// core) replay alongside provider events.
+#[test]
+fn replay_takes_stored_facts_with_the_events() {
+    use tollgate::billing::{Fact, Subject, UsageFact};
+    let usage = Fact::usage(
+        UsageFact {
+            request_id: "req_cli_1".into(),
+            subject: Subject::user("u_alice"),
+            pool: "video_seconds".into(),
+            units: 600,
+            model: Some("standard".into()),
+            quality: Some("standard".into()),
+        },
+        Timestamp::parse("2026-03-10T12:00:00Z").unwrap(),
+    );
+    let line = serde_json::to_string(&usage).unwrap();
+    // Twice: a retried request counts once.
+    let p = scratch("usage.jsonl", format!("{line}\n{line}\n").as_bytes());
+    let (state, stderr) = replay("video-studio", &[&data("stripe-lifecycle.jsonl"), &p], &[]);
+    assert!(stderr.contains("(2 app, 6 stripe)"), "{stderr}");
+    let alice = &state["subjects"]["user:u_alice"];
+    // 9000 - 600, taken from the period allowance first.
+    assert_eq!(alice["balances"]["video_seconds"], 8400);
+    assert_eq!(alice["wallet"]["lots"][0]["kind"], "allowance");
+    assert_eq!(alice["wallet"]["lots"][0]["remaining"], 6600);
+    let used: i64 = alice["wallet"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "usage")
+        .map(|e| e["delta"].as_i64().unwrap())
+        .sum();
+    assert_eq!(used, -600);
 }
 
 #[test]
