@@ -111,7 +111,10 @@ impl FromIterator<Fact> for FactSet {
 
 /// Folds facts (any order, duplicates allowed) into the state as of `now`.
 /// `now` decides how far time has run for the credit lots (period allowances
-/// expire at their period end); every fact is applied whatever its time.
+/// expire at their period end). Every fact is applied whatever its time (a
+/// provider's clock may run slightly ahead of the caller's), so the state's
+/// `as_of` is the later of `now` and the latest fact; to see an earlier moment,
+/// fold the facts up to it.
 pub fn reduce(catalog: &Catalog, facts: &[Fact], now: Timestamp) -> BillingState {
     let set: FactSet = facts.iter().cloned().collect();
     reduce_set(catalog, &set, now)
@@ -1206,7 +1209,7 @@ impl<'c> Folder<'c> {
             }
         }
         self.advance(now);
-        self.st.as_of = now;
+        self.st.as_of = self.clock;
         let mut warnings = self.attr.warnings.clone();
         for w in &self.step_warnings {
             if !warnings.contains(w) {

@@ -14,7 +14,8 @@ use crate::time::Timestamp;
 /// Everything the facts say, per subject and per provider object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillingState {
-    /// The `now` the state was computed for (credit lots expire up to here).
+    /// The time the state describes: the `now` it was computed for, or the
+    /// latest fact if that is later. Credit lots have expired up to here.
     pub as_of: Timestamp,
     /// Per subject (`user:<id>`, `org:<id>`): grants, balances, lots, ledger.
     pub subjects: BTreeMap<String, SubjectState>,
