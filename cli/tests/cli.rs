@@ -413,6 +413,24 @@ fn replay_reads_several_files_in_order_and_standard_input() {
     assert!(out.stderr.is_empty(), "--quiet prints no summary");
 }
 
+/// A large input gets a progress bar only on a terminal: in a pipe stderr holds
+/// just the summary, with no terminal control characters.
+#[test]
+fn large_replay_in_a_pipe_shows_no_progress_bar() {
+    let lines = std::fs::read_to_string(data("stripe-lifecycle.jsonl")).unwrap();
+    let mut big = String::new();
+    for i in 0..100 {
+        big.push_str(&lines.replace("_cli_", &format!("_big{i}_")).replace("u_alice", &format!("u_{i}")));
+    }
+    let p = scratch("big.jsonl", big.as_bytes());
+    let (state, stderr) = replay("video-studio", &[&p], &[]);
+    assert_eq!(state["subjects"].as_object().unwrap().len(), 100);
+    assert_eq!(state["subjects"]["user:u_42"]["balances"]["video_seconds"], 9000);
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("replayed 600 events from 1 file"), "{stderr}");
+}
+
 #[test]
 fn replay_errors_name_the_file_line_and_field() {
     let cat = catalog("video-studio");
