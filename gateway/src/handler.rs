@@ -620,7 +620,6 @@ async fn table_request(
                 })
             })
             .await?;
-            let _ = p.is_array;
             match resolution {
                 Some(Resolution::MergeDuplicates) => applied.push("resolution=merge-duplicates"),
                 Some(Resolution::IgnoreDuplicates) => applied.push("resolution=ignore-duplicates"),

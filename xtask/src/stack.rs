@@ -35,6 +35,9 @@
 //! a private home directory), the cluster goes to a directory under the system temp dir
 //! derived from `dir`, and the module says so.
 
+// The API is wider than any one command (or test) uses.
+#![allow(dead_code)]
+
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
