@@ -148,10 +148,10 @@ enum Pay {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum End {
+enum Ending {
     Runs,
-    CancelAtEnd(usize),
-    DeleteNow(usize, i64),
+    CanceledAtPeriodEnd(usize),
+    DeletedNow(usize, i64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -171,7 +171,7 @@ struct Customer {
     start_h: i64,
     periods: Vec<Pay>,
     attr: Attr,
-    end: End,
+    end: Ending,
     dup_paid: bool,
     link_h: i64,
     purchases: Vec<(i64, usize, Reverse)>,
@@ -216,9 +216,9 @@ fn customer() -> impl Strategy<Value = Customer> {
         let (periods, (end_kind, end_k, end_h), dup_paid, link_h) = life;
         let (purchases, usage, seats) = extras;
         let end = match end_kind {
-            0 => End::Runs,
-            1 => End::CancelAtEnd(end_k),
-            _ => End::DeleteNow(end_k, end_h),
+            0 => Ending::Runs,
+            1 => Ending::CanceledAtPeriodEnd(end_k),
+            _ => Ending::DeletedNow(end_k, end_h),
         };
         Customer { shape, org, offer, quantity, start_h, periods, attr, end, dup_paid, link_h, purchases, usage, seats }
     })
@@ -309,6 +309,7 @@ impl Emitter<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn snapshot(&mut self, ty: &str, status: &str, ps: i64, pe: i64, at: i64, cancel: bool, ended: Option<i64>) {
         let basil = self.c.shape == Shape::Basil;
         let mut v = if basil { tpl().sub_basil.clone() } else { tpl().sub_acacia.clone() };
@@ -414,6 +415,7 @@ impl Emitter<'_> {
         self.stripe(v);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn rz_sub(&mut self, ty: &str, status: &str, ps: i64, pe: i64, at: i64, k: usize, paid: bool) {
         let mut v = tpl().rz_charged.clone();
         v["event"] = json!(ty);
@@ -466,8 +468,8 @@ impl Emitter<'_> {
         let n = self.n;
         let t0 = T0 + c.start_h * HOUR;
         let last = match c.end {
-            End::Runs => c.periods.len() - 1,
-            End::CancelAtEnd(k) | End::DeleteNow(k, _) => k.min(c.periods.len() - 1),
+            Ending::Runs => c.periods.len() - 1,
+            Ending::CanceledAtPeriodEnd(k) | Ending::DeletedNow(k, _) => k.min(c.periods.len() - 1),
         };
         let rz = c.shape == Shape::Razorpay;
         for k in 0..=last {
@@ -556,8 +558,8 @@ impl Emitter<'_> {
         // The end.
         let (ps, pe) = (t0 + last as i64 * MONTH, t0 + (last as i64 + 1) * MONTH);
         match c.end {
-            End::Runs => {}
-            End::CancelAtEnd(_) => {
+            Ending::Runs => {}
+            Ending::CanceledAtPeriodEnd(_) => {
                 if rz {
                     self.rz_sub("subscription.cancelled", "cancelled", ps, pe, ps + 10 * DAY, last, false);
                 } else {
@@ -565,7 +567,7 @@ impl Emitter<'_> {
                     self.snapshot("customer.subscription.deleted", "canceled", ps, pe, pe + 2, true, Some(pe));
                 }
             }
-            End::DeleteNow(_, h) => {
+            Ending::DeletedNow(_, h) => {
                 let at = ps + h * HOUR;
                 if rz {
                     self.rz_sub("subscription.cancelled", "cancelled", ps, pe, at, last, false);

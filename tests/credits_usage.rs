@@ -97,7 +97,7 @@ proptest! {
         let (num, den) = (seconds as u128 * bn * mn * 100, bd * md);
         let c = q.cost.amount as u128;
         prop_assert!(c * den >= num && (c.saturating_sub(1)) * den < num || (num == 0 && c == 0));
-        let per_second = ((bn * mn * 100) + bd * md - 1) / (bd * md);
+        let per_second = (bn * mn * 100).div_ceil(bd * md);
         prop_assert!(c <= per_second * seconds as u128);
         prop_assert!(q.overage_cost.amount >= q.cost.amount);
     }
@@ -153,7 +153,7 @@ fn the_charge_plan_spends_allowance_then_tokens_then_overage() {
     let j = serde_json::to_value(plan_usage(&cat, w, &req(4000), &no, now).unwrap()).unwrap();
     assert_eq!(j["outcome"], "deny");
     assert_eq!(j["reason"], "insufficient_balance");
-    assert_eq!(plan_usage(&cat, w, &req(5), &no, now).unwrap().is_allowed(), true);
+    assert!(plan_usage(&cat, w, &req(5), &no, now).unwrap().is_allowed());
     assert!(plan_usage(&cat, w, &UsageRequest { model: "nope".into(), ..req(5) }, &no, now).is_err());
 }
 

@@ -876,6 +876,9 @@ impl<'c> Folder<'c> {
             return self.pend(f, format!("no user or organization is known for {} yet", i.subscription), waiting);
         };
         let items = if i.items.iter().any(|x| x.offer.is_some()) { i.items.clone() } else { e.items.clone() };
+        // An invoice paid after the subscription ended is kept (a refund may name it)
+        // but opens no new period of credits.
+        let ended = e.status.is_terminal();
         self.touch(&subject, f.at);
         if self.st.payments.contains_key(&i.id) {
             return;
@@ -915,7 +918,7 @@ impl<'c> Folder<'c> {
                 lots.push(key);
             }
         }
-        if let Some(end) = period_end {
+        if let (Some(end), false) = (period_end, ended) {
             for (pool, amount) in allowance {
                 lots.extend(self.allowance(&subject, &i.subscription, &pool, amount, end, &i.id, f.at));
             }
