@@ -54,7 +54,18 @@ fn postgres_stopped_is_503_and_recovers() {
         );
     }
 
-    e.pg.start().unwrap();
+    // Back up through the shell command other test programs use to restart it.
+    let started = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(e.pg.start_shell_command())
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(e.pg.is_running());
     common::stack::wait_ready(&format!("{}/", e.base), Duration::from_secs(20)).unwrap();
     let r = e.get("/events?order=id", &auth);
     assert_eq!(r.status, 200, "{}", r.body);

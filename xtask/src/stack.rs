@@ -422,6 +422,28 @@ impl Pg {
         }
     }
 
+    /// A `sh` command line that starts this (already initialised) cluster with the same
+    /// options as `start`: for tests run by another program (the e2e outage test).
+    pub fn start_shell_command(&self) -> String {
+        let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        let pg_ctl = format!(
+            "{} -D {} -l {} -w -t 60 -o {} start",
+            q(&self.bin("pg_ctl")),
+            q(&self.data_dir),
+            q(&self.log_file),
+            q(Path::new(&format!(
+                "-p {} -k {}",
+                self.port,
+                self.socket_dir.display()
+            )))
+        );
+        if self.as_postgres {
+            format!("cd {} && runuser -u postgres -- {pg_ctl}", q(&self.dir))
+        } else {
+            pg_ctl
+        }
+    }
+
     /// `postgres://<user>@127.0.0.1:<port>/postgres` (trust authentication, no password).
     pub fn url(&self, user: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
