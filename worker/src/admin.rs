@@ -156,6 +156,11 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
             201,
             &json!({"status": "granted", "subject": subject.key(), "grants": rows, "credits": wallet.lots, "store": v}),
         ),
+        Err(StoreError::Conflict { error: e, .. }) if e.code.as_deref() == Some("23503") => error(
+            404,
+            "unknown_subject",
+            format!("no such user or organization: {}", e.details.unwrap_or_default()),
+        ),
         Err(StoreError::Conflict { error: e, .. }) => error(
             409,
             "already_granted",
@@ -167,5 +172,72 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
             format!("{} {}", e.message.unwrap_or_default(), e.details.unwrap_or_default()),
         ),
         Err(e) => store_error(&e),
+    }
+}
+
+/// `POST /v1/admin/seats` (admin secret): gives a member of an organization a seat, or
+/// takes it back. `{"organization_id", "user_id", "action": "assign" | "release",
+/// "request_id"?}`. The seat is a fact like any other: the core's fold decides whether
+/// the organization has a seat left (its seat count follows the subscription quantity),
+/// and the answer says what it decided: 200 with the seat, or 409 with the refusal.
+pub async fn seats<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp) -> AppResponse {
+    use tollgate::billing::facts::{Fact, Subject as CoreSubject};
+    let body = match json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let org = body.get("organization_id").and_then(Value::as_str).unwrap_or("");
+    let user = body.get("user_id").and_then(Value::as_str).unwrap_or("");
+    if !is_uuid(org) || !is_uuid(user) {
+        return error(400, "invalid_subject", "organization_id and user_id must be UUIDs");
+    }
+    let action = body.get("action").and_then(Value::as_str).unwrap_or("assign");
+    let request_id = body
+        .get("request_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{action}:{}", now.unix()));
+    let (o, u) = (CoreSubject::org(org), CoreSubject::user(user));
+    let fact = match action {
+        "assign" => Fact::seat_assigned(o, u, &request_id, now),
+        "release" => Fact::seat_released(o, u, &request_id, now),
+        other => {
+            return error(
+                400,
+                "invalid_action",
+                format!("action `{other}`: use assign or release"),
+            )
+        }
+    };
+    if let Err(e) = crate::webhook::apply_facts(app, None, vec![fact], now).await {
+        return store_error(&e);
+    }
+    let held = match app
+        .store
+        .select(
+            "seat_allocations",
+            "organization_id,user_id,status,allocated_at",
+            &[
+                ("organization_id", crate::supabase::Filter::Eq(org.into())),
+                ("user_id", crate::supabase::Filter::Eq(user.into())),
+                ("status", crate::supabase::Filter::Eq("active".into())),
+            ],
+        )
+        .await
+    {
+        Ok(v) => v.as_array().is_some_and(|a| !a.is_empty()),
+        Err(e) => return store_error(&e),
+    };
+    match (action, held) {
+        ("assign", true) | ("release", false) => AppResponse::json(
+            200,
+            &json!({"status": if held { "seated" } else { "released" }, "organization_id": org, "user_id": user}),
+        ),
+        ("assign", false) => error(
+            409,
+            "no_seat",
+            "the organization has no seat left for this user (see its seat count)",
+        ),
+        _ => error(409, "still_seated", "the seat could not be released"),
     }
 }

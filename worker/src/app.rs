@@ -118,7 +118,8 @@ impl<T: Transport> App<T> {
             (Method::Get, "/v1/entitlements") => self.entitlements(&req, now).await,
             (Method::Post, "/v1/usage/quote") => self.usage(&req, now, false).await,
             (Method::Post, "/v1/usage/consume") => self.usage(&req, now, true).await,
-            (Method::Post, "/v1/admin/grants") => self.admin_grants(&req, now).await,
+            (Method::Post, "/v1/admin/grants") => self.admin(&req, now, false).await,
+            (Method::Post, "/v1/admin/seats") => self.admin(&req, now, true).await,
             (Method::Post, "/webhooks/stripe") => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
             (Method::Post, "/webhooks/razorpay") => self.webhook(crate::webhook::Provider::Razorpay, &req, now).await,
             (Method::Options, _) => AppResponse {
@@ -275,7 +276,7 @@ impl<T: Transport> App<T> {
 
     // ------------------------------------------------------------------ admin
 
-    async fn admin_grants(&self, req: &InRequest, now: Timestamp) -> AppResponse {
+    async fn admin(&self, req: &InRequest, now: Timestamp, seats: bool) -> AppResponse {
         let Some(secret) = &self.config.admin_secret else {
             return error(404, "not_found", "admin routes are disabled (no ADMIN_SECRET)");
         };
@@ -291,7 +292,11 @@ impl<T: Transport> App<T> {
             )
             .with_header("www-authenticate", "Bearer");
         }
-        crate::admin::grants(self, req, now).await
+        if seats {
+            crate::admin::seats(self, req, now).await
+        } else {
+            crate::admin::grants(self, req, now).await
+        }
     }
 
     // ------------------------------------------------------------------ webhooks

@@ -99,7 +99,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         Ok(a) => a,
         Err(e) => return to_response(error(500, "misconfigured", e)),
     };
-    let url = req.url()?;
+    // The path comes pre-split by the runtime; the query is cut from the raw URL here, so
+    // nothing parses URLs (the url crate's IDNA tables would double the bundle).
+    let raw_url = req.inner().url();
+    let query = raw_url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
     let mut headers = Headers::new();
     for (k, v) in req.headers().entries() {
         headers.0.push((k, v));
@@ -107,8 +113,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let body = req.bytes().await.unwrap_or_default();
     let inreq = InRequest {
         method: Method::parse(req.method().as_ref()),
-        path: url.path().to_string(),
-        query: url.query().unwrap_or("").to_string(),
+        path: req.path(),
+        query: query.to_string(),
         headers,
         body,
     };
