@@ -691,7 +691,7 @@ fn check_credits(st: &BillingState, facts: &[Fact]) -> Result<(), TestCaseError>
 }
 
 proptest! {
-    #![proptest_config(config(1500))]
+    #![proptest_config(config(1200))]
 
     /// Duplicates and any order of arrival fold to the same state; the credit
     /// invariants hold; nothing is left pending when every attribution is there.
@@ -731,7 +731,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(700))]
+    #![proptest_config(config(600))]
 
     /// Without the checkouts and customer links, the facts they attribute wait
     /// in `pending` (none is dropped); adding them back, in any order, through
@@ -781,7 +781,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(150))]
+    #![proptest_config(config(120))]
 
     /// Facts applied one at a time (in arrival order, with duplicates, the
     /// clock moving forward) give what a fold of the facts so far gives.
