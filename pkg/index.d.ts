@@ -1,0 +1,298 @@
+// Types of the tollgate package (hand-written; the generated wasm-bindgen
+// bindings in tollgate.d.ts are internal).
+
+// ------------------------------------------------------------------ values
+
+/** An instant: a Date, an RFC 3339 string ("2026-03-01T00:00:00Z"), or epoch milliseconds. */
+export type Now = Date | string | number;
+
+/** Why a decision came out the way it did. */
+export type Reason =
+  | 'active'
+  | 'trial'
+  | 'grace_period'
+  | 'canceled_until_period_end'
+  | 'default_tier'
+  | 'within_limit'
+  | 'no_entitlement'
+  | 'tier_too_low'
+  | 'not_in_tier'
+  | 'expired'
+  | 'grace_ended'
+  | 'not_yet_valid'
+  | 'limit_reached';
+
+export type Interval = 'month' | 'year' | 'one_time';
+
+/** Money in integer minor units (cents, paise) of a lower-case ISO 4217 currency. */
+export interface Money {
+  amount: number;
+  currency: string;
+}
+
+/** The cheapest offer in the catalog that would turn a denial into an allow. */
+export interface Upgrade {
+  /** The offer key (checkout metadata `offer_key`). */
+  offer: string;
+  label: string;
+  price: Money;
+  interval: Interval;
+  /** Human text, e.g. "Creation Cloud Pro — $59.00/month". */
+  display: string;
+}
+
+/** An answer with its explanation. */
+export interface Decision {
+  allowed: boolean;
+  reason: Reason;
+  /** The effective tier of the product involved; null: no tier at all. */
+  tier: string | null;
+  /** The id of the grant that decided it, when one did. */
+  grant?: string;
+  /** The answer holds until this instant (RFC 3339, exclusive); null: until the entitlements change. */
+  holds_until: string | null;
+  /** When denied: the cheapest offer that would allow it (absent when none does). */
+  upgrade?: Upgrade;
+}
+
+/** A limit: a whole number, or explicitly unlimited. */
+export type LimitValue = number | 'unlimited';
+
+export interface LimitInfo {
+  limit: LimitValue;
+  tier: string | null;
+  holds_until: string | null;
+}
+
+/** Seed 001's export rule. */
+export type ExportPolicy =
+  | { policy: 'full' }
+  | { policy: 'watermarked' }
+  | { policy: 'refused'; message: string; upgrade: Upgrade | null };
+
+/** The state of one tool on a page. */
+export interface ToolState {
+  tool: string;
+  label: string;
+  locked: boolean;
+  decision: Decision;
+}
+
+/** Used so far in the current period, by limit id (whole numbers). */
+export type Usage = Record<string, number>;
+
+// ------------------------------------------------------------------ entitlements
+
+export type Source = 'stripe' | 'razorpay' | 'manual_grant' | 'bundle' | 'promotion';
+export type Status = 'active' | 'trial' | 'past_due' | 'canceled';
+/** A timestamp in input: an RFC 3339 string or integer Unix seconds. */
+export type TimestampInput = string | number;
+
+/** One grant of a tier of a product, for a time window. */
+export interface Grant {
+  id?: string;
+  product: string;
+  tier: string;
+  source: Source;
+  status: Status;
+  valid_from: TimestampInput;
+  valid_to?: TimestampInput | null;
+  past_due_since?: TimestampInput | null;
+  offer?: string | null;
+  source_ref?: string | null;
+}
+
+/** What a subject holds. A bare list of grants is accepted too. */
+export interface Entitlements {
+  subject?: string;
+  grants: Grant[];
+  /** Credit balances by pool. */
+  balances?: Record<string, number>;
+}
+
+export type EntitlementsInput = Entitlements | Grant[] | string;
+
+/** A row of seed 000's `cloud_entitlements` table. */
+export interface CloudEntitlementRow {
+  id?: string | null;
+  user_id?: string | null;
+  cloud_id: string;
+  tier: string;
+  source: Source;
+  status: Status;
+  valid_from?: TimestampInput | null;
+  valid_to?: TimestampInput | null;
+  created_at?: TimestampInput | null;
+  updated_at?: TimestampInput | null;
+  past_due_since?: TimestampInput | null;
+  offer_key?: string | null;
+  source_ref?: string | null;
+}
+
+/** Seed 001's user: `subscription_tier`, optionally with grants (which then decide the tier). */
+export type PlanUser = {
+  subscription_tier?: string | null;
+  entitlements?: Grant[] | null;
+  [field: string]: unknown;
+} | null | undefined;
+
+// ------------------------------------------------------------------ catalogs
+
+/** The catalog document (see catalogs/*.toml in the repository for every field). */
+export interface CatalogDoc {
+  catalog: {
+    id: string;
+    name: string;
+    version: string;
+    currency: string;
+    grace_period_days?: number;
+    plan_product?: string;
+  };
+  products: Array<{ id: string; name?: string; tiers: string[]; default_tier?: string }>;
+  offers?: Array<Record<string, unknown> & { key: string; label: string }>;
+  capabilities?: Array<Record<string, unknown> & { id: string; product: string }>;
+  limits?: Array<Record<string, unknown> & { id: string; product: string }>;
+  credit_pools?: Array<Record<string, unknown> & { id: string }>;
+  usage?: Record<string, unknown>;
+  tools?: Array<{
+    id: string;
+    label: string;
+    page?: string;
+    description?: string;
+    requires: { product?: string; tier?: string; capability?: string; limit?: string };
+  }>;
+}
+
+/** A validated catalog. */
+export declare class Catalog {
+  private constructor();
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  toJSON(): CatalogDoc;
+}
+
+/** A catalog that did not load: `path` names the field, `line` the JSON line when known. */
+export interface CatalogError extends Error {
+  path: string;
+  line: number | null;
+}
+
+/**
+ * Parses and validates a catalog: JSON text or the parsed object. Throws a
+ * {@link CatalogError} naming the field path (and, for JSON text, the line).
+ */
+export declare function loadCatalog(src: string | CatalogDoc | Catalog): Catalog;
+
+/** The catalog the seed-compatible helpers use (default: the bundled VCM Suite catalog). */
+export declare function defaultCatalog(): Catalog;
+
+/** Sets the catalog the seed-compatible helpers use; returns it. */
+export declare function useCatalog(catalog: string | CatalogDoc | Catalog): Catalog;
+
+// ------------------------------------------------------------------ loading
+
+/** What `init` loads the WebAssembly from (default: `tollgate_bg.wasm` next to the package's JS). */
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+/**
+ * Loads the WebAssembly module: needed once in browsers and browser bundles
+ * before the first call; a no-op in Node and Cloudflare Workers, which load it on import.
+ */
+export declare function init(input?: InitInput | Promise<InitInput>): Promise<void>;
+
+/** Loads the WebAssembly module synchronously from bytes or a compiled module. */
+export declare function initSync(module: BufferSource | WebAssembly.Module): void;
+
+/** Whether the WebAssembly module is loaded. */
+export declare function isReady(): boolean;
+
+// ------------------------------------------------------------------ stateful engine
+
+/**
+ * A catalog and one subject's entitlements, loaded once: answers by name with
+ * explained decisions or, on the hot path, by index with {@link Engine.check}.
+ */
+export declare class Engine {
+  /** `catalog`: null or omitted for the default catalog. */
+  constructor(catalog?: string | CatalogDoc | Catalog | null, entitlements?: EntitlementsInput | null);
+  readonly catalog: Catalog;
+  /** Replaces the entitlements (a new snapshot) and drops the cache. */
+  setEntitlements(entitlements: EntitlementsInput): this;
+  hasAccess(product: string, tier: string, now?: Now): Decision;
+  can(capability: string, now?: Now): Decision;
+  limit(name: string, now?: Now): LimitValue;
+  limitInfo(name: string, now?: Now): LimitInfo;
+  /** May one more unit be used, given `used` (a whole number) so far in the limit's period? */
+  checkLimit(name: string, used: number, now?: Now): Decision;
+  exportPolicy(now?: Now): ExportPolicy;
+  /** Every tool of `page` (every tool when omitted or null) at once. */
+  pageState(page?: string | null, usage?: Usage | null, now?: Now): ToolState[];
+  toolState(id: string, usage?: Usage | null, now?: Now): ToolState;
+  productIndex(product: string): number;
+  tierIndex(product: string, tier: string): number;
+  /**
+   * The hot path: does the subject hold at least tier `tierIx` of product
+   * `productIx` at `nowMs` (epoch milliseconds, default Date.now())? Indices the
+   * catalog does not have answer false.
+   */
+  check(productIx: number, tierIx: number, nowMs?: number): boolean;
+  /** The next instant (RFC 3339) at which any answer can change; null: none. */
+  nextChange(now?: Now): string | null;
+  /** Releases the WebAssembly memory now (otherwise the garbage collector does). */
+  free(): void;
+}
+
+// ------------------------------------------------------------------ seed-compatible helpers
+
+/**
+ * Seed 000's `hasAccess(entitlements, cloud, requiredTier)` over
+ * `cloud_entitlements` rows, with tollgate's access rules (trials count,
+ * expiry and `valid_from` apply, the highest valid row wins).
+ */
+export declare function hasAccess(
+  entitlements: CloudEntitlementRow[] | null | undefined,
+  cloud: string,
+  requiredTier: string,
+  now?: Now,
+): boolean;
+
+/** `hasAccess` with its explanation. */
+export declare function explainAccess(
+  entitlements: CloudEntitlementRow[] | null | undefined,
+  cloud: string,
+  requiredTier: string,
+  now?: Now,
+): Decision;
+
+/** Seed 001's `resolveUserTier(user)`: the plan tier; unknown or missing: the default tier ("free"). */
+export declare function resolveUserTier(user: PlanUser, now?: Now): string;
+
+export declare function canUseAI(user: PlanUser, now?: Now): boolean;
+export declare function canExportFullRes(user: PlanUser, now?: Now): boolean;
+export declare function shouldWatermarkExports(user: PlanUser, now?: Now): boolean;
+export declare function canUseHeavyTools(user: PlanUser, now?: Now): boolean;
+export declare function canUseMultiStepHeavyTools(user: PlanUser, now?: Now): boolean;
+
+/** Any capability of the catalog for a seed-001 user, explained. */
+export declare function explainUser(user: PlanUser, capability: string, now?: Now): Decision;
+
+/** Seed 001's workflow rule: may another run start, given the runs already made today? */
+export declare function workflowRunAllowed(user: PlanUser, runsToday: number, now?: Now): boolean;
+
+/** `workflowRunAllowed`, explained. */
+export declare function explainWorkflowRun(user: PlanUser, runsToday: number, now?: Now): Decision;
+
+/** Seed 001's export policy for a user. */
+export declare function applyExportPolicy(user: PlanUser, now?: Date | string | number): ExportPolicy;
+/** The seed's call shape: the payload when the user may export, null when not ("Upgrade to export."). */
+export declare function applyExportPolicy<P extends object>(user: PlanUser, payload: P, now?: Now): P | null;
+
+/** The capability ids the seed-001 helpers read from the catalog. */
+export declare const CAPABILITIES: Readonly<{
+  useAI: 'use_ai';
+  exportFullRes: 'export_full_res';
+  watermarkExports: 'watermark_exports';
+  heavyTools: 'heavy_tools';
+  multiStepHeavyTools: 'multi_step_heavy_tools';
+}>;

@@ -1,0 +1,432 @@
+// The package's public API under Node: every export, the forms of `now`, and
+// bad input, which must give a JS Error with a clear message, never a wasm trap.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+import * as tollgate from 'tollgate';
+import {
+  Catalog,
+  Engine,
+  loadCatalog,
+  useCatalog,
+  defaultCatalog,
+  init,
+  initSync,
+  isReady,
+  hasAccess,
+  explainAccess,
+  resolveUserTier,
+  canUseAI,
+  canExportFullRes,
+  shouldWatermarkExports,
+  canUseHeavyTools,
+  canUseMultiStepHeavyTools,
+  explainUser,
+  workflowRunAllowed,
+  explainWorkflowRun,
+  applyExportPolicy,
+  CAPABILITIES,
+} from 'tollgate';
+
+const PKG = new URL('../', import.meta.url);
+const vcmJson = readFileSync(new URL('catalogs/vcm-suite.json', PKG), 'utf8');
+const NOW = '2026-03-01T00:00:00Z';
+
+const grant = (over = {}) => ({
+  id: 'g1',
+  product: 'creation',
+  tier: 'pro',
+  source: 'stripe',
+  status: 'active',
+  valid_from: '2026-02-01T00:00:00Z',
+  valid_to: '2026-04-01T00:00:00Z',
+  ...over,
+});
+const row = (over = {}) => ({
+  id: 'row-1',
+  user_id: 'u1',
+  cloud_id: 'creation',
+  tier: 'pro',
+  source: 'stripe',
+  status: 'active',
+  valid_from: '2026-01-01T00:00:00+00:00',
+  valid_to: null,
+  ...over,
+});
+
+/** Asserts `fn` throws a real JS Error (not a wasm trap) whose message contains every part. */
+function throwsClearly(fn, ...parts) {
+  let caught;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== undefined, `expected an error containing ${parts.join(', ')}`);
+  assert.ok(caught instanceof Error, `expected an Error, got ${String(caught)}`);
+  assert.ok(!(caught instanceof WebAssembly.RuntimeError), `a wasm trap escaped: ${caught.message}`);
+  for (const p of parts) {
+    assert.ok(caught.message.includes(p), `error message ${JSON.stringify(caught.message)} lacks ${JSON.stringify(p)}`);
+  }
+  return caught;
+}
+
+// ------------------------------------------------------------------ module shape
+
+test('the package imports as ESM from Node and is ready on import', () => {
+  assert.equal(isReady(), true);
+  const pkgJson = JSON.parse(readFileSync(new URL('package.json', PKG), 'utf8'));
+  assert.equal(pkgJson.name, 'tollgate');
+  assert.equal(pkgJson.type, 'module');
+  assert.match(pkgJson.version, /^\d+\.\d+\.\d+$/);
+  const conditions = Object.keys(pkgJson.exports['.']);
+  for (const c of ['types', 'workerd', 'node', 'browser', 'default']) assert.ok(conditions.includes(c), `exports lacks ${c}`);
+  assert.equal(conditions[0], 'types', '`types` must come first');
+  assert.ok(conditions.indexOf('workerd') < conditions.indexOf('node'), 'workerd before node (wrangler may set both)');
+  for (const f of ['index.js', 'index.d.ts', 'node.js', 'workerd.js', 'tollgate.js', 'tollgate_bg.wasm', 'default-catalog.js']) {
+    assert.ok(pkgJson.files.includes(f), `files lacks ${f}`);
+  }
+});
+
+test('every export has a TypeScript declaration, and every declaration an export', () => {
+  const dts = readFileSync(new URL('index.d.ts', PKG), 'utf8');
+  const declared = new Set(
+    [...dts.matchAll(/^export (?:declare )?(?:function|class|const|let) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]),
+  );
+  const exported = new Set(Object.keys(tollgate));
+  assert.deepEqual([...exported].filter((n) => !declared.has(n)).sort(), [], 'exports without a declaration');
+  assert.deepEqual([...declared].filter((n) => !exported.has(n)).sort(), [], 'declarations without an export');
+});
+
+test('the browser entry needs init() first, says so, and works after it', () => {
+  const script = `
+    import { hasAccess, init, isReady } from './index.js';
+    import { readFileSync } from 'node:fs';
+    let before = '';
+    try { hasAccess([], 'creation', 'free'); } catch (e) { before = e.message; }
+    const ready0 = isReady();
+    await init(readFileSync(new URL('./tollgate_bg.wasm', import.meta.url)));
+    await init(); // a second call is a no-op
+    console.log(JSON.stringify({ before, ready0, ready1: isReady(), answer: hasAccess([], 'creation', 'free', '${NOW}') }));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: PKG, encoding: 'utf8' });
+  const r = JSON.parse(out);
+  assert.match(r.before, /await init\(\)/);
+  assert.equal(r.ready0, false);
+  assert.equal(r.ready1, true);
+  assert.equal(r.answer, true);
+});
+
+test('init() and initSync() are no-ops once loaded', async () => {
+  await init();
+  initSync(new Uint8Array([0, 1, 2])); // ignored: already loaded
+  assert.equal(hasAccess([], 'creation', 'free', NOW), true);
+});
+
+// ------------------------------------------------------------------ catalogs
+
+test('loadCatalog takes JSON text or an object; the default is VCM Suite', () => {
+  const a = loadCatalog(vcmJson);
+  const b = loadCatalog(JSON.parse(vcmJson));
+  assert.ok(a instanceof Catalog);
+  assert.equal(a.id, 'vcm-suite');
+  assert.equal(b.name, a.name);
+  assert.equal(typeof a.version, 'string');
+  assert.deepEqual(a.toJSON(), JSON.parse(vcmJson));
+  assert.equal(loadCatalog(a), a, 'a Catalog passes through');
+  assert.equal(defaultCatalog().id, 'vcm-suite');
+});
+
+test('a broken catalog gives an Error with its field path', () => {
+  const doc = JSON.parse(vcmJson);
+  doc.offers[0].grants[0].tier = 'platinum';
+  const e = throwsClearly(() => loadCatalog(doc), 'offers[0].grants[0].tier', 'platinum');
+  assert.equal(e.path, 'offers[0].grants[0].tier');
+  assert.equal(e.line, null);
+});
+
+test('a catalog that is not valid JSON gives an Error with its line', () => {
+  const broken = vcmJson.replace('"products": [', '"products": [,');
+  const e = throwsClearly(() => loadCatalog(broken), 'invalid JSON catalog');
+  const want = vcmJson.slice(0, vcmJson.indexOf('"products": [')).split('\n').length;
+  assert.equal(e.line, want);
+});
+
+test('loadCatalog rejects TOML and non-catalogs clearly', () => {
+  throwsClearly(() => loadCatalog('[catalog]\nid = "x"\n'), 'JSON');
+  throwsClearly(() => loadCatalog(42), 'loadCatalog expects JSON text or an object');
+  throwsClearly(() => loadCatalog({ products: [] }), 'catalog');
+  throwsClearly(() => new Catalog({}), 'loadCatalog');
+});
+
+test('useCatalog switches the catalog of the seed helpers', () => {
+  try {
+    const doc = JSON.parse(vcmJson);
+    doc.capabilities.find((c) => c.id === 'use_ai').min_tier = 'starter';
+    const c = useCatalog(doc);
+    assert.equal(defaultCatalog(), c);
+    assert.equal(canUseAI({ subscription_tier: 'starter' }, NOW), true);
+  } finally {
+    useCatalog(vcmJson);
+  }
+  assert.equal(canUseAI({ subscription_tier: 'starter' }, NOW), false);
+});
+
+// ------------------------------------------------------------------ Engine
+
+test('Engine answers by name with snake_case decisions', () => {
+  const e = new Engine(defaultCatalog(), { grants: [grant()] });
+  const d = e.hasAccess('creation', 'pro', NOW);
+  assert.deepEqual(Object.keys(d).sort(), ['allowed', 'grant', 'holds_until', 'reason', 'tier']);
+  assert.equal(d.allowed, true);
+  assert.equal(d.reason, 'active');
+  assert.equal(d.holds_until, '2026-04-01T00:00:00Z');
+  const no = new Engine(defaultCatalog(), [grant({ tier: 'basic' })]).hasAccess('creation', 'pro', NOW);
+  assert.equal(no.allowed, false);
+  assert.equal(no.reason, 'tier_too_low');
+  assert.equal(no.tier, 'basic');
+  assert.equal(typeof no.upgrade.offer, 'string');
+  assert.equal(typeof no.upgrade.price.amount, 'number');
+  assert.equal(typeof no.upgrade.display, 'string');
+  assert.equal(e.catalog.id, 'vcm-suite');
+});
+
+test('Engine takes a bare list of grants, a JSON string, or nothing', () => {
+  assert.equal(new Engine(vcmJson, [grant()]).hasAccess('creation', 'pro', NOW).allowed, true);
+  assert.equal(new Engine(null, JSON.stringify({ grants: [grant()] })).hasAccess('creation', 'pro', NOW).allowed, true);
+  assert.equal(new Engine().hasAccess('creation', 'pro', NOW).allowed, false);
+});
+
+test('can, limit, limitInfo, checkLimit, exportPolicy for the plan', () => {
+  const e = new Engine(defaultCatalog(), [grant({ product: 'suite', tier: 'starter' })]);
+  assert.equal(e.can('use_ai', NOW).allowed, false);
+  assert.equal(e.can('use_ai', NOW).upgrade.offer, 'SUITE_PRO_MONTHLY');
+  assert.equal(e.limit('workflow_runs_per_day', NOW), 3);
+  assert.deepEqual(e.limitInfo('workflow_runs_per_day', NOW), {
+    limit: 3,
+    tier: 'starter',
+    holds_until: '2026-04-01T00:00:00Z',
+  });
+  assert.equal(e.checkLimit('workflow_runs_per_day', 2, NOW).allowed, true);
+  const full = e.checkLimit('workflow_runs_per_day', 3, NOW);
+  assert.equal(full.allowed, false);
+  assert.equal(full.reason, 'limit_reached');
+  assert.deepEqual(e.exportPolicy(NOW), { policy: 'watermarked' });
+  e.setEntitlements([grant({ product: 'suite', tier: 'basic' })]);
+  assert.equal(e.limit('workflow_runs_per_day', NOW), 'unlimited');
+  assert.deepEqual(e.exportPolicy(NOW), { policy: 'full' });
+  e.setEntitlements({ grants: [] });
+  const refused = e.exportPolicy(NOW);
+  assert.equal(refused.policy, 'refused');
+  assert.equal(refused.message, 'Upgrade to export.');
+  assert.equal(typeof refused.upgrade.offer, 'string');
+});
+
+test('pageState gives every tool of a page, or all 30 VCM tools at once; toolState one', () => {
+  const e = new Engine(defaultCatalog(), [grant()]);
+  const all = e.pageState(undefined, undefined, NOW);
+  assert.equal(all.length, defaultCatalog().toJSON().tools.length);
+  assert.equal(all.length, 30);
+  for (const t of all) {
+    assert.equal(typeof t.tool, 'string');
+    assert.equal(typeof t.label, 'string');
+    assert.equal(t.locked, !t.decision.allowed);
+  }
+  const creation = e.pageState('creation', {}, NOW);
+  assert.ok(creation.length > 0 && creation.length < all.length);
+  const one = e.toolState(creation[0].tool, null, NOW);
+  assert.deepEqual(one, creation[0]);
+  assert.deepEqual(e.pageState('no-such-page', null, NOW), []);
+  throwsClearly(() => e.toolState('no-such-tool', null, NOW), 'unknown tool `no-such-tool`');
+});
+
+test('pageState reads usage for limit-gated tools', () => {
+  const doc = JSON.parse(vcmJson);
+  const gated = doc.tools.find((t) => t.requires.limit);
+  assert.ok(gated, 'the VCM catalog has a tool gated by a limit');
+  const e = new Engine(doc, [grant({ product: 'suite', tier: 'starter' })]);
+  const under = e.toolState(gated.id, { [gated.requires.limit]: 0 }, NOW);
+  const over = e.toolState(gated.id, { [gated.requires.limit]: 1000 }, NOW);
+  assert.ok(under.locked === false || under.decision.reason !== 'limit_reached');
+  assert.equal(over.locked, true);
+  throwsClearly(() => e.pageState(null, { [gated.requires.limit]: -1 }, NOW), 'usage');
+  throwsClearly(() => e.pageState(null, { [gated.requires.limit]: 'many' }, NOW), 'usage');
+});
+
+test('the hot path: indices, check(), and the cache across boundaries', () => {
+  const e = new Engine(defaultCatalog(), [grant()]);
+  const p = e.productIndex('creation');
+  const pro = e.tierIndex('creation', 'pro');
+  const ent = e.tierIndex('creation', 'enterprise');
+  assert.equal(typeof p, 'number');
+  const at = (iso) => Date.parse(iso);
+  assert.equal(e.check(p, pro, at('2026-01-31T23:59:59Z')), false, 'before valid_from');
+  assert.equal(e.check(p, pro, at('2026-02-01T00:00:00Z')), true);
+  assert.equal(e.check(p, pro, at('2026-03-31T23:59:59Z')), true);
+  assert.equal(e.check(p, pro, at('2026-04-01T00:00:00Z')), false, 'valid_to is exclusive');
+  assert.equal(e.check(p, pro, at('2026-03-15T00:00:00Z')), true, 'going back in time re-evaluates');
+  assert.equal(e.check(p, ent, at(NOW)), false);
+  assert.equal(e.check(p, 99, at(NOW)), false, 'an unknown tier index answers false');
+  assert.equal(e.check(999, 0, at(NOW)), false, 'an unknown product index answers false');
+  assert.equal(e.check(p, pro, NaN), false, 'a non-finite now answers false');
+  assert.throws(() => e.check(-1, 0, at(NOW)), TypeError);
+  assert.throws(() => e.check('creation', 0, at(NOW)), TypeError);
+  assert.throws(() => e.check(p, 1.5, at(NOW)), TypeError);
+  e.setEntitlements([]);
+  assert.equal(e.check(p, pro, at(NOW)), false, 'new entitlements drop the cache');
+  assert.equal(typeof e.check(p, 0), 'boolean', 'now defaults to Date.now()');
+});
+
+test('nextChange is the next boundary, or null', () => {
+  const e = new Engine(defaultCatalog(), [grant()]);
+  assert.equal(e.nextChange('2026-01-15T00:00:00Z'), '2026-02-01T00:00:00Z');
+  assert.equal(e.nextChange(NOW), '2026-04-01T00:00:00Z');
+  assert.equal(e.nextChange('2026-05-01T00:00:00Z'), null);
+});
+
+test('unknown products, tiers, capabilities and limits are Errors with the core message', () => {
+  const e = new Engine(defaultCatalog());
+  throwsClearly(() => e.hasAccess('nope', 'pro', NOW), 'unknown product `nope`');
+  throwsClearly(() => e.hasAccess('creation', 'gold', NOW), '`gold` is not a tier of product `creation`');
+  throwsClearly(() => e.productIndex('nope'), 'unknown product `nope`');
+  throwsClearly(() => e.tierIndex('nope', 'pro'), 'unknown product `nope`');
+  throwsClearly(() => e.tierIndex('creation', 'gold'), '`gold` is not a tier of product `creation`');
+  throwsClearly(() => e.can('fly', NOW), 'unknown capability `fly`');
+  throwsClearly(() => e.limit('storage_gb', NOW), 'unknown limit `storage_gb`');
+  throwsClearly(() => e.checkLimit('workflow_runs_per_day', -1, NOW), '`used` must be a whole number');
+  throwsClearly(() => e.checkLimit('workflow_runs_per_day', 1.5, NOW), '`used` must be a whole number');
+  throwsClearly(() => e.checkLimit('workflow_runs_per_day', '3', NOW), '`used` must be a number');
+  throwsClearly(() => e.hasAccess(undefined, 'pro', NOW), '`product` must be a string');
+  // The engine is unharmed by all of that.
+  assert.equal(e.hasAccess('creation', 'free', NOW).allowed, true);
+});
+
+test('malformed entitlements name the grant and the field', () => {
+  throwsClearly(() => new Engine(null, { grants: [grant(), grant({ valid_from: 'tomorrow' })] }), 'grants[1]', 'RFC 3339');
+  throwsClearly(() => new Engine(null, [grant({ status: 'paused' })]), 'grants[0]', 'unknown variant `paused`');
+  const noTier = grant();
+  delete noTier.tier;
+  throwsClearly(() => new Engine(null, [noTier]), 'grants[0]', 'missing field `tier`');
+  throwsClearly(() => new Engine(null, { grants: 'all' }), 'invalid entitlements');
+  throwsClearly(() => new Engine(null, '{"grants": ['), 'invalid entitlements');
+  const cyclic = { grants: [] };
+  cyclic.self = cyclic;
+  throwsClearly(() => new Engine(null, cyclic), 'cannot be turned into JSON');
+  throwsClearly(() => new Engine(null, 7), 'invalid entitlements');
+});
+
+// ------------------------------------------------------------------ now
+
+test('now: a Date, an RFC 3339 string, epoch ms, or omitted (Date.now())', () => {
+  const e = new Engine(defaultCatalog(), [grant()]);
+  const inside = '2026-03-31T23:59:59Z';
+  const end = '2026-04-01T00:00:00Z';
+  for (const now of [inside, new Date(inside), Date.parse(inside), '2026-04-01T05:29:59+05:30']) {
+    assert.equal(e.hasAccess('creation', 'pro', now).allowed, true, `now = ${String(now)}`);
+  }
+  for (const now of [end, new Date(end), Date.parse(end), Date.parse(end) + 0.5]) {
+    assert.equal(e.hasAccess('creation', 'pro', now).allowed, false, `now = ${String(now)}`);
+  }
+  // Omitted: the wrapper reads Date.now() (the core never reads a clock).
+  const open = new Engine(defaultCatalog(), [grant({ valid_from: '2000-01-01T00:00:00Z', valid_to: null })]);
+  const future = new Engine(defaultCatalog(), [grant({ valid_from: '2999-01-01T00:00:00Z', valid_to: null })]);
+  assert.equal(open.hasAccess('creation', 'pro').allowed, true);
+  assert.equal(future.hasAccess('creation', 'pro').allowed, false);
+  assert.equal(hasAccess([row({ valid_from: '2999-01-01T00:00:00Z' })], 'creation', 'pro'), false);
+});
+
+test('a bad now is an Error, never a trap', () => {
+  const e = new Engine(defaultCatalog());
+  throwsClearly(() => e.hasAccess('creation', 'pro', 'yesterday'), 'RFC 3339');
+  throwsClearly(() => e.hasAccess('creation', 'pro', '1700000000'), 'ambiguous');
+  throwsClearly(() => e.hasAccess('creation', 'pro', NaN), 'finite');
+  throwsClearly(() => e.hasAccess('creation', 'pro', Infinity), 'finite');
+  throwsClearly(() => e.hasAccess('creation', 'pro', new Date('nope')), 'invalid Date');
+  throwsClearly(() => e.hasAccess('creation', 'pro', {}), '`now` must be');
+  throwsClearly(() => e.hasAccess('creation', 'pro', 1e300), '`now` must be');
+});
+
+// ------------------------------------------------------------------ seed-compatible helpers
+
+test("seed 000's hasAccess over cloud_entitlements rows", () => {
+  assert.equal(hasAccess([row()], 'creation', 'pro', NOW), true);
+  assert.equal(hasAccess([row({ tier: 'basic' })], 'creation', 'pro', NOW), false);
+  assert.equal(hasAccess([row({ status: 'trial', valid_to: '2026-03-15T00:00:00Z' })], 'creation', 'pro', NOW), true);
+  assert.equal(hasAccess(undefined, 'creation', 'pro', NOW), false);
+  assert.equal(hasAccess([], 'creation', 'pro', NOW), false);
+  const d = explainAccess([row({ tier: 'basic' })], 'creation', 'pro', NOW);
+  assert.equal(d.reason, 'tier_too_low');
+  assert.equal(d.tier, 'basic');
+  assert.equal(typeof d.upgrade.offer, 'string');
+});
+
+test('malformed rows name the row and the field', () => {
+  throwsClearly(() => hasAccess([row(), row({ status: 'paused' })], 'creation', 'pro', NOW), 'rows[1]', 'unknown variant `paused`');
+  const noCloud = row();
+  delete noCloud.cloud_id;
+  throwsClearly(() => hasAccess([noCloud], 'creation', 'pro', NOW), 'rows[0]', 'missing field `cloud_id`');
+  throwsClearly(() => hasAccess([row({ valid_to: 'soon' })], 'creation', 'pro', NOW), 'rows[0]', 'RFC 3339');
+  throwsClearly(() => hasAccess({ cloud_id: 'creation' }, 'creation', 'pro', NOW), 'array of cloud_entitlements rows');
+  throwsClearly(() => hasAccess([row()], 'podcast', 'pro', NOW), 'unknown product `podcast`');
+  throwsClearly(() => hasAccess([row()], 'creation', 'gold', NOW), '`gold` is not a tier of product `creation`');
+  throwsClearly(() => explainAccess([row()], 'creation', 7, NOW), '`requiredTier` must be a string');
+});
+
+test("seed 001's user helpers", () => {
+  assert.equal(resolveUserTier(null), 'free');
+  assert.equal(resolveUserTier(undefined), 'free');
+  assert.equal(resolveUserTier({}), 'free');
+  assert.equal(resolveUserTier({ subscription_tier: 'starter' }), 'starter');
+  assert.equal(resolveUserTier({ subscription_tier: 'gold' }), 'free');
+  assert.equal(resolveUserTier({ subscription_tier: 7 }), 'free', 'like the seed: anything else is free');
+  assert.equal(resolveUserTier({ id: 'u1', email: 'a@b.c', subscription_tier: 'pro', created: new Date() }), 'pro');
+
+  const free = null;
+  const starter = { subscription_tier: 'starter' };
+  const basic = { subscription_tier: 'basic' };
+  const pro = { subscription_tier: 'pro' };
+  assert.deepEqual([free, starter, basic, pro].map((u) => canUseAI(u, NOW)), [false, false, false, true]);
+  assert.deepEqual([free, starter, basic, pro].map((u) => canExportFullRes(u, NOW)), [false, false, true, true]);
+  assert.deepEqual([free, starter, basic, pro].map((u) => shouldWatermarkExports(u, NOW)), [false, true, false, false]);
+  assert.deepEqual([free, starter, basic, pro].map((u) => canUseHeavyTools(u, NOW)), [false, false, true, true]);
+  assert.deepEqual([free, starter, basic, pro].map((u) => canUseMultiStepHeavyTools(u, NOW)), [false, false, false, true]);
+  assert.equal(CAPABILITIES.useAI, 'use_ai');
+  assert.equal(explainUser(starter, 'use_ai', NOW).upgrade.offer, 'SUITE_PRO_MONTHLY');
+  throwsClearly(() => explainUser(pro, 'fly', NOW), 'unknown capability `fly`');
+  throwsClearly(() => canUseAI('pro', NOW), '`user` must be an object');
+});
+
+test('a user with grants: the tier comes from them, and expires', () => {
+  const u = { subscription_tier: 'basic', entitlements: [grant({ product: 'suite', tier: 'pro' })] };
+  assert.equal(resolveUserTier(u, NOW), 'pro');
+  assert.equal(resolveUserTier(u, '2026-04-01T00:00:00Z'), 'free');
+  throwsClearly(() => resolveUserTier({ entitlements: [grant({ status: 'paused' })] }, NOW), 'grants[0]', 'paused');
+});
+
+test("seed 001's workflow rule", () => {
+  const starter = { subscription_tier: 'starter' };
+  assert.equal(workflowRunAllowed(starter, 2, NOW), true);
+  assert.equal(workflowRunAllowed(starter, 3, NOW), false);
+  assert.equal(workflowRunAllowed({ subscription_tier: 'basic' }, 1e6, NOW), true);
+  assert.equal(workflowRunAllowed(null, 0, NOW), false);
+  const d = explainWorkflowRun(starter, 3, NOW);
+  assert.equal(d.reason, 'limit_reached');
+  assert.equal(typeof d.upgrade.offer, 'string');
+  throwsClearly(() => workflowRunAllowed(starter, -1, NOW), '`runsToday` must be a whole number');
+  throwsClearly(() => workflowRunAllowed(starter, undefined, NOW), '`runsToday` must be a number');
+});
+
+test("seed 001's applyExportPolicy: the policy, or the seed's payload-or-null", () => {
+  assert.deepEqual(applyExportPolicy({ subscription_tier: 'starter' }, NOW), { policy: 'watermarked' });
+  assert.deepEqual(applyExportPolicy({ subscription_tier: 'pro' }), { policy: 'full' });
+  const refused = applyExportPolicy(null, new Date(NOW));
+  assert.equal(refused.policy, 'refused');
+  assert.equal(refused.message, 'Upgrade to export.');
+  const payload = { buffer: new Uint8Array(4), mimeType: 'image/png', filename: 'a.png' };
+  assert.equal(applyExportPolicy({ subscription_tier: 'basic' }, payload), payload);
+  assert.equal(applyExportPolicy({ subscription_tier: 'starter' }, payload, NOW), payload);
+  assert.equal(applyExportPolicy(null, payload, NOW), null);
+});

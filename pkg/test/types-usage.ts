@@ -1,0 +1,115 @@
+// Compiled (never run) by types.test.mjs: the declarations in index.d.ts
+// accept the documented uses and reject wrong ones.
+
+import {
+  Engine,
+  loadCatalog,
+  useCatalog,
+  defaultCatalog,
+  init,
+  initSync,
+  isReady,
+  hasAccess,
+  explainAccess,
+  resolveUserTier,
+  canUseAI,
+  canExportFullRes,
+  shouldWatermarkExports,
+  canUseHeavyTools,
+  canUseMultiStepHeavyTools,
+  explainUser,
+  workflowRunAllowed,
+  explainWorkflowRun,
+  applyExportPolicy,
+  CAPABILITIES,
+  type Catalog,
+  type CatalogError,
+  type Decision,
+  type ExportPolicy,
+  type LimitValue,
+  type ToolState,
+  type CloudEntitlementRow,
+  type Grant,
+} from 'tollgate';
+
+async function usage(bytes: Uint8Array): Promise<void> {
+  await init();
+  await init(new URL('https://example.invalid/tollgate_bg.wasm'));
+  initSync(bytes);
+  const ready: boolean = isReady();
+
+  const catalog: Catalog = loadCatalog('{}');
+  const again: Catalog = useCatalog(catalog.toJSON());
+  const id: string = defaultCatalog().id + again.name + again.version;
+
+  const grants: Grant[] = [
+    { product: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null },
+  ];
+  const engine = new Engine(catalog, { grants });
+  new Engine();
+  new Engine(null, grants);
+  engine.setEntitlements({ grants: [], balances: { credits: 3 } });
+
+  const d: Decision = engine.hasAccess('creation', 'pro', new Date());
+  const until: string | null = d.holds_until;
+  const offer: string | undefined = d.upgrade?.offer;
+  const c: Decision = engine.can('use_ai', '2026-03-01T00:00:00Z');
+  const lim: LimitValue = engine.limit('workflow_runs_per_day', Date.now());
+  const n: number = typeof lim === 'number' ? lim : Infinity;
+  engine.checkLimit('workflow_runs_per_day', 3);
+  const pol: ExportPolicy = engine.exportPolicy();
+  if (pol.policy === 'refused') {
+    const m: string = pol.message;
+  }
+  const page: ToolState[] = engine.pageState('creation', { workflow_runs_per_day: 2 });
+  engine.pageState();
+  engine.toolState('bg-remover');
+  const p: number = engine.productIndex('creation');
+  const t: number = engine.tierIndex('creation', 'pro');
+  const yes: boolean = engine.check(p, t, Date.now()) && engine.check(p, t);
+  const next: string | null = engine.nextChange();
+  engine.free();
+
+  const rows: CloudEntitlementRow[] = [
+    { cloud_id: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00+00:00', valid_to: null },
+  ];
+  const b: boolean = hasAccess(rows, 'creation', 'pro') && hasAccess(undefined, 'creation', 'pro', new Date());
+  const e: Decision = explainAccess(rows, 'creation', 'pro');
+  const user = { id: 'u1', subscription_tier: 'starter' };
+  const tier: string = resolveUserTier(user);
+  const flags: boolean[] = [
+    canUseAI(user),
+    canExportFullRes(null),
+    shouldWatermarkExports(undefined),
+    canUseHeavyTools(user, Date.now()),
+    canUseMultiStepHeavyTools(user),
+    workflowRunAllowed(user, 2),
+  ];
+  const w: Decision = explainWorkflowRun(user, 3);
+  const u: Decision = explainUser(user, CAPABILITIES.useAI);
+  const policy: ExportPolicy = applyExportPolicy(user);
+  const payload = { buffer: new Uint8Array(1), mimeType: 'image/png', filename: 'a.png' };
+  const out: typeof payload | null = applyExportPolicy(user, payload);
+
+  try {
+    loadCatalog('{');
+  } catch (err) {
+    const ce = err as CatalogError;
+    const where: string = ce.path + String(ce.line);
+  }
+
+  // @ts-expect-error: indices are numbers
+  engine.check('creation', 'pro', Date.now());
+  // @ts-expect-error: `now` is a Date, a string or a number
+  engine.hasAccess('creation', 'pro', {});
+  // @ts-expect-error: rows need cloud_id
+  hasAccess([{ tier: 'pro', source: 'stripe', status: 'active' }], 'creation', 'pro');
+  // @ts-expect-error: not a status
+  new Engine(null, [{ product: 'x', tier: 'y', source: 'stripe', status: 'paused', valid_from: 0 }]);
+  // @ts-expect-error: decisions are read-only shapes with known keys
+  d.holdsUntil;
+
+  void [ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
+}
+
+void usage;
