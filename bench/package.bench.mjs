@@ -1,0 +1,119 @@
+// `cargo xtask bench` (run after the package is built): the npm package under
+// Node against a plain-JavaScript implementation of seed 000's hasAccess on the
+// same data, every figure measured in this one run and reported as a ratio to
+// that baseline, plus the gzipped size of the .wasm.
+//
+// Usage: node bench/package.bench.mjs [--quick]
+
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+
+import { Engine, hasAccess, defaultCatalog } from '../pkg/node.js';
+
+const QUICK = process.argv.includes('--quick');
+const ROUND_MS = QUICK ? 60 : 300;
+const ROUNDS = QUICK ? 3 : 7;
+const WASM = new URL('../pkg/tollgate_bg.wasm', import.meta.url);
+const BUDGET_GZIP = 96 * 1024;
+
+// ------------------------------------------------------------------ the baseline: seed 000, as written there
+
+const TIER_ORDER = ['free', 'basic', 'pro', 'enterprise'];
+
+function seedHasAccess(entitlements, cloud, required) {
+  if (!entitlements || entitlements.length === 0) return false;
+  const record = entitlements.find((e) => e.cloud_id === cloud && e.status === 'active');
+  if (!record) return false;
+  return TIER_ORDER.indexOf(record.tier) >= TIER_ORDER.indexOf(required);
+}
+
+// ------------------------------------------------------------------ the data: one user's rows
+
+const NOW = Date.parse('2026-03-01T00:00:00Z');
+const rows = [
+  { id: 'r1', user_id: 'u1', cloud_id: 'video', tier: 'basic', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00+00:00', valid_to: '2026-04-01T00:00:00+00:00' },
+  { id: 'r2', user_id: 'u1', cloud_id: 'writing', tier: 'pro', source: 'bundle', status: 'active', valid_from: '2026-02-01T00:00:00+00:00', valid_to: null },
+  { id: 'r3', user_id: 'u1', cloud_id: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-02-15T00:00:00+00:00', valid_to: '2026-03-15T00:00:00+00:00' },
+];
+// The same rows as grants, for the stateful engine.
+const grants = rows.map((r) => ({
+  id: r.id,
+  product: r.cloud_id,
+  tier: r.tier,
+  source: r.source,
+  status: r.status,
+  valid_from: r.valid_from,
+  valid_to: r.valid_to,
+}));
+
+// ------------------------------------------------------------------ measuring
+
+let sink = 0;
+
+/** Median ns per call of `fn` over several timed rounds. */
+function measure(fn) {
+  const warm = performance.now() + ROUND_MS;
+  while (performance.now() < warm) for (let i = 0; i < 1000; i++) sink ^= fn() ? 1 : 0;
+  const results = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let n = 0;
+    const t0 = process.hrtime.bigint();
+    const end = performance.now() + ROUND_MS;
+    do {
+      for (let i = 0; i < 1000; i++) sink ^= fn() ? 1 : 0;
+      n += 1000;
+    } while (performance.now() < end);
+    results.push(Number(process.hrtime.bigint() - t0) / n);
+  }
+  results.sort((a, b) => a - b);
+  return results[results.length >> 1];
+}
+
+// Every implementation must give the same answers on this data before it is timed.
+const engine = new Engine(defaultCatalog(), grants);
+const pi = engine.productIndex('creation');
+const ti = engine.tierIndex('creation', 'pro');
+for (const [cloud, tier] of [['creation', 'pro'], ['video', 'pro'], ['writing', 'basic'], ['music', 'basic']]) {
+  const want = seedHasAccess(rows, cloud, tier);
+  const got = [
+    hasAccess(rows, cloud, tier, NOW),
+    engine.check(engine.productIndex(cloud), engine.tierIndex(cloud, tier), NOW),
+  ];
+  if (got.some((g) => g !== want)) throw new Error(`answers differ for ${cloud}/${tier}: ${want} vs ${got}`);
+}
+const page = engine.pageState(null, null, NOW);
+if (page.length !== 30) throw new Error(`the VCM catalog should have 30 tools, found ${page.length}`);
+
+const figures = [];
+const baseline = measure(() => seedHasAccess(rows, 'creation', 'pro'));
+figures.push(['seed 000 hasAccess, plain JS (baseline)', baseline]);
+figures.push(['Engine.check (stateful, by index)', measure(() => engine.check(pi, ti, NOW))]);
+figures.push(['Engine.check, now omitted (Date.now())', measure(() => engine.check(pi, ti))]);
+figures.push(['Engine.hasAccess (by name, explained)', measure(() => engine.hasAccess('creation', 'pro', NOW).allowed)]);
+figures.push(['package hasAccess (seed rows, per call)', measure(() => hasAccess(rows, 'creation', 'pro', NOW))]);
+const pageNs = measure(() => engine.pageState(null, null, NOW).length === 30);
+figures.push([`Engine.pageState, ${page.length} tools`, pageNs]);
+figures.push([`  per tool`, pageNs / page.length]);
+
+// ------------------------------------------------------------------ report
+
+const wasm = readFileSync(WASM);
+const gz = gzipSync(wasm, { level: 9 }).length;
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+console.log();
+console.log(`Node ${process.version}, ${ROUNDS} rounds of ${ROUND_MS} ms, median per call${QUICK ? ' (quick)' : ''}`);
+console.log(`${pad('', 44)}${lpad('ns/op', 10)}${lpad('x baseline', 12)}`);
+for (const [name, ns] of figures) {
+  console.log(`${pad(name, 44)}${lpad(ns.toFixed(1), 10)}${lpad((ns / baseline).toFixed(2), 12)}`);
+}
+console.log(`${pad('page of 30 tools vs 30 baseline calls', 44)}${lpad('', 10)}${lpad((pageNs / (30 * baseline)).toFixed(2), 12)}`);
+console.log();
+console.log(
+  `tollgate_bg.wasm: ${(wasm.length / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped ` +
+    `(budget ${BUDGET_GZIP / 1024} KB: ${gz <= BUDGET_GZIP ? 'within' : 'OVER'})`,
+);
+const check = figures[1][1];
+console.log(`stateful check vs plain-JS baseline: ${(check / baseline).toFixed(2)}x (aim: <= 1.00x: ${check <= baseline ? 'met' : 'NOT met'})`);
+if (sink === 42) console.log('');
