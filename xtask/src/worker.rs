@@ -592,3 +592,55 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
         "e2e tests",
     )
 }
+
+// ------------------------------------------------------------------ everything
+
+/// The seed catalogs the e2e suite runs against, one `wrangler dev` each.
+pub const CATALOGS: &[&str] = &["vcm-suite", "video-studio", "org-seats", "razorpay-ai"];
+
+/// Where the local stack is (from xtask's stack module).
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    /// The REST gateway's base URL, without `/rest/v1` (`http://127.0.0.1:54321`).
+    pub rest_url: String,
+    /// A superuser connection string for checking rows.
+    pub db_url: String,
+    /// The JWT secret the gateway verifies tokens with (HS256).
+    pub jwt_secret: String,
+    /// `sh` command lines that stop and start the stack's PostgreSQL.
+    pub pg_stop_cmd: String,
+    pub pg_start_cmd: String,
+}
+
+/// The worker's whole test stage, with the local stack already up: build the worker,
+/// then for each seed catalog write `.dev.vars`, start `wrangler dev` and run the e2e
+/// suite (each test file runs what applies to that catalog). Prints the bundle size.
+pub fn test_all(root: &Path, stack: &StackInfo) -> Result<BuildOutput> {
+    let tools = ensure_tools(root)?;
+    let out = build_with(root, &tools)?;
+    let secrets = LocalSecrets::generate(&stack.jwt_secret)?;
+    for catalog in CATALOGS {
+        say(&format!("worker e2e with catalog `{catalog}`"));
+        write_dev_vars(root, &secrets.dev_vars(&stack.rest_url, &stack.jwt_secret, catalog))?;
+        let dev = dev_start(root, DEV_PORT)?;
+        let env = E2eEnv {
+            worker_url: dev.url.clone(),
+            rest_url: stack.rest_url.clone(),
+            db_url: stack.db_url.clone(),
+            jwt_secret: stack.jwt_secret.clone(),
+            secrets: secrets.clone(),
+            pg_stop_cmd: stack.pg_stop_cmd.clone(),
+            pg_start_cmd: stack.pg_start_cmd.clone(),
+            catalog: catalog.to_string(),
+        };
+        let result = run_e2e(root, &env);
+        dev.stop()?;
+        result?;
+    }
+    say(&format!(
+        "worker bundle: {} KB wasm, {} KB gzipped upload (budget 350 KB)",
+        out.wasm_bytes / 1024,
+        out.gzip_bytes / 1024
+    ));
+    Ok(out)
+}
