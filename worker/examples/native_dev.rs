@@ -61,18 +61,15 @@ async fn serve(app: Rc<App<ReqwestTransport>>, mut sock: TcpStream) -> std::io::
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target, String::new()),
     };
-    let resp = app
-        .handle(
-            InRequest {
-                method,
-                path,
-                query,
-                headers,
-                body,
-            },
-            now(),
-        )
-        .await;
+    // Like `wrangler dev --test-scheduled`: GET /__scheduled runs the cron handler.
+    let resp = if path == "/__scheduled" {
+        match app.scheduled(now()).await {
+            Ok(v) => tollgate_worker::http::AppResponse::json(200, &v),
+            Err(e) => tollgate_worker::app::store_error(&e),
+        }
+    } else {
+        app.handle(InRequest { method, path, query, headers, body }, now()).await
+    };
     let mut out = format!(
         "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
         resp.status,

@@ -479,7 +479,7 @@ pub fn dev_start(root: &Path, port: u16) -> Result<WranglerDev> {
     say(&format!("starting wrangler dev on {DEV_HOST}:{port} (log: {})", log.display()));
     let child = Command::new("node")
         .arg(&wrangler)
-        .args(["dev", "--ip", DEV_HOST, "--port", &port.to_string(), "--inspector-port", "0", "--show-interactive-dev-session=false"])
+        .args(["dev", "--ip", DEV_HOST, "--port", &port.to_string(), "--inspector-port", "0", "--test-scheduled", "--show-interactive-dev-session=false"])
         .current_dir(root)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CI", "true")
