@@ -24,6 +24,19 @@ const skip = (env.catalog !== 'vcm-suite' && 'runs once, in the vcm-suite pass (
 
 const recorded = [];
 let proxy, wrangler, base, tmp;
+// Asymmetric signing keys (ES256, P-256) published as a JWKS, the way Supabase's
+// signing-keys system publishes them at /auth/v1/.well-known/jwks.json.
+const es = [crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }), crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })];
+let jwksHits = 0;
+function jwks() {
+  return { keys: es.map((k, i) => ({ ...k.publicKey.export({ format: 'jwk' }), kid: `k${i + 1}`, alg: 'ES256', use: 'sig' })) };
+}
+function es256(claims, kid, key) {
+  const b = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
+  const input = `${b({ alg: 'ES256', typ: 'JWT', kid })}.${b(claims)}`;
+  const sig = crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  return `${input}.${sig}`;
+}
 
 // PostgREST's documented vocabulary.
 const FILTER_OPS = new Set(['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'match', 'imatch', 'in', 'is', 'isdistinct',
@@ -40,6 +53,12 @@ async function startProxy() {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      if (req.url === '/auth/v1/.well-known/jwks.json') {
+        jwksHits += 1;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(jwks()));
+        return;
+      }
       recorded.push({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') });
       const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url,
         headers: { ...req.headers, host: target.host } }, (r) => {
@@ -62,7 +81,8 @@ before(async () => {
   const port = 8790;
   const vars = fs.readFileSync(path.join(repo, '.dev.vars'), 'utf8')
     .replace(/^SUPABASE_URL=.*$/m, `SUPABASE_URL="${proxyUrl}"`)
-    .replace(/^CATALOG=.*$/m, 'CATALOG="video-studio"');
+    .replace(/^CATALOG=.*$/m, 'CATALOG="video-studio"')
+    + `SUPABASE_JWKS_URL="${proxyUrl}/auth/v1/.well-known/jwks.json"\n`;
   fs.writeFileSync(path.join(tmp, '.dev.vars'), vars);
   fs.writeFileSync(path.join(tmp, 'wrangler.toml'),
     `name = "tollgate-contract"\nmain = ${JSON.stringify(built)}\ncompatibility_date = "2025-09-01"\n`);
@@ -123,7 +143,7 @@ test('every request the worker sends to Supabase follows PostgREST\'s documented
   const columns = async (t) => new Set((await q(`select column_name from information_schema.columns
                                                  where table_schema = 'public' and table_name = $1`, [t])).map((r) => r.column_name));
   const seen = new Set();
-  for (const r of recorded) {
+  for (const r of recorded.filter((x) => !x.url.startsWith('/auth/v1/'))) {
     const u = new URL(r.url, 'http://x');
     assert.match(u.pathname, /^\/rest\/v1\//, r.url);
     assert.equal(r.headers.apikey, key, 'apikey is the service-role key');
@@ -168,4 +188,28 @@ test('every request the worker sends to Supabase follows PostgREST\'s documented
     'rpc:tollgate_consume', 'rpc:tollgate_admin_grant', 'table:seat_allocations']) {
     assert.ok(seen.has(must), `the run exercised ${must}: ${[...seen]}`);
   }
+});
+
+test('asymmetric access tokens: ES256 verified with keys fetched from the JWKS and cached', { skip }, async () => {
+  const uid = await createUser();
+  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', exp: now() + 600 };
+  const get = (token) => fetch(`${base}/v1/entitlements`, { headers: { authorization: `Bearer ${token}` } });
+  for (const [i, kid] of [[0, 'k1'], [1, 'k2']]) {
+    const r = await get(es256(claims, kid, es[i].privateKey));
+    assert.equal(r.status, 200, await r.text());
+    assert.equal((await r.json()).snapshot.subject, `user:${uid}`);
+  }
+  assert.equal(jwksHits, 1, 'the key set is fetched once and cached');
+  // Signed by a key that is not published, or with a published kid but the wrong key.
+  const stranger = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const wrongKey = await get(es256(claims, 'k1', stranger.privateKey));
+  assert.equal(wrongKey.status, 401);
+  assert.equal((await wrongKey.json()).error.code, 'bad_signature');
+  const unknown = await get(es256(claims, 'k9', stranger.privateKey));
+  assert.equal(unknown.status, 401);
+  assert.equal((await unknown.json()).error.code, 'unknown_key');
+  const expired = await get(es256({ ...claims, exp: now() - 3600 }, 'k1', es[0].privateKey));
+  assert.equal(expired.status, 401);
+  // The legacy HS256 secret keeps working next to the signing keys.
+  assert.equal((await get(userToken(uid))).status, 200);
 });

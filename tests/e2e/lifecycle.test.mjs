@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { env, q, createUser, worker, userToken, postStripe, postRazorpay, now, closeDb, id } from './helpers.mjs';
+import { env, q, createUser, worker, userToken, postStripe, postRazorpay, now, closeDb, id, sleep } from './helpers.mjs';
 import { StripeSubscriber, RazorpaySubscriber, stripeOneTime, DAY } from './events.mjs';
 
 after(closeDb);
@@ -152,10 +152,15 @@ test('Organization plans (seed 004): the organization\'s subscription, seats tha
   assert.equal(orgRow[0].seat_count, 2, 'seats follow the subscription quantity');
   const [a, b, c] = [await createUser(), await createUser(), await createUser()];
   for (const u of [a, b, c]) await q(`insert into organization_members (organization_id, user_id) values ($1, $2)`, [org, u]);
-  const seat = (user_id, action = 'assign') => worker('POST', '/v1/admin/seats', {
-    body: { organization_id: org, user_id, action, request_id: id('seat') },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  // Seat facts are ordered by the provider-neutral clock (whole seconds) and, within one
+  // second, by key; a second apart, they apply in the order they were made.
+  const seat = async (user_id, action = 'assign') => {
+    await sleep(1100);
+    return worker('POST', '/v1/admin/seats', {
+      body: { organization_id: org, user_id, action, request_id: id('seat') },
+      headers: { authorization: `Bearer ${env.adminSecret}` },
+    });
+  };
   assert.equal((await seat(a)).status, 200);
   assert.equal((await seat(b)).status, 200);
   const refused = await seat(c);

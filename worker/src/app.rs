@@ -54,7 +54,7 @@ pub struct App<T> {
     razorpay: Option<RazorpayVerifier>,
     signer: Option<SnapshotSigner>,
     jwks: RefCell<Option<(i64, KeySet)>>,
-    jwks_tried_at: RefCell<i64>,
+    jwks_tried_at: RefCell<Option<i64>>,
 }
 
 /// The embedded catalog named `name` (see build.rs).
@@ -104,7 +104,7 @@ impl<T: Transport> App<T> {
             razorpay,
             signer,
             jwks: RefCell::new(None),
-            jwks_tried_at: RefCell::new(i64::MIN),
+            jwks_tried_at: RefCell::new(None),
         })
     }
 
@@ -180,17 +180,17 @@ impl<T: Transport> App<T> {
         let fresh = {
             let cached = self.jwks.borrow();
             match &*cached {
-                Some((at, set)) if now - at < JWKS_TTL_SECS && set.has_kid(kid) => Some(set.clone()),
+                Some((at, set)) if now.saturating_sub(*at) < JWKS_TTL_SECS && set.has_kid(kid) => Some(set.clone()),
                 _ => None,
             }
         };
         if fresh.is_some() {
             return Ok(fresh);
         }
-        if now - *self.jwks_tried_at.borrow() < JWKS_MIN_REFETCH_SECS {
+        if self.jwks_tried_at.borrow().is_some_and(|t| now.saturating_sub(t) < JWKS_MIN_REFETCH_SECS) {
             return Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone()));
         }
-        *self.jwks_tried_at.borrow_mut() = now;
+        *self.jwks_tried_at.borrow_mut() = Some(now);
         let req = OutRequest {
             method: Method::Get,
             url,
@@ -223,14 +223,23 @@ impl<T: Transport> App<T> {
         } else {
             self.keys(kid.as_deref(), now.unix()).await.map_err(unauthorized)?
         };
-        auth::verify_access_token(
+        if alg == "ES256" && self.config.jwks_url.is_some() && keys.is_none() {
+            return Err(error(503, "jwks_unavailable", "the signing keys (SUPABASE_JWKS_URL) could not be fetched; retry")
+                .with_header("retry-after", "5"));
+        }
+        let claims = auth::verify_access_token(
             token,
             self.config.jwt_secret.as_deref(),
             keys.as_ref(),
             self.config.jwt_audience.as_deref(),
             now.unix(),
         )
-        .map_err(unauthorized)
+        .map_err(unauthorized)?;
+        // Supabase user ids are UUIDs (auth.users.id).
+        if !crate::state::is_uuid(&claims.sub) {
+            return Err(unauthorized(AuthError::NotAUser(format!("sub `{}` is not a user id", claims.sub))));
+        }
+        Ok(claims)
     }
 
     // ------------------------------------------------------------------ entitlements

@@ -279,6 +279,25 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// worker-build keeps the wasm names section (for stack traces) and optimises with `-O`;
+/// the upload is measured gzipped against a budget, so optimise for size and drop the
+/// names and producers sections (same feature set as worker-build passes).
+fn shrink(tools: &Tools, wasm: &Path) -> Result<()> {
+    let before = fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
+    let tmp = wasm.with_extension("small.wasm");
+    let mut cmd = Command::new(&tools.wasm_opt);
+    cmd.arg(wasm).args(["-Oz", "--strip-debug", "--strip-producers"]);
+    for f in ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling"] {
+        cmd.arg(format!("--enable-{f}"));
+    }
+    cmd.arg("-o").arg(&tmp);
+    run(&mut cmd, "wasm-opt -Oz")?;
+    fs::rename(&tmp, wasm).map_err(|e| WorkerError(format!("{}: {e}", wasm.display())))?;
+    let after = fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
+    say(&format!("wasm-opt -Oz, names stripped: {} KB -> {} KB", before / 1024, after / 1024));
+    Ok(())
+}
+
 /// Builds the worker with worker-build (release) into `worker/build`.
 pub fn build(root: &Path) -> Result<BuildOutput> {
     let tools = ensure_tools(root)?;
@@ -287,10 +306,14 @@ pub fn build(root: &Path) -> Result<BuildOutput> {
 
 pub fn build_with(root: &Path, tools: &Tools) -> Result<BuildOutput> {
     let t = Instant::now();
-    say("building the worker (worker-build --release)");
+    say("building the worker (worker-build)");
     let mut cmd = Command::new(&tools.worker_build);
+    // The workspace's size-optimised profile (opt-level z, symbols kept for wasm-bindgen)
+    // when it exists, else plain release.
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let profile: &[&str] = if manifest.contains("[profile.wasm-release]") { &["--profile", "wasm-release"] } else { &["--release"] };
     cmd.current_dir(root.join("worker"))
-        .arg("--release")
+        .args(profile)
         .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
         .env("ESBUILD_BIN", &tools.esbuild)
         .env("WASM_OPT_BIN", &tools.wasm_opt)
@@ -310,6 +333,7 @@ pub fn build_with(root: &Path, tools: &Tools) -> Result<BuildOutput> {
     }
     run_visible(&mut cmd, "worker-build")?;
     let dir = root.join("worker/build");
+    shrink(tools, &dir.join("index_bg.wasm"))?;
     let mut files = Vec::new();
     files_under(&dir, &mut files);
     let wasm = files
