@@ -111,27 +111,105 @@ function nowMs(now) {
   );
 }
 
-function toJson(what, v) {
-  if (typeof v === 'string') return v;
-  let s;
+/** An object input: objects pass through; a string is JSON text, parsed here. */
+function objectOf(what, v) {
+  if (typeof v !== 'string') return v;
   try {
-    s = JSON.stringify(v);
+    return JSON.parse(v);
   } catch (e) {
-    throw new TypeError(`tollgate: ${what} cannot be turned into JSON: ${e.message}`);
+    throw new TypeError(`tollgate: invalid ${what}: not valid JSON: ${e.message}`);
   }
-  if (s === undefined) throw new TypeError(`tollgate: ${what} must be an object, got ${describe(v)}`);
-  return s;
 }
 
 /** Seed 001's user: only the fields the helpers read cross the boundary. */
-function userJson(user) {
+function userOf(user) {
   if (user === undefined || user === null) return undefined;
   if (typeof user !== 'object') throw new TypeError(`tollgate: \`user\` must be an object or null, got ${describe(user)}`);
   const tier = typeof user.subscription_tier === 'string' ? user.subscription_tier : null;
-  if (user.entitlements === undefined || user.entitlements === null) {
-    return tier === null ? '{}' : `{"subscription_tier":${JSON.stringify(tier)}}`;
+  return { subscription_tier: tier, entitlements: user.entitlements ?? null };
+}
+
+/**
+ * Where JSON text stops being valid: { offset, line, column } (1-based), found
+ * by a small scanner because engines word (and place) JSON.parse errors differently.
+ */
+function jsonErrorAt(text) {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++;
+  };
+  const fail = () => {
+    throw i;
+  };
+  const lit = (w) => (text.startsWith(w, i) ? (i += w.length) : fail());
+  const str = () => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail();
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? '')) fail();
+      }
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const value = () => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail();
+        str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail();
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail();
+      }
+    } else if (c === '"') str();
+    else if (c === 't') lit('true');
+    else if (c === 'f') lit('false');
+    else if (c === 'n') lit('null');
+    else {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+      if (!m) fail();
+      i += m[0].length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+    return null;
+  } catch (at) {
+    if (typeof at !== 'number') throw at;
+    const before = text.slice(0, at);
+    const line = before.split('\n').length;
+    return { offset: at, line, column: at - before.lastIndexOf('\n') };
   }
-  return toJson('user', { subscription_tier: tier, entitlements: user.entitlements });
 }
 
 function count(what, v) {
@@ -179,8 +257,28 @@ export function loadCatalog(src) {
   if (src === undefined || src === null || (typeof src !== 'string' && typeof src !== 'object')) {
     throw new TypeError(`tollgate: loadCatalog expects JSON text or an object, got ${describe(src)}`);
   }
-  const json = toJson('catalog', src);
-  return new Catalog(CatalogHandle.fromJson(json), json);
+  let doc = src;
+  if (typeof src === 'string') {
+    try {
+      doc = JSON.parse(src);
+    } catch (e) {
+      const at = jsonErrorAt(src);
+      const where = at ? ` (line ${at.line}, column ${at.column})` : '';
+      const hint = src.trimStart().startsWith('{')
+        ? ''
+        : ' (this package reads JSON catalogs; the TOML ones are converted to JSON at build time)';
+      throw catalogError(`catalog error: invalid JSON catalog${where}: ${e.message}${hint}`, '', at?.line ?? null);
+    }
+  }
+  const handle = CatalogHandle.fromObject(doc);
+  return new Catalog(handle, typeof src === 'string' ? src : JSON.stringify(src));
+}
+
+function catalogError(message, path, line) {
+  const e = new Error(message);
+  e.path = path;
+  e.line = line;
+  return e;
 }
 
 let current = null;
@@ -206,18 +304,21 @@ export function useCatalog(catalog) {
 export class Engine {
   #h;
   #catalog;
+  // Per product: [effective tier + 1, from ms, until ms), as computed by the core.
+  #window;
   constructor(catalog, entitlements) {
     ensureReady();
     this.#catalog = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
-    const ents = entitlements === undefined || entitlements === null ? undefined : toJson('entitlements', entitlements);
-    this.#h = new EngineHandle(this.#catalog[HANDLE], ents);
+    this.#h = new EngineHandle(this.#catalog[HANDLE], objectOf('entitlements', entitlements));
+    this.#window = new Float64Array(3 * this.#h.productCount).fill(NaN);
   }
   get catalog() {
     return this.#catalog;
   }
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
   setEntitlements(entitlements) {
-    this.#h.setEntitlements(toJson('entitlements', entitlements ?? { grants: [] }));
+    this.#h.setEntitlements(objectOf('entitlements', entitlements));
+    this.#window.fill(NaN);
     return this;
   }
   hasAccess(product, tier, now) {
@@ -243,12 +344,10 @@ export class Engine {
   /** Every tool of `page` (every tool when `page` is omitted or null) at once. */
   pageState(page, usage, now) {
     const p = page === undefined || page === null ? undefined : str('page', page);
-    const u = usage === undefined || usage === null ? undefined : toJson('usage', usage);
-    return JSON.parse(this.#h.pageState(p, u, nowMs(now)));
+    return JSON.parse(this.#h.pageState(p, objectOf('usage', usage), nowMs(now)));
   }
   toolState(id, usage, now) {
-    const u = usage === undefined || usage === null ? undefined : toJson('usage', usage);
-    return JSON.parse(this.#h.toolState(str('tool', id), u, nowMs(now)));
+    return JSON.parse(this.#h.toolState(str('tool', id), objectOf('usage', usage), nowMs(now)));
   }
   productIndex(product) {
     return this.#h.productIndex(str('product', product));
@@ -266,7 +365,23 @@ export class Engine {
     if (productIx >>> 0 !== productIx || tierIx >>> 0 !== tierIx) {
       throw new TypeError('tollgate: check() takes indices from productIndex() and tierIndex()');
     }
-    return this.#h.check(productIx, tierIx, nowMs === undefined ? Date.now() : nowMs);
+    const now = nowMs === undefined ? Date.now() : nowMs;
+    // The core computed this product's answer together with the window it
+    // holds for: inside that window no call into WebAssembly is needed.
+    const w = this.#window;
+    const k = 3 * productIx;
+    if (w[k + 1] <= now && now < w[k + 2]) return w[k] > tierIx;
+    return this.#refresh(productIx, tierIx, now);
+  }
+  #refresh(productIx, tierIx, now) {
+    const w = this.#window;
+    const k = 3 * productIx;
+    if (k >= w.length || typeof now !== 'number' || !Number.isFinite(now)) return this.#h.check(productIx, tierIx, now);
+    const fresh = this.#h.window(productIx, now);
+    w[k] = fresh[0];
+    w[k + 1] = fresh[1];
+    w[k + 2] = fresh[2];
+    return fresh[0] > tierIx;
   }
   /** The next instant (RFC 3339) at which any answer can change; null: none. */
   nextChange(now) {
@@ -280,12 +395,13 @@ export class Engine {
 
 // ------------------------------------------------------------------ seed-compatible helpers
 
-function rowsJson(entitlements) {
-  if (entitlements === undefined || entitlements === null) return 'null';
-  if (!Array.isArray(entitlements) && typeof entitlements !== 'string') {
-    throw new TypeError(`tollgate: entitlements must be an array of cloud_entitlements rows, got ${describe(entitlements)}`);
+function rowsOf(entitlements) {
+  if (entitlements === undefined || entitlements === null) return undefined;
+  const rows = objectOf('entitlements', entitlements);
+  if (!Array.isArray(rows)) {
+    throw new TypeError(`tollgate: entitlements must be an array of cloud_entitlements rows, got ${describe(rows)}`);
   }
-  return toJson('entitlements', entitlements);
+  return rows;
 }
 
 /**
@@ -295,24 +411,24 @@ function rowsJson(entitlements) {
  */
 export function hasAccess(entitlements, cloud, requiredTier, now) {
   const c = defaultCatalog()[HANDLE];
-  return seedHasAccess(c, rowsJson(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now));
+  return seedHasAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now));
 }
 
 /** `hasAccess` with its explanation: a Decision. */
 export function explainAccess(entitlements, cloud, requiredTier, now) {
   const c = defaultCatalog()[HANDLE];
   return JSON.parse(
-    seedExplainAccess(c, rowsJson(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
+    seedExplainAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
   );
 }
 
 /** Seed 001's `resolveUserTier(user)`: the plan tier (unknown or missing: the default tier). */
 export function resolveUserTier(user, now) {
-  return wasmResolveUserTier(defaultCatalog()[HANDLE], userJson(user), nowMs(now));
+  return wasmResolveUserTier(defaultCatalog()[HANDLE], userOf(user), nowMs(now));
 }
 
 function userHolds(user, capability, now) {
-  return userAllowed(defaultCatalog()[HANDLE], userJson(user), capability, nowMs(now));
+  return userAllowed(defaultCatalog()[HANDLE], userOf(user), capability, nowMs(now));
 }
 
 /** Capability ids the seed-001 helpers read from the catalog. */
@@ -342,7 +458,7 @@ export function canUseMultiStepHeavyTools(user, now) {
 
 /** Any capability for a seed-001 user, with its explanation: a Decision. */
 export function explainUser(user, capability, now) {
-  return JSON.parse(userCan(defaultCatalog()[HANDLE], userJson(user), str('capability', capability), nowMs(now)));
+  return JSON.parse(userCan(defaultCatalog()[HANDLE], userOf(user), str('capability', capability), nowMs(now)));
 }
 
 /** Seed 001's workflow rule: may another run start, given the runs already made today? */
@@ -353,7 +469,7 @@ export function workflowRunAllowed(user, runsToday, now) {
 /** `workflowRunAllowed` with its explanation: a Decision. */
 export function explainWorkflowRun(user, runsToday, now) {
   const c = defaultCatalog()[HANDLE];
-  return JSON.parse(wasmWorkflowRunAllowed(c, userJson(user), count('runsToday', runsToday), nowMs(now)));
+  return JSON.parse(wasmWorkflowRunAllowed(c, userOf(user), count('runsToday', runsToday), nowMs(now)));
 }
 
 /**
@@ -366,7 +482,7 @@ export function explainWorkflowRun(user, runsToday, now) {
 export function applyExportPolicy(user, payloadOrNow, now) {
   const isPayload = payloadOrNow !== null && typeof payloadOrNow === 'object' && !(payloadOrNow instanceof Date);
   const when = isPayload ? now : payloadOrNow;
-  const policy = JSON.parse(userExportPolicy(defaultCatalog()[HANDLE], userJson(user), nowMs(when)));
+  const policy = JSON.parse(userExportPolicy(defaultCatalog()[HANDLE], userOf(user), nowMs(when)));
   if (!isPayload) return policy;
   return policy.policy === 'refused' ? null : payloadOrNow;
 }

@@ -1,16 +1,20 @@
 //! The WebAssembly boundary: the only module that knows `JsValue`.
 //!
-//! Thin by design: parse what JavaScript hands over, call the core, convert
-//! the answer. Objects cross as JSON text (the JS wrapper in `pkg/` does the
-//! `JSON.stringify`/`JSON.parse`): serde_json is already in the core for JSON
-//! catalogs, so this adds no second serialiser, and one string crossing beats
-//! a boundary call per field. `now` crosses as epoch milliseconds (`f64`), read
-//! by the JS wrapper, never here.
+//! Thin by design: read what JavaScript hands over, call the core, convert the
+//! answer. Measured on the package (see `cargo xtask bench`), the two ways of
+//! moving objects split like this:
+//! - into Rust, objects are read with serde-wasm-bindgen straight from the JS
+//!   values: the wasm then has no JSON parser at all (serde_json's reader was
+//!   about 15 KB of the gzipped module) and skips a `JSON.stringify` per call;
+//! - out of Rust, answers are JSON text that the wrapper turns into objects
+//!   with `JSON.parse`: one string crossing per answer instead of a boundary
+//!   call per field (a page of 30 tools is hundreds of fields).
 //!
-//! Every failure becomes a JS `Error` with the core's message; catalog errors
-//! also carry `path` and `line` properties. Nothing here panics on input: the
-//! hot path [`EngineHandle::check`] takes plain numbers, allocates nothing and
-//! answers `false` for indices out of range.
+//! `now` crosses as epoch milliseconds (`f64`), read by the JS wrapper, never
+//! here. Every failure becomes a JS `Error` with the core's message; catalog
+//! errors also carry `path` and `line` properties. Nothing here panics on
+//! input: the hot path [`EngineHandle::check`] takes plain numbers, allocates
+//! nothing and answers `false` for indices out of range.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,7 +24,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::catalog::{Catalog, CatalogError, LimitValue};
+use crate::catalog::{
+    Capability, Catalog, CatalogDoc, CatalogError, CatalogMeta, CreditPool, Limit, Offer, Product, Tool, UsagePricing,
+};
 use crate::decide::{self, Usage};
 use crate::engine::Engine;
 use crate::model::{Entitlements, Grant};
@@ -69,14 +75,6 @@ fn count_of(what: &str, v: f64) -> Result<u64, JsValue> {
     }
 }
 
-/// serde_json appends "at line L column C"; inside a list the index says more.
-fn strip_position(msg: &str) -> &str {
-    match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    }
-}
-
 /// What a list element is called in error messages.
 trait Item: DeserializeOwned {
     const LIST: &'static str;
@@ -112,14 +110,7 @@ impl<'de, T: Item> Deserialize<'de> for Listed<T> {
                     match seq.next_element::<T>() {
                         Ok(Some(x)) => out.push(x),
                         Ok(None) => return Ok(Listed(out)),
-                        Err(e) => {
-                            let msg = e.to_string();
-                            return Err(de::Error::custom(format_args!(
-                                "{}[{i}]: {}",
-                                T::LIST,
-                                strip_position(&msg)
-                            )));
-                        }
+                        Err(e) => return Err(de::Error::custom(format_args!("{}[{i}]: {e}", T::LIST))),
                     }
                 }
             }
@@ -139,31 +130,32 @@ struct EntitlementsIn {
     balances: BTreeMap<String, i64>,
 }
 
-fn json_error(what: &str, e: serde_json::Error) -> JsValue {
-    js_error(&format!("invalid {what}: {e}"))
+fn from_js<T: DeserializeOwned>(what: &str, v: JsValue) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(&format!("invalid {what}: {e}")))
+}
+
+fn is_nothing(v: &JsValue) -> bool {
+    v.is_null() || v.is_undefined()
 }
 
 /// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants.
-fn entitlements_of(json: &str) -> Result<Entitlements, JsValue> {
-    let t = json.trim_start();
-    if t.starts_with('[') {
-        let Listed(grants) = serde_json::from_str::<Listed<Grant>>(t).map_err(|e| json_error("entitlements", e))?;
-        return Ok(Entitlements::new(grants));
-    }
-    if t.starts_with("null") {
+fn entitlements_of(v: JsValue) -> Result<Entitlements, JsValue> {
+    if is_nothing(&v) {
         return Ok(Entitlements::default());
     }
-    let e: EntitlementsIn = serde_json::from_str(t).map_err(|e| json_error("entitlements", e))?;
+    if js_sys::Array::is_array(&v) {
+        let Listed(grants) = from_js::<Listed<Grant>>("entitlements", v)?;
+        return Ok(Entitlements::new(grants));
+    }
+    let e: EntitlementsIn = from_js("entitlements", v)?;
     Ok(Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances })
 }
 
-fn rows_of(json: &str) -> Result<Vec<CloudEntitlementRow>, JsValue> {
-    if json.trim_start().starts_with("null") {
+fn rows_of(v: JsValue) -> Result<Vec<CloudEntitlementRow>, JsValue> {
+    if is_nothing(&v) {
         return Ok(Vec::new());
     }
-    serde_json::from_str::<Listed<CloudEntitlementRow>>(json)
-        .map(|l| l.0)
-        .map_err(|e| json_error("cloud_entitlements rows", e))
+    from_js::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", v).map(|l| l.0)
 }
 
 /// Seed 001's user; its grants, when present, decide the tier.
@@ -176,19 +168,65 @@ struct UserIn {
     entitlements: Option<Listed<Grant>>,
 }
 
-fn user_of(json: Option<String>) -> Result<Option<PlanUser>, JsValue> {
-    let Some(s) = json else { return Ok(None) };
-    let u = serde_json::from_str::<Option<UserIn>>(&s).map_err(|e| json_error("user", e))?;
-    Ok(u.map(|u| PlanUser { subscription_tier: u.subscription_tier, entitlements: u.entitlements.map(|l| l.0) }))
+fn user_of(v: JsValue) -> Result<Option<PlanUser>, JsValue> {
+    if is_nothing(&v) {
+        return Ok(None);
+    }
+    let u: UserIn = from_js("user", v)?;
+    Ok(Some(PlanUser { subscription_tier: u.subscription_tier, entitlements: u.entitlements.map(|l| l.0) }))
 }
 
-fn usage_of(json: Option<String>) -> Result<Usage, JsValue> {
-    match json {
-        None => Ok(Usage::new()),
-        Some(s) => serde_json::from_str::<Option<Usage>>(&s)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| json_error("usage (limit id -> whole number used)", e)),
+fn usage_of(v: JsValue) -> Result<Usage, JsValue> {
+    if is_nothing(&v) {
+        return Ok(Usage::new());
     }
+    from_js("usage (limit id -> whole number used)", v)
+}
+
+/// The catalog document; when it does not read, the failing section or element
+/// is found by reading each on its own, so the error can name it.
+fn catalog_doc_of(v: JsValue) -> Result<CatalogDoc, CatalogError> {
+    let whole = match serde_wasm_bindgen::from_value::<CatalogDoc>(v.clone()) {
+        Ok(doc) => return Ok(doc),
+        Err(e) => e.to_string(),
+    };
+    let fail = |path: String, message: String| CatalogError { path, message, line: None };
+    if v.is_object() {
+        let get = |k: &str| js_sys::Reflect::get(&v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        fn each<T: DeserializeOwned>(name: &str, list: JsValue) -> Option<(String, String)> {
+            if is_nothing(&list) {
+                return None;
+            }
+            if !js_sys::Array::is_array(&list) {
+                return Some((name.to_string(), format!("`{name}` must be a list")));
+            }
+            let arr = js_sys::Array::from(&list);
+            (0..arr.length()).find_map(|i| {
+                serde_wasm_bindgen::from_value::<T>(arr.get(i)).err().map(|e| (format!("{name}[{i}]"), e.to_string()))
+            })
+        }
+        let found = serde_wasm_bindgen::from_value::<CatalogMeta>(get("catalog"))
+            .err()
+            .filter(|_| !is_nothing(&get("catalog")))
+            .map(|e| ("catalog".to_string(), e.to_string()))
+            .or_else(|| each::<Product>("products", get("products")))
+            .or_else(|| each::<Offer>("offers", get("offers")))
+            .or_else(|| each::<Capability>("capabilities", get("capabilities")))
+            .or_else(|| each::<Limit>("limits", get("limits")))
+            .or_else(|| each::<CreditPool>("credit_pools", get("credit_pools")))
+            .or_else(|| each::<Tool>("tools", get("tools")))
+            .or_else(|| {
+                let u = get("usage");
+                (!is_nothing(&u))
+                    .then(|| serde_wasm_bindgen::from_value::<UsagePricing>(u).err())
+                    .flatten()
+                    .map(|e| ("usage".to_string(), e.to_string()))
+            });
+        if let Some((path, message)) = found {
+            return Err(fail(path, message));
+        }
+    }
+    Err(fail(String::new(), whole))
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, JsValue> {
@@ -213,10 +251,12 @@ pub struct CatalogHandle {
 
 #[wasm_bindgen]
 impl CatalogHandle {
-    /// Parses and validates a JSON catalog (this build has no TOML reader).
-    #[wasm_bindgen(js_name = fromJson)]
-    pub fn from_json(src: &str) -> Result<CatalogHandle, JsValue> {
-        Catalog::parse(src).map(|inner| CatalogHandle { inner }).map_err(|e| catalog_error(&e))
+    /// Reads and validates a catalog document (a parsed JSON object; this
+    /// build has no TOML reader).
+    #[wasm_bindgen(js_name = fromObject)]
+    pub fn from_object(doc: JsValue) -> Result<CatalogHandle, JsValue> {
+        let doc = catalog_doc_of(doc).map_err(|e| catalog_error(&e))?;
+        Catalog::from_doc(doc).map(|inner| CatalogHandle { inner }).map_err(|e| catalog_error(&e))
     }
 
     #[wasm_bindgen(getter)]
@@ -244,16 +284,13 @@ pub struct EngineHandle {
 #[wasm_bindgen]
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
-    pub fn new(catalog: &CatalogHandle, entitlements: Option<String>) -> Result<EngineHandle, JsValue> {
-        let ents = match entitlements {
-            Some(j) => entitlements_of(&j)?,
-            None => Entitlements::default(),
-        };
+    pub fn new(catalog: &CatalogHandle, entitlements: JsValue) -> Result<EngineHandle, JsValue> {
+        let ents = entitlements_of(entitlements)?;
         Ok(EngineHandle { inner: Engine::new(catalog.inner.clone(), ents) })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
-    pub fn set_entitlements(&mut self, entitlements: &str) -> Result<(), JsValue> {
+    pub fn set_entitlements(&mut self, entitlements: JsValue) -> Result<(), JsValue> {
         let ents = entitlements_of(entitlements)?;
         self.inner.set_entitlements(ents);
         Ok(())
@@ -267,6 +304,35 @@ impl EngineHandle {
             return false;
         }
         self.inner.check(product_ix as usize, tier_ix as usize, Timestamp((now_ms / 1000.0).floor() as i64))
+    }
+
+    /// The number of products (the size of the wrapper's per-product cache).
+    #[wasm_bindgen(getter, js_name = productCount)]
+    pub fn product_count(&self) -> u32 {
+        self.inner.catalog().products().len() as u32
+    }
+
+    /// The effective tier of product `product_ix` at `now_ms` and the window
+    /// the answer holds for: `[tier + 1 (0: none), from_ms, until_ms]`, the
+    /// bounds ±Infinity when open. The JS wrapper keeps these per product and
+    /// answers `check` without crossing the boundary while the window lasts
+    /// (the same rule as the core engine's cache, one side earlier).
+    /// An unknown product or a non-finite `now_ms` gives `[0, NaN, NaN]`: never cached.
+    pub fn window(&self, product_ix: u32, now_ms: f64) -> Vec<f64> {
+        let e = &self.inner;
+        let product = e.catalog().products().get(product_ix as usize);
+        let (Some(p), true) = (product, now_ms.is_finite() && now_ms.abs() <= MAX_MS) else {
+            return vec![0.0, f64::NAN, f64::NAN];
+        };
+        let now = Timestamp((now_ms / 1000.0).floor() as i64);
+        match decide::effective(e.catalog(), e.entitlements(), &p.id, now) {
+            Ok(eff) => vec![
+                eff.tier.map_or(0.0, |t| t as f64 + 1.0),
+                eff.since.map_or(f64::NEG_INFINITY, |s| s.0 as f64 * 1000.0),
+                eff.until.map_or(f64::INFINITY, |u| u.0 as f64 * 1000.0),
+            ],
+            Err(_) => vec![0.0, f64::NAN, f64::NAN],
+        }
     }
 
     #[wasm_bindgen(js_name = productIndex)]
@@ -310,7 +376,7 @@ impl EngineHandle {
     }
 
     #[wasm_bindgen(js_name = toolState)]
-    pub fn tool_state(&self, tool: &str, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
+    pub fn tool_state(&self, tool: &str, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         to_json(&decide::tool_state(e.catalog(), e.entitlements(), tool, &usage, now_of(now_ms)?).map_err(fail)?)
@@ -318,7 +384,7 @@ impl EngineHandle {
 
     /// Every tool of `page` (every tool when `page` is absent) at once.
     #[wasm_bindgen(js_name = pageState)]
-    pub fn page_state(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
+    pub fn page_state(&self, page: Option<String>, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         let now = now_of(now_ms)?;
@@ -337,60 +403,50 @@ impl EngineHandle {
 
 /// Seed 000's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
 #[wasm_bindgen(js_name = seedHasAccess)]
-pub fn seed_has_access(catalog: &CatalogHandle, rows: &str, cloud: &str, required: &str, now_ms: f64) -> Result<bool, JsValue> {
+pub fn seed_has_access(catalog: &CatalogHandle, rows: JsValue, cloud: &str, required: &str, now_ms: f64) -> Result<bool, JsValue> {
     let now = now_of(now_ms)?;
     seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map(|d| d.allowed).map_err(fail)
 }
 
 /// Seed 000's `hasAccess` with its explanation (a Decision as JSON).
 #[wasm_bindgen(js_name = seedExplainAccess)]
-pub fn seed_explain_access(catalog: &CatalogHandle, rows: &str, cloud: &str, required: &str, now_ms: f64) -> Result<String, JsValue> {
+pub fn seed_explain_access(catalog: &CatalogHandle, rows: JsValue, cloud: &str, required: &str, now_ms: f64) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
     to_json(&seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map_err(fail)?)
 }
 
 /// Seed 001's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
 #[wasm_bindgen(js_name = resolveUserTier)]
-pub fn resolve_user_tier(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
+pub fn resolve_user_tier(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     seed::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
 }
 
 /// Seed 001's capability helpers (`canUseAI` ...) as a Decision (JSON).
 #[wasm_bindgen(js_name = userCan)]
-pub fn user_can(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_can(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&seed::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map_err(fail)?)
 }
 
 /// The same as [`user_can`], as a boolean.
 #[wasm_bindgen(js_name = userAllowed)]
-pub fn user_allowed(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
+pub fn user_allowed(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
     let user = user_of(user)?;
     seed::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
 }
 
 /// Seed 001's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
 #[wasm_bindgen(js_name = userExportPolicy)]
-pub fn user_export_policy(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&seed::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
 }
 
 /// Seed 001's workflow rule: may another run start, given the runs today? (a Decision as JSON)
 #[wasm_bindgen(js_name = workflowRunAllowed)]
-pub fn workflow_run_allowed(catalog: &CatalogHandle, user: Option<String>, runs_today: f64, now_ms: f64) -> Result<String, JsValue> {
+pub fn workflow_run_allowed(catalog: &CatalogHandle, user: JsValue, runs_today: f64, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     let runs = count_of("runsToday", runs_today)?;
     to_json(&seed::workflow_run_allowed(&catalog.inner, user.as_ref(), runs, now_of(now_ms)?).map_err(fail)?)
-}
-
-/// A user's limit: a whole number, or `-1` for unlimited.
-#[wasm_bindgen(js_name = userLimit)]
-pub fn user_limit(catalog: &CatalogHandle, user: Option<String>, name: &str, now_ms: f64) -> Result<f64, JsValue> {
-    let user = user_of(user)?;
-    Ok(match seed::user_limit(&catalog.inner, user.as_ref(), name, now_of(now_ms)?).map_err(fail)? {
-        LimitValue::Limited(n) => n as f64,
-        LimitValue::Unlimited => -1.0,
-    })
 }

@@ -148,11 +148,26 @@ test('a broken catalog gives an Error with its field path', () => {
   assert.equal(e.line, null);
 });
 
+test('a catalog field of the wrong type names its element', () => {
+  const doc = JSON.parse(vcmJson);
+  doc.offers[2].price.amount = '59.00';
+  const e = throwsClearly(() => loadCatalog(doc), 'offers[2]', 'invalid type: string "59.00"');
+  assert.equal(e.path, 'offers[2]');
+  const noTools = JSON.parse(vcmJson);
+  noTools.tools = { id: 'x' };
+  assert.equal(throwsClearly(() => loadCatalog(noTools), '`tools` must be a list').path, 'tools');
+  const meta = JSON.parse(vcmJson);
+  delete meta.catalog.currency;
+  assert.equal(throwsClearly(() => loadCatalog(meta), 'missing field `currency`').path, 'catalog');
+});
+
 test('a catalog that is not valid JSON gives an Error with its line', () => {
   const broken = vcmJson.replace('"products": [', '"products": [,');
   const e = throwsClearly(() => loadCatalog(broken), 'invalid JSON catalog');
   const want = vcmJson.slice(0, vcmJson.indexOf('"products": [')).split('\n').length;
   assert.equal(e.line, want);
+  assert.match(e.message, new RegExp(`line ${want}, column \\d+`));
+  assert.equal(throwsClearly(() => loadCatalog('{\n  "catalog": {\n    "id": "x",\n  }\n}'), 'line 4').line, 4);
 });
 
 test('loadCatalog rejects TOML and non-catalogs clearly', () => {
@@ -280,6 +295,37 @@ test('the hot path: indices, check(), and the cache across boundaries', () => {
   assert.equal(typeof e.check(p, 0), 'boolean', 'now defaults to Date.now()');
 });
 
+test('check() agrees with hasAccess() at every instant, in any order of calls', () => {
+  // Grants with many boundaries: trial, past due with grace, canceled, future, expired.
+  const grants = [
+    grant({ id: 'a', tier: 'basic', valid_from: '2026-01-01T00:00:00Z', valid_to: '2026-02-01T00:00:00Z' }),
+    grant({ id: 'b', tier: 'pro', status: 'trial', valid_from: '2026-01-10T00:00:00Z', valid_to: '2026-01-24T00:00:00Z' }),
+    grant({ id: 'c', tier: 'pro', status: 'past_due', valid_from: '2026-02-01T00:00:00Z', valid_to: '2026-03-01T00:00:00Z', past_due_since: '2026-03-01T00:00:00Z' }),
+    grant({ id: 'd', tier: 'enterprise', status: 'canceled', valid_from: '2026-03-10T00:00:00Z', valid_to: '2026-03-20T12:00:00Z' }),
+    grant({ id: 'e', product: 'video', tier: 'pro', valid_from: '2026-01-05T00:00:00Z', valid_to: null }),
+  ];
+  const e = new Engine(defaultCatalog(), grants);
+  const products = ['creation', 'video', 'music'];
+  const tiers = ['free', 'basic', 'pro', 'enterprise'];
+  const start = Date.parse('2025-12-25T00:00:00Z');
+  const span = Date.parse('2026-04-05T00:00:00Z') - start;
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const boundaries = grants.flatMap((g) => [g.valid_from, g.valid_to, g.past_due_since]).filter(Boolean).map(Date.parse);
+  let checked = 0;
+  for (let i = 0; i < 3000; i++) {
+    // Half the instants land on or next to a boundary, where a stale cache would show.
+    const b = boundaries[Math.floor(rand() * boundaries.length)];
+    const now = rand() < 0.5 ? b + [-1000, -1, 0, 1, 999, 1000][Math.floor(rand() * 6)] : start + Math.floor(rand() * span);
+    const product = products[Math.floor(rand() * products.length)];
+    const tier = tiers[Math.floor(rand() * tiers.length)];
+    const fast = e.check(e.productIndex(product), e.tierIndex(product, tier), now);
+    assert.equal(fast, e.hasAccess(product, tier, now).allowed, `${product}/${tier} at ${new Date(now).toISOString()}`);
+    checked++;
+  }
+  assert.equal(checked, 3000);
+});
+
 test('nextChange is the next boundary, or null', () => {
   const e = new Engine(defaultCatalog(), [grant()]);
   assert.equal(e.nextChange('2026-01-15T00:00:00Z'), '2026-02-01T00:00:00Z');
@@ -312,9 +358,8 @@ test('malformed entitlements name the grant and the field', () => {
   throwsClearly(() => new Engine(null, [noTier]), 'grants[0]', 'missing field `tier`');
   throwsClearly(() => new Engine(null, { grants: 'all' }), 'invalid entitlements');
   throwsClearly(() => new Engine(null, '{"grants": ['), 'invalid entitlements');
-  const cyclic = { grants: [] };
-  cyclic.self = cyclic;
-  throwsClearly(() => new Engine(null, cyclic), 'cannot be turned into JSON');
+  throwsClearly(() => new Engine(null, [grant({ valid_from: new Date(NOW) })]), 'grants[0]', 'RFC 3339 timestamp string or integer Unix seconds');
+  throwsClearly(() => new Engine(null, [grant({ valid_to: 1.5 })]), 'grants[0]', 'whole Unix seconds');
   throwsClearly(() => new Engine(null, 7), 'invalid entitlements');
 });
 
