@@ -5,9 +5,11 @@
 // In a browser, `await init()` once before the first call.
 //
 // The wrapper converts `now` (Date | RFC 3339 string | epoch ms; omitted:
-// Date.now(), read here and never in the core), turns objects into JSON for the
-// core and its JSON answers back into plain objects, and keeps the default
-// catalog (the bundled VCM Suite catalog) for the seed-compatible helpers.
+// Date.now(), read here and never in the core), hands objects to the core as
+// they are (JSON text is parsed here first), turns the core's JSON answers into
+// plain objects, keeps the default catalog (the bundled VCM Suite catalog) for
+// the seed-compatible helpers, and keeps, per product, the answer of the hot
+// path together with the window the core says it holds for.
 
 import initWasm, {
   initSync as initWasmSync,
