@@ -196,8 +196,9 @@ test('asymmetric access tokens: ES256 verified with keys fetched from the JWKS a
   const get = (token) => fetch(`${base}/v1/entitlements`, { headers: { authorization: `Bearer ${token}` } });
   for (const [i, kid] of [[0, 'k1'], [1, 'k2']]) {
     const r = await get(es256(claims, kid, es[i].privateKey));
-    assert.equal(r.status, 200, await r.text());
-    assert.equal((await r.json()).snapshot.subject, `user:${uid}`);
+    const text = await r.text();
+    assert.equal(r.status, 200, text);
+    assert.equal(JSON.parse(text).snapshot.subject, `user:${uid}`);
   }
   assert.equal(jwksHits, 1, 'the key set is fetched once and cached');
   // Signed by a key that is not published, or with a published kid but the wrong key.

@@ -187,7 +187,11 @@ impl<T: Transport> App<T> {
         if fresh.is_some() {
             return Ok(fresh);
         }
-        if self.jwks_tried_at.borrow().is_some_and(|t| now.saturating_sub(t) < JWKS_MIN_REFETCH_SECS) {
+        if self
+            .jwks_tried_at
+            .borrow()
+            .is_some_and(|t| now.saturating_sub(t) < JWKS_MIN_REFETCH_SECS)
+        {
             return Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone()));
         }
         *self.jwks_tried_at.borrow_mut() = Some(now);
@@ -224,8 +228,12 @@ impl<T: Transport> App<T> {
             self.keys(kid.as_deref(), now.unix()).await.map_err(unauthorized)?
         };
         if alg == "ES256" && self.config.jwks_url.is_some() && keys.is_none() {
-            return Err(error(503, "jwks_unavailable", "the signing keys (SUPABASE_JWKS_URL) could not be fetched; retry")
-                .with_header("retry-after", "5"));
+            return Err(error(
+                503,
+                "jwks_unavailable",
+                "the signing keys (SUPABASE_JWKS_URL) could not be fetched; retry",
+            )
+            .with_header("retry-after", "5"));
         }
         let claims = auth::verify_access_token(
             token,
@@ -234,10 +242,14 @@ impl<T: Transport> App<T> {
             self.config.jwt_audience.as_deref(),
             now.unix(),
         )
+        .await
         .map_err(unauthorized)?;
         // Supabase user ids are UUIDs (auth.users.id).
         if !crate::state::is_uuid(&claims.sub) {
-            return Err(unauthorized(AuthError::NotAUser(format!("sub `{}` is not a user id", claims.sub))));
+            return Err(unauthorized(AuthError::NotAUser(format!(
+                "sub `{}` is not a user id",
+                claims.sub
+            ))));
         }
         Ok(claims)
     }

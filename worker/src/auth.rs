@@ -93,10 +93,18 @@ struct Header {
     kid: Option<String>,
 }
 
+/// One P-256 public key from a JWKS (affine coordinates).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcKey {
+    pub kid: Option<String>,
+    pub x: [u8; 32],
+    pub y: [u8; 32],
+}
+
 /// Public keys from a JWKS document (ES256 / P-256 only).
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
-    keys: Vec<(Option<String>, p256::ecdsa::VerifyingKey)>,
+    keys: Vec<EcKey>,
     /// Keys present in the document but not usable here (kid, reason).
     pub skipped: Vec<(String, String)>,
 }
@@ -121,17 +129,11 @@ impl KeySet {
             }
             let x = URL_SAFE_NO_PAD.decode(s("x")).map_err(|e| format!("bad x: {e}"))?;
             let y = URL_SAFE_NO_PAD.decode(s("y")).map_err(|e| format!("bad y: {e}"))?;
-            if x.len() != 32 || y.len() != 32 {
+            let (Ok(x), Ok(y)) = (<[u8; 32]>::try_from(x), <[u8; 32]>::try_from(y)) else {
                 return Err("P-256 coordinates must be 32 bytes".into());
-            }
-            let point = p256::EncodedPoint::from_affine_coordinates(
-                p256::FieldBytes::from_slice(&x),
-                p256::FieldBytes::from_slice(&y),
-                false,
-            );
-            let key =
-                p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|e| format!("bad P-256 key: {e}"))?;
-            set.keys.push((kid, key));
+            };
+            ec::check_point(&x, &y)?;
+            set.keys.push(EcKey { kid, x, y });
         }
         Ok(set)
     }
@@ -142,7 +144,7 @@ impl KeySet {
         self.keys.is_empty()
     }
     pub fn has_kid(&self, kid: Option<&str>) -> bool {
-        self.keys.iter().any(|(k, _)| kid.is_none() || k.as_deref() == kid)
+        self.keys.iter().any(|k| kid.is_none() || k.kid.as_deref() == kid)
     }
 }
 
@@ -164,7 +166,7 @@ fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthErro
 }
 
 /// Verifies a Supabase access token at `now` (unix seconds).
-pub fn verify_access_token(
+pub async fn verify_access_token(
     token: &str,
     hs256_secret: Option<&str>,
     keys: Option<&KeySet>,
@@ -195,21 +197,26 @@ pub fn verify_access_token(
             }
         }
         "ES256" => {
-            use p256::ecdsa::signature::Verifier;
             let set = keys.ok_or_else(|| AuthError::UnsupportedAlgorithm("ES256 (no SUPABASE_JWKS_URL)".into()))?;
-            let signature = p256::ecdsa::Signature::from_slice(&sig).map_err(|_| AuthError::BadSignature)?;
-            let candidates: Vec<_> = set
+            if sig.len() != 64 {
+                return Err(AuthError::BadSignature);
+            }
+            let candidates: Vec<&EcKey> = set
                 .keys
                 .iter()
-                .filter(|(kid, _)| header.kid.is_none() || kid.as_deref() == header.kid.as_deref())
+                .filter(|k| header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
                 .collect();
             if candidates.is_empty() {
                 return Err(AuthError::UnknownKey(header.kid.unwrap_or_default()));
             }
-            if !candidates
-                .iter()
-                .any(|(_, k)| k.verify(signing_input.as_bytes(), &signature).is_ok())
-            {
+            let mut ok = false;
+            for k in candidates {
+                if ec::verify(k, signing_input.as_bytes(), &sig).await {
+                    ok = true;
+                    break;
+                }
+            }
+            if !ok {
                 return Err(AuthError::BadSignature);
             }
         }
@@ -248,6 +255,93 @@ pub fn verify_access_token(
     }
     let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
     Ok(Claims { sub, role, exp, email })
+}
+
+/// ES256 signature checks: the `p256` crate natively, the runtime's WebCrypto
+/// (`crypto.subtle`) in the worker, which keeps elliptic-curve arithmetic out of the bundle.
+#[cfg(not(target_arch = "wasm32"))]
+mod ec {
+    use super::EcKey;
+    use p256::ecdsa::signature::Verifier;
+
+    fn key(x: &[u8; 32], y: &[u8; 32]) -> Result<p256::ecdsa::VerifyingKey, String> {
+        let point = p256::EncodedPoint::from_affine_coordinates(x.into(), y.into(), false);
+        p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|e| format!("bad P-256 key: {e}"))
+    }
+    pub fn check_point(x: &[u8; 32], y: &[u8; 32]) -> Result<(), String> {
+        key(x, y).map(|_| ())
+    }
+    pub async fn verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> bool {
+        let (Ok(vk), Ok(s)) = (key(&k.x, &k.y), p256::ecdsa::Signature::from_slice(sig)) else {
+            return false;
+        };
+        vk.verify(msg, &s).is_ok()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod ec {
+    use super::EcKey;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    /// WebCrypto checks the point when the key is imported.
+    pub fn check_point(_x: &[u8; 32], _y: &[u8; 32]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn obj(pairs: &[(&str, JsValue)]) -> Result<Object, JsValue> {
+        let o = Object::new();
+        for (k, v) in pairs {
+            Reflect::set(&o, &JsValue::from_str(k), v)?;
+        }
+        Ok(o)
+    }
+
+    async fn call(subtle: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+        let f: Function = Reflect::get(subtle, &JsValue::from_str(method))?.dyn_into()?;
+        let promise: Promise = f.apply(subtle, &args.iter().collect::<Array>())?.dyn_into()?;
+        js_sys::futures::JsFuture::from(promise).await
+    }
+
+    async fn try_verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
+        let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
+        let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle"))?;
+        let jwk = obj(&[
+            ("kty", "EC".into()),
+            ("crv", "P-256".into()),
+            ("x", URL_SAFE_NO_PAD.encode(k.x).into()),
+            ("y", URL_SAFE_NO_PAD.encode(k.y).into()),
+            ("ext", true.into()),
+        ])?;
+        let alg = obj(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])?;
+        let usages: Array = [JsValue::from_str("verify")].iter().collect();
+        let key = call(
+            &subtle,
+            "importKey",
+            &["jwk".into(), jwk.into(), alg.into(), false.into(), usages.into()],
+        )
+        .await?;
+        let params = obj(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())])?;
+        let ok = call(
+            &subtle,
+            "verify",
+            &[
+                params.into(),
+                key,
+                Uint8Array::from(sig).into(),
+                Uint8Array::from(msg).into(),
+            ],
+        )
+        .await?;
+        Ok(ok.as_bool().unwrap_or(false))
+    }
+
+    pub async fn verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> bool {
+        try_verify(k, msg, sig).await.unwrap_or(false)
+    }
 }
 
 /// The bearer token of an `Authorization` header value.
@@ -301,6 +395,20 @@ pub fn sign_hs256(claims: &Value, secret: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The async verifier, driven to completion (ES256 goes through `ec::verify`).
+    fn verify_access_token(
+        t: &str,
+        secret: Option<&str>,
+        keys: Option<&KeySet>,
+        aud: Option<&str>,
+        now: i64,
+    ) -> Result<Claims, AuthError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(super::verify_access_token(t, secret, keys, aud, now))
+    }
 
     const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
     const NOW: i64 = 1_800_000_000;
