@@ -90,6 +90,7 @@ before(async () => {
   wrangler = spawn(process.execPath, [bin, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', '0'], {
     cwd: tmp, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true', NO_COLOR: '1' }, stdio: 'ignore', detached: true,
   });
+  wrangler.unref();
   base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 240; i++) {
     try { if ((await fetch(`${base}/healthz`)).status === 200) return; } catch { /* starting */ }
@@ -99,7 +100,8 @@ before(async () => {
 });
 
 after(async () => {
-  if (wrangler) { try { process.kill(-wrangler.pid, 'SIGTERM'); } catch { /* gone */ } }
+  // wrangler stops (with its workerd) on SIGINT, as on Ctrl-C; SIGTERM it ignores.
+  if (wrangler) { try { process.kill(-wrangler.pid, 'SIGINT'); } catch { /* gone */ } }
   if (proxy) proxy.close();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   await closeDb();

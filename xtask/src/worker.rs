@@ -170,7 +170,7 @@ pub fn locked_version(root: &Path, package: &str) -> Result<String> {
 fn ensure_cargo_install(krate: &str, bin: &str, version: &str) -> Result<PathBuf> {
     let path = cargo_home().join("bin").join(bin);
     let have = probe(&path, &["--version"]).unwrap_or_default();
-    if have.split_whitespace().nth(1) == Some(version) {
+    if have.split_whitespace().last() == Some(version) {
         return Ok(path);
     }
     say(&format!("cargo install {krate} --version {version} (a few minutes, once)"));
@@ -470,7 +470,8 @@ impl WranglerDev {
     /// Stops wrangler and the workerd it started (its whole process group).
     pub fn stop(mut self) -> Result<()> {
         let pgid = self.child.id();
-        let _ = Command::new("kill").args(["-TERM", &format!("-{pgid}")]).status();
+        // wrangler ignores SIGTERM but stops (with its workerd) on SIGINT, as on Ctrl-C.
+        let _ = Command::new("kill").args(["-INT", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -478,7 +479,7 @@ impl WranglerDev {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = Command::new("kill").args(["-KILL", &format!("-{pgid}")]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
         say("wrangler dev stopped");
         Ok(())
@@ -488,6 +489,38 @@ impl WranglerDev {
 /// Starts `wrangler dev` on 127.0.0.1:`port` with the built worker and `.dev.vars`, and
 /// waits until `/healthz` answers 200. Output goes to `.stack/wrangler.log`.
 pub fn dev_start(root: &Path, port: u16) -> Result<WranglerDev> {
+    let state = root.join(".stack");
+    fs::create_dir_all(&state).map_err(|e| WorkerError(e.to_string()))?;
+    dev_start_in(root, root, port, &state.join("wrangler.log"))
+}
+
+/// Writes `dir/wrangler.toml` (the repository's, with `main` pointing at the built worker)
+/// and `dir/.dev.vars`: a folder from which one more `wrangler dev` can run beside others,
+/// each with its own variables (its own catalog) and its own local state.
+pub fn dev_dir(root: &Path, dir: &Path, vars: &[(String, String)]) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    let toml = fs::read_to_string(root.join("wrangler.toml")).map_err(|e| WorkerError(format!("wrangler.toml: {e}")))?;
+    let mut out = String::new();
+    for line in toml.lines() {
+        match line.trim_start().strip_prefix("main").map(str::trim_start) {
+            Some(rest) if rest.starts_with('=') => {
+                let rel = rest.trim_start_matches('=').trim().trim_matches('"');
+                out.push_str(&format!("main = {:?}\n", root.join(rel).display().to_string()));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    fs::write(dir.join("wrangler.toml"), out).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    write_dev_vars(dir, vars)?;
+    Ok(())
+}
+
+/// Starts `wrangler dev` from `dir` (holding `wrangler.toml` and `.dev.vars`) on
+/// 127.0.0.1:`port`, logging to `log`, and waits until `/healthz` answers 200.
+pub fn dev_start_in(root: &Path, dir: &Path, port: u16, log: &Path) -> Result<WranglerDev> {
     let wrangler = root.join(E2E_DIR).join("node_modules/wrangler/bin/wrangler.js");
     if !wrangler.exists() {
         return err("wrangler is not installed: run worker::npm_ci first");
@@ -495,16 +528,14 @@ pub fn dev_start(root: &Path, port: u16) -> Result<WranglerDev> {
     if http_status(DEV_HOST, port, "/healthz").is_some() {
         return err(format!("something already listens on {DEV_HOST}:{port}; stop it first"));
     }
-    let state = root.join(".stack");
-    fs::create_dir_all(&state).map_err(|e| WorkerError(e.to_string()))?;
-    let log = state.join("wrangler.log");
+    let log = log.to_path_buf();
     let out = fs::File::create(&log).map_err(|e| WorkerError(format!("{}: {e}", log.display())))?;
     let out2 = out.try_clone().map_err(|e| WorkerError(e.to_string()))?;
     say(&format!("starting wrangler dev on {DEV_HOST}:{port} (log: {})", log.display()));
     let child = Command::new("node")
         .arg(&wrangler)
         .args(["dev", "--ip", DEV_HOST, "--port", &port.to_string(), "--inspector-port", "0", "--test-scheduled", "--show-interactive-dev-session=false"])
-        .current_dir(root)
+        .current_dir(dir)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CI", "true")
         .env("NO_COLOR", "1")
@@ -640,13 +671,18 @@ pub struct StackInfo {
 /// then for each seed catalog write `.dev.vars`, start `wrangler dev` and run the e2e
 /// suite (each test file runs what applies to that catalog). Prints the bundle size.
 pub fn test_all(root: &Path, stack: &StackInfo) -> Result<BuildOutput> {
+    test_all_on(root, stack, DEV_PORT)
+}
+
+/// [`test_all`] with `wrangler dev` on another port than 8787.
+pub fn test_all_on(root: &Path, stack: &StackInfo, port: u16) -> Result<BuildOutput> {
     let tools = ensure_tools(root)?;
     let out = build_with(root, &tools)?;
     let secrets = LocalSecrets::generate(&stack.jwt_secret)?;
     for catalog in CATALOGS {
         say(&format!("worker e2e with catalog `{catalog}`"));
         write_dev_vars(root, &secrets.dev_vars(&stack.rest_url, &stack.jwt_secret, catalog))?;
-        let dev = dev_start(root, DEV_PORT)?;
+        let dev = dev_start(root, port)?;
         let env = E2eEnv {
             worker_url: dev.url.clone(),
             rest_url: stack.rest_url.clone(),
