@@ -19,7 +19,7 @@ pub mod usage;
 pub mod verify;
 mod validate;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 mod wasm;
 
 pub use catalog::{Catalog, CatalogError, LimitValue};

@@ -90,12 +90,12 @@ pub fn write_catalogs(root: &Path) -> Result<()> {
 pub fn cargo_build_wasm(root: &Path) -> Result<PathBuf> {
     let rust = WasmRust::detect_and_install()?;
     let target_dir = root.join("target").join("wasm");
-    step(format!("cargo build: the core for {WASM_TARGET} ({}, --no-default-features: no TOML reader)", rust.describe()));
+    step(format!("cargo build: the core for {WASM_TARGET} ({}, --no-default-features --features js: the bindings, no TOML reader)", rust.describe()));
     let t = Instant::now();
     run(rust
         .cargo(&target_dir)
         .current_dir(root)
-        .args(["build", "--package", "tollgate", "--lib", "--target", WASM_TARGET, "--no-default-features"])
+        .args(["build", "--package", "tollgate", "--lib", "--target", WASM_TARGET, "--no-default-features", "--features", "js"])
         .args(["--profile", PROFILE]))?;
     note(format!("done in {}", secs(t)));
     Ok(target_dir.join(WASM_TARGET).join(PROFILE).join("tollgate.wasm"))
