@@ -316,3 +316,58 @@ mod tests {
         assert!(b.holders[0].over_capacity);
     }
 }
+
+/// A user's entitlements from its own grants plus the grants of each
+/// organization where it holds a seat (membership alone gives nothing). The
+/// organization's grant ids are prefixed `org:<id>:` so they stay unique.
+/// `orgs` lists, per organization the user belongs to, whether the user holds
+/// a seat and the organization's grants.
+pub fn merge_seated_grants(
+    mut own: Entitlements,
+    orgs: &[(String, bool, Vec<crate::model::Grant>)],
+) -> Entitlements {
+    for (org_id, seated, grants) in orgs {
+        if !*seated {
+            continue;
+        }
+        for g in grants {
+            let mut g = g.clone();
+            g.id = format!("org:{org_id}:{}", g.id);
+            own.grants.push(g);
+        }
+    }
+    own
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use crate::model::{Grant, Source, Status};
+
+    fn grant(id: &str, tier: &str) -> Grant {
+        Grant {
+            id: id.into(),
+            product: "org".into(),
+            tier: tier.into(),
+            source: Source::Stripe,
+            status: Status::Active,
+            valid_from: Timestamp(0),
+            valid_to: None,
+            past_due_since: None,
+            offer: None,
+            source_ref: None,
+        }
+    }
+
+    #[test]
+    fn only_seated_organizations_lend_their_grants() {
+        let own = Entitlements::new(vec![grant("mine", "FREE")]);
+        let orgs = vec![
+            ("o1".to_string(), true, vec![grant("stripe:sub_1:org", "BUSINESS")]),
+            ("o2".to_string(), false, vec![grant("stripe:sub_2:org", "ENTERPRISE")]),
+        ];
+        let merged = merge_seated_grants(own, &orgs);
+        let ids: Vec<&str> = merged.grants.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["mine", "org:o1:stripe:sub_1:org"]);
+    }
+}

@@ -245,3 +245,45 @@ rates = [
         assert_eq!(quote(&c, "standard", "standard", 0).unwrap_err().code(), "out_of_range");
     }
 }
+
+/// May a subject draw on a credit pool at all? Yes with any currently valid
+/// grant of any product (a plan), or when credits were ever put into the pool
+/// (seed 002: token purchases need no plan). A `false` is the 403 "not
+/// entitled" of usage enforcement; being short on credits is a charge denial.
+pub fn may_draw(catalog: &Catalog, ents: &crate::model::Entitlements, wallet: &Wallet, pool: &str, now: Timestamp) -> bool {
+    let has_plan = catalog.products().iter().any(|p| {
+        p.tiers
+            .first()
+            .and_then(|t| crate::decide::has_access(catalog, ents, &p.id, t, now).ok())
+            .is_some_and(|d| d.allowed && d.grant.is_some())
+    });
+    has_plan || wallet.lots.iter().any(|l| l.pool == pool)
+}
+
+/// The cheapest visible offer that puts credits into `pool` (the upgrade to
+/// show with a "not entitled" answer).
+pub fn cheapest_credit_offer<'c>(catalog: &'c Catalog, pool: &str) -> Option<&'c crate::catalog::Offer> {
+    catalog
+        .offers()
+        .iter()
+        .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
+        .min_by(|a, b| a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key)))
+}
+
+#[cfg(test)]
+mod entitlement_tests {
+    use super::*;
+
+    fn studio() -> Catalog {
+        Catalog::parse(include_str!("../catalogs/video-studio.toml")).expect("catalog")
+    }
+
+    #[test]
+    fn no_plan_and_no_credits_may_not_draw_and_the_cheapest_credit_offer_is_named() {
+        let c = studio();
+        let ents = crate::model::Entitlements::default();
+        assert!(!may_draw(&c, &ents, &Wallet::default(), "video_seconds", Timestamp(0)));
+        // The cheapest offer that puts seconds into the pool: the 30-minute bundle at $19.
+        assert_eq!(cheapest_credit_offer(&c, "video_seconds").map(|o| o.price.amount), Some(1900));
+    }
+}

@@ -197,25 +197,13 @@ pub async fn handle<T: Transport>(
     )
 }
 
-/// May this subject draw on the pool at all: a currently valid grant of any product,
-/// or credits ever put into the pool (token purchases need no plan, seed 002).
+/// May this subject draw on the pool at all (the rule is the core's).
 fn entitled<T>(app: &App<T>, st: &SubjectState, pool: &str, now: Timestamp) -> bool {
     let ents = st.entitlements_for_snapshot(&app.catalog, now);
-    let has_plan = app.catalog.products().iter().any(|p| {
-        p.tiers
-            .first()
-            .and_then(|t| tollgate::decide::has_access(&app.catalog, &ents, &p.id, t, now).ok())
-            .is_some_and(|d| d.allowed && d.grant.is_some())
-    });
-    has_plan || st.wallet.lots.iter().any(|l| l.pool == pool)
+    tollgate::usage::may_draw(&app.catalog, &ents, &st.wallet, pool, now)
 }
 
-/// The cheapest visible offer that puts credits into the pool.
+/// The cheapest visible offer that puts credits into the pool (the core's choice).
 fn cheapest_usage_offer<T>(app: &App<T>, pool: &str) -> Option<String> {
-    app.catalog
-        .offers()
-        .iter()
-        .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
-        .min_by_key(|o| (o.price.monthly_equivalent(), o.key.clone()))
-        .map(|o| o.key.clone())
+    tollgate::usage::cheapest_credit_offer(&app.catalog, pool).map(|o| o.key.clone())
 }

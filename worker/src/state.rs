@@ -215,19 +215,13 @@ impl SubjectState {
     /// of each organization where it holds a seat (seed 004: membership plus an
     /// allocated seat), with the organization's grant ids prefixed so they stay unique.
     pub fn entitlements_for_snapshot(&self, _catalog: &Catalog, now: Timestamp) -> Entitlements {
-        let mut grants = self.grants.clone();
-        for m in self.memberships.iter().filter(|m| m.seat) {
-            for g in &m.grants {
-                let mut g = g.clone().into_grant();
-                g.id = format!("org:{}:{}", m.organization_id, g.id);
-                grants.push(g);
-            }
-        }
-        Entitlements {
-            subject: self.subject.key(),
-            grants,
-            balances: self.balances(now),
-        }
+        let own = Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) };
+        let orgs: Vec<(String, bool, Vec<Grant>)> = self
+            .memberships
+            .iter()
+            .map(|m| (m.organization_id.clone(), m.seat, m.grants.iter().cloned().map(|g| g.into_grant()).collect()))
+            .collect();
+        tollgate::seats::merge_seated_grants(own, &orgs)
     }
 }
 
