@@ -296,3 +296,85 @@ export declare const CAPABILITIES: Readonly<{
   heavyTools: 'heavy_tools';
   multiStepHeavyTools: 'multi_step_heavy_tools';
 }>;
+
+// ------------------------------------------------------------------ usage pricing
+
+/** The price of a usage request (seed 002): money in integer minor units, rates as exact decimal strings. */
+export interface Quote {
+  model: string;
+  quality: string;
+  seconds: number;
+  /** Major currency units per second, e.g. "0.015". */
+  base_price_per_second: string;
+  /** e.g. "1.2". */
+  multiplier: string;
+  /** `ceil(seconds x base_price_per_second x multiplier)`, rounded up once on the total. */
+  cost: Money;
+  /** What the same seconds cost as overage (`x overage_multiplier`). */
+  overage_cost: Money;
+  overage_multiplier: string;
+  /** The credit pool the request draws on. */
+  pool: string;
+}
+
+export type QuoteErrorCode = 'no_usage_pricing' | 'unknown_rate' | 'out_of_range' | 'overflow';
+
+/** A usage question the catalog cannot answer. */
+export interface QuoteError extends Error {
+  code: QuoteErrorCode;
+}
+
+/**
+ * Seed 002's usage price of `seconds` (a whole number) of `model` at `quality`:
+ * the core's `usage::quote`, the function the worker charges with.
+ * `catalog`: null or omitted for the default catalog. Throws a {@link QuoteError}.
+ */
+export declare function quote(
+  catalog: string | CatalogDoc | Catalog | null | undefined,
+  model: string,
+  quality: string,
+  seconds: number,
+): Quote;
+
+// ------------------------------------------------------------------ signed entitlement snapshots
+
+/** A verified entitlement snapshot: one subject's grants and balances at `issued_at`. */
+export interface Snapshot {
+  v: 1;
+  kid: string;
+  subject: string;
+  catalog_id: string;
+  catalog_version: string;
+  /** RFC 3339, UTC. */
+  issued_at: string;
+  /** RFC 3339, UTC; the snapshot is refused from this instant on. */
+  expires_at: string;
+  grants: Array<Grant & { id: string; valid_from: string; valid_to: string | null }>;
+  balances: Record<string, number>;
+}
+
+export type SnapshotErrorCode =
+  | 'malformed_snapshot'
+  | 'bad_signature'
+  | 'unknown_key'
+  | 'invalid_key'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_subject';
+
+/** A refused snapshot token; `code` is the core's stable error code. */
+export interface SnapshotError extends Error {
+  code: SnapshotErrorCode;
+}
+
+/** Trusted Ed25519 public keys by key id: 64 hex digits, base64url (43 characters) or 32 bytes. */
+export type PublicKeys =
+  | Record<string, string | Uint8Array | ArrayBuffer>
+  | Map<string, string | Uint8Array | ArrayBuffer>;
+
+/**
+ * Verifies a signed entitlement snapshot with the public keys alone (the
+ * core's verifier): signature, key id, expiry and issue time against `now`
+ * and, when given, the subject. Returns the snapshot; throws a {@link SnapshotError}.
+ */
+export declare function verifySnapshot(token: string, keys: PublicKeys, subject?: string | null, now?: Now): Snapshot;

@@ -23,6 +23,8 @@ import initWasm, {
   userAllowed,
   userExportPolicy,
   workflowRunAllowed as wasmWorkflowRunAllowed,
+  quote as wasmQuote,
+  verifySnapshot as wasmVerifySnapshot,
 } from './tollgate.js';
 import DEFAULT_CATALOG_JSON from './default-catalog.js';
 
@@ -487,4 +489,75 @@ export function applyExportPolicy(user, payloadOrNow, now) {
   const policy = JSON.parse(userExportPolicy(defaultCatalog()[HANDLE], userOf(user), nowMs(when)));
   if (!isPayload) return policy;
   return policy.policy === 'refused' ? null : payloadOrNow;
+}
+
+// ------------------------------------------------------------------ usage pricing
+
+/**
+ * Seed 002's usage price of `seconds` of `model` at `quality`, from the
+ * catalog's `[usage]` table: the core's `usage::quote`, the same function the
+ * worker charges with, so a price shown in the browser is the price charged.
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ * A question the catalog cannot answer throws an Error whose `code` is
+ * `no_usage_pricing`, `unknown_rate`, `out_of_range` or `overflow`.
+ */
+export function quote(catalog, model, quality, seconds) {
+  ensureReady();
+  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  return JSON.parse(wasmQuote(c[HANDLE], str('model', model), str('quality', quality), count('seconds', seconds)));
+}
+
+// ------------------------------------------------------------------ signed entitlement snapshots
+
+function snapshotTypeError(message) {
+  const e = new TypeError(`tollgate: ${message}`);
+  e.code = 'malformed_snapshot';
+  return e;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A trusted public key: text (64 hex digits or base64url) as it is, bytes as hex. */
+function publicKeyText(kid, key) {
+  if (typeof key === 'string') return key;
+  let bytes = null;
+  if (key instanceof ArrayBuffer) bytes = new Uint8Array(key);
+  else if (ArrayBuffer.isView(key)) bytes = new Uint8Array(key.buffer, key.byteOffset, key.byteLength);
+  if (bytes === null) {
+    const e = new TypeError(
+      `tollgate: trusted public key \`${kid}\` must be text (64 hex digits or base64url) or bytes, got ${describe(key)}`,
+    );
+    e.code = 'invalid_key';
+    throw e;
+  }
+  let hex = '';
+  for (const b of bytes) hex += HEX[b];
+  return hex;
+}
+
+/**
+ * Verifies a signed entitlement snapshot (the token `GET /v1/entitlements`
+ * returns) with the public keys alone, using the core's verifier: the Ed25519
+ * signature over the exact payload, the key id, the expiry and issue time
+ * against `now` and, when `subject` is given, that the snapshot describes it.
+ * `keys`: `{ [kid]: publicKey }` (or a Map), each key 64 hex digits, base64url
+ * or 32 bytes. Returns the snapshot (its `grants` and `balances` feed an
+ * Engine directly); a refusal throws an Error whose `code` is the core's:
+ * `malformed_snapshot`, `bad_signature`, `unknown_key`, `invalid_key`,
+ * `expired`, `not_yet_valid` or `wrong_subject`.
+ */
+export function verifySnapshot(token, keys, subject, now) {
+  ensureReady();
+  if (typeof token !== 'string') throw snapshotTypeError(`the snapshot token must be a string, got ${describe(token)}`);
+  if (keys === null || typeof keys !== 'object' || Array.isArray(keys)) {
+    throw new TypeError(`tollgate: \`keys\` must be an object { kid: publicKey }, got ${describe(keys)}`);
+  }
+  const kids = [];
+  const texts = [];
+  for (const [kid, key] of keys instanceof Map ? keys : Object.entries(keys)) {
+    kids.push(str('key id', kid));
+    texts.push(publicKeyText(kid, key));
+  }
+  const who = subject === undefined || subject === null ? undefined : str('subject', subject);
+  return JSON.parse(wasmVerifySnapshot(token, kids, texts, who, nowMs(now)));
 }

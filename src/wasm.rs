@@ -31,7 +31,9 @@ use crate::decide::{self, Usage};
 use crate::engine::Engine;
 use crate::model::{Entitlements, Grant};
 use crate::seed::{self, CloudEntitlementRow, PlanUser};
+use crate::snapshot;
 use crate::time::Timestamp;
+use crate::usage;
 
 // ---------------------------------------------------------------- errors
 
@@ -41,6 +43,13 @@ fn js_error(message: &str) -> JsValue {
 
 fn fail(e: impl fmt::Display) -> JsValue {
     js_error(&e.to_string())
+}
+
+/// A JS `Error` with the core's message and its stable error code as `code`.
+fn coded_error(e: impl fmt::Display, code: &str) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
 }
 
 /// A catalog error as a JS `Error` whose message is the core's, with the
@@ -403,14 +412,26 @@ impl EngineHandle {
 
 /// Seed 000's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
 #[wasm_bindgen(js_name = seedHasAccess)]
-pub fn seed_has_access(catalog: &CatalogHandle, rows: JsValue, cloud: &str, required: &str, now_ms: f64) -> Result<bool, JsValue> {
+pub fn seed_has_access(
+    catalog: &CatalogHandle,
+    rows: JsValue,
+    cloud: &str,
+    required: &str,
+    now_ms: f64,
+) -> Result<bool, JsValue> {
     let now = now_of(now_ms)?;
     seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map(|d| d.allowed).map_err(fail)
 }
 
 /// Seed 000's `hasAccess` with its explanation (a Decision as JSON).
 #[wasm_bindgen(js_name = seedExplainAccess)]
-pub fn seed_explain_access(catalog: &CatalogHandle, rows: JsValue, cloud: &str, required: &str, now_ms: f64) -> Result<String, JsValue> {
+pub fn seed_explain_access(
+    catalog: &CatalogHandle,
+    rows: JsValue,
+    cloud: &str,
+    required: &str,
+    now_ms: f64,
+) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
     to_json(&seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map_err(fail)?)
 }
@@ -445,8 +466,58 @@ pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -
 
 /// Seed 001's workflow rule: may another run start, given the runs today? (a Decision as JSON)
 #[wasm_bindgen(js_name = workflowRunAllowed)]
-pub fn workflow_run_allowed(catalog: &CatalogHandle, user: JsValue, runs_today: f64, now_ms: f64) -> Result<String, JsValue> {
+pub fn workflow_run_allowed(
+    catalog: &CatalogHandle,
+    user: JsValue,
+    runs_today: f64,
+    now_ms: f64,
+) -> Result<String, JsValue> {
     let user = user_of(user)?;
     let runs = count_of("runsToday", runs_today)?;
     to_json(&seed::workflow_run_allowed(&catalog.inner, user.as_ref(), runs, now_of(now_ms)?).map_err(fail)?)
+}
+
+// ---------------------------------------------------------------- usage pricing
+
+/// Seed 002's usage price of `seconds` of `model` at `quality`: the core's
+/// `usage::quote`, the same function the worker charges with. A Quote as JSON;
+/// a malformed question is an `Error` whose `code` is the core's
+/// (`no_usage_pricing`, `unknown_rate`, `out_of_range`, `overflow`).
+#[wasm_bindgen]
+pub fn quote(catalog: &CatalogHandle, model: &str, quality: &str, seconds: f64) -> Result<String, JsValue> {
+    let seconds = count_of("seconds", seconds)?;
+    to_json(&usage::quote(&catalog.inner, model, quality, seconds).map_err(|e| coded_error(&e, e.code()))?)
+}
+
+// ---------------------------------------------------------------- signed snapshots
+
+/// Verifies a signed entitlement snapshot with the core's `snapshot::verify`
+/// (or `verify_for_subject` when `subject` is given) against the trusted public
+/// keys, `kids[i]` naming `keys[i]` (64 hex digits or base64url). The snapshot
+/// as JSON; a refusal is an `Error` whose `code` is the core's
+/// (`malformed_snapshot`, `bad_signature`, `unknown_key`, `invalid_key`,
+/// `expired`, `not_yet_valid`, `wrong_subject`).
+#[wasm_bindgen(js_name = verifySnapshot)]
+pub fn verify_snapshot(
+    token: &str,
+    kids: Vec<String>,
+    keys: Vec<String>,
+    subject: Option<String>,
+    now_ms: f64,
+) -> Result<String, JsValue> {
+    let now = now_of(now_ms)?;
+    let mut trusted = Vec::with_capacity(kids.len());
+    for (kid, text) in kids.into_iter().zip(&keys) {
+        match snapshot::decode_key(text) {
+            Ok(key) => trusted.push((kid, key)),
+            Err(e) => {
+                return Err(coded_error(format_args!("trusted public key `{kid}`: {e}"), "invalid_key"));
+            }
+        }
+    }
+    let verified = match &subject {
+        Some(s) => snapshot::verify_for_subject(token, &trusted, s, now),
+        None => snapshot::verify(token, &trusted, now),
+    };
+    to_json(&verified.map_err(|e| coded_error(&e, e.code()))?)
 }

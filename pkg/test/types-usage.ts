@@ -22,6 +22,12 @@ import {
   explainWorkflowRun,
   applyExportPolicy,
   CAPABILITIES,
+  quote,
+  verifySnapshot,
+  type Quote,
+  type QuoteError,
+  type Snapshot,
+  type SnapshotError,
   type Catalog,
   type CatalogError,
   type Decision,
@@ -98,6 +104,26 @@ async function usage(bytes: Uint8Array): Promise<void> {
     const where: string = ce.path + String(ce.line);
   }
 
+  const q: Quote = quote(catalog, 'standard', 'standard', 30);
+  const cents: number = q.cost.amount + q.overage_cost.amount;
+  const rate: string = q.base_price_per_second;
+  quote(null, 'ultra', 'studio', 60);
+  const snap: Snapshot = verifySnapshot('token', { 'snap-2026-03': 'key' }, 'user-id', new Date());
+  verifySnapshot('token', new Map([['k', new Uint8Array(32)]]));
+  const expires: string = snap.expires_at;
+  const fromSnapshot = new Engine(catalog, snap);
+  try {
+    verifySnapshot('token', { k: 'key' }, null, Date.now());
+  } catch (err) {
+    const code: 'bad_signature' | 'expired' | string = (err as SnapshotError).code;
+    const qc: string = (err as QuoteError).code;
+    void [code, qc];
+  }
+
+  // @ts-expect-error: seconds is a number
+  quote(catalog, 'standard', 'standard', '30');
+  // @ts-expect-error: keys map key ids to keys
+  verifySnapshot('token', ['key']);
   // @ts-expect-error: indices are numbers
   engine.check('creation', 'pro', Date.now());
   // @ts-expect-error: `now` is a Date, a string or a number
@@ -109,7 +135,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
   // @ts-expect-error: decisions are read-only shapes with known keys
   d.holdsUntil;
 
-  void [ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
+  void [cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
 }
 
 void usage;
