@@ -122,3 +122,199 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     }
     h
 }
+
+// ---------------------------------------------------------------- Ctrl-C
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn _exit(code: i32) -> !;
+}
+
+extern "C" fn on_interrupt(_signum: i32) {
+    // Only async-signal-safe work here: set a flag (the first time), or leave at once
+    // (the second time, for a user who does not want to wait for the clean shutdown).
+    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        unsafe { _exit(130) }
+    }
+}
+
+/// From now on SIGINT (Ctrl-C) and SIGTERM set a flag instead of killing xtask, so the
+/// command can stop what it started (Drop guards, in reverse order) before it exits.
+/// A second Ctrl-C exits at once.
+pub fn catch_interrupts() {
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    // SAFETY: installs a handler that only touches an atomic (or calls _exit).
+    unsafe {
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+    }
+}
+
+/// Whether Ctrl-C (or SIGTERM) has been received.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+// ---------------------------------------------------------------- stages
+
+/// The named stages of a command, each announced, timed and summarised; a failing
+/// stage fails the command with a message that names it.
+pub struct Stages {
+    command: String,
+    done: Vec<(String, f64, &'static str)>,
+    started: Instant,
+}
+
+impl Stages {
+    pub fn new(command: &str) -> Stages {
+        Stages { command: command.to_string(), done: Vec::new(), started: Instant::now() }
+    }
+
+    pub fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if interrupted() {
+            return Err(format!("interrupted (Ctrl-C) before stage `{name}`"));
+        }
+        let n = self.done.len() + 1;
+        println!();
+        step(format!("[{n}] {name}"));
+        let t = Instant::now();
+        let r = f();
+        let took = t.elapsed().as_secs_f64();
+        match r {
+            Ok(v) => {
+                step(format!("[{n}] {name}: ok in {took:.1}s"));
+                self.done.push((name.to_string(), took, "ok"));
+                Ok(v)
+            }
+            Err(e) if interrupted() => {
+                self.done.push((name.to_string(), took, "interrupted"));
+                Err(format!("stage `{name}` interrupted (Ctrl-C) after {took:.1}s ({e})"))
+            }
+            Err(e) => {
+                self.done.push((name.to_string(), took, "FAILED"));
+                Err(format!("stage `{name}` failed after {took:.1}s:\n{e}"))
+            }
+        }
+    }
+
+    /// Prints every stage with its outcome and duration.
+    pub fn summary(&self) {
+        println!();
+        step(format!("cargo xtask {}: {} stage(s) in {}", self.command, self.done.len(), secs(self.started)));
+        let w = self.done.iter().map(|d| d.0.chars().count()).max().unwrap_or(0);
+        for (name, took, outcome) in &self.done {
+            let pad = " ".repeat(w - name.chars().count());
+            note(format!("{name}{pad}  {outcome:<11} {took:>7.1}s"));
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+// ---------------------------------------------------------------- ports
+
+/// Fails with a clear message when something already listens on 127.0.0.1:`port`.
+pub fn ensure_port_free(port: u16, what: &str, variable: &str) -> Result<()> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "127.0.0.1:{port} (for {what}) is already in use ({e}): stop what listens there \
+             (`ss -ltnp 'sport = :{port}'` names it), or choose another port with {variable}=<port>"
+        )),
+    }
+}
+
+/// A port from the environment variable `name`, or `default`.
+pub fn port_from_env(name: &str, default: u16) -> Result<u16> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{name}={v} is not a TCP port"))
+        }
+        _ => Ok(default),
+    }
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// An HTTP answer (body decoded from chunked transfer encoding when needed).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.body)
+            .map_err(|e| format!("HTTP {}: not JSON ({e}): {}", self.status, self.body.chars().take(300).collect::<String>()))
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else { break };
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            out.extend_from_slice(&raw[..size.min(raw.len())]);
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// A plain HTTP/1.1 request to `http://host:port/path` (the local stack only), with a
+/// JSON or raw body; one connection per request.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response> {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("not an http:// URL: {url}"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("{method} {url}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let body = body.unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).map_err(|e| format!("{method} {url}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| format!("{method} {url}: {e}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{method} {url}: not an HTTP answer"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| format!("{method} {url}: no status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let payload = &raw[split + 4..];
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(payload) } else { payload.to_vec() };
+    Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
+}

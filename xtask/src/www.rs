@@ -111,6 +111,11 @@ pub fn build(root: &Path) -> Result<()> {
         ));
     }
     install(root)?;
+    next_build(root)
+}
+
+/// `next build` of www/ alone, after [`install`].
+pub fn next_build(root: &Path) -> Result<()> {
     step("next build (www/)");
     let t = Instant::now();
     run(Command::new("node")
