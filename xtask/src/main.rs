@@ -1,47 +1,77 @@
 //! The project's commands: `cargo xtask <command>`.
 //!
 //! Each command installs what it needs on a fresh Debian machine (and nothing
-//! when it is already there) and announces every step as `==> ...`.
+//! when it is already there) and announces every step as `==> ...`. Commands
+//! made of stages (`test`, `demo`, `bench`) time each stage, name the one that
+//! failed, and stop every process they started, also on failure or Ctrl-C.
 
+mod bench;
 mod demo;
+mod lifecycle;
+mod live;
+mod local;
 mod package;
+mod stack;
 mod toolchain;
 mod util;
+#[allow(dead_code)]
+mod worker;
+#[allow(dead_code)]
+mod www;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use util::{note, root, run, secs, step, Result};
+use local::{Local, Ports};
+use util::{note, root, run, secs, step, Result, Stages};
 
 const HELP: &str = "\
 cargo xtask <command>
 
-  demo    evaluate each shipped catalog for a few example users: which tools are
-          locked, why, and the cheapest upgrade for each lock
-  test    every test: native Rust (cargo test --workspace), then the npm package
-          built from the core and tested under Node (node --test pkg/test)
+  demo    the main job: (1) each shipped catalog evaluated for example users (locked
+          tools, why, cheapest upgrade); (2) a subscription lifecycle replayed through
+          the core for each seed catalog (access and balances at every step); (3) the
+          whole local stack started (PostgreSQL, REST gateway, workers, www app), a
+          Stripe-signed purchase replayed against it, then kept running until Ctrl-C.
+            --no-wait   stop after the purchase scenario (also when CI=true)
+            --offline   only (1) and (2): no local stack
+  test    every test, in stages: native Rust (cargo test --workspace); the npm package
+          under Node; webhook signatures cross-checked with Stripe's and Razorpay's own
+          libraries; the React layer; the worker end to end under wrangler dev against
+          PostgreSQL and the REST gateway, once per seed catalog; the www app in Chromium
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
-  bench   the package under Node against a plain-JS baseline, and the wasm size
+  worker build
+          the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
+  bench   the package under Node against a plain-JS baseline and its wasm size; the
+          worker's bundle size, the core natively vs in wasm, webhook latency and
+          throughput and concurrent consumes through wrangler dev; first paint in Chromium
+
+Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 and 8788, www 3000) move with
+TOLLGATE_PG_PORT, TOLLGATE_REST_PORT, TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT,
+TOLLGATE_WWW_PORT.
 ";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let t = Instant::now();
-    let result = match args.first().map(String::as_str) {
-        Some("build") => package::build(&root()),
-        Some("test") => test(&root()),
-        Some("demo") => demo::run(&root()),
-        Some("bench") => bench(&root()),
-        Some("help" | "--help" | "-h") | None => {
+    let flags: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let result = match (args.first().map(String::as_str), flags.as_slice()) {
+        (Some("build"), []) => package::build(&root()),
+        (Some("worker"), ["build"]) => worker::build(&root()).map(|_| ()).map_err(|e| e.to_string()),
+        (Some("test"), []) => test(&root()),
+        (Some("demo"), f) => demo_command(&root(), f),
+        (Some("bench"), []) => bench::run(&root()),
+        (Some("help" | "--help" | "-h"), _) | (None, _) => {
             print!("{HELP}");
             return;
         }
-        Some(other) => Err(format!("unknown command `{other}`\n\n{HELP}")),
+        (Some(other), f) => Err(format!("unknown command `{}`\n\n{HELP}", [other].iter().chain(f).copied().collect::<Vec<_>>().join(" "))),
     };
     match result {
-        Ok(()) => step(format!("{} finished in {}", args.join(" "), secs(t))),
+        Ok(()) => step(format!("cargo xtask {} finished in {}", args.join(" "), secs(t))),
         Err(e) => {
+            eprintln!();
             eprintln!("error: {e}");
             std::process::exit(1);
         }
@@ -50,35 +80,78 @@ fn main() {
 
 // ---------------------------------------------------------------- test
 
-/// Every test there is. Later stages add theirs as one more function here.
+/// Every test there is, in stages. The local stack lives from its stage to the end
+/// and is stopped whatever happens (Drop guards), so no process outlives the command.
 fn test(root: &Path) -> Result<()> {
-    test_native(root)?;
-    package::build(root)?;
-    test_package(root)?;
-    test_worker(root)?;
-    test_browser(root)?;
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test");
+    let result = test_stages(root, ports, &mut stages);
+    stages.summary();
+    result
+}
+
+fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
+    stages.run("prerequisites: Node, PostgreSQL and Chromium from Debian", || {
+        toolchain::node()?;
+        toolchain::apt_ensure(&["postgresql", "chromium"])
+    })?;
+    stages.run("native: cargo test --workspace", || test_native(root))?;
+    stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
+    stages.run("npm package: node --test pkg/test", || test_package(root))?;
+    stages.run("signatures: tests/vectors/gen against Stripe's and Razorpay's npm libraries", || test_vectors(root))?;
+    stages.run("React layer: install, tsc, node --test react/test", || {
+        www::install(root)?;
+        www::test_react(root)
+    })?;
+    let mut local = stages.run(
+        &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
+        || Local::database(root, ports),
+    )?;
+    let info = local.stack_info();
+    stages.run(
+        &format!("worker: build, then tests/e2e under wrangler dev on :{} for each seed catalog", ports.worker),
+        || worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string()),
+    )?;
+    stages.run("www: next build", || www::next_build(root))?;
+    stages.run(
+        &format!(
+            "browser: workers on :{} and :{}, next start on :{}, tests/browser in Chromium",
+            ports.worker, ports.studio, ports.www
+        ),
+        || {
+            local.start_app_workers()?;
+            local.start_www()?;
+            let urls = local.urls()?;
+            let www = local.www().ok_or("next start is not running")?;
+            www::test_browser(root, www, &urls)
+        },
+    )?;
+    stages.run("shutdown: stop the local stack", || local.stop())?;
     Ok(())
 }
 
 /// Native Rust: unit, property and conformance tests of every workspace crate.
 fn test_native(root: &Path) -> Result<()> {
-    step("cargo test --workspace (native)");
-    let t = Instant::now();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo).current_dir(root).args(["test", "--workspace"]))?;
-    note(format!("native tests passed in {}", secs(t)));
-    Ok(())
+    run(Command::new(cargo).current_dir(root).args(["test", "--workspace"]))
 }
 
 /// The npm package under Node's test runner: the shared fixtures and the API tests.
 fn test_package(root: &Path) -> Result<()> {
     let pkg = root.join("pkg");
     let files = test_files(&pkg.join("test"))?;
-    step(format!("node --test pkg/test ({} files)", files.len()));
-    let t = Instant::now();
-    run(Command::new("node").current_dir(&pkg).arg("--test").args(&files))?;
-    note(format!("package tests passed in {}", secs(t)));
-    Ok(())
+    note(format!("{} test files", files.len()));
+    run(Command::new("node").current_dir(&pkg).arg("--test").args(&files))
+}
+
+/// Webhook signatures made by the core checked with Stripe's and Razorpay's own npm
+/// libraries, and the committed vectors regenerated from those libraries.
+fn test_vectors(root: &Path) -> Result<()> {
+    let dir = root.join("tests").join("vectors").join("gen");
+    toolchain::npm_ci(&dir)?;
+    let files = test_files(&dir)?;
+    run(Command::new("node").current_dir(dir.parent().unwrap_or(&dir)).arg("--test").args(&files))
 }
 
 fn test_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -95,29 +168,32 @@ fn test_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Extension point: the Cloudflare Worker's tests (workerd via wrangler) run here.
-fn test_worker(_root: &Path) -> Result<()> {
-    step("worker tests: none yet");
-    Ok(())
-}
+// ---------------------------------------------------------------- demo
 
-/// Extension point: the real-browser tests (Chromium via playwright-core) run here.
-fn test_browser(_root: &Path) -> Result<()> {
-    step("browser tests: none yet");
-    Ok(())
-}
-
-// ---------------------------------------------------------------- bench
-
-/// The package under Node against the plain-JS baseline; every figure in one run.
-fn bench(root: &Path) -> Result<()> {
-    package::build(root)?;
-    toolchain::node()?;
-    bench_package(root)?;
-    Ok(())
-}
-
-fn bench_package(root: &Path) -> Result<()> {
-    step("node bench/package.bench.mjs");
-    run(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
+fn demo_command(root: &Path, flags: &[&str]) -> Result<()> {
+    let mut no_wait = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    let mut offline = false;
+    for f in flags {
+        match *f {
+            "--no-wait" => no_wait = true,
+            "--offline" => offline = true,
+            other => return Err(format!("unknown option `{other}` for demo\n\n{HELP}")),
+        }
+    }
+    util::catch_interrupts();
+    let mut stages = Stages::new("demo");
+    let result = (|| {
+        stages.run("catalogs: which tools are locked for example users, why, and the cheapest upgrade", || {
+            demo::run(root)
+        })?;
+        stages.run("billing lifecycles: provider events replayed through the core, per seed catalog", || {
+            lifecycle::run(root)
+        })?;
+        if offline {
+            return Ok(());
+        }
+        live::run(root, &mut stages, no_wait)
+    })();
+    stages.summary();
+    result
 }

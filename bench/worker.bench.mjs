@@ -1,0 +1,153 @@
+// `cargo xtask bench`: the worker under `wrangler dev` (workerd) in front of the local
+// stack (REST gateway + PostgreSQL), with the video-studio catalog.
+//
+// - baseline: GET /healthz, the same round trip through wrangler dev with no store work;
+// - webhook latency: Stripe-signed deliveries (checkout, subscription created, invoice
+//   paid) of fresh subscribers, one at a time: p50 / p99, and as a ratio to the baseline;
+// - webhook throughput: the same stories, 16 subscribers in flight at once;
+// - consume: 50 concurrent clients charging one balance; requests per second, and the
+//   balance, ledger and usage rows checked afterwards (zero lost updates).
+//
+// The stack's coordinates come from the environment (set by `cargo xtask bench`); the
+// signing and the event shapes are the end-to-end suite's (tests/e2e), with Stripe's own
+// library signing every delivery.
+//
+// Usage: node bench/worker.bench.mjs [--quick]   (writes JSON to $BENCH_OUT when set)
+
+import { writeFileSync } from 'node:fs';
+
+import { createUser, closeDb, id, now, postStripe, q, userToken, worker } from '../tests/e2e/helpers.mjs';
+import { StripeSubscriber, stripeOneTime, DAY } from '../tests/e2e/events.mjs';
+
+const QUICK = process.argv.includes('--quick');
+const SUBSCRIBERS = QUICK ? 20 : 100;
+const CONCURRENT_STORIES = 16;
+const CLIENTS = 50;
+const PER_CLIENT = QUICK ? 6 : 30;
+const UNITS = 10;
+
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] };
+}
+
+async function timed(fn) {
+  const t = performance.now();
+  const r = await fn();
+  return [performance.now() - t, r];
+}
+
+function story(uid, t0) {
+  const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_PRO_MONTHLY', start: t0 });
+  return [s.checkout(), s.created(), s.invoicePaid({ at: t0 + 1, periodStart: t0, periodEnd: t0 + 30 * DAY })];
+}
+
+async function deliver(ev) {
+  const [ms, r] = await timed(() => postStripe(ev));
+  if (r.status !== 200 || r.json?.status !== 'applied') {
+    throw new Error(`${ev.type}: ${r.status} ${r.text}`);
+  }
+  return ms;
+}
+
+const out = {};
+try {
+  // Warm-up: the first requests compile and connect.
+  for (let i = 0; i < 20; i++) await worker('GET', '/healthz');
+  const warm = await createUser();
+  for (const ev of story(warm, now() - 60)) await deliver(ev);
+
+  // Baseline.
+  const health = [];
+  for (let i = 0; i < 300; i++) {
+    const [ms, r] = await timed(() => worker('GET', '/healthz'));
+    if (r.status !== 200) throw new Error(`/healthz: ${r.status}`);
+    health.push(ms);
+  }
+  out.healthz = stats(health);
+
+  // Webhook latency, one delivery at a time.
+  const users = [];
+  for (let i = 0; i < SUBSCRIBERS; i++) users.push(await createUser());
+  const lat = [];
+  const t0 = now() - 3600;
+  for (const uid of users) for (const ev of story(uid, t0)) lat.push(await deliver(ev));
+  out.webhook = stats(lat);
+
+  // Webhook throughput: stories of fresh subscribers, several in flight.
+  const more = [];
+  for (let i = 0; i < SUBSCRIBERS; i++) more.push(await createUser());
+  const queue = [...more];
+  const [wall] = await timed(() =>
+    Promise.all(
+      Array.from({ length: CONCURRENT_STORIES }, async () => {
+        for (let uid = queue.shift(); uid; uid = queue.shift()) for (const ev of story(uid, t0)) await deliver(ev);
+      }),
+    ),
+  );
+  out.webhook_throughput = { deliveries: more.length * 3, seconds: wall / 1000, per_second: (more.length * 3) / (wall / 1000), in_flight: CONCURRENT_STORIES };
+  const grants = await q(`select count(*)::int as n from cloud_entitlements where user_id = any($1)`, [[...users, ...more]]);
+  if (grants[0].n !== users.length + more.length) throw new Error(`expected one grant per subscriber, found ${grants[0].n}`);
+
+  // Consume: one balance, 50 clients.
+  const uid = await createUser();
+  for (let i = 0; i < 3; i++) {
+    const r = await postStripe(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_5_HOURS', at: now() - 60 + i }));
+    if (r.json?.status !== 'applied') throw new Error(`token purchase: ${r.text}`);
+  }
+  const balance = async () =>
+    Number((await q(`select coalesce(sum(available), 0)::bigint as a from credit_balances where user_id = $1 and pool = 'video_seconds'`, [uid]))[0].a);
+  const before = await balance();
+  const auth = { authorization: `Bearer ${userToken(uid, { exp: now() + 3600 })}` };
+  const body = { model: 'standard', quality: 'watermark', seconds: UNITS };
+  const consumeLat = [];
+  const failures = [];
+  const [cwall] = await timed(() =>
+    Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        for (let i = 0; i < PER_CLIENT; i++) {
+          const [ms, r] = await timed(() => worker('POST', '/v1/usage/consume', { body, headers: { ...auth, 'idempotency-key': id('bench') } }));
+          consumeLat.push(ms);
+          if (r.status !== 200 || r.json?.status !== 'charged') failures.push(`${r.status} ${r.text}`);
+        }
+      }),
+    ),
+  );
+  const requests = CLIENTS * PER_CLIENT;
+  const after = await balance();
+  const usage = await q(`select count(*)::int as n, coalesce(sum(units), 0)::int as u from usage_records where user_id = $1`, [uid]);
+  const ledger = await q(`select coalesce(sum(delta), 0)::bigint as s from credit_ledger where user_id = $1 and pool = 'video_seconds'`, [uid]);
+  const lost = before - requests * UNITS - after;
+  out.consume = {
+    clients: CLIENTS,
+    requests,
+    seconds: cwall / 1000,
+    per_second: requests / (cwall / 1000),
+    latency: stats(consumeLat),
+    failures: failures.length,
+    balance_before: before,
+    balance_after: after,
+    usage_rows: usage[0].n,
+    ledger_sum: Number(ledger[0].s),
+    lost_updates: lost,
+  };
+  if (failures.length) throw new Error(`${failures.length} consumes failed, e.g. ${failures[0]}`);
+  if (lost !== 0 || usage[0].n !== requests || usage[0].u !== requests * UNITS || Number(ledger[0].s) !== after) {
+    throw new Error(`lost updates: ${JSON.stringify(out.consume)}`);
+  }
+} finally {
+  await closeDb();
+}
+
+const f = (x) => x.toFixed(1);
+const h = out.healthz;
+const w = out.webhook;
+const c = out.consume;
+console.log(`worker through wrangler dev + REST gateway + PostgreSQL (ms, ${process.env.TOLLGATE_WORKER_URL})`);
+console.log(`  GET /healthz (baseline)            p50 ${f(h.p50)}  p99 ${f(h.p99)}  (n=${h.n})`);
+console.log(`  webhook delivery, one at a time    p50 ${f(w.p50)}  p99 ${f(w.p99)}  (n=${w.n})  = ${f(w.p50 / h.p50)}x / ${f(w.p99 / h.p99)}x the baseline`);
+console.log(`  webhook throughput, ${out.webhook_throughput.in_flight} in flight     ${f(out.webhook_throughput.per_second)} deliveries/s (${out.webhook_throughput.deliveries} in ${f(out.webhook_throughput.seconds)} s)`);
+console.log(`  consume, ${c.clients} concurrent clients     ${f(c.per_second)} requests/s (${c.requests} in ${f(c.seconds)} s), p50 ${f(c.latency.p50)} p99 ${f(c.latency.p99)}; budget 500/s: ${c.per_second >= 500 ? 'met' : 'NOT met'}`);
+console.log(`  consume correctness                ${c.balance_before} - ${c.requests} x ${UNITS} = ${c.balance_after} s; ${c.usage_rows} usage rows; ledger sum ${c.ledger_sum}; lost updates: ${c.lost_updates}`);
+if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(out, null, 2));

@@ -1,0 +1,228 @@
+//! `cargo xtask bench`: every figure measured in one run, in stages.
+//!
+//! 1. The npm package under Node against seed 000's plain-JS `hasAccess` (the
+//!    baseline, measured in the same run), and its gzipped wasm (`bench/package.bench.mjs`).
+//! 2. The worker's upload, gzipped, against the 350 KB budget.
+//! 3. Verify + parse + reduce of a ~4 KB Stripe event: natively and as wasm under
+//!    Node, the same crate (`bench/core`) built with the same settings, side by side
+//!    with the ratio (budgets: 200 µs native, wasm within 2x); plus the wasm built as
+//!    the worker ships it (smallest code).
+//! 4. Through `wrangler dev` against the local stack: webhook latency (p50, p99, as a
+//!    ratio to `/healthz` measured in the same run) and throughput; consume with 50
+//!    concurrent clients, with zero lost updates (`bench/worker.bench.mjs`).
+//! 5. Chromium: navigation to the correct locked state on first paint
+//!    (`tests/browser/bench-first-paint.mjs`).
+//!
+//! Benchmarks are not run by `cargo xtask test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::local::{Local, Ports};
+use crate::toolchain::{self, WasmRust, WASM_TARGET};
+use crate::util::{interrupted, note, output, run as run_cmd, step, Result, Stages};
+use crate::{package, worker, www};
+
+const WORKER_BUDGET_KB: f64 = 350.0;
+const NATIVE_BUDGET_US: f64 = 200.0;
+
+pub fn run(root: &Path) -> Result<()> {
+    crate::util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("bench");
+    let mut figures: Vec<String> = Vec::new();
+    let result = stages_all(root, ports, &mut stages, &mut figures);
+    stages.summary();
+    if !figures.is_empty() {
+        println!();
+        step("figures");
+        for f in &figures {
+            note(f);
+        }
+    }
+    result
+}
+
+fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<String>) -> Result<()> {
+    stages.run("npm package: build, then bench/package.bench.mjs (Node, plain-JS baseline)", || {
+        package::build(root)?;
+        toolchain::node()?;
+        run_cmd(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
+    })?;
+    let size = stages.run("worker: build, bundle size gzipped", || {
+        let out = worker::build(root).map_err(|e| e.to_string())?;
+        Ok(out.gzip_bytes)
+    })?;
+    let kb = size as f64 / 1024.0;
+    let line = format!(
+        "worker upload: {kb:.1} KB gzipped (budget {WORKER_BUDGET_KB:.0} KB: {})",
+        if kb <= WORKER_BUDGET_KB { "within" } else { "OVER" }
+    );
+    note(&line);
+    figures.push(line);
+    let core = stages.run("core: verify + parse + reduce of a ~4 KB Stripe event, native vs wasm (Node)", || bench_core(root))?;
+    figures.extend(core);
+    let mut local = stages.run(
+        &format!("local stack: PostgreSQL on :{}, REST gateway (release) on :{}", ports.pg, ports.rest),
+        || Local::database_with(root, ports, true),
+    )?;
+    let worker_figs = stages.run(
+        &format!("worker: webhooks and consume through wrangler dev on :{} (video studio)", ports.studio),
+        || {
+            local.start_worker("video-studio", ports.studio, "TOLLGATE_STUDIO_WORKER_PORT")?;
+            bench_worker(root, &local)
+        },
+    )?;
+    figures.extend(worker_figs);
+    stages.run(
+        &format!("browser: first paint in Chromium (worker on :{}, www on :{})", ports.worker, ports.www),
+        || {
+            www::install(root)?;
+            www::next_build(root)?;
+            local.start_worker("vcm-suite", ports.worker, "TOLLGATE_WORKER_PORT")?;
+            local.start_www()?;
+            let urls = local.urls()?;
+            let w = local.www().ok_or("next start is not running")?;
+            www::bench_first_paint(root, w, &urls)
+        },
+    )?;
+    if interrupted() {
+        return Err("interrupted".into());
+    }
+    stages.run("shutdown: stop the local stack", || local.stop())
+}
+
+// ---------------------------------------------------------------- core, native vs wasm
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ns_per_op(json_line: &str) -> Result<(f64, u64)> {
+    let line = json_line.lines().rev().find(|l| l.trim_start().starts_with('{')).ok_or("no JSON line")?;
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("{e}: {line}"))?;
+    let xs: Vec<f64> = v["ns_per_op"].as_array().ok_or("no ns_per_op")?.iter().filter_map(Value::as_f64).collect();
+    if xs.is_empty() {
+        return Err("no rounds".into());
+    }
+    Ok((median(&xs), v["bytes"].as_u64().unwrap_or(0)))
+}
+
+/// Builds bench/core for wasm32 with `profile` and binds it with wasm-bindgen into
+/// `<target>/pkg-<profile>`.
+fn build_core_wasm(root: &Path, rust: &WasmRust, bindgen: &Path, target: &Path, profile: &str) -> Result<PathBuf> {
+    step(format!("bench/core for {WASM_TARGET} (profile {profile}, {})", rust.describe()));
+    run_cmd(
+        rust.cargo(&target.join("wasm"))
+            .current_dir(root.join("bench").join("core"))
+            .args(["build", "--lib", "--target", WASM_TARGET, "--profile", profile]),
+    )?;
+    let wasm = target.join("wasm").join(WASM_TARGET).join(profile).join("tollgate_bench_core.wasm");
+    let out = target.join(format!("pkg-{profile}"));
+    run_cmd(Command::new(bindgen).args(["--target", "web", "--out-dir"]).arg(&out).arg(&wasm))?;
+    Ok(out)
+}
+
+fn bench_core(root: &Path) -> Result<Vec<String>> {
+    let target = root.join("target").join("bench-core");
+    let dir = root.join("bench").join("core");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    step("bench/core, native (profile release)");
+    run_cmd(
+        Command::new(&cargo)
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--release", "--bin", "bench-core-native"]),
+    )?;
+    let rust = WasmRust::detect_and_install()?;
+    let bindgen = toolchain::wasm_bindgen(root)?;
+    let fast = build_core_wasm(root, &rust, &bindgen, &target, "release")?;
+    let small = build_core_wasm(root, &rust, &bindgen, &target, "size")?;
+    step("timing: native, then wasm in Node (same rounds, same batches)");
+    let native_out = output(&mut Command::new(target.join("release").join("bench-core-native")))?;
+    let (native, bytes) = ns_per_op(&native_out)?;
+    let script = root.join("bench").join("core.bench.mjs");
+    let (wasm_fast, _) = ns_per_op(&output(Command::new("node").arg(&script).arg(&fast))?)?;
+    let (wasm_small, _) = ns_per_op(&output(Command::new("node").arg(&script).arg(&small))?)?;
+    let us = |ns: f64| ns / 1000.0;
+    let lines = vec![
+        format!(
+            "verify + parse + reduce, {bytes}-byte Stripe invoice.paid: native {:.1} µs (budget {NATIVE_BUDGET_US:.0} µs: {})",
+            us(native),
+            if us(native) <= NATIVE_BUDGET_US { "met" } else { "NOT met" }
+        ),
+        format!(
+            "  same work in wasm (Node {}), same build settings: {:.1} µs = {:.2}x native (budget 2x: {})",
+            toolchain_node_version(),
+            us(wasm_fast),
+            wasm_fast / native,
+            if wasm_fast / native <= 2.0 { "met" } else { "NOT met" }
+        ),
+        format!(
+            "  wasm built for size (opt-level z, as the worker ships): {:.1} µs = {:.2}x native",
+            us(wasm_small),
+            wasm_small / native
+        ),
+    ];
+    for l in &lines {
+        note(l);
+    }
+    Ok(lines)
+}
+
+fn toolchain_node_version() -> String {
+    crate::util::probe("node", &["--version"]).map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- worker through wrangler dev
+
+fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
+    let url = local.worker_url("video-studio").ok_or("the video-studio worker is not running")?;
+    let out_file = root.join("target").join("bench-worker.json");
+    let info = local.stack_info();
+    let s = &local.secrets;
+    step("node bench/worker.bench.mjs");
+    run_cmd(
+        Command::new("node")
+            .current_dir(root)
+            .arg("bench/worker.bench.mjs")
+            .env("BENCH_OUT", &out_file)
+            .env("TOLLGATE_WORKER_URL", &url)
+            .env("TOLLGATE_REST_URL", &info.rest_url)
+            .env("TOLLGATE_DB_URL", &info.db_url)
+            .env("TOLLGATE_JWT_SECRET", &info.jwt_secret)
+            .env("TOLLGATE_SERVICE_ROLE_KEY", &s.service_role_key)
+            .env("TOLLGATE_STRIPE_SECRETS", format!("{},{}", s.stripe[0], s.stripe[1]))
+            .env("TOLLGATE_CATALOG", "video-studio"),
+    )?;
+    let v: Value = serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())?;
+    let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
+    let (h, w, c) = (&v["healthz"], &v["webhook"], &v["consume"]);
+    Ok(vec![
+        format!(
+            "webhook latency through wrangler dev: p50 {:.1} ms, p99 {:.1} ms = {:.1}x / {:.1}x GET /healthz ({:.1} / {:.1} ms)",
+            f(&w["p50"]),
+            f(&w["p99"]),
+            f(&w["p50"]) / f(&h["p50"]),
+            f(&w["p99"]) / f(&h["p99"]),
+            f(&h["p50"]),
+            f(&h["p99"])
+        ),
+        format!(
+            "webhook throughput: {:.0} deliveries/s with {} subscribers in flight",
+            f(&v["webhook_throughput"]["per_second"]),
+            v["webhook_throughput"]["in_flight"]
+        ),
+        format!(
+            "consume: {:.0} requests/s with {} concurrent clients (budget 500/s: {}); lost updates: {}",
+            f(&c["per_second"]),
+            c["clients"],
+            if f(&c["per_second"]) >= 500.0 { "met" } else { "NOT met" },
+            c["lost_updates"]
+        ),
+    ])
+}
