@@ -160,9 +160,7 @@ pub fn standing(g: &Grant, grace_days: u32, now: Timestamp) -> GrantStanding {
     match g.status {
         Status::Active if before_end => GrantStanding::Counts(Reason::Active),
         Status::Trial if before_end => GrantStanding::Counts(Reason::Trial),
-        Status::Canceled if g.valid_to.is_some() && before_end => {
-            GrantStanding::Counts(Reason::CanceledUntilPeriodEnd)
-        }
+        Status::Canceled if g.valid_to.is_some() && before_end => GrantStanding::Counts(Reason::CanceledUntilPeriodEnd),
         Status::PastDue => {
             if now < grace_end(g, grace_days) {
                 GrantStanding::Counts(Reason::GracePeriod)
@@ -203,7 +201,14 @@ pub fn effective<'a>(
     product: &str,
     now: Timestamp,
 ) -> Result<Effective<'a>, DecideError> {
-    let p = catalog.product(product).ok_or_else(|| DecideError::UnknownProduct(product.to_string()))?;
+    let pi = catalog.product_index(product).ok_or_else(|| DecideError::UnknownProduct(product.to_string()))?;
+    Ok(effective_at(catalog, ents, pi, now))
+}
+
+/// [`effective`] for the product at index `pi` (which must exist).
+pub fn effective_at<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: Timestamp) -> Effective<'a> {
+    let p = &catalog.products()[pi];
+    let product = p.id.as_str();
     let grace = catalog.meta().grace_period_days;
     let mut best: Option<(usize, &Grant, Reason)> = None;
     let (mut any, mut not_yet, mut grace_over) = (false, false, false);
@@ -241,7 +246,7 @@ pub fn effective<'a>(
         }
     }
     if let Some((t, g, r)) = best {
-        return Ok(Effective { tier: Some(t), grant: Some(g), reason: r, lapsed: None, since, until });
+        return Effective { tier: Some(t), grant: Some(g), reason: r, lapsed: None, since, until };
     }
     let default = p.default_tier.as_ref().and_then(|d| p.tiers.iter().position(|x| x == d));
     let lapsed = if not_yet {
@@ -254,7 +259,7 @@ pub fn effective<'a>(
         None
     };
     let reason = if default.is_some() { Reason::DefaultTier } else { lapsed.unwrap_or(Reason::NoEntitlement) };
-    Ok(Effective { tier: default, grant: None, reason, lapsed, since, until })
+    Effective { tier: default, grant: None, reason, lapsed, since, until }
 }
 
 /// Among grants of the same tier, the one shown as "why": active beats trial
@@ -284,8 +289,13 @@ fn why_denied(eff: &Effective, denied_for_tier: bool) -> Reason {
     }
 }
 
-fn tier_name(catalog: &Catalog, product: &str, t: Option<usize>) -> Option<String> {
-    t.and_then(|t| catalog.product(product).and_then(|p| p.tiers.get(t).cloned()))
+fn tier_name(catalog: &Catalog, pi: usize, t: Option<usize>) -> Option<String> {
+    t.and_then(|t| catalog.products()[pi].tiers.get(t).cloned())
+}
+
+/// The upgrade shown for offer `o` (formatted once, when the catalog loaded).
+fn upgrade(catalog: &Catalog, o: usize) -> Upgrade {
+    catalog.upgrade_at(o).clone()
 }
 
 /// Does the subject hold at least `required_tier` of `product`?
@@ -297,30 +307,34 @@ pub fn has_access(
     now: Timestamp,
 ) -> Result<Decision, DecideError> {
     let pi = catalog.product_index(product).ok_or_else(|| DecideError::UnknownProduct(product.into()))?;
-    let req = catalog.tier_index(product, required_tier).ok_or_else(|| DecideError::UnknownTier {
-        product: product.into(),
-        tier: required_tier.into(),
-    })?;
-    let eff = effective(catalog, ents, product, now)?;
+    let req = catalog.products()[pi]
+        .tiers
+        .iter()
+        .position(|t| t == required_tier)
+        .ok_or_else(|| DecideError::UnknownTier { product: product.into(), tier: required_tier.into() })?;
+    Ok(has_access_at(catalog, ents, pi, req, now))
+}
+
+/// [`has_access`] by product and tier index (which must exist).
+fn has_access_at(catalog: &Catalog, ents: &Entitlements, pi: usize, req: usize, now: Timestamp) -> Decision {
+    let eff = effective_at(catalog, ents, pi, now);
     let allowed = eff.tier.is_some_and(|t| t >= req);
-    Ok(Decision {
+    Decision {
         allowed,
         reason: if allowed { eff.reason } else { why_denied(&eff, true) },
-        tier: tier_name(catalog, product, eff.tier),
+        tier: tier_name(catalog, pi, eff.tier),
         grant: eff.grant.map(|g| g.id.clone()),
         holds_until: eff.until,
-        upgrade: if allowed {
-            None
-        } else {
-            catalog.upgrades_for(pi, req).first().map(|&o| Upgrade::from_offer(catalog.offer_at(o)))
-        },
-    })
+        upgrade: if allowed { None } else { catalog.upgrades_for(pi, req).first().map(|&o| upgrade(catalog, o)) },
+    }
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is
 /// above `current` (the tier held now): an upgrade never suggests the same or a
 /// lower tier, which matters for inverse flags such as "watermark exports" that
-/// only a lower tier has.
+/// only a lower tier has. A scan of every offer: `can` and `check_limit` use
+/// the catalog's precomputed answers to the same question instead
+/// ([`Catalog::capability_upgrade`], [`Catalog::limit_upgrade`]).
 fn cheapest_where(
     catalog: &Catalog,
     product: &str,
@@ -330,33 +344,35 @@ fn cheapest_where(
     catalog
         .offers()
         .iter()
-        .filter(|o| !o.hidden)
-        .filter(|o| {
-            catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t))
-        })
-        .min_by(|a, b| {
+        .enumerate()
+        .filter(|(_, o)| !o.hidden)
+        .filter(|(_, o)| catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t)))
+        .min_by(|(_, a), (_, b)| {
             a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key))
         })
-        .map(Upgrade::from_offer)
+        .map(|(o, _)| upgrade(catalog, o))
 }
 
 /// Does the subject hold a boolean capability?
 pub fn can(catalog: &Catalog, ents: &Entitlements, capability: &str, now: Timestamp) -> Result<Decision, DecideError> {
-    let cap = catalog.capability(capability).ok_or_else(|| DecideError::UnknownCapability(capability.into()))?;
-    let eff = effective(catalog, ents, &cap.product, now)?;
+    let ci = catalog.capability_index(capability).ok_or_else(|| DecideError::UnknownCapability(capability.into()))?;
+    Ok(can_at(catalog, ents, ci, now))
+}
+
+/// [`can`] by capability index (which must exist).
+fn can_at(catalog: &Catalog, ents: &Entitlements, ci: usize, now: Timestamp) -> Decision {
+    let cap = &catalog.doc.capabilities[ci];
+    let pi = catalog.capability_product(ci);
+    let eff = effective_at(catalog, ents, pi, now);
     let allowed = catalog.capability_holds(cap, eff.tier);
-    Ok(Decision {
+    Decision {
         allowed,
         reason: if allowed { eff.reason } else { why_denied(&eff, false) },
-        tier: tier_name(catalog, &cap.product, eff.tier),
+        tier: tier_name(catalog, pi, eff.tier),
         grant: eff.grant.map(|g| g.id.clone()),
         holds_until: eff.until,
-        upgrade: if allowed {
-            None
-        } else {
-            cheapest_where(catalog, &cap.product, eff.tier, |t| catalog.capability_holds(cap, Some(t)))
-        },
-    })
+        upgrade: if allowed { None } else { catalog.capability_upgrade(ci, eff.tier).map(|o| upgrade(catalog, o)) },
+    }
 }
 
 /// The value of a numeric limit, with its explanation.
@@ -368,11 +384,12 @@ pub struct LimitAnswer {
 }
 
 pub fn limit(catalog: &Catalog, ents: &Entitlements, name: &str, now: Timestamp) -> Result<LimitAnswer, DecideError> {
-    let lim = catalog.limit(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
-    let eff = effective(catalog, ents, &lim.product, now)?;
+    let li = catalog.limit_index(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
+    let pi = catalog.limit_product(li);
+    let eff = effective_at(catalog, ents, pi, now);
     Ok(LimitAnswer {
-        limit: catalog.limit_value(lim, eff.tier),
-        tier: tier_name(catalog, &lim.product, eff.tier),
+        limit: catalog.limit_value(&catalog.doc.limits[li], eff.tier),
+        tier: tier_name(catalog, pi, eff.tier),
         holds_until: eff.until,
     })
 }
@@ -385,15 +402,19 @@ pub fn check_limit(
     used: u64,
     now: Timestamp,
 ) -> Result<Decision, DecideError> {
-    let lim = catalog.limit(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
-    let eff = effective(catalog, ents, &lim.product, now)?;
-    let value = catalog.limit_value(lim, eff.tier);
-    let under = |v: LimitValue| match v {
+    let li = catalog.limit_index(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
+    Ok(check_limit_at(catalog, ents, li, used, now))
+}
+
+/// [`check_limit`] by limit index (which must exist).
+fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, now: Timestamp) -> Decision {
+    let pi = catalog.limit_product(li);
+    let eff = effective_at(catalog, ents, pi, now);
+    let allowed = match catalog.limit_value(&catalog.doc.limits[li], eff.tier) {
         LimitValue::Unlimited => true,
         LimitValue::Limited(n) => used < n,
     };
-    let allowed = under(value);
-    Ok(Decision {
+    Decision {
         allowed,
         reason: if allowed {
             Reason::WithinLimit
@@ -402,15 +423,11 @@ pub fn check_limit(
         } else {
             Reason::LimitReached
         },
-        tier: tier_name(catalog, &lim.product, eff.tier),
+        tier: tier_name(catalog, pi, eff.tier),
         grant: eff.grant.map(|g| g.id.clone()),
         holds_until: eff.until,
-        upgrade: if allowed {
-            None
-        } else {
-            cheapest_where(catalog, &lim.product, eff.tier, |t| under(catalog.limit_value(lim, Some(t))))
-        },
-    })
+        upgrade: if allowed { None } else { catalog.limit_upgrade(li, eff.tier, used).map(|o| upgrade(catalog, o)) },
+    }
 }
 
 /// What an export gets.
@@ -466,26 +483,33 @@ pub fn tool_state(
     usage: &Usage,
     now: Timestamp,
 ) -> Result<ToolState, DecideError> {
-    let tool = catalog.tool(tool_id).ok_or_else(|| DecideError::UnknownTool(tool_id.into()))?;
-    let r = &tool.requires;
-    let mut decisions = Vec::new();
-    if let (Some(p), Some(t)) = (&r.product, &r.tier) {
-        decisions.push(has_access(catalog, ents, p, t, now)?);
+    let ti = catalog.tool_index(tool_id).ok_or_else(|| DecideError::UnknownTool(tool_id.into()))?;
+    Ok(tool_state_at(catalog, ents, ti, usage, now))
+}
+
+/// [`tool_state`] by tool index (which must exist): the requirements come as
+/// indices resolved when the catalog loaded.
+fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> ToolState {
+    let tool = &catalog.tools()[ti];
+    let req = catalog.tool_requirement(ti);
+    let mut decisions = Vec::with_capacity(3);
+    if let Some((pi, t)) = req.tier {
+        decisions.push(has_access_at(catalog, ents, pi, t, now));
     }
-    if let Some(c) = &r.capability {
-        decisions.push(can(catalog, ents, c, now)?);
+    if let Some(ci) = req.capability {
+        decisions.push(can_at(catalog, ents, ci, now));
     }
-    if let Some(l) = &r.limit {
-        decisions.push(check_limit(catalog, ents, l, usage.get(l).copied().unwrap_or(0), now)?);
+    if let Some(li) = req.limit {
+        let used = usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0);
+        decisions.push(check_limit_at(catalog, ents, li, used, now));
     }
     let holds_until = decisions.iter().filter_map(|d| d.holds_until).min();
-    let mut decision = decisions
-        .iter()
-        .find(|d| !d.allowed)
-        .cloned()
-        .unwrap_or_else(|| decisions.last().cloned().expect("validated: a tool has a requirement"));
+    let mut decision = match decisions.iter().position(|d| !d.allowed) {
+        Some(i) => decisions.swap_remove(i),
+        None => decisions.pop().expect("validated: a tool has a requirement"),
+    };
     decision.holds_until = holds_until;
-    Ok(ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !decision.allowed, decision })
+    ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !decision.allowed, decision }
 }
 
 /// The batch call: every tool of a page (or every tool when `page` is None) at once.
@@ -496,12 +520,13 @@ pub fn page_state(
     usage: &Usage,
     now: Timestamp,
 ) -> Result<Vec<ToolState>, DecideError> {
-    catalog
+    Ok(catalog
         .tools()
         .iter()
-        .filter(|t| page.is_none_or(|p| t.page == p))
-        .map(|t| tool_state(catalog, ents, &t.id, usage, now))
-        .collect()
+        .enumerate()
+        .filter(|(_, t)| page.is_none_or(|p| t.page == p))
+        .map(|(ti, _)| tool_state_at(catalog, ents, ti, usage, now))
+        .collect())
 }
 
 /// The instant the whole entitlement picture can next change (min over every grant's boundaries).
