@@ -40,7 +40,7 @@ impl Money {
         };
         let sign = if neg { "-" } else { "" };
         if sym.is_empty() {
-            format!("{sign}{num} {}", self.currency.to_uppercase())
+            format!("{sign}{num} {}", self.currency.to_ascii_uppercase())
         } else if self.currency == "cad" {
             format!("{sign}CA{sym}{num}")
         } else {

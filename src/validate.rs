@@ -1,8 +1,6 @@
 //! Semantic validation of a catalog document: every name it refers to exists,
 //! nothing is defined twice, every limit is explicit for every tier.
 
-use std::collections::BTreeSet;
-
 use crate::catalog::{CatalogDoc, CatalogError};
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> CatalogError {
@@ -30,10 +28,11 @@ fn check_currency(path: &str, c: &str) -> Result<(), CatalogError> {
 
 /// No name twice. `field` is the key that holds the name in each entry (`id`,
 /// `key`), so the error points at the duplicate itself; empty for a plain list.
+/// (A list scan rather than a set: catalogs are small, and the wasm stays smaller.)
 fn unique<'a>(path: &str, field: &str, what: &str, ids: impl Iterator<Item = &'a String>) -> Result<(), CatalogError> {
-    let mut seen = BTreeSet::new();
-    for (i, id) in ids.enumerate() {
-        if !seen.insert(id) {
+    let ids: Vec<&String> = ids.collect();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
             let at = if field.is_empty() { format!("{path}[{i}]") } else { format!("{path}[{i}].{field}") };
             return Err(err(at, format!("{what} `{id}` is defined twice")));
         }
@@ -94,7 +93,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
     let pool_exists = |id: &str| doc.credit_pools.iter().any(|p| p.id == id);
 
     unique("offers", "key", "offer key", doc.offers.iter().map(|o| &o.key))?;
-    let mut price_ids = BTreeSet::new();
+    let mut price_ids: Vec<&String> = Vec::new();
     for (i, o) in doc.offers.iter().enumerate() {
         let path = format!("offers[{i}]");
         check_id(&format!("{path}.key"), &o.key)?;
@@ -103,14 +102,16 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
         check_currency(&format!("{path}.price.currency"), &o.price.currency)?;
         for (j, pid) in o.stripe_price_ids.iter().enumerate() {
-            if !price_ids.insert(pid.clone()) {
+            if price_ids.contains(&pid) {
                 return Err(err(format!("{path}.stripe_price_ids[{j}]"), format!("price id `{pid}` belongs to two offers")));
             }
+            price_ids.push(pid);
         }
         for (j, pid) in o.razorpay_plan_ids.iter().enumerate() {
-            if !price_ids.insert(pid.clone()) {
+            if price_ids.contains(&pid) {
                 return Err(err(format!("{path}.razorpay_plan_ids[{j}]"), format!("plan id `{pid}` belongs to two offers")));
             }
+            price_ids.push(pid);
         }
         for (j, g) in o.grants.iter().enumerate() {
             let gp = format!("{path}.grants[{j}]");
@@ -214,9 +215,8 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         if u.default_overage_limit < 0 {
             return Err(err("usage.default_overage_limit", "must not be negative"));
         }
-        let mut seen = BTreeSet::new();
         for (i, r) in u.rates.iter().enumerate() {
-            if !seen.insert((&r.model, &r.quality)) {
+            if u.rates[..i].iter().any(|x| x.model == r.model && x.quality == r.quality) {
                 return Err(err(format!("usage.rates[{i}]"), format!("rate {} x {} is defined twice", r.model, r.quality)));
             }
             if r.multiplier.is_zero() {
