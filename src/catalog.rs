@@ -394,8 +394,20 @@ type NameIndex = Vec<(String, usize)>;
 
 fn name_index(names: Vec<&String>) -> NameIndex {
     let mut ix: NameIndex = names.into_iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-    ix.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    sort_small(&mut ix, |a, b| a.0 < b.0);
     ix
+}
+
+/// A stable insertion sort for the short lists a catalog has (tens of
+/// entries): a fraction of the library sorts' size in the wasm.
+fn sort_small<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(&v[j], &v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
 }
 
 fn find(ix: &NameIndex, name: &str) -> Option<usize> {
@@ -503,7 +515,7 @@ impl Catalog {
                 price_ix.push((p.clone(), i));
             }
         }
-        price_ix.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sort_small(&mut price_ix, |a, b| a.0 < b.0);
         let mut cat = Catalog {
             doc,
             product_ix,
@@ -570,7 +582,7 @@ impl Catalog {
                     .filter(|(_, o)| !o.hidden)
                     .filter_map(|(oi, o)| self.offer_tier_for(o, &p.id).map(|t| (oi, t)))
                     .collect();
-                r.sort_unstable_by(|a, b| cheaper(a.0, b.0));
+                sort_small(&mut r, |a, b| cheaper(a.0, b.0).is_lt());
                 r
             })
             .collect();

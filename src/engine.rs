@@ -3,6 +3,7 @@
 //! that stays valid until the next instant the answer can change.
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::decide::{self, DecideError, Decision};
@@ -21,13 +22,19 @@ struct Cached {
 const EMPTY: Cached = Cached { tier: 0, lo: i64::MAX, hi: i64::MIN };
 
 pub struct Engine {
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     ents: Entitlements,
     cache: Vec<Cell<Cached>>,
 }
 
 impl Engine {
     pub fn new(catalog: Catalog, ents: Entitlements) -> Engine {
+        Engine::shared(Arc::new(catalog), ents)
+    }
+
+    /// An engine over a catalog shared with other engines (one per subject),
+    /// without copying it.
+    pub fn shared(catalog: Arc<Catalog>, ents: Entitlements) -> Engine {
         let n = catalog.products().len();
         Engine { catalog, ents, cache: (0..n).map(|_| Cell::new(EMPTY)).collect() }
     }

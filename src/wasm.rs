@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -255,7 +256,8 @@ pub fn parse_time(s: &str) -> Result<f64, JsValue> {
 /// A validated catalog, loaded once.
 #[wasm_bindgen]
 pub struct CatalogHandle {
-    inner: Catalog,
+    /// Shared by every engine made from it (never copied).
+    inner: Arc<Catalog>,
 }
 
 #[wasm_bindgen]
@@ -265,7 +267,7 @@ impl CatalogHandle {
     #[wasm_bindgen(js_name = fromObject)]
     pub fn from_object(doc: JsValue) -> Result<CatalogHandle, JsValue> {
         let doc = catalog_doc_of(doc).map_err(|e| catalog_error(&e))?;
-        Catalog::from_doc(doc).map(|inner| CatalogHandle { inner }).map_err(|e| catalog_error(&e))
+        Catalog::from_doc(doc).map(|c| CatalogHandle { inner: Arc::new(c) }).map_err(|e| catalog_error(&e))
     }
 
     #[wasm_bindgen(getter)]
@@ -295,7 +297,7 @@ impl EngineHandle {
     #[wasm_bindgen(constructor)]
     pub fn new(catalog: &CatalogHandle, entitlements: JsValue) -> Result<EngineHandle, JsValue> {
         let ents = entitlements_of(entitlements)?;
-        Ok(EngineHandle { inner: Engine::new(catalog.inner.clone(), ents) })
+        Ok(EngineHandle { inner: Engine::shared(Arc::clone(&catalog.inner), ents) })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
