@@ -91,7 +91,7 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
     if interrupted() {
         return Err("interrupted".into());
     }
-    stages.run("shutdown: stop the local stack", || local.stop())
+    stages.run_always("shutdown: stop the local stack", || local.stop())
 }
 
 // ---------------------------------------------------------------- core, native vs wasm

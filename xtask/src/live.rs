@@ -130,6 +130,7 @@ fn demo_page(www_url: &str, token: &str) -> Result<&'static str> {
 }
 
 fn scenario(root: &Path, local: &Local) -> Result<String> {
+    let started = std::time::Instant::now();
     let vcm = catalog(root, "vcm-suite")?;
     let studio_cat = catalog(root, "video-studio")?;
     let www_url = local.www().ok_or("www is not running")?.url.clone();
@@ -191,11 +192,20 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
     let body = json!({ "model": "pro", "quality": "hd", "seconds": 60 });
     let q = post_json(&format!("{studio_url}/v1/usage/quote"), &[("authorization", &auth)], &body)?;
     let qv = q.json()?;
+    let plan = &qv["charge"];
+    let from = if plan["outcome"] == "charge" {
+        format!(
+            "would take {} s of allowance and {} s purchased",
+            plan["from_allowance"].as_i64().unwrap_or(0),
+            plan["from_purchased"].as_i64().unwrap_or(0)
+        )
+    } else {
+        format!("would be refused ({})", plan["reason"].as_str().unwrap_or("?"))
+    };
     note(format!(
-        "  quote 60 s pro × hd: {} (HTTP {}), charged from {}",
-        money(qv["quote"]["cost"]["amount"].as_i64().unwrap_or(0), qv["quote"]["cost"]["currency"].as_str().unwrap_or("usd")),
+        "  quote 60 s pro × hd (HTTP {}): {}, {from}",
         q.status,
-        qv["charge"]["outcome"].as_str().unwrap_or("?")
+        money(qv["quote"]["cost"]["amount"].as_i64().unwrap_or(0), qv["quote"]["cost"]["currency"].as_str().unwrap_or("usd")),
     ));
     let key = ids.next("idem");
     for attempt in ["consume", "retry with the same Idempotency-Key"] {
@@ -227,6 +237,7 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
     if let Ok(rows) = rows {
         note(format!("  in PostgreSQL for this user: {rows}"));
     }
+    note(format!("  scenario done in {:.1}s", started.elapsed().as_secs_f64()));
     Ok(uid)
 }
 
@@ -302,5 +313,5 @@ pub fn run(root: &Path, stages: &mut Stages, no_wait: bool) -> Result<()> {
         println!();
         note("Ctrl-C: shutting down");
     }
-    stages.run("shutdown: stop every process of the local stack", || local.stop())
+    stages.run_always("shutdown: stop every process of the local stack", || local.stop())
 }

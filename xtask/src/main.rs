@@ -127,7 +127,7 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
             www::test_browser(root, www, &urls)
         },
     )?;
-    stages.run("shutdown: stop the local stack", || local.stop())?;
+    stages.run_always("shutdown: stop the local stack", || local.stop())?;
     Ok(())
 }
 

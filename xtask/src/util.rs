@@ -177,6 +177,11 @@ impl Stages {
         if interrupted() {
             return Err(format!("interrupted (Ctrl-C) before stage `{name}`"));
         }
+        self.run_always(name, f)
+    }
+
+    /// [`Stages::run`], also after Ctrl-C (for the stage that shuts things down).
+    pub fn run_always<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let n = self.done.len() + 1;
         println!();
         step(format!("[{n}] {name}"));
@@ -296,25 +301,58 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
     s.write_all(&bytes).map_err(|e| format!("{method} {url}: {e}"))?;
+    // Read until the answer is complete (Content-Length, or the last chunk): servers
+    // may keep the connection open whatever the request asked.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("{method} {url}: {e}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{method} {url}: not an HTTP answer"))?;
+    let mut buf = [0u8; 16 * 1024];
+    let mut head_end: Option<usize> = None;
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    loop {
+        if let Some(h) = head_end {
+            let got = raw.len() - h;
+            let done = match (length, chunked) {
+                (Some(n), _) => got >= n,
+                (None, true) => raw[h..].starts_with(b"0\r\n\r\n") || raw[h..].ends_with(b"\r\n0\r\n\r\n"),
+                (None, false) => false,
+            };
+            if done {
+                break;
+            }
+        }
+        let n = s.read(&mut buf).map_err(|e| format!("{method} {url}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if head_end.is_none() {
+            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                head_end = Some(p + 4);
+                let head = String::from_utf8_lossy(&raw[..p]).to_ascii_lowercase();
+                for line in head.lines() {
+                    if let Some((k, v)) = line.split_once(':') {
+                        match k.trim() {
+                            "content-length" => length = v.trim().parse().ok(),
+                            "transfer-encoding" => chunked = v.trim() == "chunked",
+                            _ => {}
+                        }
+                    }
+                }
+                if method == "HEAD" || head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304") {
+                    length = Some(0);
+                }
+            }
+        }
+    }
+    let split = head_end.ok_or_else(|| format!("{method} {url}: not an HTTP answer"))? - 4;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
+    let status = head
+        .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or_else(|| format!("{method} {url}: no status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
     let payload = &raw[split + 4..];
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     let body = if chunked { dechunk(payload) } else { payload.to_vec() };
     Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
 }
