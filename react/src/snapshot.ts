@@ -168,6 +168,19 @@ export type VerifyResult =
 
 type CoreVerify = (token: string, keys: PublicKeys, subject?: string | null, now?: number) => unknown;
 
+/**
+ * Whether a snapshot's `subject` is the signed-in user. The worker names users
+ * `user:<id>` (and organizations `org:<id>`), while an app knows the bare id (the
+ * access token's `sub`): both forms name the same user.
+ */
+export function isSubject(snapshotSubject: string, expected: string): boolean {
+  return snapshotSubject === expected || snapshotSubject === `user:${expected}`;
+}
+
+function wrongSubject(found: string, expected: string): string {
+  return `the entitlement snapshot describes \`${found}\`, not the signed-in subject \`${expected}\``;
+}
+
 function coreVerifier(tollgate: unknown): CoreVerify | null {
   if (tollgate && typeof tollgate === 'object' && 'verifySnapshot' in tollgate) {
     const f = (tollgate as { verifySnapshot: unknown }).verifySnapshot;
@@ -196,9 +209,13 @@ export async function verifySnapshot(token: string, keys: PublicKeys, opts: Veri
   let result: VerifyResult;
   if (core) {
     try {
-      const snap = core(token, keys, opts.subject ?? undefined, now);
+      // The subject is compared here (either form of a user id), the rest by the core.
+      const snap = core(token, keys, undefined, now);
       const payload = (typeof snap === 'string' ? JSON.parse(snap) : snap) as SnapshotPayload;
-      result = { ok: true, snapshot: payload, verifier: 'core' };
+      result =
+        opts.subject && !isSubject(payload.subject, opts.subject)
+          ? { ok: false, code: 'wrong_subject', message: wrongSubject(payload.subject, opts.subject), verifier: 'core' }
+          : { ok: true, snapshot: payload, verifier: 'core' };
     } catch (e) {
       const err = e as { code?: string; message?: string };
       const code = KNOWN_CODES.includes(err.code as SnapshotErrorCode)
@@ -364,11 +381,8 @@ async function verifyWithWebCrypto(
     );
   }
   const snap = doc as unknown as SnapshotPayload;
-  if (subject !== null && subject !== undefined && snap.subject !== subject) {
-    throw new SnapshotError(
-      'wrong_subject',
-      `the entitlement snapshot describes \`${snap.subject}\`, not the signed-in subject \`${subject}\``,
-    );
+  if (subject !== null && subject !== undefined && !isSubject(snap.subject, subject)) {
+    throw new SnapshotError('wrong_subject', wrongSubject(snap.subject, subject));
   }
   return snap;
 }
