@@ -24,6 +24,9 @@ export function AccountTimeline() {
   const pct = (x: number) => `${(((x - lo) / (hi - lo)) * 100).toFixed(2)}%`;
   const name = (p: string) => t.catalog?.products.find((x) => x.id === p)?.name ?? p;
 
+  /** The Stripe subscription a grant came from: the core's `source_ref` is `stripe:sub_...`. */
+  const stripeSubscription = (g: Grant) => (g.source_ref?.startsWith('stripe:sub_') ? g.source_ref.slice('stripe:'.length) : null);
+
   async function cancel(g: Grant) {
     setMsg(null);
     const r = await fetch('/api/dev/checkout', {
@@ -32,7 +35,7 @@ export function AccountTimeline() {
       body: JSON.stringify({
         action: 'cancel_at_period_end',
         offer: g.offer,
-        subscription: g.source_ref,
+        subscription: stripeSubscription(g),
         period_start: Math.floor(Date.parse(g.valid_from) / 1000),
         period_end: g.valid_to ? Math.floor(Date.parse(g.valid_to) / 1000) : undefined,
       }),
@@ -89,7 +92,7 @@ export function AccountTimeline() {
                 {g.offer ? ` · ${g.offer}` : ''}
               </td>
               <td>
-                {g.source === 'stripe' && g.status === 'active' && g.source_ref?.startsWith('sub_') && g.valid_to ? (
+                {g.source === 'stripe' && g.status === 'active' && stripeSubscription(g) && g.valid_to ? (
                   <button type="button" className="secondary" onClick={() => cancel(g)} data-testid={`cancel-${g.source_ref}`}>
                     Cancel at period end
                   </button>
