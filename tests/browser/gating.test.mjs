@@ -94,7 +94,12 @@ test('cancel at period end keeps access until the period ends (test clock)', asy
   const periodEnd = now + 180;
   const bought = await checkout(context, { offer: 'CLOUD_CREATION_PRO_MONTHLY', clouds: [], period_end: periodEnd });
   assert.ok(bought.subscription, 'a subscription checkout names its subscription');
-  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === bought.subscription));
+  // Grants name their source object with its provider: `stripe:sub_...`.
+  const ref = `stripe:${bought.subscription}`;
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref));
+  // Stripe's clock counts whole seconds, and two snapshots of one subscription made in the
+  // same second have no order between them: the customer cancels a second after buying.
+  await new Promise((r) => setTimeout(r, 1100));
   await checkout(context, {
     action: 'cancel_at_period_end',
     offer: 'CLOUD_CREATION_PRO_MONTHLY',
@@ -102,7 +107,7 @@ test('cancel at period end keeps access until the period ends (test clock)', asy
     period_start: now,
     period_end: periodEnd,
   });
-  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === bought.subscription && g.status === 'canceled'));
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref && g.status === 'canceled'));
 
   const page = await context.newPage();
   // The browser's clock is under the test's control from here on.
@@ -126,7 +131,14 @@ test('cancel at period end keeps access until the period ends (test clock)', asy
 });
 
 test('a tampered snapshot in localStorage counts as free, then a fresh one is fetched', async () => {
-  const { context, page } = await entitledPage('tamper');
+  const { context, page: demo } = await entitledPage('tamper');
+  // Forge the cache where no app code runs: the demo page may still be storing the fresh
+  // snapshot it fetched (which would overwrite the forgery), so it is closed, and the
+  // cache is edited from a blank document of the same origin.
+  await demo.close();
+  await context.route(`${WWW}/__blank`, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>blank</title>' }));
+  const page = await context.newPage();
+  await page.goto(`${WWW}/__blank`);
   // Forge: keep the signature, change the payload (extend every grant forever).
   await page.evaluate(() => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('tollgate.v1:snapshot:'));
