@@ -240,7 +240,312 @@ fn catalog_doc_of(v: JsValue) -> Result<CatalogDoc, CatalogError> {
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, JsValue> {
-    serde_json::to_string(v).map_err(fail)
+    let mut out = Vec::with_capacity(256);
+    v.serialize(Json(&mut out)).map_err(fail)?;
+    // SAFETY: `Json` writes only whole `&str`s and ASCII bytes, so `out` is UTF-8.
+    Ok(unsafe { String::from_utf8_unchecked(out) })
+}
+
+// ---------------------------------------------------------------- JSON out
+
+/// A JSON writer for the answers, giving byte for byte what `serde_json`
+/// writes for the same values (compact, keys in field order, the same string
+/// escapes), for the shapes the core's answers use: booleans, integers,
+/// strings, options, unit variants, lists, string-keyed maps, structs. Its
+/// string escape copies unescaped runs whole, where serde_json's generic one
+/// goes byte by byte: in this size-optimised wasm that made serialising a page
+/// of 30 tools most of the call's time. Any other shape is an error, never
+/// wrong JSON.
+struct Json<'a>(&'a mut Vec<u8>);
+
+/// Why a value could not be written.
+#[derive(Debug)]
+struct JsonError(String);
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for JsonError {}
+impl serde::ser::Error for JsonError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        JsonError(msg.to_string())
+    }
+}
+
+fn unsupported(what: &str) -> JsonError {
+    JsonError(format!("cannot write {what} as JSON"))
+}
+
+fn push_str_json(out: &mut Vec<u8>, s: &str) {
+    // Index loops and byte pushes: at this wasm's opt-level, iterator adaptors
+    // stay calls per byte.
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i - 1]);
+        run = i;
+        out.push(b'\\');
+        match b {
+            b'"' | b'\\' => out.push(b),
+            b'\n' => out.push(b'n'),
+            b'\r' => out.push(b'r'),
+            b'\t' => out.push(b't'),
+            0x08 => out.push(b'b'),
+            0x0c => out.push(b'f'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A list, map or struct being written: `first` until its first element.
+struct JsonCompound<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    close: u8,
+}
+
+impl JsonCompound<'_> {
+    fn comma(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+    fn element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), JsonError> {
+        self.comma();
+        v.serialize(Json(self.out))
+    }
+    fn field<T: ?Sized + Serialize>(&mut self, key: &str, v: &T) -> Result<(), JsonError> {
+        self.comma();
+        push_str_json(self.out, key);
+        self.out.push(b':');
+        v.serialize(Json(self.out))
+    }
+    fn finish(self) -> Result<(), JsonError> {
+        self.out.push(self.close);
+        Ok(())
+    }
+}
+
+impl<'a> Json<'a> {
+    fn open(self, open: u8, close: u8) -> JsonCompound<'a> {
+        self.0.push(open);
+        JsonCompound { out: self.0, first: true, close }
+    }
+}
+
+impl<'a> serde::Serializer for Json<'a> {
+    type Ok = ();
+    type Error = JsonError;
+    type SerializeSeq = JsonCompound<'a>;
+    type SerializeTuple = JsonCompound<'a>;
+    type SerializeTupleStruct = JsonCompound<'a>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), JsonError>;
+    type SerializeMap = JsonCompound<'a>;
+    type SerializeStruct = JsonCompound<'a>;
+    type SerializeStructVariant = serde::ser::Impossible<(), JsonError>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), JsonError> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), JsonError> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), JsonError> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), JsonError> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), JsonError> {
+        if v < 0 {
+            self.0.push(b'-');
+        }
+        push_u64(self.0, v.unsigned_abs());
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), JsonError> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), JsonError> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), JsonError> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), JsonError> {
+        push_u64(self.0, v);
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), JsonError> {
+        Err(unsupported("a float"))
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), JsonError> {
+        Err(unsupported("a float"))
+    }
+    fn serialize_char(self, v: char) -> Result<(), JsonError> {
+        push_str_json(self.0, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), JsonError> {
+        push_str_json(self.0, v);
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), JsonError> {
+        Err(unsupported("bytes"))
+    }
+    fn serialize_none(self) -> Result<(), JsonError> {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<(), JsonError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), JsonError> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), JsonError> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), JsonError> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<(), JsonError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), JsonError> {
+        Err(unsupported("a newtype variant"))
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<JsonCompound<'a>, JsonError> {
+        Ok(self.open(b'[', b']'))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<JsonCompound<'a>, JsonError> {
+        Ok(self.open(b'[', b']'))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<JsonCompound<'a>, JsonError> {
+        Ok(self.open(b'[', b']'))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, JsonError> {
+        Err(unsupported("a tuple variant"))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<JsonCompound<'a>, JsonError> {
+        Ok(self.open(b'{', b'}'))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<JsonCompound<'a>, JsonError> {
+        Ok(self.open(b'{', b'}'))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, JsonError> {
+        Err(unsupported("a struct variant"))
+    }
+}
+
+impl serde::ser::SerializeSeq for JsonCompound<'_> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), JsonError> {
+        self.element(v)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+impl serde::ser::SerializeTuple for JsonCompound<'_> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), JsonError> {
+        self.element(v)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+impl serde::ser::SerializeTupleStruct for JsonCompound<'_> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), JsonError> {
+        self.element(v)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+impl serde::ser::SerializeMap for JsonCompound<'_> {
+    type Ok = ();
+    type Error = JsonError;
+    /// Keys must be strings (JSON has no other kind): anything else is an error.
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), JsonError> {
+        self.comma();
+        let at = self.out.len();
+        key.serialize(Json(self.out))?;
+        if self.out.get(at) != Some(&b'"') {
+            return Err(unsupported("a map key that is not a string"));
+        }
+        self.out.push(b':');
+        Ok(())
+    }
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), JsonError> {
+        v.serialize(Json(self.out))
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
+}
+impl serde::ser::SerializeStruct for JsonCompound<'_> {
+    type Ok = ();
+    type Error = JsonError;
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, v: &T) -> Result<(), JsonError> {
+        self.field(key, v)
+    }
+    fn end(self) -> Result<(), JsonError> {
+        self.finish()
+    }
 }
 
 // ---------------------------------------------------------------- time
