@@ -4,7 +4,8 @@
 // - baseline: GET /healthz, the same round trip through wrangler dev with no store work;
 // - webhook latency: Stripe-signed deliveries (checkout, subscription created, invoice
 //   paid) of fresh subscribers, one at a time: p50 / p99, and as a ratio to the baseline;
-// - webhook throughput: the same stories, 16 subscribers in flight at once;
+// - webhook throughput: the same stories, 16 subscribers in flight at once; a 503 (the
+//   worker's answer when concurrent folds keep conflicting) is retried as Stripe retries;
 // - consume: 50 concurrent clients charging one balance; requests per second, and the
 //   balance, ledger and usage rows checked afterwards (zero lost updates).
 //
@@ -51,6 +52,20 @@ async function deliver(ev) {
   return ms;
 }
 
+/** Delivers like Stripe: a 5xx answer is retried later (here after 50 ms, 100 ms, ...).
+ * Returns the number of retries it took. */
+let retried = 0;
+async function deliverWithRetries(ev) {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const r = await postStripe(ev);
+    if (r.status === 200 && (r.json?.status === 'applied' || (attempt > 0 && r.json?.status === 'duplicate'))) return;
+    if (r.status < 500) throw new Error(`${ev.type}: ${r.status} ${r.text}`);
+    retried += 1;
+    await new Promise((res) => setTimeout(res, 50 * (attempt + 1)));
+  }
+  throw new Error(`${ev.type}: still failing after 30 deliveries`);
+}
+
 const out = {};
 try {
   // Warm-up: the first requests compile and connect.
@@ -82,11 +97,14 @@ try {
   const [wall] = await timed(() =>
     Promise.all(
       Array.from({ length: CONCURRENT_STORIES }, async () => {
-        for (let uid = queue.shift(); uid; uid = queue.shift()) for (const ev of story(uid, t0)) await deliver(ev);
+        for (let uid = queue.shift(); uid; uid = queue.shift()) for (const ev of story(uid, t0)) await deliverWithRetries(ev);
       }),
     ),
   );
-  out.webhook_throughput = { deliveries: more.length * 3, seconds: wall / 1000, per_second: (more.length * 3) / (wall / 1000), in_flight: CONCURRENT_STORIES };
+  out.webhook_throughput = {
+    deliveries: more.length * 3, seconds: wall / 1000, per_second: (more.length * 3) / (wall / 1000),
+    in_flight: CONCURRENT_STORIES, retried_5xx: retried,
+  };
   const grants = await q(`select count(*)::int as n from cloud_entitlements where user_id = any($1)`, [[...users, ...more]]);
   if (grants[0].n !== users.length + more.length) throw new Error(`expected one grant per subscriber, found ${grants[0].n}`);
 
@@ -101,15 +119,45 @@ try {
   const before = await balance();
   const auth = { authorization: `Bearer ${userToken(uid, { exp: now() + 3600 })}` };
   const body = { model: 'standard', quality: 'watermark', seconds: UNITS };
+  // Baseline: the same requests from one client, one at a time.
+  const seqLat = [];
+  const SEQUENTIAL = QUICK ? 20 : 100;
+  const [swall] = await timed(async () => {
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const [ms, r] = await timed(() => worker('POST', '/v1/usage/consume', { body, headers: { ...auth, 'idempotency-key': id('seq') } }));
+      if (r.status !== 200 || r.json?.status !== 'charged') throw new Error(`consume: ${r.status} ${r.text}`);
+      seqLat.push(ms);
+    }
+  });
+  out.consume_sequential = { requests: SEQUENTIAL, per_second: SEQUENTIAL / (swall / 1000), latency: stats(seqLat) };
+  const start = await balance();
   const consumeLat = [];
   const failures = [];
+  const retries = {};
+  const outcomes = { charged: 0, replayed: 0 };
   const [cwall] = await timed(() =>
     Promise.all(
       Array.from({ length: CLIENTS }, async () => {
         for (let i = 0; i < PER_CLIENT; i++) {
-          const [ms, r] = await timed(() => worker('POST', '/v1/usage/consume', { body, headers: { ...auth, 'idempotency-key': id('bench') } }));
+          // A client retries a 5xx or a dropped connection with the same Idempotency-Key:
+          // the request is charged once whatever happens.
+          const key = id('bench');
+          const [ms, r] = await timed(async () => {
+            for (let attempt = 0; ; attempt++) {
+              let res;
+              try {
+                res = await worker('POST', '/v1/usage/consume', { body, headers: { ...auth, 'idempotency-key': key } });
+              } catch (e) {
+                res = { status: 0, text: String(e.cause?.code ?? e.message) };
+              }
+              if ((res.status < 500 && res.status !== 0) || attempt >= 20) return res;
+              retries[res.status === 0 ? 'connection' : res.status] = (retries[res.status === 0 ? 'connection' : res.status] ?? 0) + 1;
+              await new Promise((done) => setTimeout(done, 50 * (attempt + 1)));
+            }
+          });
           consumeLat.push(ms);
-          if (r.status !== 200 || r.json?.status !== 'charged') failures.push(`${r.status} ${r.text}`);
+          if (r.status !== 200 || !['charged', 'replayed'].includes(r.json?.status)) failures.push(`${r.status} ${r.text}`);
+          else outcomes[r.json.status] += 1;
         }
       }),
     ),
@@ -118,7 +166,7 @@ try {
   const after = await balance();
   const usage = await q(`select count(*)::int as n, coalesce(sum(units), 0)::int as u from usage_records where user_id = $1`, [uid]);
   const ledger = await q(`select coalesce(sum(delta), 0)::bigint as s from credit_ledger where user_id = $1 and pool = 'video_seconds'`, [uid]);
-  const lost = before - requests * UNITS - after;
+  const lost = start - requests * UNITS - after;
   out.consume = {
     clients: CLIENTS,
     requests,
@@ -126,14 +174,17 @@ try {
     per_second: requests / (cwall / 1000),
     latency: stats(consumeLat),
     failures: failures.length,
-    balance_before: before,
+    balance_before: start,
     balance_after: after,
     usage_rows: usage[0].n,
     ledger_sum: Number(ledger[0].s),
     lost_updates: lost,
+    outcomes,
+    retries,
   };
   if (failures.length) throw new Error(`${failures.length} consumes failed, e.g. ${failures[0]}`);
-  if (lost !== 0 || usage[0].n !== requests || usage[0].u !== requests * UNITS || Number(ledger[0].s) !== after) {
+  const total = requests + SEQUENTIAL;
+  if (lost !== 0 || before - total * UNITS !== after || usage[0].n !== total || usage[0].u !== total * UNITS || Number(ledger[0].s) !== after) {
     throw new Error(`lost updates: ${JSON.stringify(out.consume)}`);
   }
 } finally {
@@ -147,7 +198,11 @@ const c = out.consume;
 console.log(`worker through wrangler dev + REST gateway + PostgreSQL (ms, ${process.env.TOLLGATE_WORKER_URL})`);
 console.log(`  GET /healthz (baseline)            p50 ${f(h.p50)}  p99 ${f(h.p99)}  (n=${h.n})`);
 console.log(`  webhook delivery, one at a time    p50 ${f(w.p50)}  p99 ${f(w.p99)}  (n=${w.n})  = ${f(w.p50 / h.p50)}x / ${f(w.p99 / h.p99)}x the baseline`);
-console.log(`  webhook throughput, ${out.webhook_throughput.in_flight} in flight     ${f(out.webhook_throughput.per_second)} deliveries/s (${out.webhook_throughput.deliveries} in ${f(out.webhook_throughput.seconds)} s)`);
+const wt = out.webhook_throughput;
+console.log(`  webhook throughput, ${wt.in_flight} in flight     ${f(wt.per_second)} deliveries/s (${wt.deliveries} in ${f(wt.seconds)} s; ${wt.retried_5xx} answers were 503 and retried, as Stripe would)`);
+const cs = out.consume_sequential;
+console.log(`  consume, one client (baseline)     ${f(cs.per_second)} requests/s (${cs.requests}), p50 ${f(cs.latency.p50)} p99 ${f(cs.latency.p99)}`);
 console.log(`  consume, ${c.clients} concurrent clients     ${f(c.per_second)} requests/s (${c.requests} in ${f(c.seconds)} s), p50 ${f(c.latency.p50)} p99 ${f(c.latency.p99)}; budget 500/s: ${c.per_second >= 500 ? 'met' : 'NOT met'}`);
-console.log(`  consume correctness                ${c.balance_before} - ${c.requests} x ${UNITS} = ${c.balance_after} s; ${c.usage_rows} usage rows; ledger sum ${c.ledger_sum}; lost updates: ${c.lost_updates}`);
+console.log(`  consume answers                    ${c.outcomes.charged} charged, ${c.outcomes.replayed} replayed after a retry; retried: ${JSON.stringify(c.retries)}`);
+console.log(`  consume correctness                ${c.balance_before} - ${c.requests} x ${UNITS} = ${c.balance_after} s; ${c.usage_rows} usage rows in all; ledger sum ${c.ledger_sum}; lost updates: ${c.lost_updates}`);
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(out, null, 2));

@@ -213,16 +213,20 @@ fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
             f(&h["p99"])
         ),
         format!(
-            "webhook throughput: {:.0} deliveries/s with {} subscribers in flight",
+            "webhook throughput: {:.0} deliveries/s with {} subscribers in flight ({} answers 503, retried)",
             f(&v["webhook_throughput"]["per_second"]),
-            v["webhook_throughput"]["in_flight"]
+            v["webhook_throughput"]["in_flight"],
+            v["webhook_throughput"]["retried_5xx"]
         ),
         format!(
-            "consume: {:.0} requests/s with {} concurrent clients (budget 500/s: {}); lost updates: {}",
+            "consume: {:.0} requests/s with {} concurrent clients (budget 500/s: {}) = {:.2}x one client alone ({:.0}/s); lost updates: {}; retried (same key): {}",
             f(&c["per_second"]),
             c["clients"],
             if f(&c["per_second"]) >= 500.0 { "met" } else { "NOT met" },
-            c["lost_updates"]
+            f(&c["per_second"]) / f(&v["consume_sequential"]["per_second"]),
+            f(&v["consume_sequential"]["per_second"]),
+            c["lost_updates"],
+            c["retries"]
         ),
     ])
 }
