@@ -424,3 +424,144 @@ fn value_and_string_entry_points_agree() {
     }
     assert_eq!(parse_stripe_value(&cat, &json!([])).unwrap_err().code(), "wrong_type");
 }
+
+#[test]
+fn dispute_statuses_give_open_won_or_lost() {
+    let cat = catalog();
+    let dispute = |ty: &str, status: Option<&str>| {
+        edit("stripe/charge.dispute.created.json", |v| {
+            v["type"] = json!(ty);
+            match status {
+                Some(s) => obj(v)["status"] = json!(s),
+                None => {
+                    obj(v).as_object_mut().unwrap().remove("status");
+                }
+            }
+        })
+    };
+    let state = |raw: &str| {
+        let f = one(stripe_facts(&cat, raw));
+        let FactBody::Dispute(d) = &f.body else { panic!("{f:?}") };
+        (f.key.clone(), d.outcome)
+    };
+    let id = "dp_1Pgc71B7WZ01zgkWMevJiAUx";
+    // Open: one fact for every event of the open dispute.
+    for ty in ["charge.dispute.created", "charge.dispute.updated", "charge.dispute.funds_withdrawn"] {
+        for s in ["warning_needs_response", "warning_under_review", "needs_response", "under_review"] {
+            assert_eq!(state(&dispute(ty, Some(s))), (format!("stripe:dispute:{id}:created"), None), "{ty} {s}");
+        }
+    }
+    assert_eq!(state(&dispute("charge.dispute.created", None)).1, None, "no status: open");
+    // Closed: won (an inquiry closed without a chargeback counts as won), or lost.
+    for (s, o) in [
+        ("won", DisputeOutcome::Won),
+        ("warning_closed", DisputeOutcome::Won),
+        ("prevented", DisputeOutcome::Won),
+        ("lost", DisputeOutcome::Lost),
+        ("charge_refunded", DisputeOutcome::Lost),
+    ] {
+        assert_eq!(state(&dispute("charge.dispute.closed", Some(s))), (format!("stripe:dispute:{id}:closed"), Some(o)));
+        assert_eq!(state(&dispute("charge.dispute.updated", Some(s))).1, Some(o), "an update may report the end");
+    }
+    let f = one(stripe_facts(&cat, &event("stripe/charge.dispute.closed.won.json")));
+    let FactBody::Dispute(d) = &f.body else { panic!() };
+    assert_eq!(d.outcome, Some(DisputeOutcome::Won));
+    assert_eq!(d.payment_refs, vec!["stripe:ch_3Pgc6uB7WZ01zgkW0bHkq1Lm", "stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c"]);
+    // The outcome survives the store; a stored open dispute (no `outcome`) reads as open.
+    let back: Fact = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+    assert_eq!(back, f);
+    let mut old = serde_json::to_value(one(stripe_facts(&cat, &event("stripe/charge.dispute.created.json")))).unwrap();
+    assert!(old.get("outcome").is_none());
+    old.as_object_mut().unwrap().remove("outcome");
+    let old: Fact = serde_json::from_value(old).unwrap();
+    assert!(matches!(old.body, FactBody::Dispute(Reversal { outcome: None, .. })));
+    // Malformed: a closing without a final status, an unknown status.
+    let e = err(&dispute("charge.dispute.closed", None));
+    assert_eq!((e.code(), e.path()), ("missing_field", "data.object.status"));
+    let e = err(&dispute("charge.dispute.closed", Some("under_review")));
+    assert_eq!((e.code(), e.path()), ("invalid_value", "data.object.status"));
+    let e = err(&dispute("charge.dispute.created", Some("pondering")));
+    assert!(e.to_string().contains("warning_closed"), "{e}");
+    // funds_reinstated carries no outcome of its own (charge.dispute.closed does).
+    assert!(matches!(
+        parse_stripe_event(&cat, &dispute("charge.dispute.funds_reinstated", Some("won"))).unwrap(),
+        Parsed::Ignored { .. }
+    ));
+}
+
+#[test]
+fn invoice_payments_link_a_payment_to_its_invoice() {
+    let cat = catalog();
+    let f = one(stripe_facts(&cat, &event("stripe/invoice_payment.paid.basil.json")));
+    assert_eq!(f.key, "stripe:invoice_payment:inpay_1Pgc6tB7WZ01zgkWu9fdqL6I:paid");
+    assert_eq!(f.body.type_name(), "invoice_payment");
+    let FactBody::InvoicePayment(p) = &f.body else { panic!("{f:?}") };
+    assert_eq!(p.invoice, "stripe:in_1Pgc6tB7WZ01zgkWu9fdqL6I");
+    assert_eq!(p.payment_refs, vec!["stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c"]);
+    assert_eq!((p.amount, p.currency.as_str()), (2900, "usd"));
+    // A store reaches the invoice from a refund of the payment, and back: they share refs.
+    let refund = one(stripe_facts(&cat, &event("stripe/charge.refunded.invoice.basil.json")));
+    let mut paid = edit("stripe/invoice.paid.basil.json", |v| {
+        obj(v).as_object_mut().unwrap().remove("payments");
+    });
+    let invoice = one(stripe_facts(&cat, &paid));
+    let shares = |a: &Fact, b: &Fact| a.refs().iter().any(|r| b.refs().contains(r));
+    assert!(!shares(&refund, &invoice), "without the link, nothing connects them");
+    assert!(shares(&refund, &f) && shares(&f, &invoice));
+    // The charge (when the payment has no payment intent) and the shape that has the
+    // ids at the top level are read too.
+    let charge = edit("stripe/invoice_payment.paid.basil.json", |v| {
+        obj(v)["payment"] = json!({"type": "charge", "charge": "ch_1PgafuB7WZ01zgkWXYmPNZs8"});
+    });
+    let FactBody::InvoicePayment(p) = one(stripe_facts(&cat, &charge)).body else { panic!() };
+    assert_eq!(p.payment_refs, vec!["stripe:ch_1PgafuB7WZ01zgkWXYmPNZs8"]);
+    let flat = edit("stripe/invoice_payment.paid.basil.json", |v| {
+        obj(v).as_object_mut().unwrap().remove("payment");
+        obj(v)["payment_intent"] = json!("pi_3Pgc6uB7WZ01zgkW0h1nvY7c");
+        obj(v)["charge"] = json!(null);
+    });
+    let FactBody::InvoicePayment(q) = one(stripe_facts(&cat, &flat)).body else { panic!() };
+    assert_eq!(q.payment_refs, vec!["stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c"]);
+    // An invoice that lists its payments (expanded) has the same refs either way.
+    paid = edit("stripe/invoice.paid.basil.json", |v| {
+        obj(v)["payments"]["data"][0] = json!({"id": "inpay_1", "object": "invoice_payment",
+            "payment_intent": "pi_3Pgc6uB7WZ01zgkW0h1nvY7c", "status": "paid"});
+    });
+    let FactBody::InvoicePaid(i) = one(stripe_facts(&cat, &paid)).body else { panic!() };
+    assert!(i.payment_refs.contains(&"stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c".to_string()));
+    // Not paid, or paid out of band: nothing to link.
+    for (k, v) in [("status", json!("open")), ("payment", json!({"type": "payment_record", "payment_record": "pr_1"}))]
+    {
+        let raw = edit("stripe/invoice_payment.paid.basil.json", |x| obj(x)[k] = v.clone());
+        assert!(matches!(parse_stripe_event(&cat, &raw).unwrap(), Parsed::Ignored { .. }), "{k}");
+    }
+    // Malformed: no invoice, not an invoice payment.
+    let e = err(&edit("stripe/invoice_payment.paid.basil.json", |v| obj(v)["invoice"] = json!(null)));
+    assert_eq!((e.code(), e.path()), ("missing_field", "data.object.invoice"));
+    let e = err(&edit("stripe/invoice_payment.paid.basil.json", |v| obj(v)["object"] = json!("invoice")));
+    assert_eq!((e.code(), e.path()), ("invalid_value", "data.object.object"));
+}
+
+#[test]
+fn razorpay_dispute_outcomes() {
+    let cat = catalog();
+    let raw = |ev: &str, status: &str| {
+        edit("razorpay/payment.dispute.created.json", |v| {
+            v["event"] = json!(ev);
+            v["payload"]["dispute"]["entity"]["status"] = json!(status);
+        })
+    };
+    let outcome = |r: &str| {
+        let f = one(rzp_facts(&cat, r));
+        let FactBody::Dispute(d) = f.body else { panic!() };
+        (f.key.rsplit(':').next().unwrap().to_string(), d.outcome)
+    };
+    assert_eq!(outcome(&raw("payment.dispute.under_review", "under_review")), ("created".into(), None));
+    assert_eq!(outcome(&raw("payment.dispute.action_required", "open")), ("created".into(), None));
+    assert_eq!(outcome(&raw("payment.dispute.won", "won")), ("closed".into(), Some(DisputeOutcome::Won)));
+    assert_eq!(outcome(&raw("payment.dispute.lost", "lost")), ("closed".into(), Some(DisputeOutcome::Lost)));
+    assert_eq!(outcome(&raw("payment.dispute.closed", "won")), ("closed".into(), Some(DisputeOutcome::Won)));
+    assert_eq!(outcome(&raw("payment.dispute.closed", "lost")), ("closed".into(), Some(DisputeOutcome::Lost)));
+    let p = parse_razorpay_event(&cat, &raw("payment.dispute.closed", "closed"), None).unwrap();
+    assert!(matches!(p, Parsed::Ignored { .. }));
+}

@@ -282,6 +282,41 @@ pub struct Reversal {
     pub reversed: i64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
+    /// A dispute's final outcome, when the event reports the dispute closed
+    /// (`None`: a refund, or a dispute still open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<DisputeOutcome>,
+}
+
+/// How a dispute ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeOutcome {
+    /// Decided for the merchant, or an inquiry that closed without a chargeback
+    /// (Stripe `won`, `warning_closed`, `prevented`; Razorpay `won`): the payment
+    /// stands, so the dispute takes nothing back.
+    Won,
+    /// Decided for the customer (Stripe `lost`, `charge_refunded`; Razorpay `lost`):
+    /// the dispute takes back what the payment granted.
+    Lost,
+}
+
+/// A payment applied to an invoice (Stripe's `invoice_payment`, API 2025-03-31 on):
+/// the link from a payment intent or charge to the invoice it paid. Since that
+/// version charges and payment intents no longer name their invoice, so a refund
+/// or dispute reaches a subscription invoice only through this link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoicePayment {
+    /// `stripe:inpay_...`
+    pub id: String,
+    /// The invoice it paid (`stripe:in_...`).
+    pub invoice: String,
+    /// The payment's ids (payment intent, charge).
+    pub payment_refs: Vec<String>,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
 }
 
 impl Reversal {
@@ -341,6 +376,7 @@ pub enum FactBody {
     Subscription(SubscriptionSnapshot),
     InvoicePaid(InvoicePaid),
     InvoiceFailed(InvoiceFailed),
+    InvoicePayment(InvoicePayment),
     Refund(Reversal),
     Dispute(Reversal),
     Usage(UsageFact),
@@ -357,6 +393,7 @@ impl FactBody {
             FactBody::Subscription(_) => "subscription",
             FactBody::InvoicePaid(_) => "invoice_paid",
             FactBody::InvoiceFailed(_) => "invoice_failed",
+            FactBody::InvoicePayment(_) => "invoice_payment",
             FactBody::Refund(_) => "refund",
             FactBody::Dispute(_) => "dispute",
             FactBody::Usage(_) => "usage",
@@ -370,7 +407,7 @@ impl FactBody {
     /// snapshots, then payments, usage, and reversals last.
     fn rank(&self) -> u8 {
         match self {
-            FactBody::CustomerLinked(_) => 0,
+            FactBody::CustomerLinked(_) | FactBody::InvoicePayment(_) => 0,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Unpaid => 1,
             FactBody::Subscription(_) => 2,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
@@ -501,6 +538,11 @@ impl Fact {
                 push(i.id.clone());
                 push(i.subscription.clone());
                 i.customer.iter().for_each(|c| push(c.clone()));
+            }
+            FactBody::InvoicePayment(p) => {
+                push(p.id.clone());
+                push(p.invoice.clone());
+                p.payment_refs.iter().for_each(|c| push(c.clone()));
             }
             FactBody::Refund(r) | FactBody::Dispute(r) => {
                 push(r.id.clone());

@@ -126,8 +126,9 @@ pub mod state;
 pub mod stripe;
 
 pub use facts::{
-    canonical_cmp, CreditAdjustment, CustomerLink, Fact, FactBody, InvoiceFailed, InvoicePaid, Item, Provider,
-    Purchase, PurchaseMode, PurchaseOutcome, Reversal, SeatChange, SubStatus, Subject, SubscriptionSnapshot, UsageFact,
+    canonical_cmp, CreditAdjustment, CustomerLink, DisputeOutcome, Fact, FactBody, InvoiceFailed, InvoicePaid,
+    InvoicePayment, Item, Provider, Purchase, PurchaseMode, PurchaseOutcome, Reversal, SeatChange, SubStatus, Subject,
+    SubscriptionSnapshot, UsageFact,
 };
 pub use parse::{EventInfo, ParseError, Parsed};
 pub use razorpay::{parse_razorpay_event, parse_razorpay_value};

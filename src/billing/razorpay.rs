@@ -15,7 +15,11 @@
 //! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
 //! (snapshots; `.charged` is also a paid invoice, which refills credits),
 //! `payment.captured` (one-time purchases; subscription payments are applied
-//! from `subscription.charged`), `refund.processed`, `payment.dispute.created`.
+//! from `subscription.charged`), `refund.processed`, `payment.dispute.created`,
+//! `.under_review`, `.action_required` (open: the dispute takes back what the
+//! payment granted), `.won` (as if it never happened), `.lost` and `.closed` (by the
+//! dispute's `status`: `won` or `lost`; any other closing is ignored, so the
+//! dispute stays open).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -85,7 +89,12 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged")?,
         "payment.captured" => payment_captured(catalog, &event, &payload)?,
         "refund.processed" => refund(&event, &payload)?,
-        "payment.dispute.created" => dispute(&event, &payload)?,
+        "payment.dispute.created" | "payment.dispute.under_review" | "payment.dispute.action_required" => {
+            dispute(&event, &payload, None)?
+        }
+        "payment.dispute.won" => dispute(&event, &payload, Some(DisputeOutcome::Won))?,
+        "payment.dispute.lost" => dispute(&event, &payload, Some(DisputeOutcome::Lost))?,
+        "payment.dispute.closed" => dispute_closed(&event, &payload)?,
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match out {
@@ -277,11 +286,12 @@ fn refund(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
         amount,
         reversed,
         currency: r.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        outcome: None,
     };
     Ok(Ok(vec![fact(event, format!("razorpay:refund:{rid}:processed"), FactBody::Refund(rev))]))
 }
 
-fn dispute(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>) -> Result<Outcome, ParseError> {
     let dw = payload.req("dispute")?;
     let d = dw.req("entity")?;
     let id = d.req_str("id")?;
@@ -293,6 +303,18 @@ fn dispute(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
         amount,
         reversed: amount,
         currency: d.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        outcome,
     };
-    Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:created"), FactBody::Dispute(rev))]))
+    let state = if outcome.is_some() { "closed" } else { "created" };
+    Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:{state}"), FactBody::Dispute(rev))]))
+}
+
+/// `payment.dispute.closed`: the outcome is the dispute's `status`.
+fn dispute_closed(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+    let d = payload.req("dispute")?.req("entity")?;
+    match d.req_str("status")? {
+        "won" => dispute(event, payload, Some(DisputeOutcome::Won)),
+        "lost" => dispute(event, payload, Some(DisputeOutcome::Lost)),
+        s => Ok(Err(format!("dispute {} closed as `{s}`, neither won nor lost", d.req_str("id")?))),
+    }
 }

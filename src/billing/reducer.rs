@@ -223,6 +223,10 @@ struct Attribution {
     subscription: BTreeMap<String, Subject>,
     sub_customer: BTreeMap<String, String>,
     checkout: BTreeMap<String, CheckoutInfo>,
+    /// Dispute -> how it ended, from every closing in the set.
+    disputes: BTreeMap<String, DisputeOutcome>,
+    /// Invoice -> the ids of the payments that paid it (Stripe invoice payments).
+    invoice_payments: BTreeMap<String, BTreeSet<String>>,
     warnings: Vec<String>,
 }
 
@@ -290,6 +294,31 @@ impl Attribution {
                     }
                 }
             }
+            FactBody::Dispute(Reversal { id, outcome: Some(o), .. }) => match self.disputes.get(id) {
+                None => {
+                    self.disputes.insert(id.clone(), *o);
+                    changed = true;
+                }
+                Some(old) if old == o => {}
+                Some(_) => {
+                    // Stripe closes a dispute once; should both outcomes be reported,
+                    // the loss counts (whatever order they came in).
+                    if *o == DisputeOutcome::Lost {
+                        self.disputes.insert(id.clone(), DisputeOutcome::Lost);
+                    }
+                    let w = format!("dispute {id} is reported both won and lost; lost is used");
+                    if !self.warnings.contains(&w) {
+                        self.warnings.push(w);
+                    }
+                    changed = true;
+                }
+            },
+            FactBody::InvoicePayment(p) => {
+                let refs = self.invoice_payments.entry(p.invoice.clone()).or_default();
+                for r in &p.payment_refs {
+                    changed |= refs.insert(r.clone());
+                }
+            }
             FactBody::InvoicePaid(InvoicePaid { subscription, customer: Some(c), .. })
             | FactBody::InvoiceFailed(InvoiceFailed { subscription, customer: Some(c), .. })
                 if !self.sub_customer.contains_key(subscription) =>
@@ -300,6 +329,16 @@ impl Attribution {
             _ => {}
         }
         changed
+    }
+
+    /// A dispute that ended in the merchant's favour takes nothing back.
+    fn dispute_won(&self, dispute: &str) -> bool {
+        self.disputes.get(dispute) == Some(&DisputeOutcome::Won)
+    }
+
+    /// The invoices a payment (payment intent, charge) is known to have paid.
+    fn invoices_paid_by(&self, payment: &str) -> Vec<String> {
+        self.invoice_payments.iter().filter(|(_, refs)| refs.contains(payment)).map(|(inv, _)| inv.clone()).collect()
     }
 
     fn subject_for_sub(&self, sub: &str, customer: Option<&str>) -> Option<Subject> {
@@ -636,11 +675,15 @@ impl<'c> Folder<'c> {
             FactBody::Subscription(s) => self.on_snapshot(f, s),
             FactBody::InvoicePaid(i) => self.on_invoice_paid(f, i),
             FactBody::InvoiceFailed(i) => self.on_invoice_failed(f, i),
+            // A won dispute takes nothing back: the state is as if it never happened.
+            FactBody::Dispute(r) if self.attr.dispute_won(&r.id) => {}
             FactBody::Refund(_) | FactBody::Dispute(_) => {
                 if !self.on_reversal(f) {
                     self.deferred.push(f.clone());
                 }
             }
+            // A link from a payment to its invoice, gathered with the attribution.
+            FactBody::InvoicePayment(_) => {}
             FactBody::Usage(u) => self.on_usage(f, u),
             FactBody::SeatAssigned(s) => self.on_seat(f, s, true),
             FactBody::SeatReleased(s) => self.on_seat(f, s, false),
@@ -927,6 +970,13 @@ impl<'c> Folder<'c> {
         if !refs.contains(&i.id) {
             refs.insert(0, i.id.clone());
         }
+        // Payments the set links to this invoice (API 2025-03-31 on, a charge no
+        // longer names its invoice): a refund of one of them reverses this invoice.
+        for r in self.attr.invoice_payments.get(&i.id).into_iter().flatten() {
+            if !refs.contains(r) {
+                refs.push(r.clone());
+            }
+        }
         self.record_payment(PaymentRecord {
             id: i.id.clone(),
             refs,
@@ -1204,10 +1254,15 @@ impl<'c> Folder<'c> {
     fn finish(&mut self, now: Timestamp) {
         for f in std::mem::take(&mut self.deferred) {
             if !self.on_reversal(&f) {
-                let refs = match &f.body {
+                let mut refs = match &f.body {
                     FactBody::Refund(r) | FactBody::Dispute(r) => r.payment_refs.clone(),
                     _ => Vec::new(),
                 };
+                for inv in refs.iter().flat_map(|r| self.attr.invoices_paid_by(r)).collect::<Vec<_>>() {
+                    if !refs.contains(&inv) {
+                        refs.push(inv);
+                    }
+                }
                 self.pend(&f, "the payment it reverses is not known yet".into(), refs);
             }
         }

@@ -11,8 +11,11 @@
 //! Handled types: `checkout.session.completed`, `.async_payment_succeeded`,
 //! `.async_payment_failed`; `customer.subscription.created`, `.updated`,
 //! `.deleted`, `.paused`, `.resumed`; `invoice.paid`, `invoice.payment_succeeded`,
-//! `invoice.payment_failed`; `charge.refunded`; `charge.dispute.created`. Any
-//! other type parses to [`Parsed::Ignored`].
+//! `invoice.payment_failed`; `invoice_payment.paid` (which payment paid which
+//! invoice: since 2025-03-31 a charge no longer names its invoice, so refunds and
+//! disputes of subscription payments reach their invoice through it);
+//! `charge.refunded`; `charge.dispute.created`, `.updated`, `.funds_withdrawn`
+//! (open) and `.closed` (won or lost). Any other type parses to [`Parsed::Ignored`].
 
 use serde_json::Value;
 
@@ -70,7 +73,11 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
         "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(catalog, &event, &obj)?,
         "invoice.payment_failed" => invoice_failed(&event, &obj)?,
         "charge.refunded" => refund(&event, &obj)?,
-        "charge.dispute.created" => dispute(&event, &obj)?,
+        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.funds_withdrawn" => {
+            dispute(&event, &obj, false)?
+        }
+        "charge.dispute.closed" => dispute(&event, &obj, true)?,
+        "invoice_payment.paid" => invoice_payment(&event, &obj)?,
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match facts {
@@ -403,11 +410,9 @@ fn invoice_paid(catalog: &Catalog, event: &EventInfo, obj: &At<'_>) -> Result<Ou
     }
     if let Some(pay) = obj.get("payments") {
         for p in pay.items("data")? {
-            if let Some(pp) = p.get("payment") {
-                for k in ["payment_intent", "charge"] {
-                    if let Some(r) = pp.opt_ref(k)? {
-                        payment_refs.push(sref(&r));
-                    }
+            for r in invoice_payment_refs(&p)? {
+                if !payment_refs.contains(&r) {
+                    payment_refs.push(r);
                 }
             }
         }
@@ -461,13 +466,50 @@ fn refund(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
         amount,
         reversed: refunded,
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        outcome: None,
     };
     Ok(Ok(vec![fact(event, format!("stripe:charge:{id}:refunded:{refunded}"), FactBody::Refund(r))]))
 }
 
-fn dispute(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+/// A dispute's state: `None` while it is open, else how it ended. Stripe's statuses:
+/// inquiries (`warning_needs_response`, `warning_under_review`, `warning_closed`),
+/// chargebacks (`needs_response`, `under_review`, `won`, `lost`), `prevented`, and the
+/// retired `charge_refunded`.
+fn dispute_state(status: &str, path: String) -> Result<Option<DisputeOutcome>, ParseError> {
+    Ok(match status {
+        "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review" => None,
+        "won" | "warning_closed" | "prevented" => Some(DisputeOutcome::Won),
+        "lost" | "charge_refunded" => Some(DisputeOutcome::Lost),
+        other => {
+            return Err(ParseError::InvalidValue {
+                path,
+                message: format!(
+                    "`{other}` is not a dispute status (warning_needs_response, warning_under_review, warning_closed, needs_response, under_review, won, lost, prevented, charge_refunded)"
+                ),
+            })
+        }
+    })
+}
+
+/// `charge.dispute.created`, `.updated`, `.funds_withdrawn` and `.closed`: the dispute
+/// is open (it takes back what the payment granted) or closed with an outcome (won:
+/// as if it never happened; lost: it stays taken back). One fact per state: every
+/// event of an open dispute says the same (key `:created`), every event of a closed
+/// one too (key `:closed`).
+fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, ParseError> {
     let id = obj.req_str("id")?;
     let charge = obj.req_ref("charge")?;
+    let outcome = match obj.opt_str("status")? {
+        Some(s) => dispute_state(s, obj.field_path("status"))?,
+        None if closed => return Err(ParseError::MissingField { path: obj.field_path("status") }),
+        None => None,
+    };
+    if closed && outcome.is_none() {
+        return Err(ParseError::InvalidValue {
+            path: obj.field_path("status"),
+            message: "a closed dispute is won, lost, warning_closed or prevented".into(),
+        });
+    }
     let mut payment_refs = vec![sref(&charge)];
     if let Some(pi) = obj.opt_ref("payment_intent")? {
         payment_refs.push(sref(&pi));
@@ -479,6 +521,57 @@ fn dispute(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
         amount,
         reversed: amount,
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        outcome,
     };
-    Ok(Ok(vec![fact(event, format!("stripe:dispute:{id}:created"), FactBody::Dispute(r))]))
+    let state = if outcome.is_some() { "closed" } else { "created" };
+    Ok(Ok(vec![fact(event, format!("stripe:dispute:{id}:{state}"), FactBody::Dispute(r))]))
+}
+
+/// The payment of an invoice payment (or of an entry of `invoice.payments`): the
+/// payment intent or charge, at `payment.*` (API 2025-03-31) or at the top level.
+fn invoice_payment_refs(p: &At<'_>) -> Result<Vec<String>, ParseError> {
+    let mut out = Vec::new();
+    let nested = p.get("payment");
+    for at in nested.iter().chain(std::iter::once(p)) {
+        for k in ["payment_intent", "charge"] {
+            if let Some(r) = at.opt_ref(k)? {
+                let r = sref(&r);
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `invoice_payment.paid`: which payment paid which invoice.
+fn invoice_payment(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+    let id = obj.req_str("id")?;
+    if let Some(o) = obj.opt_str("object")? {
+        if o != "invoice_payment" {
+            return Err(ParseError::InvalidValue {
+                path: obj.field_path("object"),
+                message: format!("expected an invoice payment (\"invoice_payment\"), got \"{o}\""),
+            });
+        }
+    }
+    let invoice = obj.req_ref("invoice")?;
+    if let Some(s) = obj.opt_str("status")? {
+        if s != "paid" {
+            return Ok(Err(format!("invoice payment {id} is `{s}`, not paid")));
+        }
+    }
+    let payment_refs = invoice_payment_refs(obj)?;
+    if payment_refs.is_empty() {
+        return Ok(Err(format!("invoice payment {id} names no payment intent or charge (paid out of band)")));
+    }
+    let p = InvoicePayment {
+        id: sref(id),
+        invoice: sref(&invoice),
+        payment_refs,
+        amount: obj.opt_i64("amount_paid")?.unwrap_or(0),
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+    };
+    Ok(Ok(vec![fact(event, format!("stripe:invoice_payment:{id}:paid"), FactBody::InvoicePayment(p))]))
 }
