@@ -617,3 +617,238 @@ fn the_incremental_reducer_agrees_with_the_fold() {
     assert_eq!(r.apply(fs[3].clone(), t(P3E)), Applied::Duplicate);
     assert_eq!(r.state(), &reduce(&cat, &fs, t(P3E)));
 }
+
+/// `st` with its fact count set to `base`'s (the facts a comparison leaves out).
+fn counted_as(mut st: BillingState, base: &BillingState) -> BillingState {
+    st.facts.unique = base.facts.unique;
+    st
+}
+
+const DISPUTE: &str = "stripe:dp_1Pgc71B7WZ01zgkWMevJiAUx";
+const INVOICE: &str = "stripe:in_1Pgc6tB7WZ01zgkWu9fdqL6I";
+
+#[test]
+fn a_won_dispute_restores_access_as_if_it_never_happened() {
+    let cat = catalog();
+    let mut base = facts(&cat, FIRST_PERIOD);
+    base.push(usage(USER, "req_a", "video_seconds", 300, T0 + DAY));
+    let opened = facts(&cat, &["stripe/charge.dispute.created.json"]);
+    let won = facts(&cat, &["stripe/charge.dispute.closed.won.json"]);
+    let lost = facts(&cat, &["stripe/charge.dispute.closed.lost.json"]);
+    let now = P1E + 25 * DAY;
+    let during = P1E - DAY / 2; // after the dispute opened, before the period ends
+    let plain = fold(&cat, &base, now);
+    let open = fold(&cat, &[base.clone(), opened.clone()].concat(), now);
+    assert!(!has(&cat, &open, USER, "studio", "basic", during), "an open dispute takes the period back");
+    // Won: the grant, the allowance and the payment are what they were without it.
+    let all_won = [base.clone(), opened.clone(), won.clone()].concat();
+    let st = fold(&cat, &all_won, now);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    assert_eq!(st.facts.unique, plain.facts.unique + 2);
+    assert!(has(&cat, &st, USER, "studio", "basic", during));
+    assert_eq!(access(&cat, &st, USER, "studio", "basic", during).holds_until, Some(t(P1E)));
+    assert!(st.subscriptions[SUB].revoked.is_none());
+    assert_eq!(st.payments[INVOICE].reversed, 0);
+    assert_eq!(st.subject(USER).unwrap().wallet.lots.iter().map(|l| l.revoked).sum::<i64>(), 0);
+    // In any order: the closing before the opening, the opening alone later, duplicates.
+    for order in orders(&all_won) {
+        assert_eq!(reduce(&cat, &order, t(now)), st);
+    }
+    let mut dups = all_won.clone();
+    dups.extend(won.iter().chain(opened.iter()).cloned());
+    assert_eq!(reduce(&cat, &dups, t(now)), st);
+    assert_eq!(counted_as(fold(&cat, &[base.clone(), won.clone()].concat(), now), &plain), plain);
+    // One at a time: the closing refolds what the opening took.
+    let mut r = Reducer::from_facts(&cat, &[base.clone(), opened.clone()].concat(), t(now));
+    assert_eq!(r.apply(won[0].clone(), t(now)), Applied::Replayed);
+    assert_eq!(r.state(), &st);
+    let mut r = Reducer::from_facts(&cat, &[base.clone(), won.clone()].concat(), t(now));
+    r.apply(opened[0].clone(), t(now));
+    assert_eq!(r.state(), &st);
+
+    // Lost: it stays taken back, from the opening on.
+    let st_lost = fold(&cat, &[base.clone(), opened.clone(), lost.clone()].concat(), now);
+    assert_eq!(counted_as(st_lost.clone(), &open), open);
+    assert!(!has(&cat, &st_lost, USER, "studio", "basic", during));
+    assert_eq!(st_lost.subscriptions[SUB].revoked.as_ref().unwrap().by, DISPUTE);
+    // A loss reported without the opening takes the payment back from the closing.
+    let alone = fold(&cat, &[base.clone(), lost.clone()].concat(), now);
+    assert_eq!(alone.payments[INVOICE].reversed, 2900);
+    assert_eq!(alone.subscriptions[SUB].revoked.as_ref().unwrap().at, t(P1E + 19 * DAY));
+
+    // An inquiry closed without a chargeback (warning_closed) counts as won.
+    let inquiry = stripe_facts(
+        &cat,
+        &edit("stripe/charge.dispute.created.json", |v| obj(v)["status"] = json!("warning_needs_response")),
+    );
+    let closed = stripe_facts(
+        &cat,
+        &edit("stripe/charge.dispute.closed.won.json", |v| obj(v)["status"] = json!("warning_closed")),
+    );
+    let st_inq = fold(&cat, &[base.clone(), inquiry.clone()].concat(), now);
+    assert!(!has(&cat, &st_inq, USER, "studio", "basic", during));
+    let st_inq = fold(&cat, &[base.clone(), inquiry, closed].concat(), now);
+    assert_eq!(counted_as(st_inq, &plain), plain);
+    // Both outcomes reported (never from Stripe): the loss counts, with a warning.
+    let both = fold(&cat, &[base.clone(), won.clone(), lost.clone()].concat(), now);
+    assert!(both.subscriptions[SUB].revoked.is_some());
+    assert!(both.warnings.iter().any(|w| w.contains("both won and lost")), "{:?}", both.warnings);
+}
+
+#[test]
+fn a_won_dispute_leaves_later_facts_in_force() {
+    let cat = catalog();
+    let base = facts(&cat, FIRST_PERIOD);
+    let disputes = facts(&cat, &["stripe/charge.dispute.created.json", "stripe/charge.dispute.closed.won.json"]);
+    // Deleted half a day before the period ends: access ends then, won dispute or not.
+    let gone = P1E - DAY / 2;
+    let deleted = stripe_facts(
+        &cat,
+        &edit("stripe/customer.subscription.deleted.basil.json", |v| {
+            v["created"] = json!(gone + 2);
+            let o = obj(v);
+            o["cancel_at_period_end"] = json!(false);
+            o["cancel_at"] = json!(null);
+            o["canceled_at"] = json!(gone);
+            o["ended_at"] = json!(gone);
+            o["items"]["data"][0]["current_period_start"] = json!(T0);
+            o["items"]["data"][0]["current_period_end"] = json!(P1E);
+        }),
+    );
+    let now = P1E + 25 * DAY;
+    let plain = fold(&cat, &[base.clone(), deleted.clone()].concat(), now);
+    let st = fold(&cat, &[base.clone(), deleted.clone(), disputes.clone()].concat(), now);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    assert!(has(&cat, &st, USER, "studio", "basic", gone - 3600));
+    assert!(!has(&cat, &st, USER, "studio", "basic", gone + 3600));
+    // Renewed and then cancelled at the period end: the second period holds until P2E.
+    let renewed = facts(
+        &cat,
+        &[
+            "stripe/customer.subscription.updated.renewed.acacia.json",
+            "stripe/invoice.paid.renewal.acacia.json",
+            "stripe/customer.subscription.updated.cancel_at_period_end.basil.json",
+        ],
+    );
+    let plain = fold(&cat, &[base.clone(), renewed.clone()].concat(), P1E + 20 * DAY);
+    let st = fold(&cat, &[base.clone(), renewed, disputes].concat(), P1E + 20 * DAY);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    let d = access(&cat, &st, USER, "studio", "basic", P1E + 20 * DAY);
+    assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::CanceledUntilPeriodEnd, Some(t(P2E))));
+}
+
+#[test]
+fn a_won_dispute_of_a_token_purchase_gives_the_credits_back() {
+    let cat = catalog();
+    let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
+    let on_purchase = |path: &str, at: i64| {
+        stripe_facts(
+            &cat,
+            &edit(path, |v| {
+                v["created"] = json!(at);
+                obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
+                obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
+                obj(v)["amount"] = json!(1900);
+            }),
+        )
+    };
+    let opened = on_purchase("stripe/charge.dispute.created.json", T0 + 8 * DAY);
+    let won = on_purchase("stripe/charge.dispute.closed.won.json", T0 + 30 * DAY);
+    let lost = on_purchase("stripe/charge.dispute.closed.lost.json", T0 + 30 * DAY);
+    let spend = usage(USER, "req_b", "video_seconds", 600, T0 + 20 * DAY);
+    let now = T0 + 31 * DAY;
+    let st = fold(&cat, &[buy.clone(), opened.clone()].concat(), now);
+    assert_eq!(st.balance(USER, "video_seconds"), 0, "an open dispute takes the tokens");
+    let plain = fold(&cat, &[buy.clone(), vec![spend.clone()]].concat(), now);
+    let st = fold(&cat, &[buy.clone(), opened.clone(), vec![spend.clone()], won].concat(), now);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    assert_eq!(st.balance(USER, "video_seconds"), 1200, "usage during the dispute drew on the tokens");
+    assert!(st.subject(USER).unwrap().overage.is_empty());
+    let st = fold(&cat, &[buy, opened, vec![spend], lost].concat(), now);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    assert_eq!(st.subject(USER).unwrap().overage.iter().map(|o| o.units).sum::<i64>(), 600);
+}
+
+#[test]
+fn razorpay_won_disputes_restore_and_lost_ones_keep_it_revoked() {
+    let cat = catalog();
+    let base = facts(&cat, &["razorpay/subscription.activated.json", "razorpay/subscription.charged.json"]);
+    let opened = facts(&cat, &["razorpay/payment.dispute.created.json"]);
+    let closing = |ev: &str, status: &str| {
+        rzp_facts(
+            &cat,
+            &edit("razorpay/payment.dispute.created.json", |v| {
+                v["event"] = json!(ev);
+                v["created_at"] = json!(T0 + 25 * DAY);
+                v["payload"]["dispute"]["entity"]["status"] = json!(status);
+            }),
+        )
+    };
+    let now = T0 + 26 * DAY;
+    let plain = fold(&cat, &base, now);
+    let st = fold(&cat, &[base.clone(), closing("payment.dispute.won", "won"), opened.clone()].concat(), now);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    assert!(has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
+    let st = fold(&cat, &[base.clone(), opened.clone(), closing("payment.dispute.lost", "lost")].concat(), now);
+    assert!(!has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
+    assert_eq!(st.balance(RZP, "ai_credits"), 0);
+}
+
+/// The story of the sample files in the 2025-03-31 shape as a webhook carries it:
+/// the invoice without its (expandable) `payments`, so only `invoice_payment.paid`
+/// links the payment intent to the invoice.
+fn first_period_without_invoice_payments(cat: &tollgate::Catalog) -> Vec<Fact> {
+    let invoice = edit("stripe/invoice.paid.basil.json", |v| {
+        obj(v).as_object_mut().unwrap().remove("payments");
+    });
+    let mut fs = facts(cat, &[FIRST_PERIOD[0], FIRST_PERIOD[2], FIRST_PERIOD[3]]);
+    fs.extend(stripe_facts(cat, &invoice));
+    fs
+}
+
+#[test]
+fn refunds_in_the_2025_03_31_shape_reach_their_invoice_through_its_payments() {
+    let cat = catalog();
+    let base = first_period_without_invoice_payments(&cat);
+    let refund = facts(&cat, &["stripe/charge.refunded.invoice.basil.json"]);
+    let link = facts(&cat, &["stripe/invoice_payment.paid.basil.json"]);
+    let refunded_at = T0 + 10 * DAY;
+    let now = T0 + 11 * DAY;
+    // Without the link the refund cannot be attributed: it waits, and access stands.
+    let waiting = fold(&cat, &[base.clone(), refund.clone()].concat(), now);
+    assert_eq!(waiting.pending.len(), 1, "{:?}", waiting.pending);
+    assert_eq!(waiting.pending[0].fact_type, "refund");
+    assert!(waiting.pending[0].waiting_for.contains(&"stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c".to_string()));
+    assert!(has(&cat, &waiting, USER, "studio", "basic", now));
+    // With it, the refund takes back the first period and its allowance.
+    let all = [base.clone(), refund.clone(), link.clone()].concat();
+    let st = fold(&cat, &all, now);
+    assert!(st.pending.is_empty(), "{:?}", st.pending);
+    assert!(has(&cat, &st, USER, "studio", "basic", refunded_at - 1));
+    assert!(!has(&cat, &st, USER, "studio", "basic", refunded_at + 1));
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    assert_eq!(st.payments[INVOICE].reversed, 2900);
+    assert!(st.payments[INVOICE].refs.contains(&"stripe:pi_3Pgc6uB7WZ01zgkW0h1nvY7c".to_string()));
+    assert_eq!(st.subscriptions[SUB].revoked.as_ref().unwrap().by, "stripe:ch_3Pgc6uB7WZ01zgkW0bHkq1Lm");
+    // The same state as an invoice that lists its payments (plus the link fact).
+    let listed = fold(&cat, &facts(&cat, &with(FIRST_PERIOD, &["stripe/charge.refunded.invoice.basil.json"])), now);
+    assert_eq!(counted_as(st.clone(), &listed), listed);
+    // In any order, the link first, last or twice; one at a time.
+    for order in orders(&all) {
+        assert_eq!(reduce(&cat, &order, t(now)), st);
+    }
+    let mut r = Reducer::from_facts(&cat, &[base.clone(), refund.clone()].concat(), t(now));
+    assert_eq!(r.apply(link[0].clone(), t(now)), Applied::Replayed);
+    assert_eq!(r.state(), &st);
+    assert_eq!(r.apply(link[0].clone(), t(now)), Applied::Duplicate);
+    assert_eq!(r.state(), &st);
+    // The link and the refund before the invoice: the refund names the invoice it waits for.
+    let early = fold(&cat, &[refund.clone(), link.clone()].concat(), now);
+    assert_eq!(early.pending.len(), 1);
+    assert!(early.pending[0].waiting_for.contains(&INVOICE.to_string()), "{:?}", early.pending);
+    // A dispute of that payment reaches the invoice the same way.
+    let disputed = fold(&cat, &[base, link, facts(&cat, &["stripe/charge.dispute.created.json"])].concat(), P1E);
+    assert!(disputed.pending.is_empty());
+    assert_eq!(disputed.subscriptions[SUB].revoked.as_ref().unwrap().by, DISPUTE);
+    assert!(!has(&cat, &disputed, USER, "studio", "basic", P1E - DAY / 2));
+}

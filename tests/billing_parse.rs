@@ -460,7 +460,11 @@ fn dispute_statuses_give_open_won_or_lost() {
         ("lost", DisputeOutcome::Lost),
         ("charge_refunded", DisputeOutcome::Lost),
     ] {
-        assert_eq!(state(&dispute("charge.dispute.closed", Some(s))), (format!("stripe:dispute:{id}:closed"), Some(o)));
+        let end = if o == DisputeOutcome::Won { "won" } else { "lost" };
+        assert_eq!(
+            state(&dispute("charge.dispute.closed", Some(s))),
+            (format!("stripe:dispute:{id}:closed:{end}"), Some(o))
+        );
         assert_eq!(state(&dispute("charge.dispute.updated", Some(s))).1, Some(o), "an update may report the end");
     }
     let f = one(stripe_facts(&cat, &event("stripe/charge.dispute.closed.won.json")));
@@ -554,14 +558,14 @@ fn razorpay_dispute_outcomes() {
     let outcome = |r: &str| {
         let f = one(rzp_facts(&cat, r));
         let FactBody::Dispute(d) = f.body else { panic!() };
-        (f.key.rsplit(':').next().unwrap().to_string(), d.outcome)
+        (f.key.split(':').skip(3).collect::<Vec<_>>().join(":"), d.outcome)
     };
     assert_eq!(outcome(&raw("payment.dispute.under_review", "under_review")), ("created".into(), None));
     assert_eq!(outcome(&raw("payment.dispute.action_required", "open")), ("created".into(), None));
-    assert_eq!(outcome(&raw("payment.dispute.won", "won")), ("closed".into(), Some(DisputeOutcome::Won)));
-    assert_eq!(outcome(&raw("payment.dispute.lost", "lost")), ("closed".into(), Some(DisputeOutcome::Lost)));
-    assert_eq!(outcome(&raw("payment.dispute.closed", "won")), ("closed".into(), Some(DisputeOutcome::Won)));
-    assert_eq!(outcome(&raw("payment.dispute.closed", "lost")), ("closed".into(), Some(DisputeOutcome::Lost)));
+    assert_eq!(outcome(&raw("payment.dispute.won", "won")), ("closed:won".into(), Some(DisputeOutcome::Won)));
+    assert_eq!(outcome(&raw("payment.dispute.lost", "lost")), ("closed:lost".into(), Some(DisputeOutcome::Lost)));
+    assert_eq!(outcome(&raw("payment.dispute.closed", "won")), ("closed:won".into(), Some(DisputeOutcome::Won)));
+    assert_eq!(outcome(&raw("payment.dispute.closed", "lost")), ("closed:lost".into(), Some(DisputeOutcome::Lost)));
     let p = parse_razorpay_event(&cat, &raw("payment.dispute.closed", "closed"), None).unwrap();
     assert!(matches!(p, Parsed::Ignored { .. }));
 }

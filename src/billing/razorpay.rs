@@ -305,7 +305,11 @@ fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>)
         currency: d.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };
-    let state = if outcome.is_some() { "closed" } else { "created" };
+    let state = match outcome {
+        None => "created",
+        Some(DisputeOutcome::Won) => "closed:won",
+        Some(DisputeOutcome::Lost) => "closed:lost",
+    };
     Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:{state}"), FactBody::Dispute(rev))]))
 }
 

@@ -495,7 +495,7 @@ fn dispute_state(status: &str, path: String) -> Result<Option<DisputeOutcome>, P
 /// is open (it takes back what the payment granted) or closed with an outcome (won:
 /// as if it never happened; lost: it stays taken back). One fact per state: every
 /// event of an open dispute says the same (key `:created`), every event of a closed
-/// one too (key `:closed`).
+/// one too (`:closed:won`, `:closed:lost`).
 fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, ParseError> {
     let id = obj.req_str("id")?;
     let charge = obj.req_ref("charge")?;
@@ -523,7 +523,11 @@ fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, Par
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };
-    let state = if outcome.is_some() { "closed" } else { "created" };
+    let state = match outcome {
+        None => "created",
+        Some(DisputeOutcome::Won) => "closed:won",
+        Some(DisputeOutcome::Lost) => "closed:lost",
+    };
     Ok(Ok(vec![fact(event, format!("stripe:dispute:{id}:{state}"), FactBody::Dispute(r))]))
 }
 
