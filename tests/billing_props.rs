@@ -3,7 +3,9 @@
 //! A stream is a few customers' realistic lifecycles: Stripe (in the API shape
 //! before or after 2025-03-31) or Razorpay; a checkout, the app's own customer
 //! link or subscription metadata naming the buyer; periods renewed, paid after
-//! a failure, left unpaid, refunded or disputed; cancellation at the period
+//! a failure, left unpaid, refunded or disputed (disputes left open, won, closed
+//! as an inquiry, or lost); invoices of the 2025-03-31 shape whose payment is
+//! linked by `invoice_payment.paid` instead of listed; cancellation at the period
 //! end or deletion; token purchases (some refunded or disputed); usage; seat
 //! assignments for organizations; and the duplicate deliveries providers make
 //! (redeliveries, invoice.paid next to invoice.payment_succeeded). Every event
@@ -12,7 +14,8 @@
 //! points only add `serde_json::from_str`).
 //!
 //! Properties: idempotence (duplicates change nothing), order independence (any
-//! permutation with duplicates folds to the same state), the incremental reducer
+//! permutation with duplicates folds to the same state), a won dispute leaves no
+//! trace (the state equals the state without its facts), the incremental reducer
 //! agrees with the fold, losslessness (without its attribution a fact waits in
 //! `pending`, and it applies when the attribution arrives), and the credit
 //! invariants (no negative balance, ledger sums equal balances, each ledger key
@@ -54,6 +57,8 @@ struct Templates {
     co_pay: Value,
     refund: Value,
     dispute: Value,
+    dispute_closed: Value,
+    invoice_payment: Value,
     rz_charged: Value,
     rz_captured: Value,
     rz_refund: Value,
@@ -112,6 +117,8 @@ fn tpl() -> &'static Templates {
         co_pay: stripe_tpl("stripe/checkout.session.completed.payment.json"),
         refund: stripe_tpl("stripe/charge.refunded.json"),
         dispute: stripe_tpl("stripe/charge.dispute.created.json"),
+        dispute_closed: stripe_tpl("stripe/charge.dispute.closed.won.json"),
+        invoice_payment: stripe_tpl("stripe/invoice_payment.paid.basil.json"),
         rz_charged: json("razorpay/subscription.charged.json"),
         rz_captured: json("razorpay/payment.captured.json"),
         rz_refund: json("razorpay/refund.processed.json"),
@@ -138,13 +145,23 @@ enum Attr {
     Metadata,
 }
 
+/// How a dispute ends (if it does, within the stream).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Close {
+    Open,
+    Won,
+    /// An inquiry closed without a chargeback (Stripe `warning_closed`).
+    InquiryClosed,
+    Lost,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Pay {
     Paid,
     FailThenPaid,
     FailOnly,
     Refunded,
-    Disputed,
+    Disputed(Close),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -159,7 +176,7 @@ enum Reverse {
     Keep,
     Partial,
     Full,
-    Dispute,
+    Dispute(Close),
 }
 
 #[derive(Clone, Debug)]
@@ -173,6 +190,9 @@ struct Customer {
     attr: Attr,
     end: Ending,
     dup_paid: bool,
+    /// API 2025-03-31 shape: the invoice without `payments`; `invoice_payment.paid` links
+    /// the payment intent to it.
+    pay_links: bool,
     link_h: i64,
     purchases: Vec<(i64, usize, Reverse)>,
     usage: Vec<(i64, u64, usize)>,
@@ -185,8 +205,12 @@ fn pay() -> impl Strategy<Value = Pay> {
         2 => Just(Pay::FailThenPaid),
         1 => Just(Pay::FailOnly),
         1 => Just(Pay::Refunded),
-        1 => Just(Pay::Disputed),
+        2 => close().prop_map(Pay::Disputed),
     ]
+}
+
+fn close() -> impl Strategy<Value = Close> {
+    prop_oneof![Just(Close::Open), Just(Close::Won), Just(Close::InquiryClosed), Just(Close::Lost)]
 }
 
 fn customer() -> impl Strategy<Value = Customer> {
@@ -198,13 +222,18 @@ fn customer() -> impl Strategy<Value = Customer> {
         0..500i64,
         prop_oneof![Just(Attr::Checkout), Just(Attr::Link), Just(Attr::Metadata)],
     );
-    let life = (prop::collection::vec(pay(), 1..4), (0..3u8, 0..4usize, 1..700i64), any::<bool>(), 0..3500i64);
+    let life = (
+        prop::collection::vec(pay(), 1..4),
+        (0..3u8, 0..4usize, 1..700i64),
+        (any::<bool>(), any::<bool>()),
+        0..3500i64,
+    );
     let extras = (
         prop::collection::vec(
             (
                 0..3000i64,
                 0..3usize,
-                prop_oneof![3 => Just(Reverse::Keep), 1 => Just(Reverse::Partial), 1 => Just(Reverse::Full), 1 => Just(Reverse::Dispute)],
+                prop_oneof![3 => Just(Reverse::Keep), 1 => Just(Reverse::Partial), 1 => Just(Reverse::Full), 2 => close().prop_map(Reverse::Dispute)],
             ),
             0..3,
         ),
@@ -213,14 +242,29 @@ fn customer() -> impl Strategy<Value = Customer> {
     );
     (who, life, extras).prop_map(|(who, life, extras)| {
         let (shape, org, offer, quantity, start_h, attr) = who;
-        let (periods, (end_kind, end_k, end_h), dup_paid, link_h) = life;
+        let (periods, (end_kind, end_k, end_h), (dup_paid, pay_links), link_h) = life;
         let (purchases, usage, seats) = extras;
         let end = match end_kind {
             0 => Ending::Runs,
             1 => Ending::CanceledAtPeriodEnd(end_k),
             _ => Ending::DeletedNow(end_k, end_h),
         };
-        Customer { shape, org, offer, quantity, start_h, periods, attr, end, dup_paid, link_h, purchases, usage, seats }
+        Customer {
+            shape,
+            org,
+            offer,
+            quantity,
+            start_h,
+            periods,
+            attr,
+            end,
+            dup_paid,
+            pay_links,
+            link_h,
+            purchases,
+            usage,
+            seats,
+        }
     })
 }
 
@@ -362,7 +406,11 @@ impl Emitter<'_> {
             line["pricing"]["price_details"]["price"] = json!(price);
             line["parent"]["subscription_item_details"]["subscription"] = json!(sub);
             o["parent"]["subscription_details"]["subscription"] = json!(sub);
-            o["payments"]["data"][0]["payment"]["payment_intent"] = json!(format!("pi_{n}_{k}"));
+            if self.c.pay_links {
+                o.as_object_mut().unwrap().remove("payments");
+            } else {
+                o["payments"]["data"][0]["payment"]["payment_intent"] = json!(format!("pi_{n}_{k}"));
+            }
         } else {
             line["price"]["id"] = json!(price);
             line["plan"]["id"] = json!(price);
@@ -372,6 +420,16 @@ impl Emitter<'_> {
             o["payment_intent"] = json!(format!("pi_{n}_{k}"));
         }
         self.stripe(v);
+        if basil && paid && self.c.pay_links {
+            let mut v = tpl().invoice_payment.clone();
+            v["id"] = json!(self.next_evt());
+            v["created"] = json!(at);
+            let o = obj(&mut v);
+            o["id"] = json!(format!("inpay_{n}_{k}"));
+            o["invoice"] = json!(format!("in_{n}_{k}"));
+            o["payment"]["payment_intent"] = json!(format!("pi_{n}_{k}"));
+            self.stripe(v);
+        }
     }
 
     fn checkout_sub(&mut self, at: i64) {
@@ -403,15 +461,33 @@ impl Emitter<'_> {
         self.stripe(v);
     }
 
-    fn dispute(&mut self, ch: String, pi: String, at: i64) {
+    /// A dispute opened at `at` and, unless it stays open, closed ten days later.
+    fn dispute(&mut self, ch: String, pi: String, at: i64, close: Close) {
         let mut v = tpl().dispute.clone();
         v["id"] = json!(self.next_evt());
         v["created"] = json!(at);
         let d = format!("dp_{}_{}", self.n, self.evt);
+        let inquiry = close == Close::InquiryClosed;
         let o = obj(&mut v);
         o["id"] = json!(d);
         o["charge"] = json!(ch);
         o["payment_intent"] = json!(pi);
+        o["status"] = json!(if inquiry { "warning_needs_response" } else { "needs_response" });
+        self.stripe(v);
+        let status = match close {
+            Close::Open => return,
+            Close::Won => "won",
+            Close::InquiryClosed => "warning_closed",
+            Close::Lost => "lost",
+        };
+        let mut v = tpl().dispute_closed.clone();
+        v["id"] = json!(self.next_evt());
+        v["created"] = json!(at + 10 * DAY);
+        let o = obj(&mut v);
+        o["id"] = json!(d);
+        o["charge"] = json!(ch);
+        o["payment_intent"] = json!(pi);
+        o["status"] = json!(status);
         self.stripe(v);
     }
 
@@ -444,14 +520,24 @@ impl Emitter<'_> {
         self.razorpay(v);
     }
 
-    fn rz_reverse(&mut self, pay: String, amount: i64, refunded: i64, dispute: bool, at: i64) {
-        let mut v = if dispute { tpl().rz_dispute.clone() } else { tpl().rz_refund.clone() };
+    fn rz_reverse(&mut self, pay: String, amount: i64, refunded: i64, dispute: Option<Close>, at: i64) {
+        let mut v = if dispute.is_some() { tpl().rz_dispute.clone() } else { tpl().rz_refund.clone() };
         v["created_at"] = json!(at);
+        self.evt += 1;
         let rid = format!("x_{}_{}", self.n, self.evt);
-        if dispute {
+        if let Some(close) = dispute {
             v["payload"]["dispute"]["entity"]["id"] = json!(rid);
             v["payload"]["dispute"]["entity"]["payment_id"] = json!(pay);
             v["payload"]["payment"]["entity"]["id"] = json!(pay);
+            self.razorpay(v.clone());
+            let (ev, status) = match close {
+                Close::Open => return,
+                Close::Won | Close::InquiryClosed => ("payment.dispute.won", "won"),
+                Close::Lost => ("payment.dispute.lost", "lost"),
+            };
+            v["event"] = json!(ev);
+            v["created_at"] = json!(at + 10 * DAY);
+            v["payload"]["dispute"]["entity"]["status"] = json!(status);
         } else {
             v["payload"]["refund"]["entity"]["id"] = json!(rid);
             v["payload"]["refund"]["entity"]["payment_id"] = json!(pay);
@@ -496,8 +582,8 @@ impl Emitter<'_> {
                     _ => self.rz_sub("subscription.charged", "active", ps, pe, ps + 20, k, true),
                 }
                 match plan {
-                    Pay::Refunded => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, false, ps + 5 * DAY),
-                    Pay::Disputed => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, true, ps + 6 * DAY),
+                    Pay::Refunded => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, None, ps + 5 * DAY),
+                    Pay::Disputed(c) => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, Some(c), ps + 6 * DAY),
                     _ => {}
                 }
             } else {
@@ -550,7 +636,7 @@ impl Emitter<'_> {
                     Pay::Refunded => {
                         self.refund(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, 2900, ps + 5 * DAY)
                     }
-                    Pay::Disputed => self.dispute(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), ps + 6 * DAY),
+                    Pay::Disputed(c) => self.dispute(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), ps + 6 * DAY, c),
                     _ => {}
                 }
             }
@@ -614,10 +700,10 @@ impl Emitter<'_> {
                     (Reverse::Keep, _) => {}
                     (Reverse::Partial, false) => self.refund(ch, pi, amount, amount / 2, later),
                     (Reverse::Full, false) => self.refund(ch, pi, amount, amount, later),
-                    (Reverse::Dispute, false) => self.dispute(ch, pi, later),
-                    (Reverse::Partial, true) => self.rz_reverse(pay, amount, amount / 2, false, later),
-                    (Reverse::Full, true) => self.rz_reverse(pay, amount, amount, false, later),
-                    (Reverse::Dispute, true) => self.rz_reverse(pay, amount, amount, true, later),
+                    (Reverse::Dispute(c), false) => self.dispute(ch, pi, later, *c),
+                    (Reverse::Partial, true) => self.rz_reverse(pay, amount, amount / 2, None, later),
+                    (Reverse::Full, true) => self.rz_reverse(pay, amount, amount, None, later),
+                    (Reverse::Dispute(c), true) => self.rz_reverse(pay, amount, amount, Some(*c), later),
                 }
             }
             for (i, (h, units, pool)) in c.usage.iter().enumerate() {
@@ -716,6 +802,25 @@ proptest! {
         prop_assert_eq!(&reduce(cat(), &noisy, now), &base, "duplicates changed the state");
         shuffle(&mut noisy, seed);
         prop_assert_eq!(&reduce(cat(), &noisy, now), &base, "the order of arrival changed the state");
+
+        // A won dispute leaves no trace: the state is the state without it.
+        let won: BTreeSet<&str> = facts
+            .iter()
+            .filter_map(|f| match &f.body {
+                FactBody::Dispute(r) if r.outcome == Some(DisputeOutcome::Won) => Some(r.id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !won.is_empty() {
+            let without: Vec<Fact> = facts
+                .iter()
+                .filter(|f| !matches!(&f.body, FactBody::Dispute(r) if won.contains(r.id.as_str())))
+                .cloned()
+                .collect();
+            let mut st = reduce(cat(), &without, now);
+            st.facts.unique = base.facts.unique;
+            prop_assert_eq!(&st, &base, "a won dispute left a trace");
+        }
 
         // Grants agree with the subscriptions they come from.
         for s in base.subscriptions.values() {
@@ -825,6 +930,9 @@ fn streams_cover_the_lifecycle() {
         let facts = emit(&sc);
         for f in &facts {
             *kinds.entry(f.body.type_name()).or_insert(0) += 1;
+            if let FactBody::Dispute(Reversal { outcome: Some(o), .. }) = &f.body {
+                *kinds.entry(if *o == DisputeOutcome::Won { "dispute_won" } else { "dispute_lost" }).or_insert(0) += 1;
+            }
         }
         let st = reduce(cat(), &facts, t(horizon(&facts)));
         for s in st.subscriptions.values() {
@@ -843,6 +951,9 @@ fn streams_cover_the_lifecycle() {
         "invoice_failed",
         "refund",
         "dispute",
+        "dispute_won",
+        "dispute_lost",
+        "invoice_payment",
         "usage",
         "seat_assigned",
         "customer_linked",
