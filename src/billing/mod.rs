@@ -43,8 +43,24 @@
 //!   ends then. A late update never brings an ended subscription back.
 //! - Refunds and disputes take back what the payment granted: its credit lots
 //!   (in proportion for a partial refund, never below zero) and, for a full
-//!   refund or any dispute, its access (from the reversal on; a later paid
-//!   period restores a subscription).
+//!   refund or an open or lost dispute, its access (from the reversal on; a
+//!   later paid period restores a subscription).
+//! - A dispute follows its final state. Open (created, updated, funds
+//!   withdrawn) or lost: as above. Won (Stripe `won`, an inquiry's
+//!   `warning_closed`, `prevented`; Razorpay `won`): it takes nothing back,
+//!   ever. The fold skips every fact of a dispute the set knows was won, so the
+//!   state is exactly the state without that dispute: the same grant window,
+//!   the same lots, usage drawn as it would have been, and later facts
+//!   (cancellation, deletion, expiry) in force. The outcome is gathered with
+//!   the attribution, so the closing may arrive before the opening. Should a
+//!   dispute be reported both won and lost, the loss counts (with a warning).
+//! - Refunds and disputes find their payment by any of its ids. From Stripe's
+//!   API 2025-03-31 on a charge or payment intent no longer names its invoice
+//!   and the invoice lists its payments only when expanded, so the link comes
+//!   from `invoice_payment.paid` (an [`InvoicePayment`] fact: payment intent or
+//!   charge -> invoice), gathered with the attribution: a refund of that payment
+//!   intent reverses the invoice whatever the arrival order, and waits in
+//!   `pending` (naming the invoice) until the invoice itself is known.
 //! - Credits: a paid invoice opens the period's allowance (seed 003: refills
 //!   on paid/charged only, not on activation), carrying over unused units by
 //!   the pool's rollover rule; one-time purchases add a lot per payment; a
