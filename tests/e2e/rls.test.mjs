@@ -1,7 +1,8 @@
 // Row level security through the REST gateway, as anon and as two different signed-in
 // users: every verb on every tollgate table. Own rows (and rows of an organization the
 // user belongs to) are readable, nothing else is, and nothing is writable except by the
-// service role. Rows are set up and checked directly in PostgreSQL.
+// service role. Rows are set up and checked directly in PostgreSQL. entitlement_history
+// is filled by a trigger on cloud_entitlements (the inserts below write its rows).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } from './helpers.mjs';
@@ -11,7 +12,7 @@ import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } fro
 const USER_READABLE = [
   'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
-  'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences',
+  'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences', 'entitlement_history',
 ];
 const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts', 'billing_sync'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
@@ -199,4 +200,67 @@ test('tokens the gateway must refuse: expired, wrongly signed', { skip: onlyOnce
   const forged = userToken(A, { secret: 'not-the-project-secret-not-the-project-secret' });
   const r2 = await rest('GET', 'cloud_entitlements?select=*', forged);
   assert.equal(r2.status, 401, r2.text);
+});
+
+test('entitlement_history: the trigger records each change of a grant; users read only their own', { skip: onlyOnce }, async () => {
+  const key = `history:${id('g')}`;
+  const [{ id: grant }] = await q(
+    `insert into cloud_entitlements (user_id, grant_key, cloud_id, tier, source, status, valid_from, valid_to, source_ref, offer_key)
+     values ($1, $2, 'creation', 'pro', 'stripe', 'active', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'stripe:sub_h', 'CLOUD_CREATION_PRO_MONTHLY')
+     returning id`, [A, key]);
+  // A renewal, a write that changes nothing tracked (not recorded), a failed payment, a cancel, a delete.
+  await q(`update cloud_entitlements set valid_from = '2026-04-01T00:00:00Z', valid_to = '2026-05-01T00:00:00Z' where id = $1`, [grant]);
+  await q(`update cloud_entitlements set updated_at = now() where id = $1`, [grant]);
+  await q(`update cloud_entitlements set status = 'past_due', past_due_since = '2026-05-01T00:00:00Z' where id = $1`, [grant]);
+  await q(`update cloud_entitlements set status = 'canceled', past_due_since = null where id = $1`, [grant]);
+  await q(`delete from cloud_entitlements where id = $1`, [grant]);
+
+  const path = `entitlement_history?select=*&entitlement_id=eq.${grant}&order=changed_at.asc,id.asc`;
+  const mine = await rest('GET', path, userToken(A));
+  assert.equal(mine.status, 200, mine.text);
+  const rows = mine.json;
+  assert.deepEqual(rows.map((r) => [r.operation, r.old_status, r.new_status]), [
+    ['insert', null, 'active'],
+    ['update', 'active', 'active'],
+    ['update', 'active', 'past_due'],
+    ['update', 'past_due', 'canceled'],
+    ['delete', 'canceled', null],
+  ]);
+  assert.ok(rows.every((r) => r.user_id === A && r.grant_key === key && r.cloud_id === 'creation' && r.tier === 'pro'));
+  assert.ok(rows.every((r) => r.source === 'stripe' && r.source_ref === 'stripe:sub_h' && r.offer_key === 'CLOUD_CREATION_PRO_MONTHLY'));
+  // Validity before and after, as instants.
+  assert.equal(Date.parse(rows[1].old_valid_to), Date.parse('2026-04-01T00:00:00Z'));
+  assert.equal(Date.parse(rows[1].new_valid_to), Date.parse('2026-05-01T00:00:00Z'));
+  assert.equal(Date.parse(rows[2].new_past_due_since), Date.parse('2026-05-01T00:00:00Z'));
+  assert.equal(rows[4].new_valid_to, null);
+  assert.equal(Date.parse(rows[4].old_valid_to), Date.parse('2026-05-01T00:00:00Z'));
+  // changed_at is the database's now(), an instant (within a minute of this machine's clock).
+  for (const r of rows) assert.ok(Math.abs(Date.parse(r.changed_at) - Date.now()) < 60_000, r.changed_at);
+  const ordered = [...rows].sort((a, b) => Date.parse(a.changed_at) - Date.parse(b.changed_at) || a.id - b.id);
+  assert.deepEqual(ordered.map((r) => r.id), rows.map((r) => r.id), 'order=changed_at.asc,id.asc');
+  const desc = await rest('GET', `entitlement_history?select=id&entitlement_id=eq.${grant}&order=changed_at.desc,id.desc`, userToken(A));
+  assert.deepEqual(desc.json.map((r) => r.id), rows.map((r) => r.id).reverse(), 'order=...desc');
+
+  // Someone else sees none of it, anon is refused, and nobody but the service role writes.
+  const theirs = await rest('GET', path, userToken(B));
+  assert.equal(theirs.status, 200);
+  assert.deepEqual(theirs.json, []);
+  assert.equal((await rest('GET', path, anonToken())).status, 401);
+  const forged = { entitlement_id: grant, grant_key: key, user_id: A, operation: 'insert', cloud_id: 'video', tier: 'enterprise', source: 'manual_grant', new_status: 'active' };
+  assert.equal((await rest('POST', 'entitlement_history', userToken(A), { body: forged })).status, 403);
+  assert.equal((await rest('PATCH', `entitlement_history?entitlement_id=eq.${grant}`, userToken(A), { body: { new_status: 'active' } })).status, 403);
+  assert.equal((await rest('DELETE', `entitlement_history?entitlement_id=eq.${grant}`, userToken(A))).status, 403);
+  assert.equal((await q(`select count(*)::int as n from entitlement_history where entitlement_id = $1`, [grant]))[0].n, 5);
+  const svc = await rest('POST', 'entitlement_history', env.serviceKey, { body: { ...forged, grant_key: `${key}:service` } });
+  assert.equal(svc.status, 201, svc.text);
+  await q(`delete from entitlement_history where grant_key = $1`, [`${key}:service`]);
+});
+
+test('entitlement_history: deleting a user takes its history with it', { skip: onlyOnce }, async () => {
+  const gone = await createUser();
+  await q(`insert into cloud_entitlements (user_id, grant_key, cloud_id, tier, source, status) values ($1, 'history:gone', 'video', 'pro', 'manual_grant', 'active')`, [gone]);
+  assert.equal((await q(`select count(*)::int as n from entitlement_history where user_id = $1`, [gone]))[0].n, 1);
+  await q(`delete from auth.users where id = $1`, [gone]);
+  assert.equal((await q(`select count(*)::int as n from entitlement_history where user_id = $1`, [gone]))[0].n, 0);
+  assert.equal((await q(`select count(*)::int as n from cloud_entitlements where user_id = $1`, [gone]))[0].n, 0);
 });

@@ -1,9 +1,10 @@
 'use client';
 
-// The user's entitlements over time: one row per grant of the signed snapshot, a bar
+// The user's current entitlements: one row per grant of the signed snapshot, a bar
 // from valid_from to valid_to on a shared time axis, coloured by status, with a line
 // at "now". Subscriptions can be canceled at period end through the checkout stand-in.
 
+import { useRouter } from 'next/navigation';
 import { useState } from 'react';
 import { useEntitlements } from 'tollgate-react';
 import type { Grant } from 'tollgate-react';
@@ -13,6 +14,7 @@ const DAY = 86_400_000;
 export function AccountTimeline() {
   const t = useEntitlements();
   const [msg, setMsg] = useState<string | null>(null);
+  const router = useRouter();
   if (t.status !== 'ready') return <div className="skeleton" />;
   const grants = t.grants;
   if (!grants.length) return <p data-testid="no-grants">No entitlements yet: everything is on the free tiers.</p>;
@@ -47,11 +49,13 @@ export function AccountTimeline() {
     }
     await t.refresh({ reason: 'cancel', until: (s) => s.grants.some((x) => x.source_ref === g.source_ref && x.status === 'canceled') });
     setMsg('Canceled at period end: access stays until the period ends.');
+    // The history below is rendered on the server from the database: render it again.
+    router.refresh();
   }
 
   return (
     <section className="card" data-testid="timeline">
-      <h2>Entitlements over time</h2>
+      <h2>Current entitlements</h2>
       <div className="timeline">
         {grants.map((g, i) => (
           <div className="row" key={g.id} data-grant={g.id} data-status={g.status}>
