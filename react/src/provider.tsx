@@ -10,7 +10,8 @@
 // Refreshes also happen on window focus, when the browser comes back online,
 // after a checkout (`refresh({ until })`), when any decision's `holds_until`
 // passes, and shortly before the snapshot expires. With the network gone the
-// cached snapshot keeps answering until it expires.
+// cached snapshot keeps answering until it expires; after that the gates are locked
+// and `problem.code` stays `expired` (with `online: false`) until a fresh one arrives.
 
 import { createContext, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
@@ -126,6 +127,11 @@ function newestFirst(tokens: string[]): string[] {
   const issued = (t: string) => parseTimestamp(peekSnapshot(t)?.issued_at) || 0;
   return [...tokens].sort((a, b) => issued(b) - issued(a));
 }
+/** A refusal of the token itself (as opposed to a failure to fetch one). */
+function isSnapshotProblem(p: SnapshotProblem): boolean {
+  return !['unauthorized', 'network', 'http', 'bad_response'].includes(p.code);
+}
+
 /** Renew this long before the snapshot expires. */
 const RENEW_BEFORE_MS = 60_000;
 
@@ -229,8 +235,9 @@ export function TollgateProvider(props: TollgateProviderProps) {
       const key = snapshotKey(s.catalog.catalog.id, subject);
       if (!result.ok) {
         const problem: SnapshotProblem = { code: result.code, message: result.message, from };
-        if (from === 'cache') {
-          // Not a good snapshot: it must not be kept as "the last good one".
+        if (from === 'cache' && result.code !== 'expired') {
+          // Not a good snapshot: it must not be kept as "the last good one". An expired
+          // one was good and stays, so that a reload offline can still say why it is locked.
           removeItem(key);
         }
         // A refused token counts as nothing: the free tiers.
@@ -267,11 +274,16 @@ export function TollgateProvider(props: TollgateProviderProps) {
         cache: 'no-store',
       });
     } catch (e) {
-      update({
+      update((x) => ({
         fetching: false,
         online: false,
-        problem: { code: 'network', message: `the entitlement service is unreachable (${(e as Error).message})`, from: 'network' },
-      });
+        // While no snapshot is in force, why the last one was refused (e.g. `expired`)
+        // explains the locked state better than the failed fetch, which `online` shows.
+        problem:
+          !x.snapshot && x.problem && isSnapshotProblem(x.problem)
+            ? x.problem
+            : { code: 'network', message: `the entitlement service is unreachable (${(e as Error).message})`, from: 'network' },
+      }));
       return ref.current.snapshot;
     }
     if (seq !== fetchSeq.current) return ref.current.snapshot;

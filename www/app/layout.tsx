@@ -4,6 +4,7 @@ import type { ReactNode } from 'react';
 
 import { AppProviders } from '@/components/AppProviders';
 import { EntitlementStatus } from '@/components/EntitlementStatus';
+import { OfflineSupport } from '@/components/OfflineSupport';
 import { suiteCatalog } from '@/lib/catalog';
 import { devStandInsEnabled, snapshotPublicKeys, workerUrl } from '@/lib/config';
 import { getSession } from '@/lib/session';
@@ -56,6 +57,7 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
               )}
             </span>
           </header>
+          <OfflineSupport />
           <main>
             <EntitlementStatus catalogFrom={catalog.from} />
             {children}
