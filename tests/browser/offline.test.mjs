@@ -140,3 +140,21 @@ test('offline: a page never visited says it is not saved; the snapshot API is ne
   await page.waitForSelector('[data-testid="offline-page"]');
   await context.close();
 });
+
+test('signing out empties the pages cache (they carry the session); the static files stay', async () => {
+  const { context, page } = await visitOnline('offline-signout', false);
+  const cachedUrls = () =>
+    page.evaluate(async () => {
+      const out = {};
+      for (const name of await caches.keys()) out[name] = (await (await caches.open(name)).keys()).map((r) => r.url);
+      return out;
+    });
+  const before = await cachedUrls();
+  assert.ok(Object.values(before).flat().some((u) => u.endsWith('/tools')));
+  // The sign-out request goes through the service worker, as the header's form sends it.
+  await page.evaluate(() => fetch('/api/dev/signout', { method: 'POST', redirect: 'manual' }));
+  const after = await cachedUrls();
+  assert.ok(!Object.values(after).flat().some((u) => u.endsWith('/tools')), `no page left: ${JSON.stringify(after)}`);
+  assert.ok(Object.values(after).flat().some((u) => u.includes('/_next/static/')), 'static files kept');
+  await context.close();
+});
