@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,19 +25,28 @@ const skip = (env.catalog !== 'vcm-suite' && 'runs once, in the vcm-suite pass (
 
 const recorded = [];
 let proxy, wrangler, base, tmp;
-// Asymmetric signing keys (ES256, P-256) published as a JWKS, the way Supabase's
-// signing-keys system publishes them at /auth/v1/.well-known/jwks.json.
+// Asymmetric signing keys published as a JWKS, the way Supabase's signing-keys system
+// publishes them at /auth/v1/.well-known/jwks.json: two ES256 keys (P-256), an RS256 key
+// (RSA 2048) and an RSA key too small to accept (1024 bits).
 const es = [crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }), crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })];
+const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const weakRsa = crypto.generateKeyPairSync('rsa', { modulusLength: 1024 });
 let jwksHits = 0;
 function jwks() {
-  return { keys: es.map((k, i) => ({ ...k.publicKey.export({ format: 'jwk' }), kid: `k${i + 1}`, alg: 'ES256', use: 'sig' })) };
+  return { keys: [
+    ...es.map((k, i) => ({ ...k.publicKey.export({ format: 'jwk' }), kid: `k${i + 1}`, alg: 'ES256', use: 'sig' })),
+    { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'r1', alg: 'RS256', use: 'sig' },
+    { ...weakRsa.publicKey.export({ format: 'jwk' }), kid: 'r0', alg: 'RS256', use: 'sig' },
+  ] };
 }
-function es256(claims, kid, key) {
+function jwt(alg, claims, kid, sign) {
   const b = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
-  const input = `${b({ alg: 'ES256', typ: 'JWT', kid })}.${b(claims)}`;
-  const sig = crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
-  return `${input}.${sig}`;
+  const input = `${b({ alg, typ: 'JWT', kid })}.${b(claims)}`;
+  return `${input}.${sign(Buffer.from(input)).toString('base64url')}`;
 }
+const es256 = (claims, kid, key) => jwt('ES256', claims, kid, (m) => crypto.sign('sha256', m, { key, dsaEncoding: 'ieee-p1363' }));
+// RSASSA-PKCS1-v1_5 with SHA-256 (Node's default padding for RSA keys).
+const rs256 = (claims, kid, key) => jwt('RS256', claims, kid, (m) => crypto.sign('sha256', m, key));
 
 // PostgREST's documented vocabulary.
 const FILTER_OPS = new Set(['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'like', 'ilike', 'match', 'imatch', 'in', 'is', 'isdistinct',
@@ -78,7 +88,10 @@ before(async () => {
   proxy = await startProxy();
   const proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-contract-'));
-  const port = 8790;
+  // A port the system has free (a fixed one could collide with another run's worker).
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)); });
+  });
   const vars = fs.readFileSync(path.join(repo, '.dev.vars'), 'utf8')
     .replace(/^SUPABASE_URL=.*$/m, `SUPABASE_URL="${proxyUrl}"`)
     .replace(/^CATALOG=.*$/m, 'CATALOG="video-studio"')
@@ -215,4 +228,40 @@ test('asymmetric access tokens: ES256 verified with keys fetched from the JWKS a
   assert.equal(expired.status, 401);
   // The legacy HS256 secret keeps working next to the signing keys.
   assert.equal((await get(userToken(uid))).status, 200);
+});
+
+test('asymmetric access tokens: RS256 verified with the RSA key of a JWKS that also has EC keys', { skip }, async () => {
+  const uid = await createUser();
+  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', exp: now() + 600 };
+  const get = (token) => fetch(`${base}/v1/entitlements`, { headers: { authorization: `Bearer ${token}` } });
+  const ok = await get(rs256(claims, 'r1', rsa.privateKey));
+  const text = await ok.text();
+  assert.equal(ok.status, 200, text);
+  assert.equal(JSON.parse(text).snapshot.subject, `user:${uid}`);
+  // Signed by another RSA key under the published kid.
+  const stranger = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const wrongKey = await get(rs256(claims, 'r1', stranger.privateKey));
+  assert.equal(wrongKey.status, 401);
+  assert.equal((await wrongKey.json()).error.code, 'bad_signature');
+  // Tampered claims under the right key's signature.
+  const good = rs256(claims, 'r1', rsa.privateKey).split('.');
+  good[1] = Buffer.from(JSON.stringify({ ...claims, sub: crypto.randomUUID() })).toString('base64url');
+  const tampered = await get(good.join('.'));
+  assert.equal(tampered.status, 401);
+  assert.equal((await tampered.json()).error.code, 'bad_signature');
+  // An RSA signature is never checked against an EC key, nor the other way round.
+  const crossed = await get(rs256(claims, 'k1', rsa.privateKey));
+  assert.equal(crossed.status, 401);
+  assert.equal((await crossed.json()).error.code, 'unknown_key');
+  const crossedEc = await get(es256(claims, 'r1', es[0].privateKey));
+  assert.equal(crossedEc.status, 401);
+  // A published RSA key under 2048 bits is refused, and the answer says why.
+  const weak = await get(rs256(claims, 'r0', weakRsa.privateKey));
+  assert.equal(weak.status, 401);
+  const body = await weak.json();
+  assert.equal(body.error.code, 'unusable_key');
+  assert.match(body.error.message, /1024 bits is too small/);
+  const expired = await get(rs256({ ...claims, exp: now() - 3600 }, 'r1', rsa.privateKey));
+  assert.equal(expired.status, 401);
+  assert.equal((await expired.json()).error.code, 'token_expired');
 });

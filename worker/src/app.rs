@@ -227,7 +227,7 @@ impl<T: Transport> App<T> {
         } else {
             self.keys(kid.as_deref(), now.unix()).await.map_err(unauthorized)?
         };
-        if alg == "ES256" && self.config.jwks_url.is_some() && keys.is_none() {
+        if matches!(alg.as_str(), "ES256" | "RS256") && self.config.jwks_url.is_some() && keys.is_none() {
             return Err(error(
                 503,
                 "jwks_unavailable",

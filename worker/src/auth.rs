@@ -3,14 +3,21 @@
 //!
 //! Supabase signs access tokens either with the project's legacy JWT secret (HS256) or
 //! with asymmetric signing keys whose public halves it publishes as a JWKS at
-//! `<project>/auth/v1/.well-known/jwks.json`. Both are accepted here: HS256 with
-//! `SUPABASE_JWT_SECRET`, ES256 (P-256, Supabase's default asymmetric key) with keys from
-//! `SUPABASE_JWKS_URL`, fetched and cached by the app. RS256 keys are skipped with a
-//! clear error (not supported by this build).
+//! `<project>/auth/v1/.well-known/jwks.json`. All of these are accepted here: HS256 with
+//! `SUPABASE_JWT_SECRET`; from the keys of `SUPABASE_JWKS_URL` (fetched and cached by the
+//! app), ES256 (`kty: "EC"`, P-256, Supabase's default asymmetric key) and RS256
+//! (`kty: "RSA"`, RSASSA-PKCS1-v1_5 with SHA-256). RSA keys must have a modulus of
+//! [`RSA_MIN_BITS`] to [`RSA_MAX_BITS`] bits and an odd public exponent of at most 33
+//! bits; a smaller key is kept out of the key set with its reason, and a token that names
+//! it fails with `unusable_key`. Natively the `p256` and `rsa` crates check signatures;
+//! inside the worker the runtime's WebCrypto (`crypto.subtle`) does, which keeps
+//! elliptic-curve and big-number arithmetic out of the bundle.
 //!
-//! Checks, in order: three base64url parts; a supported `alg`; the signature; `exp`
-//! (required, with a small leeway) and `nbf`; `role` must be `authenticated` and `sub`
-//! present (an anon or service key is not a user); `aud`, when configured.
+//! Checks, in order: three base64url parts; a supported `alg`; the signature (by a key of
+//! the algorithm's own type only: an RS256 token is never checked against an EC key nor
+//! the other way round); `exp` (required, with a small leeway) and `nbf`; `role` must be
+//! `authenticated` and `sub` present (an anon or service key is not a user); `aud`, when
+//! configured.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -30,6 +37,9 @@ pub enum AuthError {
     Malformed(String),
     UnsupportedAlgorithm(String),
     UnknownKey(String),
+    /// The token names a key the JWKS publishes but this worker refuses (kid, reason),
+    /// such as an RSA key under [`RSA_MIN_BITS`] bits.
+    UnusableKey(String, String),
     BadSignature,
     Expired,
     NotYetValid,
@@ -46,6 +56,7 @@ impl AuthError {
             AuthError::Malformed(_) => "malformed_token",
             AuthError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
             AuthError::UnknownKey(_) => "unknown_key",
+            AuthError::UnusableKey(..) => "unusable_key",
             AuthError::BadSignature => "bad_signature",
             AuthError::Expired => "token_expired",
             AuthError::NotYetValid => "token_not_yet_valid",
@@ -65,6 +76,7 @@ impl fmt::Display for AuthError {
             AuthError::Malformed(m) => write!(f, "malformed access token: {m}"),
             AuthError::UnsupportedAlgorithm(a) => write!(f, "access tokens signed with {a} are not accepted"),
             AuthError::UnknownKey(k) => write!(f, "access token signed by unknown key `{k}`"),
+            AuthError::UnusableKey(k, why) => write!(f, "access token signed by key `{k}`, which is not accepted: {why}"),
             AuthError::BadSignature => f.write_str("access token signature does not verify"),
             AuthError::Expired => f.write_str("access token has expired"),
             AuthError::NotYetValid => f.write_str("access token is not valid yet"),
@@ -101,12 +113,77 @@ pub struct EcKey {
     pub y: [u8; 32],
 }
 
-/// Public keys from a JWKS document (ES256 / P-256 only).
+/// RSA keys smaller than this (modulus bits) are refused.
+pub const RSA_MIN_BITS: usize = 2048;
+/// RSA keys larger than this are refused too (verification cost grows with the size).
+pub const RSA_MAX_BITS: usize = 8192;
+
+/// One RSA public key from a JWKS: modulus and public exponent, big-endian, without
+/// leading zero bytes (so `n.len()` is the signature length).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RsaKey {
+    pub kid: Option<String>,
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
+}
+
+impl RsaKey {
+    /// The modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.n.first().map_or(0, |b| self.n.len() * 8 - b.leading_zeros() as usize)
+    }
+}
+
+/// Public keys from a JWKS document: P-256 keys for ES256, RSA keys for RS256.
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
-    keys: Vec<EcKey>,
+    ec: Vec<EcKey>,
+    rsa: Vec<RsaKey>,
     /// Keys present in the document but not usable here (kid, reason).
     pub skipped: Vec<(String, String)>,
+}
+
+fn b64_field(k: &Value, name: &str) -> Result<Vec<u8>, String> {
+    let s = k.get(name).and_then(Value::as_str).unwrap_or("");
+    URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|e| format!("bad {name}: {e}"))
+}
+
+/// An RSA key from its JWK, or why it is refused (`Ok(Err(reason))`). Malformed base64
+/// is an error of the whole document, as for EC keys.
+fn rsa_key(k: &Value, kid: Option<String>) -> Result<Result<RsaKey, String>, String> {
+    let strip = |mut v: Vec<u8>| {
+        let zeros = v.iter().take_while(|b| **b == 0).count();
+        v.drain(..zeros);
+        v
+    };
+    let key = RsaKey {
+        kid,
+        n: strip(b64_field(k, "n")?),
+        e: strip(b64_field(k, "e")?),
+    };
+    if let Some(alg) = k.get("alg").and_then(Value::as_str) {
+        if alg != "RS256" {
+            return Ok(Err(format!("RSA key for {alg}: only RS256 is supported")));
+        }
+    }
+    let bits = key.bits();
+    if bits < RSA_MIN_BITS {
+        return Ok(Err(format!("RSA key of {bits} bits is too small (at least {RSA_MIN_BITS} bits are required)")));
+    }
+    if bits > RSA_MAX_BITS {
+        return Ok(Err(format!("RSA key of {bits} bits is too large (at most {RSA_MAX_BITS} bits)")));
+    }
+    let e_odd = key.e.last().is_some_and(|b| b & 1 == 1);
+    let e_bits = key.e.first().map_or(0, |b| key.e.len() * 8 - b.leading_zeros() as usize);
+    if !e_odd || key.e == [1] || e_bits > 33 {
+        return Ok(Err("RSA public exponent must be odd, above 1 and at most 33 bits".into()));
+    }
+    if let Err(why) = rs::check_key(&key) {
+        return Ok(Err(why));
+    }
+    Ok(Ok(key))
 }
 
 impl KeySet {
@@ -120,6 +197,13 @@ impl KeySet {
         for k in keys {
             let kid = k.get("kid").and_then(Value::as_str).map(str::to_string);
             let s = |n: &str| k.get(n).and_then(Value::as_str).unwrap_or("");
+            if s("kty") == "RSA" {
+                match rsa_key(k, kid.clone())? {
+                    Ok(key) => set.rsa.push(key),
+                    Err(why) => set.skipped.push((kid.unwrap_or_default(), why)),
+                }
+                continue;
+            }
             if s("kty") != "EC" || s("crv") != "P-256" {
                 set.skipped.push((
                     kid.unwrap_or_default(),
@@ -133,18 +217,33 @@ impl KeySet {
                 return Err("P-256 coordinates must be 32 bytes".into());
             };
             ec::check_point(&x, &y)?;
-            set.keys.push(EcKey { kid, x, y });
+            set.ec.push(EcKey { kid, x, y });
         }
         Ok(set)
     }
+    /// Usable keys (EC and RSA).
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.ec.len() + self.rsa.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
+    }
+    /// The usable RSA keys.
+    pub fn rsa_keys(&self) -> &[RsaKey] {
+        &self.rsa
     }
     pub fn has_kid(&self, kid: Option<&str>) -> bool {
-        self.keys.iter().any(|k| kid.is_none() || k.kid.as_deref() == kid)
+        let named = |k: Option<&str>| kid.is_none() || k == kid;
+        self.ec.iter().any(|k| named(k.kid.as_deref())) || self.rsa.iter().any(|k| named(k.kid.as_deref()))
+    }
+    /// A token's key was not found among the usable keys: name the refused key if the
+    /// document had one under that kid, else the kid is unknown.
+    fn missing(&self, kid: Option<String>) -> AuthError {
+        let kid = kid.unwrap_or_default();
+        match self.skipped.iter().find(|(k, _)| !kid.is_empty() && *k == kid) {
+            Some((_, why)) => AuthError::UnusableKey(kid, why.clone()),
+            None => AuthError::UnknownKey(kid),
+        }
     }
 }
 
@@ -178,7 +277,7 @@ pub async fn verify_access_token(
         return Err(AuthError::Malformed("expected three dot-separated parts".into()));
     }
     let header: Header = decode_part(parts[0])?;
-    if !matches!(header.alg.as_str(), "HS256" | "ES256") {
+    if !matches!(header.alg.as_str(), "HS256" | "ES256" | "RS256") {
         return Err(AuthError::UnsupportedAlgorithm(header.alg));
     }
     let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
@@ -202,16 +301,38 @@ pub async fn verify_access_token(
                 return Err(AuthError::BadSignature);
             }
             let candidates: Vec<&EcKey> = set
-                .keys
+                .ec
                 .iter()
                 .filter(|k| header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
                 .collect();
             if candidates.is_empty() {
-                return Err(AuthError::UnknownKey(header.kid.unwrap_or_default()));
+                return Err(set.missing(header.kid));
             }
             let mut ok = false;
             for k in candidates {
                 if ec::verify(k, signing_input.as_bytes(), &sig).await {
+                    ok = true;
+                    break;
+                }
+            }
+            if !ok {
+                return Err(AuthError::BadSignature);
+            }
+        }
+        "RS256" => {
+            let set = keys.ok_or_else(|| AuthError::UnsupportedAlgorithm("RS256 (no SUPABASE_JWKS_URL)".into()))?;
+            let candidates: Vec<&RsaKey> = set
+                .rsa
+                .iter()
+                .filter(|k| header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
+                .collect();
+            if candidates.is_empty() {
+                return Err(set.missing(header.kid));
+            }
+            let mut ok = false;
+            // A PKCS #1 v1.5 signature is exactly as long as the key's modulus.
+            for k in candidates.into_iter().filter(|k| k.n.len() == sig.len()) {
+                if rs::verify(k, signing_input.as_bytes(), &sig).await {
                     ok = true;
                     break;
                 }
@@ -257,8 +378,7 @@ pub async fn verify_access_token(
     Ok(Claims { sub, role, exp, email })
 }
 
-/// ES256 signature checks: the `p256` crate natively, the runtime's WebCrypto
-/// (`crypto.subtle`) in the worker, which keeps elliptic-curve arithmetic out of the bundle.
+/// ES256 signature checks natively: the `p256` crate.
 #[cfg(not(target_arch = "wasm32"))]
 mod ec {
     use super::EcKey;
@@ -279,20 +399,37 @@ mod ec {
     }
 }
 
+/// RS256 signature checks natively: the `rsa` crate (RSASSA-PKCS1-v1_5 over SHA-256).
+#[cfg(not(target_arch = "wasm32"))]
+mod rs {
+    use super::{RsaKey, RSA_MAX_BITS};
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+    use rsa::{BigUint, RsaPublicKey};
+
+    fn key(k: &RsaKey) -> Result<RsaPublicKey, String> {
+        RsaPublicKey::new_with_max_size(BigUint::from_bytes_be(&k.n), BigUint::from_bytes_be(&k.e), RSA_MAX_BITS)
+            .map_err(|e| format!("bad RSA key: {e}"))
+    }
+    pub fn check_key(k: &RsaKey) -> Result<(), String> {
+        key(k).map(|_| ())
+    }
+    pub async fn verify(k: &RsaKey, msg: &[u8], sig: &[u8]) -> bool {
+        let (Ok(pk), Ok(s)) = (key(k), Signature::try_from(sig)) else {
+            return false;
+        };
+        VerifyingKey::<sha2::Sha256>::new(pk).verify(msg, &s).is_ok()
+    }
+}
+
+/// Signature checks inside the worker: the runtime's WebCrypto (`crypto.subtle`), which
+/// imports the key from its JWK form (checking it) and verifies.
 #[cfg(target_arch = "wasm32")]
-mod ec {
-    use super::EcKey;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
+mod webcrypto {
     use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
     use wasm_bindgen::{JsCast, JsValue};
 
-    /// WebCrypto checks the point when the key is imported.
-    pub fn check_point(_x: &[u8; 32], _y: &[u8; 32]) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn obj(pairs: &[(&str, JsValue)]) -> Result<Object, JsValue> {
+    pub fn obj(pairs: &[(&str, JsValue)]) -> Result<Object, JsValue> {
         let o = Object::new();
         for (k, v) in pairs {
             Reflect::set(&o, &JsValue::from_str(k), v)?;
@@ -306,9 +443,42 @@ mod ec {
         js_sys::futures::JsFuture::from(promise).await
     }
 
-    async fn try_verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
+    /// `importKey("jwk", jwk, import, false, ["verify"])`, then `verify(params, key, sig, msg)`.
+    pub async fn verify(jwk: Object, import: Object, params: Object, msg: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
         let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
         let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle"))?;
+        let usages: Array = [JsValue::from_str("verify")].iter().collect();
+        let key = call(
+            &subtle,
+            "importKey",
+            &["jwk".into(), jwk.into(), import.into(), false.into(), usages.into()],
+        )
+        .await?;
+        let ok = call(
+            &subtle,
+            "verify",
+            &[params.into(), key, Uint8Array::from(sig).into(), Uint8Array::from(msg).into()],
+        )
+        .await?;
+        Ok(ok.as_bool().unwrap_or(false))
+    }
+}
+
+/// ES256 in the worker: ECDSA P-256 through WebCrypto.
+#[cfg(target_arch = "wasm32")]
+mod ec {
+    use super::webcrypto::{obj, verify as subtle_verify};
+    use super::EcKey;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use wasm_bindgen::JsValue;
+
+    /// WebCrypto checks the point when the key is imported.
+    pub fn check_point(_x: &[u8; 32], _y: &[u8; 32]) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn try_verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
         let jwk = obj(&[
             ("kty", "EC".into()),
             ("crv", "P-256".into()),
@@ -316,30 +486,44 @@ mod ec {
             ("y", URL_SAFE_NO_PAD.encode(k.y).into()),
             ("ext", true.into()),
         ])?;
-        let alg = obj(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])?;
-        let usages: Array = [JsValue::from_str("verify")].iter().collect();
-        let key = call(
-            &subtle,
-            "importKey",
-            &["jwk".into(), jwk.into(), alg.into(), false.into(), usages.into()],
-        )
-        .await?;
+        let import = obj(&[("name", "ECDSA".into()), ("namedCurve", "P-256".into())])?;
         let params = obj(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())])?;
-        let ok = call(
-            &subtle,
-            "verify",
-            &[
-                params.into(),
-                key,
-                Uint8Array::from(sig).into(),
-                Uint8Array::from(msg).into(),
-            ],
-        )
-        .await?;
-        Ok(ok.as_bool().unwrap_or(false))
+        subtle_verify(jwk, import, params, msg, sig).await
     }
 
     pub async fn verify(k: &EcKey, msg: &[u8], sig: &[u8]) -> bool {
+        try_verify(k, msg, sig).await.unwrap_or(false)
+    }
+}
+
+/// RS256 in the worker: RSASSA-PKCS1-v1_5 with SHA-256 through WebCrypto.
+#[cfg(target_arch = "wasm32")]
+mod rs {
+    use super::webcrypto::{obj, verify as subtle_verify};
+    use super::RsaKey;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use wasm_bindgen::JsValue;
+
+    /// WebCrypto checks the key when it is imported; sizes are checked when parsing.
+    pub fn check_key(_k: &RsaKey) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn try_verify(k: &RsaKey, msg: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
+        let jwk = obj(&[
+            ("kty", "RSA".into()),
+            ("n", URL_SAFE_NO_PAD.encode(&k.n).into()),
+            ("e", URL_SAFE_NO_PAD.encode(&k.e).into()),
+            ("alg", "RS256".into()),
+            ("ext", true.into()),
+        ])?;
+        let import = obj(&[("name", "RSASSA-PKCS1-v1_5".into()), ("hash", "SHA-256".into())])?;
+        let params = obj(&[("name", "RSASSA-PKCS1-v1_5".into())])?;
+        subtle_verify(jwk, import, params, msg, sig).await
+    }
+
+    pub async fn verify(k: &RsaKey, msg: &[u8], sig: &[u8]) -> bool {
         try_verify(k, msg, sig).await.unwrap_or(false)
     }
 }
@@ -508,6 +692,127 @@ mod tests {
             verify_access_token(&t2, None, Some(&set), None, NOW),
             Err(AuthError::UnknownKey(_))
         ));
+    }
+
+    /// An RSA key pair made from a seeded generator (the same key on every run).
+    fn rsa_pair(bits: usize, seed: u64) -> rsa::RsaPrivateKey {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rsa::RsaPrivateKey::new(&mut rng, bits).unwrap()
+    }
+
+    fn rsa_jwk(key: &rsa::RsaPrivateKey, kid: &str) -> Value {
+        use rsa::traits::PublicKeyParts;
+        json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+               "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be())})
+    }
+
+    fn rs256(claims: &Value, kid: &str, key: &rsa::RsaPrivateKey) -> String {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"alg": "RS256", "typ": "JWT", "kid": kid})).unwrap());
+        let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+        let input = format!("{h}.{p}");
+        let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    }
+
+    fn ec_jwk(seed: u8, kid: &str) -> Value {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+        let point = sk.verifying_key().to_encoded_point(false);
+        json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+               "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())})
+    }
+
+    #[test]
+    fn rs256_tokens_verify_against_a_jwks_with_ec_and_rsa_keys() {
+        let key = rsa_pair(2048, 1);
+        let set = KeySet::parse(&json!({"keys": [ec_jwk(7, "ec1"), rsa_jwk(&key, "rsa1")]}).to_string()).unwrap();
+        assert_eq!((set.len(), set.rsa_keys().len(), set.skipped.len()), (2, 1, 0));
+        assert_eq!(set.rsa_keys()[0].bits(), 2048);
+        let token = rs256(&user(NOW + 60), "rsa1", &key);
+        assert_eq!(token_alg_kid(&token).unwrap(), ("RS256".to_string(), Some("rsa1".to_string())));
+        let c = verify_access_token(&token, None, Some(&set), Some("authenticated"), NOW).unwrap();
+        assert_eq!(c.sub, "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e");
+        // Without a kid every RSA key is tried.
+        let no_kid = {
+            use rsa::signature::{SignatureEncoding, Signer};
+            let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+            let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&user(NOW + 60)).unwrap());
+            let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone()).sign(format!("{h}.{p}").as_bytes());
+            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        };
+        assert!(verify_access_token(&no_kid, None, Some(&set), None, NOW).is_ok());
+        // Signed by another RSA key under the published kid.
+        let other = rsa_pair(2048, 2);
+        assert_eq!(
+            verify_access_token(&rs256(&user(NOW + 60), "rsa1", &other), None, Some(&set), None, NOW),
+            Err(AuthError::BadSignature)
+        );
+        // Tampered payload, original signature.
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        let mut claims = user(NOW + 60);
+        claims["sub"] = json!("someone-else");
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        assert_eq!(
+            verify_access_token(&parts.join("."), None, Some(&set), None, NOW),
+            Err(AuthError::BadSignature)
+        );
+        // Expiry is checked after the signature as for every algorithm.
+        assert_eq!(
+            verify_access_token(&rs256(&user(NOW - 3600), "rsa1", &key), None, Some(&set), None, NOW),
+            Err(AuthError::Expired)
+        );
+        // A key is used only for its own algorithm: RS256 naming the EC key is unknown,
+        // and an ES256 signature is never checked against the RSA key.
+        assert_eq!(
+            verify_access_token(&rs256(&user(NOW + 60), "ec1", &key), None, Some(&set), None, NOW),
+            Err(AuthError::UnknownKey("ec1".into()))
+        );
+        let es = {
+            use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+            let sk = SigningKey::from_slice(&[7u8; 32]).unwrap();
+            let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","kid":"rsa1"}"#);
+            let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&user(NOW + 60)).unwrap());
+            let sig: Signature = sk.sign(format!("{h}.{p}").as_bytes());
+            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        };
+        assert_eq!(
+            verify_access_token(&es, None, Some(&set), None, NOW),
+            Err(AuthError::UnknownKey("rsa1".into()))
+        );
+        // RS256 needs the JWKS; the HS256 secret alone does not verify it.
+        assert!(matches!(
+            verify_access_token(&token, Some(SECRET), None, None, NOW),
+            Err(AuthError::UnsupportedAlgorithm(_))
+        ));
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused_with_their_reason() {
+        let weak = rsa_pair(1024, 3);
+        let strong = rsa_pair(2048, 1);
+        let set = KeySet::parse(&json!({"keys": [rsa_jwk(&weak, "weak"), rsa_jwk(&strong, "strong")]}).to_string()).unwrap();
+        assert_eq!(set.rsa_keys().len(), 1);
+        assert_eq!(set.skipped.len(), 1);
+        assert_eq!(set.skipped[0].0, "weak");
+        assert!(set.skipped[0].1.contains("1024 bits is too small"), "{}", set.skipped[0].1);
+        let err = verify_access_token(&rs256(&user(NOW + 60), "weak", &weak), None, Some(&set), None, NOW).unwrap_err();
+        assert_eq!(err.code(), "unusable_key");
+        assert!(err.to_string().contains("at least 2048 bits"), "{err}");
+        // A key published for another algorithm, and bad exponents, are refused too.
+        let mut rs512 = rsa_jwk(&strong, "rs512");
+        rs512["alg"] = json!("RS512");
+        let mut even = rsa_jwk(&strong, "even");
+        even["e"] = json!(URL_SAFE_NO_PAD.encode([1u8, 0, 0]));
+        let mut one = rsa_jwk(&strong, "one");
+        one["e"] = json!(URL_SAFE_NO_PAD.encode([1u8]));
+        let set = KeySet::parse(&json!({"keys": [rs512, even, one]}).to_string()).unwrap();
+        assert!(set.is_empty());
+        let reasons: Vec<&str> = set.skipped.iter().map(|(_, r)| r.as_str()).collect();
+        assert!(reasons[0].contains("only RS256"), "{reasons:?}");
+        assert!(reasons[1].contains("odd") && reasons[2].contains("odd"), "{reasons:?}");
+        // Broken base64 is an error of the document, as for EC coordinates.
+        assert!(KeySet::parse(r#"{"keys":[{"kty":"RSA","n":"*","e":"AQAB"}]}"#).is_err());
     }
 
     #[test]
