@@ -6,7 +6,7 @@
 // renewal, past due, cancel, ...) and the expiries that have passed are added, since
 // a grant ends without any write.
 
-import { supabaseAnonKey, supabaseUrl } from './config';
+import { selectAsUser } from './rest';
 import type { Session } from './session';
 
 /** One row of `entitlement_history` as the REST API returns it. */
@@ -71,23 +71,12 @@ const COLUMNS = [
 
 /** GET /rest/v1/entitlement_history for this user, oldest first. */
 export async function fetchHistory(session: Session): Promise<{ rows: HistoryRow[] } | { error: string }> {
-  const url =
-    `${supabaseUrl().replace(/\/+$/, '')}/rest/v1/entitlement_history` +
-    `?select=${COLUMNS}&user_id=eq.${encodeURIComponent(session.userId)}&order=changed_at.asc,id.asc`;
-  let r: Response;
-  try {
-    r = await fetch(url, {
-      headers: { apikey: supabaseAnonKey(), authorization: `Bearer ${session.accessToken}`, accept: 'application/json' },
-      cache: 'no-store',
-      signal: AbortSignal.timeout(3000),
-    });
-  } catch (e) {
-    return { error: `Supabase is unreachable: ${(e as Error).message}` };
-  }
-  if (!r.ok) return { error: `Supabase answered ${r.status}: ${(await r.text()).slice(0, 300)}` };
-  const rows = (await r.json()) as HistoryRow[];
-  if (!Array.isArray(rows)) return { error: 'Supabase answered something other than a list of rows' };
-  return { rows };
+  const got = await selectAsUser<HistoryRow>(
+    session,
+    'entitlement_history',
+    `select=${COLUMNS}&user_id=eq.${encodeURIComponent(session.userId)}&order=changed_at.asc,id.asc`,
+  );
+  return 'error' in got ? { error: got.message } : got;
 }
 
 const ms = (t: string | null) => (t ? Date.parse(t) : NaN);

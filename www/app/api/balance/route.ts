@@ -4,7 +4,7 @@
 
 import { NextResponse } from 'next/server';
 
-import { supabaseAnonKey, supabaseUrl } from '@/lib/config';
+import { selectAsUser } from '@/lib/rest';
 import { getSession } from '@/lib/session';
 
 interface Lot {
@@ -21,21 +21,15 @@ export async function GET(req: Request) {
   const session = await getSession();
   if (!session) return NextResponse.json({ error: 'signed_out', message: 'sign in first' }, { status: 401 });
   const pool = new URL(req.url).searchParams.get('pool') ?? 'video_seconds';
-  const url = `${supabaseUrl().replace(/\/+$/, '')}/rest/v1/credit_lots?select=kind,pool,remaining,granted,valid_from,valid_to,closed&pool=eq.${encodeURIComponent(pool)}&closed=eq.false`;
-  let r: Response;
-  try {
-    r = await fetch(url, {
-      headers: { apikey: supabaseAnonKey(), authorization: `Bearer ${session.accessToken}`, accept: 'application/json' },
-      cache: 'no-store',
-      signal: AbortSignal.timeout(3000),
-    });
-  } catch (e) {
-    return NextResponse.json({ error: 'unavailable', message: `Supabase is unreachable: ${(e as Error).message}` }, { status: 503 });
+  const got = await selectAsUser<Lot>(
+    session,
+    'credit_lots',
+    `select=kind,pool,remaining,granted,valid_from,valid_to,closed&pool=eq.${encodeURIComponent(pool)}&closed=eq.false`,
+  );
+  if ('error' in got) {
+    return NextResponse.json(got, { status: got.error === 'unavailable' ? 503 : 502 });
   }
-  if (!r.ok) {
-    return NextResponse.json({ error: 'supabase_error', message: `Supabase answered ${r.status}: ${(await r.text()).slice(0, 300)}` }, { status: 502 });
-  }
-  const lots = (await r.json()) as Lot[];
+  const lots = got.rows;
   const now = Date.now();
   const open = lots.filter((l) => Date.parse(l.valid_from) <= now && (!l.valid_to || Date.parse(l.valid_to) > now));
   const sum = (kinds: string[]) => open.filter((l) => kinds.includes(l.kind)).reduce((s, l) => s + Number(l.remaining), 0);
