@@ -22,10 +22,6 @@ use crate::util::{fnv1a, note, read, run, secs, step, write_if_changed, Result};
 pub const PROFILE: &str = "wasm-release";
 /// The catalog the package's seed-compatible helpers use by default.
 pub const DEFAULT_CATALOG: &str = "vcm-suite";
-/// Extra compiler flags when std is built from source (not possible with a
-/// prebuilt std): no panic locations, panics abort at once with no message
-/// formatting. About 9 KB less gzipped, measured.
-const WASM_SIZE_RUSTFLAGS: &str = "-Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort";
 /// wasm-opt's options: size first; the features rustc enables for wasm32 by default.
 const WASM_OPT_ARGS: &[&str] = &[
     "-Oz",
@@ -96,13 +92,8 @@ pub fn cargo_build_wasm(root: &Path) -> Result<PathBuf> {
     let target_dir = root.join("target").join("wasm");
     step(format!("cargo build: the core for {WASM_TARGET} ({}, --no-default-features --features js: the bindings, no TOML reader)", rust.describe()));
     let t = Instant::now();
-    let mut cargo = rust.cargo(&target_dir);
-    if let WasmRust::DebianBuildStd = rust {
-        // std is built from source here, so it can drop what the package never shows:
-        // panic locations and the panic formatting machinery (a panic is a trap either way).
-        cargo.env("RUSTFLAGS", WASM_SIZE_RUSTFLAGS);
-    }
-    run(cargo
+    run(rust
+        .cargo(&target_dir)
         .current_dir(root)
         .args(["build", "--package", "tollgate", "--lib", "--target", WASM_TARGET, "--no-default-features", "--features", "js"])
         .args(["--profile", PROFILE]))?;
