@@ -6,6 +6,11 @@
 // - signed in with a warm cache, /tools: the browser verifies the cached snapshot (Ed25519)
 //   and gates with the wasm engine;
 // - signed in, /tools/demo: the server fetches and verifies the snapshot and renders.
+// The baseline, measured in the same run: /signin, a page of the same app with no
+// gating at all (its form on screen), so each case reads as a ratio to the app's own
+// cost of a navigation. Writes the rows as JSON to $BENCH_OUT when set.
+
+import { writeFileSync } from 'node:fs';
 
 import { WWW, checkout, launch, signIn, uniqueEmail, waitForSnapshot, WORKER } from './lib.mjs';
 
@@ -46,6 +51,7 @@ const browser = await launch();
 const rows = [];
 try {
   const anon = await browser.newContext();
+  rows.push(['baseline: signed out, /signin (no gating)', await measure(anon, '/signin', 'form [data-testid="signin"]')]);
   rows.push(['signed out, /tools (server-rendered free state)', await measure(anon, '/tools', '[data-tool="bg-remover"][data-state="locked"]')]);
   await anon.close();
   if (WORKER) {
@@ -68,6 +74,12 @@ try {
   await browser.close();
 }
 console.log('navigation -> correct locked state on screen (ms, Chromium headless)');
+const base = rows[0][1].median;
 for (const [name, s] of rows) {
-  console.log(`  ${name.padEnd(58)} median ${s.median.toFixed(1)}  p95 ${s.p95.toFixed(1)}  min ${s.min.toFixed(1)}  max ${s.max.toFixed(1)}  (n=${s.n})`);
+  console.log(
+    `  ${name.padEnd(58)} median ${s.median.toFixed(1)}  p95 ${s.p95.toFixed(1)}  min ${s.min.toFixed(1)}  max ${s.max.toFixed(1)}  (n=${s.n})  = ${(s.median / base).toFixed(2)}x baseline`,
+  );
+}
+if (process.env.BENCH_OUT) {
+  writeFileSync(process.env.BENCH_OUT, JSON.stringify(rows.map(([name, s]) => ({ name, ...s, ratio: s.median / base })), null, 2));
 }

@@ -76,7 +76,7 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
         },
     )?;
     figures.extend(worker_figs);
-    stages.run(
+    let paint = stages.run(
         &format!("browser: first paint in Chromium (worker on :{}, www on :{})", ports.worker, ports.www),
         || {
             www::install(root)?;
@@ -88,6 +88,7 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
             www::bench_first_paint(root, w, &urls)
         },
     )?;
+    figures.extend(paint);
     if interrupted() {
         return Err("interrupted".into());
     }
@@ -219,12 +220,15 @@ fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
             v["webhook_throughput"]["retried_5xx"]
         ),
         format!(
-            "consume: {:.0} requests/s with {} concurrent clients (budget 500/s: {}) = {:.2}x one client alone ({:.0}/s); lost updates: {}; retried (same key): {}",
+            "consume: {:.0} requests/s with {} concurrent clients (budget 500/s: {}) = {:.2}x one client alone ({:.0}/s) = {:.2}x GET /healthz from {} clients ({:.0}/s, the ceiling of wrangler dev here); lost updates: {}; retried (same key): {}",
             f(&c["per_second"]),
             c["clients"],
             if f(&c["per_second"]) >= 500.0 { "met" } else { "NOT met" },
             f(&c["per_second"]) / f(&v["consume_sequential"]["per_second"]),
             f(&v["consume_sequential"]["per_second"]),
+            f(&c["per_second"]) / f(&v["healthz_concurrent"]["per_second"]),
+            v["healthz_concurrent"]["clients"],
+            f(&v["healthz_concurrent"]["per_second"]),
             c["lost_updates"],
             c["retries"]
         ),

@@ -299,11 +299,31 @@ pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
 
 /// Time from navigation to the correct locked state on first paint (tools page and demo
 /// tool page; signed out, cold and warm cache), printed as figures.
-pub fn bench_first_paint(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
+/// Returns one figure line per case: median, p95 and the ratio to the baseline page.
+pub fn bench_first_paint(root: &Path, www: &Www, stack: &StackUrls) -> Result<Vec<String>> {
     step("browser bench: navigation -> correct locked state (Chromium)");
+    let out_file = root.join("target").join("bench-first-paint.json");
     let mut cmd = Command::new("node");
     cmd.current_dir(root.join("tests").join("browser"))
-        .arg("bench-first-paint.mjs");
+        .arg("bench-first-paint.mjs")
+        .env("BENCH_OUT", &out_file);
     browser_env(&mut cmd, www, stack);
-    run(&mut cmd)
+    run(&mut cmd)?;
+    let rows: serde_json::Value = serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())?;
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    Ok(rows
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            format!(
+                "first paint, {}: median {:.0} ms, p95 {:.0} ms = {:.2}x baseline",
+                r["name"].as_str().unwrap_or("?"),
+                f(&r["median"]),
+                f(&r["p95"]),
+                f(&r["ratio"])
+            )
+        })
+        .collect())
 }
