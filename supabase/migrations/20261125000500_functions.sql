@@ -2,7 +2,7 @@
 -- (`POST /rest/v1/rpc/<name>` with named JSON arguments; one transaction per call; any
 -- error rolls the whole call back).
 --
---   tollgate_subject_state(p_subject)            everything the core needs about a subject
+--   tollgate_subject_state(p_subject[, p_ledger_key])  everything the core needs about a subject
 --   tollgate_apply_event(...)                    record one provider event AND write its
 --                                                effects, in one transaction, idempotently
 --   tollgate_keep_event(...)                     keep an event that cannot be attributed yet
@@ -160,7 +160,12 @@ $fn$;
 
 -- ------------------------------------------------------------------ reads
 
-create or replace function public.tollgate_subject_state(p_subject jsonb)
+-- With p_ledger_key, the ledger holds only that key's entries (the key itself and
+-- `<key>:<lot>`): what a usage charge needs to see whether it was already posted, so
+-- charging does not read (and the worker does not parse) the subject's whole history.
+-- An earlier version of this file had a one-argument form; it is replaced.
+drop function if exists public.tollgate_subject_state(jsonb);
+create or replace function public.tollgate_subject_state(p_subject jsonb, p_ledger_key text default null)
 returns jsonb
 language plpgsql stable
 set search_path = ''
@@ -195,7 +200,10 @@ begin
                                                               'source', e.source) order by e.id)
                             from public.credit_ledger e
                            where e.user_id is not distinct from s.user_id
-                             and e.organization_id is not distinct from s.organization_id), '[]'::jsonb)),
+                             and e.organization_id is not distinct from s.organization_id
+                             and (p_ledger_key is null or e.source_key = p_ledger_key
+                                  or left(e.source_key, length(p_ledger_key) + 1) = p_ledger_key || ':')),
+                        '[]'::jsonb)),
     'subscriptions', coalesce((select jsonb_agg(to_jsonb(x) order by x.subscription_id)
                                 from public.billing_subscriptions x
                                where x.user_id is not distinct from s.user_id
@@ -639,7 +647,7 @@ begin
     'public.tollgate_subject_ids(jsonb)',
     'public.tollgate_wallet_apply(uuid, uuid, jsonb)',
     'public.tollgate_grant_upsert(uuid, uuid, jsonb)',
-    'public.tollgate_subject_state(jsonb)',
+    'public.tollgate_subject_state(jsonb, text)',
     'public.tollgate_lookup_subject(text, text, text)',
     'public.tollgate_apply_event(jsonb, jsonb, bigint, jsonb, jsonb)',
     'public.tollgate_keep_event(jsonb, text, text)',

@@ -87,7 +87,7 @@ pub async fn handle<T: Transport>(
     let ledger_key = format!("usage:{request_id}");
 
     for _ in 0..MAX_REPLANS {
-        let st = match SubjectState::load(&app.store, &subject).await {
+        let st = match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
             Ok(s) => s,
             Err(e) => return store_error(&e),
         };
