@@ -1,19 +1,22 @@
 'use client';
 
 import { describeReason, useToolStates, useTollgate } from 'tollgate-react';
-import type { ToolState } from 'tollgate-react';
+import type { CatalogDoc, ToolState } from 'tollgate-react';
 
 import { useUpgrade } from './UpgradeModal';
 
-export function ToolsGrid({ initial }: { initial: ToolState[] | null }) {
+/** `catalog`: the server's copy, so the server render already lists the tools (and, with
+ * `initial`, their states) before the browser has loaded its own. */
+export function ToolsGrid({ initial, catalog = null }: { initial: ToolState[] | null; catalog?: CatalogDoc | null }) {
   const t = useTollgate();
   const { status, tools, error } = useToolStates(null, null, { initial });
   const { open } = useUpgrade();
-  const catalogTools = t.catalog?.tools ?? [];
+  const doc = t.catalog ?? catalog;
+  const catalogTools = doc?.tools ?? [];
   const pages: string[] = [];
   for (const tool of catalogTools) if (!pages.includes(tool.page)) pages.push(tool.page);
   const byId = new Map(tools.map((s) => [s.tool, s]));
-  const productName = (p: string) => t.catalog?.products.find((x) => x.id === p)?.name ?? p;
+  const productName = (p: string) => doc?.products.find((x) => x.id === p)?.name ?? p;
 
   if (error) return <p className="error">Tools could not be checked: {error}</p>;
   return (

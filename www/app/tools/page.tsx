@@ -17,7 +17,7 @@ export default async function ToolsPage() {
         Each tool declares the cloud tier, plan capability or limit it needs in the catalog ({doc.catalog.name}{' '}
         {doc.catalog.version}). Locked tools say why; click one to see what unlocks it.
       </p>
-      <ToolsGrid initial={initial} />
+      <ToolsGrid initial={initial} catalog={doc} />
     </>
   );
 }
