@@ -236,6 +236,20 @@ impl KeySet {
         let named = |k: Option<&str>| kid.is_none() || k == kid;
         self.ec.iter().any(|k| named(k.kid.as_deref())) || self.rsa.iter().any(|k| named(k.kid.as_deref()))
     }
+    /// The keys of one kind a token may be signed with: those under its `kid`, or all of
+    /// them when it names none. None at all: [`KeySet::missing`].
+    fn candidates<'a, K>(
+        &self,
+        keys: &'a [K],
+        kid_of: fn(&K) -> Option<&str>,
+        kid: Option<String>,
+    ) -> Result<impl Iterator<Item = &'a K> + 'a, AuthError> {
+        let wanted = kid.as_deref();
+        if !keys.iter().any(|k| wanted.is_none() || kid_of(k) == wanted) {
+            return Err(self.missing(kid));
+        }
+        Ok(keys.iter().filter(move |k| kid.is_none() || kid_of(k) == kid.as_deref()))
+    }
     /// A token's key was not found among the usable keys: name the refused key if the
     /// document had one under that kid, else the kid is unknown.
     fn missing(&self, kid: Option<String>) -> AuthError {
@@ -300,16 +314,8 @@ pub async fn verify_access_token(
             if sig.len() != 64 {
                 return Err(AuthError::BadSignature);
             }
-            let candidates: Vec<&EcKey> = set
-                .ec
-                .iter()
-                .filter(|k| header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
-                .collect();
-            if candidates.is_empty() {
-                return Err(set.missing(header.kid));
-            }
             let mut ok = false;
-            for k in candidates {
+            for k in set.candidates(&set.ec, |k| k.kid.as_deref(), header.kid)? {
                 if ec::verify(k, signing_input.as_bytes(), &sig).await {
                     ok = true;
                     break;
@@ -321,17 +327,9 @@ pub async fn verify_access_token(
         }
         "RS256" => {
             let set = keys.ok_or_else(|| AuthError::UnsupportedAlgorithm("RS256 (no SUPABASE_JWKS_URL)".into()))?;
-            let candidates: Vec<&RsaKey> = set
-                .rsa
-                .iter()
-                .filter(|k| header.kid.is_none() || k.kid.as_deref() == header.kid.as_deref())
-                .collect();
-            if candidates.is_empty() {
-                return Err(set.missing(header.kid));
-            }
             let mut ok = false;
             // A PKCS #1 v1.5 signature is exactly as long as the key's modulus.
-            for k in candidates.into_iter().filter(|k| k.n.len() == sig.len()) {
+            for k in set.candidates(&set.rsa, |k| k.kid.as_deref(), header.kid)?.filter(|k| k.n.len() == sig.len()) {
                 if rs::verify(k, signing_input.as_bytes(), &sig).await {
                     ok = true;
                     break;
