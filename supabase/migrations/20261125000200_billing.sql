@@ -26,6 +26,9 @@ alter table public.billing_subjects add constraint billing_subjects_subject_chec
 alter table public.billing_subjects drop constraint if exists billing_subjects_subject_key;
 alter table public.billing_subjects add constraint billing_subjects_subject_key
   unique nulls not distinct (user_id, organization_id);
+-- The unique key leads with user_id; an organization's row is found through this one.
+create index if not exists billing_subjects_organization_id_idx
+  on public.billing_subjects(organization_id) where organization_id is not null;
 
 create table if not exists public.webhook_events (
   id bigserial primary key,
@@ -87,6 +90,8 @@ alter table public.billing_customers drop constraint if exists billing_customers
 alter table public.billing_customers add constraint billing_customers_subject_check
   check (num_nonnulls(user_id, organization_id) = 1);
 create index if not exists billing_customers_user_id_idx on public.billing_customers(user_id);
+create index if not exists billing_customers_organization_id_idx
+  on public.billing_customers(organization_id) where organization_id is not null;
 
 create table if not exists public.billing_subscriptions (
   id uuid primary key default gen_random_uuid(),

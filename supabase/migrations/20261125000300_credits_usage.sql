@@ -45,6 +45,8 @@ alter table public.credit_lots drop constraint if exists credit_lots_key_key;
 alter table public.credit_lots add constraint credit_lots_key_key
   unique nulls not distinct (user_id, organization_id, key);
 create index if not exists credit_lots_pool_idx on public.credit_lots(user_id, organization_id, pool);
+create index if not exists credit_lots_organization_id_idx
+  on public.credit_lots(organization_id) where organization_id is not null;
 
 -- Available units per subject and pool: the sum of the open lots, kept by a trigger in
 -- the same transaction as every lot change. Never negative.
@@ -63,6 +65,8 @@ alter table public.credit_balances add constraint credit_balances_subject_check
 alter table public.credit_balances drop constraint if exists credit_balances_pool_key;
 alter table public.credit_balances add constraint credit_balances_pool_key
   unique nulls not distinct (user_id, organization_id, pool);
+create index if not exists credit_balances_organization_id_idx
+  on public.credit_balances(organization_id) where organization_id is not null;
 
 create or replace function public.tollgate_sync_balance() returns trigger
 language plpgsql
@@ -73,8 +77,8 @@ begin
   select new.user_id, new.organization_id, new.pool,
          coalesce(sum(l.remaining) filter (where not l.closed), 0), now()
     from public.credit_lots l
-   where l.user_id is not distinct from new.user_id
-     and l.organization_id is not distinct from new.organization_id
+   where (l.user_id = new.user_id
+     or l.organization_id = new.organization_id)
      and l.pool = new.pool
   on conflict (user_id, organization_id, pool) do update
     set available = excluded.available, updated_at = now();
@@ -111,6 +115,11 @@ alter table public.credit_ledger drop constraint if exists credit_ledger_source_
 alter table public.credit_ledger add constraint credit_ledger_source_key_key
   unique nulls not distinct (user_id, organization_id, source_key);
 create index if not exists credit_ledger_user_id_idx on public.credit_ledger(user_id, created_at);
+create index if not exists credit_ledger_organization_id_idx
+  on public.credit_ledger(organization_id, created_at) where organization_id is not null;
+-- Byte order (collation "C"), so that one request's entries (`<key>`, `<key>:<part>`)
+-- are a range scan: tollgate_subject_state(p_subject, p_ledger_key).
+create index if not exists credit_ledger_source_key_c_idx on public.credit_ledger((source_key collate "C"));
 
 create table if not exists public.usage_records (
   id uuid primary key default gen_random_uuid(),
@@ -137,6 +146,8 @@ alter table public.usage_records add constraint usage_records_amounts_check
 alter table public.usage_records drop constraint if exists usage_records_request_id_key;
 alter table public.usage_records add constraint usage_records_request_id_key unique (request_id);
 create index if not exists usage_records_user_id_idx on public.usage_records(user_id, created_at);
+create index if not exists usage_records_organization_id_idx
+  on public.usage_records(organization_id, created_at) where organization_id is not null;
 
 create table if not exists public.usage_preferences (
   user_id uuid references auth.users(id) on delete cascade,
@@ -155,3 +166,5 @@ alter table public.usage_preferences add constraint usage_preferences_limit_chec
 alter table public.usage_preferences drop constraint if exists usage_preferences_subject_key;
 alter table public.usage_preferences add constraint usage_preferences_subject_key
   unique nulls not distinct (user_id, organization_id);
+create index if not exists usage_preferences_organization_id_idx
+  on public.usage_preferences(organization_id) where organization_id is not null;

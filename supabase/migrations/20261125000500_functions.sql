@@ -18,6 +18,11 @@
 -- decided writes atomic, idempotent and safe under concurrency.
 --
 -- A subject is `{"user_id": "<uuid>"}` or `{"organization_id": "<uuid>"}`.
+-- A subject's rows are matched with `(t.user_id = s.user_id or t.organization_id =
+-- s.organization_id)`: exactly one side of both the subject and every row is set (the
+-- tables' num_nonnulls checks), so this is the same as comparing both columns with
+-- `is not distinct from`, but unlike that it can use the user_id and organization_id
+-- indexes. Every lookup here is an index scan whatever the size of the table.
 -- Errors use PostgREST's status mapping: PT409 -> 409 (version conflict / key reuse),
 -- 22023 -> 400 (bad argument).
 -- Only service_role may execute them.
@@ -91,7 +96,7 @@ begin
         closed = (v_to ->> 'closed')::boolean,
         rolled_over = (v_to ->> 'rolled_over')::boolean,
         updated_at = now()
-     where l.user_id is not distinct from p_user and l.organization_id is not distinct from p_org
+     where (l.user_id = p_user or l.organization_id = p_org)
        and l.key = v_item ->> 'key'
        and l.remaining = (v_from ->> 'remaining')::bigint
        and l.granted = (v_from ->> 'granted')::bigint
@@ -172,45 +177,60 @@ set search_path = ''
 as $fn$
 declare
   s record;
+  v_ledger jsonb;
   v_out jsonb;
 begin
   s := public.tollgate_subject_ids(p_subject);
+  -- One request's entries are `<key>` and `<key>:<part>`: a range of the C-ordered
+  -- source_key index (the range alone also holds keys like `<key>0`; the exact test
+  -- drops them), so a charge reads a handful of rows however long the ledger is.
+  if p_ledger_key is null then
+    select jsonb_agg(jsonb_build_object('key', e.source_key, 'pool', e.pool, 'lot', e.lot, 'kind', e.kind,
+                                        'delta', e.delta, 'at', e.at, 'source', e.source) order by e.id)
+      into v_ledger
+      from public.credit_ledger e
+     where (e.user_id = s.user_id or e.organization_id = s.organization_id);
+  else
+    select jsonb_agg(jsonb_build_object('key', e.source_key, 'pool', e.pool, 'lot', e.lot, 'kind', e.kind,
+                                        'delta', e.delta, 'at', e.at, 'source', e.source) order by e.id)
+      into v_ledger
+      from public.credit_ledger e
+     where e.source_key collate "C" >= p_ledger_key collate "C"
+       and e.source_key collate "C" < (p_ledger_key || ';') collate "C"
+       and (e.source_key = p_ledger_key or left(e.source_key, length(p_ledger_key) + 1) = p_ledger_key || ':')
+       -- a filter on the few rows of that range, on purpose not the indexable form:
+       -- scanning the subject's index too would read its whole ledger again
+       and e.user_id is not distinct from s.user_id
+       and e.organization_id is not distinct from s.organization_id;
+  end if;
   select jsonb_build_object(
     'subject', p_subject,
     'version', coalesce((select b.version from public.billing_subjects b
-                          where b.user_id is not distinct from s.user_id
-                            and b.organization_id is not distinct from s.organization_id), 0),
+                          where (b.user_id = s.user_id
+                            or b.organization_id = s.organization_id)), 0),
     'state', coalesce((select b.state from public.billing_subjects b
-                        where b.user_id is not distinct from s.user_id
-                          and b.organization_id is not distinct from s.organization_id), '{}'::jsonb),
+                        where (b.user_id = s.user_id
+                          or b.organization_id = s.organization_id)), '{}'::jsonb),
     'grants', coalesce((select jsonb_agg(to_jsonb(g) order by g.grant_key) from public.cloud_entitlements g
-                         where g.user_id is not distinct from s.user_id
-                           and g.organization_id is not distinct from s.organization_id), '[]'::jsonb),
+                         where (g.user_id = s.user_id
+                           or g.organization_id = s.organization_id)), '[]'::jsonb),
     'balances', coalesce((select jsonb_object_agg(c.pool, c.available) from public.credit_balances c
-                           where c.user_id is not distinct from s.user_id
-                             and c.organization_id is not distinct from s.organization_id), '{}'::jsonb),
+                           where (c.user_id = s.user_id
+                             or c.organization_id = s.organization_id)), '{}'::jsonb),
     'wallet', jsonb_build_object(
       'lots', coalesce((select jsonb_agg(jsonb_strip_nulls(to_jsonb(l) - 'id' - 'user_id' - 'organization_id' - 'updated_at')
                                          order by l.id)
                           from public.credit_lots l
-                         where l.user_id is not distinct from s.user_id
-                           and l.organization_id is not distinct from s.organization_id), '[]'::jsonb),
-      'ledger', coalesce((select jsonb_agg(jsonb_build_object('key', e.source_key, 'pool', e.pool, 'lot', e.lot,
-                                                              'kind', e.kind, 'delta', e.delta, 'at', e.at,
-                                                              'source', e.source) order by e.id)
-                            from public.credit_ledger e
-                           where e.user_id is not distinct from s.user_id
-                             and e.organization_id is not distinct from s.organization_id
-                             and (p_ledger_key is null or e.source_key = p_ledger_key
-                                  or left(e.source_key, length(p_ledger_key) + 1) = p_ledger_key || ':')),
-                        '[]'::jsonb)),
+                         where (l.user_id = s.user_id
+                           or l.organization_id = s.organization_id)), '[]'::jsonb),
+      'ledger', coalesce(v_ledger, '[]'::jsonb)),
     'subscriptions', coalesce((select jsonb_agg(to_jsonb(x) order by x.subscription_id)
                                 from public.billing_subscriptions x
-                               where x.user_id is not distinct from s.user_id
-                                 and x.organization_id is not distinct from s.organization_id), '[]'::jsonb),
+                               where (x.user_id = s.user_id
+                                 or x.organization_id = s.organization_id)), '[]'::jsonb),
     'preferences', (select to_jsonb(p) from public.usage_preferences p
-                     where p.user_id is not distinct from s.user_id
-                       and p.organization_id is not distinct from s.organization_id),
+                     where (p.user_id = s.user_id
+                       or p.organization_id = s.organization_id)),
     'organization', (select to_jsonb(o) from public.organizations o where o.id = s.organization_id),
     'seats', case when s.organization_id is null then null else
                (select count(*) from public.seat_allocations a
@@ -238,8 +258,8 @@ begin
     'customers', coalesce((select jsonb_agg(jsonb_build_object('provider', c.provider, 'customer_id', c.customer_id)
                                             order by c.provider, c.customer_id)
                             from public.billing_customers c
-                           where c.user_id is not distinct from s.user_id
-                             and c.organization_id is not distinct from s.organization_id), '[]'::jsonb)
+                           where (c.user_id = s.user_id
+                             or c.organization_id = s.organization_id)), '[]'::jsonb)
   ) into v_out;
   return v_out;
 end
@@ -315,7 +335,7 @@ begin
   insert into public.billing_subjects (user_id, organization_id) values (s.user_id, s.organization_id)
   on conflict (user_id, organization_id) do nothing;
   select b.version into v_version from public.billing_subjects b
-   where b.user_id is not distinct from s.user_id and b.organization_id is not distinct from s.organization_id
+   where (b.user_id = s.user_id or b.organization_id = s.organization_id)
    for update;
   if v_version <> coalesce(p_expected_version, 0) then
     raise exception using errcode = 'PT409', message = 'subject version conflict',
@@ -377,7 +397,7 @@ begin
 
   update public.billing_subjects b set version = v_version + 1,
          state = coalesce(p_state, b.state), updated_at = now()
-   where b.user_id is not distinct from s.user_id and b.organization_id is not distinct from s.organization_id;
+   where (b.user_id = s.user_id or b.organization_id = s.organization_id);
 
   return jsonb_build_object('status', 'applied', 'version', v_version + 1, 'ledger_entries', v_new_entries);
 end
@@ -497,28 +517,9 @@ begin
       return jsonb_build_object('status', 'replayed', 'usage_id', v_existing.id,
         'balances', (select coalesce(jsonb_object_agg(c.pool, c.available), '{}'::jsonb)
                        from public.credit_balances c
-                      where c.user_id is not distinct from s.user_id
-                        and c.organization_id is not distinct from s.organization_id));
+                      where (c.user_id = s.user_id
+                        or c.organization_id = s.organization_id)));
     end if;
-
-    for v_take in select * from jsonb_array_elements(coalesce(p_takes, '[]'::jsonb)) loop
-      v_lot := v_take ->> 'lot';
-      v_units := (v_take ->> 'units')::bigint;
-      if v_lot is null or v_units is null or v_units <= 0 then
-        raise exception using errcode = '22023', message = 'each take needs a lot and positive units';
-      end if;
-      update public.credit_lots l set remaining = l.remaining - v_units, updated_at = now()
-       where l.user_id is not distinct from s.user_id and l.organization_id is not distinct from s.organization_id
-         and l.key = v_lot and not l.closed and l.remaining >= v_units;
-      if not found then
-        select l.remaining into v_available from public.credit_lots l
-         where l.user_id is not distinct from s.user_id and l.organization_id is not distinct from s.organization_id
-           and l.key = v_lot and not l.closed;
-        raise exception using errcode = 'PT402', message = 'insufficient credits',
-          detail = jsonb_build_object('lot', v_lot, 'available', coalesce(v_available, 0),
-                                      'required', v_units)::text;
-      end if;
-    end loop;
 
     perform public.tollgate_wallet_apply(s.user_id, s.organization_id,
                                          jsonb_build_object('entries', coalesce(p_entries, '[]'::jsonb)));
@@ -530,6 +531,26 @@ begin
               coalesce((select array_agg(r) from jsonb_array_elements_text(p_fact -> 'refs') r), '{}'::text[]),
               (p_fact ->> 'at')::timestamptz, p_fact -> 'fact';
     end if;
+    -- The lots are taken last: every charge on a balance waits for the row lock of the
+    -- lot it draws from, so the lock is held for the updates and the commit only.
+    for v_take in select * from jsonb_array_elements(coalesce(p_takes, '[]'::jsonb)) loop
+      v_lot := v_take ->> 'lot';
+      v_units := (v_take ->> 'units')::bigint;
+      if v_lot is null or v_units is null or v_units <= 0 then
+        raise exception using errcode = '22023', message = 'each take needs a lot and positive units';
+      end if;
+      update public.credit_lots l set remaining = l.remaining - v_units, updated_at = now()
+       where (l.user_id = s.user_id or l.organization_id = s.organization_id)
+         and l.key = v_lot and not l.closed and l.remaining >= v_units;
+      if not found then
+        select l.remaining into v_available from public.credit_lots l
+         where (l.user_id = s.user_id or l.organization_id = s.organization_id)
+           and l.key = v_lot and not l.closed;
+        raise exception using errcode = 'PT402', message = 'insufficient credits',
+          detail = jsonb_build_object('lot', v_lot, 'available', coalesce(v_available, 0),
+                                      'required', v_units)::text;
+      end if;
+    end loop;
   exception when sqlstate 'PT402' then
     get stacked diagnostics v_detail = pg_exception_detail;
     return jsonb_build_object('status', 'insufficient') || v_detail::jsonb;
@@ -538,8 +559,8 @@ begin
   return jsonb_build_object('status', 'charged', 'usage_id', v_usage_id,
     'balances', (select coalesce(jsonb_object_agg(c.pool, c.available), '{}'::jsonb)
                    from public.credit_balances c
-                  where c.user_id is not distinct from s.user_id
-                    and c.organization_id is not distinct from s.organization_id));
+                  where (c.user_id = s.user_id
+                    or c.organization_id = s.organization_id)));
 end
 $fn$;
 

@@ -153,7 +153,7 @@ begin
     on conflict (user_id, organization_id) do nothing;
     update public.billing_subjects b set version = b.version + 1,
            state = coalesce(v_sub -> 'state', b.state), updated_at = now()
-     where b.user_id is not distinct from s.user_id and b.organization_id is not distinct from s.organization_id;
+     where (b.user_id = s.user_id or b.organization_id = s.organization_id);
 
     for v_item in select * from jsonb_array_elements(coalesce(v_sub -> 'customers', '[]'::jsonb)) loop
       insert into public.billing_customers (provider, customer_id, user_id, organization_id)

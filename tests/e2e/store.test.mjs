@@ -1,0 +1,86 @@
+// The store's hot paths read a subject's rows through indexes: loading a subject's state
+// (every snapshot, webhook fold and charge) and charging usage must cost the same however
+// many rows other subjects have, and a charge must not read its subject's whole ledger.
+//
+// Each check runs the SQL functions in one transaction with sequential scans disabled
+// (the planner then takes any index path there is, whatever the table sizes) and reads
+// that transaction's own table statistics (pg_stat_xact_user_tables), so nothing else
+// running on the database can disturb it; the transaction is rolled back.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { env, q, db, createUser, worker, userToken, postStripe, now, closeDb, id } from './helpers.mjs';
+import { stripeOneTime } from './events.mjs';
+
+after(closeDb);
+const skip = env.catalog !== 'video-studio' && 'usage pricing lives in the video-studio catalog';
+
+const SUBJECT_TABLES = [
+  'billing_subjects', 'billing_customers', 'billing_subscriptions', 'cloud_entitlements', 'credit_balances',
+  'credit_lots', 'credit_ledger', 'usage_preferences', 'usage_records', 'organizations', 'organization_members',
+  'seat_allocations',
+];
+
+/** Runs `fn(client)` in a rolled-back transaction with sequential scans disabled and
+ * returns the tables it scanned sequentially, with how often. */
+async function seqScansOf(fn) {
+  const client = await db().connect();
+  try {
+    await client.query('begin');
+    await client.query('set local enable_seqscan = off');
+    await fn(client);
+    const rows = (await client.query(
+      `select relname, seq_scan from pg_stat_xact_user_tables where schemaname = 'public' and relname = any($1) and seq_scan > 0`,
+      [SUBJECT_TABLES],
+    )).rows;
+    return Object.fromEntries(rows.map((r) => [r.relname, Number(r.seq_scan)]));
+  } finally {
+    await client.query('rollback').catch(() => {});
+    client.release();
+  }
+}
+
+test('subject state and charges use indexes only (no table scan, no whole-ledger read)', { skip }, async () => {
+  const uid = await createUser();
+  const r = await postStripe(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 30 }));
+  assert.equal(r.json?.status, 'applied', r.text);
+  // Some history first: the ledger has usage entries of earlier charges.
+  const keys = [id('idem'), id('idem'), id('idem')];
+  for (const key of keys) {
+    const c = await worker('POST', '/v1/usage/consume', {
+      body: { model: 'standard', quality: 'watermark', seconds: 10 },
+      headers: { authorization: `Bearer ${userToken(uid)}`, 'idempotency-key': key },
+    });
+    assert.equal(c.status, 200, c.text);
+  }
+  // The user is also a member of an organization with a seat (the state's memberships).
+  const [org] = await q(`insert into organizations (name, seat_count) values ('Store test', 2) returning id`);
+  await q(`insert into organization_members (organization_id, user_id, role) values ($1, $2, 'member')`, [org.id, uid]);
+  await q(`insert into seat_allocations (organization_id, user_id) values ($1, $2)`, [org.id, uid]);
+  const [lot] = await q(`select key from credit_lots where user_id = $1 and remaining >= 10`, [uid]);
+  assert.ok(lot, 'the purchase opened a lot');
+
+  const user = { user_id: uid };
+  const requestId = `user:${uid}:${id('k')}`;
+  const scans = await seqScansOf(async (c) => {
+    const full = (await c.query('select public.tollgate_subject_state($1::jsonb) as s', [user])).rows[0].s;
+    // The purchase, and per charge its marker entry and the lot it drew from.
+    assert.equal(full.wallet.ledger.length, 7, JSON.stringify(full.wallet.ledger));
+    assert.equal(full.memberships.length, 1);
+    assert.equal(full.memberships[0].seat, true);
+    // One request's entries: `<key>` and `<key>:<lot>`, nothing of the other charges.
+    const earlier = `usage:user:${uid}:${keys[1]}`;
+    const one = (await c.query('select public.tollgate_subject_state($1::jsonb, $2) as s', [user, earlier])).rows[0].s;
+    assert.deepEqual(one.wallet.ledger.map((e) => e.key), [earlier, `${earlier}:${lot.key}`]);
+    const fresh = (await c.query('select public.tollgate_subject_state($1::jsonb, $2) as s', [user, `usage:${requestId}`])).rows[0].s;
+    assert.deepEqual(fresh.wallet.ledger, [], 'a new request has no entries yet');
+    const orgState = (await c.query('select public.tollgate_subject_state($1::jsonb) as s', [{ organization_id: org.id }])).rows[0].s;
+    assert.equal(orgState.seats, 1);
+    const charged = (await c.query(
+      'select public.tollgate_consume($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb) as r',
+      [requestId, 'hash', user, JSON.stringify([{ lot: lot.key, units: 10 }]), JSON.stringify([]),
+        { units: 10, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 15, overage_minor: 0, currency: 'usd' }],
+    )).rows[0].r;
+    assert.equal(charged.status, 'charged', JSON.stringify(charged));
+  });
+  assert.deepEqual(scans, {}, `tables read whole: ${JSON.stringify(scans)}`);
+});
