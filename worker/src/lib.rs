@@ -1,12 +1,13 @@
 //! tollgate's Cloudflare Worker (workers-rs): provider webhooks in, grants stored in
 //! Supabase, signed entitlement snapshots out, usage charged server-side.
 //!
-//! Layout: everything but [`entry`] is plain Rust over [`http::Transport`], built and
+//! Layout: everything but `entry` is plain Rust over [`http::Transport`], built and
 //! tested natively (reqwest) as well as for wasm32 (the runtime's `fetch`):
 //! - [`config`]: env and secrets; [`auth`]: Supabase access tokens and the admin secret;
 //! - [`supabase`]: the one PostgREST client; [`state`]: a subject's stored state;
 //! - [`app`]: routing and JSON errors; [`webhook`], [`consume`], [`admin`]: the routes;
 //! - `entry` (wasm32 only): the `#[event(fetch)]` and `#[event(scheduled)]` glue.
+//!
 //! Every rule (what an event means, who may do what, what a charge takes) is the core's.
 
 pub mod admin;
