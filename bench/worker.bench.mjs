@@ -7,7 +7,10 @@
 // - webhook throughput: the same stories, 16 subscribers in flight at once; a 503 (the
 //   worker's answer when concurrent folds keep conflicting) is retried as Stripe retries;
 // - consume: 50 concurrent clients charging one balance; requests per second, and the
-//   balance, ledger and usage rows checked afterwards (zero lost updates).
+//   balance, ledger and usage rows checked afterwards (zero lost updates);
+// - CPU per request by process (bench/cpu.mjs) for the concurrent /healthz and consume
+//   runs: what the worker, the gateway, PostgreSQL, wrangler dev's own plumbing and the
+//   load client each spend, and what that allows on this machine's cores.
 //
 // The stack's coordinates come from the environment (set by `cargo xtask bench`); the
 // signing and the event shapes are the end-to-end suite's (tests/e2e), with Stripe's own
@@ -16,6 +19,9 @@
 // Usage: node bench/worker.bench.mjs [--quick]   (writes JSON to $BENCH_OUT when set)
 
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+import { cpuPerRequest, findStack } from './cpu.mjs';
 
 import { createUser, closeDb, id, now, postStripe, q, userToken, worker } from '../tests/e2e/helpers.mjs';
 import { StripeSubscriber, stripeOneTime, DAY } from '../tests/e2e/events.mjs';
@@ -81,12 +87,18 @@ try {
     health.push(ms);
   }
   out.healthz = stats(health);
+  const stack = () => findStack({
+    restPort: new URL(process.env.TOLLGATE_REST_URL).port,
+    workerPort: new URL(process.env.TOLLGATE_WORKER_URL).port,
+    pgData: process.env.TOLLGATE_PG_DATA,
+  });
+  out.cores = availableParallelism();
   // The ceiling of this setup: GET /healthz from as many concurrent clients as consume
   // uses (wrangler dev's proxy and workerd, no store work).
   {
     const n = CLIENTS * (QUICK ? 6 : 20);
     let left = n;
-    const [wall] = await timed(() =>
+    const { result: [wall], cpu } = await cpuPerRequest(stack, n, () => timed(() =>
       Promise.all(
         Array.from({ length: CLIENTS }, async () => {
           while (left-- > 0) {
@@ -95,8 +107,8 @@ try {
           }
         }),
       ),
-    );
-    out.healthz_concurrent = { clients: CLIENTS, requests: n, per_second: n / (wall / 1000) };
+    ));
+    out.healthz_concurrent = { clients: CLIENTS, requests: n, per_second: n / (wall / 1000), cpu };
   }
 
   // Webhook latency, one delivery at a time.
@@ -152,7 +164,7 @@ try {
   const failures = [];
   const retries = {};
   const outcomes = { charged: 0, replayed: 0 };
-  const [cwall] = await timed(() =>
+  const { result: [cwall], cpu: consumeCpu } = await cpuPerRequest(stack, CLIENTS * PER_CLIENT, () => timed(() =>
     Promise.all(
       Array.from({ length: CLIENTS }, async () => {
         for (let i = 0; i < PER_CLIENT; i++) {
@@ -178,7 +190,7 @@ try {
         }
       }),
     ),
-  );
+  ));
   const requests = CLIENTS * PER_CLIENT;
   const after = await balance();
   const usage = await q(`select count(*)::int as n, coalesce(sum(units), 0)::int as u from usage_records where user_id = $1`, [uid]);
@@ -198,6 +210,7 @@ try {
     lost_updates: lost,
     outcomes,
     retries,
+    cpu: consumeCpu,
   };
   if (failures.length) throw new Error(`${failures.length} consumes failed, e.g. ${failures[0]}`);
   const total = requests + SEQUENTIAL;
@@ -224,4 +237,10 @@ console.log(`  consume, one client (baseline)     ${f(cs.per_second)} requests/s
 console.log(`  consume, ${c.clients} concurrent clients     ${f(c.per_second)} requests/s (${c.requests} in ${f(c.seconds)} s) = ${(c.per_second / hc.per_second).toFixed(2)}x the ceiling, p50 ${f(c.latency.p50)} p99 ${f(c.latency.p99)}; budget 500/s: ${c.per_second >= 500 ? 'met' : 'NOT met'}`);
 console.log(`  consume answers                    ${c.outcomes.charged} charged, ${c.outcomes.replayed} replayed after a retry; retried: ${JSON.stringify(c.retries)}`);
 console.log(`  consume correctness                ${c.balance_before} - ${c.requests} x ${UNITS} = ${c.balance_after} s; ${c.usage_rows} usage rows in all; ledger sum ${c.ledger_sum}; lost updates: ${c.lost_updates}`);
+const cpuLine = (label, x) => {
+  const parts = Object.entries(x.cpu.per_request_ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+  console.log(`  CPU per request, ${label.padEnd(22)} ${x.cpu.total_ms.toFixed(2)} ms = ${parts}; ${out.cores} cores allow at most ${f((out.cores * 1000) / x.cpu.total_ms)}/s`);
+};
+cpuLine('GET /healthz', hc);
+cpuLine('consume', c);
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(out, null, 2));

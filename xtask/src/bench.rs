@@ -206,7 +206,8 @@ fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
             .env("TOLLGATE_JWT_SECRET", &info.jwt_secret)
             .env("TOLLGATE_SERVICE_ROLE_KEY", &s.service_role_key)
             .env("TOLLGATE_STRIPE_SECRETS", format!("{},{}", s.stripe[0], s.stripe[1]))
-            .env("TOLLGATE_CATALOG", "video-studio"),
+            .env("TOLLGATE_CATALOG", "video-studio")
+            .env("TOLLGATE_PG_DATA", &local.pg().data_dir),
     )?;
     let v: Value = serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())?;
     let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
@@ -240,5 +241,22 @@ fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
             c["lost_updates"],
             c["retries"]
         ),
+        cpu_figure("consume", &c["cpu"], &v["cores"]),
+        cpu_figure("GET /healthz", &v["healthz_concurrent"]["cpu"], &v["cores"]),
     ])
+}
+
+/// Where a request's CPU time goes, by process, and the rate this machine's cores allow.
+fn cpu_figure(label: &str, cpu: &Value, cores: &Value) -> String {
+    let total = cpu["total_ms"].as_f64().unwrap_or(f64::NAN);
+    let cores = cores.as_f64().unwrap_or(f64::NAN);
+    let parts: Vec<String> = cpu["per_request_ms"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {:.2}", v.as_f64().unwrap_or(f64::NAN))).collect())
+        .unwrap_or_default();
+    format!(
+        "CPU per {label} request: {total:.2} ms ({}); {cores:.0} cores allow at most {:.0}/s",
+        parts.join(", "),
+        cores * 1000.0 / total
+    )
 }
