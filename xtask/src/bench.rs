@@ -151,11 +151,18 @@ fn bench_core(root: &Path) -> Result<Vec<String>> {
     let bindgen = toolchain::wasm_bindgen(root)?;
     let fast = build_core_wasm(root, &rust, &bindgen, &target, "release")?;
     let small = build_core_wasm(root, &rust, &bindgen, &target, "size")?;
-    step("timing: native, then wasm in Node (same rounds, same batches)");
-    let native_out = output(&mut Command::new(target.join("release").join("bench-core-native")))?;
-    let (native, bytes) = ns_per_op(&native_out)?;
+    // Native and wasm take turns (three times each), so that a change in the machine's
+    // load during the stage touches both sides alike; each side is the median of its turns.
+    step("timing: native and wasm in Node by turns (same rounds, same batches)");
     let script = root.join("bench").join("core.bench.mjs");
-    let (wasm_fast, _) = ns_per_op(&output(Command::new("node").arg(&script).arg(&fast))?)?;
+    let (mut natives, mut fasts, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..3 {
+        let (n, b) = ns_per_op(&output(&mut Command::new(target.join("release").join("bench-core-native")))?)?;
+        natives.push(n);
+        bytes = b;
+        fasts.push(ns_per_op(&output(Command::new("node").arg(&script).arg(&fast))?)?.0);
+    }
+    let (native, wasm_fast) = (median(&natives), median(&fasts));
     let (wasm_small, _) = ns_per_op(&output(Command::new("node").arg(&script).arg(&small))?)?;
     let us = |ns: f64| ns / 1000.0;
     let lines = vec![
