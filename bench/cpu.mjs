@@ -5,9 +5,10 @@
 // - the REST gateway: the process listening on the REST port (`--listen host:port`);
 // - PostgreSQL: the postmaster of the stack's data directory (its postmaster.pid) and
 //   its children (one backend per connection);
-// - wrangler dev: the node process started with `--port <worker port>`, and its children:
-//   the workerd that runs the worker (with miniflare's entry worker in front of it) and
-//   wrangler's dev proxy (the workerd listening on the worker port);
+// - wrangler dev: the outermost node process started with `--port <worker port>` and all
+//   its descendants (the CLI its launcher starts; the workerd that runs the worker, with
+//   miniflare's entry worker in front of it; wrangler's dev proxy, the workerd listening on
+//   the worker port);
 // - the load client: this process (process.cpuUsage()).
 import { readFileSync, readdirSync } from 'node:fs';
 
