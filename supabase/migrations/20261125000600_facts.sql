@@ -8,9 +8,12 @@
 -- customers, subscriptions, payments), folds them, and writes the resulting grants,
 -- subscriptions and credit lots, all in one transaction (tollgate_apply_facts).
 --
--- billing_sync holds one version number: every apply checks and bumps it under its row
--- lock, so two folds computed from the same facts cannot both commit (the loser gets
--- PT409, reloads, folds again).
+-- Concurrency: facts form clusters (facts sharing a reference: a subject, customer,
+-- subscription, payment...), and a fold reads a whole cluster. Its version is the number of
+-- stored facts in it (facts are never deleted). An apply locks the cluster's references and
+-- then checks that the count is still the one the fold read, so two folds of one cluster
+-- cannot both commit (the loser gets PT409, reloads, folds again), while folds of unrelated
+-- clusters (other customers) commit side by side.
 -- Idempotent: safe to apply to an empty database and again on top of itself.
 
 create table if not exists public.billing_facts (
@@ -28,14 +31,8 @@ alter table public.billing_facts drop constraint if exists billing_facts_fact_ke
 alter table public.billing_facts add constraint billing_facts_fact_key_key unique (fact_key);
 create index if not exists billing_facts_refs_idx on public.billing_facts using gin (refs);
 
-create table if not exists public.billing_sync (
-  id integer primary key default 1,
-  version bigint not null default 0,
-  updated_at timestamptz not null default now()
-);
-alter table public.billing_sync drop constraint if exists billing_sync_single_row;
-alter table public.billing_sync add constraint billing_sync_single_row check (id = 1);
-insert into public.billing_sync (id, version) values (1, 0) on conflict (id) do nothing;
+-- An earlier version of this file ordered every apply by one global version number.
+drop table if exists public.billing_sync;
 
 -- Kept events remember what they wait for.
 alter table public.pending_webhook_events add column if not exists waiting_for text[] not null default '{}';
@@ -45,16 +42,46 @@ create index if not exists pending_webhook_events_waiting_idx
 do $rls$
 begin
   alter table public.billing_facts enable row level security;
-  alter table public.billing_sync enable row level security;
-  revoke all on table public.billing_facts, public.billing_sync from public, anon, authenticated;
-  grant select, insert, update, delete on table public.billing_facts, public.billing_sync to service_role;
+  revoke all on table public.billing_facts from public, anon, authenticated;
+  grant select, insert, update, delete on table public.billing_facts to service_role;
   revoke all on sequence public.billing_facts_id_seq from public, anon, authenticated;
   grant usage, select on sequence public.billing_facts_id_seq to service_role;
 end
 $rls$;
 
+-- Locks a set of fact references until the end of the transaction. References are hashed
+-- into 1024 transaction-level advisory locks (class 7011), taken in ascending order so two
+-- appliers never wait on each other in a cycle; every apply also holds lock (7011, -1)
+-- shared. A set spanning more than 64 of them takes (7011, -1) exclusively instead, so no
+-- transaction holds more than 65 locks (PostgreSQL's lock table is shared and bounded) and
+-- a large cluster still excludes every apply it could meet. Two different references in
+-- one bucket only make two applies wait for each other.
+create or replace function public.tollgate_lock_refs(p_refs text[])
+returns void
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_buckets integer[];
+  v_bucket integer;
+begin
+  select coalesce(array_agg(distinct hashtext(r) & 1023 order by hashtext(r) & 1023), '{}')
+    into v_buckets
+    from unnest(coalesce(p_refs, '{}')) r;
+  if cardinality(v_buckets) > 64 then
+    perform pg_advisory_xact_lock(7011, -1);
+    return;
+  end if;
+  perform pg_advisory_xact_lock_shared(7011, -1);
+  foreach v_bucket in array v_buckets loop
+    perform pg_advisory_xact_lock(7011, v_bucket);
+  end loop;
+end
+$fn$;
+
 -- Every stored fact reachable from `p_refs` through shared references (a fixpoint over
--- the refs index), with the current sync version. At most `p_limit` facts.
+-- the refs index): {"refs": the cluster's references, "version": how many facts the cluster
+-- holds, "facts": at most `p_limit` of them, oldest first}. Stable: one snapshot for all.
 create or replace function public.tollgate_related_facts(p_refs text[], p_limit integer default 20000)
 returns jsonb
 language plpgsql stable
@@ -74,7 +101,7 @@ begin
     v_rounds := v_rounds + 1;
   end loop;
   return jsonb_build_object(
-    'version', (select s.version from public.billing_sync s where s.id = 1),
+    'version', (select count(*) from public.billing_facts f where f.refs && v_refs),
     'refs', to_jsonb(v_refs),
     'facts', coalesce((select jsonb_agg(x.fact order by x.id)
                          from (select f.id, f.fact from public.billing_facts f
@@ -88,16 +115,21 @@ $fn$;
 --   p_event            the delivery {"provider", "event_id", "event_type", "object_id"?,
 --                      "payload"?} or null (the app's own facts: usage, seats)
 --   p_facts            [{"key", "provider", "event", "type", "refs", "at", "fact"}]
---   p_expected_version billing_sync.version the fold was computed from
+--   p_expected_version the cluster's version the fold was computed from
+--   p_refs             the cluster's references (tollgate_related_facts' "refs"); when
+--                      null, the new facts' references
 --   p_subjects         [{"subject", "state", "grants", "wallet", "subscriptions",
 --                        "customers", "seat_count"?, "seats"?}] (see tollgate_apply_event)
 --   p_pending          {"keep": bool, "waiting_for": [refs], "reason": text}
 --                      whether the event's facts still wait for attribution
 --   p_resolved         event ids (provider, event id) of kept events the fold now applied
--- Returns {"status": "applied" | "kept" | "duplicate", "version"}.
+-- Returns {"status": "applied" | "kept" | "duplicate", "version"}: the cluster's version
+-- after this apply.
+drop function if exists public.tollgate_apply_facts(jsonb, jsonb, bigint, jsonb, jsonb, jsonb);
 create or replace function public.tollgate_apply_facts(p_event jsonb, p_facts jsonb, p_expected_version bigint,
                                                        p_subjects jsonb, p_pending jsonb default null,
-                                                       p_resolved jsonb default '[]'::jsonb)
+                                                       p_resolved jsonb default '[]'::jsonb,
+                                                       p_refs text[] default null)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -105,6 +137,8 @@ as $fn$
 declare
   v_event_row bigint;
   v_version bigint;
+  v_new_refs text[];
+  v_refs text[];
   v_item jsonb;
   v_sub jsonb;
   s record;
@@ -125,13 +159,17 @@ begin
     end if;
   end if;
 
-  update public.billing_sync set version = version + 1, updated_at = now()
-   where id = 1 and version = coalesce(p_expected_version, 0)
-  returning version into v_version;
-  if v_version is null then
+  select coalesce(array_agg(distinct r), '{}') into v_new_refs
+    from jsonb_array_elements(coalesce(p_facts, '[]'::jsonb)) x, jsonb_array_elements_text(x -> 'refs') r;
+  v_refs := coalesce(p_refs, v_new_refs);
+  -- The cluster the fold read and everything the new facts touch: another apply whose
+  -- facts reach this cluster shares one of these references, so one of the two waits here
+  -- for the other's commit and then sees its facts in the count below.
+  perform public.tollgate_lock_refs(v_refs || v_new_refs);
+  select count(*) into v_version from public.billing_facts f where f.refs && v_refs;
+  if v_version <> coalesce(p_expected_version, 0) then
     raise exception using errcode = 'PT409', message = 'billing state changed concurrently',
-      detail = jsonb_build_object('expected', p_expected_version,
-                                  'actual', (select version from public.billing_sync where id = 1))::text,
+      detail = jsonb_build_object('expected', p_expected_version, 'actual', v_version)::text,
       hint = 'reload the related facts, fold again and retry';
   end if;
 
@@ -228,7 +266,8 @@ begin
      and exists (select 1 from jsonb_array_elements(coalesce(p_resolved, '[]'::jsonb)) r
                   where r ->> 'provider' = pe.provider and r ->> 'event_id' = pe.event_id);
 
-  return jsonb_build_object('status', v_status, 'version', v_version);
+  return jsonb_build_object('status', v_status,
+    'version', (select count(*) from public.billing_facts f where f.refs && (v_refs || v_new_refs)));
 end
 $fn$;
 
@@ -238,7 +277,8 @@ declare
 begin
   foreach f in array array[
     'public.tollgate_related_facts(text[], integer)',
-    'public.tollgate_apply_facts(jsonb, jsonb, bigint, jsonb, jsonb, jsonb)'
+    'public.tollgate_apply_facts(jsonb, jsonb, bigint, jsonb, jsonb, jsonb, text[])',
+    'public.tollgate_lock_refs(text[])'
   ] loop
     execute format('revoke all on function %s from public, anon, authenticated', f);
     execute format('grant execute on function %s to service_role', f);

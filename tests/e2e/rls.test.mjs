@@ -14,11 +14,11 @@ const USER_READABLE = [
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
   'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences', 'entitlement_history',
 ];
-const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts', 'billing_sync'];
+const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
 // A column each table has, to write requests PostgREST accepts as well-formed (so the
 // refusal that comes back is about privileges, not about an unknown column).
-const COL = { organizations: 'id', pending_webhook_events: 'id', billing_facts: 'id', billing_sync: 'id' };
+const COL = { organizations: 'id', pending_webhook_events: 'id', billing_facts: 'id' };
 const col = (t) => COL[t] ?? 'user_id';
 const val = (t, user) => (col(t) === 'user_id' ? user : col(t) === 'id' && t === 'organizations' ? org : 1);
 // Upserts name a real unique key (PostgREST, like PostgreSQL, refuses an ON CONFLICT

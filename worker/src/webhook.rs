@@ -9,8 +9,10 @@
 //!    result for each subject it touches, together with the event and its facts, in
 //!    ONE store transaction (`tollgate_apply_facts`). The fold is idempotent and
 //!    order-independent, so duplicates, replays and any delivery order end in the same
-//!    rows. A concurrent apply makes the store answer 409 (version check); we fold
-//!    again from fresh facts, a few times.
+//!    rows. The store checks that the fold's cluster of facts (everything sharing a
+//!    reference with the new facts) did not change since it was read; a concurrent apply
+//!    on the same cluster makes it answer 409, and we fold again from fresh facts, a few
+//!    times. Folds of unrelated clusters do not wait for each other.
 //! 4. Answers: 200 `applied` / `duplicate`; 200 `kept` for an event that cannot be
 //!    attributed yet (stored, and applied by the fold that brings its attribution);
 //!    503/500 when the store fails, so the provider retries; nothing is half-written.
@@ -217,6 +219,7 @@ pub async fn apply_facts<T: Transport>(
             "p_event": event,
             "p_facts": facts.iter().map(fact_row).collect::<Vec<_>>(),
             "p_expected_version": version,
+            "p_refs": related.get("refs").cloned().unwrap_or_else(|| json!([])),
             "p_subjects": subjects,
             "p_pending": pending,
             "p_resolved": resolved,
