@@ -852,3 +852,76 @@ fn refunds_in_the_2025_03_31_shape_reach_their_invoice_through_its_payments() {
     assert_eq!(disputed.subscriptions[SUB].revoked.as_ref().unwrap().by, DISPUTE);
     assert!(!has(&cat, &disputed, USER, "studio", "basic", P1E - DAY / 2));
 }
+
+/// Two invoices of the subscription paid by one payment intent (each linked to it by an
+/// `invoice_payment.paid`): a refund of that payment reaches both, in proportion.
+fn two_invoices_one_payment(cat: &tollgate::Catalog, refunded: i64) -> (Vec<Fact>, Vec<Fact>) {
+    let mut fs = first_period_without_invoice_payments(cat);
+    fs.extend(stripe_facts(
+        cat,
+        &edit("stripe/invoice.paid.basil.json", |v| {
+            v["id"] = json!("evt_second_invoice_paid");
+            v["created"] = json!(P1E + 60);
+            let o = obj(v);
+            o.as_object_mut().unwrap().remove("payments");
+            o["id"] = json!("in_second");
+            o["billing_reason"] = json!("subscription_cycle");
+            o["created"] = json!(P1E);
+            o["period_start"] = json!(P1E);
+            o["period_end"] = json!(P1E);
+            o["status_transitions"]["paid_at"] = json!(P1E + 60);
+            for line in o["lines"]["data"].as_array_mut().unwrap() {
+                line["period"] = json!({"start": P1E, "end": P2E});
+            }
+        }),
+    ));
+    fs.extend(facts(cat, &["stripe/invoice_payment.paid.basil.json"]));
+    fs.extend(stripe_facts(
+        cat,
+        &edit("stripe/invoice_payment.paid.basil.json", |v| {
+            v["id"] = json!("evt_second_invoice_payment");
+            let o = obj(v);
+            o["id"] = json!("inpay_second");
+            o["invoice"] = json!("in_second");
+        }),
+    ));
+    let refund = stripe_facts(
+        cat,
+        &edit("stripe/charge.refunded.invoice.basil.json", |v| {
+            v["created"] = json!(P1E + 10 * DAY);
+            let o = obj(v);
+            o["amount"] = json!(5800);
+            o["amount_captured"] = json!(5800);
+            o["amount_refunded"] = json!(refunded);
+        }),
+    );
+    (fs, refund)
+}
+
+#[test]
+fn a_refund_of_a_payment_that_paid_several_invoices_reaches_each_of_them() {
+    let cat = catalog();
+    let second = "stripe:in_second";
+    let now = P1E + 11 * DAY;
+    let (base, refund) = two_invoices_one_payment(&cat, 5800);
+    let before = fold(&cat, &base, now);
+    assert!(has(&cat, &before, USER, "studio", "basic", now));
+    assert!(before.payments.contains_key(second), "{:?}", before.payments.keys());
+    let all = [base.clone(), refund].concat();
+    let st = fold(&cat, &all, now);
+    assert!(st.pending.is_empty(), "{:?}", st.pending);
+    assert_eq!(st.payments[INVOICE].reversed, 2900);
+    assert_eq!(st.payments[second].reversed, 2900);
+    assert!(!has(&cat, &st, USER, "studio", "basic", now));
+    assert_eq!(st.subscriptions[SUB].revoked.as_ref().unwrap().through, t(P2E));
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    for order in orders(&all) {
+        assert_eq!(reduce(&cat, &order, t(now)), st);
+    }
+    // Half of the payment refunded: half of each invoice, access kept.
+    let (base, half) = two_invoices_one_payment(&cat, 2900);
+    let st = fold(&cat, &[base, half].concat(), now);
+    assert_eq!(st.payments[INVOICE].reversed, 1450);
+    assert_eq!(st.payments[second].reversed, 1450);
+    assert!(has(&cat, &st, USER, "studio", "basic", now));
+}

@@ -530,8 +530,9 @@ struct Folder<'c> {
     catalog: &'c Catalog,
     st: BillingState,
     attr: Attribution,
-    /// Payment ref -> payment record id.
-    pay_index: BTreeMap<String, String>,
+    /// Payment ref -> the payment records it belongs to, in the order they were
+    /// recorded (one payment intent can pay several invoices).
+    pay_index: BTreeMap<String, Vec<String>>,
     /// Earliest failed payment of a subscription not seen yet.
     failures: BTreeMap<String, Timestamp>,
     /// Lot expiry times -> subjects with a lot ending then.
@@ -743,10 +744,12 @@ impl<'c> Folder<'c> {
     }
 
     fn record_payment(&mut self, rec: PaymentRecord) {
-        for r in &rec.refs {
-            self.pay_index.entry(r.clone()).or_insert_with(|| rec.id.clone());
+        for r in rec.refs.iter().chain(std::iter::once(&rec.id)) {
+            let ids = self.pay_index.entry(r.clone()).or_default();
+            if !ids.contains(&rec.id) {
+                ids.push(rec.id.clone());
+            }
         }
-        self.pay_index.entry(rec.id.clone()).or_insert_with(|| rec.id.clone());
         self.st.payments.insert(rec.id.clone(), rec);
     }
 
@@ -1110,22 +1113,45 @@ impl<'c> Folder<'c> {
         }
     }
 
-    /// Applies a refund or dispute; false when its payment is not known (yet).
+    /// Applies a refund or dispute to every payment record of its payment (a payment
+    /// intent that paid several invoices reverses each of them, in proportion); false
+    /// when its payment is not known (yet).
     fn on_reversal(&mut self, f: &Fact) -> bool {
         let (r, dispute) = match &f.body {
             FactBody::Refund(r) => (r, false),
             FactBody::Dispute(r) => (r, true),
             _ => return true,
         };
-        let Some(pid) =
-            r.payment_refs.iter().chain(std::iter::once(&r.id)).find_map(|x| self.pay_index.get(x)).cloned()
-        else {
+        let mut pids: Vec<String> = Vec::new();
+        for x in r.payment_refs.iter().chain(std::iter::once(&r.id)) {
+            for id in self.pay_index.get(x).into_iter().flatten() {
+                if !pids.contains(id) && self.st.payments.contains_key(id) {
+                    pids.push(id.clone());
+                }
+            }
+        }
+        if pids.is_empty() {
             return false;
-        };
-        let Some(rec) = self.st.payments.get(&pid).cloned() else { return false };
+        }
+        let shared = pids.len() > 1;
+        for pid in pids {
+            self.reverse_payment(f, r, dispute, shared, pid);
+        }
+        true
+    }
+
+    /// Takes back (all or the refunded share of) what one payment record granted.
+    /// `shared`: the reversed payment paid several records, so each gets its share of
+    /// the reversed amount (`reversed` x record amount / payment amount).
+    fn reverse_payment(&mut self, f: &Fact, r: &Reversal, dispute: bool, shared: bool, pid: String) {
+        let Some(mut rec) = self.st.payments.get(&pid).cloned() else { return };
         let full = dispute || r.is_full();
-        let mut rec = rec;
-        rec.reversed = rec.reversed.max(if full { rec.amount.max(r.reversed) } else { r.reversed });
+        let share = if shared && r.amount > 0 {
+            ((r.reversed.max(0) as i128 * rec.amount.max(0) as i128) / r.amount as i128).min(rec.amount as i128) as i64
+        } else {
+            r.reversed
+        };
+        rec.reversed = rec.reversed.max(if full { if shared { rec.amount } else { rec.amount.max(r.reversed) } } else { share });
         let subject = rec.subject.clone();
         for lot in rec.lots.clone() {
             let Some(granted) =
@@ -1160,7 +1186,6 @@ impl<'c> Folder<'c> {
             }
         }
         self.st.payments.insert(pid, rec);
-        true
     }
 
     fn on_usage(&mut self, f: &Fact, u: &UsageFact) {
