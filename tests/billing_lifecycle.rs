@@ -789,6 +789,10 @@ fn razorpay_won_disputes_restore_and_lost_ones_keep_it_revoked() {
     let st = fold(&cat, &[base.clone(), closing("payment.dispute.won", "won"), opened.clone()].concat(), now);
     assert_eq!(counted_as(st.clone(), &plain), plain);
     assert!(has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
+    // A fraud inquiry closed without a chargeback gives access back the same way.
+    let st = fold(&cat, &[base.clone(), opened.clone(), closing("payment.dispute.closed", "closed")].concat(), now);
+    assert_eq!(counted_as(st.clone(), &plain), plain);
+    assert!(has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
     let st = fold(&cat, &[base.clone(), opened.clone(), closing("payment.dispute.lost", "lost")].concat(), now);
     assert!(!has(&cat, &st, RZP, "studio", "pro", T0 + 20 * DAY));
     assert_eq!(st.balance(RZP, "ai_credits"), 0);

@@ -566,6 +566,8 @@ fn razorpay_dispute_outcomes() {
     assert_eq!(outcome(&raw("payment.dispute.lost", "lost")), ("closed:lost".into(), Some(DisputeOutcome::Lost)));
     assert_eq!(outcome(&raw("payment.dispute.closed", "won")), ("closed:won".into(), Some(DisputeOutcome::Won)));
     assert_eq!(outcome(&raw("payment.dispute.closed", "lost")), ("closed:lost".into(), Some(DisputeOutcome::Lost)));
-    let p = parse_razorpay_event(&cat, &raw("payment.dispute.closed", "closed"), None).unwrap();
+    // A fraud inquiry closed without a chargeback takes nothing back: as won.
+    assert_eq!(outcome(&raw("payment.dispute.closed", "closed")), ("closed:won".into(), Some(DisputeOutcome::Won)));
+    let p = parse_razorpay_event(&cat, &raw("payment.dispute.closed", "under_review"), None).unwrap();
     assert!(matches!(p, Parsed::Ignored { .. }));
 }

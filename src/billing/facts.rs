@@ -293,7 +293,7 @@ pub struct Reversal {
 #[serde(rename_all = "snake_case")]
 pub enum DisputeOutcome {
     /// Decided for the merchant, or an inquiry that closed without a chargeback
-    /// (Stripe `won`, `warning_closed`, `prevented`; Razorpay `won`): the payment
+    /// (Stripe `won`, `warning_closed`, `prevented`; Razorpay `won`, `closed`): the payment
     /// stands, so the dispute takes nothing back.
     Won,
     /// Decided for the customer (Stripe `lost`, `charge_refunded`; Razorpay `lost`):

@@ -18,8 +18,9 @@
 //! from `subscription.charged`), `refund.processed`, `payment.dispute.created`,
 //! `.under_review`, `.action_required` (open: the dispute takes back what the
 //! payment granted), `.won` (as if it never happened), `.lost` and `.closed` (by the
-//! dispute's `status`: `won` or `lost`; any other closing is ignored, so the
-//! dispute stays open).
+//! dispute's `status`: `won` or `lost`, or `closed`: a fraud inquiry closed without a
+//! chargeback, which takes nothing back, like a won dispute; a refund the merchant made
+//! to close it arrives as its own `refund.processed`).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -313,12 +314,14 @@ fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>)
     Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:{state}"), FactBody::Dispute(rev))]))
 }
 
-/// `payment.dispute.closed`: the outcome is the dispute's `status`.
+/// `payment.dispute.closed`: the outcome is the dispute's `status`. Razorpay's `closed`
+/// ends a fraud inquiry without a chargeback (the merchant gave the transaction's details,
+/// or refunded, which comes as a refund of its own): the dispute takes nothing back.
 fn dispute_closed(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
     let d = payload.req("dispute")?.req("entity")?;
     match d.req_str("status")? {
-        "won" => dispute(event, payload, Some(DisputeOutcome::Won)),
+        "won" | "closed" => dispute(event, payload, Some(DisputeOutcome::Won)),
         "lost" => dispute(event, payload, Some(DisputeOutcome::Lost)),
-        s => Ok(Err(format!("dispute {} closed as `{s}`, neither won nor lost", d.req_str("id")?))),
+        s => Ok(Err(format!("dispute {} reported closed with status `{s}`; it stays open", d.req_str("id")?))),
     }
 }
