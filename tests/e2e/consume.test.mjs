@@ -4,7 +4,7 @@
 // against one balance: never negative, the sum exact.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, userToken, postStripe, now, closeDb, id } from './helpers.mjs';
+import { env, q, createUser, worker, userToken, postStripe, now, closeDb, id, sleep } from './helpers.mjs';
 import { stripeOneTime } from './events.mjs';
 
 after(closeDb);
@@ -78,6 +78,26 @@ test('402 with available and required when short; 403 without a plan or credits'
   assert.equal(r.status, 403, r.text);
   assert.equal(r.json.error.code, 'not_entitled');
   assert.equal(typeof r.json.error.upgrade, 'string');
+});
+
+test('a purchase after charges leaves them charged: the fold of the subject\'s facts replays the usage', { skip }, async () => {
+  const uid = await createUser();
+  await buyTokens(uid);
+  for (const seconds of [600, 300]) {
+    const r = await consume(uid, { model: 'standard', quality: 'watermark', seconds });
+    assert.equal(r.status, 200, r.text);
+  }
+  assert.equal(await balance(uid), 900);
+  const facts = await q(`select count(*)::int as n from billing_facts where fact_type = 'usage' and $1 = any(refs)`, [`user:${uid}`]);
+  assert.equal(facts[0].n, 2, 'each charge is stored as a usage fact');
+  // A second bundle, bought after the charges (its webhook folds all of the subject's facts).
+  await sleep(1100);
+  const r = await postStripe(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() }));
+  assert.equal(r.json?.status, 'applied', r.text);
+  assert.equal(await balance(uid), 2700, 'the first bundle keeps its 900 s charged');
+  const next = await consume(uid, { model: 'standard', quality: 'watermark', seconds: 20 });
+  assert.equal(next.status, 200, next.text);
+  assert.equal(await balance(uid), 2680);
 });
 
 test('50 concurrent consumes against one balance: never negative, the sum exact', { skip }, async () => {

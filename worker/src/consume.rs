@@ -18,6 +18,7 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use tollgate::billing::facts::{Fact, UsageFact};
 use tollgate::credits::{ChargeOutcome, OveragePolicy};
 use tollgate::time::Timestamp;
 use tollgate::usage::{plan_usage, UsageRequest};
@@ -159,6 +160,20 @@ pub async fn handle<T: Transport>(
                 "overage_minor": plan.as_ref().map(|p| p.overage_cost).unwrap_or(0),
                 "currency": quote.cost.currency,
             },
+            // The usage as a billing fact, stored with the charge: every later fold of this
+            // subject's facts (a purchase, a renewal, a refund) replays it, so a webhook
+            // never hands consumed credits back.
+            "p_fact": plan.as_ref().map(|p| crate::webhook::fact_row(&Fact::usage(
+                UsageFact {
+                    request_id: request_id.clone(),
+                    subject: subject.to_core(),
+                    pool: p.pool.clone(),
+                    units: seconds,
+                    model: Some(model.clone()),
+                    quality: Some(quality.clone()),
+                },
+                now,
+            ))),
         });
         match app.store.rpc("tollgate_consume", &args).await {
             Ok(v) => match v.get("status").and_then(Value::as_str) {

@@ -129,7 +129,7 @@ fn parse<T>(app: &App<T>, provider: Provider, raw: &str, event_id: Option<&str>)
 }
 
 /// The stored form of a fact (`billing_facts`).
-fn fact_row(f: &Fact) -> Value {
+pub(crate) fn fact_row(f: &Fact) -> Value {
     json!({
         "key": f.key,
         "provider": f.provider.as_str(),
@@ -166,6 +166,14 @@ pub async fn apply_facts<T: Transport>(
         let version = related.get("version").and_then(Value::as_i64).unwrap_or(0);
         let mut all: Vec<Fact> = serde_json::from_value(related.get("facts").cloned().unwrap_or(json!([])))
             .map_err(|e| StoreError::Decode(format!("stored facts: {e}")))?;
+        // A fold of part of a cluster would write a wrong state (usage it did not see would
+        // be handed back): refuse, and let the provider keep the event.
+        if usize::try_from(version).unwrap_or(usize::MAX) > all.len() {
+            return Err(StoreError::Decode(format!(
+                "{version} stored facts are related to this event and only {} were read: the cluster is larger than a fold reads",
+                all.len()
+            )));
+        }
         all.extend(facts.iter().cloned());
         let state = reduce(&app.catalog, &all, now);
 
