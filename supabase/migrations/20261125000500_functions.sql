@@ -8,6 +8,7 @@
 --   tollgate_keep_event(...)                     keep an event that cannot be attributed yet
 --   tollgate_pending_events(...)                 kept events waiting for a customer/subscription
 --   tollgate_consume(...)                        charge a usage request, once per request id
+--   tollgate_usage_stamp(state)                  (internal) what a charge was planned from
 --   tollgate_admin_grant(...)                    manual_grant / promotion grants (+ credits)
 --   tollgate_wallet_apply(...)                   (internal) credit lots and ledger entries
 --   tollgate_allocate_seat / tollgate_release_seat
@@ -168,6 +169,22 @@ $fn$;
 -- With p_ledger_key, the ledger holds only that key's entries (the key itself and
 -- `<key>:<lot>`): what a usage charge needs to see whether it was already posted, so
 -- charging does not read (and the worker does not parse) the subject's whole history.
+-- What a usage charge is planned from, as one value (`stamp` in tollgate_subject_state's
+-- answer): the subject's state without what charges themselves change (each lot's
+-- remaining units, the balances, ledger entries). A plan made from an older copy of the
+-- state holds as long as the stamp is the same: the remaining units are checked lot by
+-- lot when the charge takes them (tollgate_consume).
+create or replace function public.tollgate_usage_stamp(p_state jsonb)
+returns text
+language sql immutable
+set search_path = ''
+as $fn$
+  select md5(jsonb_set(p_state - 'balances' - 'stamp', '{wallet}', jsonb_build_object('lots',
+    coalesce((select jsonb_agg(l.value - 'remaining' order by l.ordinality)
+                from jsonb_array_elements(coalesce(p_state #> '{wallet,lots}', '[]'::jsonb)) with ordinality l),
+             '[]'::jsonb)))::text)
+$fn$;
+
 -- An earlier version of this file had a one-argument form; it is replaced.
 drop function if exists public.tollgate_subject_state(jsonb);
 create or replace function public.tollgate_subject_state(p_subject jsonb, p_ledger_key text default null)
@@ -261,7 +278,7 @@ begin
                            where (c.user_id = s.user_id
                              or c.organization_id = s.organization_id)), '[]'::jsonb)
   ) into v_out;
-  return v_out;
+  return v_out || jsonb_build_object('stamp', public.tollgate_usage_stamp(v_out));
 end
 $fn$;
 
@@ -467,15 +484,20 @@ $fn$;
 --   p_entries      the ledger entries the core posts for it (a 0-delta marker and one per lot)
 --   p_usage        {"units", "model", "quality", "cost_minor", "overage_minor", "currency", "pool"}
 --   p_fact         the usage as a billing fact (stored in billing_facts with the charge)
--- Returns {"status": "charged" | "replayed", "usage_id", "balances"} or, when a lot no
--- longer holds what the plan takes (it moved since the plan was made), the denial
--- {"status": "insufficient", "lot", "available", "required"} and nothing is written; the
--- caller re-plans from fresh balances.
+--   p_stamp        the `stamp` of the subject state the plan was made from; null: no check
+-- Returns {"status": "charged" | "replayed", "usage_id", "balances"}; or, writing nothing,
+-- {"status": "stale", "state"} when the subject's state changed since the plan was made
+-- (its stamp differs), or {"status": "insufficient", "lot", "available", "required",
+-- "state"} when a lot no longer holds what the plan takes. Both carry the fresh state
+-- (tollgate_subject_state with this request's ledger entries), so the caller re-plans
+-- without another call; a caller that kept the state of its last charge plans and charges
+-- in one call.
 -- Each take is `UPDATE ... SET remaining = remaining - x WHERE remaining >= x` with its row
 -- count checked: a lot (and so a balance) can never go negative, whatever the concurrency.
+drop function if exists public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb, jsonb);
 create or replace function public.tollgate_consume(p_request_id text, p_request_hash text, p_subject jsonb,
                                                    p_takes jsonb, p_entries jsonb, p_usage jsonb,
-                                                   p_fact jsonb default null)
+                                                   p_fact jsonb default null, p_stamp text default null)
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -489,10 +511,20 @@ declare
   v_units bigint;
   v_available bigint;
   v_detail text;
+  v_state jsonb;
 begin
   s := public.tollgate_subject_ids(p_subject);
   if coalesce(p_request_id, '') = '' then
     raise exception using errcode = '22023', message = 'request id (Idempotency-Key) is required';
+  end if;
+  -- A plan made from an older state: checked unless the request was charged already (a
+  -- retry is answered from its record below, whatever changed since).
+  if p_stamp is not null
+     and not exists (select 1 from public.usage_records u where u.request_id = p_request_id) then
+    v_state := public.tollgate_subject_state(p_subject, 'usage:' || p_request_id);
+    if v_state ->> 'stamp' is distinct from p_stamp then
+      return jsonb_build_object('status', 'stale', 'state', v_state);
+    end if;
   end if;
 
   begin
@@ -553,7 +585,9 @@ begin
     end loop;
   exception when sqlstate 'PT402' then
     get stacked diagnostics v_detail = pg_exception_detail;
-    return jsonb_build_object('status', 'insufficient') || v_detail::jsonb;
+    return jsonb_build_object('status', 'insufficient',
+                              'state', public.tollgate_subject_state(p_subject, 'usage:' || p_request_id))
+           || v_detail::jsonb;
   end;
 
   return jsonb_build_object('status', 'charged', 'usage_id', v_usage_id,
@@ -674,7 +708,8 @@ begin
     'public.tollgate_keep_event(jsonb, text, text)',
     'public.tollgate_pending_events(text, text, integer)',
     'public.tollgate_pending_attempt(text, text, text)',
-    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb, jsonb)',
+    'public.tollgate_consume(text, text, jsonb, jsonb, jsonb, jsonb, jsonb, text)',
+    'public.tollgate_usage_stamp(jsonb)',
     'public.tollgate_admin_grant(jsonb, jsonb, jsonb)',
     'public.tollgate_allocate_seat(uuid, uuid, integer, uuid)',
     'public.tollgate_release_seat(uuid, uuid)',

@@ -55,6 +55,8 @@ pub struct App<T> {
     signer: Option<SnapshotSigner>,
     jwks: RefCell<Option<(i64, KeySet)>>,
     jwks_tried_at: RefCell<Option<i64>>,
+    /// Each subject's state after its last usage charge here (see [`crate::consume`]).
+    pub(crate) usage_states: crate::consume::UsageStates,
 }
 
 /// The embedded catalog named `name` (see build.rs).
@@ -105,6 +107,7 @@ impl<T: Transport> App<T> {
             signer,
             jwks: RefCell::new(None),
             jwks_tried_at: RefCell::new(None),
+            usage_states: Default::default(),
         })
     }
 

@@ -11,9 +11,19 @@
 //! any concurrency. A lot that moved since the plan was made sends us back to re-plan
 //! from fresh balances (a few times, then 409).
 //!
+//! One store call per charge: the worker keeps, per subject, the state after its last
+//! charge here ([`UsageStates`]) and plans from it; `tollgate_consume` checks the state's
+//! `stamp` (the subject's grants, memberships, preferences and lots, all but the remaining
+//! units) and, when it changed or a lot no longer holds enough, writes nothing and answers
+//! with the fresh state, from which we plan again. A denial is never answered from a kept
+//! state: it is checked against a fresh one first.
+//!
 //! Answers: 200 with the charge; 402 with `available` / `required` when the balance (and
 //! allowed overage) does not cover it; 403 when the subject holds neither a plan nor
 //! credits in the pool; 400 for a malformed request; 5xx when the store fails.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -31,6 +41,36 @@ use crate::supabase::StoreError;
 
 /// Re-plans after a concurrent change before giving up with 409.
 pub const MAX_REPLANS: usize = 8;
+
+/// How many subjects' states an isolate keeps; past it, all are dropped (they are only a
+/// head start: a missing state costs one more store call).
+pub const KEPT_STATES: usize = 1024;
+
+/// Each subject's state after its last charge in this isolate, to plan the next charge
+/// without loading it first. Taken out while a charge runs, so two concurrent charges of
+/// one subject never plan from the same copy.
+#[derive(Default)]
+pub struct UsageStates(RefCell<BTreeMap<String, SubjectState>>);
+
+impl UsageStates {
+    fn take(&self, subject: &Subject) -> Option<SubjectState> {
+        self.0.borrow_mut().remove(&subject.key())
+    }
+
+    /// Keeps `st` (without ledger entries: the next charge has its own key) when the store
+    /// gave it a stamp to check plans against.
+    fn keep(&self, mut st: SubjectState) {
+        if st.stamp.is_none() {
+            return;
+        }
+        st.wallet.ledger.clear();
+        let mut map = self.0.borrow_mut();
+        if map.len() >= KEPT_STATES {
+            map.clear();
+        }
+        map.insert(st.subject.key(), st);
+    }
+}
 
 fn request_hash(subject: &Subject, model: &str, quality: &str, seconds: u64) -> String {
     let canonical = json!({"subject": subject.key(), "model": model, "quality": quality, "seconds": seconds});
@@ -87,13 +127,28 @@ pub async fn handle<T: Transport>(
     let hash = request_hash(&subject, &model, &quality, seconds);
     let ledger_key = format!("usage:{request_id}");
 
-    for _ in 0..MAX_REPLANS {
-        let st = match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
-            Ok(s) => s,
+    // The state to plan from: the one kept from this subject's last charge (consume only),
+    // else a fresh load. `fresh`: read from the store for this request.
+    let kept = if consume { app.usage_states.take(&subject) } else { None };
+    let (mut st, mut fresh) = match kept {
+        Some(st) => (st, false),
+        None => match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+            Ok(s) => (s, true),
             Err(e) => return store_error(&e),
-        };
+        },
+    };
+    for _ in 0..MAX_REPLANS {
         let replay = consume && st.wallet.has_key(&ledger_key);
-        if !replay && !entitled(app, &st, &quote.pool, now) {
+        let denied = !replay && !entitled(app, &st, &quote.pool, now);
+        if denied && !fresh {
+            match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+                Ok(s) => (st, fresh) = (s, true),
+                Err(e) => return store_error(&e),
+            }
+            continue;
+        }
+        if denied {
+            app.usage_states.keep(st);
             return error_json(
                 403,
                 "not_entitled",
@@ -112,8 +167,15 @@ pub async fn handle<T: Transport>(
         };
         let plan = match (&outcome, replay) {
             (ChargeOutcome::Charge(p), _) => Some(p.clone()),
+            (ChargeOutcome::Deny(_), false) if !fresh => {
+                match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+                    Ok(s) => (st, fresh) = (s, true),
+                    Err(e) => return store_error(&e),
+                }
+                continue;
+            }
             (ChargeOutcome::Deny(d), false) => {
-                return error_json(
+                let answer = error_json(
                     402,
                     d.reason.as_str(),
                     d.to_string(),
@@ -121,6 +183,8 @@ pub async fn handle<T: Transport>(
                            "cost": d.cost, "overage_units": d.overage_units, "overage_cost": d.overage_cost,
                            "overage_limit": d.overage_limit, "currency": d.currency}),
                 );
+                app.usage_states.keep(st);
+                return answer;
             }
             (ChargeOutcome::Deny(_), true) => None,
         };
@@ -128,9 +192,9 @@ pub async fn handle<T: Transport>(
             return AppResponse::json(200, &json!({"quote": quote, "charge": outcome}));
         }
         // The entries the core posts for this debit, and the lots it takes from.
+        let mut after = st.wallet.clone();
         let (takes, entries) = match &plan {
             Some(p) => {
-                let mut after = st.wallet.clone();
                 let _ = after.debit(
                     &ledger_key,
                     &p.pool,
@@ -160,6 +224,7 @@ pub async fn handle<T: Transport>(
                 "overage_minor": plan.as_ref().map(|p| p.overage_cost).unwrap_or(0),
                 "currency": quote.cost.currency,
             },
+            "p_stamp": st.stamp,
             // The usage as a billing fact, stored with the charge: every later fold of this
             // subject's facts (a purchase, a renewal, a refund) replays it, so a webhook
             // never hands consumed credits back.
@@ -179,6 +244,10 @@ pub async fn handle<T: Transport>(
             Ok(v) => match v.get("status").and_then(Value::as_str) {
                 Some("charged") | Some("replayed") => {
                     let replayed = v["status"] == "replayed";
+                    if !replayed {
+                        st.wallet = after;
+                    }
+                    app.usage_states.keep(st);
                     return AppResponse::json(
                         200,
                         &json!({
@@ -190,7 +259,14 @@ pub async fn handle<T: Transport>(
                         }),
                     );
                 }
-                Some("insufficient") => continue, // a lot moved since the plan: re-plan
+                // The state changed, or a lot moved, since the plan: re-plan from the fresh
+                // state the store sent back.
+                Some("stale") | Some("insufficient") => {
+                    match SubjectState::from_store(&subject, v.get("state").cloned().unwrap_or(Value::Null)) {
+                        Ok(s) => (st, fresh) = (s, true),
+                        Err(e) => return store_error(&e),
+                    }
+                }
                 _ => {
                     return error(
                         500,

@@ -160,6 +160,8 @@ struct Raw {
     organization: Option<Value>,
     #[serde(default)]
     seats: Option<i64>,
+    #[serde(default)]
+    stamp: Option<String>,
 }
 
 /// Everything stored about one subject.
@@ -176,6 +178,9 @@ pub struct SubjectState {
     pub preferences: Preferences,
     pub organization: Option<Value>,
     pub seats_used: Option<i64>,
+    /// What a usage charge planned from this state is checked against
+    /// (`tollgate_usage_stamp`): unchanged, the plan still holds.
+    pub stamp: Option<String>,
 }
 
 impl SubjectState {
@@ -200,6 +205,11 @@ impl SubjectState {
         args: Value,
     ) -> Result<SubjectState, StoreError> {
         let v = store.rpc("tollgate_subject_state", &args).await?;
+        Self::from_store(subject, v)
+    }
+
+    /// A state as the store answers it (`tollgate_subject_state`'s JSON).
+    pub fn from_store(subject: &Subject, v: Value) -> Result<SubjectState, StoreError> {
         let raw: Raw = serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("subject state: {e}")))?;
         Ok(SubjectState {
             subject: subject.clone(),
@@ -211,6 +221,7 @@ impl SubjectState {
             preferences: raw.preferences.unwrap_or_default(),
             organization: raw.organization,
             seats_used: raw.seats,
+            stamp: raw.stamp,
         })
     }
 
