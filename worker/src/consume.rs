@@ -47,14 +47,16 @@ pub const MAX_REPLANS: usize = 8;
 pub const KEPT_STATES: usize = 1024;
 
 /// Each subject's state after its last charge in this isolate, to plan the next charge
-/// without loading it first. Taken out while a charge runs, so two concurrent charges of
-/// one subject never plan from the same copy.
+/// without loading it first. Concurrent charges of one subject each plan from their own
+/// copy: a copy can only hold more remaining units than the store (charges only take), so
+/// a plan from it either takes what a fresh plan would take or finds a lot short and is
+/// planned again from the fresh state the store sends back; the last charge's copy stays.
 #[derive(Default)]
 pub struct UsageStates(RefCell<BTreeMap<String, SubjectState>>);
 
 impl UsageStates {
-    fn take(&self, subject: &Subject) -> Option<SubjectState> {
-        self.0.borrow_mut().remove(&subject.key())
+    fn get(&self, subject: &Subject) -> Option<SubjectState> {
+        self.0.borrow().get(&subject.key()).cloned()
     }
 
     /// Keeps `st` (without ledger entries: the next charge has its own key) when the store
@@ -129,7 +131,7 @@ pub async fn handle<T: Transport>(
 
     // The state to plan from: the one kept from this subject's last charge (consume only),
     // else a fresh load. `fresh`: read from the store for this request.
-    let kept = if consume { app.usage_states.take(&subject) } else { None };
+    let kept = if consume { app.usage_states.get(&subject) } else { None };
     let (mut st, mut fresh) = match kept {
         Some(st) => (st, false),
         None => match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
