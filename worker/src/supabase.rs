@@ -5,6 +5,7 @@
 //! is `service_role`). Calls are PostgREST's documented forms only:
 //! - `POST /rest/v1/rpc/<fn>` with a JSON object of named arguments (one transaction);
 //! - `GET /rest/v1/<table>?select=...&<column>=eq.<value>` / `in.(...)`.
+//!
 //! Errors come back as PostgREST's `{code, message, details, hint}` and are sorted
 //! into what the caller must do: retry later (store unavailable), recompute (conflict),
 //! or give up on this input (rejected).

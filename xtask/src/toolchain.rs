@@ -69,6 +69,7 @@ pub fn apt_ensure(pkgs: &[&str]) -> Result<()> {
 /// - `-Zlocation-detail=none`: no file/line strings for panics; `-Zfmt-debug=shallow`:
 ///   derived `Debug` prints the type name only (no answer of the worker uses `Debug`)
 ///   (355.6 -> 354.6 KB).
+///
 /// Rustup's prebuilt wasm32 std takes none of these (they need std rebuilt), so there the
 /// build is the plain profile.
 pub const BUILD_STD_RUSTFLAGS: &str = "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=shallow";

@@ -11,6 +11,7 @@
 //! - a Rust compiler for wasm32: rustup's target where it exists; otherwise Debian's
 //!   `rustc-web` with the standard library built from source (`-Z build-std`), as
 //!   ../shared/TOOLCHAIN.md describes. The build says which one it uses.
+//!
 //! worker-build would download wasm-bindgen, wasm-opt and esbuild; it is pointed at the
 //! local ones (WASM_BINDGEN_BIN, WASM_OPT_BIN, ESBUILD_BIN) instead.
 //!
