@@ -70,6 +70,12 @@ export function anonToken() {
 
 // ------------------------------------------------------------------ HTTP
 
+// wrangler dev's proxy answers a POST it could not hand to the worker with this 503 (plain
+// text, not the worker's JSON); it happens now and then under concurrency although the
+// worker never restarted (cloudflare/workers-sdk#14641). Such a request did not reach the
+// worker, so it is sent again, as the proxy itself does for GET and HEAD.
+const DEV_PROXY_LOST = 'Your worker restarted mid-request.';
+
 export async function http(method, url, { headers = {}, body, raw } = {}) {
   const init = { method, headers: { ...headers } };
   if (raw !== undefined) init.body = raw;
@@ -77,11 +83,14 @@ export async function http(method, url, { headers = {}, body, raw } = {}) {
     init.body = JSON.stringify(body);
     init.headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  return { status: res.status, headers: res.headers, text, json };
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(url, init);
+    const text = await res.text();
+    if (res.status === 503 && text.startsWith(DEV_PROXY_LOST) && attempt < 3) continue;
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    return { status: res.status, headers: res.headers, text, json };
+  }
 }
 export const worker = (method, path, opts) => http(method, env.worker + path, opts);
 
