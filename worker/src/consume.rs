@@ -141,15 +141,29 @@ pub async fn handle<T: Transport>(
     };
     for _ in 0..MAX_REPLANS {
         let replay = consume && st.wallet.has_key(&ledger_key);
-        let denied = !replay && !entitled(app, &st, &quote.pool, now);
-        if denied && !fresh {
+        // None: the subject may not draw on the pool at all (the rule is the core's).
+        let outcome = if replay || entitled(app, &st, &quote.pool, now) {
+            let policy = OveragePolicy {
+                allowed: st.preferences.allow_overages,
+                limit: st.preferences.overage_limit_minor,
+                spent: 0,
+            };
+            match plan_usage(&app.catalog, &st.wallet, &usage_req, &policy, now) {
+                Ok(o) => Some(o),
+                Err(e) => return error(400, e.code(), e.to_string()),
+            }
+        } else {
+            None
+        };
+        // A denial is never answered from a kept state: it is checked against a fresh one.
+        if !fresh && !replay && !matches!(outcome, Some(ChargeOutcome::Charge(_))) {
             match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
                 Ok(s) => (st, fresh) = (s, true),
                 Err(e) => return store_error(&e),
             }
             continue;
         }
-        if denied {
+        let Some(outcome) = outcome else {
             app.usage_states.keep(st);
             return error_json(
                 403,
@@ -157,25 +171,9 @@ pub async fn handle<T: Transport>(
                 "no plan or credits for usage: buy a plan or a token bundle",
                 json!({"upgrade": cheapest_usage_offer(app, &quote.pool)}),
             );
-        }
-        let policy = OveragePolicy {
-            allowed: st.preferences.allow_overages,
-            limit: st.preferences.overage_limit_minor,
-            spent: 0,
-        };
-        let outcome = match plan_usage(&app.catalog, &st.wallet, &usage_req, &policy, now) {
-            Ok(o) => o,
-            Err(e) => return error(400, e.code(), e.to_string()),
         };
         let plan = match (&outcome, replay) {
             (ChargeOutcome::Charge(p), _) => Some(p.clone()),
-            (ChargeOutcome::Deny(_), false) if !fresh => {
-                match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
-                    Ok(s) => (st, fresh) = (s, true),
-                    Err(e) => return store_error(&e),
-                }
-                continue;
-            }
             (ChargeOutcome::Deny(d), false) => {
                 let answer = error_json(
                     402,
