@@ -23,7 +23,7 @@ import { availableParallelism } from 'node:os';
 
 import { cpuPerRequest, findStack } from './cpu.mjs';
 
-import { createUser, closeDb, id, now, postStripe, q, userToken, worker } from '../tests/e2e/helpers.mjs';
+import { createUser, closeDb, id, now, postStripe, postStripeUntilAccepted, q, userToken, worker } from '../tests/e2e/helpers.mjs';
 import { StripeSubscriber, stripeOneTime, DAY } from '../tests/e2e/events.mjs';
 
 const QUICK = process.argv.includes('--quick');
@@ -58,18 +58,15 @@ async function deliver(ev) {
   return ms;
 }
 
-/** Delivers like Stripe: a 5xx answer is retried later (here after 50 ms, 100 ms, ...).
- * Returns the number of retries it took. */
+/** Delivers like Stripe (a 5xx answer is retried after 50 ms, 100 ms, ...) and counts
+ * the retries; a retried delivery may find its first attempt applied. */
 let retried = 0;
 async function deliverWithRetries(ev) {
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const r = await postStripe(ev);
-    if (r.status === 200 && (r.json?.status === 'applied' || (attempt > 0 && r.json?.status === 'duplicate'))) return;
-    if (r.status < 500) throw new Error(`${ev.type}: ${r.status} ${r.text}`);
-    retried += 1;
-    await new Promise((res) => setTimeout(res, 50 * (attempt + 1)));
+  const r = await postStripeUntilAccepted(ev, { backoffMs: 50 });
+  retried += r.retries;
+  if (!(r.json?.status === 'applied' || (r.retries > 0 && r.json?.status === 'duplicate'))) {
+    throw new Error(`${ev.type}: ${r.status} ${r.text}`);
   }
-  throw new Error(`${ev.type}: still failing after 30 deliveries`);
 }
 
 const out = {};

@@ -104,6 +104,19 @@ export async function postStripe(event, { secret = env.stripeSecrets[0], timesta
   return worker('POST', '/webhooks/stripe', { raw: payload, headers: { 'stripe-signature': sig, 'content-type': 'application/json' } });
 }
 
+/** Delivers a Stripe event as Stripe does: a 5xx answer is delivered again a little later
+ * (after `backoffMs`, twice that, ...; at most 30 deliveries). Returns the 200 answer with
+ * `retries`, the deliveries answered 5xx before it; any other answer throws. */
+export async function postStripeUntilAccepted(event, { backoffMs = 20 } = {}) {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const r = await postStripe(event);
+    if (r.status === 200) return { ...r, retries: attempt };
+    if (r.status < 500) throw new Error(`${event.type}: ${r.status} ${r.text}`);
+    await sleep(backoffMs * (attempt + 1));
+  }
+  throw new Error(`${event.type}: still 5xx after 30 deliveries`);
+}
+
 /** Posts a Razorpay event: hex HMAC-SHA256 of the raw body in X-Razorpay-Signature. */
 export async function postRazorpay(event, { secret = env.razorpaySecret, eventId = id('evt') } = {}) {
   const payload = typeof event === 'string' ? event : JSON.stringify(event);

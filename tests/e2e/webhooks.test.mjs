@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import {
-  env, q, createUser, postStripe, postRazorpay, closeDb, now, worker, id, stripeEvent, sleep,
+  env, q, createUser, postStripe, postStripeUntilAccepted, postRazorpay, closeDb, now, worker, id, stripeEvent, sleep,
 } from './helpers.mjs';
 import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
 
@@ -174,17 +174,6 @@ test('a shuffled delivery order ends in the same rows as the natural order', { s
   assert.deepEqual(pending, [], 'kept events were applied once attributed');
 });
 
-/** Delivers like Stripe: a 5xx answer is delivered again a little later. */
-async function deliverUntilAccepted(ev) {
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const r = await postStripe(ev);
-    if (r.status === 200) return r.json.status;
-    assert.ok(r.status >= 500, `${ev.type}: ${r.status} ${r.text}`);
-    await sleep(20 * (attempt + 1));
-  }
-  throw new Error(`${ev.type}: still 5xx after 30 deliveries`);
-}
-
 test('every event of 6 lifecycles in flight at once: each subscriber ends as if delivered one by one', { skip: !PLAN }, async () => {
   // Events of one subscriber share references (their folds must not interleave); events
   // of different subscribers share none (their folds commit side by side).
@@ -199,7 +188,7 @@ test('every event of 6 lifecycles in flight at once: each subscriber ends as if 
     const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
     runs.push({ s, sub, events: lifecycle(sub, t0) });
   }
-  const answers = await Promise.all(runs.flatMap((r) => r.events.map((e) => deliverUntilAccepted(e))));
+  const answers = await Promise.all(runs.flatMap((r) => r.events.map(async (e) => (await postStripeUntilAccepted(e)).json.status)));
   assert.ok(answers.every((a) => ['applied', 'kept', 'duplicate'].includes(a)), answers.join(' '));
   for (const r of runs) {
     assert.deepEqual(await normalised(r.s, r.sub), expected, `subscriber ${JSON.stringify(r.s)}`);
