@@ -1,7 +1,7 @@
 // `cargo xtask bench` (run after the package is built): the npm package under
-// Node against a plain-JavaScript implementation of seed 000's hasAccess on the
-// same data, every figure measured in this one run and reported as a ratio to
-// that baseline, plus the gzipped size of the .wasm.
+// Node against a plain-JavaScript implementation of the VCM Suite's original
+// hasAccess on the same data, every figure measured in this one run and reported
+// as a ratio to that baseline, plus the gzipped size of the .wasm.
 //
 // Usage: node bench/package.bench.mjs [--quick]
 
@@ -16,7 +16,7 @@ const ROUNDS = QUICK ? 3 : 7;
 const WASM = new URL('../pkg/tollgate_bg.wasm', import.meta.url);
 const BUDGET_GZIP = 96 * 1024;
 
-// ------------------------------------------------------------------ the baseline: seed 000, as written there
+// ------------------------------------------------------------------ the baseline: the VCM Suite's original hasAccess, as written there
 
 const TIER_ORDER = ['free', 'basic', 'pro', 'enterprise'];
 
@@ -86,11 +86,11 @@ if (page.length !== 30) throw new Error(`the VCM catalog should have 30 tools, f
 
 const figures = [];
 const baseline = measure(() => seedHasAccess(rows, 'creation', 'pro'));
-figures.push(['seed 000 hasAccess, plain JS (baseline)', baseline]);
+figures.push(['VCM Suite hasAccess, plain JS (baseline)', baseline]);
 figures.push(['Engine.check (stateful, by index)', measure(() => engine.check(pi, ti, NOW))]);
 figures.push(['Engine.check, now omitted (Date.now())', measure(() => engine.check(pi, ti))]);
 figures.push(['Engine.hasAccess (by name, explained)', measure(() => engine.hasAccess('creation', 'pro', NOW).allowed)]);
-figures.push(['package hasAccess (seed rows, per call)', measure(() => hasAccess(rows, 'creation', 'pro', NOW))]);
+figures.push(['package hasAccess (VCM Suite rows, per call)', measure(() => hasAccess(rows, 'creation', 'pro', NOW))]);
 const pageNs = measure(() => engine.pageState(null, null, NOW).length === 30);
 figures.push([`Engine.pageState, ${page.length} tools`, pageNs]);
 figures.push([`  per tool`, pageNs / page.length]);

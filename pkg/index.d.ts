@@ -64,7 +64,7 @@ export interface LimitInfo {
   holds_until: string | null;
 }
 
-/** Seed 001's export rule. */
+/** The VCM Suite's export rule. */
 export type ExportPolicy =
   | { policy: 'full' }
   | { policy: 'watermarked' }
@@ -112,7 +112,7 @@ export interface Entitlements {
 
 export type EntitlementsInput = Entitlements | Grant[] | string;
 
-/** A row of seed 000's `cloud_entitlements` table. */
+/** A row of the VCM Suite's `cloud_entitlements` table. */
 export interface CloudEntitlementRow {
   id?: string | null;
   user_id?: string | null;
@@ -129,7 +129,7 @@ export interface CloudEntitlementRow {
   source_ref?: string | null;
 }
 
-/** Seed 001's user: `subscription_tier`, optionally with grants (which then decide the tier). */
+/** A VCM Suite plan user: `subscription_tier`, optionally with grants (which then decide the tier). */
 export type PlanUser = {
   subscription_tier?: string | null;
   entitlements?: Grant[] | null;
@@ -184,10 +184,10 @@ export interface CatalogError extends Error {
  */
 export declare function loadCatalog(src: string | CatalogDoc | Catalog): Catalog;
 
-/** The catalog the seed-compatible helpers use (default: the bundled VCM Suite catalog). */
+/** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
 export declare function defaultCatalog(): Catalog;
 
-/** Sets the catalog the seed-compatible helpers use; returns it. */
+/** Sets the catalog the VCM Suite-compatible helpers use; returns it. */
 export declare function useCatalog(catalog: string | CatalogDoc | Catalog): Catalog;
 
 // ------------------------------------------------------------------ loading
@@ -243,10 +243,10 @@ export declare class Engine {
   free(): void;
 }
 
-// ------------------------------------------------------------------ seed-compatible helpers
+// ------------------------------------------------------------------ VCM Suite-compatible helpers
 
 /**
- * Seed 000's `hasAccess(entitlements, cloud, requiredTier)` over
+ * The VCM Suite's `hasAccess(entitlements, cloud, requiredTier)` over
  * `cloud_entitlements` rows, with tollgate's access rules (trials count,
  * expiry and `valid_from` apply, the highest valid row wins).
  */
@@ -265,7 +265,7 @@ export declare function explainAccess(
   now?: Now,
 ): Decision;
 
-/** Seed 001's `resolveUserTier(user)`: the plan tier; unknown or missing: the default tier ("free"). */
+/** The VCM Suite's `resolveUserTier(user)`: the plan tier; unknown or missing: the default tier ("free"). */
 export declare function resolveUserTier(user: PlanUser, now?: Now): string;
 
 export declare function canUseAI(user: PlanUser, now?: Now): boolean;
@@ -274,21 +274,21 @@ export declare function shouldWatermarkExports(user: PlanUser, now?: Now): boole
 export declare function canUseHeavyTools(user: PlanUser, now?: Now): boolean;
 export declare function canUseMultiStepHeavyTools(user: PlanUser, now?: Now): boolean;
 
-/** Any capability of the catalog for a seed-001 user, explained. */
+/** Any capability of the catalog for a VCM Suite plan user, explained. */
 export declare function explainUser(user: PlanUser, capability: string, now?: Now): Decision;
 
-/** Seed 001's workflow rule: may another run start, given the runs already made today? */
+/** The VCM Suite's workflow rule: may another run start, given the runs already made today? */
 export declare function workflowRunAllowed(user: PlanUser, runsToday: number, now?: Now): boolean;
 
 /** `workflowRunAllowed`, explained. */
 export declare function explainWorkflowRun(user: PlanUser, runsToday: number, now?: Now): Decision;
 
-/** Seed 001's export policy for a user. */
+/** The VCM Suite's export policy for a user. */
 export declare function applyExportPolicy(user: PlanUser, now?: Date | string | number): ExportPolicy;
-/** The seed's call shape: the payload when the user may export, null when not ("Upgrade to export."). */
+/** The original call shape: the payload when the user may export, null when not ("Upgrade to export."). */
 export declare function applyExportPolicy<P extends object>(user: PlanUser, payload: P, now?: Now): P | null;
 
-/** The capability ids the seed-001 helpers read from the catalog. */
+/** The capability ids the VCM Suite plan helpers read from the catalog. */
 export declare const CAPABILITIES: Readonly<{
   useAI: 'use_ai';
   exportFullRes: 'export_full_res';
@@ -299,7 +299,7 @@ export declare const CAPABILITIES: Readonly<{
 
 // ------------------------------------------------------------------ usage pricing
 
-/** The price of a usage request (seed 002): money in integer minor units, rates as exact decimal strings. */
+/** The price of a usage request (Video Studio): money in integer minor units, rates as exact decimal strings. */
 export interface Quote {
   model: string;
   quality: string;
@@ -325,7 +325,7 @@ export interface QuoteError extends Error {
 }
 
 /**
- * Seed 002's usage price of `seconds` (a whole number) of `model` at `quality`:
+ * The Video Studio app's usage price of `seconds` (a whole number) of `model` at `quality`:
  * the core's `usage::quote`, the function the worker charges with.
  * `catalog`: null or omitted for the default catalog. Throws a {@link QuoteError}.
  */

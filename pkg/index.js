@@ -8,7 +8,7 @@
 // Date.now(), read here and never in the core), hands objects to the core as
 // they are (JSON text is parsed here first), turns the core's JSON answers into
 // plain objects, keeps the default catalog (the bundled VCM Suite catalog) for
-// the seed-compatible helpers, and keeps, per product, the answer of the hot
+// the VCM Suite-compatible helpers, and keeps, per product, the answer of the hot
 // path together with the window the core says it holds for.
 
 import initWasm, {
@@ -125,7 +125,7 @@ function objectOf(what, v) {
   }
 }
 
-/** Seed 001's user: only the fields the helpers read cross the boundary. */
+/** A VCM Suite plan user: only the fields the helpers read cross the boundary. */
 function userOf(user) {
   if (user === undefined || user === null) return undefined;
   if (typeof user !== 'object') throw new TypeError(`tollgate: \`user\` must be an object or null, got ${describe(user)}`);
@@ -287,13 +287,13 @@ function catalogError(message, path, line) {
 
 let current = null;
 
-/** The catalog the seed-compatible helpers use (default: the bundled VCM Suite catalog). */
+/** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
 export function defaultCatalog() {
   if (current === null) current = loadCatalog(DEFAULT_CATALOG_JSON);
   return current;
 }
 
-/** Sets the catalog the seed-compatible helpers use; returns it. */
+/** Sets the catalog the VCM Suite-compatible helpers use; returns it. */
 export function useCatalog(catalog) {
   current = loadCatalog(catalog);
   return current;
@@ -397,7 +397,7 @@ export class Engine {
   }
 }
 
-// ------------------------------------------------------------------ seed-compatible helpers
+// ------------------------------------------------------------------ VCM Suite-compatible helpers
 
 function rowsOf(entitlements) {
   if (entitlements === undefined || entitlements === null) return undefined;
@@ -409,7 +409,7 @@ function rowsOf(entitlements) {
 }
 
 /**
- * Seed 000's `hasAccess(entitlements, cloud, requiredTier)` over
+ * The VCM Suite's `hasAccess(entitlements, cloud, requiredTier)` over
  * `cloud_entitlements` rows, with tollgate's access rules (trials count,
  * expiry and `valid_from` apply, the highest valid row wins).
  */
@@ -426,7 +426,7 @@ export function explainAccess(entitlements, cloud, requiredTier, now) {
   );
 }
 
-/** Seed 001's `resolveUserTier(user)`: the plan tier (unknown or missing: the default tier). */
+/** The VCM Suite's `resolveUserTier(user)`: the plan tier (unknown or missing: the default tier). */
 export function resolveUserTier(user, now) {
   return wasmResolveUserTier(defaultCatalog()[HANDLE], userOf(user), nowMs(now));
 }
@@ -435,7 +435,7 @@ function userHolds(user, capability, now) {
   return userAllowed(defaultCatalog()[HANDLE], userOf(user), capability, nowMs(now));
 }
 
-/** Capability ids the seed-001 helpers read from the catalog. */
+/** Capability ids the VCM Suite plan helpers read from the catalog. */
 export const CAPABILITIES = Object.freeze({
   useAI: 'use_ai',
   exportFullRes: 'export_full_res',
@@ -460,12 +460,12 @@ export function canUseMultiStepHeavyTools(user, now) {
   return userHolds(user, CAPABILITIES.multiStepHeavyTools, now);
 }
 
-/** Any capability for a seed-001 user, with its explanation: a Decision. */
+/** Any capability for a VCM Suite plan user, with its explanation: a Decision. */
 export function explainUser(user, capability, now) {
   return JSON.parse(userCan(defaultCatalog()[HANDLE], userOf(user), str('capability', capability), nowMs(now)));
 }
 
-/** Seed 001's workflow rule: may another run start, given the runs already made today? */
+/** The VCM Suite's workflow rule: may another run start, given the runs already made today? */
 export function workflowRunAllowed(user, runsToday, now) {
   return explainWorkflowRun(user, runsToday, now).allowed;
 }
@@ -477,10 +477,10 @@ export function explainWorkflowRun(user, runsToday, now) {
 }
 
 /**
- * Seed 001's export policy.
+ * The VCM Suite's export policy.
  * - `applyExportPolicy(user)` (or with `now` as the second argument when it is a
  *   Date, string or number): `{ policy: "full" | "watermarked" | "refused", message?, upgrade? }`.
- * - `applyExportPolicy(user, payload)`, the seed's call shape: the payload when
+ * - `applyExportPolicy(user, payload)`, the original call shape: the payload when
  *   the user may export, `null` when not ("Upgrade to export.").
  */
 export function applyExportPolicy(user, payloadOrNow, now) {
@@ -494,7 +494,7 @@ export function applyExportPolicy(user, payloadOrNow, now) {
 // ------------------------------------------------------------------ usage pricing
 
 /**
- * Seed 002's usage price of `seconds` of `model` at `quality`, from the
+ * The Video Studio app's usage price of `seconds` of `model` at `quality`, from the
  * catalog's `[usage]` table: the core's `usage::quote`, the same function the
  * worker charges with, so a price shown in the browser is the price charged.
  * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).

@@ -74,7 +74,7 @@ fn first_period_grants_access_and_the_allowance_in_any_order() {
     assert!(!has(&cat, &st, USER, "studio", "pro", T0 + DAY));
     assert!(!has(&cat, &st, USER, "studio", "basic", P1E + 1), "nothing past the paid period");
     assert_eq!(st.balance(USER, "video_seconds"), 1800, "the period's allowance");
-    assert_eq!(st.balance(USER, "free_drafts"), 2, "seed 003's free drafts");
+    assert_eq!(st.balance(USER, "free_drafts"), 2, "the Razorpay AI app's free drafts");
     assert_eq!(st.customers.get(CUS), Some(&Subject::user("u_123")));
     assert!(st.pending.is_empty());
     assert_eq!(st.subscriptions[SUB].status, SubStatus::Active);
@@ -465,7 +465,7 @@ fn razorpay_credits_refill_on_charges_not_on_activation() {
     let cat = catalog();
     let st = fold(&cat, &facts(&cat, &["razorpay/subscription.activated.json"]), T0 + DAY);
     assert!(has(&cat, &st, RZP, "studio", "pro", T0 + DAY));
-    assert_eq!(st.balance(RZP, "ai_credits"), 0, "seed 003: no refill on activation");
+    assert_eq!(st.balance(RZP, "ai_credits"), 0, "Razorpay AI app: no refill on activation");
     let mut fs = facts(
         &cat,
         &[

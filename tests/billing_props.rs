@@ -21,7 +21,8 @@
 //! invariants (no negative balance, ledger sums equal balances, each ledger key
 //! once, every usage unit either taken from a lot or billed as overage).
 //!
-//! Runs are deterministic (fixed seed) and write no regression files.
+//! Runs are deterministic (the random generator starts from a fixed value) and
+//! write no regression files.
 
 #[path = "events/support.rs"]
 mod support;

@@ -88,7 +88,7 @@ fn vcm_suite_holds_the_seeds_numbers() {
     let suite = c.product("suite").unwrap();
     assert_eq!(suite.tiers, ["free", "starter", "basic", "pro"]);
     assert_eq!(c.meta().plan_product.as_deref(), Some("suite"));
-    // Seed 001's registry, in cents, with its price ids.
+    // The VCM Suite's OFFERS_REGISTRY, in cents, with its price ids.
     for (price_id, cents) in [
         ("price_vcm_starter_monthly", 999),
         ("price_vcm_basic_monthly", 2900),
@@ -121,7 +121,7 @@ fn vcm_suite_holds_the_seeds_numbers() {
     for cloud in clouds {
         assert_eq!(c.offer_tier_for(all, cloud), c.tier_index(cloud, "pro"));
     }
-    // Seed 000's offer keys.
+    // The VCM Suite's cloud offer keys.
     for (key, product, tier) in [
         ("CLOUD_CREATION_BASIC_MONTHLY", "creation", "basic"),
         ("CLOUD_CREATION_PRO_MONTHLY", "creation", "pro"),
@@ -135,7 +135,7 @@ fn vcm_suite_holds_the_seeds_numbers() {
             "{key}"
         );
     }
-    // The capability ids the seed helpers depend on.
+    // The capability ids the VCM Suite-compatible helpers depend on.
     for cap in [
         "use_ai",
         "export_full_res",

@@ -211,7 +211,7 @@ fn reset_pools_refill_to_the_allowance_on_each_paid_invoice() {
     assert_eq!(fold(&cat, &fs, T0 + 2 * DAY).balance(C, "ai_credits"), 1700);
     fs.push(paid("sub_c", 1, "STUDIO_PRO_MONTHLY", P1E, P2E));
     let st = fold(&cat, &fs, P1E + DAY);
-    assert_eq!(st.balance(C, "ai_credits"), 2000, "seed 003: min(remaining + limit, limit) = limit");
+    assert_eq!(st.balance(C, "ai_credits"), 2000, "Razorpay AI app: min(remaining + limit, limit) = limit");
     assert_eq!(st.balance(C, "video_seconds"), 7200 + 7200, "the capped pool carries over");
 }
 

@@ -437,7 +437,7 @@ proptest! {
     fn grant_order_never_changes_a_decision(gs in grants(), now in time(), seed in any::<u64>()) {
         let c = rules();
         let mut shuffled = gs.clone();
-        // A deterministic permutation from the seed (Fisher-Yates with an LCG).
+        // A deterministic permutation from the generated u64 (Fisher-Yates with an LCG).
         let mut x = seed | 1;
         for i in (1..shuffled.len()).rev() {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -1,4 +1,4 @@
-//! Organizations and seats (seed 004): seat counts from subscription
+//! Organizations and seats (the Org Seats app): seat counts from subscription
 //! quantities, allocation refused past the count, membership and a seat both
 //! needed for a member to get the organization's grants.
 

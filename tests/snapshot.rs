@@ -15,7 +15,7 @@ use tollgate::snapshot::{
 };
 use tollgate::time::Timestamp;
 
-/// RFC 8032 section 7.1, test 1: secret key (seed) and public key.
+/// RFC 8032 section 7.1, test 1: the 32 secret key bytes and the public key.
 const RFC8032_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const RFC8032_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 /// Its signature of the empty message.

@@ -177,7 +177,7 @@ test('loadCatalog rejects TOML and non-catalogs clearly', () => {
   throwsClearly(() => new Catalog({}), 'loadCatalog');
 });
 
-test('useCatalog switches the catalog of the seed helpers', () => {
+test('useCatalog switches the catalog of the VCM Suite-compatible helpers', () => {
   try {
     const doc = JSON.parse(vcmJson);
     doc.capabilities.find((c) => c.id === 'use_ai').min_tier = 'starter';
@@ -394,9 +394,9 @@ test('a bad now is an Error, never a trap', () => {
   throwsClearly(() => e.hasAccess('creation', 'pro', 1e300), '`now` must be');
 });
 
-// ------------------------------------------------------------------ seed-compatible helpers
+// ------------------------------------------------------------------ VCM Suite-compatible helpers
 
-test("seed 000's hasAccess over cloud_entitlements rows", () => {
+test("the VCM Suite's hasAccess over cloud_entitlements rows", () => {
   assert.equal(hasAccess([row()], 'creation', 'pro', NOW), true);
   assert.equal(hasAccess([row({ tier: 'basic' })], 'creation', 'pro', NOW), false);
   assert.equal(hasAccess([row({ status: 'trial', valid_to: '2026-03-15T00:00:00Z' })], 'creation', 'pro', NOW), true);
@@ -420,13 +420,13 @@ test('malformed rows name the row and the field', () => {
   throwsClearly(() => explainAccess([row()], 'creation', 7, NOW), '`requiredTier` must be a string');
 });
 
-test("seed 001's user helpers", () => {
+test("the VCM Suite's user helpers", () => {
   assert.equal(resolveUserTier(null), 'free');
   assert.equal(resolveUserTier(undefined), 'free');
   assert.equal(resolveUserTier({}), 'free');
   assert.equal(resolveUserTier({ subscription_tier: 'starter' }), 'starter');
   assert.equal(resolveUserTier({ subscription_tier: 'gold' }), 'free');
-  assert.equal(resolveUserTier({ subscription_tier: 7 }), 'free', 'like the seed: anything else is free');
+  assert.equal(resolveUserTier({ subscription_tier: 7 }), 'free', 'like the original: anything else is free');
   assert.equal(resolveUserTier({ id: 'u1', email: 'a@b.c', subscription_tier: 'pro', created: new Date() }), 'pro');
 
   const free = null;
@@ -451,7 +451,7 @@ test('a user with grants: the tier comes from them, and expires', () => {
   throwsClearly(() => resolveUserTier({ entitlements: [grant({ status: 'paused' })] }, NOW), 'grants[0]', 'paused');
 });
 
-test("seed 001's workflow rule", () => {
+test("the VCM Suite's workflow rule", () => {
   const starter = { subscription_tier: 'starter' };
   assert.equal(workflowRunAllowed(starter, 2, NOW), true);
   assert.equal(workflowRunAllowed(starter, 3, NOW), false);
@@ -464,7 +464,7 @@ test("seed 001's workflow rule", () => {
   throwsClearly(() => workflowRunAllowed(starter, undefined, NOW), '`runsToday` must be a number');
 });
 
-test("seed 001's applyExportPolicy: the policy, or the seed's payload-or-null", () => {
+test("the VCM Suite's applyExportPolicy: the policy, or the original payload-or-null", () => {
   assert.deepEqual(applyExportPolicy({ subscription_tier: 'starter' }, NOW), { policy: 'watermarked' });
   assert.deepEqual(applyExportPolicy({ subscription_tier: 'pro' }), { policy: 'full' });
   const refused = applyExportPolicy(null, new Date(NOW));

@@ -44,7 +44,7 @@ function decisionView(d) {
   };
 }
 
-// The seed-001 boolean helpers, by the capability they read.
+// The VCM Suite plan's boolean helpers, by the capability they read.
 const USER_HELPERS = new Map([
   [CAPABILITIES.useAI, canUseAI],
   [CAPABILITIES.exportFullRes, canExportFullRes],
@@ -144,7 +144,7 @@ for (const file of files) {
   test(`fixture ${file}: ${fx.name}`, () => {
     assert.ok(Array.isArray(fx.cases) && fx.cases.length > 0, 'a fixture needs cases');
     const catalog = catalogNamed(fx.catalog);
-    useCatalog(catalog); // the seed-compatible helpers read the default catalog
+    useCatalog(catalog); // the VCM Suite-compatible helpers read the default catalog
     const base = new Engine(catalog, fx.entitlements ?? null);
     const failures = [];
     fx.cases.forEach((c, i) => {

@@ -1,4 +1,4 @@
-// quote(): seed 002's usage pricing through the package, the core's
+// quote(): the Video Studio app's usage pricing through the package, the core's
 // usage::quote (the function the worker charges with). Every expected figure
 // below is worked out by hand from catalogs/video-studio.toml:
 // cost = ceil(seconds x base_price_per_second x multiplier) in cents, rounded
@@ -27,7 +27,7 @@ function throwsCode(fn, code, ...parts) {
   return caught;
 }
 
-test('quote: seed 002 prices, worked out by hand', () => {
+test('quote: Video Studio prices, worked out by hand', () => {
   // [model, quality, seconds, cost in cents, overage in cents]
   const cases = [
     // 0.015 x 1.2 x 30 = 0.54 exactly; x 1.5 = 0.81

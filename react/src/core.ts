@@ -33,7 +33,7 @@ export interface TollgateModule {
   isReady?(): boolean;
   loadCatalog(src: string | object): TollgateCatalog;
   Engine: new (catalog: TollgateCatalog | object | string, entitlements?: unknown) => TollgateEngine;
-  /** Usage pricing (seed 002): the one function the worker charges with. */
+  /** Usage pricing (Video Studio): the one function the worker charges with. */
   quote?: (catalog: TollgateCatalog | object | string, model: string, quality: string, seconds: number) => Quote;
   /** The core's snapshot verifier, when the package exports it. */
   verifySnapshot?: (token: string, keys: Record<string, string>, subject?: string | null, now?: number) => unknown;

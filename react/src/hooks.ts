@@ -106,7 +106,7 @@ export function useLimit(name: string): { value: LimitValue | null; error: strin
   }, [t.status, t.engine, t.version, name]);
 }
 
-/** Seed 001's export policy for the subject now; null while pending. */
+/** The VCM Suite's export policy for the subject now; null while pending. */
 export function useExportPolicy(): ExportPolicy | null {
   const t = useTollgate();
   return useMemo(() => {
@@ -123,7 +123,7 @@ export function useExportPolicy(): ExportPolicy | null {
 const catalogs = new WeakMap<object, TollgateCatalog>();
 
 /**
- * A live usage quote (seed 002) from the core's `quote`: the same function the worker
+ * A live usage quote (Video Studio) from the core's `quote`: the same function the worker
  * charges with. `catalog`: a catalog document with a `[usage]` section (default: the
  * provider's catalog).
  */

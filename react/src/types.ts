@@ -151,7 +151,7 @@ export interface CatalogDoc {
   tools?: CatalogTool[];
 }
 
-/** A usage price (seed 002), as the core's `quote` returns it. */
+/** A usage price (Video Studio), as the core's `quote` returns it. */
 export interface Quote {
   model: string;
   quality: string;

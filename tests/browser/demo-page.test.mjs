@@ -1,4 +1,4 @@
-// Seed 000's demo tool page in its three states, rendered on the server: the HTML
+// The VCM Suite's demo tool page in its three states, rendered on the server: the HTML
 // itself (before any script) already shows the right parts, and the hydrated page agrees.
 
 import { test, after, before } from 'node:test';

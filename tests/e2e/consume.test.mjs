@@ -1,7 +1,7 @@
-// Server-side usage charging (POST /v1/usage/quote and /v1/usage/consume) with seed 002's
-// video seconds: 402 when short (with available / required), 403 without a plan or
-// credits, the same Idempotency-Key never charged twice, and 50 concurrent consumes
-// against one balance: never negative, the sum exact.
+// Server-side usage charging (POST /v1/usage/quote and /v1/usage/consume) with the
+// Video Studio app's video seconds: 402 when short (with available / required), 403
+// without a plan or credits, the same Idempotency-Key never charged twice, and 50
+// concurrent consumes against one balance: never negative, the sum exact.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { env, q, createUser, worker, userToken, postStripe, now, closeDb, id, sleep } from './helpers.mjs';

@@ -115,7 +115,7 @@ export function stripeOneTime({ subject, offer, at, amount = 1900 }) {
   return stripeEvent('checkout.session.completed', cs, { created: at });
 }
 
-/** Razorpay webhook payloads for one subscription (seed 003). */
+/** Razorpay webhook payloads for one subscription (the Razorpay AI app). */
 export class RazorpaySubscriber {
   constructor({ userId, plan, start, days = 30 }) {
     this.userId = userId;

@@ -1,7 +1,7 @@
-// One full lifecycle per seed catalog, through the running worker: purchase, renewal,
+// One full lifecycle per example catalog, through the running worker: purchase, renewal,
 // failed payment and grace, recovery, cancel at period end, expiry, re-subscribe; token
 // purchase and consumption (video studio); seats for organizations (organization
-// plans); the same story told by Razorpay (seed 003's app). Rows are checked in
+// plans); the same story told by Razorpay (the Razorpay AI app). Rows are checked in
 // PostgreSQL and the user's signed snapshot is read back from /v1/entitlements.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,7 +93,7 @@ async function stripeStory({ subject, col, subjectId, offer, price, product, tie
   return { s, s2, end2 };
 }
 
-test('VCM Suite (seeds 000/001): the suite plan from purchase to re-subscription', { skip: env.catalog !== 'vcm-suite' }, async () => {
+test('VCM Suite: the suite plan from purchase to re-subscription', { skip: env.catalog !== 'vcm-suite' }, async () => {
   const uid = await createUser();
   const { s2, end2 } = await stripeStory({
     subject: { user_id: uid }, col: 'user_id', subjectId: uid,
@@ -111,7 +111,7 @@ test('VCM Suite (seeds 000/001): the suite plan from purchase to re-subscription
   assert.ok(products.includes('video:pro') && products.includes('music:pro'), products.join(','));
 });
 
-test('Video studio (seed 002): allowance with capped rollover, token purchase, consumption', { skip: env.catalog !== 'video-studio' }, async () => {
+test('Video Studio: allowance with capped rollover, token purchase, consumption', { skip: env.catalog !== 'video-studio' }, async () => {
   const uid = await createUser();
   await stripeStory({
     subject: { user_id: uid }, col: 'user_id', subjectId: uid,
@@ -141,7 +141,7 @@ test('Video studio (seed 002): allowance with capped rollover, token purchase, c
   assert.equal(snap.balances.video_seconds, bal.video_seconds);
 });
 
-test('Organization plans (seed 004): the organization\'s subscription, seats that follow its quantity', { skip: env.catalog !== 'org-seats' }, async () => {
+test('Org Seats: the organization\'s subscription, seats that follow its quantity', { skip: env.catalog !== 'org-seats' }, async () => {
   const org = crypto.randomUUID();
   await q('insert into organizations (id, name) values ($1, $2)', [org, 'Acme Learning']);
   const { s2 } = await stripeStory({
@@ -182,7 +182,7 @@ test('Organization plans (seed 004): the organization\'s subscription, seats tha
   assert.deepEqual((await snapshot(b)).grants, []);
 });
 
-test('Razorpay AI app (seed 003): activation, charges that refill credits, halt, cancel, re-subscribe', { skip: env.catalog !== 'razorpay-ai' }, async () => {
+test('Razorpay AI app: activation, charges that refill credits, halt, cancel, re-subscribe', { skip: env.catalog !== 'razorpay-ai' }, async () => {
   const uid = await createUser();
   const r = new RazorpaySubscriber({ userId: uid, plan: 'plan_premium_monthly', start: t0 });
   const send = async (type, opts) => {

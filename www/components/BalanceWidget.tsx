@@ -1,7 +1,7 @@
 'use client';
 
-// Seed 002's balance widget: allowance, rollover, purchased tokens and the next
-// renewal, read through Supabase's REST API (row-level security: the user's own rows).
+// The Video Studio app's balance widget: allowance, rollover, purchased tokens and
+// the next renewal, read through Supabase's REST API (row-level security: the user's own rows).
 
 import { useCallback, useEffect, useState } from 'react';
 import { formatMoney } from 'tollgate-react';

@@ -6,7 +6,7 @@ import type { Decision } from 'tollgate-react';
 
 import { useUpgrade } from './UpgradeModal';
 
-/** The pro part of the demo tool, or the upgrade banner (seed 000's UpgradeBanner). */
+/** The pro part of the demo tool, or the upgrade banner (the VCM Suite's original UpgradeBanner). */
 export function DemoProSection(props: {
   cloud: string;
   tier: string;

@@ -1,6 +1,6 @@
 'use client';
 
-// Seed 002's generate form. The live quote comes from the core's `quote` (wasm, in
+// The Video Studio app's generate form. The live quote comes from the core's `quote` (wasm, in
 // this browser); submitting goes through the worker's POST /v1/usage/consume, which
 // prices and charges with the same function, and its 402/403 answers are shown as
 // readable messages.

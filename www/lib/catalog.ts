@@ -23,12 +23,12 @@ async function fromWorker(base: string, fallback: string): Promise<{ doc: Catalo
   return { doc: bundledCatalog(fallback), from: 'package' };
 }
 
-/** The VCM Suite catalog (seeds 000 and 001). */
+/** The VCM Suite catalog. */
 export function suiteCatalog() {
   return fromWorker(workerUrl(), 'vcm-suite');
 }
 
-/** The video studio catalog (seed 002), with usage pricing. */
+/** The Video Studio catalog, with usage pricing. */
 export async function studioCatalog() {
   const r = await fromWorker(studioWorkerUrl(), 'video-studio');
   // A worker configured with another catalog does not serve this one.

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: every figure measured in one run, in stages.
 //!
-//! 1. The npm package under Node against seed 000's plain-JS `hasAccess` (the
-//!    baseline, measured in the same run), and its gzipped wasm (`bench/package.bench.mjs`).
+//! 1. The npm package under Node against the VCM Suite's original plain-JS
+//!    `hasAccess` (the baseline, measured in the same run), and its gzipped wasm
+//!    (`bench/package.bench.mjs`).
 //! 2. The worker's upload, gzipped, against the 350 KB budget.
 //! 3. Verify + parse + reduce of a ~4 KB Stripe event: natively and as wasm under
 //!    Node, the same crate (`bench/core`) built with the same settings, side by side

@@ -1,4 +1,4 @@
-//! `cargo xtask demo`, part 2: a realistic subscription lifecycle for each seed's
+//! `cargo xtask demo`, part 2: a realistic subscription lifecycle for each example
 //! catalog, replayed through the core exactly as the worker does it: each provider
 //! event is built in the provider's shape (Stripe's current API shape, Razorpay's
 //! webhook payloads), signed with the provider's scheme, verified, parsed into facts
@@ -205,7 +205,7 @@ pub(crate) fn stripe_one_time(cat: &Catalog, ids: &mut Ids, user: &str, offer: &
     stripe_event(ids, "checkout.session.completed", cs, at)
 }
 
-/// One Razorpay subscription (seed 003's app), and its webhook payloads.
+/// One Razorpay subscription (the Razorpay AI app), and its webhook payloads.
 struct RazorpaySub {
     user: String,
     plan: String,
@@ -562,7 +562,7 @@ fn video_studio(cat: &Catalog) -> Result<()> {
         Delivery::Stripe(sub.invoice_failed(&mut st.ids, P2 + HOUR)),
         Delivery::Stripe(sub.subscription(&mut st.ids, "customer.subscription.updated", P2 + HOUR + 1, "past_due", (P2, P3), false, None)),
     ];
-    st.step(P2 + HOUR + 1, "failed payment: past due; this catalog has no grace (seed 002)", fail)?;
+    st.step(P2 + HOUR + 1, "failed payment: past due; this catalog has no grace (as in the Video Studio app)", fail)?;
     let recover = vec![
         Delivery::Stripe(sub.invoice_paid(&mut st.ids, P2 + 2 * DAY, (P2, P3))),
         Delivery::Stripe(sub.subscription(&mut st.ids, "customer.subscription.updated", P2 + 2 * DAY + 1, "active", (P2, P3), false, None)),
@@ -584,7 +584,7 @@ fn video_studio(cat: &Catalog) -> Result<()> {
     ];
     st.step(t + 1, "re-subscribe: Creator Plan ($29.00, 1800 s a month)", ev)?;
     let footer = vec![st.check_order_independence(t + 1)?];
-    st.print(&format!("{} (catalogs/video-studio.toml): {user}, Stripe, seed 002's seconds", cat.meta().name), &footer);
+    st.print(&format!("{} (catalogs/video-studio.toml): {user}, Stripe, the Video Studio app's seconds", cat.meta().name), &footer);
     Ok(())
 }
 
@@ -691,7 +691,7 @@ fn org_seats(cat: &Catalog) -> Result<()> {
         footer.push(format!("{u}: org ≥ BUSINESS {}; sso_enabled {}", describe(&a), if d.allowed { "✓" } else { "✗" }));
     }
     footer.push(st.check_order_independence(at)?);
-    st.print(&format!("{} (catalogs/org-seats.toml): {org}, Stripe, seed 004's seats", cat.meta().name), &footer);
+    st.print(&format!("{} (catalogs/org-seats.toml): {org}, Stripe, the Org Seats app's seats", cat.meta().name), &footer);
     Ok(())
 }
 
@@ -710,7 +710,7 @@ fn razorpay_ai(cat: &Catalog) -> Result<()> {
     let p = r.payment(&mut st.ids, P1 + HOUR, 49900);
     let c = r.event("subscription.charged", P1 + HOUR, "active", (P1, P2), Some(p));
     let d = vec![ev(&mut st, c.clone())];
-    st.step(P1 + HOUR, "renewal: charged; AI credits reset to 2000 (seed 003)", d)?;
+    st.step(P1 + HOUR, "renewal: charged; AI credits reset to 2000 (as in the Razorpay AI app)", d)?;
     let event_id = st.log.last().map(|f| f.event.clone()).unwrap_or_default();
     st.step(P1 + HOUR + 30, "the same charge redelivered (same x-razorpay-event-id)", vec![Delivery::Razorpay(c, event_id)])?;
     let h = r.event("subscription.halted", P2 + HOUR, "halted", (P2, P3), None);
@@ -743,7 +743,7 @@ fn razorpay_ai(cat: &Catalog) -> Result<()> {
     let d = vec![ev(&mut st, a), ev(&mut st, c)];
     st.step(t + 1, "re-subscribe: Premium again", d)?;
     let footer = vec![st.check_order_independence(t + 1)?];
-    st.print(&format!("{} (catalogs/razorpay-ai.toml): {user}, Razorpay, seed 003's credits", cat.meta().name), &footer);
+    st.print(&format!("{} (catalogs/razorpay-ai.toml): {user}, Razorpay, the Razorpay AI app's credits", cat.meta().name), &footer);
     Ok(())
 }
 

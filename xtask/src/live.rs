@@ -264,7 +264,7 @@ fn walkthrough(local: &Local) -> Result<()> {
         "   email to start without a plan (sign-in and checkout are labelled local stand-ins).".to_string(),
         format!("2. {w}/tools: locked tools say why; click one for the upgrade modal (offers and prices from"),
         "   the catalog). \"Buy\" posts Stripe-signed events to the worker; the page unlocks without a reload.".to_string(),
-        format!("3. {w}/tools/demo: seed 000's demo tool, rendered on the server from the signed snapshot."),
+        format!("3. {w}/tools/demo: the VCM Suite's demo tool, rendered on the server from the signed snapshot."),
         format!("4. {w}/generate: live quote from the core; submit charges video seconds via the worker."),
         format!("5. {w}/account: entitlements over time; cancel at period end keeps access until it ends."),
         format!("Ports: PostgreSQL {}, REST {}, workers {} and {}, www {} (TOLLGATE_*_PORT to move them).", p.pg, p.rest, p.worker, p.studio, p.www),

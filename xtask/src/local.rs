@@ -227,9 +227,9 @@ impl Local {
         self.workers.iter().find(|w| w.catalog == catalog).map(|w| w.url.clone())
     }
 
-    /// The trusted snapshot key, `kid:base64url`, of this run's signing seed.
+    /// The trusted snapshot key, `kid:base64url`, of this run's signing key.
     pub fn snapshot_public_keys(&self) -> Result<String> {
-        let seed = tollgate::snapshot::decode_key(&self.secrets.snapshot_seed).map_err(|e| format!("snapshot seed: {e}"))?;
+        let seed = tollgate::snapshot::decode_key(&self.secrets.snapshot_seed).map_err(|e| format!("snapshot signing key: {e}"))?;
         let public = tollgate::snapshot::public_key_from_seed(&seed);
         Ok(format!("{}:{}", self.secrets.snapshot_kid, tollgate::snapshot::encode_b64url(&public)))
     }

@@ -31,7 +31,7 @@ cargo xtask <command>
 
   demo    the main job: (1) each shipped catalog evaluated for example users (locked
           tools, why, cheapest upgrade); (2) a subscription lifecycle replayed through
-          the core for each seed catalog (access and balances at every step); (3) the
+          the core for each example catalog (access and balances at every step); (3) the
           whole local stack started (PostgreSQL, REST gateway, workers, www app), a
           Stripe-signed purchase replayed against it, then kept running until Ctrl-C.
             --no-wait   stop after the purchase scenario (also when CI=true)
@@ -39,7 +39,7 @@ cargo xtask <command>
   test    every test, in stages: native Rust (cargo test --workspace); the npm package
           under Node; webhook signatures cross-checked with Stripe's and Razorpay's own
           libraries; the React layer; the worker end to end under wrangler dev against
-          PostgreSQL and the REST gateway, once per seed catalog; the www app in Chromium
+          PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
@@ -110,7 +110,7 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
     )?;
     let info = local.stack_info();
     stages.run(
-        &format!("worker: build, then tests/e2e under wrangler dev on :{} for each seed catalog", ports.worker),
+        &format!("worker: build, then tests/e2e under wrangler dev on :{} for each example catalog", ports.worker),
         || worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string()),
     )?;
     stages.run("www: next build", || www::next_build(root))?;
@@ -186,7 +186,7 @@ fn demo_command(root: &Path, flags: &[&str]) -> Result<()> {
         stages.run("catalogs: which tools are locked for example users, why, and the cheapest upgrade", || {
             demo::run(root)
         })?;
-        stages.run("billing lifecycles: provider events replayed through the core, per seed catalog", || {
+        stages.run("billing lifecycles: provider events replayed through the core, per example catalog", || {
             lifecycle::run(root)
         })?;
         if offline {

@@ -20,7 +20,7 @@ use crate::util::{fnv1a, note, read, run, secs, step, write_if_changed, Result};
 
 /// The cargo profile for the wasm build (see the root Cargo.toml).
 pub const PROFILE: &str = "wasm-release";
-/// The catalog the package's seed-compatible helpers use by default.
+/// The catalog the package's VCM Suite-compatible helpers use by default.
 pub const DEFAULT_CATALOG: &str = "vcm-suite";
 /// wasm-opt's options: size first; the features rustc enables for wasm32 by default.
 const WASM_OPT_ARGS: &[&str] = &[

@@ -383,7 +383,7 @@ pub struct LocalSecrets {
     pub stripe: [String; 2],
     pub razorpay: String,
     pub admin: String,
-    /// Ed25519 seed (hex) that signs snapshots.
+    /// Ed25519 secret key bytes (hex) that sign snapshots.
     pub snapshot_seed: String,
     pub snapshot_kid: String,
     /// The service-role key: an HS256 JWT with role `service_role`, signed with the
@@ -660,7 +660,7 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
 
 // ------------------------------------------------------------------ everything
 
-/// The seed catalogs the e2e suite runs against, one `wrangler dev` each.
+/// The example catalogs the e2e suite runs against, one `wrangler dev` each.
 pub const CATALOGS: &[&str] = &["vcm-suite", "video-studio", "org-seats", "razorpay-ai"];
 
 /// Where the local stack is (from xtask's stack module).
@@ -678,7 +678,7 @@ pub struct StackInfo {
 }
 
 /// The worker's whole test stage, with the local stack already up: build the worker,
-/// then for each seed catalog write `.dev.vars`, start `wrangler dev` and run the e2e
+/// then for each example catalog write `.dev.vars`, start `wrangler dev` and run the e2e
 /// suite (each test file runs what applies to that catalog). Prints the bundle size.
 pub fn test_all(root: &Path, stack: &StackInfo) -> Result<BuildOutput> {
     test_all_on(root, stack, DEV_PORT)

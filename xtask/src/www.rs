@@ -23,7 +23,7 @@ use crate::util::{note, run, step, Result};
 pub struct StackUrls {
     /// The worker gating the VCM Suite catalog (`CATALOG=vcm-suite`).
     pub worker_url: String,
-    /// The worker serving the video-studio catalog (seed 002 usage); may equal `worker_url`.
+    /// The worker serving the video-studio catalog (Video Studio usage); may equal `worker_url`.
     pub studio_worker_url: String,
     /// Trusted snapshot keys, `kid:base64url[,kid:base64url]` (the worker's `SNAPSHOT_KEY_ID`
     /// and the public key of its `SNAPSHOT_SIGNING_KEY`).

@@ -11,7 +11,7 @@ export default async function GeneratePage() {
     <>
       <h1>Generate video</h1>
       <p className="status-line">
-        Seed 002: prices per second by model and quality ({doc.catalog.name} {doc.catalog.version}). The quote below is
+        Video Studio: prices per second by model and quality ({doc.catalog.name} {doc.catalog.version}). The quote below is
         computed in your browser by the same core function the worker charges with; the worker re-checks every request.
       </p>
       <div className="two">

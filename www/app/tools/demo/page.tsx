@@ -1,4 +1,4 @@
-// Seed 000's demo tool page, rendered on the server with the tollgate package:
+// The VCM Suite's demo tool page, rendered on the server with the tollgate package:
 // signed out, the free part only; signed in without the entitlement, the free part
 // and an upgrade banner; entitled (Creation Cloud pro or better), the pro part.
 //
@@ -48,7 +48,7 @@ export default async function DemoToolPage() {
     <>
       <h1>Caption Studio</h1>
       <p className="status-line">
-        Seed 000&apos;s demo tool: the free editor for everyone; AI captions need Creation Cloud <code>{REQUIRED}</code>.
+        The VCM Suite&apos;s demo tool: the free editor for everyone; AI captions need Creation Cloud <code>{REQUIRED}</code>.
       </p>
       <FreeToolComponent />
       {session ? (
