@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[test]
 fn bootstrap_and_migrations_apply_twice_and_are_served() {
-    let root = stack::repo_root();
+    let root = stack::repo_root().unwrap_or_else(|e| panic!("{e}"));
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gateway-stack");
     let pg = stack::Pg::new(&dir, stack::free_port().unwrap()).unwrap();
     let _stop = common::StopOnDrop(&pg);

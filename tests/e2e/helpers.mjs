@@ -8,6 +8,10 @@ import Stripe from 'stripe';
 export const env = {
   worker: process.env.TOLLGATE_WORKER_URL ?? 'http://127.0.0.1:8787',
   rest: process.env.TOLLGATE_REST_URL ?? 'http://127.0.0.1:54321',
+  // The `iss` the worker expects of users' access tokens: its SUPABASE_URL (the gateway
+  // locally) + /auth/v1, as Supabase Auth issues them.
+  issuer: process.env.TOLLGATE_JWT_ISSUER
+    ?? `${(process.env.TOLLGATE_REST_URL ?? 'http://127.0.0.1:54321').replace(/\/+$/, '')}/auth/v1`,
   db: process.env.TOLLGATE_DB_URL ?? 'postgres://postgres@127.0.0.1:54322/postgres',
   jwtSecret: process.env.TOLLGATE_JWT_SECRET ?? 'super-secret-jwt-token-with-at-least-32-characters-long',
   serviceKey: process.env.TOLLGATE_SERVICE_ROLE_KEY,
@@ -60,9 +64,11 @@ export function signJwt(claims, secret = env.jwtSecret) {
   const s = crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url');
   return `${h}.${p}.${s}`;
 }
-/** A Supabase access token of a signed-in user. */
-export function userToken(uid, { exp = now() + 3600, secret } = {}) {
-  return signJwt({ sub: uid, role: 'authenticated', aud: 'authenticated', exp, email: `${uid}@example.test` }, secret);
+/** A Supabase access token of a signed-in user (`iss: null` leaves the issuer out). */
+export function userToken(uid, { exp = now() + 3600, secret, iss = env.issuer } = {}) {
+  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', exp, email: `${uid}@example.test` };
+  if (iss !== null) claims.iss = iss;
+  return signJwt(claims, secret);
 }
 export function anonToken() {
   return signJwt({ role: 'anon', iss: 'supabase-demo', exp: now() + 3600 });

@@ -48,7 +48,11 @@ async fn serve(app: Rc<App<ReqwestTransport>>, mut sock: TcpStream) -> std::io::
             headers.0.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // As in the worker: a body declared over the limit is not read; the app answers 413.
+    if tollgate_worker::routes::body_too_large(&headers, 0).is_some() {
+        len = 0;
+    }
     while buf.len() < head_end + len {
         let n = sock.read(&mut chunk).await?;
         if n == 0 {

@@ -111,35 +111,45 @@ impl<T: Transport> App<T> {
         })
     }
 
-    /// Routes one request.
+    /// Routes one request: a body over [`crate::routes::MAX_BODY_BYTES`] is refused first,
+    /// then the path and method are looked up in [`crate::routes::ROUTES`].
     pub async fn handle(&self, req: InRequest, now: Timestamp) -> AppResponse {
+        use crate::routes::{self, Resolved, Route};
         let path = req.path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
-        let resp = match (req.method, path) {
-            (Method::Get | Method::Head, "/healthz") => self.healthz(),
-            (Method::Get | Method::Head, "/v1/catalog") => self.catalog_route(),
-            (Method::Get, "/v1/entitlements") => self.entitlements(&req, now).await,
-            (Method::Post, "/v1/usage/quote") => self.usage(&req, now, false).await,
-            (Method::Post, "/v1/usage/consume") => self.usage(&req, now, true).await,
-            (Method::Post, "/v1/admin/grants") => self.admin(&req, now, false).await,
-            (Method::Post, "/v1/admin/seats") => self.admin(&req, now, true).await,
-            (Method::Post, "/webhooks/stripe") => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
-            (Method::Post, "/webhooks/razorpay") => self.webhook(crate::webhook::Provider::Razorpay, &req, now).await,
-            (Method::Options, _) => AppResponse {
+        let too_large = routes::body_too_large(&req.headers, req.body.len());
+        let resp = match (too_large, routes::resolve(req.method, path)) {
+            (Some(size), _) => error(
+                413,
+                "body_too_large",
+                format!(
+                    "the request body ({size} bytes) is larger than {} bytes (1 MiB), the most any route accepts",
+                    routes::MAX_BODY_BYTES
+                ),
+            ),
+            (None, Resolved::Found(route)) => match route {
+                Route::Healthz => self.healthz(),
+                Route::Catalog => self.catalog_route(),
+                Route::Entitlements => self.entitlements(&req, now).await,
+                Route::UsageQuote => self.usage(&req, now, false).await,
+                Route::UsageConsume => self.usage(&req, now, true).await,
+                Route::AdminGrants => self.admin(&req, now, false).await,
+                Route::AdminSeats => self.admin(&req, now, true).await,
+                Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
+                Route::RazorpayWebhook => self.webhook(crate::webhook::Provider::Razorpay, &req, now).await,
+            },
+            _ if req.method == Method::Options => AppResponse {
                 status: 204,
                 headers: cors_headers(),
                 body: vec![],
             },
-            (
-                _,
-                "/healthz" | "/v1/catalog" | "/v1/entitlements" | "/v1/usage/quote" | "/v1/usage/consume"
-                | "/v1/admin/grants" | "/webhooks/stripe" | "/webhooks/razorpay",
-            ) => error(
+            (None, Resolved::MethodNotAllowed(allowed)) => error(
                 405,
                 "method_not_allowed",
                 format!("{} is not allowed on {path}", req.method.as_str()),
-            ),
-            _ => error(404, "not_found", format!("no route for {path}")),
+            )
+            .with_header("allow", routes::allow_header(allowed)),
+            (None, Resolved::NotFound) => error(404, "not_found", format!("no route for {path}")),
         };
         let mut resp = resp;
         for (k, v) in cors_headers().iter() {
@@ -243,6 +253,7 @@ impl<T: Transport> App<T> {
             self.config.jwt_secret.as_deref(),
             keys.as_ref(),
             self.config.jwt_audience.as_deref(),
+            Some(self.config.jwt_issuer.as_str()),
             now.unix(),
         )
         .await

@@ -17,7 +17,9 @@
 //! the algorithm's own type only: an RS256 token is never checked against an EC key nor
 //! the other way round); `exp` (required, with a small leeway) and `nbf`; `role` must be
 //! `authenticated` and `sub` present (an anon or service key is not a user); `aud`, when
-//! configured.
+//! configured; `iss`, when configured (the worker always configures it: Supabase Auth
+//! issues its tokens as `<SUPABASE_URL>/auth/v1`, see `SUPABASE_JWT_ISSUER`), so a token
+//! another issuer signed with a shared secret or key is refused.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -45,6 +47,12 @@ pub enum AuthError {
     NotYetValid,
     NotAUser(String),
     WrongAudience,
+    /// The `iss` claim is missing or is not the configured issuer.
+    BadIssuer {
+        /// The token's `iss`, if it has one (as JSON text when it is not a string).
+        found: Option<String>,
+        expected: String,
+    },
     /// No way to verify tokens is configured (neither secret nor JWKS).
     NotConfigured,
 }
@@ -62,6 +70,7 @@ impl AuthError {
             AuthError::NotYetValid => "token_not_yet_valid",
             AuthError::NotAUser(_) => "not_a_user_token",
             AuthError::WrongAudience => "wrong_audience",
+            AuthError::BadIssuer { .. } => "bad_issuer",
             AuthError::NotConfigured => "auth_not_configured",
         }
     }
@@ -82,6 +91,13 @@ impl fmt::Display for AuthError {
             AuthError::NotYetValid => f.write_str("access token is not valid yet"),
             AuthError::NotAUser(m) => write!(f, "not a signed-in user's token: {m}"),
             AuthError::WrongAudience => f.write_str("access token has the wrong audience"),
+            AuthError::BadIssuer { found: None, expected } => {
+                write!(f, "access token has no iss claim; tokens issued by `{expected}` are accepted")
+            }
+            AuthError::BadIssuer { found: Some(iss), expected } => {
+                let iss: String = iss.chars().take(200).collect();
+                write!(f, "access token was issued by `{iss}`; only tokens issued by `{expected}` are accepted")
+            }
             AuthError::NotConfigured => f.write_str("the worker has no SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"),
         }
     }
@@ -278,12 +294,14 @@ fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthErro
     serde_json::from_slice(&bytes).map_err(|e| AuthError::Malformed(format!("not JSON: {e}")))
 }
 
-/// Verifies a Supabase access token at `now` (unix seconds).
+/// Verifies a Supabase access token at `now` (unix seconds). `audience` and `issuer`,
+/// when given, must match the token's `aud` (one of them, if a list) and `iss` exactly.
 pub async fn verify_access_token(
     token: &str,
     hs256_secret: Option<&str>,
     keys: Option<&KeySet>,
     audience: Option<&str>,
+    issuer: Option<&str>,
     now: i64,
 ) -> Result<Claims, AuthError> {
     let parts: Vec<&str> = token.split('.').collect();
@@ -370,6 +388,17 @@ pub async fn verify_access_token(
         };
         if !ok {
             return Err(AuthError::WrongAudience);
+        }
+    }
+    if let Some(expected) = issuer {
+        match claims.get("iss") {
+            Some(Value::String(iss)) if iss == expected => {}
+            other => {
+                return Err(AuthError::BadIssuer {
+                    found: other.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                    expected: expected.to_string(),
+                })
+            }
         }
     }
     let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
@@ -578,7 +607,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The async verifier, driven to completion (ES256 goes through `ec::verify`).
+    /// The async verifier, driven to completion (ES256 goes through `ec::verify`), with
+    /// the issuer the worker expects of a project at `http://127.0.0.1:54321`.
     fn verify_access_token(
         t: &str,
         secret: Option<&str>,
@@ -586,17 +616,75 @@ mod tests {
         aud: Option<&str>,
         now: i64,
     ) -> Result<Claims, AuthError> {
+        verify_with_issuer(t, secret, keys, aud, Some(ISS), now)
+    }
+
+    fn verify_with_issuer(
+        t: &str,
+        secret: Option<&str>,
+        keys: Option<&KeySet>,
+        aud: Option<&str>,
+        iss: Option<&str>,
+        now: i64,
+    ) -> Result<Claims, AuthError> {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(super::verify_access_token(t, secret, keys, aud, now))
+            .block_on(super::verify_access_token(t, secret, keys, aud, iss, now))
     }
 
     const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
     const NOW: i64 = 1_800_000_000;
+    const ISS: &str = "http://127.0.0.1:54321/auth/v1";
 
     fn user(exp: i64) -> Value {
-        json!({"sub": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e", "role": "authenticated", "aud": "authenticated", "exp": exp, "email": "a@example.com"})
+        json!({"sub": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e", "role": "authenticated", "aud": "authenticated", "iss": ISS, "exp": exp, "email": "a@example.com"})
+    }
+
+    #[test]
+    fn tokens_of_another_issuer_or_without_one_are_refused() {
+        let ok = sign_hs256(&user(NOW + 60), SECRET);
+        assert!(verify_with_issuer(&ok, Some(SECRET), None, Some("authenticated"), Some(ISS), NOW).is_ok());
+        let mut claims = user(NOW + 60);
+        claims["iss"] = json!("https://attacker.example/auth/v1");
+        let other = sign_hs256(&claims, SECRET);
+        let err = verify_with_issuer(&other, Some(SECRET), None, Some("authenticated"), Some(ISS), NOW).unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::BadIssuer {
+                found: Some("https://attacker.example/auth/v1".into()),
+                expected: ISS.into()
+            }
+        );
+        assert_eq!(err.code(), "bad_issuer");
+        assert!(err.to_string().contains("https://attacker.example/auth/v1"), "{err}");
+        assert!(err.to_string().contains(ISS), "{err}");
+        // Missing, not a string, or only almost the same (a trailing slash) is refused too.
+        claims.as_object_mut().unwrap().remove("iss");
+        let missing = sign_hs256(&claims, SECRET);
+        let err = verify_with_issuer(&missing, Some(SECRET), None, None, Some(ISS), NOW).unwrap_err();
+        assert_eq!(err, AuthError::BadIssuer { found: None, expected: ISS.into() });
+        assert!(err.to_string().contains("no iss claim"), "{err}");
+        claims["iss"] = json!(42);
+        let number = sign_hs256(&claims, SECRET);
+        assert_eq!(
+            verify_with_issuer(&number, Some(SECRET), None, None, Some(ISS), NOW).unwrap_err().code(),
+            "bad_issuer"
+        );
+        claims["iss"] = json!(format!("{ISS}/"));
+        let slash = sign_hs256(&claims, SECRET);
+        assert_eq!(
+            verify_with_issuer(&slash, Some(SECRET), None, None, Some(ISS), NOW).unwrap_err().code(),
+            "bad_issuer"
+        );
+        // The issuer is checked after the signature: a forged token is a bad signature.
+        let forged = sign_hs256(&user(NOW + 60), "another-secret");
+        assert_eq!(
+            verify_with_issuer(&forged, Some(SECRET), None, None, Some("https://x.example/auth/v1"), NOW),
+            Err(AuthError::BadSignature)
+        );
+        // Without a configured issuer any iss passes (the worker always configures one).
+        assert!(verify_with_issuer(&missing, Some(SECRET), None, None, None, NOW).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `SUPABASE_JWT_SECRET` | legacy HS256 secret for users' access tokens | one of these two |
 //! | `SUPABASE_JWKS_URL` | JWKS of the project's asymmetric signing keys | one of these two |
 //! | `SUPABASE_JWT_AUDIENCE` | expected `aud`, default `authenticated` | no |
+//! | `SUPABASE_JWT_ISSUER` | expected `iss`, default `<SUPABASE_URL>/auth/v1` (Supabase Auth's) | no |
 //! | `SNAPSHOT_SIGNING_KEY` | Ed25519 seed, 32 bytes as hex or base64 | for `/v1/entitlements` |
 //! | `SNAPSHOT_KEY_ID` | key id published with snapshots | no (`default`) |
 //! | `SNAPSHOT_TTL_SECONDS` | snapshot lifetime, default 3600 | no |
@@ -31,6 +32,9 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub jwks_url: Option<String>,
     pub jwt_audience: Option<String>,
+    /// The `iss` every user's access token must carry: `SUPABASE_JWT_ISSUER`, else
+    /// `<SUPABASE_URL without trailing slashes>/auth/v1`, as Supabase Auth issues them.
+    pub jwt_issuer: String,
     pub snapshot_seed: Option<[u8; 32]>,
     pub snapshot_key_id: String,
     pub snapshot_ttl_secs: i64,
@@ -47,6 +51,7 @@ impl fmt::Debug for Config {
             .field("supabase_url", &self.supabase_url)
             .field("jwt_secret", &self.jwt_secret.is_some())
             .field("jwks_url", &self.jwks_url)
+            .field("jwt_issuer", &self.jwt_issuer)
             .field("snapshot_key_id", &self.snapshot_key_id)
             .field("snapshot_ttl_secs", &self.snapshot_ttl_secs)
             .field("admin_secret", &self.admin_secret.is_some())
@@ -122,6 +127,8 @@ impl Config {
                 message: "must start with https:// (or http:// locally)".into(),
             });
         }
+        let jwt_issuer = opt("SUPABASE_JWT_ISSUER")
+            .unwrap_or_else(|| format!("{}/auth/v1", supabase_url.trim_end_matches('/')));
         let jwt_secret = opt("SUPABASE_JWT_SECRET");
         let jwks_url = opt("SUPABASE_JWKS_URL");
         if jwt_secret.is_none() && jwks_url.is_none() {
@@ -147,6 +154,7 @@ impl Config {
             jwt_secret,
             jwks_url,
             jwt_audience: Some(opt("SUPABASE_JWT_AUDIENCE").unwrap_or_else(|| "authenticated".into())),
+            jwt_issuer,
             snapshot_seed,
             snapshot_key_id: opt("SNAPSHOT_KEY_ID").unwrap_or_else(|| "default".into()),
             snapshot_ttl_secs: num("SNAPSHOT_TTL_SECONDS", 3600)?,
@@ -186,6 +194,21 @@ mod tests {
         assert_eq!(c.snapshot_ttl_secs, 3600);
         assert_eq!(c.catalog, "vcm-suite");
         assert!(!format!("{c:?}").contains("svc"), "Debug must not print secrets");
+    }
+
+    #[test]
+    fn the_issuer_is_supabase_auth_of_the_project_unless_set() {
+        let c = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!(c.jwt_issuer, "http://127.0.0.1:54321/auth/v1");
+        let mut p = BASE.to_vec();
+        p[0] = ("SUPABASE_URL", "https://abcd.supabase.co//");
+        assert_eq!(Config::from_lookup(env(&p)).unwrap().jwt_issuer, "https://abcd.supabase.co/auth/v1");
+        p.push(("SUPABASE_JWT_ISSUER", " https://auth.example.com/auth/v1 "));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap().jwt_issuer, "https://auth.example.com/auth/v1");
+        // Empty is unset.
+        let mut p = BASE.to_vec();
+        p.push(("SUPABASE_JWT_ISSUER", " "));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap().jwt_issuer, "http://127.0.0.1:54321/auth/v1");
     }
 
     #[test]

@@ -110,7 +110,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     for (k, v) in req.headers().entries() {
         headers.0.push((k, v));
     }
-    let body = req.bytes().await.unwrap_or_default();
+    // A body declared larger than the limit is not read at all: the app refuses it (413)
+    // from its `content-length`. Any other body is read, and its actual length is
+    // checked again by the app before anything looks at it.
+    let body = if crate::routes::body_too_large(&headers, 0).is_some() {
+        Vec::new()
+    } else {
+        req.bytes().await.unwrap_or_default()
+    };
     let inreq = InRequest {
         method: Method::parse(req.method().as_ref()),
         path: req.path(),

@@ -5,7 +5,8 @@
 //! tested natively (reqwest) as well as for wasm32 (the runtime's `fetch`):
 //! - [`config`]: env and secrets; [`auth`]: Supabase access tokens and the admin secret;
 //! - [`supabase`]: the one PostgREST client; [`state`]: a subject's stored state;
-//! - [`app`]: routing and JSON errors; [`webhook`], [`consume`], [`admin`]: the routes;
+//! - [`app`]: routing and JSON errors; [`routes`]: the route table and the body limit;
+//!   [`webhook`], [`consume`], [`admin`]: the routes;
 //! - `entry` (wasm32 only): the `#[event(fetch)]` and `#[event(scheduled)]` glue.
 //!
 //! Every rule (what an event means, who may do what, what a charge takes) is the core's.
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod consume;
 pub mod http;
+pub mod routes;
 pub mod state;
 pub mod supabase;
 pub mod webhook;

@@ -4,18 +4,15 @@
 // | variable | what | local default |
 // |---|---|---|
 // | TOLLGATE_WORKER_URL | the worker gating the VCM Suite catalog | http://127.0.0.1:8787 |
-// | TOLLGATE_STUDIO_WORKER_URL | the worker serving the video-studio catalog (seed 002 usage) | TOLLGATE_WORKER_URL |
+// | TOLLGATE_STUDIO_WORKER_URL | the worker serving the video-studio catalog (Video Studio usage) | TOLLGATE_WORKER_URL |
 // | TOLLGATE_SNAPSHOT_PUBLIC_KEYS | trusted snapshot keys, `kid:base64url,...` | (required for gating signed-in users) |
 // | SUPABASE_URL | Supabase project URL, or the local REST gateway | http://127.0.0.1:54321 |
-// | SUPABASE_JWT_SECRET | local stand-in sign-in only: signs access tokens (HS256) | the Supabase CLI's local secret |
+// | SUPABASE_JWT_SECRET | local stand-in sign-in only: signs and verifies access tokens (HS256) | none: the stand-in refuses without it (cargo xtask passes the local stack's) |
 // | TOLLGATE_DEV_DATABASE_URL | local stand-in sign-in only: where auth.users lives | postgres://postgres@127.0.0.1:54322/postgres |
 // | STRIPE_WEBHOOK_SECRET | checkout stand-in only: the worker's endpoint secret | (required for the stand-in) |
 // | TOLLGATE_DEV_AUTH | `1` enables the local sign-in and the checkout stand-in | off |
 
 import { localApiKey } from './jwt';
-
-/** The Supabase CLI's local JWT secret (public; never used by a real project). */
-export const SUPABASE_LOCAL_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 
 function env(name: string): string | undefined {
   const v = process.env[name];
@@ -38,8 +35,23 @@ export function supabaseUrl(): string {
   return env('SUPABASE_URL') ?? 'http://127.0.0.1:54321';
 }
 
+/** The JWT secret, if set. There is no default: a well-known secret would let anyone
+ * mint a session the app accepts. */
+export function configuredJwtSecret(): string | undefined {
+  return env('SUPABASE_JWT_SECRET');
+}
+
+/** What the local sign-in answers when SUPABASE_JWT_SECRET is not set. */
+export const JWT_SECRET_MISSING =
+  'SUPABASE_JWT_SECRET is not set: the local sign-in stand-in signs access tokens with it (HS256). ' +
+  'Set it to the JWT secret the worker and the REST API verify tokens with (cargo xtask sets the local stack\'s).';
+
+/** The JWT secret the local stand-ins sign and verify access tokens with; throws, naming
+ * the variable, when SUPABASE_JWT_SECRET is not set. */
 export function jwtSecret(): string {
-  return env('SUPABASE_JWT_SECRET') ?? SUPABASE_LOCAL_JWT_SECRET;
+  const secret = configuredJwtSecret();
+  if (!secret) throw new Error(JWT_SECRET_MISSING);
+  return secret;
 }
 
 export function devDatabaseUrl(): string {
@@ -56,9 +68,11 @@ export function devStandInsEnabled(): boolean {
   return v === '1' || v === 'true';
 }
 
-/** The project's anon key (public). Locally: minted from the local JWT secret, as the Supabase CLI does. */
+/** The project's anon key (public). Locally: minted from SUPABASE_JWT_SECRET, as the Supabase CLI does. */
 export function supabaseAnonKey(): string {
   const v = env('SUPABASE_ANON_KEY');
   if (v) return v;
-  return localApiKey('anon', jwtSecret());
+  const secret = configuredJwtSecret();
+  if (!secret) throw new Error('SUPABASE_ANON_KEY is not set (nor, for the local stack, SUPABASE_JWT_SECRET to mint it from)');
+  return localApiKey('anon', secret);
 }

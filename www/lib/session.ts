@@ -7,7 +7,7 @@
 
 import { cookies } from 'next/headers';
 
-import { jwtSecret } from './config';
+import { configuredJwtSecret } from './config';
 import { verifyHs256 } from './jwt';
 
 export const ACCESS_TOKEN_COOKIE = 'sb-access-token';
@@ -22,8 +22,10 @@ export interface Session {
 export async function getSession(): Promise<Session | null> {
   const jar = await cookies();
   const token = jar.get(ACCESS_TOKEN_COOKIE)?.value;
-  if (!token) return null;
-  const claims = verifyHs256(token, jwtSecret());
+  // Without SUPABASE_JWT_SECRET no token can be verified here, so there is no session.
+  const secret = configuredJwtSecret();
+  if (!token || !secret) return null;
+  const claims = verifyHs256(token, secret);
   if (!claims || claims.role !== 'authenticated') return null;
   return { userId: claims.sub, email: claims.email ?? null, accessToken: token, expiresAt: claims.exp };
 }

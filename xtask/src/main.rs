@@ -40,6 +40,8 @@ cargo xtask <command>
           under Node; webhook signatures cross-checked with Stripe's and Razorpay's own
           libraries; the React layer; the worker end to end under wrangler dev against
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
+  test e2e
+          the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
@@ -57,11 +59,12 @@ fn main() {
     let t = Instant::now();
     let flags: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     let result = match (args.first().map(String::as_str), flags.as_slice()) {
-        (Some("build"), []) => package::build(&root()),
-        (Some("worker"), ["build"]) => worker::build(&root()).map(|_| ()).map_err(|e| e.to_string()),
-        (Some("test"), []) => test(&root()),
-        (Some("demo"), f) => demo_command(&root(), f),
-        (Some("bench"), []) => bench::run(&root()),
+        (Some("build"), []) => root().and_then(|r| package::build(&r)),
+        (Some("worker"), ["build"]) => root().and_then(|r| worker::build(&r).map(|_| ()).map_err(|e| e.to_string())),
+        (Some("test"), []) => root().and_then(|r| test(&r)),
+        (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
+        (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
+        (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
             print!("{HELP}");
             return;
@@ -129,6 +132,32 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
     )?;
     stages.run_always("shutdown: stop the local stack", || local.stop())?;
     Ok(())
+}
+
+/// The worker's end-to-end suite alone (PostgreSQL, the gateway, wrangler dev): for
+/// working on the worker and the store. `cargo xtask test` runs it too.
+fn test_e2e(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test e2e");
+    let result = (|| {
+        stages.run("prerequisites: Node and PostgreSQL from Debian", || {
+            toolchain::node()?;
+            toolchain::apt_ensure(&["postgresql"])
+        })?;
+        let local = stages.run(
+            &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
+            || Local::database(root, ports),
+        )?;
+        let info = local.stack_info();
+        let r = stages.run(&format!("worker: build, then tests/e2e under wrangler dev on :{}", ports.worker), || {
+            worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string())
+        });
+        stages.run_always("shutdown: stop the local stack", || local.stop())?;
+        r
+    })();
+    stages.summary();
+    result
 }
 
 /// Native Rust: unit, property and conformance tests of every workspace crate.

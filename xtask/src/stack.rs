@@ -16,7 +16,7 @@
 //! Typical use:
 //!
 //! ```ignore
-//! let root = stack::repo_root();
+//! let root = stack::repo_root()?;                  // found from the current directory
 //! let pg = stack::pg_start(&root.join(".stack/pg"), stack::PG_PORT)?;
 //! stack::apply_all(&pg, &root, 2)?;                 // bootstrap + migrations, twice
 //! let bin = stack::gateway_binary(&root, false)?;   // cargo build -p tollgate-gateway
@@ -79,11 +79,33 @@ fn say(msg: &str) {
     eprintln!("==> {msg}");
 }
 
-/// The repository root: the parent of the folder holding xtask's (or the gateway's)
-/// Cargo.toml, i.e. the workspace root.
-pub fn repo_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map(Path::to_path_buf).unwrap_or(here)
+/// The repository root, found at run time: the nearest directory at or above the current
+/// directory whose Cargo.toml has a `[workspace]` section and which contains `xtask/`.
+/// (`cargo xtask` is an alias of `cargo run --package xtask`, which keeps the caller's
+/// directory; cargo runs the gateway's tests in `gateway/`.) Never the directory the code
+/// was compiled in, so a build tree copied elsewhere acts on the checkout it is run in.
+pub fn repo_root() -> Result<PathBuf> {
+    let here = std::env::current_dir()
+        .map_err(|e| StackError(format!("cannot read the current directory: {e}")))?;
+    find_repo_root(&here)
+}
+
+/// [`repo_root`] from `start` instead of the current directory.
+pub fn find_repo_root(start: &Path) -> Result<PathBuf> {
+    match start.ancestors().find(|dir| is_repo_root(dir)) {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => err(format!(
+            "no tollgate repository at or above {}: looked for a directory whose Cargo.toml has a \
+             [workspace] section and that contains xtask/; run `cargo xtask` from inside the repository",
+            start.display()
+        )),
+    }
+}
+
+fn is_repo_root(dir: &Path) -> bool {
+    dir.join("xtask").is_dir()
+        && fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|s| s.lines().any(|l| l.trim_start().starts_with("[workspace]")))
 }
 
 /// A free TCP port on 127.0.0.1 (for tests that run their own cluster or gateway).
@@ -884,4 +906,40 @@ pub fn stack_down(root: &Path) -> Result<()> {
     let state = root.join(".stack");
     gateway_stop(&state)?;
     pg_stop(&state.join("pg"))
+}
+
+#[cfg(test)]
+mod repo_root_tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_is_found_from_the_current_directory_not_the_build() {
+        // cargo runs the tests inside the checkout (xtask/ or gateway/): the root is its
+        // workspace, the one that holds this file.
+        let root = repo_root().unwrap();
+        assert!(root.join("xtask").join("src").join("stack.rs").is_file(), "{}", root.display());
+        assert_eq!(find_repo_root(&root.join("xtask").join("src")).unwrap(), root);
+
+        // A copy elsewhere is found from inside it: the nearest directory with a
+        // [workspace] Cargo.toml and xtask/, skipping a nested workspace without xtask/.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let tmp = std::env::temp_dir().join(format!("tollgate-repo-root-{}-{nanos}", std::process::id()));
+        let copy = tmp.join("copy");
+        let nested = copy.join("bench").join("core");
+        fs::create_dir_all(copy.join("xtask")).unwrap();
+        fs::create_dir_all(nested.join("src")).unwrap();
+        fs::write(copy.join("Cargo.toml"), "[package]\nname = \"x\"\n\n[workspace]\nmembers = [\"xtask\"]\n").unwrap();
+        fs::write(nested.join("Cargo.toml"), "[package]\nname = \"core\"\n\n[workspace]\n").unwrap();
+        assert_eq!(find_repo_root(&nested.join("src")).unwrap(), copy);
+        assert_eq!(find_repo_root(&copy).unwrap(), copy);
+
+        // Outside any checkout: a clear error, naming where it looked from.
+        fs::create_dir_all(tmp.join("elsewhere")).unwrap();
+        let e = find_repo_root(&tmp.join("elsewhere")).unwrap_err().to_string();
+        assert!(e.contains("[workspace]") && e.contains("xtask/") && e.contains("elsewhere"), "{e}");
+        // A Cargo.toml without [workspace] next to an xtask/ folder is not the root either.
+        fs::write(copy.join("Cargo.toml"), "[package]\nname = \"x\"\n[workspace.dependencies]\n").unwrap();
+        assert_ne!(find_repo_root(&copy.join("xtask")).ok(), Some(copy.clone()));
+        fs::remove_dir_all(&tmp).unwrap();
+    }
 }

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 pub type Result<T> = std::result::Result<T, String>;
 
-/// The repository root (the folder above `xtask/`).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repository").to_path_buf()
+/// The repository root, found at run time from the current directory (see
+/// [`crate::stack::repo_root`]), never from where xtask was compiled.
+pub fn root() -> Result<PathBuf> {
+    crate::stack::repo_root().map_err(|e| e.to_string())
 }
 
 /// Announces a step: `==> what`.

@@ -66,7 +66,7 @@ impl Env {
     /// A fresh cluster named `name` under the target's temp dir, bootstrapped, with
     /// `schema_sql` applied as the superuser, and a gateway started with `gateway_args`.
     pub fn start(name: &str, schema_sql: &str, gateway_args: &[&str]) -> Env {
-        let root = stack::repo_root();
+        let root = stack::repo_root().unwrap_or_else(|e| fail("finding the repository", e));
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-{name}"));
         let port = stack::free_port().unwrap_or_else(|e| fail("free port", e));
         let pg = stack::Pg::new(&dir, port).unwrap_or_else(|e| fail("PostgreSQL", e));

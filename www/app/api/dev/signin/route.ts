@@ -3,13 +3,16 @@
 
 import { NextResponse } from 'next/server';
 
-import { devStandInsEnabled } from '@/lib/config';
+import { configuredJwtSecret, devStandInsEnabled, JWT_SECRET_MISSING } from '@/lib/config';
 import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueAccessToken, userIdFor } from '@/lib/devauth';
 import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
 
 export async function POST(req: Request) {
   if (!devStandInsEnabled()) {
     return NextResponse.json({ error: 'disabled', message: 'the local sign-in is off (set TOLLGATE_DEV_AUTH=1 for local development)' }, { status: 404 });
+  }
+  if (!configuredJwtSecret()) {
+    return NextResponse.json({ error: 'not_configured', message: JWT_SECRET_MISSING }, { status: 500 });
   }
   let email = '';
   let next = '/tools';
