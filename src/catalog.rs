@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::decide::Upgrade;
 use crate::money::{Decimal, Money};
 
 /// Where a validation error is and what is wrong.
@@ -1059,3 +1058,33 @@ values = { only = 7 }
         assert_eq!(c.limit_upgrade(zig, Some(99), 0), None);
     }
 }
+
+/// The cheapest offer that would turn a denial into an allow.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Upgrade {
+    pub offer: String,
+    pub label: String,
+    pub price: Money,
+    pub interval: Interval,
+    /// Human text, e.g. "Creation Cloud Pro — $59.00/month".
+    pub display: String,
+}
+
+impl Upgrade {
+    pub fn from_offer(o: &Offer) -> Upgrade {
+        let price = o.price.money();
+        let per = match o.price.interval {
+            Interval::Month => "/month",
+            Interval::Year => "/year",
+            Interval::OneTime => " once",
+        };
+        Upgrade {
+            offer: o.key.clone(),
+            label: o.label.clone(),
+            display: format!("{} — {}{}", o.label, price.display(), per),
+            price,
+            interval: o.price.interval,
+        }
+    }
+}
+

@@ -82,6 +82,11 @@ pub struct Lot {
     /// Units that expired unused (period lots, at their end or at renewal).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub expired: i64,
+    /// Units taken by usage charges: the sum of what each charge recorded it took from
+    /// this lot. Charges come first: what refunds, expiry and rollover see is what is
+    /// left after them (see [`Wallet::record_usage`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub used: i64,
     /// Closed: expired or fully revoked; nothing more is taken from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub closed: bool,
@@ -131,9 +136,18 @@ pub struct Wallet {
     pub lots: Vec<Lot>,
     #[serde(default)]
     pub ledger: Vec<LedgerEntry>,
+    /// Usage recorded against a lot beyond what the lot holds (facts are missing: a
+    /// lot's credit was never stored). Never expected; reported, never taken from
+    /// another lot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uncovered: BTreeMap<String, i64>,
     /// Ledger keys already posted (rebuilt from `ledger` when read back).
     #[serde(skip)]
     keys: BTreeSet<String>,
+    /// Recorded usage per lot not applied yet (the lot is not credited yet, or holds
+    /// less until a top-up); see [`Wallet::record_usage`].
+    #[serde(skip)]
+    due: BTreeMap<String, i64>,
 }
 
 /// The serialised form of a [`Wallet`]; reading it back rebuilds the key index.
@@ -143,11 +157,19 @@ struct WalletRepr {
     lots: Vec<Lot>,
     #[serde(default)]
     ledger: Vec<LedgerEntry>,
+    #[serde(default)]
+    uncovered: BTreeMap<String, i64>,
 }
 
 impl From<WalletRepr> for Wallet {
     fn from(r: WalletRepr) -> Wallet {
-        let mut w = Wallet { lots: r.lots, ledger: r.ledger, keys: BTreeSet::new() };
+        let mut w = Wallet {
+            lots: r.lots,
+            ledger: r.ledger,
+            uncovered: r.uncovered,
+            keys: BTreeSet::new(),
+            due: BTreeMap::new(),
+        };
         w.reindex();
         w
     }
@@ -272,9 +294,12 @@ impl Wallet {
             subscription: n.subscription.map(str::to_string),
             revoked: 0,
             expired: 0,
+            used: 0,
             closed: false,
             rolled_over: false,
         });
+        let i = self.lots.len() - 1;
+        self.settle(i);
         true
     }
 
@@ -289,7 +314,67 @@ impl Wallet {
         self.post(LedgerEntry { key, pool, lot: lot.to_string(), kind, delta: amount, at, source: source.into() });
         self.lots[i].granted += amount;
         self.lots[i].remaining += amount;
+        self.settle(i);
         true
+    }
+
+    /// Records `units` that usage charges took from `lot` (the charges' own record of
+    /// what they took, never a new plan). Charges come first: they were taken from the
+    /// lot as it stood when they were made, before any later refund, expiry or rollover
+    /// of it was known, so those see what is left after every recorded charge. The units
+    /// are applied as soon as the lot holds them: now, or when the lot is credited (a
+    /// fold meets the lot's credit after the charge) or topped up. What a lot cannot
+    /// hold stays due, and [`Wallet::settle_all`] reports it as uncovered.
+    /// The lot's usage is one ledger entry, `used:<lot>`, kept equal to `-used`.
+    pub fn record_usage(&mut self, lot: &str, units: i64) {
+        if units <= 0 {
+            return;
+        }
+        *self.due.entry(lot.to_string()).or_insert(0) += units;
+        if let Some(i) = self.lot_ix(lot) {
+            self.settle(i);
+        }
+    }
+
+    /// Applies what is due on lot `i`, as far as it holds.
+    fn settle(&mut self, i: usize) {
+        let key = self.lots[i].key.clone();
+        let Some(due) = self.due.get(&key).copied() else { return };
+        let take = due.min(self.lots[i].remaining).max(0);
+        if take == 0 {
+            return;
+        }
+        if due == take {
+            self.due.remove(&key);
+        } else {
+            self.due.insert(key.clone(), due - take);
+        }
+        let l = &mut self.lots[i];
+        l.remaining -= take;
+        l.used += take;
+        let (pool, used, at, source) = (l.pool.clone(), l.used, l.valid_from, l.source.clone());
+        let entry = format!("used:{key}");
+        match self.ledger.iter_mut().find(|e| e.key == entry) {
+            Some(e) => e.delta = -used,
+            None => {
+                self.post(LedgerEntry { key: entry, pool, lot: key, kind: EntryKind::Usage, delta: -used, at, source });
+            }
+        }
+    }
+
+    /// Applies what the lots can hold of the usage due; what stays due (its lot never
+    /// held it) is reported as `uncovered`. Changes nothing a later credit could still
+    /// settle: calling it again after more fold steps gives what one longer fold gives.
+    pub fn settle_all(&mut self) {
+        for i in 0..self.lots.len() {
+            self.settle(i);
+        }
+        self.uncovered = self.due.clone();
+    }
+
+    /// Usage recorded for lots that no fold step has applied yet.
+    pub fn usage_due(&self) -> &BTreeMap<String, i64> {
+        &self.due
     }
 
     /// Open lots of a pool usable at `at`, in spending order.
@@ -359,6 +444,19 @@ impl Wallet {
     /// lot holds; what is not covered is returned as the plan's `shortfall`.
     /// A key already posted changes nothing and returns `None`.
     pub fn debit(&mut self, key: &str, pool: &str, units: i64, at: Timestamp, source: &str) -> Option<DebitPlan> {
+        self.debit_as(EntryKind::Usage, key, pool, units, at, source)
+    }
+
+    /// [`Wallet::debit`] with its entries posted as `kind` (a negative adjustment).
+    pub fn debit_as(
+        &mut self,
+        kind: EntryKind,
+        key: &str,
+        pool: &str,
+        units: i64,
+        at: Timestamp,
+        source: &str,
+    ) -> Option<DebitPlan> {
         if self.has_key(key) {
             return None;
         }
@@ -368,7 +466,7 @@ impl Wallet {
             key: key.to_string(),
             pool: pool.to_string(),
             lot: String::new(),
-            kind: EntryKind::Usage,
+            kind,
             delta: 0,
             at,
             source: source.to_string(),
@@ -380,7 +478,7 @@ impl Wallet {
                 key: format!("{key}:{}", t.lot),
                 pool: pool.to_string(),
                 lot: t.lot.clone(),
-                kind: EntryKind::Usage,
+                kind,
                 delta: -t.units,
                 at,
                 source: source.to_string(),

@@ -8,9 +8,8 @@
 use serde::Serialize;
 use std::fmt;
 
-use crate::catalog::{Catalog, Interval, LimitValue, Offer};
+use crate::catalog::{Catalog, LimitValue};
 use crate::model::{Entitlements, Grant, Status};
-use crate::money::Money;
 use crate::time::{Timestamp, DAY};
 
 /// Why a decision came out the way it did.
@@ -65,34 +64,7 @@ impl Reason {
     }
 }
 
-/// The cheapest offer that would turn a denial into an allow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Upgrade {
-    pub offer: String,
-    pub label: String,
-    pub price: Money,
-    pub interval: Interval,
-    /// Human text, e.g. "Creation Cloud Pro — $59.00/month".
-    pub display: String,
-}
-
-impl Upgrade {
-    pub fn from_offer(o: &Offer) -> Upgrade {
-        let price = o.price.money();
-        let per = match o.price.interval {
-            Interval::Month => "/month",
-            Interval::Year => "/year",
-            Interval::OneTime => " once",
-        };
-        Upgrade {
-            offer: o.key.clone(),
-            label: o.label.clone(),
-            display: format!("{} — {}{}", o.label, price.display(), per),
-            price,
-            interval: o.price.interval,
-        }
-    }
-}
+pub use crate::catalog::Upgrade;
 
 /// An answer with its explanation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod catalog;
+pub mod charge;
 pub mod credits;
 pub mod decide;
 pub mod engine;

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use crate::billing::facts::{Item, Subject};
-use crate::billing::state::BillingState;
 use crate::catalog::{Catalog, SubjectKind};
 use crate::model::Entitlements;
 use crate::time::Timestamp;
@@ -229,7 +228,7 @@ pub struct Membership {
     pub role: Option<String>,
 }
 
-fn org_subject(s: &str) -> Subject {
+pub(crate) fn org_subject(s: &str) -> Subject {
     match Subject::parse(s) {
         Ok(x) if x.is_org() => x,
         Ok(x) if !s.starts_with("user:") => Subject::org(x.id),
@@ -238,59 +237,8 @@ fn org_subject(s: &str) -> Subject {
     }
 }
 
-fn user_subject(s: &str) -> Subject {
+pub(crate) fn user_subject(s: &str) -> Subject {
     Subject::parse(s).unwrap_or_else(|_| Subject::user(s))
-}
-
-/// Would a seat of `org` be given to `user` now? The worker asks this before it
-/// records a seat assignment; the refusal says why not.
-pub fn check_allocation(
-    state: &BillingState,
-    org: &str,
-    user: &str,
-    memberships: &[Membership],
-) -> Result<(), SeatRefusal> {
-    let (o, u) = (org_subject(org), user_subject(user));
-    let book = state.seats.get(&o.to_string()).cloned().unwrap_or_else(|| SeatBook::new(o.clone()));
-    let member = memberships.iter().any(|m| org_subject(&m.org) == o && user_subject(&m.user) == u);
-    if !member && o.is_org() && !u.is_org() {
-        return Err(SeatRefusal {
-            reason: SeatReason::NotAMember,
-            org: o.to_string(),
-            user: u.to_string(),
-            seats: book.seats,
-            used: book.used(),
-            at: None,
-            request_id: String::new(),
-        });
-    }
-    book.check(&u, book.seats)
-}
-
-/// A user's effective entitlements: their own grants and balances, plus the
-/// grants of every organization they are a member of **and** hold a seat in.
-/// Organization balances are not shared with members.
-pub fn effective_entitlements(state: &BillingState, user: &str, memberships: &[Membership]) -> Entitlements {
-    let u = user_subject(user);
-    let mut ents = state.entitlements_for(&u.to_string());
-    let mut orgs: Vec<Subject> =
-        memberships.iter().filter(|m| user_subject(&m.user) == u).map(|m| org_subject(&m.org)).collect();
-    orgs.sort();
-    orgs.dedup();
-    for o in orgs {
-        let seated = state.seats.get(&o.to_string()).is_some_and(|b| b.holds_seat(&u));
-        if !seated {
-            continue;
-        }
-        if let Some(s) = state.subjects.get(&o.to_string()) {
-            for g in &s.grants {
-                if !ents.grants.iter().any(|x| x.id == g.id) {
-                    ents.grants.push(g.clone());
-                }
-            }
-        }
-    }
-    ents
 }
 
 #[cfg(test)]

@@ -305,6 +305,7 @@ fn cases() -> Vec<(Fact, &'static str)> {
                     units: 30,
                     model: Some("fast".into()),
                     quality: Some("hd".into()),
+                    takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
                 }),
             ),
             r#"{"key":"usage:req_1","provider":"app","at":"2026-01-01T00:00:00Z","type":"usage","request_id":"req_1","subject":"user:u1","pool":"video_seconds","units":30,"model":"fast","quality":"hd"}"#,
@@ -321,6 +322,7 @@ fn cases() -> Vec<(Fact, &'static str)> {
                     units: 0,
                     model: None,
                     quality: None,
+                    takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
                 }),
             ),
             r#"{"key":"usage:req_2","provider":"app","at":"2026-01-01T00:00:00Z","type":"usage","request_id":"req_2","subject":"org:o1","pool":"ai_credits","units":0}"#,
@@ -341,6 +343,7 @@ fn cases() -> Vec<(Fact, &'static str)> {
                     pool: "ai_credits".into(),
                     amount: -50,
                     reason: "support ticket 12".into(),
+                    valid_to: None,
                 },
                 T,
             ),
@@ -354,10 +357,60 @@ fn cases() -> Vec<(Fact, &'static str)> {
                     pool: "ai_credits".into(),
                     amount: 100,
                     reason: String::new(),
+                    valid_to: None,
                 },
                 T,
             ),
             r#"{"key":"adjustment:adj_2","provider":"app","at":"2026-01-01T00:00:00Z","type":"credit_adjustment","id":"adj_2","subject":"org:o1","pool":"ai_credits","amount":100}"#,
+        ),
+        (
+            Fact::credit_adjustment(
+                CreditAdjustment {
+                    id: "admin:comp%3A7:video_seconds".into(),
+                    subject: u1.clone(),
+                    pool: "video_seconds".into(),
+                    amount: 600,
+                    reason: String::new(),
+                    valid_to: Some(Timestamp(1_770_000_000)),
+                },
+                T,
+            ),
+            r#"{"key":"adjustment:admin:comp%3A7:video_seconds","provider":"app","at":"2026-01-01T00:00:00Z","type":"credit_adjustment","id":"admin:comp%3A7:video_seconds","subject":"user:u1","pool":"video_seconds","amount":600,"valid_to":"2026-02-02T02:40:00Z"}"#,
+        ),
+        (
+            fact(
+                "usage:user:u1:00112233445566778899aabbccddeeff",
+                Provider::App,
+                "",
+                FactBody::Usage(UsageFact {
+                    request_id: "user:u1:00112233445566778899aabbccddeeff".into(),
+                    subject: u1.clone(),
+                    pool: "video_seconds".into(),
+                    units: 30,
+                    model: Some("standard".into()),
+                    quality: Some("standard".into()),
+                    takes: Some(vec![UsageTake { lot: "purchase:a".into(), units: 20 }]),
+                    overage_units: 10,
+                    overage_cost: 27,
+                    currency: "usd".into(),
+                }),
+            ),
+            r#"{"key":"usage:user:u1:00112233445566778899aabbccddeeff","provider":"app","at":"2026-01-01T00:00:00Z","type":"usage","request_id":"user:u1:00112233445566778899aabbccddeeff","subject":"user:u1","pool":"video_seconds","units":30,"model":"standard","quality":"standard","takes":[{"lot":"purchase:a","units":20}],"overage_units":10,"overage_cost":27,"currency":"usd"}"#,
+        ),
+        (
+            Fact::grant_given(
+                GrantGiven {
+                    id: "spring:2026".into(),
+                    subject: u1.clone(),
+                    product: "video".into(),
+                    tier: "pro".into(),
+                    source: tollgate::Source::Promotion,
+                    valid_from: T,
+                    valid_to: Some(Timestamp(1_770_000_000)),
+                },
+                T,
+            ),
+            r#"{"key":"grant:user:u1:promotion:spring%3A2026:5d0d679a12ee1e23","provider":"app","at":"2026-01-01T00:00:00Z","type":"grant_given","id":"spring:2026","subject":"user:u1","product":"video","tier":"pro","source":"promotion","valid_from":"2026-01-01T00:00:00Z","valid_to":"2026-02-02T02:40:00Z"}"#,
         ),
     ]
 }
@@ -370,7 +423,7 @@ fn every_kind_writes_exactly_the_stored_bytes_and_reads_back() {
     kinds.dedup();
     assert_eq!(
         kinds.len(),
-        12,
+        13,
         "every FactBody variant is covered: {kinds:?}"
     );
     for (f, stored) in &cases {

@@ -25,6 +25,7 @@ fn usage(subject: &str, id: &str, pool: &str, units: u64, at: i64) -> Fact {
             units,
             model: Some("standard".into()),
             quality: Some("standard".into()),
+            takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
         },
         t(at),
     )

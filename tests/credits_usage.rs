@@ -48,6 +48,7 @@ fn use_(id: &str, pool: &str, units: u64, at: i64) -> Fact {
             units,
             model: Some("standard".into()),
             quality: Some("standard".into()),
+            takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
         },
         t(at),
     )
@@ -169,9 +170,11 @@ fn recorded_usage_draws_the_same_way_and_counts_once() {
     let s = st.subject(C).unwrap();
     assert_eq!(s.overage.len(), 1);
     assert_eq!((s.overage[0].request_id.as_str(), s.overage[0].units, s.overage[0].cost), ("req_2", 200, Some(540)));
+    // The fold keeps one usage entry per lot (`used:<lot>`), equal to what the lot gave.
     let usage_entries: Vec<_> = s.wallet.ledger.iter().filter(|e| e.kind == EntryKind::Usage && e.delta != 0).collect();
-    assert_eq!(usage_entries.len(), 2);
-    assert!(usage_entries.iter().all(|e| e.key.starts_with("usage:req_")));
+    assert_eq!(usage_entries.len(), 1);
+    assert!(usage_entries.iter().all(|e| e.key.starts_with("used:")));
+    assert_eq!(usage_entries.iter().map(|e| -e.delta).sum::<i64>(), 1800, "req_1 once, and req_2's first 800 s");
 }
 
 #[test]
@@ -250,6 +253,7 @@ fn free_amounts_adjustments_and_pool_checks() {
             pool: "video_seconds".into(),
             amount: 500,
             reason: "compensation".into(),
+            valid_to: None,
         },
         t(T0 + DAY),
     ));
@@ -260,6 +264,7 @@ fn free_amounts_adjustments_and_pool_checks() {
             pool: "video_seconds".into(),
             amount: -800,
             reason: "migration".into(),
+            valid_to: None,
         },
         t(T0 + 2 * DAY),
     ));

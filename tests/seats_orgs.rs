@@ -9,7 +9,8 @@ use serde_json::json;
 use support::*;
 use tollgate::billing::*;
 use tollgate::decide;
-use tollgate::seats::{check_allocation, effective_entitlements, subscription_seats, Membership, SeatReason};
+use tollgate::billing::members::{check_allocation, effective_entitlements};
+use tollgate::seats::{subscription_seats, Membership, SeatReason};
 
 const ACME: &str = "org:acme";
 const TEAM_SUB: &str = "stripe:sub_1PgTeaB7WZ01zgkWteamplan";

@@ -360,6 +360,7 @@ fn replay_takes_stored_facts_with_the_events() {
             units: 600,
             model: Some("standard".into()),
             quality: Some("standard".into()),
+            takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
         },
         Timestamp::parse("2026-03-10T12:00:00Z").unwrap(),
     );

@@ -332,11 +332,47 @@ pub struct UsageFact {
     pub subject: Subject,
     pub pool: String,
     pub units: u64,
-    /// For pricing the overage of usage-priced pools (seed 002).
+    /// The usage price's model and quality (usage-priced pools), for the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<String>,
+    /// What the charge actually took, lot by lot, when it was made. A fold applies
+    /// exactly these takes and never plans the usage again. `None`: a record from before
+    /// charges kept their takes (folded by planning it, as it was then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes: Option<Vec<UsageTake>>,
+    /// Units no lot covered, billed as overage, and what they cost (minor units).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub overage_units: u64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub overage_cost: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+}
+
+/// Units a charge took from one credit lot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTake {
+    pub lot: String,
+    pub units: i64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+impl UsageFact {
+    /// The units the record accounts for: taken from lots plus overage. A recorded
+    /// charge always accounts for exactly its `units`.
+    pub fn accounted(&self) -> Option<u64> {
+        let taken = self.takes.as_ref()?.iter().try_fold(0u64, |a, t| a.checked_add(u64::try_from(t.units).ok()?))?;
+        taken.checked_add(self.overage_units)
+    }
 }
 
 /// A seat of an organization given to (or taken from) a user.
@@ -365,6 +401,26 @@ pub struct CreditAdjustment {
     pub amount: i64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Credits given until then (a promotion); `None`: they never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<Timestamp>,
+}
+
+/// A tier of a product given by hand (an operator's grant or a promotion), for a
+/// window. The latest fact for one (subject, source, id) holds; once its window has
+/// ended the grant is closed (`canceled`, access to `valid_to`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantGiven {
+    /// The grant's id, unique per subject and source.
+    pub id: String,
+    pub subject: Subject,
+    pub product: String,
+    pub tier: String,
+    /// `manual_grant` or `promotion`.
+    pub source: crate::model::Source,
+    pub valid_from: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<Timestamp>,
 }
 
 /// What a fact says. Stored inside the fact's own JSON object: `type` names the
@@ -384,6 +440,7 @@ pub enum FactBody {
     SeatAssigned(SeatChange),
     SeatReleased(SeatChange),
     CreditAdjustment(CreditAdjustment),
+    GrantGiven(GrantGiven),
 }
 
 impl FactBody {
@@ -401,6 +458,7 @@ impl FactBody {
             FactBody::SeatAssigned(_) => "seat_assigned",
             FactBody::SeatReleased(_) => "seat_released",
             FactBody::CreditAdjustment(_) => "credit_adjustment",
+            FactBody::GrantGiven(_) => "grant_given",
         }
     }
 
@@ -414,7 +472,7 @@ impl FactBody {
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
             FactBody::InvoiceFailed(_) => 4,
             FactBody::InvoicePaid(_) => 5,
-            FactBody::CreditAdjustment(_) => 6,
+            FactBody::CreditAdjustment(_) | FactBody::GrantGiven(_) => 6,
             FactBody::SeatAssigned(_) => 7,
             FactBody::SeatReleased(_) => 8,
             FactBody::Usage(_) => 9,
@@ -458,6 +516,7 @@ enum BodyKind {
     SeatAssigned,
     SeatReleased,
     CreditAdjustment,
+    GrantGiven,
 }
 
 impl BodyKind {
@@ -481,6 +540,7 @@ impl BodyKind {
             BodyKind::SeatAssigned => FactBody::SeatAssigned(Deserialize::deserialize(v)?),
             BodyKind::SeatReleased => FactBody::SeatReleased(Deserialize::deserialize(v)?),
             BodyKind::CreditAdjustment => FactBody::CreditAdjustment(Deserialize::deserialize(v)?),
+            BodyKind::GrantGiven => FactBody::GrantGiven(Deserialize::deserialize(v)?),
         })
     }
 }
@@ -532,6 +592,22 @@ impl<'de> Deserialize<'de> for Fact {
         }
         d.deserialize_map(V)
     }
+}
+
+/// One part of a key built from text a caller chose (an admin's credit id, a request
+/// id): `%` and `:` are percent-escaped, so the part can never reach across the `:`
+/// separators of the key it is put in, and two different texts never give one key.
+pub fn key_part(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c if c.is_control() => out.push_str(&format!("%{:02X}", c as u32 & 0xff)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Canonical order: by time, then kind, then key. Total on a set (keys are unique).
@@ -596,6 +672,14 @@ impl Fact {
         }
     }
 
+    /// A grant given by hand. Keyed by its subject, source, id and content: sending the
+    /// same grant again is the same fact; a changed one is a new fact, and the latest
+    /// holds.
+    pub fn grant_given(g: GrantGiven, at: Timestamp) -> Fact {
+        let key = format!("grant:{}:{}:{}:{}", g.subject, g.source.as_str(), key_part(&g.id), digest(&g));
+        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::GrantGiven(g) }
+    }
+
     /// The ids this fact touches (subjects, customers, subscriptions, payments),
     /// for a store that loads every fact related to a subject. A subject's state
     /// needs the facts reachable from it through these references.
@@ -649,6 +733,7 @@ impl Fact {
                 push(s.user.to_string());
             }
             FactBody::CreditAdjustment(a) => push(a.subject.to_string()),
+            FactBody::GrantGiven(g) => push(g.subject.to_string()),
         }
         out
     }

@@ -17,7 +17,7 @@
 //!   cannot be attributed yet wait in `pending`). See [`reducer`] for how.
 //! - [`Reducer`] applies facts one at a time and always agrees with [`reduce`].
 //! - [`BillingState::entitlements_for`] gives a subject's grants and balances
-//!   in the shape [`crate::decide`] reads; [`crate::seats::effective_entitlements`]
+//!   in the shape [`crate::decide`] reads; [`crate::billing::members::effective_entitlements`]
 //!   adds the grants of organizations where a user holds a seat.
 //!
 //! A worker stores each fact under its `key` (insert-or-ignore), and to update
@@ -133,8 +133,10 @@
 //! Subject keys are `user:<id>` or `org:<id>`; provider object keys are
 //! `<provider>:<id>`.
 
+pub mod effects;
 pub mod facts;
 mod json;
+pub mod members;
 pub mod parse;
 pub mod razorpay;
 pub mod reducer;
@@ -144,11 +146,11 @@ pub mod stripe;
 pub use facts::{
     canonical_cmp, CreditAdjustment, CustomerLink, DisputeOutcome, Fact, FactBody, InvoiceFailed, InvoicePaid,
     InvoicePayment, Item, Provider, Purchase, PurchaseMode, PurchaseOutcome, Reversal, SeatChange, SubStatus, Subject,
-    SubscriptionSnapshot, UsageFact,
+    SubscriptionSnapshot, UsageFact, UsageTake, GrantGiven,
 };
 pub use parse::{EventInfo, ParseError, Parsed};
 pub use razorpay::{parse_razorpay_event, parse_razorpay_value};
-pub use reducer::{reduce, reduce_set, Applied, FactSet, Insert, Reducer};
+pub use reducer::{reduce, reduce_set, reduce_with_usage, Applied, FactSet, Insert, Reducer, UsageTotals};
 pub use state::{
     BillingState, FactCounts, OverageEntry, PaymentRecord, PendingFact, Revocation, SubjectState, SubscriptionState,
 };

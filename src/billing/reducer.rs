@@ -35,7 +35,7 @@ use chrono::{DateTime, Months, Utc};
 use super::facts::*;
 use super::state::*;
 use crate::catalog::{Catalog, CreditCadence, Interval, Offer};
-use crate::credits::{renewal_rollover, LotKind, NewLot, Wallet};
+use crate::credits::{renewal_rollover, EntryKind, LotKind, NewLot, Wallet};
 use crate::decide::{self, GrantStanding};
 use crate::model::{Grant, Source, Status};
 use crate::seats::{subscription_seats, SeatBook};
@@ -121,7 +121,20 @@ pub fn reduce(catalog: &Catalog, facts: &[Fact], now: Timestamp) -> BillingState
 }
 
 pub fn reduce_set(catalog: &Catalog, set: &FactSet, now: Timestamp) -> BillingState {
-    Folder::run(catalog, set, now).st
+    Folder::run(catalog, set, &UsageTotals::default(), now).st
+}
+
+/// What recorded charges took from each lot, per subject: `subject -> lot -> units`.
+/// A store that keeps these totals with its lots (each charge adds its takes in the
+/// transaction that stores the charge's fact) folds the other facts with them instead of
+/// reading every charge, so a fold's cost does not grow with the number of charges.
+pub type UsageTotals = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// [`reduce`] of `facts` together with charges given as per-lot totals. `usage` must
+/// not count a charge whose fact is also in `facts` (it would be counted twice).
+pub fn reduce_with_usage(catalog: &Catalog, facts: &[Fact], usage: &UsageTotals, now: Timestamp) -> BillingState {
+    let set: FactSet = facts.iter().cloned().collect();
+    Folder::run(catalog, &set, usage, now).st
 }
 
 /// How [`Reducer::apply`] took a fact in.
@@ -152,7 +165,7 @@ impl<'c> Reducer<'c> {
 
     pub fn from_facts(catalog: &'c Catalog, facts: &[Fact], now: Timestamp) -> Reducer<'c> {
         let set: FactSet = facts.iter().cloned().collect();
-        let folder = Folder::run(catalog, &set, now);
+        let folder = Folder::run(catalog, &set, &UsageTotals::default(), now);
         Reducer { catalog, facts: set, folder }
     }
 
@@ -167,7 +180,7 @@ impl<'c> Reducer<'c> {
     }
 
     fn replay(&mut self, now: Timestamp) {
-        self.folder = Folder::run(self.catalog, &self.facts, now);
+        self.folder = Folder::run(self.catalog, &self.facts, &UsageTotals::default(), now);
     }
 
     /// Takes one fact in and brings the state to `now`.
@@ -227,6 +240,10 @@ struct Attribution {
     disputes: BTreeMap<String, DisputeOutcome>,
     /// Invoice -> the ids of the payments that paid it (Stripe invoice payments).
     invoice_payments: BTreeMap<String, BTreeSet<String>>,
+    /// Subject -> lot -> units that recorded charges took from it. Gathered before the
+    /// fold so that every charge is applied ahead of the lot's refunds, expiry and
+    /// rollover (see [`crate::credits::Wallet::record_usage`]).
+    usage: BTreeMap<String, BTreeMap<String, i64>>,
     warnings: Vec<String>,
 }
 
@@ -313,6 +330,13 @@ impl Attribution {
                     changed = true;
                 }
             },
+            FactBody::Usage(UsageFact { subject, takes: Some(takes), .. }) if !takes.is_empty() => {
+                let lots = self.usage.entry(subject.to_string()).or_default();
+                for t in takes {
+                    *lots.entry(t.lot.clone()).or_insert(0) += t.units.max(0);
+                }
+                changed = true;
+            }
             FactBody::InvoicePayment(p) => {
                 let refs = self.invoice_payments.entry(p.invoice.clone()).or_default();
                 for r in &p.payment_refs {
@@ -539,6 +563,8 @@ struct Folder<'c> {
     expiries: BTreeMap<Timestamp, BTreeSet<String>>,
     /// Refunds and disputes whose payment was not known when they came up.
     deferred: Vec<Fact>,
+    /// Grants given by hand: (subject, source, id) -> the latest one in fold order.
+    manual: BTreeMap<(String, Source, String), GrantGiven>,
     /// Warnings raised by fold steps.
     step_warnings: Vec<String>,
     clock: Timestamp,
@@ -561,15 +587,17 @@ impl<'c> Folder<'c> {
             failures: BTreeMap::new(),
             expiries: BTreeMap::new(),
             deferred: Vec::new(),
+            manual: BTreeMap::new(),
             step_warnings: Vec::new(),
             clock: Timestamp(i64::MIN),
             last: None,
         }
     }
 
-    fn run(catalog: &'c Catalog, set: &FactSet, now: Timestamp) -> Folder<'c> {
+    fn run(catalog: &'c Catalog, set: &FactSet, usage: &UsageTotals, now: Timestamp) -> Folder<'c> {
         let facts = set.sorted();
         let mut f = Folder::new(catalog);
+        f.attr.usage = usage.clone();
         for x in &facts {
             f.attr.observe(x);
         }
@@ -620,6 +648,9 @@ impl<'c> Folder<'c> {
             return;
         }
         let mut wallet = Wallet::new();
+        for (lot, units) in self.attr.usage.get(&key).into_iter().flatten() {
+            wallet.record_usage(lot, *units);
+        }
         if !subject.is_org() {
             for p in &self.catalog.doc.credit_pools {
                 if p.free_amount > 0 {
@@ -689,6 +720,13 @@ impl<'c> Folder<'c> {
             FactBody::SeatAssigned(s) => self.on_seat(f, s, true),
             FactBody::SeatReleased(s) => self.on_seat(f, s, false),
             FactBody::CreditAdjustment(a) => self.on_adjustment(f, a),
+            FactBody::GrantGiven(g) => {
+                if self.catalog.tier_index(&g.product, &g.tier).is_none() {
+                    return self.pend(f, format!("product `{}` has no tier `{}` in the catalog", g.product, g.tier), vec![]);
+                }
+                self.touch(&g.subject, f.at);
+                self.manual.insert((g.subject.to_string(), g.source, g.id.clone()), g.clone());
+            }
         }
     }
 
@@ -822,7 +860,10 @@ impl<'c> Folder<'c> {
     }
 
     fn on_snapshot(&mut self, f: &Fact, s: &SubscriptionSnapshot) {
-        let subject = s.subject.clone().or_else(|| self.attr.subject_for_sub(&s.id, s.customer.as_deref()));
+        // The first link of a subscription to a subject holds (the attribution pass keeps
+        // it and warns about any other): a later snapshot naming someone else never moves
+        // the subscription, so no grant is left behind that later events do not update.
+        let subject = self.attr.subject_for_sub(&s.id, s.customer.as_deref()).or_else(|| s.subject.clone());
         let failure = self.failures.remove(&s.id);
         let checkout_clouds = self.attr.checkout.get(&s.id).map(|c| c.clouds.clone()).unwrap_or_default();
         let catalog = self.catalog;
@@ -869,7 +910,7 @@ impl<'c> Folder<'c> {
             SubStatus::Active | SubStatus::Trialing => e.past_due_since = None,
             _ => {}
         }
-        if subject.is_some() {
+        if e.subject.is_none() {
             e.subject = subject.clone();
         }
         e.seats = subscription_seats(catalog, &e.items);
@@ -1193,23 +1234,37 @@ impl<'c> Folder<'c> {
             return self.pend(f, format!("credit pool `{}` is not in the catalog", u.pool), vec![]);
         }
         self.touch(&u.subject, f.at);
-        let key = format!("usage:{}", u.request_id);
-        let units = i64::try_from(u.units).unwrap_or(i64::MAX);
-        let Some(plan) = self.wallet(&u.subject).debit(&key, &u.pool, units, f.at, &key) else { return };
-        if plan.shortfall > 0 {
-            let usage = self.catalog.doc.usage.as_ref().filter(|x| x.pool == u.pool);
+        let usage = self.catalog.doc.usage.as_ref().filter(|x| x.pool == u.pool);
+        let currency = if u.currency.is_empty() {
+            usage.map(|x| x.currency.clone()).unwrap_or_default()
+        } else {
+            u.currency.clone()
+        };
+        // A recorded charge: its takes were applied with the attribution (charges come
+        // first on every lot); only its overage is noted here.
+        let (overage_units, cost) = if u.takes.is_some() {
+            (i64::try_from(u.overage_units).unwrap_or(i64::MAX), Some(u.overage_cost))
+        } else {
+            // A record from before charges kept their takes: planned once, here.
+            let units = i64::try_from(u.units).unwrap_or(i64::MAX);
+            let plan = self.wallet(&u.subject).plan_debit(&u.pool, units, f.at);
+            for t in &plan.takes {
+                self.wallet(&u.subject).record_usage(&t.lot, t.units);
+            }
             let cost = match (usage, &u.model, &u.quality) {
-                (Some(_), Some(m), Some(q)) => {
+                (Some(_), Some(m), Some(q)) if plan.shortfall > 0 => {
                     crate::usage::overage_cost(self.catalog, m, q, plan.shortfall as u64).ok()
                 }
                 _ => None,
             };
-            let currency = usage.map(|x| x.currency.clone()).unwrap_or_default();
+            (plan.shortfall, cost)
+        };
+        if overage_units > 0 {
             if let Some(s) = self.st.subjects.get_mut(&u.subject.to_string()) {
                 s.overage.push(OverageEntry {
                     request_id: u.request_id.clone(),
                     pool: u.pool.clone(),
-                    units: plan.shortfall,
+                    units: overage_units,
                     cost,
                     currency,
                     at: f.at,
@@ -1263,13 +1318,13 @@ impl<'c> Folder<'c> {
                     kind: LotKind::Adjustment,
                     amount: a.amount,
                     at: f.at,
-                    valid_to: None,
+                    valid_to: a.valid_to.filter(|t| *t > f.at),
                     source: &f.key,
                     subscription: None,
                 },
             );
         } else if a.amount < 0 {
-            self.wallet(&a.subject).debit(&key, &a.pool, -a.amount, f.at, &f.key);
+            self.wallet(&a.subject).debit_as(EntryKind::Adjustment, &key, &a.pool, -a.amount, f.at, &f.key);
         }
     }
 
@@ -1310,8 +1365,31 @@ impl<'c> Folder<'c> {
         for p in self.st.payments.values() {
             grants.entry(p.subject.to_string()).or_default().extend(p.grants.iter().cloned());
         }
+        // Grants given by hand; one whose window has ended is closed.
+        for ((subject, source, id), g) in &self.manual {
+            let ended = g.valid_to.is_some_and(|t| t <= self.clock);
+            grants.entry(subject.clone()).or_default().push(Grant {
+                id: format!("{}:{id}", source.as_str()),
+                product: g.product.clone(),
+                tier: g.tier.clone(),
+                source: *source,
+                status: if ended { Status::Canceled } else { Status::Active },
+                valid_from: g.valid_from,
+                valid_to: g.valid_to,
+                past_due_since: None,
+                offer: None,
+                source_ref: Some(format!("admin:{id}")),
+            });
+        }
         self.st.customers = self.attr.customer.clone();
         for (k, s) in self.st.subjects.iter_mut() {
+            s.wallet.settle_all();
+            for (lot, units) in &s.wallet.uncovered {
+                let w = format!("{k}: charges recorded {units} units from lot `{lot}` that it never held");
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
             let mut g = grants.remove(k).unwrap_or_default();
             g.sort_by(|a, b| a.id.cmp(&b.id));
             s.grants = g;

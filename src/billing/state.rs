@@ -54,7 +54,7 @@ pub struct FactCounts {
 pub struct SubjectState {
     pub subject: Subject,
     /// Grants from its subscriptions and one-time purchases (own grants only;
-    /// see [`crate::seats::effective_entitlements`] for a member's organization grants).
+    /// see [`crate::billing::members::effective_entitlements`] for a member's organization grants).
     pub grants: Vec<Grant>,
     /// Pool -> units available at `as_of`.
     pub balances: BTreeMap<String, i64>,

@@ -95,7 +95,9 @@ before(async () => {
   const vars = fs.readFileSync(path.join(repo, '.dev.vars'), 'utf8')
     .replace(/^SUPABASE_URL=.*$/m, `SUPABASE_URL="${proxyUrl}"`)
     .replace(/^CATALOG=.*$/m, 'CATALOG="video-studio"')
-    + `SUPABASE_JWKS_URL="${proxyUrl}/auth/v1/.well-known/jwks.json"\n`;
+    + `SUPABASE_JWKS_URL="${proxyUrl}/auth/v1/.well-known/jwks.json"\n`
+    // The project is still the stack's: its tokens carry the stack's issuer, not the proxy's.
+    + `SUPABASE_JWT_ISSUER="${env.issuer}"\n`;
   fs.writeFileSync(path.join(tmp, '.dev.vars'), vars);
   fs.writeFileSync(path.join(tmp, 'wrangler.toml'),
     `name = "tollgate-contract"\nmain = ${JSON.stringify(built)}\ncompatibility_date = "2025-09-01"\n`);
@@ -199,15 +201,15 @@ test('every request the worker sends to Supabase follows PostgREST\'s documented
     }
     seen.add(`table:${table}`);
   }
-  for (const must of ['rpc:tollgate_related_facts', 'rpc:tollgate_apply_facts', 'rpc:tollgate_subject_state',
-    'rpc:tollgate_consume', 'rpc:tollgate_admin_grant', 'table:seat_allocations']) {
+  for (const must of ['rpc:tollgate_fold_input', 'rpc:tollgate_apply_fold', 'rpc:tollgate_subject_state',
+    'rpc:tollgate_charge', 'rpc:tollgate_subject_exists', 'table:seat_allocations']) {
     assert.ok(seen.has(must), `the run exercised ${must}: ${[...seen]}`);
   }
 });
 
 test('asymmetric access tokens: ES256 verified with keys fetched from the JWKS and cached', { skip }, async () => {
   const uid = await createUser();
-  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', exp: now() + 600 };
+  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', iss: env.issuer, exp: now() + 600 };
   const get = (token) => fetch(`${base}/v1/entitlements`, { headers: { authorization: `Bearer ${token}` } });
   for (const [i, kid] of [[0, 'k1'], [1, 'k2']]) {
     const r = await get(es256(claims, kid, es[i].privateKey));
@@ -232,7 +234,7 @@ test('asymmetric access tokens: ES256 verified with keys fetched from the JWKS a
 
 test('asymmetric access tokens: RS256 verified with the RSA key of a JWKS that also has EC keys', { skip }, async () => {
   const uid = await createUser();
-  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', exp: now() + 600 };
+  const claims = { sub: uid, role: 'authenticated', aud: 'authenticated', iss: env.issuer, exp: now() + 600 };
   const get = (token) => fetch(`${base}/v1/entitlements`, { headers: { authorization: `Bearer ${token}` } });
   const ok = await get(rs256(claims, 'r1', rsa.privateKey));
   const text = await ok.text();

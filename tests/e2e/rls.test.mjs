@@ -177,9 +177,11 @@ test('organization rows are readable by members only', { skip: onlyOnce }, async
 
 test('users cannot call the write functions; the service role can', { skip: onlyOnce }, async () => {
   const calls = [
-    ['tollgate_consume', { p_request_id: id('r'), p_request_hash: 'h', p_subject: { user_id: A }, p_takes: [], p_entries: [], p_usage: { units: 1 } }],
-    ['tollgate_admin_grant', { p_subject: { user_id: A }, p_grants: [] }],
-    ['tollgate_apply_facts', { p_event: null, p_facts: [], p_expected_version: 0, p_subjects: [] }],
+    ['tollgate_charge', { p_subject: { user_id: A }, p_charge: { request_id: id('r'), request_hash: 'h', takes: [], record: { units: 1, overage_units: 1 } } }],
+    ['tollgate_apply_fold', { p_event: null, p_facts: [], p_expected_version: 0, p_refs: [], p_subjects: [] }],
+    ['tollgate_fold_input', { p_refs: [`user:${A}`] }],
+    ['tollgate_keep_delivery', { p_event: { provider: 'stripe', event_id: id('evt') }, p_reason: 'x' }],
+    ['tollgate_lapsed', { p_now: new Date().toISOString() }],
     ['tollgate_subject_state', { p_subject: { user_id: B } }],
   ];
   for (const [fn, args] of calls) {

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { env, q, createUser, worker, userToken, anonToken, signJwt, now, closeDb, uuid, id } from './helpers.mjs';
+import { env, q, createUser, worker, userToken, anonToken, signJwt, postStripe, now, closeDb, uuid, id } from './helpers.mjs';
 
 after(closeDb);
 
@@ -46,6 +46,26 @@ test('GET /healthz and GET /v1/catalog', async () => {
   assert.equal(nope.json.error.code, 'not_found');
   const wrongVerb = await worker('DELETE', '/v1/catalog');
   assert.equal(wrongVerb.status, 405);
+  assert.equal(wrongVerb.headers.get('allow'), 'GET, HEAD, OPTIONS');
+  // Every route answers another method with 405, the admin routes too.
+  for (const path of ['/v1/admin/grants', '/v1/admin/seats', '/webhooks/stripe', '/v1/usage/consume']) {
+    const r = await worker('GET', path);
+    assert.equal(r.status, 405, `${path}: ${r.text}`);
+    assert.equal(r.json.error.code, 'method_not_allowed');
+    assert.equal(r.headers.get('allow'), 'POST, OPTIONS');
+  }
+});
+
+test('request bodies over 1 MiB are refused with 413 before anything verifies them', async () => {
+  // A correctly signed 2 MB Stripe event: refused, not verified nor applied.
+  const event = { id: id('evt'), object: 'event', type: 'checkout.session.completed', created: now(),
+    data: { object: { id: id('cs'), object: 'checkout.session' } }, padding: 'x'.repeat(2 * 1024 * 1024) };
+  const r = await postStripe(JSON.stringify(event));
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error.code, 'body_too_large');
+  const quote = await worker('POST', '/v1/usage/quote', { raw: ' '.repeat(1024 * 1024 + 1) });
+  assert.equal(quote.status, 413, quote.text);
+  assert.equal(quote.json.error.code, 'body_too_large');
 });
 
 test('missing, expired, wrongly signed and non-user access tokens are 401', async () => {
@@ -55,6 +75,8 @@ test('missing, expired, wrongly signed and non-user access tokens are 401', asyn
     ['Basic abc', 'malformed_token'],
     [`Bearer ${userToken(uid, { exp: now() - 3600 })}`, 'token_expired'],
     [`Bearer ${userToken(uid, { secret: 'another-secret-another-secret-another-secret' })}`, 'bad_signature'],
+    [`Bearer ${userToken(uid, { iss: 'https://another-project.supabase.co/auth/v1' })}`, 'bad_issuer'],
+    [`Bearer ${userToken(uid, { iss: null })}`, 'bad_issuer'],
     [`Bearer ${anonToken()}`, 'not_a_user_token'],
     [`Bearer ${signJwt({ role: 'service_role', exp: now() + 60 })}`, 'not_a_user_token'],
     ['Bearer not.a.jwt', 'malformed_token'],
@@ -121,7 +143,7 @@ test('a signed snapshot of the caller: grants and balances, verifiable with the 
   assert.equal(verifySnapshot(r.json.token, publicKey).ok, false);
 });
 
-test('admin grants: secret required, catalog-checked, idempotent, credits once', { skip: !CAT }, async () => {
+test('admin grants: secret required, catalog-checked, idempotent, credits once (as facts)', { skip: !CAT }, async () => {
   const uid = await createUser();
   const body = { user_id: uid, grants: [{ product: CAT.product, tier: CAT.tier, source: 'manual_grant', id: 'support-1' }] };
   assert.equal((await worker('POST', '/v1/admin/grants', { body })).status, 401);
@@ -146,10 +168,13 @@ test('admin grants: secret required, catalog-checked, idempotent, credits once',
     const credit = { user_id: uid, credits: [{ pool: CAT.pool, amount: 120, id: 'comp-7' }] };
     assert.equal((await admin('/v1/admin/grants', credit)).status, 201);
     const again = await admin('/v1/admin/grants', credit);
-    assert.equal(again.status, 409, again.text);
-    const bal = await q('select available from credit_balances where user_id = $1 and pool = $2', [uid, CAT.pool]);
-    assert.equal(Number(bal[0].available), 120);
-    const ledger = await q('select delta from credit_ledger where user_id = $1', [uid]);
+    assert.equal(again.status, 201, `the same credit again changes nothing: ${again.text}`);
+    const changed = await admin('/v1/admin/grants', { user_id: uid, credits: [{ pool: CAT.pool, amount: 999, id: 'comp-7' }] });
+    assert.equal(changed.status, 409, changed.text);
+    assert.equal(changed.json.error.code, 'already_granted');
+    const lots = await q('select remaining from credit_lots where user_id = $1 and kind = $2', [uid, 'adjustment']);
+    assert.deepEqual(lots.map((l) => Number(l.remaining)), [120], 'one credit of 120, given once');
+    const ledger = await q(`select delta from credit_ledger where user_id = $1 and kind = 'adjustment'`, [uid]);
     assert.deepEqual(ledger.map((l) => Number(l.delta)), [120]);
   }
 });

@@ -45,12 +45,14 @@ test('subject state and charges use indexes only (no table scan, no whole-ledger
   assert.equal(r.json?.status, 'applied', r.text);
   // Some history first: the ledger has usage entries of earlier charges.
   const keys = [id('idem'), id('idem'), id('idem')];
+  const requestIds = [];
   for (const key of keys) {
     const c = await worker('POST', '/v1/usage/consume', {
       body: { model: 'standard', quality: 'watermark', seconds: 10 },
       headers: { authorization: `Bearer ${userToken(uid)}`, 'idempotency-key': key },
     });
     assert.equal(c.status, 200, c.text);
+    requestIds.push(c.json.record.request_id);
   }
   // The user is also a member of an organization with a seat (the state's memberships).
   const [org] = await q(`insert into organizations (name, seat_count) values ('Store test', 2) returning id`);
@@ -60,26 +62,35 @@ test('subject state and charges use indexes only (no table scan, no whole-ledger
   assert.ok(lot, 'the purchase opened a lot');
 
   const user = { user_id: uid };
-  const requestId = `user:${uid}:${id('k')}`;
+  const requestId = `user:${uid}:${'0'.repeat(32)}`;
   const scans = await seqScansOf(async (c) => {
     const full = (await c.query('select public.tollgate_subject_state($1::jsonb) as s', [user])).rows[0].s;
-    // The purchase, and per charge its marker entry and the lot it drew from.
-    assert.equal(full.wallet.ledger.length, 7, JSON.stringify(full.wallet.ledger));
+    // The purchase's credit, and one entry per charge for the lot it drew from.
+    assert.equal(full.wallet.ledger.length, 4, JSON.stringify(full.wallet.ledger));
     assert.equal(full.memberships.length, 1);
     assert.equal(full.memberships[0].seat, true);
-    // One request's entries: `<key>` and `<key>:<lot>`, nothing of the other charges.
-    const earlier = `usage:user:${uid}:${keys[1]}`;
+    // One request's entries (`usage:<request id>:<lot>`), nothing of the other charges.
+    const earlier = `usage:${requestIds[1]}`;
     const one = (await c.query('select public.tollgate_subject_state($1::jsonb, $2) as s', [user, earlier])).rows[0].s;
-    assert.deepEqual(one.wallet.ledger.map((e) => e.key), [earlier, `${earlier}:${lot.key}`]);
+    assert.deepEqual(one.wallet.ledger.map((e) => e.key), [`${earlier}:${lot.key}`]);
     const fresh = (await c.query('select public.tollgate_subject_state($1::jsonb, $2) as s', [user, `usage:${requestId}`])).rows[0].s;
     assert.deepEqual(fresh.wallet.ledger, [], 'a new request has no entries yet');
     const orgState = (await c.query('select public.tollgate_subject_state($1::jsonb) as s', [{ organization_id: org.id }])).rows[0].s;
     assert.equal(orgState.seats, 1);
-    const charged = (await c.query(
-      'select public.tollgate_consume($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb) as r',
-      [requestId, 'hash', user, JSON.stringify([{ lot: lot.key, units: 10 }]), JSON.stringify([]),
-        { units: 10, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 15, overage_minor: 0, currency: 'usd' }],
-    )).rows[0].r;
+    // What a webhook fold reads: the cluster's facts without charges, and their totals.
+    const input = (await c.query('select public.tollgate_fold_input($1::text[]) as r', [[`user:${uid}`]])).rows[0].r;
+    assert.ok(input.facts.every((f) => f.type !== 'usage'), 'charges reach a fold as totals');
+    assert.equal(input.usage[`user:${uid}`][lot.key], 30, JSON.stringify(input.usage));
+    const at = new Date().toISOString();
+    const charged = (await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [user, {
+      request_id: requestId, request_hash: 'hash',
+      takes: [{ lot: lot.key, units: 10 }],
+      entries: [{ key: `usage:${requestId}:${lot.key}`, pool: 'video_seconds', lot: lot.key, kind: 'usage', delta: -10, at, source: `usage:${requestId}` }],
+      record: { units: 10, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 15, overage_minor: 0, overage_units: 0, currency: 'usd' },
+      fact: { key: `usage:${requestId}`, provider: 'app', type: 'usage', refs: [`user:${uid}`], at,
+        fact: { key: `usage:${requestId}`, provider: 'app', at, type: 'usage', request_id: requestId, subject: `user:${uid}`,
+          pool: 'video_seconds', units: 10, takes: [{ lot: lot.key, units: 10 }] } },
+    }])).rows[0].r;
     assert.equal(charged.status, 'charged', JSON.stringify(charged));
   });
   assert.deepEqual(scans, {}, `tables read whole: ${JSON.stringify(scans)}`);

@@ -9,20 +9,24 @@
 //!   "credits": [ { "pool": "video_seconds", "amount": 600, "id": "compensation-42",
 //!                  "valid_to": null } ] }
 //! ```
-//! Products, tiers and pools are checked against the catalog. Grants are upserted by
-//! their key (`<source>:<id or product>`), so sending the same grant again updates it;
-//! a credit id can be used once (409 after that). 201 on success.
+//! Products, tiers and pools are checked against the catalog. Each grant and credit is a
+//! fact (`GrantGiven`, `CreditAdjustment`) folded with the subject's other facts, so a
+//! later fold keeps them and never charges anything twice. A grant is identified by its
+//! source and id: sending it again with other values updates it; a grant whose window
+//! has ended is closed by the fold. A credit id gives its credit once: the same credit
+//! again changes nothing, the same id with other values is a 409. 201 on success; 404
+//! for a subject the database does not know.
 
 use serde_json::{json, Value};
 
-use tollgate::credits::{LotKind, NewLot, Wallet};
-use tollgate::model::{Grant, Source, Status};
+use tollgate::billing::facts::{key_part, CreditAdjustment, Fact, GrantGiven};
+use tollgate::model::Source;
 use tollgate::time::Timestamp;
 
-use crate::app::{error, json_body, store_error, App};
+use crate::app::{error, error_json, json_body, store_error, App};
 use crate::http::{AppResponse, InRequest, Transport};
-use crate::state::{grant_row, is_uuid, wallet_diff, Subject};
-use crate::supabase::StoreError;
+use crate::state::{is_uuid, Subject};
+use crate::webhook::Outcome;
 
 fn time_field(v: &Value, k: &str) -> Result<Option<Timestamp>, String> {
     match v.get(k) {
@@ -55,7 +59,9 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
             )
         }
     };
-    let mut rows = Vec::new();
+    let core_subject = subject.to_core();
+    let mut facts = Vec::new();
+    let mut given = Vec::new();
     for (i, g) in body
         .get("grants")
         .and_then(Value::as_array)
@@ -93,21 +99,23 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
             return bad("valid_to must be after valid_from".into());
         }
         let id = g.get("id").and_then(Value::as_str).unwrap_or(product);
-        let grant = Grant {
-            id: format!("{}:{id}", source.as_str()),
+        if id.is_empty() || id.len() > 200 {
+            return bad("id must be 1 to 200 characters".into());
+        }
+        let grant = GrantGiven {
+            id: id.to_string(),
+            subject: core_subject.clone(),
             product: product.to_string(),
             tier: tier.to_string(),
             source,
-            status: Status::Active,
             valid_from,
             valid_to,
-            past_due_since: None,
-            offer: None,
-            source_ref: Some(format!("admin:{id}")),
         };
-        rows.push(grant_row(&grant));
+        given.push(json!({"id": format!("{}:{id}", source.as_str()), "product": product, "tier": tier,
+                          "source": source.as_str(), "valid_from": valid_from, "valid_to": valid_to}));
+        facts.push(Fact::grant_given(grant, now));
     }
-    let mut wallet = Wallet::new();
+    let mut credits = Vec::new();
     for (i, c) in body
         .get("credits")
         .and_then(Value::as_array)
@@ -124,52 +132,47 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
         let Some(amount) = c.get("amount").and_then(Value::as_i64).filter(|a| *a > 0) else {
             return bad("amount must be a positive integer".into());
         };
-        let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return bad("id is required (it makes the credit idempotent)".into());
+        let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 200) else {
+            return bad("id is required, 1 to 200 characters (it makes the credit idempotent)".into());
         };
         let valid_to = match time_field(c, "valid_to") {
             Ok(t) => t,
             Err(m) => return bad(m),
         };
-        let source = format!("admin:{id}");
-        wallet.credit(NewLot {
-            key: format!("adjustment:{id}:{pool}"),
-            pool,
-            kind: LotKind::Adjustment,
+        if valid_to.is_some_and(|t| t <= now) {
+            return bad("valid_to must be in the future".into());
+        }
+        // The caller's id is escaped into the key, so no id can name another key.
+        let adjustment = CreditAdjustment {
+            id: format!("admin:{}:{pool}", key_part(id)),
+            subject: core_subject.clone(),
+            pool: pool.to_string(),
             amount,
-            at: now,
+            reason: c.get("reason").and_then(Value::as_str).unwrap_or("").to_string(),
             valid_to,
-            source: &source,
-            subscription: None,
-        });
+        };
+        credits.push(json!({"id": id, "pool": pool, "amount": amount, "valid_to": valid_to,
+                            "lot": format!("adjustment:{}", adjustment.id)}));
+        facts.push(Fact::credit_adjustment(adjustment, now));
     }
-    if rows.is_empty() && wallet.lots.is_empty() {
+    if facts.is_empty() {
         return error(400, "nothing_to_grant", "give at least one of `grants` and `credits`");
     }
-    let args = json!({
-        "p_subject": subject.to_json(),
-        "p_grants": rows,
-        "p_wallet": wallet_diff(&Wallet::new(), &wallet),
-    });
-    match app.store.rpc("tollgate_admin_grant", &args).await {
-        Ok(v) => AppResponse::json(
-            201,
-            &json!({"status": "granted", "subject": subject.key(), "grants": rows, "credits": wallet.lots, "store": v}),
-        ),
-        Err(StoreError::Conflict { error: e, .. }) if e.code.as_deref() == Some("23503") => error(
-            404,
-            "unknown_subject",
-            format!("no such user or organization: {}", e.details.unwrap_or_default()),
-        ),
-        Err(StoreError::Conflict { error: e, .. }) => error(
+    match app.store.rpc("tollgate_subject_exists", &json!({"p_subject": subject.to_json()})).await {
+        Ok(Value::Bool(true)) => {}
+        Ok(_) => return error(404, "unknown_subject", format!("no such user or organization: {}", subject.key())),
+        Err(e) => return store_error(&e),
+    }
+    match crate::webhook::apply_facts(app, None, facts, now).await {
+        Ok(Outcome::Applied { conflicts, .. }) if !conflicts.is_empty() => error_json(
             409,
             "already_granted",
-            format!("{} ({})", e.message.unwrap_or_default(), e.details.unwrap_or_default()),
+            "a credit with this id was given before with other values; use a new id",
+            json!({"facts": conflicts}),
         ),
-        Err(StoreError::Rejected { error: e, status }) => error(
-            if status == 404 { 500 } else { 400 },
-            "rejected",
-            format!("{} {}", e.message.unwrap_or_default(), e.details.unwrap_or_default()),
+        Ok(_) => AppResponse::json(
+            201,
+            &json!({"status": "granted", "subject": subject.key(), "grants": given, "credits": credits}),
         ),
         Err(e) => store_error(&e),
     }

@@ -1,22 +1,24 @@
 //! `POST /v1/usage/quote` and `POST /v1/usage/consume`: server-side enforcement of
-//! usage charging (seed 002's video seconds).
+//! usage charging (the Video Studio app's video seconds).
 //!
 //! Body: `{"model": "pro", "quality": "hd", "seconds": 30}`. Consume also needs an
-//! `Idempotency-Key` header: the same key is never charged twice (the store claims it
-//! with the usage record), and reusing it for a different request is a 409.
+//! `Idempotency-Key` header: the same key is never charged twice, and reusing it for a
+//! different request is a 409. The key becomes the charge's request id through the core
+//! (`tollgate::charge::request_id`, a digest), so no key can name another charge's rows.
 //!
-//! The core prices the request and plans the charge (allowance, then purchased credits,
-//! then overage within the user's cap) or returns a denial value; the store applies the
-//! plan lot by lot with `remaining >= units` checks, so no balance goes negative under
-//! any concurrency. A lot that moved since the plan was made sends us back to re-plan
-//! from fresh balances (a few times, then 409).
+//! The core decides the charge whole (`tollgate::charge::charge`: entitlement, price,
+//! lots in spending order, overage within the user's cap, the ledger entries and the
+//! usage fact with what it takes) or returns a refusal value; the worker calls it once
+//! per attempt and hands its rows to the store (`tollgate_charge`), which takes each lot
+//! with a `remaining >= units` check, so no balance goes negative under any concurrency,
+//! and decides replays by the request id alone.
 //!
 //! One store call per charge: the worker keeps, per subject, the state after its last
-//! charge here ([`UsageStates`]) and plans from it; `tollgate_consume` checks the state's
-//! `stamp` (the subject's grants, memberships, preferences and lots, all but the remaining
-//! units) and, when it changed or a lot no longer holds enough, writes nothing and answers
-//! with the fresh state, from which we plan again. A denial is never answered from a kept
-//! state: it is checked against a fresh one first.
+//! charge here ([`UsageStates`]) and decides from it; the store checks the state's
+//! `stamp` (the subject's grants, memberships, preferences and lots, all but the units
+//! charges move) and, when it changed or a lot no longer holds enough, writes nothing and
+//! answers with the fresh state, from which the core decides again. A refusal is never
+//! answered from a kept state, nor for a request id that was charged already.
 //!
 //! Answers: 200 with the charge; 402 with `available` / `required` when the balance (and
 //! allowed overage) does not cover it; 403 when the subject holds neither a plan nor
@@ -26,12 +28,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use tollgate::billing::facts::{Fact, UsageFact};
+use tollgate::charge::{Charge, ChargeDecision, ChargeInput, ChargeRequest, Refusal};
 use tollgate::credits::{ChargeOutcome, OveragePolicy};
 use tollgate::time::Timestamp;
-use tollgate::usage::{plan_usage, UsageRequest};
 
 use crate::app::{error, error_json, json_body, store_error, App};
 use crate::auth::Claims;
@@ -74,11 +74,6 @@ impl UsageStates {
     }
 }
 
-fn request_hash(subject: &Subject, model: &str, quality: &str, seconds: u64) -> String {
-    let canonical = json!({"subject": subject.key(), "model": model, "quality": quality, "seconds": seconds});
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
 pub async fn handle<T: Transport>(
     app: &App<T>,
     req: &InRequest,
@@ -111,26 +106,13 @@ pub async fn handle<T: Transport>(
         );
     }
     let subject = Subject::user(&claims.sub);
-    let request_id = if key.is_empty() {
-        "quote".to_string()
-    } else {
-        format!("{}:{key}", subject.key())
-    };
-    let usage_req = UsageRequest {
-        request_id: request_id.clone(),
-        model: model.clone(),
-        quality: quality.clone(),
-        seconds,
-    };
-    let quote = match tollgate::usage::quote(&app.catalog, &model, &quality, seconds) {
-        Ok(q) => q,
-        Err(e) => return error(400, e.code(), e.to_string()),
-    };
-    let hash = request_hash(&subject, &model, &quality, seconds);
+    let core_subject = subject.to_core();
+    let request = ChargeRequest { subject: &core_subject, idempotency_key: key, model: &model, quality: &quality, seconds };
+    let request_id = tollgate::charge::request_id(&core_subject, key);
     let ledger_key = format!("usage:{request_id}");
 
-    // The state to plan from: the one kept from this subject's last charge (consume only),
-    // else a fresh load. `fresh`: read from the store for this request.
+    // The state to decide from: the one kept from this subject's last charge (consume
+    // only), else a fresh load. `fresh`: read from the store for this request.
     let kept = if consume { app.usage_states.get(&subject) } else { None };
     let (mut st, mut fresh) = match kept {
         Some(st) => (st, false),
@@ -140,145 +122,83 @@ pub async fn handle<T: Transport>(
         },
     };
     for _ in 0..MAX_REPLANS {
-        let replay = consume && st.wallet.has_key(&ledger_key);
-        // None: the subject may not draw on the pool at all (the rule is the core's).
-        let outcome = if replay || entitled(app, &st, &quote.pool, now) {
-            let policy = OveragePolicy {
-                allowed: st.preferences.allow_overages,
-                limit: st.preferences.overage_limit_minor,
-                spent: 0,
-            };
-            match plan_usage(&app.catalog, &st.wallet, &usage_req, &policy, now) {
-                Ok(o) => Some(o),
-                Err(e) => return error(400, e.code(), e.to_string()),
-            }
-        } else {
-            None
+        let ents = st.entitlements_for_snapshot(&app.catalog, now);
+        let policy = OveragePolicy {
+            allowed: st.preferences.allow_overages,
+            limit: st.preferences.overage_limit_minor,
+            spent: 0,
         };
-        // A denial is never answered from a kept state: it is checked against a fresh one.
-        if !fresh && !replay && !matches!(outcome, Some(ChargeOutcome::Charge(_))) {
-            match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
-                Ok(s) => (st, fresh) = (s, true),
-                Err(e) => return store_error(&e),
-            }
-            continue;
-        }
-        let Some(outcome) = outcome else {
-            app.usage_states.keep(st);
-            return error_json(
-                403,
-                "not_entitled",
-                "no plan or credits for usage: buy a plan or a token bundle",
-                json!({"upgrade": cheapest_usage_offer(app, &quote.pool)}),
-            );
+        let input = ChargeInput { entitlements: &ents, wallet: &st.wallet, overage: &policy };
+        let decision = match tollgate::charge::charge(&app.catalog, input, &request, now) {
+            Ok(d) => d,
+            Err(e) => return error(400, e.code(), e.to_string()),
         };
-        let plan = match (&outcome, replay) {
-            (ChargeOutcome::Charge(p), _) => Some(p.clone()),
-            (ChargeOutcome::Deny(d), false) => {
-                let answer = error_json(
-                    402,
-                    d.reason.as_str(),
-                    d.to_string(),
-                    json!({"available": d.available, "required": d.required, "pool": d.pool,
-                           "cost": d.cost, "overage_units": d.overage_units, "overage_cost": d.overage_cost,
-                           "overage_limit": d.overage_limit, "currency": d.currency}),
-                );
+        let charge = match decision {
+            // A refusal is never answered from a kept state, nor for a request that was
+            // charged already (a retry after the balance is spent).
+            ChargeDecision::Refuse(_) if !fresh => {
+                match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+                    Ok(s) => (st, fresh) = (s, true),
+                    Err(e) => return store_error(&e),
+                }
+                continue;
+            }
+            ChargeDecision::Refuse(refusal) => {
+                if consume {
+                    let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
+                    let args = json!({"p_subject": subject.to_json(), "p_request_id": request_id, "p_request_hash": hash});
+                    match app.store.rpc("tollgate_charge_replay", &args).await {
+                        Ok(Value::Null) => {}
+                        Ok(v) => return charged_answer(&v, None),
+                        Err(e) => return charge_store_error(&e),
+                    }
+                }
+                let answer = refusal_answer(&refusal);
                 app.usage_states.keep(st);
                 return answer;
             }
-            (ChargeOutcome::Deny(_), true) => None,
+            ChargeDecision::Charge(c) => c,
         };
         if !consume {
-            return AppResponse::json(200, &json!({"quote": quote, "charge": outcome}));
+            return AppResponse::json(
+                200,
+                &json!({"quote": charge.quote, "charge": ChargeOutcome::Charge(charge.plan.clone())}),
+            );
         }
-        // The entries the core posts for this debit, and the lots it takes from.
-        let mut after = st.wallet.clone();
-        let (takes, entries) = match &plan {
-            Some(p) => {
-                let _ = after.debit(
-                    &ledger_key,
-                    &p.pool,
-                    p.from_allowance + p.from_purchased,
-                    now,
-                    &ledger_key,
-                );
-                let diff = crate::state::wallet_diff(&st.wallet, &after);
-                let takes: Vec<Value> = p
-                    .takes
-                    .iter()
-                    .map(|t| json!({"lot": t.lot, "units": t.units}))
-                    .collect();
-                (takes, diff["entries"].clone())
-            }
-            None => (vec![], json!([])),
-        };
         let args = json!({
-            "p_request_id": request_id,
-            "p_request_hash": hash,
             "p_subject": subject.to_json(),
-            "p_takes": takes,
-            "p_entries": entries,
-            "p_usage": {
-                "units": seconds, "model": model, "quality": quality, "pool": quote.pool,
-                "cost_minor": plan.as_ref().map(|p| p.cost).unwrap_or(quote.cost.amount),
-                "overage_minor": plan.as_ref().map(|p| p.overage_cost).unwrap_or(0),
-                "currency": quote.cost.currency,
+            "p_charge": {
+                "request_id": charge.request_id,
+                "request_hash": charge.request_hash,
+                "takes": charge.takes,
+                "entries": charge.entries,
+                "record": charge.record,
+                "fact": crate::webhook::fact_row(&charge.fact),
             },
             "p_stamp": st.stamp,
-            // The usage as a billing fact, stored with the charge: every later fold of this
-            // subject's facts (a purchase, a renewal, a refund) replays it, so a webhook
-            // never hands consumed credits back.
-            "p_fact": plan.as_ref().map(|p| crate::webhook::fact_row(&Fact::usage(
-                UsageFact {
-                    request_id: request_id.clone(),
-                    subject: subject.to_core(),
-                    pool: p.pool.clone(),
-                    units: seconds,
-                    model: Some(model.clone()),
-                    quality: Some(quality.clone()),
-                },
-                now,
-            ))),
         });
-        match app.store.rpc("tollgate_consume", &args).await {
+        match app.store.rpc("tollgate_charge", &args).await {
             Ok(v) => match v.get("status").and_then(Value::as_str) {
-                Some("charged") | Some("replayed") => {
-                    let replayed = v["status"] == "replayed";
-                    if !replayed {
-                        st.wallet = after;
-                    }
+                Some("charged") => {
+                    charge.apply_to(&mut st.wallet);
                     app.usage_states.keep(st);
-                    return AppResponse::json(
-                        200,
-                        &json!({
-                            "status": v["status"],
-                            "replayed": replayed,
-                            "usage_id": v["usage_id"],
-                            "charge": if replayed { Value::Null } else { serde_json::to_value(&plan).unwrap_or(Value::Null) },
-                            "balances": v["balances"],
-                        }),
-                    );
+                    return charged_answer(&v, Some(&charge));
                 }
-                // The state changed, or a lot moved, since the plan: re-plan from the fresh
-                // state the store sent back.
+                Some("replayed") => {
+                    app.usage_states.keep(st);
+                    return charged_answer(&v, None);
+                }
+                // The state changed, or a lot moved, since the decision: decide again from
+                // the fresh state the store sent back.
                 Some("stale") | Some("insufficient") => {
                     match SubjectState::from_store(&subject, v.get("state").cloned().unwrap_or(Value::Null)) {
                         Ok(s) => (st, fresh) = (s, true),
                         Err(e) => return store_error(&e),
                     }
                 }
-                _ => {
-                    return error(
-                        500,
-                        "store_error",
-                        format!("unexpected answer from tollgate_consume: {v}"),
-                    )
-                }
+                _ => return error(500, "store_error", "unexpected answer from the store to a charge"),
             },
-            Err(StoreError::Conflict { error: e, .. }) if e.code.as_deref() == Some("PT409") => {
-                return error(409, "idempotency_key_reused", e.message.unwrap_or_default());
-            }
-            Err(e) => return store_error(&e),
+            Err(e) => return charge_store_error(&e),
         }
     }
     error(
@@ -288,13 +208,49 @@ pub async fn handle<T: Transport>(
     )
 }
 
-/// May this subject draw on the pool at all (the rule is the core's).
-fn entitled<T>(app: &App<T>, st: &SubjectState, pool: &str, now: Timestamp) -> bool {
-    let ents = st.entitlements_for_snapshot(&app.catalog, now);
-    tollgate::usage::may_draw(&app.catalog, &ents, &st.wallet, pool, now)
+/// 200 for a charge made now (`charge`: what the core decided) or earlier (a replay).
+fn charged_answer(v: &Value, charge: Option<&Charge>) -> AppResponse {
+    let replayed = v["status"] == "replayed";
+    AppResponse::json(
+        200,
+        &json!({
+            "status": v["status"],
+            "replayed": replayed,
+            "usage_id": v["usage_id"],
+            "charge": charge.map(|c| serde_json::to_value(ChargeOutcome::Charge(c.plan.clone())).unwrap_or(Value::Null)),
+            "record": v["record"],
+            "balances": v["balances"],
+        }),
+    )
 }
 
-/// The cheapest visible offer that puts credits into the pool (the core's choice).
-fn cheapest_usage_offer<T>(app: &App<T>, pool: &str) -> Option<String> {
-    tollgate::usage::cheapest_credit_offer(&app.catalog, pool).map(|o| o.key.clone())
+/// 403 not entitled (with the cheapest offer that puts credits into the pool), or 402
+/// short (with what is available and required).
+fn refusal_answer(r: &Refusal) -> AppResponse {
+    match r {
+        Refusal::NotEntitled { pool, upgrade } => error_json(
+            403,
+            "not_entitled",
+            "no plan or credits for usage: buy a plan or a token bundle",
+            json!({"pool": pool, "upgrade": upgrade}),
+        ),
+        Refusal::Short(d) => error_json(
+            402,
+            d.reason.as_str(),
+            d.to_string(),
+            json!({"available": d.available, "required": d.required, "pool": d.pool,
+                   "cost": d.cost, "overage_units": d.overage_units, "overage_cost": d.overage_cost,
+                   "overage_limit": d.overage_limit, "currency": d.currency}),
+        ),
+    }
+}
+
+/// A store error of a charge: a reused key is the caller's 409; anything else is 5xx.
+fn charge_store_error(e: &StoreError) -> AppResponse {
+    match e {
+        StoreError::Conflict { error: pg, .. } if pg.code.as_deref() == Some("PT409") => {
+            error(409, "idempotency_key_reused", "this Idempotency-Key was already used for a different request")
+        }
+        _ => store_error(e),
+    }
 }

@@ -253,79 +253,9 @@ impl SubjectState {
     }
 }
 
-/// The difference between two wallets as `tollgate_wallet_apply` takes it: new lots,
-/// changed lots (with their old values, checked by the store), and new ledger entries.
-pub fn wallet_diff(before: &Wallet, after: &Wallet) -> Value {
-    let fields = |l: &Lot| {
-        json!({
-            "remaining": l.remaining, "granted": l.granted, "revoked": l.revoked,
-            "expired": l.expired, "closed": l.closed, "rolled_over": l.rolled_over,
-        })
-    };
-    let mut lots_new = Vec::new();
-    let mut lots_changed = Vec::new();
-    for l in &after.lots {
-        match before.lot(&l.key) {
-            None => lots_new.push(serde_json::to_value(l).unwrap_or(Value::Null)),
-            Some(old) if fields(old) != fields(l) => {
-                lots_changed.push(json!({"key": l.key, "from": fields(old), "to": fields(l)}))
-            }
-            Some(_) => {}
-        }
-    }
-    let entries: Vec<Value> = after
-        .ledger
-        .iter()
-        .filter(|e| !before.has_key(&e.key))
-        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-        .collect();
-    json!({"lots_new": lots_new, "lots_changed": lots_changed, "entries": entries})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate::credits::{LotKind, NewLot};
-
-    #[test]
-    fn wallet_diff_lists_new_changed_and_posted() {
-        let mut before = Wallet::new();
-        before.credit(NewLot {
-            key: "purchase:a".into(),
-            pool: "sec",
-            kind: LotKind::Purchase,
-            amount: 100,
-            at: Timestamp(10),
-            valid_to: None,
-            source: "stripe:cs_1",
-            subscription: None,
-        });
-        let mut after = before.clone();
-        after.debit("usage:r1", "sec", 30, Timestamp(20), "usage:r1").unwrap();
-        after.credit(NewLot {
-            key: "purchase:b".into(),
-            pool: "sec",
-            kind: LotKind::Purchase,
-            amount: 50,
-            at: Timestamp(30),
-            valid_to: None,
-            source: "stripe:cs_2",
-            subscription: None,
-        });
-        let d = wallet_diff(&before, &after);
-        assert_eq!(d["lots_new"].as_array().unwrap().len(), 1);
-        assert_eq!(d["lots_new"][0]["key"], "purchase:b");
-        assert_eq!(d["lots_changed"][0]["from"]["remaining"], 100);
-        assert_eq!(d["lots_changed"][0]["to"]["remaining"], 70);
-        let keys: Vec<&str> = d["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["key"].as_str().unwrap())
-            .collect();
-        assert_eq!(keys, vec!["usage:r1", "usage:r1:purchase:a", "purchase:b"]);
-        assert_eq!(wallet_diff(&after, &after)["entries"].as_array().unwrap().len(), 0);
-    }
 
     #[test]
     fn subjects_and_uuids() {

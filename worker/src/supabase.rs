@@ -53,7 +53,7 @@ impl StoreError {
             _ => None,
         }
     }
-    /// True for the optimistic-concurrency conflict raised by `tollgate_apply_event`.
+    /// True for the optimistic-concurrency conflict raised by `tollgate_apply_fold`.
     pub fn is_version_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. }) && self.pg_code() == Some("PT409")
     }

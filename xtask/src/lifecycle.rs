@@ -19,7 +19,7 @@ use tollgate::catalog::Catalog;
 use tollgate::credits::{ChargeOutcome, DenyReason, OveragePolicy};
 use tollgate::decide::{self, Decision};
 use tollgate::model::Entitlements;
-use tollgate::seats::{self, Membership};
+use tollgate::seats::Membership;
 use tollgate::time::{Timestamp, DAY};
 use tollgate::usage::{self, UsageRequest};
 use tollgate::verify::{self, StripeVerifier};
@@ -351,7 +351,7 @@ impl<'c> Story<'c> {
         if self.memberships.is_empty() {
             self.state.entitlements_for(&self.subject)
         } else {
-            seats::effective_entitlements(&self.state, &self.subject, &self.memberships)
+            tollgate::billing::members::effective_entitlements(&self.state, &self.subject, &self.memberships)
         }
     }
 
@@ -618,6 +618,7 @@ fn consume(st: &mut Story, at: i64, req: &str, model: &str, quality: &str, secon
                     units: seconds,
                     model: Some(model.into()),
                     quality: Some(quality.into()),
+                    takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
                 },
                 Timestamp(at),
             );
@@ -661,7 +662,7 @@ fn org_seats(cat: &Catalog) -> Result<()> {
     for (i, u) in members.iter().enumerate() {
         let at = t + HOUR + i as i64 * 60;
         st.state = reduce_set(cat, &st.facts, Timestamp(at));
-        match seats::check_allocation(&st.state, org, u, &st.memberships) {
+        match tollgate::billing::members::check_allocation(&st.state, org, u, &st.memberships) {
             Ok(()) => {
                 let f = Fact::seat_assigned(Subject::parse(org).map_err(|e| e.to_string())?, Subject::parse(u).map_err(|e| e.to_string())?, &format!("seat-{i}"), Timestamp(at));
                 st.step(at, &format!("seat given to {u}"), vec![Delivery::App(f)])?;
@@ -676,7 +677,7 @@ fn org_seats(cat: &Catalog) -> Result<()> {
     st.step(t + 2 * HOUR, "quantity 2 → 3: one more seat", up)?;
     let at = t + 2 * HOUR + 60;
     st.state = reduce_set(cat, &st.facts, Timestamp(at));
-    seats::check_allocation(&st.state, org, "user:eli", &st.memberships).map_err(|r| format!("seat for eli: {}", r.reason.as_str()))?;
+    tollgate::billing::members::check_allocation(&st.state, org, "user:eli", &st.memberships).map_err(|r| format!("seat for eli: {}", r.reason.as_str()))?;
     let f = Fact::seat_assigned(Subject::parse(org).map_err(|e| e.to_string())?, Subject::parse("user:eli").map_err(|e| e.to_string())?, "seat-eli-2", Timestamp(at));
     st.step(at, "seat given to user:eli", vec![Delivery::App(f)])?;
     // What each member gets through the organization now.
@@ -685,7 +686,7 @@ fn org_seats(cat: &Catalog) -> Result<()> {
     let book = st.state.seats.get(org).map(|b| (b.seats, b.used())).unwrap_or((0, 0));
     footer.push(format!("seats: {} of {} used", book.1, book.0));
     for u in members {
-        let ents = seats::effective_entitlements(&st.state, u, &st.memberships);
+        let ents = tollgate::billing::members::effective_entitlements(&st.state, u, &st.memberships);
         let d = decide::can(cat, &ents, "sso_enabled", Timestamp(at)).map_err(|e| e.to_string())?;
         let a = decide::has_access(cat, &ents, "org", "BUSINESS", Timestamp(at)).map_err(|e| e.to_string())?;
         footer.push(format!("{u}: org ≥ BUSINESS {}; sso_enabled {}", describe(&a), if d.allowed { "✓" } else { "✗" }));
@@ -763,6 +764,7 @@ fn spend(st: &mut Story, at: i64, req: &str, units: u64) -> Result<()> {
             units,
             model: None,
             quality: None,
+            takes: None, overage_units: 0, overage_cost: 0, currency: String::new(),
         },
         Timestamp(at),
     );

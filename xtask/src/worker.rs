@@ -689,7 +689,12 @@ pub fn test_all_on(root: &Path, stack: &StackInfo, port: u16) -> Result<BuildOut
     let tools = ensure_tools(root)?;
     let out = build_with(root, &tools)?;
     let secrets = LocalSecrets::generate(&stack.jwt_secret)?;
-    for catalog in CATALOGS {
+    // TOLLGATE_E2E_CATALOGS=a,b narrows a local run to some catalogs (all by default).
+    let only: Option<Vec<String>> = std::env::var("TOLLGATE_E2E_CATALOGS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
+    for catalog in CATALOGS.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == *c))) {
         say(&format!("worker e2e with catalog `{catalog}`"));
         write_dev_vars(root, &secrets.dev_vars(&stack.rest_url, &stack.jwt_secret, catalog))?;
         let dev = dev_start(root, port)?;

@@ -1,0 +1,220 @@
+//! One usage charge, decided whole: [`charge`] takes the subject's entitlements, its
+//! credit lots, its overage preference, the request and `now`, and answers either a
+//! [`Charge`] (every row the store writes for it, as typed values) or a [`Refusal`]
+//! value. A host calls it once per attempt and persists what it returns; it composes
+//! nothing itself.
+//!
+//! # Keys no caller can forge
+//! A caller chooses its `Idempotency-Key`; the system writes ledger and fact keys. The
+//! charge's request id is `<subject>:<h>`, where `h` is the first 32 hex digits of the
+//! SHA-256 of the key: fixed length, no `:` in it, and nothing the caller types appears
+//! in it. Its ledger entries are `usage:<request id>:<lot>` and its fact is
+//! `usage:<request id>`, so no key a caller can choose equals a key of another charge,
+//! of another subject, or any key the folds write (`used:`, `expire:`, `reverse:`, lot
+//! keys). Whether a request was charged already is decided by its request id alone (the
+//! store's usage record), never by looking for ledger keys.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::billing::facts::{Fact, Subject, UsageFact, UsageTake};
+use crate::catalog::Catalog;
+use crate::credits::{ChargeDenial, ChargeOutcome, ChargePlan, EntryKind, LedgerEntry, OveragePolicy, Wallet};
+use crate::model::Entitlements;
+use crate::time::Timestamp;
+use crate::usage::{may_draw, plan_usage, quote, Quote, UsageError, UsageRequest};
+
+/// What the core needs to know about the subject.
+#[derive(Clone, Copy, Debug)]
+pub struct ChargeInput<'a> {
+    /// Grants that count for the subject (its own and its seated organizations').
+    pub entitlements: &'a Entitlements,
+    /// The subject's credit lots (the ledger is not read).
+    pub wallet: &'a Wallet,
+    /// The subject's overage opt-in and cap.
+    pub overage: &'a OveragePolicy,
+}
+
+/// A usage request: `seconds` of `model` at `quality`, under the caller's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeRequest<'a> {
+    pub subject: &'a Subject,
+    /// The caller's `Idempotency-Key` (any printable text).
+    pub idempotency_key: &'a str,
+    pub model: &'a str,
+    pub quality: &'a str,
+    pub seconds: u64,
+}
+
+/// The usage record the store keeps, one per request id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    pub units: u64,
+    pub model: String,
+    pub quality: String,
+    pub pool: String,
+    /// The request's price at the normal rate (minor units).
+    pub cost_minor: i64,
+    /// What its overage costs (minor units), billed in money.
+    pub overage_minor: i64,
+    pub overage_units: u64,
+    pub currency: String,
+}
+
+/// An accepted charge: everything the store writes for it, in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Charge {
+    /// `<subject>:<hash of the key>`: the identity of the charge (see the module docs).
+    pub request_id: String,
+    /// SHA-256 of the request's content: the same key with another body is refused.
+    pub request_hash: String,
+    pub quote: Quote,
+    pub plan: ChargePlan,
+    /// The lots it takes from and how much (each checked by the store to hold it).
+    pub takes: Vec<UsageTake>,
+    /// One ledger entry per take (`usage:<request id>:<lot>`).
+    pub entries: Vec<LedgerEntry>,
+    pub record: UsageRecord,
+    /// The charge as a billing fact: what it took, lot by lot, and its overage.
+    pub fact: Fact,
+}
+
+/// Why a charge is refused: values, not errors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The subject holds neither a plan nor credits in the pool; `upgrade` is the
+    /// cheapest visible offer that puts credits into it.
+    NotEntitled { pool: String, upgrade: Option<String> },
+    /// The balance (and the overage the subject allows) does not cover it.
+    Short(ChargeDenial),
+}
+
+/// What [`charge`] decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ChargeDecision {
+    Charge(Box<Charge>),
+    Refuse(Refusal),
+}
+
+/// The request id of a caller's key for a subject (see the module docs).
+pub fn request_id(subject: &Subject, idempotency_key: &str) -> String {
+    let h = Sha256::digest(idempotency_key.as_bytes());
+    format!("{subject}:{}", &hex::encode(h)[..32])
+}
+
+/// Digest of what the request asks for, to refuse a key reused for another request.
+pub fn request_hash(subject: &Subject, model: &str, quality: &str, seconds: u64) -> String {
+    let canonical = serde_json::json!({"subject": subject.to_string(), "model": model, "quality": quality, "seconds": seconds});
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Prices the request only (no subject state needed).
+pub fn price(catalog: &Catalog, model: &str, quality: &str, seconds: u64) -> Result<Quote, UsageError> {
+    quote(catalog, model, quality, seconds)
+}
+
+/// Decides one usage charge. Malformed requests (unknown rate, out of range, no usage
+/// pricing) are errors; a refusal is a value.
+pub fn charge(
+    catalog: &Catalog,
+    input: ChargeInput<'_>,
+    req: &ChargeRequest<'_>,
+    now: Timestamp,
+) -> Result<ChargeDecision, UsageError> {
+    let q = quote(catalog, req.model, req.quality, req.seconds)?;
+    if !may_draw(catalog, input.entitlements, input.wallet, &q.pool, now) {
+        return Ok(ChargeDecision::Refuse(Refusal::NotEntitled {
+            pool: q.pool.clone(),
+            upgrade: crate::usage::cheapest_credit_offer(catalog, &q.pool).map(|o| o.key.clone()),
+        }));
+    }
+    let request_id = request_id(req.subject, req.idempotency_key);
+    let usage_req = UsageRequest {
+        request_id: request_id.clone(),
+        model: req.model.to_string(),
+        quality: req.quality.to_string(),
+        seconds: req.seconds,
+    };
+    let plan = match plan_usage(catalog, input.wallet, &usage_req, input.overage, now)? {
+        ChargeOutcome::Charge(p) => p,
+        ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
+    };
+    let takes: Vec<UsageTake> = plan.takes.iter().map(|t| UsageTake { lot: t.lot.clone(), units: t.units }).collect();
+    let source = format!("usage:{request_id}");
+    let entries = takes
+        .iter()
+        .map(|t| LedgerEntry {
+            key: format!("{source}:{}", t.lot),
+            pool: plan.pool.clone(),
+            lot: t.lot.clone(),
+            kind: EntryKind::Usage,
+            delta: -t.units,
+            at: now,
+            source: source.clone(),
+        })
+        .collect();
+    let overage_units = u64::try_from(plan.overage_units).map_err(|_| UsageError::Overflow)?;
+    let fact = Fact::usage(
+        UsageFact {
+            request_id: request_id.clone(),
+            subject: req.subject.clone(),
+            pool: plan.pool.clone(),
+            units: req.seconds,
+            model: Some(req.model.to_string()),
+            quality: Some(req.quality.to_string()),
+            takes: Some(takes.clone()),
+            overage_units,
+            overage_cost: plan.overage_cost,
+            currency: plan.currency.clone(),
+        },
+        now,
+    );
+    let record = UsageRecord {
+        units: req.seconds,
+        model: req.model.to_string(),
+        quality: req.quality.to_string(),
+        pool: plan.pool.clone(),
+        cost_minor: plan.cost,
+        overage_minor: plan.overage_cost,
+        overage_units,
+        currency: plan.currency.clone(),
+    };
+    Ok(ChargeDecision::Charge(Box::new(Charge {
+        request_hash: request_hash(req.subject, req.model, req.quality, req.seconds),
+        request_id,
+        quote: q,
+        plan,
+        takes,
+        entries,
+        record,
+        fact,
+    })))
+}
+
+impl Charge {
+    /// The subject's lots after this charge (for a host that plans the next charge
+    /// from them).
+    pub fn apply_to(&self, wallet: &mut Wallet) {
+        for t in &self.takes {
+            wallet.record_usage(&t.lot, t.units);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_fixed_length_and_never_contain_the_key() {
+        let s = Subject::user("u1");
+        let a = request_id(&s, "k1");
+        let b = request_id(&s, &format!("k1:{}", "purchase:x"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("user:u1:") && a.len() == "user:u1:".len() + 32, "{a}");
+        assert!(!b.contains("purchase"), "{b}");
+        assert_ne!(request_id(&Subject::user("u2"), "k1"), a, "keys are per subject");
+    }
+}
