@@ -269,7 +269,7 @@ fn folding_charges_as_totals_equals_folding_them_as_facts() {
         s.charge(&cat, &format!("k{i}"), 400, T0 + 10 + i).unwrap();
     }
     let mut with_usage = s.facts.clone();
-    for (_, (key, takes, units)) in &s.charges {
+    for (key, takes, units) in s.charges.values() {
         let id = key.trim_start_matches("usage:").to_string();
         with_usage.push(Fact::usage(
             UsageFact {

@@ -215,7 +215,7 @@ begin
   if v_version <> coalesce(p_expected_version, 0) then
     raise exception using errcode = 'PT409', message = 'billing state changed concurrently',
       detail = jsonb_build_object('expected', p_expected_version, 'actual', v_version)::text,
-      hint = 'reload the related facts, fold again and retry';
+      hint = 'fold_stale';
   end if;
 
   for v_item in select * from jsonb_array_elements(coalesce(p_facts, '[]'::jsonb)) loop
@@ -309,7 +309,7 @@ begin
                       and l.key = v_item ->> 'key'
                       and l.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
           raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
-            detail = v_item ->> 'key', hint = 'reload the related facts, fold again and retry';
+            detail = v_item ->> 'key', hint = 'fold_stale';
         end if;
         insert into public.credit_lots (user_id, organization_id, key, pool, kind, granted, remaining,
                                         valid_from, valid_to, source, subscription, revoked, expired,
@@ -460,7 +460,8 @@ begin
     if v_existing.request_hash is distinct from p_charge ->> 'request_hash'
        or v_existing.user_id is distinct from s.user_id
        or v_existing.organization_id is distinct from s.organization_id then
-      raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
+      raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
+        hint = 'key_reused';
     end if;
     return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
   end if;
@@ -506,7 +507,8 @@ begin
       if v_existing.request_hash is distinct from p_charge ->> 'request_hash'
          or v_existing.user_id is distinct from s.user_id
          or v_existing.organization_id is distinct from s.organization_id then
-        raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
+        raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
+        hint = 'key_reused';
       end if;
       return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
     end if;
@@ -590,7 +592,8 @@ begin
   if v_existing.request_hash is distinct from p_request_hash
      or v_existing.user_id is distinct from s.user_id
      or v_existing.organization_id is distinct from s.organization_id then
-    raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
+    raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
+        hint = 'key_reused';
   end if;
   return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
 end

@@ -69,7 +69,7 @@ async fn serve(app: Rc<App<ReqwestTransport>>, mut sock: TcpStream) -> std::io::
     let resp = if path == "/__scheduled" {
         match app.scheduled(now()).await {
             Ok(v) => tollgate_worker::http::AppResponse::json(200, &v),
-            Err(e) => tollgate_worker::app::store_error(&e),
+            Err(e) => tollgate_worker::respond::store_error(&e),
         }
     } else {
         app.handle(InRequest { method, path, query, headers, body }, now()).await

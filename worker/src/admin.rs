@@ -23,7 +23,9 @@ use tollgate::billing::facts::{key_part, CreditAdjustment, Fact, GrantGiven};
 use tollgate::model::Source;
 use tollgate::time::Timestamp;
 
-use crate::app::{error, error_json, json_body, store_error, App};
+use crate::ctx::Ctx;
+use crate::respond::{error, error_json, json_body, store_error};
+use crate::store::Store;
 use crate::http::{AppResponse, InRequest, Transport};
 use crate::state::{is_uuid, Subject};
 use crate::webhook::Outcome;
@@ -40,7 +42,7 @@ fn time_field(v: &Value, k: &str) -> Result<Option<Timestamp>, String> {
     }
 }
 
-pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp) -> AppResponse {
+pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now: Timestamp) -> AppResponse {
     let body = match json_body(req) {
         Ok(b) => b,
         Err(r) => return r,
@@ -158,9 +160,9 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
     if facts.is_empty() {
         return error(400, "nothing_to_grant", "give at least one of `grants` and `credits`");
     }
-    match app.store.rpc("tollgate_subject_exists", &json!({"p_subject": subject.to_json()})).await {
-        Ok(Value::Bool(true)) => {}
-        Ok(_) => return error(404, "unknown_subject", format!("no such user or organization: {}", subject.key())),
+    match app.store.subject_exists(&subject).await {
+        Ok(true) => {}
+        Ok(false) => return error(404, "unknown_subject", format!("no such user or organization: {}", subject.key())),
         Err(e) => return store_error(&e),
     }
     match crate::webhook::apply_facts(app, None, facts, now).await {
@@ -183,7 +185,7 @@ pub async fn grants<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp)
 /// "request_id"?}`. The seat is a fact like any other: the core's fold decides whether
 /// the organization has a seat left (its seat count follows the subscription quantity),
 /// and the answer says what it decided: 200 with the seat, or 409 with the refusal.
-pub async fn seats<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp) -> AppResponse {
+pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now: Timestamp) -> AppResponse {
     use tollgate::billing::facts::{Fact, Subject as CoreSubject};
     let body = match json_body(req) {
         Ok(b) => b,
@@ -215,20 +217,8 @@ pub async fn seats<T: Transport>(app: &App<T>, req: &InRequest, now: Timestamp) 
     if let Err(e) = crate::webhook::apply_facts(app, None, vec![fact], now).await {
         return store_error(&e);
     }
-    let held = match app
-        .store
-        .select(
-            "seat_allocations",
-            "organization_id,user_id,status,allocated_at",
-            &[
-                ("organization_id", crate::supabase::Filter::Eq(org.into())),
-                ("user_id", crate::supabase::Filter::Eq(user.into())),
-                ("status", crate::supabase::Filter::Eq("active".into())),
-            ],
-        )
-        .await
-    {
-        Ok(v) => v.as_array().is_some_and(|a| !a.is_empty()),
+    let held = match app.store.seat_held(org, user).await {
+        Ok(h) => h,
         Err(e) => return store_error(&e),
     };
     match (action, held) {

@@ -1,114 +1,42 @@
-//! The worker's routes over plain [`InRequest`] / [`AppResponse`] values, so the same
-//! code runs under workerd (see `entry`) and natively in tests.
+//! The router: the worker's routes over plain [`InRequest`] / [`AppResponse`] values, so
+//! the same code runs under workerd (see `entry`) and natively in tests.
 //!
-//! The app holds no business rule: it parses HTTP, asks the core (`tollgate`) what a
-//! request or an event means, and persists the answer through [`SupabaseClient`].
-//! Errors are JSON `{"error": {"code", "message"}}` with the right status: 4xx for bad
-//! input (never retried by providers), 5xx when the store fails (so they retry).
+//! The app holds no business rule: it finds the route ([`crate::routes`]), hands the
+//! request and its context ([`Ctx`]) to the route's handler, and adds CORS headers. The
+//! handlers parse HTTP, ask the core (`tollgate`) what a request or an event means, and
+//! persist the answer through the typed [`Store`]. Errors are JSON `{"error": {"code",
+//! "message"}}` with the right status: 4xx for bad input, 5xx when the store fails (so the
+//! sender retries).
 
 use serde_json::{json, Value};
-use std::cell::RefCell;
 
-use tollgate::catalog::Catalog;
-use tollgate::snapshot::SnapshotSigner;
 use tollgate::time::Timestamp;
-use tollgate::verify::{RazorpayVerifier, StripeVerifier};
 
-use crate::auth::{self, AuthError, Claims, KeySet};
+use crate::auth;
 use crate::config::Config;
-use crate::http::{AppResponse, InRequest, Method, OutRequest, Transport};
-use crate::state::{self, SubjectState};
-use crate::supabase::{StoreError, SupabaseClient};
+use crate::ctx::Ctx;
+use crate::http::{AppResponse, InRequest, Method, Transport};
+use crate::respond::{error, store_error};
+use crate::state;
+use crate::store::{Store, StoreError, SupabaseStore};
+use crate::supabase::SupabaseClient;
 
-/// How long fetched JWKS keys are trusted before they are fetched again.
-pub const JWKS_TTL_SECS: i64 = 600;
-/// A token naming an unknown key triggers a refetch at most this often.
-pub const JWKS_MIN_REFETCH_SECS: i64 = 30;
-
-/// Builds a JSON error response.
-pub fn error(status: u16, code: &str, message: impl Into<String>) -> AppResponse {
-    AppResponse::json(status, &json!({"error": {"code": code, "message": message.into()}}))
+pub struct App<T, S = SupabaseStore<T>> {
+    pub ctx: Ctx<T, S>,
 }
 
-pub fn error_json(status: u16, code: &str, message: impl Into<String>, extra: Value) -> AppResponse {
-    let mut body = json!({"error": {"code": code, "message": message.into()}});
-    if let (Some(obj), Value::Object(more)) = (body["error"].as_object_mut(), extra) {
-        obj.extend(more);
-    }
-    AppResponse::json(status, &body)
-}
-
-/// A failing store is the sender's cue to retry: 503 (unavailable) or 500.
-pub fn store_error(e: &StoreError) -> AppResponse {
-    match e {
-        StoreError::Unavailable(_) => error(503, "store_unavailable", e.to_string()).with_header("retry-after", "5"),
-        _ => error(500, "store_error", e.to_string()),
+impl<T: Transport + Clone> App<T, SupabaseStore<T>> {
+    /// The app on Supabase's REST API (`SUPABASE_URL`, the service-role key).
+    pub fn new(config: Config, transport: T) -> Result<App<T, SupabaseStore<T>>, String> {
+        let client = SupabaseClient::new(&config.supabase_url, &config.service_role_key, transport.clone());
+        App::with_store(config, transport, SupabaseStore::new(client))
     }
 }
 
-pub struct App<T> {
-    pub config: Config,
-    pub catalog: Catalog,
-    pub store: SupabaseClient<T>,
-    stripe: Option<StripeVerifier>,
-    razorpay: Option<RazorpayVerifier>,
-    signer: Option<SnapshotSigner>,
-    jwks: RefCell<Option<(i64, KeySet)>>,
-    jwks_tried_at: RefCell<Option<i64>>,
-    /// Each subject's state after its last usage charge here (see [`crate::consume`]).
-    pub(crate) usage_states: crate::consume::UsageStates,
-}
-
-/// The embedded catalog named `name` (see build.rs).
-pub fn embedded_catalog(name: &str) -> Result<Catalog, String> {
-    let (_, json) = crate::CATALOGS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-        format!(
-            "CATALOG `{name}` is not embedded; known: {}",
-            crate::CATALOGS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    Catalog::from_json(json).map_err(|e| e.to_string())
-}
-
-impl<T: Transport> App<T> {
-    pub fn new(config: Config, transport: T) -> Result<App<T>, String> {
-        let catalog = embedded_catalog(&config.catalog)?;
-        let stripe = if config.stripe_secrets.is_empty() {
-            None
-        } else {
-            Some(
-                StripeVerifier::new(config.stripe_secrets.iter())
-                    .map_err(|e| format!("STRIPE_WEBHOOK_SECRETS: {e}"))?
-                    .with_tolerance(config.stripe_tolerance_secs),
-            )
-        };
-        let razorpay = if config.razorpay_secrets.is_empty() {
-            None
-        } else {
-            Some(
-                RazorpayVerifier::new(config.razorpay_secrets.iter())
-                    .map_err(|e| format!("RAZORPAY_WEBHOOK_SECRET: {e}"))?,
-            )
-        };
-        let signer = match &config.snapshot_seed {
-            Some(seed) => Some(
-                SnapshotSigner::from_seed(&config.snapshot_key_id, seed)
-                    .map_err(|e| format!("SNAPSHOT_SIGNING_KEY: {e}"))?,
-            ),
-            None => None,
-        };
-        let store = SupabaseClient::new(&config.supabase_url, &config.service_role_key, transport);
-        Ok(App {
-            config,
-            catalog,
-            store,
-            stripe,
-            razorpay,
-            signer,
-            jwks: RefCell::new(None),
-            jwks_tried_at: RefCell::new(None),
-            usage_states: Default::default(),
-        })
+impl<T: Transport, S: Store> App<T, S> {
+    /// The app on any store (an in-memory one in tests).
+    pub fn with_store(config: Config, transport: T, store: S) -> Result<App<T, S>, String> {
+        Ok(App { ctx: Ctx::new(config, transport, store)? })
     }
 
     /// Routes one request: a body over [`crate::routes::MAX_BODY_BYTES`] is refused first,
@@ -164,128 +92,44 @@ impl<T: Transport> App<T> {
     }
 
     fn healthz(&self) -> AppResponse {
-        let m = self.catalog.meta();
+        let m = self.ctx.catalog.meta();
         AppResponse::json(
             200,
             &json!({
                 "status": "ok",
                 "catalog": {"id": m.id, "version": m.version},
-                "webhooks": {"stripe": self.stripe.is_some(), "razorpay": self.razorpay.is_some()},
-                "snapshots": self.signer.as_ref().map(|s| json!({"kid": s.kid(), "public_key": s.public_key_b64url()})),
+                "webhooks": {"stripe": self.ctx.stripe_verifier().is_some(), "razorpay": self.ctx.razorpay_verifier().is_some()},
+                "snapshots": self.ctx.signer().map(|s| json!({"kid": s.kid(), "public_key": s.public_key_b64url()})),
             }),
         )
     }
 
     fn catalog_route(&self) -> AppResponse {
-        let m = self.catalog.meta();
-        let doc: Value = serde_json::from_str(&self.catalog.to_json()).unwrap_or(Value::Null);
+        let m = self.ctx.catalog.meta();
+        let doc: Value = serde_json::from_str(&self.ctx.catalog.to_json()).unwrap_or(Value::Null);
         AppResponse::json(200, &doc)
             .with_header("cache-control", "public, max-age=300")
             .with_header("etag", format!("\"{}-{}\"", m.id, m.version))
     }
 
-    // ------------------------------------------------------------------ auth
-
-    async fn keys(&self, kid: Option<&str>, now: i64) -> Result<Option<KeySet>, AuthError> {
-        let Some(url) = self.config.jwks_url.clone() else {
-            return Ok(None);
-        };
-        let fresh = {
-            let cached = self.jwks.borrow();
-            match &*cached {
-                Some((at, set)) if now.saturating_sub(*at) < JWKS_TTL_SECS && set.has_kid(kid) => Some(set.clone()),
-                _ => None,
-            }
-        };
-        if fresh.is_some() {
-            return Ok(fresh);
-        }
-        if self
-            .jwks_tried_at
-            .borrow()
-            .is_some_and(|t| now.saturating_sub(t) < JWKS_MIN_REFETCH_SECS)
-        {
-            return Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone()));
-        }
-        *self.jwks_tried_at.borrow_mut() = Some(now);
-        let req = OutRequest {
-            method: Method::Get,
-            url,
-            headers: Default::default(),
-            body: None,
-        };
-        match self.store.transport().send(req).await {
-            Ok(r) if r.status == 200 => match KeySet::parse(&String::from_utf8_lossy(&r.body)) {
-                Ok(set) => {
-                    *self.jwks.borrow_mut() = Some((now, set.clone()));
-                    Ok(Some(set))
-                }
-                Err(_) => Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone())),
-            },
-            // Keep using what was fetched before; a token for an unknown key fails below.
-            _ => Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone())),
-        }
-    }
-
-    /// The signed-in user of a request, or a 401 response.
-    pub async fn user(&self, req: &InRequest, now: Timestamp) -> Result<Claims, AppResponse> {
-        let unauthorized = |e: AuthError| error(401, e.code(), e.to_string()).with_header("www-authenticate", "Bearer");
-        let token = auth::bearer(req.headers.get("authorization")).map_err(unauthorized)?;
-        if self.config.jwt_secret.is_none() && self.config.jwks_url.is_none() {
-            return Err(error(500, "auth_not_configured", AuthError::NotConfigured.to_string()));
-        }
-        let (alg, kid) = auth::token_alg_kid(token).map_err(unauthorized)?;
-        let keys = if alg == "HS256" {
-            None
-        } else {
-            self.keys(kid.as_deref(), now.unix()).await.map_err(unauthorized)?
-        };
-        if matches!(alg.as_str(), "ES256" | "RS256") && self.config.jwks_url.is_some() && keys.is_none() {
-            return Err(error(
-                503,
-                "jwks_unavailable",
-                "the signing keys (SUPABASE_JWKS_URL) could not be fetched; retry",
-            )
-            .with_header("retry-after", "5"));
-        }
-        let claims = auth::verify_access_token(
-            token,
-            self.config.jwt_secret.as_deref(),
-            keys.as_ref(),
-            self.config.jwt_audience.as_deref(),
-            Some(self.config.jwt_issuer.as_str()),
-            now.unix(),
-        )
-        .await
-        .map_err(unauthorized)?;
-        // Supabase user ids are UUIDs (auth.users.id).
-        if !crate::state::is_uuid(&claims.sub) {
-            return Err(unauthorized(AuthError::NotAUser(format!(
-                "sub `{}` is not a user id",
-                claims.sub
-            ))));
-        }
-        Ok(claims)
-    }
-
     // ------------------------------------------------------------------ entitlements
 
     async fn entitlements(&self, req: &InRequest, now: Timestamp) -> AppResponse {
-        let claims = match self.user(req, now).await {
+        let claims = match self.ctx.user(req, now).await {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let Some(signer) = &self.signer else {
+        let Some(signer) = self.ctx.signer() else {
             return error(503, "snapshots_not_configured", "SNAPSHOT_SIGNING_KEY is not set");
         };
         let subject = state::Subject::user(&claims.sub);
-        let st = match SubjectState::load(&self.store, &subject).await {
+        let st = match self.ctx.store.subject_state(&subject, None).await {
             Ok(s) => s,
             Err(e) => return store_error(&e),
         };
-        let ents = st.entitlements_for_snapshot(&self.catalog, now);
-        let ttl = u32::try_from(self.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
-        match signer.issue(&ents, self.catalog.meta(), now, ttl) {
+        let ents = st.entitlements_for_snapshot(&self.ctx.catalog, now);
+        let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
+        match signer.issue(&ents, self.ctx.catalog.meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
                 200,
                 &json!({
@@ -302,17 +146,17 @@ impl<T: Transport> App<T> {
     // ------------------------------------------------------------------ usage
 
     async fn usage(&self, req: &InRequest, now: Timestamp, consume: bool) -> AppResponse {
-        let claims = match self.user(req, now).await {
+        let claims = match self.ctx.user(req, now).await {
             Ok(c) => c,
             Err(r) => return r,
         };
-        crate::consume::handle(self, req, &claims, now, consume).await
+        crate::consume::handle(&self.ctx, req, &claims, now, consume).await
     }
 
     // ------------------------------------------------------------------ admin
 
     async fn admin(&self, req: &InRequest, now: Timestamp, seats: bool) -> AppResponse {
-        let Some(secret) = &self.config.admin_secret else {
+        let Some(secret) = &self.ctx.config.admin_secret else {
             return error(404, "not_found", "admin routes are disabled (no ADMIN_SECRET)");
         };
         let presented = req
@@ -328,28 +172,21 @@ impl<T: Transport> App<T> {
             .with_header("www-authenticate", "Bearer");
         }
         if seats {
-            crate::admin::seats(self, req, now).await
+            crate::admin::seats(&self.ctx, req, now).await
         } else {
-            crate::admin::grants(self, req, now).await
+            crate::admin::grants(&self.ctx, req, now).await
         }
     }
 
     // ------------------------------------------------------------------ webhooks
 
     async fn webhook(&self, provider: crate::webhook::Provider, req: &InRequest, now: Timestamp) -> AppResponse {
-        crate::webhook::handle(self, provider, req, now).await
+        crate::webhook::handle(&self.ctx, provider, req, now).await
     }
 
-    pub fn stripe_verifier(&self) -> Option<&StripeVerifier> {
-        self.stripe.as_ref()
-    }
-    pub fn razorpay_verifier(&self) -> Option<&RazorpayVerifier> {
-        self.razorpay.as_ref()
-    }
-
-    /// The scheduled handler: retries kept events and reports expired grants.
+    /// The scheduled handler: retries kept events and expires what lapsed.
     pub async fn scheduled(&self, now: Timestamp) -> Result<Value, StoreError> {
-        crate::webhook::scheduled(self, now).await
+        crate::webhook::scheduled(&self.ctx, now).await
     }
 }
 
@@ -364,17 +201,9 @@ fn cors_headers() -> crate::http::Headers {
         .with("access-control-max-age", "86400")
 }
 
-/// Reads a JSON request body, or a 400 response.
-pub fn json_body(req: &InRequest) -> Result<Value, AppResponse> {
-    if req.body.is_empty() {
-        return Err(error(400, "empty_body", "a JSON body is required"));
-    }
-    serde_json::from_slice(&req.body).map_err(|e| error(400, "malformed_json", format!("the body is not JSON: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ctx::embedded_catalog;
 
     #[test]
     fn every_shipped_catalog_is_embedded_and_valid() {

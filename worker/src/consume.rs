@@ -14,7 +14,7 @@
 //! and decides replays by the request id alone.
 //!
 //! One store call per charge: the worker keeps, per subject, the state after its last
-//! charge here ([`UsageStates`]) and decides from it; the store checks the state's
+//! charge here ([`crate::kept::UsageStates`]) and decides from it; the store checks the state's
 //! `stamp` (the subject's grants, memberships, preferences and lots, all but the units
 //! charges move) and, when it changed or a lot no longer holds enough, writes nothing and
 //! answers with the fresh state, from which the core decides again. A refusal is never
@@ -24,58 +24,25 @@
 //! allowed overage) does not cover it; 403 when the subject holds neither a plan nor
 //! credits in the pool; 400 for a malformed request; 5xx when the store fails.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 
 use tollgate::charge::{Charge, ChargeDecision, ChargeInput, ChargeRequest, Refusal};
 use tollgate::credits::{ChargeOutcome, OveragePolicy};
 use tollgate::time::Timestamp;
 
-use crate::app::{error, error_json, json_body, store_error, App};
+use crate::ctx::Ctx;
+use crate::respond::{error, error_json, json_body, store_error};
+use crate::store::{ChargeAnswer, Charged, Store};
 use crate::auth::Claims;
 use crate::http::{AppResponse, InRequest, Transport};
-use crate::state::{Subject, SubjectState};
-use crate::supabase::StoreError;
+use crate::state::Subject;
+use crate::supabase::{Conflict, StoreError};
 
 /// Re-plans after a concurrent change before giving up with 409.
 pub const MAX_REPLANS: usize = 8;
 
-/// How many subjects' states an isolate keeps; past it, all are dropped (they are only a
-/// head start: a missing state costs one more store call).
-pub const KEPT_STATES: usize = 1024;
-
-/// Each subject's state after its last charge in this isolate, to plan the next charge
-/// without loading it first. Concurrent charges of one subject each plan from their own
-/// copy: a copy can only hold more remaining units than the store (charges only take), so
-/// a plan from it either takes what a fresh plan would take or finds a lot short and is
-/// planned again from the fresh state the store sends back; the last charge's copy stays.
-#[derive(Default)]
-pub struct UsageStates(RefCell<BTreeMap<String, SubjectState>>);
-
-impl UsageStates {
-    fn get(&self, subject: &Subject) -> Option<SubjectState> {
-        self.0.borrow().get(&subject.key()).cloned()
-    }
-
-    /// Keeps `st` (without ledger entries: the next charge has its own key) when the store
-    /// gave it a stamp to check plans against.
-    fn keep(&self, mut st: SubjectState) {
-        if st.stamp.is_none() {
-            return;
-        }
-        st.wallet.ledger.clear();
-        let mut map = self.0.borrow_mut();
-        if map.len() >= KEPT_STATES {
-            map.clear();
-        }
-        map.insert(st.subject.key(), st);
-    }
-}
-
-pub async fn handle<T: Transport>(
-    app: &App<T>,
+pub async fn handle<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
     req: &InRequest,
     claims: &Claims,
     now: Timestamp,
@@ -116,7 +83,7 @@ pub async fn handle<T: Transport>(
     let kept = if consume { app.usage_states.get(&subject) } else { None };
     let (mut st, mut fresh) = match kept {
         Some(st) => (st, false),
-        None => match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+        None => match app.store.subject_state(&subject, Some(&ledger_key)).await {
             Ok(s) => (s, true),
             Err(e) => return store_error(&e),
         },
@@ -137,7 +104,7 @@ pub async fn handle<T: Transport>(
             // A refusal is never answered from a kept state, nor for a request that was
             // charged already (a retry after the balance is spent).
             ChargeDecision::Refuse(_) if !fresh => {
-                match SubjectState::load_for_usage(&app.store, &subject, &ledger_key).await {
+                match app.store.subject_state(&subject, Some(&ledger_key)).await {
                     Ok(s) => (st, fresh) = (s, true),
                     Err(e) => return store_error(&e),
                 }
@@ -146,10 +113,9 @@ pub async fn handle<T: Transport>(
             ChargeDecision::Refuse(refusal) => {
                 if consume {
                     let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
-                    let args = json!({"p_subject": subject.to_json(), "p_request_id": request_id, "p_request_hash": hash});
-                    match app.store.rpc("tollgate_charge_replay", &args).await {
-                        Ok(Value::Null) => {}
-                        Ok(v) => return charged_answer(&v, None),
+                    match app.store.charge_replay(&subject, &request_id, &hash).await {
+                        Ok(None) => {}
+                        Ok(Some(c)) => return charged_answer("replayed", &c, None),
                         Err(e) => return charge_store_error(&e),
                     }
                 }
@@ -165,39 +131,21 @@ pub async fn handle<T: Transport>(
                 &json!({"quote": charge.quote, "charge": ChargeOutcome::Charge(charge.plan.clone())}),
             );
         }
-        let args = json!({
-            "p_subject": subject.to_json(),
-            "p_charge": {
-                "request_id": charge.request_id,
-                "request_hash": charge.request_hash,
-                "takes": charge.takes,
-                "entries": charge.entries,
-                "record": charge.record,
-                "fact": crate::webhook::fact_row(&charge.fact),
-            },
-            "p_stamp": st.stamp,
-        });
-        match app.store.rpc("tollgate_charge", &args).await {
-            Ok(v) => match v.get("status").and_then(Value::as_str) {
-                Some("charged") => {
-                    charge.apply_to(&mut st.wallet);
-                    app.usage_states.keep(st);
-                    return charged_answer(&v, Some(&charge));
-                }
-                Some("replayed") => {
-                    app.usage_states.keep(st);
-                    return charged_answer(&v, None);
-                }
-                // The state changed, or a lot moved, since the decision: decide again from
-                // the fresh state the store sent back.
-                Some("stale") | Some("insufficient") => {
-                    match SubjectState::from_store(&subject, v.get("state").cloned().unwrap_or(Value::Null)) {
-                        Ok(s) => (st, fresh) = (s, true),
-                        Err(e) => return store_error(&e),
-                    }
-                }
-                _ => return error(500, "store_error", "unexpected answer from the store to a charge"),
-            },
+        match app.store.charge(&subject, &charge, st.stamp.as_deref()).await {
+            Ok(ChargeAnswer::Charged(c)) => {
+                charge.apply_to(&mut st.wallet);
+                app.usage_states.keep(st);
+                return charged_answer("charged", &c, Some(&charge));
+            }
+            Ok(ChargeAnswer::Replayed(c)) => {
+                app.usage_states.keep(st);
+                return charged_answer("replayed", &c, None);
+            }
+            // The state changed, or a lot moved, since the decision: decide again from the
+            // fresh state the store sent back.
+            Ok(ChargeAnswer::Stale(fresh_state) | ChargeAnswer::Insufficient(fresh_state)) => {
+                (st, fresh) = (*fresh_state, true);
+            }
             Err(e) => return charge_store_error(&e),
         }
     }
@@ -209,17 +157,16 @@ pub async fn handle<T: Transport>(
 }
 
 /// 200 for a charge made now (`charge`: what the core decided) or earlier (a replay).
-fn charged_answer(v: &Value, charge: Option<&Charge>) -> AppResponse {
-    let replayed = v["status"] == "replayed";
+fn charged_answer(status: &str, v: &Charged, charge: Option<&Charge>) -> AppResponse {
     AppResponse::json(
         200,
         &json!({
-            "status": v["status"],
-            "replayed": replayed,
-            "usage_id": v["usage_id"],
+            "status": status,
+            "replayed": status == "replayed",
+            "usage_id": v.usage_id,
             "charge": charge.map(|c| serde_json::to_value(ChargeOutcome::Charge(c.plan.clone())).unwrap_or(Value::Null)),
-            "record": v["record"],
-            "balances": v["balances"],
+            "record": v.record,
+            "balances": v.balances,
         }),
     )
 }
@@ -247,8 +194,8 @@ fn refusal_answer(r: &Refusal) -> AppResponse {
 
 /// A store error of a charge: a reused key is the caller's 409; anything else is 5xx.
 fn charge_store_error(e: &StoreError) -> AppResponse {
-    match e {
-        StoreError::Conflict { error: pg, .. } if pg.code.as_deref() == Some("PT409") => {
+    match e.conflict() {
+        Some(Conflict::KeyReused) => {
             error(409, "idempotency_key_reused", "this Idempotency-Key was already used for a different request")
         }
         _ => store_error(e),

@@ -10,11 +10,13 @@ use worker::{
     event, Context, Env, Fetch, Method as WMethod, Request, RequestInit, Response, ScheduleContext, ScheduledEvent,
 };
 
-use crate::app::{error, App};
+use crate::app::App;
+use crate::respond::error;
 use crate::config::Config;
 use crate::http::{AppResponse, Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
 
 /// Outbound HTTP through the Workers runtime's `fetch`.
+#[derive(Clone, Copy)]
 pub struct FetchTransport;
 
 impl Transport for FetchTransport {

@@ -16,9 +16,15 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod consume;
+pub mod ctx;
 pub mod http;
+pub mod kept;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod memory;
+pub mod respond;
 pub mod routes;
 pub mod state;
+pub mod store;
 pub mod supabase;
 pub mod webhook;
 

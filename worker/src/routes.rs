@@ -99,10 +99,10 @@ mod tests {
     const JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
     const STRIPE_SECRET: &str = "whsec_routes_test_0123456789abcdef";
 
-    /// A store that is never reached: every call is counted and fails.
-    #[derive(Default)]
+    /// A store that is never reached: every call is counted and fails (clones share the count).
+    #[derive(Clone, Default)]
     struct Unreachable {
-        calls: Cell<usize>,
+        calls: std::rc::Rc<Cell<usize>>,
     }
     impl Transport for Unreachable {
         async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
@@ -185,7 +185,7 @@ mod tests {
         assert_eq!((r.status, code(&r).as_str()), (404, "not_found"));
         assert_eq!(r.headers.get("allow"), None);
         assert_eq!(call(&app, Method::Get, "/healthz", Headers::new(), vec![]).status, 200);
-        assert_eq!(app.store.transport().calls.get(), 0, "routing alone never reaches the store");
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 0, "routing alone never reaches the store");
     }
 
     #[test]
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(call(&app, Method::Post, "/v1/usage/quote", lying, big).status, 413);
         let huge = Headers::new().with("content-length", "18446744073709551615");
         assert_eq!(call(&app, Method::Post, "/v1/usage/quote", huge, vec![]).status, 413);
-        assert_eq!(app.store.transport().calls.get(), 0, "a refused body never reaches the store");
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 0, "a refused body never reaches the store");
         // Exactly the limit is accepted (here: refused later for its signature).
         let limit = vec![b' '; MAX_BODY_BYTES];
         let at_limit = Headers::new().with("content-length", MAX_BODY_BYTES.to_string());
@@ -253,7 +253,7 @@ mod tests {
             assert_eq!(r.headers.get("www-authenticate"), Some("Bearer"));
         }
         // The right issuer gets past authentication (to the store, unreachable here).
-        assert_eq!(app.store.transport().calls.get(), 0);
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 0);
         let r = get(&app, Some("http://127.0.0.1:54321/auth/v1"));
         assert_ne!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
         // SUPABASE_JWT_ISSUER overrides the default.

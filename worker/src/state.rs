@@ -10,8 +10,7 @@ use tollgate::credits::{Lot, Wallet};
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::time::Timestamp;
 
-use crate::http::Transport;
-use crate::supabase::{StoreError, SupabaseClient};
+use crate::supabase::StoreError;
 
 /// Who holds entitlements, as the store keys it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -184,30 +183,6 @@ pub struct SubjectState {
 }
 
 impl SubjectState {
-    pub async fn load<T: Transport>(store: &SupabaseClient<T>, subject: &Subject) -> Result<SubjectState, StoreError> {
-        Self::load_with(store, subject, json!({"p_subject": subject.to_json()})).await
-    }
-
-    /// [`SubjectState::load`] for a usage charge: the wallet's lots in full, its ledger
-    /// only for `ledger_key` (the charge's own entries, to tell a replay), so the cost of a
-    /// charge does not grow with the subject's history.
-    pub async fn load_for_usage<T: Transport>(
-        store: &SupabaseClient<T>,
-        subject: &Subject,
-        ledger_key: &str,
-    ) -> Result<SubjectState, StoreError> {
-        Self::load_with(store, subject, json!({"p_subject": subject.to_json(), "p_ledger_key": ledger_key})).await
-    }
-
-    async fn load_with<T: Transport>(
-        store: &SupabaseClient<T>,
-        subject: &Subject,
-        args: Value,
-    ) -> Result<SubjectState, StoreError> {
-        let v = store.rpc("tollgate_subject_state", &args).await?;
-        Self::from_store(subject, v)
-    }
-
     /// A state as the store answers it (`tollgate_subject_state`'s JSON).
     pub fn from_store(subject: &Subject, v: Value) -> Result<SubjectState, StoreError> {
         let raw: Raw = serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("subject state: {e}")))?;

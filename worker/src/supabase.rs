@@ -29,6 +29,18 @@ pub struct PgError {
     pub hint: Option<String>,
 }
 
+/// What kind of conflict a store refused a write with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// The facts a fold read, or the charges of a lot it writes, changed meanwhile:
+    /// read and fold again.
+    FoldStale,
+    /// The request id of a charge was used before for another request.
+    KeyReused,
+    /// Any other conflict (a unique key of the store's own).
+    Other,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreError {
     /// No answer, a 5xx, or a connection failure behind the REST API (PostgREST's 503):
@@ -53,9 +65,18 @@ impl StoreError {
             _ => None,
         }
     }
+    /// The kind of a conflict (409), named by the SQL function's hint.
+    pub fn conflict(&self) -> Option<Conflict> {
+        let StoreError::Conflict { error, .. } = self else { return None };
+        Some(match (error.code.as_deref(), error.hint.as_deref()) {
+            (Some("PT409"), Some("fold_stale")) => Conflict::FoldStale,
+            (Some("PT409"), Some("key_reused")) => Conflict::KeyReused,
+            _ => Conflict::Other,
+        })
+    }
     /// True for the optimistic-concurrency conflict raised by `tollgate_apply_fold`.
     pub fn is_version_conflict(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. }) && self.pg_code() == Some("PT409")
+        self.conflict() == Some(Conflict::FoldStale)
     }
 }
 
@@ -235,7 +256,7 @@ mod tests {
     fn rpc_sends_postgrest_headers_and_named_arguments() {
         let c = SupabaseClient::new("http://127.0.0.1:54321/", "svc", canned(200, r#"{"status":"applied"}"#));
         let v = block(c.rpc(
-            "tollgate_apply_event",
+            "tollgate_apply_fold",
             &serde_json::json!({"p_subject": {"user_id": "u"}}),
         ))
         .unwrap();
@@ -243,7 +264,7 @@ mod tests {
         let seen = c.transport().seen.borrow();
         let r = &seen[0];
         assert_eq!(r.method, Method::Post);
-        assert_eq!(r.url, "http://127.0.0.1:54321/rest/v1/rpc/tollgate_apply_event");
+        assert_eq!(r.url, "http://127.0.0.1:54321/rest/v1/rpc/tollgate_apply_fold");
         assert_eq!(r.headers.get("apikey"), Some("svc"));
         assert_eq!(r.headers.get("authorization"), Some("Bearer svc"));
         assert_eq!(r.headers.get("content-type"), Some("application/json"));
@@ -258,7 +279,7 @@ mod tests {
             "k",
             canned(
                 409,
-                r#"{"code":"PT409","message":"subject version conflict","details":null,"hint":null}"#,
+                r#"{"code":"PT409","message":"billing state changed concurrently","details":null,"hint":"fold_stale"}"#,
             ),
         );
         let e = block(c.rpc("f", &serde_json::json!({}))).unwrap_err();

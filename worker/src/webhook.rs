@@ -1,21 +1,18 @@
 //! `POST /webhooks/stripe` and `POST /webhooks/razorpay`, and the scheduled handler.
 //!
 //! 1. Verify the signature on the raw body with the core (`tollgate::verify`): 400 on
-//!    any failure, with the core's error code.
-//! 2. Parse with the core (`tollgate::billing`): 400 for a malformed event; an event
-//!    the core ignores is acknowledged with 200.
-//! 3. Load every stored fact related to the new ones (shared subjects, customers,
-//!    subscriptions, payments), fold them all with the core's reducer, and write the
-//!    result for each subject it touches, together with the event and its facts, in
-//!    ONE store transaction (`tollgate_apply_facts`). The fold is idempotent and
+//!    any failure, with the core's error code. Only a bad signature is refused.
+//! 2. Parse with the core (`tollgate::billing`); an event the core ignores is
+//!    acknowledged with 200, a correctly signed one it cannot read is kept (200 `kept`).
+//! 3. Read what the fold needs (the facts related to the new ones, charges as per-lot
+//!    totals), fold with the core, and write the core's rows for every subject, with the
+//!    event and its facts, in ONE store transaction. The fold is idempotent and
 //!    order-independent, so duplicates, replays and any delivery order end in the same
-//!    rows. The store checks that the fold's cluster of facts (everything sharing a
-//!    reference with the new facts) did not change since it was read; a concurrent apply
-//!    on the same cluster makes it answer 409, and we fold again from fresh facts, a few
-//!    times. Folds of unrelated clusters do not wait for each other.
+//!    rows. The store checks that the cluster of facts the fold read did not change (and
+//!    that no charge took from a lot it writes); if either did, we fold again, a few times.
 //! 4. Answers: 200 `applied` / `duplicate`; 200 `kept` for an event that cannot be
-//!    attributed yet (stored, and applied by the fold that brings its attribution);
-//!    503/500 when the store fails, so the provider retries; nothing is half-written.
+//!    applied yet (no subject attributed, a user the database does not know yet);
+//!    503/500 with no store internals when the store fails, so the provider retries.
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -23,14 +20,16 @@ use std::collections::BTreeSet;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::parse::Parsed;
 use tollgate::billing::effects::subject_rows;
-use tollgate::billing::reducer::{reduce_with_usage, UsageTotals};
+use tollgate::billing::reducer::reduce_with_usage;
 use tollgate::time::Timestamp;
 
-use crate::app::{error, App};
 use sha2::Digest;
+
+use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Transport};
+use crate::respond::{error, public_store_error};
 use crate::state::Subject;
-use crate::supabase::StoreError;
+use crate::store::{Delivery, FoldStatus, FoldWrite, PendingNote, Store, StoreError};
 
 /// Folds again after a concurrent apply before answering 503.
 pub const MAX_FOLDS: usize = 12;
@@ -60,7 +59,7 @@ pub enum Outcome {
     Duplicate,
 }
 
-pub async fn handle<T: Transport>(app: &App<T>, provider: Provider, req: &InRequest, now: Timestamp) -> AppResponse {
+pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider, req: &InRequest, now: Timestamp) -> AppResponse {
     // 1. Signature, on the raw bytes.
     match provider {
         Provider::Stripe => {
@@ -99,13 +98,13 @@ pub async fn handle<T: Transport>(app: &App<T>, provider: Provider, req: &InRequ
         .pointer("/data/object/id")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let event = json!({
-        "provider": provider.as_str(),
-        "event_id": info.id,
-        "event_type": info.event_type,
-        "object_id": object_id,
-        "payload": payload,
-    });
+    let event = Delivery {
+        provider: provider.as_str().to_string(),
+        event_id: info.id.clone(),
+        event_type: info.event_type.clone(),
+        object_id,
+        payload,
+    };
     // 3. Fold and persist.
     match apply_facts(app, Some(event), facts, now).await {
         Ok(Outcome::Applied { version, subjects, .. }) => AppResponse::json(
@@ -122,18 +121,10 @@ pub async fn handle<T: Transport>(app: &App<T>, provider: Provider, req: &InRequ
     }
 }
 
-/// A store failure answered to a sender that is not signed in (a provider): 5xx so it
-/// retries, and nothing about the store's insides (tables, constraints, values).
-pub fn public_store_error(e: &StoreError) -> AppResponse {
-    let status = if matches!(e, StoreError::Unavailable(_)) { 503 } else { 500 };
-    error(status, "not_applied", "the event was not applied; send it again later")
-        .with_header("retry-after", "5")
-}
-
 /// Keeps a correctly signed delivery the core could not read: 200 `kept`, stored with
 /// the reason, listed with the kept events.
-async fn keep_unreadable<T: Transport>(
-    app: &App<T>,
+async fn keep_unreadable<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
     provider: Provider,
     req: &InRequest,
     raw: &str,
@@ -146,17 +137,16 @@ async fn keep_unreadable<T: Transport>(
     }
     .filter(|s| !s.is_empty() && s.len() <= 255)
     .unwrap_or_else(|| format!("body:{}", hex::encode(&sha2::Sha256::digest(raw.as_bytes())[..16])));
-    let event = json!({
-        "provider": provider.as_str(),
-        "event_id": event_id,
-        "event_type": payload.get("type").or_else(|| payload.get("event")).and_then(Value::as_str).unwrap_or(""),
-        "payload": payload,
-    });
-    match app.store.rpc("tollgate_keep_delivery", &json!({"p_event": event, "p_reason": reason})).await {
-        Ok(v) if v["status"] == "duplicate" => {
-            AppResponse::json(200, &json!({"status": "duplicate", "event": event_id}))
-        }
-        Ok(_) => AppResponse::json(
+    let event = Delivery {
+        provider: provider.as_str().to_string(),
+        event_id: event_id.clone(),
+        event_type: payload.get("type").or_else(|| payload.get("event")).and_then(Value::as_str).unwrap_or("").to_string(),
+        object_id: None,
+        payload,
+    };
+    match app.store.keep_delivery(&event, reason).await {
+        Ok(false) => AppResponse::json(200, &json!({"status": "duplicate", "event": event_id})),
+        Ok(true) => AppResponse::json(
             200,
             &json!({"status": "kept", "event": event_id, "reason": reason,
                     "message": "stored unread; it is listed with the kept events for an operator"}),
@@ -166,25 +156,12 @@ async fn keep_unreadable<T: Transport>(
 }
 
 /// The core's reading of an event, or why it cannot be read (code and message).
-fn parse<T>(app: &App<T>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
+fn parse<T, S>(app: &Ctx<T, S>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
     let r = match provider {
         Provider::Stripe => tollgate::billing::stripe::parse_stripe_event(&app.catalog, raw),
         Provider::Razorpay => tollgate::billing::razorpay::parse_razorpay_event(&app.catalog, raw, event_id),
     };
     r.map_err(|e| format!("{}: {} (at {})", e.code(), e, e.path()))
-}
-
-/// The stored form of a fact (`billing_facts`).
-pub(crate) fn fact_row(f: &Fact) -> Value {
-    json!({
-        "key": f.key,
-        "provider": f.provider.as_str(),
-        "event": f.event,
-        "type": f.body.type_name(),
-        "refs": f.refs(),
-        "at": f.at,
-        "fact": f,
-    })
 }
 
 /// Stores `facts` (with the delivery `event`, if any) and writes the fold of every fact
@@ -194,9 +171,9 @@ pub(crate) fn fact_row(f: &Fact) -> Value {
 /// totals (`tollgate_fold_input`), so its cost does not grow with the number of
 /// charges; the core projects the fold onto rows ([`subject_rows`]) and the store
 /// writes them whole (`tollgate_apply_fold`).
-pub async fn apply_facts<T: Transport>(
-    app: &App<T>,
-    event: Option<Value>,
+pub async fn apply_facts<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    event: Option<Delivery>,
     facts: Vec<Fact>,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
@@ -204,9 +181,9 @@ pub async fn apply_facts<T: Transport>(
 }
 
 /// [`apply_facts`], folding also every fact related to `refs`.
-pub async fn apply_with_refs<T: Transport>(
-    app: &App<T>,
-    event: Option<Value>,
+pub async fn apply_with_refs<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    event: Option<Delivery>,
     facts: Vec<Fact>,
     mut refs: BTreeSet<String>,
     now: Timestamp,
@@ -217,12 +194,10 @@ pub async fn apply_with_refs<T: Transport>(
     let new_keys: BTreeSet<&str> = facts.iter().map(|f| f.key.as_str()).collect();
     let mut last = None;
     for _ in 0..MAX_FOLDS {
-        let input = app.store.rpc("tollgate_fold_input", &json!({"p_refs": refs.iter().collect::<Vec<_>>()})).await?;
-        let version = input.get("version").and_then(Value::as_i64).unwrap_or(0);
-        let mut all: Vec<Fact> = serde_json::from_value(input.get("facts").cloned().unwrap_or(json!([])))
-            .map_err(|e| StoreError::Decode(format!("stored facts: {e}")))?;
-        let usage: UsageTotals = serde_json::from_value(input.get("usage").cloned().unwrap_or(json!({})))
-            .map_err(|e| StoreError::Decode(format!("usage totals: {e}")))?;
+        let input = app.store.fold_input(&refs).await?;
+        let version = input.version;
+        let mut all = input.facts;
+        let usage = input.usage;
         // A fold of part of a cluster would write a wrong state: refuse, and let the
         // provider keep the event.
         if usize::try_from(version).unwrap_or(usize::MAX) > all.len() {
@@ -231,8 +206,7 @@ pub async fn apply_with_refs<T: Transport>(
                 all.len()
             )));
         }
-        let cluster: BTreeSet<String> = serde_json::from_value(input.get("refs").cloned().unwrap_or(json!([])))
-            .map_err(|e| StoreError::Decode(format!("cluster refs: {e}")))?;
+        let cluster = input.refs;
         all.extend(facts.iter().cloned());
         let state = reduce_with_usage(&app.catalog, &all, &usage, now);
         // Every subject the fold writes must have had its charges' totals read.
@@ -250,13 +224,12 @@ pub async fn apply_with_refs<T: Transport>(
                 skipped.push(r.key.clone());
                 continue;
             }
-            let mut v = serde_json::to_value(&r).map_err(|e| StoreError::Decode(e.to_string()))?;
-            v["subject"] = s.to_json();
-            if let Some(seats) = v.get_mut("seats").and_then(Value::as_array_mut) {
-                seats.retain(|u| u.as_str().is_some_and(crate::state::is_uuid));
+            let mut r = r;
+            if let Some(seats) = r.seats.as_mut() {
+                seats.retain(|u| crate::state::is_uuid(u));
             }
             touched.push(r.key.clone());
-            rows.push(v);
+            rows.push((s, r));
         }
         // Is any new fact still waiting for attribution?
         let waiting: Vec<&tollgate::billing::state::PendingFact> =
@@ -265,52 +238,45 @@ pub async fn apply_with_refs<T: Transport>(
         waiting_for.extend(skipped.iter().map(|s| format!("{s} (not a UUID)")));
         waiting_for.sort();
         waiting_for.dedup();
-        let pending = json!({
-            "keep": !waiting.is_empty() || (!skipped.is_empty() && touched.is_empty()),
-            "waiting_for": waiting_for,
-            "reason": waiting.iter().map(|p| p.reason.clone()).collect::<Vec<_>>().join("; "),
-        });
+        let pending = PendingNote {
+            keep: !waiting.is_empty() || (!skipped.is_empty() && touched.is_empty()),
+            waiting_for: waiting_for.clone(),
+            reason: waiting.iter().map(|p| p.reason.clone()).collect::<Vec<_>>().join("; "),
+        };
         // Kept deliveries whose facts the fold now applied.
         let pending_keys: BTreeSet<&str> = state.pending.iter().map(|p| p.key.as_str()).collect();
-        let resolved: Vec<Value> = all
+        let resolved: Vec<(String, String)> = all
             .iter()
             .filter(|f| !f.event.is_empty() && !pending_keys.contains(f.key.as_str()))
             .map(|f| (f.provider.as_str().to_string(), f.event.clone()))
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(|(p, e)| json!({"provider": p, "event_id": e}))
             .collect();
-        let args = json!({
-            "p_event": event,
-            "p_facts": facts.iter().map(fact_row).collect::<Vec<_>>(),
-            "p_expected_version": version,
-            "p_refs": cluster,
-            "p_subjects": rows,
-            "p_pending": pending,
-            "p_resolved": resolved,
-        });
-        match app.store.rpc("tollgate_apply_fold", &args).await {
+        let write = FoldWrite {
+            event: event.as_ref(),
+            facts: &facts,
+            expected_version: version,
+            refs: &cluster,
+            subjects: rows,
+            pending,
+            resolved,
+        };
+        match app.store.apply_fold(&write).await {
             Ok(v) => {
-                let list = |k: &str| -> Vec<String> {
-                    v.get(k)
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-                        .unwrap_or_default()
-                };
-                let unknown = list("unknown");
-                return Ok(match v.get("status").and_then(Value::as_str) {
-                    Some("duplicate") => Outcome::Duplicate,
-                    Some("kept") => {
+                let unknown = v.unknown;
+                return Ok(match v.status {
+                    FoldStatus::Duplicate => Outcome::Duplicate,
+                    FoldStatus::Kept => {
                         waiting_for.extend(unknown);
                         waiting_for.sort();
                         waiting_for.dedup();
                         Outcome::Kept { waiting_for }
                     }
-                    _ => Outcome::Applied {
-                        version: v.get("version").and_then(Value::as_i64).unwrap_or(0),
+                    FoldStatus::Applied => Outcome::Applied {
+                        version: v.version,
                         subjects: touched.into_iter().filter(|t| !unknown.contains(t)).collect(),
                         unknown,
-                        conflicts: list("conflicts"),
+                        conflicts: v.conflicts,
                     },
                 });
             }
@@ -333,77 +299,49 @@ pub async fn apply_with_refs<T: Transport>(
 /// `expire:` entries; grants closed). The fold closes what it refolds, so these rows
 /// leave the scan; it pages through all of them (keyset pages), so rows that cannot be
 /// folded yet never hide later ones.
-pub async fn scheduled<T: Transport>(app: &App<T>, now: Timestamp) -> Result<Value, StoreError> {
-    let pending = app.store.rpc("tollgate_pending_events", &json!({"p_limit": 100})).await?;
+pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) -> Result<Value, StoreError> {
+    let pending = app.store.pending_events(None, 100).await?;
     let mut retried = 0;
     let mut applied = 0;
-    for p in pending.as_array().cloned().unwrap_or_default() {
-        let provider = match p.get("provider").and_then(Value::as_str) {
-            Some("razorpay") => Provider::Razorpay,
-            _ => Provider::Stripe,
-        };
-        let event_id = p.get("event_id").and_then(Value::as_str).unwrap_or("").to_string();
-        let raw = p.get("payload").map(|v| v.to_string()).unwrap_or_default();
+    for p in pending {
+        let provider = if p.provider == "razorpay" { Provider::Razorpay } else { Provider::Stripe };
+        let raw = p.payload.to_string();
         retried += 1;
-        let attempt = |e: String| {
-            json!({"p_provider": provider.as_str(), "p_event_id": event_id, "p_error": e})
-        };
-        let facts = match parse(app, provider, &raw, Some(&event_id)) {
-            Ok(parsed) => parsed.into_facts(),
-            Err(_) => {
-                app.store.rpc("tollgate_pending_attempt", &attempt("the event cannot be read".into())).await?;
-                continue;
-            }
-        };
-        match apply_facts(app, None, facts, now).await {
-            Ok(Outcome::Applied { unknown, .. }) if unknown.is_empty() => {
-                // Resolved by the apply when its facts are no longer pending.
-                let still: Value = app
-                    .store
-                    .rpc("tollgate_pending_events", &json!({"p_provider": provider.as_str(), "p_limit": 1000}))
-                    .await?;
-                if !still.as_array().is_some_and(|a| a.iter().any(|x| x["event_id"] == event_id.as_str())) {
-                    applied += 1;
-                } else {
-                    app.store.rpc("tollgate_pending_attempt", &attempt("still unattributed".into())).await?;
+        let attempt = |e: String| (p.provider.clone(), p.event_id.clone(), e);
+        let failed = match parse(app, provider, &raw, Some(&p.event_id)) {
+            Err(_) => Some(attempt("the event cannot be read".into())),
+            Ok(parsed) => match apply_facts(app, None, parsed.into_facts(), now).await {
+                Ok(Outcome::Applied { unknown, .. }) if unknown.is_empty() => {
+                    // Resolved by the apply when its facts are no longer pending.
+                    let still = app.store.pending_events(Some(provider.as_str()), 1000).await?;
+                    if still.iter().any(|x| x.event_id == p.event_id) {
+                        Some(attempt("still unattributed".into()))
+                    } else {
+                        applied += 1;
+                        None
+                    }
                 }
-            }
-            Ok(Outcome::Applied { unknown, .. }) => {
-                let e = format!("waiting for {}", unknown.join(", "));
-                app.store.rpc("tollgate_pending_attempt", &attempt(e)).await?;
-            }
-            Ok(_) => {
-                app.store.rpc("tollgate_pending_attempt", &attempt("still unattributed".into())).await?;
-            }
-            Err(e) => {
-                app.store.rpc("tollgate_pending_attempt", &attempt(e.to_string())).await?;
-            }
+                Ok(Outcome::Applied { unknown, .. }) => Some(attempt(format!("waiting for {}", unknown.join(", ")))),
+                Ok(_) => Some(attempt("still unattributed".into())),
+                Err(e) => Some(attempt(e.to_string())),
+            },
+        };
+        if let Some((provider, event_id, e)) = failed {
+            app.store.pending_attempt(&provider, &event_id, &e).await?;
         }
     }
     // Expiry: every open lot and hand-given grant past its end, page by page.
-    let mut after_at = Value::Null;
-    let mut after_id = String::new();
+    let mut after: Option<(Timestamp, String)> = None;
     let mut refolded = 0;
     let mut lapsed_rows = 0;
     let mut failed = 0;
     let mut done: BTreeSet<String> = BTreeSet::new();
     for _ in 0..EXPIRY_PAGES {
-        let page = app
-            .store
-            .rpc(
-                "tollgate_lapsed",
-                &json!({"p_now": now, "p_after_at": after_at, "p_after_id": after_id, "p_limit": EXPIRY_PAGE}),
-            )
-            .await?;
-        let rows = page.as_array().cloned().unwrap_or_default();
-        for g in &rows {
-            let key = match (g.get("user_id").and_then(Value::as_str), g.get("organization_id").and_then(Value::as_str)) {
-                (Some(u), _) => format!("user:{u}"),
-                (None, Some(o)) => format!("org:{o}"),
-                _ => continue,
-            };
+        let rows = app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await?;
+        for r in &rows {
             // One subject that cannot be folded now (the store failing for it) does not
             // stop the others; it is found again on the next run.
+            let key = r.subject.key();
             if done.insert(key.clone()) {
                 match refold(app, &key, now).await {
                     Ok(_) => refolded += 1,
@@ -413,8 +351,7 @@ pub async fn scheduled<T: Transport>(app: &App<T>, now: Timestamp) -> Result<Val
         }
         lapsed_rows += rows.len();
         let Some(last) = rows.last() else { break };
-        after_at = last.get("at").cloned().unwrap_or(Value::Null);
-        after_id = last.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        after = Some((last.at, last.id.clone()));
         if rows.len() < EXPIRY_PAGE {
             break;
         }
@@ -428,6 +365,6 @@ const EXPIRY_PAGE: usize = 500;
 const EXPIRY_PAGES: usize = 20;
 
 /// Folds every fact related to one subject again, as of `now`, and writes the result.
-pub async fn refold<T: Transport>(app: &App<T>, subject_key: &str, now: Timestamp) -> Result<Outcome, StoreError> {
+pub async fn refold<T: Transport, S: Store>(app: &Ctx<T, S>, subject_key: &str, now: Timestamp) -> Result<Outcome, StoreError> {
     apply_with_refs(app, None, Vec::new(), BTreeSet::from([subject_key.to_string()]), now).await
 }

@@ -712,6 +712,18 @@ pub fn test_all_on(root: &Path, stack: &StackInfo, port: u16) -> Result<BuildOut
         dev.stop()?;
         result?;
     }
+    // The model-based test of the money path against this PostgreSQL, through the REST
+    // gateway, with the worker's routes run natively (tests run it on memory too).
+    say("model: worker/tests/model.rs against PostgreSQL through the REST gateway");
+    run_visible(
+        Command::new(host_cargo())
+            .current_dir(root)
+            .args(["test", "-p", "tollgate-worker", "--test", "model", "money_is_conserved_on_postgresql", "--", "--nocapture"])
+            .env("TOLLGATE_MODEL_REST_URL", &stack.rest_url)
+            .env("TOLLGATE_MODEL_DB_URL", &stack.db_url)
+            .env("TOLLGATE_MODEL_SERVICE_ROLE_KEY", &secrets.service_role_key),
+        "the model-based test on PostgreSQL",
+    )?;
     say(&format!(
         "worker bundle: {} KB wasm, {} KB gzipped upload (budget 350 KB)",
         out.wasm_bytes / 1024,

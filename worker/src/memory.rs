@@ -1,0 +1,571 @@
+//! A [`Store`] in memory, with the semantics of the SQL functions behind
+//! [`crate::store::SupabaseStore`]: each call is atomic (it checks everything before it
+//! writes anything), charges are decided by their request id and take from a lot only
+//! while it holds the units, a fold's write is refused when the facts it read or the
+//! charges of a lot it writes changed meanwhile, unknown users are kept waiting.
+//! Native only: it lets every route and the scheduled job be tested fast, and the same
+//! tests run against PostgreSQL in the end-to-end stage.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use tollgate::billing::facts::Fact;
+use tollgate::billing::reducer::UsageTotals;
+use tollgate::charge::Charge;
+use tollgate::credits::{EntryKind, LedgerEntry, Lot};
+use tollgate::time::Timestamp;
+
+use crate::state::{Subject, SubjectState};
+use crate::store::{
+    ChargeAnswer, Charged, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
+};
+use crate::supabase::{PgError, StoreError};
+
+#[derive(Clone, Debug)]
+struct StoredFact {
+    kind: String,
+    refs: Vec<String>,
+    fact: Value,
+}
+
+#[derive(Clone, Debug)]
+struct StoredLot {
+    id: u64,
+    lot: Lot,
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    id: String,
+    subject: String,
+    hash: String,
+    record: Value,
+}
+
+#[derive(Clone, Debug)]
+struct Kept {
+    seq: u64,
+    payload: Value,
+    resolved: bool,
+    attempts: u32,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Inner {
+    users: BTreeSet<String>,
+    orgs: BTreeSet<String>,
+    facts: Vec<(String, StoredFact)>,
+    lots: BTreeMap<String, Vec<StoredLot>>,
+    ledger: BTreeMap<String, Vec<LedgerEntry>>,
+    /// subject -> grant key -> the grant's row (as `cloud_entitlements` holds it), and its id.
+    grants: BTreeMap<String, BTreeMap<String, (u64, Value)>>,
+    records: BTreeMap<String, Record>,
+    events: BTreeSet<(String, String)>,
+    kept: BTreeMap<(String, String), Kept>,
+    preferences: BTreeMap<String, Value>,
+    members: BTreeMap<String, BTreeSet<String>>,
+    seats: BTreeMap<String, BTreeSet<String>>,
+    seat_count: BTreeMap<String, u32>,
+    states: BTreeMap<String, Value>,
+    versions: BTreeMap<String, i64>,
+    seq: u64,
+}
+
+/// The store in memory (see the module docs).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: RefCell<Inner>,
+}
+
+fn rejected(message: &str) -> StoreError {
+    StoreError::Rejected {
+        status: 400,
+        error: PgError { code: Some("22023".into()), message: Some(message.into()), ..PgError::default() },
+    }
+}
+
+fn conflict(hint: &str, message: &str) -> StoreError {
+    StoreError::Conflict {
+        status: 409,
+        error: PgError {
+            code: Some("PT409".into()),
+            message: Some(message.into()),
+            hint: Some(hint.into()),
+            ..PgError::default()
+        },
+    }
+}
+
+impl Inner {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn known(&self, s: &Subject) -> bool {
+        match s {
+            Subject::User(id) => self.users.contains(id),
+            Subject::Org(id) => self.orgs.contains(id),
+        }
+    }
+
+    fn balances(&self, key: &str) -> Value {
+        let mut out: BTreeMap<String, i64> = BTreeMap::new();
+        for l in self.lots.get(key).into_iter().flatten() {
+            *out.entry(l.lot.pool.clone()).or_insert(0) += if l.lot.closed { 0 } else { l.lot.remaining };
+        }
+        json!(out)
+    }
+
+    fn grant_rows(&self, key: &str) -> Vec<Value> {
+        self.grants.get(key).map(|m| m.values().map(|(_, v)| v.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The subject's state as `tollgate_subject_state` answers it, with its stamp.
+    fn state_json(&self, s: &Subject, ledger_key: Option<&str>) -> Value {
+        let key = s.key();
+        let lots: Vec<Value> = self
+            .lots
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|l| serde_json::to_value(&l.lot).unwrap_or_default())
+            .collect();
+        let prefix = ledger_key.map(|k| format!("{k}:"));
+        let ledger: Vec<&LedgerEntry> = self
+            .ledger
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|e| match (ledger_key, &prefix) {
+                (Some(k), Some(p)) => e.key == k || e.key.starts_with(p.as_str()),
+                _ => true,
+            })
+            .collect();
+        let memberships: Vec<Value> = match s {
+            Subject::Org(_) => vec![],
+            Subject::User(u) => self
+                .members
+                .iter()
+                .filter(|(_, m)| m.contains(u))
+                .map(|(o, _)| {
+                    json!({
+                        "organization_id": o,
+                        "role": "member",
+                        "seat": self.seats.get(o).is_some_and(|x| x.contains(u)),
+                        "seat_count": self.seat_count.get(o).copied().unwrap_or(0),
+                        "grants": self.grant_rows(&format!("org:{o}")),
+                    })
+                })
+                .collect(),
+        };
+        let mut v = json!({
+            "subject": s.to_json(),
+            "version": self.versions.get(&key).copied().unwrap_or(0),
+            "state": self.states.get(&key).cloned().unwrap_or(json!({})),
+            "grants": self.grant_rows(&key),
+            "balances": self.balances(&key),
+            "wallet": {"lots": lots, "ledger": ledger},
+            "preferences": self.preferences.get(&key).cloned(),
+            "seats": match s { Subject::Org(o) => json!(self.seats.get(o).map(|x| x.len()).unwrap_or(0)), _ => Value::Null },
+            "memberships": memberships,
+        });
+        v["stamp"] = json!(stamp(&v));
+        v
+    }
+
+    fn state(&self, s: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
+        SubjectState::from_store(s, self.state_json(s, ledger_key))
+    }
+
+    fn charged(&self, r: &Record) -> Charged {
+        Charged { usage_id: json!(r.id), record: r.record.clone(), balances: self.balances(&r.subject) }
+    }
+
+    fn cluster(&self, refs: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut refs = refs.clone();
+        loop {
+            let more: BTreeSet<String> = self
+                .facts
+                .iter()
+                .filter(|(_, f)| f.kind != "usage" && f.refs.iter().any(|r| refs.contains(r)))
+                .flat_map(|(_, f)| f.refs.iter().cloned())
+                .filter(|r| !refs.contains(r))
+                .collect();
+            if more.is_empty() {
+                return refs;
+            }
+            refs.extend(more);
+        }
+    }
+
+    fn version(&self, refs: &BTreeSet<String>) -> i64 {
+        self.facts.iter().filter(|(_, f)| f.kind != "usage" && f.refs.iter().any(|r| refs.contains(r))).count() as i64
+    }
+}
+
+/// What a charge is decided from, as one value: the state without the units charges move.
+fn stamp(v: &Value) -> String {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("balances");
+        o.remove("stamp");
+    }
+    if let Some(lots) = v.pointer_mut("/wallet/lots").and_then(Value::as_array_mut) {
+        for l in lots.iter_mut().filter_map(Value::as_object_mut) {
+            l.remove("remaining");
+            l.remove("used");
+        }
+    }
+    if let Some(w) = v.get_mut("wallet").and_then(Value::as_object_mut) {
+        w.remove("ledger");
+    }
+    hex::encode(&Sha256::digest(v.to_string().as_bytes())[..16])
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// A user Supabase Auth knows.
+    pub fn add_user(&self, id: &str) {
+        self.inner.borrow_mut().users.insert(id.to_string());
+    }
+
+    pub fn add_org(&self, id: &str) {
+        self.inner.borrow_mut().orgs.insert(id.to_string());
+    }
+
+    /// The subject's overage opt-in and cap (`usage_preferences`).
+    pub fn set_preferences(&self, subject: &Subject, allow_overages: bool, overage_limit_minor: i64) {
+        self.inner.borrow_mut().preferences.insert(
+            subject.key(),
+            json!({"allow_overages": allow_overages, "overage_limit_minor": overage_limit_minor}),
+        );
+    }
+
+    /// What `credit_balances` says for a subject's pool.
+    pub fn balance(&self, subject: &Subject, pool: &str) -> i64 {
+        self.inner.borrow().balances(&subject.key())[pool].as_i64().unwrap_or(0)
+    }
+
+    /// The subject's lots as stored.
+    pub fn lots(&self, subject: &Subject) -> Vec<Lot> {
+        self.inner.borrow().lots.get(&subject.key()).map(|v| v.iter().map(|l| l.lot.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The subject's ledger as stored.
+    pub fn ledger(&self, subject: &Subject) -> Vec<LedgerEntry> {
+        self.inner.borrow().ledger.get(&subject.key()).cloned().unwrap_or_default()
+    }
+
+    /// The subject's grant rows (`cloud_entitlements`).
+    pub fn grants(&self, subject: &Subject) -> Vec<Value> {
+        self.inner.borrow().grant_rows(&subject.key())
+    }
+
+    /// How many charges (usage records) the subject has.
+    pub fn charges(&self, subject: &Subject) -> Vec<Value> {
+        let key = subject.key();
+        self.inner.borrow().records.values().filter(|r| r.subject == key).map(|r| r.record.clone()).collect()
+    }
+
+    /// Kept deliveries not applied yet.
+    pub fn kept(&self) -> Vec<(String, String, String)> {
+        self.inner
+            .borrow()
+            .kept
+            .iter()
+            .filter(|(_, k)| !k.resolved)
+            .map(|((p, e), k)| (p.clone(), e.clone(), k.reason.clone()))
+            .collect()
+    }
+
+    /// How many deliveries were recorded.
+    pub fn events(&self) -> usize {
+        self.inner.borrow().events.len()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
+        self.inner.borrow().state(subject, ledger_key)
+    }
+
+    async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
+        Ok(self.inner.borrow().known(subject))
+    }
+
+    async fn charge(&self, subject: &Subject, c: &Charge, stamp_in: Option<&str>) -> Result<ChargeAnswer, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let key = subject.key();
+        if let Some(r) = g.records.get(&c.request_id) {
+            if r.hash != c.request_hash || r.subject != key {
+                return Err(conflict("key_reused", "Idempotency-Key was already used for a different request"));
+            }
+            return Ok(ChargeAnswer::Replayed(g.charged(r)));
+        }
+        if c.takes.iter().any(|t| t.units <= 0 || t.lot.is_empty()) {
+            return Err(rejected("each take needs a lot and positive units"));
+        }
+        let taken: i64 = c.takes.iter().map(|t| t.units).sum();
+        if c.record.units == 0 || taken + c.record.overage_units as i64 != c.record.units as i64 {
+            return Err(rejected("a charge must account for its units: takes plus overage units equal units"));
+        }
+        if c.fact.key != format!("usage:{}", c.request_id) {
+            return Err(rejected("a charge carries its own fact, keyed usage:<request_id>"));
+        }
+        let ledger_key = format!("usage:{}", c.request_id);
+        if let Some(st) = stamp_in {
+            let now = g.state_json(subject, Some(&ledger_key));
+            if now["stamp"].as_str() != Some(st) {
+                return Ok(ChargeAnswer::Stale(Box::new(g.state(subject, Some(&ledger_key))?)));
+            }
+        }
+        for t in &c.takes {
+            let ok = g
+                .lots
+                .get(&key)
+                .and_then(|ls| ls.iter().find(|l| l.lot.key == t.lot))
+                .is_some_and(|l| !l.lot.closed && l.lot.remaining >= t.units);
+            if !ok {
+                return Ok(ChargeAnswer::Insufficient(Box::new(g.state(subject, Some(&ledger_key))?)));
+            }
+        }
+        // Everything checked: write.
+        for t in &c.takes {
+            let l = g.lots.get_mut(&key).and_then(|ls| ls.iter_mut().find(|l| l.lot.key == t.lot)).expect("checked");
+            l.lot.remaining -= t.units;
+            l.lot.used += t.units;
+        }
+        g.ledger.entry(key.clone()).or_default().extend(c.entries.iter().cloned());
+        let fact = serde_json::to_value(&c.fact).map_err(|e| StoreError::Decode(e.to_string()))?;
+        g.facts.push((c.fact.key.clone(), StoredFact { kind: "usage".into(), refs: c.fact.refs(), fact }));
+        let id = format!("usage-{}", g.next());
+        let mut record = serde_json::to_value(&c.record).map_err(|e| StoreError::Decode(e.to_string()))?;
+        record["request_id"] = json!(c.request_id);
+        record["takes"] = serde_json::to_value(&c.takes).unwrap_or_default();
+        let r = Record { id, subject: key, hash: c.request_hash.clone(), record };
+        g.records.insert(c.request_id.clone(), r.clone());
+        Ok(ChargeAnswer::Charged(g.charged(&r)))
+    }
+
+    async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {
+        let g = self.inner.borrow();
+        match g.records.get(request_id) {
+            None => Ok(None),
+            Some(r) if r.hash != request_hash || r.subject != subject.key() => {
+                Err(conflict("key_reused", "Idempotency-Key was already used for a different request"))
+            }
+            Some(r) => Ok(Some(g.charged(r))),
+        }
+    }
+
+    async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError> {
+        let g = self.inner.borrow();
+        let cluster = g.cluster(refs);
+        let facts = g
+            .facts
+            .iter()
+            .filter(|(_, f)| f.kind != "usage" && f.refs.iter().any(|r| cluster.contains(r)))
+            .map(|(_, f)| serde_json::from_value::<Fact>(f.fact.clone()).map_err(|e| StoreError::Decode(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut usage = UsageTotals::new();
+        for r in &cluster {
+            for l in g.lots.get(r).into_iter().flatten().filter(|l| l.lot.used > 0) {
+                usage.entry(r.clone()).or_default().insert(l.lot.key.clone(), l.lot.used);
+            }
+        }
+        Ok(FoldInput { version: g.version(&cluster), refs: cluster, facts, usage })
+    }
+
+    async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        if let Some(e) = fold.event {
+            if g.events.contains(&(e.provider.clone(), e.event_id.clone())) {
+                return Ok(FoldApplied { status: FoldStatus::Duplicate, version: 0, unknown: vec![], conflicts: vec![] });
+            }
+        }
+        // Checks first: nothing is written unless all pass.
+        if g.version(fold.refs) != fold.expected_version {
+            return Err(conflict("fold_stale", "billing state changed concurrently"));
+        }
+        for (s, rows) in &fold.subjects {
+            for l in &rows.lots {
+                let stored = g.lots.get(&s.key()).and_then(|ls| ls.iter().find(|x| x.lot.key == l.lot.key));
+                if stored.is_some_and(|x| x.lot.used != l.used_read) {
+                    return Err(conflict("fold_stale", "a charge took from a lot the fold writes"));
+                }
+            }
+        }
+        if let Some(e) = fold.event {
+            g.events.insert((e.provider.clone(), e.event_id.clone()));
+        }
+        let mut conflicts = Vec::new();
+        for f in fold.facts {
+            let v = serde_json::to_value(f).map_err(|e| StoreError::Decode(e.to_string()))?;
+            match g.facts.iter().find(|(k, _)| k == &f.key) {
+                Some((_, old)) => {
+                    if old.fact != v {
+                        conflicts.push(f.key.clone());
+                    }
+                }
+                None => {
+                    let kind = f.body.type_name().to_string();
+                    g.facts.push((f.key.clone(), StoredFact { kind, refs: f.refs(), fact: v }));
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        for (s, rows) in &fold.subjects {
+            if let Subject::User(id) = s {
+                if !g.users.contains(id) {
+                    unknown.push(s.key());
+                    continue;
+                }
+            }
+            if let Subject::Org(id) = s {
+                g.orgs.insert(id.clone());
+            }
+            let key = s.key();
+            *g.versions.entry(key.clone()).or_insert(0) += 1;
+            g.states.insert(key.clone(), rows.state.clone());
+            for gr in &rows.grants {
+                let v = serde_json::to_value(gr).map_err(|e| StoreError::Decode(e.to_string()))?;
+                let id = g.grants.get(&key).and_then(|m| m.get(&gr.grant_key)).map(|(id, _)| *id);
+                let id = match id {
+                    Some(id) => id,
+                    None => g.next(),
+                };
+                g.grants.entry(key.clone()).or_default().insert(gr.grant_key.clone(), (id, v));
+            }
+            for l in &rows.lots {
+                let existing = g.lots.get(&key).and_then(|ls| ls.iter().position(|x| x.lot.key == l.lot.key));
+                let mut lot = l.lot.clone();
+                lot.used = l.used_read;
+                match existing {
+                    Some(i) => g.lots.get_mut(&key).expect("found")[i].lot = lot,
+                    None => {
+                        let id = g.next();
+                        g.lots.entry(key.clone()).or_default().push(StoredLot { id, lot });
+                    }
+                }
+            }
+            let ledger = g.ledger.entry(key.clone()).or_default();
+            ledger.retain(|e| e.kind == EntryKind::Usage);
+            ledger.extend(rows.ledger.iter().filter(|e| e.kind != EntryKind::Usage).cloned());
+            if let (Subject::Org(o), Some(holders)) = (s, &rows.seats) {
+                let known: BTreeSet<String> = holders.iter().filter(|u| g.users.contains(*u)).cloned().collect();
+                unknown.extend(holders.iter().filter(|u| !g.users.contains(*u)).map(|u| format!("user:{u}")));
+                g.members.entry(o.clone()).or_default().extend(known.iter().cloned());
+                g.seats.insert(o.clone(), known);
+                if let Some(n) = rows.seat_count {
+                    g.seat_count.insert(o.clone(), n);
+                }
+            }
+        }
+        let mut status = FoldStatus::Applied;
+        if let Some(e) = fold.event {
+            if fold.pending.keep || !unknown.is_empty() {
+                let seq = g.next();
+                let reason = if unknown.is_empty() { fold.pending.reason.clone() } else { "the user is not in the database yet".into() };
+                g.kept.entry((e.provider.clone(), e.event_id.clone())).or_insert(Kept {
+                    seq,
+                    payload: e.payload.clone(),
+                    resolved: false,
+                    attempts: 0,
+                    reason,
+                });
+                status = FoldStatus::Kept;
+            }
+        }
+        if unknown.is_empty() {
+            for (p, e) in &fold.resolved {
+                if let Some(k) = g.kept.get_mut(&(p.clone(), e.clone())) {
+                    k.resolved = true;
+                }
+            }
+        }
+        let version = g.version(fold.refs);
+        Ok(FoldApplied { status, version, unknown, conflicts })
+    }
+
+    async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        if g.events.contains(&(event.provider.clone(), event.event_id.clone())) {
+            return Ok(false);
+        }
+        let seq = g.next();
+        let k = g.kept.entry((event.provider.clone(), event.event_id.clone())).or_insert(Kept {
+            seq,
+            payload: Value::Null,
+            resolved: false,
+            attempts: 0,
+            reason: String::new(),
+        });
+        k.payload = event.payload.clone();
+        k.reason = reason.to_string();
+        Ok(true)
+    }
+
+    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError> {
+        let g = self.inner.borrow();
+        let mut v: Vec<(&(String, String), &Kept)> =
+            g.kept.iter().filter(|((p, _), k)| !k.resolved && provider.is_none_or(|x| x == p)).collect();
+        v.sort_by_key(|(_, k)| k.seq);
+        Ok(v.into_iter()
+            .take(limit as usize)
+            .map(|((p, e), k)| PendingEvent { provider: p.clone(), event_id: e.clone(), payload: k.payload.clone() })
+            .collect())
+    }
+
+    async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
+        if let Some(k) = self.inner.borrow_mut().kept.get_mut(&(provider.to_string(), event_id.to_string())) {
+            k.attempts += 1;
+            k.reason = error.to_string();
+        }
+        Ok(())
+    }
+
+    async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
+        let g = self.inner.borrow();
+        let subject_of = |k: &str| -> Option<Subject> {
+            k.strip_prefix("user:")
+                .map(|u| Subject::User(u.to_string()))
+                .or_else(|| k.strip_prefix("org:").map(|o| Subject::Org(o.to_string())))
+        };
+        let mut rows: Vec<Lapsed> = Vec::new();
+        for (k, ls) in &g.lots {
+            for l in ls.iter().filter(|l| !l.lot.closed && l.lot.valid_to.is_some_and(|t| t <= now)) {
+                if let (Some(s), Some(at)) = (subject_of(k), l.lot.valid_to) {
+                    rows.push(Lapsed { at, id: format!("lot:{:020}", l.id), subject: s });
+                }
+            }
+        }
+        for (k, m) in &g.grants {
+            for (id, v) in m.values() {
+                let hand = matches!(v["source"].as_str(), Some("manual_grant" | "promotion"));
+                let live = matches!(v["status"].as_str(), Some("active" | "trial" | "past_due"));
+                let to: Option<Timestamp> = serde_json::from_value(v["valid_to"].clone()).ok();
+                if let (true, true, Some(at), Some(s)) = (hand, live, to.filter(|t| *t <= now), subject_of(k)) {
+                    rows.push(Lapsed { at, id: format!("grant:{id:020}"), subject: s });
+                }
+            }
+        }
+        rows.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(rows
+            .into_iter()
+            .filter(|r| after.is_none_or(|(at, id)| (r.at, &r.id) > (*at, id)))
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.borrow().seats.get(org).is_some_and(|s| s.contains(user)))
+    }
+}

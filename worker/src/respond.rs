@@ -1,0 +1,44 @@
+//! Answers: JSON errors and request bodies, shared by every route (so no handler
+//! depends on the router).
+
+use serde_json::{json, Value};
+
+use crate::http::{AppResponse, InRequest};
+use crate::supabase::StoreError;
+
+/// Builds a JSON error response.
+pub fn error(status: u16, code: &str, message: impl Into<String>) -> AppResponse {
+    AppResponse::json(status, &json!({"error": {"code": code, "message": message.into()}}))
+}
+
+pub fn error_json(status: u16, code: &str, message: impl Into<String>, extra: Value) -> AppResponse {
+    let mut body = json!({"error": {"code": code, "message": message.into()}});
+    if let (Some(obj), Value::Object(more)) = (body["error"].as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    AppResponse::json(status, &body)
+}
+
+/// A failing store is the sender's cue to retry: 503 (unavailable) or 500. For callers
+/// who are signed in (a user, an operator).
+pub fn store_error(e: &StoreError) -> AppResponse {
+    match e {
+        StoreError::Unavailable(_) => error(503, "store_unavailable", e.to_string()).with_header("retry-after", "5"),
+        _ => error(500, "store_error", e.to_string()),
+    }
+}
+
+/// A store failure answered to a sender that is not signed in (a provider): 5xx so it
+/// retries, and nothing about the store's insides (tables, constraints, values).
+pub fn public_store_error(e: &StoreError) -> AppResponse {
+    let status = if matches!(e, StoreError::Unavailable(_)) { 503 } else { 500 };
+    error(status, "not_applied", "the event was not applied; send it again later").with_header("retry-after", "5")
+}
+
+/// Reads a JSON request body, or a 400 response.
+pub fn json_body(req: &InRequest) -> Result<Value, AppResponse> {
+    if req.body.is_empty() {
+        return Err(error(400, "empty_body", "a JSON body is required"));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| error(400, "malformed_json", format!("the body is not JSON: {e}")))
+}

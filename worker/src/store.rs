@@ -1,0 +1,344 @@
+//! The store, typed: every call the routes make, with its request and its answer as Rust
+//! values. [`SupabaseStore`] sends them to Supabase's REST API (one SQL function each,
+//! one transaction each); `crate::memory::MemoryStore` keeps them in memory with the same
+//! semantics, so every route is tested natively and fast, and the end-to-end suite runs
+//! the same routes against PostgreSQL.
+//!
+//! Conflicts are typed ([`Conflict`]): a fold that must start again, a request id reused
+//! for another request, anything else; each SQL function says which with its own hint.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use tollgate::billing::effects::SubjectRows;
+use tollgate::billing::facts::Fact;
+use tollgate::billing::reducer::UsageTotals;
+use tollgate::charge::Charge;
+use tollgate::time::Timestamp;
+
+use crate::http::Transport;
+use crate::state::{Subject, SubjectState};
+pub use crate::supabase::{Conflict, StoreError};
+use crate::supabase::SupabaseClient;
+
+/// A delivery of a provider event, as stored with its facts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Delivery {
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    pub payload: Value,
+}
+
+/// What a fold reads: the cluster of facts related to some references (charges apart)
+/// and the charges as per-lot totals.
+#[derive(Clone, Debug, Default)]
+pub struct FoldInput {
+    pub refs: BTreeSet<String>,
+    /// How many facts the cluster holds (the fold's optimistic version).
+    pub version: i64,
+    pub facts: Vec<Fact>,
+    pub usage: UsageTotals,
+}
+
+/// Whether a delivery's facts still wait for something.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PendingNote {
+    pub keep: bool,
+    pub waiting_for: Vec<String>,
+    pub reason: String,
+}
+
+/// Everything one fold writes, in one transaction.
+#[derive(Clone, Debug)]
+pub struct FoldWrite<'a> {
+    pub event: Option<&'a Delivery>,
+    pub facts: &'a [Fact],
+    pub expected_version: i64,
+    pub refs: &'a BTreeSet<String>,
+    pub subjects: Vec<(Subject, SubjectRows)>,
+    pub pending: PendingNote,
+    /// Kept deliveries (provider, event id) whose facts this fold applied.
+    pub resolved: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoldStatus {
+    Applied,
+    Kept,
+    Duplicate,
+}
+
+/// What a fold's write came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoldApplied {
+    pub status: FoldStatus,
+    pub version: i64,
+    /// Users the database does not know yet (their rows were not written; the delivery
+    /// waits for them).
+    pub unknown: Vec<String>,
+    /// Facts whose keys were stored before with other content (nothing replaced).
+    pub conflicts: Vec<String>,
+}
+
+/// A charge's record as the store answers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Charged {
+    pub usage_id: Value,
+    pub record: Value,
+    pub balances: Value,
+}
+
+/// What the store did with a charge.
+#[derive(Clone, Debug)]
+pub enum ChargeAnswer {
+    Charged(Charged),
+    /// The request id was charged before: its first answer.
+    Replayed(Charged),
+    /// The state the charge was decided from changed: decide again from this one.
+    Stale(Box<SubjectState>),
+    /// A lot no longer holds what the charge takes: decide again from this state.
+    Insufficient(Box<SubjectState>),
+}
+
+/// A kept delivery to retry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingEvent {
+    pub provider: String,
+    pub event_id: String,
+    pub payload: Value,
+}
+
+/// A lot or hand-given grant past its end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lapsed {
+    pub at: Timestamp,
+    pub id: String,
+    pub subject: Subject,
+}
+
+/// Every call the worker makes to its store.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Everything stored about a subject; with `ledger_key`, of its ledger only that
+    /// request's entries.
+    async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError>;
+    async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError>;
+    /// Records a charge decided by the core, once per request id.
+    async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>) -> Result<ChargeAnswer, StoreError>;
+    /// The first answer of a request id already charged, if it was.
+    async fn charge_replay(
+        &self,
+        subject: &Subject,
+        request_id: &str,
+        request_hash: &str,
+    ) -> Result<Option<Charged>, StoreError>;
+    async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError>;
+    async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError>;
+    /// Keeps a correctly signed delivery the core could not read. `Ok(false)`: it was
+    /// received before.
+    async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError>;
+    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError>;
+    async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError>;
+    /// Lapsed rows up to `now`, after `after` in (at, id) order.
+    async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
+    /// Does `user` hold an active seat of `org`?
+    async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError>;
+}
+
+/// The store behind Supabase's REST API: PostgreSQL functions through PostgREST.
+pub struct SupabaseStore<T> {
+    pub client: SupabaseClient<T>,
+}
+
+impl<T: Transport> SupabaseStore<T> {
+    pub fn new(client: SupabaseClient<T>) -> Self {
+        SupabaseStore { client }
+    }
+}
+
+fn strings(v: &Value, k: &str) -> Vec<String> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn decode<D: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<D, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("{what}: {e}")))
+}
+
+fn charged(v: &Value) -> Charged {
+    Charged { usage_id: v["usage_id"].clone(), record: v["record"].clone(), balances: v["balances"].clone() }
+}
+
+/// The stored form of a fact (`billing_facts`).
+pub fn fact_row(f: &Fact) -> Value {
+    json!({
+        "key": f.key,
+        "provider": f.provider.as_str(),
+        "event": f.event,
+        "type": f.body.type_name(),
+        "refs": f.refs(),
+        "at": f.at,
+        "fact": f,
+    })
+}
+
+/// A fold's subject rows as `tollgate_apply_fold` takes them.
+pub fn subject_row(subject: &Subject, rows: &SubjectRows) -> Result<Value, StoreError> {
+    let mut v = serde_json::to_value(rows).map_err(|e| StoreError::Decode(e.to_string()))?;
+    v["subject"] = subject.to_json();
+    Ok(v)
+}
+
+impl<T: Transport> Store for SupabaseStore<T> {
+    async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
+        let args = match ledger_key {
+            Some(k) => json!({"p_subject": subject.to_json(), "p_ledger_key": k}),
+            None => json!({"p_subject": subject.to_json()}),
+        };
+        let v = self.client.rpc("tollgate_subject_state", &args).await?;
+        SubjectState::from_store(subject, v)
+    }
+
+    async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
+        let v = self.client.rpc("tollgate_subject_exists", &json!({"p_subject": subject.to_json()})).await?;
+        Ok(v == Value::Bool(true))
+    }
+
+    async fn charge(&self, subject: &Subject, c: &Charge, stamp: Option<&str>) -> Result<ChargeAnswer, StoreError> {
+        let args = json!({
+            "p_subject": subject.to_json(),
+            "p_charge": {
+                "request_id": c.request_id,
+                "request_hash": c.request_hash,
+                "takes": c.takes,
+                "entries": c.entries,
+                "record": c.record,
+                "fact": fact_row(&c.fact),
+            },
+            "p_stamp": stamp,
+        });
+        let v = self.client.rpc("tollgate_charge", &args).await?;
+        let state = || SubjectState::from_store(subject, v.get("state").cloned().unwrap_or(Value::Null)).map(Box::new);
+        match v.get("status").and_then(Value::as_str) {
+            Some("charged") => Ok(ChargeAnswer::Charged(charged(&v))),
+            Some("replayed") => Ok(ChargeAnswer::Replayed(charged(&v))),
+            Some("stale") => Ok(ChargeAnswer::Stale(state()?)),
+            Some("insufficient") => Ok(ChargeAnswer::Insufficient(state()?)),
+            _ => Err(StoreError::Decode("an unexpected answer to a charge".into())),
+        }
+    }
+
+    async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_request_id": request_id, "p_request_hash": request_hash});
+        let v = self.client.rpc("tollgate_charge_replay", &args).await?;
+        Ok((!v.is_null()).then(|| charged(&v)))
+    }
+
+    async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError> {
+        let v = self.client.rpc("tollgate_fold_input", &json!({"p_refs": refs})).await?;
+        Ok(FoldInput {
+            refs: decode(v.get("refs").cloned().unwrap_or(json!([])), "cluster refs")?,
+            version: v.get("version").and_then(Value::as_i64).unwrap_or(0),
+            facts: decode(v.get("facts").cloned().unwrap_or(json!([])), "stored facts")?,
+            usage: decode(v.get("usage").cloned().unwrap_or(json!({})), "usage totals")?,
+        })
+    }
+
+    async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError> {
+        let subjects = fold.subjects.iter().map(|(s, r)| subject_row(s, r)).collect::<Result<Vec<_>, _>>()?;
+        let args = json!({
+            "p_event": fold.event,
+            "p_facts": fold.facts.iter().map(fact_row).collect::<Vec<_>>(),
+            "p_expected_version": fold.expected_version,
+            "p_refs": fold.refs,
+            "p_subjects": subjects,
+            "p_pending": fold.pending,
+            "p_resolved": fold.resolved.iter().map(|(p, e)| json!({"provider": p, "event_id": e})).collect::<Vec<_>>(),
+        });
+        let v = self.client.rpc("tollgate_apply_fold", &args).await?;
+        Ok(FoldApplied {
+            status: match v.get("status").and_then(Value::as_str) {
+                Some("duplicate") => FoldStatus::Duplicate,
+                Some("kept") => FoldStatus::Kept,
+                _ => FoldStatus::Applied,
+            },
+            version: v.get("version").and_then(Value::as_i64).unwrap_or(0),
+            unknown: strings(&v, "unknown"),
+            conflicts: strings(&v, "conflicts"),
+        })
+    }
+
+    async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
+        let v = self.client.rpc("tollgate_keep_delivery", &json!({"p_event": event, "p_reason": reason})).await?;
+        Ok(v["status"] != "duplicate")
+    }
+
+    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError> {
+        let args = match provider {
+            Some(p) => json!({"p_provider": p, "p_limit": limit}),
+            None => json!({"p_limit": limit}),
+        };
+        let v = self.client.rpc("tollgate_pending_events", &args).await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| PendingEvent {
+                        provider: p["provider"].as_str().unwrap_or("stripe").to_string(),
+                        event_id: p["event_id"].as_str().unwrap_or("").to_string(),
+                        payload: p["payload"].clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
+        let args = json!({"p_provider": provider, "p_event_id": event_id, "p_error": error});
+        self.client.rpc("tollgate_pending_attempt", &args).await.map(|_| ())
+    }
+
+    async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
+        let args = json!({
+            "p_now": now,
+            "p_after_at": after.map(|a| a.0),
+            "p_after_id": after.map(|a| a.1.clone()).unwrap_or_default(),
+            "p_limit": limit,
+        });
+        let v = self.client.rpc("tollgate_lapsed", &args).await?;
+        let mut out = Vec::new();
+        for r in v.as_array().cloned().unwrap_or_default() {
+            let subject = match (r["user_id"].as_str(), r["organization_id"].as_str()) {
+                (Some(u), _) => Subject::User(u.to_string()),
+                (None, Some(o)) => Subject::Org(o.to_string()),
+                _ => continue,
+            };
+            let at: Timestamp = decode(r["at"].clone(), "lapsed at")?;
+            out.push(Lapsed { at, id: r["id"].as_str().unwrap_or("").to_string(), subject });
+        }
+        Ok(out)
+    }
+
+    async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
+        use crate::supabase::Filter;
+        let v = self
+            .client
+            .select(
+                "seat_allocations",
+                "organization_id,user_id,status,allocated_at",
+                &[
+                    ("organization_id", Filter::Eq(org.into())),
+                    ("user_id", Filter::Eq(user.into())),
+                    ("status", Filter::Eq("active".into())),
+                ],
+            )
+            .await?;
+        Ok(v.as_array().is_some_and(|a| !a.is_empty()))
+    }
+}
