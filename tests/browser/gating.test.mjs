@@ -87,6 +87,26 @@ test('purchase: the locked tool unlocks within 2 seconds, without a reload', asy
   await context.close();
 });
 
+test('the checkout stand-in acts only on the signed-in user\'s own subscription', async () => {
+  const owner = await browser.newContext();
+  const user = await signIn(owner, uniqueEmail('own'));
+  const bought = await checkout(owner, { offer: 'CLOUD_CREATION_PRO_MONTHLY', clouds: [] });
+  const ref = `stripe:${bought.subscription}`;
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref));
+  const other = await browser.newContext();
+  await signIn(other, uniqueEmail('other'));
+  const now = Math.floor(Date.now() / 1000);
+  const r = await other.request.post(`${WWW}/api/dev/checkout`, {
+    data: { action: 'cancel_at_period_end', offer: 'CLOUD_CREATION_PRO_MONTHLY', subscription: bought.subscription, period_start: now, period_end: now + 3600 },
+  });
+  assert.equal(r.status(), 403, await r.text());
+  assert.equal((await r.json()).error, 'not_your_subscription');
+  const snap = await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref));
+  assert.ok(snap.snapshot.grants.some((g) => g.source_ref === ref && g.status === 'active'), 'the owner keeps the subscription as it was');
+  await owner.close();
+  await other.close();
+});
+
 test('cancel at period end keeps access until the period ends (test clock)', async () => {
   const context = await browser.newContext();
   const user = await signIn(context, uniqueEmail('cancel'));

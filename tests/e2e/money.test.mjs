@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { env, q, createUser, worker, userToken, postStripe, now, closeDb, id, uuid } from './helpers.mjs';
-import { stripeOneTime } from './events.mjs';
+import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
 
 after(closeDb);
 const studio = env.catalog === 'video-studio';
@@ -86,11 +86,9 @@ test('3. overage billed is never charged again in tokens', { skip }, async () =>
   await conserved(uid);
 });
 
-test('4. a paid event for a user the database does not know yet is kept, then applied', async () => {
+test('4. a paid event for a user the database does not know yet is kept, then applied', { skip }, async () => {
   const uid = uuid();
-  const offer = studio ? 'VIDEO_TOKENS_30_MIN' : null;
-  if (!offer) return;
-  const ev = stripeOneTime({ subject: { user_id: uid }, offer, at: now() - 30 });
+  const ev = stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 30 });
   const r = await postStripe(ev);
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.status, 'kept');
@@ -136,4 +134,26 @@ test('6. a subject id that cannot be a user is kept, and the answer names nothin
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.status, 'kept');
   assert.doesNotMatch(r.text, /constraint|violat|relation|syntax|invalid input/i);
+});
+
+test('7. a later event naming another user never moves a subscription: the first subject keeps it', { skip: env.catalog !== 'vcm-suite' && 'one catalog is enough' }, async () => {
+  const a = await createUser();
+  const b = await createUser();
+  const t0 = now() - 5 * DAY;
+  const s = new StripeSubscriber({ subject: { user_id: a }, offer: 'CLOUD_CREATION_PRO_MONTHLY', start: t0 });
+  for (const e of [s.checkout(), s.created({ periodEnd: t0 + 30 * DAY }), s.invoicePaid({ at: t0 + 1, periodStart: t0, periodEnd: t0 + 30 * DAY })]) {
+    assert.equal((await postStripe(e)).status, 200);
+  }
+  // What a stand-in checkout, or tampered metadata, would send: the same subscription,
+  // cancelled at period end, with another user in its metadata.
+  const moved = s.subscription('customer.subscription.updated', { at: now() - 60, periodStart: t0, periodEnd: t0 + 30 * DAY, cancelAtPeriodEnd: true });
+  moved.data.object.metadata = { ...moved.data.object.metadata, user_id: b };
+  const r = await postStripe(moved);
+  assert.equal(r.status, 200, r.text);
+  const [sub] = await q('select user_id, cancel_at_period_end from billing_subscriptions where subscription_id = $1', [s.sub]);
+  assert.equal(sub.user_id, a, 'the subscription stays with its first subject');
+  assert.equal(sub.cancel_at_period_end, true, 'and the event still updated it');
+  assert.deepEqual(await q('select grant_key from cloud_entitlements where user_id = $1', [b]), [], 'nothing moved to the other user');
+  const ga = await q('select status, valid_to from cloud_entitlements where user_id = $1', [a]);
+  assert.ok(ga.length >= 1 && ga.every((g) => g.valid_to !== null), JSON.stringify(ga));
 });

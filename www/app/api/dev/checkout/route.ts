@@ -8,6 +8,7 @@ import { NextResponse } from 'next/server';
 
 import { studioCatalog, suiteCatalog } from '@/lib/catalog';
 import { devStandInsEnabled, stripeWebhookSecret, studioWorkerUrl, workerUrl } from '@/lib/config';
+import { selectAsUser } from '@/lib/rest';
 import { getSession } from '@/lib/session';
 import { cancelAtPeriodEndEvent, checkoutEvents, deliver, offerByKey } from '@/lib/stripeEvents';
 
@@ -51,6 +52,14 @@ export async function POST(req: Request) {
       return bad(400, 'invalid_body', 'cancel_at_period_end needs `subscription`, `period_start` and a future `period_end`');
     }
     subscription = body.subscription;
+    // Only the signed-in user's own subscription: row-level security shows them no other.
+    const own = await selectAsUser<{ subscription_id: string }>(
+      session,
+      'billing_subscriptions',
+      `select=subscription_id&subscription_id=eq.${encodeURIComponent(subscription)}`,
+    );
+    if ('error' in own) return bad(503, own.error, own.message);
+    if (own.rows.length === 0) return bad(403, 'not_your_subscription', `subscription ${subscription} is not yours`);
     events = [cancelAtPeriodEndEvent({ ...purchase, subscription, periodStart: body.period_start, periodEnd })];
   } else {
     const c = checkoutEvents(purchase);
