@@ -78,7 +78,7 @@ fn refund(id: &str, at: i64) -> Fact {
 fn admin_credit(id: &str, amount: i64, at: i64) -> Fact {
     Fact::credit_adjustment(
         CreditAdjustment {
-            id: format!("admin:{}:video_seconds", key_part(id)),
+            id: format!("admin:{}:{}:video_seconds", user(), key_part(id)),
             subject: user(),
             pool: "video_seconds".into(),
             amount,

@@ -144,9 +144,10 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if valid_to.is_some_and(|t| t <= now) {
             return bad("valid_to must be in the future".into());
         }
-        // The caller's id is escaped into the key, so no id can name another key.
+        // The caller's id is escaped into the key, so no id can name another key, and the
+        // subject is part of it: the same id given to two subjects is two credits.
         let adjustment = CreditAdjustment {
-            id: format!("admin:{}:{pool}", key_part(id)),
+            id: format!("admin:{}:{}:{pool}", core_subject, key_part(id)),
             subject: core_subject.clone(),
             pool: pool.to_string(),
             amount,
@@ -175,6 +176,11 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         Ok(_) => AppResponse::json(
             201,
             &json!({"status": "granted", "subject": subject.key(), "grants": given, "credits": credits}),
+        ),
+        Err(e) if e.conflict() == Some(crate::store::Conflict::FactConflict) => error(
+            409,
+            "already_granted",
+            "a credit or grant with this id was given before with other values; use a new id",
         ),
         Err(e) => store_error(&e),
     }

@@ -146,6 +146,14 @@ pub async fn handle<T: Transport, S: Store>(
             Ok(ChargeAnswer::Stale(fresh_state) | ChargeAnswer::Insufficient(fresh_state)) => {
                 (st, fresh) = (*fresh_state, true);
             }
+            // A concurrent charge emptied a lot after this one checked it: nothing was
+            // written; decide again from fresh lots.
+            Err(e) if e.conflict() == Some(Conflict::LotShort) => {
+                match app.store.subject_state(&subject, Some(&ledger_key)).await {
+                    Ok(s) => (st, fresh) = (s, true),
+                    Err(e) => return store_error(&e),
+                }
+            }
             Err(e) => return charge_store_error(&e),
         }
     }

@@ -395,6 +395,14 @@ impl Store for MemoryStore {
         if g.version(fold.refs) != fold.expected_version {
             return Err(conflict("fold_stale", "billing state changed concurrently"));
         }
+        for f in fold.facts {
+            let v = serde_json::to_value(f).map_err(|e| StoreError::Decode(e.to_string()))?;
+            if let Some((_, old)) = g.facts.iter().find(|(k, _)| k == &f.key) {
+                if old.fact != v && !old.refs.iter().any(|r| fold.refs.contains(r)) {
+                    return Err(conflict("fact_conflict", "a fact with this key was stored before for others"));
+                }
+            }
+        }
         for (s, rows) in &fold.subjects {
             for l in &rows.lots {
                 let stored = g.lots.get(&s.key()).and_then(|ls| ls.iter().find(|x| x.lot.key == l.lot.key));

@@ -37,6 +37,11 @@ pub enum Conflict {
     FoldStale,
     /// The request id of a charge was used before for another request.
     KeyReused,
+    /// A concurrent charge emptied a lot between a charge's check and its take: decide
+    /// again from fresh lots.
+    LotShort,
+    /// A new fact's key was stored before, with other content, outside the fold's cluster.
+    FactConflict,
     /// Any other conflict (a unique key of the store's own).
     Other,
 }
@@ -71,6 +76,8 @@ impl StoreError {
         Some(match (error.code.as_deref(), error.hint.as_deref()) {
             (Some("PT409"), Some("fold_stale")) => Conflict::FoldStale,
             (Some("PT409"), Some("key_reused")) => Conflict::KeyReused,
+            (Some("PT409"), Some("lot_short")) => Conflict::LotShort,
+            (Some("PT409"), Some("fact_conflict")) => Conflict::FactConflict,
             _ => Conflict::Other,
         })
     }

@@ -326,7 +326,7 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
         let headers = Headers::new().with("authorization", format!("Bearer {token}")).with("idempotency-key", key.clone());
         let before = self.balance(user).await;
         let (status, v) = self.call(Method::Post, "/v1/usage/consume", headers, body.to_string().into_bytes()).await;
-        self.keys[user].push(key);
+        self.keys[user].push(key.clone());
         match status {
             200 => {
                 let rec = &v["record"];
@@ -341,9 +341,13 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
                     assert!(!r.charges.contains_key(&rid), "charged twice: {rid}");
                     r.charges.insert(rid.clone(), units);
                     for t in &takes {
-                        *r.used.entry(t["lot"].as_str().unwrap_or("").to_string()).or_insert(0) += t["units"].as_i64().unwrap_or(0);
-                        self.seen_keys.push(format!("usage:{rid}:{}", t["lot"].as_str().unwrap_or("")));
-                        self.seen_keys.push(t["lot"].as_str().unwrap_or("").to_string());
+                        let lot = t["lot"].as_str().unwrap_or("");
+                        *r.used.entry(lot.to_string()).or_insert(0) += t["units"].as_i64().unwrap_or(0);
+                        self.seen_keys.push(format!("usage:{rid}:{lot}"));
+                        self.seen_keys.push(lot.to_string());
+                        // The key of this charge followed by a lot it took from: what a
+                        // request id made by joining the key and the lot would collide with.
+                        self.seen_keys.push(format!("{key}:{lot}"));
                     }
                     self.seen_keys.push(format!("usage:{rid}"));
                     if !self.racing {

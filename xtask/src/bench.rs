@@ -11,7 +11,9 @@
 //! 4. Through `wrangler dev` against the local stack: webhook latency (p50, p99, as a
 //!    ratio to `/healthz` measured in the same run) and throughput; consume with 50
 //!    concurrent clients, with zero lost updates (`bench/worker.bench.mjs`).
-//! 5. Chromium: navigation to the correct locked state on first paint
+//! 5. The store: `tollgate_charge` against a bare one-row UPDATE from 50 clients, and a
+//!    webhook fold for a subject with 1 and with 10,000 charges (`bench/store.bench.mjs`).
+//! 6. Chromium: navigation to the correct locked state on first paint
 //!    (`tests/browser/bench-first-paint.mjs`).
 //!
 //! Benchmarks are not run by `cargo xtask test`.
@@ -77,6 +79,11 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
         },
     )?;
     figures.extend(worker_figs);
+    let store_figs = stages.run(
+        "store: tollgate_charge vs a bare UPDATE (50 clients, one row); a webhook fold with 1 vs 10,000 charges",
+        || bench_store(root, &local),
+    )?;
+    figures.extend(store_figs);
     let paint = stages.run(
         &format!("browser: first paint in Chromium (worker on :{}, www on :{})", ports.worker, ports.www),
         || {
@@ -197,16 +204,18 @@ fn toolchain_node_version() -> String {
 
 // ---------------------------------------------------------------- worker through wrangler dev
 
-fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
+/// Runs `bench/<script>` under Node against the running video-studio worker and its
+/// database (the stack's coordinates and secrets in the environment); its JSON figures.
+fn node_bench(root: &Path, local: &Local, script: &str) -> Result<Value> {
     let url = local.worker_url("video-studio").ok_or("the video-studio worker is not running")?;
-    let out_file = root.join("target").join("bench-worker.json");
+    let out_file = root.join("target").join(format!("{}.json", script.trim_end_matches(".mjs").replace('.', "-")));
     let info = local.stack_info();
     let s = &local.secrets;
-    step("node bench/worker.bench.mjs");
+    step(format!("node bench/{script}"));
     run_cmd(
         Command::new("node")
             .current_dir(root)
-            .arg("bench/worker.bench.mjs")
+            .arg(format!("bench/{script}"))
             .env("BENCH_OUT", &out_file)
             .env("TOLLGATE_WORKER_URL", &url)
             .env("TOLLGATE_REST_URL", &info.rest_url)
@@ -214,10 +223,45 @@ fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
             .env("TOLLGATE_JWT_SECRET", &info.jwt_secret)
             .env("TOLLGATE_SERVICE_ROLE_KEY", &s.service_role_key)
             .env("TOLLGATE_STRIPE_SECRETS", format!("{},{}", s.stripe[0], s.stripe[1]))
+            .env("TOLLGATE_ADMIN_SECRET", &s.admin)
             .env("TOLLGATE_CATALOG", "video-studio")
             .env("TOLLGATE_PG_DATA", &local.pg().data_dir),
     )?;
-    let v: Value = serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())?;
+    serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())
+}
+
+/// bench/store.bench.mjs: the store's money path against its baselines.
+fn bench_store(root: &Path, local: &Local) -> Result<Vec<String>> {
+    let v = node_bench(root, local, "store.bench.mjs")?;
+    let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
+    let (c, fo) = (&v["charge"], &v["fold"]);
+    Ok(vec![
+        format!(
+            "charge (tollgate_charge, {} clients, one lot): {:.0}/s; a bare one-row UPDATE from the same clients {:.0}/s = {:.2}x (budget 3x: {})",
+            c["clients"],
+            f(&c["charge"]["per_second"]),
+            f(&c["bare"]["per_second"]),
+            f(&c["ratio"]),
+            if f(&c["ratio"]) <= 3.0 { "met" } else { "NOT met" }
+        ),
+        format!(
+            "  one client, one at a time: a charge {:.0} µs, the bare UPDATE {:.0} µs = {:.2}x",
+            f(&c["sequential_us"]["charge"]),
+            f(&c["sequential_us"]["bare"]),
+            f(&c["sequential_us"]["ratio"])
+        ),
+        format!(
+            "webhook fold, subject with 1 vs 10,000 charges: p50 {:.1} ms vs {:.1} ms = {:.2}x (budget 1.5x: {})",
+            f(&fo["p50_ms"][0]),
+            f(&fo["p50_ms"][1]),
+            f(&fo["ratio"]),
+            if f(&fo["ratio"]) <= 1.5 { "met" } else { "NOT met" }
+        ),
+    ])
+}
+
+fn bench_worker(root: &Path, local: &Local) -> Result<Vec<String>> {
+    let v = node_bench(root, local, "worker.bench.mjs")?;
     let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
     let (h, w, c) = (&v["healthz"], &v["webhook"], &v["consume"]);
     Ok(vec![

@@ -1,0 +1,153 @@
+// `cargo xtask bench`: the store's money path, each figure against a baseline measured in
+// the same run on the same database.
+//
+// - charge: `tollgate_charge` called directly against PostgreSQL by 50 concurrent clients,
+//   all drawing on one lot (one balance), in charges per second; the baseline is a bare
+//   `UPDATE ... SET v = v - 1 WHERE id = 1 AND v >= 1` on one row, from the same 50 clients.
+//   Both serialize on one row lock; the budget is the charge within 3x the baseline.
+// - fold: a webhook (a token purchase) delivered through the worker to a subject with 1
+//   earlier charge and to one with 10,000: the fold reads the charges as per-lot totals, so
+//   its cost must not grow with them (budget: within 1.5x).
+//
+// Usage: node bench/store.bench.mjs [--quick]   (writes JSON to $BENCH_OUT when set)
+
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+import { createUser, closeDb, env, id, now, postStripe, q, worker } from '../tests/e2e/helpers.mjs';
+import { stripeOneTime } from '../tests/e2e/events.mjs';
+
+// The PostgreSQL client the end-to-end suite installs (tests/e2e/node_modules).
+const pg = createRequire(new URL('../tests/e2e/package.json', import.meta.url))('pg');
+
+const QUICK = process.argv.includes('--quick');
+const CLIENTS = 50;
+const SECONDS = QUICK ? 3 : 8;
+const FOLDS = QUICK ? 8 : 30;
+const MANY = 10_000;
+const SEQUENTIAL = QUICK ? 200 : 1000;
+
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+  return { n: s.length, p50: at(0.5), p99: at(0.99) };
+}
+
+/** `CLIENTS` connections each running `sql(client, i)` in a loop for `SECONDS`: per second. */
+async function throughput(sql) {
+  const clients = await Promise.all(Array.from({ length: CLIENTS }, async () => {
+    const c = new pg.Client({ connectionString: env.db });
+    await c.connect();
+    return c;
+  }));
+  let done = 0;
+  const until = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  await Promise.all(clients.map(async (c, k) => {
+    for (let i = 0; performance.now() < until; i++) {
+      await sql(c, `${k}_${i}`);
+      done++;
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  await Promise.all(clients.map((c) => c.end()));
+  return { ops: done, per_second: done / secs };
+}
+
+/** A charge's rows, as the core writes them, taking `units` from `lot`. */
+function chargeArgs(uid, lot, key, units = 1) {
+  const requestId = `user:${uid}:${key.padStart(32, '0')}`;
+  const at = new Date().toISOString();
+  return {
+    request_id: requestId, request_hash: 'bench',
+    takes: [{ lot, units }],
+    entries: [{ key: `usage:${requestId}:${lot}`, pool: 'video_seconds', lot, kind: 'usage', delta: -units, at, source: `usage:${requestId}` }],
+    record: { units, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 1, overage_minor: 0, overage_units: 0, currency: 'usd' },
+    fact: { key: `usage:${requestId}`, provider: 'app', type: 'usage', refs: [`user:${uid}`], at,
+      fact: { key: `usage:${requestId}`, provider: 'app', at, type: 'usage', request_id: requestId, subject: `user:${uid}`,
+        pool: 'video_seconds', units, takes: [{ lot, units }] } },
+  };
+}
+
+/** A user holding one big lot: an operator's credit, given through the worker. */
+async function userWithLot() {
+  const uid = await createUser();
+  const r = await worker('POST', '/v1/admin/grants', {
+    body: { user_id: uid, credits: [{ pool: 'video_seconds', amount: 1_000_000_000_000, id: id('bench') }] },
+    headers: { authorization: `Bearer ${env.adminSecret}` },
+  });
+  if (r.status !== 201) throw new Error(`admin credit: ${r.status} ${r.text}`);
+  const [lot] = await q('select key from credit_lots where user_id = $1', [uid]);
+  return { uid, lot: lot.key };
+}
+
+const out = {};
+try {
+  // ---- charge vs bare UPDATE, 50 clients, one row
+  await q('create table if not exists bench_counter (id int primary key, v bigint not null)');
+  await q('insert into bench_counter values (1, 1000000000000) on conflict (id) do update set v = excluded.v');
+  const bare = await throughput((c) => c.query('update bench_counter set v = v - 1 where id = 1 and v >= 1'));
+  const { uid, lot } = await userWithLot();
+  // One client, one at a time: what each costs without waiting for a lock.
+  const one = new pg.Client({ connectionString: env.db });
+  await one.connect();
+  const seq = async (f) => {
+    const t = performance.now();
+    for (let i = 0; i < SEQUENTIAL; i++) await f(i);
+    return ((performance.now() - t) * 1000) / SEQUENTIAL;
+  };
+  const bareUs = await seq(() => one.query('update bench_counter set v = v - 1 where id = 1 and v >= 1'));
+  const chargeUs = await seq((i) =>
+    one.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeArgs(uid, lot, `s${i}`)]));
+  await one.end();
+  const charged = await throughput((c, key) =>
+    c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeArgs(uid, lot, key)]));
+  const [{ used }] = await q('select used from credit_lots where user_id = $1', [uid]);
+  if (Number(used) !== charged.ops + SEQUENTIAL) throw new Error(`lost updates: ${used} used, ${charged.ops + SEQUENTIAL} charges`);
+  out.charge = {
+    clients: CLIENTS, bare, charge: charged, ratio: bare.per_second / charged.per_second, budget: 3,
+    sequential_us: { bare: bareUs, charge: chargeUs, ratio: chargeUs / bareUs },
+  };
+
+  // ---- a webhook fold with 1 and with 10,000 earlier charges
+  const few = await userWithLot();
+  await q('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: few.uid }, chargeArgs(few.uid, few.lot, 'one')]);
+  const many = await userWithLot();
+  const c = new pg.Client({ connectionString: env.db });
+  await c.connect();
+  await c.query('begin');
+  for (let i = 0; i < MANY; i++) {
+    await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: many.uid }, chargeArgs(many.uid, many.lot, `m${i}`)]);
+  }
+  await c.query('commit');
+  await c.end();
+  const fold = async (u) => {
+    const ms = [];
+    for (let i = 0; i < FOLDS; i++) {
+      const ev = stripeOneTime({ subject: { user_id: u.uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 60 });
+      const t = performance.now();
+      const r = await postStripe(ev);
+      ms.push(performance.now() - t);
+      if (r.json?.status !== 'applied') throw new Error(`fold: ${r.status} ${r.text}`);
+    }
+    return stats(ms);
+  };
+  // Alternate, so a change of the machine's load touches both sides alike.
+  const a = [], b = [];
+  for (let round = 0; round < 2; round++) {
+    a.push(await fold(few));
+    b.push(await fold(many));
+  }
+  const p50 = (xs) => xs.map((x) => x.p50).sort((x, y) => x - y)[0];
+  out.fold = { charges: [1, MANY], p50_ms: [p50(a), p50(b)], ratio: p50(b) / p50(a), budget: 1.5 };
+  const [{ n }] = await q(`select count(*)::int as n from usage_records where user_id = $1`, [many.uid]);
+  if (n !== MANY + 0) throw new Error(`expected ${MANY} charges, found ${n}`);
+} finally {
+  await closeDb();
+}
+
+const f = (x) => x.toFixed(1);
+console.log(`  charge (tollgate_charge, ${CLIENTS} clients, one lot)  ${f(out.charge.charge.per_second)}/s; bare UPDATE ${f(out.charge.bare.per_second)}/s = ${out.charge.ratio.toFixed(2)}x (budget 3x: ${out.charge.ratio <= 3 ? 'met' : 'NOT met'})`);
+console.log(`  one client, one at a time              charge ${f(out.charge.sequential_us.charge)} µs, bare UPDATE ${f(out.charge.sequential_us.bare)} µs = ${out.charge.sequential_us.ratio.toFixed(2)}x`);
+console.log(`  webhook fold, 1 vs ${MANY} charges           p50 ${f(out.fold.p50_ms[0])} ms vs ${f(out.fold.p50_ms[1])} ms = ${out.fold.ratio.toFixed(2)}x (budget 1.5x: ${out.fold.ratio <= 1.5 ? 'met' : 'NOT met'})`);
+if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify(out, null, 2));
