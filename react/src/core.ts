@@ -74,15 +74,38 @@ export function quoteWith(
   }
 }
 
-/** "$12.34" for integer minor units. */
+/**
+ * Digits of a currency's minor unit, exactly as the core counts them (`minor_digits` in
+ * src/money.rs, which the package does not export), so the amounts the core and the
+ * billing providers give in minor units print at their value: none for the zero-decimal
+ * currencies (JPY, KRW, ...), three (thousandths) for BHD, JOD, KWD, OMR and TND, two
+ * (hundredths) for every other currency.
+ */
+const ZERO_DECIMAL = new Set(['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf']);
+const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+
+/** Digits of the minor unit of a currency (ISO code, any case): 0, 2 or 3. */
+export function minorDigits(currency: string): 0 | 2 | 3 {
+  const c = currency.toLowerCase();
+  if (ZERO_DECIMAL.has(c)) return 0;
+  if (THREE_DECIMAL.has(c)) return 3;
+  return 2;
+}
+
+/** "$12.34" for integer minor units ("KWD 1.500" for 1500 fils, "¥500" for 500 yen). */
 export function formatMoney(m: { amount: number; currency: string }): string {
-  const zeroDecimal = ['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf'];
-  const digits = zeroDecimal.includes(m.currency.toLowerCase()) ? 0 : 2;
+  const digits = minorDigits(m.currency);
   const major = m.amount / 10 ** digits;
+  const code = m.currency.toUpperCase();
   try {
-    return new Intl.NumberFormat('en-US', { style: 'currency', currency: m.currency.toUpperCase(), minimumFractionDigits: digits }).format(major);
+    return new Intl.NumberFormat('en-US', {
+      style: 'currency',
+      currency: code,
+      minimumFractionDigits: digits,
+      maximumFractionDigits: digits,
+    }).format(major);
   } catch {
-    return `${major.toFixed(digits)} ${m.currency.toUpperCase()}`;
+    return `${major.toFixed(digits)} ${code}`;
   }
 }
 

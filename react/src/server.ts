@@ -1,9 +1,16 @@
-// Server-side helpers for Next.js server components and route handlers (and any
-// Node code): load the wasm engine synchronously from its bytes, read the
-// package's bundled catalogs, answer questions for given grants, and fetch and
-// verify a user's snapshot from the worker.
+// Server-side helpers for Next.js server components and route handlers (and Node
+// code run with the react-server condition): load the wasm engine synchronously from
+// its bytes, read the package's bundled catalogs, answer questions for given grants,
+// and fetch and verify a user's snapshot from the worker.
 //
 // Nothing here uses React state: it works where hooks do not.
+//
+// Server only: importing this entry into a Client Component fails the build (the
+// `server-only` package; Next resolves it with the `react-server` condition in server
+// components and route handlers). Outside Next, run Node with
+// `--conditions=react-server` to import it (react/test/server.test.mjs does).
+
+import 'server-only';
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

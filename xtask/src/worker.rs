@@ -496,23 +496,62 @@ impl WranglerDev {
     }
 }
 
-/// Starts `wrangler dev` on 127.0.0.1:`port` with the built worker and `.dev.vars`, and
-/// waits until `/healthz` answers 200. Output goes to `.stack/wrangler.log`.
+/// Starts `wrangler dev` on 127.0.0.1:`port` with the built worker and the repository's
+/// `.dev.vars` (see [`write_dev_vars`]), and waits until `/healthz` answers 200. wrangler
+/// runs from `.stack/worker-dev/`, with the configuration [`dev_config`] makes (never the
+/// repository's own file, whose `[build]` would rebuild the worker). Output goes to
+/// `.stack/wrangler.log`.
 pub fn dev_start(root: &Path, port: u16) -> Result<WranglerDev> {
     let state = root.join(".stack");
-    fs::create_dir_all(&state).map_err(|e| WorkerError(e.to_string()))?;
-    dev_start_in(root, root, port, &state.join("wrangler.log"))
+    let dir = state.join("worker-dev");
+    fs::create_dir_all(&dir).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    let toml = dev_config(root)?;
+    fs::write(dir.join("wrangler.toml"), toml).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    // wrangler reads `.dev.vars` beside its configuration file.
+    let vars = root.join(".dev.vars");
+    if vars.exists() {
+        fs::copy(&vars, dir.join(".dev.vars")).map_err(|e| WorkerError(format!("{}: {e}", vars.display())))?;
+    } else {
+        let _ = fs::remove_file(dir.join(".dev.vars"));
+    }
+    dev_start_in(root, &dir, port, &state.join("wrangler.log"))
 }
 
-/// Writes `dir/wrangler.toml` (the repository's, with `main` pointing at the built worker)
-/// and `dir/.dev.vars`: a folder from which one more `wrangler dev` can run beside others,
-/// each with its own variables (its own catalog) and its own local state.
+/// Writes `dir/wrangler.toml` ([`dev_config`]) and `dir/.dev.vars`: a folder from which
+/// one more `wrangler dev` can run beside others, each with its own variables (its own
+/// catalog) and its own local state.
 pub fn dev_dir(root: &Path, dir: &Path, vars: &[(String, String)]) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    let toml = dev_config(root)?;
+    fs::write(dir.join("wrangler.toml"), toml).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
+    write_dev_vars(dir, vars)?;
+    Ok(())
+}
+
+/// The repository's `wrangler.toml` for a `wrangler dev` that xtask starts from another
+/// folder: `main` made absolute, and the `[build]` table left out. `[build]` is there for
+/// `wrangler dev` and `wrangler deploy` run by hand (it builds the worker on a fresh
+/// clone); xtask builds the worker itself before it starts wrangler, and wrangler 4 has no
+/// flag to skip a custom build (`--no-bundle` only skips esbuild): it would run
+/// `cargo xtask worker build` on every start (twice: for the entry point, then when its
+/// file watcher is ready) and again on every change under `watch_dir`.
+pub fn dev_config(root: &Path) -> Result<String> {
     let toml = fs::read_to_string(root.join("wrangler.toml")).map_err(|e| WorkerError(format!("wrangler.toml: {e}")))?;
+    Ok(dev_config_text(&toml, root))
+}
+
+fn dev_config_text(toml: &str, root: &Path) -> String {
     let mut out = String::new();
+    let mut in_build = false;
     for line in toml.lines() {
-        match line.trim_start().strip_prefix("main").map(str::trim_start) {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            in_build = opens_table(t, "build");
+        }
+        if in_build {
+            continue;
+        }
+        match t.strip_prefix("main").map(str::trim_start) {
             Some(rest) if rest.starts_with('=') => {
                 let rel = rest.trim_start_matches('=').trim().trim_matches('"');
                 out.push_str(&format!("main = {:?}\n", root.join(rel).display().to_string()));
@@ -523,9 +562,19 @@ pub fn dev_dir(root: &Path, dir: &Path, vars: &[(String, String)]) -> Result<()>
             }
         }
     }
-    fs::write(dir.join("wrangler.toml"), out).map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?;
-    write_dev_vars(dir, vars)?;
-    Ok(())
+    out
+}
+
+/// Whether a TOML line opens the table `name`: `[name]`, with spaces or a comment after it
+/// (not `[[name]]`, not `[name.sub]`).
+fn opens_table(line: &str, name: &str) -> bool {
+    let Some(rest) = line.trim_start().strip_prefix('[') else { return false };
+    if rest.starts_with('[') {
+        return false;
+    }
+    let Some((inside, after)) = rest.split_once(']') else { return false };
+    let after = after.trim_start();
+    inside.trim() == name && (after.is_empty() || after.starts_with('#'))
 }
 
 /// Starts `wrangler dev` from `dir` (holding `wrangler.toml` and `.dev.vars`) on
@@ -730,4 +779,37 @@ pub fn test_all_on(root: &Path, stack: &StackInfo, port: u16) -> Result<BuildOut
         out.gzip_bytes / 1024
     ));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_config_leaves_out_the_custom_build_and_makes_main_absolute() {
+        let toml = "name = \"tollgate\"\nmain = \"worker/build/index.js\"\n\n[build]\ncommand = \"cargo xtask worker build\"\nwatch_dir = [\"src\", \"worker/src\"]\n\n[vars]\nCATALOG = \"vcm-suite\"\n\n[triggers]\ncrons = [\"*/15 * * * *\"]\n";
+        let out = dev_config_text(toml, Path::new("/repo"));
+        assert!(!out.contains("[build]") && !out.contains("command") && !out.contains("watch_dir"), "{out}");
+        assert!(out.contains("main = \"/repo/worker/build/index.js\"\n"), "{out}");
+        assert!(out.contains("[vars]\nCATALOG = \"vcm-suite\"\n"), "{out}");
+        assert!(out.contains("[triggers]\ncrons = [\"*/15 * * * *\"]\n"), "{out}");
+    }
+
+    #[test]
+    fn the_repository_configuration_for_dev_runs_no_custom_build() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ is in the repository");
+        let out = dev_config(root).expect("wrangler.toml");
+        assert!(!out.lines().any(|l| opens_table(l, "build")), "{out}");
+        assert!(out.contains(&format!("main = {:?}", root.join("worker/build/index.js").display().to_string())), "{out}");
+    }
+
+    #[test]
+    fn opens_table_names_one_table() {
+        assert!(opens_table("[build]", "build"));
+        assert!(opens_table("  [ build ]  # custom build", "build"));
+        assert!(!opens_table("[[build]]", "build"));
+        assert!(!opens_table("[build.upload]", "build"));
+        assert!(!opens_table("[vars]", "build"));
+        assert!(!opens_table("build = 1", "build"));
+    }
 }

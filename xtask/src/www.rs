@@ -47,8 +47,19 @@ fn npm() -> Command {
 }
 
 fn npm_install(dir: &Path) -> Result<()> {
-    let locked = dir.join("package-lock.json").exists();
-    let present = dir.join("node_modules").join(".package-lock.json").exists();
+    let lock = dir.join("package-lock.json");
+    let locked = lock.exists();
+    let stamp = dir.join("node_modules").join(".package-lock.json");
+    // Installed, and not before the lockfile last changed (as worker::npm_ci decides): a
+    // dependency added since then is installed, not missed.
+    let present = match (
+        std::fs::metadata(&stamp).and_then(|m| m.modified()),
+        std::fs::metadata(&lock).and_then(|m| m.modified()),
+    ) {
+        (Ok(s), Ok(l)) => s >= l,
+        (Ok(_), Err(_)) => true, // no lockfile: `npm install` made what is there
+        _ => false,
+    };
     if present {
         // Already installed: `npm ci` would delete and refetch everything.
         note(format!("{}: node_modules present", dir.display()));

@@ -5,6 +5,7 @@ import { NextResponse } from 'next/server';
 
 import { configuredJwtSecret, devStandInsEnabled, JWT_SECRET_MISSING } from '@/lib/config';
 import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueAccessToken, userIdFor } from '@/lib/devauth';
+import { localPath, seeOther } from '@/lib/redirect';
 import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
 
 export async function POST(req: Request) {
@@ -30,7 +31,7 @@ export async function POST(req: Request) {
   if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
     return NextResponse.json({ error: 'invalid_email', message: 'enter an email address such as ana@example.com' }, { status: 400 });
   }
-  if (!next.startsWith('/') || next.startsWith('//')) next = '/tools';
+  next = localPath(next, '/tools');
   const id = userIdFor(email);
   try {
     await ensureUser(id, email);
@@ -43,7 +44,7 @@ export async function POST(req: Request) {
   const token = issueAccessToken(id, email);
   const res = type.includes('application/json')
     ? NextResponse.json({ user_id: id, email, access_token: token, expires_in: ACCESS_TOKEN_TTL_SECS })
-    : NextResponse.redirect(new URL(next, req.url), 303);
+    : seeOther(next); // a path: the browser stays on the origin it signed in on
   // Readable by the page's scripts, as a Supabase browser session is: the browser sends
   // it to the worker as the Bearer token.
   res.cookies.set(ACCESS_TOKEN_COOKIE, token, { path: '/', sameSite: 'lax', maxAge: ACCESS_TOKEN_TTL_SECS });
