@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use tollgate::credits::LotKind;
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
@@ -148,6 +149,20 @@ struct Purchase {
 
 /// The last user signs up only partway through: until then their purchases are kept.
 const LATE: usize = 4;
+/// A subscription's period in the model (an hour: many renewals in one run), and what a
+/// period of VIDEO_CREATOR_MONTHLY puts into the pool.
+const PERIOD: i64 = 3600;
+const ALLOWANCE: i64 = 1800;
+
+/// A user's subscription: its ids and the start of the period paid last.
+#[derive(Clone)]
+struct Sub {
+    id: String,
+    customer: String,
+    start: i64,
+    paid_until: i64,
+    invoices: usize,
+}
 
 struct Run<'a, T, S> {
     app: &'a App<T, S>,
@@ -170,6 +185,8 @@ struct Run<'a, T, S> {
     signed_up: bool,
     /// This run folded the late user's facts since signing up (a fork tells its parent).
     folded_late: bool,
+    /// Each user's subscription, once subscribed.
+    subs: Vec<Option<Sub>>,
 }
 
 impl<T: Transport, S: Store> Run<'_, T, S> {
@@ -254,6 +271,102 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
             let user = p.user;
             self.late_folded(user);
         }
+    }
+
+    fn envelope(&self, id: String, ty: &str, at: i64, object: Value) -> Value {
+        json!({
+            "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": at, "type": ty,
+            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+            "data": {"object": object},
+        })
+    }
+
+    fn sub_object(&self, user: usize, sub: &Sub, period_end: i64) -> Value {
+        json!({
+            "id": sub.id, "object": "subscription", "customer": sub.customer, "status": "active",
+            "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+            "start_date": sub.start, "created": sub.start, "trial_end": null,
+            "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": self.users[user]},
+            "items": {"object": "list", "data": [{
+                "id": format!("si_{}", sub.id), "object": "subscription_item", "quantity": 1,
+                "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
+                "current_period_start": period_end - PERIOD, "current_period_end": period_end,
+            }]},
+        })
+    }
+
+    fn invoice(&self, sub: &Sub, start: i64, at: i64) -> Value {
+        let n = sub.invoices;
+        let inv = json!({
+            "id": format!("in_{}_{n}", sub.id), "object": "invoice", "customer": sub.customer, "status": "paid", "paid": true,
+            "amount_paid": 900, "amount_due": 900, "currency": "usd", "created": at,
+            "billing_reason": if n == 0 { "subscription_create" } else { "subscription_cycle" },
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub.id, "metadata": {}}},
+            "period_start": start, "period_end": start + PERIOD,
+            "lines": {"object": "list", "data": [{
+                "id": format!("il_{}_{n}", sub.id), "object": "line_item", "amount": 900, "currency": "usd", "quantity": 1,
+                "period": {"start": start, "end": start + PERIOD},
+                "pricing": {"type": "price_details", "price_details": {"price": "price_video_creator_monthly", "product": "prod_x"}},
+                "parent": {"type": "subscription_item_details", "subscription_item_details": {"subscription": sub.id}},
+            }]},
+            "payments": {"object": "list", "data": [{"payment": {"type": "payment_intent", "payment_intent": format!("pi_in_{}_{n}", sub.id)}}]},
+        });
+        self.envelope(format!("evt_in_{}_{n}", sub.id), "invoice.paid", at, inv)
+    }
+
+    /// A subscription to VIDEO_CREATOR_MONTHLY: checkout, created and the first invoice,
+    /// in a random order (a provider delivers them in any order).
+    async fn subscribe(&mut self) {
+        let user = self.rng.below(LATE as u64) as usize;
+        if self.subs[user].is_some() {
+            return self.renew(user).await;
+        }
+        self.touched.insert(user);
+        let start = self.now - self.rng.below(120) as i64;
+        let sub = Sub { id: format!("sub_{}_{user}", self.tag), customer: format!("cus_s_{}_{user}", self.tag), start, paid_until: start + PERIOD, invoices: 0 };
+        let cs = json!({
+            "id": format!("cs_s_{}_{user}", self.tag), "object": "checkout.session", "mode": "subscription", "status": "complete",
+            "payment_status": "paid", "customer": sub.customer, "subscription": sub.id, "client_reference_id": self.users[user],
+            "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": self.users[user]},
+            "amount_total": 900, "currency": "usd", "created": start,
+        });
+        let mut events = vec![
+            self.envelope(format!("evt_cs_{}", sub.id), "checkout.session.completed", start, cs),
+            self.envelope(format!("evt_cr_{}", sub.id), "customer.subscription.created", start, self.sub_object(user, &sub, start + PERIOD)),
+            self.invoice(&sub, start, start + 1),
+        ];
+        if self.rng.chance(50) {
+            events.reverse();
+        }
+        for e in &events {
+            let (status, v) = self.stripe(e).await;
+            assert_eq!(status, 200, "subscription: {v}");
+        }
+        self.subs[user] = Some(Sub { invoices: 1, ..sub });
+    }
+
+    /// The next period's invoice, delivered when its period has begun (sometimes late).
+    async fn renew(&mut self, user: usize) {
+        let Some(sub) = self.subs[user].clone() else { return };
+        if self.now < sub.paid_until {
+            return;
+        }
+        self.touched.insert(user);
+        let start = sub.paid_until;
+        let ev = self.invoice(&sub, start, start + 1);
+        let (status, v) = self.stripe(&ev).await;
+        assert_eq!(status, 200, "renewal: {v}");
+        if self.rng.chance(30) {
+            let up = self.envelope(
+                format!("evt_up_{}_{}", sub.id, sub.invoices),
+                "customer.subscription.updated",
+                start + 2,
+                self.sub_object(user, &sub, start + PERIOD),
+            );
+            let (status, v) = self.stripe(&up).await;
+            assert_eq!(status, 200, "subscription update: {v}");
+        }
+        self.subs[user] = Some(Sub { paid_until: start + PERIOD, invoices: sub.invoices + 1, ..sub });
     }
 
     async fn refund(&mut self) {
@@ -406,9 +519,27 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
             let r = &self.refs[u];
             let mut expected = 0;
             let mut used_total = 0;
+            let (mut rolled_in, mut lapsed) = (0, 0);
             for l in st.wallet.lots.iter().filter(|l| l.pool == "video_seconds") {
                 assert!(l.remaining >= 0, "step {step}: lot {} negative", l.key);
                 assert_eq!(l.granted, l.remaining + l.used + l.revoked + l.expired, "step {step}: lot {} not conserved", l.key);
+                if l.kind.is_period() {
+                    // A period's allowance, or what carried over from earlier periods: the
+                    // charges it recorded are the ones answered, and a carry-over never
+                    // exceeds one allowance nor what earlier periods left unused.
+                    let used = r.used.get(&l.key).copied().unwrap_or(0);
+                    assert_eq!(l.used, used, "step {step}: period lot {} records every charge once", l.key);
+                    if l.kind == LotKind::Allowance {
+                        assert_eq!(l.granted, ALLOWANCE, "step {step}: lot {}", l.key);
+                    } else {
+                        assert!(l.granted <= ALLOWANCE, "step {step}: rollover {} over one allowance", l.key);
+                        rolled_in += l.granted;
+                    }
+                    lapsed += l.expired;
+                    used_total += used;
+                    expected += l.remaining;
+                    continue;
+                }
                 let src = if l.key.starts_with("adjustment:") { l.key.clone() } else { l.source.clone() };
                 let granted = *r.granted.get(&src).unwrap_or_else(|| panic!("step {step}: lot {} ({src}) granted by nothing", l.key));
                 assert_eq!(l.granted, granted, "step {step}: lot {} granted once", l.key);
@@ -419,11 +550,13 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
                     expected += granted - used;
                 }
             }
+            assert!(rolled_in <= lapsed, "step {step}: rollover {rolled_in} is more than the periods left unused ({lapsed})");
             assert_eq!(used_total, r.used.values().sum::<i64>(), "step {step}: every take is in a lot");
             let lots: BTreeSet<String> = st
                 .wallet
                 .lots
                 .iter()
+                .filter(|l| !l.kind.is_period())
                 .map(|l| if l.key.starts_with("adjustment:") { l.key.clone() } else { l.source.clone() })
                 .collect();
             assert_eq!(lots.len(), r.granted.len(), "step {step}: every paid event applied exactly once");
@@ -456,6 +589,7 @@ async fn run<T: Transport, S: Store>(app: &App<T, S>, backend: &dyn Backend, see
         touched: BTreeSet::new(),
         signed_up: false,
         folded_late: false,
+        subs: vec![None; 5],
     };
     let trace = std::env::var("TOLLGATE_MODEL_TRACE").is_ok();
     for step in 0..steps {
@@ -470,6 +604,7 @@ async fn run<T: Transport, S: Store>(app: &App<T, S>, backend: &dyn Backend, see
             20..=26 => r.admin_credit().await,
             27..=29 => r.refund().await,
             30..=31 => r.tick().await,
+            42..=45 => r.subscribe().await,
             32 if !r.signed_up => {
                 r.backend.add_user(&r.users[LATE]);
                 r.signed_up = true;
@@ -504,6 +639,18 @@ async fn run<T: Transport, S: Store>(app: &App<T, S>, backend: &dyn Backend, see
             r.check(step, Some(touched)).await;
         }
     }
+    // The run went where it should: renewals with carry-over, and charges taken from
+    // period allowances as well as from purchases.
+    if steps >= 1000 {
+        let (mut allowances, mut rollovers, mut charged_periods) = (0, 0, 0);
+        for id in &r.users {
+            let st = r.app.ctx.store.subject_state(&Subject::user(id), Some(NO_LEDGER)).await.expect("state");
+            allowances += st.wallet.lots.iter().filter(|l| l.kind == LotKind::Allowance).count();
+            rollovers += st.wallet.lots.iter().filter(|l| l.kind == LotKind::Rollover).count();
+            charged_periods += st.wallet.lots.iter().filter(|l| l.kind.is_period() && l.used > 0).count();
+        }
+        assert!(allowances >= 4 && rollovers >= 1 && charged_periods >= 2, "coverage: {allowances} allowances, {rollovers} rollovers, {charged_periods} period lots charged");
+    }
 }
 
 impl<'a, T: Transport, S: Store> Run<'a, T, S> {
@@ -526,6 +673,7 @@ impl<'a, T: Transport, S: Store> Run<'a, T, S> {
             touched: BTreeSet::new(),
             signed_up: self.signed_up,
             folded_late: false,
+            subs: vec![None; self.users.len()],
         }
     }
 
