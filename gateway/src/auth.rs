@@ -124,12 +124,54 @@ pub fn verify(token: &str, secret: &str) -> Result<Map<String, Value>, ApiError>
     Ok(claims)
 }
 
-/// Resolves the caller of a request.
+/// Supabase's API keys that are not JWTs, as configured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApiKeys<'a> {
+    pub secret: &'a [String],
+    pub publishable: &'a [String],
+}
+
+impl ApiKeys<'_> {
+    fn is_secret(&self, k: &str) -> bool {
+        self.secret.iter().any(|s| s == k)
+    }
+    fn is_publishable(&self, k: &str) -> bool {
+        self.publishable.iter().any(|s| s == k)
+    }
+}
+
+/// A browser, as Supabase's gateway tells one (by its `User-Agent`): secret keys are
+/// refused from browsers.
+fn from_browser(headers: &impl Headers) -> bool {
+    headers.get("user-agent").is_some_and(|ua| ua.starts_with("Mozilla/"))
+}
+
+/// Resolves the caller of a request. Without an Authorization header, a secret API key in
+/// `apikey` runs the request as `service_role` and a publishable one as the anon role; an
+/// unknown `sb_` key is refused. A bearer token is always a JWT.
 pub fn authenticate(
     headers: &impl Headers,
     secret: Option<&str>,
     anon_role: &str,
+    keys: ApiKeys<'_>,
 ) -> Result<Auth, ApiError> {
+    if headers.get("authorization").is_none() {
+        if let Some(k) = headers.get("apikey").map(str::trim).filter(|k| k.starts_with("sb_")) {
+            let role = if keys.is_secret(k) {
+                if from_browser(headers) {
+                    return Err(ApiError::new(401, "", "Secret API keys can only be used from a server, not a browser"));
+                }
+                "service_role".to_string()
+            } else if keys.is_publishable(k) {
+                anon_role.to_string()
+            } else {
+                return Err(ApiError::new(401, "", "Invalid API key"));
+            };
+            let mut claims = Map::new();
+            claims.insert("role".into(), Value::String(role.clone()));
+            return Ok(Auth { anon: role == anon_role, role, claims });
+        }
+    }
     let Some(token) = token_of(headers) else {
         let mut claims = Map::new();
         claims.insert("role".into(), Value::String(anon_role.to_string()));
@@ -161,6 +203,7 @@ pub fn check_apikey(
     headers: &impl Headers,
     query_apikey: Option<&str>,
     secret: &str,
+    keys: ApiKeys<'_>,
 ) -> Result<(), ApiError> {
     let key = headers.get("apikey").or(query_apikey);
     let reject = |message: &str, hint: &str| {
@@ -173,6 +216,7 @@ pub fn check_apikey(
             "No API key found in request",
             "No `apikey` request header or url param was found.",
         )),
+        Some(k) if keys.is_secret(k.trim()) || keys.is_publishable(k.trim()) => Ok(()),
         Some(k) if verify(k.trim(), secret).is_err() => Err(reject(
             "Invalid API key",
             "Double check your Supabase `anon` or `service_role` API key.",
@@ -208,7 +252,7 @@ mod tests {
 
     #[test]
     fn no_token_is_anon() {
-        let a = authenticate(&H(HashMap::new()), Some(SECRET), "anon").unwrap();
+        let a = authenticate(&H(HashMap::new()), Some(SECRET), "anon", ApiKeys::default()).unwrap();
         assert_eq!(a.role, "anon");
         assert!(a.anon);
         assert_eq!(Value::Object(a.claims), json!({"role": "anon"}));
@@ -218,7 +262,7 @@ mod tests {
     fn role_claim_and_apikey_fallback() {
         let t: &'static str =
             Box::leak(sign(json!({"role": "service_role"}), SECRET).into_boxed_str());
-        let a = authenticate(&H(HashMap::from([("apikey", t)])), Some(SECRET), "anon").unwrap();
+        let a = authenticate(&H(HashMap::from([("apikey", t)])), Some(SECRET), "anon", ApiKeys::default()).unwrap();
         assert_eq!(a.role, "service_role");
         assert!(!a.anon);
         // Authorization wins over apikey.
@@ -233,6 +277,7 @@ mod tests {
             &H(HashMap::from([("apikey", t), ("authorization", bearer)])),
             Some(SECRET),
             "anon",
+            ApiKeys::default(),
         )
         .unwrap();
         assert_eq!(a.role, "authenticated");
@@ -275,6 +320,7 @@ mod tests {
             &H(HashMap::from([("authorization", "Bearer ")])),
             Some(SECRET),
             "anon",
+            ApiKeys::default(),
         )
         .unwrap_err();
         assert_eq!(e.code, "PGRST301");
@@ -283,11 +329,36 @@ mod tests {
     #[test]
     fn apikey_check() {
         let ok: &'static str = Box::leak(sign(json!({"role": "anon"}), SECRET).into_boxed_str());
-        assert!(check_apikey(&H(HashMap::from([("apikey", ok)])), None, SECRET).is_ok());
-        assert!(check_apikey(&H(HashMap::new()), Some(ok), SECRET).is_ok());
-        let e = check_apikey(&H(HashMap::new()), None, SECRET).unwrap_err();
+        assert!(check_apikey(&H(HashMap::from([("apikey", ok)])), None, SECRET, ApiKeys::default()).is_ok());
+        assert!(check_apikey(&H(HashMap::new()), Some(ok), SECRET, ApiKeys::default()).is_ok());
+        let e = check_apikey(&H(HashMap::new()), None, SECRET, ApiKeys::default()).unwrap_err();
         assert_eq!(e.status, 401);
         assert!(e.body().contains("No API key found"));
-        assert!(check_apikey(&H(HashMap::from([("apikey", "nope")])), None, SECRET).is_err());
+        assert!(check_apikey(&H(HashMap::from([("apikey", "nope")])), None, SECRET, ApiKeys::default()).is_err());
+    }
+
+    #[test]
+    fn secret_and_publishable_api_keys() {
+        let secret = vec!["sb_secret_abc".to_string()];
+        let publishable = vec!["sb_publishable_xyz".to_string()];
+        let keys = ApiKeys { secret: &secret, publishable: &publishable };
+        let a = authenticate(&H(HashMap::from([("apikey", "sb_secret_abc")])), Some(SECRET), "anon", keys).unwrap();
+        assert_eq!((a.role.as_str(), a.anon), ("service_role", false));
+        let a = authenticate(&H(HashMap::from([("apikey", "sb_publishable_xyz")])), Some(SECRET), "anon", keys).unwrap();
+        assert_eq!((a.role.as_str(), a.anon), ("anon", true));
+        let browser = H(HashMap::from([("apikey", "sb_secret_abc"), ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")]));
+        assert_eq!(authenticate(&browser, Some(SECRET), "anon", keys).unwrap_err().status, 401, "never from a browser");
+        let unknown = H(HashMap::from([("apikey", "sb_secret_other")]));
+        assert_eq!(authenticate(&unknown, Some(SECRET), "anon", keys).unwrap_err().status, 401);
+        // A key is not a JWT: as a bearer token it is refused.
+        let bearer = H(HashMap::from([("apikey", "sb_secret_abc"), ("authorization", "Bearer sb_secret_abc")]));
+        assert_eq!(authenticate(&bearer, Some(SECRET), "anon", keys).unwrap_err().status, 401);
+        // A user's token with a publishable key: the user.
+        let t = sign(json!({"role": "authenticated", "sub": "u1"}), SECRET);
+        let b = format!("Bearer {t}");
+        let user = H(HashMap::from([("apikey", "sb_publishable_xyz"), ("authorization", b.leak() as &str)]));
+        assert_eq!(authenticate(&user, Some(SECRET), "anon", keys).unwrap().role, "authenticated");
+        assert!(check_apikey(&H(HashMap::from([("apikey", "sb_secret_abc")])), None, SECRET, keys).is_ok());
+        assert!(check_apikey(&H(HashMap::from([("apikey", "sb_secret_no")])), None, SECRET, keys).is_err());
     }
 }

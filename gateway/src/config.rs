@@ -30,7 +30,13 @@ OPTIONS (a flag wins over its environment variable):
     --pool-timeout SECS   Wait for a free connection    [env PGRST_DB_POOL_ACQUISITION_TIMEOUT]
                           default 10
     --require-apikey      Also demand Supabase's `apikey` header (a JWT signed with the
-                          secret), as Supabase's API gateway does [env TOLLGATE_GATEWAY_REQUIRE_APIKEY=1]
+                          secret, or a key below), as Supabase's API gateway does
+                          [env TOLLGATE_GATEWAY_REQUIRE_APIKEY=1]
+    --secret-key KEY      A secret API key (`sb_secret_...`): sent in `apikey` with no
+                          Authorization header, the request runs as service_role; refused
+                          from a browser [env TOLLGATE_GATEWAY_SECRET_KEYS, comma separated]
+    --publishable-key KEY A publishable API key (`sb_publishable_...`): the anon role, or the
+                          user of a bearer token [env TOLLGATE_GATEWAY_PUBLISHABLE_KEYS]
     --quiet               Do not log requests to stderr
     -h, --help            Print this help
 
@@ -52,6 +58,10 @@ pub struct Config {
     pub pool_timeout: Duration,
     pub require_apikey: bool,
     pub quiet: bool,
+    /// Supabase's API keys that are not JWTs: secret keys (`sb_secret_...`, the
+    /// `service_role`) and publishable keys (`sb_publishable_...`, the anon role).
+    pub secret_keys: Vec<String>,
+    pub publishable_keys: Vec<String>,
 }
 
 impl Default for Config {
@@ -66,6 +76,8 @@ impl Default for Config {
             pool_timeout: Duration::from_secs(10),
             require_apikey: false,
             quiet: false,
+            secret_keys: Vec::new(),
+            publishable_keys: Vec::new(),
         }
     }
 }
@@ -106,6 +118,15 @@ impl Config {
             c.pool_timeout =
                 Duration::from_secs(parse_num(&v, "PGRST_DB_POOL_ACQUISITION_TIMEOUT")? as u64);
         }
+        let list = |v: String| -> Vec<String> {
+            v.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect()
+        };
+        if let Some(v) = env("TOLLGATE_GATEWAY_SECRET_KEYS") {
+            c.secret_keys = list(v);
+        }
+        if let Some(v) = env("TOLLGATE_GATEWAY_PUBLISHABLE_KEYS") {
+            c.publishable_keys = list(v);
+        }
         if let Some(v) = env("TOLLGATE_GATEWAY_REQUIRE_APIKEY") {
             c.require_apikey = matches!(v.as_str(), "1" | "true" | "yes");
         }
@@ -137,6 +158,8 @@ impl Config {
                     c.pool_timeout = Duration::from_secs(parse_num(&value(flag)?, flag)? as u64)
                 }
                 "--require-apikey" => c.require_apikey = true,
+                "--secret-key" => c.secret_keys.push(value(flag)?),
+                "--publishable-key" => c.publishable_keys.push(value(flag)?),
                 "--quiet" => c.quiet = true,
                 other => return Err(format!("unknown argument `{other}` (see --help)")),
             }
@@ -156,6 +179,15 @@ impl Config {
             if s.len() < 32 {
                 return Err("the JWT secret must be at least 32 characters long".into());
             }
+        }
+        if let Some(k) = c.secret_keys.iter().find(|k| !k.starts_with("sb_secret_")) {
+            return Err(format!("a secret API key starts with `sb_secret_`, got `{}...`", k.chars().take(6).collect::<String>()));
+        }
+        if let Some(k) = c.publishable_keys.iter().find(|k| !k.starts_with("sb_publishable_")) {
+            return Err(format!(
+                "a publishable API key starts with `sb_publishable_`, got `{}...`",
+                k.chars().take(6).collect::<String>()
+            ));
         }
         if c.require_apikey && c.jwt_secret.is_none() {
             return Err("--require-apikey needs a JWT secret to check the keys with".into());

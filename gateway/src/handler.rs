@@ -184,7 +184,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError
     let query = Query::parse(req.uri().query().unwrap_or(""))?;
     if app.cfg.require_apikey {
         if let Some(secret) = &app.cfg.jwt_secret {
-            auth::check_apikey(req.headers(), query.apikey.as_deref(), secret)?;
+            auth::check_apikey(req.headers(), query.apikey.as_deref(), secret, api_keys(&app.cfg))?;
         }
     }
 
@@ -200,6 +200,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Reply, ApiError
         req.headers(),
         app.cfg.jwt_secret.as_deref(),
         &app.cfg.anon_role,
+        api_keys(&app.cfg),
     )?;
     let prefer = Prefer::parse(
         req.headers()
@@ -854,4 +855,9 @@ async fn rpc_call(
             Some(out.body.unwrap_or_else(|| "null".into())),
         ),
     })
+}
+
+/// The configured API keys that are not JWTs.
+fn api_keys(cfg: &crate::config::Config) -> auth::ApiKeys<'_> {
+    auth::ApiKeys { secret: &cfg.secret_keys, publishable: &cfg.publishable_keys }
 }

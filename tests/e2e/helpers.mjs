@@ -15,6 +15,9 @@ export const env = {
   db: process.env.TOLLGATE_DB_URL ?? 'postgres://postgres@127.0.0.1:54322/postgres',
   jwtSecret: process.env.TOLLGATE_JWT_SECRET ?? 'super-secret-jwt-token-with-at-least-32-characters-long',
   serviceKey: process.env.TOLLGATE_SERVICE_ROLE_KEY,
+  // Supabase's current key style, as the local gateway accepts it.
+  secretKey: process.env.TOLLGATE_SECRET_KEY,
+  publishableKey: process.env.TOLLGATE_PUBLISHABLE_KEY,
   stripeSecrets: (process.env.TOLLGATE_STRIPE_SECRETS ?? '').split(',').filter(Boolean),
   razorpaySecret: process.env.TOLLGATE_RAZORPAY_SECRET,
   adminSecret: process.env.TOLLGATE_ADMIN_SECRET,

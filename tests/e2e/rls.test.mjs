@@ -266,3 +266,20 @@ test('entitlement_history: deleting a user takes its history with it', { skip: o
   assert.equal((await q(`select count(*)::int as n from entitlement_history where user_id = $1`, [gone]))[0].n, 0);
   assert.equal((await q(`select count(*)::int as n from cloud_entitlements where user_id = $1`, [gone]))[0].n, 0);
 });
+
+test('Supabase\'s current API keys: the secret key is the service role (never from a browser), the publishable key is anon', { skip: onlyOnce || !env.secretKey }, async () => {
+  const key = (k, headers = {}) => http('GET', `${env.rest}/rest/v1/cloud_entitlements?select=grant_key&user_id=eq.${A}`, { headers: { apikey: k, ...headers } });
+  const svc = await key(env.secretKey);
+  assert.equal(svc.status, 200, svc.text);
+  assert.equal(svc.json.length, 1, 'the secret key reads past RLS');
+  const anon = await key(env.publishableKey);
+  assert.equal(anon.status, 401, anon.text);
+  assert.equal(anon.json.code, '42501', 'the publishable key alone is anon, which may read no tollgate table');
+  const user = await key(env.publishableKey, { authorization: `Bearer ${userToken(A)}` });
+  assert.equal(user.json.length, 1, 'with a user\'s token, the user\'s own rows');
+  const browser = await key(env.secretKey, { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36' });
+  assert.equal(browser.status, 401, 'a secret key is refused from a browser');
+  const bearer = await key(env.secretKey, { authorization: `Bearer ${env.secretKey}` });
+  assert.equal(bearer.status, 401, 'a key is not a JWT');
+  assert.equal((await key('sb_secret_unknown')).status, 401);
+});

@@ -7,7 +7,8 @@
 //! | `STRIPE_TOLERANCE_SECONDS` | signature timestamp tolerance, default 300 | no |
 //! | `RAZORPAY_WEBHOOK_SECRET` | Razorpay webhook secret(s) | for `/webhooks/razorpay` |
 //! | `SUPABASE_URL` | project URL (or the local gateway) | yes |
-//! | `SUPABASE_SERVICE_ROLE_KEY` | service-role key: the worker is the only writer | yes |
+//! | `SUPABASE_SECRET_KEY` | a secret API key (`sb_secret_...`): the worker is the only writer | this or the next |
+//! | `SUPABASE_SERVICE_ROLE_KEY` | the legacy service-role key (a JWT), used when there is no secret key | this or the previous |
 //! | `SUPABASE_JWT_SECRET` | legacy HS256 secret for users' access tokens | one of these two |
 //! | `SUPABASE_JWKS_URL` | JWKS of the project's asymmetric signing keys | one of these two |
 //! | `SUPABASE_JWT_AUDIENCE` | expected `aud`, default `authenticated` | no |
@@ -150,7 +151,19 @@ impl Config {
             stripe_tolerance_secs: num("STRIPE_TOLERANCE_SECONDS", 300)? as u64,
             razorpay_secrets,
             supabase_url,
-            service_role_key: req("SUPABASE_SERVICE_ROLE_KEY")?,
+            service_role_key: match opt("SUPABASE_SECRET_KEY") {
+                Some(k) if !k.starts_with("sb_secret_") => {
+                    return Err(ConfigError {
+                        name: "SUPABASE_SECRET_KEY",
+                        message: "a secret API key starts with `sb_secret_` (a JWT goes in SUPABASE_SERVICE_ROLE_KEY)".into(),
+                    })
+                }
+                Some(k) => k,
+                None => req("SUPABASE_SERVICE_ROLE_KEY").map_err(|_| ConfigError {
+                    name: "SUPABASE_SECRET_KEY",
+                    message: "set SUPABASE_SECRET_KEY (`sb_secret_...`) or the legacy SUPABASE_SERVICE_ROLE_KEY".into(),
+                })?,
+            },
             jwt_secret,
             jwks_url,
             jwt_audience: Some(opt("SUPABASE_JWT_AUDIENCE").unwrap_or_else(|| "authenticated".into())),
@@ -224,5 +237,22 @@ mod tests {
         p.push(("SNAPSHOT_TTL_SECONDS", "-5"));
         assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SNAPSHOT_TTL_SECONDS");
         assert_eq!(decode_seed(&STANDARD.encode([9u8; 32])).unwrap(), [9u8; 32]);
+    }
+
+    #[test]
+    fn a_secret_api_key_or_the_legacy_service_role_key() {
+        let without: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != "SUPABASE_SERVICE_ROLE_KEY").collect();
+        let e = Config::from_lookup(env(&without)).unwrap_err();
+        assert_eq!(e.name, "SUPABASE_SECRET_KEY");
+        assert!(e.to_string().contains("SUPABASE_SERVICE_ROLE_KEY"), "{e}");
+        let mut p = without.clone();
+        p.push(("SUPABASE_SECRET_KEY", "sb_secret_123"));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap().service_role_key, "sb_secret_123");
+        let mut p = BASE.to_vec();
+        p.push(("SUPABASE_SECRET_KEY", "sb_secret_new"));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap().service_role_key, "sb_secret_new", "the secret key wins");
+        let mut p = without;
+        p.push(("SUPABASE_SECRET_KEY", "eyJhbGciOi.not.a.secret.key"));
+        assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SUPABASE_SECRET_KEY");
     }
 }

@@ -135,11 +135,17 @@ impl<T: Transport> SupabaseClient<T> {
         &self.transport
     }
 
+    /// A secret API key (`sb_secret_...`) goes in `apikey` alone: it is not a JWT, and
+    /// Supabase's gateway turns it into the `service_role` for the database. A legacy
+    /// service-role key (a JWT) goes in both headers, as PostgREST reads the role from the
+    /// bearer token.
     fn headers(&self) -> Headers {
-        Headers::new()
-            .with("apikey", self.key.clone())
-            .with("Authorization", format!("Bearer {}", self.key))
-            .with("Accept", "application/json")
+        let h = Headers::new().with("apikey", self.key.clone()).with("Accept", "application/json");
+        if self.key.starts_with("sb_") {
+            h
+        } else {
+            h.with("Authorization", format!("Bearer {}", self.key))
+        }
     }
 
     /// `POST /rest/v1/rpc/<name>` with named arguments; returns the function's JSON result.
@@ -277,6 +283,15 @@ mod tests {
         assert_eq!(r.headers.get("content-type"), Some("application/json"));
         let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
         assert_eq!(body, serde_json::json!({"p_subject": {"user_id": "u"}}));
+    }
+
+    #[test]
+    fn a_secret_api_key_goes_in_apikey_alone() {
+        let c = SupabaseClient::new("http://x", "sb_secret_abc", canned(200, "{}"));
+        block(c.rpc("f", &serde_json::json!({}))).unwrap();
+        let seen = c.transport().seen.borrow();
+        assert_eq!(seen[0].headers.get("apikey"), Some("sb_secret_abc"));
+        assert_eq!(seen[0].headers.get("authorization"), None, "not a JWT: no bearer");
     }
 
     #[test]

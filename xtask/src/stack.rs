@@ -53,6 +53,11 @@ pub const GATEWAY_ADDR: &str = "127.0.0.1:54321";
 /// The JWT secret the Supabase CLI uses for local stacks (public, local-only). Tokens for
 /// the local stack are HS256-signed with it.
 pub const LOCAL_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+/// The local stack's API keys in Supabase's current style (not JWTs): the gateway maps the
+/// secret key to `service_role` and the publishable key to `anon`, as Supabase's does.
+/// Fixed and public, like the JWT secret above: local use only.
+pub const LOCAL_SECRET_KEY: &str = "sb_secret_tollgate_local_stack_0000000000";
+pub const LOCAL_PUBLISHABLE_KEY: &str = "sb_publishable_tollgate_local_stack_00000";
 /// The bootstrap script and the migrations folder, relative to the repository root.
 pub const BOOTSTRAP_DIR: &str = "supabase/bootstrap";
 pub const MIGRATIONS_DIR: &str = "supabase/migrations";
@@ -632,7 +637,12 @@ impl GatewayOptions {
             schema: "public".to_string(),
             anon_role: "anon".to_string(),
             pool_size: 20,
-            extra_args: Vec::new(),
+            extra_args: vec![
+                "--secret-key".into(),
+                LOCAL_SECRET_KEY.into(),
+                "--publishable-key".into(),
+                LOCAL_PUBLISHABLE_KEY.into(),
+            ],
         }
     }
 }

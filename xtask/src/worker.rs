@@ -424,10 +424,17 @@ impl LocalSecrets {
     }
 
     /// The worker's variables for a local run against `rest_url`.
+    /// The Razorpay AI app's worker reaches the store with a secret API key (`sb_secret_...`)
+    /// and the others with the legacy service-role JWT, so both key styles run end to end.
     pub fn dev_vars(&self, rest_url: &str, jwt_secret: &str, catalog: &str) -> Vec<(String, String)> {
+        let key = if catalog == "razorpay-ai" {
+            ("SUPABASE_SECRET_KEY".to_string(), crate::stack::LOCAL_SECRET_KEY.to_string())
+        } else {
+            ("SUPABASE_SERVICE_ROLE_KEY".to_string(), self.service_role_key.clone())
+        };
         vec![
             ("SUPABASE_URL".into(), rest_url.into()),
-            ("SUPABASE_SERVICE_ROLE_KEY".into(), self.service_role_key.clone()),
+            key,
             ("SUPABASE_JWT_SECRET".into(), jwt_secret.into()),
             ("STRIPE_WEBHOOK_SECRETS".into(), format!("{},{}", self.stripe[0], self.stripe[1])),
             ("RAZORPAY_WEBHOOK_SECRET".into(), self.razorpay.clone()),
@@ -694,6 +701,8 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
             .env("TOLLGATE_DB_URL", &env.db_url)
             .env("TOLLGATE_JWT_SECRET", &env.jwt_secret)
             .env("TOLLGATE_SERVICE_ROLE_KEY", &s.service_role_key)
+            .env("TOLLGATE_SECRET_KEY", crate::stack::LOCAL_SECRET_KEY)
+            .env("TOLLGATE_PUBLISHABLE_KEY", crate::stack::LOCAL_PUBLISHABLE_KEY)
             .env("TOLLGATE_STRIPE_SECRETS", format!("{},{}", s.stripe[0], s.stripe[1]))
             .env("TOLLGATE_RAZORPAY_SECRET", &s.razorpay)
             .env("TOLLGATE_ADMIN_SECRET", &s.admin)
