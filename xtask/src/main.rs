@@ -6,6 +6,7 @@
 //! failed, and stop every process they started, also on failure or Ctrl-C.
 
 mod bench;
+mod dbtypes;
 mod demo;
 mod lifecycle;
 mod live;
@@ -42,6 +43,8 @@ cargo xtask <command>
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
   test e2e
           the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs)
+  types   supabase/database.types.ts from the migrations (the shape of `supabase gen types`;
+          `test` checks that the committed file matches)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
@@ -65,6 +68,7 @@ fn main() {
         (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
         (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
+        (Some("types"), []) => root().and_then(|r| write_types(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
             print!("{HELP}");
             return;
@@ -111,6 +115,9 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
         || Local::database(root, ports),
     )?;
+    stages.run(&format!("database types: {} is what the migrations give", dbtypes::TYPES_FILE), || {
+        dbtypes::check(root, local.pg())
+    })?;
     let info = local.stack_info();
     stages.run(
         &format!("worker: build, then tests/e2e under wrangler dev on :{} for each example catalog", ports.worker),
@@ -132,6 +139,21 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
     )?;
     stages.run_always("shutdown: stop the local stack", || local.stop())?;
     Ok(())
+}
+
+/// `cargo xtask types`: writes supabase/database.types.ts from the migrations.
+fn write_types(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let local = Local::database(root, ports)?;
+    let result = dbtypes::generate(local.pg()).and_then(|ts| {
+        let path = root.join(dbtypes::TYPES_FILE);
+        std::fs::write(&path, ts).map_err(|e| format!("{}: {e}", path.display()))?;
+        step(format!("wrote {}", path.display()));
+        Ok(())
+    });
+    local.stop()?;
+    result
 }
 
 /// The worker's end-to-end suite alone (PostgreSQL, the gateway, wrangler dev): for
