@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-import { createUser, closeDb, env, id, now, postStripe, q, worker } from '../tests/e2e/helpers.mjs';
+import { chargeRows, createUser, closeDb, env, id, now, postStripe, q, worker } from '../tests/e2e/helpers.mjs';
 import { stripeOneTime } from '../tests/e2e/events.mjs';
 
 // The PostgreSQL client the end-to-end suite installs (tests/e2e/node_modules).
@@ -54,21 +54,6 @@ async function throughput(sql) {
   return { ops: done, per_second: done / secs };
 }
 
-/** A charge's rows, as the core writes them, taking `units` from `lot`. */
-function chargeArgs(uid, lot, key, units = 1) {
-  const requestId = `user:${uid}:${key.padStart(32, '0')}`;
-  const at = new Date().toISOString();
-  return {
-    request_id: requestId, request_hash: 'bench',
-    takes: [{ lot, units }],
-    entries: [{ key: `usage:${requestId}:${lot}`, pool: 'video_seconds', lot, kind: 'usage', delta: -units, at, source: `usage:${requestId}` }],
-    record: { units, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 1, overage_minor: 0, overage_units: 0, currency: 'usd' },
-    fact: { key: `usage:${requestId}`, provider: 'app', type: 'usage', refs: [`user:${uid}`], at,
-      fact: { key: `usage:${requestId}`, provider: 'app', at, type: 'usage', request_id: requestId, subject: `user:${uid}`,
-        pool: 'video_seconds', units, takes: [{ lot, units }] } },
-  };
-}
-
 /** A user holding one big lot: an operator's credit, given through the worker. */
 async function userWithLot() {
   const uid = await createUser();
@@ -98,10 +83,10 @@ try {
   };
   const bareUs = await seq(() => one.query('update bench_counter set v = v - 1 where id = 1 and v >= 1'));
   const chargeUs = await seq((i) =>
-    one.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeArgs(uid, lot, `s${i}`)]));
+    one.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeRows(uid, lot, `s${i}`)]));
   await one.end();
   const charged = await throughput((c, key) =>
-    c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeArgs(uid, lot, key)]));
+    c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeRows(uid, lot, key)]));
   const [{ used }] = await q('select used from credit_lots where user_id = $1', [uid]);
   if (Number(used) !== charged.ops + SEQUENTIAL) throw new Error(`lost updates: ${used} used, ${charged.ops + SEQUENTIAL} charges`);
   out.charge = {
@@ -111,13 +96,13 @@ try {
 
   // ---- a webhook fold with 1 and with 10,000 earlier charges
   const few = await userWithLot();
-  await q('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: few.uid }, chargeArgs(few.uid, few.lot, 'one')]);
+  await q('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: few.uid }, chargeRows(few.uid, few.lot, 'one')]);
   const many = await userWithLot();
   const c = new pg.Client({ connectionString: env.db });
   await c.connect();
   await c.query('begin');
   for (let i = 0; i < MANY; i++) {
-    await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: many.uid }, chargeArgs(many.uid, many.lot, `m${i}`)]);
+    await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb)', [{ user_id: many.uid }, chargeRows(many.uid, many.lot, `m${i}`)]);
   }
   await c.query('commit');
   await c.end();

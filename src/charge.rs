@@ -110,11 +110,6 @@ pub fn request_hash(subject: &Subject, model: &str, quality: &str, seconds: u64)
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-/// Prices the request only (no subject state needed).
-pub fn price(catalog: &Catalog, model: &str, quality: &str, seconds: u64) -> Result<Quote, UsageError> {
-    quote(catalog, model, quality, seconds)
-}
-
 /// Decides one usage charge. Malformed requests (unknown rate, out of range, no usage
 /// pricing) are errors; a refusal is a value.
 pub fn charge(

@@ -372,11 +372,6 @@ impl Wallet {
         self.uncovered = self.due.clone();
     }
 
-    /// Usage recorded for lots that no fold step has applied yet.
-    pub fn usage_due(&self) -> &BTreeMap<String, i64> {
-        &self.due
-    }
-
     /// Open lots of a pool usable at `at`, in spending order.
     fn spend_order(&self, pool: &str, at: Timestamp) -> Vec<usize> {
         let mut ix: Vec<usize> = (0..self.lots.len())

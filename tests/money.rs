@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use support::*;
-use tollgate::billing::facts::key_part;
 use tollgate::billing::*;
 use tollgate::charge::{charge, request_id, ChargeDecision, ChargeInput, ChargeRequest, Refusal};
 use tollgate::credits::{OveragePolicy, Wallet};
@@ -76,17 +75,7 @@ fn refund(id: &str, at: i64) -> Fact {
 }
 
 fn admin_credit(id: &str, amount: i64, at: i64) -> Fact {
-    Fact::credit_adjustment(
-        CreditAdjustment {
-            id: format!("admin:{}:{}:video_seconds", user(), key_part(id)),
-            subject: user(),
-            pool: "video_seconds".into(),
-            amount,
-            reason: String::new(),
-            valid_to: None,
-        },
-        t(at),
-    )
+    Fact::credit_adjustment(CreditAdjustment::by_operator(user(), id, "video_seconds", amount, "", None), t(at))
 }
 
 /// A store as the worker keeps it: facts (charges apart), lots with their `used`.

@@ -406,6 +406,27 @@ pub struct CreditAdjustment {
     pub valid_to: Option<Timestamp>,
 }
 
+impl CreditAdjustment {
+    /// An operator's credit: its id is `admin:<subject>:<operator's id, escaped>:<pool>`,
+    /// so no id an operator types can name another key, and one id given to two subjects
+    /// is two credits.
+    pub fn by_operator(subject: Subject, id: &str, pool: &str, amount: i64, reason: &str, valid_to: Option<Timestamp>) -> Self {
+        CreditAdjustment {
+            id: format!("admin:{subject}:{}:{pool}", key_part(id)),
+            subject,
+            pool: pool.to_string(),
+            amount,
+            reason: reason.to_string(),
+            valid_to,
+        }
+    }
+
+    /// The key of the lot a positive adjustment opens.
+    pub fn lot_key(&self) -> String {
+        format!("adjustment:{}", self.id)
+    }
+}
+
 /// A tier of a product given by hand (an operator's grant or a promotion), for a
 /// window. The latest fact for one (subject, source, id) holds; once its window has
 /// ended the grant is closed (`canceled`, access to `valid_to`).

@@ -1308,7 +1308,7 @@ impl<'c> Folder<'c> {
             return self.pend(f, format!("credit pool `{}` is not in the catalog", a.pool), vec![]);
         }
         self.touch(&a.subject, f.at);
-        let key = format!("adjustment:{}", a.id);
+        let key = a.lot_key();
         if a.amount > 0 {
             self.credit(
                 &a.subject,

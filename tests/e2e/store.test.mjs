@@ -8,7 +8,7 @@
 // running on the database can disturb it; the transaction is rolled back.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, db, createUser, worker, userToken, postStripe, now, closeDb, id } from './helpers.mjs';
+import { env, q, db, createUser, worker, userToken, postStripe, now, closeDb, id, chargeRows } from './helpers.mjs';
 import { stripeOneTime } from './events.mjs';
 
 after(closeDb);
@@ -62,7 +62,7 @@ test('subject state and charges use indexes only (no table scan, no whole-ledger
   assert.ok(lot, 'the purchase opened a lot');
 
   const user = { user_id: uid };
-  const requestId = `user:${uid}:${'0'.repeat(32)}`;
+  const requestId = `user:${uid}:${'0'.repeat(32)}`; // the id chargeRows makes of key '0'
   const scans = await seqScansOf(async (c) => {
     const full = (await c.query('select public.tollgate_subject_state($1::jsonb) as s', [user])).rows[0].s;
     // The purchase's credit, and one entry per charge for the lot it drew from.
@@ -81,16 +81,7 @@ test('subject state and charges use indexes only (no table scan, no whole-ledger
     const input = (await c.query('select public.tollgate_fold_input($1::text[]) as r', [[`user:${uid}`]])).rows[0].r;
     assert.ok(input.facts.every((f) => f.type !== 'usage'), 'charges reach a fold as totals');
     assert.equal(input.usage[`user:${uid}`][lot.key], 30, JSON.stringify(input.usage));
-    const at = new Date().toISOString();
-    const charged = (await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [user, {
-      request_id: requestId, request_hash: 'hash',
-      takes: [{ lot: lot.key, units: 10 }],
-      entries: [{ key: `usage:${requestId}:${lot.key}`, pool: 'video_seconds', lot: lot.key, kind: 'usage', delta: -10, at, source: `usage:${requestId}` }],
-      record: { units: 10, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: 15, overage_minor: 0, overage_units: 0, currency: 'usd' },
-      fact: { key: `usage:${requestId}`, provider: 'app', type: 'usage', refs: [`user:${uid}`], at,
-        fact: { key: `usage:${requestId}`, provider: 'app', at, type: 'usage', request_id: requestId, subject: `user:${uid}`,
-          pool: 'video_seconds', units: 10, takes: [{ lot: lot.key, units: 10 }] } },
-    }])).rows[0].r;
+    const charged = (await c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [user, chargeRows(uid, lot.key, '0', 10)])).rows[0].r;
     assert.equal(charged.status, 'charged', JSON.stringify(charged));
   });
   assert.deepEqual(scans, {}, `tables read whole: ${JSON.stringify(scans)}`);

@@ -19,7 +19,7 @@
 
 use serde_json::{json, Value};
 
-use tollgate::billing::facts::{key_part, CreditAdjustment, Fact, GrantGiven};
+use tollgate::billing::facts::{CreditAdjustment, Fact, GrantGiven};
 use tollgate::model::Source;
 use tollgate::time::Timestamp;
 
@@ -144,18 +144,10 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if valid_to.is_some_and(|t| t <= now) {
             return bad("valid_to must be in the future".into());
         }
-        // The caller's id is escaped into the key, so no id can name another key, and the
-        // subject is part of it: the same id given to two subjects is two credits.
-        let adjustment = CreditAdjustment {
-            id: format!("admin:{}:{}:{pool}", core_subject, key_part(id)),
-            subject: core_subject.clone(),
-            pool: pool.to_string(),
-            amount,
-            reason: c.get("reason").and_then(Value::as_str).unwrap_or("").to_string(),
-            valid_to,
-        };
+        let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
+        let adjustment = CreditAdjustment::by_operator(core_subject.clone(), id, pool, amount, reason, valid_to);
         credits.push(json!({"id": id, "pool": pool, "amount": amount, "valid_to": valid_to,
-                            "lot": format!("adjustment:{}", adjustment.id)}));
+                            "lot": adjustment.lot_key()}));
         facts.push(Fact::credit_adjustment(adjustment, now));
     }
     if facts.is_empty() {

@@ -80,12 +80,13 @@ pub async fn handle<T: Transport, S: Store>(
 
     // The state to decide from: the one kept from this subject's last charge (consume
     // only), else a fresh load. `fresh`: read from the store for this request.
+    let load = async || app.store.subject_state(&subject, Some(&ledger_key)).await.map_err(|e| store_error(&e));
     let kept = if consume { app.usage_states.get(&subject) } else { None };
     let (mut st, mut fresh) = match kept {
         Some(st) => (st, false),
-        None => match app.store.subject_state(&subject, Some(&ledger_key)).await {
+        None => match load().await {
             Ok(s) => (s, true),
-            Err(e) => return store_error(&e),
+            Err(r) => return r,
         },
     };
     for _ in 0..MAX_REPLANS {
@@ -104,9 +105,9 @@ pub async fn handle<T: Transport, S: Store>(
             // A refusal is never answered from a kept state, nor for a request that was
             // charged already (a retry after the balance is spent).
             ChargeDecision::Refuse(_) if !fresh => {
-                match app.store.subject_state(&subject, Some(&ledger_key)).await {
+                match load().await {
                     Ok(s) => (st, fresh) = (s, true),
-                    Err(e) => return store_error(&e),
+                    Err(r) => return r,
                 }
                 continue;
             }
@@ -148,12 +149,10 @@ pub async fn handle<T: Transport, S: Store>(
             }
             // A concurrent charge emptied a lot after this one checked it: nothing was
             // written; decide again from fresh lots.
-            Err(e) if e.conflict() == Some(Conflict::LotShort) => {
-                match app.store.subject_state(&subject, Some(&ledger_key)).await {
-                    Ok(s) => (st, fresh) = (s, true),
-                    Err(e) => return store_error(&e),
-                }
-            }
+            Err(e) if e.conflict() == Some(Conflict::LotShort) => match load().await {
+                Ok(s) => (st, fresh) = (s, true),
+                Err(r) => return r,
+            },
             Err(e) => return charge_store_error(&e),
         }
     }

@@ -104,22 +104,6 @@ impl GrantRow {
     }
 }
 
-/// The row a core grant is written as (the `grants` of the RPCs).
-pub fn grant_row(g: &Grant) -> Value {
-    json!({
-        "grant_key": g.id,
-        "cloud_id": g.product,
-        "tier": g.tier,
-        "source": g.source.as_str(),
-        "status": g.status.as_str(),
-        "valid_from": g.valid_from,
-        "valid_to": g.valid_to,
-        "past_due_since": g.past_due_since,
-        "offer_key": g.offer,
-        "source_ref": g.source_ref,
-    })
-}
-
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Membership {
     pub organization_id: String,
