@@ -268,7 +268,7 @@ pub enum Rollover {
     /// Unused allowance carries over, capped at one period's allowance:
     /// `rollover = min(max(0, allowance + rollover - used), allowance)`.
     Capped,
-    /// The balance is set back to the allowance on renewal (seed 003's AI credits).
+    /// The balance is set back to the allowance on renewal (the Razorpay AI app's AI credits).
     Reset,
 }
 
@@ -282,7 +282,7 @@ pub struct CreditPool {
     pub unit: String,
     #[serde(default)]
     pub rollover: Rollover,
-    /// Credits a subject without any grant starts with, once (seed 003's free drafts).
+    /// Credits a subject without any grant starts with, once (the Razorpay AI app's free drafts).
     #[serde(default)]
     pub free_amount: i64,
 }
@@ -307,7 +307,7 @@ pub struct UsagePricing {
     pub currency: String,
     /// Overage price = rate x multiplier x this (e.g. `"1.5"`).
     pub overage_multiplier: Decimal,
-    /// Default cap on overage spend per request, in minor units (seed 002: 100 USD).
+    /// Default cap on overage spend per request, in minor units (the Video Studio app: 100 USD).
     #[serde(default)]
     pub default_overage_limit: i64,
     /// Minimum and maximum seconds per request.
@@ -362,7 +362,7 @@ pub struct CatalogMeta {
     /// Days a `past_due` grant keeps access after payment first failed.
     #[serde(default)]
     pub grace_period_days: u32,
-    /// The product seed 001's plan-level helpers resolve (e.g. `suite`).
+    /// The product the VCM Suite app's plan-level helpers resolve (e.g. `suite`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_product: Option<String>,
 }

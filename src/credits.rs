@@ -24,7 +24,7 @@
 //! at one period's allowance:
 //! `rollover = min(max(0, allowance + rollover - used), allowance)`.
 //! With `none` or `reset` nothing carries over: the new period starts at the
-//! allowance (seed 003's refill: `min(remaining + limit, limit) = limit`).
+//! allowance (the Razorpay AI app's refill: `min(remaining + limit, limit) = limit`).
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,7 +43,7 @@ pub enum LotKind {
     Rollover,
     /// Credits bought once (token bundles, top-ups); never expire.
     Purchase,
-    /// The catalog's free amount, given once per subject (seed 003's drafts).
+    /// The catalog's free amount, given once per subject (the Razorpay AI app's free drafts).
     Free,
     /// A manual credit (compensation, promotion, migration).
     Adjustment,
@@ -585,7 +585,7 @@ impl Wallet {
     }
 }
 
-/// Seed 002's rollover rule, literally: unused allowance (and earlier rollover)
+/// The Video Studio app's rollover rule, literally: unused allowance (and earlier rollover)
 /// carries over, capped at one period's allowance.
 /// `rollover = min(max(0, allowance + rollover - used), allowance)`.
 pub fn capped_rollover(allowance: i64, rollover: i64, used: i64) -> i64 {
@@ -606,14 +606,15 @@ pub fn renewal_rollover(rule: Rollover, allowance: i64, unused_prev: i64) -> i64
 /// Who may go past their balance, and how far (money, minor units).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OveragePolicy {
-    /// The user allows overages (seed 002's `user_preferences.allow_overages`).
+    /// The user allows overages (the Video Studio app's `user_preferences.allow_overages`).
     #[serde(default)]
     pub allowed: bool,
-    /// Cap on overage spend in minor units (seed 002's `overage_limit_usd`);
+    /// Cap on overage spend in minor units (the Video Studio app's `overage_limit_usd`);
     /// `None`: the catalog's `usage.default_overage_limit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
-    /// Overage already billed against this cap (0: the cap is per request, as in seed 002).
+    /// Overage already billed against this cap (0: the cap is per request, as in the
+    /// Video Studio app).
     #[serde(default)]
     pub spent: i64,
 }
@@ -786,7 +787,7 @@ mod tests {
     }
 
     #[test]
-    fn rollover_formula_matches_the_seed() {
+    fn rollover_formula_matches_the_video_studio_rule() {
         assert_eq!(capped_rollover(1800, 0, 600), 1200);
         assert_eq!(capped_rollover(1800, 1800, 0), 1800); // capped at one allowance
         assert_eq!(capped_rollover(1800, 500, 2500), 0); // never negative

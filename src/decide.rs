@@ -415,7 +415,7 @@ pub const CAP_EXPORT_FULL_RES: &str = "export_full_res";
 pub const CAP_WATERMARK_EXPORTS: &str = "watermark_exports";
 pub const REFUSED_EXPORT_MESSAGE: &str = "Upgrade to export.";
 
-/// Seed 001's export policy: full resolution without watermark, watermarked,
+/// The VCM Suite app's export policy: full resolution without watermark, watermarked,
 /// or refused with "Upgrade to export." when neither capability is held.
 pub fn export_policy(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> Result<ExportPolicy, DecideError> {
     let full = can(catalog, ents, CAP_EXPORT_FULL_RES, now)?;

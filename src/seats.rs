@@ -1,4 +1,4 @@
-//! Organizations and seats (seed 004).
+//! Organizations and seats (the Org Seats app).
 //!
 //! A subject is a user or an organization. An organization's subscriptions
 //! give it grants and a number of seats: for each item, the subscription
@@ -216,8 +216,8 @@ pub fn subscription_seats(catalog: &Catalog, items: &[Item]) -> u32 {
     n
 }
 
-/// A user's membership of an organization (the app's own record, seed 004's
-/// `organization_members`).
+/// A user's membership of an organization (the app's own record, the Org Seats
+/// app's `organization_members`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// `org:<id>` or a bare organization id.

@@ -1,16 +1,16 @@
-//! Seed-compatible shapes and helpers, so an app can switch without rewriting
-//! call sites.
+//! Shapes and helpers with the VCM Suite app's own signatures, so an app can
+//! switch without rewriting call sites.
 //!
-//! - Seed 000: `hasAccess(entitlements, cloud, requiredTier)` over
-//!   `cloud_entitlements` rows. Differences, on purpose: the seed looked only
-//!   at the first `active` row for a cloud and ignored `trial`, expiry and
-//!   `valid_from`; tollgate applies the full access rules (trial counts,
-//!   past_due counts during the grace period, canceled counts until `valid_to`,
-//!   nothing counts outside its window) and takes the highest valid row, so a
-//!   lower or newer row never masks a higher one.
-//! - Seed 001: `resolveUserTier(user)` and the permission helpers over a user
-//!   `{ subscription_tier }`; tollgate also accepts the user's grants, in which
-//!   case the tier comes from them (and expiry applies).
+//! - Its cloud entitlements: `hasAccess(entitlements, cloud, requiredTier)` over
+//!   `cloud_entitlements` rows. Differences, on purpose: the app's own version
+//!   looked only at the first `active` row for a cloud and ignored `trial`,
+//!   expiry and `valid_from`; tollgate applies the full access rules (trial
+//!   counts, past_due counts during the grace period, canceled counts until
+//!   `valid_to`, nothing counts outside its window) and takes the highest valid
+//!   row, so a lower or newer row never masks a higher one.
+//! - Its pricing tiers: `resolveUserTier(user)` and the permission helpers over
+//!   a user `{ subscription_tier }`; tollgate also accepts the user's grants, in
+//!   which case the tier comes from them (and expiry applies).
 
 use serde::Deserialize;
 
@@ -19,7 +19,7 @@ use crate::decide::{self, DecideError, Decision, ExportPolicy};
 use crate::model::{Entitlements, Grant, Source, Status};
 use crate::time::Timestamp;
 
-/// A row of seed 000's `cloud_entitlements` table (snake_case, ISO timestamps).
+/// A row of the VCM Suite app's `cloud_entitlements` table (snake_case, ISO timestamps).
 #[derive(Clone, Debug, Deserialize)]
 pub struct CloudEntitlementRow {
     #[serde(default)]
@@ -65,7 +65,7 @@ impl CloudEntitlementRow {
     }
 }
 
-/// Seed 000's `hasAccess`, with tollgate's access rules.
+/// The VCM Suite app's `hasAccess`, with tollgate's access rules.
 pub fn has_access_rows(
     catalog: &Catalog,
     rows: Vec<CloudEntitlementRow>,
@@ -77,7 +77,7 @@ pub fn has_access_rows(
     decide::has_access(catalog, &ents, cloud, required, now)
 }
 
-/// Seed 001's user shape: `{ subscription_tier }`, optionally with grants.
+/// The VCM Suite app's user shape: `{ subscription_tier }`, optionally with grants.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PlanUser {
     #[serde(default)]
@@ -86,7 +86,7 @@ pub struct PlanUser {
     pub entitlements: Option<Vec<Grant>>,
 }
 
-/// The entitlements a seed-001 user stands for.
+/// The entitlements a VCM Suite app user stands for.
 pub fn user_entitlements(catalog: &Catalog, user: Option<&PlanUser>) -> Result<Entitlements, DecideError> {
     let plan = catalog.meta().plan_product.clone().ok_or(DecideError::NoPlanProduct)?;
     let Some(u) = user else { return Ok(Entitlements::default()) };
@@ -113,7 +113,7 @@ pub fn user_entitlements(catalog: &Catalog, user: Option<&PlanUser>) -> Result<E
 }
 
 /// `resolveUserTier`: the plan product's effective tier; unknown or missing
-/// tiers resolve to the product's default tier (as the seed did with 'free').
+/// tiers resolve to the product's default tier (as the VCM Suite app did with 'free').
 pub fn resolve_user_tier(catalog: &Catalog, user: Option<&PlanUser>, now: Timestamp) -> Result<String, DecideError> {
     let plan = catalog.meta().plan_product.clone().ok_or(DecideError::NoPlanProduct)?;
     let ents = user_entitlements(catalog, user)?;
@@ -137,7 +137,7 @@ pub fn user_export_policy(catalog: &Catalog, user: Option<&PlanUser>, now: Times
 
 pub const LIMIT_WORKFLOW_RUNS: &str = "workflow_runs_per_day";
 
-/// Seed 001's workflow rule: may another run start, given the runs today?
+/// The VCM Suite app's workflow rule: may another run start, given the runs today?
 pub fn workflow_run_allowed(
     catalog: &Catalog,
     user: Option<&PlanUser>,

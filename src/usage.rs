@@ -1,5 +1,5 @@
-//! Usage pricing (seed 002): seconds x model tier x quality tier -> money, and
-//! the charge plan that decides how a request is paid for.
+//! Usage pricing (the Video Studio app): seconds x model tier x quality tier ->
+//! money, and the charge plan that decides how a request is paid for.
 //!
 //! # Rounding rule
 //! A quote is `seconds x base_price_per_second x multiplier`, computed exactly
@@ -248,8 +248,9 @@ rates = [
 
 /// May a subject draw on a credit pool at all? Yes with any currently valid
 /// grant of any product (a plan), or when credits were ever put into the pool
-/// (seed 002: token purchases need no plan). A `false` is the 403 "not
-/// entitled" of usage enforcement; being short on credits is a charge denial.
+/// (the Video Studio app: token purchases need no plan). A `false` is the 403
+/// "not entitled" of usage enforcement; being short on credits is a charge
+/// denial.
 pub fn may_draw(catalog: &Catalog, ents: &crate::model::Entitlements, wallet: &Wallet, pool: &str, now: Timestamp) -> bool {
     let has_plan = catalog.products().iter().any(|p| {
         p.tiers

@@ -171,7 +171,7 @@ fn rows_of(v: JsValue) -> Result<Vec<CloudEntitlementRow>, JsValue> {
     from_js::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", v).map(|l| l.0)
 }
 
-/// Seed 001's user; its grants, when present, decide the tier.
+/// The VCM Suite app's user; its grants, when present, decide the tier.
 #[derive(Deserialize)]
 #[serde(rename = "User")]
 struct UserIn {
@@ -718,9 +718,9 @@ impl EngineHandle {
     }
 }
 
-// ---------------------------------------------------------------- seed-compatible helpers
+// ---------------------------------------------------------------- helpers with the example apps' own signatures
 
-/// Seed 000's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
+/// The VCM Suite app's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
 #[wasm_bindgen(js_name = seedHasAccess)]
 pub fn seed_has_access(
     catalog: &CatalogHandle,
@@ -733,7 +733,7 @@ pub fn seed_has_access(
     seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map(|d| d.allowed).map_err(fail)
 }
 
-/// Seed 000's `hasAccess` with its explanation (a Decision as JSON).
+/// The VCM Suite app's `hasAccess` with its explanation (a Decision as JSON).
 #[wasm_bindgen(js_name = seedExplainAccess)]
 pub fn seed_explain_access(
     catalog: &CatalogHandle,
@@ -746,14 +746,14 @@ pub fn seed_explain_access(
     to_json(&seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map_err(fail)?)
 }
 
-/// Seed 001's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
+/// The VCM Suite app's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
 #[wasm_bindgen(js_name = resolveUserTier)]
 pub fn resolve_user_tier(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     seed::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
 }
 
-/// Seed 001's capability helpers (`canUseAI` ...) as a Decision (JSON).
+/// The VCM Suite app's capability helpers (`canUseAI` ...) as a Decision (JSON).
 #[wasm_bindgen(js_name = userCan)]
 pub fn user_can(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
@@ -767,14 +767,15 @@ pub fn user_allowed(catalog: &CatalogHandle, user: JsValue, capability: &str, no
     seed::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
 }
 
-/// Seed 001's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
+/// The VCM Suite app's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
 #[wasm_bindgen(js_name = userExportPolicy)]
 pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&seed::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
 }
 
-/// Seed 001's workflow rule: may another run start, given the runs today? (a Decision as JSON)
+/// The VCM Suite app's workflow rule: may another run start, given the runs today?
+/// (a Decision as JSON)
 #[wasm_bindgen(js_name = workflowRunAllowed)]
 pub fn workflow_run_allowed(
     catalog: &CatalogHandle,
@@ -789,7 +790,7 @@ pub fn workflow_run_allowed(
 
 // ---------------------------------------------------------------- usage pricing
 
-/// Seed 002's usage price of `seconds` of `model` at `quality`: the core's
+/// The Video Studio app's usage price of `seconds` of `model` at `quality`: the core's
 /// `usage::quote`, the same function the worker charges with. A Quote as JSON;
 /// a malformed question is an `Error` whose `code` is the core's
 /// (`no_usage_pricing`, `unknown_rate`, `out_of_range`, `overflow`).

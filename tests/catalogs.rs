@@ -66,7 +66,7 @@ fn json_round_trip_is_lossless() {
 }
 
 #[test]
-fn vcm_suite_holds_the_seeds_numbers() {
+fn vcm_suite_holds_the_apps_numbers() {
     let c = load("vcm-suite");
     let clouds = [
         "creation",
@@ -170,7 +170,7 @@ fn vcm_suite_holds_the_seeds_numbers() {
 }
 
 #[test]
-fn video_studio_holds_the_seeds_numbers() {
+fn video_studio_holds_the_apps_numbers() {
     let c = load("video-studio");
     assert_eq!(
         c.product("video").unwrap().tiers,
@@ -250,7 +250,7 @@ fn video_studio_holds_the_seeds_numbers() {
 }
 
 #[test]
-fn razorpay_ai_holds_the_seeds_numbers() {
+fn razorpay_ai_holds_the_apps_numbers() {
     let c = load("razorpay-ai");
     let p = c.product("premium").unwrap();
     assert_eq!(p.tiers, ["FREE", "PREMIUM", "ENTERPRISE"]);
@@ -284,7 +284,7 @@ fn razorpay_ai_holds_the_seeds_numbers() {
 }
 
 #[test]
-fn org_seats_holds_the_seeds_numbers() {
+fn org_seats_holds_the_apps_numbers() {
     use tollgate::catalog::SubjectKind;
     let c = load("org-seats");
     assert_eq!(

@@ -57,7 +57,7 @@ fn use_(id: &str, pool: &str, units: u64, at: i64) -> Fact {
 const C: &str = "user:c";
 
 #[test]
-fn seed_002_prices_exactly() {
+fn video_studio_prices_exactly() {
     let cat = shipped("video-studio");
     let cost = |m: &str, q: &str, s: u64| quote(&cat, m, q, s).unwrap().cost.amount;
     assert_eq!(cost("standard", "watermark", 60), 60); // 0.01 x 1.0 x 60
@@ -293,7 +293,7 @@ fn token_purchases_are_idempotent_per_payment() {
 }
 
 #[test]
-fn the_razorpay_catalog_of_seed_003() {
+fn the_razorpay_catalog_of_the_razorpay_ai_app() {
     let cat = shipped("razorpay-ai");
     let raw = edit("razorpay/subscription.charged.json", |v| {
         v["payload"]["subscription"]["entity"]["plan_id"] = serde_json::json!("plan_premium_monthly");

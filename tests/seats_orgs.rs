@@ -145,7 +145,7 @@ fn seats_per_unit_come_from_the_offer() {
 }
 
 #[test]
-fn the_organization_catalog_of_seed_004() {
+fn the_organization_catalog_of_the_org_seats_app() {
     let cat = shipped("org-seats");
     let co = edit("stripe/checkout.session.completed.subscription.json", |v| {
         let o = obj(v);

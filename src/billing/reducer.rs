@@ -1055,7 +1055,7 @@ impl<'c> Folder<'c> {
         let key = format!("allowance:{sub}:{}:{pool}", period_end.0);
         let rule = self.catalog.pool(pool).map(|p| p.rollover).unwrap_or_default();
         // Lots of other subscriptions that are ending hand their remainder over too
-        // (seed 002 moves the rollover to the new plan on an upgrade).
+        // (the Video Studio app moves the rollover to the new plan on an upgrade).
         let ending: BTreeSet<String> = self
             .st
             .subscriptions

@@ -199,8 +199,8 @@ impl SubjectState {
     }
 
     /// The grants and balances a user's snapshot carries: its own grants, and the grants
-    /// of each organization where it holds a seat (seed 004: membership plus an
-    /// allocated seat), with the organization's grant ids prefixed so they stay unique.
+    /// of each organization where it holds a seat (the Org Seats app: membership
+    /// plus an allocated seat), with the organization's grant ids prefixed so they stay unique.
     pub fn entitlements_for_snapshot(&self, _catalog: &Catalog, now: Timestamp) -> Entitlements {
         let own = Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) };
         let orgs: Vec<(String, bool, Vec<Grant>)> = self
