@@ -191,7 +191,7 @@ try {
   const requests = CLIENTS * PER_CLIENT;
   const after = await balance();
   const usage = await q(`select count(*)::int as n, coalesce(sum(units), 0)::int as u from usage_records where user_id = $1`, [uid]);
-  const ledger = await q(`select coalesce(sum(delta), 0)::bigint as s from credit_ledger where user_id = $1 and pool = 'video_seconds'`, [uid]);
+  const ledger = await q(`select coalesce(sum(delta), 0)::bigint as s from credit_statement where user_id = $1 and pool = 'video_seconds'`, [uid]);
   const lost = start - requests * UNITS - after;
   out.consume = {
     clients: CLIENTS,

@@ -240,38 +240,6 @@ export type Database = {
           },
         ];
       };
-      credit_balances: {
-        Row: {
-          user_id: string | null;
-          organization_id: string | null;
-          pool: string;
-          available: number;
-          updated_at: string;
-        };
-        Insert: {
-          user_id?: string | null;
-          organization_id?: string | null;
-          pool: string;
-          available?: number;
-          updated_at?: string;
-        };
-        Update: {
-          user_id?: string | null;
-          organization_id?: string | null;
-          pool?: string;
-          available?: number;
-          updated_at?: string;
-        };
-        Relationships: [
-          {
-            foreignKeyName: "credit_balances_organization_id_fkey";
-            columns: ["organization_id"];
-            isOneToOne: false;
-            referencedRelation: "organizations";
-            referencedColumns: ["id"];
-          },
-        ];
-      };
       credit_ledger: {
         Row: {
           id: number;
@@ -342,6 +310,7 @@ export type Database = {
           rolled_over: boolean;
           updated_at: string;
           used: number;
+          owner_id: string | null;
         };
         Insert: {
           id?: number;
@@ -664,6 +633,7 @@ export type Database = {
           created_at: string;
           overage_units: number;
           pool: string | null;
+          in_ledger: boolean;
         };
         Insert: {
           id?: string;
@@ -681,6 +651,7 @@ export type Database = {
           created_at?: string;
           overage_units?: number;
           pool?: string | null;
+          in_ledger?: boolean;
         };
         Update: {
           id?: string;
@@ -698,6 +669,7 @@ export type Database = {
           created_at?: string;
           overage_units?: number;
           pool?: string | null;
+          in_ledger?: boolean;
         };
         Relationships: [
           {
@@ -761,7 +733,31 @@ export type Database = {
       };
     };
     Views: {
-      [_ in never]: never;
+      credit_balances: {
+        Row: {
+          user_id: string | null;
+          organization_id: string | null;
+          pool: string | null;
+          available: number | null;
+          updated_at: string | null;
+        };
+        Relationships: [];
+      };
+      credit_statement: {
+        Row: {
+          user_id: string | null;
+          organization_id: string | null;
+          source_key: string | null;
+          pool: string | null;
+          lot: string | null;
+          kind: string | null;
+          delta: number | null;
+          at: string | null;
+          source: string | null;
+          created_at: string | null;
+        };
+        Relationships: [];
+      };
     };
     Functions: {
       tollgate_apply_fold: {

@@ -60,7 +60,7 @@ test('consume: charged once per Idempotency-Key; 409 when the key is reused for 
   assert.equal(noKey.json.error.code, 'missing_idempotency_key');
   const usage = await q('select units, cost_minor from usage_records where user_id = $1', [uid]);
   assert.deepEqual(usage.map((u) => [Number(u.units), Number(u.cost_minor)]), [[60, 360]]); // 60 x 0.04 x 1.5 = 3.60
-  const ledger = await q(`select sum(delta)::int as s from credit_ledger where user_id = $1`, [uid]);
+  const ledger = await q(`select sum(delta)::int as s from credit_statement where user_id = $1`, [uid]);
   assert.equal(ledger[0].s, 1740, 'ledger sum equals the balance');
 });
 
@@ -107,8 +107,11 @@ test('a purchase after charges leaves them charged: the fold of the subject\'s f
     assert.equal(r.status, 200, r.text);
   }
   assert.equal(await balance(uid), 900);
+  const records = await q(`select count(*)::int as n, count(*) filter (where jsonb_array_length(charges) > 0)::int as taken
+                             from usage_records where user_id = $1`, [uid]);
+  assert.deepEqual(records[0], { n: 2, taken: 2 }, 'each charge is one usage record holding what it took');
   const facts = await q(`select count(*)::int as n from billing_facts where fact_type = 'usage' and $1 = any(refs)`, [`user:${uid}`]);
-  assert.equal(facts[0].n, 2, 'each charge is stored as a usage fact');
+  assert.equal(facts[0].n, 0, 'a charge writes no second copy of itself as a billing fact');
   // A second bundle, bought after the charges (its webhook folds all of the subject's facts).
   await sleep(1100);
   const r = await postStripe(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() }));
@@ -135,6 +138,6 @@ test('50 concurrent consumes against one balance: never negative, the sum exact'
   assert.ok(lots.every((l) => Number(l.remaining) >= 0));
   const used = await q(`select coalesce(sum(units), 0)::int as u, count(*)::int as n from usage_records where user_id = $1`, [uid]);
   assert.deepEqual(used[0], { u: 1800, n: 36 });
-  const ledger = await q(`select sum(delta)::int as s from credit_ledger where user_id = $1`, [uid]);
+  const ledger = await q(`select sum(delta)::int as s from credit_statement where user_id = $1`, [uid]);
   assert.equal(ledger[0].s, 0, 'ledger sum equals the balance');
 });

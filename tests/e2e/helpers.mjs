@@ -159,14 +159,9 @@ export async function parallel(items, fn) {
  * `tollgate_charge` directly: `units` taken from `lot` under a request id made of `key`. */
 export function chargeRows(uid, lot, key, units = 1) {
   const requestId = `user:${uid}:${key.padStart(32, '0')}`;
-  const at = new Date().toISOString();
   return {
     request_id: requestId, request_hash: 'direct',
     takes: [{ lot, units }],
-    entries: [{ key: `usage:${requestId}:${lot}`, pool: 'video_seconds', lot, kind: 'usage', delta: -units, at, source: `usage:${requestId}` }],
     record: { units, model: 'standard', quality: 'watermark', pool: 'video_seconds', cost_minor: units, overage_minor: 0, overage_units: 0, currency: 'usd' },
-    fact: { key: `usage:${requestId}`, provider: 'app', type: 'usage', refs: [`user:${uid}`], at,
-      fact: { key: `usage:${requestId}`, provider: 'app', at, type: 'usage', request_id: requestId, subject: `user:${uid}`,
-        pool: 'video_seconds', units, takes: [{ lot, units }] } },
   };
 }

@@ -35,7 +35,7 @@ async function snapshot(uid) {
   return r.json.snapshot;
 }
 async function ledgerMatchesBalances(col, subjectId) {
-  const l = await q(`select pool, sum(delta)::bigint as s from credit_ledger where ${col} = $1 group by pool order by pool`, [subjectId]);
+  const l = await q(`select pool, sum(delta)::bigint as s from credit_statement where ${col} = $1 group by pool order by pool`, [subjectId]);
   const lots = await q(`select pool, sum(remaining) filter (where not closed)::bigint as s from credit_lots where ${col} = $1 group by pool order by pool`, [subjectId]);
   const b = await q(`select pool, available::bigint as s from credit_balances where ${col} = $1 order by pool`, [subjectId]);
   assert.deepEqual(l.map((x) => [x.pool, Number(x.s)]), b.map((x) => [x.pool, Number(x.s)]), 'ledger sums = balances');

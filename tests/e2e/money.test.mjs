@@ -17,7 +17,7 @@ const consume = (uid, key, body) => worker('POST', '/v1/usage/consume', {
 const balance = async (uid) =>
   Number((await q(`select coalesce(sum(available), 0) as a from credit_balances where user_id = $1 and pool = 'video_seconds'`, [uid]))[0].a);
 const usageEntries = async (uid) =>
-  (await q(`select source_key, delta from credit_ledger where user_id = $1 and kind = 'usage' order by id`, [uid]));
+  (await q(`select source_key, delta from credit_statement where user_id = $1 and kind = 'usage' order by at, source_key`, [uid]));
 
 /** Store-wide: every lot is conserved and every balance is its open lots' sum. */
 async function conserved(uid) {
@@ -25,7 +25,7 @@ async function conserved(uid) {
                         where user_id = $1 and granted < remaining + used + revoked + expired`, [uid]);
   assert.deepEqual(bad, [], 'no lot gives more than it was granted');
   const [{ used }] = await q(`select coalesce(sum(used), 0)::int as used from credit_lots where user_id = $1`, [uid]);
-  const [{ taken }] = await q(`select coalesce(-sum(delta), 0)::int as taken from credit_ledger where user_id = $1 and kind = 'usage'`, [uid]);
+  const [{ taken }] = await q(`select coalesce(-sum(delta), 0)::int as taken from credit_statement where user_id = $1 and kind = 'usage'`, [uid]);
   assert.equal(used, taken, 'the lots record exactly what the charges took');
   const [{ units }] = await q(`select coalesce(sum(units - overage_units), 0)::int as units from usage_records where user_id = $1`, [uid]);
   assert.equal(taken, units, 'every charge is covered by what it took and its overage');

@@ -1,5 +1,5 @@
 // Row level security through the REST gateway, as anon and as two different signed-in
-// users: every verb on every tollgate table. Own rows (and rows of an organization the
+// users: every verb on every tollgate table and view. Own rows (and rows of an organization the
 // user belongs to) are readable, nothing else is, and nothing is writable except by the
 // service role. Rows are set up and checked directly in PostgreSQL. entitlement_history
 // is filled by a trigger on cloud_entitlements (the inserts below write its rows).
@@ -12,7 +12,7 @@ import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } fro
 const USER_READABLE = [
   'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
-  'credit_balances', 'credit_ledger', 'usage_records', 'usage_preferences', 'entitlement_history',
+  'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'entitlement_history',
 ];
 const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
@@ -25,7 +25,6 @@ const val = (t, user) => (col(t) === 'user_id' ? user : col(t) === 'id' && t ===
 // target that matches none, before privileges are even looked at).
 const UPSERT_KEYS = {
   cloud_entitlements: 'user_id,organization_id,grant_key',
-  credit_balances: 'user_id,organization_id,pool',
   credit_lots: 'user_id,organization_id,key',
   usage_preferences: 'user_id,organization_id',
   billing_subjects: 'user_id,organization_id',

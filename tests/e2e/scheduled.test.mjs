@@ -34,6 +34,6 @@ test('an allowance whose period ended is closed and its remainder posted as expi
   assert.equal(exp[0].s, -before.reduce((a, l) => a + Number(l.remaining), 0));
   const bal = await q(`select available from credit_balances where user_id = $1`, [uid]);
   assert.ok(bal.every((b) => Number(b.available) === 0));
-  const ledger = await q(`select sum(delta)::int as s from credit_ledger where user_id = $1`, [uid]);
+  const ledger = await q(`select sum(delta)::int as s from credit_statement where user_id = $1`, [uid]);
   assert.equal(ledger[0].s, 0, 'ledger sum equals the balance');
 });

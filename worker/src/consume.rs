@@ -134,9 +134,16 @@ pub async fn handle<T: Transport, S: Store>(
         }
         match app.store.charge(&subject, &charge, st.stamp.as_deref()).await {
             Ok(ChargeAnswer::Charged(c)) => {
+                // The state less this charge, with what the lots it took from hold now.
                 charge.apply_to(&mut st.wallet);
+                for l in st.wallet.lots.iter_mut() {
+                    if let Some(&left) = c.left.get(&l.key) {
+                        l.remaining = left;
+                    }
+                }
+                let balances = json!(st.balances(now));
                 app.usage_states.keep(st);
-                return charged_answer("charged", &c, Some(&charge));
+                return charged_answer("charged", &Charged { balances, ..c }, Some(&charge));
             }
             Ok(ChargeAnswer::Replayed(c)) => {
                 app.usage_states.keep(st);
@@ -144,7 +151,7 @@ pub async fn handle<T: Transport, S: Store>(
             }
             // The state changed, or a lot moved, since the decision: decide again from the
             // fresh state the store sent back.
-            Ok(ChargeAnswer::Stale(fresh_state) | ChargeAnswer::Insufficient(fresh_state)) => {
+            Ok(ChargeAnswer::Stale(fresh_state)) => {
                 (st, fresh) = (*fresh_state, true);
             }
             // A concurrent charge emptied a lot after this one checked it: nothing was

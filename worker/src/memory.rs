@@ -183,7 +183,7 @@ impl Inner {
     }
 
     fn charged(&self, r: &Record) -> Charged {
-        Charged { usage_id: json!(r.id), record: r.record.clone(), balances: self.balances(&r.subject) }
+        Charged { usage_id: json!(r.id), record: r.record.clone(), balances: self.balances(&r.subject), left: BTreeMap::new() }
     }
 
     fn cluster(&self, refs: &BTreeSet<String>) -> BTreeSet<String> {
@@ -317,9 +317,6 @@ impl Store for MemoryStore {
         if c.record.units == 0 || taken + c.record.overage_units as i64 != c.record.units as i64 {
             return Err(rejected("a charge must account for its units: takes plus overage units equal units"));
         }
-        if c.fact.key != format!("usage:{}", c.request_id) {
-            return Err(rejected("a charge carries its own fact, keyed usage:<request_id>"));
-        }
         let ledger_key = format!("usage:{}", c.request_id);
         if let Some(st) = stamp_in {
             let now = g.state_json(subject, Some(&ledger_key));
@@ -334,25 +331,26 @@ impl Store for MemoryStore {
                 .and_then(|ls| ls.iter().find(|l| l.lot.key == t.lot))
                 .is_some_and(|l| !l.lot.closed && l.lot.remaining >= t.units);
             if !ok {
-                return Ok(ChargeAnswer::Insufficient(Box::new(g.state(subject, Some(&ledger_key))?)));
+                return Err(conflict("lot_short", "a lot no longer holds what the charge takes"));
             }
         }
-        // Everything checked: write.
+        // Everything checked: write the record and the takes (the statement shows the
+        // takes as ledger entries; no billing fact: the record is the charge's fact).
+        let mut left = BTreeMap::new();
         for t in &c.takes {
             let l = g.lots.get_mut(&key).and_then(|ls| ls.iter_mut().find(|l| l.lot.key == t.lot)).expect("checked");
             l.lot.remaining -= t.units;
             l.lot.used += t.units;
+            left.insert(t.lot.clone(), l.lot.remaining);
         }
         g.ledger.entry(key.clone()).or_default().extend(c.entries.iter().cloned());
-        let fact = serde_json::to_value(&c.fact).map_err(|e| StoreError::Decode(e.to_string()))?;
-        g.facts.push((c.fact.key.clone(), StoredFact { kind: "usage".into(), refs: c.fact.refs(), fact }));
         let id = format!("usage-{}", g.next());
         let mut record = serde_json::to_value(&c.record).map_err(|e| StoreError::Decode(e.to_string()))?;
         record["request_id"] = json!(c.request_id);
         record["takes"] = serde_json::to_value(&c.takes).unwrap_or_default();
-        let r = Record { id, subject: key, hash: c.request_hash.clone(), record };
-        g.records.insert(c.request_id.clone(), r.clone());
-        Ok(ChargeAnswer::Charged(g.charged(&r)))
+        let answer = Charged { usage_id: json!(id), record: record.clone(), balances: Value::Null, left };
+        g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record });
+        Ok(ChargeAnswer::Charged(answer))
     }
 
     async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {

@@ -7,7 +7,7 @@
 //! Conflicts are typed ([`Conflict`]): a fold that must start again, a request id reused
 //! for another request, anything else; each SQL function says which with its own hint.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -90,7 +90,11 @@ pub struct FoldApplied {
 pub struct Charged {
     pub usage_id: Value,
     pub record: Value,
+    /// A replay's balances as stored now; for a charge made now, `Null`: the worker
+    /// counts them from its state and `left`.
     pub balances: Value,
+    /// What each lot the charge took from holds after its take (a charge made now).
+    pub left: BTreeMap<String, i64>,
 }
 
 /// What the store did with a charge.
@@ -101,8 +105,6 @@ pub enum ChargeAnswer {
     Replayed(Charged),
     /// The state the charge was decided from changed: decide again from this one.
     Stale(Box<SubjectState>),
-    /// A lot no longer holds what the charge takes: decide again from this state.
-    Insufficient(Box<SubjectState>),
 }
 
 /// A kept delivery to retry.
@@ -173,7 +175,12 @@ fn decode<D: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<D, Sto
 }
 
 fn charged(v: &Value) -> Charged {
-    Charged { usage_id: v["usage_id"].clone(), record: v["record"].clone(), balances: v["balances"].clone() }
+    let left = v
+        .get("lots")
+        .and_then(Value::as_object)
+        .map(|o| o.iter().filter_map(|(k, n)| n.as_i64().map(|n| (k.clone(), n))).collect())
+        .unwrap_or_default();
+    Charged { usage_id: v["usage_id"].clone(), record: v["record"].clone(), balances: v["balances"].clone(), left }
 }
 
 /// The stored form of a fact (`billing_facts`).
@@ -218,9 +225,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
                 "request_id": c.request_id,
                 "request_hash": c.request_hash,
                 "takes": c.takes,
-                "entries": c.entries,
                 "record": c.record,
-                "fact": fact_row(&c.fact),
             },
             "p_stamp": stamp,
         });
@@ -230,7 +235,6 @@ impl<T: Transport> Store for SupabaseStore<T> {
             Some("charged") => Ok(ChargeAnswer::Charged(charged(&v))),
             Some("replayed") => Ok(ChargeAnswer::Replayed(charged(&v))),
             Some("stale") => Ok(ChargeAnswer::Stale(state()?)),
-            Some("insufficient") => Ok(ChargeAnswer::Insufficient(state()?)),
             _ => Err(StoreError::Decode("an unexpected answer to a charge".into())),
         }
     }

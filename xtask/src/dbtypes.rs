@@ -15,17 +15,19 @@ use crate::util::Result;
 /// The committed file, relative to the repository.
 pub const TYPES_FILE: &str = "supabase/database.types.ts";
 
-/// The schema of `public`: columns, foreign keys and functions, as one JSON value.
+/// The schema of `public`: columns (of tables and views), foreign keys and functions, as
+/// one JSON value.
 const QUERY: &str = r#"
 select json_build_object(
   'columns', (select coalesce(json_agg(json_build_object(
       'table', c.table_name, 'column', c.column_name, 'type', c.udt_name,
       'nullable', c.is_nullable = 'YES',
       'default', c.column_default is not null or c.is_identity = 'YES',
-      'generated', c.is_generated = 'ALWAYS') order by c.table_name, c.ordinal_position), '[]'::json)
+      'generated', c.is_generated = 'ALWAYS',
+      'view', t.table_type = 'VIEW') order by c.table_name, c.ordinal_position), '[]'::json)
     from information_schema.columns c
     join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
-   where c.table_schema = 'public' and t.table_type = 'BASE TABLE'),
+   where c.table_schema = 'public' and t.table_type in ('BASE TABLE', 'VIEW')),
   'fkeys', (select coalesce(json_agg(json_build_object(
       'table', tc.table_name, 'name', tc.constraint_name, 'column', kcu.column_name,
       'ref_table', ccu.table_name, 'ref_column', ccu.column_name) order by tc.table_name, tc.constraint_name), '[]'::json)
@@ -68,8 +70,10 @@ fn ts_type(pg: &str) -> String {
 /// The file's text for a schema read with [`QUERY`].
 pub fn render(schema: &Value) -> String {
     let mut tables: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    let mut views: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for c in schema["columns"].as_array().into_iter().flatten() {
-        tables.entry(c["table"].as_str().unwrap_or("").to_string()).or_default().push(c);
+        let into = if c["view"] == true { &mut views } else { &mut tables };
+        into.entry(c["table"].as_str().unwrap_or("").to_string()).or_default().push(c);
     }
     let mut fkeys: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for f in schema["fkeys"].as_array().into_iter().flatten() {
@@ -120,7 +124,21 @@ pub fn render(schema: &Value) -> String {
         }
         out.push_str("        ];\n      };\n");
     }
-    out.push_str("    };\n    Views: {\n      [_ in never]: never;\n    };\n    Functions: {\n");
+    out.push_str("    };\n    Views: {\n");
+    if views.is_empty() {
+        out.push_str("      [_ in never]: never;\n");
+    }
+    // Views are read only here (none is updatable): their rows, as a table's.
+    for (view, cols) in &views {
+        out.push_str(&format!("      {view}: {{\n        Row: {{\n"));
+        for c in cols {
+            let ty = ts_type(c["type"].as_str().unwrap_or(""));
+            let ty = if c["nullable"] == true { format!("{ty} | null") } else { ty };
+            out.push_str(&format!("          {}: {ty};\n", c["column"].as_str().unwrap_or("")));
+        }
+        out.push_str("        };\n        Relationships: [];\n      };\n");
+    }
+    out.push_str("    };\n    Functions: {\n");
     let mut seen = std::collections::BTreeSet::new();
     for f in schema["functions"].as_array().into_iter().flatten() {
         let name = f["name"].as_str().unwrap_or("");
@@ -179,6 +197,7 @@ mod tests {
             "columns": [
                 {"table": "t", "column": "id", "type": "int8", "nullable": false, "default": true, "generated": false},
                 {"table": "t", "column": "note", "type": "text", "nullable": true, "default": false, "generated": false},
+                {"table": "v", "column": "n", "type": "int8", "nullable": true, "default": false, "generated": false, "view": true},
             ],
             "fkeys": [],
             "functions": [{"name": "f", "args": [{"name": "p_a", "type": "jsonb", "optional": true}], "returns": "jsonb"}],
@@ -187,5 +206,7 @@ mod tests {
         assert!(ts.contains("        Row: {\n          id: number;\n          note: string | null;\n"), "{ts}");
         assert!(ts.contains("        Insert: {\n          id?: number;\n          note?: string | null;\n"), "{ts}");
         assert!(ts.contains("          p_a?: Json;\n        };\n        Returns: Json;"), "{ts}");
+        assert!(ts.contains("    Views: {\n      v: {\n        Row: {\n          n: number | null;\n        };"), "{ts}");
+        assert!(!ts.contains("      v: {\n        Row: {\n          n: number | null;\n        };\n        Insert"), "{ts}");
     }
 }

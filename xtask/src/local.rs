@@ -126,7 +126,7 @@ fn s<E: std::fmt::Display>(e: E) -> String {
 
 impl Local {
     /// PostgreSQL on a fresh cluster (`.stack/pg`), the Supabase bootstrap and the
-    /// migrations applied twice (they must be idempotent), and the gateway in front.
+    /// migrations each applied twice in a row (each must be idempotent), and the gateway in front.
     pub fn database(root: &Path, ports: Ports) -> Result<Local> {
         Local::database_with(root, ports, false)
     }

@@ -18,7 +18,7 @@
 //! ```ignore
 //! let root = stack::repo_root()?;                  // found from the current directory
 //! let pg = stack::pg_start(&root.join(".stack/pg"), stack::PG_PORT)?;
-//! stack::apply_all(&pg, &root, 2)?;                 // bootstrap + migrations, twice
+//! stack::apply_all(&pg, &root, 2)?;                 // bootstrap + migrations, each twice
 //! let bin = stack::gateway_binary(&root, false)?;   // cargo build -p tollgate-gateway
 //! let gw = stack::gateway_start(&bin, &stack::GatewayOptions::local(&pg), &root.join(".stack"))?;
 //! stack::wait_ready(&gw.url("/rest/v1/"), std::time::Duration::from_secs(10))?;
@@ -584,28 +584,27 @@ pub fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(all)
 }
 
-/// Applies the bootstrap and the migrations `passes` times (2 proves they are
-/// idempotent: the second pass must succeed on top of the first). Each file runs in its
-/// own transaction, so a failing file leaves nothing half-applied. Afterwards the gateway
-/// is told to reload its schema cache (`NOTIFY pgrst, 'reload schema'`, as PostgREST).
+/// Applies the bootstrap and the migrations in order, each file `passes` times in a row
+/// (2 proves each is idempotent: its second run must succeed on top of its first, as
+/// when a deployment is interrupted and retried). A later migration may change what an
+/// earlier one made (a table into a view), so the files are not run again after their
+/// successors. Each run is its own transaction, so a failing file leaves nothing
+/// half-applied. Afterwards the gateway is told to reload its schema cache
+/// (`NOTIFY pgrst, 'reload schema'`, as PostgREST).
 pub fn apply_all(pg: &Pg, root: &Path, passes: u32) -> Result<Vec<PathBuf>> {
     let files = sql_files(root)?;
     let migrations = files
         .iter()
         .filter(|f| f.starts_with(root.join(MIGRATIONS_DIR)))
         .count();
-    for pass in 1..=passes.max(1) {
-        say(&format!(
-            "applying bootstrap + {migrations} migration(s){}",
-            if passes > 1 {
-                format!(" (pass {pass} of {passes})")
-            } else {
-                String::new()
-            }
-        ));
-        for f in &files {
-            let shown = f.strip_prefix(root).unwrap_or(f);
-            say(&format!("  {}", shown.display()));
+    say(&format!(
+        "applying bootstrap + {migrations} migration(s){}",
+        if passes > 1 { format!(", each {passes} times") } else { String::new() }
+    ));
+    for f in &files {
+        let shown = f.strip_prefix(root).unwrap_or(f);
+        say(&format!("  {}", shown.display()));
+        for _ in 0..passes.max(1) {
             pg.psql_file(f)?;
         }
     }
@@ -893,7 +892,7 @@ pub struct Stack {
 }
 
 /// Brings the whole local stack up on Supabase's local ports: PostgreSQL on 54322
-/// (cluster in `<root>/.stack/pg`), bootstrap + migrations applied twice, the gateway on
+/// (cluster in `<root>/.stack/pg`), bootstrap + migrations each applied twice, the gateway on
 /// 54321 (a debug build), waiting until it answers.
 pub fn stack_up(root: &Path) -> Result<Stack> {
     let state = root.join(".stack");
