@@ -109,9 +109,10 @@ create trigger credit_statement_read_only instead of insert or update or delete 
 --   p_stamp    the stamp of the state the charge was decided from, or null: when given
 --              and the subject's state moved since, nothing is written and the answer is
 --              {"status": "stale", "state"}.
--- Answers {"status": "charged", "usage_id", "record", "lots": {"<lot>": remaining after
--- the take}} (the worker counts the balances from its state and these), or, for a
--- request id charged before, tollgate_charge_replay's answer. A take a lot no longer
+-- Answers {"status": "charged", "usage_id", "created_at", "lots": {"<lot>": remaining
+-- after the take}} (the caller has the record it sent; the worker counts the balances from
+-- its state and these), or, for a request id charged before, tollgate_charge_replay's
+-- answer (with the record as stored). A take a lot no longer
 -- holds rolls the whole charge back (PT409, hint lot_short); another request under the
 -- same request id is PT409 key_reused.
 -- Two statements: the record, then the takes, so a lot's row lock is held from its take
@@ -197,9 +198,7 @@ begin
     v_lots := v_lots || jsonb_build_object(v_take ->> 'lot', v_left);
   end loop;
 
-  return jsonb_build_object('status', 'charged', 'usage_id', v_usage_id,
-    'record', v_record || jsonb_build_object('request_id', v_request_id, 'takes', v_takes, 'created_at', v_at),
-    'lots', v_lots);
+  return jsonb_build_object('status', 'charged', 'usage_id', v_usage_id, 'created_at', v_at, 'lots', v_lots);
 end
 $fn$;
 

@@ -20,7 +20,7 @@ use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
 use crate::store::{
-    ChargeAnswer, Charged, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
+    record_json, ChargeAnswer, Charged, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -345,9 +345,7 @@ impl Store for MemoryStore {
         }
         g.ledger.entry(key.clone()).or_default().extend(c.entries.iter().cloned());
         let id = format!("usage-{}", g.next());
-        let mut record = serde_json::to_value(&c.record).map_err(|e| StoreError::Decode(e.to_string()))?;
-        record["request_id"] = json!(c.request_id);
-        record["takes"] = serde_json::to_value(&c.takes).unwrap_or_default();
+        let record = record_json(c, Value::Null);
         let answer = Charged { usage_id: json!(id), record: record.clone(), balances: Value::Null, left };
         g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record });
         Ok(ChargeAnswer::Charged(answer))

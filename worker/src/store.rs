@@ -174,6 +174,16 @@ fn decode<D: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<D, Sto
     serde_json::from_value(v).map_err(|e| StoreError::Decode(format!("{what}: {e}")))
 }
 
+/// A charge's record as stored (`usage_records`, as `tollgate_charge_answer` shows it):
+/// what the core decided, its request id, its takes, and when it was written.
+pub fn record_json(c: &Charge, created_at: Value) -> Value {
+    let mut record = serde_json::to_value(&c.record).unwrap_or_default();
+    record["request_id"] = json!(c.request_id);
+    record["takes"] = serde_json::to_value(&c.takes).unwrap_or_default();
+    record["created_at"] = created_at;
+    record
+}
+
 fn charged(v: &Value) -> Charged {
     let left = v
         .get("lots")
@@ -232,7 +242,9 @@ impl<T: Transport> Store for SupabaseStore<T> {
         let v = self.client.rpc("tollgate_charge", &args).await?;
         let state = || SubjectState::from_store(subject, v.get("state").cloned().unwrap_or(Value::Null)).map(Box::new);
         match v.get("status").and_then(Value::as_str) {
-            Some("charged") => Ok(ChargeAnswer::Charged(charged(&v))),
+            Some("charged") => {
+                Ok(ChargeAnswer::Charged(Charged { record: record_json(c, v["created_at"].clone()), ..charged(&v) }))
+            }
             Some("replayed") => Ok(ChargeAnswer::Replayed(charged(&v))),
             Some("stale") => Ok(ChargeAnswer::Stale(state()?)),
             _ => Err(StoreError::Decode("an unexpected answer to a charge".into())),
