@@ -10,6 +10,7 @@ pub mod charge;
 pub mod credits;
 pub mod decide;
 pub mod engine;
+pub mod meter;
 pub mod model;
 pub mod money;
 pub mod seats;

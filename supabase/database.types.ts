@@ -584,6 +584,44 @@ export type Database = {
           },
         ];
       };
+      usage_counters: {
+        Row: {
+          owner_id: string;
+          user_id: string | null;
+          organization_id: string | null;
+          limit_id: string;
+          window_start: string;
+          used: number;
+          updated_at: string;
+        };
+        Insert: {
+          owner_id: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          limit_id: string;
+          window_start: string;
+          used?: number;
+          updated_at?: string;
+        };
+        Update: {
+          owner_id?: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          limit_id?: string;
+          window_start?: string;
+          used?: number;
+          updated_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "usage_counters_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       usage_preferences: {
         Row: {
           user_id: string | null;
@@ -634,6 +672,8 @@ export type Database = {
           overage_units: number;
           pool: string | null;
           in_ledger: boolean;
+          feature: string | null;
+          window_start: string | null;
         };
         Insert: {
           id?: string;
@@ -652,6 +692,8 @@ export type Database = {
           overage_units?: number;
           pool?: string | null;
           in_ledger?: boolean;
+          feature?: string | null;
+          window_start?: string | null;
         };
         Update: {
           id?: string;
@@ -670,6 +712,8 @@ export type Database = {
           overage_units?: number;
           pool?: string | null;
           in_ledger?: boolean;
+          feature?: string | null;
+          window_start?: string | null;
         };
         Relationships: [
           {
@@ -803,6 +847,14 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_counter: {
+        Args: {
+          p_subject: Json;
+          p_limit: string;
+          p_window_start: string;
+        };
+        Returns: number;
+      };
       tollgate_fold_input: {
         Args: {
           p_refs: string[];
@@ -878,6 +930,13 @@ export type Database = {
         Args: {
           p_subject: Json;
           p_ledger_key?: string;
+        };
+        Returns: Json;
+      };
+      tollgate_track: {
+        Args: {
+          p_subject: Json;
+          p_count: Json;
         };
         Returns: Json;
       };

@@ -12,7 +12,8 @@ import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } fro
 const USER_READABLE = [
   'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
-  'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'entitlement_history',
+  'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'usage_counters',
+  'entitlement_history',
 ];
 const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
@@ -52,6 +53,8 @@ async function subjectRows(user, orgId) {
            values ($3, $1, $2, 'h', 5)`, [...s, id('req')]);
   await q(`insert into usage_preferences (user_id, organization_id, allow_overages) values ($1, $2, true)
            on conflict do nothing`, s);
+  await q(`insert into usage_counters (owner_id, user_id, organization_id, limit_id, window_start, used)
+           values (coalesce($1::uuid, $2::uuid), $1, $2, 'runs', now(), 1)`, s);
 }
 
 before(async () => {

@@ -61,6 +61,8 @@ impl<T: Transport, S: Store> App<T, S> {
                 Route::Entitlements => self.entitlements(&req, now).await,
                 Route::UsageQuote => self.usage(&req, now, false).await,
                 Route::UsageConsume => self.usage(&req, now, true).await,
+                Route::Check => self.meter(&req, now, false).await,
+                Route::Track => self.meter(&req, now, true).await,
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -151,6 +153,18 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(r) => return r,
         };
         crate::consume::handle(&self.ctx, req, &claims, now, consume).await
+    }
+
+    async fn meter(&self, req: &InRequest, now: Timestamp, track: bool) -> AppResponse {
+        let claims = match self.ctx.user(req, now).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        if track {
+            crate::meter::track(&self.ctx, req, &claims, now).await
+        } else {
+            crate::meter::check(&self.ctx, req, &claims, now).await
+        }
     }
 
     // ------------------------------------------------------------------ admin

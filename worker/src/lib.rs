@@ -21,6 +21,7 @@ pub mod http;
 pub mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
+pub mod meter;
 pub mod respond;
 pub mod routes;
 pub mod state;

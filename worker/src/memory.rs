@@ -15,12 +15,13 @@ use sha2::{Digest, Sha256};
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
 use tollgate::charge::Charge;
+use tollgate::meter::Count;
 use tollgate::credits::{EntryKind, LedgerEntry, Lot};
 use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
 use crate::store::{
-    record_json, ChargeAnswer, Charged, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
+    record_json, ChargeAnswer, Charged, Counted, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -64,6 +65,8 @@ struct Inner {
     /// subject -> grant key -> the grant's row (as `cloud_entitlements` holds it), and its id.
     grants: BTreeMap<String, BTreeMap<String, (u64, Value)>>,
     records: BTreeMap<String, Record>,
+    /// (subject, limit, window start) -> used (`usage_counters`).
+    counters: BTreeMap<(String, String, Timestamp), u64>,
     events: BTreeSet<(String, String)>,
     kept: BTreeMap<(String, String), Kept>,
     preferences: BTreeMap<String, Value>,
@@ -272,7 +275,7 @@ impl MemoryStore {
     /// How many charges (usage records) the subject has.
     pub fn charges(&self, subject: &Subject) -> Vec<Value> {
         let key = subject.key();
-        self.inner.borrow().records.values().filter(|r| r.subject == key).map(|r| r.record.clone()).collect()
+        self.inner.borrow().records.values().filter(|r| r.subject == key && r.record.get("feature").is_none()).map(|r| r.record.clone()).collect()
     }
 
     /// Kept deliveries not applied yet.
@@ -349,6 +352,39 @@ impl Store for MemoryStore {
         let answer = Charged { usage_id: json!(id), record: record.clone(), balances: Value::Null, left };
         g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record });
         Ok(ChargeAnswer::Charged(answer))
+    }
+
+    async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {
+        let g = self.inner.borrow();
+        Ok(g.counters.get(&(subject.key(), limit.to_string(), window_start)).copied().unwrap_or(0))
+    }
+
+    async fn track(&self, subject: &Subject, c: &Count) -> Result<Counted, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let key = subject.key();
+        if let Some(r) = g.records.get(&c.request_id) {
+            if r.hash != c.request_hash || r.subject != key {
+                return Err(conflict("key_reused", "Idempotency-Key was already used for a different request"));
+            }
+            let (id, at) = (json!(r.id), r.record["window_start"].clone());
+            let start: Timestamp = serde_json::from_value(at).map_err(|e| StoreError::Decode(e.to_string()))?;
+            let feature = r.record["feature"].as_str().unwrap_or("").to_string();
+            let used = g.counters.get(&(key, feature, start)).copied().unwrap_or(0);
+            return Ok(Counted::Replayed { usage_id: id, used });
+        }
+        if c.quantity == 0 {
+            return Err(rejected("a count needs a positive quantity and a limit of 0 or more"));
+        }
+        let slot = (key.clone(), c.feature.clone(), c.window_start);
+        let used = g.counters.get(&slot).copied().unwrap_or(0) + c.quantity;
+        if c.max.is_some_and(|m| used > m) {
+            return Ok(Counted::LimitReached { used: used - c.quantity });
+        }
+        g.counters.insert(slot, used);
+        let id = format!("usage-{}", g.next());
+        let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "window_start": c.window_start});
+        g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record });
+        Ok(Counted::Counted { usage_id: json!(id), used })
     }
 
     async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {

@@ -16,6 +16,7 @@ use tollgate::billing::effects::SubjectRows;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
 use tollgate::charge::Charge;
+use tollgate::meter::Count;
 use tollgate::time::Timestamp;
 
 use crate::http::Transport;
@@ -107,6 +108,17 @@ pub enum ChargeAnswer {
     Stale(Box<SubjectState>),
 }
 
+/// What the store did with a counted use of a limit (`tollgate_track`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Counted {
+    /// Counted: the window's count is now `used`.
+    Counted { usage_id: Value, used: u64 },
+    /// The request id was counted before; the window's count now.
+    Replayed { usage_id: Value, used: u64 },
+    /// Counting it would pass the limit: nothing written; the window's count.
+    LimitReached { used: u64 },
+}
+
 /// A kept delivery to retry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingEvent {
@@ -132,6 +144,10 @@ pub trait Store {
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError>;
     /// Records a charge decided by the core, once per request id.
     async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>) -> Result<ChargeAnswer, StoreError>;
+    /// How much of `limit` the subject used in the window that starts at `window_start`.
+    async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError>;
+    /// Counts one use of a limit decided by the core, once per request id.
+    async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError>;
     /// The first answer of a request id already charged, if it was.
     async fn charge_replay(
         &self,
@@ -248,6 +264,24 @@ impl<T: Transport> Store for SupabaseStore<T> {
             Some("replayed") => Ok(ChargeAnswer::Replayed(charged(&v))),
             Some("stale") => Ok(ChargeAnswer::Stale(state()?)),
             _ => Err(StoreError::Decode("an unexpected answer to a charge".into())),
+        }
+    }
+
+    async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_limit": limit, "p_window_start": window_start});
+        let v = self.client.rpc("tollgate_counter", &args).await?;
+        v.as_u64().ok_or_else(|| StoreError::Decode(format!("a counter: {v}")))
+    }
+
+    async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_count": count});
+        let v = self.client.rpc("tollgate_track", &args).await?;
+        let used = v.get("used").and_then(Value::as_u64).unwrap_or(0);
+        match v.get("status").and_then(Value::as_str) {
+            Some("counted") => Ok(Counted::Counted { usage_id: v["usage_id"].clone(), used }),
+            Some("replayed") => Ok(Counted::Replayed { usage_id: v["usage_id"].clone(), used }),
+            Some("limit_reached") => Ok(Counted::LimitReached { used }),
+            _ => Err(StoreError::Decode("an unexpected answer to a count".into())),
         }
     }
 

@@ -10,26 +10,24 @@
 //! running stack (`cargo xtask test` sets them in its end-to-end stage). Seeded and
 //! reproducible: `TOLLGATE_MODEL_SEED`, `TOLLGATE_MODEL_STEPS`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
+
+use common::{config, hmac, user_token, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
 
 use tollgate::credits::LotKind;
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
-use tollgate_worker::config::Config;
-use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::http::{Headers, InRequest, Method, Transport};
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::native::ReqwestTransport;
 use tollgate_worker::state::Subject;
 use tollgate_worker::store::Store;
 
-const JWT_SECRET: &str = "model-test-jwt-secret-with-at-least-32-characters";
-const STRIPE_SECRET: &str = "whsec_model_test_0123456789abcdef";
-const ADMIN_SECRET: &str = "model-admin-secret";
 const T0: i64 = 1_800_000_000;
 const BUNDLE: i64 = 1800;
 /// A ledger key no entry has: the checks read lots, not the ledger.
@@ -50,47 +48,6 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-}
-
-#[derive(Clone, Default)]
-struct NoNetwork;
-impl Transport for NoNetwork {
-    async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
-        Err(TransportError("no network in this test".into()))
-    }
-}
-
-fn config(rest_url: &str, service_key: &str) -> Config {
-    let vars: BTreeMap<&str, String> = [
-        ("SUPABASE_URL", rest_url.to_string()),
-        ("SUPABASE_SERVICE_ROLE_KEY", service_key.to_string()),
-        ("SUPABASE_JWT_SECRET", JWT_SECRET.to_string()),
-        ("STRIPE_WEBHOOK_SECRETS", STRIPE_SECRET.to_string()),
-        ("ADMIN_SECRET", ADMIN_SECRET.to_string()),
-        ("CATALOG", "video-studio".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
-}
-
-fn b64(x: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x)
-}
-
-fn hmac(secret: &str, msg: &str) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
-    m.update(msg.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
-
-fn user_token(uid: &str, issuer: &str, now: i64) -> String {
-    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": issuer, "exp": now + 3600});
-    let body = b64(claims.to_string().as_bytes());
-    let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
-    format!("{head}.{body}.{sig}")
 }
 
 /// How the test reaches the store's own tables (users, preferences).
@@ -728,7 +685,7 @@ fn steps(default: usize) -> usize {
 fn money_is_conserved_in_memory() {
     for s in 0..1u64 {
         let store = MemoryStore::new();
-        let app = App::with_store(config("http://127.0.0.1:1", "svc"), NoNetwork, store).expect("app");
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, store).expect("app");
         let issuer = "http://127.0.0.1:1/auth/v1";
         runtime().block_on(run(&app, &app.ctx.store, seed().wrapping_add(s), steps(2000), issuer));
     }
@@ -744,7 +701,7 @@ fn money_is_conserved_on_postgresql() {
         eprintln!("skipped: TOLLGATE_MODEL_REST_URL, TOLLGATE_MODEL_DB_URL and TOLLGATE_MODEL_SERVICE_ROLE_KEY name no stack");
         return;
     };
-    let app = App::new(config(&rest, &key), ReqwestTransport::new()).expect("app");
+    let app = App::new(config(&rest, &key, "video-studio"), ReqwestTransport::new()).expect("app");
     let issuer = format!("{}/auth/v1", rest.trim_end_matches('/'));
     let backend = Psql(db);
     let local = tokio::task::LocalSet::new();

@@ -1,0 +1,291 @@
+//! A metered action decided whole: one capability or limit of the catalog, a quantity, the
+//! subject's entitlements, what it used in the limit's window so far and `now` in; out the
+//! decision with what remains and when it resets, and, for a tracked use, the count the
+//! store makes atomically (a windowed counter that may not pass the limit).
+//!
+//! A limit's window comes from `now` in UTC: a `day` limit counts from 00:00 UTC and resets
+//! at the next midnight, a `month` limit from the first of the month; a limit without a
+//! period counts for ever. The limit is the value of the subject's tier at `now`; the
+//! store increments the window's counter only while it stays within that value, so
+//! concurrent uses admit exactly as many as the limit allows, whatever their order.
+//!
+//! Credit pools are spent by a charge ([`crate::charge`]), not here.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, LimitPeriod, LimitValue, Upgrade};
+use crate::decide::{self, Reason};
+use crate::billing::facts::Subject;
+use crate::model::Entitlements;
+use crate::time::{Timestamp, DAY};
+
+/// The most one request may use at once.
+pub const MAX_QUANTITY: u64 = 1_000_000_000;
+
+/// What a feature id names in the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature<'c> {
+    /// A boolean capability (checked; nothing to count).
+    Capability(&'c str),
+    /// A numeric limit, counted per window.
+    Limit(&'c str),
+    /// A credit pool (spent by a charge).
+    Pool(&'c str),
+}
+
+/// A malformed metering question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MeterError {
+    UnknownFeature(String),
+    /// A credit pool: spent through a charge, not counted here.
+    Pool(String),
+    BadQuantity(u64),
+}
+
+impl MeterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            MeterError::UnknownFeature(_) => "unknown_feature",
+            MeterError::Pool(_) => "credit_pool",
+            MeterError::BadQuantity(_) => "invalid_quantity",
+        }
+    }
+}
+
+impl std::fmt::Display for MeterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MeterError::UnknownFeature(x) => {
+                write!(f, "`{x}` is neither a capability nor a limit of the catalog")
+            }
+            MeterError::Pool(x) => write!(f, "`{x}` is a credit pool: spend it with POST /v1/usage/consume"),
+            MeterError::BadQuantity(q) => write!(f, "quantity must be a whole number from 1 to {MAX_QUANTITY}, not {q}"),
+        }
+    }
+}
+
+impl std::error::Error for MeterError {}
+
+/// The feature `id` names: a capability, a limit or a credit pool of the catalog.
+pub fn feature<'c>(catalog: &'c Catalog, id: &str) -> Result<Feature<'c>, MeterError> {
+    if let Some(i) = catalog.capability_index(id) {
+        return Ok(Feature::Capability(&catalog.doc.capabilities[i].id));
+    }
+    if let Some(i) = catalog.limit_index(id) {
+        return Ok(Feature::Limit(&catalog.doc.limits[i].id));
+    }
+    if let Some(p) = catalog.pool(id) {
+        return Ok(Feature::Pool(&p.id));
+    }
+    Err(MeterError::UnknownFeature(id.to_string()))
+}
+
+/// The span a limit counts over at `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// The first instant counted (the epoch for a limit without a period).
+    pub start: Timestamp,
+    /// When the count starts again from zero; `None`: never.
+    pub resets_at: Option<Timestamp>,
+}
+
+/// The window of a limit with `period` that holds `now` (UTC).
+pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
+    match period {
+        LimitPeriod::None => Window { start: Timestamp(0), resets_at: None },
+        LimitPeriod::Day => {
+            let start = now.unix().div_euclid(DAY) * DAY;
+            Window { start: Timestamp(start), resets_at: Some(Timestamp(start + DAY)) }
+        }
+        LimitPeriod::Month => {
+            let d = DateTime::<Utc>::from_timestamp(now.unix(), 0).unwrap_or_default();
+            let first = |y: i32, m: u32| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().map(|t| Timestamp(t.timestamp()));
+            let (ny, nm) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+            Window { start: first(d.year(), d.month()).unwrap_or(now), resets_at: first(ny, nm) }
+        }
+    }
+}
+
+/// What remains of a feature after a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remaining {
+    Count(u64),
+    Unlimited,
+}
+
+impl Serialize for Remaining {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Remaining::Count(n) => s.serialize_u64(*n),
+            Remaining::Unlimited => s.serialize_str("unlimited"),
+        }
+    }
+}
+
+/// The decision on a metered action: `POST /v1/check` answers it as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub feature: String,
+    pub allowed: bool,
+    pub reason: Reason,
+    /// What is left after this use when allowed, else what is left now.
+    pub remaining: Remaining,
+    /// Used so far in the window (limits; 0 for a capability).
+    pub used: u64,
+    pub limit: Remaining,
+    pub resets_at: Option<Timestamp>,
+    /// The effective tier of the feature's product.
+    pub tier: Option<String>,
+    /// When denied: the cheapest offer that allows it, given what the subject holds.
+    pub upgrade: Option<Upgrade>,
+}
+
+/// A use to count: the store adds `quantity` to the window's counter only while the total
+/// stays within `max`, and records the use under `request_id` once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub request_id: String,
+    pub request_hash: String,
+    pub feature: String,
+    pub quantity: u64,
+    pub window_start: Timestamp,
+    /// `None`: unlimited (counted all the same, for the subject's usage).
+    pub max: Option<u64>,
+}
+
+/// What [`track`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// Allowed; a limit's use is to be counted (`None` for a capability: nothing to count).
+    Allow(Check, Option<Count>),
+    Refuse(Check),
+}
+
+/// May the subject use `quantity` of `feature` now, having used `used` in the window?
+/// No side effects.
+pub fn check(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    feature_id: &str,
+    quantity: u64,
+    used: u64,
+    now: Timestamp,
+) -> Result<Check, MeterError> {
+    if quantity == 0 || quantity > MAX_QUANTITY {
+        return Err(MeterError::BadQuantity(quantity));
+    }
+    match feature(catalog, feature_id)? {
+        Feature::Capability(id) => {
+            let d = decide::can(catalog, ents, id, now).map_err(|_| MeterError::UnknownFeature(id.into()))?;
+            Ok(Check {
+                feature: id.to_string(),
+                allowed: d.allowed,
+                reason: d.reason,
+                remaining: Remaining::Unlimited,
+                used: 0,
+                limit: Remaining::Unlimited,
+                resets_at: d.holds_until,
+                tier: d.tier,
+                upgrade: d.upgrade,
+            })
+        }
+        Feature::Limit(id) => {
+            let li = catalog.limit_index(id).ok_or_else(|| MeterError::UnknownFeature(id.into()))?;
+            let w = window(catalog.doc.limits[li].period, now);
+            let value = decide::limit(catalog, ents, id, now).map_err(|_| MeterError::UnknownFeature(id.into()))?;
+            // The last unit this use would take decides it: `used + quantity - 1` used before it.
+            let d = decide::check_limit(catalog, ents, id, used.saturating_add(quantity - 1), now)
+                .map_err(|_| MeterError::UnknownFeature(id.into()))?;
+            let (limit, remaining) = match value.limit {
+                LimitValue::Unlimited => (Remaining::Unlimited, Remaining::Unlimited),
+                LimitValue::Limited(n) => {
+                    let after = if d.allowed { used + quantity } else { used };
+                    (Remaining::Count(n), Remaining::Count(n.saturating_sub(after)))
+                }
+            };
+            Ok(Check {
+                feature: id.to_string(),
+                allowed: d.allowed,
+                reason: d.reason,
+                remaining,
+                used,
+                limit,
+                resets_at: w.resets_at,
+                tier: d.tier,
+                upgrade: d.upgrade,
+            })
+        }
+        Feature::Pool(p) => Err(MeterError::Pool(p.to_string())),
+    }
+}
+
+/// A use asked for: `quantity` of `feature` by `subject`, under the caller's key.
+#[derive(Clone, Copy, Debug)]
+pub struct Use<'a> {
+    pub subject: &'a Subject,
+    pub idempotency_key: &'a str,
+    pub feature: &'a str,
+    pub quantity: u64,
+}
+
+/// A use: the decision, and for an allowed limit the count the store makes. `used` is the
+/// window's count as last read; the store's count is what holds (a refusal from the store
+/// is decided again with its count).
+pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Timestamp) -> Result<Track, MeterError> {
+    let (subject, quantity) = (u.subject, u.quantity);
+    let c = check(catalog, ents, u.feature, quantity, used, now)?;
+    if !c.allowed {
+        return Ok(Track::Refuse(c));
+    }
+    let Some(li) = catalog.limit_index(&c.feature) else {
+        return Ok(Track::Allow(c, None));
+    };
+    let count = Count {
+        request_id: crate::charge::request_id(subject, u.idempotency_key),
+        request_hash: request_hash(subject, &c.feature, quantity),
+        feature: c.feature.clone(),
+        quantity,
+        window_start: window(catalog.doc.limits[li].period, now).start,
+        max: match c.limit {
+            Remaining::Count(n) => Some(n),
+            Remaining::Unlimited => None,
+        },
+    };
+    Ok(Track::Allow(c, Some(count)))
+}
+
+/// The digest of a tracked use's content: the same key with another body is refused.
+pub fn request_hash(subject: &Subject, feature: &str, quantity: u64) -> String {
+    let body = format!("track\n{subject}\n{feature}\n{quantity}");
+    hex::encode(&Sha256::digest(body.as_bytes())[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    #[test]
+    fn windows_are_utc_days_and_months() {
+        let w = window(LimitPeriod::Day, ts("2026-03-05T23:59:59Z"));
+        assert_eq!((w.start, w.resets_at), (ts("2026-03-05T00:00:00Z"), Some(ts("2026-03-06T00:00:00Z"))));
+        let w = window(LimitPeriod::Day, ts("2026-03-06T00:00:00Z"));
+        assert_eq!(w.start, ts("2026-03-06T00:00:00Z"));
+        let w = window(LimitPeriod::Month, ts("2026-12-31T12:00:00+05:30"));
+        assert_eq!((w.start, w.resets_at), (ts("2026-12-01T00:00:00Z"), Some(ts("2027-01-01T00:00:00Z"))));
+        let w = window(LimitPeriod::Month, ts("2028-02-29T00:00:00Z"));
+        assert_eq!((w.start, w.resets_at), (ts("2028-02-01T00:00:00Z"), Some(ts("2028-03-01T00:00:00Z"))));
+        assert_eq!(window(LimitPeriod::None, ts("2026-03-05T10:00:00Z")), Window { start: Timestamp(0), resets_at: None });
+    }
+
+    #[test]
+    fn remaining_reads_as_a_number_or_unlimited() {
+        assert_eq!(serde_json::to_string(&Remaining::Count(2)).unwrap(), "2");
+        assert_eq!(serde_json::to_string(&Remaining::Unlimited).unwrap(), "\"unlimited\"");
+    }
+}

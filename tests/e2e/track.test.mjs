@@ -1,0 +1,98 @@
+// Limits enforced on the server, under wrangler dev against PostgreSQL: `POST /v1/check`
+// and `POST /v1/track` with the VCM Suite's catalog (Starter runs 3 workflows a day).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { env, q, createUser, worker, userToken, closeDb, id } from './helpers.mjs';
+
+after(closeDb);
+const skip = env.catalog !== 'vcm-suite' && 'workflow runs a day are the VCM Suite catalog\'s limit';
+const RUNS = { feature: 'workflow_runs_per_day' };
+
+async function subscriber(tier) {
+  const uid = await createUser();
+  const r = await worker('POST', '/v1/admin/grants', {
+    body: { user_id: uid, grants: [{ product: 'suite', tier, source: 'promotion', id: id('g'),
+      valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] },
+    headers: { authorization: `Bearer ${env.adminSecret}` },
+  });
+  assert.equal(r.status, 201, r.text);
+  return uid;
+}
+
+const track = (uid, key, body = RUNS) =>
+  worker('POST', '/v1/track', { body, headers: { authorization: `Bearer ${userToken(uid)}`, 'idempotency-key': key } });
+const check = (uid, body = RUNS) => worker('POST', '/v1/check', { body, headers: { authorization: `Bearer ${userToken(uid)}` } });
+
+test('Starter runs 3 workflows a day; the 4th is 403 limit_reached with the cheapest upgrade', { skip }, async () => {
+  const uid = await subscriber('starter');
+  const before = await check(uid);
+  assert.equal(before.status, 200, before.text);
+  assert.deepEqual([before.json.allowed, before.json.remaining, before.json.used], [true, 2, 0]);
+  for (const left of [2, 1, 0]) {
+    const r = await track(uid, id('run'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.remaining, left);
+  }
+  const fourth = await track(uid, id('run'));
+  assert.equal(fourth.status, 403, fourth.text);
+  assert.equal(fourth.json.error.code, 'limit_reached');
+  assert.equal(fourth.json.error.upgrade.offer, 'SUITE_BASIC_MONTHLY');
+  const after = await check(uid);
+  assert.deepEqual([after.json.allowed, after.json.used, after.json.reason], [false, 3, 'limit_reached']);
+  const [{ used }] = await q(`select used::int from usage_counters where user_id = $1 and limit_id = 'workflow_runs_per_day'`, [uid]);
+  assert.equal(used, 3);
+  const [{ n }] = await q(`select count(*)::int as n from usage_records where user_id = $1 and feature = 'workflow_runs_per_day'`, [uid]);
+  assert.equal(n, 3, 'one usage record per run, none for the refused one');
+});
+
+test('50 concurrent runs on a fresh day admit exactly 3', { skip }, async () => {
+  const uid = await subscriber('starter');
+  const all = await Promise.all(Array.from({ length: 50 }, () => track(uid, id('run'))));
+  const statuses = all.map((r) => r.status);
+  assert.equal(statuses.filter((s) => s === 200).length, 3, statuses.join(','));
+  assert.equal(statuses.filter((s) => s === 403).length, 47, all.filter((r) => r.status !== 200 && r.status !== 403).map((r) => r.text).join('\n'));
+  assert.ok(all.filter((r) => r.status === 403).every((r) => r.json.error.code === 'limit_reached'));
+  const [{ used }] = await q(`select used::int from usage_counters where user_id = $1`, [uid]);
+  assert.equal(used, 3);
+});
+
+test('a retried key replays its first answer; the same key with another body is 409', { skip }, async () => {
+  const uid = await subscriber('starter');
+  const key = id('run');
+  const [a, b] = await Promise.all([track(uid, key), track(uid, key)]);
+  assert.deepEqual([a.status, b.status], [200, 200], `${a.text}\n${b.text}`);
+  assert.equal(a.json.usage_id, b.json.usage_id);
+  assert.deepEqual([a.json.replayed, b.json.replayed].sort(), [false, true]);
+  const reused = await track(uid, key, { ...RUNS, quantity: 2 });
+  assert.equal(reused.status, 409, reused.text);
+  assert.equal(reused.json.error.code, 'key_reused');
+  assert.equal((await check(uid)).json.used, 1);
+});
+
+test('Basic is unlimited but counted; a capability is checked; unknown features are 404', { skip }, async () => {
+  const uid = await subscriber('basic');
+  for (let i = 0; i < 5; i++) {
+    const r = await track(uid, id('run'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.remaining, 'unlimited');
+  }
+  assert.equal((await check(uid)).json.used, 5);
+  const ai = await track(uid, id('ai'), { feature: 'use_ai' });
+  assert.equal(ai.status, 403, ai.text);
+  assert.equal(ai.json.error.code, 'not_entitled');
+  assert.ok(ai.json.error.upgrade?.offer, 'the cheapest plan with AI tools');
+  const unknown = await check(uid, { feature: 'teleport' });
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.json.error.code, 'unknown_feature');
+});
+
+test('the counters are readable by their owner only (row level security)', { skip }, async () => {
+  const a = await subscriber('starter');
+  const b = await createUser();
+  assert.equal((await track(a, id('run'))).status, 200);
+  const rest = (uid) => fetch(`${env.rest}/rest/v1/usage_counters?select=*`, {
+    headers: { apikey: userToken(uid), authorization: `Bearer ${userToken(uid)}` },
+  }).then((r) => r.json());
+  assert.equal((await rest(a)).length, 1);
+  assert.deepEqual(await rest(b), []);
+});

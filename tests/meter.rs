@@ -1,0 +1,159 @@
+//! Metered actions (`tollgate::meter`) on the VCM Suite's catalog: the workflow runs a
+//! day of each tier, the capabilities, windows in UTC, and a model-based run of random
+//! uses against a plain counter.
+
+use proptest::prelude::*;
+use tollgate::billing::facts::Subject;
+use tollgate::decide::Reason;
+use tollgate::meter::{self, MeterError, Remaining, Track, Use};
+use tollgate::{Catalog, Entitlements, Grant, Source, Status, Timestamp};
+
+fn vcm() -> Catalog {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/vcm-suite.toml")).unwrap();
+    Catalog::from_toml(&src).unwrap()
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+/// A subject holding `tier` of the suite (or nothing).
+fn holding(tier: Option<&str>) -> Entitlements {
+    Entitlements {
+        subject: "user:u1".into(),
+        grants: tier
+            .map(|t| Grant {
+                id: "g1".into(),
+                product: "suite".into(),
+                tier: t.into(),
+                source: Source::Stripe,
+                status: Status::Active,
+                valid_from: ts("2026-01-01T00:00:00Z"),
+                valid_to: None,
+                past_due_since: None,
+                offer: None,
+                source_ref: None,
+            })
+            .into_iter()
+            .collect(),
+        balances: Default::default(),
+    }
+}
+
+const RUNS: &str = "workflow_runs_per_day";
+
+#[test]
+fn starter_runs_three_a_day_then_is_offered_the_cheapest_unlimited_plan() {
+    let cat = vcm();
+    let now = ts("2026-03-05T15:00:00Z");
+    let ents = holding(Some("starter"));
+    for used in 0..3 {
+        let c = meter::check(&cat, &ents, RUNS, 1, used, now).unwrap();
+        assert!(c.allowed, "run {}", used + 1);
+        assert_eq!(c.reason, Reason::WithinLimit);
+        assert_eq!(c.remaining, Remaining::Count(2 - used));
+        assert_eq!(c.resets_at, Some(ts("2026-03-06T00:00:00Z")));
+        assert!(c.upgrade.is_none());
+    }
+    let fourth = meter::check(&cat, &ents, RUNS, 1, 3, now).unwrap();
+    assert!(!fourth.allowed);
+    assert_eq!(fourth.reason, Reason::LimitReached);
+    assert_eq!(fourth.remaining, Remaining::Count(0));
+    assert_eq!(fourth.upgrade.as_ref().map(|u| u.offer.as_str()), Some("SUITE_BASIC_MONTHLY"));
+    // Two at once when one is left: refused whole, nothing partly counted.
+    let two = meter::check(&cat, &ents, RUNS, 2, 2, now).unwrap();
+    assert!(!two.allowed);
+    assert_eq!(two.remaining, Remaining::Count(1));
+}
+
+#[test]
+fn without_a_plan_workflows_are_refused_with_the_starter_offer_and_basic_is_unlimited() {
+    let cat = vcm();
+    let now = ts("2026-03-05T15:00:00Z");
+    let none = meter::check(&cat, &holding(None), RUNS, 1, 0, now).unwrap();
+    assert!(!none.allowed);
+    assert_eq!(none.upgrade.as_ref().map(|u| u.offer.as_str()), Some("SUITE_STARTER_MONTHLY"));
+    let basic = meter::check(&cat, &holding(Some("basic")), RUNS, 5, 1_000, now).unwrap();
+    assert!(basic.allowed);
+    assert_eq!((basic.remaining, basic.limit), (Remaining::Unlimited, Remaining::Unlimited));
+}
+
+#[test]
+fn a_capability_is_checked_and_counts_nothing() {
+    let cat = vcm();
+    let now = ts("2026-03-05T15:00:00Z");
+    let s = Subject::user("u1");
+    let asked = Use { subject: &s, idempotency_key: "k", feature: "use_ai", quantity: 1 };
+    match meter::track(&cat, &holding(Some("starter")), &asked, 0, now).unwrap() {
+        Track::Refuse(c) => {
+            assert_eq!(c.feature, "use_ai");
+            assert!(c.upgrade.is_some(), "the cheapest plan with AI is offered");
+        }
+        other => panic!("starter has no AI: {other:?}"),
+    }
+    match meter::track(&cat, &holding(Some("pro")), &asked, 0, now).unwrap() {
+        Track::Allow(c, None) => assert!(c.allowed),
+        other => panic!("pro uses AI, nothing counted: {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_features_pools_and_bad_quantities_are_typed_errors() {
+    let cat = vcm();
+    let now = ts("2026-03-05T15:00:00Z");
+    let ents = holding(Some("pro"));
+    assert_eq!(meter::check(&cat, &ents, "teleport", 1, 0, now).unwrap_err(), MeterError::UnknownFeature("teleport".into()));
+    assert_eq!(meter::check(&cat, &ents, RUNS, 0, 0, now).unwrap_err(), MeterError::BadQuantity(0));
+    let video = Catalog::from_toml(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/video-studio.toml")).unwrap()).unwrap();
+    let pool = video.doc.credit_pools[0].id.clone();
+    assert_eq!(meter::check(&video, &ents, &pool, 1, 0, now).unwrap_err(), MeterError::Pool(pool));
+}
+
+#[test]
+fn a_count_carries_its_window_limit_and_a_request_id_no_key_can_forge() {
+    let cat = vcm();
+    let now = ts("2026-03-05T23:59:59Z");
+    let s = Subject::user("u1");
+    let asked = Use { subject: &s, idempotency_key: "usage:user:u1:x", feature: RUNS, quantity: 1 };
+    let Track::Allow(_, Some(count)) = meter::track(&cat, &holding(Some("starter")), &asked, 0, now).unwrap() else {
+        panic!("allowed and counted");
+    };
+    assert_eq!(count.window_start, ts("2026-03-05T00:00:00Z"));
+    assert_eq!(count.max, Some(3));
+    assert!(count.request_id.starts_with("user:u1:") && !count.request_id.contains("usage:"));
+    let other = Use { quantity: 2, ..asked };
+    let Track::Allow(_, Some(c2)) = meter::track(&cat, &holding(Some("starter")), &other, 0, now).unwrap() else {
+        panic!("allowed");
+    };
+    assert_eq!(c2.request_id, count.request_id, "the key names the request");
+    assert_ne!(c2.request_hash, count.request_hash, "another body under the same key is told apart");
+}
+
+proptest! {
+    /// Random uses over days, against a plain per-day counter: the core admits a use
+    /// exactly when the reference has room, and never lets a day pass its limit.
+    #[test]
+    fn uses_match_a_plain_daily_counter(
+        tier in prop::sample::select(vec!["free", "starter", "basic"]),
+        uses in prop::collection::vec((0i64..3, 0i64..86_400, 1u64..3), 1..60),
+    ) {
+        let cat = vcm();
+        let ents = holding(Some(tier));
+        let limit = match tier { "free" => Some(0), "starter" => Some(3), _ => None };
+        let mut days = std::collections::BTreeMap::<i64, u64>::new();
+        let mut sorted = uses.clone();
+        sorted.sort();
+        for (day, secs, q) in sorted {
+            let now = Timestamp(ts("2026-03-01T00:00:00Z").unix() + day * 86_400 + secs);
+            let used = *days.get(&day).unwrap_or(&0);
+            let c = meter::check(&cat, &ents, RUNS, q, used, now).unwrap();
+            let room = limit.is_none_or(|l| used + q <= l);
+            prop_assert_eq!(c.allowed, room);
+            if c.allowed {
+                days.insert(day, used + q);
+            }
+            prop_assert!(limit.is_none_or(|l| days.get(&day).copied().unwrap_or(0) <= l));
+            prop_assert_eq!(meter::window(cat.doc.limits[0].period, now).start.unix() % 86_400, 0);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `POST /v1/check` and `POST /v1/track` (Bearer user token): one capability or limit of
+//! the catalog, decided by the core (`tollgate::meter`) for the signed-in user.
+//!
+//! ```json
+//! { "feature": "workflow_runs_per_day", "quantity": 1 }
+//! ```
+//! `check` answers the decision and changes nothing: 200 `{"allowed", "reason",
+//! "remaining": n | "unlimited", "used", "limit", "resets_at", "tier", "upgrade"}`.
+//! `track` (with an `Idempotency-Key`) performs the use: a limit's window counter grows by
+//! the quantity in one statement that may not pass the limit, so concurrent uses admit
+//! exactly what the limit allows. 200 `{"allowed": true, "usage_id", "remaining", ...}`;
+//! 403 `not_entitled` or `limit_reached` with the cheapest upgrade; 409 `key_reused` when
+//! the key was sent before with another body; the same key and body answer the first use
+//! again (`"replayed": true`). A capability has nothing to count: `track` is its check.
+//! Credit pools are spent with `POST /v1/usage/consume`.
+
+use serde_json::{json, Value};
+
+use tollgate::decide::Reason;
+use tollgate::meter::{self, Check, Count, MeterError, Remaining, Track, Use};
+use tollgate::time::Timestamp;
+
+use crate::auth::Claims;
+use crate::ctx::Ctx;
+use crate::http::{AppResponse, InRequest, Transport};
+use crate::respond::{error, error_json, json_body, store_error};
+use crate::state::Subject;
+use crate::store::{Counted, Store};
+use crate::supabase::Conflict;
+
+/// The feature and quantity of a request body.
+fn parse(req: &InRequest) -> Result<(String, u64), AppResponse> {
+    let body = json_body(req)?;
+    let Some(feature) = body.get("feature").and_then(Value::as_str).filter(|f| !f.is_empty()) else {
+        return Err(error(400, "invalid_request", "`feature` must name a capability or a limit of the catalog"));
+    };
+    let quantity = match body.get("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(q) => match q.as_u64() {
+            Some(q) if (1..=meter::MAX_QUANTITY).contains(&q) => q,
+            _ => {
+                return Err(error(
+                    400,
+                    "invalid_quantity",
+                    format!("`quantity` must be a whole number from 1 to {}", meter::MAX_QUANTITY),
+                ))
+            }
+        },
+    };
+    Ok((feature.to_string(), quantity))
+}
+
+fn meter_error(e: &MeterError) -> AppResponse {
+    match e {
+        MeterError::UnknownFeature(_) => error(404, e.code(), e.to_string()),
+        MeterError::Pool(_) | MeterError::BadQuantity(_) => error(400, e.code(), e.to_string()),
+    }
+}
+
+/// The window's count of `feature` (0 for a capability, which counts nothing).
+async fn used<T: Transport, S: Store>(ctx: &Ctx<T, S>, subject: &Subject, feature: &str, now: Timestamp) -> Result<u64, AppResponse> {
+    let Some(li) = ctx.catalog.limit_index(feature) else { return Ok(0) };
+    let w = meter::window(ctx.catalog.doc.limits[li].period, now);
+    ctx.store.counter(subject, feature, w.start).await.map_err(|e| store_error(&e))
+}
+
+pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
+    let (feature, quantity) = match parse(req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(e) = meter::feature(&ctx.catalog, &feature) {
+        return meter_error(&e);
+    }
+    let subject = Subject::user(&claims.sub);
+    let st = match ctx.store.subject_state(&subject, Some("-")).await {
+        Ok(s) => s,
+        Err(e) => return store_error(&e),
+    };
+    let used = match used(ctx, &subject, &feature, now).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
+    match meter::check(&ctx.catalog, &ents, &feature, quantity, used, now) {
+        Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
+        Err(e) => meter_error(&e),
+    }
+}
+
+pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
+    let (feature, quantity) = match parse(req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
+    if key.is_empty() {
+        return error(400, "missing_idempotency_key", "send an Idempotency-Key header (one per use, reused on retry)");
+    }
+    if key.len() > 200 || key.chars().any(|c| c.is_control()) {
+        return error(400, "invalid_idempotency_key", "Idempotency-Key must be at most 200 printable characters");
+    }
+    if let Err(e) = meter::feature(&ctx.catalog, &feature) {
+        return meter_error(&e);
+    }
+    let subject = Subject::user(&claims.sub);
+    let core_subject = subject.to_core();
+    let st = match ctx.store.subject_state(&subject, Some("-")).await {
+        Ok(s) => s,
+        Err(e) => return store_error(&e),
+    };
+    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
+    let mut last = match used(ctx, &subject, &feature, now).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    // The store's count decides: a refusal from it is decided again with its count, and a
+    // concurrent use under the same key (its record written first) is answered as a replay.
+    for _ in 0..3 {
+        let asked = Use { subject: &core_subject, idempotency_key: key, feature: &feature, quantity };
+        let decided = meter::track(&ctx.catalog, &ents, &asked, last, now);
+        let (check, count) = match decided {
+            Ok(Track::Allow(c, count)) => (c, count),
+            Ok(Track::Refuse(c)) => return refused(&c),
+            Err(e) => return meter_error(&e),
+        };
+        let Some(count) = count else {
+            return AppResponse::json(200, &answer(&check, None, false));
+        };
+        match ctx.store.track(&subject, &count).await {
+            Ok(Counted::Counted { usage_id, used }) => {
+                return AppResponse::json(200, &answer(&after(check, &count, used), Some(usage_id), false))
+            }
+            Ok(Counted::Replayed { usage_id, used }) => {
+                return AppResponse::json(200, &answer(&after(check, &count, used), Some(usage_id), true))
+            }
+            Ok(Counted::LimitReached { used }) => last = used,
+            Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
+                return error(409, "key_reused", "this Idempotency-Key was used for a different request")
+            }
+            Err(e) if e.conflict() == Some(Conflict::Other) => {} // the same key, concurrently: replayed next
+            Err(e) => return store_error(&e),
+        }
+    }
+    error(409, "concurrent_change", "the count kept changing; retry with the same Idempotency-Key")
+}
+
+/// The check as it stands after the store counted `used` in the window.
+fn after(mut c: Check, count: &Count, used: u64) -> Check {
+    c.used = used.saturating_sub(count.quantity);
+    if let Remaining::Count(n) = c.limit {
+        c.remaining = Remaining::Count(n.saturating_sub(used));
+    }
+    c
+}
+
+fn answer(c: &Check, usage_id: Option<Value>, replayed: bool) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    v["usage_id"] = usage_id.unwrap_or(Value::Null);
+    v["replayed"] = json!(replayed);
+    v
+}
+
+/// 403: not entitled at all, or the limit is reached; with the cheapest upgrade.
+fn refused(c: &Check) -> AppResponse {
+    let (code, message) = match c.reason {
+        Reason::LimitReached => ("limit_reached", format!("the limit of `{}` is reached", c.feature)),
+        _ => ("not_entitled", format!("the current plan does not include `{}`", c.feature)),
+    };
+    error_json(403, code, message, serde_json::to_value(c).unwrap_or(Value::Null))
+}

@@ -1,0 +1,58 @@
+//! What the worker's native tests share: a configuration, signed user tokens, and a
+//! transport that refuses every outgoing request (the in-memory store needs none).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use tollgate_worker::config::Config;
+use tollgate_worker::http::{OutRequest, OutResponse, Transport, TransportError};
+
+pub const JWT_SECRET: &str = "model-test-jwt-secret-with-at-least-32-characters";
+pub const STRIPE_SECRET: &str = "whsec_model_test_0123456789abcdef";
+pub const ADMIN_SECRET: &str = "model-admin-secret";
+
+#[derive(Clone, Default)]
+pub struct NoNetwork;
+impl Transport for NoNetwork {
+    async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
+        Err(TransportError("no network in this test".into()))
+    }
+}
+
+pub fn config(rest_url: &str, service_key: &str, catalog: &str) -> Config {
+    let vars: BTreeMap<&str, String> = [
+        ("SUPABASE_URL", rest_url.to_string()),
+        ("SUPABASE_SERVICE_ROLE_KEY", service_key.to_string()),
+        ("SUPABASE_JWT_SECRET", JWT_SECRET.to_string()),
+        ("STRIPE_WEBHOOK_SECRETS", STRIPE_SECRET.to_string()),
+        ("ADMIN_SECRET", ADMIN_SECRET.to_string()),
+        ("CATALOG", catalog.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
+}
+
+pub fn b64(x: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(x)
+}
+
+pub fn hmac(secret: &str, msg: &str) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+    m.update(msg.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+pub fn user_token(uid: &str, issuer: &str, now: i64) -> String {
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": issuer, "exp": now + 3600});
+    let body = b64(claims.to_string().as_bytes());
+    let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
+    format!("{head}.{body}.{sig}")
+}
+

@@ -1,0 +1,156 @@
+//! `POST /v1/check` and `POST /v1/track` through the worker's own routes on the in-memory
+//! store, with the VCM Suite's catalog: the workflow runs a day of a Starter subscriber,
+//! replays and reused keys, capabilities, and every bad request's answer. (The same
+//! routes run against PostgreSQL under `wrangler dev` in tests/e2e/track.test.mjs.)
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::{config, user_token, NoNetwork, ADMIN_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::http::{Headers, InRequest, Method};
+use tollgate_worker::memory::MemoryStore;
+
+const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
+/// 2027-01-15T10:00:00Z
+const NOW: i64 = 1_800_007_200;
+
+struct T {
+    app: App<NoNetwork, MemoryStore>,
+}
+
+impl T {
+    fn new() -> T {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "vcm-suite"), NoNetwork, MemoryStore::new()).expect("app");
+        T { app }
+    }
+
+    async fn call(&self, path: &str, headers: Headers, body: Value, now: i64) -> (u16, Value) {
+        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    /// A user holding `tier` of the suite (through an operator's grant).
+    async fn user(&self, id: &str, tier: Option<&str>) -> String {
+        self.app.ctx.store.add_user(id);
+        if let Some(tier) = tier {
+            let body = json!({"user_id": id, "grants": [{"product": "suite", "tier": tier, "source": "promotion", "id": "t",
+                                "valid_from": "2027-01-01T00:00:00Z", "valid_to": "2027-12-31T00:00:00Z"}]});
+            let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+            let (status, v) = self.call("/v1/admin/grants", h, body, NOW).await;
+            assert_eq!(status, 201, "{v}");
+        }
+        id.to_string()
+    }
+
+    async fn track(&self, uid: &str, key: &str, body: Value, now: i64) -> (u16, Value) {
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, now))).with("idempotency-key", key);
+        self.call("/v1/track", h, body, now).await
+    }
+
+    async fn check(&self, uid: &str, body: Value, now: i64) -> (u16, Value) {
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, now)));
+        self.call("/v1/check", h, body, now).await
+    }
+}
+
+fn runs() -> Value {
+    json!({"feature": "workflow_runs_per_day"})
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+const U1: &str = "00000000-0000-4000-8000-000000000001";
+const U2: &str = "00000000-0000-4000-8000-000000000002";
+
+#[test]
+fn starter_runs_three_workflows_a_day_and_the_fourth_is_refused_with_the_cheapest_upgrade() {
+    block(async {
+        let t = T::new();
+        let u = t.user(U1, Some("starter")).await;
+        let (s, c) = t.check(&u, runs(), NOW).await;
+        assert_eq!((s, c["allowed"].clone(), c["remaining"].clone()), (200, json!(true), json!(2)), "{c}");
+        assert_eq!(c["resets_at"], "2027-01-16T00:00:00Z");
+        for (i, left) in [2, 1, 0].into_iter().enumerate() {
+            let (s, v) = t.track(&u, &format!("run-{i}"), runs(), NOW + i as i64).await;
+            assert_eq!(s, 200, "{v}");
+            assert_eq!((v["allowed"].clone(), v["remaining"].clone(), v["replayed"].clone()), (json!(true), json!(left), json!(false)));
+            assert!(v["usage_id"].is_string());
+        }
+        let (s, v) = t.track(&u, "run-3", runs(), NOW + 5).await;
+        assert_eq!(s, 403, "{v}");
+        assert_eq!(v["error"]["code"], "limit_reached");
+        assert_eq!(v["error"]["upgrade"]["offer"], "SUITE_BASIC_MONTHLY");
+        // check agrees, and changes nothing
+        let (_, c) = t.check(&u, runs(), NOW + 6).await;
+        assert_eq!((c["allowed"].clone(), c["used"].clone(), c["reason"].clone()), (json!(false), json!(3), json!("limit_reached")));
+        // the next UTC day counts from zero
+        let (s, v) = t.track(&u, "run-next-day", runs(), NOW + 14 * 3600).await;
+        assert_eq!((s, v["remaining"].clone()), (200, json!(2)), "{v}");
+    });
+}
+
+#[test]
+fn a_key_replays_its_first_answer_and_refuses_another_body() {
+    block(async {
+        let t = T::new();
+        let u = t.user(U1, Some("starter")).await;
+        let (_, first) = t.track(&u, "k", runs(), NOW).await;
+        let (s, again) = t.track(&u, "k", runs(), NOW + 1).await;
+        assert_eq!(s, 200);
+        assert_eq!(again["usage_id"], first["usage_id"]);
+        assert_eq!(again["replayed"], true);
+        let (_, c) = t.check(&u, runs(), NOW + 2).await;
+        assert_eq!(c["used"], 1, "a replay counts nothing");
+        let (s, v) = t.track(&u, "k", json!({"feature": "workflow_runs_per_day", "quantity": 2}), NOW + 3).await;
+        assert_eq!((s, v["error"]["code"].clone()), (409, json!("key_reused")), "{v}");
+        // Another user's identical key is another request.
+        let other = t.user(U2, Some("starter")).await;
+        let (s, v) = t.track(&other, "k", runs(), NOW).await;
+        assert_eq!((s, v["replayed"].clone()), (200, json!(false)));
+    });
+}
+
+#[test]
+fn capabilities_are_checked_and_refused_with_their_upgrade() {
+    block(async {
+        let t = T::new();
+        let u = t.user(U1, Some("starter")).await;
+        let (s, v) = t.track(&u, "ai-1", json!({"feature": "use_ai"}), NOW).await;
+        assert_eq!((s, v["error"]["code"].clone()), (403, json!("not_entitled")), "{v}");
+        assert!(v["error"]["upgrade"]["offer"].is_string());
+        let pro = t.user(U2, Some("pro")).await;
+        let (s, v) = t.track(&pro, "ai-1", json!({"feature": "use_ai"}), NOW).await;
+        assert_eq!((s, v["allowed"].clone(), v["usage_id"].clone()), (200, json!(true), Value::Null), "{v}");
+    });
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    block(async {
+        let t = T::new();
+        let u = t.user(U1, Some("starter")).await;
+        for (body, status, code) in [
+            (json!({"feature": "teleport"}), 404, "unknown_feature"),
+            (json!({}), 400, "invalid_request"),
+            (json!({"feature": "workflow_runs_per_day", "quantity": 0}), 400, "invalid_quantity"),
+            (json!({"feature": "workflow_runs_per_day", "quantity": -1}), 400, "invalid_quantity"),
+            (json!({"feature": "workflow_runs_per_day", "quantity": "2"}), 400, "invalid_quantity"),
+        ] {
+            let (s, v) = t.track(&u, "bad", body.clone(), NOW).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (status, Some(code)), "{body}: {v}");
+        }
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(&u, ISSUER, NOW)));
+        let (s, v) = t.call("/v1/track", h, runs(), NOW).await;
+        assert_eq!((s, v["error"]["code"].clone()), (400, json!("missing_idempotency_key")));
+        let (s, _) = t.call("/v1/check", Headers::new(), runs(), NOW).await;
+        assert_eq!(s, 401, "no token, no answer");
+        let (_, c) = t.check(&u, runs(), NOW).await;
+        assert_eq!(c["used"], 0, "nothing was counted");
+    });
+}
