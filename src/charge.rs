@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::billing::facts::{Fact, Subject, UsageFact, UsageTake};
 use crate::catalog::Catalog;
-use crate::credits::{ChargeDenial, ChargeOutcome, ChargePlan, EntryKind, LedgerEntry, OveragePolicy, Wallet};
+use crate::credits::{plan_charge, ChargeDenial, ChargeOutcome, ChargePlan, EntryKind, LedgerEntry, OveragePolicy, Pricer, Wallet};
 use crate::model::Entitlements;
 use crate::time::Timestamp;
 use crate::usage::{may_draw, plan_usage, quote, Quote, UsageError, UsageRequest};
@@ -50,8 +50,9 @@ pub struct ChargeRequest<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
     pub units: u64,
-    pub model: String,
-    pub quality: String,
+    /// The rate's model and quality (a priced charge); `None` for a charge of credits.
+    pub model: Option<String>,
+    pub quality: Option<String>,
     pub pool: String,
     /// The request's price at the normal rate (minor units).
     pub cost_minor: i64,
@@ -68,7 +69,8 @@ pub struct Charge {
     pub request_id: String,
     /// SHA-256 of the request's content: the same key with another body is refused.
     pub request_hash: String,
-    pub quote: Quote,
+    /// The price of a priced charge (`None` for a charge of credits).
+    pub quote: Option<Quote>,
     pub plan: ChargePlan,
     /// The lots it takes from and how much (each checked by the store to hold it).
     pub takes: Vec<UsageTake>,
@@ -136,6 +138,106 @@ pub fn charge(
         ChargeOutcome::Charge(p) => p,
         ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
     };
+    let meta = Meta {
+        subject: req.subject,
+        request_id,
+        request_hash: request_hash(req.subject, req.model, req.quality, req.seconds),
+        units: req.seconds,
+        model: Some(req.model),
+        quality: Some(req.quality),
+    };
+    Ok(ChargeDecision::Charge(Box::new(settle(meta, Some(q), plan, now)?)))
+}
+
+/// A charge of `units` credits of `pool`, under the caller's key: prepaid credits (the
+/// Razorpay AI app's AI credits and free drafts), no price and no overage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitsRequest<'a> {
+    pub subject: &'a Subject,
+    pub idempotency_key: &'a str,
+    pub pool: &'a str,
+    pub units: u64,
+}
+
+/// The most credits one charge of [`charge_units`] may take.
+pub const MAX_UNITS: u64 = 1_000_000_000;
+
+/// Decides one charge of credits: the pool's lots in spending order, or a refusal (no plan
+/// nor credits in the pool: the cheapest offer that puts credits into it; short: what is
+/// available and required). An unknown pool or a quantity out of range is an error.
+pub fn charge_units(
+    catalog: &Catalog,
+    input: ChargeInput<'_>,
+    req: &UnitsRequest<'_>,
+    now: Timestamp,
+) -> Result<ChargeDecision, UsageError> {
+    let pool = catalog.pool(req.pool).ok_or_else(|| UsageError::UnknownPool(req.pool.to_string()))?;
+    if req.units == 0 || req.units > MAX_UNITS {
+        return Err(UsageError::BadUnits { units: req.units, max: MAX_UNITS });
+    }
+    if !may_draw(catalog, input.entitlements, input.wallet, &pool.id, now) {
+        return Ok(ChargeDecision::Refuse(Refusal::NotEntitled {
+            pool: pool.id.clone(),
+            upgrade: crate::usage::cheapest_credit_offer(catalog, &pool.id).map(|o| o.key.clone()),
+        }));
+    }
+    let units = i64::try_from(req.units).map_err(|_| UsageError::Overflow)?;
+    let prepaid = Prepaid { currency: catalog.doc.catalog.currency.clone() };
+    let never = OveragePolicy { allowed: false, limit: Some(0), spent: 0 };
+    let plan = match plan_charge(input.wallet, &pool.id, units, now, &prepaid, &never) {
+        ChargeOutcome::Charge(p) => p,
+        ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
+    };
+    let meta = Meta {
+        subject: req.subject,
+        request_id: request_id(req.subject, req.idempotency_key),
+        request_hash: units_request_hash(req.subject, &pool.id, req.units),
+        units: req.units,
+        model: None,
+        quality: None,
+    };
+    Ok(ChargeDecision::Charge(Box::new(settle(meta, None, plan, now)?)))
+}
+
+/// Digest of a charge of credits, to refuse a key reused for another request.
+pub fn units_request_hash(subject: &Subject, pool: &str, units: u64) -> String {
+    let canonical = serde_json::json!({"subject": subject.to_string(), "pool": pool, "units": units});
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// Credits paid in advance: taking them costs nothing more.
+struct Prepaid {
+    currency: String,
+}
+
+impl Pricer for Prepaid {
+    fn cost(&self, _units: i64) -> i64 {
+        0
+    }
+    fn overage_cost(&self, _units: i64) -> i64 {
+        0
+    }
+    fn currency(&self) -> &str {
+        &self.currency
+    }
+    fn default_limit(&self) -> i64 {
+        0
+    }
+}
+
+/// What identifies a charge and what it asked for.
+struct Meta<'a> {
+    subject: &'a Subject,
+    request_id: String,
+    request_hash: String,
+    units: u64,
+    model: Option<&'a str>,
+    quality: Option<&'a str>,
+}
+
+/// The rows of a planned charge: its takes, ledger entries, fact and record.
+fn settle(m: Meta<'_>, quote: Option<Quote>, plan: ChargePlan, now: Timestamp) -> Result<Charge, UsageError> {
+    let request_id = m.request_id;
     let takes: Vec<UsageTake> = plan.takes.iter().map(|t| UsageTake { lot: t.lot.clone(), units: t.units }).collect();
     let source = format!("usage:{request_id}");
     let entries = takes
@@ -154,11 +256,11 @@ pub fn charge(
     let fact = Fact::usage(
         UsageFact {
             request_id: request_id.clone(),
-            subject: req.subject.clone(),
+            subject: m.subject.clone(),
             pool: plan.pool.clone(),
-            units: req.seconds,
-            model: Some(req.model.to_string()),
-            quality: Some(req.quality.to_string()),
+            units: m.units,
+            model: m.model.map(str::to_string),
+            quality: m.quality.map(str::to_string),
             takes: Some(takes.clone()),
             overage_units,
             overage_cost: plan.overage_cost,
@@ -167,25 +269,16 @@ pub fn charge(
         now,
     );
     let record = UsageRecord {
-        units: req.seconds,
-        model: req.model.to_string(),
-        quality: req.quality.to_string(),
+        units: m.units,
+        model: m.model.map(str::to_string),
+        quality: m.quality.map(str::to_string),
         pool: plan.pool.clone(),
         cost_minor: plan.cost,
         overage_minor: plan.overage_cost,
         overage_units,
         currency: plan.currency.clone(),
     };
-    Ok(ChargeDecision::Charge(Box::new(Charge {
-        request_hash: request_hash(req.subject, req.model, req.quality, req.seconds),
-        request_id,
-        quote: q,
-        plan,
-        takes,
-        entries,
-        record,
-        fact,
-    })))
+    Ok(Charge { request_hash: m.request_hash, request_id, quote, plan, takes, entries, record, fact })
 }
 
 impl Charge {

@@ -9,7 +9,8 @@
 //! store increments the window's counter only while it stays within that value, so
 //! concurrent uses admit exactly as many as the limit allows, whatever their order.
 //!
-//! Credit pools are spent by a charge ([`crate::charge`]), not here.
+//! A credit pool is checked here against the subject's lots ([`check_pool`]) and spent by
+//! a charge ([`crate::charge::charge_units`]).
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::{Serialize, Serializer};
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{Catalog, LimitPeriod, LimitValue, Upgrade};
 use crate::decide::{self, Reason};
 use crate::billing::facts::Subject;
+use crate::credits::Wallet;
 use crate::model::Entitlements;
 use crate::time::{Timestamp, DAY};
 
@@ -39,7 +41,7 @@ pub enum Feature<'c> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MeterError {
     UnknownFeature(String),
-    /// A credit pool: spent through a charge, not counted here.
+    /// A credit pool: checked by [`check_pool`], spent by a charge, not counted here.
     Pool(String),
     BadQuantity(u64),
 }
@@ -60,7 +62,7 @@ impl std::fmt::Display for MeterError {
             MeterError::UnknownFeature(x) => {
                 write!(f, "`{x}` is neither a capability nor a limit of the catalog")
             }
-            MeterError::Pool(x) => write!(f, "`{x}` is a credit pool: spend it with POST /v1/usage/consume"),
+            MeterError::Pool(x) => write!(f, "`{x}` is a credit pool: its use is a charge of credits (check_pool, charge_units)"),
             MeterError::BadQuantity(q) => write!(f, "quantity must be a whole number from 1 to {MAX_QUANTITY}, not {q}"),
         }
     }
@@ -153,6 +155,52 @@ pub struct Count {
     pub window_start: Timestamp,
     /// `None`: unlimited (counted all the same, for the subject's usage).
     pub max: Option<u64>,
+}
+
+/// May the subject take `quantity` credits of `pool` now? Allowed while the pool's usable
+/// lots hold them (`remaining`: what they hold after; `limit`: what they hold now); refused
+/// without a plan or credits in the pool (`no_entitlement`) or when they hold less
+/// (`limit_reached`), with the cheapest offer that puts credits into the pool.
+pub fn check_pool(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    wallet: &Wallet,
+    pool: &str,
+    quantity: u64,
+    now: Timestamp,
+) -> Result<Check, MeterError> {
+    if quantity == 0 || quantity > MAX_QUANTITY {
+        return Err(MeterError::BadQuantity(quantity));
+    }
+    let p = catalog.pool(pool).ok_or_else(|| MeterError::UnknownFeature(pool.into()))?;
+    let (a, b) = wallet.available(&p.id, now);
+    let available = u64::try_from(a + b).unwrap_or(0);
+    let entitled = crate::usage::may_draw(catalog, ents, wallet, &p.id, now);
+    let allowed = entitled && quantity <= available;
+    Ok(Check {
+        feature: p.id.clone(),
+        allowed,
+        reason: if allowed {
+            Reason::WithinLimit
+        } else if entitled {
+            Reason::LimitReached
+        } else {
+            Reason::NoEntitlement
+        },
+        remaining: Remaining::Count(if allowed { available - quantity } else { available }),
+        used: 0,
+        limit: Remaining::Count(available),
+        resets_at: None,
+        tier: None,
+        upgrade: if allowed { None } else { credit_offer(catalog, &p.id) },
+    })
+}
+
+/// The cheapest visible offer that puts credits into `pool`, as an upgrade.
+pub fn credit_offer(catalog: &Catalog, pool: &str) -> Option<Upgrade> {
+    let o = crate::usage::cheapest_credit_offer(catalog, pool)?;
+    let i = catalog.offers().iter().position(|x| x.key == o.key)?;
+    Some(catalog.upgrade_at(i).clone())
 }
 
 /// What [`track`] decided.

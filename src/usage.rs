@@ -41,6 +41,10 @@ pub enum UsageError {
         max: u64,
     },
     Overflow,
+    /// A charge of credits names a pool the catalog does not have.
+    UnknownPool(String),
+    /// A charge of credits of 0, or of more than one charge may take.
+    BadUnits { units: u64, max: u64 },
 }
 
 impl UsageError {
@@ -50,6 +54,8 @@ impl UsageError {
             UsageError::UnknownRate { .. } => "unknown_rate",
             UsageError::OutOfRange { .. } => "out_of_range",
             UsageError::Overflow => "overflow",
+            UsageError::UnknownPool(_) => "unknown_pool",
+            UsageError::BadUnits { .. } => "invalid_quantity",
         }
     }
 }
@@ -67,6 +73,8 @@ impl fmt::Display for UsageError {
                 write!(f, "{seconds} seconds is outside the allowed range {min}..={max}")
             }
             UsageError::Overflow => write!(f, "the amount is too large to represent"),
+            UsageError::UnknownPool(p) => write!(f, "the catalog has no credit pool `{p}`"),
+            UsageError::BadUnits { units, max } => write!(f, "a charge takes 1 to {max} credits, not {units}"),
         }
     }
 }

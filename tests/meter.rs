@@ -157,3 +157,85 @@ proptest! {
         }
     }
 }
+
+fn razorpay() -> Catalog {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/razorpay-ai.toml")).unwrap();
+    Catalog::from_toml(&src).unwrap()
+}
+
+/// A wallet with `free` units of the free drafts, as a joined user's fold leaves it.
+fn drafts(free: i64) -> tollgate::credits::Wallet {
+    let mut w = tollgate::credits::Wallet::new();
+    w.credit(tollgate::credits::NewLot {
+        key: "free:user:u1:free_drafts".into(),
+        pool: "free_drafts",
+        kind: tollgate::credits::LotKind::Free,
+        amount: free,
+        at: ts("2026-03-01T00:00:00Z"),
+        valid_to: None,
+        source: "catalog",
+        subscription: None,
+    });
+    w
+}
+
+#[test]
+fn a_user_is_joined_once_and_an_organization_never() {
+    use tollgate::billing::facts::Fact;
+    let cat = razorpay();
+    let now = ts("2026-03-05T15:00:00Z");
+    let u = Subject::user("u1");
+    let f = Fact::joining(&cat, &u, &tollgate::credits::Wallet::new(), now).expect("a new user joins");
+    assert_eq!(f.key, "joined:user:u1");
+    assert_eq!(Fact::joining(&cat, &u, &drafts(2), now), None, "holding the free lot: nothing to do");
+    assert_eq!(Fact::joining(&cat, &Subject::org("o1"), &tollgate::credits::Wallet::new(), now), None);
+    assert_eq!(Fact::joining(&vcm(), &u, &tollgate::credits::Wallet::new(), now), None, "no free amounts in the catalog");
+    // The fold of that one fact gives the free drafts.
+    let st = tollgate::billing::reduce(&cat, &[f], now);
+    let w = &st.subjects["user:u1"].wallet;
+    assert_eq!(w.available("free_drafts", now), (0, 2));
+}
+
+#[test]
+fn credit_pools_are_checked_against_the_lots_and_refused_with_a_credit_offer() {
+    let cat = razorpay();
+    let now = ts("2026-03-05T15:00:00Z");
+    let ents = holding(None);
+    let c = meter::check_pool(&cat, &ents, &drafts(2), "free_drafts", 2, now).unwrap();
+    assert!(c.allowed);
+    assert_eq!((c.remaining, c.limit), (Remaining::Count(0), Remaining::Count(2)));
+    let c = meter::check_pool(&cat, &ents, &drafts(2), "free_drafts", 3, now).unwrap();
+    assert!(!c.allowed);
+    assert_eq!(c.reason, Reason::LimitReached);
+    let c = meter::check_pool(&cat, &ents, &drafts(2), "ai_credits", 1, now).unwrap();
+    assert_eq!((c.allowed, c.reason), (false, Reason::NoEntitlement));
+    assert_eq!(c.upgrade.map(|u| u.offer), Some("AI_CREDITS_TOPUP_500".to_string()));
+}
+
+#[test]
+fn a_charge_of_credits_takes_its_units_and_nothing_else() {
+    use tollgate::charge::{charge_units, ChargeDecision, ChargeInput, Refusal, UnitsRequest};
+    use tollgate::credits::OveragePolicy;
+    let cat = razorpay();
+    let now = ts("2026-03-05T15:00:00Z");
+    let ents = holding(None);
+    let w = drafts(2);
+    let policy = OveragePolicy { allowed: true, limit: Some(1_000_000), spent: 0 };
+    let input = ChargeInput { entitlements: &ents, wallet: &w, overage: &policy };
+    let s = Subject::user("u1");
+    let req = UnitsRequest { subject: &s, idempotency_key: "k", pool: "free_drafts", units: 2 };
+    let ChargeDecision::Charge(c) = charge_units(&cat, input, &req, now).unwrap() else { panic!("two drafts") };
+    assert_eq!((c.record.units, c.record.cost_minor, c.record.overage_units), (2, 0, 0));
+    assert_eq!(c.takes.iter().map(|t| t.units).sum::<i64>(), 2);
+    assert!(c.quote.is_none() && c.record.model.is_none());
+    // Even with overages allowed, credits are never lent: a third is short.
+    let req = UnitsRequest { units: 3, ..req };
+    match charge_units(&cat, input, &req, now).unwrap() {
+        ChargeDecision::Refuse(Refusal::Short(d)) => assert_eq!((d.available, d.required), (2, 3)),
+        other => panic!("short: {other:?}"),
+    }
+    let bad = UnitsRequest { units: 0, ..req };
+    assert_eq!(charge_units(&cat, input, &bad, now).unwrap_err().code(), "invalid_quantity");
+    let unknown = UnitsRequest { pool: "gold", ..req };
+    assert_eq!(charge_units(&cat, input, &unknown, now).unwrap_err().code(), "unknown_pool");
+}

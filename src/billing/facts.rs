@@ -375,6 +375,14 @@ impl UsageFact {
     }
 }
 
+/// A subject seen by the app for the first time (its first request): from then on it holds
+/// what the catalog gives every subject (the free amounts of its credit pools), whether or
+/// not it ever pays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub subject: Subject,
+}
+
 /// A seat of an organization given to (or taken from) a user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatChange {
@@ -462,6 +470,7 @@ pub enum FactBody {
     SeatReleased(SeatChange),
     CreditAdjustment(CreditAdjustment),
     GrantGiven(GrantGiven),
+    Joined(Joined),
 }
 
 impl FactBody {
@@ -480,6 +489,7 @@ impl FactBody {
             FactBody::SeatReleased(_) => "seat_released",
             FactBody::CreditAdjustment(_) => "credit_adjustment",
             FactBody::GrantGiven(_) => "grant_given",
+            FactBody::Joined(_) => "joined",
         }
     }
 
@@ -487,7 +497,7 @@ impl FactBody {
     /// snapshots, then payments, usage, and reversals last.
     fn rank(&self) -> u8 {
         match self {
-            FactBody::CustomerLinked(_) | FactBody::InvoicePayment(_) => 0,
+            FactBody::CustomerLinked(_) | FactBody::InvoicePayment(_) | FactBody::Joined(_) => 0,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Unpaid => 1,
             FactBody::Subscription(_) => 2,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
@@ -538,6 +548,7 @@ enum BodyKind {
     SeatReleased,
     CreditAdjustment,
     GrantGiven,
+    Joined,
 }
 
 impl BodyKind {
@@ -562,6 +573,7 @@ impl BodyKind {
             BodyKind::SeatReleased => FactBody::SeatReleased(Deserialize::deserialize(v)?),
             BodyKind::CreditAdjustment => FactBody::CreditAdjustment(Deserialize::deserialize(v)?),
             BodyKind::GrantGiven => FactBody::GrantGiven(Deserialize::deserialize(v)?),
+            BodyKind::Joined => FactBody::Joined(Deserialize::deserialize(v)?),
         })
     }
 }
@@ -644,6 +656,26 @@ pub(crate) fn digest<T: Serialize>(v: &T) -> String {
 }
 
 impl Fact {
+    /// The app's first sight of a subject: one per subject, keyed by it.
+    pub fn joined(subject: Subject, at: Timestamp) -> Fact {
+        Fact {
+            key: format!("joined:{subject}"),
+            provider: Provider::App,
+            event: String::new(),
+            at,
+            body: FactBody::Joined(Joined { subject }),
+        }
+    }
+
+    /// The fact a subject needs before its first use when the catalog gives every user
+    /// credits (free amounts) and its lots hold none of them yet: a user who never paid
+    /// holds them from the first request.
+    pub fn joining(catalog: &crate::catalog::Catalog, subject: &Subject, wallet: &crate::credits::Wallet, at: Timestamp) -> Option<Fact> {
+        let gives = !subject.is_org() && catalog.doc.credit_pools.iter().any(|p| p.free_amount > 0);
+        let holds = wallet.lots.iter().any(|l| l.kind == crate::credits::LotKind::Free);
+        (gives && !holds).then(|| Fact::joined(subject.clone(), at))
+    }
+
     /// A usage fact, keyed by its request id.
     pub fn usage(u: UsageFact, at: Timestamp) -> Fact {
         Fact {
@@ -755,6 +787,7 @@ impl Fact {
             }
             FactBody::CreditAdjustment(a) => push(a.subject.to_string()),
             FactBody::GrantGiven(g) => push(g.subject.to_string()),
+            FactBody::Joined(j) => push(j.subject.to_string()),
         }
         out
     }

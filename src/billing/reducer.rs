@@ -703,6 +703,7 @@ impl<'c> Folder<'c> {
         self.last = Some(f.clone());
         match &f.body {
             FactBody::CustomerLinked(l) => self.touch(&l.subject, f.at),
+            FactBody::Joined(j) => self.touch(&j.subject, f.at),
             FactBody::Purchase(p) => self.on_purchase(f, p),
             FactBody::Subscription(s) => self.on_snapshot(f, s),
             FactBody::InvoicePaid(i) => self.on_invoice_paid(f, i),

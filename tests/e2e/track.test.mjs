@@ -96,3 +96,51 @@ test('the counters are readable by their owner only (row level security)', { ski
   assert.equal((await rest(a)).length, 1);
   assert.deepEqual(await rest(b), []);
 });
+
+// ---- the Razorpay AI app: credit pools through the same routes
+const razorpay = env.catalog !== 'razorpay-ai' && 'free drafts and AI credits are the Razorpay AI app catalog\'s pools';
+
+test('a user who never paid spends 2 free drafts, from the first request; the third is 402', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const first = await check(uid, { feature: 'free_drafts' });
+  assert.equal(first.status, 200, first.text);
+  assert.deepEqual([first.json.allowed, first.json.remaining], [true, 1]);
+  for (const left of [1, 0]) {
+    const r = await track(uid, id('draft'), { feature: 'free_drafts' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.remaining, left);
+  }
+  const third = await track(uid, id('draft'), { feature: 'free_drafts' });
+  assert.equal(third.status, 402, third.text);
+  assert.equal(third.json.error.code, 'insufficient_balance');
+  const [{ n }] = await q(`select count(*)::int as n from billing_facts where fact_type = 'joined' and $1 = any(refs)`, [`user:${uid}`]);
+  assert.equal(n, 1, 'one joined fact gave the free drafts, once');
+});
+
+test('concurrent drafts of a new user: exactly the 2 free ones are taken', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const all = await Promise.all(Array.from({ length: 12 }, () => track(uid, id('draft'), { feature: 'free_drafts' })));
+  const ok = all.filter((r) => r.status === 200);
+  assert.equal(ok.length, 2, all.map((r) => `${r.status} ${r.text}`).join('\n'));
+  assert.ok(all.every((r) => r.status === 200 || r.status === 402 || r.status === 409), all.map((r) => r.status).join(','));
+  const [{ remaining, used }] = await q(`select remaining::int, used::int from credit_lots where user_id = $1 and pool = 'free_drafts'`, [uid]);
+  assert.deepEqual([remaining, used], [0, 2]);
+});
+
+test('AI credits are spent to zero, then 402 with the top-up offer', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const none = await track(uid, id('ai'), { feature: 'ai_credits' });
+  assert.equal(none.status, 403, none.text);
+  assert.equal(none.json.error.upgrade.offer, 'AI_CREDITS_TOPUP_500');
+  const g = await worker('POST', '/v1/admin/grants', {
+    body: { user_id: uid, credits: [{ pool: 'ai_credits', amount: 5, id: id('welcome') }] },
+    headers: { authorization: `Bearer ${env.adminSecret}` },
+  });
+  assert.equal(g.status, 201, g.text);
+  const a = await track(uid, id('ai'), { feature: 'ai_credits', quantity: 5 });
+  assert.equal(a.status, 200, a.text);
+  assert.equal(a.json.remaining, 0);
+  const b = await track(uid, id('ai'), { feature: 'ai_credits' });
+  assert.equal(b.status, 402, b.text);
+  assert.equal(b.json.error.upgrade.offer, 'AI_CREDITS_TOPUP_500');
+});

@@ -129,6 +129,11 @@ impl<T: Transport, S: Store> App<T, S> {
             Ok(s) => s,
             Err(e) => return store_error(&e),
         };
+        // The catalog's free credits are the user's from its first request.
+        let st = match crate::webhook::joined(&self.ctx, &subject, st, now).await {
+            Ok(s) => s,
+            Err(e) => return store_error(&e),
+        };
         let ents = st.entitlements_for_snapshot(&self.ctx.catalog, now);
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
         match signer.issue(&ents, self.ctx.catalog.meta(), now, ttl) {

@@ -75,13 +75,35 @@ pub async fn handle<T: Transport, S: Store>(
     let subject = Subject::user(&claims.sub);
     let core_subject = subject.to_core();
     let request = ChargeRequest { subject: &core_subject, idempotency_key: key, model: &model, quality: &quality, seconds };
-    let request_id = tollgate::charge::request_id(&core_subject, key);
+    let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
+    let decide = |input: ChargeInput<'_>| tollgate::charge::charge(&app.catalog, input, &request, now);
+    run(app, &subject, key, &hash, consume, now, decide).await
+}
+
+/// Decides a charge with `decide` (the core, once per attempt) from the subject's state
+/// and, when `consume`, persists it: the loop every charge of credits goes through
+/// (`/v1/usage/consume`, and `/v1/track` on a credit pool). `hash` is the request's digest
+/// (a retry under the same key with another body is a 409).
+pub async fn run<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    subject: &Subject,
+    key: &str,
+    hash: &str,
+    consume: bool,
+    now: Timestamp,
+    decide: impl Fn(ChargeInput<'_>) -> Result<ChargeDecision, tollgate::usage::UsageError>,
+) -> AppResponse {
+    let request_id = tollgate::charge::request_id(&subject.to_core(), key);
     let ledger_key = format!("usage:{request_id}");
 
     // The state to decide from: the one kept from this subject's last charge (consume
     // only), else a fresh load. `fresh`: read from the store for this request.
-    let load = async || app.store.subject_state(&subject, Some(&ledger_key)).await.map_err(|e| store_error(&e));
-    let kept = if consume { app.usage_states.get(&subject) } else { None };
+    // A fresh state holds the catalog's free credits from the subject's first request.
+    let load = async || {
+        let st = app.store.subject_state(subject, Some(&ledger_key)).await.map_err(|e| store_error(&e))?;
+        crate::webhook::joined(app, subject, st, now).await.map_err(|e| store_error(&e))
+    };
+    let kept = if consume { app.usage_states.get(subject) } else { None };
     let (mut st, mut fresh) = match kept {
         Some(st) => (st, false),
         None => match load().await {
@@ -97,7 +119,7 @@ pub async fn handle<T: Transport, S: Store>(
             spent: 0,
         };
         let input = ChargeInput { entitlements: &ents, wallet: &st.wallet, overage: &policy };
-        let decision = match tollgate::charge::charge(&app.catalog, input, &request, now) {
+        let decision = match decide(input) {
             Ok(d) => d,
             Err(e) => return error(400, e.code(), e.to_string()),
         };
@@ -113,8 +135,7 @@ pub async fn handle<T: Transport, S: Store>(
             }
             ChargeDecision::Refuse(refusal) => {
                 if consume {
-                    let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
-                    match app.store.charge_replay(&subject, &request_id, &hash).await {
+                    match app.store.charge_replay(subject, &request_id, hash).await {
                         Ok(None) => {}
                         Ok(Some(c)) => return charged_answer("replayed", &c, None),
                         Err(e) => return charge_store_error(&e),
@@ -132,7 +153,7 @@ pub async fn handle<T: Transport, S: Store>(
                 &json!({"quote": charge.quote, "charge": ChargeOutcome::Charge(charge.plan.clone())}),
             );
         }
-        match app.store.charge(&subject, &charge, st.stamp.as_deref()).await {
+        match app.store.charge(subject, &charge, st.stamp.as_deref()).await {
             Ok(ChargeAnswer::Charged(c)) => {
                 // The state less this charge, with what the lots it took from hold now.
                 charge.apply_to(&mut st.wallet);

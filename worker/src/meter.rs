@@ -12,12 +12,16 @@
 //! 403 `not_entitled` or `limit_reached` with the cheapest upgrade; 409 `key_reused` when
 //! the key was sent before with another body; the same key and body answer the first use
 //! again (`"replayed": true`). A capability has nothing to count: `track` is its check.
-//! Credit pools are spent with `POST /v1/usage/consume`.
+//! A credit pool's use is a charge of that many credits (the same path as
+//! `/v1/usage/consume`): 200 with the usage id and what the pool holds after; 402
+//! `insufficient_balance` with what is available and required and the cheapest top-up; 403
+//! `not_entitled` without a plan or credits in the pool.
 
 use serde_json::{json, Value};
 
 use tollgate::decide::Reason;
-use tollgate::meter::{self, Check, Count, MeterError, Remaining, Track, Use};
+use tollgate::charge::{ChargeInput, UnitsRequest};
+use tollgate::meter::{self, Check, Count, Feature, MeterError, Remaining, Track, Use};
 use tollgate::time::Timestamp;
 
 use crate::auth::Claims;
@@ -69,14 +73,27 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Err(e) = meter::feature(&ctx.catalog, &feature) {
-        return meter_error(&e);
-    }
+    let pool = match meter::feature(&ctx.catalog, &feature) {
+        Ok(Feature::Pool(p)) => Some(p),
+        Ok(_) => None,
+        Err(e) => return meter_error(&e),
+    };
     let subject = Subject::user(&claims.sub);
     let st = match ctx.store.subject_state(&subject, Some("-")).await {
         Ok(s) => s,
         Err(e) => return store_error(&e),
     };
+    if let Some(pool) = pool {
+        let st = match crate::webhook::joined(ctx, &subject, st, now).await {
+            Ok(s) => s,
+            Err(e) => return store_error(&e),
+        };
+        let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
+        return match meter::check_pool(&ctx.catalog, &ents, &st.wallet, pool, quantity, now) {
+            Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
+            Err(e) => meter_error(&e),
+        };
+    }
     let used = match used(ctx, &subject, &feature, now).await {
         Ok(u) => u,
         Err(r) => return r,
@@ -100,11 +117,13 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     if key.len() > 200 || key.chars().any(|c| c.is_control()) {
         return error(400, "invalid_idempotency_key", "Idempotency-Key must be at most 200 printable characters");
     }
-    if let Err(e) = meter::feature(&ctx.catalog, &feature) {
-        return meter_error(&e);
-    }
     let subject = Subject::user(&claims.sub);
     let core_subject = subject.to_core();
+    match meter::feature(&ctx.catalog, &feature) {
+        Ok(Feature::Pool(pool)) => return spend(ctx, &subject, key, pool, quantity, now).await,
+        Ok(_) => {}
+        Err(e) => return meter_error(&e),
+    }
     let st = match ctx.store.subject_state(&subject, Some("-")).await {
         Ok(s) => s,
         Err(e) => return store_error(&e),
@@ -143,6 +162,34 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         }
     }
     error(409, "concurrent_change", "the count kept changing; retry with the same Idempotency-Key")
+}
+
+/// A use of a credit pool: a charge of `units` credits, through the charge loop every
+/// charge takes, answered in the shape of a track.
+async fn spend<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    subject: &Subject,
+    key: &str,
+    pool: &str,
+    units: u64,
+    now: Timestamp,
+) -> AppResponse {
+    let core = subject.to_core();
+    let req = UnitsRequest { subject: &core, idempotency_key: key, pool, units };
+    let hash = tollgate::charge::units_request_hash(&core, pool, units);
+    let decide = |input: ChargeInput<'_>| tollgate::charge::charge_units(&ctx.catalog, input, &req, now);
+    let mut r = crate::consume::run(ctx, subject, key, &hash, true, now, decide).await;
+    let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) else { return r };
+    if r.status == 200 {
+        v["allowed"] = json!(true);
+        v["feature"] = json!(pool);
+        v["remaining"] = v["balances"][pool].clone();
+    } else if r.status == 402 || r.status == 403 {
+        // The cheapest offer that puts credits into the pool, as every refusal names it.
+        v["error"]["upgrade"] = serde_json::to_value(meter::credit_offer(&ctx.catalog, pool)).unwrap_or(Value::Null);
+    }
+    r.body = serde_json::to_vec(&v).unwrap_or_default();
+    r
 }
 
 /// The check as it stands after the store counted `used` in the window.

@@ -180,6 +180,23 @@ pub async fn apply_facts<T: Transport, S: Store>(
     apply_with_refs(app, event, facts, BTreeSet::new(), now).await
 }
 
+/// A subject's state after its first sight: when the catalog gives every user credits and
+/// the subject holds none of them yet (`Fact::joining`), the `joined` fact is folded first
+/// and the state read again; otherwise `st` as it is. Cheap after the first request: the
+/// free lots, once written, are in every state read.
+pub async fn joined<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    subject: &crate::state::Subject,
+    st: crate::state::SubjectState,
+    now: Timestamp,
+) -> Result<crate::state::SubjectState, StoreError> {
+    let Some(fact) = Fact::joining(&app.catalog, &subject.to_core(), &st.wallet, now) else {
+        return Ok(st);
+    };
+    apply_facts(app, None, vec![fact], now).await?;
+    app.store.subject_state(subject, Some("-")).await
+}
+
 /// [`apply_facts`], folding also every fact related to `refs`.
 pub async fn apply_with_refs<T: Transport, S: Store>(
     app: &Ctx<T, S>,

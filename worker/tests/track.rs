@@ -1,6 +1,7 @@
 //! `POST /v1/check` and `POST /v1/track` through the worker's own routes on the in-memory
-//! store, with the VCM Suite's catalog: the workflow runs a day of a Starter subscriber,
-//! replays and reused keys, capabilities, and every bad request's answer. (The same
+//! store: with the VCM Suite's catalog, the workflow runs a day of a Starter subscriber,
+//! replays and reused keys, capabilities, and every bad request's answer; with the
+//! Razorpay AI app's, credit pools (free drafts from the first request, AI credits). (The same
 //! routes run against PostgreSQL under `wrangler dev` in tests/e2e/track.test.mjs.)
 
 mod common;
@@ -23,7 +24,11 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "vcm-suite"), NoNetwork, MemoryStore::new()).expect("app");
+        T::with("vcm-suite")
+    }
+
+    fn with(catalog: &str) -> T {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", catalog), NoNetwork, MemoryStore::new()).expect("app");
         T { app }
     }
 
@@ -152,5 +157,53 @@ fn bad_requests_get_clear_errors() {
         assert_eq!(s, 401, "no token, no answer");
         let (_, c) = t.check(&u, runs(), NOW).await;
         assert_eq!(c["used"], 0, "nothing was counted");
+    });
+}
+
+#[test]
+fn a_user_who_never_paid_spends_two_free_drafts_and_the_third_is_refused() {
+    block(async {
+        let t = T::with("razorpay-ai");
+        let u = t.user(U1, None).await;
+        let drafts = json!({"feature": "free_drafts"});
+        let (s, c) = t.check(&u, drafts.clone(), NOW).await;
+        assert_eq!((s, c["allowed"].clone(), c["remaining"].clone()), (200, json!(true), json!(1)), "{c}");
+        for left in [1, 0] {
+            let (s, v) = t.track(&u, &format!("draft-{left}"), drafts.clone(), NOW).await;
+            assert_eq!((s, v["allowed"].clone(), v["remaining"].clone()), (200, json!(true), json!(left)), "{v}");
+        }
+        let (s, v) = t.track(&u, "draft-3", drafts.clone(), NOW).await;
+        assert_eq!((s, v["error"]["code"].clone()), (402, json!("insufficient_balance")), "{v}");
+        assert_eq!((v["error"]["available"].clone(), v["error"]["required"].clone()), (json!(0), json!(1)));
+        // Retrying a spent draft's key replays it; it takes nothing more.
+        let (s, v) = t.track(&u, "draft-1", drafts.clone(), NOW).await;
+        assert_eq!((s, v["replayed"].clone()), (200, json!(true)), "{v}");
+        // The free drafts came once: a second look gives none again.
+        let (_, c) = t.check(&u, drafts, NOW + 60).await;
+        assert_eq!((c["allowed"].clone(), c["remaining"].clone()), (json!(false), json!(0)), "{c}");
+    });
+}
+
+#[test]
+fn ai_credits_are_spent_to_zero_then_refused_with_the_top_up() {
+    block(async {
+        let t = T::with("razorpay-ai");
+        let u = t.user(U1, None).await;
+        let ai = |n: u64| json!({"feature": "ai_credits", "quantity": n});
+        let (s, v) = t.track(&u, "ai-0", ai(1), NOW).await;
+        assert_eq!((s, v["error"]["code"].clone()), (403, json!("not_entitled")), "{v}");
+        assert_eq!(v["error"]["upgrade"]["offer"], "AI_CREDITS_TOPUP_500");
+        let body = json!({"user_id": u, "credits": [{"pool": "ai_credits", "amount": 5, "id": "welcome"}]});
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        assert_eq!(t.call("/v1/admin/grants", h, body, NOW).await.0, 201);
+        let (s, v) = t.track(&u, "ai-1", ai(3), NOW + 1).await;
+        assert_eq!((s, v["remaining"].clone()), (200, json!(2)), "{v}");
+        let (s, v) = t.track(&u, "ai-2", ai(3), NOW + 2).await;
+        assert_eq!((s, v["error"]["code"].clone()), (402, json!("insufficient_balance")), "{v}");
+        assert_eq!(v["error"]["upgrade"]["offer"], "AI_CREDITS_TOPUP_500");
+        let (s, v) = t.track(&u, "ai-3", ai(2), NOW + 3).await;
+        assert_eq!((s, v["remaining"].clone()), (200, json!(0)), "{v}");
+        let (_, c) = t.check(&u, ai(1), NOW + 4).await;
+        assert_eq!((c["allowed"].clone(), c["reason"].clone()), (json!(false), json!("limit_reached")), "{c}");
     });
 }
