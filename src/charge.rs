@@ -79,6 +79,10 @@ pub struct Charge {
     pub record: UsageRecord,
     /// The charge as a billing fact: what it took, lot by lot, and its overage.
     pub fact: Fact,
+    /// For a charge with overage: the subject's cap on overage spend in its billing
+    /// period, which the store checks the period's overage against, atomically, with this
+    /// charge's overage added (the decision read `OveragePolicy::spent` before it).
+    pub overage_limit: Option<i64>,
 }
 
 /// Why a charge is refused: values, not errors.
@@ -138,6 +142,7 @@ pub fn charge(
         ChargeOutcome::Charge(p) => p,
         ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
     };
+    let default_cap = catalog.doc.usage.as_ref().map_or(0, |u| u.default_overage_limit);
     let meta = Meta {
         subject: req.subject,
         request_id,
@@ -145,6 +150,7 @@ pub fn charge(
         units: req.seconds,
         model: Some(req.model),
         quality: Some(req.quality),
+        overage_limit: input.overage.limit.unwrap_or(default_cap),
     };
     Ok(ChargeDecision::Charge(Box::new(settle(meta, Some(q), plan, now)?)))
 }
@@ -195,6 +201,7 @@ pub fn charge_units(
         units: req.units,
         model: None,
         quality: None,
+        overage_limit: 0,
     };
     Ok(ChargeDecision::Charge(Box::new(settle(meta, None, plan, now)?)))
 }
@@ -233,6 +240,8 @@ struct Meta<'a> {
     units: u64,
     model: Option<&'a str>,
     quality: Option<&'a str>,
+    /// The overage cap that applied (minor units).
+    overage_limit: i64,
 }
 
 /// The rows of a planned charge: its takes, ledger entries, fact and record.
@@ -278,7 +287,8 @@ fn settle(m: Meta<'_>, quote: Option<Quote>, plan: ChargePlan, now: Timestamp) -
         overage_units,
         currency: plan.currency.clone(),
     };
-    Ok(Charge { request_hash: m.request_hash, request_id, quote, plan, takes, entries, record, fact })
+    let overage_limit = (plan.overage_cost > 0).then_some(m.overage_limit);
+    Ok(Charge { request_hash: m.request_hash, request_id, quote, plan, takes, entries, record, fact, overage_limit })
 }
 
 impl Charge {

@@ -110,6 +110,91 @@ pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
     }
 }
 
+/// The billing period an overage cap counts over at `now`: the current period of the
+/// subject's subscription that holds `now` (`periods`: each subscription's current period
+/// start and end), else the UTC calendar month.
+pub fn overage_period(periods: &[(Timestamp, Timestamp)], now: Timestamp) -> Window {
+    periods
+        .iter()
+        .filter(|(start, end)| *start <= now && now < *end)
+        .max_by_key(|(start, _)| *start)
+        .map(|(start, end)| Window { start: *start, resets_at: Some(*end) })
+        .unwrap_or_else(|| window(LimitPeriod::Month, now))
+}
+
+/// The counter an overage cap is kept in (`usage_counters`, per billing period): a name
+/// no catalog limit can have (limit ids have no `:`).
+pub fn overage_counter(currency: &str) -> String {
+    format!("overage:{}", currency.to_ascii_lowercase())
+}
+
+/// The most a user may set as an overage cap: 10,000,000 in major units.
+pub const MAX_OVERAGE_LIMIT: i64 = 1_000_000_000;
+
+/// A user's overage choice, checked against the catalog before it is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OverageChoice {
+    pub allow_overages: bool,
+    /// Minor units of the catalog's usage currency.
+    pub overage_limit: i64,
+    pub currency: String,
+}
+
+/// Why an overage choice is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChoiceError {
+    /// The catalog prices no usage, so there is no overage to allow.
+    NoUsagePricing,
+    BadLimit(i64),
+    WrongCurrency { given: String, expected: String },
+}
+
+impl ChoiceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChoiceError::NoUsagePricing => "no_usage_pricing",
+            ChoiceError::BadLimit(_) => "invalid_overage_limit",
+            ChoiceError::WrongCurrency { .. } => "wrong_currency",
+        }
+    }
+}
+
+impl std::fmt::Display for ChoiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChoiceError::NoUsagePricing => f.write_str("the catalog prices no usage: there is no overage to allow"),
+            ChoiceError::BadLimit(n) => write!(
+                f,
+                "overage_limit is in minor units, from 0 to {MAX_OVERAGE_LIMIT}, not {n}"
+            ),
+            ChoiceError::WrongCurrency { given, expected } => {
+                write!(f, "overage_limit is in {expected}, the catalog's usage currency, not {given}")
+            }
+        }
+    }
+}
+
+/// Checks a user's overage choice: a cap in minor units of the catalog's usage currency
+/// (`currency`, when given, must be that one), 0 or more; `overage_limit` absent keeps
+/// `current` (or the catalog's default).
+pub fn overage_choice(
+    catalog: &Catalog,
+    allow_overages: bool,
+    overage_limit: Option<i64>,
+    currency: Option<&str>,
+    current: Option<i64>,
+) -> Result<OverageChoice, ChoiceError> {
+    let u = catalog.doc.usage.as_ref().ok_or(ChoiceError::NoUsagePricing)?;
+    if let Some(c) = currency.filter(|c| !c.eq_ignore_ascii_case(&u.currency)) {
+        return Err(ChoiceError::WrongCurrency { given: c.to_string(), expected: u.currency.clone() });
+    }
+    let limit = overage_limit.or(current).unwrap_or(u.default_overage_limit);
+    if !(0..=MAX_OVERAGE_LIMIT).contains(&limit) {
+        return Err(ChoiceError::BadLimit(limit));
+    }
+    Ok(OverageChoice { allow_overages, overage_limit: limit, currency: u.currency.clone() })
+}
+
 /// What remains of a feature after a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remaining {

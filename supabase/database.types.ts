@@ -914,6 +914,14 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_set_preferences: {
+        Args: {
+          p_subject: Json;
+          p_allow_overages: boolean;
+          p_overage_limit: number;
+        };
+        Returns: Json;
+      };
       tollgate_subject_exists: {
         Args: {
           p_subject: Json;

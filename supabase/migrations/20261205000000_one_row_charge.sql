@@ -105,7 +105,10 @@ create trigger credit_statement_read_only instead of insert or update or delete 
 --   p_subject  {"user_id"} or {"organization_id"}
 --   p_charge   {"request_id", "request_hash", "takes": [{"lot", "units"}], "record":
 --               {"units", "model", "quality", "pool", "cost_minor", "overage_minor",
---               "overage_units", "currency"}}
+--               "overage_units", "currency"}, "overage_cap": {"counter", "limit", "since"}}
+--              (the cap, for a charge with overage: its overage is added to the subject's
+--              counter of the billing period that starts at `since`, in usage_counters of
+--              20261205000100, never past `limit`; PT409 hint overage_cap when it would)
 --   p_stamp    the stamp of the state the charge was decided from, or null: when given
 --              and the subject's state moved since, nothing is written and the answer is
 --              {"status": "stale", "state"}.
@@ -138,6 +141,9 @@ declare
   v_usage_id uuid;
   v_at timestamptz;
   v_state jsonb;
+  v_overage bigint := coalesce((v_record ->> 'overage_minor')::bigint, 0);
+  v_cap jsonb := p_charge -> 'overage_cap';
+  v_spent bigint;
 begin
   -- (The subject is read here rather than by tollgate_subject_ids: one function call
   -- less on every charge.)
@@ -181,6 +187,27 @@ begin
   if v_usage_id is null then
     -- Charged before (a retry), or the same request id committed concurrently.
     return public.tollgate_charge_replay(p_subject, v_request_id, p_charge ->> 'request_hash');
+  end if;
+
+  -- Overage is spent against the subject's cap for its billing period: one statement on
+  -- the period's counter, so concurrent charges never pass the cap together.
+  if v_overage > 0 then
+    if v_cap is null or coalesce(v_cap ->> 'counter', '') = '' or (v_cap ->> 'since') is null
+       or (v_cap ->> 'limit') is null then
+      raise exception using errcode = '22023', message = 'a charge with overage needs its overage_cap {counter, limit, since}';
+    end if;
+    if v_overage <= (v_cap ->> 'limit')::bigint then
+      insert into public.usage_counters as c (owner_id, user_id, organization_id, limit_id, window_start, used)
+      values (coalesce(v_user, v_org), v_user, v_org, v_cap ->> 'counter', (v_cap ->> 'since')::timestamptz, v_overage)
+      on conflict (owner_id, limit_id, window_start) do update
+         set used = c.used + excluded.used, updated_at = now()
+       where c.used + excluded.used <= (v_cap ->> 'limit')::bigint
+      returning c.used into v_spent;
+    end if;
+    if v_spent is null then
+      raise exception using errcode = 'PT409', message = 'the overage would pass the cap of the billing period',
+        hint = 'overage_cap';
+    end if;
   end if;
 
   for i in 0 .. jsonb_array_length(v_takes) - 1 loop

@@ -63,6 +63,7 @@ impl<T: Transport, S: Store> App<T, S> {
                 Route::UsageConsume => self.usage(&req, now, true).await,
                 Route::Check => self.meter(&req, now, false).await,
                 Route::Track => self.meter(&req, now, true).await,
+                Route::Preferences => self.preferences(&req, now).await,
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -172,6 +173,14 @@ impl<T: Transport, S: Store> App<T, S> {
         }
     }
 
+    async fn preferences(&self, req: &InRequest, now: Timestamp) -> AppResponse {
+        let claims = match self.ctx.user(req, now).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        crate::meter::preferences(&self.ctx, req, &claims, now).await
+    }
+
     // ------------------------------------------------------------------ admin
 
     async fn admin(&self, req: &InRequest, now: Timestamp, seats: bool) -> AppResponse {
@@ -212,7 +221,7 @@ impl<T: Transport, S: Store> App<T, S> {
 fn cors_headers() -> crate::http::Headers {
     crate::http::Headers::new()
         .with("access-control-allow-origin", "*")
-        .with("access-control-allow-methods", "GET, POST, OPTIONS")
+        .with("access-control-allow-methods", "GET, POST, PUT, OPTIONS")
         .with(
             "access-control-allow-headers",
             "authorization, content-type, idempotency-key",

@@ -111,12 +111,29 @@ pub async fn run<T: Transport, S: Store>(
             Err(r) => return r,
         },
     };
+    // What the subject's overage already spent in its billing period (read once, and
+    // again when a concurrent charge spent it first).
+    let counter = app.catalog.doc.usage.as_ref().map(|u| tollgate::meter::overage_counter(&u.currency));
+    let mut spent: Option<(Timestamp, i64)> = None;
     for _ in 0..MAX_REPLANS {
         let ents = st.entitlements_for_snapshot(&app.catalog, now);
+        let period = tollgate::meter::overage_period(&st.periods, now).start;
+        let spent_now = match (&counter, st.preferences.allow_overages, spent) {
+            (_, false, _) | (None, _, _) => 0,
+            (_, true, Some((p, n))) if p == period => n,
+            (Some(c), true, _) => match app.store.counter(subject, c, period).await {
+                Ok(n) => {
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    spent = Some((period, n));
+                    n
+                }
+                Err(e) => return store_error(&e),
+            },
+        };
         let policy = OveragePolicy {
             allowed: st.preferences.allow_overages,
             limit: st.preferences.overage_limit_minor,
-            spent: 0,
+            spent: spent_now,
         };
         let input = ChargeInput { entitlements: &ents, wallet: &st.wallet, overage: &policy };
         let decision = match decide(input) {
@@ -153,7 +170,7 @@ pub async fn run<T: Transport, S: Store>(
                 &json!({"quote": charge.quote, "charge": ChargeOutcome::Charge(charge.plan.clone())}),
             );
         }
-        match app.store.charge(subject, &charge, st.stamp.as_deref()).await {
+        match app.store.charge(subject, &charge, st.stamp.as_deref(), period).await {
             Ok(ChargeAnswer::Charged(c)) => {
                 // The state less this charge, with what the lots it took from hold now.
                 charge.apply_to(&mut st.wallet);
@@ -175,6 +192,9 @@ pub async fn run<T: Transport, S: Store>(
             Ok(ChargeAnswer::Stale(fresh_state)) => {
                 (st, fresh) = (*fresh_state, true);
             }
+            // A concurrent charge spent the period's overage first: nothing was written;
+            // decide again with what is spent now.
+            Err(e) if e.conflict() == Some(Conflict::OverageCap) => spent = None,
             // A concurrent charge emptied a lot after this one checked it: nothing was
             // written; decide again from fresh lots.
             Err(e) if e.conflict() == Some(Conflict::LotShort) => match load().await {

@@ -24,6 +24,7 @@ impl Transport for FetchTransport {
         let method = match req.method {
             Method::Get => WMethod::Get,
             Method::Post => WMethod::Post,
+            Method::Put => WMethod::Put,
             Method::Patch => WMethod::Patch,
             Method::Delete => WMethod::Delete,
             Method::Head => WMethod::Head,

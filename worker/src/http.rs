@@ -36,6 +36,7 @@ impl Headers {
 pub enum Method {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
     Options,
@@ -48,6 +49,7 @@ impl Method {
         match s.to_ascii_uppercase().as_str() {
             "GET" => Method::Get,
             "POST" => Method::Post,
+            "PUT" => Method::Put,
             "PATCH" => Method::Patch,
             "DELETE" => Method::Delete,
             "OPTIONS" => Method::Options,
@@ -59,6 +61,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
             Method::Options => "OPTIONS",

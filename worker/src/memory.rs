@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
 use tollgate::charge::Charge;
-use tollgate::meter::Count;
+use tollgate::meter::{Count, OverageChoice};
 use tollgate::credits::{EntryKind, LedgerEntry, Lot};
 use tollgate::time::Timestamp;
 
@@ -304,7 +304,12 @@ impl Store for MemoryStore {
         Ok(self.inner.borrow().known(subject))
     }
 
-    async fn charge(&self, subject: &Subject, c: &Charge, stamp_in: Option<&str>) -> Result<ChargeAnswer, StoreError> {
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+        MemoryStore::set_preferences(self, subject, choice.allow_overages, choice.overage_limit);
+        Ok(())
+    }
+
+    async fn charge(&self, subject: &Subject, c: &Charge, stamp_in: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
         if let Some(r) = g.records.get(&c.request_id) {
@@ -336,6 +341,15 @@ impl Store for MemoryStore {
             if !ok {
                 return Err(conflict("lot_short", "a lot no longer holds what the charge takes"));
             }
+        }
+        // The overage counts against the period's cap (the counter tollgate_charge keeps).
+        if let (Some(limit), true) = (c.overage_limit, c.record.overage_minor > 0) {
+            let slot = (key.clone(), tollgate::meter::overage_counter(&c.record.currency), period);
+            let spent = g.counters.get(&slot).copied().unwrap_or(0) + c.record.overage_minor as u64;
+            if spent > limit as u64 {
+                return Err(conflict("overage_cap", "the overage would pass the cap of the billing period"));
+            }
+            g.counters.insert(slot, spent);
         }
         // Everything checked: write the record and the takes (the statement shows the
         // takes as ledger entries; no billing fact: the record is the charge's fact).

@@ -216,3 +216,69 @@ fn refused(c: &Check) -> AppResponse {
     };
     error_json(403, code, message, serde_json::to_value(c).unwrap_or(Value::Null))
 }
+
+/// `GET /v1/preferences`: the caller's overage choice, its billing period and what its
+/// overage spent in it. `PUT /v1/preferences` `{"allow_overages": bool, "overage_limit":
+/// minor units, "currency"?}` sets it (checked by the core: a cap of 0 or more, in the
+/// catalog's usage currency); answers as GET.
+pub async fn preferences<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    req: &InRequest,
+    claims: &Claims,
+    now: Timestamp,
+) -> AppResponse {
+    let subject = Subject::user(&claims.sub);
+    let st = match ctx.store.subject_state(&subject, Some("-")).await {
+        Ok(s) => s,
+        Err(e) => return store_error(&e),
+    };
+    let mut current = (st.preferences.allow_overages, st.preferences.overage_limit_minor);
+    if req.method == crate::http::Method::Put {
+        let body = match json_body(req) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let Some(allow) = body.get("allow_overages").and_then(Value::as_bool) else {
+            return error(400, "invalid_request", "`allow_overages` must be true or false");
+        };
+        let limit = match body.get("overage_limit") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(n) => Some(n),
+                None => return error(400, "invalid_overage_limit", "`overage_limit` must be a whole number of minor units"),
+            },
+        };
+        let currency = match body.get("currency") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.as_str()),
+            Some(_) => return error(400, "wrong_currency", "`currency` must be a currency code"),
+        };
+        let choice = match meter::overage_choice(&ctx.catalog, allow, limit, currency, current.1) {
+            Ok(c) => c,
+            Err(e @ meter::ChoiceError::NoUsagePricing) => return error(404, e.code(), e.to_string()),
+            Err(e) => return error(400, e.code(), e.to_string()),
+        };
+        if let Err(e) = ctx.store.set_preferences(&subject, &choice).await {
+            return store_error(&e);
+        }
+        current = (choice.allow_overages, Some(choice.overage_limit));
+    }
+    let Some(usage) = ctx.catalog.doc.usage.as_ref() else {
+        return error(404, "no_usage_pricing", "the catalog prices no usage: there are no overage preferences");
+    };
+    let period = meter::overage_period(&st.periods, now);
+    let spent = match ctx.store.counter(&subject, &meter::overage_counter(&usage.currency), period.start).await {
+        Ok(n) => n,
+        Err(e) => return store_error(&e),
+    };
+    AppResponse::json(
+        200,
+        &json!({
+            "allow_overages": current.0,
+            "overage_limit": current.1.unwrap_or(usage.default_overage_limit),
+            "currency": usage.currency,
+            "period": {"start": period.start, "ends_at": period.resets_at},
+            "spent": spent,
+        }),
+    )
+}

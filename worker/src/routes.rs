@@ -25,6 +25,7 @@ pub enum Route {
     UsageConsume,
     Check,
     Track,
+    Preferences,
     AdminGrants,
     AdminSeats,
     StripeWebhook,
@@ -44,6 +45,7 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/usage/consume", POST, Route::UsageConsume),
     ("/v1/check", POST, Route::Check),
     ("/v1/track", POST, Route::Track),
+    ("/v1/preferences", &[Method::Get, Method::Put], Route::Preferences),
     ("/v1/admin/grants", POST, Route::AdminGrants),
     ("/v1/admin/seats", POST, Route::AdminSeats),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
@@ -147,7 +149,8 @@ mod tests {
         r.body_json()["error"]["code"].as_str().unwrap_or("").to_string()
     }
 
-    const ALL: [Method; 6] = [Method::Get, Method::Head, Method::Post, Method::Patch, Method::Delete, Method::Other];
+    const ALL: [Method; 7] =
+        [Method::Get, Method::Head, Method::Post, Method::Put, Method::Patch, Method::Delete, Method::Other];
 
     #[test]
     fn the_table_has_one_entry_per_path_and_route() {

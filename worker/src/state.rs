@@ -125,6 +125,17 @@ pub struct Preferences {
     pub overage_limit_minor: Option<i64>,
 }
 
+/// A subscription's current period, as `billing_subscriptions` holds it.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct SubscriptionRow {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    current_period_start: Option<Timestamp>,
+    #[serde(default)]
+    current_period_end: Option<Timestamp>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 struct Raw {
     #[serde(default)]
@@ -145,6 +156,8 @@ struct Raw {
     seats: Option<i64>,
     #[serde(default)]
     stamp: Option<String>,
+    #[serde(default)]
+    subscriptions: Vec<SubscriptionRow>,
 }
 
 /// Everything stored about one subject.
@@ -164,6 +177,9 @@ pub struct SubjectState {
     /// What a usage charge planned from this state is checked against
     /// (`tollgate_usage_stamp`): unchanged, the plan still holds.
     pub stamp: Option<String>,
+    /// The current period (start, end) of each of its subscriptions that is not ended:
+    /// the billing periods an overage cap counts over.
+    pub periods: Vec<(Timestamp, Timestamp)>,
 }
 
 impl SubjectState {
@@ -181,6 +197,12 @@ impl SubjectState {
             organization: raw.organization,
             seats_used: raw.seats,
             stamp: raw.stamp,
+            periods: raw
+                .subscriptions
+                .iter()
+                .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired" | "completed" | "expired"))
+                .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
+                .collect(),
         })
     }
 

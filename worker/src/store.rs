@@ -16,7 +16,7 @@ use tollgate::billing::effects::SubjectRows;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
 use tollgate::charge::Charge;
-use tollgate::meter::Count;
+use tollgate::meter::{Count, OverageChoice};
 use tollgate::time::Timestamp;
 
 use crate::http::Transport;
@@ -142,8 +142,12 @@ pub trait Store {
     /// request's entries.
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError>;
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError>;
-    /// Records a charge decided by the core, once per request id.
-    async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>) -> Result<ChargeAnswer, StoreError>;
+    /// Records a charge decided by the core, once per request id; its overage (if any)
+    /// counts against its cap in the billing period that starts at `period`.
+    async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>, period: Timestamp)
+        -> Result<ChargeAnswer, StoreError>;
+    /// Sets the subject's overage choice (`usage_preferences`).
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError>;
     /// How much of `limit` the subject used in the window that starts at `window_start`.
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError>;
     /// Counts one use of a limit decided by the core, once per request id.
@@ -200,6 +204,17 @@ pub fn record_json(c: &Charge, created_at: Value) -> Value {
     record
 }
 
+/// The cap a charge's overage counts against (`null` without overage): the period's
+/// counter, the cap and the period's start.
+pub fn overage_cap(c: &Charge, period: Timestamp) -> Value {
+    match c.overage_limit {
+        Some(limit) if c.record.overage_minor > 0 => {
+            json!({"counter": tollgate::meter::overage_counter(&c.record.currency), "limit": limit, "since": period})
+        }
+        _ => Value::Null,
+    }
+}
+
 fn charged(v: &Value) -> Charged {
     let left = v
         .get("lots")
@@ -244,7 +259,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
         Ok(v == Value::Bool(true))
     }
 
-    async fn charge(&self, subject: &Subject, c: &Charge, stamp: Option<&str>) -> Result<ChargeAnswer, StoreError> {
+    async fn charge(&self, subject: &Subject, c: &Charge, stamp: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {
         let args = json!({
             "p_subject": subject.to_json(),
             "p_charge": {
@@ -252,6 +267,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
                 "request_hash": c.request_hash,
                 "takes": c.takes,
                 "record": c.record,
+                "overage_cap": overage_cap(c, period),
             },
             "p_stamp": stamp,
         });
@@ -265,6 +281,12 @@ impl<T: Transport> Store for SupabaseStore<T> {
             Some("stale") => Ok(ChargeAnswer::Stale(state()?)),
             _ => Err(StoreError::Decode("an unexpected answer to a charge".into())),
         }
+    }
+
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_allow_overages": choice.allow_overages,
+                          "p_overage_limit": choice.overage_limit});
+        self.client.rpc("tollgate_set_preferences", &args).await.map(|_| ())
     }
 
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {

@@ -42,6 +42,9 @@ pub enum Conflict {
     LotShort,
     /// A new fact's key was stored before, with other content, outside the fold's cluster.
     FactConflict,
+    /// A charge's overage would pass the subject's cap for its billing period (a
+    /// concurrent charge spent it first): decide again with the period's spend.
+    OverageCap,
     /// Any other conflict (a unique key of the store's own).
     Other,
 }
@@ -78,6 +81,7 @@ impl StoreError {
             (Some("PT409"), Some("key_reused")) => Conflict::KeyReused,
             (Some("PT409"), Some("lot_short")) => Conflict::LotShort,
             (Some("PT409"), Some("fact_conflict")) => Conflict::FactConflict,
+            (Some("PT409"), Some("overage_cap")) => Conflict::OverageCap,
             _ => Conflict::Other,
         })
     }

@@ -207,3 +207,76 @@ fn ai_credits_are_spent_to_zero_then_refused_with_the_top_up() {
         assert_eq!((c["allowed"].clone(), c["reason"].clone()), (json!(false), json!("limit_reached")), "{c}");
     });
 }
+
+async fn prefs(t: &T, uid: &str, body: Option<Value>, now: i64) -> (u16, Value) {
+    let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, now)));
+    let (method, bytes) = match body {
+        Some(b) => (Method::Put, b.to_string().into_bytes()),
+        None => (Method::Get, vec![]),
+    };
+    let req = InRequest { method, path: "/v1/preferences".into(), query: String::new(), headers: h, body: bytes };
+    let r = t.app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn users_set_their_overage_choice_and_bad_choices_are_refused() {
+    block(async {
+        let t = T::with("video-studio");
+        let u = t.user(U1, None).await;
+        let (s, v) = prefs(&t, &u, None, NOW).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!((v["allow_overages"].clone(), v["overage_limit"].clone(), v["currency"].clone()), (json!(false), json!(10_000), json!("usd")));
+        assert_eq!(v["period"]["start"], "2027-01-01T00:00:00Z", "no subscription: the UTC month");
+        let (s, v) = prefs(&t, &u, Some(json!({"allow_overages": true, "overage_limit": 2500, "currency": "USD"})), NOW).await;
+        assert_eq!((s, v["allow_overages"].clone(), v["overage_limit"].clone()), (200, json!(true), json!(2500)), "{v}");
+        for (body, code) in [
+            (json!({"allow_overages": true, "overage_limit": -1}), "invalid_overage_limit"),
+            (json!({"allow_overages": true, "overage_limit": 1.5}), "invalid_overage_limit"),
+            (json!({"allow_overages": true, "overage_limit": 100, "currency": "eur"}), "wrong_currency"),
+            (json!({"overage_limit": 100}), "invalid_request"),
+        ] {
+            let (s, v) = prefs(&t, &u, Some(body.clone()), NOW).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some(code)), "{body}: {v}");
+        }
+        let (_, v) = prefs(&t, &u, None, NOW).await;
+        assert_eq!(v["overage_limit"], 2500, "nothing refused was stored");
+        let vcm = T::new();
+        let w = vcm.user(U2, None).await;
+        assert_eq!(prefs(&vcm, &w, None, NOW).await.0, 404, "no usage pricing, no overage");
+    });
+}
+
+#[test]
+fn the_overage_cap_holds_across_requests_in_a_period_and_resets_in_the_next() {
+    block(async {
+        let t = T::with("video-studio");
+        let u = t.user(U1, None).await;
+        let body = json!({"user_id": u, "credits": [{"pool": "video_seconds", "amount": 1, "id": "one"}]});
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        assert_eq!(t.call("/v1/admin/grants", h, body, NOW).await.0, 201);
+        // 9 s of overage cost 14 cents and 10 s 15 (1.5 cents a second, rounded up): a cap
+        // of 29 covers the first two requests of 10 s, not a third.
+        assert_eq!(prefs(&t, &u, Some(json!({"allow_overages": true, "overage_limit": 29})), NOW).await.0, 200);
+        let ten = json!({"model": "standard", "quality": "watermark", "seconds": 10});
+        let consume = |key: &'static str, now: i64| {
+            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(&u, ISSUER, now))).with("idempotency-key", key);
+            t.call("/v1/usage/consume", h, ten.clone(), now)
+        };
+        let (s, v) = consume("r1", NOW).await;
+        assert_eq!((s, v["record"]["overage_minor"].clone()), (200, json!(14)), "{v}");
+        let (s, v) = consume("r2", NOW + 1).await;
+        assert_eq!((s, v["record"]["overage_minor"].clone()), (200, json!(15)), "{v}");
+        let (s, v) = consume("r3", NOW + 2).await;
+        assert_eq!((s, v["error"]["code"].clone()), (402, json!("overage_limit_exceeded")), "{v}");
+        assert_eq!(v["error"]["overage_limit"], 29);
+        let (_, p) = prefs(&t, &u, None, NOW + 3).await;
+        assert_eq!(p["spent"], 29);
+        // February: a new period, a new cap.
+        let next = NOW + 31 * 86_400;
+        let (s, v) = consume("r4", next).await;
+        assert_eq!(s, 200, "{v}");
+        let (_, p) = prefs(&t, &u, None, next).await;
+        assert_eq!((p["spent"].clone(), p["period"]["start"].clone()), (json!(15), json!("2027-02-01T00:00:00Z")));
+    });
+}
