@@ -240,6 +240,8 @@ pub struct Count {
     pub window_start: Timestamp,
     /// `None`: unlimited (counted all the same, for the subject's usage).
     pub max: Option<u64>,
+    /// When the use was decided.
+    pub at: Timestamp,
 }
 
 /// May the subject take `quantity` credits of `pool` now? Allowed while the pool's usable
@@ -385,6 +387,7 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
             Remaining::Count(n) => Some(n),
             Remaining::Unlimited => None,
         },
+        at: now,
     };
     Ok(Track::Allow(c, Some(count)))
 }

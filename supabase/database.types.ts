@@ -948,6 +948,23 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_track_replay: {
+        Args: {
+          p_subject: Json;
+          p_request_id: string;
+          p_request_hash: string;
+        };
+        Returns: Json;
+      };
+      tollgate_usage_by_day: {
+        Args: {
+          p_subject: Json;
+          p_feature: string;
+          p_from: string;
+          p_to: string;
+        };
+        Returns: Json;
+      };
       tollgate_usage_stamp: {
         Args: {
           p_state: Json;

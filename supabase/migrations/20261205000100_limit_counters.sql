@@ -52,6 +52,34 @@ as $fn$
                       and c.limit_id = p_limit and c.window_start = p_window_start), 0)
 $fn$;
 
+-- The answer of a request id counted before ({"status": "replayed", "usage_id", "used":
+-- the window's count now}), or null: what a retry is answered, also once the limit is
+-- reached. Another request under the same id: PT409 key_reused.
+create or replace function public.tollgate_track_replay(p_subject jsonb, p_request_id text, p_request_hash text)
+returns jsonb
+language plpgsql stable
+set search_path = ''
+as $fn$
+declare
+  s record;
+  v record;
+begin
+  s := public.tollgate_subject_ids(p_subject);
+  select u.id, u.request_hash, u.user_id, u.organization_id, u.feature, u.window_start into v
+    from public.usage_records u where u.request_id = p_request_id;
+  if not found then
+    return null;
+  end if;
+  if v.request_hash is distinct from p_request_hash or v.user_id is distinct from s.user_id
+     or v.organization_id is distinct from s.organization_id then
+    raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
+      hint = 'key_reused';
+  end if;
+  return jsonb_build_object('status', 'replayed', 'usage_id', v.id,
+    'used', public.tollgate_counter(p_subject, v.feature, v.window_start));
+end
+$fn$;
+
 -- Counts one use decided by the core (tollgate::meter::track), once per request id.
 --   p_subject  {"user_id"} or {"organization_id"}
 --   p_count    {"request_id", "request_hash", "feature", "quantity", "window_start",
@@ -73,7 +101,7 @@ declare
   v_quantity bigint := (p_count ->> 'quantity')::bigint;
   v_window timestamptz := (p_count ->> 'window_start')::timestamptz;
   v_max bigint := (p_count ->> 'max')::bigint;
-  v_existing record;
+  v_existing jsonb;
   v_used bigint;
   v_usage_id uuid;
 begin
@@ -87,17 +115,9 @@ begin
     raise exception using errcode = '22023', message = 'a count needs a positive quantity and a limit of 0 or more';
   end if;
 
-  select u.id, u.request_hash, u.user_id, u.organization_id, u.feature, u.window_start into v_existing
-    from public.usage_records u where u.request_id = v_request_id;
-  if found then
-    if v_existing.request_hash is distinct from p_count ->> 'request_hash'
-       or v_existing.user_id is distinct from s.user_id
-       or v_existing.organization_id is distinct from s.organization_id then
-      raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
-        hint = 'key_reused';
-    end if;
-    return jsonb_build_object('status', 'replayed', 'usage_id', v_existing.id,
-      'used', public.tollgate_counter(p_subject, v_existing.feature, v_existing.window_start));
+  v_existing := public.tollgate_track_replay(p_subject, v_request_id, p_count ->> 'request_hash');
+  if v_existing is not null then
+    return v_existing;
   end if;
 
   if v_max is not null and v_quantity > v_max then
@@ -128,6 +148,7 @@ declare
 begin
   foreach f in array array[
     'public.tollgate_counter(jsonb, text, timestamptz)',
+    'public.tollgate_track_replay(jsonb, text, text)',
     'public.tollgate_track(jsonb, jsonb)'
   ] loop
     execute format('revoke all on function %s from public, anon, authenticated', f);

@@ -1,4 +1,5 @@
--- tollgate: users set their own overage choice, and the cap holds for a billing period.
+-- tollgate: users set their own overage choice, and the cap holds for a billing period;
+-- a subject's usage by day.
 --
 -- `PUT /v1/preferences` (the signed-in user, validated by the core) writes the user's
 -- `usage_preferences` row through tollgate_set_preferences. The cap is enforced per
@@ -32,3 +33,24 @@ $fn$;
 
 revoke all on function public.tollgate_set_preferences(jsonb, boolean, bigint) from public, anon, authenticated;
 grant execute on function public.tollgate_set_preferences(jsonb, boolean, bigint) to service_role;
+
+-- The subject's usage of one feature by UTC day, from `p_from` (inclusive) to `p_to`
+-- (exclusive): what `GET /v1/usage` answers. A feature is a limit (uses counted by
+-- tollgate_track) or a credit pool (charges). Answers [{"day": "YYYY-MM-DD", "units", "uses"}].
+create or replace function public.tollgate_usage_by_day(p_subject jsonb, p_feature text, p_from timestamptz, p_to timestamptz)
+returns jsonb
+language sql stable
+set search_path = ''
+as $fn$
+  with s as (select * from public.tollgate_subject_ids(p_subject))
+  select coalesce(jsonb_agg(jsonb_build_object('day', d.day, 'units', d.units, 'uses', d.uses) order by d.day), '[]'::jsonb)
+    from (select to_char(u.created_at at time zone 'UTC', 'YYYY-MM-DD') as day, sum(u.units)::bigint as units, count(*) as uses
+            from public.usage_records u, s
+           where (u.user_id = s.user_id or u.organization_id = s.organization_id)
+             and coalesce(u.feature, u.pool) = p_feature
+             and u.created_at >= p_from and u.created_at < p_to
+           group by 1) d
+$fn$;
+
+revoke all on function public.tollgate_usage_by_day(jsonb, text, timestamptz, timestamptz) from public, anon, authenticated;
+grant execute on function public.tollgate_usage_by_day(jsonb, text, timestamptz, timestamptz) to service_role;

@@ -144,3 +144,20 @@ test('AI credits are spent to zero, then 402 with the top-up offer', { skip: raz
   assert.equal(b.status, 402, b.text);
   assert.equal(b.json.error.upgrade.offer, 'AI_CREDITS_TOPUP_500');
 });
+
+test('a retry after the limit is reached replays its use; usage by day counts each use once', { skip }, async () => {
+  const uid = await subscriber('starter');
+  const keys = [id('run'), id('run'), id('run')];
+  for (const k of keys) assert.equal((await track(uid, k)).status, 200);
+  assert.equal((await track(uid, id('run'))).status, 403);
+  const retry = await track(uid, keys[0]);
+  assert.equal(retry.status, 200, retry.text);
+  assert.equal(retry.json.replayed, true);
+  const r = await worker('GET', `/v1/usage?feature=workflow_runs_per_day`, { headers: { authorization: `Bearer ${userToken(uid)}` } });
+  assert.equal(r.status, 200, r.text);
+  const today = new Date().toISOString().slice(0, 10);
+  assert.deepEqual(r.json.days, [{ day: today, units: 3, uses: 3 }]);
+  const bad = await worker('GET', `/v1/usage?feature=use_ai`, { headers: { authorization: `Bearer ${userToken(uid)}` } });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.error.code, 'not_counted');
+});

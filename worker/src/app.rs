@@ -64,6 +64,10 @@ impl<T: Transport, S: Store> App<T, S> {
                 Route::Check => self.meter(&req, now, false).await,
                 Route::Track => self.meter(&req, now, true).await,
                 Route::Preferences => self.preferences(&req, now).await,
+                Route::Usage => match self.ctx.user(&req, now).await {
+                    Ok(claims) => crate::meter::usage(&self.ctx, &req, &claims, now).await,
+                    Err(r) => r,
+                },
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,

@@ -119,6 +119,38 @@ pub struct InRequest {
     pub body: Vec<u8>,
 }
 
+impl InRequest {
+    /// The first value of query parameter `name`, percent-decoded (`+` is a space);
+    /// `None` when absent or not UTF-8 once decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k)? == name).then(|| decode(v)).flatten()
+        })
+    }
+}
+
+/// Percent-decoding of one query component; `None` for a malformed escape or bytes that
+/// are not UTF-8.
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 /// What the app answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppResponse {
@@ -143,5 +175,27 @@ impl AppResponse {
     }
     pub fn body_json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
+        let r = InRequest {
+            method: Method::Get,
+            path: "/".into(),
+            query: "feature=ai%5Fcredits&from=2027-01-01&x&to=2027-02-01T00%3A00%3A00Z&note=a+b&bad=%zz".into(),
+            headers: Headers::new(),
+            body: vec![],
+        };
+        assert_eq!(r.query_param("feature").as_deref(), Some("ai_credits"));
+        assert_eq!(r.query_param("to").as_deref(), Some("2027-02-01T00:00:00Z"));
+        assert_eq!(r.query_param("note").as_deref(), Some("a b"));
+        assert_eq!(r.query_param("x").as_deref(), Some(""));
+        assert_eq!(r.query_param("bad"), None);
+        assert_eq!(r.query_param("missing"), None);
     }
 }

@@ -44,6 +44,8 @@ struct Record {
     subject: String,
     hash: String,
     record: Value,
+    /// When it was written (the decision's `now`: the store has no clock of its own here).
+    at: Timestamp,
 }
 
 #[derive(Clone, Debug)]
@@ -304,6 +306,23 @@ impl Store for MemoryStore {
         Ok(self.inner.borrow().known(subject))
     }
 
+    async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
+        let g = self.inner.borrow();
+        let mut days: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for r in g.records.values().filter(|r| r.subject == subject.key()) {
+            let of = r.record.get("feature").or_else(|| r.record.get("pool")).and_then(Value::as_str);
+            let at = r.at;
+            if of != Some(feature) || at < from || at >= to {
+                continue;
+            }
+            let day = at.to_rfc3339()[..10].to_string();
+            let e = days.entry(day).or_default();
+            e.0 += r.record["units"].as_u64().unwrap_or(0);
+            e.1 += 1;
+        }
+        Ok(Value::Array(days.into_iter().map(|(day, (units, uses))| json!({"day": day, "units": units, "uses": uses})).collect()))
+    }
+
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
         MemoryStore::set_preferences(self, subject, choice.allow_overages, choice.overage_limit);
         Ok(())
@@ -364,7 +383,7 @@ impl Store for MemoryStore {
         let id = format!("usage-{}", g.next());
         let record = record_json(c, Value::Null);
         let answer = Charged { usage_id: json!(id), record: record.clone(), balances: Value::Null, left };
-        g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record });
+        g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record, at: c.fact.at });
         Ok(ChargeAnswer::Charged(answer))
     }
 
@@ -373,19 +392,26 @@ impl Store for MemoryStore {
         Ok(g.counters.get(&(subject.key(), limit.to_string(), window_start)).copied().unwrap_or(0))
     }
 
+    async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError> {
+        let g = self.inner.borrow();
+        let key = subject.key();
+        let Some(r) = g.records.get(request_id) else { return Ok(None) };
+        if r.hash != request_hash || r.subject != key {
+            return Err(conflict("key_reused", "Idempotency-Key was already used for a different request"));
+        }
+        let start: Timestamp =
+            serde_json::from_value(r.record["window_start"].clone()).map_err(|e| StoreError::Decode(e.to_string()))?;
+        let feature = r.record["feature"].as_str().unwrap_or("").to_string();
+        let used = g.counters.get(&(key, feature, start)).copied().unwrap_or(0);
+        Ok(Some(Counted::Replayed { usage_id: json!(r.id), used }))
+    }
+
     async fn track(&self, subject: &Subject, c: &Count) -> Result<Counted, StoreError> {
+        if let Some(replayed) = self.track_replay(subject, &c.request_id, &c.request_hash).await? {
+            return Ok(replayed);
+        }
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
-        if let Some(r) = g.records.get(&c.request_id) {
-            if r.hash != c.request_hash || r.subject != key {
-                return Err(conflict("key_reused", "Idempotency-Key was already used for a different request"));
-            }
-            let (id, at) = (json!(r.id), r.record["window_start"].clone());
-            let start: Timestamp = serde_json::from_value(at).map_err(|e| StoreError::Decode(e.to_string()))?;
-            let feature = r.record["feature"].as_str().unwrap_or("").to_string();
-            let used = g.counters.get(&(key, feature, start)).copied().unwrap_or(0);
-            return Ok(Counted::Replayed { usage_id: id, used });
-        }
         if c.quantity == 0 {
             return Err(rejected("a count needs a positive quantity and a limit of 0 or more"));
         }
@@ -397,7 +423,7 @@ impl Store for MemoryStore {
         g.counters.insert(slot, used);
         let id = format!("usage-{}", g.next());
         let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "window_start": c.window_start});
-        g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record });
+        g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record, at: c.at });
         Ok(Counted::Counted { usage_id: json!(id), used })
     }
 

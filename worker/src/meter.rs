@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use tollgate::decide::Reason;
 use tollgate::charge::{ChargeInput, UnitsRequest};
-use tollgate::meter::{self, Check, Count, Feature, MeterError, Remaining, Track, Use};
+use tollgate::meter::{self, Check, Feature, MeterError, Remaining, Track, Use};
 use tollgate::time::Timestamp;
 
 use crate::auth::Claims;
@@ -140,6 +140,22 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         let decided = meter::track(&ctx.catalog, &ents, &asked, last, now);
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
+            // A retry of a use counted before is answered as that use, also once the
+            // limit is reached (a capability counts nothing: nothing to replay).
+            Ok(Track::Refuse(c)) if ctx.catalog.limit_index(&c.feature).is_some() => {
+                let id = tollgate::charge::request_id(&core_subject, key);
+                let hash = meter::request_hash(&core_subject, &c.feature, quantity);
+                return match ctx.store.track_replay(&subject, &id, &hash).await {
+                    Ok(Some(Counted::Replayed { usage_id, used })) => {
+                        AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))
+                    }
+                    Ok(_) => refused(&c),
+                    Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
+                        error(409, "key_reused", "this Idempotency-Key was used for a different request")
+                    }
+                    Err(e) => store_error(&e),
+                };
+            }
             Ok(Track::Refuse(c)) => return refused(&c),
             Err(e) => return meter_error(&e),
         };
@@ -148,10 +164,10 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         };
         match ctx.store.track(&subject, &count).await {
             Ok(Counted::Counted { usage_id, used }) => {
-                return AppResponse::json(200, &answer(&after(check, &count, used), Some(usage_id), false))
+                return AppResponse::json(200, &answer(&after(check, count.quantity, used), Some(usage_id), false))
             }
             Ok(Counted::Replayed { usage_id, used }) => {
-                return AppResponse::json(200, &answer(&after(check, &count, used), Some(usage_id), true))
+                return AppResponse::json(200, &answer(&after(check, count.quantity, used), Some(usage_id), true))
             }
             Ok(Counted::LimitReached { used }) => last = used,
             Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
@@ -192,9 +208,17 @@ async fn spend<T: Transport, S: Store>(
     r
 }
 
+/// A refused check as the answer of the use it replays (which was allowed).
+fn allowed(mut c: Check) -> Check {
+    c.allowed = true;
+    c.reason = Reason::WithinLimit;
+    c.upgrade = None;
+    c
+}
+
 /// The check as it stands after the store counted `used` in the window.
-fn after(mut c: Check, count: &Count, used: u64) -> Check {
-    c.used = used.saturating_sub(count.quantity);
+fn after(mut c: Check, quantity: u64, used: u64) -> Check {
+    c.used = used.saturating_sub(quantity);
     if let Remaining::Count(n) = c.limit {
         c.remaining = Remaining::Count(n.saturating_sub(used));
     }
@@ -281,4 +305,52 @@ pub async fn preferences<T: Transport, S: Store>(
             "spent": spent,
         }),
     )
+}
+
+/// The most days one `GET /v1/usage` covers.
+pub const MAX_USAGE_DAYS: i64 = 366;
+
+/// `GET /v1/usage?feature=<limit or pool>&from=&to=`: the caller's own use of a feature by
+/// UTC day, for meters and charts. `from` and `to` are dates (`2027-01-31`, whole UTC
+/// days) or RFC 3339 instants; by default the 30 days up to the end of today. Answers
+/// `{"feature", "from", "to", "days": [{"day", "units", "uses"}]}` (days without use are
+/// left out).
+pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
+    let Some(feature) = req.query_param("feature").filter(|f| !f.is_empty()) else {
+        return error(400, "invalid_request", "name the feature: ?feature=<a limit or a credit pool of the catalog>");
+    };
+    match meter::feature(&ctx.catalog, &feature) {
+        Ok(Feature::Limit(_) | Feature::Pool(_)) => {}
+        Ok(Feature::Capability(_)) => {
+            return error(400, "not_counted", format!("`{feature}` is a capability: it is checked, not counted"))
+        }
+        Err(e) => return meter_error(&e),
+    }
+    let day = |t: Timestamp| Timestamp(t.unix().div_euclid(tollgate::time::DAY) * tollgate::time::DAY);
+    let end_of_today = day(now).plus_days(1);
+    let parse = |name: &str, default: Timestamp| -> Result<Timestamp, AppResponse> {
+        match req.query_param(name) {
+            None => Ok(default),
+            Some(v) if v.len() == 10 => Timestamp::parse(&format!("{v}T00:00:00Z"))
+                .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant"))),
+            Some(v) => Timestamp::parse(&v)
+                .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant"))),
+        }
+    };
+    let to = match parse("to", end_of_today) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let from = match parse("from", to.plus_days(-30)) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if from >= to || to.unix() - from.unix() > MAX_USAGE_DAYS * tollgate::time::DAY {
+        return error(400, "invalid_range", format!("`from` must be before `to`, at most {MAX_USAGE_DAYS} days apart"));
+    }
+    let subject = Subject::user(&claims.sub);
+    match ctx.store.usage_by_day(&subject, &feature, from, to).await {
+        Ok(days) => AppResponse::json(200, &json!({"feature": feature, "from": from, "to": to, "days": days})),
+        Err(e) => store_error(&e),
+    }
 }

@@ -146,10 +146,16 @@ pub trait Store {
     /// counts against its cap in the billing period that starts at `period`.
     async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>, period: Timestamp)
         -> Result<ChargeAnswer, StoreError>;
+    /// The subject's usage of `feature` (a limit or a pool) by UTC day in `[from, to)`:
+    /// `[{"day", "units", "uses"}]`.
+    async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError>;
     /// Sets the subject's overage choice (`usage_preferences`).
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError>;
     /// How much of `limit` the subject used in the window that starts at `window_start`.
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError>;
+    /// The answer of a use counted before under `request_id`, if it was (a retry's answer,
+    /// also once the limit is reached).
+    async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError>;
     /// Counts one use of a limit decided by the core, once per request id.
     async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError>;
     /// The first answer of a request id already charged, if it was.
@@ -283,6 +289,11 @@ impl<T: Transport> Store for SupabaseStore<T> {
         }
     }
 
+    async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_feature": feature, "p_from": from, "p_to": to});
+        self.client.rpc("tollgate_usage_by_day", &args).await
+    }
+
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
         let args = json!({"p_subject": subject.to_json(), "p_allow_overages": choice.allow_overages,
                           "p_overage_limit": choice.overage_limit});
@@ -293,6 +304,15 @@ impl<T: Transport> Store for SupabaseStore<T> {
         let args = json!({"p_subject": subject.to_json(), "p_limit": limit, "p_window_start": window_start});
         let v = self.client.rpc("tollgate_counter", &args).await?;
         v.as_u64().ok_or_else(|| StoreError::Decode(format!("a counter: {v}")))
+    }
+
+    async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError> {
+        let args = json!({"p_subject": subject.to_json(), "p_request_id": request_id, "p_request_hash": request_hash});
+        let v = self.client.rpc("tollgate_track_replay", &args).await?;
+        Ok((!v.is_null()).then(|| Counted::Replayed {
+            usage_id: v["usage_id"].clone(),
+            used: v.get("used").and_then(Value::as_u64).unwrap_or(0),
+        }))
     }
 
     async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError> {

@@ -280,3 +280,44 @@ fn the_overage_cap_holds_across_requests_in_a_period_and_resets_in_the_next() {
         assert_eq!((p["spent"].clone(), p["period"]["start"].clone()), (json!(15), json!("2027-02-01T00:00:00Z")));
     });
 }
+
+async fn usage(t: &T, uid: &str, query: &str, now: i64) -> (u16, Value) {
+    let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, now)));
+    let req = InRequest { method: Method::Get, path: "/v1/usage".into(), query: query.into(), headers: h, body: vec![] };
+    let r = t.app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn usage_by_day_counts_each_use_once_on_its_utc_day() {
+    block(async {
+        let t = T::new();
+        let u = t.user(U1, Some("starter")).await;
+        for i in 0..3 {
+            assert_eq!(t.track(&u, &format!("d1-{i}"), runs(), NOW + i).await.0, 200);
+        }
+        assert_eq!(t.track(&u, "d1-3", runs(), NOW + 9).await.0, 403, "refused: not a use");
+        assert_eq!(t.track(&u, "d1-0", runs(), NOW + 10).await.0, 200, "a replay: not a second use");
+        assert_eq!(t.track(&u, "d2-0", runs(), NOW + 86_400).await.0, 200);
+        let (s, v) = usage(&t, &u, "feature=workflow_runs_per_day&from=2027-01-14&to=2027-01-17", NOW + 86_400).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v["days"],
+            json!([{"day": "2027-01-15", "units": 3, "uses": 3}, {"day": "2027-01-16", "units": 1, "uses": 1}])
+        );
+        let (_, v) = usage(&t, &u, "feature=workflow_runs_per_day", NOW + 86_400).await;
+        assert_eq!((v["to"].clone(), v["days"].as_array().map(Vec::len)), (json!("2027-01-17T00:00:00Z"), Some(2)), "{v}");
+        for (q, code) in [
+            ("", "invalid_request"),
+            ("feature=use_ai", "not_counted"),
+            ("feature=teleport", "unknown_feature"),
+            ("feature=workflow_runs_per_day&from=yesterday", "invalid_date"),
+            ("feature=workflow_runs_per_day&from=2027-01-17&to=2027-01-15", "invalid_range"),
+            ("feature=workflow_runs_per_day&from=2020-01-01&to=2027-01-15", "invalid_range"),
+        ] {
+            let (s, v) = usage(&t, &u, q, NOW).await;
+            assert!(s == 400 || s == 404, "{q}: {s}");
+            assert_eq!(v["error"]["code"].as_str(), Some(code), "{q}: {v}");
+        }
+    });
+}
