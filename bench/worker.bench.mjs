@@ -156,6 +156,21 @@ try {
     }
   });
   out.consume_sequential = { requests: SEQUENTIAL, per_second: SEQUENTIAL / (swall / 1000), latency: stats(seqLat) };
+  // /v1/check and /v1/track on the same balance, one at a time: a check against the
+  // baseline, a track (a charge of credits) against consume.
+  const checkLat = [];
+  const trackLat = [];
+  const pool = { feature: 'video_seconds', quantity: UNITS };
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const [cms, c] = await timed(() => worker('POST', '/v1/check', { body: pool, headers: auth }));
+    if (c.status !== 200 || c.json?.allowed !== true) throw new Error(`check: ${c.status} ${c.text}`);
+    checkLat.push(cms);
+    const [tms, t] = await timed(() => worker('POST', '/v1/track', { body: pool, headers: { ...auth, 'idempotency-key': id('trk') } }));
+    if (t.status !== 200 || t.json?.allowed !== true) throw new Error(`track: ${t.status} ${t.text}`);
+    trackLat.push(tms);
+  }
+  out.check = { latency: stats(checkLat), ratio: stats(checkLat).p50 / out.healthz.p50, budget: 1.5 };
+  out.track = { latency: stats(trackLat), ratio: stats(trackLat).p50 / out.consume_sequential.latency.p50, budget: 1.2 };
   const start = await balance();
   const consumeLat = [];
   const failures = [];
@@ -231,6 +246,8 @@ const wt = out.webhook_throughput;
 console.log(`  webhook throughput, ${wt.in_flight} in flight     ${f(wt.per_second)} deliveries/s (${wt.deliveries} in ${f(wt.seconds)} s; ${wt.retried_5xx} answers were 503 and retried, as Stripe would)`);
 const cs = out.consume_sequential;
 console.log(`  consume, one client (baseline)     ${f(cs.per_second)} requests/s (${cs.requests}), p50 ${f(cs.latency.p50)} p99 ${f(cs.latency.p99)}`);
+console.log(`  POST /v1/check, one client         p50 ${f(out.check.latency.p50)} = ${out.check.ratio.toFixed(2)}x GET /healthz (budget 1.5x: ${out.check.ratio <= 1.5 ? 'met' : 'NOT met'})`);
+console.log(`  POST /v1/track, one client         p50 ${f(out.track.latency.p50)} = ${out.track.ratio.toFixed(2)}x consume (budget 1.2x: ${out.track.ratio <= 1.2 ? 'met' : 'NOT met'})`);
 console.log(`  consume, ${c.clients} concurrent clients     ${f(c.per_second)} requests/s (${c.requests} in ${f(c.seconds)} s) = ${(c.per_second / hc.per_second).toFixed(2)}x the ceiling, p50 ${f(c.latency.p50)} p99 ${f(c.latency.p99)}; budget 500/s: ${c.per_second >= 500 ? 'met' : 'NOT met'}`);
 console.log(`  consume answers                    ${c.outcomes.charged} charged, ${c.outcomes.replayed} replayed after a retry; retried: ${JSON.stringify(c.retries)}`);
 console.log(`  consume correctness                ${c.balance_before} - ${c.requests} x ${UNITS} = ${c.balance_after} s; ${c.usage_rows} usage rows in all; ledger sum ${c.ledger_sum}; lost updates: ${c.lost_updates}`);

@@ -153,7 +153,7 @@ fn bench_core(root: &Path) -> Result<Vec<String>> {
         Command::new(&cargo)
             .current_dir(&dir)
             .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--release", "--bin", "bench-core-native"]),
+            .args(["build", "--release", "--bin", "bench-core-native", "--bin", "bench-meter-native"]),
     )?;
     let rust = WasmRust::detect_and_install()?;
     let bindgen = toolchain::wasm_bindgen(root)?;
@@ -192,11 +192,31 @@ fn bench_core(root: &Path) -> Result<Vec<String>> {
             wasm_small / native
         ),
     ];
+    let mut lines = lines;
+    lines.push(bench_meter(&target)?);
     for l in &lines {
         note(l);
     }
     Ok(lines)
 }
+
+/// The core's decision for one tracked use (`tollgate::meter::track`), natively, against a
+/// capability check on the same entitlements measured by turns in the same run.
+fn bench_meter(target: &Path) -> Result<String> {
+    step("timing: the core's decision for one tracked use, natively");
+    let line = output(&mut Command::new(target.join("release").join("bench-meter-native")))?;
+    let v: Value = serde_json::from_str(line.trim()).map_err(|e| format!("bench-meter-native: {e}: {line}"))?;
+    let med = |k: &str| median(&v[k].as_array().into_iter().flatten().filter_map(Value::as_f64).collect::<Vec<_>>());
+    let (track, can) = (med("track_ns") / 1000.0, med("can_ns") / 1000.0);
+    Ok(format!(
+        "core decision for one tracked use (meter::track, a Starter's workflow run): {track:.2} µs natively (budget {TRACK_BUDGET_US:.0} µs: {}) = {:.1}x a capability check ({can:.2} µs)",
+        if track <= TRACK_BUDGET_US { "met" } else { "NOT met" },
+        track / can
+    ))
+}
+
+/// The budget of [`bench_meter`].
+const TRACK_BUDGET_US: f64 = 5.0;
 
 fn toolchain_node_version() -> String {
     crate::util::probe("node", &["--version"]).map(|v| v.trim().to_string()).unwrap_or_default()
