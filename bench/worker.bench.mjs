@@ -225,7 +225,7 @@ try {
     cpu: consumeCpu,
   };
   if (failures.length) throw new Error(`${failures.length} consumes failed, e.g. ${failures[0]}`);
-  const total = requests + SEQUENTIAL;
+  const total = requests + 2 * SEQUENTIAL; // with the one-at-a-time consumes and tracks
   if (lost !== 0 || before - total * UNITS !== after || usage[0].n !== total || usage[0].u !== total * UNITS || Number(ledger[0].s) !== after) {
     throw new Error(`lost updates: ${JSON.stringify(out.consume)}`);
   }
