@@ -146,6 +146,7 @@ export interface CatalogDoc {
     version: string;
     currency: string;
     grace_period_days?: number;
+    hold_minutes?: number;
     plan_product?: string;
   };
   products: Array<{ id: string; name?: string; tiers: string[]; default_tier?: string }>;

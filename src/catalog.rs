@@ -365,6 +365,9 @@ pub struct CatalogMeta {
     /// The product the VCM Suite app's plan-level helpers resolve (e.g. `suite`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_product: Option<String>,
+    /// Minutes a hold on credits lasts before the scheduled run releases it (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_minutes: Option<u32>,
 }
 
 /// The catalog as written in a file.

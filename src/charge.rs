@@ -83,6 +83,8 @@ pub struct Charge {
     /// period, which the store checks the period's overage against, atomically, with this
     /// charge's overage added (the decision read `OveragePolicy::spent` before it).
     pub overage_limit: Option<i64>,
+    /// A hold: until when it stands before it is released if not captured.
+    pub hold_until: Option<Timestamp>,
 }
 
 /// Why a charge is refused: values, not errors.
@@ -163,6 +165,17 @@ pub struct UnitsRequest<'a> {
     pub idempotency_key: &'a str,
     pub pool: &'a str,
     pub units: u64,
+    /// A hold: the credits are taken now and given back unless captured before the
+    /// catalog's hold time ends ([`hold_until`]).
+    pub hold: bool,
+}
+
+/// Minutes a hold lasts when the catalog does not say.
+pub const DEFAULT_HOLD_MINUTES: u32 = 60;
+
+/// When a hold taken at `now` is released if not captured.
+pub fn hold_until(catalog: &Catalog, now: Timestamp) -> Timestamp {
+    now.plus_seconds(i64::from(catalog.doc.catalog.hold_minutes.unwrap_or(DEFAULT_HOLD_MINUTES)) * 60)
 }
 
 /// The most credits one charge of [`charge_units`] may take.
@@ -197,18 +210,20 @@ pub fn charge_units(
     let meta = Meta {
         subject: req.subject,
         request_id: request_id(req.subject, req.idempotency_key),
-        request_hash: units_request_hash(req.subject, &pool.id, req.units),
+        request_hash: units_request_hash(req.subject, &pool.id, req.units, req.hold),
         units: req.units,
         model: None,
         quality: None,
         overage_limit: 0,
     };
-    Ok(ChargeDecision::Charge(Box::new(settle(meta, None, plan, now)?)))
+    let mut c = settle(meta, None, plan, now)?;
+    c.hold_until = req.hold.then(|| hold_until(catalog, now));
+    Ok(ChargeDecision::Charge(Box::new(c)))
 }
 
 /// Digest of a charge of credits, to refuse a key reused for another request.
-pub fn units_request_hash(subject: &Subject, pool: &str, units: u64) -> String {
-    let canonical = serde_json::json!({"subject": subject.to_string(), "pool": pool, "units": units});
+pub fn units_request_hash(subject: &Subject, pool: &str, units: u64, hold: bool) -> String {
+    let canonical = serde_json::json!({"subject": subject.to_string(), "pool": pool, "units": units, "hold": hold});
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -288,7 +303,18 @@ fn settle(m: Meta<'_>, quote: Option<Quote>, plan: ChargePlan, now: Timestamp) -
         currency: plan.currency.clone(),
     };
     let overage_limit = (plan.overage_cost > 0).then_some(m.overage_limit);
-    Ok(Charge { request_hash: m.request_hash, request_id, quote, plan, takes, entries, record, fact, overage_limit })
+    Ok(Charge {
+        request_hash: m.request_hash,
+        request_id,
+        quote,
+        plan,
+        takes,
+        entries,
+        record,
+        fact,
+        overage_limit,
+        hold_until: None,
+    })
 }
 
 impl Charge {

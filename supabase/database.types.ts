@@ -672,6 +672,9 @@ export type Database = {
           overage_units: number;
           pool: string | null;
           in_ledger: boolean;
+          status: string;
+          hold_until: string | null;
+          settled_at: string | null;
           feature: string | null;
           window_start: string | null;
         };
@@ -692,6 +695,9 @@ export type Database = {
           overage_units?: number;
           pool?: string | null;
           in_ledger?: boolean;
+          status?: string;
+          hold_until?: string | null;
+          settled_at?: string | null;
           feature?: string | null;
           window_start?: string | null;
         };
@@ -712,6 +718,9 @@ export type Database = {
           overage_units?: number;
           pool?: string | null;
           in_ledger?: boolean;
+          status?: string;
+          hold_until?: string | null;
+          settled_at?: string | null;
           feature?: string | null;
           window_start?: string | null;
         };
@@ -816,6 +825,13 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_capture: {
+        Args: {
+          p_subject: Json;
+          p_usage_id: string;
+        };
+        Returns: Json;
+      };
       tollgate_charge: {
         Args: {
           p_subject: Json;
@@ -854,6 +870,13 @@ export type Database = {
           p_window_start: string;
         };
         Returns: number;
+      };
+      tollgate_expired_holds: {
+        Args: {
+          p_now: string;
+          p_limit?: number;
+        };
+        Returns: Json;
       };
       tollgate_fold_input: {
         Args: {
@@ -911,6 +934,13 @@ export type Database = {
           p_provider?: string;
           p_customer_id?: string;
           p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_release: {
+        Args: {
+          p_subject: Json;
+          p_usage_id: string;
         };
         Returns: Json;
       };

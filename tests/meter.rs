@@ -223,7 +223,7 @@ fn a_charge_of_credits_takes_its_units_and_nothing_else() {
     let policy = OveragePolicy { allowed: true, limit: Some(1_000_000), spent: 0 };
     let input = ChargeInput { entitlements: &ents, wallet: &w, overage: &policy };
     let s = Subject::user("u1");
-    let req = UnitsRequest { subject: &s, idempotency_key: "k", pool: "free_drafts", units: 2 };
+    let req = UnitsRequest { subject: &s, idempotency_key: "k", pool: "free_drafts", units: 2, hold: false };
     let ChargeDecision::Charge(c) = charge_units(&cat, input, &req, now).unwrap() else { panic!("two drafts") };
     assert_eq!((c.record.units, c.record.cost_minor, c.record.overage_units), (2, 0, 0));
     assert_eq!(c.takes.iter().map(|t| t.units).sum::<i64>(), 2);

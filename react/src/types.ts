@@ -135,7 +135,7 @@ export interface CatalogLimit {
 }
 
 export interface CatalogDoc {
-  catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string };
+  catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string; hold_minutes?: number };
   products: CatalogProduct[];
   offers: CatalogOffer[];
   capabilities?: CatalogCapability[];

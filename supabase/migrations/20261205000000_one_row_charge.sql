@@ -28,6 +28,16 @@ begin
 end
 $in_ledger$;
 
+-- A charge is final (`charged`), or a hold (`held` until `hold_until`) that is then
+-- `captured` (final) or `released` (its takes given back, `settled_at`).
+alter table public.usage_records add column if not exists status text not null default 'charged';
+alter table public.usage_records add column if not exists hold_until timestamptz;
+alter table public.usage_records add column if not exists settled_at timestamptz;
+alter table public.usage_records drop constraint if exists usage_records_status_check;
+alter table public.usage_records add constraint usage_records_status_check
+  check (status in ('charged', 'held', 'captured', 'released') and (status <> 'held' or hold_until is not null));
+create index if not exists usage_records_held_idx on public.usage_records(hold_until, id) where status = 'held';
+
 -- ------------------------------------------------------------------ lots
 
 -- The user or the organization a lot belongs to, as one indexed column: a charge finds
@@ -61,9 +71,9 @@ select l.user_id, l.organization_id, l.pool,
 
 -- ------------------------------------------------------------------ the ledger
 
--- Every movement of a subject's credits, oldest first by `at`: folds' entries and
--- charges' takes. Read with the caller's rights (row level security of credit_ledger
--- and usage_records applies).
+-- Every movement of a subject's credits: folds' entries, charges' takes, and what a
+-- released hold gave back (`release:<request id>:<lot>`). Read with the caller's rights
+-- (row level security of credit_ledger and usage_records applies).
 create or replace view public.credit_statement with (security_invoker = on) as
 select e.user_id, e.organization_id, e.source_key, e.pool, e.lot, e.kind, e.delta, e.at, e.source, e.created_at
   from public.credit_ledger e
@@ -73,7 +83,14 @@ select u.user_id, u.organization_id, 'usage:' || u.request_id || ':' || (t.value
        u.created_at, 'usage:' || u.request_id, u.created_at
   from public.usage_records u
  cross join lateral jsonb_array_elements(u.charges) t
- where not u.in_ledger;
+ where not u.in_ledger
+union all
+select u.user_id, u.organization_id, 'release:' || u.request_id || ':' || (t.value ->> 'lot'),
+       coalesce(u.pool, ''), t.value ->> 'lot', 'release', (t.value ->> 'units')::bigint,
+       u.settled_at, 'release:' || u.request_id, u.settled_at
+  from public.usage_records u
+ cross join lateral jsonb_array_elements(u.charges) t
+ where u.status = 'released';
 
 revoke all on table public.credit_balances, public.credit_statement from public, anon, authenticated;
 grant select on table public.credit_balances, public.credit_statement to authenticated, service_role;
@@ -105,10 +122,13 @@ create trigger credit_statement_read_only instead of insert or update or delete 
 --   p_subject  {"user_id"} or {"organization_id"}
 --   p_charge   {"request_id", "request_hash", "takes": [{"lot", "units"}], "record":
 --               {"units", "model", "quality", "pool", "cost_minor", "overage_minor",
---               "overage_units", "currency"}, "overage_cap": {"counter", "limit", "since"}}
+--               "overage_units", "currency"}, "overage_cap": {"counter", "limit", "since"},
+--               "hold_until"}
 --              (the cap, for a charge with overage: its overage is added to the subject's
 --              counter of the billing period that starts at `since`, in usage_counters of
 --              20261205000100, never past `limit`; PT409 hint overage_cap when it would)
+--              (`hold_until`: a hold, credits only, released by tollgate_release unless
+--              captured first: see 20261205000300)
 --   p_stamp    the stamp of the state the charge was decided from, or null: when given
 --              and the subject's state moved since, nothing is written and the answer is
 --              {"status": "stale", "state"}.
@@ -142,6 +162,7 @@ declare
   v_at timestamptz;
   v_state jsonb;
   v_overage bigint := coalesce((v_record ->> 'overage_minor')::bigint, 0);
+  v_hold_until timestamptz := (p_charge ->> 'hold_until')::timestamptz;
   v_cap jsonb := p_charge -> 'overage_cap';
   v_spent bigint;
 begin
@@ -176,12 +197,17 @@ begin
     end if;
   end if;
 
+  if v_hold_until is not null and v_overage > 0 then
+    raise exception using errcode = '22023', message = 'a hold takes credits only, never overage';
+  end if;
   insert into public.usage_records (request_id, user_id, organization_id, request_hash, units, model, quality,
-                                    cost_minor, overage_minor, overage_units, pool, currency, charges)
+                                    cost_minor, overage_minor, overage_units, pool, currency, charges,
+                                    status, hold_until)
   values (v_request_id, v_user, v_org, p_charge ->> 'request_hash', v_units,
           v_record ->> 'model', v_record ->> 'quality',
           coalesce((v_record ->> 'cost_minor')::bigint, 0), coalesce((v_record ->> 'overage_minor')::bigint, 0),
-          coalesce((v_record ->> 'overage_units')::bigint, 0), v_record ->> 'pool', v_record ->> 'currency', v_takes)
+          coalesce((v_record ->> 'overage_units')::bigint, 0), v_record ->> 'pool', v_record ->> 'currency', v_takes,
+          case when v_hold_until is null then 'charged' else 'held' end, v_hold_until)
   on conflict (request_id) do nothing
   returning id, created_at into v_usage_id, v_at;
   if v_usage_id is null then

@@ -161,3 +161,53 @@ test('a retry after the limit is reached replays its use; usage by day counts ea
   assert.equal(bad.status, 400, bad.text);
   assert.equal(bad.json.error.code, 'not_counted');
 });
+
+test('holds: taken at once, released back exactly, captured for good, and expired ones released by the scheduled run', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const g = await worker('POST', '/v1/admin/grants', {
+    body: { user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] },
+    headers: { authorization: `Bearer ${env.adminSecret}` },
+  });
+  assert.equal(g.status, 201, g.text);
+  const auth = { authorization: `Bearer ${userToken(uid)}` };
+  const hold = (n) => track(uid, id('hold'), { feature: 'ai_credits', quantity: n, hold: true });
+  const settle = (usage, what) => worker('POST', `/v1/usage/${usage}/${what}`, { body: {}, headers: auth });
+  const balance = async () => Number((await q(`select coalesce(sum(available), 0)::int as a from credit_balances where user_id = $1 and pool = 'ai_credits'`, [uid]))[0].a);
+  const conserved = async () => {
+    const bad = await q(`select key from credit_lots where user_id = $1 and granted <> remaining + used + revoked + expired`, [uid]);
+    assert.deepEqual(bad, [], 'every lot: granted = remaining + used + revoked + expired');
+  };
+
+  const a = await hold(4);
+  assert.equal(a.status, 200, a.text);
+  assert.equal(await balance(), 6, 'held credits count against the balance at once');
+  const released = await settle(a.json.usage_id, 'release');
+  assert.equal(released.status, 200, released.text);
+  assert.equal(await balance(), 10, 'a release gives back exactly what the hold took');
+  assert.equal((await settle(a.json.usage_id, 'release')).json.replayed, true);
+  assert.equal((await settle(a.json.usage_id, 'capture')).status, 409);
+  const gave = await q(`select sum(delta)::int as s from credit_statement where user_id = $1 and kind = 'release'`, [uid]);
+  assert.equal(gave[0].s, 4, 'the statement shows what the release gave back');
+  await conserved();
+
+  const b = await hold(3);
+  assert.equal((await settle(b.json.usage_id, 'capture')).status, 200);
+  const again = await settle(b.json.usage_id, 'release');
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.json.error.code, 'not_held');
+  assert.equal(await balance(), 7);
+
+  const c = await hold(5);
+  assert.equal(await balance(), 2);
+  // Its hour is over (moved back, as an hour passing would), and the scheduled run comes.
+  await q(`update usage_records set hold_until = now() - interval '1 minute' where id = $1`, [c.json.usage_id]);
+  const run = await worker('GET', '/__scheduled?cron=*/15+*+*+*+*');
+  assert.equal(run.status, 200, run.text);
+  assert.equal(await balance(), 7, 'the expired hold gave back what it took');
+  const [{ status }] = await q(`select status from usage_records where id = $1`, [c.json.usage_id]);
+  assert.equal(status, 'released');
+  await conserved();
+  const other = await createUser();
+  const theirs = await worker('POST', `/v1/usage/${b.json.usage_id}/release`, { body: {}, headers: { authorization: `Bearer ${userToken(other)}` } });
+  assert.equal(theirs.status, 404, 'someone else\'s usage is not found');
+});

@@ -68,6 +68,10 @@ impl<T: Transport, S: Store> App<T, S> {
                     Ok(claims) => crate::meter::usage(&self.ctx, &req, &claims, now).await,
                     Err(r) => r,
                 },
+                Route::UsageCapture | Route::UsageRelease => match self.ctx.user(&req, now).await {
+                    Ok(claims) => crate::meter::settle(&self.ctx, &req, &claims, route == Route::UsageRelease).await,
+                    Err(r) => r,
+                },
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,

@@ -12,15 +12,22 @@ pub const KEPT_STATES: usize = 1024;
 
 /// Each subject's state after its last charge in this isolate, to plan the next charge
 /// without loading it first. Concurrent charges of one subject each plan from their own
-/// copy: a copy can only hold more remaining units than the store (charges only take), so
-/// a plan from it either takes what a fresh plan would take or finds a lot short and is
-/// planned again from the fresh state the store sends back; the last charge's copy stays.
+/// copy: a copy holds more remaining units than the store (charges take), so a plan from
+/// it either takes what a fresh plan would take or finds a lot short and is planned again
+/// from the fresh state the store sends back; the last charge's copy stays. A released
+/// hold gives units back, so its isolate forgets the copy; a copy elsewhere that holds
+/// fewer units than the store only plans its takes from later lots, every take checked.
 #[derive(Default)]
 pub struct UsageStates(RefCell<BTreeMap<String, SubjectState>>);
 
 impl UsageStates {
     pub fn get(&self, subject: &Subject) -> Option<SubjectState> {
         self.0.borrow().get(&subject.key()).cloned()
+    }
+
+    /// Drops the subject's state (its lots changed other than by a charge).
+    pub fn forget(&self, subject: &Subject) {
+        self.0.borrow_mut().remove(&subject.key());
     }
 
     /// Keeps `st` (without ledger entries: the next charge has its own key) when the store

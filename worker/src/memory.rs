@@ -21,7 +21,7 @@ use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
 use crate::store::{
-    record_json, ChargeAnswer, Charged, Counted, Delivery, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
+    record_json, ChargeAnswer, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -323,6 +323,71 @@ impl Store for MemoryStore {
         Ok(Value::Array(days.into_iter().map(|(day, (units, uses))| json!({"day": day, "units": units, "uses": uses})).collect()))
     }
 
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let key = subject.key();
+        let Some(rid) = g.records.iter().find(|(_, r)| r.id == usage_id && r.subject == key).map(|(k, _)| k.clone()) else {
+            return Ok(None);
+        };
+        let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
+        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, left: BTreeMap::new() };
+        match (release, status.as_str()) {
+            (true, "released") => return Ok(Some(done("released"))),
+            (false, "captured") => return Ok(Some(done("captured"))),
+            (false, "released") => return Err(conflict("released", "the hold was released: nothing to capture")),
+            (_, "held") => {}
+            _ => return Err(conflict("not_held", "the usage is final, not a hold")),
+        }
+        let mut left = BTreeMap::new();
+        if release {
+            let takes = g.records[&rid].record["takes"].as_array().cloned().unwrap_or_default();
+            for t in takes {
+                let (lot, units) = (t["lot"].as_str().unwrap_or(""), t["units"].as_i64().unwrap_or(0));
+                let Some(l) = g.lots.get_mut(&key).and_then(|ls| ls.iter_mut().find(|l| l.lot.key == lot)) else {
+                    return Err(conflict("lot_short", "a lot no longer records the take of this hold"));
+                };
+                l.lot.used -= units;
+                if l.lot.closed {
+                    l.lot.expired += units;
+                } else {
+                    l.lot.remaining += units;
+                }
+                left.insert(lot.to_string(), l.lot.remaining);
+            }
+        }
+        let now_status = if release { "released" } else { "captured" };
+        if let Some(r) = g.records.get_mut(&rid) {
+            r.record["status"] = json!(now_status);
+        }
+        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, left }))
+    }
+
+    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
+        let g = self.inner.borrow();
+        let mut held: Vec<(Timestamp, String, String)> = g
+            .records
+            .values()
+            .filter(|r| r.record["status"] == "held")
+            .filter_map(|r| {
+                let until: Timestamp = serde_json::from_value(r.record["hold_until"].clone()).ok()?;
+                (until <= now).then(|| (until, r.id.clone(), r.subject.clone()))
+            })
+            .collect();
+        held.sort();
+        Ok(held
+            .into_iter()
+            .take(limit as usize)
+            .filter_map(|(_, id, s)| {
+                let subject = match s.split_once(':')? {
+                    ("user", u) => Subject::user(u),
+                    ("org", o) => Subject::Org(o.to_string()),
+                    _ => return None,
+                };
+                Some(ExpiredHold { usage_id: id, subject })
+            })
+            .collect())
+    }
+
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
         MemoryStore::set_preferences(self, subject, choice.allow_overages, choice.overage_limit);
         Ok(())
@@ -380,7 +445,7 @@ impl Store for MemoryStore {
             left.insert(t.lot.clone(), l.lot.remaining);
         }
         g.ledger.entry(key.clone()).or_default().extend(c.entries.iter().cloned());
-        let id = format!("usage-{}", g.next());
+        let id = format!("00000000-0000-4000-9000-{:012x}", g.next());
         let record = record_json(c, Value::Null);
         let answer = Charged { usage_id: json!(id), record: record.clone(), balances: Value::Null, left };
         g.records.insert(c.request_id.clone(), Record { id, subject: key, hash: c.request_hash.clone(), record, at: c.fact.at });
@@ -421,7 +486,7 @@ impl Store for MemoryStore {
             return Ok(Counted::LimitReached { used: used - c.quantity });
         }
         g.counters.insert(slot, used);
-        let id = format!("usage-{}", g.next());
+        let id = format!("00000000-0000-4000-9000-{:012x}", g.next());
         let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "window_start": c.window_start});
         g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record, at: c.at });
         Ok(Counted::Counted { usage_id: json!(id), used })

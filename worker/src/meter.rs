@@ -34,7 +34,10 @@ use crate::supabase::Conflict;
 
 /// The feature and quantity of a request body.
 fn parse(req: &InRequest) -> Result<(String, u64), AppResponse> {
-    let body = json_body(req)?;
+    parse_body(&json_body(req)?)
+}
+
+fn parse_body(body: &Value) -> Result<(String, u64), AppResponse> {
     let Some(feature) = body.get("feature").and_then(Value::as_str).filter(|f| !f.is_empty()) else {
         return Err(error(400, "invalid_request", "`feature` must name a capability or a limit of the catalog"));
     };
@@ -106,9 +109,18 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
 }
 
 pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
-    let (feature, quantity) = match parse(req) {
+    let body = match json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (feature, quantity) = match parse_body(&body) {
         Ok(x) => x,
         Err(r) => return r,
+    };
+    let hold = match body.get("hold") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return error(400, "invalid_request", "`hold` must be true or false"),
     };
     let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
     if key.is_empty() {
@@ -120,7 +132,10 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     let subject = Subject::user(&claims.sub);
     let core_subject = subject.to_core();
     match meter::feature(&ctx.catalog, &feature) {
-        Ok(Feature::Pool(pool)) => return spend(ctx, &subject, key, pool, quantity, now).await,
+        Ok(Feature::Pool(pool)) => return spend(ctx, &subject, key, pool, quantity, hold, now).await,
+        Ok(_) if hold => {
+            return error(400, "hold_not_supported", format!("`{feature}` is not a credit pool: only credits are held"))
+        }
         Ok(_) => {}
         Err(e) => return meter_error(&e),
     }
@@ -188,11 +203,12 @@ async fn spend<T: Transport, S: Store>(
     key: &str,
     pool: &str,
     units: u64,
+    hold: bool,
     now: Timestamp,
 ) -> AppResponse {
     let core = subject.to_core();
-    let req = UnitsRequest { subject: &core, idempotency_key: key, pool, units };
-    let hash = tollgate::charge::units_request_hash(&core, pool, units);
+    let req = UnitsRequest { subject: &core, idempotency_key: key, pool, units, hold };
+    let hash = tollgate::charge::units_request_hash(&core, pool, units, hold);
     let decide = |input: ChargeInput<'_>| tollgate::charge::charge_units(&ctx.catalog, input, &req, now);
     let mut r = crate::consume::run(ctx, subject, key, &hash, true, now, decide).await;
     let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) else { return r };
@@ -200,6 +216,9 @@ async fn spend<T: Transport, S: Store>(
         v["allowed"] = json!(true);
         v["feature"] = json!(pool);
         v["remaining"] = v["balances"][pool].clone();
+        if let Some(until) = v["record"].get("hold_until").cloned() {
+            v["hold_until"] = until;
+        }
     } else if r.status == 402 || r.status == 403 {
         // The cheapest offer that puts credits into the pool, as every refusal names it.
         v["error"]["upgrade"] = serde_json::to_value(meter::credit_offer(&ctx.catalog, pool)).unwrap_or(Value::Null);
@@ -352,5 +371,44 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     match ctx.store.usage_by_day(&subject, &feature, from, to).await {
         Ok(days) => AppResponse::json(200, &json!({"feature": feature, "from": from, "to": to, "days": days})),
         Err(e) => store_error(&e),
+    }
+}
+
+/// `POST /v1/usage/{id}/capture` and `POST /v1/usage/{id}/release` (Bearer): settle one of
+/// the caller's holds. Capture makes it final; release gives back exactly what it took.
+/// 200 `{"status": "captured" | "released", "usage_id", "replayed"}` (a retry answers the
+/// same); 404 for a usage the caller does not have; 409 `not_held` for a charge that is
+/// not a hold (or a captured hold asked to release), `released` to capture a released one.
+pub async fn settle<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    req: &InRequest,
+    claims: &Claims,
+    release: bool,
+) -> AppResponse {
+    let pattern = if release { "/v1/usage/{id}/release" } else { "/v1/usage/{id}/capture" };
+    let path = req.path.trim_end_matches('/');
+    let Some(id) = crate::routes::path_id(pattern, path).filter(|id| crate::state::is_uuid(id)) else {
+        return error(404, "not_found", "no such usage");
+    };
+    let subject = Subject::user(&claims.sub);
+    match ctx.store.settle(&subject, id, release).await {
+        Ok(Some(s)) => {
+            // The kept state's lots no longer hold what this one gave back.
+            ctx.usage_states.forget(&subject);
+            AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
+        }
+        Ok(None) => error(404, "not_found", "no such usage"),
+        Err(e) => match (e.conflict(), e.pg_code()) {
+            (Some(_), _) => {
+                let (code, msg) = match &e {
+                    crate::supabase::StoreError::Conflict { error: pg, .. } => {
+                        (pg.hint.clone().unwrap_or_else(|| "conflict".into()), pg.message.clone().unwrap_or_default())
+                    }
+                    _ => ("conflict".into(), String::new()),
+                };
+                error(409, &code, msg)
+            }
+            _ => store_error(&e),
+        },
     }
 }

@@ -27,6 +27,8 @@ pub enum Route {
     Track,
     Preferences,
     Usage,
+    UsageCapture,
+    UsageRelease,
     AdminGrants,
     AdminSeats,
     StripeWebhook,
@@ -48,6 +50,8 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/track", POST, Route::Track),
     ("/v1/preferences", &[Method::Get, Method::Put], Route::Preferences),
     ("/v1/usage", &[Method::Get], Route::Usage),
+    ("/v1/usage/{id}/capture", POST, Route::UsageCapture),
+    ("/v1/usage/{id}/release", POST, Route::UsageRelease),
     ("/v1/admin/grants", POST, Route::AdminGrants),
     ("/v1/admin/seats", POST, Route::AdminSeats),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
@@ -63,9 +67,29 @@ pub enum Resolved {
     NotFound,
 }
 
+/// Does `path` match the route path `pattern`, where a `{id}` segment matches any one
+/// non-empty segment?
+fn matches(pattern: &str, path: &str) -> bool {
+    let (mut a, mut b) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some("{id}"), Some(s)) if !s.is_empty() => {}
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The `{id}` segment of `path` under `pattern` (e.g. the usage id of
+/// `/v1/usage/{id}/release`).
+pub fn path_id<'p>(pattern: &str, path: &'p str) -> Option<&'p str> {
+    pattern.split('/').zip(path.split('/')).find(|(a, _)| *a == "{id}").map(|(_, b)| b)
+}
+
 /// Looks a request up in [`ROUTES`] (`path` without trailing slashes, `/` for the root).
 pub fn resolve(method: Method, path: &str) -> Resolved {
-    match ROUTES.iter().find(|(p, _, _)| *p == path) {
+    match ROUTES.iter().find(|(p, _, _)| matches(p, path)) {
         Some((_, methods, route)) if methods.contains(&method) => Resolved::Found(*route),
         Some((_, methods, _)) => Resolved::MethodNotAllowed(methods),
         None => Resolved::NotFound,

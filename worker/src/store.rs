@@ -119,6 +119,25 @@ pub enum Counted {
     LimitReached { used: u64 },
 }
 
+/// What the store did with a hold (`tollgate_capture`, `tollgate_release`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settled {
+    pub usage_id: Value,
+    /// `captured` or `released`.
+    pub status: String,
+    /// It was settled so before (a retry).
+    pub replayed: bool,
+    /// For a release: what each lot holds after getting its take back.
+    pub left: BTreeMap<String, i64>,
+}
+
+/// A hold past its end, for the scheduled run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpiredHold {
+    pub usage_id: String,
+    pub subject: Subject,
+}
+
 /// A kept delivery to retry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingEvent {
@@ -149,6 +168,11 @@ pub trait Store {
     /// The subject's usage of `feature` (a limit or a pool) by UTC day in `[from, to)`:
     /// `[{"day", "units", "uses"}]`.
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError>;
+    /// Captures (`release` false) or releases the subject's hold `usage_id`; `None`: the
+    /// subject has no such usage.
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError>;
+    /// Holds past their end at `now`, oldest first.
+    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
     /// Sets the subject's overage choice (`usage_preferences`).
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError>;
     /// How much of `limit` the subject used in the window that starts at `window_start`.
@@ -207,6 +231,10 @@ pub fn record_json(c: &Charge, created_at: Value) -> Value {
     record["request_id"] = json!(c.request_id);
     record["takes"] = serde_json::to_value(&c.takes).unwrap_or_default();
     record["created_at"] = created_at;
+    record["status"] = json!(if c.hold_until.is_some() { "held" } else { "charged" });
+    if let Some(until) = c.hold_until {
+        record["hold_until"] = json!(until);
+    }
     record
 }
 
@@ -274,6 +302,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
                 "takes": c.takes,
                 "record": c.record,
                 "overage_cap": overage_cap(c, period),
+                "hold_until": c.hold_until,
             },
             "p_stamp": stamp,
         });
@@ -292,6 +321,43 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
         let args = json!({"p_subject": subject.to_json(), "p_feature": feature, "p_from": from, "p_to": to});
         self.client.rpc("tollgate_usage_by_day", &args).await
+    }
+
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError> {
+        let f = if release { "tollgate_release" } else { "tollgate_capture" };
+        let v = self.client.rpc(f, &json!({"p_subject": subject.to_json(), "p_usage_id": usage_id})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let left = v
+            .get("lots")
+            .and_then(Value::as_object)
+            .map(|o| o.iter().filter_map(|(k, n)| n.as_i64().map(|n| (k.clone(), n))).collect())
+            .unwrap_or_default();
+        Ok(Some(Settled {
+            usage_id: v["usage_id"].clone(),
+            status: v["status"].as_str().unwrap_or("").to_string(),
+            replayed: v["replayed"] == true,
+            left,
+        }))
+    }
+
+    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
+        let v = self.client.rpc("tollgate_expired_holds", &json!({"p_now": now, "p_limit": limit})).await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| {
+                        let subject = match (h["subject"]["user_id"].as_str(), h["subject"]["organization_id"].as_str()) {
+                            (Some(u), _) => Subject::user(u),
+                            (_, Some(o)) => Subject::Org(o.to_string()),
+                            _ => return None,
+                        };
+                        Some(ExpiredHold { usage_id: h["usage_id"].as_str()?.to_string(), subject })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {

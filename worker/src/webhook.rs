@@ -373,8 +373,21 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             break;
         }
     }
+    // Holds not captured by their end give back what they took.
+    let mut released = 0;
+    for h in app.store.expired_holds(now, EXPIRY_PAGE as u32).await? {
+        match app.store.settle(&h.subject, &h.usage_id, true).await {
+            Ok(Some(s)) if !s.replayed => {
+                app.usage_states.forget(&h.subject);
+                released += 1;
+            }
+            Ok(_) => {}
+            // One hold that cannot be released now does not stop the others.
+            Err(_) => failed += 1,
+        }
+    }
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
-              "expired_subjects": refolded, "failed_subjects": failed}))
+              "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released}))
 }
 
 /// The expiry scan's page size, and how many pages one run reads.

@@ -321,3 +321,58 @@ fn usage_by_day_counts_each_use_once_on_its_utc_day() {
         }
     });
 }
+
+async fn settle(t: &T, uid: &str, usage_id: &str, what: &str, now: i64) -> (u16, Value) {
+    let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, now)));
+    t.call(&format!("/v1/usage/{usage_id}/{what}"), h, json!({}), now).await
+}
+
+#[test]
+fn a_hold_takes_credits_at_once_and_gives_back_exactly_what_it_took_unless_captured() {
+    block(async {
+        let t = T::with("razorpay-ai");
+        let u = t.user(U1, None).await;
+        let body = json!({"user_id": u, "credits": [{"pool": "ai_credits", "amount": 5, "id": "welcome"}]});
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        assert_eq!(t.call("/v1/admin/grants", h, body, NOW).await.0, 201);
+        let hold = |n: u64| json!({"feature": "ai_credits", "quantity": n, "hold": true});
+        let balance = || async { t.check(&u, json!({"feature": "ai_credits"}), NOW + 10).await.1["limit"].clone() };
+
+        let (s, v) = t.track(&u, "h1", hold(3), NOW).await;
+        assert_eq!((s, v["remaining"].clone(), v["record"]["status"].clone()), (200, json!(2), json!("held")), "{v}");
+        assert_eq!(v["hold_until"], "2027-01-15T11:00:00Z", "the default hour");
+        let id1 = v["usage_id"].as_str().unwrap().to_string();
+        assert_eq!(balance().await, json!(2), "held credits count against the balance at once");
+        let (s, r) = settle(&t, &u, &id1, "release", NOW + 1).await;
+        assert_eq!((s, r["status"].clone(), r["replayed"].clone()), (200, json!("released"), json!(false)), "{r}");
+        assert_eq!(balance().await, json!(5), "a release gives back exactly what the hold took");
+        assert_eq!(settle(&t, &u, &id1, "release", NOW + 2).await.1["replayed"], true);
+        let (s, r) = settle(&t, &u, &id1, "capture", NOW + 2).await;
+        assert_eq!((s, r["error"]["code"].clone()), (409, json!("released")), "{r}");
+
+        let (_, v) = t.track(&u, "h2", hold(2), NOW + 3).await;
+        let id2 = v["usage_id"].as_str().unwrap().to_string();
+        assert_eq!(settle(&t, &u, &id2, "capture", NOW + 4).await.0, 200);
+        let (s, r) = settle(&t, &u, &id2, "release", NOW + 5).await;
+        assert_eq!((s, r["error"]["code"].clone()), (409, json!("not_held")), "a captured hold is final: {r}");
+        assert_eq!(balance().await, json!(3));
+
+        // A hold nobody captures is released by the scheduled run once its hour is over.
+        let (_, v) = t.track(&u, "h3", hold(3), NOW + 6).await;
+        let id3 = v["usage_id"].as_str().unwrap().to_string();
+        assert_eq!(balance().await, json!(0));
+        let report = t.app.scheduled(Timestamp(NOW + 30 * 60)).await.unwrap();
+        assert_eq!(report["released_holds"], 0, "not yet: {report}");
+        let report = t.app.scheduled(Timestamp(NOW + 61 * 60 + 6)).await.unwrap();
+        assert_eq!(report["released_holds"], 1, "{report}");
+        assert_eq!(balance().await, json!(3));
+        assert_eq!(settle(&t, &u, &id3, "release", NOW + 62 * 60).await.1["replayed"], true);
+
+        // Only credits are held; someone else's usage, or none at all, is 404.
+        let (s, v) = t.track(&u, "h4", json!({"feature": "ai_generation", "hold": true}), NOW).await;
+        assert!(s == 400 || s == 404, "{v}");
+        let other = t.user(U2, None).await;
+        assert_eq!(settle(&t, &other, &id2, "release", NOW).await.0, 404);
+        assert_eq!(settle(&t, &u, "not-a-uuid", "release", NOW).await.0, 404);
+    });
+}
