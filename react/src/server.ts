@@ -19,7 +19,7 @@ import { ask } from './core.js';
 import type { TollgateEngine, TollgateModule } from './core.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
-import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState } from './types.js';
+import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
 export { ask, describeReason, formatMoney, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
@@ -159,4 +159,118 @@ export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<Fetched
   });
   if (!r.ok) return { ok: false, status: resp.status, code: r.code, message: r.message };
   return { ok: true, snapshot: r.snapshot, token: body.token };
+}
+
+// ---------------------------------------------------------------------------------------
+// Server-side gates: the worker decides (`POST /v1/check`, `POST /v1/track`), so a route
+// handler enforces exactly what the browser shows.
+
+export interface MeterOptions {
+  workerUrl: string;
+  /** The caller's Supabase access token (the worker decides for its `sub`). */
+  accessToken: string;
+  /** How much of the feature (default 1). */
+  quantity?: number;
+  /** For `track`: one key per use, sent again on a retry (default: a fresh one). */
+  idempotencyKey?: string;
+  /** For `track` on a credit pool: hold the credits until captured or released. */
+  hold?: boolean;
+  /** Abort the request after this many ms (default 3000). */
+  timeoutMs?: number;
+}
+
+/** The worker's decision on a capability, limit or credit pool. */
+export interface MeterAnswer {
+  feature: string;
+  allowed: boolean;
+  reason: string;
+  remaining: number | 'unlimited' | null;
+  used?: number;
+  limit?: number | 'unlimited';
+  resets_at?: string | null;
+  tier?: string | null;
+  upgrade?: Upgrade | null;
+  /** `track`: the recorded use (null for a capability, which counts nothing). */
+  usage_id?: string | null;
+  replayed?: boolean;
+}
+
+export type Metered =
+  | { ok: true; answer: MeterAnswer }
+  | {
+      ok: false;
+      /** The worker's status (402 short of credits, 403 not entitled or limit reached, ...), null when unreachable. */
+      status: number | null;
+      code: string;
+      message: string;
+      upgrade: Upgrade | null;
+      /** For `check`: the worker's whole answer (what was used, the limit, when it resets). */
+      answer?: MeterAnswer;
+      /** A ready answer for a route handler: the same status and a JSON error body. */
+      response: Response;
+    };
+
+async function meterCall(path: string, feature: string, opts: MeterOptions, key?: string): Promise<Metered> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${opts.accessToken}`,
+    'content-type': 'application/json',
+    accept: 'application/json',
+  };
+  if (key) headers['idempotency-key'] = key;
+  const refuse = (status: number | null, code: string, message: string, upgrade: Upgrade | null = null): Metered => ({
+    ok: false,
+    status,
+    code,
+    message,
+    upgrade,
+    response: Response.json({ error: { code, message, upgrade } }, { status: status && status >= 400 ? status : 503 }),
+  });
+  let resp: Response;
+  try {
+    resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ feature, quantity: opts.quantity ?? 1, ...(opts.hold ? { hold: true } : {}) }),
+      cache: 'no-store',
+      signal: ctrl.signal,
+    });
+  } catch (e) {
+    return refuse(null, 'unavailable', `the entitlement service is unreachable: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  const body = (await resp.json().catch(() => null)) as (MeterAnswer & { error?: { code?: string; message?: string; upgrade?: Upgrade } }) | null;
+  if (resp.ok && body && typeof body.allowed === 'boolean') {
+    if (body.allowed) return { ok: true, answer: body as MeterAnswer };
+    // A check that says no: the same answer a track would give.
+    const code = body.reason === 'limit_reached' ? 'limit_reached' : 'not_entitled';
+    return { ...refuse(403, code, describeDenial(body as MeterAnswer), body.upgrade ?? null), answer: body as MeterAnswer };
+  }
+  const err: { code?: string; message?: string; upgrade?: Upgrade } = body?.error ?? {};
+  return refuse(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
+}
+
+/** A person's sentence for a denial, naming the cheapest unlock when there is one. */
+function describeDenial(a: MeterAnswer): string {
+  const unlock = a.upgrade ? ` Upgrade to ${a.upgrade.label} to continue.` : '';
+  return a.reason === 'limit_reached' ? `The limit of ${a.feature} is reached.${unlock}` : `Your plan does not include ${a.feature}.${unlock}`;
+}
+
+/**
+ * May the caller use `feature` now? The worker's decision, with no side effects. A denial
+ * comes with a ready 403 `response`.
+ */
+export function check(feature: string, opts: MeterOptions): Promise<Metered> {
+  return meterCall('/v1/check', feature, opts);
+}
+
+/**
+ * Performs one use of `feature` for the caller: counts a limit's use, spends (or holds)
+ * credits, or checks a capability. Refused uses come back with a ready `response`
+ * (403 `limit_reached` / `not_entitled`, 402 `insufficient_balance`) to return as is.
+ */
+export function track(feature: string, opts: MeterOptions): Promise<Metered> {
+  return meterCall('/v1/track', feature, opts, opts.idempotencyKey ?? globalThis.crypto.randomUUID());
 }

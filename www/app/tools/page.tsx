@@ -1,6 +1,7 @@
 import { pageState } from 'tollgate-react/server';
 
 import { ToolsGrid } from '@/components/ToolsGrid';
+import { WorkflowRunner } from '@/components/WorkflowRunner';
 import { suiteCatalog } from '@/lib/catalog';
 import { getSession } from '@/lib/session';
 
@@ -18,6 +19,7 @@ export default async function ToolsPage() {
         {doc.catalog.version}). Locked tools say why; click one to see what unlocks it.
       </p>
       <ToolsGrid initial={initial} catalog={doc} />
+      {session && doc.limits?.some((l) => l.id === 'workflow_runs_per_day') ? <WorkflowRunner /> : null}
     </>
   );
 }
