@@ -210,46 +210,52 @@ export type Metered =
       response: Response;
     };
 
-async function meterCall(path: string, feature: string, opts: MeterOptions, key?: string): Promise<Metered> {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
-  const headers: Record<string, string> = {
-    authorization: `Bearer ${opts.accessToken}`,
-    'content-type': 'application/json',
-    accept: 'application/json',
-  };
-  if (key) headers['idempotency-key'] = key;
-  const refuse = (status: number | null, code: string, message: string, upgrade: Upgrade | null = null): Metered => ({
-    ok: false,
+/** A refused answer, with the same status ready as a route handler's JSON response. */
+function refusal(status: number | null, code: string, message: string, upgrade: Upgrade | null) {
+  return {
+    ok: false as const,
     status,
     code,
     message,
     upgrade,
     response: Response.json({ error: { code, message, upgrade } }, { status: status && status >= 400 ? status : 503 }),
-  });
-  let resp: Response;
+  };
+}
+
+/** POSTs to the worker with the caller's token; the error when it cannot be reached. */
+async function workerPost(path: string, opts: MeterOptions, body?: unknown, key?: string): Promise<Response | Error> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
+  const headers: Record<string, string> = { authorization: `Bearer ${opts.accessToken}`, accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (key) headers['idempotency-key'] = key;
   try {
-    resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
+    return await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ feature, quantity: opts.quantity ?? 1, ...(opts.hold ? { hold: true } : {}) }),
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       signal: ctrl.signal,
     });
   } catch (e) {
-    return refuse(null, 'unavailable', `the entitlement service is unreachable: ${(e as Error).message}`);
+    return e as Error;
   } finally {
     clearTimeout(timer);
   }
+}
+
+async function meterCall(path: string, feature: string, opts: MeterOptions, key?: string): Promise<Metered> {
+  const resp = await workerPost(path, opts, { feature, quantity: opts.quantity ?? 1, ...(opts.hold ? { hold: true } : {}) }, key);
+  if (resp instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${resp.message}`, null);
   const body = (await resp.json().catch(() => null)) as (MeterAnswer & { error?: { code?: string; message?: string; upgrade?: Upgrade } }) | null;
   if (resp.ok && body && typeof body.allowed === 'boolean') {
     if (body.allowed) return { ok: true, answer: body as MeterAnswer };
     // A check that says no: the same answer a track would give.
     const code = body.reason === 'limit_reached' ? 'limit_reached' : 'not_entitled';
-    return { ...refuse(403, code, describeDenial(body as MeterAnswer), body.upgrade ?? null), answer: body as MeterAnswer };
+    return { ...refusal(403, code, describeDenial(body as MeterAnswer), body.upgrade ?? null), answer: body as MeterAnswer };
   }
   const err: { code?: string; message?: string; upgrade?: Upgrade } = body?.error ?? {};
-  return refuse(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
+  return refusal(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
 }
 
 /** A person's sentence for a denial, naming the cheapest unlock when there is one. */
@@ -273,4 +279,22 @@ export function check(feature: string, opts: MeterOptions): Promise<Metered> {
  */
 export function track(feature: string, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/track', feature, opts, opts.idempotencyKey ?? globalThis.crypto.randomUUID());
+}
+
+export type ExportAnswer =
+  | { ok: true; policy: 'full' | 'watermarked' }
+  | { ok: false; status: number | null; code: string; message: string; upgrade: Upgrade | null; response: Response };
+
+/**
+ * How the caller may export now, decided by the worker (`POST /v1/export`): full
+ * resolution, watermarked (the caller must watermark), or refused ("Upgrade to export.",
+ * with the cheapest plan that exports, and a ready 403 `response`).
+ */
+export async function exportPolicy(opts: Omit<MeterOptions, 'quantity' | 'idempotencyKey' | 'hold'>): Promise<ExportAnswer> {
+  const resp = await workerPost('/v1/export', opts);
+  if (resp instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${resp.message}`, null);
+  const body = (await resp.json().catch(() => null)) as { policy?: string; error?: { code?: string; message?: string; upgrade?: Upgrade } } | null;
+  if (resp.ok && (body?.policy === 'full' || body?.policy === 'watermarked')) return { ok: true, policy: body.policy };
+  const err = body?.error ?? {};
+  return refusal(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
 }

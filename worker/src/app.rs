@@ -68,6 +68,10 @@ impl<T: Transport, S: Store> App<T, S> {
                     Ok(claims) => crate::meter::usage(&self.ctx, &req, &claims, now).await,
                     Err(r) => r,
                 },
+                Route::Export => match self.ctx.user(&req, now).await {
+                    Ok(claims) => crate::meter::export(&self.ctx, &claims, now).await,
+                    Err(r) => r,
+                },
                 Route::UsageCapture | Route::UsageRelease => match self.ctx.user(&req, now).await {
                     Ok(claims) => crate::meter::settle(&self.ctx, &req, &claims, route == Route::UsageRelease).await,
                     Err(r) => r,

@@ -412,3 +412,24 @@ pub async fn settle<T: Transport, S: Store>(
         },
     }
 }
+
+/// `POST /v1/export` (Bearer): how the caller may export now, by the core's export policy
+/// (a catalog with the `export_full_res` and `watermark_exports` capabilities, as the VCM
+/// Suite's): 200 `{"policy": "full"}` or `{"policy": "watermarked"}` (the caller must
+/// watermark), or 403 `upgrade_required` "Upgrade to export." with the cheapest plan that
+/// exports. 404 `no_export_policy` for a catalog without those capabilities.
+pub async fn export<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, now: Timestamp) -> AppResponse {
+    let subject = Subject::user(&claims.sub);
+    let st = match ctx.store.subject_state(&subject, Some("-")).await {
+        Ok(s) => s,
+        Err(e) => return store_error(&e),
+    };
+    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
+    match tollgate::decide::export_policy(&ctx.catalog, &ents, now) {
+        Ok(tollgate::decide::ExportPolicy::Refused { message, upgrade }) => {
+            error_json(403, "upgrade_required", message, json!({"upgrade": upgrade}))
+        }
+        Ok(p) => AppResponse::json(200, &serde_json::to_value(&p).unwrap_or(Value::Null)),
+        Err(_) => error(404, "no_export_policy", "the catalog has no export capabilities (export_full_res, watermark_exports)"),
+    }
+}

@@ -376,3 +376,23 @@ fn a_hold_takes_credits_at_once_and_gives_back_exactly_what_it_took_unless_captu
         assert_eq!(settle(&t, &u, "not-a-uuid", "release", NOW).await.0, 404);
     });
 }
+
+#[test]
+fn exports_are_full_watermarked_or_refused_by_plan() {
+    block(async {
+        let t = T::new();
+        let t = &t;
+        let call = |uid: String| {
+            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(&uid, ISSUER, NOW)));
+            async move { t.call("/v1/export", h, json!({}), NOW).await }
+        };
+        let none = t.user(U1, None).await;
+        let (s, v) = call(none).await;
+        assert_eq!((s, v["error"]["code"].clone(), v["error"]["message"].clone()), (403, json!("upgrade_required"), json!("Upgrade to export.")), "{v}");
+        assert!(v["error"]["upgrade"]["offer"].is_string(), "{v}");
+        let starter = t.user(U2, Some("starter")).await;
+        assert_eq!(call(starter).await.1["policy"], "watermarked");
+        let basic = t.user("00000000-0000-4000-8000-000000000003", Some("basic")).await;
+        assert_eq!(call(basic).await.1["policy"], "full");
+    });
+}
