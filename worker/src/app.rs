@@ -58,24 +58,16 @@ impl<T: Transport, S: Store> App<T, S> {
             (None, Resolved::Found(route)) => match route {
                 Route::Healthz => self.healthz(),
                 Route::Catalog => self.catalog_route(),
-                Route::Entitlements => self.entitlements(&req, now).await,
-                Route::UsageQuote => self.usage(&req, now, false).await,
-                Route::UsageConsume => self.usage(&req, now, true).await,
-                Route::Check => self.meter(&req, now, false).await,
-                Route::Track => self.meter(&req, now, true).await,
-                Route::Preferences => self.preferences(&req, now).await,
-                Route::Usage => match self.ctx.user(&req, now).await {
-                    Ok(claims) => crate::meter::usage(&self.ctx, &req, &claims, now).await,
-                    Err(r) => r,
-                },
-                Route::Export => match self.ctx.user(&req, now).await {
-                    Ok(claims) => crate::meter::export(&self.ctx, &claims, now).await,
-                    Err(r) => r,
-                },
-                Route::UsageCapture | Route::UsageRelease => match self.ctx.user(&req, now).await {
-                    Ok(claims) => crate::meter::settle(&self.ctx, &req, &claims, route == Route::UsageRelease).await,
-                    Err(r) => r,
-                },
+                Route::Entitlements
+                | Route::UsageQuote
+                | Route::UsageConsume
+                | Route::Check
+                | Route::Track
+                | Route::Preferences
+                | Route::Usage
+                | Route::Export
+                | Route::UsageCapture
+                | Route::UsageRelease => self.signed_in(route, &req, now).await,
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -127,13 +119,33 @@ impl<T: Transport, S: Store> App<T, S> {
             .with_header("etag", format!("\"{}-{}\"", m.id, m.version))
     }
 
-    // ------------------------------------------------------------------ entitlements
-
-    async fn entitlements(&self, req: &InRequest, now: Timestamp) -> AppResponse {
+    /// The routes of a signed-in user: the caller's token is verified once, here, and the
+    /// route's handler answers for its `sub`.
+    async fn signed_in(&self, route: crate::routes::Route, req: &InRequest, now: Timestamp) -> AppResponse {
+        use crate::routes::Route;
         let claims = match self.ctx.user(req, now).await {
             Ok(c) => c,
             Err(r) => return r,
         };
+        match route {
+            Route::Entitlements => self.entitlements(&claims, now).await,
+            Route::UsageQuote => crate::consume::handle(&self.ctx, req, &claims, now, false).await,
+            Route::UsageConsume => crate::consume::handle(&self.ctx, req, &claims, now, true).await,
+            Route::Check => crate::meter::check(&self.ctx, req, &claims, now).await,
+            Route::Track => crate::meter::track(&self.ctx, req, &claims, now).await,
+            Route::Preferences => crate::meter::preferences(&self.ctx, req, &claims, now).await,
+            Route::Usage => crate::meter::usage(&self.ctx, req, &claims, now).await,
+            Route::Export => crate::meter::export(&self.ctx, &claims, now).await,
+            Route::UsageCapture | Route::UsageRelease => {
+                crate::meter::settle(&self.ctx, req, &claims, route == Route::UsageRelease).await
+            }
+            _ => error(404, "not_found", "no such route"),
+        }
+    }
+
+    // ------------------------------------------------------------------ entitlements
+
+    async fn entitlements(&self, claims: &auth::Claims, now: Timestamp) -> AppResponse {
         let Some(signer) = self.ctx.signer() else {
             return error(503, "snapshots_not_configured", "SNAPSHOT_SIGNING_KEY is not set");
         };
@@ -161,36 +173,6 @@ impl<T: Transport, S: Store> App<T, S> {
             ),
             Err(e) => error(500, "snapshot_error", e.to_string()),
         }
-    }
-
-    // ------------------------------------------------------------------ usage
-
-    async fn usage(&self, req: &InRequest, now: Timestamp, consume: bool) -> AppResponse {
-        let claims = match self.ctx.user(req, now).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        crate::consume::handle(&self.ctx, req, &claims, now, consume).await
-    }
-
-    async fn meter(&self, req: &InRequest, now: Timestamp, track: bool) -> AppResponse {
-        let claims = match self.ctx.user(req, now).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        if track {
-            crate::meter::track(&self.ctx, req, &claims, now).await
-        } else {
-            crate::meter::check(&self.ctx, req, &claims, now).await
-        }
-    }
-
-    async fn preferences(&self, req: &InRequest, now: Timestamp) -> AppResponse {
-        let claims = match self.ctx.user(req, now).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-        crate::meter::preferences(&self.ctx, req, &claims, now).await
     }
 
     // ------------------------------------------------------------------ admin

@@ -77,7 +77,7 @@ pub async fn handle<T: Transport, S: Store>(
     let request = ChargeRequest { subject: &core_subject, idempotency_key: key, model: &model, quality: &quality, seconds };
     let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
     let decide = |input: ChargeInput<'_>| tollgate::charge::charge(&app.catalog, input, &request, now);
-    run(app, &subject, key, &hash, consume, now, decide).await
+    run(app, &subject, key, &hash, consume, now, &decide).await
 }
 
 /// Decides a charge with `decide` (the core, once per attempt) from the subject's state
@@ -91,7 +91,9 @@ pub async fn run<T: Transport, S: Store>(
     hash: &str,
     consume: bool,
     now: Timestamp,
-    decide: impl Fn(ChargeInput<'_>) -> Result<ChargeDecision, tollgate::usage::UsageError>,
+    // One copy of this loop for every kind of charge (a closure's own type would make one
+    // per caller in the worker's code).
+    decide: &dyn Fn(ChargeInput<'_>) -> Result<ChargeDecision, tollgate::usage::UsageError>,
 ) -> AppResponse {
     let request_id = tollgate::charge::request_id(&subject.to_core(), key);
     let ledger_key = format!("usage:{request_id}");

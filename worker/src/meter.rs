@@ -210,7 +210,7 @@ async fn spend<T: Transport, S: Store>(
     let req = UnitsRequest { subject: &core, idempotency_key: key, pool, units, hold };
     let hash = tollgate::charge::units_request_hash(&core, pool, units, hold);
     let decide = |input: ChargeInput<'_>| tollgate::charge::charge_units(&ctx.catalog, input, &req, now);
-    let mut r = crate::consume::run(ctx, subject, key, &hash, true, now, decide).await;
+    let mut r = crate::consume::run(ctx, subject, key, &hash, true, now, &decide).await;
     let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) else { return r };
     if r.status == 200 {
         v["allowed"] = json!(true);

@@ -29,8 +29,15 @@ export function WorkflowRunner() {
     setStatus(body);
   }, []);
 
+  // The count is read once the page is idle: the tools' lock state paints first.
   useEffect(() => {
-    void load();
+    const run = () => void load();
+    if (typeof window.requestIdleCallback === 'function') {
+      const id = window.requestIdleCallback(run, { timeout: 1000 });
+      return () => window.cancelIdleCallback(id);
+    }
+    const t = setTimeout(run, 100);
+    return () => clearTimeout(t);
   }, [load]);
 
   const run = async () => {
