@@ -9,7 +9,7 @@ export { useTollgate, useEntitlements, useAccess, useToolStates, useLimit, useEx
 export type { AccessAnswer, AccessStatus } from './hooks.js';
 export { Gate, UpgradePrompt } from './gate.js';
 export type { GateProps, UpgradePromptProps } from './gate.js';
-export { ask, describeReason, formatMoney, questionKey, quoteWith } from './core.js';
+export { ask, describeReason, formatMoney, minorDigits, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
 export { verifySnapshot, parsePublicKeys, peekSnapshot, decodeBase64Url, encodeBase64Url, SnapshotError } from './snapshot.js';
 export type { PublicKeys, VerifyOptions, VerifyResult, SnapshotErrorCode } from './snapshot.js';

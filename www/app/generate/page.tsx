@@ -1,5 +1,6 @@
 import { BalanceWidget } from '@/components/BalanceWidget';
 import { GenerateVideo } from '@/components/GenerateVideo';
+import { OveragePreferences } from '@/components/OveragePreferences';
 import { studioCatalog } from '@/lib/catalog';
 import { studioWorkerUrl } from '@/lib/config';
 import { getSession } from '@/lib/session';
@@ -18,6 +19,7 @@ export default async function GeneratePage() {
         <GenerateVideo catalog={doc} workerUrl={studioWorkerUrl()} accessToken={session?.accessToken ?? null} />
         {session ? <BalanceWidget catalog={doc} /> : <p className="card">Sign in to see your balance.</p>}
       </div>
+      {session ? <OveragePreferences workerUrl={studioWorkerUrl()} accessToken={session.accessToken} /> : null}
     </>
   );
 }
