@@ -2,6 +2,7 @@
 // the app's URLs from the environment (set by `cargo xtask test`), sign-in and the
 // checkout stand-in, screenshots as artifacts, and the fixtures' comparison rules.
 
+import { after, before } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -23,6 +24,20 @@ function need(name) {
 export function needWorker() {
   if (!WORKER) throw new Error('TOLLGATE_WORKER_URL is not set: these tests need the running worker');
   return WORKER;
+}
+
+/**
+ * One Chromium for a test file that needs the running worker: launched before its tests,
+ * closed after them. Returns a getter for it.
+ */
+export function browserWithWorker() {
+  let browser;
+  before(async () => {
+    needWorker();
+    browser = await launch();
+  });
+  after(async () => browser?.close());
+  return () => browser;
 }
 
 export async function launch() {

@@ -2,22 +2,17 @@
 // Video Studio worker's `/v1/preferences` (cross-origin, with the user's token), and the
 // choice is what the worker then enforces.
 
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WWW, launch, needWorker, shot, signIn, uniqueEmail } from './lib.mjs';
+import { WWW, browserWithWorker, shot, signIn, uniqueEmail } from './lib.mjs';
 
-let browser;
-before(async () => {
-  needWorker();
-  browser = await launch();
-});
-after(async () => browser?.close());
+const browser = browserWithWorker();
 
 const FORM = '[data-testid="overage-preferences"]';
 
 test('the overage form shows the default, saves a choice, and the worker keeps it', async () => {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const user = await signIn(context, uniqueEmail('overage'));
   const page = await context.newPage();
   await page.goto(`${WWW}/generate`);

@@ -2,20 +2,15 @@
 // export by plan (refused "Upgrade to export.", watermarked on Starter, full on Basic),
 // and the AI Caption Writer's `use_ai` check before its (simulated) model call.
 
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WWW, checkout, launch, needWorker, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
+import { WWW, checkout, browserWithWorker, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
 
-let browser;
-before(async () => {
-  needWorker();
-  browser = await launch();
-});
-after(async () => browser?.close());
+const browser = browserWithWorker();
 
 async function subscriber(offer, tier) {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const user = await signIn(context, uniqueEmail(tier ?? 'free'));
   if (offer) {
     await checkout(context, { offer, clouds: [] });

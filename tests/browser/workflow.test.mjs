@@ -3,23 +3,18 @@
 // day's count from the server and locks with the cheapest upgrade after the third run,
 // and a fourth run asked for directly is refused 403 whatever the page shows.
 
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WWW, checkout, launch, needWorker, shot, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
+import { WWW, checkout, browserWithWorker, shot, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
 
-let browser;
-before(async () => {
-  needWorker();
-  browser = await launch();
-});
-after(async () => browser?.close());
+const browser = browserWithWorker();
 
 const RUNNER = '[data-testid="workflow-runner"]';
 const COUNT = '[data-testid="runs-today"]';
 
 test('Starter: 3 workflow runs a day from the server, then locked with the cheapest upgrade', async () => {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const user = await signIn(context, uniqueEmail('runs'));
   await checkout(context, { offer: 'SUITE_STARTER_MONTHLY', clouds: [] });
   await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.product === 'suite' && g.tier === 'starter'));
@@ -50,7 +45,7 @@ test('Starter: 3 workflow runs a day from the server, then locked with the cheap
 });
 
 test('signed out, the runner is not offered and its route answers 401', async () => {
-  const context = await browser.newContext();
+  const context = await browser().newContext();
   const page = await context.newPage();
   await page.goto(`${WWW}/tools`);
   await page.waitForSelector('h1');
