@@ -31,7 +31,7 @@ use tollgate::credits::{ChargeOutcome, OveragePolicy};
 use tollgate::time::Timestamp;
 
 use crate::ctx::Ctx;
-use crate::respond::{error, error_json, json_body, store_error};
+use crate::respond::{error, error_json, idempotency_key, json_body, store_error};
 use crate::store::{ChargeAnswer, Charged, Store};
 use crate::auth::Claims;
 use crate::http::{AppResponse, InRequest, Transport};
@@ -57,21 +57,10 @@ pub async fn handle<T: Transport, S: Store>(
     let Some(seconds) = body.get("seconds").and_then(Value::as_u64) else {
         return error(400, "invalid_request", "`seconds` must be a positive integer");
     };
-    let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
-    if consume && key.is_empty() {
-        return error(
-            400,
-            "missing_idempotency_key",
-            "send an Idempotency-Key header (one per request, reused on retry)",
-        );
-    }
-    if key.len() > 200 || key.chars().any(|c| c.is_control()) {
-        return error(
-            400,
-            "invalid_idempotency_key",
-            "Idempotency-Key must be at most 200 printable characters",
-        );
-    }
+    let key = match idempotency_key(req, consume) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let subject = Subject::user(&claims.sub);
     let core_subject = subject.to_core();
     let request = ChargeRequest { subject: &core_subject, idempotency_key: key, model: &model, quality: &quality, seconds };

@@ -330,7 +330,7 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
-        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, left: BTreeMap::new() };
+        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true };
         match (release, status.as_str()) {
             (true, "released") => return Ok(Some(done("released"))),
             (false, "captured") => return Ok(Some(done("captured"))),
@@ -338,7 +338,6 @@ impl Store for MemoryStore {
             (_, "held") => {}
             _ => return Err(conflict("not_held", "the usage is final, not a hold")),
         }
-        let mut left = BTreeMap::new();
         if release {
             let takes = g.records[&rid].record["takes"].as_array().cloned().unwrap_or_default();
             for t in takes {
@@ -352,14 +351,13 @@ impl Store for MemoryStore {
                 } else {
                     l.lot.remaining += units;
                 }
-                left.insert(lot.to_string(), l.lot.remaining);
             }
         }
         let now_status = if release { "released" } else { "captured" };
         if let Some(r) = g.records.get_mut(&rid) {
             r.record["status"] = json!(now_status);
         }
-        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, left }))
+        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false }))
     }
 
     async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
@@ -377,14 +375,7 @@ impl Store for MemoryStore {
         Ok(held
             .into_iter()
             .take(limit as usize)
-            .filter_map(|(_, id, s)| {
-                let subject = match s.split_once(':')? {
-                    ("user", u) => Subject::user(u),
-                    ("org", o) => Subject::Org(o.to_string()),
-                    _ => return None,
-                };
-                Some(ExpiredHold { usage_id: id, subject })
-            })
+            .filter_map(|(_, id, s)| Some(ExpiredHold { usage_id: id, subject: Subject::from_key(&s)? }))
             .collect())
     }
 
@@ -679,15 +670,10 @@ impl Store for MemoryStore {
 
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
         let g = self.inner.borrow();
-        let subject_of = |k: &str| -> Option<Subject> {
-            k.strip_prefix("user:")
-                .map(|u| Subject::User(u.to_string()))
-                .or_else(|| k.strip_prefix("org:").map(|o| Subject::Org(o.to_string())))
-        };
         let mut rows: Vec<Lapsed> = Vec::new();
         for (k, ls) in &g.lots {
             for l in ls.iter().filter(|l| !l.lot.closed && l.lot.valid_to.is_some_and(|t| t <= now)) {
-                if let (Some(s), Some(at)) = (subject_of(k), l.lot.valid_to) {
+                if let (Some(s), Some(at)) = (Subject::from_key(k), l.lot.valid_to) {
                     rows.push(Lapsed { at, id: format!("lot:{:020}", l.id), subject: s });
                 }
             }
@@ -697,7 +683,7 @@ impl Store for MemoryStore {
                 let hand = matches!(v["source"].as_str(), Some("manual_grant" | "promotion"));
                 let live = matches!(v["status"].as_str(), Some("active" | "trial" | "past_due"));
                 let to: Option<Timestamp> = serde_json::from_value(v["valid_to"].clone()).ok();
-                if let (true, true, Some(at), Some(s)) = (hand, live, to.filter(|t| *t <= now), subject_of(k)) {
+                if let (true, true, Some(at), Some(s)) = (hand, live, to.filter(|t| *t <= now), Subject::from_key(k)) {
                     rows.push(Lapsed { at, id: format!("grant:{id:020}"), subject: s });
                 }
             }

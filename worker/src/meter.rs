@@ -122,13 +122,10 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Some(Value::Bool(b)) => *b,
         Some(_) => return error(400, "invalid_request", "`hold` must be true or false"),
     };
-    let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
-    if key.is_empty() {
-        return error(400, "missing_idempotency_key", "send an Idempotency-Key header (one per use, reused on retry)");
-    }
-    if key.len() > 200 || key.chars().any(|c| c.is_control()) {
-        return error(400, "invalid_idempotency_key", "Idempotency-Key must be at most 200 printable characters");
-    }
+    let key = match crate::respond::idempotency_key(req, true) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let subject = Subject::user(&claims.sub);
     let core_subject = subject.to_core();
     match meter::feature(&ctx.catalog, &feature) {
@@ -398,18 +395,11 @@ pub async fn settle<T: Transport, S: Store>(
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
         Ok(None) => error(404, "not_found", "no such usage"),
-        Err(e) => match (e.conflict(), e.pg_code()) {
-            (Some(_), _) => {
-                let (code, msg) = match &e {
-                    crate::supabase::StoreError::Conflict { error: pg, .. } => {
-                        (pg.hint.clone().unwrap_or_else(|| "conflict".into()), pg.message.clone().unwrap_or_default())
-                    }
-                    _ => ("conflict".into(), String::new()),
-                };
-                error(409, &code, msg)
-            }
-            _ => store_error(&e),
-        },
+        // The store's refusal names itself by hint (not_held, released, lot_short).
+        Err(crate::supabase::StoreError::Conflict { error: pg, .. }) => {
+            error(409, pg.hint.as_deref().unwrap_or("conflict"), pg.message.unwrap_or_default())
+        }
+        Err(e) => store_error(&e),
     }
 }
 

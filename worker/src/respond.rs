@@ -42,3 +42,16 @@ pub fn json_body(req: &InRequest) -> Result<Value, AppResponse> {
     }
     serde_json::from_slice(&req.body).map_err(|e| error(400, "malformed_json", format!("the body is not JSON: {e}")))
 }
+
+/// The request's `Idempotency-Key` (trimmed; empty when absent and not `required`), or a 400:
+/// missing when required, or longer than 200 characters, or with control characters.
+pub fn idempotency_key(req: &InRequest, required: bool) -> Result<&str, AppResponse> {
+    let key = req.headers.get("idempotency-key").map(str::trim).unwrap_or("");
+    if required && key.is_empty() {
+        return Err(error(400, "missing_idempotency_key", "send an Idempotency-Key header (one per request, reused on retry)"));
+    }
+    if key.len() > 200 || key.chars().any(|c| c.is_control()) {
+        return Err(error(400, "invalid_idempotency_key", "Idempotency-Key must be at most 200 printable characters"));
+    }
+    Ok(key)
+}

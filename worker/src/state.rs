@@ -30,6 +30,21 @@ impl Subject {
             Subject::Org(id) => json!({"organization_id": id}),
         }
     }
+    /// The subject a `{"user_id"}` / `{"organization_id"}` object names (the inverse of
+    /// [`Subject::to_json`]; a row with both columns names its user).
+    pub fn from_json(v: &Value) -> Option<Subject> {
+        match (v["user_id"].as_str(), v["organization_id"].as_str()) {
+            (Some(u), _) => Some(Subject::User(u.to_string())),
+            (None, Some(o)) => Some(Subject::Org(o.to_string())),
+            _ => None,
+        }
+    }
+    /// The subject of a `user:<id>` / `org:<id>` key (the inverse of [`Subject::key`]).
+    pub fn from_key(k: &str) -> Option<Subject> {
+        k.strip_prefix("user:")
+            .map(|u| Subject::User(u.to_string()))
+            .or_else(|| k.strip_prefix("org:").map(|o| Subject::Org(o.to_string())))
+    }
     /// `user:<id>` / `org:<id>`, the core's spelling.
     pub fn key(&self) -> String {
         match self {

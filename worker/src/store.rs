@@ -127,8 +127,6 @@ pub struct Settled {
     pub status: String,
     /// It was settled so before (a retry).
     pub replayed: bool,
-    /// For a release: what each lot holds after getting its take back.
-    pub left: BTreeMap<String, i64>,
 }
 
 /// A hold past its end, for the scheduled run.
@@ -249,13 +247,16 @@ pub fn overage_cap(c: &Charge, period: Timestamp) -> Value {
     }
 }
 
-fn charged(v: &Value) -> Charged {
-    let left = v
-        .get("lots")
+/// What each lot holds after a charge (the answer's `lots`).
+fn lots_left(v: &Value) -> BTreeMap<String, i64> {
+    v.get("lots")
         .and_then(Value::as_object)
         .map(|o| o.iter().filter_map(|(k, n)| n.as_i64().map(|n| (k.clone(), n))).collect())
-        .unwrap_or_default();
-    Charged { usage_id: v["usage_id"].clone(), record: v["record"].clone(), balances: v["balances"].clone(), left }
+        .unwrap_or_default()
+}
+
+fn charged(v: &Value) -> Charged {
+    Charged { usage_id: v["usage_id"].clone(), record: v["record"].clone(), balances: v["balances"].clone(), left: lots_left(v) }
 }
 
 /// The stored form of a fact (`billing_facts`).
@@ -329,16 +330,10 @@ impl<T: Transport> Store for SupabaseStore<T> {
         if v.is_null() {
             return Ok(None);
         }
-        let left = v
-            .get("lots")
-            .and_then(Value::as_object)
-            .map(|o| o.iter().filter_map(|(k, n)| n.as_i64().map(|n| (k.clone(), n))).collect())
-            .unwrap_or_default();
         Ok(Some(Settled {
             usage_id: v["usage_id"].clone(),
             status: v["status"].as_str().unwrap_or("").to_string(),
             replayed: v["replayed"] == true,
-            left,
         }))
     }
 
@@ -348,11 +343,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
             .map(|a| {
                 a.iter()
                     .filter_map(|h| {
-                        let subject = match (h["subject"]["user_id"].as_str(), h["subject"]["organization_id"].as_str()) {
-                            (Some(u), _) => Subject::user(u),
-                            (_, Some(o)) => Subject::Org(o.to_string()),
-                            _ => return None,
-                        };
+                        let subject = Subject::from_json(&h["subject"])?;
                         Some(ExpiredHold { usage_id: h["usage_id"].as_str()?.to_string(), subject })
                     })
                     .collect()
@@ -472,11 +463,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
         let v = self.client.rpc("tollgate_lapsed", &args).await?;
         let mut out = Vec::new();
         for r in v.as_array().cloned().unwrap_or_default() {
-            let subject = match (r["user_id"].as_str(), r["organization_id"].as_str()) {
-                (Some(u), _) => Subject::User(u.to_string()),
-                (None, Some(o)) => Subject::Org(o.to_string()),
-                _ => continue,
-            };
+            let Some(subject) = Subject::from_json(&r) else { continue };
             let at: Timestamp = decode(r["at"].clone(), "lapsed at")?;
             out.push(Lapsed { at, id: r["id"].as_str().unwrap_or("").to_string(), subject });
         }
