@@ -64,6 +64,36 @@ export interface LimitInfo {
   holds_until: string | null;
 }
 
+/**
+ * A metered decision on a capability, a limit or a credit pool: the answer of the
+ * worker's `POST /v1/check`, field for field.
+ */
+export interface Check {
+  /** The catalog's id of the capability, limit or pool. */
+  feature: string;
+  allowed: boolean;
+  reason: Reason;
+  /** What is left after this use when allowed, else what is left now ("unlimited" for a capability). */
+  remaining: LimitValue;
+  /** Used so far in a limit's window (0 for a capability or a pool). */
+  used: number;
+  /** A limit's value at the subject's tier, or what a pool holds now. */
+  limit: LimitValue;
+  /** When a limit's window starts again (RFC 3339, UTC); for a capability, until when the answer holds; null: never. */
+  resets_at: string | null;
+  /** The effective tier of the feature's product; null for a pool, or without a tier. */
+  tier: string | null;
+  /** When denied: the cheapest offer that allows it; null when none does. */
+  upgrade: Upgrade | null;
+}
+
+export type CheckErrorCode = 'unknown_feature' | 'invalid_quantity';
+
+/** A metering question the catalog cannot answer; `code` is the core's. */
+export interface CheckError extends Error {
+  code: CheckErrorCode;
+}
+
 /** The VCM Suite's export rule. */
 export type ExportPolicy =
   | { policy: 'full' }
@@ -226,6 +256,13 @@ export declare class Engine {
   limitInfo(name: string, now?: Now): LimitInfo;
   /** May one more unit be used, given `used` (a whole number) so far in the limit's period? */
   checkLimit(name: string, used: number, now?: Now): Decision;
+  /**
+   * May `quantity` (default 1) of a capability, limit or credit pool be used, given
+   * `used` (default 0) so far in a limit's window? The worker's `POST /v1/check`
+   * decided from these entitlements alone: a pool reads `balances`. Throws a
+   * {@link CheckError} for an unknown feature or a quantity outside 1..1e9.
+   */
+  checkFeature(feature: string, quantity?: number | null, used?: number | null, now?: Now): Check;
   exportPolicy(now?: Now): ExportPolicy;
   /** Every tool of `page` (every tool when omitted or null) at once. */
   pageState(page?: string | null, usage?: Usage | null, now?: Now): ToolState[];

@@ -342,6 +342,16 @@ export class Engine {
   checkLimit(name, used, now) {
     return JSON.parse(this.#h.checkLimit(str('limit', name), count('used', used), nowMs(now)));
   }
+  /**
+   * May `quantity` (default 1) of a capability, limit or credit pool be used now,
+   * given `used` (default 0) so far in a limit's window? The metered decision of the
+   * worker's `POST /v1/check`, from these entitlements alone: a pool reads `balances`.
+   */
+  checkFeature(feature, quantity, used, now) {
+    const q = quantity === undefined || quantity === null ? 1 : count('quantity', quantity);
+    const u = used === undefined || used === null ? 0 : count('used', used);
+    return JSON.parse(this.#h.checkFeature(str('feature', feature), q, u, nowMs(now)));
+  }
   exportPolicy(now) {
     return JSON.parse(this.#h.exportPolicy(nowMs(now)));
   }

@@ -9,8 +9,9 @@
 //! store increments the window's counter only while it stays within that value, so
 //! concurrent uses admit exactly as many as the limit allows, whatever their order.
 //!
-//! A credit pool is checked here against the subject's lots ([`check_pool`]) and spent by
-//! a charge ([`crate::charge::charge_units`]).
+//! A credit pool is checked here against the subject's lots ([`check_pool`]) or, in a host
+//! that holds only a snapshot, against its balances ([`check_feature`]), both through one
+//! rule ([`check_pool_holding`]); it is spent by a charge ([`crate::charge::charge_units`]).
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::{Serialize, Serializer};
@@ -60,7 +61,7 @@ impl std::fmt::Display for MeterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MeterError::UnknownFeature(x) => {
-                write!(f, "`{x}` is neither a capability nor a limit of the catalog")
+                write!(f, "`{x}` is not a capability, a limit or a credit pool of the catalog")
             }
             MeterError::Pool(x) => write!(f, "`{x}` is a credit pool: its use is a charge of credits (check_pool, charge_units)"),
             MeterError::BadQuantity(q) => write!(f, "quantity must be a whole number from 1 to {MAX_QUANTITY}, not {q}"),
@@ -244,10 +245,9 @@ pub struct Count {
     pub at: Timestamp,
 }
 
-/// May the subject take `quantity` credits of `pool` now? Allowed while the pool's usable
-/// lots hold them (`remaining`: what they hold after; `limit`: what they hold now); refused
-/// without a plan or credits in the pool (`no_entitlement`) or when they hold less
-/// (`limit_reached`), with the cheapest offer that puts credits into the pool.
+/// May the subject take `quantity` credits of `pool` now? Reads what the pool's usable
+/// lots hold and whether the subject may draw on it at all ([`crate::usage::may_draw`])
+/// from its wallet, then decides with [`check_pool_holding`].
 pub fn check_pool(
     catalog: &Catalog,
     ents: &Entitlements,
@@ -256,20 +256,33 @@ pub fn check_pool(
     quantity: u64,
     now: Timestamp,
 ) -> Result<Check, MeterError> {
-    if quantity == 0 || quantity > MAX_QUANTITY {
-        return Err(MeterError::BadQuantity(quantity));
-    }
-    let p = catalog.pool(pool).ok_or_else(|| MeterError::UnknownFeature(pool.into()))?;
-    let (a, b) = wallet.available(&p.id, now);
+    let id = pool_of(catalog, pool, quantity)?;
+    let (a, b) = wallet.available(id, now);
     let available = u64::try_from(a + b).unwrap_or(0);
-    let entitled = crate::usage::may_draw(catalog, ents, wallet, &p.id, now);
-    let allowed = entitled && quantity <= available;
+    let may_draw = crate::usage::may_draw(catalog, ents, wallet, id, now);
+    check_pool_holding(catalog, id, quantity, available, may_draw)
+}
+
+/// The pool rule, shared by the worker (through [`check_pool`]) and the browser
+/// (through [`check_feature`]): allowed while `available` covers `quantity`
+/// (`remaining`: what is left after; `limit`: what is there now); refused when the
+/// subject may not draw on the pool (`no_entitlement`) or when it holds less
+/// (`limit_reached`), with the cheapest offer that puts credits into the pool.
+pub fn check_pool_holding(
+    catalog: &Catalog,
+    pool: &str,
+    quantity: u64,
+    available: u64,
+    may_draw: bool,
+) -> Result<Check, MeterError> {
+    let id = pool_of(catalog, pool, quantity)?;
+    let allowed = may_draw && quantity <= available;
     Ok(Check {
-        feature: p.id.clone(),
+        feature: id.to_string(),
         allowed,
         reason: if allowed {
             Reason::WithinLimit
-        } else if entitled {
+        } else if may_draw {
             Reason::LimitReached
         } else {
             Reason::NoEntitlement
@@ -279,8 +292,48 @@ pub fn check_pool(
         limit: Remaining::Count(available),
         resets_at: None,
         tier: None,
-        upgrade: if allowed { None } else { credit_offer(catalog, &p.id) },
+        upgrade: if allowed { None } else { credit_offer(catalog, id) },
     })
+}
+
+/// The catalog's id of `pool`, once `quantity` is known to be one a request may ask for.
+fn pool_of<'c>(catalog: &'c Catalog, pool: &str, quantity: u64) -> Result<&'c str, MeterError> {
+    valid_quantity(quantity)?;
+    catalog.pool(pool).map(|p| p.id.as_str()).ok_or_else(|| MeterError::UnknownFeature(pool.into()))
+}
+
+fn valid_quantity(quantity: u64) -> Result<(), MeterError> {
+    if quantity == 0 || quantity > MAX_QUANTITY {
+        return Err(MeterError::BadQuantity(quantity));
+    }
+    Ok(())
+}
+
+/// Any feature decided from the entitlements alone, as a host holding only a signed
+/// snapshot can: a capability or a limit as [`check`] decides it (`used`: what the
+/// limit's window used so far; ignored otherwise), a credit pool from `ents.balances`.
+/// A pool named in `balances` is one the subject holds lots in (the snapshot lists
+/// exactly those), and its balance is what is available; a pool not named there holds
+/// nothing, and only a plan lets the subject draw on it. For the same subject the
+/// answer is the worker's `POST /v1/check` as long as the snapshot is current.
+pub fn check_feature(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    feature_id: &str,
+    quantity: u64,
+    used: u64,
+    now: Timestamp,
+) -> Result<Check, MeterError> {
+    valid_quantity(quantity)?;
+    match feature(catalog, feature_id)? {
+        Feature::Pool(pool) => {
+            let held = ents.balances.get(pool);
+            let available = held.map_or(0, |&n| u64::try_from(n).unwrap_or(0));
+            let may_draw = crate::usage::may_draw_holding(catalog, ents, held.is_some(), now);
+            check_pool_holding(catalog, pool, quantity, available, may_draw)
+        }
+        Feature::Capability(_) | Feature::Limit(_) => check(catalog, ents, feature_id, quantity, used, now),
+    }
 }
 
 /// The cheapest visible offer that puts credits into `pool`, as an upgrade.
@@ -308,9 +361,7 @@ pub fn check(
     used: u64,
     now: Timestamp,
 ) -> Result<Check, MeterError> {
-    if quantity == 0 || quantity > MAX_QUANTITY {
-        return Err(MeterError::BadQuantity(quantity));
-    }
+    valid_quantity(quantity)?;
     match feature(catalog, feature_id)? {
         Feature::Capability(id) => {
             let d = decide::can(catalog, ents, id, now).map_err(|_| MeterError::UnknownFeature(id.into()))?;
@@ -417,6 +468,132 @@ mod tests {
         let w = window(LimitPeriod::Month, ts("2028-02-29T00:00:00Z"));
         assert_eq!((w.start, w.resets_at), (ts("2028-02-01T00:00:00Z"), Some(ts("2028-03-01T00:00:00Z"))));
         assert_eq!(window(LimitPeriod::None, ts("2026-03-05T10:00:00Z")), Window { start: Timestamp(0), resets_at: None });
+    }
+
+    fn razorpay() -> Catalog {
+        Catalog::parse(include_str!("../catalogs/razorpay-ai.toml")).expect("catalog")
+    }
+
+    fn premium(valid_to: &str) -> Entitlements {
+        let g = crate::model::Grant {
+            id: "razorpay:sub_1:premium".into(),
+            product: "premium".into(),
+            tier: "PREMIUM".into(),
+            source: crate::model::Source::Razorpay,
+            status: crate::model::Status::Active,
+            valid_from: ts("2026-03-01T00:00:00Z"),
+            valid_to: Some(ts(valid_to)),
+            past_due_since: None,
+            offer: None,
+            source_ref: None,
+        };
+        Entitlements::new(vec![g])
+    }
+
+    fn lot(w: &mut Wallet, key: &str, pool: &str, kind: crate::credits::LotKind, amount: i64, valid_to: Option<&str>) {
+        w.credit(crate::credits::NewLot {
+            key: key.into(),
+            pool,
+            kind,
+            amount,
+            at: ts("2026-03-01T00:00:00Z"),
+            valid_to: valid_to.map(ts),
+            source: "test",
+            subscription: None,
+        });
+    }
+
+    /// The balances a snapshot carries for `wallet`: every pool it holds a lot in, with
+    /// what is usable at `now`.
+    fn balances(wallet: &Wallet, now: Timestamp) -> std::collections::BTreeMap<String, i64> {
+        wallet
+            .lots
+            .iter()
+            .map(|l| {
+                let (a, b) = wallet.available(&l.pool, now);
+                (l.pool.clone(), a + b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_decided_from_a_snapshot_is_the_pool_decided_from_the_wallet() {
+        use crate::credits::LotKind;
+        let c = razorpay();
+        let now = ts("2026-03-10T12:00:00Z");
+        let mut wallets = vec![Wallet::new()];
+        let mut w = Wallet::new();
+        lot(&mut w, "free", "free_drafts", LotKind::Free, 2, None);
+        wallets.push(w.clone());
+        lot(&mut w, "topup", "ai_credits", LotKind::Purchase, 500, None);
+        wallets.push(w);
+        // A period lot that has run out still says the subject held credits in the pool.
+        let mut w = Wallet::new();
+        lot(&mut w, "old", "ai_credits", LotKind::Allowance, 2000, Some("2026-03-05T00:00:00Z"));
+        wallets.push(w);
+        let subjects = [Entitlements::default(), premium("2026-04-01T00:00:00Z"), premium("2026-03-02T00:00:00Z")];
+        for wallet in &wallets {
+            for base in &subjects {
+                let ents = Entitlements { balances: balances(wallet, now), ..base.clone() };
+                for pool in ["free_drafts", "ai_credits"] {
+                    for quantity in [1, 2, 3, 500, 501] {
+                        let from_wallet = check_pool(&c, base, wallet, pool, quantity, now).unwrap();
+                        let from_snapshot = check_feature(&c, &ents, pool, quantity, 7, now).unwrap();
+                        assert_eq!(from_snapshot, from_wallet, "{pool} x {quantity}, lots {:?}", wallet.lots);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_pool_needs_lots_or_a_plan() {
+        let c = razorpay();
+        let now = ts("2026-03-10T12:00:00Z");
+        let mut ents = Entitlements::default();
+        ents.balances.insert("free_drafts".into(), 2);
+        let two = check_feature(&c, &ents, "free_drafts", 2, 0, now).unwrap();
+        assert_eq!((two.allowed, two.remaining, two.limit), (true, Remaining::Count(0), Remaining::Count(2)));
+        let three = check_feature(&c, &ents, "free_drafts", 3, 0, now).unwrap();
+        assert_eq!((three.allowed, three.reason, three.remaining), (false, Reason::LimitReached, Remaining::Count(2)));
+        assert_eq!(three.upgrade, None, "no offer sells drafts");
+        let credits = check_feature(&c, &ents, "ai_credits", 1, 0, now).unwrap();
+        assert_eq!((credits.allowed, credits.reason), (false, Reason::NoEntitlement));
+        assert_eq!(credits.upgrade.map(|u| u.offer).as_deref(), Some("AI_CREDITS_TOPUP_500"));
+        // A plan may draw on a pool it holds nothing in yet: short, not unentitled.
+        let planned = check_feature(&c, &premium("2026-04-01T00:00:00Z"), "ai_credits", 1, 0, now).unwrap();
+        assert_eq!((planned.allowed, planned.reason, planned.limit), (false, Reason::LimitReached, Remaining::Count(0)));
+        // A negative balance (never written by the store) counts as nothing available.
+        ents.balances.insert("ai_credits".into(), -5);
+        let negative = check_feature(&c, &ents, "ai_credits", 1, 0, now).unwrap();
+        assert_eq!((negative.reason, negative.limit), (Reason::LimitReached, Remaining::Count(0)));
+    }
+
+    #[test]
+    fn capabilities_and_limits_from_a_snapshot_are_the_metered_check() {
+        let c = razorpay();
+        let now = ts("2026-03-10T12:00:00Z");
+        for ents in [Entitlements::default(), premium("2026-04-01T00:00:00Z")] {
+            for (feature, used) in [("ai_generation", 0), ("monthly_ai_credits", 0), ("monthly_ai_credits", 1999), ("monthly_ai_credits", 2000)] {
+                assert_eq!(check_feature(&c, &ents, feature, 1, used, now), check(&c, &ents, feature, 1, used, now));
+            }
+        }
+        let limit = check_feature(&c, &premium("2026-04-01T00:00:00Z"), "monthly_ai_credits", 1, 1999, now).unwrap();
+        assert_eq!((limit.remaining, limit.resets_at), (Remaining::Count(0), Some(ts("2026-04-01T00:00:00Z"))));
+    }
+
+    #[test]
+    fn a_malformed_question_is_an_error_whatever_the_feature() {
+        let c = razorpay();
+        let (ents, now) = (Entitlements::default(), ts("2026-03-10T12:00:00Z"));
+        for feature in ["ai_generation", "monthly_ai_credits", "free_drafts", "teleport"] {
+            assert_eq!(check_feature(&c, &ents, feature, 0, 0, now), Err(MeterError::BadQuantity(0)));
+            assert_eq!(check_feature(&c, &ents, feature, MAX_QUANTITY + 1, 0, now), Err(MeterError::BadQuantity(MAX_QUANTITY + 1)));
+        }
+        let unknown = check_feature(&c, &ents, "teleport", 1, 0, now).unwrap_err();
+        assert_eq!(unknown, MeterError::UnknownFeature("teleport".into()));
+        assert_eq!(unknown.to_string(), "`teleport` is not a capability, a limit or a credit pool of the catalog");
+        assert_eq!(check_pool_holding(&c, "ai_generation", 1, 10, true), Err(MeterError::UnknownFeature("ai_generation".into())));
     }
 
     #[test]

@@ -260,13 +260,25 @@ rates = [
 /// "not entitled" of usage enforcement; being short on credits is a charge
 /// denial.
 pub fn may_draw(catalog: &Catalog, ents: &crate::model::Entitlements, wallet: &Wallet, pool: &str, now: Timestamp) -> bool {
-    let has_plan = catalog.products().iter().any(|p| {
+    may_draw_holding(catalog, ents, wallet.lots.iter().any(|l| l.pool == pool), now)
+}
+
+/// [`may_draw`] for a caller that knows only whether the subject holds any lot in the
+/// pool (`holds_lots`), such as the browser reading a snapshot's `balances`, which name
+/// exactly the pools the subject holds lots in.
+pub fn may_draw_holding(catalog: &Catalog, ents: &crate::model::Entitlements, holds_lots: bool, now: Timestamp) -> bool {
+    holds_lots || has_plan(catalog, ents, now)
+}
+
+/// Does any grant of any product count at `now`? A default tier is not a plan: it
+/// is held without paying.
+fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp) -> bool {
+    catalog.products().iter().any(|p| {
         p.tiers
             .first()
             .and_then(|t| crate::decide::has_access(catalog, ents, &p.id, t, now).ok())
             .is_some_and(|d| d.allowed && d.grant.is_some())
-    });
-    has_plan || wallet.lots.iter().any(|l| l.pool == pool)
+    })
 }
 
 /// The cheapest visible offer that puts credits into `pool` (the upgrade to

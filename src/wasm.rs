@@ -33,6 +33,7 @@ use crate::catalog::{
 };
 use crate::decide::{self, Usage};
 use crate::engine::Engine;
+use crate::meter;
 use crate::model::{Entitlements, Grant};
 use crate::seed::{self, CloudEntitlementRow, PlanUser};
 use crate::snapshot;
@@ -686,6 +687,23 @@ impl EngineHandle {
         let e = &self.inner;
         let used = count_of("used", used)?;
         to_json(&decide::check_limit(e.catalog(), e.entitlements(), name, used, now_of(now_ms)?).map_err(fail)?)
+    }
+
+    /// A metered decision on any capability, limit or credit pool (`meter::check_feature`,
+    /// the rule behind the worker's `POST /v1/check`): a Check as JSON; a malformed
+    /// question is an `Error` whose `code` is the core's (`unknown_feature`, `invalid_quantity`).
+    #[wasm_bindgen(js_name = checkFeature)]
+    pub fn check_feature(&self, feature: &str, quantity: f64, used: f64, now_ms: f64) -> Result<String, JsValue> {
+        let e = &self.inner;
+        let quantity = count_of("quantity", quantity).map_err(|_| {
+            coded_error(format_args!("quantity must be a whole number from 1 to {}", meter::MAX_QUANTITY), "invalid_quantity")
+        })?;
+        let used = count_of("used", used)?;
+        let now = now_of(now_ms)?;
+        to_json(
+            &meter::check_feature(e.catalog(), e.entitlements(), feature, quantity, used, now)
+                .map_err(|e| coded_error(&e, e.code()))?,
+        )
     }
 
     #[wasm_bindgen(js_name = exportPolicy)]

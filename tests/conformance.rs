@@ -3,8 +3,12 @@
 //! The same files run under Node (through `pkg/`) and in the browser, so this
 //! runner keeps to the comparison rules every host shares:
 //! - `expect` is partial: only the keys it names are compared;
-//! - `upgrade` compares as the offer key (a string) or null; `holds_until` as
-//!   an RFC 3339 string or null; `limit` as an integer or "unlimited";
+//! - `upgrade` compares as the offer key (a string) or null; `holds_until` and
+//!   `resets_at` as an RFC 3339 string or null; `limit` and `remaining` as an
+//!   integer or "unlimited";
+//! - `check` (the metered decision of `POST /v1/check`) takes `feature`,
+//!   `quantity` (default 1) and `used` (default 0), and gives `allowed`,
+//!   `reason`, `remaining`, `used`, `limit`, `resets_at`, `tier`, `upgrade`;
 //! - `page` gives `locked` and `unlocked` as lists of tool ids in catalog
 //!   order, compared as whole lists;
 //! - `error` is a substring of the error message, and a case that expects an
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use tollgate::decide::{self, ExportPolicy, Usage};
+use tollgate::meter;
 use tollgate::seed::{self, CloudEntitlementRow, PlanUser};
 use tollgate::{Catalog, Decision, Entitlements, LimitValue, Timestamp};
 
@@ -103,6 +108,27 @@ fn run(
         "check_limit" => {
             let used = field(case, "used")?.as_u64().ok_or("`used` must be a non-negative integer")?;
             e(decide::check_limit(catalog, ents, str_field(case, "limit")?, used, now).map(|d| decision_json(&d)))
+        }
+        "check" => {
+            let count = |key: &str, default: u64| match case.get(key) {
+                None => Ok(default),
+                Some(v) => v.as_u64().ok_or(format!("`{key}` must be a non-negative integer")),
+            };
+            let (quantity, used) = (count("quantity", 1)?, count("used", 0)?);
+            meter::check_feature(catalog, ents, str_field(case, "feature")?, quantity, used, now)
+                .map(|c| {
+                    json!({
+                        "allowed": c.allowed,
+                        "reason": c.reason.as_str(),
+                        "remaining": c.remaining,
+                        "used": c.used,
+                        "limit": c.limit,
+                        "resets_at": c.resets_at.map(|t| t.to_rfc3339()),
+                        "tier": c.tier,
+                        "upgrade": c.upgrade.map(|u| u.offer),
+                    })
+                })
+                .map_err(|e| e.to_string())
         }
         "export_policy" => e(decide::export_policy(catalog, ents, now).map(|p| match p {
             ExportPolicy::Full => json!({ "policy": "full", "message": null, "upgrade": null }),

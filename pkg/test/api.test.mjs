@@ -333,6 +333,32 @@ test('nextChange is the next boundary, or null', () => {
   assert.equal(e.nextChange('2026-05-01T00:00:00Z'), null);
 });
 
+test("checkFeature answers the worker's Check, with defaults and coded errors", () => {
+  const e = new Engine(defaultCatalog(), [grant({ product: 'suite', tier: 'starter' })]);
+  assert.deepEqual(e.checkFeature('workflow_runs_per_day', 1, 2, NOW), {
+    feature: 'workflow_runs_per_day',
+    allowed: true,
+    reason: 'within_limit',
+    remaining: 0,
+    used: 2,
+    limit: 3,
+    resets_at: '2026-03-02T00:00:00Z',
+    tier: 'starter',
+    upgrade: null,
+  });
+  // quantity 1 and used 0 when omitted or null.
+  assert.deepEqual(e.checkFeature('workflow_runs_per_day', null, undefined, NOW), e.checkFeature('workflow_runs_per_day', 1, 0, NOW));
+  assert.equal(e.checkFeature('use_ai').feature, 'use_ai', 'now defaults to the clock');
+  const coded = (f, code, message) => assert.throws(f, (err) => err instanceof Error && err.code === code && err.message.includes(message));
+  coded(() => e.checkFeature('teleport', 1, 0, NOW), 'unknown_feature', '`teleport` is not a capability, a limit or a credit pool');
+  coded(() => e.checkFeature('use_ai', 0, 0, NOW), 'invalid_quantity', 'quantity must be a whole number from 1');
+  coded(() => e.checkFeature('use_ai', 1.5, 0, NOW), 'invalid_quantity', 'quantity must be a whole number from 1');
+  coded(() => e.checkFeature('use_ai', 1e9 + 1, 0, NOW), 'invalid_quantity', 'quantity must be a whole number from 1');
+  throwsClearly(() => e.checkFeature('use_ai', '1', 0, NOW), '`quantity` must be a number');
+  throwsClearly(() => e.checkFeature('workflow_runs_per_day', 1, -1, NOW), '`used` must be a whole number');
+  throwsClearly(() => e.checkFeature(undefined, 1, 0, NOW), '`feature` must be a string');
+});
+
 test('unknown products, tiers, capabilities and limits are Errors with the core message', () => {
   const e = new Engine(defaultCatalog());
   throwsClearly(() => e.hasAccess('nope', 'pro', NOW), 'unknown product `nope`');

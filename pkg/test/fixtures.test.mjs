@@ -2,8 +2,11 @@
 // package's public API, with the comparison rules every host keeps:
 // - `expect` is partial: only the keys it names are compared, and a key the
 //   result does not have fails;
-// - `upgrade` compares as the offer key or null, `holds_until` as an RFC 3339
-//   string or null, `limit` as an integer or "unlimited";
+// - `upgrade` compares as the offer key or null, `holds_until` and `resets_at`
+//   as an RFC 3339 string or null, `limit` and `remaining` as an integer or
+//   "unlimited";
+// - `check` (Engine.checkFeature, the metered decision of `POST /v1/check`)
+//   takes `feature`, `quantity` (default 1) and `used` (default 0);
 // - `error` is a substring of the error message; a case that expects an error
 //   fails if the call succeeds, and the other way round;
 // - a case may override `now` and `entitlements`;
@@ -44,6 +47,20 @@ function decisionView(d) {
   };
 }
 
+/** The metered decision as the fixtures compare it. */
+function checkView(c) {
+  return {
+    allowed: c.allowed,
+    reason: c.reason,
+    remaining: c.remaining,
+    used: c.used,
+    limit: c.limit,
+    resets_at: c.resets_at ?? null,
+    tier: c.tier ?? null,
+    upgrade: c.upgrade ? c.upgrade.offer : null,
+  };
+}
+
 // The VCM Suite plan's boolean helpers, by the capability they read.
 const USER_HELPERS = new Map([
   [CAPABILITIES.useAI, canUseAI],
@@ -73,6 +90,8 @@ function run(engine, now, c) {
     }
     case 'check_limit':
       return decisionView(engine.checkLimit(c.limit, c.used, now));
+    case 'check':
+      return checkView(engine.checkFeature(c.feature, c.quantity ?? 1, c.used ?? 0, now));
     case 'export_policy': {
       const p = engine.exportPolicy(now);
       return { policy: p.policy, message: p.message ?? null, upgrade: p.upgrade ? p.upgrade.offer : null };

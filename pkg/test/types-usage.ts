@@ -24,6 +24,8 @@ import {
   CAPABILITIES,
   quote,
   verifySnapshot,
+  type Check,
+  type CheckError,
   type Quote,
   type QuoteError,
   type Snapshot,
@@ -63,6 +65,17 @@ async function usage(bytes: Uint8Array): Promise<void> {
   const lim: LimitValue = engine.limit('workflow_runs_per_day', Date.now());
   const n: number = typeof lim === 'number' ? lim : Infinity;
   engine.checkLimit('workflow_runs_per_day', 3);
+  const metered: Check = engine.checkFeature('workflow_runs_per_day', 1, 2, new Date());
+  const left: number = metered.remaining === 'unlimited' ? Infinity : metered.remaining;
+  const resets: string | null = metered.resets_at;
+  const cheapest: string | null = metered.upgrade ? metered.upgrade.offer : null;
+  engine.checkFeature('free_drafts');
+  try {
+    engine.checkFeature('teleport', 0);
+  } catch (err) {
+    const mc: 'unknown_feature' | 'invalid_quantity' = (err as CheckError).code;
+    void mc;
+  }
   const pol: ExportPolicy = engine.exportPolicy();
   if (pol.policy === 'refused') {
     const m: string = pol.message;
@@ -124,6 +137,10 @@ async function usage(bytes: Uint8Array): Promise<void> {
   quote(catalog, 'standard', 'standard', '30');
   // @ts-expect-error: keys map key ids to keys
   verifySnapshot('token', ['key']);
+  // @ts-expect-error: a quantity is a number
+  engine.checkFeature('use_ai', '1');
+  // @ts-expect-error: a Check has no holds_until (a capability's end is its resets_at)
+  metered.holds_until;
   // @ts-expect-error: indices are numbers
   engine.check('creation', 'pro', Date.now());
   // @ts-expect-error: `now` is a Date, a string or a number
@@ -135,7 +152,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
   // @ts-expect-error: decisions are read-only shapes with known keys
   d.holdsUntil;
 
-  void [cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
+  void [left, resets, cheapest, cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
 }
 
 void usage;

@@ -15,6 +15,19 @@ function decisionView(d: Any) {
   };
 }
 
+function checkView(c: Any) {
+  return {
+    allowed: c.allowed,
+    reason: c.reason,
+    remaining: c.remaining,
+    used: c.used,
+    limit: c.limit,
+    resets_at: c.resets_at ?? null,
+    tier: c.tier ?? null,
+    upgrade: c.upgrade ? c.upgrade.offer : null,
+  };
+}
+
 /** One case through the package's public API, as every host runs it. */
 function run(tg: Any, engine: Any, now: string, c: Any): Any {
   switch (c.op) {
@@ -33,6 +46,8 @@ function run(tg: Any, engine: Any, now: string, c: Any): Any {
     }
     case 'check_limit':
       return decisionView(engine.checkLimit(c.limit, c.used, now));
+    case 'check':
+      return checkView(engine.checkFeature(c.feature, c.quantity ?? 1, c.used ?? 0, now));
     case 'export_policy': {
       const p = engine.exportPolicy(now);
       return { policy: p.policy, message: p.message ?? null, upgrade: p.upgrade ? p.upgrade.offer : null };
