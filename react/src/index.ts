@@ -13,5 +13,5 @@ export { ask, describeReason, formatMoney, minorDigits, questionKey, quoteWith }
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
 export { verifySnapshot, parsePublicKeys, peekSnapshot, decodeBase64Url, encodeBase64Url, SnapshotError } from './snapshot.js';
 export type { PublicKeys, VerifyOptions, VerifyResult, SnapshotErrorCode } from './snapshot.js';
-export { snapshotKey, catalogKey, STORAGE_PREFIX } from './storage.js';
+export { snapshotKey, catalogKey, STORAGE_PREFIX, SNAPSHOT_COOKIE } from './storage.js';
 export type * from './types.js';

@@ -12,14 +12,27 @@
 // passes, and shortly before the snapshot expires. With the network gone the
 // cached snapshot keeps answering until it expires; after that the gates are locked
 // and `problem.code` stays `expired` (with `online: false`) until a fresh one arrives.
+//
+// The snapshot in force is also written to a cookie (`snapshotCookie`, on by default)
+// for the app's proxy (`tollgate-react/proxy`), which gates whole pages from it before
+// they render; the cookie is removed when no snapshot of the signed-in subject is in force.
 
 import { createContext, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { ReactNode } from 'react';
 
 import type { TollgateEngine, TollgateModule } from './core.js';
-import { parsePublicKeys, parseTimestamp, peekSnapshot, verifySnapshot } from './snapshot.js';
+import { isSubject, parsePublicKeys, parseTimestamp, peekSnapshot, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
-import { catalogKey, readItem, removeItem, snapshotKey, writeItem } from './storage.js';
+import {
+  SNAPSHOT_COOKIE,
+  catalogKey,
+  clearSnapshotCookie,
+  readItem,
+  removeItem,
+  snapshotKey,
+  writeItem,
+  writeSnapshotCookie,
+} from './storage.js';
 import type { CatalogDoc, SnapshotPayload, SnapshotResponse } from './types.js';
 
 export type SnapshotSource = 'cache' | 'network' | 'server';
@@ -102,6 +115,13 @@ export interface TollgateProviderProps {
   now?: () => number;
   /** Refetch when the window regains focus (default true). */
   refreshOnFocus?: boolean;
+  /**
+   * The cookie the verified snapshot token is kept in for the app's proxy
+   * (`tollgate-react/proxy`): its name (default `tollgate-snapshot`), or false to keep
+   * no cookie. Path `/`, SameSite=Lax, Secure on https, and it lasts as long as the
+   * snapshot is valid. A token too large for a cookie (over 4000 bytes) is not written.
+   */
+  snapshotCookie?: string | false;
   /** Called after each change of snapshot, for logging or analytics. */
   onChange?: (state: { snapshot: SnapshotPayload | null; source: SnapshotSource | null; problem: SnapshotProblem | null }) => void;
 }
@@ -186,6 +206,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
     wasmUrl,
     load,
     refreshOnFocus = true,
+    snapshotCookie = SNAPSHOT_COOKIE,
     onChange,
   } = props;
   const subject = props.subject ?? subjectOfToken(accessToken);
@@ -484,6 +505,19 @@ export function TollgateProvider(props: TollgateProviderProps) {
     }, delay);
     return () => clearTimeout(id);
   }, [inner, apply, now, refresh, update]);
+
+  // The snapshot cookie follows the snapshot in force: written while one of the signed-in
+  // subject is, removed otherwise (signed out, another subject, refused or expired). It is
+  // left alone while loading, when the cached snapshot has not been examined yet.
+  useEffect(() => {
+    if (!snapshotCookie || inner.status !== 'ready') return;
+    const { snapshot, token } = inner;
+    if (signedIn && subject && snapshot && token && isSubject(snapshot.subject, subject)) {
+      writeSnapshotCookie(snapshotCookie, token, (parseTimestamp(snapshot.expires_at) - now()) / 1000);
+    } else {
+      clearSnapshotCookie(snapshotCookie);
+    }
+  }, [snapshotCookie, inner.status, inner.snapshot, inner.token, signedIn, subject, now]);
 
   useEffect(() => {
     onChangeRef.current?.({ snapshot: inner.snapshot, source: inner.source, problem: inner.problem });

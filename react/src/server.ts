@@ -12,11 +12,9 @@
 
 import 'server-only';
 
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-
 import { ask } from './core.js';
-import type { TollgateEngine, TollgateModule } from './core.js';
+import type { TollgateEngine } from './core.js';
+import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
 import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
@@ -26,50 +24,8 @@ export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js'
 export { parsePublicKeys, verifySnapshot, peekSnapshot, SnapshotError } from './snapshot.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
-
-let loaded: TollgateModule | null = null;
-
-/**
- * A file of the installed tollgate package. Looked up from the working directory's
- * node_modules at run time (not resolved by the bundler: the .wasm is data here).
- */
-function packageFile(rel: string): string {
-  const file = path.join(/*turbopackIgnore: true*/ process.cwd(), 'node_modules', 'tollgate', rel);
-  if (!existsSync(/*turbopackIgnore: true*/ file)) {
-    throw new Error(`tollgate-react/server: ${file} is missing (is the tollgate package installed and built?)`);
-  }
-  return file;
-}
-
-/**
- * The tollgate module, ready to use. Where the package did not load its wasm on import
- * (a bundled server build), the bytes are read from node_modules and instantiated
- * synchronously with `initSync`.
- */
-export async function getTollgate(): Promise<TollgateModule> {
-  if (loaded) return loaded;
-  // @ts-ignore -- typed through TollgateModule; the package's own types may not be built yet
-  const tg = (await import('tollgate')) as unknown as TollgateModule;
-  if (!(typeof tg.isReady === 'function' && tg.isReady())) {
-    if (typeof tg.initSync !== 'function') throw new Error('tollgate-react/server: this tollgate build has no initSync');
-    tg.initSync(readFileSync(/*turbopackIgnore: true*/ packageFile('tollgate_bg.wasm')));
-  }
-  loaded = tg;
-  return tg;
-}
-
-const catalogCache = new Map<string, CatalogDoc>();
-
-/** One of the catalogs the package ships (`tollgate/catalogs/<name>.json`). */
-export function bundledCatalog(name: string): CatalogDoc {
-  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`catalog name \`${name}\` must be lowercase letters, digits and dashes`);
-  let doc = catalogCache.get(name);
-  if (!doc) {
-    doc = JSON.parse(readFileSync(/*turbopackIgnore: true*/ packageFile(`catalogs/${name}.json`), 'utf8')) as CatalogDoc;
-    catalogCache.set(name, doc);
-  }
-  return doc;
-}
+// The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
+export { bundledCatalog, getTollgate } from './node.js';
 
 /** An engine over a catalog document and grants (no snapshot needed). */
 export async function engineFor(

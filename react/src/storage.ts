@@ -43,3 +43,60 @@ export function removeItem(key: string): void {
     /* nothing to remove */
   }
 }
+
+// ------------------------------------------------------------------ the snapshot cookie
+//
+// The verified snapshot token is also kept in a cookie, so the app's proxy
+// (`tollgate-react/proxy`) can gate whole pages before rendering them, with no network
+// call. The token is public data (signed, not secret): the cookie is readable by scripts,
+// and the proxy verifies it again on every request.
+
+/** The cookie's default name. */
+export const SNAPSHOT_COOKIE = 'tollgate-snapshot';
+
+/**
+ * Largest `name=value` written, in bytes. Browsers keep at least 4096 bytes per cookie
+ * (name, value and attributes); a snapshot with more grants than fit is not written, and
+ * pages are then gated by the server-side checks alone.
+ */
+export const MAX_COOKIE_BYTES = 4000;
+
+function cookieJar(): Document | null {
+  return typeof document !== 'undefined' ? document : null;
+}
+
+/**
+ * Writes the token to the cookie for `maxAgeSecs` (the snapshot's remaining validity).
+ * Returns false, and removes any older cookie of that name, when it cannot be written:
+ * no document, a validity already over, or a token too large for a cookie (an older,
+ * smaller snapshot must not go on gating in its place).
+ */
+export function writeSnapshotCookie(name: string, token: string, maxAgeSecs: number): boolean {
+  const doc = cookieJar();
+  if (!doc) return false;
+  const maxAge = Math.floor(maxAgeSecs);
+  // Tokens are base64url and `.`: nothing in them needs escaping in a cookie.
+  if (maxAge <= 0 || !/^[A-Za-z0-9_.-]+$/.test(token) || name.length + 1 + token.length > MAX_COOKIE_BYTES) {
+    clearSnapshotCookie(name);
+    return false;
+  }
+  const secure = typeof location !== 'undefined' && location.protocol === 'https:' ? '; Secure' : '';
+  try {
+    doc.cookie = `${name}=${token}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+/** Removes the snapshot cookie (signed out, another subject, no valid snapshot). */
+export function clearSnapshotCookie(name: string): void {
+  const doc = cookieJar();
+  if (!doc || !doc.cookie.split(/;\s*/).some((c) => c.startsWith(`${name}=`))) return;
+  const secure = typeof location !== 'undefined' && location.protocol === 'https:' ? '; Secure' : '';
+  try {
+    doc.cookie = `${name}=; Path=/; Max-Age=0; SameSite=Lax${secure}`;
+  } catch {
+    /* cookies disabled: nothing was written either */
+  }
+}

@@ -1,0 +1,56 @@
+'use client';
+
+// The notice on the upgrade page (/tools?offer=<key>&from=<path>) where the app's proxy
+// (proxy.ts) sends a user whose plan does not include the page they asked for: the
+// cheapest offer that unlocks it, with its price, and "Buy" (the checkout stand-in).
+// Once the new snapshot has arrived, the provider has rewritten the snapshot cookie, so
+// going back to the page passes the proxy.
+
+import { useEffect, useState } from 'react';
+import { formatMoney } from 'tollgate-react';
+import type { CatalogOffer } from 'tollgate-react';
+
+import { useUpgrade } from './UpgradeModal';
+
+export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; from: string; signedIn: boolean }) {
+  const { buy } = useUpgrade();
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  // `buy` answers ok once the provider holds the snapshot with the purchase.
+  const bought = message?.ok === true;
+
+  useEffect(() => {
+    if (!bought) return;
+    // After this commit's effects (the provider's cookie write among them).
+    const id = setTimeout(() => window.location.assign(from), 0);
+    return () => clearTimeout(id);
+  }, [bought, from]);
+
+  async function onBuy() {
+    setBusy(true);
+    setMessage(null);
+    const r = await buy({ offer: offer.key, clouds: [] });
+    setBusy(false);
+    setMessage({ ok: r.ok, text: r.message });
+  }
+
+  const per = offer.price.interval === 'month' ? '/month' : offer.price.interval === 'year' ? '/year' : ' once';
+  return (
+    <div className="card" data-testid="offer-notice" data-offer={offer.key}>
+      <p>
+        Your plan does not include <code>{from}</code>. <strong>{offer.label}</strong> unlocks it for{' '}
+        <span data-testid="offer-price">
+          {formatMoney(offer.price)}
+          {per}
+        </span>
+        .
+      </p>
+      {signedIn ? (
+        <button type="button" disabled={busy} onClick={onBuy} data-testid="offer-buy">
+          {busy ? 'Waiting for payment…' : `Buy ${offer.label}`}
+        </button>
+      ) : null}
+      {message ? <p className={message.ok ? 'status-line' : 'error'}>{message.text}</p> : null}
+    </div>
+  );
+}

@@ -1,0 +1,43 @@
+// Next.js's proxy (the file Next.js 16 renamed from middleware.ts): gates whole pages
+// before they render, from the signed snapshot cookie the provider writes, with no
+// network call (tollgate-react/proxy). A denied user goes to the tools page with the
+// cheapest offer that unlocks the page; anything the proxy cannot decide (no cookie, a
+// refused or expired snapshot, another user's) goes on to the page, whose server-side
+// check (the worker) decides. The proxy makes pages fast to refuse, the worker enforces.
+
+import type { NextRequest } from 'next/server';
+import { createProxy } from 'tollgate-react/proxy';
+import type { TollgateProxy } from 'tollgate-react/proxy';
+
+import { configuredJwtSecret, snapshotPublicKeys } from '@/lib/config';
+import { verifyHs256 } from '@/lib/jwt';
+import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
+
+let gate: TollgateProxy<NextRequest> | null = null;
+
+/** The signed-in user: the session token is verified here (HS256, locally), no call out. */
+function sessionUser(request: NextRequest): string | null {
+  const token = request.cookies.get(ACCESS_TOKEN_COOKIE)?.value;
+  const secret = configuredJwtSecret();
+  if (!token || !secret) return null;
+  const claims = verifyHs256(token, secret);
+  return claims && claims.role === 'authenticated' ? claims.sub : null;
+}
+
+export async function proxy(request: NextRequest) {
+  // Made on the first request: the keys are read from the environment at run time.
+  gate ??= createProxy<NextRequest>({
+    // The worker signs snapshots for the catalog this package version ships; a snapshot of
+    // another catalog version is left to the server.
+    catalog: 'vcm-suite',
+    publicKeys: snapshotPublicKeys(),
+    rules: { '/tools/batch': { capability: 'heavy_tools' } },
+    upgradePath: '/tools',
+    subject: sessionUser,
+  });
+  return gate(request);
+}
+
+export const config = {
+  matcher: ['/tools/batch/:path*'],
+};
