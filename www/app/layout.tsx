@@ -37,7 +37,12 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
             <nav>
               <Link href="/tools">Tools</Link>
               <Link href="/tools/demo">Demo tool</Link>
+              {/* Gated by proxy.ts; not prefetched, so a purchase is seen on the next visit. */}
+              <Link href="/tools/batch" prefetch={false}>
+                Batch tools
+              </Link>
               <Link href="/generate">Generate video</Link>
+              <Link href="/drafts">Drafts</Link>
               <Link href="/account">Account</Link>
             </nav>
             <span className="who">

@@ -18,7 +18,10 @@ export default function Home() {
             events to the worker, and the pro part appears without a reload.
           </li>
           <li>
-            <Link href="/generate">Generate video</Link>: a live price from the core, charged by the worker.
+            <Link href="/generate">Generate video</Link>: a live price from the core; the worker holds the seconds, then captures or releases them.
+          </li>
+          <li>
+            <Link href="/drafts">Drafts</Link>: the Razorpay AI app&apos;s free drafts, then AI credits, spent by the worker.
           </li>
           <li>
             <Link href="/account">Account</Link>: your entitlements over time; cancel at period end.

@@ -2,8 +2,9 @@
 //! replayed against it the way Stripe delivers one.
 //!
 //! Builds what is needed (the npm package, the worker, the React layer and the www
-//! app), starts PostgreSQL, the REST gateway, two workers (the VCM Suite catalog for
-//! gating, the video-studio catalog for usage) and `next start`, then:
+//! app), starts PostgreSQL, the REST gateway, three workers (the VCM Suite catalog for
+//! gating, the video-studio catalog for usage and holds, the razorpay-ai catalog for
+//! free drafts and AI credits) and `next start`, then:
 //! 1. signs a user in through the app's local sign-in (the Supabase Auth stand-in);
 //! 2. reads their signed snapshot from the worker, verifies it with the public key
 //!    alone (the core's verifier) and shows which tools are locked;
@@ -247,9 +248,10 @@ fn walkthrough(local: &Local) -> Result<()> {
     println!();
     step("the local stack is running");
     let rows = [
-        ("www app", www.url.clone(), "Next.js: /tools, /tools/demo, /generate, /account, /signin"),
+        ("www app", www.url.clone(), "Next.js: /tools, /tools/demo, /generate, /drafts, /account, /signin"),
         ("worker (VCM Suite)", local.worker_url("vcm-suite").unwrap_or_default(), "wrangler dev: /healthz, /v1/catalog, /v1/entitlements, /webhooks/stripe"),
-        ("worker (video studio)", local.worker_url("video-studio").unwrap_or_default(), "usage: /v1/usage/quote, /v1/usage/consume"),
+        ("worker (video studio)", local.worker_url("video-studio").unwrap_or_default(), "usage: /v1/usage/quote, /v1/usage/consume, holds"),
+        ("worker (Razorpay AI)", local.worker_url("razorpay-ai").unwrap_or_default(), "credit pools: /v1/check, /v1/track"),
         ("REST gateway", format!("{}/rest/v1/", local.rest_url()), "local stand-in for Supabase's PostgREST"),
         ("PostgreSQL", local.db_url(), "psql it: tables cloud_entitlements, credit_ledger, webhook_events, ..."),
     ];
@@ -265,9 +267,14 @@ fn walkthrough(local: &Local) -> Result<()> {
         format!("2. {w}/tools: locked tools say why; click one for the upgrade modal (offers and prices from"),
         "   the catalog). \"Buy\" posts Stripe-signed events to the worker; the page unlocks without a reload.".to_string(),
         format!("3. {w}/tools/demo: the VCM Suite's demo tool, rendered on the server from the signed snapshot."),
-        format!("4. {w}/generate: live quote from the core; submit charges video seconds via the worker."),
-        format!("5. {w}/account: entitlements over time; cancel at period end keeps access until it ends."),
-        format!("Ports: PostgreSQL {}, REST {}, workers {} and {}, www {} (TOLLGATE_*_PORT to move them).", p.pg, p.rest, p.worker, p.studio, p.www),
+        format!("4. {w}/generate: live quote from the core; submit holds video seconds at the worker, then"),
+        "   captures them, or releases them when the simulated generation fails.".to_string(),
+        format!("5. {w}/drafts: the Razorpay AI app: two free drafts for anyone signed in, then AI credits."),
+        format!("6. {w}/account: entitlements over time; cancel at period end keeps access until it ends."),
+        format!(
+            "Ports: PostgreSQL {}, REST {}, workers {}, {} and {}, www {} (TOLLGATE_*_PORT to move them).",
+            p.pg, p.rest, p.worker, p.studio, p.razorpay, p.www
+        ),
     ] {
         note(line);
     }
@@ -288,7 +295,10 @@ pub fn run(root: &Path, stages: &mut Stages, no_wait: bool) -> Result<()> {
         || Local::database(root, ports),
     )?;
     stages.run(
-        &format!("start: workers on :{} (VCM Suite) and :{} (video studio), www on :{}", ports.worker, ports.studio, ports.www),
+        &format!(
+            "start: workers on :{} (VCM Suite), :{} (video studio) and :{} (Razorpay AI app), www on :{}",
+            ports.worker, ports.studio, ports.razorpay, ports.www
+        ),
         || {
             local.start_app_workers()?;
             local.start_www().map(|_| ())

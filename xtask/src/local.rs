@@ -14,6 +14,7 @@
 //! | REST gateway (`/rest/v1`) | 54321 | `TOLLGATE_REST_PORT` |
 //! | worker, VCM Suite catalog | 8787 | `TOLLGATE_WORKER_PORT` |
 //! | worker, video-studio catalog | 8788 | `TOLLGATE_STUDIO_WORKER_PORT` |
+//! | worker, razorpay-ai catalog | 8789 | `TOLLGATE_RAZORPAY_WORKER_PORT` |
 //! | www (`next start`) | 3000 | `TOLLGATE_WWW_PORT` |
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub struct Ports {
     pub rest: u16,
     pub worker: u16,
     pub studio: u16,
+    pub razorpay: u16,
     pub www: u16,
 }
 
@@ -41,6 +43,7 @@ impl Ports {
             rest: port_from_env("TOLLGATE_REST_PORT", 54321)?,
             worker: port_from_env("TOLLGATE_WORKER_PORT", worker::DEV_PORT)?,
             studio: port_from_env("TOLLGATE_STUDIO_WORKER_PORT", 8788)?,
+            razorpay: port_from_env("TOLLGATE_RAZORPAY_WORKER_PORT", 8789)?,
             www: port_from_env("TOLLGATE_WWW_PORT", 3000)?,
         })
     }
@@ -205,22 +208,60 @@ impl Local {
     /// (`.stack/workers/<catalog>`), so that several run side by side. The worker must
     /// be built (`worker/build`).
     pub fn start_worker(&mut self, catalog: &str, port: u16, variable: &str) -> Result<&Worker> {
-        ensure_port_free(port, &format!("the worker ({catalog})"), variable)?;
-        let dir = self.root.join(".stack").join("workers").join(catalog);
-        let vars = self.secrets.dev_vars(&self.rest_url(), stack::LOCAL_JWT_SECRET, catalog);
-        worker::dev_dir(&self.root, &dir, &vars).map_err(s)?;
-        let dev = worker::dev_start_in(&self.root, &dir, port, &dir.join("wrangler.log")).map_err(s)?;
-        let url = dev.url.clone();
-        self.workers.push(Worker { catalog: catalog.to_string(), url, dev: Some(dev) });
+        self.start_workers(&[(catalog, port, variable)])?;
         Ok(self.workers.last().expect("just pushed"))
     }
 
-    /// The two workers the app uses: VCM Suite (gating) and video studio (usage).
+    /// Starts one `wrangler dev` per `(catalog, port, variable)` at the same time (each
+    /// waits for its own `/healthz`, so together they take about as long as one). Every
+    /// worker that started is kept (and stopped with the stack), also when another failed.
+    pub fn start_workers(&mut self, list: &[(&str, u16, &str)]) -> Result<()> {
+        let mut dirs = Vec::new();
+        for &(catalog, port, variable) in list {
+            ensure_port_free(port, &format!("the worker ({catalog})"), variable)?;
+            let dir = self.root.join(".stack").join("workers").join(catalog);
+            let vars = self.secrets.dev_vars(&self.rest_url(), stack::LOCAL_JWT_SECRET, catalog);
+            worker::dev_dir(&self.root, &dir, &vars).map_err(s)?;
+            dirs.push((catalog, port, dir));
+        }
+        let root = self.root.as_path();
+        let started: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .map(|(catalog, port, dir)| {
+                    let h = scope.spawn(move || worker::dev_start_in(root, dir, *port, &dir.join("wrangler.log")));
+                    (*catalog, h)
+                })
+                .collect();
+            let panicked = || Err(worker::WorkerError("wrangler dev: its thread panicked".into()));
+            handles.into_iter().map(|(catalog, h)| (catalog, h.join().unwrap_or_else(|_| panicked()))).collect()
+        });
+        let mut errors = Vec::new();
+        for (catalog, r) in started {
+            match r {
+                Ok(dev) => {
+                    let url = dev.url.clone();
+                    self.workers.push(Worker { catalog: catalog.to_string(), url, dev: Some(dev) });
+                }
+                Err(e) => errors.push(format!("the worker ({catalog}): {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// The three workers the app uses: VCM Suite (gating), video studio (usage and holds)
+    /// and the Razorpay AI app (free drafts and AI credits).
     pub fn start_app_workers(&mut self) -> Result<()> {
         let p = self.ports;
-        self.start_worker("vcm-suite", p.worker, "TOLLGATE_WORKER_PORT")?;
-        self.start_worker("video-studio", p.studio, "TOLLGATE_STUDIO_WORKER_PORT")?;
-        Ok(())
+        self.start_workers(&[
+            ("vcm-suite", p.worker, "TOLLGATE_WORKER_PORT"),
+            ("video-studio", p.studio, "TOLLGATE_STUDIO_WORKER_PORT"),
+            ("razorpay-ai", p.razorpay, "TOLLGATE_RAZORPAY_WORKER_PORT"),
+        ])
     }
 
     pub fn worker_url(&self, catalog: &str) -> Option<String> {
@@ -238,9 +279,11 @@ impl Local {
     pub fn urls(&self) -> Result<StackUrls> {
         let worker = self.worker_url("vcm-suite").ok_or("the VCM Suite worker is not running")?;
         let studio = self.worker_url("video-studio").unwrap_or_else(|| worker.clone());
+        let razorpay = self.worker_url("razorpay-ai").unwrap_or_else(|| worker.clone());
         Ok(StackUrls {
             worker_url: worker,
             studio_worker_url: studio,
+            razorpay_worker_url: razorpay,
             snapshot_public_keys: self.snapshot_public_keys()?,
             supabase_url: self.rest_url(),
             jwt_secret: stack::LOCAL_JWT_SECRET.to_string(),

@@ -52,8 +52,9 @@ cargo xtask <command>
           worker's bundle size, the core natively vs in wasm, webhook latency and
           throughput and concurrent consumes through wrangler dev; first paint in Chromium
 
-Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 and 8788, www 3000) move with
-TOLLGATE_PG_PORT, TOLLGATE_REST_PORT, TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT,
+Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio)
+and 8789 (Razorpay AI app), www 3000) move with TOLLGATE_PG_PORT, TOLLGATE_REST_PORT,
+TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT, TOLLGATE_RAZORPAY_WORKER_PORT,
 TOLLGATE_WWW_PORT.
 ";
 
@@ -126,8 +127,8 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
     stages.run("www: next build", || www::next_build(root))?;
     stages.run(
         &format!(
-            "browser: workers on :{} and :{}, next start on :{}, tests/browser in Chromium",
-            ports.worker, ports.studio, ports.www
+            "browser: workers on :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
+            ports.worker, ports.studio, ports.razorpay, ports.www
         ),
         || {
             local.start_app_workers()?;

@@ -25,6 +25,8 @@ pub struct StackUrls {
     pub worker_url: String,
     /// The worker serving the video-studio catalog (Video Studio usage); may equal `worker_url`.
     pub studio_worker_url: String,
+    /// The worker serving the razorpay-ai catalog (free drafts, AI credits); may equal `worker_url`.
+    pub razorpay_worker_url: String,
     /// Trusted snapshot keys, `kid:base64url[,kid:base64url]` (the worker's `SNAPSHOT_KEY_ID`
     /// and the public key of its `SNAPSHOT_SIGNING_KEY`).
     pub snapshot_public_keys: String,
@@ -178,6 +180,7 @@ fn app_env(cmd: &mut Command, s: &StackUrls) {
     cmd.env("NEXT_TELEMETRY_DISABLED", "1")
         .env("TOLLGATE_WORKER_URL", &s.worker_url)
         .env("TOLLGATE_STUDIO_WORKER_URL", &s.studio_worker_url)
+        .env("TOLLGATE_RAZORPAY_WORKER_URL", &s.razorpay_worker_url)
         .env("TOLLGATE_SNAPSHOT_PUBLIC_KEYS", &s.snapshot_public_keys)
         .env("SUPABASE_URL", &s.supabase_url)
         .env("SUPABASE_JWT_SECRET", &s.jwt_secret)
