@@ -27,6 +27,33 @@ use crate::time::{Timestamp, DAY};
 /// The most one request may use at once.
 pub const MAX_QUANTITY: u64 = 1_000_000_000;
 
+/// The longest scope of a limit's counter.
+pub const MAX_SCOPE: usize = 100;
+
+/// The counter a use of `limit` goes to: the limit's own, or with a scope (one course of
+/// "students per course", one project) a counter of its own, `<limit>:<scope>`.
+pub fn counter_id(limit: &str, scope: Option<&str>) -> Result<String, MeterError> {
+    let Some(scope) = scope else { return Ok(limit.to_string()) };
+    let ok = (1..=MAX_SCOPE).contains(&scope.len())
+        && scope.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(MeterError::BadScope(format!(
+            "a scope is 1 to {MAX_SCOPE} characters of A-Z, a-z, 0-9, `.`, `_` and `-`, not {scope:?}"
+        )));
+    }
+    Ok(format!("{limit}:{scope}"))
+}
+
+/// The counter a use of feature `id` goes to: a limit's ([`counter_id`]), none for a
+/// capability or a credit pool (a scope on those is refused).
+pub fn counter_of(catalog: &Catalog, id: &str, scope: Option<&str>) -> Result<Option<String>, MeterError> {
+    match feature(catalog, id)? {
+        Feature::Limit(l) => counter_id(l, scope).map(Some),
+        _ if scope.is_some() => Err(MeterError::BadScope(format!("`{id}` is not a limit: only a limit is counted per scope"))),
+        _ => Ok(None),
+    }
+}
+
 /// What a feature id names in the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feature<'c> {
@@ -45,6 +72,9 @@ pub enum MeterError {
     /// A credit pool: checked by [`check_pool`], spent by a charge, not counted here.
     Pool(String),
     BadQuantity(u64),
+    /// A scope that is not 1 to [`MAX_SCOPE`] of `A-Z a-z 0-9 . _ -`, or a scope on what is
+    /// not a limit.
+    BadScope(String),
 }
 
 impl MeterError {
@@ -53,6 +83,7 @@ impl MeterError {
             MeterError::UnknownFeature(_) => "unknown_feature",
             MeterError::Pool(_) => "credit_pool",
             MeterError::BadQuantity(_) => "invalid_quantity",
+            MeterError::BadScope(_) => "invalid_scope",
         }
     }
 }
@@ -65,6 +96,7 @@ impl std::fmt::Display for MeterError {
             }
             MeterError::Pool(x) => write!(f, "`{x}` is a credit pool: its use is a charge of credits (check_pool, charge_units)"),
             MeterError::BadQuantity(q) => write!(f, "quantity must be a whole number from 1 to {MAX_QUANTITY}, not {q}"),
+            MeterError::BadScope(why) => f.write_str(why),
         }
     }
 }
@@ -237,6 +269,10 @@ pub struct Count {
     pub request_id: String,
     pub request_hash: String,
     pub feature: String,
+    /// The counter that grows: the limit's own, or its scope's ([`counter_id`]).
+    pub counter: String,
+    /// Who used it when the subject is an organization: the member's subject key.
+    pub actor: Option<String>,
     pub quantity: u64,
     pub window_start: Timestamp,
     /// `None`: unlimited (counted all the same, for the subject's usage).
@@ -414,6 +450,10 @@ pub struct Use<'a> {
     pub idempotency_key: &'a str,
     pub feature: &'a str,
     pub quantity: u64,
+    /// A limit counted per scope (see [`counter_id`]).
+    pub scope: Option<&'a str>,
+    /// The member acting for an organization `subject`.
+    pub actor: Option<&'a Subject>,
 }
 
 /// A use: the decision, and for an allowed limit the count the store makes. `used` is the
@@ -421,17 +461,20 @@ pub struct Use<'a> {
 /// is decided again with its count).
 pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Timestamp) -> Result<Track, MeterError> {
     let (subject, quantity) = (u.subject, u.quantity);
+    let counter = counter_of(catalog, u.feature, u.scope)?;
     let c = check(catalog, ents, u.feature, quantity, used, now)?;
     if !c.allowed {
         return Ok(Track::Refuse(c));
     }
-    let Some(li) = catalog.limit_index(&c.feature) else {
+    let (Some(counter), Some(li)) = (counter, catalog.limit_index(&c.feature)) else {
         return Ok(Track::Allow(c, None));
     };
     let count = Count {
         request_id: crate::charge::request_id(subject, u.idempotency_key),
-        request_hash: request_hash(subject, &c.feature, quantity),
+        request_hash: request_hash(subject, &counter, quantity),
         feature: c.feature.clone(),
+        counter,
+        actor: u.actor.map(|a| a.to_string()),
         quantity,
         window_start: window(catalog.doc.limits[li].period, now).start,
         max: match c.limit {
@@ -443,9 +486,10 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
     Ok(Track::Allow(c, Some(count)))
 }
 
-/// The digest of a tracked use's content: the same key with another body is refused.
-pub fn request_hash(subject: &Subject, feature: &str, quantity: u64) -> String {
-    let body = format!("track\n{subject}\n{feature}\n{quantity}");
+/// The digest of a tracked use's content (the counter names the limit and its scope): the
+/// same key with another body is refused.
+pub fn request_hash(subject: &Subject, counter: &str, quantity: u64) -> String {
+    let body = format!("track\n{subject}\n{counter}\n{quantity}");
     hex::encode(&Sha256::digest(body.as_bytes())[..16])
 }
 

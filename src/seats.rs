@@ -287,6 +287,46 @@ pub fn merge_seated_grants(
     own
 }
 
+/// Why a user may not use an organization's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActError {
+    /// Not a member of the organization.
+    NotMember,
+    /// A member without a seat: membership alone gives nothing.
+    NoSeat,
+}
+
+impl ActError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ActError::NotMember => "not_a_member",
+            ActError::NoSeat => "no_seat",
+        }
+    }
+}
+
+impl std::fmt::Display for ActError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActError::NotMember => "the caller is not a member of this organization",
+            ActError::NoSeat => "the caller holds no seat in this organization",
+        })
+    }
+}
+
+impl std::error::Error for ActError {}
+
+/// The entitlements a user uses when acting for organization `org_id` (an organization's
+/// limit counted for the whole organization): the organization's own grants, given only
+/// to a member holding a seat, as [`merge_seated_grants`] lends them. `orgs` as there.
+pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)]) -> Result<Entitlements, ActError> {
+    let (_, seated, grants) = orgs.iter().find(|(id, _, _)| id == org_id).ok_or(ActError::NotMember)?;
+    if !*seated {
+        return Err(ActError::NoSeat);
+    }
+    Ok(Entitlements { subject: format!("org:{org_id}"), grants: grants.clone(), balances: Default::default() })
+}
+
 #[cfg(test)]
 mod merge_tests {
     use super::*;

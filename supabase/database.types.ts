@@ -677,6 +677,8 @@ export type Database = {
           settled_at: string | null;
           feature: string | null;
           window_start: string | null;
+          counter: string | null;
+          actor_id: string | null;
         };
         Insert: {
           id?: string;
@@ -700,6 +702,8 @@ export type Database = {
           settled_at?: string | null;
           feature?: string | null;
           window_start?: string | null;
+          counter?: string | null;
+          actor_id?: string | null;
         };
         Update: {
           id?: string;
@@ -723,6 +727,8 @@ export type Database = {
           settled_at?: string | null;
           feature?: string | null;
           window_start?: string | null;
+          counter?: string | null;
+          actor_id?: string | null;
         };
         Relationships: [
           {
@@ -882,6 +888,15 @@ export type Database = {
         Args: {
           p_refs: string[];
           p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_gate_state: {
+        Args: {
+          p_subject: Json;
+          p_limit?: string;
+          p_window_start?: string;
+          p_count_for?: Json;
         };
         Returns: Json;
       };

@@ -83,7 +83,7 @@ fn a_capability_is_checked_and_counts_nothing() {
     let cat = vcm();
     let now = ts("2026-03-05T15:00:00Z");
     let s = Subject::user("u1");
-    let asked = Use { subject: &s, idempotency_key: "k", feature: "use_ai", quantity: 1 };
+    let asked = Use { subject: &s, idempotency_key: "k", feature: "use_ai", quantity: 1, scope: None, actor: None };
     match meter::track(&cat, &holding(Some("starter")), &asked, 0, now).unwrap() {
         Track::Refuse(c) => {
             assert_eq!(c.feature, "use_ai");
@@ -114,7 +114,7 @@ fn a_count_carries_its_window_limit_and_a_request_id_no_key_can_forge() {
     let cat = vcm();
     let now = ts("2026-03-05T23:59:59Z");
     let s = Subject::user("u1");
-    let asked = Use { subject: &s, idempotency_key: "usage:user:u1:x", feature: RUNS, quantity: 1 };
+    let asked = Use { subject: &s, idempotency_key: "usage:user:u1:x", feature: RUNS, quantity: 1, scope: None, actor: None };
     let Track::Allow(_, Some(count)) = meter::track(&cat, &holding(Some("starter")), &asked, 0, now).unwrap() else {
         panic!("allowed and counted");
     };
@@ -238,4 +238,39 @@ fn a_charge_of_credits_takes_its_units_and_nothing_else() {
     assert_eq!(charge_units(&cat, input, &bad, now).unwrap_err().code(), "invalid_quantity");
     let unknown = UnitsRequest { pool: "gold", ..req };
     assert_eq!(charge_units(&cat, input, &unknown, now).unwrap_err().code(), "unknown_pool");
+}
+
+#[test]
+fn a_scope_counts_a_limit_per_thing_and_is_refused_elsewhere() {
+    let cat = vcm();
+    let now = ts("2026-03-05T10:00:00Z");
+    let s = Subject::user("u1");
+    let per = |scope| Use { subject: &s, idempotency_key: "k", feature: RUNS, quantity: 1, scope, actor: None };
+    let Track::Allow(_, Some(a)) = meter::track(&cat, &holding(Some("starter")), &per(Some("project-1")), 0, now).unwrap() else {
+        panic!("allowed");
+    };
+    assert_eq!((a.feature.as_str(), a.counter.as_str()), (RUNS, "workflow_runs_per_day:project-1"));
+    let Track::Allow(_, Some(b)) = meter::track(&cat, &holding(Some("starter")), &per(None), 0, now).unwrap() else {
+        panic!("allowed");
+    };
+    assert_eq!(b.counter, RUNS);
+    assert_ne!(a.request_hash, b.request_hash, "the same key for another scope is another request");
+    let long = "x".repeat(meter::MAX_SCOPE + 1);
+    for bad in ["", "a b", "ü", long.as_str()] {
+        assert!(matches!(meter::track(&cat, &holding(Some("starter")), &per(Some(bad)), 0, now), Err(MeterError::BadScope(_))), "{bad:?}");
+    }
+    let on_capability = Use { feature: "use_ai", ..per(Some("p")) };
+    assert!(matches!(meter::track(&cat, &holding(Some("pro")), &on_capability, 0, now), Err(MeterError::BadScope(_))));
+    assert_eq!(meter::counter_of(&cat, "use_ai", None).unwrap(), None);
+}
+
+#[test]
+fn only_a_seated_member_acts_for_its_organization() {
+    use tollgate::seats::{acting_for, ActError};
+    let g = holding(Some("pro")).grants;
+    let orgs = vec![("o1".to_string(), true, g.clone()), ("o2".to_string(), false, g.clone())];
+    let ents = acting_for("o1", &orgs).unwrap();
+    assert_eq!((ents.subject.as_str(), ents.grants.len()), ("org:o1", g.len()));
+    assert_eq!(acting_for("o2", &orgs).unwrap_err(), ActError::NoSeat);
+    assert_eq!(acting_for("o3", &orgs).unwrap_err(), ActError::NotMember);
 }

@@ -131,6 +131,11 @@ export interface MeterOptions {
   idempotencyKey?: string;
   /** For `track` on a credit pool: hold the credits until captured or released. */
   hold?: boolean;
+  /** Use an organization's plan and count its limit for the whole organization (the
+   * caller must hold a seat there). */
+  organizationId?: string;
+  /** Count a limit per thing (one course, one project): `<limit>:<scope>`. */
+  scope?: string;
   /** Abort the request after this many ms (default 3000). */
   timeoutMs?: number;
 }
@@ -201,7 +206,14 @@ async function workerPost(path: string, opts: MeterOptions, body?: unknown, key?
 }
 
 async function meterCall(path: string, feature: string, opts: MeterOptions, key?: string): Promise<Metered> {
-  const resp = await workerPost(path, opts, { feature, quantity: opts.quantity ?? 1, ...(opts.hold ? { hold: true } : {}) }, key);
+  const asked = {
+    feature,
+    quantity: opts.quantity ?? 1,
+    ...(opts.hold ? { hold: true } : {}),
+    ...(opts.organizationId ? { organization_id: opts.organizationId } : {}),
+    ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
+  };
+  const resp = await workerPost(path, opts, asked, key);
   if (resp instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${resp.message}`, null);
   const body = (await resp.json().catch(() => null)) as (MeterAnswer & { error?: { code?: string; message?: string; upgrade?: Upgrade } }) | null;
   if (resp.ok && body && typeof body.allowed === 'boolean') {

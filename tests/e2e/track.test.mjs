@@ -45,6 +45,16 @@ test('Starter runs 3 workflows a day; the 4th is 403 limit_reached with the chea
   assert.equal(n, 3, 'one usage record per run, none for the refused one');
 });
 
+test('a run is final: a windowed limit refills by its window, not by release', { skip }, async () => {
+  const uid = await subscriber('starter');
+  const run = await track(uid, id('run'));
+  assert.equal(run.status, 200, run.text);
+  const r = await worker('POST', `/v1/usage/${run.json.usage_id}/release`, { headers: { authorization: `Bearer ${userToken(uid)}` } });
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, 'not_releasable');
+  assert.equal((await check(uid)).json.used, 1);
+});
+
 test('50 concurrent runs on a fresh day admit exactly 3', { skip }, async () => {
   const uid = await subscriber('starter');
   const all = await Promise.all(Array.from({ length: 50 }, () => track(uid, id('run'))));
@@ -210,4 +220,87 @@ test('holds: taken at once, released back exactly, captured for good, and expire
   const other = await createUser();
   const theirs = await worker('POST', `/v1/usage/${b.json.usage_id}/release`, { body: {}, headers: { authorization: `Bearer ${userToken(other)}` } });
   assert.equal(theirs.status, 404, 'someone else\'s usage is not found');
+});
+
+// ---- The Org Seats app: an organization's limits, counted for the organization and used by
+// its seated members; students counted per course (a scope); a deleted course gives its
+// slot back.
+const orgs = env.catalog !== 'org-seats' && 'courses and students are the Org Seats catalog\'s limits';
+
+async function organization(tier) {
+  const org = crypto.randomUUID();
+  await q('insert into organizations (id, name, seat_count) values ($1, $2, 2)', [org, 'Course Co']);
+  const r = await worker('POST', '/v1/admin/grants', {
+    body: { organization_id: org, grants: [{ product: 'org', tier, source: 'promotion', id: id('g'),
+      valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] },
+    headers: { authorization: `Bearer ${env.adminSecret}` },
+  });
+  assert.equal(r.status, 201, r.text);
+  const [seated, unseated, outsider] = [await createUser(), await createUser(), await createUser()];
+  for (const u of [seated, unseated]) await q('insert into organization_members (organization_id, user_id) values ($1, $2)', [org, u]);
+  await q(`insert into seat_allocations (organization_id, user_id, status) values ($1, $2, 'active')`, [org, seated]);
+  return { org, seated, unseated, outsider };
+}
+
+test('an organization\'s limit counts for the organization, used by seated members only', { skip: orgs }, async () => {
+  const { org, seated, unseated, outsider } = await organization('PROFESSIONAL');
+  const courses = { feature: 'max_courses_authored', organization_id: org };
+  const first = await track(seated, id('course'), courses);
+  assert.equal(first.status, 200, first.text);
+  assert.deepEqual([first.json.allowed, first.json.used, first.json.remaining, first.json.limit], [true, 0, 9, 10]);
+  const seen = await check(seated, courses);
+  assert.deepEqual([seen.json.used, seen.json.remaining], [1, 8], seen.text);
+  const noSeat = await track(unseated, id('course'), courses);
+  assert.equal(noSeat.status, 403, noSeat.text);
+  assert.equal(noSeat.json.error.code, 'no_seat');
+  const stranger = await check(outsider, courses);
+  assert.equal(stranger.status, 403, stranger.text);
+  assert.equal(stranger.json.error.code, 'not_a_member');
+  // The count is the organization's, and the record names the member who used it.
+  const [{ used }] = await q(`select used::int from usage_counters where organization_id = $1 and limit_id = 'max_courses_authored'`, [org]);
+  assert.equal(used, 1);
+  const [rec] = await q(`select user_id, organization_id, actor_id from usage_records where id = $1`, [first.json.usage_id]);
+  assert.deepEqual([rec.user_id, rec.organization_id, rec.actor_id], [null, org, seated]);
+  // Without organization_id the member's own (free) entitlements decide, on its own counter.
+  const own = await check(seated, { feature: 'max_courses_authored' });
+  assert.equal(own.status, 200, own.text);
+  assert.equal(own.json.used, 0);
+});
+
+test('students per course: one counter per course; the 101st student is refused with the upgrade', { skip: orgs }, async () => {
+  const { org, seated } = await organization('PROFESSIONAL');
+  const students = (scope, quantity = 1) => ({ feature: 'max_students_per_course', organization_id: org, scope, quantity });
+  const full = await track(seated, id('enrol'), students('course-1', 100));
+  assert.equal(full.status, 200, full.text);
+  assert.equal(full.json.remaining, 0);
+  const over = await track(seated, id('enrol'), students('course-1'));
+  assert.equal(over.status, 403, over.text);
+  assert.equal(over.json.error.code, 'limit_reached');
+  assert.equal(over.json.error.upgrade.offer, 'ORG_BUSINESS_YEARLY', 'the cheapest way to Business: CA$450 a year is less a month than CA$45 a month');
+  const other = await track(seated, id('enrol'), students('course-2'));
+  assert.equal(other.status, 200, other.text);
+  assert.deepEqual([other.json.used, other.json.remaining], [0, 99]);
+  const rows = await q(`select limit_id, used::int from usage_counters where organization_id = $1 order by limit_id`, [org]);
+  assert.deepEqual(rows.map((r) => [r.limit_id, r.used]), [['max_students_per_course:course-1', 100], ['max_students_per_course:course-2', 1]]);
+  for (const [body, code] of [[students('has space'), 'invalid_scope'], [students('x'.repeat(101)), 'invalid_scope'],
+    [{ feature: 'ai_assistant_access', scope: 'a' }, 'invalid_scope'], [{ feature: 'max_courses_authored', organization_id: 'acme' }, 'invalid_request']]) {
+    const r = await check(seated, body);
+    assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.json.error.code, code, r.text);
+  }
+});
+
+test('a deleted course gives its slot back, once; only who used it may', { skip: orgs }, async () => {
+  const { org, seated, outsider } = await organization('PROFESSIONAL');
+  const courses = { feature: 'max_courses_authored', organization_id: org };
+  const made = await track(seated, id('course'), courses);
+  assert.equal(made.status, 200, made.text);
+  const release = (uid) => worker('POST', `/v1/usage/${made.json.usage_id}/release`, { headers: { authorization: `Bearer ${userToken(uid)}` } });
+  assert.equal((await release(outsider)).status, 404);
+  const r = await release(seated);
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual([r.json.status, r.json.replayed], ['released', false]);
+  assert.equal((await release(seated)).json.replayed, true);
+  const after = await check(seated, courses);
+  assert.equal(after.json.used, 0, after.text);
 });

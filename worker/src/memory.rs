@@ -302,6 +302,15 @@ impl Store for MemoryStore {
         self.inner.borrow().state(subject, ledger_key)
     }
 
+    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str, Timestamp)>) -> Result<(SubjectState, u64), StoreError> {
+        let st = self.subject_state(subject, Some("-")).await?;
+        let used = match counter {
+            Some((owner, id, start)) => self.counter(owner, id, start).await?,
+            None => 0,
+        };
+        Ok((st, used))
+    }
+
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
         Ok(self.inner.borrow().known(subject))
     }
@@ -336,6 +345,21 @@ impl Store for MemoryStore {
             (false, "captured") => return Ok(Some(done("captured"))),
             (false, "released") => return Err(conflict("released", "the hold was released: nothing to capture")),
             (_, "held") => {}
+            (true, "charged") if g.records[&rid].record.get("counter").is_some() => {
+                // A counted use: back to its counter, when the limit has no window.
+                let r = g.records[&rid].record.clone();
+                let start: Timestamp = serde_json::from_value(r["window_start"].clone()).unwrap_or(Timestamp(0));
+                if start != Timestamp(0) {
+                    return Err(conflict("not_releasable", "a use of a limit with a window is final"));
+                }
+                let slot = (key, r["counter"].as_str().unwrap_or("").to_string(), start);
+                let units = r["units"].as_u64().unwrap_or(0);
+                if let Some(n) = g.counters.get_mut(&slot) {
+                    *n = n.saturating_sub(units);
+                }
+                g.records.get_mut(&rid).expect("found above").record["status"] = json!("released");
+                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false }));
+            }
             _ => return Err(conflict("not_held", "the usage is final, not a hold")),
         }
         if release {
@@ -457,8 +481,8 @@ impl Store for MemoryStore {
         }
         let start: Timestamp =
             serde_json::from_value(r.record["window_start"].clone()).map_err(|e| StoreError::Decode(e.to_string()))?;
-        let feature = r.record["feature"].as_str().unwrap_or("").to_string();
-        let used = g.counters.get(&(key, feature, start)).copied().unwrap_or(0);
+        let counter = r.record.get("counter").or_else(|| r.record.get("feature")).and_then(Value::as_str).unwrap_or("").to_string();
+        let used = g.counters.get(&(key, counter, start)).copied().unwrap_or(0);
         Ok(Some(Counted::Replayed { usage_id: json!(r.id), used }))
     }
 
@@ -471,14 +495,15 @@ impl Store for MemoryStore {
         if c.quantity == 0 {
             return Err(rejected("a count needs a positive quantity and a limit of 0 or more"));
         }
-        let slot = (key.clone(), c.feature.clone(), c.window_start);
+        let slot = (key.clone(), c.counter.clone(), c.window_start);
         let used = g.counters.get(&slot).copied().unwrap_or(0) + c.quantity;
         if c.max.is_some_and(|m| used > m) {
             return Ok(Counted::LimitReached { used: used - c.quantity });
         }
         g.counters.insert(slot, used);
         let id = format!("00000000-0000-4000-9000-{:012x}", g.next());
-        let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "window_start": c.window_start});
+        let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "counter": c.counter,
+                            "window_start": c.window_start});
         g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record, at: c.at });
         Ok(Counted::Counted { usage_id: json!(id), used })
     }

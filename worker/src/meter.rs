@@ -12,6 +12,12 @@
 //! 403 `not_entitled` or `limit_reached` with the cheapest upgrade; 409 `key_reused` when
 //! the key was sent before with another body; the same key and body answer the first use
 //! again (`"replayed": true`). A capability has nothing to count: `track` is its check.
+//! `"organization_id"` uses an organization's plan and counts its limit for the whole
+//! organization (the caller must hold a seat there: 403 `not_a_member` or `no_seat`
+//! otherwise); the record names the caller as its actor. `"scope"` counts a limit per
+//! thing (the students of one course): counter `<limit>:<scope>`. A use of a limit without
+//! a window (courses authored) is given back by `POST /v1/usage/{id}/release` (a course
+//! deleted); a windowed limit's use is final (409 `not_releasable`).
 //! A credit pool's use is a charge of that many credits (the same path as
 //! `/v1/usage/consume`): 200 with the usage id and what the pool holds after; 402
 //! `insufficient_balance` with what is available and required and the cheapest top-up; 403
@@ -32,12 +38,21 @@ use crate::state::Subject;
 use crate::store::{Counted, Store};
 use crate::supabase::Conflict;
 
-/// The feature and quantity of a request body.
-fn parse(req: &InRequest) -> Result<(String, u64), AppResponse> {
+/// What a check or a track asks: the feature and quantity, and optionally the
+/// organization the caller acts for and the scope a limit counts per.
+struct Asked {
+    feature: String,
+    quantity: u64,
+    /// The organization's id.
+    organization: Option<String>,
+    scope: Option<String>,
+}
+
+fn parse(req: &InRequest) -> Result<Asked, AppResponse> {
     parse_body(&json_body(req)?)
 }
 
-fn parse_body(body: &Value) -> Result<(String, u64), AppResponse> {
+fn parse_body(body: &Value) -> Result<Asked, AppResponse> {
     let Some(feature) = body.get("feature").and_then(Value::as_str).filter(|f| !f.is_empty()) else {
         return Err(error(400, "invalid_request", "`feature` must name a capability or a limit of the catalog"));
     };
@@ -54,55 +69,94 @@ fn parse_body(body: &Value) -> Result<(String, u64), AppResponse> {
             }
         },
     };
-    Ok((feature.to_string(), quantity))
+    let organization = match body.get("organization_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if crate::state::is_uuid(id) => Some(id.clone()),
+        Some(_) => return Err(error(400, "invalid_request", "`organization_id` must be an organization's UUID")),
+    };
+    let scope = match body.get("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(error(400, "invalid_scope", "`scope` must be a string")),
+    };
+    Ok(Asked { feature: feature.to_string(), quantity, organization, scope })
 }
 
 fn meter_error(e: &MeterError) -> AppResponse {
     match e {
         MeterError::UnknownFeature(_) => error(404, e.code(), e.to_string()),
-        MeterError::Pool(_) | MeterError::BadQuantity(_) => error(400, e.code(), e.to_string()),
+        MeterError::Pool(_) | MeterError::BadQuantity(_) | MeterError::BadScope(_) => error(400, e.code(), e.to_string()),
     }
 }
 
-/// The window's count of `feature` (0 for a capability, which counts nothing).
-async fn used<T: Transport, S: Store>(ctx: &Ctx<T, S>, subject: &Subject, feature: &str, now: Timestamp) -> Result<u64, AppResponse> {
-    let Some(li) = ctx.catalog.limit_index(feature) else { return Ok(0) };
-    let w = meter::window(ctx.catalog.doc.limits[li].period, now);
-    ctx.store.counter(subject, feature, w.start).await.map_err(|e| store_error(&e))
+/// The counter a decision on `feature` reads and its window's start (none for a
+/// capability or a pool).
+fn counter_at<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    feature: &str,
+    scope: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<(String, Timestamp)>, AppResponse> {
+    let counter = meter::counter_of(&ctx.catalog, feature, scope).map_err(|e| meter_error(&e))?;
+    Ok(counter.and_then(|c| {
+        let li = ctx.catalog.limit_index(feature)?;
+        Some((c, meter::window(ctx.catalog.doc.limits[li].period, now).start))
+    }))
+}
+
+/// Who a decision is about, what it reads and with which entitlements: the caller, or
+/// the organization it acts for (as a member holding a seat, by the core's rule).
+async fn gate<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    caller: &Subject,
+    asked: &Asked,
+    now: Timestamp,
+) -> Result<(Subject, crate::state::SubjectState, tollgate::Entitlements, u64), AppResponse> {
+    let counter = counter_at(ctx, &asked.feature, asked.scope.as_deref(), now)?;
+    let owner = asked.organization.clone().map_or_else(|| caller.clone(), Subject::Org);
+    let (st, used) = ctx
+        .store
+        .gate_state(caller, counter.as_ref().map(|(c, start)| (&owner, c.as_str(), *start)))
+        .await
+        .map_err(|e| store_error(&e))?;
+    let ents = match &asked.organization {
+        None => st.entitlements_for_snapshot(&ctx.catalog, now),
+        Some(org) => tollgate::seats::acting_for(org, &st.organizations())
+            .map_err(|e| error(403, e.code(), e.to_string()))?,
+    };
+    Ok((owner, st, ents, used))
 }
 
 pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
-    let (feature, quantity) = match parse(req) {
+    let asked = match parse(req) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let pool = match meter::feature(&ctx.catalog, &feature) {
+    let pool = match meter::feature(&ctx.catalog, &asked.feature) {
         Ok(Feature::Pool(p)) => Some(p),
         Ok(_) => None,
         Err(e) => return meter_error(&e),
     };
-    let subject = Subject::user(&claims.sub);
-    let st = match ctx.store.subject_state(&subject, Some("-")).await {
-        Ok(s) => s,
-        Err(e) => return store_error(&e),
-    };
-    if let Some(pool) = pool {
-        let st = match crate::webhook::joined(ctx, &subject, st, now).await {
-            Ok(s) => s,
-            Err(e) => return store_error(&e),
-        };
-        let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
-        return match meter::check_pool(&ctx.catalog, &ents, &st.wallet, pool, quantity, now) {
-            Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
-            Err(e) => meter_error(&e),
-        };
+    if pool.is_some() && asked.organization.is_some() {
+        return error(400, "invalid_request", "`organization_id` applies to capabilities and limits: credits are the caller's");
     }
-    let used = match used(ctx, &subject, &feature, now).await {
-        Ok(u) => u,
+    let subject = Subject::user(&claims.sub);
+    let (_, st, ents, used) = match gate(ctx, &subject, &asked, now).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
-    match meter::check(&ctx.catalog, &ents, &feature, quantity, used, now) {
+    let decided = match pool {
+        Some(pool) => {
+            let st = match crate::webhook::joined(ctx, &subject, st, now).await {
+                Ok(s) => s,
+                Err(e) => return store_error(&e),
+            };
+            let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
+            meter::check_pool(&ctx.catalog, &ents, &st.wallet, pool, asked.quantity, now)
+        }
+        None => meter::check(&ctx.catalog, &ents, &asked.feature, asked.quantity, used, now),
+    };
+    match decided {
         Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
         Err(e) => meter_error(&e),
     }
@@ -113,10 +167,11 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (feature, quantity) = match parse_body(&body) {
+    let asked = match parse_body(&body) {
         Ok(x) => x,
         Err(r) => return r,
     };
+    let (feature, quantity) = (asked.feature.as_str(), asked.quantity);
     let hold = match body.get("hold") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -126,37 +181,41 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(k) => k,
         Err(r) => return r,
     };
-    let subject = Subject::user(&claims.sub);
-    let core_subject = subject.to_core();
-    match meter::feature(&ctx.catalog, &feature) {
-        Ok(Feature::Pool(pool)) => return spend(ctx, &subject, key, pool, quantity, hold, now).await,
+    let caller = Subject::user(&claims.sub);
+    match meter::feature(&ctx.catalog, feature) {
+        Ok(Feature::Pool(_)) if asked.organization.is_some() || asked.scope.is_some() => {
+            return error(400, "invalid_request", "a credit pool is spent by the caller: no `organization_id` or `scope`")
+        }
+        Ok(Feature::Pool(pool)) => return spend(ctx, &caller, key, pool, quantity, hold, now).await,
         Ok(_) if hold => {
             return error(400, "hold_not_supported", format!("`{feature}` is not a credit pool: only credits are held"))
         }
         Ok(_) => {}
         Err(e) => return meter_error(&e),
     }
-    let st = match ctx.store.subject_state(&subject, Some("-")).await {
-        Ok(s) => s,
-        Err(e) => return store_error(&e),
-    };
-    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
-    let mut last = match used(ctx, &subject, &feature, now).await {
-        Ok(u) => u,
+    let (subject, _, ents, mut last) = match gate(ctx, &caller, &asked, now).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
+    let core_subject = subject.to_core();
+    let core_caller = caller.to_core();
+    let actor = asked.organization.is_some().then_some(&core_caller);
     // The store's count decides: a refusal from it is decided again with its count, and a
     // concurrent use under the same key (its record written first) is answered as a replay.
     for _ in 0..3 {
-        let asked = Use { subject: &core_subject, idempotency_key: key, feature: &feature, quantity };
-        let decided = meter::track(&ctx.catalog, &ents, &asked, last, now);
+        let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
+        let decided = meter::track(&ctx.catalog, &ents, &used, last, now);
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
             // limit is reached (a capability counts nothing: nothing to replay).
             Ok(Track::Refuse(c)) if ctx.catalog.limit_index(&c.feature).is_some() => {
                 let id = tollgate::charge::request_id(&core_subject, key);
-                let hash = meter::request_hash(&core_subject, &c.feature, quantity);
+                let counter = match meter::counter_of(&ctx.catalog, &c.feature, asked.scope.as_deref()) {
+                    Ok(c) => c.unwrap_or_default(),
+                    Err(e) => return meter_error(&e),
+                };
+                let hash = meter::request_hash(&core_subject, &counter, quantity);
                 return match ctx.store.track_replay(&subject, &id, &hash).await {
                     Ok(Some(Counted::Replayed { usage_id, used })) => {
                         AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))
@@ -410,8 +469,8 @@ pub async fn settle<T: Transport, S: Store>(
 /// exports. 404 `no_export_policy` for a catalog without those capabilities.
 pub async fn export<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, now: Timestamp) -> AppResponse {
     let subject = Subject::user(&claims.sub);
-    let st = match ctx.store.subject_state(&subject, Some("-")).await {
-        Ok(s) => s,
+    let st = match ctx.store.gate_state(&subject, None).await {
+        Ok((s, _)) => s,
         Err(e) => return store_error(&e),
     };
     let ents = st.entitlements_for_snapshot(&ctx.catalog, now);

@@ -240,12 +240,16 @@ impl SubjectState {
     /// plus an allocated seat), with the organization's grant ids prefixed so they stay unique.
     pub fn entitlements_for_snapshot(&self, _catalog: &Catalog, now: Timestamp) -> Entitlements {
         let own = Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) };
-        let orgs: Vec<(String, bool, Vec<Grant>)> = self
-            .memberships
+        tollgate::seats::merge_seated_grants(own, &self.organizations())
+    }
+
+    /// Each organization the user belongs to: its id, whether the user holds a seat there,
+    /// and the organization's grants.
+    pub fn organizations(&self) -> Vec<(String, bool, Vec<Grant>)> {
+        self.memberships
             .iter()
             .map(|m| (m.organization_id.clone(), m.seat, m.grants.iter().cloned().map(|g| g.into_grant()).collect()))
-            .collect();
-        tollgate::seats::merge_seated_grants(own, &orgs)
+            .collect()
     }
 }
 

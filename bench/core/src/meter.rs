@@ -49,7 +49,7 @@ fn main() {
         balances: Default::default(),
     };
     let subject = Subject::user("u1");
-    let asked = Use { subject: &subject, idempotency_key: "run-1", feature: "workflow_runs_per_day", quantity: 1 };
+    let asked = Use { subject: &subject, idempotency_key: "run-1", feature: "workflow_runs_per_day", quantity: 1, scope: None, actor: None };
     let now = Timestamp(NOW);
     let track = || match meter::track(&catalog, black_box(&ents), black_box(&asked), 1, now) {
         Ok(Track::Allow(_, Some(c))) => c.request_id.len() as u32,
