@@ -676,6 +676,13 @@ impl Fact {
         (gives && !holds).then(|| Fact::joined(subject.clone(), at))
     }
 
+    /// Whether `other` tells this same fact again: the same key and content, told at
+    /// another time (an operator's credit sent twice, a second apart). Such a fact is
+    /// known already: it is neither written again nor a conflict.
+    pub fn restates(&self, other: &Fact) -> bool {
+        self.key == other.key && self.provider == other.provider && self.body == other.body
+    }
+
     /// A usage fact, keyed by its request id.
     pub fn usage(u: UsageFact, at: Timestamp) -> Fact {
         Fact {

@@ -224,7 +224,9 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             )));
         }
         let cluster = input.refs;
-        all.extend(facts.iter().cloned());
+        // A fact told again (the same key and content at another time) is known already.
+        let fresh: Vec<Fact> = facts.iter().filter(|f| !all.iter().any(|s| s.restates(f))).cloned().collect();
+        all.extend(fresh.iter().cloned());
         let state = reduce_with_usage(&app.catalog, &all, &usage, now);
         // Every subject the fold writes must have had its charges' totals read.
         let unread: Vec<String> = state.subjects.keys().filter(|k| !cluster.contains(*k)).cloned().collect();
@@ -271,7 +273,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             .collect();
         let write = FoldWrite {
             event: event.as_ref(),
-            facts: &facts,
+            facts: &fresh,
             expected_version: version,
             refs: &cluster,
             subjects: rows,

@@ -396,3 +396,22 @@ fn exports_are_full_watermarked_or_refused_by_plan() {
         assert_eq!(call(basic).await.1["policy"], "full");
     });
 }
+
+#[test]
+fn an_operators_credit_sent_again_a_second_later_is_the_same_credit() {
+    block(async {
+        let t = T::with("razorpay-ai");
+        let uid = t.user("8d0fd2b3-9ca7-4d9e-a95f-9e13dded3301", None).await;
+        let h = || Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let credit = |amount: i64| json!({"user_id": uid, "credits": [{"pool": "ai_credits", "amount": amount, "id": "comp-1"}]});
+        for at in [NOW, NOW + 1, NOW + 3600] {
+            let (status, v) = t.call("/v1/admin/grants", h(), credit(120), at).await;
+            assert_eq!(status, 201, "sent at {at}: {v}");
+        }
+        let (status, v) = t.call("/v1/admin/grants", h(), credit(999), NOW + 2).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("already_granted")), "{v}");
+        let (status, v) = t.check(&uid, json!({"feature": "ai_credits"}), NOW + 5).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["limit"], json!(120), "given once: {v}");
+    });
+}
