@@ -241,6 +241,25 @@ pub enum LimitPeriod {
     None,
     Day,
     Month,
+    /// The subscription's billing period (a month on a monthly plan, a year on a yearly one).
+    BillingPeriod,
+}
+
+/// Where a limit's windows start: on the UTC calendar (midnight, the first of the month),
+/// or on the subscription that gives the tier (a monthly allowance on a yearly plan renews
+/// on the day the subscription started).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitAnchor {
+    #[default]
+    Calendar,
+    Subscription,
+}
+
+impl LimitAnchor {
+    pub fn is_calendar(&self) -> bool {
+        *self == LimitAnchor::Calendar
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +271,10 @@ pub struct Limit {
     pub product: String,
     #[serde(default)]
     pub period: LimitPeriod,
+    /// `subscription`: monthly windows from the day the subscription started (with
+    /// `period = "month"`); `billing_period` is always anchored so.
+    #[serde(default, skip_serializing_if = "LimitAnchor::is_calendar")]
+    pub anchor: LimitAnchor,
     /// One value per tier of the product: every tier must be listed.
     pub values: BTreeMap<String, LimitValue>,
     /// Value for a subject with no tier of the product (default 0).

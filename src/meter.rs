@@ -13,11 +13,11 @@
 //! that holds only a snapshot, against its balances ([`check_feature`]), both through one
 //! rule ([`check_pool_holding`]); it is spent by a charge ([`crate::charge::charge_units`]).
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{Catalog, LimitPeriod, LimitValue, Upgrade};
+use crate::catalog::{Catalog, Interval, LimitAnchor, LimitPeriod, LimitValue, Upgrade};
 use crate::decide::{self, Reason};
 use crate::billing::facts::Subject;
 use crate::credits::Wallet;
@@ -134,13 +134,69 @@ pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
             let start = now.unix().div_euclid(DAY) * DAY;
             Window { start: Timestamp(start), resets_at: Some(Timestamp(start + DAY)) }
         }
-        LimitPeriod::Month => {
+        // A billing period without its subscription is the calendar month (see limit_window).
+        LimitPeriod::Month | LimitPeriod::BillingPeriod => {
             let d = DateTime::<Utc>::from_timestamp(now.unix(), 0).unwrap_or_default();
             let first = |y: i32, m: u32| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().map(|t| Timestamp(t.timestamp()));
             let (ny, nm) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
             Window { start: first(d.year(), d.month()).unwrap_or(now), resets_at: first(ny, nm) }
         }
     }
+}
+
+/// The window of limit `li` for a subject holding `ents` at `now`. Calendar windows come
+/// from [`window`]. An anchored one (`anchor = "subscription"` monthly, or a
+/// `billing_period`) starts on the day the subscription that gives the subject its tier
+/// started, and steps by a month, or by the offer's interval (a year on a yearly plan),
+/// from there: a monthly allowance on a yearly plan renews on the subscription's day each
+/// month. Without such a subscription (a default tier, a grant by hand, a one-time offer)
+/// the window is the calendar month.
+pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Timestamp) -> Window {
+    let l = &catalog.doc.limits[li];
+    let months = match (l.period, l.anchor) {
+        (LimitPeriod::Month, LimitAnchor::Subscription) => Some(1),
+        (LimitPeriod::BillingPeriod, _) => None,
+        (p, _) => return window(p, now),
+    };
+    let g = decide::effective_at(catalog, ents, catalog.limit_product(li), now).grant;
+    let step = g.and_then(|g| {
+        let interval = g.offer.as_deref().and_then(|o| catalog.offer(o)).map(|o| o.price.interval);
+        let every = match (months, interval) {
+            (Some(m), Some(Interval::Month | Interval::Year)) => m,
+            (None, Some(Interval::Month)) => 1,
+            (None, Some(Interval::Year)) => 12,
+            _ => return None,
+        };
+        Some((g.valid_from, every))
+    });
+    step.and_then(|(anchor, every)| anchored(anchor, every, now)).unwrap_or_else(|| window(LimitPeriod::Month, now))
+}
+
+/// What a counter holds for window `w`, given its latest window as stored (`start`,
+/// `used`): an older latest window is a window that has reset.
+pub fn used_in(w: &Window, latest: Option<(Timestamp, u64)>) -> u64 {
+    match latest {
+        Some((start, used)) if start == w.start => used,
+        _ => 0,
+    }
+}
+
+/// The window of `every` months, counted from `anchor`, that holds `now` (each window
+/// starts `k * every` months after the anchor, on the anchor's day or the month's last).
+fn anchored(anchor: Timestamp, every: u32, now: Timestamp) -> Option<Window> {
+    if now < anchor || every == 0 {
+        return None;
+    }
+    let a = DateTime::<Utc>::from_timestamp(anchor.unix(), 0)?;
+    let n = DateTime::<Utc>::from_timestamp(now.unix(), 0)?;
+    let after = |k: u32| a.checked_add_months(Months::new(k)).map(|t| Timestamp(t.timestamp()));
+    let months = u32::try_from((n.year() - a.year()) * 12 + n.month() as i32 - a.month() as i32).ok()?;
+    let mut k = months / every * every;
+    // The month count overshoots when now's day comes before the anchor's in its month.
+    while k > 0 && after(k)? > now {
+        k -= every;
+    }
+    Some(Window { start: after(k)?, resets_at: after(k + every) })
 }
 
 /// The billing period an overage cap counts over at `now`: the current period of the
@@ -415,7 +471,7 @@ pub fn check(
         }
         Feature::Limit(id) => {
             let li = catalog.limit_index(id).ok_or_else(|| MeterError::UnknownFeature(id.into()))?;
-            let w = window(catalog.doc.limits[li].period, now);
+            let w = limit_window(catalog, ents, li, now);
             let value = decide::limit(catalog, ents, id, now).map_err(|_| MeterError::UnknownFeature(id.into()))?;
             // The last unit this use would take decides it: `used + quantity - 1` used before it.
             let d = decide::check_limit(catalog, ents, id, used.saturating_add(quantity - 1), now)
@@ -476,7 +532,7 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
         counter,
         actor: u.actor.map(|a| a.to_string()),
         quantity,
-        window_start: window(catalog.doc.limits[li].period, now).start,
+        window_start: limit_window(catalog, ents, li, now).start,
         max: match c.limit {
             Remaining::Count(n) => Some(n),
             Remaining::Unlimited => None,

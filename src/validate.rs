@@ -199,6 +199,12 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                 ));
             }
         }
+        if l.anchor == crate::catalog::LimitAnchor::Subscription && l.period != crate::catalog::LimitPeriod::Month {
+            return Err(err(
+                format!("{path}.anchor"),
+                "`subscription` anchors monthly windows: use it with period = \"month\" (a billing_period is anchored already)",
+            ));
+        }
     }
 
     if let Some(u) = &doc.usage {

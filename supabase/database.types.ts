@@ -895,7 +895,6 @@ export type Database = {
         Args: {
           p_subject: Json;
           p_limit?: string;
-          p_window_start?: string;
           p_count_for?: Json;
         };
         Returns: Json;

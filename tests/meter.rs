@@ -274,3 +274,71 @@ fn only_a_seated_member_acts_for_its_organization() {
     assert_eq!(acting_for("o2", &orgs).unwrap_err(), ActError::NoSeat);
     assert_eq!(acting_for("o3", &orgs).unwrap_err(), ActError::NotMember);
 }
+
+fn razorpay_with(edit: impl Fn(String) -> String) -> Catalog {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/razorpay-ai.toml")).unwrap();
+    Catalog::from_toml(&edit(src)).unwrap()
+}
+
+/// A Premium subscriber of `offer` since `from`.
+fn premium(offer: &str, from: &str) -> Entitlements {
+    let mut e = holding(Some("PREMIUM"));
+    let g = &mut e.grants[0];
+    g.product = "premium".into();
+    g.valid_from = ts(from);
+    g.offer = Some(offer.into());
+    e
+}
+
+#[test]
+fn a_monthly_allowance_on_a_yearly_plan_renews_on_the_subscriptions_day() {
+    let cat = razorpay_with(|s| s);
+    let li = cat.limit_index("monthly_ai_credits").unwrap();
+    let yearly = premium("PREMIUM_YEARLY", "2026-01-15T09:30:00Z");
+    let w = meter::limit_window(&cat, &yearly, li, ts("2026-03-20T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2026-03-15T09:30:00Z"), Some(ts("2026-04-15T09:30:00Z"))));
+    let w = meter::limit_window(&cat, &yearly, li, ts("2026-03-15T09:29:59Z"));
+    assert_eq!(w.start, ts("2026-02-15T09:30:00Z"), "the day before the subscription's day is still the last window");
+    // From the 31st: the shorter months end on their last day, counted from the anchor.
+    let late = premium("PREMIUM_YEARLY", "2026-01-31T00:00:00Z");
+    let w = meter::limit_window(&cat, &late, li, ts("2026-03-10T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2026-02-28T00:00:00Z"), Some(ts("2026-03-31T00:00:00Z"))));
+    // No subscription behind the tier: the calendar month.
+    let w = meter::limit_window(&cat, &holding(None), li, ts("2026-03-20T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2026-03-01T00:00:00Z"), Some(ts("2026-04-01T00:00:00Z"))));
+    // The check counts in that window and says when it resets.
+    let c = meter::check(&cat, &yearly, "monthly_ai_credits", 1, 1999, ts("2026-03-20T00:00:00Z")).unwrap();
+    assert_eq!((c.allowed, c.resets_at), (true, Some(ts("2026-04-15T09:30:00Z"))));
+    let s = Subject::user("u1");
+    let asked = Use { subject: &s, idempotency_key: "k", feature: "monthly_ai_credits", quantity: 1, scope: None, actor: None };
+    let Track::Allow(_, Some(count)) = meter::track(&cat, &yearly, &asked, 0, ts("2026-03-20T00:00:00Z")).unwrap() else {
+        panic!("allowed and counted");
+    };
+    assert_eq!(count.window_start, ts("2026-03-15T09:30:00Z"));
+}
+
+#[test]
+fn a_billing_period_limit_counts_over_the_offers_interval() {
+    let cat = razorpay_with(|s| s.replace("period = \"month\"\nanchor = \"subscription\"", "period = \"billing_period\""));
+    let li = cat.limit_index("monthly_ai_credits").unwrap();
+    let yearly = premium("PREMIUM_YEARLY", "2026-01-15T00:00:00Z");
+    let w = meter::limit_window(&cat, &yearly, li, ts("2027-03-20T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2027-01-15T00:00:00Z"), Some(ts("2028-01-15T00:00:00Z"))));
+    let monthly = premium("PREMIUM_MONTHLY", "2026-01-15T00:00:00Z");
+    let w = meter::limit_window(&cat, &monthly, li, ts("2026-03-20T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2026-03-15T00:00:00Z"), Some(ts("2026-04-15T00:00:00Z"))));
+    // A grant with no offer (given by hand): the calendar month.
+    let mut by_hand = premium("PREMIUM_MONTHLY", "2026-01-15T00:00:00Z");
+    by_hand.grants[0].offer = None;
+    assert_eq!(meter::limit_window(&cat, &by_hand, li, ts("2026-03-20T00:00:00Z")).start, ts("2026-03-01T00:00:00Z"));
+    assert_eq!(meter::used_in(&w, Some((w.start, 7))), 7);
+    assert_eq!(meter::used_in(&w, Some((ts("2026-02-15T00:00:00Z"), 7))), 0, "an older window has reset");
+}
+
+#[test]
+fn a_subscription_anchor_is_for_monthly_windows() {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/razorpay-ai.toml")).unwrap();
+    let bad = src.replace("period = \"month\"\nanchor = \"subscription\"", "period = \"day\"\nanchor = \"subscription\"");
+    let e = Catalog::from_toml(&bad).unwrap_err().to_string();
+    assert!(e.contains("anchor"), "{e}");
+}

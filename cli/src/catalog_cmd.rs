@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use tollgate::catalog::{CreditCadence, GrantSpec, Interval, LimitPeriod, Offer, Rollover, SubjectKind};
+use tollgate::catalog::{CreditCadence, GrantSpec, Interval, LimitAnchor, LimitPeriod, Offer, Rollover, SubjectKind};
 use tollgate::{Catalog, LimitValue, Money};
 
 use crate::util::{display_path, load_catalog, to_json, Failure};
@@ -179,7 +179,9 @@ pub fn summary(c: &Catalog, file: &str) -> String {
             let period = match l.period {
                 LimitPeriod::None => "",
                 LimitPeriod::Day => " per day",
+                LimitPeriod::Month if l.anchor == LimitAnchor::Subscription => " per month of the subscription",
                 LimitPeriod::Month => " per month",
+                LimitPeriod::BillingPeriod => " per billing period",
             };
             (l.id.clone(), format!("{}{period}: {}", l.product, vals.join(", ")))
         })

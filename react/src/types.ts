@@ -130,7 +130,10 @@ export interface CatalogLimit {
   id: string;
   label?: string;
   product: string;
-  period?: string;
+  /** `day`, `month` or `billing_period` (none: counted for ever). */
+  period?: 'day' | 'month' | 'billing_period';
+  /** `subscription`: monthly windows from the day the subscription started. */
+  anchor?: 'calendar' | 'subscription';
   values: Record<string, number | 'unlimited'>;
 }
 

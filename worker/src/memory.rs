@@ -302,13 +302,14 @@ impl Store for MemoryStore {
         self.inner.borrow().state(subject, ledger_key)
     }
 
-    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str, Timestamp)>) -> Result<(SubjectState, u64), StoreError> {
+    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str)>) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError> {
         let st = self.subject_state(subject, Some("-")).await?;
-        let used = match counter {
-            Some((owner, id, start)) => self.counter(owner, id, start).await?,
-            None => 0,
-        };
-        Ok((st, used))
+        let latest = counter.and_then(|(owner, id)| {
+            let g = self.inner.borrow();
+            let key = owner.key();
+            g.counters.iter().filter(|((k, c, _), _)| *k == key && c == id).map(|((_, _, start), used)| (*start, *used)).max()
+        });
+        Ok((st, latest))
     }
 
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {

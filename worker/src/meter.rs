@@ -89,40 +89,30 @@ fn meter_error(e: &MeterError) -> AppResponse {
     }
 }
 
-/// The counter a decision on `feature` reads and its window's start (none for a
-/// capability or a pool).
-fn counter_at<T: Transport, S: Store>(
-    ctx: &Ctx<T, S>,
-    feature: &str,
-    scope: Option<&str>,
-    now: Timestamp,
-) -> Result<Option<(String, Timestamp)>, AppResponse> {
-    let counter = meter::counter_of(&ctx.catalog, feature, scope).map_err(|e| meter_error(&e))?;
-    Ok(counter.and_then(|c| {
-        let li = ctx.catalog.limit_index(feature)?;
-        Some((c, meter::window(ctx.catalog.doc.limits[li].period, now).start))
-    }))
-}
-
 /// Who a decision is about, what it reads and with which entitlements: the caller, or
-/// the organization it acts for (as a member holding a seat, by the core's rule).
+/// the organization it acts for (as a member holding a seat, by the core's rule), and for
+/// a limit what its counter holds in the window that holds `now`.
 async fn gate<T: Transport, S: Store>(
     ctx: &Ctx<T, S>,
     caller: &Subject,
     asked: &Asked,
     now: Timestamp,
 ) -> Result<(Subject, crate::state::SubjectState, tollgate::Entitlements, u64), AppResponse> {
-    let counter = counter_at(ctx, &asked.feature, asked.scope.as_deref(), now)?;
+    let counter = meter::counter_of(&ctx.catalog, &asked.feature, asked.scope.as_deref()).map_err(|e| meter_error(&e))?;
     let owner = asked.organization.clone().map_or_else(|| caller.clone(), Subject::Org);
-    let (st, used) = ctx
+    let (st, latest) = ctx
         .store
-        .gate_state(caller, counter.as_ref().map(|(c, start)| (&owner, c.as_str(), *start)))
+        .gate_state(caller, counter.as_deref().map(|c| (&owner, c)))
         .await
         .map_err(|e| store_error(&e))?;
     let ents = match &asked.organization {
         None => st.entitlements_for_snapshot(&ctx.catalog, now),
         Some(org) => tollgate::seats::acting_for(org, &st.organizations())
             .map_err(|e| error(403, e.code(), e.to_string()))?,
+    };
+    let used = match ctx.catalog.limit_index(&asked.feature) {
+        Some(li) => meter::used_in(&meter::limit_window(&ctx.catalog, &ents, li, now), latest),
+        None => 0,
     };
     Ok((owner, st, ents, used))
 }

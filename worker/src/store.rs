@@ -160,8 +160,8 @@ pub trait Store {
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError>;
     /// What a gate decision reads, in one round trip: the grants, the seated
     /// organizations' grants and the lots (the rest of the state left empty), and with
-    /// `counter` (whose, which, the window's start) that window's count.
-    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str, Timestamp)>) -> Result<(SubjectState, u64), StoreError>;
+    /// `counter` (whose, which) that counter's latest window (its start, its count).
+    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str)>) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError>;
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError>;
     /// Records a charge decided by the core, once per request id; its overage (if any)
     /// counts against its cap in the billing period that starts at `period`.
@@ -293,18 +293,22 @@ impl<T: Transport> Store for SupabaseStore<T> {
         SubjectState::from_store(subject, v)
     }
 
-    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str, Timestamp)>) -> Result<(SubjectState, u64), StoreError> {
+    async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str)>) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError> {
         let args = match counter {
-            Some((owner, id, start)) => json!({"p_subject": subject.to_json(), "p_limit": id, "p_window_start": start,
-                                               "p_count_for": owner.to_json()}),
+            Some((owner, id)) => json!({"p_subject": subject.to_json(), "p_limit": id, "p_count_for": owner.to_json()}),
             None => json!({"p_subject": subject.to_json()}),
         };
         let mut v = self.client.rpc("tollgate_gate_state", &args).await?;
-        let used = v.get("used").and_then(Value::as_u64).ok_or_else(|| StoreError::Decode("a gate state without `used`".into()))?;
-        if let Some(o) = v.as_object_mut() {
-            o.remove("used");
-        }
-        Ok((SubjectState::from_store(subject, v)?, used))
+        let latest = match v.as_object_mut().and_then(|o| o.remove("counter")) {
+            None | Some(Value::Null) => None,
+            Some(c) => {
+                let start: Timestamp = serde_json::from_value(c["window_start"].clone())
+                    .map_err(|e| StoreError::Decode(format!("a counter's window: {e}")))?;
+                let used = c["used"].as_u64().ok_or_else(|| StoreError::Decode(format!("a counter: {c}")))?;
+                Some((start, used))
+            }
+        };
+        Ok((SubjectState::from_store(subject, v)?, latest))
     }
 
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
