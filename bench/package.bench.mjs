@@ -20,7 +20,7 @@ const BUDGET_GZIP = 96 * 1024;
 
 const TIER_ORDER = ['free', 'basic', 'pro', 'enterprise'];
 
-function seedHasAccess(entitlements, cloud, required) {
+function originalHasAccess(entitlements, cloud, required) {
   if (!entitlements || entitlements.length === 0) return false;
   const record = entitlements.find((e) => e.cloud_id === cloud && e.status === 'active');
   if (!record) return false;
@@ -74,7 +74,7 @@ const engine = new Engine(defaultCatalog(), grants);
 const pi = engine.productIndex('creation');
 const ti = engine.tierIndex('creation', 'pro');
 for (const [cloud, tier] of [['creation', 'pro'], ['video', 'pro'], ['writing', 'basic'], ['music', 'basic']]) {
-  const want = seedHasAccess(rows, cloud, tier);
+  const want = originalHasAccess(rows, cloud, tier);
   const got = [
     hasAccess(rows, cloud, tier, NOW),
     engine.check(engine.productIndex(cloud), engine.tierIndex(cloud, tier), NOW),
@@ -85,7 +85,7 @@ const page = engine.pageState(null, null, NOW);
 if (page.length !== 30) throw new Error(`the VCM catalog should have 30 tools, found ${page.length}`);
 
 const figures = [];
-const baseline = measure(() => seedHasAccess(rows, 'creation', 'pro'));
+const baseline = measure(() => originalHasAccess(rows, 'creation', 'pro'));
 figures.push(['VCM Suite hasAccess, plain JS (baseline)', baseline]);
 figures.push(['Engine.check (stateful, by index)', measure(() => engine.check(pi, ti, NOW))]);
 figures.push(['Engine.check, now omitted (Date.now())', measure(() => engine.check(pi, ti))]);

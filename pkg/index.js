@@ -16,8 +16,8 @@ import initWasm, {
   CatalogHandle,
   EngineHandle,
   parseTime,
-  seedHasAccess,
-  seedExplainAccess,
+  rowsHasAccess,
+  rowsExplainAccess,
   resolveUserTier as wasmResolveUserTier,
   userCan,
   userAllowed,
@@ -425,14 +425,14 @@ function rowsOf(entitlements) {
  */
 export function hasAccess(entitlements, cloud, requiredTier, now) {
   const c = defaultCatalog()[HANDLE];
-  return seedHasAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now));
+  return rowsHasAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now));
 }
 
 /** `hasAccess` with its explanation: a Decision. */
 export function explainAccess(entitlements, cloud, requiredTier, now) {
   const c = defaultCatalog()[HANDLE];
   return JSON.parse(
-    seedExplainAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
+    rowsExplainAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
   );
 }
 

@@ -14,7 +14,7 @@ pub mod meter;
 pub mod model;
 pub mod money;
 pub mod seats;
-pub mod seed;
+pub mod vcm;
 pub mod snapshot;
 pub mod time;
 pub mod usage;

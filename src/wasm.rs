@@ -35,7 +35,7 @@ use crate::decide::{self, Usage};
 use crate::engine::Engine;
 use crate::meter;
 use crate::model::{Entitlements, Grant};
-use crate::seed::{self, CloudEntitlementRow, PlanUser};
+use crate::vcm::{self, CloudEntitlementRow, PlanUser};
 use crate::snapshot;
 use crate::time::Timestamp;
 use crate::usage;
@@ -739,8 +739,8 @@ impl EngineHandle {
 // ---------------------------------------------------------------- helpers with the example apps' own signatures
 
 /// The VCM Suite app's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
-#[wasm_bindgen(js_name = seedHasAccess)]
-pub fn seed_has_access(
+#[wasm_bindgen(js_name = rowsHasAccess)]
+pub fn rows_has_access(
     catalog: &CatalogHandle,
     rows: JsValue,
     cloud: &str,
@@ -748,12 +748,12 @@ pub fn seed_has_access(
     now_ms: f64,
 ) -> Result<bool, JsValue> {
     let now = now_of(now_ms)?;
-    seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map(|d| d.allowed).map_err(fail)
+    vcm::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map(|d| d.allowed).map_err(fail)
 }
 
 /// The VCM Suite app's `hasAccess` with its explanation (a Decision as JSON).
-#[wasm_bindgen(js_name = seedExplainAccess)]
-pub fn seed_explain_access(
+#[wasm_bindgen(js_name = rowsExplainAccess)]
+pub fn rows_explain_access(
     catalog: &CatalogHandle,
     rows: JsValue,
     cloud: &str,
@@ -761,35 +761,35 @@ pub fn seed_explain_access(
     now_ms: f64,
 ) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
-    to_json(&seed::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map_err(fail)?)
+    to_json(&vcm::has_access_rows(&catalog.inner, rows_of(rows)?, cloud, required, now).map_err(fail)?)
 }
 
 /// The VCM Suite app's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
 #[wasm_bindgen(js_name = resolveUserTier)]
 pub fn resolve_user_tier(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
-    seed::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
+    vcm::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
 }
 
 /// The VCM Suite app's capability helpers (`canUseAI` ...) as a Decision (JSON).
 #[wasm_bindgen(js_name = userCan)]
 pub fn user_can(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
-    to_json(&seed::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map_err(fail)?)
+    to_json(&vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map_err(fail)?)
 }
 
 /// The same as [`user_can`], as a boolean.
 #[wasm_bindgen(js_name = userAllowed)]
 pub fn user_allowed(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
     let user = user_of(user)?;
-    seed::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
+    vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
 }
 
 /// The VCM Suite app's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
 #[wasm_bindgen(js_name = userExportPolicy)]
 pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
-    to_json(&seed::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
+    to_json(&vcm::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
 }
 
 /// The VCM Suite app's workflow rule: may another run start, given the runs today?
@@ -803,7 +803,7 @@ pub fn workflow_run_allowed(
 ) -> Result<String, JsValue> {
     let user = user_of(user)?;
     let runs = count_of("runsToday", runs_today)?;
-    to_json(&seed::workflow_run_allowed(&catalog.inner, user.as_ref(), runs, now_of(now_ms)?).map_err(fail)?)
+    to_json(&vcm::workflow_run_allowed(&catalog.inner, user.as_ref(), runs, now_of(now_ms)?).map_err(fail)?)
 }
 
 // ---------------------------------------------------------------- usage pricing

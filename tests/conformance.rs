@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use tollgate::decide::{self, ExportPolicy, Usage};
 use tollgate::meter;
-use tollgate::seed::{self, CloudEntitlementRow, PlanUser};
+use tollgate::vcm::{self, CloudEntitlementRow, PlanUser};
 use tollgate::{Catalog, Decision, Entitlements, LimitValue, Timestamp};
 
 fn root() -> PathBuf {
@@ -151,18 +151,18 @@ fn run(
                 })
             }))
         }
-        "seed_has_access" => {
+        "rows_has_access" => {
             let rows: Vec<CloudEntitlementRow> = parse(field(case, "rows")?, "cloud_entitlements rows")?;
-            e(seed::has_access_rows(catalog, rows, str_field(case, "cloud")?, str_field(case, "required")?, now)
+            e(vcm::has_access_rows(catalog, rows, str_field(case, "cloud")?, str_field(case, "required")?, now)
                 .map(|d| decision_json(&d)))
         }
         "resolve_user_tier" => {
             let user = user_of(case)?;
-            e(seed::resolve_user_tier(catalog, user.as_ref(), now).map(|t| json!({ "tier": t })))
+            e(vcm::resolve_user_tier(catalog, user.as_ref(), now).map(|t| json!({ "tier": t })))
         }
         "user_can" => {
             let user = user_of(case)?;
-            e(seed::user_can(catalog, user.as_ref(), str_field(case, "capability")?, now).map(|d| decision_json(&d)))
+            e(vcm::user_can(catalog, user.as_ref(), str_field(case, "capability")?, now).map(|d| decision_json(&d)))
         }
         other => panic!("unknown op `{other}`: every host must fail on an op it does not know"),
     }

@@ -103,7 +103,7 @@ function run(engine, now, c) {
         unlocked: tools.filter((t) => !t.locked).map((t) => t.tool),
       };
     }
-    case 'seed_has_access': {
+    case 'rows_has_access': {
       const d = explainAccess(c.rows, c.cloud, c.required, now);
       assert.equal(hasAccess(c.rows, c.cloud, c.required, now), d.allowed, 'hasAccess() disagrees with explainAccess()');
       return decisionView(d);

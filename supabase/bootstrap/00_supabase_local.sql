@@ -60,7 +60,7 @@ create extension if not exists "uuid-ossp" with schema extensions;
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
--- The columns of Supabase's auth.users that applications commonly read or seed.
+-- The columns of Supabase's auth.users that applications commonly read or fill in.
 create table if not exists auth.users (
   instance_id uuid,
   id uuid not null primary key,
@@ -85,7 +85,7 @@ create table if not exists auth.users (
 create index if not exists users_email_idx on auth.users (email);
 
 -- The API roles never touch auth.users directly (as on Supabase); the service role may
--- read it so test seeds and admin tooling can look users up.
+-- read it so tests and admin tooling can look users up.
 revoke all on auth.users from anon, authenticated;
 grant select on auth.users to service_role;
 

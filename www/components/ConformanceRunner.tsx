@@ -56,7 +56,7 @@ function run(tg: Any, engine: Any, now: string, c: Any): Any {
       const tools = engine.pageState(c.page ?? null, c.usage ?? null, now);
       return { locked: tools.filter((t: Any) => t.locked).map((t: Any) => t.tool), unlocked: tools.filter((t: Any) => !t.locked).map((t: Any) => t.tool) };
     }
-    case 'seed_has_access':
+    case 'rows_has_access':
       return decisionView(tg.explainAccess(c.rows, c.cloud, c.required, now));
     case 'resolve_user_tier':
       return { tier: tg.resolveUserTier(c.user ?? null, now) };
