@@ -36,6 +36,13 @@ update public.credit_lots l set used = u.total
 alter table public.usage_records add column if not exists overage_units bigint not null default 0;
 alter table public.usage_records add column if not exists pool text;
 
+-- A fold rewrites a subject's ledger entries other than charges': these indexes find them
+-- without visiting the charges' entries, however many there are.
+create index if not exists credit_ledger_user_fold_idx
+  on public.credit_ledger(user_id) where kind <> 'usage';
+create index if not exists credit_ledger_organization_fold_idx
+  on public.credit_ledger(organization_id) where kind <> 'usage' and organization_id is not null;
+
 -- Folds count and read the facts of a cluster other than charges (charges reach a fold
 -- as the lots' `used`), through this index.
 create index if not exists billing_facts_refs_nonusage_idx
@@ -167,7 +174,9 @@ $fn$;
 --   p_resolved         [{"provider", "event_id"}] kept events the fold now applied
 -- A user the database does not know (yet) is not written: the delivery is kept, waiting
 -- for `user:<id>`, and applied by a later fold once the user exists. A fact whose key is
--- stored already with other content is reported in "conflicts" (nothing is replaced).
+-- stored already with other content is reported in "conflicts" (nothing is replaced); if
+-- that stored fact is outside the fold's cluster, nothing is written (PT409, hint
+-- fact_conflict).
 -- Returns {"status": "applied" | "kept" | "duplicate", "version", "unknown": [refs],
 -- "conflicts": [keys]}.
 create or replace function public.tollgate_apply_fold(p_event jsonb, p_facts jsonb, p_expected_version bigint,
@@ -190,6 +199,7 @@ declare
   v_unknown text[] := '{}';
   v_conflicts text[] := '{}';
   v_stored jsonb;
+  v_stored_refs text[];
   v_waiting text[];
 begin
   if p_event is not null then
@@ -215,7 +225,7 @@ begin
   if v_version <> coalesce(p_expected_version, 0) then
     raise exception using errcode = 'PT409', message = 'billing state changed concurrently',
       detail = jsonb_build_object('expected', p_expected_version, 'actual', v_version)::text,
-      hint = 'reload the related facts, fold again and retry';
+      hint = 'fold_stale';
   end if;
 
   for v_item in select * from jsonb_array_elements(coalesce(p_facts, '[]'::jsonb)) loop
@@ -226,8 +236,14 @@ begin
             (v_item ->> 'at')::timestamptz, v_item -> 'fact')
     on conflict (fact_key) do nothing;
     if not found then
-      select f.fact into v_stored from public.billing_facts f where f.fact_key = v_item ->> 'key';
+      select f.fact, f.refs into v_stored, v_stored_refs from public.billing_facts f where f.fact_key = v_item ->> 'key';
       if v_stored is distinct from v_item -> 'fact' then
+        -- The stored fact was not part of this fold (another cluster): the fold used the
+        -- new content, which must not be written.
+        if not (v_stored_refs && v_refs) then
+          raise exception using errcode = 'PT409', message = 'a fact with this key was stored before for others',
+            detail = v_item ->> 'key', hint = 'fact_conflict';
+        end if;
         v_conflicts := v_conflicts || (v_item ->> 'key');
       end if;
     end if;
@@ -309,7 +325,7 @@ begin
                       and l.key = v_item ->> 'key'
                       and l.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
           raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
-            detail = v_item ->> 'key', hint = 'reload the related facts, fold again and retry';
+            detail = v_item ->> 'key', hint = 'fold_stale';
         end if;
         insert into public.credit_lots (user_id, organization_id, key, pool, kind, granted, remaining,
                                         valid_from, valid_to, source, subscription, revoked, expired,
@@ -414,142 +430,6 @@ $fn$;
 
 -- ------------------------------------------------------------------ charges
 
--- Records one usage charge decided by the core (tollgate::charge), once per request id.
---   p_subject  {"user_id"} or {"organization_id"}
---   p_charge   {"request_id", "request_hash", "takes": [{"lot", "units"}],
---               "entries": [ledger entry, one per take], "record": {"units", "model",
---               "quality", "pool", "cost_minor", "overage_minor", "overage_units",
---               "currency"}, "fact": {"key", "provider", "type", "refs", "at", "fact"}}
---   p_stamp    the `stamp` of the subject state the charge was decided from; null: no check
--- Returns {"status": "charged" | "replayed", "usage_id", "record", "balances"}; or,
--- writing nothing, {"status": "stale", "state"} when the subject's state changed since
--- (its stamp differs), or {"status": "insufficient", "lot", "available", "required",
--- "state"} when a lot no longer holds what the charge takes. Same request id with
--- another request: PT409. A charge whose takes and overage do not add up to its units,
--- or with a non-positive take: 22023 (refused, nothing written).
--- Each take is `UPDATE ... SET remaining = remaining - x, used = used + x WHERE remaining
--- >= x`: a lot can never go negative, whatever the concurrency.
-create or replace function public.tollgate_charge(p_subject jsonb, p_charge jsonb, p_stamp text default null)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $fn$
-declare
-  s record;
-  v_request_id text := p_charge ->> 'request_id';
-  v_usage_id uuid;
-  v_existing record;
-  v_take jsonb;
-  v_lot text;
-  v_units bigint;
-  v_taken bigint := 0;
-  v_available bigint;
-  v_detail text;
-  v_state jsonb;
-  v_record jsonb := coalesce(p_charge -> 'record', '{}'::jsonb);
-  v_fact jsonb := p_charge -> 'fact';
-begin
-  s := public.tollgate_subject_ids(p_subject);
-  if coalesce(v_request_id, '') = '' or coalesce(p_charge ->> 'request_hash', '') = '' then
-    raise exception using errcode = '22023', message = 'a charge needs request_id and request_hash';
-  end if;
-
-  select u.id, u.request_hash, u.user_id, u.organization_id into v_existing
-    from public.usage_records u where u.request_id = v_request_id;
-  if found then
-    if v_existing.request_hash is distinct from p_charge ->> 'request_hash'
-       or v_existing.user_id is distinct from s.user_id
-       or v_existing.organization_id is distinct from s.organization_id then
-      raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
-    end if;
-    return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
-  end if;
-
-  for v_take in select * from jsonb_array_elements(coalesce(p_charge -> 'takes', '[]'::jsonb)) loop
-    v_units := (v_take ->> 'units')::bigint;
-    if coalesce(v_take ->> 'lot', '') = '' or v_units is null or v_units <= 0 then
-      raise exception using errcode = '22023', message = 'each take needs a lot and positive units';
-    end if;
-    v_taken := v_taken + v_units;
-  end loop;
-  if (v_record ->> 'units')::bigint is null or (v_record ->> 'units')::bigint <= 0
-     or v_taken + coalesce((v_record ->> 'overage_units')::bigint, 0) <> (v_record ->> 'units')::bigint then
-    raise exception using errcode = '22023',
-      message = 'a charge must account for its units: takes plus overage units equal units';
-  end if;
-  if v_fact is null or v_fact ->> 'key' is distinct from 'usage:' || v_request_id then
-    raise exception using errcode = '22023', message = 'a charge carries its own fact, keyed usage:<request_id>';
-  end if;
-
-  if p_stamp is not null then
-    v_state := public.tollgate_subject_state(p_subject, 'usage:' || v_request_id);
-    if v_state ->> 'stamp' is distinct from p_stamp then
-      return jsonb_build_object('status', 'stale', 'state', v_state);
-    end if;
-  end if;
-
-  begin
-    insert into public.usage_records (request_id, user_id, organization_id, request_hash, units, model, quality,
-                                      cost_minor, overage_minor, overage_units, pool, currency, charges)
-    values (v_request_id, s.user_id, s.organization_id, p_charge ->> 'request_hash',
-            (v_record ->> 'units')::bigint, v_record ->> 'model', v_record ->> 'quality',
-            coalesce((v_record ->> 'cost_minor')::bigint, 0), coalesce((v_record ->> 'overage_minor')::bigint, 0),
-            coalesce((v_record ->> 'overage_units')::bigint, 0), v_record ->> 'pool',
-            v_record ->> 'currency', coalesce(p_charge -> 'takes', '[]'::jsonb))
-    on conflict (request_id) do nothing
-    returning id into v_usage_id;
-
-    if v_usage_id is null then
-      -- The same request id committed concurrently: answered like a retry.
-      select u.id, u.request_hash, u.user_id, u.organization_id into v_existing
-        from public.usage_records u where u.request_id = v_request_id;
-      if v_existing.request_hash is distinct from p_charge ->> 'request_hash'
-         or v_existing.user_id is distinct from s.user_id
-         or v_existing.organization_id is distinct from s.organization_id then
-        raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
-      end if;
-      return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
-    end if;
-
-    insert into public.credit_ledger (user_id, organization_id, source_key, pool, lot, kind, delta, at, source)
-    select s.user_id, s.organization_id, e.value ->> 'key', e.value ->> 'pool', e.value ->> 'lot', 'usage',
-           (e.value ->> 'delta')::bigint, coalesce((e.value ->> 'at')::timestamptz, now()),
-           coalesce(e.value ->> 'source', '')
-      from jsonb_array_elements(coalesce(p_charge -> 'entries', '[]'::jsonb)) e;
-
-    insert into public.billing_facts (fact_key, provider, event_id, fact_type, refs, at, fact)
-    values (v_fact ->> 'key', coalesce(v_fact ->> 'provider', 'app'), '', 'usage',
-            coalesce((select array_agg(r) from jsonb_array_elements_text(v_fact -> 'refs') r), '{}'::text[]),
-            (v_fact ->> 'at')::timestamptz, v_fact -> 'fact');
-
-    -- The lots are taken last: every charge on a balance waits for the row lock of the
-    -- lot it draws from, so the lock is held for the updates and the commit only.
-    for v_take in select * from jsonb_array_elements(coalesce(p_charge -> 'takes', '[]'::jsonb)) loop
-      v_lot := v_take ->> 'lot';
-      v_units := (v_take ->> 'units')::bigint;
-      update public.credit_lots l set remaining = l.remaining - v_units, used = l.used + v_units, updated_at = now()
-       where (l.user_id = s.user_id or l.organization_id = s.organization_id)
-         and l.key = v_lot and not l.closed and l.remaining >= v_units;
-      if not found then
-        select l.remaining into v_available from public.credit_lots l
-         where (l.user_id = s.user_id or l.organization_id = s.organization_id)
-           and l.key = v_lot and not l.closed;
-        raise exception using errcode = 'PT402', message = 'insufficient credits',
-          detail = jsonb_build_object('lot', v_lot, 'available', coalesce(v_available, 0),
-                                      'required', v_units)::text;
-      end if;
-    end loop;
-  exception when sqlstate 'PT402' then
-    get stacked diagnostics v_detail = pg_exception_detail;
-    return jsonb_build_object('status', 'insufficient',
-                              'state', public.tollgate_subject_state(p_subject, 'usage:' || v_request_id))
-           || v_detail::jsonb;
-  end;
-
-  return public.tollgate_charge_answer(s.user_id, s.organization_id, 'charged', v_usage_id);
-end
-$fn$;
-
 -- The answer of a charge: its status, the usage record (what it took) and the balances.
 create or replace function public.tollgate_charge_answer(p_user uuid, p_org uuid, p_status text, p_usage_id uuid)
 returns jsonb
@@ -590,11 +470,189 @@ begin
   if v_existing.request_hash is distinct from p_request_hash
      or v_existing.user_id is distinct from s.user_id
      or v_existing.organization_id is distinct from s.organization_id then
-    raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request';
+    raise exception using errcode = 'PT409', message = 'Idempotency-Key was already used for a different request',
+        hint = 'key_reused';
   end if;
   return public.tollgate_charge_answer(s.user_id, s.organization_id, 'replayed', v_existing.id);
 end
 $fn$;
+
+-- Records one usage charge decided by the core (tollgate::charge), once per request id.
+--   p_subject  {"user_id"} or {"organization_id"}
+--   p_charge   {"request_id", "request_hash", "takes": [{"lot", "units"}],
+--               "entries": [ledger entry, one per take], "record": {"units", "model",
+--               "quality", "pool", "cost_minor", "overage_minor", "overage_units",
+--               "currency"}, "fact": {"key", "provider", "type", "refs", "at", "fact"}}
+--   p_stamp    the `stamp` of the subject state the charge was decided from; null: no check
+-- Returns {"status": "charged" | "replayed", "usage_id", "record", "balances"}; or,
+-- writing nothing, {"status": "stale", "state"} when the subject's state changed since
+-- (its stamp differs), or {"status": "insufficient", "lot", "available", "required",
+-- "state"} when a lot does not hold what the charge takes. Same request id with another
+-- request: PT409 (hint key_reused). A charge whose takes and overage do not add up to its
+-- units, or with a non-positive take: 22023 (refused, nothing written).
+-- Each take is `UPDATE ... SET remaining = remaining - x, used = used + x WHERE id = ...
+-- AND remaining >= x`: a lot can never go negative, whatever the concurrency. The takes
+-- come last, so the lot's row lock is held for them and the commit only; a lot emptied
+-- by a concurrent charge between the check and the take aborts the charge (PT409, hint
+-- lot_short), and the worker decides again from fresh lots.
+create or replace function public.tollgate_charge(p_subject jsonb, p_charge jsonb, p_stamp text default null)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  s record;
+  v_request_id text := p_charge ->> 'request_id';
+  v_usage_id uuid;
+  v_replay jsonb;
+  v_take jsonb;
+  v_units bigint;
+  v_taken bigint := 0;
+  v_available bigint;
+  v_lot_id bigint;
+  v_lot_ids bigint[] := '{}';
+  v_i integer := 0;
+  v_state jsonb;
+  v_record jsonb := coalesce(p_charge -> 'record', '{}'::jsonb);
+  v_fact jsonb := p_charge -> 'fact';
+  v_takes jsonb := coalesce(p_charge -> 'takes', '[]'::jsonb);
+  v_balances jsonb;
+begin
+  s := public.tollgate_subject_ids(p_subject);
+  if coalesce(v_request_id, '') = '' or coalesce(p_charge ->> 'request_hash', '') = '' then
+    raise exception using errcode = '22023', message = 'a charge needs request_id and request_hash';
+  end if;
+
+  v_replay := public.tollgate_charge_replay(p_subject, v_request_id, p_charge ->> 'request_hash');
+  if v_replay is not null then
+    return v_replay;
+  end if;
+
+  for v_take in select * from jsonb_array_elements(v_takes) loop
+    v_units := (v_take ->> 'units')::bigint;
+    if coalesce(v_take ->> 'lot', '') = '' or v_units is null or v_units <= 0 then
+      raise exception using errcode = '22023', message = 'each take needs a lot and positive units';
+    end if;
+    v_taken := v_taken + v_units;
+  end loop;
+  if (v_record ->> 'units')::bigint is null or (v_record ->> 'units')::bigint <= 0
+     or v_taken + coalesce((v_record ->> 'overage_units')::bigint, 0) <> (v_record ->> 'units')::bigint then
+    raise exception using errcode = '22023',
+      message = 'a charge must account for its units: takes plus overage units equal units';
+  end if;
+  if v_fact is null or v_fact ->> 'key' is distinct from 'usage:' || v_request_id then
+    raise exception using errcode = '22023', message = 'a charge carries its own fact, keyed usage:<request_id>';
+  end if;
+
+  if p_stamp is not null then
+    v_state := public.tollgate_subject_state(p_subject, 'usage:' || v_request_id);
+    if v_state ->> 'stamp' is distinct from p_stamp then
+      return jsonb_build_object('status', 'stale', 'state', v_state);
+    end if;
+  end if;
+
+  -- Each lot must hold its take now (read without a lock; checked again by the take).
+  for v_take in select * from jsonb_array_elements(v_takes) loop
+    select l.id, l.remaining into v_lot_id, v_available from public.credit_lots l
+     where (l.user_id = s.user_id or l.organization_id = s.organization_id)
+       and l.key = v_take ->> 'lot' and not l.closed;
+    if v_lot_id is null or v_available < (v_take ->> 'units')::bigint then
+      return jsonb_build_object('status', 'insufficient', 'lot', v_take ->> 'lot',
+                                'available', coalesce(v_available, 0), 'required', (v_take ->> 'units')::bigint,
+                                'state', public.tollgate_subject_state(p_subject, 'usage:' || v_request_id));
+    end if;
+    v_lot_ids := v_lot_ids || v_lot_id;
+    v_lot_id := null;
+  end loop;
+
+  insert into public.usage_records (request_id, user_id, organization_id, request_hash, units, model, quality,
+                                    cost_minor, overage_minor, overage_units, pool, currency, charges)
+  values (v_request_id, s.user_id, s.organization_id, p_charge ->> 'request_hash',
+          (v_record ->> 'units')::bigint, v_record ->> 'model', v_record ->> 'quality',
+          coalesce((v_record ->> 'cost_minor')::bigint, 0), coalesce((v_record ->> 'overage_minor')::bigint, 0),
+          coalesce((v_record ->> 'overage_units')::bigint, 0), v_record ->> 'pool',
+          v_record ->> 'currency', v_takes)
+  on conflict (request_id) do nothing
+  returning id into v_usage_id;
+
+  if v_usage_id is null then
+    -- The same request id committed concurrently: answered like a retry.
+    return public.tollgate_charge_replay(p_subject, v_request_id, p_charge ->> 'request_hash');
+  end if;
+
+  insert into public.credit_ledger (user_id, organization_id, source_key, pool, lot, kind, delta, at, source)
+  select s.user_id, s.organization_id, e.value ->> 'key', e.value ->> 'pool', e.value ->> 'lot', 'usage',
+         (e.value ->> 'delta')::bigint, coalesce((e.value ->> 'at')::timestamptz, now()),
+         coalesce(e.value ->> 'source', '')
+    from jsonb_array_elements(coalesce(p_charge -> 'entries', '[]'::jsonb)) e;
+
+  insert into public.billing_facts (fact_key, provider, event_id, fact_type, refs, at, fact)
+  values (v_fact ->> 'key', coalesce(v_fact ->> 'provider', 'app'), '', 'usage',
+          coalesce((select array_agg(r) from jsonb_array_elements_text(v_fact -> 'refs') r), '{}'::text[]),
+          (v_fact ->> 'at')::timestamptz, v_fact -> 'fact');
+
+  -- The answer is made before the takes, so nothing but the takes and the commit runs
+  -- under the lots' row locks: the record as stored, and the balances as this charge saw
+  -- them (read before its takes, less what it takes; a concurrent charge may have taken
+  -- more meanwhile).
+  select coalesce(jsonb_object_agg(c.pool, c.available - coalesce(t.units, 0)), '{}'::jsonb) into v_balances
+    from public.credit_balances c
+    left join (select v_record ->> 'pool' as pool, v_taken as units) t on t.pool = c.pool
+   where (c.user_id = s.user_id or c.organization_id = s.organization_id);
+
+  -- The takes, last: every charge on a balance waits for the row lock of the lot it draws
+  -- from, so the lock is held for these updates and the commit only.
+  for v_take in select * from jsonb_array_elements(v_takes) loop
+    v_i := v_i + 1;
+    v_units := (v_take ->> 'units')::bigint;
+    update public.credit_lots l set remaining = l.remaining - v_units, used = l.used + v_units, updated_at = now()
+     where l.id = v_lot_ids[v_i] and not l.closed and l.remaining >= v_units;
+    if not found then
+      raise exception using errcode = 'PT409', message = 'a lot no longer holds what the charge takes',
+        detail = v_take ->> 'lot', hint = 'lot_short';
+    end if;
+  end loop;
+
+  return jsonb_build_object('status', 'charged', 'usage_id', v_usage_id,
+    'record', v_record || jsonb_build_object('request_id', v_request_id, 'takes', v_takes, 'created_at', now()),
+    'balances', v_balances);
+end
+$fn$;
+
+-- The balance of a subject's pool follows each change of a lot by its difference (an
+-- update of one balance row, not a sum over the lots), in the same transaction. Replaces
+-- the form of 20261125000300, which summed the subject's lots on every change.
+create or replace function public.tollgate_sync_balance() returns trigger
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_delta bigint;
+begin
+  if tg_op = 'UPDATE' and new.pool = old.pool
+     and new.user_id is not distinct from old.user_id
+     and new.organization_id is not distinct from old.organization_id then
+    v_delta := (case when new.closed then 0 else new.remaining end)
+             - (case when old.closed then 0 else old.remaining end);
+    if v_delta = 0 then
+      return null;
+    end if;
+    update public.credit_balances b set available = b.available + v_delta, updated_at = now()
+     where (b.user_id = new.user_id or b.organization_id = new.organization_id) and b.pool = new.pool;
+    if found then
+      return null;
+    end if;
+  end if;
+  insert into public.credit_balances as b (user_id, organization_id, pool, available, updated_at)
+  select new.user_id, new.organization_id, new.pool,
+         coalesce(sum(l.remaining) filter (where not l.closed), 0), now()
+    from public.credit_lots l
+   where (l.user_id = new.user_id or l.organization_id = new.organization_id) and l.pool = new.pool
+  on conflict (user_id, organization_id, pool) do update set available = excluded.available, updated_at = now();
+  return null;
+end
+$fn$;
+
 
 -- ------------------------------------------------------------------ housekeeping
 

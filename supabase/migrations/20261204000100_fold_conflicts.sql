@@ -4,12 +4,12 @@
 --   * tollgate_apply_fold names its conflicts by hint: `fold_stale` (the facts or a lot's
 --     charges changed since the fold read them: fold again) and `fact_conflict` (a new
 --     fact's key was stored before, with other content, for another cluster: nothing is
---     written, where 20261204000000 reported it and wrote the fold anyway).
+--     written; the first form of 20261204000000 reported it and wrote the fold anyway).
 --   * tollgate_charge_replay refuses another request under a used request id with hint
 --     `key_reused`.
 --   * A fold rewrites a subject's ledger entries other than charges': two partial indexes
 --     find them without visiting the charges' entries.
--- Replaces the forms of 20261204000000. Idempotent: safe to apply to an empty database
+-- Replaces the forms of 20261204000000 (whichever form a project applied). Idempotent: safe to apply to an empty database
 -- and again on top of itself.
 
 create index if not exists credit_ledger_user_fold_idx
