@@ -42,6 +42,17 @@ pub enum Interval {
     OneTime,
 }
 
+impl Interval {
+    /// How many months one period of a recurring interval lasts (none for a one-time price).
+    pub fn months(self) -> Option<u32> {
+        match self {
+            Interval::Month => Some(1),
+            Interval::Year => Some(12),
+            Interval::OneTime => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {

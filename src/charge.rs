@@ -128,10 +128,7 @@ pub fn charge(
 ) -> Result<ChargeDecision, UsageError> {
     let q = quote(catalog, req.model, req.quality, req.seconds)?;
     if !may_draw(catalog, input.entitlements, input.wallet, &q.pool, now) {
-        return Ok(ChargeDecision::Refuse(Refusal::NotEntitled {
-            pool: q.pool.clone(),
-            upgrade: crate::usage::cheapest_credit_offer(catalog, &q.pool).map(|o| o.key.clone()),
-        }));
+        return Ok(not_entitled(catalog, &q.pool));
     }
     let request_id = request_id(req.subject, req.idempotency_key);
     let usage_req = UsageRequest {
@@ -144,7 +141,6 @@ pub fn charge(
         ChargeOutcome::Charge(p) => p,
         ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
     };
-    let default_cap = catalog.doc.usage.as_ref().map_or(0, |u| u.default_overage_limit);
     let meta = Meta {
         subject: req.subject,
         request_id,
@@ -152,9 +148,18 @@ pub fn charge(
         units: req.seconds,
         model: Some(req.model),
         quality: Some(req.quality),
-        overage_limit: input.overage.limit.unwrap_or(default_cap),
+        overage_limit: input.overage.cap(catalog.doc.usage.as_ref().map_or(0, |u| u.default_overage_limit)),
     };
     Ok(ChargeDecision::Charge(Box::new(settle(meta, Some(q), plan, now)?)))
+}
+
+/// The refusal of a subject that holds neither a plan nor credits in `pool`, with the
+/// cheapest offer that puts credits into it.
+fn not_entitled(catalog: &Catalog, pool: &str) -> ChargeDecision {
+    ChargeDecision::Refuse(Refusal::NotEntitled {
+        pool: pool.to_string(),
+        upgrade: crate::usage::cheapest_credit_offer(catalog, pool).map(|o| o.key.clone()),
+    })
 }
 
 /// A charge of `units` credits of `pool`, under the caller's key: prepaid credits (the
@@ -195,10 +200,7 @@ pub fn charge_units(
         return Err(UsageError::BadUnits { units: req.units, max: MAX_UNITS });
     }
     if !may_draw(catalog, input.entitlements, input.wallet, &pool.id, now) {
-        return Ok(ChargeDecision::Refuse(Refusal::NotEntitled {
-            pool: pool.id.clone(),
-            upgrade: crate::usage::cheapest_credit_offer(catalog, &pool.id).map(|o| o.key.clone()),
-        }));
+        return Ok(not_entitled(catalog, &pool.id));
     }
     let units = i64::try_from(req.units).map_err(|_| UsageError::Overflow)?;
     let prepaid = Prepaid { currency: catalog.doc.catalog.currency.clone() };

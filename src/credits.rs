@@ -619,6 +619,13 @@ pub struct OveragePolicy {
     pub spent: i64,
 }
 
+impl OveragePolicy {
+    /// The cap in force: the subject's own, else `default` (the catalog's).
+    pub fn cap(&self, default: i64) -> i64 {
+        self.limit.unwrap_or(default)
+    }
+}
+
 /// Why a charge is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -727,7 +734,7 @@ pub fn plan_charge(
 ) -> ChargeOutcome {
     let d = wallet.plan_debit(pool, units, at);
     let cost = pricer.cost(units);
-    let limit = policy.limit.unwrap_or_else(|| pricer.default_limit());
+    let limit = policy.cap(pricer.default_limit());
     let available = d.from_allowance + d.from_purchased;
     let overage_cost = if d.shortfall > 0 { pricer.overage_cost(d.shortfall) } else { 0 };
     let deny = |reason| {

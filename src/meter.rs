@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::{Catalog, Interval, LimitAnchor, LimitPeriod, LimitValue, Upgrade};
+use crate::catalog::{Catalog, LimitAnchor, LimitPeriod, LimitValue, Upgrade};
 use crate::decide::{self, Reason};
 use crate::billing::facts::Subject;
 use crate::credits::Wallet;
@@ -25,7 +25,7 @@ use crate::model::Entitlements;
 use crate::time::{Timestamp, DAY};
 
 /// The most one request may use at once.
-pub const MAX_QUANTITY: u64 = 1_000_000_000;
+pub const MAX_QUANTITY: u64 = crate::charge::MAX_UNITS;
 
 /// The longest scope of a limit's counter.
 pub const MAX_SCOPE: usize = 100;
@@ -160,14 +160,9 @@ pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Time
     };
     let g = decide::effective_at(catalog, ents, catalog.limit_product(li), now).grant;
     let step = g.and_then(|g| {
-        let interval = g.offer.as_deref().and_then(|o| catalog.offer(o)).map(|o| o.price.interval);
-        let every = match (months, interval) {
-            (Some(m), Some(Interval::Month | Interval::Year)) => m,
-            (None, Some(Interval::Month)) => 1,
-            (None, Some(Interval::Year)) => 12,
-            _ => return None,
-        };
-        Some((g.valid_from, every))
+        // A recurring offer only: a monthly window of it, or one period of it.
+        let period = catalog.offer(g.offer.as_deref()?)?.price.interval.months()?;
+        Some((g.valid_from, months.unwrap_or(period)))
     });
     step.and_then(|(anchor, every)| anchored(anchor, every, now)).unwrap_or_else(|| window(LimitPeriod::Month, now))
 }
@@ -430,9 +425,7 @@ pub fn check_feature(
 
 /// The cheapest visible offer that puts credits into `pool`, as an upgrade.
 pub fn credit_offer(catalog: &Catalog, pool: &str) -> Option<Upgrade> {
-    let o = crate::usage::cheapest_credit_offer(catalog, pool)?;
-    let i = catalog.offers().iter().position(|x| x.key == o.key)?;
-    Some(catalog.upgrade_at(i).clone())
+    crate::usage::cheapest_credit_offer(catalog, pool).map(Upgrade::from_offer)
 }
 
 /// What [`track`] decided.
@@ -516,7 +509,7 @@ pub struct Use<'a> {
 /// window's count as last read; the store's count is what holds (a refusal from the store
 /// is decided again with its count).
 pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Timestamp) -> Result<Track, MeterError> {
-    let (subject, quantity) = (u.subject, u.quantity);
+    let quantity = u.quantity;
     let counter = counter_of(catalog, u.feature, u.scope)?;
     let c = check(catalog, ents, u.feature, quantity, used, now)?;
     if !c.allowed {
@@ -525,9 +518,10 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
     let (Some(counter), Some(li)) = (counter, catalog.limit_index(&c.feature)) else {
         return Ok(Track::Allow(c, None));
     };
+    let (request_id, request_hash) = use_keys(u, &counter);
     let count = Count {
-        request_id: crate::charge::request_id(subject, u.idempotency_key),
-        request_hash: request_hash(subject, &counter, quantity),
+        request_id,
+        request_hash,
         feature: c.feature.clone(),
         counter,
         actor: u.actor.map(|a| a.to_string()),
@@ -540,6 +534,12 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
         at: now,
     };
     Ok(Track::Allow(c, Some(count)))
+}
+
+/// The request id and content digest a use is recorded under, on `counter`: what the
+/// store counts it by, and what a retry of it is found by.
+pub fn use_keys(u: &Use, counter: &str) -> (String, String) {
+    (crate::charge::request_id(u.subject, u.idempotency_key), request_hash(u.subject, counter, u.quantity))
 }
 
 /// The digest of a tracked use's content (the counter names the limit and its scope): the

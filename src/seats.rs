@@ -324,7 +324,7 @@ pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)
     if !*seated {
         return Err(ActError::NoSeat);
     }
-    Ok(Entitlements { subject: format!("org:{org_id}"), grants: grants.clone(), balances: Default::default() })
+    Ok(Entitlements { subject: Subject::org(org_id).to_string(), grants: grants.clone(), balances: Default::default() })
 }
 
 #[cfg(test)]

@@ -384,11 +384,7 @@ fn source_of(p: Provider) -> Source {
 
 /// `at` plus one billing interval, in calendar months (a one-time price adds nothing).
 pub(crate) fn add_interval(at: Timestamp, interval: Interval) -> Option<Timestamp> {
-    let months = match interval {
-        Interval::Month => 1,
-        Interval::Year => 12,
-        Interval::OneTime => return None,
-    };
+    let months = interval.months()?;
     let d = DateTime::<Utc>::from_timestamp(at.0, 0)?;
     Some(
         d.checked_add_months(Months::new(months))

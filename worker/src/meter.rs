@@ -89,6 +89,18 @@ fn meter_error(e: &MeterError) -> AppResponse {
     }
 }
 
+/// What [`gate`] read and decided to decide from.
+struct Gate {
+    /// The subject the use is counted for: the caller, or its organization.
+    owner: Subject,
+    state: crate::state::SubjectState,
+    ents: tollgate::Entitlements,
+    /// The window's count so far (0 but for a limit).
+    used: u64,
+    /// A limit's counter (`<limit>` or `<limit>:<scope>`).
+    counter: Option<String>,
+}
+
 /// Who a decision is about, what it reads and with which entitlements: the caller, or
 /// the organization it acts for (as a member holding a seat, by the core's rule), and for
 /// a limit what its counter holds in the window that holds `now`.
@@ -97,7 +109,7 @@ async fn gate<T: Transport, S: Store>(
     caller: &Subject,
     asked: &Asked,
     now: Timestamp,
-) -> Result<(Subject, crate::state::SubjectState, tollgate::Entitlements, u64), AppResponse> {
+) -> Result<Gate, AppResponse> {
     let counter = meter::counter_of(&ctx.catalog, &asked.feature, asked.scope.as_deref()).map_err(|e| meter_error(&e))?;
     let owner = asked.organization.clone().map_or_else(|| caller.clone(), Subject::Org);
     let (st, latest) = ctx
@@ -114,7 +126,7 @@ async fn gate<T: Transport, S: Store>(
         Some(li) => meter::used_in(&meter::limit_window(&ctx.catalog, &ents, li, now), latest),
         None => 0,
     };
-    Ok((owner, st, ents, used))
+    Ok(Gate { owner, state: st, ents, used, counter })
 }
 
 pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
@@ -131,7 +143,7 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         return error(400, "invalid_request", "`organization_id` applies to capabilities and limits: credits are the caller's");
     }
     let subject = Subject::user(&claims.sub);
-    let (_, st, ents, used) = match gate(ctx, &subject, &asked, now).await {
+    let Gate { state: st, ents, used, .. } = match gate(ctx, &subject, &asked, now).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -183,7 +195,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(_) => {}
         Err(e) => return meter_error(&e),
     }
-    let (subject, _, ents, mut last) = match gate(ctx, &caller, &asked, now).await {
+    let Gate { owner: subject, ents, used: mut last, counter, .. } = match gate(ctx, &caller, &asked, now).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -199,13 +211,8 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
             // limit is reached (a capability counts nothing: nothing to replay).
-            Ok(Track::Refuse(c)) if ctx.catalog.limit_index(&c.feature).is_some() => {
-                let id = tollgate::charge::request_id(&core_subject, key);
-                let counter = match meter::counter_of(&ctx.catalog, &c.feature, asked.scope.as_deref()) {
-                    Ok(c) => c.unwrap_or_default(),
-                    Err(e) => return meter_error(&e),
-                };
-                let hash = meter::request_hash(&core_subject, &counter, quantity);
+            Ok(Track::Refuse(c)) if counter.is_some() => {
+                let (id, hash) = meter::use_keys(&used, counter.as_deref().unwrap_or_default());
                 return match ctx.store.track_replay(&subject, &id, &hash).await {
                     Ok(Some(Counted::Replayed { usage_id, used })) => {
                         AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))
@@ -391,16 +398,13 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         }
         Err(e) => return meter_error(&e),
     }
-    let day = |t: Timestamp| Timestamp(t.unix().div_euclid(tollgate::time::DAY) * tollgate::time::DAY);
-    let end_of_today = day(now).plus_days(1);
+    let end_of_today = meter::window(tollgate::catalog::LimitPeriod::Day, now).resets_at.unwrap_or(now);
     let parse = |name: &str, default: Timestamp| -> Result<Timestamp, AppResponse> {
-        match req.query_param(name) {
-            None => Ok(default),
-            Some(v) if v.len() == 10 => Timestamp::parse(&format!("{v}T00:00:00Z"))
-                .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant"))),
-            Some(v) => Timestamp::parse(&v)
-                .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant"))),
-        }
+        let Some(v) = req.query_param(name) else { return Ok(default) };
+        // A date alone is its first instant (UTC).
+        let v = if v.len() == 10 { format!("{v}T00:00:00Z") } else { v };
+        Timestamp::parse(&v)
+            .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant")))
     };
     let to = match parse("to", end_of_today) {
         Ok(t) => t,
