@@ -6,11 +6,20 @@
 -- `usage_records` (its `feature` and `window_start`; no lots, no pool, no price). The
 -- count may not pass the limit the core read from the subject's tier: the increment and
 -- the check are one statement on the counter's row, so concurrent uses admit exactly as
--- many as the limit allows.
+-- many as the limit allows. A limit may count per scope (the Org Seats app's students per
+-- course): the core names the counter `<limit>:<scope>` and the record keeps it in
+-- `counter`. An organization's limit counts for the whole organization, used by its
+-- seated members: the record belongs to the organization and `actor_id` names the member.
 -- Idempotent: safe to apply to an empty database and again on top of itself.
 
 alter table public.usage_records add column if not exists feature text;
 alter table public.usage_records add column if not exists window_start timestamptz;
+-- The counter a use went to when it is not its feature's own (`<limit>:<scope>`), and the
+-- member who used an organization's limit.
+alter table public.usage_records add column if not exists counter text;
+alter table public.usage_records add column if not exists actor_id uuid;
+-- The member's uses, for its own release and reads (null for most rows: partial).
+create index if not exists usage_records_actor_idx on public.usage_records(actor_id) where actor_id is not null;
 
 create table if not exists public.usage_counters (
   owner_id uuid not null,
@@ -65,7 +74,7 @@ declare
   v record;
 begin
   s := public.tollgate_subject_ids(p_subject);
-  select u.id, u.request_hash, u.user_id, u.organization_id, u.feature, u.window_start into v
+  select u.id, u.request_hash, u.user_id, u.organization_id, u.feature, u.counter, u.window_start into v
     from public.usage_records u where u.request_id = p_request_id;
   if not found then
     return null;
@@ -76,14 +85,16 @@ begin
       hint = 'key_reused';
   end if;
   return jsonb_build_object('status', 'replayed', 'usage_id', v.id,
-    'used', public.tollgate_counter(p_subject, v.feature, v.window_start));
+    'used', public.tollgate_counter(p_subject, coalesce(v.counter, v.feature), v.window_start));
 end
 $fn$;
 
 -- Counts one use decided by the core (tollgate::meter::track), once per request id.
 --   p_subject  {"user_id"} or {"organization_id"}
 --   p_count    {"request_id", "request_hash", "feature", "quantity", "window_start",
---               "max": the limit, or null for unlimited}
+--               "max": the limit, or null for unlimited, "counter"?: `<feature>:<scope>`
+--               (default the feature), "actor"?: the `user:<id>` acting for an
+--               organization subject}
 -- Answers {"status": "counted", "usage_id", "used"} (the window's count after this use),
 -- {"status": "limit_reached", "used"} (nothing written: the count would pass the
 -- limit), or {"status": "replayed", "usage_id", "used"} for a request id counted before.
@@ -98,6 +109,8 @@ declare
   v_owner uuid;
   v_request_id text := p_count ->> 'request_id';
   v_feature text := p_count ->> 'feature';
+  v_counter text := coalesce(nullif(p_count ->> 'counter', ''), p_count ->> 'feature');
+  v_actor uuid := nullif(substr(coalesce(p_count ->> 'actor', ''), 6), '')::uuid;
   v_quantity bigint := (p_count ->> 'quantity')::bigint;
   v_window timestamptz := (p_count ->> 'window_start')::timestamptz;
   v_max bigint := (p_count ->> 'max')::bigint;
@@ -114,6 +127,12 @@ begin
   if v_quantity is null or v_quantity <= 0 or (v_max is not null and v_max < 0) then
     raise exception using errcode = '22023', message = 'a count needs a positive quantity and a limit of 0 or more';
   end if;
+  if v_counter <> v_feature and left(v_counter, length(v_feature) + 1) <> v_feature || ':' then
+    raise exception using errcode = '22023', message = 'a count''s counter is its feature or `<feature>:<scope>`';
+  end if;
+  if coalesce(p_count ->> 'actor', '') <> '' and (s.organization_id is null or left(p_count ->> 'actor', 5) <> 'user:') then
+    raise exception using errcode = '22023', message = 'an actor is the user:<id> acting for an organization subject';
+  end if;
 
   v_existing := public.tollgate_track_replay(p_subject, v_request_id, p_count ->> 'request_hash');
   if v_existing is not null then
@@ -121,22 +140,24 @@ begin
   end if;
 
   if v_max is not null and v_quantity > v_max then
-    return jsonb_build_object('status', 'limit_reached', 'used', public.tollgate_counter(p_subject, v_feature, v_window));
+    return jsonb_build_object('status', 'limit_reached', 'used', public.tollgate_counter(p_subject, v_counter, v_window));
   end if;
   insert into public.usage_counters as c (owner_id, user_id, organization_id, limit_id, window_start, used)
-  values (v_owner, s.user_id, s.organization_id, v_feature, v_window, v_quantity)
+  values (v_owner, s.user_id, s.organization_id, v_counter, v_window, v_quantity)
   on conflict (owner_id, limit_id, window_start) do update
      set used = c.used + excluded.used, updated_at = now()
    where v_max is null or c.used + excluded.used <= v_max
   returning c.used into v_used;
   if v_used is null then
-    return jsonb_build_object('status', 'limit_reached', 'used', public.tollgate_counter(p_subject, v_feature, v_window));
+    return jsonb_build_object('status', 'limit_reached', 'used', public.tollgate_counter(p_subject, v_counter, v_window));
   end if;
 
   -- A concurrent use under the same request id fails here (unique request_id) and rolls
   -- its count back; its retry is answered as a replay.
-  insert into public.usage_records (request_id, user_id, organization_id, request_hash, units, feature, window_start)
-  values (v_request_id, s.user_id, s.organization_id, p_count ->> 'request_hash', v_quantity, v_feature, v_window)
+  insert into public.usage_records (request_id, user_id, organization_id, request_hash, units, feature, window_start,
+                                    counter, actor_id)
+  values (v_request_id, s.user_id, s.organization_id, p_count ->> 'request_hash', v_quantity, v_feature, v_window,
+          nullif(v_counter, v_feature), v_actor)
   returning id into v_usage_id;
   return jsonb_build_object('status', 'counted', 'usage_id', v_usage_id, 'used', v_used);
 end

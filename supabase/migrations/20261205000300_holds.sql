@@ -6,13 +6,17 @@
 -- each lot's `used` goes down by its take and its `remaining` up (a lot closed meanwhile
 -- takes the units into `expired`, as its end would have). Granted = remaining + used +
 -- revoked + expired holds for every lot. A hold not captured by `hold_until` is released
--- by the scheduled run.
+-- by the scheduled run. A counted use of a limit without a window (courses authored: the
+-- core counts it from the epoch) is released too: its quantity goes back to its counter
+-- (never below 0), once, and the member who used an organization's limit may release its
+-- own use; a windowed limit's use is final (it refills when its window resets).
 -- Idempotent: safe to apply to an empty database and again on top of itself.
 
 -- Releases the subject's hold `p_usage_id`. Answers {"status": "released", "usage_id",
 -- "lots": {"<lot>": remaining after}, "replayed"} (a hold released before answers
 -- `replayed`: true), or null when the subject has no such usage. A charge that is not a
--- hold, or a captured hold: PT409 hint not_held.
+-- hold, or a captured hold: PT409 hint not_held. A counted use: {"status": "released",
+-- "usage_id", "used": the counter after, "replayed"}; a windowed one: PT409 not_releasable.
 create or replace function public.tollgate_release(p_subject jsonb, p_usage_id uuid)
 returns jsonb
 language plpgsql
@@ -24,17 +28,35 @@ declare
   v_take jsonb;
   v_units bigint;
   v_left bigint;
+  v_used bigint;
   v_lots jsonb := '{}'::jsonb;
 begin
   s := public.tollgate_subject_ids(p_subject);
-  select r.id, r.status, r.charges into u from public.usage_records r
-   where r.id = p_usage_id and (r.user_id = s.user_id or r.organization_id = s.organization_id)
+  select r.id, r.status, r.charges, r.feature, r.counter, r.window_start, r.units, r.user_id, r.organization_id
+    into u from public.usage_records r
+   where r.id = p_usage_id
+     and (r.user_id = s.user_id or r.organization_id = s.organization_id or r.actor_id = s.user_id)
    for update;
   if not found then
     return null;
   end if;
   if u.status = 'released' then
     return jsonb_build_object('status', 'released', 'usage_id', u.id, 'replayed', true);
+  end if;
+  if u.feature is not null and u.status = 'charged' and u.window_start <> to_timestamp(0) then
+    -- A windowed limit (runs a day) refills by its window: giving a use back would let
+    -- the caller run without end.
+    raise exception using errcode = 'PT409', message = 'a use of a limit with a window is final: it refills when the window resets',
+      hint = 'not_releasable';
+  end if;
+  if u.feature is not null and u.status = 'charged' then
+    update public.usage_counters c
+       set used = greatest(c.used - u.units, 0), updated_at = now()
+     where c.owner_id = coalesce(u.user_id, u.organization_id) and c.limit_id = coalesce(u.counter, u.feature)
+       and c.window_start = u.window_start
+    returning c.used into v_used;
+    update public.usage_records r set status = 'released', settled_at = now() where r.id = u.id;
+    return jsonb_build_object('status', 'released', 'usage_id', u.id, 'used', coalesce(v_used, 0), 'replayed', false);
   end if;
   if u.status <> 'held' then
     raise exception using errcode = 'PT409', message = format('the usage is %s, not a hold: nothing to release', u.status),
