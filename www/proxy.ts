@@ -9,19 +9,14 @@ import type { NextRequest } from 'next/server';
 import { createProxy } from 'tollgate-react/proxy';
 import type { TollgateProxy } from 'tollgate-react/proxy';
 
-import { configuredJwtSecret, snapshotPublicKeys } from '@/lib/config';
-import { verifyHs256 } from '@/lib/jwt';
-import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
+import { snapshotPublicKeys } from '@/lib/config';
+import { ACCESS_TOKEN_COOKIE, sessionFromToken } from '@/lib/session';
 
 let gate: TollgateProxy<NextRequest> | null = null;
 
 /** The signed-in user: the session token is verified here (HS256, locally), no call out. */
 function sessionUser(request: NextRequest): string | null {
-  const token = request.cookies.get(ACCESS_TOKEN_COOKIE)?.value;
-  const secret = configuredJwtSecret();
-  if (!token || !secret) return null;
-  const claims = verifyHs256(token, secret);
-  return claims && claims.role === 'authenticated' ? claims.sub : null;
+  return sessionFromToken(request.cookies.get(ACCESS_TOKEN_COOKIE)?.value)?.userId ?? null;
 }
 
 export async function proxy(request: NextRequest) {

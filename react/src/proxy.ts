@@ -24,12 +24,12 @@
 import { ask } from './core.js';
 import type { TollgateCatalog, TollgateModule } from './core.js';
 import { bundledCatalog, getTollgate } from './node.js';
-import { isSubject, parsePublicKeys } from './snapshot.js';
+import { isSubject, parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
-import { SNAPSHOT_COOKIE } from './storage.js';
-import type { CatalogDoc, Decision, SnapshotPayload } from './types.js';
+import { SNAPSHOT_COOKIE, readCookie } from './storage.js';
+import type { CatalogDoc, Decision } from './types.js';
 
-export { SNAPSHOT_COOKIE } from './storage.js';
+export { SNAPSHOT_COOKIE, readCookie } from './storage.js';
 
 /** What a gated path needs: a capability, a product at a tier, or a catalog tool's requirement. */
 export type ProxyRequirement = { capability: string } | { product: string; tier: string } | { tool: string };
@@ -100,16 +100,6 @@ function normalisePrefix(p: string): string {
 
 function matches(prefix: string, path: string): boolean {
   return prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);
-}
-
-/** The value of one cookie in a Cookie header, or null. */
-export function readCookie(header: string | null, name: string): string | null {
-  if (!header) return null;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return null;
 }
 
 function describeRequirement(need: ProxyRequirement): string {
@@ -191,13 +181,11 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
 
     const { tg, catalog, doc } = await load();
     const t = now();
-    let snapshot: SnapshotPayload;
-    try {
-      snapshot = tg.verifySnapshot!(token, keys, null, t) as SnapshotPayload;
-    } catch (e) {
-      const err = e as { code?: SnapshotErrorCode; message?: string };
-      return pass(err.code ?? 'malformed_snapshot', err.message);
-    }
+    // The core's verifier (`load` made sure the package has one). The catalog and the
+    // subject are checked here, after it, with the proxy's own messages.
+    const verified = await verifySnapshot(token, keys, { now: t, tollgate: tg });
+    if (!verified.ok) return pass(verified.code, verified.message);
+    const snapshot = verified.snapshot;
     if (snapshot.catalog_id !== doc.catalog.id || snapshot.catalog_version !== doc.catalog.version) {
       return pass(
         'catalog_mismatch',

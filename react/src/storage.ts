@@ -65,6 +65,21 @@ function cookieJar(): Document | null {
   return typeof document !== 'undefined' ? document : null;
 }
 
+/** The value of one cookie in a Cookie header (or `document.cookie`), or null. */
+export function readCookie(header: string | null, name: string): string | null {
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return null;
+}
+
+/** The cookie attribute that keeps it to HTTPS, on a page served over HTTPS. */
+function secureAttribute(): string {
+  return typeof location !== 'undefined' && location.protocol === 'https:' ? '; Secure' : '';
+}
+
 /**
  * Writes the token to the cookie for `maxAgeSecs` (the snapshot's remaining validity).
  * Returns false, and removes any older cookie of that name, when it cannot be written:
@@ -80,7 +95,7 @@ export function writeSnapshotCookie(name: string, token: string, maxAgeSecs: num
     clearSnapshotCookie(name);
     return false;
   }
-  const secure = typeof location !== 'undefined' && location.protocol === 'https:' ? '; Secure' : '';
+  const secure = secureAttribute();
   try {
     doc.cookie = `${name}=${token}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
   } catch {
@@ -92,8 +107,8 @@ export function writeSnapshotCookie(name: string, token: string, maxAgeSecs: num
 /** Removes the snapshot cookie (signed out, another subject, no valid snapshot). */
 export function clearSnapshotCookie(name: string): void {
   const doc = cookieJar();
-  if (!doc || !doc.cookie.split(/;\s*/).some((c) => c.startsWith(`${name}=`))) return;
-  const secure = typeof location !== 'undefined' && location.protocol === 'https:' ? '; Secure' : '';
+  if (!doc || readCookie(doc.cookie, name) === null) return;
+  const secure = secureAttribute();
   try {
     doc.cookie = `${name}=; Path=/; Max-Age=0; SameSite=Lax${secure}`;
   } catch {

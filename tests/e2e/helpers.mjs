@@ -102,6 +102,8 @@ export async function http(method, url, { headers = {}, body, raw } = {}) {
   }
 }
 export const worker = (method, path, opts) => http(method, env.worker + path, opts);
+/** `POST /v1/admin/grants` with the admin secret. */
+export const admin = (body) => worker('POST', '/v1/admin/grants', { body, headers: { authorization: `Bearer ${env.adminSecret}` } });
 
 // ------------------------------------------------------------------ provider events
 

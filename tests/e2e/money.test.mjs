@@ -3,14 +3,13 @@
 // (wrangler dev, the REST gateway, PostgreSQL) as an attacker or a flaky network would.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, userToken, postStripe, now, closeDb, id, uuid } from './helpers.mjs';
+import { env, q, createUser, worker, admin, userToken, postStripe, now, closeDb, id, uuid } from './helpers.mjs';
 import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
 
 after(closeDb);
 const studio = env.catalog === 'video-studio';
 const skip = !studio && 'usage pricing lives in the video-studio catalog';
 
-const admin = (body) => worker('POST', '/v1/admin/grants', { body, headers: { authorization: `Bearer ${env.adminSecret}` } });
 const consume = (uid, key, body) => worker('POST', '/v1/usage/consume', {
   body, headers: { authorization: `Bearer ${userToken(uid)}`, 'idempotency-key': key },
 });

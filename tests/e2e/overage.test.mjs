@@ -2,7 +2,7 @@
 // the billing period across requests, also when they race (the Video Studio catalog).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, userToken, closeDb, id } from './helpers.mjs';
+import { env, q, createUser, worker, admin, userToken, closeDb, id } from './helpers.mjs';
 
 after(closeDb);
 const skip = env.catalog !== 'video-studio' && 'overage is priced in the video-studio catalog';
@@ -18,10 +18,7 @@ const consume = (uid, seconds = 10) => worker('POST', '/v1/usage/consume', {
 /** A user with 1 second of credit (so usage is allowed; the rest is overage). */
 async function user() {
   const uid = await createUser();
-  const r = await worker('POST', '/v1/admin/grants', {
-    body: { user_id: uid, credits: [{ pool: 'video_seconds', amount: 1, id: id('one') }] },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  const r = await admin({ user_id: uid, credits: [{ pool: 'video_seconds', amount: 1, id: id('one') }] });
   assert.equal(r.status, 201, r.text);
   return uid;
 }

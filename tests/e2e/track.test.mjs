@@ -2,7 +2,7 @@
 // and `POST /v1/track` with the VCM Suite's catalog (Starter runs 3 workflows a day).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, userToken, closeDb, id } from './helpers.mjs';
+import { env, q, createUser, worker, admin, userToken, closeDb, id } from './helpers.mjs';
 
 after(closeDb);
 const skip = env.catalog !== 'vcm-suite' && 'workflow runs a day are the VCM Suite catalog\'s limit';
@@ -10,11 +10,8 @@ const RUNS = { feature: 'workflow_runs_per_day' };
 
 async function subscriber(tier) {
   const uid = await createUser();
-  const r = await worker('POST', '/v1/admin/grants', {
-    body: { user_id: uid, grants: [{ product: 'suite', tier, source: 'promotion', id: id('g'),
-      valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  const r = await admin({ user_id: uid, grants: [{ product: 'suite', tier, source: 'promotion', id: id('g'),
+    valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] });
   assert.equal(r.status, 201, r.text);
   return uid;
 }
@@ -142,10 +139,7 @@ test('AI credits are spent to zero, then 402 with the top-up offer', { skip: raz
   const none = await track(uid, id('ai'), { feature: 'ai_credits' });
   assert.equal(none.status, 403, none.text);
   assert.equal(none.json.error.upgrade.offer, 'AI_CREDITS_TOPUP_500');
-  const g = await worker('POST', '/v1/admin/grants', {
-    body: { user_id: uid, credits: [{ pool: 'ai_credits', amount: 5, id: id('welcome') }] },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  const g = await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 5, id: id('welcome') }] });
   assert.equal(g.status, 201, g.text);
   const a = await track(uid, id('ai'), { feature: 'ai_credits', quantity: 5 });
   assert.equal(a.status, 200, a.text);
@@ -174,10 +168,7 @@ test('a retry after the limit is reached replays its use; usage by day counts ea
 
 test('holds: taken at once, released back exactly, captured for good, and expired ones released by the scheduled run', { skip: razorpay }, async () => {
   const uid = await createUser();
-  const g = await worker('POST', '/v1/admin/grants', {
-    body: { user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  const g = await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] });
   assert.equal(g.status, 201, g.text);
   const auth = { authorization: `Bearer ${userToken(uid)}` };
   const hold = (n) => track(uid, id('hold'), { feature: 'ai_credits', quantity: n, hold: true });
@@ -230,11 +221,8 @@ const orgs = env.catalog !== 'org-seats' && 'courses and students are the Org Se
 async function organization(tier) {
   const org = crypto.randomUUID();
   await q('insert into organizations (id, name, seat_count) values ($1, $2, 2)', [org, 'Course Co']);
-  const r = await worker('POST', '/v1/admin/grants', {
-    body: { organization_id: org, grants: [{ product: 'org', tier, source: 'promotion', id: id('g'),
-      valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] },
-    headers: { authorization: `Bearer ${env.adminSecret}` },
-  });
+  const r = await admin({ organization_id: org, grants: [{ product: 'org', tier, source: 'promotion', id: id('g'),
+    valid_from: new Date(Date.now() - 86_400_000).toISOString(), valid_to: new Date(Date.now() + 30 * 86_400_000).toISOString() }] });
   assert.equal(r.status, 201, r.text);
   const [seated, unseated, outsider] = [await createUser(), await createUser(), await createUser()];
   for (const u of [seated, unseated]) await q('insert into organization_members (organization_id, user_id) values ($1, $2)', [org, u]);

@@ -4,8 +4,9 @@
 // the next renewal, read through Supabase's REST API (row-level security: the user's own rows).
 
 import { useCallback, useEffect, useState } from 'react';
-import { formatMoney } from 'tollgate-react';
 import type { CatalogDoc } from 'tollgate-react';
+
+import { priceLabel } from '@/lib/offers';
 
 import { sendCheckout } from './UpgradeModal';
 
@@ -94,8 +95,7 @@ export function BalanceWidget({ catalog }: { catalog: CatalogDoc }) {
         {catalog.offers.map((o) => (
           <li key={o.key} data-offer={o.key}>
             <span>
-              {o.label} — {formatMoney(o.price)}
-              {o.price.interval === 'month' ? '/month' : o.price.interval === 'one_time' ? ' once' : '/year'}
+              {o.label} — {priceLabel(o.price)}
             </span>
             <button type="button" className="secondary" disabled={buying !== null} onClick={() => onBuy(o.key)} data-testid={`buy-${o.key}`}>
               {buying === o.key ? '…' : 'Buy'}

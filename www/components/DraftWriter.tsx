@@ -5,19 +5,14 @@
 // (simulated) model call. A refusal says why and names the cheapest offer the worker gave.
 
 import { useCallback, useState } from 'react';
+// Types only: erased from the client bundle, so the server modules never reach the browser.
+import type { Upgrade } from 'tollgate-react/server';
 
-interface Offer {
-  offer: string;
-  display: string;
-}
+import type { DraftBalances } from '@/lib/drafts';
 
-export interface DraftBalances {
-  free_drafts: number;
-  ai_credits: number;
-  upgrade: Offer | null;
-}
+export type { DraftBalances };
 
-type Result = { ok: true; text: string } | { ok: false; text: string; status: number; offer: Offer | null };
+type Result = { ok: true; text: string } | { ok: false; text: string; status: number; offer: Upgrade | null };
 
 const POOL_NAMES: Record<string, string> = { free_drafts: 'a free draft', ai_credits: '1 AI credit' };
 

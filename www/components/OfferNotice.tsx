@@ -7,8 +7,9 @@
 // going back to the page passes the proxy.
 
 import { useEffect, useState } from 'react';
-import { formatMoney } from 'tollgate-react';
 import type { CatalogOffer } from 'tollgate-react';
+
+import { priceLabel } from '@/lib/offers';
 
 import { useUpgrade } from './UpgradeModal';
 
@@ -34,15 +35,11 @@ export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; fr
     setMessage({ ok: r.ok, text: r.message });
   }
 
-  const per = offer.price.interval === 'month' ? '/month' : offer.price.interval === 'year' ? '/year' : ' once';
   return (
     <div className="card" data-testid="offer-notice" data-offer={offer.key}>
       <p>
         Your plan does not include <code>{from}</code>. <strong>{offer.label}</strong> unlocks it for{' '}
-        <span data-testid="offer-price">
-          {formatMoney(offer.price)}
-          {per}
-        </span>
+        <span data-testid="offer-price">{priceLabel(offer.price)}</span>
         .
       </p>
       {signedIn ? (

@@ -8,10 +8,10 @@
 
 import { createContext, useCallback, useContext, useMemo, useState } from 'react';
 import type { ReactNode } from 'react';
-import { describeReason, formatMoney, useTollgate } from 'tollgate-react';
+import { describeReason, useTollgate } from 'tollgate-react';
 import type { AccessQuestion, Decision } from 'tollgate-react';
 
-import { offersUnlocking } from '@/lib/offers';
+import { offersUnlocking, priceLabel } from '@/lib/offers';
 import type { OfferChoice } from '@/lib/offers';
 
 interface Request {
@@ -116,10 +116,7 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                 <strong>{c.offer.label}</strong>
                 {c.offer.key === cheapest ? ' · cheapest' : ''}
                 <br />
-                <span data-testid="price">
-                  {formatMoney(c.offer.price)}
-                  {c.offer.price.interval === 'month' ? '/month' : c.offer.price.interval === 'year' ? '/year' : ' once'}
-                </span>
+                <span data-testid="price">{priceLabel(c.offer.price)}</span>
                 {c.clouds.length ? <span className="status-line"> · clouds: {c.clouds.join(', ')}</span> : null}
               </span>
               {signedIn ? (

@@ -5,16 +5,11 @@
 // from the server and locks, with the cheapest upgrade, once the limit is reached.
 
 import { useCallback, useEffect, useState } from 'react';
+// Type only: erased from the client bundle.
+import type { MeterAnswer } from 'tollgate-react/server';
 
-interface Status {
-  allowed: boolean;
-  used?: number;
-  limit?: number | 'unlimited';
-  remaining?: number | 'unlimited' | null;
-  resets_at?: string | null;
-  message?: string;
-  upgrade?: { offer: string; display: string } | null;
-}
+/** The worker's answer for the day's runs, with the refusal's message when the limit is reached. */
+type Status = MeterAnswer & { message?: string };
 
 export function WorkflowRunner() {
   const [status, setStatus] = useState<Status | null>(null);

@@ -2,13 +2,19 @@
 // grants are added to the user's current ones in a scratch engine and the same
 // question is asked again. No plan names or prices live in this code.
 
-import { ask } from 'tollgate-react';
+import { ask, formatMoney } from 'tollgate-react';
 import type { AccessQuestion, CatalogDoc, CatalogOffer, Grant, TollgateModule } from 'tollgate-react';
 
 export interface OfferChoice {
   offer: CatalogOffer;
   /** Products chosen for a bundle (`metadata.clouds`), empty otherwise. */
   clouds: string[];
+}
+
+/** An offer's price as shown: the amount, then `/month`, `/year` or ` once`. */
+export function priceLabel(price: CatalogOffer['price']): string {
+  const per = price.interval === 'month' ? '/month' : price.interval === 'year' ? '/year' : ' once';
+  return `${formatMoney(price)}${per}`;
 }
 
 /** The product a question is about, if any (for choosing a bundle's clouds). */
