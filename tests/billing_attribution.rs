@@ -230,8 +230,23 @@ fn a_razorpay_payment_with_wrong_notes_gets_the_operators_offer() {
     let req = Request { provider: Provider::Razorpay, event: "evt_rzp".into(), ..request("user:u_456", Some("AI_TOPUP_500")) };
     let fact = decided(&cat, &req, &facts, &facts);
     let FactBody::Attributed(a) = &fact.body else { panic!() };
-    assert_eq!(a.event, "razorpay:evt_rzp");
+    assert_eq!(a.delivery, "razorpay:evt_rzp");
     let st = reduce(&cat, &[facts, vec![fact]].concat(), t(T0 + DAY));
     assert!(st.pending.is_empty(), "{:?}", st.pending);
     assert!(st.subjects["user:u_456"].balances.values().any(|b| *b > 0), "{:?}", st.subjects["user:u_456"].balances);
+}
+
+/// The fact survives the store: its JSON form reads back the same (its delivery is not
+/// the fact's own `event`).
+#[test]
+fn the_attribution_fact_reads_back_from_its_stored_form() {
+    let cat = catalog();
+    let checkout = stripe_facts(&cat, &anonymous_checkout());
+    let fact = decided(&cat, &request("user:u_ops", Some("STUDIO_PRO_MONTHLY")), &checkout, &checkout);
+    let text = serde_json::to_string(&fact).unwrap();
+    assert!(text.contains(r#""delivery":"stripe:evt_1Pgc6wB7WZ01zgkWcheckout1""#), "{text}");
+    assert!(text.contains(r#""type":"attributed""#), "{text}");
+    let back: Fact = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, fact);
+    assert!(back.refs().contains(&CUS.to_string()) && back.refs().contains(&"user:u_ops".to_string()));
 }

@@ -220,7 +220,7 @@ pub fn attribute(
     }
     let fact = Fact::attributed(
         Attributed {
-            event: req.provider.object(&req.event),
+            delivery: req.provider.object(&req.event),
             subject: req.subject.clone(),
             customer: k.customer.clone(),
             subscription: k.subscription.clone(),

@@ -407,8 +407,9 @@ pub struct CustomerLink {
 /// as if the event had named the subject itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attributed {
-    /// The kept delivery it settles (`stripe:evt_...`, `razorpay:<event id>`).
-    pub event: String,
+    /// The kept delivery it settles (`stripe:evt_...`, `razorpay:<event id>`). Not named
+    /// `event`: a fact's own `event` (the delivery it was read from) shares its object.
+    pub delivery: String,
     pub subject: Subject,
     /// `stripe:cus_...`, `razorpay:cust_...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -751,7 +752,7 @@ impl Fact {
     /// by who said it or when), so a retry of the same attribution is the same fact.
     pub fn attributed(a: Attributed, at: Timestamp) -> Fact {
         let said = Attributed { by: String::new(), ..a.clone() };
-        let key = format!("attributed:{}:{}:{}", key_part(&a.event), a.subject, digest(&said));
+        let key = format!("attributed:{}:{}:{}", key_part(&a.delivery), a.subject, digest(&said));
         Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::Attributed(a) }
     }
     pub fn seat_assigned(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {

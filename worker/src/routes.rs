@@ -32,6 +32,8 @@ pub enum Route {
     Export,
     AdminGrants,
     AdminSeats,
+    AdminUnattributed,
+    AdminAttribute,
     StripeWebhook,
     RazorpayWebhook,
 }
@@ -56,6 +58,8 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/export", POST, Route::Export),
     ("/v1/admin/grants", POST, Route::AdminGrants),
     ("/v1/admin/seats", POST, Route::AdminSeats),
+    ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
+    ("/v1/admin/attribute", POST, Route::AdminAttribute),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
     ("/webhooks/razorpay", POST, Route::RazorpayWebhook),
 ];
