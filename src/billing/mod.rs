@@ -31,6 +31,11 @@
 //! # Lifecycle rules
 //! - Each subscription item's offer grants its products (a bundle's chosen
 //!   products come from `metadata.clouds` on the checkout or subscription);
+//!   an item's offer comes from its price (id, `lookup_key`, the price's
+//!   metadata) before the app's `metadata.offer_key`, whose mistakes are
+//!   warnings. A paid purchase that names no buyer, and a paid subscription or
+//!   payment that names no offer of the catalog, wait in `pending` until a link
+//!   or an operator's `attributed` fact says whose and what they are;
 //!   grant ids are stable: `stripe:sub_123:video`, `razorpay:pay_9:premium`.
 //! - Active: access until the paid-through date, which only moves forward
 //!   (no update loses days). A renewal under a new subscription adds a grant

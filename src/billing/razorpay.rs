@@ -9,7 +9,9 @@
 //! The app creates subscriptions and orders with `notes` naming the buyer
 //! (`user_id`, or `org_id` / `subject`) and, for one-time payments, the
 //! `offer_key` (and `clouds` for a bundle); a subscription's offer comes from
-//! its `plan_id` (the catalog's `razorpay_plan_ids`) or `notes.offer_key`.
+//! its `plan_id` (the catalog's `razorpay_plan_ids`), else `notes.offer_key`.
+//! Wrong notes are warnings, never a parse error: a captured payment that names
+//! no offer the catalog has, or no buyer, is read and waits for an operator.
 //!
 //! Handled: `subscription.authenticated`, `.activated`, `.charged`, `.pending`,
 //! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
