@@ -920,6 +920,27 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_kept_event: {
+        Args: {
+          p_provider: string;
+          p_event_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_kept_events: {
+        Args: {
+          p_provider?: string;
+          p_after?: number;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_kept_row: {
+        Args: {
+          pe: unknown;
+        };
+        Returns: Json;
+      };
       tollgate_lapsed: {
         Args: {
           p_now: string;
