@@ -819,6 +819,13 @@ export type Database = {
       };
     };
     Functions: {
+      tollgate_account: {
+        Args: {
+          p_subject: Json;
+          p_caller: string;
+        };
+        Returns: Json;
+      };
       tollgate_apply_fold: {
         Args: {
           p_event: Json;
