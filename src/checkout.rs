@@ -65,10 +65,9 @@ pub struct Held {
 }
 
 impl Held {
-    /// Still running: paid, trialing, past due or paused (not ended, not canceled, and
-    /// not an abandoned first payment).
+    /// Still running ([`SubStatus::is_running`]).
     pub fn is_live(&self) -> bool {
-        !self.status.is_terminal() && self.status != SubStatus::Incomplete
+        self.status.is_running()
     }
 }
 

@@ -137,6 +137,11 @@ impl SubStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, SubStatus::Canceled | SubStatus::Ended)
     }
+    /// Still running: paid, trialing, past due or paused; not ended, not canceled, and not
+    /// a first payment that never went through.
+    pub fn is_running(self) -> bool {
+        !self.is_terminal() && self != SubStatus::Incomplete
+    }
 }
 
 /// One item (line) of a subscription or invoice.

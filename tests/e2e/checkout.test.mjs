@@ -33,8 +33,11 @@ let seq = 0;
 let server;
 const hung = [];
 
+// Ids are unique across runs and catalog passes (they share the database), as the
+// providers' are.
+const run = id('run').slice(4, 12);
 function answer(provider, method, path, body, query) {
-  const n = ++seq;
+  const n = `${run}${++seq}`;
   if (provider === 'stripe') {
     if (method === 'GET' && path === '/v1/prices') {
       const found = prices.get(query.get('lookup_keys[0]'));

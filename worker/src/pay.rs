@@ -205,7 +205,9 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
         Ok(v) => v,
         Err(r) => return r,
     };
-    let id = answer["id"].as_str().unwrap_or_default();
+    let Some(id) = answer["id"].as_str() else {
+        return error(502, "provider_error", format!("{} answered without the id of what it created", name(call.provider)));
+    };
     let mut out = json!({"provider": call.provider.as_str(), "id": id, "offer": purchase.offer,
                          "subject": account.subject.to_string()});
     if call.path == "/v1/orders" {

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use tollgate::billing::facts::SubStatus;
 use tollgate::catalog::Catalog;
 use tollgate::credits::{Lot, Wallet};
 use tollgate::model::{Entitlements, Grant, Source, Status};
@@ -151,6 +152,13 @@ struct SubscriptionRow {
     current_period_end: Option<Timestamp>,
 }
 
+impl SubscriptionRow {
+    /// Still in a paid period ([`SubStatus::is_running`]; the store keeps the core's names).
+    fn is_running(&self) -> bool {
+        serde_json::from_value::<SubStatus>(Value::String(self.status.clone())).is_ok_and(SubStatus::is_running)
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 struct Raw {
     #[serde(default)]
@@ -215,7 +223,7 @@ impl SubjectState {
             periods: raw
                 .subscriptions
                 .iter()
-                .filter(|s| !matches!(s.status.as_str(), "canceled" | "incomplete_expired" | "completed" | "expired"))
+                .filter(|s| s.is_running())
                 .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
                 .collect(),
         })
@@ -264,5 +272,16 @@ mod tests {
         assert_eq!(s.to_json(), json!({"user_id": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e"}));
         assert!(!Subject::user("u1").is_valid());
         assert_eq!(Subject::Org("o".into()).key(), "org:o");
+    }
+
+    #[test]
+    fn only_running_subscriptions_give_billing_periods() {
+        let sub = |status: &str, start: &str| json!({"status": status, "current_period_start": start, "current_period_end": "2027-02-01T00:00:00Z"});
+        let v = json!({"subscriptions": [
+            sub("active", "2027-01-01T00:00:00Z"), sub("ended", "2026-12-01T00:00:00Z"), sub("canceled", "2026-11-01T00:00:00Z"),
+            sub("incomplete", "2026-10-01T00:00:00Z"), sub("past_due", "2026-09-01T00:00:00Z")]});
+        let st = SubjectState::from_store(&Subject::user("u"), v).unwrap();
+        let starts: Vec<String> = st.periods.iter().map(|(s, _)| s.to_string()).collect();
+        assert_eq!(starts, ["2027-01-01T00:00:00Z", "2026-09-01T00:00:00Z"]);
     }
 }
