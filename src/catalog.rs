@@ -177,6 +177,9 @@ pub struct Offer {
     /// Hidden offers (legacy, promotions) never show as an upgrade.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+    /// The provider that sells this offer, when not the catalog's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
 }
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -402,6 +405,69 @@ pub struct CatalogMeta {
     /// Minutes a hold on credits lasts before the scheduled run releases it (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_minutes: Option<u32>,
+    /// Who takes the money for the offers (an offer may name another): `stripe` (default)
+    /// or `razorpay`.
+    #[serde(default, skip_serializing_if = "Provider::is_stripe")]
+    pub provider: Provider,
+    /// Checkout accepts the provider's promotion codes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_promotion_codes: bool,
+    /// How an upgrade is charged for the rest of the paid period (Stripe's
+    /// `proration_behavior`): `always_invoice` (default: the difference is paid now),
+    /// `create_prorations` (on the next invoice) or `none`.
+    #[serde(default, skip_serializing_if = "Proration::is_default")]
+    pub proration: Proration,
+}
+
+/// A payment provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[default]
+    Stripe,
+    Razorpay,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Razorpay => "razorpay",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "stripe" => Some(Provider::Stripe),
+            "razorpay" => Some(Provider::Razorpay),
+            _ => None,
+        }
+    }
+    fn is_stripe(&self) -> bool {
+        *self == Provider::Stripe
+    }
+}
+
+/// How a plan upgrade is charged for the rest of the paid period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Proration {
+    #[default]
+    AlwaysInvoice,
+    CreateProrations,
+    None,
+}
+
+impl Proration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proration::AlwaysInvoice => "always_invoice",
+            Proration::CreateProrations => "create_prorations",
+            Proration::None => "none",
+        }
+    }
+    fn is_default(&self) -> bool {
+        *self == Proration::AlwaysInvoice
+    }
 }
 
 /// The catalog as written in a file.

@@ -7,6 +7,7 @@
 pub mod billing;
 pub mod catalog;
 pub mod charge;
+pub mod checkout;
 pub mod credits;
 pub mod decide;
 pub mod engine;

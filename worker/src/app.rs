@@ -67,7 +67,12 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::Usage
                 | Route::Export
                 | Route::UsageCapture
-                | Route::UsageRelease => self.signed_in(route, &req, now).await,
+                | Route::UsageRelease
+                | Route::Checkout
+                | Route::Portal
+                | Route::SubscriptionCancel
+                | Route::SubscriptionResume
+                | Route::SubscriptionChange => self.signed_in(route, &req, now).await,
                 Route::AdminGrants => self.admin(&req, now, false).await,
                 Route::AdminSeats => self.admin(&req, now, true).await,
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -139,6 +144,12 @@ impl<T: Transport, S: Store> App<T, S> {
             Route::UsageCapture | Route::UsageRelease => {
                 crate::meter::settle(&self.ctx, req, &claims, route == Route::UsageRelease).await
             }
+            Route::Checkout => crate::pay::checkout(&self.ctx, req, &claims, now).await,
+            Route::Portal => crate::pay::portal(&self.ctx, req, &claims).await,
+            Route::SubscriptionCancel | Route::SubscriptionResume => {
+                crate::pay::cancel(&self.ctx, req, &claims, route == Route::SubscriptionResume).await
+            }
+            Route::SubscriptionChange => crate::pay::change(&self.ctx, req, &claims).await,
             _ => error(404, "not_found", "no such route"),
         }
     }

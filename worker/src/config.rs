@@ -18,6 +18,11 @@
 //! | `SNAPSHOT_TTL_SECONDS` | snapshot lifetime, default 3600 | no |
 //! | `ADMIN_SECRET` | shared secret for `/v1/admin/*` | for admin routes |
 //! | `CATALOG` | which embedded catalog (`catalogs/<name>.toml`) | no (`vcm-suite`) |
+//! | `STRIPE_SECRET_KEY` | Stripe API key (`sk_...` or a restricted `rk_...`) | for checkout, portal and subscription changes of Stripe offers |
+//! | `STRIPE_API_BASE` | Stripe's API root, default `https://api.stripe.com` | no |
+//! | `RAZORPAY_KEY_ID` / `RAZORPAY_KEY_SECRET` | Razorpay API key | for checkout and cancellation of Razorpay offers |
+//! | `RAZORPAY_API_BASE` | Razorpay's API root, default `https://api.razorpay.com` | no |
+//! | `PROVIDER_TIMEOUT_SECONDS` | how long a provider call may take before the route answers 504, default 20 | no |
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -41,6 +46,12 @@ pub struct Config {
     pub snapshot_ttl_secs: i64,
     pub admin_secret: Option<String>,
     pub catalog: String,
+    pub stripe_secret_key: Option<String>,
+    pub stripe_api_base: String,
+    /// (key id, key secret)
+    pub razorpay_key: Option<(String, String)>,
+    pub razorpay_api_base: String,
+    pub provider_timeout_secs: u32,
 }
 
 impl fmt::Debug for Config {
@@ -57,6 +68,11 @@ impl fmt::Debug for Config {
             .field("snapshot_ttl_secs", &self.snapshot_ttl_secs)
             .field("admin_secret", &self.admin_secret.is_some())
             .field("catalog", &self.catalog)
+            .field("stripe_secret_key", &self.stripe_secret_key.is_some())
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("razorpay_key", &self.razorpay_key.as_ref().map(|(id, _)| id))
+            .field("razorpay_api_base", &self.razorpay_api_base)
+            .field("provider_timeout_secs", &self.provider_timeout_secs)
             .finish()
     }
 }
@@ -146,7 +162,25 @@ impl Config {
                 message: m,
             })?),
         };
+        let base = |n: &'static str, default: &str| -> Result<String, ConfigError> {
+            let v = opt(n).unwrap_or_else(|| default.to_string());
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err(ConfigError { name: n, message: format!("`{v}` must start with https:// (or http:// locally)") });
+            }
+            Ok(v.trim_end_matches('/').to_string())
+        };
+        let razorpay_key = match (opt("RAZORPAY_KEY_ID"), opt("RAZORPAY_KEY_SECRET")) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError { name: "RAZORPAY_KEY_SECRET", message: "is required with RAZORPAY_KEY_ID".into() }),
+            (None, Some(_)) => return Err(ConfigError { name: "RAZORPAY_KEY_ID", message: "is required with RAZORPAY_KEY_SECRET".into() }),
+        };
         Ok(Config {
+            stripe_secret_key: opt("STRIPE_SECRET_KEY"),
+            stripe_api_base: base("STRIPE_API_BASE", "https://api.stripe.com")?,
+            razorpay_key,
+            razorpay_api_base: base("RAZORPAY_API_BASE", "https://api.razorpay.com")?,
+            provider_timeout_secs: u32::try_from(num("PROVIDER_TIMEOUT_SECONDS", 20)?.min(300)).unwrap_or(20),
             stripe_secrets,
             stripe_tolerance_secs: num("STRIPE_TOLERANCE_SECONDS", 300)? as u64,
             razorpay_secrets,

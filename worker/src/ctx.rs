@@ -126,6 +126,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             url,
             headers: Default::default(),
             body: None,
+            timeout_ms: None,
         };
         match self.transport.send(req).await {
             Ok(r) if r.status == 200 => match KeySet::parse(&String::from_utf8_lossy(&r.body)) {

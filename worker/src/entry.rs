@@ -40,10 +40,19 @@ impl Transport for FetchTransport {
             init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
         }
         let request = Request::new_with_init(&req.url, &init).map_err(|e| TransportError(e.to_string()))?;
-        let mut resp = Fetch::Request(request)
-            .send()
-            .await
-            .map_err(|e| TransportError(e.to_string()))?;
+        let mut resp = match req.timeout_ms {
+            None => Fetch::Request(request).send().await.map_err(|e| TransportError(e.to_string()))?,
+            Some(ms) => {
+                let signal = worker::AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(ms));
+                Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| {
+                    if signal.aborted() {
+                        TransportError::timed_out(format!("no answer in {ms} ms"))
+                    } else {
+                        TransportError(e.to_string())
+                    }
+                })?
+            }
+        };
         let status = resp.status_code();
         let mut out_headers = Headers::new();
         for (k, v) in resp.headers().entries() {

@@ -71,13 +71,16 @@ impl Method {
     }
 }
 
-/// An outbound request (to Supabase, or to a JWKS endpoint).
+/// An outbound request (to Supabase, a JWKS endpoint, or a payment provider's API).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutRequest {
     pub method: Method,
     pub url: String,
     pub headers: Headers,
     pub body: Option<Vec<u8>>,
+    /// Give up after this many milliseconds ([`TransportError::is_timeout`]); `None`: the
+    /// transport's own limit.
+    pub timeout_ms: Option<u32>,
 }
 
 /// The answer to an [`OutRequest`].
@@ -92,6 +95,17 @@ pub struct OutResponse {
 /// reset, timeout). Always retryable from the caller's point of view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportError(pub String);
+
+impl TransportError {
+    const TIMED_OUT: &'static str = "timed out: ";
+    /// No answer came within the request's time limit.
+    pub fn timed_out(detail: impl fmt::Display) -> TransportError {
+        TransportError(format!("{}{detail}", Self::TIMED_OUT))
+    }
+    pub fn is_timeout(&self) -> bool {
+        self.0.starts_with(Self::TIMED_OUT)
+    }
+}
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

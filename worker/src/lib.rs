@@ -22,6 +22,7 @@ pub mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
 pub mod meter;
+pub mod pay;
 pub mod respond;
 pub mod routes;
 pub mod state;

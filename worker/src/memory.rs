@@ -75,6 +75,11 @@ struct Inner {
     members: BTreeMap<String, BTreeSet<String>>,
     seats: BTreeMap<String, BTreeSet<String>>,
     seat_count: BTreeMap<String, u32>,
+    /// (organization, user) -> role (`organization_members.role`).
+    roles: BTreeMap<(String, String), String>,
+    /// subject -> subscription id -> its row (`billing_subscriptions`), and customers.
+    subscriptions: BTreeMap<String, BTreeMap<String, Value>>,
+    customers: BTreeMap<String, BTreeSet<(String, String)>>,
     states: BTreeMap<String, Value>,
     versions: BTreeMap<String, i64>,
     seq: u64,
@@ -240,6 +245,13 @@ impl MemoryStore {
     /// A user Supabase Auth knows.
     pub fn add_user(&self, id: &str) {
         self.inner.borrow_mut().users.insert(id.to_string());
+    }
+
+    /// Makes `user` a member of `org` with `role` (`owner`, `admin`, `member`).
+    pub fn add_member(&self, org: &str, user: &str, role: &str) {
+        let mut g = self.inner.borrow_mut();
+        g.members.entry(org.to_string()).or_default().insert(user.to_string());
+        g.roles.insert((org.to_string(), user.to_string()), role.to_string());
     }
 
     pub fn add_org(&self, id: &str) {
@@ -618,6 +630,13 @@ impl Store for MemoryStore {
                     }
                 }
             }
+            for sub in &rows.subscriptions {
+                let v = serde_json::to_value(sub).map_err(|e| StoreError::Decode(e.to_string()))?;
+                g.subscriptions.entry(key.clone()).or_default().insert(sub.subscription_id.clone(), v);
+            }
+            for c in &rows.customers {
+                g.customers.entry(key.clone()).or_default().insert((c.provider.clone(), c.customer_id.clone()));
+            }
             let ledger = g.ledger.entry(key.clone()).or_default();
             ledger.retain(|e| e.kind == EntryKind::Usage);
             ledger.extend(rows.ledger.iter().filter(|e| e.kind != EntryKind::Usage).cloned());
@@ -720,6 +739,24 @@ impl Store for MemoryStore {
             .filter(|r| after.is_none_or(|(at, id)| (r.at, &r.id) > (*at, id)))
             .take(limit as usize)
             .collect())
+    }
+
+    async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<tollgate::checkout::Account>, StoreError> {
+        let g = self.inner.borrow();
+        let key = subject.key();
+        let org = match subject {
+            Subject::Org(o) => Some(o.clone()),
+            Subject::User(_) => None,
+        };
+        let v = json!({
+            "exists": g.known(subject),
+            "role": org.as_ref().and_then(|o| g.roles.get(&(o.clone(), caller.to_string()))),
+            "seats_used": org.as_ref().and_then(|o| g.seats.get(o)).map_or(0, |s| s.len()),
+            "subscriptions": g.subscriptions.get(&key).map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "customers": g.customers.get(&key).into_iter().flatten()
+                .map(|(p, c)| json!({"provider": p, "customer_id": c})).collect::<Vec<_>>(),
+        });
+        crate::store::account_from_json(subject, &v)
     }
 
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {

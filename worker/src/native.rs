@@ -37,7 +37,11 @@ impl Transport for ReqwestTransport {
         if let Some(b) = req.body {
             rb = rb.body(b);
         }
-        let resp = rb.send().await.map_err(|e| TransportError(e.to_string()))?;
+        if let Some(ms) = req.timeout_ms {
+            rb = rb.timeout(std::time::Duration::from_millis(u64::from(ms)));
+        }
+        let failed = |e: reqwest::Error| if e.is_timeout() { TransportError::timed_out(e) } else { TransportError(e.to_string()) };
+        let resp = rb.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
         let mut headers = Headers::new();
         for (k, v) in resp.headers() {
@@ -45,7 +49,7 @@ impl Transport for ReqwestTransport {
                 .0
                 .push((k.as_str().to_string(), v.to_str().unwrap_or("").to_string()));
         }
-        let body = resp.bytes().await.map_err(|e| TransportError(e.to_string()))?.to_vec();
+        let body = resp.bytes().await.map_err(failed)?.to_vec();
         Ok(OutResponse { status, headers, body })
     }
 }

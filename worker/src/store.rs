@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use tollgate::billing::effects::SubjectRows;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
+use tollgate::catalog::Provider;
 use tollgate::charge::Charge;
+use tollgate::checkout::{Account, Held, Role};
 use tollgate::meter::{Count, OverageChoice};
 use tollgate::time::Timestamp;
 
@@ -202,6 +204,46 @@ pub trait Store {
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
     /// Does `user` hold an active seat of `org`?
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError>;
+    /// What the money-in routes read about a buyer (`tollgate_account`): its
+    /// subscriptions and customers, and for an organization `caller`'s role in it and the
+    /// seats it has given. `None`: no such user or organization.
+    async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError>;
+}
+
+/// A `tollgate_account` answer as the core's [`Account`] (no email: the token has it).
+pub fn account_from_json(subject: &Subject, v: &Value) -> Result<Option<Account>, StoreError> {
+    let bad = |what: &str| StoreError::Decode(format!("tollgate_account: {what} in {v}"));
+    if v["exists"] != Value::Bool(true) {
+        return Ok(None);
+    }
+    let provider = |p: &Value| p.as_str().and_then(Provider::parse).ok_or_else(|| bad("a provider"));
+    let mut subscriptions = Vec::new();
+    for s in v["subscriptions"].as_array().ok_or_else(|| bad("no subscriptions"))? {
+        subscriptions.push(Held {
+            provider: provider(&s["provider"])?,
+            id: s["subscription_id"].as_str().ok_or_else(|| bad("a subscription id"))?.to_string(),
+            offer: s["offer_key"].as_str().map(str::to_string),
+            status: serde_json::from_value(s["status"].clone()).map_err(|_| bad("a status"))?,
+            quantity: s["quantity"].as_u64().and_then(|q| u32::try_from(q).ok()).unwrap_or(1),
+            cancel_at_period_end: s["cancel_at_period_end"].as_bool().unwrap_or(false),
+            current_period_end: match &s["current_period_end"] {
+                Value::Null => None,
+                t => Some(serde_json::from_value(t.clone()).map_err(|_| bad("a period end"))?),
+            },
+        });
+    }
+    let mut customers = Vec::new();
+    for c in v["customers"].as_array().ok_or_else(|| bad("no customers"))? {
+        customers.push((provider(&c["provider"])?, c["customer_id"].as_str().ok_or_else(|| bad("a customer id"))?.to_string()));
+    }
+    Ok(Some(Account {
+        subject: subject.to_core(),
+        role: v["role"].as_str().and_then(Role::parse),
+        subscriptions,
+        customers,
+        seats_used: v["seats_used"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        email: None,
+    }))
 }
 
 /// The store behind Supabase's REST API: PostgreSQL functions through PostgREST.
@@ -490,6 +532,11 @@ impl<T: Transport> Store for SupabaseStore<T> {
             out.push(Lapsed { at, id: r["id"].as_str().unwrap_or("").to_string(), subject });
         }
         Ok(out)
+    }
+
+    async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {
+        let v = self.client.rpc("tollgate_account", &json!({"p_subject": subject.to_json(), "p_caller": caller})).await?;
+        account_from_json(subject, &v)
     }
 
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {

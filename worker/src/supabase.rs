@@ -160,6 +160,7 @@ impl<T: Transport> SupabaseClient<T> {
             url: format!("{}/rest/v1/rpc/{}", self.base, name),
             headers: self.headers().with("Content-Type", "application/json"),
             body: Some(body),
+            timeout_ms: None,
         };
         self.execute(req).await
     }
@@ -179,6 +180,7 @@ impl<T: Transport> SupabaseClient<T> {
             url,
             headers: self.headers(),
             body: None,
+            timeout_ms: None,
         };
         self.execute(req).await
     }

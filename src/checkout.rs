@@ -1,0 +1,1095 @@
+//! Money in: the exact provider requests that sell an offer and manage what was sold.
+//!
+//! From the catalog, an offer and what the buyer already holds ([`Account`]), the core
+//! builds a Stripe Checkout Session or a Razorpay subscription or order ([`checkout`]), a
+//! Stripe billing portal session ([`portal`]), a cancellation at the period end or its
+//! undoing ([`cancel`]) and a plan change ([`change`]). Every refusal is a value
+//! ([`Refusal`]) decided before any provider is called. A purchase always carries its
+//! attribution twice: on the session or order (`client_reference_id`, `metadata` /
+//! `notes`) and on what the provider creates from it (`subscription_data.metadata`,
+//! `payment_intent_data.metadata`), so every webhook that follows names the offer, the
+//! subject and the chosen products. Access never changes here: only the provider's
+//! webhooks, folded by [`crate::billing`], change it.
+//!
+//! The requests are values ([`Call`]): a method, a path under the provider's API base and
+//! a body, Stripe's as form fields in its bracket notation (encoded by [`Call::body`]),
+//! Razorpay's as JSON. The host adds the base URL and the credentials.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::billing::facts::{SubStatus, Subject};
+use crate::catalog::{Catalog, Interval, Offer, Provider, SubjectKind};
+use crate::time::Timestamp;
+
+/// Billing cycles a Razorpay subscription is created for (Razorpay needs a count):
+/// ten years of periods.
+const RAZORPAY_YEARS: u32 = 10;
+/// Razorpay's longest order receipt.
+const RECEIPT_MAX: usize = 40;
+
+/// The caller's role in an organization (`organization_members.role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+    /// Owners and admins buy and manage an organization's subscriptions.
+    pub fn manages_billing(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// One subscription the subject holds, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub provider: Provider,
+    pub id: String,
+    pub offer: Option<String>,
+    pub status: SubStatus,
+    pub quantity: u32,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<Timestamp>,
+}
+
+impl Held {
+    /// Still running: paid, trialing, past due or paused (not ended, not canceled, and
+    /// not an abandoned first payment).
+    pub fn is_live(&self) -> bool {
+        !self.status.is_terminal() && self.status != SubStatus::Incomplete
+    }
+}
+
+/// What the buyer holds with the providers, read from the store before a request is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Who pays and holds what is bought: the caller, or an organization.
+    pub subject: Subject,
+    /// The caller's role when `subject` is an organization (`None`: not a member).
+    pub role: Option<Role>,
+    pub subscriptions: Vec<Held>,
+    /// The subject's customers: (provider, customer id).
+    pub customers: Vec<(Provider, String)>,
+    /// Seats given to members now (organizations).
+    pub seats_used: u32,
+    /// The caller's email, for a provider's checkout form when no customer exists yet.
+    pub email: Option<String>,
+}
+
+impl Account {
+    fn customer(&self, provider: Provider) -> Option<&str> {
+        self.customers.iter().find(|(p, _)| *p == provider).map(|(_, c)| c.as_str())
+    }
+    fn may_manage(&self) -> Result<(), Refusal> {
+        if self.subject.is_org() && !self.role.is_some_and(Role::manages_billing) {
+            return Err(Refusal::new(
+                RefusalCode::NotOrgAdmin,
+                format!("only an owner or admin of organization {} manages its billing", self.subject.id),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A purchase as the buyer asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purchase {
+    pub offer: String,
+    /// Units of the offer (seats for an organization's per-seat plan); default 1.
+    pub quantity: Option<u32>,
+    /// The products chosen for a bundle.
+    pub clouds: Vec<String>,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// Why a request is refused before any provider is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    UnknownOffer,
+    HiddenOffer,
+    /// Wrong number of products for a bundle, a product chosen twice or not on offer.
+    InvalidClouds,
+    InvalidQuantity,
+    /// Fewer seats than the organization has given to members.
+    SeatsBelowAllocation,
+    /// An organization's offer bought without naming the organization, or the reverse.
+    WrongSubject,
+    NotOrgAdmin,
+    /// The subject already has a running subscription to this offer.
+    AlreadySubscribed,
+    /// The offer cannot be sold through its provider (no Razorpay plan for a recurring
+    /// Razorpay offer, no Stripe price for a plan change).
+    NotSellable,
+    InvalidUrl,
+    NoCustomer,
+    NoSubscription,
+    /// More than one running subscription: the caller must name one.
+    AmbiguousSubscription,
+    /// The provider cannot do this for this subscription (undo a Razorpay cancellation).
+    NotSupported,
+    /// A change to the offer the subscription already has.
+    SameOffer,
+    /// The subscription has ended or was canceled; nothing to change or resume.
+    NotRunning,
+}
+
+impl RefusalCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::UnknownOffer => "unknown_offer",
+            RefusalCode::HiddenOffer => "hidden_offer",
+            RefusalCode::InvalidClouds => "invalid_clouds",
+            RefusalCode::InvalidQuantity => "invalid_quantity",
+            RefusalCode::SeatsBelowAllocation => "seats_below_allocation",
+            RefusalCode::WrongSubject => "wrong_subject",
+            RefusalCode::NotOrgAdmin => "not_org_admin",
+            RefusalCode::AlreadySubscribed => "already_subscribed",
+            RefusalCode::NotSellable => "not_sellable",
+            RefusalCode::InvalidUrl => "invalid_url",
+            RefusalCode::NoCustomer => "no_customer",
+            RefusalCode::NoSubscription => "no_subscription",
+            RefusalCode::AmbiguousSubscription => "ambiguous_subscription",
+            RefusalCode::NotSupported => "not_supported",
+            RefusalCode::SameOffer => "same_offer",
+            RefusalCode::NotRunning => "not_running",
+        }
+    }
+}
+
+/// A refused request, as a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: RefusalCode, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
+}
+
+/// HTTP method of a provider call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+/// A provider request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Body {
+    None,
+    /// Stripe: form fields in bracket notation (`metadata[offer_key]`), in order.
+    Form(Vec<(String, String)>),
+    /// Razorpay: a JSON document.
+    Json(Value),
+}
+
+/// One request to a provider's API: the host sends it to `<api base><path>` with the
+/// provider's credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Call {
+    pub provider: Provider,
+    pub method: Method,
+    /// From the API root, e.g. `/v1/checkout/sessions`.
+    pub path: String,
+    pub body: Body,
+}
+
+impl Call {
+    fn stripe(method: Method, path: String, form: Vec<(String, String)>) -> Call {
+        Call { provider: Provider::Stripe, method, path, body: if form.is_empty() { Body::None } else { Body::Form(form) } }
+    }
+    fn razorpay(method: Method, path: String, body: Option<Value>) -> Call {
+        Call { provider: Provider::Razorpay, method, path, body: body.map_or(Body::None, Body::Json) }
+    }
+    /// The encoded body and its content type (`None` for a bodiless request).
+    pub fn body(&self) -> Option<(&'static str, Vec<u8>)> {
+        match &self.body {
+            Body::None => None,
+            Body::Form(f) => Some(("application/x-www-form-urlencoded", form_encode(f).into_bytes())),
+            Body::Json(v) => Some(("application/json", serde_json::to_vec(v).unwrap_or_default())),
+        }
+    }
+    /// The form field `name`, if the body is a form that has it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match &self.body {
+            Body::Form(f) => f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as Stripe's libraries send it: every byte but
+/// `A-Z a-z 0-9 - _ . ~ [ ]` percent-escaped, spaces as `%20`.
+pub fn form_encode(fields: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        escape_into(&mut out, k);
+        out.push('=');
+        escape_into(&mut out, v);
+    }
+    out
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'[' | b']' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+/// The offer's provider: the offer's own, else the catalog's.
+pub fn provider_of(catalog: &Catalog, offer: &Offer) -> Provider {
+    offer.provider.unwrap_or(catalog.meta().provider)
+}
+
+/// The attribution every provider object of a purchase carries.
+fn attribution(offer: &Offer, subject: &Subject, clouds: &[String], quantity: u32) -> Vec<(&'static str, String)> {
+    let mut m = vec![("offer_key", offer.key.clone()), ("subject", subject.to_string())];
+    if !clouds.is_empty() {
+        m.push(("clouds", clouds.join(",")));
+    }
+    if quantity > 1 {
+        m.push(("quantity", quantity.to_string()));
+    }
+    m
+}
+
+fn url_ok(name: &str, url: &str) -> Result<(), Refusal> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && url.len() > "https://".len()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::new(RefusalCode::InvalidUrl, format!("`{name}` must be an absolute http(s) URL of at most 2048 characters")))
+    }
+}
+
+/// Checks a bundle's chosen products against the offer: exactly as many as it sells,
+/// each once, each on offer.
+fn check_clouds(catalog: &Catalog, offer: &Offer, clouds: &[String]) -> Result<(), Refusal> {
+    crate::billing::parse::check_clouds(catalog, offer, clouds, "clouds")
+        .map_err(|e| Refusal::new(RefusalCode::InvalidClouds, e.to_string()))?;
+    if crate::billing::parse::bundle_size(offer) == 0 && !clouds.is_empty() {
+        return Err(Refusal::new(
+            RefusalCode::InvalidClouds,
+            format!("offer `{}` is not a bundle: it takes no `clouds`", offer.key),
+        ));
+    }
+    Ok(())
+}
+
+/// Seats a quantity of the offer gives (0 for an offer without seats).
+pub fn seats_for(offer: &Offer, quantity: u32) -> u32 {
+    match &offer.seats {
+        Some(s) if s.per_quantity => s.included.saturating_mul(quantity),
+        Some(s) => s.included,
+        None if offer.subject == SubjectKind::Organization => quantity,
+        None => 0,
+    }
+}
+
+/// The offer a purchase or change names, refused when unknown or hidden.
+fn sellable<'c>(catalog: &'c Catalog, key: &str) -> Result<&'c Offer, Refusal> {
+    let offer = catalog
+        .offer(key)
+        .ok_or_else(|| Refusal::new(RefusalCode::UnknownOffer, format!("no offer `{key}` in catalog `{}`", catalog.meta().id)))?;
+    if offer.hidden {
+        return Err(Refusal::new(RefusalCode::HiddenOffer, format!("offer `{key}` is not sold any more")));
+    }
+    Ok(offer)
+}
+
+/// The request that sells `purchase` to `account.subject`: a Stripe Checkout Session, a
+/// Razorpay subscription (recurring offers) or a Razorpay order (one-time offers).
+pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: Timestamp) -> Result<Call, Refusal> {
+    let offer = sellable(catalog, &purchase.offer)?;
+    match (offer.subject, account.subject.is_org()) {
+        (SubjectKind::Organization, false) => {
+            return Err(Refusal::new(
+                RefusalCode::WrongSubject,
+                format!("offer `{}` is sold to organizations: name the `organization_id` that buys it", offer.key),
+            ))
+        }
+        (SubjectKind::User, true) => {
+            return Err(Refusal::new(
+                RefusalCode::WrongSubject,
+                format!("offer `{}` is sold to users, not to an organization", offer.key),
+            ))
+        }
+        _ => {}
+    }
+    account.may_manage()?;
+    url_ok("success_url", &purchase.success_url)?;
+    url_ok("cancel_url", &purchase.cancel_url)?;
+    check_clouds(catalog, offer, &purchase.clouds)?;
+    let quantity = purchase.quantity.unwrap_or(1);
+    let per_seat = offer.seats.as_ref().is_some_and(|s| s.per_quantity) || (offer.subject == SubjectKind::Organization && offer.seats.is_none());
+    if quantity == 0 || quantity > 10_000 || (quantity > 1 && !per_seat && offer.price.interval != Interval::OneTime) {
+        return Err(Refusal::new(
+            RefusalCode::InvalidQuantity,
+            if per_seat || offer.price.interval == Interval::OneTime {
+                "`quantity` must be from 1 to 10000".to_string()
+            } else {
+                format!("offer `{}` is sold one at a time", offer.key)
+            },
+        ));
+    }
+    let seats = seats_for(offer, quantity);
+    if offer.seats.is_some() && seats < account.seats_used {
+        return Err(Refusal::new(
+            RefusalCode::SeatsBelowAllocation,
+            format!(
+                "{seats} seat(s) is fewer than the {} the organization has given: take seats back first, or buy more",
+                account.seats_used
+            ),
+        ));
+    }
+    let recurring = offer.price.interval != Interval::OneTime;
+    if recurring && account.subscriptions.iter().any(|s| s.is_live() && s.offer.as_deref() == Some(offer.key.as_str())) {
+        return Err(Refusal::new(
+            RefusalCode::AlreadySubscribed,
+            format!("{} already has a running subscription to `{}`: change or resume it instead", account.subject, offer.key),
+        ));
+    }
+    let meta = attribution(offer, &account.subject, &purchase.clouds, quantity);
+    match provider_of(catalog, offer) {
+        Provider::Stripe => Ok(stripe_session(catalog, offer, purchase, account, quantity, &meta)),
+        Provider::Razorpay => razorpay_purchase(offer, quantity, &meta, now),
+    }
+}
+
+fn stripe_session(
+    catalog: &Catalog,
+    offer: &Offer,
+    purchase: &Purchase,
+    account: &Account,
+    quantity: u32,
+    meta: &[(&'static str, String)],
+) -> Call {
+    let recurring = offer.price.interval != Interval::OneTime;
+    let mut f: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: String| f.push((k.to_string(), v));
+    put("mode", if recurring { "subscription" } else { "payment" }.into());
+    match offer.stripe_price_ids.first() {
+        Some(price) => put("line_items[0][price]", price.clone()),
+        None => {
+            put("line_items[0][price_data][currency]", offer.price.currency.clone());
+            put("line_items[0][price_data][unit_amount]", offer.price.amount.to_string());
+            put("line_items[0][price_data][product_data][name]", offer.label.clone());
+            put("line_items[0][price_data][product_data][metadata][offer_key]", offer.key.clone());
+            if let Some(interval) = stripe_interval(offer.price.interval) {
+                put("line_items[0][price_data][recurring][interval]", interval.into());
+            }
+        }
+    }
+    put("line_items[0][quantity]", quantity.to_string());
+    put(
+        "client_reference_id",
+        if account.subject.is_org() { account.subject.to_string() } else { account.subject.id.clone() },
+    );
+    for (k, v) in meta {
+        put(&format!("metadata[{k}]"), v.clone());
+    }
+    let on = if recurring { "subscription_data" } else { "payment_intent_data" };
+    for (k, v) in meta {
+        put(&format!("{on}[metadata][{k}]"), v.clone());
+    }
+    // A trial once per subject and offer.
+    let had = account.subscriptions.iter().any(|s| s.offer.as_deref() == Some(offer.key.as_str()));
+    if recurring && offer.trial_days > 0 && !had {
+        put("subscription_data[trial_period_days]", offer.trial_days.to_string());
+    }
+    match account.customer(Provider::Stripe) {
+        Some(c) => put("customer", c.to_string()),
+        None => {
+            if let Some(e) = &account.email {
+                put("customer_email", e.clone());
+            }
+            if !recurring {
+                // So that a one-time buyer has a customer for the billing portal later.
+                put("customer_creation", "always".into());
+            }
+        }
+    }
+    put("success_url", purchase.success_url.clone());
+    put("cancel_url", purchase.cancel_url.clone());
+    if catalog.meta().allow_promotion_codes {
+        put("allow_promotion_codes", "true".into());
+    }
+    Call::stripe(Method::Post, "/v1/checkout/sessions".into(), f)
+}
+
+fn stripe_interval(i: Interval) -> Option<&'static str> {
+    match i {
+        Interval::Month => Some("month"),
+        Interval::Year => Some("year"),
+        Interval::OneTime => None,
+    }
+}
+
+fn notes(meta: &[(&'static str, String)]) -> Value {
+    Value::Object(meta.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect::<Map<_, _>>())
+}
+
+fn razorpay_purchase(
+    offer: &Offer,
+    quantity: u32,
+    meta: &[(&'static str, String)],
+    now: Timestamp,
+) -> Result<Call, Refusal> {
+    match offer.price.interval.months() {
+        Some(months) => {
+            let Some(plan) = offer.razorpay_plan_ids.first() else {
+                return Err(Refusal::new(
+                    RefusalCode::NotSellable,
+                    format!("offer `{}` is recurring but names no Razorpay plan (`razorpay_plan_ids`)", offer.key),
+                ));
+            };
+            let mut body = json!({
+                "plan_id": plan,
+                "total_count": RAZORPAY_YEARS * 12 / months,
+                "customer_notify": 1,
+                "notes": notes(meta),
+            });
+            if quantity > 1 {
+                body["quantity"] = json!(quantity);
+            }
+            Ok(Call::razorpay(Method::Post, "/v1/subscriptions".into(), Some(body)))
+        }
+        None => {
+            let mut receipt = format!("{}:{}", offer.key, now.0);
+            receipt.truncate(RECEIPT_MAX);
+            Ok(Call::razorpay(
+                Method::Post,
+                "/v1/orders".into(),
+                Some(json!({
+                    "amount": offer.price.amount.saturating_mul(i64::from(quantity)),
+                    "currency": offer.price.currency.to_ascii_uppercase(),
+                    "receipt": receipt,
+                    "notes": notes(meta),
+                })),
+            ))
+        }
+    }
+}
+
+/// A Stripe billing portal session for the subject's customer.
+pub fn portal(account: &Account, return_url: &str) -> Result<Call, Refusal> {
+    account.may_manage()?;
+    url_ok("return_url", return_url)?;
+    let Some(customer) = account.customer(Provider::Stripe) else {
+        return Err(Refusal::new(RefusalCode::NoCustomer, format!("{} has no Stripe customer yet: buy something first", account.subject)));
+    };
+    Ok(Call::stripe(
+        Method::Post,
+        "/v1/billing_portal/sessions".into(),
+        vec![("customer".into(), customer.to_string()), ("return_url".into(), return_url.to_string())],
+    ))
+}
+
+/// The subscription a request names (it must be the subject's own), or the subject's
+/// only running one.
+pub fn pick<'a>(account: &'a Account, id: Option<&str>) -> Result<&'a Held, Refusal> {
+    match id {
+        Some(id) => account.subscriptions.iter().find(|s| s.id == id).ok_or_else(|| {
+            Refusal::new(RefusalCode::NoSubscription, format!("{} has no subscription `{id}`", account.subject))
+        }),
+        None => {
+            let live: Vec<&Held> = account.subscriptions.iter().filter(|s| s.is_live()).collect();
+            match live.as_slice() {
+                [one] => Ok(one),
+                [] => Err(Refusal::new(RefusalCode::NoSubscription, format!("{} has no running subscription", account.subject))),
+                many => Err(Refusal::new(
+                    RefusalCode::AmbiguousSubscription,
+                    format!(
+                        "{} has {} running subscriptions ({}): name one as `subscription`",
+                        account.subject,
+                        many.len(),
+                        many.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+        }
+    }
+}
+
+/// Cancels the subscription at the end of its paid period (`resume = false`), or undoes
+/// that (`resume = true`). Access is kept to the period end either way.
+pub fn cancel(account: &Account, id: Option<&str>, resume: bool) -> Result<Call, Refusal> {
+    account.may_manage()?;
+    let held = pick(account, id)?;
+    if !held.is_live() {
+        return Err(Refusal::new(RefusalCode::NotRunning, format!("subscription {} is {}", held.id, status_str(held.status))));
+    }
+    match (held.provider, resume) {
+        (Provider::Stripe, _) => Ok(Call::stripe(
+            Method::Post,
+            format!("/v1/subscriptions/{}", held.id),
+            vec![("cancel_at_period_end".into(), resume.then_some("false").unwrap_or("true").into())],
+        )),
+        (Provider::Razorpay, false) => Ok(Call::razorpay(
+            Method::Post,
+            format!("/v1/subscriptions/{}/cancel", held.id),
+            Some(json!({"cancel_at_cycle_end": 1})),
+        )),
+        (Provider::Razorpay, true) => Err(Refusal::new(
+            RefusalCode::NotSupported,
+            "Razorpay cannot undo a cancellation at the cycle end: subscribe again once it ends",
+        )),
+    }
+}
+
+fn status_str(s: SubStatus) -> &'static str {
+    match s {
+        SubStatus::Incomplete => "incomplete",
+        SubStatus::Trialing => "trialing",
+        SubStatus::Active => "active",
+        SubStatus::PastDue => "past_due",
+        SubStatus::Paused => "paused",
+        SubStatus::Canceled => "canceled",
+        SubStatus::Ended => "ended",
+    }
+}
+
+/// A plan change, decided: which subscription, to which offer, now or at the period end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub subscription: String,
+    pub from: Option<String>,
+    pub to: String,
+    /// An upgrade (a higher monthly price) takes effect now, prorated; anything else at
+    /// the end of the paid period.
+    pub upgrade: bool,
+    /// The first request; what follows depends on the answers ([`Change::next`]).
+    pub first: Call,
+}
+
+/// Moves a subscription to another offer of the same provider. Upgrades now with the
+/// catalog's proration, downgrades at the period end.
+pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str) -> Result<Change, Refusal> {
+    account.may_manage()?;
+    let held = pick(account, id)?;
+    if !held.is_live() {
+        return Err(Refusal::new(RefusalCode::NotRunning, format!("subscription {} is {}", held.id, status_str(held.status))));
+    }
+    let target = sellable(catalog, to)?;
+    if held.offer.as_deref() == Some(to) {
+        return Err(Refusal::new(RefusalCode::SameOffer, format!("subscription {} is already on `{to}`", held.id)));
+    }
+    if target.price.interval == Interval::OneTime || provider_of(catalog, target) != held.provider || target.subject != subject_kind(account) {
+        return Err(Refusal::new(
+            RefusalCode::NotSellable,
+            format!("a {} subscription of {} cannot move to `{to}`", held.provider.as_str(), account.subject),
+        ));
+    }
+    if crate::billing::parse::bundle_size(target) > 0 {
+        return Err(Refusal::new(
+            RefusalCode::NotSellable,
+            format!("`{to}` is a bundle: its products are chosen at checkout, so buy it there"),
+        ));
+    }
+    if seats_for(target, held.quantity) < account.seats_used && target.seats.is_some() {
+        return Err(Refusal::new(
+            RefusalCode::SeatsBelowAllocation,
+            format!("`{to}` gives fewer seats than the {} the organization has given", account.seats_used),
+        ));
+    }
+    let from_price = held.offer.as_deref().and_then(|k| catalog.offer(k)).map(|o| o.price.monthly_equivalent());
+    let upgrade = from_price.is_none_or(|p| target.price.monthly_equivalent() > p);
+    let first = match held.provider {
+        // Both Stripe changes start from the subscription: its item, quantity and product.
+        Provider::Stripe => Call::stripe(Method::Get, format!("/v1/subscriptions/{}", held.id), vec![]),
+        Provider::Razorpay => {
+            let Some(plan) = target.razorpay_plan_ids.first() else {
+                return Err(Refusal::new(RefusalCode::NotSellable, format!("`{to}` names no Razorpay plan")));
+            };
+            Call::razorpay(
+                Method::Patch,
+                format!("/v1/subscriptions/{}", held.id),
+                Some(json!({
+                    "plan_id": plan,
+                    "quantity": held.quantity.max(1),
+                    "schedule_change_at": if upgrade { "now" } else { "cycle_end" },
+                    "customer_notify": 1,
+                })),
+            )
+        }
+    };
+    Ok(Change { subscription: held.id.clone(), from: held.offer.clone(), to: to.to_string(), upgrade, first })
+}
+
+fn subject_kind(a: &Account) -> SubjectKind {
+    if a.subject.is_org() {
+        SubjectKind::Organization
+    } else {
+        SubjectKind::User
+    }
+}
+
+impl Change {
+    /// The request that follows the provider's answers to the requests so far, or `None`
+    /// when the change is complete. Razorpay's change is its first request. Stripe's
+    /// starts by reading the subscription; an upgrade then replaces the item's price (and
+    /// the subscription's `offer_key`) now; a downgrade creates a schedule from the
+    /// subscription, then makes it end the current phase at the period end and start the
+    /// new price (and `offer_key`) there. An offer without a Stripe price is sold with
+    /// `price_data` on the subscription's own product.
+    pub fn next(&self, catalog: &Catalog, answers: &[Value]) -> Result<Option<Call>, String> {
+        if self.first.provider != Provider::Stripe {
+            return Ok(None);
+        }
+        let target = catalog.offer(&self.to).ok_or_else(|| format!("no offer `{}`", self.to))?;
+        let sub = answers.first().ok_or("no answer to read the subscription from")?;
+        let item = sub.pointer("/items/data/0").ok_or("the subscription Stripe returned has no item")?;
+        let quantity = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
+        let product = item
+            .pointer("/price/product")
+            .and_then(|p| p.as_str().or_else(|| p.get("id").and_then(Value::as_str)));
+        let price_fields = |prefix: &str| -> Result<Vec<(String, String)>, String> {
+            if let Some(price) = target.stripe_price_ids.first() {
+                return Ok(vec![(format!("{prefix}[price]"), price.clone())]);
+            }
+            let product = product.ok_or("the subscription's price names no product")?;
+            let mut f = vec![
+                (format!("{prefix}[price_data][currency]"), target.price.currency.clone()),
+                (format!("{prefix}[price_data][product]"), product.to_string()),
+                (format!("{prefix}[price_data][unit_amount]"), target.price.amount.to_string()),
+            ];
+            if let Some(i) = stripe_interval(target.price.interval) {
+                f.push((format!("{prefix}[price_data][recurring][interval]"), i.to_string()));
+            }
+            Ok(f)
+        };
+        match (self.upgrade, answers.len()) {
+            (true, 1) => {
+                let item_id = item.get("id").and_then(Value::as_str).ok_or("the subscription's item has no id")?;
+                let mut f = vec![("items[0][id]".to_string(), item_id.to_string())];
+                f.extend(price_fields("items[0]")?);
+                f.push(("items[0][quantity]".into(), quantity.to_string()));
+                f.push(("proration_behavior".into(), catalog.meta().proration.as_str().into()));
+                f.push(("metadata[offer_key]".into(), target.key.clone()));
+                Ok(Some(Call::stripe(Method::Post, format!("/v1/subscriptions/{}", self.subscription), f)))
+            }
+            (false, 1) => Ok(Some(Call::stripe(
+                Method::Post,
+                "/v1/subscription_schedules".into(),
+                vec![("from_subscription".into(), self.subscription.clone())],
+            ))),
+            (false, 2) => {
+                let schedule = &answers[1];
+                let id = schedule.get("id").and_then(Value::as_str).ok_or("the schedule Stripe returned has no id")?;
+                let phase = schedule.pointer("/phases/0").ok_or("the schedule Stripe returned has no phase")?;
+                let start = phase.get("start_date").and_then(Value::as_i64).ok_or("the schedule's phase has no start_date")?;
+                let end = phase.get("end_date").and_then(Value::as_i64).ok_or("the schedule's phase has no end_date")?;
+                let items = phase.get("items").and_then(Value::as_array).ok_or("the schedule's phase has no items")?;
+                let mut f: Vec<(String, String)> = Vec::new();
+                for (i, it) in items.iter().enumerate() {
+                    let p = it
+                        .get("price")
+                        .and_then(|p| p.as_str().or_else(|| p.get("id").and_then(Value::as_str)))
+                        .ok_or("a phase item has no price")?;
+                    f.push((format!("phases[0][items][{i}][price]"), p.to_string()));
+                    let q = it.get("quantity").and_then(Value::as_u64).unwrap_or(quantity);
+                    f.push((format!("phases[0][items][{i}][quantity]"), q.to_string()));
+                }
+                f.push(("phases[0][start_date]".into(), start.to_string()));
+                f.push(("phases[0][end_date]".into(), end.to_string()));
+                f.extend(price_fields("phases[1][items][0]")?);
+                f.push(("phases[1][items][0][quantity]".into(), quantity.to_string()));
+                f.push(("phases[1][metadata][offer_key]".into(), target.key.clone()));
+                f.push(("end_behavior".into(), "release".into()));
+                Ok(Some(Call::stripe(Method::Post, format!("/v1/subscription_schedules/{id}"), f)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A Stripe CLI fixtures file (`stripe fixtures FILE`) that creates one product and one
+/// price per offer sold through Stripe, the price's `lookup_key` being the offer key, so
+/// that a webhook's price names its offer even without metadata.
+pub fn stripe_fixtures(catalog: &Catalog) -> Value {
+    let mut fixtures = Vec::new();
+    for o in catalog.offers().iter().filter(|o| provider_of(catalog, o) == Provider::Stripe) {
+        let name = fixture_name(&o.key);
+        fixtures.push(json!({
+            "name": format!("product_{name}"),
+            "path": "/v1/products",
+            "method": "post",
+            "params": {
+                "name": o.label,
+                "metadata": {"offer_key": o.key, "catalog": catalog.meta().id},
+            },
+        }));
+        let mut params = json!({
+            "product": format!("${{product_{name}:id}}"),
+            "currency": o.price.currency,
+            "unit_amount": o.price.amount,
+            "lookup_key": o.key,
+            "transfer_lookup_key": true,
+            "nickname": o.label,
+            "metadata": {"offer_key": o.key},
+        });
+        if let Some(i) = stripe_interval(o.price.interval) {
+            params["recurring"] = json!({"interval": i});
+        }
+        fixtures.push(json!({"name": format!("price_{name}"), "path": "/v1/prices", "method": "post", "params": params}));
+    }
+    json!({"_meta": {"template_version": 0}, "fixtures": fixtures})
+}
+
+fn fixture_name(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(name: &str) -> Catalog {
+        let src = match name {
+            "vcm" => include_str!("../catalogs/vcm-suite.toml"),
+            "org" => include_str!("../catalogs/org-seats.toml"),
+            "rzp" => include_str!("../catalogs/razorpay-ai.toml"),
+            _ => include_str!("../catalogs/video-studio.toml"),
+        };
+        Catalog::from_toml(src).unwrap()
+    }
+    const NOW: Timestamp = Timestamp(1_800_000_000);
+    const U: &str = "6f1c1c3e-0000-4000-8000-000000000001";
+    const O: &str = "6f1c1c3e-0000-4000-8000-0000000000aa";
+
+    fn user() -> Account {
+        Account {
+            subject: Subject::user(U),
+            role: None,
+            subscriptions: vec![],
+            customers: vec![],
+            seats_used: 0,
+            email: Some("ada@example.com".into()),
+        }
+    }
+    fn org(role: Role, seats_used: u32) -> Account {
+        Account { subject: Subject::org(O), role: Some(role), seats_used, email: None, ..user() }
+    }
+    fn buy(offer: &str) -> Purchase {
+        Purchase {
+            offer: offer.into(),
+            quantity: None,
+            clouds: vec![],
+            success_url: "https://app.example.com/ok".into(),
+            cancel_url: "https://app.example.com/pricing".into(),
+        }
+    }
+    fn held(provider: Provider, id: &str, offer: &str, status: SubStatus) -> Held {
+        Held {
+            provider,
+            id: id.into(),
+            offer: Some(offer.into()),
+            status,
+            quantity: 1,
+            cancel_at_period_end: false,
+            current_period_end: Some(Timestamp(NOW.0 + 86_400)),
+        }
+    }
+    fn refused(r: Result<Call, Refusal>) -> RefusalCode {
+        r.expect_err("refused").code
+    }
+
+    #[test]
+    fn a_plan_is_a_subscription_session_that_names_its_offer_and_buyer_twice() {
+        let c = checkout(&catalog("vcm"), &buy("SUITE_PRO_MONTHLY"), &user(), NOW).unwrap();
+        assert_eq!((c.provider, c.method, c.path.as_str()), (Provider::Stripe, Method::Post, "/v1/checkout/sessions"));
+        assert_eq!(c.field("mode"), Some("subscription"));
+        assert_eq!(c.field("line_items[0][price]"), Some("price_vcm_pro_monthly"));
+        assert_eq!(c.field("line_items[0][quantity]"), Some("1"));
+        assert_eq!(c.field("client_reference_id"), Some(U));
+        for on in ["metadata", "subscription_data[metadata]"] {
+            assert_eq!(c.field(&format!("{on}[offer_key]")), Some("SUITE_PRO_MONTHLY"));
+            assert_eq!(c.field(&format!("{on}[subject]")), Some(format!("user:{U}").as_str()));
+        }
+        assert_eq!(c.field("payment_intent_data[metadata][offer_key]"), None);
+        assert_eq!(c.field("customer_email"), Some("ada@example.com"));
+        assert_eq!(c.field("success_url"), Some("https://app.example.com/ok"));
+        assert_eq!(c.field("allow_promotion_codes"), None);
+        // An existing customer is reused, never a second one made.
+        let mut a = user();
+        a.customers.push((Provider::Stripe, "cus_1".into()));
+        let c = checkout(&catalog("vcm"), &buy("SUITE_PRO_MONTHLY"), &a, NOW).unwrap();
+        assert_eq!((c.field("customer"), c.field("customer_email")), (Some("cus_1"), None));
+    }
+
+    #[test]
+    fn an_offer_without_a_stripe_price_is_sold_from_the_catalogs_amount() {
+        let c = checkout(&catalog("studio"), &buy("VIDEO_TOKENS_30_MIN"), &user(), NOW).unwrap();
+        assert_eq!(c.field("mode"), Some("payment"));
+        assert_eq!(c.field("line_items[0][price_data][unit_amount]"), Some("1900"));
+        assert_eq!(c.field("line_items[0][price_data][currency]"), Some("usd"));
+        assert_eq!(c.field("line_items[0][price_data][recurring][interval]"), None);
+        assert_eq!(c.field("payment_intent_data[metadata][offer_key]"), Some("VIDEO_TOKENS_30_MIN"));
+        assert_eq!(c.field("subscription_data[metadata][offer_key]"), None);
+        assert_eq!(c.field("customer_creation"), Some("always"));
+        let c = checkout(&catalog("studio"), &buy("VIDEO_PRO_MONTHLY"), &user(), NOW).unwrap();
+        assert_eq!(c.field("line_items[0][price_data][recurring][interval]"), Some("month"));
+    }
+
+    #[test]
+    fn a_bundle_takes_exactly_its_number_of_products_from_those_on_offer() {
+        let cat = catalog("vcm");
+        let mut p = buy("SUITE_PRO_TWO_CLOUDS_MONTHLY");
+        assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::InvalidClouds);
+        p.clouds = vec!["video".into(), "video".into()];
+        assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::InvalidClouds);
+        p.clouds = vec!["video".into(), "suite".into()];
+        assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::InvalidClouds);
+        p.clouds = vec!["video".into(), "writing".into(), "file".into()];
+        assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::InvalidClouds);
+        p.clouds = vec!["video".into(), "writing".into()];
+        let c = checkout(&cat, &p, &user(), NOW).unwrap();
+        assert_eq!(c.field("metadata[clouds]"), Some("video,writing"));
+        assert_eq!(c.field("subscription_data[metadata][clouds]"), Some("video,writing"));
+        let mut plan = buy("SUITE_PRO_MONTHLY");
+        plan.clouds = vec!["video".into()];
+        assert_eq!(refused(checkout(&cat, &plan, &user(), NOW)), RefusalCode::InvalidClouds);
+    }
+
+    #[test]
+    fn organizations_buy_seats_through_an_owner_or_admin_and_never_below_what_they_gave() {
+        let cat = catalog("org");
+        let mut p = buy("ORG_PROFESSIONAL_MONTHLY");
+        assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::WrongSubject);
+        assert_eq!(refused(checkout(&cat, &p, &org(Role::Member, 0), NOW)), RefusalCode::NotOrgAdmin);
+        assert_eq!(refused(checkout(&cat, &p, &Account { role: None, ..org(Role::Owner, 0) }, NOW)), RefusalCode::NotOrgAdmin);
+        p.quantity = Some(3);
+        assert_eq!(refused(checkout(&cat, &p, &org(Role::Admin, 5), NOW)), RefusalCode::SeatsBelowAllocation);
+        p.quantity = Some(0);
+        assert_eq!(refused(checkout(&cat, &p, &org(Role::Admin, 0), NOW)), RefusalCode::InvalidQuantity);
+        p.quantity = Some(5);
+        let c = checkout(&cat, &p, &org(Role::Admin, 5), NOW).unwrap();
+        assert_eq!(c.field("line_items[0][quantity]"), Some("5"));
+        assert_eq!(c.field("client_reference_id"), Some(format!("org:{O}").as_str()));
+        assert_eq!(c.field("metadata[subject]"), Some(format!("org:{O}").as_str()));
+        assert_eq!(c.field("subscription_data[metadata][quantity]"), Some("5"));
+        assert_eq!(c.field("subscription_data[trial_period_days]"), Some("14"));
+        assert_eq!(c.field("line_items[0][price_data][currency]"), Some("cad"));
+        // A user's offer is not bought by an organization, nor several of a user's plan.
+        assert_eq!(refused(checkout(&catalog("vcm"), &buy("SUITE_PRO_MONTHLY"), &org(Role::Owner, 0), NOW)), RefusalCode::WrongSubject);
+        let mut two = buy("SUITE_PRO_MONTHLY");
+        two.quantity = Some(2);
+        assert_eq!(refused(checkout(&catalog("vcm"), &two, &user(), NOW)), RefusalCode::InvalidQuantity);
+    }
+
+    #[test]
+    fn one_running_subscription_per_offer_and_one_trial_per_subject() {
+        let cat = catalog("org");
+        let p = buy("ORG_PROFESSIONAL_MONTHLY");
+        for (status, ok) in [
+            (SubStatus::Active, false),
+            (SubStatus::Trialing, false),
+            (SubStatus::PastDue, false),
+            (SubStatus::Paused, false),
+            (SubStatus::Incomplete, true),
+            (SubStatus::Canceled, true),
+            (SubStatus::Ended, true),
+        ] {
+            let mut a = org(Role::Owner, 0);
+            a.subscriptions.push(held(Provider::Stripe, "sub_1", "ORG_PROFESSIONAL_MONTHLY", status));
+            match checkout(&cat, &p, &a, NOW) {
+                Ok(c) => {
+                    assert!(ok, "{status:?}");
+                    assert_eq!(c.field("subscription_data[trial_period_days]"), None, "a second trial after {status:?}");
+                }
+                Err(r) => {
+                    assert!(!ok, "{status:?}");
+                    assert_eq!(r.code, RefusalCode::AlreadySubscribed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_hidden_and_badly_addressed_purchases_are_refused() {
+        let cat = catalog("vcm");
+        assert_eq!(refused(checkout(&cat, &buy("NOPE"), &user(), NOW)), RefusalCode::UnknownOffer);
+        if let Some(h) = cat.offers().iter().find(|o| o.hidden) {
+            assert_eq!(refused(checkout(&cat, &buy(&h.key), &user(), NOW)), RefusalCode::HiddenOffer);
+        }
+        for bad in ["", "/ok", "javascript:alert(1)", "https://a.example/ b"] {
+            let mut p = buy("SUITE_PRO_MONTHLY");
+            p.success_url = bad.into();
+            assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::InvalidUrl, "{bad}");
+        }
+    }
+
+    #[test]
+    fn razorpay_sells_plans_as_subscriptions_and_top_ups_as_orders() {
+        let cat = catalog("rzp");
+        let c = checkout(&cat, &buy("PREMIUM_MONTHLY"), &user(), NOW).unwrap();
+        assert_eq!((c.provider, c.path.as_str()), (Provider::Razorpay, "/v1/subscriptions"));
+        let Body::Json(b) = &c.body else { panic!() };
+        assert_eq!(b["plan_id"], "plan_premium_monthly");
+        assert_eq!(b["total_count"], 120);
+        assert_eq!(b["notes"]["offer_key"], "PREMIUM_MONTHLY");
+        assert_eq!(b["notes"]["subject"], format!("user:{U}"));
+        let Body::Json(y) = checkout(&cat, &buy("PREMIUM_YEARLY"), &user(), NOW).unwrap().body else { panic!() };
+        assert_eq!(y["total_count"], 10);
+        let o = checkout(&cat, &buy("AI_CREDITS_TOPUP_500"), &user(), NOW).unwrap();
+        assert_eq!(o.path, "/v1/orders");
+        let Body::Json(b) = &o.body else { panic!() };
+        assert_eq!((b["amount"].as_i64(), b["currency"].as_str()), (Some(9900), Some("INR")));
+        assert!(b["receipt"].as_str().unwrap().len() <= 40);
+        assert_eq!(o.body().unwrap().0, "application/json");
+    }
+
+    #[test]
+    fn cancel_and_resume_act_on_the_callers_own_running_subscription() {
+        let mut a = user();
+        assert_eq!(cancel(&a, None, false).unwrap_err().code, RefusalCode::NoSubscription);
+        a.subscriptions.push(held(Provider::Stripe, "sub_old", "SUITE_BASIC_MONTHLY", SubStatus::Ended));
+        a.subscriptions.push(held(Provider::Stripe, "sub_1", "SUITE_PRO_MONTHLY", SubStatus::Active));
+        let c = cancel(&a, None, false).unwrap();
+        assert_eq!((c.method, c.path.as_str(), c.field("cancel_at_period_end")), (Method::Post, "/v1/subscriptions/sub_1", Some("true")));
+        assert_eq!(cancel(&a, Some("sub_1"), true).unwrap().field("cancel_at_period_end"), Some("false"));
+        assert_eq!(cancel(&a, Some("sub_someone_elses"), false).unwrap_err().code, RefusalCode::NoSubscription);
+        assert_eq!(cancel(&a, Some("sub_old"), true).unwrap_err().code, RefusalCode::NotRunning);
+        a.subscriptions.push(held(Provider::Stripe, "sub_2", "CLOUD_VIDEO_PRO_MONTHLY", SubStatus::Trialing));
+        assert_eq!(cancel(&a, None, false).unwrap_err().code, RefusalCode::AmbiguousSubscription);
+        let mut r = user();
+        r.subscriptions.push(held(Provider::Razorpay, "sub_R", "PREMIUM_MONTHLY", SubStatus::Active));
+        let c = cancel(&r, None, false).unwrap();
+        assert_eq!(c.path, "/v1/subscriptions/sub_R/cancel");
+        assert_eq!(c.body, Body::Json(json!({"cancel_at_cycle_end": 1})));
+        assert_eq!(cancel(&r, None, true).unwrap_err().code, RefusalCode::NotSupported);
+        let mut o = org(Role::Member, 0);
+        o.subscriptions.push(held(Provider::Stripe, "sub_o", "ORG_PROFESSIONAL_MONTHLY", SubStatus::Active));
+        assert_eq!(cancel(&o, None, false).unwrap_err().code, RefusalCode::NotOrgAdmin);
+    }
+
+    #[test]
+    fn the_portal_needs_a_stripe_customer() {
+        assert_eq!(portal(&user(), "https://app.example.com/account").unwrap_err().code, RefusalCode::NoCustomer);
+        let mut a = user();
+        a.customers.push((Provider::Razorpay, "cust_R".into()));
+        assert_eq!(portal(&a, "https://app.example.com/account").unwrap_err().code, RefusalCode::NoCustomer);
+        a.customers.push((Provider::Stripe, "cus_1".into()));
+        let c = portal(&a, "https://app.example.com/account").unwrap();
+        assert_eq!((c.path.as_str(), c.field("customer")), ("/v1/billing_portal/sessions", Some("cus_1")));
+    }
+
+    fn subscription(price: Value) -> Value {
+        json!({"id": "sub_1", "items": {"data": [{"id": "si_1", "quantity": 1, "price": price}]}})
+    }
+
+    #[test]
+    fn an_upgrade_changes_the_price_now_and_the_offer_key_with_it() {
+        let cat = catalog("vcm");
+        let mut a = user();
+        a.subscriptions.push(held(Provider::Stripe, "sub_1", "SUITE_BASIC_MONTHLY", SubStatus::Active));
+        let ch = change(&cat, &a, None, "SUITE_PRO_MONTHLY").unwrap();
+        assert!(ch.upgrade);
+        assert_eq!((ch.first.method, ch.first.path.as_str()), (Method::Get, "/v1/subscriptions/sub_1"));
+        let sub = subscription(json!({"id": "price_vcm_basic_monthly", "product": "prod_suite"}));
+        let next = ch.next(&cat, std::slice::from_ref(&sub)).unwrap().unwrap();
+        assert_eq!(next.path, "/v1/subscriptions/sub_1");
+        assert_eq!(next.field("items[0][id]"), Some("si_1"));
+        assert_eq!(next.field("items[0][price]"), Some("price_vcm_pro_monthly"));
+        assert_eq!(next.field("proration_behavior"), Some("always_invoice"));
+        assert_eq!(next.field("metadata[offer_key]"), Some("SUITE_PRO_MONTHLY"));
+        assert_eq!(ch.next(&cat, &[sub.clone(), json!({})]).unwrap(), None);
+        assert_eq!(change(&cat, &a, None, "SUITE_BASIC_MONTHLY").unwrap_err().code, RefusalCode::SameOffer);
+        assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY").unwrap_err().code, RefusalCode::NotSellable);
+        assert_eq!(change(&cat, &a, None, "NOPE").unwrap_err().code, RefusalCode::UnknownOffer);
+    }
+
+    #[test]
+    fn a_downgrade_waits_for_the_period_end_through_a_schedule() {
+        let cat = catalog("org");
+        let mut a = org(Role::Owner, 2);
+        let mut h = held(Provider::Stripe, "sub_1", "ORG_BUSINESS_MONTHLY", SubStatus::Active);
+        h.quantity = 3;
+        a.subscriptions.push(h);
+        let ch = change(&cat, &a, None, "ORG_PROFESSIONAL_MONTHLY").unwrap();
+        assert!(!ch.upgrade);
+        let sub = json!({"items": {"data": [{"id": "si_1", "quantity": 3, "price": {"id": "price_x", "product": "prod_org"}}]}});
+        let create = ch.next(&cat, std::slice::from_ref(&sub)).unwrap().unwrap();
+        assert_eq!((create.path.as_str(), create.field("from_subscription")), ("/v1/subscription_schedules", Some("sub_1")));
+        let schedule = json!({"id": "sub_sched_1", "phases": [{"start_date": 100, "end_date": 200,
+                              "items": [{"price": "price_x", "quantity": 3}]}]});
+        let update = ch.next(&cat, &[sub.clone(), schedule.clone()]).unwrap().unwrap();
+        assert_eq!(update.path, "/v1/subscription_schedules/sub_sched_1");
+        assert_eq!(update.field("phases[0][items][0][price]"), Some("price_x"));
+        assert_eq!(update.field("phases[0][end_date]"), Some("200"));
+        assert_eq!(update.field("phases[1][items][0][price_data][product]"), Some("prod_org"));
+        assert_eq!(update.field("phases[1][items][0][price_data][unit_amount]"), Some("2500"));
+        assert_eq!(update.field("phases[1][items][0][quantity]"), Some("3"));
+        assert_eq!(update.field("phases[1][metadata][offer_key]"), Some("ORG_PROFESSIONAL_MONTHLY"));
+        assert_eq!(update.field("end_behavior"), Some("release"));
+        assert_eq!(ch.next(&cat, &[sub, schedule, json!({})]).unwrap(), None);
+        // Fewer seats than given is refused before any call.
+        let mut few = org(Role::Owner, 4);
+        few.subscriptions = a.subscriptions.clone();
+        few.subscriptions[0].quantity = 2;
+        assert_eq!(change(&cat, &few, None, "ORG_PROFESSIONAL_MONTHLY").unwrap_err().code, RefusalCode::SeatsBelowAllocation);
+    }
+
+    #[test]
+    fn razorpay_changes_plans_in_one_request() {
+        let cat = catalog("rzp");
+        let mut a = user();
+        a.subscriptions.push(held(Provider::Razorpay, "sub_R", "PREMIUM_MONTHLY", SubStatus::Active));
+        let up = change(&cat, &a, None, "ENTERPRISE_MONTHLY").unwrap();
+        assert_eq!((up.first.method, up.first.path.as_str()), (Method::Patch, "/v1/subscriptions/sub_R"));
+        let Body::Json(b) = &up.first.body else { panic!() };
+        assert_eq!((b["plan_id"].as_str(), b["schedule_change_at"].as_str()), (Some("plan_enterprise_monthly"), Some("now")));
+        assert_eq!(up.next(&cat, &[json!({})]).unwrap(), None);
+        a.subscriptions[0].offer = Some("ENTERPRISE_MONTHLY".into());
+        let down = change(&cat, &a, None, "PREMIUM_MONTHLY").unwrap();
+        let Body::Json(b) = &down.first.body else { panic!() };
+        assert_eq!(b["schedule_change_at"], "cycle_end");
+        assert_eq!(change(&cat, &a, None, "AI_CREDITS_TOPUP_500").unwrap_err().code, RefusalCode::NotSellable);
+    }
+
+    #[test]
+    fn forms_are_encoded_as_stripes_libraries_encode_them() {
+        let f = vec![("metadata[clouds]".to_string(), "video,writing".to_string()), ("x".into(), "a b&c=é~".into())];
+        assert_eq!(form_encode(&f), "metadata[clouds]=video%2Cwriting&x=a%20b%26c%3D%C3%A9~");
+    }
+
+    #[test]
+    fn stripe_fixtures_create_one_product_and_price_per_stripe_offer() {
+        let cat = catalog("vcm");
+        let f = stripe_fixtures(&cat);
+        let all = f["fixtures"].as_array().unwrap();
+        assert_eq!(all.len(), 2 * cat.offers().len());
+        let price = all.iter().find(|x| x["params"]["lookup_key"] == "SUITE_PRO_MONTHLY").unwrap();
+        assert_eq!(price["params"]["product"], "${product_suite_pro_monthly:id}");
+        assert_eq!(price["params"]["unit_amount"], 5900);
+        assert_eq!(price["params"]["recurring"]["interval"], "month");
+        assert_eq!(stripe_fixtures(&catalog("rzp"))["fixtures"].as_array().unwrap().len(), 0);
+    }
+}

@@ -1,0 +1,273 @@
+//! The money-in routes (`/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*`) on the
+//! in-memory store. Provider calls go to a RECORDER (a transport that records each request
+//! and answers the few fields of the object the provider would return, or a failure it
+//! is told to give): what is checked here is the route's own work (refusals before any
+//! call, attribution on the session, the webhook that completes it, failures mapped to
+//! 502/504 with nothing written). That the requests are exactly what Stripe's and
+//! Razorpay's own libraries send is checked against those libraries in
+//! tests/e2e/checkout.test.mjs.
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use common::{hmac, user_token, STRIPE_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::config::Config;
+use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::memory::MemoryStore;
+use tollgate_worker::state::Subject;
+
+const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
+const NOW: i64 = 1_800_007_200;
+const U1: &str = "00000000-0000-4000-8000-000000000001";
+const ORG: &str = "00000000-0000-4000-8000-0000000000aa";
+
+/// How the recorder answers the next provider request.
+#[derive(Clone, Debug)]
+enum Answer {
+    Ok,
+    Status(u16, Value),
+    Timeout,
+}
+
+/// Records provider requests (labelled stand-in: it only answers ids and urls).
+#[derive(Clone)]
+struct Recorder {
+    seen: Rc<RefCell<Vec<OutRequest>>>,
+    answer: Rc<RefCell<Answer>>,
+}
+
+impl Transport for Recorder {
+    async fn send(&self, req: OutRequest) -> Result<OutResponse, TransportError> {
+        self.seen.borrow_mut().push(req.clone());
+        let body = match self.answer.borrow().clone() {
+            Answer::Timeout => return Err(TransportError::timed_out("no answer")),
+            Answer::Status(s, v) => return Ok(OutResponse { status: s, headers: Headers::new(), body: v.to_string().into_bytes() }),
+            Answer::Ok if req.url.ends_with("/v1/checkout/sessions") => json!({"id": "cs_test_1", "object": "checkout.session",
+                "url": "https://checkout.stripe.com/c/pay/cs_test_1"}),
+            Answer::Ok if req.url.ends_with("/v1/billing_portal/sessions") => json!({"id": "bps_1", "url": "https://billing.stripe.com/p/session/1"}),
+            Answer::Ok => json!({"id": "x"}),
+        };
+        Ok(OutResponse { status: 200, headers: Headers::new(), body: body.to_string().into_bytes() })
+    }
+}
+
+fn form(req: &OutRequest) -> Vec<(String, String)> {
+    let body = String::from_utf8(req.body.clone().unwrap_or_default()).unwrap();
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap();
+            let d = |s: &str| {
+                let b = s.as_bytes();
+                let mut out = vec![];
+                let mut i = 0;
+                while i < b.len() {
+                    if b[i] == b'%' {
+                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        out.push(b[i]);
+                        i += 1;
+                    }
+                }
+                String::from_utf8(out).unwrap()
+            };
+            (d(k), d(v))
+        })
+        .collect()
+}
+fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    f.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
+
+struct T {
+    app: App<Recorder, MemoryStore>,
+    rec: Recorder,
+}
+
+impl T {
+    fn new(catalog: &str, extra: &[(&str, &str)]) -> T {
+        let mut vars: Vec<(String, String)> = [
+            ("SUPABASE_URL", "http://127.0.0.1:1"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "svc"),
+            ("SUPABASE_JWT_SECRET", common::JWT_SECRET),
+            ("STRIPE_WEBHOOK_SECRETS", STRIPE_SECRET),
+            ("CATALOG", catalog),
+            ("STRIPE_SECRET_KEY", "sk_test_recorded"),
+            ("STRIPE_API_BASE", "https://stripe.recorder.test/"),
+            ("RAZORPAY_KEY_ID", "rzp_test_id"),
+            ("RAZORPAY_KEY_SECRET", "rzp_test_secret"),
+            ("RAZORPAY_API_BASE", "https://razorpay.recorder.test"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            vars.retain(|(x, _)| x != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let config = Config::from_lookup(|k| vars.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone())).expect("config");
+        let rec = Recorder { seen: Rc::default(), answer: Rc::new(RefCell::new(Answer::Ok)) };
+        let app = App::with_store(config, rec.clone(), MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        T { app, rec }
+    }
+
+    async fn post(&self, path: &str, uid: &str, body: Value) -> (u16, Value) {
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW)));
+        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
+        let r = self.app.handle(req, Timestamp(NOW)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    async fn stripe(&self, event: &Value) -> (u16, Value) {
+        let payload = event.to_string();
+        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{NOW}.{payload}")));
+        let h = Headers::new().with("stripe-signature", format!("t={NOW},v1={sig}"));
+        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
+        let r = self.app.handle(req, Timestamp(NOW)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    fn calls(&self) -> usize {
+        self.rec.seen.borrow().len()
+    }
+}
+
+fn buy(offer: &str) -> Value {
+    json!({"offer": offer, "success_url": "https://app.example.com/done", "cancel_url": "https://app.example.com/pricing"})
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+#[test]
+fn a_checkout_carries_its_attribution_and_the_webhook_it_leads_to_grants_the_purchase() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (s, v) = t.post("/v1/checkout", U1, buy("VIDEO_TOKENS_30_MIN")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!((v["provider"].as_str(), v["id"].as_str()), (Some("stripe"), Some("cs_test_1")));
+        assert_eq!(v["url"], "https://checkout.stripe.com/c/pay/cs_test_1");
+        let req = t.rec.seen.borrow()[0].clone();
+        assert_eq!((req.method, req.url.as_str()), (Method::Post, "https://stripe.recorder.test/v1/checkout/sessions"));
+        assert_eq!(req.headers.get("authorization"), Some("Bearer sk_test_recorded"));
+        assert_eq!(req.headers.get("content-type"), Some("application/x-www-form-urlencoded"));
+        let f = form(&req);
+        assert_eq!(field(&f, "mode"), Some("payment"));
+        assert_eq!(field(&f, "client_reference_id"), Some(U1));
+        assert_eq!(field(&f, "payment_intent_data[metadata][subject]"), Some(format!("user:{U1}").as_str()));
+        // Nothing changed yet: access comes with the webhook of the completed session,
+        // which carries exactly what the session was created with.
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 0);
+        let meta: serde_json::Map<String, Value> = f
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("metadata[").map(|k| (k.trim_end_matches(']').to_string(), json!(v))))
+            .collect();
+        let ev = json!({"id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW,
+            "type": "checkout.session.completed", "livemode": false,
+            "data": {"object": {"id": "cs_test_1", "object": "checkout.session", "mode": "payment", "status": "complete",
+                "payment_status": "paid", "customer": "cus_1", "subscription": null, "payment_intent": "pi_1",
+                "client_reference_id": field(&f, "client_reference_id"), "metadata": meta,
+                "amount_total": 1900, "currency": "usd", "created": NOW}}});
+        let (s, v) = t.stripe(&ev).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 1800);
+        // Now the buyer has a customer: the next checkout reuses it and the portal opens.
+        let (s, _) = t.post("/v1/checkout", U1, buy("VIDEO_TOKENS_30_MIN")).await;
+        assert_eq!(s, 200);
+        assert_eq!(field(&form(&t.rec.seen.borrow()[1]), "customer"), Some("cus_1"));
+        let (s, v) = t.post("/v1/portal", U1, json!({"return_url": "https://app.example.com/account"})).await;
+        assert_eq!((s, v["url"].as_str()), (200, Some("https://billing.stripe.com/p/session/1")), "{v}");
+        let p = form(&t.rec.seen.borrow()[2]);
+        assert_eq!((field(&p, "customer"), field(&p, "return_url")), (Some("cus_1"), Some("https://app.example.com/account")));
+    });
+}
+
+#[test]
+fn refusals_and_bad_bodies_are_answered_before_any_provider_call() {
+    block(async {
+        let t = T::new("vcm-suite", &[]);
+        let cases = [
+            (buy("NOPE"), 404, "unknown_offer"),
+            (buy("SUITE_PRO_TWO_CLOUDS_MONTHLY"), 400, "invalid_clouds"),
+            (json!({"offer": "SUITE_PRO_MONTHLY"}), 400, "invalid_body"),
+            (json!({"offer": 5, "success_url": "https://a.example", "cancel_url": "https://a.example"}), 400, "invalid_body"),
+            (json!({"offer": "SUITE_PRO_MONTHLY", "success_url": "/relative", "cancel_url": "https://a.example"}), 400, "invalid_url"),
+            (json!({"offer": "SUITE_PRO_MONTHLY", "success_url": "https://a.example", "cancel_url": "https://a.example", "quantity": -1}), 400, "invalid_body"),
+            (json!({"offer": "SUITE_PRO_MONTHLY", "success_url": "https://a.example", "cancel_url": "https://a.example", "organization_id": "x"}), 400, "invalid_body"),
+            (json!({"offer": "SUITE_PRO_MONTHLY", "success_url": "https://a.example", "cancel_url": "https://a.example", "organization_id": ORG}), 404, "unknown_organization"),
+        ];
+        for (body, status, code) in cases {
+            let (s, v) = t.post("/v1/checkout", U1, body.clone()).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (status, Some(code)), "{body}: {v}");
+        }
+        let (s, v) = t.post("/v1/portal", U1, json!({"return_url": "https://a.example"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_customer")));
+        let (s, v) = t.post("/v1/subscriptions/cancel", U1, json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")));
+        let (s, v) = t.post("/v1/subscriptions/change", U1, json!({"offer": "SUITE_PRO_MONTHLY"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")));
+        // An organization's billing is its owners' and admins'.
+        let o = T::new("org-seats", &[]);
+        o.app.ctx.store.add_org(ORG);
+        o.app.ctx.store.add_member(ORG, U1, "member");
+        let body = json!({"offer": "ORG_PROFESSIONAL_MONTHLY", "success_url": "https://a.example", "cancel_url": "https://a.example",
+                          "organization_id": ORG, "quantity": 3});
+        let (s, v) = o.post("/v1/checkout", U1, body.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_org_admin")), "{v}");
+        let (s, v) = o.post("/v1/checkout", U1, json!({"offer": "ORG_PROFESSIONAL_MONTHLY", "success_url": "https://a.example", "cancel_url": "https://a.example"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("wrong_subject")));
+        assert_eq!(t.calls() + o.calls(), 0, "no refused request reached a provider");
+        o.app.ctx.store.add_member(ORG, U1, "admin");
+        let (s, v) = o.post("/v1/checkout", U1, body).await;
+        assert_eq!(s, 200, "{v}");
+        let f = form(&o.rec.seen.borrow()[0]);
+        assert_eq!((field(&f, "line_items[0][quantity]"), field(&f, "client_reference_id")), (Some("3"), Some(format!("org:{ORG}").as_str())));
+    });
+}
+
+#[test]
+fn provider_failures_are_502_and_504_and_nothing_is_written() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        *t.rec.answer.borrow_mut() = Answer::Status(400, json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+            "message": "No such price: 'price_x'"}}));
+        let (s, v) = t.post("/v1/checkout", U1, buy("VIDEO_PRO_MONTHLY")).await;
+        assert_eq!((s, v["error"]["code"].as_str(), v["error"]["provider_code"].as_str()), (502, Some("provider_error"), Some("resource_missing")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("No such price"));
+        *t.rec.answer.borrow_mut() = Answer::Timeout;
+        let (s, v) = t.post("/v1/checkout", U1, buy("VIDEO_PRO_MONTHLY")).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (504, Some("provider_timeout")), "{v}");
+        let req = t.rec.seen.borrow()[1].clone();
+        assert_eq!(req.timeout_ms, Some(20_000));
+        assert!(t.app.ctx.store.grants(&Subject::user(U1)).is_empty());
+        // Not configured: a clear 500, no call.
+        let n = T::new("video-studio", &[("STRIPE_SECRET_KEY", "")]);
+        let (s, v) = n.post("/v1/checkout", U1, buy("VIDEO_PRO_MONTHLY")).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (500, Some("not_configured")));
+        assert_eq!(n.calls(), 0);
+    });
+}
+
+#[test]
+fn razorpay_offers_go_to_razorpay_with_basic_auth_and_json() {
+    block(async {
+        let t = T::new("razorpay-ai", &[]);
+        let (s, v) = t.post("/v1/checkout", U1, buy("AI_CREDITS_TOPUP_500")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!((v["provider"].as_str(), v["order"]["key_id"].as_str()), (Some("razorpay"), Some("rzp_test_id")));
+        let req = t.rec.seen.borrow()[0].clone();
+        assert_eq!(req.url, "https://razorpay.recorder.test/v1/orders");
+        assert_eq!(req.headers.get("authorization"), Some("Basic cnpwX3Rlc3RfaWQ6cnpwX3Rlc3Rfc2VjcmV0"));
+        let body: Value = serde_json::from_slice(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!((body["amount"].as_i64(), body["notes"]["offer_key"].as_str()), (Some(9900), Some("AI_CREDITS_TOPUP_500")));
+    });
+}
