@@ -9,12 +9,16 @@ export type Refusal = { ok: false; status: number; error: string; message: strin
 export type Answer<T> = { ok: true; body: T } | Refusal;
 
 /** `POST <worker><path>` with the user's token; a refusal's `{error, message}` kept whole. */
-export async function postWorker<T>(workerUrl: string, accessToken: string, path: string, body: object): Promise<Answer<T>> {
+export async function postWorker<T>(workerUrl: string, accessToken: string, path: string, body: object, idempotencyKey?: string): Promise<Answer<T>> {
   let r: Response;
   try {
     r = await fetch(`${workerUrl.replace(/\/+$/, '')}${path}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        'content-type': 'application/json',
+        ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+      },
       body: JSON.stringify(body),
     });
   } catch (e) {
@@ -73,7 +77,8 @@ export async function startCheckout(
     success_url: returnUrl('success', req.offer),
     cancel_url: returnUrl('canceled', req.offer),
   };
-  const a = await postWorker<CheckoutAnswer>(workerUrl, accessToken, '/v1/checkout', body);
+  // One key per click: a retried request gets the same session, never a second one.
+  const a = await postWorker<CheckoutAnswer>(workerUrl, accessToken, '/v1/checkout', body, crypto.randomUUID());
   if (!a.ok) return a;
   if (a.body.url) {
     window.location.assign(a.body.url);

@@ -181,6 +181,27 @@ function cancel(app: App, id: string, b: Record<string, unknown>): Answer {
   return { status: 200, body: sub };
 }
 
+/** `PATCH /v1/subscriptions/:id`: another plan (or quantity) now, or at the cycle end. */
+async function update(app: App, id: string, b: Record<string, unknown>): Promise<Answer> {
+  const rec = store().razorpay.subscriptions.get(id);
+  if (!rec || rec.app !== app) return rzpError(400, 'The id provided does not exist', 'id');
+  const sub = rec.entity;
+  if (sub.status !== 'active' && sub.status !== 'authenticated') return rzpError(400, `Subscription cannot be updated in ${sub.status} status.`);
+  const planId = typeof b.plan_id === 'string' ? b.plan_id : (sub.plan_id as string);
+  if (!(await plans(app)).some((p) => p.id === planId)) return rzpError(400, 'The id provided does not exist', 'plan_id');
+  const quantity = b.quantity === undefined ? (sub.quantity as number) : Number(b.quantity);
+  if (b.schedule_change_at === 'cycle_end') {
+    // Applied by Razorpay when the cycle ends (`subscription.updated` then); recorded here.
+    Object.assign(sub, { has_scheduled_changes: true, change_scheduled_at: sub.current_end });
+    rec.scheduled = { plan_id: planId, quantity };
+    return { status: 200, body: sub };
+  }
+  Object.assign(sub, { plan_id: planId, quantity });
+  const now = nowSecs();
+  setTimeout(() => void send(app, [event('subscription.updated', { subscription: sub }, now)]).then((d) => rec.deliveries.push(...d)), 0);
+  return { status: 200, body: sub };
+}
+
 /** Answers one request of the worker: the path after `/v1/`. */
 export async function razorpayApi(app: App, req: Request, path: string[]): Promise<Answer> {
   const auth = req.headers.get('authorization') ?? '';
@@ -207,6 +228,7 @@ export async function razorpayApi(app: App, req: Request, path: string[]): Promi
     return rec && rec.app === app ? { status: 200, body: rec.entity } : rzpError(400, 'The id provided does not exist', 'id');
   }
   if (a === 'subscriptions' && b && c === 'cancel' && method === 'POST') return cancel(app, b, body);
+  if (a === 'subscriptions' && b && !c && method === 'PATCH') return update(app, b, body);
   if (a === 'orders' && !b && method === 'POST') return createOrder(app, body);
   if (a === 'orders' && b && method === 'GET') {
     const rec = store().razorpay.orders.get(b);

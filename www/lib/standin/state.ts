@@ -110,6 +110,8 @@ export interface RazorpayRecord {
   deliveries: Delivery[];
   /** The app page the buyer came from (Razorpay's own pages end on a confirmation). */
   returnTo?: string;
+  /** A plan change waiting for the cycle end. */
+  scheduled?: { plan_id: string; quantity: number };
 }
 
 interface Store {
@@ -119,6 +121,8 @@ interface Store {
     customers: Map<string, { app: App; customer: Obj }>;
     portal: Map<string, { app: App; session: Obj }>;
     prices: Map<string, { app: App; price: Obj }>;
+    products: Map<string, { app: App; product: Obj }>;
+    schedules: Map<string, { app: App; schedule: Obj }>;
     idempotent: Map<string, { status: number; body: unknown }>;
   };
   razorpay: {
@@ -138,6 +142,8 @@ export function store(): Store {
       customers: new Map(),
       portal: new Map(),
       prices: new Map(),
+      products: new Map(),
+      schedules: new Map(),
       idempotent: new Map(),
     },
     razorpay: { subscriptions: new Map(), orders: new Map() },

@@ -66,6 +66,42 @@ async function accountPrices(app: App): Promise<Obj[]> {
   return out;
 }
 
+/** A price made from `price_data` (on a new product made from `product_data`, or on the
+ * `product` named): the product keeps `product_data`'s name and metadata, the price none. */
+function adHocPrice(app: App, d: Params, created: number): Obj {
+  let product = str(d.product);
+  if (!product) {
+    const pd = obj(d.product_data);
+    product = newId('prod');
+    store().stripe.products.set(product, {
+      app,
+      product: { id: product, object: 'product', active: true, created, livemode: false, metadata: strings(pd.metadata), name: str(pd.name) ?? product, type: 'service' },
+    });
+  }
+  const price = priceObject({
+    id: newId('price'),
+    product,
+    currency: (str(d.currency) ?? '').toLowerCase(),
+    unitAmount: Number(str(d.unit_amount)),
+    interval: str(obj(d.recurring).interval) ?? null,
+    lookupKey: null,
+    nickname: null,
+    metadata: {},
+    created,
+  });
+  store().stripe.prices.set(price.id as string, { app, price });
+  return price;
+}
+
+/** A product of the account: one per catalog offer (`prod_<offer key>`), and those made from `product_data`. */
+async function findProduct(app: App, id: string): Promise<Obj | undefined> {
+  const own = store().stripe.products.get(id);
+  if (own && own.app === app) return own.product;
+  const doc = await catalogOf(app);
+  const o = doc.offers.find((x) => `prod_${x.key.toLowerCase()}` === id);
+  return o ? { id, object: 'product', active: true, created: 1_700_000_000, livemode: false, metadata: { offer_key: o.key, catalog: app }, name: o.label, type: 'service' } : undefined;
+}
+
 async function findPrice(app: App, id: string): Promise<Obj | undefined> {
   return (await accountPrices(app)).find((p) => p.id === id);
 }
@@ -101,20 +137,7 @@ async function createSession(app: App, p: Params, origin: string): Promise<Answe
       const currency = str(d.currency);
       if (!currency) return stripeError(400, 'Missing required param: line_items[0][price_data][currency].', { code: 'parameter_missing', param: `line_items[${i}][price_data][currency]` });
       if (!Number.isInteger(amount) || amount < 0) return stripeError(400, 'Invalid integer: unit_amount.', { param: `line_items[${i}][price_data][unit_amount]` });
-      const product = str(d.product) ?? newId('prod');
-      const name = str(obj(d.product_data).name) ?? null;
-      price = priceObject({
-        id: newId('price'),
-        product,
-        currency: currency.toLowerCase(),
-        unitAmount: amount,
-        interval: str(obj(d.recurring).interval) ?? null,
-        lookupKey: null,
-        nickname: name,
-        metadata: strings(obj(d.product_data).metadata),
-        created,
-      });
-      store().stripe.prices.set(price.id as string, { app, price });
+      price = adHocPrice(app, d, created);
     } else {
       return stripeError(400, `You must specify either \`price\` or \`price_data\` in line_items[${i}].`, { param: `line_items[${i}]` });
     }
@@ -285,6 +308,11 @@ async function updateSubscription(app: App, id: string, p: Params): Promise<Answ
       if (!price) return missing('price', pid, 'items[0][price]');
       if (!price.recurring) return stripeError(400, 'The price specified is set to `type=one_time` but this field only accepts prices with `type=recurring`.', { param: 'items[0][price]' });
       item.price = price;
+    } else if (want.price_data) {
+      const d = obj(want.price_data);
+      if (!str(d.product) || !(await findProduct(app, str(d.product)!))) return missing('product', str(d.product) ?? '', 'items[0][price_data][product]');
+      if (!str(obj(d.recurring).interval)) return stripeError(400, 'Missing required param: items[0][price_data][recurring].', { code: 'parameter_missing', param: 'items[0][price_data][recurring]' });
+      item.price = adHocPrice(app, d, now);
     }
     const q = str(want.quantity);
     if (q !== undefined) item.quantity = Number(q);
@@ -325,6 +353,68 @@ function deleteSubscription(app: App, id: string): Answer {
   sub.ended_at = now;
   sendSoon(app, rec, [event('customer.subscription.deleted', structuredClone(sub), now)]);
   return { status: 200, body: sub };
+}
+
+/** `POST /v1/subscription_schedules` (`from_subscription`: its current phase), `POST
+ * /v1/subscription_schedules/:id` (its phases replaced), `GET` one. The stand-in has no
+ * clock: a later phase is recorded, and starts only on a real Stripe account. */
+async function schedules(app: App, method: string, id: string | undefined, p: Params): Promise<Answer> {
+  const st = store().stripe;
+  if (method === 'POST' && !id) {
+    const from = str(p.from_subscription);
+    if (!from) return stripeError(400, 'The stand-in creates schedules from a subscription only: pass `from_subscription`.', { param: 'from_subscription' });
+    const rec = subscriptionOf(app, from);
+    if (!rec) return missing('subscription', from, 'from_subscription');
+    if (rec.subscription.schedule) return stripeError(400, `You cannot migrate a subscription that is already attached to a schedule: \`${rec.subscription.schedule}\`.`);
+    const item = item0(rec.subscription);
+    const schedule: Obj = {
+      id: newId('sub_sched'),
+      object: 'subscription_schedule',
+      created: nowSecs(),
+      customer: rec.subscription.customer,
+      end_behavior: 'release',
+      livemode: false,
+      metadata: {},
+      phases: [
+        {
+          start_date: item.current_period_start,
+          end_date: item.current_period_end,
+          items: [{ price: (item.price as Obj).id, quantity: item.quantity, metadata: {} }],
+          metadata: {},
+          proration_behavior: 'create_prorations',
+        },
+      ],
+      status: 'active',
+      subscription: from,
+    };
+    rec.subscription.schedule = schedule.id;
+    st.schedules.set(schedule.id as string, { app, schedule });
+    return { status: 200, body: schedule };
+  }
+  const rec = id ? st.schedules.get(id) : undefined;
+  if (!id || !rec || rec.app !== app) return missing('subscription_schedule', id ?? '');
+  if (method === 'GET') return { status: 200, body: rec.schedule };
+  if (method === 'POST') {
+    const phases = list(p.phases).map((ph) => {
+      const x = obj(ph);
+      const items = list(x.items).map((it) => {
+        const i = obj(it);
+        const price = str(i.price) ?? (i.price_data ? (adHocPrice(app, obj(i.price_data), nowSecs()).id as string) : null);
+        return { price, quantity: Number(str(i.quantity) ?? '1'), metadata: strings(i.metadata) };
+      });
+      return {
+        start_date: str(x.start_date) ? Number(str(x.start_date)) : null,
+        end_date: str(x.end_date) ? Number(str(x.end_date)) : null,
+        items,
+        metadata: strings(x.metadata),
+        proration_behavior: str(x.proration_behavior) ?? 'create_prorations',
+      };
+    });
+    if (phases.length) rec.schedule.phases = phases;
+    if (str(p.end_behavior)) rec.schedule.end_behavior = str(p.end_behavior);
+    return { status: 200, body: rec.schedule };
+  }
+  return stripeError(404, `Unrecognized request URL (${method}: /v1/subscription_schedules/${id}).`);
 }
 
 /** Answers one request of the worker: `method`, the path after `/v1/`, the raw body. */
@@ -368,6 +458,11 @@ async function route(app: App, method: string, path: string[], p: Params, origin
     }
   }
   if (a === 'billing_portal' && b === 'sessions' && method === 'POST' && path.length === 2) return createPortal(app, p, origin);
+  if (a === 'subscription_schedules') return schedules(app, method, b, p);
+  if (a === 'products' && b && method === 'GET') {
+    const product = await findProduct(app, b);
+    return product ? { status: 200, body: product } : missing('product', b);
+  }
   if (a === 'subscriptions' && b) {
     if (method === 'GET' && path.length === 2) {
       const rec = subscriptionOf(app, b);
@@ -486,4 +581,10 @@ export function subscriptionsOfCustomer(app: App, customer: string) {
 export async function portalUpdate(app: App, subscription: string, cancelAtPeriodEnd: boolean): Promise<Answer> {
   const p: Params = { cancel_at_period_end: String(cancelAtPeriodEnd) };
   return updateSubscription(app, subscription, p);
+}
+
+/** What a price sells, for the stand-in's pages: its nickname, else its product's name. */
+export function priceName(price: Obj): string {
+  const own = store().stripe.products.get(price.product as string);
+  return (price.nickname as string | null) ?? (own?.product.name as string | undefined) ?? (price.product as string);
 }

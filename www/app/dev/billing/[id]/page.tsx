@@ -10,7 +10,7 @@ import { notFound } from 'next/navigation';
 import { devStandInsEnabled } from '@/lib/config';
 import { showAmount } from '@/lib/standin/money';
 import { APP_NAMES, type Obj } from '@/lib/standin/state';
-import { portalRecord, subscriptionsOfCustomer } from '@/lib/standin/stripe';
+import { portalRecord, priceName, subscriptionsOfCustomer } from '@/lib/standin/stripe';
 
 const day = (s: unknown) => (typeof s === 'number' ? new Date(s * 1000).toISOString().slice(0, 10) : '—');
 
@@ -39,7 +39,7 @@ export default async function StandInPortal({ params, searchParams }: { params: 
           return (
             <li key={sub.id as string} data-subscription={sub.id as string} data-status={sub.status as string}>
               <span>
-                <strong>{(price.nickname as string | null) ?? (price.product as string)}</strong> ·{' '}
+                <strong>{priceName(price)}</strong> ·{' '}
                 {showAmount(price.unit_amount as number, price.currency as string)} × {item.quantity as number}
                 <br />
                 <span className="status-line">

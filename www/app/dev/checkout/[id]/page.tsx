@@ -15,7 +15,7 @@ import { getSession } from '@/lib/session';
 import { showAmount } from '@/lib/standin/money';
 import { razorpayRecord } from '@/lib/standin/razorpay';
 import { APP_NAMES, type Delivery, type Obj } from '@/lib/standin/state';
-import { sessionRecord } from '@/lib/standin/stripe';
+import { priceName, sessionRecord } from '@/lib/standin/stripe';
 
 function Table({ rows, testid }: { rows: [string, string | null | undefined][]; testid?: string }) {
   return (
@@ -82,7 +82,7 @@ export default async function StandInCheckout({ params, searchParams }: { params
         <h1>Checkout</h1>
         {label}
         <p data-testid="standin-line">
-          <strong>{(price.nickname as string | null) ?? (price.product as string)}</strong> · {line.quantity} ×{' '}
+          <strong>{priceName(price)}</strong> · {line.quantity} ×{' '}
           {showAmount(price.unit_amount as number, price.currency as string)}
           {recurring ? ` / ${recurring.interval}` : ' once'}
           {trial ? ` · ${trial}-day free trial` : ''}

@@ -25,3 +25,4 @@ async function handle(req: Request, ctx: Ctx) {
 
 export const GET = handle;
 export const POST = handle;
+export const PATCH = handle;
