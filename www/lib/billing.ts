@@ -8,7 +8,7 @@
 export type Refusal = { ok: false; status: number; error: string; message: string };
 export type Answer<T> = { ok: true; body: T } | Refusal;
 
-/** `POST <worker><path>` with the user's token; a refusal's `{error, message}` kept whole. */
+/** `POST <worker><path>` with the user's token; a refusal's code and message kept whole. */
 export async function postWorker<T>(workerUrl: string, accessToken: string, path: string, body: object, idempotencyKey?: string): Promise<Answer<T>> {
   let r: Response;
   try {
@@ -24,10 +24,11 @@ export async function postWorker<T>(workerUrl: string, accessToken: string, path
   } catch (e) {
     return { ok: false, status: 0, error: 'unreachable', message: `The billing service could not be reached: ${(e as Error).message}` };
   }
-  const json = (await r.json().catch(() => null)) as (T & { error?: unknown; message?: unknown }) | null;
+  const json = (await r.json().catch(() => null)) as (T & { error?: { code?: unknown; message?: unknown } }) | null;
   if (!r.ok) {
-    const error = typeof json?.error === 'string' ? json.error : `http_${r.status}`;
-    const message = typeof json?.message === 'string' ? json.message : `The billing service answered ${r.status}.`;
+    // The worker's refusals: {"error": {"code", "message"}}.
+    const error = typeof json?.error?.code === 'string' ? json.error.code : `http_${r.status}`;
+    const message = typeof json?.error?.message === 'string' ? json.error.message : `The billing service answered ${r.status}.`;
     return { ok: false, status: r.status, error, message };
   }
   if (json === null) return { ok: false, status: r.status, error: 'bad_response', message: 'The billing service answered something other than JSON.' };
