@@ -148,3 +148,24 @@ test('a 2-cloud bundle: the buyer chooses the clouds; a wrong choice is refused 
   await shot(page, 'bundle-unlocked');
   await context.close();
 });
+
+test('a Razorpay top-up on the drafts page: the order the worker created, paid on the stand-in, credits the pool', async () => {
+  const context = await browser().newContext();
+  await signIn(context, uniqueEmail('topup'));
+  const page = await context.newPage();
+  await page.goto(`${WWW}/drafts`);
+  assert.equal(await page.innerText('[data-testid="ai-credits"]'), '0');
+  await page.click('[data-testid="buy-offers"] [data-testid="buy-AI_CREDITS_TOPUP_500"]');
+  // A one-time Razorpay purchase is an order (no page of its own at Razorpay: checkout.js
+  // opens it); locally the stand-in's page pays it.
+  await page.waitForURL(/\/dev\/checkout\/order_/);
+  const fields = await sessionFields(page);
+  assert.equal(fields.amount, '₹99.00');
+  assert.equal(fields['notes[offer_key]'], 'AI_CREDITS_TOPUP_500');
+  await page.click('[data-testid="standin-pay"]');
+  // Back where the buyer came from, with the credits the webhook gave.
+  await page.waitForURL((u) => u.pathname === '/drafts');
+  await page.waitForFunction(() => document.querySelector('[data-testid="ai-credits"]')?.textContent === '500');
+  await shot(page, 'topup-credited');
+  await context.close();
+});

@@ -70,6 +70,12 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
       setMsg({ ok: false, text: `${a.message} (${a.error})` });
       return;
     }
+    if (s.provider === 'razorpay' && !resume) {
+      // Razorpay keeps it active and cancels it when the cycle ends, sending its webhook then.
+      setBusy(null);
+      setMsg({ ok: true, text: `Razorpay has the cancellation: it ends the subscription when the cycle ends (${day(s.current_period_end)}); access stays until then.` });
+      return;
+    }
     // The provider has it; the change arrives with its webhook.
     setMsg({ ok: true, text: resume ? 'Resume asked: waiting for the provider’s confirmation…' : 'Cancellation asked: waiting for the provider’s confirmation…' });
     const deadline = Date.now() + 15_000;
