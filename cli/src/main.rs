@@ -48,6 +48,21 @@ enum Command {
     /// Sign a payload as the provider would (for scripts, demos and tests).
     #[command(subcommand)]
     Sign(SignCommand),
+    /// Stripe tools.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StripeCommand {
+    /// Print a Stripe CLI fixtures file that creates a product and a price for each offer
+    /// sold through Stripe, the price's lookup_key being the offer key.
+    #[command(after_help = "Run it with the Stripe CLI: tollgate stripe fixtures catalog.toml > stripe-fixtures.json && stripe fixtures stripe-fixtures.json\n\
+Then list each price id under its offer's stripe_price_ids, or leave them out: a price whose lookup_key is an offer key names that offer.")]
+    Fixtures {
+        /// The catalog (TOML or JSON).
+        catalog: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -227,6 +242,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(VerifyCommand::Stripe(a)) => sign_cmd::verify_stripe(&a),
         Command::Verify(VerifyCommand::Razorpay(a)) => sign_cmd::verify_razorpay(&a),
         Command::Sign(s) => sign_cmd::sign(&s),
+        Command::Stripe(StripeCommand::Fixtures { catalog }) => {
+            let c = util::load_catalog(&catalog)?;
+            println!("{}", util::to_json(&tollgate::checkout::stripe_fixtures(&c), false));
+            Ok(())
+        }
     }
 }
 

@@ -716,3 +716,19 @@ fn bad_arguments_exit_2_with_a_helpful_message() {
     let r = fails(&["catalog", "check"], 2);
     assert!(r.stderr.contains("<FILE>"), "{}", r.stderr);
 }
+
+#[test]
+fn stripe_fixtures_create_a_product_and_a_price_per_offer_with_its_key_as_lookup_key() {
+    let out = ok(&["stripe", "fixtures", &catalog("video-studio")]);
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v["_meta"]["template_version"], 0);
+    let fx = v["fixtures"].as_array().unwrap();
+    let price = fx.iter().find(|f| f["params"]["lookup_key"] == "VIDEO_TOKENS_30_MIN").expect("the top-up's price");
+    assert_eq!((price["path"].as_str(), price["method"].as_str()), (Some("/v1/prices"), Some("post")));
+    assert_eq!(price["params"]["unit_amount"], 1900);
+    assert!(price["params"].get("recurring").is_none(), "a one-time price");
+    let product = price["params"]["product"].as_str().unwrap();
+    let name = product.trim_start_matches("${").trim_end_matches(":id}");
+    assert!(fx.iter().any(|f| f["name"] == name && f["path"] == "/v1/products"), "{product} is created first");
+    fails(&["stripe", "fixtures", &data("does-not-exist.toml")], 1);
+}
