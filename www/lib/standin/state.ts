@@ -11,9 +11,9 @@
 
 import { randomBytes } from 'node:crypto';
 
-import { bundledCatalog } from 'tollgate-react/server';
 import type { CatalogDoc } from 'tollgate-react/server';
 
+import { razorpayCatalog, studioCatalog, suiteCatalog } from '../catalog';
 import { razorpayWorkerUrl, studioWorkerUrl, workerUrl } from '../config';
 
 export const APPS = ['vcm-suite', 'video-studio', 'razorpay-ai'] as const;
@@ -39,16 +39,8 @@ export function workerOf(app: App): string {
  * stand-in's "account" has a product and price for each offer, as `tollgate stripe
  * fixtures` creates them in a real one. */
 export async function catalogOf(app: App): Promise<CatalogDoc> {
-  try {
-    const r = await fetch(`${workerOf(app)}/v1/catalog`, { cache: 'no-store', signal: AbortSignal.timeout(1500) });
-    if (r.ok) {
-      const doc = (await r.json()) as CatalogDoc;
-      if (doc?.catalog?.id === app) return doc;
-    }
-  } catch {
-    /* the worker is down: the package's copy */
-  }
-  return bundledCatalog(app);
+  const r = app === 'vcm-suite' ? await suiteCatalog() : app === 'video-studio' ? await studioCatalog() : await razorpayCatalog();
+  return r.doc;
 }
 
 /** A provider-style id: `cs_test_...`, `sub_...`, `order_...`. */
