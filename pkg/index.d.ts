@@ -178,6 +178,9 @@ export interface CatalogDoc {
     grace_period_days?: number;
     hold_minutes?: number;
     plan_product?: string;
+    provider?: 'stripe' | 'razorpay';
+    allow_promotion_codes?: boolean;
+    proration?: 'always_invoice' | 'create_prorations' | 'none';
   };
   products: Array<{ id: string; name?: string; tiers: string[]; default_tier?: string }>;
   offers?: Array<Record<string, unknown> & { key: string; label: string }>;

@@ -819,6 +819,13 @@ export type Database = {
       };
     };
     Functions: {
+      tollgate_account: {
+        Args: {
+          p_subject: Json;
+          p_caller: string;
+        };
+        Returns: Json;
+      };
       tollgate_apply_fold: {
         Args: {
           p_event: Json;
@@ -917,6 +924,27 @@ export type Database = {
         Args: {
           p_event: Json;
           p_reason: string;
+        };
+        Returns: Json;
+      };
+      tollgate_kept_event: {
+        Args: {
+          p_provider: string;
+          p_event_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_kept_events: {
+        Args: {
+          p_provider?: string;
+          p_after?: number;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_kept_row: {
+        Args: {
+          pe: unknown;
         };
         Returns: Json;
       };

@@ -107,7 +107,9 @@ fn describe(raw: &str, provider: Option<Provider>) -> String {
 
 /// What happened to one event.
 pub enum Outcome {
-    Facts(Provider, Vec<Fact>),
+    /// The facts, and what the core set aside of the event's metadata (its warnings,
+    /// each naming the place, the event and the field).
+    Facts(Provider, Vec<Fact>, Vec<String>),
     Ignored(Provider, String),
 }
 
@@ -122,7 +124,11 @@ pub fn parse_one(catalog: &tollgate::Catalog, ev: &RawEvent<'_>) -> Result<Outco
         return Err(format!("{}: {what}", ev.at));
     };
     match parse_event(catalog, provider, ev.raw, None) {
-        Ok(Parsed::Facts { facts, .. }) => Ok(Outcome::Facts(provider, facts)),
+        Ok(Parsed::Facts { facts, warnings, .. }) => {
+            let what = describe(ev.raw, Some(provider));
+            let warnings = warnings.into_iter().map(|w| format!("{}: {what}: {w}", ev.at)).collect();
+            Ok(Outcome::Facts(provider, facts, warnings))
+        }
         Ok(Parsed::Ignored { reason, .. }) => Ok(Outcome::Ignored(provider, reason)),
         // The message names the field (`missing field `data.object.customer``).
         Err(e) => Err(format!("{}: {}: {e} ({})", ev.at, describe(ev.raw, Some(provider)), e.code())),
@@ -182,9 +188,14 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     let mut invalid = 0usize;
     for ev in &events {
         match parse_one(&catalog, ev) {
-            Ok(Outcome::Facts(p, fs)) => {
+            Ok(Outcome::Facts(p, fs, warnings)) => {
                 *per_provider.entry(p.as_str()).or_default() += 1;
                 facts.extend(fs);
+                if !args.quiet {
+                    for w in warnings {
+                        pb.suspend(|| eprintln!("warning: {w}"));
+                    }
+                }
             }
             Ok(Outcome::Ignored(p, reason)) => {
                 *per_provider.entry(p.as_str()).or_default() += 1;

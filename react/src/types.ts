@@ -138,7 +138,8 @@ export interface CatalogLimit {
 }
 
 export interface CatalogDoc {
-  catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string; hold_minutes?: number };
+  catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string; hold_minutes?: number;
+    provider?: 'stripe' | 'razorpay'; allow_promotion_codes?: boolean; proration?: 'always_invoice' | 'create_prorations' | 'none' };
   products: CatalogProduct[];
   offers: CatalogOffer[];
   capabilities?: CatalogCapability[];

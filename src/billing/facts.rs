@@ -400,6 +400,43 @@ pub struct CustomerLink {
     pub subject: Subject,
 }
 
+/// An operator's attribution of a kept provider event: the provider objects it names
+/// (its customer, subscription, checkout session or payment) belong to `subject`, and,
+/// when the event's prices map to no catalog offer, they sold `offer`. Gathered with the
+/// other links before a fold, so every fact of those objects, earlier or later, is folded
+/// as if the event had named the subject itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributed {
+    /// The kept delivery it settles (`stripe:evt_...`, `razorpay:<event id>`). Not named
+    /// `event`: a fact's own `event` (the delivery it was read from) shares its object.
+    pub delivery: String,
+    pub subject: Subject,
+    /// `stripe:cus_...`, `razorpay:cust_...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// `stripe:sub_...`, `razorpay:sub_...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// The purchase itself (`stripe:cs_...`, `razorpay:pay_...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
+    /// The offer sold, when the event's own prices and metadata name none the catalog has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+    /// A bundle's chosen products, when the event's own choice is missing or wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clouds: Vec<String>,
+    /// Who attributed it (the operator's name, as the operator gave it).
+    pub by: String,
+}
+
+impl Attributed {
+    /// The provider objects it attributes.
+    pub fn objects(&self) -> impl Iterator<Item = &String> {
+        self.customer.iter().chain(self.subscription.iter()).chain(self.payment.iter())
+    }
+}
+
 /// Credits given by hand (compensation, promotion, migration).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditAdjustment {
@@ -471,12 +508,14 @@ pub enum FactBody {
     CreditAdjustment(CreditAdjustment),
     GrantGiven(GrantGiven),
     Joined(Joined),
+    Attributed(Attributed),
 }
 
 impl FactBody {
     pub fn type_name(&self) -> &'static str {
         match self {
             FactBody::CustomerLinked(_) => "customer_linked",
+            FactBody::Attributed(_) => "attributed",
             FactBody::Purchase(_) => "purchase",
             FactBody::Subscription(_) => "subscription",
             FactBody::InvoicePaid(_) => "invoice_paid",
@@ -497,7 +536,10 @@ impl FactBody {
     /// snapshots, then payments, usage, and reversals last.
     fn rank(&self) -> u8 {
         match self {
-            FactBody::CustomerLinked(_) | FactBody::InvoicePayment(_) | FactBody::Joined(_) => 0,
+            FactBody::CustomerLinked(_)
+            | FactBody::Attributed(_)
+            | FactBody::InvoicePayment(_)
+            | FactBody::Joined(_) => 0,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Unpaid => 1,
             FactBody::Subscription(_) => 2,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
@@ -549,6 +591,7 @@ enum BodyKind {
     CreditAdjustment,
     GrantGiven,
     Joined,
+    Attributed,
 }
 
 impl BodyKind {
@@ -561,6 +604,7 @@ impl BodyKind {
     fn read(self, v: serde_json::Map<String, serde_json::Value>) -> Result<FactBody, serde_json::Error> {
         Ok(match self {
             BodyKind::CustomerLinked => FactBody::CustomerLinked(Deserialize::deserialize(v)?),
+            BodyKind::Attributed => FactBody::Attributed(Deserialize::deserialize(v)?),
             BodyKind::Purchase => FactBody::Purchase(Deserialize::deserialize(v)?),
             BodyKind::Subscription => FactBody::Subscription(Deserialize::deserialize(v)?),
             BodyKind::InvoicePaid => FactBody::InvoicePaid(Deserialize::deserialize(v)?),
@@ -704,6 +748,13 @@ impl Fact {
             body: FactBody::CustomerLinked(CustomerLink { customer, subject }),
         }
     }
+    /// An operator's attribution of a kept event. Keyed by the event and what it says (not
+    /// by who said it or when), so a retry of the same attribution is the same fact.
+    pub fn attributed(a: Attributed, at: Timestamp) -> Fact {
+        let said = Attributed { by: String::new(), ..a.clone() };
+        let key = format!("attributed:{}:{}:{}", key_part(&a.delivery), a.subject, digest(&said));
+        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::Attributed(a) }
+    }
     pub fn seat_assigned(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
         Fact {
             key: format!("seat:{org}:{user}:assign:{request_id}"),
@@ -754,6 +805,10 @@ impl Fact {
             FactBody::CustomerLinked(l) => {
                 push(l.customer.clone());
                 push(l.subject.to_string());
+            }
+            FactBody::Attributed(a) => {
+                a.objects().for_each(|o| push(o.clone()));
+                push(a.subject.to_string());
             }
             FactBody::Purchase(p) => {
                 push(p.id.clone());

@@ -16,6 +16,10 @@
 //!   provider's time order, not arrival order) and lossless (facts that
 //!   cannot be attributed yet wait in `pending`). See [`reducer`] for how.
 //! - [`Reducer`] applies facts one at a time and always agrees with [`reduce`].
+//! - [`attribute::attribute`] decides an operator's attribution of a kept event (one
+//!   that named no buyer, or whose prices map to no offer): an [`Attributed`] fact the
+//!   fold gathers with the other links; [`attribute::known`] says what such an event is
+//!   about.
 //! - [`BillingState::entitlements_for`] gives a subject's grants and balances
 //!   in the shape [`crate::decide`] reads; [`crate::billing::members::effective_entitlements`]
 //!   adds the grants of organizations where a user holds a seat.
@@ -27,6 +31,11 @@
 //! # Lifecycle rules
 //! - Each subscription item's offer grants its products (a bundle's chosen
 //!   products come from `metadata.clouds` on the checkout or subscription);
+//!   an item's offer comes from its price (id, `lookup_key`, the price's
+//!   metadata) before the app's `metadata.offer_key`, whose mistakes are
+//!   warnings. A paid purchase that names no buyer, and a paid subscription or
+//!   payment that names no offer of the catalog, wait in `pending` until a link
+//!   or an operator's `attributed` fact says whose and what they are;
 //!   grant ids are stable: `stripe:sub_123:video`, `razorpay:pay_9:premium`.
 //! - Active: access until the paid-through date, which only moves forward
 //!   (no update loses days). A renewal under a new subscription adds a grant
@@ -133,6 +142,7 @@
 //! Subject keys are `user:<id>` or `org:<id>`; provider object keys are
 //! `<provider>:<id>`.
 
+pub mod attribute;
 pub mod effects;
 pub mod facts;
 mod json;
@@ -144,7 +154,7 @@ pub mod state;
 pub mod stripe;
 
 pub use facts::{
-    canonical_cmp, CreditAdjustment, CustomerLink, DisputeOutcome, Fact, FactBody, InvoiceFailed, InvoicePaid,
+    canonical_cmp, Attributed, CreditAdjustment, CustomerLink, DisputeOutcome, Fact, FactBody, InvoiceFailed, InvoicePaid,
     InvoicePayment, Item, Provider, Purchase, PurchaseMode, PurchaseOutcome, Reversal, SeatChange, SubStatus, Subject,
     SubscriptionSnapshot, UsageFact, UsageTake, GrantGiven,
 };
@@ -178,6 +188,7 @@ pub fn parse_event(
                     created: f.at,
                 },
                 facts: vec![f],
+                warnings: Vec::new(),
             })
         }
     }

@@ -9,8 +9,12 @@ use super::json::At;
 use crate::catalog::{Catalog, Offer, SubjectKind};
 use crate::time::Timestamp;
 
-/// A malformed event: which field is missing or wrong, and why. The worker
-/// answers these with a 4xx (the sender should not retry a malformed body).
+/// A malformed event: which field is missing or wrong, and why. The worker never
+/// answers a correctly signed event with a 4xx (a provider retries any non-2xx, Stripe
+/// for up to three days, and then drops the event): it keeps the body with this reason
+/// (200 `kept`) for an operator. Metadata the app wrote (an offer key, a bundle's
+/// products, the buyer) is never a reason to refuse an event: a wrong value is a
+/// warning, and what the prices say wins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum ParseError {
@@ -80,8 +84,15 @@ pub struct EventInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Parsed {
-    /// Facts to store and fold (one event may give several).
-    Facts { event: EventInfo, facts: Vec<Fact> },
+    /// Facts to store and fold (one event may give several), and what was wrong with the
+    /// event's metadata and set aside (an unknown offer key, a bundle choice that does not
+    /// fit the offer, a malformed buyer).
+    Facts {
+        event: EventInfo,
+        facts: Vec<Fact>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
+    },
     /// Understood and deliberately not used: acknowledge it (2xx) and move on.
     Ignored { event: EventInfo, reason: String },
 }
@@ -95,6 +106,13 @@ impl Parsed {
     pub fn facts(&self) -> &[Fact] {
         match self {
             Parsed::Facts { facts, .. } => facts,
+            Parsed::Ignored { .. } => &[],
+        }
+    }
+    /// What was wrong with the event's metadata and set aside.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Parsed::Facts { warnings, .. } => warnings,
             Parsed::Ignored { .. } => &[],
         }
     }
@@ -117,9 +135,85 @@ pub(crate) fn parse_json(raw: &str) -> Result<serde_json::Value, ParseError> {
 
 /// Looks up an offer named in metadata; an unknown key is an error (the
 /// integration and the catalog disagree), not something to ignore.
-pub(crate) fn offer_by_key<'c>(catalog: &'c Catalog, key: &str, path: String) -> Result<&'c Offer, ParseError> {
-    catalog.offer(key).ok_or_else(|| ParseError::UnknownOffer { path, offer: key.to_string() })
+/// The offer an app's metadata names, or `None` with a warning when the catalog has no
+/// such offer (the event's prices may still say what was sold).
+pub(crate) fn offer_or_warn<'c>(
+    catalog: &'c Catalog,
+    key: Option<String>,
+    path: String,
+    warnings: &mut Vec<String>,
+) -> Option<&'c Offer> {
+    let key = key?;
+    match catalog.offer(&key) {
+        Some(o) => Some(o),
+        None => {
+            warnings.push(ParseError::UnknownOffer { path, offer: key }.to_string());
+            None
+        }
+    }
 }
+
+/// [`subject_from`], with a malformed buyer set aside as a warning: the event then waits
+/// for an operator to attribute it.
+pub(crate) fn subject_or_warn(
+    obj: &At<'_>,
+    map: &str,
+    fallback_id: Option<&str>,
+    offer: Option<&Offer>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Subject>, ParseError> {
+    match subject_from(obj, map, fallback_id, offer) {
+        Ok(s) => Ok(s),
+        Err(e @ ParseError::InvalidValue { .. }) => {
+            warnings.push(e.to_string());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A bundle's chosen products, checked against the offer: a choice that does not fit is
+/// set aside with a warning (the purchase still stands, and an operator may choose).
+pub(crate) fn clouds_or_warn(
+    catalog: &Catalog,
+    offer: Option<&Offer>,
+    clouds: Vec<String>,
+    path: &str,
+    paid: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let Some(o) = offer.filter(|o| bundle_size(o) > 0) else { return clouds };
+    if clouds.is_empty() {
+        if paid {
+            warnings.push(format!(
+                "{}; offer `{}` is a bundle and no products were chosen",
+                ParseError::MissingField { path: path.to_string() },
+                o.key
+            ));
+        }
+        return clouds;
+    }
+    match check_clouds(catalog, o, &clouds, path) {
+        Ok(()) => clouds,
+        Err(e) => {
+            warnings.push(e.to_string());
+            Vec::new()
+        }
+    }
+}
+
+/// A whole number the app wrote in metadata (`quantity`), or `None` with a warning.
+pub(crate) fn meta_count(a: &At<'_>, map: &str, k: &str, warnings: &mut Vec<String>) -> Result<Option<u32>, ParseError> {
+    let Some(q) = a.meta(map, k)? else { return Ok(None) };
+    match q.trim().parse::<u32>() {
+        Ok(n) => Ok(Some(n)),
+        Err(_) => {
+            warnings.push(format!("field `{}`: `{q}` is not a whole number", a.field_path(&format!("{map}.{k}"))));
+            Ok(None)
+        }
+    }
+}
+
 
 /// The subject named by a metadata / notes map: `subject` (`user:..` / `org:..`),
 /// `org_id` / `organization_id`, or `user_id`; `fallback_id` (Stripe's

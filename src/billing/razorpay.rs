@@ -9,7 +9,9 @@
 //! The app creates subscriptions and orders with `notes` naming the buyer
 //! (`user_id`, or `org_id` / `subject`) and, for one-time payments, the
 //! `offer_key` (and `clouds` for a bundle); a subscription's offer comes from
-//! its `plan_id` (the catalog's `razorpay_plan_ids`) or `notes.offer_key`.
+//! its `plan_id` (the catalog's `razorpay_plan_ids`), else `notes.offer_key`.
+//! Wrong notes are warnings, never a parse error: a captured payment that names
+//! no offer the catalog has, or no buyer, is read and waits for an operator.
 //!
 //! Handled: `subscription.authenticated`, `.activated`, `.charged`, `.pending`,
 //! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
@@ -77,6 +79,8 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
     };
     let payload = root.req("payload")?;
     let ty = event.event_type.clone();
+    let mut warnings = Vec::new();
+    let w = &mut warnings;
     let out = match ty.as_str() {
         "subscription.authenticated"
         | "subscription.activated"
@@ -87,8 +91,8 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         | "subscription.completed"
         | "subscription.updated"
         | "subscription.paused"
-        | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged")?,
-        "payment.captured" => payment_captured(catalog, &event, &payload)?,
+        | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged", w)?,
+        "payment.captured" => payment_captured(catalog, &event, &payload, w)?,
         "refund.processed" => refund(&event, &payload)?,
         "payment.dispute.created" | "payment.dispute.under_review" | "payment.dispute.action_required" => {
             dispute(&event, &payload, None)?
@@ -99,7 +103,7 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match out {
-        Ok(facts) => Parsed::Facts { event, facts },
+        Ok(facts) => Parsed::Facts { event, facts, warnings },
         Err(reason) => Parsed::Ignored { event, reason },
     })
 }
@@ -129,30 +133,40 @@ fn status_of(s: &str, path: String) -> Result<SubStatus, ParseError> {
     })
 }
 
-fn notes_offer<'c>(catalog: &'c Catalog, e: &At<'_>) -> Result<Option<&'c Offer>, ParseError> {
-    match e.meta("notes", "offer_key")? {
-        Some(k) => offer_by_key(catalog, &k, e.field_path("notes.offer_key")).map(Some),
-        None => Ok(None),
-    }
+/// The offer `notes.offer_key` names; an unknown one is a warning.
+fn notes_offer<'c>(catalog: &'c Catalog, e: &At<'_>, warnings: &mut Vec<String>) -> Result<Option<&'c Offer>, ParseError> {
+    Ok(offer_or_warn(catalog, e.meta("notes", "offer_key")?, e.field_path("notes.offer_key"), warnings))
 }
 
-fn subscription(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, charged: bool) -> Result<Outcome, ParseError> {
+fn subscription(
+    catalog: &Catalog,
+    event: &EventInfo,
+    payload: &At<'_>,
+    charged: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ParseError> {
     let wrap = payload.req("subscription")?;
     let e = wrap.req("entity")?;
     let id = e.req_str("id")?;
     let status = status_of(e.req_str("status")?, e.field_path("status"))?;
     let plan = e.req_str("plan_id")?;
+    // The plan wins over the notes the app wrote.
     let offer = match catalog.offer_by_price_id(plan) {
-        Some(o) => Some(o),
-        None => notes_offer(catalog, &e)?,
+        Some(o) => {
+            if let Some(k) = e.meta("notes", "offer_key")?.filter(|k| *k != o.key) {
+                warnings.push(format!(
+                    "field `{}`: `{k}` is not the offer of plan {plan} (`{}`); the plan's is used",
+                    e.field_path("notes.offer_key"),
+                    o.key
+                ));
+            }
+            Some(o)
+        }
+        None => notes_offer(catalog, &e, warnings)?,
     };
     let quantity = count(&e, "quantity", 1)?;
     let clouds = split_clouds(e.meta("notes", "clouds")?);
-    if let Some(o) = offer {
-        if !clouds.is_empty() {
-            check_clouds(catalog, o, &clouds, &e.field_path("notes.clouds"))?;
-        }
-    }
+    let clouds = clouds_or_warn(catalog, offer, clouds, &e.field_path("notes.clouds"), false, warnings);
     let (period_start, period_end) = (e.opt_time("current_start")?, e.opt_time("current_end")?);
     if let (Some(s), Some(x)) = (period_start, period_end) {
         if x < s {
@@ -179,7 +193,7 @@ fn subscription(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, charged:
         cancel_at_period_end: false,
         cancel_at: None,
         ended_at: e.opt_time("ended_at")?,
-        subject: subject_from(&e, "notes", None, offer)?,
+        subject: subject_or_warn(&e, "notes", None, offer, warnings)?,
         clouds,
     };
     let mut facts = vec![fact(
@@ -216,33 +230,29 @@ fn subscription(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, charged:
     Ok(Ok(facts))
 }
 
-fn payment_captured(catalog: &Catalog, event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
+fn payment_captured(
+    catalog: &Catalog,
+    event: &EventInfo,
+    payload: &At<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ParseError> {
     let pw = payload.req("payment")?;
     let p = pw.req("entity")?;
     let id = p.req_str("id")?;
     if p.opt_str("invoice_id")?.is_some() {
         return Ok(Err(format!("payment {id} pays a subscription invoice: applied from subscription.charged")));
     }
-    let Some(offer) = notes_offer(catalog, &p)? else {
-        return Ok(Err(format!("payment {id} names no offer (notes.offer_key)")));
-    };
+    // A captured payment is money in: without an offer the catalog has (a one-time order
+    // carries no plan, only the notes the app wrote) or a buyer, it waits for an operator.
+    let offer = notes_offer(catalog, &p, warnings)?;
+    if offer.is_none() && p.meta("notes", "offer_key")?.is_none() {
+        warnings.push(format!("payment {id} names no offer (notes.offer_key)"));
+    }
     let clouds = split_clouds(p.meta("notes", "clouds")?);
-    if bundle_size(offer) > 0 && clouds.is_empty() {
-        return Err(ParseError::MissingField { path: p.field_path("notes.clouds") });
-    }
-    check_clouds(catalog, offer, &clouds, &p.field_path("notes.clouds"))?;
-    let subject = subject_from(&p, "notes", None, Some(offer))?;
+    let clouds = clouds_or_warn(catalog, offer, clouds, &p.field_path("notes.clouds"), true, warnings);
+    let subject = subject_or_warn(&p, "notes", None, offer, warnings)?;
     let customer = p.opt_str("customer_id")?.map(rref);
-    if subject.is_none() && customer.is_none() {
-        return Err(ParseError::MissingField { path: p.field_path("notes.user_id") });
-    }
-    let quantity = match p.meta("notes", "quantity")? {
-        Some(q) => q.parse::<u32>().map_err(|_| ParseError::InvalidValue {
-            path: p.field_path("notes.quantity"),
-            message: format!("`{q}` is not a whole number"),
-        })?,
-        None => 1,
-    };
+    let quantity = meta_count(&p, "notes", "quantity", warnings)?.unwrap_or(1);
     let mut payment_refs = Vec::new();
     if let Some(o) = p.opt_str("order_id")? {
         payment_refs.push(rref(o));
@@ -254,7 +264,7 @@ fn payment_captured(catalog: &Catalog, event: &EventInfo, payload: &At<'_>) -> R
         subject,
         customer,
         subscription: None,
-        offer: Some(offer.key.clone()),
+        offer: offer.map(|o| o.key.clone()),
         quantity: quantity.max(1),
         clouds,
         payment_refs,

@@ -236,6 +236,12 @@ struct Attribution {
     subscription: BTreeMap<String, Subject>,
     sub_customer: BTreeMap<String, String>,
     checkout: BTreeMap<String, CheckoutInfo>,
+    /// Purchases (checkout sessions, payments) an operator attributed: object -> subject.
+    payment: BTreeMap<String, Subject>,
+    /// The offer an operator named for a subscription or purchase whose prices map to none.
+    offers: BTreeMap<String, String>,
+    /// A bundle's products an operator chose for a subscription or purchase.
+    chosen: BTreeMap<String, Vec<String>>,
     /// Dispute -> how it ended, from every closing in the set.
     disputes: BTreeMap<String, DisputeOutcome>,
     /// Invoice -> the ids of the payments that paid it (Stripe invoice payments).
@@ -273,6 +279,30 @@ impl Attribution {
         match &f.body {
             FactBody::CustomerLinked(l) => {
                 changed |= Self::link(&mut self.customer, &mut self.warnings, &l.customer, &l.subject);
+            }
+            FactBody::Attributed(a) => {
+                if let Some(c) = &a.customer {
+                    changed |= Self::link(&mut self.customer, &mut self.warnings, c, &a.subject);
+                }
+                if let Some(s) = &a.subscription {
+                    changed |= Self::link(&mut self.subscription, &mut self.warnings, s, &a.subject);
+                }
+                if let Some(p) = &a.payment {
+                    changed |= Self::link(&mut self.payment, &mut self.warnings, p, &a.subject);
+                }
+                // The first operator's word on an object's offer and bundle choice holds.
+                for o in a.subscription.iter().chain(a.payment.iter()) {
+                    if let Some(k) = &a.offer {
+                        if !self.offers.contains_key(o) {
+                            self.offers.insert(o.clone(), k.clone());
+                            changed = true;
+                        }
+                    }
+                    if !a.clouds.is_empty() && !self.chosen.contains_key(o) {
+                        self.chosen.insert(o.clone(), a.clouds.clone());
+                        changed = true;
+                    }
+                }
             }
             FactBody::Purchase(p) => {
                 if let Some(s) = &p.subject {
@@ -363,6 +393,38 @@ impl Attribution {
     /// The invoices a payment (payment intent, charge) is known to have paid.
     fn invoices_paid_by(&self, payment: &str) -> Vec<String> {
         self.invoice_payments.iter().filter(|(_, refs)| refs.contains(payment)).map(|(inv, _)| inv.clone()).collect()
+    }
+
+    /// A purchase with what an operator attributed filled in: the offer and the bundle's
+    /// products when the event's own name none the catalog has.
+    fn completed(&self, catalog: &Catalog, p: &Purchase) -> Purchase {
+        let mut p = p.clone();
+        let objects: Vec<&String> = std::iter::once(&p.id).chain(p.subscription.iter()).collect();
+        if p.offer.as_deref().and_then(|k| catalog.offer(k)).is_none() {
+            if let Some(k) = objects.iter().find_map(|o| self.offers.get(*o)) {
+                p.offer = Some(k.clone());
+            }
+        }
+        if p.clouds.is_empty() {
+            if let Some(c) = objects.iter().find_map(|o| self.chosen.get(*o)) {
+                p.clouds = c.clone();
+            }
+        }
+        p
+    }
+
+    /// Items with the operator's offer for the subscription in place of prices that map
+    /// to no catalog offer.
+    fn completed_items(&self, catalog: &Catalog, sub: &str, items: &[Item]) -> Vec<Item> {
+        let Some(k) = self.offers.get(sub) else { return items.to_vec() };
+        let mut out = items.to_vec();
+        for it in out.iter_mut().filter(|i| i.offer.as_deref().and_then(|o| catalog.offer(o)).is_none()) {
+            it.offer = Some(k.clone());
+        }
+        if out.is_empty() {
+            out.push(Item { price: None, offer: Some(k.clone()), quantity: 1 });
+        }
+        out
     }
 
     fn subject_for_sub(&self, sub: &str, customer: Option<&str>) -> Option<Subject> {
@@ -517,6 +579,11 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
         .collect()
 }
 
+/// Does any item map to an offer of the catalog?
+fn has_offer(catalog: &Catalog, items: &[Item]) -> bool {
+    items.iter().any(|i| i.offer.as_deref().and_then(|k| catalog.offer(k)).is_some())
+}
+
 fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> SubscriptionState {
     SubscriptionState {
         id: id.to_string(),
@@ -563,6 +630,9 @@ struct Folder<'c> {
     manual: BTreeMap<(String, Source, String), GrantGiven>,
     /// Warnings raised by fold steps.
     step_warnings: Vec<String>,
+    /// Paid facts of a subscription that named no catalog offer, with the subscription:
+    /// they wait (in `pending`) unless the subscription knows its offer by the fold's end.
+    unmapped: Vec<(Fact, String)>,
     clock: Timestamp,
     last: Option<Fact>,
 }
@@ -585,6 +655,7 @@ impl<'c> Folder<'c> {
             deferred: Vec::new(),
             manual: BTreeMap::new(),
             step_warnings: Vec::new(),
+            unmapped: Vec::new(),
             clock: Timestamp(i64::MIN),
             last: None,
         }
@@ -699,6 +770,8 @@ impl<'c> Folder<'c> {
         self.last = Some(f.clone());
         match &f.body {
             FactBody::CustomerLinked(l) => self.touch(&l.subject, f.at),
+            // Gathered with the attribution; the subject exists from then on.
+            FactBody::Attributed(a) => self.touch(&a.subject, f.at),
             FactBody::Joined(j) => self.touch(&j.subject, f.at),
             FactBody::Purchase(p) => self.on_purchase(f, p),
             FactBody::Subscription(s) => self.on_snapshot(f, s),
@@ -728,11 +801,22 @@ impl<'c> Folder<'c> {
     }
 
     fn on_purchase(&mut self, f: &Fact, p: &Purchase) {
-        let subject =
-            p.subject.clone().or_else(|| p.customer.as_ref().and_then(|c| self.attr.customer.get(c).cloned()));
+        let p = &self.attr.completed(self.catalog, p);
+        let subject = p
+            .subject
+            .clone()
+            .or_else(|| self.attr.payment.get(&p.id).cloned())
+            .or_else(|| p.customer.as_ref().and_then(|c| self.attr.customer.get(c).cloned()))
+            .or_else(|| p.subscription.as_ref().and_then(|s| self.attr.subscription.get(s).cloned()));
         let Some(subject) = subject else {
-            let c = p.customer.clone().unwrap_or_default();
-            return self.pend(f, format!("customer {c} is not linked to a user or organization yet"), vec![c]);
+            let mut waiting: Vec<String> = p.customer.iter().cloned().collect();
+            waiting.push(p.id.clone());
+            waiting.extend(p.subscription.iter().cloned());
+            let reason = match &p.customer {
+                Some(c) => format!("customer {c} is not linked to a user or organization yet"),
+                None => format!("{} names no user or organization (client_reference_id or metadata) and no customer", p.id),
+            };
+            return self.pend(f, reason, waiting);
         };
         self.touch(&subject, f.at);
         if p.outcome != PurchaseOutcome::Paid {
@@ -742,6 +826,9 @@ impl<'c> Folder<'c> {
             PurchaseMode::Subscription => {
                 let Some(sid) = &p.subscription else { return };
                 let offer = p.offer.as_deref().and_then(|k| self.catalog.offer(k));
+                if offer.is_none() {
+                    self.unmapped.push((f.clone(), sid.clone()));
+                }
                 match self.st.subscriptions.get_mut(sid) {
                     Some(s) => {
                         if s.subject.is_none() {
@@ -793,8 +880,12 @@ impl<'c> Folder<'c> {
             return;
         }
         let Some(offer) = p.offer.as_deref().and_then(|k| self.catalog.offer(k)) else {
-            let o = p.offer.clone().unwrap_or_default();
-            return self.warn(format!("{}: offer `{o}` is not in the catalog; nothing granted", p.id));
+            // Paid, and nothing says what for: it waits for an operator to name the offer.
+            let reason = match &p.offer {
+                Some(o) => format!("{}: offer `{o}` is not in the catalog", p.id),
+                None => format!("{}: no price or metadata of it names an offer of the catalog", p.id),
+            };
+            return self.pend(f, reason, vec![p.id.clone()]);
         };
         let valid_to = add_interval(f.at, offer.price.interval);
         let mut w = Vec::new();
@@ -862,8 +953,16 @@ impl<'c> Folder<'c> {
         // the subscription, so no grant is left behind that later events do not update.
         let subject = self.attr.subject_for_sub(&s.id, s.customer.as_deref()).or_else(|| s.subject.clone());
         let failure = self.failures.remove(&s.id);
-        let checkout_clouds = self.attr.checkout.get(&s.id).map(|c| c.clouds.clone()).unwrap_or_default();
+        let checkout_clouds = self
+            .attr
+            .checkout
+            .get(&s.id)
+            .map(|c| c.clouds.clone())
+            .filter(|c| !c.is_empty())
+            .or_else(|| self.attr.chosen.get(&s.id).cloned())
+            .unwrap_or_default();
         let catalog = self.catalog;
+        let items = self.attr.completed_items(catalog, &s.id, &s.items);
         let e = self.st.subscriptions.entry(s.id.clone()).or_insert_with(|| new_subscription(&s.id, f.provider, f.at));
         // Monotone: nothing after the end, nothing older than what is known.
         if e.version.is_some() && e.status.is_terminal() || e.version.is_some_and(|v| f.at < v) {
@@ -872,7 +971,7 @@ impl<'c> Folder<'c> {
         }
         e.version = Some(f.at);
         e.status = s.status;
-        e.items = s.items.clone();
+        e.items = items;
         if s.customer.is_some() {
             e.customer = s.customer.clone();
         }
@@ -911,6 +1010,10 @@ impl<'c> Folder<'c> {
             e.subject = subject.clone();
         }
         e.seats = subscription_seats(catalog, &e.items);
+        let live = matches!(s.status, SubStatus::Active | SubStatus::Trialing | SubStatus::PastDue);
+        if live && e.subject.is_some() && !has_offer(catalog, &e.items) {
+            self.unmapped.push((f.clone(), s.id.clone()));
+        }
         match e.subject.clone() {
             Some(subj) => self.touch(&subj, f.at),
             None => {
@@ -924,15 +1027,16 @@ impl<'c> Folder<'c> {
     fn on_invoice_paid(&mut self, f: &Fact, i: &InvoicePaid) {
         let attributed = self.attr.subject_for_sub(&i.subscription, i.customer.as_deref());
         let catalog = self.catalog;
+        let inv_items = self.attr.completed_items(catalog, &i.subscription, &i.items);
         let e = self.st.subscriptions.entry(i.subscription.clone()).or_insert_with(|| {
             let mut s = new_subscription(&i.subscription, f.provider, f.at);
             s.status = SubStatus::Active;
             s.customer = i.customer.clone();
-            s.items = i.items.clone();
+            s.items = inv_items.clone();
             s
         });
         let first_offer =
-            i.items.iter().chain(e.items.iter()).find_map(|x| x.offer.as_deref()).and_then(|k| catalog.offer(k));
+            inv_items.iter().chain(e.items.iter()).find_map(|x| x.offer.as_deref()).and_then(|k| catalog.offer(k));
         let period_end =
             i.period_end.or(e.period_end).or_else(|| first_offer.and_then(|o| add_interval(f.at, o.price.interval)));
         if !e.status.is_terminal() {
@@ -941,7 +1045,7 @@ impl<'c> Folder<'c> {
             }
             e.past_due_since = None;
             if e.items.is_empty() {
-                e.items = i.items.clone();
+                e.items = inv_items.clone();
             }
             e.period_start = e.period_start.or(i.period_start);
             e.period_end = max_opt(e.period_end, period_end);
@@ -959,7 +1063,10 @@ impl<'c> Folder<'c> {
             waiting.extend(i.customer.iter().cloned());
             return self.pend(f, format!("no user or organization is known for {} yet", i.subscription), waiting);
         };
-        let items = if i.items.iter().any(|x| x.offer.is_some()) { i.items.clone() } else { e.items.clone() };
+        let items = if inv_items.iter().any(|x| x.offer.is_some()) { inv_items.clone() } else { e.items.clone() };
+        if !e.status.is_terminal() && !has_offer(catalog, &items) && !has_offer(catalog, &e.items) {
+            self.unmapped.push((f.clone(), i.subscription.clone()));
+        }
         // An invoice paid after the subscription ended is kept (a refund may name it)
         // but opens no new period of credits.
         let ended = e.status.is_terminal();
@@ -1341,6 +1448,23 @@ impl<'c> Folder<'c> {
                     }
                 }
                 self.pend(&f, "the payment it reverses is not known yet".into(), refs);
+            }
+        }
+        // Paid for a subscription none of whose prices (nor any operator) names an offer of
+        // the catalog: it grants nothing, so it waits for an operator to name the offer.
+        for (f, sub) in std::mem::take(&mut self.unmapped) {
+            let Some(s) = self.st.subscriptions.get(&sub) else { continue };
+            if has_offer(self.catalog, &s.items) {
+                continue;
+            }
+            let prices: Vec<&str> = s.items.iter().filter_map(|i| i.price.as_deref()).collect();
+            let reason = if prices.is_empty() {
+                format!("no offer of the catalog is known for {sub}")
+            } else {
+                format!("no price of {sub} maps to an offer of the catalog ({})", prices.join(", "))
+            };
+            if !self.st.pending.iter().any(|p| p.key == f.key) {
+                self.pend(&f, reason, vec![sub.clone()]);
             }
         }
         self.advance(now);

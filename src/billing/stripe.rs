@@ -61,16 +61,18 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
         return Err(ParseError::WrongType { path: "data.object".into(), expected: "an object".into() });
     }
     let ty = event.event_type.clone();
+    let mut warnings = Vec::new();
+    let w = &mut warnings;
     let facts = match ty.as_str() {
-        "checkout.session.completed" => checkout(catalog, &event, &obj, None)?,
-        "checkout.session.async_payment_succeeded" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Paid))?,
-        "checkout.session.async_payment_failed" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Failed))?,
+        "checkout.session.completed" => checkout(catalog, &event, &obj, None, w)?,
+        "checkout.session.async_payment_succeeded" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Paid), w)?,
+        "checkout.session.async_payment_failed" => checkout(catalog, &event, &obj, Some(PurchaseOutcome::Failed), w)?,
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.paused"
-        | "customer.subscription.resumed" => subscription(catalog, &event, &obj, false)?,
-        "customer.subscription.deleted" => subscription(catalog, &event, &obj, true)?,
-        "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(catalog, &event, &obj)?,
+        | "customer.subscription.resumed" => subscription(catalog, &event, &obj, false, w)?,
+        "customer.subscription.deleted" => subscription(catalog, &event, &obj, true, w)?,
+        "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(catalog, &event, &obj, w)?,
         "invoice.payment_failed" => invoice_failed(&event, &obj)?,
         "charge.refunded" => refund(&event, &obj)?,
         "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.funds_withdrawn" => {
@@ -81,7 +83,7 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match facts {
-        Ok(facts) => Parsed::Facts { event, facts },
+        Ok(facts) => Parsed::Facts { event, facts, warnings },
         Err(reason) => Parsed::Ignored { event, reason },
     })
 }
@@ -93,17 +95,46 @@ fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
     Fact { key, provider: P, event: event.id.clone(), at: event.created, body }
 }
 
-/// The catalog offer of a price id, or of an `offer_key` in the price's metadata.
-fn offer_of_price<'c>(catalog: &'c Catalog, price: &At<'_>, price_id: &str) -> Result<Option<&'c Offer>, ParseError> {
+/// The catalog offer of a price: by its id (an offer's `stripe_price_ids`), by its
+/// `lookup_key` (prices published from the catalog carry the offer key there), or by an
+/// `offer_key` in the price's metadata (an unknown one is a warning).
+fn offer_of_price<'c>(
+    catalog: &'c Catalog,
+    price: &At<'_>,
+    price_id: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<&'c Offer>, ParseError> {
     if let Some(o) = catalog.offer_by_price_id(price_id) {
         return Ok(Some(o));
     }
     if price.is_object() {
-        if let Some(k) = price.meta("metadata", "offer_key")? {
-            return offer_by_key(catalog, &k, price.field_path("metadata.offer_key")).map(Some);
+        if let Some(o) = price.opt_str("lookup_key")?.and_then(|k| catalog.offer(k)) {
+            return Ok(Some(o));
         }
+        let k = price.meta("metadata", "offer_key")?;
+        return Ok(offer_or_warn(catalog, k, price.field_path("metadata.offer_key"), warnings));
     }
     Ok(None)
+}
+
+/// The offer sold: what the prices say, else what the object's metadata says. Metadata
+/// that names another offer than the prices, or none the catalog has, is a warning.
+fn price_wins<'c>(
+    price_offer: Option<&'c Offer>,
+    meta_key: Option<String>,
+    catalog: &'c Catalog,
+    path: String,
+    warnings: &mut Vec<String>,
+) -> Option<&'c Offer> {
+    match price_offer {
+        Some(o) => {
+            if let Some(k) = meta_key.filter(|k| *k != o.key) {
+                warnings.push(format!("field `{path}`: `{k}` is not the offer of the price paid (`{}`); the price's is used", o.key));
+            }
+            Some(o)
+        }
+        None => offer_or_warn(catalog, meta_key, path, warnings),
+    }
 }
 
 fn checkout(
@@ -111,6 +142,7 @@ fn checkout(
     event: &EventInfo,
     obj: &At<'_>,
     forced: Option<PurchaseOutcome>,
+    warnings: &mut Vec<String>,
 ) -> Result<Outcome, ParseError> {
     let cs = obj.req_str("id")?;
     let mode = match obj.req_str("mode")? {
@@ -138,58 +170,39 @@ fn checkout(
         }
     };
 
-    // The offer: metadata.offer_key, else a line item's price.
-    let mut offer: Option<&Offer> = None;
+    // The offer: a line item's price (line items are in the event only when the app
+    // expanded them), else metadata.offer_key.
+    let mut price_offer: Option<&Offer> = None;
     let mut quantity: Option<u32> = None;
-    if let Some(k) = obj.meta("metadata", "offer_key")? {
-        offer = Some(offer_by_key(catalog, &k, obj.field_path("metadata.offer_key"))?);
-    }
     if let Some(li) = obj.get("line_items") {
         for line in li.items("data")? {
             let price = line.get("price");
             let pid = line.opt_ref("price")?;
             if let (Some(p), Some(pid)) = (price, pid) {
-                if let Some(o) = offer_of_price(catalog, &p, &pid)? {
-                    if offer.is_none() || offer.is_some_and(|x| x.key == o.key) {
-                        offer = Some(o);
-                        quantity = Some(count(&line, "quantity", 1)?);
-                        break;
-                    }
+                if let Some(o) = offer_of_price(catalog, &p, &pid, warnings)? {
+                    price_offer = Some(o);
+                    quantity = Some(count(&line, "quantity", 1)?);
+                    break;
                 }
             }
         }
     }
+    let meta_key = obj.meta("metadata", "offer_key")?;
+    let offer = price_wins(price_offer, meta_key, catalog, obj.field_path("metadata.offer_key"), warnings);
     if quantity.is_none() {
-        if let Some(q) = obj.meta("metadata", "quantity")? {
-            quantity = Some(q.parse::<u32>().map_err(|_| ParseError::InvalidValue {
-                path: obj.field_path("metadata.quantity"),
-                message: format!("`{q}` is not a whole number"),
-            })?);
-        }
-    }
-    if offer.is_none() && mode == PurchaseMode::Payment {
-        return Ok(Err(format!(
-            "checkout {cs} sells nothing in the catalog (set metadata.offer_key, or list the price id on an offer)"
-        )));
+        quantity = meta_count(obj, "metadata", "quantity", warnings)?;
     }
 
+    let paid = outcome == PurchaseOutcome::Paid;
     let clouds = split_clouds(obj.meta("metadata", "clouds")?);
-    if let Some(o) = offer {
-        if bundle_size(o) > 0 && clouds.is_empty() && outcome == PurchaseOutcome::Paid {
-            return Err(ParseError::MissingField { path: obj.field_path("metadata.clouds") });
-        }
-        if !clouds.is_empty() {
-            check_clouds(catalog, o, &clouds, &obj.field_path("metadata.clouds"))?;
-        }
-    }
+    let clouds = clouds_or_warn(catalog, offer, clouds, &obj.field_path("metadata.clouds"), paid, warnings);
 
-    let subject = subject_from(obj, "metadata", obj.opt_str("client_reference_id")?, offer)?;
+    // No buyer named (or a malformed one): the purchase waits for its customer's link or
+    // an operator's attribution; it is never refused.
+    let subject = subject_or_warn(obj, "metadata", obj.opt_str("client_reference_id")?, offer, warnings)?;
     let customer = obj.opt_ref("customer")?.map(|c| sref(&c));
-    if subject.is_none() && customer.is_none() {
-        return Err(ParseError::MissingField { path: obj.field_path("client_reference_id") });
-    }
     let subscription = obj.opt_ref("subscription")?.map(|s| sref(&s));
-    if mode == PurchaseMode::Subscription && subscription.is_none() && outcome == PurchaseOutcome::Paid {
+    if mode == PurchaseMode::Subscription && subscription.is_none() && paid {
         return Err(ParseError::MissingField { path: obj.field_path("subscription") });
     }
     let mut payment_refs = Vec::new();
@@ -240,17 +253,22 @@ fn status_of(s: &str, path: String) -> Result<SubStatus, ParseError> {
     })
 }
 
-fn subscription(catalog: &Catalog, event: &EventInfo, obj: &At<'_>, deleted: bool) -> Result<Outcome, ParseError> {
+fn subscription(
+    catalog: &Catalog,
+    event: &EventInfo,
+    obj: &At<'_>,
+    deleted: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ParseError> {
     let id = obj.req_str("id")?;
     let customer = obj.req_ref("customer")?;
     let status = if deleted { SubStatus::Ended } else { status_of(obj.req_str("status")?, obj.field_path("status"))? };
     let items_list = obj.req("items")?;
     let lines = items_list.items("data")?;
     let single = lines.len() == 1;
-    let meta_offer = match obj.meta("metadata", "offer_key")? {
-        Some(k) => Some(offer_by_key(catalog, &k, obj.field_path("metadata.offer_key"))?),
-        None => None,
-    };
+    let meta_key = obj.meta("metadata", "offer_key")?;
+    let meta_path = obj.field_path("metadata.offer_key");
+    let mut meta_used = false;
     let mut items = Vec::new();
     let (mut item_start, mut item_end): (Option<crate::time::Timestamp>, Option<crate::time::Timestamp>) = (None, None);
     for it in &lines {
@@ -264,13 +282,17 @@ fn subscription(catalog: &Catalog, event: &EventInfo, obj: &At<'_>, deleted: boo
                 None => (None, None),
             },
         };
-        let mut offer = match (&price_at, &price_id) {
-            (Some(p), Some(pid)) => offer_of_price(catalog, p, pid)?,
+        let price_offer = match (&price_at, &price_id) {
+            (Some(p), Some(pid)) => offer_of_price(catalog, p, pid, warnings)?,
             _ => None,
         };
-        if offer.is_none() && single {
-            offer = meta_offer;
-        }
+        // The subscription's metadata speaks for a lone item only.
+        let offer = if single {
+            meta_used = true;
+            price_wins(price_offer, meta_key.clone(), catalog, meta_path.clone(), warnings)
+        } else {
+            price_offer
+        };
         items.push(Item { price: price_id, offer: offer.map(|o| o.key.clone()), quantity: count(it, "quantity", 1)? });
         if let (Some(s), Some(e)) = (it.opt_time("current_period_start")?, it.opt_time("current_period_end")?) {
             item_start = Some(item_start.map_or(s, |x| x.min(s)));
@@ -300,14 +322,15 @@ fn subscription(catalog: &Catalog, event: &EventInfo, obj: &At<'_>, deleted: boo
             });
         }
     }
-    let clouds = split_clouds(obj.meta("metadata", "clouds")?);
-    if !clouds.is_empty() {
-        for o in items.iter().filter_map(|i| i.offer.as_deref()).filter_map(|k| catalog.offer(k)) {
-            if bundle_size(o) > 0 {
-                check_clouds(catalog, o, &clouds, &obj.field_path("metadata.clouds"))?;
-            }
+    if !meta_used {
+        if let Some(k) = meta_key.filter(|k| catalog.offer(k).is_none()) {
+            warnings.push(ParseError::UnknownOffer { path: meta_path, offer: k }.to_string());
         }
     }
+    let bundle = items.iter().filter_map(|i| i.offer.as_deref()).filter_map(|k| catalog.offer(k)).find(|o| bundle_size(o) > 0);
+    let clouds = split_clouds(obj.meta("metadata", "clouds")?);
+    // A subscription's metadata may leave the choice to its checkout: only a wrong choice warns.
+    let clouds = clouds_or_warn(catalog, bundle, clouds, &obj.field_path("metadata.clouds"), false, warnings);
     let offer_for_subject = items.iter().filter_map(|i| i.offer.as_deref()).find_map(|k| catalog.offer(k));
     let snap = SubscriptionSnapshot {
         id: sref(id),
@@ -321,7 +344,7 @@ fn subscription(catalog: &Catalog, event: &EventInfo, obj: &At<'_>, deleted: boo
         cancel_at_period_end: obj.opt_bool("cancel_at_period_end")?.unwrap_or(false),
         cancel_at: obj.opt_time("cancel_at")?,
         ended_at: obj.opt_time("ended_at")?,
-        subject: subject_from(obj, "metadata", None, offer_for_subject)?,
+        subject: subject_or_warn(obj, "metadata", None, offer_for_subject, warnings)?,
         clouds,
     };
     let key = if deleted {
@@ -380,7 +403,12 @@ fn line_price(line: &At<'_>) -> Result<Option<(Value, String)>, ParseError> {
     Ok(None)
 }
 
-fn invoice_paid(catalog: &Catalog, event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
+fn invoice_paid(
+    catalog: &Catalog,
+    event: &EventInfo,
+    obj: &At<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ParseError> {
     let id = obj.req_str("id")?;
     let Some(sub) = invoice_subscription(obj)? else {
         return Ok(Err(format!("invoice {id} is not for a subscription")));
@@ -391,7 +419,7 @@ fn invoice_paid(catalog: &Catalog, event: &EventInfo, obj: &At<'_>) -> Result<Ou
         for l in lines.items("data")? {
             let Some((pv, pid)) = line_price(&l)? else { continue };
             let pat = At::root(&pv, "");
-            let offer = offer_of_price(catalog, &pat, &pid)?;
+            let offer = offer_of_price(catalog, &pat, &pid, warnings)?;
             let quantity = count(&l, "quantity", 1)?;
             if let Some(p) = l.get("period") {
                 let (s, e) = (p.req_time("start")?, p.req_time("end")?);

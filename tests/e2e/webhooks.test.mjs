@@ -254,3 +254,86 @@ test('PostgreSQL stopped mid-run: 5xx and nothing partial; redelivery after rest
     assert.equal(g[0].valid_to.getTime() / 1000, t0 + 30 * DAY);
     assert.equal((await eventsRows(paid.id)).length, 1);
   });
+
+/** Every open kept delivery, page by page, as `GET /v1/admin/unattributed` lists them. */
+async function unattributed() {
+  const all = [];
+  let after = null;
+  for (let page = 0; page < 100; page++) {
+    const r = await worker('GET', `/v1/admin/unattributed?limit=200${after === null ? '' : `&after=${after}`}`,
+      { headers: { authorization: `Bearer ${env.adminSecret}` } });
+    assert.equal(r.status, 200, r.text);
+    all.push(...r.json.events);
+    if (r.json.next === null) return all;
+    after = r.json.next;
+  }
+  throw new Error('more than 100 pages of kept events');
+}
+const attribute = (body) => worker('POST', '/v1/admin/attribute', { body, headers: { authorization: `Bearer ${env.adminSecret}` } });
+
+test('attribution never lost: a checkout naming no buyer is kept, listed, and granted once an operator attributes it', { skip: !PLAN }, async () => {
+  const s = await subject();
+  const t0 = now() - 2 * DAY;
+  const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
+  const [checkout, created, paid] = firstPeriod(sub, t0);
+  checkout.data.object.client_reference_id = null;
+  checkout.data.object.metadata = { offer_key: PLAN.offer };
+  for (const e of [checkout, created, paid]) {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.status, 'kept', `${e.type}: ${r.text}`);
+  }
+  assert.deepEqual(await grants(s), []);
+  const listed = (await unattributed()).find((e) => e.event === checkout.id);
+  assert.ok(listed, 'the checkout is listed');
+  assert.equal(listed.type, 'checkout.session.completed');
+  assert.equal(listed.known.customer, `stripe:${sub.customer}`);
+  assert.equal(listed.known.subscription, `stripe:${sub.sub}`);
+  assert.equal(listed.known.offer, PLAN.offer);
+  assert.equal(listed.known.amount, 2900);
+  assert.ok(listed.received_at, 'the store says when it was kept');
+  assert.ok(listed.reason.length > 0);
+
+  const r = await attribute({ event: checkout.id, ...s, by: 'e2e' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.status, 'attributed');
+  const g = await grants(s);
+  assert.equal(g.length, 1, JSON.stringify(g));
+  assert.deepEqual([g[0].cloud_id, g[0].tier, g[0].status, g[0].offer_key], [PLAN.product, PLAN.tier, 'active', PLAN.offer]);
+  assert.equal(g[0].valid_to.getTime() / 1000, t0 + 30 * DAY);
+  const fact = await q("select fact from billing_facts where fact_type = 'attributed' and fact_key = $1", [r.json.fact]);
+  assert.equal(fact.length, 1);
+  assert.equal(fact[0].fact.by, 'e2e');
+  const open = await q('select event_id from pending_webhook_events where event_id = any($1) and resolved_at is null',
+    [[checkout.id, created.id, paid.id]]);
+  assert.deepEqual(open, [], 'every kept event of the subscription was applied with it');
+  assert.ok(!(await unattributed()).some((e) => e.event === checkout.id));
+
+  // A retry answers the same; another subject is refused; an event never kept is 404.
+  const again = await attribute({ event: checkout.id, ...s });
+  assert.deepEqual([again.status, again.json.status], [200, 'already_attributed'], again.text);
+  const other = await subject();
+  const refused = await attribute({ event: checkout.id, ...other });
+  assert.deepEqual([refused.status, refused.json.error.code], [409, 'attributed_to_other'], refused.text);
+  assert.deepEqual(await grants(other), []);
+  const unknown = await attribute({ event: id('evt'), ...s });
+  assert.deepEqual([unknown.status, unknown.json.error.code], [404, 'unknown_event']);
+  const bad = await attribute({ event: checkout.id });
+  assert.deepEqual([bad.status, bad.json.error.code], [400, 'invalid_subject']);
+  assert.equal((await grants(s)).length, 1);
+});
+
+test('a wrong offer key in checkout metadata: granted from the price, with a warning', { skip: !PLAN }, async () => {
+  const s = await subject();
+  const t0 = now() - DAY;
+  const sub = new StripeSubscriber({ subject: s, ...PLAN, start: t0 });
+  const [checkout, created, paid] = firstPeriod(sub, t0);
+  checkout.data.object.metadata.offer_key = `${PLAN.offer}_TYPO`;
+  const r = await postStripe(checkout);
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json.warnings.some((w) => w.includes(`${PLAN.offer}_TYPO`)), r.text);
+  for (const e of [created, paid]) assert.equal((await postStripe(e)).status, 200);
+  const g = await grants(s);
+  assert.equal(g.length, 1, JSON.stringify(g));
+  assert.deepEqual([g[0].tier, g[0].offer_key], [PLAN.tier, PLAN.offer]);
+});

@@ -73,8 +73,9 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::SubscriptionCancel
                 | Route::SubscriptionResume
                 | Route::SubscriptionChange => self.signed_in(route, &req, now).await,
-                Route::AdminGrants => self.admin(&req, now, false).await,
-                Route::AdminSeats => self.admin(&req, now, true).await,
+                Route::AdminGrants | Route::AdminSeats | Route::AdminUnattributed | Route::AdminAttribute => {
+                    self.admin(route, &req, now).await
+                }
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
                 Route::RazorpayWebhook => self.webhook(crate::webhook::Provider::Razorpay, &req, now).await,
             },
@@ -188,7 +189,8 @@ impl<T: Transport, S: Store> App<T, S> {
 
     // ------------------------------------------------------------------ admin
 
-    async fn admin(&self, req: &InRequest, now: Timestamp, seats: bool) -> AppResponse {
+    async fn admin(&self, route: crate::routes::Route, req: &InRequest, now: Timestamp) -> AppResponse {
+        use crate::routes::Route;
         let Some(secret) = &self.ctx.config.admin_secret else {
             return error(404, "not_found", "admin routes are disabled (no ADMIN_SECRET)");
         };
@@ -204,10 +206,11 @@ impl<T: Transport, S: Store> App<T, S> {
             )
             .with_header("www-authenticate", "Bearer");
         }
-        if seats {
-            crate::admin::seats(&self.ctx, req, now).await
-        } else {
-            crate::admin::grants(&self.ctx, req, now).await
+        match route {
+            Route::AdminSeats => crate::admin::seats(&self.ctx, req, now).await,
+            Route::AdminUnattributed => crate::attribution::unattributed(&self.ctx, req).await,
+            Route::AdminAttribute => crate::attribution::attribute_event(&self.ctx, req, now).await,
+            _ => crate::admin::grants(&self.ctx, req, now).await,
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod attribution;
 pub mod auth;
 pub mod config;
 pub mod consume;

@@ -21,7 +21,7 @@ use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
 use crate::store::{
-    record_json, ChargeAnswer, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, Lapsed, PendingEvent, Store,
+    record_json, ChargeAnswer, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -51,10 +51,29 @@ struct Record {
 #[derive(Clone, Debug)]
 struct Kept {
     seq: u64,
+    event_type: String,
     payload: Value,
     resolved: bool,
     attempts: u32,
     reason: String,
+    waiting_for: Vec<String>,
+}
+
+impl Kept {
+    fn row(&self, provider: &str, event_id: &str) -> KeptEvent {
+        KeptEvent {
+            id: self.seq as i64,
+            provider: provider.to_string(),
+            event_id: event_id.to_string(),
+            event_type: self.event_type.clone(),
+            reason: self.reason.clone(),
+            waiting_for: self.waiting_for.clone(),
+            received_at: Value::Null,
+            attempts: self.attempts,
+            resolved: self.resolved,
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -655,12 +674,16 @@ impl Store for MemoryStore {
             if fold.pending.keep || !unknown.is_empty() {
                 let seq = g.next();
                 let reason = if unknown.is_empty() { fold.pending.reason.clone() } else { "the user is not in the database yet".into() };
+                let mut waiting_for = fold.pending.waiting_for.clone();
+                waiting_for.extend(unknown.iter().cloned());
                 g.kept.entry((e.provider.clone(), e.event_id.clone())).or_insert(Kept {
                     seq,
+                    event_type: e.event_type.clone(),
                     payload: e.payload.clone(),
                     resolved: false,
                     attempts: 0,
                     reason,
+                    waiting_for,
                 });
                 status = FoldStatus::Kept;
             }
@@ -684,10 +707,12 @@ impl Store for MemoryStore {
         let seq = g.next();
         let k = g.kept.entry((event.provider.clone(), event.event_id.clone())).or_insert(Kept {
             seq,
+            event_type: event.event_type.clone(),
             payload: Value::Null,
             resolved: false,
             attempts: 0,
             reason: String::new(),
+            waiting_for: Vec::new(),
         });
         k.payload = event.payload.clone();
         k.reason = reason.to_string();
@@ -711,6 +736,25 @@ impl Store for MemoryStore {
             k.reason = error.to_string();
         }
         Ok(())
+    }
+
+    async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
+        let g = self.inner.borrow();
+        let mut v: Vec<KeptEvent> = g
+            .kept
+            .iter()
+            .filter(|((p, _), k)| !k.resolved && provider.is_none_or(|x| x == p))
+            .map(|((p, e), k)| k.row(p, e))
+            .filter(|k| after.is_none_or(|a| k.id > a))
+            .collect();
+        v.sort_by_key(|k| k.id);
+        v.truncate(limit.clamp(1, 200) as usize);
+        Ok(v)
+    }
+
+    async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
+        let g = self.inner.borrow();
+        Ok(g.kept.get(&(provider.to_string(), event_id.to_string())).map(|k| k.row(provider, event_id)))
     }
 
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {

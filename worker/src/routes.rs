@@ -37,6 +37,8 @@ pub enum Route {
     SubscriptionChange,
     AdminGrants,
     AdminSeats,
+    AdminUnattributed,
+    AdminAttribute,
     StripeWebhook,
     RazorpayWebhook,
 }
@@ -66,6 +68,8 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/subscriptions/change", POST, Route::SubscriptionChange),
     ("/v1/admin/grants", POST, Route::AdminGrants),
     ("/v1/admin/seats", POST, Route::AdminSeats),
+    ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
+    ("/v1/admin/attribute", POST, Route::AdminAttribute),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
     ("/webhooks/razorpay", POST, Route::RazorpayWebhook),
 ];

@@ -146,6 +146,42 @@ pub struct PendingEvent {
     pub payload: Value,
 }
 
+/// A kept delivery as an operator sees it (`pending_webhook_events`): why it waits, and
+/// its body, which the core reads again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptEvent {
+    /// The keyset cursor of the listing (the order deliveries were kept in).
+    pub id: i64,
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub reason: String,
+    pub waiting_for: Vec<String>,
+    /// When it was kept, as the store wrote it (`null` in memory: that store has no clock).
+    pub received_at: Value,
+    pub attempts: u32,
+    /// It was applied since (by a later event, the scheduled run, an attribution).
+    pub resolved: bool,
+    pub payload: Value,
+}
+
+impl KeptEvent {
+    fn from_store(v: &Value) -> KeptEvent {
+        KeptEvent {
+            id: v["id"].as_i64().unwrap_or(0),
+            provider: v["provider"].as_str().unwrap_or("").to_string(),
+            event_id: v["event_id"].as_str().unwrap_or("").to_string(),
+            event_type: v["event_type"].as_str().unwrap_or("").to_string(),
+            reason: v["reason"].as_str().unwrap_or("").to_string(),
+            waiting_for: strings(v, "waiting_for"),
+            received_at: v["received_at"].clone(),
+            attempts: v["attempts"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            resolved: !v["resolved_at"].is_null(),
+            payload: v["payload"].clone(),
+        }
+    }
+}
+
 /// A lot or hand-given grant past its end.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lapsed {
@@ -200,6 +236,10 @@ pub trait Store {
     async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError>;
     async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError>;
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError>;
+    /// Open kept deliveries in the order they were kept, after the cursor `after`.
+    async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError>;
+    /// One kept delivery, open or resolved; `None`: the event was never kept.
+    async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError>;
     /// Lapsed rows up to `now`, after `after` in (at, id) order.
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
     /// Does `user` hold an active seat of `org`?
@@ -515,6 +555,17 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
         let args = json!({"p_provider": provider, "p_event_id": event_id, "p_error": error});
         self.client.rpc("tollgate_pending_attempt", &args).await.map(|_| ())
+    }
+
+    async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
+        let args = json!({"p_provider": provider, "p_after": after, "p_limit": limit});
+        let v = self.client.rpc("tollgate_kept_events", &args).await?;
+        Ok(v.as_array().map(|a| a.iter().map(KeptEvent::from_store).collect()).unwrap_or_default())
+    }
+
+    async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
+        let v = self.client.rpc("tollgate_kept_event", &json!({"p_provider": provider, "p_event_id": event_id})).await?;
+        Ok((!v.is_null()).then(|| KeptEvent::from_store(&v)))
     }
 
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {

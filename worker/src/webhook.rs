@@ -10,8 +10,10 @@
 //!    order-independent, so duplicates, replays and any delivery order end in the same
 //!    rows. The store checks that the cluster of facts the fold read did not change (and
 //!    that no charge took from a lot it writes); if either did, we fold again, a few times.
-//! 4. Answers: 200 `applied` / `duplicate`; 200 `kept` for an event that cannot be
-//!    applied yet (no subject attributed, a user the database does not know yet);
+//! 4. Answers: 200 `applied` / `duplicate` (with the metadata the core set aside as
+//!    `warnings`); 200 `kept` for an event that cannot be applied yet (no subject
+//!    attributed, no offer of the catalog known for it, a user the database does not know
+//!    yet: listed by `/v1/admin/unattributed`, applied by `/v1/admin/attribute`);
 //!    503/500 with no store internals when the store fails, so the provider retries.
 
 use serde_json::{json, Value};
@@ -87,6 +89,9 @@ pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider,
         Err(reason) => return keep_unreadable(app, provider, req, &raw, &reason).await,
     };
     let info = parsed.event().clone();
+    // Metadata the core set aside (an unknown offer key, a bundle choice that does not fit):
+    // said in the answer, which the provider's dashboard shows with the delivery.
+    let warnings = parsed.warnings().to_vec();
     let facts = match parsed {
         Parsed::Ignored { reason, .. } => {
             return AppResponse::json(200, &json!({"status": "ignored", "event": info.id, "reason": reason}));
@@ -109,16 +114,26 @@ pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider,
     match apply_facts(app, Some(event), facts, now).await {
         Ok(Outcome::Applied { version, subjects, .. }) => AppResponse::json(
             200,
-            &json!({"status": "applied", "event": info.id, "version": version, "subjects": subjects}),
+            &with_warnings(json!({"status": "applied", "event": info.id, "version": version, "subjects": subjects}), warnings),
         ),
         Ok(Outcome::Kept { waiting_for }) => AppResponse::json(
             200,
-            &json!({"status": "kept", "event": info.id, "waiting_for": waiting_for,
-                    "message": "stored; it applies as soon as what it waits for arrives"}),
+            &with_warnings(
+                json!({"status": "kept", "event": info.id, "waiting_for": waiting_for,
+                       "message": "stored; it applies as soon as what it waits for arrives, or when an operator attributes it (/v1/admin/attribute)"}),
+                warnings,
+            ),
         ),
         Ok(Outcome::Duplicate) => AppResponse::json(200, &json!({"status": "duplicate", "event": info.id})),
         Err(e) => public_store_error(&e),
     }
+}
+
+fn with_warnings(mut v: Value, warnings: Vec<String>) -> Value {
+    if !warnings.is_empty() {
+        v["warnings"] = json!(warnings);
+    }
+    v
 }
 
 /// Keeps a correctly signed delivery the core could not read: 200 `kept`, stored with
@@ -156,7 +171,7 @@ async fn keep_unreadable<T: Transport, S: Store>(
 }
 
 /// The core's reading of an event, or why it cannot be read (code and message).
-fn parse<T, S>(app: &Ctx<T, S>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
+pub fn parse<T, S>(app: &Ctx<T, S>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
     let r = match provider {
         Provider::Stripe => tollgate::billing::stripe::parse_stripe_event(&app.catalog, raw),
         Provider::Razorpay => tollgate::billing::razorpay::parse_razorpay_event(&app.catalog, raw, event_id),

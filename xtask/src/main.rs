@@ -42,7 +42,8 @@ cargo xtask <command>
           libraries; the React layer; the worker end to end under wrangler dev against
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
   test e2e
-          the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs)
+          the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs,
+          TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)
   types   supabase/database.types.ts from the migrations (the shape of `supabase gen types`;
           `test` checks that the committed file matches)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)

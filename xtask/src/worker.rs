@@ -447,6 +447,32 @@ impl LocalSecrets {
     }
 }
 
+const RECORDED_PROVIDER_VARS: &[&str] = &[
+    "STRIPE_SECRET_KEY",
+    "STRIPE_API_BASE",
+    "RAZORPAY_KEY_ID",
+    "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_API_BASE",
+    "PROVIDER_TIMEOUT_SECONDS",
+];
+
+/// The e2e workers' provider settings: test keys, and both providers' API bases on the
+/// recorder that tests/e2e/checkout.test.mjs runs on `port` (it records each request
+/// for the contract test and answers like the provider; nothing leaves the machine).
+fn recorded_provider_vars(port: u16) -> Vec<(String, String)> {
+    [
+        ("STRIPE_SECRET_KEY", "sk_test_e2e_recorder".to_string()),
+        ("STRIPE_API_BASE", format!("http://127.0.0.1:{port}/stripe")),
+        ("RAZORPAY_KEY_ID", "rzp_test_e2e_recorder".to_string()),
+        ("RAZORPAY_KEY_SECRET", "rzp_test_e2e_recorder_secret".to_string()),
+        ("RAZORPAY_API_BASE", format!("http://127.0.0.1:{port}/razorpay")),
+        ("PROVIDER_TIMEOUT_SECONDS", "2".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Writes `.dev.vars` (wrangler's local secrets, git-ignored) at the repository root.
 pub fn write_dev_vars(root: &Path, vars: &[(String, String)]) -> Result<PathBuf> {
     let path = root.join(".dev.vars");
@@ -644,6 +670,9 @@ fn tail(text: &str, n: usize) -> String {
 pub struct E2eEnv {
     /// `http://127.0.0.1:8787`
     pub worker_url: String,
+    /// Where tests/e2e/checkout.test.mjs listens as the RECORDER of provider requests
+    /// (the worker's STRIPE_API_BASE and RAZORPAY_API_BASE point there).
+    pub recorder_port: u16,
     /// The REST gateway's base URL (`http://127.0.0.1:54321`).
     pub rest_url: String,
     /// `postgres://postgres@127.0.0.1:54322/postgres` (superuser, for checking rows).
@@ -684,6 +713,13 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|n| n.ends_with(".test.mjs"))
+        // TOLLGATE_E2E_FILES=a,b narrows a local run to the files whose names contain a or b.
+        .filter(|n| {
+            std::env::var("TOLLGATE_E2E_FILES")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .is_none_or(|v| v.split(',').any(|f| n.contains(f.trim())))
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -711,6 +747,7 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
             .env("TOLLGATE_PG_STOP_CMD", &env.pg_stop_cmd)
             .env("TOLLGATE_PG_START_CMD", &env.pg_start_cmd)
             .env("TOLLGATE_CATALOG", &env.catalog)
+            .env("TOLLGATE_PROVIDER_RECORDER_PORT", env.recorder_port.to_string())
             .env("TOLLGATE_REPO", root),
         "e2e tests",
     )
@@ -754,10 +791,15 @@ pub fn test_all_on(root: &Path, stack: &StackInfo, port: u16) -> Result<BuildOut
         .map(|v| v.split(',').map(|c| c.trim().to_string()).collect());
     for catalog in CATALOGS.iter().filter(|c| only.as_ref().is_none_or(|o| o.iter().any(|x| x == *c))) {
         say(&format!("worker e2e with catalog `{catalog}`"));
-        write_dev_vars(root, &secrets.dev_vars(&stack.rest_url, &stack.jwt_secret, catalog))?;
+        let recorder_port = port + 1000;
+        let mut vars = secrets.dev_vars(&stack.rest_url, &stack.jwt_secret, catalog);
+        vars.retain(|(k, _)| !RECORDED_PROVIDER_VARS.contains(&k.as_str()));
+        vars.extend(recorded_provider_vars(recorder_port));
+        write_dev_vars(root, &vars)?;
         let dev = dev_start(root, port)?;
         let env = E2eEnv {
             worker_url: dev.url.clone(),
+            recorder_port,
             rest_url: stack.rest_url.clone(),
             db_url: stack.db_url.clone(),
             jwt_secret: stack.jwt_secret.clone(),

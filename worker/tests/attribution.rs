@@ -1,0 +1,271 @@
+//! Attribution never lost, through the worker's own routes on the in-memory store (the VCM
+//! Suite's catalog): a paid event with wrong metadata is granted from its price; one that
+//! names no buyer, or no offer the catalog has, is kept (200), listed by
+//! `GET /v1/admin/unattributed` and applied by `POST /v1/admin/attribute`, once; every
+//! bad request's answer. (The same routes run against PostgreSQL under `wrangler dev` in
+//! tests/e2e/webhooks.test.mjs.)
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::{config, hmac, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::http::{Headers, InRequest, Method};
+use tollgate_worker::memory::MemoryStore;
+use tollgate_worker::state::Subject;
+
+/// 2027-01-15T10:00:00Z
+const NOW: i64 = 1_800_007_200;
+const DAY: i64 = 86_400;
+const U1: &str = "00000000-0000-4000-8000-0000000000a1";
+const U2: &str = "00000000-0000-4000-8000-0000000000a2";
+
+struct T {
+    app: App<NoNetwork, MemoryStore>,
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+impl T {
+    fn new() -> T {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "vcm-suite"), NoNetwork, MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        app.ctx.store.add_user(U2);
+        T { app }
+    }
+
+    async fn call(&self, method: Method, path: &str, query: &str, headers: Headers, body: Vec<u8>) -> (u16, Value) {
+        let req = InRequest { method, path: path.into(), query: query.into(), headers, body };
+        let r = self.app.handle(req, Timestamp(NOW)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    async fn stripe(&self, event: &Value) -> (u16, Value) {
+        let payload = event.to_string();
+        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{NOW}.{payload}")));
+        let headers = Headers::new().with("stripe-signature", format!("t={NOW},v1={sig}"));
+        self.call(Method::Post, "/webhooks/stripe", "", headers, payload.into_bytes()).await
+    }
+
+    fn admin_headers() -> Headers {
+        Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"))
+    }
+
+    async fn unattributed(&self, query: &str) -> (u16, Value) {
+        self.call(Method::Get, "/v1/admin/unattributed", query, T::admin_headers(), vec![]).await
+    }
+
+    async fn attribute(&self, body: Value) -> (u16, Value) {
+        self.call(Method::Post, "/v1/admin/attribute", "", T::admin_headers(), body.to_string().into_bytes()).await
+    }
+
+    fn grants(&self, uid: &str) -> Vec<Value> {
+        self.app.ctx.store.grants(&Subject::user(uid))
+    }
+}
+
+fn envelope(id: &str, ty: &str, at: i64, object: Value) -> Value {
+    json!({"id": id, "object": "event", "api_version": "2025-03-31.basil", "created": at, "type": ty,
+           "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+           "data": {"object": object}})
+}
+
+/// A subscription checkout of the suite's Pro plan, as Stripe sends it (no line items).
+fn checkout(n: &str, metadata: Value, client_reference_id: Option<&str>) -> Value {
+    envelope(
+        &format!("evt_cs_{n}"),
+        "checkout.session.completed",
+        NOW - 60,
+        json!({"id": format!("cs_{n}"), "object": "checkout.session", "mode": "subscription", "status": "complete",
+               "payment_status": "paid", "customer": format!("cus_{n}"), "subscription": format!("sub_{n}"),
+               "client_reference_id": client_reference_id, "metadata": metadata,
+               "amount_total": 5900, "currency": "usd", "created": NOW - 60}),
+    )
+}
+
+fn subscription(n: &str, price: &str, metadata: Value) -> Value {
+    envelope(
+        &format!("evt_sub_{n}"),
+        "customer.subscription.created",
+        NOW - 61,
+        json!({"id": format!("sub_{n}"), "object": "subscription", "customer": format!("cus_{n}"), "status": "active",
+               "cancel_at_period_end": false, "start_date": NOW - 61, "created": NOW - 61, "metadata": metadata,
+               "items": {"object": "list", "data": [{"id": format!("si_{n}"), "object": "subscription_item", "quantity": 1,
+                   "price": {"id": price, "object": "price", "metadata": {}},
+                   "current_period_start": NOW - 61, "current_period_end": NOW - 61 + 30 * DAY}]}}),
+    )
+}
+
+#[test]
+fn wrong_metadata_is_granted_from_the_price_with_a_warning() {
+    block(async {
+        let t = T::new();
+        let (status, v) = t.stripe(&subscription("w1", "price_vcm_pro_monthly", json!({"offer_key": "SUITE_PRO_MONTLY"}))).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["status"], "kept", "the subscription waits for its buyer: {v}");
+        let (status, v) =
+            t.stripe(&checkout("w1", json!({"offer_key": "SUITE_PRO_MONTLY", "clouds": "nope"}), Some(U1))).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("applied")), "{v}");
+        let w = v["warnings"].to_string();
+        assert!(w.contains("SUITE_PRO_MONTLY") && w.contains("not in the catalog"), "{v}");
+        let g = t.grants(U1);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!((g[0]["cloud_id"].as_str(), g[0]["tier"].as_str()), (Some("suite"), Some("pro")), "{g:?}");
+        assert_eq!(g[0]["offer_key"], "SUITE_PRO_MONTHLY");
+        // Nothing is left waiting.
+        let (status, v) = t.unattributed("").await;
+        assert_eq!((status, v["events"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    })
+}
+
+#[test]
+fn a_checkout_naming_no_buyer_is_kept_listed_and_applied_by_the_operator_once() {
+    block(async {
+        let t = T::new();
+        let (status, v) = t.stripe(&checkout("a1", json!({"offer_key": "SUITE_PRO_MONTHLY"}), None)).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        assert!(v["waiting_for"].to_string().contains("stripe:cus_a1"), "{v}");
+        let (status, v) = t.stripe(&subscription("a1", "price_vcm_pro_monthly", json!({}))).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        assert!(t.grants(U1).is_empty());
+
+        // Listed, with what the core reads in each.
+        let (status, v) = t.unattributed("").await;
+        assert_eq!(status, 200, "{v}");
+        let events = v["events"].as_array().unwrap();
+        assert_eq!(events.len(), 2, "{v}");
+        let cs = events.iter().find(|e| e["event"] == "evt_cs_a1").expect("the checkout is listed");
+        assert_eq!(cs["type"], "checkout.session.completed");
+        assert_eq!(cs["provider"], "stripe");
+        assert_eq!(cs["readable"], true);
+        assert_eq!(cs["known"]["customer"], "stripe:cus_a1");
+        assert_eq!(cs["known"]["subscription"], "stripe:sub_a1");
+        assert_eq!(cs["known"]["payment"], "stripe:cs_a1");
+        assert_eq!(cs["known"]["offer"], "SUITE_PRO_MONTHLY");
+        assert_eq!((cs["known"]["amount"].as_i64(), cs["known"]["currency"].as_str()), (Some(5900), Some("usd")));
+        assert!(cs["reason"].as_str().unwrap().contains("not linked"), "{cs}");
+        let sub = events.iter().find(|e| e["event"] == "evt_sub_a1").unwrap();
+        assert_eq!(sub["known"]["prices"], json!(["price_vcm_pro_monthly"]));
+        // Paging: one at a time, `next` leads on, and ends.
+        let (_, p1) = t.unattributed("limit=1").await;
+        assert_eq!(p1["events"].as_array().unwrap().len(), 1);
+        let next = p1["next"].as_i64().expect("a next page");
+        let (_, p2) = t.unattributed(&format!("limit=1&after={next}")).await;
+        assert_eq!(p2["events"].as_array().unwrap().len(), 1);
+        assert_ne!(p1["events"][0]["event"], p2["events"][0]["event"]);
+        let (_, p3) = t.unattributed(&format!("limit=1&after={}", p2["next"].as_i64().unwrap())).await;
+        assert_eq!((p3["events"].as_array().unwrap().len(), &p3["next"]), (0, &Value::Null));
+        let (_, rz) = t.unattributed("provider=razorpay").await;
+        assert_eq!(rz["events"], json!([]));
+
+        // The operator attributes the checkout: the grant appears, both kept events resolve.
+        let (status, v) = t.attribute(json!({"event": "evt_cs_a1", "user_id": U1, "by": "ops@example.com"})).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!((v["status"].as_str(), v["subject"].as_str()), (Some("attributed"), Some(format!("user:{U1}").as_str())));
+        assert!(v["fact"].as_str().unwrap().starts_with("attributed:"), "{v}");
+        let g = t.grants(U1);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!((g[0]["cloud_id"].as_str(), g[0]["tier"].as_str(), g[0]["status"].as_str()), (Some("suite"), Some("pro"), Some("active")));
+        assert_eq!(g[0]["valid_to"], json!(Timestamp(NOW - 61 + 30 * DAY)), "the subscription's period: {g:?}");
+        let (_, v) = t.unattributed("").await;
+        assert_eq!(v["events"], json!([]), "the subscription's event was applied with it");
+        assert!(t.app.ctx.store.kept().is_empty());
+
+        // A retry answers the same and changes nothing; another subject is refused.
+        let (status, v) = t.attribute(json!({"event": "evt_cs_a1", "user_id": U1})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("already_attributed")), "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_sub_a1", "user_id": U1})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("already_attributed")), "{v}");
+        assert_eq!(t.grants(U1).len(), 1);
+        let (status, v) = t.attribute(json!({"event": "evt_cs_a1", "user_id": U2})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("attributed_to_other")), "{v}");
+        assert!(t.grants(U2).is_empty());
+        // Later events of that customer apply at once.
+        let mut renewal = subscription("a1", "price_vcm_pro_monthly", json!({}));
+        renewal["id"] = json!("evt_sub_a1_renewed");
+        renewal["type"] = json!("customer.subscription.updated");
+        let (_, v) = t.stripe(&renewal).await;
+        assert_eq!(v["status"], "applied", "{v}");
+    })
+}
+
+#[test]
+fn a_price_the_catalog_lacks_waits_until_the_operator_names_the_offer() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.stripe(&subscription("o1", "price_from_2019", json!({"user_id": U2}))).await;
+        assert_eq!(v["status"], "kept", "{v}");
+        let (_, list) = t.unattributed("").await;
+        let e = &list["events"][0];
+        assert!(e["reason"].as_str().unwrap().contains("price_from_2019"), "{e}");
+        assert_eq!(e["known"]["offer"], Value::Null);
+        // Attributed without an offer it would still wait: refused, saying why.
+        let (status, v) = t.attribute(json!({"event": "evt_sub_o1", "user_id": U2})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("still_waiting")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("price_from_2019"), "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_sub_o1", "user_id": U2, "offer": "NOPE"})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("invalid_offer")), "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_sub_o1", "user_id": U2, "offer": "SUITE_BASIC_MONTHLY"})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("attributed")), "{v}");
+        let g = t.grants(U2);
+        assert_eq!((g.len(), g[0]["tier"].as_str(), g[0]["offer_key"].as_str()), (1, Some("basic"), Some("SUITE_BASIC_MONTHLY")), "{g:?}");
+    })
+}
+
+#[test]
+fn unreadable_and_unknown_events_and_bad_bodies_are_refused_clearly() {
+    block(async {
+        let t = T::new();
+        // A correctly signed body the core cannot read: kept, listed as unreadable.
+        let broken = json!({"id": "evt_broken", "object": "event", "type": "checkout.session.completed", "created": NOW, "data": {}});
+        let (status, v) = t.stripe(&broken).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        let (_, list) = t.unattributed("").await;
+        let e = &list["events"][0];
+        assert_eq!((e["event"].as_str(), e["readable"].as_bool(), &e["known"]), (Some("evt_broken"), Some(false), &Value::Null), "{e}");
+        assert!(!e["reason"].as_str().unwrap().is_empty());
+        let (status, v) = t.attribute(json!({"event": "evt_broken", "user_id": U1})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("unreadable")), "{v}");
+
+        let (status, v) = t.attribute(json!({"event": "evt_never_seen", "user_id": U1})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (404, Some("unknown_event")), "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_broken", "provider": "razorpay", "user_id": U1})).await;
+        assert_eq!(status, 404, "another provider's event: {v}");
+        let (_, v) = t.stripe(&checkout("u1", json!({"offer_key": "SUITE_PRO_MONTHLY"}), None)).await;
+        assert_eq!(v["status"], "kept");
+        let stranger = "00000000-0000-4000-8000-0000000000ff";
+        let (status, v) = t.attribute(json!({"event": "evt_cs_u1", "user_id": stranger})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (404, Some("unknown_subject")), "{v}");
+
+        for (body, code) in [
+            (json!({"user_id": U1}), "invalid_event"),
+            (json!({"event": "evt_cs_u1"}), "invalid_subject"),
+            (json!({"event": "evt_cs_u1", "user_id": "not-a-uuid"}), "invalid_subject"),
+            (json!({"event": "evt_cs_u1", "user_id": U1, "organization_id": U2}), "invalid_subject"),
+            (json!({"event": "evt_cs_u1", "user_id": U1, "provider": "paypal"}), "invalid_provider"),
+            (json!({"event": "evt_cs_u1", "user_id": U1, "offer": 7}), "invalid_offer"),
+            (json!({"event": "evt_cs_u1", "user_id": U1, "clouds": "video"}), "invalid_clouds"),
+            (json!({"event": "evt_cs_u1", "user_id": U1, "by": ""}), "invalid_by"),
+        ] {
+            let (status, v) = t.attribute(body.clone()).await;
+            assert_eq!((status, v["error"]["code"].as_str()), (400, Some(code)), "{body}: {v}");
+        }
+        let (status, v) = t.call(Method::Post, "/v1/admin/attribute", "", T::admin_headers(), b"{nope".to_vec()).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (400, Some("malformed_json")));
+        for q in ["limit=0", "limit=201", "after=x", "provider=paypal"] {
+            let (status, v) = t.unattributed(q).await;
+            assert_eq!(status, 400, "{q}: {v}");
+        }
+        // The admin secret is required for both.
+        let (status, _) = t.call(Method::Get, "/v1/admin/unattributed", "", Headers::new(), vec![]).await;
+        assert_eq!(status, 401);
+        let wrong = Headers::new().with("authorization", "Bearer not-the-secret");
+        let (status, _) = t.call(Method::Post, "/v1/admin/attribute", "", wrong, b"{}".to_vec()).await;
+        assert_eq!(status, 401);
+        assert_eq!(t.grants(U1), Vec::<Value>::new(), "nothing was applied");
+    })
+}
