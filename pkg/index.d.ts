@@ -180,6 +180,7 @@ export interface CatalogDoc {
     plan_product?: string;
     provider?: 'stripe' | 'razorpay';
     allow_promotion_codes?: boolean;
+    stripe_lookup_keys?: boolean;
     proration?: 'always_invoice' | 'create_prorations' | 'none';
   };
   products: Array<{ id: string; name?: string; tiers: string[]; default_tier?: string }>;

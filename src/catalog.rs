@@ -409,6 +409,11 @@ pub struct CatalogMeta {
     /// or `razorpay`.
     #[serde(default, skip_serializing_if = "Provider::is_stripe")]
     pub provider: Provider,
+    /// Offers without `stripe_price_ids` are sold at the Stripe price whose `lookup_key` is
+    /// the offer key (`tollgate stripe fixtures` publishes them so), found at checkout;
+    /// without one, from the catalog's amount (`price_data`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stripe_lookup_keys: bool,
     /// Checkout accepts the provider's promotion codes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_promotion_codes: bool,

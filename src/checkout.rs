@@ -113,6 +113,8 @@ pub struct Purchase {
     pub clouds: Vec<String>,
     pub success_url: String,
     pub cancel_url: String,
+    /// The Stripe price found for the offer by its lookup key ([`price_lookup`]).
+    pub price: Option<String>,
 }
 
 /// Why a request is refused before any provider is called.
@@ -395,7 +397,7 @@ fn stripe_session(
     let mut f: Vec<(String, String)> = Vec::new();
     let mut put = |k: &str, v: String| f.push((k.to_string(), v));
     put("mode", if recurring { "subscription" } else { "payment" }.into());
-    match offer.stripe_price_ids.first() {
+    match offer.stripe_price_ids.first().or(purchase.price.as_ref()) {
         Some(price) => put("line_items[0][price]", price.clone()),
         None => {
             put("line_items[0][price_data][currency]", offer.price.currency.clone());
@@ -496,6 +498,25 @@ fn razorpay_purchase(
             ))
         }
     }
+}
+
+/// The request that finds an offer's Stripe price by its lookup key (the offer key), when
+/// the catalog sells by lookup key and the offer names no price: made after [`checkout`]
+/// accepted the purchase, its answer read by [`found_price`] into [`Purchase::price`].
+pub fn price_lookup(catalog: &Catalog, offer: &str) -> Option<Call> {
+    let o = catalog.offer(offer)?;
+    let wanted = catalog.meta().stripe_lookup_keys && o.stripe_price_ids.is_empty() && provider_of(catalog, o) == Provider::Stripe;
+    wanted.then(|| {
+        let mut query = String::new();
+        escape_into(&mut query, &o.key);
+        Call::stripe(Method::Get, format!("/v1/prices?lookup_keys[0]={query}&active=true&limit=1"), vec![])
+    })
+}
+
+/// The price id in the answer to [`price_lookup`] (none published: `None`, and the offer is
+/// sold from the catalog's amount).
+pub fn found_price(answer: &Value) -> Option<String> {
+    answer.pointer("/data/0/id").and_then(Value::as_str).map(str::to_string)
 }
 
 /// A Stripe billing portal session for the subject's customer.
@@ -804,6 +825,7 @@ mod tests {
             clouds: vec![],
             success_url: "https://app.example.com/ok".into(),
             cancel_url: "https://app.example.com/pricing".into(),
+            price: None,
         }
     }
     fn held(provider: Provider, id: &str, offer: &str, status: SubStatus) -> Held {
@@ -856,6 +878,22 @@ mod tests {
         assert_eq!(c.field("customer_creation"), Some("always"));
         let c = checkout(&catalog("studio"), &buy("VIDEO_PRO_MONTHLY"), &user(), NOW).unwrap();
         assert_eq!(c.field("line_items[0][price_data][recurring][interval]"), Some("month"));
+    }
+
+    #[test]
+    fn a_catalog_that_sells_by_lookup_key_finds_the_price_first_and_falls_back_to_its_amount() {
+        let mut doc = catalog("studio").doc.clone();
+        assert_eq!(price_lookup(&Catalog::from_doc(doc.clone()).unwrap(), "VIDEO_PRO_MONTHLY"), None);
+        doc.catalog.stripe_lookup_keys = true;
+        let cat = Catalog::from_doc(doc).unwrap();
+        let l = price_lookup(&cat, "VIDEO_PRO_MONTHLY").unwrap();
+        assert_eq!((l.method, l.path.as_str()), (Method::Get, "/v1/prices?lookup_keys[0]=VIDEO_PRO_MONTHLY&active=true&limit=1"));
+        assert_eq!(found_price(&json!({"object": "list", "data": []})), None);
+        let mut p = buy("VIDEO_PRO_MONTHLY");
+        p.price = found_price(&json!({"data": [{"id": "price_123"}]}));
+        let c = checkout(&cat, &p, &user(), NOW).unwrap();
+        assert_eq!((c.field("line_items[0][price]"), c.field("line_items[0][price_data][unit_amount]")), (Some("price_123"), None));
+        assert_eq!(price_lookup(&catalog("vcm"), "SUITE_PRO_MONTHLY"), None, "an offer naming its price needs no lookup");
     }
 
     #[test]

@@ -139,7 +139,7 @@ export interface CatalogLimit {
 
 export interface CatalogDoc {
   catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string; hold_minutes?: number;
-    provider?: 'stripe' | 'razorpay'; allow_promotion_codes?: boolean; proration?: 'always_invoice' | 'create_prorations' | 'none' };
+    provider?: 'stripe' | 'razorpay'; allow_promotion_codes?: boolean; stripe_lookup_keys?: boolean; proration?: 'always_invoice' | 'create_prorations' | 'none' };
   products: CatalogProduct[];
   offers: CatalogOffer[];
   capabilities?: CatalogCapability[];

@@ -26,14 +26,20 @@ const only = (catalog) => skip || (env.catalog !== catalog && `runs in the ${cat
 const recorded = [];
 /** Stripe subscriptions "created" by completed sessions, by id (what GET answers). */
 const subscriptions = new Map();
+/** Published Stripe prices by lookup key (what a price search answers). */
+const prices = new Map();
 let nextAnswer = null; // 'fail' | 'hang' for the next request
 let seq = 0;
 let server;
 const hung = [];
 
-function answer(provider, method, path, body) {
+function answer(provider, method, path, body, query) {
   const n = ++seq;
   if (provider === 'stripe') {
+    if (method === 'GET' && path === '/v1/prices') {
+      const found = prices.get(query.get('lookup_keys[0]'));
+      return [200, { object: 'list', data: found ? [{ id: found, object: 'price', lookup_key: query.get('lookup_keys[0]'), active: true }] : [], has_more: false }];
+    }
     if (method === 'POST' && path === '/v1/checkout/sessions') {
       return [200, { id: `cs_test_${n}`, object: 'checkout.session', url: `https://checkout.stripe.com/c/pay/cs_test_${n}` }];
     }
@@ -78,11 +84,12 @@ before(async () => {
       // The worker calls <base>/stripe/v1/... and <base>/razorpay/v1/...; the libraries
       // call /v1/... on their own host, which the recorder is too.
       let provider = req.url.startsWith('/razorpay/') || req.headers.authorization?.startsWith('Basic ') ? 'razorpay' : 'stripe';
-      const path = req.url.replace(/^\/(stripe|razorpay)/, '').split('?')[0];
+      const [path, search = ''] = req.url.replace(/^\/(stripe|razorpay)/, '').split('?');
+      const query = new URLSearchParams(search);
       const form = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
       const body = form ? new URLSearchParams(raw) : raw ? JSON.parse(raw) : null;
       const entry = { by: req.url.startsWith('/stripe/') || req.url.startsWith('/razorpay/') ? 'worker' : 'library',
-                      provider, method: req.method, path, headers: req.headers, raw, body };
+                      provider, method: req.method, path, query, headers: req.headers, raw, body };
       recorded.push(entry);
       const mode = nextAnswer;
       nextAnswer = null;
@@ -91,7 +98,7 @@ before(async () => {
         ? [402, provider === 'stripe'
           ? { error: { type: 'card_error', code: 'account_invalid', message: 'This account cannot take payments yet.' } }
           : { error: { code: 'BAD_REQUEST_ERROR', description: 'The plan id provided does not exist' } }]
-        : answer(provider, req.method, path, body);
+        : answer(provider, req.method, path, body, query);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(json));
     });
@@ -113,19 +120,22 @@ function razorpayLib() {
 }
 
 const fields = (params) => [...params.entries()].map(([k, v]) => `${k}=${v}`).sort();
-/** The last request the worker sent, and the same request sent by the provider's library. */
-async function sameAsLibrary(send) {
-  const ours = recorded.filter((r) => r.by === 'worker').at(-1);
+/** A request the worker sent (by default its last), and the same request sent by the
+ * provider's library. */
+async function sameAsLibrary(send, ours = recorded.filter((r) => r.by === 'worker').at(-1)) {
   const before = recorded.length;
   await send();
   const theirs = recorded.slice(before).find((r) => r.by === 'library');
   assert.ok(theirs, 'the library sent its request to the recorder');
   assert.equal(ours.method, theirs.method);
   assert.equal(ours.path, theirs.path);
+  assert.deepEqual(fields(ours.query), fields(theirs.query));
   assert.equal(ours.headers.authorization, theirs.headers.authorization, 'same credentials, same scheme');
   if (ours.body instanceof URLSearchParams || theirs.body instanceof URLSearchParams) {
-    assert.ok(ours.body instanceof URLSearchParams && theirs.body instanceof URLSearchParams, 'both form-encoded');
-    assert.deepEqual(fields(ours.body), fields(theirs.body));
+    // No body and an empty form are the same (Stripe's library labels a GET's empty body).
+    const asForm = (b) => (b === null ? new URLSearchParams('') : b);
+    assert.ok(asForm(ours.body) instanceof URLSearchParams && asForm(theirs.body) instanceof URLSearchParams, 'both form-encoded');
+    assert.deepEqual(fields(asForm(ours.body)), fields(asForm(theirs.body)));
   } else {
     assert.deepEqual(ours.body, theirs.body);
   }
@@ -412,6 +422,21 @@ test('an organization buys seats through its owner; a member cannot; a downgrade
   }));
   assert.match(update.path, /^\/v1\/subscription_schedules\/sub_sched_/);
   assert.deepEqual((await grants('organization_id', org)).map((g) => [g.cloud_id, g.tier]), [['org', 'BUSINESS']], 'access is unchanged until Stripe says so');
+});
+
+test('a catalog that sells by lookup key finds the published price first, as Stripe\'s library would search it', { skip: only('org-seats') }, async () => {
+  const owner = await createUser();
+  const [{ id: org }] = await q('insert into organizations (name) values ($1) returning id', ['Lookup Ltd']);
+  await q(`insert into organization_members (organization_id, user_id, role) values ($1, $2, 'admin')`, [org, owner]);
+  prices.set('ORG_PROFESSIONAL_MONTHLY', 'price_org_professional_published');
+  const r = await post('/v1/checkout', owner, { offer: 'ORG_PROFESSIONAL_MONTHLY', quantity: 2, organization_id: org, ...urls });
+  assert.equal(r.status, 200, r.text);
+  const mine = recorded.filter((x) => x.by === 'worker').slice(-2);
+  assert.deepEqual(mine.map((x) => `${x.method} ${x.path}`), ['GET /v1/prices', 'POST /v1/checkout/sessions']);
+  assert.equal(mine[1].body.get('line_items[0][price]'), 'price_org_professional_published');
+  assert.equal(mine[1].body.get('line_items[0][price_data][unit_amount]'), null);
+  assert.equal(mine[1].body.get('subscription_data[trial_period_days]'), '14');
+  await sameAsLibrary(() => stripeLib().prices.list({ lookup_keys: ['ORG_PROFESSIONAL_MONTHLY'], active: true, limit: 1 }), mine[0]);
 });
 
 // ------------------------------------------------------------------ Razorpay AI app

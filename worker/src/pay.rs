@@ -164,7 +164,7 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
         Ok(b) => b,
         Err(r) => return r,
     };
-    let purchase = match purchase(&body) {
+    let mut purchase = match purchase(&body) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -180,10 +180,21 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
         Ok(a) => a,
         Err(r) => return r,
     };
-    let call = match checkout::checkout(&ctx.catalog, &purchase, &account, now) {
+    let mut call = match checkout::checkout(&ctx.catalog, &purchase, &account, now) {
         Ok(c) => c,
         Err(r) => return refused(r),
     };
+    // An accepted purchase of an offer sold by lookup key: its price first.
+    if let Some(lookup) = checkout::price_lookup(&ctx.catalog, &purchase.offer) {
+        match send(ctx, &lookup, None).await {
+            Ok(v) => purchase.price = checkout::found_price(&v),
+            Err(r) => return r,
+        }
+        call = match checkout::checkout(&ctx.catalog, &purchase, &account, now) {
+            Ok(c) => c,
+            Err(r) => return refused(r),
+        };
+    }
     // A retried request (same Idempotency-Key) gets the same session, never a second one;
     // the key is scoped to the buyer, so no caller can reuse another's.
     let scoped = (!key.is_empty()).then(|| {
@@ -239,6 +250,7 @@ fn purchase(body: &Value) -> Result<Purchase, AppResponse> {
         clouds,
         success_url: success_url.to_string(),
         cancel_url: cancel_url.to_string(),
+        price: None,
     })
 }
 

@@ -36,20 +36,8 @@ use crate::store::{Delivery, FoldStatus, FoldWrite, PendingNote, Store, StoreErr
 /// Folds again after a concurrent apply before answering 503.
 pub const MAX_FOLDS: usize = 12;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Provider {
-    Stripe,
-    Razorpay,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Stripe => "stripe",
-            Provider::Razorpay => "razorpay",
-        }
-    }
-}
+/// Who sent a webhook: the catalog's payment providers.
+pub use tollgate::catalog::Provider;
 
 /// What applying a set of facts came to.
 #[derive(Clone, Debug, PartialEq, Eq)]

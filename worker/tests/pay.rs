@@ -229,7 +229,13 @@ fn refusals_and_bad_bodies_are_answered_before_any_provider_call() {
         o.app.ctx.store.add_member(ORG, U1, "admin");
         let (s, v) = o.post("/v1/checkout", U1, body).await;
         assert_eq!(s, 200, "{v}");
-        let f = form(&o.rec.seen.borrow()[0]);
+        // The Org Seats catalog sells by lookup key: the price is searched first (none is
+        // published on the recorder, so the session sells from the catalog's amount).
+        let seen = o.rec.seen.borrow().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen[0].method, seen[0].url.as_str()), (Method::Get, "https://stripe.recorder.test/v1/prices?lookup_keys[0]=ORG_PROFESSIONAL_MONTHLY&active=true&limit=1"));
+        let f = form(&seen[1]);
+        assert_eq!(field(&f, "line_items[0][price_data][unit_amount]"), Some("2500"));
         assert_eq!((field(&f, "line_items[0][quantity]"), field(&f, "client_reference_id")), (Some("3"), Some(format!("org:{ORG}").as_str())));
     });
 }
