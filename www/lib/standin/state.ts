@@ -7,7 +7,9 @@
 // sessions, customers, subscriptions, orders) lives in this server process, on
 // `globalThis`: `next start` serves every route from one process, and route bundles that
 // each import this module still share one store. A restart forgets it all, as a new
-// Stripe test account would.
+// Stripe test account would. Customers belong to the one account (the apps share one
+// database, so one app's worker may name the customer another's checkout created);
+// sessions, subscriptions and prices belong to the app whose worker made them.
 
 import { randomBytes } from 'node:crypto';
 

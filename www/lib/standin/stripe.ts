@@ -106,9 +106,10 @@ async function findPrice(app: App, id: string): Promise<Obj | undefined> {
   return (await accountPrices(app)).find((p) => p.id === id);
 }
 
-function customerOf(app: App, id: string): Obj | undefined {
-  const c = store().stripe.customers.get(id);
-  return c && c.app === app ? c.customer : undefined;
+/** Customers belong to the account, not to an app: the apps share one database, so a
+ * worker may name the customer another app's checkout created. */
+function customerOf(id: string): Obj | undefined {
+  return store().stripe.customers.get(id)?.customer;
 }
 
 /** `POST /v1/checkout/sessions`. */
@@ -151,7 +152,7 @@ async function createSession(app: App, p: Params, origin: string): Promise<Answe
     lines.push({ price, quantity });
   }
   const customer = str(p.customer) ?? null;
-  if (customer && !customerOf(app, customer)) return missing('customer', customer, 'customer');
+  if (customer && !customerOf(customer)) return missing('customer', customer, 'customer');
   const sd = obj(p.subscription_data);
   const trialRaw = str(sd.trial_period_days);
   const trial = trialRaw === undefined ? null : Number(trialRaw);
@@ -218,7 +219,7 @@ async function createSession(app: App, p: Params, origin: string): Promise<Answe
 function createPortal(app: App, p: Params, origin: string): Answer {
   const customer = str(p.customer);
   if (!customer) return stripeError(400, 'Missing required param: customer.', { code: 'parameter_missing', param: 'customer' });
-  if (!customerOf(app, customer)) return missing('customer', customer, 'customer');
+  if (!customerOf(customer)) return missing('customer', customer, 'customer');
   const id = newId('bps');
   const session: Obj = {
     id,
@@ -484,7 +485,7 @@ async function route(app: App, method: string, path: string[], p: Params, origin
       return { status: 200, body: c };
     }
     if (method === 'GET' && b) {
-      const c = customerOf(app, b);
+      const c = customerOf(b);
       return c ? { status: 200, body: c } : missing('customer', b);
     }
   }
@@ -519,7 +520,7 @@ export async function completeSession(id: string, opts: { email: string | null; 
   const s = rec.session;
   const evs: Obj[] = [];
   let customer = s.customer as string | null;
-  const email = (customerOf(rec.app, customer ?? '')?.email as string | undefined) ?? opts.email ?? (s.customer_email as string | null);
+  const email = (customerOf(customer ?? '')?.email as string | undefined) ?? opts.email ?? (s.customer_email as string | null);
   if (!customer && s.customer_creation === 'always') {
     const c = customerObject(newId('cus'), email ?? null, now);
     st.customers.set(c.id as string, { app: rec.app, customer: c });
@@ -573,14 +574,17 @@ export function portalRecord(id: string) {
   return store().stripe.portal.get(id);
 }
 
-export function subscriptionsOfCustomer(app: App, customer: string) {
-  return [...store().stripe.subscriptions.values()].filter((s) => s.app === app && s.subscription.customer === customer);
+/** Every subscription of the customer, whichever app sold it. */
+export function subscriptionsOfCustomer(customer: string) {
+  return [...store().stripe.subscriptions.values()].filter((s) => s.subscription.customer === customer);
 }
 
-/** The portal's own cancel and resume (Stripe's portal does the same through the API). */
-export async function portalUpdate(app: App, subscription: string, cancelAtPeriodEnd: boolean): Promise<Answer> {
-  const p: Params = { cancel_at_period_end: String(cancelAtPeriodEnd) };
-  return updateSubscription(app, subscription, p);
+/** The portal's own cancel and resume (Stripe's portal does the same through the API); the
+ * event goes to the worker of the app that sold the subscription. */
+export async function portalUpdate(subscription: string, cancelAtPeriodEnd: boolean): Promise<Answer> {
+  const rec = store().stripe.subscriptions.get(subscription);
+  if (!rec) return missing('subscription', subscription);
+  return updateSubscription(rec.app, subscription, { cancel_at_period_end: String(cancelAtPeriodEnd) });
 }
 
 /** What a price sells, for the stand-in's pages: its nickname, else its product's name. */

@@ -21,13 +21,14 @@ export default async function StandInPortal({ params, searchParams }: { params: 
   const rec = portalRecord(id);
   if (!rec) notFound();
   const s = rec.session;
-  const subs = subscriptionsOfCustomer(rec.app, s.customer as string);
+  const subs = subscriptionsOfCustomer(s.customer as string);
   return (
     <section className="card" data-testid="standin-portal" data-customer={s.customer as string}>
       <h1>Billing</h1>
       <p className="status-line">
-        <span className="standin">local stand-in</span> for Stripe&apos;s customer portal, for development only. Changes here go to
-        the {APP_NAMES[rec.app]} worker as <code>customer.subscription.updated</code>, as the real portal&apos;s do.
+        <span className="standin">local stand-in</span> for Stripe&apos;s customer portal, for development only (opened by the{' '}
+        {APP_NAMES[rec.app]} worker). A change here goes to the worker of the app that sold the subscription as{' '}
+        <code>customer.subscription.updated</code>, as the real portal&apos;s do.
       </p>
       <p className="mono">Customer {s.customer as string}</p>
       {error ? <p className="message error">{error}</p> : null}

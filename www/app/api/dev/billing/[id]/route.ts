@@ -18,10 +18,10 @@ export async function POST(req: Request, ctx: Ctx) {
   const f = await req.formData();
   const sub = String(f.get('subscription') ?? '');
   // The portal acts only on its own customer's subscriptions.
-  if (!subscriptionsOfCustomer(rec.app, rec.session.customer as string).some((s) => s.subscription.id === sub)) {
+  if (!subscriptionsOfCustomer(rec.session.customer as string).some((s) => s.subscription.id === sub)) {
     return NextResponse.json({ error: 'not_found', message: `No such subscription for this customer: '${sub}'` }, { status: 404 });
   }
-  const a = await portalUpdate(rec.app, sub, f.get('cancel_at_period_end') === 'true');
+  const a = await portalUpdate(sub, f.get('cancel_at_period_end') === 'true');
   const page = `/dev/billing/${encodeURIComponent(id)}`;
   if (a.status !== 200) {
     const message = (a.body as { error?: { message?: string } }).error?.message ?? `HTTP ${a.status}`;
