@@ -27,8 +27,7 @@ test('account history: purchase, then cancel, in order, from the database', asyn
   await page.waitForSelector('[data-testid="history"][data-state="ready"]');
   assert.equal(await page.locator('[data-testid="no-history"]').count(), 1, 'a new user has no history');
 
-  const now = Math.floor(Date.now() / 1000);
-  const bought = await checkout(context, { offer: 'CLOUD_CREATION_PRO_MONTHLY', clouds: [], period_end: now + 30 * 86_400 });
+  const bought = await checkout(context, { offer: 'CLOUD_CREATION_PRO_MONTHLY' });
   const ref = `stripe:${bought.subscription}`;
   await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref));
   await page.reload();
@@ -38,7 +37,7 @@ test('account history: purchase, then cancel, in order, from the database', asyn
 
   // Cancel at period end from the page itself; the history re-renders from the database.
   await gatingReady(page);
-  await page.click(`[data-testid="cancel-${ref}"]`);
+  await page.click(`[data-testid="subscription"][data-subscription="${bought.subscription}"] [data-testid="subscription-cancel"]`);
   await page.waitForSelector(`[data-testid="history"] li[data-event="cancel"][data-source-ref="${ref}"]`, { timeout: 15_000 });
   const all = await events(page);
   const kinds = all.map((e) => e.kind);

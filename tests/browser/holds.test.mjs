@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WWW, browserWithWorker, checkout, shot, signIn, uniqueEmail } from './lib.mjs';
+import { STUDIO, WWW, browserWithWorker, checkout, shot, signIn, uniqueEmail } from './lib.mjs';
 
 const browser = browserWithWorker();
 
@@ -45,7 +45,7 @@ async function generate(page, seconds) {
 test('with token seconds: a generation holds and captures them; a failed one gives them all back', async () => {
   const context = await browser().newContext();
   await signIn(context, uniqueEmail('holds'));
-  await checkout(context, { offer: 'VIDEO_TOKENS_30_MIN', clouds: [] });
+  await checkout(context, { offer: 'VIDEO_TOKENS_30_MIN', worker: STUDIO });
   await waitForBalance(context, 1800);
   const page = await context.newPage();
   await page.goto(`${WWW}/generate`);

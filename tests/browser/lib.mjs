@@ -1,6 +1,7 @@
 // Shared helpers of the browser tests: Debian's Chromium through playwright-core,
 // the app's URLs from the environment (set by `cargo xtask test`), sign-in and the
-// checkout stand-in, screenshots as artifacts, and the fixtures' comparison rules.
+// checkout (the worker's /v1/checkout, paid on the providers' local stand-in),
+// screenshots as artifacts, and the fixtures' comparison rules.
 
 import { after, before } from 'node:test';
 import { mkdirSync } from 'node:fs';
@@ -11,6 +12,8 @@ import { chromium } from 'playwright-core';
 
 export const WWW = need('WWW_URL');
 export const WORKER = process.env.TOLLGATE_WORKER_URL ?? '';
+/** The Video Studio worker (its token bundles and plans). */
+export const STUDIO = process.env.TOLLGATE_STUDIO_WORKER_URL ?? WORKER;
 export const ARTIFACTS = new URL('./artifacts/', import.meta.url);
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -69,12 +72,43 @@ export async function signIn(context, email) {
   return r.json(); // { user_id, email, access_token }
 }
 
-/** Runs the checkout stand-in (Stripe-signed events to the worker). */
-export async function checkout(context, body) {
-  const r = await context.request.post(`${WWW}/api/dev/checkout`, { data: body });
+/** The signed-in user's access token, from the context's session cookie. */
+export async function accessToken(context) {
+  const c = (await context.cookies(WWW)).find((x) => x.name === 'sb-access-token');
+  if (!c) throw new Error('not signed in: no sb-access-token cookie');
+  return c.value;
+}
+
+/** `POST <worker><path>` as the signed-in user: `{ status, json }`. */
+export async function callWorker(context, path, body, worker = needWorker()) {
+  const r = await fetch(`${worker}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await accessToken(context)}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}
+
+/**
+ * A purchase as the app makes one, without the clicks: the worker builds the checkout
+ * (`POST /v1/checkout`), and the providers' local stand-in pays exactly that session
+ * (`POST /api/dev/checkout/<id>`), sending the provider's webhooks to the worker.
+ * `period_end`: the stand-in's test clock ends the first period then. `worker`: the
+ * app's worker (default the VCM Suite's). Answers `{ subscription, deliveries, session }`.
+ */
+export async function checkout(context, { offer, clouds = [], quantity, period_end, worker } = {}) {
+  const made = await callWorker(
+    context,
+    '/v1/checkout',
+    { offer, ...(clouds.length ? { clouds } : {}), ...(quantity ? { quantity } : {}), success_url: `${WWW}/tools?checkout=success`, cancel_url: `${WWW}/tools` },
+    worker ?? needWorker(),
+  );
+  if (made.status !== 200) throw new Error(`POST /v1/checkout refused: ${made.status} ${JSON.stringify(made.json)}`);
+  const id = made.json.order?.id ?? made.json.id;
+  const r = await context.request.post(`${WWW}/api/dev/checkout/${id}`, { data: { email: 'buyer@example.com', ...(period_end ? { period_end } : {}) } });
   const json = await r.json().catch(() => ({}));
-  if (!r.ok()) throw new Error(`checkout stand-in failed: ${r.status()} ${JSON.stringify(json)}`);
-  return json;
+  if (!r.ok()) throw new Error(`paying ${id} on the stand-in failed: ${r.status()} ${JSON.stringify(json)}`);
+  return { ...json, session: made.json };
 }
 
 /** Polls the worker until the user's snapshot satisfies `pred` (webhooks are applied asynchronously). */

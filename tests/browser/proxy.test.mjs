@@ -89,9 +89,12 @@ test('a free user is sent to the cheapest offer from the cookie alone, and gets 
   assert.match(await notice.locator('[data-testid="offer-price"]').innerText(), /\$29\.00\/month/);
   await shot(page, 'proxy-offer');
 
-  // Buying from the notice: the new snapshot rewrites the cookie, and the page lets them in.
+  // Buying from the notice: the worker's checkout, paid on the providers' stand-in; back
+  // on the notice, the new snapshot rewrites the cookie, and the page lets them in.
   await gatingReady(page);
   await page.click('[data-testid="offer-buy"]');
+  await page.waitForURL(/\/dev\/checkout\//, { timeout: 20_000 });
+  await page.click('[data-testid="standin-pay"]');
   await page.waitForURL(`${WWW}${GATED}`, { timeout: 20_000 });
   await page.waitForSelector('[data-testid="batch-tools"]');
   assert.ok(payloadOf((await snapshotCookie(context)).value).grants.some((g) => g.product === 'suite' && g.tier === 'basic'));

@@ -31,6 +31,7 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
           catalog={catalog.doc}
           accessToken={session?.accessToken ?? null}
           subject={session?.userId ?? null}
+          standIns={devStandInsEnabled()}
         >
           <header className="top">
             <span className="brand">VCM Suite</span>

@@ -14,8 +14,9 @@ export default function Home() {
             Open <Link href="/tools">Tools</Link>: locked tools say why; click one for the offers that unlock it.
           </li>
           <li>
-            Open the <Link href="/tools/demo">demo tool</Link> and press Upgrade: the checkout stand-in sends Stripe-signed
-            events to the worker, and the pro part appears without a reload.
+            Open the <Link href="/tools/demo">demo tool</Link> and press Upgrade: the worker creates the checkout, you pay
+            on the local stand-in of Stripe&apos;s page, which sends Stripe-signed events to the worker, and the pro part
+            appears when you are back.
           </li>
           <li>
             <Link href="/generate">Generate video</Link>: a live price from the core; the worker holds the seconds, then captures or releases them.
@@ -24,7 +25,8 @@ export default function Home() {
             <Link href="/drafts">Drafts</Link>: the Razorpay AI app&apos;s free drafts, then AI credits, spent by the worker.
           </li>
           <li>
-            <Link href="/account">Account</Link>: your entitlements over time; cancel at period end.
+            <Link href="/account">Account</Link>: your subscriptions (cancel at period end, resume, manage billing) and
+            your entitlements over time.
           </li>
         </ol>
       </div>

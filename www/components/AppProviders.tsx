@@ -13,6 +13,8 @@ export function AppProviders(props: {
   catalog: CatalogDoc;
   accessToken: string | null;
   subject: string | null;
+  /** The local checkout stand-in is on (it pays Razorpay orders on its own page). */
+  standIns: boolean;
 }) {
   return (
     <TollgateProvider
@@ -24,7 +26,9 @@ export function AppProviders(props: {
       accessToken={props.accessToken}
       subject={props.subject}
     >
-      <UpgradeProvider signedIn={Boolean(props.accessToken)}>{props.children}</UpgradeProvider>
+      <UpgradeProvider signedIn={Boolean(props.accessToken)} workerUrl={props.workerUrl} accessToken={props.accessToken} orderPages={props.standIns}>
+        {props.children}
+      </UpgradeProvider>
     </TollgateProvider>
   );
 }

@@ -8,7 +8,7 @@ import type { CatalogDoc } from 'tollgate-react';
 
 import { priceLabel } from '@/lib/offers';
 
-import { sendCheckout } from './UpgradeModal';
+import { useUpgrade } from './UpgradeModal';
 
 export interface Balance {
   allowance: number;
@@ -29,7 +29,9 @@ export function formatSeconds(s: number): string {
   return h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`;
 }
 
-export function BalanceWidget({ catalog }: { catalog: CatalogDoc }) {
+/** `workerUrl`: the Video Studio worker, which sells its token bundles and plans. */
+export function BalanceWidget({ catalog, workerUrl }: { catalog: CatalogDoc; workerUrl: string }) {
+  const { buy, returned } = useUpgrade();
   const [balance, setBalance] = useState<Balance | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [buying, setBuying] = useState<string | null>(null);
@@ -57,15 +59,29 @@ export function BalanceWidget({ catalog }: { catalog: CatalogDoc }) {
     };
   }, [load]);
 
+  // Back from a paid checkout of one of these offers: the provider's webhook may still be
+  // on its way, so look again a few times.
+  const paidHere = returned?.state === 'paid' && catalog.offers.some((o) => o.key === returned.offer);
+  useEffect(() => {
+    if (!paidHere) return;
+    let stop = false;
+    void (async () => {
+      for (let i = 0; i < 8 && !stop; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        await load();
+      }
+    })();
+    return () => {
+      stop = true;
+    };
+  }, [paidHere, load]);
+
   async function onBuy(offer: string) {
     setBuying(offer);
-    const r = await sendCheckout({ offer, clouds: [] });
-    if (!r.ok) setError(r.message);
-    // Webhooks are asynchronous: look again shortly.
-    for (let i = 0; i < 8; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      await load();
-    }
+    setError(null);
+    // Answers only when the checkout could not start (the page is left otherwise).
+    const r = await buy({ offer, clouds: [], workerUrl });
+    setError(r.message);
     setBuying(null);
   }
 
@@ -90,7 +106,7 @@ export function BalanceWidget({ catalog }: { catalog: CatalogDoc }) {
       ) : !error ? (
         <div className="skeleton" />
       ) : null}
-      <h3>Top up <span className="standin">checkout stand-in</span></h3>
+      <h3>Top up</h3>
       <ul className="offers">
         {catalog.offers.map((o) => (
           <li key={o.key} data-offer={o.key}>

@@ -2,9 +2,9 @@
 
 // The notice on the upgrade page (/tools?offer=<key>&from=<path>) where the app's proxy
 // (proxy.ts) sends a user whose plan does not include the page they asked for: the
-// cheapest offer that unlocks it, with its price, and "Buy" (the checkout stand-in).
-// Once the new snapshot has arrived, the provider has rewritten the snapshot cookie, so
-// going back to the page passes the proxy.
+// cheapest offer that unlocks it, with its price, and "Buy" (the worker's checkout, on
+// the provider's page). Back from a paid checkout, once the new snapshot has arrived, the
+// provider has rewritten the snapshot cookie, so going back to the page passes the proxy.
 
 import { useEffect, useState } from 'react';
 import type { CatalogOffer } from 'tollgate-react';
@@ -14,11 +14,11 @@ import { priceLabel } from '@/lib/offers';
 import { useUpgrade } from './UpgradeModal';
 
 export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; from: string; signedIn: boolean }) {
-  const { buy } = useUpgrade();
+  const { buy, returned } = useUpgrade();
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  // `buy` answers ok once the provider holds the snapshot with the purchase.
-  const bought = message?.ok === true;
+  // Back from the checkout, and the provider holds the snapshot with the purchase.
+  const bought = returned?.offer === offer.key && returned.state === 'unlocked';
 
   useEffect(() => {
     if (!bought) return;
@@ -30,6 +30,7 @@ export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; fr
   async function onBuy() {
     setBusy(true);
     setMessage(null);
+    // Answers only when the checkout could not start (the page is left otherwise).
     const r = await buy({ offer: offer.key, clouds: [] });
     setBusy(false);
     setMessage({ ok: r.ok, text: r.message });
@@ -44,10 +45,14 @@ export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; fr
       </p>
       {signedIn ? (
         <button type="button" disabled={busy} onClick={onBuy} data-testid="offer-buy">
-          {busy ? 'Waiting for payment…' : `Buy ${offer.label}`}
+          {busy ? 'Opening checkout…' : `Buy ${offer.label}`}
         </button>
       ) : null}
-      {message ? <p className={message.ok ? 'status-line' : 'error'}>{message.text}</p> : null}
+      {message ? (
+        <p className={message.ok ? 'status-line' : 'error'} data-testid="checkout-error">
+          {message.text}
+        </p>
+      ) : null}
     </div>
   );
 }

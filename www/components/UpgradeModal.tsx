@@ -2,16 +2,18 @@
 
 // The upgrade modal: the reason a tool is locked, and every catalog offer that
 // would unlock it (decided by the core), cheapest first, with prices from the
-// catalog. "Buy" runs the checkout stand-in: the server sends the Stripe-signed
-// events a real Checkout would send to the worker, and the page unlocks as soon
-// as the new snapshot arrives (no reload).
+// catalog. "Buy" asks the worker for a checkout (POST /v1/checkout: the worker builds
+// the provider's session from the catalog) and goes to the provider's page; back on
+// the page (`?checkout=success`), the provider waits for the snapshot that has the
+// purchase, which the provider's webhook gave the worker.
 
-import { createContext, useCallback, useContext, useMemo, useState } from 'react';
+import { createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { ReactNode } from 'react';
 import { describeReason, useTollgate } from 'tollgate-react';
 import type { AccessQuestion, Decision } from 'tollgate-react';
 
-import { offersUnlocking, priceLabel } from '@/lib/offers';
+import { RETURN, startCheckout } from '@/lib/billing';
+import { bundleSize, eligibleClouds, offersUnlocking, priceLabel } from '@/lib/offers';
 import type { OfferChoice } from '@/lib/offers';
 
 interface Request {
@@ -20,29 +22,21 @@ interface Request {
   what: string;
 }
 
+/** Back from a checkout: which offer, and whether its access has arrived. */
+export interface CheckoutReturn {
+  offer: string;
+  state: 'waiting' | 'unlocked' | 'paid' | 'late' | 'canceled';
+}
+
 interface UpgradeApi {
   open: (q: AccessQuestion, decision: Decision, what: string) => void;
-  buy: (choice: { offer: string; clouds: string[] }) => Promise<{ ok: boolean; message: string }>;
+  /** Leaves for the provider's checkout page; answers only with a refusal's message.
+   * `workerUrl`: another app's worker (Video Studio's, for its token bundles). */
+  buy: (choice: { offer: string; clouds: string[]; workerUrl?: string }) => Promise<{ ok: boolean; message: string }>;
+  returned: CheckoutReturn | null;
 }
 
 const UpgradeContext = createContext<UpgradeApi | null>(null);
-
-/** Runs the checkout stand-in on the server (see app/api/dev/checkout). */
-export async function sendCheckout(body: { offer: string; clouds: string[] }): Promise<{ ok: boolean; message: string }> {
-  let r: Response;
-  try {
-    r = await fetch('/api/dev/checkout', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch (e) {
-    return { ok: false, message: `checkout failed: ${(e as Error).message}` };
-  }
-  const answer = (await r.json().catch(() => ({}))) as { message?: string; error?: string };
-  if (!r.ok) return { ok: false, message: answer.message ?? answer.error ?? `checkout failed (HTTP ${r.status})` };
-  return { ok: true, message: 'Payment sent.' };
-}
 
 export function useUpgrade(): UpgradeApi {
   const ctx = useContext(UpgradeContext);
@@ -50,33 +44,81 @@ export function useUpgrade(): UpgradeApi {
   return ctx;
 }
 
-export function UpgradeProvider({ children, signedIn }: { children: ReactNode; signedIn: boolean }) {
+const RETURN_TEXT: Record<CheckoutReturn['state'], string> = {
+  waiting: 'Payment received: waiting for the confirmation…',
+  unlocked: 'Payment confirmed: unlocked.',
+  paid: 'Payment received.',
+  late: 'Payment received; your access will update as soon as the confirmation arrives.',
+  canceled: 'Checkout canceled: nothing was charged.',
+};
+
+export function UpgradeProvider({
+  children,
+  signedIn,
+  workerUrl,
+  accessToken,
+  orderPages,
+}: {
+  children: ReactNode;
+  signedIn: boolean;
+  workerUrl: string;
+  accessToken: string | null;
+  /** The local checkout stand-in pays Razorpay orders on its own page. */
+  orderPages: boolean;
+}) {
   const t = useTollgate();
   const [req, setReq] = useState<Request | null>(null);
+  const [returned, setReturned] = useState<CheckoutReturn | null>(null);
   const open = useCallback((q: AccessQuestion, decision: Decision, what: string) => setReq({ q, decision, what }), []);
 
   const buy = useCallback(
-    async ({ offer, clouds }: { offer: string; clouds: string[] }) => {
-      const before = t.snapshot?.grants.length ?? 0;
-      const sent = await sendCheckout({ offer, clouds });
-      if (!sent.ok) return sent;
-      // Stripe delivers webhooks asynchronously: wait for the snapshot that has the purchase.
-      const snap = await t.refresh({
-        reason: 'checkout',
-        until: (s) => s.grants.some((g) => g.offer === offer) || s.grants.length > before,
-        timeoutMs: 15_000,
-      });
-      if (!snap || !(snap.grants.some((g) => g.offer === offer) || snap.grants.length > before)) {
-        return { ok: false, message: 'Payment sent; your access will update as soon as the confirmation arrives.' };
-      }
-      return { ok: true, message: 'Unlocked.' };
+    async ({ offer, clouds, workerUrl: other }: { offer: string; clouds: string[]; workerUrl?: string }) => {
+      if (!accessToken) return { ok: false, message: 'Sign in to buy.' };
+      const r = await startCheckout(other ?? workerUrl, accessToken, { offer, clouds }, orderPages ? (id) => `/dev/checkout/${id}` : null);
+      return { ok: false, message: r.message };
     },
-    [t],
+    [accessToken, workerUrl, orderPages],
   );
 
-  const api = useMemo(() => ({ open, buy }), [open, buy]);
+  // Back from the provider's page: `?checkout=success|canceled&checkout_offer=<key>`.
+  const ready = t.status === 'ready';
+  const { refresh, catalog } = t;
+  useEffect(() => {
+    if (!ready) return;
+    const u = new URL(window.location.href);
+    const state = u.searchParams.get(RETURN.state);
+    const offer = u.searchParams.get(RETURN.offer);
+    if (!offer || (state !== 'success' && state !== 'canceled')) return;
+    u.searchParams.delete(RETURN.state);
+    u.searchParams.delete(RETURN.offer);
+    u.searchParams.delete('session_id');
+    window.history.replaceState(window.history.state, '', u.toString());
+    if (state === 'canceled') {
+      setReturned({ offer, state: 'canceled' });
+      return;
+    }
+    // Only this catalog's offers with grants show in the snapshot; others (another app's
+    // credits) are confirmed where they are shown.
+    const grants = catalog?.offers.find((o) => o.key === offer)?.grants?.length ?? 0;
+    if (!grants) {
+      setReturned({ offer, state: 'paid' });
+      return;
+    }
+    setReturned({ offer, state: 'waiting' });
+    const has = (s: { grants: { offer?: string | null }[] }) => s.grants.some((g) => g.offer === offer);
+    void refresh({ reason: 'checkout', until: has, timeoutMs: 15_000 }).then((snap) =>
+      setReturned({ offer, state: snap && has(snap) ? 'unlocked' : 'late' }),
+    );
+  }, [ready, refresh, catalog]);
+
+  const api = useMemo(() => ({ open, buy, returned }), [open, buy, returned]);
   return (
     <UpgradeContext.Provider value={api}>
+      {returned ? (
+        <div className={`message ${returned.state === 'late' ? 'error' : 'ok'} checkout-return`} data-testid="checkout-return" data-state={returned.state} data-offer={returned.offer}>
+          {RETURN_TEXT[returned.state]}
+        </div>
+      ) : null}
       {children}
       {req ? <UpgradeModal req={req} signedIn={signedIn} onClose={() => setReq(null)} /> : null}
     </UpgradeContext.Provider>
@@ -88,19 +130,29 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
   const { buy } = useUpgrade();
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  // A bundle's clouds as the buyer picks them (preselected: the one this question needs first).
+  const [picked, setPicked] = useState<Record<string, string[]>>({});
   const choices: OfferChoice[] = useMemo(() => {
     if (!t.tollgate || !t.catalog) return [];
     return offersUnlocking(t.tollgate, t.catalog, t.snapshot?.grants ?? [], req.q, t.now());
   }, [t.tollgate, t.catalog, t.snapshot, req.q, t]);
   const cheapest = req.decision.upgrade?.offer ?? choices[0]?.offer.key;
+  const cloudsOf = (c: OfferChoice) => picked[c.offer.key] ?? c.clouds;
+  const productName = (id: string) => t.catalog?.products.find((p) => p.id === id)?.name ?? id;
+
+  function toggle(c: OfferChoice, cloud: string) {
+    const now = cloudsOf(c);
+    setPicked({ ...picked, [c.offer.key]: now.includes(cloud) ? now.filter((x) => x !== cloud) : [...now, cloud] });
+  }
 
   async function onBuy(c: OfferChoice) {
     setBusy(c.offer.key);
     setMessage(null);
-    const r = await buy({ offer: c.offer.key, clouds: c.clouds });
+    // Answers only when the checkout could not start (the page is left otherwise). The
+    // worker decides whether the clouds chosen are a valid choice for the bundle.
+    const r = await buy({ offer: c.offer.key, clouds: cloudsOf(c) });
     setBusy(null);
     setMessage({ ok: r.ok, text: r.message });
-    if (r.ok) setTimeout(onClose, 400);
   }
 
   return (
@@ -117,11 +169,21 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                 {c.offer.key === cheapest ? ' · cheapest' : ''}
                 <br />
                 <span data-testid="price">{priceLabel(c.offer.price)}</span>
-                {c.clouds.length ? <span className="status-line"> · clouds: {c.clouds.join(', ')}</span> : null}
+                {c.clouds.length && t.catalog ? (
+                  <fieldset className="clouds" data-testid={`clouds-${c.offer.key}`}>
+                    <legend className="status-line">Choose {bundleSize(c.offer)} clouds</legend>
+                    {eligibleClouds(c.offer, t.catalog).map((cloud) => (
+                      <label key={cloud} className="inline">
+                        <input type="checkbox" name={`cloud-${c.offer.key}`} value={cloud} checked={cloudsOf(c).includes(cloud)} onChange={() => toggle(c, cloud)} />
+                        {productName(cloud)}
+                      </label>
+                    ))}
+                  </fieldset>
+                ) : null}
               </span>
               {signedIn ? (
                 <button type="button" disabled={busy !== null} onClick={() => onBuy(c)} data-testid={`buy-${c.offer.key}`}>
-                  {busy === c.offer.key ? 'Waiting for payment…' : 'Buy'}
+                  {busy === c.offer.key ? 'Opening checkout…' : 'Buy'}
                 </button>
               ) : (
                 <a className="button" href="/signin">
@@ -131,11 +193,12 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
             </li>
           ))}
         </ul>
-        <p className="status-line">
-          Checkout stand-in<span className="standin">local only</span>: “Buy” sends the Stripe-signed events a completed
-          Stripe Checkout would send to the local worker. No card, no Stripe account.
-        </p>
-        {message ? <div className={`message ${message.ok ? 'ok' : 'error'}`}>{message.text}</div> : null}
+        <p className="status-line">“Buy” opens the checkout the worker creates for this offer at the payment provider.</p>
+        {message ? (
+          <div className={`message ${message.ok ? 'ok' : 'error'}`} data-testid="checkout-error">
+            {message.text}
+          </div>
+        ) : null}
         <button className="secondary" type="button" onClick={onClose}>
           Close
         </button>

@@ -5,7 +5,7 @@
 import { bundledCatalog } from 'tollgate-react/server';
 import type { CatalogDoc } from 'tollgate-react/server';
 
-import { studioWorkerUrl, workerUrl } from './config';
+import { razorpayWorkerUrl, studioWorkerUrl, workerUrl } from './config';
 
 async function fromWorker(base: string, fallback: string): Promise<{ doc: CatalogDoc; from: 'worker' | 'package' }> {
   try {
@@ -34,4 +34,22 @@ export async function studioCatalog() {
   // A worker configured with another catalog does not serve this one.
   if (r.doc.catalog.id !== 'video-studio') return { doc: bundledCatalog('video-studio'), from: 'package' as const };
   return r;
+}
+
+/** The Razorpay AI app's catalog. */
+export async function razorpayCatalog() {
+  const r = await fromWorker(razorpayWorkerUrl(), 'razorpay-ai');
+  if (r.doc.catalog.id !== 'razorpay-ai') return { doc: bundledCatalog('razorpay-ai'), from: 'package' as const };
+  return r;
+}
+
+/** Each app's worker and the offers it sells: a subscription is managed through the
+ * worker of the app whose catalog has its offer. */
+export async function appWorkers(): Promise<{ app: string; name: string; url: string; offers: { key: string; label: string }[] }[]> {
+  const [suite, studio, rzp] = await Promise.all([suiteCatalog(), studioCatalog(), razorpayCatalog()]);
+  return [
+    { app: 'vcm-suite', url: workerUrl(), doc: suite.doc },
+    { app: 'video-studio', url: studioWorkerUrl(), doc: studio.doc },
+    { app: 'razorpay-ai', url: razorpayWorkerUrl(), doc: rzp.doc },
+  ].map(({ app, url, doc }) => ({ app, name: doc.catalog.name ?? app, url, offers: doc.offers.map((o) => ({ key: o.key, label: o.label })) }));
 }

@@ -10,8 +10,9 @@
 // | SUPABASE_URL | Supabase project URL, or the local REST gateway | http://127.0.0.1:54321 |
 // | SUPABASE_JWT_SECRET | local stand-in sign-in only: signs and verifies access tokens (HS256) | none: the stand-in refuses without it (cargo xtask passes the local stack's) |
 // | TOLLGATE_DEV_DATABASE_URL | local stand-in sign-in only: where auth.users lives | postgres://postgres@127.0.0.1:54322/postgres |
-// | STRIPE_WEBHOOK_SECRET | checkout stand-in only: the worker's endpoint secret | (required for the stand-in) |
-// | TOLLGATE_DEV_AUTH | `1` enables the local sign-in and the checkout stand-in | off |
+// | STRIPE_WEBHOOK_SECRET | Stripe stand-in only: the workers' endpoint secret, to sign the events it sends | (required for the stand-in) |
+// | RAZORPAY_WEBHOOK_SECRET | Razorpay stand-in only: the Razorpay AI app worker's webhook secret | (required for its stand-in) |
+// | TOLLGATE_DEV_AUTH | `1` enables the local stand-ins: sign-in, and Stripe's and Razorpay's APIs with their checkout and portal pages | off |
 
 import { localApiKey } from './jwt';
 
@@ -67,7 +68,11 @@ export function stripeWebhookSecret(): string | undefined {
   return env('STRIPE_WEBHOOK_SECRET');
 }
 
-/** The local stand-ins (sign-in, checkout) are for development only. */
+export function razorpayWebhookSecret(): string | undefined {
+  return env('RAZORPAY_WEBHOOK_SECRET');
+}
+
+/** The local stand-ins (sign-in, the providers' APIs) are for development only. */
 export function devStandInsEnabled(): boolean {
   const v = env('TOLLGATE_DEV_AUTH');
   return v === '1' || v === 'true';

@@ -41,13 +41,23 @@ function grantsOf(offer: CatalogOffer, catalog: CatalogDoc, clouds: string[], no
   return out;
 }
 
-/** A bundle's chosen clouds: the one the question needs first, then the next eligible ones. */
-export function chooseClouds(offer: CatalogOffer, catalog: CatalogDoc, wanted: string | null): string[] {
-  const n = (offer.grants ?? []).reduce((s, g) => s + (g.choose ?? 0), 0);
-  if (n === 0) return [];
-  const eligible = (offer.grants ?? [])
+/** How many clouds a bundle lets the buyer choose (0: not a bundle). */
+export function bundleSize(offer: CatalogOffer): number {
+  return (offer.grants ?? []).reduce((s, g) => s + (g.choose ?? 0), 0);
+}
+
+/** The clouds a bundle's buyer may choose from. */
+export function eligibleClouds(offer: CatalogOffer, catalog: CatalogDoc): string[] {
+  return (offer.grants ?? [])
     .filter((g) => g.choose)
     .flatMap((g) => (g.from && g.from.length ? g.from : catalog.products.filter((p) => p.tiers.includes(g.tier ?? '')).map((p) => p.id)));
+}
+
+/** A bundle's chosen clouds: the one the question needs first, then the next eligible ones. */
+export function chooseClouds(offer: CatalogOffer, catalog: CatalogDoc, wanted: string | null): string[] {
+  const n = bundleSize(offer);
+  if (n === 0) return [];
+  const eligible = eligibleClouds(offer, catalog);
   const picked: string[] = [];
   if (wanted && eligible.includes(wanted)) picked.push(wanted);
   for (const c of eligible) {

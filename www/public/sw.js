@@ -8,7 +8,7 @@
 // | `/_next/static/**` (JS, CSS, fonts, the tollgate .wasm: content-hashed, immutable) | cache first | static |
 // | pages (navigations) and other same-origin `GET /api/**` | network first, cache when offline | pages |
 // | the worker's public catalog (`GET .../v1/catalog`, any origin) | network first, cache when offline | pages |
-// | anything with an `Authorization` header, the snapshot API (`/v1/entitlements`), `/api/dev/**`, RSC payloads, non-GET | network only, never stored | - |
+// | anything with an `Authorization` header, the snapshot API (`/v1/entitlements`), `/api/dev/**` and the stand-ins' pages `/dev/**`, RSC payloads, non-GET | network only, never stored | - |
 //
 // Online users therefore always get fresh pages and data; the cache answers only when
 // the network fails (a cached answer then carries `x-tollgate-offline: cache`). The
@@ -55,7 +55,7 @@ function strategy(request) {
     return /\/v1\/catalog$/.test(url.pathname) ? 'network-first' : null;
   }
   if (url.pathname.startsWith('/_next/static/')) return 'static';
-  if (url.pathname.startsWith('/api/dev/')) return null;
+  if (url.pathname.startsWith('/api/dev/') || url.pathname.startsWith('/dev/')) return null;
   // React Server Component payloads of client-side navigations: a failed one makes
   // Next.js fall back to a full navigation, which is answered below.
   if (request.headers.get('rsc') === '1' || url.searchParams.has('_rsc')) return null;

@@ -1,5 +1,5 @@
-//! `cargo xtask demo`, part 3: the whole local stack, running, with a purchase
-//! replayed against it the way Stripe delivers one.
+//! `cargo xtask demo`, part 3: the whole local stack, running, with a purchase made
+//! against it the way the app makes one.
 //!
 //! Builds what is needed (the npm package, the worker, the React layer and the www
 //! app), starts PostgreSQL, the REST gateway, three workers (the VCM Suite catalog for
@@ -8,13 +8,14 @@
 //! 1. signs a user in through the app's local sign-in (the Supabase Auth stand-in);
 //! 2. reads their signed snapshot from the worker, verifies it with the public key
 //!    alone (the core's verifier) and shows which tools are locked;
-//! 3. posts the events of a completed Checkout to `/webhooks/stripe`, signed with the
-//!    endpoint secret exactly as Stripe signs deliveries, in Stripe's usual order (the
-//!    subscription before the checkout that names the buyer), then one redelivery;
+//! 3. buys as the app does: the worker builds the Checkout Session (`POST /v1/checkout`),
+//!    and the www app's local stand-in for Stripe pays exactly that session, sending
+//!    Stripe's webhooks for it, signed with the endpoint secret as Stripe signs them, to
+//!    `/webhooks/stripe`;
 //! 4. reads the snapshot again and renders the demo tool page on the server as that
 //!    user: the tool is unlocked;
-//! 5. buys video seconds on the video-studio worker, quotes and consumes a generation
-//!    with an idempotency key, and retries it (charged once).
+//! 5. buys video seconds on the video-studio worker the same way, quotes and consumes a
+//!    generation with an idempotency key, and retries it (charged once).
 //!
 //! Then it keeps everything running for the person at the keyboard until Ctrl-C (or
 //! exits at once with `--no-wait` / `CI=true`), and stops every process it started.
@@ -26,9 +27,8 @@ use serde_json::{json, Value};
 use tollgate::catalog::Catalog;
 use tollgate::decide;
 use tollgate::time::Timestamp;
-use tollgate::verify;
 
-use crate::lifecycle::{again, money, stripe_one_time, Ids, StripeSub};
+use crate::lifecycle::{money, Ids};
 use crate::local::{Local, Ports};
 use crate::package::catalogs;
 use crate::util::{http, interrupted, note, step, Response, Result, Stages};
@@ -54,27 +54,35 @@ fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> Result<Respon
     http("POST", url, &h, Some(body.to_string().as_bytes()))
 }
 
-/// Posts one Stripe event to a worker, signed with the endpoint secret at the current time.
-fn post_stripe(worker_url: &str, secret: &str, event: &Value) -> Result<Value> {
-    let payload = event.to_string();
-    let header = verify::sign_stripe(payload.as_bytes(), secret, Timestamp(now()));
-    let r = http(
-        "POST",
-        &format!("{worker_url}/webhooks/stripe"),
-        &[("content-type", "application/json"), ("stripe-signature", &header)],
-        Some(payload.as_bytes()),
-    )?;
-    let v = r.json()?;
+/// A purchase as the app makes one: `POST /v1/checkout` at the worker (which sends the
+/// Checkout Session it builds to the www app's Stripe stand-in), then "Pay" on the
+/// stand-in, which sends Stripe's webhooks for exactly that session to the worker.
+fn buy(www_url: &str, worker_url: &str, token: &str, offer: &str) -> Result<()> {
+    let auth = format!("Bearer {token}");
+    let body = json!({ "offer": offer, "success_url": format!("{www_url}/tools/demo"), "cancel_url": format!("{www_url}/tools") });
+    let r = post_json(&format!("{worker_url}/v1/checkout"), &[("authorization", &auth)], &body)?;
     if r.status != 200 {
-        return Err(format!("POST /webhooks/stripe ({}): HTTP {} {}", event["type"], r.status, r.body));
+        return Err(format!("POST /v1/checkout: HTTP {} {}", r.status, r.body));
     }
-    let status = v["status"].as_str().unwrap_or("?");
-    let extra = match status {
-        "kept" => format!(" (waiting for {})", v["waiting_for"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
-        _ => String::new(),
-    };
-    note(format!("  {:<30} → 200 {status}{extra}", event["type"].as_str().unwrap_or("?")));
-    Ok(v)
+    let session = r.json()?;
+    let id = session["id"].as_str().ok_or("the checkout has no id")?;
+    note(format!("  POST {worker_url}/v1/checkout → {} {id}", session["provider"].as_str().unwrap_or("?")));
+    note(format!("  its page: {}", session["url"].as_str().unwrap_or("(none)")));
+    let r = post_json(&format!("{www_url}/api/dev/checkout/{id}"), &[], &json!({ "email": DEMO_EMAIL }))?;
+    let v = r.json()?;
+    for d in v["deliveries"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let answer: Value = d["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        note(format!(
+            "  Pay → {:<30} → {} {}",
+            d["type"].as_str().unwrap_or("?"),
+            d["status"],
+            answer["status"].as_str().unwrap_or("")
+        ));
+    }
+    if r.status != 200 {
+        return Err(format!("paying {id} on the stand-in: HTTP {} {}", r.status, r.body));
+    }
+    Ok(())
 }
 
 /// GET /v1/entitlements, the token verified with the trusted public key alone.
@@ -133,11 +141,9 @@ fn demo_page(www_url: &str, token: &str) -> Result<&'static str> {
 fn scenario(root: &Path, local: &Local) -> Result<String> {
     let started = std::time::Instant::now();
     let vcm = catalog(root, "vcm-suite")?;
-    let studio_cat = catalog(root, "video-studio")?;
     let www_url = local.www().ok_or("www is not running")?.url.clone();
     let worker_url = local.worker_url("vcm-suite").ok_or("no VCM Suite worker")?;
     let studio_url = local.worker_url("video-studio").ok_or("no video-studio worker")?;
-    let secret = local.secrets.stripe[0].clone();
     let t = now();
     let mut ids = Ids { n: 0, tag: format!("{t:x}") };
 
@@ -158,24 +164,11 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
 
     let offer = vcm.offer("CLOUD_CREATION_PRO_MONTHLY").ok_or("offer CLOUD_CREATION_PRO_MONTHLY is missing")?;
     step(format!(
-        "3. checkout: {} at {}/month; Stripe's webhook deliveries, signed with the endpoint secret, to {worker_url}/webhooks/stripe",
+        "3. checkout: {} at {}/month, built by the worker, paid on the local stand-in for Stripe",
         offer.label,
         money(offer.price.amount, &offer.price.currency)
     ));
-    let mut sub = StripeSub::new(&vcm, &mut ids, json!({ "user_id": uid }), &offer.key, t);
-    sub.attributed = false;
-    let end = t + 30 * 86_400;
-    let created = sub.subscription(&mut ids, "customer.subscription.created", t, "active", (t, end), false, None);
-    let paid = sub.invoice_paid(&mut ids, t, (t, end));
-    let checkout = sub.checkout(&mut ids, t + 1);
-    for e in [&created, &paid, &checkout] {
-        post_stripe(&worker_url, &secret, e)?;
-    }
-    note("  Stripe retries a delivery:");
-    let dup = post_stripe(&worker_url, &secret, &again(&checkout))?;
-    if dup["status"] != "duplicate" {
-        return Err(format!("a redelivered event must be a duplicate, the worker said {dup}"));
-    }
+    buy(&www_url, &worker_url, &token, &offer.key)?;
 
     step("4. the new snapshot, and the page rendered on the server");
     let snap = snapshot(local, &worker_url, &token)?;
@@ -187,8 +180,7 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
     }
 
     step(format!("5. video seconds on the video-studio worker ({studio_url})"));
-    let buy = stripe_one_time(&studio_cat, &mut ids, &uid, "VIDEO_TOKENS_30_MIN", now());
-    post_stripe(&studio_url, &secret, &buy)?;
+    buy(&www_url, &studio_url, &token, "VIDEO_TOKENS_30_MIN")?;
     let auth = format!("Bearer {token}");
     let body = json!({ "model": "pro", "quality": "hd", "seconds": 60 });
     let q = post_json(&format!("{studio_url}/v1/usage/quote"), &[("authorization", &auth)], &body)?;
@@ -265,12 +257,14 @@ fn walkthrough(local: &Local) -> Result<()> {
         format!("1. {w}/signin: sign in as {DEMO_EMAIL} (just bought Creation Cloud Pro above), or as any new"),
         "   email to start without a plan (sign-in and checkout are labelled local stand-ins).".to_string(),
         format!("2. {w}/tools: locked tools say why; click one for the upgrade modal (offers and prices from"),
-        "   the catalog). \"Buy\" posts Stripe-signed events to the worker; the page unlocks without a reload.".to_string(),
+        "   the catalog). \"Buy\": the worker builds the checkout, paid on the labelled stand-in page; back".to_string(),
+        "   on the app, the page unlocks once Stripe's webhook (signed as Stripe signs it) has reached the worker.".to_string(),
         format!("3. {w}/tools/demo: the VCM Suite's demo tool, rendered on the server from the signed snapshot."),
         format!("4. {w}/generate: live quote from the core; submit holds video seconds at the worker, then"),
         "   captures them, or releases them when the simulated generation fails.".to_string(),
         format!("5. {w}/drafts: the Razorpay AI app: two free drafts for anyone signed in, then AI credits."),
-        format!("6. {w}/account: entitlements over time; cancel at period end keeps access until it ends."),
+        format!("6. {w}/account: subscriptions (cancel at period end keeps access until it ends, resume,"),
+        "   manage billing on the portal stand-in) and entitlements over time.".to_string(),
         format!(
             "Ports: PostgreSQL {}, REST {}, workers {}, {} and {}, www {} (TOLLGATE_*_PORT to move them).",
             p.pg, p.rest, p.worker, p.studio, p.razorpay, p.www
@@ -305,7 +299,7 @@ pub fn run(root: &Path, stages: &mut Stages, no_wait: bool) -> Result<()> {
         },
     )?;
     walkthrough(&local)?;
-    stages.run("scenario: a purchase, as Stripe delivers it, against the running stack", || scenario(root, &local))?;
+    stages.run("scenario: a purchase through the worker's checkout and the Stripe stand-in, against the running stack", || scenario(root, &local))?;
     if no_wait {
         note("--no-wait (or CI=true): not waiting for Ctrl-C");
     } else {

@@ -216,11 +216,17 @@ impl Local {
     /// waits for its own `/healthz`, so together they take about as long as one). Every
     /// worker that started is kept (and stopped with the stack), also when another failed.
     pub fn start_workers(&mut self, list: &[(&str, u16, &str)]) -> Result<()> {
+        self.start_workers_with(list, |_| Vec::new())
+    }
+
+    /// [`Local::start_workers`], each worker's variables extended by `extra(catalog)`.
+    fn start_workers_with(&mut self, list: &[(&str, u16, &str)], extra: impl Fn(&str) -> Vec<(String, String)>) -> Result<()> {
         let mut dirs = Vec::new();
         for &(catalog, port, variable) in list {
             ensure_port_free(port, &format!("the worker ({catalog})"), variable)?;
             let dir = self.root.join(".stack").join("workers").join(catalog);
-            let vars = self.secrets.dev_vars(&self.rest_url(), stack::LOCAL_JWT_SECRET, catalog);
+            let mut vars = self.secrets.dev_vars(&self.rest_url(), stack::LOCAL_JWT_SECRET, catalog);
+            vars.extend(extra(catalog));
             worker::dev_dir(&self.root, &dir, &vars).map_err(s)?;
             dirs.push((catalog, port, dir));
         }
@@ -254,14 +260,34 @@ impl Local {
     }
 
     /// The three workers the app uses: VCM Suite (gating), video studio (usage and holds)
-    /// and the Razorpay AI app (free drafts and AI credits).
+    /// and the Razorpay AI app (free drafts and AI credits). Each sells through the www
+    /// app's local stand-ins for Stripe's and Razorpay's APIs (see [`Local::provider_stand_in`]).
     pub fn start_app_workers(&mut self) -> Result<()> {
         let p = self.ports;
-        self.start_workers(&[
-            ("vcm-suite", p.worker, "TOLLGATE_WORKER_PORT"),
-            ("video-studio", p.studio, "TOLLGATE_STUDIO_WORKER_PORT"),
-            ("razorpay-ai", p.razorpay, "TOLLGATE_RAZORPAY_WORKER_PORT"),
-        ])
+        let www = format!("http://127.0.0.1:{}", p.www);
+        self.start_workers_with(
+            &[
+                ("vcm-suite", p.worker, "TOLLGATE_WORKER_PORT"),
+                ("video-studio", p.studio, "TOLLGATE_STUDIO_WORKER_PORT"),
+                ("razorpay-ai", p.razorpay, "TOLLGATE_RAZORPAY_WORKER_PORT"),
+            ],
+            |catalog| Local::provider_stand_in(&www, catalog),
+        )
+    }
+
+    /// A worker's provider configuration for local runs: its own base on the www app's
+    /// stand-ins for Stripe's and Razorpay's APIs (`/api/dev/stripe/<catalog>`, enabled
+    /// only with `TOLLGATE_DEV_AUTH=1`), so the stand-in knows which worker its webhooks
+    /// go to, and keys that are plainly fake: the stand-in takes test-mode keys only, and
+    /// no real provider accepts these.
+    pub fn provider_stand_in(www: &str, catalog: &str) -> Vec<(String, String)> {
+        vec![
+            ("STRIPE_API_BASE".into(), format!("{www}/api/dev/stripe/{catalog}")),
+            ("STRIPE_SECRET_KEY".into(), "sk_test_local_stand_in".into()),
+            ("RAZORPAY_API_BASE".into(), format!("{www}/api/dev/razorpay/{catalog}")),
+            ("RAZORPAY_KEY_ID".into(), "rzp_test_local_stand_in".into()),
+            ("RAZORPAY_KEY_SECRET".into(), "local_stand_in".into()),
+        ]
     }
 
     pub fn worker_url(&self, catalog: &str) -> Option<String> {
@@ -289,6 +315,7 @@ impl Local {
             jwt_secret: stack::LOCAL_JWT_SECRET.to_string(),
             database_url: self.db_url(),
             stripe_webhook_secret: self.secrets.stripe[0].clone(),
+            razorpay_webhook_secret: self.secrets.razorpay.clone(),
         })
     }
 

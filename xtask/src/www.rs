@@ -36,8 +36,10 @@ pub struct StackUrls {
     pub jwt_secret: String,
     /// PostgreSQL for the local sign-in's auth.users, e.g. postgres://postgres@127.0.0.1:54322/postgres.
     pub database_url: String,
-    /// The worker's Stripe endpoint secret (`whsec_...`), for the checkout stand-in.
+    /// The workers' Stripe endpoint secret (`whsec_...`): the Stripe stand-in signs its events with it.
     pub stripe_webhook_secret: String,
+    /// The Razorpay AI app worker's webhook secret: the Razorpay stand-in signs its events with it.
+    pub razorpay_webhook_secret: String,
 }
 
 fn npm() -> Command {
@@ -186,7 +188,8 @@ fn app_env(cmd: &mut Command, s: &StackUrls) {
         .env("SUPABASE_JWT_SECRET", &s.jwt_secret)
         .env("TOLLGATE_DEV_DATABASE_URL", &s.database_url)
         .env("STRIPE_WEBHOOK_SECRET", &s.stripe_webhook_secret)
-        // The local sign-in and checkout stand-ins (never on in production).
+        .env("RAZORPAY_WEBHOOK_SECRET", &s.razorpay_webhook_secret)
+        // The local stand-ins: sign-in, and Stripe's and Razorpay's APIs (never on in production).
         .env("TOLLGATE_DEV_AUTH", "1");
 }
 

@@ -1,12 +1,15 @@
 import { AccountTimeline } from '@/components/AccountTimeline';
 import { EntitlementHistory } from '@/components/EntitlementHistory';
-import { suiteCatalog } from '@/lib/catalog';
+import { Subscriptions } from '@/components/Subscriptions';
+import { appWorkers, suiteCatalog } from '@/lib/catalog';
 import { getSession } from '@/lib/session';
+import { fetchSubscriptions } from '@/lib/subscriptions';
 
 export default async function AccountPage() {
   const session = await getSession();
   const { doc } = await suiteCatalog();
   const productNames: Record<string, string> = Object.fromEntries(doc.products.map((p) => [p.id, p.name ?? p.id]));
+  const subs = session ? await fetchSubscriptions(session) : null;
   return (
     <>
       <h1>Account</h1>
@@ -15,6 +18,13 @@ export default async function AccountPage() {
           <p className="status-line">
             Signed in as {session.email ?? session.userId} (<span className="mono">{session.userId}</span>).
           </p>
+          {/* Subscriptions, from the database; cancel, resume and the portal through the worker. */}
+          <Subscriptions
+            initial={subs && 'rows' in subs ? subs.rows : []}
+            error={subs && 'error' in subs ? subs.message : null}
+            apps={await appWorkers()}
+            accessToken={session.accessToken}
+          />
           {/* Current grants, from the signed snapshot (also offline). */}
           <AccountTimeline />
           {/* What happened, from the database (server-rendered on each visit). */}

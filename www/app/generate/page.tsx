@@ -17,7 +17,7 @@ export default async function GeneratePage() {
       </p>
       <div className="two">
         <GenerateVideo catalog={doc} workerUrl={studioWorkerUrl()} accessToken={session?.accessToken ?? null} />
-        {session ? <BalanceWidget catalog={doc} /> : <p className="card">Sign in to see your balance.</p>}
+        {session ? <BalanceWidget catalog={doc} workerUrl={studioWorkerUrl()} /> : <p className="card">Sign in to see your balance.</p>}
       </div>
       {session ? <OveragePreferences workerUrl={studioWorkerUrl()} accessToken={session.accessToken} /> : null}
     </>
