@@ -298,6 +298,13 @@ fn parse_role(role: &str, allowed: &[Role]) -> Result<Role, OrgRefusal> {
     })
 }
 
+/// The form an invite's token is kept in (SHA-256, hex): the token itself is shown once,
+/// to whoever sends the invite, and a stored digest gives nobody a usable token.
+pub fn token_digest(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 /// An invite to create: to whom, as what, with a seat or not, until when, from whom.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NewInvite {
