@@ -12,7 +12,7 @@ pub fn bytes<const N: usize>() -> Option<[u8; N]> {
 fn fill(buf: &mut [u8]) -> bool {
     use js_sys::{Function, Reflect, Uint8Array};
     use wasm_bindgen::{JsCast, JsValue};
-    let run = || -> Result<(), JsValue> {
+    let mut run = || -> Result<(), JsValue> {
         let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
         let f: Function = Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?.dyn_into()?;
         let arr = Uint8Array::new_with_length(buf.len() as u32);
