@@ -393,6 +393,8 @@ export interface Snapshot {
   expires_at: string;
   grants: Array<Grant & { id: string; valid_from: string; valid_to: string | null }>;
   balances: Record<string, number>;
+  /** The organizations the user belongs to (absent when none). */
+  organizations?: OrgMembership[];
 }
 
 export type SnapshotErrorCode =
@@ -420,3 +422,52 @@ export type PublicKeys =
  * and, when given, the subject. Returns the snapshot; throws a {@link SnapshotError}.
  */
 export declare function verifySnapshot(token: string, keys: PublicKeys, subject?: string | null, now?: Now): Snapshot;
+
+// ------------------------------------------------------------------ organizations
+
+/** One organization of a snapshot (`snapshot.organizations[i]`). */
+export interface OrgMembership {
+  id: string;
+  name: string;
+  role: 'owner' | 'admin' | 'member' | null;
+  seat: boolean;
+  seats: { count: number; used: number; reserved: number; available: number };
+  grants: unknown[];
+}
+
+/** A member's entitlements through one organization (the Org Seats app's getUserEntitlements shape). */
+export interface OrganizationEntitlements {
+  organizationId: string;
+  name: string;
+  role: 'owner' | 'admin' | 'member' | null;
+  tier: string | null;
+  status: 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'none';
+  seatCount: number;
+  seatsUsed: number;
+  seatsAvailable: number;
+  hasSeat: boolean;
+  inGracePeriod: boolean;
+  gracePeriodEndsAt: string | null;
+  features: Record<string, boolean>;
+  limits: Record<string, number | 'unlimited'>;
+  /** May the member use this capability now (only with a seat)? */
+  hasFeatureAccess(feature: string): boolean;
+}
+
+export interface OrgOptions {
+  catalog?: Catalog | string | object | null;
+  now?: Now;
+}
+
+export function getOrganizationEntitlements(
+  snapshot: { organizations?: OrgMembership[] },
+  organizationId?: string | null,
+  options?: OrgOptions,
+): OrganizationEntitlements | null;
+
+export function hasFeatureAccess(
+  snapshot: { organizations?: OrgMembership[] },
+  feature: string,
+  organizationId?: string | null,
+  options?: OrgOptions,
+): boolean;

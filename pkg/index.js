@@ -25,6 +25,8 @@ import initWasm, {
   workflowRunAllowed as wasmWorkflowRunAllowed,
   quote as wasmQuote,
   verifySnapshot as wasmVerifySnapshot,
+  orgEntitlements as wasmOrgEntitlements,
+  orgFeatureAccess as wasmOrgFeatureAccess,
 } from './tollgate.js';
 import DEFAULT_CATALOG_JSON from './default-catalog.js';
 
@@ -570,4 +572,50 @@ export function verifySnapshot(token, keys, subject, now) {
   }
   const who = subject === undefined || subject === null ? undefined : str('subject', subject);
   return JSON.parse(wasmVerifySnapshot(token, kids, texts, who, nowMs(now)));
+}
+
+// ------------------------------------------------------------------ organizations
+
+function membershipOf(snapshot, organizationId) {
+  if (snapshot === null || typeof snapshot !== 'object') {
+    throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
+  }
+  const orgs = snapshot.organizations ?? [];
+  const m = organizationId === undefined || organizationId === null ? orgs[0] : orgs.find((o) => o.id === organizationId);
+  return m ?? null;
+}
+
+/**
+ * A member's entitlements through an organization of its verified snapshot, in the
+ * shape the Org Seats app's `getUserEntitlements` returns: `{ organizationId, name,
+ * role, tier, status, seatCount, seatsUsed, seatsAvailable, hasSeat, inGracePeriod,
+ * gracePeriodEndsAt, features, limits, hasFeatureAccess(feature) }`, decided by the core
+ * at `now` (a member without a seat holds none of the plan's features). `organizationId`:
+ * which one (default: the first); `null` when the user is not a member.
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ */
+export function getOrganizationEntitlements(snapshot, organizationId, { catalog, now } = {}) {
+  ensureReady();
+  const m = membershipOf(snapshot, organizationId);
+  if (!m) return null;
+  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  const at = nowMs(now);
+  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], m, at));
+  Object.defineProperty(ents, 'hasFeatureAccess', {
+    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), at),
+    enumerable: false,
+  });
+  return ents;
+}
+
+/**
+ * May the member use `feature` through organization `organizationId` (default: the
+ * first) of its verified snapshot at `now`? Only with a seat, only what the tier gives.
+ */
+export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, now } = {}) {
+  ensureReady();
+  const m = membershipOf(snapshot, organizationId);
+  if (!m) return false;
+  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
 }

@@ -15,7 +15,7 @@
 //! a body, Stripe's as form fields in its bracket notation (encoded by [`Call::body`]),
 //! Razorpay's as JSON. The host adds the base URL and the credentials.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::billing::facts::{SubStatus, Subject};
@@ -29,7 +29,7 @@ const RAZORPAY_YEARS: u32 = 10;
 const RECEIPT_MAX: usize = 40;
 
 /// The caller's role in an organization (`organization_members.role`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,
@@ -44,6 +44,13 @@ impl Role {
             "admin" => Some(Role::Admin),
             "member" => Some(Role::Member),
             _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
         }
     }
     /// Owners and admins buy and manage an organization's subscriptions.

@@ -13,6 +13,7 @@ pub mod decide;
 pub mod engine;
 pub mod meter;
 pub mod model;
+pub mod orgs;
 pub mod money;
 pub mod seats;
 pub mod vcm;

@@ -36,6 +36,7 @@
 //! | `expires_at`      | RFC 3339 string, UTC       | later than `issued_at` |
 //! | `grants`          | array of grant objects     | [`Grant`] as serialised by the core |
 //! | `balances`        | object: pool -> integer    | credit balances in the pool's units |
+//! | `organizations`   | array (left out when empty)| [`OrgMembership`]: `id`, `name`, `role`, `seat`, `seats` {`count`, `used`, `reserved`, `available`}, `grants` |
 //!
 //! A grant object has `id`, `product`, `tier`, `source` (`stripe`, `razorpay`,
 //! `manual_grant`, `bundle`, `promotion`), `status` (`active`, `trial`, `past_due`,
@@ -70,6 +71,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogMeta;
 use crate::model::{Entitlements, Grant};
+use crate::orgs::OrgMembership;
 use crate::time::Timestamp;
 
 /// The payload format version this module writes and reads.
@@ -93,6 +95,12 @@ pub struct Snapshot {
     pub expires_at: Timestamp,
     pub grants: Vec<Grant>,
     pub balances: BTreeMap<String, i64>,
+    /// For a user: each organization it belongs to, with its role, its seat, the seat
+    /// counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
+    /// decides tier, status, grace and the features the member may use, at any instant).
+    /// Left out when empty, so snapshots without organizations are what they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<OrgMembership>,
 }
 
 impl Snapshot {
@@ -360,6 +368,18 @@ impl SnapshotSigner {
         now: Timestamp,
         ttl_secs: u32,
     ) -> Result<Signed, SignError> {
+        self.issue_with_organizations(entitlements, Vec::new(), catalog, now, ttl_secs)
+    }
+
+    /// [`Self::issue`], carrying the organizations the user belongs to.
+    pub fn issue_with_organizations(
+        &self,
+        entitlements: &Entitlements,
+        organizations: Vec<OrgMembership>,
+        catalog: &CatalogMeta,
+        now: Timestamp,
+        ttl_secs: u32,
+    ) -> Result<Signed, SignError> {
         let snapshot = Snapshot {
             v: SNAPSHOT_VERSION,
             kid: self.kid.clone(),
@@ -370,6 +390,7 @@ impl SnapshotSigner {
             expires_at: now.plus_seconds(i64::from(ttl_secs)),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
+            organizations,
         };
         let token = self.sign(&snapshot)?;
         Ok(Signed { snapshot, token })

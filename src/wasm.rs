@@ -818,6 +818,26 @@ pub fn quote(catalog: &CatalogHandle, model: &str, quality: &str, seconds: f64) 
     to_json(&usage::quote(&catalog.inner, model, quality, seconds).map_err(|e| coded_error(&e, e.code()))?)
 }
 
+// ---------------------------------------------------------------- organizations
+
+/// A member's entitlements through one organization of its snapshot (an entry of the
+/// snapshot's `organizations`), decided by the core at `now` (`orgs::org_entitlements`):
+/// JSON in the Org Seats app's shape (`tier`, `status`, `seatCount`, `seatsUsed`,
+/// `seatsAvailable`, `hasSeat`, `inGracePeriod`, `gracePeriodEndsAt`, `features`, ...).
+#[wasm_bindgen(js_name = orgEntitlements)]
+pub fn org_entitlements(catalog: &CatalogHandle, membership: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+    to_json(&crate::orgs::org_entitlements(&catalog.inner, &m, now_of(now_ms)?))
+}
+
+/// May the member use `feature` (a capability) through that organization now
+/// (`orgs::has_feature_access`: only with a seat, only what its tier gives)?
+#[wasm_bindgen(js_name = orgFeatureAccess)]
+pub fn org_feature_access(catalog: &CatalogHandle, membership: JsValue, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
+    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+    crate::orgs::has_feature_access(&catalog.inner, &m, feature, now_of(now_ms)?).map_err(fail)
+}
+
 // ---------------------------------------------------------------- signed snapshots
 
 /// Verifies a signed entitlement snapshot with the core's `snapshot::verify`

@@ -442,6 +442,103 @@ export type Database = {
           },
         ];
       };
+      organization_changes: {
+        Row: {
+          id: number;
+          organization_id: string;
+          kind: string;
+          actor_id: string | null;
+          user_id: string | null;
+          email: string | null;
+          detail: Json;
+          at: string;
+        };
+        Insert: {
+          id?: number;
+          organization_id: string;
+          kind: string;
+          actor_id?: string | null;
+          user_id?: string | null;
+          email?: string | null;
+          detail?: Json;
+          at?: string;
+        };
+        Update: {
+          id?: number;
+          organization_id?: string;
+          kind?: string;
+          actor_id?: string | null;
+          user_id?: string | null;
+          email?: string | null;
+          detail?: Json;
+          at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "organization_changes_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      organization_invites: {
+        Row: {
+          id: string;
+          organization_id: string;
+          email: string;
+          role: string;
+          seat: boolean;
+          token_digest: string;
+          expires_at: string;
+          created_by: string | null;
+          created_at: string;
+          accepted_at: string | null;
+          accepted_by: string | null;
+          revoked_at: string | null;
+          revoked_by: string | null;
+        };
+        Insert: {
+          id?: string;
+          organization_id: string;
+          email: string;
+          role?: string;
+          seat?: boolean;
+          token_digest: string;
+          expires_at: string;
+          created_by?: string | null;
+          created_at?: string;
+          accepted_at?: string | null;
+          accepted_by?: string | null;
+          revoked_at?: string | null;
+          revoked_by?: string | null;
+        };
+        Update: {
+          id?: string;
+          organization_id?: string;
+          email?: string;
+          role?: string;
+          seat?: boolean;
+          token_digest?: string;
+          expires_at?: string;
+          created_by?: string | null;
+          created_at?: string;
+          accepted_at?: string | null;
+          accepted_by?: string | null;
+          revoked_at?: string | null;
+          revoked_by?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "organization_invites_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       organization_members: {
         Row: {
           organization_id: string;
@@ -555,6 +652,7 @@ export type Database = {
           allocated_at: string;
           released_at: string | null;
           allocated_by: string | null;
+          released_by: string | null;
         };
         Insert: {
           id?: string;
@@ -564,6 +662,7 @@ export type Database = {
           allocated_at?: string;
           released_at?: string | null;
           allocated_by?: string | null;
+          released_by?: string | null;
         };
         Update: {
           id?: string;
@@ -573,6 +672,7 @@ export type Database = {
           allocated_at?: string;
           released_at?: string | null;
           allocated_by?: string | null;
+          released_by?: string | null;
         };
         Relationships: [
           {
@@ -914,7 +1014,19 @@ export type Database = {
         };
         Returns: undefined;
       };
+      tollgate_invite: {
+        Args: {
+          p_token_digest: string;
+        };
+        Returns: Json;
+      };
       tollgate_is_member: {
+        Args: {
+          p_organization_id: string;
+        };
+        Returns: boolean;
+      };
+      tollgate_is_org_admin: {
         Args: {
           p_organization_id: string;
         };
@@ -963,6 +1075,18 @@ export type Database = {
         };
         Returns: undefined;
       };
+      tollgate_org: {
+        Args: {
+          p_org: string;
+        };
+        Returns: Json;
+      };
+      tollgate_org_change: {
+        Args: {
+          p_change: Json;
+        };
+        Returns: Json;
+      };
       tollgate_pending_attempt: {
         Args: {
           p_provider: string;
@@ -983,6 +1107,13 @@ export type Database = {
         Args: {
           p_subject: Json;
           p_usage_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_seat_fact: {
+        Args: {
+          p_organization_id: string;
+          p_user_id: string;
         };
         Returns: Json;
       };
@@ -1042,6 +1173,13 @@ export type Database = {
           p_state: Json;
         };
         Returns: string;
+      };
+      tollgate_user_organizations: {
+        Args: {
+          p_user: string;
+          p_now: string;
+        };
+        Returns: Json;
       };
     };
     Enums: {

@@ -395,6 +395,10 @@ pub struct SeatChange {
     pub user: Subject,
     /// Unique id of the request (idempotency).
     pub request_id: String,
+    /// Who gave or took it (a user id; empty: an operator or a fact from before it was
+    /// recorded). Not part of the fact's key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
 }
 
 /// A provider customer known to belong to a subject (the app's own record).
@@ -766,7 +770,7 @@ impl Fact {
             provider: Provider::App,
             event: String::new(),
             at,
-            body: FactBody::SeatAssigned(SeatChange { org, user, request_id: request_id.into() }),
+            body: FactBody::SeatAssigned(SeatChange { org, user, request_id: request_id.into(), by: String::new() }),
         }
     }
     pub fn seat_released(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
@@ -775,8 +779,15 @@ impl Fact {
             provider: Provider::App,
             event: String::new(),
             at,
-            body: FactBody::SeatReleased(SeatChange { org, user, request_id: request_id.into() }),
+            body: FactBody::SeatReleased(SeatChange { org, user, request_id: request_id.into(), by: String::new() }),
         }
+    }
+    /// The same seat fact, saying who gave or took it.
+    pub fn by(mut self, who: &str) -> Fact {
+        if let FactBody::SeatAssigned(s) | FactBody::SeatReleased(s) = &mut self.body {
+            s.by = who.to_string();
+        }
+        self
     }
     pub fn credit_adjustment(a: CreditAdjustment, at: Timestamp) -> Fact {
         Fact {

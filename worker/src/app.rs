@@ -72,7 +72,14 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::Portal
                 | Route::SubscriptionCancel
                 | Route::SubscriptionResume
-                | Route::SubscriptionChange => self.signed_in(route, &req, now).await,
+                | Route::SubscriptionChange
+                | Route::OrgCreate
+                | Route::Org
+                | Route::OrgInvites
+                | Route::OrgInvite
+                | Route::OrgSeats
+                | Route::OrgMember
+                | Route::InviteAccept => self.signed_in(route, &req, now).await,
                 Route::AdminGrants | Route::AdminSeats | Route::AdminUnattributed | Route::AdminAttribute => {
                     self.admin(route, &req, now).await
                 }
@@ -151,6 +158,25 @@ impl<T: Transport, S: Store> App<T, S> {
                 crate::pay::cancel(&self.ctx, req, &claims, route == Route::SubscriptionResume).await
             }
             Route::SubscriptionChange => crate::pay::change(&self.ctx, req, &claims).await,
+            Route::OrgCreate => crate::orgs::create(&self.ctx, req, &claims).await,
+            Route::Org
+            | Route::OrgInvites
+            | Route::OrgInvite
+            | Route::OrgSeats
+            | Route::OrgMember
+            | Route::InviteAccept => {
+                let path = req.path.trim_end_matches('/');
+                let ids = crate::routes::path_ids(crate::routes::pattern(route), path);
+                let (id, second) = (ids.first().copied().unwrap_or(""), ids.get(1).copied().unwrap_or(""));
+                match route {
+                    Route::Org => crate::orgs::get(&self.ctx, id, &claims, now).await,
+                    Route::OrgInvites => crate::orgs::invites(&self.ctx, req, id, &claims, now).await,
+                    Route::OrgInvite => crate::orgs::revoke(&self.ctx, id, second, &claims, now).await,
+                    Route::OrgSeats => crate::orgs::seats(&self.ctx, req, id, &claims, now).await,
+                    Route::OrgMember => crate::orgs::member(&self.ctx, req, id, second, &claims, now).await,
+                    _ => crate::orgs::accept(&self.ctx, id, &claims, now).await,
+                }
+            }
             _ => error(404, "not_found", "no such route"),
         }
     }
@@ -172,8 +198,12 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ents = st.entitlements_for_snapshot(&self.ctx.catalog, now);
+        let orgs = match self.ctx.store.user_organizations(&claims.sub, now).await {
+            Ok(o) => o,
+            Err(e) => return store_error(&e),
+        };
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
-        match signer.issue(&ents, self.ctx.catalog.meta(), now, ttl) {
+        match signer.issue_with_organizations(&ents, orgs, self.ctx.catalog.meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
                 200,
                 &json!({
@@ -229,7 +259,7 @@ impl<T: Transport, S: Store> App<T, S> {
 fn cors_headers() -> crate::http::Headers {
     crate::http::Headers::new()
         .with("access-control-allow-origin", "*")
-        .with("access-control-allow-methods", "GET, POST, PUT, OPTIONS")
+        .with("access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
         .with(
             "access-control-allow-headers",
             "authorization, content-type, idempotency-key",

@@ -23,7 +23,9 @@ pub mod kept;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod memory;
 pub mod meter;
+pub mod orgs;
 pub mod pay;
+pub mod random;
 pub mod respond;
 pub mod routes;
 pub mod state;

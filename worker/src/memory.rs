@@ -16,11 +16,13 @@ use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
 use tollgate::charge::Charge;
 use tollgate::meter::{Count, OverageChoice};
+use tollgate::orgs::{Invite, OrgMembership};
 use tollgate::credits::{EntryKind, LedgerEntry, Lot};
 use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
 use crate::store::{
+    memberships_from_json, org_from_json, OrgChange, OrgRead,
     record_json, ChargeAnswer, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
@@ -102,6 +104,28 @@ struct Inner {
     states: BTreeMap<String, Value>,
     versions: BTreeMap<String, i64>,
     seq: u64,
+    /// organization -> name (`organizations.name`).
+    org_names: BTreeMap<String, String>,
+    /// user -> email (`auth.users.email`).
+    emails: BTreeMap<String, String>,
+    /// (organization, user) -> when it joined, as a sequence number (`created_at`).
+    joined: BTreeMap<(String, String), u64>,
+    /// `organization_invites`: the invite, its token's digest, and its order.
+    invites: Vec<(Invite, String, u64)>,
+    /// `seat_allocations.allocated_by` / `released_by` of the latest allocation.
+    seat_by: BTreeMap<(String, String), (Option<String>, Option<String>)>,
+    /// `organization_changes`: (organization, kind, actor, user, email).
+    changes: Vec<OrgHistory>,
+}
+
+/// One row of an organization's history (`organization_changes`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgHistory {
+    pub org: String,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub user: Option<String>,
+    pub email: Option<String>,
 }
 
 /// The store in memory (see the module docs).
@@ -184,7 +208,7 @@ impl Inner {
                 .map(|(o, _)| {
                     json!({
                         "organization_id": o,
-                        "role": "member",
+                        "role": self.roles.get(&(o.clone(), u.clone())).map_or("member", String::as_str),
                         "seat": self.seats.get(o).is_some_and(|x| x.contains(u)),
                         "seat_count": self.seat_count.get(o).copied().unwrap_or(0),
                         "grants": self.grant_rows(&format!("org:{o}")),
@@ -232,6 +256,99 @@ impl Inner {
         }
     }
 
+    /// Makes `user` a member of `org` (as `role` when it was not one already).
+    fn join(&mut self, org: &str, user: &str, role: &str) {
+        self.members.entry(org.to_string()).or_default().insert(user.to_string());
+        self.roles.entry((org.to_string(), user.to_string())).or_insert_with(|| role.to_string());
+        let seq = self.next();
+        self.joined.entry((org.to_string(), user.to_string())).or_insert(seq);
+    }
+
+    fn history(&mut self, org: &str, kind: &str, actor: Option<&str>, user: Option<&str>, email: Option<&str>) {
+        self.changes.push(OrgHistory {
+            org: org.into(),
+            kind: kind.into(),
+            actor: actor.map(str::to_string),
+            user: user.map(str::to_string),
+            email: email.map(str::to_string),
+        });
+    }
+
+    /// The latest seat fact of (organization, user): its type and who made it
+    /// (`tollgate_seat_fact`).
+    fn seat_fact(&self, org: &str, user: &str) -> Option<(String, Option<String>)> {
+        let (o, u) = (format!("org:{org}"), format!("user:{user}"));
+        self.facts
+            .iter()
+            .filter(|(_, f)| (f.kind == "seat_assigned" || f.kind == "seat_released") && f.refs.contains(&o) && f.refs.contains(&u))
+            .max_by(|(ka, a), (kb, b)| {
+                let at = |f: &StoredFact| serde_json::from_value::<Timestamp>(f.fact["at"].clone()).unwrap_or(Timestamp(0));
+                (at(a), ka).cmp(&(at(b), kb))
+            })
+            .map(|(_, f)| (f.kind.clone(), f.fact["by"].as_str().filter(|b| !b.is_empty()).map(str::to_string)))
+    }
+
+    /// A seat allocated or released by a fold, as the trigger on `seat_allocations` records it.
+    fn seat_moved(&mut self, org: &str, user: &str, given: bool) {
+        let fact = self.seat_fact(org, user);
+        let key = (org.to_string(), user.to_string());
+        match (given, fact) {
+            (true, f) => {
+                let by = f.filter(|(k, _)| k == "seat_assigned").and_then(|(_, by)| by);
+                self.seat_by.insert(key, (by.clone(), None));
+                self.history(org, "seat_given", by.as_deref(), Some(user), None);
+            }
+            (false, Some((k, by))) if k == "seat_released" => {
+                self.seat_by.entry(key).or_default().1 = by.clone();
+                self.history(org, "seat_taken", by.as_deref(), Some(user), None);
+            }
+            (false, _) => self.history(org, "seat_lost", None, Some(user), None),
+        }
+    }
+
+    /// The organization as `tollgate_org` answers it.
+    fn org_json(&self, org: &str) -> Value {
+        if !self.orgs.contains(org) {
+            return Value::Null;
+        }
+        let mut members: Vec<(u64, String)> = self
+            .members
+            .get(org)
+            .into_iter()
+            .flatten()
+            .map(|u| (self.joined.get(&(org.to_string(), u.clone())).copied().unwrap_or(0), u.clone()))
+            .collect();
+        members.sort();
+        let members: Vec<Value> = members
+            .iter()
+            .map(|(_, u)| {
+                json!({
+                    "user_id": u,
+                    "role": self.roles.get(&(org.to_string(), u.clone())).map_or("member", String::as_str),
+                    "email": self.emails.get(u),
+                    "joined_at": null,
+                    "seat": self.seats.get(org).is_some_and(|s| s.contains(u)),
+                })
+            })
+            .collect();
+        let invites: Vec<Value> = self
+            .invites
+            .iter()
+            .filter(|(i, _, _)| i.organization_id == org && i.accepted_at.is_none() && i.revoked_at.is_none())
+            .map(|(i, _, _)| serde_json::to_value(i).unwrap_or_default())
+            .collect();
+        let mut v = json!({
+            "id": org,
+            "name": self.org_names.get(org).cloned().unwrap_or_default(),
+            "seat_count": self.seat_count.get(org).copied().unwrap_or(0),
+            "members": members,
+            "invites": invites,
+        });
+        v["stamp"] = json!(hex::encode(&Sha256::digest(v.to_string().as_bytes())[..16]));
+        v["grants"] = json!(self.grant_rows(&format!("org:{org}")));
+        v
+    }
+
     fn version(&self, refs: &BTreeSet<String>) -> i64 {
         self.facts.iter().filter(|(_, f)| f.kind != "usage" && f.refs.iter().any(|r| refs.contains(r))).count() as i64
     }
@@ -269,8 +386,38 @@ impl MemoryStore {
     /// Makes `user` a member of `org` with `role` (`owner`, `admin`, `member`).
     pub fn add_member(&self, org: &str, user: &str, role: &str) {
         let mut g = self.inner.borrow_mut();
-        g.members.entry(org.to_string()).or_default().insert(user.to_string());
+        g.join(org, user, role);
         g.roles.insert((org.to_string(), user.to_string()), role.to_string());
+    }
+
+    /// A user Supabase Auth knows, with its email address.
+    pub fn add_user_with_email(&self, id: &str, email: &str) {
+        let mut g = self.inner.borrow_mut();
+        g.users.insert(id.to_string());
+        g.emails.insert(id.to_string(), email.to_string());
+    }
+
+    /// The organization's history (`organization_changes`), oldest first.
+    pub fn org_history(&self, org: &str) -> Vec<OrgHistory> {
+        self.inner.borrow().changes.iter().filter(|c| c.org == org).cloned().collect()
+    }
+
+    /// Who gave and who took the latest seat of (organization, user)
+    /// (`seat_allocations.allocated_by`, `released_by`).
+    pub fn seat_by(&self, org: &str, user: &str) -> (Option<String>, Option<String>) {
+        self.inner.borrow().seat_by.get(&(org.to_string(), user.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// The organization's invites, every state (`organization_invites`).
+    pub fn invites(&self, org: &str) -> Vec<Invite> {
+        self.inner.borrow().invites.iter().filter(|(i, _, _)| i.organization_id == org).map(|(i, _, _)| i.clone()).collect()
+    }
+
+    /// Sets an invite's expiry (as time passing would, for tests).
+    pub fn expire_invite(&self, id: &str, at: Timestamp) {
+        if let Some((i, _, _)) = self.inner.borrow_mut().invites.iter_mut().find(|(i, _, _)| i.id == id) {
+            i.expires_at = at;
+        }
     }
 
     pub fn add_org(&self, id: &str) {
@@ -662,7 +809,16 @@ impl Store for MemoryStore {
             if let (Subject::Org(o), Some(holders)) = (s, &rows.seats) {
                 let known: BTreeSet<String> = holders.iter().filter(|u| g.users.contains(*u)).cloned().collect();
                 unknown.extend(holders.iter().filter(|u| !g.users.contains(*u)).map(|u| format!("user:{u}")));
-                g.members.entry(o.clone()).or_default().extend(known.iter().cloned());
+                for u in &known {
+                    g.join(o, u, "member");
+                }
+                let before = g.seats.get(o).cloned().unwrap_or_default();
+                for u in known.difference(&before) {
+                    g.seat_moved(o, u, true);
+                }
+                for u in before.difference(&known) {
+                    g.seat_moved(o, u, false);
+                }
                 g.seats.insert(o.clone(), known);
                 if let Some(n) = rows.seat_count {
                     g.seat_count.insert(o.clone(), n);
@@ -805,5 +961,142 @@ impl Store for MemoryStore {
 
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
         Ok(self.inner.borrow().seats.get(org).is_some_and(|s| s.contains(user)))
+    }
+
+    async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError> {
+        org_from_json(&self.inner.borrow().org_json(org))
+    }
+
+    async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError> {
+        let g = self.inner.borrow();
+        let Some((i, _, _)) = g.invites.iter().find(|(_, d, _)| d == token_digest) else { return Ok(None) };
+        Ok(Some((i.clone(), org_from_json(&g.org_json(&i.organization_id))?)))
+    }
+
+    async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let (org, stamp) = match change {
+            OrgChange::Create { id, name, by } => {
+                g.orgs.insert(id.clone());
+                g.org_names.insert(id.clone(), name.clone());
+                g.join(id, by, "owner");
+                g.roles.insert((id.clone(), by.clone()), "owner".into());
+                g.history(id, "created", Some(by), Some(by), None);
+                return Ok(json!({"id": id}));
+            }
+            OrgChange::Invite { org, stamp, .. } | OrgChange::Role { org, stamp, .. } | OrgChange::Remove { org, stamp, .. } => {
+                (org, Some(stamp))
+            }
+            OrgChange::Revoke { org, .. } | OrgChange::Accept { org, .. } => (org, None),
+        };
+        if !g.orgs.contains(org) {
+            return Err(StoreError::Rejected {
+                status: 404,
+                error: PgError { code: Some("PT404".into()), message: Some("no such organization".into()), hint: Some("unknown_organization".into()), ..PgError::default() },
+            });
+        }
+        if stamp.is_some_and(|s| g.org_json(org)["stamp"].as_str() != Some(s.as_str())) {
+            return Err(conflict("org_stale", "the organization changed meanwhile"));
+        }
+        match change {
+            OrgChange::Create { .. } => unreachable!("answered above"),
+            OrgChange::Invite { org, email, role, seat, token_digest, expires_at, by, .. } => {
+                if g.invites.iter().any(|(_, d, _)| d == token_digest) {
+                    return Err(conflict("", "duplicate key value violates unique constraint organization_invites_token_key"));
+                }
+                let seq = g.next();
+                let id = format!("00000000-0000-4000-8000-{seq:012x}");
+                let invite = Invite {
+                    id: id.clone(),
+                    organization_id: org.clone(),
+                    email: email.clone(),
+                    role: *role,
+                    seat: *seat,
+                    expires_at: *expires_at,
+                    created_by: Some(by.clone()),
+                    created_at: None,
+                    accepted_at: None,
+                    accepted_by: None,
+                    revoked_at: None,
+                };
+                g.invites.push((invite, token_digest.clone(), seq));
+                g.history(org, "invited", Some(by), None, Some(email));
+                Ok(json!({"id": id}))
+            }
+            OrgChange::Revoke { org, invite, by } => {
+                let Some((i, _, _)) = g.invites.iter_mut().find(|(i, _, _)| &i.id == invite && &i.organization_id == org) else {
+                    return Ok(json!({"revoked": false}));
+                };
+                if i.accepted_at.is_some() || i.revoked_at.is_some() {
+                    return Ok(json!({"revoked": false}));
+                }
+                i.revoked_at = Some(Timestamp(0));
+                let email = i.email.clone();
+                g.history(org, "invite_revoked", Some(by), None, Some(&email));
+                Ok(json!({"revoked": true}))
+            }
+            OrgChange::Accept { org, invite, user, role, now } => {
+                let Some((i, _, _)) = g.invites.iter_mut().find(|(i, _, _)| {
+                    &i.id == invite && &i.organization_id == org && i.accepted_at.is_none() && i.revoked_at.is_none() && *now < i.expires_at
+                }) else {
+                    return Err(conflict("invite_closed", "the invite was accepted, revoked or expired meanwhile"));
+                };
+                i.accepted_at = Some(*now);
+                i.accepted_by = Some(user.clone());
+                let email = i.email.clone();
+                g.join(org, user, role.as_str());
+                g.roles.insert((org.clone(), user.clone()), role.as_str().into());
+                g.history(org, "invite_accepted", Some(user), Some(user), Some(&email));
+                Ok(json!({"accepted": invite}))
+            }
+            OrgChange::Role { org, user, role, by, .. } => {
+                let key = (org.clone(), user.clone());
+                let old = g.roles.get(&key).cloned();
+                if g.members.get(org).is_some_and(|m| m.contains(user)) {
+                    g.roles.insert(key, role.as_str().into());
+                    if old.as_deref() != Some(role.as_str()) {
+                        g.history(org, "role_changed", Some(by), Some(user), None);
+                    }
+                }
+                Ok(json!({"role": role}))
+            }
+            OrgChange::Remove { org, user, by, left, .. } => {
+                if let Some(m) = g.members.get_mut(org) {
+                    m.remove(user);
+                }
+                g.roles.remove(&(org.clone(), user.clone()));
+                g.joined.remove(&(org.clone(), user.clone()));
+                g.history(org, if *left { "member_left" } else { "member_removed" }, Some(by), Some(user), None);
+                Ok(json!({"removed": user}))
+            }
+        }
+    }
+
+    async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError> {
+        let g = self.inner.borrow();
+        let mut orgs: Vec<(u64, String)> = g
+            .members
+            .iter()
+            .filter(|(_, m)| m.contains(user))
+            .map(|(o, _)| (g.joined.get(&(o.clone(), user.to_string())).copied().unwrap_or(0), o.clone()))
+            .collect();
+        orgs.sort();
+        let rows: Vec<Value> = orgs
+            .iter()
+            .map(|(_, o)| {
+                json!({
+                    "id": o,
+                    "name": g.org_names.get(o).cloned().unwrap_or_default(),
+                    "role": g.roles.get(&(o.clone(), user.to_string())).map_or("member", String::as_str),
+                    "seat_count": g.seat_count.get(o).copied().unwrap_or(0),
+                    "seat": g.seats.get(o).is_some_and(|s| s.contains(user)),
+                    "used": g.seats.get(o).map_or(0, |s| s.len()),
+                    "reserved": g.invites.iter().filter(|(i, _, _)| &i.organization_id == o && i.seat
+                        && i.accepted_at.is_none() && i.revoked_at.is_none() && now < i.expires_at).count(),
+                    "grants": g.grant_rows(&format!("org:{o}")),
+                })
+            })
+            .collect();
+        memberships_from_json(&Value::Array(rows))
     }
 }

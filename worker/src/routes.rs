@@ -35,6 +35,13 @@ pub enum Route {
     SubscriptionCancel,
     SubscriptionResume,
     SubscriptionChange,
+    OrgCreate,
+    Org,
+    OrgInvites,
+    OrgInvite,
+    OrgSeats,
+    OrgMember,
+    InviteAccept,
     AdminGrants,
     AdminSeats,
     AdminUnattributed,
@@ -66,6 +73,13 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/subscriptions/cancel", POST, Route::SubscriptionCancel),
     ("/v1/subscriptions/resume", POST, Route::SubscriptionResume),
     ("/v1/subscriptions/change", POST, Route::SubscriptionChange),
+    ("/v1/orgs", POST, Route::OrgCreate),
+    ("/v1/orgs/{id}", &[Method::Get], Route::Org),
+    ("/v1/orgs/{id}/invites", &[Method::Get, Method::Post], Route::OrgInvites),
+    ("/v1/orgs/{id}/invites/{id}", &[Method::Delete], Route::OrgInvite),
+    ("/v1/orgs/{id}/seats", POST, Route::OrgSeats),
+    ("/v1/orgs/{id}/members/{id}", &[Method::Patch, Method::Delete], Route::OrgMember),
+    ("/v1/invites/{id}/accept", POST, Route::InviteAccept),
     ("/v1/admin/grants", POST, Route::AdminGrants),
     ("/v1/admin/seats", POST, Route::AdminSeats),
     ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
@@ -101,6 +115,17 @@ fn matches(pattern: &str, path: &str) -> bool {
 /// `/v1/usage/{id}/release`).
 pub fn path_id<'p>(pattern: &str, path: &'p str) -> Option<&'p str> {
     pattern.split('/').zip(path.split('/')).find(|(a, _)| *a == "{id}").map(|(_, b)| b)
+}
+
+/// Every `{id}` segment of `path` under `pattern`, in order (an organization's id, then
+/// a member's or an invite's).
+pub fn path_ids<'p>(pattern: &str, path: &'p str) -> Vec<&'p str> {
+    pattern.split('/').zip(path.split('/')).filter(|(a, _)| *a == "{id}").map(|(_, b)| b).collect()
+}
+
+/// The route path (with `{id}` segments) that answers `route`.
+pub fn pattern(route: Route) -> &'static str {
+    ROUTES.iter().find(|(_, _, r)| *r == route).map_or("", |(p, _, _)| *p)
 }
 
 /// Looks a request up in [`ROUTES`] (`path` without trailing slashes, `/` for the root).

@@ -19,6 +19,7 @@ use tollgate::catalog::Provider;
 use tollgate::charge::Charge;
 use tollgate::checkout::{Account, Held, Role};
 use tollgate::meter::{Count, OverageChoice};
+use tollgate::orgs::{Invite, Org, OrgMembership, Seats};
 use tollgate::time::Timestamp;
 
 use crate::http::Transport;
@@ -190,6 +191,71 @@ pub struct Lapsed {
     pub subject: Subject,
 }
 
+/// One change of an organization the core decided, as `tollgate_org_change` writes it
+/// (with its history row). `stamp` is the organization's as the decision read it: the
+/// store refuses the change (`Conflict::OrgStale`) when it changed meanwhile.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrgChange {
+    Create { id: String, name: String, by: String },
+    Invite {
+        org: String,
+        email: String,
+        role: Role,
+        seat: bool,
+        token_digest: String,
+        expires_at: Timestamp,
+        by: String,
+        stamp: String,
+    },
+    Revoke { org: String, invite: String, by: String },
+    /// Refused (`Conflict::InviteClosed`) unless the invite is still open at `now`.
+    Accept { org: String, invite: String, user: String, role: Role, now: Timestamp },
+    Role { org: String, user: String, role: Role, by: String, stamp: String },
+    Remove { org: String, user: String, by: String, left: bool, stamp: String },
+}
+
+/// An organization as the store reads it for a decision, and the stamp of that read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrgRead {
+    pub org: Org,
+    pub stamp: String,
+}
+
+/// `tollgate_org`'s answer (its grants are `cloud_entitlements` rows).
+pub fn org_from_json(v: &Value) -> Result<Option<OrgRead>, StoreError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let mut raw = v.clone();
+    let grants: Vec<crate::state::GrantRow> = decode(raw["grants"].take(), "an organization's grants")?;
+    if let Some(o) = raw.as_object_mut() {
+        o.remove("grants");
+    }
+    let mut org: Org = decode(raw, "an organization")?;
+    org.grants = grants.into_iter().map(crate::state::GrantRow::into_grant).collect();
+    Ok(Some(OrgRead { org, stamp: v["stamp"].as_str().unwrap_or("").to_string() }))
+}
+
+/// `tollgate_user_organizations`' answer as the snapshot's memberships: the seat counts
+/// are the core's (`Seats::new`) from what the store counted.
+pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError> {
+    let n = |x: &Value| x.as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    let mut out = Vec::new();
+    for m in v.as_array().cloned().unwrap_or_default() {
+        let grants: Vec<crate::state::GrantRow> = decode(m["grants"].clone(), "an organization's grants")?;
+        out.push(OrgMembership {
+            id: m["id"].as_str().unwrap_or("").to_string(),
+            name: m["name"].as_str().unwrap_or("").to_string(),
+            role: m["role"].as_str().and_then(Role::parse),
+            seat: m["seat"] == Value::Bool(true),
+            seats: Seats::new(n(&m["seat_count"]), n(&m["used"]), n(&m["reserved"])),
+            grants: grants.into_iter().map(crate::state::GrantRow::into_grant).collect(),
+        });
+    }
+    Ok(out)
+}
+
 /// Every call the worker makes to its store.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -244,6 +310,14 @@ pub trait Store {
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
     /// Does `user` hold an active seat of `org`?
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError>;
+    /// An organization as a decision reads it (`tollgate_org`); `None`: no such organization.
+    async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError>;
+    /// An invite by its token's digest, and its organization (`tollgate_invite`).
+    async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError>;
+    /// Writes one organization change with its history row (`tollgate_org_change`).
+    async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError>;
+    /// The organizations `user` belongs to, for its snapshot (`tollgate_user_organizations`).
+    async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError>;
     /// What the money-in routes read about a buyer (`tollgate_account`): its
     /// subscriptions and customers, and for an organization `caller`'s role in it and the
     /// seats it has given. `None`: no such user or organization.
@@ -588,6 +662,27 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {
         let v = self.client.rpc("tollgate_account", &json!({"p_subject": subject.to_json(), "p_caller": caller})).await?;
         account_from_json(subject, &v)
+    }
+
+    async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError> {
+        org_from_json(&self.client.rpc("tollgate_org", &json!({"p_org": org})).await?)
+    }
+
+    async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError> {
+        let v = self.client.rpc("tollgate_invite", &json!({"p_token_digest": token_digest})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        Ok(Some((decode(v["invite"].clone(), "an invite")?, org_from_json(&v["org"])?)))
+    }
+
+    async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
+        self.client.rpc("tollgate_org_change", &json!({"p_change": change})).await
+    }
+
+    async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError> {
+        let v = self.client.rpc("tollgate_user_organizations", &json!({"p_user": user, "p_now": now})).await?;
+        memberships_from_json(&v)
     }
 
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {

@@ -45,6 +45,11 @@ pub enum Conflict {
     /// A charge's overage would pass the subject's cap for its billing period (a
     /// concurrent charge spent it first): decide again with the period's spend.
     OverageCap,
+    /// An organization changed between the read a decision was made from and its write:
+    /// read and decide again.
+    OrgStale,
+    /// The invite was accepted, revoked or expired between its read and its acceptance.
+    InviteClosed,
     /// Any other conflict (a unique key of the store's own).
     Other,
 }
@@ -82,6 +87,8 @@ impl StoreError {
             (Some("PT409"), Some("lot_short")) => Conflict::LotShort,
             (Some("PT409"), Some("fact_conflict")) => Conflict::FactConflict,
             (Some("PT409"), Some("overage_cap")) => Conflict::OverageCap,
+            (Some("PT409"), Some("org_stale")) => Conflict::OrgStale,
+            (Some("PT409"), Some("invite_closed")) => Conflict::InviteClosed,
             _ => Conflict::Other,
         })
     }

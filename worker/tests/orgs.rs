@@ -1,0 +1,279 @@
+//! Organizations run by their members, through every route on the in-memory store (the
+//! same routes run against PostgreSQL in tests/e2e/orgs.test.mjs): an owner invites on a
+//! 2-seat plan, the third seat is refused, accepting gives the tier, the quantity raised
+//! and lowered by Stripe's subscription events moves the seats in the core's order,
+//! members and admins are refused what they may not do, and invite tokens are single-use,
+//! expire and belong to one address.
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::{b64, hmac, JWT_SECRET, STRIPE_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::http::{Headers, InRequest, Method};
+use tollgate_worker::memory::MemoryStore;
+
+const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
+const T0: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+const OWNER: &str = "00000000-0000-4000-8000-000000000001";
+const ANN: &str = "00000000-0000-4000-8000-000000000002";
+const BOB: &str = "00000000-0000-4000-8000-000000000003";
+const CAT: &str = "00000000-0000-4000-8000-000000000004";
+const EVE: &str = "00000000-0000-4000-8000-000000000005";
+
+fn email(uid: &str) -> String {
+    format!("{}@example.com", &uid[uid.len() - 1..])
+}
+
+/// A Supabase access token carrying the user's email, as Supabase Auth issues it.
+fn token(uid: &str, now: i64) -> String {
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": ISSUER,
+                        "exp": now + 3600, "email": email(uid)});
+    let body = b64(claims.to_string().as_bytes());
+    let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
+    format!("{head}.{body}.{sig}")
+}
+
+struct T {
+    app: App<common::NoNetwork, MemoryStore>,
+    /// The clock: every request is one second after the last, so facts keep their order.
+    now: std::cell::Cell<i64>,
+}
+
+impl T {
+    fn new() -> T {
+        let config = common::config("http://127.0.0.1:1", "svc", "org-seats");
+        let mut config = config;
+        config.snapshot_seed = Some([7u8; 32]);
+        let app = App::with_store(config, common::NoNetwork, MemoryStore::new()).expect("app");
+        for u in [OWNER, ANN, BOB, CAT, EVE] {
+            app.ctx.store.add_user_with_email(u, &email(u));
+        }
+        T { app, now: std::cell::Cell::new(T0) }
+    }
+
+    fn tick(&self) -> i64 {
+        self.now.set(self.now.get() + 1);
+        self.now.get()
+    }
+
+    async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> (u16, Value) {
+        let now = self.tick();
+        let h = Headers::new().with("authorization", format!("Bearer {}", token(uid, now)));
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    /// A Stripe event, delivered at the next tick (its `created`, as the events below are made).
+    async fn stripe(&self, event: Value) {
+        let now = self.tick();
+        let payload = event.to_string();
+        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
+        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
+        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    async fn invite(&self, org: &str, by: &str, who: &str, seat: bool) -> (u16, Value) {
+        self.call(Method::Post, &format!("/v1/orgs/{org}/invites"), by, Some(json!({"email": email(who), "role": "member", "seat": seat}))).await
+    }
+
+    async fn accept(&self, token: &str, uid: &str) -> (u16, Value) {
+        self.call(Method::Post, &format!("/v1/invites/{token}/accept"), uid, None).await
+    }
+
+    /// The organization as the user's signed snapshot carries it.
+    async fn snapshot_org(&self, uid: &str) -> Value {
+        let (s, v) = self.call(Method::Get, "/v1/entitlements", uid, None).await;
+        assert_eq!(s, 200, "{v}");
+        v["snapshot"]["organizations"][0].clone()
+    }
+
+    async fn snapshot_grants(&self, uid: &str) -> Vec<String> {
+        let (_, v) = self.call(Method::Get, "/v1/entitlements", uid, None).await;
+        v["snapshot"]["grants"].as_array().unwrap().iter().map(|g| format!("{}:{}", g["product"], g["tier"])).collect()
+    }
+}
+
+fn event(kind: &str, at: i64, object: Value) -> Value {
+    json!({"id": format!("evt_{kind}_{at}"), "object": "event", "api_version": "2025-03-31.basil", "created": at,
+           "type": kind, "data": {"object": object}, "livemode": false})
+}
+
+/// The organization's Business plan, `quantity` seats.
+fn subscription(kind: &str, org: &str, quantity: u32, at: i64) -> Value {
+    event(kind, at, json!({
+        "id": "sub_org1", "object": "subscription", "customer": "cus_org1", "status": "active",
+        "cancel_at_period_end": false, "start_date": T0, "created": T0,
+        "metadata": {"organization_id": org, "offer_key": "ORG_BUSINESS_MONTHLY"},
+        "items": {"object": "list", "data": [{"id": "si_org1", "object": "subscription_item", "quantity": quantity,
+            "price": {"id": "price_org_business", "object": "price", "lookup_key": "ORG_BUSINESS_MONTHLY", "metadata": {}},
+            "current_period_start": T0, "current_period_end": T0 + 30 * DAY}]}}))
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+#[test]
+fn an_organization_invites_seats_and_follows_its_quantity() {
+    block(async {
+        let t = T::new();
+        let (s, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "  Acme Learning "}))).await;
+        assert_eq!((s, v["role"].as_str(), v["name"].as_str()), (201, Some("owner"), Some("Acme Learning")), "{v}");
+        let org = v["id"].as_str().unwrap().to_string();
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), OWNER, None).await;
+        assert_eq!((s, v["plan"]["status"].as_str(), v["seats"]["count"].as_u64()), (200, Some("none"), Some(0)), "{v}");
+        assert_eq!(t.invite(&org, OWNER, ANN, true).await.1["error"]["code"], "no_seat", "no plan, no seat");
+
+        // A 2-seat Business plan, from Stripe's subscription event.
+        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
+        let (_, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), OWNER, None).await;
+        assert_eq!((v["plan"]["tier"].as_str(), v["plan"]["status"].as_str()), (Some("BUSINESS"), Some("active")), "{v}");
+        assert_eq!(v["seats"], json!({"count": 2, "used": 0, "reserved": 0, "available": 2}));
+
+        // Three invites with a seat: the third is refused, the pending two hold theirs.
+        let (s, a) = t.invite(&org, OWNER, ANN, true).await;
+        assert_eq!(s, 201, "{a}");
+        let (s, b) = t.invite(&org, OWNER, BOB, true).await;
+        assert_eq!(s, 201, "{b}");
+        let (s, v) = t.invite(&org, OWNER, CAT, true).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("no_seat")), "{v}");
+        assert_eq!(v["error"]["seats"], json!({"count": 2, "used": 0, "reserved": 2, "available": 0}));
+        let (s, c) = t.invite(&org, OWNER, CAT, false).await;
+        assert_eq!(s, 201, "without a seat, Cat is invited: {c}");
+        let stored = t.app.ctx.store.invites(&org);
+        assert_eq!(stored.len(), 3);
+        assert!(stored.iter().all(|i| i.expires_at == Timestamp(i.expires_at.0) && i.created_by.as_deref() == Some(OWNER)));
+
+        // Accepting: membership and the reserved seat; the tier reaches the member's snapshot.
+        let (s, v) = t.accept(a["token"].as_str().unwrap(), ANN).await;
+        assert_eq!((s, v["seat"].as_bool(), v["role"].as_str()), (200, Some(true), Some("member")), "{v}");
+        let (s, v) = t.accept(b["token"].as_str().unwrap(), BOB).await;
+        assert_eq!((s, v["seat"].as_bool()), (200, Some(true)), "{v}");
+        let (s, v) = t.accept(c["token"].as_str().unwrap(), CAT).await;
+        assert_eq!((s, v["seat"].as_bool()), (200, Some(false)), "{v}");
+        assert!(t.snapshot_grants(ANN).await.contains(&"\"org\":\"BUSINESS\"".to_string()));
+        assert!(!t.snapshot_grants(CAT).await.contains(&"\"org\":\"BUSINESS\"".to_string()));
+        let cat = t.snapshot_org(CAT).await;
+        assert_eq!((cat["seat"].as_bool(), cat["role"].as_str()), (Some(false), Some("member")), "{cat}");
+        assert_eq!(cat["seats"], json!({"count": 2, "used": 2, "reserved": 0, "available": 0}));
+        // Who gave the seat: the one who sent the invite.
+        assert_eq!(t.app.ctx.store.seat_by(&org, ANN), (Some(OWNER.to_string()), None));
+
+        // A member sees the plan and their own seat, not the members; cannot invite or seat.
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), CAT, None).await;
+        assert_eq!((s, v["seat"].as_bool(), v.get("members").is_none()), (200, Some(false), true), "{v}");
+        assert_eq!(t.invite(&org, CAT, EVE, false).await.0, 403);
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), CAT, Some(json!({"user_id": CAT, "action": "give"}))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_org_admin")), "{v}");
+        let (s, _) = t.call(Method::Get, &format!("/v1/orgs/{org}"), EVE, None).await;
+        assert_eq!(s, 404, "a stranger does not see the organization");
+        // The owner's view lists members with role and seat.
+        let (_, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), OWNER, None).await;
+        let seats: Vec<(String, bool)> = v["members"].as_array().unwrap().iter()
+            .map(|m| (m["user_id"].as_str().unwrap().to_string(), m["seat"].as_bool().unwrap())).collect();
+        assert_eq!(seats, [(OWNER.into(), false), (ANN.into(), true), (BOB.into(), true), (CAT.into(), false)]);
+
+        // Three seats bought: the third member gets one.
+        t.stripe(subscription("customer.subscription.updated", &org, 3, t.now.get() + 1)).await;
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": CAT, "action": "give"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
+        assert_eq!(t.snapshot_org(CAT).await["seat"], true);
+
+        // Roles: only the owner changes them; an admin cannot demote or remove the owner.
+        let (s, v) = t.call(Method::Patch, &format!("/v1/orgs/{org}/members/{BOB}"), OWNER, Some(json!({"role": "admin"}))).await;
+        assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+        let (s, v) = t.call(Method::Patch, &format!("/v1/orgs/{org}/members/{OWNER}"), BOB, Some(json!({"role": "member"}))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("owner_only")), "{v}");
+        let (s, _) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{OWNER}"), BOB, None).await;
+        assert_eq!(s, 403);
+        let (s, v) = t.call(Method::Patch, &format!("/v1/orgs/{org}/members/{OWNER}"), OWNER, Some(json!({"role": "admin"}))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("last_owner")), "{v}");
+
+        // One seat left: the latest seat holders lose theirs (Bob, then Cat), Ann keeps hers.
+        t.stripe(subscription("customer.subscription.updated", &org, 1, t.now.get() + 1)).await;
+        assert_eq!(t.snapshot_org(ANN).await["seat"], true);
+        for u in [BOB, CAT] {
+            let m = t.snapshot_org(u).await;
+            assert_eq!(m["seat"], false, "{u}: {m}");
+            assert!(!t.snapshot_grants(u).await.contains(&"\"org\":\"BUSINESS\"".to_string()), "{u}");
+        }
+        let lost: Vec<String> = t.app.ctx.store.org_history(&org).iter().filter(|h| h.kind == "seat_lost")
+            .map(|h| h.user.clone().unwrap()).collect();
+        assert_eq!(lost, [BOB, CAT], "the history says who lost a seat to the smaller count");
+        // The seat Cat was given by the owner, taken by nobody: the count dropped.
+        assert_eq!(t.app.ctx.store.seat_by(&org, CAT), (Some(OWNER.to_string()), None));
+
+        // Members leave; an admin removes a member; the removed one's seat goes with it.
+        let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{ANN}"), BOB, None).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, _) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
+        assert_eq!(s, 404);
+        assert_eq!(t.app.ctx.store.seat_by(&org, ANN), (Some(OWNER.to_string()), Some(BOB.to_string())));
+        let (s, _) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{CAT}"), CAT, None).await;
+        assert_eq!(s, 200);
+        let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{OWNER}"), OWNER, None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("last_owner")));
+        let kinds: Vec<String> = t.app.ctx.store.org_history(&org).iter().map(|h| h.kind.clone()).collect();
+        for k in ["created", "invited", "invite_accepted", "seat_given", "role_changed", "seat_lost", "member_removed", "member_left", "seat_taken"] {
+            assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+        }
+    })
+}
+
+#[test]
+fn invite_tokens_are_single_use_expire_and_belong_to_one_address() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Globex"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        let (_, a) = t.invite(&org, OWNER, ANN, false).await;
+        let tok = a["token"].as_str().unwrap();
+        assert!(a["accept"].as_str().unwrap().ends_with(&format!("/v1/invites/{tok}/accept")));
+        // Another address, then the right one, then again.
+        let (s, v) = t.accept(tok, EVE).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("wrong_email")), "{v}");
+        assert_eq!(t.accept(tok, ANN).await.0, 200);
+        let (s, v) = t.accept(tok, ANN).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("invite_used")), "{v}");
+        // Expired.
+        let (_, b) = t.invite(&org, OWNER, BOB, false).await;
+        t.app.ctx.store.expire_invite(b["id"].as_str().unwrap(), Timestamp(T0));
+        let (s, v) = t.accept(b["token"].as_str().unwrap(), BOB).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (410, Some("invite_expired")), "{v}");
+        // Revoked, by an owner; listed before, not after.
+        let (_, c) = t.invite(&org, OWNER, CAT, false).await;
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}/invites"), OWNER, None).await;
+        assert_eq!((s, v["invites"].as_array().map(Vec::len)), (200, Some(2)), "{v}");
+        let cid = c["id"].as_str().unwrap();
+        assert_eq!(t.call(Method::Get, &format!("/v1/orgs/{org}/invites"), ANN, None).await.0, 403);
+        assert_eq!(t.call(Method::Delete, &format!("/v1/orgs/{org}/invites/{cid}"), ANN, None).await.0, 403);
+        assert_eq!(t.call(Method::Delete, &format!("/v1/orgs/{org}/invites/{cid}"), OWNER, None).await.0, 200);
+        let (s, v) = t.accept(c["token"].as_str().unwrap(), CAT).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("invite_revoked")), "{v}");
+        let (_, v) = t.call(Method::Get, &format!("/v1/orgs/{org}/invites"), OWNER, None).await;
+        assert_eq!(v["invites"].as_array().unwrap().len(), 1, "only the expired one is still open: {v}");
+        // Unknown tokens, bad bodies.
+        assert_eq!(t.accept("not-a-token", ANN).await.0, 404);
+        for (body, code) in [
+            (json!({"email": "nope"}), "invalid_email"),
+            (json!({"email": "x@example.com", "role": "owner"}), "invalid_role"),
+            (json!({"email": "x@example.com", "seat": "yes"}), "invalid_body"),
+            (json!({}), "invalid_body"),
+        ] {
+            let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/invites"), OWNER, Some(body)).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some(code)), "{v}");
+        }
+        let (s, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": ""}))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_name")));
+        assert_eq!(t.call(Method::Get, "/v1/orgs/not-a-uuid", OWNER, None).await.0, 404);
+    })
+}
