@@ -442,6 +442,77 @@ export type Database = {
           },
         ];
       };
+      failed_payments: {
+        Row: {
+          id: string;
+          provider: string;
+          invoice_id: string;
+          subscription_id: string;
+          user_id: string | null;
+          organization_id: string | null;
+          amount_due: number;
+          currency: string;
+          attempt_count: number;
+          next_retry_at: string | null;
+          first_failed_at: string;
+          last_failed_at: string;
+          grace_until: string | null;
+          resolved_at: string | null;
+          resolution: string | null;
+          resolved_by: string | null;
+          created_at: string;
+          updated_at: string;
+        };
+        Insert: {
+          id?: string;
+          provider: string;
+          invoice_id: string;
+          subscription_id: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          amount_due?: number;
+          currency?: string;
+          attempt_count?: number;
+          next_retry_at?: string | null;
+          first_failed_at: string;
+          last_failed_at: string;
+          grace_until?: string | null;
+          resolved_at?: string | null;
+          resolution?: string | null;
+          resolved_by?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Update: {
+          id?: string;
+          provider?: string;
+          invoice_id?: string;
+          subscription_id?: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          amount_due?: number;
+          currency?: string;
+          attempt_count?: number;
+          next_retry_at?: string | null;
+          first_failed_at?: string;
+          last_failed_at?: string;
+          grace_until?: string | null;
+          resolved_at?: string | null;
+          resolution?: string | null;
+          resolved_by?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "failed_payments_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       organization_members: {
         Row: {
           organization_id: string;
@@ -891,6 +962,14 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_failed_payments: {
+        Args: {
+          p_open?: boolean;
+          p_after?: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
       tollgate_fold_input: {
         Args: {
           p_refs: string[];
@@ -1042,6 +1121,14 @@ export type Database = {
           p_state: Json;
         };
         Returns: string;
+      };
+      tollgate_write_subject_extras: {
+        Args: {
+          p_user: string;
+          p_org: string;
+          p_sub: Json;
+        };
+        Returns: undefined;
       };
     };
     Enums: {

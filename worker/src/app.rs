@@ -73,7 +73,11 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::SubscriptionCancel
                 | Route::SubscriptionResume
                 | Route::SubscriptionChange => self.signed_in(route, &req, now).await,
-                Route::AdminGrants | Route::AdminSeats | Route::AdminUnattributed | Route::AdminAttribute => {
+                Route::AdminGrants
+                | Route::AdminSeats
+                | Route::AdminUnattributed
+                | Route::AdminAttribute
+                | Route::AdminFailedPayments => {
                     self.admin(route, &req, now).await
                 }
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -210,6 +214,7 @@ impl<T: Transport, S: Store> App<T, S> {
             Route::AdminSeats => crate::admin::seats(&self.ctx, req, now).await,
             Route::AdminUnattributed => crate::attribution::unattributed(&self.ctx, req).await,
             Route::AdminAttribute => crate::attribution::attribute_event(&self.ctx, req, now).await,
+            Route::AdminFailedPayments => crate::admin::failed_payments(&self.ctx, req).await,
             _ => crate::admin::grants(&self.ctx, req, now).await,
         }
     }

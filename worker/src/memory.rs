@@ -101,6 +101,8 @@ struct Inner {
     customers: BTreeMap<String, BTreeSet<(String, String)>>,
     states: BTreeMap<String, Value>,
     versions: BTreeMap<String, i64>,
+    /// Failed payments by (provider, invoice id): the subject's key and the row.
+    failed: BTreeMap<(String, String), (String, Value)>,
     seq: u64,
 }
 
@@ -323,6 +325,14 @@ impl MemoryStore {
     }
 
     /// How many deliveries were recorded.
+    /// A subject's failed payments, as its user reads them (newest first failure first).
+    pub fn failed_payments_of(&self, subject: &Subject) -> Vec<Value> {
+        let g = self.inner.borrow();
+        let mut v: Vec<Value> = g.failed.values().filter(|(k, _)| *k == subject.key()).map(|(_, r)| r.clone()).collect();
+        v.sort_by(|a, b| b["first_failed_at"].as_str().cmp(&a["first_failed_at"].as_str()));
+        v
+    }
+
     pub fn events(&self) -> usize {
         self.inner.borrow().events.len()
     }
@@ -656,6 +666,10 @@ impl Store for MemoryStore {
             for c in &rows.customers {
                 g.customers.entry(key.clone()).or_default().insert((c.provider.clone(), c.customer_id.clone()));
             }
+            for r in &rows.failed_payments {
+                let v = serde_json::to_value(r).map_err(|e| StoreError::Decode(e.to_string()))?;
+                g.failed.insert((r.provider.clone(), r.invoice_id.clone()), (key.clone(), v));
+            }
             let ledger = g.ledger.entry(key.clone()).or_default();
             ledger.retain(|e| e.kind == EntryKind::Usage);
             ledger.extend(rows.ledger.iter().filter(|e| e.kind != EntryKind::Usage).cloned());
@@ -750,6 +764,25 @@ impl Store for MemoryStore {
         v.sort_by_key(|k| k.id);
         v.truncate(limit.clamp(1, 200) as usize);
         Ok(v)
+    }
+
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let g = self.inner.borrow();
+        let mut rows: Vec<(String, Value)> = g
+            .failed
+            .iter()
+            .filter(|(_, (_, v))| open.is_none_or(|o| v["resolved_at"].is_null() == o))
+            .map(|((p, i), (key, v))| {
+                let mut r = v.clone();
+                let cursor = format!("{}|{p}:{i}", v["first_failed_at"].as_str().unwrap_or(""));
+                r["cursor"] = json!(cursor);
+                r["subject"] = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
+                (cursor, r)
+            })
+            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(rows.into_iter().take(limit.clamp(1, 200) as usize).map(|(_, r)| r).collect())
     }
 
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {

@@ -39,6 +39,7 @@ pub enum Route {
     AdminSeats,
     AdminUnattributed,
     AdminAttribute,
+    AdminFailedPayments,
     StripeWebhook,
     RazorpayWebhook,
 }
@@ -70,6 +71,7 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/admin/seats", POST, Route::AdminSeats),
     ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
     ("/v1/admin/attribute", POST, Route::AdminAttribute),
+    ("/v1/admin/failed-payments", &[Method::Get], Route::AdminFailedPayments),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
     ("/webhooks/razorpay", POST, Route::RazorpayWebhook),
 ];

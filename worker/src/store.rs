@@ -242,6 +242,10 @@ pub trait Store {
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError>;
     /// Lapsed rows up to `now`, after `after` in (at, id) order.
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
+    /// Failed payments for the operator (`tollgate_failed_payments`): `open` true only
+    /// those still due, false only settled ones, `None` all; oldest first failure first,
+    /// after the cursor `after` (a row's `cursor`).
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
     /// Does `user` hold an active seat of `org`?
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError>;
     /// What the money-in routes read about a buyer (`tollgate_account`): its
@@ -583,6 +587,12 @@ impl<T: Transport> Store for SupabaseStore<T> {
             out.push(Lapsed { at, id: r["id"].as_str().unwrap_or("").to_string(), subject });
         }
         Ok(out)
+    }
+
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let args = json!({"p_open": open, "p_after": after, "p_limit": limit});
+        let v = self.client.rpc("tollgate_failed_payments", &args).await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {
