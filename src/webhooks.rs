@@ -92,8 +92,10 @@ pub fn after_attempt(outcome: Attempt, attempts: u32, created: Timestamp, failin
     let at = now.plus_seconds(delay);
     let deadline = created.plus_seconds(RETRY_FOR_SECONDS);
     let since = failing_since.unwrap_or(now);
-    let disable_endpoint = now.unix() - since.unix() >= RETRY_FOR_SECONDS;
-    if at > deadline {
+    // Failing for three days, or giving up a message it failed all the way through.
+    let give_up = at > deadline;
+    let disable_endpoint = now.unix() - since.unix() >= RETRY_FOR_SECONDS || (give_up && since <= created);
+    if give_up {
         Next { retry_at: None, give_up: true, disable_endpoint }
     } else {
         Next { retry_at: Some(at), give_up: false, disable_endpoint }
@@ -134,7 +136,9 @@ mod tests {
         let n = after_attempt(Attempt::Failed, 15, t0, Some(t0), t0.plus_seconds(40 * 3600));
         assert_eq!(n.retry_at, Some(t0.plus_seconds(52 * 3600)), "at most 12 h apart");
         let n = after_attempt(Attempt::Failed, 16, t0, Some(t0), t0.plus_seconds(66 * 3600));
-        assert_eq!((n.retry_at, n.give_up, n.disable_endpoint), (None, true, false));
+        assert_eq!((n.retry_at, n.give_up, n.disable_endpoint), (None, true, true), "failed all the way through");
+        let n = after_attempt(Attempt::Failed, 16, t0, Some(t0.plus_seconds(60)), t0.plus_seconds(66 * 3600));
+        assert_eq!((n.give_up, n.disable_endpoint), (true, false), "it succeeded since the message was made");
         let n = after_attempt(Attempt::Failed, 17, t0, Some(t0), t0.plus_seconds(72 * 3600));
         assert!(n.give_up && n.disable_endpoint, "three days of failures disable the endpoint");
         let n = after_attempt(Attempt::Delivered, 3, t0, Some(t0), t0.plus_seconds(72 * 3600));

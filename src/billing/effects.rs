@@ -137,6 +137,11 @@ pub struct SubjectRows {
     pub customers: Vec<CustomerRow>,
     /// Its subscriptions' failed payments, open and settled.
     pub failed_payments: Vec<FailedPaymentRow>,
+    /// The alert checks of the fold (subscription events, pools), applied as of `alerts_at`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::alerts::AlertCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts_at: Option<Timestamp>,
     /// Organizations: the seat count and the users holding a seat within it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seat_count: Option<u32>,
@@ -160,6 +165,27 @@ pub fn subject_rows(state: &BillingState, usage: &UsageTotals) -> Vec<SubjectRow
     keys.sort();
     keys.dedup();
     keys.into_iter().filter_map(|k| rows_of(state, k, usage)).collect()
+}
+
+/// [`subject_rows`] with each subject's alert checks as of `now`: its subscription events
+/// and the thresholds of the pools it holds (see [`crate::alerts`]).
+pub fn fold_rows(catalog: &crate::catalog::Catalog, state: &BillingState, usage: &UsageTotals, now: Timestamp) -> Vec<SubjectRows> {
+    let mut rows = subject_rows(state, usage);
+    if catalog.doc.alerts.is_empty() {
+        return rows;
+    }
+    for r in &mut rows {
+        let mut checks = crate::alerts::subscription_checks(catalog, state, &r.key, now);
+        let held: Vec<&str> = r.lots.iter().map(|l| l.lot.pool.as_str()).collect();
+        checks.extend(crate::alerts::all_pool_checks(catalog).into_iter().filter(|c| {
+            matches!(&c.level, crate::alerts::Level::BalanceBelow { pool, .. } if held.contains(&pool.as_str()))
+        }));
+        if !checks.is_empty() {
+            r.alerts = checks;
+            r.alerts_at = Some(now);
+        }
+    }
+    rows
 }
 
 fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<SubjectRows> {
@@ -242,6 +268,8 @@ fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<Subje
         subscriptions,
         customers,
         failed_payments,
+        alerts: Vec::new(),
+        alerts_at: None,
         seat_count,
         seats,
     })

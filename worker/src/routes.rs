@@ -40,6 +40,9 @@ pub enum Route {
     AdminUnattributed,
     AdminAttribute,
     AdminFailedPayments,
+    AdminEndpoints,
+    AdminEndpointEnable,
+    AdminEndpointDisable,
     StripeWebhook,
     RazorpayWebhook,
 }
@@ -72,6 +75,9 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
     ("/v1/admin/attribute", POST, Route::AdminAttribute),
     ("/v1/admin/failed-payments", &[Method::Get], Route::AdminFailedPayments),
+    ("/v1/admin/endpoints", &[Method::Get, Method::Post], Route::AdminEndpoints),
+    ("/v1/admin/endpoints/{id}/enable", POST, Route::AdminEndpointEnable),
+    ("/v1/admin/endpoints/{id}/disable", POST, Route::AdminEndpointDisable),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
     ("/webhooks/razorpay", POST, Route::RazorpayWebhook),
 ];
