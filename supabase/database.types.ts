@@ -7,6 +7,53 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 export type Database = {
   public: {
     Tables: {
+      alerts: {
+        Row: {
+          id: number;
+          user_id: string | null;
+          organization_id: string | null;
+          rule: string;
+          episode: string;
+          kind: string;
+          body: Json;
+          crossed_at: string;
+          resolved_at: string | null;
+          created_at: string;
+        };
+        Insert: {
+          id?: number;
+          user_id?: string | null;
+          organization_id?: string | null;
+          rule: string;
+          episode?: string;
+          kind?: string;
+          body?: Json;
+          crossed_at: string;
+          resolved_at?: string | null;
+          created_at?: string;
+        };
+        Update: {
+          id?: number;
+          user_id?: string | null;
+          organization_id?: string | null;
+          rule?: string;
+          episode?: string;
+          kind?: string;
+          body?: Json;
+          crossed_at?: string;
+          resolved_at?: string | null;
+          created_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "alerts_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       billing_customers: {
         Row: {
           provider: string;
@@ -566,6 +613,101 @@ export type Database = {
         };
         Relationships: [];
       };
+      outbox_attempts: {
+        Row: {
+          id: number;
+          message_id: number;
+          attempted_at: string;
+          status: number | null;
+          error: string | null;
+          duration_ms: number | null;
+        };
+        Insert: {
+          id?: number;
+          message_id: number;
+          attempted_at: string;
+          status?: number | null;
+          error?: string | null;
+          duration_ms?: number | null;
+        };
+        Update: {
+          id?: number;
+          message_id?: number;
+          attempted_at?: string;
+          status?: number | null;
+          error?: string | null;
+          duration_ms?: number | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "outbox_attempts_message_id_fkey";
+            columns: ["message_id"];
+            isOneToOne: false;
+            referencedRelation: "outbox_messages";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      outbox_messages: {
+        Row: {
+          id: number;
+          endpoint_id: string;
+          alert_id: number | null;
+          msg_id: string;
+          event_type: string;
+          subject: string;
+          payload: Json;
+          created_at: string;
+          next_attempt_at: string | null;
+          attempts: number;
+          delivered_at: string | null;
+          given_up_at: string | null;
+        };
+        Insert: {
+          id?: number;
+          endpoint_id: string;
+          alert_id?: number | null;
+          msg_id: string;
+          event_type: string;
+          subject: string;
+          payload: Json;
+          created_at: string;
+          next_attempt_at?: string | null;
+          attempts?: number;
+          delivered_at?: string | null;
+          given_up_at?: string | null;
+        };
+        Update: {
+          id?: number;
+          endpoint_id?: string;
+          alert_id?: number | null;
+          msg_id?: string;
+          event_type?: string;
+          subject?: string;
+          payload?: Json;
+          created_at?: string;
+          next_attempt_at?: string | null;
+          attempts?: number;
+          delivered_at?: string | null;
+          given_up_at?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "outbox_messages_alert_id_fkey";
+            columns: ["alert_id"];
+            isOneToOne: false;
+            referencedRelation: "alerts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "outbox_messages_endpoint_id_fkey";
+            columns: ["endpoint_id"];
+            isOneToOne: false;
+            referencedRelation: "webhook_endpoints";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       pending_webhook_events: {
         Row: {
           id: number;
@@ -811,6 +953,42 @@ export type Database = {
           },
         ];
       };
+      webhook_endpoints: {
+        Row: {
+          id: string;
+          url: string;
+          events: string[];
+          secret: string;
+          enabled: boolean;
+          failing_since: string | null;
+          disabled_at: string | null;
+          created_at: string;
+          updated_at: string;
+        };
+        Insert: {
+          id?: string;
+          url: string;
+          events?: string[];
+          secret: string;
+          enabled?: boolean;
+          failing_since?: string | null;
+          disabled_at?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Update: {
+          id?: string;
+          url?: string;
+          events?: string[];
+          secret?: string;
+          enabled?: boolean;
+          failing_since?: string | null;
+          disabled_at?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Relationships: [];
+      };
       webhook_events: {
         Row: {
           id: number;
@@ -897,6 +1075,15 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_apply_alerts: {
+        Args: {
+          p_user: string;
+          p_org: string;
+          p_checks: Json;
+          p_at: string;
+        };
+        Returns: Json;
+      };
       tollgate_apply_fold: {
         Args: {
           p_event: Json;
@@ -954,6 +1141,18 @@ export type Database = {
           p_window_start: string;
         };
         Returns: number;
+      };
+      tollgate_create_endpoint: {
+        Args: {
+          p_url: string;
+          p_events: string[];
+        };
+        Returns: Json;
+      };
+      tollgate_endpoints: {
+        Args: {
+        };
+        Returns: Json;
       };
       tollgate_expired_holds: {
         Args: {
@@ -1042,6 +1241,27 @@ export type Database = {
         };
         Returns: undefined;
       };
+      tollgate_open_windowed_alerts: {
+        Args: {
+          p_now: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_outbox_attempt: {
+        Args: {
+          p_message: number;
+          p_attempt: Json;
+        };
+        Returns: Json;
+      };
+      tollgate_outbox_due: {
+        Args: {
+          p_now: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
       tollgate_pending_attempt: {
         Args: {
           p_provider: string;
@@ -1058,10 +1278,34 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_queue_alert: {
+        Args: {
+          p_alert: unknown;
+          p_type: string;
+          p_at: string;
+        };
+        Returns: number;
+      };
+      tollgate_record_alerts: {
+        Args: {
+          p_subject: Json;
+          p_checks: Json;
+          p_at: string;
+        };
+        Returns: Json;
+      };
       tollgate_release: {
         Args: {
           p_subject: Json;
           p_usage_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_set_endpoint: {
+        Args: {
+          p_id: string;
+          p_enabled: boolean;
+          p_at: string;
         };
         Returns: Json;
       };
