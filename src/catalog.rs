@@ -493,6 +493,58 @@ pub struct CatalogDoc {
     pub usage: Option<UsagePricing>,
     #[serde(default)]
     pub tools: Vec<Tool>,
+    /// When to tell the app (see [`crate::alerts`]): thresholds of limits and credit pools,
+    /// and subscription events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRule>,
+}
+
+/// One alert rule of a catalog: a limit's or credit pool's thresholds (`feature` with
+/// `percent_used` and / or `units_left`), or a subscription event (`event`, with `days`
+/// before it for `trial_ending` and `grace_ending`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    /// Crossed when the window's use reaches this share of the limit (1 to 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percent_used: Vec<u32>,
+    /// Crossed when fewer than this many units are left (a pool's balance, a limit's rest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units_left: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<SubscriptionEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+}
+
+/// The subscription events an app may be told about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionEvent {
+    /// A trial ends within `days`.
+    TrialEnding,
+    /// A payment failed and is still due.
+    PaymentFailed,
+    /// The grace of a failed payment ends within `days`.
+    GraceEnding,
+    /// The grace of a failed payment is over, still unpaid.
+    GraceEnded,
+    /// The subscription is canceled and ends at its period end.
+    SubscriptionCanceled,
+}
+
+impl SubscriptionEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionEvent::TrialEnding => "trial_ending",
+            SubscriptionEvent::PaymentFailed => "payment_failed",
+            SubscriptionEvent::GraceEnding => "grace_ending",
+            SubscriptionEvent::GraceEnded => "grace_ended",
+            SubscriptionEvent::SubscriptionCanceled => "subscription_canceled",
+        }
+    }
 }
 
 /// Names sorted with their positions, looked up by binary search: smaller in

@@ -4,6 +4,7 @@
 //! package, the Cloudflare Worker and the browser app all run. See
 //! ARCHITECTURE.md for the map.
 
+pub mod alerts;
 pub mod billing;
 pub mod catalog;
 pub mod charge;
@@ -21,6 +22,7 @@ pub mod snapshot;
 pub mod time;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 mod validate;
 
 #[cfg(all(target_arch = "wasm32", feature = "js"))]

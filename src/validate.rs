@@ -259,5 +259,46 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
             }
         }
     }
+    for (i, a) in doc.alerts.iter().enumerate() {
+        let path = format!("alerts[{i}]");
+        match (&a.feature, a.event) {
+            (Some(f), None) => {
+                let limit = doc.limits.iter().any(|x| &x.id == f);
+                let pool = doc.credit_pools.iter().any(|x| &x.id == f);
+                if !limit && !pool {
+                    return Err(err(format!("{path}.feature"), format!("`{f}` is neither a limit nor a credit pool")));
+                }
+                if a.percent_used.is_empty() && a.units_left.is_empty() {
+                    return Err(err(path, "give `percent_used` or `units_left` (or both)"));
+                }
+                if pool && !a.percent_used.is_empty() {
+                    return Err(err(format!("{path}.percent_used"), format!("`{f}` is a credit pool: it has no limit to take a share of; use `units_left`")));
+                }
+                if let Some(p) = a.percent_used.iter().find(|p| **p == 0 || **p > 100) {
+                    return Err(err(format!("{path}.percent_used"), format!("{p} is not a share from 1 to 100")));
+                }
+                if let Some(u) = a.units_left.iter().find(|u| **u <= 0) {
+                    return Err(err(format!("{path}.units_left"), format!("{u}: a threshold is at least 1 unit")));
+                }
+                if a.days.is_some() {
+                    return Err(err(format!("{path}.days"), "`days` belongs to a subscription event"));
+                }
+            }
+            (None, Some(e)) => {
+                use crate::catalog::SubscriptionEvent as E;
+                let needs_days = matches!(e, E::TrialEnding | E::GraceEnding);
+                if needs_days && a.days.is_none_or(|d| d == 0 || d > 366) {
+                    return Err(err(format!("{path}.days"), format!("`{}` needs `days` (1 to 366) before it", e.as_str())));
+                }
+                if !needs_days && a.days.is_some() {
+                    return Err(err(format!("{path}.days"), format!("`{}` takes no `days`", e.as_str())));
+                }
+                if !a.percent_used.is_empty() || !a.units_left.is_empty() {
+                    return Err(err(path, "a subscription event has no thresholds"));
+                }
+            }
+            _ => return Err(err(path, "give exactly one of `feature` (a limit or credit pool) and `event`")),
+        }
+    }
     Ok(())
 }

@@ -7,6 +7,53 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 export type Database = {
   public: {
     Tables: {
+      alerts: {
+        Row: {
+          id: number;
+          user_id: string | null;
+          organization_id: string | null;
+          rule: string;
+          episode: string;
+          kind: string;
+          body: Json;
+          crossed_at: string;
+          resolved_at: string | null;
+          created_at: string;
+        };
+        Insert: {
+          id?: number;
+          user_id?: string | null;
+          organization_id?: string | null;
+          rule: string;
+          episode?: string;
+          kind?: string;
+          body?: Json;
+          crossed_at: string;
+          resolved_at?: string | null;
+          created_at?: string;
+        };
+        Update: {
+          id?: number;
+          user_id?: string | null;
+          organization_id?: string | null;
+          rule?: string;
+          episode?: string;
+          kind?: string;
+          body?: Json;
+          crossed_at?: string;
+          resolved_at?: string | null;
+          created_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "alerts_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       billing_customers: {
         Row: {
           provider: string;
@@ -442,6 +489,77 @@ export type Database = {
           },
         ];
       };
+      failed_payments: {
+        Row: {
+          id: string;
+          provider: string;
+          invoice_id: string;
+          subscription_id: string;
+          user_id: string | null;
+          organization_id: string | null;
+          amount_due: number;
+          currency: string;
+          attempt_count: number;
+          next_retry_at: string | null;
+          first_failed_at: string;
+          last_failed_at: string;
+          grace_until: string | null;
+          resolved_at: string | null;
+          resolution: string | null;
+          resolved_by: string | null;
+          created_at: string;
+          updated_at: string;
+        };
+        Insert: {
+          id?: string;
+          provider: string;
+          invoice_id: string;
+          subscription_id: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          amount_due?: number;
+          currency?: string;
+          attempt_count?: number;
+          next_retry_at?: string | null;
+          first_failed_at: string;
+          last_failed_at: string;
+          grace_until?: string | null;
+          resolved_at?: string | null;
+          resolution?: string | null;
+          resolved_by?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Update: {
+          id?: string;
+          provider?: string;
+          invoice_id?: string;
+          subscription_id?: string;
+          user_id?: string | null;
+          organization_id?: string | null;
+          amount_due?: number;
+          currency?: string;
+          attempt_count?: number;
+          next_retry_at?: string | null;
+          first_failed_at?: string;
+          last_failed_at?: string;
+          grace_until?: string | null;
+          resolved_at?: string | null;
+          resolution?: string | null;
+          resolved_by?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "failed_payments_organization_id_fkey";
+            columns: ["organization_id"];
+            isOneToOne: false;
+            referencedRelation: "organizations";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       organization_changes: {
         Row: {
           id: number;
@@ -591,6 +709,101 @@ export type Database = {
           updated_at?: string;
         };
         Relationships: [];
+      };
+      outbox_attempts: {
+        Row: {
+          id: number;
+          message_id: number;
+          attempted_at: string;
+          status: number | null;
+          error: string | null;
+          duration_ms: number | null;
+        };
+        Insert: {
+          id?: number;
+          message_id: number;
+          attempted_at: string;
+          status?: number | null;
+          error?: string | null;
+          duration_ms?: number | null;
+        };
+        Update: {
+          id?: number;
+          message_id?: number;
+          attempted_at?: string;
+          status?: number | null;
+          error?: string | null;
+          duration_ms?: number | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "outbox_attempts_message_id_fkey";
+            columns: ["message_id"];
+            isOneToOne: false;
+            referencedRelation: "outbox_messages";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      outbox_messages: {
+        Row: {
+          id: number;
+          endpoint_id: string;
+          alert_id: number | null;
+          msg_id: string;
+          event_type: string;
+          subject: string;
+          payload: Json;
+          created_at: string;
+          next_attempt_at: string | null;
+          attempts: number;
+          delivered_at: string | null;
+          given_up_at: string | null;
+        };
+        Insert: {
+          id?: number;
+          endpoint_id: string;
+          alert_id?: number | null;
+          msg_id: string;
+          event_type: string;
+          subject: string;
+          payload: Json;
+          created_at: string;
+          next_attempt_at?: string | null;
+          attempts?: number;
+          delivered_at?: string | null;
+          given_up_at?: string | null;
+        };
+        Update: {
+          id?: number;
+          endpoint_id?: string;
+          alert_id?: number | null;
+          msg_id?: string;
+          event_type?: string;
+          subject?: string;
+          payload?: Json;
+          created_at?: string;
+          next_attempt_at?: string | null;
+          attempts?: number;
+          delivered_at?: string | null;
+          given_up_at?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "outbox_messages_alert_id_fkey";
+            columns: ["alert_id"];
+            isOneToOne: false;
+            referencedRelation: "alerts";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "outbox_messages_endpoint_id_fkey";
+            columns: ["endpoint_id"];
+            isOneToOne: false;
+            referencedRelation: "webhook_endpoints";
+            referencedColumns: ["id"];
+          },
+        ];
       };
       pending_webhook_events: {
         Row: {
@@ -840,6 +1053,42 @@ export type Database = {
           },
         ];
       };
+      webhook_endpoints: {
+        Row: {
+          id: string;
+          url: string;
+          events: string[];
+          secret: string;
+          enabled: boolean;
+          failing_since: string | null;
+          disabled_at: string | null;
+          created_at: string;
+          updated_at: string;
+        };
+        Insert: {
+          id?: string;
+          url: string;
+          events?: string[];
+          secret: string;
+          enabled?: boolean;
+          failing_since?: string | null;
+          disabled_at?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Update: {
+          id?: string;
+          url?: string;
+          events?: string[];
+          secret?: string;
+          enabled?: boolean;
+          failing_since?: string | null;
+          disabled_at?: string | null;
+          created_at?: string;
+          updated_at?: string;
+        };
+        Relationships: [];
+      };
       webhook_events: {
         Row: {
           id: number;
@@ -926,6 +1175,15 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_apply_alerts: {
+        Args: {
+          p_user: string;
+          p_org: string;
+          p_checks: Json;
+          p_at: string;
+        };
+        Returns: Json;
+      };
       tollgate_apply_fold: {
         Args: {
           p_event: Json;
@@ -984,9 +1242,29 @@ export type Database = {
         };
         Returns: number;
       };
+      tollgate_create_endpoint: {
+        Args: {
+          p_url: string;
+          p_events: string[];
+        };
+        Returns: Json;
+      };
+      tollgate_endpoints: {
+        Args: {
+        };
+        Returns: Json;
+      };
       tollgate_expired_holds: {
         Args: {
           p_now: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_failed_payments: {
+        Args: {
+          p_open?: boolean;
+          p_after?: string;
           p_limit?: number;
         };
         Returns: Json;
@@ -1075,6 +1353,13 @@ export type Database = {
         };
         Returns: undefined;
       };
+      tollgate_open_windowed_alerts: {
+        Args: {
+          p_now: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
       tollgate_org: {
         Args: {
           p_org: string;
@@ -1084,6 +1369,20 @@ export type Database = {
       tollgate_org_change: {
         Args: {
           p_change: Json;
+        };
+        Returns: Json;
+      };
+      tollgate_outbox_attempt: {
+        Args: {
+          p_message: number;
+          p_attempt: Json;
+        };
+        Returns: Json;
+      };
+      tollgate_outbox_due: {
+        Args: {
+          p_now: string;
+          p_limit?: number;
         };
         Returns: Json;
       };
@@ -1103,6 +1402,22 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_queue_alert: {
+        Args: {
+          p_alert: unknown;
+          p_type: string;
+          p_at: string;
+        };
+        Returns: number;
+      };
+      tollgate_record_alerts: {
+        Args: {
+          p_subject: Json;
+          p_checks: Json;
+          p_at: string;
+        };
+        Returns: Json;
+      };
       tollgate_release: {
         Args: {
           p_subject: Json;
@@ -1114,6 +1429,14 @@ export type Database = {
         Args: {
           p_organization_id: string;
           p_user_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_set_endpoint: {
+        Args: {
+          p_id: string;
+          p_enabled: boolean;
+          p_at: string;
         };
         Returns: Json;
       };
@@ -1180,6 +1503,14 @@ export type Database = {
           p_now: string;
         };
         Returns: Json;
+      };
+      tollgate_write_subject_extras: {
+        Args: {
+          p_user: string;
+          p_org: string;
+          p_sub: Json;
+        };
+        Returns: undefined;
       };
     };
     Enums: {

@@ -396,10 +396,16 @@ fn razorpay_subscription_events() {
     assert!(i.payment_refs.contains(&"razorpay:pay_00000000000001".to_string()));
     assert_eq!(i.period_end, Some(t(P1E)));
 
-    let status = |p: &str| match &one(rzp_facts(&cat, &event(p))).body {
+    let status = |p: &str| match &rzp_facts(&cat, &event(p))[0].body {
         FactBody::Subscription(s) => s.status,
         _ => panic!(),
     };
+    // A pending or halted subscription is also a payment due.
+    for p in ["razorpay/subscription.pending.json", "razorpay/subscription.halted.json"] {
+        let facts = rzp_facts(&cat, &event(p));
+        assert_eq!(facts.len(), 2, "{p}: a snapshot and a failed payment");
+        assert!(matches!(&facts[1].body, FactBody::InvoiceFailed(i) if i.subscription == "razorpay:sub_00000000000001"));
+    }
     assert_eq!(status("razorpay/subscription.pending.json"), SubStatus::PastDue);
     assert_eq!(status("razorpay/subscription.halted.json"), SubStatus::PastDue);
     assert_eq!(status("razorpay/subscription.cancelled.json"), SubStatus::Canceled);

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::reducer::UsageTotals;
-use super::state::BillingState;
+use super::state::{BillingState, FailedPayment};
 use crate::credits::{EntryKind, LedgerEntry, Lot};
 use crate::model::Grant;
 use crate::time::Timestamp;
@@ -82,6 +82,45 @@ pub struct CustomerRow {
     pub customer_id: String,
 }
 
+/// A failed payment as the `failed_payments` table holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailedPaymentRow {
+    pub provider: String,
+    /// The invoice (or Razorpay cycle) id without its provider.
+    pub invoice_id: String,
+    pub subscription_id: String,
+    pub amount_due: i64,
+    pub currency: String,
+    pub attempt_count: u32,
+    pub next_retry_at: Option<Timestamp>,
+    pub first_failed_at: Timestamp,
+    pub last_failed_at: Timestamp,
+    pub grace_until: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolution: Option<&'static str>,
+    pub resolved_by: Option<String>,
+}
+
+impl From<&FailedPayment> for FailedPaymentRow {
+    fn from(r: &FailedPayment) -> FailedPaymentRow {
+        FailedPaymentRow {
+            provider: r.provider.as_str().to_string(),
+            invoice_id: split_provider(&r.id).1.to_string(),
+            subscription_id: split_provider(&r.subscription).1.to_string(),
+            amount_due: r.amount_due,
+            currency: r.currency.clone(),
+            attempt_count: r.attempts,
+            next_retry_at: r.next_retry,
+            first_failed_at: r.first_failed_at,
+            last_failed_at: r.last_failed_at,
+            grace_until: r.grace_until,
+            resolved_at: r.resolved_at,
+            resolution: r.resolution.map(|x| x.as_str()),
+            resolved_by: r.resolved_by.as_deref().map(|p| split_provider(p).1.to_string()),
+        }
+    }
+}
+
 /// Everything a fold writes for one subject.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SubjectRows {
@@ -96,6 +135,13 @@ pub struct SubjectRows {
     pub ledger: Vec<LedgerEntry>,
     pub subscriptions: Vec<SubscriptionRow>,
     pub customers: Vec<CustomerRow>,
+    /// Its subscriptions' failed payments, open and settled.
+    pub failed_payments: Vec<FailedPaymentRow>,
+    /// The alert checks of the fold (subscription events, pools), applied as of `alerts_at`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<crate::alerts::AlertCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts_at: Option<Timestamp>,
     /// Organizations: the seat count and the users holding a seat within it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seat_count: Option<u32>,
@@ -119,6 +165,27 @@ pub fn subject_rows(state: &BillingState, usage: &UsageTotals) -> Vec<SubjectRow
     keys.sort();
     keys.dedup();
     keys.into_iter().filter_map(|k| rows_of(state, k, usage)).collect()
+}
+
+/// [`subject_rows`] with each subject's alert checks as of `now`: its subscription events
+/// and the thresholds of the pools it holds (see [`crate::alerts`]).
+pub fn fold_rows(catalog: &crate::catalog::Catalog, state: &BillingState, usage: &UsageTotals, now: Timestamp) -> Vec<SubjectRows> {
+    let mut rows = subject_rows(state, usage);
+    if catalog.doc.alerts.is_empty() {
+        return rows;
+    }
+    for r in &mut rows {
+        let mut checks = crate::alerts::subscription_checks(catalog, state, &r.key, now);
+        let held: Vec<&str> = r.lots.iter().map(|l| l.lot.pool.as_str()).collect();
+        checks.extend(crate::alerts::all_pool_checks(catalog).into_iter().filter(|c| {
+            matches!(&c.level, crate::alerts::Level::BalanceBelow { pool, .. } if held.contains(&pool.as_str()))
+        }));
+        if !checks.is_empty() {
+            r.alerts = checks;
+            r.alerts_at = Some(now);
+        }
+    }
+    rows
 }
 
 fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<SubjectRows> {
@@ -174,6 +241,12 @@ fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<Subje
             CustomerRow { provider: provider.to_string(), customer_id: id.to_string() }
         })
         .collect();
+    let failed_payments = state
+        .failed_payments
+        .values()
+        .filter(|r| r.subject.as_ref().map(|x| x.to_string()).as_deref() == Some(key))
+        .map(FailedPaymentRow::from)
+        .collect();
     let mut view = core.map(|s| serde_json::to_value(s).unwrap_or_default()).unwrap_or_default();
     if let Some(o) = view.as_object_mut() {
         o.remove("wallet");
@@ -194,6 +267,9 @@ fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<Subje
         ledger,
         subscriptions,
         customers,
+        failed_payments,
+        alerts: Vec::new(),
+        alerts_at: None,
         seat_count,
         seats,
     })

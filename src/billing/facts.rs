@@ -264,15 +264,28 @@ pub struct InvoicePaid {
     pub payment_refs: Vec<String>,
 }
 
-/// A failed subscription payment.
+/// A failed subscription payment (Stripe `invoice.payment_failed`, Razorpay
+/// `subscription.pending` / `.halted` and a `payment.failed` that names its subscription).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceFailed {
+    /// The invoice that is due (`stripe:in_...`, `razorpay:inv_...`), or for a Razorpay
+    /// subscription whose event names no invoice, its cycle (`razorpay:sub_...@<start>`).
     pub id: String,
     pub subscription: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
+    /// The provider's count of attempts so far (0 when it does not say).
     #[serde(default)]
     pub attempt: u32,
+    /// What is due, in minor units, and its currency (lower case); 0 and empty when the
+    /// event does not say.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub amount_due: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    /// When the provider tries again (`None`: it does not say, or it stopped trying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<Timestamp>,
 }
 
 /// Money returned: a refund (full or partial) or a dispute (always the whole payment).

@@ -162,7 +162,7 @@ pub use parse::{EventInfo, ParseError, Parsed};
 pub use razorpay::{parse_razorpay_event, parse_razorpay_value};
 pub use reducer::{reduce, reduce_set, reduce_with_usage, Applied, FactSet, Insert, Reducer, UsageTotals};
 pub use state::{
-    BillingState, FactCounts, OverageEntry, PaymentRecord, PendingFact, Revocation, SubjectState, SubscriptionState,
+    BillingState, FactCounts, FailedPayment, OverageEntry, PaymentRecord, PendingFact, Resolution, Revocation, SubjectState, SubscriptionState,
 };
 pub use stripe::{parse_stripe_event, parse_stripe_value};
 

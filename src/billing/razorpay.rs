@@ -17,7 +17,9 @@
 //! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
 //! (snapshots; `.charged` is also a paid invoice, which refills credits),
 //! `payment.captured` (one-time purchases; subscription payments are applied
-//! from `subscription.charged`), `refund.processed`, `payment.dispute.created`,
+//! from `subscription.charged`), `payment.failed` of a subscription (with `.pending` and
+//! `.halted`: a payment due, kept with its amount, attempts and next retry until a later
+//! `.charged`), `refund.processed`, `payment.dispute.created`,
 //! `.under_review`, `.action_required` (open: the dispute takes back what the
 //! payment granted), `.won` (as if it never happened), `.lost` and `.closed` (by the
 //! dispute's `status`: `won` or `lost`, or `closed`: a fraud inquiry closed without a
@@ -93,6 +95,7 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         | "subscription.paused"
         | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged", w)?,
         "payment.captured" => payment_captured(catalog, &event, &payload, w)?,
+        "payment.failed" => payment_failed(catalog, &event, &payload, w)?,
         "refund.processed" => refund(&event, &payload)?,
         "payment.dispute.created" | "payment.dispute.under_review" | "payment.dispute.action_required" => {
             dispute(&event, &payload, None)?
@@ -201,6 +204,11 @@ fn subscription(
         format!("razorpay:subscription:{id}:{}:{}", event.created.0, digest(&snap)),
         FactBody::Subscription(snap),
     )];
+    // A failed charge (pending: Razorpay tries again at `charge_at`; halted: it stopped
+    // trying) is a payment due: kept with what is owed until a later payment.
+    if matches!(e.req_str("status")?, "pending" | "halted") {
+        facts.push(failure(catalog, event, &e, payload.get("payment").map(|p| p.req("entity")).transpose()?.as_ref())?);
+    }
     if charged {
         let pw = payload.req("payment")?;
         let p = pw.req("entity")?;
@@ -228,6 +236,65 @@ fn subscription(
         facts.push(fact(event, format!("razorpay:invoice:{inv}:paid"), FactBody::InvoicePaid(paid)));
     }
     Ok(Ok(facts))
+}
+
+/// The failed payment of a subscription in `pending` or `halted` (`e`, its entity), with
+/// the failed payment's entity when the event carries one. Keyed by the invoice when one
+/// is named, else by the subscription's cycle; the attempt is Razorpay's `auth_attempts`.
+fn failure(catalog: &Catalog, event: &EventInfo, e: &At<'_>, payment: Option<&At<'_>>) -> Result<Fact, ParseError> {
+    let sub = e.req_str("id")?;
+    let invoice = match payment {
+        Some(p) => p.opt_str("invoice_id")?,
+        None => None,
+    };
+    let id = match invoice {
+        Some(i) => rref(i),
+        None => format!("{}@{}", rref(sub), e.opt_i64("current_start")?.unwrap_or(0)),
+    };
+    // What is due: the failed payment's amount, else the plan's price in the catalog.
+    let quantity = i64::from(count(e, "quantity", 1)?.max(1));
+    let plan = e.opt_str("plan_id")?.and_then(|p| catalog.offer_by_price_id(p));
+    let (amount_due, currency) = match payment.map(|p| (p.opt_i64("amount"), p.opt_str("currency"))) {
+        Some((Ok(Some(a)), Ok(Some(c)))) => (a, c.to_lowercase()),
+        _ => match plan {
+            Some(o) => (o.price.amount.saturating_mul(quantity), o.price.currency.clone()),
+            None => (0, String::new()),
+        },
+    };
+    let halted = e.req_str("status")? == "halted";
+    let f = InvoiceFailed {
+        id,
+        subscription: rref(sub),
+        customer: e.opt_str("customer_id")?.map(rref),
+        attempt: count(e, "auth_attempts", 0)?,
+        amount_due,
+        currency,
+        next_retry: if halted { None } else { e.opt_time("charge_at")? },
+    };
+    Ok(fact(event, format!("razorpay:subscription:{sub}:failed:{}", event.created.0), FactBody::InvoiceFailed(f)))
+}
+
+/// `payment.failed`: a failed charge of a subscription is recorded as due when the event
+/// names the subscription (its entity in the payload); a failed one-time payment leaves
+/// nothing owed (the buyer did not complete the purchase) and is ignored.
+fn payment_failed(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, _w: &mut Vec<String>) -> Result<Outcome, ParseError> {
+    let p = payload.req("payment")?.req("entity")?;
+    let id = p.req_str("id")?;
+    let Some(sw) = payload.get("subscription") else {
+        return Ok(Err(format!(
+            "payment {id} failed outside a subscription: nothing is owed (a subscription's failure is recorded from subscription.pending and .halted)"
+        )));
+    };
+    let e = sw.req("entity")?;
+    let mut f = failure(catalog, event, &e, Some(&p))?;
+    f.key = format!("razorpay:payment:{id}:failed");
+    if let FactBody::InvoiceFailed(i) = &mut f.body {
+        // The payment failed; whether Razorpay tries again is the subscription's status.
+        if e.req_str("status")? != "pending" {
+            i.next_retry = None;
+        }
+    }
+    Ok(Ok(vec![f]))
 }
 
 fn payment_captured(

@@ -1025,6 +1025,7 @@ impl<'c> Folder<'c> {
     }
 
     fn on_invoice_paid(&mut self, f: &Fact, i: &InvoicePaid) {
+        self.settle_failures(f, i);
         let attributed = self.attr.subject_for_sub(&i.subscription, i.customer.as_deref());
         let catalog = self.catalog;
         let inv_items = self.attr.completed_items(catalog, &i.subscription, &i.items);
@@ -1240,7 +1241,63 @@ impl<'c> Folder<'c> {
         out
     }
 
+    /// Records what a failed payment leaves due (see [`FailedPayment`]): the first failure
+    /// opens the record, a later one updates the amount, the next retry and the attempts;
+    /// a failure after the record was settled opens it again.
+    fn record_failure(&mut self, f: &Fact, i: &InvoiceFailed) {
+        let r = self.st.failed_payments.entry(i.id.clone()).or_insert_with(|| FailedPayment {
+            id: i.id.clone(),
+            provider: f.provider,
+            subscription: i.subscription.clone(),
+            subject: None,
+            amount_due: 0,
+            currency: String::new(),
+            attempts: 0,
+            next_retry: None,
+            first_failed_at: f.at,
+            last_failed_at: f.at,
+            grace_until: None,
+            resolved_at: None,
+            resolution: None,
+            resolved_by: None,
+            failures: Vec::new(),
+        });
+        if r.failures.contains(&f.key) {
+            return;
+        }
+        if r.resolved_at.is_some_and(|t| t <= f.at) {
+            r.resolved_at = None;
+            r.resolution = None;
+            r.resolved_by = None;
+            r.first_failed_at = f.at;
+        }
+        r.failures.push(f.key.clone());
+        r.attempts = r.attempts.max(i.attempt).max(u32::try_from(r.failures.len()).unwrap_or(u32::MAX));
+        // Facts fold in time order: the latest failure says what is due now.
+        if f.at >= r.last_failed_at || r.failures.len() == 1 {
+            r.last_failed_at = f.at;
+            r.next_retry = i.next_retry;
+            if i.amount_due > 0 || !i.currency.is_empty() {
+                r.amount_due = i.amount_due;
+                r.currency = i.currency.clone();
+            }
+        }
+    }
+
+    /// A payment of a subscription settles every failure of it up to then.
+    fn settle_failures(&mut self, f: &Fact, i: &InvoicePaid) {
+        for r in self.st.failed_payments.values_mut() {
+            if r.is_open() && (r.id == i.id || r.subscription == i.subscription) && r.first_failed_at <= f.at {
+                r.resolved_at = Some(f.at);
+                r.resolution = Some(Resolution::Paid);
+                r.resolved_by = Some(i.id.clone());
+                r.next_retry = None;
+            }
+        }
+    }
+
     fn on_invoice_failed(&mut self, f: &Fact, i: &InvoiceFailed) {
+        self.record_failure(f, i);
         match self.st.subscriptions.get_mut(&i.subscription) {
             Some(s) if !s.status.is_terminal() => {
                 if matches!(s.status, SubStatus::Active | SubStatus::Trialing) {
@@ -1533,7 +1590,30 @@ impl<'c> Folder<'c> {
         for (o, cap) in caps {
             self.st.seats.entry(o.to_string()).or_insert_with(|| SeatBook::new(o.clone())).set_capacity(cap);
         }
+        self.failed_payments_as_of();
         self.st.warnings = warnings;
         self.st.facts.pending = self.st.pending.len();
+    }
+
+    /// Whose each failed payment is, until when its grace lasts, and which ended unpaid
+    /// with their subscription. Derived from the rest of the state, so folding again
+    /// changes nothing.
+    fn failed_payments_as_of(&mut self) {
+        let grace = i64::from(self.catalog.meta().grace_period_days);
+        for r in self.st.failed_payments.values_mut() {
+            let sub = self.st.subscriptions.get(&r.subscription);
+            r.subject = sub.and_then(|s| s.subject.clone()).or_else(|| self.attr.subject_for_sub(&r.subscription, None));
+            if r.is_open() {
+                if let Some(s) = sub.filter(|s| s.status.is_terminal()) {
+                    r.resolved_at = Some(s.ended_at.or(s.version).unwrap_or(r.last_failed_at).max(r.first_failed_at));
+                    r.resolution = Some(Resolution::Ended);
+                    r.next_retry = None;
+                }
+            }
+            r.grace_until = r.is_open().then(|| {
+                let since = sub.and_then(|s| s.past_due_since).map_or(r.first_failed_at, |p| p.min(r.first_failed_at));
+                since.plus_days(grace)
+            });
+        }
     }
 }

@@ -27,6 +27,10 @@ pub struct BillingState {
     pub payments: BTreeMap<String, PaymentRecord>,
     /// Per organization (`org:<id>`): its seats and who holds them.
     pub seats: BTreeMap<String, SeatBook>,
+    /// Per invoice (or Razorpay subscription cycle) whose payment failed: what is due and
+    /// whether a later payment settled it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_payments: BTreeMap<String, FailedPayment>,
     /// Facts that could not be applied yet (no subject known, payment unknown), kept
     /// so they apply as soon as the fact that attributes them arrives.
     pub pending: Vec<PendingFact>,
@@ -184,6 +188,69 @@ pub struct PaymentRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A subscription payment that failed: what is owed, how often the provider tried, when
+/// it tries next, and until when access lasts; open until a later payment of the
+/// subscription (`paid`) or its end (`ended`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedPayment {
+    /// The invoice (`stripe:in_...`, `razorpay:inv_...`) or Razorpay cycle (`razorpay:sub_...@<start>`).
+    pub id: String,
+    pub provider: Provider,
+    pub subscription: String,
+    /// Whose (the subscription's subject; `None` until it is attributed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    /// Minor units, from the latest failure that said; currency lower case.
+    pub amount_due: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
+    /// Attempts so far: the provider's count, and never fewer than the failures reported.
+    pub attempts: u32,
+    /// The provider's next attempt, from the latest failure (`None`: no further attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<Timestamp>,
+    pub first_failed_at: Timestamp,
+    pub last_failed_at: Timestamp,
+    /// Access lasts until here (the first failure of the run + the catalog's grace days)
+    /// while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// `paid` (a later payment of the subscription) or `ended` (the subscription ended
+    /// unpaid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// The payment that settled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    /// Failure facts seen (their keys), so a redelivery never counts as an attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Paid,
+    Ended,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Paid => "paid",
+            Resolution::Ended => "ended",
+        }
+    }
+}
+
+impl FailedPayment {
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+}
+
 /// A fact waiting for what would let it apply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingFact {
@@ -207,6 +274,7 @@ impl BillingState {
             customers: BTreeMap::new(),
             payments: BTreeMap::new(),
             seats: BTreeMap::new(),
+            failed_payments: BTreeMap::new(),
             pending: Vec::new(),
             warnings: Vec::new(),
             defaults: BTreeMap::new(),

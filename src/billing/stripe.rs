@@ -466,11 +466,20 @@ fn invoice_failed(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError
         return Ok(Err(format!("invoice {id} is not for a subscription")));
     };
     let attempt = count(obj, "attempt_count", 0)?;
+    // What is still owed (a partly paid invoice owes its remainder).
+    let amount_due = match obj.opt_i64("amount_remaining")? {
+        Some(r) => r,
+        None => obj.opt_i64("amount_due")?.unwrap_or(0),
+    };
     let f = InvoiceFailed {
         id: sref(id),
         subscription: sref(&sub),
         customer: obj.opt_ref("customer")?.map(|c| sref(&c)),
         attempt,
+        amount_due,
+        currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        // Stripe's next automatic attempt; null when it will not try again.
+        next_retry: obj.opt_time("next_payment_attempt")?,
     };
     Ok(Ok(vec![fact(event, format!("stripe:invoice:{id}:failed:{attempt}"), FactBody::InvoiceFailed(f))]))
 }

@@ -13,7 +13,7 @@ const USER_READABLE = [
   'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
   'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'usage_counters',
-  'entitlement_history',
+  'entitlement_history', 'failed_payments',
 ];
 const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
@@ -27,6 +27,7 @@ const val = (t, user) => (col(t) === 'user_id' ? user : col(t) === 'id' && t ===
 const UPSERT_KEYS = {
   cloud_entitlements: 'user_id,organization_id,grant_key',
   credit_lots: 'user_id,organization_id,key',
+  failed_payments: 'provider,invoice_id',
   usage_preferences: 'user_id,organization_id',
   billing_subjects: 'user_id,organization_id',
   organizations: 'id',
@@ -55,6 +56,9 @@ async function subjectRows(user, orgId) {
            on conflict do nothing`, s);
   await q(`insert into usage_counters (owner_id, user_id, organization_id, limit_id, window_start, used)
            values (coalesce($1::uuid, $2::uuid), $1, $2, 'runs', now(), 1)`, s);
+  await q(`insert into failed_payments (provider, invoice_id, subscription_id, user_id, organization_id, amount_due, currency,
+           attempt_count, first_failed_at, last_failed_at) values ('stripe', $3, 'sub_x', $1, $2, 2900, 'usd', 1, now(), now())`,
+    [...s, id('in')]);
 }
 
 before(async () => {

@@ -232,3 +232,34 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
         _ => error(409, "still_seated", "the seat could not be released"),
     }
 }
+
+/// `GET /v1/admin/failed-payments?status=open|resolved|all&after=&limit=`: the failed
+/// subscription payments (what is due, attempts, next retry, grace end; settled ones with
+/// when and how), oldest first failure first, `limit` (1 to 200, default 50) at a time;
+/// `next` is the `after` of the next page (`null` at the end).
+pub async fn failed_payments<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest) -> AppResponse {
+    let open = match req.query_param("status").as_deref() {
+        None | Some("") | Some("open") => Some(true),
+        Some("resolved") => Some(false),
+        Some("all") => None,
+        Some(s) => return error(400, "invalid_status", format!("status `{s}`: use open, resolved or all")),
+    };
+    let limit = match req.query_param("limit").filter(|l| !l.is_empty()) {
+        None => 50,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => return error(400, "invalid_limit", "limit: 1 to 200"),
+        },
+    };
+    let after = req.query_param("after").filter(|a| !a.is_empty());
+    if after.as_deref().is_some_and(|a| a.len() > 300 || !a.contains('|')) {
+        return error(400, "invalid_cursor", "after: the `next` of the previous page");
+    }
+    match app.store.failed_payments(open, after.as_deref(), limit).await {
+        Ok(rows) => {
+            let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r["cursor"].clone())).flatten();
+            AppResponse::json(200, &json!({"failed_payments": rows, "next": next}))
+        }
+        Err(e) => store_error(&e),
+    }
+}

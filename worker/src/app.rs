@@ -80,7 +80,14 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::OrgSeats
                 | Route::OrgMember
                 | Route::InviteAccept => self.signed_in(route, &req, now).await,
-                Route::AdminGrants | Route::AdminSeats | Route::AdminUnattributed | Route::AdminAttribute => {
+                Route::AdminGrants
+                | Route::AdminSeats
+                | Route::AdminUnattributed
+                | Route::AdminAttribute
+                | Route::AdminFailedPayments
+                | Route::AdminEndpoints
+                | Route::AdminEndpointEnable
+                | Route::AdminEndpointDisable => {
                     self.admin(route, &req, now).await
                 }
                 Route::StripeWebhook => self.webhook(crate::webhook::Provider::Stripe, &req, now).await,
@@ -240,6 +247,17 @@ impl<T: Transport, S: Store> App<T, S> {
             Route::AdminSeats => crate::admin::seats(&self.ctx, req, now).await,
             Route::AdminUnattributed => crate::attribution::unattributed(&self.ctx, req).await,
             Route::AdminAttribute => crate::attribution::attribute_event(&self.ctx, req, now).await,
+            Route::AdminFailedPayments => crate::admin::failed_payments(&self.ctx, req).await,
+            Route::AdminEndpoints => crate::outbox::endpoints(&self.ctx, req).await,
+            Route::AdminEndpointEnable | Route::AdminEndpointDisable => {
+                let pattern = if route == Route::AdminEndpointEnable {
+                    "/v1/admin/endpoints/{id}/enable"
+                } else {
+                    "/v1/admin/endpoints/{id}/disable"
+                };
+                let id = crate::routes::path_id(pattern, req.path.trim_end_matches('/')).unwrap_or("");
+                crate::outbox::set_enabled(&self.ctx, id, route == Route::AdminEndpointEnable, now).await
+            }
             _ => crate::admin::grants(&self.ctx, req, now).await,
         }
     }
@@ -250,9 +268,21 @@ impl<T: Transport, S: Store> App<T, S> {
         crate::webhook::handle(&self.ctx, provider, req, now).await
     }
 
-    /// The scheduled handler: retries kept events and expires what lapsed.
+    /// The scheduled handler: retries kept events, expires what lapsed, resolves the
+    /// alerts of ended windows and delivers the outbox.
     pub async fn scheduled(&self, now: Timestamp) -> Result<Value, StoreError> {
         crate::webhook::scheduled(&self.ctx, now).await
+    }
+
+    /// Whether a request queued outbound webhooks since the last call (then deliver them
+    /// after answering: [`App::deliver`]).
+    pub fn take_outbox_work(&self) -> bool {
+        self.ctx.outbox_queued.replace(false)
+    }
+
+    /// Sends the outbox messages due at `now` (see [`crate::outbox`]).
+    pub async fn deliver(&self, now: Timestamp) -> Result<crate::outbox::Delivered, StoreError> {
+        crate::outbox::deliver(&self.ctx, now).await
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Ctx<T, S> {
     jwks_tried_at: RefCell<Option<i64>>,
     /// Each subject's state after its last usage charge here (see [`crate::kept`]).
     pub(crate) usage_states: crate::kept::UsageStates,
+    /// A request queued outbound webhooks: deliver after answering.
+    pub(crate) outbox_queued: std::cell::Cell<bool>,
 }
 
 impl<T: Transport, S: Store> Ctx<T, S> {
@@ -83,6 +85,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             signer,
             jwks: RefCell::new(None),
             jwks_tried_at: RefCell::new(None),
+            outbox_queued: std::cell::Cell::new(false),
             usage_states: Default::default(),
         })
     }

@@ -106,7 +106,7 @@ fn to_response(r: AppResponse) -> worker::Result<Response> {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let app = match app(&env) {
         Ok(a) => a,
         Err(e) => return to_response(error(500, "misconfigured", e)),
@@ -137,7 +137,18 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         headers,
         body,
     };
-    to_response(app.handle(inreq, now()).await)
+    let t = now();
+    let resp = app.handle(inreq, t).await;
+    // Outbound webhooks the request queued go out after the answer, never delaying it.
+    if app.take_outbox_work() {
+        let a = app.clone();
+        ctx.wait_until(async move {
+            if let Err(e) = a.deliver(t).await {
+                worker::console_error!("outbox: {e}");
+            }
+        });
+    }
+    to_response(resp)
 }
 
 #[event(scheduled)]

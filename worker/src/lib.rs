@@ -6,7 +6,8 @@
 //! - [`config`]: env and secrets; [`auth`]: Supabase access tokens and the admin secret;
 //! - [`supabase`]: the one PostgREST client; [`state`]: a subject's stored state;
 //! - [`app`]: routing and JSON errors; [`routes`]: the route table and the body limit;
-//!   [`webhook`], [`consume`], [`admin`]: the routes;
+//!   [`webhook`], [`consume`], [`admin`], [`outbox`]: the routes; [`outbox`] also sends the
+//!   outbound webhooks;
 //! - `entry` (wasm32 only): the `#[event(fetch)]` and `#[event(scheduled)]` glue.
 //!
 //! Every rule (what an event means, who may do what, what a charge takes) is the core's.
@@ -24,6 +25,7 @@ pub mod kept;
 pub mod memory;
 pub mod meter;
 pub mod orgs;
+pub mod outbox;
 pub mod pay;
 pub mod random;
 pub mod respond;

@@ -21,9 +21,10 @@ use tollgate::credits::{EntryKind, LedgerEntry, Lot};
 use tollgate::time::Timestamp;
 
 use crate::state::{Subject, SubjectState};
+use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
-    record_json, ChargeAnswer, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
+    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -103,6 +104,13 @@ struct Inner {
     customers: BTreeMap<String, BTreeSet<(String, String)>>,
     states: BTreeMap<String, Value>,
     versions: BTreeMap<String, i64>,
+    alerts: Vec<MemAlert>,
+    alert_seq: i64,
+    endpoints: Vec<MemEndpoint>,
+    messages: Vec<MemMessage>,
+    attempts: Vec<(i64, AttemptRecord)>,
+    /// Failed payments by (provider, invoice id): the subject's key and the row.
+    failed: BTreeMap<(String, String), (String, Value)>,
     seq: u64,
     /// organization -> name (`organizations.name`).
     org_names: BTreeMap<String, String>,
@@ -126,6 +134,48 @@ pub struct OrgHistory {
     pub actor: Option<String>,
     pub user: Option<String>,
     pub email: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct MemAlert {
+    id: i64,
+    subject: String,
+    rule: String,
+    episode: String,
+    body: Value,
+    crossed_at: Timestamp,
+    resolved_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug)]
+struct MemEndpoint {
+    id: String,
+    url: String,
+    events: Vec<String>,
+    secret: String,
+    enabled: bool,
+    failing_since: Option<Timestamp>,
+    disabled_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug)]
+struct MemMessage {
+    id: i64,
+    endpoint: String,
+    msg_id: String,
+    subject: String,
+    payload: Value,
+    created_at: Timestamp,
+    next_attempt_at: Option<Timestamp>,
+    attempts: u32,
+    delivered_at: Option<Timestamp>,
+    given_up_at: Option<Timestamp>,
+}
+
+impl MemMessage {
+    fn open(&self) -> bool {
+        self.delivered_at.is_none() && self.given_up_at.is_none()
+    }
 }
 
 /// The store in memory (see the module docs).
@@ -154,6 +204,99 @@ fn conflict(hint: &str, message: &str) -> StoreError {
 }
 
 impl Inner {
+    /// `tollgate_apply_alerts`: the same rules, on the same rows.
+    fn apply_alerts(&mut self, key: &str, checks: &[AlertCheck], at: Timestamp) -> AlertsApplied {
+        let mut done = AlertsApplied::default();
+        for c in checks {
+            let crossed = match &c.level {
+                Level::Known { known } => *known,
+                Level::CounterAtLeast { counter, window_start, at_least } => {
+                    self.counters.get(&(key.to_string(), counter.clone(), *window_start)).copied().unwrap_or(0) >= *at_least
+                }
+                Level::BalanceBelow { pool, below } => {
+                    let lots: Vec<&StoredLot> = self.lots.get(key).into_iter().flatten().filter(|l| &l.lot.pool == pool).collect();
+                    !lots.is_empty() && lots.iter().filter(|l| !l.lot.closed).map(|l| l.lot.remaining).sum::<i64>() < *below
+                }
+            };
+            let resolved: Vec<usize> = (0..self.alerts.len())
+                .filter(|i| {
+                    let a = &self.alerts[*i];
+                    a.subject == key && a.rule == c.rule && a.resolved_at.is_none() && (!crossed || a.episode != c.episode)
+                })
+                .collect();
+            for i in resolved {
+                self.alerts[i].resolved_at = Some(at);
+                done.resolved += 1;
+                let a = self.alerts[i].clone();
+                done.queued += self.queue_alert(&a, "alert.resolved", at);
+            }
+            let open = self.alerts.iter().any(|a| a.subject == key && a.rule == c.rule && a.resolved_at.is_none());
+            let seen = !c.episode.is_empty()
+                && self.alerts.iter().any(|a| a.subject == key && a.rule == c.rule && a.episode == c.episode);
+            if crossed && !open && !seen {
+                self.alert_seq += 1;
+                let a = MemAlert {
+                    id: self.alert_seq,
+                    subject: key.to_string(),
+                    rule: c.rule.clone(),
+                    episode: c.episode.clone(),
+                    body: c.alert.clone(),
+                    crossed_at: at,
+                    resolved_at: None,
+                };
+                self.alerts.push(a.clone());
+                done.crossed += 1;
+                done.queued += self.queue_alert(&a, "alert.crossed", at);
+            }
+        }
+        done
+    }
+
+    /// `tollgate_queue_alert`.
+    fn queue_alert(&mut self, a: &MemAlert, ty: &str, at: Timestamp) -> u32 {
+        let status = if ty == "alert.resolved" { "resolved" } else { "crossed" };
+        let msg_id = format!("msg_alert_{}_{status}", a.id);
+        let mut data = a.body.clone();
+        if !data.is_object() {
+            data = json!({});
+        }
+        data["alert_id"] = json!(a.id);
+        data["status"] = json!(status);
+        data["rule"] = json!(a.rule);
+        data["subject"] = Subject::from_key(&a.subject).map(|s| s.to_json()).unwrap_or(Value::Null);
+        data["crossed_at"] = json!(a.crossed_at);
+        data["resolved_at"] = json!(a.resolved_at);
+        let payload = json!({"type": ty, "timestamp": at, "data": data});
+        let targets: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.events.iter().any(|x| x == ty || x == "*"))
+            .map(|e| e.id.clone())
+            .collect();
+        let mut n = 0;
+        for e in targets {
+            if self.messages.iter().any(|m| m.endpoint == e && m.msg_id == msg_id) {
+                continue;
+            }
+            self.alert_seq += 1;
+            let id = self.alert_seq;
+            self.messages.push(MemMessage {
+                id,
+                endpoint: e,
+                msg_id: msg_id.clone(),
+                subject: a.subject.clone(),
+                payload: payload.clone(),
+                created_at: at,
+                next_attempt_at: Some(at),
+                attempts: 0,
+                delivered_at: None,
+                given_up_at: None,
+            });
+            n += 1;
+        }
+        n
+    }
+
     fn next(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -470,6 +613,26 @@ impl MemoryStore {
     }
 
     /// How many deliveries were recorded.
+    /// A subject's alerts: (rule, episode, open).
+    pub fn alerts_of(&self, subject: &Subject) -> Vec<(String, String, bool)> {
+        let g = self.inner.borrow();
+        g.alerts.iter().filter(|a| a.subject == subject.key()).map(|a| (a.rule.clone(), a.episode.clone(), a.resolved_at.is_none())).collect()
+    }
+
+    /// Every outbox message: (msg_id, payload, delivered, attempts).
+    pub fn outbox(&self) -> Vec<(String, Value, bool, u32)> {
+        let g = self.inner.borrow();
+        g.messages.iter().map(|m| (m.msg_id.clone(), m.payload.clone(), m.delivered_at.is_some(), m.attempts)).collect()
+    }
+
+    /// A subject's failed payments, as its user reads them (newest first failure first).
+    pub fn failed_payments_of(&self, subject: &Subject) -> Vec<Value> {
+        let g = self.inner.borrow();
+        let mut v: Vec<Value> = g.failed.values().filter(|(k, _)| *k == subject.key()).map(|(_, r)| r.clone()).collect();
+        v.sort_by(|a, b| b["first_failed_at"].as_str().cmp(&a["first_failed_at"].as_str()));
+        v
+    }
+
     pub fn events(&self) -> usize {
         self.inner.borrow().events.len()
     }
@@ -803,6 +966,14 @@ impl Store for MemoryStore {
             for c in &rows.customers {
                 g.customers.entry(key.clone()).or_default().insert((c.provider.clone(), c.customer_id.clone()));
             }
+            if !rows.alerts.is_empty() {
+                let at = rows.alerts_at.unwrap_or(Timestamp(0));
+                g.apply_alerts(&key, &rows.alerts, at);
+            }
+            for r in &rows.failed_payments {
+                let v = serde_json::to_value(r).map_err(|e| StoreError::Decode(e.to_string()))?;
+                g.failed.insert((r.provider.clone(), r.invoice_id.clone()), (key.clone(), v));
+            }
             let ledger = g.ledger.entry(key.clone()).or_default();
             ledger.retain(|e| e.kind == EntryKind::Usage);
             ledger.extend(rows.ledger.iter().filter(|e| e.kind != EntryKind::Usage).cloned());
@@ -906,6 +1077,156 @@ impl Store for MemoryStore {
         v.sort_by_key(|k| k.id);
         v.truncate(limit.clamp(1, 200) as usize);
         Ok(v)
+    }
+
+    async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        if checks.is_empty() || !g.known(subject) {
+            return Ok(AlertsApplied::default());
+        }
+        Ok(g.apply_alerts(&subject.key(), checks, at))
+    }
+
+    async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError> {
+        let g = self.inner.borrow();
+        let mut v: Vec<(String, i64, Subject, OpenAlert)> = g
+            .alerts
+            .iter()
+            .filter(|a| a.resolved_at.is_none())
+            .filter_map(|a| {
+                let ends = a.body.get("ends_at").and_then(Value::as_str)?.to_string();
+                (ends.as_str() <= now.to_string().as_str()).then_some(())?;
+                let s = Subject::from_key(&a.subject)?;
+                Some((ends, a.id, s, OpenAlert { rule: a.rule.clone(), episode: a.episode.clone(), alert: a.body.clone() }))
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Ok(v.into_iter().take(limit.clamp(1, 1000) as usize).map(|(_, _, s, a)| (s, a)).collect())
+    }
+
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
+        let g = self.inner.borrow();
+        let mut out = Vec::new();
+        for m in &g.messages {
+            let Some(e) = g.endpoints.iter().find(|e| e.id == m.endpoint && e.enabled) else { continue };
+            if m.next_attempt_at.is_none_or(|t| t > now) {
+                continue;
+            }
+            if g.messages.iter().any(|o| o.endpoint == m.endpoint && o.subject == m.subject && o.id < m.id && o.open()) {
+                continue;
+            }
+            out.push(DueMessage {
+                id: m.id,
+                msg_id: m.msg_id.clone(),
+                url: e.url.clone(),
+                secret: e.secret.clone(),
+                payload: m.payload.clone(),
+                created_at: m.created_at,
+                attempts: m.attempts,
+                failing_since: e.failing_since,
+            });
+        }
+        out.sort_by_key(|m| m.id);
+        out.truncate(limit.clamp(1, 500) as usize);
+        Ok(out)
+    }
+
+    async fn outbox_attempt(&self, message: i64, a: &AttemptRecord) -> Result<(), StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let Some(i) = g.messages.iter().position(|m| m.id == message && m.open()) else { return Ok(()) };
+        g.attempts.push((message, a.clone()));
+        let m = &mut g.messages[i];
+        m.attempts += 1;
+        if a.delivered {
+            m.delivered_at = Some(a.at);
+            m.next_attempt_at = None;
+        } else {
+            m.next_attempt_at = a.retry_at;
+            if a.give_up {
+                m.given_up_at = Some(a.at);
+            }
+        }
+        let endpoint = m.endpoint.clone();
+        if let Some(e) = g.endpoints.iter_mut().find(|e| e.id == endpoint) {
+            e.failing_since = if a.delivered { None } else { e.failing_since.or(Some(a.at)) };
+            if a.disable_endpoint {
+                e.enabled = false;
+                e.disabled_at = Some(a.at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let n = g.next();
+        let id = format!("00000000-0000-4000-8000-{n:012}");
+        let secret = tollgate::webhooks::secret_from_bytes(&Sha256::digest(format!("memory endpoint {n}").as_bytes()));
+        g.endpoints.push(MemEndpoint {
+            id: id.clone(),
+            url: url.to_string(),
+            events: events.to_vec(),
+            secret: secret.clone(),
+            enabled: true,
+            failing_since: None,
+            disabled_at: None,
+        });
+        Ok(json!({"id": id, "url": url, "events": events, "secret": secret, "enabled": true, "created_at": Value::Null}))
+    }
+
+    async fn endpoints(&self) -> Result<Value, StoreError> {
+        let g = self.inner.borrow();
+        Ok(Value::Array(
+            g.endpoints
+                .iter()
+                .map(|e| {
+                    let pending = g.messages.iter().filter(|m| m.endpoint == e.id && m.open()).count();
+                    let given_up = g.messages.iter().filter(|m| m.endpoint == e.id && m.given_up_at.is_some()).count();
+                    json!({"id": e.id, "url": e.url, "events": e.events, "enabled": e.enabled,
+                           "failing_since": e.failing_since, "disabled_at": e.disabled_at, "created_at": Value::Null,
+                           "pending": pending, "given_up": given_up})
+                })
+                .collect(),
+        ))
+    }
+
+    async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError> {
+        let mut g = self.inner.borrow_mut();
+        let Some(e) = g.endpoints.iter_mut().find(|e| e.id == id) else { return Ok(None) };
+        e.enabled = enabled;
+        if enabled {
+            e.disabled_at = None;
+            e.failing_since = None;
+        } else {
+            e.disabled_at = e.disabled_at.or(Some(at));
+        }
+        let v = json!({"id": e.id, "url": e.url, "events": e.events, "enabled": e.enabled,
+                       "failing_since": e.failing_since, "disabled_at": e.disabled_at});
+        if enabled {
+            for m in g.messages.iter_mut().filter(|m| m.endpoint == id && m.open()) {
+                m.next_attempt_at = Some(at);
+            }
+        }
+        Ok(Some(v))
+    }
+
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let g = self.inner.borrow();
+        let mut rows: Vec<(String, Value)> = g
+            .failed
+            .iter()
+            .filter(|(_, (_, v))| open.is_none_or(|o| v["resolved_at"].is_null() == o))
+            .map(|((p, i), (key, v))| {
+                let mut r = v.clone();
+                let cursor = format!("{}|{p}:{i}", v["first_failed_at"].as_str().unwrap_or(""));
+                r["cursor"] = json!(cursor);
+                r["subject"] = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
+                (cursor, r)
+            })
+            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(rows.into_iter().take(limit.clamp(1, 200) as usize).map(|(_, r)| r).collect())
     }
 
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {

@@ -232,6 +232,11 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         };
         match ctx.store.track(&subject, &count).await {
             Ok(Counted::Counted { usage_id, used }) => {
+                // The limit's thresholds, compared by the store with the window's count.
+                if let Some(max) = count.max {
+                    let checks = tollgate::alerts::limit_checks(&ctx.catalog, &count.feature, &count.counter, count.window_start, check.resets_at, max);
+                    crate::outbox::record(ctx, &subject, &checks, now).await;
+                }
                 return AppResponse::json(200, &answer(&after(check, count.quantity, used), Some(usage_id), false))
             }
             Ok(Counted::Replayed { usage_id, used }) => {

@@ -46,6 +46,10 @@ pub enum Route {
     AdminSeats,
     AdminUnattributed,
     AdminAttribute,
+    AdminFailedPayments,
+    AdminEndpoints,
+    AdminEndpointEnable,
+    AdminEndpointDisable,
     StripeWebhook,
     RazorpayWebhook,
 }
@@ -84,6 +88,10 @@ pub const ROUTES: &[(&str, &[Method], Route)] = &[
     ("/v1/admin/seats", POST, Route::AdminSeats),
     ("/v1/admin/unattributed", &[Method::Get], Route::AdminUnattributed),
     ("/v1/admin/attribute", POST, Route::AdminAttribute),
+    ("/v1/admin/failed-payments", &[Method::Get], Route::AdminFailedPayments),
+    ("/v1/admin/endpoints", &[Method::Get, Method::Post], Route::AdminEndpoints),
+    ("/v1/admin/endpoints/{id}/enable", POST, Route::AdminEndpointEnable),
+    ("/v1/admin/endpoints/{id}/disable", POST, Route::AdminEndpointDisable),
     ("/webhooks/stripe", POST, Route::StripeWebhook),
     ("/webhooks/razorpay", POST, Route::RazorpayWebhook),
 ];

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use tollgate::alerts::{AlertCheck, OpenAlert};
 use tollgate::billing::effects::SubjectRows;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::reducer::UsageTotals;
@@ -256,6 +257,70 @@ pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError
     Ok(out)
 }
 
+/// What applying alert checks did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlertsApplied {
+    pub crossed: u32,
+    pub resolved: u32,
+    /// Outbox messages queued (one per transition and subscribed endpoint).
+    pub queued: u32,
+}
+
+impl AlertsApplied {
+    fn from_store(v: &Value) -> AlertsApplied {
+        let n = |k: &str| v[k].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+        AlertsApplied { crossed: n("crossed"), resolved: n("resolved"), queued: n("queued") }
+    }
+}
+
+/// An outbox message due for delivery, with its endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueMessage {
+    pub id: i64,
+    pub msg_id: String,
+    pub url: String,
+    pub secret: String,
+    pub payload: Value,
+    pub created_at: Timestamp,
+    pub attempts: u32,
+    pub failing_since: Option<Timestamp>,
+}
+
+impl DueMessage {
+    fn from_store(v: &Value) -> Result<DueMessage, StoreError> {
+        let t = |k: &str| -> Result<Option<Timestamp>, StoreError> {
+            match &v[k] {
+                Value::Null => Ok(None),
+                x => serde_json::from_value(x.clone()).map(Some).map_err(|e| StoreError::Decode(format!("outbox {k}: {e}"))),
+            }
+        };
+        Ok(DueMessage {
+            id: v["id"].as_i64().ok_or_else(|| StoreError::Decode(format!("an outbox message: {v}")))?,
+            msg_id: v["msg_id"].as_str().unwrap_or("").to_string(),
+            url: v["url"].as_str().unwrap_or("").to_string(),
+            secret: v["secret"].as_str().unwrap_or("").to_string(),
+            payload: v["payload"].clone(),
+            created_at: t("created_at")?.unwrap_or(Timestamp(0)),
+            attempts: v["attempts"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            failing_since: t("failing_since")?,
+        })
+    }
+}
+
+/// One delivery attempt and what follows it (the core's [`tollgate::webhooks::Next`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub at: Timestamp,
+    /// The HTTP status answered (`None`: no answer).
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: Option<u32>,
+    pub delivered: bool,
+    pub retry_at: Option<Timestamp>,
+    pub give_up: bool,
+    pub disable_endpoint: bool,
+}
+
 /// Every call the worker makes to its store.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -308,6 +373,22 @@ pub trait Store {
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError>;
     /// Lapsed rows up to `now`, after `after` in (at, id) order.
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError>;
+    /// Failed payments for the operator (`tollgate_failed_payments`): `open` true only
+    /// those still due, false only settled ones, `None` all; oldest first failure first,
+    /// after the cursor `after` (a row's `cursor`).
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
+    /// Applies the core's alert checks for `subject` at `at` (`tollgate_record_alerts`).
+    async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError>;
+    /// Open alerts of windowed rules whose window ended by `now` (the core decides again).
+    async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError>;
+    /// Outbox messages due at `now`: one per endpoint and subject, in order.
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError>;
+    async fn outbox_attempt(&self, message: i64, attempt: &AttemptRecord) -> Result<(), StoreError>;
+    /// A new endpoint, with its signing secret (answered this once).
+    async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError>;
+    async fn endpoints(&self) -> Result<Value, StoreError>;
+    /// Enables (its waiting messages due at `at`) or disables an endpoint; `None`: unknown.
+    async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError>;
     /// Does `user` hold an active seat of `org`?
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError>;
     /// An organization as a decision reads it (`tollgate_org`); `None`: no such organization.
@@ -657,6 +738,52 @@ impl<T: Transport> Store for SupabaseStore<T> {
             out.push(Lapsed { at, id: r["id"].as_str().unwrap_or("").to_string(), subject });
         }
         Ok(out)
+    }
+
+    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let args = json!({"p_open": open, "p_after": after, "p_limit": limit});
+        let v = self.client.rpc("tollgate_failed_payments", &args).await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
+        if checks.is_empty() {
+            return Ok(AlertsApplied::default());
+        }
+        let args = json!({"p_subject": subject.to_json(), "p_checks": checks, "p_at": at});
+        Ok(AlertsApplied::from_store(&self.client.rpc("tollgate_record_alerts", &args).await?))
+    }
+
+    async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError> {
+        let v = self.client.rpc("tollgate_open_windowed_alerts", &json!({"p_now": now, "p_limit": limit})).await?;
+        let mut out = Vec::new();
+        for a in v.as_array().cloned().unwrap_or_default() {
+            let Some(s) = Subject::from_json(&a["subject"]) else { continue };
+            out.push((s, decode(a, "an open alert")?));
+        }
+        Ok(out)
+    }
+
+    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
+        let v = self.client.rpc("tollgate_outbox_due", &json!({"p_now": now, "p_limit": limit})).await?;
+        v.as_array().map(|a| a.iter().map(DueMessage::from_store).collect()).unwrap_or(Ok(Vec::new()))
+    }
+
+    async fn outbox_attempt(&self, message: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
+        self.client.rpc("tollgate_outbox_attempt", &json!({"p_message": message, "p_attempt": attempt})).await.map(|_| ())
+    }
+
+    async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError> {
+        self.client.rpc("tollgate_create_endpoint", &json!({"p_url": url, "p_events": events})).await
+    }
+
+    async fn endpoints(&self) -> Result<Value, StoreError> {
+        self.client.rpc("tollgate_endpoints", &json!({})).await
+    }
+
+    async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError> {
+        let v = self.client.rpc("tollgate_set_endpoint", &json!({"p_id": id, "p_enabled": enabled, "p_at": at})).await?;
+        Ok((!v.is_null()).then_some(v))
     }
 
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {

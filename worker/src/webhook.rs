@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use tollgate::billing::facts::Fact;
 use tollgate::billing::parse::Parsed;
-use tollgate::billing::effects::subject_rows;
+use tollgate::billing::effects::fold_rows;
 use tollgate::billing::reducer::reduce_with_usage;
 use tollgate::time::Timestamp;
 
@@ -240,7 +240,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
         let mut rows = Vec::new();
         let mut touched = Vec::new();
         let mut skipped = Vec::new();
-        for r in subject_rows(&state, &usage) {
+        for r in fold_rows(&app.catalog, &state, &usage, now) {
             let s = Subject::from_core(&r.subject);
             if !s.is_valid() {
                 skipped.push(r.key.clone());
@@ -283,8 +283,12 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             pending,
             resolved,
         };
+        let alerting = write.subjects.iter().any(|(_, r)| !r.alerts.is_empty());
         match app.store.apply_fold(&write).await {
             Ok(v) => {
+                if alerting {
+                    app.outbox_queued.set(true);
+                }
                 let unknown = v.unknown;
                 return Ok(match v.status {
                     FoldStatus::Duplicate => Outcome::Duplicate,
@@ -391,8 +395,21 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             Err(_) => failed += 1,
         }
     }
+    // Alerts of windows that ended resolve (the core decides which), then the outbox goes out.
+    let mut alerts_resolved = 0;
+    for (subject, open) in app.store.open_windowed_alerts(now, 1000).await? {
+        let checks = tollgate::alerts::lapsed(std::slice::from_ref(&open), now);
+        if !checks.is_empty() {
+            match app.store.record_alerts(&subject, &checks, now).await {
+                Ok(d) => alerts_resolved += d.resolved,
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    let sent = crate::outbox::deliver(app, now).await?;
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
-              "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released}))
+              "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released,
+              "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed}))
 }
 
 /// The expiry scan's page size, and how many pages one run reads.

@@ -1,0 +1,265 @@
+//! Alerts: telling an app before it hurts. A catalog declares thresholds per limit and
+//! credit pool (`percent_used`, `units_left`) and subscription events (`trial_ending`,
+//! `payment_failed`, `grace_ending`, `grace_ended`, `subscription_canceled`); this module
+//! derives, for a subject, the **checks** a store applies.
+//!
+//! An alert is a state per rule: open from the moment its level is crossed until it is
+//! not any more (resolved). The core gives each check its rule, its episode and its
+//! **level**: known (`Known`, derived here from the billing state at `now`), or a count
+//! the store compares in its own transaction with a number given here, as it does with a
+//! limit (`CounterAtLeast`: the window's count reaches the threshold; `BalanceBelow`: a
+//! pool's open lots hold fewer units). The store then, under one lock per subject:
+//!
+//! - crossed, and no alert of the rule open: opens one (`alert.crossed`), unless this
+//!   episode was opened before (a windowed limit crosses once per window);
+//! - crossed in another episode than the open one (a new window): resolves the open one;
+//! - not crossed: resolves the open one (`alert.resolved`).
+//!
+//! So an alert fires exactly once per crossing: a replayed request, a redelivered webhook
+//! or a re-fold finds the level as it was and the alert already open, and changes nothing.
+//! A windowed limit's alert is resolved when its window ends ([`lapsed`], from the
+//! scheduled run, or the first use of the next window).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::billing::state::BillingState;
+use crate::billing::facts::SubStatus;
+use crate::catalog::{Catalog, SubscriptionEvent};
+use crate::time::Timestamp;
+
+/// The event types an endpoint may subscribe to.
+pub const EVENT_TYPES: &[&str] = &["alert.crossed", "alert.resolved"];
+
+/// How the store tells whether a check's level is crossed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Level {
+    /// Decided by the core.
+    Known { known: bool },
+    /// The subject's counter `counter` in the window starting at `window_start` holds at
+    /// least `at_least`.
+    CounterAtLeast { counter: String, window_start: Timestamp, at_least: u64 },
+    /// The subject's open lots of `pool` hold fewer than `below` units.
+    BalanceBelow { pool: String, below: i64 },
+}
+
+/// One rule's check for one subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertCheck {
+    /// `limit:<feature>:<n>%`, `limit:<feature>:<n>left`, `pool:<pool>:<n>left`,
+    /// `<event>:<object>`: at most one alert of a rule is open at a time.
+    pub rule: String,
+    /// Which crossing: a limit's window start (each window crosses once), else empty.
+    pub episode: String,
+    pub level: Level,
+    /// What the app is told (the delivery's `data`, with the alert's id and status added
+    /// by the store).
+    pub alert: Value,
+}
+
+/// The checks of a limit after a use counted in the window `[window_start, ends_at)`
+/// (`ends_at` `None`: a limit without a window) with the subject's limit `limit`.
+/// `feature` is the limit, `counter` what grew (the limit or its scope's counter).
+pub fn limit_checks(
+    catalog: &Catalog,
+    feature: &str,
+    counter: &str,
+    window_start: Timestamp,
+    ends_at: Option<Timestamp>,
+    limit: u64,
+) -> Vec<AlertCheck> {
+    let mut out = Vec::new();
+    let episode = if ends_at.is_some() { window_start.to_string() } else { String::new() };
+    for r in catalog.doc.alerts.iter().filter(|r| r.feature.as_deref() == Some(feature)) {
+        let mut push = |name: String, at_least: u64, threshold: Value| {
+            out.push(AlertCheck {
+                rule: format!("limit:{counter}:{name}"),
+                episode: episode.clone(),
+                level: Level::CounterAtLeast { counter: counter.to_string(), window_start, at_least },
+                alert: json!({"kind": "limit", "feature": feature, "counter": counter, "threshold": threshold,
+                              "units": at_least, "limit": limit, "window_start": window_start, "ends_at": ends_at}),
+            })
+        };
+        for p in &r.percent_used {
+            // The share of the limit, rounded up: 80% of 3 runs is the 3rd.
+            let units = (limit.saturating_mul(u64::from(*p)).div_ceil(100)).max(1);
+            push(format!("{p}%"), units, json!({"percent_used": p}));
+        }
+        for u in &r.units_left {
+            let left = u64::try_from(*u).unwrap_or(0);
+            if left <= limit {
+                push(format!("{u}left"), limit - left + 1, json!({"units_left": u}));
+            }
+        }
+    }
+    out
+}
+
+/// The checks of a credit pool's thresholds (after a charge, or a fold that changed its lots).
+pub fn pool_checks(catalog: &Catalog, pool: &str) -> Vec<AlertCheck> {
+    let mut out = Vec::new();
+    for r in catalog.doc.alerts.iter().filter(|r| r.feature.as_deref() == Some(pool)) {
+        if catalog.pool(pool).is_none() {
+            continue;
+        }
+        for u in &r.units_left {
+            out.push(AlertCheck {
+                rule: format!("pool:{pool}:{u}left"),
+                episode: String::new(),
+                level: Level::BalanceBelow { pool: pool.to_string(), below: *u },
+                alert: json!({"kind": "pool", "feature": pool, "threshold": {"units_left": u}, "units": u}),
+            });
+        }
+    }
+    out
+}
+
+/// Every pool check of the catalog (a fold may change any pool's lots).
+pub fn all_pool_checks(catalog: &Catalog) -> Vec<AlertCheck> {
+    let mut pools: Vec<&str> = catalog.doc.alerts.iter().filter_map(|r| r.feature.as_deref()).collect();
+    pools.sort();
+    pools.dedup();
+    pools.into_iter().flat_map(|p| pool_checks(catalog, p)).collect()
+}
+
+/// The subscription-event checks of subject `key` in the state at `now`: one per rule and
+/// subscription (or failed payment) of the subject, crossed or not, so a fold both opens
+/// and resolves them.
+pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now: Timestamp) -> Vec<AlertCheck> {
+    let mut out = Vec::new();
+    let mine = |s: &Option<crate::billing::facts::Subject>| s.as_ref().map(|x| x.to_string()).as_deref() == Some(key);
+    for r in &catalog.doc.alerts {
+        let Some(event) = r.event else { continue };
+        let days = i64::from(r.days.unwrap_or(0));
+        let name = event.as_str();
+        let mut push = |object: &str, crossed: bool, alert: Value| {
+            let mut alert = alert;
+            alert["kind"] = json!(name);
+            out.push(AlertCheck {
+                rule: format!("{name}:{}:{object}", r.days.unwrap_or(0)),
+                episode: String::new(),
+                level: Level::Known { known: crossed },
+                alert,
+            });
+        };
+        match event {
+            SubscriptionEvent::TrialEnding | SubscriptionEvent::SubscriptionCanceled => {
+                for s in st.subscriptions.values().filter(|s| mine(&s.subject)) {
+                    if event == SubscriptionEvent::TrialEnding {
+                        let end = s.trial_end.filter(|_| s.status == SubStatus::Trialing);
+                        let crossed = end.is_some_and(|e| e.plus_days(-days) <= now && now < e);
+                        push(&s.id, crossed, json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
+                    } else {
+                        let ends = s.period_end.or(s.paid_through);
+                        let canceled = s.cancel_at_period_end || s.status == SubStatus::Canceled;
+                        let crossed = canceled && ends.is_some_and(|e| now < e);
+                        push(&s.id, crossed, json!({"subscription": s.id, "ends_at": ends}));
+                    }
+                }
+            }
+            SubscriptionEvent::PaymentFailed | SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded => {
+                for f in st.failed_payments.values().filter(|f| mine(&f.subject)) {
+                    let grace = f.grace_until;
+                    let crossed = f.is_open()
+                        && match event {
+                            SubscriptionEvent::PaymentFailed => true,
+                            SubscriptionEvent::GraceEnding => grace.is_some_and(|g| g.plus_days(-days) <= now && now < g),
+                            _ => grace.is_some_and(|g| g <= now),
+                        };
+                    push(
+                        &f.id,
+                        crossed,
+                        json!({"subscription": f.subscription, "invoice": f.id, "amount_due": f.amount_due,
+                               "currency": f.currency, "attempts": f.attempts, "next_retry": f.next_retry,
+                               "grace_until": grace}),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An open alert as the store lists it for the scheduled run.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct OpenAlert {
+    pub rule: String,
+    pub episode: String,
+    pub alert: Value,
+}
+
+/// The checks that resolve open alerts whose window ended by `now` (a windowed limit's
+/// alerts end with their window).
+pub fn lapsed(open: &[OpenAlert], now: Timestamp) -> Vec<AlertCheck> {
+    open.iter()
+        .filter(|a| {
+            a.alert.get("ends_at").and_then(|e| serde_json::from_value::<Timestamp>(e.clone()).ok()).is_some_and(|e| e <= now)
+        })
+        .map(|a| AlertCheck {
+            rule: a.rule.clone(),
+            episode: a.episode.clone(),
+            level: Level::Known { known: false },
+            alert: a.alert.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).expect("catalog");
+        c.doc.alerts = vec![crate::catalog::AlertRule {
+            feature: Some("monthly_ai_credits".into()),
+            percent_used: vec![80, 100],
+            units_left: vec![],
+            event: None,
+            days: None,
+        }];
+        c
+    }
+
+    #[test]
+    fn a_limit_gives_one_check_per_threshold_in_units_rounded_up() {
+        let c = catalog();
+        let w = Timestamp(1_800_000_000);
+        let checks = limit_checks(&c, "monthly_ai_credits", "monthly_ai_credits", w, Some(w.plus_days(30)), 2000);
+        let units: Vec<(String, u64)> = checks
+            .iter()
+            .map(|k| match &k.level {
+                Level::CounterAtLeast { at_least, .. } => (k.rule.clone(), *at_least),
+                l => panic!("{l:?}"),
+            })
+            .collect();
+        assert_eq!(units, vec![("limit:monthly_ai_credits:80%".into(), 1600), ("limit:monthly_ai_credits:100%".into(), 2000)]);
+        assert!(checks.iter().all(|k| k.episode == w.to_string()), "each window crosses once");
+        let three = limit_checks(&c, "monthly_ai_credits", "x", w, None, 3);
+        assert!(matches!(three[0].level, Level::CounterAtLeast { at_least: 3, .. }), "80% of 3 is the 3rd");
+        assert_eq!(three[0].episode, "", "no window: a release may resolve it and a new use cross again");
+        assert!(limit_checks(&c, "other", "other", w, None, 3).is_empty());
+    }
+
+    #[test]
+    fn a_window_that_ended_resolves_its_alerts_and_only_those() {
+        let c = catalog();
+        let w = Timestamp(1_800_000_000);
+        let open: Vec<OpenAlert> = limit_checks(&c, "monthly_ai_credits", "monthly_ai_credits", w, Some(w.plus_days(30)), 2000)
+            .into_iter()
+            .map(|k| OpenAlert { rule: k.rule, episode: k.episode, alert: k.alert })
+            .collect();
+        assert!(lapsed(&open, w.plus_days(29)).is_empty());
+        let done = lapsed(&open, w.plus_days(30));
+        assert_eq!(done.len(), 2);
+        assert!(done.iter().all(|k| k.level == Level::Known { known: false }));
+    }
+
+    #[test]
+    fn levels_serialise_as_the_store_reads_them() {
+        let l = Level::CounterAtLeast { counter: "c".into(), window_start: Timestamp(0), at_least: 3 };
+        assert_eq!(serde_json::to_value(&l).unwrap(), json!({"counter": "c", "window_start": "1970-01-01T00:00:00Z", "at_least": 3}));
+        assert_eq!(serde_json::to_value(Level::Known { known: true }).unwrap(), json!({"known": true}));
+        assert_eq!(serde_json::to_value(Level::BalanceBelow { pool: "p".into(), below: 300 }).unwrap(), json!({"pool": "p", "below": 300}));
+    }
+}

@@ -1,0 +1,166 @@
+//! Outbound webhooks: the app's endpoints (`/v1/admin/endpoints`, admin secret) and the
+//! delivery of the outbox. Every alert transition is queued in the store, in the
+//! transaction that made it, once per subscribed endpoint; this module only sends: the
+//! signature (Standard Webhooks) and what follows an attempt (the next retry, giving up,
+//! disabling an endpoint) are the core's (`tollgate::webhooks`). Delivery runs right after
+//! a request that queued something (in the runtime's `waitUntil`, so it never delays or
+//! fails that request) and on every scheduled run; a subject's messages go to an endpoint
+//! in order, the next waiting for the one before.
+//!
+//! ```json
+//! POST /v1/admin/endpoints  {"url": "https://app.example/hooks/tollgate", "events": ["alert.crossed", "alert.resolved"]}
+//! 201 {"id": "...", "url": "...", "events": [...], "secret": "whsec_...", "enabled": true}
+//! ```
+//! The secret is answered this once; listings never show it.
+
+use serde_json::{json, Value};
+
+use tollgate::time::Timestamp;
+use tollgate::webhooks::{after_attempt, sign, Attempt};
+
+use crate::ctx::Ctx;
+use crate::http::{AppResponse, Headers, InRequest, Method, OutRequest, Transport};
+use crate::respond::{error, json_body, store_error};
+use crate::state::is_uuid;
+use crate::store::{AttemptRecord, Store, StoreError};
+
+/// How long an endpoint may take to answer one delivery.
+pub const DELIVERY_TIMEOUT_MS: u32 = 10_000;
+/// Messages read per round, and rounds per run (a round sends the next message of each
+/// endpoint and subject).
+const PAGE: u32 = 50;
+const ROUNDS: usize = 25;
+
+/// What a delivery run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub delivered: u32,
+    pub failed: u32,
+}
+
+/// Sends what is due at `now`, until nothing more is (or [`ROUNDS`] rounds).
+pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, now: Timestamp) -> Result<Delivered, StoreError> {
+    let mut done = Delivered::default();
+    for _ in 0..ROUNDS {
+        let due = ctx.store.outbox_due(now, PAGE).await?;
+        if due.is_empty() {
+            break;
+        }
+        for m in due {
+            let body = serde_json::to_vec(&m.payload).unwrap_or_default();
+            let (status, err) = match sign(&m.secret, &m.msg_id, now, &body) {
+                Err(e) => (None, Some(e.to_string())),
+                Ok(signed) => {
+                    let mut headers = Headers::new()
+                        .with("content-type", "application/json")
+                        .with("user-agent", "tollgate-webhooks");
+                    for (k, v) in signed {
+                        headers.set(k, v);
+                    }
+                    let req = OutRequest { method: Method::Post, url: m.url.clone(), headers, body: Some(body), timeout_ms: Some(DELIVERY_TIMEOUT_MS) };
+                    match ctx.transport.send(req).await {
+                        Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None),
+                        Ok(r) => (Some(r.status), Some(format!("answered {}", r.status))),
+                        Err(e) => (None, Some(e.to_string())),
+                    }
+                }
+            };
+            let outcome = if err.is_none() { Attempt::Delivered } else { Attempt::Failed };
+            let next = after_attempt(outcome, m.attempts + 1, m.created_at, m.failing_since, now);
+            if outcome == Attempt::Delivered {
+                done.delivered += 1;
+            } else {
+                done.failed += 1;
+            }
+            let rec = AttemptRecord {
+                at: now,
+                status,
+                error: err.map(|e| e.chars().take(500).collect()),
+                duration_ms: None,
+                delivered: outcome == Attempt::Delivered,
+                retry_at: next.retry_at,
+                give_up: next.give_up,
+                disable_endpoint: next.disable_endpoint,
+            };
+            ctx.store.outbox_attempt(m.id, &rec).await?;
+        }
+    }
+    Ok(done)
+}
+
+/// Applies the core's alert checks for `subject` (after a counted use, a charge, the
+/// scheduled run). Never fails the request that caused them: a store failure here leaves
+/// the level as it is, and the next use or fold applies the same checks again.
+pub async fn record<T: Transport, S: Store>(ctx: &Ctx<T, S>, subject: &crate::state::Subject, checks: &[tollgate::alerts::AlertCheck], now: Timestamp) {
+    if checks.is_empty() {
+        return;
+    }
+    if let Ok(done) = ctx.store.record_alerts(subject, checks, now).await {
+        if done.queued > 0 {
+            ctx.outbox_queued.set(true);
+        }
+    }
+}
+
+/// `GET /v1/admin/endpoints` (without secrets) and `POST /v1/admin/endpoints`.
+pub async fn endpoints<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest) -> AppResponse {
+    if req.method != Method::Post {
+        return match ctx.store.endpoints().await {
+            Ok(v) => AppResponse::json(200, &json!({"endpoints": v})),
+            Err(e) => store_error(&e),
+        };
+    }
+    let body = match json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let url = match body.get("url").and_then(Value::as_str) {
+        Some(u) if valid_url(u) => u.to_string(),
+        _ => return error(400, "invalid_url", "url: an http:// or https:// URL of at most 2048 characters"),
+    };
+    let events: Vec<String> = match body.get("events") {
+        None | Some(Value::Null) => vec!["*".to_string()],
+        Some(Value::Array(a)) if !a.is_empty() => {
+            let mut out = Vec::new();
+            for e in a {
+                match e.as_str() {
+                    Some(e) if e == "*" || tollgate::alerts::EVENT_TYPES.contains(&e) => {
+                        if !out.iter().any(|x: &String| x == e) {
+                            out.push(e.to_string())
+                        }
+                    }
+                    _ => {
+                        return error(
+                            400,
+                            "invalid_events",
+                            format!("events: some of {} (or \"*\" for all)", tollgate::alerts::EVENT_TYPES.join(", ")),
+                        )
+                    }
+                }
+            }
+            out
+        }
+        Some(_) => return error(400, "invalid_events", "events: a non-empty array of event types"),
+    };
+    match ctx.store.create_endpoint(&url, &events).await {
+        Ok(v) => AppResponse::json(201, &v),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `POST /v1/admin/endpoints/{id}/enable` and `/disable`.
+pub async fn set_enabled<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, enabled: bool, now: Timestamp) -> AppResponse {
+    if !is_uuid(id) {
+        return error(400, "invalid_endpoint", "the endpoint id is a UUID, as POST /v1/admin/endpoints answered it");
+    }
+    match ctx.store.set_endpoint(id, enabled, now).await {
+        Ok(Some(v)) => AppResponse::json(200, &json!({"endpoint": v})),
+        Ok(None) => error(404, "unknown_endpoint", format!("no endpoint {id}")),
+        Err(e) => store_error(&e),
+    }
+}
+
+fn valid_url(u: &str) -> bool {
+    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+    u.len() <= 2048 && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+}
