@@ -14,6 +14,7 @@ mod local;
 mod package;
 mod stack;
 mod toolchain;
+mod tstypes;
 mod util;
 #[allow(dead_code)]
 mod worker;
@@ -46,6 +47,8 @@ cargo xtask <command>
           TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)
   types   supabase/database.types.ts from the migrations (the shape of `supabase gen types`;
           `test` checks that the committed file matches)
+  ts      pkg/types.generated.d.ts from the core's Rust types (ts-rs; `test` checks that the
+          committed file matches)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
@@ -71,6 +74,7 @@ fn main() {
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
         (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
+        (Some("ts"), []) => root().and_then(|r| tstypes::write(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
             print!("{HELP}");
             return;
@@ -106,6 +110,9 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         toolchain::apt_ensure(&["postgresql", "chromium"])
     })?;
     stages.run("native: cargo test --workspace", || test_native(root))?;
+    stages.run(&format!("package types: {} is what the core's types give", tstypes::TS_FILE), || {
+        tstypes::check(root)
+    })?;
     stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
     stages.run("npm package: node --test pkg/test", || test_package(root))?;
     stages.run("signatures: tests/vectors/gen against Stripe's and Razorpay's npm libraries", || test_vectors(root))?;
