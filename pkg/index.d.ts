@@ -14,6 +14,7 @@ import type {
   Grant,
   LimitAnswer,
   LimitValue,
+  Money,
   OrgEntitlements,
   OrgMembership,
   PlanUser as PlanUserFields,
@@ -234,6 +235,19 @@ export declare function quote(
   quality: string,
   seconds: number,
 ): Quote;
+
+// ------------------------------------------------------------------ money
+
+/**
+ * `{ amount, currency }` in integer minor units as people read it, by the core's
+ * formatter (the one that writes every upgrade's `display`): "$59.00", "₹499.00",
+ * "1.500 KWD", "500 JPY". Throws for an amount that is not a whole number or a
+ * currency that is not a three-letter code.
+ */
+export declare function formatMoney(money: Money): string;
+
+/** Digits of a currency's minor unit, as the core counts them: 0 (JPY), 3 (KWD) or 2. */
+export declare function minorDigits(currency: string): number;
 
 // ------------------------------------------------------------------ signed entitlement snapshots
 

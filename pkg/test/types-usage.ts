@@ -26,6 +26,8 @@ import {
   quote,
   verifySnapshot,
   getOrganizationEntitlements,
+  formatMoney,
+  minorDigits,
   type Check,
   type CheckError,
   type Quote,
@@ -125,6 +127,9 @@ async function usage(bytes: Uint8Array): Promise<void> {
   const q: Quote = quote(catalog, 'standard', 'standard', 30);
   const cents: number = q.cost.amount + q.overage_cost.amount;
   const rate: string = q.base_price_per_second;
+  const shown: string = formatMoney(q.cost) + minorDigits(q.cost.currency);
+  // @ts-expect-error: formatMoney takes Money, not a bare amount
+  formatMoney(100);
   quote(null, 'ultra', 'studio', 60);
   const snap: Snapshot = verifySnapshot('token', { 'snap-2026-03': 'key' }, 'user-id', new Date());
   verifySnapshot('token', new Map([['k', new Uint8Array(32)]]));
@@ -171,7 +176,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
   // @ts-expect-error: money is integer minor units, not text
   const text: string = q.cost.amount;
 
-  void [noGrant, noId, text, grantId, price, seated, orgStatus, left, resets, cheapest, cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
+  void [shown, noGrant, noId, text, grantId, price, seated, orgStatus, left, resets, cheapest, cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
 }
 
 void usage;
