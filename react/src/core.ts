@@ -1,6 +1,6 @@
-// The parts shared by the client provider and the server helpers: the shape of
-// the tollgate module as this layer uses it, and one function that answers an
-// AccessQuestion with the core's Decision.
+// The parts shared by the client provider and the server helpers: the tollgate
+// package's module, engine and catalog types under this layer's names, and one
+// function that answers an AccessQuestion with the core's Decision.
 
 import type { Catalog, Engine } from 'tollgate';
 
@@ -28,7 +28,7 @@ export function questionKey(q: AccessQuestion): string {
   return `l:${q.limit}:${q.used}`;
 }
 
-/** Prices usage with the core, or explains why this build cannot. */
+/** Prices usage with the core; a question the catalog cannot answer comes back as its message. */
 export function quoteWith(
   tg: TollgateModule,
   catalog: TollgateCatalog | CatalogDoc,
