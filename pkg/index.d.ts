@@ -1,91 +1,37 @@
-// Types of the tollgate package (hand-written; the generated wasm-bindgen
-// bindings in tollgate.d.ts are internal).
+// Types of the tollgate package. The shapes of the values the core reads and
+// writes (decisions, upgrades, checks, quotes, snapshots, grants, catalogs,
+// organizations) are generated from its Rust types into types.generated.d.ts
+// (`cargo xtask ts`) and re-exported here; this file declares the functions and
+// classes. The wasm-bindgen bindings in tollgate.d.ts are internal.
+
+import type {
+  CatalogDoc,
+  Check,
+  CloudEntitlementRow,
+  Decision,
+  Entitlements,
+  ExportPolicy,
+  Grant,
+  LimitAnswer,
+  LimitValue,
+  Money,
+  OrgEntitlements,
+  OrgMembership,
+  PlanUser as PlanUserFields,
+  Quote,
+  Snapshot,
+  ToolState,
+} from './types.generated.js';
+
+export type * from './types.generated.js';
 
 // ------------------------------------------------------------------ values
 
 /** An instant: a Date, an RFC 3339 string ("2026-03-01T00:00:00Z"), or epoch milliseconds. */
 export type Now = Date | string | number;
 
-/** Why a decision came out the way it did. */
-export type Reason =
-  | 'active'
-  | 'trial'
-  | 'grace_period'
-  | 'canceled_until_period_end'
-  | 'default_tier'
-  | 'within_limit'
-  | 'no_entitlement'
-  | 'tier_too_low'
-  | 'not_in_tier'
-  | 'expired'
-  | 'grace_ended'
-  | 'not_yet_valid'
-  | 'limit_reached';
-
-export type Interval = 'month' | 'year' | 'one_time';
-
-/** Money in integer minor units (cents, paise) of a lower-case ISO 4217 currency. */
-export interface Money {
-  amount: number;
-  currency: string;
-}
-
-/** The cheapest offer in the catalog that would turn a denial into an allow. */
-export interface Upgrade {
-  /** The offer key (checkout metadata `offer_key`). */
-  offer: string;
-  label: string;
-  price: Money;
-  interval: Interval;
-  /** Human text, e.g. "Creation Cloud Pro — $59.00/month". */
-  display: string;
-}
-
-/** An answer with its explanation. */
-export interface Decision {
-  allowed: boolean;
-  reason: Reason;
-  /** The effective tier of the product involved; null: no tier at all. */
-  tier: string | null;
-  /** The id of the grant that decided it, when one did. */
-  grant?: string;
-  /** The answer holds until this instant (RFC 3339, exclusive); null: until the entitlements change. */
-  holds_until: string | null;
-  /** When denied: the cheapest offer that would allow it (absent when none does). */
-  upgrade?: Upgrade;
-}
-
-/** A limit: a whole number, or explicitly unlimited. */
-export type LimitValue = number | 'unlimited';
-
-export interface LimitInfo {
-  limit: LimitValue;
-  tier: string | null;
-  holds_until: string | null;
-}
-
-/**
- * A metered decision on a capability, a limit or a credit pool: the answer of the
- * worker's `POST /v1/check`, field for field.
- */
-export interface Check {
-  /** The catalog's id of the capability, limit or pool. */
-  feature: string;
-  allowed: boolean;
-  reason: Reason;
-  /** What is left after this use when allowed, else what is left now ("unlimited" for a capability). */
-  remaining: LimitValue;
-  /** Used so far in a limit's window (0 for a capability or a pool). */
-  used: number;
-  /** A limit's value at the subject's tier, or what a pool holds now. */
-  limit: LimitValue;
-  /** When a limit's window starts again (RFC 3339, UTC); for a capability, until when the answer holds; null: never. */
-  resets_at: string | null;
-  /** The effective tier of the feature's product; null for a pool, or without a tier. */
-  tier: string | null;
-  /** When denied: the cheapest offer that allows it; null when none does. */
-  upgrade: Upgrade | null;
-}
+/** A limit's value with the tier it comes from and until when it holds. */
+export type LimitInfo = LimitAnswer;
 
 export type CheckErrorCode = 'unknown_feature' | 'invalid_quantity';
 
@@ -94,109 +40,39 @@ export interface CheckError extends Error {
   code: CheckErrorCode;
 }
 
-/** The VCM Suite's export rule. */
-export type ExportPolicy =
-  | { policy: 'full' }
-  | { policy: 'watermarked' }
-  | { policy: 'refused'; message: string; upgrade: Upgrade | null };
-
-/** The state of one tool on a page. */
-export interface ToolState {
-  tool: string;
-  label: string;
-  locked: boolean;
-  decision: Decision;
-}
-
 /** Used so far in the current period, by limit id (whole numbers). */
 export type Usage = Record<string, number>;
 
 // ------------------------------------------------------------------ entitlements
 
-export type Source = 'stripe' | 'razorpay' | 'manual_grant' | 'bundle' | 'promotion';
-export type Status = 'active' | 'trial' | 'past_due' | 'canceled';
 /** A timestamp in input: an RFC 3339 string or integer Unix seconds. */
 export type TimestampInput = string | number;
 
-/** One grant of a tier of a product, for a time window. */
-export interface Grant {
+/**
+ * A grant as the core reads it: a {@link Grant} whose `id` and `valid_to` may be left
+ * out and whose times may be integer Unix seconds too.
+ */
+export type GrantInput = Omit<Grant, 'id' | 'valid_from' | 'valid_to' | 'past_due_since'> & {
   id?: string;
-  product: string;
-  tier: string;
-  source: Source;
-  status: Status;
   valid_from: TimestampInput;
   valid_to?: TimestampInput | null;
   past_due_since?: TimestampInput | null;
-  offer?: string | null;
-  source_ref?: string | null;
+};
+
+/** What a subject holds, as the core reads it (every field may be left out). */
+export interface EntitlementsObject {
+  subject?: Entitlements['subject'];
+  grants?: GrantInput[];
+  balances?: Entitlements['balances'];
 }
 
-/** What a subject holds. A bare list of grants is accepted too. */
-export interface Entitlements {
-  subject?: string;
-  grants: Grant[];
-  /** Credit balances by pool. */
-  balances?: Record<string, number>;
-}
-
-export type EntitlementsInput = Entitlements | Grant[] | string;
-
-/** A row of the VCM Suite's `cloud_entitlements` table. */
-export interface CloudEntitlementRow {
-  id?: string | null;
-  user_id?: string | null;
-  cloud_id: string;
-  tier: string;
-  source: Source;
-  status: Status;
-  valid_from?: TimestampInput | null;
-  valid_to?: TimestampInput | null;
-  created_at?: TimestampInput | null;
-  updated_at?: TimestampInput | null;
-  past_due_since?: TimestampInput | null;
-  offer_key?: string | null;
-  source_ref?: string | null;
-}
+/** Entitlements (a verified {@link Snapshot} is one), a bare list of grants, or either as JSON text. */
+export type EntitlementsInput = EntitlementsObject | GrantInput[] | string;
 
 /** A VCM Suite plan user: `subscription_tier`, optionally with grants (which then decide the tier). */
-export type PlanUser = {
-  subscription_tier?: string | null;
-  entitlements?: Grant[] | null;
-  [field: string]: unknown;
-} | null | undefined;
+export type PlanUser = (PlanUserFields & { [field: string]: unknown }) | null | undefined;
 
 // ------------------------------------------------------------------ catalogs
-
-/** The catalog document (see catalogs/*.toml in the repository for every field). */
-export interface CatalogDoc {
-  catalog: {
-    id: string;
-    name: string;
-    version: string;
-    currency: string;
-    grace_period_days?: number;
-    hold_minutes?: number;
-    plan_product?: string;
-    provider?: 'stripe' | 'razorpay';
-    allow_promotion_codes?: boolean;
-    stripe_lookup_keys?: boolean;
-    proration?: 'always_invoice' | 'create_prorations' | 'none';
-  };
-  products: Array<{ id: string; name?: string; tiers: string[]; default_tier?: string }>;
-  offers?: Array<Record<string, unknown> & { key: string; label: string }>;
-  capabilities?: Array<Record<string, unknown> & { id: string; product: string }>;
-  limits?: Array<Record<string, unknown> & { id: string; product: string }>;
-  credit_pools?: Array<Record<string, unknown> & { id: string }>;
-  usage?: Record<string, unknown>;
-  tools?: Array<{
-    id: string;
-    label: string;
-    page?: string;
-    description?: string;
-    requires: { product?: string; tier?: string; capability?: string; limit?: string };
-  }>;
-}
 
 /** A validated catalog. */
 export declare class Catalog {
@@ -341,24 +217,6 @@ export declare const CAPABILITIES: Readonly<{
 
 // ------------------------------------------------------------------ usage pricing
 
-/** The price of a usage request (Video Studio): money in integer minor units, rates as exact decimal strings. */
-export interface Quote {
-  model: string;
-  quality: string;
-  seconds: number;
-  /** Major currency units per second, e.g. "0.015". */
-  base_price_per_second: string;
-  /** e.g. "1.2". */
-  multiplier: string;
-  /** `ceil(seconds x base_price_per_second x multiplier)`, rounded up once on the total. */
-  cost: Money;
-  /** What the same seconds cost as overage (`x overage_multiplier`). */
-  overage_cost: Money;
-  overage_multiplier: string;
-  /** The credit pool the request draws on. */
-  pool: string;
-}
-
 export type QuoteErrorCode = 'no_usage_pricing' | 'unknown_rate' | 'out_of_range' | 'overflow';
 
 /** A usage question the catalog cannot answer. */
@@ -378,24 +236,20 @@ export declare function quote(
   seconds: number,
 ): Quote;
 
-// ------------------------------------------------------------------ signed entitlement snapshots
+// ------------------------------------------------------------------ money
 
-/** A verified entitlement snapshot: one subject's grants and balances at `issued_at`. */
-export interface Snapshot {
-  v: 1;
-  kid: string;
-  subject: string;
-  catalog_id: string;
-  catalog_version: string;
-  /** RFC 3339, UTC. */
-  issued_at: string;
-  /** RFC 3339, UTC; the snapshot is refused from this instant on. */
-  expires_at: string;
-  grants: Array<Grant & { id: string; valid_from: string; valid_to: string | null }>;
-  balances: Record<string, number>;
-  /** The organizations the user belongs to (absent when none). */
-  organizations?: OrgMembership[];
-}
+/**
+ * `{ amount, currency }` in integer minor units as people read it, by the core's
+ * formatter (the one that writes every upgrade's `display`): "$59.00", "₹499.00",
+ * "1.500 KWD", "500 JPY". Throws for an amount that is not a whole number or a
+ * currency that is not a three-letter code.
+ */
+export declare function formatMoney(money: Money): string;
+
+/** Digits of a currency's minor unit, as the core counts them: 0 (JPY), 3 (KWD) or 2. */
+export declare function minorDigits(currency: string): number;
+
+// ------------------------------------------------------------------ signed entitlement snapshots
 
 export type SnapshotErrorCode =
   | 'malformed_snapshot'
@@ -425,34 +279,14 @@ export declare function verifySnapshot(token: string, keys: PublicKeys, subject?
 
 // ------------------------------------------------------------------ organizations
 
-/** One organization of a snapshot (`snapshot.organizations[i]`). */
-export interface OrgMembership {
-  id: string;
-  name: string;
-  role: 'owner' | 'admin' | 'member' | null;
-  seat: boolean;
-  seats: { count: number; used: number; reserved: number; available: number };
-  grants: unknown[];
-}
-
-/** A member's entitlements through one organization (the Org Seats app's getUserEntitlements shape). */
-export interface OrganizationEntitlements {
-  organizationId: string;
-  name: string;
-  role: 'owner' | 'admin' | 'member' | null;
-  tier: string | null;
-  status: 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'none';
-  seatCount: number;
-  seatsUsed: number;
-  seatsAvailable: number;
-  hasSeat: boolean;
-  inGracePeriod: boolean;
-  gracePeriodEndsAt: string | null;
-  features: Record<string, boolean>;
-  limits: Record<string, number | 'unlimited'>;
+/**
+ * A member's entitlements through one organization (the Org Seats app's
+ * getUserEntitlements shape), with the check of one feature.
+ */
+export type OrganizationEntitlements = OrgEntitlements & {
   /** May the member use this capability now (only with a seat)? */
   hasFeatureAccess(feature: string): boolean;
-}
+};
 
 export interface OrgOptions {
   catalog?: Catalog | string | object | null;

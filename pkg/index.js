@@ -27,6 +27,8 @@ import initWasm, {
   verifySnapshot as wasmVerifySnapshot,
   orgEntitlements as wasmOrgEntitlements,
   orgFeatureAccess as wasmOrgFeatureAccess,
+  formatMoney as wasmFormatMoney,
+  minorDigits as wasmMinorDigits,
 } from './tollgate.js';
 import DEFAULT_CATALOG_JSON from './default-catalog.js';
 
@@ -517,6 +519,30 @@ export function quote(catalog, model, quality, seconds) {
   ensureReady();
   const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
   return JSON.parse(wasmQuote(c[HANDLE], str('model', model), str('quality', quality), count('seconds', seconds)));
+}
+
+// ------------------------------------------------------------------ money
+
+/**
+ * `{ amount, currency }` in integer minor units as people read it, by the core's
+ * formatter (the one that writes every upgrade's `display`): "$59.00", "₹499.00",
+ * "1.500 KWD" (fils are thousandths), "500 JPY" (yen have no minor unit).
+ */
+export function formatMoney(money) {
+  ensureReady();
+  if (money === null || typeof money !== 'object') {
+    throw new TypeError(`tollgate: formatMoney takes { amount, currency }, got ${describe(money)}`);
+  }
+  if (typeof money.amount !== 'number') {
+    throw new TypeError(`tollgate: \`amount\` must be a number of minor units, got ${describe(money.amount)}`);
+  }
+  return wasmFormatMoney(money.amount, str('currency', money.currency));
+}
+
+/** Digits of a currency's minor unit, as the core counts them: 0 (JPY), 3 (KWD) or 2. */
+export function minorDigits(currency) {
+  ensureReady();
+  return wasmMinorDigits(str('currency', currency));
 }
 
 // ------------------------------------------------------------------ signed entitlement snapshots

@@ -34,6 +34,7 @@ impl fmt::Display for CatalogError {
 impl std::error::Error for CatalogError {}
 
 /// Billing interval of an offer's price.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
@@ -53,6 +54,7 @@ impl Interval {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
@@ -77,6 +79,7 @@ impl Price {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Product {
@@ -96,6 +99,7 @@ pub struct Product {
 /// - `{ product = "video", tier = "pro" }`
 /// - `{ all_products = true, tier = "pro" }` (every product whose tiers include `tier`)
 /// - `{ choose = 2, from = [...], tier = "pro" }` (a bundle of N products picked at checkout)
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantSpec {
@@ -111,6 +115,7 @@ pub struct GrantSpec {
     pub tier: String,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CreditCadence {
@@ -120,6 +125,7 @@ pub enum CreditCadence {
     Once,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreditGrant {
@@ -128,6 +134,7 @@ pub struct CreditGrant {
     pub per: CreditCadence,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKind {
@@ -136,6 +143,7 @@ pub enum SubjectKind {
     Organization,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeatSpec {
@@ -153,6 +161,7 @@ fn yes() -> bool {
     true
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Offer {
@@ -186,6 +195,7 @@ fn is_zero(v: &u32) -> bool {
 }
 
 /// A boolean capability, held at some tiers of one product.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capability {
@@ -205,6 +215,8 @@ pub struct Capability {
 }
 
 /// A limit value: a number, or explicitly unlimited. There is no "missing means unlimited".
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(type = "number | \"unlimited\""))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitValue {
     Limited(u64),
@@ -248,6 +260,7 @@ impl<'de> Deserialize<'de> for LimitValue {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitPeriod {
@@ -262,6 +275,7 @@ pub enum LimitPeriod {
 /// Where a limit's windows start: on the UTC calendar (midnight, the first of the month),
 /// or on the subscription that gives the tier (a monthly allowance on a yearly plan renews
 /// on the day the subscription started).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitAnchor {
@@ -276,6 +290,7 @@ impl LimitAnchor {
     }
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
@@ -296,6 +311,7 @@ pub struct Limit {
     pub without_entitlement: Option<LimitValue>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Rollover {
@@ -309,6 +325,7 @@ pub enum Rollover {
     Reset,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreditPool {
@@ -325,6 +342,7 @@ pub struct CreditPool {
 }
 
 /// One row of the usage price table: model tier x quality tier.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageRate {
@@ -336,6 +354,7 @@ pub struct UsageRate {
     pub multiplier: Decimal,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsagePricing {
@@ -362,6 +381,7 @@ fn max_units() -> u64 {
 }
 
 /// What a tool needs to be unlocked.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
@@ -376,6 +396,7 @@ pub struct Requirement {
     pub limit: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tool {
@@ -388,6 +409,7 @@ pub struct Tool {
     pub requires: Requirement,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogMeta {
@@ -425,6 +447,7 @@ pub struct CatalogMeta {
 }
 
 /// A payment provider.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
@@ -453,6 +476,7 @@ impl Provider {
 }
 
 /// How a plan upgrade is charged for the rest of the paid period.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Proration {
@@ -476,6 +500,7 @@ impl Proration {
 }
 
 /// The catalog as written in a file.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogDoc {
@@ -502,6 +527,7 @@ pub struct CatalogDoc {
 /// One alert rule of a catalog: a limit's or credit pool's thresholds (`feature` with
 /// `percent_used` and / or `units_left`), or a subscription event (`event`, with `days`
 /// before it for `trial_ending` and `grace_ending`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRule {
@@ -520,6 +546,7 @@ pub struct AlertRule {
 }
 
 /// The subscription events an app may be told about.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionEvent {
@@ -1220,6 +1247,7 @@ values = { only = 7 }
 }
 
 /// The cheapest offer that would turn a denial into an allow.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Upgrade {
     pub offer: String,

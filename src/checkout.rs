@@ -29,6 +29,7 @@ const RAZORPAY_YEARS: u32 = 10;
 const RECEIPT_MAX: usize = 40;
 
 /// The caller's role in an organization (`organization_members.role`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

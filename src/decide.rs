@@ -13,6 +13,7 @@ use crate::model::{Entitlements, Grant, Status};
 use crate::time::{Timestamp, DAY};
 
 /// Why a decision came out the way it did.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -67,6 +68,7 @@ impl Reason {
 pub use crate::catalog::Upgrade;
 
 /// An answer with its explanation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub allowed: bool,
@@ -75,12 +77,14 @@ pub struct Decision {
     pub tier: Option<String>,
     /// The grant that decided it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub grant: Option<String>,
     /// This answer holds until this instant (exclusive); `None`: until the
     /// entitlements change. A cache must re-evaluate at this time.
     pub holds_until: Option<Timestamp>,
     /// When denied: the cheapest offer in the catalog that would allow it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub upgrade: Option<Upgrade>,
 }
 
@@ -348,6 +352,7 @@ fn can_at(catalog: &Catalog, ents: &Entitlements, ci: usize, now: Timestamp) -> 
 }
 
 /// The value of a numeric limit, with its explanation.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LimitAnswer {
     pub limit: LimitValue,
@@ -403,6 +408,7 @@ fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, 
 }
 
 /// What an export gets.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "policy", rename_all = "snake_case")]
 pub enum ExportPolicy {
@@ -436,6 +442,7 @@ pub fn export_policy(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> 
 }
 
 /// The state of one tool on a page.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ToolState {
     pub tool: String,

@@ -280,6 +280,8 @@ pub fn overage_choice(
 }
 
 /// What remains of a feature after a decision.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(type = "number | \"unlimited\""))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remaining {
     Count(u64),
@@ -296,6 +298,7 @@ impl Serialize for Remaining {
 }
 
 /// The decision on a metered action: `POST /v1/check` answers it as it is.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub feature: String,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::time::Timestamp;
 
 /// Where a grant came from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -29,6 +30,7 @@ impl Source {
 }
 
 /// The billing status of a grant.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -58,6 +60,7 @@ impl Status {
 ///   from `valid_to`, else from `valid_from`);
 /// - `canceled` keeps access until `valid_to`, and none if `valid_to` is not set;
 /// - nothing counts before `valid_from`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// Stable unique key (one per subject, product and origin), e.g. `stripe:sub_123:video`.
@@ -82,6 +85,7 @@ pub struct Grant {
 }
 
 /// What a subject holds: grants and credit balances (pool -> available units).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entitlements {
     #[serde(default)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An amount in the currency's minor units (cents, paise).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
     pub amount: i64,
@@ -57,6 +58,8 @@ impl fmt::Display for Money {
 
 /// An exact non-negative decimal written as a string (`"0.015"`, `"1.5"`):
 /// `mantissa / 10^scale`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(type = "string"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decimal {
     pub mantissa: u64,

@@ -115,6 +115,7 @@ pub struct Org {
 }
 
 /// An organization's seats: paid for, held, reserved by pending invites, and free to give.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seats {
     pub count: u32,
@@ -649,6 +650,7 @@ pub fn view(catalog: &Catalog, org: &Org, caller: &str, now: Timestamp) -> Resul
 /// One organization a user belongs to, as its signed snapshot carries it: the caller's
 /// role and seat, the seat counts, and the organization's grants (from which its tier,
 /// status and grace are decided at any instant, offline too).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgMembership {
     pub id: String,
@@ -683,6 +685,7 @@ impl OrgMembership {
 /// seats, whether the member holds one, its grace, and the features the member may use:
 /// the tier's while holding a seat, and without a seat only what a subject with no plan
 /// has.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgEntitlements {
@@ -690,6 +693,8 @@ pub struct OrgEntitlements {
     pub name: String,
     pub role: Option<Role>,
     pub tier: Option<String>,
+    /// `active`, `trialing`, `past_due`, `canceled`, `unpaid` or `none` (see [`plan`]).
+    #[cfg_attr(feature = "ts", ts(type = r#""active" | "trialing" | "past_due" | "canceled" | "unpaid" | "none""#))]
     pub status: &'static str,
     pub seat_count: u32,
     pub seats_used: u32,

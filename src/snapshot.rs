@@ -84,6 +84,7 @@ pub const ISSUED_AT_SKEW_SECS: i64 = 120;
 pub const MAX_KID_LEN: usize = 64;
 
 /// The signed content: a subject's grants and balances at one moment.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub v: u32,

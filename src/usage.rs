@@ -81,6 +81,7 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// The price of a request.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Quote {
     pub model: String,

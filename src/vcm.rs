@@ -20,6 +20,8 @@ use crate::model::{Entitlements, Grant, Source, Status};
 use crate::time::Timestamp;
 
 /// A row of the VCM Suite app's `cloud_entitlements` table (snake_case, ISO timestamps).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 #[derive(Clone, Debug, Deserialize)]
 pub struct CloudEntitlementRow {
     #[serde(default)]
@@ -78,6 +80,8 @@ pub fn has_access_rows(
 }
 
 /// The VCM Suite app's user shape: `{ subscription_tier }`, optionally with grants.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields = nullable))]
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PlanUser {
     #[serde(default)]

@@ -870,3 +870,30 @@ pub fn verify_snapshot(
     };
     to_json(&verified.map_err(|e| coded_error(&e, e.code()))?)
 }
+
+// ---------------------------------------------------------------- money
+
+/// A currency code as the core keys it (ISO 4217, lower case).
+fn currency_of(currency: &str) -> Result<String, JsValue> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(currency.to_ascii_lowercase())
+    } else {
+        Err(js_error("`currency` must be a three-letter ISO 4217 code such as \"usd\""))
+    }
+}
+
+/// An amount in integer minor units as people read it: the core's `Money::display`,
+/// the text of every upgrade's `display` ("$59.00", "₹499.00", "1.500 KWD", "500 JPY").
+#[wasm_bindgen(js_name = formatMoney)]
+pub fn format_money(amount: f64, currency: &str) -> Result<String, JsValue> {
+    if !(amount.is_finite() && amount.fract() == 0.0 && amount.abs() <= 9_007_199_254_740_991.0) {
+        return Err(js_error("`amount` must be a whole number of minor units"));
+    }
+    Ok(crate::money::Money { amount: amount as i64, currency: currency_of(currency)? }.display())
+}
+
+/// Digits of a currency's minor unit (`money::minor_digits`): 0, 2 or 3.
+#[wasm_bindgen(js_name = minorDigits)]
+pub fn minor_digits(currency: &str) -> Result<u32, JsValue> {
+    Ok(crate::money::minor_digits(&currency_of(currency)?))
+}

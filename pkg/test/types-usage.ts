@@ -1,5 +1,6 @@
-// Compiled (never run) by types.test.mjs: the declarations in index.d.ts
-// accept the documented uses and reject wrong ones.
+// Compiled (never run) by types.test.mjs: the declarations in index.d.ts, and the
+// shapes generated from the core's Rust types it re-exports, accept the documented
+// uses and reject wrong ones.
 
 import {
   Engine,
@@ -24,6 +25,9 @@ import {
   CAPABILITIES,
   quote,
   verifySnapshot,
+  getOrganizationEntitlements,
+  formatMoney,
+  minorDigits,
   type Check,
   type CheckError,
   type Quote,
@@ -38,6 +42,9 @@ import {
   type ToolState,
   type CloudEntitlementRow,
   type Grant,
+  type GrantInput,
+  type OrganizationEntitlements,
+  type Upgrade,
 } from 'tollgate';
 
 async function usage(bytes: Uint8Array): Promise<void> {
@@ -50,7 +57,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
   const again: Catalog = useCatalog(catalog.toJSON());
   const id: string = defaultCatalog().id + again.name + again.version;
 
-  const grants: Grant[] = [
+  const grants: GrantInput[] = [
     { product: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null },
   ];
   const engine = new Engine(catalog, { grants });
@@ -120,10 +127,21 @@ async function usage(bytes: Uint8Array): Promise<void> {
   const q: Quote = quote(catalog, 'standard', 'standard', 30);
   const cents: number = q.cost.amount + q.overage_cost.amount;
   const rate: string = q.base_price_per_second;
+  const shown: string = formatMoney(q.cost) + minorDigits(q.cost.currency);
+  // @ts-expect-error: formatMoney takes Money, not a bare amount
+  formatMoney(100);
   quote(null, 'ultra', 'studio', 60);
   const snap: Snapshot = verifySnapshot('token', { 'snap-2026-03': 'key' }, 'user-id', new Date());
   verifySnapshot('token', new Map([['k', new Uint8Array(32)]]));
   const expires: string = snap.expires_at;
+  // The generated shapes: a snapshot's grants carry their id; an upgrade its price.
+  const firstGrant: Grant | undefined = snap.grants[0];
+  const grantId: string | undefined = firstGrant?.id;
+  const up: Upgrade | undefined = d.upgrade;
+  const price: number | undefined = up?.price.amount;
+  const orgs: OrganizationEntitlements | null = getOrganizationEntitlements(snap, null, { now: new Date() });
+  const seated: boolean = orgs !== null && orgs.hasSeat && orgs.hasFeatureAccess('ai_coach_access');
+  const orgStatus: 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'none' | undefined = orgs?.status;
   const fromSnapshot = new Engine(catalog, snap);
   try {
     verifySnapshot('token', { k: 'key' }, null, Date.now());
@@ -151,8 +169,14 @@ async function usage(bytes: Uint8Array): Promise<void> {
   new Engine(null, [{ product: 'x', tier: 'y', source: 'stripe', status: 'paused', valid_from: 0 }]);
   // @ts-expect-error: decisions are read-only shapes with known keys
   d.holdsUntil;
+  // @ts-expect-error: a decision's grant is absent when none decided it, never null
+  const noGrant: string | undefined = null as Decision['grant'] | null;
+  // @ts-expect-error: a snapshot's grant always has its id
+  const noId: undefined = firstGrant!.id;
+  // @ts-expect-error: money is integer minor units, not text
+  const text: string = q.cost.amount;
 
-  void [left, resets, cheapest, cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
+  void [shown, noGrant, noId, text, grantId, price, seated, orgStatus, left, resets, cheapest, cents, rate, expires, fromSnapshot, ready, id, until, offer, c, n, page, yes, next, b, e, tier, flags, w, u, policy, out];
 }
 
 void usage;

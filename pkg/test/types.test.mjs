@@ -1,5 +1,6 @@
-// index.d.ts is hand-written: TypeScript (strict) must accept the documented
-// uses in types-usage.ts and reject the wrong ones marked there.
+// index.d.ts and the types.generated.d.ts it re-exports (from the core's Rust types):
+// TypeScript (strict) must accept the documented uses in types-usage.ts and reject the
+// wrong ones marked there.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -11,7 +11,7 @@ import { ask, questionKey, quoteWith } from './core.js';
 import type { TollgateCatalog } from './core.js';
 import { TollgateContext } from './provider.js';
 import type { TollgateState } from './provider.js';
-import type { AccessQuestion, CatalogDoc, Decision, ExportPolicy, LimitValue, Quote, ToolState } from './types.js';
+import type { AccessQuestion, CatalogDoc, Decision, ExportPolicy, LimitValue, Money, Quote, ToolState } from './types.js';
 
 export function useTollgate(): TollgateState {
   const ctx = useContext(TollgateContext);
@@ -149,4 +149,22 @@ export function useQuote(
     const r = quoteWith(t.tollgate, cat, model, quality, seconds);
     return r.quote ? { status: 'ready' as const, quote: r.quote, error: null } : { status: 'error' as const, quote: null, error: r.error };
   }, [t.tollgate, doc, model, quality, seconds]);
+}
+
+/** The core's money formatter and minor-unit digits (the package's), once it is loaded. */
+export interface MoneyFormat {
+  /** `{ amount, currency }` in integer minor units as people read it: "$59.00", "1.500 KWD". */
+  format: (m: Money) => string;
+  /** Digits of a currency's minor unit: 0 (JPY), 3 (KWD) or 2. */
+  minorDigits: (currency: string) => number;
+}
+
+/**
+ * Money as the core writes it (the text of every upgrade's `display`), from the
+ * package's `formatMoney`: null until the provider has loaded the package, so a
+ * page shows amounts once, in the one format, and server and browser render alike.
+ */
+export function useMoney(): MoneyFormat | null {
+  const tg = useTollgate().tollgate;
+  return useMemo(() => (tg ? { format: tg.formatMoney, minorDigits: tg.minorDigits } : null), [tg]);
 }

@@ -31,8 +31,7 @@ function packageFile(rel: string): string {
  */
 export async function getTollgate(): Promise<TollgateModule> {
   if (loaded) return loaded;
-  // @ts-ignore -- typed through TollgateModule; the package's own types may not be built yet
-  const tg = (await import('tollgate')) as unknown as TollgateModule;
+  const tg: TollgateModule = await import('tollgate');
   if (!(typeof tg.isReady === 'function' && tg.isReady())) {
     if (typeof tg.initSync !== 'function') throw new Error('tollgate-react: this tollgate build has no initSync');
     tg.initSync(readFileSync(/*turbopackIgnore: true*/ packageFile('tollgate_bg.wasm')));

@@ -156,8 +156,7 @@ function isSnapshotProblem(p: SnapshotProblem): boolean {
 const RENEW_BEFORE_MS = 60_000;
 
 async function defaultLoad(wasmUrl?: string): Promise<TollgateModule> {
-  // @ts-ignore -- typed through TollgateModule; the package's own types may not be built yet
-  const mod = (await import('tollgate')) as unknown as TollgateModule;
+  const mod: TollgateModule = await import('tollgate');
   if (typeof mod.init === 'function' && !(typeof mod.isReady === 'function' && mod.isReady())) {
     await mod.init(wasmUrl);
   }

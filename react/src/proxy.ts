@@ -139,9 +139,6 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
   const load = () =>
     (ready ??= (async () => {
       const tg = await (opts.load ?? getTollgate)();
-      if (typeof tg.verifySnapshot !== 'function') {
-        throw new Error('tollgate-react/proxy: this tollgate build has no verifySnapshot; rebuild pkg/');
-      }
       const doc = typeof opts.catalog === 'string' ? bundledCatalog(opts.catalog) : opts.catalog;
       const catalog = tg.loadCatalog(doc);
       // Every rule is asked once with no grants, so a rule the catalog does not know

@@ -19,9 +19,9 @@ import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
 import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
-export { ask, describeReason, formatMoney, questionKey, quoteWith } from './core.js';
+export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
-export { parsePublicKeys, verifySnapshot, peekSnapshot, SnapshotError } from './snapshot.js';
+export { parsePublicKeys, verifySnapshot, peekSnapshot } from './snapshot.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).

@@ -1,90 +1,36 @@
-// Types of the values the tollgate core hands back (snake_case, as the Rust
-// structs serialise) and of the catalog document the worker publishes.
+// The values the tollgate core hands back and the catalog document, as the tollgate
+// package declares them: generated from the core's Rust types (its
+// types.generated.d.ts), so this layer never restates a shape.
 
-export type Reason =
-  | 'active'
-  | 'trial'
-  | 'grace_period'
-  | 'canceled_until_period_end'
-  | 'default_tier'
-  | 'within_limit'
-  | 'no_entitlement'
-  | 'tier_too_low'
-  | 'not_in_tier'
-  | 'expired'
-  | 'grace_ended'
-  | 'not_yet_valid'
-  | 'limit_reached';
+import type { Offer, Snapshot, Product, Tool, Capability, Limit } from 'tollgate';
 
-export interface Money {
-  /** Integer minor units (cents). */
-  amount: number;
-  currency: string;
-}
+export type {
+  CatalogDoc,
+  CatalogMeta,
+  Check,
+  CreditPool,
+  Decision,
+  ExportPolicy,
+  Grant,
+  GrantInput,
+  Interval,
+  LimitValue,
+  Money,
+  OrgMembership,
+  Quote,
+  Reason,
+  Snapshot,
+  Source,
+  Status,
+  ToolState,
+  Upgrade,
+  UsagePricing,
+} from 'tollgate';
 
-export interface Upgrade {
-  offer: string;
-  label: string;
-  price: Money;
-  interval: 'month' | 'year' | 'one_time';
-  /** e.g. "Creation Cloud Pro — $59.00/month" */
-  display: string;
-}
+/** The signed content of an entitlement snapshot: the package's verified {@link Snapshot}. */
+export type SnapshotPayload = Snapshot;
 
-export interface Decision {
-  allowed: boolean;
-  reason: Reason;
-  tier: string | null;
-  grant?: string;
-  /** RFC 3339; the answer holds until then (exclusive). null: until the entitlements change. */
-  holds_until: string | null;
-  upgrade?: Upgrade;
-}
-
-export interface ToolState {
-  tool: string;
-  label: string;
-  locked: boolean;
-  decision: Decision;
-}
-
-export type ExportPolicy =
-  | { policy: 'full' }
-  | { policy: 'watermarked' }
-  | { policy: 'refused'; message: string; upgrade: Upgrade | null };
-
-export type LimitValue = number | 'unlimited';
-
-export type Source = 'stripe' | 'razorpay' | 'manual_grant' | 'bundle' | 'promotion';
-export type Status = 'active' | 'trial' | 'past_due' | 'canceled';
-
-export interface Grant {
-  id: string;
-  product: string;
-  tier: string;
-  source: Source;
-  status: Status;
-  valid_from: string;
-  valid_to: string | null;
-  past_due_since?: string;
-  offer?: string;
-  source_ref?: string;
-}
-
-/** The signed content of an entitlement snapshot (format version 1). */
-export interface SnapshotPayload {
-  v: number;
-  kid: string;
-  subject: string;
-  catalog_id: string;
-  catalog_version: string;
-  issued_at: string;
-  expires_at: string;
-  grants: Grant[];
-  balances: Record<string, number>;
-}
-
-/** What `GET /v1/entitlements` answers. */
+/** What `GET /v1/entitlements` answers: the token and, for display, what it carries. */
 export interface SnapshotResponse {
   token: string;
   snapshot?: SnapshotPayload;
@@ -92,81 +38,12 @@ export interface SnapshotResponse {
   public_key?: string;
 }
 
-// ------------------------------------------------------------------ catalog document
-
-export interface CatalogProduct {
-  id: string;
-  name?: string;
-  tiers: string[];
-  default_tier?: string | null;
-}
-
-export interface CatalogOffer {
-  key: string;
-  label: string;
-  price: { amount: number; currency: string; interval: 'month' | 'year' | 'one_time' };
-  stripe_price_ids?: string[];
-  grants?: Array<{ product?: string; tier?: string; choose?: number; from?: string[]; all_products?: boolean }>;
-  credits?: Array<{ pool: string; amount: number; per: 'period' | 'once' }>;
-}
-
-export interface CatalogTool {
-  id: string;
-  label: string;
-  page: string;
-  description?: string;
-  requires: { product?: string; tier?: string; capability?: string; limit?: string };
-}
-
-export interface CatalogCapability {
-  id: string;
-  label?: string;
-  product: string;
-  min_tier?: string;
-  tiers?: string[];
-}
-
-export interface CatalogLimit {
-  id: string;
-  label?: string;
-  product: string;
-  /** `day`, `month` or `billing_period` (none: counted for ever). */
-  period?: 'day' | 'month' | 'billing_period';
-  /** `subscription`: monthly windows from the day the subscription started. */
-  anchor?: 'calendar' | 'subscription';
-  values: Record<string, number | 'unlimited'>;
-}
-
-export interface CatalogDoc {
-  catalog: { id: string; name: string; version: string; currency: string; grace_period_days?: number; plan_product?: string; hold_minutes?: number;
-    provider?: 'stripe' | 'razorpay'; allow_promotion_codes?: boolean; stripe_lookup_keys?: boolean; proration?: 'always_invoice' | 'create_prorations' | 'none' };
-  products: CatalogProduct[];
-  offers: CatalogOffer[];
-  capabilities?: CatalogCapability[];
-  limits?: CatalogLimit[];
-  credit_pools?: Array<{ id: string; label?: string; unit?: string; rollover?: string }>;
-  usage?: {
-    pool: string;
-    currency: string;
-    overage_multiplier: string;
-    default_overage_limit?: number;
-    rates: Array<{ model: string; quality: string; base_price_per_second: string; multiplier: string }>;
-  };
-  tools?: CatalogTool[];
-}
-
-/** A usage price (Video Studio), as the core's `quote` returns it. */
-export interface Quote {
-  model: string;
-  quality: string;
-  seconds: number;
-  base_price_per_second: string;
-  multiplier: string;
-  cost: Money;
-  overage_cost: Money;
-  overage_multiplier: string;
-  pool: string;
-}
+// The catalog document's parts, by the names this layer has always used.
+export type CatalogProduct = Product;
+export type CatalogOffer = Offer;
+export type CatalogTool = Tool;
+export type CatalogCapability = Capability;
+export type CatalogLimit = Limit;
 
 /** What a gate asks. Exactly one form. */
 export type AccessQuestion =

@@ -86,7 +86,8 @@ test('a free user is sent to the cheapest offer from the cookie alone, and gets 
   const notice = page.locator('[data-testid="offer-notice"]');
   await notice.waitFor();
   assert.equal(await notice.getAttribute('data-offer'), 'SUITE_BASIC_MONTHLY');
-  assert.match(await notice.locator('[data-testid="offer-price"]').innerText(), /\$29\.00\/month/);
+  // The price is the core's formatter's, shown once the page has loaded the package.
+  await notice.locator('[data-testid="offer-price"]', { hasText: /\$29\.00\/month/ }).waitFor();
   await shot(page, 'proxy-offer');
 
   // Buying from the notice: the worker's checkout, paid on the providers' stand-in; back

@@ -4,6 +4,7 @@
 // the next renewal, read through Supabase's REST API (row-level security: the user's own rows).
 
 import { useCallback, useEffect, useState } from 'react';
+import { useMoney } from 'tollgate-react';
 import type { CatalogDoc } from 'tollgate-react';
 
 import { priceLabel } from '@/lib/offers';
@@ -31,6 +32,7 @@ export function formatSeconds(s: number): string {
 
 /** `workerUrl`: the Video Studio worker, which sells its token bundles and plans. */
 export function BalanceWidget({ catalog, workerUrl }: { catalog: CatalogDoc; workerUrl: string }) {
+  const money = useMoney();
   const { buy, returned } = useUpgrade();
   const [balance, setBalance] = useState<Balance | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -111,7 +113,7 @@ export function BalanceWidget({ catalog, workerUrl }: { catalog: CatalogDoc; wor
         {catalog.offers.map((o) => (
           <li key={o.key} data-offer={o.key}>
             <span>
-              {o.label} — {priceLabel(o.price)}
+              {o.label} — {priceLabel(o.price, money)}
             </span>
             <button type="button" className="secondary" disabled={buying !== null} onClick={() => onBuy(o.key)} data-testid={`buy-${o.key}`}>
               {buying === o.key ? '…' : 'Buy'}

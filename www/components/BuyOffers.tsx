@@ -5,6 +5,7 @@
 // for a one-time top-up) and the browser goes to its page.
 
 import { useState } from 'react';
+import { useMoney } from 'tollgate-react';
 import type { CatalogOffer } from 'tollgate-react';
 
 import { priceLabel } from '@/lib/offers';
@@ -12,6 +13,7 @@ import { priceLabel } from '@/lib/offers';
 import { useUpgrade } from './UpgradeModal';
 
 export function BuyOffers({ offers, workerUrl, title }: { offers: CatalogOffer[]; workerUrl: string; title: string }) {
+  const money = useMoney();
   const { buy } = useUpgrade();
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -32,7 +34,7 @@ export function BuyOffers({ offers, workerUrl, title }: { offers: CatalogOffer[]
         {offers.map((o) => (
           <li key={o.key} data-offer={o.key}>
             <span>
-              {o.label} — {priceLabel(o.price)}
+              {o.label} — {priceLabel(o.price, money)}
             </span>
             <button type="button" className="secondary" disabled={busy !== null} onClick={() => onBuy(o.key)} data-testid={`buy-${o.key}`}>
               {busy === o.key ? 'Opening checkout…' : 'Buy'}

@@ -9,7 +9,7 @@
 // answers are shown as readable messages.
 
 import { useMemo, useState } from 'react';
-import { formatMoney, useQuote } from 'tollgate-react';
+import { useMoney, useQuote } from 'tollgate-react';
 import type { CatalogDoc } from 'tollgate-react';
 
 import { BALANCE_CHANGED, formatSeconds } from './BalanceWidget';
@@ -64,6 +64,7 @@ export function GenerateVideo({ catalog, workerUrl, accessToken }: { catalog: Ca
   // Which submission the result belongs to (for tests and screen readers alike: a new result).
   const [run, setRun] = useState(0);
   const live = useQuote(model, q, seconds, { catalog });
+  const money = useMoney();
   const base = workerUrl.replace(/\/+$/, '');
 
   async function post(path: string, body?: unknown, key?: string) {
@@ -156,8 +157,8 @@ export function GenerateVideo({ catalog, workerUrl, accessToken }: { catalog: Ca
       <p data-testid="quote" data-state={live.status}>
         {live.quote ? (
           <>
-            Price: <strong data-testid="quote-cost">{formatMoney(live.quote.cost)}</strong> ({live.quote.base_price_per_second}/s ×{' '}
-            {live.quote.multiplier}); as overage {formatMoney(live.quote.overage_cost)}.
+            Price: <strong data-testid="quote-cost">{money?.format(live.quote.cost)}</strong> ({live.quote.base_price_per_second}/s ×{' '}
+            {live.quote.multiplier}); as overage {money?.format(live.quote.overage_cost)}.
           </>
         ) : live.status === 'error' ? (
           <span className="error">{live.error}</span>

@@ -7,6 +7,7 @@
 // provider has rewritten the snapshot cookie, so going back to the page passes the proxy.
 
 import { useEffect, useState } from 'react';
+import { useMoney } from 'tollgate-react';
 import type { CatalogOffer } from 'tollgate-react';
 
 import { priceLabel } from '@/lib/offers';
@@ -14,6 +15,7 @@ import { priceLabel } from '@/lib/offers';
 import { useUpgrade } from './UpgradeModal';
 
 export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; from: string; signedIn: boolean }) {
+  const money = useMoney();
   const { buy, returned } = useUpgrade();
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
@@ -40,7 +42,7 @@ export function OfferNotice({ offer, from, signedIn }: { offer: CatalogOffer; fr
     <div className="card" data-testid="offer-notice" data-offer={offer.key}>
       <p>
         Your plan does not include <code>{from}</code>. <strong>{offer.label}</strong> unlocks it for{' '}
-        <span data-testid="offer-price">{priceLabel(offer.price)}</span>
+        <span data-testid="offer-price">{priceLabel(offer.price, money)}</span>
         .
       </p>
       {signedIn ? (

@@ -6,7 +6,7 @@
 // enforces the cap per period on every charge.
 
 import { useEffect, useState } from 'react';
-import { formatMoney, minorDigits } from 'tollgate-react';
+import { useMoney } from 'tollgate-react';
 
 interface Prefs {
   allow_overages: boolean;
@@ -26,7 +26,10 @@ function toMinor(text: string, digits: number): number | null {
 export function OveragePreferences({ workerUrl, accessToken }: { workerUrl: string; accessToken: string }) {
   const [prefs, setPrefs] = useState<Prefs | null>(null);
   const [allow, setAllow] = useState(false);
-  const [cap, setCap] = useState('');
+  // The cap as typed, in major units; null until it is shown from `prefs` (which needs
+  // the currency's minor-unit digits, the core's, once the package is loaded).
+  const [cap, setCap] = useState<string | null>(null);
+  const money = useMoney();
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const url = `${workerUrl.replace(/\/+$/, '')}/v1/preferences`;
   const auth = { authorization: `Bearer ${accessToken}` };
@@ -34,9 +37,15 @@ export function OveragePreferences({ workerUrl, accessToken }: { workerUrl: stri
   const show = (p: Prefs) => {
     setPrefs(p);
     setAllow(p.allow_overages);
-    const d = minorDigits(p.currency);
-    setCap((p.overage_limit / 10 ** d).toFixed(d));
+    setCap(null);
   };
+
+  useEffect(() => {
+    if (prefs && money && cap === null) {
+      const d = money.minorDigits(prefs.currency);
+      setCap((prefs.overage_limit / 10 ** d).toFixed(d));
+    }
+  }, [prefs, money, cap]);
 
   useEffect(() => {
     fetch(url, { headers: auth })
@@ -46,8 +55,8 @@ export function OveragePreferences({ workerUrl, accessToken }: { workerUrl: stri
 
   async function save(e: React.FormEvent) {
     e.preventDefault();
-    if (!prefs) return;
-    const limit = toMinor(cap, minorDigits(prefs.currency));
+    if (!prefs || !money || cap === null) return;
+    const limit = toMinor(cap, money.minorDigits(prefs.currency));
     if (limit === null) {
       setMessage({ ok: false, text: `Write the cap as an amount, e.g. 25.00 (${prefs.currency.toUpperCase()}).` });
       return;
@@ -63,7 +72,7 @@ export function OveragePreferences({ workerUrl, accessToken }: { workerUrl: stri
     setMessage({ ok: true, text: 'Saved.' });
   }
 
-  if (!prefs) return message ? <p className="message error">{message.text}</p> : null;
+  if (!prefs || !money || cap === null) return message ? <p className="message error">{message.text}</p> : null;
   return (
     <form className="stack card" onSubmit={save} data-testid="overage-preferences">
       <h2>Overage</h2>
@@ -76,8 +85,8 @@ export function OveragePreferences({ workerUrl, accessToken }: { workerUrl: stri
         <input value={cap} onChange={(e) => setCap(e.target.value)} inputMode="decimal" data-testid="overage-cap" />
       </label>
       <p className="status-line" data-testid="overage-spent">
-        Spent this period: {formatMoney({ amount: prefs.spent, currency: prefs.currency })} of{' '}
-        {formatMoney({ amount: prefs.overage_limit, currency: prefs.currency })}
+        Spent this period: {money.format({ amount: prefs.spent, currency: prefs.currency })} of{' '}
+        {money.format({ amount: prefs.overage_limit, currency: prefs.currency })}
       </p>
       <button type="submit" data-testid="save-overage">
         Save

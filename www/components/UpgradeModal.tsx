@@ -9,7 +9,7 @@
 
 import { createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { ReactNode } from 'react';
-import { describeReason, useTollgate } from 'tollgate-react';
+import { describeReason, useMoney, useTollgate } from 'tollgate-react';
 import type { AccessQuestion, Decision } from 'tollgate-react';
 
 import { RETURN, startCheckout } from '@/lib/billing';
@@ -127,6 +127,7 @@ export function UpgradeProvider({
 
 function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: boolean; onClose: () => void }) {
   const t = useTollgate();
+  const money = useMoney();
   const { buy } = useUpgrade();
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
@@ -168,7 +169,7 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                 <strong>{c.offer.label}</strong>
                 {c.offer.key === cheapest ? ' · cheapest' : ''}
                 <br />
-                <span data-testid="price">{priceLabel(c.offer.price)}</span>
+                <span data-testid="price">{priceLabel(c.offer.price, money)}</span>
                 {c.clouds.length && t.catalog ? (
                   <fieldset className="clouds" data-testid={`clouds-${c.offer.key}`}>
                     <legend className="status-line">Choose {bundleSize(c.offer)} clouds</legend>

@@ -2,8 +2,8 @@
 // grants are added to the user's current ones in a scratch engine and the same
 // question is asked again. No plan names or prices live in this code.
 
-import { ask, formatMoney } from 'tollgate-react';
-import type { AccessQuestion, CatalogDoc, CatalogOffer, Grant, TollgateModule } from 'tollgate-react';
+import { ask } from 'tollgate-react';
+import type { AccessQuestion, CatalogDoc, CatalogOffer, Grant, MoneyFormat, TollgateModule } from 'tollgate-react';
 
 export interface OfferChoice {
   offer: CatalogOffer;
@@ -11,10 +11,14 @@ export interface OfferChoice {
   clouds: string[];
 }
 
-/** An offer's price as shown: the amount, then `/month`, `/year` or ` once`. */
-export function priceLabel(price: CatalogOffer['price']): string {
+/**
+ * An offer's price as shown: the amount by the core's formatter (`useMoney()`), then
+ * `/month`, `/year` or ` once`; an ellipsis until the package is loaded.
+ */
+export function priceLabel(price: CatalogOffer['price'], money: MoneyFormat | null): string {
+  if (!money) return '…';
   const per = price.interval === 'month' ? '/month' : price.interval === 'year' ? '/year' : ' once';
-  return `${formatMoney(price)}${per}`;
+  return `${money.format(price)}${per}`;
 }
 
 /** The product a question is about, if any (for choosing a bundle's clouds). */

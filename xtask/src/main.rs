@@ -14,6 +14,7 @@ mod local;
 mod package;
 mod stack;
 mod toolchain;
+mod tstypes;
 mod util;
 #[allow(dead_code)]
 mod worker;
@@ -39,13 +40,20 @@ cargo xtask <command>
             --offline   only (1) and (2): no local stack
   test    every test, in stages: native Rust (cargo test --workspace); the npm package
           under Node; webhook signatures cross-checked with Stripe's and Razorpay's own
-          libraries; the React layer; the worker end to end under wrangler dev against
+          libraries; the React layer; the packed npm packages through publint and attw;
+          the worker end to end under wrangler dev against
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
   test e2e
           the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs,
           TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)
+  test browser
+          the Chromium stage alone, with what it needs (the package, the React layer, the
+          local stack, the app workers, next build); TOLLGATE_BROWSER_FILES=a,b for the test
+          files whose names contain a or b (also in `test`)
   types   supabase/database.types.ts from the migrations (the shape of `supabase gen types`;
           `test` checks that the committed file matches)
+  ts      pkg/types.generated.d.ts from the core's Rust types (ts-rs; `test` checks that the
+          committed file matches)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
@@ -68,9 +76,11 @@ fn main() {
         (Some("worker"), ["build"]) => root().and_then(|r| worker::build(&r).map(|_| ()).map_err(|e| e.to_string())),
         (Some("test"), []) => root().and_then(|r| test(&r)),
         (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
+        (Some("test"), ["browser"]) => root().and_then(|r| test_browser(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
         (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
+        (Some("ts"), []) => root().and_then(|r| tstypes::write(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
             print!("{HELP}");
             return;
@@ -106,12 +116,18 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         toolchain::apt_ensure(&["postgresql", "chromium"])
     })?;
     stages.run("native: cargo test --workspace", || test_native(root))?;
+    stages.run(&format!("package types: {} is what the core's types give", tstypes::TS_FILE), || {
+        tstypes::check(root)
+    })?;
     stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
     stages.run("npm package: node --test pkg/test", || test_package(root))?;
     stages.run("signatures: tests/vectors/gen against Stripe's and Razorpay's npm libraries", || test_vectors(root))?;
     stages.run("React layer: install, tsc, node --test react/test", || {
         www::install(root)?;
         www::test_react(root)
+    })?;
+    stages.run("npm packages: publint and attw (Are the Types Wrong?) on pkg/ and react/ as packed", || {
+        test_packages(root)
     })?;
     let mut local = stages.run(
         &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
@@ -184,6 +200,47 @@ fn test_e2e(root: &Path) -> Result<()> {
     result
 }
 
+/// The browser stage alone, with what it needs built and started: for working on the
+/// app, the React layer and the package. `cargo xtask test` runs it last.
+fn test_browser(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test browser");
+    let result = (|| {
+        stages.run("prerequisites: Node, PostgreSQL and Chromium from Debian", || {
+            toolchain::node()?;
+            toolchain::apt_ensure(&["postgresql", "chromium"])
+        })?;
+        stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
+        stages.run("React layer: install and tsc", || www::install(root))?;
+        let mut local = stages.run(
+            &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
+            || Local::database(root, ports),
+        )?;
+        let r = (|| {
+            stages.run("worker: build", || worker::build(root).map(|_| ()).map_err(|e| e.to_string()))?;
+            stages.run("www: next build", || www::next_build(root))?;
+            stages.run(
+                &format!(
+                    "browser: workers on :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
+                    ports.worker, ports.studio, ports.razorpay, ports.www
+                ),
+                || {
+                    local.start_app_workers()?;
+                    local.start_www()?;
+                    let urls = local.urls()?;
+                    let www = local.www().ok_or("next start is not running")?;
+                    www::test_browser(root, www, &urls)
+                },
+            )
+        })();
+        stages.run_always("shutdown: stop the local stack", || local.stop())?;
+        r
+    })();
+    stages.summary();
+    result
+}
+
 /// Native Rust: unit, property and conformance tests of every workspace crate.
 fn test_native(root: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -202,6 +259,15 @@ fn test_package(root: &Path) -> Result<()> {
 /// libraries, and the committed vectors regenerated from those libraries.
 fn test_vectors(root: &Path) -> Result<()> {
     let dir = root.join("tests").join("vectors").join("gen");
+    toolchain::npm_ci(&dir)?;
+    let files = test_files(&dir)?;
+    run(Command::new("node").current_dir(dir.parent().unwrap_or(&dir)).arg("--test").args(&files))
+}
+
+/// The packed npm packages checked by publint and Are the Types Wrong? (tests/packages),
+/// after the package and the React layer are built.
+fn test_packages(root: &Path) -> Result<()> {
+    let dir = root.join("tests").join("packages");
     toolchain::npm_ci(&dir)?;
     let files = test_files(&dir)?;
     run(Command::new("node").current_dir(dir.parent().unwrap_or(&dir)).arg("--test").args(&files))

@@ -297,8 +297,14 @@ pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
         .filter(|n| n.ends_with(".test.mjs"))
         .collect();
     files.sort();
+    // TOLLGATE_BROWSER_FILES=a,b: only the files whose names contain a or b.
+    if let Some(wanted) = std::env::var("TOLLGATE_BROWSER_FILES").ok().filter(|v| !v.trim().is_empty()) {
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+        files.retain(|f| wanted.iter().any(|w| f.contains(w)));
+        note(format!("TOLLGATE_BROWSER_FILES={}: {}", wanted.join(","), files.join(" ")));
+    }
     if files.is_empty() {
-        return Err(format!("no *.test.mjs in {}", dir.display()));
+        return Err(format!("no *.test.mjs in {} (or none matches TOLLGATE_BROWSER_FILES)", dir.display()));
     }
     step(format!(
         "browser tests: node --test tests/browser ({} files, Chromium {CHROMIUM})",

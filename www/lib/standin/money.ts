@@ -1,8 +1,10 @@
-// How the stand-in's pages show an amount in minor units (Intl knows each currency's
-// number of decimals: 2 for usd and inr, 0 for jpy).
+// How the stand-in's pages show an amount in minor units: the core's formatter (the
+// package's `formatMoney`), the same text the app's offers and upgrades show.
 
-export function showAmount(minor: number, currency: string): string {
-  const f = new Intl.NumberFormat('en', { style: 'currency', currency: currency.toUpperCase() });
-  const digits = f.resolvedOptions().maximumFractionDigits ?? 2;
-  return f.format(minor / 10 ** digits);
+import { getTollgate } from 'tollgate-react/server';
+
+/** `showAmount(minor, currency)`, once the package is loaded on this server. */
+export async function amountFormatter(): Promise<(minor: number, currency: string) => string> {
+  const tg = await getTollgate();
+  return (amount, currency) => tg.formatMoney({ amount, currency });
 }

@@ -8,7 +8,7 @@
 import { notFound } from 'next/navigation';
 
 import { devStandInsEnabled } from '@/lib/config';
-import { showAmount } from '@/lib/standin/money';
+import { amountFormatter } from '@/lib/standin/money';
 import { APP_NAMES, type Obj } from '@/lib/standin/state';
 import { portalRecord, priceName, subscriptionsOfCustomer } from '@/lib/standin/stripe';
 
@@ -16,6 +16,7 @@ const day = (s: unknown) => (typeof s === 'number' ? new Date(s * 1000).toISOStr
 
 export default async function StandInPortal({ params, searchParams }: { params: Promise<{ id: string }>; searchParams: Promise<{ error?: string }> }) {
   if (!devStandInsEnabled()) notFound();
+  const showAmount = await amountFormatter();
   const { id } = await params;
   const { error } = await searchParams;
   const rec = portalRecord(id);

@@ -12,7 +12,7 @@ import { notFound } from 'next/navigation';
 
 import { devStandInsEnabled } from '@/lib/config';
 import { getSession } from '@/lib/session';
-import { showAmount } from '@/lib/standin/money';
+import { amountFormatter } from '@/lib/standin/money';
 import { razorpayRecord } from '@/lib/standin/razorpay';
 import { APP_NAMES, type Delivery, type Obj } from '@/lib/standin/state';
 import { priceName, sessionRecord } from '@/lib/standin/stripe';
@@ -55,6 +55,7 @@ const meta = (m: unknown) =>
 
 export default async function StandInCheckout({ params, searchParams }: { params: Promise<{ id: string }>; searchParams: Promise<{ error?: string }> }) {
   if (!devStandInsEnabled()) notFound();
+  const showAmount = await amountFormatter();
   const { id } = await params;
   const { error } = await searchParams;
   const who = await getSession();
