@@ -44,6 +44,9 @@ cargo xtask <command>
   test e2e
           the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs,
           TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)
+  test browser
+          the Chromium stage alone, with what it needs built first (TOLLGATE_BROWSER_FILES=a,b
+          for the test files whose names contain a or b)
   types   supabase/database.types.ts from the migrations (the shape of `supabase gen types`;
           `test` checks that the committed file matches)
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
@@ -53,10 +56,10 @@ cargo xtask <command>
           worker's bundle size, the core natively vs in wasm, webhook latency and
           throughput and concurrent consumes through wrangler dev; first paint in Chromium
 
-Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio)
-and 8789 (Razorpay AI app), www 3000) move with TOLLGATE_PG_PORT, TOLLGATE_REST_PORT,
-TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT, TOLLGATE_RAZORPAY_WORKER_PORT,
-TOLLGATE_WWW_PORT.
+Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
+8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
+TOLLGATE_REST_PORT, TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT,
+TOLLGATE_RAZORPAY_WORKER_PORT, TOLLGATE_ORG_WORKER_PORT, TOLLGATE_WWW_PORT.
 ";
 
 fn main() {
@@ -68,6 +71,7 @@ fn main() {
         (Some("worker"), ["build"]) => root().and_then(|r| worker::build(&r).map(|_| ()).map_err(|e| e.to_string())),
         (Some("test"), []) => root().and_then(|r| test(&r)),
         (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
+        (Some("test"), ["browser"]) => root().and_then(|r| test_browser(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
         (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
@@ -126,10 +130,18 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         || worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string()),
     )?;
     stages.run("www: next build", || www::next_build(root))?;
+    browser_stage(root, ports, stages, &mut local)?;
+    stages.run_always("shutdown: stop the local stack", || local.stop())?;
+    Ok(())
+}
+
+/// The Chromium stage: the app's four workers and `next start` on the running stack, then
+/// tests/browser.
+fn browser_stage(root: &Path, ports: Ports, stages: &mut Stages, local: &mut Local) -> Result<()> {
     stages.run(
         &format!(
-            "browser: workers on :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
-            ports.worker, ports.studio, ports.razorpay, ports.www
+            "browser: workers on :{}, :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
+            ports.worker, ports.studio, ports.razorpay, ports.org, ports.www
         ),
         || {
             local.start_app_workers()?;
@@ -138,9 +150,36 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
             let www = local.www().ok_or("next start is not running")?;
             www::test_browser(root, www, &urls)
         },
-    )?;
-    stages.run_always("shutdown: stop the local stack", || local.stop())?;
-    Ok(())
+    )
+}
+
+/// `cargo xtask test browser`: the Chromium stage alone, after building what it needs
+/// (the package, the worker, the React layer and www) on a fresh local stack.
+fn test_browser(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test browser");
+    let result = (|| {
+        stages.run("prerequisites: Node, PostgreSQL and Chromium from Debian", || {
+            toolchain::node()?;
+            toolchain::apt_ensure(&["postgresql", "chromium"])
+        })?;
+        stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
+        stages.run("worker: build", || worker::build(root).map(|_| ()).map_err(|e| e.to_string()))?;
+        stages.run("www: install, next build", || {
+            www::install(root)?;
+            www::next_build(root)
+        })?;
+        let mut local = stages.run(
+            &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
+            || Local::database(root, ports),
+        )?;
+        let r = browser_stage(root, ports, &mut stages, &mut local);
+        stages.run_always("shutdown: stop the local stack", || local.stop())?;
+        r
+    })();
+    stages.summary();
+    result
 }
 
 /// `cargo xtask types`: writes supabase/database.types.ts from the migrations.
