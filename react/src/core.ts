@@ -2,7 +2,7 @@
 // the tollgate module as this layer uses it, and one function that answers an
 // AccessQuestion with the core's Decision.
 
-import type { AccessQuestion, Decision, ExportPolicy, LimitValue, Quote, ToolState } from './types.js';
+import type { AccessQuestion, Decision, ExportPolicy, LimitValue, OrganizationEntitlements, Quote, ToolState } from './types.js';
 
 /** The engine object of the tollgate package (see pkg/index.d.ts). */
 export interface TollgateEngine {
@@ -35,6 +35,12 @@ export interface TollgateModule {
   Engine: new (catalog: TollgateCatalog | object | string, entitlements?: unknown) => TollgateEngine;
   /** Usage pricing (Video Studio): the one function the worker charges with. */
   quote?: (catalog: TollgateCatalog | object | string, model: string, quality: string, seconds: number) => Quote;
+  /** A member's entitlements through one organization of a verified snapshot (null: not a member). */
+  getOrganizationEntitlements?: (
+    snapshot: { organizations?: unknown[] },
+    organizationId?: string | null,
+    options?: { catalog?: TollgateCatalog | object | string | null; now?: number },
+  ) => (OrganizationEntitlements & { hasFeatureAccess(feature: string): boolean }) | null;
   /** The core's snapshot verifier, when the package exports it. */
   verifySnapshot?: (token: string, keys: Record<string, string>, subject?: string | null, now?: number) => unknown;
 }

@@ -82,6 +82,39 @@ export interface SnapshotPayload {
   expires_at: string;
   grants: Grant[];
   balances: Record<string, number>;
+  /** The organizations the subject belongs to (absent when none). */
+  organizations?: OrgMembership[];
+}
+
+export type OrgRole = 'owner' | 'admin' | 'member';
+
+/** One organization of a snapshot: the subject's role and seat, the seat counts, and the
+ * organization's grants (its tier, status and grace are decided from them). */
+export interface OrgMembership {
+  id: string;
+  name: string;
+  role: OrgRole | null;
+  seat: boolean;
+  seats: { count: number; used: number; reserved: number; available: number };
+  grants: Grant[];
+}
+
+/** A member's entitlements through one organization, as the package's
+ * `getOrganizationEntitlements` answers them (features locked without a seat). */
+export interface OrganizationEntitlements {
+  organizationId: string;
+  name: string;
+  role: OrgRole | null;
+  tier: string | null;
+  status: 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'none';
+  seatCount: number;
+  seatsUsed: number;
+  seatsAvailable: number;
+  hasSeat: boolean;
+  inGracePeriod: boolean;
+  gracePeriodEndsAt: string | null;
+  features: Record<string, boolean>;
+  limits: Record<string, LimitValue>;
 }
 
 /** What `GET /v1/entitlements` answers. */
