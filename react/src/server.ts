@@ -17,7 +17,7 @@ import type { TollgateEngine } from './core.js';
 import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
-import type { AccessQuestion, CatalogDoc, Decision, Grant, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
+import type { AccessQuestion, CatalogDoc, Decision, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
@@ -65,6 +65,28 @@ export async function pageState(
   } finally {
     engine.free?.();
   }
+}
+
+/**
+ * A member's entitlements through organization `organizationId` of a verified snapshot,
+ * decided by the package (`getOrganizationEntitlements`: the tier's features only with a
+ * seat), at `now`; null when the subject is not a member.
+ */
+export async function organizationEntitlements(
+  catalog: CatalogDoc,
+  snapshot: SnapshotPayload,
+  organizationId: string,
+  now: number = Date.now(),
+): Promise<OrganizationEntitlements | null> {
+  const tg = await getTollgate();
+  if (typeof tg.getOrganizationEntitlements !== 'function') {
+    throw new Error('tollgate-react: this build of the tollgate package has no getOrganizationEntitlements(); rebuild pkg/');
+  }
+  const ents = tg.getOrganizationEntitlements(snapshot, organizationId, { catalog, now });
+  if (!ents) return null;
+  // A plain value: its hasFeatureAccess is a function, which cannot cross to a client component.
+  const { hasFeatureAccess: _check, ...plain } = ents;
+  return plain;
 }
 
 export interface FetchSnapshotOptions {

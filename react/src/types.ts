@@ -16,9 +16,11 @@ export type {
   Interval,
   LimitValue,
   Money,
+  OrgEntitlements,
   OrgMembership,
   Quote,
   Reason,
+  Role as OrgRole,
   Snapshot,
   Source,
   Status,
@@ -29,6 +31,11 @@ export type {
 
 /** The signed content of an entitlement snapshot: the package's verified {@link Snapshot}. */
 export type SnapshotPayload = Snapshot;
+
+/** A member's entitlements through one organization, as a plain value (the package's
+ * `getOrganizationEntitlements` without its `hasFeatureAccess` function, so it crosses
+ * from a server component to a client one). */
+export type OrganizationEntitlements = import('tollgate').OrgEntitlements;
 
 /** What `GET /v1/entitlements` answers: the token and, for display, what it carries. */
 export interface SnapshotResponse {

@@ -14,6 +14,8 @@ export const WWW = need('WWW_URL');
 export const WORKER = process.env.TOLLGATE_WORKER_URL ?? '';
 /** The Video Studio worker (its token bundles and plans). */
 export const STUDIO = process.env.TOLLGATE_STUDIO_WORKER_URL ?? WORKER;
+/** The Org Seats worker (organizations, invites, seats). */
+export const ORG = process.env.TOLLGATE_ORG_WORKER_URL ?? WORKER;
 export const ARTIFACTS = new URL('./artifacts/', import.meta.url);
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -80,9 +82,9 @@ export async function accessToken(context) {
 }
 
 /** `POST <worker><path>` as the signed-in user: `{ status, json }`. */
-export async function callWorker(context, path, body, worker = needWorker()) {
+export async function callWorker(context, path, body, worker = needWorker(), method = 'POST') {
   const r = await fetch(`${worker}${path}`, {
-    method: 'POST',
+    method,
     headers: { authorization: `Bearer ${await accessToken(context)}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
@@ -94,13 +96,21 @@ export async function callWorker(context, path, body, worker = needWorker()) {
  * (`POST /v1/checkout`), and the providers' local stand-in pays exactly that session
  * (`POST /api/dev/checkout/<id>`), sending the provider's webhooks to the worker.
  * `period_end`: the stand-in's test clock ends the first period then. `worker`: the
- * app's worker (default the VCM Suite's). Answers `{ subscription, deliveries, session }`.
+ * app's worker (default the VCM Suite's). `organization_id`: bought for that organization.
+ * Answers `{ subscription, deliveries, session }`.
  */
-export async function checkout(context, { offer, clouds = [], quantity, period_end, worker } = {}) {
+export async function checkout(context, { offer, clouds = [], quantity, period_end, worker, organization_id } = {}) {
   const made = await callWorker(
     context,
     '/v1/checkout',
-    { offer, ...(clouds.length ? { clouds } : {}), ...(quantity ? { quantity } : {}), success_url: `${WWW}/tools?checkout=success`, cancel_url: `${WWW}/tools` },
+    {
+      offer,
+      ...(clouds.length ? { clouds } : {}),
+      ...(quantity ? { quantity } : {}),
+      ...(organization_id ? { organization_id } : {}),
+      success_url: `${WWW}/tools?checkout=success`,
+      cancel_url: `${WWW}/tools`,
+    },
     worker ?? needWorker(),
   );
   if (made.status !== 200) throw new Error(`POST /v1/checkout refused: ${made.status} ${JSON.stringify(made.json)}`);

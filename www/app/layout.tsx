@@ -44,6 +44,7 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
               </Link>
               <Link href="/generate">Generate video</Link>
               <Link href="/drafts">Drafts</Link>
+              <Link href="/orgs">Organizations</Link>
               <Link href="/account">Account</Link>
             </nav>
             <span className="who">

@@ -1,37 +1,52 @@
-// The worker's billing routes, called from the browser with the user's access token
-// (as the generate page calls /v1/track): checkout, the customer portal, cancel at
-// period end and resume. The worker decides everything (which offers may be bought, by
-// whom, with which clouds; whose subscription this is) and talks to the provider; this
-// only sends the request, goes where the answer says, and shows a refusal as text.
+// The worker's routes, called with the user's access token (from the browser, as the
+// generate page calls /v1/track): checkout, the customer portal, cancel at period end and
+// resume, and organizations' members, invites and seats. The worker decides everything
+// (which offers may be bought, by whom, with which clouds; whose subscription this is; who
+// may invite or give a seat) and talks to the provider; this only sends the request, goes
+// where the answer says, and shows a refusal as text.
 // Access changes when the provider's webhook reaches the worker, never on these answers.
 
 export type Refusal = { ok: false; status: number; error: string; message: string };
 export type Answer<T> = { ok: true; body: T } | Refusal;
 
 /** `POST <worker><path>` with the user's token; a refusal's code and message kept whole. */
-export async function postWorker<T>(workerUrl: string, accessToken: string, path: string, body: object, idempotencyKey?: string): Promise<Answer<T>> {
+export function postWorker<T>(workerUrl: string, accessToken: string, path: string, body: object, idempotencyKey?: string): Promise<Answer<T>> {
+  return callWorker<T>('POST', workerUrl, accessToken, path, body, idempotencyKey);
+}
+
+/** `<method> <worker><path>` with the user's token (and a JSON body, if any); a refusal's
+ * code and message kept whole. */
+export async function callWorker<T>(
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  workerUrl: string,
+  accessToken: string,
+  path: string,
+  body?: object,
+  idempotencyKey?: string,
+): Promise<Answer<T>> {
   let r: Response;
   try {
     r = await fetch(`${workerUrl.replace(/\/+$/, '')}${path}`, {
-      method: 'POST',
+      method,
       headers: {
         authorization: `Bearer ${accessToken}`,
-        'content-type': 'application/json',
+        ...(body ? { 'content-type': 'application/json' } : {}),
         ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
       },
-      body: JSON.stringify(body),
+      ...(body ? { body: JSON.stringify(body) } : {}),
+      cache: 'no-store',
     });
   } catch (e) {
-    return { ok: false, status: 0, error: 'unreachable', message: `The billing service could not be reached: ${(e as Error).message}` };
+    return { ok: false, status: 0, error: 'unreachable', message: `The service could not be reached: ${(e as Error).message}` };
   }
   const json = (await r.json().catch(() => null)) as (T & { error?: { code?: unknown; message?: unknown } }) | null;
   if (!r.ok) {
     // The worker's refusals: {"error": {"code", "message"}}.
     const error = typeof json?.error?.code === 'string' ? json.error.code : `http_${r.status}`;
-    const message = typeof json?.error?.message === 'string' ? json.error.message : `The billing service answered ${r.status}.`;
+    const message = typeof json?.error?.message === 'string' ? json.error.message : `The service answered ${r.status}.`;
     return { ok: false, status: r.status, error, message };
   }
-  if (json === null) return { ok: false, status: r.status, error: 'bad_response', message: 'The billing service answered something other than JSON.' };
+  if (json === null) return { ok: false, status: r.status, error: 'bad_response', message: 'The service answered something other than JSON.' };
   return { ok: true, body: json };
 }
 

@@ -5,7 +5,7 @@
 import { bundledCatalog } from 'tollgate-react/server';
 import type { CatalogDoc } from 'tollgate-react/server';
 
-import { razorpayWorkerUrl, studioWorkerUrl, workerUrl } from './config';
+import { orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from './config';
 
 async function fromWorker(base: string, fallback: string): Promise<{ doc: CatalogDoc; from: 'worker' | 'package' }> {
   try {
@@ -43,13 +43,21 @@ export async function razorpayCatalog() {
   return r;
 }
 
+/** The Org Seats catalog: organization plans sold per seat. */
+export async function orgCatalog() {
+  const r = await fromWorker(orgWorkerUrl(), 'org-seats');
+  if (r.doc.catalog.id !== 'org-seats') return { doc: bundledCatalog('org-seats'), from: 'package' as const };
+  return r;
+}
+
 /** Each app's worker and the offers it sells: a subscription is managed through the
  * worker of the app whose catalog has its offer. */
 export async function appWorkers(): Promise<{ app: string; name: string; url: string; offers: { key: string; label: string }[] }[]> {
-  const [suite, studio, rzp] = await Promise.all([suiteCatalog(), studioCatalog(), razorpayCatalog()]);
+  const [suite, studio, rzp, org] = await Promise.all([suiteCatalog(), studioCatalog(), razorpayCatalog(), orgCatalog()]);
   return [
     { app: 'vcm-suite', url: workerUrl(), doc: suite.doc },
     { app: 'video-studio', url: studioWorkerUrl(), doc: studio.doc },
     { app: 'razorpay-ai', url: razorpayWorkerUrl(), doc: rzp.doc },
+    { app: 'org-seats', url: orgWorkerUrl(), doc: org.doc },
   ].map(({ app, url, doc }) => ({ app, name: doc.catalog.name ?? app, url, offers: doc.offers.map((o) => ({ key: o.key, label: o.label })) }));
 }

@@ -6,6 +6,7 @@
 // | TOLLGATE_WORKER_URL | the worker gating the VCM Suite catalog | http://127.0.0.1:8787 |
 // | TOLLGATE_STUDIO_WORKER_URL | the worker serving the video-studio catalog (Video Studio usage) | TOLLGATE_WORKER_URL |
 // | TOLLGATE_RAZORPAY_WORKER_URL | the worker serving the razorpay-ai catalog (the Razorpay AI app's free drafts and AI credits) | TOLLGATE_WORKER_URL |
+// | TOLLGATE_ORG_WORKER_URL | the worker serving the org-seats catalog (Org Seats: organizations, invites, seats) | TOLLGATE_WORKER_URL |
 // | TOLLGATE_SNAPSHOT_PUBLIC_KEYS | trusted snapshot keys, `kid:base64url,...` | (required for gating signed-in users) |
 // | SUPABASE_URL | Supabase project URL, or the local REST gateway | http://127.0.0.1:54321 |
 // | SUPABASE_JWT_SECRET | local stand-in sign-in only: signs and verifies access tokens (HS256) | none: the stand-in refuses without it (cargo xtask passes the local stack's) |
@@ -31,6 +32,10 @@ export function studioWorkerUrl(): string {
 
 export function razorpayWorkerUrl(): string {
   return env('TOLLGATE_RAZORPAY_WORKER_URL') ?? workerUrl();
+}
+
+export function orgWorkerUrl(): string {
+  return env('TOLLGATE_ORG_WORKER_URL') ?? workerUrl();
 }
 
 export function snapshotPublicKeys(): string {

@@ -2,9 +2,10 @@
 //! against it the way the app makes one.
 //!
 //! Builds what is needed (the npm package, the worker, the React layer and the www
-//! app), starts PostgreSQL, the REST gateway, three workers (the VCM Suite catalog for
+//! app), starts PostgreSQL, the REST gateway, four workers (the VCM Suite catalog for
 //! gating, the video-studio catalog for usage and holds, the razorpay-ai catalog for
-//! free drafts and AI credits) and `next start`, then:
+//! free drafts and AI credits, the org-seats catalog for organizations) and `next start`,
+//! then:
 //! 1. signs a user in through the app's local sign-in (the Supabase Auth stand-in);
 //! 2. reads their signed snapshot from the worker, verifies it with the public key
 //!    alone (the core's verifier) and shows which tools are locked;
@@ -240,10 +241,11 @@ fn walkthrough(local: &Local) -> Result<()> {
     println!();
     step("the local stack is running");
     let rows = [
-        ("www app", www.url.clone(), "Next.js: /tools, /tools/demo, /generate, /drafts, /account, /signin"),
+        ("www app", www.url.clone(), "Next.js: /tools, /tools/demo, /generate, /drafts, /orgs, /account, /signin"),
         ("worker (VCM Suite)", local.worker_url("vcm-suite").unwrap_or_default(), "wrangler dev: /healthz, /v1/catalog, /v1/entitlements, /webhooks/stripe"),
         ("worker (video studio)", local.worker_url("video-studio").unwrap_or_default(), "usage: /v1/usage/quote, /v1/usage/consume, holds"),
         ("worker (Razorpay AI)", local.worker_url("razorpay-ai").unwrap_or_default(), "credit pools: /v1/check, /v1/track"),
+        ("worker (Org Seats)", local.worker_url("org-seats").unwrap_or_default(), "organizations: /v1/orgs, invites, seats"),
         ("REST gateway", format!("{}/rest/v1/", local.rest_url()), "local stand-in for Supabase's PostgREST"),
         ("PostgreSQL", local.db_url(), "psql it: tables cloud_entitlements, credit_ledger, webhook_events, ..."),
     ];
@@ -265,9 +267,11 @@ fn walkthrough(local: &Local) -> Result<()> {
         format!("5. {w}/drafts: the Razorpay AI app: two free drafts for anyone signed in, then AI credits."),
         format!("6. {w}/account: subscriptions (cancel at period end keeps access until it ends, resume,"),
         "   manage billing on the portal stand-in) and entitlements over time.".to_string(),
+        format!("7. {w}/orgs: Org Seats: create an organization, buy seats, invite by link (/invites/<token>),"),
+        "   give and take seats, change roles; a member without a seat sees the plan's features locked.".to_string(),
         format!(
-            "Ports: PostgreSQL {}, REST {}, workers {}, {} and {}, www {} (TOLLGATE_*_PORT to move them).",
-            p.pg, p.rest, p.worker, p.studio, p.razorpay, p.www
+            "Ports: PostgreSQL {}, REST {}, workers {}, {}, {} and {}, www {} (TOLLGATE_*_PORT to move them).",
+            p.pg, p.rest, p.worker, p.studio, p.razorpay, p.org, p.www
         ),
     ] {
         note(line);
@@ -290,8 +294,8 @@ pub fn run(root: &Path, stages: &mut Stages, no_wait: bool) -> Result<()> {
     )?;
     stages.run(
         &format!(
-            "start: workers on :{} (VCM Suite), :{} (video studio) and :{} (Razorpay AI app), www on :{}",
-            ports.worker, ports.studio, ports.razorpay, ports.www
+            "start: workers on :{} (VCM Suite), :{} (video studio), :{} (Razorpay AI app) and :{} (Org Seats), www on :{}",
+            ports.worker, ports.studio, ports.razorpay, ports.org, ports.www
         ),
         || {
             local.start_app_workers()?;

@@ -15,6 +15,7 @@
 //! | worker, VCM Suite catalog | 8787 | `TOLLGATE_WORKER_PORT` |
 //! | worker, video-studio catalog | 8788 | `TOLLGATE_STUDIO_WORKER_PORT` |
 //! | worker, razorpay-ai catalog | 8789 | `TOLLGATE_RAZORPAY_WORKER_PORT` |
+//! | worker, org-seats catalog (Org Seats) | 8790 | `TOLLGATE_ORG_WORKER_PORT` |
 //! | www (`next start`) | 3000 | `TOLLGATE_WWW_PORT` |
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub struct Ports {
     pub worker: u16,
     pub studio: u16,
     pub razorpay: u16,
+    pub org: u16,
     pub www: u16,
 }
 
@@ -44,6 +46,7 @@ impl Ports {
             worker: port_from_env("TOLLGATE_WORKER_PORT", worker::DEV_PORT)?,
             studio: port_from_env("TOLLGATE_STUDIO_WORKER_PORT", 8788)?,
             razorpay: port_from_env("TOLLGATE_RAZORPAY_WORKER_PORT", 8789)?,
+            org: port_from_env("TOLLGATE_ORG_WORKER_PORT", 8790)?,
             www: port_from_env("TOLLGATE_WWW_PORT", 3000)?,
         })
     }
@@ -259,8 +262,9 @@ impl Local {
         }
     }
 
-    /// The three workers the app uses: VCM Suite (gating), video studio (usage and holds)
-    /// and the Razorpay AI app (free drafts and AI credits). Each sells through the www
+    /// The four workers the app uses: VCM Suite (gating), video studio (usage and holds),
+    /// the Razorpay AI app (free drafts and AI credits) and Org Seats (organizations, their
+    /// members, invites and seats). Each sells through the www
     /// app's local stand-ins for Stripe's and Razorpay's APIs (see [`Local::provider_stand_in`]).
     pub fn start_app_workers(&mut self) -> Result<()> {
         let p = self.ports;
@@ -270,6 +274,7 @@ impl Local {
                 ("vcm-suite", p.worker, "TOLLGATE_WORKER_PORT"),
                 ("video-studio", p.studio, "TOLLGATE_STUDIO_WORKER_PORT"),
                 ("razorpay-ai", p.razorpay, "TOLLGATE_RAZORPAY_WORKER_PORT"),
+                ("org-seats", p.org, "TOLLGATE_ORG_WORKER_PORT"),
             ],
             |catalog| Local::provider_stand_in(&www, catalog),
         )
@@ -306,10 +311,12 @@ impl Local {
         let worker = self.worker_url("vcm-suite").ok_or("the VCM Suite worker is not running")?;
         let studio = self.worker_url("video-studio").unwrap_or_else(|| worker.clone());
         let razorpay = self.worker_url("razorpay-ai").unwrap_or_else(|| worker.clone());
+        let org = self.worker_url("org-seats").unwrap_or_else(|| worker.clone());
         Ok(StackUrls {
             worker_url: worker,
             studio_worker_url: studio,
             razorpay_worker_url: razorpay,
+            org_worker_url: org,
             snapshot_public_keys: self.snapshot_public_keys()?,
             supabase_url: self.rest_url(),
             jwt_secret: stack::LOCAL_JWT_SECRET.to_string(),

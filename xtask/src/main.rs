@@ -61,10 +61,10 @@ cargo xtask <command>
           worker's bundle size, the core natively vs in wasm, webhook latency and
           throughput and concurrent consumes through wrangler dev; first paint in Chromium
 
-Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio)
-and 8789 (Razorpay AI app), www 3000) move with TOLLGATE_PG_PORT, TOLLGATE_REST_PORT,
-TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT, TOLLGATE_RAZORPAY_WORKER_PORT,
-TOLLGATE_WWW_PORT.
+Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
+8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
+TOLLGATE_REST_PORT, TOLLGATE_WORKER_PORT, TOLLGATE_STUDIO_WORKER_PORT,
+TOLLGATE_RAZORPAY_WORKER_PORT, TOLLGATE_ORG_WORKER_PORT, TOLLGATE_WWW_PORT.
 ";
 
 fn main() {
@@ -142,10 +142,18 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         || worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string()),
     )?;
     stages.run("www: next build", || www::next_build(root))?;
+    browser_stage(root, ports, stages, &mut local)?;
+    stages.run_always("shutdown: stop the local stack", || local.stop())?;
+    Ok(())
+}
+
+/// The Chromium stage: the app's four workers and `next start` on the running stack, then
+/// tests/browser.
+fn browser_stage(root: &Path, ports: Ports, stages: &mut Stages, local: &mut Local) -> Result<()> {
     stages.run(
         &format!(
-            "browser: workers on :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
-            ports.worker, ports.studio, ports.razorpay, ports.www
+            "browser: workers on :{}, :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
+            ports.worker, ports.studio, ports.razorpay, ports.org, ports.www
         ),
         || {
             local.start_app_workers()?;
@@ -154,9 +162,36 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
             let www = local.www().ok_or("next start is not running")?;
             www::test_browser(root, www, &urls)
         },
-    )?;
-    stages.run_always("shutdown: stop the local stack", || local.stop())?;
-    Ok(())
+    )
+}
+
+/// `cargo xtask test browser`: the Chromium stage alone, after building what it needs
+/// (the package, the worker, the React layer and www) on a fresh local stack.
+fn test_browser(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test browser");
+    let result = (|| {
+        stages.run("prerequisites: Node, PostgreSQL and Chromium from Debian", || {
+            toolchain::node()?;
+            toolchain::apt_ensure(&["postgresql", "chromium"])
+        })?;
+        stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
+        stages.run("worker: build", || worker::build(root).map(|_| ()).map_err(|e| e.to_string()))?;
+        stages.run("www: install, next build", || {
+            www::install(root)?;
+            www::next_build(root)
+        })?;
+        let mut local = stages.run(
+            &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
+            || Local::database(root, ports),
+        )?;
+        let r = browser_stage(root, ports, &mut stages, &mut local);
+        stages.run_always("shutdown: stop the local stack", || local.stop())?;
+        r
+    })();
+    stages.summary();
+    result
 }
 
 /// `cargo xtask types`: writes supabase/database.types.ts from the migrations.
@@ -193,47 +228,6 @@ fn test_e2e(root: &Path) -> Result<()> {
         let r = stages.run(&format!("worker: build, then tests/e2e under wrangler dev on :{}", ports.worker), || {
             worker::test_all_on(root, &info, ports.worker).map(|_| ()).map_err(|e| e.to_string())
         });
-        stages.run_always("shutdown: stop the local stack", || local.stop())?;
-        r
-    })();
-    stages.summary();
-    result
-}
-
-/// The browser stage alone, with what it needs built and started: for working on the
-/// app, the React layer and the package. `cargo xtask test` runs it last.
-fn test_browser(root: &Path) -> Result<()> {
-    util::catch_interrupts();
-    let ports = Ports::from_env()?;
-    let mut stages = Stages::new("test browser");
-    let result = (|| {
-        stages.run("prerequisites: Node, PostgreSQL and Chromium from Debian", || {
-            toolchain::node()?;
-            toolchain::apt_ensure(&["postgresql", "chromium"])
-        })?;
-        stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
-        stages.run("React layer: install and tsc", || www::install(root))?;
-        let mut local = stages.run(
-            &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
-            || Local::database(root, ports),
-        )?;
-        let r = (|| {
-            stages.run("worker: build", || worker::build(root).map(|_| ()).map_err(|e| e.to_string()))?;
-            stages.run("www: next build", || www::next_build(root))?;
-            stages.run(
-                &format!(
-                    "browser: workers on :{}, :{} and :{}, next start on :{}, tests/browser in Chromium",
-                    ports.worker, ports.studio, ports.razorpay, ports.www
-                ),
-                || {
-                    local.start_app_workers()?;
-                    local.start_www()?;
-                    let urls = local.urls()?;
-                    let www = local.www().ok_or("next start is not running")?;
-                    www::test_browser(root, www, &urls)
-                },
-            )
-        })();
         stages.run_always("shutdown: stop the local stack", || local.stop())?;
         r
     })();

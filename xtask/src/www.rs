@@ -27,6 +27,8 @@ pub struct StackUrls {
     pub studio_worker_url: String,
     /// The worker serving the razorpay-ai catalog (free drafts, AI credits); may equal `worker_url`.
     pub razorpay_worker_url: String,
+    /// The worker serving the org-seats catalog (organizations, invites, seats); may equal `worker_url`.
+    pub org_worker_url: String,
     /// Trusted snapshot keys, `kid:base64url[,kid:base64url]` (the worker's `SNAPSHOT_KEY_ID`
     /// and the public key of its `SNAPSHOT_SIGNING_KEY`).
     pub snapshot_public_keys: String,
@@ -183,6 +185,7 @@ fn app_env(cmd: &mut Command, s: &StackUrls) {
         .env("TOLLGATE_WORKER_URL", &s.worker_url)
         .env("TOLLGATE_STUDIO_WORKER_URL", &s.studio_worker_url)
         .env("TOLLGATE_RAZORPAY_WORKER_URL", &s.razorpay_worker_url)
+        .env("TOLLGATE_ORG_WORKER_URL", &s.org_worker_url)
         .env("TOLLGATE_SNAPSHOT_PUBLIC_KEYS", &s.snapshot_public_keys)
         .env("SUPABASE_URL", &s.supabase_url)
         .env("SUPABASE_JWT_SECRET", &s.jwt_secret)
@@ -288,23 +291,29 @@ fn browser_env(cmd: &mut Command, www: &Www, s: &StackUrls) {
 
 /// The real-browser tests (node --test tests/browser/*.test.mjs) against a running www,
 /// worker(s) and stack. Screenshots land in tests/browser/artifacts/ (gitignored).
+/// `TOLLGATE_BROWSER_FILES=a,b` runs only the files whose names contain a or b.
 pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
     let dir = root.join("tests").join("browser");
+    let only: Vec<String> = std::env::var("TOLLGATE_BROWSER_FILES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".test.mjs"))
+        .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
         .collect();
     files.sort();
-    // TOLLGATE_BROWSER_FILES=a,b: only the files whose names contain a or b.
-    if let Some(wanted) = std::env::var("TOLLGATE_BROWSER_FILES").ok().filter(|v| !v.trim().is_empty()) {
-        let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
-        files.retain(|f| wanted.iter().any(|w| f.contains(w)));
-        note(format!("TOLLGATE_BROWSER_FILES={}: {}", wanted.join(","), files.join(" ")));
-    }
     if files.is_empty() {
-        return Err(format!("no *.test.mjs in {} (or none matches TOLLGATE_BROWSER_FILES)", dir.display()));
+        return Err(format!(
+            "no *.test.mjs in {}{}",
+            dir.display(),
+            if only.is_empty() { String::new() } else { format!(" matching TOLLGATE_BROWSER_FILES={}", only.join(",")) }
+        ));
     }
     step(format!(
         "browser tests: node --test tests/browser ({} files, Chromium {CHROMIUM})",

@@ -15,16 +15,17 @@ import { randomBytes } from 'node:crypto';
 
 import type { CatalogDoc } from 'tollgate-react/server';
 
-import { razorpayCatalog, studioCatalog, suiteCatalog } from '../catalog';
-import { razorpayWorkerUrl, studioWorkerUrl, workerUrl } from '../config';
+import { orgCatalog, razorpayCatalog, studioCatalog, suiteCatalog } from '../catalog';
+import { orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from '../config';
 
-export const APPS = ['vcm-suite', 'video-studio', 'razorpay-ai'] as const;
+export const APPS = ['vcm-suite', 'video-studio', 'razorpay-ai', 'org-seats'] as const;
 export type App = (typeof APPS)[number];
 
 export const APP_NAMES: Record<App, string> = {
   'vcm-suite': 'VCM Suite',
   'video-studio': 'Video Studio',
   'razorpay-ai': 'Razorpay AI app',
+  'org-seats': 'Org Seats',
 };
 
 export function appOf(s: string): App | null {
@@ -33,7 +34,7 @@ export function appOf(s: string): App | null {
 
 /** The worker an app's webhooks go to. */
 export function workerOf(app: App): string {
-  const url = app === 'vcm-suite' ? workerUrl() : app === 'video-studio' ? studioWorkerUrl() : razorpayWorkerUrl();
+  const url = { 'vcm-suite': workerUrl, 'video-studio': studioWorkerUrl, 'razorpay-ai': razorpayWorkerUrl, 'org-seats': orgWorkerUrl }[app]();
   return url.replace(/\/+$/, '');
 }
 
@@ -41,7 +42,7 @@ export function workerOf(app: App): string {
  * stand-in's "account" has a product and price for each offer, as `tollgate stripe
  * fixtures` creates them in a real one. */
 export async function catalogOf(app: App): Promise<CatalogDoc> {
-  const r = app === 'vcm-suite' ? await suiteCatalog() : app === 'video-studio' ? await studioCatalog() : await razorpayCatalog();
+  const r = await { 'vcm-suite': suiteCatalog, 'video-studio': studioCatalog, 'razorpay-ai': razorpayCatalog, 'org-seats': orgCatalog }[app]();
   return r.doc;
 }
 
