@@ -395,6 +395,44 @@ export interface Snapshot {
   balances: Record<string, number>;
   /** The organizations the user belongs to (absent when none). */
   organizations?: OrgMembership[];
+  /** The subject's open alerts still in force (absent when none). */
+  alerts?: ShownAlert[];
+  /** Its failed payments still due (absent when none). */
+  failed_payments?: DuePayment[];
+}
+
+/** An open alert as a snapshot carries it (what the app was sent as `alert.crossed`). */
+export interface ShownAlert {
+  /** The rule id: `limit:<feature>:80%`, `limit:<feature>:10left`, `pool:<pool>:100left`, `payment_failed:0:<provider>:<invoice>`, ... */
+  rule: string;
+  kind: 'limit' | 'pool' | 'trial_ending' | 'payment_failed' | 'grace_ending' | 'grace_ended' | 'subscription_canceled';
+  /** RFC 3339, UTC. */
+  crossed_at: string;
+  feature?: string;
+  percent_used?: number;
+  units_left?: number;
+  /** The limit when it was crossed. */
+  limit?: number;
+  /** A windowed limit's alert ends with its window (RFC 3339). */
+  ends_at?: string;
+  subscription?: string;
+  invoice?: string;
+}
+
+/** A failed payment still due, as a snapshot carries it. */
+export interface DuePayment {
+  provider: 'stripe' | 'razorpay';
+  /** The invoice (or Razorpay cycle) id without its provider. */
+  invoice: string;
+  subscription: string;
+  /** Minor units of `currency`. */
+  amount_due: number;
+  currency: string;
+  attempts: number;
+  next_retry?: string;
+  first_failed_at: string;
+  /** Access lasts until here (RFC 3339). */
+  grace_until?: string;
 }
 
 export type SnapshotErrorCode =
@@ -471,3 +509,61 @@ export function hasFeatureAccess(
   organizationId?: string | null,
   options?: OrgOptions,
 ): boolean;
+
+// ------------------------------------------------------------------ notices and money
+
+/** One warning to show, decided by the core. */
+export interface Warning {
+  /** The server's rule id: the same crossing is the same warning. */
+  rule: string;
+  kind: ShownAlert['kind'];
+  severity: 'critical' | 'warning';
+  /** The core's words, amounts written by its money formatter. */
+  message: string;
+  feature: string | null;
+  /** When the server opened it; null: derived from the snapshot's numbers now. */
+  since: string | null;
+  /** When it stops by itself (a limit's window end, a grace end), if known. */
+  until: string | null;
+}
+
+/** A payment due, ready to show. */
+export interface PaymentNotice {
+  invoice: string;
+  subscription: string;
+  amount_due: Money;
+  /** `amount_due` written by the core ("₹499.00"). */
+  amount_display: string;
+  attempts: number;
+  next_retry: string | null;
+  grace_until: string | null;
+  /** Access still lasts (before `grace_until`). */
+  in_grace: boolean;
+  message: string;
+}
+
+export interface Notices {
+  /** Critical first, then by rule. */
+  warnings: Warning[];
+  payments: PaymentNotice[];
+}
+
+export interface NoticesOptions {
+  catalog?: string | CatalogDoc | Catalog | null;
+  /** What each limit's current window used so far (limit id -> count), where known. */
+  used?: Record<string, number> | null;
+  now?: Now;
+}
+
+/**
+ * What a verified snapshot tells its subject at `now`: its open alerts and the catalog's
+ * thresholds its numbers cross now (the same rules and rule ids as the server's alerts),
+ * and the payments due with their amounts written by the core.
+ */
+export declare function notices(
+  snapshot: Pick<Snapshot, 'grants' | 'balances' | 'alerts' | 'failed_payments'> & { subject?: string },
+  options?: NoticesOptions,
+): Notices;
+
+/** An amount in minor units written by the core ("$29.00", "₹499.00", "1500 JPY"). */
+export declare function formatMoney(money: Money): string;

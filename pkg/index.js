@@ -27,6 +27,8 @@ import initWasm, {
   verifySnapshot as wasmVerifySnapshot,
   orgEntitlements as wasmOrgEntitlements,
   orgFeatureAccess as wasmOrgFeatureAccess,
+  notices as wasmNotices,
+  formatMoney as wasmFormatMoney,
 } from './tollgate.js';
 import DEFAULT_CATALOG_JSON from './default-catalog.js';
 
@@ -618,4 +620,37 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   if (!m) return false;
   const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
   return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
+}
+
+// ------------------------------------------------------------------ notices and money
+
+/**
+ * What a verified snapshot tells its subject at `now`: `{ warnings, payments }`, the
+ * core's `notices`. `warnings` are the snapshot's open alerts (what the app was sent)
+ * and the catalog's thresholds the snapshot's numbers cross now, under the server's
+ * rule ids (one crossing, one warning): a limit given `used[limit]` (what its current
+ * window used, e.g. from `GET /v1/usage`), a credit pool from the balances, a failed
+ * payment's grace. `payments`: each payment due with its amount written by the core
+ * (`amount_display`), the grace end and whether it still lasts.
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ */
+export function notices(snapshot, { catalog, used, now } = {}) {
+  ensureReady();
+  if (snapshot === null || typeof snapshot !== 'object') {
+    throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
+  }
+  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  return JSON.parse(wasmNotices(c[HANDLE], snapshot, used ?? null, nowMs(now)));
+}
+
+/**
+ * An amount for people, written by the core (`Money::display`): `{ amount, currency }`
+ * in minor units of a three-letter currency -> "$29.00", "₹499.00", "1500 JPY".
+ */
+export function formatMoney(money) {
+  ensureReady();
+  if (money === null || typeof money !== 'object') {
+    throw new TypeError(`tollgate: formatMoney expects { amount, currency }, got ${describe(money)}`);
+  }
+  return wasmFormatMoney(count('amount', money.amount), str('currency', money.currency));
 }

@@ -870,3 +870,47 @@ pub fn verify_snapshot(
     };
     to_json(&verified.map_err(|e| coded_error(&e, e.code()))?)
 }
+
+// ---------------------------------------------------------------- notices and money
+
+/// What a snapshot tells its subject, as `notices` reads it: the verified snapshot (or any
+/// object with its fields).
+#[derive(Deserialize)]
+#[serde(rename = "Snapshot")]
+struct NoticesIn {
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    grants: Listed<Grant>,
+    #[serde(default)]
+    balances: BTreeMap<String, i64>,
+    #[serde(default)]
+    alerts: Vec<crate::notices::ShownAlert>,
+    #[serde(default)]
+    failed_payments: Vec<crate::notices::DuePayment>,
+}
+
+/// The warnings and payment notices of a snapshot at `now` (the core's `notices`):
+/// its open alerts, and the catalog's thresholds its numbers cross now. `used`: what
+/// each limit's current window used so far (limit id -> whole number), where known.
+#[wasm_bindgen]
+pub fn notices(catalog: &CatalogHandle, snapshot: JsValue, used: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    let now = now_of(now_ms)?;
+    let s: NoticesIn = from_js("snapshot", snapshot)?;
+    let used: BTreeMap<String, u64> = if is_nothing(&used) { BTreeMap::new() } else { from_js("used (limit id -> whole number used)", used)? };
+    let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
+    to_json(&crate::notices::notices(&catalog.inner, &ents, &s.alerts, &s.failed_payments, &used, now))
+}
+
+/// An amount in minor units written for people by the core (`Money::display`: "₹499.00").
+#[wasm_bindgen(js_name = formatMoney)]
+pub fn format_money(amount: f64, currency: &str) -> Result<String, JsValue> {
+    if !amount.is_finite() || amount.fract() != 0.0 || amount.abs() > 9_007_199_254_740_991.0 {
+        return Err(js_error("`amount` must be a whole number of minor units"));
+    }
+    let currency = currency.trim().to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(js_error("`currency` must be a three-letter ISO 4217 code"));
+    }
+    Ok(crate::money::Money { amount: amount as i64, currency }.display())
+}
