@@ -37,6 +37,13 @@ export interface TollgateModule {
   quote?: (catalog: TollgateCatalog | object | string, model: string, quality: string, seconds: number) => Quote;
   /** The core's snapshot verifier, when the package exports it. */
   verifySnapshot?: (token: string, keys: Record<string, string>, subject?: string | null, now?: number) => unknown;
+  /** What a snapshot tells its subject (warnings, payments due), when the package exports it. */
+  notices?: (
+    snapshot: object,
+    options?: { catalog?: TollgateCatalog | object | string | null; used?: Record<string, number> | null; now?: number },
+  ) => import('tollgate').Notices;
+  /** The core's money formatter, when the package exports it. */
+  formatMoney?: (money: { amount: number; currency: string }) => string;
 }
 
 /** Answers one question with the engine at `now` (epoch ms). Throws the core's Error for a malformed question. */

@@ -82,6 +82,10 @@ export interface SnapshotPayload {
   expires_at: string;
   grants: Grant[];
   balances: Record<string, number>;
+  /** The subject's open alerts (absent when none): see the package's `ShownAlert`. */
+  alerts?: import('tollgate').ShownAlert[];
+  /** Its failed payments still due (absent when none): see the package's `DuePayment`. */
+  failed_payments?: import('tollgate').DuePayment[];
 }
 
 /** What `GET /v1/entitlements` answers. */
@@ -153,6 +157,8 @@ export interface CatalogDoc {
     rates: Array<{ model: string; quality: string; base_price_per_second: string; multiplier: string }>;
   };
   tools?: CatalogTool[];
+  /** Alert rules: thresholds of limits and pools, subscription events. */
+  alerts?: Array<{ feature?: string; percent_used?: number[]; units_left?: number[]; event?: string; days?: number }>;
 }
 
 /** A usage price (Video Studio), as the core's `quote` returns it. */
