@@ -15,6 +15,7 @@ import type {
   LimitAnswer,
   LimitValue,
   Money,
+  Notices,
   OrgEntitlements,
   OrgMembership,
   PlanUser as PlanUserFields,
@@ -305,3 +306,23 @@ export function hasFeatureAccess(
   organizationId?: string | null,
   options?: OrgOptions,
 ): boolean;
+
+// ------------------------------------------------------------------ notices
+
+export interface NoticesOptions {
+  catalog?: string | CatalogDoc | Catalog | null;
+  /** What each limit's current window used so far (limit id -> count), where known. */
+  used?: Record<string, number> | null;
+  now?: Now;
+}
+
+/**
+ * What a verified snapshot tells its subject at `now`: its open alerts and the catalog's
+ * thresholds its numbers cross now (the same rules and rule ids as the server's alerts),
+ * and the payments due with their amounts written by the core.
+ */
+export declare function notices(
+  snapshot: Pick<Snapshot, 'grants' | 'balances' | 'alerts' | 'failed_payments'> & { subject?: string },
+  options?: NoticesOptions,
+): Notices;
+

@@ -29,6 +29,7 @@ import initWasm, {
   orgFeatureAccess as wasmOrgFeatureAccess,
   formatMoney as wasmFormatMoney,
   minorDigits as wasmMinorDigits,
+  notices as wasmNotices,
 } from './tollgate.js';
 import DEFAULT_CATALOG_JSON from './default-catalog.js';
 
@@ -644,4 +645,25 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   if (!m) return false;
   const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
   return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
+}
+
+// ------------------------------------------------------------------ notices
+
+/**
+ * What a verified snapshot tells its subject at `now`: `{ warnings, payments }`, the
+ * core's `notices`. `warnings` are the snapshot's open alerts (what the app was sent)
+ * and the catalog's thresholds the snapshot's numbers cross now, under the server's
+ * rule ids (one crossing, one warning): a limit given `used[limit]` (what its current
+ * window used, e.g. from `GET /v1/usage`), a credit pool from the balances, a failed
+ * payment's grace. `payments`: each payment due with its amount written by the core
+ * (`amount_display`), the grace end and whether it still lasts.
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ */
+export function notices(snapshot, { catalog, used, now } = {}) {
+  ensureReady();
+  if (snapshot === null || typeof snapshot !== 'object') {
+    throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
+  }
+  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  return JSON.parse(wasmNotices(c[HANDLE], snapshot, used ?? null, nowMs(now)));
 }

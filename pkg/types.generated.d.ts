@@ -152,6 +152,27 @@ holds_until: Timestamp | null,
 upgrade?: Upgrade, };
 
 /**
+ * A failed payment still due, as a snapshot carries it.
+ */
+export type DuePayment = { 
+/**
+ * `stripe` or `razorpay`.
+ */
+provider: string, 
+/**
+ * The invoice (or Razorpay cycle) without its provider.
+ */
+invoice: string, subscription: string, 
+/**
+ * Minor units of `currency` (lower case).
+ */
+amount_due: number, currency: string, attempts: number, next_retry?: Timestamp | null, first_failed_at: Timestamp, 
+/**
+ * Access lasts until here.
+ */
+grace_until?: Timestamp | null, };
+
+/**
  * What a subject holds: grants and credit balances (pool -> available units).
  */
 export type Entitlements = { subject: string, grants: Array<Grant>, balances: { [key in string]: number }, };
@@ -248,6 +269,15 @@ export type LimitValue = number | "unlimited";
  */
 export type Money = { amount: number, currency: string, };
 
+/**
+ * What to show a person.
+ */
+export type Notices = { 
+/**
+ * Critical first, then by rule.
+ */
+warnings: Array<Warning>, payments: Array<PaymentNotice>, };
+
 export type Offer = { 
 /**
  * The offer key carried in checkout metadata (`offer_key`).
@@ -281,6 +311,19 @@ status: "active" | "trialing" | "past_due" | "canceled" | "unpaid" | "none", sea
  * status and grace are decided at any instant, offline too).
  */
 export type OrgMembership = { id: string, name: string, role: Role | null, seat: boolean, seats: Seats, grants: Array<Grant>, };
+
+/**
+ * A payment due, ready to show.
+ */
+export type PaymentNotice = { invoice: string, subscription: string, amount_due: Money, 
+/**
+ * `amount_due` written by [`Money::display`] (`"₹499.00"`).
+ */
+amount_display: string, attempts: number, next_retry: Timestamp | null, grace_until: Timestamp | null, 
+/**
+ * `now` is before `grace_until`: access lasts.
+ */
+in_grace: boolean, message: string, };
 
 /**
  * The VCM Suite app's user shape: `{ subscription_tier }`, optionally with grants.
@@ -375,6 +418,29 @@ per_quantity: boolean, };
  */
 export type Seats = { count: number, used: number, reserved: number, available: number, };
 
+export type Severity = "critical" | "warning";
+
+/**
+ * An open alert as a snapshot carries it: what the app was told, for a person to see.
+ */
+export type ShownAlert = { 
+/**
+ * The rule's id (`limit:<feature>:80%`, `pool:<pool>:100left`, `payment_failed:0:<invoice>`).
+ */
+rule: string, 
+/**
+ * `limit`, `pool`, or the subscription event (`payment_failed`, `grace_ending`, ...).
+ */
+kind: string, crossed_at: Timestamp, feature?: string | null, percent_used?: number | null, units_left?: number | null, 
+/**
+ * The limit when it was crossed.
+ */
+limit?: number | null, 
+/**
+ * A windowed limit's alert ends with its window.
+ */
+ends_at?: Timestamp | null, subscription?: string | null, invoice?: string | null, };
+
 /**
  * The signed content: a subject's grants and balances at one moment.
  */
@@ -385,7 +451,17 @@ export type Snapshot = { v: number, kid: string, subject: string, catalog_id: st
  * decides tier, status, grace and the features the member may use, at any instant).
  * Left out when empty, so snapshots without organizations are what they were.
  */
-organizations?: Array<OrgMembership>, };
+organizations?: Array<OrgMembership>, 
+/**
+ * The subject's open alerts still in force ([`crate::notices::shown_alerts`]), so a
+ * page shows the warning the app was sent. Left out when empty.
+ */
+alerts?: Array<ShownAlert>, 
+/**
+ * Its failed payments still due ([`crate::notices::due_payments`]): amount, currency,
+ * attempts, next retry, grace end. Left out when empty.
+ */
+failed_payments?: Array<DuePayment>, };
 
 /**
  * Where a grant came from.
@@ -452,3 +528,24 @@ base_price_per_second: Decimal,
  * Exact decimal string, e.g. `"1.2"`.
  */
 multiplier: Decimal, };
+
+/**
+ * One warning to show.
+ */
+export type Warning = { 
+/**
+ * The server's rule id: the same crossing is the same warning.
+ */
+rule: string, kind: string, severity: Severity, 
+/**
+ * The core's words for it.
+ */
+message: string, feature: string | null, 
+/**
+ * When the server opened it (`None`: derived from the snapshot's numbers now).
+ */
+since: Timestamp | null, 
+/**
+ * When it stops by itself (a limit's window), if known.
+ */
+until: Timestamp | null, };

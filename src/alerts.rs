@@ -137,7 +137,7 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
             let mut alert = alert;
             alert["kind"] = json!(name);
             out.push(AlertCheck {
-                rule: format!("{name}:{}:{object}", r.days.unwrap_or(0)),
+                rule: event_rule(event, r.days, object),
                 episode: String::new(),
                 level: Level::Known { known: crossed },
                 alert,
@@ -161,12 +161,7 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
             SubscriptionEvent::PaymentFailed | SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded => {
                 for f in st.failed_payments.values().filter(|f| mine(&f.subject)) {
                     let grace = f.grace_until;
-                    let crossed = f.is_open()
-                        && match event {
-                            SubscriptionEvent::PaymentFailed => true,
-                            SubscriptionEvent::GraceEnding => grace.is_some_and(|g| g.plus_days(-days) <= now && now < g),
-                            _ => grace.is_some_and(|g| g <= now),
-                        };
+                    let crossed = f.is_open() && payment_crossed(event, days, grace, now);
                     push(
                         &f.id,
                         crossed,
@@ -179,6 +174,24 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
         }
     }
     out
+}
+
+/// Whether a failed payment still due, whose grace ends at `grace`, crosses a payment
+/// event's rule (`days` before the end for `grace_ending`) at `now`. The store's checks
+/// ([`subscription_checks`]) and the browser's warnings ([`crate::notices`]) both ask here.
+pub fn payment_crossed(event: SubscriptionEvent, days: i64, grace: Option<Timestamp>, now: Timestamp) -> bool {
+    match event {
+        SubscriptionEvent::PaymentFailed => true,
+        SubscriptionEvent::GraceEnding => grace.is_some_and(|g| g.plus_days(-days) <= now && now < g),
+        SubscriptionEvent::GraceEnded => grace.is_some_and(|g| g <= now),
+        SubscriptionEvent::TrialEnding | SubscriptionEvent::SubscriptionCanceled => false,
+    }
+}
+
+/// The rule id of a subscription event's check on `object` (a subscription, or a failed
+/// payment's invoice): one alert of it is open at a time.
+pub fn event_rule(event: SubscriptionEvent, days: Option<u32>, object: &str) -> String {
+    format!("{}:{}:{object}", event.as_str(), days.unwrap_or(0))
 }
 
 /// An open alert as the store lists it for the scheduled run.

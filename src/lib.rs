@@ -14,6 +14,7 @@ pub mod decide;
 pub mod engine;
 pub mod meter;
 pub mod model;
+pub mod notices;
 pub mod orgs;
 pub mod money;
 pub mod seats;

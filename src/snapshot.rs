@@ -37,6 +37,8 @@
 //! | `grants`          | array of grant objects     | [`Grant`] as serialised by the core |
 //! | `balances`        | object: pool -> integer    | credit balances in the pool's units |
 //! | `organizations`   | array (left out when empty)| [`OrgMembership`]: `id`, `name`, `role`, `seat`, `seats` {`count`, `used`, `reserved`, `available`}, `grants` |
+//! | `alerts`          | array (left out when empty)| [`ShownAlert`]: the subject's open alerts: `rule`, `kind`, `crossed_at`, and as the rule has them `feature`, `percent_used`, `units_left`, `limit`, `ends_at`, `subscription`, `invoice` |
+//! | `failed_payments` | array (left out when empty)| [`DuePayment`]: payments still due: `provider`, `invoice`, `subscription`, `amount_due` (minor units), `currency`, `attempts`, `next_retry`, `first_failed_at`, `grace_until` |
 //!
 //! A grant object has `id`, `product`, `tier`, `source` (`stripe`, `razorpay`,
 //! `manual_grant`, `bundle`, `promotion`), `status` (`active`, `trial`, `past_due`,
@@ -71,6 +73,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogMeta;
 use crate::model::{Entitlements, Grant};
+use crate::notices::{DuePayment, ShownAlert};
 use crate::orgs::OrgMembership;
 use crate::time::Timestamp;
 
@@ -102,6 +105,14 @@ pub struct Snapshot {
     /// Left out when empty, so snapshots without organizations are what they were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub organizations: Vec<OrgMembership>,
+    /// The subject's open alerts still in force ([`crate::notices::shown_alerts`]), so a
+    /// page shows the warning the app was sent. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<ShownAlert>,
+    /// Its failed payments still due ([`crate::notices::due_payments`]): amount, currency,
+    /// attempts, next retry, grace end. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_payments: Vec<DuePayment>,
 }
 
 impl Snapshot {
@@ -310,6 +321,13 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
     }
 }
 
+/// What a snapshot tells its subject besides its entitlements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notices {
+    pub alerts: Vec<ShownAlert>,
+    pub failed_payments: Vec<DuePayment>,
+}
+
 /// A snapshot together with its token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signed {
@@ -381,6 +399,19 @@ impl SnapshotSigner {
         now: Timestamp,
         ttl_secs: u32,
     ) -> Result<Signed, SignError> {
+        self.issue_with_notices(entitlements, organizations, Notices::default(), catalog, now, ttl_secs)
+    }
+
+    /// [`Self::issue_with_organizations`], carrying the subject's open alerts and payments due.
+    pub fn issue_with_notices(
+        &self,
+        entitlements: &Entitlements,
+        organizations: Vec<OrgMembership>,
+        notices: Notices,
+        catalog: &CatalogMeta,
+        now: Timestamp,
+        ttl_secs: u32,
+    ) -> Result<Signed, SignError> {
         let snapshot = Snapshot {
             v: SNAPSHOT_VERSION,
             kid: self.kid.clone(),
@@ -392,6 +423,8 @@ impl SnapshotSigner {
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
             organizations,
+            alerts: notices.alerts,
+            failed_payments: notices.failed_payments,
         };
         let token = self.sign(&snapshot)?;
         Ok(Signed { snapshot, token })

@@ -897,3 +897,34 @@ pub fn format_money(amount: f64, currency: &str) -> Result<String, JsValue> {
 pub fn minor_digits(currency: &str) -> Result<u32, JsValue> {
     Ok(crate::money::minor_digits(&currency_of(currency)?))
 }
+
+// ---------------------------------------------------------------- notices
+
+/// What a snapshot tells its subject, as `notices` reads it: the verified snapshot (or any
+/// object with its fields).
+#[derive(Deserialize)]
+#[serde(rename = "Snapshot")]
+struct NoticesIn {
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    grants: Listed<Grant>,
+    #[serde(default)]
+    balances: BTreeMap<String, i64>,
+    #[serde(default)]
+    alerts: Vec<crate::notices::ShownAlert>,
+    #[serde(default)]
+    failed_payments: Vec<crate::notices::DuePayment>,
+}
+
+/// The warnings and payment notices of a snapshot at `now` (the core's `notices`):
+/// its open alerts, and the catalog's thresholds its numbers cross now. `used`: what
+/// each limit's current window used so far (limit id -> whole number), where known.
+#[wasm_bindgen]
+pub fn notices(catalog: &CatalogHandle, snapshot: JsValue, used: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    let now = now_of(now_ms)?;
+    let s: NoticesIn = from_js("snapshot", snapshot)?;
+    let used: BTreeMap<String, u64> = if is_nothing(&used) { BTreeMap::new() } else { from_js("used (limit id -> whole number used)", used)? };
+    let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
+    to_json(&crate::notices::notices(&catalog.inner, &ents, &s.alerts, &s.failed_payments, &used, now))
+}

@@ -8,6 +8,10 @@ export type { TollgateProviderProps, TollgateState, RefreshOptions, SnapshotProb
 export { useTollgate, useEntitlements, useAccess, useToolStates, useLimit, useExportPolicy, useQuote, useMoney } from './hooks.js';
 export type { AccessAnswer, AccessStatus, MoneyFormat } from './hooks.js';
 export { Gate, UpgradePrompt } from './gate.js';
+export { useUsage, useAlerts, UsageMeter, UsageChart, AlertBanner, fillDays } from './usage.js';
+export type {
+  UsageDay, UsageState, UseUsageOptions, AlertsState, UseAlertsOptions, UsageMeterProps, UsageChartProps, AlertBannerProps,
+} from './usage.js';
 export type { GateProps, UpgradePromptProps } from './gate.js';
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';

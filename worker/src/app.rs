@@ -210,7 +210,12 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
-        match signer.issue_with_organizations(&ents, orgs, self.ctx.catalog.meta(), now, ttl) {
+        // What the person is told: the alerts still open and the payments still due.
+        let notices = tollgate::snapshot::Notices {
+            alerts: tollgate::notices::shown_alerts(&st.alerts, now),
+            failed_payments: tollgate::notices::due_payments(&st.failed_payments),
+        };
+        match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog.meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
                 200,
                 &json!({

@@ -371,6 +371,23 @@ impl Inner {
             "memberships": memberships,
         });
         v["stamp"] = json!(stamp(&v));
+        if ledger_key.is_none() {
+            // The snapshot's read: open alerts and failed payments still due.
+            let alerts: Vec<Value> = self
+                .alerts
+                .iter()
+                .filter(|a| a.subject == key && a.resolved_at.is_none())
+                .map(|a| json!({"rule": a.rule, "kind": a.body["kind"], "body": a.body, "crossed_at": a.crossed_at}))
+                .collect();
+            let failed: Vec<Value> = self
+                .failed
+                .values()
+                .filter(|(k, r)| *k == key && r["resolved_at"].is_null())
+                .map(|(_, r)| r.clone())
+                .collect();
+            v["alerts"] = json!(alerts);
+            v["failed_payments"] = json!(failed);
+        }
         v
     }
 

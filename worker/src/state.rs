@@ -181,6 +181,10 @@ struct Raw {
     stamp: Option<String>,
     #[serde(default)]
     subscriptions: Vec<SubscriptionRow>,
+    #[serde(default)]
+    alerts: Vec<tollgate::notices::StoredAlert>,
+    #[serde(default)]
+    failed_payments: Vec<tollgate::notices::StoredPayment>,
 }
 
 /// Everything stored about one subject.
@@ -203,6 +207,10 @@ pub struct SubjectState {
     /// The current period (start, end) of each of its subscriptions that is not ended:
     /// the billing periods an overage cap counts over.
     pub periods: Vec<(Timestamp, Timestamp)>,
+    /// The snapshot's read only (no ledger key): the open alerts and the failed payments
+    /// still due, as stored (the core decides what the snapshot shows of them).
+    pub alerts: Vec<tollgate::notices::StoredAlert>,
+    pub failed_payments: Vec<tollgate::notices::StoredPayment>,
 }
 
 impl SubjectState {
@@ -226,6 +234,8 @@ impl SubjectState {
                 .filter(|s| s.is_running())
                 .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
                 .collect(),
+            alerts: raw.alerts,
+            failed_payments: raw.failed_payments,
         })
     }
 

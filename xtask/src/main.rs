@@ -43,6 +43,7 @@ cargo xtask <command>
           libraries; the React layer; the packed npm packages through publint and attw;
           the worker end to end under wrangler dev against
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
+          (TOLLGATE_BROWSER_FILES=a,b for the browser test files whose names contain a or b)
   test e2e
           the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs,
           TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)

@@ -18,6 +18,7 @@ use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, ToolState};
 use tollgate::meter::{Check, Remaining};
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::money::{Decimal, Money};
+use tollgate::notices::{DuePayment, Notices, PaymentNotice, Severity, ShownAlert, Warning};
 use tollgate::orgs::{OrgEntitlements, OrgMembership, Seats};
 use tollgate::snapshot::Snapshot;
 use tollgate::time::Timestamp;
@@ -53,6 +54,7 @@ pub fn generate() -> String {
         decl::<CreditPool>(c),
         decl::<Decimal>(c),
         decl::<Decision>(c),
+        decl::<DuePayment>(c),
         decl::<Entitlements>(c),
         decl::<ExportPolicy>(c),
         decl::<Grant>(c),
@@ -64,9 +66,11 @@ pub fn generate() -> String {
         decl::<LimitPeriod>(c),
         decl::<LimitValue>(c),
         decl::<Money>(c),
+        decl::<Notices>(c),
         decl::<Offer>(c),
         decl::<OrgEntitlements>(c),
         decl::<OrgMembership>(c),
+        decl::<PaymentNotice>(c),
         decl::<PlanUser>(c),
         decl::<Price>(c),
         decl::<Product>(c),
@@ -80,6 +84,8 @@ pub fn generate() -> String {
         decl::<Rollover>(c),
         decl::<SeatSpec>(c),
         decl::<Seats>(c),
+        decl::<Severity>(c),
+        decl::<ShownAlert>(c),
         decl::<Snapshot>(c),
         decl::<Source>(c),
         decl::<Status>(c),
@@ -91,6 +97,7 @@ pub fn generate() -> String {
         decl::<Upgrade>(c),
         decl::<UsagePricing>(c),
         decl::<UsageRate>(c),
+        decl::<Warning>(c),
     ];
     decls.sort();
     let mut out = String::from(

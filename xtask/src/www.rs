@@ -308,6 +308,13 @@ pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
         .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
         .collect();
     files.sort();
+    // TOLLGATE_BROWSER_FILES=a,b narrows a local run to the files whose names contain a or b.
+    if let Ok(only) = std::env::var("TOLLGATE_BROWSER_FILES") {
+        let parts: Vec<&str> = only.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        if !parts.is_empty() {
+            files.retain(|f| parts.iter().any(|p| f.contains(p)));
+        }
+    }
     if files.is_empty() {
         return Err(format!(
             "no *.test.mjs in {}{}",

@@ -1,7 +1,9 @@
 import { AccountTimeline } from '@/components/AccountTimeline';
+import { AccountUsage } from '@/components/AccountUsage';
 import { EntitlementHistory } from '@/components/EntitlementHistory';
 import { Subscriptions } from '@/components/Subscriptions';
-import { appWorkers, suiteCatalog } from '@/lib/catalog';
+import { appWorkers, razorpayCatalog, suiteCatalog } from '@/lib/catalog';
+import { razorpayWorkerUrl, snapshotPublicKeys } from '@/lib/config';
 import { getSession } from '@/lib/session';
 import { fetchSubscriptions } from '@/lib/subscriptions';
 
@@ -24,6 +26,14 @@ export default async function AccountPage() {
             error={subs && 'error' in subs ? subs.message : null}
             apps={await appWorkers()}
             accessToken={session.accessToken}
+          />
+          {/* The Razorpay AI app's usage: meters, 30 days by day, warnings and payments due. */}
+          <AccountUsage
+            workerUrl={razorpayWorkerUrl()}
+            publicKeys={snapshotPublicKeys()}
+            catalog={(await razorpayCatalog()).doc}
+            accessToken={session.accessToken}
+            subject={session.userId}
           />
           {/* Current grants, from the signed snapshot (also offline). */}
           <AccountTimeline />
