@@ -285,9 +285,9 @@ impl<T: Transport, S: Store> App<T, S> {
         self.ctx.outbox_queued.replace(false)
     }
 
-    /// Sends the outbox messages due at `now` (see [`crate::outbox`]).
-    pub async fn deliver(&self, now: Timestamp) -> Result<crate::outbox::Delivered, StoreError> {
-        crate::outbox::deliver(&self.ctx, now).await
+    /// Sends the outbox messages due, reading `clock` at each round (see [`crate::outbox`]).
+    pub async fn deliver(&self, clock: &dyn Fn() -> Timestamp) -> Result<crate::outbox::Delivered, StoreError> {
+        crate::outbox::deliver(&self.ctx, clock).await
     }
 }
 

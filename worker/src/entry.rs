@@ -143,7 +143,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if app.take_outbox_work() {
         let a = app.clone();
         ctx.wait_until(async move {
-            if let Err(e) = a.deliver(t).await {
+            // The clock is read at each round: what a later request queued meanwhile goes too.
+            if let Err(e) = a.deliver(&now).await {
                 worker::console_error!("outbox: {e}");
             }
         });

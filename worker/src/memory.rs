@@ -25,6 +25,7 @@ use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
     record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
+    OUTBOX_LEASE_SECONDS,
 };
 use crate::supabase::{PgError, StoreError};
 
@@ -1145,6 +1146,13 @@ impl Store for MemoryStore {
         }
         out.sort_by_key(|m| m.id);
         out.truncate(limit.clamp(1, 500) as usize);
+        drop(g);
+        // Leased to this caller for two minutes (as tollgate_outbox_due of 20261205007000):
+        // an overlapping delivery run does not send them too.
+        let mut g = self.inner.borrow_mut();
+        for m in g.messages.iter_mut().filter(|m| out.iter().any(|o| o.id == m.id)) {
+            m.next_attempt_at = Some(Timestamp(now.0 + OUTBOX_LEASE_SECONDS));
+        }
         Ok(out)
     }
 

@@ -38,10 +38,14 @@ pub struct Delivered {
     pub failed: u32,
 }
 
-/// Sends what is due at `now`, until nothing more is (or [`ROUNDS`] rounds).
-pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, now: Timestamp) -> Result<Delivered, StoreError> {
+/// Sends what is due, until nothing more is (or [`ROUNDS`] rounds). `clock` is read at
+/// each round: a message queued by a request that ended while this run was sending (its
+/// subject's earlier message in flight here, so that request's own run left it) is due in
+/// the next round, not at the next scheduled run.
+pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -> Timestamp) -> Result<Delivered, StoreError> {
     let mut done = Delivered::default();
     for _ in 0..ROUNDS {
+        let now = clock();
         let due = ctx.store.outbox_due(now, PAGE).await?;
         if due.is_empty() {
             break;

@@ -257,6 +257,9 @@ pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError
     Ok(out)
 }
 
+/// How long `outbox_due` leases a message to the run that read it.
+pub const OUTBOX_LEASE_SECONDS: i64 = 120;
+
 /// What applying alert checks did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AlertsApplied {
@@ -382,6 +385,8 @@ pub trait Store {
     /// Open alerts of windowed rules whose window ended by `now` (the core decides again).
     async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError>;
     /// Outbox messages due at `now`: one per endpoint and subject, in order.
+    /// The messages due at `now`, each leased to the caller for [`OUTBOX_LEASE_SECONDS`]
+    /// (an overlapping delivery run does not answer them) until its attempt is recorded.
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError>;
     async fn outbox_attempt(&self, message: i64, attempt: &AttemptRecord) -> Result<(), StoreError>;
     /// A new endpoint, with its signing secret (answered this once).

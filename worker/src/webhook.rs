@@ -406,7 +406,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             }
         }
     }
-    let sent = crate::outbox::deliver(app, now).await?;
+    let sent = crate::outbox::deliver(app, &|| now).await?;
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
               "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released,
               "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed}))

@@ -87,7 +87,7 @@ impl T {
     }
     async fn deliver(&self, now: i64) {
         self.app.take_outbox_work();
-        self.app.deliver(Timestamp(now)).await.expect("deliver");
+        self.app.deliver(&|| Timestamp(now)).await.expect("deliver");
     }
     /// What the receiver got: (webhook-id, type, status, rule, subject).
     fn got(&self) -> Vec<(String, String, String, String, String)> {
