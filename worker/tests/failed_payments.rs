@@ -8,7 +8,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{config, hmac, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
+use common::{config, hmac, user_token, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -29,7 +29,9 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "vcm-suite"), NoNetwork, MemoryStore::new()).expect("app");
+        let mut config = config("http://127.0.0.1:1", "svc", "vcm-suite");
+        config.snapshot_seed = Some([7u8; 32]);
+        let app = App::with_store(config, NoNetwork, MemoryStore::new()).expect("app");
         app.ctx.store.add_user(U1);
         T { app }
     }
@@ -49,6 +51,13 @@ impl T {
     async fn listed(&self, query: &str) -> (u16, Value) {
         let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
         self.call(Method::Get, "/v1/admin/failed-payments", query, h, vec![]).await
+    }
+    /// The user's signed snapshot.
+    async fn snapshot(&self) -> Value {
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, "http://127.0.0.1:1/auth/v1", NOW)));
+        let (status, v) = self.call(Method::Get, "/v1/entitlements", "", h, vec![]).await;
+        assert_eq!(status, 200, "{v}");
+        v["snapshot"].clone()
     }
     fn mine(&self) -> Vec<Value> {
         self.app.ctx.store.failed_payments_of(&Subject::user(U1))
@@ -148,5 +157,24 @@ fn bad_listing_requests_are_400_and_need_the_admin_secret() {
         }
         let (status, _) = t.call(Method::Get, "/v1/admin/failed-payments", "", Headers::new(), vec![]).await;
         assert_eq!(status, 401);
+    })
+}
+
+#[test]
+fn the_snapshot_carries_the_payment_due_until_it_is_paid() {
+    block(async {
+        let t = T::new();
+        t.stripe(&subscribed()).await;
+        assert!(t.snapshot().await.get("failed_payments").is_none(), "nothing due: left out");
+        t.stripe(&invoice("in_f1", false, 1, NOW - 2 * DAY, Some(NOW + DAY))).await;
+        let s = t.snapshot().await;
+        let due = s["failed_payments"].as_array().expect("a payment due");
+        assert_eq!(due.len(), 1, "{s}");
+        assert_eq!((due[0]["provider"].as_str(), due[0]["invoice"].as_str(), due[0]["subscription"].as_str()), (Some("stripe"), Some("in_f1"), Some("sub_f1")));
+        assert_eq!((due[0]["amount_due"].as_i64(), due[0]["currency"].as_str(), due[0]["attempts"].as_u64()), (Some(5900), Some("usd"), Some(1)));
+        assert_eq!(due[0]["next_retry"], json!(Timestamp(NOW + DAY)));
+        assert_eq!(due[0]["grace_until"], t.mine()[0]["grace_until"]);
+        t.stripe(&invoice("in_f1", true, 2, NOW - 3600, None)).await;
+        assert!(t.snapshot().await.get("failed_payments").is_none(), "paid: no longer due");
     })
 }
