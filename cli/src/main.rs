@@ -10,6 +10,7 @@ mod catalog_cmd;
 mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
+mod store_cmd;
 mod util;
 
 use std::path::PathBuf;
@@ -78,6 +79,51 @@ On an error the message names the field path and, for TOML, the line; the exit c
         /// Print the validated catalog as JSON instead of the summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Validate a catalog with the core and store it as a new version (active at once unless
+    /// --no-activate). Pushing content the store already has changes nothing.
+    #[command(after_help = "The store is Supabase's REST API (--url, or TOLLGATE_SUPABASE_URL) written with the service role\n\
+(--service-key, or TOLLGATE_SERVICE_KEY). An invalid file is refused with the core's error and line, before any call.\n\
+Workers serving this catalog id pick the new version up within a minute, and checkouts at once.")]
+    Push {
+        /// Catalog file (TOML or JSON; `-` reads standard input).
+        file: PathBuf,
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// Who publishes (recorded with the version); default $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Store the version without making it the active one.
+        #[arg(long)]
+        no_activate: bool,
+        /// Print the store's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions in the store (`*` marks the active one of each catalog).
+    List {
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// Only this catalog id.
+        #[arg(long, value_name = "ID")]
+        catalog: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a stored version the active one (an older one: a rollback).
+    Activate {
+        /// The version number (`tollgate catalog list` shows them).
+        #[arg(id = "catalog_version", value_name = "VERSION")]
+        version: u32,
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// The catalog id; may be left out when the store holds one catalog only.
+        #[arg(long, value_name = "ID")]
+        catalog: Option<String>,
+        /// Who activates (recorded in the activation history); default $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
 }
 
@@ -237,6 +283,13 @@ pub enum SignCommand {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
+        Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
+            store_cmd::push(&file, &store, by, !no_activate, json)
+        }
+        Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
+        Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
+            store_cmd::activate(&store, catalog, version, by)
+        }
         Command::Quote(a) => quote_cmd::quote(&a),
         Command::Replay(a) => replay_cmd::replay(&a),
         Command::Verify(VerifyCommand::Stripe(a)) => sign_cmd::verify_stripe(&a),

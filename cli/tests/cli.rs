@@ -43,6 +43,8 @@ fn run(args: &[&str]) -> Run {
         .args(args)
         .env_remove("TOLLGATE_STRIPE_SECRET")
         .env_remove("TOLLGATE_RAZORPAY_SECRET")
+        .env_remove("TOLLGATE_SUPABASE_URL")
+        .env_remove("TOLLGATE_SERVICE_KEY")
         .output()
         .expect("the binary runs");
     Run {
@@ -734,4 +736,23 @@ fn stripe_fixtures_create_a_product_and_a_price_per_offer_with_its_key_as_lookup
     let name = product.trim_start_matches("${").trim_end_matches(":id}");
     assert!(fx.iter().any(|f| f["name"] == name && f["path"] == "/v1/products"), "{product} is created first");
     fails(&["stripe", "fixtures", &data("does-not-exist.toml")], 1);
+}
+
+// ------------------------------------------------------------------ catalog push (no store)
+
+#[test]
+fn an_invalid_push_is_refused_with_the_cores_error_before_any_call() {
+    // Nothing listens on port 9: a call would fail with "cannot reach"; the core refuses first.
+    let bad = scratch("bad-push.toml", b"[catalog]\nid = \"x\"\nname = \"X\"\ncurrency = \"usd\"\n\n[[products]]\nid = \"p\"\ntiers = []\n");
+    let r = fails(&["catalog", "push", &bad, "--url", "http://127.0.0.1:9", "--service-key", "sb_secret_x"], 1);
+    assert!(r.stderr.contains("bad-push.toml:1: catalog error at catalog: missing field `version`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("cannot reach"), "no call was made: {}", r.stderr);
+    // A valid file goes on to the store, which is not there.
+    let r = fails(&["catalog", "push", &catalog("org-seats"), "--url", "http://127.0.0.1:9", "--service-key", "sb_secret_x"], 1);
+    assert!(r.stderr.contains("cannot reach the store"), "{}", r.stderr);
+    let r = fails(&["catalog", "push", &catalog("org-seats"), "--url", "ftp://x", "--service-key", "k"], 1);
+    assert!(r.stderr.contains("must start with https://"), "{}", r.stderr);
+    // The store's address is required.
+    let r = run(&["catalog", "list"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }
