@@ -7,6 +7,7 @@
 //! signature, an unreadable file), 2 for a malformed command line.
 
 mod catalog_cmd;
+mod diff_cmd;
 mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
@@ -97,6 +98,26 @@ Workers serving this catalog id pick the new version up within a minute, and che
         #[arg(long)]
         no_activate: bool,
         /// Print the store's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two catalogs (offers, prices, tiers, capabilities, limits, pools,
+    /// tools) and, with --facts, whose access, limits or balances change.
+    #[command(after_help = "--facts takes stored facts (JSON lines, one fact per line, as `replay` reads them; provider\n\
+events work too): every subject is replayed under both catalogs by the core, and each one whose access to a\n\
+capability, limit value or credit balance differs is printed with the change. Exit 0 whatever changed.")]
+    Diff {
+        /// The catalog before (TOML or JSON).
+        old: PathBuf,
+        /// The catalog after.
+        new: PathBuf,
+        /// Stored facts to replay under both catalogs.
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
+        /// The time the subjects are compared at.
+        #[arg(long, value_name = "T", value_parser = parse_now)]
+        now: Option<Timestamp>,
+        /// Print as JSON ({"changes": [...], "subjects": [...] or null}).
         #[arg(long)]
         json: bool,
     },
@@ -285,6 +306,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
         Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
             store_cmd::push(&file, &store, by, !no_activate, json)
+        }
+        Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
+            diff_cmd::run(&old, &new, facts.as_ref(), now, json)
         }
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
