@@ -12,6 +12,7 @@ mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
 mod store_cmd;
+mod types_cmd;
 mod util;
 
 use std::path::PathBuf;
@@ -120,6 +121,12 @@ capability, limit value or credit balance differs is printed with the change. Ex
         /// Print as JSON ({"changes": [...], "subjects": [...] or null}).
         #[arg(long)]
         json: bool,
+    },
+    /// Print TypeScript literal unions of the catalog's ids (products, tiers, capabilities,
+    /// limits, pools, offers, tools): `tollgate catalog types catalog.toml > tollgate-catalog.d.ts`.
+    Types {
+        /// Catalog file (TOML or JSON).
+        file: PathBuf,
     },
     /// List the versions in the store (`*` marks the active one of each catalog).
     List {
@@ -310,6 +317,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
             diff_cmd::run(&old, &new, facts.as_ref(), now, json)
         }
+        Command::Catalog(CatalogCommand::Types { file }) => types_cmd::run(&file),
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
             store_cmd::activate(&store, catalog, version, by)
