@@ -293,6 +293,9 @@ impl<T: Transport, S: Store> App<T, S> {
     /// The scheduled handler: retries kept events, expires what lapsed, resolves the
     /// alerts of ended windows and delivers the outbox.
     pub async fn scheduled(&self, now: Timestamp) -> Result<Value, StoreError> {
+        // Folds decide under the active catalog, as requests do (a cold isolate reads it
+        // first); a store that cannot answer fails the run below anyway.
+        let _ = self.ctx.refresh_catalog(now, false).await;
         crate::webhook::scheduled(&self.ctx, now).await
     }
 
