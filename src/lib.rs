@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod billing;
 pub mod catalog;
+pub mod catalog_diff;
 pub mod charge;
 pub mod checkout;
 pub mod credits;

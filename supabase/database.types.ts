@@ -897,6 +897,89 @@ export type Database = {
           },
         ];
       };
+      tollgate_catalog_activations: {
+        Row: {
+          seq: number;
+          catalog_id: string;
+          version: number;
+          activated_at: string;
+          activated_by: string;
+        };
+        Insert: {
+          seq?: number;
+          catalog_id: string;
+          version: number;
+          activated_at?: string;
+          activated_by?: string;
+        };
+        Update: {
+          seq?: number;
+          catalog_id?: string;
+          version?: number;
+          activated_at?: string;
+          activated_by?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "tollgate_catalog_activations_catalog_id_version_fkey";
+            columns: ["version"];
+            isOneToOne: false;
+            referencedRelation: "tollgate_catalogs";
+            referencedColumns: ["version"];
+          },
+          {
+            foreignKeyName: "tollgate_catalog_activations_catalog_id_version_fkey";
+            columns: ["catalog_id"];
+            isOneToOne: false;
+            referencedRelation: "tollgate_catalogs";
+            referencedColumns: ["version"];
+          },
+          {
+            foreignKeyName: "tollgate_catalog_activations_catalog_id_version_fkey";
+            columns: ["version"];
+            isOneToOne: false;
+            referencedRelation: "tollgate_catalogs";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "tollgate_catalog_activations_catalog_id_version_fkey";
+            columns: ["catalog_id"];
+            isOneToOne: false;
+            referencedRelation: "tollgate_catalogs";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      tollgate_catalogs: {
+        Row: {
+          id: string;
+          version: number;
+          document: Json;
+          digest: string;
+          published_at: string;
+          published_by: string;
+          active: boolean;
+        };
+        Insert: {
+          id: string;
+          version: number;
+          document: Json;
+          digest: string;
+          published_at?: string;
+          published_by?: string;
+          active?: boolean;
+        };
+        Update: {
+          id?: string;
+          version?: number;
+          document?: Json;
+          digest?: string;
+          published_at?: string;
+          published_by?: string;
+          active?: boolean;
+        };
+        Relationships: [];
+      };
       usage_counters: {
         Row: {
           owner_id: string;
@@ -1200,6 +1283,54 @@ export type Database = {
         Args: {
           p_subject: Json;
           p_usage_id: string;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_activate: {
+        Args: {
+          p_catalog: string;
+          p_version: number;
+          p_by?: string;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_active: {
+        Args: {
+          p_catalog: string;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_active_version: {
+        Args: {
+          p_catalog: string;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_push: {
+        Args: {
+          p_document: Json;
+          p_by?: string;
+          p_activate?: boolean;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_row: {
+        Args: {
+          c: unknown;
+        };
+        Returns: Json;
+      };
+      tollgate_catalog_set_active: {
+        Args: {
+          p_catalog: string;
+          p_version: number;
+          p_by: string;
+        };
+        Returns: boolean;
+      };
+      tollgate_catalog_versions: {
+        Args: {
+          p_catalog: string;
         };
         Returns: Json;
       };

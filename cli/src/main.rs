@@ -7,9 +7,12 @@
 //! signature, an unreadable file), 2 for a malformed command line.
 
 mod catalog_cmd;
+mod diff_cmd;
 mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
+mod store_cmd;
+mod types_cmd;
 mod util;
 
 use std::path::PathBuf;
@@ -78,6 +81,77 @@ On an error the message names the field path and, for TOML, the line; the exit c
         /// Print the validated catalog as JSON instead of the summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Validate a catalog with the core and store it as a new version (active at once unless
+    /// --no-activate). Pushing content the store already has changes nothing.
+    #[command(after_help = "The store is Supabase's REST API (--url, or TOLLGATE_SUPABASE_URL) written with the service role\n\
+(--service-key, or TOLLGATE_SERVICE_KEY). An invalid file is refused with the core's error and line, before any call.\n\
+Workers serving this catalog id pick the new version up within a minute, and checkouts at once.")]
+    Push {
+        /// Catalog file (TOML or JSON; `-` reads standard input).
+        file: PathBuf,
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// Who publishes (recorded with the version); default $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// Store the version without making it the active one.
+        #[arg(long)]
+        no_activate: bool,
+        /// Print the store's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two catalogs (offers, prices, tiers, capabilities, limits, pools,
+    /// tools) and, with --facts, whose access, limits or balances change.
+    #[command(after_help = "--facts takes stored facts (JSON lines, one fact per line, as `replay` reads them; provider\n\
+events work too): every subject is replayed under both catalogs by the core, and each one whose access to a\n\
+capability, limit value or credit balance differs is printed with the change. Exit 0 whatever changed.")]
+    Diff {
+        /// The catalog before (TOML or JSON).
+        old: PathBuf,
+        /// The catalog after.
+        new: PathBuf,
+        /// Stored facts to replay under both catalogs.
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
+        /// The time the subjects are compared at.
+        #[arg(long, value_name = "T", value_parser = parse_now)]
+        now: Option<Timestamp>,
+        /// Print as JSON ({"changes": [...], "subjects": [...] or null}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print TypeScript literal unions of the catalog's ids (products, tiers, capabilities,
+    /// limits, pools, offers, tools): `tollgate catalog types catalog.toml > tollgate-catalog.d.ts`.
+    Types {
+        /// Catalog file (TOML or JSON).
+        file: PathBuf,
+    },
+    /// List the versions in the store (`*` marks the active one of each catalog).
+    List {
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// Only this catalog id.
+        #[arg(long, value_name = "ID")]
+        catalog: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a stored version the active one (an older one: a rollback).
+    Activate {
+        /// The version number (`tollgate catalog list` shows them).
+        #[arg(id = "catalog_version", value_name = "VERSION")]
+        version: u32,
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        /// The catalog id; may be left out when the store holds one catalog only.
+        #[arg(long, value_name = "ID")]
+        catalog: Option<String>,
+        /// Who activates (recorded in the activation history); default $USER.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
 }
 
@@ -237,6 +311,17 @@ pub enum SignCommand {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
+        Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
+            store_cmd::push(&file, &store, by, !no_activate, json)
+        }
+        Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
+            diff_cmd::run(&old, &new, facts.as_ref(), now, json)
+        }
+        Command::Catalog(CatalogCommand::Types { file }) => types_cmd::run(&file),
+        Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
+        Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
+            store_cmd::activate(&store, catalog, version, by)
+        }
         Command::Quote(a) => quote_cmd::quote(&a),
         Command::Replay(a) => replay_cmd::replay(&a),
         Command::Verify(VerifyCommand::Stripe(a)) => sign_cmd::verify_stripe(&a),

@@ -43,6 +43,8 @@ fn run(args: &[&str]) -> Run {
         .args(args)
         .env_remove("TOLLGATE_STRIPE_SECRET")
         .env_remove("TOLLGATE_RAZORPAY_SECRET")
+        .env_remove("TOLLGATE_SUPABASE_URL")
+        .env_remove("TOLLGATE_SERVICE_KEY")
         .output()
         .expect("the binary runs");
     Run {
@@ -734,4 +736,61 @@ fn stripe_fixtures_create_a_product_and_a_price_per_offer_with_its_key_as_lookup
     let name = product.trim_start_matches("${").trim_end_matches(":id}");
     assert!(fx.iter().any(|f| f["name"] == name && f["path"] == "/v1/products"), "{product} is created first");
     fails(&["stripe", "fixtures", &data("does-not-exist.toml")], 1);
+}
+
+// ------------------------------------------------------------------ catalog push (no store)
+
+#[test]
+fn an_invalid_push_is_refused_with_the_cores_error_before_any_call() {
+    // Nothing listens on port 9: a call would fail with "cannot reach"; the core refuses first.
+    let bad = scratch("bad-push.toml", b"[catalog]\nid = \"x\"\nname = \"X\"\ncurrency = \"usd\"\n\n[[products]]\nid = \"p\"\ntiers = []\n");
+    let r = fails(&["catalog", "push", &bad, "--url", "http://127.0.0.1:9", "--service-key", "sb_secret_x"], 1);
+    assert!(r.stderr.contains("bad-push.toml:1: catalog error at catalog: missing field `version`"), "{}", r.stderr);
+    assert!(!r.stderr.contains("cannot reach"), "no call was made: {}", r.stderr);
+    // A valid file goes on to the store, which is not there.
+    let r = fails(&["catalog", "push", &catalog("org-seats"), "--url", "http://127.0.0.1:9", "--service-key", "sb_secret_x"], 1);
+    assert!(r.stderr.contains("cannot reach the store"), "{}", r.stderr);
+    let r = fails(&["catalog", "push", &catalog("org-seats"), "--url", "ftp://x", "--service-key", "k"], 1);
+    assert!(r.stderr.contains("must start with https://"), "{}", r.stderr);
+    // The store's address is required.
+    let r = run(&["catalog", "list"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+// ------------------------------------------------------------------ catalog diff
+
+#[test]
+fn catalog_diff_names_what_changed_and_exactly_the_subjects_it_affects() {
+    let base = std::fs::read_to_string(catalog("video-studio")).unwrap();
+    let cap = "\n[[capabilities]]\nid = \"priority_render\"\nproduct = \"video\"\nmin_tier = \"TIER\"\n";
+    let old = scratch("diff-old.toml", format!("{base}{}", cap.replace("TIER", "pro")).as_bytes());
+    // A price raised, a period's credits raised, the capability moved from Pro to Agency.
+    let new_text = format!("{base}{}", cap.replace("TIER", "agency"))
+        .replace("price = { amount = 7900, currency = \"usd\", interval = \"month\" }", "price = { amount = 8900, currency = \"usd\", interval = \"month\" }")
+        .replace("credits = [{ pool = \"video_seconds\", amount = 7200, per = \"period\" }]", "credits = [{ pool = \"video_seconds\", amount = 9000, per = \"period\" }]");
+    let new = scratch("diff-new.toml", new_text.as_bytes());
+    let r = ok(&["catalog", "diff", &old, &new]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with("price VIDEO_PRO_MONTHLY: {") && l.contains("7900") && l.contains("8900")), "{}", r.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("offer VIDEO_PRO_MONTHLY: ")), "{}", r.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("capability priority_render: ")), "{}", r.stdout);
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert_eq!(ok(&["catalog", "diff", &old, &old]).stdout.trim(), "no change");
+
+    // u_alice bought Pro (and a token pack) in the lifecycle events: she alone is affected.
+    let r = ok(&["catalog", "diff", &old, &new, "--facts", &data("stripe-lifecycle.jsonl"), "--now", NOW, "--json"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let subjects = v["subjects"].as_array().unwrap();
+    assert_eq!(subjects.len(), 1, "{}", r.stdout);
+    assert_eq!(subjects[0]["subject"], "user:u_alice");
+    let changes: Vec<(String, String, Value, Value)> = subjects[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["section"].as_str().unwrap().into(), c["id"].as_str().unwrap().into(), c["before"].clone(), c["after"].clone()))
+        .collect();
+    assert_eq!(changes[0], ("access".into(), "priority_render".into(), Value::Bool(true), Value::Bool(false)), "{changes:?}");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!((changes[1].0.as_str(), changes[1].1.as_str()), ("balance", "video_seconds"));
+    assert_eq!(changes[1].3.as_i64().unwrap() - changes[1].2.as_i64().unwrap(), 9000 - 7200, "{changes:?}");
 }

@@ -75,13 +75,13 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         let bad = |m: String| error(400, "invalid_grant", format!("grants[{i}]: {m}"));
         let product = g.get("product").and_then(Value::as_str).unwrap_or("");
         let tier = g.get("tier").and_then(Value::as_str).unwrap_or("");
-        if app.catalog.product(product).is_none() {
+        if app.catalog().product(product).is_none() {
             return bad(format!(
                 "unknown product `{product}` in catalog `{}`",
-                app.catalog.meta().id
+                app.catalog().meta().id
             ));
         }
-        if app.catalog.tier_index(product, tier).is_none() {
+        if app.catalog().tier_index(product, tier).is_none() {
             return bad(format!("product `{product}` has no tier `{tier}`"));
         }
         let source = match g.get("source").and_then(Value::as_str).unwrap_or("manual_grant") {
@@ -128,7 +128,7 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
     {
         let bad = |m: String| error(400, "invalid_credit", format!("credits[{i}]: {m}"));
         let pool = c.get("pool").and_then(Value::as_str).unwrap_or("");
-        if app.catalog.pool(pool).is_none() {
+        if app.catalog().pool(pool).is_none() {
             return bad(format!("unknown credit pool `{pool}`"));
         }
         let Some(amount) = c.get("amount").and_then(Value::as_i64).filter(|a| *a > 0) else {

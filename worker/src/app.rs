@@ -46,7 +46,24 @@ impl<T: Transport, S: Store> App<T, S> {
         let path = req.path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
         let too_large = routes::body_too_large(&req.headers, req.body.len());
-        let resp = match (too_large, routes::resolve(req.method, path)) {
+        let resolved = routes::resolve(req.method, path);
+        // The catalog this request is decided under: the store's active version, checked
+        // at once for what prices a purchase or publishes the catalog, else within
+        // CATALOG_REFRESH_SECONDS (see Ctx::refresh_catalog).
+        // A store that cannot answer leaves the isolate's catalog as it was: every route
+        // that persists anything needs the store anyway, and `GET /v1/catalog` answers
+        // 503 rather than publish a catalog the store has not confirmed.
+        if let (None, Resolved::Found(route)) = (too_large, &resolved) {
+            let force = matches!(route, Route::Catalog | Route::Checkout | Route::SubscriptionChange);
+            if let Err(e) = self.ctx.refresh_catalog(now, force).await {
+                if *route == Route::Catalog && !self.ctx.catalog_checked() {
+                    let r = error(503, "catalog_unavailable", format!("the active catalog could not be read: {e}"))
+                        .with_header("retry-after", "5");
+                    return with_cors(r, req.method);
+                }
+            }
+        }
+        let resp = match (too_large, resolved) {
             (Some(size), _) => error(
                 413,
                 "body_too_large",
@@ -57,7 +74,7 @@ impl<T: Transport, S: Store> App<T, S> {
             ),
             (None, Resolved::Found(route)) => match route {
                 Route::Healthz => self.healthz(),
-                Route::Catalog => self.catalog_route(),
+                Route::Catalog => self.catalog_route(&req),
                 Route::Entitlements
                 | Route::UsageQuote
                 | Route::UsageConsume
@@ -106,37 +123,42 @@ impl<T: Transport, S: Store> App<T, S> {
             .with_header("allow", routes::allow_header(allowed)),
             (None, Resolved::NotFound) => error(404, "not_found", format!("no route for {path}")),
         };
-        let mut resp = resp;
-        for (k, v) in cors_headers().iter() {
-            if resp.headers.get(k).is_none() {
-                resp.headers.set(k, v);
-            }
-        }
-        if req.method == Method::Head {
-            resp.body.clear();
-        }
-        resp
+        with_cors(resp, req.method)
     }
 
     fn healthz(&self) -> AppResponse {
-        let m = self.ctx.catalog.meta();
+        let served = self.ctx.served();
+        let m = served.catalog.meta();
         AppResponse::json(
             200,
             &json!({
                 "status": "ok",
-                "catalog": {"id": m.id, "version": m.version},
+                "catalog": {"id": m.id, "version": m.version, "store_version": served.version, "digest": served.digest},
                 "webhooks": {"stripe": self.ctx.stripe_verifier().is_some(), "razorpay": self.ctx.razorpay_verifier().is_some()},
                 "snapshots": self.ctx.signer().map(|s| json!({"kid": s.kid(), "public_key": s.public_key_b64url()})),
             }),
         )
     }
 
-    fn catalog_route(&self) -> AppResponse {
-        let m = self.ctx.catalog.meta();
-        let doc: Value = serde_json::from_str(&self.ctx.catalog.to_json()).unwrap_or(Value::Null);
-        AppResponse::json(200, &doc)
-            .with_header("cache-control", "public, max-age=300")
-            .with_header("etag", format!("\"{}-{}\"", m.id, m.version))
+    /// `GET /v1/catalog`: the catalog served (the store's active version, or the embedded
+    /// one), with an `ETag` that changes with its content; `If-None-Match` naming it is 304.
+    fn catalog_route(&self, req: &InRequest) -> AppResponse {
+        let served = self.ctx.served();
+        let etag = served.etag();
+        let version = served.version.map(|v| v.to_string()).unwrap_or_else(|| "embedded".into());
+        let matches = req
+            .headers
+            .get("if-none-match")
+            .is_some_and(|h| h.trim() == "*" || h.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+        let resp = if matches {
+            AppResponse { status: 304, headers: Default::default(), body: vec![] }
+        } else {
+            AppResponse { status: 200, headers: Default::default(), body: served.catalog.to_json().into_bytes() }
+                .with_header("content-type", "application/json; charset=utf-8")
+        };
+        resp.with_header("cache-control", "public, max-age=60, must-revalidate")
+            .with_header("etag", etag)
+            .with_header("tollgate-catalog-version", version)
     }
 
     /// The routes of a signed-in user: the caller's token is verified once, here, and the
@@ -204,7 +226,7 @@ impl<T: Transport, S: Store> App<T, S> {
             Ok(s) => s,
             Err(e) => return store_error(&e),
         };
-        let ents = st.entitlements_for_snapshot(&self.ctx.catalog, now);
+        let ents = st.entitlements_for_snapshot(&self.ctx.catalog(), now);
         let orgs = match self.ctx.store.user_organizations(&claims.sub, now).await {
             Ok(o) => o,
             Err(e) => return store_error(&e),
@@ -215,7 +237,7 @@ impl<T: Transport, S: Store> App<T, S> {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),
         };
-        match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog.meta(), now, ttl) {
+        match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
                 200,
                 &json!({
@@ -276,6 +298,9 @@ impl<T: Transport, S: Store> App<T, S> {
     /// The scheduled handler: retries kept events, expires what lapsed, resolves the
     /// alerts of ended windows and delivers the outbox.
     pub async fn scheduled(&self, now: Timestamp) -> Result<Value, StoreError> {
+        // Folds decide under the active catalog, as requests do (a cold isolate reads it
+        // first); a store that cannot answer fails the run below anyway.
+        let _ = self.ctx.refresh_catalog(now, false).await;
         crate::webhook::scheduled(&self.ctx, now).await
     }
 
@@ -291,14 +316,28 @@ impl<T: Transport, S: Store> App<T, S> {
     }
 }
 
+/// CORS headers on every answer, and no body for HEAD.
+fn with_cors(mut resp: AppResponse, method: Method) -> AppResponse {
+    for (k, v) in cors_headers().iter() {
+        if resp.headers.get(k).is_none() {
+            resp.headers.set(k, v);
+        }
+    }
+    if method == Method::Head {
+        resp.body.clear();
+    }
+    resp
+}
+
 fn cors_headers() -> crate::http::Headers {
     crate::http::Headers::new()
         .with("access-control-allow-origin", "*")
         .with("access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
         .with(
             "access-control-allow-headers",
-            "authorization, content-type, idempotency-key",
+            "authorization, content-type, idempotency-key, if-none-match",
         )
+        .with("access-control-expose-headers", "etag, tollgate-catalog-version")
         .with("access-control-max-age", "86400")
 }
 

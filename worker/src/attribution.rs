@@ -170,7 +170,7 @@ pub async fn attribute_event<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
     };
     let provider = if provider_name == "razorpay" { CoreProvider::Razorpay } else { CoreProvider::Stripe };
     let request = Request { provider, event: event_id.to_string(), subject: subject.to_core(), offer, clouds, by };
-    let (status, mut apply) = match attribute(&app.catalog, &request, &facts, &cluster, now) {
+    let (status, mut apply) = match attribute(&app.catalog(), &request, &facts, &cluster, now) {
         Ok(Decision::Attribute(fact)) => ("attributed", vec![fact]),
         Ok(Decision::Already) if kept.resolved => {
             return AppResponse::json(200, &answer("already_attributed", &kept, &subject, None));

@@ -17,7 +17,8 @@
 //! | `SNAPSHOT_KEY_ID` | key id published with snapshots | no (`default`) |
 //! | `SNAPSHOT_TTL_SECONDS` | snapshot lifetime, default 3600 | no |
 //! | `ADMIN_SECRET` | shared secret for `/v1/admin/*` | for admin routes |
-//! | `CATALOG` | which embedded catalog (`catalogs/<name>.toml`) | no (`vcm-suite`) |
+//! | `CATALOG` | the catalog id served: its active version in the store (`tollgate catalog push`), else the embedded `catalogs/<name>.toml` | no (`vcm-suite`) |
+//! | `CATALOG_REFRESH_SECONDS` | how long an isolate serves its cached catalog before checking the store's active version, default 60 | no |
 //! | `STRIPE_SECRET_KEY` | Stripe API key (`sk_...` or a restricted `rk_...`) | for checkout, portal and subscription changes of Stripe offers |
 //! | `STRIPE_API_BASE` | Stripe's API root, default `https://api.stripe.com` | no |
 //! | `RAZORPAY_KEY_ID` / `RAZORPAY_KEY_SECRET` | Razorpay API key | for checkout and cancellation of Razorpay offers |
@@ -46,6 +47,8 @@ pub struct Config {
     pub snapshot_ttl_secs: i64,
     pub admin_secret: Option<String>,
     pub catalog: String,
+    /// How long a cached catalog is served before the store's active version is checked.
+    pub catalog_refresh_secs: i64,
     pub stripe_secret_key: Option<String>,
     pub stripe_api_base: String,
     /// (key id, key secret)
@@ -207,6 +210,7 @@ impl Config {
             snapshot_ttl_secs: num("SNAPSHOT_TTL_SECONDS", 3600)?,
             admin_secret: opt("ADMIN_SECRET"),
             catalog: opt("CATALOG").unwrap_or_else(|| "vcm-suite".into()),
+            catalog_refresh_secs: num("CATALOG_REFRESH_SECONDS", 60)?,
         })
     }
 }

@@ -65,7 +65,7 @@ pub async fn handle<T: Transport, S: Store>(
     let core_subject = subject.to_core();
     let request = ChargeRequest { subject: &core_subject, idempotency_key: key, model: &model, quality: &quality, seconds };
     let hash = tollgate::charge::request_hash(&core_subject, &model, &quality, seconds);
-    let decide = |input: ChargeInput<'_>| tollgate::charge::charge(&app.catalog, input, &request, now);
+    let decide = |input: ChargeInput<'_>| tollgate::charge::charge(&app.catalog(), input, &request, now);
     run(app, &subject, key, &hash, consume, now, &decide).await
 }
 
@@ -104,10 +104,10 @@ pub async fn run<T: Transport, S: Store>(
     };
     // What the subject's overage already spent in its billing period (read once, and
     // again when a concurrent charge spent it first).
-    let counter = app.catalog.doc.usage.as_ref().map(|u| tollgate::meter::overage_counter(&u.currency));
+    let counter = app.catalog().doc.usage.as_ref().map(|u| tollgate::meter::overage_counter(&u.currency));
     let mut spent: Option<(Timestamp, i64)> = None;
     for _ in 0..MAX_REPLANS {
-        let ents = st.entitlements_for_snapshot(&app.catalog, now);
+        let ents = st.entitlements_for_snapshot(&app.catalog(), now);
         let period = tollgate::meter::overage_period(&st.periods, now).start;
         let spent_now = match (&counter, st.preferences.allow_overages, spent) {
             (_, false, _) | (None, _, _) => 0,

@@ -3,7 +3,9 @@
 //! never on the router ([`crate::app`]).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
+use sha2::{Digest, Sha256};
 use tollgate::catalog::Catalog;
 use tollgate::snapshot::SnapshotSigner;
 use tollgate::time::Timestamp;
@@ -13,7 +15,7 @@ use crate::auth::{self, AuthError, Claims, KeySet};
 use crate::config::Config;
 use crate::http::{AppResponse, InRequest, Method, OutRequest, Transport};
 use crate::respond::error;
-use crate::store::Store;
+use crate::store::{CatalogVersion, Store};
 
 /// How long fetched JWKS keys are trusted before they are fetched again.
 pub const JWKS_TTL_SECS: i64 = 600;
@@ -31,9 +33,45 @@ pub fn embedded_catalog(name: &str) -> Result<Catalog, String> {
     Catalog::from_json(json).map_err(|e| e.to_string())
 }
 
+/// The catalog a worker serves: the active version in the store, else the embedded one.
+#[derive(Clone)]
+pub struct Served {
+    pub catalog: Rc<Catalog>,
+    /// The store's version number; `None` for the embedded catalog.
+    pub version: Option<i64>,
+    /// sha256 (hex) of the document: the store's digest, or of the embedded JSON.
+    pub digest: String,
+}
+
+impl Served {
+    /// The `ETag` of `GET /v1/catalog`: changes whenever the document does.
+    pub fn etag(&self) -> String {
+        let id = &self.catalog.meta().id;
+        match self.version {
+            Some(v) => format!("\"{id}@{v}-{}\"", &self.digest[..self.digest.len().min(16)]),
+            None => format!("\"{id}-embedded-{}\"", &self.digest[..self.digest.len().min(16)]),
+        }
+    }
+}
+
+/// The catalog cached per isolate, and when the store was last asked about it.
+struct CatalogCache {
+    served: Served,
+    /// Unix seconds of the last answer from the store; `None`: never asked yet.
+    checked_at: Option<i64>,
+    /// Unix seconds of the last failed attempt: asked again after
+    /// [`CATALOG_RETRY_SECS`] (or at once when forced), so a store that is down is not
+    /// asked on every request.
+    failed_at: Option<i64>,
+}
+
+/// How long after a failed read of the active catalog an isolate asks again (unless forced).
+pub const CATALOG_RETRY_SECS: i64 = 5;
+
 pub struct Ctx<T, S> {
     pub config: Config,
-    pub catalog: Catalog,
+    catalog: RefCell<CatalogCache>,
+    embedded: Served,
     pub store: S,
     /// Outbound HTTP other than the store's (the JWKS).
     pub transport: T,
@@ -48,9 +86,27 @@ pub struct Ctx<T, S> {
     pub(crate) outbox_queued: std::cell::Cell<bool>,
 }
 
+impl<T, S> Ctx<T, S> {
+    /// The catalog this request is served under (see [`Ctx::refresh_catalog`]).
+    pub fn catalog(&self) -> Rc<Catalog> {
+        self.catalog.borrow().served.catalog.clone()
+    }
+
+    /// The catalog served, with its version and digest.
+    pub fn served(&self) -> Served {
+        self.catalog.borrow().served.clone()
+    }
+}
+
 impl<T: Transport, S: Store> Ctx<T, S> {
     pub fn new(config: Config, transport: T, store: S) -> Result<Ctx<T, S>, String> {
         let catalog = embedded_catalog(&config.catalog)?;
+        let json = crate::CATALOGS.iter().find(|(n, _)| *n == config.catalog).map(|(_, j)| *j).unwrap_or("");
+        let embedded = Served {
+            catalog: Rc::new(catalog),
+            version: None,
+            digest: hex::encode(Sha256::digest(json.as_bytes())),
+        };
         let stripe = if config.stripe_secrets.is_empty() {
             None
         } else {
@@ -77,7 +133,8 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         };
         Ok(Ctx {
             config,
-            catalog,
+            catalog: RefCell::new(CatalogCache { served: embedded.clone(), checked_at: None, failed_at: None }),
+            embedded,
             store,
             transport,
             stripe,
@@ -88,6 +145,69 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             outbox_queued: std::cell::Cell::new(false),
             usage_states: Default::default(),
         })
+    }
+
+    /// Brings the cached catalog up to the store's active version. A cold isolate reads
+    /// the active version whole (one call); a warm one asks nothing until
+    /// `CATALOG_REFRESH_SECONDS` (60) have passed since the store last answered, then
+    /// checks the version alone (one small call) and reads the document only when it
+    /// changed. `force` checks at once (checkouts and `GET /v1/catalog`, so an
+    /// activation prices new purchases at once). With no version in the store the
+    /// embedded catalog is served (the local stack's default). When the store cannot
+    /// answer (or its version does not load), the isolate keeps serving what it has (a
+    /// cold one: the embedded catalog) and asks again at the next request; the error says
+    /// why, for the routes that must not answer without the store's word.
+    pub async fn refresh_catalog(&self, now: Timestamp, force: bool) -> Result<(), String> {
+        let now = now.unix();
+        let (checked_at, current) = {
+            let c = self.catalog.borrow();
+            (c.checked_at, c.served.clone())
+        };
+        let fresh = checked_at.is_some_and(|t| now.saturating_sub(t) < self.config.catalog_refresh_secs);
+        let failed_at = self.catalog.borrow().failed_at;
+        let backing_off = failed_at.is_some_and(|t| now.saturating_sub(t) < CATALOG_RETRY_SECS);
+        if (fresh || backing_off) && !force {
+            return Ok(());
+        }
+        let r = self.read_catalog(now, checked_at, &current).await;
+        self.catalog.borrow_mut().failed_at = if r.is_err() { Some(now) } else { None };
+        r
+    }
+
+    async fn read_catalog(&self, now: i64, checked_at: Option<i64>, current: &Served) -> Result<(), String> {
+        if checked_at.is_some() {
+            let same = |v: &CatalogVersion| current.version == Some(v.version) && current.digest == v.digest;
+            match self.store.active_catalog_version(&self.config.catalog).await.map_err(|e| e.to_string())? {
+                Some(v) if same(&v) => {
+                    self.catalog.borrow_mut().checked_at = Some(now);
+                    return Ok(());
+                }
+                None => {
+                    let mut c = self.catalog.borrow_mut();
+                    c.served = self.embedded.clone();
+                    c.checked_at = Some(now);
+                    return Ok(());
+                }
+                Some(_) => {}
+            }
+        }
+        let served = match self.store.active_catalog(&self.config.catalog).await.map_err(|e| e.to_string())? {
+            None => self.embedded.clone(),
+            Some(stored) => {
+                let c = Catalog::from_json(&stored.document.to_string())
+                    .map_err(|e| format!("the active catalog (version {}) does not load: {e}", stored.version))?;
+                Served { catalog: Rc::new(c), version: Some(stored.version), digest: stored.digest }
+            }
+        };
+        let mut c = self.catalog.borrow_mut();
+        c.served = served;
+        c.checked_at = Some(now);
+        Ok(())
+    }
+
+    /// Whether the served catalog is the store's word (it answered at least once).
+    pub fn catalog_checked(&self) -> bool {
+        self.catalog.borrow().checked_at.is_some()
     }
 
     pub fn stripe_verifier(&self) -> Option<&StripeVerifier> {

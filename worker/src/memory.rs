@@ -183,6 +183,48 @@ impl MemMessage {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: RefCell<Inner>,
+    /// `tollgate_catalogs`: (version, digest, document, active) per catalog id.
+    catalogs: RefCell<BTreeMap<String, Vec<(i64, String, Value, bool)>>>,
+    /// How many catalog reads (full, version check) were made: a warm isolate makes none.
+    pub catalog_reads: std::cell::Cell<(u32, u32)>,
+}
+
+impl MemoryStore {
+    /// `tollgate_catalog_push`: a new version of the document's catalog (the same content
+    /// again answers the existing version), active at once when `activate`.
+    pub fn push_catalog(&self, document: Value, activate: bool) -> i64 {
+        let id = document["catalog"]["id"].as_str().unwrap_or_default().to_string();
+        let digest = hex::encode(Sha256::digest(document.to_string().as_bytes()));
+        let mut all = self.catalogs.borrow_mut();
+        let versions = all.entry(id.clone()).or_default();
+        if let Some(v) = versions.iter().find(|v| v.1 == digest) {
+            return v.0;
+        }
+        let n = versions.len() as i64 + 1;
+        versions.push((n, digest, document, false));
+        drop(all);
+        if activate {
+            self.activate_catalog(&id, n);
+        }
+        n
+    }
+
+    /// `tollgate_catalog_activate`.
+    pub fn activate_catalog(&self, id: &str, version: i64) -> bool {
+        let mut all = self.catalogs.borrow_mut();
+        let Some(versions) = all.get_mut(id) else { return false };
+        if !versions.iter().any(|v| v.0 == version) {
+            return false;
+        }
+        for v in versions.iter_mut() {
+            v.3 = v.0 == version;
+        }
+        true
+    }
+
+    fn active(&self, id: &str) -> Option<(i64, String, Value, bool)> {
+        self.catalogs.borrow().get(id).and_then(|vs| vs.iter().find(|v| v.3).cloned())
+    }
 }
 
 fn rejected(message: &str) -> StoreError {
@@ -657,6 +699,18 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    async fn active_catalog(&self, id: &str) -> Result<Option<crate::store::StoredCatalog>, StoreError> {
+        let (full, checks) = self.catalog_reads.get();
+        self.catalog_reads.set((full + 1, checks));
+        Ok(self.active(id).map(|(version, digest, document, _)| crate::store::StoredCatalog { version, digest, document }))
+    }
+
+    async fn active_catalog_version(&self, id: &str) -> Result<Option<crate::store::CatalogVersion>, StoreError> {
+        let (full, checks) = self.catalog_reads.get();
+        self.catalog_reads.set((full, checks + 1));
+        Ok(self.active(id).map(|(version, digest, _, _)| crate::store::CatalogVersion { version, digest }))
+    }
+
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
         self.inner.borrow().state(subject, ledger_key)
     }
@@ -1147,7 +1201,7 @@ impl Store for MemoryStore {
         out.sort_by_key(|m| m.id);
         out.truncate(limit.clamp(1, 500) as usize);
         drop(g);
-        // Leased to this caller for two minutes (as tollgate_outbox_due of 20261205007000):
+        // Leased to this caller for a minute (as tollgate_outbox_due of 20261205004100):
         // an overlapping delivery run does not send them too.
         let mut g = self.inner.borrow_mut();
         for m in g.messages.iter_mut().filter(|m| out.iter().any(|o| o.id == m.id)) {

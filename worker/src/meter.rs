@@ -110,7 +110,7 @@ async fn gate<T: Transport, S: Store>(
     asked: &Asked,
     now: Timestamp,
 ) -> Result<Gate, AppResponse> {
-    let counter = meter::counter_of(&ctx.catalog, &asked.feature, asked.scope.as_deref()).map_err(|e| meter_error(&e))?;
+    let counter = meter::counter_of(&ctx.catalog(), &asked.feature, asked.scope.as_deref()).map_err(|e| meter_error(&e))?;
     let owner = asked.organization.clone().map_or_else(|| caller.clone(), Subject::Org);
     let (st, latest) = ctx
         .store
@@ -118,12 +118,12 @@ async fn gate<T: Transport, S: Store>(
         .await
         .map_err(|e| store_error(&e))?;
     let ents = match &asked.organization {
-        None => st.entitlements_for_snapshot(&ctx.catalog, now),
+        None => st.entitlements_for_snapshot(&ctx.catalog(), now),
         Some(org) => tollgate::seats::acting_for(org, &st.organizations())
             .map_err(|e| error(403, e.code(), e.to_string()))?,
     };
-    let used = match ctx.catalog.limit_index(&asked.feature) {
-        Some(li) => meter::used_in(&meter::limit_window(&ctx.catalog, &ents, li, now), latest),
+    let used = match ctx.catalog().limit_index(&asked.feature) {
+        Some(li) => meter::used_in(&meter::limit_window(&ctx.catalog(), &ents, li, now), latest),
         None => 0,
     };
     Ok(Gate { owner, state: st, ents, used, counter })
@@ -134,7 +134,8 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(x) => x,
         Err(r) => return r,
     };
-    let pool = match meter::feature(&ctx.catalog, &asked.feature) {
+    let catalog = ctx.catalog();
+    let pool = match meter::feature(&catalog, &asked.feature) {
         Ok(Feature::Pool(p)) => Some(p),
         Ok(_) => None,
         Err(e) => return meter_error(&e),
@@ -153,10 +154,10 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
                 Ok(s) => s,
                 Err(e) => return store_error(&e),
             };
-            let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
-            meter::check_pool(&ctx.catalog, &ents, &st.wallet, pool, asked.quantity, now)
+            let ents = st.entitlements_for_snapshot(&ctx.catalog(), now);
+            meter::check_pool(&ctx.catalog(), &ents, &st.wallet, pool, asked.quantity, now)
         }
-        None => meter::check(&ctx.catalog, &ents, &asked.feature, asked.quantity, used, now),
+        None => meter::check(&ctx.catalog(), &ents, &asked.feature, asked.quantity, used, now),
     };
     match decided {
         Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
@@ -184,7 +185,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Err(r) => return r,
     };
     let caller = Subject::user(&claims.sub);
-    match meter::feature(&ctx.catalog, feature) {
+    match meter::feature(&ctx.catalog(), feature) {
         Ok(Feature::Pool(_)) if asked.organization.is_some() || asked.scope.is_some() => {
             return error(400, "invalid_request", "a credit pool is spent by the caller: no `organization_id` or `scope`")
         }
@@ -206,7 +207,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     // concurrent use under the same key (its record written first) is answered as a replay.
     for _ in 0..3 {
         let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
-        let decided = meter::track(&ctx.catalog, &ents, &used, last, now);
+        let decided = meter::track(&ctx.catalog(), &ents, &used, last, now);
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
@@ -234,7 +235,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
             Ok(Counted::Counted { usage_id, used }) => {
                 // The limit's thresholds, compared by the store with the window's count.
                 if let Some(max) = count.max {
-                    let checks = tollgate::alerts::limit_checks(&ctx.catalog, &count.feature, &count.counter, count.window_start, check.resets_at, max);
+                    let checks = tollgate::alerts::limit_checks(&ctx.catalog(), &count.feature, &count.counter, count.window_start, check.resets_at, max);
                     crate::outbox::record(ctx, &subject, &checks, now).await;
                 }
                 return AppResponse::json(200, &answer(&after(check, count.quantity, used), Some(usage_id), false))
@@ -267,7 +268,7 @@ async fn spend<T: Transport, S: Store>(
     let core = subject.to_core();
     let req = UnitsRequest { subject: &core, idempotency_key: key, pool, units, hold };
     let hash = tollgate::charge::units_request_hash(&core, pool, units, hold);
-    let decide = |input: ChargeInput<'_>| tollgate::charge::charge_units(&ctx.catalog, input, &req, now);
+    let decide = |input: ChargeInput<'_>| tollgate::charge::charge_units(&ctx.catalog(), input, &req, now);
     let mut r = crate::consume::run(ctx, subject, key, &hash, true, now, &decide).await;
     let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) else { return r };
     if r.status == 200 {
@@ -279,7 +280,7 @@ async fn spend<T: Transport, S: Store>(
         }
     } else if r.status == 402 || r.status == 403 {
         // The cheapest offer that puts credits into the pool, as every refusal names it.
-        v["error"]["upgrade"] = serde_json::to_value(meter::credit_offer(&ctx.catalog, pool)).unwrap_or(Value::Null);
+        v["error"]["upgrade"] = serde_json::to_value(meter::credit_offer(&ctx.catalog(), pool)).unwrap_or(Value::Null);
     }
     r.body = serde_json::to_vec(&v).unwrap_or_default();
     r
@@ -354,7 +355,7 @@ pub async fn preferences<T: Transport, S: Store>(
             Some(Value::String(c)) => Some(c.as_str()),
             Some(_) => return error(400, "wrong_currency", "`currency` must be a currency code"),
         };
-        let choice = match meter::overage_choice(&ctx.catalog, allow, limit, currency, current.1) {
+        let choice = match meter::overage_choice(&ctx.catalog(), allow, limit, currency, current.1) {
             Ok(c) => c,
             Err(e @ meter::ChoiceError::NoUsagePricing) => return error(404, e.code(), e.to_string()),
             Err(e) => return error(400, e.code(), e.to_string()),
@@ -364,7 +365,8 @@ pub async fn preferences<T: Transport, S: Store>(
         }
         current = (choice.allow_overages, Some(choice.overage_limit));
     }
-    let Some(usage) = ctx.catalog.doc.usage.as_ref() else {
+    let catalog = ctx.catalog();
+    let Some(usage) = catalog.doc.usage.as_ref() else {
         return error(404, "no_usage_pricing", "the catalog prices no usage: there are no overage preferences");
     };
     let period = meter::overage_period(&st.periods, now);
@@ -396,7 +398,7 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     let Some(feature) = req.query_param("feature").filter(|f| !f.is_empty()) else {
         return error(400, "invalid_request", "name the feature: ?feature=<a limit or a credit pool of the catalog>");
     };
-    match meter::feature(&ctx.catalog, &feature) {
+    match meter::feature(&ctx.catalog(), &feature) {
         Ok(Feature::Limit(_) | Feature::Pool(_)) => {}
         Ok(Feature::Capability(_)) => {
             return error(400, "not_counted", format!("`{feature}` is a capability: it is checked, not counted"))
@@ -472,8 +474,8 @@ pub async fn export<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, no
         Ok((s, _)) => s,
         Err(e) => return store_error(&e),
     };
-    let ents = st.entitlements_for_snapshot(&ctx.catalog, now);
-    match tollgate::decide::export_policy(&ctx.catalog, &ents, now) {
+    let ents = st.entitlements_for_snapshot(&ctx.catalog(), now);
+    match tollgate::decide::export_policy(&ctx.catalog(), &ents, now) {
         Ok(tollgate::decide::ExportPolicy::Refused { message, upgrade }) => {
             error_json(403, "upgrade_required", message, json!({"upgrade": upgrade}))
         }

@@ -118,7 +118,7 @@ pub async fn get<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, claims: &Cla
         Ok(o) => o,
         Err(r) => return r,
     };
-    match orgs::view(&ctx.catalog, &o.org, &claims.sub, now) {
+    match orgs::view(&ctx.catalog(), &o.org, &claims.sub, now) {
         Ok(v) => AppResponse::json(200, &serde_json::to_value(&v).unwrap_or_default()),
         Err(r) => refused(r),
     }
@@ -133,7 +133,7 @@ pub async fn invites<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, i
             Ok(o) => o,
             Err(r) => return r,
         };
-        return match orgs::view(&ctx.catalog, &o.org, &claims.sub, now) {
+        return match orgs::view(&ctx.catalog(), &o.org, &claims.sub, now) {
             Ok(v) if v.invites.is_some() => AppResponse::json(200, &json!({"invites": v.invites})),
             Ok(_) => refused(OrgRefusal {
                 code: RefusalCode::NotOrgAdmin,

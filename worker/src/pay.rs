@@ -180,17 +180,17 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut call = match checkout::checkout(&ctx.catalog, &purchase, &account, now) {
+    let mut call = match checkout::checkout(&ctx.catalog(), &purchase, &account, now) {
         Ok(c) => c,
         Err(r) => return refused(r),
     };
     // An accepted purchase of an offer sold by lookup key: its price first.
-    if let Some(lookup) = checkout::price_lookup(&ctx.catalog, &purchase.offer) {
+    if let Some(lookup) = checkout::price_lookup(&ctx.catalog(), &purchase.offer) {
         match send(ctx, &lookup, None).await {
             Ok(v) => purchase.price = checkout::found_price(&v),
             Err(r) => return r,
         }
-        call = match checkout::checkout(&ctx.catalog, &purchase, &account, now) {
+        call = match checkout::checkout(&ctx.catalog(), &purchase, &account, now) {
             Ok(c) => c,
             Err(r) => return refused(r),
         };
@@ -329,7 +329,7 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Ok(a) => a,
         Err(r) => return r,
     };
-    let plan = match checkout::change(&ctx.catalog, &account, sub, offer) {
+    let plan = match checkout::change(&ctx.catalog(), &account, sub, offer) {
         Ok(c) => c,
         Err(r) => return refused(r),
     };
@@ -340,7 +340,7 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
             Ok(v) => answers.push(v),
             Err(r) => return r,
         }
-        match plan.next(&ctx.catalog, &answers) {
+        match plan.next(&ctx.catalog(), &answers) {
             Ok(Some(c)) => call = c,
             Ok(None) => break,
             Err(m) => return error(502, "provider_error", format!("{} answered something unexpected: {m}", name(call.provider))),

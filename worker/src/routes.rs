@@ -266,8 +266,10 @@ mod tests {
         let r = call(&app, Method::Get, "/v1/nothing-here", Headers::new(), vec![]);
         assert_eq!((r.status, code(&r).as_str()), (404, "not_found"));
         assert_eq!(r.headers.get("allow"), None);
-        assert_eq!(call(&app, Method::Get, "/healthz", Headers::new(), vec![]).status, 200);
         assert_eq!(app.ctx.store.client.transport().calls.get(), 0, "routing alone never reaches the store");
+        // A route asks for the active catalog (here the store is unreachable: the embedded one serves).
+        assert_eq!(call(&app, Method::Get, "/healthz", Headers::new(), vec![]).status, 200);
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 1, "one read of the active catalog");
     }
 
     #[test]
@@ -312,6 +314,17 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_is_not_published_before_the_store_confirmed_it() {
+        let app = app(&[]);
+        let r = call(&app, Method::Get, "/v1/catalog", Headers::new(), vec![]);
+        assert_eq!((r.status, code(&r).as_str()), (503, "catalog_unavailable"));
+        assert_eq!(r.headers.get("retry-after"), Some("5"));
+        // Forced: asked again at once.
+        assert_eq!(call(&app, Method::Get, "/v1/catalog", Headers::new(), vec![]).status, 503);
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 2);
+    }
+
+    #[test]
     fn access_tokens_must_carry_the_configured_issuer() {
         let claims = |iss: Option<&str>| {
             let mut c = json!({"sub": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e", "role": "authenticated",
@@ -334,8 +347,10 @@ mod tests {
             assert!(r.body_json()["error"]["message"].as_str().unwrap().contains("http://127.0.0.1:54321/auth/v1"));
             assert_eq!(r.headers.get("www-authenticate"), Some("Bearer"));
         }
-        // The right issuer gets past authentication (to the store, unreachable here).
-        assert_eq!(app.ctx.store.client.transport().calls.get(), 0);
+        // The right issuer gets past authentication (to the store, unreachable here). The
+        // wrong ones reached nothing but the one read of the public active catalog (the store
+        // being down, the isolate asks again only after CATALOG_RETRY_SECS).
+        assert_eq!(app.ctx.store.client.transport().calls.get(), 1);
         let r = get(&app, Some("http://127.0.0.1:54321/auth/v1"));
         assert_ne!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
         // SUPABASE_JWT_ISSUER overrides the default.

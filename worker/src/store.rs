@@ -258,7 +258,7 @@ pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError
 }
 
 /// How long `outbox_due` leases a message to the run that read it.
-pub const OUTBOX_LEASE_SECONDS: i64 = 120;
+pub const OUTBOX_LEASE_SECONDS: i64 = 60;
 
 /// What applying alert checks did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -324,9 +324,30 @@ pub struct AttemptRecord {
     pub disable_endpoint: bool,
 }
 
+/// A catalog version as the store names it (`tollgate_catalog_active_version`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct CatalogVersion {
+    pub version: i64,
+    pub digest: String,
+}
+
+/// The active version of a catalog with its document (`tollgate_catalog_active`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct StoredCatalog {
+    pub version: i64,
+    pub digest: String,
+    pub document: Value,
+}
+
 /// Every call the worker makes to its store.
 #[allow(async_fn_in_trait)]
 pub trait Store {
+    /// The active version of the catalog `id` with its document; `None` when none was
+    /// pushed (the worker then serves the catalog it embeds).
+    async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError>;
+    /// The active version of the catalog `id` without its document: the cheap check of a
+    /// cached copy.
+    async fn active_catalog_version(&self, id: &str) -> Result<Option<CatalogVersion>, StoreError>;
     /// Everything stored about a subject; with `ledger_key`, of its ledger only that
     /// request's entries.
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError>;
@@ -526,6 +547,22 @@ pub fn subject_row(subject: &Subject, rows: &SubjectRows) -> Result<Value, Store
 }
 
 impl<T: Transport> Store for SupabaseStore<T> {
+    async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError> {
+        let v = self.client.rpc("tollgate_catalog_active", &json!({"p_catalog": id})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        decode(v, "the active catalog").map(Some)
+    }
+
+    async fn active_catalog_version(&self, id: &str) -> Result<Option<CatalogVersion>, StoreError> {
+        let v = self.client.rpc("tollgate_catalog_active_version", &json!({"p_catalog": id})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        decode(v, "the active catalog version").map(Some)
+    }
+
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
         let args = match ledger_key {
             Some(k) => json!({"p_subject": subject.to_json(), "p_ledger_key": k}),

@@ -161,8 +161,8 @@ async fn keep_unreadable<T: Transport, S: Store>(
 /// The core's reading of an event, or why it cannot be read (code and message).
 pub fn parse<T, S>(app: &Ctx<T, S>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
     let r = match provider {
-        Provider::Stripe => tollgate::billing::stripe::parse_stripe_event(&app.catalog, raw),
-        Provider::Razorpay => tollgate::billing::razorpay::parse_razorpay_event(&app.catalog, raw, event_id),
+        Provider::Stripe => tollgate::billing::stripe::parse_stripe_event(&app.catalog(), raw),
+        Provider::Razorpay => tollgate::billing::razorpay::parse_razorpay_event(&app.catalog(), raw, event_id),
     };
     r.map_err(|e| format!("{}: {} (at {})", e.code(), e, e.path()))
 }
@@ -193,7 +193,7 @@ pub async fn joined<T: Transport, S: Store>(
     st: crate::state::SubjectState,
     now: Timestamp,
 ) -> Result<crate::state::SubjectState, StoreError> {
-    let Some(fact) = Fact::joining(&app.catalog, &subject.to_core(), &st.wallet, now) else {
+    let Some(fact) = Fact::joining(&app.catalog(), &subject.to_core(), &st.wallet, now) else {
         return Ok(st);
     };
     apply_facts(app, None, vec![fact], now).await?;
@@ -230,7 +230,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
         // A fact told again (the same key and content at another time) is known already.
         let fresh: Vec<Fact> = facts.iter().filter(|f| !all.iter().any(|s| s.restates(f))).cloned().collect();
         all.extend(fresh.iter().cloned());
-        let state = reduce_with_usage(&app.catalog, &all, &usage, now);
+        let state = reduce_with_usage(&app.catalog(), &all, &usage, now);
         // Every subject the fold writes must have had its charges' totals read.
         let unread: Vec<String> = state.subjects.keys().filter(|k| !cluster.contains(*k)).cloned().collect();
         if !unread.is_empty() && !unread.iter().all(|k| refs.contains(k)) {
@@ -240,7 +240,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
         let mut rows = Vec::new();
         let mut touched = Vec::new();
         let mut skipped = Vec::new();
-        for r in fold_rows(&app.catalog, &state, &usage, now) {
+        for r in fold_rows(&app.catalog(), &state, &usage, now) {
             let s = Subject::from_core(&r.subject);
             if !s.is_valid() {
                 skipped.push(r.key.clone());
