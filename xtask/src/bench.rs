@@ -89,7 +89,7 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
         || {
             www::install(root)?;
             www::next_build(root)?;
-            local.start_worker("vcm-suite", ports.worker, "TOLLGATE_WORKER_PORT")?;
+            local.start_selling_worker("vcm-suite", ports.worker, "TOLLGATE_WORKER_PORT")?;
             local.start_www()?;
             let urls = local.urls()?;
             let w = local.www().ok_or("next start is not running")?;

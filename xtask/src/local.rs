@@ -280,6 +280,13 @@ impl Local {
         )
     }
 
+    /// One worker that sells through the www app's provider stand-ins, like
+    /// [`Local::start_app_workers`]'s (the first-paint bench buys a plan through it).
+    pub fn start_selling_worker(&mut self, catalog: &str, port: u16, variable: &str) -> Result<()> {
+        let www = format!("http://127.0.0.1:{}", self.ports.www);
+        self.start_workers_with(&[(catalog, port, variable)], |c| Local::provider_stand_in(&www, c))
+    }
+
     /// A worker's provider configuration for local runs: its own base on the www app's
     /// stand-ins for Stripe's and Razorpay's APIs (`/api/dev/stripe/<catalog>`, enabled
     /// only with `TOLLGATE_DEV_AUTH=1`), so the stand-in knows which worker its webhooks
