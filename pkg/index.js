@@ -293,6 +293,11 @@ function catalogError(message, path, line) {
 let current = null;
 
 /** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
+/** `catalog` as a Catalog (a Catalog, JSON text or a catalog object); null or undefined: the default. */
+function catalogOrDefault(catalog) {
+  return catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+}
+
 export function defaultCatalog() {
   if (current === null) current = loadCatalog(DEFAULT_CATALOG_JSON);
   return current;
@@ -317,7 +322,7 @@ export class Engine {
   #window;
   constructor(catalog, entitlements) {
     ensureReady();
-    this.#catalog = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+    this.#catalog = catalogOrDefault(catalog);
     this.#h = new EngineHandle(this.#catalog[HANDLE], objectOf('entitlements', entitlements));
     this.#window = new Float64Array(3 * this.#h.productCount).fill(NaN);
   }
@@ -518,7 +523,7 @@ export function applyExportPolicy(user, payloadOrNow, now) {
  */
 export function quote(catalog, model, quality, seconds) {
   ensureReady();
-  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  const c = catalogOrDefault(catalog);
   return JSON.parse(wasmQuote(c[HANDLE], str('model', model), str('quality', quality), count('seconds', seconds)));
 }
 
@@ -625,7 +630,7 @@ export function getOrganizationEntitlements(snapshot, organizationId, { catalog,
   ensureReady();
   const m = membershipOf(snapshot, organizationId);
   if (!m) return null;
-  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  const c = catalogOrDefault(catalog);
   const at = nowMs(now);
   const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], m, at));
   Object.defineProperty(ents, 'hasFeatureAccess', {
@@ -643,7 +648,7 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   ensureReady();
   const m = membershipOf(snapshot, organizationId);
   if (!m) return false;
-  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  const c = catalogOrDefault(catalog);
   return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
 }
 
@@ -664,6 +669,6 @@ export function notices(snapshot, { catalog, used, now } = {}) {
   if (snapshot === null || typeof snapshot !== 'object') {
     throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
   }
-  const c = catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
+  const c = catalogOrDefault(catalog);
   return JSON.parse(wasmNotices(c[HANDLE], snapshot, used ?? null, nowMs(now)));
 }

@@ -387,22 +387,11 @@ impl SnapshotSigner {
         now: Timestamp,
         ttl_secs: u32,
     ) -> Result<Signed, SignError> {
-        self.issue_with_organizations(entitlements, Vec::new(), catalog, now, ttl_secs)
+        self.issue_with_notices(entitlements, Vec::new(), Notices::default(), catalog, now, ttl_secs)
     }
 
-    /// [`Self::issue`], carrying the organizations the user belongs to.
-    pub fn issue_with_organizations(
-        &self,
-        entitlements: &Entitlements,
-        organizations: Vec<OrgMembership>,
-        catalog: &CatalogMeta,
-        now: Timestamp,
-        ttl_secs: u32,
-    ) -> Result<Signed, SignError> {
-        self.issue_with_notices(entitlements, organizations, Notices::default(), catalog, now, ttl_secs)
-    }
-
-    /// [`Self::issue_with_organizations`], carrying the subject's open alerts and payments due.
+    /// [`Self::issue`], carrying the organizations the user belongs to and the subject's
+    /// open alerts and payments due.
     pub fn issue_with_notices(
         &self,
         entitlements: &Entitlements,
