@@ -22,6 +22,7 @@ import type { AccessQuestion, CatalogDoc, Decision, Grant, OrganizationEntitleme
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
 export { parsePublicKeys, verifySnapshot, peekSnapshot } from './snapshot.js';
+export { SNAPSHOT_COOKIE } from './storage.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
@@ -137,6 +138,51 @@ export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<Fetched
   });
   if (!r.ok) return { ok: false, status: resp.status, code: r.code, message: r.message };
   return { ok: true, snapshot: r.snapshot, token: body.token };
+}
+
+export interface CookieSnapshotOptions {
+  /** The snapshot cookie's value (`cookies().get(SNAPSHOT_COOKIE)?.value` in Next.js). */
+  cookie: string | null | undefined;
+  publicKeys: PublicKeys | string;
+  /** The signed-in user: a snapshot of anyone else is refused. */
+  subject: string;
+  catalogId?: string;
+  now?: number;
+}
+
+/**
+ * The snapshot the provider keeps in its cookie (`snapshotCookie`), verified for this
+ * subject and catalog with no network call: what a server render can gate with at once.
+ * It is as fresh as the browser's last verified snapshot, so a page that must reflect a
+ * change the browser cannot have seen yet (the return from a checkout) fetches instead.
+ */
+export async function snapshotFromCookie(opts: CookieSnapshotOptions): Promise<FetchedSnapshot> {
+  const token = opts.cookie;
+  if (!token) return { ok: false, status: null, code: 'no_cookie', message: 'no snapshot cookie' };
+  const r = await verifySnapshot(token, parsePublicKeys(opts.publicKeys), {
+    subject: opts.subject,
+    catalogId: opts.catalogId,
+    now: opts.now ?? Date.now(),
+    tollgate: await getTollgate(),
+  });
+  if (!r.ok) return { ok: false, status: null, code: r.code, message: r.message };
+  return { ok: true, snapshot: r.snapshot, token };
+}
+
+/**
+ * The snapshot to render a signed-in page with: the cookie's when it verifies (no
+ * network call), else fetched from the worker and verified (`fetchSnapshot`).
+ * `fresh: true` skips the cookie.
+ */
+export async function renderSnapshot(
+  opts: FetchSnapshotOptions & { cookie: string | null | undefined; fresh?: boolean },
+): Promise<FetchedSnapshot & { from?: 'cookie' | 'worker' }> {
+  if (!opts.fresh) {
+    const c = await snapshotFromCookie(opts);
+    if (c.ok) return { ...c, from: 'cookie' };
+  }
+  const f = await fetchSnapshot(opts);
+  return f.ok ? { ...f, from: 'worker' } : f;
 }
 
 // ---------------------------------------------------------------------------------------
