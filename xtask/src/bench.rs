@@ -31,12 +31,19 @@ use crate::{package, worker, www};
 const WORKER_BUDGET_KB: f64 = 350.0;
 const NATIVE_BUDGET_US: f64 = 200.0;
 
-pub fn run(root: &Path) -> Result<()> {
+/// The stages `cargo xtask bench STAGE...` may name.
+const STAGES: [&str; 6] = ["package", "size", "core", "worker", "store", "paint"];
+
+pub fn run(root: &Path, only: &[&str]) -> Result<()> {
+    if let Some(bad) = only.iter().find(|s| !STAGES.contains(s)) {
+        return Err(format!("no bench stage `{bad}`: the stages are {}", STAGES.join(", ")));
+    }
     crate::util::catch_interrupts();
     let ports = Ports::from_env()?;
     let mut stages = Stages::new("bench");
     let mut figures: Vec<String> = Vec::new();
-    let result = stages_all(root, ports, &mut stages, &mut figures);
+    let want = |s: &str| only.is_empty() || only.contains(&s);
+    let result = stages_all(root, ports, &mut stages, &mut figures, &want);
     stages.summary();
     if !figures.is_empty() {
         println!();
@@ -48,42 +55,79 @@ pub fn run(root: &Path) -> Result<()> {
     result
 }
 
-fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<String>) -> Result<()> {
-    stages.run("npm package: build, then bench/package.bench.mjs (Node, plain-JS baseline)", || {
-        package::build(root)?;
-        toolchain::node()?;
-        run_cmd(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
-    })?;
-    let size = stages.run("worker: build, bundle size gzipped", || {
-        let out = worker::build(root).map_err(|e| e.to_string())?;
-        Ok(out.gzip_bytes)
-    })?;
-    let kb = size as f64 / 1024.0;
-    let line = format!(
-        "worker upload: {kb:.1} KB gzipped (budget {WORKER_BUDGET_KB:.0} KB: {})",
-        if kb <= WORKER_BUDGET_KB { "within" } else { "OVER" }
-    );
-    note(&line);
-    figures.push(line);
-    let core = stages.run("core: verify + parse + reduce of a ~4 KB Stripe event, native vs wasm (Node)", || bench_core(root))?;
-    figures.extend(core);
+fn stages_all(
+    root: &Path,
+    ports: Ports,
+    stages: &mut Stages,
+    figures: &mut Vec<String>,
+    want: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    if want("package") {
+        stages.run("npm package: build, then bench/package.bench.mjs (Node, plain-JS baseline)", || {
+            package::build(root)?;
+            toolchain::node()?;
+            run_cmd(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
+        })?;
+    }
+    if want("size") {
+        let size = stages.run("worker: build, bundle size gzipped", || {
+            let out = worker::build(root).map_err(|e| e.to_string())?;
+            Ok(out.gzip_bytes)
+        })?;
+        let kb = size as f64 / 1024.0;
+        let line = format!(
+            "worker upload: {kb:.1} KB gzipped (budget {WORKER_BUDGET_KB:.0} KB: {})",
+            if kb <= WORKER_BUDGET_KB { "within" } else { "OVER" }
+        );
+        note(&line);
+        figures.push(line);
+    }
+    if want("core") {
+        let core = stages.run("core: verify + parse + reduce of a ~4 KB Stripe event, native vs wasm (Node)", || bench_core(root))?;
+        figures.extend(core);
+    }
+    if !(want("worker") || want("store") || want("paint")) {
+        return Ok(());
+    }
     let mut local = stages.run(
         &format!("local stack: PostgreSQL on :{}, REST gateway (release) on :{}", ports.pg, ports.rest),
         || Local::database_with(root, ports, true),
     )?;
-    let worker_figs = stages.run(
-        &format!("worker: webhooks and consume through wrangler dev on :{} (video studio)", ports.studio),
-        || {
-            local.start_worker("video-studio", ports.studio, "TOLLGATE_STUDIO_WORKER_PORT")?;
-            bench_worker(root, &local)
-        },
-    )?;
-    figures.extend(worker_figs);
-    let store_figs = stages.run(
-        "store: tollgate_charge vs a bare UPDATE (50 clients, one row); a webhook fold with 1 vs 10,000 charges",
-        || bench_store(root, &local),
-    )?;
-    figures.extend(store_figs);
+    let result = measured_on_stack(root, ports, &mut local, stages, figures, want);
+    stages.run_always("shutdown: stop the local stack", || local.stop())?;
+    result
+}
+
+/// The stages that need the local stack (the caller stops it, whatever happens here).
+fn measured_on_stack(
+    root: &Path,
+    ports: Ports,
+    local: &mut Local,
+    stages: &mut Stages,
+    figures: &mut Vec<String>,
+    want: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    // The store's fold goes through the Video Studio worker too.
+    if want("worker") || want("store") {
+        let worker_figs = stages.run(
+            &format!("worker: webhooks and consume through wrangler dev on :{} (video studio)", ports.studio),
+            || {
+                local.start_worker("video-studio", ports.studio, "TOLLGATE_STUDIO_WORKER_PORT")?;
+                if want("worker") { bench_worker(root, local) } else { Ok(Vec::new()) }
+            },
+        )?;
+        figures.extend(worker_figs);
+    }
+    if want("store") {
+        let store_figs = stages.run(
+            "store: tollgate_charge vs a bare UPDATE (50 clients, one row); a webhook fold with 1 vs 10,000 charges",
+            || bench_store(root, local),
+        )?;
+        figures.extend(store_figs);
+    }
+    if !want("paint") {
+        return Ok(());
+    }
     let paint = stages.run(
         &format!("browser: first paint in Chromium (worker on :{}, www on :{})", ports.worker, ports.www),
         || {
@@ -100,7 +144,7 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
     if interrupted() {
         return Err("interrupted".into());
     }
-    stages.run_always("shutdown: stop the local stack", || local.stop())
+    Ok(())
 }
 
 // ---------------------------------------------------------------- core, native vs wasm

@@ -58,9 +58,11 @@ cargo xtask <command>
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
-  bench   the package under Node against a plain-JS baseline and its wasm size; the
+  bench [STAGE...]
+          the package under Node against a plain-JS baseline and its wasm size; the
           worker's bundle size, the core natively vs in wasm, webhook latency and
-          throughput and concurrent consumes through wrangler dev; first paint in Chromium
+          throughput and concurrent consumes through wrangler dev; first paint in Chromium.
+          STAGE (any of package, size, core, worker, store, paint) runs only those
 
 Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
 8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
@@ -79,7 +81,7 @@ fn main() {
         (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
         (Some("test"), ["browser"]) => root().and_then(|r| test_browser(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
-        (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
+        (Some("bench"), only) => root().and_then(|r| bench::run(&r, only)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
         (Some("ts"), []) => root().and_then(|r| tstypes::write(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
