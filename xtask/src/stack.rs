@@ -276,7 +276,7 @@ impl Pg {
         })
     }
 
-    fn bin(&self, name: &str) -> PathBuf {
+    pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
 
