@@ -8,6 +8,7 @@
 
 mod catalog_cmd;
 mod diff_cmd;
+mod init_cmd;
 mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
@@ -38,6 +39,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a commented starter catalog to FILE (default catalog.toml), valid as it is.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "catalog.toml")]
+        file: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Catalog tools.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -310,6 +320,7 @@ pub enum SignCommand {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Init { file, force } => init_cmd::run(&file, force),
         Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
         Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
             store_cmd::push(&file, &store, by, !no_activate, json)

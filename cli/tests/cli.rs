@@ -794,3 +794,25 @@ fn catalog_diff_names_what_changed_and_exactly_the_subjects_it_affects() {
     assert_eq!((changes[1].0.as_str(), changes[1].1.as_str()), ("balance", "video_seconds"));
     assert_eq!(changes[1].3.as_i64().unwrap() - changes[1].2.as_i64().unwrap(), 9000 - 7200, "{changes:?}");
 }
+
+#[test]
+fn init_writes_a_starter_catalog_that_checks_and_types_and_is_never_overwritten() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tollgate-cli-init");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("catalog.toml").display().to_string();
+    let r = ok(&["init", &file]);
+    assert!(r.stdout.contains("tollgate catalog check") && r.stdout.contains("tollgate catalog push"), "{}", r.stdout);
+    // Valid as written: check summarises it, types lists its ids.
+    let r = ok(&["catalog", "check", &file]);
+    assert!(r.stdout.contains("my-app"), "{}", r.stdout);
+    let r = ok(&["catalog", "types", &file]);
+    assert!(r.stdout.contains(r#"export type OfferKey = "PRO_MONTHLY" | "PRO_YEARLY" | "TEAM_MONTHLY" | "AI_CREDITS_1000";"#), "{}", r.stdout);
+    // A second init does not overwrite what the user has edited.
+    std::fs::write(&file, "# mine\n").unwrap();
+    let r = fails(&["init", &file], 1);
+    assert!(r.stderr.contains("exists") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+    ok(&["init", &file, "--force"]);
+    ok(&["catalog", "check", &file]);
+}
