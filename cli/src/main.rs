@@ -134,9 +134,15 @@ capability, limit value or credit balance differs is printed with the change. Ex
     },
     /// Print TypeScript literal unions of the catalog's ids (products, tiers, capabilities,
     /// limits, pools, offers, tools): `tollgate catalog types catalog.toml > tollgate-catalog.d.ts`.
+    #[command(after_help = "The file also registers the catalog with the packages (`declare module 'tollgate' { interface Register { ids: Ids } }`),\n\
+so `engine.can(\"exprot\")` and `useAccess({ capability: \"exprot\" })` fail to compile. An app with several catalogs\n\
+passes --no-register and gives each call its catalog's `Ids` as a type parameter.")]
     Types {
         /// Catalog file (TOML or JSON).
         file: PathBuf,
+        /// Do not register the catalog with the packages (only export the types).
+        #[arg(long)]
+        no_register: bool,
     },
     /// List the versions in the store (`*` marks the active one of each catalog).
     List {
@@ -328,7 +334,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
             diff_cmd::run(&old, &new, facts.as_ref(), now, json)
         }
-        Command::Catalog(CatalogCommand::Types { file }) => types_cmd::run(&file),
+        Command::Catalog(CatalogCommand::Types { file, no_register }) => types_cmd::run(&file, !no_register),
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
             store_cmd::activate(&store, catalog, version, by)

@@ -17,7 +17,7 @@ import type { TollgateEngine } from './core.js';
 import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
-import type { AccessQuestion, CatalogDoc, Decision, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
+import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, FeatureOf, RegisteredIds, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
@@ -38,10 +38,10 @@ export async function engineFor(
 }
 
 /** Answers one question for given grants at `now` (default: the request's time). */
-export async function decide(
+export async function decide<I extends CatalogIds = RegisteredIds>(
   catalog: CatalogDoc,
   entitlements: { grants: Grant[]; balances?: Record<string, number> } | null,
-  q: AccessQuestion,
+  q: AccessQuestion<I>,
   now: number = Date.now(),
 ): Promise<Decision> {
   const engine = await engineFor(catalog, entitlements);
@@ -304,7 +304,7 @@ function describeDenial(a: MeterAnswer): string {
  * May the caller use `feature` now? The worker's decision, with no side effects. A denial
  * comes with a ready 403 `response`.
  */
-export function check(feature: string, opts: MeterOptions): Promise<Metered> {
+export function check<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/check', feature, opts);
 }
 
@@ -313,7 +313,7 @@ export function check(feature: string, opts: MeterOptions): Promise<Metered> {
  * credits, or checks a capability. Refused uses come back with a ready `response`
  * (403 `limit_reached` / `not_entitled`, 402 `insufficient_balance`) to return as is.
  */
-export function track(feature: string, opts: MeterOptions): Promise<Metered> {
+export function track<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/track', feature, opts, opts.idempotencyKey ?? globalThis.crypto.randomUUID());
 }
 

@@ -10,7 +10,7 @@ import type { Check, Notices, PaymentNotice, Warning } from 'tollgate';
 
 import type { TollgateCatalog, TollgateModule } from './core.js';
 import { TollgateContext } from './provider.js';
-import type { CatalogDoc, SnapshotPayload } from './types.js';
+import type { CatalogDoc, CatalogIds, FeatureOf, RegisteredIds, SnapshotPayload } from './types.js';
 
 /** One UTC day of `GET /v1/usage`. */
 export interface UsageDay {
@@ -75,7 +75,7 @@ async function workerJson(f: typeof fetch, url: string, token: string, body?: un
  * one more unit (`POST /v1/check`: used and limit of the window and when it resets, or
  * what a pool holds) and the use by day (`GET /v1/usage`).
  */
-export function useUsage(feature: string, opts: UseUsageOptions): UsageState {
+export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: UseUsageOptions): UsageState {
   const { workerUrl, accessToken } = opts;
   const span = Math.min(Math.max(Math.trunc(opts.days ?? 30), 1), 366);
   const f = opts.fetch ?? (typeof fetch === 'function' ? fetch : null);
