@@ -215,6 +215,31 @@ test('holds: taken at once, released back exactly, captured for good, and expire
   assert.equal(theirs.status, 404, 'someone else\'s usage is not found');
 });
 
+test('a hold retried under its Idempotency-Key answers as the hold did: its hold_until and record', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const g = await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] });
+  assert.equal(g.status, 201, g.text);
+  const key = id('hold');
+  const body = { feature: 'ai_credits', quantity: 4, hold: true };
+  const first = await track(uid, key, body);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.json.replayed, false);
+  assert.ok(first.json.hold_until && Date.parse(first.json.hold_until) > Date.now(), first.text);
+  const again = await track(uid, key, body);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.replayed, true);
+  assert.equal(again.json.usage_id, first.json.usage_id);
+  assert.equal(again.json.hold_until, first.json.hold_until, 'the replay names the same hold end');
+  assert.deepEqual(again.json.record, first.json.record, 'the stored record is the record the hold answered');
+  assert.equal(again.json.remaining, 6, 'nothing taken twice');
+  // Once captured, a retry still answers the hold's end, and the record's status as it is now.
+  const auth = { authorization: `Bearer ${userToken(uid)}` };
+  assert.equal((await worker('POST', `/v1/usage/${first.json.usage_id}/capture`, { body: {}, headers: auth })).status, 200);
+  const later = await track(uid, key, body);
+  assert.equal(later.status, 200, later.text);
+  assert.deepEqual([later.json.replayed, later.json.hold_until, later.json.record.status], [true, first.json.hold_until, 'captured']);
+});
+
 // ---- The Video Studio app: when a credit pool refills
 const studio = env.catalog !== 'video-studio' && 'video seconds by plan and by bundle are the Video Studio catalog\'s pool';
 
