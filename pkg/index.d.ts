@@ -171,7 +171,8 @@ export declare class Engine<I extends CatalogIds = RegisteredIds> {
   /**
    * May `quantity` (default 1) of a capability, limit or credit pool be used, given
    * `used` (default 0) so far in a limit's window? The worker's `POST /v1/check`
-   * decided from these entitlements alone: a pool reads `balances`. Throws a
+   * decided from these entitlements alone: a pool reads `balances`, and its `resets_at`
+   * is when a subscription among the grants next refills it (null: nothing refills it). Throws a
    * {@link CheckError} for an unknown feature or a quantity outside 1..1e9.
    */
   checkFeature(feature: FeatureOf<I>, quantity?: number | null, used?: number | null, now?: Now): Check;

@@ -355,7 +355,9 @@ export class Engine {
   /**
    * May `quantity` (default 1) of a capability, limit or credit pool be used now,
    * given `used` (default 0) so far in a limit's window? The metered decision of the
-   * worker's `POST /v1/check`, from these entitlements alone: a pool reads `balances`.
+   * worker's `POST /v1/check`, from these entitlements alone: a pool reads `balances`,
+   * and its `resets_at` is when a subscription among the grants next refills it (null:
+   * nothing refills it).
    */
   checkFeature(feature, quantity, used, now) {
     const q = quantity === undefined || quantity === null ? 1 : count('quantity', quantity);
@@ -661,7 +663,8 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
  * rule ids (one crossing, one warning): a limit given `used[limit]` (what its current
  * window used, e.g. from `GET /v1/usage`), a credit pool from the balances, a failed
  * payment's grace. `payments`: each payment due with its amount written by the core
- * (`amount_display`), the grace end and whether it still lasts.
+ * (`amount_display`), the grace end and whether it still lasts; a payment due is told
+ * there only, never also as a `payment_failed` warning.
  * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
  */
 export function notices(snapshot, { catalog, used, now } = {}) {

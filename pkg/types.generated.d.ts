@@ -446,6 +446,13 @@ ends_at?: Timestamp | null, subscription?: string | null, invoice?: string | nul
  */
 export type Snapshot = { v: number, kid: string, subject: string, catalog_id: string, catalog_version: string, issued_at: Timestamp, expires_at: Timestamp, grants: Array<Grant>, balances: { [key in string]: number }, 
 /**
+ * When each credit pool that refills by itself next does, as of `issued_at`
+ * ([`crate::meter::pool_refills`]: a subscription's next period for the pools its
+ * offer grants credits every period). A pool left out does not refill (one-off
+ * purchases, admin credits, free amounts). Left out when empty.
+ */
+refills?: { [key in string]: Timestamp }, 
+/**
  * For a user: each organization it belongs to, with its role, its seat, the seat
  * counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
  * decides tier, status, grace and the features the member may use, at any instant).

@@ -36,6 +36,7 @@
 //! | `expires_at`      | RFC 3339 string, UTC       | later than `issued_at` |
 //! | `grants`          | array of grant objects     | [`Grant`] as serialised by the core |
 //! | `balances`        | object: pool -> integer    | credit balances in the pool's units |
+//! | `refills`         | object: pool -> RFC 3339 (left out when empty) | when each pool that refills by itself next does ([`crate::meter::pool_refill`]); a pool left out does not refill |
 //! | `organizations`   | array (left out when empty)| [`OrgMembership`]: `id`, `name`, `role`, `seat`, `seats` {`count`, `used`, `reserved`, `available`}, `grants` |
 //! | `alerts`          | array (left out when empty)| [`ShownAlert`]: the subject's open alerts: `rule`, `kind`, `crossed_at`, and as the rule has them `feature`, `percent_used`, `units_left`, `limit`, `ends_at`, `subscription`, `invoice` |
 //! | `failed_payments` | array (left out when empty)| [`DuePayment`]: payments still due: `provider`, `invoice`, `subscription`, `amount_due` (minor units), `currency`, `attempts`, `next_retry`, `first_failed_at`, `grace_until` |
@@ -99,6 +100,12 @@ pub struct Snapshot {
     pub expires_at: Timestamp,
     pub grants: Vec<Grant>,
     pub balances: BTreeMap<String, i64>,
+    /// When each credit pool that refills by itself next does, as of `issued_at`
+    /// ([`crate::meter::pool_refills`]: a subscription's next period for the pools its
+    /// offer grants credits every period). A pool left out does not refill (one-off
+    /// purchases, admin credits, free amounts). Left out when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refills: BTreeMap<String, Timestamp>,
     /// For a user: each organization it belongs to, with its role, its seat, the seat
     /// counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
     /// decides tier, status, grace and the features the member may use, at any instant).
@@ -326,6 +333,8 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
 pub struct Notices {
     pub alerts: Vec<ShownAlert>,
     pub failed_payments: Vec<DuePayment>,
+    /// When its credit pools refill ([`crate::meter::pool_refills`]).
+    pub refills: BTreeMap<String, Timestamp>,
 }
 
 /// A snapshot together with its token.
@@ -411,6 +420,7 @@ impl SnapshotSigner {
             expires_at: now.plus_seconds(i64::from(ttl_secs)),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
+            refills: notices.refills,
             organizations,
             alerts: notices.alerts,
             failed_payments: notices.failed_payments,

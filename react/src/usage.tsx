@@ -175,8 +175,9 @@ export interface UsageMeterProps {
 
 /**
  * A meter of one limit (used of the window's limit, and when it resets) or credit pool (what
- * it holds now). A limit's meter is a `role="meter"` with the used share; a pool shows its
- * balance.
+ * it holds now, and when it refills: the worker's `resets_at`, set for a pool a subscription
+ * refills every period, null for credits given once). A limit's meter is a `role="meter"`
+ * with the used share; a pool shows its balance.
  */
 export function UsageMeter({ label, kind, check, unit, marks = [] }: UsageMeterProps) {
   const limit = typeof check.limit === 'number' ? check.limit : null;
@@ -219,7 +220,7 @@ export function UsageMeter({ label, kind, check, unit, marks = [] }: UsageMeterP
       </svg>
       <div className="tg-meter-text" data-testid="usage-meter-text">
         {text}
-        {check.resets_at ? <span data-testid="usage-meter-resets"> · resets {utcDay(check.resets_at)}</span> : null}
+        {check.resets_at ? <span data-testid="usage-meter-resets">{` · ${isPool ? 'refills' : 'resets'} ${utcDay(check.resets_at)}`}</span> : null}
       </div>
     </div>
   );

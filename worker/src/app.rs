@@ -232,10 +232,12 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
-        // What the person is told: the alerts still open and the payments still due.
+        // What the person is told: the alerts still open, the payments still due and when
+        // the credit pools refill.
         let notices = tollgate::snapshot::Notices {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),
+            refills: tollgate::meter::pool_refills(&self.ctx.catalog(), &ents, now),
         };
         match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
