@@ -1,5 +1,5 @@
 // Node entry (also what bundlers pick for server code: Next.js server components,
-// route handlers and proxy.ts under Turbopack or webpack, Vite's SSR build): the
+// route handlers and proxy.ts under Turbopack or webpack): the
 // WebAssembly module is instantiated synchronously on import from bytes carried in
 // JavaScript (tollgate_bg_base64.js), so every export is usable at once and no
 // bundler has to copy or locate a .wasm file.
