@@ -4,7 +4,6 @@
 // runs, servers started in their own process group and stopped with it, Debian's
 // Chromium, and the code blocks of the packages' READMEs.
 
-import { after } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -91,7 +90,8 @@ async function waitHttp(url, child, log, timeoutMs) {
 
 /**
  * Starts a server in its own process group and waits until `url` answers. `stop()` ends
- * the group (SIGINT first: wrangler stops its workerd on it, as on Ctrl-C).
+ * the group (SIGINT first: wrangler stops its workerd on it, as on Ctrl-C); callers stop
+ * it in a `finally`, and the group is ended when this process exits.
  */
 export async function start(cmd, args, { cwd, url, timeoutMs = 60_000 }) {
   let log = '';
@@ -103,10 +103,17 @@ export async function start(cmd, args, { cwd, url, timeoutMs = 60_000 }) {
   });
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));
+  const onExit = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  };
+  process.on('exit', onExit);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', onExit);
     for (const [sig, wait] of [['SIGINT', 5000], ['SIGKILL', 2000]]) {
       if (child.exitCode !== null || child.signalCode !== null) break;
       try {
@@ -120,7 +127,6 @@ export async function start(cmd, args, { cwd, url, timeoutMs = 60_000 }) {
       }
     }
   };
-  after(stop);
   try {
     await waitHttp(url, child, () => log, timeoutMs);
   } catch (e) {

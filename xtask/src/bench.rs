@@ -15,6 +15,9 @@
 //!    webhook fold for a subject with 1 and with 10,000 charges (`bench/store.bench.mjs`).
 //! 6. Chromium: navigation to the correct locked state on first paint
 //!    (`tests/browser/bench-first-paint.mjs`).
+//! 7. What a user's page pays: the client JavaScript and wasm of a page using only
+//!    `hasAccess` in a fresh Next.js app with the packed packages, against the same page
+//!    without tollgate, with Turbopack and with webpack (`tests/adoption/sizes.mjs`).
 //!
 //! Benchmarks are not run by `cargo xtask test`.
 
@@ -97,6 +100,11 @@ fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<
         },
     )?;
     figures.extend(paint);
+    let sizes = stages.run("adoption: client JS + wasm of a Next.js page with hasAccess vs without tollgate", || {
+        www::build_react(root)?;
+        crate::adoption::sizes(root, ports)
+    })?;
+    figures.extend(sizes);
     if interrupted() {
         return Err("interrupted".into());
     }
