@@ -1,13 +1,14 @@
 // A fresh Next.js 16 app (templates/next plus the READMEs' Next blocks) with the packed
 // tollgate and tollgate-react installed and no configuration at all: built with Turbopack
-// and with webpack, started, and read over HTTP (server components, a route handler,
-// proxy.ts) and in Chromium (client components: `await init()`, the React provider).
+// and with webpack and started, then run by `next dev`, and read over HTTP (server
+// components, a route handler, proxy.ts) and in Chromium (client components: `await
+// init()`, the React provider).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { PORTS, getJson, getText, launch, nextRoute, nextStart, npmInstall, openPage, placeReadmeBlocks, scaffold, sh } from './lib.mjs';
+import { PORTS, getJson, getText, launch, nextRoute, nextStart, npmInstall, openPage, placeReadmeBlocks, scaffold, sh, start } from './lib.mjs';
 
 const dir = scaffold('next', 'tollgate-catalog.json', 'readme/tollgate-catalog.json');
 const { placed } = placeReadmeBlocks('next', dir);
@@ -77,6 +78,27 @@ test('next build --webpack, next start: server, route handler, proxy, client', a
   const server = await nextStart(dir);
   try {
     await checkApp('webpack');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('next dev (Turbopack): server component, route handler, proxy, client component', async () => {
+  const port = String(PORTS.next);
+  const server = await start(process.execPath, ['node_modules/next/dist/bin/next', 'dev', '-H', '127.0.0.1', '-p', port], {
+    cwd: dir,
+    url: `${base}/api/check`,
+    timeoutMs: 120_000,
+  });
+  try {
+    const api = await getJson(`${base}/api/check`);
+    assert.deepEqual(api.body, { creation_pro: true, video_reason: 'tier_too_low', offer: 'CLOUD_VIDEO_PRO_MONTHLY' });
+    const page = await getText(`${base}/server`);
+    assert.match(page.text, /data-creation-pro="true"/);
+    assert.equal(page.headers.get('x-tollgate-proxy'), 'creation:pro=true;video:pro=false;path=/server');
+    const client = await openPage(browser, `${base}/client`, '#pro-tool:not([disabled])');
+    assert.equal(await client.textContent('#pro-tool'), 'Open the pro tool');
+    await client.close();
   } finally {
     await server.stop();
   }
