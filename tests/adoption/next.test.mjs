@@ -30,6 +30,12 @@ async function checkApp(bundler) {
   assert.match(server.text, /CLOUD_VIDEO_PRO_MONTHLY/, `${bundler}: server component, the cheapest upgrade`);
   assert.equal(server.headers.get('x-tollgate-proxy'), 'creation:pro=true;video:pro=false;path=/server', `${bundler}: proxy.ts`);
 
+  assert.equal(server.headers.get('x-tollgate-react-proxy'), 'pass:no_cookie', `${bundler}: tollgate-react/proxy, no cookie`);
+  const refused = await fetch(`${base}/server`, { headers: { cookie: 'tollgate-snapshot=not-a-snapshot' } });
+  await refused.text();
+  assert.equal(refused.status, 200);
+  assert.equal(refused.headers.get('x-tollgate-react-proxy'), 'pass:malformed_snapshot', `${bundler}: tollgate-react/proxy, the core's verifier`);
+
   const api = await getJson(`${base}/api/check`);
   assert.deepEqual(api.body, { creation_pro: true, video_reason: 'tier_too_low', offer: 'CLOUD_VIDEO_PRO_MONTHLY' }, `${bundler}: route handler`);
   assert.equal(api.headers.get('x-tollgate-proxy'), 'creation:pro=true;video:pro=false;path=/api/check');
