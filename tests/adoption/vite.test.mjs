@@ -1,8 +1,10 @@
 // A fresh Vite app (templates/vite) with the packed tollgate: type-checked under strict,
 // built, served by `vite preview` and by the dev server, and read in Chromium
-// (`await init()` loads the .wasm Vite copied; nothing configured for tollgate).
+// (`await init()` loads the .wasm Vite copied; no Vite configuration at all).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 
 import { PORTS, launch, npmInstall, openPage, scaffold, sh, start } from './lib.mjs';
 
@@ -13,6 +15,9 @@ let browser;
 after(() => browser?.close());
 
 before(async () => {
+  for (const f of ['vite.config.ts', 'vite.config.js', 'vite.config.mjs']) {
+    assert.equal(existsSync(path.join(dir, f)), false, `no ${f}: nothing is configured for tollgate`);
+  }
   npmInstall(dir);
   browser = await launch();
 });
