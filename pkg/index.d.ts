@@ -110,6 +110,8 @@ export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembl
 /**
  * Loads the WebAssembly module: needed once in browsers and browser bundles
  * before the first call; a no-op in Node and Cloudflare Workers, which load it on import.
+ * A failed load rejects with an Error whose `code` is `wasm_load_failed` and whose message
+ * says what to pass instead.
  */
 export declare function init(input?: InitInput | Promise<InitInput>): Promise<void>;
 

@@ -53,11 +53,29 @@ export async function init(input) {
       },
       (e) => {
         loading = null;
-        throw e;
+        throw loadError(input, e);
       },
     );
   }
   await loading;
+}
+
+/**
+ * Why `init` failed, in words that say what to do. Without `input` the .wasm is fetched
+ * from next to this file, where Next.js and Vite put it; a host that did not copy it
+ * answers 404 (or an HTML page, which fails to compile).
+ */
+function loadError(input, cause) {
+  const from = input === undefined ? 'tollgate_bg.wasm next to the package\'s JavaScript' : 'the given input';
+  const err = new Error(
+    `tollgate: could not load the WebAssembly module from ${from}: ${cause?.message ?? cause}. ` +
+      (input === undefined
+        ? 'If your bundler did not copy the file, serve node_modules/tollgate/tollgate_bg.wasm yourself and pass its URL: `await init(\'/tollgate_bg.wasm\')`.'
+        : 'Pass a URL, a Response, the bytes or a WebAssembly.Module of tollgate_bg.wasm.'),
+    { cause },
+  );
+  err.code = 'wasm_load_failed';
+  return err;
 }
 
 /** Loads the WebAssembly module from bytes or a compiled module, synchronously. */
@@ -75,8 +93,8 @@ export function isReady() {
 function ensureReady() {
   if (!ready) {
     throw new Error(
-      'tollgate: the WebAssembly module is not loaded yet; call `await init()` first ' +
-        '(Node and Cloudflare Workers load it on import)',
+      "tollgate: the WebAssembly module is not loaded yet: in a browser, `import { init } from 'tollgate'` " +
+        'and `await init()` once before the first call (Node, server bundles and Cloudflare Workers load it on import)',
     );
   }
 }

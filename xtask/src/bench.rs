@@ -15,6 +15,9 @@
 //!    webhook fold for a subject with 1 and with 10,000 charges (`bench/store.bench.mjs`).
 //! 6. Chromium: navigation to the correct locked state on first paint
 //!    (`tests/browser/bench-first-paint.mjs`).
+//! 7. What a user's page pays: the client JavaScript and wasm of a page using only
+//!    `hasAccess` in a fresh Next.js app with the packed packages, against the same page
+//!    without tollgate, with Turbopack and with webpack (`tests/adoption/sizes.mjs`).
 //!
 //! Benchmarks are not run by `cargo xtask test`.
 
@@ -32,7 +35,7 @@ const WORKER_BUDGET_KB: f64 = 350.0;
 const NATIVE_BUDGET_US: f64 = 200.0;
 
 /// The stages `cargo xtask bench STAGE...` may name.
-const STAGES: [&str; 6] = ["package", "size", "core", "worker", "store", "paint"];
+const STAGES: [&str; 7] = ["package", "size", "core", "pagesize", "worker", "store", "paint"];
 
 pub fn run(root: &Path, only: &[&str]) -> Result<()> {
     if let Some(bad) = only.iter().find(|s| !STAGES.contains(s)) {
@@ -85,6 +88,13 @@ fn stages_all(
     if want("core") {
         let core = stages.run("core: verify + parse + reduce of a ~4 KB Stripe event, native vs wasm (Node)", || bench_core(root))?;
         figures.extend(core);
+    }
+    if want("pagesize") {
+        let sizes = stages.run("adoption: client JS + wasm of a Next.js page with hasAccess vs without tollgate", || {
+            www::build_react(root)?;
+            crate::adoption::sizes(root, ports)
+        })?;
+        figures.extend(sizes);
     }
     if !(want("worker") || want("store") || want("paint")) {
         return Ok(());

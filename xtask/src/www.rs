@@ -96,6 +96,14 @@ pub fn install(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The React layer alone: its npm packages, then tsc (react/ -> react/dist).
+pub fn build_react(root: &Path) -> Result<()> {
+    let react = root.join("react");
+    npm_install(&react)?;
+    step("tsc: react/ -> react/dist");
+    run(npm().current_dir(&react).args(["run", "build"]))
+}
+
 /// Debian's Chromium (playwright-core cannot download its own browsers here).
 pub fn ensure_chromium() -> Result<()> {
     if Path::new(CHROMIUM).exists() {
