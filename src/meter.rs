@@ -589,6 +589,8 @@ mod tests {
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         };
         Entitlements::new(vec![g])
     }

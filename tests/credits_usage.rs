@@ -36,6 +36,7 @@ fn paid(sub: &str, k: usize, offer: &str, ps: i64, pe: i64) -> Fact {
             currency: "usd".into(),
             payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
         }),
+        catalog_version: None,
     }
 }
 

@@ -33,6 +33,8 @@ fn holding(tier: Option<&str>) -> Entitlements {
                 past_due_since: None,
                 offer: None,
                 source_ref: None,
+                catalog_version: None,
+                renewal_version: None,
             })
             .into_iter()
             .collect(),
