@@ -169,8 +169,3 @@ pub fn catalog_for<'a>(
     let t = terms(active, versions, grants, now);
     (apply(active, &t), t)
 }
-
-/// How a version's policy reads in reports (`keep`, `at_renewal`, `now`).
-pub fn policy_of(active: &Catalog, offer: &str) -> Migration {
-    active.offer(offer).map(|o| o.migration).unwrap_or_default()
-}

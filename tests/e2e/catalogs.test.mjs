@@ -254,6 +254,23 @@ test('grandfathering: keep holds the terms bought under v1, at_renewal until the
   assert.deepEqual(await soldUnder(old), { catalog_version: one, renewal_version: three });
   assert.equal(await assistant(old), false, 'v3\'s terms from its renewal on');
 
+  // The impact report from the store's facts: with `now` both Professional organizations
+  // lose the assistant at once, with `keep` neither; no Business organization is named.
+  const impact = (file) => {
+    const r = tollgate(['catalog', 'diff', 'catalogs/org-seats.toml', file, '--url', env.rest, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return new Map(r.json().subjects.map((s) => [s.subject, s]));
+  };
+  const lost = (s) => s?.changes.some((c) => c.section === 'access' && c.id === 'ai_assistant_access' && c.before === true && c.after === false);
+  const atOnce = impact(moved('now', raised + 2));
+  assert.ok(lost(atOnce.get(`org:${old.org}`)) && lost(atOnce.get(`org:${fresh.org}`)), JSON.stringify([...atOnce.keys()]));
+  for (const [subject, s] of [...atOnce].filter(([k]) => k.startsWith('org:'))) {
+    const tiers = await q(`select tier from cloud_entitlements where organization_id::text = $1 and cloud_id = 'org'`, [subject.slice(4)]);
+    if (lost(s)) assert.ok(tiers.some((t) => t.tier === 'PROFESSIONAL'), `${subject} holds Professional`);
+  }
+  const kept = impact(moved('keep', raised + 3));
+  assert.ok(![...kept.values()].some(lost), 'keep: nobody loses the assistant');
+
   // Back to the file's own content for the files after this one.
   assert.equal(tollgate(['catalog', 'activate', String(one), '--catalog', 'org-seats']).code, 0);
   assert.equal((await worker('GET', '/v1/catalog')).headers.get('tollgate-catalog-version'), String(one));
