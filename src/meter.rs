@@ -605,6 +605,7 @@ mod tests {
             valid_to: valid_to.map(ts),
             source: "test",
             subscription: None,
+            catalog_version: None,
         });
     }
 

@@ -324,6 +324,7 @@ fn wallet_primitives_refuse_double_posting() {
         valid_to: None,
         source: "s",
         subscription: None,
+        catalog_version: None,
     };
     assert!(w.credit(lot("a")));
     assert!(!w.credit(lot("a")));

@@ -99,6 +99,14 @@ fn grants_record_the_version_sold_under_and_renewed_under() {
     let st = fold(&two, &story(&one, Some(&two)), AFTER_RENEWAL);
     let g = &st.entitlements_for(USER).grants[0];
     assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(2)));
+    // Each credit lot records the version of the fact that opened it: the first period's
+    // allowance v1, the renewal's allowance and rollover v2.
+    let lots = &st.subject(USER).unwrap().wallet.lots;
+    let first = lots.iter().filter(|l| l.valid_to == Some(t(P1E))).collect::<Vec<_>>();
+    let second = lots.iter().filter(|l| l.valid_to == Some(t(P2E))).collect::<Vec<_>>();
+    assert!(!first.is_empty() && !second.is_empty(), "{lots:?}");
+    assert!(first.iter().all(|l| l.catalog_version == Some(1)), "{first:?}");
+    assert!(second.iter().all(|l| l.catalog_version == Some(2)), "{second:?}");
     let st = fold(&two, &story(&one, None), BEFORE_RENEWAL);
     let g = &st.entitlements_for(USER).grants[0];
     assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(1)));

@@ -177,6 +177,7 @@ fn drafts(free: i64) -> tollgate::credits::Wallet {
         valid_to: None,
         source: "catalog",
         subscription: None,
+        catalog_version: None,
     });
     w
 }

@@ -750,6 +750,7 @@ impl<'c> Folder<'c> {
                         valid_to: None,
                         source: "catalog",
                         subscription: None,
+                        catalog_version: None,
                     });
                 }
             }
@@ -768,7 +769,9 @@ impl<'c> Folder<'c> {
         );
     }
 
-    fn credit(&mut self, subject: &Subject, lot: NewLot<'_>) -> bool {
+    /// Opens a lot, sold under the catalog version of the fact being folded.
+    fn credit(&mut self, subject: &Subject, mut lot: NewLot<'_>) -> bool {
+        lot.catalog_version = lot.catalog_version.or(self.last.as_ref().and_then(|f| f.catalog_version));
         let key = subject.to_string();
         let end = lot.valid_to;
         let ok = self.st.subjects.get_mut(&key).is_some_and(|s| s.wallet.credit(lot));
@@ -946,6 +949,7 @@ impl<'c> Folder<'c> {
                     valid_to: None,
                     source: &p.id,
                     subscription: None,
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -1139,6 +1143,7 @@ impl<'c> Folder<'c> {
                     valid_to: None,
                     source: &i.id,
                     subscription: Some(&i.subscription),
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -1251,6 +1256,7 @@ impl<'c> Folder<'c> {
                     valid_to: Some(period_end),
                     source,
                     subscription: Some(sub),
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -1268,6 +1274,7 @@ impl<'c> Folder<'c> {
                 valid_to: Some(period_end),
                 source,
                 subscription: Some(sub),
+                catalog_version: None,
             },
         );
         if ok {
@@ -1517,6 +1524,7 @@ impl<'c> Folder<'c> {
                     valid_to: a.valid_to.filter(|t| *t > f.at),
                     source: &f.key,
                     subscription: None,
+                    catalog_version: None,
                 },
             );
         } else if a.amount < 0 {
