@@ -209,7 +209,18 @@ offer?: string | null,
 /**
  * The provider object it came from (`sub_...`, `cs_...`, `pay_...`).
  */
-source_ref?: string | null, };
+source_ref?: string | null, 
+/**
+ * The store's catalog version it was sold under (the version active when its first
+ * purchase fact was read); `None` when that catalog had no version (a file, an
+ * embedded catalog, a grant from before versions): the active terms apply.
+ */
+catalog_version?: number | null, 
+/**
+ * The catalog version active at its latest renewal (a subscription's latest paid
+ * period); what an offer's `at_renewal` migration moves it to.
+ */
+renewal_version?: number | null, };
 
 /**
  * What one entry of an offer's `grants` gives.
@@ -265,6 +276,13 @@ export type LimitPeriod = "none" | "day" | "month" | "billing_period";
 export type LimitValue = number | "unlimited";
 
 /**
+ * The terms a grant sold under an older catalog version is held under once a newer version
+ * is active, as the newer version's offer says (see [`crate::grandfather`]). Prices for new
+ * purchases always come from the active version; this is about capabilities and limits.
+ */
+export type Migration = "keep" | "at_renewal" | "now";
+
+/**
  * An amount in the currency's minor units (cents, paise).
  */
 export type Money = { amount: number, currency: string, };
@@ -290,7 +308,12 @@ hidden?: boolean,
 /**
  * The provider that sells this offer, when not the catalog's.
  */
-provider?: Provider | null, };
+provider?: Provider | null, 
+/**
+ * What a new version of the catalog does to those who bought this offer under an older
+ * one (see [`crate::grandfather`]): `keep` (the default), `at_renewal` or `now`.
+ */
+migration?: Migration, };
 
 /**
  * A member's entitlements through one organization, in the shape apps already use
@@ -468,7 +491,13 @@ alerts?: Array<ShownAlert>,
  * Its failed payments still due ([`crate::notices::due_payments`]): amount, currency,
  * attempts, next retry, grace end. Left out when empty.
  */
-failed_payments?: Array<DuePayment>, };
+failed_payments?: Array<DuePayment>, 
+/**
+ * The terms its grants are held under where they differ from the catalog version
+ * active at `issued_at` ([`crate::grandfather`]): a host that has only the active
+ * catalog decides with [`Snapshot::catalog`] as the server does. Left out when empty.
+ */
+terms?: Array<Terms>, };
 
 /**
  * Where a grant came from.
@@ -486,6 +515,16 @@ export type SubjectKind = "user" | "organization";
  * The subscription events an app may be told about.
  */
 export type SubscriptionEvent = "trial_ending" | "payment_failed" | "grace_ending" | "grace_ended" | "subscription_canceled";
+
+/**
+ * One product's capabilities and limits as an older catalog version defined them: the
+ * terms a grandfathered grant is held under.
+ */
+export type Terms = { product: string, 
+/**
+ * The store's catalog version they come from.
+ */
+version: number, capabilities?: Array<Capability>, limits?: Array<Limit>, };
 
 export type Timestamp = string;
 

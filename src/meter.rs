@@ -632,6 +632,8 @@ mod tests {
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         };
         Entitlements::new(vec![g])
     }
@@ -646,6 +648,7 @@ mod tests {
             valid_to: valid_to.map(ts),
             source: "test",
             subscription: None,
+            catalog_version: None,
         });
     }
 

@@ -458,6 +458,8 @@ mod tests {
             past_due_since: None,
             offer: Some("PREMIUM_MONTHLY".into()),
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         };
         let mut e = Entitlements::new(vec![g]);
         e.balances.insert("ai_credits".into(), 50);

@@ -72,7 +72,10 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::CatalogMeta;
+use std::borrow::Cow;
+
+use crate::catalog::{Catalog, CatalogMeta};
+use crate::grandfather::Terms;
 use crate::model::{Entitlements, Grant};
 use crate::notices::{DuePayment, ShownAlert};
 use crate::orgs::OrgMembership;
@@ -120,9 +123,19 @@ pub struct Snapshot {
     /// attempts, next retry, grace end. Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_payments: Vec<DuePayment>,
+    /// The terms its grants are held under where they differ from the catalog version
+    /// active at `issued_at` ([`crate::grandfather`]): a host that has only the active
+    /// catalog decides with [`Snapshot::catalog`] as the server does. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<Terms>,
 }
 
 impl Snapshot {
+    /// The catalog its decisions are made on: `active` with the snapshot's terms put in.
+    pub fn catalog<'a>(&self, active: &'a Catalog) -> Cow<'a, Catalog> {
+        crate::grandfather::apply(active, &self.terms)
+    }
+
     /// The grants and balances, ready for [`crate::Engine`] or [`crate::decide`].
     pub fn entitlements(&self) -> Entitlements {
         Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone() }
@@ -335,6 +348,8 @@ pub struct Notices {
     pub failed_payments: Vec<DuePayment>,
     /// When its credit pools refill ([`crate::meter::pool_refills`]).
     pub refills: BTreeMap<String, Timestamp>,
+    /// The terms its grants are held under ([`crate::grandfather::terms`]).
+    pub terms: Vec<Terms>,
 }
 
 /// A snapshot together with its token.
@@ -424,6 +439,7 @@ impl SnapshotSigner {
             organizations,
             alerts: notices.alerts,
             failed_payments: notices.failed_payments,
+            terms: notices.terms,
         };
         let token = self.sign(&snapshot)?;
         Ok(Signed { snapshot, token })

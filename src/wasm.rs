@@ -142,6 +142,9 @@ struct EntitlementsIn {
     grants: Listed<Grant>,
     #[serde(default)]
     balances: BTreeMap<String, i64>,
+    /// A snapshot's terms (see `tollgate::grandfather`).
+    #[serde(default)]
+    terms: Vec<crate::grandfather::Terms>,
 }
 
 fn from_js<T: DeserializeOwned>(what: &str, v: JsValue) -> Result<T, JsValue> {
@@ -154,15 +157,29 @@ fn is_nothing(v: &JsValue) -> bool {
 
 /// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants.
 fn entitlements_of(v: JsValue) -> Result<Entitlements, JsValue> {
+    entitlements_with_terms(v).map(|(e, _)| e)
+}
+
+/// [`entitlements_of`] with the terms a snapshot carries (`terms`, when it has any).
+fn entitlements_with_terms(v: JsValue) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
     if is_nothing(&v) {
-        return Ok(Entitlements::default());
+        return Ok((Entitlements::default(), Vec::new()));
     }
     if js_sys::Array::is_array(&v) {
         let Listed(grants) = from_js::<Listed<Grant>>("entitlements", v)?;
-        return Ok(Entitlements::new(grants));
+        return Ok((Entitlements::new(grants), Vec::new()));
     }
     let e: EntitlementsIn = from_js("entitlements", v)?;
-    Ok(Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances })
+    Ok((Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances }, e.terms))
+}
+
+/// An engine over `catalog` with the snapshot's terms put in (the catalog itself, shared,
+/// when there are none).
+fn engine_with_terms(catalog: &Arc<Catalog>, ents: Entitlements, terms: &[crate::grandfather::Terms]) -> Engine {
+    match crate::grandfather::apply(catalog, terms) {
+        std::borrow::Cow::Borrowed(_) => Engine::shared(Arc::clone(catalog), ents),
+        std::borrow::Cow::Owned(c) => Engine::new(c, ents),
+    }
 }
 
 fn rows_of(v: JsValue) -> Result<Vec<CloudEntitlementRow>, JsValue> {
@@ -599,20 +616,27 @@ impl CatalogHandle {
 #[wasm_bindgen]
 pub struct EngineHandle {
     inner: Engine,
+    /// The catalog given, before any snapshot's terms.
+    base: Arc<Catalog>,
 }
 
 #[wasm_bindgen]
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
     pub fn new(catalog: &CatalogHandle, entitlements: JsValue) -> Result<EngineHandle, JsValue> {
-        let ents = entitlements_of(entitlements)?;
-        Ok(EngineHandle { inner: Engine::shared(Arc::clone(&catalog.inner), ents) })
+        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        let base = Arc::clone(&catalog.inner);
+        Ok(EngineHandle { inner: engine_with_terms(&base, ents, &terms), base })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
     pub fn set_entitlements(&mut self, entitlements: JsValue) -> Result<(), JsValue> {
-        let ents = entitlements_of(entitlements)?;
-        self.inner.set_entitlements(ents);
+        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        if terms.is_empty() && std::ptr::eq(self.inner.catalog(), &*self.base) {
+            self.inner.set_entitlements(ents);
+        } else {
+            self.inner = engine_with_terms(&self.base, ents, &terms);
+        }
         Ok(())
     }
 
@@ -915,6 +939,8 @@ struct NoticesIn {
     alerts: Vec<crate::notices::ShownAlert>,
     #[serde(default)]
     failed_payments: Vec<crate::notices::DuePayment>,
+    #[serde(default)]
+    terms: Vec<crate::grandfather::Terms>,
 }
 
 /// The warnings and payment notices of a snapshot at `now` (the core's `notices`):
@@ -926,5 +952,6 @@ pub fn notices(catalog: &CatalogHandle, snapshot: JsValue, used: JsValue, now_ms
     let s: NoticesIn = from_js("snapshot", snapshot)?;
     let used: BTreeMap<String, u64> = if is_nothing(&used) { BTreeMap::new() } else { from_js("used (limit id -> whole number used)", used)? };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
-    to_json(&crate::notices::notices(&catalog.inner, &ents, &s.alerts, &s.failed_payments, &used, now))
+    let decided_on = crate::grandfather::apply(&catalog.inner, &s.terms);
+    to_json(&crate::notices::notices(&decided_on, &ents, &s.alerts, &s.failed_payments, &used, now))
 }

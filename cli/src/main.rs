@@ -116,15 +116,25 @@ Workers serving this catalog id pick the new version up within a minute, and che
     /// tools) and, with --facts, whose access, limits or balances change.
     #[command(after_help = "--facts takes stored facts (JSON lines, one fact per line, as `replay` reads them; provider\n\
 events work too): every subject is replayed under both catalogs by the core, and each one whose access to a\n\
-capability, limit value or credit balance differs is printed with the change. Exit 0 whatever changed.")]
+capability, limit value or credit balance differs is printed with the change. --url reads them from the store\n\
+instead (every row of `billing_facts`, with the service key). Existing grants are taken as sold under OLD, so\n\
+NEW's migration policies count: `keep` (the default) changes nothing for them, `now` at once, `at_renewal` is\n\
+listed as what changes at the subject's renewal. Exit 0 whatever changed.")]
     Diff {
         /// The catalog before (TOML or JSON).
         old: PathBuf,
         /// The catalog after.
         new: PathBuf,
         /// Stored facts to replay under both catalogs.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "url")]
         facts: Option<PathBuf>,
+        /// Read the stored facts from this Supabase project instead (`billing_facts`, with
+        /// the service key).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// A secret API key or the legacy service-role key, with --url.
+        #[arg(long, value_name = "KEY", env = "TOLLGATE_SERVICE_KEY", hide_env_values = true)]
+        service_key: Option<String>,
         /// The time the subjects are compared at.
         #[arg(long, value_name = "T", value_parser = parse_now)]
         now: Option<Timestamp>,
@@ -331,8 +341,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
             store_cmd::push(&file, &store, by, !no_activate, json)
         }
-        Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
-            diff_cmd::run(&old, &new, facts.as_ref(), now, json)
+        Command::Catalog(CatalogCommand::Diff { old, new, facts, url, service_key, now, json }) => {
+            let source = match (facts, url) {
+                (Some(f), _) => Some(diff_cmd::Facts::File(f)),
+                (None, Some(url)) => Some(diff_cmd::Facts::Store(store_cmd::StoreArgs { url, service_key: service_key.unwrap_or_default() })),
+                (None, None) => None,
+            };
+            diff_cmd::run(&old, &new, source, now, json)
         }
         Command::Catalog(CatalogCommand::Types { file, no_register }) => types_cmd::run(&file, !no_register),
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
