@@ -364,6 +364,7 @@ export type Database = {
           updated_at: string;
           used: number;
           owner_id: string | null;
+          catalog_version: number | null;
         };
         Insert: {
           id?: number;
@@ -384,6 +385,7 @@ export type Database = {
           rolled_over?: boolean;
           updated_at?: string;
           used?: number;
+          catalog_version?: number | null;
         };
         Update: {
           id?: number;
@@ -404,6 +406,7 @@ export type Database = {
           rolled_over?: boolean;
           updated_at?: string;
           used?: number;
+          catalog_version?: number | null;
         };
         Relationships: [
           {
