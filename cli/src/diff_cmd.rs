@@ -25,17 +25,26 @@ pub enum Facts {
 /// How many facts one read of the store answers.
 const PAGE: usize = 1000;
 
-/// Every stored fact, in the order they were stored, a page at a time.
+/// Every stored fact a fold replays, in the order they were stored, a page at a time. Usage
+/// rows (`fact_type` `usage`, the charges' own records) are left out, as the store's fold
+/// leaves them out: a fold reads charges as per-lot totals, never as facts.
 fn stored_facts(store: &StoreArgs) -> Result<Vec<Fact>, Failure> {
     let rest = Rest::new(store)?;
     let mut all = Vec::new();
+    let mut read = 0;
     loop {
-        let page = rest.get(&format!("billing_facts?select=id,fact&order=id.asc&limit={PAGE}&offset={}", all.len()))?;
+        let page = rest.get(&format!(
+            "billing_facts?select=id,fact&fact_type=neq.usage&order=id.asc&limit={PAGE}&offset={read}"
+        ))?;
         let rows = page.as_array().ok_or_else(|| Failure::new("the store's billing_facts answer is not a list"))?;
+        read += rows.len();
         for r in rows {
-            let f: Fact = serde_json::from_value(r["fact"].clone())
-                .map_err(|e| Failure::new(format!("stored fact {} does not read: {e}", r["id"])))?;
-            all.push(f);
+            // A row the core cannot read (written by hand, or by a newer tollgate) is told
+            // on stderr and left out: one such row must not hide everyone else's impact.
+            match serde_json::from_value::<Fact>(r["fact"].clone()) {
+                Ok(f) => all.push(f),
+                Err(e) => eprintln!("warning: stored fact {} does not read ({e}); left out of the report", r["id"]),
+            }
         }
         if rows.len() < PAGE {
             return Ok(all);
