@@ -96,10 +96,17 @@ export interface CatalogError extends Error {
  */
 export declare function loadCatalog(src: string | CatalogDoc | Catalog): Catalog;
 
-/** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
-export declare function defaultCatalog(): Catalog;
+/** Thrown when a call needs the catalog set with {@link useCatalog} and none is set. */
+export interface NoCatalogError extends Error {
+  code: 'no_catalog';
+}
 
-/** Sets the catalog the VCM Suite-compatible helpers use; returns it. */
+/**
+ * Sets the catalog the VCM Suite-compatible helpers (and every call whose catalog
+ * is left out) use, and returns it: the text of `GET /v1/catalog`, a catalog JSON
+ * file the app built, its parsed object or a {@link Catalog}. The package carries
+ * no catalog of its own: until one is set, those calls throw a {@link NoCatalogError}.
+ */
 export declare function useCatalog(catalog: string | CatalogDoc | Catalog): Catalog;
 
 // ------------------------------------------------------------------ loading
@@ -126,12 +133,17 @@ export declare function isReady(): boolean;
  * explained decisions or, on the hot path, by index with {@link Engine.check}.
  */
 export declare class Engine {
-  /** `catalog`: null or omitted for the default catalog. */
+  /** `catalog`: null or omitted for the one set with {@link useCatalog}. */
   constructor(catalog?: string | CatalogDoc | Catalog | null, entitlements?: EntitlementsInput | null);
   readonly catalog: Catalog;
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
   setEntitlements(entitlements: EntitlementsInput): this;
-  hasAccess(product: string, tier: string, now?: Now): Decision;
+  /**
+   * Does the subject hold at least `tier` of `product`? Asked again while the core
+   * says the answer holds, the same frozen Decision comes back without a call into
+   * WebAssembly.
+   */
+  hasAccess(product: string, tier: string, now?: Now): Readonly<Decision>;
   can(capability: string, now?: Now): Decision;
   limit(name: string, now?: Now): LimitValue;
   limitInfo(name: string, now?: Now): LimitInfo;
@@ -228,7 +240,7 @@ export interface QuoteError extends Error {
 /**
  * The Video Studio app's usage price of `seconds` (a whole number) of `model` at `quality`:
  * the core's `usage::quote`, the function the worker charges with.
- * `catalog`: null or omitted for the default catalog. Throws a {@link QuoteError}.
+ * `catalog`: null or omitted for the one set with {@link useCatalog}. Throws a {@link QuoteError}.
  */
 export declare function quote(
   catalog: string | CatalogDoc | Catalog | null | undefined,

@@ -31,7 +31,7 @@ use wasm_bindgen::prelude::*;
 use crate::catalog::{
     Capability, Catalog, CatalogDoc, CatalogError, CatalogMeta, CreditPool, Limit, Offer, Product, Tool, UsagePricing,
 };
-use crate::decide::{self, Usage};
+use crate::decide::{self, Reason, Usage, Verdict};
 use crate::engine::Engine;
 use crate::meter;
 use crate::model::{Entitlements, Grant};
@@ -591,6 +591,36 @@ impl CatalogHandle {
     pub fn version(&self) -> String {
         self.inner.meta().version.clone()
     }
+
+    /// The names compact answers refer to by index, as JSON, read once per catalog
+    /// by the wrapper: `{ products: [{ id, tiers }], tools: [{ id, label }],
+    /// upgrades: [Upgrade per offer], reasons: [reason per code] }`.
+    pub fn tables(&self) -> Result<String, JsValue> {
+        #[derive(Serialize)]
+        struct ProductNames<'a> {
+            id: &'a str,
+            tiers: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct ToolNames<'a> {
+            id: &'a str,
+            label: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Tables<'a> {
+            products: Vec<ProductNames<'a>>,
+            tools: Vec<ToolNames<'a>>,
+            upgrades: Vec<&'a crate::catalog::Upgrade>,
+            reasons: Vec<&'static str>,
+        }
+        let c = &self.inner;
+        to_json(&Tables {
+            products: c.products().iter().map(|p| ProductNames { id: &p.id, tiers: &p.tiers }).collect(),
+            tools: c.tools().iter().map(|t| ToolNames { id: &t.id, label: &t.label }).collect(),
+            upgrades: (0..c.offers().len()).map(|o| c.upgrade_at(o)).collect(),
+            reasons: Reason::ALL.iter().map(|r| r.as_str()).collect(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- engine
@@ -639,20 +669,7 @@ impl EngineHandle {
     /// (the same rule as the core engine's cache, one side earlier).
     /// An unknown product or a non-finite `now_ms` gives `[0, NaN, NaN]`: never cached.
     pub fn window(&self, product_ix: u32, now_ms: f64) -> Vec<f64> {
-        let e = &self.inner;
-        let product = e.catalog().products().get(product_ix as usize);
-        let (Some(p), true) = (product, now_ms.is_finite() && now_ms.abs() <= MAX_MS) else {
-            return vec![0.0, f64::NAN, f64::NAN];
-        };
-        let now = Timestamp((now_ms / 1000.0).floor() as i64);
-        match decide::effective(e.catalog(), e.entitlements(), &p.id, now) {
-            Ok(eff) => vec![
-                eff.tier.map_or(0.0, |t| t as f64 + 1.0),
-                eff.since.map_or(f64::NEG_INFINITY, |s| s.0 as f64 * 1000.0),
-                eff.until.map_or(f64::INFINITY, |u| u.0 as f64 * 1000.0),
-            ],
-            Err(_) => vec![0.0, f64::NAN, f64::NAN],
-        }
+        window_of(self.inner.catalog(), self.inner.entitlements(), product_ix as usize, now_ms)
     }
 
     #[wasm_bindgen(js_name = productIndex)]
@@ -728,12 +745,213 @@ impl EngineHandle {
         to_json(&decide::page_state(e.catalog(), e.entitlements(), page.as_deref(), &usage, now).map_err(fail)?)
     }
 
+    /// [`Self::page_state`] as numbers, [`VERDICT_WIDTH`] per tool: `[tool index,
+    /// allowed (0/1), reason code, product index, tier index + 1 (0: none), grant
+    /// index + 1 (0: none), holds_until ms (NaN: none), offer index + 1 of the
+    /// upgrade (0: none)]`. The wrapper reads the names from `CatalogHandle::tables`
+    /// and `grantIds`: one crossing, no text, however many tools.
+    #[wasm_bindgen(js_name = pageVerdicts)]
+    pub fn page_verdicts(&self, page: Option<String>, usage: JsValue, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+        let e = &self.inner;
+        let usage = usage_of(usage)?;
+        let now = now_of(now_ms)?;
+        let verdicts = decide::page_verdicts(e.catalog(), e.entitlements(), page.as_deref(), &usage, now);
+        let mut out = Vec::with_capacity(verdicts.len() * VERDICT_WIDTH);
+        for (ti, v) in &verdicts {
+            out.push(*ti as f64);
+            push_verdict(&mut out, e.entitlements(), v);
+        }
+        Ok(out)
+    }
+
+    /// The ids of the entitlements' grants, in order (what grant indices name).
+    #[wasm_bindgen(js_name = grantIds)]
+    pub fn grant_ids(&self) -> Vec<String> {
+        self.inner.entitlements().grants.iter().map(|g| g.id.clone()).collect()
+    }
+
     /// The next instant any answer can change, as RFC 3339 (None: never, until the entitlements change).
     #[wasm_bindgen(js_name = nextChange)]
     pub fn next_change(&self, now_ms: f64) -> Result<Option<String>, JsValue> {
         let e = &self.inner;
         Ok(decide::next_change(e.catalog(), e.entitlements(), now_of(now_ms)?).map(|t| t.to_rfc3339()))
     }
+}
+
+/// [`EngineHandle::window`]: `[tier + 1 (0: none), from_ms, until_ms]`, or `[0, NaN, NaN]`.
+fn window_of(catalog: &Catalog, ents: &Entitlements, product_ix: usize, now_ms: f64) -> Vec<f64> {
+    let (Some(_), true) = (catalog.products().get(product_ix), now_ms.is_finite() && now_ms.abs() <= MAX_MS) else {
+        return vec![0.0, f64::NAN, f64::NAN];
+    };
+    let now = Timestamp((now_ms / 1000.0).floor() as i64);
+    let eff = decide::effective_at(catalog, ents, product_ix, now);
+    vec![
+        eff.tier.map_or(0.0, |t| t as f64 + 1.0),
+        eff.since.map_or(f64::NEG_INFINITY, |s| s.0 as f64 * 1000.0),
+        eff.until.map_or(f64::INFINITY, |u| u.0 as f64 * 1000.0),
+    ]
+}
+
+/// Numbers per tool in [`EngineHandle::page_verdicts`].
+const VERDICT_WIDTH: usize = 8;
+
+/// A verdict's seven numbers (after the tool index), as documented on `pageVerdicts`.
+fn push_verdict(out: &mut Vec<f64>, ents: &Entitlements, v: &Verdict) {
+    let ix = |x: Option<usize>| x.map_or(0.0, |i| i as f64 + 1.0);
+    let reason = Reason::ALL.iter().position(|r| *r == v.reason).unwrap_or(0);
+    let grant = v.grant.and_then(|g| ents.grants.iter().position(|x| std::ptr::eq(x, g)));
+    out.extend_from_slice(&[
+        if v.allowed { 1.0 } else { 0.0 },
+        reason as f64,
+        v.product as f64,
+        ix(v.tier),
+        ix(grant),
+        v.holds_until.map_or(f64::NAN, |t| t.0 as f64 * 1000.0),
+        ix(v.upgrade),
+    ]);
+}
+
+/// An instant (epoch ms, whole seconds) as the core writes it in answers (RFC 3339, UTC).
+#[wasm_bindgen(js_name = formatTime)]
+pub fn format_time(ms: f64) -> Result<String, JsValue> {
+    Ok(now_of(ms)?.to_rfc3339())
+}
+
+// ---------------------------------------------------------------- the VCM Suite's rows, converted once
+
+/// The fields of a `cloud_entitlements` row that [`CloudEntitlementRow::into_grant`]
+/// reads, in the order the wrapper packs them.
+const ROW_FIELDS: usize = 12;
+
+/// One packed field: empty is null, `=` and text is a string; anything else is
+/// not what the wrapper writes.
+fn packed_field(f: &[u8]) -> Result<Option<&str>, ()> {
+    match f.split_first() {
+        None => Ok(None),
+        Some((b'=', text)) => std::str::from_utf8(text).map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// `n` rows packed by the wrapper as UTF-8: each field (see [`ROW_FIELDS`]) after
+/// a U+001F. `Err` whenever the text is not exactly that with every value readable
+/// (a value that holds U+001F itself changes the count): the wrapper then hands the
+/// objects over as they are, and their reading names the error. (Byte loops: at
+/// this wasm's opt-level, `str::split` is a call per character.)
+fn unpack_rows(packed: &[u8], n: usize) -> Result<Vec<PackedRow<'_>>, ()> {
+    use serde::de::value::{Error as DeError, StrDeserializer};
+    const SEP: u8 = 0x1f;
+    let mut at = 0;
+    let mut next = || -> Result<&[u8], ()> {
+        if packed.get(at) != Some(&SEP) {
+            return Err(());
+        }
+        let start = at + 1;
+        let mut end = start;
+        while end < packed.len() && packed[end] != SEP {
+            end += 1;
+        }
+        at = end;
+        Ok(&packed[start..end])
+    };
+    let time = |f: Option<&str>| f.map(Timestamp::parse).transpose().map_err(|_| ());
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut f = [None; ROW_FIELDS];
+        for slot in &mut f {
+            *slot = packed_field(next()?)?;
+        }
+        let [id, cloud_id, tier, source, status, valid_from, valid_to, created_at, updated_at, past_due_since, offer_key, source_ref] = f;
+        let source = crate::model::Source::deserialize(StrDeserializer::<DeError>::new(source.ok_or(())?)).map_err(|_| ())?;
+        let status = crate::model::Status::deserialize(StrDeserializer::<DeError>::new(status.ok_or(())?)).map_err(|_| ())?;
+        rows.push(PackedRow {
+            id,
+            cloud_id: cloud_id.ok_or(())?,
+            tier: tier.ok_or(())?,
+            source,
+            status,
+            valid_from: time(valid_from)?,
+            valid_to: time(valid_to)?,
+            created_at: time(created_at)?,
+            updated_at: time(updated_at)?,
+            past_due_since: time(past_due_since)?,
+            offer_key,
+            source_ref,
+        });
+    }
+    if at != packed.len() {
+        return Err(());
+    }
+    Ok(rows)
+}
+
+/// A row read from the packed text, its text still borrowed from it.
+struct PackedRow<'a> {
+    id: Option<&'a str>,
+    cloud_id: &'a str,
+    tier: &'a str,
+    source: crate::model::Source,
+    status: crate::model::Status,
+    valid_from: Option<Timestamp>,
+    valid_to: Option<Timestamp>,
+    created_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+    past_due_since: Option<Timestamp>,
+    offer_key: Option<&'a str>,
+    source_ref: Option<&'a str>,
+}
+
+impl PackedRow<'_> {
+    fn owned(&self) -> CloudEntitlementRow {
+        let text = |f: Option<&str>| f.map(str::to_string);
+        CloudEntitlementRow {
+            id: text(self.id),
+            user_id: None,
+            cloud_id: self.cloud_id.to_string(),
+            tier: self.tier.to_string(),
+            source: self.source,
+            status: self.status,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            past_due_since: self.past_due_since,
+            offer_key: text(self.offer_key),
+            source_ref: text(self.source_ref),
+        }
+    }
+}
+
+/// [`EngineHandle::window`] over the grants of VCM Suite rows.
+fn rows_window(catalog: &CatalogHandle, rows: Vec<CloudEntitlementRow>, product_ix: u32, now_ms: f64) -> Vec<f64> {
+    let Some(p) = catalog.inner.products().get(product_ix as usize) else {
+        return vec![0.0, f64::NAN, f64::NAN];
+    };
+    // Only this product's rows can move its tier (the rest were read to check them).
+    let grants = rows.into_iter().filter(|r| r.cloud_id == p.id).map(CloudEntitlementRow::into_grant).collect();
+    window_of(&catalog.inner, &Entitlements::new(grants), product_ix as usize, now_ms)
+}
+
+/// For the VCM Suite app's `hasAccess` over rows, converted by the core on every call
+/// of the wrapper that finds no answer of its own: the effective tier of product
+/// `product_ix` over the rows' grants at `now_ms`, with the window it holds for
+/// (see [`EngineHandle::window`]), from the wrapper's packed text (UTF-8 bytes). Empty when the
+/// text is not exactly `n` readable rows (then [`rows_window`] reads the objects
+/// and names the error).
+#[wasm_bindgen(js_name = rowsWindowPacked)]
+pub fn rows_window_packed(catalog: &CatalogHandle, packed: &[u8], n: u32, product_ix: u32, now_ms: f64) -> Vec<f64> {
+    let Ok(rows) = unpack_rows(packed, n as usize) else { return Vec::new() };
+    // Only this product's rows can move its tier (the rest were read to check them).
+    let product = catalog.inner.products().get(product_ix as usize).map(|p| p.id.as_str());
+    let mine = rows.iter().filter(|r| Some(r.cloud_id) == product).map(PackedRow::owned).collect();
+    rows_window(catalog, mine, product_ix, now_ms)
+}
+
+/// [`rows_window_packed`] from the row objects; malformed rows are an `Error`
+/// naming the row and field.
+#[wasm_bindgen(js_name = rowsWindow)]
+pub fn rows_window_of(catalog: &CatalogHandle, rows: JsValue, product_ix: u32, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+    Ok(rows_window(catalog, rows_of(rows)?, product_ix, now_ms))
 }
 
 // ---------------------------------------------------------------- helpers with the example apps' own signatures

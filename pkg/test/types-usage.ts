@@ -6,7 +6,6 @@ import {
   Engine,
   loadCatalog,
   useCatalog,
-  defaultCatalog,
   init,
   initSync,
   isReady,
@@ -55,7 +54,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
 
   const catalog: Catalog = loadCatalog('{}');
   const again: Catalog = useCatalog(catalog.toJSON());
-  const id: string = defaultCatalog().id + again.name + again.version;
+  const id: string = again.id + again.name + again.version;
 
   const grants: GrantInput[] = [
     { product: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null },
