@@ -311,9 +311,9 @@ function timeText(ms) {
 }
 
 /**
- * Parses and validates a catalog: JSON text or the parsed object (the package
- * ships its catalogs as JSON in `tollgate/catalogs/*.json`). Errors name the
- * field (`error.path`) and, for JSON text, the line (`error.line`).
+ * Parses and validates a catalog: JSON text (`GET /v1/catalog`'s body, or a file the
+ * app built with `tollgate catalog check --json`) or the parsed object. Errors name
+ * the field (`error.path`) and, for JSON text, the line (`error.line`).
  */
 export function loadCatalog(src) {
   ensureReady();

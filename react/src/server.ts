@@ -25,7 +25,7 @@ export { parsePublicKeys, verifySnapshot, peekSnapshot } from './snapshot.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
-export { bundledCatalog, getTollgate } from './node.js';
+export { getTollgate } from './node.js';
 
 /** An engine over a catalog document and grants (no snapshot needed). */
 export async function engineFor(

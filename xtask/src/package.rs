@@ -3,7 +3,7 @@
 //! 1. catalogs/*.toml -> target/catalogs/*.json (read with the core's TOML loader):
 //!    the example catalogs as the package reads them, for the repository's own
 //!    tests and benchmarks. The package carries no catalog: an app hands it the text
-//!    of `GET /v1/catalog` or a JSON file it built (`tollgate catalog json FILE`);
+//!    of `GET /v1/catalog` or a JSON file it built (`tollgate catalog check --json FILE`);
 //! 2. the core for wasm32, without its TOML reader (`--no-default-features`);
 //! 3. wasm-bindgen --target web -> pkg/tollgate.js, tollgate_bg.wasm, tollgate.d.ts;
 //! 4. wasm-opt (npm binaryen) for size.
@@ -62,12 +62,18 @@ pub const CATALOG_JSON_DIR: &str = "target/catalogs";
 
 /// catalogs/*.toml -> target/catalogs/*.json, each checked to load again unchanged.
 pub fn write_catalogs(root: &Path) -> Result<()> {
-    step(format!("catalogs/*.toml -> {CATALOG_JSON_DIR}/*.json (validated by the core; for the tests, not shipped)"));
-    let dir = root.join(CATALOG_JSON_DIR);
+    write_catalogs_to(root, CATALOG_JSON_DIR, "for the tests, not shipped")
+}
+
+/// catalogs/*.toml -> `<rel>/*.json` (relative to the repository): what
+/// `tollgate catalog check --json FILE` prints, each checked to load again unchanged.
+pub fn write_catalogs_to(root: &Path, rel: &str, why: &str) -> Result<()> {
+    step(format!("catalogs/*.toml -> {rel}/*.json (validated by the core; {why})"));
+    let dir = root.join(rel);
     for (name, cat) in catalogs(root)? {
         let pretty = serde_json::to_string_pretty(&cat.doc).map_err(|e| e.to_string())? + "\n";
         // What the package will read must load again, unchanged.
-        let again = Catalog::from_json(&pretty).map_err(|e| format!("{CATALOG_JSON_DIR}/{name}.json does not load: {e}"))?;
+        let again = Catalog::from_json(&pretty).map_err(|e| format!("{rel}/{name}.json does not load: {e}"))?;
         if again.doc != cat.doc {
             return Err(format!("catalog {name} changes when written as JSON and read back"));
         }
