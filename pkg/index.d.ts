@@ -7,6 +7,7 @@
 import type {
   CatalogDoc,
   Check,
+  MeterErrorCode,
   CloudEntitlementRow,
   Decision,
   Entitlements,
@@ -21,7 +22,9 @@ import type {
   PlanUser as PlanUserFields,
   Quote,
   Snapshot,
+  SnapshotErrorCode,
   ToolState,
+  UsageErrorCode,
 } from './types.generated.js';
 
 export type * from './types.generated.js';
@@ -34,7 +37,8 @@ export type Now = Date | string | number;
 /** A limit's value with the tier it comes from and until when it holds. */
 export type LimitInfo = LimitAnswer;
 
-export type CheckErrorCode = 'unknown_feature' | 'invalid_quantity';
+/** The core's codes of a metering error (`MeterErrorCode`, generated). */
+export type CheckErrorCode = MeterErrorCode;
 
 /** A metering question the catalog cannot answer; `code` is the core's. */
 export interface CheckError extends Error {
@@ -230,7 +234,8 @@ export declare const CAPABILITIES: Readonly<{
 
 // ------------------------------------------------------------------ usage pricing
 
-export type QuoteErrorCode = 'no_usage_pricing' | 'unknown_rate' | 'out_of_range' | 'overflow';
+/** The core's codes of a usage-pricing error (`UsageErrorCode`, generated). */
+export type QuoteErrorCode = UsageErrorCode;
 
 /** A usage question the catalog cannot answer. */
 export interface QuoteError extends Error {
@@ -263,15 +268,6 @@ export declare function formatMoney(money: Money): string;
 export declare function minorDigits(currency: string): number;
 
 // ------------------------------------------------------------------ signed entitlement snapshots
-
-export type SnapshotErrorCode =
-  | 'malformed_snapshot'
-  | 'bad_signature'
-  | 'unknown_key'
-  | 'invalid_key'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'wrong_subject';
 
 /** A refused snapshot token; `code` is the core's stable error code. */
 export interface SnapshotError extends Error {

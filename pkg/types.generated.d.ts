@@ -265,6 +265,11 @@ export type LimitPeriod = "none" | "day" | "month" | "billing_period";
 export type LimitValue = number | "unlimited";
 
 /**
+ * The stable code of a [`MeterError`].
+ */
+export type MeterErrorCode = "unknown_feature" | "credit_pool" | "invalid_quantity" | "invalid_scope";
+
+/**
  * An amount in the currency's minor units (cents, paise).
  */
 export type Money = { amount: number, currency: string, };
@@ -464,6 +469,11 @@ alerts?: Array<ShownAlert>,
 failed_payments?: Array<DuePayment>, };
 
 /**
+ * The stable code of a [`SnapshotError`].
+ */
+export type SnapshotErrorCode = "malformed_snapshot" | "bad_signature" | "unknown_key" | "invalid_key" | "expired" | "not_yet_valid" | "wrong_subject";
+
+/**
  * Where a grant came from.
  */
 export type Source = "stripe" | "razorpay" | "manual_grant" | "bundle" | "promotion";
@@ -497,6 +507,11 @@ export type Upgrade = { offer: string, label: string, price: Money, interval: In
  * Human text, e.g. "Creation Cloud Pro — $59.00/month".
  */
 display: string, };
+
+/**
+ * The stable code of a [`UsageError`].
+ */
+export type UsageErrorCode = "no_usage_pricing" | "unknown_rate" | "out_of_range" | "overflow" | "unknown_pool" | "invalid_quantity";
 
 export type UsagePricing = { 
 /**

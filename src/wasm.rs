@@ -713,7 +713,10 @@ impl EngineHandle {
     pub fn check_feature(&self, feature: &str, quantity: f64, used: f64, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let quantity = count_of("quantity", quantity).map_err(|_| {
-            coded_error(format_args!("quantity must be a whole number from 1 to {}", meter::MAX_QUANTITY), "invalid_quantity")
+            coded_error(
+                format_args!("quantity must be a whole number from 1 to {}", meter::MAX_QUANTITY),
+                meter::MeterErrorCode::InvalidQuantity.as_str(),
+            )
         })?;
         let used = count_of("used", used)?;
         let now = now_of(now_ms)?;
@@ -1078,7 +1081,10 @@ pub fn verify_snapshot(
         match snapshot::decode_key(text) {
             Ok(key) => trusted.push((kid, key)),
             Err(e) => {
-                return Err(coded_error(format_args!("trusted public key `{kid}`: {e}"), "invalid_key"));
+                return Err(coded_error(
+                    format_args!("trusted public key `{kid}`: {e}"),
+                    snapshot::SnapshotErrorCode::InvalidKey.as_str(),
+                ));
             }
         }
     }
