@@ -48,12 +48,24 @@ pub fn run(root: &Path) -> Result<()> {
     result
 }
 
-fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<String>) -> Result<()> {
+/// `cargo xtask bench package`: the package stage alone (no stack, no worker).
+pub fn run_package(root: &Path) -> Result<()> {
+    let mut stages = Stages::new("bench package");
+    let result = stage_package(root, &mut stages);
+    stages.summary();
+    result
+}
+
+fn stage_package(root: &Path, stages: &mut Stages) -> Result<()> {
     stages.run("npm package: build, then bench/package.bench.mjs (Node, plain-JS baseline)", || {
         package::build(root)?;
         toolchain::node()?;
         run_cmd(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
-    })?;
+    })
+}
+
+fn stages_all(root: &Path, ports: Ports, stages: &mut Stages, figures: &mut Vec<String>) -> Result<()> {
+    stage_package(root, stages)?;
     let size = stages.run("worker: build, bundle size gzipped", || {
         let out = worker::build(root).map_err(|e| e.to_string())?;
         Ok(out.gzip_bytes)

@@ -61,6 +61,8 @@ cargo xtask <command>
   bench   the package under Node against a plain-JS baseline and its wasm size; the
           worker's bundle size, the core natively vs in wasm, webhook latency and
           throughput and concurrent consumes through wrangler dev; first paint in Chromium
+  bench package
+          the package stage alone (build pkg/, then bench/package.bench.mjs)
 
 Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
 8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
@@ -80,6 +82,7 @@ fn main() {
         (Some("test"), ["browser"]) => root().and_then(|r| test_browser(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
         (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
+        (Some("bench"), ["package"]) => root().and_then(|r| bench::run_package(&r)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
         (Some("ts"), []) => root().and_then(|r| tstypes::write(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
