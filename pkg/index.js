@@ -279,6 +279,11 @@ function tablesOf(catalog) {
       products.set(p.id, { index: i, tiers });
     });
     t = {
+      // The names asked last, resolved: a shortcut for the VCM Suite helpers' hot calls.
+      lastCloud: undefined,
+      lastTier: undefined,
+      lastProduct: undefined,
+      lastTierIx: undefined,
       products,
       tierNames: raw.products.map((p) => p.tiers),
       tools: raw.tools,
@@ -553,6 +558,7 @@ const RING = 4;
 const ring = [];
 let ringAt = 0;
 const ROWS = new WeakMap();
+let lastEntry = null; // the entry asked about last (a shortcut into the ring or the map)
 const UTF8 = new TextEncoder();
 let packBuf = new Uint8Array(4096);
 const NO_ROWS = new WeakMap(); // per catalog: the same for no rows at all
@@ -634,16 +640,19 @@ function rowsEntry(entitlements, catalog) {
     if (e === undefined) NO_ROWS.set(catalog, (e = newEntry([], catalog)));
     return e;
   }
-  let cached;
-  for (let i = 0; i < ring.length; i++) {
-    if (ring[i].rows === entitlements) {
-      cached = ring[i];
-      break;
+  let cached = lastEntry !== null && lastEntry.rows === entitlements ? lastEntry : undefined;
+  if (cached === undefined) {
+    for (let i = 0; i < ring.length; i++) {
+      if (ring[i].rows === entitlements) {
+        cached = ring[i];
+        break;
+      }
     }
   }
   if (cached === undefined) cached = ROWS.get(entitlements);
   if (cached !== undefined && cached.catalog === catalog && sameRows(entitlements, cached.vals)) {
-    cached.hits++;
+    if (cached.hits === 0) cached.hits = 1;
+    lastEntry = cached;
     return cached;
   }
   const rows = rowsOf(entitlements);
@@ -672,8 +681,21 @@ function newEntry(rows, catalog) {
 export function hasAccess(entitlements, cloud, requiredTier, now) {
   const at = nowMs(now);
   const catalog = currentCatalog();
-  const p = tablesOf(catalog).products.get(cloud);
-  const t = p?.tiers.get(requiredTier);
+  const names = tablesOf(catalog);
+  let p, t;
+  if (cloud === names.lastCloud && requiredTier === names.lastTier) {
+    p = names.lastProduct;
+    t = names.lastTierIx;
+  } else {
+    p = names.products.get(cloud);
+    t = p?.tiers.get(requiredTier);
+    if (t !== undefined) {
+      names.lastCloud = cloud;
+      names.lastTier = requiredTier;
+      names.lastProduct = p;
+      names.lastTierIx = t;
+    }
+  }
   if (t === undefined || !(Math.abs(at) <= MAX_MS)) {
     // Unknown names, an out-of-range `now`: the core's own answer and errors.
     return rowsHasAccess(catalog[HANDLE], rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), at);
