@@ -1,6 +1,6 @@
 // Server-side helpers for Next.js server components and route handlers (and Node
 // code run with the react-server condition): load the wasm engine synchronously from
-// its bytes, read the package's bundled catalogs, answer questions for given grants,
+// its bytes, answer questions for given grants and a catalog the app hands over,
 // and fetch and verify a user's snapshot from the worker.
 //
 // Nothing here uses React state: it works where hooks do not.
