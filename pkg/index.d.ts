@@ -161,7 +161,10 @@ export declare class Engine {
    */
   checkFeature(feature: string, quantity?: number | null, used?: number | null, now?: Now): Check;
   exportPolicy(now?: Now): ExportPolicy;
-  /** Every tool of `page` (every tool when omitted or null) at once. */
+  /**
+   * Every tool of `page` (every tool when omitted or null) at once. Each decision's
+   * `upgrade` is the catalog's frozen object for that offer, shared between answers.
+   */
   pageState(page?: string | null, usage?: Usage | null, now?: Now): ToolState[];
   toolState(id: string, usage?: Usage | null, now?: Now): ToolState;
   productIndex(product: string): number;

@@ -9,9 +9,12 @@
 //!   the exact signed bytes: about 17.6 KB of the gzipped module.)
 //! - out of Rust, answers are JSON text that the wrapper turns into objects
 //!   with `JSON.parse`: one string crossing per answer instead of a boundary
-//!   call per field (a page of 30 tools is hundreds of fields). The text is
-//!   written by [`Json`], which gives serde_json's output for these shapes at
-//!   about twice its speed in this size-optimised build.
+//!   call per field. The text is written by [`Json`], which gives serde_json's
+//!   output for these shapes at about twice its speed in this size-optimised
+//!   build. The batch and hot answers are numbers instead: a page of tools as
+//!   [`decide::Verdict`]s by index (`pageVerdicts`), named by the wrapper from
+//!   tables the catalog gives once (`CatalogHandle::tables`); a product's tier
+//!   with the window it holds for (`window`, `rowsWindowPacked`).
 //!
 //! `now` crosses as epoch milliseconds (`f64`), read by the JS wrapper, never
 //! here. Every failure becomes a JS `Error` with the core's message; catalog
