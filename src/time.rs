@@ -32,7 +32,10 @@ impl Timestamp {
     /// Parses RFC 3339 (`2026-01-31T00:00:00Z`, `2026-01-31T05:30:00+05:30`,
     /// fractional seconds truncated) or a plain integer of Unix seconds.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let t = s.trim();
+        // (No trim when the ends are plain ASCII: whitespace, Unicode's included,
+        // cannot start or end there, and trim walks characters one call at a time.)
+        let plain_end = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
+        let t = if plain_end(s.as_bytes().first()) && plain_end(s.as_bytes().last()) { s } else { s.trim() };
         if let Some(ts) = parse_common_rfc3339(t.as_bytes()) {
             return Ok(ts);
         }
@@ -155,6 +158,9 @@ mod tests {
         assert_eq!(Timestamp::parse("1700000000").unwrap().0, 1_700_000_000);
         assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00Z");
         assert!(Timestamp::parse("yesterday").unwrap_err().contains("RFC 3339"));
+        for padded in [" 1970-01-01T00:00:10Z", "1970-01-01T00:00:10Z\n", "\u{a0}1970-01-01T00:00:10Z\u{2003}", " 10 "] {
+            assert_eq!(Timestamp::parse(padded).unwrap().0, 10, "{padded:?}");
+        }
     }
 
     /// The quick reader of the common shape agrees with chrono wherever it answers,

@@ -831,10 +831,10 @@ const ROW_FIELDS: usize = 12;
 
 /// One packed field: empty is null, `=` and text is a string; anything else is
 /// not what the wrapper writes.
-fn packed_field(f: &[u8]) -> Result<Option<&str>, ()> {
-    match f.split_first() {
+fn packed_field(f: &str) -> Result<Option<&str>, ()> {
+    match f.as_bytes().first() {
         None => Ok(None),
-        Some((b'=', text)) => std::str::from_utf8(text).map(Some).map_err(|_| ()),
+        Some(b'=') => Ok(Some(&f[1..])),
         Some(_) => Err(()),
     }
 }
@@ -847,8 +847,10 @@ fn packed_field(f: &[u8]) -> Result<Option<&str>, ()> {
 fn unpack_rows(packed: &[u8], n: usize) -> Result<Vec<PackedRow<'_>>, ()> {
     use serde::de::value::{Error as DeError, StrDeserializer};
     const SEP: u8 = 0x1f;
+    // Checked as UTF-8 once; U+001F is one byte, so fields split at character boundaries.
+    let text = std::str::from_utf8(packed).map_err(|_| ())?;
     let mut at = 0;
-    let mut next = || -> Result<&[u8], ()> {
+    let mut next = || -> Result<&str, ()> {
         if packed.get(at) != Some(&SEP) {
             return Err(());
         }
@@ -858,7 +860,7 @@ fn unpack_rows(packed: &[u8], n: usize) -> Result<Vec<PackedRow<'_>>, ()> {
             end += 1;
         }
         at = end;
-        Ok(&packed[start..end])
+        text.get(start..end).ok_or(())
     };
     let time = |f: Option<&str>| f.map(Timestamp::parse).transpose().map_err(|_| ());
     let mut rows = Vec::with_capacity(n);
