@@ -126,7 +126,23 @@ function nowMs(now) {
   );
 }
 
-/** An object input: objects pass through; a string is JSON text, parsed here. */
+/**
+ * An object input as the JSON text the core reads: null or undefined stay absent,
+ * a string is JSON text (checked here, passed as it is), anything else is written
+ * with JSON.stringify.
+ */
+function jsonOf(what, v) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') return JSON.stringify(v);
+  try {
+    JSON.parse(v);
+  } catch (e) {
+    throw new TypeError(`tollgate: invalid ${what}: not valid JSON: ${e.message}`);
+  }
+  return v;
+}
+
+/** An object input as an object: a string is JSON text, parsed here. */
 function objectOf(what, v) {
   if (typeof v !== 'string') return v;
   try {
@@ -141,7 +157,7 @@ function userOf(user) {
   if (user === undefined || user === null) return undefined;
   if (typeof user !== 'object') throw new TypeError(`tollgate: \`user\` must be an object or null, got ${describe(user)}`);
   const tier = typeof user.subscription_tier === 'string' ? user.subscription_tier : null;
-  return { subscription_tier: tier, entitlements: user.entitlements ?? null };
+  return JSON.stringify({ subscription_tier: tier, entitlements: user.entitlements ?? null });
 }
 
 /**
@@ -402,7 +418,7 @@ export class Engine {
   constructor(catalog, entitlements) {
     ensureReady();
     this.#catalog = catalogOrCurrent(catalog);
-    this.#h = new EngineHandle(this.#catalog[HANDLE], objectOf('entitlements', entitlements));
+    this.#h = new EngineHandle(this.#catalog[HANDLE], jsonOf('entitlements', entitlements));
     this.#window = new Float64Array(3 * this.#h.productCount).fill(NaN);
   }
   get catalog() {
@@ -410,7 +426,7 @@ export class Engine {
   }
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
   setEntitlements(entitlements) {
-    this.#h.setEntitlements(objectOf('entitlements', entitlements));
+    this.#h.setEntitlements(jsonOf('entitlements', entitlements));
     this.#window.fill(NaN);
     this.#decisions.clear();
     this.#grantIds = null;
@@ -466,7 +482,7 @@ export class Engine {
    */
   pageState(page, usage, now) {
     const p = page === undefined || page === null ? undefined : str('page', page);
-    const v = this.#h.pageVerdicts(p, objectOf('usage', usage), nowMs(now));
+    const v = this.#h.pageVerdicts(p, jsonOf('usage', usage), nowMs(now));
     const t = tablesOf(this.#catalog);
     const out = new Array(v.length / 8);
     for (let i = 0, k = 0; k < v.length; i++, k += 8) {
@@ -489,7 +505,7 @@ export class Engine {
     return this.#grantIds[i];
   }
   toolState(id, usage, now) {
-    return JSON.parse(this.#h.toolState(str('tool', id), objectOf('usage', usage), nowMs(now)));
+    return JSON.parse(this.#h.toolState(str('tool', id), jsonOf('usage', usage), nowMs(now)));
   }
   productIndex(product) {
     return this.#h.productIndex(str('product', product));
@@ -536,6 +552,12 @@ export class Engine {
 }
 
 // ------------------------------------------------------------------ VCM Suite-compatible helpers
+
+/** Rows as the JSON text the core reads (absent: none). */
+function rowsText(entitlements) {
+  const rows = rowsOf(entitlements);
+  return rows === undefined ? undefined : typeof entitlements === 'string' ? entitlements : JSON.stringify(rows);
+}
 
 function rowsOf(entitlements) {
   if (entitlements === undefined || entitlements === null) return undefined;
@@ -698,7 +720,7 @@ export function hasAccess(entitlements, cloud, requiredTier, now) {
   }
   if (t === undefined || !(Math.abs(at) <= MAX_MS)) {
     // Unknown names, an out-of-range `now`: the core's own answer and errors.
-    return rowsHasAccess(catalog[HANDLE], rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), at);
+    return rowsHasAccess(catalog[HANDLE], rowsText(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), at);
   }
   const e = rowsEntry(entitlements, catalog);
   const w = e.windows;
@@ -710,7 +732,7 @@ export function hasAccess(entitlements, cloud, requiredTier, now) {
     const { written } = UTF8.encodeInto(e.packed, packBuf);
     fresh = rowsWindowPacked(catalog[HANDLE], packBuf.subarray(0, written), e.rows.length, p.index, at);
   }
-  if (fresh === undefined || fresh.length === 0) fresh = rowsWindow(catalog[HANDLE], e.rows, p.index, at);
+  if (fresh === undefined || fresh.length === 0) fresh = rowsWindow(catalog[HANDLE], JSON.stringify(e.rows), p.index, at);
   w[k] = fresh[0];
   w[k + 1] = fresh[1];
   w[k + 2] = fresh[2];
@@ -721,7 +743,7 @@ export function hasAccess(entitlements, cloud, requiredTier, now) {
 export function explainAccess(entitlements, cloud, requiredTier, now) {
   const c = currentCatalog()[HANDLE];
   return JSON.parse(
-    rowsExplainAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
+    rowsExplainAccess(c, rowsText(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
   );
 }
 
@@ -911,9 +933,10 @@ export function getOrganizationEntitlements(snapshot, organizationId, { catalog,
   if (!m) return null;
   const c = catalogOrCurrent(catalog);
   const at = nowMs(now);
-  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], m, at));
+  const mText = JSON.stringify(m);
+  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], mText, at));
   Object.defineProperty(ents, 'hasFeatureAccess', {
-    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), at),
+    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], mText, str('feature', feature), at),
     enumerable: false,
   });
   return ents;
@@ -928,7 +951,7 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   const m = membershipOf(snapshot, organizationId);
   if (!m) return false;
   const c = catalogOrCurrent(catalog);
-  return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
+  return wasmOrgFeatureAccess(c[HANDLE], JSON.stringify(m), str('feature', feature), nowMs(now));
 }
 
 // ------------------------------------------------------------------ notices
@@ -949,5 +972,5 @@ export function notices(snapshot, { catalog, used, now } = {}) {
     throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
   }
   const c = catalogOrCurrent(catalog);
-  return JSON.parse(wasmNotices(c[HANDLE], snapshot, used ?? null, nowMs(now)));
+  return JSON.parse(wasmNotices(c[HANDLE], JSON.stringify(snapshot), jsonOf('used', used), nowMs(now)));
 }

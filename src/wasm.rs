@@ -3,10 +3,13 @@
 //! Thin by design: read what JavaScript hands over, call the core, convert the
 //! answer. Measured on the package (see `cargo xtask bench`), the two ways of
 //! moving objects split like this:
-//! - into Rust, objects are read with serde-wasm-bindgen straight from the JS
-//!   values, with no `JSON.stringify` per call. (The one JSON reader in the
-//!   wasm is serde_json's, inside the core's snapshot verifier, which parses
-//!   the exact signed bytes: about 17.6 KB of the gzipped module.)
+//! - into Rust, a catalog is read with serde-wasm-bindgen straight from the JS
+//!   object. Everything a signed snapshot also holds (grants, balances,
+//!   memberships, alerts, payments), and with it rows, users and usage, crosses as
+//!   JSON text read by serde_json, the reader the snapshot verifier needs anyway
+//!   for the exact signed bytes: one deserializer per type in the module, not two.
+//!   The hot calls cross no object at all: rows travel packed in one string,
+//!   engines are made once.
 //! - out of Rust, answers are JSON text that the wrapper turns into objects
 //!   with `JSON.parse`: one string crossing per answer instead of a boundary
 //!   call per field. The text is written by [`Json`], which gives serde_json's
@@ -147,32 +150,40 @@ struct EntitlementsIn {
     balances: BTreeMap<String, i64>,
 }
 
-fn from_js<T: DeserializeOwned>(what: &str, v: JsValue) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(&format!("invalid {what}: {e}")))
-}
-
 fn is_nothing(v: &JsValue) -> bool {
     v.is_null() || v.is_undefined()
 }
 
-/// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants.
-fn entitlements_of(v: JsValue) -> Result<Entitlements, JsValue> {
-    if is_nothing(&v) {
-        return Ok(Entitlements::default());
-    }
-    if js_sys::Array::is_array(&v) {
-        let Listed(grants) = from_js::<Listed<Grant>>("entitlements", v)?;
+/// A serde_json error without its " at line L column C" (the text is the wrapper's
+/// `JSON.stringify` of an object, where lines mean nothing to the caller).
+fn plain(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let tail = format!(" at line {} column {}", e.line(), e.column());
+    s.strip_suffix(&tail).map(str::to_string).unwrap_or(s)
+}
+
+/// Reads JSON text (the wrapper's `JSON.stringify`, or the app's own text) with
+/// serde_json. Grants, balances, memberships, alerts and payments are what a signed
+/// snapshot holds, which the verifier reads with serde_json anyway: read the same
+/// way here, they need no second deserializer in the module.
+fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> {
+    serde_json::from_slice(text.as_bytes()).map_err(|e| js_error(&format!("invalid {what}: {}", plain(&e))))
+}
+
+/// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants (JSON text).
+fn entitlements_of(v: Option<String>) -> Result<Entitlements, JsValue> {
+    let Some(text) = v else { return Ok(Entitlements::default()) };
+    if text.trim_start().starts_with('[') {
+        let Listed(grants) = from_json::<Listed<Grant>>("entitlements", &text)?;
         return Ok(Entitlements::new(grants));
     }
-    let e: EntitlementsIn = from_js("entitlements", v)?;
+    let e: EntitlementsIn = from_json("entitlements", &text)?;
     Ok(Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances })
 }
 
-fn rows_of(v: JsValue) -> Result<Vec<CloudEntitlementRow>, JsValue> {
-    if is_nothing(&v) {
-        return Ok(Vec::new());
-    }
-    from_js::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", v).map(|l| l.0)
+fn rows_of(v: Option<String>) -> Result<Vec<CloudEntitlementRow>, JsValue> {
+    let Some(text) = v else { return Ok(Vec::new()) };
+    from_json::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", &text).map(|l| l.0)
 }
 
 /// The VCM Suite app's user; its grants, when present, decide the tier.
@@ -185,19 +196,15 @@ struct UserIn {
     entitlements: Option<Listed<Grant>>,
 }
 
-fn user_of(v: JsValue) -> Result<Option<PlanUser>, JsValue> {
-    if is_nothing(&v) {
-        return Ok(None);
-    }
-    let u: UserIn = from_js("user", v)?;
+fn user_of(v: Option<String>) -> Result<Option<PlanUser>, JsValue> {
+    let Some(text) = v else { return Ok(None) };
+    let u: UserIn = from_json("user", &text)?;
     Ok(Some(PlanUser { subscription_tier: u.subscription_tier, entitlements: u.entitlements.map(|l| l.0) }))
 }
 
-fn usage_of(v: JsValue) -> Result<Usage, JsValue> {
-    if is_nothing(&v) {
-        return Ok(Usage::new());
-    }
-    from_js("usage (limit id -> whole number used)", v)
+fn usage_of(v: Option<String>) -> Result<Usage, JsValue> {
+    let Some(text) = v else { return Ok(Usage::new()) };
+    from_json("usage (limit id -> whole number used)", &text)
 }
 
 /// The catalog document; when it does not read, the failing section or element
@@ -637,13 +644,13 @@ pub struct EngineHandle {
 #[wasm_bindgen]
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
-    pub fn new(catalog: &CatalogHandle, entitlements: JsValue) -> Result<EngineHandle, JsValue> {
+    pub fn new(catalog: &CatalogHandle, entitlements: Option<String>) -> Result<EngineHandle, JsValue> {
         let ents = entitlements_of(entitlements)?;
         Ok(EngineHandle { inner: Engine::shared(Arc::clone(&catalog.inner), ents) })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
-    pub fn set_entitlements(&mut self, entitlements: JsValue) -> Result<(), JsValue> {
+    pub fn set_entitlements(&mut self, entitlements: Option<String>) -> Result<(), JsValue> {
         let ents = entitlements_of(entitlements)?;
         self.inner.set_entitlements(ents);
         Ok(())
@@ -736,7 +743,7 @@ impl EngineHandle {
     }
 
     #[wasm_bindgen(js_name = toolState)]
-    pub fn tool_state(&self, tool: &str, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    pub fn tool_state(&self, tool: &str, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         to_json(&decide::tool_state(e.catalog(), e.entitlements(), tool, &usage, now_of(now_ms)?).map_err(fail)?)
@@ -744,7 +751,7 @@ impl EngineHandle {
 
     /// Every tool of `page` (every tool when `page` is absent) at once.
     #[wasm_bindgen(js_name = pageState)]
-    pub fn page_state(&self, page: Option<String>, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    pub fn page_state(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         let now = now_of(now_ms)?;
@@ -757,7 +764,7 @@ impl EngineHandle {
     /// upgrade (0: none)]`. The wrapper reads the names from `CatalogHandle::tables`
     /// and `grantIds`: one crossing, no text, however many tools.
     #[wasm_bindgen(js_name = pageVerdicts)]
-    pub fn page_verdicts(&self, page: Option<String>, usage: JsValue, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+    pub fn page_verdicts(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<Vec<f64>, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         let now = now_of(now_ms)?;
@@ -958,7 +965,7 @@ pub fn rows_window_packed(catalog: &CatalogHandle, packed: &[u8], n: u32, produc
 /// [`rows_window_packed`] from the row objects; malformed rows are an `Error`
 /// naming the row and field.
 #[wasm_bindgen(js_name = rowsWindow)]
-pub fn rows_window_of(catalog: &CatalogHandle, rows: JsValue, product_ix: u32, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+pub fn rows_window_of(catalog: &CatalogHandle, rows: Option<String>, product_ix: u32, now_ms: f64) -> Result<Vec<f64>, JsValue> {
     Ok(rows_window(catalog, rows_of(rows)?, product_ix, now_ms))
 }
 
@@ -968,7 +975,7 @@ pub fn rows_window_of(catalog: &CatalogHandle, rows: JsValue, product_ix: u32, n
 #[wasm_bindgen(js_name = rowsHasAccess)]
 pub fn rows_has_access(
     catalog: &CatalogHandle,
-    rows: JsValue,
+    rows: Option<String>,
     cloud: &str,
     required: &str,
     now_ms: f64,
@@ -981,7 +988,7 @@ pub fn rows_has_access(
 #[wasm_bindgen(js_name = rowsExplainAccess)]
 pub fn rows_explain_access(
     catalog: &CatalogHandle,
-    rows: JsValue,
+    rows: Option<String>,
     cloud: &str,
     required: &str,
     now_ms: f64,
@@ -992,28 +999,28 @@ pub fn rows_explain_access(
 
 /// The VCM Suite app's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
 #[wasm_bindgen(js_name = resolveUserTier)]
-pub fn resolve_user_tier(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn resolve_user_tier(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     vcm::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
 }
 
 /// The VCM Suite app's capability helpers (`canUseAI` ...) as a Decision (JSON).
 #[wasm_bindgen(js_name = userCan)]
-pub fn user_can(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_can(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map_err(fail)?)
 }
 
 /// The same as [`user_can`], as a boolean.
 #[wasm_bindgen(js_name = userAllowed)]
-pub fn user_allowed(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
+pub fn user_allowed(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
     let user = user_of(user)?;
     vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
 }
 
 /// The VCM Suite app's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
 #[wasm_bindgen(js_name = userExportPolicy)]
-pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_export_policy(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&vcm::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
 }
@@ -1023,7 +1030,7 @@ pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -
 #[wasm_bindgen(js_name = workflowRunAllowed)]
 pub fn workflow_run_allowed(
     catalog: &CatalogHandle,
-    user: JsValue,
+    user: Option<String>,
     runs_today: f64,
     now_ms: f64,
 ) -> Result<String, JsValue> {
@@ -1051,16 +1058,16 @@ pub fn quote(catalog: &CatalogHandle, model: &str, quality: &str, seconds: f64) 
 /// JSON in the Org Seats app's shape (`tier`, `status`, `seatCount`, `seatsUsed`,
 /// `seatsAvailable`, `hasSeat`, `inGracePeriod`, `gracePeriodEndsAt`, `features`, ...).
 #[wasm_bindgen(js_name = orgEntitlements)]
-pub fn org_entitlements(catalog: &CatalogHandle, membership: JsValue, now_ms: f64) -> Result<String, JsValue> {
-    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+pub fn org_entitlements(catalog: &CatalogHandle, membership: &str, now_ms: f64) -> Result<String, JsValue> {
+    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
     to_json(&crate::orgs::org_entitlements(&catalog.inner, &m, now_of(now_ms)?))
 }
 
 /// May the member use `feature` (a capability) through that organization now
 /// (`orgs::has_feature_access`: only with a seat, only what its tier gives)?
 #[wasm_bindgen(js_name = orgFeatureAccess)]
-pub fn org_feature_access(catalog: &CatalogHandle, membership: JsValue, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
-    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+pub fn org_feature_access(catalog: &CatalogHandle, membership: &str, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
+    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
     crate::orgs::has_feature_access(&catalog.inner, &m, feature, now_of(now_ms)?).map_err(fail)
 }
 
@@ -1150,10 +1157,13 @@ struct NoticesIn {
 /// its open alerts, and the catalog's thresholds its numbers cross now. `used`: what
 /// each limit's current window used so far (limit id -> whole number), where known.
 #[wasm_bindgen]
-pub fn notices(catalog: &CatalogHandle, snapshot: JsValue, used: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
-    let s: NoticesIn = from_js("snapshot", snapshot)?;
-    let used: BTreeMap<String, u64> = if is_nothing(&used) { BTreeMap::new() } else { from_js("used (limit id -> whole number used)", used)? };
+    let s: NoticesIn = from_json("snapshot", snapshot)?;
+    let used: BTreeMap<String, u64> = match used {
+        None => BTreeMap::new(),
+        Some(text) => from_json("used (limit id -> whole number used)", &text)?,
+    };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
     to_json(&crate::notices::notices(&catalog.inner, &ents, &s.alerts, &s.failed_payments, &used, now))
 }

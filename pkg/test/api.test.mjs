@@ -402,7 +402,12 @@ test('malformed entitlements name the grant and the field', () => {
   throwsClearly(() => new Engine(null, [noTier]), 'grants[0]', 'missing field `tier`');
   throwsClearly(() => new Engine(null, { grants: 'all' }), 'invalid entitlements');
   throwsClearly(() => new Engine(null, '{"grants": ['), 'invalid entitlements');
-  throwsClearly(() => new Engine(null, [grant({ valid_from: new Date(NOW) })]), 'grants[0]', 'RFC 3339 timestamp string or integer Unix seconds');
+  // Entitlements cross as JSON: a Date reads as the instant JSON.stringify writes for it.
+  assert.deepEqual(
+    new Engine(null, [grant({ valid_to: new Date('2026-03-15T00:00:00Z') })]).hasAccess('creation', 'pro', NOW),
+    new Engine(null, [grant({ valid_to: '2026-03-15T00:00:00Z' })]).hasAccess('creation', 'pro', NOW),
+  );
+  throwsClearly(() => new Engine(null, [grant({ valid_from: {} })]), 'grants[0]', 'RFC 3339 timestamp string or integer Unix seconds');
   throwsClearly(() => new Engine(null, [grant({ valid_to: 1.5 })]), 'grants[0]', 'whole Unix seconds');
   throwsClearly(() => new Engine(null, 7), 'invalid entitlements');
 });
