@@ -121,6 +121,8 @@ export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembl
 /**
  * Loads the WebAssembly module: needed once in browsers and browser bundles
  * before the first call; a no-op in Node and Cloudflare Workers, which load it on import.
+ * A failed load rejects with an Error whose `code` is `wasm_load_failed` and whose message
+ * says what to pass instead.
  */
 export declare function init(input?: InitInput | Promise<InitInput>): Promise<void>;
 
@@ -130,13 +132,44 @@ export declare function initSync(module: BufferSource | WebAssembly.Module): voi
 /** Whether the WebAssembly module is loaded. */
 export declare function isReady(): boolean;
 
+// ------------------------------------------------------------------ your catalog's ids
+
+/**
+ * The kinds of ids a catalog defines. Every function that takes an id takes it as
+ * `Ids['capability']`, `Ids['tool']`, ...: plain strings until an app registers its own
+ * catalog's ids, which `tollgate catalog types catalog.toml > tollgate-catalog.d.ts` does
+ * (`declare module 'tollgate' { interface Register { ids: Ids } }`); from then on a
+ * misspelled id fails to compile. An app with several catalogs passes each one's `Ids` as
+ * a type parameter instead (`new Engine<StudioIds>(...)`).
+ */
+export interface CatalogIds {
+  product: string;
+  tier: string;
+  capability: string;
+  limit: string;
+  pool: string;
+  offer: string;
+  tool: string;
+  page: string;
+}
+
+/** Augmented by a catalog's generated types: `interface Register { ids: Ids }`. */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface Register {}
+
+/** The registered catalog's ids, or {@link CatalogIds} (any string) when none is registered. */
+export type RegisteredIds = Register extends { ids: infer I extends CatalogIds } ? I : CatalogIds;
+
+/** Anything `checkFeature` (and the worker's `/v1/check` and `/v1/track`) takes. */
+export type FeatureOf<I extends CatalogIds> = I['capability'] | I['limit'] | I['pool'];
+
 // ------------------------------------------------------------------ stateful engine
 
 /**
  * A catalog and one subject's entitlements, loaded once: answers by name with
  * explained decisions or, on the hot path, by index with {@link Engine.check}.
  */
-export declare class Engine {
+export declare class Engine<I extends CatalogIds = RegisteredIds> {
   /** `catalog`: null or omitted for the one set with {@link useCatalog}. */
   constructor(catalog?: string | CatalogDoc | Catalog | null, entitlements?: EntitlementsInput | null);
   readonly catalog: Catalog;
@@ -147,28 +180,29 @@ export declare class Engine {
    * says the answer holds, the same frozen Decision comes back without a call into
    * WebAssembly.
    */
-  hasAccess(product: string, tier: string, now?: Now): Readonly<Decision>;
-  can(capability: string, now?: Now): Decision;
-  limit(name: string, now?: Now): LimitValue;
-  limitInfo(name: string, now?: Now): LimitInfo;
+  hasAccess(product: I['product'], tier: I['tier'], now?: Now): Readonly<Decision>;
+  can(capability: I['capability'], now?: Now): Decision;
+  limit(name: I['limit'], now?: Now): LimitValue;
+  limitInfo(name: I['limit'], now?: Now): LimitInfo;
   /** May one more unit be used, given `used` (a whole number) so far in the limit's period? */
-  checkLimit(name: string, used: number, now?: Now): Decision;
+  checkLimit(name: I['limit'], used: number, now?: Now): Decision;
   /**
    * May `quantity` (default 1) of a capability, limit or credit pool be used, given
    * `used` (default 0) so far in a limit's window? The worker's `POST /v1/check`
-   * decided from these entitlements alone: a pool reads `balances`. Throws a
+   * decided from these entitlements alone: a pool reads `balances`, and its `resets_at`
+   * is when a subscription among the grants next refills it (null: nothing refills it). Throws a
    * {@link CheckError} for an unknown feature or a quantity outside 1..1e9.
    */
-  checkFeature(feature: string, quantity?: number | null, used?: number | null, now?: Now): Check;
+  checkFeature(feature: FeatureOf<I>, quantity?: number | null, used?: number | null, now?: Now): Check;
   exportPolicy(now?: Now): ExportPolicy;
   /**
    * Every tool of `page` (every tool when omitted or null) at once. Each decision's
    * `upgrade` is the catalog's frozen object for that offer, shared between answers.
    */
-  pageState(page?: string | null, usage?: Usage | null, now?: Now): ToolState[];
-  toolState(id: string, usage?: Usage | null, now?: Now): ToolState;
-  productIndex(product: string): number;
-  tierIndex(product: string, tier: string): number;
+  pageState(page?: I['page'] | null, usage?: Usage | null, now?: Now): ToolState[];
+  toolState(id: I['tool'], usage?: Usage | null, now?: Now): ToolState;
+  productIndex(product: I['product']): number;
+  tierIndex(product: I['product'], tier: I['tier']): number;
   /**
    * The hot path: does the subject hold at least tier `tierIx` of product
    * `productIx` at `nowMs` (epoch milliseconds, default Date.now())? Indices the

@@ -59,11 +59,29 @@ export async function init(input) {
       },
       (e) => {
         loading = null;
-        throw e;
+        throw loadError(input, e);
       },
     );
   }
   await loading;
+}
+
+/**
+ * Why `init` failed, in words that say what to do. Without `input` the .wasm is fetched
+ * from next to this file, where Next.js and Vite put it; a host that did not copy it
+ * answers 404 (or an HTML page, which fails to compile).
+ */
+function loadError(input, cause) {
+  const from = input === undefined ? 'tollgate_bg.wasm next to the package\'s JavaScript' : 'the given input';
+  const err = new Error(
+    `tollgate: could not load the WebAssembly module from ${from}: ${cause?.message ?? cause}. ` +
+      (input === undefined
+        ? 'If your bundler did not copy the file, serve node_modules/tollgate/tollgate_bg.wasm yourself and pass its URL: `await init(\'/tollgate_bg.wasm\')`.'
+        : 'Pass a URL, a Response, the bytes or a WebAssembly.Module of tollgate_bg.wasm.'),
+    { cause },
+  );
+  err.code = 'wasm_load_failed';
+  return err;
 }
 
 /** Loads the WebAssembly module from bytes or a compiled module, synchronously. */
@@ -81,8 +99,8 @@ export function isReady() {
 function ensureReady() {
   if (!ready) {
     throw new Error(
-      'tollgate: the WebAssembly module is not loaded yet; call `await init()` first ' +
-        '(Node and Cloudflare Workers load it on import)',
+      "tollgate: the WebAssembly module is not loaded yet: in a browser, `import { init } from 'tollgate'` " +
+        'and `await init()` once before the first call (Node, server bundles and Cloudflare Workers load it on import)',
     );
   }
 }
@@ -465,7 +483,9 @@ export class Engine {
   /**
    * May `quantity` (default 1) of a capability, limit or credit pool be used now,
    * given `used` (default 0) so far in a limit's window? The metered decision of the
-   * worker's `POST /v1/check`, from these entitlements alone: a pool reads `balances`.
+   * worker's `POST /v1/check`, from these entitlements alone: a pool reads `balances`,
+   * and its `resets_at` is when a subscription among the grants next refills it (null:
+   * nothing refills it).
    */
   checkFeature(feature, quantity, used, now) {
     const q = quantity === undefined || quantity === null ? 1 : count('quantity', quantity);
@@ -963,7 +983,8 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
  * rule ids (one crossing, one warning): a limit given `used[limit]` (what its current
  * window used, e.g. from `GET /v1/usage`), a credit pool from the balances, a failed
  * payment's grace. `payments`: each payment due with its amount written by the core
- * (`amount_display`), the grace end and whether it still lasts.
+ * (`amount_display`), the grace end and whether it still lasts; a payment due is told
+ * there only, never also as a `payment_failed` warning.
  * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  */
 export function notices(snapshot, { catalog, used, now } = {}) {

@@ -1,8 +1,12 @@
-// Node entry: loads the WebAssembly module synchronously on import, so every
-// export is usable at once (no `await init()` needed).
-import { readFileSync } from 'node:fs';
+// Node entry (also what bundlers pick for server code: Next.js server components,
+// route handlers and proxy.ts under Turbopack or webpack): the
+// WebAssembly module is instantiated synchronously on import from bytes carried in
+// JavaScript (tollgate_bg_base64.js), so every export is usable at once and no
+// bundler has to copy or locate a .wasm file.
+import { Buffer } from 'node:buffer';
+import wasmBase64 from './tollgate_bg_base64.js';
 import { initSync } from './index.js';
 
-initSync(readFileSync(new URL('./tollgate_bg.wasm', import.meta.url)));
+initSync(Buffer.from(wasmBase64, 'base64'));
 
 export * from './index.js';

@@ -209,7 +209,18 @@ offer?: string | null,
 /**
  * The provider object it came from (`sub_...`, `cs_...`, `pay_...`).
  */
-source_ref?: string | null, };
+source_ref?: string | null, 
+/**
+ * The store's catalog version it was sold under (the version active when its first
+ * purchase fact was read); `None` when that catalog had no version (a file, an
+ * embedded catalog, a grant from before versions): the active terms apply.
+ */
+catalog_version?: number | null, 
+/**
+ * The catalog version active at its latest renewal (a subscription's latest paid
+ * period); what an offer's `at_renewal` migration moves it to.
+ */
+renewal_version?: number | null, };
 
 /**
  * What one entry of an offer's `grants` gives.
@@ -270,6 +281,13 @@ export type LimitValue = number | "unlimited";
 export type MeterErrorCode = "unknown_feature" | "credit_pool" | "invalid_quantity" | "invalid_scope";
 
 /**
+ * The terms a grant sold under an older catalog version is held under once a newer version
+ * is active, as the newer version's offer says (see [`crate::grandfather`]). Prices for new
+ * purchases always come from the active version; this is about capabilities and limits.
+ */
+export type Migration = "keep" | "at_renewal" | "now";
+
+/**
  * An amount in the currency's minor units (cents, paise).
  */
 export type Money = { amount: number, currency: string, };
@@ -295,7 +313,12 @@ hidden?: boolean,
 /**
  * The provider that sells this offer, when not the catalog's.
  */
-provider?: Provider | null, };
+provider?: Provider | null, 
+/**
+ * What a new version of the catalog does to those who bought this offer under an older
+ * one (see [`crate::grandfather`]): `keep` (the default), `at_renewal` or `now`.
+ */
+migration?: Migration, };
 
 /**
  * A member's entitlements through one organization, in the shape apps already use
@@ -451,6 +474,13 @@ ends_at?: Timestamp | null, subscription?: string | null, invoice?: string | nul
  */
 export type Snapshot = { v: number, kid: string, subject: string, catalog_id: string, catalog_version: string, issued_at: Timestamp, expires_at: Timestamp, grants: Array<Grant>, balances: { [key in string]: number }, 
 /**
+ * When each credit pool that refills by itself next does, as of `issued_at`
+ * ([`crate::meter::pool_refills`]: a subscription's next period for the pools its
+ * offer grants credits every period). A pool left out does not refill (one-off
+ * purchases, admin credits, free amounts). Left out when empty.
+ */
+refills?: { [key in string]: Timestamp }, 
+/**
  * For a user: each organization it belongs to, with its role, its seat, the seat
  * counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
  * decides tier, status, grace and the features the member may use, at any instant).
@@ -466,7 +496,13 @@ alerts?: Array<ShownAlert>,
  * Its failed payments still due ([`crate::notices::due_payments`]): amount, currency,
  * attempts, next retry, grace end. Left out when empty.
  */
-failed_payments?: Array<DuePayment>, };
+failed_payments?: Array<DuePayment>, 
+/**
+ * The terms its grants are held under where they differ from the catalog version
+ * active at `issued_at` ([`crate::grandfather`]): a host that has only the active
+ * catalog decides with [`Snapshot::catalog`] as the server does. Left out when empty.
+ */
+terms?: Array<Terms>, };
 
 /**
  * The stable code of a [`SnapshotError`].
@@ -489,6 +525,16 @@ export type SubjectKind = "user" | "organization";
  * The subscription events an app may be told about.
  */
 export type SubscriptionEvent = "trial_ending" | "payment_failed" | "grace_ending" | "grace_ended" | "subscription_canceled";
+
+/**
+ * One product's capabilities and limits as an older catalog version defined them: the
+ * terms a grandfathered grant is held under.
+ */
+export type Terms = { product: string, 
+/**
+ * The store's catalog version they come from.
+ */
+version: number, capabilities?: Array<Capability>, limits?: Array<Limit>, };
 
 export type Timestamp = string;
 

@@ -189,9 +189,44 @@ pub struct Offer {
     /// The provider that sells this offer, when not the catalog's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Provider>,
+    /// What a new version of the catalog does to those who bought this offer under an older
+    /// one (see [`crate::grandfather`]): `keep` (the default), `at_renewal` or `now`.
+    #[serde(default, skip_serializing_if = "Migration::is_keep")]
+    pub migration: Migration,
 }
 fn is_zero(v: &u32) -> bool {
     *v == 0
+}
+
+/// The terms a grant sold under an older catalog version is held under once a newer version
+/// is active, as the newer version's offer says (see [`crate::grandfather`]). Prices for new
+/// purchases always come from the active version; this is about capabilities and limits.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Migration {
+    /// The terms it was sold under, until the grant ends (renewals included). The default:
+    /// a new version never takes from an existing subscriber what they paid for.
+    #[default]
+    Keep,
+    /// The terms it was sold under until the grant's next renewal under a newer version,
+    /// that version's terms from then on.
+    AtRenewal,
+    /// The active version's terms at once.
+    Now,
+}
+
+impl Migration {
+    pub fn is_keep(&self) -> bool {
+        *self == Migration::Keep
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Migration::Keep => "keep",
+            Migration::AtRenewal => "at_renewal",
+            Migration::Now => "now",
+        }
+    }
 }
 
 /// A boolean capability, held at some tiers of one product.
@@ -613,6 +648,11 @@ pub struct ToolRequirement {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     pub doc: CatalogDoc,
+    /// The store's version number of this document (`tollgate catalog push`), when it came
+    /// from the store; `None` for a file or an embedded catalog. Not part of the document:
+    /// the parsers stamp it on the facts they make, so a grant records the version it was
+    /// sold under (see [`crate::grandfather`]).
+    pub version: Option<u32>,
     product_ix: NameIndex,
     capability_ix: NameIndex,
     limit_ix: NameIndex,
@@ -682,6 +722,12 @@ impl Catalog {
         }
     }
 
+    /// The same catalog as the store's version `version`.
+    pub fn with_version(mut self, version: u32) -> Catalog {
+        self.version = Some(version);
+        self
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(&self.doc).expect("a catalog always serialises")
     }
@@ -704,6 +750,7 @@ impl Catalog {
         sort_small(&mut price_ix, |a, b| a.0 < b.0);
         let mut cat = Catalog {
             doc,
+            version: None,
             product_ix,
             capability_ix,
             limit_ix,

@@ -193,15 +193,36 @@ pub struct SubjectImpact {
     /// `user:<id>` or `org:<id>`.
     pub subject: String,
     /// Sections `access` (a capability: allowed before, after), `limit` (its value) and
-    /// `balance` (a credit pool's balance).
+    /// `balance` (a credit pool's balance): what changes as soon as the new catalog is active.
     pub changes: Vec<Change>,
+    /// What changes later, at the subject's next renewal (grants whose offer migrates
+    /// `at_renewal`), compared with what it holds under the old catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_renewal: Vec<Change>,
 }
 
 /// Replays the same facts under both catalogs and answers every subject whose access,
 /// limits or balances change, and how (subjects in order, then capabilities, limits and
 /// pools in the new catalog's order, then what only the old one had). A subject's own
 /// grants only: access through an organization's seat shows on the organization.
+///
+/// The new catalog's migration policies count ([`crate::grandfather`]): every grant the
+/// facts give is taken as sold under the old catalog, so a grant whose offer keeps its
+/// terms (`keep`, the default) changes nothing, one that moves `now` changes at once, and
+/// one that moves `at_renewal` is listed under `at_renewal`.
 pub fn impact(old: &Catalog, new: &Catalog, facts: &[crate::billing::Fact], now: crate::Timestamp) -> Vec<SubjectImpact> {
+    // The old catalog as version 1 and the new one as version 2, active.
+    const OLD: u32 = 1;
+    const NEW: u32 = 2;
+    let versions: std::collections::BTreeMap<u32, Catalog> = [(OLD, old.clone().with_version(OLD))].into();
+    let active = new.clone().with_version(NEW);
+    let sold_before = |mut e: crate::model::Entitlements, renewed: u32| {
+        for g in &mut e.grants {
+            g.catalog_version = Some(OLD);
+            g.renewal_version = Some(renewed);
+        }
+        e
+    };
     let (a, b) = (crate::billing::reduce(old, facts, now), crate::billing::reduce(new, facts, now));
     let mut subjects: Vec<&String> = a.subjects.keys().chain(b.subjects.keys()).collect();
     subjects.sort();
@@ -229,7 +250,38 @@ pub fn impact(old: &Catalog, new: &Catalog, facts: &[crate::billing::Fact], now:
     );
     let mut out = Vec::new();
     for s in subjects {
-        let (ea, eb) = (a.entitlements_for(s), b.entitlements_for(s));
+        let ea = a.entitlements_for(s);
+        let eb = sold_before(b.entitlements_for(s), OLD);
+        let (now_on, _) = crate::grandfather::catalog_for(&active, &versions, &eb.grants, now);
+        let changes = compare(old, &now_on, &ea, &eb, &caps, &limits, &pools, &a, &b, s, now);
+        let renewed = sold_before(b.entitlements_for(s), NEW);
+        let (after, _) = crate::grandfather::catalog_for(&active, &versions, &renewed.grants, now);
+        let later = compare(old, &after, &ea, &renewed, &caps, &limits, &pools, &a, &b, s, now);
+        let at_renewal: Vec<Change> = later.into_iter().filter(|c| !changes.contains(c)).collect();
+        if !changes.is_empty() || !at_renewal.is_empty() {
+            out.push(SubjectImpact { subject: s.clone(), changes, at_renewal });
+        }
+    }
+    out
+}
+
+/// What differs for subject `s` between `ea` under `old` and `eb` under `new`.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    old: &Catalog,
+    new: &Catalog,
+    ea: &crate::model::Entitlements,
+    eb: &crate::model::Entitlements,
+    caps: &[String],
+    limits: &[String],
+    pools: &[String],
+    a: &crate::billing::BillingState,
+    b: &crate::billing::BillingState,
+    s: &str,
+    now: crate::Timestamp,
+) -> Vec<Change> {
+    let (ea, eb) = (ea.clone(), eb.clone());
+    {
         let mut changes = Vec::new();
         let mut push = |section: &'static str, id: &str, x: Option<Value>, y: Option<Value>| {
             if x != y {
@@ -241,27 +293,24 @@ pub fn impact(old: &Catalog, new: &Catalog, facts: &[crate::billing::Fact], now:
                 changes.push(Change { section, id: id.to_string(), kind, before: x, after: y });
             }
         };
-        for c in &caps {
+        for c in caps {
             // A capability a catalog does not have is one nobody holds under it.
             let x = crate::decide::can(old, &ea, c, now).is_ok_and(|d| d.allowed);
             let y = crate::decide::can(new, &eb, c, now).is_ok_and(|d| d.allowed);
             push("access", c, Some(Value::Bool(x)), Some(Value::Bool(y)));
         }
-        for l in &limits {
+        for l in limits {
             let x = crate::decide::limit(old, &ea, l, now).ok().map(|d| json(&d.limit));
             let y = crate::decide::limit(new, &eb, l, now).ok().map(|d| json(&d.limit));
             push("limit", l, x, y);
         }
-        for p in &pools {
+        for p in pools {
             let x = old.pool(p).map(|_| Value::from(a.balance(s, p)));
             let y = new.pool(p).map(|_| Value::from(b.balance(s, p)));
             push("balance", p, x, y);
         }
-        if !changes.is_empty() {
-            out.push(SubjectImpact { subject: s.clone(), changes });
-        }
+        changes
     }
-    out
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ pub struct Lot {
     /// A period lot whose unused remainder was already carried into a later period.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_over: bool,
+    /// The store's catalog version it was sold under: that of the fact that opened it
+    /// (see [`crate::grandfather`]); `None` under a catalog without a version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_version: Option<u32>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -186,6 +190,8 @@ pub struct NewLot<'a> {
     pub valid_to: Option<Timestamp>,
     pub source: &'a str,
     pub subscription: Option<&'a str>,
+    /// The catalog version it is sold under (a fold fills in its fact's).
+    pub catalog_version: Option<u32>,
 }
 
 /// Units to take from one lot.
@@ -297,6 +303,7 @@ impl Wallet {
             used: 0,
             closed: false,
             rolled_over: false,
+            catalog_version: n.catalog_version,
         });
         let i = self.lots.len() - 1;
         self.settle(i);
@@ -790,6 +797,7 @@ mod tests {
             valid_to: to.map(t),
             source: "src",
             subscription: None,
+            catalog_version: None,
         })
     }
 

@@ -35,6 +35,7 @@ pub mod checkout;
 pub mod credits;
 pub mod decide;
 pub mod engine;
+pub mod grandfather;
 pub mod meter;
 pub mod model;
 pub mod notices;

@@ -12,6 +12,8 @@
 //! A credit pool is checked here against the subject's lots ([`check_pool`]) or, in a host
 //! that holds only a snapshot, against its balances ([`check_feature`]), both through one
 //! rule ([`check_pool_holding`]); it is spent by a charge ([`crate::charge::charge_units`]).
+//! Its `resets_at` is when it next refills by itself ([`pool_refill`]): the next period
+//! of a subscription that grants it credits every period, never for credits given once.
 
 use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
 use serde::{Serialize, Serializer};
@@ -363,7 +365,46 @@ pub fn check_pool(
     let (a, b) = wallet.available(id, now);
     let available = u64::try_from(a + b).unwrap_or(0);
     let may_draw = crate::usage::may_draw(catalog, ents, wallet, id, now);
-    check_pool_holding(catalog, id, quantity, available, may_draw)
+    check_pool_holding(catalog, id, quantity, available, may_draw, pool_refill(catalog, ents, id, now))
+}
+
+/// When credits next flow into `pool` by themselves: the end of the current paid period
+/// of a subscription whose offer grants the pool credits every period (`per = "period"`),
+/// the earliest such end after `now` when several feed it; `None` when nothing refills it.
+///
+/// The grants say it: a subscription's grant names its offer and lasts to the end of the
+/// period paid for, which is when the next period's allowance comes (at the end of a
+/// trial, the first paid period's). A grant that counts at `now` and is `active`,
+/// `trial` or `past_due` (a failed renewal retried: its paid period may not have ended)
+/// renews; a `canceled` one (canceled at the period end, paused, ended) ends without a
+/// refill. One-off purchases, admin credits and the catalog's free amount are given once
+/// and never refill, and neither does a grant without a recurring offer.
+pub fn pool_refill(catalog: &Catalog, ents: &Entitlements, pool: &str, now: Timestamp) -> Option<Timestamp> {
+    use crate::catalog::CreditCadence;
+    use crate::model::Status;
+    let grace = catalog.meta().grace_period_days;
+    ents.grants
+        .iter()
+        .filter(|g| matches!(g.status, Status::Active | Status::Trial | Status::PastDue))
+        .filter(|g| matches!(decide::standing(g, grace, now), decide::GrantStanding::Counts(_)))
+        .filter(|g| {
+            g.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| {
+                o.price.interval.months().is_some() && o.credits.iter().any(|c| c.pool == pool && c.per == CreditCadence::Period)
+            })
+        })
+        .filter_map(|g| g.valid_to.filter(|end| *end > now))
+        .min()
+}
+
+/// [`pool_refill`] for every credit pool of the catalog that refills (what a snapshot
+/// carries as `refills`).
+pub fn pool_refills(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> std::collections::BTreeMap<String, Timestamp> {
+    catalog
+        .doc
+        .credit_pools
+        .iter()
+        .filter_map(|p| Some((p.id.clone(), pool_refill(catalog, ents, &p.id, now)?)))
+        .collect()
 }
 
 /// The pool rule, shared by the worker (through [`check_pool`]) and the browser
@@ -371,12 +412,14 @@ pub fn check_pool(
 /// (`remaining`: what is left after; `limit`: what is there now); refused when the
 /// subject may not draw on the pool (`no_entitlement`) or when it holds less
 /// (`limit_reached`), with the cheapest offer that puts credits into the pool.
+/// `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
 pub fn check_pool_holding(
     catalog: &Catalog,
     pool: &str,
     quantity: u64,
     available: u64,
     may_draw: bool,
+    resets_at: Option<Timestamp>,
 ) -> Result<Check, MeterError> {
     let id = pool_of(catalog, pool, quantity)?;
     let allowed = may_draw && quantity <= available;
@@ -393,7 +436,7 @@ pub fn check_pool_holding(
         remaining: Remaining::Count(if allowed { available - quantity } else { available }),
         used: 0,
         limit: Remaining::Count(available),
-        resets_at: None,
+        resets_at,
         tier: None,
         upgrade: if allowed { None } else { credit_offer(catalog, id) },
     })
@@ -433,7 +476,7 @@ pub fn check_feature(
             let held = ents.balances.get(pool);
             let available = held.map_or(0, |&n| u64::try_from(n).unwrap_or(0));
             let may_draw = crate::usage::may_draw_holding(catalog, ents, held.is_some(), now);
-            check_pool_holding(catalog, pool, quantity, available, may_draw)
+            check_pool_holding(catalog, pool, quantity, available, may_draw, pool_refill(catalog, ents, pool, now))
         }
         Feature::Capability(_) | Feature::Limit(_) => check(catalog, ents, feature_id, quantity, used, now),
     }
@@ -602,6 +645,8 @@ mod tests {
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         };
         Entitlements::new(vec![g])
     }
@@ -616,6 +661,7 @@ mod tests {
             valid_to: valid_to.map(ts),
             source: "test",
             subscription: None,
+            catalog_version: None,
         });
     }
 
@@ -709,7 +755,69 @@ mod tests {
         let unknown = check_feature(&c, &ents, "teleport", 1, 0, now).unwrap_err();
         assert_eq!(unknown, MeterError::UnknownFeature("teleport".into()));
         assert_eq!(unknown.to_string(), "`teleport` is not a capability, a limit or a credit pool of the catalog");
-        assert_eq!(check_pool_holding(&c, "ai_generation", 1, 10, true), Err(MeterError::UnknownFeature("ai_generation".into())));
+        assert_eq!(check_pool_holding(&c, "ai_generation", 1, 10, true, None), Err(MeterError::UnknownFeature("ai_generation".into())));
+    }
+
+    /// A grant of the Razorpay AI app's `offer` (`PREMIUM_MONTHLY` grants 2000 AI credits
+    /// every period) from March 1st to `valid_to`.
+    fn sub(id: &str, offer: &str, status: crate::model::Status, valid_to: &str) -> crate::model::Grant {
+        crate::model::Grant {
+            id: format!("razorpay:{id}:premium"),
+            offer: Some(offer.into()),
+            status,
+            source_ref: Some(id.into()),
+            ..premium(valid_to).grants.remove(0)
+        }
+    }
+
+    #[test]
+    fn a_pool_refills_at_the_end_of_the_paid_period_of_a_subscription_that_feeds_it() {
+        use crate::model::Status;
+        let c = razorpay();
+        let now = ts("2026-03-10T12:00:00Z");
+        let end = ts("2026-04-01T00:00:00Z");
+        let refill = |grants: Vec<crate::model::Grant>, at: Timestamp| pool_refill(&c, &Entitlements::new(grants), "ai_credits", at);
+        // A subscription whose offer grants credits every period: its next period.
+        let monthly = sub("sub_1", "PREMIUM_MONTHLY", Status::Active, "2026-04-01T00:00:00Z");
+        assert_eq!(refill(vec![monthly.clone()], now), Some(end));
+        // ... also on trial (the first paid period's allowance) and in a failed renewal's
+        // paid period; a past-due subscription whose period has ended has no known refill.
+        assert_eq!(refill(vec![sub("sub_1", "PREMIUM_MONTHLY", Status::Trial, "2026-04-01T00:00:00Z")], now), Some(end));
+        assert_eq!(refill(vec![sub("sub_1", "PREMIUM_MONTHLY", Status::PastDue, "2026-04-01T00:00:00Z")], now), Some(end));
+        assert_eq!(refill(vec![sub("sub_1", "PREMIUM_MONTHLY", Status::PastDue, "2026-03-09T00:00:00Z")], now), None);
+        // Credits bought once, given by an operator or for free: no grant feeds the pool.
+        let mut once = Entitlements::default();
+        once.balances.insert("ai_credits".into(), 500);
+        assert_eq!(pool_refill(&c, &once, "ai_credits", now), None);
+        // A one-time offer, a grant by hand (no offer), a pool the offer does not feed.
+        assert_eq!(refill(vec![sub("pay_1", "AI_CREDITS_TOPUP_500", Status::Active, "2026-04-01T00:00:00Z")], now), None);
+        assert_eq!(refill(premium("2026-04-01T00:00:00Z").grants, now), None);
+        assert_eq!(pool_refill(&c, &Entitlements::new(vec![monthly.clone()]), "free_drafts", now), None);
+        // Mixed: a top-up beside the plan refills with the plan; two plans, the earlier.
+        let mut mixed = Entitlements::new(vec![monthly.clone()]);
+        mixed.balances.insert("ai_credits".into(), 2500);
+        assert_eq!(pool_refill(&c, &mixed, "ai_credits", now), Some(end));
+        let yearly = sub("sub_2", "PREMIUM_YEARLY", Status::Active, "2027-03-01T00:00:00Z");
+        assert_eq!(refill(vec![yearly.clone(), monthly.clone()], now), Some(end));
+        assert_eq!(refill(vec![yearly.clone()], now), Some(ts("2027-03-01T00:00:00Z")));
+        // Canceled at the period end: credits last to the end, and nothing comes after it.
+        let canceled = sub("sub_1", "PREMIUM_MONTHLY", Status::Canceled, "2026-04-01T00:00:00Z");
+        assert_eq!(refill(vec![canceled.clone()], now), None);
+        assert_eq!(refill(vec![canceled.clone(), yearly], now), Some(ts("2027-03-01T00:00:00Z")));
+        // At and after the period's end the grant no longer counts: no refill is known.
+        assert_eq!(refill(vec![monthly.clone()], end), None);
+        // The snapshot's map: only the pools that refill.
+        let all = pool_refills(&c, &Entitlements::new(vec![monthly.clone()]), now);
+        assert_eq!(all.into_iter().collect::<Vec<_>>(), vec![("ai_credits".to_string(), end)]);
+        assert!(pool_refills(&c, &Entitlements::new(vec![canceled]), now).is_empty());
+        // The worker's check and the snapshot's answer it as `resets_at`.
+        let mut w = Wallet::new();
+        lot(&mut w, "topup", "ai_credits", crate::credits::LotKind::Purchase, 500, None);
+        let ents = Entitlements { balances: balances(&w, now), ..Entitlements::new(vec![monthly]) };
+        let from_wallet = check_pool(&c, &ents, &w, "ai_credits", 1, now).unwrap();
+        assert_eq!(from_wallet.resets_at, Some(end));
+        assert_eq!(check_feature(&c, &ents, "ai_credits", 1, 0, now).unwrap(), from_wallet);
+        assert_eq!(check_feature(&c, &once, "ai_credits", 1, 0, now).unwrap().resets_at, None);
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub struct Grant {
     /// The provider object it came from (`sub_...`, `cs_...`, `pay_...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ref: Option<String>,
+    /// The store's catalog version it was sold under (the version active when its first
+    /// purchase fact was read); `None` when that catalog had no version (a file, an
+    /// embedded catalog, a grant from before versions): the active terms apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_version: Option<u32>,
+    /// The catalog version active at its latest renewal (a subscription's latest paid
+    /// period); what an offer's `at_renewal` migration moves it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_version: Option<u32>,
 }
 
 /// What a subject holds: grants and credit balances (pool -> available units).

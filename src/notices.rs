@@ -297,7 +297,9 @@ fn event_warning(a: &ShownAlert, payment: Option<&DuePayment>) -> Warning {
 ///   (`GET /v1/usage`, a counter it keeps); a limit left out is judged by the server's
 ///   alerts alone.
 ///
-/// A warning is shown when the server opened it and it is still in force, or when the
+/// A failed payment still due is one [`PaymentNotice`] (amount, attempts, grace end) and
+/// no `payment_failed` warning besides, so a banner that shows both lists tells it once.
+/// Any other warning is shown when the server opened it and it is still in force, or when the
 /// snapshot's numbers cross the catalog's rule now: a limit's `percent_used` and
 /// `units_left` exactly as the store counts them ([`alerts::limit_checks`]), a pool's
 /// `units_left` from its balance ([`alerts::pool_checks`]), a payment's events from its
@@ -316,6 +318,11 @@ pub fn notices(
         payments.iter().find(|p| a.invoice.as_deref().is_some_and(|i| i == format!("{}:{}", p.provider, p.invoice) || i == p.invoice))
     };
     for a in alerts_in.iter().filter(|a| a.ends_at.is_none_or(|e| now < e)) {
+        // A failed payment still due is told once: by its payment notice, which has the
+        // amount and the grace end (the alert says the same, with less).
+        if a.kind == SubscriptionEvent::PaymentFailed.as_str() && find_payment(a).is_some() {
+            continue;
+        }
         let mut w = if a.kind == "limit" || a.kind == "pool" { threshold_warning(catalog, a) } else { event_warning(a, find_payment(a)) };
         w.since = Some(a.crossed_at);
         if seen.insert(w.rule.clone()) {
@@ -375,7 +382,8 @@ pub fn notices(
     // Payments due, by the catalog's payment events.
     for r in &catalog.doc.alerts {
         let Some(event) = r.event else { continue };
-        if !matches!(event, SubscriptionEvent::PaymentFailed | SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded) {
+        // `payment_failed` is every payment's notice already (see above).
+        if !matches!(event, SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded) {
             continue;
         }
         for p in payments {
@@ -450,6 +458,8 @@ mod tests {
             past_due_since: None,
             offer: Some("PREMIUM_MONTHLY".into()),
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         };
         let mut e = Entitlements::new(vec![g]);
         e.balances.insert("ai_credits".into(), 50);
@@ -539,9 +549,14 @@ mod tests {
         let pay = &n.payments[0];
         assert_eq!((pay.amount_display.as_str(), pay.in_grace), ("₹499.00", true));
         assert_eq!(pay.message, "A payment of ₹499.00 failed. Access continues until 2026-12-08.");
-        let failed = n.warnings.iter().find(|w| w.kind == "payment_failed").unwrap();
-        assert_eq!(failed.since, Some(t), "the server's alert, not a second one");
-        assert_eq!(n.warnings.iter().filter(|w| w.kind == "payment_failed").count(), 1);
+        // The payment is told once: its notice, not the `payment_failed` alert besides
+        // (neither the server's nor one derived from the catalog's rule).
+        assert_eq!(n.warnings.iter().filter(|w| w.kind == "payment_failed").count(), 0, "{:?}", n.warnings);
+        let told: Vec<&str> = n.warnings.iter().map(|w| w.message.as_str()).chain(n.payments.iter().map(|p| p.message.as_str())).collect();
+        assert_eq!(told.iter().filter(|m| m.contains("₹499.00 failed")).count(), 1, "{told:?}");
+        // An open `payment_failed` alert whose payment is no longer due is still shown.
+        let settled = notices(&c, &Entitlements::default(), &shown, &[], &BTreeMap::new(), t);
+        assert_eq!(settled.warnings.iter().filter(|w| w.kind == "payment_failed").count(), 1);
         // A day before the grace ends the catalog's grace_ending (1 day) crosses from the snapshot.
         let late = notices(&c, &Entitlements::default(), &shown, &due, &BTreeMap::new(), t.plus_days(2).plus_seconds(60));
         let ending = late.warnings.iter().find(|w| w.kind == "grace_ending").expect("grace ending");

@@ -762,6 +762,8 @@ mod tests {
             past_due_since,
             offer: Some("ORG_BUSINESS_MONTHLY".into()),
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         }
     }
 

@@ -344,6 +344,8 @@ mod merge_tests {
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         }
     }
 

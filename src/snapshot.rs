@@ -36,6 +36,7 @@
 //! | `expires_at`      | RFC 3339 string, UTC       | later than `issued_at` |
 //! | `grants`          | array of grant objects     | [`Grant`] as serialised by the core |
 //! | `balances`        | object: pool -> integer    | credit balances in the pool's units |
+//! | `refills`         | object: pool -> RFC 3339 (left out when empty) | when each pool that refills by itself next does ([`crate::meter::pool_refill`]); a pool left out does not refill |
 //! | `organizations`   | array (left out when empty)| [`OrgMembership`]: `id`, `name`, `role`, `seat`, `seats` {`count`, `used`, `reserved`, `available`}, `grants` |
 //! | `alerts`          | array (left out when empty)| [`ShownAlert`]: the subject's open alerts: `rule`, `kind`, `crossed_at`, and as the rule has them `feature`, `percent_used`, `units_left`, `limit`, `ends_at`, `subscription`, `invoice` |
 //! | `failed_payments` | array (left out when empty)| [`DuePayment`]: payments still due: `provider`, `invoice`, `subscription`, `amount_due` (minor units), `currency`, `attempts`, `next_retry`, `first_failed_at`, `grace_until` |
@@ -71,7 +72,10 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::CatalogMeta;
+use std::borrow::Cow;
+
+use crate::catalog::{Catalog, CatalogMeta};
+use crate::grandfather::Terms;
 use crate::model::{Entitlements, Grant};
 use crate::notices::{DuePayment, ShownAlert};
 use crate::orgs::OrgMembership;
@@ -99,6 +103,12 @@ pub struct Snapshot {
     pub expires_at: Timestamp,
     pub grants: Vec<Grant>,
     pub balances: BTreeMap<String, i64>,
+    /// When each credit pool that refills by itself next does, as of `issued_at`
+    /// ([`crate::meter::pool_refills`]: a subscription's next period for the pools its
+    /// offer grants credits every period). A pool left out does not refill (one-off
+    /// purchases, admin credits, free amounts). Left out when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refills: BTreeMap<String, Timestamp>,
     /// For a user: each organization it belongs to, with its role, its seat, the seat
     /// counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
     /// decides tier, status, grace and the features the member may use, at any instant).
@@ -113,9 +123,19 @@ pub struct Snapshot {
     /// attempts, next retry, grace end. Left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_payments: Vec<DuePayment>,
+    /// The terms its grants are held under where they differ from the catalog version
+    /// active at `issued_at` ([`crate::grandfather`]): a host that has only the active
+    /// catalog decides with [`Snapshot::catalog`] as the server does. Left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<Terms>,
 }
 
 impl Snapshot {
+    /// The catalog its decisions are made on: `active` with the snapshot's terms put in.
+    pub fn catalog<'a>(&self, active: &'a Catalog) -> Cow<'a, Catalog> {
+        crate::grandfather::apply(active, &self.terms)
+    }
+
     /// The grants and balances, ready for [`crate::Engine`] or [`crate::decide`].
     pub fn entitlements(&self) -> Entitlements {
         Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone() }
@@ -343,6 +363,10 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
 pub struct Notices {
     pub alerts: Vec<ShownAlert>,
     pub failed_payments: Vec<DuePayment>,
+    /// When its credit pools refill ([`crate::meter::pool_refills`]).
+    pub refills: BTreeMap<String, Timestamp>,
+    /// The terms its grants are held under ([`crate::grandfather::terms`]).
+    pub terms: Vec<Terms>,
 }
 
 /// A snapshot together with its token.
@@ -428,9 +452,11 @@ impl SnapshotSigner {
             expires_at: now.plus_seconds(i64::from(ttl_secs)),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
+            refills: notices.refills,
             organizations,
             alerts: notices.alerts,
             failed_payments: notices.failed_payments,
+            terms: notices.terms,
         };
         let token = self.sign(&snapshot)?;
         Ok(Signed { snapshot, token })

@@ -63,6 +63,8 @@ impl CloudEntitlementRow {
                 .or(if self.status == Status::PastDue { self.updated_at } else { None }),
             offer: self.offer_key,
             source_ref: self.source_ref,
+            catalog_version: None,
+            renewal_version: None,
         }
     }
 }
@@ -111,6 +113,8 @@ pub fn user_entitlements(catalog: &Catalog, user: Option<&PlanUser>) -> Result<E
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         }]),
         None => Entitlements::default(),
     })

@@ -148,6 +148,9 @@ struct EntitlementsIn {
     grants: Listed<Grant>,
     #[serde(default)]
     balances: BTreeMap<String, i64>,
+    /// A snapshot's terms (see `tollgate::grandfather`).
+    #[serde(default)]
+    terms: Vec<crate::grandfather::Terms>,
 }
 
 fn is_nothing(v: &JsValue) -> bool {
@@ -170,15 +173,29 @@ fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> 
     serde_json::from_slice(text.as_bytes()).map_err(|e| js_error(&format!("invalid {what}: {}", plain(&e))))
 }
 
-/// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants (JSON text).
+/// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON text).
 fn entitlements_of(v: Option<String>) -> Result<Entitlements, JsValue> {
-    let Some(text) = v else { return Ok(Entitlements::default()) };
+    entitlements_with_terms(v).map(|(e, _)| e)
+}
+
+/// [`entitlements_of`] with the terms a snapshot carries (`terms`, when it has any).
+fn entitlements_with_terms(v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
+    let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
     if text.trim_start().starts_with('[') {
         let Listed(grants) = from_json::<Listed<Grant>>("entitlements", &text)?;
-        return Ok(Entitlements::new(grants));
+        return Ok((Entitlements::new(grants), Vec::new()));
     }
     let e: EntitlementsIn = from_json("entitlements", &text)?;
-    Ok(Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances })
+    Ok((Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances }, e.terms))
+}
+
+/// An engine over `catalog` with the snapshot's terms put in (the catalog itself, shared,
+/// when there are none).
+fn engine_with_terms(catalog: &Arc<Catalog>, ents: Entitlements, terms: &[crate::grandfather::Terms]) -> Engine {
+    match crate::grandfather::apply(catalog, terms) {
+        std::borrow::Cow::Borrowed(_) => Engine::shared(Arc::clone(catalog), ents),
+        std::borrow::Cow::Owned(c) => Engine::new(c, ents),
+    }
 }
 
 fn rows_of(v: Option<String>) -> Result<Vec<CloudEntitlementRow>, JsValue> {
@@ -639,20 +656,27 @@ impl CatalogHandle {
 #[wasm_bindgen]
 pub struct EngineHandle {
     inner: Engine,
+    /// The catalog given, before any snapshot's terms.
+    base: Arc<Catalog>,
 }
 
 #[wasm_bindgen]
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
     pub fn new(catalog: &CatalogHandle, entitlements: Option<String>) -> Result<EngineHandle, JsValue> {
-        let ents = entitlements_of(entitlements)?;
-        Ok(EngineHandle { inner: Engine::shared(Arc::clone(&catalog.inner), ents) })
+        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        let base = Arc::clone(&catalog.inner);
+        Ok(EngineHandle { inner: engine_with_terms(&base, ents, &terms), base })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
     pub fn set_entitlements(&mut self, entitlements: Option<String>) -> Result<(), JsValue> {
-        let ents = entitlements_of(entitlements)?;
-        self.inner.set_entitlements(ents);
+        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        if terms.is_empty() && std::ptr::eq(self.inner.catalog(), &*self.base) {
+            self.inner.set_entitlements(ents);
+        } else {
+            self.inner = engine_with_terms(&self.base, ents, &terms);
+        }
         Ok(())
     }
 
@@ -1151,6 +1175,8 @@ struct NoticesIn {
     alerts: Vec<crate::notices::ShownAlert>,
     #[serde(default)]
     failed_payments: Vec<crate::notices::DuePayment>,
+    #[serde(default)]
+    terms: Vec<crate::grandfather::Terms>,
 }
 
 /// The warnings and payment notices of a snapshot at `now` (the core's `notices`):
@@ -1165,5 +1191,6 @@ pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, no
         Some(text) => from_json("used (limit id -> whole number used)", &text)?,
     };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
-    to_json(&crate::notices::notices(&catalog.inner, &ents, &s.alerts, &s.failed_payments, &used, now))
+    let decided_on = crate::grandfather::apply(&catalog.inner, &s.terms);
+    to_json(&crate::notices::notices(&decided_on, &ents, &s.alerts, &s.failed_payments, &used, now))
 }

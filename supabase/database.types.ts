@@ -242,6 +242,8 @@ export type Database = {
           offer_key: string | null;
           source_ref: string | null;
           past_due_since: string | null;
+          catalog_version: number | null;
+          renewal_version: number | null;
         };
         Insert: {
           id?: string;
@@ -259,6 +261,8 @@ export type Database = {
           offer_key?: string | null;
           source_ref?: string | null;
           past_due_since?: string | null;
+          catalog_version?: number | null;
+          renewal_version?: number | null;
         };
         Update: {
           id?: string;
@@ -276,6 +280,8 @@ export type Database = {
           offer_key?: string | null;
           source_ref?: string | null;
           past_due_since?: string | null;
+          catalog_version?: number | null;
+          renewal_version?: number | null;
         };
         Relationships: [
           {
@@ -358,6 +364,7 @@ export type Database = {
           updated_at: string;
           used: number;
           owner_id: string | null;
+          catalog_version: number | null;
         };
         Insert: {
           id?: number;
@@ -378,6 +385,7 @@ export type Database = {
           rolled_over?: boolean;
           updated_at?: string;
           used?: number;
+          catalog_version?: number | null;
         };
         Update: {
           id?: number;
@@ -398,6 +406,7 @@ export type Database = {
           rolled_over?: boolean;
           updated_at?: string;
           used?: number;
+          catalog_version?: number | null;
         };
         Relationships: [
           {
@@ -1327,6 +1336,13 @@ export type Database = {
           p_by: string;
         };
         Returns: boolean;
+      };
+      tollgate_catalog_version: {
+        Args: {
+          p_catalog: string;
+          p_version: number;
+        };
+        Returns: Json;
       };
       tollgate_catalog_versions: {
         Args: {

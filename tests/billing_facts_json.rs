@@ -17,6 +17,7 @@ fn fact(key: &str, provider: Provider, event: &str, body: FactBody) -> Fact {
         event: event.into(),
         at: T,
         body,
+        catalog_version: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn paid(sub: &str, k: usize, offer: &str, ps: i64, pe: i64) -> Fact {
             currency: "usd".into(),
             payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
         }),
+        catalog_version: None,
     }
 }
 
@@ -323,6 +324,7 @@ fn wallet_primitives_refuse_double_posting() {
         valid_to: None,
         source: "s",
         subscription: None,
+        catalog_version: None,
     };
     assert!(w.credit(lot("a")));
     assert!(!w.credit(lot("a")));

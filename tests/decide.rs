@@ -115,6 +115,8 @@ fn grant(
         past_due_since: None,
         offer: None,
         source_ref: None,
+        catalog_version: None,
+        renewal_version: None,
     }
 }
 
@@ -392,6 +394,8 @@ fn any_grant() -> impl Strategy<Value = Grant> {
                 past_due_since: pds_h.map(|h| from.plus_seconds(h * 3600)),
                 offer: None,
                 source_ref: None,
+                catalog_version: None,
+                renewal_version: None,
             }
         })
 }

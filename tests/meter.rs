@@ -33,6 +33,8 @@ fn holding(tier: Option<&str>) -> Entitlements {
                 past_due_since: None,
                 offer: None,
                 source_ref: None,
+                catalog_version: None,
+                renewal_version: None,
             })
             .into_iter()
             .collect(),
@@ -175,6 +177,7 @@ fn drafts(free: i64) -> tollgate::credits::Wallet {
         valid_to: None,
         source: "catalog",
         subscription: None,
+        catalog_version: None,
     });
     w
 }

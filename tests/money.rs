@@ -54,6 +54,7 @@ fn bundle(id: &str, offer: &str, at: i64) -> Fact {
             currency: "usd".into(),
             no_payment_required: false,
         }),
+        catalog_version: None,
     }
 }
 
@@ -71,6 +72,7 @@ fn refund(id: &str, at: i64) -> Fact {
             currency: "usd".into(),
             outcome: None,
         }),
+        catalog_version: None,
     }
 }
 

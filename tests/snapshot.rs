@@ -69,6 +69,8 @@ fn entitlements() -> Entitlements {
         past_due_since: None,
         offer: Some("SUITE_PRO_MONTHLY".into()),
         source_ref: Some("sub_1Qv0Tollgate".into()),
+        catalog_version: None,
+        renewal_version: None,
     };
     let mut past_due = grant(
         "stripe:sub_2:video",
@@ -105,6 +107,8 @@ fn entitlements() -> Entitlements {
                 past_due_since: None,
                 offer: None,
                 source_ref: None,
+                catalog_version: None,
+                renewal_version: None,
             },
         ],
         balances: BTreeMap::from([("ai_credits".to_string(), 1_250), ("video_seconds".to_string(), 0)]),

@@ -11,13 +11,14 @@ import type { TollgateProxy } from 'tollgate-react/proxy';
 
 import { suiteCatalog } from '@/lib/catalog';
 import { snapshotPublicKeys } from '@/lib/config';
-import { ACCESS_TOKEN_COOKIE, sessionFromToken } from '@/lib/session';
+import { sessionFrom } from '@/lib/session';
 
 let gate: TollgateProxy<NextRequest> | null = null;
 
-/** The signed-in user: the session token is verified here (HS256, locally), no call out. */
-function sessionUser(request: NextRequest): string | null {
-  return sessionFromToken(request.cookies.get(ACCESS_TOKEN_COOKIE)?.value)?.userId ?? null;
+/** The signed-in user: the session cookie's access token, verified here (jose; locally
+ * HS256 with no call out). */
+async function sessionUser(request: NextRequest): Promise<string | null> {
+  return (await sessionFrom(request.cookies))?.userId ?? null;
 }
 
 export async function proxy(request: NextRequest) {

@@ -1,5 +1,6 @@
-//! `tollgate catalog diff OLD NEW [--facts FILE]`: what changed between two catalog
-//! versions and, given stored facts, whose access, limits or balances change. Both come
+//! `tollgate catalog diff OLD NEW [--facts FILE | --url URL]`: what changed between two
+//! catalog versions and, given stored facts (a file, or the store's), whose access, limits
+//! or balances change, now or at their renewal (the new catalog's migration policies). Both come
 //! from the core (`tollgate::catalog_diff`): the CLI reads the files and prints.
 
 use std::path::{Path, PathBuf};
@@ -10,17 +11,48 @@ use tollgate::catalog_diff::{diff, impact};
 use tollgate::Timestamp;
 
 use crate::replay_cmd::{parse_one, split_events, write_stdout, Outcome};
+use crate::store_cmd::{Rest, StoreArgs};
 use crate::util::{display_path, load_catalog, now_or_clock, read_text, to_json, Failure};
 
-pub fn run(old: &Path, new: &Path, facts: Option<&PathBuf>, now: Option<Timestamp>, json_out: bool) -> Result<(), Failure> {
+/// Where the facts to replay come from.
+pub enum Facts {
+    /// JSON lines of stored facts (or provider events).
+    File(PathBuf),
+    /// The store's `billing_facts`.
+    Store(StoreArgs),
+}
+
+/// How many facts one read of the store answers.
+const PAGE: usize = 1000;
+
+/// Every stored fact, in the order they were stored, a page at a time.
+fn stored_facts(store: &StoreArgs) -> Result<Vec<Fact>, Failure> {
+    let rest = Rest::new(store)?;
+    let mut all = Vec::new();
+    loop {
+        let page = rest.get(&format!("billing_facts?select=id,fact&order=id.asc&limit={PAGE}&offset={}", all.len()))?;
+        let rows = page.as_array().ok_or_else(|| Failure::new("the store's billing_facts answer is not a list"))?;
+        for r in rows {
+            let f: Fact = serde_json::from_value(r["fact"].clone())
+                .map_err(|e| Failure::new(format!("stored fact {} does not read: {e}", r["id"])))?;
+            all.push(f);
+        }
+        if rows.len() < PAGE {
+            return Ok(all);
+        }
+    }
+}
+
+pub fn run(old: &Path, new: &Path, facts: Option<Facts>, now: Option<Timestamp>, json_out: bool) -> Result<(), Failure> {
     let (a, b) = (load_catalog(old)?, load_catalog(new)?);
     let changes = diff(&a, &b);
     let subjects = match facts {
         None => None,
-        Some(path) => {
-            let text = read_text(path)?;
+        Some(Facts::Store(store)) => Some(impact(&a, &b, &stored_facts(&store)?, now_or_clock(now))),
+        Some(Facts::File(path)) => {
+            let text = read_text(&path)?;
             let mut all: Vec<Fact> = Vec::new();
-            for ev in split_events(&display_path(path), &text)? {
+            for ev in split_events(&display_path(&path), &text)? {
                 match parse_one(&a, &ev).map_err(Failure::new)? {
                     Outcome::Facts(_, fs, _) => all.extend(fs),
                     Outcome::Ignored(..) => {}
@@ -49,6 +81,9 @@ pub fn run(old: &Path, new: &Path, facts: Option<&PathBuf>, now: Option<Timestam
             out.push_str(&format!("  {}\n", s.subject));
             for c in &s.changes {
                 out.push_str(&format!("    {}\n", c.describe()));
+            }
+            for c in &s.at_renewal {
+                out.push_str(&format!("    at its renewal: {}\n", c.describe()));
             }
         }
     }

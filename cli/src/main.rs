@@ -8,6 +8,7 @@
 
 mod catalog_cmd;
 mod diff_cmd;
+mod init_cmd;
 mod quote_cmd;
 mod replay_cmd;
 mod sign_cmd;
@@ -38,6 +39,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a commented starter catalog to FILE (default catalog.toml), valid as it is.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "catalog.toml")]
+        file: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Catalog tools.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -106,15 +116,25 @@ Workers serving this catalog id pick the new version up within a minute, and che
     /// tools) and, with --facts, whose access, limits or balances change.
     #[command(after_help = "--facts takes stored facts (JSON lines, one fact per line, as `replay` reads them; provider\n\
 events work too): every subject is replayed under both catalogs by the core, and each one whose access to a\n\
-capability, limit value or credit balance differs is printed with the change. Exit 0 whatever changed.")]
+capability, limit value or credit balance differs is printed with the change. --url reads them from the store\n\
+instead (every row of `billing_facts`, with the service key). Existing grants are taken as sold under OLD, so\n\
+NEW's migration policies count: `keep` (the default) changes nothing for them, `now` at once, `at_renewal` is\n\
+listed as what changes at the subject's renewal. Exit 0 whatever changed.")]
     Diff {
         /// The catalog before (TOML or JSON).
         old: PathBuf,
         /// The catalog after.
         new: PathBuf,
         /// Stored facts to replay under both catalogs.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "url")]
         facts: Option<PathBuf>,
+        /// Read the stored facts from this Supabase project instead (`billing_facts`, with
+        /// the service key).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// A secret API key or the legacy service-role key, with --url.
+        #[arg(long, value_name = "KEY", env = "TOLLGATE_SERVICE_KEY", hide_env_values = true)]
+        service_key: Option<String>,
         /// The time the subjects are compared at.
         #[arg(long, value_name = "T", value_parser = parse_now)]
         now: Option<Timestamp>,
@@ -124,9 +144,15 @@ capability, limit value or credit balance differs is printed with the change. Ex
     },
     /// Print TypeScript literal unions of the catalog's ids (products, tiers, capabilities,
     /// limits, pools, offers, tools): `tollgate catalog types catalog.toml > tollgate-catalog.d.ts`.
+    #[command(after_help = "The file also registers the catalog with the packages (`declare module 'tollgate' { interface Register { ids: Ids } }`),\n\
+so `engine.can(\"exprot\")` and `useAccess({ capability: \"exprot\" })` fail to compile. An app with several catalogs\n\
+passes --no-register and gives each call its catalog's `Ids` as a type parameter.")]
     Types {
         /// Catalog file (TOML or JSON).
         file: PathBuf,
+        /// Do not register the catalog with the packages (only export the types).
+        #[arg(long)]
+        no_register: bool,
     },
     /// List the versions in the store (`*` marks the active one of each catalog).
     List {
@@ -310,14 +336,20 @@ pub enum SignCommand {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Init { file, force } => init_cmd::run(&file, force),
         Command::Catalog(CatalogCommand::Check { file, json }) => catalog_cmd::check(&file, json),
         Command::Catalog(CatalogCommand::Push { file, store, by, no_activate, json }) => {
             store_cmd::push(&file, &store, by, !no_activate, json)
         }
-        Command::Catalog(CatalogCommand::Diff { old, new, facts, now, json }) => {
-            diff_cmd::run(&old, &new, facts.as_ref(), now, json)
+        Command::Catalog(CatalogCommand::Diff { old, new, facts, url, service_key, now, json }) => {
+            let source = match (facts, url) {
+                (Some(f), _) => Some(diff_cmd::Facts::File(f)),
+                (None, Some(url)) => Some(diff_cmd::Facts::Store(store_cmd::StoreArgs { url, service_key: service_key.unwrap_or_default() })),
+                (None, None) => None,
+            };
+            diff_cmd::run(&old, &new, source, now, json)
         }
-        Command::Catalog(CatalogCommand::Types { file }) => types_cmd::run(&file),
+        Command::Catalog(CatalogCommand::Types { file, no_register }) => types_cmd::run(&file, !no_register),
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
             store_cmd::activate(&store, catalog, version, by)

@@ -22,7 +22,7 @@ fn union<'a>(ids: impl Iterator<Item = &'a str>) -> String {
     seen.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect::<Vec<_>>().join(" | ")
 }
 
-pub fn run(path: &Path) -> Result<(), Failure> {
+pub fn run(path: &Path, register: bool) -> Result<(), Failure> {
     let c = load_catalog(path)?;
     let d = &c.doc;
     let mut out = String::new();
@@ -42,5 +42,18 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     let _ = writeln!(out, "/** Anything `check`, `track` and `checkFeature` take. */\nexport type FeatureId = CapabilityId | LimitId | PoolId;");
     let _ = writeln!(out, "export type OfferKey = {};", union(d.offers.iter().map(|x| x.key.as_str())));
     let _ = writeln!(out, "export type ToolId = {};", union(d.tools.iter().map(|x| x.id.as_str())));
+    let _ = writeln!(out, "export type PageId = {};", union(d.tools.iter().map(|x| x.page.as_str())));
+    let _ = writeln!(
+        out,
+        "\n/** Every kind of id at once: `new Engine<Ids>(...)`, `useAccess<Ids>(...)`. */\n\
+export interface Ids {{\n  product: ProductId;\n  tier: TierId;\n  capability: CapabilityId;\n  limit: LimitId;\n  pool: PoolId;\n  offer: OfferKey;\n  tool: ToolId;\n  page: PageId;\n}}"
+    );
+    if register {
+        let _ = writeln!(
+            out,
+            "\n// The app's catalog: the packages' functions take these ids and no others.\n\
+declare module 'tollgate' {{\n  interface Register {{\n    ids: Ids;\n  }}\n}}"
+        );
+    }
     write_stdout(out.trim_end())
 }

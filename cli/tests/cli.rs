@@ -778,19 +778,69 @@ fn catalog_diff_names_what_changed_and_exactly_the_subjects_it_affects() {
     assert_eq!(ok(&["catalog", "diff", &old, &old]).stdout.trim(), "no change");
 
     // u_alice bought Pro (and a token pack) in the lifecycle events: she alone is affected.
-    let r = ok(&["catalog", "diff", &old, &new, "--facts", &data("stripe-lifecycle.jsonl"), "--now", NOW, "--json"]);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let subjects = v["subjects"].as_array().unwrap();
-    assert_eq!(subjects.len(), 1, "{}", r.stdout);
-    assert_eq!(subjects[0]["subject"], "user:u_alice");
-    let changes: Vec<(String, String, Value, Value)> = subjects[0]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["section"].as_str().unwrap().into(), c["id"].as_str().unwrap().into(), c["before"].clone(), c["after"].clone()))
-        .collect();
-    assert_eq!(changes[0], ("access".into(), "priority_render".into(), Value::Bool(true), Value::Bool(false)), "{changes:?}");
-    assert_eq!(changes.len(), 2, "{changes:?}");
-    assert_eq!((changes[1].0.as_str(), changes[1].1.as_str()), ("balance", "video_seconds"));
-    assert_eq!(changes[1].3.as_i64().unwrap() - changes[1].2.as_i64().unwrap(), 9000 - 7200, "{changes:?}");
+    // The new offer's migration policy counts: she keeps the capability (`keep`, the
+    // default), loses it at once (`now`), or at her renewal (`at_renewal`).
+    type Row = (String, String, Value, Value);
+    let rows = |v: &Value| -> Vec<Row> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| (c["section"].as_str().unwrap().into(), c["id"].as_str().unwrap().into(), c["before"].clone(), c["after"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let impact = |new: &str| -> (Vec<Row>, Vec<Row>) {
+        let r = ok(&["catalog", "diff", &old, new, "--facts", &data("stripe-lifecycle.jsonl"), "--now", NOW, "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let subjects = v["subjects"].as_array().unwrap();
+        assert_eq!(subjects.len(), 1, "{}", r.stdout);
+        assert_eq!(subjects[0]["subject"], "user:u_alice");
+        (rows(&subjects[0]["changes"]), rows(&subjects[0]["at_renewal"]))
+    };
+    let lost = ("access".to_string(), "priority_render".to_string(), Value::Bool(true), Value::Bool(false));
+    let balance = |changes: &[Row]| {
+        let b = changes.iter().find(|c| c.0 == "balance").expect("a balance change");
+        assert_eq!(b.1, "video_seconds");
+        assert_eq!(b.3.as_i64().unwrap() - b.2.as_i64().unwrap(), 9000 - 7200, "{changes:?}");
+    };
+    let (changes, later) = impact(&new);
+    assert_eq!(changes.len(), 1, "keep: the balance alone {changes:?}");
+    balance(&changes);
+    assert!(later.is_empty(), "{later:?}");
+    let policy = |p: &str| {
+        let text = new_text.replace("key = \"VIDEO_PRO_MONTHLY\"\n", &format!("key = \"VIDEO_PRO_MONTHLY\"\nmigration = \"{p}\"\n"));
+        assert_ne!(text, new_text);
+        scratch(&format!("diff-new-{p}.toml"), text.as_bytes())
+    };
+    let (changes, later) = impact(&policy("now"));
+    assert_eq!((changes.len(), &changes[0]), (2, &lost), "{changes:?}");
+    balance(&changes);
+    assert!(later.is_empty(), "{later:?}");
+    let (changes, later) = impact(&policy("at_renewal"));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    balance(&changes);
+    assert_eq!(later, vec![lost], "at her renewal");
+}
+
+#[test]
+fn init_writes_a_starter_catalog_that_checks_and_types_and_is_never_overwritten() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tollgate-cli-init");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("catalog.toml").display().to_string();
+    let r = ok(&["init", &file]);
+    assert!(r.stdout.contains("tollgate catalog check") && r.stdout.contains("tollgate catalog push"), "{}", r.stdout);
+    // Valid as written: check summarises it, types lists its ids.
+    let r = ok(&["catalog", "check", &file]);
+    assert!(r.stdout.contains("my-app"), "{}", r.stdout);
+    let r = ok(&["catalog", "types", &file]);
+    assert!(r.stdout.contains(r#"export type OfferKey = "PRO_MONTHLY" | "PRO_YEARLY" | "TEAM_MONTHLY" | "AI_CREDITS_1000";"#), "{}", r.stdout);
+    // A second init does not overwrite what the user has edited.
+    std::fs::write(&file, "# mine\n").unwrap();
+    let r = fails(&["init", &file], 1);
+    assert!(r.stderr.contains("exists") && r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+    ok(&["init", &file, "--force"]);
+    ok(&["catalog", "check", &file]);
 }

@@ -2,17 +2,18 @@
 // package's module, engine and catalog types under this layer's names, and one
 // function that answers an AccessQuestion with the core's Decision.
 
-import type { Catalog, Engine } from 'tollgate';
+import type { Catalog, CatalogIds, Engine } from 'tollgate';
 
 import type { AccessQuestion, CatalogDoc, Decision, Quote } from './types.js';
 
-/** The tollgate package's engine, catalog and module, as the package declares them. */
-export type TollgateEngine = Engine;
+/** The tollgate package's engine, catalog and module, as the package declares them (the
+ * engine over any catalog's ids: the hooks check ids against the app's own). */
+export type TollgateEngine = Engine<CatalogIds>;
 export type TollgateCatalog = Catalog;
 export type TollgateModule = typeof import('tollgate');
 
 /** Answers one question with the engine at `now` (epoch ms). Throws the core's Error for a malformed question. */
-export function ask(engine: TollgateEngine, q: AccessQuestion, now: number): Decision {
+export function ask(engine: TollgateEngine, q: AccessQuestion<CatalogIds>, now: number): Decision {
   if ('product' in q) return engine.hasAccess(q.product, q.tier, now);
   if ('capability' in q) return engine.can(q.capability, now);
   if ('tool' in q) return engine.toolState(q.tool, q.usage ?? null, now).decision;
@@ -21,7 +22,7 @@ export function ask(engine: TollgateEngine, q: AccessQuestion, now: number): Dec
 }
 
 /** A stable key for a question (memoisation). */
-export function questionKey(q: AccessQuestion): string {
+export function questionKey(q: AccessQuestion<CatalogIds>): string {
   if ('product' in q) return `p:${q.product}:${q.tier}`;
   if ('capability' in q) return `c:${q.capability}`;
   if ('tool' in q) return `t:${q.tool}:${q.usage ? JSON.stringify(q.usage) : ''}`;

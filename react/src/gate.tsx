@@ -10,15 +10,15 @@ import type { ReactNode } from 'react';
 import { describeReason } from './core.js';
 import { useAccess } from './hooks.js';
 import type { AccessAnswer } from './hooks.js';
-import type { AccessQuestion, Decision, Upgrade } from './types.js';
+import type { AccessQuestion, CatalogIds, Decision, RegisteredIds, Upgrade } from './types.js';
 
-export interface GateProps {
-  product?: string;
-  tier?: string;
-  capability?: string;
-  tool?: string;
+export interface GateProps<I extends CatalogIds = RegisteredIds> {
+  product?: I['product'];
+  tier?: I['tier'];
+  capability?: I['capability'];
+  tool?: I['tool'];
   usage?: Record<string, number>;
-  limit?: string;
+  limit?: I['limit'];
   used?: number;
   children?: ReactNode;
   /** What to show when denied. Default: <UpgradePrompt>. */
@@ -32,7 +32,7 @@ export interface GateProps {
   onUpgrade?: (upgrade: Upgrade, decision: Decision) => void;
 }
 
-function questionOf(p: GateProps): AccessQuestion {
+function questionOf<I extends CatalogIds>(p: GateProps<I>): AccessQuestion<I> {
   if (p.tool) return { tool: p.tool, usage: p.usage };
   if (p.capability) return { capability: p.capability };
   if (p.limit) return { limit: p.limit, used: p.used ?? 0 };
@@ -40,9 +40,9 @@ function questionOf(p: GateProps): AccessQuestion {
   throw new Error('<Gate> needs product and tier, capability, tool, or limit and used');
 }
 
-export function Gate(props: GateProps) {
+export function Gate<I extends CatalogIds = RegisteredIds>(props: GateProps<I>) {
   const q = questionOf(props);
-  const answer = useAccess(q, { initial: props.initial });
+  const answer = useAccess<I>(q, { initial: props.initial });
   const gateId = 'tool' in q ? q.tool : 'capability' in q ? q.capability : 'limit' in q ? q.limit : `${q.product}:${q.tier}`;
   const attrs = { 'data-gate': gateId, 'data-gate-state': answer.status, style: { display: 'contents' } } as const;
   if (answer.status === 'pending') {

@@ -11,7 +11,7 @@ import { ask, questionKey, quoteWith } from './core.js';
 import type { TollgateCatalog } from './core.js';
 import { TollgateContext } from './provider.js';
 import type { TollgateState } from './provider.js';
-import type { AccessQuestion, CatalogDoc, Decision, ExportPolicy, LimitValue, Money, Quote, ToolState } from './types.js';
+import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, ExportPolicy, LimitValue, Money, Quote, RegisteredIds, ToolState } from './types.js';
 
 export function useTollgate(): TollgateState {
   const ctx = useContext(TollgateContext);
@@ -46,7 +46,7 @@ export interface AccessAnswer {
  * Asks one question: `{ product, tier }`, `{ capability }`, `{ tool, usage? }` or `{ limit, used }`.
  * `initial`: a decision the server already made for first paint (used while pending).
  */
-export function useAccess(q: AccessQuestion, opts: { initial?: Decision | null } = {}): AccessAnswer {
+export function useAccess<I extends CatalogIds = RegisteredIds>(q: AccessQuestion<I>, opts: { initial?: Decision | null } = {}): AccessAnswer {
   const t = useTollgate();
   const key = questionKey(q);
   const qRef = useRef(q);
@@ -70,8 +70,8 @@ export function useAccess(q: AccessQuestion, opts: { initial?: Decision | null }
 }
 
 /** Every tool of a page (all tools when `page` is null), with usage for limit-gated tools. */
-export function useToolStates(
-  page: string | null,
+export function useToolStates<I extends CatalogIds = RegisteredIds>(
+  page: I['page'] | null,
   usage?: Record<string, number> | null,
   opts: { initial?: ToolState[] | null } = {},
 ): { status: 'pending' | 'ready' | 'error'; tools: ToolState[]; error: string | null } {
@@ -93,7 +93,7 @@ export function useToolStates(
 }
 
 /** A limit's value for the subject now: a whole number or "unlimited"; null while pending. */
-export function useLimit(name: string): { value: LimitValue | null; error: string | null } {
+export function useLimit<I extends CatalogIds = RegisteredIds>(name: I['limit']): { value: LimitValue | null; error: string | null } {
   const t = useTollgate();
   return useMemo(() => {
     if (t.status !== 'ready' || !t.engine) return { value: null, error: t.fatal };

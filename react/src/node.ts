@@ -25,9 +25,10 @@ function packageFile(rel: string): string {
 }
 
 /**
- * The tollgate module, ready to use. Where the package did not load its wasm on import
- * (a bundled server build), the bytes are read from node_modules and instantiated
- * synchronously with `initSync`.
+ * The tollgate module, ready to use. The package's Node entry loads its wasm on import,
+ * also inside server code that Next.js bundles (Turbopack or webpack); a host that gave
+ * this import the browser entry instead (no `node` condition) gets the bytes read from
+ * node_modules and instantiated synchronously with `initSync`.
  */
 export async function getTollgate(): Promise<TollgateModule> {
   if (loaded) return loaded;

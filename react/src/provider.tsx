@@ -234,9 +234,8 @@ export function TollgateProvider(props: TollgateProviderProps) {
   /** Applies a verified snapshot (or none) to the engine. */
   const apply = useCallback(
     (engine: TollgateEngine, snapshot: SnapshotPayload | null) => {
-      engine.setEntitlements(
-        snapshot ? { subject: snapshot.subject, grants: snapshot.grants, balances: snapshot.balances } : { grants: [] },
-      );
+      // The snapshot itself, so the terms its grants are held under come with them.
+      engine.setEntitlements(snapshot ?? { grants: [] });
     },
     [],
   );

@@ -200,7 +200,9 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
       if (!isSubject(snapshot.subject, user)) return pass('wrong_subject', `the snapshot describes \`${snapshot.subject}\`, not \`${user}\``);
     }
 
-    const engine = new tg.Engine(catalog, { subject: snapshot.subject, grants: snapshot.grants, balances: snapshot.balances });
+    // The verified snapshot itself: its grants, balances and the terms of older catalog
+    // versions its grants are held under (tollgate::grandfather), so the page is decided as the worker would.
+    const engine = new tg.Engine(catalog, snapshot);
     let decision: Decision;
     try {
       decision = ask(engine, rule.need, t);

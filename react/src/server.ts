@@ -17,11 +17,12 @@ import type { TollgateEngine } from './core.js';
 import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
-import type { AccessQuestion, CatalogDoc, Decision, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
+import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, FeatureOf, RegisteredIds, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
 export { parsePublicKeys, verifySnapshot, peekSnapshot } from './snapshot.js';
+export { SNAPSHOT_COOKIE } from './storage.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
@@ -37,10 +38,10 @@ export async function engineFor(
 }
 
 /** Answers one question for given grants at `now` (default: the request's time). */
-export async function decide(
+export async function decide<I extends CatalogIds = RegisteredIds>(
   catalog: CatalogDoc,
   entitlements: { grants: Grant[]; balances?: Record<string, number> } | null,
-  q: AccessQuestion,
+  q: AccessQuestion<I>,
   now: number = Date.now(),
 ): Promise<Decision> {
   const engine = await engineFor(catalog, entitlements);
@@ -137,6 +138,51 @@ export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<Fetched
   });
   if (!r.ok) return { ok: false, status: resp.status, code: r.code, message: r.message };
   return { ok: true, snapshot: r.snapshot, token: body.token };
+}
+
+export interface CookieSnapshotOptions {
+  /** The snapshot cookie's value (`cookies().get(SNAPSHOT_COOKIE)?.value` in Next.js). */
+  cookie: string | null | undefined;
+  publicKeys: PublicKeys | string;
+  /** The signed-in user: a snapshot of anyone else is refused. */
+  subject: string;
+  catalogId?: string;
+  now?: number;
+}
+
+/**
+ * The snapshot the provider keeps in its cookie (`snapshotCookie`), verified for this
+ * subject and catalog with no network call: what a server render can gate with at once.
+ * It is as fresh as the browser's last verified snapshot, so a page that must reflect a
+ * change the browser cannot have seen yet (the return from a checkout) fetches instead.
+ */
+export async function snapshotFromCookie(opts: CookieSnapshotOptions): Promise<FetchedSnapshot> {
+  const token = opts.cookie;
+  if (!token) return { ok: false, status: null, code: 'no_cookie', message: 'no snapshot cookie' };
+  const r = await verifySnapshot(token, parsePublicKeys(opts.publicKeys), {
+    subject: opts.subject,
+    catalogId: opts.catalogId,
+    now: opts.now ?? Date.now(),
+    tollgate: await getTollgate(),
+  });
+  if (!r.ok) return { ok: false, status: null, code: r.code, message: r.message };
+  return { ok: true, snapshot: r.snapshot, token };
+}
+
+/**
+ * The snapshot to render a signed-in page with: the cookie's when it verifies (no
+ * network call), else fetched from the worker and verified (`fetchSnapshot`).
+ * `fresh: true` skips the cookie.
+ */
+export async function renderSnapshot(
+  opts: FetchSnapshotOptions & { cookie: string | null | undefined; fresh?: boolean },
+): Promise<FetchedSnapshot & { from?: 'cookie' | 'worker' }> {
+  if (!opts.fresh) {
+    const c = await snapshotFromCookie(opts);
+    if (c.ok) return { ...c, from: 'cookie' };
+  }
+  const f = await fetchSnapshot(opts);
+  return f.ok ? { ...f, from: 'worker' } : f;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -258,7 +304,7 @@ function describeDenial(a: MeterAnswer): string {
  * May the caller use `feature` now? The worker's decision, with no side effects. A denial
  * comes with a ready 403 `response`.
  */
-export function check(feature: string, opts: MeterOptions): Promise<Metered> {
+export function check<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/check', feature, opts);
 }
 
@@ -267,7 +313,7 @@ export function check(feature: string, opts: MeterOptions): Promise<Metered> {
  * credits, or checks a capability. Refused uses come back with a ready `response`
  * (403 `limit_reached` / `not_entitled`, 402 `insufficient_balance`) to return as is.
  */
-export function track(feature: string, opts: MeterOptions): Promise<Metered> {
+export function track<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/track', feature, opts, opts.idempotencyKey ?? globalThis.crypto.randomUUID());
 }
 

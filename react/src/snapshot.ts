@@ -144,7 +144,10 @@ export function peekSnapshot(token: string): Partial<SnapshotPayload> | null {
   }
 }
 
-/** The grants and balances of a verified snapshot, shaped for `new Engine(catalog, entitlements)`. */
-export function entitlementsOf(s: SnapshotPayload): { subject: string; grants: Grant[]; balances: Record<string, number> } {
-  return { subject: s.subject, grants: s.grants, balances: s.balances };
+/** The grants and balances of a verified snapshot, with the terms of older catalog versions its
+ * grants are held under, shaped for `new Engine(catalog, entitlements)`. */
+export function entitlementsOf(
+  s: SnapshotPayload,
+): { subject: string; grants: Grant[]; balances: Record<string, number>; terms?: SnapshotPayload['terms'] } {
+  return { subject: s.subject, grants: s.grants, balances: s.balances, ...(s.terms ? { terms: s.terms } : {}) };
 }

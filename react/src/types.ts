@@ -2,7 +2,9 @@
 // package declares them: generated from the core's Rust types (its
 // types.generated.d.ts), so this layer never restates a shape.
 
-import type { Offer, Snapshot, Product, Tool, Capability, Limit } from 'tollgate';
+import type { Offer, Snapshot, Product, Tool, Capability, Limit, CatalogIds, RegisteredIds } from 'tollgate';
+
+export type { CatalogIds, FeatureOf, Register, RegisteredIds } from 'tollgate';
 
 export type {
   CatalogDoc,
@@ -53,8 +55,8 @@ export type CatalogCapability = Capability;
 export type CatalogLimit = Limit;
 
 /** What a gate asks. Exactly one form. */
-export type AccessQuestion =
-  | { product: string; tier: string }
-  | { capability: string }
-  | { tool: string; usage?: Record<string, number> }
-  | { limit: string; used: number };
+export type AccessQuestion<I extends CatalogIds = RegisteredIds> =
+  | { product: I['product']; tier: I['tier'] }
+  | { capability: I['capability'] }
+  | { tool: I['tool']; usage?: Record<string, number> }
+  | { limit: I['limit']; used: number };

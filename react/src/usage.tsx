@@ -10,7 +10,7 @@ import type { Check, Notices, PaymentNotice, Warning } from 'tollgate';
 
 import type { TollgateCatalog, TollgateModule } from './core.js';
 import { TollgateContext } from './provider.js';
-import type { CatalogDoc, SnapshotPayload } from './types.js';
+import type { CatalogDoc, CatalogIds, FeatureOf, RegisteredIds, SnapshotPayload } from './types.js';
 
 /** One UTC day of `GET /v1/usage`. */
 export interface UsageDay {
@@ -75,7 +75,7 @@ async function workerJson(f: typeof fetch, url: string, token: string, body?: un
  * one more unit (`POST /v1/check`: used and limit of the window and when it resets, or
  * what a pool holds) and the use by day (`GET /v1/usage`).
  */
-export function useUsage(feature: string, opts: UseUsageOptions): UsageState {
+export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: UseUsageOptions): UsageState {
   const { workerUrl, accessToken } = opts;
   const span = Math.min(Math.max(Math.trunc(opts.days ?? 30), 1), 366);
   const f = opts.fetch ?? (typeof fetch === 'function' ? fetch : null);
@@ -175,8 +175,9 @@ export interface UsageMeterProps {
 
 /**
  * A meter of one limit (used of the window's limit, and when it resets) or credit pool (what
- * it holds now). A limit's meter is a `role="meter"` with the used share; a pool shows its
- * balance.
+ * it holds now, and when it refills: the worker's `resets_at`, set for a pool a subscription
+ * refills every period, null for credits given once). A limit's meter is a `role="meter"`
+ * with the used share; a pool shows its balance.
  */
 export function UsageMeter({ label, kind, check, unit, marks = [] }: UsageMeterProps) {
   const limit = typeof check.limit === 'number' ? check.limit : null;
@@ -219,7 +220,7 @@ export function UsageMeter({ label, kind, check, unit, marks = [] }: UsageMeterP
       </svg>
       <div className="tg-meter-text" data-testid="usage-meter-text">
         {text}
-        {check.resets_at ? <span data-testid="usage-meter-resets"> · resets {utcDay(check.resets_at)}</span> : null}
+        {check.resets_at ? <span data-testid="usage-meter-resets">{` · ${isPool ? 'refills' : 'resets'} ${utcDay(check.resets_at)}`}</span> : null}
       </div>
     </div>
   );

@@ -29,6 +29,9 @@ pub struct GrantRow {
     pub past_due_since: Option<Timestamp>,
     pub offer_key: Option<String>,
     pub source_ref: Option<String>,
+    /// The catalog versions it was sold and last renewed under (see [`crate::grandfather`]).
+    pub catalog_version: Option<u32>,
+    pub renewal_version: Option<u32>,
 }
 
 impl From<&Grant> for GrantRow {
@@ -44,6 +47,8 @@ impl From<&Grant> for GrantRow {
             past_due_since: g.past_due_since,
             offer_key: g.offer.clone(),
             source_ref: g.source_ref.clone(),
+            catalog_version: g.catalog_version,
+            renewal_version: g.renewal_version,
         }
     }
 }

@@ -592,6 +592,11 @@ pub struct Fact {
     pub at: Timestamp,
     #[serde(flatten)]
     pub body: FactBody,
+    /// The store's catalog version active when the fact was read from its event (see
+    /// [`crate::catalog::Catalog::version`]): what a purchase or renewal was sold under.
+    /// Left out when the catalog had none, so facts without it are what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_version: Option<u32>,
 }
 
 /// The kinds of body, by their `type` tag. Read as a variant identifier, like the
@@ -664,6 +669,7 @@ impl<'de> Deserialize<'de> for Fact {
                     }
                 }
                 let (mut key, mut provider, mut event, mut at, mut kind) = (None, None, None, None, None);
+                let mut catalog_version = None;
                 let mut rest = serde_json::Map::new();
                 while let Some(k) = map.next_key::<String>()? {
                     match k.as_str() {
@@ -672,6 +678,7 @@ impl<'de> Deserialize<'de> for Fact {
                         "event" => once(&mut event, map.next_value::<String>()?, "event")?,
                         "at" => once(&mut at, map.next_value::<Timestamp>()?, "at")?,
                         "type" => once(&mut kind, map.next_value::<BodyKind>()?, "type")?,
+                        "catalog_version" => once(&mut catalog_version, map.next_value::<Option<u32>>()?, "catalog_version")?,
                         _ => {
                             let v = map.next_value::<serde_json::Value>()?;
                             if rest.contains_key(&k) {
@@ -686,7 +693,7 @@ impl<'de> Deserialize<'de> for Fact {
                 let at = at.ok_or_else(|| de::Error::missing_field("at"))?;
                 let kind: BodyKind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
                 let body = kind.read(rest).map_err(de::Error::custom)?;
-                Ok(Fact { key, provider, event: event.unwrap_or_default(), at, body })
+                Ok(Fact { key, provider, event: event.unwrap_or_default(), at, body, catalog_version: catalog_version.flatten() })
             }
         }
         d.deserialize_map(V)
@@ -709,6 +716,15 @@ pub fn key_part(s: &str) -> String {
     out
 }
 
+/// The facts of one event read under the store's catalog version `version` (see
+/// [`Fact::catalog_version`]).
+pub(crate) fn stamped(mut facts: Vec<Fact>, version: Option<u32>) -> Vec<Fact> {
+    for f in &mut facts {
+        f.catalog_version = version;
+    }
+    facts
+}
+
 /// Canonical order: by time, then kind, then key. Total on a set (keys are unique).
 pub fn canonical_cmp(a: &Fact, b: &Fact) -> Ordering {
     a.at.cmp(&b.at).then(a.body.rank().cmp(&b.body.rank())).then(a.key.cmp(&b.key))
@@ -725,6 +741,7 @@ impl Fact {
     /// The app's first sight of a subject: one per subject, keyed by it.
     pub fn joined(subject: Subject, at: Timestamp) -> Fact {
         Fact {
+            catalog_version: None,
             key: format!("joined:{subject}"),
             provider: Provider::App,
             event: String::new(),
@@ -752,6 +769,7 @@ impl Fact {
     /// A usage fact, keyed by its request id.
     pub fn usage(u: UsageFact, at: Timestamp) -> Fact {
         Fact {
+            catalog_version: None,
             key: format!("usage:{}", u.request_id),
             provider: Provider::App,
             event: String::new(),
@@ -763,6 +781,7 @@ impl Fact {
     pub fn customer_link(provider: Provider, customer_id: &str, subject: Subject, at: Timestamp) -> Fact {
         let customer = provider.object(customer_id);
         Fact {
+            catalog_version: None,
             key: format!("link:{customer}:{subject}"),
             provider: Provider::App,
             event: String::new(),
@@ -775,10 +794,11 @@ impl Fact {
     pub fn attributed(a: Attributed, at: Timestamp) -> Fact {
         let said = Attributed { by: String::new(), ..a.clone() };
         let key = format!("attributed:{}:{}:{}", key_part(&a.delivery), a.subject, digest(&said));
-        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::Attributed(a) }
+        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::Attributed(a), catalog_version: None }
     }
     pub fn seat_assigned(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
         Fact {
+            catalog_version: None,
             key: format!("seat:{org}:{user}:assign:{request_id}"),
             provider: Provider::App,
             event: String::new(),
@@ -788,6 +808,7 @@ impl Fact {
     }
     pub fn seat_released(org: Subject, user: Subject, request_id: &str, at: Timestamp) -> Fact {
         Fact {
+            catalog_version: None,
             key: format!("seat:{org}:{user}:release:{request_id}"),
             provider: Provider::App,
             event: String::new(),
@@ -804,6 +825,7 @@ impl Fact {
     }
     pub fn credit_adjustment(a: CreditAdjustment, at: Timestamp) -> Fact {
         Fact {
+            catalog_version: None,
             key: format!("adjustment:{}", a.id),
             provider: Provider::App,
             event: String::new(),
@@ -817,7 +839,7 @@ impl Fact {
     /// holds.
     pub fn grant_given(g: GrantGiven, at: Timestamp) -> Fact {
         let key = format!("grant:{}:{}:{}:{}", g.subject, g.source.as_str(), key_part(&g.id), digest(&g));
-        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::GrantGiven(g) }
+        Fact { key, provider: Provider::App, event: String::new(), at, body: FactBody::GrantGiven(g), catalog_version: None }
     }
 
     /// The ids this fact touches (subjects, customers, subscriptions, payments),

@@ -88,7 +88,8 @@
 //!       "grants": [ { "id": "stripe:sub_1:video", "product": "video", "tier": "pro",
 //!                     "source": "stripe", "status": "active",
 //!                     "valid_from": "...", "valid_to": "...", "past_due_since": "...",
-//!                     "offer": "VIDEO_PRO_MONTHLY", "source_ref": "stripe:sub_1" } ],
+//!                     "offer": "VIDEO_PRO_MONTHLY", "source_ref": "stripe:sub_1",
+//!                     "catalog_version": 1, "renewal_version": 2 } ],
 //!       "balances": { "video_seconds": 5400 },
 //!       "wallet": {
 //!         "lots": [ { "key": "allowance:stripe:sub_1:1775001600:video_seconds",
@@ -115,7 +116,7 @@
 //!       "paid_through": "...", "estimated_until": "...", "trial_end": "...",
 //!       "cancel_at_period_end": true, "cancel_at": "...", "ended_at": "...", "paused_at": "...",
 //!       "past_due_since": "...", "revoked": { "at": "...", "through": "...", "by": "stripe:ch_1" },
-//!       "seats": 5, "version": "...", "first_seen": "..." }
+//!       "seats": 5, "version": "...", "catalog_version": 1, "renewal_version": 2, "first_seen": "..." }
 //!   },
 //!   "customers": { "stripe:cus_1": "user:u1" },
 //!   "payments": {

@@ -106,7 +106,7 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match out {
-        Ok(facts) => Parsed::Facts { event, facts, warnings },
+        Ok(facts) => Parsed::Facts { event, facts: super::facts::stamped(facts, catalog.version), warnings },
         Err(reason) => Parsed::Ignored { event, reason },
     })
 }
@@ -114,7 +114,7 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
 type Outcome = Result<Vec<Fact>, String>;
 
 fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
-    Fact { key, provider: P, event: event.id.clone(), at: event.created, body }
+    Fact { key, provider: P, event: event.id.clone(), at: event.created, body, catalog_version: None }
 }
 
 fn status_of(s: &str, path: String) -> Result<SubStatus, ParseError> {

@@ -575,8 +575,26 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
             past_due_since: if status == Status::PastDue { s.past_due_since } else { None },
             offer: Some(offer),
             source_ref: Some(s.id.clone()),
+            catalog_version: s.catalog_version,
+            renewal_version: s.renewal_version.or(s.catalog_version),
         })
         .collect()
+}
+
+/// A subscription was sold under the catalog version of its first fact read under one
+/// (facts fold in time order).
+fn sold_under(s: &mut SubscriptionState, f: &Fact) {
+    if s.catalog_version.is_none() {
+        s.catalog_version = f.catalog_version;
+    }
+}
+
+/// A fact that moved a subscription's paid period forward (a renewal, or the first period)
+/// renews it under its catalog version; a fact read under no version changes nothing.
+fn renewed_under(s: &mut SubscriptionState, f: &Fact) {
+    if f.catalog_version.is_some() {
+        s.renewal_version = f.catalog_version;
+    }
 }
 
 /// Does any item map to an offer of the catalog?
@@ -607,6 +625,8 @@ fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> Subscription
         revoked: None,
         seats: 0,
         version: None,
+        catalog_version: None,
+        renewal_version: None,
         first_seen: at,
     }
 }
@@ -730,6 +750,7 @@ impl<'c> Folder<'c> {
                         valid_to: None,
                         source: "catalog",
                         subscription: None,
+                        catalog_version: None,
                     });
                 }
             }
@@ -748,7 +769,9 @@ impl<'c> Folder<'c> {
         );
     }
 
-    fn credit(&mut self, subject: &Subject, lot: NewLot<'_>) -> bool {
+    /// Opens a lot, sold under the catalog version of the fact being folded.
+    fn credit(&mut self, subject: &Subject, mut lot: NewLot<'_>) -> bool {
+        lot.catalog_version = lot.catalog_version.or(self.last.as_ref().and_then(|f| f.catalog_version));
         let key = subject.to_string();
         let end = lot.valid_to;
         let ok = self.st.subjects.get_mut(&key).is_some_and(|s| s.wallet.credit(lot));
@@ -834,6 +857,7 @@ impl<'c> Folder<'c> {
                         if s.subject.is_none() {
                             s.subject = Some(subject.clone());
                         }
+                        sold_under(s, f);
                         if s.clouds.is_empty() {
                             s.clouds = p.clouds.clone();
                         }
@@ -857,6 +881,8 @@ impl<'c> Folder<'c> {
                             s.estimated_until = offer.and_then(|o| add_interval(f.at, o.price.interval));
                         }
                         s.seats = subscription_seats(self.catalog, &s.items);
+                        sold_under(&mut s, f);
+                        renewed_under(&mut s, f);
                         self.st.subscriptions.insert(sid.clone(), s);
                     }
                 }
@@ -902,6 +928,8 @@ impl<'c> Folder<'c> {
                 past_due_since: None,
                 offer: Some(offer.key.clone()),
                 source_ref: Some(p.id.clone()),
+                catalog_version: f.catalog_version,
+                renewal_version: f.catalog_version,
             })
             .collect();
         for x in w {
@@ -921,6 +949,7 @@ impl<'c> Folder<'c> {
                     valid_to: None,
                     source: &p.id,
                     subscription: None,
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -993,10 +1022,15 @@ impl<'c> Folder<'c> {
             e.ended_at = s.ended_at;
         }
         e.paused_at = if s.status == SubStatus::Paused { e.paused_at.or(Some(f.at)) } else { None };
+        sold_under(e, f);
+        let paid_before = e.paid_through;
         match s.status {
             SubStatus::Active | SubStatus::Trialing => e.paid_through = max_opt(e.paid_through, s.period_end),
             SubStatus::Canceled if e.paid_through.is_none() => e.paid_through = s.period_end,
             _ => {}
+        }
+        if e.paid_through > paid_before {
+            renewed_under(e, f);
         }
         match s.status {
             SubStatus::PastDue => {
@@ -1050,7 +1084,12 @@ impl<'c> Folder<'c> {
             }
             e.period_start = e.period_start.or(i.period_start);
             e.period_end = max_opt(e.period_end, period_end);
+            sold_under(e, f);
+            let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
+            if e.paid_through > paid_before {
+                renewed_under(e, f);
+            }
             if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
                 e.revoked = None;
             }
@@ -1104,6 +1143,7 @@ impl<'c> Folder<'c> {
                     valid_to: None,
                     source: &i.id,
                     subscription: Some(&i.subscription),
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -1216,6 +1256,7 @@ impl<'c> Folder<'c> {
                     valid_to: Some(period_end),
                     source,
                     subscription: Some(sub),
+                    catalog_version: None,
                 },
             );
             if ok {
@@ -1233,6 +1274,7 @@ impl<'c> Folder<'c> {
                 valid_to: Some(period_end),
                 source,
                 subscription: Some(sub),
+                catalog_version: None,
             },
         );
         if ok {
@@ -1482,6 +1524,7 @@ impl<'c> Folder<'c> {
                     valid_to: a.valid_to.filter(|t| *t > f.at),
                     source: &f.key,
                     subscription: None,
+                    catalog_version: None,
                 },
             );
         } else if a.amount < 0 {
@@ -1557,6 +1600,8 @@ impl<'c> Folder<'c> {
                 past_due_since: None,
                 offer: None,
                 source_ref: Some(format!("admin:{id}")),
+                catalog_version: None,
+                renewal_version: None,
             });
         }
         self.st.customers = self.attr.customer.clone();

@@ -137,6 +137,13 @@ pub struct SubscriptionState {
     /// Time of the newest snapshot applied (older snapshots are ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Timestamp>,
+    /// The store's catalog version it was sold under: that of its first fact read under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_version: Option<u32>,
+    /// The catalog version of the fact that last moved its paid period forward (its latest
+    /// renewal; at first, its purchase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_version: Option<u32>,
     /// First time any fact mentioned it.
     pub first_seen: Timestamp,
 }

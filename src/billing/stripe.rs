@@ -83,7 +83,7 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
         _ => Err(format!("event type `{ty}` does not change entitlements")),
     };
     Ok(match facts {
-        Ok(facts) => Parsed::Facts { event, facts, warnings },
+        Ok(facts) => Parsed::Facts { event, facts: super::facts::stamped(facts, catalog.version), warnings },
         Err(reason) => Parsed::Ignored { event, reason },
     })
 }
@@ -92,7 +92,7 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
 type Outcome = Result<Vec<Fact>, String>;
 
 fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
-    Fact { key, provider: P, event: event.id.clone(), at: event.created, body }
+    Fact { key, provider: P, event: event.id.clone(), at: event.created, body, catalog_version: None }
 }
 
 /// The catalog offer of a price: by its id (an offer's `stripe_price_ids`), by its

@@ -3,9 +3,10 @@
 // animation frame (i.e. every paint opportunity) whether the expected state is shown
 // and records performance.now() of the first frame where it is. Cases:
 // - signed out, /tools: the server renders the free state;
-// - signed in with a warm cache, /tools: the browser verifies the cached snapshot (Ed25519)
-//   and gates with the wasm engine;
-// - signed in, /tools/demo: the server fetches and verifies the snapshot and renders.
+// - signed in with a warm cache, /tools: the server verifies the snapshot cookie the
+//   provider wrote (Ed25519, no call out) and renders the tools' states;
+// - the same with no snapshot cookie: the server fetches the snapshot from the worker;
+// - signed in, /tools/demo: the server decides from the snapshot cookie and renders.
 // The baseline, measured in the same run: /signin, a page of the same app with no
 // gating at all (its form on screen), so each case reads as a ratio to the app's own
 // cost of a navigation. Writes the rows as JSON to $BENCH_OUT when set.
@@ -34,9 +35,10 @@ function stats(xs) {
   return { n: s.length, median: q(0.5), p95: q(0.95), min: s[0], max: s[s.length - 1] };
 }
 
-async function measure(context, path, selector) {
+async function measure(context, path, selector, { withoutSnapshotCookie = false } = {}) {
   const out = [];
   for (let i = 0; i < RUNS; i++) {
+    if (withoutSnapshotCookie) await context.clearCookies({ name: 'tollgate-snapshot' });
     const page = await context.newPage();
     await page.addInitScript(`window.__benchSelector = ${JSON.stringify(selector)};\n${WATCH}`);
     await page.goto(`${WWW}${path}`);
@@ -64,8 +66,10 @@ try {
     await warm.goto(`${WWW}/tools`);
     await warm.waitForSelector('[data-tool="bg-remover"][data-state="unlocked"]');
     await warm.close();
-    rows.push(['signed in, warm cache, /tools (browser: verify + wasm)', await measure(ctx, '/tools', '[data-tool="bg-remover"][data-state="unlocked"]')]);
-    rows.push(['signed in, /tools/demo (server: fetch + verify + decide)', await measure(ctx, '/tools/demo', '[data-testid="pro-tool"]')]);
+    const unlocked = '[data-tool="bg-remover"][data-state="unlocked"]';
+    rows.push(['signed in, warm cache, /tools (server: snapshot cookie)', await measure(ctx, '/tools', unlocked)]);
+    rows.push(['signed in, no snapshot cookie, /tools (server: fetch + verify)', await measure(ctx, '/tools', unlocked, { withoutSnapshotCookie: true })]);
+    rows.push(['signed in, /tools/demo (server: snapshot cookie + decide)', await measure(ctx, '/tools/demo', '[data-testid="pro-tool"]')]);
     await ctx.close();
   } else {
     console.log('    (TOLLGATE_WORKER_URL not set: signed-in cases skipped)');
@@ -77,7 +81,7 @@ console.log('navigation -> correct locked state on screen (ms, Chromium headless
 const base = rows[0][1].median;
 for (const [name, s] of rows) {
   console.log(
-    `  ${name.padEnd(58)} median ${s.median.toFixed(1)}  p95 ${s.p95.toFixed(1)}  min ${s.min.toFixed(1)}  max ${s.max.toFixed(1)}  (n=${s.n})  = ${(s.median / base).toFixed(2)}x baseline`,
+    `  ${name.padEnd(64)} median ${s.median.toFixed(1)}  p95 ${s.p95.toFixed(1)}  min ${s.min.toFixed(1)}  max ${s.max.toFixed(1)}  (n=${s.n})  = ${(s.median / base).toFixed(2)}x baseline`,
   );
 }
 if (process.env.BENCH_OUT) {

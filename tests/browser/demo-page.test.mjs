@@ -68,3 +68,39 @@ test('entitled: the pro part, already in the server-rendered HTML', async () => 
   await shot(page, 'demo-entitled');
   await context.close();
 });
+
+test('signed in: /tools is server-rendered in its right state from the snapshot cookie, and a forged cookie is not believed', async () => {
+  const context = await browser.newContext();
+  const user = await signIn(context, uniqueEmail('tools-cookie'));
+  await checkout(context, { offer: 'CLOUD_CREATION_PRO_MONTHLY', clouds: [] });
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.product === 'creation' && g.tier === 'pro'));
+  // Without the cookie the server fetches the snapshot from the worker.
+  let raw = await html(context, '/tools');
+  assert.match(raw, /data-tool="bg-remover" data-state="unlocked"/);
+  assert.match(raw, /data-tool="video-upscaler" data-state="locked"/);
+  // A page in the browser: the provider verifies the snapshot and writes the cookie.
+  const page = await context.newPage();
+  await page.goto(`${WWW}/tools`);
+  await gatingReady(page);
+  await page.waitForFunction(() => document.cookie.includes('tollgate-snapshot='));
+  const cookie = (await context.cookies(WWW)).find((c) => c.name === 'tollgate-snapshot');
+  assert.ok(cookie?.value, 'the provider wrote the snapshot cookie');
+  raw = await html(context, '/tools');
+  assert.match(raw, /data-tool="bg-remover" data-state="unlocked"/, 'the cookie snapshot renders the unlocked tool');
+  assert.doesNotMatch(raw, /data-state="pending"/, 'no tool waits for the browser');
+
+  // Another user's valid cookie, and a cookie whose payload was altered, are refused: the
+  // server falls back to the worker and still renders this user's own state.
+  const other = await browser.newContext();
+  await signIn(other, uniqueEmail('tools-cookie-other'));
+  const [payload, signature] = cookie.value.split('.');
+  const altered = Buffer.from(payload, 'base64url').toString('utf8').replace(/"tier":"pro"/g, '"tier":"enterprise"');
+  const forged = `${Buffer.from(altered).toString('base64url')}.${signature}`;
+  for (const value of [forged, cookie.value]) {
+    await other.addCookies([{ name: 'tollgate-snapshot', value, url: WWW }]);
+    const r = await html(other, '/tools');
+    assert.match(r, /data-tool="bg-remover" data-state="locked"/, 'a free user stays locked whatever cookie they send');
+  }
+  await other.close();
+  await context.close();
+});

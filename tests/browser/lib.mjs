@@ -74,11 +74,31 @@ export async function signIn(context, email) {
   return r.json(); // { user_id, email, access_token }
 }
 
+/** The Supabase session cookie's name in the demo app (www/lib/supabase.ts). */
+export const AUTH_COOKIE = 'sb-tollgate-auth-token';
+
+/** The session in the context's Supabase auth cookie (as @supabase/ssr writes it:
+ * `base64-` and base64url JSON, split into `.0`, `.1`, ... chunks when long), or null. */
+export async function sessionCookie(context) {
+  const jar = await context.cookies(WWW);
+  const whole = jar.find((c) => c.name === AUTH_COOKIE)?.value;
+  const chunks = [];
+  for (let i = 0; ; i++) {
+    const c = jar.find((x) => x.name === `${AUTH_COOKIE}.${i}`);
+    if (!c) break;
+    chunks.push(c.value);
+  }
+  const raw = whole ?? (chunks.length ? chunks.join('') : null);
+  if (!raw) return null;
+  const json = raw.startsWith('base64-') ? Buffer.from(raw.slice('base64-'.length), 'base64url').toString('utf8') : raw;
+  return JSON.parse(json);
+}
+
 /** The signed-in user's access token, from the context's session cookie. */
 export async function accessToken(context) {
-  const c = (await context.cookies(WWW)).find((x) => x.name === 'sb-access-token');
-  if (!c) throw new Error('not signed in: no sb-access-token cookie');
-  return c.value;
+  const s = await sessionCookie(context);
+  if (!s?.access_token) throw new Error(`not signed in: no ${AUTH_COOKIE} cookie`);
+  return s.access_token;
 }
 
 /** `POST <worker><path>` as the signed-in user: `{ status, json }`. */

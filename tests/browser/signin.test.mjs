@@ -7,8 +7,9 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 
-import { WWW, gatingReady, launch, shot, uniqueEmail } from './lib.mjs';
+import { AUTH_COOKIE, WWW, gatingReady, launch, sessionCookie, shot, uniqueEmail } from './lib.mjs';
 
 let browser;
 before(async () => {
@@ -51,7 +52,10 @@ test('the sign-in and sign-out stand-ins answer 303 with a path of this site', a
   let r = await context.request.post(`${WWW}/api/dev/signin`, { form: { email }, maxRedirects: 0 });
   assert.equal(r.status(), 303, await r.text());
   assertPath(r.headers()['location'], '/tools');
-  assert.ok((await context.cookies(WWW)).some((c) => c.name === 'sb-access-token' && c.value), 'the session cookie is set for this origin');
+  const session = await sessionCookie(context);
+  assert.ok(session?.access_token, 'the Supabase session cookie is set for this origin');
+  assert.equal(session.user.email, email);
+  assert.ok(session.expires_at > Date.now() / 1000, 'the session has not expired');
 
   r = await context.request.post(`${WWW}/api/dev/signin`, { form: { email, next: '/account' }, maxRedirects: 0 });
   assert.equal(r.status(), 303);
@@ -66,7 +70,7 @@ test('the sign-in and sign-out stand-ins answer 303 with a path of this site', a
   r = await context.request.post(`${WWW}/api/dev/signout`, { maxRedirects: 0 });
   assert.equal(r.status(), 303);
   assertPath(r.headers()['location'], '/tools');
-  assert.ok(!(await context.cookies(WWW)).some((c) => c.name === 'sb-access-token' && c.value), 'signing out clears the cookie');
+  assert.equal(await sessionCookie(context), null, 'signing out clears the session cookie');
   await context.close();
 });
 
@@ -85,7 +89,7 @@ test('signing in through the sign-in page lands signed in, on the same origin; s
   assert.equal((await page.locator(WHO).innerText()).trim(), email);
   await gatingReady(page);
   assert.doesNotMatch(await page.locator(STATUS).innerText(), /Signed out/);
-  assert.ok((await context.cookies(WWW)).some((c) => c.name === 'sb-access-token' && c.value), 'the session cookie is set for this origin');
+  assert.ok((await sessionCookie(context))?.access_token, 'the session cookie is set for this origin');
   await shot(page, 'signin-form-landed');
 
   // Sign out from the header of another page: back on /tools, same origin, signed out.
@@ -115,5 +119,27 @@ test('sign-in with a next page (the account page) lands there, signed in, on the
   assert.equal((await page.locator(WHO).innerText()).trim(), email);
   assert.match(await page.locator('main').innerText(), new RegExp(`Signed in as ${email.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   await shot(page, 'signin-next-account');
+  await context.close();
+});
+
+test('a session cookie whose access token is not signed with the project key is no session', async () => {
+  const context = await browser.newContext();
+  const email = uniqueEmail('forged-session');
+  await context.request.post(`${WWW}/api/dev/signin`, { data: { email } });
+  const session = await sessionCookie(context);
+  assert.ok(session?.access_token);
+  // The same claims, re-signed with a key the app does not trust (HMAC-SHA256 done here,
+  // independently of the app's own JWT code).
+  const [head, body] = session.access_token.split('.');
+  const sig = createHmac('sha256', 'not-the-project-secret').update(`${head}.${body}`).digest('base64url');
+  const forged = { ...session, access_token: `${head}.${body}.${sig}` };
+  await context.clearCookies();
+  await context.addCookies([
+    { name: AUTH_COOKIE, value: `base64-${Buffer.from(JSON.stringify(forged)).toString('base64url')}`, url: WWW },
+  ]);
+  const page = await context.newPage();
+  await page.goto(`${WWW}/account`);
+  await page.waitForSelector('header a[href="/signin"]');
+  assert.equal(await page.locator(WHO).count(), 0, 'the forged session is not believed');
   await context.close();
 });

@@ -1,6 +1,7 @@
 // Usage a person can see: the account page shows, for the Razorpay AI app, a meter per
-// limit and credit pool with its reset time, 30 days of use by day, and the banner with
-// the warnings and the failed payment (its amount written by the core, its grace end).
+// limit and credit pool with its reset (a limit) or refill (a pool a plan refills) time,
+// 30 days of use by day, and the banner with the warnings and the failed payment, told
+// once (its amount written by the core, its grace end).
 // The state is made through the real paths first: Premium bought on the providers'
 // local stand-in (its webhooks to the worker), uses counted by the worker's `track`, and
 // the next charge failing as Razorpay reports it (a signed `subscription.pending`).
@@ -82,6 +83,13 @@ test('the account page shows the meters, 30 days of use and the banner of a fail
   assert.ok(due.grace_until, 'a grace end');
   assert.ok(s.alerts.some((a) => a.rule === 'limit:monthly_ai_credits:80%'), JSON.stringify(s.alerts));
   const check = (await call(token, 'POST', '/v1/check', { feature: 'monthly_ai_credits', quantity: 1 })).json;
+  // The AI credits refill when the plan's paid period ends (a failed renewal is retried
+  // within it): the worker's check and the snapshot say when.
+  const credits = (await call(token, 'POST', '/v1/check', { feature: 'ai_credits', quantity: 1 })).json;
+  const premium = s.grants.find((g) => g.tier === 'PREMIUM');
+  assert.ok(premium.valid_to && Date.parse(premium.valid_to) > Date.now(), JSON.stringify(premium));
+  assert.equal(credits.resets_at, premium.valid_to, JSON.stringify(credits));
+  assert.deepEqual(s.refills, { ai_credits: premium.valid_to });
 
   const page = await context.newPage();
   await page.goto(`${WWW}/account`);
@@ -95,8 +103,13 @@ test('the account page shows the meters, 30 days of use and the banner of a fail
   assert.equal(await meter.getAttribute('data-resets-at'), check.resets_at);
   assert.match(await meter.locator('[data-testid="usage-meter-text"]').innerText(), new RegExp(`${check.used} of 2000 used · resets ${check.resets_at.slice(0, 10)}`));
   const pool = page.locator('[data-testid="usage-meter"][data-feature="ai_credits"]');
-  assert.match(await pool.innerText(), /50 credits left/);
-  assert.equal(await page.locator('[data-testid="usage-meter"][data-feature="free_drafts"]').count(), 1);
+  assert.equal(await pool.getAttribute('data-resets-at'), credits.resets_at);
+  assert.match(await pool.locator('[data-testid="usage-meter-text"]').innerText(), new RegExp(`50 credits left · refills ${credits.resets_at.slice(0, 10)}`));
+  // The free drafts are given once: no refill.
+  const drafts = page.locator('[data-testid="usage-meter"][data-feature="free_drafts"]');
+  assert.equal(await drafts.count(), 1);
+  assert.equal(await drafts.getAttribute('data-resets-at'), null);
+  assert.equal(await drafts.locator('[data-testid="usage-meter-resets"]').count(), 0);
 
   // 30 days by day: today's bar holds what was used.
   const chart = page.locator('[data-testid="usage-feature"][data-feature="monthly_ai_credits"] [data-testid="usage-chart"]');
@@ -117,7 +130,10 @@ test('the account page shows the meters, 30 days of use and the banner of a fail
   assert.match(await banner.locator('[data-rule="limit:monthly_ai_credits:80%"]').innerText(), /AI credits per month: 80% of 2000 used/);
   assert.equal(await banner.locator('[data-rule="limit:monthly_ai_credits:80%"]').getAttribute('data-from'), 'server');
   assert.match(await banner.locator('[data-rule="pool:ai_credits:100left"]').innerText(), /fewer than 100 credits left/);
-  assert.match(await banner.locator('[data-kind="payment_failed"]').innerText(), /A payment of ₹499\.00 failed/);
+  // The failed payment is told once: by its notice, not again as the `payment_failed` alert.
+  assert.equal(await banner.locator('[data-testid="payment-notice"]').count(), 1);
+  assert.equal(await banner.locator('[data-kind="payment_failed"]').count(), 0);
+  assert.equal((await banner.innerText()).split('₹499.00 failed').length - 1, 1, await banner.innerText());
   await shot(page, 'account-usage');
   await context.close();
 });

@@ -4,7 +4,10 @@
 // ETag (304 on If-None-Match), checkouts priced from the active version at once (also back
 // to an older one), an invalid push refused with the core's error and its line and nothing
 // stored, the same content pushed again a no-op, RLS (anyone reads the active version
-// only; only the service role writes).
+// only; only the service role writes); grandfathering: an organization that bought the
+// professional plan under v1 keeps `ai_assistant_access` when v2 moves it to Business with
+// `keep` while a new buyer pays v2's price and does not get it, and with `at_renewal` loses
+// it at its renewal and not before.
 //
 // The worker's STRIPE_API_BASE points at a recorder here (as in checkout.test.mjs) that
 // answers a price search with nothing, so checkout sells from the catalog's own amounts.
@@ -17,7 +20,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { env, q, createUser, userToken, worker, http as request, closeDb } from './helpers.mjs';
+import { env, q, createUser, userToken, worker, http as request, closeDb, postStripe, now, sleep } from './helpers.mjs';
+import { StripeSubscriber, DAY } from './events.mjs';
 
 const port = Number(process.env.TOLLGATE_PROVIDER_RECORDER_PORT ?? 0);
 const skip = (!port || !env.repo) ? 'needs cargo xtask test e2e' : env.catalog !== 'org-seats' && 'runs in the org-seats pass';
@@ -175,6 +179,101 @@ test('catalogs as data: push, serve, price, roll back; an invalid push changes n
   // A version is immutable, even for the database's owner.
   await assert.rejects(q(`update tollgate_catalogs set document = '{}' where id = 'org-seats' and version = $1`, [two.version]), /immutable/);
   await assert.rejects(q(`delete from tollgate_catalogs where id = 'org-seats' and version = $1`, [two.version]), /immutable/);
+});
+
+/** Org Seats with `ai_assistant_access` from Business up, the professional monthly plan at
+ * `amount` and its subscribers' migration `policy`. */
+function moved(policy, amount) {
+  const text = source()
+    .replace(/(id = "ai_assistant_access"[\s\S]*?min_tier = )"PROFESSIONAL"/, '$1"BUSINESS"')
+    .replace(/(key = "ORG_PROFESSIONAL_MONTHLY"\nlabel = [^\n]*\n)price = \{ amount = \d+/, `$1migration = "${policy}"\nprice = { amount = ${amount}`);
+  assert.equal((text.match(/migration = /g) ?? []).length, 1);
+  assert.match(text, /id = "ai_assistant_access"\nlabel = "AI assistant"\nproduct = "org"\nmin_tier = "BUSINESS"/);
+  const file = path.join(dir, `org-seats-${policy}-${amount}.toml`);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** An organization that buys the professional plan now, its owner holding a seat. */
+async function professionalOrg() {
+  const owner = await createUser();
+  const as = { authorization: `Bearer ${userToken(owner)}` };
+  const made = await worker('POST', '/v1/orgs', { headers: as, body: { name: 'Grandfathered Co' } });
+  assert.equal(made.status, 201, made.text);
+  const org = made.json.id;
+  const t = now() - 3600;
+  const sub = new StripeSubscriber({ subject: { organization_id: org }, offer: 'ORG_PROFESSIONAL_MONTHLY', start: t, quantity: 1 });
+  for (const e of [sub.checkout(), sub.created({ periodEnd: t + 30 * DAY }), sub.invoicePaid({ at: t + 1, periodStart: t, periodEnd: t + 30 * DAY })]) {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, r.text);
+  }
+  await sleep(1100);
+  const seat = await worker('POST', `/v1/orgs/${org}/seats`, { headers: as, body: { user_id: owner, action: 'give' } });
+  assert.equal(seat.status, 200, seat.text);
+  return { owner, org, sub, as };
+}
+
+/** May the organization's seated owner use the AI assistant (`POST /v1/check`)? */
+async function assistant({ org, as }) {
+  const r = await worker('POST', '/v1/check', { headers: as, body: { feature: 'ai_assistant_access', organization_id: org } });
+  assert.equal(r.status, 200, r.text);
+  return r.json.allowed;
+}
+const soldUnder = async ({ org }) =>
+  (await q(`select catalog_version, renewal_version from cloud_entitlements where organization_id = $1 and cloud_id = 'org'`, [org]))[0];
+
+test('grandfathering: keep holds the terms bought under v1, at_renewal until the renewal; new buyers get v2', { skip }, async () => {
+  const v1 = tollgate(['catalog', 'push', 'catalogs/org-seats.toml', '--json']);
+  assert.equal(v1.code, 0, v1.stderr);
+  const one = v1.json().version;
+  assert.equal(tollgate(['catalog', 'activate', String(one), '--catalog', 'org-seats']).code, 0);
+  assert.equal((await worker('GET', '/v1/catalog')).headers.get('tollgate-catalog-version'), String(one));
+  const old = await professionalOrg();
+  assert.deepEqual(await soldUnder(old), { catalog_version: one, renewal_version: one });
+  assert.equal(await assistant(old), true, 'Professional has the assistant under v1');
+
+  // v2 (keep): the assistant moves to Business, the professional plan costs more.
+  const raised = 2600 + Math.floor(Math.random() * 7000);
+  const v2 = tollgate(['catalog', 'push', moved('keep', raised), '--json']);
+  assert.equal(v2.code, 0, v2.stderr);
+  const two = v2.json().version;
+  assert.equal(await checkoutAmount(), raised, 'a new purchase pays v2\'s price');
+  const fresh = await professionalOrg();
+  assert.deepEqual(await soldUnder(fresh), { catalog_version: two, renewal_version: two });
+  assert.equal(await assistant(fresh), false, 'a buyer under v2 gets v2\'s Professional');
+  assert.equal(await assistant(old), true, 'the v1 buyer keeps the assistant');
+
+  // v3 (at_renewal): the same terms; the v1 buyer keeps them until its renewal under v3.
+  const v3 = tollgate(['catalog', 'push', moved('at_renewal', raised + 1), '--json']);
+  assert.equal(v3.code, 0, v3.stderr);
+  const three = v3.json().version;
+  assert.equal(await assistant(old), true, 'not before its renewal');
+  const { sub } = old;
+  const renewed = await postStripe(sub.invoicePaid({ at: now(), periodStart: sub.start + 30 * DAY, periodEnd: sub.start + 60 * DAY }));
+  assert.equal(renewed.status, 200, renewed.text);
+  assert.deepEqual(await soldUnder(old), { catalog_version: one, renewal_version: three });
+  assert.equal(await assistant(old), false, 'v3\'s terms from its renewal on');
+
+  // The impact report from the store's facts: with `now` both Professional organizations
+  // lose the assistant at once, with `keep` neither; no Business organization is named.
+  const impact = (file) => {
+    const r = tollgate(['catalog', 'diff', 'catalogs/org-seats.toml', file, '--url', env.rest, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return new Map(r.json().subjects.map((s) => [s.subject, s]));
+  };
+  const lost = (s) => s?.changes.some((c) => c.section === 'access' && c.id === 'ai_assistant_access' && c.before === true && c.after === false);
+  const atOnce = impact(moved('now', raised + 2));
+  assert.ok(lost(atOnce.get(`org:${old.org}`)) && lost(atOnce.get(`org:${fresh.org}`)), JSON.stringify([...atOnce.keys()]));
+  for (const [subject, s] of [...atOnce].filter(([k]) => k.startsWith('org:'))) {
+    const tiers = await q(`select tier from cloud_entitlements where organization_id::text = $1 and cloud_id = 'org'`, [subject.slice(4)]);
+    if (lost(s)) assert.ok(tiers.some((t) => t.tier === 'PROFESSIONAL'), `${subject} holds Professional`);
+  }
+  const kept = impact(moved('keep', raised + 3));
+  assert.ok(![...kept.values()].some(lost), 'keep: nobody loses the assistant');
+
+  // Back to the file's own content for the files after this one.
+  assert.equal(tollgate(['catalog', 'activate', String(one), '--catalog', 'org-seats']).code, 0);
+  assert.equal((await worker('GET', '/v1/catalog')).headers.get('tollgate-catalog-version'), String(one));
 });
 
 test('RLS: anyone reads the active version only; only the service role writes', { skip }, async () => {

@@ -1,8 +1,10 @@
 // Limits enforced on the server, under wrangler dev against PostgreSQL: `POST /v1/check`
-// and `POST /v1/track` with the VCM Suite's catalog (Starter runs 3 workflows a day).
+// and `POST /v1/track` with the VCM Suite's catalog (Starter runs 3 workflows a day), the
+// Razorpay AI app's and the Video Studio app's credit pools, the Org Seats app's limits.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, admin, userToken, closeDb, id } from './helpers.mjs';
+import { env, q, createUser, worker, admin, userToken, closeDb, id, now, postStripe } from './helpers.mjs';
+import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
 
 after(closeDb);
 const skip = env.catalog !== 'vcm-suite' && 'workflow runs a day are the VCM Suite catalog\'s limit';
@@ -211,6 +213,75 @@ test('holds: taken at once, released back exactly, captured for good, and expire
   const other = await createUser();
   const theirs = await worker('POST', `/v1/usage/${b.json.usage_id}/release`, { body: {}, headers: { authorization: `Bearer ${userToken(other)}` } });
   assert.equal(theirs.status, 404, 'someone else\'s usage is not found');
+});
+
+test('a hold retried under its Idempotency-Key answers as the hold did: its hold_until and record', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const g = await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] });
+  assert.equal(g.status, 201, g.text);
+  const key = id('hold');
+  const body = { feature: 'ai_credits', quantity: 4, hold: true };
+  const first = await track(uid, key, body);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.json.replayed, false);
+  assert.ok(first.json.hold_until && Date.parse(first.json.hold_until) > Date.now(), first.text);
+  const again = await track(uid, key, body);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.replayed, true);
+  assert.equal(again.json.usage_id, first.json.usage_id);
+  assert.equal(again.json.hold_until, first.json.hold_until, 'the replay names the same hold end');
+  assert.deepEqual(again.json.record, first.json.record, 'the stored record is the record the hold answered');
+  assert.equal(again.json.remaining, 6, 'nothing taken twice');
+  // Once captured, a retry still answers the hold's end, and the record's status as it is now.
+  const auth = { authorization: `Bearer ${userToken(uid)}` };
+  assert.equal((await worker('POST', `/v1/usage/${first.json.usage_id}/capture`, { body: {}, headers: auth })).status, 200);
+  const later = await track(uid, key, body);
+  assert.equal(later.status, 200, later.text);
+  assert.deepEqual([later.json.replayed, later.json.hold_until, later.json.record.status], [true, first.json.hold_until, 'captured']);
+});
+
+// ---- The Video Studio app: when a credit pool refills
+const studio = env.catalog !== 'video-studio' && 'video seconds by plan and by bundle are the Video Studio catalog\'s pool';
+
+test('a pool check answers when the plan refills it: its next period; bought seconds and a plan canceled at its period end refill nothing', { skip: studio }, async () => {
+  const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
+  const send = async (e) => {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, `${e.type}: ${r.text}`);
+  };
+  const seconds = { feature: 'video_seconds', quantity: 1 };
+  const snapshot = async (uid) => {
+    const r = await worker('GET', '/v1/entitlements', { headers: { authorization: `Bearer ${userToken(uid)}` } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.snapshot;
+  };
+
+  // Seconds bought once: nothing refills them.
+  const buyer = await createUser();
+  await send(stripeOneTime({ subject: { user_id: buyer }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 10 }));
+  const bought = await check(buyer, seconds);
+  assert.equal(bought.status, 200, bought.text);
+  assert.deepEqual([bought.json.allowed, bought.json.limit, bought.json.resets_at], [true, 1800, null]);
+  assert.equal((await snapshot(buyer)).refills, undefined, 'a snapshot without refills leaves the field out');
+
+  // The Pro Plan (7200 seconds a period) and a bundle beside it: refilled at the period's end.
+  const uid = await createUser();
+  const t0 = now() - 2 * DAY;
+  const end = t0 + 30 * DAY;
+  const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_PRO_MONTHLY', start: t0 });
+  for (const e of [s.checkout(), s.created(), s.invoicePaid({ at: t0 + 1, periodStart: t0, periodEnd: end })]) await send(e);
+  await send(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 10 }));
+  const planned = await check(uid, seconds);
+  assert.equal(planned.status, 200, planned.text);
+  assert.deepEqual([planned.json.allowed, planned.json.limit, planned.json.resets_at], [true, 9000, iso(end)]);
+  assert.deepEqual((await snapshot(uid)).refills, { video_seconds: iso(end) });
+
+  // Canceled at the period end: the seconds last until then, and nothing refills them.
+  await send(s.updated({ at: now() - 5, periodStart: t0, periodEnd: end, cancelAtPeriodEnd: true }));
+  const canceled = await check(uid, seconds);
+  assert.equal(canceled.status, 200, canceled.text);
+  assert.deepEqual([canceled.json.allowed, canceled.json.limit, canceled.json.resets_at], [true, 9000, null]);
+  assert.equal((await snapshot(uid)).refills, undefined);
 });
 
 // ---- The Org Seats app: an organization's limits, counted for the organization and used by

@@ -54,7 +54,12 @@ impl<T: Transport, S: Store> App<T, S> {
         // that persists anything needs the store anyway, and `GET /v1/catalog` answers
         // 503 rather than publish a catalog the store has not confirmed.
         if let (None, Resolved::Found(route)) = (too_large, &resolved) {
-            let force = matches!(route, Route::Catalog | Route::Checkout | Route::SubscriptionChange);
+            // A webhook too: what it sells or renews records the version active when it is
+            // read (see tollgate::grandfather), so an activation counts from then on.
+            let force = matches!(
+                route,
+                Route::Catalog | Route::Checkout | Route::SubscriptionChange | Route::StripeWebhook | Route::RazorpayWebhook
+            );
             if let Err(e) = self.ctx.refresh_catalog(now, force).await {
                 if *route == Route::Catalog && !self.ctx.catalog_checked() {
                     let r = error(503, "catalog_unavailable", format!("the active catalog could not be read: {e}"))
@@ -232,10 +237,15 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
-        // What the person is told: the alerts still open and the payments still due.
+        // What the person is told: the alerts still open, the payments still due and when
+        // the credit pools refill; and the terms its grants are held under, so the browser
+        // decides as this worker does.
+        let (_, terms) = self.ctx.catalog_for(&ents.grants, now).await;
         let notices = tollgate::snapshot::Notices {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),
+            refills: tollgate::meter::pool_refills(&self.ctx.catalog(), &ents, now),
+            terms,
         };
         match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(

@@ -2,11 +2,15 @@
 //! the webhook verifiers and snapshot signer, and who is calling. Handlers depend on it,
 //! never on the router ([`crate::app`]).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 use tollgate::catalog::Catalog;
+use tollgate::grandfather::{self, Terms};
+use tollgate::model::Grant;
 use tollgate::snapshot::SnapshotSigner;
 use tollgate::time::Timestamp;
 use tollgate::verify::{RazorpayVerifier, StripeVerifier};
@@ -72,6 +76,9 @@ pub struct Ctx<T, S> {
     pub config: Config,
     catalog: RefCell<CatalogCache>,
     embedded: Served,
+    /// Older versions of the catalog read for grants sold under them (see
+    /// [`Ctx::catalog_for`]); versions are immutable, so they are kept for the isolate's life.
+    versions: RefCell<BTreeMap<u32, Catalog>>,
     pub store: S,
     /// Outbound HTTP other than the store's (the JWKS).
     pub transport: T,
@@ -135,6 +142,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             config,
             catalog: RefCell::new(CatalogCache { served: embedded.clone(), checked_at: None, failed_at: None }),
             embedded,
+            versions: RefCell::new(BTreeMap::new()),
             store,
             transport,
             stripe,
@@ -196,6 +204,10 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             Some(stored) => {
                 let c = Catalog::from_json(&stored.document.to_string())
                     .map_err(|e| format!("the active catalog (version {}) does not load: {e}", stored.version))?;
+                let c = match u32::try_from(stored.version) {
+                    Ok(v) => c.with_version(v),
+                    Err(_) => c,
+                };
                 Served { catalog: Rc::new(c), version: Some(stored.version), digest: stored.digest }
             }
         };
@@ -203,6 +215,40 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         c.served = served;
         c.checked_at = Some(now);
         Ok(())
+    }
+
+    /// The catalog a subject's decisions are made on at `now`, and the terms it carries:
+    /// the served catalog with the terms its grants were sold under, where the active
+    /// version's offers keep them ([`tollgate::grandfather`]). A subject whose grants are all
+    /// under the active terms costs nothing (no copy, no call); an older version is read
+    /// from the store once per isolate. A version the store cannot give is left out (its
+    /// grants are decided under the active terms) and asked for again at the next request.
+    pub async fn catalog_for(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>) {
+        let active = self.catalog();
+        let needed = grandfather::versions_needed(&active, grants);
+        if needed.is_empty() {
+            return (active, Vec::new());
+        }
+        for v in needed {
+            if self.versions.borrow().contains_key(&v) {
+                continue;
+            }
+            let read = self.store.catalog_version(&self.config.catalog, v).await;
+            let loaded = match read {
+                Ok(Some(stored)) => Catalog::from_json(&stored.document.to_string()).map(|c| c.with_version(v)).ok(),
+                _ => None,
+            };
+            if let Some(c) = loaded {
+                self.versions.borrow_mut().insert(v, c);
+            }
+        }
+        let versions = self.versions.borrow();
+        let (catalog, terms) = grandfather::catalog_for(&active, &versions, grants, now);
+        let catalog = match catalog {
+            Cow::Borrowed(_) => active.clone(),
+            Cow::Owned(c) => Rc::new(c),
+        };
+        (catalog, terms)
     }
 
     /// Whether the served catalog is the store's word (it answered at least once).

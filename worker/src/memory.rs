@@ -187,6 +187,8 @@ pub struct MemoryStore {
     catalogs: RefCell<BTreeMap<String, Vec<(i64, String, Value, bool)>>>,
     /// How many catalog reads (full, version check) were made: a warm isolate makes none.
     pub catalog_reads: std::cell::Cell<(u32, u32)>,
+    /// How many older versions were read (`tollgate_catalog_version`).
+    pub version_reads: std::cell::Cell<u32>,
 }
 
 impl MemoryStore {
@@ -709,6 +711,13 @@ impl Store for MemoryStore {
         let (full, checks) = self.catalog_reads.get();
         self.catalog_reads.set((full, checks + 1));
         Ok(self.active(id).map(|(version, digest, _, _)| crate::store::CatalogVersion { version, digest }))
+    }
+
+    async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<crate::store::StoredCatalog>, StoreError> {
+        self.version_reads.set(self.version_reads.get() + 1);
+        let all = self.catalogs.borrow();
+        let found = all.get(id).and_then(|vs| vs.iter().find(|v| v.0 == i64::from(version)).cloned());
+        Ok(found.map(|(version, digest, document, _)| crate::store::StoredCatalog { version, digest, document }))
     }
 
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {

@@ -99,6 +99,8 @@ struct Gate {
     used: u64,
     /// A limit's counter (`<limit>` or `<limit>:<scope>`).
     counter: Option<String>,
+    /// The catalog decided on: the served one with the terms the grants were sold under.
+    catalog: std::rc::Rc<tollgate::Catalog>,
 }
 
 /// Who a decision is about, what it reads and with which entitlements: the caller, or
@@ -122,11 +124,12 @@ async fn gate<T: Transport, S: Store>(
         Some(org) => tollgate::seats::acting_for(org, &st.organizations())
             .map_err(|e| error(403, e.code(), e.to_string()))?,
     };
-    let used = match ctx.catalog().limit_index(&asked.feature) {
-        Some(li) => meter::used_in(&meter::limit_window(&ctx.catalog(), &ents, li, now), latest),
+    let (catalog, _) = ctx.catalog_for(&ents.grants, now).await;
+    let used = match catalog.limit_index(&asked.feature) {
+        Some(li) => meter::used_in(&meter::limit_window(&catalog, &ents, li, now), latest),
         None => 0,
     };
-    Ok(Gate { owner, state: st, ents, used, counter })
+    Ok(Gate { owner, state: st, ents, used, counter, catalog })
 }
 
 pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
@@ -144,7 +147,7 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         return error(400, "invalid_request", "`organization_id` applies to capabilities and limits: credits are the caller's");
     }
     let subject = Subject::user(&claims.sub);
-    let Gate { state: st, ents, used, .. } = match gate(ctx, &subject, &asked, now).await {
+    let Gate { state: st, ents, used, catalog: decided_on, .. } = match gate(ctx, &subject, &asked, now).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -157,7 +160,7 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
             let ents = st.entitlements_for_snapshot(&ctx.catalog(), now);
             meter::check_pool(&ctx.catalog(), &ents, &st.wallet, pool, asked.quantity, now)
         }
-        None => meter::check(&ctx.catalog(), &ents, &asked.feature, asked.quantity, used, now),
+        None => meter::check(&decided_on, &ents, &asked.feature, asked.quantity, used, now),
     };
     match decided {
         Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
@@ -196,7 +199,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(_) => {}
         Err(e) => return meter_error(&e),
     }
-    let Gate { owner: subject, ents, used: mut last, counter, .. } = match gate(ctx, &caller, &asked, now).await {
+    let Gate { owner: subject, ents, used: mut last, counter, catalog: decided_on, .. } = match gate(ctx, &caller, &asked, now).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -207,7 +210,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     // concurrent use under the same key (its record written first) is answered as a replay.
     for _ in 0..3 {
         let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
-        let decided = meter::track(&ctx.catalog(), &ents, &used, last, now);
+        let decided = meter::track(&decided_on, &ents, &used, last, now);
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
@@ -235,7 +238,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
             Ok(Counted::Counted { usage_id, used }) => {
                 // The limit's thresholds, compared by the store with the window's count.
                 if let Some(max) = count.max {
-                    let checks = tollgate::alerts::limit_checks(&ctx.catalog(), &count.feature, &count.counter, count.window_start, check.resets_at, max);
+                    let checks = tollgate::alerts::limit_checks(&decided_on, &count.feature, &count.counter, count.window_start, check.resets_at, max);
                     crate::outbox::record(ctx, &subject, &checks, now).await;
                 }
                 return AppResponse::json(200, &answer(&after(check, count.quantity, used), Some(usage_id), false))
@@ -475,7 +478,8 @@ pub async fn export<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, no
         Err(e) => return store_error(&e),
     };
     let ents = st.entitlements_for_snapshot(&ctx.catalog(), now);
-    match tollgate::decide::export_policy(&ctx.catalog(), &ents, now) {
+    let (catalog, _) = ctx.catalog_for(&ents.grants, now).await;
+    match tollgate::decide::export_policy(&catalog, &ents, now) {
         Ok(tollgate::decide::ExportPolicy::Refused { message, upgrade }) => {
             error_json(403, "upgrade_required", message, json!({"upgrade": upgrade}))
         }

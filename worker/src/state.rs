@@ -101,6 +101,11 @@ pub struct GrantRow {
     pub offer_key: Option<String>,
     #[serde(default)]
     pub source_ref: Option<String>,
+    /// The catalog versions it was sold and last renewed under (see `tollgate::grandfather`).
+    #[serde(default)]
+    pub catalog_version: Option<u32>,
+    #[serde(default)]
+    pub renewal_version: Option<u32>,
 }
 
 impl GrantRow {
@@ -116,6 +121,8 @@ impl GrantRow {
             past_due_since: self.past_due_since,
             offer: self.offer_key,
             source_ref: self.source_ref,
+            catalog_version: self.catalog_version,
+            renewal_version: self.renewal_version,
         }
     }
 }

@@ -348,6 +348,9 @@ pub trait Store {
     /// The active version of the catalog `id` without its document: the cheap check of a
     /// cached copy.
     async fn active_catalog_version(&self, id: &str) -> Result<Option<CatalogVersion>, StoreError>;
+    /// Version `version` of the catalog `id` with its document, active or not
+    /// (`tollgate_catalog_version`): what a grant sold under it is decided with.
+    async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<StoredCatalog>, StoreError>;
     /// Everything stored about a subject; with `ledger_key`, of its ledger only that
     /// request's entries.
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError>;
@@ -561,6 +564,14 @@ impl<T: Transport> Store for SupabaseStore<T> {
             return Ok(None);
         }
         decode(v, "the active catalog version").map(Some)
+    }
+
+    async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<StoredCatalog>, StoreError> {
+        let v = self.client.rpc("tollgate_catalog_version", &json!({"p_catalog": id, "p_version": version})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        decode(v, "a catalog version").map(Some)
     }
 
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {

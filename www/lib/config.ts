@@ -9,7 +9,8 @@
 // | TOLLGATE_ORG_WORKER_URL | the worker serving the org-seats catalog (Org Seats: organizations, invites, seats) | TOLLGATE_WORKER_URL |
 // | TOLLGATE_SNAPSHOT_PUBLIC_KEYS | trusted snapshot keys, `kid:base64url,...` | (required for gating signed-in users) |
 // | SUPABASE_URL | Supabase project URL, or the local REST gateway | http://127.0.0.1:54321 |
-// | SUPABASE_JWT_SECRET | local stand-in sign-in only: signs and verifies access tokens (HS256) | none: the stand-in refuses without it (cargo xtask passes the local stack's) |
+// | SUPABASE_PUBLISHABLE_KEY | the project's public API key (`sb_publishable_...`; the legacy SUPABASE_ANON_KEY also works) | minted from SUPABASE_JWT_SECRET |
+// | SUPABASE_JWT_SECRET | the legacy shared JWT secret: verifies access tokens (HS256), and the local sign-in signs with it; unset, tokens are verified against the project's JWKS | none: the stand-in refuses without it (cargo xtask passes the local stack's) |
 // | TOLLGATE_DEV_DATABASE_URL | local stand-in sign-in only: where auth.users lives | postgres://postgres@127.0.0.1:54322/postgres |
 // | STRIPE_WEBHOOK_SECRET | Stripe stand-in only: the workers' endpoint secret, to sign the events it sends | (required for the stand-in) |
 // | RAZORPAY_WEBHOOK_SECRET | Razorpay stand-in only: the Razorpay AI app worker's webhook secret | (required for its stand-in) |
@@ -83,11 +84,13 @@ export function devStandInsEnabled(): boolean {
   return v === '1' || v === 'true';
 }
 
-/** The project's anon key (public). Locally: minted from SUPABASE_JWT_SECRET, as the Supabase CLI does. */
-export function supabaseAnonKey(): string {
-  const v = env('SUPABASE_ANON_KEY');
+/** The project's public API key: SUPABASE_PUBLISHABLE_KEY (`sb_publishable_...`), or the
+ * legacy SUPABASE_ANON_KEY; locally, without either, an anon key minted from
+ * SUPABASE_JWT_SECRET as the Supabase CLI does. */
+export async function supabasePublishableKey(): Promise<string> {
+  const v = env('SUPABASE_PUBLISHABLE_KEY') ?? env('SUPABASE_ANON_KEY');
   if (v) return v;
   const secret = configuredJwtSecret();
-  if (!secret) throw new Error('SUPABASE_ANON_KEY is not set (nor, for the local stack, SUPABASE_JWT_SECRET to mint it from)');
+  if (!secret) throw new Error('SUPABASE_PUBLISHABLE_KEY is not set (nor, for the local stack, SUPABASE_JWT_SECRET to mint an anon key from)');
   return localApiKey('anon', secret);
 }

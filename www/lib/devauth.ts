@@ -12,6 +12,7 @@ import pg from 'pg';
 
 import { devDatabaseUrl, jwtSecret, supabaseUrl } from './config';
 import { signHs256 } from './jwt';
+import type { StoredSession } from './supabase';
 
 /** A stable user id per email, so signing in again is the same user. */
 export function userIdFor(email: string): string {
@@ -37,7 +38,7 @@ export async function ensureUser(id: string, email: string): Promise<void> {
 
 export const ACCESS_TOKEN_TTL_SECS = 3600;
 
-export function issueAccessToken(id: string, email: string, nowSecs = Math.floor(Date.now() / 1000)): string {
+export function issueAccessToken(id: string, email: string, nowSecs = Math.floor(Date.now() / 1000)): Promise<string> {
   return signHs256(
     {
       iss: `${supabaseUrl().replace(/\/+$/, '')}/auth/v1`,
@@ -57,4 +58,25 @@ export function issueAccessToken(id: string, email: string, nowSecs = Math.floor
     },
     jwtSecret(),
   );
+}
+
+/** The session Supabase Auth would answer a sign-in with (its refresh token is random
+ * and never honoured: the local stack has no Auth server, so a session lasts its hour). */
+export async function issueSession(id: string, email: string, nowSecs = Math.floor(Date.now() / 1000)): Promise<StoredSession> {
+  return {
+    access_token: await issueAccessToken(id, email, nowSecs),
+    refresh_token: randomUUID(),
+    token_type: 'bearer',
+    expires_in: ACCESS_TOKEN_TTL_SECS,
+    expires_at: nowSecs + ACCESS_TOKEN_TTL_SECS,
+    user: {
+      id,
+      email,
+      aud: 'authenticated',
+      role: 'authenticated',
+      app_metadata: { provider: 'email', providers: ['email'] },
+      user_metadata: {},
+      created_at: new Date(nowSecs * 1000).toISOString(),
+    },
+  };
 }

@@ -1,36 +1,21 @@
 // The signed-in user's entitlement history, from the system of record: the
 // `entitlement_history` table (supabase/migrations/20261125000700_entitlement_history.sql,
 // one row per change of a grant, written by a trigger on cloud_entitlements), read the
-// Supabase way: through the REST API (PostgREST) with the user's own access token, so
-// row-level security decides what is visible. Then each change is named (purchase,
+// Supabase way: supabase-js with the user's own session, so row-level security decides
+// what is visible. Then each change is named (purchase,
 // renewal, past due, cancel, ...) and the expiries that have passed are added, since
 // a grant ends without any write.
 
-import { selectAsUser } from './rest';
+import type { Database } from '../../supabase/database.types';
+
+import { rowsOf } from './rest';
 import type { Session } from './session';
 
-/** One row of `entitlement_history` as the REST API returns it. */
-export interface HistoryRow {
-  id: number;
-  entitlement_id: string;
-  grant_key: string;
+/** One row of `entitlement_history` as it is read here (the generated row type, the
+ * columns below, with `operation` as the trigger writes it). */
+export type HistoryRow = Omit<Pick<Database['public']['Tables']['entitlement_history']['Row'], (typeof COLUMN_LIST)[number]>, 'operation'> & {
   operation: 'insert' | 'update' | 'delete';
-  cloud_id: string;
-  tier: string;
-  old_tier: string | null;
-  source: string;
-  source_ref: string | null;
-  offer_key: string | null;
-  old_status: string | null;
-  new_status: string | null;
-  old_valid_from: string | null;
-  new_valid_from: string | null;
-  old_valid_to: string | null;
-  new_valid_to: string | null;
-  old_past_due_since: string | null;
-  new_past_due_since: string | null;
-  changed_at: string;
-}
+};
 
 export type EventKind =
   | 'purchase'
@@ -63,18 +48,23 @@ export interface TimelineEvent {
   rowId: number | null;
 }
 
-const COLUMNS = [
+const COLUMN_LIST = [
   'id', 'entitlement_id', 'grant_key', 'operation', 'cloud_id', 'tier', 'old_tier', 'source', 'source_ref',
   'offer_key', 'old_status', 'new_status', 'old_valid_from', 'new_valid_from', 'old_valid_to', 'new_valid_to',
   'old_past_due_since', 'new_past_due_since', 'changed_at',
-].join(',');
+] as const;
+const COLUMNS = COLUMN_LIST.join(',');
 
-/** GET /rest/v1/entitlement_history for this user, oldest first. */
+/** This user's entitlement_history, oldest first. */
 export async function fetchHistory(session: Session): Promise<{ rows: HistoryRow[] } | { error: string }> {
-  const got = await selectAsUser<HistoryRow>(
-    session,
-    'entitlement_history',
-    `select=${COLUMNS}&user_id=eq.${encodeURIComponent(session.userId)}&order=changed_at.asc,id.asc`,
+  const got = await rowsOf<HistoryRow>(
+    session.supabase
+      .from('entitlement_history')
+      .select(COLUMNS)
+      .eq('user_id', session.userId)
+      .order('changed_at', { ascending: true })
+      .order('id', { ascending: true })
+      .returns<HistoryRow[]>(),
   );
   return 'error' in got ? { error: got.message } : got;
 }

@@ -1,16 +1,15 @@
-// HS256 JSON Web Tokens shaped like Supabase Auth's access tokens, for the local
-// development sign-in (a stand-in for Supabase Auth) and for reading the session
-// on the server. Real projects verify Supabase's own tokens instead (see README).
+// Supabase Auth's access tokens, verified (and, for the local sign-in only, signed) with
+// `jose`. A project that signs with asymmetric keys is verified against its published
+// keys (`<SUPABASE_URL>/auth/v1/.well-known/jwks.json`); the local stack and projects on
+// the legacy shared secret with SUPABASE_JWT_SECRET (HS256).
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { SignJWT, createRemoteJWKSet, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
 
-export interface AccessClaims {
+export interface AccessClaims extends JWTPayload {
   sub: string;
   email?: string;
   role: string;
-  aud: string | string[];
-  iss?: string;
-  iat: number;
   exp: number;
   session_id?: string;
   is_anonymous?: boolean;
@@ -18,39 +17,39 @@ export interface AccessClaims {
   user_metadata?: Record<string, unknown>;
 }
 
-const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+const secretKey = (secret: string) => new TextEncoder().encode(secret);
 
-export function signHs256(claims: object, secret: string): string {
-  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const body = b64url(JSON.stringify(claims));
-  const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
+let jwks: { url: string; set: ReturnType<typeof createRemoteJWKSet> } | null = null;
 
-/** Verifies signature, algorithm and expiry; returns the claims or null. */
-export function verifyHs256(token: string, secret: string, nowSecs = Math.floor(Date.now() / 1000)): AccessClaims | null {
-  const parts = token.split('.');
-  if (parts.length !== 3) return null;
-  const [head, body, sig] = parts;
-  let header: { alg?: string };
-  let claims: AccessClaims;
+/**
+ * The claims of a valid access token (signature, algorithm, expiry, audience), or null.
+ * `secret`: the project's JWT secret (HS256); without one, the project's JWKS.
+ */
+export async function verifyAccessToken(token: string, opts: { secret?: string; supabaseUrl: string }): Promise<AccessClaims | null> {
   try {
-    header = JSON.parse(Buffer.from(head, 'base64url').toString('utf8'));
-    claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    const common = { audience: 'authenticated', requiredClaims: ['sub', 'exp'] };
+    let payload: JWTPayload;
+    if (opts.secret) {
+      ({ payload } = await jwtVerify(token, secretKey(opts.secret), { ...common, algorithms: ['HS256'] }));
+    } else {
+      const url = `${opts.supabaseUrl.replace(/\/+$/, '')}/auth/v1/.well-known/jwks.json`;
+      if (jwks?.url !== url) jwks = { url, set: createRemoteJWKSet(new URL(url)) };
+      ({ payload } = await jwtVerify(token, jwks.set, { ...common, algorithms: ['ES256', 'RS256'] }));
+    }
+    if (typeof payload.sub !== 'string' || typeof payload.role !== 'string') return null;
+    return payload as AccessClaims;
   } catch {
     return null;
   }
-  if (header.alg !== 'HS256') return null;
-  const want = createHmac('sha256', secret).update(`${head}.${body}`).digest();
-  const got = Buffer.from(sig, 'base64url');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) return null;
-  if (typeof claims.exp !== 'number' || claims.exp <= nowSecs) return null;
-  if (typeof claims.sub !== 'string') return null;
-  return claims;
 }
 
-/** A Supabase API key (anon or service_role) for the local stack: a long-lived JWT with only a role. */
-export function localApiKey(role: 'anon' | 'service_role', secret: string): string {
+/** An HS256 token with `claims` (the local sign-in's access tokens and API keys). */
+export function signHs256(claims: JWTPayload, secret: string): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(secretKey(secret));
+}
+
+/** A Supabase API key in the legacy style (anon or service_role) for the local stack: a long-lived JWT with only a role. */
+export function localApiKey(role: 'anon' | 'service_role', secret: string): Promise<string> {
   const iat = 1_700_000_000;
   return signHs256({ iss: 'supabase-demo', role, iat, exp: iat + 10 * 365 * 24 * 3600 }, secret);
 }

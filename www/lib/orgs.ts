@@ -54,8 +54,8 @@ export async function readOrg(session: Session, id: string): Promise<Read<OrgVie
   return a.ok ? { ok: true, value: a.body } : { ok: false, status: a.status, code: a.error, message: a.message };
 }
 
-/** The signed-in user's organizations, from their verified Org Seats snapshot. */
-export async function myOrganizations(session: Session): Promise<Read<OrgMembership[]>> {
+/** The signed-in user's verified Org Seats snapshot, with the catalog it was checked against. */
+async function orgSnapshot(session: Session) {
   const { doc } = await orgCatalog();
   const got = await fetchSnapshot({
     workerUrl: orgWorkerUrl(),
@@ -64,6 +64,12 @@ export async function myOrganizations(session: Session): Promise<Read<OrgMembers
     subject: session.userId,
     catalogId: doc.catalog.id,
   });
+  return { doc, got };
+}
+
+/** The signed-in user's organizations, from their verified Org Seats snapshot. */
+export async function myOrganizations(session: Session): Promise<Read<OrgMembership[]>> {
+  const { got } = await orgSnapshot(session);
   if (!got.ok) return { ok: false, status: got.status ?? 503, code: got.code, message: got.message };
   return { ok: true, value: got.snapshot.organizations ?? [] };
 }
@@ -71,14 +77,7 @@ export async function myOrganizations(session: Session): Promise<Read<OrgMembers
 /** The signed-in user's entitlements through organization `id` (null: not a member), by
  * the package from their verified Org Seats snapshot. */
 export async function myEntitlements(session: Session, id: string): Promise<Read<OrganizationEntitlements | null>> {
-  const { doc } = await orgCatalog();
-  const got = await fetchSnapshot({
-    workerUrl: orgWorkerUrl(),
-    accessToken: session.accessToken,
-    publicKeys: snapshotPublicKeys(),
-    subject: session.userId,
-    catalogId: doc.catalog.id,
-  });
+  const { doc, got } = await orgSnapshot(session);
   if (!got.ok) return { ok: false, status: got.status ?? 503, code: got.code, message: got.message };
   return { ok: true, value: await organizationEntitlements(doc, got.snapshot, id) };
 }

@@ -1,35 +1,38 @@
-// The signed-in user, read from the access token cookie on the server.
+// The signed-in user, on the server: the Supabase session in the auth cookie, read with
+// @supabase/ssr (lib/supabase.ts) and its access token verified with jose (lib/jwt.ts).
 //
-// Locally the token comes from the development sign-in (a stand-in for Supabase
-// Auth, HS256 with the local JWT secret). With real Supabase Auth the session
-// cookie is set by @supabase/ssr and read with `supabase.auth.getClaims()`; the
-// rest of the app only needs `{ userId, email, accessToken }` (see README).
+// Locally the session comes from the development sign-in (a stand-in for Supabase Auth
+// that writes the same cookie); with real Supabase Auth, @supabase/ssr writes it. The rest
+// of the app only needs `{ userId, email, accessToken }`.
 
 import { cookies } from 'next/headers';
+import { cache } from 'react';
 
-import { configuredJwtSecret } from './config';
-import { verifyHs256 } from './jwt';
-
-export const ACCESS_TOKEN_COOKIE = 'sb-access-token';
+import { configuredJwtSecret, supabaseUrl } from './config';
+import { verifyAccessToken } from './jwt';
+import { supabaseFor } from './supabase';
+import type { CookieJar, Supabase } from './supabase';
 
 export interface Session {
   userId: string;
   email: string | null;
   accessToken: string;
   expiresAt: number;
+  /** A supabase-js client acting as this user (row-level security applies). */
+  supabase: Supabase;
 }
 
-export async function getSession(): Promise<Session | null> {
-  const jar = await cookies();
-  return sessionFromToken(jar.get(ACCESS_TOKEN_COOKIE)?.value);
-}
+/** This request's session (read once per request, however many components ask). */
+export const getSession = cache(async (): Promise<Session | null> => sessionFrom(await cookies()));
 
-/** The session an access token stands for: verified here (HS256, locally), no call out. */
-export function sessionFromToken(token: string | undefined): Session | null {
-  // Without SUPABASE_JWT_SECRET no token can be verified here, so there is no session.
-  const secret = configuredJwtSecret();
-  if (!token || !secret) return null;
-  const claims = verifyHs256(token, secret);
+/** The session a request's cookies hold, with its access token verified; null when there is none or it does not verify. */
+export async function sessionFrom(jar: CookieJar): Promise<Session | null> {
+  if (!jar.getAll().length) return null;
+  const supabase = await supabaseFor(jar);
+  const { data } = await supabase.auth.getSession();
+  const token = data.session?.access_token;
+  if (!token) return null;
+  const claims = await verifyAccessToken(token, { secret: configuredJwtSecret(), supabaseUrl: supabaseUrl() });
   if (!claims || claims.role !== 'authenticated') return null;
-  return { userId: claims.sub, email: claims.email ?? null, accessToken: token, expiresAt: claims.exp };
+  return { userId: claims.sub, email: claims.email ?? null, accessToken: token, expiresAt: claims.exp, supabase };
 }

@@ -51,6 +51,8 @@ fn grants_of(cat: &Catalog, offer: &Offer, status: Status, from: Timestamp, to: 
                 past_due_since: (status == Status::PastDue).then_some(to),
                 offer: Some(offer.key.clone()),
                 source_ref: None,
+                catalog_version: None,
+                renewal_version: None,
             });
         }
     }

@@ -124,9 +124,10 @@ fn show_tools(cat: &Catalog, snap: &tollgate::snapshot::Snapshot, ids: &[&str]) 
     Ok(())
 }
 
-/// The demo tool page rendered on the server for this user: which part it shows.
-fn demo_page(www_url: &str, token: &str) -> Result<&'static str> {
-    let r = http("GET", &format!("{www_url}/tools/demo"), &[("cookie", &format!("sb-access-token={token}"))], None)?;
+/// The demo tool page rendered on the server for this user (`cookie`: the session
+/// cookie the sign-in set): which part it shows.
+fn demo_page(www_url: &str, cookie: &str) -> Result<&'static str> {
+    let r = http("GET", &format!("{www_url}/tools/demo"), &[("cookie", cookie)], None)?;
     if r.status != 200 {
         return Err(format!("GET /tools/demo: HTTP {}", r.status));
     }
@@ -156,12 +157,13 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
     let me = r.json()?;
     let uid = me["user_id"].as_str().ok_or("no user_id")?.to_string();
     let token = me["access_token"].as_str().ok_or("no access_token")?.to_string();
-    note(format!("  user {uid}; access token signed with the local JWT secret (HS256)"));
+    let session = r.cookie_header();
+    note(format!("  user {uid}; access token signed with the local JWT secret (HS256), kept in the Supabase session cookie"));
 
     step("2. their entitlements, from the worker's signed snapshot");
     let snap = snapshot(local, &worker_url, &token)?;
     show_tools(&vcm, &snap, &["bg-remover", "thumbnail-maker", "ai-blog-writer"])?;
-    note(format!("  /tools/demo shows {}", demo_page(&www_url, &token)?));
+    note(format!("  /tools/demo shows {}", demo_page(&www_url, &session)?));
 
     let offer = vcm.offer("CLOUD_CREATION_PRO_MONTHLY").ok_or("offer CLOUD_CREATION_PRO_MONTHLY is missing")?;
     step(format!(
@@ -174,7 +176,7 @@ fn scenario(root: &Path, local: &Local) -> Result<String> {
     step("4. the new snapshot, and the page rendered on the server");
     let snap = snapshot(local, &worker_url, &token)?;
     show_tools(&vcm, &snap, &["bg-remover", "thumbnail-maker", "ai-blog-writer"])?;
-    let page = demo_page(&www_url, &token)?;
+    let page = demo_page(&www_url, &session)?;
     note(format!("  /tools/demo now shows {page}"));
     if !page.starts_with("the pro part") {
         return Err("the purchase did not unlock the demo tool page".into());

@@ -396,3 +396,26 @@ impl Local {
         }
     }
 }
+
+#[cfg(test)]
+mod supabase_config_tests {
+    use std::fs;
+
+    use crate::stack::{repo_root, BOOTSTRAP_DIR, MIGRATIONS_DIR, PG_PORT};
+
+    #[test]
+    fn the_supabase_cli_config_names_the_local_stack_s_ports_and_postgres() {
+        let root = repo_root().unwrap();
+        let text = fs::read_to_string(root.join("supabase").join("config.toml")).unwrap();
+        let cfg: toml::Table = toml::from_str(&text).unwrap();
+        let int = |section: &str, key: &str| cfg[section][key].as_integer().unwrap_or_else(|| panic!("[{section}] {key}"));
+        assert_eq!(int("api", "port"), 54321, "the REST gateway's default port (local.rs)");
+        assert_eq!(int("db", "port"), i64::from(PG_PORT));
+        assert_eq!(int("db", "major_version"), 15, "the PostgreSQL the local stack runs (Debian's)");
+        assert_eq!(cfg["project_id"].as_str(), Some("tollgate"));
+        // `supabase db reset` applies supabase/migrations/, as the local stack does; the
+        // local-only bootstrap folder is never among them.
+        assert!(root.join(MIGRATIONS_DIR).is_dir());
+        assert!(!text.contains(BOOTSTRAP_DIR), "the CLI must not apply {BOOTSTRAP_DIR}");
+    }
+}

@@ -5,6 +5,7 @@
 //! made of stages (`test`, `demo`, `bench`) time each stage, name the one that
 //! failed, and stop every process they started, also on failure or Ctrl-C.
 
+mod adoption;
 mod bench;
 mod dbtypes;
 mod demo;
@@ -40,10 +41,17 @@ cargo xtask <command>
             --offline   only (1) and (2): no local stack
   test    every test, in stages: native Rust (cargo test --workspace); the npm package
           under Node; webhook signatures cross-checked with Stripe's and Razorpay's own
-          libraries; the React layer; the packed npm packages through publint and attw;
+          libraries; the React layer; the packed npm packages through publint and attw, then
+          in fresh Next.js, Worker, Vite and Node apps (`test adoption`);
           the worker end to end under wrangler dev against
           PostgreSQL and the REST gateway, once per example catalog; the www app in Chromium
           (TOLLGATE_BROWSER_FILES=a,b for the browser test files whose names contain a or b)
+  test adoption
+          the packages as a new user gets them: `npm pack` of pkg/ and react/ into a folder
+          outside the repository, fresh apps made there from tests/adoption/templates and the
+          READMEs' code blocks (Next.js 16 built with Turbopack and with webpack, a Worker
+          under wrangler dev, Vite, plain Node), installed, built, started and read over
+          HTTP and in Chromium (TOLLGATE_ADOPTION_FILES=a,b for some test files; also in `test`)
   test e2e
           the worker's end-to-end stage alone (TOLLGATE_E2E_CATALOGS=a,b for some catalogs,
           TOLLGATE_E2E_FILES=a,b for the test files whose names contain a or b)
@@ -58,11 +66,11 @@ cargo xtask <command>
   build   the npm package in pkg/ (catalogs as JSON, the core as wasm, JS glue)
   worker build
           the Cloudflare Worker into worker/build/ (worker-build 0.8.7)
-  bench   the package under Node against a plain-JS baseline and its wasm size; the
+  bench [STAGE...]
+          the package under Node against a plain-JS baseline and its wasm size; the
           worker's bundle size, the core natively vs in wasm, webhook latency and
-          throughput and concurrent consumes through wrangler dev; first paint in Chromium
-  bench package
-          the package stage alone (build pkg/, then bench/package.bench.mjs)
+          throughput and concurrent consumes through wrangler dev; first paint in Chromium.
+          STAGE (any of package, size, core, pagesize, worker, store, paint) runs only those
 
 Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
 8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
@@ -80,9 +88,9 @@ fn main() {
         (Some("test"), []) => root().and_then(|r| test(&r)),
         (Some("test"), ["e2e"]) => root().and_then(|r| test_e2e(&r)),
         (Some("test"), ["browser"]) => root().and_then(|r| test_browser(&r)),
+        (Some("test"), ["adoption"]) => root().and_then(|r| test_adoption(&r)),
         (Some("demo"), f) => root().and_then(|r| demo_command(&r, f)),
-        (Some("bench"), []) => root().and_then(|r| bench::run(&r)),
-        (Some("bench"), ["package"]) => root().and_then(|r| bench::run_package(&r)),
+        (Some("bench"), only) => root().and_then(|r| bench::run(&r, only)),
         (Some("types"), []) => root().and_then(|r| write_types(&r)),
         (Some("ts"), []) => root().and_then(|r| tstypes::write(&r)),
         (Some("help" | "--help" | "-h"), _) | (None, _) => {
@@ -132,6 +140,9 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
     })?;
     stages.run("npm packages: publint and attw (Are the Types Wrong?) on pkg/ and react/ as packed", || {
         test_packages(root)
+    })?;
+    stages.run("adoption: the packed packages in fresh Next.js, Worker, Vite and Node apps (HTTP, Chromium)", || {
+        adoption::test(root, ports)
     })?;
     let mut local = stages.run(
         &format!("local stack: PostgreSQL on :{} + REST gateway on :{}", ports.pg, ports.rest),
@@ -193,6 +204,26 @@ fn test_browser(root: &Path) -> Result<()> {
         let r = browser_stage(root, ports, &mut stages, &mut local);
         stages.run_always("shutdown: stop the local stack", || local.stop())?;
         r
+    })();
+    stages.summary();
+    result
+}
+
+/// `cargo xtask test adoption`: the adoption stage alone, after building both packages.
+fn test_adoption(root: &Path) -> Result<()> {
+    util::catch_interrupts();
+    let ports = Ports::from_env()?;
+    let mut stages = Stages::new("test adoption");
+    let result = (|| {
+        stages.run("prerequisites: Node and Chromium from Debian", || {
+            toolchain::node()?;
+            toolchain::apt_ensure(&["chromium"])
+        })?;
+        stages.run("npm package: build pkg/ (the core as wasm)", || package::build(root))?;
+        stages.run("React layer: install, tsc", || www::build_react(root))?;
+        stages.run("adoption: the packed packages in fresh Next.js, Worker, Vite and Node apps (HTTP, Chromium)", || {
+            adoption::test(root, ports)
+        })
     })();
     stages.summary();
     result

@@ -276,7 +276,7 @@ impl Pg {
         })
     }
 
-    fn bin(&self, name: &str) -> PathBuf {
+    pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
 
@@ -952,3 +952,4 @@ mod repo_root_tests {
         fs::remove_dir_all(&tmp).unwrap();
     }
 }
+

@@ -10,10 +10,11 @@ use std::path::Path;
 
 use tollgate::catalog::{
     AlertRule, CatalogDoc, CatalogMeta, Capability, CreditCadence, CreditGrant, CreditPool, GrantSpec, Interval,
-    Limit, LimitAnchor, LimitPeriod, LimitValue, Offer, Price, Product, Proration, Provider, Requirement, Rollover,
+    Limit, LimitAnchor, LimitPeriod, LimitValue, Migration, Offer, Price, Product, Proration, Provider, Requirement, Rollover,
     SeatSpec, SubjectKind, SubscriptionEvent, Tool, Upgrade, UsagePricing, UsageRate,
 };
 use tollgate::checkout::Role;
+use tollgate::grandfather::Terms;
 use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, ToolState};
 use tollgate::meter::{Check, MeterErrorCode, Remaining};
 use tollgate::model::{Entitlements, Grant, Source, Status};
@@ -66,6 +67,7 @@ pub fn generate() -> String {
         decl::<LimitPeriod>(c),
         decl::<LimitValue>(c),
         decl::<MeterErrorCode>(c),
+        decl::<Migration>(c),
         decl::<Money>(c),
         decl::<Notices>(c),
         decl::<Offer>(c),
@@ -93,6 +95,7 @@ pub fn generate() -> String {
         decl::<Status>(c),
         decl::<SubjectKind>(c),
         decl::<SubscriptionEvent>(c),
+        decl::<Terms>(c),
         decl::<Timestamp>(c),
         decl::<Tool>(c),
         decl::<ToolState>(c),

@@ -249,9 +249,16 @@ pub fn port_from_env(name: &str, default: u16) -> Result<u16> {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The `name=value` of each `Set-Cookie` header, in order.
+    pub cookies: Vec<String>,
 }
 
 impl Response {
+    /// The cookies this answer set, as a `Cookie` request header sends them back.
+    pub fn cookie_header(&self) -> String {
+        self.cookies.join("; ")
+    }
+
     pub fn json(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.body)
             .map_err(|e| format!("HTTP {}: not JSON ({e}): {}", self.status, self.body.chars().take(300).collect::<String>()))
@@ -355,5 +362,10 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
         .ok_or_else(|| format!("{method} {url}: no status line"))?;
     let payload = &raw[split + 4..];
     let body = if chunked { dechunk(payload) } else { payload.to_vec() };
-    Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("set-cookie")))
+        .map(|(_, v)| v.split(';').next().unwrap_or("").trim().to_string())
+        .collect();
+    Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned(), cookies })
 }

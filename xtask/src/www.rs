@@ -96,6 +96,14 @@ pub fn install(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The React layer alone: its npm packages, then tsc (react/ -> react/dist).
+pub fn build_react(root: &Path) -> Result<()> {
+    let react = root.join("react");
+    npm_install(&react)?;
+    step("tsc: react/ -> react/dist");
+    run(npm().current_dir(&react).args(["run", "build"]))
+}
+
 /// Debian's Chromium (playwright-core cannot download its own browsers here).
 pub fn ensure_chromium() -> Result<()> {
     if Path::new(CHROMIUM).exists() {
@@ -191,6 +199,8 @@ fn app_env(cmd: &mut Command, s: &StackUrls) {
         .env("TOLLGATE_ORG_WORKER_URL", &s.org_worker_url)
         .env("TOLLGATE_SNAPSHOT_PUBLIC_KEYS", &s.snapshot_public_keys)
         .env("SUPABASE_URL", &s.supabase_url)
+        // The new-style public key, as a current Supabase project hands out (the gateway maps it to `anon`).
+        .env("SUPABASE_PUBLISHABLE_KEY", crate::stack::LOCAL_PUBLISHABLE_KEY)
         .env("SUPABASE_JWT_SECRET", &s.jwt_secret)
         .env("TOLLGATE_DEV_DATABASE_URL", &s.database_url)
         .env("STRIPE_WEBHOOK_SECRET", &s.stripe_webhook_secret)
@@ -311,13 +321,6 @@ pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
         .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
         .collect();
     files.sort();
-    // TOLLGATE_BROWSER_FILES=a,b narrows a local run to the files whose names contain a or b.
-    if let Ok(only) = std::env::var("TOLLGATE_BROWSER_FILES") {
-        let parts: Vec<&str> = only.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-        if !parts.is_empty() {
-            files.retain(|f| parts.iter().any(|p| f.contains(p)));
-        }
-    }
     if files.is_empty() {
         return Err(format!(
             "no *.test.mjs in {}{}",

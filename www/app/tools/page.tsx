@@ -1,22 +1,45 @@
-import { pageState } from 'tollgate-react/server';
+import { cookies } from 'next/headers';
+import { SNAPSHOT_COOKIE, pageState, renderSnapshot } from 'tollgate-react/server';
+import type { ToolState } from 'tollgate-react/server';
 
 import { OfferNotice } from '@/components/OfferNotice';
 import { ToolsGrid } from '@/components/ToolsGrid';
 import { WorkflowRunner } from '@/components/WorkflowRunner';
 import { suiteCatalog } from '@/lib/catalog';
+import { snapshotPublicKeys, workerUrl } from '@/lib/config';
 import { localPath } from '@/lib/redirect';
 import { getSession } from '@/lib/session';
 
-export default async function ToolsPage({ searchParams }: { searchParams: Promise<{ offer?: string; from?: string }> }) {
+export default async function ToolsPage({
+  searchParams,
+}: {
+  searchParams: Promise<{ offer?: string; from?: string; checkout?: string }>;
+}) {
   const session = await getSession();
   const { doc } = await suiteCatalog();
   // Sent here by proxy.ts: the page asked for (`from`) and the cheapest offer that unlocks it.
   const params = await searchParams;
   const offer = doc.offers.find((o) => o.key === params.offer) ?? null;
   const from = localPath(params.from, '/tools');
-  // Signed out, the answer is known on the server (no grants: the free tiers), so the
-  // first paint is already right. Signed in, the browser answers from its cached snapshot.
-  const initial = session ? null : await pageState(doc, null, null);
+  // The first paint is already right. Signed out: no grants, the free tiers. Signed in:
+  // the snapshot the provider keeps in its cookie, verified here with no call out (else
+  // fetched from the worker; fetched too on the return from a checkout, which the cookie
+  // cannot have seen yet). The browser's provider then keeps the page live.
+  let initial: ToolState[] | null = null;
+  if (!session) {
+    initial = await pageState(doc, null, null);
+  } else {
+    const snap = await renderSnapshot({
+      workerUrl: workerUrl(),
+      accessToken: session.accessToken,
+      publicKeys: snapshotPublicKeys(),
+      subject: session.userId,
+      catalogId: doc.catalog.id,
+      cookie: (await cookies()).get(SNAPSHOT_COOKIE)?.value,
+      fresh: Boolean(params.checkout),
+    });
+    if (snap.ok) initial = await pageState(doc, { grants: snap.snapshot.grants, balances: snap.snapshot.balances }, null);
+  }
   return (
     <>
       <h1>Tools</h1>

@@ -12,12 +12,8 @@
 import { createHmac } from 'node:crypto';
 
 import { razorpayWebhookSecret } from '../config';
-import { addInterval, catalogOf, newId, nowSecs, originOf, store, workerOf, type App, type Delivery, type Obj } from './state';
+import { addInterval, catalogOf, newId, nowSecs, originOf, store, workerOf, type Answer, type App, type Delivery, type Obj } from './state';
 
-export interface Answer {
-  status: number;
-  body: unknown;
-}
 
 function rzpError(status: number, description: string, field?: string): Answer {
   return {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { CatalogDoc } from 'tollgate-react/server';
 
 import { orgCatalog, razorpayCatalog, studioCatalog, suiteCatalog } from '../catalog';
-import { orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from '../config';
+import { devStandInsEnabled, orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from '../config';
 
 export const APPS = ['vcm-suite', 'video-studio', 'razorpay-ai', 'org-seats'] as const;
 export type App = (typeof APPS)[number];
@@ -151,4 +151,31 @@ export function originOf(req: Request): string {
   const host = req.headers.get('x-forwarded-host') ?? req.headers.get('host');
   const proto = req.headers.get('x-forwarded-proto') ?? 'http';
   return host ? `${proto}://${host}` : new URL(req.url).origin;
+}
+
+/** What a stand-in API answers: a status and a JSON body. */
+export interface Answer {
+  status: number;
+  body: unknown;
+}
+
+type RouteCtx = { params: Promise<{ app: string; path: string[] }> };
+
+/**
+ * The route handler of a provider stand-in's API under `/api/dev/<provider>/<app>/v1/...`:
+ * 404 with the provider's own error shape (`off`) unless the stand-ins are on and `<app>`
+ * is one of the apps, else the API's answer as JSON (with `headers`).
+ */
+export function standInRoute(
+  off: unknown,
+  api: (app: App, req: Request, path: string[]) => Promise<Answer>,
+  headers: Record<string, string> = {},
+) {
+  return async (req: Request, ctx: RouteCtx): Promise<Response> => {
+    const { app: name, path } = await ctx.params;
+    const app = appOf(name);
+    if (!devStandInsEnabled() || !app) return Response.json(off, { status: 404 });
+    const a = await api(app, req, path);
+    return Response.json(a.body, { status: a.status, headers });
+  };
 }

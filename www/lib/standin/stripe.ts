@@ -20,16 +20,13 @@ import {
   originOf,
   store,
   workerOf,
+  type Answer,
   type App,
   type Delivery,
   type Obj,
   type StripeSession,
 } from './state';
 
-export interface Answer {
-  status: number;
-  body: unknown;
-}
 
 function stripeError(status: number, message: string, extra: { code?: string; param?: string; type?: string } = {}): Answer {
   return { status, body: { error: { type: extra.type ?? 'invalid_request_error', message, ...(extra.code ? { code: extra.code } : {}), ...(extra.param ? { param: extra.param } : {}) } } };

@@ -1,30 +1,18 @@
 // GET /api/balance: the signed-in user's video-second credits by kind (allowance,
-// rollover, purchased tokens) and the next renewal, read from Supabase's REST API
-// with the user's own access token, so row-level security decides what is visible.
+// rollover, purchased tokens) and the next renewal, read from Supabase with the user's
+// own session, so row-level security decides what is visible.
 
 import { NextResponse } from 'next/server';
 
-import { selectAsUser } from '@/lib/rest';
+import { rowsOf } from '@/lib/rest';
 import { getSession } from '@/lib/session';
-
-interface Lot {
-  kind: string;
-  pool: string;
-  remaining: number;
-  granted: number;
-  valid_from: string;
-  valid_to: string | null;
-  closed: boolean;
-}
 
 export async function GET(req: Request) {
   const session = await getSession();
   if (!session) return NextResponse.json({ error: 'signed_out', message: 'sign in first' }, { status: 401 });
   const pool = new URL(req.url).searchParams.get('pool') ?? 'video_seconds';
-  const got = await selectAsUser<Lot>(
-    session,
-    'credit_lots',
-    `select=kind,pool,remaining,granted,valid_from,valid_to,closed&pool=eq.${encodeURIComponent(pool)}&closed=eq.false`,
+  const got = await rowsOf(
+    session.supabase.from('credit_lots').select('kind,pool,remaining,granted,valid_from,valid_to,closed').eq('pool', pool).eq('closed', false),
   );
   if ('error' in got) {
     return NextResponse.json(got, { status: got.error === 'unavailable' ? 503 : 502 });

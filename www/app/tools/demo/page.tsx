@@ -2,12 +2,14 @@
 // signed out, the free part only; signed in without the entitlement, the free part
 // and an upgrade banner; entitled (Creation Cloud pro or better), the pro part.
 //
-// The server fetches the user's signed snapshot from the worker, verifies it with
-// the public key and decides `creation` / `pro` with the core, so the HTML is right
-// before any script runs. The client gate then keeps it live (a purchase unlocks it
-// without a reload; the end of a canceled period locks it).
+// The server takes the user's signed snapshot from the provider's cookie (or, without
+// one, from the worker), verifies it with the public key and decides `creation` / `pro`
+// with the core, so the HTML is right before any script runs. The client gate then
+// keeps it live (a purchase unlocks it without a reload; the end of a canceled period
+// locks it).
 
-import { decide, fetchSnapshot } from 'tollgate-react/server';
+import { cookies } from 'next/headers';
+import { SNAPSHOT_COOKIE, decide, renderSnapshot } from 'tollgate-react/server';
 import type { Decision } from 'tollgate-react/server';
 
 import { DemoProSection } from '@/components/DemoProSection';
@@ -19,7 +21,7 @@ import { getSession } from '@/lib/session';
 const CLOUD = 'creation';
 const REQUIRED = 'pro';
 
-export default async function DemoToolPage() {
+export default async function DemoToolPage({ searchParams }: { searchParams: Promise<{ checkout?: string }> }) {
   const session = await getSession();
   const { doc } = await suiteCatalog();
 
@@ -27,12 +29,15 @@ export default async function DemoToolPage() {
   let token: string | null = null;
   let problem: string | null = null;
   if (session) {
-    const fetched = await fetchSnapshot({
+    const fetched = await renderSnapshot({
       workerUrl: workerUrl(),
       accessToken: session.accessToken,
       publicKeys: snapshotPublicKeys(),
       subject: session.userId,
       catalogId: doc.catalog.id,
+      cookie: (await cookies()).get(SNAPSHOT_COOKIE)?.value,
+      // Back from a checkout: the cookie predates the purchase.
+      fresh: Boolean((await searchParams).checkout),
     });
     if (fetched.ok) {
       token = fetched.token;

@@ -4,9 +4,9 @@
 import { NextResponse } from 'next/server';
 
 import { configuredJwtSecret, devStandInsEnabled, JWT_SECRET_MISSING } from '@/lib/config';
-import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueAccessToken, userIdFor } from '@/lib/devauth';
+import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueSession, userIdFor } from '@/lib/devauth';
 import { localPath, seeOther } from '@/lib/redirect';
-import { ACCESS_TOKEN_COOKIE } from '@/lib/session';
+import { sessionCookies } from '@/lib/supabase';
 
 export async function POST(req: Request) {
   if (!devStandInsEnabled()) {
@@ -41,12 +41,14 @@ export async function POST(req: Request) {
       { status: 503 },
     );
   }
-  const token = issueAccessToken(id, email);
+  const session = await issueSession(id, email);
+  const token = session.access_token;
   const res = type.includes('application/json')
     ? NextResponse.json({ user_id: id, email, access_token: token, expires_in: ACCESS_TOKEN_TTL_SECS })
     : seeOther(next); // a path: the browser stays on the origin it signed in on
-  // Readable by the page's scripts, as a Supabase browser session is: the browser sends
-  // it to the worker as the Bearer token.
-  res.cookies.set(ACCESS_TOKEN_COOKIE, token, { path: '/', sameSite: 'lax', maxAge: ACCESS_TOKEN_TTL_SECS });
+  // The session cookie exactly as @supabase/ssr writes one (lib/supabase.ts reads it back).
+  for (const c of sessionCookies(session)) {
+    res.cookies.set(c.name, c.value, { path: '/', sameSite: 'lax', maxAge: ACCESS_TOKEN_TTL_SECS });
+  }
   return res;
 }

@@ -2,26 +2,13 @@
 // tests only; TOLLGATE_DEV_AUTH=1, otherwise 404). The Razorpay AI app's worker has
 // RAZORPAY_API_BASE pointed at its `<app>` base. See lib/standin/razorpay.ts.
 
-import { NextResponse } from 'next/server';
-
-import { devStandInsEnabled } from '@/lib/config';
 import { razorpayApi } from '@/lib/standin/razorpay';
-import { appOf } from '@/lib/standin/state';
+import { standInRoute } from '@/lib/standin/state';
 
-type Ctx = { params: Promise<{ app: string; path: string[] }> };
-
-async function handle(req: Request, ctx: Ctx) {
-  const { app: name, path } = await ctx.params;
-  const app = appOf(name);
-  if (!devStandInsEnabled() || !app) {
-    return NextResponse.json(
-      { error: { code: 'BAD_REQUEST_ERROR', description: 'the local Razorpay stand-in is off (TOLLGATE_DEV_AUTH=1 enables it for local development), or no such app' } },
-      { status: 404 },
-    );
-  }
-  const a = await razorpayApi(app, req, path);
-  return NextResponse.json(a.body, { status: a.status });
-}
+const handle = standInRoute(
+  { error: { code: 'BAD_REQUEST_ERROR', description: 'the local Razorpay stand-in is off (TOLLGATE_DEV_AUTH=1 enables it for local development), or no such app' } },
+  razorpayApi,
+);
 
 export const GET = handle;
 export const POST = handle;

@@ -1,0 +1,171 @@
+//! Grandfathering: a subscriber keeps the terms they bought until the catalog says otherwise.
+//!
+//! Every grant records the store's catalog version it was sold under
+//! ([`Grant::catalog_version`], from the purchase fact's [`crate::billing::Fact::catalog_version`])
+//! and the version active at its latest renewal ([`Grant::renewal_version`]). While a newer
+//! version is active, the grant's offer in that version says what happens to it
+//! ([`Migration`]):
+//!
+//! - `keep` (the default): the terms it was sold under, until the grant ends;
+//! - `at_renewal`: those terms until its first renewal under a newer version, then that one's;
+//! - `now`: the active version's terms at once.
+//!
+//! An offer the active version no longer has keeps its subscribers' terms. A grant without a
+//! version (sold under a file or embedded catalog, or before versions existed) and every
+//! grant while the catalog itself has no version are held under the catalog in hand.
+//!
+//! Terms are a product's capabilities and limits as that version defined them ([`Terms`]).
+//! What a subject may do is decided by the ordinary decisions ([`crate::decide`],
+//! [`crate::meter`]) on the active catalog with the terms of its grants put in
+//! ([`apply`]): per product, the grant whose tier decides (the highest tier that counts at
+//! `now`, a grandfathered grant before one under the active terms at the same tier) brings
+//! its version's definitions of the product's capabilities (`min_tier`, `tiers`) and limits
+//! (the value per tier). Only ids the active version still has are taken: a capability or
+//! limit the old version did not have follows the active version, and one the active
+//! version dropped cannot be asked about. Prices, offers, upgrades, pools and tools always
+//! come from the active version, so a new purchase always pays the active price.
+//!
+//! The core reads no store: a host passes the older versions its subjects' grants need
+//! ([`versions_needed`]); they are immutable, so a host keeps them as long as it likes.
+//! A signed snapshot carries the terms its grants are held under ([`crate::snapshot::Snapshot::terms`]),
+//! so a browser that only has the active catalog decides as the server does.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Capability, Catalog, Limit, Migration};
+use crate::decide::{standing, GrantStanding};
+use crate::model::Grant;
+use crate::time::Timestamp;
+
+/// The older version whose terms `g` is held under while `active` is the active catalog;
+/// `None`: the active version's own terms.
+pub fn terms_version(active: &Catalog, g: &Grant) -> Option<u32> {
+    let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return None };
+    let policy = g.offer.as_deref().and_then(|k| active.offer(k)).map(|o| o.migration).unwrap_or_default();
+    let v = match policy {
+        Migration::Now => return None,
+        Migration::Keep => sold,
+        Migration::AtRenewal => g.renewal_version.unwrap_or(sold),
+    };
+    (v != active_version).then_some(v)
+}
+
+/// The older versions `grants` are held under (sorted, without repeats): what a host loads
+/// before deciding for a subject.
+pub fn versions_needed(active: &Catalog, grants: &[Grant]) -> Vec<u32> {
+    let mut v: Vec<u32> = grants.iter().filter_map(|g| terms_version(active, g)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One product's capabilities and limits as an older catalog version defined them: the
+/// terms a grandfathered grant is held under.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub product: String,
+    /// The store's catalog version they come from.
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<Capability>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<Limit>,
+}
+
+/// The terms `grants` are held under at `now`: per product whose deciding grant is held
+/// under an older version that `versions` has, that version's definitions (of the ids the
+/// active version has). Empty when every grant is under the active terms, which is the
+/// case for every grant of a catalog without a version.
+pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Grant], now: Timestamp) -> Vec<Terms> {
+    if active.version.is_none() || grants.iter().all(|g| g.catalog_version.is_none()) {
+        return Vec::new();
+    }
+    let grace = active.meta().grace_period_days;
+    // Per product: (tier index, grandfathered, version) of the deciding grant.
+    let mut deciding: BTreeMap<&str, (usize, bool, Option<u32>)> = BTreeMap::new();
+    for g in grants {
+        if !matches!(standing(g, grace, now), GrantStanding::Counts(_)) {
+            continue;
+        }
+        let Some(t) = active.tier_index(&g.product, &g.tier) else { continue };
+        let v = terms_version(active, g);
+        let candidate = (t, v.is_some(), v);
+        let e = deciding.entry(g.product.as_str()).or_insert(candidate);
+        if (candidate.0, candidate.1) > (e.0, e.1) {
+            *e = candidate;
+        }
+    }
+    let mut out = Vec::new();
+    for (product, (_, _, v)) in deciding {
+        let Some(v) = v else { continue };
+        let Some(old) = versions.get(&v) else { continue };
+        let capabilities: Vec<Capability> = old
+            .doc
+            .capabilities
+            .iter()
+            .filter(|c| c.product == product && active.capability(&c.id).is_some_and(|a| a.product == product))
+            .cloned()
+            .collect();
+        let limits: Vec<Limit> = old
+            .doc
+            .limits
+            .iter()
+            .filter(|l| l.product == product && active.limit(&l.id).is_some_and(|a| a.product == product))
+            .cloned()
+            .collect();
+        out.push(Terms { product: product.to_string(), version: v, capabilities, limits });
+    }
+    out
+}
+
+/// The active catalog with `terms` put in: each listed capability held at the tiers its
+/// terms name, each listed limit at the values its terms give (tiers the old version did
+/// not have keep the active values). Everything else is the active catalog's. Without
+/// terms, the active catalog itself (nothing is copied); should the terms not fit the
+/// active version (a tier they name is gone), the active catalog too.
+pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
+    if terms.is_empty() {
+        return Cow::Borrowed(active);
+    }
+    let mut doc = active.doc.clone();
+    for t in terms {
+        for c in doc.capabilities.iter_mut().filter(|c| c.product == t.product) {
+            if let Some(old) = t.capabilities.iter().find(|o| o.id == c.id) {
+                c.min_tier = old.min_tier.clone();
+                c.tiers = old.tiers.clone();
+            }
+        }
+        for l in doc.limits.iter_mut().filter(|l| l.product == t.product) {
+            if let Some(old) = t.limits.iter().find(|o| o.id == l.id) {
+                for (tier, v) in &old.values {
+                    if let Some(slot) = l.values.get_mut(tier) {
+                        *slot = *v;
+                    }
+                }
+            }
+        }
+    }
+    match Catalog::from_doc(doc) {
+        Ok(mut c) => {
+            c.version = active.version;
+            Cow::Owned(c)
+        }
+        Err(_) => Cow::Borrowed(active),
+    }
+}
+
+/// [`terms`] and [`apply`] in one: the catalog a subject's decisions are made on at `now`,
+/// with the terms it carries (for a snapshot).
+pub fn catalog_for<'a>(
+    active: &'a Catalog,
+    versions: &BTreeMap<u32, Catalog>,
+    grants: &[Grant],
+    now: Timestamp,
+) -> (Cow<'a, Catalog>, Vec<Terms>) {
+    let t = terms(active, versions, grants, now);
+    (apply(active, &t), t)
+}

@@ -1,0 +1,206 @@
+//! Grandfathering: a grant is held under the catalog version it was sold under until the
+//! active version's offer says otherwise (`keep`, `at_renewal`, `now`); prices for new
+//! purchases come from the active version. The Stripe sample story of `tests/events`,
+//! read under version 1 of a catalog, then renewed under version 2, which moves the
+//! `hd_export` capability from Studio Basic to Studio Pro and lowers Basic's project limit.
+
+#[path = "events/support.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use support::*;
+use tollgate::billing::Fact;
+use tollgate::catalog::Migration;
+use tollgate::grandfather::{self, Terms};
+use tollgate::{decide, Catalog, LimitValue};
+
+const EXTRA_V1: &str = r#"
+[[capabilities]]
+id = "hd_export"
+product = "studio"
+min_tier = "basic"
+
+[[limits]]
+id = "projects"
+product = "studio"
+values = { free = 1, basic = 10, pro = 100 }
+"#;
+
+/// Version 1: the test catalog with `hd_export` from Basic up and 10 projects on Basic.
+fn v1() -> Catalog {
+    let src = format!("{}\n{EXTRA_V1}", event("catalog.toml"));
+    Catalog::parse(&src).expect("v1 is valid").with_version(1)
+}
+
+/// Version 2: Basic costs 39 USD, `hd_export` needs Pro, Basic has 5 projects; Basic's
+/// existing subscribers follow `policy` (none written: the default).
+fn v2(policy: Option<&str>) -> Catalog {
+    let mut src = format!("{}\n{EXTRA_V1}", event("catalog.toml"))
+        .replace("min_tier = \"basic\"", "min_tier = \"pro\"")
+        .replace("basic = 10, pro = 100", "basic = 5, pro = 100");
+    let basic = "key = \"STUDIO_BASIC_MONTHLY\"\nlabel = \"Studio Basic\"\nprice = { amount = 2900,";
+    assert!(src.contains(basic));
+    let raised = match policy {
+        Some(p) => format!("key = \"STUDIO_BASIC_MONTHLY\"\nlabel = \"Studio Basic\"\nmigration = \"{p}\"\nprice = {{ amount = 3900,"),
+        None => "key = \"STUDIO_BASIC_MONTHLY\"\nlabel = \"Studio Basic\"\nprice = { amount = 3900,".to_string(),
+    };
+    src = src.replace(basic, &raised);
+    Catalog::parse(&src).expect("v2 is valid").with_version(2)
+}
+
+fn versions(cats: &[&Catalog]) -> BTreeMap<u32, Catalog> {
+    cats.iter().map(|c| (c.version.unwrap(), (*c).clone())).collect()
+}
+
+/// The story's first period read under `sold`, and its renewal (when `renewed_by` is given)
+/// read under that version.
+fn story(sold: &Catalog, renewed_by: Option<&Catalog>) -> Vec<Fact> {
+    let mut fs = facts(sold, FIRST_PERIOD);
+    if let Some(c) = renewed_by {
+        fs.extend(facts(
+            c,
+            &["stripe/customer.subscription.updated.renewed.acacia.json", "stripe/invoice.paid.renewal.acacia.json"],
+        ));
+    }
+    fs
+}
+
+/// Can the story's user export in HD at `at` with `active` active, and how many projects may it have?
+fn held(active: &Catalog, older: &BTreeMap<u32, Catalog>, fs: &[Fact], at: i64) -> (bool, LimitValue) {
+    let st = fold(active, fs, at);
+    let ents = st.entitlements_for(USER);
+    let (cat, _) = grandfather::catalog_for(active, older, &ents.grants, t(at));
+    let can = decide::can(&cat, &ents, "hd_export", t(at)).unwrap().allowed;
+    let projects = decide::limit(&cat, &ents, "projects", t(at)).unwrap().limit;
+    (can, projects)
+}
+
+const BEFORE_RENEWAL: i64 = P1E - DAY;
+const AFTER_RENEWAL: i64 = P1E + DAY;
+
+#[test]
+fn facts_carry_the_version_they_were_read_under() {
+    let (one, file) = (v1(), catalog());
+    let stamped = facts(&one, FIRST_PERIOD);
+    assert!(stamped.iter().all(|f| f.catalog_version == Some(1)));
+    let json = serde_json::to_string(&stamped[0]).unwrap();
+    assert!(json.contains("\"catalog_version\":1"), "{json}");
+    let back: Fact = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, stamped[0]);
+    // A catalog without a version (a file) stamps nothing: the stored bytes are what they were.
+    let plain = facts(&file, FIRST_PERIOD);
+    assert!(plain.iter().all(|f| f.catalog_version.is_none()));
+    assert!(!serde_json::to_string(&plain[0]).unwrap().contains("catalog_version"));
+}
+
+#[test]
+fn grants_record_the_version_sold_under_and_renewed_under() {
+    let (one, two) = (v1(), v2(None));
+    let st = fold(&two, &story(&one, Some(&two)), AFTER_RENEWAL);
+    let g = &st.entitlements_for(USER).grants[0];
+    assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(2)));
+    // Each credit lot records the version of the fact that opened it: the first period's
+    // allowance v1, the renewal's allowance and rollover v2.
+    let lots = &st.subject(USER).unwrap().wallet.lots;
+    let first = lots.iter().filter(|l| l.valid_to == Some(t(P1E))).collect::<Vec<_>>();
+    let second = lots.iter().filter(|l| l.valid_to == Some(t(P2E))).collect::<Vec<_>>();
+    assert!(!first.is_empty() && !second.is_empty(), "{lots:?}");
+    assert!(first.iter().all(|l| l.catalog_version == Some(1)), "{first:?}");
+    assert!(second.iter().all(|l| l.catalog_version == Some(2)), "{second:?}");
+    let st = fold(&two, &story(&one, None), BEFORE_RENEWAL);
+    let g = &st.entitlements_for(USER).grants[0];
+    assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(1)));
+    // A subscription update that does not move the paid period is no renewal.
+    let mut fs = story(&one, None);
+    let update = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["id"] = serde_json::json!("evt_cancel_later");
+        v["created"] = serde_json::json!(T0 + 3 * DAY);
+        obj(v)["cancel_at_period_end"] = serde_json::json!(true);
+    });
+    fs.extend(stripe_facts(&two, &update));
+    let g = fold(&two, &fs, BEFORE_RENEWAL).entitlements_for(USER).grants[0].clone();
+    assert_eq!(g.renewal_version, Some(1));
+}
+
+#[test]
+fn keep_holds_the_old_terms_until_the_grant_ends() {
+    let (one, two) = (v1(), v2(Some("keep")));
+    assert_eq!(two.offer("STUDIO_BASIC_MONTHLY").unwrap().migration, Migration::Keep);
+    let older = versions(&[&one]);
+    assert_eq!(held(&two, &older, &story(&one, None), BEFORE_RENEWAL), (true, LimitValue::Limited(10)));
+    assert_eq!(held(&two, &older, &story(&one, Some(&two)), AFTER_RENEWAL), (true, LimitValue::Limited(10)));
+    // A buyer under v2 gets v2's terms.
+    assert_eq!(held(&two, &older, &story(&two, None), BEFORE_RENEWAL), (false, LimitValue::Limited(5)));
+    // Without v1 at hand the host decides under the active terms (it must load v1 first).
+    assert_eq!(grandfather::versions_needed(&two, &fold(&two, &story(&one, None), BEFORE_RENEWAL).entitlements_for(USER).grants), vec![1]);
+    assert_eq!(held(&two, &BTreeMap::new(), &story(&one, None), BEFORE_RENEWAL), (false, LimitValue::Limited(5)));
+}
+
+#[test]
+fn keep_is_the_default() {
+    let (one, two) = (v1(), v2(None));
+    assert_eq!(two.offer("STUDIO_BASIC_MONTHLY").unwrap().migration, Migration::Keep);
+    assert!(!two.to_json().contains("migration"), "the default is not written out");
+    assert_eq!(held(&two, &versions(&[&one]), &story(&one, Some(&two)), AFTER_RENEWAL), (true, LimitValue::Limited(10)));
+}
+
+#[test]
+fn at_renewal_moves_the_grant_at_its_renewal_and_not_before() {
+    let (one, two) = (v1(), v2(Some("at_renewal")));
+    let older = versions(&[&one]);
+    assert_eq!(held(&two, &older, &story(&one, None), BEFORE_RENEWAL), (true, LimitValue::Limited(10)));
+    assert_eq!(held(&two, &older, &story(&one, Some(&two)), AFTER_RENEWAL), (false, LimitValue::Limited(5)));
+    // A renewal read while v1 was still active keeps v1's terms.
+    assert_eq!(held(&two, &older, &story(&one, Some(&one)), AFTER_RENEWAL), (true, LimitValue::Limited(10)));
+}
+
+#[test]
+fn now_moves_every_grant_at_once() {
+    let (one, two) = (v1(), v2(Some("now")));
+    let older = versions(&[&one]);
+    assert_eq!(held(&two, &older, &story(&one, None), BEFORE_RENEWAL), (false, LimitValue::Limited(5)));
+    assert!(grandfather::versions_needed(&two, &fold(&two, &story(&one, None), BEFORE_RENEWAL).entitlements_for(USER).grants).is_empty());
+}
+
+#[test]
+fn a_rollback_keeps_the_newer_buyers_on_their_terms() {
+    // v2 sold, then v1 activated again: v1's offer says nothing, so v2's buyer keeps v2's terms.
+    let (one, two) = (v1(), v2(None));
+    let older = versions(&[&two]);
+    assert_eq!(held(&one, &older, &story(&two, None), BEFORE_RENEWAL), (false, LimitValue::Limited(5)));
+    // And new purchases price from the active version at once.
+    assert_eq!(one.offer("STUDIO_BASIC_MONTHLY").unwrap().price.amount, 2900);
+    assert_eq!(two.offer("STUDIO_BASIC_MONTHLY").unwrap().price.amount, 3900);
+}
+
+#[test]
+fn terms_hold_only_what_the_active_version_still_names() {
+    let (one, two) = (v1(), v2(None));
+    let st = fold(&two, &story(&one, None), BEFORE_RENEWAL);
+    let grants = st.entitlements_for(USER).grants;
+    let terms: Vec<Terms> = grandfather::terms(&two, &versions(&[&one]), &grants, t(BEFORE_RENEWAL));
+    assert_eq!(terms.len(), 1);
+    assert_eq!((terms[0].product.as_str(), terms[0].version), ("studio", 1));
+    assert_eq!(terms[0].capabilities.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["hd_export"]);
+    assert_eq!(terms[0].limits.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["projects"]);
+    // A catalog without a version has no terms to apply.
+    assert!(grandfather::terms(&catalog(), &versions(&[&one]), &grants, t(BEFORE_RENEWAL)).is_empty());
+    // After the grant ended nothing is held under old terms.
+    assert!(grandfather::terms(&two, &versions(&[&one]), &grants, t(P3E)).is_empty());
+}
+
+#[test]
+fn an_unknown_policy_is_refused_with_its_line() {
+    let src = format!("{}\n{EXTRA_V1}", event("catalog.toml")).replace(
+        "key = \"STUDIO_BASIC_MONTHLY\"\n",
+        "key = \"STUDIO_BASIC_MONTHLY\"\nmigration = \"later\"\n",
+    );
+    let e = Catalog::parse(&src).unwrap_err();
+    let line = src.lines().position(|l| l.contains("migration = \"later\"")).unwrap() + 1;
+    assert_eq!(e.line, Some(line), "{e}");
+    assert!(e.message.contains("keep") && e.message.contains("at_renewal") && e.message.contains("now"), "{e}");
+    // The JSON form is refused as well.
+    let mut doc: serde_json::Value = serde_json::from_str(&v1().to_json()).unwrap();
+    doc["offers"][0]["migration"] = serde_json::json!("sometimes");
+    assert!(Catalog::from_json(&doc.to_string()).unwrap_err().to_string().contains("at_renewal"));
+}
