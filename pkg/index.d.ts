@@ -7,6 +7,7 @@
 import type {
   CatalogDoc,
   Check,
+  MeterErrorCode,
   CloudEntitlementRow,
   Decision,
   Entitlements,
@@ -21,7 +22,9 @@ import type {
   PlanUser as PlanUserFields,
   Quote,
   Snapshot,
+  SnapshotErrorCode,
   ToolState,
+  UsageErrorCode,
 } from './types.generated.js';
 
 export type * from './types.generated.js';
@@ -34,7 +37,8 @@ export type Now = Date | string | number;
 /** A limit's value with the tier it comes from and until when it holds. */
 export type LimitInfo = LimitAnswer;
 
-export type CheckErrorCode = 'unknown_feature' | 'invalid_quantity';
+/** The core's codes of a metering error (`MeterErrorCode`, generated). */
+export type CheckErrorCode = MeterErrorCode;
 
 /** A metering question the catalog cannot answer; `code` is the core's. */
 export interface CheckError extends Error {
@@ -96,10 +100,17 @@ export interface CatalogError extends Error {
  */
 export declare function loadCatalog(src: string | CatalogDoc | Catalog): Catalog;
 
-/** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
-export declare function defaultCatalog(): Catalog;
+/** Thrown when a call needs the catalog set with {@link useCatalog} and none is set. */
+export interface NoCatalogError extends Error {
+  code: 'no_catalog';
+}
 
-/** Sets the catalog the VCM Suite-compatible helpers use; returns it. */
+/**
+ * Sets the catalog the VCM Suite-compatible helpers (and every call whose catalog
+ * is left out) use, and returns it: the text of `GET /v1/catalog`, a catalog JSON
+ * file the app built, its parsed object or a {@link Catalog}. The package carries
+ * no catalog of its own: until one is set, those calls throw a {@link NoCatalogError}.
+ */
 export declare function useCatalog(catalog: string | CatalogDoc | Catalog): Catalog;
 
 // ------------------------------------------------------------------ loading
@@ -159,12 +170,17 @@ export type FeatureOf<I extends CatalogIds> = I['capability'] | I['limit'] | I['
  * explained decisions or, on the hot path, by index with {@link Engine.check}.
  */
 export declare class Engine<I extends CatalogIds = RegisteredIds> {
-  /** `catalog`: null or omitted for the default catalog. */
+  /** `catalog`: null or omitted for the one set with {@link useCatalog}. */
   constructor(catalog?: string | CatalogDoc | Catalog | null, entitlements?: EntitlementsInput | null);
   readonly catalog: Catalog;
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
   setEntitlements(entitlements: EntitlementsInput): this;
-  hasAccess(product: I['product'], tier: I['tier'], now?: Now): Decision;
+  /**
+   * Does the subject hold at least `tier` of `product`? Asked again while the core
+   * says the answer holds, the same frozen Decision comes back without a call into
+   * WebAssembly.
+   */
+  hasAccess(product: I['product'], tier: I['tier'], now?: Now): Readonly<Decision>;
   can(capability: I['capability'], now?: Now): Decision;
   limit(name: I['limit'], now?: Now): LimitValue;
   limitInfo(name: I['limit'], now?: Now): LimitInfo;
@@ -179,7 +195,10 @@ export declare class Engine<I extends CatalogIds = RegisteredIds> {
    */
   checkFeature(feature: FeatureOf<I>, quantity?: number | null, used?: number | null, now?: Now): Check;
   exportPolicy(now?: Now): ExportPolicy;
-  /** Every tool of `page` (every tool when omitted or null) at once. */
+  /**
+   * Every tool of `page` (every tool when omitted or null) at once. Each decision's
+   * `upgrade` is the catalog's frozen object for that offer, shared between answers.
+   */
   pageState(page?: I['page'] | null, usage?: Usage | null, now?: Now): ToolState[];
   toolState(id: I['tool'], usage?: Usage | null, now?: Now): ToolState;
   productIndex(product: I['product']): number;
@@ -252,7 +271,8 @@ export declare const CAPABILITIES: Readonly<{
 
 // ------------------------------------------------------------------ usage pricing
 
-export type QuoteErrorCode = 'no_usage_pricing' | 'unknown_rate' | 'out_of_range' | 'overflow';
+/** The core's codes of a usage-pricing error (`UsageErrorCode`, generated). */
+export type QuoteErrorCode = UsageErrorCode;
 
 /** A usage question the catalog cannot answer. */
 export interface QuoteError extends Error {
@@ -262,7 +282,7 @@ export interface QuoteError extends Error {
 /**
  * The Video Studio app's usage price of `seconds` (a whole number) of `model` at `quality`:
  * the core's `usage::quote`, the function the worker charges with.
- * `catalog`: null or omitted for the default catalog. Throws a {@link QuoteError}.
+ * `catalog`: null or omitted for the one set with {@link useCatalog}. Throws a {@link QuoteError}.
  */
 export declare function quote(
   catalog: string | CatalogDoc | Catalog | null | undefined,
@@ -285,15 +305,6 @@ export declare function formatMoney(money: Money): string;
 export declare function minorDigits(currency: string): number;
 
 // ------------------------------------------------------------------ signed entitlement snapshots
-
-export type SnapshotErrorCode =
-  | 'malformed_snapshot'
-  | 'bad_signature'
-  | 'unknown_key'
-  | 'invalid_key'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'wrong_subject';
 
 /** A refused snapshot token; `code` is the core's stable error code. */
 export interface SnapshotError extends Error {

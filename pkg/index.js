@@ -6,10 +6,11 @@
 //
 // The wrapper converts `now` (Date | RFC 3339 string | epoch ms; omitted:
 // Date.now(), read here and never in the core), hands objects to the core as
-// they are (JSON text is parsed here first), turns the core's JSON answers into
-// plain objects, keeps the default catalog (the bundled VCM Suite catalog) for
-// the VCM Suite-compatible helpers, and keeps, per product, the answer of the hot
-// path together with the window the core says it holds for.
+// they are (JSON text is parsed here first), turns the core's answers into
+// plain objects, keeps the catalog set with `useCatalog` for the VCM Suite-compatible
+// helpers (the package carries none of its own), and keeps answers of the core
+// together with the window the core says they hold for, so that asking again
+// inside it does not cross into WebAssembly. It decides nothing itself.
 
 import initWasm, {
   initSync as initWasmSync,
@@ -18,6 +19,9 @@ import initWasm, {
   parseTime,
   rowsHasAccess,
   rowsExplainAccess,
+  rowsWindow,
+  rowsWindowPacked,
+  formatTime,
   resolveUserTier as wasmResolveUserTier,
   userCan,
   userAllowed,
@@ -31,7 +35,9 @@ import initWasm, {
   minorDigits as wasmMinorDigits,
   notices as wasmNotices,
 } from './tollgate.js';
-import DEFAULT_CATALOG_JSON from './default-catalog.js';
+
+/** The largest `now` the core accepts (JS Date's own limit, in epoch ms). */
+const MAX_MS = 8.64e15;
 
 // ------------------------------------------------------------------ loading
 
@@ -138,7 +144,23 @@ function nowMs(now) {
   );
 }
 
-/** An object input: objects pass through; a string is JSON text, parsed here. */
+/**
+ * An object input as the JSON text the core reads: null or undefined stay absent,
+ * a string is JSON text (checked here, passed as it is), anything else is written
+ * with JSON.stringify.
+ */
+function jsonOf(what, v) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') return JSON.stringify(v);
+  try {
+    JSON.parse(v);
+  } catch (e) {
+    throw new TypeError(`tollgate: invalid ${what}: not valid JSON: ${e.message}`);
+  }
+  return v;
+}
+
+/** An object input as an object: a string is JSON text, parsed here. */
 function objectOf(what, v) {
   if (typeof v !== 'string') return v;
   try {
@@ -153,7 +175,7 @@ function userOf(user) {
   if (user === undefined || user === null) return undefined;
   if (typeof user !== 'object') throw new TypeError(`tollgate: \`user\` must be an object or null, got ${describe(user)}`);
   const tier = typeof user.subscription_tier === 'string' ? user.subscription_tier : null;
-  return { subscription_tier: tier, entitlements: user.entitlements ?? null };
+  return JSON.stringify({ subscription_tier: tier, entitlements: user.entitlements ?? null });
 }
 
 /**
@@ -273,10 +295,64 @@ export class Catalog {
   }
 }
 
+const TABLES = Symbol('tollgate.tables');
+
 /**
- * Parses and validates a catalog: JSON text or the parsed object (the package
- * ships its catalogs as JSON in `tollgate/catalogs/*.json`). Errors name the
- * field (`error.path`) and, for JSON text, the line (`error.line`).
+ * The names the core's compact answers refer to by index, read from the core once
+ * per catalog: product and tier indices by name, tool ids and labels, each offer's
+ * upgrade (frozen: shared by every answer that names it), reason names by code.
+ */
+function tablesOf(catalog) {
+  let t = catalog[TABLES];
+  if (t === undefined) {
+    const raw = JSON.parse(catalog[HANDLE].tables());
+    const products = new Map();
+    raw.products.forEach((p, i) => {
+      const tiers = new Map();
+      p.tiers.forEach((tier, j) => tiers.set(tier, j));
+      products.set(p.id, { index: i, tiers });
+    });
+    t = {
+      // The names asked last, resolved: a shortcut for the VCM Suite helpers' hot calls.
+      lastCloud: undefined,
+      lastTier: undefined,
+      lastProduct: undefined,
+      lastTierIx: undefined,
+      products,
+      tierNames: raw.products.map((p) => p.tiers),
+      tools: raw.tools,
+      upgrades: raw.upgrades.map(deepFreeze),
+      reasons: raw.reasons,
+    };
+    catalog[TABLES] = t;
+  }
+  return t;
+}
+
+function deepFreeze(v) {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const k of Object.keys(v)) deepFreeze(v[k]);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** An instant as the core writes it (RFC 3339, UTC), remembered: answers repeat a few. */
+const TIME_TEXT = new Map();
+function timeText(ms) {
+  let s = TIME_TEXT.get(ms);
+  if (s === undefined) {
+    if (TIME_TEXT.size >= 256) TIME_TEXT.clear();
+    s = formatTime(ms);
+    TIME_TEXT.set(ms, s);
+  }
+  return s;
+}
+
+/**
+ * Parses and validates a catalog: JSON text (`GET /v1/catalog`'s body, or a file the
+ * app built with `tollgate catalog check --json`) or the parsed object. Errors name
+ * the field (`error.path`) and, for JSON text, the line (`error.line`).
  */
 export function loadCatalog(src) {
   ensureReady();
@@ -310,18 +386,33 @@ function catalogError(message, path, line) {
 
 let current = null;
 
-/** The catalog the VCM Suite-compatible helpers use (default: the bundled VCM Suite catalog). */
-/** `catalog` as a Catalog (a Catalog, JSON text or a catalog object); null or undefined: the default. */
-function catalogOrDefault(catalog) {
-  return catalog === undefined || catalog === null ? defaultCatalog() : loadCatalog(catalog);
-}
-
-export function defaultCatalog() {
-  if (current === null) current = loadCatalog(DEFAULT_CATALOG_JSON);
+/**
+ * The catalog set with `useCatalog`. The package carries no catalog of its own:
+ * without one set, this throws an Error whose `code` is `no_catalog`.
+ */
+function currentCatalog() {
+  if (current === null) {
+    ensureReady();
+    const e = new Error(
+      'tollgate: no catalog is set; call useCatalog(loadCatalog(json)) first, with the text of ' +
+        'GET /v1/catalog (or a catalog JSON file your app built)',
+    );
+    e.code = 'no_catalog';
+    throw e;
+  }
   return current;
 }
 
-/** Sets the catalog the VCM Suite-compatible helpers use; returns it. */
+/** `catalog` as a Catalog (a Catalog, JSON text or a catalog object); null or undefined: the one set with `useCatalog`. */
+function catalogOrCurrent(catalog) {
+  return catalog === undefined || catalog === null ? currentCatalog() : loadCatalog(catalog);
+}
+
+/**
+ * Sets the catalog the VCM Suite-compatible helpers (and every call whose catalog
+ * is omitted) use: a Catalog, JSON text (e.g. GET /v1/catalog's body) or a catalog
+ * object. Returns it.
+ */
 export function useCatalog(catalog) {
   current = loadCatalog(catalog);
   return current;
@@ -338,10 +429,14 @@ export class Engine {
   #catalog;
   // Per product: [effective tier + 1, from ms, until ms), as computed by the core.
   #window;
+  // Per product name, per tier name: { d: the core's Decision (frozen), lo, hi }:
+  // the answer holds for lo <= now < hi, the window the core gives with it.
+  #decisions = new Map();
+  #grantIds = null;
   constructor(catalog, entitlements) {
     ensureReady();
-    this.#catalog = catalogOrDefault(catalog);
-    this.#h = new EngineHandle(this.#catalog[HANDLE], objectOf('entitlements', entitlements));
+    this.#catalog = catalogOrCurrent(catalog);
+    this.#h = new EngineHandle(this.#catalog[HANDLE], jsonOf('entitlements', entitlements));
     this.#window = new Float64Array(3 * this.#h.productCount).fill(NaN);
   }
   get catalog() {
@@ -349,12 +444,27 @@ export class Engine {
   }
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
   setEntitlements(entitlements) {
-    this.#h.setEntitlements(objectOf('entitlements', entitlements));
+    this.#h.setEntitlements(jsonOf('entitlements', entitlements));
     this.#window.fill(NaN);
+    this.#decisions.clear();
+    this.#grantIds = null;
     return this;
   }
+  /**
+   * Does the subject hold at least `tier` of `product`? A Decision (frozen: the
+   * same answer is handed out again while the core says it holds).
+   */
   hasAccess(product, tier, now) {
-    return JSON.parse(this.#h.hasAccess(str('product', product), str('tier', tier), nowMs(now)));
+    const at = nowMs(now);
+    let byTier = this.#decisions.get(product);
+    const hit = byTier?.get(tier);
+    if (hit !== undefined && hit.lo <= at && at < hit.hi && Math.abs(at) <= MAX_MS) return hit.d;
+    const d = deepFreeze(JSON.parse(this.#h.hasAccess(str('product', product), str('tier', tier), at)));
+    // The product exists (the core answered): its window is the answer's.
+    const w = this.#h.window(tablesOf(this.#catalog).products.get(product).index, at);
+    if (byTier === undefined) this.#decisions.set(product, (byTier = new Map()));
+    byTier.set(tier, { d, lo: w[1], hi: w[2] });
+    return d;
   }
   can(capability, now) {
     return JSON.parse(this.#h.can(str('capability', capability), nowMs(now)));
@@ -385,13 +495,37 @@ export class Engine {
   exportPolicy(now) {
     return JSON.parse(this.#h.exportPolicy(nowMs(now)));
   }
-  /** Every tool of `page` (every tool when `page` is omitted or null) at once. */
+  /**
+   * Every tool of `page` (every tool when `page` is omitted or null) at once. The
+   * core answers in numbers; the names come from tables it gave once per catalog,
+   * and each `upgrade` is the catalog's (frozen) object for that offer.
+   */
   pageState(page, usage, now) {
     const p = page === undefined || page === null ? undefined : str('page', page);
-    return JSON.parse(this.#h.pageState(p, objectOf('usage', usage), nowMs(now)));
+    const v = this.#h.pageVerdicts(p, jsonOf('usage', usage), nowMs(now));
+    const t = tablesOf(this.#catalog);
+    const out = new Array(v.length / 8);
+    for (let i = 0, k = 0; k < v.length; i++, k += 8) {
+      const tool = t.tools[v[k]];
+      const allowed = v[k + 1] === 1;
+      const decision = {
+        allowed,
+        reason: t.reasons[v[k + 2]],
+        tier: v[k + 4] === 0 ? null : t.tierNames[v[k + 3]][v[k + 4] - 1],
+      };
+      if (v[k + 5] !== 0) decision.grant = this.#grantId(v[k + 5] - 1);
+      decision.holds_until = Number.isNaN(v[k + 6]) ? null : timeText(v[k + 6]);
+      if (v[k + 7] !== 0) decision.upgrade = t.upgrades[v[k + 7] - 1];
+      out[i] = { tool: tool.id, label: tool.label, locked: !allowed, decision };
+    }
+    return out;
+  }
+  #grantId(i) {
+    if (this.#grantIds === null) this.#grantIds = this.#h.grantIds();
+    return this.#grantIds[i];
   }
   toolState(id, usage, now) {
-    return JSON.parse(this.#h.toolState(str('tool', id), objectOf('usage', usage), nowMs(now)));
+    return JSON.parse(this.#h.toolState(str('tool', id), jsonOf('usage', usage), nowMs(now)));
   }
   productIndex(product) {
     return this.#h.productIndex(str('product', product));
@@ -439,6 +573,12 @@ export class Engine {
 
 // ------------------------------------------------------------------ VCM Suite-compatible helpers
 
+/** Rows as the JSON text the core reads (absent: none). */
+function rowsText(entitlements) {
+  const rows = rowsOf(entitlements);
+  return rows === undefined ? undefined : typeof entitlements === 'string' ? entitlements : JSON.stringify(rows);
+}
+
 function rowsOf(entitlements) {
   if (entitlements === undefined || entitlements === null) return undefined;
   const rows = objectOf('entitlements', entitlements);
@@ -448,31 +588,192 @@ function rowsOf(entitlements) {
   return rows;
 }
 
+// What the core answered about a rows array, kept per array: the catalog, every
+// field of the rows the core reads (in order) and, per product, the effective tier
+// with the window the core says it holds for. A later call with the same array
+// whose fields are all still the same values answers from there inside the window
+// (an exact check, no copy into the core); otherwise the core is asked again.
+// The last few arrays are kept in a small ring; one that was asked about again
+// moves on to a WeakMap when it leaves the ring (arrays used once never reach it:
+// weak entries cost the garbage collector more than the answer they keep).
+const RING = 4;
+const ring = [];
+let ringAt = 0;
+const ROWS = new WeakMap();
+let lastEntry = null; // the entry asked about last (a shortcut into the ring or the map)
+const UTF8 = new TextEncoder();
+let packBuf = new Uint8Array(4096);
+const NO_ROWS = new WeakMap(); // per catalog: the same for no rows at all
+
+/** The fields of the rows the core reads (see `rowsWindowPacked`), 12 per row in order. */
+function rowFields(rows) {
+  const vals = new Array(rows.length * 12);
+  for (let i = 0, k = 0; i < rows.length; i++, k += 12) {
+    const r = rows[i];
+    if (r === null || typeof r !== 'object') continue;
+    vals[k] = r.id;
+    vals[k + 1] = r.cloud_id;
+    vals[k + 2] = r.tier;
+    vals[k + 3] = r.source;
+    vals[k + 4] = r.status;
+    vals[k + 5] = r.valid_from;
+    vals[k + 6] = r.valid_to;
+    vals[k + 7] = r.created_at;
+    vals[k + 8] = r.updated_at;
+    vals[k + 9] = r.past_due_since;
+    vals[k + 10] = r.offer_key;
+    vals[k + 11] = r.source_ref;
+  }
+  return vals;
+}
+
+/**
+ * The rows as one string for the core: each field after U+001F, null as nothing,
+ * a string as "=" and its text. null when a row is not an object or a value is
+ * neither a string nor null (then the objects themselves go, and the core names
+ * what is wrong); the core also declines text it cannot read exactly.
+ */
+function packRows(rows, vals) {
+  let packed = '';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (r === null || typeof r !== 'object' || !(r.user_id == null || typeof r.user_id === 'string')) return null;
+  }
+  for (let k = 0; k < vals.length; k++) {
+    const v = vals[k];
+    if (v === undefined || v === null) packed += '\u001f';
+    else if (typeof v === 'string') packed += '\u001f=' + v;
+    else return null;
+  }
+  return packed;
+}
+
+function sameRows(rows, vals) {
+  if (rows.length * 12 !== vals.length) return false;
+  for (let i = 0, k = 0; i < rows.length; i++, k += 12) {
+    const r = rows[i];
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      !(r.user_id == null || typeof r.user_id === 'string') ||
+      r.id !== vals[k] ||
+      r.cloud_id !== vals[k + 1] ||
+      r.tier !== vals[k + 2] ||
+      r.source !== vals[k + 3] ||
+      r.status !== vals[k + 4] ||
+      r.valid_from !== vals[k + 5] ||
+      r.valid_to !== vals[k + 6] ||
+      r.created_at !== vals[k + 7] ||
+      r.updated_at !== vals[k + 8] ||
+      r.past_due_since !== vals[k + 9] ||
+      r.offer_key !== vals[k + 10] ||
+      r.source_ref !== vals[k + 11]
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The kept answers for `entitlements` (rows, JSON text or nothing) under `catalog`. */
+function rowsEntry(entitlements, catalog) {
+  if (entitlements === undefined || entitlements === null) {
+    let e = NO_ROWS.get(catalog);
+    if (e === undefined) NO_ROWS.set(catalog, (e = newEntry([], catalog)));
+    return e;
+  }
+  let cached = lastEntry !== null && lastEntry.rows === entitlements ? lastEntry : undefined;
+  if (cached === undefined) {
+    for (let i = 0; i < ring.length; i++) {
+      if (ring[i].rows === entitlements) {
+        cached = ring[i];
+        break;
+      }
+    }
+  }
+  if (cached === undefined) cached = ROWS.get(entitlements);
+  if (cached !== undefined && cached.catalog === catalog && sameRows(entitlements, cached.vals)) {
+    if (cached.hits === 0) cached.hits = 1;
+    lastEntry = cached;
+    return cached;
+  }
+  const rows = rowsOf(entitlements);
+  const entry = newEntry(rows, catalog);
+  if (rows === entitlements) {
+    const leaving = ring[ringAt];
+    if (leaving !== undefined && leaving.hits > 0) ROWS.set(leaving.rows, leaving);
+    ring[ringAt] = entry;
+    ringAt = (ringAt + 1) % RING;
+  }
+  return entry;
+}
+
+function newEntry(rows, catalog) {
+  const vals = rowFields(rows);
+  return { catalog, rows, vals, packed: packRows(rows, vals), windows: [], hits: 0 };
+}
+
 /**
  * The VCM Suite's `hasAccess(entitlements, cloud, requiredTier)` over
  * `cloud_entitlements` rows, with tollgate's access rules (trials count,
- * expiry and `valid_from` apply, the highest valid row wins).
+ * expiry and `valid_from` apply, the highest valid row wins). The core's answer
+ * is kept per rows array for as long as the core says it holds, and is asked for
+ * again when any field it read has changed.
  */
 export function hasAccess(entitlements, cloud, requiredTier, now) {
-  const c = defaultCatalog()[HANDLE];
-  return rowsHasAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now));
+  const at = nowMs(now);
+  const catalog = currentCatalog();
+  const names = tablesOf(catalog);
+  let p, t;
+  if (cloud === names.lastCloud && requiredTier === names.lastTier) {
+    p = names.lastProduct;
+    t = names.lastTierIx;
+  } else {
+    p = names.products.get(cloud);
+    t = p?.tiers.get(requiredTier);
+    if (t !== undefined) {
+      names.lastCloud = cloud;
+      names.lastTier = requiredTier;
+      names.lastProduct = p;
+      names.lastTierIx = t;
+    }
+  }
+  if (t === undefined || !(Math.abs(at) <= MAX_MS)) {
+    // Unknown names, an out-of-range `now`: the core's own answer and errors.
+    return rowsHasAccess(catalog[HANDLE], rowsText(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), at);
+  }
+  const e = rowsEntry(entitlements, catalog);
+  const w = e.windows;
+  const k = 3 * p.index;
+  if (w[k + 1] <= at && at < w[k + 2]) return w[k] > t;
+  let fresh;
+  if (e.packed !== null) {
+    if (packBuf.length < 3 * e.packed.length) packBuf = new Uint8Array(3 * e.packed.length + 1024);
+    const { written } = UTF8.encodeInto(e.packed, packBuf);
+    fresh = rowsWindowPacked(catalog[HANDLE], packBuf.subarray(0, written), e.rows.length, p.index, at);
+  }
+  if (fresh === undefined || fresh.length === 0) fresh = rowsWindow(catalog[HANDLE], JSON.stringify(e.rows), p.index, at);
+  w[k] = fresh[0];
+  w[k + 1] = fresh[1];
+  w[k + 2] = fresh[2];
+  return fresh[0] > t;
 }
 
 /** `hasAccess` with its explanation: a Decision. */
 export function explainAccess(entitlements, cloud, requiredTier, now) {
-  const c = defaultCatalog()[HANDLE];
+  const c = currentCatalog()[HANDLE];
   return JSON.parse(
-    rowsExplainAccess(c, rowsOf(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
+    rowsExplainAccess(c, rowsText(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), nowMs(now)),
   );
 }
 
 /** The VCM Suite's `resolveUserTier(user)`: the plan tier (unknown or missing: the default tier). */
 export function resolveUserTier(user, now) {
-  return wasmResolveUserTier(defaultCatalog()[HANDLE], userOf(user), nowMs(now));
+  return wasmResolveUserTier(currentCatalog()[HANDLE], userOf(user), nowMs(now));
 }
 
 function userHolds(user, capability, now) {
-  return userAllowed(defaultCatalog()[HANDLE], userOf(user), capability, nowMs(now));
+  return userAllowed(currentCatalog()[HANDLE], userOf(user), capability, nowMs(now));
 }
 
 /** Capability ids the VCM Suite plan helpers read from the catalog. */
@@ -502,7 +803,7 @@ export function canUseMultiStepHeavyTools(user, now) {
 
 /** Any capability for a VCM Suite plan user, with its explanation: a Decision. */
 export function explainUser(user, capability, now) {
-  return JSON.parse(userCan(defaultCatalog()[HANDLE], userOf(user), str('capability', capability), nowMs(now)));
+  return JSON.parse(userCan(currentCatalog()[HANDLE], userOf(user), str('capability', capability), nowMs(now)));
 }
 
 /** The VCM Suite's workflow rule: may another run start, given the runs already made today? */
@@ -512,7 +813,7 @@ export function workflowRunAllowed(user, runsToday, now) {
 
 /** `workflowRunAllowed` with its explanation: a Decision. */
 export function explainWorkflowRun(user, runsToday, now) {
-  const c = defaultCatalog()[HANDLE];
+  const c = currentCatalog()[HANDLE];
   return JSON.parse(wasmWorkflowRunAllowed(c, userOf(user), count('runsToday', runsToday), nowMs(now)));
 }
 
@@ -526,7 +827,7 @@ export function explainWorkflowRun(user, runsToday, now) {
 export function applyExportPolicy(user, payloadOrNow, now) {
   const isPayload = payloadOrNow !== null && typeof payloadOrNow === 'object' && !(payloadOrNow instanceof Date);
   const when = isPayload ? now : payloadOrNow;
-  const policy = JSON.parse(userExportPolicy(defaultCatalog()[HANDLE], userOf(user), nowMs(when)));
+  const policy = JSON.parse(userExportPolicy(currentCatalog()[HANDLE], userOf(user), nowMs(when)));
   if (!isPayload) return policy;
   return policy.policy === 'refused' ? null : payloadOrNow;
 }
@@ -537,13 +838,13 @@ export function applyExportPolicy(user, payloadOrNow, now) {
  * The Video Studio app's usage price of `seconds` of `model` at `quality`, from the
  * catalog's `[usage]` table: the core's `usage::quote`, the same function the
  * worker charges with, so a price shown in the browser is the price charged.
- * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  * A question the catalog cannot answer throws an Error whose `code` is
  * `no_usage_pricing`, `unknown_rate`, `out_of_range` or `overflow`.
  */
 export function quote(catalog, model, quality, seconds) {
   ensureReady();
-  const c = catalogOrDefault(catalog);
+  const c = catalogOrCurrent(catalog);
   return JSON.parse(wasmQuote(c[HANDLE], str('model', model), str('quality', quality), count('seconds', seconds)));
 }
 
@@ -644,17 +945,18 @@ function membershipOf(snapshot, organizationId) {
  * gracePeriodEndsAt, features, limits, hasFeatureAccess(feature) }`, decided by the core
  * at `now` (a member without a seat holds none of the plan's features). `organizationId`:
  * which one (default: the first); `null` when the user is not a member.
- * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  */
 export function getOrganizationEntitlements(snapshot, organizationId, { catalog, now } = {}) {
   ensureReady();
   const m = membershipOf(snapshot, organizationId);
   if (!m) return null;
-  const c = catalogOrDefault(catalog);
+  const c = catalogOrCurrent(catalog);
   const at = nowMs(now);
-  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], m, at));
+  const mText = JSON.stringify(m);
+  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], mText, at));
   Object.defineProperty(ents, 'hasFeatureAccess', {
-    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), at),
+    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], mText, str('feature', feature), at),
     enumerable: false,
   });
   return ents;
@@ -668,8 +970,8 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   ensureReady();
   const m = membershipOf(snapshot, organizationId);
   if (!m) return false;
-  const c = catalogOrDefault(catalog);
-  return wasmOrgFeatureAccess(c[HANDLE], m, str('feature', feature), nowMs(now));
+  const c = catalogOrCurrent(catalog);
+  return wasmOrgFeatureAccess(c[HANDLE], JSON.stringify(m), str('feature', feature), nowMs(now));
 }
 
 // ------------------------------------------------------------------ notices
@@ -683,13 +985,13 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
  * payment's grace. `payments`: each payment due with its amount written by the core
  * (`amount_display`), the grace end and whether it still lasts; a payment due is told
  * there only, never also as a `payment_failed` warning.
- * `catalog`: a Catalog, JSON text or a catalog object (null: the default catalog).
+ * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  */
 export function notices(snapshot, { catalog, used, now } = {}) {
   ensureReady();
   if (snapshot === null || typeof snapshot !== 'object') {
     throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
   }
-  const c = catalogOrDefault(catalog);
-  return JSON.parse(wasmNotices(c[HANDLE], snapshot, used ?? null, nowMs(now)));
+  const c = catalogOrCurrent(catalog);
+  return JSON.parse(wasmNotices(c[HANDLE], JSON.stringify(snapshot), jsonOf('used', used), nowMs(now)));
 }

@@ -276,6 +276,11 @@ export type LimitPeriod = "none" | "day" | "month" | "billing_period";
 export type LimitValue = number | "unlimited";
 
 /**
+ * The stable code of a [`MeterError`].
+ */
+export type MeterErrorCode = "unknown_feature" | "credit_pool" | "invalid_quantity" | "invalid_scope";
+
+/**
  * The terms a grant sold under an older catalog version is held under once a newer version
  * is active, as the newer version's offer says (see [`crate::grandfather`]). Prices for new
  * purchases always come from the active version; this is about capabilities and limits.
@@ -500,6 +505,11 @@ failed_payments?: Array<DuePayment>,
 terms?: Array<Terms>, };
 
 /**
+ * The stable code of a [`SnapshotError`].
+ */
+export type SnapshotErrorCode = "malformed_snapshot" | "bad_signature" | "unknown_key" | "invalid_key" | "expired" | "not_yet_valid" | "wrong_subject";
+
+/**
  * Where a grant came from.
  */
 export type Source = "stripe" | "razorpay" | "manual_grant" | "bundle" | "promotion";
@@ -543,6 +553,11 @@ export type Upgrade = { offer: string, label: string, price: Money, interval: In
  * Human text, e.g. "Creation Cloud Pro — $59.00/month".
  */
 display: string, };
+
+/**
+ * The stable code of a [`UsageError`].
+ */
+export type UsageErrorCode = "no_usage_pricing" | "unknown_rate" | "out_of_range" | "overflow" | "unknown_pool" | "invalid_quantity";
 
 export type UsagePricing = { 
 /**

@@ -46,6 +46,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: a reason's position here is its code
+    /// in the compact answers of the wasm bindings.
+    pub const ALL: [Reason; 13] = [
+        Reason::Active,
+        Reason::Trial,
+        Reason::GracePeriod,
+        Reason::CanceledUntilPeriodEnd,
+        Reason::DefaultTier,
+        Reason::WithinLimit,
+        Reason::NoEntitlement,
+        Reason::TierTooLow,
+        Reason::NotInTier,
+        Reason::Expired,
+        Reason::GraceEnded,
+        Reason::NotYetValid,
+        Reason::LimitReached,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Active => "active",
@@ -293,15 +311,51 @@ pub fn has_access(
 
 /// [`has_access`] by product and tier index (which must exist).
 fn has_access_at(catalog: &Catalog, ents: &Entitlements, pi: usize, req: usize, now: Timestamp) -> Decision {
+    has_access_verdict(catalog, ents, pi, req, now).decision(catalog)
+}
+
+/// A [`Decision`] before any text is copied: indices into the catalog and the
+/// entitlements. The Decision is [`Verdict::decision`]; compact answers (the wasm
+/// bindings' page of tools) read the indices directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict<'a> {
+    pub allowed: bool,
+    pub reason: Reason,
+    /// The product involved, by index.
+    pub product: usize,
+    /// Its effective tier, by index (None: no tier at all).
+    pub tier: Option<usize>,
+    pub grant: Option<&'a Grant>,
+    pub holds_until: Option<Timestamp>,
+    /// When denied: the cheapest offer that would allow it, by index.
+    pub upgrade: Option<usize>,
+}
+
+impl Verdict<'_> {
+    pub fn decision(&self, catalog: &Catalog) -> Decision {
+        Decision {
+            allowed: self.allowed,
+            reason: self.reason,
+            tier: tier_name(catalog, self.product, self.tier),
+            grant: self.grant.map(|g| g.id.clone()),
+            holds_until: self.holds_until,
+            upgrade: self.upgrade.map(|o| upgrade(catalog, o)),
+        }
+    }
+}
+
+/// [`has_access_at`] as a [`Verdict`].
+pub fn has_access_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, req: usize, now: Timestamp) -> Verdict<'a> {
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = eff.tier.is_some_and(|t| t >= req);
-    Decision {
+    Verdict {
         allowed,
         reason: if allowed { eff.reason } else { why_denied(&eff, true) },
-        tier: tier_name(catalog, pi, eff.tier),
-        grant: eff.grant.map(|g| g.id.clone()),
+        product: pi,
+        tier: eff.tier,
+        grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.upgrades_for(pi, req).first().map(|&o| upgrade(catalog, o)) },
+        upgrade: if allowed { None } else { catalog.upgrades_for(pi, req).first().copied() },
     }
 }
 
@@ -337,17 +391,22 @@ pub fn can(catalog: &Catalog, ents: &Entitlements, capability: &str, now: Timest
 
 /// [`can`] by capability index (which must exist).
 fn can_at(catalog: &Catalog, ents: &Entitlements, ci: usize, now: Timestamp) -> Decision {
+    can_verdict(catalog, ents, ci, now).decision(catalog)
+}
+
+fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Timestamp) -> Verdict<'a> {
     let cap = &catalog.doc.capabilities[ci];
     let pi = catalog.capability_product(ci);
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = catalog.capability_holds(cap, eff.tier);
-    Decision {
+    Verdict {
         allowed,
         reason: if allowed { eff.reason } else { why_denied(&eff, false) },
-        tier: tier_name(catalog, pi, eff.tier),
-        grant: eff.grant.map(|g| g.id.clone()),
+        product: pi,
+        tier: eff.tier,
+        grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.capability_upgrade(ci, eff.tier).map(|o| upgrade(catalog, o)) },
+        upgrade: if allowed { None } else { catalog.capability_upgrade(ci, eff.tier) },
     }
 }
 
@@ -385,13 +444,17 @@ pub fn check_limit(
 
 /// [`check_limit`] by limit index (which must exist).
 fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, now: Timestamp) -> Decision {
+    check_limit_verdict(catalog, ents, li, used, now).decision(catalog)
+}
+
+fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize, used: u64, now: Timestamp) -> Verdict<'a> {
     let pi = catalog.limit_product(li);
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = match catalog.limit_value(&catalog.doc.limits[li], eff.tier) {
         LimitValue::Unlimited => true,
         LimitValue::Limited(n) => used < n,
     };
-    Decision {
+    Verdict {
         allowed,
         reason: if allowed {
             Reason::WithinLimit
@@ -400,10 +463,11 @@ fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, 
         } else {
             Reason::LimitReached
         },
-        tier: tier_name(catalog, pi, eff.tier),
-        grant: eff.grant.map(|g| g.id.clone()),
+        product: pi,
+        tier: eff.tier,
+        grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.limit_upgrade(li, eff.tier, used).map(|o| upgrade(catalog, o)) },
+        upgrade: if allowed { None } else { catalog.limit_upgrade(li, eff.tier, used) },
     }
 }
 
@@ -466,29 +530,37 @@ pub fn tool_state(
     Ok(tool_state_at(catalog, ents, ti, usage, now))
 }
 
-/// [`tool_state`] by tool index (which must exist): the requirements come as
-/// indices resolved when the catalog loaded.
+/// [`tool_state`] by tool index (which must exist).
 fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> ToolState {
     let tool = &catalog.tools()[ti];
+    let v = tool_verdict(catalog, ents, ti, usage, now);
+    ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !v.allowed, decision: v.decision(catalog) }
+}
+
+/// One tool's [`Verdict`] (the tool is locked when it is not allowed): the
+/// requirements come as indices resolved when the catalog loaded; all must hold,
+/// the first failing one explains, and the answer holds until the earliest of theirs.
+pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> Verdict<'a> {
     let req = catalog.tool_requirement(ti);
-    let mut decisions = Vec::with_capacity(3);
+    let mut verdicts: [Option<Verdict<'a>>; 3] = [None; 3];
     if let Some((pi, t)) = req.tier {
-        decisions.push(has_access_at(catalog, ents, pi, t, now));
+        verdicts[0] = Some(has_access_verdict(catalog, ents, pi, t, now));
     }
     if let Some(ci) = req.capability {
-        decisions.push(can_at(catalog, ents, ci, now));
+        verdicts[1] = Some(can_verdict(catalog, ents, ci, now));
     }
     if let Some(li) = req.limit {
         let used = usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0);
-        decisions.push(check_limit_at(catalog, ents, li, used, now));
+        verdicts[2] = Some(check_limit_verdict(catalog, ents, li, used, now));
     }
-    let holds_until = decisions.iter().filter_map(|d| d.holds_until).min();
-    let mut decision = match decisions.iter().position(|d| !d.allowed) {
-        Some(i) => decisions.swap_remove(i),
-        None => decisions.pop().expect("validated: a tool has a requirement"),
+    let all = verdicts.iter().flatten();
+    let holds_until = all.clone().filter_map(|v| v.holds_until).min();
+    let mut v = match all.clone().find(|v| !v.allowed) {
+        Some(v) => *v,
+        None => *all.last().expect("validated: a tool has a requirement"),
     };
-    decision.holds_until = holds_until;
-    ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !decision.allowed, decision }
+    v.holds_until = holds_until;
+    v
 }
 
 /// The batch call: every tool of a page (or every tool when `page` is None) at once.
@@ -506,6 +578,24 @@ pub fn page_state(
         .filter(|(_, t)| page.is_none_or(|p| t.page == p))
         .map(|(ti, _)| tool_state_at(catalog, ents, ti, usage, now))
         .collect())
+}
+
+/// [`page_state`] as verdicts, by tool index: what the wasm bindings hand to
+/// JavaScript as numbers, the names looked up there in tables the catalog gave once.
+pub fn page_verdicts<'a>(
+    catalog: &Catalog,
+    ents: &'a Entitlements,
+    page: Option<&str>,
+    usage: &Usage,
+    now: Timestamp,
+) -> Vec<(usize, Verdict<'a>)> {
+    catalog
+        .tools()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| page.is_none_or(|p| t.page == p))
+        .map(|(ti, _)| (ti, tool_verdict(catalog, ents, ti, usage, now)))
+        .collect()
 }
 
 /// The instant the whole entitlement picture can next change (min over every grant's boundaries).

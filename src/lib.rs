@@ -4,6 +4,28 @@
 //! package, the Cloudflare Worker and the browser app all run. See
 //! ARCHITECTURE.md for the map.
 
+/// A stable error-code enum: each code written once, as the string every host sees
+/// (`as_str`, serde, and through ts-rs the TypeScript union of the npm package).
+macro_rules! error_codes {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal,)* }) => {
+        $(#[$meta])*
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $code)] $variant,)*
+        }
+        impl $name {
+            /// Every code.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
 pub mod alerts;
 pub mod billing;
 pub mod catalog;

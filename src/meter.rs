@@ -79,14 +79,27 @@ pub enum MeterError {
     BadScope(String),
 }
 
+error_codes! {
+    /// The stable code of a [`MeterError`].
+    pub enum MeterErrorCode {
+        UnknownFeature = "unknown_feature",
+        CreditPool = "credit_pool",
+        InvalidQuantity = "invalid_quantity",
+        InvalidScope = "invalid_scope",
+    }
+}
+
 impl MeterError {
-    pub fn code(&self) -> &'static str {
+    pub fn kind(&self) -> MeterErrorCode {
         match self {
-            MeterError::UnknownFeature(_) => "unknown_feature",
-            MeterError::Pool(_) => "credit_pool",
-            MeterError::BadQuantity(_) => "invalid_quantity",
-            MeterError::BadScope(_) => "invalid_scope",
+            MeterError::UnknownFeature(_) => MeterErrorCode::UnknownFeature,
+            MeterError::Pool(_) => MeterErrorCode::CreditPool,
+            MeterError::BadQuantity(_) => MeterErrorCode::InvalidQuantity,
+            MeterError::BadScope(_) => MeterErrorCode::InvalidScope,
         }
+    }
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 

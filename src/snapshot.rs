@@ -166,18 +166,35 @@ pub enum SnapshotError {
     WrongSubject { expected: String, found: String },
 }
 
+error_codes! {
+    /// The stable code of a [`SnapshotError`].
+    pub enum SnapshotErrorCode {
+        MalformedSnapshot = "malformed_snapshot",
+        BadSignature = "bad_signature",
+        UnknownKey = "unknown_key",
+        InvalidKey = "invalid_key",
+        Expired = "expired",
+        NotYetValid = "not_yet_valid",
+        WrongSubject = "wrong_subject",
+    }
+}
+
 impl SnapshotError {
+    pub fn kind(&self) -> SnapshotErrorCode {
+        match self {
+            SnapshotError::Malformed { .. } => SnapshotErrorCode::MalformedSnapshot,
+            SnapshotError::BadSignature => SnapshotErrorCode::BadSignature,
+            SnapshotError::UnknownKey { .. } => SnapshotErrorCode::UnknownKey,
+            SnapshotError::InvalidKey { .. } => SnapshotErrorCode::InvalidKey,
+            SnapshotError::Expired { .. } => SnapshotErrorCode::Expired,
+            SnapshotError::NotYetValid { .. } => SnapshotErrorCode::NotYetValid,
+            SnapshotError::WrongSubject { .. } => SnapshotErrorCode::WrongSubject,
+        }
+    }
+
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
-        match self {
-            SnapshotError::Malformed { .. } => "malformed_snapshot",
-            SnapshotError::BadSignature => "bad_signature",
-            SnapshotError::UnknownKey { .. } => "unknown_key",
-            SnapshotError::InvalidKey { .. } => "invalid_key",
-            SnapshotError::Expired { .. } => "expired",
-            SnapshotError::NotYetValid { .. } => "not_yet_valid",
-            SnapshotError::WrongSubject { .. } => "wrong_subject",
-        }
+        self.kind().as_str()
     }
 
     fn malformed(reason: impl Into<String>) -> Self {

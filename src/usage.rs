@@ -47,16 +47,31 @@ pub enum UsageError {
     BadUnits { units: u64, max: u64 },
 }
 
+error_codes! {
+    /// The stable code of a [`UsageError`].
+    pub enum UsageErrorCode {
+        NoUsagePricing = "no_usage_pricing",
+        UnknownRate = "unknown_rate",
+        OutOfRange = "out_of_range",
+        Overflow = "overflow",
+        UnknownPool = "unknown_pool",
+        InvalidQuantity = "invalid_quantity",
+    }
+}
+
 impl UsageError {
-    pub fn code(&self) -> &'static str {
+    pub fn kind(&self) -> UsageErrorCode {
         match self {
-            UsageError::NoUsagePricing => "no_usage_pricing",
-            UsageError::UnknownRate { .. } => "unknown_rate",
-            UsageError::OutOfRange { .. } => "out_of_range",
-            UsageError::Overflow => "overflow",
-            UsageError::UnknownPool(_) => "unknown_pool",
-            UsageError::BadUnits { .. } => "invalid_quantity",
+            UsageError::NoUsagePricing => UsageErrorCode::NoUsagePricing,
+            UsageError::UnknownRate { .. } => UsageErrorCode::UnknownRate,
+            UsageError::OutOfRange { .. } => UsageErrorCode::OutOfRange,
+            UsageError::Overflow => UsageErrorCode::Overflow,
+            UsageError::UnknownPool(_) => UsageErrorCode::UnknownPool,
+            UsageError::BadUnits { .. } => UsageErrorCode::InvalidQuantity,
         }
+    }
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 

@@ -3,15 +3,21 @@
 //! Thin by design: read what JavaScript hands over, call the core, convert the
 //! answer. Measured on the package (see `cargo xtask bench`), the two ways of
 //! moving objects split like this:
-//! - into Rust, objects are read with serde-wasm-bindgen straight from the JS
-//!   values, with no `JSON.stringify` per call. (The one JSON reader in the
-//!   wasm is serde_json's, inside the core's snapshot verifier, which parses
-//!   the exact signed bytes: about 17.6 KB of the gzipped module.)
+//! - into Rust, a catalog is read with serde-wasm-bindgen straight from the JS
+//!   object. Everything a signed snapshot also holds (grants, balances,
+//!   memberships, alerts, payments), and with it rows, users and usage, crosses as
+//!   JSON text read by serde_json, the reader the snapshot verifier needs anyway
+//!   for the exact signed bytes: one deserializer per type in the module, not two.
+//!   The hot calls cross no object at all: rows travel packed in one string,
+//!   engines are made once.
 //! - out of Rust, answers are JSON text that the wrapper turns into objects
 //!   with `JSON.parse`: one string crossing per answer instead of a boundary
-//!   call per field (a page of 30 tools is hundreds of fields). The text is
-//!   written by [`Json`], which gives serde_json's output for these shapes at
-//!   about twice its speed in this size-optimised build.
+//!   call per field. The text is written by [`Json`], which gives serde_json's
+//!   output for these shapes at about twice its speed in this size-optimised
+//!   build. The batch and hot answers are numbers instead: a page of tools as
+//!   [`decide::Verdict`]s by index (`pageVerdicts`), named by the wrapper from
+//!   tables the catalog gives once (`CatalogHandle::tables`); a product's tier
+//!   with the window it holds for (`window`, `rowsWindowPacked`).
 //!
 //! `now` crosses as epoch milliseconds (`f64`), read by the JS wrapper, never
 //! here. Every failure becomes a JS `Error` with the core's message; catalog
@@ -31,7 +37,7 @@ use wasm_bindgen::prelude::*;
 use crate::catalog::{
     Capability, Catalog, CatalogDoc, CatalogError, CatalogMeta, CreditPool, Limit, Offer, Product, Tool, UsagePricing,
 };
-use crate::decide::{self, Usage};
+use crate::decide::{self, Reason, Usage, Verdict};
 use crate::engine::Engine;
 use crate::meter;
 use crate::model::{Entitlements, Grant};
@@ -147,29 +153,39 @@ struct EntitlementsIn {
     terms: Vec<crate::grandfather::Terms>,
 }
 
-fn from_js<T: DeserializeOwned>(what: &str, v: JsValue) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(v).map_err(|e| js_error(&format!("invalid {what}: {e}")))
-}
-
 fn is_nothing(v: &JsValue) -> bool {
     v.is_null() || v.is_undefined()
 }
 
-/// Entitlements as `{ subject?, grants, balances? }`, or a bare list of grants.
-fn entitlements_of(v: JsValue) -> Result<Entitlements, JsValue> {
+/// A serde_json error without its " at line L column C" (the text is the wrapper's
+/// `JSON.stringify` of an object, where lines mean nothing to the caller).
+fn plain(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let tail = format!(" at line {} column {}", e.line(), e.column());
+    s.strip_suffix(&tail).map(str::to_string).unwrap_or(s)
+}
+
+/// Reads JSON text (the wrapper's `JSON.stringify`, or the app's own text) with
+/// serde_json. Grants, balances, memberships, alerts and payments are what a signed
+/// snapshot holds, which the verifier reads with serde_json anyway: read the same
+/// way here, they need no second deserializer in the module.
+fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> {
+    serde_json::from_slice(text.as_bytes()).map_err(|e| js_error(&format!("invalid {what}: {}", plain(&e))))
+}
+
+/// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON text).
+fn entitlements_of(v: Option<String>) -> Result<Entitlements, JsValue> {
     entitlements_with_terms(v).map(|(e, _)| e)
 }
 
 /// [`entitlements_of`] with the terms a snapshot carries (`terms`, when it has any).
-fn entitlements_with_terms(v: JsValue) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
-    if is_nothing(&v) {
-        return Ok((Entitlements::default(), Vec::new()));
-    }
-    if js_sys::Array::is_array(&v) {
-        let Listed(grants) = from_js::<Listed<Grant>>("entitlements", v)?;
+fn entitlements_with_terms(v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
+    let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
+    if text.trim_start().starts_with('[') {
+        let Listed(grants) = from_json::<Listed<Grant>>("entitlements", &text)?;
         return Ok((Entitlements::new(grants), Vec::new()));
     }
-    let e: EntitlementsIn = from_js("entitlements", v)?;
+    let e: EntitlementsIn = from_json("entitlements", &text)?;
     Ok((Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances }, e.terms))
 }
 
@@ -182,11 +198,9 @@ fn engine_with_terms(catalog: &Arc<Catalog>, ents: Entitlements, terms: &[crate:
     }
 }
 
-fn rows_of(v: JsValue) -> Result<Vec<CloudEntitlementRow>, JsValue> {
-    if is_nothing(&v) {
-        return Ok(Vec::new());
-    }
-    from_js::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", v).map(|l| l.0)
+fn rows_of(v: Option<String>) -> Result<Vec<CloudEntitlementRow>, JsValue> {
+    let Some(text) = v else { return Ok(Vec::new()) };
+    from_json::<Listed<CloudEntitlementRow>>("cloud_entitlements rows", &text).map(|l| l.0)
 }
 
 /// The VCM Suite app's user; its grants, when present, decide the tier.
@@ -199,19 +213,15 @@ struct UserIn {
     entitlements: Option<Listed<Grant>>,
 }
 
-fn user_of(v: JsValue) -> Result<Option<PlanUser>, JsValue> {
-    if is_nothing(&v) {
-        return Ok(None);
-    }
-    let u: UserIn = from_js("user", v)?;
+fn user_of(v: Option<String>) -> Result<Option<PlanUser>, JsValue> {
+    let Some(text) = v else { return Ok(None) };
+    let u: UserIn = from_json("user", &text)?;
     Ok(Some(PlanUser { subscription_tier: u.subscription_tier, entitlements: u.entitlements.map(|l| l.0) }))
 }
 
-fn usage_of(v: JsValue) -> Result<Usage, JsValue> {
-    if is_nothing(&v) {
-        return Ok(Usage::new());
-    }
-    from_js("usage (limit id -> whole number used)", v)
+fn usage_of(v: Option<String>) -> Result<Usage, JsValue> {
+    let Some(text) = v else { return Ok(Usage::new()) };
+    from_json("usage (limit id -> whole number used)", &text)
 }
 
 /// The catalog document; when it does not read, the failing section or element
@@ -608,6 +618,36 @@ impl CatalogHandle {
     pub fn version(&self) -> String {
         self.inner.meta().version.clone()
     }
+
+    /// The names compact answers refer to by index, as JSON, read once per catalog
+    /// by the wrapper: `{ products: [{ id, tiers }], tools: [{ id, label }],
+    /// upgrades: [Upgrade per offer], reasons: [reason per code] }`.
+    pub fn tables(&self) -> Result<String, JsValue> {
+        #[derive(Serialize)]
+        struct ProductNames<'a> {
+            id: &'a str,
+            tiers: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct ToolNames<'a> {
+            id: &'a str,
+            label: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Tables<'a> {
+            products: Vec<ProductNames<'a>>,
+            tools: Vec<ToolNames<'a>>,
+            upgrades: Vec<&'a crate::catalog::Upgrade>,
+            reasons: Vec<&'static str>,
+        }
+        let c = &self.inner;
+        to_json(&Tables {
+            products: c.products().iter().map(|p| ProductNames { id: &p.id, tiers: &p.tiers }).collect(),
+            tools: c.tools().iter().map(|t| ToolNames { id: &t.id, label: &t.label }).collect(),
+            upgrades: (0..c.offers().len()).map(|o| c.upgrade_at(o)).collect(),
+            reasons: Reason::ALL.iter().map(|r| r.as_str()).collect(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- engine
@@ -623,14 +663,14 @@ pub struct EngineHandle {
 #[wasm_bindgen]
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
-    pub fn new(catalog: &CatalogHandle, entitlements: JsValue) -> Result<EngineHandle, JsValue> {
+    pub fn new(catalog: &CatalogHandle, entitlements: Option<String>) -> Result<EngineHandle, JsValue> {
         let (ents, terms) = entitlements_with_terms(entitlements)?;
         let base = Arc::clone(&catalog.inner);
         Ok(EngineHandle { inner: engine_with_terms(&base, ents, &terms), base })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
-    pub fn set_entitlements(&mut self, entitlements: JsValue) -> Result<(), JsValue> {
+    pub fn set_entitlements(&mut self, entitlements: Option<String>) -> Result<(), JsValue> {
         let (ents, terms) = entitlements_with_terms(entitlements)?;
         if terms.is_empty() && std::ptr::eq(self.inner.catalog(), &*self.base) {
             self.inner.set_entitlements(ents);
@@ -663,20 +703,7 @@ impl EngineHandle {
     /// (the same rule as the core engine's cache, one side earlier).
     /// An unknown product or a non-finite `now_ms` gives `[0, NaN, NaN]`: never cached.
     pub fn window(&self, product_ix: u32, now_ms: f64) -> Vec<f64> {
-        let e = &self.inner;
-        let product = e.catalog().products().get(product_ix as usize);
-        let (Some(p), true) = (product, now_ms.is_finite() && now_ms.abs() <= MAX_MS) else {
-            return vec![0.0, f64::NAN, f64::NAN];
-        };
-        let now = Timestamp((now_ms / 1000.0).floor() as i64);
-        match decide::effective(e.catalog(), e.entitlements(), &p.id, now) {
-            Ok(eff) => vec![
-                eff.tier.map_or(0.0, |t| t as f64 + 1.0),
-                eff.since.map_or(f64::NEG_INFINITY, |s| s.0 as f64 * 1000.0),
-                eff.until.map_or(f64::INFINITY, |u| u.0 as f64 * 1000.0),
-            ],
-            Err(_) => vec![0.0, f64::NAN, f64::NAN],
-        }
+        window_of(self.inner.catalog(), self.inner.entitlements(), product_ix as usize, now_ms)
     }
 
     #[wasm_bindgen(js_name = productIndex)]
@@ -720,7 +747,10 @@ impl EngineHandle {
     pub fn check_feature(&self, feature: &str, quantity: f64, used: f64, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let quantity = count_of("quantity", quantity).map_err(|_| {
-            coded_error(format_args!("quantity must be a whole number from 1 to {}", meter::MAX_QUANTITY), "invalid_quantity")
+            coded_error(
+                format_args!("quantity must be a whole number from 1 to {}", meter::MAX_QUANTITY),
+                meter::MeterErrorCode::InvalidQuantity.as_str(),
+            )
         })?;
         let used = count_of("used", used)?;
         let now = now_of(now_ms)?;
@@ -737,7 +767,7 @@ impl EngineHandle {
     }
 
     #[wasm_bindgen(js_name = toolState)]
-    pub fn tool_state(&self, tool: &str, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    pub fn tool_state(&self, tool: &str, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         to_json(&decide::tool_state(e.catalog(), e.entitlements(), tool, &usage, now_of(now_ms)?).map_err(fail)?)
@@ -745,11 +775,36 @@ impl EngineHandle {
 
     /// Every tool of `page` (every tool when `page` is absent) at once.
     #[wasm_bindgen(js_name = pageState)]
-    pub fn page_state(&self, page: Option<String>, usage: JsValue, now_ms: f64) -> Result<String, JsValue> {
+    pub fn page_state(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {
         let e = &self.inner;
         let usage = usage_of(usage)?;
         let now = now_of(now_ms)?;
         to_json(&decide::page_state(e.catalog(), e.entitlements(), page.as_deref(), &usage, now).map_err(fail)?)
+    }
+
+    /// [`Self::page_state`] as numbers, [`VERDICT_WIDTH`] per tool: `[tool index,
+    /// allowed (0/1), reason code, product index, tier index + 1 (0: none), grant
+    /// index + 1 (0: none), holds_until ms (NaN: none), offer index + 1 of the
+    /// upgrade (0: none)]`. The wrapper reads the names from `CatalogHandle::tables`
+    /// and `grantIds`: one crossing, no text, however many tools.
+    #[wasm_bindgen(js_name = pageVerdicts)]
+    pub fn page_verdicts(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+        let e = &self.inner;
+        let usage = usage_of(usage)?;
+        let now = now_of(now_ms)?;
+        let verdicts = decide::page_verdicts(e.catalog(), e.entitlements(), page.as_deref(), &usage, now);
+        let mut out = Vec::with_capacity(verdicts.len() * VERDICT_WIDTH);
+        for (ti, v) in &verdicts {
+            out.push(*ti as f64);
+            push_verdict(&mut out, e.entitlements(), v);
+        }
+        Ok(out)
+    }
+
+    /// The ids of the entitlements' grants, in order (what grant indices name).
+    #[wasm_bindgen(js_name = grantIds)]
+    pub fn grant_ids(&self) -> Vec<String> {
+        self.inner.entitlements().grants.iter().map(|g| g.id.clone()).collect()
     }
 
     /// The next instant any answer can change, as RFC 3339 (None: never, until the entitlements change).
@@ -760,13 +815,191 @@ impl EngineHandle {
     }
 }
 
+/// [`EngineHandle::window`]: `[tier + 1 (0: none), from_ms, until_ms]`, or `[0, NaN, NaN]`.
+fn window_of(catalog: &Catalog, ents: &Entitlements, product_ix: usize, now_ms: f64) -> Vec<f64> {
+    let (Some(_), true) = (catalog.products().get(product_ix), now_ms.is_finite() && now_ms.abs() <= MAX_MS) else {
+        return vec![0.0, f64::NAN, f64::NAN];
+    };
+    let now = Timestamp((now_ms / 1000.0).floor() as i64);
+    let eff = decide::effective_at(catalog, ents, product_ix, now);
+    vec![
+        eff.tier.map_or(0.0, |t| t as f64 + 1.0),
+        eff.since.map_or(f64::NEG_INFINITY, |s| s.0 as f64 * 1000.0),
+        eff.until.map_or(f64::INFINITY, |u| u.0 as f64 * 1000.0),
+    ]
+}
+
+/// Numbers per tool in [`EngineHandle::page_verdicts`].
+const VERDICT_WIDTH: usize = 8;
+
+/// A verdict's seven numbers (after the tool index), as documented on `pageVerdicts`.
+fn push_verdict(out: &mut Vec<f64>, ents: &Entitlements, v: &Verdict) {
+    let ix = |x: Option<usize>| x.map_or(0.0, |i| i as f64 + 1.0);
+    let reason = Reason::ALL.iter().position(|r| *r == v.reason).unwrap_or(0);
+    let grant = v.grant.and_then(|g| ents.grants.iter().position(|x| std::ptr::eq(x, g)));
+    out.extend_from_slice(&[
+        if v.allowed { 1.0 } else { 0.0 },
+        reason as f64,
+        v.product as f64,
+        ix(v.tier),
+        ix(grant),
+        v.holds_until.map_or(f64::NAN, |t| t.0 as f64 * 1000.0),
+        ix(v.upgrade),
+    ]);
+}
+
+/// An instant (epoch ms, whole seconds) as the core writes it in answers (RFC 3339, UTC).
+#[wasm_bindgen(js_name = formatTime)]
+pub fn format_time(ms: f64) -> Result<String, JsValue> {
+    Ok(now_of(ms)?.to_rfc3339())
+}
+
+// ---------------------------------------------------------------- the VCM Suite's rows, converted once
+
+/// The fields of a `cloud_entitlements` row that [`CloudEntitlementRow::into_grant`]
+/// reads, in the order the wrapper packs them.
+const ROW_FIELDS: usize = 12;
+
+/// One packed field: empty is null, `=` and text is a string; anything else is
+/// not what the wrapper writes.
+fn packed_field(f: &str) -> Result<Option<&str>, ()> {
+    match f.as_bytes().first() {
+        None => Ok(None),
+        Some(b'=') => Ok(Some(&f[1..])),
+        Some(_) => Err(()),
+    }
+}
+
+/// `n` rows packed by the wrapper as UTF-8: each field (see [`ROW_FIELDS`]) after
+/// a U+001F. `Err` whenever the text is not exactly that with every value readable
+/// (a value that holds U+001F itself changes the count): the wrapper then hands the
+/// objects over as they are, and their reading names the error. (Byte loops: at
+/// this wasm's opt-level, `str::split` is a call per character.)
+fn unpack_rows(packed: &[u8], n: usize) -> Result<Vec<PackedRow<'_>>, ()> {
+    use serde::de::value::{Error as DeError, StrDeserializer};
+    const SEP: u8 = 0x1f;
+    // Checked as UTF-8 once; U+001F is one byte, so fields split at character boundaries.
+    let text = std::str::from_utf8(packed).map_err(|_| ())?;
+    let mut at = 0;
+    let mut next = || -> Result<&str, ()> {
+        if packed.get(at) != Some(&SEP) {
+            return Err(());
+        }
+        let start = at + 1;
+        let mut end = start;
+        while end < packed.len() && packed[end] != SEP {
+            end += 1;
+        }
+        at = end;
+        text.get(start..end).ok_or(())
+    };
+    let time = |f: Option<&str>| f.map(Timestamp::parse).transpose().map_err(|_| ());
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut f = [None; ROW_FIELDS];
+        for slot in &mut f {
+            *slot = packed_field(next()?)?;
+        }
+        let [id, cloud_id, tier, source, status, valid_from, valid_to, created_at, updated_at, past_due_since, offer_key, source_ref] = f;
+        let source = crate::model::Source::deserialize(StrDeserializer::<DeError>::new(source.ok_or(())?)).map_err(|_| ())?;
+        let status = crate::model::Status::deserialize(StrDeserializer::<DeError>::new(status.ok_or(())?)).map_err(|_| ())?;
+        rows.push(PackedRow {
+            id,
+            cloud_id: cloud_id.ok_or(())?,
+            tier: tier.ok_or(())?,
+            source,
+            status,
+            valid_from: time(valid_from)?,
+            valid_to: time(valid_to)?,
+            created_at: time(created_at)?,
+            updated_at: time(updated_at)?,
+            past_due_since: time(past_due_since)?,
+            offer_key,
+            source_ref,
+        });
+    }
+    if at != packed.len() {
+        return Err(());
+    }
+    Ok(rows)
+}
+
+/// A row read from the packed text, its text still borrowed from it.
+struct PackedRow<'a> {
+    id: Option<&'a str>,
+    cloud_id: &'a str,
+    tier: &'a str,
+    source: crate::model::Source,
+    status: crate::model::Status,
+    valid_from: Option<Timestamp>,
+    valid_to: Option<Timestamp>,
+    created_at: Option<Timestamp>,
+    updated_at: Option<Timestamp>,
+    past_due_since: Option<Timestamp>,
+    offer_key: Option<&'a str>,
+    source_ref: Option<&'a str>,
+}
+
+impl PackedRow<'_> {
+    fn owned(&self) -> CloudEntitlementRow {
+        let text = |f: Option<&str>| f.map(str::to_string);
+        CloudEntitlementRow {
+            id: text(self.id),
+            user_id: None,
+            cloud_id: self.cloud_id.to_string(),
+            tier: self.tier.to_string(),
+            source: self.source,
+            status: self.status,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            past_due_since: self.past_due_since,
+            offer_key: text(self.offer_key),
+            source_ref: text(self.source_ref),
+        }
+    }
+}
+
+/// [`EngineHandle::window`] over the grants of VCM Suite rows.
+fn rows_window(catalog: &CatalogHandle, rows: Vec<CloudEntitlementRow>, product_ix: u32, now_ms: f64) -> Vec<f64> {
+    let Some(p) = catalog.inner.products().get(product_ix as usize) else {
+        return vec![0.0, f64::NAN, f64::NAN];
+    };
+    // Only this product's rows can move its tier (the rest were read to check them).
+    let grants = rows.into_iter().filter(|r| r.cloud_id == p.id).map(CloudEntitlementRow::into_grant).collect();
+    window_of(&catalog.inner, &Entitlements::new(grants), product_ix as usize, now_ms)
+}
+
+/// For the VCM Suite app's `hasAccess` over rows, converted by the core on every call
+/// of the wrapper that finds no answer of its own: the effective tier of product
+/// `product_ix` over the rows' grants at `now_ms`, with the window it holds for
+/// (see [`EngineHandle::window`]), from the wrapper's packed text (UTF-8 bytes). Empty when the
+/// text is not exactly `n` readable rows (then [`rows_window`] reads the objects
+/// and names the error).
+#[wasm_bindgen(js_name = rowsWindowPacked)]
+pub fn rows_window_packed(catalog: &CatalogHandle, packed: &[u8], n: u32, product_ix: u32, now_ms: f64) -> Vec<f64> {
+    let Ok(rows) = unpack_rows(packed, n as usize) else { return Vec::new() };
+    // Only this product's rows can move its tier (the rest were read to check them).
+    let product = catalog.inner.products().get(product_ix as usize).map(|p| p.id.as_str());
+    let mine = rows.iter().filter(|r| Some(r.cloud_id) == product).map(PackedRow::owned).collect();
+    rows_window(catalog, mine, product_ix, now_ms)
+}
+
+/// [`rows_window_packed`] from the row objects; malformed rows are an `Error`
+/// naming the row and field.
+#[wasm_bindgen(js_name = rowsWindow)]
+pub fn rows_window_of(catalog: &CatalogHandle, rows: Option<String>, product_ix: u32, now_ms: f64) -> Result<Vec<f64>, JsValue> {
+    Ok(rows_window(catalog, rows_of(rows)?, product_ix, now_ms))
+}
+
 // ---------------------------------------------------------------- helpers with the example apps' own signatures
 
 /// The VCM Suite app's `hasAccess` over `cloud_entitlements` rows (JSON), as a boolean.
 #[wasm_bindgen(js_name = rowsHasAccess)]
 pub fn rows_has_access(
     catalog: &CatalogHandle,
-    rows: JsValue,
+    rows: Option<String>,
     cloud: &str,
     required: &str,
     now_ms: f64,
@@ -779,7 +1012,7 @@ pub fn rows_has_access(
 #[wasm_bindgen(js_name = rowsExplainAccess)]
 pub fn rows_explain_access(
     catalog: &CatalogHandle,
-    rows: JsValue,
+    rows: Option<String>,
     cloud: &str,
     required: &str,
     now_ms: f64,
@@ -790,28 +1023,28 @@ pub fn rows_explain_access(
 
 /// The VCM Suite app's `resolveUserTier`; `user` is JSON (`null` or absent: no user).
 #[wasm_bindgen(js_name = resolveUserTier)]
-pub fn resolve_user_tier(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn resolve_user_tier(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     vcm::resolve_user_tier(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)
 }
 
 /// The VCM Suite app's capability helpers (`canUseAI` ...) as a Decision (JSON).
 #[wasm_bindgen(js_name = userCan)]
-pub fn user_can(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_can(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map_err(fail)?)
 }
 
 /// The same as [`user_can`], as a boolean.
 #[wasm_bindgen(js_name = userAllowed)]
-pub fn user_allowed(catalog: &CatalogHandle, user: JsValue, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
+pub fn user_allowed(catalog: &CatalogHandle, user: Option<String>, capability: &str, now_ms: f64) -> Result<bool, JsValue> {
     let user = user_of(user)?;
     vcm::user_can(&catalog.inner, user.as_ref(), capability, now_of(now_ms)?).map(|d| d.allowed).map_err(fail)
 }
 
 /// The VCM Suite app's export policy for a user (JSON: `{ policy, message?, upgrade? }`).
 #[wasm_bindgen(js_name = userExportPolicy)]
-pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn user_export_policy(catalog: &CatalogHandle, user: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let user = user_of(user)?;
     to_json(&vcm::user_export_policy(&catalog.inner, user.as_ref(), now_of(now_ms)?).map_err(fail)?)
 }
@@ -821,7 +1054,7 @@ pub fn user_export_policy(catalog: &CatalogHandle, user: JsValue, now_ms: f64) -
 #[wasm_bindgen(js_name = workflowRunAllowed)]
 pub fn workflow_run_allowed(
     catalog: &CatalogHandle,
-    user: JsValue,
+    user: Option<String>,
     runs_today: f64,
     now_ms: f64,
 ) -> Result<String, JsValue> {
@@ -849,16 +1082,16 @@ pub fn quote(catalog: &CatalogHandle, model: &str, quality: &str, seconds: f64) 
 /// JSON in the Org Seats app's shape (`tier`, `status`, `seatCount`, `seatsUsed`,
 /// `seatsAvailable`, `hasSeat`, `inGracePeriod`, `gracePeriodEndsAt`, `features`, ...).
 #[wasm_bindgen(js_name = orgEntitlements)]
-pub fn org_entitlements(catalog: &CatalogHandle, membership: JsValue, now_ms: f64) -> Result<String, JsValue> {
-    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+pub fn org_entitlements(catalog: &CatalogHandle, membership: &str, now_ms: f64) -> Result<String, JsValue> {
+    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
     to_json(&crate::orgs::org_entitlements(&catalog.inner, &m, now_of(now_ms)?))
 }
 
 /// May the member use `feature` (a capability) through that organization now
 /// (`orgs::has_feature_access`: only with a seat, only what its tier gives)?
 #[wasm_bindgen(js_name = orgFeatureAccess)]
-pub fn org_feature_access(catalog: &CatalogHandle, membership: JsValue, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
-    let m: crate::orgs::OrgMembership = from_js("organization membership", membership)?;
+pub fn org_feature_access(catalog: &CatalogHandle, membership: &str, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
+    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
     crate::orgs::has_feature_access(&catalog.inner, &m, feature, now_of(now_ms)?).map_err(fail)
 }
 
@@ -884,7 +1117,10 @@ pub fn verify_snapshot(
         match snapshot::decode_key(text) {
             Ok(key) => trusted.push((kid, key)),
             Err(e) => {
-                return Err(coded_error(format_args!("trusted public key `{kid}`: {e}"), "invalid_key"));
+                return Err(coded_error(
+                    format_args!("trusted public key `{kid}`: {e}"),
+                    snapshot::SnapshotErrorCode::InvalidKey.as_str(),
+                ));
             }
         }
     }
@@ -947,10 +1183,13 @@ struct NoticesIn {
 /// its open alerts, and the catalog's thresholds its numbers cross now. `used`: what
 /// each limit's current window used so far (limit id -> whole number), where known.
 #[wasm_bindgen]
-pub fn notices(catalog: &CatalogHandle, snapshot: JsValue, used: JsValue, now_ms: f64) -> Result<String, JsValue> {
+pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
-    let s: NoticesIn = from_js("snapshot", snapshot)?;
-    let used: BTreeMap<String, u64> = if is_nothing(&used) { BTreeMap::new() } else { from_js("used (limit id -> whole number used)", used)? };
+    let s: NoticesIn = from_json("snapshot", snapshot)?;
+    let used: BTreeMap<String, u64> = match used {
+        None => BTreeMap::new(),
+        Some(text) => from_json("used (limit id -> whole number used)", &text)?,
+    };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
     let decided_on = crate::grandfather::apply(&catalog.inner, &s.terms);
     to_json(&crate::notices::notices(&decided_on, &ents, &s.alerts, &s.failed_payments, &used, now))

@@ -9,6 +9,7 @@ import type { NextRequest } from 'next/server';
 import { createProxy } from 'tollgate-react/proxy';
 import type { TollgateProxy } from 'tollgate-react/proxy';
 
+import { suiteCatalog } from '@/lib/catalog';
 import { snapshotPublicKeys } from '@/lib/config';
 import { sessionFrom } from '@/lib/session';
 
@@ -23,9 +24,9 @@ async function sessionUser(request: NextRequest): Promise<string | null> {
 export async function proxy(request: NextRequest) {
   // Made on the first request: the keys are read from the environment at run time.
   gate ??= createProxy<NextRequest>({
-    // The worker signs snapshots for the catalog this package version ships; a snapshot of
-    // another catalog version is left to the server.
-    catalog: 'vcm-suite',
+    // The catalog the worker enforces (GET /v1/catalog, or the app's copy when it is down),
+    // read on the first request; a snapshot of another catalog version is left to the server.
+    catalog: async () => (await suiteCatalog()).doc,
     publicKeys: snapshotPublicKeys(),
     rules: { '/tools/batch': { capability: 'heavy_tools' } },
     upgradePath: '/tools',

@@ -12,7 +12,6 @@ import {
   Engine,
   loadCatalog,
   useCatalog,
-  defaultCatalog,
   init,
   initSync,
   isReady,
@@ -31,8 +30,11 @@ import {
   CAPABILITIES,
 } from 'tollgate';
 
+import { catalogJson } from './catalogs.mjs';
+
 const PKG = new URL('../', import.meta.url);
-const vcmJson = readFileSync(new URL('catalogs/vcm-suite.json', PKG), 'utf8');
+const vcmJson = catalogJson('vcm-suite');
+const vcm = loadCatalog(vcmJson);
 const NOW = '2026-03-01T00:00:00Z';
 
 const grant = (over = {}) => ({
@@ -86,9 +88,25 @@ test('the package imports as ESM from Node and is ready on import', () => {
   for (const c of ['types', 'workerd', 'node', 'browser', 'default']) assert.ok(conditions.includes(c), `exports lacks ${c}`);
   assert.equal(conditions[0], 'types', '`types` must come first');
   assert.ok(conditions.indexOf('workerd') < conditions.indexOf('node'), 'workerd before node (wrangler may set both)');
-  for (const f of ['index.js', 'index.d.ts', 'node.js', 'workerd.js', 'tollgate.js', 'tollgate_bg.wasm', 'default-catalog.js']) {
+  for (const f of ['index.js', 'index.d.ts', 'node.js', 'workerd.js', 'tollgate.js', 'tollgate_bg.wasm']) {
     assert.ok(pkgJson.files.includes(f), `files lacks ${f}`);
   }
+  // The package carries no catalog: an app hands it its own.
+  assert.ok(!pkgJson.files.some((f) => f.includes('catalog')), 'files ships a catalog');
+  assert.ok(!Object.keys(pkgJson.exports).some((k) => k.includes('catalog')), 'exports a catalog');
+});
+
+test('without useCatalog, the VCM Suite-compatible helpers say how to set one', () => {
+  for (const call of [
+    () => hasAccess([], 'creation', 'free', NOW),
+    () => canUseAI({ subscription_tier: 'pro' }, NOW),
+    () => resolveUserTier(null, NOW),
+    () => new Engine(null, []),
+  ]) {
+    const e = throwsClearly(call, 'useCatalog(loadCatalog(');
+    assert.equal(e.code, 'no_catalog');
+  }
+  useCatalog(vcm); // every test below runs with the VCM Suite catalog set
 });
 
 test('every export has a TypeScript declaration, and every declaration an export', () => {
@@ -103,13 +121,14 @@ test('every export has a TypeScript declaration, and every declaration an export
 
 test('the browser entry needs init() first, says so, and works after it', () => {
   const script = `
-    import { hasAccess, init, isReady } from './index.js';
+    import { hasAccess, init, isReady, loadCatalog, useCatalog } from './index.js';
     import { readFileSync } from 'node:fs';
     let before = '';
     try { hasAccess([], 'creation', 'free'); } catch (e) { before = e.message; }
     const ready0 = isReady();
     await init(readFileSync(new URL('./tollgate_bg.wasm', import.meta.url)));
     await init(); // a second call is a no-op
+    useCatalog(loadCatalog(${JSON.stringify(vcmJson)}));
     console.log(JSON.stringify({ before, ready0, ready1: isReady(), answer: hasAccess([], 'creation', 'free', '${NOW}') }));
   `;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: PKG, encoding: 'utf8' });
@@ -128,7 +147,7 @@ test('init() and initSync() are no-ops once loaded', async () => {
 
 // ------------------------------------------------------------------ catalogs
 
-test('loadCatalog takes JSON text or an object; the default is VCM Suite', () => {
+test('loadCatalog takes JSON text or an object', () => {
   const a = loadCatalog(vcmJson);
   const b = loadCatalog(JSON.parse(vcmJson));
   assert.ok(a instanceof Catalog);
@@ -137,7 +156,6 @@ test('loadCatalog takes JSON text or an object; the default is VCM Suite', () =>
   assert.equal(typeof a.version, 'string');
   assert.deepEqual(a.toJSON(), JSON.parse(vcmJson));
   assert.equal(loadCatalog(a), a, 'a Catalog passes through');
-  assert.equal(defaultCatalog().id, 'vcm-suite');
 });
 
 test('a broken catalog gives an Error with its field path', () => {
@@ -182,10 +200,10 @@ test('useCatalog switches the catalog of the VCM Suite-compatible helpers', () =
     const doc = JSON.parse(vcmJson);
     doc.capabilities.find((c) => c.id === 'use_ai').min_tier = 'starter';
     const c = useCatalog(doc);
-    assert.equal(defaultCatalog(), c);
+    assert.equal(new Engine(null, []).catalog, c, 'a call without a catalog takes the one set');
     assert.equal(canUseAI({ subscription_tier: 'starter' }, NOW), true);
   } finally {
-    useCatalog(vcmJson);
+    useCatalog(vcm);
   }
   assert.equal(canUseAI({ subscription_tier: 'starter' }, NOW), false);
 });
@@ -193,13 +211,13 @@ test('useCatalog switches the catalog of the VCM Suite-compatible helpers', () =
 // ------------------------------------------------------------------ Engine
 
 test('Engine answers by name with snake_case decisions', () => {
-  const e = new Engine(defaultCatalog(), { grants: [grant()] });
+  const e = new Engine(vcm, { grants: [grant()] });
   const d = e.hasAccess('creation', 'pro', NOW);
   assert.deepEqual(Object.keys(d).sort(), ['allowed', 'grant', 'holds_until', 'reason', 'tier']);
   assert.equal(d.allowed, true);
   assert.equal(d.reason, 'active');
   assert.equal(d.holds_until, '2026-04-01T00:00:00Z');
-  const no = new Engine(defaultCatalog(), [grant({ tier: 'basic' })]).hasAccess('creation', 'pro', NOW);
+  const no = new Engine(vcm, [grant({ tier: 'basic' })]).hasAccess('creation', 'pro', NOW);
   assert.equal(no.allowed, false);
   assert.equal(no.reason, 'tier_too_low');
   assert.equal(no.tier, 'basic');
@@ -216,7 +234,7 @@ test('Engine takes a bare list of grants, a JSON string, or nothing', () => {
 });
 
 test('can, limit, limitInfo, checkLimit, exportPolicy for the plan', () => {
-  const e = new Engine(defaultCatalog(), [grant({ product: 'suite', tier: 'starter' })]);
+  const e = new Engine(vcm, [grant({ product: 'suite', tier: 'starter' })]);
   assert.equal(e.can('use_ai', NOW).allowed, false);
   assert.equal(e.can('use_ai', NOW).upgrade.offer, 'SUITE_PRO_MONTHLY');
   assert.equal(e.limit('workflow_runs_per_day', NOW), 3);
@@ -241,9 +259,9 @@ test('can, limit, limitInfo, checkLimit, exportPolicy for the plan', () => {
 });
 
 test('pageState gives every tool of a page, or all 30 VCM tools at once; toolState one', () => {
-  const e = new Engine(defaultCatalog(), [grant()]);
+  const e = new Engine(vcm, [grant()]);
   const all = e.pageState(undefined, undefined, NOW);
-  assert.equal(all.length, defaultCatalog().toJSON().tools.length);
+  assert.equal(all.length, vcm.toJSON().tools.length);
   assert.equal(all.length, 30);
   for (const t of all) {
     assert.equal(typeof t.tool, 'string');
@@ -272,7 +290,7 @@ test('pageState reads usage for limit-gated tools', () => {
 });
 
 test('the hot path: indices, check(), and the cache across boundaries', () => {
-  const e = new Engine(defaultCatalog(), [grant()]);
+  const e = new Engine(vcm, [grant()]);
   const p = e.productIndex('creation');
   const pro = e.tierIndex('creation', 'pro');
   const ent = e.tierIndex('creation', 'enterprise');
@@ -304,7 +322,7 @@ test('check() agrees with hasAccess() at every instant, in any order of calls', 
     grant({ id: 'd', tier: 'enterprise', status: 'canceled', valid_from: '2026-03-10T00:00:00Z', valid_to: '2026-03-20T12:00:00Z' }),
     grant({ id: 'e', product: 'video', tier: 'pro', valid_from: '2026-01-05T00:00:00Z', valid_to: null }),
   ];
-  const e = new Engine(defaultCatalog(), grants);
+  const e = new Engine(vcm, grants);
   const products = ['creation', 'video', 'music'];
   const tiers = ['free', 'basic', 'pro', 'enterprise'];
   const start = Date.parse('2025-12-25T00:00:00Z');
@@ -327,14 +345,14 @@ test('check() agrees with hasAccess() at every instant, in any order of calls', 
 });
 
 test('nextChange is the next boundary, or null', () => {
-  const e = new Engine(defaultCatalog(), [grant()]);
+  const e = new Engine(vcm, [grant()]);
   assert.equal(e.nextChange('2026-01-15T00:00:00Z'), '2026-02-01T00:00:00Z');
   assert.equal(e.nextChange(NOW), '2026-04-01T00:00:00Z');
   assert.equal(e.nextChange('2026-05-01T00:00:00Z'), null);
 });
 
 test("checkFeature answers the worker's Check, with defaults and coded errors", () => {
-  const e = new Engine(defaultCatalog(), [grant({ product: 'suite', tier: 'starter' })]);
+  const e = new Engine(vcm, [grant({ product: 'suite', tier: 'starter' })]);
   assert.deepEqual(e.checkFeature('workflow_runs_per_day', 1, 2, NOW), {
     feature: 'workflow_runs_per_day',
     allowed: true,
@@ -360,7 +378,7 @@ test("checkFeature answers the worker's Check, with defaults and coded errors", 
 });
 
 test('unknown products, tiers, capabilities and limits are Errors with the core message', () => {
-  const e = new Engine(defaultCatalog());
+  const e = new Engine(vcm);
   throwsClearly(() => e.hasAccess('nope', 'pro', NOW), 'unknown product `nope`');
   throwsClearly(() => e.hasAccess('creation', 'gold', NOW), '`gold` is not a tier of product `creation`');
   throwsClearly(() => e.productIndex('nope'), 'unknown product `nope`');
@@ -384,7 +402,12 @@ test('malformed entitlements name the grant and the field', () => {
   throwsClearly(() => new Engine(null, [noTier]), 'grants[0]', 'missing field `tier`');
   throwsClearly(() => new Engine(null, { grants: 'all' }), 'invalid entitlements');
   throwsClearly(() => new Engine(null, '{"grants": ['), 'invalid entitlements');
-  throwsClearly(() => new Engine(null, [grant({ valid_from: new Date(NOW) })]), 'grants[0]', 'RFC 3339 timestamp string or integer Unix seconds');
+  // Entitlements cross as JSON: a Date reads as the instant JSON.stringify writes for it.
+  assert.deepEqual(
+    new Engine(null, [grant({ valid_to: new Date('2026-03-15T00:00:00Z') })]).hasAccess('creation', 'pro', NOW),
+    new Engine(null, [grant({ valid_to: '2026-03-15T00:00:00Z' })]).hasAccess('creation', 'pro', NOW),
+  );
+  throwsClearly(() => new Engine(null, [grant({ valid_from: {} })]), 'grants[0]', 'RFC 3339 timestamp string or integer Unix seconds');
   throwsClearly(() => new Engine(null, [grant({ valid_to: 1.5 })]), 'grants[0]', 'whole Unix seconds');
   throwsClearly(() => new Engine(null, 7), 'invalid entitlements');
 });
@@ -392,7 +415,7 @@ test('malformed entitlements name the grant and the field', () => {
 // ------------------------------------------------------------------ now
 
 test('now: a Date, an RFC 3339 string, epoch ms, or omitted (Date.now())', () => {
-  const e = new Engine(defaultCatalog(), [grant()]);
+  const e = new Engine(vcm, [grant()]);
   const inside = '2026-03-31T23:59:59Z';
   const end = '2026-04-01T00:00:00Z';
   for (const now of [inside, new Date(inside), Date.parse(inside), '2026-04-01T05:29:59+05:30']) {
@@ -402,15 +425,15 @@ test('now: a Date, an RFC 3339 string, epoch ms, or omitted (Date.now())', () =>
     assert.equal(e.hasAccess('creation', 'pro', now).allowed, false, `now = ${String(now)}`);
   }
   // Omitted: the wrapper reads Date.now() (the core never reads a clock).
-  const open = new Engine(defaultCatalog(), [grant({ valid_from: '2000-01-01T00:00:00Z', valid_to: null })]);
-  const future = new Engine(defaultCatalog(), [grant({ valid_from: '2999-01-01T00:00:00Z', valid_to: null })]);
+  const open = new Engine(vcm, [grant({ valid_from: '2000-01-01T00:00:00Z', valid_to: null })]);
+  const future = new Engine(vcm, [grant({ valid_from: '2999-01-01T00:00:00Z', valid_to: null })]);
   assert.equal(open.hasAccess('creation', 'pro').allowed, true);
   assert.equal(future.hasAccess('creation', 'pro').allowed, false);
   assert.equal(hasAccess([row({ valid_from: '2999-01-01T00:00:00Z' })], 'creation', 'pro'), false);
 });
 
 test('a bad now is an Error, never a trap', () => {
-  const e = new Engine(defaultCatalog());
+  const e = new Engine(vcm);
   throwsClearly(() => e.hasAccess('creation', 'pro', 'yesterday'), 'RFC 3339');
   throwsClearly(() => e.hasAccess('creation', 'pro', '1700000000'), 'ambiguous');
   throwsClearly(() => e.hasAccess('creation', 'pro', NaN), 'finite');
@@ -432,6 +455,68 @@ test("the VCM Suite's hasAccess over cloud_entitlements rows", () => {
   assert.equal(d.reason, 'tier_too_low');
   assert.equal(d.tier, 'basic');
   assert.equal(typeof d.upgrade.offer, 'string');
+});
+
+test('hasAccess over the same rows array: answers kept only while every field the core read is unchanged', () => {
+  const rows = [row({ valid_to: '2026-03-15T00:00:00Z' }), row({ id: 'row-2', cloud_id: 'video', tier: 'basic' })];
+  const agree = (at) => {
+    for (const [cloud, tier] of [['creation', 'pro'], ['creation', 'enterprise'], ['video', 'basic'], ['video', 'pro']]) {
+      const want = explainAccess(JSON.stringify(rows), cloud, tier, at).allowed; // JSON text: converted afresh
+      assert.equal(hasAccess(rows, cloud, tier, at), want, `${cloud}/${tier} at ${at}`);
+    }
+  };
+  for (const at of [NOW, '2026-03-14T23:59:59Z', '2026-03-15T00:00:00Z', '2025-12-31T23:59:59Z', NOW]) agree(at);
+  rows[0].tier = 'enterprise';
+  agree(NOW);
+  rows[0].valid_to = '2026-03-01T00:00:00Z';
+  agree(NOW);
+  rows.push(row({ id: 'row-3', tier: 'pro', status: 'trial' }));
+  agree(NOW);
+  rows[2].status = 'paused';
+  throwsClearly(() => hasAccess(rows, 'creation', 'pro', NOW), 'rows[2]', 'unknown variant `paused`');
+  rows[2].status = 'canceled';
+  rows[1].user_id = 7;
+  throwsClearly(() => hasAccess(rows, 'creation', 'pro', NOW), 'rows[1]', 'expected a string');
+  delete rows[1].user_id;
+  // A value that holds the packing's separator goes to the core as objects, with the same answer.
+  rows[1].id = 'a\u001fb';
+  agree(NOW);
+  // Other catalogs keep their own answers for the same array.
+  const doc = vcm.toJSON();
+  doc.products.find((p) => p.id === 'creation').tiers.push('ultimate');
+  try {
+    useCatalog(doc);
+    rows[0].tier = 'ultimate';
+    agree(NOW);
+  } finally {
+    useCatalog(vcm);
+  }
+  agree(NOW); // a tier this catalog lacks counts as nothing
+});
+
+test('Engine.hasAccess hands the same frozen Decision back while the core says it holds', () => {
+  const e = new Engine(vcm, [grant({ valid_to: '2026-03-15T00:00:00Z' })]);
+  const a = e.hasAccess('creation', 'pro', NOW);
+  assert.equal(e.hasAccess('creation', 'pro', '2026-03-14T23:59:59Z'), a);
+  assert.ok(Object.isFrozen(a));
+  const after = e.hasAccess('creation', 'pro', '2026-03-15T00:00:00Z');
+  assert.notEqual(after, a);
+  assert.equal(after.allowed, false);
+  assert.deepEqual(e.hasAccess('creation', 'pro', NOW), a);
+  e.setEntitlements([]);
+  assert.equal(e.hasAccess('creation', 'pro', NOW).allowed, false);
+});
+
+test('pageState (numbers from the core, names from its tables) is toolState for every tool', () => {
+  const ents = [grant(), grant({ id: 'g2', product: 'suite', tier: 'starter', status: 'past_due', valid_to: '2026-02-20T00:00:00Z' })];
+  const e = new Engine(vcm, ents);
+  for (const at of [NOW, '2026-01-01T00:00:00Z', '2026-05-01T00:00:00Z']) {
+    for (const usage of [null, { workflow_runs_per_day: 1000 }]) {
+      const page = e.pageState(null, usage, at);
+      assert.equal(page.length, vcm.toJSON().tools.length);
+      for (const t of page) assert.deepEqual(t, e.toolState(t.tool, usage, at), `${t.tool} at ${at}`);
+    }
+  }
 });
 
 test('malformed rows name the row and the field', () => {

@@ -32,9 +32,9 @@ import {
   canUseMultiStepHeavyTools,
   CAPABILITIES,
 } from 'tollgate';
+import { catalogJson } from './catalogs.mjs';
 
 const FIXTURES = new URL('../../tests/fixtures/', import.meta.url);
-const CATALOGS = new URL('../catalogs/', import.meta.url);
 
 function decisionView(d) {
   return {
@@ -147,13 +147,7 @@ test('the fixtures are there', () => {
 const catalogs = new Map();
 function catalogNamed(name) {
   if (!catalogs.has(name)) {
-    let text;
-    try {
-      text = readFileSync(new URL(`${name}.json`, CATALOGS), 'utf8');
-    } catch (e) {
-      throw new Error(`pkg/catalogs/${name}.json is missing: build the package first (cargo xtask build)`);
-    }
-    catalogs.set(name, loadCatalog(text));
+    catalogs.set(name, loadCatalog(catalogJson(name)));
   }
   return catalogs.get(name);
 }
@@ -163,7 +157,7 @@ for (const file of files) {
   test(`fixture ${file}: ${fx.name}`, () => {
     assert.ok(Array.isArray(fx.cases) && fx.cases.length > 0, 'a fixture needs cases');
     const catalog = catalogNamed(fx.catalog);
-    useCatalog(catalog); // the VCM Suite-compatible helpers read the default catalog
+    useCatalog(catalog); // the VCM Suite-compatible helpers read the catalog set here
     const base = new Engine(catalog, fx.entitlements ?? null);
     const failures = [];
     fx.cases.forEach((c, i) => {

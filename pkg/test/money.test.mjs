@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { Engine, formatMoney, minorDigits } from '../node.js';
+import { catalogJson } from './catalogs.mjs';
 
 test('three-decimal currencies: the minor unit is a thousandth', () => {
   for (const c of ['bhd', 'jod', 'kwd', 'omr', 'tnd', 'KWD']) assert.equal(minorDigits(c), 3, c);
@@ -31,7 +32,7 @@ test('two-decimal currencies: hundredths, with the symbols the core knows', () =
 });
 
 test('the same text as an upgrade the core offers', () => {
-  const d = new Engine(null, { grants: [] }).hasAccess('creation', 'pro', '2026-03-01T00:00:00Z');
+  const d = new Engine(catalogJson('vcm-suite'), { grants: [] }).hasAccess('creation', 'pro', '2026-03-01T00:00:00Z');
   assert.ok(d.upgrade, 'a free user is offered an upgrade');
   assert.ok(d.upgrade.display.includes(formatMoney(d.upgrade.price)), `${d.upgrade.display} shows ${formatMoney(d.upgrade.price)}`);
 });

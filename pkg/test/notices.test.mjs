@@ -6,11 +6,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
 import { notices, formatMoney, loadCatalog } from 'tollgate';
+import { catalogJson } from './catalogs.mjs';
 
-const catalog = loadCatalog(readFileSync(new URL('../catalogs/razorpay-ai.json', import.meta.url), 'utf8'));
+const catalog = loadCatalog(catalogJson('razorpay-ai'));
 
 const premium = {
   grants: [{ id: 'g', product: 'premium', tier: 'PREMIUM', source: 'razorpay', status: 'active', valid_from: '2026-12-01T00:00:00Z', valid_to: '2026-12-31T00:00:00Z', offer: 'PREMIUM_MONTHLY' }],

@@ -3,11 +3,11 @@
 // tier, status, grace and the features (none of the plan's without a seat) at `now`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
 import { getOrganizationEntitlements, hasFeatureAccess, loadCatalog } from 'tollgate';
+import { catalogJson } from './catalogs.mjs';
 
-const catalog = loadCatalog(readFileSync(new URL('../catalogs/org-seats.json', import.meta.url), 'utf8'));
+const catalog = loadCatalog(catalogJson('org-seats'));
 const NOW = '2027-01-10T00:00:00Z';
 const grant = (status, pastDueSince) => ({
   id: 'stripe:sub_1:org', product: 'org', tier: 'BUSINESS', source: 'stripe', status,

@@ -6,11 +6,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
-import { quote, loadCatalog, defaultCatalog } from 'tollgate';
+import { quote, loadCatalog, useCatalog } from 'tollgate';
+import { catalogJson } from './catalogs.mjs';
 
-const studioJson = readFileSync(new URL('../catalogs/video-studio.json', import.meta.url), 'utf8');
+const studioJson = catalogJson('video-studio');
 const studio = loadCatalog(studioJson);
 
 function throwsCode(fn, code, ...parts) {
@@ -77,8 +77,9 @@ test('quote: questions the catalog cannot answer carry the core error code', () 
   throwsCode(() => quote(studio, 'ultra', 'watermark', 10), 'unknown_rate', 'ultra', 'watermark', 'ultra x studio');
   throwsCode(() => quote(studio, 'standard', 'standard', 0), 'out_of_range', '0 seconds', '1..=86400');
   throwsCode(() => quote(studio, 'standard', 'standard', 86401), 'out_of_range', '86401');
-  // The default catalog (VCM Suite) prices no usage.
-  assert.equal(defaultCatalog().id, 'vcm-suite');
+  // Without a catalog argument, the one set with useCatalog: VCM Suite's prices no usage.
+  throwsCode(() => quote(null, 'standard', 'standard', 30), 'no_catalog');
+  useCatalog(catalogJson('vcm-suite'));
   throwsCode(() => quote(null, 'standard', 'standard', 30), 'no_usage_pricing');
 });
 

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { verifySnapshot, Engine, defaultCatalog } from 'tollgate';
+import { verifySnapshot, Engine, loadCatalog } from 'tollgate';
+import { catalogJson } from './catalogs.mjs';
 
 const vector = JSON.parse(readFileSync(new URL('../../tests/vectors/snapshot.json', import.meta.url), 'utf8'));
 const keys = { [vector.kid]: vector.public_key_b64url };
@@ -106,7 +107,7 @@ test('malformed tokens and arguments are coded Errors, never traps', () => {
 
 test('a verified snapshot feeds an Engine directly', () => {
   const snap = verifySnapshot(vector.token, keys, null, vector.now);
-  const e = new Engine(defaultCatalog(), snap);
+  const e = new Engine(loadCatalog(catalogJson('vcm-suite')), snap);
   // The snapshot holds suite pro (active until 2026-03-30): AI tools are unlocked.
   const d = e.can('use_ai', vector.now);
   assert.equal(d.allowed, true);

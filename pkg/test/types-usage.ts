@@ -6,7 +6,6 @@ import {
   Engine,
   loadCatalog,
   useCatalog,
-  defaultCatalog,
   init,
   initSync,
   isReady,
@@ -30,6 +29,7 @@ import {
   minorDigits,
   type Check,
   type CheckError,
+  type CheckErrorCode,
   type Quote,
   type QuoteError,
   type Snapshot,
@@ -55,7 +55,7 @@ async function usage(bytes: Uint8Array): Promise<void> {
 
   const catalog: Catalog = loadCatalog('{}');
   const again: Catalog = useCatalog(catalog.toJSON());
-  const id: string = defaultCatalog().id + again.name + again.version;
+  const id: string = again.id + again.name + again.version;
 
   const grants: GrantInput[] = [
     { product: 'creation', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null },
@@ -80,8 +80,10 @@ async function usage(bytes: Uint8Array): Promise<void> {
   try {
     engine.checkFeature('teleport', 0);
   } catch (err) {
-    const mc: 'unknown_feature' | 'invalid_quantity' = (err as CheckError).code;
-    void mc;
+    // The codes are the core's MeterErrorCode (generated): comparing with a code it
+    // does not have would not compile.
+    const mc: CheckErrorCode = (err as CheckError).code;
+    if (mc === 'unknown_feature' || mc === 'invalid_quantity') void mc;
   }
   const pol: ExportPolicy = engine.exportPolicy();
   if (pol.policy === 'refused') {

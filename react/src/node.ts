@@ -1,5 +1,6 @@
 // Loading the tollgate package on a Node.js server: the wasm engine, instantiated
-// synchronously from its bytes, and the catalogs the package ships. Shared by
+// synchronously from its bytes. (Catalogs come from the app: GET /v1/catalog or a
+// JSON file it built; the package ships none.) Shared by
 // `tollgate-react/server` (server components, route handlers) and
 // `tollgate-react/proxy` (Next.js's proxy, which is not a React server environment, so
 // it cannot import the `server-only` entry).
@@ -8,7 +9,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { TollgateModule } from './core.js';
-import type { CatalogDoc } from './types.js';
 
 let loaded: TollgateModule | null = null;
 
@@ -39,17 +39,4 @@ export async function getTollgate(): Promise<TollgateModule> {
   }
   loaded = tg;
   return tg;
-}
-
-const catalogCache = new Map<string, CatalogDoc>();
-
-/** One of the catalogs the package ships (`tollgate/catalogs/<name>.json`). */
-export function bundledCatalog(name: string): CatalogDoc {
-  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`catalog name \`${name}\` must be lowercase letters, digits and dashes`);
-  let doc = catalogCache.get(name);
-  if (!doc) {
-    doc = JSON.parse(readFileSync(/*turbopackIgnore: true*/ packageFile(`catalogs/${name}.json`), 'utf8')) as CatalogDoc;
-    catalogCache.set(name, doc);
-  }
-  return doc;
 }

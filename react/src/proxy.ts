@@ -23,7 +23,7 @@
 
 import { ask } from './core.js';
 import type { TollgateCatalog, TollgateModule } from './core.js';
-import { bundledCatalog, getTollgate } from './node.js';
+import { getTollgate } from './node.js';
 import { isSubject, parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
 import { SNAPSHOT_COOKIE, readCookie } from './storage.js';
@@ -52,8 +52,12 @@ export type ProxyOutcome =
   | { action: 'redirect'; path: string; decision: Decision; location: string };
 
 export interface ProxyOptions<R extends ProxyRequest = ProxyRequest> {
-  /** The catalog to decide with: the worker's document, or the name of one the package ships (`vcm-suite`). */
-  catalog: CatalogDoc | string;
+  /**
+   * The catalog to decide with: the worker's document (`GET /v1/catalog`) or a JSON file
+   * the app built, as the parsed document or its text, or a function giving either
+   * (called once, on the first request).
+   */
+  catalog: CatalogDoc | string | (() => CatalogDoc | string | Promise<CatalogDoc | string>);
   /** Trusted snapshot keys: `{ kid: key }` or configuration text `kid:key,kid2:key2`. */
   publicKeys: PublicKeys | string;
   /**
@@ -115,7 +119,7 @@ function describeRequirement(need: ProxyRequirement): string {
  *
  * ```ts
  * // proxy.ts
- * const gate = createProxy({ catalog: 'vcm-suite', publicKeys, rules: { '/tools/batch': { capability: 'heavy_tools' } }, upgradePath: '/tools' });
+ * const gate = createProxy({ catalog: catalogJsonText, publicKeys, rules: { '/tools/batch': { capability: 'heavy_tools' } }, upgradePath: '/tools' });
  * export async function proxy(request: NextRequest) {
  *   return (await gate(request)) ?? NextResponse.next();
  * }
@@ -139,8 +143,9 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
   const load = () =>
     (ready ??= (async () => {
       const tg = await (opts.load ?? getTollgate)();
-      const doc = typeof opts.catalog === 'string' ? bundledCatalog(opts.catalog) : opts.catalog;
-      const catalog = tg.loadCatalog(doc);
+      const given = typeof opts.catalog === 'function' ? await opts.catalog() : opts.catalog;
+      const catalog = tg.loadCatalog(given);
+      const doc = (typeof given === 'string' ? catalog.toJSON() : given) as CatalogDoc;
       // Every rule is asked once with no grants, so a rule the catalog does not know
       // fails here, loudly, rather than on some user's request.
       const engine = new tg.Engine(catalog, { grants: [] });

@@ -1,6 +1,6 @@
 // Server-side helpers for Next.js server components and route handlers (and Node
 // code run with the react-server condition): load the wasm engine synchronously from
-// its bytes, read the package's bundled catalogs, answer questions for given grants,
+// its bytes, answer questions for given grants and a catalog the app hands over,
 // and fetch and verify a user's snapshot from the worker.
 //
 // Nothing here uses React state: it works where hooks do not.
@@ -26,7 +26,7 @@ export { SNAPSHOT_COOKIE } from './storage.js';
 export type { PublicKeys, VerifyResult, SnapshotErrorCode } from './snapshot.js';
 export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
-export { bundledCatalog, getTollgate } from './node.js';
+export { getTollgate } from './node.js';
 
 /** An engine over a catalog document and grants (no snapshot needed). */
 export async function engineFor(

@@ -14,7 +14,7 @@ import { MAX_COOKIE_BYTES, clearSnapshotCookie, writeSnapshotCookie } from '../d
 const vector = JSON.parse(readFileSync(new URL('../../tests/vectors/snapshot.json', import.meta.url), 'utf8'));
 const keys = { [vector.kid]: vector.public_key_b64url };
 const now = Date.parse(vector.now);
-const bundled = JSON.parse(readFileSync(new URL('../node_modules/tollgate/catalogs/vcm-suite.json', import.meta.url), 'utf8'));
+const bundled = JSON.parse(readFileSync(new URL('../../target/catalogs/vcm-suite.json', import.meta.url), 'utf8'));
 // The catalog at the version the vector's snapshot was issued under.
 const catalog = { ...bundled, catalog: { ...bundled.catalog, version: vector.snapshot.catalog_version } };
 
@@ -158,9 +158,15 @@ test('with a session subject: only a snapshot of that user gates', async () => {
 });
 
 test('a snapshot of another catalog version goes through: the server decides', async () => {
-  // The package's own copy of the catalog is at another version than the vector's snapshot.
+  // The example catalog as built today is at another version than the vector's snapshot
+  // (given as JSON text, and as a function that fetches it).
   assert.notEqual(bundled.catalog.version, vector.snapshot.catalog_version);
-  const { response, outcome } = await run('/writing', vector.token, { catalog: 'vcm-suite' });
+  const { response, outcome } = await run('/writing', vector.token, { catalog: JSON.stringify(bundled) });
+  assert.deepEqual([response, outcome.why], [undefined, 'catalog_mismatch']);
+  const fetched = await run('/writing', vector.token, { catalog: async () => JSON.stringify(bundled) });
+  assert.equal(fetched.outcome.why, 'catalog_mismatch');
+  const same = await run('/writing', vector.token, { catalog: () => catalog });
+  assert.notEqual(same.outcome.why, 'catalog_mismatch');
   assert.deepEqual([response, outcome.why], [undefined, 'catalog_mismatch']);
   const other = await run('/writing', vector.token, { catalog: { ...catalog, catalog: { ...catalog.catalog, id: 'video-studio' } } });
   assert.equal(other.outcome.why, 'catalog_mismatch');

@@ -33,7 +33,7 @@ test('with the react-server condition the server entry loads, with its helpers',
   const r = importServer(['--conditions=react-server']);
   assert.equal(r.status, 0, r.stderr);
   const names = JSON.parse(r.stdout.trim().split('\n').at(-1));
-  for (const name of ['bundledCatalog', 'decide', 'engineFor', 'fetchSnapshot', 'getTollgate', 'organizationEntitlements', 'pageState', 'verifySnapshot']) {
+  for (const name of ['decide', 'engineFor', 'fetchSnapshot', 'getTollgate', 'organizationEntitlements', 'pageState', 'verifySnapshot']) {
     assert.ok(names.includes(name), `${name} is exported: ${names.join(', ')}`);
   }
 });

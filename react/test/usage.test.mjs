@@ -11,7 +11,7 @@ import * as tollgate from 'tollgate';
 
 import { AlertBanner, UsageChart, UsageMeter, fillDays, useAlerts, useUsage } from '../dist/usage.js';
 
-const razorpay = JSON.parse(readFileSync(new URL('../../pkg/catalogs/razorpay-ai.json', import.meta.url), 'utf8'));
+const razorpay = JSON.parse(readFileSync(new URL('../../target/catalogs/razorpay-ai.json', import.meta.url), 'utf8'));
 
 const limitCheck = {
   feature: 'monthly_ai_credits', allowed: true, reason: 'within_limit', remaining: 299, used: 1700, limit: 2000,

@@ -8,7 +8,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { WWW, compare, launch, shot } from './lib.mjs';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url);
-const CATALOGS = new URL('../../pkg/catalogs/', import.meta.url);
+// The example catalogs as JSON, written by `cargo xtask build` (the package carries none).
+const CATALOGS = new URL('../../target/catalogs/', import.meta.url);
 const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).sort();
 
 let browser;

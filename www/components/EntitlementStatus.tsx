@@ -7,7 +7,7 @@
 
 import { useEntitlements } from 'tollgate-react';
 
-export function EntitlementStatus({ catalogFrom }: { catalogFrom: 'worker' | 'package' }) {
+export function EntitlementStatus({ catalogFrom }: { catalogFrom: 'worker' | 'file' }) {
   const t = useEntitlements();
   // The cached snapshot ran out while the worker cannot be reached: nothing paid is open.
   const offlineExpired = t.status === 'ready' && t.signedIn && !t.snapshot && !t.online && t.problem?.code === 'expired';
@@ -36,7 +36,7 @@ export function EntitlementStatus({ catalogFrom }: { catalogFrom: 'worker' | 'pa
       {text}
       {!t.online && t.signedIn && !offlineExpired ? ' Offline: answering from the cached snapshot until it expires.' : ''}
       {t.problem && t.problem.code !== 'network' && !offlineExpired ? <span className="error"> ({t.problem.code}: {t.problem.message})</span> : null}
-      {catalogFrom === 'package' ? ' Catalog: the package’s bundled copy (worker unreachable).' : ''}
+      {catalogFrom === 'file' ? ' Catalog: the app’s own copy (worker unreachable).' : ''}
     </p>
   );
 }

@@ -1,13 +1,31 @@
 // The catalogs the pages gate and price with. The worker publishes the catalog it
-// enforces (GET /v1/catalog); the package's bundled copy is the fallback when the
-// worker cannot be reached, so pages still render (and say so).
+// enforces (GET /v1/catalog); when it cannot be reached, the app's own copy is the
+// fallback (catalogs/<name>.json, built from the repository's catalogs/*.toml before
+// `next build`, as `tollgate catalog check --json FILE` prints them), so pages still
+// render (and say so).
+// The tollgate package carries no catalog.
 
-import { bundledCatalog } from 'tollgate-react/server';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
 import type { CatalogDoc } from 'tollgate-react/server';
 
 import { orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from './config';
 
-async function fromWorker(base: string, fallback: string): Promise<{ doc: CatalogDoc; from: 'worker' | 'package' }> {
+const files = new Map<string, CatalogDoc>();
+
+/** The app's own copy of catalog `name` (a JSON file written before the build). */
+function catalogFile(name: string): CatalogDoc {
+  let doc = files.get(name);
+  if (!doc) {
+    const file = path.join(/*turbopackIgnore: true*/ process.cwd(), 'catalogs', `${name}.json`);
+    doc = JSON.parse(readFileSync(/*turbopackIgnore: true*/ file, 'utf8')) as CatalogDoc;
+    files.set(name, doc);
+  }
+  return doc;
+}
+
+async function fromWorker(base: string, fallback: string): Promise<{ doc: CatalogDoc; from: 'worker' | 'file' }> {
   try {
     const r = await fetch(`${base.replace(/\/+$/, '')}/v1/catalog`, {
       next: { revalidate: 60 },
@@ -18,9 +36,9 @@ async function fromWorker(base: string, fallback: string): Promise<{ doc: Catalo
       if (doc && doc.catalog && Array.isArray(doc.products)) return { doc, from: 'worker' };
     }
   } catch {
-    /* the worker is down: use the package's copy */
+    /* the worker is down: use the app's copy */
   }
-  return { doc: bundledCatalog(fallback), from: 'package' };
+  return { doc: catalogFile(fallback), from: 'file' };
 }
 
 /** The VCM Suite catalog. */
@@ -32,21 +50,21 @@ export function suiteCatalog() {
 export async function studioCatalog() {
   const r = await fromWorker(studioWorkerUrl(), 'video-studio');
   // A worker configured with another catalog does not serve this one.
-  if (r.doc.catalog.id !== 'video-studio') return { doc: bundledCatalog('video-studio'), from: 'package' as const };
+  if (r.doc.catalog.id !== 'video-studio') return { doc: catalogFile('video-studio'), from: 'file' as const };
   return r;
 }
 
 /** The Razorpay AI app's catalog. */
 export async function razorpayCatalog() {
   const r = await fromWorker(razorpayWorkerUrl(), 'razorpay-ai');
-  if (r.doc.catalog.id !== 'razorpay-ai') return { doc: bundledCatalog('razorpay-ai'), from: 'package' as const };
+  if (r.doc.catalog.id !== 'razorpay-ai') return { doc: catalogFile('razorpay-ai'), from: 'file' as const };
   return r;
 }
 
 /** The Org Seats catalog: organization plans sold per seat. */
 export async function orgCatalog() {
   const r = await fromWorker(orgWorkerUrl(), 'org-seats');
-  if (r.doc.catalog.id !== 'org-seats') return { doc: bundledCatalog('org-seats'), from: 'package' as const };
+  if (r.doc.catalog.id !== 'org-seats') return { doc: catalogFile('org-seats'), from: 'file' as const };
   return r;
 }
 

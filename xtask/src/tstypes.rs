@@ -1,6 +1,6 @@
 //! TypeScript declarations of the values the core hands to JavaScript and reads from
 //! it (decisions, upgrades, checks, quotes, snapshots, grants, catalogs,
-//! organizations), generated from the Rust types themselves with ts-rs, which reads
+//! organizations) and the stable codes of its errors, generated from the Rust types themselves with ts-rs, which reads
 //! their serde attributes. `cargo xtask ts` writes them to `pkg/types.generated.d.ts`;
 //! the package's `index.d.ts` re-exports them and `tollgate-react` imports them, so no
 //! shape is written twice. `cargo xtask test` checks that the committed file is what
@@ -16,14 +16,14 @@ use tollgate::catalog::{
 use tollgate::checkout::Role;
 use tollgate::grandfather::Terms;
 use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, ToolState};
-use tollgate::meter::{Check, Remaining};
+use tollgate::meter::{Check, MeterErrorCode, Remaining};
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::money::{Decimal, Money};
 use tollgate::notices::{DuePayment, Notices, PaymentNotice, Severity, ShownAlert, Warning};
 use tollgate::orgs::{OrgEntitlements, OrgMembership, Seats};
-use tollgate::snapshot::Snapshot;
+use tollgate::snapshot::{Snapshot, SnapshotErrorCode};
 use tollgate::time::Timestamp;
-use tollgate::usage::Quote;
+use tollgate::usage::{Quote, UsageErrorCode};
 use tollgate::vcm::{CloudEntitlementRow, PlanUser};
 use ts_rs::{Config, TS};
 
@@ -66,6 +66,7 @@ pub fn generate() -> String {
         decl::<LimitAnswer>(c),
         decl::<LimitPeriod>(c),
         decl::<LimitValue>(c),
+        decl::<MeterErrorCode>(c),
         decl::<Migration>(c),
         decl::<Money>(c),
         decl::<Notices>(c),
@@ -89,6 +90,7 @@ pub fn generate() -> String {
         decl::<Severity>(c),
         decl::<ShownAlert>(c),
         decl::<Snapshot>(c),
+        decl::<SnapshotErrorCode>(c),
         decl::<Source>(c),
         decl::<Status>(c),
         decl::<SubjectKind>(c),
@@ -99,6 +101,7 @@ pub fn generate() -> String {
         decl::<ToolState>(c),
         decl::<Upgrade>(c),
         decl::<UsagePricing>(c),
+        decl::<UsageErrorCode>(c),
         decl::<UsageRate>(c),
         decl::<Warning>(c),
     ];

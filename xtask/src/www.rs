@@ -141,6 +141,9 @@ pub fn build(root: &Path) -> Result<()> {
 
 /// `next build` of www/ alone, after [`install`].
 pub fn next_build(root: &Path) -> Result<()> {
+    // The app's own copy of each catalog, its fallback when a worker is unreachable
+    // (the package carries none).
+    crate::package::write_catalogs_to(root, "www/catalogs", "the app's fallback copies")?;
     step("next build (www/)");
     let t = Instant::now();
     run(Command::new("node")

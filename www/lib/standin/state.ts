@@ -38,7 +38,7 @@ export function workerOf(app: App): string {
   return url.replace(/\/+$/, '');
 }
 
-/** The app's catalog as its worker enforces it (the package's copy when it is down): the
+/** The app's catalog as its worker enforces it (the app's own copy when it is down): the
  * stand-in's "account" has a product and price for each offer, as `tollgate stripe
  * fixtures` creates them in a real one. */
 export async function catalogOf(app: App): Promise<CatalogDoc> {
