@@ -66,6 +66,21 @@ pub struct Decimal {
     pub scale: u32,
 }
 
+/// As written: a string of digits with at most nine after the point.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Decimal {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An exact non-negative decimal written as a string, e.g. \"0.015\" (never a float).",
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]{0,9})?$"
+        })
+    }
+}
+
 impl Decimal {
     pub fn parse(s: &str) -> Result<Decimal, String> {
         let t = s.trim();

@@ -11,6 +11,7 @@ mod diff_cmd;
 mod init_cmd;
 mod quote_cmd;
 mod replay_cmd;
+mod schema_cmd;
 mod sign_cmd;
 mod store_cmd;
 mod types_cmd;
@@ -154,6 +155,9 @@ passes --no-register and gives each call its catalog's `Ids` as a type parameter
         #[arg(long)]
         no_register: bool,
     },
+    /// Print the JSON Schema of catalog files, for editors (`#:schema ./catalog.schema.json`
+    /// as a TOML catalog's first line).
+    Schema,
     /// List the versions in the store (`*` marks the active one of each catalog).
     List {
         #[command(flatten)]
@@ -350,6 +354,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             diff_cmd::run(&old, &new, source, now, json)
         }
         Command::Catalog(CatalogCommand::Types { file, no_register }) => types_cmd::run(&file, !no_register),
+        Command::Catalog(CatalogCommand::Schema) => {
+            print!("{}", schema_cmd::text());
+            Ok(())
+        }
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
             store_cmd::activate(&store, catalog, version, by)

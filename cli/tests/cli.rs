@@ -830,6 +830,10 @@ fn init_writes_a_starter_catalog_that_checks_and_types_and_is_never_overwritten(
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("catalog.toml").display().to_string();
     let r = ok(&["init", &file]);
+    // The schema beside it, the one `catalog schema` prints, which the catalog points at.
+    let schema = std::fs::read_to_string(dir.join("catalog.schema.json")).unwrap();
+    assert_eq!(schema, ok(&["catalog", "schema"]).stdout);
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("#:schema ./catalog.schema.json\n"));
     assert!(r.stdout.contains("tollgate catalog check") && r.stdout.contains("tollgate catalog push"), "{}", r.stdout);
     // Valid as written: check summarises it, types lists its ids.
     let r = ok(&["catalog", "check", &file]);
@@ -843,4 +847,30 @@ fn init_writes_a_starter_catalog_that_checks_and_types_and_is_never_overwritten(
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
     ok(&["init", &file, "--force"]);
     ok(&["catalog", "check", &file]);
+}
+
+#[test]
+fn the_catalog_json_schema_is_the_committed_one_and_every_example_catalog_meets_it() {
+    let printed = ok(&["catalog", "schema"]).stdout;
+    let committed = std::fs::read_to_string(repo().join("catalogs").join("catalog.schema.json")).unwrap();
+    assert_eq!(printed, committed, "catalogs/catalog.schema.json is stale: tollgate catalog schema > catalogs/catalog.schema.json");
+    let schema: Value = serde_json::from_str(&printed).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    for name in ["vcm-suite", "video-studio", "razorpay-ai", "org-seats"] {
+        let text = std::fs::read_to_string(catalog(name)).unwrap();
+        assert!(text.starts_with("#:schema ./catalog.schema.json\n"), "{name}: editors are pointed at the schema");
+        let doc: Value = toml::from_str(&text).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    // What an editor flags: an unknown field (a typo) and a limit that is neither a whole
+    // number nor "unlimited", as the core refuses them.
+    let mut doc: Value = toml::from_str(&std::fs::read_to_string(catalog("vcm-suite")).unwrap()).unwrap();
+    doc["offers"][0]["pricee"] = Value::from(1);
+    assert!(!validator.is_valid(&doc));
+    let mut doc: Value = toml::from_str(&std::fs::read_to_string(catalog("vcm-suite")).unwrap()).unwrap();
+    doc["limits"][0]["values"]["starter"] = Value::from("lots");
+    assert!(!validator.is_valid(&doc));
+    doc["limits"][0]["values"]["starter"] = Value::from("unlimited");
+    assert!(validator.is_valid(&doc));
 }
