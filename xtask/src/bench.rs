@@ -35,7 +35,7 @@ const WORKER_BUDGET_KB: f64 = 350.0;
 const NATIVE_BUDGET_US: f64 = 200.0;
 
 /// The stages `cargo xtask bench STAGE...` may name.
-const STAGES: [&str; 7] = ["package", "size", "core", "pagesize", "worker", "store", "paint"];
+const STAGES: [&str; 8] = ["package", "size", "core", "pagesize", "worker", "store", "catalog", "paint"];
 
 pub fn run(root: &Path, only: &[&str]) -> Result<()> {
     if let Some(bad) = only.iter().find(|s| !STAGES.contains(s)) {
@@ -96,7 +96,7 @@ fn stages_all(
         })?;
         figures.extend(sizes);
     }
-    if !(want("worker") || want("store") || want("paint")) {
+    if !(want("worker") || want("store") || want("catalog") || want("paint")) {
         return Ok(());
     }
     let mut local = stages.run(
@@ -134,6 +134,13 @@ fn measured_on_stack(
             || bench_store(root, local),
         )?;
         figures.extend(store_figs);
+    }
+    if want("catalog") {
+        let figs = stages.run(
+            &format!("catalog as data: the Razorpay AI app's worker on :{}, embedded catalog, then the store's", ports.razorpay),
+            || bench_catalog(root, local, ports),
+        )?;
+        figures.extend(figs);
     }
     if !want("paint") {
         return Ok(());
@@ -304,6 +311,86 @@ fn node_bench(root: &Path, local: &Local, script: &str) -> Result<Value> {
             .env("TOLLGATE_PGBENCH", local.pg().bin("pgbench")),
     )?;
     serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())
+}
+
+/// Store calls the REST gateway has answered so far (its log has one line per request).
+fn gateway_calls(root: &Path) -> Result<usize> {
+    let log = crate::util::read(&root.join(".stack").join("gateway.log"))?;
+    Ok(log.lines().filter(|l| l.contains(" -> ") && l.ends_with(" ms)")).count())
+}
+
+/// The worker on `port` started afresh (a cold isolate): the store calls its first
+/// requests made (xtask's readiness checks: `/healthz`, which brings the catalog up to the
+/// store's like any route).
+fn cold_start_calls(root: &Path, local: &mut Local, port: u16) -> Result<usize> {
+    local.stop_worker("razorpay-ai")?;
+    let before = gateway_calls(root)?;
+    local.start_worker("razorpay-ai", port, "TOLLGATE_RAZORPAY_WORKER_PORT")?;
+    Ok(gateway_calls(root)? - before)
+}
+
+/// bench/catalog.bench.mjs in one phase against the Razorpay AI app's worker.
+fn catalog_phase(root: &Path, local: &Local, phase: &str) -> Result<Value> {
+    let url = local.worker_url("razorpay-ai").ok_or("the razorpay-ai worker is not running")?;
+    let out_file = root.join("target").join(format!("catalog-bench-{phase}.json"));
+    let info = local.stack_info();
+    run_cmd(
+        Command::new("node")
+            .current_dir(root)
+            .args(["bench/catalog.bench.mjs", "--phase", phase])
+            .env("BENCH_OUT", &out_file)
+            .env("TOLLGATE_WORKER_URL", &url)
+            .env("TOLLGATE_REST_URL", &info.rest_url)
+            .env("TOLLGATE_DB_URL", &info.db_url)
+            .env("TOLLGATE_JWT_SECRET", &info.jwt_secret)
+            .env("TOLLGATE_CATALOG", "razorpay-ai")
+            .env("TOLLGATE_GATEWAY_LOG", root.join(".stack").join("gateway.log")),
+    )?;
+    serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())
+}
+
+/// Issue 14's budgets: a warm isolate pays nothing for the catalog being data (the check's
+/// p50 over the same run's `/healthz`, with the catalog from the store against embedded,
+/// within 1.1x), and a cold isolate's first request makes at most one store call for it.
+fn bench_catalog(root: &Path, local: &mut Local, ports: Ports) -> Result<Vec<String>> {
+    let cold_embedded = cold_start_calls(root, local, ports.razorpay)?;
+    let embedded = catalog_phase(root, local, "embedded")?;
+    // The same catalog, published: what the worker serves is the store's version now.
+    run_cmd(Command::new("cargo").current_dir(root).args(["build", "-q", "-p", "tollgate-cli"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    run_cmd(
+        Command::new(target.join("debug").join("tollgate"))
+            .current_dir(root)
+            .args(["catalog", "push", "catalogs/razorpay-ai.toml", "--by", "bench"])
+            .env("TOLLGATE_SUPABASE_URL", local.rest_url())
+            .env("TOLLGATE_SERVICE_KEY", crate::stack::LOCAL_SECRET_KEY),
+    )?;
+    let cold_stored = cold_start_calls(root, local, ports.razorpay)?;
+    let stored = catalog_phase(root, local, "stored")?;
+    let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
+    let ratio = f(&stored["ratio"]) / f(&embedded["ratio"]);
+    let extra = cold_stored.saturating_sub(1).max(cold_embedded.saturating_sub(1));
+    Ok(vec![
+        format!(
+            "catalog as data, warm isolate: POST /v1/check p50 {:.2} ms = {:.2}x GET /healthz with the store's catalog (version {}), {:.2} ms = {:.2}x with the embedded one: {:.2}x (budget 1.1x: {})",
+            f(&stored["check_p50"]),
+            f(&stored["ratio"]),
+            stored["store_version"],
+            f(&embedded["check_p50"]),
+            f(&embedded["ratio"]),
+            ratio,
+            if ratio <= 1.1 { "met" } else { "NOT met" }
+        ),
+        format!(
+            "  store calls per warm check: {:.2} with the store's catalog, {:.2} with the embedded one",
+            f(&stored["store_calls_per_check"]),
+            f(&embedded["store_calls_per_check"])
+        ),
+        format!(
+            "catalog as data, cold isolate: its first requests made {cold_stored} store call(s) with a version in the store, {cold_embedded} without (the catalog read; budget at most one extra: {})",
+            if extra == 0 && cold_stored <= 1 { "met" } else { "NOT met" }
+        ),
+    ])
 }
 
 /// bench/store.bench.mjs: the store's money path against its baselines.

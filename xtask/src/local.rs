@@ -262,6 +262,14 @@ impl Local {
         }
     }
 
+    /// Stops the worker serving `catalog` (its isolate is gone: the next one starts cold).
+    pub fn stop_worker(&mut self, catalog: &str) -> Result<()> {
+        match self.workers.iter().position(|w| w.catalog == catalog) {
+            Some(i) => self.workers.remove(i).stop(),
+            None => Ok(()),
+        }
+    }
+
     /// The four workers the app uses: VCM Suite (gating), video studio (usage and holds),
     /// the Razorpay AI app (free drafts and AI credits) and Org Seats (organizations, their
     /// members, invites and seats). Each sells through the www

@@ -70,7 +70,7 @@ cargo xtask <command>
           the package under Node against a plain-JS baseline and its wasm size; the
           worker's bundle size, the core natively vs in wasm, webhook latency and
           throughput and concurrent consumes through wrangler dev; first paint in Chromium.
-          STAGE (any of package, size, core, pagesize, worker, store, paint) runs only those
+          STAGE (any of package, size, core, pagesize, worker, store, catalog, paint) runs only those
 
 Ports (defaults: PostgreSQL 54322, REST 54321, workers 8787 (VCM Suite), 8788 (Video Studio),
 8789 (Razorpay AI app) and 8790 (Org Seats), www 3000) move with TOLLGATE_PG_PORT,
