@@ -12,9 +12,9 @@ const nextConfig = {
   poweredByHeader: false,
   turbopack: { root: repoRoot },
   outputFileTracingRoot: repoRoot,
-  // The server loads the package from node_modules as Node does: its Node entry reads
-  // and instantiates the .wasm synchronously on import. `pg` is the local sign-in's.
-  serverExternalPackages: ['tollgate', 'pg', 'stripe'],
+  // tollgate needs no setting here: its Node entry carries the wasm inline, so the
+  // bundler may compile it like any module. `pg` is the local sign-in's.
+  serverExternalPackages: ['pg', 'stripe'],
 };
 
 export default nextConfig;
