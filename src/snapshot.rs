@@ -11,14 +11,14 @@
 //! ```text
 //! token     = payload_b64 "." signature_b64
 //! payload_b64   = base64url(payload), RFC 4648 section 5 alphabet, no "=" padding
-//! signature_b64 = base64url(Ed25519(seed, payload)), no padding: 64 bytes -> 86 characters
+//! signature_b64 = base64url(Ed25519(secret key, payload)), no padding: 64 bytes -> 86 characters
 //! ```
 //!
 //! - `payload` is a UTF-8 JSON object; the signature covers exactly these bytes
 //!   (the decoded payload, not its base64 text). Verifiers must check the signature
 //!   over the bytes they decoded and must not re-serialise the JSON before checking.
 //! - Ed25519 is plain RFC 8032 Ed25519 (no context, no pre-hash). The signing key
-//!   is a 32-byte seed (RFC 8032's "private key"); the public key is 32 bytes.
+//!   is a 32-byte secret key (RFC 8032's "private key"); the public key is 32 bytes.
 //!   Keys travel as base64url without padding (43 characters) or 64 hex digits.
 //! - Base64url is strict: no padding, no whitespace, no other alphabet, and the
 //!   unused low bits of the last character must be zero (one text per byte string).
@@ -62,7 +62,7 @@
 //! Error codes (stable, for JSON bodies and other hosts): see [`SnapshotError::code`].
 //!
 //! Rotation: publish the new public key with a new `kid` next to the old one, start
-//! signing with the new seed, and drop the old key once the longest TTL has passed.
+//! signing with the new secret key, and drop the old key once the longest TTL has passed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -304,7 +304,7 @@ pub fn encode_b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Reads a 32-byte key (seed or public key) written as 64 hex digits (either case)
+/// Reads a 32-byte key (secret or public key) written as 64 hex digits (either case)
 /// or as base64url / standard base64, with or without `=` padding. Surrounding
 /// whitespace is ignored.
 pub fn decode_key(text: &str) -> Result<[u8; 32], KeyError> {
@@ -342,9 +342,9 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], KeyError> {
     Ok(key)
 }
 
-/// The public key belonging to a 32-byte seed.
-pub fn public_key_from_seed(seed: &[u8; 32]) -> [u8; 32] {
-    SigningKey::from_bytes(seed).verifying_key().to_bytes()
+/// The public key belonging to a 32-byte secret key.
+pub fn public_key_of(secret: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(secret).verifying_key().to_bytes()
 }
 
 fn check_kid(kid: &str) -> Result<(), KeyError> {
@@ -392,16 +392,16 @@ impl fmt::Debug for SnapshotSigner {
 }
 
 impl SnapshotSigner {
-    /// A signer from a 32-byte seed (keep it secret; it is zeroised on drop).
-    pub fn from_seed(kid: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
+    /// A signer from a 32-byte secret key (keep it secret; it is zeroised on drop).
+    pub fn from_secret(kid: &str, secret: &[u8; 32]) -> Result<Self, KeyError> {
         check_kid(kid)?;
-        Ok(SnapshotSigner { kid: kid.to_string(), key: SigningKey::from_bytes(seed) })
+        Ok(SnapshotSigner { kid: kid.to_string(), key: SigningKey::from_bytes(secret) })
     }
 
-    /// A signer from a seed written as hex or base64url (see [`decode_key`]).
-    pub fn from_seed_text(kid: &str, seed: &str) -> Result<Self, KeyError> {
-        let mut bytes = decode_key(seed)?;
-        let signer = Self::from_seed(kid, &bytes);
+    /// A signer from a secret key written as hex or base64url (see [`decode_key`]).
+    pub fn from_secret_text(kid: &str, secret: &str) -> Result<Self, KeyError> {
+        let mut bytes = decode_key(secret)?;
+        let signer = Self::from_secret(kid, &bytes);
         bytes.fill(0);
         signer
     }

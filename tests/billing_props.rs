@@ -742,13 +742,13 @@ fn emit(sc: &[Customer]) -> Vec<Fact> {
 }
 
 /// A deterministic shuffle (xorshift).
-fn shuffle<T>(v: &mut [T], mut seed: u64) {
-    seed |= 1;
+fn shuffle<T>(v: &mut [T], mut x: u64) {
+    x |= 1;
     for i in (1..v.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.swap(i, (seed % (i as u64 + 1)) as usize);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
     }
 }
 
@@ -793,7 +793,7 @@ proptest! {
     fn idempotent_order_independent_and_consistent(
         sc in scenario(),
         dups in prop::collection::vec(any::<prop::sample::Index>(), 0..15),
-        seed in any::<u64>(),
+        order in any::<u64>(),
         extra in 0..40 * DAY,
     ) {
         let facts = emit(&sc);
@@ -808,7 +808,7 @@ proptest! {
             noisy.push(d.get(&facts).clone());
         }
         prop_assert_eq!(&reduce(cat(), &noisy, now), &base, "duplicates changed the state");
-        shuffle(&mut noisy, seed);
+        shuffle(&mut noisy, order);
         prop_assert_eq!(&reduce(cat(), &noisy, now), &base, "the order of arrival changed the state");
 
         // A won dispute leaves no trace: the state is the state without it.
@@ -850,7 +850,7 @@ proptest! {
     /// in `pending` (none is dropped); adding them back, in any order, through
     /// the incremental reducer gives the full fold's state.
     #[test]
-    fn lossless_until_attribution_arrives(sc in scenario(), seed in any::<u64>()) {
+    fn lossless_until_attribution_arrives(sc in scenario(), order in any::<u64>()) {
         let facts = emit(&sc);
         let now = t(horizon(&facts) + DAY);
         let base = reduce(cat(), &facts, now);
@@ -884,7 +884,7 @@ proptest! {
         }
         let mut r = Reducer::from_facts(cat(), &rest, now);
         let mut add = attribution.clone();
-        shuffle(&mut add, seed);
+        shuffle(&mut add, order);
         for f in add {
             r.apply(f, now);
         }
@@ -899,12 +899,12 @@ proptest! {
     /// Facts applied one at a time (in arrival order, with duplicates, the
     /// clock moving forward) give what a fold of the facts so far gives.
     #[test]
-    fn incremental_reducer_agrees_at_every_step(sc in scenario(), seed in any::<u64>(), jitter in 0..6u64) {
+    fn incremental_reducer_agrees_at_every_step(sc in scenario(), order in any::<u64>(), jitter in 0..6u64) {
         let mut facts = emit(&sc);
         facts.sort_by(canonical_cmp);
         // Mostly in time order, with some facts arriving late and some twice.
         let mut arrivals = facts.clone();
-        let mut s = seed | 1;
+        let mut s = order | 1;
         for _ in 0..jitter {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let i = (s >> 33) as usize % arrivals.len();

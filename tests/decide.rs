@@ -438,11 +438,11 @@ proptest! {
     }
 
     #[test]
-    fn grant_order_never_changes_a_decision(gs in grants(), now in time(), seed in any::<u64>()) {
+    fn grant_order_never_changes_a_decision(gs in grants(), now in time(), order in any::<u64>()) {
         let c = rules();
         let mut shuffled = gs.clone();
         // A deterministic permutation from the generated u64 (Fisher-Yates with an LCG).
-        let mut x = seed | 1;
+        let mut x = order | 1;
         for i in (1..shuffled.len()).rev() {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             shuffled.swap(i, (x >> 33) as usize % (i + 1));

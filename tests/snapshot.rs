@@ -10,13 +10,13 @@ use serde_json::{json, Value};
 use tollgate::catalog::CatalogMeta;
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::snapshot::{
-    check_public_key, decode_key, encode_b64url, parse_public_key, public_key_from_seed, verify, verify_for_subject,
+    check_public_key, decode_key, encode_b64url, parse_public_key, public_key_of, verify, verify_for_subject,
     KeyError, SignError, Signed, Snapshot, SnapshotError, SnapshotSigner, ISSUED_AT_SKEW_SECS, MAX_TOKEN_LEN,
 };
 use tollgate::time::Timestamp;
 
 /// RFC 8032 section 7.1, test 1: the 32 secret key bytes and the public key.
-const RFC8032_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+const RFC8032_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 const RFC8032_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 /// Its signature of the empty message.
 const RFC8032_SIG_EMPTY: &str = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
@@ -31,18 +31,18 @@ fn ts(s: i64) -> Timestamp {
     Timestamp::from_unix(s)
 }
 
-fn seed() -> [u8; 32] {
-    decode_key(RFC8032_SEED).unwrap()
+fn secret() -> [u8; 32] {
+    decode_key(RFC8032_SECRET).unwrap()
 }
 
 // Key derivation and signing are slow in unoptimised test builds: do them once.
 fn signer() -> &'static SnapshotSigner {
     static SIGNER: OnceLock<SnapshotSigner> = OnceLock::new();
-    SIGNER.get_or_init(|| SnapshotSigner::from_seed(KID, &seed()).unwrap())
+    SIGNER.get_or_init(|| SnapshotSigner::from_secret(KID, &secret()).unwrap())
 }
 
 fn other_signer(kid: &str) -> SnapshotSigner {
-    SnapshotSigner::from_seed(kid, &[7u8; 32]).unwrap()
+    SnapshotSigner::from_secret(kid, &[7u8; 32]).unwrap()
 }
 
 fn keys() -> Vec<(&'static str, [u8; 32])> {
@@ -144,7 +144,7 @@ fn code(r: Result<Snapshot, SnapshotError>) -> &'static str {
 
 #[test]
 fn rfc8032_test_1_holds() {
-    assert_eq!(hex::encode(public_key_from_seed(&seed())), RFC8032_PUBLIC);
+    assert_eq!(hex::encode(public_key_of(&secret())), RFC8032_PUBLIC);
     let token = signer().sign_payload(b"");
     let (_, sig) = token.split_once('.').unwrap();
     assert_eq!(hex::encode(decode_sig(sig)), RFC8032_SIG_EMPTY);
@@ -161,23 +161,23 @@ fn keys_read_from_hex_and_base64url() {
     assert_eq!(signer().public_key_b64url().len(), 43);
     assert_eq!(parse_public_key(RFC8032_PUBLIC), Ok(public));
     assert_eq!(parse_public_key(&signer().public_key_b64url()), Ok(public));
-    let from_text = SnapshotSigner::from_seed_text(KID, &encode_b64url(&seed())).unwrap();
+    let from_text = SnapshotSigner::from_secret_text(KID, &encode_b64url(&secret())).unwrap();
     assert_eq!(from_text.public_key(), public);
-    assert_eq!(SnapshotSigner::from_seed_text(KID, RFC8032_SEED).unwrap().public_key(), public);
+    assert_eq!(SnapshotSigner::from_secret_text(KID, RFC8032_SECRET).unwrap().public_key(), public);
     assert_eq!(decode_key("AAAA"), Err(KeyError::Length { bytes: 3 }));
     assert_eq!(decode_key("%%%"), Err(KeyError::Encoding));
     // The identity point is a valid encoding but a small-order (weak) key.
     let mut identity = [0u8; 32];
     identity[0] = 1;
     assert_eq!(check_public_key(&identity), Err(KeyError::NotAPublicKey));
-    assert!(SnapshotSigner::from_seed("bad kid", &seed()).unwrap_err().to_string().contains("key id"));
+    assert!(SnapshotSigner::from_secret("bad kid", &secret()).unwrap_err().to_string().contains("key id"));
 }
 
 #[test]
 fn signer_debug_shows_the_public_key_only() {
     let shown = format!("{:?}", signer());
     assert!(shown.contains(KID) && shown.contains(&signer().public_key_b64url()), "{shown}");
-    assert!(!shown.contains(RFC8032_SEED) && !shown.contains(&encode_b64url(&seed())), "{shown}");
+    assert!(!shown.contains(RFC8032_SECRET) && !shown.contains(&encode_b64url(&secret())), "{shown}");
 }
 
 // ------------------------------------------------------------ round trip
@@ -476,9 +476,9 @@ fn vector() -> Value {
         })
         .collect();
     json!({
-        "description": "Entitlement snapshot test vector. token = base64url(payload) '.' base64url(Ed25519(seed, payload)), no padding; the signature covers the exact payload bytes. The key is RFC 8032 section 7.1 test 1. Regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test snapshot.",
-        "seed_hex": RFC8032_SEED,
-        "seed_b64url": encode_b64url(&seed()),
+        "description": "Entitlement snapshot test vector. token = base64url(payload) '.' base64url(Ed25519(secret key, payload)), no padding; the signature covers the exact payload bytes. The key is RFC 8032 section 7.1 test 1. Regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test snapshot.",
+        "secret_hex": RFC8032_SECRET,
+        "secret_b64url": encode_b64url(&secret()),
         "public_key_hex": hex::encode(s.public_key()),
         "public_key_b64url": s.public_key_b64url(),
         "kid": KID,

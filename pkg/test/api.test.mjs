@@ -327,8 +327,8 @@ test('check() agrees with hasAccess() at every instant, in any order of calls', 
   const tiers = ['free', 'basic', 'pro', 'enterprise'];
   const start = Date.parse('2025-12-25T00:00:00Z');
   const span = Date.parse('2026-04-05T00:00:00Z') - start;
-  let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  let state = 12345;
+  const rand = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
   const boundaries = grants.flatMap((g) => [g.valid_from, g.valid_to, g.past_due_since]).filter(Boolean).map(Date.parse);
   let checked = 0;
   for (let i = 0; i < 3000; i++) {

@@ -21,7 +21,7 @@ export const env = {
   stripeSecrets: (process.env.TOLLGATE_STRIPE_SECRETS ?? '').split(',').filter(Boolean),
   razorpaySecret: process.env.TOLLGATE_RAZORPAY_SECRET,
   adminSecret: process.env.TOLLGATE_ADMIN_SECRET,
-  snapshotSeed: process.env.TOLLGATE_SNAPSHOT_SEED,
+  snapshotSecret: process.env.TOLLGATE_SNAPSHOT_SECRET,
   snapshotKid: process.env.TOLLGATE_SNAPSHOT_KID,
   pgStop: process.env.TOLLGATE_PG_STOP_CMD,
   pgStart: process.env.TOLLGATE_PG_START_CMD,

@@ -16,8 +16,8 @@ const CAT = {
   'razorpay-ai': { product: 'premium', tier: 'PREMIUM', pool: 'ai_credits' },
 }[env.catalog];
 
-function publicKeyFromSeed(hexSeed) {
-  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(hexSeed, 'hex')]);
+function publicKeyOf(hexSecret) {
+  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(hexSecret, 'hex')]);
   return crypto.createPublicKey(crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
 }
 
@@ -108,7 +108,7 @@ test('a signed snapshot of the caller: grants and balances, verifiable with the 
 
   const r = await worker('GET', '/v1/entitlements', { headers: { authorization: `Bearer ${userToken(uid)}` } });
   assert.equal(r.status, 200, r.text);
-  const key = publicKeyFromSeed(env.snapshotSeed);
+  const key = publicKeyOf(env.snapshotSecret);
   const { ok, snapshot } = verifySnapshot(r.json.token, key);
   assert.ok(ok, 'the signature verifies with the configured key');
   assert.equal(snapshot.v, 1);

@@ -780,10 +780,10 @@ mod tests {
         ));
     }
 
-    /// An RSA key pair made from a seeded generator (the same key on every run).
-    fn rsa_pair(bits: usize, seed: u64) -> rsa::RsaPrivateKey {
+    /// An RSA key pair made from a deterministic generator (the same key on every run).
+    fn rsa_pair(bits: usize, start: u64) -> rsa::RsaPrivateKey {
         use rand_chacha::rand_core::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(start);
         rsa::RsaPrivateKey::new(&mut rng, bits).unwrap()
     }
 
@@ -802,8 +802,8 @@ mod tests {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
 
-    fn ec_jwk(seed: u8, kid: &str) -> Value {
-        let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
+    fn ec_jwk(byte: u8, kid: &str) -> Value {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[byte; 32]).unwrap();
         let point = sk.verifying_key().to_encoded_point(false);
         json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
                "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())})

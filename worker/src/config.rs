@@ -13,7 +13,7 @@
 //! | `SUPABASE_JWKS_URL` | JWKS of the project's asymmetric signing keys | one of these two |
 //! | `SUPABASE_JWT_AUDIENCE` | expected `aud`, default `authenticated` | no |
 //! | `SUPABASE_JWT_ISSUER` | expected `iss`, default `<SUPABASE_URL>/auth/v1` (Supabase Auth's) | no |
-//! | `SNAPSHOT_SIGNING_KEY` | Ed25519 seed, 32 bytes as hex or base64 | for `/v1/entitlements` |
+//! | `SNAPSHOT_SIGNING_KEY` | Ed25519 secret key, 32 bytes as hex or base64 | for `/v1/entitlements` |
 //! | `SNAPSHOT_KEY_ID` | key id published with snapshots | no (`default`) |
 //! | `SNAPSHOT_TTL_SECONDS` | snapshot lifetime, default 3600 | no |
 //! | `ADMIN_SECRET` | shared secret for `/v1/admin/*` | for admin routes |
@@ -42,7 +42,7 @@ pub struct Config {
     /// The `iss` every user's access token must carry: `SUPABASE_JWT_ISSUER`, else
     /// `<SUPABASE_URL without trailing slashes>/auth/v1`, as Supabase Auth issues them.
     pub jwt_issuer: String,
-    pub snapshot_seed: Option<[u8; 32]>,
+    pub snapshot_secret: Option<[u8; 32]>,
     pub snapshot_key_id: String,
     pub snapshot_ttl_secs: i64,
     pub admin_secret: Option<String>,
@@ -100,8 +100,8 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// Decodes a 32-byte Ed25519 seed written as hex (64 digits) or base64 / base64url.
-pub fn decode_seed(s: &str) -> Result<[u8; 32], String> {
+/// Decodes a 32-byte Ed25519 secret key written as hex (64 digits) or base64 / base64url.
+pub fn decode_secret(s: &str) -> Result<[u8; 32], String> {
     let t = s.trim();
     let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(t).map_err(|e| e.to_string())?
@@ -158,9 +158,9 @@ impl Config {
                     .into(),
             });
         }
-        let snapshot_seed = match opt("SNAPSHOT_SIGNING_KEY") {
+        let snapshot_secret = match opt("SNAPSHOT_SIGNING_KEY") {
             None => None,
-            Some(v) => Some(decode_seed(&v).map_err(|m| ConfigError {
+            Some(v) => Some(decode_secret(&v).map_err(|m| ConfigError {
                 name: "SNAPSHOT_SIGNING_KEY",
                 message: m,
             })?),
@@ -205,7 +205,7 @@ impl Config {
             jwks_url,
             jwt_audience: Some(opt("SUPABASE_JWT_AUDIENCE").unwrap_or_else(|| "authenticated".into())),
             jwt_issuer,
-            snapshot_seed,
+            snapshot_secret,
             snapshot_key_id: opt("SNAPSHOT_KEY_ID").unwrap_or_else(|| "default".into()),
             snapshot_ttl_secs: num("SNAPSHOT_TTL_SECONDS", 3600)?,
             admin_secret: opt("ADMIN_SECRET"),
@@ -231,7 +231,7 @@ mod tests {
     ];
 
     #[test]
-    fn reads_lists_defaults_and_seeds() {
+    fn reads_lists_defaults_and_keys() {
         let mut p = BASE.to_vec();
         p.push(("STRIPE_WEBHOOK_SECRETS", "whsec_a, whsec_b"));
         p.push((
@@ -241,7 +241,7 @@ mod tests {
         let c = Config::from_lookup(env(&p)).unwrap();
         assert_eq!(c.stripe_secrets, vec!["whsec_a", "whsec_b"]);
         assert_eq!(c.stripe_tolerance_secs, 300);
-        assert_eq!(c.snapshot_seed, Some([1u8; 32]));
+        assert_eq!(c.snapshot_secret, Some([1u8; 32]));
         assert_eq!(c.snapshot_ttl_secs, 3600);
         assert_eq!(c.catalog, "vcm-suite");
         assert!(!format!("{c:?}").contains("svc"), "Debug must not print secrets");
@@ -274,7 +274,7 @@ mod tests {
         let mut p = BASE.to_vec();
         p.push(("SNAPSHOT_TTL_SECONDS", "-5"));
         assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SNAPSHOT_TTL_SECONDS");
-        assert_eq!(decode_seed(&STANDARD.encode([9u8; 32])).unwrap(), [9u8; 32]);
+        assert_eq!(decode_secret(&STANDARD.encode([9u8; 32])).unwrap(), [9u8; 32]);
     }
 
     #[test]

@@ -131,9 +131,9 @@ impl<T: Transport, S: Store> Ctx<T, S> {
                     .map_err(|e| format!("RAZORPAY_WEBHOOK_SECRET: {e}"))?,
             )
         };
-        let signer = match &config.snapshot_seed {
-            Some(seed) => Some(
-                SnapshotSigner::from_seed(&config.snapshot_key_id, seed)
+        let signer = match &config.snapshot_secret {
+            Some(secret) => Some(
+                SnapshotSigner::from_secret(&config.snapshot_key_id, secret)
                     .map_err(|e| format!("SNAPSHOT_SIGNING_KEY: {e}"))?,
             ),
             None => None,

@@ -30,7 +30,7 @@ struct T {
 impl T {
     fn new() -> T {
         let mut config = config("http://127.0.0.1:1", "svc", "vcm-suite");
-        config.snapshot_seed = Some([7u8; 32]);
+        config.snapshot_secret = Some([7u8; 32]);
         let app = App::with_store(config, NoNetwork, MemoryStore::new()).expect("app");
         app.ctx.store.add_user(U1);
         T { app }

@@ -7,8 +7,8 @@
 //!
 //! It runs on the in-memory store in every `cargo test`, and on PostgreSQL through the
 //! REST gateway when `TOLLGATE_MODEL_REST_URL` and `TOLLGATE_MODEL_DB_URL` name a
-//! running stack (`cargo xtask test` sets them in its end-to-end stage). Seeded and
-//! reproducible: `TOLLGATE_MODEL_SEED`, `TOLLGATE_MODEL_STEPS`.
+//! running stack (`cargo xtask test` sets them in its end-to-end stage). Deterministic and
+//! reproducible: `TOLLGATE_MODEL_START`, `TOLLGATE_MODEL_STEPS`.
 
 mod common;
 
@@ -33,7 +33,7 @@ const BUNDLE: i64 = 1800;
 /// A ledger key no entry has: the checks read lots, not the ledger.
 const NO_LEDGER: &str = "-";
 
-/// xorshift64*: a small, seeded generator (the sequence is the test's input).
+/// xorshift64*: a small deterministic generator (the sequence is the test's input).
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -523,16 +523,16 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
     }
 }
 
-async fn run<T: Transport, S: Store>(app: &App<T, S>, backend: &dyn Backend, seed: u64, steps: usize, issuer: &str) {
-    let tag = format!("{seed:x}{}", std::process::id());
-    let users: Vec<String> = (0..5).map(|i| format!("{:08x}-0000-4000-8000-{:012x}", seed as u32, (seed >> 16) + i)).collect();
+async fn run<T: Transport, S: Store>(app: &App<T, S>, backend: &dyn Backend, start: u64, steps: usize, issuer: &str) {
+    let tag = format!("{start:x}{}", std::process::id());
+    let users: Vec<String> = (0..5).map(|i| format!("{:08x}-0000-4000-8000-{:012x}", start as u32, (start >> 16) + i)).collect();
     for u in users.iter().take(LATE) {
         backend.add_user(u);
     }
     let mut r = Run {
         app,
         backend,
-        rng: Rng(seed | 1),
+        rng: Rng(start | 1),
         now: T0,
         overage: vec![false; users.len()],
         refs: users.iter().map(|_| Reference::default()).collect(),
@@ -673,8 +673,8 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-fn seed() -> u64 {
-    std::env::var("TOLLGATE_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x7011_6A7E)
+fn start() -> u64 {
+    std::env::var("TOLLGATE_MODEL_START").ok().and_then(|s| s.parse().ok()).unwrap_or(0x7011_6A7E)
 }
 
 fn steps(default: usize) -> usize {
@@ -687,7 +687,7 @@ fn money_is_conserved_in_memory() {
         let store = MemoryStore::new();
         let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, store).expect("app");
         let issuer = "http://127.0.0.1:1/auth/v1";
-        runtime().block_on(run(&app, &app.ctx.store, seed().wrapping_add(s), steps(2000), issuer));
+        runtime().block_on(run(&app, &app.ctx.store, start().wrapping_add(s), steps(2000), issuer));
     }
 }
 
@@ -705,5 +705,5 @@ fn money_is_conserved_on_postgresql() {
     let issuer = format!("{}/auth/v1", rest.trim_end_matches('/'));
     let backend = Psql(db);
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime(), run(&app, &backend, seed() ^ std::process::id() as u64, steps(1500), &issuer));
+    local.block_on(&runtime(), run(&app, &backend, start() ^ std::process::id() as u64, steps(1500), &issuer));
 }

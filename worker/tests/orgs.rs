@@ -48,7 +48,7 @@ impl T {
     fn new() -> T {
         let config = common::config("http://127.0.0.1:1", "svc", "org-seats");
         let mut config = config;
-        config.snapshot_seed = Some([7u8; 32]);
+        config.snapshot_secret = Some([7u8; 32]);
         let app = App::with_store(config, common::NoNetwork, MemoryStore::new()).expect("app");
         for u in [OWNER, ANN, BOB, CAT, EVE] {
             app.ctx.store.add_user_with_email(u, &email(u));

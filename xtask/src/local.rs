@@ -316,8 +316,8 @@ impl Local {
 
     /// The trusted snapshot key, `kid:base64url`, of this run's signing key.
     pub fn snapshot_public_keys(&self) -> Result<String> {
-        let seed = tollgate::snapshot::decode_key(&self.secrets.snapshot_seed).map_err(|e| format!("snapshot signing key: {e}"))?;
-        let public = tollgate::snapshot::public_key_from_seed(&seed);
+        let secret = tollgate::snapshot::decode_key(&self.secrets.snapshot_secret).map_err(|e| format!("snapshot signing key: {e}"))?;
+        let public = tollgate::snapshot::public_key_of(&secret);
         Ok(format!("{}:{}", self.secrets.snapshot_kid, tollgate::snapshot::encode_b64url(&public)))
     }
 

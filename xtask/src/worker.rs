@@ -384,7 +384,7 @@ pub struct LocalSecrets {
     pub razorpay: String,
     pub admin: String,
     /// Ed25519 secret key bytes (hex) that sign snapshots.
-    pub snapshot_seed: String,
+    pub snapshot_secret: String,
     pub snapshot_kid: String,
     /// The service-role key: an HS256 JWT with role `service_role`, signed with the
     /// local stack's JWT secret (made by Node's crypto).
@@ -414,7 +414,7 @@ impl LocalSecrets {
             stripe: [format!("whsec_{}", random_hex(24)?), format!("whsec_{}", random_hex(24)?)],
             razorpay: random_hex(16)?,
             admin: random_hex(24)?,
-            snapshot_seed: random_hex(32)?,
+            snapshot_secret: random_hex(32)?,
             snapshot_kid: "local-1".into(),
             service_role_key: sign_jwt(
                 &format!("{{\"role\":\"service_role\",\"iss\":\"tollgate-local\",\"exp\":{exp}}}"),
@@ -439,7 +439,7 @@ impl LocalSecrets {
             ("STRIPE_WEBHOOK_SECRETS".into(), format!("{},{}", self.stripe[0], self.stripe[1])),
             ("RAZORPAY_WEBHOOK_SECRET".into(), self.razorpay.clone()),
             ("ADMIN_SECRET".into(), self.admin.clone()),
-            ("SNAPSHOT_SIGNING_KEY".into(), self.snapshot_seed.clone()),
+            ("SNAPSHOT_SIGNING_KEY".into(), self.snapshot_secret.clone()),
             ("SNAPSHOT_KEY_ID".into(), self.snapshot_kid.clone()),
             ("SNAPSHOT_TTL_SECONDS".into(), "3600".into()),
             ("CATALOG".into(), catalog.into()),
@@ -742,7 +742,7 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
             .env("TOLLGATE_STRIPE_SECRETS", format!("{},{}", s.stripe[0], s.stripe[1]))
             .env("TOLLGATE_RAZORPAY_SECRET", &s.razorpay)
             .env("TOLLGATE_ADMIN_SECRET", &s.admin)
-            .env("TOLLGATE_SNAPSHOT_SEED", &s.snapshot_seed)
+            .env("TOLLGATE_SNAPSHOT_SECRET", &s.snapshot_secret)
             .env("TOLLGATE_SNAPSHOT_KID", &s.snapshot_kid)
             .env("TOLLGATE_PG_STOP_CMD", &env.pg_stop_cmd)
             .env("TOLLGATE_PG_START_CMD", &env.pg_start_cmd)

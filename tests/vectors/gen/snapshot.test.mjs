@@ -67,11 +67,11 @@ function verifySnapshot(token, keys, now) {
 
 const keys = { [vector.kid]: Buffer.from(vector.public_key_hex, 'hex') };
 
-test('the public key is the one the seed derives (RFC 8032 test 1)', () => {
-  const seed = Buffer.from(vector.seed_hex, 'hex');
-  assert.equal(Buffer.from(vector.seed_b64url, 'base64url').toString('hex'), vector.seed_hex);
+test('the public key is the one the secret key derives (RFC 8032 test 1)', () => {
+  const secret = Buffer.from(vector.secret_hex, 'hex');
+  assert.equal(Buffer.from(vector.secret_b64url, 'base64url').toString('hex'), vector.secret_hex);
   assert.equal(Buffer.from(vector.public_key_b64url, 'base64url').toString('hex'), vector.public_key_hex);
-  const jwk = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' })
+  const jwk = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), secret]), format: 'der', type: 'pkcs8' })
     .export({ format: 'jwk' });
   assert.equal(Buffer.from(jwk.x, 'base64url').toString('hex'), vector.public_key_hex);
 });
@@ -85,8 +85,8 @@ test('node:crypto verifies the token and reads the snapshot', () => {
 });
 
 test('node:crypto signs the same payload into the same token (Ed25519 is deterministic)', () => {
-  const seed = Buffer.from(vector.seed_hex, 'hex');
-  const privateKey = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+  const secret = Buffer.from(vector.secret_hex, 'hex');
+  const privateKey = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), secret]), format: 'der', type: 'pkcs8' });
   const payload = Buffer.from(vector.payload, 'utf8');
   const token = `${payload.toString('base64url')}.${sign(null, payload, privateKey).toString('base64url')}`;
   assert.equal(token, vector.token);
