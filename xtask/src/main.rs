@@ -127,7 +127,7 @@ fn test_stages(root: &Path, ports: Ports, stages: &mut Stages) -> Result<()> {
         toolchain::node()?;
         toolchain::apt_ensure(&["postgresql", "chromium"])
     })?;
-    stages.run("native: cargo test --workspace", || test_native(root))?;
+    stages.run("native: cargo test --workspace, and a check of bench/core", || test_native(root))?;
     stages.run(&format!("package types: {} is what the core's types give", tstypes::TS_FILE), || {
         tstypes::check(root)
     })?;
@@ -273,7 +273,13 @@ fn test_e2e(root: &Path) -> Result<()> {
 /// Native Rust: unit, property and conformance tests of every workspace crate.
 fn test_native(root: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo).current_dir(root).args(["test", "--workspace"]))
+    run(Command::new(&cargo).current_dir(root).args(["test", "--workspace"]))?;
+    // bench/core is its own workspace (no build of the project includes it): checked here
+    // so that a change to the core's types cannot leave `cargo xtask bench` unbuildable.
+    run(Command::new(&cargo)
+        .current_dir(root.join("bench").join("core"))
+        .env("CARGO_TARGET_DIR", root.join("target").join("bench-core"))
+        .args(["check", "--bins"]))
 }
 
 /// The npm package under Node's test runner: the shared fixtures and the API tests.

@@ -45,6 +45,8 @@ fn main() {
             past_due_since: None,
             offer: None,
             source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
         }],
         balances: Default::default(),
     };
