@@ -276,6 +276,41 @@ export type LimitPeriod = "none" | "day" | "month" | "billing_period";
 export type LimitValue = number | "unlimited";
 
 /**
+ * What `POST /v1/check` and `POST /v1/track` answer: the decision, the refusal's sentence
+ * when it says no, and for a track the use it recorded.
+ */
+export type MeterAnswer = { 
+/**
+ * When denied: why, in a sentence ([`Check::refusal`]).
+ */
+message?: string, 
+/**
+ * A track's recorded use (`null` for a capability, which counts nothing); absent
+ * from a check.
+ */
+usage_id?: string | null, 
+/**
+ * A track's: whether it answers a use recorded before under the same key.
+ */
+replayed?: boolean, feature: string, allowed: boolean, reason: Reason, 
+/**
+ * What is left after this use when allowed, else what is left now.
+ */
+remaining: Remaining, 
+/**
+ * Used so far in the window (limits; 0 for a capability).
+ */
+used: number, limit: Remaining, resets_at: Timestamp | null, 
+/**
+ * The effective tier of the feature's product.
+ */
+tier: string | null, 
+/**
+ * When denied: the cheapest offer that allows it, given what the subject holds.
+ */
+upgrade: Upgrade | null, };
+
+/**
  * The stable code of a [`MeterError`].
  */
 export type MeterErrorCode = "unknown_feature" | "credit_pool" | "invalid_quantity" | "invalid_scope";

@@ -331,6 +331,59 @@ pub struct Check {
     pub upgrade: Option<Upgrade>,
 }
 
+impl Check {
+    /// When denied: the refusal's code (`limit_reached`, or `not_entitled` for anything
+    /// else) and a person's sentence, naming the cheapest unlock when there is one.
+    /// `None` when allowed.
+    pub fn refusal(&self) -> Option<(&'static str, String)> {
+        if self.allowed {
+            return None;
+        }
+        let unlock = match &self.upgrade {
+            Some(u) => format!(" Upgrade to {} to continue.", u.label),
+            None => String::new(),
+        };
+        Some(match self.reason {
+            Reason::LimitReached => ("limit_reached", format!("The limit of {} is reached.{unlock}", self.feature)),
+            _ => ("not_entitled", format!("Your plan does not include {}.{unlock}", self.feature)),
+        })
+    }
+}
+
+/// What `POST /v1/check` and `POST /v1/track` answer: the decision, the refusal's sentence
+/// when it says no, and for a track the use it recorded.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MeterAnswer {
+    #[serde(flatten)]
+    pub check: Check,
+    /// When denied: why, in a sentence ([`Check::refusal`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub message: Option<String>,
+    /// A track's recorded use (`null` for a capability, which counts nothing); absent
+    /// from a check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub usage_id: Option<Option<String>>,
+    /// A track's: whether it answers a use recorded before under the same key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub replayed: Option<bool>,
+}
+
+impl MeterAnswer {
+    /// A check's answer.
+    pub fn checked(check: Check) -> MeterAnswer {
+        MeterAnswer { message: check.refusal().map(|r| r.1), check, usage_id: None, replayed: None }
+    }
+
+    /// A track's answer, with the use it recorded (or replayed).
+    pub fn tracked(check: Check, usage_id: Option<String>, replayed: bool) -> MeterAnswer {
+        MeterAnswer { usage_id: Some(usage_id), replayed: Some(replayed), ..MeterAnswer::checked(check) }
+    }
+}
+
 /// A use to count: the store adds `quantity` to the window's counter only while the total
 /// stays within `max`, and records the use under `request_id` once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

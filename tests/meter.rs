@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use tollgate::billing::facts::Subject;
 use tollgate::decide::Reason;
-use tollgate::meter::{self, MeterError, Remaining, Track, Use};
+use tollgate::meter::{self, MeterAnswer, MeterError, Remaining, Track, Use};
 use tollgate::{Catalog, Entitlements, Grant, Source, Status, Timestamp};
 
 fn vcm() -> Catalog {
@@ -97,6 +97,33 @@ fn a_capability_is_checked_and_counts_nothing() {
         Track::Allow(c, None) => assert!(c.allowed),
         other => panic!("pro uses AI, nothing counted: {other:?}"),
     }
+}
+
+#[test]
+fn an_answer_says_a_refusal_in_words_once_and_a_track_carries_its_use() {
+    let cat = vcm();
+    let now = ts("2026-03-05T15:00:00Z");
+    let ents = holding(Some("starter"));
+    let fourth = meter::check(&cat, &ents, RUNS, 1, 3, now).unwrap();
+    let (code, message) = fourth.refusal().unwrap();
+    assert_eq!(code, "limit_reached");
+    let label = &fourth.upgrade.as_ref().unwrap().label;
+    assert_eq!(message, format!("The limit of {RUNS} is reached. Upgrade to {label} to continue."));
+    let checked = serde_json::to_value(MeterAnswer::checked(fourth.clone())).unwrap();
+    assert_eq!(checked["message"], serde_json::json!(message));
+    assert_eq!(checked["reason"], "limit_reached", "the decision's fields stand beside it: {checked}");
+    assert!(checked.get("usage_id").is_none() && checked.get("replayed").is_none(), "a check records nothing: {checked}");
+
+    let first = meter::check(&cat, &ents, RUNS, 1, 0, now).unwrap();
+    assert!(first.refusal().is_none());
+    let tracked = serde_json::to_value(MeterAnswer::tracked(first, None, false)).unwrap();
+    assert!(tracked.get("message").is_none(), "{tracked}");
+    assert_eq!((&tracked["usage_id"], &tracked["replayed"]), (&serde_json::Value::Null, &serde_json::json!(false)));
+
+    let none = meter::check(&cat, &holding(None), "use_ai", 1, 0, now).unwrap();
+    let (code, message) = none.refusal().unwrap();
+    assert_eq!(code, "not_entitled");
+    assert!(message.starts_with("Your plan does not include use_ai. Upgrade to "), "{message}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ import type { TollgateEngine } from './core.js';
 import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
-import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, FeatureOf, RegisteredIds, Grant, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
+import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, FeatureOf, RegisteredIds, Grant, MeterAnswer, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
 
 export { ask, describeReason, questionKey, quoteWith } from './core.js';
 export type { TollgateEngine, TollgateModule, TollgateCatalog } from './core.js';
@@ -208,21 +208,9 @@ export interface MeterOptions {
   timeoutMs?: number;
 }
 
-/** The worker's decision on a capability, limit or credit pool. */
-export interface MeterAnswer {
-  feature: string;
-  allowed: boolean;
-  reason: string;
-  remaining: number | 'unlimited' | null;
-  used?: number;
-  limit?: number | 'unlimited';
-  resets_at?: string | null;
-  tier?: string | null;
-  upgrade?: Upgrade | null;
-  /** `track`: the recorded use (null for a capability, which counts nothing). */
-  usage_id?: string | null;
-  replayed?: boolean;
-}
+/** The worker's decision on a capability, limit or credit pool (generated from the core's
+ * type, with the refusal's sentence when it says no). */
+export type { MeterAnswer };
 
 export type Metered =
   | { ok: true; answer: MeterAnswer }
@@ -288,16 +276,10 @@ async function meterCall(path: string, feature: string, opts: MeterOptions, key?
     if (body.allowed) return { ok: true, answer: body as MeterAnswer };
     // A check that says no: the same answer a track would give.
     const code = body.reason === 'limit_reached' ? 'limit_reached' : 'not_entitled';
-    return { ...refusal(403, code, describeDenial(body as MeterAnswer), body.upgrade ?? null), answer: body as MeterAnswer };
+    return { ...refusal(403, code, body.message ?? `${body.feature}: ${body.reason}`, body.upgrade ?? null), answer: body as MeterAnswer };
   }
   const err: { code?: string; message?: string; upgrade?: Upgrade } = body?.error ?? {};
   return refusal(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
-}
-
-/** A person's sentence for a denial, naming the cheapest unlock when there is one. */
-function describeDenial(a: MeterAnswer): string {
-  const unlock = a.upgrade ? ` Upgrade to ${a.upgrade.label} to continue.` : '';
-  return a.reason === 'limit_reached' ? `The limit of ${a.feature} is reached.${unlock}` : `Your plan does not include ${a.feature}.${unlock}`;
 }
 
 /**

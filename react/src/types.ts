@@ -17,6 +17,7 @@ export type {
   GrantInput,
   Interval,
   LimitValue,
+  MeterAnswer,
   Money,
   OrgEntitlements,
   OrgMembership,

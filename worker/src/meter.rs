@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use tollgate::decide::Reason;
 use tollgate::charge::{ChargeInput, UnitsRequest};
-use tollgate::meter::{self, Check, Feature, MeterError, Remaining, Track, Use};
+use tollgate::meter::{self, Check, Feature, MeterAnswer, MeterError, Remaining, Track, Use};
 use tollgate::time::Timestamp;
 
 use crate::auth::Claims;
@@ -163,7 +163,7 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         None => meter::check(&decided_on, &ents, &asked.feature, asked.quantity, used, now),
     };
     match decided {
-        Ok(c) => AppResponse::json(200, &serde_json::to_value(&c).unwrap_or(Value::Null)),
+        Ok(c) => AppResponse::json(200, &serde_json::to_value(MeterAnswer::checked(c)).unwrap_or(Value::Null)),
         Err(e) => meter_error(&e),
     }
 }
@@ -307,18 +307,13 @@ fn after(mut c: Check, quantity: u64, used: u64) -> Check {
 }
 
 fn answer(c: &Check, usage_id: Option<Value>, replayed: bool) -> Value {
-    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
-    v["usage_id"] = usage_id.unwrap_or(Value::Null);
-    v["replayed"] = json!(replayed);
-    v
+    let usage_id = usage_id.and_then(|v| v.as_str().map(str::to_string));
+    serde_json::to_value(MeterAnswer::tracked(c.clone(), usage_id, replayed)).unwrap_or(Value::Null)
 }
 
 /// 403: not entitled at all, or the limit is reached; with the cheapest upgrade.
 fn refused(c: &Check) -> AppResponse {
-    let (code, message) = match c.reason {
-        Reason::LimitReached => ("limit_reached", format!("the limit of `{}` is reached", c.feature)),
-        _ => ("not_entitled", format!("the current plan does not include `{}`", c.feature)),
-    };
+    let (code, message) = c.refusal().unwrap_or(("not_entitled", String::new()));
     error_json(403, code, message, serde_json::to_value(c).unwrap_or(Value::Null))
 }
 

@@ -9,7 +9,7 @@ import { useCallback, useEffect, useState } from 'react';
 import type { MeterAnswer } from 'tollgate-react/server';
 
 /** The worker's answer for the day's runs, with the refusal's message when the limit is reached. */
-type Status = MeterAnswer & { message?: string };
+type Status = MeterAnswer;
 
 export function WorkflowRunner() {
   const [status, setStatus] = useState<Status | null>(null);

@@ -16,7 +16,7 @@ use tollgate::catalog::{
 use tollgate::checkout::Role;
 use tollgate::grandfather::Terms;
 use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, ToolState};
-use tollgate::meter::{Check, MeterErrorCode, Remaining};
+use tollgate::meter::{Check, MeterAnswer, MeterErrorCode, Remaining};
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::money::{Decimal, Money};
 use tollgate::notices::{DuePayment, Notices, PaymentNotice, Severity, ShownAlert, Warning};
@@ -66,6 +66,7 @@ pub fn generate() -> String {
         decl::<LimitAnswer>(c),
         decl::<LimitPeriod>(c),
         decl::<LimitValue>(c),
+        decl::<MeterAnswer>(c),
         decl::<MeterErrorCode>(c),
         decl::<Migration>(c),
         decl::<Money>(c),

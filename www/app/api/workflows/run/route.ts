@@ -14,9 +14,8 @@ export async function GET() {
   const session = await getSession();
   if (!session) return NextResponse.json({ error: { code: 'signed_out', message: 'sign in first' } }, { status: 401 });
   const r = await check(FEATURE, { workerUrl: workerUrl(), accessToken: session.accessToken });
-  // A refusal is still an answer here (how many were used, what unlocks more).
-  if (r.ok) return NextResponse.json(r.answer);
-  if (r.answer) return NextResponse.json({ ...r.answer, message: r.message });
+  // A refusal is still an answer here (how many were used, why, what unlocks more).
+  if (r.ok || r.answer) return NextResponse.json(r.answer);
   return r.response;
 }
 
