@@ -358,9 +358,10 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
     }
 }
 
-/// What a snapshot tells its subject besides its entitlements.
+/// What a snapshot tells its subject about its account besides its entitlements (what a page
+/// makes of it to show a person is [`crate::notices::Notices`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Notices {
+pub struct Account {
     pub alerts: Vec<ShownAlert>,
     pub failed_payments: Vec<DuePayment>,
     /// When its credit pools refill ([`crate::meter::pool_refills`]).
@@ -428,16 +429,16 @@ impl SnapshotSigner {
         now: Timestamp,
         ttl_secs: u32,
     ) -> Result<Signed, SignError> {
-        self.issue_with_notices(entitlements, Vec::new(), Notices::default(), catalog, now, ttl_secs)
+        self.issue_with_account(entitlements, Vec::new(), Account::default(), catalog, now, ttl_secs)
     }
 
     /// [`Self::issue`], carrying the organizations the user belongs to and the subject's
-    /// open alerts and payments due.
-    pub fn issue_with_notices(
+    /// account: open alerts, payments due, refills and the terms of its grants.
+    pub fn issue_with_account(
         &self,
         entitlements: &Entitlements,
         organizations: Vec<OrgMembership>,
-        notices: Notices,
+        account: Account,
         catalog: &CatalogMeta,
         now: Timestamp,
         ttl_secs: u32,
@@ -452,11 +453,11 @@ impl SnapshotSigner {
             expires_at: now.plus_seconds(i64::from(ttl_secs)),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
-            refills: notices.refills,
+            refills: account.refills,
             organizations,
-            alerts: notices.alerts,
-            failed_payments: notices.failed_payments,
-            terms: notices.terms,
+            alerts: account.alerts,
+            failed_payments: account.failed_payments,
+            terms: account.terms,
         };
         let token = self.sign(&snapshot)?;
         Ok(Signed { snapshot, token })

@@ -241,13 +241,13 @@ impl<T: Transport, S: Store> App<T, S> {
         // the credit pools refill; and the terms its grants are held under, so the browser
         // decides as this worker does.
         let (_, terms) = self.ctx.catalog_for(&ents.grants, now).await;
-        let notices = tollgate::snapshot::Notices {
+        let account = tollgate::snapshot::Account {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),
             refills: tollgate::meter::pool_refills(&self.ctx.catalog(), &ents, now),
             terms,
         };
-        match signer.issue_with_notices(&ents, orgs, notices, self.ctx.catalog().meta(), now, ttl) {
+        match signer.issue_with_account(&ents, orgs, account, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
                 200,
                 &json!({
