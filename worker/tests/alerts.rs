@@ -14,7 +14,7 @@ use std::rc::Rc;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use common::{config, user_token, ADMIN_SECRET};
+use common::{block, config, user_token, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
@@ -39,10 +39,6 @@ impl Transport for Receiver {
         self.sent.borrow_mut().push(req);
         Ok(OutResponse { status: *self.status.borrow(), headers: Headers::new(), body: b"ok".to_vec() })
     }
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 struct T {

@@ -9,7 +9,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{config, hmac, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
+use common::{block, config, hmac, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -24,10 +24,6 @@ const U2: &str = "00000000-0000-4000-8000-0000000000a2";
 
 struct T {
     app: App<NoNetwork, MemoryStore>,
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 impl T {

@@ -9,7 +9,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::{config, NoNetwork};
+use common::{block, config, NoNetwork};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -17,10 +17,6 @@ use tollgate_worker::memory::MemoryStore;
 
 /// 2027-01-15T10:00:00Z
 const NOW: i64 = 1_800_007_200;
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
-}
 
 fn app() -> App<NoNetwork, MemoryStore> {
     App::with_store(config("http://127.0.0.1:1", "svc", "org-seats"), NoNetwork, MemoryStore::new()).expect("app")

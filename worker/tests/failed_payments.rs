@@ -8,7 +8,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{config, hmac, user_token, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
+use common::{block, config, hmac, user_token, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -18,10 +18,6 @@ use tollgate_worker::state::Subject;
 const NOW: i64 = 1_800_007_200;
 const DAY: i64 = 86_400;
 const U1: &str = "00000000-0000-4000-8000-0000000000b1";
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
-}
 
 struct T {
     app: App<NoNetwork, MemoryStore>,

@@ -10,7 +10,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{config, hmac, user_token, NoNetwork, STRIPE_SECRET};
+use common::{block, config, hmac, user_token, NoNetwork, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate::Catalog;
 use tollgate_worker::app::App;
@@ -22,10 +22,6 @@ const DAY: i64 = 86_400;
 const OLD: &str = "00000000-0000-4000-8000-0000000000c1";
 const NEW: &str = "00000000-0000-4000-8000-0000000000c2";
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
-}
 
 struct T {
     app: App<NoNetwork, MemoryStore>,

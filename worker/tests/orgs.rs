@@ -9,7 +9,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{b64, hmac, JWT_SECRET, STRIPE_SECRET};
+use common::{block, b64, hmac, JWT_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -116,10 +116,6 @@ fn subscription(kind: &str, org: &str, quantity: u32, at: i64) -> Value {
         "items": {"object": "list", "data": [{"id": "si_org1", "object": "subscription_item", "quantity": quantity,
             "price": {"id": "price_org_business", "object": "price", "lookup_key": "ORG_BUSINESS_MONTHLY", "metadata": {}},
             "current_period_start": T0, "current_period_end": T0 + 30 * DAY}]}}))
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 #[test]

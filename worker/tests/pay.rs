@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{hmac, user_token, STRIPE_SECRET};
+use common::{block, hmac, user_token, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
@@ -142,10 +142,6 @@ impl T {
 
 fn buy(offer: &str) -> Value {
     json!({"offer": offer, "success_url": "https://app.example.com/done", "cancel_url": "https://app.example.com/pricing"})
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 #[test]

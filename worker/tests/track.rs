@@ -8,7 +8,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{config, user_token, NoNetwork, ADMIN_SECRET};
+use common::{block, config, user_token, NoNetwork, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -64,10 +64,6 @@ impl T {
 
 fn runs() -> Value {
     json!({"feature": "workflow_runs_per_day"})
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
 const U1: &str = "00000000-0000-4000-8000-000000000001";

@@ -56,3 +56,8 @@ pub fn user_token(uid: &str, issuer: &str, now: i64) -> String {
     format!("{head}.{body}.{sig}")
 }
 
+
+/// Runs `f` to completion on a current-thread runtime (one per test).
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
