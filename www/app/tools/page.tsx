@@ -1,14 +1,13 @@
-import { cookies } from 'next/headers';
-import { SNAPSHOT_COOKIE, pageState, renderSnapshot } from 'tollgate-react/server';
+import { pageState } from 'tollgate-react/server';
 import type { ToolState } from 'tollgate-react/server';
 
 import { OfferNotice } from '@/components/OfferNotice';
 import { ToolsGrid } from '@/components/ToolsGrid';
 import { WorkflowRunner } from '@/components/WorkflowRunner';
 import { suiteCatalog } from '@/lib/catalog';
-import { snapshotPublicKeys, workerUrl } from '@/lib/config';
 import { localPath } from '@/lib/redirect';
 import { getSession } from '@/lib/session';
+import { sessionSnapshot } from '@/lib/snapshot';
 
 export default async function ToolsPage({
   searchParams,
@@ -29,15 +28,7 @@ export default async function ToolsPage({
   if (!session) {
     initial = await pageState(doc, null, null);
   } else {
-    const snap = await renderSnapshot({
-      workerUrl: workerUrl(),
-      accessToken: session.accessToken,
-      publicKeys: snapshotPublicKeys(),
-      subject: session.userId,
-      catalogId: doc.catalog.id,
-      cookie: (await cookies()).get(SNAPSHOT_COOKIE)?.value,
-      fresh: Boolean(params.checkout),
-    });
+    const snap = await sessionSnapshot(session, doc.catalog.id, Boolean(params.checkout));
     if (snap.ok) initial = await pageState(doc, { grants: snap.snapshot.grants, balances: snap.snapshot.balances }, null);
   }
   return (

@@ -8,15 +8,14 @@
 // keeps it live (a purchase unlocks it without a reload; the end of a canceled period
 // locks it).
 
-import { cookies } from 'next/headers';
-import { SNAPSHOT_COOKIE, decide, renderSnapshot } from 'tollgate-react/server';
+import { decide } from 'tollgate-react/server';
 import type { Decision } from 'tollgate-react/server';
 
 import { DemoProSection } from '@/components/DemoProSection';
 import { FreeToolComponent } from '@/components/FreeToolComponent';
 import { suiteCatalog } from '@/lib/catalog';
-import { snapshotPublicKeys, workerUrl } from '@/lib/config';
 import { getSession } from '@/lib/session';
+import { sessionSnapshot } from '@/lib/snapshot';
 
 const CLOUD = 'creation';
 const REQUIRED = 'pro';
@@ -29,16 +28,8 @@ export default async function DemoToolPage({ searchParams }: { searchParams: Pro
   let token: string | null = null;
   let problem: string | null = null;
   if (session) {
-    const fetched = await renderSnapshot({
-      workerUrl: workerUrl(),
-      accessToken: session.accessToken,
-      publicKeys: snapshotPublicKeys(),
-      subject: session.userId,
-      catalogId: doc.catalog.id,
-      cookie: (await cookies()).get(SNAPSHOT_COOKIE)?.value,
-      // Back from a checkout: the cookie predates the purchase.
-      fresh: Boolean((await searchParams).checkout),
-    });
+    // Back from a checkout: the cookie predates the purchase.
+    const fetched = await sessionSnapshot(session, doc.catalog.id, Boolean((await searchParams).checkout));
     if (fetched.ok) {
       token = fetched.token;
       decision = await decide(doc, fetched.snapshot, { product: CLOUD, tier: REQUIRED });
