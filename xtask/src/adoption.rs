@@ -122,19 +122,7 @@ fn prepare(root: &Path, p: &AdoptionPorts) -> Result<Prepared> {
 pub fn test(root: &Path, ports: Ports) -> Result<()> {
     let p = AdoptionPorts::of(ports);
     let tests = root.join("tests").join("adoption");
-    let mut files: Vec<String> = std::fs::read_dir(&tests)
-        .map_err(|e| format!("{}: {e}", tests.display()))?
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|f| f.ends_with(".test.mjs"))
-        .collect();
-    files.sort();
-    if let Ok(only) = std::env::var("TOLLGATE_ADOPTION_FILES") {
-        let wanted: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        files.retain(|f| wanted.iter().any(|w| f.contains(w)));
-    }
-    if files.is_empty() {
-        return Err("no tests/adoption/*.test.mjs file to run (TOLLGATE_ADOPTION_FILES?)".into());
-    }
+    let files = crate::util::test_file_names(&tests, "TOLLGATE_ADOPTION_FILES")?;
     let prepared = prepare(root, &p)?;
     step(format!(
         "tests/adoption: {} (Next.js on :{}, Vite on :{}, the Worker on :{})",

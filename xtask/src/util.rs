@@ -369,3 +369,30 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
         .collect();
     Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned(), cookies })
 }
+
+/// The `*.test.mjs` file names in `dir`, sorted; `only_var` (e.g. `TOLLGATE_BROWSER_FILES=a,b`)
+/// narrows them to the names that contain a or b. An empty result is an error naming both.
+pub fn test_file_names(dir: &Path, only_var: &str) -> Result<Vec<String>> {
+    let only: Vec<String> = std::env::var(only_var)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".test.mjs"))
+        .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "no *.test.mjs in {}{}",
+            dir.display(),
+            if only.is_empty() { String::new() } else { format!(" matching {only_var}={}", only.join(",")) }
+        ));
+    }
+    Ok(files)
+}

@@ -708,23 +708,7 @@ pub fn pg_start_shell_command(bin_dir: &Path, dir: &Path, data_dir: &Path, log_f
 /// database) with the stack's coordinates in the environment.
 pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
     let dir = root.join(E2E_DIR);
-    let mut files: Vec<String> = fs::read_dir(&dir)
-        .map_err(|e| WorkerError(format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".test.mjs"))
-        // TOLLGATE_E2E_FILES=a,b narrows a local run to the files whose names contain a or b.
-        .filter(|n| {
-            std::env::var("TOLLGATE_E2E_FILES")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .is_none_or(|v| v.split(',').any(|f| n.contains(f.trim())))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return err(format!("no *.test.mjs in {}", dir.display()));
-    }
+    let files = crate::util::test_file_names(&dir, "TOLLGATE_E2E_FILES").map_err(WorkerError)?;
     say(&format!("e2e: node --test ({} files) against {}", files.len(), env.worker_url));
     let s = &env.secrets;
     run_visible(

@@ -84,10 +84,7 @@ fn npm_install(dir: &Path) -> Result<()> {
 /// Installs the npm dependencies of react/, www/ and tests/browser/, and builds the React layer.
 pub fn install(root: &Path) -> Result<()> {
     ensure_chromium()?;
-    let react = root.join("react");
-    npm_install(&react)?;
-    step("tsc: react/ -> react/dist");
-    run(npm().current_dir(&react).args(["run", "build"]))?;
+    build_react(root)?;
     // www installs ../pkg and ../react as copies (www/.npmrc: install-links), so it is
     // installed afresh each time: the copies must match what was just built.
     step("npm ci in www (fresh copies of pkg/ and react/)");
@@ -307,27 +304,7 @@ fn browser_env(cmd: &mut Command, www: &Www, s: &StackUrls) {
 /// `TOLLGATE_BROWSER_FILES=a,b` runs only the files whose names contain a or b.
 pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
     let dir = root.join("tests").join("browser");
-    let only: Vec<String> = std::env::var("TOLLGATE_BROWSER_FILES")
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".test.mjs"))
-        .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!(
-            "no *.test.mjs in {}{}",
-            dir.display(),
-            if only.is_empty() { String::new() } else { format!(" matching TOLLGATE_BROWSER_FILES={}", only.join(",")) }
-        ));
-    }
+    let files = crate::util::test_file_names(&dir, "TOLLGATE_BROWSER_FILES")?;
     step(format!(
         "browser tests: node --test tests/browser ({} files, Chromium {CHROMIUM})",
         files.len()
