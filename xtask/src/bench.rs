@@ -313,9 +313,14 @@ fn node_bench(root: &Path, local: &Local, script: &str) -> Result<Value> {
     serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())
 }
 
-/// Store calls the REST gateway has answered so far (its log has one line per request).
+/// The local REST gateway's log: one line per request it answered.
+fn gateway_log(root: &Path) -> PathBuf {
+    root.join(".stack").join("gateway.log")
+}
+
+/// Store calls the REST gateway has answered so far.
 fn gateway_calls(root: &Path) -> Result<usize> {
-    let log = crate::util::read(&root.join(".stack").join("gateway.log"))?;
+    let log = crate::util::read(&gateway_log(root))?;
     Ok(log.lines().filter(|l| l.contains(" -> ") && l.ends_with(" ms)")).count())
 }
 
@@ -344,7 +349,7 @@ fn catalog_phase(root: &Path, local: &Local, phase: &str) -> Result<Value> {
             .env("TOLLGATE_DB_URL", &info.db_url)
             .env("TOLLGATE_JWT_SECRET", &info.jwt_secret)
             .env("TOLLGATE_CATALOG", "razorpay-ai")
-            .env("TOLLGATE_GATEWAY_LOG", root.join(".stack").join("gateway.log")),
+            .env("TOLLGATE_GATEWAY_LOG", gateway_log(root)),
     )?;
     serde_json::from_str(&crate::util::read(&out_file)?).map_err(|e| e.to_string())
 }
@@ -356,12 +361,11 @@ fn bench_catalog(root: &Path, local: &mut Local, ports: Ports) -> Result<Vec<Str
     let cold_embedded = cold_start_calls(root, local, ports.razorpay)?;
     let embedded = catalog_phase(root, local, "embedded")?;
     // The same catalog, published: what the worker serves is the store's version now.
-    run_cmd(Command::new("cargo").current_dir(root).args(["build", "-q", "-p", "tollgate-cli"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run_cmd(
-        Command::new(target.join("debug").join("tollgate"))
+        Command::new(cargo)
             .current_dir(root)
-            .args(["catalog", "push", "catalogs/razorpay-ai.toml", "--by", "bench"])
+            .args(["run", "-q", "-p", "tollgate-cli", "--", "catalog", "push", "catalogs/razorpay-ai.toml", "--by", "bench"])
             .env("TOLLGATE_SUPABASE_URL", local.rest_url())
             .env("TOLLGATE_SERVICE_KEY", crate::stack::LOCAL_SECRET_KEY),
     )?;
@@ -369,7 +373,8 @@ fn bench_catalog(root: &Path, local: &mut Local, ports: Ports) -> Result<Vec<Str
     let stored = catalog_phase(root, local, "stored")?;
     let f = |x: &Value| x.as_f64().unwrap_or(f64::NAN);
     let ratio = f(&stored["ratio"]) / f(&embedded["ratio"]);
-    let extra = cold_stored.saturating_sub(1).max(cold_embedded.saturating_sub(1));
+    // One call each: the read of the active version (which finds none without a push).
+    let cold_met = cold_stored <= 1 && cold_embedded <= 1;
     Ok(vec![
         format!(
             "catalog as data, warm isolate: POST /v1/check p50 {:.2} ms = {:.2}x GET /healthz with the store's catalog (version {}), {:.2} ms = {:.2}x with the embedded one: {:.2}x (budget 1.1x: {})",
@@ -388,7 +393,7 @@ fn bench_catalog(root: &Path, local: &mut Local, ports: Ports) -> Result<Vec<Str
         ),
         format!(
             "catalog as data, cold isolate: its first requests made {cold_stored} store call(s) with a version in the store, {cold_embedded} without (the catalog read; budget at most one extra: {})",
-            if extra == 0 && cold_stored <= 1 { "met" } else { "NOT met" }
+            if cold_met { "met" } else { "NOT met" }
         ),
     ])
 }
