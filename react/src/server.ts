@@ -129,15 +129,23 @@ export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<Fetched
     return { ok: false, status: resp.status, code: resp.status === 401 ? 'unauthorized' : 'http', message: `HTTP ${resp.status} ${text.slice(0, 300)}` };
   }
   const body = (await resp.json()) as SnapshotResponse;
-  const tg = await getTollgate();
-  const r: VerifyResult = await verifySnapshot(body.token, parsePublicKeys(opts.publicKeys), {
+  return verifiedToken(body.token, opts, resp.status);
+}
+
+/** `token` verified for the subject and catalog of `opts`; `status`: the HTTP status it came with. */
+async function verifiedToken(
+  token: string,
+  opts: { publicKeys: PublicKeys | string; subject: string; catalogId?: string; now?: number },
+  status: number | null,
+): Promise<FetchedSnapshot> {
+  const r: VerifyResult = await verifySnapshot(token, parsePublicKeys(opts.publicKeys), {
     subject: opts.subject,
     catalogId: opts.catalogId,
     now: opts.now ?? Date.now(),
-    tollgate: tg,
+    tollgate: await getTollgate(),
   });
-  if (!r.ok) return { ok: false, status: resp.status, code: r.code, message: r.message };
-  return { ok: true, snapshot: r.snapshot, token: body.token };
+  if (!r.ok) return { ok: false, status, code: r.code, message: r.message };
+  return { ok: true, snapshot: r.snapshot, token };
 }
 
 export interface CookieSnapshotOptions {
@@ -159,14 +167,7 @@ export interface CookieSnapshotOptions {
 export async function snapshotFromCookie(opts: CookieSnapshotOptions): Promise<FetchedSnapshot> {
   const token = opts.cookie;
   if (!token) return { ok: false, status: null, code: 'no_cookie', message: 'no snapshot cookie' };
-  const r = await verifySnapshot(token, parsePublicKeys(opts.publicKeys), {
-    subject: opts.subject,
-    catalogId: opts.catalogId,
-    now: opts.now ?? Date.now(),
-    tollgate: await getTollgate(),
-  });
-  if (!r.ok) return { ok: false, status: null, code: r.code, message: r.message };
-  return { ok: true, snapshot: r.snapshot, token };
+  return verifiedToken(token, opts, null);
 }
 
 /**
@@ -208,9 +209,6 @@ export interface MeterOptions {
   timeoutMs?: number;
 }
 
-/** The worker's decision on a capability, limit or credit pool (generated from the core's
- * type, with the refusal's sentence when it says no). */
-export type { MeterAnswer };
 
 export type Metered =
   | { ok: true; answer: MeterAnswer }

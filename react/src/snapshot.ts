@@ -11,7 +11,7 @@
 import type { SnapshotErrorCode as CoreSnapshotErrorCode } from 'tollgate';
 
 import type { TollgateModule } from './core.js';
-import type { Grant, SnapshotPayload } from './types.js';
+import type { SnapshotPayload } from './types.js';
 
 /** The core's refusal codes, and `catalog_mismatch` (a snapshot for another catalog). */
 export type SnapshotErrorCode = CoreSnapshotErrorCode | 'catalog_mismatch';
@@ -142,12 +142,4 @@ export function peekSnapshot(token: string): Partial<SnapshotPayload> | null {
   } catch {
     return null;
   }
-}
-
-/** The grants and balances of a verified snapshot, with the terms of older catalog versions its
- * grants are held under, shaped for `new Engine(catalog, entitlements)`. */
-export function entitlementsOf(
-  s: SnapshotPayload,
-): { subject: string; grants: Grant[]; balances: Record<string, number>; terms?: SnapshotPayload['terms'] } {
-  return { subject: s.subject, grants: s.grants, balances: s.balances, ...(s.terms ? { terms: s.terms } : {}) };
 }

@@ -8,11 +8,8 @@ import { useCallback, useEffect, useState } from 'react';
 // Type only: erased from the client bundle.
 import type { MeterAnswer } from 'tollgate-react/server';
 
-/** The worker's answer for the day's runs, with the refusal's message when the limit is reached. */
-type Status = MeterAnswer;
-
 export function WorkflowRunner() {
-  const [status, setStatus] = useState<Status | null>(null);
+  const [status, setStatus] = useState<MeterAnswer | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 

@@ -12,7 +12,7 @@ import pg from 'pg';
 
 import { devDatabaseUrl, jwtSecret, supabaseUrl } from './config';
 import { signHs256 } from './jwt';
-import type { StoredSession } from './supabase';
+import type { AuthSession } from '@supabase/supabase-js';
 
 /** A stable user id per email, so signing in again is the same user. */
 export function userIdFor(email: string): string {
@@ -62,7 +62,7 @@ export function issueAccessToken(id: string, email: string, nowSecs = Math.floor
 
 /** The session Supabase Auth would answer a sign-in with (its refresh token is random
  * and never honoured: the local stack has no Auth server, so a session lasts its hour). */
-export async function issueSession(id: string, email: string, nowSecs = Math.floor(Date.now() / 1000)): Promise<StoredSession> {
+export async function issueSession(id: string, email: string, nowSecs = Math.floor(Date.now() / 1000)): Promise<AuthSession> {
   return {
     access_token: await issueAccessToken(id, email, nowSecs),
     refresh_token: randomUUID(),

@@ -5,7 +5,7 @@
 // (lib/jwt.ts): `auth.getSession()` only reads the cookie.
 
 import { createChunks, createServerClient, isChunkLike, stringToBase64URL } from '@supabase/ssr';
-import type { SupabaseClient } from '@supabase/supabase-js';
+import type { AuthSession, SupabaseClient } from '@supabase/supabase-js';
 
 import type { Database } from '../../supabase/database.types';
 import { supabasePublishableKey, supabaseUrl } from './config';
@@ -32,18 +32,8 @@ export async function supabaseFor(jar: CookieJar): Promise<Supabase> {
   });
 }
 
-/** What Supabase Auth keeps in the session cookie after a sign-in. */
-export interface StoredSession {
-  access_token: string;
-  refresh_token: string;
-  token_type: 'bearer';
-  expires_in: number;
-  expires_at: number;
-  user: { id: string; email: string; aud: string; role: string; app_metadata: object; user_metadata: object; created_at: string };
-}
-
 /** The cookies (name, value) that hold `session` as @supabase/ssr writes them. */
-export function sessionCookies(session: StoredSession): { name: string; value: string }[] {
+export function sessionCookies(session: AuthSession): { name: string; value: string }[] {
   return createChunks(AUTH_COOKIE, `base64-${stringToBase64URL(JSON.stringify(session))}`);
 }
 
