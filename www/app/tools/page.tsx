@@ -29,7 +29,7 @@ export default async function ToolsPage({
     initial = await pageState(doc, null, null);
   } else {
     const snap = await sessionSnapshot(session, doc.catalog.id, Boolean(params.checkout));
-    if (snap.ok) initial = await pageState(doc, { grants: snap.snapshot.grants, balances: snap.snapshot.balances }, null);
+    if (snap.ok) initial = await pageState(doc, snap.snapshot, null);
   }
   return (
     <>
