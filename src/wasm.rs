@@ -173,12 +173,8 @@ fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> 
     serde_json::from_slice(text.as_bytes()).map_err(|e| js_error(&format!("invalid {what}: {}", plain(&e))))
 }
 
-/// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON text).
-fn entitlements_of(v: Option<String>) -> Result<Entitlements, JsValue> {
-    entitlements_with_terms(v).map(|(e, _)| e)
-}
-
-/// [`entitlements_of`] with the terms a snapshot carries (`terms`, when it has any).
+/// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON
+/// text), with the terms a snapshot carries (`terms`, when it has any).
 fn entitlements_with_terms(v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
     let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
     if text.trim_start().starts_with('[') {
@@ -982,8 +978,8 @@ pub fn rows_window_packed(catalog: &CatalogHandle, packed: &[u8], n: u32, produc
     let Ok(rows) = unpack_rows(packed, n as usize) else { return Vec::new() };
     // Only this product's rows can move its tier (the rest were read to check them).
     let product = catalog.inner.products().get(product_ix as usize).map(|p| p.id.as_str());
-    let mine = rows.iter().filter(|r| Some(r.cloud_id) == product).map(PackedRow::owned).collect();
-    rows_window(catalog, mine, product_ix, now_ms)
+    let grants = rows.iter().filter(|r| Some(r.cloud_id) == product).map(|r| r.owned().into_grant()).collect();
+    window_of(&catalog.inner, &Entitlements::new(grants), product_ix as usize, now_ms)
 }
 
 /// [`rows_window_packed`] from the row objects; malformed rows are an `Error`
