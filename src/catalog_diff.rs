@@ -251,10 +251,11 @@ pub fn impact(old: &Catalog, new: &Catalog, facts: &[crate::billing::Fact], now:
     let mut out = Vec::new();
     for s in subjects {
         let ea = a.entitlements_for(s);
-        let eb = sold_before(b.entitlements_for(s), OLD);
+        let held = b.entitlements_for(s);
+        let eb = sold_before(held.clone(), OLD);
         let (now_on, _) = crate::grandfather::catalog_for(&active, &versions, &eb.grants, now);
         let changes = compare(old, &now_on, &ea, &eb, &caps, &limits, &pools, &a, &b, s, now);
-        let renewed = sold_before(b.entitlements_for(s), NEW);
+        let renewed = sold_before(held, NEW);
         let (after, _) = crate::grandfather::catalog_for(&active, &versions, &renewed.grants, now);
         let later = compare(old, &after, &ea, &renewed, &caps, &limits, &pools, &a, &b, s, now);
         let at_renewal: Vec<Change> = later.into_iter().filter(|c| !changes.contains(c)).collect();
@@ -280,37 +281,34 @@ fn compare(
     s: &str,
     now: crate::Timestamp,
 ) -> Vec<Change> {
-    let (ea, eb) = (ea.clone(), eb.clone());
-    {
-        let mut changes = Vec::new();
-        let mut push = |section: &'static str, id: &str, x: Option<Value>, y: Option<Value>| {
-            if x != y {
-                let kind = match (&x, &y) {
-                    (None, _) => ChangeKind::Added,
-                    (_, None) => ChangeKind::Removed,
-                    _ => ChangeKind::Changed,
-                };
-                changes.push(Change { section, id: id.to_string(), kind, before: x, after: y });
-            }
-        };
-        for c in caps {
-            // A capability a catalog does not have is one nobody holds under it.
-            let x = crate::decide::can(old, &ea, c, now).is_ok_and(|d| d.allowed);
-            let y = crate::decide::can(new, &eb, c, now).is_ok_and(|d| d.allowed);
-            push("access", c, Some(Value::Bool(x)), Some(Value::Bool(y)));
+    let mut changes = Vec::new();
+    let mut push = |section: &'static str, id: &str, x: Option<Value>, y: Option<Value>| {
+        if x != y {
+            let kind = match (&x, &y) {
+                (None, _) => ChangeKind::Added,
+                (_, None) => ChangeKind::Removed,
+                _ => ChangeKind::Changed,
+            };
+            changes.push(Change { section, id: id.to_string(), kind, before: x, after: y });
         }
-        for l in limits {
-            let x = crate::decide::limit(old, &ea, l, now).ok().map(|d| json(&d.limit));
-            let y = crate::decide::limit(new, &eb, l, now).ok().map(|d| json(&d.limit));
-            push("limit", l, x, y);
-        }
-        for p in pools {
-            let x = old.pool(p).map(|_| Value::from(a.balance(s, p)));
-            let y = new.pool(p).map(|_| Value::from(b.balance(s, p)));
-            push("balance", p, x, y);
-        }
-        changes
+    };
+    for c in caps {
+        // A capability a catalog does not have is one nobody holds under it.
+        let x = crate::decide::can(old, ea, c, now).is_ok_and(|d| d.allowed);
+        let y = crate::decide::can(new, eb, c, now).is_ok_and(|d| d.allowed);
+        push("access", c, Some(Value::Bool(x)), Some(Value::Bool(y)));
     }
+    for l in limits {
+        let x = crate::decide::limit(old, ea, l, now).ok().map(|d| json(&d.limit));
+        let y = crate::decide::limit(new, eb, l, now).ok().map(|d| json(&d.limit));
+        push("limit", l, x, y);
+    }
+    for p in pools {
+        let x = old.pool(p).map(|_| Value::from(a.balance(s, p)));
+        let y = new.pool(p).map(|_| Value::from(b.balance(s, p)));
+        push("balance", p, x, y);
+    }
+    changes
 }
 
 #[cfg(test)]
