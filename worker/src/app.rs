@@ -240,7 +240,7 @@ impl<T: Transport, S: Store> App<T, S> {
         // What the person is told: the alerts still open, the payments still due and when
         // the credit pools refill; and the terms its grants are held under, so the browser
         // decides as this worker does.
-        let (_, terms) = self.ctx.catalog_for(&ents.grants, now).await;
+        let terms = self.ctx.terms_for(&ents.grants, now).await;
         let account = tollgate::snapshot::Account {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),

@@ -224,6 +224,20 @@ impl<T: Transport, S: Store> Ctx<T, S> {
     /// from the store once per isolate. A version the store cannot give is left out (its
     /// grants are decided under the active terms) and asked for again at the next request.
     pub async fn catalog_for(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>) {
+        let (active, terms) = self.terms_with_active(grants, now).await;
+        let catalog = match grandfather::apply(&active, &terms) {
+            Cow::Borrowed(_) => active.clone(),
+            Cow::Owned(c) => Rc::new(c),
+        };
+        (catalog, terms)
+    }
+
+    /// The terms of [`Ctx::catalog_for`] alone (what a snapshot carries), with no catalog built.
+    pub async fn terms_for(&self, grants: &[Grant], now: Timestamp) -> Vec<Terms> {
+        self.terms_with_active(grants, now).await.1
+    }
+
+    async fn terms_with_active(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>) {
         let active = self.catalog();
         let needed = grandfather::versions_needed(&active, grants);
         if needed.is_empty() {
@@ -242,13 +256,8 @@ impl<T: Transport, S: Store> Ctx<T, S> {
                 self.versions.borrow_mut().insert(v, c);
             }
         }
-        let versions = self.versions.borrow();
-        let (catalog, terms) = grandfather::catalog_for(&active, &versions, grants, now);
-        let catalog = match catalog {
-            Cow::Borrowed(_) => active.clone(),
-            Cow::Owned(c) => Rc::new(c),
-        };
-        (catalog, terms)
+        let terms = grandfather::terms(&active, &self.versions.borrow(), grants, now);
+        (active, terms)
     }
 
     /// Whether the served catalog is the store's word (it answered at least once).
