@@ -12,76 +12,40 @@ use crate::catalog::{Catalog, LimitValue};
 use crate::model::{Entitlements, Grant, Status};
 use crate::time::{Timestamp, DAY};
 
-/// Why a decision came out the way it did.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// An active grant covers it.
-    Active,
-    /// A trial grant covers it.
-    Trial,
-    /// A past-due grant inside the catalog's grace period covers it.
-    GracePeriod,
-    /// A canceled grant covers it until its period ends.
-    CanceledUntilPeriodEnd,
-    /// The product's default tier (held without a grant) covers it.
-    DefaultTier,
-    /// Unlimited, or under the limit.
-    WithinLimit,
-    /// No grant for the product at all.
-    NoEntitlement,
-    /// A grant is valid but its tier is below the one required.
-    TierTooLow,
-    /// The tier held does not include this capability.
-    NotInTier,
-    /// Grants existed but have all ended.
-    Expired,
-    /// The only grants are past due and their grace period is over.
-    GraceEnded,
-    /// A grant exists but starts later.
-    NotYetValid,
-    /// The limit is used up.
-    LimitReached,
-}
-
-impl Reason {
-    /// Every reason, in declaration order: a reason's position here is its code
-    /// in the compact answers of the wasm bindings.
-    pub const ALL: [Reason; 13] = [
-        Reason::Active,
-        Reason::Trial,
-        Reason::GracePeriod,
-        Reason::CanceledUntilPeriodEnd,
-        Reason::DefaultTier,
-        Reason::WithinLimit,
-        Reason::NoEntitlement,
-        Reason::TierTooLow,
-        Reason::NotInTier,
-        Reason::Expired,
-        Reason::GraceEnded,
-        Reason::NotYetValid,
-        Reason::LimitReached,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Active => "active",
-            Reason::Trial => "trial",
-            Reason::GracePeriod => "grace_period",
-            Reason::CanceledUntilPeriodEnd => "canceled_until_period_end",
-            Reason::DefaultTier => "default_tier",
-            Reason::WithinLimit => "within_limit",
-            Reason::NoEntitlement => "no_entitlement",
-            Reason::TierTooLow => "tier_too_low",
-            Reason::NotInTier => "not_in_tier",
-            Reason::Expired => "expired",
-            Reason::GraceEnded => "grace_ended",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::LimitReached => "limit_reached",
-        }
+// `Reason::ALL` is in declaration order: a reason's position there is its code in the
+// compact answers of the wasm bindings.
+codes! {
+    /// Why a decision came out the way it did.
+    pub enum Reason {
+        /// An active grant covers it.
+        Active = "active",
+        /// A trial grant covers it.
+        Trial = "trial",
+        /// A past-due grant inside the catalog's grace period covers it.
+        GracePeriod = "grace_period",
+        /// A canceled grant covers it until its period ends.
+        CanceledUntilPeriodEnd = "canceled_until_period_end",
+        /// The product's default tier (held without a grant) covers it.
+        DefaultTier = "default_tier",
+        /// Unlimited, or under the limit.
+        WithinLimit = "within_limit",
+        /// No grant for the product at all.
+        NoEntitlement = "no_entitlement",
+        /// A grant is valid but its tier is below the one required.
+        TierTooLow = "tier_too_low",
+        /// The tier held does not include this capability.
+        NotInTier = "not_in_tier",
+        /// Grants existed but have all ended.
+        Expired = "expired",
+        /// The only grants are past due and their grace period is over.
+        GraceEnded = "grace_ended",
+        /// A grant exists but starts later.
+        NotYetValid = "not_yet_valid",
+        /// The limit is used up.
+        LimitReached = "limit_reached",
     }
 }
+
 
 pub use crate::catalog::Upgrade;
 

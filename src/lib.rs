@@ -4,9 +4,9 @@
 //! package, the Cloudflare Worker and the browser app all run. See
 //! ARCHITECTURE.md for the map.
 
-/// A stable error-code enum: each code written once, as the string every host sees
+/// A stable code enum (error codes, decision reasons): each code written once, as the string every host sees
 /// (`as_str`, serde, and through ts-rs the TypeScript union of the npm package).
-macro_rules! error_codes {
+macro_rules! codes {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $code:literal,)* }) => {
         $(#[$meta])*
         #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

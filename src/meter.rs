@@ -79,7 +79,7 @@ pub enum MeterError {
     BadScope(String),
 }
 
-error_codes! {
+codes! {
     /// The stable code of a [`MeterError`].
     pub enum MeterErrorCode {
         UnknownFeature = "unknown_feature",

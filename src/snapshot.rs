@@ -166,7 +166,7 @@ pub enum SnapshotError {
     WrongSubject { expected: String, found: String },
 }
 
-error_codes! {
+codes! {
     /// The stable code of a [`SnapshotError`].
     pub enum SnapshotErrorCode {
         MalformedSnapshot = "malformed_snapshot",

@@ -47,7 +47,7 @@ pub enum UsageError {
     BadUnits { units: u64, max: u64 },
 }
 
-error_codes! {
+codes! {
     /// The stable code of a [`UsageError`].
     pub enum UsageErrorCode {
         NoUsagePricing = "no_usage_pricing",
