@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { chromiumOptions } from '../chromium.mjs';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..');
 const TEMPLATES = path.join(here, 'templates');
@@ -161,22 +163,7 @@ export async function getText(url) {
 
 /** Debian's Chromium (the caller closes it: `after(() => browser?.close())` at the top level). */
 export async function launch() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  });
-  return browser;
+  return chromium.launch(chromiumOptions());
 }
 
 /**

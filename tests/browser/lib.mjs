@@ -10,6 +10,8 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
+import { chromiumOptions } from '../chromium.mjs';
+
 export const WWW = need('WWW_URL');
 export const WORKER = process.env.TOLLGATE_WORKER_URL ?? '';
 /** The Video Studio worker (its token bundles and plans). */
@@ -46,21 +48,7 @@ export function browserWithWorker() {
 }
 
 export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  });
+  return chromium.launch(chromiumOptions());
 }
 
 export function uniqueEmail(tag) {
