@@ -38,9 +38,13 @@ if (path.relative(REPO, DIR).split(path.sep)[0] !== '..') {
 /** Where the scratch app `name` lives. */
 export const appDir = (name) => path.join(DIR, name);
 
+/** The VCM Suite's catalog as `tollgate catalog check --json` writes it (`cargo xtask build`
+ * writes the example catalogs there before this stage). */
+const CATALOG_JSON = path.join(REPO, 'target', 'catalogs', 'vcm-suite.json');
+
 /**
- * A fresh scratch app from templates/<name>, with the catalog file (the VCM Suite's, as
- * `tollgate catalog check --json` writes it) at each path of `catalogAt`.
+ * A fresh scratch app from templates/<name>, with the catalog file at each path of
+ * `catalogAt`.
  */
 export function scaffold(name, ...catalogAt) {
   const dir = appDir(name);
@@ -48,7 +52,7 @@ export function scaffold(name, ...catalogAt) {
   cpSync(path.join(TEMPLATES, name), dir, { recursive: true });
   for (const at of catalogAt) {
     mkdirSync(path.dirname(path.join(dir, at)), { recursive: true });
-    cpSync(path.join(TEMPLATES, 'tollgate-catalog.json'), path.join(dir, at));
+    cpSync(CATALOG_JSON, path.join(dir, at));
   }
   return dir;
 }
