@@ -11,6 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
 import { closeDb, createUser, userToken, worker } from '../tests/e2e/helpers.mjs';
+import { stats, timed } from './stats.mjs';
 
 const phase = process.argv[process.argv.indexOf('--phase') + 1];
 if (!['embedded', 'stored'].includes(phase)) throw new Error('--phase embedded|stored');
@@ -18,16 +19,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
 const LOG = process.env.TOLLGATE_GATEWAY_LOG;
 const calls = () => readFileSync(LOG, 'utf8').split('\n').filter((l) => / -> \d{3} \(/.test(l)).length;
 
-function p50(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
-}
 
-async function timed(fn) {
-  const t = performance.now();
-  const r = await fn();
-  return [performance.now() - t, r];
-}
 
 try {
   const uid = await createUser();
@@ -54,9 +46,9 @@ try {
     phase,
     store_version: served.store_version ?? null,
     rounds: ROUNDS,
-    healthz_p50: p50(healths),
-    check_p50: p50(checks),
-    ratio: p50(checks) / p50(healths),
+    healthz_p50: stats(healths).p50,
+    check_p50: stats(checks).p50,
+    ratio: stats(checks).p50 / stats(healths).p50,
     store_calls_per_check: (calls() - before) / ROUNDS,
   };
   console.log(JSON.stringify(out));

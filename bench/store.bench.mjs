@@ -21,6 +21,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { median, stats } from './stats.mjs';
+
 import { chargeRows, createUser, closeDb, env, id, now, postStripe, q, worker } from '../tests/e2e/helpers.mjs';
 import { stripeOneTime } from '../tests/e2e/events.mjs';
 
@@ -35,11 +37,6 @@ const FOLDS = QUICK ? 8 : 30;
 const MANY = 10_000;
 const SEQUENTIAL = QUICK ? 200 : 1000;
 
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
-  return { n: s.length, p50: at(0.5), p99: at(0.99) };
-}
 
 /** `CLIENTS` connections each running `sql(client, i)` in a loop for `SECONDS`: per second. */
 async function throughput(sql) {
@@ -109,7 +106,6 @@ function pgbenchCharge(uid, lot, before) {
       bares.push(run('bare', 'update bench_counter set v = v - 1 where id = 1 and v >= 1;\n'));
       charges.push(run(`charge${round}`, charge(round)));
     }
-    const median = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
     const bare = { per_second: median(bares.map((x) => x.per_second)), rounds: bares };
     const charged = { per_second: median(charges.map((x) => x.per_second)), rounds: charges };
     return { clients: CLIENTS, bare, charge: charged, ratio: bare.per_second / charged.per_second, before, charges: charges.reduce((n, x) => n + x.ops, 0) };
@@ -145,7 +141,6 @@ try {
     charges.push(await throughput((c, key) =>
       c.query('select public.tollgate_charge($1::jsonb, $2::jsonb) as r', [{ user_id: uid }, chargeRows(uid, lot, `r${round}_${key}`)])));
   }
-  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]; };
   const bare = { per_second: median(bares.map((x) => x.per_second)), rounds: bares };
   const charged = { per_second: median(charges.map((x) => x.per_second)), rounds: charges };
   const ops = charges.reduce((n, x) => n + x.ops, 0);

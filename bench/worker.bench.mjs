@@ -22,6 +22,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 import { cpuPerRequest, findStack } from './cpu.mjs';
+import { stats, timed } from './stats.mjs';
 
 import { createUser, closeDb, id, now, postStripe, postStripeUntilAccepted, q, userToken, worker } from '../tests/e2e/helpers.mjs';
 import { StripeSubscriber, stripeOneTime, DAY } from '../tests/e2e/events.mjs';
@@ -33,17 +34,7 @@ const CLIENTS = 50;
 const PER_CLIENT = QUICK ? 6 : 30;
 const UNITS = 10;
 
-function stats(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
-  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1] };
-}
 
-async function timed(fn) {
-  const t = performance.now();
-  const r = await fn();
-  return [performance.now() - t, r];
-}
 
 function story(uid, t0) {
   const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_PRO_MONTHLY', start: t0 });
