@@ -373,8 +373,8 @@ export function loadCatalog(src) {
       throw catalogError(`catalog error: invalid JSON catalog${where}: ${e.message}${hint}`, '', at?.line ?? null);
     }
   }
-  const handle = CatalogHandle.fromObject(doc);
-  return new Catalog(handle, typeof src === 'string' ? src : JSON.stringify(src));
+  const text = typeof src === 'string' ? src : JSON.stringify(doc);
+  return new Catalog(CatalogHandle.fromJson(text), text);
 }
 
 function catalogError(message, path, line) {

@@ -3,11 +3,11 @@
 //! Thin by design: read what JavaScript hands over, call the core, convert the
 //! answer. Measured on the package (see `cargo xtask bench`), the two ways of
 //! moving objects split like this:
-//! - into Rust, a catalog is read with serde-wasm-bindgen straight from the JS
-//!   object. Everything a signed snapshot also holds (grants, balances,
-//!   memberships, alerts, payments), and with it rows, users and usage, crosses as
-//!   JSON text read by serde_json, the reader the snapshot verifier needs anyway
-//!   for the exact signed bytes: one deserializer per type in the module, not two.
+//! - into Rust, everything crosses as JSON text read by serde_json, the reader
+//!   the snapshot verifier needs anyway for the exact signed bytes: the catalog
+//!   (an object is `JSON.stringify`'d by the wrapper), and what a signed snapshot
+//!   holds (grants, balances, memberships, alerts, payments), and with it rows,
+//!   users and usage: one deserializer per type in the module, not two.
 //!   The hot calls cross no object at all: rows travel packed in one string,
 //!   engines are made once.
 //! - out of Rust, answers are JSON text that the wrapper turns into objects
@@ -153,10 +153,6 @@ struct EntitlementsIn {
     terms: Vec<crate::grandfather::Terms>,
 }
 
-fn is_nothing(v: &JsValue) -> bool {
-    v.is_null() || v.is_undefined()
-}
-
 /// A serde_json error without its " at line L column C" (the text is the wrapper's
 /// `JSON.stringify` of an object, where lines mean nothing to the caller).
 fn plain(e: &serde_json::Error) -> String {
@@ -220,50 +216,61 @@ fn usage_of(v: Option<String>) -> Result<Usage, JsValue> {
     from_json("usage (limit id -> whole number used)", &text)
 }
 
-/// The catalog document; when it does not read, the failing section or element
-/// is found by reading each on its own, so the error can name it.
-fn catalog_doc_of(v: JsValue) -> Result<CatalogDoc, CatalogError> {
-    let whole = match serde_wasm_bindgen::from_value::<CatalogDoc>(v.clone()) {
+/// The catalog document from JSON text; when it does not read, the failing section or
+/// element is found by reading each on its own (from its own slice of the text, with the
+/// same reader, so no second deserializer is compiled in), so the error can name it.
+fn catalog_doc_of(text: &str) -> Result<CatalogDoc, CatalogError> {
+    use serde_json::value::RawValue;
+    let whole = match serde_json::from_slice::<CatalogDoc>(text.as_bytes()) {
         Ok(doc) => return Ok(doc),
-        Err(e) => e.to_string(),
+        Err(e) => plain(&e),
     };
     let fail = |path: String, message: String| CatalogError { path, message, line: None };
-    if v.is_object() {
-        let get = |k: &str| js_sys::Reflect::get(&v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        fn each<T: DeserializeOwned>(name: &str, list: JsValue) -> Option<(String, String)> {
-            if is_nothing(&list) {
-                return None;
-            }
-            if !js_sys::Array::is_array(&list) {
-                return Some((name.to_string(), format!("`{name}` must be a list")));
-            }
-            let arr = js_sys::Array::from(&list);
-            (0..arr.length()).find_map(|i| {
-                serde_wasm_bindgen::from_value::<T>(arr.get(i)).err().map(|e| (format!("{name}[{i}]"), e.to_string()))
-            })
-        }
-        let found = serde_wasm_bindgen::from_value::<CatalogMeta>(get("catalog"))
-            .err()
-            .filter(|_| !is_nothing(&get("catalog")))
-            .map(|e| ("catalog".to_string(), e.to_string()))
-            .or_else(|| each::<Product>("products", get("products")))
-            .or_else(|| each::<Offer>("offers", get("offers")))
-            .or_else(|| each::<Capability>("capabilities", get("capabilities")))
-            .or_else(|| each::<Limit>("limits", get("limits")))
-            .or_else(|| each::<CreditPool>("credit_pools", get("credit_pools")))
-            .or_else(|| each::<Tool>("tools", get("tools")))
-            .or_else(|| {
-                let u = get("usage");
-                (!is_nothing(&u))
-                    .then(|| serde_wasm_bindgen::from_value::<UsagePricing>(u).err())
-                    .flatten()
-                    .map(|e| ("usage".to_string(), e.to_string()))
-            });
-        if let Some((path, message)) = found {
-            return Err(fail(path, message));
-        }
+    #[derive(Deserialize)]
+    struct Sections<'a> {
+        #[serde(borrow)]
+        catalog: Option<&'a RawValue>,
+        #[serde(borrow)]
+        products: Option<&'a RawValue>,
+        #[serde(borrow)]
+        offers: Option<&'a RawValue>,
+        #[serde(borrow)]
+        capabilities: Option<&'a RawValue>,
+        #[serde(borrow)]
+        limits: Option<&'a RawValue>,
+        #[serde(borrow)]
+        credit_pools: Option<&'a RawValue>,
+        #[serde(borrow)]
+        tools: Option<&'a RawValue>,
+        #[serde(borrow)]
+        usage: Option<&'a RawValue>,
     }
-    Err(fail(String::new(), whole))
+    let Ok(sections) = serde_json::from_slice::<Sections>(text.as_bytes()) else { return Err(fail(String::new(), whole)) };
+    fn present(raw: Option<&RawValue>) -> Option<&str> {
+        raw.map(RawValue::get).filter(|r| *r != "null")
+    }
+    fn each<T: DeserializeOwned>(name: &str, raw: Option<&str>) -> Option<(String, String)> {
+        let list = serde_json::from_slice::<Vec<&RawValue>>(raw?.as_bytes());
+        let Ok(list) = list else { return Some((name.to_string(), format!("`{name}` must be a list"))) };
+        list.iter().enumerate().find_map(|(i, el)| {
+            serde_json::from_slice::<T>(el.get().as_bytes()).err().map(|e| (format!("{name}[{i}]"), plain(&e)))
+        })
+    }
+    fn one<T: DeserializeOwned>(name: &str, raw: Option<&str>) -> Option<(String, String)> {
+        serde_json::from_slice::<T>(raw?.as_bytes()).err().map(|e| (name.to_string(), plain(&e)))
+    }
+    let found = one::<CatalogMeta>("catalog", present(sections.catalog))
+        .or_else(|| each::<Product>("products", present(sections.products)))
+        .or_else(|| each::<Offer>("offers", present(sections.offers)))
+        .or_else(|| each::<Capability>("capabilities", present(sections.capabilities)))
+        .or_else(|| each::<Limit>("limits", present(sections.limits)))
+        .or_else(|| each::<CreditPool>("credit_pools", present(sections.credit_pools)))
+        .or_else(|| each::<Tool>("tools", present(sections.tools)))
+        .or_else(|| one::<UsagePricing>("usage", present(sections.usage)));
+    match found {
+        Some((path, message)) => Err(fail(path, message)),
+        None => Err(fail(String::new(), whole)),
+    }
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, JsValue> {
@@ -594,11 +601,11 @@ pub struct CatalogHandle {
 
 #[wasm_bindgen]
 impl CatalogHandle {
-    /// Reads and validates a catalog document (a parsed JSON object; this
-    /// build has no TOML reader).
-    #[wasm_bindgen(js_name = fromObject)]
-    pub fn from_object(doc: JsValue) -> Result<CatalogHandle, JsValue> {
-        let doc = catalog_doc_of(doc).map_err(|e| catalog_error(&e))?;
+    /// Reads and validates a catalog document (JSON text; this build has no TOML
+    /// reader).
+    #[wasm_bindgen(js_name = fromJson)]
+    pub fn from_json(text: &str) -> Result<CatalogHandle, JsValue> {
+        let doc = catalog_doc_of(text).map_err(|e| catalog_error(&e))?;
         Catalog::from_doc(doc).map(|c| CatalogHandle { inner: Arc::new(c) }).map_err(|e| catalog_error(&e))
     }
 
