@@ -85,22 +85,25 @@ pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Gran
         return Vec::new();
     }
     let grace = active.meta().grace_period_days;
-    // Per product: (tier index, grandfathered, version) of the deciding grant.
-    let mut deciding: BTreeMap<&str, (usize, bool, Option<u32>)> = BTreeMap::new();
+    // Per product: the deciding grant's (tier index, grandfathered, id) and version. Ties
+    // go to the smaller grant id, as in `decide::effective_at`, so the order grants are
+    // listed in never changes whose terms hold.
+    type Key<'g> = (usize, bool, std::cmp::Reverse<&'g str>);
+    let mut deciding: BTreeMap<&str, (Key, Option<u32>)> = BTreeMap::new();
     for g in grants {
         if !matches!(standing(g, grace, now), GrantStanding::Counts(_)) {
             continue;
         }
         let Some(t) = active.tier_index(&g.product, &g.tier) else { continue };
         let v = terms_version(active, g);
-        let candidate = (t, v.is_some(), v);
+        let candidate = ((t, v.is_some(), std::cmp::Reverse(g.id.as_str())), v);
         let e = deciding.entry(g.product.as_str()).or_insert(candidate);
-        if (candidate.0, candidate.1) > (e.0, e.1) {
+        if candidate.0 > e.0 {
             *e = candidate;
         }
     }
     let mut out = Vec::new();
-    for (product, (_, _, v)) in deciding {
+    for (product, (_, v)) in deciding {
         let Some(v) = v else { continue };
         let Some(old) = versions.get(&v) else { continue };
         let capabilities: Vec<Capability> = old

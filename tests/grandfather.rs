@@ -190,6 +190,32 @@ fn terms_hold_only_what_the_active_version_still_names() {
 }
 
 #[test]
+fn the_order_grants_are_listed_in_never_changes_whose_terms_hold() {
+    // Version 3 active; the subject holds Studio Basic twice at once, sold under
+    // versions 1 and 2 (both kept): the terms are those of the smaller grant id,
+    // whichever way the grants are listed.
+    let (one, two) = (v1(), v2(None));
+    let three = v2(None).with_version(3);
+    let st = fold(&one, &story(&one, None), BEFORE_RENEWAL);
+    let first = st.entitlements_for(USER).grants.into_iter().find(|g| g.product == "studio").unwrap();
+    assert_eq!(first.catalog_version, Some(1));
+    let mut second = first.clone();
+    second.id = format!("{}~later", first.id);
+    second.catalog_version = Some(2);
+    let older = versions(&[&one, &two]);
+    let at = t(BEFORE_RENEWAL);
+    let forward = grandfather::terms(&three, &older, &[first.clone(), second.clone()], at);
+    let backward = grandfather::terms(&three, &older, &[second.clone(), first.clone()], at);
+    assert_eq!(forward, backward);
+    assert_eq!(forward.iter().map(|t| (t.product.as_str(), t.version)).collect::<Vec<_>>(), [("studio", 1)]);
+    // The grant that explains the answer is the same one.
+    let ents = |grants: Vec<tollgate::Grant>| tollgate::Entitlements::new(grants);
+    let (cat, _) = grandfather::catalog_for(&three, &older, &[second.clone(), first.clone()], at);
+    let why = decide::has_access(&cat, &ents(vec![second, first.clone()]), "studio", "basic", at).unwrap();
+    assert_eq!(why.grant.as_deref(), Some(first.id.as_str()));
+}
+
+#[test]
 fn an_unknown_policy_is_refused_with_its_line() {
     let src = format!("{}\n{EXTRA_V1}", event("catalog.toml")).replace(
         "key = \"STUDIO_BASIC_MONTHLY\"\n",
