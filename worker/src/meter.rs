@@ -93,7 +93,6 @@ fn meter_error(e: &MeterError) -> AppResponse {
 struct Gate {
     /// The subject the use is counted for: the caller, or its organization.
     owner: Subject,
-    state: crate::state::SubjectState,
     ents: tollgate::Entitlements,
     /// The window's count so far (0 but for a limit).
     used: u64,
@@ -129,7 +128,7 @@ async fn gate<T: Transport, S: Store>(
         Some(li) => meter::used_in(&meter::limit_window(&catalog, &ents, li, now), latest),
         None => 0,
     };
-    Ok(Gate { owner, state: st, ents, used, counter, catalog })
+    Ok(Gate { owner, ents, used, counter, catalog })
 }
 
 pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
@@ -147,20 +146,27 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         return error(400, "invalid_request", "`organization_id` applies to capabilities and limits: credits are the caller's");
     }
     let subject = Subject::user(&claims.sub);
-    let Gate { state: st, ents, used, catalog: decided_on, .. } = match gate(ctx, &subject, &asked, now).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let decided = match pool {
+        // Credits: the caller's lots with what it has joined since, on the served catalog
+        // (a pool's terms are never grandfathered; no counter, no older versions to load).
         Some(pool) => {
+            let st = match ctx.store.gate_state(&subject, None).await {
+                Ok((st, _)) => st,
+                Err(e) => return store_error(&e),
+            };
             let st = match crate::webhook::joined(ctx, &subject, st, now).await {
                 Ok(s) => s,
                 Err(e) => return store_error(&e),
             };
-            let ents = st.entitlements_for_snapshot(&ctx.catalog(), now);
-            meter::check_pool(&ctx.catalog(), &ents, &st.wallet, pool, asked.quantity, now)
+            let ents = st.entitlements_for_snapshot(&catalog, now);
+            meter::check_pool(&catalog, &ents, &st.wallet, pool, asked.quantity, now)
         }
-        None => meter::check(&decided_on, &ents, &asked.feature, asked.quantity, used, now),
+        None => match gate(ctx, &subject, &asked, now).await {
+            Ok(Gate { ents, used, catalog: decided_on, .. }) => {
+                meter::check(&decided_on, &ents, &asked.feature, asked.quantity, used, now)
+            }
+            Err(r) => return r,
+        },
     };
     match decided {
         Ok(c) => AppResponse::json(200, &serde_json::to_value(MeterAnswer::checked(c)).unwrap_or(Value::Null)),
