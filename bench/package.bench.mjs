@@ -1,11 +1,17 @@
 // `cargo xtask bench` (run after the package is built): the npm package under
 // Node against a plain-JavaScript implementation of the VCM Suite's original
 // hasAccess on the same data, every figure measured in this one run and reported
-// as a ratio to that baseline, plus the gzipped size of the .wasm.
+// as a ratio to that baseline, plus the gzipped size of the .wasm and what the
+// module weighs when it keeps only the exports one use calls (binaryen's
+// wasm-metadce drops the rest, then wasm-opt with the build's own options): the
+// least a module carrying exactly that use's code could weigh.
 //
 // Usage: node bench/package.bench.mjs [--quick]
 
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { Engine, hasAccess, loadCatalog, useCatalog } from '../pkg/node.js';
@@ -128,6 +134,51 @@ console.log(
   `tollgate_bg.wasm: ${(wasm.length / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped ` +
     `(budget ${BUDGET_GZIP / 1024} KB: ${gz <= BUDGET_GZIP ? 'within' : 'OVER'})`,
 );
+
+// ------------------------------------------------------------------ what each use of the module weighs
+
+// The exports each use calls (wasm-bindgen's own `__wbindgen_*` and the memory always stay).
+const USES = [
+  ['reading a catalog (loadCatalog)', /^cataloghandle_fromJson$/],
+  ['the VCM Suite rows API (loadCatalog, hasAccess(rows))', /^(cataloghandle_|rowsWindow|rowsHasAccess|rowsExplainAccess)/],
+  ['verifying a snapshot (verifySnapshot)', /^verifySnapshot$/],
+  ['a catalog and an Engine', /^(cataloghandle_|enginehandle_)/],
+  ['the same, a snapshot verified and money formatted', /^(cataloghandle_|enginehandle_|verifySnapshot|formatMoney|minorDigits)/],
+];
+const BIN = new URL('../pkg/node_modules/.bin/', import.meta.url).pathname;
+// The build's wasm-opt options (`cargo xtask bench` passes xtask's list; run by hand, the same list).
+const OPT = (process.env.TOLLGATE_WASM_OPT_ARGS ?? '-Oz --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue --strip-debug --strip-producers --strip-target-features').split(' ');
+const FEATURES = OPT.filter((o) => o.startsWith('--enable-'));
+
+/** Gzipped bytes of the shipped module keeping only the exports `keep` matches. */
+function keptOnly(keep) {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-metadce-'));
+  try {
+    const exports = WebAssembly.Module.exports(new WebAssembly.Module(wasm));
+    const graph = exports.map((e) => ({
+      name: `export:${e.name}`,
+      export: e.name,
+      ...(e.kind !== 'function' || e.name.startsWith('__') || keep.test(e.name) ? { root: true } : {}),
+    }));
+    if (!exports.some((e) => keep.test(e.name))) throw new Error(`no export matches ${keep}`);
+    writeFileSync(join(dir, 'graph.json'), JSON.stringify(graph));
+    const [kept, out] = [join(dir, 'kept.wasm'), join(dir, 'out.wasm')];
+    execFileSync(join(BIN, 'wasm-metadce'), ['-f', join(dir, 'graph.json'), WASM.pathname, '-o', kept, ...FEATURES], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(join(BIN, 'wasm-opt'), [...OPT, kept, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return gzipSync(readFileSync(out), { level: 9 }).length;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log();
+console.log(`the module with only the exports one use calls (gzipped; budget ${BUDGET_GZIP / 1024} KB)`);
+for (const [use, keep] of USES) {
+  const bytes = keptOnly(keep);
+  console.log(`${pad(use, 60)}${lpad((bytes / 1024).toFixed(1) + ' KB', 10)}${lpad((bytes / gz).toFixed(2) + 'x', 8)}  ${bytes <= BUDGET_GZIP ? 'within' : 'over'}`);
+}
+console.log();
+
 const budget = (name, x, max) =>
   console.log(`${name}: ${x.toFixed(2)}x the plain-JS baseline (budget ${max}x: ${x <= max ? 'met' : 'NOT met'})`);
 const fig = (name) => figures.find((f) => f[0] === name)[1] / baseline;

@@ -69,7 +69,12 @@ fn stages_all(
         stages.run("npm package: build, then bench/package.bench.mjs (Node, plain-JS baseline)", || {
             package::build(root)?;
             toolchain::node()?;
-            run_cmd(Command::new("node").current_dir(root).arg("bench/package.bench.mjs"))
+            run_cmd(
+                Command::new("node")
+                    .current_dir(root)
+                    .env("TOLLGATE_WASM_OPT_ARGS", package::WASM_OPT_ARGS.join(" "))
+                    .arg("bench/package.bench.mjs"),
+            )
         })?;
     }
     if want("size") {

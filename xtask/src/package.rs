@@ -27,7 +27,7 @@ use crate::util::{fnv1a, note, read, run, secs, step, write_if_changed, Result};
 /// The cargo profile for the wasm build (see the root Cargo.toml).
 pub const PROFILE: &str = "wasm-release";
 /// wasm-opt's options: size first; the features rustc enables for wasm32 by default.
-const WASM_OPT_ARGS: &[&str] = &[
+pub const WASM_OPT_ARGS: &[&str] = &[
     "-Oz",
     "--enable-bulk-memory",
     "--enable-mutable-globals",
