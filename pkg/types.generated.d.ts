@@ -220,7 +220,14 @@ catalog_version?: number | null,
  * The catalog version active at its latest renewal (a subscription's latest paid
  * period); what an offer's `at_renewal` migration moves it to.
  */
-renewal_version?: number | null, };
+renewal_version?: number | null, 
+/**
+ * The start of its current paid period, as the provider set it (a subscription's
+ * `current_period_start`): where billing-period windows are counted from, so they
+ * turn with the subscription's invoices (after a trial, from the trial's end).
+ * Absent for grants that are not a subscription's: counted from `valid_from`.
+ */
+period_start?: Timestamp | null, };
 
 /**
  * What one entry of an offer's `grants` gives.

@@ -161,10 +161,12 @@ pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
 
 /// The window of limit `li` for a subject holding `ents` at `now`. Calendar windows come
 /// from [`window`]. An anchored one (`anchor = "subscription"` monthly, or a
-/// `billing_period`) starts on the day the subscription that gives the subject its tier
-/// started, and steps by a month, or by the offer's interval (a year on a yearly plan),
-/// from there: a monthly allowance on a yearly plan renews on the subscription's day each
-/// month. Without such a subscription (a default tier, a grant by hand, a one-time offer)
+/// `billing_period`) starts on the billing day of the subscription that gives the
+/// subject its tier (its current paid period's start, [`crate::Grant::period_start`], else
+/// the day it started), and steps by a month, or by the offer's interval (a year on a
+/// yearly plan), from there: a monthly allowance on a yearly plan renews on the
+/// subscription's day each month, and a billing period is the period the provider
+/// invoices, the one an overage cap counts over ([`overage_period`]). Without such a subscription (a default tier, a grant by hand, a one-time offer)
 /// the window is the calendar month.
 pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Timestamp) -> Window {
     let l = &catalog.doc.limits[li];
@@ -175,9 +177,12 @@ pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Time
     };
     let g = decide::effective_at(catalog, ents, catalog.limit_product(li), now).grant;
     let step = g.and_then(|g| {
-        // A recurring offer only: a monthly window of it, or one period of it.
+        // A recurring offer only: a monthly window of it, or one period of it, counted
+        // from the start of its current paid period as the provider set it (the billing
+        // anchor: after a trial, the trial's end), or from the grant's start.
         let period = catalog.offer(g.offer.as_deref()?)?.price.interval.months()?;
-        Some((g.valid_from, months.unwrap_or(period)))
+        let anchor = g.period_start.filter(|p| *p <= now).unwrap_or(g.valid_from);
+        Some((anchor, months.unwrap_or(period)))
     });
     step.and_then(|(anchor, every)| anchored(anchor, every, now)).unwrap_or_else(|| window(LimitPeriod::Month, now))
 }
@@ -700,6 +705,7 @@ mod tests {
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         };
         Entitlements::new(vec![g])
     }

@@ -91,6 +91,12 @@ pub struct Grant {
     /// period); what an offer's `at_renewal` migration moves it to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_version: Option<u32>,
+    /// The start of its current paid period, as the provider set it (a subscription's
+    /// `current_period_start`): where billing-period windows are counted from, so they
+    /// turn with the subscription's invoices (after a trial, from the trial's end).
+    /// Absent for grants that are not a subscription's: counted from `valid_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<Timestamp>,
 }
 
 /// What a subject holds: grants and credit balances (pool -> available units).

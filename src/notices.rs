@@ -460,6 +460,7 @@ mod tests {
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         };
         let mut e = Entitlements::new(vec![g]);
         e.balances.insert("ai_credits".into(), 50);

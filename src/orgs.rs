@@ -764,6 +764,7 @@ mod tests {
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         }
     }
 

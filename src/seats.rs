@@ -346,6 +346,7 @@ mod merge_tests {
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         }
     }
 

@@ -65,6 +65,7 @@ impl CloudEntitlementRow {
             source_ref: self.source_ref,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         }
     }
 }
@@ -115,6 +116,7 @@ pub fn user_entitlements(catalog: &Catalog, user: Option<&PlanUser>) -> Result<E
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         }]),
         None => Entitlements::default(),
     })

@@ -244,6 +244,7 @@ export type Database = {
           past_due_since: string | null;
           catalog_version: number | null;
           renewal_version: number | null;
+          period_start: string | null;
         };
         Insert: {
           id?: string;
@@ -263,6 +264,7 @@ export type Database = {
           past_due_since?: string | null;
           catalog_version?: number | null;
           renewal_version?: number | null;
+          period_start?: string | null;
         };
         Update: {
           id?: string;
@@ -282,6 +284,7 @@ export type Database = {
           past_due_since?: string | null;
           catalog_version?: number | null;
           renewal_version?: number | null;
+          period_start?: string | null;
         };
         Relationships: [
           {

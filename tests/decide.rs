@@ -117,6 +117,7 @@ fn grant(
         source_ref: None,
         catalog_version: None,
         renewal_version: None,
+        period_start: None,
     }
 }
 
@@ -396,6 +397,7 @@ fn any_grant() -> impl Strategy<Value = Grant> {
                 source_ref: None,
                 catalog_version: None,
                 renewal_version: None,
+                period_start: None,
             }
         })
 }

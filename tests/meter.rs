@@ -35,6 +35,7 @@ fn holding(tier: Option<&str>) -> Entitlements {
                 source_ref: None,
                 catalog_version: None,
                 renewal_version: None,
+                period_start: None,
             })
             .into_iter()
             .collect(),
@@ -363,6 +364,27 @@ fn a_billing_period_limit_counts_over_the_offers_interval() {
     assert_eq!(meter::limit_window(&cat, &by_hand, li, ts("2026-03-20T00:00:00Z")).start, ts("2026-03-01T00:00:00Z"));
     assert_eq!(meter::used_in(&w, Some((w.start, 7))), 7);
     assert_eq!(meter::used_in(&w, Some((ts("2026-02-15T00:00:00Z"), 7))), 0, "an older window has reset");
+}
+
+#[test]
+fn a_billing_period_turns_with_the_providers_period_after_a_trial() {
+    // Subscribed on 1 March with a 7-day trial: the provider's paid periods run from
+    // 8 March. The billing-period window, the anchored monthly one and the overage cap's
+    // period are all that period, not one counted from the trial's start.
+    let billing = razorpay_with(|s| s.replace("period = \"month\"\nanchor = \"subscription\"", "period = \"billing_period\""));
+    let li = billing.limit_index("monthly_ai_credits").unwrap();
+    let mut trial = premium("PREMIUM_MONTHLY", "2026-03-01T00:00:00Z");
+    trial.grants[0].period_start = Some(ts("2026-03-08T00:00:00Z"));
+    let now = ts("2026-04-03T00:00:00Z");
+    let w = meter::limit_window(&billing, &trial, li, now);
+    assert_eq!((w.start, w.resets_at), (ts("2026-03-08T00:00:00Z"), Some(ts("2026-04-08T00:00:00Z"))));
+    assert_eq!(w, meter::overage_period(&[(ts("2026-03-08T00:00:00Z"), ts("2026-04-08T00:00:00Z"))], now));
+    let monthly = razorpay();
+    let w = meter::limit_window(&monthly, &trial, monthly.limit_index("monthly_ai_credits").unwrap(), now);
+    assert_eq!(w.start, ts("2026-03-08T00:00:00Z"));
+    // Without the provider's period start: from the grant's start, as before.
+    trial.grants[0].period_start = None;
+    assert_eq!(meter::limit_window(&billing, &trial, li, now).start, ts("2026-04-01T00:00:00Z"));
 }
 
 #[test]

@@ -71,6 +71,7 @@ fn entitlements() -> Entitlements {
         source_ref: Some("sub_1Qv0Tollgate".into()),
         catalog_version: None,
         renewal_version: None,
+        period_start: None,
     };
     let mut past_due = grant(
         "stripe:sub_2:video",
@@ -109,6 +110,7 @@ fn entitlements() -> Entitlements {
                 source_ref: None,
                 catalog_version: None,
                 renewal_version: None,
+                period_start: None,
             },
         ],
         balances: BTreeMap::from([("ai_credits".to_string(), 1_250), ("video_seconds".to_string(), 0)]),

@@ -32,6 +32,8 @@ pub struct GrantRow {
     /// The catalog versions it was sold and last renewed under (see [`crate::grandfather`]).
     pub catalog_version: Option<u32>,
     pub renewal_version: Option<u32>,
+    /// The start of its current paid period (see [`Grant::period_start`]).
+    pub period_start: Option<Timestamp>,
 }
 
 impl From<&Grant> for GrantRow {
@@ -49,6 +51,7 @@ impl From<&Grant> for GrantRow {
             source_ref: g.source_ref.clone(),
             catalog_version: g.catalog_version,
             renewal_version: g.renewal_version,
+            period_start: g.period_start,
         }
     }
 }

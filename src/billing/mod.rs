@@ -89,7 +89,8 @@
 //!                     "source": "stripe", "status": "active",
 //!                     "valid_from": "...", "valid_to": "...", "past_due_since": "...",
 //!                     "offer": "VIDEO_PRO_MONTHLY", "source_ref": "stripe:sub_1",
-//!                     "catalog_version": 1, "renewal_version": 2 } ],
+//!                     "catalog_version": 1, "renewal_version": 2,
+//!                     "period_start": "..." } ],
 //!       "balances": { "video_seconds": 5400 },
 //!       "wallet": {
 //!         "lots": [ { "key": "allowance:stripe:sub_1:1775001600:video_seconds",

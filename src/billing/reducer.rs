@@ -577,6 +577,7 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
             source_ref: Some(s.id.clone()),
             catalog_version: s.catalog_version,
             renewal_version: s.renewal_version.or(s.catalog_version),
+            period_start: s.period_start,
         })
         .collect()
 }
@@ -930,6 +931,7 @@ impl<'c> Folder<'c> {
                 source_ref: Some(p.id.clone()),
                 catalog_version: f.catalog_version,
                 renewal_version: f.catalog_version,
+                period_start: None,
             })
             .collect();
         for x in w {
@@ -1602,6 +1604,7 @@ impl<'c> Folder<'c> {
                 source_ref: Some(format!("admin:{id}")),
                 catalog_version: None,
                 renewal_version: None,
+                period_start: None,
             });
         }
         self.st.customers = self.attr.customer.clone();

@@ -3,8 +3,8 @@
 // Razorpay AI app's and the Video Studio app's credit pools, the Org Seats app's limits.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, admin, userToken, closeDb, id, now, postStripe } from './helpers.mjs';
-import { StripeSubscriber, stripeOneTime, DAY } from './events.mjs';
+import { env, q, createUser, worker, admin, userToken, closeDb, id, now, postStripe, postRazorpay } from './helpers.mjs';
+import { StripeSubscriber, RazorpaySubscriber, stripeOneTime, DAY } from './events.mjs';
 
 after(closeDb);
 const skip = env.catalog !== 'vcm-suite' && 'workflow runs a day are the VCM Suite catalog\'s limit';
@@ -242,6 +242,29 @@ test('a hold retried under its Idempotency-Key answers as the hold did: its hold
 
 // ---- The Video Studio app: when a credit pool refills
 const studio = env.catalog !== 'video-studio' && 'video seconds by plan and by bundle are the Video Studio catalog\'s pool';
+
+test('a monthly limit anchored to the subscription turns on its billing day: after a trial, from the first charge', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  const T = now();
+  // Subscribed a week before its first charge (a trial); charged 10 days ago, on a day
+  // every month has, so the next billing day is the same day next month.
+  let charged = T - 10 * DAY;
+  while (new Date(charged * 1000).getUTCDate() > 28) charged -= DAY;
+  const c = new Date(charged * 1000);
+  const next = Date.UTC(c.getUTCFullYear(), c.getUTCMonth() + 1, c.getUTCDate(), c.getUTCHours(), c.getUTCMinutes(), c.getUTCSeconds()) / 1000;
+  const r = new RazorpaySubscriber({ userId: uid, plan: 'plan_premium_monthly', start: charged - 7 * DAY });
+  const res = await postRazorpay(r.event('subscription.charged', { at: charged + 1, status: 'active', currentStart: charged, currentEnd: next, payment: r.payment({ at: charged + 1 }) }));
+  assert.equal(res.status, 200, res.text);
+  const [row] = await q('select valid_from, period_start from cloud_entitlements where user_id = $1', [uid]);
+  assert.deepEqual([row.valid_from.getTime() / 1000, row.period_start.getTime() / 1000], [charged - 7 * DAY, charged]);
+  const answer = await check(uid, { feature: 'monthly_ai_credits' });
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(Date.parse(answer.json.resets_at) / 1000, next, 'the window ends with the paid period, not a month after the trial began');
+  const used = await track(uid, id('k'), { feature: 'monthly_ai_credits', quantity: 5 });
+  assert.equal(used.status, 200, used.text);
+  const [counter] = await q('select window_start from usage_counters where user_id = $1 and limit_id = $2', [uid, 'monthly_ai_credits']);
+  assert.equal(counter.window_start.getTime() / 1000, charged, 'counted from the billing day');
+});
 
 test('a pool check answers when the plan refills it: its next period; bought seconds and a plan canceled at its period end refill nothing', { skip: studio }, async () => {
   const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');

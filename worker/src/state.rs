@@ -106,6 +106,9 @@ pub struct GrantRow {
     pub catalog_version: Option<u32>,
     #[serde(default)]
     pub renewal_version: Option<u32>,
+    /// The start of its current paid period (see `tollgate::Grant::period_start`).
+    #[serde(default)]
+    pub period_start: Option<Timestamp>,
 }
 
 impl GrantRow {
@@ -123,6 +126,7 @@ impl GrantRow {
             source_ref: self.source_ref,
             catalog_version: self.catalog_version,
             renewal_version: self.renewal_version,
+            period_start: self.period_start,
         }
     }
 }

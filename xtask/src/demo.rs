@@ -53,6 +53,7 @@ fn grants_of(cat: &Catalog, offer: &Offer, status: Status, from: Timestamp, to: 
                 source_ref: None,
                 catalog_version: None,
                 renewal_version: None,
+                period_start: None,
             });
         }
     }

@@ -47,6 +47,7 @@ fn main() {
             source_ref: None,
             catalog_version: None,
             renewal_version: None,
+            period_start: None,
         }],
         balances: Default::default(),
     };
