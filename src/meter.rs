@@ -161,13 +161,14 @@ pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
 
 /// The window of limit `li` for a subject holding `ents` at `now`. Calendar windows come
 /// from [`window`]. An anchored one (`anchor = "subscription"` monthly, or a
-/// `billing_period`) starts on the billing day of the subscription that gives the
-/// subject its tier (its current paid period's start, [`crate::Grant::period_start`], else
-/// the day it started), and steps by a month, or by the offer's interval (a year on a
-/// yearly plan), from there: a monthly allowance on a yearly plan renews on the
-/// subscription's day each month, and a billing period is the period the provider
-/// invoices, the one an overage cap counts over ([`overage_period`]). Without such a subscription (a default tier, a grant by hand, a one-time offer)
-/// the window is the calendar month.
+/// `billing_period`) follows the subscription that gives the subject its tier: a window
+/// as long as its paid period is that period as the provider set it
+/// ([`crate::Grant::period_start`] to its end), the period an overage cap counts over too
+/// ([`overage_period`]); a monthly window on a yearly plan steps by a month from the
+/// period's start, on its day (the month's last when shorter). Outside a known period
+/// (none recorded, or in a grace period after it) windows step from the period's start,
+/// else from the day the subscription started. Without such a subscription (a default
+/// tier, a grant by hand, a one-time offer) the window is the calendar month.
 pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Timestamp) -> Window {
     let l = &catalog.doc.limits[li];
     let months = match (l.period, l.anchor) {
@@ -177,14 +178,17 @@ pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Time
     };
     let g = decide::effective_at(catalog, ents, catalog.limit_product(li), now).grant;
     let step = g.and_then(|g| {
-        // A recurring offer only: a monthly window of it, or one period of it, counted
-        // from the start of its current paid period as the provider set it (the billing
-        // anchor: after a trial, the trial's end), or from the grant's start.
+        // A recurring offer only: a monthly window of it, or one period of it.
         let period = catalog.offer(g.offer.as_deref()?)?.price.interval.months()?;
-        let anchor = g.period_start.filter(|p| *p <= now).unwrap_or(g.valid_from);
-        Some((anchor, months.unwrap_or(period)))
+        let every = months.unwrap_or(period);
+        if let (true, Some(start), Some(end)) = (every == period, g.period_start, g.valid_to) {
+            if start <= now && now < end {
+                return Some(Window { start, resets_at: Some(end) });
+            }
+        }
+        anchored(g.period_start.filter(|p| *p <= now).unwrap_or(g.valid_from), every, now)
     });
-    step.and_then(|(anchor, every)| anchored(anchor, every, now)).unwrap_or_else(|| window(LimitPeriod::Month, now))
+    step.unwrap_or_else(|| window(LimitPeriod::Month, now))
 }
 
 /// What a counter holds for window `w`, given its latest window as stored (`start`,

@@ -382,7 +382,14 @@ fn a_billing_period_turns_with_the_providers_period_after_a_trial() {
     let monthly = razorpay();
     let w = meter::limit_window(&monthly, &trial, monthly.limit_index("monthly_ai_credits").unwrap(), now);
     assert_eq!(w.start, ts("2026-03-08T00:00:00Z"));
-    // Without the provider's period start: from the grant's start, as before.
+    // Billed on the 31st: the provider's period after February runs from the 28th to
+    // the 31st of March, and so does the window (not to the 28th).
+    let mut late = premium("PREMIUM_MONTHLY", "2026-01-31T00:00:00Z");
+    late.grants[0].period_start = Some(ts("2026-02-28T00:00:00Z"));
+    late.grants[0].valid_to = Some(ts("2026-03-31T00:00:00Z"));
+    let w = meter::limit_window(&billing, &late, li, ts("2026-03-29T00:00:00Z"));
+    assert_eq!((w.start, w.resets_at), (ts("2026-02-28T00:00:00Z"), Some(ts("2026-03-31T00:00:00Z"))));
+    // Without the provider's period: from the grant's start, as before.
     trial.grants[0].period_start = None;
     assert_eq!(meter::limit_window(&billing, &trial, li, now).start, ts("2026-04-01T00:00:00Z"));
 }
