@@ -1295,6 +1295,7 @@ export type Database = {
         Args: {
           p_subject: Json;
           p_usage_id: string;
+          p_now: string;
         };
         Returns: Json;
       };

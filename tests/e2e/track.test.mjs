@@ -202,8 +202,11 @@ test('holds: taken at once, released back exactly, captured for good, and expire
 
   const c = await hold(5);
   assert.equal(await balance(), 2);
-  // Its hour is over (moved back, as an hour passing would), and the scheduled run comes.
+  // Its hour is over (moved back, as an hour passing would): too late to capture, before
+  // and after the scheduled run alike; the run gives it back.
   await q(`update usage_records set hold_until = now() - interval '1 minute' where id = $1`, [c.json.usage_id]);
+  const late = await settle(c.json.usage_id, 'capture');
+  assert.deepEqual([late.status, late.json.error?.code], [409, 'hold_expired'], late.text);
   const run = await worker('GET', '/__scheduled?cron=*/15+*+*+*+*');
   assert.equal(run.status, 200, run.text);
   assert.equal(await balance(), 7, 'the expired hold gave back what it took');

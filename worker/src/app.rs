@@ -184,7 +184,7 @@ impl<T: Transport, S: Store> App<T, S> {
             Route::Usage => crate::meter::usage(&self.ctx, req, &claims, now).await,
             Route::Export => crate::meter::export(&self.ctx, &claims, now).await,
             Route::UsageCapture | Route::UsageRelease => {
-                crate::meter::settle(&self.ctx, req, &claims, route == Route::UsageRelease).await
+                crate::meter::settle(&self.ctx, req, &claims, route == Route::UsageRelease, now).await
             }
             Route::Checkout => crate::pay::checkout(&self.ctx, req, &claims, now).await,
             Route::Portal => crate::pay::portal(&self.ctx, req, &claims).await,

@@ -755,7 +755,7 @@ impl Store for MemoryStore {
         Ok(Value::Array(days.into_iter().map(|(day, (units, uses))| json!({"day": day, "units": units, "uses": uses})).collect()))
     }
 
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError> {
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
         let Some(rid) = g.records.iter().find(|(_, r)| r.id == usage_id && r.subject == key).map(|(k, _)| k.clone()) else {
@@ -767,6 +767,9 @@ impl Store for MemoryStore {
             (true, "released") => return Ok(Some(done("released"))),
             (false, "captured") => return Ok(Some(done("captured"))),
             (false, "released") => return Err(conflict("released", "the hold was released: nothing to capture")),
+            (false, "held") if serde_json::from_value::<Timestamp>(g.records[&rid].record["hold_until"].clone()).is_ok_and(|t| t <= now) => {
+                return Err(conflict("hold_expired", "the hold has ended: what it took is given back, not captured"))
+            }
             (_, "held") => {}
             (true, "charged") if g.records[&rid].record.get("counter").is_some() => {
                 // A counted use: back to its counter, when the limit has no window.

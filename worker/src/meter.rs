@@ -439,12 +439,15 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
 /// the caller's holds. Capture makes it final; release gives back exactly what it took.
 /// 200 `{"status": "captured" | "released", "usage_id", "replayed"}` (a retry answers the
 /// same); 404 for a usage the caller does not have; 409 `not_held` for a charge that is
-/// not a hold (or a captured hold asked to release), `released` to capture a released one.
+/// not a hold (or a captured hold asked to release), `released` to capture a released one,
+/// `hold_expired` to capture one at or after its `hold_until` (the scheduled run gives it
+/// back; a capture is in time or not at all).
 pub async fn settle<T: Transport, S: Store>(
     ctx: &Ctx<T, S>,
     req: &InRequest,
     claims: &Claims,
     release: bool,
+    now: Timestamp,
 ) -> AppResponse {
     let pattern = if release { "/v1/usage/{id}/release" } else { "/v1/usage/{id}/capture" };
     let path = req.path.trim_end_matches('/');
@@ -452,14 +455,14 @@ pub async fn settle<T: Transport, S: Store>(
         return error(404, "not_found", "no such usage");
     };
     let subject = Subject::user(&claims.sub);
-    match ctx.store.settle(&subject, id, release).await {
+    match ctx.store.settle(&subject, id, release, now).await {
         Ok(Some(s)) => {
             // The kept state's lots no longer hold what this one gave back.
             ctx.usage_states.forget(&subject);
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
         Ok(None) => error(404, "not_found", "no such usage"),
-        // The store's refusal names itself by hint (not_held, released, lot_short).
+        // The store's refusal names itself by hint (not_held, released, hold_expired, lot_short).
         Err(crate::supabase::StoreError::Conflict { error: pg, .. }) => {
             error(409, pg.hint.as_deref().unwrap_or("conflict"), pg.message.unwrap_or_default())
         }

@@ -366,9 +366,10 @@ pub trait Store {
     /// The subject's usage of `feature` (a limit or a pool) by UTC day in `[from, to)`:
     /// `[{"day", "units", "uses"}]`.
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError>;
-    /// Captures (`release` false) or releases the subject's hold `usage_id`; `None`: the
-    /// subject has no such usage.
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError>;
+    /// Captures (`release` false) or releases the subject's hold `usage_id` at `now`; `None`:
+    /// the subject has no such usage. A capture at or after the hold's end is refused
+    /// (`hold_expired`).
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError>;
     /// Holds past their end at `now`, oldest first.
     async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
     /// Sets the subject's overage choice (`usage_preferences`).
@@ -636,9 +637,13 @@ impl<T: Transport> Store for SupabaseStore<T> {
         self.client.rpc("tollgate_usage_by_day", &args).await
     }
 
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool) -> Result<Option<Settled>, StoreError> {
-        let f = if release { "tollgate_release" } else { "tollgate_capture" };
-        let v = self.client.rpc(f, &json!({"p_subject": subject.to_json(), "p_usage_id": usage_id})).await?;
+    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
+        let v = if release {
+            self.client.rpc("tollgate_release", &json!({"p_subject": subject.to_json(), "p_usage_id": usage_id})).await?
+        } else {
+            let args = json!({"p_subject": subject.to_json(), "p_usage_id": usage_id, "p_now": now});
+            self.client.rpc("tollgate_capture", &args).await?
+        };
         if v.is_null() {
             return Ok(None);
         }

@@ -385,7 +385,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
     // Holds not captured by their end give back what they took.
     let mut released = 0;
     for h in app.store.expired_holds(now, EXPIRY_PAGE as u32).await? {
-        match app.store.settle(&h.subject, &h.usage_id, true).await {
+        match app.store.settle(&h.subject, &h.usage_id, true, now).await {
             Ok(Some(s)) if !s.replayed => {
                 app.usage_states.forget(&h.subject);
                 released += 1;

@@ -359,6 +359,9 @@ fn a_hold_takes_credits_at_once_and_gives_back_exactly_what_it_took_unless_captu
         assert_eq!(balance().await, json!(0));
         let report = t.app.scheduled(Timestamp(NOW + 30 * 60)).await.unwrap();
         assert_eq!(report["released_holds"], 0, "not yet: {report}");
+        // Its hour is over: a capture now is too late, whether or not the run came yet.
+        let (s, r) = settle(&t, &u, &id3, "capture", NOW + 60 * 60 + 6).await;
+        assert_eq!((s, r["error"]["code"].clone()), (409, json!("hold_expired")), "{r}");
         let report = t.app.scheduled(Timestamp(NOW + 61 * 60 + 6)).await.unwrap();
         assert_eq!(report["released_holds"], 1, "{report}");
         assert_eq!(balance().await, json!(3));
