@@ -368,6 +368,7 @@ export type Database = {
           used: number;
           owner_id: string | null;
           catalog_version: number | null;
+          released: number;
         };
         Insert: {
           id?: number;
@@ -389,6 +390,7 @@ export type Database = {
           updated_at?: string;
           used?: number;
           catalog_version?: number | null;
+          released?: number;
         };
         Update: {
           id?: number;
@@ -410,6 +412,7 @@ export type Database = {
           updated_at?: string;
           used?: number;
           catalog_version?: number | null;
+          released?: number;
         };
         Relationships: [
           {

@@ -40,6 +40,8 @@ struct StoredFact {
 struct StoredLot {
     id: u64,
     lot: Lot,
+    /// What released holds gave back to it (`credit_lots.released`): part of the stamp.
+    released: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -374,7 +376,11 @@ impl Inner {
             .get(&key)
             .into_iter()
             .flatten()
-            .map(|l| serde_json::to_value(&l.lot).unwrap_or_default())
+            .map(|l| {
+                let mut v = serde_json::to_value(&l.lot).unwrap_or_default();
+                v["released"] = json!(l.released);
+                v
+            })
             .collect();
         let prefix = ledger_key.map(|k| format!("{k}:"));
         let ledger: Vec<&LedgerEntry> = self
@@ -762,7 +768,7 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
-        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true };
+        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false };
         match (release, status.as_str()) {
             (true, "released") => return Ok(Some(done("released"))),
             (false, "captured") => return Ok(Some(done("captured"))),
@@ -784,10 +790,11 @@ impl Store for MemoryStore {
                     *n = n.saturating_sub(units);
                 }
                 g.records.get_mut(&rid).expect("found above").record["status"] = json!("released");
-                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false }));
+                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false, refold: false }));
             }
             _ => return Err(conflict("not_held", "the usage is final, not a hold")),
         }
+        let mut refold = false;
         if release {
             let takes = g.records[&rid].record["takes"].as_array().cloned().unwrap_or_default();
             for t in takes {
@@ -796,8 +803,10 @@ impl Store for MemoryStore {
                     return Err(conflict("lot_short", "a lot no longer records the take of this hold"));
                 };
                 l.lot.used -= units;
+                l.released += units;
                 if l.lot.closed {
                     l.lot.expired += units;
+                    refold = true;
                 } else {
                     l.lot.remaining += units;
                 }
@@ -807,7 +816,7 @@ impl Store for MemoryStore {
         if let Some(r) = g.records.get_mut(&rid) {
             r.record["status"] = json!(now_status);
         }
-        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false }))
+        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold }))
     }
 
     async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
@@ -1039,7 +1048,7 @@ impl Store for MemoryStore {
                     Some(i) => g.lots.get_mut(&key).expect("found")[i].lot = lot,
                     None => {
                         let id = g.next();
-                        g.lots.entry(key.clone()).or_default().push(StoredLot { id, lot });
+                        g.lots.entry(key.clone()).or_default().push(StoredLot { id, lot, released: 0 });
                     }
                 }
             }

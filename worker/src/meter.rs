@@ -459,6 +459,11 @@ pub async fn settle<T: Transport, S: Store>(
         Ok(Some(s)) => {
             // The kept state's lots no longer hold what this one gave back.
             ctx.usage_states.forget(&subject);
+            // Units back in a lot closed meanwhile: the fold says what it holds. Should the
+            // fold fail now, the subject's next one does it (the release itself is done).
+            if s.refold {
+                let _ = crate::webhook::refold(ctx, &subject.key(), now).await;
+            }
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
         Ok(None) => error(404, "not_found", "no such usage"),

@@ -131,6 +131,9 @@ pub struct Settled {
     pub status: String,
     /// It was settled so before (a retry).
     pub replayed: bool,
+    /// A release gave units back to a lot closed meanwhile: the subject is to be folded
+    /// again, so the lot is what its facts say (see 20261206008000).
+    pub refold: bool,
 }
 
 /// A hold past its end, for the scheduled run.
@@ -651,6 +654,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
             usage_id: v["usage_id"].clone(),
             status: v["status"].as_str().unwrap_or("").to_string(),
             replayed: v["replayed"] == true,
+            refold: v["refold"] == true,
         }))
     }
 

@@ -389,6 +389,9 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             Ok(Some(s)) if !s.replayed => {
                 app.usage_states.forget(&h.subject);
                 released += 1;
+                if s.refold && refold(app, &h.subject.key(), now).await.is_err() {
+                    failed += 1;
+                }
             }
             Ok(_) => {}
             // One hold that cannot be released now does not stop the others.

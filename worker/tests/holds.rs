@@ -1,0 +1,128 @@
+//! Holds and the worker's kept state: a release seen by every isolate, and a release into
+//! a lot closed meanwhile folded again (`tollgate_release`, 20261206008000), on the
+//! in-memory store.
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::{block, config, user_token, NoNetwork, ADMIN_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::http::{Headers, InRequest, Method};
+use tollgate_worker::memory::MemoryStore;
+use tollgate_worker::state::Subject;
+use tollgate_worker::store::Store;
+
+const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
+const NOW: i64 = 1_800_007_200;
+const U1: &str = "00000000-0000-4000-8000-000000000001";
+
+async fn call(app: &App<NoNetwork, MemoryStore>, method: Method, path: &str, headers: Headers, body: Value, now: i64) -> (u16, Value) {
+    let req = InRequest { method, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
+    let r = app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+/// A hold released by another isolate (the scheduled run, or the user's release routed
+/// elsewhere) leaves this isolate's kept state short; its stamp moved, so the next consume
+/// is planned again from the store and takes the seconds back, with no overage.
+#[test]
+fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_credits_held_again() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        app.ctx.store.add_user(U1);
+        let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let body = json!({"user_id": U1, "credits": [{"pool": "video_seconds", "amount": 10, "id": "ten"}]});
+        assert_eq!(call(&app, Method::Post, "/v1/admin/grants", admin, body, NOW).await.0, 201);
+        let user = |k: &str, now: i64| {
+            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)));
+            if k.is_empty() { h } else { h.with("idempotency-key", k) }
+        };
+        let (s, v) = call(&app, Method::Put, "/v1/preferences", user("", NOW), json!({"allow_overages": true, "overage_limit": 1000}), NOW).await;
+        assert_eq!(s, 200, "{v}");
+        // Hold all 10 seconds.
+        let (s, v) = call(&app, Method::Post, "/v1/track", user("h1", NOW), json!({"feature": "video_seconds", "quantity": 10, "hold": true}), NOW).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["usage_id"].as_str().unwrap().to_string();
+        // Another isolate releases it (same store, not this isolate's kept state).
+        let r = app.ctx.store.settle(&Subject::user(U1), &id, true, Timestamp(NOW + 1)).await.unwrap().unwrap();
+        assert_eq!(r.status, "released");
+        // The user has its 10 seconds again; a 10 s render should take them, no overage.
+        let (s, v) = call(&app, Method::Post, "/v1/usage/consume", user("r1", NOW + 5),
+                          json!({"model": "standard", "quality": "watermark", "seconds": 10}), NOW + 5).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["record"]["overage_units"], 0, "billed overage while holding the credits: {v}");
+    });
+}
+
+fn stripe_headers(payload: &str, now: i64) -> Headers {
+    let sig = hex::encode(common::hmac(common::STRIPE_SECRET, &format!("{now}.{payload}")));
+    Headers::new().with("stripe-signature", format!("t={now},v1={sig}"))
+}
+
+async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> (u16, Value) {
+    let payload = ev.to_string();
+    let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(),
+                          headers: stripe_headers(&payload, now), body: payload.into_bytes() };
+    let r = app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+}
+
+/// A hold released after a partial refund closed its lot: the fold of the same facts says
+/// 900 (half refunded, nothing used), and the release folds the subject again at once, so
+/// the balance is 900 straight away, and an unrelated later fold changes nothing.
+#[test]
+fn a_hold_released_into_a_lot_a_refund_closed_is_folded_again_at_once() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        app.ctx.store.add_user(U1);
+        let user = |k: &str, now: i64| {
+            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)));
+            if k.is_empty() { h } else { h.with("idempotency-key", k) }
+        };
+        let checkout = json!({
+            "id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW, "type": "checkout.session.completed",
+            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+            "data": {"object": {
+                "id": "cs_1", "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
+                "customer": "cus_1", "subscription": null, "payment_intent": "pi_1",
+                "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN"},
+                "amount_total": 1900, "currency": "usd", "created": NOW,
+            }},
+        });
+        let (s, v) = stripe(&app, &checkout, NOW).await;
+        assert_eq!(s, 200, "{v}");
+        let balance = |now: i64| {
+            let h = user("", now);
+            let app = &app;
+            async move { call(app, Method::Post, "/v1/check", h, json!({"feature": "video_seconds"}), now).await.1["limit"].clone() }
+        };
+        assert_eq!(balance(NOW + 1).await, json!(1800));
+        let (s, v) = call(&app, Method::Post, "/v1/track", user("h1", NOW + 2), json!({"feature": "video_seconds", "quantity": 1200, "hold": true}), NOW + 2).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["usage_id"].as_str().unwrap().to_string();
+        // Half the payment refunded.
+        let refund = json!({
+            "id": "evt_re_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW + 3, "type": "charge.refunded",
+            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+            "data": {"object": {
+                "id": "ch_1", "object": "charge", "amount": 1900, "amount_refunded": 950, "refunded": false,
+                "payment_intent": "pi_1", "currency": "usd", "created": NOW + 3,
+            }},
+        });
+        let (s, v) = stripe(&app, &refund, NOW + 3).await;
+        assert_eq!(s, 200, "{v}");
+        // The job is abandoned: the hold is released.
+        let (s, v) = call(&app, Method::Post, &format!("/v1/usage/{id}/release"), user("", NOW + 4), json!({}), NOW + 4).await;
+        assert_eq!(s, 200, "{v}");
+        let after_release = balance(NOW + 5).await;
+        // An unrelated fold of the same subject (an operator's 1-second credit).
+        let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let body = json!({"user_id": U1, "credits": [{"pool": "video_seconds", "amount": 1, "id": "one"}]});
+        assert_eq!(call(&app, Method::Post, "/v1/admin/grants", admin, body, NOW + 6).await.0, 201);
+        let after_refold = balance(NOW + 7).await;
+        assert_eq!((after_release, after_refold), (json!(900), json!(901)),
+                   "the release and the fold must agree on what the lot holds");
+    });
+}
