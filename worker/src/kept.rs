@@ -15,8 +15,9 @@ pub const KEPT_STATES: usize = 1024;
 /// copy: a copy holds more remaining units than the store (charges take), so a plan from
 /// it either takes what a fresh plan would take or finds a lot short and is planned again
 /// from the fresh state the store sends back; the last charge's copy stays. A released
-/// hold gives units back, so its isolate forgets the copy; a copy elsewhere that holds
-/// fewer units than the store only plans its takes from later lots, every take checked.
+/// hold gives units back, so its isolate forgets the copy, and the release moves the
+/// state's stamp (each lot's `released` count), so a copy kept elsewhere is answered
+/// `stale` by the store and its charge planned again from the fresh state.
 #[derive(Default)]
 pub struct UsageStates(RefCell<BTreeMap<String, SubjectState>>);
 
