@@ -380,7 +380,12 @@ status: "active" | "trialing" | "past_due" | "canceled" | "unpaid" | "none", sea
  * role and seat, the seat counts, and the organization's grants (from which its tier,
  * status and grace are decided at any instant, offline too).
  */
-export type OrgMembership = { id: string, name: string, role: Role | null, seat: boolean, seats: Seats, grants: Array<Grant>, };
+export type OrgMembership = { id: string, name: string, role: Role | null, seat: boolean, seats: Seats, grants: Array<Grant>, 
+/**
+ * The terms the organization's grants are held under ([`crate::grandfather::terms`]),
+ * so a member decides what the organization gives as the worker does.
+ */
+terms?: Array<Terms>, };
 
 /**
  * A payment due, ready to show.

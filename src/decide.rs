@@ -131,7 +131,7 @@ pub fn standing(g: &Grant, grace_days: u32, now: Timestamp) -> GrantStanding {
 }
 
 /// The instants at which a grant's standing can change.
-fn boundaries(g: &Grant, grace_days: u32) -> [Option<Timestamp>; 3] {
+pub(crate) fn boundaries(g: &Grant, grace_days: u32) -> [Option<Timestamp>; 3] {
     let ge = if g.status == Status::PastDue { Some(grace_end(g, grace_days)) } else { None };
     [Some(g.valid_from), g.valid_to, ge]
 }

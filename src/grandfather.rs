@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Capability, Catalog, Limit, Migration};
-use crate::decide::{standing, GrantStanding};
+use crate::decide::{boundaries, standing, GrantStanding};
 use crate::model::Grant;
 use crate::time::Timestamp;
 
@@ -123,6 +123,24 @@ pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Gran
         out.push(Terms { product: product.to_string(), version: v, capabilities, limits });
     }
     out
+}
+
+/// Until when the terms `grants` are held under at `now` ([`terms`]) stay the same: the
+/// first instant after `now` at which a grant of a product that has a grant held under
+/// older terms starts, ends or leaves its grace period (the grant deciding such a product
+/// can change then, and with it whose terms hold). `None`: no grant is held under older
+/// terms, so the active terms hold throughout. A snapshot carrying terms expires then, so
+/// a browser never decides with terms the worker no longer applies.
+pub fn terms_until(active: &Catalog, grants: &[Grant], now: Timestamp) -> Option<Timestamp> {
+    let grace = active.meta().grace_period_days;
+    let held: Vec<&str> = grants.iter().filter(|g| terms_version(active, g).is_some()).map(|g| g.product.as_str()).collect();
+    grants
+        .iter()
+        .filter(|g| held.contains(&g.product.as_str()))
+        .flat_map(|g| boundaries(g, grace))
+        .flatten()
+        .filter(|b| *b > now)
+        .min()
 }
 
 /// The active catalog with `terms` put in: each listed capability held at the tiers its

@@ -663,6 +663,10 @@ pub struct OrgMembership {
     pub seats: Seats,
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The terms the organization's grants are held under ([`crate::grandfather::terms`]),
+    /// so a member decides what the organization gives as the worker does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<crate::grandfather::Terms>,
 }
 
 impl OrgMembership {
@@ -676,6 +680,7 @@ impl OrgMembership {
             seat: m.seat,
             seats: org.seats(now),
             grants: org.grants.clone(),
+            terms: Vec::new(),
         })
     }
 }
@@ -707,6 +712,8 @@ pub struct OrgEntitlements {
 }
 
 pub fn org_entitlements(catalog: &Catalog, m: &OrgMembership, now: Timestamp) -> OrgEntitlements {
+    let held = crate::grandfather::apply(catalog, &m.terms);
+    let catalog = held.as_ref();
     let plan = plan(catalog, &m.grants, now);
     let ents = if m.seat { Entitlements::new(m.grants.clone()) } else { Entitlements::default() };
     OrgEntitlements {
@@ -731,7 +738,7 @@ pub fn org_entitlements(catalog: &Catalog, m: &OrgMembership, now: Timestamp) ->
 /// feature is an error.
 pub fn has_feature_access(catalog: &Catalog, m: &OrgMembership, feature: &str, now: Timestamp) -> Result<bool, decide::DecideError> {
     let ents = if m.seat { Entitlements::new(m.grants.clone()) } else { Entitlements::default() };
-    Ok(decide::can(catalog, &ents, feature, now)?.allowed)
+    Ok(decide::can(&crate::grandfather::apply(catalog, &m.terms), &ents, feature, now)?.allowed)
 }
 
 #[cfg(test)]

@@ -368,6 +368,9 @@ pub struct Account {
     pub refills: BTreeMap<String, Timestamp>,
     /// The terms its grants are held under ([`crate::grandfather::terms`]).
     pub terms: Vec<Terms>,
+    /// Until when those terms hold ([`crate::grandfather::terms_until`]): the snapshot
+    /// expires then at the latest.
+    pub terms_until: Option<Timestamp>,
 }
 
 /// A snapshot together with its token.
@@ -433,7 +436,8 @@ impl SnapshotSigner {
     }
 
     /// [`Self::issue`], carrying the organizations the user belongs to and the subject's
-    /// account: open alerts, payments due, refills and the terms of its grants.
+    /// account: open alerts, payments due, refills and the terms of its grants (valid until
+    /// those terms can change, when that comes before the TTL's end).
     pub fn issue_with_account(
         &self,
         entitlements: &Entitlements,
@@ -450,7 +454,9 @@ impl SnapshotSigner {
             catalog_id: catalog.id.clone(),
             catalog_version: catalog.version.clone(),
             issued_at: now,
-            expires_at: now.plus_seconds(i64::from(ttl_secs)),
+            expires_at: account.terms_until.map_or(now.plus_seconds(i64::from(ttl_secs)), |t| {
+                t.min(now.plus_seconds(i64::from(ttl_secs)))
+            }),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
             refills: account.refills,

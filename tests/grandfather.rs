@@ -230,3 +230,79 @@ fn an_unknown_policy_is_refused_with_its_line() {
     doc["offers"][0]["migration"] = serde_json::json!("sometimes");
     assert!(Catalog::from_json(&doc.to_string()).unwrap_err().to_string().contains("at_renewal"));
 }
+
+/// A Studio grant held under `version` (no offer: the default policy, keep).
+fn studio(id: &str, tier: &str, status: tollgate::Status, from: i64, to: Option<i64>, version: u32) -> tollgate::Grant {
+    tollgate::Grant {
+        id: id.into(),
+        product: "studio".into(),
+        tier: tier.into(),
+        source: tollgate::Source::Stripe,
+        status,
+        valid_from: t(from),
+        valid_to: to.map(t),
+        past_due_since: None,
+        offer: None,
+        source_ref: None,
+        catalog_version: Some(version),
+        renewal_version: None,
+        period_start: None,
+    }
+}
+
+#[test]
+fn a_snapshot_with_terms_expires_when_whose_terms_hold_can_change() {
+    use tollgate::snapshot::{verify, Account, SnapshotError, SnapshotSigner};
+    let (one, two) = (v1(), v2(None));
+    let older = versions(&[&one]);
+    let now = T0 + 10 * DAY;
+    // Basic sold under version 1, canceled, ending in 10 minutes; Basic under version 2 runs on,
+    // and Pro under version 2 from the same instant: after it, version 2's terms decide.
+    let grants = vec![
+        studio("g1", "basic", tollgate::Status::Canceled, T0, Some(now + 600), 1),
+        studio("g2", "basic", tollgate::Status::Active, T0, Some(now + 30 * DAY), 2),
+        studio("g3", "pro", tollgate::Status::Active, now + 600, Some(now + 30 * DAY), 2),
+    ];
+    assert_eq!(grandfather::terms_until(&two, &grants, t(now)), Some(t(now + 600)));
+    let signer = SnapshotSigner::from_secret("k1", &[7u8; 32]).unwrap();
+    let account = Account {
+        terms: grandfather::terms(&two, &older, &grants, t(now)),
+        terms_until: grandfather::terms_until(&two, &grants, t(now)),
+        ..Default::default()
+    };
+    let mut ents = tollgate::Entitlements::new(grants.clone());
+    ents.subject = "user:u".into();
+    let signed = signer.issue_with_account(&ents, vec![], account, two.meta(), t(now), 3600).unwrap();
+    assert_eq!(signed.snapshot.expires_at, t(now + 600), "not the hour's TTL");
+    // Until then the browser decides as the worker does; after it the snapshot is expired.
+    let keys = [("k1", signer.public_key())];
+    let snap = verify(&signed.token, &keys, t(now + 60)).unwrap();
+    let (worker, _) = grandfather::catalog_for(&two, &older, &grants, t(now + 60));
+    let browser = snap.catalog(&two);
+    for cat in [&worker, &browser] {
+        assert!(decide::can(cat, &snap.entitlements(), "hd_export", t(now + 60)).unwrap().allowed);
+    }
+    assert!(matches!(verify(&signed.token, &keys, t(now + 1200)), Err(SnapshotError::Expired { .. })));
+    // Without a grant under older terms nothing is capped.
+    assert_eq!(grandfather::terms_until(&two, &grants[1..], t(now)), None);
+}
+
+#[test]
+fn an_organizations_grandfathered_grant_gives_its_members_the_old_terms_in_the_browser_too() {
+    use tollgate::orgs::{self, OrgMembership};
+    let (one, two) = (v1(), v2(None));
+    let older = versions(&[&one]);
+    let now = T0 + 10 * DAY;
+    let g = studio("org:studio", "basic", tollgate::Status::Active, T0, None, 1);
+    let ents = tollgate::Entitlements::new(vec![g.clone()]);
+    // The worker: POST /v1/check for the organization decides on the catalog with its terms.
+    let (cat, _) = grandfather::catalog_for(&two, &older, &ents.grants, t(now));
+    assert!(decide::can(&cat, &ents, "hd_export", t(now)).unwrap().allowed, "Basic exported in HD under version 1");
+    // The snapshot's membership carries the same terms; without them version 2's rule applied.
+    let mut m = OrgMembership { id: "o1".into(), seat: true, grants: vec![g.clone()], ..Default::default() };
+    assert!(!orgs::has_feature_access(&two, &m, "hd_export", t(now)).unwrap());
+    m.terms = grandfather::terms(&two, &older, &m.grants, t(now));
+    assert!(orgs::has_feature_access(&two, &m, "hd_export", t(now)).unwrap());
+    assert_eq!(orgs::org_entitlements(&two, &m, t(now)).features.get("hd_export"), Some(&true));
+    assert_eq!(orgs::org_entitlements(&two, &m, t(now)).limits.get("projects"), Some(&LimitValue::Limited(10)));
+}

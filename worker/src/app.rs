@@ -232,10 +232,13 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ents = st.entitlements_for_snapshot(&self.ctx.catalog(), now);
-        let orgs = match self.ctx.store.user_organizations(&claims.sub, now).await {
+        let mut orgs = match self.ctx.store.user_organizations(&claims.sub, now).await {
             Ok(o) => o,
             Err(e) => return store_error(&e),
         };
+        for m in &mut orgs {
+            m.terms = self.ctx.terms_for(&m.grants, now).await;
+        }
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
         // What the person is told: the alerts still open, the payments still due and when
         // the credit pools refill; and the terms its grants are held under, so the browser
@@ -246,6 +249,10 @@ impl<T: Transport, S: Store> App<T, S> {
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),
             refills: tollgate::meter::pool_refills(&self.ctx.catalog(), &ents, now),
             terms,
+            terms_until: std::iter::once(&ents.grants)
+                .chain(orgs.iter().map(|m| &m.grants))
+                .filter_map(|g| tollgate::grandfather::terms_until(&self.ctx.catalog(), g, now))
+                .min(),
         };
         match signer.issue_with_account(&ents, orgs, account, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(

@@ -118,7 +118,10 @@ pub async fn get<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, claims: &Cla
         Ok(o) => o,
         Err(r) => return r,
     };
-    match orgs::view(&ctx.catalog(), &o.org, &claims.sub, now) {
+    // What the organization's plan gives, under the terms its grants are held under (as
+    // POST /v1/check for the organization decides).
+    let (catalog, _) = ctx.catalog_for(&o.org.grants, now).await;
+    match orgs::view(&catalog, &o.org, &claims.sub, now) {
         Ok(v) => AppResponse::json(200, &serde_json::to_value(&v).unwrap_or_default()),
         Err(r) => refused(r),
     }

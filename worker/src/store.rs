@@ -255,6 +255,7 @@ pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError
             seat: m["seat"] == Value::Bool(true),
             seats: Seats::new(n(&m["seat_count"]), n(&m["used"]), n(&m["reserved"])),
             grants: grants.into_iter().map(crate::state::GrantRow::into_grant).collect(),
+            terms: Vec::new(),
         });
     }
     Ok(out)
