@@ -692,25 +692,33 @@ function rowsEntry(entitlements, catalog) {
     }
   }
   if (cached === undefined) cached = ROWS.get(entitlements);
-  if (cached !== undefined && cached.catalog === catalog && sameRows(entitlements, cached.vals)) {
+  if (cached !== undefined && cached.catalog === catalog && cached.vals !== null && sameRows(entitlements, cached.vals)) {
     if (cached.hits === 0) cached.hits = 1;
     lastEntry = cached;
     return cached;
   }
   const rows = rowsOf(entitlements);
   const entry = newEntry(rows, catalog);
-  if (rows === entitlements) {
+  if (rows === entitlements && entry.vals !== null) {
     const leaving = ring[ringAt];
     if (leaving !== undefined && leaving.hits > 0) ROWS.set(leaving.rows, leaving);
     ring[ringAt] = entry;
     ringAt = (ringAt + 1) % RING;
+    // The array's latest answers (it may have been edited in place since the last ones).
+    lastEntry = entry;
   }
   return entry;
 }
 
+/**
+ * The kept answers for `rows`. Rows whose values are all strings and nulls are kept and
+ * checked field by field on the next call; a row holding another value (a `Date`, say)
+ * could change in place unseen, so such rows are asked about every time (`vals` null).
+ */
 function newEntry(rows, catalog) {
   const vals = rowFields(rows);
-  return { catalog, rows, vals, packed: packRows(rows, vals), windows: [], hits: 0 };
+  const packed = packRows(rows, vals);
+  return { catalog, rows, vals: packed === null ? null : vals, packed, windows: [], hits: 0 };
 }
 
 /**

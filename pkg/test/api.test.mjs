@@ -494,6 +494,23 @@ test('hasAccess over the same rows array: answers kept only while every field th
   agree(NOW); // a tier this catalog lacks counts as nothing
 });
 
+test('hasAccess over rows holding Date objects: an in-place change of a Date is seen', () => {
+  const rows = [row({ valid_to: new Date('2026-12-01T00:00:00Z') })];
+  assert.equal(hasAccess(rows, 'creation', 'pro', NOW), true);
+  rows[0].valid_to.setTime(Date.parse('2026-01-01T00:00:00Z')); // the same Date, now in the past
+  assert.equal(hasAccess(rows, 'creation', 'pro', NOW), explainAccess(JSON.stringify(rows), 'creation', 'pro', NOW).allowed);
+  assert.equal(hasAccess(rows, 'creation', 'pro', NOW), false);
+});
+
+test('hasAccess keeps answering the latest state of an array edited in place', () => {
+  const rows = [row({ valid_to: '2026-12-01T00:00:00Z' })];
+  assert.equal(hasAccess(rows, 'creation', 'pro', NOW), true);
+  rows[0].valid_to = '2026-01-01T00:00:00Z';
+  for (let i = 0; i < 3; i++) assert.equal(hasAccess(rows, 'creation', 'pro', NOW), false);
+  rows[0].valid_to = null;
+  assert.equal(hasAccess(rows, 'creation', 'pro', NOW), true);
+});
+
 test('Engine.hasAccess hands the same frozen Decision back while the core says it holds', () => {
   const e = new Engine(vcm, [grant({ valid_to: '2026-03-15T00:00:00Z' })]);
   const a = e.hasAccess('creation', 'pro', NOW);
