@@ -129,7 +129,18 @@ pub async fn run<T: Transport, S: Store>(
         let input = ChargeInput { entitlements: &ents, wallet: &st.wallet, overage: &policy };
         let decision = match decide(input) {
             Ok(d) => d,
-            Err(e) => return error(400, e.code(), e.to_string()),
+            // A request the catalog no longer takes (a rate dropped, the seconds narrowed)
+            // that was charged before is answered as that charge: a retry is never refused.
+            Err(e) => {
+                if consume {
+                    match app.store.charge_replay(subject, &request_id, hash).await {
+                        Ok(None) => {}
+                        Ok(Some(c)) => return charged_answer("replayed", &c, None),
+                        Err(e) => return charge_store_error(&e),
+                    }
+                }
+                return error(400, e.code(), e.to_string());
+            }
         };
         let charge = match decision {
             // A refusal is never answered from a kept state, nor for a request that was

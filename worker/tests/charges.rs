@@ -1,6 +1,6 @@
-//! Holds and the worker's kept state: a release seen by every isolate, and a release into
-//! a lot closed meanwhile folded again (`tollgate_release`, 20261206008000), on the
-//! in-memory store.
+//! Charges on the in-memory store: a hold's release seen by every isolate, a release into a
+//! lot closed meanwhile folded again (`tollgate_release`, 20261206008000), and a retry of a
+//! charged request answered as that charge after the catalog stopped taking its request.
 
 mod common;
 
@@ -124,5 +124,34 @@ fn a_hold_released_into_a_lot_a_refund_closed_is_folded_again_at_once() {
         let after_refold = balance(NOW + 7).await;
         assert_eq!((after_release, after_refold), (json!(900), json!(901)),
                    "the release and the fold must agree on what the lot holds");
+    });
+}
+
+/// A charged render retried after a new catalog version dropped its rate: the retry is the
+/// charge (replayed), not a 400; a new request for that rate is the 400.
+#[test]
+fn a_retry_of_a_charge_is_its_replay_after_the_catalog_dropped_its_rate() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        app.ctx.store.add_user(U1);
+        let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let body = json!({"user_id": U1, "credits": [{"pool": "video_seconds", "amount": 100, "id": "hundred"}]});
+        assert_eq!(call(&app, Method::Post, "/v1/admin/grants", admin, body, NOW).await.0, 201);
+        let user = |k: &str, now: i64| {
+            Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now))).with("idempotency-key", k)
+        };
+        let render = json!({"model": "ultra", "quality": "standard", "seconds": 10});
+        let (s, first) = call(&app, Method::Post, "/v1/usage/consume", user("r1", NOW), render.clone(), NOW).await;
+        assert_eq!(s, 200, "{first}");
+        // Version 1 of the catalog in the store: no ultra model at standard quality.
+        let mut doc: Value = serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+        doc["usage"]["rates"].as_array_mut().unwrap().retain(|r| !(r["model"] == "ultra" && r["quality"] == "standard"));
+        assert_eq!(app.ctx.store.push_catalog(doc, true), 1);
+        let later = NOW + 120;
+        let (s, again) = call(&app, Method::Post, "/v1/usage/consume", user("r1", later), render.clone(), later).await;
+        assert_eq!(s, 200, "{again}");
+        assert_eq!((again["status"].clone(), again["usage_id"].clone()), (json!("replayed"), first["usage_id"].clone()), "{again}");
+        let (s, fresh) = call(&app, Method::Post, "/v1/usage/consume", user("r2", later), render, later).await;
+        assert_eq!(s, 400, "{fresh}");
     });
 }
