@@ -151,8 +151,9 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
                         let crossed = end.is_some_and(|e| e.plus_days(-days) <= now && now < e);
                         push(&s.id, crossed, json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
                     } else {
-                        let ends = s.period_end.or(s.paid_through);
-                        let canceled = s.cancel_at_period_end || s.status == SubStatus::Canceled;
+                        // A cancellation at a set time (Stripe's `cancel_at`) ends it then.
+                        let ends = s.cancel_at.or(s.period_end).or(s.paid_through);
+                        let canceled = s.cancel_at_period_end || s.cancel_at.is_some() || s.status == SubStatus::Canceled;
                         let crossed = canceled && ends.is_some_and(|e| now < e);
                         push(&s.id, crossed, json!({"subscription": s.id, "ends_at": ends}));
                     }

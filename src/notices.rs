@@ -40,7 +40,9 @@ pub struct ShownAlert {
     /// The limit when it was crossed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
-    /// A windowed limit's alert ends with its window.
+    /// When the alert stops applying: a windowed limit's with its window, a subscription
+    /// event's at the moment it warns of (the grace's or the trial's end, the
+    /// subscription's end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,15 +74,23 @@ pub fn shown_alerts(rows: &[StoredAlert], now: Timestamp) -> Vec<ShownAlert> {
         .map(|r| {
             let b = &r.body;
             let threshold = &b["threshold"];
+            let kind = if r.kind.is_empty() { b["kind"].as_str().unwrap_or_default().to_string() } else { r.kind.clone() };
+            // A warning of a moment is over once the moment is (an alert the store left open
+            // because no fold came since is not shown after it).
+            let moment = match kind.as_str() {
+                "grace_ending" => ts(&b["grace_until"]),
+                "trial_ending" => ts(&b["trial_end"]),
+                _ => None,
+            };
             ShownAlert {
                 rule: r.rule.clone(),
-                kind: if r.kind.is_empty() { b["kind"].as_str().unwrap_or_default().to_string() } else { r.kind.clone() },
+                kind,
                 crossed_at: r.crossed_at,
                 feature: b["feature"].as_str().map(str::to_string),
                 percent_used: threshold["percent_used"].as_u64().and_then(|p| u32::try_from(p).ok()),
                 units_left: threshold["units_left"].as_i64(),
                 limit: b["limit"].as_u64(),
-                ends_at: ts(&b["ends_at"]),
+                ends_at: ts(&b["ends_at"]).or(moment),
                 subscription: b["subscription"].as_str().map(str::to_string),
                 invoice: b["invoice"].as_str().map(str::to_string),
             }

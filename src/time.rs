@@ -3,6 +3,8 @@
 //! A [`Timestamp`] is whole seconds since the Unix epoch, UTC. It reads from JSON
 //! either as an RFC 3339 string (`"2026-01-31T00:00:00Z"`, any offset, converted
 //! to UTC) or as an integer number of seconds, and always writes RFC 3339 in UTC.
+//! Read instants lie in the years 0000 to 9999 ([`Timestamp::MIN`], [`Timestamp::MAX`]),
+//! the range RFC 3339 can write, so whatever is read is written back readably.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
@@ -16,6 +18,20 @@ pub struct Timestamp(pub i64);
 pub const DAY: i64 = 86_400;
 
 impl Timestamp {
+    /// 0000-01-01T00:00:00Z, the earliest instant read.
+    pub const MIN: Timestamp = Timestamp(-62_167_219_200);
+    /// 9999-12-31T23:59:59Z, the latest instant read.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799);
+
+    /// `secs` as an instant read from input: within [`Self::MIN`] and [`Self::MAX`].
+    pub fn checked(secs: i64) -> Result<Self, String> {
+        if (Self::MIN.0..=Self::MAX.0).contains(&secs) {
+            Ok(Timestamp(secs))
+        } else {
+            Err(format!("{secs} seconds is outside the years 0000 to 9999"))
+        }
+    }
+
     pub const fn from_unix(secs: i64) -> Self {
         Timestamp(secs)
     }
@@ -37,17 +53,16 @@ impl Timestamp {
         let plain_end = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
         let t = if plain_end(s.as_bytes().first()) && plain_end(s.as_bytes().last()) { s } else { s.trim() };
         if let Some(ts) = parse_common_rfc3339(t.as_bytes()) {
-            return Ok(ts);
+            return Self::checked(ts.0).map_err(|e| format!("`{t}`: {e}"));
         }
         if !t.is_empty() && t.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-')) {
-            return t
-                .parse::<i64>()
-                .map(Timestamp)
-                .map_err(|_| format!("`{t}` is not a valid Unix timestamp"));
+            let secs = t.parse::<i64>().map_err(|_| format!("`{t}` is not a valid Unix timestamp"))?;
+            return Self::checked(secs).map_err(|e| format!("`{t}`: {e}"));
         }
-        DateTime::parse_from_rfc3339(t)
-            .map(|d| Timestamp(d.with_timezone(&Utc).timestamp()))
-            .map_err(|e| format!("`{t}` is not an RFC 3339 timestamp ({e}); write e.g. 2026-01-31T00:00:00Z"))
+        let secs = DateTime::parse_from_rfc3339(t)
+            .map(|d| d.with_timezone(&Utc).timestamp())
+            .map_err(|e| format!("`{t}` is not an RFC 3339 timestamp ({e}); write e.g. 2026-01-31T00:00:00Z"))?;
+        Self::checked(secs).map_err(|e| format!("`{t}`: {e}"))
     }
 
     pub fn to_rfc3339(self) -> String {
@@ -128,14 +143,14 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an RFC 3339 timestamp string or integer Unix seconds")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
-                Ok(Timestamp(v))
+                Timestamp::checked(v).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                i64::try_from(v).map(Timestamp).map_err(|_| E::custom("timestamp out of range"))
+                i64::try_from(v).map_err(|_| E::custom("timestamp out of range")).and_then(|v| self.visit_i64(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
                 if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-                    Ok(Timestamp(v as i64))
+                    self.visit_i64(v as i64)
                 } else {
                     Err(E::custom("timestamp must be whole Unix seconds"))
                 }
@@ -151,6 +166,22 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_read_within_the_years_0000_to_9999_and_written_back_readably() {
+        for t in [Timestamp::MIN, Timestamp::MAX, Timestamp(0)] {
+            assert_eq!(Timestamp::parse(&t.to_rfc3339()), Ok(t), "{}", t.to_rfc3339());
+        }
+        assert_eq!(Timestamp::MAX.to_rfc3339(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp::MIN.to_rfc3339(), "0000-01-01T00:00:00Z");
+        for bad in ["253402300800", "-62167219201", "9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            let e = Timestamp::parse(bad).unwrap_err();
+            assert!(e.contains("outside the years 0000 to 9999"), "{bad}: {e}");
+        }
+        assert!(serde_json::from_str::<Timestamp>("253402300800").is_err());
+        assert!(serde_json::from_str::<Timestamp>("253402300800.0").is_err());
+        assert_eq!(serde_json::from_str::<Timestamp>("253402300799").unwrap(), Timestamp::MAX);
+    }
     #[test]
     fn parses_both_forms_and_normalises_to_utc() {
         assert_eq!(Timestamp::parse("1970-01-01T00:00:10Z").unwrap().0, 10);
