@@ -413,7 +413,8 @@ fn invoice_paid(
     let Some(sub) = invoice_subscription(obj)? else {
         return Ok(Err(format!("invoice {id} is not for a subscription")));
     };
-    let mut items = Vec::new();
+    // The invoice's lines with a price: (item, the line's period end, its amount).
+    let mut lines_read = Vec::new();
     let mut period: Option<(crate::time::Timestamp, crate::time::Timestamp)> = None;
     if let Some(lines) = obj.get("lines") {
         for l in lines.items("data")? {
@@ -421,15 +422,27 @@ fn invoice_paid(
             let pat = At::root(&pv, "");
             let offer = offer_of_price(catalog, &pat, &pid, warnings)?;
             let quantity = count(&l, "quantity", 1)?;
+            let mut end = None;
             if let Some(p) = l.get("period") {
                 let (s, e) = (p.req_time("start")?, p.req_time("end")?);
                 if period.is_none_or(|(_, pe)| e > pe) {
                     period = Some((s, e));
                 }
+                end = Some(e);
             }
-            items.push(Item { price: Some(pid), offer: offer.map(|o| o.key.clone()), quantity });
+            let item = Item { price: Some(pid), offer: offer.map(|o| o.key.clone()), quantity };
+            lines_read.push((item, end, l.opt_i64("amount")?));
         }
     }
+    // What the invoice pays for: its lines for the period it pays (the latest), less the
+    // credit lines of a plan change (a negative amount: unused time on the old price or
+    // quantity). A proration line of an earlier period (`create_prorations` puts them on
+    // the next renewal's invoice) paid for that period, not this one.
+    let items: Vec<Item> = lines_read
+        .into_iter()
+        .filter(|(_, end, amount)| amount.is_none_or(|a| a >= 0) && end.is_none_or(|e| period.is_none_or(|(_, pe)| e == pe)))
+        .map(|(item, _, _)| item)
+        .collect();
     let mut payment_refs = vec![sref(id)];
     for k in ["charge", "payment_intent"] {
         if let Some(r) = obj.opt_ref(k)? {
