@@ -189,6 +189,23 @@ pub fn payment_crossed(event: SubscriptionEvent, days: i64, grace: Option<Timest
     }
 }
 
+/// Whether a grace rule of `catalog` turns for a failed payment whose grace ends at
+/// `grace` in `(since, now]`: `grace_ending` opens `days` before the end, and at the end it
+/// resolves and `grace_ended` opens. No event brings those moments, so the scheduled run
+/// folds such a payment's subject again, which applies [`subscription_checks`] as of then.
+pub fn grace_turned(catalog: &Catalog, grace: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
+    let Some(g) = grace else { return false };
+    catalog.doc.alerts.iter().any(|r| {
+        let days = i64::from(r.days.unwrap_or(0));
+        let moments: &[Timestamp] = match r.event {
+            Some(SubscriptionEvent::GraceEnding) => &[g.plus_days(-days), g],
+            Some(SubscriptionEvent::GraceEnded) => &[g],
+            _ => &[],
+        };
+        moments.iter().any(|m| since < *m && *m <= now)
+    })
+}
+
 /// The rule id of a subscription event's check on `object` (a subscription, or a failed
 /// payment's invoice): one alert of it is open at a time.
 pub fn event_rule(event: SubscriptionEvent, days: Option<u32>, object: &str) -> String {

@@ -382,6 +382,31 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             break;
         }
     }
+    // Grace alerts turn with time, not with an event: the subject of a failed payment whose
+    // grace rule turned during the last day (the core decides) is folded again, which opens
+    // and resolves them as of now.
+    let since = now.plus_days(-1);
+    let mut cursor: Option<String> = None;
+    for _ in 0..EXPIRY_PAGES {
+        let rows = app.store.failed_payments(Some(true), cursor.as_deref(), GRACE_PAGE).await?;
+        for r in &rows {
+            let grace = serde_json::from_value::<Timestamp>(r["grace_until"].clone()).ok();
+            if !tollgate::alerts::grace_turned(&app.catalog(), grace, since, now) {
+                continue;
+            }
+            let Some(key) = crate::state::Subject::from_json(&r["subject"]).map(|s| s.key()) else { continue };
+            if done.insert(key.clone()) {
+                match refold(app, &key, now).await {
+                    Ok(_) => refolded += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        cursor = rows.last().and_then(|r| r["cursor"].as_str()).map(str::to_string);
+        if rows.len() < GRACE_PAGE as usize {
+            break;
+        }
+    }
     // Holds not captured by their end give back what they took.
     let mut released = 0;
     for h in app.store.expired_holds(now, EXPIRY_PAGE as u32).await? {
@@ -417,6 +442,8 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
 
 /// The expiry scan's page size, and how many pages one run reads.
 const EXPIRY_PAGE: usize = 500;
+/// How many failed payments still due one page of the grace scan reads (the store's most).
+const GRACE_PAGE: u32 = 200;
 const EXPIRY_PAGES: usize = 20;
 
 /// Folds every fact related to one subject again, as of `now`, and writes the result.
