@@ -24,21 +24,29 @@ async fn call(app: &App<NoNetwork, MemoryStore>, method: Method, path: &str, hea
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
+/// The Video Studio app's worker on an in-memory store that knows user U1.
+fn studio() -> App<NoNetwork, MemoryStore> {
+    let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+    app.ctx.store.add_user(U1);
+    app
+}
+
+/// U1's bearer token at `now`, with an Idempotency-Key unless `key` is empty.
+fn user(key: &str, now: i64) -> Headers {
+    let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)));
+    if key.is_empty() { h } else { h.with("idempotency-key", key) }
+}
+
 /// A hold released by another isolate (the scheduled run, or the user's release routed
 /// elsewhere) leaves this isolate's kept state short; its stamp moved, so the next consume
 /// is planned again from the store and takes the seconds back, with no overage.
 #[test]
 fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_credits_held_again() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
-        app.ctx.store.add_user(U1);
+        let app = studio();
         let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
         let body = json!({"user_id": U1, "credits": [{"pool": "video_seconds", "amount": 10, "id": "ten"}]});
         assert_eq!(call(&app, Method::Post, "/v1/admin/grants", admin, body, NOW).await.0, 201);
-        let user = |k: &str, now: i64| {
-            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)));
-            if k.is_empty() { h } else { h.with("idempotency-key", k) }
-        };
         let (s, v) = call(&app, Method::Put, "/v1/preferences", user("", NOW), json!({"allow_overages": true, "overage_limit": 1000}), NOW).await;
         assert_eq!(s, 200, "{v}");
         // Hold all 10 seconds.
@@ -75,12 +83,7 @@ async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> (u16
 #[test]
 fn a_hold_released_into_a_lot_a_refund_closed_is_folded_again_at_once() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
-        app.ctx.store.add_user(U1);
-        let user = |k: &str, now: i64| {
-            let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)));
-            if k.is_empty() { h } else { h.with("idempotency-key", k) }
-        };
+        let app = studio();
         let checkout = json!({
             "id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW, "type": "checkout.session.completed",
             "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
@@ -132,14 +135,10 @@ fn a_hold_released_into_a_lot_a_refund_closed_is_folded_again_at_once() {
 #[test]
 fn a_retry_of_a_charge_is_its_replay_after_the_catalog_dropped_its_rate() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
-        app.ctx.store.add_user(U1);
+        let app = studio();
         let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
         let body = json!({"user_id": U1, "credits": [{"pool": "video_seconds", "amount": 100, "id": "hundred"}]});
         assert_eq!(call(&app, Method::Post, "/v1/admin/grants", admin, body, NOW).await.0, 201);
-        let user = |k: &str, now: i64| {
-            Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now))).with("idempotency-key", k)
-        };
         let render = json!({"model": "ultra", "quality": "standard", "seconds": 10});
         let (s, first) = call(&app, Method::Post, "/v1/usage/consume", user("r1", NOW), render.clone(), NOW).await;
         assert_eq!(s, 200, "{first}");
