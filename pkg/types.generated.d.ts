@@ -512,7 +512,9 @@ kind: string, crossed_at: Timestamp, feature?: string | null, percent_used?: num
  */
 limit?: number | null, 
 /**
- * A windowed limit's alert ends with its window.
+ * When the alert stops applying: a windowed limit's with its window, a subscription
+ * event's at the moment it warns of (the grace's or the trial's end, the
+ * subscription's end).
  */
 ends_at?: Timestamp | null, subscription?: string | null, invoice?: string | null, };
 
