@@ -132,12 +132,8 @@ pub async fn run<T: Transport, S: Store>(
             // A request the catalog no longer takes (a rate dropped, the seconds narrowed)
             // that was charged before is answered as that charge: a retry is never refused.
             Err(e) => {
-                if consume {
-                    match app.store.charge_replay(subject, &request_id, hash).await {
-                        Ok(None) => {}
-                        Ok(Some(c)) => return charged_answer("replayed", &c, None),
-                        Err(e) => return charge_store_error(&e),
-                    }
+                if let Some(answer) = replay(app, subject, &request_id, hash, consume).await {
+                    return answer;
                 }
                 return error(400, e.code(), e.to_string());
             }
@@ -153,12 +149,8 @@ pub async fn run<T: Transport, S: Store>(
                 continue;
             }
             ChargeDecision::Refuse(refusal) => {
-                if consume {
-                    match app.store.charge_replay(subject, &request_id, hash).await {
-                        Ok(None) => {}
-                        Ok(Some(c)) => return charged_answer("replayed", &c, None),
-                        Err(e) => return charge_store_error(&e),
-                    }
+                if let Some(answer) = replay(app, subject, &request_id, hash, consume).await {
+                    return answer;
                 }
                 let answer = refusal_answer(&refusal);
                 app.usage_states.keep(st);
@@ -214,6 +206,25 @@ pub async fn run<T: Transport, S: Store>(
 }
 
 /// 200 for a charge made now (`charge`: what the core decided) or earlier (a replay).
+/// The answer to a request charged before under `request_id` (a retry), when there is one
+/// (only a consume charges), or the store's failure; `None`: nothing was charged.
+async fn replay<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    subject: &Subject,
+    request_id: &str,
+    hash: &str,
+    consume: bool,
+) -> Option<AppResponse> {
+    if !consume {
+        return None;
+    }
+    match app.store.charge_replay(subject, request_id, hash).await {
+        Ok(None) => None,
+        Ok(Some(c)) => Some(charged_answer("replayed", &c, None)),
+        Err(e) => Some(charge_store_error(&e)),
+    }
+}
+
 fn charged_answer(status: &str, v: &Charged, charge: Option<&Charge>) -> AppResponse {
     AppResponse::json(
         200,
