@@ -457,13 +457,8 @@ pub async fn settle<T: Transport, S: Store>(
     let subject = Subject::user(&claims.sub);
     match ctx.store.settle(&subject, id, release, now).await {
         Ok(Some(s)) => {
-            // The kept state's lots no longer hold what this one gave back.
-            ctx.usage_states.forget(&subject);
-            // Units back in a lot closed meanwhile: the fold says what it holds. Should the
-            // fold fail now, the subject's next one does it (the release itself is done).
-            if s.refold {
-                let _ = crate::webhook::refold(ctx, &subject.key(), now).await;
-            }
+            // A fold that fails now is done by the subject's next one: the settling stands.
+            let _ = crate::webhook::settled(ctx, &subject, &s, now).await;
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
         Ok(None) => error(404, "not_found", "no such usage"),

@@ -358,22 +358,12 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
     }
     // Expiry: every open lot and hand-given grant past its end, page by page.
     let mut after: Option<(Timestamp, String)> = None;
-    let mut refolded = 0;
+    let mut folds = Refolds::default();
     let mut lapsed_rows = 0;
-    let mut failed = 0;
-    let mut done: BTreeSet<String> = BTreeSet::new();
     for _ in 0..EXPIRY_PAGES {
         let rows = app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await?;
         for r in &rows {
-            // One subject that cannot be folded now (the store failing for it) does not
-            // stop the others; it is found again on the next run.
-            let key = r.subject.key();
-            if done.insert(key.clone()) {
-                match refold(app, &key, now).await {
-                    Ok(_) => refolded += 1,
-                    Err(_) => failed += 1,
-                }
-            }
+            folds.subject(app, r.subject.key(), now).await;
         }
         lapsed_rows += rows.len();
         let Some(last) = rows.last() else { break };
@@ -394,12 +384,8 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             if !tollgate::alerts::grace_turned(&app.catalog(), grace, since, now) {
                 continue;
             }
-            let Some(key) = crate::state::Subject::from_json(&r["subject"]).map(|s| s.key()) else { continue };
-            if done.insert(key.clone()) {
-                match refold(app, &key, now).await {
-                    Ok(_) => refolded += 1,
-                    Err(_) => failed += 1,
-                }
+            if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
+                folds.subject(app, s.key(), now).await;
             }
         }
         cursor = rows.last().and_then(|r| r["cursor"].as_str()).map(str::to_string);
@@ -407,14 +393,14 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             break;
         }
     }
+    let Refolds { refolded, mut failed, .. } = folds;
     // Holds not captured by their end give back what they took.
     let mut released = 0;
     for h in app.store.expired_holds(now, EXPIRY_PAGE as u32).await? {
         match app.store.settle(&h.subject, &h.usage_id, true, now).await {
             Ok(Some(s)) if !s.replayed => {
-                app.usage_states.forget(&h.subject);
                 released += 1;
-                if s.refold && refold(app, &h.subject.key(), now).await.is_err() {
+                if settled(app, &h.subject, &s, now).await.is_err() {
                     failed += 1;
                 }
             }
@@ -438,6 +424,45 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
               "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released,
               "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed}))
+}
+
+/// The subjects one scheduled run folds again: each once, however many of its rows it
+/// meets; one that cannot be folded now (the store failing for it) does not stop the
+/// others, and is found again on the next run.
+#[derive(Default)]
+struct Refolds {
+    done: BTreeSet<String>,
+    refolded: usize,
+    failed: usize,
+}
+
+impl Refolds {
+    async fn subject<T: Transport, S: Store>(&mut self, app: &Ctx<T, S>, key: String, now: Timestamp) {
+        if !self.done.insert(key.clone()) {
+            return;
+        }
+        match refold(app, &key, now).await {
+            Ok(_) => self.refolded += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+/// After a hold of `subject` was settled (`s`): its kept state no longer holds what a
+/// release gave back, and units given back to a lot closed meanwhile are what a fold says
+/// (`Settled::refold`). An error: that fold failed (the release itself is done; the
+/// subject's next fold does it).
+pub async fn settled<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    subject: &crate::state::Subject,
+    s: &crate::store::Settled,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    app.usage_states.forget(subject);
+    if s.refold {
+        refold(app, &subject.key(), now).await?;
+    }
+    Ok(())
 }
 
 /// The expiry scan's page size, and how many pages one run reads.
