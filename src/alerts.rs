@@ -189,20 +189,18 @@ pub fn payment_crossed(event: SubscriptionEvent, days: i64, grace: Option<Timest
     }
 }
 
-/// Whether a grace rule of `catalog` turns for a failed payment whose grace ends at
-/// `grace` in `(since, now]`: `grace_ending` opens `days` before the end, and at the end it
-/// resolves and `grace_ended` opens. No event brings those moments, so the scheduled run
-/// folds such a payment's subject again, which applies [`subscription_checks`] as of then.
+/// Whether a grace rule of `catalog` ([`payment_crossed`]) says otherwise at `now` than
+/// at `since` for a failed payment whose grace ends at `grace`: `grace_ending` opens `days`
+/// (whole days) before the end, and at the end it resolves and `grace_ended` opens. No
+/// event brings those moments, so the scheduled run folds such a payment's subject again
+/// (looking back one day), which applies [`subscription_checks`] as of then.
 pub fn grace_turned(catalog: &Catalog, grace: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
-    let Some(g) = grace else { return false };
-    catalog.doc.alerts.iter().any(|r| {
-        let days = i64::from(r.days.unwrap_or(0));
-        let moments: &[Timestamp] = match r.event {
-            Some(SubscriptionEvent::GraceEnding) => &[g.plus_days(-days), g],
-            Some(SubscriptionEvent::GraceEnded) => &[g],
-            _ => &[],
-        };
-        moments.iter().any(|m| since < *m && *m <= now)
+    catalog.doc.alerts.iter().any(|r| match r.event {
+        Some(e @ (SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded)) => {
+            let days = i64::from(r.days.unwrap_or(0));
+            payment_crossed(e, days, grace, since) != payment_crossed(e, days, grace, now)
+        }
+        _ => false,
     })
 }
 
