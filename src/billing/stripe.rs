@@ -438,9 +438,10 @@ fn invoice_paid(
     // credit lines of a plan change (a negative amount: unused time on the old price or
     // quantity). A proration line of an earlier period (`create_prorations` puts them on
     // the next renewal's invoice) paid for that period, not this one.
+    let paid_until = period.map(|(_, e)| e);
     let items: Vec<Item> = lines_read
         .into_iter()
-        .filter(|(_, end, amount)| amount.is_none_or(|a| a >= 0) && end.is_none_or(|e| period.is_none_or(|(_, pe)| e == pe)))
+        .filter(|(_, end, amount)| amount.is_none_or(|a| a >= 0) && (end.is_none() || *end == paid_until))
         .map(|(item, _, _)| item)
         .collect();
     let mut payment_refs = vec![sref(id)];
