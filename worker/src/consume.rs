@@ -205,7 +205,6 @@ pub async fn run<T: Transport, S: Store>(
     )
 }
 
-/// 200 for a charge made now (`charge`: what the core decided) or earlier (a replay).
 /// The answer to a request charged before under `request_id` (a retry), when there is one
 /// (only a consume charges), or the store's failure; `None`: nothing was charged.
 async fn replay<T: Transport, S: Store>(
@@ -225,6 +224,7 @@ async fn replay<T: Transport, S: Store>(
     }
 }
 
+/// 200 for a charge made now (`charge`: what the core decided) or earlier (a replay).
 fn charged_answer(status: &str, v: &Charged, charge: Option<&Charge>) -> AppResponse {
     AppResponse::json(
         200,
