@@ -11,22 +11,22 @@ import { env, q, createUser, uuid, id, http, userToken, anonToken, closeDb } fro
 // service role touches.
 const USER_READABLE = [
   'cloud_entitlements', 'organizations', 'organization_members', 'seat_allocations',
-  'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots',
-  'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'usage_counters',
+  'billing_subjects', 'billing_customers', 'billing_subscriptions', 'credit_lots', 'credit_lot_terms',
+  'credit_lot_balances', 'credit_balances', 'credit_ledger', 'credit_statement', 'usage_records', 'usage_preferences', 'usage_counters',
   'entitlement_history', 'failed_payments',
 ];
 const SERVICE_ONLY = ['webhook_events', 'pending_webhook_events', 'billing_facts'];
 const ALL = [...USER_READABLE, ...SERVICE_ONLY];
 // A column each table has, to write requests PostgREST accepts as well-formed (so the
 // refusal that comes back is about privileges, not about an unknown column).
-const COL = { organizations: 'id', pending_webhook_events: 'id', billing_facts: 'id' };
+const COL = { organizations: 'id', pending_webhook_events: 'id', billing_facts: 'id', credit_lot_balances: 'lot_id' };
 const col = (t) => COL[t] ?? 'user_id';
 const val = (t, user) => (col(t) === 'user_id' ? user : col(t) === 'id' && t === 'organizations' ? org : 1);
 // Upserts name a real unique key (PostgREST, like PostgreSQL, refuses an ON CONFLICT
 // target that matches none, before privileges are even looked at).
 const UPSERT_KEYS = {
   cloud_entitlements: 'user_id,organization_id,grant_key',
-  credit_lots: 'user_id,organization_id,key',
+  credit_lot_terms: 'user_id,organization_id,key',
   failed_payments: 'provider,invoice_id',
   usage_preferences: 'user_id,organization_id',
   billing_subjects: 'user_id,organization_id',
@@ -46,8 +46,9 @@ async function subjectRows(user, orgId) {
   await q(`insert into billing_customers (provider, customer_id, user_id, organization_id) values ('stripe', $3, $1, $2)`, [...s, id('cus')]);
   await q(`insert into billing_subscriptions (provider, subscription_id, user_id, organization_id, status)
            values ('stripe', $3, $1, $2, 'active')`, [...s, id('sub')]);
-  await q(`insert into credit_lots (user_id, organization_id, key, pool, kind, granted, remaining, valid_from)
-           values ($1, $2, $3, 'video_seconds', 'purchase', 100, 100, now())`, [...s, `lot:${tag}`]);
+  const [lot] = await q(`insert into credit_lot_terms (user_id, organization_id, key, pool, kind, granted, valid_from)
+           values ($1, $2, $3, 'video_seconds', 'purchase', 100, now()) returning id`, [...s, `lot:${tag}`]);
+  await q(`insert into credit_lot_balances (lot_id, remaining) values ($1, 100)`, [lot.id]);
   await q(`insert into credit_ledger (user_id, organization_id, source_key, pool, lot, kind, delta, at)
            values ($1, $2, $3, 'video_seconds', $3, 'purchase', 100, now())`, [...s, `lot:${tag}`]);
   await q(`insert into usage_records (request_id, user_id, organization_id, request_hash, units)
@@ -81,6 +82,14 @@ before(async () => {
     [id('fact'), [`user:${A}`]]);
 });
 after(closeDb);
+
+/** The rows as read, with their owner: a lot's balance is owned as its terms are. */
+async function owned(t, rows) {
+  if (t !== 'credit_lot_balances') return rows;
+  const terms = await q(`select id, user_id, organization_id from credit_lot_terms where id = any($1::bigint[])`, [rows.map((x) => x.lot_id)]);
+  assert.equal(terms.length, rows.length, 'every balance read has its terms');
+  return terms;
+}
 
 const rest = (method, path, token, opts = {}) =>
   http(method, `${env.rest}/rest/v1/${path}`, {
@@ -130,7 +139,7 @@ for (const who of ['A', 'B']) {
       assert.equal(r.status, 200, `${who} GET ${t}: ${r.status} ${r.text}`);
       assert.ok(Array.isArray(r.json));
       const idOf = (row) => (t === 'organizations' ? row.id : row.organization_id);
-      for (const row of r.json) {
+      for (const row of await owned(t, r.json)) {
         const mine = row.user_id === me || myOrgs.includes(idOf(row));
         assert.ok(mine, `${who} must not see ${t} row ${JSON.stringify(row)}`);
         assert.notEqual(row.user_id, other);
@@ -140,7 +149,12 @@ for (const who of ['A', 'B']) {
       const expectOwn = !(t === 'organizations' || t === 'organization_members' || t === 'seat_allocations') || who === 'A';
       if (expectOwn) assert.ok(r.json.length > 0, `${who} sees its own ${t} rows`);
       // Filtering for someone else's rows returns nothing.
-      if (t !== 'organizations') {
+      if (t === 'credit_lot_balances') {
+        const ids = (await q(`select id from credit_lot_terms where user_id = $1 or organization_id = $2`, [other, otherOrg])).map((x) => x.id);
+        const theirs = await rest('GET', `${t}?select=*&lot_id=in.(${ids.join(',')})`, token);
+        assert.equal(theirs.status, 200);
+        assert.equal(theirs.json.length, 0, `${who} filtered for ${t} of the other user and organization`);
+      } else if (t !== 'organizations') {
         const theirs = await rest('GET', `${t}?select=*&user_id=eq.${other}`, token);
         assert.equal(theirs.status, 200);
         assert.equal(theirs.json.length, 0, `${who} filtered for ${t} of the other user`);
@@ -271,6 +285,26 @@ test('entitlement_history: deleting a user takes its history with it', { skip: o
   await q(`delete from auth.users where id = $1`, [gone]);
   assert.equal((await q(`select count(*)::int as n from entitlement_history where user_id = $1`, [gone]))[0].n, 0);
   assert.equal((await q(`select count(*)::int as n from cloud_entitlements where user_id = $1`, [gone]))[0].n, 0);
+});
+
+test('deleting a user or an organization takes its lots and usage records with it', { skip: onlyOnce }, async () => {
+  const gone = await createUser();
+  const goneOrg = uuid();
+  await q(`insert into organizations (id, name, seat_count) values ($1, 'gone', 1)`, [goneOrg]);
+  await subjectRows(gone, null);
+  await subjectRows(null, goneOrg);
+  const count = async (column, subject) => Object.fromEntries(await Promise.all(
+    ['credit_lot_terms', 'credit_lots', 'usage_records'].map(async (t) =>
+      [t, (await q(`select count(*)::int as n from ${t} where ${column} = $1`, [subject]))[0].n])));
+  const balances = async () => (await q(`select count(*)::int as n from credit_lot_balances b
+    where not exists (select 1 from credit_lot_terms t where t.id = b.lot_id)`))[0].n;
+  assert.deepEqual(await count('user_id', gone), { credit_lot_terms: 1, credit_lots: 1, usage_records: 1 });
+  assert.deepEqual(await count('organization_id', goneOrg), { credit_lot_terms: 1, credit_lots: 1, usage_records: 1 });
+  await q(`delete from auth.users where id = $1`, [gone]);
+  await q(`delete from organizations where id = $1`, [goneOrg]);
+  assert.deepEqual(await count('user_id', gone), { credit_lot_terms: 0, credit_lots: 0, usage_records: 0 });
+  assert.deepEqual(await count('organization_id', goneOrg), { credit_lot_terms: 0, credit_lots: 0, usage_records: 0 });
+  assert.equal(await balances(), 0, 'no balance outlives its lot');
 });
 
 test('Supabase\'s current API keys: the secret key is the service role (never from a browser), the publishable key is anon', { skip: onlyOnce || !env.secretKey }, async () => {

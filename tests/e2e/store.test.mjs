@@ -16,7 +16,7 @@ const skip = env.catalog !== 'video-studio' && 'usage pricing lives in the video
 
 const SUBJECT_TABLES = [
   'billing_subjects', 'billing_customers', 'billing_subscriptions', 'cloud_entitlements',
-  'credit_lots', 'credit_ledger', 'usage_preferences', 'usage_records', 'organizations', 'organization_members',
+  'credit_lot_terms', 'credit_lot_balances', 'credit_ledger', 'usage_preferences', 'usage_records', 'organizations', 'organization_members',
   'seat_allocations',
 ];
 
