@@ -19,8 +19,9 @@ export async function GET(req: Request) {
   }
   const lots = got.rows;
   const now = Date.now();
-  const open = lots.filter((l) => Date.parse(l.valid_from) <= now && (!l.valid_to || Date.parse(l.valid_to) > now));
-  const sum = (kinds: string[]) => open.filter((l) => kinds.includes(l.kind)).reduce((s, l) => s + Number(l.remaining), 0);
+  // credit_lots is a view: its columns are typed nullable, although a lot has each of these.
+  const open = lots.filter((l) => l.valid_from !== null && Date.parse(l.valid_from) <= now && (!l.valid_to || Date.parse(l.valid_to) > now));
+  const sum = (kinds: string[]) => open.filter((l) => l.kind !== null && kinds.includes(l.kind)).reduce((s, l) => s + Number(l.remaining), 0);
   const allowanceLots = open.filter((l) => l.kind === 'allowance');
   const renewals = allowanceLots.map((l) => l.valid_to).filter((v): v is string => Boolean(v)).sort();
   return NextResponse.json({
