@@ -180,3 +180,23 @@ test('a hold released into a lot a refund closed meanwhile: the lot is what its 
   const [{ released: back }] = await q(`select sum(released)::int as released from credit_lots where user_id = $1`, [uid]);
   assert.equal(back, 1200, 'the lot counts what released holds gave back');
 });
+
+test('an open dispute told by .updated before .created is dated by .created, as in the other order', { skip }, async () => {
+  const uid = await createUser();
+  const bought = stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 120 });
+  assert.equal((await postStripe(bought)).status, 200);
+  const t0 = now() - 60;
+  const dp = id('dp');
+  const dispute = { id: dp, object: 'dispute', amount: 1900, charge: id('ch'), payment_intent: bought.data.object.payment_intent,
+                    status: 'needs_response', reason: 'general', currency: 'usd', created: t0 };
+  // Delivered out of order: the later telling first.
+  assert.equal((await postStripe(stripeEvent('charge.dispute.updated', dispute, { created: t0 + 30 }))).status, 200);
+  assert.equal((await postStripe(stripeEvent('charge.dispute.created', dispute, { created: t0 }))).status, 200);
+  const rows = await q(`select extract(epoch from at)::bigint as at, (fact ->> 'at') as told from billing_facts where fact_key = $1`,
+                       [`stripe:dispute:${dp}:created`]);
+  assert.equal(rows.length, 1);
+  assert.equal(Number(rows[0].at), t0, 'the earliest telling is stored');
+  assert.equal(Date.parse(rows[0].told) / 1000, t0, 'and is what a fold reads');
+  const [{ a }] = await q(`select coalesce(sum(available), 0)::int as a from credit_balances where user_id = $1`, [uid]);
+  assert.equal(a, 0, 'the dispute took the purchase back');
+});

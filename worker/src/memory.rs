@@ -1005,9 +1005,13 @@ impl Store for MemoryStore {
         let mut conflicts = Vec::new();
         for f in fold.facts {
             let v = serde_json::to_value(f).map_err(|e| StoreError::Decode(e.to_string()))?;
-            match g.facts.iter().find(|(k, _)| k == &f.key) {
+            match g.facts.iter_mut().find(|(k, _)| k == &f.key) {
                 Some((_, old)) => {
-                    if old.fact != v {
+                    // An earlier telling of the stored fact replaces it (tollgate_apply_fold).
+                    let told: Option<Fact> = serde_json::from_value(old.fact.clone()).ok();
+                    if told.is_some_and(|t| t.restates(f) && f.at < t.at) {
+                        old.fact = v;
+                    } else if old.fact != v {
                         conflicts.push(f.key.clone());
                     }
                 }

@@ -227,9 +227,23 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             )));
         }
         let cluster = input.refs;
-        // A fact told again (the same key and content at another time) is known already.
-        let fresh: Vec<Fact> = facts.iter().filter(|f| !all.iter().any(|s| s.restates(f))).cloned().collect();
-        all.extend(fresh.iter().cloned());
+        // A fact told again (the same key and content at another time) is known already,
+        // unless this telling is earlier than the stored one: the earliest telling holds (as
+        // in the core's fold), so it replaces the stored one, whatever order they came in.
+        let mut fresh: Vec<Fact> = Vec::new();
+        let mut new = Vec::new();
+        for f in &facts {
+            match all.iter_mut().find(|s| s.restates(f)) {
+                Some(stored) if f.at < stored.at => {
+                    *stored = f.clone();
+                    fresh.push(f.clone());
+                }
+                Some(_) => {}
+                None => new.push(f.clone()),
+            }
+        }
+        all.extend(new.iter().cloned());
+        fresh.extend(new);
         let state = reduce_with_usage(&app.catalog(), &all, &usage, now);
         // Every subject the fold writes must have had its charges' totals read.
         let unread: Vec<String> = state.subjects.keys().filter(|k| !cluster.contains(*k)).cloned().collect();

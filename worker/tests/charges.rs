@@ -77,6 +77,20 @@ async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> (u16
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
+/// U1 buys Video Studio's 30-minute token pack with Stripe Checkout (payment `pi_1`).
+fn token_checkout() -> Value {
+    json!({
+        "id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW, "type": "checkout.session.completed",
+        "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+        "data": {"object": {
+            "id": "cs_1", "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "customer": "cus_1", "subscription": null, "payment_intent": "pi_1",
+            "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN"},
+            "amount_total": 1900, "currency": "usd", "created": NOW,
+        }},
+    })
+}
+
 /// A hold released after a partial refund closed its lot: the fold of the same facts says
 /// 900 (half refunded, nothing used), and the release folds the subject again at once, so
 /// the balance is 900 straight away, and an unrelated later fold changes nothing.
@@ -84,17 +98,7 @@ async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> (u16
 fn a_hold_released_into_a_lot_a_refund_closed_is_folded_again_at_once() {
     block(async {
         let app = studio();
-        let checkout = json!({
-            "id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW, "type": "checkout.session.completed",
-            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
-            "data": {"object": {
-                "id": "cs_1", "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
-                "customer": "cus_1", "subscription": null, "payment_intent": "pi_1",
-                "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN"},
-                "amount_total": 1900, "currency": "usd", "created": NOW,
-            }},
-        });
-        let (s, v) = stripe(&app, &checkout, NOW).await;
+        let (s, v) = stripe(&app, &token_checkout(), NOW).await;
         assert_eq!(s, 200, "{v}");
         let balance = |now: i64| {
             let h = user("", now);
@@ -152,5 +156,41 @@ fn a_retry_of_a_charge_is_its_replay_after_the_catalog_dropped_its_rate() {
         assert_eq!((again["status"].clone(), again["usage_id"].clone()), (json!("replayed"), first["usage_id"].clone()), "{again}");
         let (s, fresh) = call(&app, Method::Post, "/v1/usage/consume", user("r2", later), render, later).await;
         assert_eq!(s, 400, "{fresh}");
+    });
+}
+
+/// The events of an open dispute (`charge.dispute.created`, then `.updated`) tell one fact
+/// at different times. The core's fold keeps the earliest telling; the store keeps it too,
+/// whichever event arrives first, so when the dispute took the payment back does not
+/// depend on the order of delivery.
+#[test]
+fn an_open_disputes_fact_keeps_its_earliest_time_whatever_order_its_events_arrive_in() {
+    block(async {
+        let dispute = |id: &str, kind: &str, at: i64| json!({
+            "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": at, "type": kind,
+            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+            "data": {"object": {
+                "id": "dp_1", "object": "dispute", "amount": 1900, "charge": "ch_1", "payment_intent": "pi_1",
+                "status": "needs_response", "reason": "general", "currency": "usd", "created": NOW + 10,
+            }},
+        });
+        let created = dispute("evt_dp_1", "charge.dispute.created", NOW + 10);
+        let updated = dispute("evt_dp_2", "charge.dispute.updated", NOW + 20);
+        let mut told = Vec::new();
+        for order in [[&created, &updated], [&updated, &created]] {
+            let app = studio();
+            let (s, v) = stripe(&app, &token_checkout(), NOW).await;
+            assert_eq!(s, 200, "{v}");
+            for ev in order {
+                let at = ev["created"].as_i64().unwrap();
+                let (s, v) = stripe(&app, ev, at).await;
+                assert_eq!(s, 200, "{v}");
+            }
+            let refs = ["stripe:ch_1", "stripe:pi_1"].map(String::from).into_iter().collect();
+            let input = app.ctx.store.fold_input(&refs).await.unwrap();
+            told.push(input.facts.iter().filter(|f| f.key.starts_with("stripe:dispute:")).map(|f| (f.key.clone(), f.at)).collect::<Vec<_>>());
+        }
+        assert_eq!(told[0], vec![("stripe:dispute:dp_1:created".to_string(), Timestamp(NOW + 10))], "{told:?}");
+        assert_eq!(told[1], told[0], "delivered .updated first, the store kept its later time");
     });
 }
