@@ -148,8 +148,7 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
                 for s in st.subscriptions.values().filter(|s| mine(&s.subject)) {
                     if event == SubscriptionEvent::TrialEnding {
                         let end = s.trial_end.filter(|_| s.status == SubStatus::Trialing);
-                        let crossed = end.is_some_and(|e| e.plus_days(-days) <= now && now < e);
-                        push(&s.id, crossed, json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
+                        push(&s.id, trial_crossed(days, end, now), json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
                     } else {
                         // A cancellation at a set time (Stripe's `cancel_at`) ends it then.
                         let ends = s.cancel_at.or(s.period_end).or(s.paid_through);
@@ -201,6 +200,25 @@ pub fn grace_turned(catalog: &Catalog, grace: Option<Timestamp>, since: Timestam
             payment_crossed(e, days, grace, since) != payment_crossed(e, days, grace, now)
         }
         _ => false,
+    })
+}
+
+/// Whether a trial ending at `end` crosses a `trial_ending` rule of `days` at `now`: from
+/// `days` (whole days) before the end until the end.
+fn trial_crossed(days: i64, end: Option<Timestamp>, now: Timestamp) -> bool {
+    end.is_some_and(|e| e.plus_days(-days) <= now && now < e)
+}
+
+/// Whether a `trial_ending` rule of `catalog` says otherwise at `now` than at `since` for a
+/// trial that ends at `trial_end`. Like a grace's, no event brings those moments: the
+/// scheduled run folds such a trial's subject again (looking back one day), which applies
+/// [`subscription_checks`] as of then.
+pub fn trial_turned(catalog: &Catalog, trial_end: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
+    catalog.doc.alerts.iter().any(|r| {
+        r.event == Some(SubscriptionEvent::TrialEnding) && {
+            let days = i64::from(r.days.unwrap_or(0));
+            trial_crossed(days, trial_end, since) != trial_crossed(days, trial_end, now)
+        }
     })
 }
 

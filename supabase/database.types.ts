@@ -176,6 +176,7 @@ export type Database = {
           object_version: number;
           created_at: string;
           updated_at: string;
+          trial_end: string | null;
         };
         Insert: {
           id?: string;
@@ -195,6 +196,7 @@ export type Database = {
           object_version?: number;
           created_at?: string;
           updated_at?: string;
+          trial_end?: string | null;
         };
         Update: {
           id?: string;
@@ -214,6 +216,7 @@ export type Database = {
           object_version?: number;
           created_at?: string;
           updated_at?: string;
+          trial_end?: string | null;
         };
         Relationships: [
           {
@@ -1671,6 +1674,13 @@ export type Database = {
           p_subject: Json;
           p_request_id: string;
           p_request_hash: string;
+        };
+        Returns: Json;
+      };
+      tollgate_trials: {
+        Args: {
+          p_after?: string;
+          p_limit?: number;
         };
         Returns: Json;
       };

@@ -77,6 +77,8 @@ pub struct SubscriptionRow {
     pub quantity: u32,
     pub current_period_start: Option<Timestamp>,
     pub current_period_end: Option<Timestamp>,
+    /// When a trialing subscription's trial ends (the scheduled run's `trial_ending` scan).
+    pub trial_end: Option<Timestamp>,
     pub cancel_at_period_end: bool,
     pub canceled_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
@@ -233,6 +235,7 @@ fn rows_of(state: &BillingState, key: &str, usage: &UsageTotals) -> Option<Subje
                 quantity: s.items.iter().map(|i| i.quantity).sum::<u32>().max(u32::from(!s.items.is_empty())),
                 current_period_start: s.period_start,
                 current_period_end: s.period_end,
+                trial_end: s.trial_end,
                 cancel_at_period_end: s.cancel_at_period_end,
                 canceled_at: s.cancel_at,
                 ended_at: s.ended_at,

@@ -38,3 +38,27 @@ test('an allowance whose period ended is closed and its remainder posted as expi
   const ledger = await q(`select sum(delta)::int as s from credit_statement where user_id = $1`, [uid]);
   assert.equal(ledger[0].s, 0, 'ledger sum equals the balance');
 });
+
+test('a trialing subscription is listed for the scheduled run with its trial end, until it is no longer trialing', { skip }, async () => {
+  const uid = await createUser();
+  const t0 = now() - DAY;
+  const end = t0 + 14 * DAY;
+  const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_CREATOR_MONTHLY', start: t0 });
+  s.attributed = true;
+  const trialing = s.subscription('customer.subscription.created', { at: t0, status: 'trialing', periodStart: t0, periodEnd: end });
+  trialing.data.object.trial_end = end;
+  assert.equal((await postStripe(trialing)).status, 200);
+  const listed = async () => {
+    const [{ t }] = await q(`select public.tollgate_trials() as t`);
+    return t.filter((r) => r.subject.user_id === uid);
+  };
+  const rows = await listed();
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  assert.equal(Date.parse(rows[0].trial_end) / 1000, end);
+  const [sub] = await q(`select status, extract(epoch from trial_end)::bigint as trial_end from billing_subscriptions where subscription_id = $1`, [s.sub]);
+  assert.deepEqual([sub.status, Number(sub.trial_end)], ['trialing', end]);
+  // The trial converts: no longer a trial for the scan.
+  assert.equal((await postStripe(s.subscription('customer.subscription.updated', { at: end, periodStart: end, periodEnd: end + 30 * DAY }))).status, 200);
+  assert.deepEqual(await listed(), []);
+  await runScheduled();
+});

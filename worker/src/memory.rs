@@ -1333,6 +1333,24 @@ impl Store for MemoryStore {
         Ok(rows.into_iter().take(limit.clamp(1, 200) as usize).map(|(_, r)| r).collect())
     }
 
+    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let g = self.inner.borrow();
+        let mut rows: Vec<(String, Value)> = g
+            .subscriptions
+            .iter()
+            .flat_map(|(key, subs)| subs.values().map(move |v| (key, v)))
+            .filter(|(_, v)| v["status"] == "trialing" && !v["trial_end"].is_null())
+            .map(|(key, v)| {
+                let cursor = format!("{}|{}", v["provider"].as_str().unwrap_or(""), v["subscription_id"].as_str().unwrap_or(""));
+                let subject = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
+                (cursor.clone(), json!({"cursor": cursor, "subject": subject, "trial_end": v["trial_end"]}))
+            })
+            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(rows.into_iter().take(limit.clamp(1, 1000) as usize).map(|(_, r)| r).collect())
+    }
+
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
         let g = self.inner.borrow();
         Ok(g.kept.get(&(provider.to_string(), event_id.to_string())).map(|k| k.row(provider, event_id)))

@@ -409,6 +409,9 @@ pub trait Store {
     /// those still due, false only settled ones, `None` all; oldest first failure first,
     /// after the cursor `after` (a row's `cursor`).
     async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
+    /// Trialing subscriptions (`tollgate_trials`): `{"cursor", "subject", "trial_end"}` in
+    /// order, after the cursor `after` (a row's `cursor`).
+    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
     /// Applies the core's alert checks for `subject` at `at` (`tollgate_record_alerts`).
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError>;
     /// Open alerts of windowed rules whose window ended by `now` (the core decides again).
@@ -806,6 +809,11 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
         let args = json!({"p_open": open, "p_after": after, "p_limit": limit});
         let v = self.client.rpc("tollgate_failed_payments", &args).await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let v = self.client.rpc("tollgate_trials", &json!({"p_after": after, "p_limit": limit})).await?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 

@@ -386,27 +386,21 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             break;
         }
     }
-    // Grace alerts turn with time, not with an event: the subject of a failed payment whose
-    // grace rule turned during the last day (the core decides) is folded again, which opens
-    // and resolves them as of now.
+    // Grace and trial alerts turn with time, not with an event: the subject of a failed
+    // payment whose grace rule turned during the last day, or of a trial whose rule did (the
+    // core decides), is folded again, which opens and resolves them as of now.
     let since = now.plus_days(-1);
-    let mut cursor: Option<String> = None;
-    for _ in 0..EXPIRY_PAGES {
-        let rows = app.store.failed_payments(Some(true), cursor.as_deref(), GRACE_PAGE).await?;
-        for r in &rows {
-            let grace = serde_json::from_value::<Timestamp>(r["grace_until"].clone()).ok();
-            if !tollgate::alerts::grace_turned(&app.catalog(), grace, since, now) {
-                continue;
-            }
-            if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
-                folds.subject(app, s.key(), now).await;
-            }
-        }
-        cursor = rows.last().and_then(|r| r["cursor"].as_str()).map(str::to_string);
-        if rows.len() < GRACE_PAGE as usize {
-            break;
-        }
-    }
+    let catalog = app.catalog();
+    let grace = |r: &Value| {
+        let at = serde_json::from_value::<Timestamp>(r["grace_until"].clone()).ok();
+        tollgate::alerts::grace_turned(&catalog, at, since, now)
+    };
+    folds.turned(app, now, grace, |after| async move { app.store.failed_payments(Some(true), after.as_deref(), GRACE_PAGE).await }).await?;
+    let trial = |r: &Value| {
+        let at = serde_json::from_value::<Timestamp>(r["trial_end"].clone()).ok();
+        tollgate::alerts::trial_turned(&catalog, at, since, now)
+    };
+    folds.turned(app, now, trial, |after| async move { app.store.trials(after.as_deref(), GRACE_PAGE).await }).await?;
     let Refolds { refolded, mut failed, .. } = folds;
     // Holds not captured by their end give back what they took.
     let mut released = 0;
@@ -451,6 +445,35 @@ struct Refolds {
 }
 
 impl Refolds {
+    /// Folds again the subject of every row (keyset pages from `page`, each row with its
+    /// `subject` and `cursor`) for which `turned` holds.
+    async fn turned<T: Transport, S: Store, P, F>(
+        &mut self,
+        app: &Ctx<T, S>,
+        now: Timestamp,
+        turned: impl Fn(&Value) -> bool,
+        page: P,
+    ) -> Result<(), StoreError>
+    where
+        P: Fn(Option<String>) -> F,
+        F: std::future::Future<Output = Result<Vec<Value>, StoreError>>,
+    {
+        let mut cursor: Option<String> = None;
+        for _ in 0..EXPIRY_PAGES {
+            let rows = page(cursor.clone()).await?;
+            for r in rows.iter().filter(|r| turned(r)) {
+                if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
+                    self.subject(app, s.key(), now).await;
+                }
+            }
+            cursor = rows.last().and_then(|r| r["cursor"].as_str()).map(str::to_string);
+            if rows.len() < GRACE_PAGE as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn subject<T: Transport, S: Store>(&mut self, app: &Ctx<T, S>, key: String, now: Timestamp) {
         if !self.done.insert(key.clone()) {
             return;

@@ -6,7 +6,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{block, config, user_token, NoNetwork, ADMIN_SECRET};
+use common::{block, config, stripe, user_token, NoNetwork, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -62,19 +62,6 @@ fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_cred
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["record"]["overage_units"], 0, "billed overage while holding the credits: {v}");
     });
-}
-
-fn stripe_headers(payload: &str, now: i64) -> Headers {
-    let sig = hex::encode(common::hmac(common::STRIPE_SECRET, &format!("{now}.{payload}")));
-    Headers::new().with("stripe-signature", format!("t={now},v1={sig}"))
-}
-
-async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> (u16, Value) {
-    let payload = ev.to_string();
-    let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(),
-                          headers: stripe_headers(&payload, now), body: payload.into_bytes() };
-    let r = app.handle(req, Timestamp(now)).await;
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
 /// U1 buys Video Studio's 30-minute token pack with Stripe Checkout (payment `pi_1`).

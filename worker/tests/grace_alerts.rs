@@ -1,7 +1,7 @@
 //! Alerts that turn with time, not with an event: a failed payment's `grace_ending` (the
 //! Razorpay AI app's catalog: one day before a grace of three days) opens when the
 //! scheduled run comes in its last day, and resolves in the first run after it, with no
-//! webhook in between (the run folds the subject again).
+//! webhook in between (the run folds the subject again); a trial's `trial_ending` likewise.
 mod common;
 
 use std::collections::BTreeMap;
@@ -88,5 +88,51 @@ fn grace_ending_opens_in_the_graces_last_day_and_resolves_after_it_by_the_schedu
         app.scheduled(Timestamp(t1 + 30 + 3 * DAY + 3600)).await.unwrap();
         let rules = open_rules(&app);
         assert!(!rules.iter().any(|r| r.starts_with("grace_ending")), "after the grace: {rules:?}");
+    })
+}
+
+/// Video Studio with a `trial_ending` rule three days before the end (a catalog version in
+/// the store): a Stripe subscription in a 14-day trial is warned about in the run that
+/// comes in those days, and the warning resolves in the first run after the trial ended,
+/// with no event in between.
+#[test]
+fn trial_ending_opens_in_the_trials_last_days_and_resolves_after_it_by_the_scheduled_run() {
+    block(async {
+        let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        app.ctx.store.add_user(U1);
+        let mut doc: Value =
+            serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+        doc["alerts"] = json!([{"event": "trial_ending", "days": 3}]);
+        app.ctx.store.push_catalog(doc, true);
+        let t0: i64 = 1_800_000_000;
+        let end = t0 + 14 * DAY;
+        let created = json!({
+            "id": "evt_trial_1", "object": "event", "api_version": "2025-03-31.basil", "created": t0, "type": "customer.subscription.created",
+            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+            "data": {"object": {
+                "id": "sub_t1", "object": "subscription", "customer": "cus_t1", "status": "trialing",
+                "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+                "start_date": t0, "created": t0, "trial_start": t0, "trial_end": end,
+                "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": U1},
+                "items": {"object": "list", "data": [{
+                    "id": "si_t1", "object": "subscription_item", "quantity": 1,
+                    "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
+                    "current_period_start": t0, "current_period_end": end,
+                }]},
+            }},
+        });
+        let (s, v) = common::stripe(&app, &created, t0).await;
+        assert_eq!(s, 200, "{v}");
+        let trial = |app: &App<NoNetwork, MemoryStore>| open_rules(app).iter().any(|r| r.starts_with("trial_ending"));
+        assert!(!trial(&app), "not yet: {:?}", open_rules(&app));
+        // A run before the last three days changes nothing.
+        app.scheduled(Timestamp(t0 + 5 * DAY)).await.unwrap();
+        assert!(!trial(&app), "{:?}", open_rules(&app));
+        // `trial_ending` (3 days) holds in [end - 3d, end); this run is in it, 21 hours in.
+        app.scheduled(Timestamp(end - 2 * DAY - 3 * 3600)).await.unwrap();
+        assert!(trial(&app), "in the trial's last days: {:?}", open_rules(&app));
+        // The first run after the trial ended resolves it.
+        app.scheduled(Timestamp(end + 3600)).await.unwrap();
+        assert!(!trial(&app), "after the trial: {:?}", open_rules(&app));
     })
 }

@@ -8,8 +8,11 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
-use tollgate_worker::http::{OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::memory::MemoryStore;
 
 pub const JWT_SECRET: &str = "model-test-jwt-secret-with-at-least-32-characters";
 pub const STRIPE_SECRET: &str = "whsec_model_test_0123456789abcdef";
@@ -60,4 +63,15 @@ pub fn user_token(uid: &str, issuer: &str, now: i64) -> String {
 /// Runs `f` to completion on a current-thread runtime (one per test).
 pub fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// Delivers a Stripe event to `app` at `now`, signed with [`STRIPE_SECRET`]: the status and
+/// the JSON answer.
+pub async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &serde_json::Value, now: i64) -> (u16, serde_json::Value) {
+    let payload = ev.to_string();
+    let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
+    let headers = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
+    let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers, body: payload.into_bytes() };
+    let r = app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
 }
