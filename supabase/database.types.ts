@@ -356,7 +356,6 @@ export type Database = {
           used: number;
           released: number;
           expired: number;
-          closed: boolean;
           updated_at: string;
         };
         Insert: {
@@ -365,7 +364,6 @@ export type Database = {
           used?: number;
           released?: number;
           expired?: number;
-          closed?: boolean;
           updated_at?: string;
         };
         Update: {
@@ -374,7 +372,6 @@ export type Database = {
           used?: number;
           released?: number;
           expired?: number;
-          closed?: boolean;
           updated_at?: string;
         };
         Relationships: [
@@ -401,6 +398,7 @@ export type Database = {
           source: string;
           subscription: string | null;
           revoked: number;
+          closed: boolean;
           rolled_over: boolean;
           owner_id: string | null;
           catalog_version: number | null;
@@ -418,6 +416,7 @@ export type Database = {
           source?: string;
           subscription?: string | null;
           revoked?: number;
+          closed?: boolean;
           rolled_over?: boolean;
           catalog_version?: number | null;
         };
@@ -434,6 +433,7 @@ export type Database = {
           source?: string;
           subscription?: string | null;
           revoked?: number;
+          closed?: boolean;
           rolled_over?: boolean;
           catalog_version?: number | null;
         };

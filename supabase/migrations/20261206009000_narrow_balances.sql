@@ -5,9 +5,10 @@
 -- about twenty columns, a long key, six indexes, checks and a generated column, all
 -- copied and checked again on each charge's new version of the row. From here on:
 --   * credit_lot_terms (the former table, renamed) holds what a lot is: its key, pool,
---     kind, grant, validity, source, revocation and catalog version. Only folds write it.
---   * credit_lot_balances holds what moves: remaining, used, released, expired, closed,
---     one row per lot (its id), one index. Charges, releases and folds write it.
+--     kind, grant, validity, source, revocation, whether it is closed and its catalog
+--     version. Only folds write it.
+--   * credit_lot_balances holds what moves: remaining, used, released, expired, one row
+--     per lot (its id), one index. Charges, releases and folds write it.
 --   * credit_lots is a view joining the two, with the same columns as the table had, so
 --     every reader (the functions below and before, the REST API, apps' queries) reads
 --     what it read; writing to it is refused (it was writable by the service role only).
@@ -35,30 +36,23 @@ begin
       used bigint not null default 0,
       released bigint not null default 0,
       expired bigint not null default 0,
-      closed boolean not null default false,
       updated_at timestamptz not null default now(),
       constraint credit_lot_balances_amounts_check
         check (remaining >= 0 and used >= 0 and released >= 0 and expired >= 0)
     );
-    insert into public.credit_lot_balances (lot_id, remaining, used, released, expired, closed, updated_at)
-    select t.id, t.remaining, t.used, t.released, t.expired, t.closed, t.updated_at from public.credit_lot_terms t;
-    drop index if exists public.credit_lots_open_valid_to_idx;
+    insert into public.credit_lot_balances (lot_id, remaining, used, released, expired, updated_at)
+    select t.id, t.remaining, t.used, t.released, t.expired, t.updated_at from public.credit_lot_terms t;
     alter table public.credit_lot_terms
       drop column remaining, drop column used, drop column released, drop column expired,
-      drop column closed, drop column updated_at;
+      drop column updated_at;
   end if;
 end
 $split$;
 
--- The lots whose end has come (tollgate_lapsed): found by their end, their balance says
--- whether they are still open.
-create index if not exists credit_lot_terms_valid_to_idx on public.credit_lot_terms(valid_to, id)
-  where valid_to is not null;
-
 -- A lot as it was: its terms and its balance. Read with the caller's rights.
 create or replace view public.credit_lots with (security_invoker = on) as
 select t.id, t.user_id, t.organization_id, t.key, t.pool, t.kind, t.granted, b.remaining, t.valid_from,
-       t.valid_to, t.source, t.subscription, t.revoked, b.expired, b.closed, t.rolled_over, b.updated_at,
+       t.valid_to, t.source, t.subscription, t.revoked, b.expired, t.closed, t.rolled_over, b.updated_at,
        b.used, t.owner_id, t.catalog_version, b.released
   from public.credit_lot_terms t
   join public.credit_lot_balances b on b.lot_id = t.id;
@@ -225,8 +219,8 @@ begin
     update public.credit_lot_balances b
        set remaining = b.remaining - v_take_units, used = b.used + v_take_units, updated_at = now()
      where b.lot_id = (select t.id from public.credit_lot_terms t
-                        where t.owner_id = coalesce(v_user, v_org) and t.key = v_take ->> 'lot')
-       and not b.closed and b.remaining >= v_take_units
+                        where t.owner_id = coalesce(v_user, v_org) and t.key = v_take ->> 'lot' and not t.closed)
+       and b.remaining >= v_take_units
     returning b.remaining into v_left;
     if not found then
       raise exception using errcode = 'PT409', message = 'a lot no longer holds what the charge takes',
@@ -260,6 +254,7 @@ declare
   v_used bigint;
   v_lots jsonb := '{}'::jsonb;
   v_closed boolean;
+  v_lot bigint;
   v_refold boolean := false;
 begin
   s := public.tollgate_subject_ids(p_subject);
@@ -296,16 +291,20 @@ begin
   for i in 0 .. jsonb_array_length(u.charges) - 1 loop
     v_take := u.charges -> i;
     v_units := (v_take ->> 'units')::bigint;
+    -- Whether the lot is closed, read under a share lock of its terms: a fold closing it
+    -- meanwhile is waited for (a closed lot holds nothing: its remaining is 0).
+    v_lot := null;
+    select t.id, t.closed into v_lot, v_closed from public.credit_lot_terms t
+     where t.owner_id = coalesce(s.user_id, s.organization_id) and t.key = v_take ->> 'lot'
+       for share;
     update public.credit_lot_balances b
        set used = b.used - v_units,
-           remaining = b.remaining + case when b.closed then 0 else v_units end,
-           expired = b.expired + case when b.closed then v_units else 0 end,
+           remaining = b.remaining + case when v_closed then 0 else v_units end,
+           expired = b.expired + case when v_closed then v_units else 0 end,
            released = b.released + v_units,
            updated_at = now()
-     where b.lot_id = (select t.id from public.credit_lot_terms t
-                        where t.owner_id = coalesce(s.user_id, s.organization_id) and t.key = v_take ->> 'lot')
-       and b.used >= v_units
-    returning b.remaining, b.closed into v_left, v_closed;
+     where b.lot_id = v_lot and b.used >= v_units
+    returning b.remaining into v_left;
     if not found then
       raise exception using errcode = 'PT409', message = 'a lot no longer records the take of this hold',
         detail = v_take ->> 'lot', hint = 'lot_short';
@@ -452,50 +451,52 @@ begin
        where t.owner_id = coalesce(s.user_id, s.organization_id) and t.key = v_item ->> 'key';
       if v_lot is null then
         insert into public.credit_lot_terms (user_id, organization_id, key, pool, kind, granted, valid_from, valid_to,
-                                             source, subscription, revoked, rolled_over, catalog_version)
+                                             source, subscription, revoked, closed, rolled_over, catalog_version)
         values (s.user_id, s.organization_id, v_item ->> 'key', v_item ->> 'pool', v_item ->> 'kind',
                 (v_item ->> 'granted')::bigint,
                 (v_item ->> 'valid_from')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
                 coalesce(v_item ->> 'source', ''), v_item ->> 'subscription',
-                coalesce((v_item ->> 'revoked')::bigint, 0),
+                coalesce((v_item ->> 'revoked')::bigint, 0), coalesce((v_item ->> 'closed')::boolean, false),
                 coalesce((v_item ->> 'rolled_over')::boolean, false),
                 (v_item ->> 'catalog_version')::integer)
         on conflict (user_id, organization_id, key) do nothing
         returning id into v_lot;
         if v_lot is not null then
-          insert into public.credit_lot_balances (lot_id, remaining, used, expired, closed)
+          insert into public.credit_lot_balances (lot_id, remaining, used, expired)
           values (v_lot, (v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'used_read')::bigint, 0),
-                  coalesce((v_item ->> 'expired')::bigint, 0), coalesce((v_item ->> 'closed')::boolean, false));
+                  coalesce((v_item ->> 'expired')::bigint, 0));
         end if;
         continue;
       end if;
-      update public.credit_lot_balances b set
-          remaining = (v_item ->> 'remaining')::bigint, expired = coalesce((v_item ->> 'expired')::bigint, 0),
-          closed = coalesce((v_item ->> 'closed')::boolean, false), updated_at = now()
-       where b.lot_id = v_lot
-         and b.used = coalesce((v_item ->> 'used_read')::bigint, 0)
-         and (b.remaining, b.expired, b.closed)
-             is distinct from
-             ((v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'expired')::bigint, 0),
-              coalesce((v_item ->> 'closed')::boolean, false));
-      if not found and exists (select 1 from public.credit_lot_balances b
-                                where b.lot_id = v_lot and b.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
-        raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
-          detail = v_item ->> 'key', hint = 'fold_stale';
-      end if;
+      -- The terms first: a release reads whether the lot is closed under a share lock of
+      -- its terms before it moves the balance, so both take the two rows in one order.
       update public.credit_lot_terms t set
           pool = v_item ->> 'pool', kind = v_item ->> 'kind', granted = (v_item ->> 'granted')::bigint,
           valid_from = (v_item ->> 'valid_from')::timestamptz, valid_to = (v_item ->> 'valid_to')::timestamptz,
           source = coalesce(v_item ->> 'source', ''), subscription = v_item ->> 'subscription',
           revoked = coalesce((v_item ->> 'revoked')::bigint, 0),
+          closed = coalesce((v_item ->> 'closed')::boolean, false),
           rolled_over = coalesce((v_item ->> 'rolled_over')::boolean, false),
           catalog_version = (v_item ->> 'catalog_version')::integer
        where t.id = v_lot
-         and (t.granted, t.revoked, t.rolled_over, t.valid_to, t.catalog_version)
+         and (t.granted, t.revoked, t.closed, t.rolled_over, t.valid_to, t.catalog_version)
              is distinct from
              ((v_item ->> 'granted')::bigint, coalesce((v_item ->> 'revoked')::bigint, 0),
-              coalesce((v_item ->> 'rolled_over')::boolean, false),
+              coalesce((v_item ->> 'closed')::boolean, false), coalesce((v_item ->> 'rolled_over')::boolean, false),
               (v_item ->> 'valid_to')::timestamptz, (v_item ->> 'catalog_version')::integer);
+      update public.credit_lot_balances b set
+          remaining = (v_item ->> 'remaining')::bigint, expired = coalesce((v_item ->> 'expired')::bigint, 0),
+          updated_at = now()
+       where b.lot_id = v_lot
+         and b.used = coalesce((v_item ->> 'used_read')::bigint, 0)
+         and (b.remaining, b.expired)
+             is distinct from
+             ((v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'expired')::bigint, 0));
+      if not found and exists (select 1 from public.credit_lot_balances b
+                                where b.lot_id = v_lot and b.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
+        raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
+          detail = v_item ->> 'key', hint = 'fold_stale';
+      end if;
     end loop;
 
     -- The ledger's fold-made entries (credits, refunds, expiry), whole; the entries of

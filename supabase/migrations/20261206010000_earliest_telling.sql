@@ -143,50 +143,52 @@ begin
        where t.owner_id = coalesce(s.user_id, s.organization_id) and t.key = v_item ->> 'key';
       if v_lot is null then
         insert into public.credit_lot_terms (user_id, organization_id, key, pool, kind, granted, valid_from, valid_to,
-                                             source, subscription, revoked, rolled_over, catalog_version)
+                                             source, subscription, revoked, closed, rolled_over, catalog_version)
         values (s.user_id, s.organization_id, v_item ->> 'key', v_item ->> 'pool', v_item ->> 'kind',
                 (v_item ->> 'granted')::bigint,
                 (v_item ->> 'valid_from')::timestamptz, (v_item ->> 'valid_to')::timestamptz,
                 coalesce(v_item ->> 'source', ''), v_item ->> 'subscription',
-                coalesce((v_item ->> 'revoked')::bigint, 0),
+                coalesce((v_item ->> 'revoked')::bigint, 0), coalesce((v_item ->> 'closed')::boolean, false),
                 coalesce((v_item ->> 'rolled_over')::boolean, false),
                 (v_item ->> 'catalog_version')::integer)
         on conflict (user_id, organization_id, key) do nothing
         returning id into v_lot;
         if v_lot is not null then
-          insert into public.credit_lot_balances (lot_id, remaining, used, expired, closed)
+          insert into public.credit_lot_balances (lot_id, remaining, used, expired)
           values (v_lot, (v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'used_read')::bigint, 0),
-                  coalesce((v_item ->> 'expired')::bigint, 0), coalesce((v_item ->> 'closed')::boolean, false));
+                  coalesce((v_item ->> 'expired')::bigint, 0));
         end if;
         continue;
       end if;
-      update public.credit_lot_balances b set
-          remaining = (v_item ->> 'remaining')::bigint, expired = coalesce((v_item ->> 'expired')::bigint, 0),
-          closed = coalesce((v_item ->> 'closed')::boolean, false), updated_at = now()
-       where b.lot_id = v_lot
-         and b.used = coalesce((v_item ->> 'used_read')::bigint, 0)
-         and (b.remaining, b.expired, b.closed)
-             is distinct from
-             ((v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'expired')::bigint, 0),
-              coalesce((v_item ->> 'closed')::boolean, false));
-      if not found and exists (select 1 from public.credit_lot_balances b
-                                where b.lot_id = v_lot and b.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
-        raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
-          detail = v_item ->> 'key', hint = 'fold_stale';
-      end if;
+      -- The terms first: a release reads whether the lot is closed under a share lock of
+      -- its terms before it moves the balance, so both take the two rows in one order.
       update public.credit_lot_terms t set
           pool = v_item ->> 'pool', kind = v_item ->> 'kind', granted = (v_item ->> 'granted')::bigint,
           valid_from = (v_item ->> 'valid_from')::timestamptz, valid_to = (v_item ->> 'valid_to')::timestamptz,
           source = coalesce(v_item ->> 'source', ''), subscription = v_item ->> 'subscription',
           revoked = coalesce((v_item ->> 'revoked')::bigint, 0),
+          closed = coalesce((v_item ->> 'closed')::boolean, false),
           rolled_over = coalesce((v_item ->> 'rolled_over')::boolean, false),
           catalog_version = (v_item ->> 'catalog_version')::integer
        where t.id = v_lot
-         and (t.granted, t.revoked, t.rolled_over, t.valid_to, t.catalog_version)
+         and (t.granted, t.revoked, t.closed, t.rolled_over, t.valid_to, t.catalog_version)
              is distinct from
              ((v_item ->> 'granted')::bigint, coalesce((v_item ->> 'revoked')::bigint, 0),
-              coalesce((v_item ->> 'rolled_over')::boolean, false),
+              coalesce((v_item ->> 'closed')::boolean, false), coalesce((v_item ->> 'rolled_over')::boolean, false),
               (v_item ->> 'valid_to')::timestamptz, (v_item ->> 'catalog_version')::integer);
+      update public.credit_lot_balances b set
+          remaining = (v_item ->> 'remaining')::bigint, expired = coalesce((v_item ->> 'expired')::bigint, 0),
+          updated_at = now()
+       where b.lot_id = v_lot
+         and b.used = coalesce((v_item ->> 'used_read')::bigint, 0)
+         and (b.remaining, b.expired)
+             is distinct from
+             ((v_item ->> 'remaining')::bigint, coalesce((v_item ->> 'expired')::bigint, 0));
+      if not found and exists (select 1 from public.credit_lot_balances b
+                                where b.lot_id = v_lot and b.used <> coalesce((v_item ->> 'used_read')::bigint, 0)) then
+        raise exception using errcode = 'PT409', message = 'a charge took from a lot the fold writes',
+          detail = v_item ->> 'key', hint = 'fold_stale';
+      end if;
     end loop;
 
     -- The ledger's fold-made entries (credits, refunds, expiry), whole; the entries of

@@ -72,6 +72,10 @@ test('the split of credit lots into terms and balances keeps every lot as it was
   assert.deepEqual(await lots(), was, 'every lot reads as it did, column for column');
   const kind = await c.query(`select relkind from pg_class where oid = 'public.credit_lots'::regclass`);
   assert.equal(kind.rows[0].relkind, 'v', 'credit_lots is now the view of terms and balances');
+  // The expiry scan still finds open lapsed lots through the index of open lots only.
+  const idx = await c.query(`select tablename, indexdef from pg_indexes where indexname = 'credit_lots_open_valid_to_idx'`);
+  assert.equal(idx.rows[0]?.tablename, 'credit_lot_terms');
+  assert.match(idx.rows[0].indexdef, /NOT closed/);
   // The functions of now, on the moved rows.
   const r = await charge(uid, 'purchase:a', 'three', 70);
   assert.equal(r.status, 'charged');

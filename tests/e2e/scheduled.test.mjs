@@ -23,7 +23,8 @@ test('an allowance whose period ended is closed and its remainder posted as expi
     assert.equal((await postStripe(e)).status, 200);
   }
   // Open it again as if the fold had run before the end (what a quiet account looks like).
-  await q(`update credit_lot_balances b set closed = false, remaining = t.granted, expired = 0
+  await q(`update credit_lot_terms set closed = false where user_id = $1`, [uid]);
+  await q(`update credit_lot_balances b set remaining = t.granted, expired = 0
            from credit_lot_terms t where b.lot_id = t.id and t.user_id = $1`, [uid]);
   await q(`delete from credit_ledger where user_id = $1 and kind = 'expire'`, [uid]);
   const before = await q(`select key, remaining, closed from credit_lots where user_id = $1`, [uid]);
