@@ -148,7 +148,7 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
                 for s in st.subscriptions.values().filter(|s| mine(&s.subject)) {
                     if event == SubscriptionEvent::TrialEnding {
                         let end = s.trial_end.filter(|_| s.status == SubStatus::Trialing);
-                        push(&s.id, trial_crossed(days, end, now), json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
+                        push(&s.id, crossed(event, days, end, now), json!({"subscription": s.id, "trial_end": s.trial_end, "days": days}));
                     } else {
                         // A cancellation at a set time (Stripe's `cancel_at`) ends it then.
                         let ends = s.cancel_at.or(s.period_end).or(s.paid_through);
@@ -161,10 +161,9 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
             SubscriptionEvent::PaymentFailed | SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded => {
                 for f in st.failed_payments.values().filter(|f| mine(&f.subject)) {
                     let grace = f.grace_until;
-                    let crossed = f.is_open() && payment_crossed(event, days, grace, now);
                     push(
                         &f.id,
-                        crossed,
+                        f.is_open() && crossed(event, days, grace, now),
                         json!({"subscription": f.subscription, "invoice": f.id, "amount_due": f.amount_due,
                                "currency": f.currency, "attempts": f.attempts, "next_retry": f.next_retry,
                                "grace_until": grace}),
@@ -176,49 +175,32 @@ pub fn subscription_checks(catalog: &Catalog, st: &BillingState, key: &str, now:
     out
 }
 
-/// Whether a failed payment still due, whose grace ends at `grace`, crosses a payment
-/// event's rule (`days` before the end for `grace_ending`) at `now`. The store's checks
-/// ([`subscription_checks`]) and the browser's warnings ([`crate::notices`]) both ask here.
-pub fn payment_crossed(event: SubscriptionEvent, days: i64, grace: Option<Timestamp>, now: Timestamp) -> bool {
+/// Whether a rule of `event` crosses at `now` for the moment it warns of, `at` (a failed
+/// payment's grace end, a trial's end): `grace_ending` and `trial_ending` from `days`
+/// (whole days) before it until it, `grace_ended` from it on, `payment_failed` always. The
+/// store's checks ([`subscription_checks`]) and the browser's warnings ([`crate::notices`])
+/// both ask here.
+pub fn crossed(event: SubscriptionEvent, days: i64, at: Option<Timestamp>, now: Timestamp) -> bool {
     match event {
         SubscriptionEvent::PaymentFailed => true,
-        SubscriptionEvent::GraceEnding => grace.is_some_and(|g| g.plus_days(-days) <= now && now < g),
-        SubscriptionEvent::GraceEnded => grace.is_some_and(|g| g <= now),
-        SubscriptionEvent::TrialEnding | SubscriptionEvent::SubscriptionCanceled => false,
+        SubscriptionEvent::GraceEnding | SubscriptionEvent::TrialEnding => {
+            at.is_some_and(|g| g.plus_days(-days) <= now && now < g)
+        }
+        SubscriptionEvent::GraceEnded => at.is_some_and(|g| g <= now),
+        SubscriptionEvent::SubscriptionCanceled => false,
     }
 }
 
-/// Whether a grace rule of `catalog` ([`payment_crossed`]) says otherwise at `now` than
-/// at `since` for a failed payment whose grace ends at `grace`: `grace_ending` opens `days`
-/// (whole days) before the end, and at the end it resolves and `grace_ended` opens. No
-/// event brings those moments, so the scheduled run folds such a payment's subject again
-/// (looking back one day), which applies [`subscription_checks`] as of then.
-pub fn grace_turned(catalog: &Catalog, grace: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
-    catalog.doc.alerts.iter().any(|r| match r.event {
-        Some(e @ (SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded)) => {
-            let days = i64::from(r.days.unwrap_or(0));
-            payment_crossed(e, days, grace, since) != payment_crossed(e, days, grace, now)
-        }
-        _ => false,
-    })
-}
-
-/// Whether a trial ending at `end` crosses a `trial_ending` rule of `days` at `now`: from
-/// `days` (whole days) before the end until the end.
-fn trial_crossed(days: i64, end: Option<Timestamp>, now: Timestamp) -> bool {
-    end.is_some_and(|e| e.plus_days(-days) <= now && now < e)
-}
-
-/// Whether a `trial_ending` rule of `catalog` says otherwise at `now` than at `since` for a
-/// trial that ends at `trial_end`. Like a grace's, no event brings those moments: the
-/// scheduled run folds such a trial's subject again (looking back one day), which applies
-/// [`subscription_checks`] as of then.
-pub fn trial_turned(catalog: &Catalog, trial_end: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
+/// Whether a rule of `catalog` for one of `events` ([`crossed`]) says otherwise at `now`
+/// than at `since` for the moment `at`. No event brings those moments (a grace's end, a
+/// trial's), so the scheduled run folds such a payment's or trial's subject again (looking
+/// back one day), which applies [`subscription_checks`] as of then.
+pub fn turned(catalog: &Catalog, events: &[SubscriptionEvent], at: Option<Timestamp>, since: Timestamp, now: Timestamp) -> bool {
     catalog.doc.alerts.iter().any(|r| {
-        r.event == Some(SubscriptionEvent::TrialEnding) && {
+        r.event.is_some_and(|e| {
             let days = i64::from(r.days.unwrap_or(0));
-            trial_crossed(days, trial_end, since) != trial_crossed(days, trial_end, now)
-        }
+            events.contains(&e) && crossed(e, days, at, since) != crossed(e, days, at, now)
+        })
     })
 }
 

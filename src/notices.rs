@@ -313,7 +313,7 @@ fn event_warning(a: &ShownAlert, payment: Option<&DuePayment>) -> Warning {
 /// snapshot's numbers cross the catalog's rule now: a limit's `percent_used` and
 /// `units_left` exactly as the store counts them ([`alerts::limit_checks`]), a pool's
 /// `units_left` from its balance ([`alerts::pool_checks`]), a payment's events from its
-/// grace ([`alerts::payment_crossed`]).
+/// grace ([`alerts::crossed`]).
 pub fn notices(
     catalog: &Catalog,
     ents: &Entitlements,
@@ -399,7 +399,7 @@ pub fn notices(
         for p in payments {
             let object = format!("{}:{}", p.provider, p.invoice);
             let rule = alerts::event_rule(event, r.days, &object);
-            if seen.contains(&rule) || !alerts::payment_crossed(event, i64::from(r.days.unwrap_or(0)), p.grace_until, now) {
+            if seen.contains(&rule) || !alerts::crossed(event, i64::from(r.days.unwrap_or(0)), p.grace_until, now) {
                 continue;
             }
             let a = ShownAlert {

@@ -23,6 +23,7 @@ use tollgate::billing::facts::Fact;
 use tollgate::billing::parse::Parsed;
 use tollgate::billing::effects::fold_rows;
 use tollgate::billing::reducer::reduce_with_usage;
+use tollgate::catalog::SubscriptionEvent;
 use tollgate::time::Timestamp;
 
 use sha2::Digest;
@@ -391,15 +392,16 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
     // core decides), is folded again, which opens and resolves them as of now.
     let since = now.plus_days(-1);
     let catalog = app.catalog();
-    let grace = |r: &Value| {
-        let at = serde_json::from_value::<Timestamp>(r["grace_until"].clone()).ok();
-        tollgate::alerts::grace_turned(&catalog, at, since, now)
+    let turned = |field: &'static str, events: &'static [SubscriptionEvent]| {
+        let catalog = &catalog;
+        move |r: &Value| {
+            let at = serde_json::from_value::<Timestamp>(r[field].clone()).ok();
+            tollgate::alerts::turned(catalog, events, at, since, now)
+        }
     };
+    let grace = turned("grace_until", &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded]);
     folds.turned(app, now, grace, |after| async move { app.store.failed_payments(Some(true), after.as_deref(), GRACE_PAGE).await }).await?;
-    let trial = |r: &Value| {
-        let at = serde_json::from_value::<Timestamp>(r["trial_end"].clone()).ok();
-        tollgate::alerts::trial_turned(&catalog, at, since, now)
-    };
+    let trial = turned("trial_end", &[SubscriptionEvent::TrialEnding]);
     folds.turned(app, now, trial, |after| async move { app.store.trials(after.as_deref(), GRACE_PAGE).await }).await?;
     let Refolds { refolded, mut failed, .. } = folds;
     // Holds not captured by their end give back what they took.
