@@ -551,6 +551,16 @@ impl Wallet {
         take
     }
 
+    /// Units `source` (a payment) put in `lot`: its credit and top-ups.
+    pub fn credited_by(&self, lot: &str, source: &str) -> i64 {
+        self.ledger
+            .iter()
+            .filter(|e| e.lot == lot && e.source == source && e.delta > 0)
+            .filter(|e| !matches!(e.kind, EntryKind::Usage | EntryKind::Expire | EntryKind::Revoke))
+            .map(|e| e.delta)
+            .sum()
+    }
+
     pub fn mark_rolled_over(&mut self, lot: &str) {
         if let Some(i) = self.lot_ix(lot) {
             self.lots[i].rolled_over = true;

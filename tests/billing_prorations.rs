@@ -95,3 +95,99 @@ fn a_renewal_invoice_carrying_prorations_grants_one_allowance() {
     assert_eq!(st.balance(USER, "ai_credits"), 2000, "one Pro allowance of ai_credits");
 }
 
+
+/// The upgrade invoice paid through its own payment intent, and a refund of that charge
+/// (`amount_refunded` of its 2500) at `at`.
+fn upgrade_paid_by_its_own_charge(cat: &tollgate::Catalog, refunded: i64, at: i64) -> (Vec<Fact>, Vec<Fact>) {
+    let raw = edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!("evt_upgrade_inv");
+        v["created"] = json!(UP + 2);
+        let o = obj(v);
+        o["id"] = json!("in_upgrade");
+        o["billing_reason"] = json!("subscription_update");
+        o["amount_paid"] = json!(2500);
+        o["payments"]["data"][0]["id"] = json!("inpay_upgrade");
+        o["payments"]["data"][0]["amount_paid"] = json!(2500);
+        o["payments"]["data"][0]["payment"]["payment_intent"] = json!("pi_upgrade");
+        o["lines"]["data"] = json!([
+            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
+            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
+        ]);
+    });
+    let refund = edit("stripe/charge.refunded.invoice.basil.json", |v| {
+        v["id"] = json!(format!("evt_refund_upgrade_{refunded}"));
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!("ch_upgrade");
+        o["payment_intent"] = json!("pi_upgrade");
+        o["amount"] = json!(2500);
+        o["amount_captured"] = json!(2500);
+        o["amount_refunded"] = json!(refunded);
+        o["refunded"] = json!(refunded == 2500);
+    });
+    (stripe_facts(cat, &raw), stripe_facts(cat, &refund))
+}
+
+/// A refund of an upgrade's proration charge takes back what that charge paid for (the
+/// Pro top-up of the period's allowance, and Pro itself), never what the period's first
+/// invoice paid for: Basic's allowance and Basic until the period's end stay.
+#[test]
+fn a_refunded_upgrade_falls_back_to_what_the_first_invoice_paid_for() {
+    let cat = catalog();
+    let refund_at = UP + 3 * DAY;
+    let (upgrade, refund) = upgrade_paid_by_its_own_charge(&cat, 2500, refund_at);
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    fs.extend(upgraded_snapshot(&cat));
+    fs.extend(upgrade);
+    let st = fold(&cat, &fs, UP + DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 7200);
+    assert!(has(&cat, &st, USER, "studio", "pro", UP + DAY));
+    fs.extend(refund);
+    let st = fold(&cat, &fs, refund_at + DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 1800, "Basic's allowance for the period stays");
+    assert!(!has(&cat, &st, USER, "studio", "pro", refund_at + DAY), "no Pro after the refund");
+    let d = access(&cat, &st, USER, "studio", "basic", refund_at + DAY);
+    assert!(d.allowed, "Basic, which the first invoice paid for, stays: {d:?}");
+    assert_eq!(d.holds_until, Some(t(P1E)));
+    // The period's first invoice refunded too: nothing of the period stays.
+    let mut both = fs.clone();
+    let first = edit("stripe/charge.refunded.invoice.basil.json", |v| v["created"] = json!(refund_at + DAY));
+    both.extend(stripe_facts(&cat, &first));
+    let st = fold(&cat, &both, refund_at + 2 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 0);
+    assert!(!has(&cat, &st, USER, "studio", "basic", refund_at + 2 * DAY));
+    // The next period paid on Pro gives Pro again.
+    let mut next = fs.clone();
+    let raw = edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!("evt_renewal_pro");
+        v["created"] = json!(P1E + 3600);
+        let o = obj(v);
+        o["id"] = json!("in_renewal_pro");
+        o["billing_reason"] = json!("subscription_cycle");
+        o["amount_paid"] = json!(7900);
+        o["payments"]["data"][0]["id"] = json!("inpay_renewal");
+        o["payments"]["data"][0]["payment"]["payment_intent"] = json!("pi_renewal");
+        o["lines"]["data"] = json!([line("price_pro_monthly", 7900, 1, P1E, P2E, "il_next_pro")]);
+        o["lines"]["data"][0]["parent"]["subscription_item_details"]["proration"] = json!(false);
+        o["period_start"] = json!(P1E);
+        o["period_end"] = json!(P2E);
+    });
+    next.extend(stripe_facts(&cat, &raw));
+    let st = fold(&cat, &next, P1E + 2 * 3600);
+    assert!(has(&cat, &st, USER, "studio", "pro", P1E + 2 * 3600));
+}
+
+/// Half the upgrade's charge refunded takes half of what it added (2700 of the 5400 Pro
+/// seconds it topped up), not half of the whole period's allowance.
+#[test]
+fn a_half_refunded_upgrade_takes_half_of_what_it_added() {
+    let cat = catalog();
+    let (upgrade, refund) = upgrade_paid_by_its_own_charge(&cat, 1250, UP + 3 * DAY);
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    fs.extend(upgraded_snapshot(&cat));
+    fs.extend(upgrade);
+    fs.extend(refund);
+    let st = fold(&cat, &fs, UP + 4 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 7200 - 2700);
+    assert!(has(&cat, &st, USER, "studio", "pro", UP + 4 * DAY), "a partial refund keeps the plan");
+}

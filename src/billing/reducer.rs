@@ -539,15 +539,20 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
         }
         return Vec::new();
     }
+    let mut items = &s.items;
     if let Some(r) = &s.revoked {
         if valid_to.is_none_or(|v| r.through >= v) {
-            status = Status::Canceled;
-            valid_to = min_opt(valid_to, Some(r.at));
+            if r.keep.is_empty() {
+                status = Status::Canceled;
+                valid_to = min_opt(valid_to, Some(r.at));
+            } else {
+                items = &r.keep;
+            }
         }
     }
     let valid_from = s.started_at.or(s.period_start).unwrap_or(s.first_seen);
     let mut best: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    for it in &s.items {
+    for it in items {
         let Some(key) = &it.offer else { continue };
         let Some(offer) = catalog.offer(key) else {
             let w = format!("{}: offer `{key}` is not in the catalog", s.id);
@@ -580,6 +585,15 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
             period_start: s.period_start,
         })
         .collect()
+}
+
+/// The items whose plan a subscription gives now: its own, or what a reversed payment
+/// of the current period left (see [`Revocation::keep`]).
+pub(crate) fn paid_items(s: &SubscriptionState) -> &[Item] {
+    match &s.revoked {
+        Some(r) if !r.keep.is_empty() => &r.keep,
+        _ => &s.items,
+    }
 }
 
 /// A subscription was sold under the catalog version of its first fact read under one
@@ -971,6 +985,7 @@ impl<'c> Folder<'c> {
             currency: p.currency.clone(),
             at: f.at,
             lots,
+            items: Vec::new(),
             grants,
             reversed: 0,
             revoked_units: BTreeMap::new(),
@@ -1045,7 +1060,7 @@ impl<'c> Folder<'c> {
         if e.subject.is_none() {
             e.subject = subject.clone();
         }
-        e.seats = subscription_seats(catalog, &e.items);
+        e.seats = subscription_seats(catalog, paid_items(e));
         let live = matches!(s.status, SubStatus::Active | SubStatus::Trialing | SubStatus::PastDue);
         if live && e.subject.is_some() && !has_offer(catalog, &e.items) {
             self.unmapped.push((f.clone(), s.id.clone()));
@@ -1095,7 +1110,7 @@ impl<'c> Folder<'c> {
             if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
                 e.revoked = None;
             }
-            e.seats = subscription_seats(catalog, &e.items);
+            e.seats = subscription_seats(catalog, paid_items(e));
         }
         if e.subject.is_none() {
             e.subject = attributed;
@@ -1179,6 +1194,7 @@ impl<'c> Folder<'c> {
             currency: i.currency.clone(),
             at: f.at,
             lots,
+            items,
             grants: Vec::new(),
             reversed: 0,
             revoked_units: BTreeMap::new(),
@@ -1400,11 +1416,12 @@ impl<'c> Folder<'c> {
         rec.reversed = rec.reversed.max(if full { if shared { rec.amount } else { rec.amount.max(r.reversed) } } else { share });
         let subject = rec.subject.clone();
         for lot in rec.lots.clone() {
-            let Some(granted) =
-                self.st.subjects.get(&subject.to_string()).and_then(|s| s.wallet.lot(&lot)).map(|l| l.granted)
-            else {
+            // What this payment put in the lot: an upgrade's proration tops up the
+            // period's allowance lot that the period's first invoice opened.
+            let granted = self.st.subjects.get(&subject.to_string()).map_or(0, |s| s.wallet.credited_by(&lot, &pid));
+            if granted <= 0 {
                 continue;
-            };
+            }
             let target = if full {
                 granted
             } else {
@@ -1423,10 +1440,25 @@ impl<'c> Folder<'c> {
                 g.valid_to = min_opt(g.valid_to, Some(f.at));
             }
             if let Some(sid) = &rec.subscription {
+                // An earlier payment of the same period not taken back (the period's first
+                // invoice, when this one paid an upgrade) keeps what it paid for.
+                let keep: Vec<Item> = self
+                    .st
+                    .payments
+                    .values()
+                    .filter(|p| p.id != pid && p.subscription.as_ref() == Some(sid) && p.revoked_at.is_none())
+                    .filter(|p| rec.period_end.is_some() && p.period_end == rec.period_end)
+                    .filter(|p| (p.at, &p.id) < (rec.at, &rec.id))
+                    .min_by_key(|p| (p.at, p.id.clone()))
+                    .map(|p| p.items.clone())
+                    .unwrap_or_default();
                 if let Some(s) = self.st.subscriptions.get_mut(sid) {
                     let through = rec.period_end.or(s.paid_through).unwrap_or(f.at);
-                    if s.revoked.as_ref().is_none_or(|x| x.through < through) {
-                        s.revoked = Some(Revocation { at: f.at, through, by: r.id.clone() });
+                    // A later reversal of the same period ends what an earlier one kept.
+                    let kept = |x: &Revocation| x.through == through && !x.keep.is_empty();
+                    if s.revoked.as_ref().is_none_or(|x| x.through < through || kept(x)) {
+                        s.revoked = Some(Revocation { at: f.at, through, by: r.id.clone(), keep });
+                        s.seats = subscription_seats(self.catalog, paid_items(s));
                     }
                 }
             }

@@ -159,6 +159,11 @@ pub struct Revocation {
     pub through: Timestamp,
     /// The refund or dispute.
     pub by: String,
+    /// What an earlier payment of the same period paid for, which the reversal leaves
+    /// (a refunded upgrade falls back to the plan the period's first invoice paid for);
+    /// empty: nothing of the period stays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<Item>,
 }
 
 /// A payment and what it granted, so a refund or dispute can take it back.
@@ -179,9 +184,12 @@ pub struct PaymentRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
     pub at: Timestamp,
-    /// Credit lots it opened.
+    /// Credit lots it opened or topped up (a reversal takes back what it put in them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lots: Vec<String>,
+    /// The subscription items it paid for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
     /// Grants of a one-time purchase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
