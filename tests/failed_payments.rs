@@ -171,5 +171,39 @@ fn razorpay_payment_failed_needs_its_subscription() {
             "currency": "INR", "status": "failed", "invoice_id": "inv_y"}}}});
     let f = parse_razorpay_event(&cat, &with_sub.to_string(), Some("evt_y")).unwrap().into_facts();
     let FactBody::InvoiceFailed(i) = &f[0].body else { panic!("{f:?}") };
-    assert_eq!((i.id.as_str(), i.subscription.as_str(), i.amount_due, i.currency.as_str()), ("razorpay:inv_y", RSUB, 49900, "inr"));
+    let cycle = format!("{RSUB}@{P1E}");
+    assert_eq!((i.id.as_str(), i.subscription.as_str(), i.amount_due, i.currency.as_str()), (cycle.as_str(), RSUB, 49900, "inr"));
+    assert_eq!(i.payment.as_deref(), Some("razorpay:pay_y"));
+}
+
+/// Razorpay tells one failed charge twice: `payment.failed` (the payment, naming its
+/// invoice) and `subscription.pending` (the subscription's new state). Both are the one
+/// payment due for the cycle, and the attempts are the failed payments, not the events.
+#[test]
+fn razorpay_payment_failed_and_pending_are_one_payment_due() {
+    let cat = catalog();
+    let sub = json("razorpay/subscription.pending.json")["payload"]["subscription"].clone();
+    let failed = |pay: &str, at: i64, status: &str| {
+        let mut s = sub.clone();
+        s["entity"]["status"] = json!(status);
+        json!({"entity": "event", "event": "payment.failed", "contains": ["payment", "subscription"], "created_at": at,
+            "payload": {"subscription": s, "payment": {"entity": {"id": pay, "entity": "payment", "amount": 7900,
+                "currency": "USD", "status": "failed", "invoice_id": "inv_cycle2"}}}})
+        .to_string()
+    };
+    let mut fs = facts(&cat, &["razorpay/subscription.activated.json", "razorpay/subscription.charged.json"]);
+    fs.extend(rzp_facts(&cat, &failed("pay_fail_1", P1E + 20, "pending")));
+    fs.extend(rzp_facts(&cat, &event("razorpay/subscription.pending.json")));
+    let st = fold(&cat, &fs, P1E + DAY);
+    assert_eq!(st.failed_payments.len(), 1, "one charge failed: {:?}", st.failed_payments.keys().collect::<Vec<_>>());
+    let r = st.failed_payments.values().next().unwrap();
+    assert_eq!((r.attempts, r.amount_due), (1, 7900));
+    // The retry fails too, and Razorpay stops: two failed payments, still one due.
+    fs.extend(rzp_facts(&cat, &failed("pay_fail_2", P1E + 2 * DAY, "halted")));
+    fs.extend(rzp_facts(&cat, &edit("razorpay/subscription.halted.json", |v| v["created_at"] = json!(P1E + 2 * DAY + 5))));
+    let st = fold(&cat, &fs, P1E + 3 * DAY);
+    assert_eq!(st.failed_payments.len(), 1);
+    let r = st.failed_payments.values().next().unwrap();
+    assert_eq!(r.attempts, 2, "two failed payments");
+    assert_eq!(r.next_retry, None);
 }

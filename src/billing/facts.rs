@@ -268,8 +268,9 @@ pub struct InvoicePaid {
 /// `subscription.pending` / `.halted` and a `payment.failed` that names its subscription).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceFailed {
-    /// The invoice that is due (`stripe:in_...`, `razorpay:inv_...`), or for a Razorpay
-    /// subscription whose event names no invoice, its cycle (`razorpay:sub_...@<start>`).
+    /// What is due: the invoice (`stripe:in_...`), or a Razorpay subscription's cycle
+    /// (`razorpay:sub_...@<start>`: `payment.failed` and `subscription.pending` tell
+    /// the same failed charge, the one naming its invoice, the other not).
     pub id: String,
     pub subscription: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,6 +287,10 @@ pub struct InvoiceFailed {
     /// When the provider tries again (`None`: it does not say, or it stopped trying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry: Option<Timestamp>,
+    /// The failed payment, when the event is one payment's failure (Razorpay's
+    /// `payment.failed`): each is one attempt, whatever else tells of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
 }
 
 /// Money returned: a refund (full or partial) or a dispute (always the whole payment).

@@ -239,18 +239,12 @@ fn subscription(
 }
 
 /// The failed payment of a subscription in `pending` or `halted` (`e`, its entity), with
-/// the failed payment's entity when the event carries one. Keyed by the invoice when one
-/// is named, else by the subscription's cycle; the attempt is Razorpay's `auth_attempts`.
+/// the failed payment's entity when the event carries one. Keyed by the subscription's
+/// cycle, which every event of the failure names (a `subscription.pending` names no
+/// invoice); the attempt is Razorpay's `auth_attempts`.
 fn failure(catalog: &Catalog, event: &EventInfo, e: &At<'_>, payment: Option<&At<'_>>) -> Result<Fact, ParseError> {
     let sub = e.req_str("id")?;
-    let invoice = match payment {
-        Some(p) => p.opt_str("invoice_id")?,
-        None => None,
-    };
-    let id = match invoice {
-        Some(i) => rref(i),
-        None => format!("{}@{}", rref(sub), e.opt_i64("current_start")?.unwrap_or(0)),
-    };
+    let id = format!("{}@{}", rref(sub), e.opt_i64("current_start")?.unwrap_or(0));
     // What is due: the failed payment's amount, else the plan's price in the catalog.
     let quantity = i64::from(count(e, "quantity", 1)?.max(1));
     let plan = e.opt_str("plan_id")?.and_then(|p| catalog.offer_by_price_id(p));
@@ -270,6 +264,10 @@ fn failure(catalog: &Catalog, event: &EventInfo, e: &At<'_>, payment: Option<&At
         amount_due,
         currency,
         next_retry: if halted { None } else { e.opt_time("charge_at")? },
+        payment: match payment {
+            Some(p) => Some(rref(p.req_str("id")?)),
+            None => None,
+        },
     };
     Ok(fact(event, format!("razorpay:subscription:{sub}:failed:{}", event.created.0), FactBody::InvoiceFailed(f)))
 }

@@ -1321,6 +1321,7 @@ impl<'c> Folder<'c> {
             resolution: None,
             resolved_by: None,
             failures: Vec::new(),
+            payments: Vec::new(),
         });
         if r.failures.contains(&f.key) {
             return;
@@ -1332,7 +1333,11 @@ impl<'c> Folder<'c> {
             r.first_failed_at = f.at;
         }
         r.failures.push(f.key.clone());
-        r.attempts = r.attempts.max(i.attempt).max(u32::try_from(r.failures.len()).unwrap_or(u32::MAX));
+        if let Some(p) = i.payment.as_ref().filter(|p| !r.payments.contains(p)) {
+            r.payments.push(p.clone());
+        }
+        let told = if r.payments.is_empty() { r.failures.len() } else { r.payments.len() };
+        r.attempts = r.attempts.max(i.attempt).max(u32::try_from(told).unwrap_or(u32::MAX));
         // Facts fold in time order: the latest failure says what is due now.
         if f.at >= r.last_failed_at || r.failures.len() == 1 {
             r.last_failed_at = f.at;

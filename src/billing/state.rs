@@ -242,6 +242,10 @@ pub struct FailedPayment {
     /// Failure facts seen (their keys), so a redelivery never counts as an attempt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Failed payments reported: once any is, these are the attempts (the subscription's
+    /// change of state that tells of the same failure is not another attempt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -494,6 +494,7 @@ fn invoice_failed(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
         // Stripe's next automatic attempt; null when it will not try again.
         next_retry: obj.opt_time("next_payment_attempt")?,
+        payment: None,
     };
     Ok(Ok(vec![fact(event, format!("stripe:invoice:{id}:failed:{attempt}"), FactBody::InvoiceFailed(f))]))
 }
