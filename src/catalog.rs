@@ -711,6 +711,9 @@ pub struct Catalog {
     /// it gives, keeping only those whose value is above every cheaper one's: the
     /// first whose value is above the usage is the cheapest that allows it.
     limit_upgrade_ix: Vec<Vec<Vec<(usize, LimitValue)>>>,
+    /// For each product: the visible offers that give it a tier, with that tier,
+    /// cheapest first (the ranking the three indices above are cut from).
+    ranked_ix: Vec<Vec<(usize, usize)>>,
     /// Per offer: the upgrade a denial shows, formatted once.
     offer_upgrades: Vec<Upgrade>,
     /// The product index of each capability, and of each limit.
@@ -801,6 +804,7 @@ impl Catalog {
             upgrade_ix: Vec::new(),
             capability_upgrade_ix: Vec::new(),
             limit_upgrade_ix: Vec::new(),
+            ranked_ix: Vec::new(),
             offer_upgrades: Vec::new(),
             capability_product_ix: Vec::new(),
             limit_product_ix: Vec::new(),
@@ -916,27 +920,45 @@ impl Catalog {
         self.upgrade_ix = upgrade_ix;
         self.capability_upgrade_ix = capability_upgrade_ix;
         self.limit_upgrade_ix = limit_upgrade_ix;
+        self.ranked_ix = ranked;
+    }
+
+    /// The visible offers that give product `product_ix` a tier, with that tier,
+    /// cheapest first (monthly equivalent, then offer key).
+    pub fn ranked_offers(&self, product_ix: usize) -> &[(usize, usize)] {
+        self.ranked_ix.get(product_ix).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
     /// The highest tier index an offer can give on a product (bundles count:
     /// the buyer may choose this product).
     pub fn offer_tier_for(&self, offer: &Offer, product: &str) -> Option<usize> {
-        let p = self.product(product)?;
-        let mut best: Option<usize> = None;
+        let (fixed, chosen) = self.offer_tiers_on(offer, product);
+        fixed.max(chosen)
+    }
+
+    /// The highest tier index an offer gives on a product by its fixed grants (a
+    /// product, or all products), and by a bundle's choice (the buyer may choose
+    /// this product).
+    pub fn offer_tiers_on(&self, offer: &Offer, product: &str) -> (Option<usize>, Option<usize>) {
+        let Some(p) = self.product(product) else { return (None, None) };
+        let (mut fixed, mut chosen): (Option<usize>, Option<usize>) = (None, None);
         for g in &offer.grants {
-            let applies = match (&g.product, g.all_products, g.choose) {
-                (Some(gp), _, _) => gp == product,
-                (None, true, _) => true,
-                (None, false, Some(_)) => g.from.is_empty() || g.from.iter().any(|f| f == product),
-                _ => false,
+            let slot = match (&g.product, g.all_products, g.choose) {
+                (Some(gp), _, _) if gp == product => &mut fixed,
+                (None, true, _) => &mut fixed,
+                (None, false, Some(_)) if g.from.is_empty() || g.from.iter().any(|f| f == product) => &mut chosen,
+                _ => continue,
             };
-            if applies {
-                if let Some(t) = p.tiers.iter().position(|t| *t == g.tier) {
-                    best = Some(best.map_or(t, |b: usize| b.max(t)));
-                }
+            if let Some(t) = p.tiers.iter().position(|t| *t == g.tier) {
+                *slot = Some(slot.map_or(t, |b: usize| b.max(t)));
             }
         }
-        best
+        (fixed, chosen)
+    }
+
+    /// How many products a bundle's buyer chooses (0: not a bundle).
+    pub fn offer_choices(&self, offer: &Offer) -> u32 {
+        offer.grants.iter().filter(|g| g.product.is_none() && !g.all_products).filter_map(|g| g.choose).sum()
     }
 
     pub fn meta(&self) -> &CatalogMeta {

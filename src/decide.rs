@@ -319,8 +319,96 @@ pub fn has_access_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usi
         tier: eff.tier,
         grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.upgrades_for(pi, req).first().copied() },
+        upgrade: if allowed {
+            None
+        } else {
+            unlocking(catalog, ents, now, &[(Need::Tier(pi, req), eff.tier)], catalog.upgrades_for(pi, req).first().copied())
+        },
     }
+}
+
+/// One requirement of a question, for choosing the offer that meets it.
+#[derive(Clone, Copy, Debug)]
+enum Need {
+    /// At least tier `.1` of product `.0`.
+    Tier(usize, usize),
+    /// Capability `.0`.
+    Capability(usize),
+    /// Limit `.0` above `.1` used.
+    Limit(usize, u64),
+}
+
+impl Need {
+    fn product(self, catalog: &Catalog) -> usize {
+        match self {
+            Need::Tier(pi, _) => pi,
+            Need::Capability(ci) => catalog.capability_product(ci),
+            Need::Limit(li, _) => catalog.limit_product(li),
+        }
+    }
+
+    /// Is it met at tier `t` of its product (None: no tier)?
+    fn met(self, catalog: &Catalog, t: Option<usize>) -> bool {
+        match self {
+            Need::Tier(_, req) => t.is_some_and(|t| t >= req),
+            Need::Capability(ci) => catalog.capability_holds(&catalog.doc.capabilities[ci], t),
+            Need::Limit(li, used) => match catalog.limit_value(&catalog.doc.limits[li], t) {
+                LimitValue::Unlimited => true,
+                LimitValue::Limited(n) => used < n,
+            },
+        }
+    }
+}
+
+/// The offer a denial shows: the cheapest visible offer that meets every one of
+/// `needs` (each with the tier its product has now) for a subject that does not
+/// already hold it through a grant that counts now; a bundle's choice covers at most
+/// as many products as it lets the buyer choose. `first`, the catalog's precomputed
+/// cheapest offer for the first unmet need alone, is tried first: when it does, no
+/// other offer is looked at (any offer meeting every need meets that one, and none
+/// is cheaper).
+fn unlocking(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    now: Timestamp,
+    needs: &[(Need, Option<usize>)],
+    first: Option<usize>,
+) -> Option<usize> {
+    let grace = catalog.meta().grace_period_days;
+    let held = |o: usize| {
+        let key = catalog.offer_at(o).key.as_str();
+        ents.grants
+            .iter()
+            .any(|g| g.offer.as_deref() == Some(key) && matches!(standing(g, grace, now), GrantStanding::Counts(_)))
+    };
+    let meets = |o: usize| {
+        let offer = catalog.offer_at(o);
+        let mut chosen: [Option<usize>; 3] = [None; 3];
+        let mut n = 0;
+        for &(need, current) in needs {
+            let pi = need.product(catalog);
+            let (fixed, choice) = catalog.offer_tiers_on(offer, &catalog.products()[pi].id);
+            let with_fixed = current.max(fixed);
+            if need.met(catalog, with_fixed) {
+                continue;
+            }
+            if !need.met(catalog, with_fixed.max(choice)) {
+                return false;
+            }
+            if !chosen[..n].contains(&Some(pi)) {
+                chosen[n] = Some(pi);
+                n += 1;
+            }
+        }
+        n as u32 <= catalog.offer_choices(offer)
+    };
+    if let Some(o) = first {
+        if !held(o) && meets(o) {
+            return Some(o);
+        }
+    }
+    let (need, _) = needs.iter().find(|(need, t)| !need.met(catalog, *t))?;
+    catalog.ranked_offers(need.product(catalog)).iter().map(|x| x.0).find(|&o| Some(o) != first && !held(o) && meets(o))
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is
@@ -370,7 +458,11 @@ fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Ti
         tier: eff.tier,
         grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.capability_upgrade(ci, eff.tier) },
+        upgrade: if allowed {
+            None
+        } else {
+            unlocking(catalog, ents, now, &[(Need::Capability(ci), eff.tier)], catalog.capability_upgrade(ci, eff.tier))
+        },
     }
 }
 
@@ -431,7 +523,11 @@ fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize,
         tier: eff.tier,
         grant: eff.grant,
         holds_until: eff.until,
-        upgrade: if allowed { None } else { catalog.limit_upgrade(li, eff.tier, used) },
+        upgrade: if allowed {
+            None
+        } else {
+            unlocking(catalog, ents, now, &[(Need::Limit(li, used), eff.tier)], catalog.limit_upgrade(li, eff.tier, used))
+        },
     }
 }
 
@@ -507,15 +603,19 @@ fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usag
 pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> Verdict<'a> {
     let req = catalog.tool_requirement(ti);
     let mut verdicts: [Option<Verdict<'a>>; 3] = [None; 3];
+    let mut needs: [Option<Need>; 3] = [None; 3];
     if let Some((pi, t)) = req.tier {
         verdicts[0] = Some(has_access_verdict(catalog, ents, pi, t, now));
+        needs[0] = Some(Need::Tier(pi, t));
     }
     if let Some(ci) = req.capability {
         verdicts[1] = Some(can_verdict(catalog, ents, ci, now));
+        needs[1] = Some(Need::Capability(ci));
     }
     if let Some(li) = req.limit {
         let used = usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0);
         verdicts[2] = Some(check_limit_verdict(catalog, ents, li, used, now));
+        needs[2] = Some(Need::Limit(li, used));
     }
     let all = verdicts.iter().flatten();
     let holds_until = all.clone().filter_map(|v| v.holds_until).min();
@@ -524,6 +624,19 @@ pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, us
         None => *all.last().expect("validated: a tool has a requirement"),
     };
     v.holds_until = holds_until;
+    if !v.allowed && verdicts.iter().flatten().count() > 1 {
+        // The offer shown must unlock the tool: meet every requirement, not only
+        // the first unmet one.
+        let mut with_tiers = [(Need::Capability(0), None); 3];
+        let mut n = 0;
+        for (need, verdict) in needs.iter().zip(&verdicts) {
+            if let (Some(need), Some(verdict)) = (need, verdict) {
+                with_tiers[n] = (*need, verdict.tier);
+                n += 1;
+            }
+        }
+        v.upgrade = unlocking(catalog, ents, now, &with_tiers[..n], v.upgrade);
+    }
     v
 }
 
