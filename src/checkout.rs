@@ -385,6 +385,34 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
             format!("{} already has a running subscription to `{}`: change or resume it instead", account.subject, offer.key),
         ));
     }
+    // A second plan of a product already subscribed would bill both, and only the higher
+    // tier counts: a plan the subscription can move to is a change of it. (A bundle,
+    // whose products are chosen at checkout, is bought here.)
+    if recurring && crate::billing::parse::bundle_size(offer) == 0 {
+        let overlap = account.subscriptions.iter().filter(|s| s.is_live()).find_map(|s| {
+            let theirs = catalog.offer(s.offer.as_deref()?)?;
+            if theirs.price.interval == Interval::OneTime {
+                return None;
+            }
+            catalog.products().iter().find(|p| {
+                catalog.offer_tier_for(offer, &p.id).is_some() && catalog.offer_tier_for(theirs, &p.id).is_some()
+            })
+            .map(|p| (s, p))
+        });
+        if let Some((s, p)) = overlap {
+            return Err(Refusal::new(
+                RefusalCode::AlreadySubscribed,
+                format!(
+                    "{} already has a running subscription ({}, `{}`) to `{}`: move it to `{}` with POST /v1/subscriptions/change instead",
+                    account.subject,
+                    s.id,
+                    s.offer.as_deref().unwrap_or_default(),
+                    p.id,
+                    offer.key
+                ),
+            ));
+        }
+    }
     let meta = attribution(offer, &account.subject, &purchase.clouds, quantity);
     match provider_of(catalog, offer) {
         Provider::Stripe => Ok(stripe_session(catalog, offer, purchase, account, quantity, &meta)),

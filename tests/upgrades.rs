@@ -1,0 +1,154 @@
+//! The offer a denial shows unlocks what was denied for this subject (every requirement
+//! of a tool, never an offer it already holds), and checkout sells no second plan of a
+//! product already subscribed.
+
+use std::collections::BTreeMap;
+
+use tollgate::billing::facts::{SubStatus, Subject};
+use tollgate::catalog::Provider;
+use tollgate::checkout::{self, Account, Held, Purchase};
+use tollgate::decide::{self, Usage};
+use tollgate::{Catalog, Entitlements, Grant, Source, Status, Timestamp};
+
+fn vcm() -> Catalog {
+    Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).unwrap()
+}
+fn org_cat() -> Catalog {
+    Catalog::from_toml(include_str!("../catalogs/org-seats.toml")).unwrap()
+}
+
+const NOW: Timestamp = Timestamp(1_800_000_000);
+const U: &str = "6f1c1c3e-0000-4000-8000-000000000001";
+const O: &str = "6f1c1c3e-0000-4000-8000-0000000000aa";
+
+fn grant(id: &str, product: &str, tier: &str, offer: &str) -> Grant {
+    Grant {
+        id: id.into(),
+        product: product.into(),
+        tier: tier.into(),
+        source: Source::Stripe,
+        status: Status::Active,
+        valid_from: Timestamp(NOW.0 - 86_400),
+        valid_to: Some(Timestamp(NOW.0 + 20 * 86_400)),
+        past_due_since: None,
+        offer: Some(offer.into()),
+        source_ref: Some("sub_1".into()),
+        catalog_version: None,
+        renewal_version: None,
+        period_start: None,
+    }
+}
+
+/// The grants an offer gives (bundles: on the products named in `chosen`).
+fn grants_of(c: &Catalog, offer: &str, chosen: &[&str]) -> Vec<Grant> {
+    let o = c.offer(offer).unwrap();
+    let mut out = vec![];
+    for (i, g) in o.grants.iter().enumerate() {
+        let products: Vec<String> = match (&g.product, g.all_products, g.choose) {
+            (Some(p), _, _) => vec![p.clone()],
+            (None, true, _) => c.products().iter().filter(|p| p.tiers.contains(&g.tier)).map(|p| p.id.clone()).collect(),
+            _ => chosen.iter().map(|s| s.to_string()).collect(),
+        };
+        for p in products {
+            out.push(grant(&format!("stripe:sub_1:{i}:{p}"), &p, &g.tier, offer));
+        }
+    }
+    out
+}
+
+fn user() -> Account {
+    Account { subject: Subject::user(U), role: None, subscriptions: vec![], customers: vec![], seats_used: 0, email: None }
+}
+fn buy(offer: &str) -> Purchase {
+    Purchase {
+        offer: offer.into(),
+        quantity: None,
+        clouds: vec![],
+        success_url: "https://app.example.com/ok".into(),
+        cancel_url: "https://app.example.com/no".into(),
+        price: None,
+    }
+}
+fn live(offer: &str) -> Held {
+    Held {
+        provider: Provider::Stripe,
+        id: "sub_1".into(),
+        offer: Some(offer.into()),
+        status: SubStatus::Active,
+        quantity: 1,
+        cancel_at_period_end: false,
+        current_period_end: Some(Timestamp(NOW.0 + 20 * 86_400)),
+    }
+}
+
+/// A tool that needs a cloud's tier and a plan capability: the offer on the lock is the
+/// cheapest that meets both (a two-cloud bundle gives video pro and suite pro), not the
+/// cheapest for the first (Video Cloud Pro alone gives no `use_ai` and leaves it locked).
+#[test]
+fn a_tools_upgrade_unlocks_the_tool() {
+    let c = vcm();
+    let usage: Usage = BTreeMap::new();
+    let none = Entitlements::default();
+    for tool in ["auto-subtitles", "video-upscaler", "ai-caption-writer"] {
+        let t = decide::tool_state(&c, &none, tool, &usage, NOW).unwrap();
+        assert!(t.locked);
+        let offer = t.decision.upgrade.expect("an upgrade is offered").offer;
+        let bought = Entitlements::new(grants_of(&c, &offer, &["video", "creation"]));
+        let after = decide::tool_state(&c, &bought, tool, &usage, NOW).unwrap();
+        assert!(!after.locked, "`{tool}`: the offered upgrade `{offer}` leaves it locked ({:?})", after.decision.reason);
+    }
+}
+
+/// A subscriber of the two-cloud bundle (video + writing) denied File Cloud Pro is shown
+/// an offer it can buy, not the bundle it already holds (which checkout refuses).
+#[test]
+fn the_cheapest_upgrade_is_not_an_offer_the_subject_already_holds() {
+    let c = vcm();
+    let ents = Entitlements::new(grants_of(&c, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &["video", "writing"]));
+    let d = decide::has_access(&c, &ents, "file", "pro", NOW).unwrap();
+    assert!(!d.allowed);
+    let offer = d.upgrade.expect("an upgrade").offer;
+    // Following the advice must be possible: checkout must accept it.
+    let mut a = user();
+    a.subscriptions.push(live("SUITE_PRO_TWO_CLOUDS_MONTHLY"));
+    let mut p = buy(&offer);
+    if offer.contains("CLOUDS") && offer != "CLOUD_ALL_PRO_MONTHLY" {
+        p.clouds = if offer.contains("TWO") { vec!["file".into(), "video".into()] } else { vec!["file".into(), "video".into(), "writing".into()] };
+    }
+    assert!(
+        checkout::checkout(&c, &p, &a, NOW).is_ok(),
+        "the upgrade shown is `{offer}`, which the subject already holds and cannot buy"
+    );
+    assert_ne!(offer, "SUITE_PRO_TWO_CLOUDS_MONTHLY");
+}
+
+/// A Starter subscriber buying Pro at `POST /v1/checkout` would get a second, full-price
+/// subscription of the same product beside Starter (only the higher tier counts, no
+/// proration): checkout sends a running subscriber of the product to the plan change.
+#[test]
+fn checkout_refuses_a_second_plan_of_a_product_already_subscribed() {
+    let c = vcm();
+    let mut a = user();
+    a.subscriptions.push(live("SUITE_STARTER_MONTHLY"));
+    let r = checkout::checkout(&c, &buy("SUITE_PRO_MONTHLY"), &a, NOW);
+    assert!(r.is_err(), "a second suite subscription was sold beside a live one: {:?}", r.map(|c| c.path));
+}
+
+/// The same for an organization (one plan subscription per organization): an owner on
+/// Professional buying Business is sent to the plan change.
+#[test]
+fn an_organization_gets_one_plan_subscription() {
+    let c = org_cat();
+    let a = Account {
+        subject: Subject::org(O),
+        role: Some(checkout::Role::Owner),
+        subscriptions: vec![Held { quantity: 5, ..live("ORG_PROFESSIONAL_MONTHLY") }],
+        customers: vec![(Provider::Stripe, "cus_1".into())],
+        seats_used: 5,
+        email: None,
+    };
+    let mut p = buy("ORG_BUSINESS_MONTHLY");
+    p.quantity = Some(5);
+    let r = checkout::checkout(&c, &p, &a, NOW);
+    assert!(r.is_err(), "a second organization plan was sold beside a live one");
+}
