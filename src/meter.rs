@@ -658,9 +658,16 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
 }
 
 /// The request id and content digest a use is recorded under, on `counter`: what the
-/// store counts it by, and what a retry of it is found by.
+/// store counts it by, and what a retry of it is found by. An organization's use is
+/// keyed by its member too: two members' uses under the same key are two uses, and
+/// neither is answered as the other's. (A key is printable text, so the NUL-separated
+/// form never equals one sent alone.)
 pub fn use_keys(u: &Use, counter: &str) -> (String, String) {
-    (crate::charge::request_id(u.subject, u.idempotency_key), request_hash(u.subject, counter, u.quantity))
+    let id = match u.actor {
+        Some(actor) => crate::charge::request_id(u.subject, &format!("\u{0}{actor}\u{0}{}", u.idempotency_key)),
+        None => crate::charge::request_id(u.subject, u.idempotency_key),
+    };
+    (id, request_hash(u.subject, counter, u.quantity))
 }
 
 /// The digest of a tracked use's content (the counter names the limit and its scope): the

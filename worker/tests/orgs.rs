@@ -2,8 +2,8 @@
 //! same routes run against PostgreSQL in tests/e2e/orgs.test.mjs): an owner invites on a
 //! 2-seat plan, the third seat is refused, accepting gives the tier, the quantity raised
 //! and lowered by Stripe's subscription events moves the seats in the core's order,
-//! members and admins are refused what they may not do, and invite tokens are single-use,
-//! expire and belong to one address.
+//! members and admins are refused what they may not do, invite tokens are single-use,
+//! expire and belong to one address, and each member's Idempotency-Keys are its own.
 
 mod common;
 
@@ -62,8 +62,16 @@ impl T {
     }
 
     async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, uid, None, body).await
+    }
+
+    /// A request with an Idempotency-Key.
+    async fn call_with(&self, method: Method, path: &str, uid: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let now = self.tick();
-        let h = Headers::new().with("authorization", format!("Bearer {}", token(uid, now)));
+        let mut h = Headers::new().with("authorization", format!("Bearer {}", token(uid, now)));
+        if let Some(k) = key {
+            h = h.with("idempotency-key", k);
+        }
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
         let r = self.app.handle(req, Timestamp(now)).await;
@@ -272,4 +280,36 @@ fn invite_tokens_are_single_use_expire_and_belong_to_one_address() {
         assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_name")));
         assert_eq!(t.call(Method::Get, "/v1/orgs/not-a-uuid", OWNER, None).await.0, 404);
     })
+}
+
+/// Two seated members of one organization count its `max_courses_authored`, each with the
+/// key `course-1` (a client-side course id): two uses, neither answered as the other's
+/// (which would count nothing and hand one member the other's usage id).
+#[test]
+fn two_members_keys_are_separate_requests() {
+    block(async {
+        let t = T::new();
+        let (s, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        assert_eq!(s, 201, "{v}");
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
+        for who in [ANN, BOB] {
+            let (s, inv) = t.invite(&org, OWNER, who, true).await;
+            assert_eq!(s, 201, "{inv}");
+            let (s, v) = t.accept(inv["token"].as_str().unwrap(), who).await;
+            assert_eq!((s, v["seat"].as_bool()), (200, Some(true)), "{v}");
+        }
+        let body = json!({"feature": "max_courses_authored", "organization_id": org});
+        let (s, a) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(body.clone())).await;
+        assert_eq!((s, a["replayed"].clone()), (200, json!(false)), "{a}");
+        let (s, b) = t.call_with(Method::Post, "/v1/track", BOB, Some("course-1"), Some(body.clone())).await;
+        assert_eq!(s, 200, "{b}");
+        assert_ne!(b["usage_id"], a["usage_id"], "Bob was handed Ann's use: {b}");
+        assert_eq!(b["replayed"], json!(false), "Bob's first use was answered as a replay: {b}");
+        // A retry of Ann's is still hers.
+        let (s, again) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(body.clone())).await;
+        assert_eq!((s, again["replayed"].clone(), again["usage_id"].clone()), (200, json!(true), a["usage_id"].clone()), "{again}");
+        let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(body)).await;
+        assert_eq!(c["used"], json!(2), "two courses authored, counted: {c}");
+    });
 }
