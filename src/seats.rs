@@ -135,8 +135,9 @@ impl SeatBook {
         if user.is_org() {
             return Err(refuse(SeatReason::NotAUser));
         }
-        if self.holders.iter().any(|h| &h.user == user) {
-            return Ok(());
+        // A holder the seat count dropped below keeps its place in line, not a seat.
+        if let Some(i) = self.holders.iter().position(|h| &h.user == user) {
+            return if (i as u32) < capacity { Ok(()) } else { Err(refuse(SeatReason::NoSeatsLeft)) };
         }
         if capacity == 0 {
             return Err(refuse(SeatReason::NoSeats));

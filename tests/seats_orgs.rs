@@ -165,3 +165,36 @@ fn the_organization_catalog_of_the_org_seats_app() {
     let e = effective_entitlements(&st, "bo", &[Membership { org: "globex".into(), user: "bo".into(), role: None }]);
     assert!(!decide::can(&cat, &e, "sso_enabled", t(T0 + 2 * DAY)).unwrap().allowed);
 }
+
+/// "Would a seat be given to `user` now?" is no for a holder the seat count dropped below
+/// (it keeps its place in line, not a seat), as the fold then gives none.
+#[test]
+fn check_allocation_refuses_a_holder_the_count_dropped_below() {
+    let cat = catalog();
+    let mut fs = team(2, T0 + 200);
+    fs.push(seat("ann", T0 + DAY));
+    fs.push(seat("bob", T0 + DAY + 1));
+    fs.extend(team(1, T0 + 2 * DAY));
+    let st = fold(&cat, &fs, T0 + 3 * DAY);
+    let ms = members(&["ann", "bob"]);
+    let err = check_allocation(&st, "acme", "bob", &ms).expect_err("bob is over the count");
+    assert_eq!(err.reason, SeatReason::NoSeatsLeft);
+    assert!(check_allocation(&st, "acme", "ann", &ms).is_ok(), "ann holds the one seat");
+    let mut again = fs.clone();
+    again.push(Fact::seat_assigned(Subject::org("acme"), Subject::user("bob"), "seat_bob_again", t(T0 + 3 * DAY)));
+    let after = fold(&cat, &again, T0 + 4 * DAY);
+    assert!(!after.seats[ACME].holds_seat(&Subject::user("bob")), "the fold gives none either");
+}
+
+/// An organization's name shows something: a name of invisible characters only (a
+/// zero-width space, a byte order mark and a joiner) or one with a bidirectional
+/// override is refused; joiners inside a name (an emoji sequence) are fine.
+#[test]
+fn an_organization_name_is_visible() {
+    for name in ["\u{200B}", "\u{202E}", "\u{FEFF}\u{200D}", "Acme\u{202E}cm", " \u{2066} "] {
+        assert!(tollgate::orgs::new_organization(name).is_err(), "{name:?} accepted as a name");
+    }
+    for name in ["Acme", "👩\u{200D}💻 Guild", "  Acme  "] {
+        assert!(tollgate::orgs::new_organization(name).is_ok(), "{name:?} refused");
+    }
+}
