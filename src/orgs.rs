@@ -262,16 +262,30 @@ impl fmt::Display for OrgRefusal {
 
 impl std::error::Error for OrgRefusal {}
 
-/// A new organization's name (trimmed), or why not.
+/// A new organization's name (trimmed), or why not: at least one visible character, no
+/// control characters and no bidirectional overrides (which make a name read as another).
 pub fn new_organization(name: &str) -> Result<String, OrgRefusal> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
+    let visible = n.chars().any(|c| !c.is_whitespace() && !invisible(c));
+    if !visible || n.chars().count() > MAX_NAME || n.chars().any(|c| c.is_control() || bidi_control(c)) {
         return Err(OrgRefusal::new(
             RefusalCode::InvalidName,
-            format!("name must be 1 to {MAX_NAME} printable characters"),
+            format!("name must be 1 to {MAX_NAME} printable characters, at least one of them visible"),
         ));
     }
     Ok(n.to_string())
+}
+
+/// Characters that change the direction text is shown in.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Format characters that show nothing (joiners, zero-width spaces, the byte order mark,
+/// tags): allowed within a name (an emoji sequence joins with U+200D), never alone.
+fn invisible(c: char) -> bool {
+    bidi_control(c)
+        || matches!(c, '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// An email address as invites compare it (trimmed, lower case), or why it is not one.
