@@ -387,9 +387,11 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
     }
     // A second plan of a product already subscribed would bill both, and only the higher
     // tier counts: a plan the subscription can move to is a change of it. (A bundle,
-    // whose products are chosen at checkout, is bought here.)
+    // whose products are chosen at checkout, is bought here, and so is a plan beside a
+    // subscription that ends at its period's end.)
     if recurring && crate::billing::parse::bundle_size(offer) == 0 {
-        let overlap = account.subscriptions.iter().filter(|s| s.is_live()).find_map(|s| {
+        let running = account.subscriptions.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
+        let overlap = running.into_iter().find_map(|s| {
             let theirs = catalog.offer(s.offer.as_deref()?)?;
             if theirs.price.interval == Interval::OneTime {
                 return None;

@@ -152,3 +152,13 @@ fn an_organization_gets_one_plan_subscription() {
     let r = checkout::checkout(&c, &p, &a, NOW);
     assert!(r.is_err(), "a second organization plan was sold beside a live one");
 }
+
+/// A subscription that ends at its period's end is no obstacle: the next plan is bought at
+/// checkout (a Razorpay cancellation cannot be undone, so no change of it is possible).
+#[test]
+fn a_plan_is_bought_beside_a_subscription_ending_at_its_period_end() {
+    let c = vcm();
+    let mut a = user();
+    a.subscriptions.push(Held { cancel_at_period_end: true, ..live("SUITE_STARTER_MONTHLY") });
+    assert!(checkout::checkout(&c, &buy("SUITE_PRO_MONTHLY"), &a, NOW).is_ok());
+}
