@@ -191,3 +191,46 @@ fn a_half_refunded_upgrade_takes_half_of_what_it_added() {
     assert_eq!(st.balance(USER, "video_seconds"), 7200 - 2700);
     assert!(has(&cat, &st, USER, "studio", "pro", UP + 4 * DAY), "a partial refund keeps the plan");
 }
+
+/// The upgrade's proration invoice fails, and the subscription turns past due: Pro lasts
+/// through the grace period, and after it Basic, which the period's first invoice paid for,
+/// lasts to the period's end (not nothing from the end of the grace).
+#[test]
+fn a_failed_upgrade_falls_back_to_the_plan_paid_for_after_the_grace() {
+    let cat = catalog();
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    fs.extend(upgraded_snapshot(&cat));
+    let failed = edit("stripe/invoice.payment_failed.basil.json", |v| {
+        v["id"] = json!("evt_upgrade_failed");
+        v["created"] = json!(UP + 2);
+        let o = obj(v);
+        o["id"] = json!("in_upgrade");
+        o["billing_reason"] = json!("subscription_update");
+        o["amount_due"] = json!(2500);
+        o["amount_remaining"] = json!(2500);
+        o["next_payment_attempt"] = json!(UP + 2 + DAY);
+        o["lines"]["data"] = json!([
+            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
+            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
+        ]);
+    });
+    fs.extend(stripe_facts(&cat, &failed));
+    let past_due = edit("stripe/customer.subscription.updated.past_due.basil.json", |v| {
+        v["id"] = json!("evt_upgrade_past_due");
+        v["created"] = json!(UP + 3);
+        let it = &mut obj(v)["items"]["data"][0];
+        it["price"]["id"] = json!("price_pro_monthly");
+        it["plan"]["id"] = json!("price_pro_monthly");
+        it["current_period_start"] = json!(T0);
+        it["current_period_end"] = json!(P1E);
+    });
+    fs.extend(stripe_facts(&cat, &past_due));
+    let st = fold(&cat, &fs, UP + 10 * DAY);
+    assert!(has(&cat, &st, USER, "studio", "pro", UP + DAY), "Pro in the grace period");
+    let late = UP + 10 * DAY;
+    assert!(!has(&cat, &st, USER, "studio", "pro", late), "no Pro after the grace");
+    let d = access(&cat, &st, USER, "studio", "basic", late);
+    assert!(d.allowed, "Basic, paid for, after the grace: {d:?}");
+    assert_eq!(d.holds_until, Some(t(P1E)));
+    assert!(!has(&cat, &st, USER, "studio", "basic", P1E + 1), "and not past the period it paid for");
+}

@@ -551,6 +551,27 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
         }
     }
     let valid_from = s.started_at.or(s.period_start).unwrap_or(s.first_seen);
+    let mut out = item_grants(catalog, s, items, (status, valid_from, valid_to), "", warnings);
+    // Past due: what the period's first payment paid for still lasts to the period's end
+    // (after a failed upgrade's grace, the plan paid for).
+    if status == Status::PastDue {
+        if let Some(p) = s.period_paid.as_ref().filter(|p| p.items != *items) {
+            out.extend(item_grants(catalog, s, &p.items, (Status::Active, valid_from, Some(p.until)), ":paid", warnings));
+        }
+    }
+    out
+}
+
+/// The grants of a subscription's `items` (the highest tier per product), with the given
+/// status and validity; `suffix` tells them apart from the subscription's other grants.
+fn item_grants(
+    catalog: &Catalog,
+    s: &SubscriptionState,
+    items: &[Item],
+    (status, valid_from, valid_to): (Status, Timestamp, Option<Timestamp>),
+    suffix: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Grant> {
     let mut best: BTreeMap<String, (usize, String)> = BTreeMap::new();
     for it in items {
         let Some(key) = &it.offer else { continue };
@@ -570,7 +591,7 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
     }
     best.into_iter()
         .map(|(product, (t, offer))| Grant {
-            id: format!("{}:{product}", s.id),
+            id: format!("{}:{product}{suffix}", s.id),
             tier: catalog.product(&product).map(|p| p.tiers[t].clone()).unwrap_or_default(),
             product,
             source: source_of(s.provider),
@@ -638,6 +659,7 @@ fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> Subscription
         paused_at: None,
         past_due_since: None,
         revoked: None,
+        period_paid: None,
         seats: 0,
         version: None,
         catalog_version: None,
@@ -1102,6 +1124,10 @@ impl<'c> Folder<'c> {
             e.period_start = e.period_start.or(i.period_start);
             e.period_end = max_opt(e.period_end, period_end);
             sold_under(e, f);
+            if let Some(end) = period_end.filter(|end| e.period_paid.as_ref().is_none_or(|p| *end > p.until)) {
+                let paying = if inv_items.iter().any(|x| x.offer.is_some()) { &inv_items } else { &e.items };
+                e.period_paid = Some(PeriodPaid { until: end, items: paying.clone() });
+            }
             let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
             if e.paid_through > paid_before {

@@ -131,6 +131,10 @@ pub struct SubscriptionState {
     /// A refund or dispute took back the period paid through `through`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<Revocation>,
+    /// What the first payment of the latest period paid for: a past-due subscription
+    /// still gives it until that period's end (a failed upgrade falls back to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_paid: Option<PeriodPaid>,
     /// Seats it provides (quantity x the offer's seats per unit).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub seats: u32,
@@ -164,6 +168,13 @@ pub struct Revocation {
     /// empty: nothing of the period stays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keep: Vec<Item>,
+}
+
+/// The items a period's first payment paid for, and the period's end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodPaid {
+    pub until: Timestamp,
+    pub items: Vec<Item>,
 }
 
 /// A payment and what it granted, so a refund or dispute can take it back.
