@@ -484,8 +484,12 @@ test('Razorpay: a plan is a subscription, a top-up an order, as Razorpay\'s libr
   await sameAsLibrary(() => razorpayLib().orders.create({
     amount: 9900, currency: 'INR', receipt: order.body.receipt, notes: { offer_key: 'AI_CREDITS_TOPUP_500', subject: `user:${uid}` },
   }));
+  // A second plan of the same product is a change of the running subscription, not a checkout.
+  const second = await post('/v1/checkout', uid, { offer: 'ENTERPRISE_MONTHLY', ...urls });
+  assert.equal(second.status, 409, second.text);
+  assert.equal(second.json.error.code, 'already_subscribed');
   nextAnswer = 'fail';
-  const failed = await post('/v1/checkout', uid, { offer: 'ENTERPRISE_MONTHLY', ...urls });
+  const failed = await post('/v1/checkout', await createUser(), { offer: 'ENTERPRISE_MONTHLY', ...urls });
   assert.equal(failed.status, 502, failed.text);
   assert.match(failed.json.error.message, /plan id provided does not exist/);
   await sleep(0);
