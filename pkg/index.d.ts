@@ -24,6 +24,7 @@ import type {
   Snapshot,
   SnapshotErrorCode,
   ToolState,
+  Unlock,
   UsageErrorCode,
 } from './types.generated.js';
 
@@ -47,6 +48,13 @@ export interface CheckError extends Error {
 
 /** Used so far in the current period, by limit id (whole numbers). */
 export type Usage = Record<string, number>;
+
+/** What a gate asks: a product's tier, a capability, a tool (with its limit's usage), or a limit after `used`. */
+export type Question<I extends CatalogIds = RegisteredIds> =
+  | { product: I['product']; tier: I['tier'] }
+  | { capability: I['capability'] }
+  | { tool: I['tool']; usage?: Usage | null }
+  | { limit: I['limit']; used: number };
 
 // ------------------------------------------------------------------ entitlements
 
@@ -201,6 +209,12 @@ export declare class Engine<I extends CatalogIds = RegisteredIds> {
    */
   pageState(page?: I['page'] | null, usage?: Usage | null, now?: Now): ToolState[];
   toolState(id: I['tool'], usage?: Usage | null, now?: Now): ToolState;
+  /**
+   * Every offer that would allow a denied question, cheapest first: none the subject
+   * holds already, each meeting every requirement (a bundle with the products it
+   * preselects); the first is the one the denial names. Empty when it is allowed.
+   */
+  offersUnlocking(question: Question<I>, now?: Now): Unlock[];
   productIndex(product: I['product']): number;
   tierIndex(product: I['product'], tier: I['tier']): number;
   /**

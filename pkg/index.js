@@ -527,6 +527,24 @@ export class Engine {
   toolState(id, usage, now) {
     return JSON.parse(this.#h.toolState(str('tool', id), jsonOf('usage', usage), nowMs(now)));
   }
+  /**
+   * Every offer that would allow a denied question, cheapest first, decided by the core
+   * (`offers_unlocking`): none the subject holds already, each meeting every requirement;
+   * the first is the one the denial names. Empty when the question is allowed.
+   */
+  offersUnlocking(question, now) {
+    const q = question;
+    if (q === null || typeof q !== 'object') throw new TypeError('a question is an object: {product, tier}, {capability}, {tool, usage?} or {limit, used}');
+    const at = nowMs(now);
+    const h = this.#h;
+    let text;
+    if ('product' in q) text = h.offersUnlocking('product', str('product', q.product), str('tier', q.tier), 0, undefined, at);
+    else if ('capability' in q) text = h.offersUnlocking('capability', str('capability', q.capability), '', 0, undefined, at);
+    else if ('tool' in q) text = h.offersUnlocking('tool', str('tool', q.tool), '', 0, jsonOf('usage', q.usage), at);
+    else if ('limit' in q) text = h.offersUnlocking('limit', str('limit', q.limit), '', count('used', q.used), undefined, at);
+    else throw new TypeError('a question names a product and tier, a capability, a tool, or a limit and its use');
+    return JSON.parse(text);
+  }
   productIndex(product) {
     return this.#h.productIndex(str('product', product));
   }

@@ -595,6 +595,24 @@ export type Tool = { id: string, label: string, page: string, description: strin
 export type ToolState = { tool: string, label: string, locked: boolean, decision: Decision, };
 
 /**
+ * An offer that would allow a denied question, as an upgrade dialog lists it.
+ */
+export type Unlock = { upgrade: Upgrade, 
+/**
+ * How many products a bundle's buyer chooses (0: not a bundle).
+ */
+choose: number, 
+/**
+ * The products preselected for a bundle: the ones the question needs, then the
+ * next eligible ones.
+ */
+clouds: Array<string>, 
+/**
+ * The products a bundle's buyer may choose from.
+ */
+eligible: Array<string>, };
+
+/**
  * The cheapest offer that would turn a denial into an allow.
  */
 export type Upgrade = { offer: string, label: string, price: Money, interval: Interval, 

@@ -374,41 +374,130 @@ fn unlocking(
     needs: &[(Need, Option<usize>)],
     first: Option<usize>,
 ) -> Option<usize> {
-    let grace = catalog.meta().grace_period_days;
-    let held = |o: usize| {
-        let key = catalog.offer_at(o).key.as_str();
-        ents.grants
-            .iter()
-            .any(|g| g.offer.as_deref() == Some(key) && matches!(standing(g, grace, now), GrantStanding::Counts(_)))
-    };
-    let meets = |o: usize| {
-        let offer = catalog.offer_at(o);
-        let mut chosen: [Option<usize>; 3] = [None; 3];
-        let mut n = 0;
-        for &(need, current) in needs {
-            let pi = need.product(catalog);
-            let (fixed, choice) = catalog.offer_tiers_on(offer, &catalog.products()[pi].id);
-            let with_fixed = current.max(fixed);
-            if need.met(catalog, with_fixed) {
-                continue;
-            }
-            if !need.met(catalog, with_fixed.max(choice)) {
-                return false;
-            }
-            if !chosen[..n].contains(&Some(pi)) {
-                chosen[n] = Some(pi);
-                n += 1;
-            }
-        }
-        n as u32 <= catalog.offer_choices(offer)
-    };
     if let Some(o) = first {
-        if !held(o) && meets(o) {
+        if !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some() {
             return Some(o);
         }
     }
     let (need, _) = needs.iter().find(|(need, t)| !need.met(catalog, *t))?;
-    catalog.ranked_offers(need.product(catalog)).iter().map(|x| x.0).find(|&o| Some(o) != first && !held(o) && meets(o))
+    catalog
+        .ranked_offers(need.product(catalog))
+        .iter()
+        .map(|x| x.0)
+        .find(|&o| Some(o) != first && !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some())
+}
+
+/// Does the subject hold offer `o` through a grant that counts now?
+fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
+    let grace = catalog.meta().grace_period_days;
+    let key = catalog.offer_at(o).key.as_str();
+    ents.grants.iter().any(|g| g.offer.as_deref() == Some(key) && matches!(standing(g, grace, now), GrantStanding::Counts(_)))
+}
+
+/// Would offer `o` meet every one of `needs` (each with the tier its product has now)?
+/// The products a bundle's buyer must choose for it (at most as many as it lets choose),
+/// or None.
+fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option<Vec<usize>> {
+    let offer = catalog.offer_at(o);
+    let mut chosen: Vec<usize> = Vec::new();
+    for &(need, current) in needs {
+        let pi = need.product(catalog);
+        let (fixed, choice) = catalog.offer_tiers_on(offer, &catalog.products()[pi].id);
+        let with_fixed = current.max(fixed);
+        if need.met(catalog, with_fixed) {
+            continue;
+        }
+        if !need.met(catalog, with_fixed.max(choice)) {
+            return None;
+        }
+        if !chosen.contains(&pi) {
+            chosen.push(pi);
+        }
+    }
+    (chosen.len() as u32 <= catalog.offer_choices(offer)).then_some(chosen)
+}
+
+/// A question a denial answers with offers: access to a product's tier, a capability,
+/// a limit after `used`, or a tool (with the usage of its limit).
+#[derive(Clone, Copy, Debug)]
+pub enum Ask<'a> {
+    Access { product: &'a str, tier: &'a str },
+    Capability(&'a str),
+    Limit { limit: &'a str, used: u64 },
+    Tool { tool: &'a str, usage: &'a Usage },
+}
+
+/// An offer that would allow a denied question, as an upgrade dialog lists it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unlock {
+    pub upgrade: Upgrade,
+    /// How many products a bundle's buyer chooses (0: not a bundle).
+    pub choose: u32,
+    /// The products preselected for a bundle: the ones the question needs, then the
+    /// next eligible ones.
+    pub clouds: Vec<String>,
+    /// The products a bundle's buyer may choose from.
+    pub eligible: Vec<String>,
+}
+
+/// Every visible offer that would allow `ask` for this subject, cheapest first (monthly
+/// equivalent, then offer key): each meets every requirement of the question with what
+/// the subject holds, and none is an offer it holds already (checkout would refuse it).
+/// The first is the offer the denial names. Empty when the question is allowed.
+pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, now: Timestamp) -> Result<Vec<Unlock>, DecideError> {
+    let mut needs: Vec<Need> = Vec::new();
+    match ask {
+        Ask::Access { product, tier } => {
+            let pi = catalog.product_index(product).ok_or_else(|| DecideError::UnknownProduct(product.into()))?;
+            let t = catalog
+                .tier_index(product, tier)
+                .ok_or_else(|| DecideError::UnknownTier { product: product.into(), tier: tier.into() })?;
+            needs.push(Need::Tier(pi, t));
+        }
+        Ask::Capability(c) => {
+            needs.push(Need::Capability(catalog.capability_index(c).ok_or_else(|| DecideError::UnknownCapability(c.into()))?))
+        }
+        Ask::Limit { limit, used } => {
+            needs.push(Need::Limit(catalog.limit_index(limit).ok_or_else(|| DecideError::UnknownLimit(limit.into()))?, used))
+        }
+        Ask::Tool { tool, usage } => {
+            let ti = catalog.tool_index(tool).ok_or_else(|| DecideError::UnknownTool(tool.into()))?;
+            let req = catalog.tool_requirement(ti);
+            needs.extend(req.tier.map(|(pi, t)| Need::Tier(pi, t)));
+            needs.extend(req.capability.map(Need::Capability));
+            needs.extend(req.limit.map(|li| Need::Limit(li, usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0))));
+        }
+    }
+    let needs: Vec<(Need, Option<usize>)> =
+        needs.into_iter().map(|n| (n, effective_at(catalog, ents, n.product(catalog), now).tier)).collect();
+    let Some((first, _)) = needs.iter().find(|(need, t)| !need.met(catalog, *t)) else { return Ok(Vec::new()) };
+    let products = catalog.products();
+    Ok(catalog
+        .ranked_offers(first.product(catalog))
+        .iter()
+        .filter(|&&(o, _)| !held(catalog, ents, now, o))
+        .filter_map(|&(o, _)| {
+            let chosen = meets(catalog, o, &needs)?;
+            let offer = catalog.offer_at(o);
+            let choose = catalog.offer_choices(offer);
+            let eligible: Vec<String> = if choose == 0 {
+                Vec::new()
+            } else {
+                products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
+            };
+            let mut clouds: Vec<String> = chosen.iter().map(|&pi| products[pi].id.clone()).collect();
+            for p in &eligible {
+                if clouds.len() as u32 >= choose {
+                    break;
+                }
+                if !clouds.contains(p) {
+                    clouds.push(p.clone());
+                }
+            }
+            Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible })
+        })
+        .collect())
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is

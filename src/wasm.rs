@@ -776,6 +776,31 @@ impl EngineHandle {
         to_json(&decide::tool_state(e.catalog(), e.entitlements(), tool, &usage, now_of(now_ms)?).map_err(fail)?)
     }
 
+    /// Every offer that would allow a denied question, cheapest first, as JSON
+    /// `Unlock[]` (`decide::offers_unlocking`): `kind` `product` (`name`, `tier`),
+    /// `capability` (`name`), `limit` (`name`, `used`) or `tool` (`name`, `usage`).
+    #[wasm_bindgen(js_name = offersUnlocking)]
+    pub fn offers_unlocking(
+        &self,
+        kind: &str,
+        name: &str,
+        tier: &str,
+        used: f64,
+        usage: Option<String>,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let e = &self.inner;
+        let usage = usage_of(usage)?;
+        let ask = match kind {
+            "product" => decide::Ask::Access { product: name, tier },
+            "capability" => decide::Ask::Capability(name),
+            "limit" => decide::Ask::Limit { limit: name, used: count_of("used", used)? },
+            "tool" => decide::Ask::Tool { tool: name, usage: &usage },
+            _ => return Err(fail(format_args!("a question is about a product, a capability, a limit or a tool, not `{kind}`"))),
+        };
+        to_json(&decide::offers_unlocking(e.catalog(), e.entitlements(), ask, now_of(now_ms)?).map_err(fail)?)
+    }
+
     /// Every tool of `page` (every tool when `page` is absent) at once.
     #[wasm_bindgen(js_name = pageState)]
     pub fn page_state(&self, page: Option<String>, usage: Option<String>, now_ms: f64) -> Result<String, JsValue> {

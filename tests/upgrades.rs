@@ -162,3 +162,66 @@ fn a_plan_is_bought_beside_a_subscription_ending_at_its_period_end() {
     a.subscriptions.push(Held { cancel_at_period_end: true, ..live("SUITE_STARTER_MONTHLY") });
     assert!(checkout::checkout(&c, &buy("SUITE_PRO_MONTHLY"), &a, NOW).is_ok());
 }
+
+/// Every example catalog, for a subject with nothing and for a holder of each offer: the
+/// offers listed for a locked tool start with the one its lock names, none is held
+/// already, and each, bought with the products it preselects, unlocks the tool.
+#[test]
+fn every_offer_listed_for_a_locked_tool_unlocks_it() {
+    for name in ["vcm-suite", "video-studio", "razorpay-ai", "org-seats"] {
+        let path = format!("{}/catalogs/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+        let c = Catalog::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let usage: Usage = BTreeMap::new();
+        let mut subjects = vec![(String::from("nothing"), Entitlements::default())];
+        for o in c.offers() {
+            let products: Vec<&str> = c.products().iter().map(|p| p.id.as_str()).collect();
+            let chosen: Vec<&str> = products.iter().copied().take(c.offer_choices(o) as usize).collect();
+            subjects.push((o.key.clone(), Entitlements::new(grants_of(&c, &o.key, &chosen))));
+        }
+        for (who, ents) in &subjects {
+            for tool in c.tools() {
+                let t = decide::tool_state(&c, ents, &tool.id, &usage, NOW).unwrap();
+                let list = decide::offers_unlocking(&c, ents, decide::Ask::Tool { tool: &tool.id, usage: &usage }, NOW).unwrap();
+                if !t.locked {
+                    assert!(list.is_empty(), "{name}/{who}/{}: unlocked, yet offers listed", tool.id);
+                    continue;
+                }
+                assert_eq!(
+                    list.first().map(|u| u.upgrade.offer.clone()),
+                    t.decision.upgrade.as_ref().map(|u| u.offer.clone()),
+                    "{name}/{who}/{}: the lock names the first offer listed",
+                    tool.id
+                );
+                for u in &list {
+                    assert_ne!(&u.upgrade.offer, who, "{name}: `{who}` is offered what it holds");
+                    let clouds: Vec<&str> = u.clouds.iter().map(String::as_str).collect();
+                    let mut grants = ents.grants.clone();
+                    grants.extend(grants_of(&c, &u.upgrade.offer, &clouds));
+                    let after = decide::tool_state(&c, &Entitlements::new(grants), &tool.id, &usage, NOW).unwrap();
+                    assert!(!after.locked, "{name}/{who}/{}: `{}` with {clouds:?} leaves it locked", tool.id, u.upgrade.offer);
+                }
+            }
+        }
+    }
+}
+
+/// The two-cloud bundle's holder denied File Cloud Pro: the bundle it holds is not
+/// listed, and a bundle listed preselects File Cloud.
+#[test]
+fn the_offers_listed_leave_out_what_is_held() {
+    let c = vcm();
+    let ents = Entitlements::new(grants_of(&c, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &["video", "writing"]));
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Access { product: "file", tier: "pro" }, NOW).unwrap();
+    let keys: Vec<&str> = list.iter().map(|u| u.upgrade.offer.as_str()).collect();
+    assert!(!keys.contains(&"SUITE_PRO_TWO_CLOUDS_MONTHLY"), "{keys:?}");
+    assert_eq!(Some(keys[0]), decide::has_access(&c, &ents, "file", "pro", NOW).unwrap().upgrade.as_ref().map(|u| u.offer.as_str()));
+    for u in list.iter().filter(|u| u.choose > 0) {
+        assert_eq!(u.clouds.first().map(String::as_str), Some("file"), "{u:?}");
+        assert_eq!(u.clouds.len() as u32, u.choose, "{u:?}");
+    }
+    assert!(decide::offers_unlocking(&c, &ents, decide::Ask::Access { product: "video", tier: "pro" }, NOW).unwrap().is_empty());
+    assert!(matches!(
+        decide::offers_unlocking(&c, &ents, decide::Ask::Access { product: "nope", tier: "pro" }, NOW),
+        Err(decide::DecideError::UnknownProduct(_))
+    ));
+}

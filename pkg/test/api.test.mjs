@@ -276,6 +276,35 @@ test('pageState gives every tool of a page, or all 30 VCM tools at once; toolSta
   throwsClearly(() => e.toolState('no-such-tool', null, NOW), 'unknown tool `no-such-tool`');
 });
 
+test('offersUnlocking lists what would allow a denied question, cheapest first, the denial\'s offer first and none held', () => {
+  const held = [
+    grant({ id: 'b:video', product: 'video', tier: 'pro', offer: 'SUITE_PRO_TWO_CLOUDS_MONTHLY' }),
+    grant({ id: 'b:writing', product: 'writing', tier: 'pro', offer: 'SUITE_PRO_TWO_CLOUDS_MONTHLY' }),
+  ];
+  const e = new Engine(vcm, held);
+  const d = e.hasAccess('file', 'pro', NOW);
+  assert.equal(d.allowed, false);
+  const offers = e.offersUnlocking({ product: 'file', tier: 'pro' }, NOW);
+  assert.ok(offers.length > 0);
+  assert.equal(offers[0].upgrade.offer, d.upgrade.offer, 'the offer the denial names comes first');
+  assert.ok(!offers.some((u) => u.upgrade.offer === 'SUITE_PRO_TWO_CLOUDS_MONTHLY'), 'not the bundle held already');
+  for (const u of offers.filter((x) => x.choose > 0)) {
+    assert.equal(u.clouds[0], 'file', 'a bundle preselects the product asked about');
+    assert.equal(u.clouds.length, u.choose);
+    assert.ok(u.clouds.every((c) => u.eligible.includes(c)));
+  }
+  assert.deepEqual(e.offersUnlocking({ product: 'video', tier: 'pro' }, NOW), [], 'allowed: nothing to buy');
+  const tool = vcm.toJSON().tools.find((t) => t.requires.capability && t.requires.product);
+  const locked = new Engine(vcm, []).toolState(tool.id, null, NOW);
+  const forTool = new Engine(vcm, []).offersUnlocking({ tool: tool.id }, NOW);
+  assert.equal(forTool[0].upgrade.offer, locked.decision.upgrade.offer);
+  assert.ok(new Engine(vcm, []).offersUnlocking({ capability: 'use_ai' }, NOW).length > 0);
+  throwsClearly(() => e.offersUnlocking({ product: 'nope', tier: 'pro' }, NOW), 'unknown product `nope`');
+  throwsClearly(() => e.offersUnlocking({ limit: 'workflow_runs_per_day', used: -1 }, NOW), 'used');
+  assert.throws(() => e.offersUnlocking('file', NOW), TypeError);
+  assert.throws(() => e.offersUnlocking({}, NOW), TypeError);
+});
+
 test('pageState reads usage for limit-gated tools', () => {
   const doc = JSON.parse(vcmJson);
   const gated = doc.tools.find((t) => t.requires.limit);

@@ -2,7 +2,7 @@
 // package declares them: generated from the core's Rust types (its
 // types.generated.d.ts), so this layer never restates a shape.
 
-import type { Offer, Snapshot, Product, Tool, Capability, Limit, CatalogIds, RegisteredIds } from 'tollgate';
+import type { Offer, Snapshot, Product, Tool, Capability, Limit, CatalogIds, Question, RegisteredIds } from 'tollgate';
 
 export type { CatalogIds, FeatureOf, Register, RegisteredIds } from 'tollgate';
 
@@ -28,6 +28,7 @@ export type {
   Source,
   Status,
   ToolState,
+  Unlock,
   Upgrade,
   UsagePricing,
 } from 'tollgate';
@@ -55,9 +56,5 @@ export type CatalogTool = Tool;
 export type CatalogCapability = Capability;
 export type CatalogLimit = Limit;
 
-/** What a gate asks. Exactly one form. */
-export type AccessQuestion<I extends CatalogIds = RegisteredIds> =
-  | { product: I['product']; tier: I['tier'] }
-  | { capability: I['capability'] }
-  | { tool: I['tool']; usage?: Record<string, number> }
-  | { limit: I['limit']; used: number };
+/** What a gate asks. Exactly one form (the package's `Question`). */
+export type AccessQuestion<I extends CatalogIds = RegisteredIds> = Question<I>;

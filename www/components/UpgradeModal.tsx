@@ -13,7 +13,7 @@ import { describeReason, useMoney, useTollgate } from 'tollgate-react';
 import type { AccessQuestion, Decision } from 'tollgate-react';
 
 import { RETURN, startCheckout } from '@/lib/billing';
-import { bundleSize, eligibleClouds, offersUnlocking, priceLabel } from '@/lib/offers';
+import { offersUnlocking, priceLabel } from '@/lib/offers';
 import type { OfferChoice } from '@/lib/offers';
 
 interface Request {
@@ -172,8 +172,8 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                 <span data-testid="price">{priceLabel(c.offer.price, money)}</span>
                 {c.clouds.length && t.catalog ? (
                   <fieldset className="clouds" data-testid={`clouds-${c.offer.key}`}>
-                    <legend className="status-line">Choose {bundleSize(c.offer)} clouds</legend>
-                    {eligibleClouds(c.offer, t.catalog).map((cloud) => (
+                    <legend className="status-line">Choose {c.choose} clouds</legend>
+                    {c.eligible.map((cloud) => (
                       <label key={cloud} className="inline">
                         <input type="checkbox" name={`cloud-${c.offer.key}`} value={cloud} checked={cloudsOf(c).includes(cloud)} onChange={() => toggle(c, cloud)} />
                         {productName(cloud)}
