@@ -346,8 +346,15 @@ pub async fn member<T: Transport, S: Store>(
                 Ok(r) => {
                     // The seat goes first, through the fold (whose seat holders are members),
                     // then the membership; a stamp that moved with the seat is read again.
-                    if let Err(e) = fold_seat(ctx, id, user, false, &claims.sub, &request_id, now).await {
-                        return store_error(&e);
+                    // A seat given after this request's time (another isolate's clock) is
+                    // not taken by it: the member stays, and says so, rather than coming
+                    // back seated at the next fold.
+                    match fold_seat(ctx, id, user, false, &claims.sub, &request_id, now).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            return error(409, "still_seated", "the member's seat was given after this request: send it again")
+                        }
+                        Err(e) => return store_error(&e),
                     }
                     OrgChange::Remove { org: id.into(), user: user.into(), by: claims.sub.clone(), left: r.left, stamp: o.stamp }
                 }

@@ -68,6 +68,11 @@ impl T {
     /// A request with an Idempotency-Key.
     async fn call_with(&self, method: Method, path: &str, uid: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let now = self.tick();
+        self.call_at(now, method, path, uid, key, body).await
+    }
+
+    /// A request made at `now` (a clock behind the last request's: another isolate's).
+    async fn call_at(&self, now: i64, method: Method, path: &str, uid: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut h = Headers::new().with("authorization", format!("Bearer {}", token(uid, now)));
         if let Some(k) = key {
             h = h.with("idempotency-key", k);
@@ -311,5 +316,36 @@ fn two_members_keys_are_separate_requests() {
         assert_eq!((s, again["replayed"].clone(), again["usage_id"].clone()), (200, json!(true), a["usage_id"].clone()), "{again}");
         let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(body)).await;
         assert_eq!(c["used"], json!(2), "two courses authored, counted: {c}");
+    });
+}
+
+/// A removal whose clock reads a second before a seat was given to the member (another
+/// isolate's clock): its release folds before the give, so the member is not removed
+/// (409 `still_seated`) rather than removed while seated and made a member again by the
+/// next fold; sent again, it removes the member and the seat.
+#[test]
+fn a_removal_behind_a_seat_given_is_refused_until_sent_again() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
+        let (s, inv) = t.invite(&org, OWNER, ANN, false).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let seats = format!("/v1/orgs/{org}/seats");
+        let (s, v) = t.call(Method::Post, &seats, OWNER, Some(json!({"user_id": ANN, "action": "give"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
+        let given = t.now.get();
+        let member = format!("/v1/orgs/{org}/members/{ANN}");
+        let (s, v) = t.call_at(given - 1, Method::Delete, &member, OWNER, None, None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("still_seated")), "{v}");
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
+        assert_eq!(s, 200, "still a member: {v}");
+        let (s, v) = t.call(Method::Delete, &member, OWNER, None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("removed")), "{v}");
+        t.stripe(subscription("customer.subscription.updated", &org, 3, t.now.get() + 1)).await;
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
+        assert_eq!(s, 404, "removed for good: {v}");
     });
 }
