@@ -33,22 +33,34 @@ fn line(price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str)
     })
 }
 
-/// Stripe's invoice for an upgrade with `always_invoice` (the catalog's default): one
-/// proration line crediting the unused time on the old price, one charging the rest of the
-/// period on the new price.
-fn upgrade_invoice(cat: &tollgate::Catalog) -> Vec<Fact> {
-    let raw = edit("stripe/invoice.paid.basil.json", |v| {
-        v["id"] = json!("evt_upgrade_inv");
+/// An upgrade's two proration lines: the unused time on Basic credited, the rest of the
+/// period on Pro charged.
+fn upgrade_lines() -> Value {
+    json!([
+        line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
+        line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
+    ])
+}
+
+/// The invoice event at `path` as the upgrade's invoice `in_upgrade` (event `evt`, at
+/// UP + 2, its two proration lines); `more` edits the invoice further.
+fn upgrade_event(path: &str, evt: &str, more: impl FnOnce(&mut Value)) -> String {
+    edit(path, |v| {
+        v["id"] = json!(evt);
         v["created"] = json!(UP + 2);
         let o = obj(v);
         o["id"] = json!("in_upgrade");
         o["billing_reason"] = json!("subscription_update");
+        o["lines"]["data"] = upgrade_lines();
+        more(o);
+    })
+}
+
+/// Stripe's invoice for an upgrade with `always_invoice` (the catalog's default).
+fn upgrade_invoice(cat: &tollgate::Catalog) -> Vec<Fact> {
+    let raw = upgrade_event("stripe/invoice.paid.basil.json", "evt_upgrade_inv", |o| {
         o["amount_paid"] = json!(2500);
         o["payments"] = json!(null);
-        o["lines"]["data"] = json!([
-            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
-            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
-        ]);
     });
     stripe_facts(cat, &raw)
 }
@@ -81,11 +93,8 @@ fn a_renewal_invoice_carrying_prorations_grants_one_allowance() {
         o["billing_reason"] = json!("subscription_cycle");
         o["amount_paid"] = json!(7900 + 2500);
         o["payments"] = json!(null);
-        o["lines"]["data"] = json!([
-            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
-            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
-            line("price_pro_monthly", 7900, 1, P1E, P2E, "il_next_pro"),
-        ]);
+        o["lines"]["data"] = upgrade_lines();
+        o["lines"]["data"].as_array_mut().unwrap().push(line("price_pro_monthly", 7900, 1, P1E, P2E, "il_next_pro"));
         o["lines"]["data"][2]["parent"]["subscription_item_details"]["proration"] = json!(false);
     });
     fs.extend(stripe_facts(&cat, &raw));
@@ -99,20 +108,11 @@ fn a_renewal_invoice_carrying_prorations_grants_one_allowance() {
 /// The upgrade invoice paid through its own payment intent, and a refund of that charge
 /// (`amount_refunded` of its 2500) at `at`.
 fn upgrade_paid_by_its_own_charge(cat: &tollgate::Catalog, refunded: i64, at: i64) -> (Vec<Fact>, Vec<Fact>) {
-    let raw = edit("stripe/invoice.paid.basil.json", |v| {
-        v["id"] = json!("evt_upgrade_inv");
-        v["created"] = json!(UP + 2);
-        let o = obj(v);
-        o["id"] = json!("in_upgrade");
-        o["billing_reason"] = json!("subscription_update");
+    let raw = upgrade_event("stripe/invoice.paid.basil.json", "evt_upgrade_inv", |o| {
         o["amount_paid"] = json!(2500);
         o["payments"]["data"][0]["id"] = json!("inpay_upgrade");
         o["payments"]["data"][0]["amount_paid"] = json!(2500);
         o["payments"]["data"][0]["payment"]["payment_intent"] = json!("pi_upgrade");
-        o["lines"]["data"] = json!([
-            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
-            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
-        ]);
     });
     let refund = edit("stripe/charge.refunded.invoice.basil.json", |v| {
         v["id"] = json!(format!("evt_refund_upgrade_{refunded}"));
@@ -200,19 +200,10 @@ fn a_failed_upgrade_falls_back_to_the_plan_paid_for_after_the_grace() {
     let cat = catalog();
     let mut fs = facts(&cat, FIRST_PERIOD);
     fs.extend(upgraded_snapshot(&cat));
-    let failed = edit("stripe/invoice.payment_failed.basil.json", |v| {
-        v["id"] = json!("evt_upgrade_failed");
-        v["created"] = json!(UP + 2);
-        let o = obj(v);
-        o["id"] = json!("in_upgrade");
-        o["billing_reason"] = json!("subscription_update");
+    let failed = upgrade_event("stripe/invoice.payment_failed.basil.json", "evt_upgrade_failed", |o| {
         o["amount_due"] = json!(2500);
         o["amount_remaining"] = json!(2500);
         o["next_payment_attempt"] = json!(UP + 2 + DAY);
-        o["lines"]["data"] = json!([
-            line("price_1PgafmB7WZ01zgkW6dKueIc5", -1450, 1, UP, P1E, "il_unused_basic"),
-            line("price_pro_monthly", 3950, 1, UP, P1E, "il_rest_pro"),
-        ]);
     });
     fs.extend(stripe_facts(&cat, &failed));
     let past_due = edit("stripe/customer.subscription.updated.past_due.basil.json", |v| {
