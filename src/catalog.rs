@@ -714,6 +714,10 @@ pub struct Catalog {
     /// For each product: the visible offers that give it a tier, with that tier,
     /// cheapest first (the ranking the three indices above are cut from).
     ranked_ix: Vec<Vec<(usize, usize)>>,
+    /// Per offer and product: [`Catalog::offer_tiers_on`], and per offer how many
+    /// products a bundle's buyer chooses.
+    offer_tiers_ix: Vec<Vec<(Option<usize>, Option<usize>)>>,
+    offer_choices_ix: Vec<u32>,
     /// Per offer: the upgrade a denial shows, formatted once.
     offer_upgrades: Vec<Upgrade>,
     /// The product index of each capability, and of each limit.
@@ -805,6 +809,8 @@ impl Catalog {
             capability_upgrade_ix: Vec::new(),
             limit_upgrade_ix: Vec::new(),
             ranked_ix: Vec::new(),
+            offer_tiers_ix: Vec::new(),
+            offer_choices_ix: Vec::new(),
             offer_upgrades: Vec::new(),
             capability_product_ix: Vec::new(),
             limit_product_ix: Vec::new(),
@@ -921,6 +927,19 @@ impl Catalog {
         self.capability_upgrade_ix = capability_upgrade_ix;
         self.limit_upgrade_ix = limit_upgrade_ix;
         self.ranked_ix = ranked;
+        self.offer_tiers_ix =
+            offers.iter().map(|o| self.doc.products.iter().map(|p| self.offer_tiers_on(o, &p.id)).collect()).collect();
+        self.offer_choices_ix = offers.iter().map(|o| self.offer_choices(o)).collect();
+    }
+
+    /// [`Catalog::offer_tiers_on`] by offer and product index (precomputed).
+    pub fn offer_tiers_at(&self, offer_ix: usize, product_ix: usize) -> (Option<usize>, Option<usize>) {
+        self.offer_tiers_ix.get(offer_ix).and_then(|p| p.get(product_ix)).copied().unwrap_or((None, None))
+    }
+
+    /// [`Catalog::offer_choices`] by offer index (precomputed).
+    pub fn offer_choices_at(&self, offer_ix: usize) -> u32 {
+        self.offer_choices_ix.get(offer_ix).copied().unwrap_or(0)
     }
 
     /// The visible offers that give product `product_ix` a tier, with that tier,

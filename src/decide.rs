@@ -375,7 +375,8 @@ fn unlocking(
     first: Option<usize>,
 ) -> Option<usize> {
     if let Some(o) = first {
-        if !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some() {
+        // The precomputed offer meets a question of one need by construction.
+        if !held(catalog, ents, now, o) && (needs.len() == 1 || meets(catalog, o, needs).is_some()) {
             return Some(o);
         }
     }
@@ -389,20 +390,25 @@ fn unlocking(
 
 /// Does the subject hold offer `o` through a grant that counts now?
 fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
-    let grace = catalog.meta().grace_period_days;
     let key = catalog.offer_at(o).key.as_str();
-    ents.grants.iter().any(|g| g.offer.as_deref() == Some(key) && matches!(standing(g, grace, now), GrantStanding::Counts(_)))
+    ents.grants.iter().any(|g| {
+        g.offer.as_deref() == Some(key)
+            && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
+    })
 }
 
+/// A question's needs: at most three (a tool's tier, capability and limit).
+const MAX_NEEDS: usize = 3;
+
 /// Would offer `o` meet every one of `needs` (each with the tier its product has now)?
-/// The products a bundle's buyer must choose for it (at most as many as it lets choose),
-/// or None.
-fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option<Vec<usize>> {
-    let offer = catalog.offer_at(o);
-    let mut chosen: Vec<usize> = Vec::new();
-    for &(need, current) in needs {
+/// The products a bundle's buyer must choose for it (at most as many as it lets choose:
+/// the first `.1` of `.0`), or None.
+fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option<([usize; MAX_NEEDS], usize)> {
+    let mut chosen = [0; MAX_NEEDS];
+    let mut n = 0;
+    for &(need, current) in needs.iter().take(MAX_NEEDS) {
         let pi = need.product(catalog);
-        let (fixed, choice) = catalog.offer_tiers_on(offer, &catalog.products()[pi].id);
+        let (fixed, choice) = catalog.offer_tiers_at(o, pi);
         let with_fixed = current.max(fixed);
         if need.met(catalog, with_fixed) {
             continue;
@@ -410,11 +416,12 @@ fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option
         if !need.met(catalog, with_fixed.max(choice)) {
             return None;
         }
-        if !chosen.contains(&pi) {
-            chosen.push(pi);
+        if !chosen[..n].contains(&pi) {
+            chosen[n] = pi;
+            n += 1;
         }
     }
-    (chosen.len() as u32 <= catalog.offer_choices(offer)).then_some(chosen)
+    (n as u32 <= catalog.offer_choices_at(o)).then_some((chosen, n))
 }
 
 /// A question a denial answers with offers: access to a product's tier, a capability,
@@ -478,15 +485,15 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
         .iter()
         .filter(|&&(o, _)| !held(catalog, ents, now, o))
         .filter_map(|&(o, _)| {
-            let chosen = meets(catalog, o, &needs)?;
+            let (chosen, n) = meets(catalog, o, &needs)?;
             let offer = catalog.offer_at(o);
-            let choose = catalog.offer_choices(offer);
+            let choose = catalog.offer_choices_at(o);
             let eligible: Vec<String> = if choose == 0 {
                 Vec::new()
             } else {
                 products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
             };
-            let mut clouds: Vec<String> = chosen.iter().map(|&pi| products[pi].id.clone()).collect();
+            let mut clouds: Vec<String> = chosen[..n].iter().map(|&pi| products[pi].id.clone()).collect();
             for p in &eligible {
                 if clouds.len() as u32 >= choose {
                     break;
