@@ -33,6 +33,10 @@ use std::fmt;
 use crate::catalog::Rollover;
 use crate::time::Timestamp;
 
+/// The most units one credit may carry (below 2^53, so every balance reads exactly in
+/// JavaScript; sums saturate rather than wrap).
+pub const MAX_CREDIT: i64 = 1_000_000_000_000_000;
+
 /// What a lot is, which decides when it is spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -247,7 +251,8 @@ impl Wallet {
     pub fn balances(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
         for l in &self.lots {
-            *out.entry(l.pool.clone()).or_insert(0) += if l.closed { 0 } else { l.remaining };
+            let b = out.entry(l.pool.clone()).or_insert(0i64);
+            *b = b.saturating_add(if l.closed { 0 } else { l.remaining });
         }
         out
     }
@@ -400,16 +405,22 @@ impl Wallet {
 
     /// Units of a pool usable at `at`, split into (allowance, purchased).
     pub fn available(&self, pool: &str, at: Timestamp) -> (i64, i64) {
-        let mut out = (0, 0);
+        let mut out: (i64, i64) = (0, 0);
         for i in self.spend_order(pool, at) {
             let l = &self.lots[i];
             if l.kind.is_period() {
-                out.0 += l.remaining;
+                out.0 = out.0.saturating_add(l.remaining);
             } else {
-                out.1 += l.remaining;
+                out.1 = out.1.saturating_add(l.remaining);
             }
         }
         out
+    }
+
+    /// The first instant after `now` at which a lot holding units ends: what a balance
+    /// told at `now` holds until.
+    pub fn next_end(&self, now: Timestamp) -> Option<Timestamp> {
+        self.lots.iter().filter(|l| !l.closed && l.remaining > 0).filter_map(|l| l.valid_to).filter(|t| *t > now).min()
     }
 
     /// How `units` of a pool would be covered at `at`, without changing anything.

@@ -34,10 +34,10 @@ fn time_field(v: &Value, k: &str) -> Result<Option<Timestamp>, String> {
     match v.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Timestamp::parse(s).map(Some).map_err(|e| format!("{k}: {e}")),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(|s| Some(Timestamp(s)))
-            .ok_or_else(|| format!("{k}: not an integer")),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(s) => Timestamp::checked(s).map(Some).map_err(|e| format!("{k}: {e}")),
+            None => Err(format!("{k}: not an integer")),
+        },
         Some(_) => Err(format!("{k}: expected an RFC 3339 string or unix seconds")),
     }
 }
@@ -131,8 +131,9 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if app.catalog().pool(pool).is_none() {
             return bad(format!("unknown credit pool `{pool}`"));
         }
-        let Some(amount) = c.get("amount").and_then(Value::as_i64).filter(|a| *a > 0) else {
-            return bad("amount must be a positive integer".into());
+        let max = tollgate::credits::MAX_CREDIT;
+        let Some(amount) = c.get("amount").and_then(Value::as_i64).filter(|a| *a > 0 && *a <= max) else {
+            return bad(format!("amount must be a whole number from 1 to {max}"));
         };
         let Some(id) = c.get("id").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 200) else {
             return bad("id is required, 1 to 200 characters (it makes the credit idempotent)".into());

@@ -259,7 +259,7 @@ impl SubjectState {
             .into_iter()
             .map(|p| {
                 let (a, b) = self.wallet.available(p, now);
-                (p.to_string(), a + b)
+                (p.to_string(), a.saturating_add(b))
             })
             .collect()
     }
