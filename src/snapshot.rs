@@ -371,6 +371,9 @@ pub struct Account {
     /// Until when those terms hold ([`crate::grandfather::terms_until`]): the snapshot
     /// expires then at the latest.
     pub terms_until: Option<Timestamp>,
+    /// Until when its balances hold: the first end of a lot they count
+    /// ([`crate::credits::Wallet::next_end`]); the snapshot expires then at the latest.
+    pub balances_until: Option<Timestamp>,
 }
 
 /// A snapshot together with its token.
@@ -454,9 +457,10 @@ impl SnapshotSigner {
             catalog_id: catalog.id.clone(),
             catalog_version: catalog.version.clone(),
             issued_at: now,
-            expires_at: account.terms_until.map_or(now.plus_seconds(i64::from(ttl_secs)), |t| {
-                t.min(now.plus_seconds(i64::from(ttl_secs)))
-            }),
+            expires_at: [account.terms_until, account.balances_until]
+                .into_iter()
+                .flatten()
+                .fold(now.plus_seconds(i64::from(ttl_secs)), Timestamp::min),
             grants: entitlements.grants.clone(),
             balances: entitlements.balances.clone(),
             refills: account.refills,

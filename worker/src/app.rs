@@ -253,6 +253,7 @@ impl<T: Transport, S: Store> App<T, S> {
                 .chain(orgs.iter().map(|m| &m.grants))
                 .filter_map(|g| tollgate::grandfather::terms_until(&self.ctx.catalog(), g, now))
                 .min(),
+            balances_until: st.wallet.next_end(now),
         };
         match signer.issue_with_account(&ents, orgs, account, self.ctx.catalog().meta(), now, ttl) {
             Ok(signed) => AppResponse::json(
