@@ -360,15 +360,18 @@ pub async fn verify_access_token(
         other => return Err(AuthError::UnsupportedAlgorithm(other.to_string())),
     }
     let claims: Value = decode_part(parts[1])?;
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| AuthError::Malformed("no exp claim".into()))?;
-    if now > exp + LEEWAY_SECS {
+    // NumericDates may carry a fraction (RFC 7519); a claim present in another form is
+    // malformed, never ignored.
+    let date = |k: &str| match claims.get(k) {
+        None => Ok(None),
+        Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| AuthError::Malformed(format!("{k} is not a number"))),
+    };
+    let exp = date("exp")?.ok_or_else(|| AuthError::Malformed("no exp claim".into()))?;
+    if now as f64 > exp + LEEWAY_SECS as f64 {
         return Err(AuthError::Expired);
     }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if now + LEEWAY_SECS < nbf {
+    if let Some(nbf) = date("nbf")? {
+        if ((now + LEEWAY_SECS) as f64) < nbf {
             return Err(AuthError::NotYetValid);
         }
     }
@@ -402,7 +405,7 @@ pub async fn verify_access_token(
         }
     }
     let email = claims.get("email").and_then(Value::as_str).map(str::to_string);
-    Ok(Claims { sub, role, exp, email })
+    Ok(Claims { sub, role, exp: exp.floor() as i64, email })
 }
 
 /// ES256 signature checks natively: the `p256` crate.
