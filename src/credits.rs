@@ -318,9 +318,13 @@ impl Wallet {
     /// Adds units to an existing open lot (an upgrade's top-up within a period).
     pub fn top_up(&mut self, lot: &str, key: String, amount: i64, at: Timestamp, source: &str) -> bool {
         let Some(i) = self.lot_ix(lot) else { return false };
-        if amount <= 0 || self.lots[i].closed || self.has_key(&key) {
+        // A lot closed by its end takes nothing more; one closed because a refund left it
+        // empty opens again with what a later payment of its period adds.
+        let ended = self.lots[i].valid_to.is_some_and(|v| v <= at);
+        if amount <= 0 || ended || self.has_key(&key) {
             return false;
         }
+        self.lots[i].closed = false;
         let (pool, kind) = (self.lots[i].pool.clone(), self.lots[i].kind);
         let kind = if kind == LotKind::Allowance { EntryKind::Allowance } else { EntryKind::Adjustment };
         self.post(LedgerEntry { key, pool, lot: lot.to_string(), kind, delta: amount, at, source: source.into() });
@@ -487,6 +491,11 @@ impl Wallet {
         for t in &plan.takes {
             let i = self.lot_ix(&t.lot).expect("planned from existing lots");
             self.lots[i].remaining -= t.units;
+            // An operator's debit takes units back: counted as revoked, so every lot still
+            // adds up (granted = remaining + used + revoked + expired).
+            if kind != EntryKind::Usage {
+                self.lots[i].revoked += t.units;
+            }
             self.post(LedgerEntry {
                 key: format!("{key}:{}", t.lot),
                 pool: pool.to_string(),

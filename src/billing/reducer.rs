@@ -1255,10 +1255,8 @@ impl<'c> Folder<'c> {
         let w = self.wallet(subject);
         if let Some(l) = w.lot(&key) {
             // The same period paid again (an upgrade's proration): top up to the larger allowance.
-            let (granted, closed) = (l.granted, l.closed);
-            if amount > granted
-                && !closed
-                && w.top_up(&key, format!("{key}:topup:{source}"), amount - granted, at, source)
+            let granted = l.granted;
+            if amount > granted && w.top_up(&key, format!("{key}:topup:{source}"), amount - granted, at, source)
             {
                 return vec![key];
             }
@@ -1577,7 +1575,8 @@ impl<'c> Folder<'c> {
         }
         self.touch(&a.subject, f.at);
         let key = a.lot_key();
-        if a.amount > 0 {
+        // A credit whose validity ended before it was given gives nothing.
+        if a.amount > 0 && a.valid_to.is_none_or(|t| t > f.at) {
             self.credit(
                 &a.subject,
                 NewLot {
@@ -1586,7 +1585,7 @@ impl<'c> Folder<'c> {
                     kind: LotKind::Adjustment,
                     amount: a.amount,
                     at: f.at,
-                    valid_to: a.valid_to.filter(|t| *t > f.at),
+                    valid_to: a.valid_to,
                     source: &f.key,
                     subscription: None,
                     catalog_version: None,
