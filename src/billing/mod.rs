@@ -162,7 +162,7 @@ pub use facts::{
 };
 pub use parse::{EventInfo, ParseError, Parsed};
 pub use razorpay::{parse_razorpay_event, parse_razorpay_value};
-pub use reducer::{reduce, reduce_set, reduce_with_usage, Applied, FactSet, Insert, Reducer, UsageTotals};
+pub use reducer::{reduce, reduce_set, reduce_sold, reduce_with_usage, Applied, FactSet, Insert, Reducer, UsageTotals};
 pub use state::{
     BillingState, FactCounts, FailedPayment, OverageEntry, PaymentRecord, PendingFact, Resolution, Revocation, SubjectState, SubscriptionState,
 };

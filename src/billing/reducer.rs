@@ -133,8 +133,26 @@ pub type UsageTotals = BTreeMap<String, BTreeMap<String, i64>>;
 /// [`reduce`] of `facts` together with charges given as per-lot totals. `usage` must
 /// not count a charge whose fact is also in `facts` (it would be counted twice).
 pub fn reduce_with_usage(catalog: &Catalog, facts: &[Fact], usage: &UsageTotals, now: Timestamp) -> BillingState {
+    reduce_sold(catalog, &BTreeMap::new(), facts, usage, now)
+}
+
+/// [`reduce_with_usage`] with the store's earlier catalog versions (`sold`, by version):
+/// a purchase or invoice read under one of them credits what that version sold (a new
+/// version that changes a token pack's seconds changes no earlier buyer's lot). A fact
+/// read under the active version, under none, or under a version not given, credits
+/// what `catalog` sells.
+pub fn reduce_sold(
+    catalog: &Catalog,
+    sold: &BTreeMap<u32, Catalog>,
+    facts: &[Fact],
+    usage: &UsageTotals,
+    now: Timestamp,
+) -> BillingState {
     let set: FactSet = facts.iter().cloned().collect();
-    Folder::run(catalog, &set, usage, now).st
+    let mut f = Folder::new(catalog);
+    f.sold = Some(sold);
+    f.fold(&set, usage, now);
+    f.st
 }
 
 /// How [`Reducer::apply`] took a fact in.
@@ -672,6 +690,8 @@ fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> Subscription
 #[derive(Clone)]
 struct Folder<'c> {
     catalog: &'c Catalog,
+    /// Earlier catalog versions, whose offers say what a fact read under them credits.
+    sold: Option<&'c BTreeMap<u32, Catalog>>,
     st: BillingState,
     attr: Attribution,
     /// Payment ref -> the payment records it belongs to, in the order they were
@@ -704,6 +724,7 @@ impl<'c> Folder<'c> {
         }
         Folder {
             catalog,
+            sold: None,
             st,
             attr: Attribution::default(),
             pay_index: BTreeMap::new(),
@@ -719,17 +740,28 @@ impl<'c> Folder<'c> {
     }
 
     fn run(catalog: &'c Catalog, set: &FactSet, usage: &UsageTotals, now: Timestamp) -> Folder<'c> {
-        let facts = set.sorted();
         let mut f = Folder::new(catalog);
-        f.attr.usage = usage.clone();
-        for x in &facts {
-            f.attr.observe(x);
-        }
-        for x in &facts {
-            f.step(x);
-        }
-        f.finish(now);
+        f.fold(set, usage, now);
         f
+    }
+
+    fn fold(&mut self, set: &FactSet, usage: &UsageTotals, now: Timestamp) {
+        let facts = set.sorted();
+        self.attr.usage = usage.clone();
+        for x in &facts {
+            self.attr.observe(x);
+        }
+        for x in &facts {
+            self.step(x);
+        }
+        self.finish(now);
+    }
+
+    /// The credits offer `key` gives, as the catalog version `f` was read under sold it
+    /// (when that version is given and has the offer), else as the active catalog does.
+    fn credits_sold(&self, f: &Fact, key: &str) -> &'c [crate::catalog::CreditGrant] {
+        let sold = f.catalog_version.and_then(|v| self.sold?.get(&v)).and_then(|c| c.offer(key));
+        sold.or_else(|| self.catalog.offer(key)).map(|o| o.credits.as_slice()).unwrap_or(&[])
     }
 
     fn warn(&mut self, w: String) {
@@ -974,7 +1006,7 @@ impl<'c> Folder<'c> {
             self.warn(x);
         }
         let mut lots = Vec::new();
-        for c in &offer.credits {
+        for c in self.credits_sold(f, &offer.key) {
             let key = format!("purchase:{}:{}", p.id, c.pool);
             let ok = self.credit(
                 subject,
@@ -1164,7 +1196,7 @@ impl<'c> Folder<'c> {
         for it in &items {
             let Some(o) = it.offer.as_deref().and_then(|k| catalog.offer(k)) else { continue };
             offer_key.get_or_insert_with(|| o.key.clone());
-            for c in &o.credits {
+            for c in self.credits_sold(f, &o.key) {
                 let m = match c.per {
                     CreditCadence::Period => &mut allowance,
                     CreditCadence::Once => &mut once,

@@ -4,10 +4,11 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
+use tollgate::billing::{reduce_sold, BillingState, Fact, UsageTotals};
 use tollgate::catalog::Catalog;
 use tollgate::grandfather::{self, Terms};
 use tollgate::model::Grant;
@@ -19,7 +20,7 @@ use crate::auth::{self, AuthError, Claims, KeySet};
 use crate::config::Config;
 use crate::http::{AppResponse, InRequest, Method, OutRequest, Transport};
 use crate::respond::error;
-use crate::store::{CatalogVersion, Store};
+use crate::store::{CatalogVersion, Store, StoreError};
 
 /// How long fetched JWKS keys are trusted before they are fetched again.
 pub const JWKS_TTL_SECS: i64 = 600;
@@ -243,21 +244,37 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         if needed.is_empty() {
             return (active, Vec::new());
         }
+        // A version that cannot be read now leaves its grants under the active terms.
+        let _ = self.load_versions(needed).await;
+        let terms = grandfather::terms(&active, &self.versions.borrow(), grants, now);
+        (active, terms)
+    }
+
+    /// Reads the store's catalog versions `needed` not read yet (once per isolate); one the
+    /// store does not have is left out, a store that fails is an error.
+    async fn load_versions(&self, needed: impl IntoIterator<Item = u32>) -> Result<(), StoreError> {
         for v in needed {
             if self.versions.borrow().contains_key(&v) {
                 continue;
             }
-            let read = self.store.catalog_version(&self.config.catalog, v).await;
-            let loaded = match read {
-                Ok(Some(stored)) => Catalog::from_json(&stored.document.to_string()).map(|c| c.with_version(v)).ok(),
-                _ => None,
-            };
-            if let Some(c) = loaded {
-                self.versions.borrow_mut().insert(v, c);
+            if let Some(stored) = self.store.catalog_version(&self.config.catalog, v).await? {
+                if let Ok(c) = Catalog::from_json(&stored.document.to_string()) {
+                    self.versions.borrow_mut().insert(v, c.with_version(v));
+                }
             }
         }
-        let terms = grandfather::terms(&active, &self.versions.borrow(), grants, now);
-        (active, terms)
+        Ok(())
+    }
+
+    /// Folds `facts` (charges as per-lot totals) under the active catalog, each purchase and
+    /// invoice crediting what the catalog version it was read under sold
+    /// (`billing::reduce_sold`).
+    pub async fn fold(&self, facts: &[Fact], usage: &UsageTotals, now: Timestamp) -> Result<BillingState, StoreError> {
+        let active = self.catalog();
+        let sold: BTreeSet<u32> =
+            facts.iter().filter_map(|f| f.catalog_version).filter(|v| Some(*v) != active.version).collect();
+        self.load_versions(sold).await?;
+        Ok(reduce_sold(&active, &self.versions.borrow(), facts, usage, now))
     }
 
     /// Whether the served catalog is the store's word (it answered at least once).

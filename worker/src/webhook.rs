@@ -22,7 +22,6 @@ use std::collections::BTreeSet;
 use tollgate::billing::facts::Fact;
 use tollgate::billing::parse::Parsed;
 use tollgate::billing::effects::fold_rows;
-use tollgate::billing::reducer::reduce_with_usage;
 use tollgate::catalog::SubscriptionEvent;
 use tollgate::time::Timestamp;
 
@@ -245,7 +244,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
         }
         all.extend(new.iter().cloned());
         fresh.extend(new);
-        let state = reduce_with_usage(&app.catalog(), &all, &usage, now);
+        let state = app.fold(&all, &usage, now).await?;
         // Every subject the fold writes must have had its charges' totals read.
         let unread: Vec<String> = state.subjects.keys().filter(|k| !cluster.contains(*k)).cloned().collect();
         if !unread.is_empty() && !unread.iter().all(|k| refs.contains(k)) {

@@ -66,16 +66,48 @@ fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_cred
 
 /// U1 buys Video Studio's 30-minute token pack with Stripe Checkout (payment `pi_1`).
 fn token_checkout() -> Value {
+    token_checkout_at(1, NOW)
+}
+
+/// U1's `n`th token pack (`cs_<n>`, payment `pi_<n>`), bought at `at`.
+fn token_checkout_at(n: u32, at: i64) -> Value {
     json!({
-        "id": "evt_1", "object": "event", "api_version": "2025-03-31.basil", "created": NOW, "type": "checkout.session.completed",
+        "id": format!("evt_{n}"), "object": "event", "api_version": "2025-03-31.basil", "created": at, "type": "checkout.session.completed",
         "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
         "data": {"object": {
-            "id": "cs_1", "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
-            "customer": "cus_1", "subscription": null, "payment_intent": "pi_1",
+            "id": format!("cs_{n}"), "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
+            "customer": "cus_1", "subscription": null, "payment_intent": format!("pi_{n}"),
             "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN"},
-            "amount_total": 1900, "currency": "usd", "created": NOW,
+            "amount_total": 1900, "currency": "usd", "created": at,
         }},
     })
+}
+
+/// A token pack keeps the seconds the catalog version it was bought under sold: version 2
+/// sells the 30-minute pack with 600 seconds, and the pack bought under version 1 still
+/// holds 1800 at every later fold (it was folded again with the active version's 600).
+#[test]
+fn a_new_catalog_version_changes_no_earlier_purchase() {
+    block(async {
+        let app = studio();
+        let v1: Value = serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+        assert_eq!(app.ctx.store.push_catalog(v1.clone(), true), 1);
+        let (s, v) = stripe(&app, &token_checkout_at(1, NOW), NOW).await;
+        assert_eq!(s, 200, "{v}");
+        let seconds = || app.ctx.store.balance(&Subject::user(U1), "video_seconds");
+        assert_eq!(seconds(), 1800);
+        let mut v2 = v1;
+        for o in v2["offers"].as_array_mut().unwrap() {
+            if o["key"] == "VIDEO_TOKENS_30_MIN" {
+                o["credits"][0]["amount"] = json!(600);
+            }
+        }
+        assert_eq!(app.ctx.store.push_catalog(v2, true), 2);
+        let later = NOW + 3600;
+        let (s, v) = stripe(&app, &token_checkout_at(2, later), later).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(seconds(), 1800 + 600, "each pack as its version sold it: {:#?}", app.ctx.store.lots(&Subject::user(U1)));
+    });
 }
 
 /// A hold released after a partial refund closed its lot: the fold of the same facts says
