@@ -433,3 +433,28 @@ fn a_debit_adjustment_breaks_the_lot_identity() {
     assert_eq!(st.balance(C, "video_seconds"), 300);
     assert_eq!(l.granted, l.remaining + l.used + l.revoked + l.expired, "200 units unaccounted: {l:#?}");
 }
+
+/// A period's invoice refunded after the renewal carried its unused allowance into a
+/// rollover lot: the refund takes the carried seconds back from the rollover, as the same
+/// refund a day before the renewal takes them from the allowance (it left them rolling on).
+#[test]
+fn a_refund_after_the_renewal_takes_back_what_rolled_over() {
+    let cat = catalog();
+    let base = vec![
+        link("cus_c", "c", T0),
+        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
+    ];
+    // Period 1's invoice refunded in full, just before the renewal ...
+    let mut before = base.clone();
+    before.push(refund("re_1", "stripe:pi_sub_c_0", 2900, 2900, P1E - DAY));
+    let b = fold(&cat, &before, P1E + 3 * DAY).balance(C, "video_seconds");
+    // ... or two days after it.
+    let mut after = base.clone();
+    after.push(refund("re_1", "stripe:pi_sub_c_0", 2900, 2900, P1E + 2 * DAY));
+    let st = fold(&cat, &after, P1E + 3 * DAY);
+    let a = st.balance(C, "video_seconds");
+    assert_eq!(b, 1800, "refunded before the renewal: period 2's allowance only");
+    let lots: Vec<_> = st.subject(C).unwrap().wallet.lots.iter().map(|l| (&l.key, l.kind, l.granted, l.remaining, l.revoked)).collect();
+    assert_eq!(a, b, "refunded after the renewal, the rolled-over 1800 s are taken back: {lots:#?}");
+}

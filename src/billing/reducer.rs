@@ -1490,7 +1490,15 @@ impl<'c> Folder<'c> {
             };
             let done = rec.revoked_units.get(&lot).copied().unwrap_or(0);
             if target > done {
-                self.wallet(&subject).revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
+                let w = self.wallet(&subject);
+                let took = w.revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
+                // What the lot no longer holds because a renewal carried it over is taken
+                // from the rollover lot it went to (up to what expired from this lot).
+                let short = target - done - took;
+                if let Some(next) = w.carried_into(&lot).filter(|_| short > 0) {
+                    let carried = w.lot(&lot).map_or(0, |l| l.expired);
+                    w.revoke(&next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(carried), f.at, &r.id);
+                }
                 rec.revoked_units.insert(lot.clone(), target);
             }
         }
