@@ -396,10 +396,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
             if theirs.price.interval == Interval::OneTime {
                 return None;
             }
-            catalog.products().iter().find(|p| {
-                catalog.offer_tier_for(offer, &p.id).is_some() && catalog.offer_tier_for(theirs, &p.id).is_some()
-            })
-            .map(|p| (s, p))
+            shared_product(catalog, offer, theirs).map(|p| (s, p))
         });
         if let Some((s, p)) = overlap {
             return Err(Refusal::new(
@@ -420,6 +417,11 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
         Provider::Stripe => Ok(stripe_session(catalog, offer, purchase, account, quantity, &meta)),
         Provider::Razorpay => razorpay_purchase(offer, quantity, &meta, now),
     }
+}
+
+/// A product both offers give a tier of.
+fn shared_product<'c>(catalog: &'c Catalog, a: &Offer, b: &Offer) -> Option<&'c crate::catalog::Product> {
+    catalog.products().iter().find(|p| catalog.offer_tier_for(a, &p.id).is_some() && catalog.offer_tier_for(b, &p.id).is_some())
 }
 
 fn stripe_session(
@@ -458,8 +460,12 @@ fn stripe_session(
     for (k, v) in meta {
         put(&format!("{on}[metadata][{k}]"), v.clone());
     }
-    // A trial once per subject and offer.
-    let had = account.subscriptions.iter().any(|s| s.offer.as_deref() == Some(offer.key.as_str()));
+    // A trial once per subject and product: none after any subscription (running or
+    // ended) to this offer or another plan of one of its products.
+    let had = account.subscriptions.iter().any(|s| {
+        s.offer.as_deref() == Some(offer.key.as_str())
+            || s.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| shared_product(catalog, offer, o).is_some())
+    });
     if recurring && offer.trial_days > 0 && !had {
         put("subscription_data[trial_period_days]", offer.trial_days.to_string());
     }
@@ -977,6 +983,18 @@ mod tests {
         let mut two = buy("SUITE_PRO_MONTHLY");
         two.quantity = Some(2);
         assert_eq!(refused(checkout(&catalog("vcm"), &two, &user(), NOW)), RefusalCode::InvalidQuantity);
+    }
+
+    #[test]
+    fn a_trial_once_per_product_whichever_plan_had_it() {
+        let cat = catalog("org");
+        let p = buy("ORG_PROFESSIONAL_MONTHLY");
+        let fresh = checkout(&cat, &p, &org(Role::Owner, 0), NOW).unwrap();
+        assert_eq!(fresh.field("subscription_data[trial_period_days]"), Some("14"));
+        let mut a = org(Role::Owner, 0);
+        a.subscriptions.push(held(Provider::Stripe, "sub_old", "ORG_BUSINESS_MONTHLY", SubStatus::Ended));
+        let c = checkout(&cat, &p, &a, NOW).unwrap();
+        assert_eq!(c.field("subscription_data[trial_period_days]"), None, "the organization plan was had on Business");
     }
 
     #[test]
