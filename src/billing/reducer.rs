@@ -1039,7 +1039,6 @@ impl<'c> Folder<'c> {
             currency: p.currency.clone(),
             at: f.at,
             lots,
-            items: Vec::new(),
             grants,
             reversed: 0,
             revoked_units: BTreeMap::new(),
@@ -1158,7 +1157,7 @@ impl<'c> Folder<'c> {
             sold_under(e, f);
             if let Some(end) = period_end.filter(|end| e.period_paid.as_ref().is_none_or(|p| *end > p.until)) {
                 let paying = if inv_items.iter().any(|x| x.offer.is_some()) { &inv_items } else { &e.items };
-                e.period_paid = Some(PeriodPaid { until: end, items: paying.clone() });
+                e.period_paid = Some(PeriodPaid { until: end, items: paying.clone(), by: i.id.clone() });
             }
             let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
@@ -1252,7 +1251,6 @@ impl<'c> Folder<'c> {
             currency: i.currency.clone(),
             at: f.at,
             lots,
-            items,
             grants: Vec::new(),
             reversed: 0,
             revoked_units: BTreeMap::new(),
@@ -1509,16 +1507,16 @@ impl<'c> Folder<'c> {
                 g.valid_to = min_opt(g.valid_to, Some(f.at));
             }
             if let Some(sid) = &rec.subscription {
-                // An earlier payment of the same period not taken back (the period's first
-                // invoice, when this one paid an upgrade) keeps what it paid for.
+                // The period's first payment, when this one came after it (an upgrade's)
+                // and it is not taken back, keeps what it paid for.
+                let payments = &self.st.payments;
                 let keep: Vec<Item> = self
                     .st
-                    .payments
-                    .values()
-                    .filter(|p| p.id != pid && p.subscription.as_ref() == Some(sid) && p.revoked_at.is_none())
-                    .filter(|p| rec.period_end.is_some() && p.period_end == rec.period_end)
-                    .filter(|p| (p.at, &p.id) < (rec.at, &rec.id))
-                    .min_by_key(|p| (p.at, p.id.clone()))
+                    .subscriptions
+                    .get(sid)
+                    .and_then(|s| s.period_paid.as_ref())
+                    .filter(|p| rec.period_end == Some(p.until) && p.by != pid)
+                    .filter(|p| payments.get(&p.by).is_some_and(|first| first.revoked_at.is_none()))
                     .map(|p| p.items.clone())
                     .unwrap_or_default();
                 if let Some(s) = self.st.subscriptions.get_mut(sid) {

@@ -163,7 +163,7 @@ pub struct Revocation {
     pub through: Timestamp,
     /// The refund or dispute.
     pub by: String,
-    /// What an earlier payment of the same period paid for, which the reversal leaves
+    /// What the period's first payment paid for, which the reversal of a later one leaves
     /// (a refunded upgrade falls back to the plan the period's first invoice paid for);
     /// empty: nothing of the period stays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,6 +175,8 @@ pub struct Revocation {
 pub struct PeriodPaid {
     pub until: Timestamp,
     pub items: Vec<Item>,
+    /// The payment (its invoice).
+    pub by: String,
 }
 
 /// A payment and what it granted, so a refund or dispute can take it back.
@@ -198,9 +200,6 @@ pub struct PaymentRecord {
     /// Credit lots it opened or topped up (a reversal takes back what it put in them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lots: Vec<String>,
-    /// The subscription items it paid for.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<Item>,
     /// Grants of a one-time purchase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
