@@ -347,6 +347,15 @@ impl Need {
         }
     }
 
+    /// Its decision for the subject now.
+    fn verdict<'a>(self, catalog: &Catalog, ents: &'a Entitlements, now: Timestamp) -> Verdict<'a> {
+        match self {
+            Need::Tier(pi, t) => has_access_verdict(catalog, ents, pi, t, now),
+            Need::Capability(ci) => can_verdict(catalog, ents, ci, now),
+            Need::Limit(li, used) => check_limit_verdict(catalog, ents, li, used, now),
+        }
+    }
+
     /// Is it met at tier `t` of its product (None: no tier)?
     fn met(self, catalog: &Catalog, t: Option<usize>) -> bool {
         match self {
@@ -470,10 +479,7 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
         }
         Ask::Tool { tool, usage } => {
             let ti = catalog.tool_index(tool).ok_or_else(|| DecideError::UnknownTool(tool.into()))?;
-            let req = catalog.tool_requirement(ti);
-            needs.extend(req.tier.map(|(pi, t)| Need::Tier(pi, t)));
-            needs.extend(req.capability.map(Need::Capability));
-            needs.extend(req.limit.map(|li| Need::Limit(li, usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0))));
+            needs.extend(tool_needs(catalog, ti, usage));
         }
     }
     let needs: Vec<(Need, Option<usize>)> =
@@ -697,43 +703,35 @@ fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usag
 /// requirements come as indices resolved when the catalog loaded; all must hold,
 /// the first failing one explains, and the answer holds until the earliest of theirs.
 pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> Verdict<'a> {
-    let req = catalog.tool_requirement(ti);
-    let mut verdicts: [Option<Verdict<'a>>; 3] = [None; 3];
-    let mut needs: [Option<Need>; 3] = [None; 3];
-    if let Some((pi, t)) = req.tier {
-        verdicts[0] = Some(has_access_verdict(catalog, ents, pi, t, now));
-        needs[0] = Some(Need::Tier(pi, t));
+    let mut needs = [(Need::Capability(0), None); MAX_NEEDS];
+    let mut verdicts: [Option<Verdict<'a>>; MAX_NEEDS] = [None; MAX_NEEDS];
+    let mut n = 0;
+    for need in tool_needs(catalog, ti, usage) {
+        let v = need.verdict(catalog, ents, now);
+        (needs[n], verdicts[n]) = ((need, v.tier), Some(v));
+        n += 1;
     }
-    if let Some(ci) = req.capability {
-        verdicts[1] = Some(can_verdict(catalog, ents, ci, now));
-        needs[1] = Some(Need::Capability(ci));
-    }
-    if let Some(li) = req.limit {
-        let used = usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0);
-        verdicts[2] = Some(check_limit_verdict(catalog, ents, li, used, now));
-        needs[2] = Some(Need::Limit(li, used));
-    }
-    let all = verdicts.iter().flatten();
+    let all = verdicts[..n].iter().flatten();
     let holds_until = all.clone().filter_map(|v| v.holds_until).min();
     let mut v = match all.clone().find(|v| !v.allowed) {
         Some(v) => *v,
         None => *all.last().expect("validated: a tool has a requirement"),
     };
     v.holds_until = holds_until;
-    if !v.allowed && verdicts.iter().flatten().count() > 1 {
+    if !v.allowed && n > 1 {
         // The offer shown must unlock the tool: meet every requirement, not only
         // the first unmet one.
-        let mut with_tiers = [(Need::Capability(0), None); 3];
-        let mut n = 0;
-        for (need, verdict) in needs.iter().zip(&verdicts) {
-            if let (Some(need), Some(verdict)) = (need, verdict) {
-                with_tiers[n] = (*need, verdict.tier);
-                n += 1;
-            }
-        }
-        v.upgrade = unlocking(catalog, ents, now, &with_tiers[..n], v.upgrade);
+        v.upgrade = unlocking(catalog, ents, now, &needs[..n], v.upgrade);
     }
     v
+}
+
+/// A tool's requirements, in order (tier, capability, limit with its usage so far).
+fn tool_needs(catalog: &Catalog, ti: usize, usage: &Usage) -> impl Iterator<Item = Need> {
+    let req = catalog.tool_requirement(ti);
+    let used = |li: usize| usage.get(&catalog.doc.limits[li].id).copied().unwrap_or(0);
+    let limit = req.limit.map(|li| Need::Limit(li, used(li)));
+    req.tier.map(|(pi, t)| Need::Tier(pi, t)).into_iter().chain(req.capability.map(Need::Capability)).chain(limit)
 }
 
 /// The batch call: every tool of a page (or every tool when `page` is None) at once.
