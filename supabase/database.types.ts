@@ -1452,6 +1452,8 @@ export type Database = {
       tollgate_expired_holds: {
         Args: {
           p_now: string;
+          p_after_at?: string;
+          p_after_id?: string;
           p_limit?: number;
         };
         Returns: Json;

@@ -218,6 +218,33 @@ test('holds: taken at once, released back exactly, captured for good, and expire
   assert.equal(theirs.status, 404, 'someone else\'s usage is not found');
 });
 
+test('the scheduled run reads expired holds in keyset pages: each page starts after the last one', { skip: razorpay }, async () => {
+  const uid = await createUser();
+  assert.equal((await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] })).status, 201);
+  const holds = [];
+  for (let i = 0; i < 3; i++) {
+    const h = await track(uid, id('hold'), { feature: 'ai_credits', quantity: 1, hold: true });
+    assert.equal(h.status, 200, h.text);
+    holds.push(h.json.usage_id);
+    // Ended long ago, a second apart: no other test's hold ends that early.
+    await q(`update usage_records set hold_until = timestamptz '2000-01-01T00:00:00Z' + $2 * interval '1 second' where id = $1`, [h.json.usage_id, i + 1]);
+  }
+  const page = async (after) => {
+    const [{ p }] = await q(`select public.tollgate_expired_holds(timestamptz '2000-01-01T00:00:05Z', $1, $2, 2) as p`, [after?.hold_until ?? null, after?.usage_id ?? null]);
+    return p;
+  };
+  const first = await page(null);
+  assert.deepEqual(first.map((h) => h.usage_id), holds.slice(0, 2));
+  assert.deepEqual(first[0].subject, { user_id: uid });
+  const second = await page(first[1]);
+  assert.deepEqual(second.map((h) => h.usage_id), holds.slice(2));
+  assert.deepEqual(await page(second[0]), []);
+  const run = await worker('GET', '/__scheduled?cron=*/15+*+*+*+*');
+  assert.equal(run.status, 200, run.text);
+  const left = await q(`select count(*)::int as n from usage_records where id = any($1::uuid[]) and status = 'held'`, [holds]);
+  assert.equal(left[0].n, 0, 'the run released all three');
+});
+
 test('a hold retried under its Idempotency-Key answers as the hold did: its hold_until and record', { skip: razorpay }, async () => {
   const uid = await createUser();
   const g = await admin({ user_id: uid, credits: [{ pool: 'ai_credits', amount: 10, id: id('welcome') }] });

@@ -819,7 +819,7 @@ impl Store for MemoryStore {
         Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold }))
     }
 
-    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
+    async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
         let g = self.inner.borrow();
         let mut held: Vec<(Timestamp, String, String)> = g
             .records
@@ -829,12 +829,13 @@ impl Store for MemoryStore {
                 let until: Timestamp = serde_json::from_value(r.record["hold_until"].clone()).ok()?;
                 (until <= now).then(|| (until, r.id.clone(), r.subject.clone()))
             })
+            .filter(|(until, id, _)| after.is_none_or(|(at, after_id)| (until, id) > (at, after_id)))
             .collect();
         held.sort();
         Ok(held
             .into_iter()
             .take(limit as usize)
-            .filter_map(|(_, id, s)| Some(ExpiredHold { usage_id: id, subject: Subject::from_key(&s)? }))
+            .filter_map(|(hold_until, id, s)| Some(ExpiredHold { usage_id: id, hold_until, subject: Subject::from_key(&s)? }))
             .collect())
     }
 

@@ -140,6 +140,8 @@ pub struct Settled {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExpiredHold {
     pub usage_id: String,
+    /// When the hold ended (with `usage_id`, the cursor of the next page).
+    pub hold_until: Timestamp,
     pub subject: Subject,
 }
 
@@ -374,8 +376,9 @@ pub trait Store {
     /// the subject has no such usage. A capture at or after the hold's end is refused
     /// (`hold_expired`).
     async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError>;
-    /// Holds past their end at `now`, oldest first.
-    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
+    /// Holds past their end at `now`, oldest first, after the cursor `after` (the last
+    /// hold of the previous page: its `hold_until` and `usage_id`).
+    async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
     /// Sets the subject's overage choice (`usage_preferences`).
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError>;
     /// How much of `limit` the subject used in the window that starts at `window_start`.
@@ -662,18 +665,21 @@ impl<T: Transport> Store for SupabaseStore<T> {
         }))
     }
 
-    async fn expired_holds(&self, now: Timestamp, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
-        let v = self.client.rpc("tollgate_expired_holds", &json!({"p_now": now, "p_limit": limit})).await?;
-        Ok(v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|h| {
-                        let subject = Subject::from_json(&h["subject"])?;
-                        Some(ExpiredHold { usage_id: h["usage_id"].as_str()?.to_string(), subject })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+    async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
+        let args = json!({
+            "p_now": now,
+            "p_after_at": after.map(|a| a.0),
+            "p_after_id": after.map(|a| a.1.clone()),
+            "p_limit": limit,
+        });
+        let v = self.client.rpc("tollgate_expired_holds", &args).await?;
+        let mut out = Vec::new();
+        for h in v.as_array().cloned().unwrap_or_default() {
+            let Some(subject) = Subject::from_json(&h["subject"]) else { continue };
+            let hold_until: Timestamp = decode(h["hold_until"].clone(), "expired hold's end")?;
+            out.push(ExpiredHold { usage_id: h["usage_id"].as_str().unwrap_or("").to_string(), hold_until, subject });
+        }
+        Ok(out)
     }
 
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {

@@ -403,19 +403,28 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
     let trial = turned("trial_end", &[SubscriptionEvent::TrialEnding]);
     folds.turned(app, now, trial, |after| async move { app.store.trials(after.as_deref(), GRACE_PAGE).await }).await?;
     let Refolds { refolded, mut failed, .. } = folds;
-    // Holds not captured by their end give back what they took.
+    // Holds not captured by their end give back what they took, page by page: one that
+    // cannot be released now stays expired and held, and never hides the ones after it.
     let mut released = 0;
-    for h in app.store.expired_holds(now, EXPIRY_PAGE as u32).await? {
-        match app.store.settle(&h.subject, &h.usage_id, true, now).await {
-            Ok(Some(s)) if !s.replayed => {
-                released += 1;
-                if settled(app, &h.subject, &s, now).await.is_err() {
-                    failed += 1;
+    let mut after: Option<(Timestamp, String)> = None;
+    for _ in 0..EXPIRY_PAGES {
+        let holds = app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await?;
+        for h in &holds {
+            match app.store.settle(&h.subject, &h.usage_id, true, now).await {
+                Ok(Some(s)) if !s.replayed => {
+                    released += 1;
+                    if settled(app, &h.subject, &s, now).await.is_err() {
+                        failed += 1;
+                    }
                 }
+                Ok(_) => {}
+                Err(_) => failed += 1,
             }
-            Ok(_) => {}
-            // One hold that cannot be released now does not stop the others.
-            Err(_) => failed += 1,
+        }
+        let Some(last) = holds.last() else { break };
+        after = Some((last.hold_until, last.usage_id.clone()));
+        if holds.len() < EXPIRY_PAGE {
+            break;
         }
     }
     // Alerts of windows that ended resolve (the core decides which), then the outbox goes out.

@@ -377,6 +377,27 @@ fn a_hold_takes_credits_at_once_and_gives_back_exactly_what_it_took_unless_captu
 }
 
 #[test]
+fn one_scheduled_run_releases_every_expired_hold_past_the_first_page() {
+    block(async {
+        let t = T::with("razorpay-ai");
+        let u = t.user(U1, None).await;
+        let body = json!({"user_id": u, "credits": [{"pool": "ai_credits", "amount": 1000, "id": "welcome"}]});
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        assert_eq!(t.call("/v1/admin/grants", h, body, NOW).await.0, 201);
+        // More holds than one page of the run's query (500) end at the same moment.
+        for i in 0..501 {
+            let (s, v) = t.track(&u, &format!("h{i}"), json!({"feature": "ai_credits", "quantity": 1, "hold": true}), NOW).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        let balance = || async { t.check(&u, json!({"feature": "ai_credits"}), NOW + 2 * 60 * 60).await.1["limit"].clone() };
+        assert_eq!(balance().await, json!(499));
+        let report = t.app.scheduled(Timestamp(NOW + 2 * 60 * 60)).await.unwrap();
+        assert_eq!(report["released_holds"], 501, "every expired hold, not only the first page: {report}");
+        assert_eq!(balance().await, json!(1000));
+    });
+}
+
+#[test]
 fn exports_are_full_watermarked_or_refused_by_plan() {
     block(async {
         let t = T::new();
