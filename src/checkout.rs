@@ -70,6 +70,9 @@ pub struct Held {
     pub quantity: u32,
     pub cancel_at_period_end: bool,
     pub current_period_end: Option<Timestamp>,
+    /// The products its grants give now (a bundle's chosen ones among them); empty when
+    /// the store has none written for it yet (then every product its offer may give).
+    pub products: Vec<String>,
 }
 
 impl Held {
@@ -396,7 +399,16 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
             if theirs.price.interval == Interval::OneTime {
                 return None;
             }
-            shared_product(catalog, offer, theirs).map(|p| (s, p))
+            // What the subscription gives now (a bundle: the products chosen for it), else
+            // all its offer may give.
+            let held = |p: &crate::catalog::Product| {
+                if s.products.is_empty() {
+                    catalog.offer_tier_for(theirs, &p.id).is_some()
+                } else {
+                    s.products.contains(&p.id)
+                }
+            };
+            catalog.products().iter().find(|p| catalog.offer_tier_for(offer, &p.id).is_some() && held(p)).map(|p| (s, p))
         });
         if let Some((s, p)) = overlap {
             return Err(Refusal::new(
@@ -880,6 +892,7 @@ mod tests {
             quantity: 1,
             cancel_at_period_end: false,
             current_period_end: Some(Timestamp(NOW.0 + 86_400)),
+            products: vec![],
         }
     }
     fn refused(r: Result<Call, Refusal>) -> RefusalCode {

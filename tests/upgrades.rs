@@ -78,6 +78,7 @@ fn live(offer: &str) -> Held {
         quantity: 1,
         cancel_at_period_end: false,
         current_period_end: Some(Timestamp(NOW.0 + 20 * 86_400)),
+        products: vec![],
     }
 }
 
@@ -132,6 +133,27 @@ fn checkout_refuses_a_second_plan_of_a_product_already_subscribed() {
     a.subscriptions.push(live("SUITE_STARTER_MONTHLY"));
     let r = checkout::checkout(&c, &buy("SUITE_PRO_MONTHLY"), &a, NOW);
     assert!(r.is_err(), "a second suite subscription was sold beside a live one: {:?}", r.map(|c| c.path));
+}
+
+/// A bundle subscriber buys a single cloud the bundle does not hold: the products its
+/// grants give now decide, not every cloud the bundle could have been bought with. A plan
+/// of a cloud it does hold is still a second subscription of it.
+#[test]
+fn a_bundle_subscriber_buys_a_cloud_outside_its_chosen_ones() {
+    let c = vcm();
+    let mut a = user();
+    a.subscriptions.push(Held {
+        products: vec!["creation".into(), "suite".into(), "writing".into()],
+        ..live("SUITE_PRO_TWO_CLOUDS_MONTHLY")
+    });
+    let r = checkout::checkout(&c, &buy("CLOUD_VIDEO_PRO_MONTHLY"), &a, NOW);
+    assert!(r.is_ok(), "Video Cloud was refused beside a Creation and Writing bundle: {:?}", r.err());
+    let r = checkout::checkout(&c, &buy("CLOUD_WRITING_PRO_MONTHLY"), &a, NOW).expect_err("writing is held");
+    assert_eq!(r.code, checkout::RefusalCode::AlreadySubscribed);
+    assert!(r.message.contains("`writing`"), "{}", r.message);
+    // Not yet written (no grants): every cloud the bundle may give counts as held.
+    a.subscriptions[0].products.clear();
+    assert!(checkout::checkout(&c, &buy("CLOUD_VIDEO_PRO_MONTHLY"), &a, NOW).is_err());
 }
 
 /// The same for an organization (one plan subscription per organization): an owner on

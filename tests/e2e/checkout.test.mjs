@@ -310,6 +310,14 @@ test('a 2-cloud bundle carries the chosen clouds to the grants; wrong choices ar
   }));
   await completeStripe(session, r.json.id);
   assert.deepEqual((await grants('user_id', uid)).map((g) => [g.cloud_id, g.tier]), [['suite', 'pro'], ['video', 'pro'], ['writing', 'pro']]);
+
+  // Beside the bundle, a cloud it does not hold is sold; one it holds is a second bill.
+  const creation = await post('/v1/checkout', uid, { offer: 'CLOUD_CREATION_PRO_MONTHLY', ...urls });
+  assert.equal(creation.status, 200, creation.text);
+  const before = workerCalls();
+  const writing = await post('/v1/checkout', uid, { offer: 'CLOUD_WRITING_PRO_MONTHLY', ...urls });
+  assert.deepEqual([writing.status, writing.json.error?.code], [409, 'already_subscribed'], writing.text);
+  assert.equal(workerCalls(), before);
 });
 
 test('an upgrade changes the subscription item\'s price now, as Stripe\'s library would', { skip: only('vcm-suite') }, async () => {

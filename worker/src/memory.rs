@@ -1396,7 +1396,16 @@ impl Store for MemoryStore {
             "exists": g.known(subject),
             "role": org.as_ref().and_then(|o| g.roles.get(&(o.clone(), caller.to_string()))),
             "seats_used": org.as_ref().and_then(|o| g.seats.get(o)).map_or(0, |s| s.len()),
-            "subscriptions": g.subscriptions.get(&key).map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "subscriptions": g.subscriptions.get(&key).into_iter().flat_map(|m| m.values()).map(|s| {
+                // What it gives now: its grants that are active, on trial or past due.
+                let grants: Vec<Value> = g.grant_rows(&key).into_iter()
+                    .filter(|r| r["source_ref"].as_str() == Some(&format!("{}:{}", s["provider"].as_str().unwrap_or(""), s["subscription_id"].as_str().unwrap_or(""))) && matches!(r["status"].as_str(), Some("active" | "trial" | "past_due")))
+                    .map(|r| json!({"product": r["cloud_id"], "tier": r["tier"]}))
+                    .collect();
+                let mut s = s.clone();
+                s["grants"] = json!(grants);
+                s
+            }).collect::<Vec<_>>(),
             "customers": g.customers.get(&key).into_iter().flatten()
                 .map(|(p, c)| json!({"provider": p, "customer_id": c})).collect::<Vec<_>>(),
         });

@@ -465,6 +465,12 @@ pub fn account_from_json(subject: &Subject, v: &Value) -> Result<Option<Account>
                 Value::Null => None,
                 t => Some(serde_json::from_value(t.clone()).map_err(|_| bad("a period end"))?),
             },
+            products: s["grants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g["product"].as_str().map(str::to_string))
+                .collect(),
         });
     }
     let mut customers = Vec::new();
