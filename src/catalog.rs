@@ -846,14 +846,10 @@ impl Catalog {
     }
 
     /// Fills the three upgrade indices from one ranking per product of the
-    /// visible offers with the tier each gives (cheapest first: monthly
-    /// equivalent, then offer key).
+    /// visible offers with the tier each gives (cheapest first: [`Catalog::cheaper`]).
     fn build_upgrade_indices(&mut self) {
         let offers = &self.doc.offers;
-        let cheaper = |a: usize, b: usize| {
-            let (oa, ob) = (&offers[a], &offers[b]);
-            oa.price.monthly_equivalent().cmp(&ob.price.monthly_equivalent()).then(oa.key.cmp(&ob.key))
-        };
+        let cheaper = |a: usize, b: usize| self.cheaper(&offers[a], &offers[b]);
         let ranked: Vec<Vec<(usize, usize)>> = self
             .doc
             .products
@@ -982,6 +978,16 @@ impl Catalog {
 
     pub fn meta(&self) -> &CatalogMeta {
         &self.doc.catalog
+    }
+
+    /// The order offers are ranked in, cheapest first: offers priced in the catalog's
+    /// currency before the others, amounts (monthly equivalents in minor units) compared
+    /// only within one currency, then by key. 1,900 US cents are not cheaper than 49,900
+    /// paise: in a rupee catalog the rupee offers come first.
+    pub fn cheaper(&self, a: &Offer, b: &Offer) -> std::cmp::Ordering {
+        let home = &self.doc.catalog.currency;
+        let (pa, pb) = (&a.price, &b.price);
+        (pa.currency != *home, &pa.currency, pa.monthly_equivalent(), &a.key).cmp(&(pb.currency != *home, &pb.currency, pb.monthly_equivalent(), &b.key))
     }
     pub fn product(&self, id: &str) -> Option<&Product> {
         find(&self.product_ix, id).map(|i| &self.doc.products[i])
@@ -1207,16 +1213,14 @@ mod tests {
 
     /// The question the precomputed upgrade indices answer, asked the slow way:
     /// every visible offer whose tier on `product` is above `current` and
-    /// satisfies `pred`, cheapest (monthly equivalent, then key) first.
+    /// satisfies `pred`, cheapest ([`Catalog::cheaper`]) first.
     fn scan(c: &Catalog, product: &str, current: Option<usize>, pred: impl Fn(usize) -> bool) -> Option<usize> {
         c.offers()
             .iter()
             .enumerate()
             .filter(|(_, o)| !o.hidden)
             .filter(|(_, o)| c.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|x| t > x) && pred(t)))
-            .min_by(|(_, a), (_, b)| {
-                a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key))
-            })
+            .min_by(|(_, a), (_, b)| c.cheaper(a, b))
             .map(|(i, _)| i)
     }
 

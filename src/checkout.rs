@@ -695,8 +695,21 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str) 
             format!("`{to}` gives fewer seats than the {} the organization has given", account.seats_used),
         ));
     }
-    let from_price = held.offer.as_deref().and_then(|k| catalog.offer(k)).map(|o| o.price.monthly_equivalent());
-    let upgrade = from_price.is_none_or(|p| target.price.monthly_equivalent() > p);
+    let from = held.offer.as_deref().and_then(|k| catalog.offer(k));
+    // A subscription bills in one currency (neither provider changes it), and amounts in
+    // two currencies are not compared.
+    if let Some(f) = from.filter(|f| f.price.currency != target.price.currency) {
+        return Err(Refusal::new(
+            RefusalCode::NotSellable,
+            format!(
+                "subscription {} bills in {}, `{to}` in {}: a subscription's currency does not change; end it at its period's end, then buy `{to}`",
+                held.id,
+                f.price.currency.to_ascii_uppercase(),
+                target.price.currency.to_ascii_uppercase()
+            ),
+        ));
+    }
+    let upgrade = from.is_none_or(|f| target.price.monthly_equivalent() > f.price.monthly_equivalent());
     let first = match held.provider {
         // Both Stripe changes start from the subscription: its item, quantity and product.
         Provider::Stripe => Call::stripe(Method::Get, format!("/v1/subscriptions/{}", held.id), vec![]),

@@ -531,9 +531,7 @@ fn cheapest_where(
         .enumerate()
         .filter(|(_, o)| !o.hidden)
         .filter(|(_, o)| catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t)))
-        .min_by(|(_, a), (_, b)| {
-            a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key))
-        })
+        .min_by(|(_, a), (_, b)| catalog.cheaper(a, b))
         .map(|(o, _)| upgrade(catalog, o))
 }
 

@@ -304,7 +304,7 @@ pub fn cheapest_credit_offer<'c>(catalog: &'c Catalog, pool: &str) -> Option<&'c
         .offers()
         .iter()
         .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
-        .min_by(|a, b| a.price.monthly_equivalent().cmp(&b.price.monthly_equivalent()).then(a.key.cmp(&b.key)))
+        .min_by(|a, b| catalog.cheaper(a, b))
 }
 
 #[cfg(test)]
