@@ -218,16 +218,32 @@ fn anchored(anchor: Timestamp, every: u32, now: Timestamp) -> Option<Window> {
     Some(Window { start: after(k)?, resets_at: after(k + every) })
 }
 
-/// The billing period an overage cap counts over at `now`: the current period of the
-/// subject's subscription that holds `now` (`periods`: each subscription's current period
-/// start and end), else the UTC calendar month.
-pub fn overage_period(periods: &[(Timestamp, Timestamp)], now: Timestamp) -> Window {
-    periods
-        .iter()
-        .filter(|(start, end)| *start <= now && now < *end)
-        .max_by_key(|(start, _)| *start)
-        .map(|(start, end)| Window { start: *start, resets_at: Some(*end) })
-        .unwrap_or_else(|| window(LimitPeriod::Month, now))
+/// A running subscription's current billing period, and since when the subject has had
+/// the subscription (the store's first record of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BillingPeriod {
+    pub since: Timestamp,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// The billing period an overage cap counts over at `now`: that of the subject's oldest
+/// running subscription (the one had longest, so another bought later, or renewing on
+/// another day, does not move the window and start an empty count): its current period
+/// while that holds `now`; after it, until the renewal is told, the periods of the same
+/// length that follow (a renewal starts where the period ended, so its arrival does not
+/// move the window either). Without one, the UTC calendar month.
+pub fn overage_period(periods: &[BillingPeriod], now: Timestamp) -> Window {
+    let anchor = periods.iter().filter(|p| p.start < p.end && p.start <= now).min_by_key(|p| (p.since, p.start, p.end));
+    match anchor {
+        Some(p) if now < p.end => Window { start: p.start, resets_at: Some(p.end) },
+        Some(p) => {
+            let len = p.end.0 - p.start.0;
+            let start = p.end.0 + (now.0 - p.end.0) / len * len;
+            Window { start: Timestamp(start), resets_at: Some(Timestamp(start.saturating_add(len))) }
+        }
+        None => window(LimitPeriod::Month, now),
+    }
 }
 
 /// The counter an overage cap is kept in (`usage_counters`, per billing period): a name

@@ -378,7 +378,8 @@ fn a_billing_period_turns_with_the_providers_period_after_a_trial() {
     let now = ts("2026-04-03T00:00:00Z");
     let w = meter::limit_window(&billing, &trial, li, now);
     assert_eq!((w.start, w.resets_at), (ts("2026-03-08T00:00:00Z"), Some(ts("2026-04-08T00:00:00Z"))));
-    assert_eq!(w, meter::overage_period(&[(ts("2026-03-08T00:00:00Z"), ts("2026-04-08T00:00:00Z"))], now));
+    let period = meter::BillingPeriod { since: ts("2026-03-01T00:00:00Z"), start: ts("2026-03-08T00:00:00Z"), end: ts("2026-04-08T00:00:00Z") };
+    assert_eq!(w, meter::overage_period(&[period], now));
     let monthly = razorpay();
     let w = meter::limit_window(&monthly, &trial, monthly.limit_index("monthly_ai_credits").unwrap(), now);
     assert_eq!(w.start, ts("2026-03-08T00:00:00Z"));

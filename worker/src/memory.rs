@@ -420,6 +420,7 @@ impl Inner {
             "preferences": self.preferences.get(&key).cloned(),
             "seats": match s { Subject::Org(o) => json!(self.seats.get(o).map(|x| x.len()).unwrap_or(0)), _ => Value::Null },
             "memberships": memberships,
+            "subscriptions": self.subscriptions.get(&key).map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default(),
         });
         v["stamp"] = json!(stamp(&v));
         if ledger_key.is_none() {
@@ -1058,8 +1059,12 @@ impl Store for MemoryStore {
                 }
             }
             for sub in &rows.subscriptions {
-                let v = serde_json::to_value(sub).map_err(|e| StoreError::Decode(e.to_string()))?;
-                g.subscriptions.entry(key.clone()).or_default().insert(sub.subscription_id.clone(), v);
+                let mut v = serde_json::to_value(sub).map_err(|e| StoreError::Decode(e.to_string()))?;
+                // When it was first recorded, kept across rewrites (the table's `created_at`;
+                // this store has no clock: the start of the first period it was told with).
+                let subs = g.subscriptions.entry(key.clone()).or_default();
+                v["created_at"] = subs.get(&sub.subscription_id).map_or(json!(sub.current_period_start), |old| old["created_at"].clone());
+                subs.insert(sub.subscription_id.clone(), v);
             }
             for c in &rows.customers {
                 g.customers.entry(key.clone()).or_default().insert((c.provider.clone(), c.customer_id.clone()));

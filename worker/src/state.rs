@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tollgate::billing::facts::SubStatus;
 use tollgate::catalog::Catalog;
 use tollgate::credits::{Lot, Wallet};
+use tollgate::meter::BillingPeriod;
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::time::Timestamp;
 
@@ -161,6 +162,9 @@ struct SubscriptionRow {
     current_period_start: Option<Timestamp>,
     #[serde(default)]
     current_period_end: Option<Timestamp>,
+    /// When the store first recorded it.
+    #[serde(default)]
+    created_at: Option<Timestamp>,
 }
 
 impl SubscriptionRow {
@@ -215,9 +219,9 @@ pub struct SubjectState {
     /// What a usage charge planned from this state is checked against
     /// (`tollgate_usage_stamp`): unchanged, the plan still holds.
     pub stamp: Option<String>,
-    /// The current period (start, end) of each of its subscriptions that is not ended:
-    /// the billing periods an overage cap counts over.
-    pub periods: Vec<(Timestamp, Timestamp)>,
+    /// The current period of each of its subscriptions that is not ended: the billing
+    /// periods an overage cap counts over (`tollgate::meter::overage_period`).
+    pub periods: Vec<BillingPeriod>,
     /// The snapshot's read only (no ledger key): the open alerts and the failed payments
     /// still due, as stored (the core decides what the snapshot shows of them).
     pub alerts: Vec<tollgate::notices::StoredAlert>,
@@ -243,7 +247,10 @@ impl SubjectState {
                 .subscriptions
                 .iter()
                 .filter(|s| s.is_running())
-                .filter_map(|s| Some((s.current_period_start?, s.current_period_end?)))
+                .filter_map(|s| {
+                    let (start, end) = (s.current_period_start?, s.current_period_end?);
+                    Some(BillingPeriod { since: s.created_at.unwrap_or(start), start, end })
+                })
                 .collect(),
             alerts: raw.alerts,
             failed_payments: raw.failed_payments,
@@ -302,7 +309,7 @@ mod tests {
             sub("active", "2027-01-01T00:00:00Z"), sub("ended", "2026-12-01T00:00:00Z"), sub("canceled", "2026-11-01T00:00:00Z"),
             sub("incomplete", "2026-10-01T00:00:00Z"), sub("past_due", "2026-09-01T00:00:00Z")]});
         let st = SubjectState::from_store(&Subject::user("u"), v).unwrap();
-        let starts: Vec<String> = st.periods.iter().map(|(s, _)| s.to_string()).collect();
+        let starts: Vec<String> = st.periods.iter().map(|p| p.start.to_string()).collect();
         assert_eq!(starts, ["2027-01-01T00:00:00Z", "2026-09-01T00:00:00Z"]);
     }
 }
