@@ -462,8 +462,16 @@ export class Engine {
     const d = deepFreeze(JSON.parse(this.#h.hasAccess(str('product', product), str('tier', tier), at)));
     // The product exists (the core answered): its window is the answer's.
     const w = this.#h.window(tablesOf(this.#catalog).products.get(product).index, at);
+    let [lo, hi] = [w[1], w[2]];
+    if (d.upgrade) {
+      // The offer shown depends on what is held of every product: kept from now until
+      // the next change of any grant.
+      const next = this.#h.nextChange(at);
+      lo = at;
+      if (next != null) hi = Math.min(hi, Date.parse(next));
+    }
     if (byTier === undefined) this.#decisions.set(product, (byTier = new Map()));
-    byTier.set(tier, { d, lo: w[1], hi: w[2] });
+    byTier.set(tier, { d, lo, hi });
     return d;
   }
   can(capability, now) {
@@ -575,8 +583,10 @@ export class Engine {
     if (k >= w.length || typeof now !== 'number' || !Number.isFinite(now)) return this.#h.check(productIx, tierIx, now);
     const fresh = this.#h.window(productIx, now);
     w[k] = fresh[0];
-    w[k + 1] = fresh[1];
-    w[k + 2] = fresh[2];
+    // Kept within the times the core answers for (|now| <= MAX_MS): outside them it is
+    // asked, and answers false.
+    w[k + 1] = Math.max(fresh[1], -MAX_MS);
+    w[k + 2] = Math.min(fresh[2], MAX_MS + 1);
     return fresh[0] > tierIx;
   }
   /** The next instant (RFC 3339) at which any answer can change; null: none. */
@@ -652,10 +662,11 @@ function rowFields(rows) {
  * what is wrong); the core also declines text it cannot read exactly.
  */
 function packRows(rows, vals) {
+  if (rows.toJSON !== undefined) return null;
   let packed = '';
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i];
-    if (r === null || typeof r !== 'object' || !(r.user_id == null || typeof r.user_id === 'string')) return null;
+    if (!plainRow(r) || !(r.user_id == null || typeof r.user_id === 'string')) return null;
   }
   for (let k = 0; k < vals.length; k++) {
     const v = vals[k];
@@ -663,8 +674,26 @@ function packRows(rows, vals) {
     else if (typeof v === 'string') packed += '\u001f=' + v;
     else return null;
   }
-  return packed;
+  // UTF-8 cannot carry a lone surrogate (encodeInto would put U+FFFD in its place): such
+  // text goes as JSON, which the core declines exactly.
+  return wellFormed(packed) ? packed : null;
 }
+
+/**
+ * A row whose fields read here are the ones its JSON text carries: a plain object (an
+ * array row, a class instance with getters or inherited fields, a row with `toJSON`
+ * go to the core as JSON, every call).
+ */
+function plainRow(r) {
+  if (r === null || typeof r !== 'object' || r.toJSON !== undefined) return false;
+  const proto = Object.getPrototypeOf(r);
+  return proto === Object.prototype || proto === null;
+}
+
+const wellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (s) => s.isWellFormed()
+    : (s) => !/[\uD800-\uDFFF]/.test(s);
 
 function sameRows(rows, vals) {
   if (rows.length * 12 !== vals.length) return false;
@@ -778,7 +807,12 @@ export function hasAccess(entitlements, cloud, requiredTier, now) {
     const { written } = UTF8.encodeInto(e.packed, packBuf);
     fresh = rowsWindowPacked(catalog[HANDLE], packBuf.subarray(0, written), e.rows.length, p.index, at);
   }
-  if (fresh === undefined || fresh.length === 0) fresh = rowsWindow(catalog[HANDLE], JSON.stringify(e.rows), p.index, at);
+  if (fresh === undefined || fresh.length === 0) {
+    fresh = rowsWindow(catalog[HANDLE], JSON.stringify(e.rows), p.index, at);
+    // Not read from the fields kept here: nothing tells when it changes, so ask every time.
+    e.vals = null;
+    e.packed = null;
+  }
   w[k] = fresh[0];
   w[k + 1] = fresh[1];
   w[k + 2] = fresh[2];
