@@ -571,19 +571,6 @@ impl Wallet {
         take
     }
 
-    /// The rollover lot a renewal carried `lot`'s unused units into: its subscription's
-    /// and pool's first rollover lot ending after it, when `lot` was rolled over.
-    pub fn carried_into(&self, lot: &str) -> Option<String> {
-        let l = self.lot(lot).filter(|l| l.rolled_over && l.subscription.is_some())?;
-        let end = l.valid_to?;
-        self.lots
-            .iter()
-            .filter(|r| r.kind == LotKind::Rollover && r.pool == l.pool && r.subscription == l.subscription)
-            .filter(|r| r.valid_to.is_some_and(|t| t > end))
-            .min_by_key(|r| r.valid_to)
-            .map(|r| r.key.clone())
-    }
-
     /// Units `source` (a payment) put in `lot`: its credit and top-ups.
     pub fn credited_by(&self, lot: &str, source: &str) -> i64 {
         self.ledger

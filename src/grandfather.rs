@@ -179,6 +179,47 @@ pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
     }
 }
 
+/// The active catalog with each offer an older version in `sold` had and the active one no
+/// longer has put back, hidden (never sold, shown or ranked), so that what was bought under
+/// it folds as it was sold: its subscription, grants and credits (the newest version that
+/// had a key gives its definition). The products and credit pools such an offer names come
+/// back with it when the active version dropped them too. Without any (the usual case),
+/// the active catalog itself (nothing is copied); should the result not validate (a tier
+/// it names is gone from a product the active version still has), the active catalog too.
+pub fn keeping_sold<'a>(active: &'a Catalog, sold: &BTreeMap<u32, Catalog>) -> Cow<'a, Catalog> {
+    let dropped = |c: &Catalog| c.offers().iter().any(|o| active.offer(&o.key).is_none());
+    if !sold.values().any(dropped) {
+        return Cow::Borrowed(active);
+    }
+    let mut doc = active.doc.clone();
+    for old in sold.values().rev() {
+        for o in old.offers() {
+            if doc.offers.iter().any(|x| x.key == o.key) {
+                continue;
+            }
+            let named = o.grants.iter().flat_map(|g| g.product.iter().chain(g.from.iter()));
+            for p in named {
+                if !doc.products.iter().any(|x| &x.id == p) {
+                    doc.products.extend(old.product(p).cloned());
+                }
+            }
+            for c in &o.credits {
+                if !doc.credit_pools.iter().any(|x| x.id == c.pool) {
+                    doc.credit_pools.extend(old.pool(&c.pool).cloned());
+                }
+            }
+            doc.offers.push(crate::catalog::Offer { hidden: true, ..o.clone() });
+        }
+    }
+    match Catalog::from_doc(doc) {
+        Ok(mut c) => {
+            c.version = active.version;
+            Cow::Owned(c)
+        }
+        Err(_) => Cow::Borrowed(active),
+    }
+}
+
 /// [`terms`] and [`apply`] in one: the catalog a subject's decisions are made on at `now`,
 /// with the terms it carries (for a snapshot).
 pub fn catalog_for<'a>(

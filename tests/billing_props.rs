@@ -280,7 +280,8 @@ const ORG_PRICES: [&str; 3] = ["price_team_pro", "price_team_business", "price_t
 const ORG_OFFERS: [&str; 3] = ["TEAM_PROFESSIONAL_MONTHLY", "TEAM_BUSINESS_MONTHLY", "TEAM_PROFESSIONAL_MONTHLY"];
 const CLOUDS: [&str; 3] = ["video,writing", "writing,music", "music,video"];
 const TOKEN_OFFERS: [&str; 3] = ["TOKENS_30_MIN", "TOKENS_2_HOURS", "AI_TOPUP_500"];
-const TOKEN_PRICES: [i64; 3] = [1900, 5900, 199];
+const TOKEN_PRICES: [i64; 3] = [1900, 5900, 19900];
+const TOKEN_CURRENCIES: [&str; 3] = ["USD", "USD", "INR"];
 const POOLS: [&str; 3] = ["video_seconds", "ai_credits", "free_drafts"];
 
 /// Builds one customer's events and parses them.
@@ -679,6 +680,7 @@ impl Emitter<'_> {
                     let p = &mut v["payload"]["payment"]["entity"];
                     p["id"] = json!(format!("pay_{n}_p{j}"));
                     p["amount"] = json!(amount);
+                    p["currency"] = json!(TOKEN_CURRENCIES[*which]);
                     p["notes"] = json!({"user_id": format!("u{n}"), "offer_key": offer});
                     self.razorpay(v);
                 } else {

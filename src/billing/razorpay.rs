@@ -309,7 +309,7 @@ fn payment_captured(
     }
     // A captured payment is money in: without an offer the catalog has (a one-time order
     // carries no plan, only the notes the app wrote) or a buyer, it waits for an operator.
-    let offer = notes_offer(catalog, &p, warnings)?;
+    let mut offer = notes_offer(catalog, &p, warnings)?;
     if offer.is_none() && p.meta("notes", "offer_key")?.is_none() {
         warnings.push(format!("payment {id} names no offer (notes.offer_key)"));
     }
@@ -317,7 +317,26 @@ fn payment_captured(
     let clouds = clouds_or_warn(catalog, offer, clouds, &p.field_path("notes.clouds"), true, warnings);
     let subject = subject_or_warn(&p, "notes", None, offer, warnings)?;
     let customer = p.opt_str("customer_id")?.map(rref);
-    let quantity = meta_count(&p, "notes", "quantity", warnings)?.unwrap_or(1);
+    let mut quantity = meta_count(&p, "notes", "quantity", warnings)?.unwrap_or(1).max(1);
+    let amount = p.opt_i64("amount")?.unwrap_or(0);
+    let currency = p.opt_str("currency")?.unwrap_or("").to_lowercase();
+    // A payment's notes come from the buyer's browser (Checkout's options), so they are
+    // not taken at their word: the payment gives no more of the offer than its amount
+    // pays for at the offer's price, in the offer's currency. One that pays for none
+    // waits for an operator, as a payment naming no offer does.
+    if let Some(o) = offer.filter(|o| o.price.amount > 0) {
+        let paid_for = if currency == o.price.currency { amount.max(0) / o.price.amount } else { 0 };
+        if paid_for < i64::from(quantity) {
+            warnings.push(format!(
+                "payment {id} of {amount} {currency} pays for {paid_for} of the {quantity} `{}` its notes name",
+                o.key
+            ));
+            match u32::try_from(paid_for) {
+                Ok(n) if n > 0 => quantity = n,
+                _ => offer = None,
+            }
+        }
+    }
     let mut payment_refs = Vec::new();
     if let Some(o) = p.opt_str("order_id")? {
         payment_refs.push(rref(o));
@@ -330,11 +349,11 @@ fn payment_captured(
         customer,
         subscription: None,
         offer: offer.map(|o| o.key.clone()),
-        quantity: quantity.max(1),
+        quantity,
         clouds,
         payment_refs,
-        amount: p.opt_i64("amount")?.unwrap_or(0),
-        currency: p.opt_str("currency")?.unwrap_or("").to_lowercase(),
+        amount,
+        currency,
         no_payment_required: false,
     };
     Ok(Ok(vec![fact(event, format!("razorpay:payment:{id}:paid"), FactBody::Purchase(purchase))]))

@@ -140,7 +140,8 @@ pub fn reduce_with_usage(catalog: &Catalog, facts: &[Fact], usage: &UsageTotals,
 /// a purchase or invoice read under one of them credits what that version sold (a new
 /// version that changes a token pack's seconds changes no earlier buyer's lot). A fact
 /// read under the active version, under none, or under a version not given, credits
-/// what `catalog` sells.
+/// what `catalog` sells; an offer the active version dropped folds as the newest version
+/// that had it sold it ([`crate::grandfather::keeping_sold`]).
 pub fn reduce_sold(
     catalog: &Catalog,
     sold: &BTreeMap<u32, Catalog>,
@@ -149,7 +150,9 @@ pub fn reduce_sold(
     now: Timestamp,
 ) -> BillingState {
     let set: FactSet = facts.iter().cloned().collect();
-    let mut f = Folder::new(catalog);
+    // What an older version sold and the active one dropped still folds as it was sold.
+    let catalog = crate::grandfather::keeping_sold(catalog, sold);
+    let mut f = Folder::new(&catalog);
     f.sold = Some(sold);
     f.fold(&set, usage, now);
     f.st
@@ -692,6 +695,9 @@ struct Folder<'c> {
     catalog: &'c Catalog,
     /// Earlier catalog versions, whose offers say what a fact read under them credits.
     sold: Option<&'c BTreeMap<u32, Catalog>>,
+    /// Lot -> the rollover lot a new period carried its unused units into (a renewal of
+    /// its subscription, or another subscription it was handed to as it ended).
+    carried: BTreeMap<String, String>,
     st: BillingState,
     attr: Attribution,
     /// Payment ref -> the payment records it belongs to, in the order they were
@@ -725,6 +731,7 @@ impl<'c> Folder<'c> {
         Folder {
             catalog,
             sold: None,
+            carried: BTreeMap::new(),
             st,
             attr: Attribution::default(),
             pay_index: BTreeMap::new(),
@@ -1305,11 +1312,13 @@ impl<'c> Folder<'c> {
             .collect();
         let latest = candidates.iter().filter(|c| c.2).map(|c| c.1).max();
         let mut unused = 0;
+        let mut carried = Vec::new();
         for (k, end, same) in &candidates {
             let carry = !same || Some(*end) == latest;
             if carry {
                 w.expire_lot(k, (*end).min(at));
                 unused += w.lot(k).map(|l| l.expired).unwrap_or(0);
+                carried.push(k.clone());
             }
             w.mark_rolled_over(k);
         }
@@ -1317,6 +1326,9 @@ impl<'c> Folder<'c> {
         let mut out = Vec::new();
         if rollover > 0 {
             let rk = format!("rollover:{sub}:{}:{pool}", period_end.0);
+            for k in carried {
+                self.carried.insert(k, rk.clone());
+            }
             let ok = self.credit(
                 subject,
                 NewLot {
@@ -1488,12 +1500,14 @@ impl<'c> Folder<'c> {
             };
             let done = rec.revoked_units.get(&lot).copied().unwrap_or(0);
             if target > done {
+                let into = self.carried.get(&lot).cloned();
                 let w = self.wallet(&subject);
                 let took = w.revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
-                // What the lot no longer holds because a renewal carried it over is taken
-                // from the rollover lot it went to (up to what expired from this lot).
+                // What the lot no longer holds because a new period carried it over (its
+                // renewal, or another subscription it was handed to) is taken from the
+                // rollover lot it went to (up to what expired from this lot).
                 let short = target - done - took;
-                if let Some(next) = w.carried_into(&lot).filter(|_| short > 0) {
+                if let Some(next) = into.filter(|_| short > 0) {
                     let carried = w.lot(&lot).map_or(0, |l| l.expired);
                     w.revoke(&next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(carried), f.at, &r.id);
                 }

@@ -1,0 +1,169 @@
+//! What was paid stays what it was paid for: a refund of an ended subscription takes back
+//! what it handed to another subscription's rollover, an offer a new catalog version dropped
+//! still folds as it was sold, and a Razorpay payment gives no more than its amount pays for.
+
+#[path = "events/support.rs"]
+mod support;
+
+use serde_json::json;
+use support::*;
+use tollgate::billing::*;
+
+const C: &str = "user:c";
+
+fn link(customer: &str, user: &str, at: i64) -> Fact {
+    Fact::customer_link(Provider::Stripe, customer, Subject::user(user), t(at))
+}
+
+/// A paid invoice `in_{sub}_{k}` of `sub` for `[ps, pe)`, paid by `pi_{sub}_{k}`.
+fn paid(sub: &str, k: usize, offer: &str, ps: i64, pe: i64, at: i64, amount: i64) -> Fact {
+    Fact {
+        key: format!("stripe:invoice:in_{sub}_{k}:paid"),
+        provider: Provider::Stripe,
+        event: format!("evt_{sub}_{k}"),
+        at: t(at),
+        body: FactBody::InvoicePaid(InvoicePaid {
+            id: format!("stripe:in_{sub}_{k}"),
+            subscription: format!("stripe:{sub}"),
+            customer: Some("stripe:cus_c".into()),
+            items: vec![Item { price: None, offer: Some(offer.into()), quantity: 1 }],
+            period_start: Some(t(ps)),
+            period_end: Some(t(pe)),
+            amount,
+            currency: "usd".into(),
+            payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
+        }),
+        catalog_version: None,
+    }
+}
+
+fn snapshot(sub: &str, status: SubStatus, offer: &str, ps: i64, pe: i64, at: i64) -> Fact {
+    Fact {
+        key: format!("stripe:subscription:{sub}:{at}"),
+        provider: Provider::Stripe,
+        event: format!("evt_snap_{sub}_{at}"),
+        at: t(at),
+        body: FactBody::Subscription(SubscriptionSnapshot {
+            id: format!("stripe:{sub}"),
+            customer: Some("stripe:cus_c".into()),
+            status,
+            items: vec![Item { price: None, offer: Some(offer.into()), quantity: 1 }],
+            period_start: Some(t(ps)),
+            period_end: Some(t(pe)),
+            started_at: Some(t(ps)),
+            trial_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            ended_at: (status == SubStatus::Ended).then(|| t(at)),
+            subject: None,
+            clouds: vec![],
+        }),
+        catalog_version: None,
+    }
+}
+
+/// `charge.refunded` of the charge of payment intent `pi` (cumulative `refunded` of `amount`).
+fn refund(pi: &str, amount: i64, refunded: i64, at: i64) -> Fact {
+    Fact {
+        key: format!("stripe:charge:ch_{pi}:refunded:{refunded}"),
+        provider: Provider::Stripe,
+        event: format!("evt_refund_{pi}_{refunded}"),
+        at: t(at),
+        body: FactBody::Refund(Reversal {
+            id: format!("stripe:ch_{pi}"),
+            payment_refs: vec![format!("stripe:ch_{pi}"), format!("stripe:{pi}")],
+            amount,
+            reversed: refunded,
+            currency: "usd".into(),
+            outcome: None,
+        }),
+        catalog_version: None,
+    }
+}
+
+/// A refund of an ended subscription's invoice, after its unused allowance was handed to
+/// another subscription's rollover lot, takes the handed units back from that lot: the user
+/// holds what sub_b alone gives (7200), as when the refund came first.
+#[test]
+fn a_refund_takes_back_credits_an_ended_subscription_handed_to_a_new_one() {
+    let cat = catalog();
+    let b_start = T0 + 3 * DAY;
+    let facts = vec![
+        link("cus_c", "c", T0),
+        snapshot("sub_a", SubStatus::Active, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 30),
+        paid("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        // sub_a is cancelled at once (the user moves to Pro) ...
+        snapshot("sub_a", SubStatus::Ended, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 2 * DAY),
+        // ... and a new Pro subscription is paid: sub_a's unused 1800 s roll into it.
+        paid("sub_b", 0, "STUDIO_PRO_MONTHLY", b_start, b_start + 31 * DAY, b_start + 60, 7900),
+    ];
+    let before = fold(&cat, &facts, T0 + 5 * DAY);
+    assert_eq!(before.balance(C, "video_seconds"), 9000, "7200 + 1800 handed over");
+    // sub_a's invoice is then refunded in full.
+    let mut all = facts.clone();
+    all.push(refund("pi_sub_a_0", 2900, 2900, T0 + 4 * DAY));
+    let st = fold(&cat, &all, T0 + 5 * DAY);
+    assert_eq!(st.balance(C, "video_seconds"), 7200, "the refunded 1800 s are still held (rollover lot of sub_b)");
+}
+
+/// An offer the active catalog version dropped: what was bought under the version that
+/// sold it (the first period, a token pack) folds as it was sold; nothing goes back to
+/// pending and no grant is lost (`grandfather::keeping_sold`).
+#[test]
+fn an_offer_removed_in_a_new_catalog_version_keeps_what_its_buyers_paid_for() {
+    let v1 = catalog().with_version(1);
+    let src = include_str!("events/catalog.toml");
+    let v2_src: String = src
+        .split("[[offers]]")
+        .enumerate()
+        .map(|(i, p)| {
+            if i == 0 {
+                p.to_string()
+            } else if p.contains("key = \"TOKENS_30_MIN\"") || p.contains("key = \"STUDIO_BASIC_MONTHLY\"") {
+                String::new()
+            } else {
+                format!("[[offers]]{p}")
+            }
+        })
+        .collect();
+    let v2 = tollgate::Catalog::parse(&v2_src).expect("v2 is valid").with_version(2);
+    let mut fs = facts(&v1, FIRST_PERIOD);
+    fs.extend(facts(&v1, &["stripe/checkout.session.completed.payment.json"]));
+    let sold: std::collections::BTreeMap<u32, tollgate::Catalog> = [(1, v1.clone())].into_iter().collect();
+    let now = t(T0 + 6 * DAY);
+    let under_v1 = reduce_sold(&v1, &sold, &fs, &Default::default(), now);
+    assert_eq!(under_v1.balance(USER, "video_seconds"), 3600);
+    let under_v2 = reduce_sold(&v2, &sold, &fs, &Default::default(), now);
+    assert_eq!(under_v2.balance(USER, "video_seconds"), 3600, "tokens and allowance bought under v1");
+    assert_eq!(under_v2.subject(USER).unwrap().grants.len(), 1, "the v1 subscriber's grant");
+    assert!(under_v2.pending.is_empty(), "paid facts sent back to pending: {:?}", under_v2.pending);
+    // The dropped offers are not sold again.
+    assert!(v2.offer("TOKENS_30_MIN").is_none());
+}
+
+/// A Razorpay payment's notes come from the buyer's browser (Checkout's options): a
+/// payment of one AI_TOPUP_500 (₹199) whose notes say 1000 of them gives one pack, and one
+/// that pays for none, or in another currency, waits for an operator.
+#[test]
+fn razorpay_credits_never_exceed_what_the_payment_paid_for() {
+    let cat = catalog();
+    let raw = edit("razorpay/payment.captured.json", |v| {
+        let p = &mut v["payload"]["payment"]["entity"];
+        p["amount"] = json!(19900);
+        p["currency"] = json!("INR");
+        p["notes"] = json!({"user_id": "u_456", "offer_key": "AI_TOPUP_500", "quantity": "1000"});
+    });
+    let st = fold(&cat, &rzp_facts(&cat, &raw), T0 + 3 * DAY);
+    assert_eq!(st.balance("user:u_456", "ai_credits"), 500, "₹199 paid for one pack of 500");
+    for (amount, currency) in [(19899, "INR"), (19900, "USD")] {
+        let raw = edit("razorpay/payment.captured.json", |v| {
+            let p = &mut v["payload"]["payment"]["entity"];
+            p["amount"] = json!(amount);
+            p["currency"] = json!(currency);
+            p["notes"] = json!({"user_id": "u_456", "offer_key": "AI_TOPUP_500", "quantity": "1"});
+        });
+        let st = fold(&cat, &rzp_facts(&cat, &raw), T0 + 3 * DAY);
+        assert_eq!(st.balance("user:u_456", "ai_credits"), 0, "{amount} {currency}");
+        assert_eq!(st.pending.len(), 1, "{amount} {currency}: kept for an operator");
+    }
+}
