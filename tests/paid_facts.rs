@@ -62,6 +62,26 @@ fn snapshot(sub: &str, status: SubStatus, offer: &str, ps: i64, pe: i64, at: i64
     }
 }
 
+fn failed(sub: &str, invoice: &str, attempt: u32, at: i64) -> Fact {
+    Fact {
+        key: format!("stripe:invoice:{invoice}:failed:{attempt}"),
+        provider: Provider::Stripe,
+        event: format!("evt_fail_{invoice}_{attempt}"),
+        at: t(at),
+        body: FactBody::InvoiceFailed(InvoiceFailed {
+            id: format!("stripe:{invoice}"),
+            subscription: format!("stripe:{sub}"),
+            customer: Some("stripe:cus_c".into()),
+            attempt,
+            amount_due: 2900,
+            currency: "usd".into(),
+            next_retry: None,
+            payment: None,
+        }),
+        catalog_version: None,
+    }
+}
+
 /// `charge.refunded` of the charge of payment intent `pi` (cumulative `refunded` of `amount`).
 fn refund(pi: &str, amount: i64, refunded: i64, at: i64) -> Fact {
     Fact {
@@ -167,3 +187,24 @@ fn razorpay_credits_never_exceed_what_the_payment_paid_for() {
         assert_eq!(st.pending.len(), 1, "{amount} {currency}: kept for an operator");
     }
 }
+
+/// Stripe's later retry of an older period's invoice failing, after the next period's
+/// invoice was paid, leaves the paid period's access (Stripe keeps the subscription
+/// `active`: its latest invoice is paid, so no snapshot says otherwise); the old invoice
+/// stays due.
+#[test]
+fn a_failed_retry_of_an_older_invoice_does_not_cut_a_paid_period() {
+    let cat = catalog();
+    let fs = vec![
+        link("cus_c", "c", T0),
+        paid("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        failed("sub_a", "in_p2", 1, P1E + 3600),
+        // The next period's invoice is paid (a new card) ...
+        paid("sub_a", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
+        // ... and Stripe's last scheduled retry of the older one fails.
+        failed("sub_a", "in_p2", 4, P2E + 2 * DAY),
+    ];
+    let st = fold(&cat, &fs, P2E + 10 * DAY);
+    assert!(has(&cat, &st, C, "studio", "basic", P2E + 10 * DAY), "paid through {P3E}, cut after the grace");
+}
+

@@ -1428,8 +1428,19 @@ impl<'c> Folder<'c> {
     }
 
     fn on_invoice_failed(&mut self, f: &Fact, i: &InvoiceFailed) {
+        // A retry of an invoice that first failed before the subscription's latest period
+        // was paid (an earlier period's, still owed) leaves the subscription as it is
+        // while that paid period runs: it is due again, and ends nothing that was paid for.
+        let first = self.st.failed_payments.get(&i.id).map(|r| r.first_failed_at);
         self.record_failure(f, i);
+        let payments = &self.st.payments;
         match self.st.subscriptions.get_mut(&i.subscription) {
+            Some(s)
+                if s.period_paid
+                    .as_ref()
+                    .filter(|p| p.until > f.at && p.by != i.id)
+                    .and_then(|p| payments.get(&p.by))
+                    .is_some_and(|paid| first.is_some_and(|t| paid.at > t)) => {}
             Some(s) if !s.status.is_terminal() => {
                 if matches!(s.status, SubStatus::Active | SubStatus::Trialing) {
                     s.status = SubStatus::PastDue;
