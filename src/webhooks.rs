@@ -66,6 +66,8 @@ pub enum Attempt {
     Delivered,
     /// Any other answer, a timeout or no connection.
     Failed,
+    /// A 410 answer: the receiver asks to hear no more from this endpoint.
+    Gone,
 }
 
 /// What follows an attempt.
@@ -86,6 +88,10 @@ pub struct Next {
 pub fn after_attempt(outcome: Attempt, attempts: u32, created: Timestamp, failing_since: Option<Timestamp>, now: Timestamp) -> Next {
     if outcome == Attempt::Delivered {
         return Next { retry_at: None, give_up: false, disable_endpoint: false };
+    }
+    // Gone: the endpoint is disabled at once; the message waits for it to be enabled again.
+    if outcome == Attempt::Gone {
+        return Next { retry_at: Some(now), give_up: false, disable_endpoint: true };
     }
     let shift = attempts.saturating_sub(1).min(20);
     let delay = (FIRST_DELAY_SECONDS << shift).min(MAX_DELAY_SECONDS);

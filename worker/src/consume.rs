@@ -175,6 +175,9 @@ pub async fn run<T: Transport, S: Store>(
                 }
                 let balances = json!(st.balances(now));
                 app.usage_states.keep(st);
+                // The pool's `units_left` thresholds, compared by the store with its balance now.
+                let checks = tollgate::alerts::pool_checks(&app.catalog(), &charge.record.pool);
+                crate::outbox::record(app, subject, &checks, now).await;
                 return charged_answer("charged", &Charged { balances, ..c }, Some(&charge));
             }
             Ok(ChargeAnswer::Replayed(c)) => {

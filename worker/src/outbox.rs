@@ -51,6 +51,8 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
             break;
         }
         for m in due {
+            // Signed with the time it is sent (a receiver checks it against its own clock).
+            let now = clock();
             let body = serde_json::to_vec(&m.payload).unwrap_or_default();
             let (status, err) = match sign(&m.secret, &m.msg_id, now, &body) {
                 Err(e) => (None, Some(e.to_string())),
@@ -69,7 +71,11 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
                     }
                 }
             };
-            let outcome = if err.is_none() { Attempt::Delivered } else { Attempt::Failed };
+            let outcome = match (status, &err) {
+                (_, None) => Attempt::Delivered,
+                (Some(410), _) => Attempt::Gone,
+                _ => Attempt::Failed,
+            };
             let next = after_attempt(outcome, m.attempts + 1, m.created_at, m.failing_since, now);
             if outcome == Attempt::Delivered {
                 done.delivered += 1;
@@ -165,6 +171,22 @@ pub async fn set_enabled<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, enab
 }
 
 fn valid_url(u: &str) -> bool {
-    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
-    u.len() <= 2048 && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+    let Some(rest) = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")) else { return false };
+    // The authority: an optional `user@`, a host (a name, an IPv4 or a bracketed IPv6
+    // address), an optional `:port`.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, after)) if !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') => (h, after.strip_prefix(':')),
+            _ => return false,
+        },
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':');
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    u.len() <= 2048 && host_ok && port_ok && !u.chars().any(|c| c.is_whitespace() || c.is_control())
 }

@@ -1,0 +1,183 @@
+//! Alerts and deliveries to the app's endpoints, on the in-memory store (the Razorpay AI
+//! app's catalog: fewer than 100 `ai_credits` left): a use of a pool that leaves it under
+//! its threshold opens the alert; each delivery is signed with the time it is sent; an
+//! endpoint URL has a host; a 410 answer disables the endpoint.
+
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use common::{block, config, user_token, ADMIN_SECRET};
+use tollgate::time::Timestamp;
+use tollgate_worker::app::App;
+use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::memory::MemoryStore;
+use tollgate_worker::state::Subject;
+use tollgate_worker::store::Store;
+
+/// 2027-01-15T10:00:00Z
+const NOW: i64 = 1_800_007_200;
+const DAY: i64 = 86_400;
+const U1: &str = "00000000-0000-4000-8000-0000000000e1";
+const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
+
+/// An app's endpoint on a virtual clock: every answer takes `delay` seconds of it (a slow
+/// endpoint, or one that times out after DELIVERY_TIMEOUT_MS), and yields to whatever else
+/// runs meanwhile. Records (url, webhook-id, webhook-timestamp, the clock when sent).
+#[derive(Clone)]
+struct Slow {
+    clock: Rc<Cell<i64>>,
+    delay: i64,
+    sent: Rc<RefCell<Vec<(String, String, i64, i64)>>>,
+}
+impl Transport for Slow {
+    async fn send(&self, req: OutRequest) -> Result<OutResponse, TransportError> {
+        let ts: i64 = req.headers.get("webhook-timestamp").unwrap_or("0").parse().unwrap_or(0);
+        let id = req.headers.get("webhook-id").unwrap_or("").to_string();
+        self.sent.borrow_mut().push((req.url.clone(), id, ts, self.clock.get()));
+        self.clock.set(self.clock.get() + self.delay);
+        tokio::task::yield_now().await;
+        Ok(OutResponse { status: 200, headers: Headers::new(), body: b"ok".to_vec() })
+    }
+}
+
+struct T {
+    app: App<Slow, MemoryStore>,
+    rx: Slow,
+}
+
+impl T {
+    fn new(delay: i64) -> T {
+        let rx = Slow { clock: Rc::new(Cell::new(NOW)), delay, sent: Rc::default() };
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "razorpay-ai"), rx.clone(), MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        T { app, rx }
+    }
+    async fn call(&self, method: Method, path: &str, headers: Headers, body: Value, now: i64) -> (u16, Value) {
+        let req = InRequest { method, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        self.call(Method::Post, path, h, body, NOW).await
+    }
+    async fn grant(&self, tier: &str, id: &str, credits: Value) {
+        let (s, v) = self
+            .admin("/v1/admin/grants", json!({"user_id": U1, "grants": [{"product": "premium", "tier": tier, "source": "promotion",
+                "id": id, "valid_from": Timestamp(NOW - 40 * DAY), "valid_to": Timestamp(NOW + 90 * DAY)}], "credits": credits}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    async fn endpoint(&self, url: &str) -> Value {
+        let (s, v) = self.admin("/v1/admin/endpoints", json!({"url": url})).await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+    async fn track(&self, feature: &str, key: &str, quantity: u64, now: i64) -> (u16, Value) {
+        let h = Headers::new()
+            .with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)))
+            .with("idempotency-key", key);
+        self.call(Method::Post, "/v1/track", h, json!({"feature": feature, "quantity": quantity}), now).await
+    }
+    fn open(&self) -> Vec<(String, String)> {
+        self.app.ctx.store.alerts_of(&Subject::user(U1)).into_iter().filter(|a| a.2).map(|a| (a.0, a.1)).collect()
+    }
+}
+
+/// A use of a pool that leaves it under its `units_left` threshold opens the alert then,
+/// as a use that crosses a limit's threshold does (not only at the subject's next fold).
+#[test]
+fn spending_a_pool_below_its_units_left_threshold_opens_the_alert() {
+    block(async {
+        let t = T::new(0);
+        t.grant("PREMIUM", "p", json!([{"pool": "ai_credits", "amount": 500, "id": "c1"}])).await;
+        assert!(t.open().is_empty(), "500 left: nothing open");
+        let (s, v) = t.track("ai_credits", "spend-1", 450, NOW).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "ai_credits"), 50);
+        let open = t.open();
+        assert!(open.iter().any(|(r, _)| r == "pool:ai_credits:100left"), "50 credits left, under 100: open alerts {open:?}");
+    })
+}
+
+/// `webhook-timestamp` is when the message is sent: behind slow endpoints, the later
+/// messages of a round are not signed with the round's start (minutes old, which receivers
+/// refuse).
+#[test]
+fn each_delivery_is_signed_with_the_time_it_is_sent() {
+    block(async {
+        let t = T::new(10);
+        t.grant("PREMIUM", "p", json!([])).await;
+        for i in 0..40 {
+            t.endpoint(&format!("https://app.example/hooks/{i}")).await;
+        }
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        let clock = t.rx.clock.clone();
+        t.app.deliver(&move || Timestamp(clock.get())).await.unwrap();
+        let sent = t.rx.sent.borrow();
+        assert_eq!(sent.len(), 40);
+        let stale: Vec<i64> = sent.iter().map(|s| s.3 - s.2).filter(|d| *d > 300).collect();
+        assert!(stale.is_empty(), "{} deliveries signed more than 5 minutes before they were sent (by {stale:?} s)", stale.len());
+    })
+}
+
+/// An endpoint URL without a host is refused by the admin API (stored, it would fail every
+/// delivery for three days until the endpoint is disabled).
+#[test]
+fn an_endpoint_url_without_a_host_is_refused() {
+    block(async {
+        let t = T::new(0);
+        for url in ["https://?x", "https://#x", "https://:443/hooks", "https://@/hooks"] {
+            let (s, v) = t.admin("/v1/admin/endpoints", json!({"url": url})).await;
+            assert_eq!(s, 400, "{url}: {v}");
+        }
+    })
+}
+
+/// An endpoint that answers with a fixed status, no delay.
+#[derive(Clone)]
+struct Fixed {
+    status: u16,
+    sent: Rc<Cell<u32>>,
+}
+impl Transport for Fixed {
+    async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
+        self.sent.set(self.sent.get() + 1);
+        Ok(OutResponse { status: self.status, headers: Headers::new(), body: Vec::new() })
+    }
+}
+
+/// A 410 answer is the receiver asking to hear no more: the endpoint is disabled at once,
+/// not retried for three days; its messages wait for it to be enabled again.
+#[test]
+fn a_410_gone_answer_disables_the_endpoint() {
+    block(async {
+        let rx = Fixed { status: 410, sent: Rc::default() };
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "razorpay-ai"), rx.clone(), MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        let admin = |path: &str, body: Value| {
+            let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+            InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() }
+        };
+        let r = app.handle(admin("/v1/admin/grants", json!({"user_id": U1, "grants": [{"product": "premium", "tier": "PREMIUM", "source": "promotion",
+                "id": "p", "valid_from": Timestamp(NOW - 40 * DAY), "valid_to": Timestamp(NOW + 90 * DAY)}]})), Timestamp(NOW)).await;
+        assert_eq!(r.status, 201);
+        let r = app.handle(admin("/v1/admin/endpoints", json!({"url": "https://app.example/gone"})), Timestamp(NOW)).await;
+        assert_eq!(r.status, 201);
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, NOW))).with("idempotency-key", "a");
+        let req = InRequest { method: Method::Post, path: "/v1/track".into(), query: String::new(), headers: h,
+                              body: json!({"feature": "monthly_ai_credits", "quantity": 1600}).to_string().into_bytes() };
+        assert_eq!(app.handle(req, Timestamp(NOW)).await.status, 200);
+        for k in 0..6 {
+            app.deliver(&|| Timestamp(NOW + k * 3600)).await.unwrap();
+        }
+        let eps = app.ctx.store.endpoints().await.unwrap();
+        assert_eq!(rx.sent.get(), 1, "nothing more sent after 410: {eps}");
+        assert_eq!(eps[0]["enabled"], false, "{eps}");
+    })
+}
