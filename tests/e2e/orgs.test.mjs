@@ -166,7 +166,7 @@ test('invite tokens: another address, a second use, an expired or revoked one ar
   assert.deepEqual(rows.map((r) => [r.accepted_by, r.revoked_by]), [[eve, null], [null, bob]]);
 });
 
-test('RLS: invites for owners and admins, history for members, nothing for anon, another organization\'s admin or any writer', { skip }, async () => {
+test('RLS: invites, members, seats and history for owners and admins, a member\'s own rows for a member, nothing for anon, another organization\'s admin or any writer', { skip }, async () => {
   // An admin of another organization.
   const stranger = await user();
   const mine = await call('POST', '/v1/orgs', stranger, { name: 'Other org' });
@@ -190,10 +190,21 @@ test('RLS: invites for owners and admins, history for members, nothing for anon,
       assert.equal(del.status, 403, `${t} delete: ${del.text}`);
     }
   }
-  // A member (Cat) reads the history, not the invites; the owner and an admin read both.
+  // A member (Cat) reads no invites, and of the members, seats and history only its own
+  // rows (no other member's id, role, seat or address); the owner and an admin read all.
   const memberInvites = await read('organization_invites', userToken(cat));
   assert.deepEqual([memberInvites.status, memberInvites.json], [200, []]);
-  assert.ok((await read('organization_changes', userToken(cat))).json.length > 0);
+  for (const t of ['organization_members', 'seat_allocations', 'organization_changes']) {
+    const mine = await read(t, userToken(cat));
+    assert.equal(mine.status, 200, mine.text);
+    assert.ok(mine.json.length > 0 && mine.json.every((r) => r.user_id === cat), `${t}: only Cat's own rows, got ${mine.text}`);
+    for (const uid of [owner, bob]) {
+      const all = await read(t, userToken(uid));
+      assert.ok(all.json.some((r) => r.user_id !== uid), `${t}: ${uid} reads the others' rows`);
+    }
+  }
+  const addresses = (await read('organization_changes', userToken(cat))).json.filter((r) => r.email !== null);
+  assert.ok(addresses.every((r) => r.user_id === cat), 'no invited address but its own');
   for (const uid of [owner, bob]) assert.ok((await read('organization_invites', userToken(uid))).json.length > 0, uid);
   // The functions are the worker's alone.
   for (const [fn, args] of [['tollgate_org', { p_org: org }], ['tollgate_org_change', { p_change: { kind: 'remove', org, user: owner } }]]) {

@@ -215,6 +215,16 @@ test('users cannot call the write functions; the service role can', { skip: only
   assert.equal(ok.json.grants.length, 1);
 });
 
+test('no sequence grants anon or authenticated anything (setting one to its end would stop every insert that draws from it)', { skip: onlyOnce }, async () => {
+  const open = await q(`select c.relname, r.rolname
+                          from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                          cross join (values ('anon'), ('authenticated')) r(rolname)
+                         where n.nspname = 'public' and c.relkind = 'S'
+                           and (has_sequence_privilege(r.rolname, c.oid, 'USAGE') or has_sequence_privilege(r.rolname, c.oid, 'UPDATE')
+                                or has_sequence_privilege(r.rolname, c.oid, 'SELECT'))`);
+  assert.deepEqual(open, []);
+});
+
 test('tokens the gateway must refuse: expired, wrongly signed', { skip: onlyOnce }, async () => {
   const expired = userToken(A, { exp: Math.floor(Date.now() / 1000) - 3600 });
   const r1 = await rest('GET', 'cloud_entitlements?select=*', expired);
