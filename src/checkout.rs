@@ -15,6 +15,8 @@
 //! a body, Stripe's as form fields in its bracket notation (encoded by [`Call::body`]),
 //! Razorpay's as JSON. The host adds the base URL and the credentials.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -70,9 +72,9 @@ pub struct Held {
     pub quantity: u32,
     pub cancel_at_period_end: bool,
     pub current_period_end: Option<Timestamp>,
-    /// The products its grants give now (a bundle's chosen ones among them); empty when
-    /// the store has none written for it yet (then every product its offer may give).
-    pub products: Vec<String>,
+    /// The (product, tier) of each grant it gives now (a bundle's chosen products among
+    /// them); empty when the store has none written for it yet (then its offer's).
+    pub products: Vec<(String, String)>,
 }
 
 impl Held {
@@ -405,7 +407,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
                 if s.products.is_empty() {
                     catalog.offer_tier_for(theirs, &p.id).is_some()
                 } else {
-                    s.products.contains(&p.id)
+                    s.products.iter().any(|(x, _)| *x == p.id)
                 }
             };
             catalog.products().iter().find(|p| catalog.offer_tier_for(offer, &p.id).is_some() && held(p)).map(|p| (s, p))
@@ -424,11 +426,63 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
             ));
         }
     }
+    // A bundle beside a running subscription when one gives all the other does (at its
+    // tier or above): the bundle adds nothing, or the subscription is wholly inside it and
+    // both are billed for it. That subscription moves to the bundle with a change instead.
+    if recurring && crate::billing::parse::bundle_size(offer) > 0 {
+        let buying = gives(catalog, offer, &purchase.clouds);
+        let covers = |a: &[(String, usize)], b: &[(String, usize)]| {
+            !b.is_empty() && b.iter().all(|(p, t)| a.iter().any(|(q, u)| q == p && u >= t))
+        };
+        let running = account.subscriptions.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
+        let redundant = running.into_iter().find(|s| {
+            let Some(theirs) = s.offer.as_deref().and_then(|k| catalog.offer(k)) else { return false };
+            if theirs.price.interval == Interval::OneTime {
+                return false;
+            }
+            let held: Vec<(String, usize)> = if s.products.is_empty() {
+                gives(catalog, theirs, &[])
+            } else {
+                s.products
+                    .iter()
+                    .filter_map(|(p, t)| Some((p.clone(), catalog.product(p)?.tiers.iter().position(|x| x == t)?)))
+                    .collect()
+            };
+            covers(&buying, &held) || covers(&held, &buying)
+        });
+        if let Some(s) = redundant {
+            return Err(Refusal::new(
+                RefusalCode::AlreadySubscribed,
+                format!(
+                    "{} already has a running subscription ({}, `{}`) that `{}` would bill twice: move it to `{}` with POST /v1/subscriptions/change (naming its `clouds`) instead",
+                    account.subject,
+                    s.id,
+                    s.offer.as_deref().unwrap_or_default(),
+                    offer.key,
+                    offer.key
+                ),
+            ));
+        }
+    }
     let meta = attribution(offer, &account.subject, &purchase.clouds, quantity);
     match provider_of(catalog, offer) {
         Provider::Stripe => Ok(stripe_session(catalog, offer, purchase, account, quantity, &meta)),
         Provider::Razorpay => razorpay_purchase(offer, quantity, &meta, now),
     }
+}
+
+/// The (product, tier index) an offer gives: its fixed grants, and a bundle's choice on
+/// the products in `clouds`.
+fn gives(catalog: &Catalog, offer: &Offer, clouds: &[String]) -> Vec<(String, usize)> {
+    catalog
+        .products()
+        .iter()
+        .filter_map(|p| {
+            let (fixed, chosen) = catalog.offer_tiers_on(offer, &p.id);
+            let t = fixed.max(chosen.filter(|_| clouds.contains(&p.id)))?;
+            Some((p.id.clone(), t))
+        })
+        .collect()
 }
 
 /// A product both offers give a tier of.
@@ -658,6 +712,8 @@ pub struct Change {
     pub subscription: String,
     pub from: Option<String>,
     pub to: String,
+    /// The products chosen for a bundle (empty for any other offer).
+    pub clouds: Vec<String>,
     /// An upgrade (a higher monthly price) takes effect now, prorated; anything else at
     /// the end of the paid period.
     pub upgrade: bool,
@@ -665,17 +721,25 @@ pub struct Change {
     pub first: Call,
 }
 
-/// Moves a subscription to another offer of the same provider. Upgrades now with the
-/// catalog's proration, downgrades at the period end.
-pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str) -> Result<Change, Refusal> {
+/// Moves a subscription to another offer of the same provider: a plan to another plan, a
+/// plan or bundle to a bundle (with the products chosen for it, `clouds`), or a bundle to
+/// other chosen products. Upgrades (a higher monthly price) now with the catalog's
+/// proration; downgrades, and other products at the same price, at the period end.
+pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str, clouds: &[String]) -> Result<Change, Refusal> {
     account.may_manage()?;
     let held = pick(account, id)?;
     if !held.is_live() {
         return Err(Refusal::new(RefusalCode::NotRunning, format!("subscription {} is {}", held.id, status_str(held.status))));
     }
     let target = sellable(catalog, to)?;
-    if held.offer.as_deref() == Some(to) {
-        return Err(Refusal::new(RefusalCode::SameOffer, format!("subscription {} is already on `{to}`", held.id)));
+    let bundle = crate::billing::parse::bundle_size(target) > 0;
+    check_clouds(catalog, target, clouds)?;
+    // The same offer is a change only of a bundle's chosen products.
+    let chosen: BTreeSet<&str> =
+        held.products.iter().map(|(p, _)| p.as_str()).filter(|p| catalog.offer_tiers_on(target, p).1.is_some()).collect();
+    if held.offer.as_deref() == Some(to) && (!bundle || chosen == clouds.iter().map(String::as_str).collect()) {
+        let what = if bundle { format!("`{to}` with {}", clouds.join(", ")) } else { format!("`{to}`") };
+        return Err(Refusal::new(RefusalCode::SameOffer, format!("subscription {} is already on {what}", held.id)));
     }
     if target.price.interval == Interval::OneTime || provider_of(catalog, target) != held.provider || target.subject != subject_kind(account) {
         return Err(Refusal::new(
@@ -683,10 +747,12 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str) 
             format!("a {} subscription of {} cannot move to `{to}`", held.provider.as_str(), account.subject),
         ));
     }
-    if crate::billing::parse::bundle_size(target) > 0 {
+    // The chosen products travel in the subscription's metadata, which Razorpay does not
+    // let a change set.
+    if bundle && held.provider == Provider::Razorpay {
         return Err(Refusal::new(
             RefusalCode::NotSellable,
-            format!("`{to}` is a bundle: its products are chosen at checkout, so buy it there"),
+            format!("`{to}` is a bundle: a Razorpay subscription cannot move to chosen products; buy it at checkout"),
         ));
     }
     if seats_for(target, held.quantity) < account.seats_used && target.seats.is_some() {
@@ -729,7 +795,7 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str) 
             )
         }
     };
-    Ok(Change { subscription: held.id.clone(), from: held.offer.clone(), to: to.to_string(), upgrade, first })
+    Ok(Change { subscription: held.id.clone(), from: held.offer.clone(), to: to.to_string(), clouds: clouds.to_vec(), upgrade, first })
 }
 
 fn subject_kind(a: &Account) -> SubjectKind {
@@ -753,6 +819,9 @@ impl Change {
             return Ok(None);
         }
         let target = catalog.offer(&self.to).ok_or_else(|| format!("no offer `{}`", self.to))?;
+        // The chosen products go with a change to or from a bundle (none: the key is unset).
+        let is_bundle = |o: &Offer| crate::billing::parse::bundle_size(o) > 0;
+        let bundles = is_bundle(target) || self.from.as_deref().and_then(|k| catalog.offer(k)).is_some_and(is_bundle);
         let sub = answers.first().ok_or("no answer to read the subscription from")?;
         let item = sub.pointer("/items/data/0").ok_or("the subscription Stripe returned has no item")?;
         let quantity = item.get("quantity").and_then(Value::as_u64).unwrap_or(1);
@@ -782,6 +851,9 @@ impl Change {
                 f.push(("items[0][quantity]".into(), quantity.to_string()));
                 f.push(("proration_behavior".into(), catalog.meta().proration.as_str().into()));
                 f.push(("metadata[offer_key]".into(), target.key.clone()));
+                if bundles {
+                    f.push(("metadata[clouds]".into(), self.clouds.join(",")));
+                }
                 Ok(Some(Call::stripe(Method::Post, format!("/v1/subscriptions/{}", self.subscription), f)))
             }
             (false, 1) => Ok(Some(Call::stripe(
@@ -811,6 +883,9 @@ impl Change {
                 f.extend(price_fields("phases[1][items][0]")?);
                 f.push(("phases[1][items][0][quantity]".into(), quantity.to_string()));
                 f.push(("phases[1][metadata][offer_key]".into(), target.key.clone()));
+                if bundles {
+                    f.push(("phases[1][metadata][clouds]".into(), self.clouds.join(",")));
+                }
                 f.push(("end_behavior".into(), "release".into()));
                 Ok(Some(Call::stripe(Method::Post, format!("/v1/subscription_schedules/{id}"), f)))
             }
@@ -1129,7 +1204,7 @@ mod tests {
         let cat = catalog("vcm");
         let mut a = user();
         a.subscriptions.push(held(Provider::Stripe, "sub_1", "SUITE_BASIC_MONTHLY", SubStatus::Active));
-        let ch = change(&cat, &a, None, "SUITE_PRO_MONTHLY").unwrap();
+        let ch = change(&cat, &a, None, "SUITE_PRO_MONTHLY", &[]).unwrap();
         assert!(ch.upgrade);
         assert_eq!((ch.first.method, ch.first.path.as_str()), (Method::Get, "/v1/subscriptions/sub_1"));
         let sub = subscription(json!({"id": "price_vcm_basic_monthly", "product": "prod_suite"}));
@@ -1139,10 +1214,50 @@ mod tests {
         assert_eq!(next.field("items[0][price]"), Some("price_vcm_pro_monthly"));
         assert_eq!(next.field("proration_behavior"), Some("always_invoice"));
         assert_eq!(next.field("metadata[offer_key]"), Some("SUITE_PRO_MONTHLY"));
+        assert_eq!(next.field("metadata[clouds]"), None, "no bundle on either side");
         assert_eq!(ch.next(&cat, &[sub.clone(), json!({})]).unwrap(), None);
-        assert_eq!(change(&cat, &a, None, "SUITE_BASIC_MONTHLY").unwrap_err().code, RefusalCode::SameOffer);
-        assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY").unwrap_err().code, RefusalCode::NotSellable);
-        assert_eq!(change(&cat, &a, None, "NOPE").unwrap_err().code, RefusalCode::UnknownOffer);
+        assert_eq!(change(&cat, &a, None, "SUITE_BASIC_MONTHLY", &[]).unwrap_err().code, RefusalCode::SameOffer);
+        assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &[]).unwrap_err().code, RefusalCode::InvalidClouds);
+        assert_eq!(change(&cat, &a, None, "NOPE", &[]).unwrap_err().code, RefusalCode::UnknownOffer);
+    }
+
+    #[test]
+    fn a_bundle_moves_to_a_bigger_bundle_now_and_to_other_chosen_clouds_at_the_period_end() {
+        let cat = catalog("vcm");
+        let mut a = user();
+        let mut h = held(Provider::Stripe, "sub_1", "SUITE_PRO_TWO_CLOUDS_MONTHLY", SubStatus::Active);
+        h.products = [("suite", "pro"), ("video", "pro"), ("writing", "pro")].map(|(p, t)| (p.into(), t.into())).to_vec();
+        a.subscriptions.push(h);
+        let three: Vec<String> = ["file", "video", "writing"].map(String::from).to_vec();
+        let ch = change(&cat, &a, None, "SUITE_PRO_THREE_CLOUDS_MONTHLY", &three).unwrap();
+        assert!(ch.upgrade);
+        let sub = subscription(json!({"id": "price_vcm_pro_two_clouds", "product": "prod_suite"}));
+        let next = ch.next(&cat, std::slice::from_ref(&sub)).unwrap().unwrap();
+        assert_eq!(next.field("items[0][price]"), Some("price_vcm_pro_three_clouds"));
+        assert_eq!(next.field("metadata[offer_key]"), Some("SUITE_PRO_THREE_CLOUDS_MONTHLY"));
+        assert_eq!(next.field("metadata[clouds]"), Some("file,video,writing"));
+        // A bundle names its clouds, as at checkout.
+        assert_eq!(change(&cat, &a, None, "SUITE_PRO_THREE_CLOUDS_MONTHLY", &[]).unwrap_err().code, RefusalCode::InvalidClouds);
+        // The same bundle: the same clouds are no change; others are, at the period end.
+        let same: Vec<String> = ["writing", "video"].map(String::from).to_vec();
+        assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &same).unwrap_err().code, RefusalCode::SameOffer);
+        let other: Vec<String> = ["file", "video"].map(String::from).to_vec();
+        let swap = change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &other).unwrap();
+        assert!(!swap.upgrade, "other clouds at the same price wait for the period end");
+        let schedule = json!({"id": "sub_sched_1", "phases": [{"start_date": 100, "end_date": 200,
+                              "items": [{"price": "price_vcm_pro_two_clouds", "quantity": 1}]}]});
+        let update = swap.next(&cat, &[sub.clone(), schedule]).unwrap().unwrap();
+        assert_eq!(update.field("phases[1][items][0][price]"), Some("price_vcm_pro_two_clouds"));
+        assert_eq!(update.field("phases[1][metadata][clouds]"), Some("file,video"));
+        // A plan moves into a bundle the same way; a bundle back to a plan drops its clouds.
+        let mut p = user();
+        p.subscriptions.push(held(Provider::Stripe, "sub_2", "SUITE_PRO_MONTHLY", SubStatus::Active));
+        assert!(change(&cat, &p, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &other).unwrap().upgrade);
+        let down = change(&cat, &a, None, "SUITE_PRO_MONTHLY", &[]).unwrap();
+        assert!(!down.upgrade);
+        let sched = json!({"id": "s", "phases": [{"start_date": 1, "end_date": 2, "items": [{"price": "p", "quantity": 1}]}]});
+        let update = down.next(&cat, &[sub, sched]).unwrap().unwrap();
+        assert_eq!(update.field("phases[1][metadata][clouds]"), Some(""), "the clouds key unset");
     }
 
     #[test]
@@ -1152,7 +1267,7 @@ mod tests {
         let mut h = held(Provider::Stripe, "sub_1", "ORG_BUSINESS_MONTHLY", SubStatus::Active);
         h.quantity = 3;
         a.subscriptions.push(h);
-        let ch = change(&cat, &a, None, "ORG_PROFESSIONAL_MONTHLY").unwrap();
+        let ch = change(&cat, &a, None, "ORG_PROFESSIONAL_MONTHLY", &[]).unwrap();
         assert!(!ch.upgrade);
         let sub = json!({"items": {"data": [{"id": "si_1", "quantity": 3, "price": {"id": "price_x", "product": "prod_org"}}]}});
         let create = ch.next(&cat, std::slice::from_ref(&sub)).unwrap().unwrap();
@@ -1173,7 +1288,7 @@ mod tests {
         let mut few = org(Role::Owner, 4);
         few.subscriptions = a.subscriptions.clone();
         few.subscriptions[0].quantity = 2;
-        assert_eq!(change(&cat, &few, None, "ORG_PROFESSIONAL_MONTHLY").unwrap_err().code, RefusalCode::SeatsBelowAllocation);
+        assert_eq!(change(&cat, &few, None, "ORG_PROFESSIONAL_MONTHLY", &[]).unwrap_err().code, RefusalCode::SeatsBelowAllocation);
     }
 
     #[test]
@@ -1181,16 +1296,16 @@ mod tests {
         let cat = catalog("rzp");
         let mut a = user();
         a.subscriptions.push(held(Provider::Razorpay, "sub_R", "PREMIUM_MONTHLY", SubStatus::Active));
-        let up = change(&cat, &a, None, "ENTERPRISE_MONTHLY").unwrap();
+        let up = change(&cat, &a, None, "ENTERPRISE_MONTHLY", &[]).unwrap();
         assert_eq!((up.first.method, up.first.path.as_str()), (Method::Patch, "/v1/subscriptions/sub_R"));
         let Body::Json(b) = &up.first.body else { panic!() };
         assert_eq!((b["plan_id"].as_str(), b["schedule_change_at"].as_str()), (Some("plan_enterprise_monthly"), Some("now")));
         assert_eq!(up.next(&cat, &[json!({})]).unwrap(), None);
         a.subscriptions[0].offer = Some("ENTERPRISE_MONTHLY".into());
-        let down = change(&cat, &a, None, "PREMIUM_MONTHLY").unwrap();
+        let down = change(&cat, &a, None, "PREMIUM_MONTHLY", &[]).unwrap();
         let Body::Json(b) = &down.first.body else { panic!() };
         assert_eq!(b["schedule_change_at"], "cycle_end");
-        assert_eq!(change(&cat, &a, None, "AI_CREDITS_TOPUP_500").unwrap_err().code, RefusalCode::NotSellable);
+        assert_eq!(change(&cat, &a, None, "AI_CREDITS_TOPUP_500", &[]).unwrap_err().code, RefusalCode::NotSellable);
     }
 
     #[test]

@@ -143,13 +143,13 @@ grants = [{ product = "app", tier = "pro" }]
             quantity: 1,
             cancel_at_period_end: false,
             current_period_end: Some(Timestamp(NOW.0 + 86_400 * 20)),
-            products: vec!["app".into()],
+            products: vec![("app".into(), "basic".into())],
         }],
         customers: vec![(Provider::Stripe, "cus_1".into())],
         seats_used: 0,
         email: None,
     };
-    let refusal = checkout::change(&c, &account, Some("sub_1"), "PRO_USD").expect_err("a change of currency");
+    let refusal = checkout::change(&c, &account, Some("sub_1"), "PRO_USD", &[]).expect_err("a change of currency");
     assert_eq!(refusal.code, checkout::RefusalCode::NotSellable);
     assert!(refusal.message.contains("INR") && refusal.message.contains("USD"), "{}", refusal.message);
 }

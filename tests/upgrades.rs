@@ -101,7 +101,9 @@ fn a_tools_upgrade_unlocks_the_tool() {
 }
 
 /// A subscriber of the two-cloud bundle (video + writing) denied File Cloud Pro is shown
-/// an offer it can buy, not the bundle it already holds (which checkout refuses).
+/// an offer it can have, not the bundle it already holds: the three-cloud bundle, which
+/// its subscription moves to (a change; checkout would bill both bundles for video and
+/// writing, so it refuses and says so).
 #[test]
 fn the_cheapest_upgrade_is_not_an_offer_the_subject_already_holds() {
     let c = vcm();
@@ -109,18 +111,48 @@ fn the_cheapest_upgrade_is_not_an_offer_the_subject_already_holds() {
     let d = decide::has_access(&c, &ents, "file", "pro", NOW).unwrap();
     assert!(!d.allowed);
     let offer = d.upgrade.expect("an upgrade").offer;
-    // Following the advice must be possible: checkout must accept it.
+    assert_eq!(offer, "SUITE_PRO_THREE_CLOUDS_MONTHLY");
+    // Following the advice is possible: a change of the running bundle, not a second one.
     let mut a = user();
-    a.subscriptions.push(live("SUITE_PRO_TWO_CLOUDS_MONTHLY"));
-    let mut p = buy(&offer);
-    if offer.contains("CLOUDS") && offer != "CLOUD_ALL_PRO_MONTHLY" {
-        p.clouds = if offer.contains("TWO") { vec!["file".into(), "video".into()] } else { vec!["file".into(), "video".into(), "writing".into()] };
-    }
-    assert!(
-        checkout::checkout(&c, &p, &a, NOW).is_ok(),
-        "the upgrade shown is `{offer}`, which the subject already holds and cannot buy"
-    );
-    assert_ne!(offer, "SUITE_PRO_TWO_CLOUDS_MONTHLY");
+    a.subscriptions.push(Held {
+        products: [("suite", "pro"), ("video", "pro"), ("writing", "pro")].map(|(p, t)| (p.into(), t.into())).to_vec(),
+        ..live("SUITE_PRO_TWO_CLOUDS_MONTHLY")
+    });
+    let clouds: Vec<String> = ["file", "video", "writing"].map(String::from).to_vec();
+    let p = Purchase { clouds: clouds.clone(), ..buy(&offer) };
+    let r = checkout::checkout(&c, &p, &a, NOW).expect_err("both bundles would bill video and writing");
+    assert_eq!(r.code, checkout::RefusalCode::AlreadySubscribed);
+    assert!(r.message.contains("/v1/subscriptions/change"), "{}", r.message);
+    let ch = checkout::change(&c, &a, None, &offer, &clouds).expect("the bundle moves to the bigger one");
+    assert!(ch.upgrade, "a higher price: now, prorated");
+}
+
+/// A bundle bought beside a running subscription it holds wholly (the Pro plan inside a
+/// two-cloud bundle), or that holds it wholly (a two-cloud bundle beside all clouds), would
+/// bill twice for the same thing: checkout sends the subscription to a change. A bundle
+/// that only shares some of it (Video Cloud Pro beside a bundle on file and music) sells.
+#[test]
+fn checkout_sends_a_subscription_a_bundle_would_bill_twice_to_a_change() {
+    let c = vcm();
+    let two = |clouds: &[&str]| Purchase { clouds: clouds.iter().map(|s| s.to_string()).collect(), ..buy("SUITE_PRO_TWO_CLOUDS_MONTHLY") };
+    let holding = |offer: &str, products: &[(&str, &str)]| {
+        let mut a = user();
+        a.subscriptions.push(Held { products: products.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect(), ..live(offer) });
+        a
+    };
+    let plan = holding("SUITE_PRO_MONTHLY", &[("suite", "pro")]);
+    assert_eq!(checkout::checkout(&c, &two(&["video", "writing"]), &plan, NOW).unwrap_err().code, checkout::RefusalCode::AlreadySubscribed);
+    assert!(checkout::change(&c, &plan, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &["video".into(), "writing".into()]).is_ok());
+    let all: Vec<(&str, &str)> = c.products().iter().filter(|p| p.tiers.iter().any(|t| t == "pro")).map(|p| (p.id.as_str(), "pro")).collect();
+    let everything = holding("CLOUD_ALL_PRO_MONTHLY", &all);
+    assert_eq!(checkout::checkout(&c, &two(&["file", "music"]), &everything, NOW).unwrap_err().code, checkout::RefusalCode::AlreadySubscribed);
+    let video = holding("CLOUD_VIDEO_PRO_MONTHLY", &[("video", "pro")]);
+    assert_eq!(checkout::checkout(&c, &two(&["video", "writing"]), &video, NOW).unwrap_err().code, checkout::RefusalCode::AlreadySubscribed);
+    assert!(checkout::checkout(&c, &two(&["file", "music"]), &video, NOW).is_ok(), "nothing billed twice");
+    // Ending at its period's end, the subscription is no obstacle.
+    let mut ending = plan.clone();
+    ending.subscriptions[0].cancel_at_period_end = true;
+    assert!(checkout::checkout(&c, &two(&["video", "writing"]), &ending, NOW).is_ok());
 }
 
 /// A Starter subscriber buying Pro at `POST /v1/checkout` would get a second, full-price
@@ -143,7 +175,7 @@ fn a_bundle_subscriber_buys_a_cloud_outside_its_chosen_ones() {
     let c = vcm();
     let mut a = user();
     a.subscriptions.push(Held {
-        products: vec!["creation".into(), "suite".into(), "writing".into()],
+        products: [("creation", "pro"), ("suite", "pro"), ("writing", "pro")].map(|(p, t)| (p.into(), t.into())).to_vec(),
         ..live("SUITE_PRO_TWO_CLOUDS_MONTHLY")
     });
     let r = checkout::checkout(&c, &buy("CLOUD_VIDEO_PRO_MONTHLY"), &a, NOW);

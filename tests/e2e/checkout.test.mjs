@@ -346,6 +346,38 @@ test('an upgrade changes the subscription item\'s price now, as Stripe\'s librar
   assert.deepEqual((await grants('user_id', uid)).filter((g) => g.status === 'active').map((g) => [g.cloud_id, g.tier]), [['suite', 'pro']]);
 });
 
+test('a plan moves into a bundle and the bundle to a bigger one by a change, with their clouds, as Stripe\'s library would; checkout refuses a second bill', { skip: only('vcm-suite') }, async () => {
+  const uid = await createUser();
+  const r = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_MONTHLY', ...urls });
+  assert.equal(r.status, 200, r.text);
+  const { subscription } = await completeStripe(recorded.filter((x) => x.by === 'worker').at(-1), r.json.id);
+  // A bundle holding the plan would bill it twice: checkout sends it to a change.
+  const twice = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_TWO_CLOUDS_MONTHLY', clouds: ['video', 'writing'], ...urls });
+  assert.deepEqual([twice.status, twice.json.error?.code], [409, 'already_subscribed'], twice.text);
+  const moves = async (offer, clouds, price) => {
+    const change = await post('/v1/subscriptions/change', uid, { offer, clouds });
+    assert.equal(change.status, 200, change.text);
+    assert.deepEqual([change.json.effective, change.json.clouds], ['now', clouds]);
+    const sub = subscriptions.get(subscription);
+    await sameAsLibrary(() => stripeLib().subscriptions.update(subscription, {
+      items: [{ id: sub.items.data[0].id, price, quantity: 1 }],
+      proration_behavior: 'always_invoice',
+      metadata: { offer_key: offer, clouds: clouds.join(',') },
+    }));
+    // Stripe then sends the subscription with its new price and metadata.
+    await stripeUpdated(subscription, {
+      metadata: { ...sub.metadata, offer_key: offer, clouds: clouds.join(',') },
+      items: { ...sub.items, data: [{ ...sub.items.data[0], price: { ...sub.items.data[0].price, id: price } }] },
+    });
+    const active = (await grants('user_id', uid)).filter((g) => g.status === 'active');
+    assert.deepEqual(active.map((g) => [g.cloud_id, g.tier]), [['suite', 'pro'], ...clouds.map((c) => [c, 'pro'])].sort());
+  };
+  await moves('SUITE_PRO_TWO_CLOUDS_MONTHLY', ['video', 'writing'], 'price_vcm_pro_two_clouds');
+  await moves('SUITE_PRO_THREE_CLOUDS_MONTHLY', ['file', 'video', 'writing'], 'price_vcm_pro_three_clouds');
+  const missing = await post('/v1/subscriptions/change', uid, { offer: 'SUITE_PRO_TWO_CLOUDS_MONTHLY' });
+  assert.deepEqual([missing.status, missing.json.error?.code], [400, 'invalid_clouds'], missing.text);
+});
+
 test('a provider that refuses is 502 with its message, one that does not answer is 504, and nothing is written', { skip: only('vcm-suite') }, async () => {
   const uid = await createUser();
   nextAnswer = 'fail';

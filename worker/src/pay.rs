@@ -237,15 +237,7 @@ fn purchase(body: &Value) -> Result<Purchase, AppResponse> {
                 .ok_or_else(|| error(400, "invalid_body", "`quantity` must be a positive integer"))?,
         ),
     };
-    let clouds = match &body["clouds"] {
-        Value::Null => vec![],
-        Value::Array(a) => a
-            .iter()
-            .map(|c| c.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| error(400, "invalid_body", "`clouds` must be an array of product ids"))?,
-        _ => return Err(error(400, "invalid_body", "`clouds` must be an array of product ids")),
-    };
+    let clouds = clouds(body)?;
     Ok(Purchase {
         offer: offer.to_string(),
         quantity,
@@ -254,6 +246,19 @@ fn purchase(body: &Value) -> Result<Purchase, AppResponse> {
         cancel_url: cancel_url.to_string(),
         price: None,
     })
+}
+
+/// A bundle's chosen products (`clouds`: product ids; none when absent).
+fn clouds(body: &Value) -> Result<Vec<String>, AppResponse> {
+    match &body["clouds"] {
+        Value::Null => Ok(vec![]),
+        Value::Array(a) => a
+            .iter()
+            .map(|c| c.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| error(400, "invalid_body", "`clouds` must be an array of product ids")),
+        _ => Err(error(400, "invalid_body", "`clouds` must be an array of product ids")),
+    }
 }
 
 /// `POST /v1/portal` `{"return_url", "organization_id"?}` → `{"url"}`.
@@ -315,7 +320,7 @@ pub async fn cancel<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
     }
 }
 
-/// `POST /v1/subscriptions/change` `{"offer", "subscription"?, "organization_id"?}`.
+/// `POST /v1/subscriptions/change` `{"offer", "clouds"?, "subscription"?, "organization_id"?}`.
 pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims) -> AppResponse {
     let body = match json_body(req) {
         Ok(b) => b,
@@ -325,11 +330,15 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         (Ok(o), Ok(s), Ok(g)) => (o, s, g),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
+    let clouds = match clouds(&body) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let account = match account(ctx, claims, org).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let plan = match checkout::change(&ctx.catalog(), &account, sub, offer) {
+    let plan = match checkout::change(&ctx.catalog(), &account, sub, offer, &clouds) {
         Ok(c) => c,
         Err(r) => return refused(r),
     };
@@ -353,6 +362,7 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
             "provider": plan.first.provider.as_str(),
             "from": plan.from,
             "to": plan.to,
+            "clouds": plan.clouds,
             "effective": if plan.upgrade { "now" } else { "period_end" },
             "applied": "when the provider's webhook arrives",
         }),

@@ -469,7 +469,7 @@ pub fn account_from_json(subject: &Subject, v: &Value) -> Result<Option<Account>
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|g| g["product"].as_str().map(str::to_string))
+                .filter_map(|g| Some((g["product"].as_str()?.to_string(), g["tier"].as_str()?.to_string())))
                 .collect(),
         });
     }
