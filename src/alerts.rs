@@ -11,7 +11,8 @@
 //! pool's open lots hold fewer units). The store then, under one lock per subject:
 //!
 //! - crossed, and no alert of the rule open: opens one (`alert.crossed`), unless this
-//!   episode was opened before (a windowed limit crosses once per window);
+//!   episode was opened before (a windowed limit crosses once per window and limit: an
+//!   upgrade within the window that resolves it lets the new limit's threshold cross);
 //! - crossed in another episode than the open one (a new window): resolves the open one;
 //! - not crossed: resolves the open one (`alert.resolved`).
 //!
@@ -70,7 +71,9 @@ pub fn limit_checks(
     limit: u64,
 ) -> Vec<AlertCheck> {
     let mut out = Vec::new();
-    let episode = if ends_at.is_some() { window_start.to_string() } else { String::new() };
+    // One crossing per window and limit (a limit changed within the window is a new
+    // episode: its thresholds are other numbers).
+    let episode = if ends_at.is_some() { format!("{window_start}/{limit}") } else { String::new() };
     for r in catalog.doc.alerts.iter().filter(|r| r.feature.as_deref() == Some(feature)) {
         let mut push = |name: String, at_least: u64, threshold: Value| {
             out.push(AlertCheck {
@@ -263,7 +266,7 @@ mod tests {
             })
             .collect();
         assert_eq!(units, vec![("limit:monthly_ai_credits:80%".into(), 1600), ("limit:monthly_ai_credits:100%".into(), 2000)]);
-        assert!(checks.iter().all(|k| k.episode == w.to_string()), "each window crosses once");
+        assert!(checks.iter().all(|k| k.episode == format!("{w}/2000")), "each window crosses once per limit");
         let three = limit_checks(&c, "monthly_ai_credits", "x", w, None, 3);
         assert!(matches!(three[0].level, Level::CounterAtLeast { at_least: 3, .. }), "80% of 3 is the 3rd");
         assert_eq!(three[0].episode, "", "no window: a release may resolve it and a new use cross again");

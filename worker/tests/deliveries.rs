@@ -1,7 +1,8 @@
 //! Alerts and deliveries to the app's endpoints, on the in-memory store (the Razorpay AI
-//! app's catalog: fewer than 100 `ai_credits` left): a use of a pool that leaves it under
-//! its threshold opens the alert; each delivery is signed with the time it is sent; an
-//! endpoint URL has a host; a 410 answer disables the endpoint.
+//! app's catalog: 80% and 100% of `monthly_ai_credits`, and fewer than 100 `ai_credits`
+//! left): a use of a pool that leaves it under its threshold opens the alert; an upgrade
+//! within a window lets the new limit's thresholds cross; each delivery is signed with the
+//! time it is sent; an endpoint URL has a host; a 410 answer disables the endpoint.
 
 
 mod common;
@@ -179,5 +180,26 @@ fn a_410_gone_answer_disables_the_endpoint() {
         let eps = app.ctx.store.endpoints().await.unwrap();
         assert_eq!(rx.sent.get(), 1, "nothing more sent after 410: {eps}");
         assert_eq!(eps[0]["enabled"], false, "{eps}");
+    })
+}
+
+/// An upgrade within the window (PREMIUM 2000 -> ENTERPRISE 5000) makes 1600 used no longer
+/// 80%: the 80% alert resolves. Reaching 80% of the new limit (4000) in the same window
+/// alerts again: a window crosses once per limit.
+#[test]
+fn after_an_upgrade_resolves_a_limit_alert_crossing_the_new_limit_in_the_same_window_alerts_again() {
+    block(async {
+        let t = T::new(0);
+        t.grant("PREMIUM", "p", json!([])).await;
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        let open = t.open();
+        assert_eq!(open.len(), 1, "80% of 2000: {open:?}");
+        t.grant("ENTERPRISE", "e", json!([])).await;
+        assert_eq!(t.track("monthly_ai_credits", "b", 1, NOW + 60).await.0, 200);
+        assert!(t.open().is_empty(), "1601 of 5000 is 32%: resolved");
+        let (s, v) = t.track("monthly_ai_credits", "c", 2399, NOW + 120).await;
+        assert_eq!(s, 200, "{v}");
+        let open = t.open();
+        assert!(open.iter().any(|(r, _)| r == "limit:monthly_ai_credits:80%"), "4000 of 5000 is 80% again: open {open:?}");
     })
 }
