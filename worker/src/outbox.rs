@@ -27,9 +27,13 @@ use crate::store::{AttemptRecord, Store, StoreError};
 /// How long an endpoint may take to answer one delivery.
 pub const DELIVERY_TIMEOUT_MS: u32 = 10_000;
 /// Messages read per round, and rounds per run (a round sends the next message of each
-/// endpoint and subject).
-const PAGE: u32 = 50;
-const ROUNDS: usize = 25;
+/// endpoint and subject). A round's messages are leased to it for
+/// [`crate::store::OUTBOX_LEASE_SECONDS`] and sent one after another: a page is no more
+/// than the lease can cover at the longest answer each, so an overlapping run never claims
+/// a message this one has still to send.
+const PAGE: u32 = 5;
+const ROUNDS: usize = 250;
+const _: () = assert!((PAGE as i64) * (DELIVERY_TIMEOUT_MS as i64) / 1000 < crate::store::OUTBOX_LEASE_SECONDS);
 
 /// What a delivery run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -203,3 +203,38 @@ fn after_an_upgrade_resolves_a_limit_alert_crossing_the_new_limit_in_the_same_wi
         assert!(open.iter().any(|(r, _)| r == "limit:monthly_ai_credits:80%"), "4000 of 5000 is 80% again: open {open:?}");
     })
 }
+
+/// Overlapping delivery runs (the scheduled one, another request's waitUntil) behind slow
+/// endpoints: a run's page is never longer than its lease covers, so the second run never
+/// claims a message the first has still to send; each message reaches each endpoint once.
+#[test]
+fn overlapping_delivery_runs_never_send_a_message_twice() {
+    block(async {
+        let t = T::new(10);
+        t.grant("PREMIUM", "p", json!([])).await;
+        for i in 0..8 {
+            t.endpoint(&format!("https://app.example/hooks/{i}")).await;
+        }
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        assert_eq!(t.app.ctx.store.outbox().len(), 8, "one message per endpoint");
+        let clock = t.rx.clock.clone();
+        let now = move || Timestamp(clock.get());
+        let first = t.app.deliver(&now);
+        let clock2 = t.rx.clock.clone();
+        let second = async {
+            while clock2.get() < NOW + 61 {
+                tokio::task::yield_now().await;
+            }
+            t.app.deliver(&now).await
+        };
+        let (a, b) = tokio::join!(first, second);
+        a.unwrap();
+        b.unwrap();
+        let sent = t.rx.sent.borrow();
+        let mut pairs: Vec<(String, String)> = sent.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
+        pairs.sort();
+        let n = pairs.len();
+        pairs.dedup();
+        assert_eq!(n, pairs.len(), "a message sent twice to one endpoint: {sent:?}");
+    })
+}
