@@ -81,11 +81,12 @@ pub struct Next {
     pub disable_endpoint: bool,
 }
 
-/// After attempt number `attempts` (1 for the first) of a message created at `created`,
-/// made at `now` on an endpoint failing since `failing_since` (`None`: its last attempt
-/// succeeded): exponential backoff (30 s, 1 min, 2 min, ... up to 12 h between attempts)
-/// for three days after the message was created, then it is given up.
-pub fn after_attempt(outcome: Attempt, attempts: u32, created: Timestamp, failing_since: Option<Timestamp>, now: Timestamp) -> Next {
+/// After attempt number `attempts` (1 for the first) of a message first attempted at
+/// `first` (`now` for the first attempt), made at `now` on an endpoint failing since
+/// `failing_since` (`None`: its last attempt succeeded): exponential backoff (30 s, 1 min,
+/// 2 min, ... up to 12 h between attempts) for three days after its first attempt (however
+/// long it waited for its endpoint before), then it is given up.
+pub fn after_attempt(outcome: Attempt, attempts: u32, first: Timestamp, failing_since: Option<Timestamp>, now: Timestamp) -> Next {
     if outcome == Attempt::Delivered {
         return Next { retry_at: None, give_up: false, disable_endpoint: false };
     }
@@ -96,11 +97,11 @@ pub fn after_attempt(outcome: Attempt, attempts: u32, created: Timestamp, failin
     let shift = attempts.saturating_sub(1).min(20);
     let delay = (FIRST_DELAY_SECONDS << shift).min(MAX_DELAY_SECONDS);
     let at = now.plus_seconds(delay);
-    let deadline = created.plus_seconds(RETRY_FOR_SECONDS);
+    let deadline = first.plus_seconds(RETRY_FOR_SECONDS);
     let since = failing_since.unwrap_or(now);
     // Failing for three days, or giving up a message it failed all the way through.
     let give_up = at > deadline;
-    let disable_endpoint = now.unix() - since.unix() >= RETRY_FOR_SECONDS || (give_up && since <= created);
+    let disable_endpoint = now.unix() - since.unix() >= RETRY_FOR_SECONDS || (give_up && since <= first);
     if give_up {
         Next { retry_at: None, give_up: true, disable_endpoint }
     } else {

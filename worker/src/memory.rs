@@ -1227,6 +1227,7 @@ impl Store for MemoryStore {
                 created_at: m.created_at,
                 attempts: m.attempts,
                 failing_since: e.failing_since,
+                first_attempt_at: g.attempts.iter().filter(|(id, _)| *id == m.id).map(|(_, a)| a.at).min(),
             });
         }
         out.sort_by_key(|m| m.id);

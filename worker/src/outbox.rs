@@ -80,7 +80,7 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
                 (Some(410), _) => Attempt::Gone,
                 _ => Attempt::Failed,
             };
-            let next = after_attempt(outcome, m.attempts + 1, m.created_at, m.failing_since, now);
+            let next = after_attempt(outcome, m.attempts + 1, m.first_attempt_at.unwrap_or(now), m.failing_since, now);
             if outcome == Attempt::Delivered {
                 done.delivered += 1;
             } else {

@@ -293,6 +293,8 @@ pub struct DueMessage {
     pub created_at: Timestamp,
     pub attempts: u32,
     pub failing_since: Option<Timestamp>,
+    /// When it was first attempted (`None`: never): its three days of retries count from it.
+    pub first_attempt_at: Option<Timestamp>,
 }
 
 impl DueMessage {
@@ -312,6 +314,7 @@ impl DueMessage {
             created_at: t("created_at")?.unwrap_or(Timestamp(0)),
             attempts: v["attempts"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
             failing_since: t("failing_since")?,
+            first_attempt_at: t("first_attempt_at")?,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! app's catalog: 80% and 100% of `monthly_ai_credits`, and fewer than 100 `ai_credits`
 //! left): a use of a pool that leaves it under its threshold opens the alert; an upgrade
 //! within a window lets the new limit's thresholds cross; each delivery is signed with the
-//! time it is sent; an endpoint URL has a host; a 410 answer disables the endpoint.
+//! time it is sent; overlapping runs send a message once; an endpoint URL has a host; a
+//! 410 answer disables the endpoint; retries count from a message's first attempt.
 
 
 mod common;
@@ -236,5 +237,59 @@ fn overlapping_delivery_runs_never_send_a_message_twice() {
         let n = pairs.len();
         pairs.dedup();
         assert_eq!(n, pairs.len(), "a message sent twice to one endpoint: {sent:?}");
+    })
+}
+
+/// An endpoint answering `fail_first` failures with 503, then 200.
+#[derive(Clone)]
+struct Flaky {
+    fail_first: Rc<Cell<u32>>,
+    sent: Rc<Cell<u32>>,
+}
+impl Transport for Flaky {
+    async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
+        self.sent.set(self.sent.get() + 1);
+        let status = if self.fail_first.get() > 0 {
+            self.fail_first.set(self.fail_first.get() - 1);
+            503
+        } else {
+            200
+        };
+        Ok(OutResponse { status, headers: Headers::new(), body: Vec::new() })
+    }
+}
+
+/// A message that waited four days for its disabled endpoint gets its three days of
+/// retries from its first attempt: a 503 when the endpoint is enabled again is retried.
+#[test]
+fn a_message_that_waited_for_a_disabled_endpoint_is_retried_after_one_failure() {
+    block(async {
+        let rx = Flaky { fail_first: Rc::new(Cell::new(1)), sent: Rc::default() };
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "razorpay-ai"), rx.clone(), MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        let post = |path: String, body: Value, now: i64| {
+            let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+            (InRequest { method: Method::Post, path, query: String::new(), headers: h, body: body.to_string().into_bytes() }, Timestamp(now))
+        };
+        let (r, n) = post("/v1/admin/grants".into(), json!({"user_id": U1, "grants": [{"product": "premium", "tier": "PREMIUM", "source": "promotion",
+                "id": "p", "valid_from": Timestamp(NOW - 40 * DAY), "valid_to": Timestamp(NOW + 90 * DAY)}]}), NOW);
+        assert_eq!(app.handle(r, n).await.status, 201);
+        let (r, n) = post("/v1/admin/endpoints".into(), json!({"url": "https://app.example/hooks"}), NOW);
+        let ep: Value = serde_json::from_slice(&app.handle(r, n).await.body).unwrap();
+        let id = ep["id"].as_str().unwrap().to_string();
+        let (r, n) = post(format!("/v1/admin/endpoints/{id}/disable"), json!({}), NOW);
+        assert_eq!(app.handle(r, n).await.status, 200);
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, NOW))).with("idempotency-key", "a");
+        let req = InRequest { method: Method::Post, path: "/v1/track".into(), query: String::new(), headers: h,
+                              body: json!({"feature": "monthly_ai_credits", "quantity": 1600}).to_string().into_bytes() };
+        assert_eq!(app.handle(req, Timestamp(NOW)).await.status, 200);
+        let back = NOW + 4 * DAY;
+        let (r, n) = post(format!("/v1/admin/endpoints/{id}/enable"), json!({}), back);
+        assert_eq!(app.handle(r, n).await.status, 200);
+        app.deliver(&|| Timestamp(back)).await.unwrap(); // 503
+        app.deliver(&|| Timestamp(back + 3600)).await.unwrap(); // due again by now: 200
+        let out = app.ctx.store.outbox();
+        assert_eq!(rx.sent.get(), 2, "retried after one 503: {out:?}");
+        assert!(out[0].2, "delivered on the retry: {out:?}");
     })
 }
