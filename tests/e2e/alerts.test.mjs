@@ -129,6 +129,53 @@ test('80% then 100% of a limit: two alerts; a replay, a redelivery and a re-fold
   assert.equal((await rls.json()).length, 2);
 });
 
+test('an endpoint that answers with a redirect has not taken the message: the redirect is not followed', { skip }, async () => {
+  const target = receiver();
+  const moved = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(307, { location: `http://127.0.0.1:${target.server.address().port}/hooks` }).end());
+  });
+  await listen(target);
+  await new Promise((ok) => moved.listen(0, '127.0.0.1', ok));
+  const ep = await admin('POST', '/v1/admin/endpoints', { url: `http://127.0.0.1:${moved.address().port}/old`, events: ['alert.crossed'] });
+  assert.equal(ep.status, 201, ep.text);
+  target.secret = ep.json.secret;
+  try {
+    const { uid } = await subscriber();
+    assert.equal((await track(uid, id('use'), 1600)).status, 200);
+    const attempts = await until('an attempt on the moved endpoint', async () => {
+      const rows = await q(`select a.status from outbox_attempts a join outbox_messages m on m.id = a.message_id
+                             where m.endpoint_id = $1 and m.subject = $2`, [ep.json.id, uid]);
+      return rows.length ? rows : null;
+    });
+    assert.equal(attempts[0].status, 307);
+    const [m] = await q(`select delivered_at from outbox_messages where endpoint_id = $1 and subject = $2`, [ep.json.id, uid]);
+    assert.equal(m.delivered_at, null, 'not delivered');
+    assert.equal(target.got.length + target.bad.length, 0, 'the signed body went nowhere else');
+  } finally {
+    await admin('POST', `/v1/admin/endpoints/${ep.json.id}/disable`, {});
+    moved.close();
+    target.server.close();
+  }
+});
+
+test('a stale check of an ended window resolves that window\'s alert, never the next window\'s', { skip }, async () => {
+  const uid = await createUser();
+  const [w1, w2] = ['2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z'];
+  const check = (episode, known) => ({ rule: 'limit:monthly_ai_credits:80%', episode, level: { known }, alert: { kind: 'limit' } });
+  const apply = (checks) => q('select public.tollgate_apply_alerts($1, null, $2, now()) as r', [uid, JSON.stringify(checks)]);
+  await apply([check(`${w1}/2000`, true)]);
+  // The next window crosses (the old window's alert resolves), then the scheduled run's
+  // stale check of the old window arrives.
+  await apply([check(`${w2}/2000`, true)]);
+  await apply([check(`${w1}/2000`, false)]);
+  const open = await q('select episode from alerts where user_id = $1 and resolved_at is null', [uid]);
+  assert.deepEqual(open.map((a) => a.episode), [`${w2}/2000`]);
+  // A check of the window itself (or a later one) resolves it.
+  await apply([check(`${w2}/5000`, false)]);
+  assert.deepEqual(await q('select episode from alerts where user_id = $1 and resolved_at is null', [uid]), []);
+});
+
 test('an endpoint down for a while gets every alert once back, in order per subject', { skip }, async () => {
   B.down = true;
   const v = await subscriber();

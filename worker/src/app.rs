@@ -316,10 +316,15 @@ impl<T: Transport, S: Store> App<T, S> {
     /// The scheduled handler: retries kept events, expires what lapsed, resolves the
     /// alerts of ended windows and delivers the outbox.
     pub async fn scheduled(&self, now: Timestamp) -> Result<Value, StoreError> {
+        self.scheduled_with_clock(now, &move || now).await
+    }
+
+    /// [`App::scheduled`] started at `now`, its deliveries reading `clock` as they go.
+    pub async fn scheduled_with_clock(&self, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
         // Folds decide under the active catalog, as requests do (a cold isolate reads it
         // first); a store that cannot answer fails the run below anyway.
         let _ = self.ctx.refresh_catalog(now, false).await;
-        crate::webhook::scheduled(&self.ctx, now).await
+        crate::webhook::scheduled(&self.ctx, now, clock).await
     }
 
     /// Whether a request queued outbound webhooks since the last call (then deliver them

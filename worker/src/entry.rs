@@ -35,7 +35,8 @@ impl Transport for FetchTransport {
             headers.set(k, v).map_err(|e| TransportError(e.to_string()))?;
         }
         let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
+        // A redirect is an answer, not followed (see `Transport`).
+        init.with_method(method).with_headers(headers).with_redirect(worker::RequestRedirect::Manual);
         if let Some(b) = req.body {
             init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
         }
@@ -155,7 +156,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match app(&env) {
-        Ok(a) => match a.scheduled(now()).await {
+        Ok(a) => match a.scheduled_with_clock(now(), &now).await {
             Ok(report) => worker::console_log!("scheduled: {report}"),
             Err(e) => worker::console_error!("scheduled: {e}"),
         },

@@ -115,6 +115,9 @@ impl fmt::Display for TransportError {
 impl std::error::Error for TransportError {}
 
 /// Sends one HTTP request. Futures are not `Send`: the Workers runtime is single-threaded.
+/// A redirect is answered as it is, never followed: no API the worker calls redirects, and
+/// a webhook endpoint that answers 3xx has not taken the message (Standard Webhooks counts
+/// it a failure), nor may it send the signed body somewhere else.
 #[allow(async_fn_in_trait)]
 pub trait Transport {
     async fn send(&self, req: OutRequest) -> Result<OutResponse, TransportError>;

@@ -269,6 +269,9 @@ impl Inner {
                 .filter(|i| {
                     let a = &self.alerts[*i];
                     a.subject == key && a.rule == c.rule && a.resolved_at.is_none() && (!crossed || a.episode != c.episode)
+                        // A limit's alert only by a check of its own window or a later one
+                        // (as tollgate_apply_alerts of 20261206016000).
+                        && (!a.rule.starts_with("limit:") || window_of(&a.episode) <= window_of(&c.episode))
                 })
                 .collect();
             for i in resolved {
@@ -567,6 +570,11 @@ impl Inner {
 }
 
 /// What a charge is decided from, as one value: the state without the units charges move.
+/// The window of a limit alert's episode (`<window start>/<limit>`).
+fn window_of(episode: &str) -> &str {
+    episode.split('/').next().unwrap_or_default()
+}
+
 fn stamp(v: &Value) -> String {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {

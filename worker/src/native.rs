@@ -13,6 +13,8 @@ impl ReqwestTransport {
         ReqwestTransport {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
+                // A redirect is an answer, not followed (see `Transport`).
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a plain reqwest client builds"),
         }

@@ -339,7 +339,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
 /// `expire:` entries; grants closed). The fold closes what it refolds, so these rows
 /// leave the scan; it pages through all of them (keyset pages), so rows that cannot be
 /// folded yet never hide later ones.
-pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) -> Result<Value, StoreError> {
+pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
     let pending = app.store.pending_events(None, 100).await?;
     let mut retried = 0;
     let mut applied = 0;
@@ -438,7 +438,8 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp) 
             }
         }
     }
-    let sent = crate::outbox::deliver(app, &|| now).await?;
+    // Delivery reads the clock as it goes (what a request queues meanwhile goes in this run).
+    let sent = crate::outbox::deliver(app, clock).await?;
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
               "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released,
               "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed}))

@@ -1,8 +1,10 @@
 //! Alerts and deliveries to the app's endpoints, on the in-memory store (the Razorpay AI
 //! app's catalog: 80% and 100% of `monthly_ai_credits`, and fewer than 100 `ai_credits`
 //! left): a use of a pool that leaves it under its threshold opens the alert; an upgrade
-//! within a window lets the new limit's thresholds cross; each delivery is signed with the
-//! time it is sent; overlapping runs send a message once; an endpoint URL has a host; a
+//! within a window lets the new limit's thresholds cross; a stale check of an ended window
+//! leaves the next window's alert open; each delivery is signed with the
+//! time it is sent; overlapping runs send a message once, and the scheduled run what a
+//! request queued while it sent; an endpoint URL has a host; a
 //! 410 answer disables the endpoint; retries count from a message's first attempt.
 
 
@@ -205,6 +207,37 @@ fn after_an_upgrade_resolves_a_limit_alert_crossing_the_new_limit_in_the_same_wi
     })
 }
 
+/// The scheduled run lists the open alerts of ended windows, then resolves each with
+/// `lapsed`. A use in the next window that opened the rule's alert in between (another
+/// isolate) keeps it open: a check resolves a limit's alert of its own window or an
+/// earlier one, never a later one.
+#[test]
+fn a_stale_lapsed_check_does_not_resolve_the_next_windows_alert() {
+    block(async {
+        let t = T::new(0);
+        t.grant("PREMIUM", "p", json!([])).await;
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        let s = Subject::user(U1);
+        let far = Timestamp(NOW + 40 * DAY);
+        let listed = t.app.ctx.store.open_windowed_alerts(far, 1000).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let ends: Timestamp = serde_json::from_value(listed[0].1.alert["ends_at"].clone()).unwrap();
+        // The scheduled run (at `ends`) has listed it; meanwhile a use in the next window
+        // crosses 80% there: the old window's alert resolves, the new one opens.
+        let listed = t.app.ctx.store.open_windowed_alerts(ends, 1000).await.unwrap();
+        assert_eq!(t.track("monthly_ai_credits", "b", 1600, ends.unix() + 5).await.0, 200);
+        let open = t.open();
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_ne!(open[0].1, listed[0].1.episode, "the next window's alert");
+        // The run now applies what it listed.
+        for (subject, a) in &listed {
+            let checks = tollgate::alerts::lapsed(std::slice::from_ref(a), ends);
+            t.app.ctx.store.record_alerts(subject, &checks, Timestamp(ends.unix() + 6)).await.unwrap();
+        }
+        assert_eq!(t.open(), open, "the next window's 80% alert is still open for {s:?}");
+    })
+}
+
 /// Overlapping delivery runs (the scheduled one, another request's waitUntil) behind slow
 /// endpoints: a run's page is never longer than its lease covers, so the second run never
 /// claims a message the first has still to send; each message reaches each endpoint once.
@@ -237,6 +270,38 @@ fn overlapping_delivery_runs_never_send_a_message_twice() {
         let n = pairs.len();
         pairs.dedup();
         assert_eq!(n, pairs.len(), "a message sent twice to one endpoint: {sent:?}");
+    })
+}
+
+/// The scheduled run is sending U1's 80% crossing when a use crosses 100%; that request's
+/// own delivery finds the 80% in flight and leaves the 100%: the scheduled run, reading the
+/// clock as it goes, sends it too (not the next run, 15 minutes later).
+#[test]
+fn the_scheduled_run_sends_what_a_request_queued_while_it_was_sending() {
+    block(async {
+        let t = T::new(10);
+        t.grant("PREMIUM", "p", json!([])).await;
+        t.endpoint("https://app.example/hooks").await;
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        t.app.take_outbox_work();
+        let clock = t.rx.clock.clone();
+        let sent = t.rx.sent.clone();
+        let meanwhile = async {
+            while sent.borrow().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            let at = clock.get();
+            assert_eq!(t.track("monthly_ai_credits", "b", 400, at).await.0, 200);
+            assert!(t.app.take_outbox_work());
+            let c = clock.clone();
+            t.app.deliver(&move || Timestamp(c.get())).await.unwrap();
+        };
+        let run_clock = t.rx.clock.clone();
+        let run_now = move || Timestamp(run_clock.get());
+        let (report, ()) = tokio::join!(t.app.scheduled_with_clock(Timestamp(NOW + 1), &run_now), meanwhile);
+        let report = report.unwrap();
+        let got: Vec<String> = t.rx.sent.borrow().iter().map(|s| s.1.clone()).collect();
+        assert_eq!(got.len(), 2, "80% and then 100% delivered by the end of the run: {got:?} {report}");
     })
 }
 
