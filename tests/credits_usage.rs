@@ -14,35 +14,9 @@ use tollgate::credits::{
 use tollgate::money::Decimal;
 use tollgate::usage::{overage_cost, plan_usage, quote, UsageError, UsageRequest};
 
-fn link(sub_customer: &str, user: &str, at: i64) -> Fact {
-    Fact::customer_link(Provider::Stripe, sub_customer, Subject::user(user), t(at))
-}
-
 /// A paid invoice of `sub` for the period `[ps, pe)` with one item of `offer`.
 fn paid(sub: &str, k: usize, offer: &str, ps: i64, pe: i64) -> Fact {
     paid_at(sub, k, offer, ps, pe, ps + 60, 2900)
-}
-
-/// [`paid`], paid at `at` for `amount`.
-fn paid_at(sub: &str, k: usize, offer: &str, ps: i64, pe: i64, at: i64, amount: i64) -> Fact {
-    Fact {
-        key: format!("stripe:invoice:in_{sub}_{k}:paid"),
-        provider: Provider::Stripe,
-        event: format!("evt_{sub}_{k}"),
-        at: t(at),
-        body: FactBody::InvoicePaid(InvoicePaid {
-            id: format!("stripe:in_{sub}_{k}"),
-            subscription: format!("stripe:{sub}"),
-            customer: Some("stripe:cus_c".into()),
-            items: vec![Item { price: None, offer: Some(offer.into()), quantity: 1 }],
-            period_start: Some(t(ps)),
-            period_end: Some(t(pe)),
-            amount,
-            currency: "usd".into(),
-            payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
-        }),
-        catalog_version: None,
-    }
 }
 
 fn use_(id: &str, pool: &str, units: u64, at: i64) -> Fact {

@@ -11,32 +11,6 @@ use tollgate::billing::*;
 
 const C: &str = "user:c";
 
-fn link(customer: &str, user: &str, at: i64) -> Fact {
-    Fact::customer_link(Provider::Stripe, customer, Subject::user(user), t(at))
-}
-
-/// A paid invoice `in_{sub}_{k}` of `sub` for `[ps, pe)`, paid by `pi_{sub}_{k}`.
-fn paid(sub: &str, k: usize, offer: &str, ps: i64, pe: i64, at: i64, amount: i64) -> Fact {
-    Fact {
-        key: format!("stripe:invoice:in_{sub}_{k}:paid"),
-        provider: Provider::Stripe,
-        event: format!("evt_{sub}_{k}"),
-        at: t(at),
-        body: FactBody::InvoicePaid(InvoicePaid {
-            id: format!("stripe:in_{sub}_{k}"),
-            subscription: format!("stripe:{sub}"),
-            customer: Some("stripe:cus_c".into()),
-            items: vec![Item { price: None, offer: Some(offer.into()), quantity: 1 }],
-            period_start: Some(t(ps)),
-            period_end: Some(t(pe)),
-            amount,
-            currency: "usd".into(),
-            payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
-        }),
-        catalog_version: None,
-    }
-}
-
 fn snapshot(sub: &str, status: SubStatus, offer: &str, ps: i64, pe: i64, at: i64) -> Fact {
     Fact {
         key: format!("stripe:subscription:{sub}:{at}"),
@@ -111,11 +85,11 @@ fn a_refund_takes_back_credits_an_ended_subscription_handed_to_a_new_one() {
     let facts = vec![
         link("cus_c", "c", T0),
         snapshot("sub_a", SubStatus::Active, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 30),
-        paid("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        paid_at("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
         // sub_a is cancelled at once (the user moves to Pro) ...
         snapshot("sub_a", SubStatus::Ended, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 2 * DAY),
         // ... and a new Pro subscription is paid: sub_a's unused 1800 s roll into it.
-        paid("sub_b", 0, "STUDIO_PRO_MONTHLY", b_start, b_start + 31 * DAY, b_start + 60, 7900),
+        paid_at("sub_b", 0, "STUDIO_PRO_MONTHLY", b_start, b_start + 31 * DAY, b_start + 60, 7900),
     ];
     let before = fold(&cat, &facts, T0 + 5 * DAY);
     assert_eq!(before.balance(C, "video_seconds"), 9000, "7200 + 1800 handed over");
@@ -197,10 +171,10 @@ fn a_failed_retry_of_an_older_invoice_does_not_cut_a_paid_period() {
     let cat = catalog();
     let fs = vec![
         link("cus_c", "c", T0),
-        paid("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        paid_at("sub_a", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
         failed("sub_a", "in_p2", 1, P1E + 3600),
         // The next period's invoice is paid (a new card) ...
-        paid("sub_a", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
+        paid_at("sub_a", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
         // ... and Stripe's last scheduled retry of the older one fails.
         failed("sub_a", "in_p2", 4, P2E + 2 * DAY),
     ];

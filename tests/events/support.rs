@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use tollgate::billing::{parse_razorpay_event, parse_stripe_event, reduce, BillingState, Fact, Parsed};
+use tollgate::billing::{
+    parse_razorpay_event, parse_stripe_event, reduce, BillingState, Fact, FactBody, InvoicePaid, Item, Provider, Parsed, Subject,
+};
 use tollgate::{decide, Catalog, Timestamp};
 
 /// 2026-03-01T00:00:00Z, the start of the sample story; then the next three month starts.
@@ -100,3 +102,31 @@ pub const FIRST_PERIOD: &[&str] = &[
     "stripe/customer.subscription.updated.active.basil.json",
     "stripe/checkout.session.completed.subscription.json",
 ];
+
+/// Stripe customer `customer` (without its `stripe:` prefix) is `user`'s, from `at`.
+pub fn link(customer: &str, user: &str, at: i64) -> Fact {
+    Fact::customer_link(Provider::Stripe, customer, Subject::user(user), t(at))
+}
+
+/// A paid invoice `in_{sub}_{k}` of `sub` (customer `cus_c`) for `[ps, pe)` with one item
+/// of `offer`, paid at `at` for `amount` US cents by `pi_{sub}_{k}`.
+pub fn paid_at(sub: &str, k: usize, offer: &str, ps: i64, pe: i64, at: i64, amount: i64) -> Fact {
+    Fact {
+        key: format!("stripe:invoice:in_{sub}_{k}:paid"),
+        provider: Provider::Stripe,
+        event: format!("evt_{sub}_{k}"),
+        at: t(at),
+        body: FactBody::InvoicePaid(InvoicePaid {
+            id: format!("stripe:in_{sub}_{k}"),
+            subscription: format!("stripe:{sub}"),
+            customer: Some("stripe:cus_c".into()),
+            items: vec![Item { price: None, offer: Some(offer.into()), quantity: 1 }],
+            period_start: Some(t(ps)),
+            period_end: Some(t(pe)),
+            amount,
+            currency: "usd".into(),
+            payment_refs: vec![format!("stripe:pi_{sub}_{k}")],
+        }),
+        catalog_version: None,
+    }
+}
