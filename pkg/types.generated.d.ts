@@ -463,6 +463,23 @@ export type Reason = "active" | "trial" | "grace_period" | "canceled_until_perio
 export type Remaining = number | "unlimited";
 
 /**
+ * The subscription an [`Unlock`] replaces, and what the change adds to its monthly price.
+ */
+export type Replaced = { 
+/**
+ * The provider's id of the subscription (`sub_...`).
+ */
+subscription: string, 
+/**
+ * Its offer.
+ */
+offer: string, 
+/**
+ * The offer's monthly price less the subscription's (same currency; none otherwise).
+ */
+difference?: Money, };
+
+/**
  * What a tool needs to be unlocked.
  */
 export type Requirement = { product?: string | null, tier?: string | null, capability?: string | null, 
@@ -603,14 +620,20 @@ export type Unlock = { upgrade: Upgrade,
  */
 choose: number, 
 /**
- * The products preselected for a bundle: the ones the question needs, then the
- * next eligible ones.
+ * The products preselected for a bundle: the ones the question needs, then those the
+ * subject holds now, then the next eligible ones.
  */
 clouds: Array<string>, 
 /**
  * The products a bundle's buyer may choose from.
  */
-eligible: Array<string>, };
+eligible: Array<string>, 
+/**
+ * A running subscription of the subject whose every grant this offer (with `clouds`)
+ * gives at that tier or above: bought beside it, both would be billed, so it is a change
+ * of that subscription (`POST /v1/subscriptions/change`), not a purchase.
+ */
+replaces?: Replaced, };
 
 /**
  * The cheapest offer that would turn a denial into an allow.

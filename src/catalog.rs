@@ -951,6 +951,19 @@ impl Catalog {
         fixed.max(chosen)
     }
 
+    /// The (product, tier index) an offer gives: its fixed grants, and a bundle's choice on
+    /// the products in `clouds`.
+    pub fn offer_gives(&self, offer: &Offer, clouds: &[String]) -> Vec<(String, usize)> {
+        self.products()
+            .iter()
+            .filter_map(|p| {
+                let (fixed, chosen) = self.offer_tiers_on(offer, &p.id);
+                let t = fixed.max(chosen.filter(|_| clouds.contains(&p.id)))?;
+                Some((p.id.clone(), t))
+            })
+            .collect()
+    }
+
     /// The highest tier index an offer gives on a product by its fixed grants (a
     /// product, or all products), and by a bundle's choice (the buyer may choose
     /// this product).

@@ -430,7 +430,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
     // tier or above): the bundle adds nothing, or the subscription is wholly inside it and
     // both are billed for it. That subscription moves to the bundle with a change instead.
     if recurring && crate::billing::parse::bundle_size(offer) > 0 {
-        let buying = gives(catalog, offer, &purchase.clouds);
+        let buying = catalog.offer_gives(offer, &purchase.clouds);
         let covers = |a: &[(String, usize)], b: &[(String, usize)]| {
             !b.is_empty() && b.iter().all(|(p, t)| a.iter().any(|(q, u)| q == p && u >= t))
         };
@@ -441,7 +441,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
                 return false;
             }
             let held: Vec<(String, usize)> = if s.products.is_empty() {
-                gives(catalog, theirs, &[])
+                catalog.offer_gives(theirs, &[])
             } else {
                 s.products
                     .iter()
@@ -469,20 +469,6 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
         Provider::Stripe => Ok(stripe_session(catalog, offer, purchase, account, quantity, &meta)),
         Provider::Razorpay => razorpay_purchase(offer, quantity, &meta, now),
     }
-}
-
-/// The (product, tier index) an offer gives: its fixed grants, and a bundle's choice on
-/// the products in `clouds`.
-fn gives(catalog: &Catalog, offer: &Offer, clouds: &[String]) -> Vec<(String, usize)> {
-    catalog
-        .products()
-        .iter()
-        .filter_map(|p| {
-            let (fixed, chosen) = catalog.offer_tiers_on(offer, &p.id);
-            let t = fixed.max(chosen.filter(|_| clouds.contains(&p.id)))?;
-            Some((p.id.clone(), t))
-        })
-        .collect()
 }
 
 /// A product both offers give a tier of.

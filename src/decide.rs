@@ -450,11 +450,69 @@ pub struct Unlock {
     pub upgrade: Upgrade,
     /// How many products a bundle's buyer chooses (0: not a bundle).
     pub choose: u32,
-    /// The products preselected for a bundle: the ones the question needs, then the
-    /// next eligible ones.
+    /// The products preselected for a bundle: the ones the question needs, then those the
+    /// subject holds now, then the next eligible ones.
     pub clouds: Vec<String>,
     /// The products a bundle's buyer may choose from.
     pub eligible: Vec<String>,
+    /// A running subscription of the subject whose every grant this offer (with `clouds`)
+    /// gives at that tier or above: bought beside it, both would be billed, so it is a change
+    /// of that subscription (`POST /v1/subscriptions/change`), not a purchase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub replaces: Option<Replaced>,
+}
+
+/// The subscription an [`Unlock`] replaces, and what the change adds to its monthly price.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Replaced {
+    /// The provider's id of the subscription (`sub_...`).
+    pub subscription: String,
+    /// Its offer.
+    pub offer: String,
+    /// The offer's monthly price less the subscription's (same currency; none otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub difference: Option<crate::money::Money>,
+}
+
+/// The running subscription the offer (with `clouds`) would bill twice: every grant of it
+/// that counts now is given by the offer at its tier or above.
+fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String]) -> Option<Replaced> {
+    if offer.price.interval == crate::catalog::Interval::OneTime {
+        return None;
+    }
+    let gives = catalog.offer_gives(offer, clouds);
+    let mut subs: Vec<(&str, &crate::catalog::Offer)> = Vec::new();
+    for g in &ents.grants {
+        let (Some(r), Some(o)) = (g.source_ref.as_deref(), g.offer.as_deref().and_then(|k| catalog.offer(k))) else { continue };
+        if o.price.interval != crate::catalog::Interval::OneTime && !subs.iter().any(|(x, _)| *x == r) {
+            subs.push((r, o));
+        }
+    }
+    subs.into_iter().find_map(|(r, held)| {
+        let grants = ents.grants.iter().filter(|g| {
+            g.source_ref.as_deref() == Some(r) && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
+        });
+        let mut any = false;
+        for g in grants {
+            any = true;
+            let t = catalog.tier_index(&g.product, &g.tier)?;
+            if !gives.iter().any(|(p, u)| *p == g.product && *u >= t) {
+                return None;
+            }
+        }
+        let difference = (held.price.currency == offer.price.currency).then(|| crate::money::Money {
+            amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
+            currency: offer.price.currency.clone(),
+        });
+        any.then(|| Replaced {
+            subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(),
+            offer: held.key.clone(),
+            difference,
+        })
+    })
 }
 
 /// Every visible offer that would allow `ask` for this subject, cheapest first (monthly
@@ -500,7 +558,15 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
                 products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
             };
             let mut clouds: Vec<String> = chosen[..n].iter().map(|&pi| products[pi].id.clone()).collect();
-            for p in &eligible {
+            // Then the ones the subject holds now (a bigger bundle keeps what the smaller
+            // one gave), then the others.
+            let holds = |p: &String| {
+                ents.grants.iter().any(|g| {
+                    g.product == *p && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
+                })
+            };
+            let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
+            for p in mine.into_iter().chain(others) {
                 if clouds.len() as u32 >= choose {
                     break;
                 }
@@ -508,7 +574,8 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
                     clouds.push(p.clone());
                 }
             }
-            Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible })
+            let replaces = replaced(catalog, ents, now, offer, &clouds);
+            Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
         })
         .collect())
 }

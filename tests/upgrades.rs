@@ -125,6 +125,17 @@ fn the_cheapest_upgrade_is_not_an_offer_the_subject_already_holds() {
     assert!(r.message.contains("/v1/subscriptions/change"), "{}", r.message);
     let ch = checkout::change(&c, &a, None, &offer, &clouds).expect("the bundle moves to the bigger one");
     assert!(ch.upgrade, "a higher price: now, prorated");
+    // The dialog's list says so: the offer replaces the running bundle, for the difference.
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Access { product: "file", tier: "pro" }, NOW).unwrap();
+    let first = &list[0];
+    assert_eq!(first.upgrade.offer, offer);
+    let r = first.replaces.as_ref().expect("a change of the running bundle");
+    assert_eq!((r.subscription.as_str(), r.offer.as_str()), ("sub_1", "SUITE_PRO_TWO_CLOUDS_MONTHLY"));
+    assert_eq!(r.difference.as_ref().map(|m| (m.amount, m.currency.as_str())), Some((12000 - 9900, "usd")));
+    // An offer that leaves part of the bundle out replaces nothing (a purchase beside it).
+    assert!(list.iter().filter(|u| u.upgrade.offer == "CLOUD_ALL_PRO_MONTHLY").all(|u| u.replaces.is_some()));
+    let nothing = decide::offers_unlocking(&c, &Entitlements::default(), decide::Ask::Access { product: "file", tier: "pro" }, NOW).unwrap();
+    assert!(nothing.iter().all(|u| u.replaces.is_none()), "nothing held, nothing replaced");
 }
 
 /// A bundle bought beside a running subscription it holds wholly (the Pro plan inside a

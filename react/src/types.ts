@@ -28,6 +28,7 @@ export type {
   Source,
   Status,
   ToolState,
+  Replaced,
   Unlock,
   Upgrade,
   UsagePricing,

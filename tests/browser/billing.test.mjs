@@ -146,6 +146,22 @@ test('a 2-cloud bundle: the buyer chooses the clouds; a wrong choice is refused 
   assert.deepEqual(products, ['music:pro', 'suite:pro', 'writing:pro']);
   assert.equal(await page.getAttribute('[data-tool="bg-remover"]', 'data-state'), 'locked');
   await shot(page, 'bundle-unlocked');
+
+  // A Creation tool: the three-cloud bundle is a switch of the running bundle (keeping its
+  // clouds, priced as the difference), not a second subscription.
+  await page.click('[data-tool="bg-remover"]');
+  const three = page.locator('[data-testid="upgrade-modal"] li[data-offer="SUITE_PRO_THREE_CLOUDS_MONTHLY"]');
+  await three.waitFor();
+  assert.equal(await three.locator('[data-testid="buy-SUITE_PRO_THREE_CLOUDS_MONTHLY"]').innerText(), 'Switch');
+  assert.match(await three.locator('[data-testid="replaces-SUITE_PRO_THREE_CLOUDS_MONTHLY"]').innerText(), /instead of .*\(\+\$21\.00\/month\)/);
+  const kept = await three.locator('input[type="checkbox"]:checked').evaluateAll((els) => els.map((e) => e.value).sort());
+  assert.deepEqual(kept, ['creation', 'music', 'writing']);
+  await shot(page, 'bundle-switch');
+  await three.locator('[data-testid="buy-SUITE_PRO_THREE_CLOUDS_MONTHLY"]').click();
+  await page.waitForSelector('[data-tool="bg-remover"][data-state="unlocked"]', { timeout: 15000 });
+  const after = await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.offer === 'SUITE_PRO_THREE_CLOUDS_MONTHLY' && g.product === 'creation'));
+  const moved = after.snapshot.grants.filter((g) => g.status === 'active').map((g) => `${g.offer}:${g.product}`).sort();
+  assert.deepEqual(moved, ['creation', 'music', 'suite', 'writing'].map((p) => `SUITE_PRO_THREE_CLOUDS_MONTHLY:${p}`), 'one subscription, moved');
   await context.close();
 });
 

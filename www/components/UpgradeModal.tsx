@@ -5,14 +5,16 @@
 // catalog. "Buy" asks the worker for a checkout (POST /v1/checkout: the worker builds
 // the provider's session from the catalog) and goes to the provider's page; back on
 // the page (`?checkout=success`), the provider waits for the snapshot that has the
-// purchase, which the provider's webhook gave the worker.
+// purchase, which the provider's webhook gave the worker. An offer that replaces a
+// running subscription (the core says which) is a change of it instead ("Switch",
+// POST /v1/subscriptions/change, priced as the difference), never a second subscription.
 
 import { createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { ReactNode } from 'react';
 import { describeReason, useMoney, useTollgate } from 'tollgate-react';
 import type { AccessQuestion, Decision } from 'tollgate-react';
 
-import { RETURN, startCheckout } from '@/lib/billing';
+import { RETURN, changePlan, startCheckout } from '@/lib/billing';
 import { offersUnlocking, priceLabel } from '@/lib/offers';
 import type { OfferChoice } from '@/lib/offers';
 
@@ -33,6 +35,8 @@ interface UpgradeApi {
   /** Leaves for the provider's checkout page; answers only with a refusal's message.
    * `workerUrl`: another app's worker (Video Studio's, for its token bundles). */
   buy: (choice: { offer: string; clouds: string[]; workerUrl?: string }) => Promise<{ ok: boolean; message: string }>;
+  /** Moves the running subscription the offer replaces; answers when access has followed. */
+  change: (choice: { offer: string; clouds: string[]; subscription: string }) => Promise<{ ok: boolean; message: string }>;
   returned: CheckoutReturn | null;
 }
 
@@ -80,9 +84,25 @@ export function UpgradeProvider({
     [accessToken, workerUrl, orderPages],
   );
 
+  const { refresh } = t;
+  const change = useCallback(
+    async ({ offer, clouds, subscription }: { offer: string; clouds: string[]; subscription: string }) => {
+      if (!accessToken) return { ok: false, message: 'Sign in to change your plan.' };
+      const r = await changePlan(workerUrl, accessToken, { offer, clouds, subscription });
+      if (!r.ok) return { ok: false, message: r.message };
+      if (r.body.effective !== 'now') return { ok: true, message: 'Your plan changes at the end of the current period.' };
+      const has = (s: { grants: { offer?: string | null }[] }) => s.grants.some((g) => g.offer === offer);
+      const snap = await refresh({ reason: 'checkout', until: has, timeoutMs: 15_000 });
+      return snap && has(snap)
+        ? { ok: true, message: 'Plan changed: unlocked.' }
+        : { ok: true, message: 'Plan changed; your access will update as soon as the confirmation arrives.' };
+    },
+    [accessToken, workerUrl, refresh],
+  );
+
   // Back from the provider's page: `?checkout=success|canceled&checkout_offer=<key>`.
   const ready = t.status === 'ready';
-  const { refresh, catalog } = t;
+  const { catalog } = t;
   useEffect(() => {
     if (!ready) return;
     const u = new URL(window.location.href);
@@ -111,7 +131,7 @@ export function UpgradeProvider({
     );
   }, [ready, refresh, catalog]);
 
-  const api = useMemo(() => ({ open, buy, returned }), [open, buy, returned]);
+  const api = useMemo(() => ({ open, buy, change, returned }), [open, buy, change, returned]);
   return (
     <UpgradeContext.Provider value={api}>
       {returned ? (
@@ -128,7 +148,7 @@ export function UpgradeProvider({
 function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: boolean; onClose: () => void }) {
   const t = useTollgate();
   const money = useMoney();
-  const { buy } = useUpgrade();
+  const { buy, change } = useUpgrade();
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   // A bundle's clouds as the buyer picks them (preselected: the one this question needs first).
@@ -151,10 +171,13 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
     setMessage(null);
     // Answers only when the checkout could not start (the page is left otherwise). The
     // worker decides whether the clouds chosen are a valid choice for the bundle.
-    const r = await buy({ offer: c.offer.key, clouds: cloudsOf(c) });
+    const r = c.replaces
+      ? await change({ offer: c.offer.key, clouds: cloudsOf(c), subscription: c.replaces.subscription })
+      : await buy({ offer: c.offer.key, clouds: cloudsOf(c) });
     setBusy(null);
     setMessage({ ok: r.ok, text: r.message });
   }
+  const offerLabel = (key: string) => t.catalog?.offers.find((o) => o.key === key)?.label ?? key;
 
   return (
     <div className="modal-backdrop" role="presentation" onClick={onClose}>
@@ -170,6 +193,13 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                 {c.offer.key === cheapest ? ' · cheapest' : ''}
                 <br />
                 <span data-testid="price">{priceLabel(c.offer.price, money)}</span>
+                {c.replaces ? (
+                  <span className="status-line" data-testid={`replaces-${c.offer.key}`}>
+                    {' '}
+                    instead of {offerLabel(c.replaces.offer)}
+                    {c.replaces.difference && money ? ` (${c.replaces.difference.amount >= 0 ? '+' : '−'}${money.format({ ...c.replaces.difference, amount: Math.abs(c.replaces.difference.amount) })}/month)` : ''}
+                  </span>
+                ) : null}
                 {c.clouds.length && t.catalog ? (
                   <fieldset className="clouds" data-testid={`clouds-${c.offer.key}`}>
                     <legend className="status-line">Choose {c.choose} clouds</legend>
@@ -184,7 +214,7 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
               </span>
               {signedIn ? (
                 <button type="button" disabled={busy !== null} onClick={() => onBuy(c)} data-testid={`buy-${c.offer.key}`}>
-                  {busy === c.offer.key ? 'Opening checkout…' : 'Buy'}
+                  {busy === c.offer.key ? (c.replaces ? 'Switching…' : 'Opening checkout…') : c.replaces ? 'Switch' : 'Buy'}
                 </button>
               ) : (
                 <a className="button" href="/signin">

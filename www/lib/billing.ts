@@ -106,3 +106,20 @@ export async function startCheckout(
   // Leaving the page: nothing more to say.
   return new Promise<Refusal>(() => {});
 }
+
+export interface ChangeRequest {
+  offer: string;
+  clouds?: string[];
+  /** The provider's id of the subscription that moves. */
+  subscription: string;
+}
+
+/**
+ * Moves a running subscription to another offer (`POST /v1/subscriptions/change`): a
+ * higher price now, prorated; anything else at the period's end. Access follows when the
+ * provider's webhook reaches the worker. Answers when it effects, or the refusal.
+ */
+export async function changePlan(workerUrl: string, accessToken: string, req: ChangeRequest): Promise<Answer<{ effective: 'now' | 'period_end' }>> {
+  const body = { ...req, ...(req.clouds && req.clouds.length ? {} : { clouds: undefined }) };
+  return postWorker<{ effective: 'now' | 'period_end' }>(workerUrl, accessToken, '/v1/subscriptions/change', body);
+}

@@ -1,7 +1,7 @@
 // Which catalog offers would unlock a question, decided by the core for the user's
 // current grants. No plan names, prices or catalog rules live in this code.
 
-import type { AccessQuestion, CatalogDoc, CatalogOffer, Grant, MoneyFormat, TollgateModule } from 'tollgate-react';
+import type { AccessQuestion, CatalogDoc, CatalogOffer, Grant, MoneyFormat, Replaced, TollgateModule } from 'tollgate-react';
 
 export interface OfferChoice {
   offer: CatalogOffer;
@@ -11,6 +11,8 @@ export interface OfferChoice {
   eligible: string[];
   /** How many products a bundle's buyer chooses (0: not a bundle). */
   choose: number;
+  /** The running subscription this offer replaces (a change of it, not a second one). */
+  replaces: Replaced | null;
 }
 
 /**
@@ -39,7 +41,7 @@ export function offersUnlocking(
   try {
     return engine.offersUnlocking(q, nowMs).flatMap((u) => {
       const offer = catalog.offers.find((o) => o.key === u.upgrade.offer);
-      return offer ? [{ offer, clouds: u.clouds, eligible: u.eligible, choose: u.choose }] : [];
+      return offer ? [{ offer, clouds: u.clouds, eligible: u.eligible, choose: u.choose, replaces: u.replaces ?? null }] : [];
     });
   } catch {
     /* a malformed question is shown by the gate itself */

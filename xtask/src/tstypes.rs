@@ -15,7 +15,7 @@ use tollgate::catalog::{
 };
 use tollgate::checkout::Role;
 use tollgate::grandfather::Terms;
-use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, ToolState, Unlock};
+use tollgate::decide::{Decision, ExportPolicy, LimitAnswer, Reason, Replaced, ToolState, Unlock};
 use tollgate::meter::{Check, MeterAnswer, MeterErrorCode, Remaining};
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::money::{Decimal, Money};
@@ -101,6 +101,7 @@ pub fn generate() -> String {
         decl::<Tool>(c),
         decl::<ToolState>(c),
         decl::<Unlock>(c),
+        decl::<Replaced>(c),
         decl::<Upgrade>(c),
         decl::<UsagePricing>(c),
         decl::<UsageErrorCode>(c),
