@@ -67,6 +67,12 @@ pub struct Price {
     pub interval: Interval,
 }
 
+/// Does `gives` (an offer's (product, tier index) pairs, [`Catalog::offer_gives`]) hold every
+/// product of `held` at its tier or above? False when nothing is held.
+pub fn covers(gives: &[(String, usize)], held: &[(String, usize)]) -> bool {
+    !held.is_empty() && held.iter().all(|(p, t)| gives.iter().any(|(q, u)| q == p && u >= t))
+}
+
 impl Price {
     pub fn money(&self) -> Money {
         Money { amount: self.amount, currency: self.currency.clone() }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::billing::facts::{SubStatus, Subject};
-use crate::catalog::{Catalog, Interval, Offer, Provider, SubjectKind};
+use crate::catalog::{covers, Catalog, Interval, Offer, Provider, SubjectKind};
 use crate::time::Timestamp;
 
 /// Billing cycles a Razorpay subscription is created for (Razorpay needs a count):
@@ -81,6 +81,15 @@ impl Held {
     /// Still running ([`SubStatus::is_running`]).
     pub fn is_live(&self) -> bool {
         self.status.is_running()
+    }
+
+    /// The (product, tier index) it gives now ([`Held::products`]); while the store has
+    /// written none, what its offer `theirs` surely gives (its fixed grants, no bundle's choice).
+    fn gives(&self, catalog: &Catalog, theirs: &Offer) -> Vec<(String, usize)> {
+        if self.products.is_empty() {
+            return catalog.offer_gives(theirs, &[]);
+        }
+        self.products.iter().filter_map(|(p, t)| Some((p.clone(), catalog.tier_index(p, t)?))).collect()
     }
 }
 
@@ -431,23 +440,13 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
     // both are billed for it. That subscription moves to the bundle with a change instead.
     if recurring && crate::billing::parse::bundle_size(offer) > 0 {
         let buying = catalog.offer_gives(offer, &purchase.clouds);
-        let covers = |a: &[(String, usize)], b: &[(String, usize)]| {
-            !b.is_empty() && b.iter().all(|(p, t)| a.iter().any(|(q, u)| q == p && u >= t))
-        };
         let running = account.subscriptions.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
         let redundant = running.into_iter().find(|s| {
             let Some(theirs) = s.offer.as_deref().and_then(|k| catalog.offer(k)) else { return false };
             if theirs.price.interval == Interval::OneTime {
                 return false;
             }
-            let held: Vec<(String, usize)> = if s.products.is_empty() {
-                catalog.offer_gives(theirs, &[])
-            } else {
-                s.products
-                    .iter()
-                    .filter_map(|(p, t)| Some((p.clone(), catalog.product(p)?.tiers.iter().position(|x| x == t)?)))
-                    .collect()
-            };
+            let held = s.gives(catalog, theirs);
             covers(&buying, &held) || covers(&held, &buying)
         });
         if let Some(s) = redundant {

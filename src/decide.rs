@@ -109,6 +109,11 @@ pub fn grace_end(g: &Grant, grace_days: u32) -> Timestamp {
     g.past_due_since.or(g.valid_to).unwrap_or(g.valid_from).plus_seconds(grace_days as i64 * DAY)
 }
 
+/// Does grant `g` count at `now` ([`standing`])?
+pub fn counts(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
+    matches!(standing(g, grace_days, now), GrantStanding::Counts(_))
+}
+
 /// The access rule for one grant.
 pub fn standing(g: &Grant, grace_days: u32, now: Timestamp) -> GrantStanding {
     if now < g.valid_from {
@@ -401,8 +406,7 @@ fn unlocking(
 fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
     let key = catalog.offer_at(o).key.as_str();
     ents.grants.iter().any(|g| {
-        g.offer.as_deref() == Some(key)
-            && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
+        g.offer.as_deref() == Some(key) && counts(g, catalog.meta().grace_period_days, now)
     })
 }
 
@@ -492,26 +496,20 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
         }
     }
     subs.into_iter().find_map(|(r, held)| {
-        let grants = ents.grants.iter().filter(|g| {
-            g.source_ref.as_deref() == Some(r) && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
-        });
-        let mut any = false;
-        for g in grants {
-            any = true;
-            let t = catalog.tier_index(&g.product, &g.tier)?;
-            if !gives.iter().any(|(p, u)| *p == g.product && *u >= t) {
-                return None;
-            }
+        let holds: Option<Vec<(String, usize)>> = ents
+            .grants
+            .iter()
+            .filter(|g| g.source_ref.as_deref() == Some(r) && counts(g, catalog.meta().grace_period_days, now))
+            .map(|g| Some((g.product.clone(), catalog.tier_index(&g.product, &g.tier)?)))
+            .collect();
+        if !crate::catalog::covers(&gives, &holds?) {
+            return None;
         }
         let difference = (held.price.currency == offer.price.currency).then(|| crate::money::Money {
             amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
             currency: offer.price.currency.clone(),
         });
-        any.then(|| Replaced {
-            subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(),
-            offer: held.key.clone(),
-            difference,
-        })
+        Some(Replaced { subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(), offer: held.key.clone(), difference })
     })
 }
 
@@ -560,11 +558,7 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
             let mut clouds: Vec<String> = chosen[..n].iter().map(|&pi| products[pi].id.clone()).collect();
             // Then the ones the subject holds now (a bigger bundle keeps what the smaller
             // one gave), then the others.
-            let holds = |p: &String| {
-                ents.grants.iter().any(|g| {
-                    g.product == *p && matches!(standing(g, catalog.meta().grace_period_days, now), GrantStanding::Counts(_))
-                })
-            };
+            let holds = |p: &String| ents.grants.iter().any(|g| g.product == *p && counts(g, catalog.meta().grace_period_days, now));
             let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
             for p in mine.into_iter().chain(others) {
                 if clouds.len() as u32 >= choose {

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Capability, Catalog, Limit, Migration};
-use crate::decide::{boundaries, standing, GrantStanding};
+use crate::decide::{boundaries, counts};
 use crate::model::Grant;
 use crate::time::Timestamp;
 
@@ -91,7 +91,7 @@ pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Gran
     type Key<'g> = (usize, bool, std::cmp::Reverse<&'g str>);
     let mut deciding: BTreeMap<&str, (Key, Option<u32>)> = BTreeMap::new();
     for g in grants {
-        if !matches!(standing(g, grace, now), GrantStanding::Counts(_)) {
+        if !counts(g, grace, now) {
             continue;
         }
         let Some(t) = active.tier_index(&g.product, &g.tier) else { continue };

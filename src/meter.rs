@@ -464,7 +464,7 @@ pub fn pool_refill(catalog: &Catalog, ents: &Entitlements, pool: &str, now: Time
     ents.grants
         .iter()
         .filter(|g| matches!(g.status, Status::Active | Status::Trial | Status::PastDue))
-        .filter(|g| matches!(decide::standing(g, grace, now), decide::GrantStanding::Counts(_)))
+        .filter(|g| decide::counts(g, grace, now))
         .filter(|g| {
             g.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| {
                 o.price.interval.months().is_some() && o.credits.iter().any(|c| c.pool == pool && c.per == CreditCadence::Period)
