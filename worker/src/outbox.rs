@@ -175,22 +175,8 @@ pub async fn set_enabled<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, enab
 }
 
 fn valid_url(u: &str) -> bool {
-    let Some(rest) = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")) else { return false };
-    // The authority: an optional `user@`, a host (a name, an IPv4 or a bracketed IPv6
-    // address), an optional `:port`.
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((h, after)) if !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') => (h, after.strip_prefix(':')),
-            _ => return false,
-        },
-        None => match host_port.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (host_port, None),
-        },
-    };
-    let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':');
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
-    u.len() <= 2048 && host_ok && port_ok && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+    let parsed = url::Url::parse(u);
+    u.len() <= 2048
+        && parsed.is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some_and(|h| !h.is_empty()))
+        && !u.chars().any(|c| c.is_whitespace() || c.is_control())
 }

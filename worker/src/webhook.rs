@@ -371,21 +371,20 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
         }
     }
     // Expiry: every open lot and hand-given grant past its end, page by page.
-    let mut after: Option<(Timestamp, String)> = None;
     let mut folds = Refolds::default();
     let mut lapsed_rows = 0;
-    for _ in 0..EXPIRY_PAGES {
-        let rows = app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await?;
-        for r in &rows {
-            folds.subject(app, r.subject.key(), now).await;
-        }
-        lapsed_rows += rows.len();
-        let Some(last) = rows.last() else { break };
-        after = Some((last.at, last.id.clone()));
-        if rows.len() < EXPIRY_PAGE {
-            break;
-        }
-    }
+    pages(
+        EXPIRY_PAGE,
+        async |after: Option<(Timestamp, String)>| app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await,
+        |r| (r.at, r.id.clone()),
+        async |rows| {
+            for r in rows {
+                folds.subject(app, r.subject.key(), now).await;
+            }
+            lapsed_rows += rows.len();
+        },
+    )
+    .await?;
     // Grace and trial alerts turn with time, not with an event: the subject of a failed
     // payment whose grace rule turned during the last day, or of a trial whose rule did (the
     // core decides), is folded again, which opens and resolves them as of now.
@@ -406,27 +405,26 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
     // Holds not captured by their end give back what they took, page by page: one that
     // cannot be released now stays expired and held, and never hides the ones after it.
     let mut released = 0;
-    let mut after: Option<(Timestamp, String)> = None;
-    for _ in 0..EXPIRY_PAGES {
-        let holds = app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await?;
-        for h in &holds {
-            match app.store.settle(&h.subject, &h.usage_id, true, now).await {
-                Ok(Some(s)) if !s.replayed => {
-                    released += 1;
-                    if settled(app, &h.subject, &s, now).await.is_err() {
-                        failed += 1;
+    pages(
+        EXPIRY_PAGE,
+        async |after: Option<(Timestamp, String)>| app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await,
+        |h| (h.hold_until, h.usage_id.clone()),
+        async |holds| {
+            for h in holds {
+                match app.store.settle(&h.subject, &h.usage_id, true, now).await {
+                    Ok(Some(s)) if !s.replayed => {
+                        released += 1;
+                        if settled(app, &h.subject, &s, now).await.is_err() {
+                            failed += 1;
+                        }
                     }
+                    Ok(_) => {}
+                    Err(_) => failed += 1,
                 }
-                Ok(_) => {}
-                Err(_) => failed += 1,
             }
-        }
-        let Some(last) = holds.last() else { break };
-        after = Some((last.hold_until, last.usage_id.clone()));
-        if holds.len() < EXPIRY_PAGE {
-            break;
-        }
-    }
+        },
+    )
+    .await?;
     // Alerts of windows that ended resolve (the core decides which), then the outbox goes out.
     let mut alerts_resolved = 0;
     for (subject, open) in app.store.open_windowed_alerts(now, 1000).await? {
@@ -469,20 +467,19 @@ impl Refolds {
         P: Fn(Option<String>) -> F,
         F: std::future::Future<Output = Result<Vec<Value>, StoreError>>,
     {
-        let mut cursor: Option<String> = None;
-        for _ in 0..EXPIRY_PAGES {
-            let rows = page(cursor.clone()).await?;
-            for r in rows.iter().filter(|r| turned(r)) {
-                if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
-                    self.subject(app, s.key(), now).await;
+        pages(
+            GRACE_PAGE as usize,
+            async |cursor: Option<String>| page(cursor).await,
+            |r: &Value| r["cursor"].as_str().unwrap_or_default().to_string(),
+            async |rows| {
+                for r in rows.iter().filter(|r| turned(r)) {
+                    if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
+                        self.subject(app, s.key(), now).await;
+                    }
                 }
-            }
-            cursor = rows.last().and_then(|r| r["cursor"].as_str()).map(str::to_string);
-            if rows.len() < GRACE_PAGE as usize {
-                break;
-            }
-        }
-        Ok(())
+            },
+        )
+        .await
     }
 
     async fn subject<T: Transport, S: Store>(&mut self, app: &Ctx<T, S>, key: String, now: Timestamp) {
@@ -514,6 +511,29 @@ pub async fn settled<T: Transport, S: Store>(
 }
 
 /// The expiry scan's page size, and how many pages one run reads.
+/// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
+/// of the last row of the one before, until a short page (at most [`EXPIRY_PAGES`]); each is
+/// handed to `each` before the next is read, so rows that cannot be handled now never hide
+/// the ones after them.
+async fn pages<R, C>(
+    size: usize,
+    mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
+    cursor: impl Fn(&R) -> C,
+    mut each: impl AsyncFnMut(&[R]),
+) -> Result<(), StoreError> {
+    let mut after = None;
+    for _ in 0..EXPIRY_PAGES {
+        let rows = fetch(after.take()).await?;
+        each(&rows).await;
+        let Some(last) = rows.last() else { break };
+        after = Some(cursor(last));
+        if rows.len() < size {
+            break;
+        }
+    }
+    Ok(())
+}
+
 const EXPIRY_PAGE: usize = 500;
 /// How many failed payments still due one page of the grace scan reads (the store's most).
 const GRACE_PAGE: u32 = 200;
