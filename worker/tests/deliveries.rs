@@ -62,9 +62,7 @@ impl T {
         T { app, rx }
     }
     async fn call(&self, method: Method, path: &str, headers: Headers, body: Value, now: i64) -> (u16, Value) {
-        let req = InRequest { method, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        common::call(&self.app, method, path, headers, &body, now).await
     }
     async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
         let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));

@@ -65,13 +65,25 @@ pub fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
 
+/// `method path` with `headers` and a JSON `body` to `app` at `now`: the status and the JSON
+/// answer (null when it is not JSON).
+pub async fn call<T: Transport>(
+    app: &App<T, MemoryStore>,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: &serde_json::Value,
+    now: i64,
+) -> (u16, serde_json::Value) {
+    let req = InRequest { method, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
+    let r = app.handle(req, Timestamp(now)).await;
+    (r.status, serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+}
+
 /// Delivers a Stripe event to `app` at `now`, signed with [`STRIPE_SECRET`]: the status and
 /// the JSON answer.
 pub async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &serde_json::Value, now: i64) -> (u16, serde_json::Value) {
-    let payload = ev.to_string();
-    let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
+    let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{ev}")));
     let headers = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-    let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers, body: payload.into_bytes() };
-    let r = app.handle(req, Timestamp(now)).await;
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null))
+    call(app, Method::Post, "/webhooks/stripe", headers, ev, now).await
 }
