@@ -42,6 +42,14 @@ interface UpgradeApi {
 
 const UpgradeContext = createContext<UpgradeApi | null>(null);
 
+/** Refreshes the snapshot until it holds a grant of `offer` (the provider's webhook has
+ * reached the worker), for at most 15 s: whether it came. */
+async function arrived(refresh: ReturnType<typeof useTollgate>['refresh'], offer: string): Promise<boolean> {
+  const has = (s: { grants: { offer?: string | null }[] }) => s.grants.some((g) => g.offer === offer);
+  const snap = await refresh({ reason: 'checkout', until: has, timeoutMs: 15_000 });
+  return snap !== null && has(snap);
+}
+
 export function useUpgrade(): UpgradeApi {
   const ctx = useContext(UpgradeContext);
   if (!ctx) throw new Error('useUpgrade needs <UpgradeProvider>');
@@ -91,9 +99,7 @@ export function UpgradeProvider({
       const r = await changePlan(workerUrl, accessToken, { offer, clouds, subscription });
       if (!r.ok) return { ok: false, message: r.message };
       if (r.body.effective !== 'now') return { ok: true, message: 'Your plan changes at the end of the current period.' };
-      const has = (s: { grants: { offer?: string | null }[] }) => s.grants.some((g) => g.offer === offer);
-      const snap = await refresh({ reason: 'checkout', until: has, timeoutMs: 15_000 });
-      return snap && has(snap)
+      return (await arrived(refresh, offer))
         ? { ok: true, message: 'Plan changed: unlocked.' }
         : { ok: true, message: 'Plan changed; your access will update as soon as the confirmation arrives.' };
     },
@@ -125,10 +131,7 @@ export function UpgradeProvider({
       return;
     }
     setReturned({ offer, state: 'waiting' });
-    const has = (s: { grants: { offer?: string | null }[] }) => s.grants.some((g) => g.offer === offer);
-    void refresh({ reason: 'checkout', until: has, timeoutMs: 15_000 }).then((snap) =>
-      setReturned({ offer, state: snap && has(snap) ? 'unlocked' : 'late' }),
-    );
+    void arrived(refresh, offer).then((yes) => setReturned({ offer, state: yes ? 'unlocked' : 'late' }));
   }, [ready, refresh, catalog]);
 
   const api = useMemo(() => ({ open, buy, change, returned }), [open, buy, change, returned]);

@@ -68,6 +68,11 @@ export function returnUrl(state: 'success' | 'canceled', offer: string): string 
   return u.toString();
 }
 
+/** `req` without an empty `clouds` (a bundle names them; other offers take none). */
+function withClouds<R extends { clouds?: string[] }>(req: R): R {
+  return req.clouds && req.clouds.length ? req : { ...req, clouds: undefined };
+}
+
 export interface CheckoutRequest {
   offer: string;
   clouds?: string[];
@@ -88,8 +93,7 @@ export async function startCheckout(
   orderPage: ((orderId: string) => string) | null,
 ): Promise<Refusal> {
   const body = {
-    ...req,
-    ...(req.clouds && req.clouds.length ? {} : { clouds: undefined }),
+    ...withClouds(req),
     success_url: returnUrl('success', req.offer),
     cancel_url: returnUrl('canceled', req.offer),
   };
@@ -120,6 +124,6 @@ export interface ChangeRequest {
  * provider's webhook reaches the worker. Answers when it effects, or the refusal.
  */
 export async function changePlan(workerUrl: string, accessToken: string, req: ChangeRequest): Promise<Answer<{ effective: 'now' | 'period_end' }>> {
-  const body = { ...req, ...(req.clouds && req.clouds.length ? {} : { clouds: undefined }) };
+  const body = withClouds(req);
   return postWorker<{ effective: 'now' | 'period_end' }>(workerUrl, accessToken, '/v1/subscriptions/change', body);
 }
