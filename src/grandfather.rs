@@ -40,6 +40,12 @@ use crate::decide::{boundaries, counts};
 use crate::model::Grant;
 use crate::time::Timestamp;
 
+/// The key under which a host gives [`crate::billing::reduce_sold`] the catalog that sold
+/// what was read before the store had any version (the deployment's own file or embedded
+/// catalog): a fact read under no version credits what that catalog sold, not what a
+/// version pushed since sells. The store's versions start at 1.
+pub const UNVERSIONED: u32 = 0;
+
 /// The older version whose terms `g` is held under while `active` is the active catalog;
 /// `None`: the active version's own terms.
 pub fn terms_version(active: &Catalog, g: &Grant) -> Option<u32> {

@@ -135,6 +135,29 @@ fn an_offer_removed_in_a_new_catalog_version_keeps_what_its_buyers_paid_for() {
     assert!(v2.offer("TOKENS_30_MIN").is_none());
 }
 
+/// A token pack read before the store had catalog versions (under the deployment's own
+/// catalog) credits what that catalog sold once a first version that sells it with fewer
+/// seconds is active, when the host gives that catalog as `grandfather::UNVERSIONED`.
+#[test]
+fn a_pack_read_under_no_version_keeps_what_it_was_sold_with() {
+    let own = catalog();
+    let src = include_str!("events/catalog.toml");
+    let v1 = tollgate::Catalog::parse(&src.replace(
+        r#"credits = [{ pool = "video_seconds", amount = 1800, per = "once" }]"#,
+        r#"credits = [{ pool = "video_seconds", amount = 600, per = "once" }]"#,
+    ))
+    .expect("v1 is valid")
+    .with_version(1);
+    let fs = facts(&own, &["stripe/checkout.session.completed.payment.json"]);
+    assert!(fs.iter().all(|f| f.catalog_version.is_none()));
+    let now = t(T0 + 6 * DAY);
+    let sold: std::collections::BTreeMap<u32, tollgate::Catalog> =
+        [(tollgate::grandfather::UNVERSIONED, own.clone())].into_iter().collect();
+    assert_eq!(reduce_sold(&v1, &sold, &fs, &Default::default(), now).balance(USER, "video_seconds"), 1800);
+    // Without it, the active version's amount.
+    assert_eq!(reduce_sold(&v1, &Default::default(), &fs, &Default::default(), now).balance(USER, "video_seconds"), 600);
+}
+
 /// A Razorpay payment's notes come from the buyer's browser (Checkout's options): a
 /// payment of one AI_TOPUP_500 (₹199) whose notes say 1000 of them gives one pack, and one
 /// that pays for none, or in another currency, waits for an operator.

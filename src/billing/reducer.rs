@@ -139,8 +139,10 @@ pub fn reduce_with_usage(catalog: &Catalog, facts: &[Fact], usage: &UsageTotals,
 /// [`reduce_with_usage`] with the store's earlier catalog versions (`sold`, by version):
 /// a purchase or invoice read under one of them credits what that version sold (a new
 /// version that changes a token pack's seconds changes no earlier buyer's lot). A fact
-/// read under the active version, under none, or under a version not given, credits
-/// what `catalog` sells; an offer the active version dropped folds as the newest version
+/// read under no version credits what the catalog given as
+/// [`crate::grandfather::UNVERSIONED`] sold (the one served before the store had
+/// versions). A fact read under the active version, or under a version not given,
+/// credits what `catalog` sells; an offer the active version dropped folds as the newest version
 /// that had it sold it ([`crate::grandfather::keeping_sold`]).
 pub fn reduce_sold(
     catalog: &Catalog,
@@ -765,9 +767,11 @@ impl<'c> Folder<'c> {
     }
 
     /// The credits offer `key` gives, as the catalog version `f` was read under sold it
-    /// (when that version is given and has the offer), else as the active catalog does.
+    /// (when that version is given and has the offer; read under none: the catalog given as
+    /// [`crate::grandfather::UNVERSIONED`]), else as the active catalog does.
     fn credits_sold(&self, f: &Fact, key: &str) -> &'c [crate::catalog::CreditGrant] {
-        let sold = f.catalog_version.and_then(|v| self.sold?.get(&v)).and_then(|c| c.offer(key));
+        let version = f.catalog_version.unwrap_or(crate::grandfather::UNVERSIONED);
+        let sold = self.sold.and_then(|s| s.get(&version)).and_then(|c| c.offer(key));
         sold.or_else(|| self.catalog.offer(key)).map(|o| o.credits.as_slice()).unwrap_or(&[])
     }
 

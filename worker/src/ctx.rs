@@ -267,13 +267,18 @@ impl<T: Transport, S: Store> Ctx<T, S> {
     }
 
     /// Folds `facts` (charges as per-lot totals) under the active catalog, each purchase and
-    /// invoice crediting what the catalog version it was read under sold
-    /// (`billing::reduce_sold`).
+    /// invoice crediting what the catalog version it was read under sold, and one read
+    /// before the store had versions what the embedded catalog sold (`billing::reduce_sold`).
     pub async fn fold(&self, facts: &[Fact], usage: &UsageTotals, now: Timestamp) -> Result<BillingState, StoreError> {
         let active = self.catalog();
         let sold: BTreeSet<u32> =
             facts.iter().filter_map(|f| f.catalog_version).filter(|v| Some(*v) != active.version).collect();
         self.load_versions(sold).await?;
+        // What was read before the store had a version was sold by the embedded catalog.
+        if active.version.is_some() && facts.iter().any(|f| f.catalog_version.is_none()) {
+            let embedded = &self.embedded.catalog;
+            self.versions.borrow_mut().entry(grandfather::UNVERSIONED).or_insert_with(|| (**embedded).clone());
+        }
         Ok(reduce_sold(&active, &self.versions.borrow(), facts, usage, now))
     }
 
