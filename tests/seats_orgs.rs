@@ -198,3 +198,19 @@ fn an_organization_name_is_visible() {
         assert!(tollgate::orgs::new_organization(name).is_ok(), "{name:?} refused");
     }
 }
+
+/// A seat taken from Ann and given to Bob in one second is Bob's: within a second, seats
+/// are freed before they are given.
+#[test]
+fn a_seat_freed_and_given_in_one_second_is_held() {
+    let cat = catalog();
+    let mut fs = team(1, T0 + 200);
+    fs.push(seat("ann", T0 + DAY));
+    fs.push(Fact::seat_released(Subject::org("acme"), Subject::user("ann"), "take_ann", t(T0 + 2 * DAY)));
+    fs.push(Fact::seat_assigned(Subject::org("acme"), Subject::user("bob"), "seat_bob", t(T0 + 2 * DAY)));
+    let st = fold(&cat, &fs, T0 + 3 * DAY);
+    let book = &st.seats[ACME];
+    assert!(book.refused.is_empty(), "refused: {:?}", book.refused);
+    assert!(book.holds_seat(&Subject::user("bob")));
+    assert!(!book.holds_seat(&Subject::user("ann")));
+}

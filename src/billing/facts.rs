@@ -560,7 +560,10 @@ impl FactBody {
     }
 
     /// Tie-break between facts of the same second: attribution first, then
-    /// snapshots, then payments, usage, and reversals last.
+    /// snapshots, then payments, usage, and reversals last. Seats are freed before they
+    /// are given: a seat taken from one member and given to another within one second is
+    /// held (one member assigned and released within one second stays seated; the
+    /// release, answered `still_seated`, is told again a second later).
     fn rank(&self) -> u8 {
         match self {
             FactBody::CustomerLinked(_)
@@ -573,8 +576,8 @@ impl FactBody {
             FactBody::InvoiceFailed(_) => 4,
             FactBody::InvoicePaid(_) => 5,
             FactBody::CreditAdjustment(_) | FactBody::GrantGiven(_) => 6,
-            FactBody::SeatAssigned(_) => 7,
-            FactBody::SeatReleased(_) => 8,
+            FactBody::SeatReleased(_) => 7,
+            FactBody::SeatAssigned(_) => 8,
             FactBody::Usage(_) => 9,
             FactBody::Refund(_) => 10,
             FactBody::Dispute(_) => 11,

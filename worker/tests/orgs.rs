@@ -14,6 +14,7 @@ use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
 use tollgate_worker::memory::MemoryStore;
+use tollgate_worker::store::Store;
 
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 const T0: i64 = 1_800_000_000;
@@ -347,5 +348,33 @@ fn a_removal_behind_a_seat_given_is_refused_until_sent_again() {
         t.stripe(subscription("customer.subscription.updated", &org, 3, t.now.get() + 1)).await;
         let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
         assert_eq!(s, 404, "removed for good: {v}");
+    });
+}
+
+/// The organization's only seat moved from one member to another (taken, then given) in
+/// one second: seats are freed before they are given within a second, so the give is
+/// answered with the seat and Bob holds it.
+#[test]
+fn a_seat_taken_and_given_to_another_member_in_one_second_is_given() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
+        for who in [ANN, BOB] {
+            let (s, inv) = t.invite(&org, OWNER, who, false).await;
+            assert_eq!(s, 201, "{inv}");
+            assert_eq!(t.accept(inv["token"].as_str().unwrap(), who).await.0, 200);
+        }
+        let seats = format!("/v1/orgs/{org}/seats");
+        let (s, v) = t.call(Method::Post, &seats, OWNER, Some(json!({"user_id": ANN, "action": "give"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
+        let at = t.tick();
+        let (s, v) = t.call_at(at, Method::Post, &seats, OWNER, None, Some(json!({"user_id": ANN, "action": "take"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("taken")), "{v}");
+        let (s, v) = t.call_at(at, Method::Post, &seats, OWNER, None, Some(json!({"user_id": BOB, "action": "give"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("given")), "the free seat goes to Bob: {v}");
+        assert!(t.app.ctx.store.seat_held(&org, BOB).await.unwrap());
+        assert!(!t.app.ctx.store.seat_held(&org, ANN).await.unwrap());
     });
 }
