@@ -291,6 +291,12 @@ test('RLS: anyone reads the active version only; only the service role writes', 
   const active = await request('POST', `${env.rest}/rest/v1/rpc/tollgate_catalog_active`, { headers: anon, body: { p_catalog: 'org-seats' } });
   assert.equal(active.status, 200, active.text);
   assert.equal(active.json.document.catalog.id, 'org-seats');
+  // Who published it is the operators' business: not in the answer, not readable.
+  assert.equal('published_by' in active.json, false, active.text);
+  const by = await request('GET', `${env.rest}/rest/v1/tollgate_catalogs?select=published_by&id=eq.org-seats`, { headers: anon });
+  assert.ok([401, 403].includes(by.status), by.text);
+  const all = await request('GET', `${env.rest}/rest/v1/tollgate_catalogs?select=*&id=eq.org-seats`, { headers: anon });
+  assert.ok([401, 403].includes(all.status), all.text);
   const check = await request('GET', `${env.rest}/rest/v1/rpc/tollgate_catalog_active_version?p_catalog=org-seats`, { headers: anon });
   assert.equal(check.status, 200, check.text);
   assert.deepEqual(Object.keys(check.json).sort(), ['digest', 'id', 'version']);
