@@ -130,7 +130,7 @@ pub async fn endpoints<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest)
     };
     let url = match body.get("url").and_then(Value::as_str) {
         Some(u) if valid_url(u) => u.to_string(),
-        _ => return error(400, "invalid_url", "url: an http:// or https:// URL of at most 2048 characters"),
+        _ => return error(400, "invalid_url", "url: an https:// URL of at most 2048 characters (http:// only to localhost)"),
     };
     let events: Vec<String> = match body.get("events") {
         None | Some(Value::Null) => vec!["*".to_string()],
@@ -174,9 +174,18 @@ pub async fn set_enabled<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, enab
     }
 }
 
+/// An https URL with a host, or plain http to this machine (a receiver in development):
+/// anywhere else plain http would carry the messages and their signatures in the clear.
 fn valid_url(u: &str) -> bool {
     let parsed = url::Url::parse(u);
     u.len() <= 2048
-        && parsed.is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some_and(|h| !h.is_empty()))
+        && parsed.is_ok_and(|p| match (p.scheme(), p.host()) {
+            ("https", Some(url::Host::Domain(d))) => !d.is_empty(),
+            ("https", Some(_)) => true,
+            ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+            ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+            ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+            _ => false,
+        })
         && !u.chars().any(|c| c.is_whitespace() || c.is_control())
 }

@@ -234,9 +234,21 @@ async fn block_list(t: &T) -> Vec<Value> {
 fn bad_endpoint_requests_are_400() {
     block(async {
         let t = T::new();
-        for body in [json!({"url": "ftp://x"}), json!({"url": "https://x", "events": ["nope"]}), json!({"url": "https://x", "events": []}), json!({})] {
+        for body in [
+            json!({"url": "ftp://x"}),
+            json!({"url": "http://app.example/hooks"}),
+            json!({"url": "http://10.0.0.7/hooks"}),
+            json!({"url": "https://x", "events": ["nope"]}),
+            json!({"url": "https://x", "events": []}),
+            json!({}),
+        ] {
             let (s, v) = t.admin("/v1/admin/endpoints", body.clone()).await;
             assert_eq!(s, 400, "{body}: {v}");
+        }
+        // Plain http only to this machine (a receiver in development).
+        for url in ["http://127.0.0.1:9/hooks", "http://localhost:9/hooks", "http://[::1]:9/hooks"] {
+            let (s, v) = t.admin("/v1/admin/endpoints", json!({"url": url})).await;
+            assert_eq!(s, 201, "{url}: {v}");
         }
     })
 }
