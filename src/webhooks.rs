@@ -68,6 +68,19 @@ pub enum Attempt {
     Failed,
     /// A 410 answer: the receiver asks to hear no more from this endpoint.
     Gone,
+    /// A 429 or 503 answer whose `Retry-After` asks for no attempt before `until`
+    /// ([`retry_after`]).
+    Deferred { until: Timestamp },
+}
+
+/// The time a `Retry-After` value asks for, read at `now`: delay seconds (`120`) or an
+/// HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`); `None` when it is neither.
+pub fn retry_after(value: &str, now: Timestamp) -> Option<Timestamp> {
+    let v = value.trim();
+    if !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse::<i64>().ok().map(|s| now.plus_seconds(s));
+    }
+    chrono::DateTime::parse_from_rfc2822(v).ok().map(|d| Timestamp::from_unix(d.timestamp()))
 }
 
 /// What follows an attempt.
@@ -85,7 +98,9 @@ pub struct Next {
 /// `first` (`now` for the first attempt), made at `now` on an endpoint failing since
 /// `failing_since` (`None`: its last attempt succeeded): exponential backoff (30 s, 1 min,
 /// 2 min, ... up to 12 h between attempts) for three days after its first attempt (however
-/// long it waited for its endpoint before), then it is given up.
+/// long it waited for its endpoint before), then it is given up. An answer that asked for
+/// a later attempt ([`Attempt::Deferred`]) is tried no sooner than it asked, nor later than
+/// 12 h from `now`.
 pub fn after_attempt(outcome: Attempt, attempts: u32, first: Timestamp, failing_since: Option<Timestamp>, now: Timestamp) -> Next {
     if outcome == Attempt::Delivered {
         return Next { retry_at: None, give_up: false, disable_endpoint: false };
@@ -96,7 +111,10 @@ pub fn after_attempt(outcome: Attempt, attempts: u32, first: Timestamp, failing_
     }
     let shift = attempts.saturating_sub(1).min(20);
     let delay = (FIRST_DELAY_SECONDS << shift).min(MAX_DELAY_SECONDS);
-    let at = now.plus_seconds(delay);
+    let mut at = now.plus_seconds(delay);
+    if let Attempt::Deferred { until } = outcome {
+        at = at.max(until.min(now.plus_seconds(MAX_DELAY_SECONDS)));
+    }
     let deadline = first.plus_seconds(RETRY_FOR_SECONDS);
     let since = failing_since.unwrap_or(now);
     // Failing for three days, or giving up a message it failed all the way through.
@@ -134,6 +152,17 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = Timestamp(1_800_000_000);
+        assert_eq!(retry_after("120", now), Some(now.plus_seconds(120)));
+        assert_eq!(retry_after(" 0 ", now), Some(now));
+        assert_eq!(retry_after("Wed, 21 Oct 2026 07:28:00 GMT", now), Timestamp::parse("2026-10-21T07:28:00Z").ok());
+        for v in ["", "-5", "1.5", "soon", "99999999999999999999"] {
+            assert_eq!(retry_after(v, now), None, "{v:?}");
+        }
+    }
+
+    #[test]
     fn backoff_doubles_for_three_days_then_gives_up_and_disables() {
         let t0 = Timestamp(1_800_000_000);
         let n = after_attempt(Attempt::Failed, 1, t0, Some(t0), t0);
@@ -148,6 +177,12 @@ mod tests {
         assert_eq!((n.give_up, n.disable_endpoint), (true, false), "it succeeded since the message was made");
         let n = after_attempt(Attempt::Failed, 17, t0, Some(t0), t0.plus_seconds(72 * 3600));
         assert!(n.give_up && n.disable_endpoint, "three days of failures disable the endpoint");
+        let n = after_attempt(Attempt::Deferred { until: t0.plus_seconds(3600) }, 1, t0, Some(t0), t0);
+        assert_eq!(n.retry_at, Some(t0.plus_seconds(3600)), "no sooner than asked");
+        let n = after_attempt(Attempt::Deferred { until: t0.plus_seconds(5) }, 1, t0, Some(t0), t0);
+        assert_eq!(n.retry_at, Some(t0.plus_seconds(30)), "the backoff when it asks for less");
+        let n = after_attempt(Attempt::Deferred { until: t0.plus_seconds(30 * 86_400) }, 1, t0, Some(t0), t0);
+        assert_eq!(n.retry_at, Some(t0.plus_seconds(12 * 3600)), "no later than 12 h");
         let n = after_attempt(Attempt::Delivered, 3, t0, Some(t0), t0.plus_seconds(72 * 3600));
         assert_eq!((n.retry_at, n.give_up, n.disable_endpoint), (None, false, false));
     }

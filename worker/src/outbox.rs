@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use tollgate::time::Timestamp;
-use tollgate::webhooks::{after_attempt, sign, Attempt};
+use tollgate::webhooks::{after_attempt, retry_after, sign, Attempt};
 
 use crate::ctx::Ctx;
 use crate::http::{AppResponse, Headers, InRequest, Method, OutRequest, Transport};
@@ -58,8 +58,8 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
             // Signed with the time it is sent (a receiver checks it against its own clock).
             let now = clock();
             let body = serde_json::to_vec(&m.payload).unwrap_or_default();
-            let (status, err) = match sign(&m.secret, &m.msg_id, now, &body) {
-                Err(e) => (None, Some(e.to_string())),
+            let (status, err, later) = match sign(&m.secret, &m.msg_id, now, &body) {
+                Err(e) => (None, Some(e.to_string()), None),
                 Ok(signed) => {
                     let mut headers = Headers::new()
                         .with("content-type", "application/json")
@@ -69,15 +69,22 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
                     }
                     let req = OutRequest { method: Method::Post, url: m.url.clone(), headers, body: Some(body), timeout_ms: Some(DELIVERY_TIMEOUT_MS) };
                     match ctx.transport.send(req).await {
-                        Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None),
-                        Ok(r) => (Some(r.status), Some(format!("answered {}", r.status))),
-                        Err(e) => (None, Some(e.to_string())),
+                        Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None, None),
+                        Ok(r) => {
+                            // A receiver busy or limiting its rate may say when to come back.
+                            let later = matches!(r.status, 429 | 503)
+                                .then(|| r.headers.get("retry-after").and_then(|v| retry_after(v, now)))
+                                .flatten();
+                            (Some(r.status), Some(format!("answered {}", r.status)), later)
+                        }
+                        Err(e) => (None, Some(e.to_string()), None),
                     }
                 }
             };
-            let outcome = match (status, &err) {
-                (_, None) => Attempt::Delivered,
-                (Some(410), _) => Attempt::Gone,
+            let outcome = match (status, &err, later) {
+                (_, None, _) => Attempt::Delivered,
+                (Some(410), _, _) => Attempt::Gone,
+                (_, _, Some(until)) => Attempt::Deferred { until },
                 _ => Attempt::Failed,
             };
             let next = after_attempt(outcome, m.attempts + 1, m.first_attempt_at.unwrap_or(now), m.failing_since, now);

@@ -5,7 +5,8 @@
 //! leaves the next window's alert open; each delivery is signed with the
 //! time it is sent; overlapping runs send a message once, and the scheduled run what a
 //! request queued while it sent; an endpoint URL has a host; a
-//! 410 answer disables the endpoint; retries count from a message's first attempt.
+//! 410 answer disables the endpoint; a `Retry-After` is honoured; retries count from a
+//! message's first attempt.
 
 
 mod common;
@@ -354,5 +355,48 @@ fn a_message_that_waited_for_a_disabled_endpoint_is_retried_after_one_failure() 
         let out = app.ctx.store.outbox();
         assert_eq!(rx.sent.get(), 2, "retried after one 503: {out:?}");
         assert!(out[0].2, "delivered on the retry: {out:?}");
+    })
+}
+
+/// An endpoint that answers its first delivery 429 with `Retry-After: 7200`, then 200.
+#[derive(Clone)]
+struct Limited {
+    sent: Rc<Cell<u32>>,
+}
+impl Transport for Limited {
+    async fn send(&self, _req: OutRequest) -> Result<OutResponse, TransportError> {
+        self.sent.set(self.sent.get() + 1);
+        if self.sent.get() == 1 {
+            return Ok(OutResponse { status: 429, headers: Headers::new().with("Retry-After", "7200"), body: Vec::new() });
+        }
+        Ok(OutResponse { status: 200, headers: Headers::new(), body: b"ok".to_vec() })
+    }
+}
+
+/// A receiver limiting its rate says when to come back (429 with `Retry-After`): the
+/// message is not tried again before then (the backoff alone would try after 30 s).
+#[test]
+fn a_retry_after_answer_is_honoured() {
+    block(async {
+        let rx = Limited { sent: Rc::default() };
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "razorpay-ai"), rx.clone(), MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        let admin = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let (s, v) = common::call(&app, Method::Post, "/v1/admin/grants", admin.clone(), &json!({"user_id": U1, "grants": [{"product": "premium",
+            "tier": "PREMIUM", "source": "promotion", "id": "p", "valid_from": Timestamp(NOW - 40 * DAY), "valid_to": Timestamp(NOW + 90 * DAY)}]}), NOW).await;
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = common::call(&app, Method::Post, "/v1/admin/endpoints", admin, &json!({"url": "https://app.example/hooks"}), NOW).await;
+        assert_eq!(s, 201, "{v}");
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, NOW))).with("idempotency-key", "a");
+        let (s, v) = common::call(&app, Method::Post, "/v1/track", h, &json!({"feature": "monthly_ai_credits", "quantity": 1600}), NOW).await;
+        assert_eq!(s, 200, "{v}");
+        app.deliver(&|| Timestamp(NOW)).await.unwrap(); // 429, come back in two hours
+        for later in [60, 600, 7199] {
+            app.deliver(&|| Timestamp(NOW + later)).await.unwrap();
+        }
+        assert_eq!(rx.sent.get(), 1, "not tried before the time it asked for");
+        app.deliver(&|| Timestamp(NOW + 7200)).await.unwrap();
+        assert_eq!(rx.sent.get(), 2);
+        assert!(app.ctx.store.outbox()[0].2, "delivered when it asked: {:?}", app.ctx.store.outbox());
     })
 }
