@@ -673,6 +673,19 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
     Ok(Track::Allow(c, Some(count)))
 }
 
+/// The alert checks of the limit a use was refused by, once it is reached: the store
+/// compares them with the window's count, so a crossing whose alert was not recorded when
+/// the use that crossed it was counted (the store failed then) opens at the next refused
+/// use, the only request still coming once the limit is reached. Empty for any other
+/// refusal.
+pub fn refused_checks(catalog: &Catalog, ents: &Entitlements, c: &Check, counter: &str, now: Timestamp) -> Vec<crate::alerts::AlertCheck> {
+    let (Reason::LimitReached, Remaining::Count(max), Some(li)) = (c.reason, c.limit, catalog.limit_index(&c.feature)) else {
+        return Vec::new();
+    };
+    let w = limit_window(catalog, ents, li, now);
+    crate::alerts::limit_checks(catalog, &c.feature, counter, w.start, c.resets_at, max)
+}
+
 /// The request id and content digest a use is recorded under, on `counter`: what the
 /// store counts it by, and what a retry of it is found by. An organization's use is
 /// keyed by its member too: two members' uses under the same key are two uses, and

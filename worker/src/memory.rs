@@ -191,6 +191,9 @@ pub struct MemoryStore {
     pub catalog_reads: std::cell::Cell<(u32, u32)>,
     /// How many older versions were read (`tollgate_catalog_version`).
     pub version_reads: std::cell::Cell<u32>,
+    /// The next this many `record_alerts` fail as an unavailable store would (tests of
+    /// what a failure between two writes leaves).
+    pub failing_alerts: std::cell::Cell<u32>,
 }
 
 impl MemoryStore {
@@ -1191,6 +1194,10 @@ impl Store for MemoryStore {
     }
 
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
+        if self.failing_alerts.get() > 0 {
+            self.failing_alerts.set(self.failing_alerts.get() - 1);
+            return Err(StoreError::Unavailable("the store is failing (failing_alerts)".into()));
+        }
         let mut g = self.inner.borrow_mut();
         if checks.is_empty() || !g.known(subject) {
             return Ok(AlertsApplied::default());

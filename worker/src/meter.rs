@@ -227,7 +227,11 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
                     Ok(Some(Counted::Replayed { usage_id, used })) => {
                         AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))
                     }
-                    Ok(_) => refused(&c),
+                    Ok(_) => {
+                        let checks = meter::refused_checks(&decided_on, &ents, &c, counter.as_deref().unwrap_or_default(), now);
+                        crate::outbox::record(ctx, &subject, &checks, now).await;
+                        refused(&c)
+                    }
                     Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
                         error(409, "key_reused", "this Idempotency-Key was used for a different request")
                     }

@@ -1,6 +1,7 @@
 //! Alerts and deliveries to the app's endpoints, on the in-memory store (the Razorpay AI
 //! app's catalog: 80% and 100% of `monthly_ai_credits`, and fewer than 100 `ai_credits`
-//! left): a use of a pool that leaves it under its threshold opens the alert; an upgrade
+//! left): a use of a pool that leaves it under its threshold opens the alert; a use
+//! refused at a limit opens the crossing its counted use could not record; an upgrade
 //! within a window lets the new limit's thresholds cross; a stale check of an ended window
 //! leaves the next window's alert open; each delivery is signed with the
 //! time it is sent; overlapping runs send a message once, and the scheduled run what a
@@ -398,5 +399,27 @@ fn a_retry_after_answer_is_honoured() {
         app.deliver(&|| Timestamp(NOW + 7200)).await.unwrap();
         assert_eq!(rx.sent.get(), 2);
         assert!(app.ctx.store.outbox()[0].2, "delivered when it asked: {:?}", app.ctx.store.outbox());
+    })
+}
+
+/// The use that reaches a limit is counted but its alert cannot be recorded (the store
+/// fails between the two): the next use, refused at the limit, opens the 100% alert (the
+/// only request still coming once the limit is reached).
+#[test]
+fn a_crossing_whose_alert_was_not_recorded_opens_at_the_next_refused_use() {
+    block(async {
+        let t = T::new(0);
+        t.grant("PREMIUM", "p", json!([])).await;
+        t.app.ctx.store.failing_alerts.set(1);
+        let (s, v) = t.track("monthly_ai_credits", "a", 2000, NOW).await;
+        assert_eq!(s, 200, "counted although its alerts failed: {v}");
+        assert!(t.open().is_empty(), "nothing recorded");
+        let (s, v) = t.track("monthly_ai_credits", "b", 1, NOW + 60).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("limit_reached")), "{v}");
+        let open: Vec<String> = t.open().into_iter().map(|a| a.0).collect();
+        assert!(open.contains(&"limit:monthly_ai_credits:100%".to_string()), "open: {open:?}");
+        // Refused again: still one alert per threshold.
+        t.track("monthly_ai_credits", "c", 1, NOW + 120).await;
+        assert_eq!(t.app.ctx.store.alerts_of(&Subject::user(U1)).len(), open.len());
     })
 }
