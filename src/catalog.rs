@@ -82,7 +82,7 @@ impl Price {
     pub fn monthly_equivalent(&self) -> i64 {
         match self.interval {
             Interval::Month | Interval::OneTime => self.amount,
-            Interval::Year => (self.amount + 11) / 12,
+            Interval::Year => self.amount.saturating_add(11) / 12,
         }
     }
 }
@@ -736,6 +736,8 @@ pub struct Catalog {
 impl Catalog {
     /// Parses JSON and validates.
     pub fn from_json(src: &str) -> Result<Catalog, CatalogError> {
+        // A byte order mark, as some editors save UTF-8, is no part of the document.
+        let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let doc: CatalogDoc = serde_json::from_str(src).map_err(|e| CatalogError {
             path: String::new(),
             message: format!("invalid JSON catalog: {e}"),
@@ -762,7 +764,7 @@ impl Catalog {
 
     /// Picks TOML or JSON by the first non-blank character.
     pub fn parse(src: &str) -> Result<Catalog, CatalogError> {
-        if src.trim_start().starts_with('{') {
+        if src.strip_prefix('\u{feff}').unwrap_or(src).trim_start().starts_with('{') {
             return Catalog::from_json(src);
         }
         #[cfg(feature = "toml")]

@@ -223,7 +223,14 @@ pub fn impact(old: &Catalog, new: &Catalog, facts: &[crate::billing::Fact], now:
         }
         e
     };
-    let (a, b) = (crate::billing::reduce(old, facts, now), crate::billing::reduce(new, facts, now));
+    // The facts as a host folds them once the new version is active: all read under the
+    // old one (its credits, and its offers the new one dropped kept hidden).
+    let read_before: Vec<crate::billing::Fact> =
+        facts.iter().map(|f| crate::billing::Fact { catalog_version: Some(OLD), ..f.clone() }).collect();
+    let (a, b) = (
+        crate::billing::reduce(old, facts, now),
+        crate::billing::reduce_sold(&active, &versions, &read_before, &Default::default(), now),
+    );
     let mut subjects: Vec<&String> = a.subjects.keys().chain(b.subjects.keys()).collect();
     subjects.sort();
     subjects.dedup();
@@ -299,9 +306,21 @@ fn compare(
         push("access", c, Some(Value::Bool(x)), Some(Value::Bool(y)));
     }
     for l in limits {
-        let x = crate::decide::limit(old, ea, l, now).ok().map(|d| json(&d.limit));
-        let y = crate::decide::limit(new, eb, l, now).ok().map(|d| json(&d.limit));
-        push("limit", l, x, y);
+        // A limit is its value and its window (10 a day is not 10 a month): the window is
+        // shown beside the value when it changes.
+        let held = |c: &Catalog, e: &crate::model::Entitlements| {
+            let d = crate::decide::limit(c, e, l, now).ok()?;
+            let w = c.doc.limits.iter().find(|x| &x.id == l)?;
+            Some((d.limit, w.period, w.anchor))
+        };
+        let (x, y) = (held(old, ea), held(new, eb));
+        let windowed = |h: Option<(crate::catalog::LimitValue, crate::catalog::LimitPeriod, crate::catalog::LimitAnchor)>| {
+            h.map(|(v, period, anchor)| serde_json::json!({"limit": json(&v), "period": json(&period), "anchor": json(&anchor)}))
+        };
+        match (x, y) {
+            (Some(a), Some(b)) if (a.1, a.2) != (b.1, b.2) => push("limit", l, windowed(x), windowed(y)),
+            _ => push("limit", l, x.map(|h| json(&h.0)), y.map(|h| json(&h.0))),
+        }
     }
     for p in pools {
         let x = old.pool(p).map(|_| Value::from(a.balance(s, p)));

@@ -20,7 +20,7 @@
 //! ([`apply`]): per product, the grant whose tier decides (the highest tier that counts at
 //! `now`, a grandfathered grant before one under the active terms at the same tier) brings
 //! its version's definitions of the product's capabilities (`min_tier`, `tiers`) and limits
-//! (the value per tier). Only ids the active version still has are taken: a capability or
+//! (the value per tier and the window). Only ids the active version still has are taken: a capability or
 //! limit the old version did not have follows the active version, and one the active
 //! version dropped cannot be asked about. Prices, offers, upgrades, pools and tools always
 //! come from the active version, so a new purchase always pays the active price.
@@ -150,8 +150,8 @@ pub fn terms_until(active: &Catalog, grants: &[Grant], now: Timestamp) -> Option
 }
 
 /// The active catalog with `terms` put in: each listed capability held at the tiers its
-/// terms name, each listed limit at the values its terms give (tiers the old version did
-/// not have keep the active values). Everything else is the active catalog's. Without
+/// terms name, each listed limit at the values and in the window (period, anchor) its
+/// terms give (tiers the old version did not have keep the active values). Everything else is the active catalog's. Without
 /// terms, the active catalog itself (nothing is copied); should the terms not fit the
 /// active version (a tier they name is gone), the active catalog too.
 pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
@@ -168,6 +168,9 @@ pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
         }
         for l in doc.limits.iter_mut().filter(|l| l.product == t.product) {
             if let Some(old) = t.limits.iter().find(|o| o.id == l.id) {
+                // Its window too: 10 a day bought stays 10 a day, not 10 a month.
+                l.period = old.period;
+                l.anchor = old.anchor;
                 for (tier, v) in &old.values {
                     if let Some(slot) = l.values.get_mut(tier) {
                         *slot = *v;

@@ -19,11 +19,23 @@ fn check_id(path: &str, id: &str) -> Result<(), CatalogError> {
 }
 
 fn check_currency(path: &str, c: &str) -> Result<(), CatalogError> {
-    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()) {
+    if crate::money::is_currency(c) {
         Ok(())
     } else {
         Err(err(path, format!("`{c}` is not a lower-case ISO 4217 currency code such as \"usd\"")))
     }
+}
+
+/// The largest amount a catalog may name, in minor units (a price, credits, a free
+/// amount): far above what any provider charges or any pack holds, and far enough from
+/// `i64::MAX` that sums and products of a few of them cannot overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+fn check_amount(path: String, amount: i64) -> Result<(), CatalogError> {
+    if amount > MAX_AMOUNT {
+        return Err(err(path, format!("{amount} is more than the largest amount a catalog may name ({MAX_AMOUNT})")));
+    }
+    Ok(())
 }
 
 /// No name twice. `field` is the key that holds the name in each entry (`id`,
@@ -89,6 +101,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         if p.free_amount < 0 {
             return Err(err(format!("credit_pools[{i}].free_amount"), "must not be negative"));
         }
+        check_amount(format!("credit_pools[{i}].free_amount"), p.free_amount)?;
     }
     let pool_exists = |id: &str| doc.credit_pools.iter().any(|p| p.id == id);
 
@@ -100,6 +113,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         if o.price.amount < 0 {
             return Err(err(format!("{path}.price.amount"), "a price cannot be negative"));
         }
+        check_amount(format!("{path}.price.amount"), o.price.amount)?;
         check_currency(&format!("{path}.price.currency"), &o.price.currency)?;
         for (j, pid) in o.stripe_price_ids.iter().enumerate() {
             if price_ids.contains(&pid) {
@@ -113,11 +127,25 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
             }
             price_ids.push(pid);
         }
+        // What a bundle's choices may be: `check_clouds` wants as many distinct products,
+        // each eligible for one of the offer's `choose` grants, as they choose together.
+        let (mut chosen, mut choosable): (u64, Vec<&str>) = (0, Vec::new());
         for (j, g) in o.grants.iter().enumerate() {
             let gp = format!("{path}.grants[{j}]");
             let kinds = g.product.is_some() as u8 + g.all_products as u8 + g.choose.is_some() as u8;
             if kinds != 1 {
                 return Err(err(gp, "set exactly one of `product`, `all_products = true` or `choose = N`"));
+            }
+            if g.all_products && !g.from.is_empty() {
+                return Err(err(
+                    format!("{gp}.from"),
+                    "`from` lists a bundle's choices (`choose = N`); `all_products = true` gives every product with the tier",
+                ));
+            }
+            for (k, f) in g.from.iter().enumerate() {
+                if g.from[..k].contains(f) {
+                    return Err(err(format!("{gp}.from[{k}]"), format!("`{f}` is listed twice")));
+                }
             }
             if let Some(p) = &g.product {
                 tier_of(format!("{gp}.tier"), p, &g.tier).map_err(|e| {
@@ -142,8 +170,24 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                             format!("a bundle must choose between 1 and {} products", eligible.len()),
                         ));
                     }
+                    chosen += u64::from(n);
+                    for e in eligible {
+                        if !choosable.contains(&e) {
+                            choosable.push(e);
+                        }
+                    }
                 }
             }
+        }
+        if chosen > choosable.len() as u64 {
+            return Err(err(
+                format!("{path}.grants"),
+                format!(
+                    "the bundle chooses {chosen} different products but only {} can be chosen ({})",
+                    choosable.len(),
+                    choosable.join(", ")
+                ),
+            ));
         }
         for (j, c) in o.credits.iter().enumerate() {
             if !pool_exists(&c.pool) {
@@ -152,6 +196,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
             if c.amount <= 0 {
                 return Err(err(format!("{path}.credits[{j}].amount"), "must be positive"));
             }
+            check_amount(format!("{path}.credits[{j}].amount"), c.amount)?;
         }
         if let Some(s) = &o.seats {
             if s.included == 0 {
@@ -182,9 +227,25 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
     }
 
     unique("limits", "id", "limit", doc.limits.iter().map(|l| &l.id))?;
+    // A feature id (`/v1/check`, `track`, `checkFeature`) names one capability, limit or
+    // credit pool: the same id in two sections would answer for one and hide the other.
+    for (i, l) in doc.limits.iter().enumerate() {
+        if doc.capabilities.iter().any(|c| c.id == l.id) {
+            return Err(err(format!("limits[{i}].id"), format!("`{}` is also a capability: a feature id names one capability, limit or credit pool", l.id)));
+        }
+    }
+    for (i, p) in doc.credit_pools.iter().enumerate() {
+        if doc.capabilities.iter().any(|c| c.id == p.id) || doc.limits.iter().any(|l| l.id == p.id) {
+            return Err(err(format!("credit_pools[{i}].id"), format!("`{}` is also a capability or a limit: a feature id names one capability, limit or credit pool", p.id)));
+        }
+    }
     for (i, l) in doc.limits.iter().enumerate() {
         let path = format!("limits[{i}]");
         check_id(&format!("{path}.id"), &l.id)?;
+        if l.id.contains(':') {
+            // `<limit>:<scope>` names a scope's counter (`meter::counter_id`).
+            return Err(err(format!("{path}.id"), format!("`{}`: a limit id has no `:` (it separates a limit from its scope)", l.id)));
+        }
         let p = product(&l.product).ok_or_else(|| err(format!("{path}.product"), format!("unknown product `{}`", l.product)))?;
         for k in l.values.keys() {
             if !p.tiers.contains(k) {
@@ -221,6 +282,7 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         if u.default_overage_limit < 0 {
             return Err(err("usage.default_overage_limit", "must not be negative"));
         }
+        check_amount("usage.default_overage_limit".into(), u.default_overage_limit)?;
         for (i, r) in u.rates.iter().enumerate() {
             if u.rates[..i].iter().any(|x| x.model == r.model && x.quality == r.quality) {
                 return Err(err(format!("usage.rates[{i}]"), format!("rate {} x {} is defined twice", r.model, r.quality)));

@@ -777,9 +777,12 @@ fn catalog_diff_names_what_changed_and_exactly_the_subjects_it_affects() {
     assert_eq!(lines.len(), 3, "{}", r.stdout);
     assert_eq!(ok(&["catalog", "diff", &old, &old]).stdout.trim(), "no change");
 
-    // u_alice bought Pro (and a token pack) in the lifecycle events: she alone is affected.
-    // The new offer's migration policy counts: she keeps the capability (`keep`, the
-    // default), loses it at once (`now`), or at her renewal (`at_renewal`).
+    // u_alice bought Pro (and a token pack) in the lifecycle events: she alone may be
+    // affected. The new offer's migration policy counts: she keeps the capability (`keep`,
+    // the default), loses it at once (`now`), or at her renewal (`at_renewal`). Her balance
+    // does not change: what her paid periods were sold with stays theirs (a host folds
+    // them under the version they were read under), the new period credits come with her
+    // next renewal.
     type Row = (String, String, Value, Value);
     let rows = |v: &Value| -> Vec<Row> {
         v.as_array()
@@ -794,32 +797,26 @@ fn catalog_diff_names_what_changed_and_exactly_the_subjects_it_affects() {
         let r = ok(&["catalog", "diff", &old, new, "--facts", &data("stripe-lifecycle.jsonl"), "--now", NOW, "--json"]);
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         let subjects = v["subjects"].as_array().unwrap();
+        if subjects.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
         assert_eq!(subjects.len(), 1, "{}", r.stdout);
         assert_eq!(subjects[0]["subject"], "user:u_alice");
         (rows(&subjects[0]["changes"]), rows(&subjects[0]["at_renewal"]))
     };
     let lost = ("access".to_string(), "priority_render".to_string(), Value::Bool(true), Value::Bool(false));
-    let balance = |changes: &[Row]| {
-        let b = changes.iter().find(|c| c.0 == "balance").expect("a balance change");
-        assert_eq!(b.1, "video_seconds");
-        assert_eq!(b.3.as_i64().unwrap() - b.2.as_i64().unwrap(), 9000 - 7200, "{changes:?}");
-    };
     let (changes, later) = impact(&new);
-    assert_eq!(changes.len(), 1, "keep: the balance alone {changes:?}");
-    balance(&changes);
-    assert!(later.is_empty(), "{later:?}");
+    assert!(changes.is_empty() && later.is_empty(), "keep: nothing changes for her {changes:?} {later:?}");
     let policy = |p: &str| {
         let text = new_text.replace("key = \"VIDEO_PRO_MONTHLY\"\n", &format!("key = \"VIDEO_PRO_MONTHLY\"\nmigration = \"{p}\"\n"));
         assert_ne!(text, new_text);
         scratch(&format!("diff-new-{p}.toml"), text.as_bytes())
     };
     let (changes, later) = impact(&policy("now"));
-    assert_eq!((changes.len(), &changes[0]), (2, &lost), "{changes:?}");
-    balance(&changes);
+    assert_eq!(changes, vec![lost.clone()], "{changes:?}");
     assert!(later.is_empty(), "{later:?}");
     let (changes, later) = impact(&policy("at_renewal"));
-    assert_eq!(changes.len(), 1, "{changes:?}");
-    balance(&changes);
+    assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(later, vec![lost], "at her renewal");
 }
 
