@@ -540,6 +540,10 @@ fn offer_products(
 }
 
 /// The grants a subscription gives its subject, from its current items.
+/// The end of the ids of a past-due subscription's grants of what the period's first
+/// payment paid for (see [`subscription_grants`]).
+const PAID_SUFFIX: &str = ":paid";
+
 pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warnings: &mut Vec<String>) -> Vec<Grant> {
     let Some(_) = &s.subject else { return Vec::new() };
     let base = max_opt(s.paid_through, s.estimated_until);
@@ -579,7 +583,7 @@ pub(crate) fn subscription_grants(catalog: &Catalog, s: &SubscriptionState, warn
     // (after a failed upgrade's grace, the plan paid for).
     if status == Status::PastDue {
         if let Some(p) = s.period_paid.as_ref().filter(|p| p.items != *items) {
-            out.extend(item_grants(catalog, s, &p.items, (Status::Active, valid_from, Some(p.until)), ":paid", warnings));
+            out.extend(item_grants(catalog, s, &p.items, (Status::Active, valid_from, Some(p.until)), PAID_SUFFIX, warnings));
         }
     }
     out
@@ -1270,7 +1274,8 @@ impl<'c> Folder<'c> {
     }
 
     /// Grants a period's allowance; on renewal, carries over what the rule
-    /// allows from the previous period's lots. Returns the lots opened.
+    /// allows from the previous period's lots. Returns the lots the payment put credits
+    /// in (the allowance: a rollover lot holds what earlier payments paid for).
     #[allow(clippy::too_many_arguments)]
     fn allowance(
         &mut self,
@@ -1284,13 +1289,15 @@ impl<'c> Folder<'c> {
     ) -> Vec<String> {
         let key = format!("allowance:{sub}:{}:{pool}", period_end.0);
         let rule = self.catalog.pool(pool).map(|p| p.rollover).unwrap_or_default();
-        // Lots of other subscriptions that are ending hand their remainder over too
-        // (the Video Studio app moves the rollover to the new plan on an upgrade).
+        // Lots of other subscriptions that ended hand their remainder over too (the Video
+        // Studio app moves the rollover to the new plan on an upgrade). One that only will
+        // end (at its period's end, or at `cancel_at`) still runs: its lots hold what was
+        // paid for until they end.
         let ending: BTreeSet<String> = self
             .st
             .subscriptions
             .values()
-            .filter(|s| s.id != sub && (s.status.is_terminal() || s.cancel_at_period_end || s.cancel_at.is_some()))
+            .filter(|s| s.id != sub && s.status.is_terminal())
             .map(|s| s.id.clone())
             .collect();
         let w = self.wallet(subject);
@@ -1333,10 +1340,12 @@ impl<'c> Folder<'c> {
             for k in carried {
                 self.carried.insert(k, rk.clone());
             }
-            let ok = self.credit(
+            // Not among the lots this payment put credits in: what it carries was paid by
+            // the payments of the lots it came from, whose reversals reach it (`carried`).
+            self.credit(
                 subject,
                 NewLot {
-                    key: rk.clone(),
+                    key: rk,
                     pool,
                     kind: LotKind::Rollover,
                     amount: rollover,
@@ -1347,9 +1356,6 @@ impl<'c> Folder<'c> {
                     catalog_version: None,
                 },
             );
-            if ok {
-                out.push(rk);
-            }
         }
         let ok = self.credit(
             subject,
@@ -1606,12 +1612,22 @@ impl<'c> Folder<'c> {
         }
     }
 
-    fn counts_at(&self, s: &SubscriptionState, t: Timestamp) -> bool {
+    /// The seats subscription `s` gives at `t`: its own while its grants count (a failed
+    /// payment's grace included), then, while only what the period's first payment paid
+    /// for counts (past due after the grace), the seats that payment paid for; none once
+    /// nothing counts.
+    fn seats_at(&self, s: &SubscriptionState, t: Timestamp) -> u32 {
         let grace = self.catalog.meta().grace_period_days;
         let mut w = Vec::new();
-        subscription_grants(self.catalog, s, &mut w)
-            .iter()
-            .any(|g| matches!(decide::standing(g, grace, t), GrantStanding::Counts(_)))
+        let grants = subscription_grants(self.catalog, s, &mut w);
+        let counts = |g: &Grant| matches!(decide::standing(g, grace, t), GrantStanding::Counts(_));
+        if grants.iter().any(|g| counts(g) && !g.id.ends_with(PAID_SUFFIX)) {
+            s.seats
+        } else if grants.iter().any(counts) {
+            s.period_paid.as_ref().map_or(0, |p| subscription_seats(self.catalog, &p.items))
+        } else {
+            0
+        }
     }
 
     /// Seats an organization has at `t`: from its subscriptions that give access then.
@@ -1619,8 +1635,8 @@ impl<'c> Folder<'c> {
         self.st
             .subscriptions
             .values()
-            .filter(|s| s.subject.as_ref() == Some(org) && s.seats > 0 && self.counts_at(s, t))
-            .map(|s| s.seats)
+            .filter(|s| s.subject.as_ref() == Some(org) && s.seats > 0)
+            .map(|s| self.seats_at(s, t))
             .fold(0u32, |a, b| a.saturating_add(b))
     }
 

@@ -1,0 +1,284 @@
+//! What a paid period keeps, at its edges: after a failed seat increase's grace an
+//! organization holds the seats the period's first payment paid for; a partial refund of a
+//! renewal takes back only what that renewal paid for (not what an earlier period carried
+//! over); a plan bought beside one ending at its period's end leaves the old one's credits
+//! until its lots end.
+
+#[path = "events/support.rs"]
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+use tollgate::billing::*;
+use tollgate::credits::LotKind;
+
+// ---------------------------------------------------------------------------------------
+// Helpers: the sample events of tests/events, edited.
+// ---------------------------------------------------------------------------------------
+
+const TEAM_SUB: &str = "sub_1PgTeaB7WZ01zgkWteamplan";
+const TEAM_CUS: &str = "cus_TeamOrg0001";
+const ACME: &str = "org:acme";
+
+/// A Stripe invoice line (API 2025-03-31 shape) of `price` for `[start, end)`.
+fn line(sub: &str, price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str, proration: bool) -> Value {
+    json!({
+        "id": id, "object": "line_item", "amount": amount, "currency": "usd", "quantity": quantity,
+        "parent": {"type": "subscription_item_details", "subscription_item_details": {
+            "proration": proration, "subscription": sub, "subscription_item": "si_x"}},
+        "period": {"start": start, "end": end},
+        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_x"}}
+    })
+}
+
+/// `invoice.paid` (basil sample) as invoice `inv` of `sub` / `cus`, event `evt` at `at`,
+/// with `lines`, `amount_paid` and its payment intent `pi`.
+fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, amount: i64, pi: &str) -> String {
+    edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(cus);
+        o["parent"]["subscription_details"]["subscription"] = json!(sub);
+        o["lines"]["data"] = lines;
+        o["amount_paid"] = json!(amount);
+        o["amount_due"] = json!(amount);
+        o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
+        o["payments"]["data"][0]["amount_paid"] = json!(amount);
+    })
+}
+
+/// `invoice.payment_failed` (basil sample) as invoice `inv` of `sub` / `cus` at `at`.
+fn invoice_failed(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, due: i64) -> String {
+    edit("stripe/invoice.payment_failed.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(cus);
+        o["parent"]["subscription_details"]["subscription"] = json!(sub);
+        o["lines"]["data"] = lines;
+        o["amount_due"] = json!(due);
+        o["amount_remaining"] = json!(due);
+    })
+}
+
+/// `customer.subscription.updated` (basil sample) for `sub` of `cus`, at `at`, with one
+/// item of `price` x `quantity` for `[ps, pe)`, `status`, and `more` edits.
+#[allow(clippy::too_many_arguments)]
+fn sub_updated(
+    evt: &str,
+    at: i64,
+    sub: &str,
+    cus: &str,
+    price: &str,
+    quantity: u32,
+    status: &str,
+    (ps, pe): (i64, i64),
+    more: impl FnOnce(&mut Value),
+) -> String {
+    edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(sub);
+        o["customer"] = json!(cus);
+        o["status"] = json!(status);
+        let it = &mut o["items"]["data"][0];
+        it["price"]["id"] = json!(price);
+        it["plan"]["id"] = json!(price);
+        it["quantity"] = json!(quantity);
+        it["current_period_start"] = json!(ps);
+        it["current_period_end"] = json!(pe);
+        more(o);
+    })
+}
+
+/// `charge.refunded` (basil sample) of charge `ch` of payment intent `pi`: `refunded` of `amount`.
+fn charge_refunded(evt: &str, at: i64, ch: &str, pi: &str, amount: i64, refunded: i64) -> String {
+    edit("stripe/charge.refunded.invoice.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(ch);
+        o["payment_intent"] = json!(pi);
+        o["amount"] = json!(amount);
+        o["amount_refunded"] = json!(refunded);
+        o["refunded"] = json!(refunded >= amount);
+    })
+}
+
+fn lot_of<'a>(st: &'a BillingState, subject: &str, key_part: &str) -> &'a tollgate::credits::Lot {
+    st.subject(subject)
+        .unwrap()
+        .wallet
+        .lots
+        .iter()
+        .find(|l| l.key.contains(key_part))
+        .unwrap_or_else(|| panic!("no lot like `{key_part}`"))
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Seats of a failed quantity increase outlive the grace period.
+// ---------------------------------------------------------------------------------------
+
+/// An organization raises its seats from 1 to 10 mid-period, and the proration invoice
+/// for the 9 more fails (past due). During the grace it has the 10; after it, while what
+/// the period's first payment paid for still counts (the plan, to the period's end), the 1
+/// seat that payment paid for, not the 10 nobody paid.
+#[test]
+fn a_failed_seat_increase_gives_no_unpaid_seats_after_the_grace() {
+    let cat = catalog();
+    let up = T0 + 10 * DAY;
+    let base = |evt: &str, at: i64, q: u32, status: &str| {
+        sub_updated(evt, at, TEAM_SUB, TEAM_CUS, "price_team_pro", q, status, (T0, P1E), |o| {
+            o["metadata"] = json!({"org_id": "acme"});
+        })
+    };
+    let mut fs = stripe_facts(&cat, &base("evt_team_1", T0 + 200, 1, "active"));
+    fs.extend(stripe_facts(
+        &cat,
+        &invoice_paid(
+            "evt_team_in1",
+            T0 + 201,
+            "in_team_1",
+            TEAM_SUB,
+            TEAM_CUS,
+            json!([line(TEAM_SUB, "price_team_pro", 2500, 1, T0, P1E, "il_t1", false)]),
+            2500,
+            "pi_team_1",
+        ),
+    ));
+    // Day 10: 10 seats, the proration invoice for the 9 extra ones fails, past due.
+    fs.extend(stripe_facts(&cat, &base("evt_team_10", up, 10, "active")));
+    let lines = json!([
+        line(TEAM_SUB, "price_team_pro", -1700, 1, up, P1E, "il_unused_1", true),
+        line(TEAM_SUB, "price_team_pro", 17000, 10, up, P1E, "il_rest_10", true),
+    ]);
+    fs.extend(stripe_facts(&cat, &invoice_failed("evt_team_fail", up + 60, "in_team_up", TEAM_SUB, TEAM_CUS, lines, 15300)));
+    fs.extend(stripe_facts(&cat, &base("evt_team_pd", up + 120, 10, "past_due")));
+
+    // During the grace: the 10 seats (documented).
+    let st = fold(&cat, &fs, up + DAY);
+    assert_eq!(st.seats[ACME].seats, 10, "grace: the increase's seats");
+    // After the grace, before the period's end: the plan is still held (the `:paid` grant)...
+    let after = up + 5 * DAY;
+    let st = fold(&cat, &fs, after);
+    assert!(has(&cat, &st, ACME, "team", "PROFESSIONAL", after), "the period's first payment paid for the plan");
+    // ...but only with the one seat that payment paid for.
+    assert_eq!(
+        st.seats[ACME].seats, 1,
+        "after the grace the organization holds the 1 seat paid for, not the 10 of a failed proration"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A partial refund of a renewal takes back units an earlier invoice paid for.
+// ---------------------------------------------------------------------------------------
+
+/// Period 1 (invoice in_1, 1800 s) leaves 1200 s unused, carried into period 2 when its
+/// renewal in_2 is paid (1200 + 1800). Half of in_2 refunded takes back half of what in_2
+/// put in (900 s), nothing of the 1200 in_1 paid for (a refund of in_1 reaches them, through
+/// the lot they were carried from). Balance 2100.
+#[test]
+fn a_partial_refund_of_a_renewal_leaves_the_units_carried_from_the_paid_period_before() {
+    let cat = catalog();
+    let mut fs = facts(
+        &cat,
+        &[
+            "stripe/customer.subscription.created.basil.json",
+            "stripe/invoice.paid.basil.json",
+            "stripe/customer.subscription.updated.active.basil.json",
+            "stripe/checkout.session.completed.subscription.json",
+            "stripe/customer.subscription.updated.renewed.acacia.json",
+            "stripe/invoice.paid.renewal.acacia.json",
+        ],
+    );
+    fs.push(Fact::usage(
+        UsageFact {
+            request_id: "req_600".into(),
+            subject: Subject::user("u_123"),
+            pool: "video_seconds".into(),
+            units: 600,
+            model: None,
+            quality: None,
+            takes: None,
+            overage_units: 0,
+            overage_cost: 0,
+            currency: String::new(),
+        },
+        t(T0 + 5 * DAY),
+    ));
+    let st = fold(&cat, &fs, P1E + 2 * DAY);
+    assert_eq!(st.balance(USER, "video_seconds"), 3000, "1200 carried + 1800 of period 2");
+
+    // Half of the renewal's charge (in_1PhRnp..., 2900) refunded.
+    fs.extend(stripe_facts(
+        &cat,
+        &charge_refunded("evt_half_renewal", P1E + 3 * DAY, "ch_3PhRnpB7WZ01zgkWrenewch", "pi_3PhRnpB7WZ01zgkWrenewpi", 2900, 1450),
+    ));
+    let st = fold(&cat, &fs, P1E + 4 * DAY);
+    let rollover = st.subject(USER).unwrap().wallet.lots.iter().find(|l| l.kind == LotKind::Rollover).unwrap().clone();
+    assert_eq!(rollover.revoked, 0, "the rollover lot holds what in_1 paid for; in_1 was not refunded: {rollover:?}");
+    assert_eq!(st.balance(USER, "video_seconds"), 1200 + 900, "half of in_2's 1800 goes, nothing of period 1's");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A new subscription expires a still-running one's credits.
+// ---------------------------------------------------------------------------------------
+
+/// A Studio Pro subscriber (7200 s, paid to P1E) turns auto-renew off and buys Studio
+/// Basic beside it on day 10 (checkout sells a plan beside one ending at its period's end).
+/// Pro's lot still holds its 7200 s until P1E, next to Basic's 1800: a subscription that
+/// will end has not ended, and a lot expires at its own end.
+#[test]
+fn buying_a_plan_beside_one_canceled_at_its_period_end_keeps_the_old_periods_credits() {
+    let cat = catalog();
+    let cus = "cus_c";
+    let user = "user:c";
+    let mut fs = vec![link(cus, "c", T0)];
+    // Studio Pro, paid for [T0, P1E).
+    fs.extend(stripe_facts(&cat, &sub_updated("evt_a1", T0 + 10, "sub_a", cus, "price_pro_monthly", 1, "active", (T0, P1E), |_| {})));
+    fs.extend(stripe_facts(
+        &cat,
+        &invoice_paid(
+            "evt_a_in1",
+            T0 + 11,
+            "in_a1",
+            "sub_a",
+            cus,
+            json!([line("sub_a", "price_pro_monthly", 7900, 1, T0, P1E, "il_a1", false)]),
+            7900,
+            "pi_a1",
+        ),
+    ));
+    // Day 2: auto-renew off.
+    fs.extend(stripe_facts(
+        &cat,
+        &sub_updated("evt_a2", T0 + 2 * DAY, "sub_a", cus, "price_pro_monthly", 1, "active", (T0, P1E), |o| {
+            o["cancel_at_period_end"] = json!(true);
+        }),
+    ));
+    // Day 10: Studio Basic, a new subscription.
+    let b0 = T0 + 10 * DAY;
+    fs.extend(stripe_facts(&cat, &sub_updated("evt_b1", b0, "sub_b", cus, "price_1PgafmB7WZ01zgkW6dKueIc5", 1, "active", (b0, P1E + 10 * DAY), |_| {})));
+    fs.extend(stripe_facts(
+        &cat,
+        &invoice_paid(
+            "evt_b_in1",
+            b0 + 1,
+            "in_b1",
+            "sub_b",
+            cus,
+            json!([line("sub_b", "price_1PgafmB7WZ01zgkW6dKueIc5", 2900, 1, b0, P1E + 10 * DAY, "il_b1", false)]),
+            2900,
+            "pi_b1",
+        ),
+    ));
+    let st = fold(&cat, &fs, b0 + DAY);
+    assert!(has(&cat, &st, user, "studio", "pro", b0 + DAY), "Pro still runs until P1E");
+    let pro = lot_of(&st, user, &format!("allowance:stripe:sub_a:{P1E}:video_seconds"));
+    assert_eq!(pro.expired, 0, "the Pro period's lot ends at P1E, not when Basic is paid: {pro:?}");
+    assert_eq!(st.balance(user, "video_seconds"), 7200 + 1800);
+}
