@@ -178,7 +178,12 @@ export type FeatureOf<I extends CatalogIds> = I['capability'] | I['limit'] | I['
  * explained decisions or, on the hot path, by index with {@link Engine.check}.
  */
 export declare class Engine<I extends CatalogIds = RegisteredIds> {
-  /** `catalog`: null or omitted for the one set with {@link useCatalog}. */
+  /**
+   * `catalog`: null or omitted for the one set with {@link useCatalog}. `entitlements`:
+   * grants, or entitlements or a verified snapshot; a snapshot of another catalog is
+   * refused (an Error with `code` `wrong_catalog`), and its grants give nothing from its
+   * `expires_at` on (no answer from it holds longer).
+   */
   constructor(catalog?: string | CatalogDoc | Catalog | null, entitlements?: EntitlementsInput | null);
   readonly catalog: Catalog;
   /** Replaces the entitlements (a new snapshot) and drops the cache. */
@@ -225,7 +230,10 @@ export declare class Engine<I extends CatalogIds = RegisteredIds> {
   check(productIx: number, tierIx: number, nowMs?: number): boolean;
   /** The next instant (RFC 3339) at which any answer can change; null: none. */
   nextChange(now?: Now): string | null;
-  /** Releases the WebAssembly memory now (otherwise the garbage collector does). */
+  /**
+   * Releases the WebAssembly memory now (otherwise the garbage collector does). Every
+   * later call throws (code `engine_freed`); a second `free()` does nothing.
+   */
   free(): void;
 }
 

@@ -53,7 +53,8 @@ let loading = null;
 export async function init(input) {
   if (ready) return;
   if (!loading) {
-    loading = initWasm(input === undefined ? undefined : { module_or_path: input }).then(
+    // `input` may be a Promise of any of them (as a `fetch` is).
+    loading = Promise.resolve(input).then((x) => initWasm(x === undefined ? undefined : { module_or_path: x })).then(
       () => {
         ready = true;
       },
@@ -207,45 +208,53 @@ function jsonErrorAt(text) {
     if (i >= text.length) fail();
     i++;
   };
+  // A value, with the objects and arrays it opens kept on a stack (not the call stack:
+  // a deeply nested text is scanned to its error like any other).
   const value = () => {
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
+    const open = [];
+    const key = () => {
       ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        if (text[i] !== '"') fail();
-        str();
-        ws();
-        if (text[i] !== ':') fail();
+      if (text[i] !== '"') fail();
+      str();
+      ws();
+      if (text[i] !== ':') fail();
+      i++;
+    };
+    for (;;) {
+      ws();
+      const c = text[i];
+      if (c === '{' || c === '[') {
         i++;
-        value();
         ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === '}') return void i++;
-        else fail();
+        if (text[i] !== (c === '{' ? '}' : ']')) {
+          open.push(c);
+          if (c === '{') key();
+          continue;
+        }
+        i++;
+      } else if (c === '"') str();
+      else if (c === 't') lit('true');
+      else if (c === 'f') lit('false');
+      else if (c === 'n') lit('null');
+      else {
+        const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+        if (!m) fail();
+        i += m[0].length;
       }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
+      // A value ended: close what it ended, then the next member or element.
       for (;;) {
-        value();
+        if (open.length === 0) return;
         ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === ']') return void i++;
-        else fail();
+        const top = open[open.length - 1];
+        if (text[i] === ',') {
+          i++;
+          if (top === '{') key();
+          break;
+        }
+        if (text[i] !== (top === '{' ? '}' : ']')) fail();
+        i++;
+        open.pop();
       }
-    } else if (c === '"') str();
-    else if (c === 't') lit('true');
-    else if (c === 'f') lit('false');
-    else if (c === 'n') lit('null');
-    else {
-      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-      if (!m) fail();
-      i += m[0].length;
     }
   };
   try {
@@ -425,7 +434,7 @@ export function useCatalog(catalog) {
  * (decisions with reasons) or, on the hot path, by index with `check`.
  */
 export class Engine {
-  #h;
+  #handle;
   #catalog;
   // Per product: [effective tier + 1, from ms, until ms), as computed by the core.
   #window;
@@ -436,8 +445,17 @@ export class Engine {
   constructor(catalog, entitlements) {
     ensureReady();
     this.#catalog = catalogOrCurrent(catalog);
-    this.#h = new EngineHandle(this.#catalog[HANDLE], jsonOf('entitlements', entitlements));
+    this.#handle = new EngineHandle(this.#catalog[HANDLE], jsonOf('entitlements', entitlements));
     this.#window = new Float64Array(3 * this.#h.productCount).fill(NaN);
+  }
+  /** The core's engine; after `free()`, an Error that says so. */
+  get #h() {
+    if (this.#handle === null) {
+      const e = new Error('tollgate: this Engine was freed (free() was called): make a new Engine');
+      e.code = 'engine_freed';
+      throw e;
+    }
+    return this.#handle;
   }
   get catalog() {
     return this.#catalog;
@@ -593,9 +611,16 @@ export class Engine {
   nextChange(now) {
     return this.#h.nextChange(nowMs(now)) ?? null;
   }
-  /** Releases the WebAssembly memory now (otherwise the garbage collector does). */
+  /**
+   * Releases the WebAssembly memory now (otherwise the garbage collector does). Every
+   * later call throws (code `engine_freed`); a second `free()` does nothing.
+   */
   free() {
-    this.#h.free();
+    if (this.#handle === null) return;
+    this.#handle.free();
+    this.#handle = null;
+    this.#window.fill(NaN);
+    this.#decisions.clear();
   }
 }
 
@@ -948,13 +973,9 @@ function publicKeyText(kid, key) {
   let bytes = null;
   if (key instanceof ArrayBuffer) bytes = new Uint8Array(key);
   else if (ArrayBuffer.isView(key)) bytes = new Uint8Array(key.buffer, key.byteOffset, key.byteLength);
-  if (bytes === null) {
-    const e = new TypeError(
-      `tollgate: trusted public key \`${kid}\` must be text (64 hex digits or base64url) or bytes, got ${describe(key)}`,
-    );
-    e.code = 'invalid_key';
-    throw e;
-  }
+  // Neither (an unset variable during a rotation, say): empty text, which the core refuses
+  // as a key only when a token names it.
+  if (bytes === null) return '';
   let hex = '';
   for (const b of bytes) hex += HEX[b];
   return hex;

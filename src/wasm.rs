@@ -151,6 +151,12 @@ struct EntitlementsIn {
     /// A snapshot's terms (see `tollgate::grandfather`).
     #[serde(default)]
     terms: Vec<crate::grandfather::Terms>,
+    /// A snapshot's catalog: entitlements of another catalog are refused.
+    #[serde(default)]
+    catalog_id: Option<String>,
+    /// A snapshot's end: its grants give nothing from then on.
+    #[serde(default)]
+    expires_at: Option<Timestamp>,
 }
 
 /// A serde_json error without its " at line L column C" (the text is the wrapper's
@@ -171,14 +177,30 @@ fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> 
 
 /// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON
 /// text), with the terms a snapshot carries (`terms`, when it has any).
-fn entitlements_with_terms(v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
+/// Grants (a list), or entitlements or a verified snapshot (an object) for `catalog`. A
+/// snapshot of another catalog is refused (`wrong_catalog`: its products are not this
+/// catalog's), and its grants hold no longer than it does: from its `expires_at` they give
+/// nothing, so no answer from it holds past then.
+fn entitlements_with_terms(catalog: &Catalog, v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
     let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
     if text.trim_start().starts_with('[') {
         let Listed(grants) = from_json::<Listed<Grant>>("entitlements", &text)?;
         return Ok((Entitlements::new(grants), Vec::new()));
     }
     let e: EntitlementsIn = from_json("entitlements", &text)?;
-    Ok((Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances }, e.terms))
+    if let Some(id) = e.catalog_id.as_deref().filter(|id| *id != catalog.meta().id) {
+        return Err(coded_error(
+            format_args!("the entitlements are of catalog `{id}`, not of `{}`: verify the snapshot this catalog's worker signed", catalog.meta().id),
+            "wrong_catalog",
+        ));
+    }
+    let mut grants = e.grants.0;
+    if let Some(end) = e.expires_at {
+        for g in &mut grants {
+            g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
+        }
+    }
+    Ok((Entitlements { subject: e.subject, grants, balances: e.balances }, e.terms))
 }
 
 /// An engine over `catalog` with the snapshot's terms put in (the catalog itself, shared,
@@ -667,14 +689,14 @@ pub struct EngineHandle {
 impl EngineHandle {
     #[wasm_bindgen(constructor)]
     pub fn new(catalog: &CatalogHandle, entitlements: Option<String>) -> Result<EngineHandle, JsValue> {
-        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        let (ents, terms) = entitlements_with_terms(&catalog.inner, entitlements)?;
         let base = Arc::clone(&catalog.inner);
         Ok(EngineHandle { inner: engine_with_terms(&base, ents, &terms), base })
     }
 
     #[wasm_bindgen(js_name = setEntitlements)]
     pub fn set_entitlements(&mut self, entitlements: Option<String>) -> Result<(), JsValue> {
-        let (ents, terms) = entitlements_with_terms(entitlements)?;
+        let (ents, terms) = entitlements_with_terms(&self.base, entitlements)?;
         if terms.is_empty() && std::ptr::eq(self.inner.catalog(), &*self.base) {
             self.inner.set_entitlements(ents);
         } else {
@@ -1140,23 +1162,28 @@ pub fn verify_snapshot(
     now_ms: f64,
 ) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
+    // A key is read only when the token names it: a broken or unset key under another id
+    // (one being rotated out) refuses nothing signed with a good one.
     let mut trusted = Vec::with_capacity(kids.len());
+    let mut broken = Vec::new();
     for (kid, text) in kids.into_iter().zip(&keys) {
         match snapshot::decode_key(text) {
             Ok(key) => trusted.push((kid, key)),
-            Err(e) => {
-                return Err(coded_error(
-                    format_args!("trusted public key `{kid}`: {e}"),
-                    snapshot::SnapshotErrorCode::InvalidKey.as_str(),
-                ));
-            }
+            Err(e) => broken.push((kid, e)),
         }
     }
     let verified = match &subject {
         Some(s) => snapshot::verify_for_subject(token, &trusted, s, now),
         None => snapshot::verify(token, &trusted, now),
     };
-    to_json(&verified.map_err(|e| coded_error(&e, e.code()))?)
+    match verified {
+        Ok(v) => to_json(&v),
+        Err(snapshot::SnapshotError::UnknownKey { kid }) if broken.iter().any(|(k, _)| *k == kid) => {
+            let e = broken.iter().find(|(k, _)| *k == kid).map(|(_, e)| e.to_string()).unwrap_or_default();
+            Err(coded_error(format_args!("trusted public key `{kid}`: {e}"), snapshot::SnapshotErrorCode::InvalidKey.as_str()))
+        }
+        Err(e) => Err(coded_error(&e, e.code())),
+    }
 }
 
 // ---------------------------------------------------------------- money
