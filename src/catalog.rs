@@ -739,7 +739,14 @@ impl Catalog {
         // A byte order mark, as some editors save UTF-8, is no part of the document.
         let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let doc: CatalogDoc = serde_json::from_str(src).map_err(|e| CatalogError {
-            path: String::new(),
+            // A type error (a float for an amount, a misspelt field) names its field, as
+            // TOML's do; a syntax error has none.
+            path: if e.is_data() {
+                // A missing field is told at its object's end: the object is the place.
+                json_path_at(src, e.line(), e.column(), e.to_string().starts_with("missing field"))
+            } else {
+                String::new()
+            },
             message: format!("invalid JSON catalog: {e}"),
             line: Some(e.line()),
         })?;
@@ -1179,6 +1186,75 @@ pub(crate) fn locate_toml_path(src: &str, path: &str) -> Option<usize> {
     at.map(|o| line_of_offset(src, o))
 }
 
+
+/// The field of a JSON document at `line` and `column` (1-based, as serde_json counts: the
+/// byte where reading stopped): `offers[0].price.amount`; with `object_end` (the error is
+/// about the object read up to there, such as a field missing from it) the object's:
+/// `catalog`. Empty outside every object. Read without recursion, so no nesting depth
+/// makes it fail.
+fn json_path_at(src: &str, line: usize, column: usize, object_end: bool) -> String {
+    enum Frame {
+        Object { key: Option<String>, expect_key: bool },
+        Array(usize),
+    }
+    let b = src.as_bytes();
+    let line_start = if line <= 1 {
+        0
+    } else {
+        b.iter().enumerate().filter(|(_, c)| **c == b'\n').nth(line - 2).map_or(b.len(), |(i, _)| i + 1)
+    };
+    let stop = (line_start + column.saturating_sub(1)).min(b.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < stop {
+        match b[i] {
+            b'{' => stack.push(Frame::Object { key: None, expect_key: true }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { expect_key, .. }) => *expect_key = true,
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, expect_key }) = stack.last_mut() {
+                    if *expect_key {
+                        *key = Some(String::from_utf8_lossy(&b[start..i.min(b.len())]).into_owned());
+                        *expect_key = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if object_end {
+        if let Some(Frame::Object { expect_key, .. }) = stack.last_mut() {
+            *expect_key = true;
+        }
+    }
+    let mut path = String::new();
+    for f in &stack {
+        match f {
+            Frame::Object { key: Some(k), expect_key: false } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Object { .. } => {}
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    path
+}
 /// The field path (`usage.rates[1].multiplier`) of the innermost key or value
 /// whose source span holds `offset`: names the field of a TOML type error.
 #[cfg(feature = "toml")]

@@ -335,3 +335,24 @@ fn impact_of_retiring_an_offer_matches_what_the_worker_keeps() {
         .collect();
     assert!(lost.is_empty(), "impact says {USER} loses hd_export, the worker keeps it: {lost:#?}");
 }
+
+/// A JSON catalog's type error names its field, as a TOML one does (JSON is what the
+/// package and the worker read); a field missing names the object it is missing from.
+#[test]
+fn a_json_catalog_type_error_names_the_field() {
+    let good = Catalog::parse(BASE).unwrap().to_json();
+    let bad = good.replacen(r#""amount":1900"#, r#""amount":19.99"#, 1);
+    assert_ne!(good, bad);
+    let toml_err = Catalog::parse(&BASE.replacen("amount = 1900", "amount = 19.99", 1)).unwrap_err();
+    assert_eq!(toml_err.path, "offers[0].price.amount");
+    let e = Catalog::from_json(&bad).unwrap_err();
+    assert_eq!(e.path, "offers[0].price.amount", "{e}");
+    let missing = good.replacen(r#""version":"1","#, "", 1);
+    assert_ne!(good, missing);
+    assert_eq!(Catalog::from_json(&missing).unwrap_err().path, "catalog");
+    // Pretty-printed, over several lines, and nested deep: the same field.
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&bad).unwrap()).unwrap();
+    assert_eq!(Catalog::from_json(&pretty).unwrap_err().path, "offers[0].price.amount");
+    let deep = format!("{{\"catalog\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(Catalog::from_json(&deep).is_err(), "refused without overflowing the stack");
+}
