@@ -371,12 +371,28 @@ pub struct Accepted {
     pub seat: bool,
     /// Who sent the invite (who gives the reserved seat).
     pub invited_by: Option<String>,
+    /// The invitee accepted it before (a retry after a failure that left the membership
+    /// written): nothing more to write but the seat it reserved, given once.
+    pub again: bool,
 }
 
 /// May `user`, signed in with `email`, accept `invite` (read by its token) now? Once
-/// only, before it expires, by the address it was sent to, by someone not a member yet.
+/// only, before it expires, by the address it was sent to, by someone not a member yet;
+/// the same invitee accepting again (a retry) is answered as the acceptance it was.
 pub fn accept(org: &Org, invite: &Invite, user: &str, email: Option<&str>, now: Timestamp) -> Result<Accepted, OrgRefusal> {
+    let accepted = |again: bool| Accepted {
+        invite_id: invite.id.clone(),
+        organization_id: org.id.clone(),
+        user_id: user.to_string(),
+        role: invite.role,
+        seat: invite.seat,
+        invited_by: invite.created_by.clone(),
+        again,
+    };
     match invite.state(now) {
+        InviteState::Accepted if invite.accepted_by.as_deref() == Some(user) && org.member(user).is_some() => {
+            return Ok(accepted(true))
+        }
         InviteState::Accepted => {
             return Err(OrgRefusal::new(RefusalCode::InviteUsed, "this invite was accepted already: it is single-use"))
         }
@@ -399,14 +415,7 @@ pub fn accept(org: &Org, invite: &Invite, user: &str, email: Option<&str>, now: 
     if org.member(user).is_some() {
         return Err(OrgRefusal::new(RefusalCode::AlreadyMember, "you are a member of this organization already"));
     }
-    Ok(Accepted {
-        invite_id: invite.id.clone(),
-        organization_id: org.id.clone(),
-        user_id: user.to_string(),
-        role: invite.role,
-        seat: invite.seat,
-        invited_by: invite.created_by.clone(),
-    })
+    Ok(accepted(false))
 }
 
 /// May `caller` revoke `invite`? Owners and admins revoke pending or expired invites;

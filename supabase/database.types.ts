@@ -1569,6 +1569,13 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_org_invite: {
+        Args: {
+          p_org: string;
+          p_invite: string;
+        };
+        Returns: Json;
+      };
       tollgate_outbox_attempt: {
         Args: {
           p_message: number;

@@ -51,8 +51,9 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         body.get("user_id").and_then(Value::as_str),
         body.get("organization_id").and_then(Value::as_str),
     ) {
-        (Some(u), None) if is_uuid(u) => Subject::User(u.to_string()),
-        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_string()),
+        // Ids as the store writes them (lower case): an upper-case one is the same subject.
+        (Some(u), None) if is_uuid(u) => Subject::User(u.to_ascii_lowercase()),
+        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_ascii_lowercase()),
         _ => {
             return error(
                 400,
@@ -84,7 +85,11 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if app.catalog().tier_index(product, tier).is_none() {
             return bad(format!("product `{product}` has no tier `{tier}`"));
         }
-        let source = match g.get("source").and_then(Value::as_str).unwrap_or("manual_grant") {
+        let source = match crate::respond::text_or(g, "source", "manual_grant", "invalid_grant") {
+            Ok(s) => s,
+            Err(_) => return bad("`source` must be a string".into()),
+        };
+        let source = match source {
             "manual_grant" => Source::ManualGrant,
             "promotion" => Source::Promotion,
             other => return bad(format!("source `{other}`: admin grants are manual_grant or promotion")),
@@ -195,7 +200,12 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
     if !is_uuid(org) || !is_uuid(user) {
         return error(400, "invalid_subject", "organization_id and user_id must be UUIDs");
     }
-    let action = body.get("action").and_then(Value::as_str).unwrap_or("assign");
+    let (org, user) = (org.to_ascii_lowercase(), user.to_ascii_lowercase());
+    let (org, user) = (org.as_str(), user.as_str());
+    let action = match crate::respond::text_or(&body, "action", "assign", "invalid_action") {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let request_id = body
         .get("request_id")
         .and_then(Value::as_str)

@@ -62,7 +62,12 @@ impl<T: Transport, S: Store> App<T, S> {
             );
             if let Err(e) = self.ctx.refresh_catalog(now, force).await {
                 if *route == Route::Catalog && !self.ctx.catalog_checked() {
-                    let r = error(503, "catalog_unavailable", format!("the active catalog could not be read: {e}"))
+                    // The reason goes to the worker's log, not to this route's callers (anyone).
+                    #[cfg(target_arch = "wasm32")]
+                    worker::console_error!("catalog: {e}");
+                    #[cfg(not(target_arch = "wasm32"))]
+                    let _ = e;
+                    let r = error(503, "catalog_unavailable", "the active catalog could not be read; try again in a few seconds")
                         .with_header("retry-after", "5");
                     return with_cors(r, req.method);
                 }

@@ -122,8 +122,8 @@ pub async fn attribute_event<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
         Some(_) => return bad("invalid_provider", "provider: stripe or razorpay"),
     };
     let subject = match (body.get("user_id").and_then(Value::as_str), body.get("organization_id").and_then(Value::as_str)) {
-        (Some(u), None) if is_uuid(u) => Subject::User(u.to_string()),
-        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_string()),
+        (Some(u), None) if is_uuid(u) => Subject::User(u.to_ascii_lowercase()),
+        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_ascii_lowercase()),
         _ => return bad("invalid_subject", "give exactly one of user_id and organization_id, as a UUID"),
     };
     let offer = match body.get("offer") {

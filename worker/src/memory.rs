@@ -1447,6 +1447,11 @@ impl Store for MemoryStore {
         Ok(Some((i.clone(), org_from_json(&g.org_json(&i.organization_id))?)))
     }
 
+    async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError> {
+        let g = self.inner.borrow();
+        Ok(g.invites.iter().find(|(i, _, _)| i.id == invite && i.organization_id == org).map(|(i, _, _)| i.clone()))
+    }
+
     async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
         let mut g = self.inner.borrow_mut();
         let (org, stamp) = match change {

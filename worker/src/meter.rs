@@ -71,7 +71,7 @@ fn parse_body(body: &Value) -> Result<Asked, AppResponse> {
     };
     let organization = match body.get("organization_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(id)) if crate::state::is_uuid(id) => Some(id.clone()),
+        Some(Value::String(id)) if crate::state::is_uuid(id) => Some(id.to_ascii_lowercase()),
         Some(_) => return Err(error(400, "invalid_request", "`organization_id` must be an organization's UUID")),
     };
     let scope = match body.get("scope") {

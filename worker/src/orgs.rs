@@ -154,7 +154,10 @@ pub async fn invites<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, i
         Ok(e) => e,
         Err(r) => return r,
     };
-    let role = body.get("role").and_then(Value::as_str).unwrap_or("member");
+    let role = match crate::respond::text_or(&body, "role", "member", "invalid_role") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let seat = match body.get("seat") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -206,8 +209,17 @@ pub async fn revoke<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, invite: &
         Ok(o) => o,
         Err(r) => return r,
     };
-    let found = o.org.invites.iter().find(|i| i.id == invite);
-    if let Err(r) = orgs::revoke(&o.org, &claims.sub, found, now) {
+    // The organization lists its open invites; one accepted or revoked already is read
+    // on its own (the core answers it: `invite_used`, or revoked again).
+    let found = match o.org.invites.iter().find(|i| i.id == invite) {
+        Some(i) => Some(i.clone()),
+        None if is_uuid(invite) => match ctx.store.org_invite(id, invite).await {
+            Ok(i) => i,
+            Err(e) => return store_error(&e),
+        },
+        None => None,
+    };
+    if let Err(r) = orgs::revoke(&o.org, &claims.sub, found.as_ref(), now) {
         return refused(r);
     }
     let change = OrgChange::Revoke { org: id.to_string(), invite: invite.to_string(), by: claims.sub.clone() };
@@ -238,12 +250,16 @@ pub async fn accept<T: Transport, S: Store>(ctx: &Ctx<T, S>, token: &str, claims
         role: a.role,
         now,
     };
-    match ctx.store.org_change(&change).await {
-        Ok(_) => {}
-        Err(e) if e.conflict() == Some(Conflict::InviteClosed) => {
-            return error(409, "invite_used", "this invite was accepted, revoked or expired meanwhile")
+    // Accepted before by this invitee (a retry): the membership is written; the seat is
+    // given below, once (its request id is the invite's).
+    if !a.again {
+        match ctx.store.org_change(&change).await {
+            Ok(_) => {}
+            Err(e) if e.conflict() == Some(Conflict::InviteClosed) => {
+                return error(409, "invite_used", "this invite was accepted, revoked or expired meanwhile")
+            }
+            Err(e) => return store_error(&e),
         }
-        Err(e) => return store_error(&e),
     }
     let seat = if a.seat {
         // The seat the invite reserved, given by whoever sent it.

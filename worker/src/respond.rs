@@ -35,6 +35,17 @@ pub fn public_store_error(e: &StoreError) -> AppResponse {
     error(status, "not_applied", "the event was not applied; send it again later").with_header("retry-after", "5")
 }
 
+/// An optional text field of a JSON body: `default` when absent or null, the text when it
+/// is a string, else a 400 `code` naming the field (a `true` or a `1` is not taken for
+/// the default).
+pub fn text_or<'a>(body: &'a Value, field: &str, default: &'a str, code: &str) -> Result<&'a str, AppResponse> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(error(400, code, format!("`{field}` must be a string, got {other}"))),
+    }
+}
+
 /// Reads a JSON request body, or a 400 response.
 pub fn json_body(req: &InRequest) -> Result<Value, AppResponse> {
     if req.body.is_empty() {

@@ -438,6 +438,8 @@ pub trait Store {
     async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError>;
     /// An invite by its token's digest, and its organization (`tollgate_invite`).
     async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError>;
+    /// One invite of organization `org` by its id, in any state (`tollgate_org_invite`).
+    async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError>;
     /// Writes one organization change with its history row (`tollgate_org_change`).
     async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError>;
     /// The organizations `user` belongs to, for its snapshot (`tollgate_user_organizations`).
@@ -887,6 +889,14 @@ impl<T: Transport> Store for SupabaseStore<T> {
             return Ok(None);
         }
         Ok(Some((decode(v["invite"].clone(), "an invite")?, org_from_json(&v["org"])?)))
+    }
+
+    async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError> {
+        let v = self.client.rpc("tollgate_org_invite", &json!({"p_org": org, "p_invite": invite})).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(decode(v, "an invite")?))
     }
 
     async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
