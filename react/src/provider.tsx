@@ -223,6 +223,10 @@ export function TollgateProvider(props: TollgateProviderProps) {
   onChangeRef.current = onChange;
   const fetchSeq = useRef(0);
   const offered = useRef<string[]>([]);
+  // The subject now: an answer for another (a fetch begun before a sign-out or a switch of
+  // user) is dropped when it arrives.
+  const subjectNow = useRef(subject);
+  subjectNow.current = signedIn ? subject : null;
 
   const update = useCallback((patch: Partial<Inner> | ((s: Inner) => Partial<Inner>)) => {
     setInner((s) => {
@@ -251,6 +255,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
         now: now(),
         tollgate: s.tollgate,
       });
+      if (subjectNow.current !== subject) return null;
       const key = snapshotKey(s.catalog.catalog.id, subject);
       if (!result.ok) {
         const problem: SnapshotProblem = { code: result.code, message: result.message, from };
@@ -267,6 +272,12 @@ export function TollgateProvider(props: TollgateProviderProps) {
           update({ problem });
         }
         return null;
+      }
+      // Never an older snapshot of the subject over a newer one (a slow answer to an
+      // earlier fetch arriving after a later one was installed).
+      const cur = ref.current.snapshot;
+      if (cur && isSubject(cur.subject, subject) && parseTimestamp(result.snapshot.issued_at) < parseTimestamp(cur.issued_at)) {
+        return cur;
       }
       if (from !== 'cache') writeItem(key, token);
       apply(s.engine, result.snapshot);
@@ -331,6 +342,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
       return ref.current.snapshot;
     }
     update({ fetching: false, online: true, fetchedAt: now() });
+    if (seq !== fetchSeq.current) return ref.current.snapshot;
     if (body.token === ref.current.token) return ref.current.snapshot;
     return accept(body.token, 'network');
   }, [accept, accessToken, base, now, subject, update]);
@@ -431,9 +443,25 @@ export function TollgateProvider(props: TollgateProviderProps) {
     return () => {
       cancelled = true;
     };
-    // The engine is loaded once per provider; a new user or catalog remounts it (see `key` below).
+    // The engine is loaded once per provider; a new user is handled below, a new catalog remounts it.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
+
+  // Signed out, or another user signed in: the snapshot in force is not theirs. It is left
+  // out of every answer at once (below) and dropped here; the new user's cached one, if
+  // any, is examined, and a fresh one fetched (next effect).
+  const foreign = inner.snapshot !== null && !(signedIn && subject !== null && isSubject(inner.snapshot.subject, subject));
+  useEffect(() => {
+    const s = ref.current;
+    if (!foreign || !s.engine) return;
+    fetchSeq.current++;
+    apply(s.engine, null);
+    update((x) => ({ snapshot: null, token: null, source: null, problem: null, version: x.version + 1 }));
+    if (signedIn && subject && s.catalog) {
+      const cached = readItem(snapshotKey(s.catalog.catalog.id, subject));
+      if (cached) void accept(cached, 'cache');
+    }
+  }, [foreign, signedIn, subject, apply, accept, update]);
 
   // Revalidate once ready (stale-while-revalidate), and whenever the access token changes.
   useEffect(() => {
@@ -526,9 +554,10 @@ export function TollgateProvider(props: TollgateProviderProps) {
       status: inner.status,
       fatal: inner.fatal,
       tollgate: inner.tollgate,
-      engine: inner.engine,
+      // Another subject's snapshot answers nothing, not even for the render before it is dropped.
+      engine: foreign ? null : inner.engine,
       catalog: inner.catalog,
-      snapshot: inner.snapshot,
+      snapshot: foreign ? null : inner.snapshot,
       source: inner.source,
       problem: inner.problem,
       online: inner.online,
@@ -542,7 +571,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
       clear,
       offer,
     }),
-    [inner, subject, signedIn, now, refresh, clear, offer],
+    [inner, foreign, subject, signedIn, now, refresh, clear, offer],
   );
 
   return <TollgateContext.Provider value={value}>{children}</TollgateContext.Provider>;

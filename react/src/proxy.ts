@@ -161,7 +161,11 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
         engine.free?.();
       }
       return { tg, catalog, doc };
-    })());
+    })().catch((e: unknown) => {
+      // A failure (the catalog's fetch, say) is not kept: the next request tries again.
+      ready = null;
+      throw e;
+    }));
 
   return async function gate(request: R): Promise<Response | undefined> {
     const url = request.nextUrl ?? new URL(request.url);

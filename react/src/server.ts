@@ -128,7 +128,12 @@ export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<Fetched
     const text = await resp.text().catch(() => '');
     return { ok: false, status: resp.status, code: resp.status === 401 ? 'unauthorized' : 'http', message: `HTTP ${resp.status} ${text.slice(0, 300)}` };
   }
-  const body = (await resp.json()) as SnapshotResponse;
+  // A 200 that is not the worker's answer (an HTML page from a proxy, a wrong URL) is a
+  // refusal like any other: the page renders the free tiers.
+  const body = (await resp.json().catch(() => null)) as SnapshotResponse | null;
+  if (typeof body?.token !== 'string') {
+    return { ok: false, status: resp.status, code: 'bad_response', message: `HTTP ${resp.status} without a snapshot token in JSON` };
+  }
   return verifiedToken(body.token, opts, resp.status);
 }
 

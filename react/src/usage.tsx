@@ -70,6 +70,8 @@ async function workerJson(f: typeof fetch, url: string, token: string, body?: un
   return json?.error?.check ?? json;
 }
 
+const PENDING: Omit<UsageState, 'reload'> = { status: 'pending', check: null, days: [], error: null };
+
 /**
  * A limit's or credit pool's use for the signed-in user, from its worker: the decision on
  * one more unit (`POST /v1/check`: used and limit of the window and when it resets, or
@@ -80,7 +82,10 @@ export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureO
   const span = Math.min(Math.max(Math.trunc(opts.days ?? 30), 1), 366);
   const f = opts.fetch ?? (typeof fetch === 'function' ? fetch : null);
   const [tick, setTick] = useState(0);
-  const [state, setState] = useState<Omit<UsageState, 'reload'>>({ status: 'pending', check: null, days: [], error: null });
+  // What was read, and for whom: another user's numbers are never shown (a new token
+  // shows `pending` until its own answer).
+  const [read, setState] = useState<{ token: string | null; state: Omit<UsageState, 'reload'> }>({ token: null, state: PENDING });
+  const state = read.token === accessToken ? read.state : PENDING;
   useEffect(() => {
     if (!accessToken || !f) return;
     let live = true;
@@ -93,10 +98,12 @@ export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureO
       workerJson(f, `${base}/v1/usage?${q}`, accessToken),
     ]).then(
       ([check, usage]) => {
-        if (live) setState({ status: 'ready', check: check as Check, days: fillDays(usage?.days ?? [], span), error: null });
+        if (live) setState({ token: accessToken, state: { status: 'ready', check: check as Check, days: fillDays(usage?.days ?? [], span), error: null } });
       },
       (e: Error) => {
-        if (live) setState((s) => ({ ...s, status: 'error', error: e.message }));
+        if (live) {
+          setState((r) => ({ token: accessToken, state: { ...(r.token === accessToken ? r.state : PENDING), status: 'error', error: e.message } }));
+        }
       },
     );
     return () => {
