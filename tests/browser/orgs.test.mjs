@@ -130,8 +130,11 @@ test('an owner buys 2 seats and invites by link; the page counts the seats, an u
     // Seat facts a second apart apply in the order they were made.
     await new Promise((res) => setTimeout(res, 1100));
   }
+  // Ann opening her link again is answered as her acceptance; anyone else is refused.
   const again = await accept(ctx[ann], a.link);
-  assert.deepEqual([again.ok, again.code], [false, 'invite_used']);
+  assert.deepEqual([again.ok, again.seat, again.org], [true, 'true', org], JSON.stringify(again));
+  const used = await accept(ctx[bob], a.link);
+  assert.deepEqual([used.ok, used.code], [false, 'invite_used']);
 
   // The owner's page: 2 of 2 seats used, every member with role and seat, no invite left.
   await page.reload();
