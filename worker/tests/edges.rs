@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use common::{b64, block, hmac, NoNetwork, JWT_SECRET, STRIPE_SECRET};
+use common::{block, hmac, NoNetwork, STRIPE_SECRET};
 use tollgate::alerts::{AlertCheck, OpenAlert};
 use tollgate::charge::Charge;
 use tollgate::checkout::Account;
@@ -34,18 +34,10 @@ const OWNER: &str = "00000000-0000-4000-8000-000000000001";
 const ANN: &str = "00000000-0000-4000-8000-000000000002";
 const BOB: &str = "00000000-0000-4000-8000-000000000003";
 
-fn email(uid: &str) -> String {
-    format!("{}@example.com", &uid[uid.len() - 1..])
-}
+use common::email_of as email;
 
-/// A Supabase access token carrying the user's email, as Supabase Auth issues it.
 fn token(uid: &str, now: i64) -> String {
-    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": ISSUER,
-                        "exp": now + 3600, "email": email(uid)});
-    let body = b64(claims.to_string().as_bytes());
-    let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
-    format!("{head}.{body}.{sig}")
+    common::token_with_email(uid, ISSUER, now)
 }
 
 // ------------------------------------------------------------------ a store that fails on demand

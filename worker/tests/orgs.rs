@@ -9,7 +9,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{block, b64, hmac, JWT_SECRET, STRIPE_SECRET};
+use common::{block, hmac, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -25,18 +25,10 @@ const BOB: &str = "00000000-0000-4000-8000-000000000003";
 const CAT: &str = "00000000-0000-4000-8000-000000000004";
 const EVE: &str = "00000000-0000-4000-8000-000000000005";
 
-fn email(uid: &str) -> String {
-    format!("{}@example.com", &uid[uid.len() - 1..])
-}
+use common::email_of as email;
 
-/// A Supabase access token carrying the user's email, as Supabase Auth issues it.
 fn token(uid: &str, now: i64) -> String {
-    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": ISSUER,
-                        "exp": now + 3600, "email": email(uid)});
-    let body = b64(claims.to_string().as_bytes());
-    let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
-    format!("{head}.{body}.{sig}")
+    common::token_with_email(uid, ISSUER, now)
 }
 
 struct T {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
 use tollgate::time::Timestamp;
@@ -52,8 +52,22 @@ pub fn hmac(secret: &str, msg: &str) -> Vec<u8> {
 }
 
 pub fn user_token(uid: &str, issuer: &str, now: i64) -> String {
+    signed_token(json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": issuer, "exp": now + 3600}))
+}
+
+/// A test user's address: the last character of its id `@example.com`.
+pub fn email_of(uid: &str) -> String {
+    format!("{}@example.com", &uid[uid.len() - 1..])
+}
+
+/// [`user_token`] carrying the user's email ([`email_of`]), as Supabase Auth issues it.
+pub fn token_with_email(uid: &str, issuer: &str, now: i64) -> String {
+    signed_token(json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": issuer,
+                        "exp": now + 3600, "email": email_of(uid)}))
+}
+
+fn signed_token(claims: Value) -> String {
     let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = json!({"sub": uid, "role": "authenticated", "aud": "authenticated", "iss": issuer, "exp": now + 3600});
     let body = b64(claims.to_string().as_bytes());
     let sig = b64(&hmac(JWT_SECRET, &format!("{head}.{body}")));
     format!("{head}.{body}.{sig}")
