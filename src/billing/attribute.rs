@@ -189,10 +189,13 @@ pub fn attribute(
     if k.customer.is_none() && k.subscription.is_none() && k.payment.is_none() {
         return Err(Refusal::NothingToAttribute);
     }
-    if let Some(key) = &req.offer {
-        let Some(o) = catalog.offer(key) else {
-            return Err(Refusal::InvalidOffer { message: format!("offer `{key}` is not in the catalog") });
-        };
+    if let Some(key) = req.offer.as_deref().filter(|k| catalog.offer(k).is_none()) {
+        return Err(Refusal::InvalidOffer { message: format!("offer `{key}` is not in the catalog") });
+    }
+    // The offer named, else the event's own: sold to the kind of subject it goes to (an
+    // organization's plan is never a user's grant, nor the other way round).
+    let sold = req.offer.as_deref().or(k.offer.as_deref()).and_then(|key| catalog.offer(key).map(|o| (key, o)));
+    if let Some((key, o)) = sold {
         let kind = if req.subject.is_org() { SubjectKind::Organization } else { SubjectKind::User };
         if o.subject != kind {
             return Err(Refusal::InvalidOffer {

@@ -24,7 +24,7 @@ use crate::state::{Subject, SubjectState};
 use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
-    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, PendingEvent, Store,
+    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, Store,
     OUTBOX_LEASE_SECONDS,
 };
 use crate::supabase::{PgError, StoreError};
@@ -1158,17 +1158,6 @@ impl Store for MemoryStore {
         k.payload = event.payload.clone();
         k.reason = reason.to_string();
         Ok(true)
-    }
-
-    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError> {
-        let g = self.inner.borrow();
-        let mut v: Vec<(&(String, String), &Kept)> =
-            g.kept.iter().filter(|((p, _), k)| !k.resolved && provider.is_none_or(|x| x == p)).collect();
-        v.sort_by_key(|(_, k)| k.seq);
-        Ok(v.into_iter()
-            .take(limit as usize)
-            .map(|((p, e), k)| PendingEvent { provider: p.clone(), event_id: e.clone(), payload: k.payload.clone() })
-            .collect())
     }
 
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {

@@ -145,14 +145,6 @@ pub struct ExpiredHold {
     pub subject: Subject,
 }
 
-/// A kept delivery to retry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingEvent {
-    pub provider: String,
-    pub event_id: String,
-    pub payload: Value,
-}
-
 /// A kept delivery as an operator sees it (`pending_webhook_events`): why it waits, and
 /// its body, which the core reads again.
 #[derive(Clone, Debug, PartialEq)]
@@ -403,7 +395,6 @@ pub trait Store {
     /// Keeps a correctly signed delivery the core could not read. `Ok(false)`: it was
     /// received before.
     async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError>;
-    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError>;
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError>;
     /// Open kept deliveries in the order they were kept, after the cursor `after`.
     async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError>;
@@ -769,25 +760,6 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
         let v = self.client.rpc("tollgate_keep_delivery", &json!({"p_event": event, "p_reason": reason})).await?;
         Ok(v["status"] != "duplicate")
-    }
-
-    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError> {
-        let args = match provider {
-            Some(p) => json!({"p_provider": p, "p_limit": limit}),
-            None => json!({"p_limit": limit}),
-        };
-        let v = self.client.rpc("tollgate_pending_events", &args).await?;
-        Ok(v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| PendingEvent {
-                        provider: p["provider"].as_str().unwrap_or("stripe").to_string(),
-                        event_id: p["event_id"].as_str().unwrap_or("").to_string(),
-                        payload: p["payload"].clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {

@@ -31,7 +31,7 @@ use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Transport};
 use crate::respond::{error, public_store_error};
 use crate::state::Subject;
-use crate::store::{Delivery, FoldStatus, FoldWrite, PendingNote, Store, StoreError};
+use crate::store::{Delivery, FoldStatus, FoldWrite, KeptEvent, PendingNote, Store, StoreError};
 
 /// Folds again after a concurrent apply before answering 503.
 pub const MAX_FOLDS: usize = 12;
@@ -279,10 +279,13 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             waiting_for: waiting_for.clone(),
             reason: waiting.iter().map(|p| p.reason.clone()).collect::<Vec<_>>().join("; "),
         };
-        // Kept deliveries whose facts the fold now applied.
+        // Kept deliveries whose facts the fold now applied: the stored facts' and this
+        // delivery's own (a fact told again keeps its first telling's event, so a later
+        // telling kept meanwhile is settled when it is tried again).
         let pending_keys: BTreeSet<&str> = state.pending.iter().map(|p| p.key.as_str()).collect();
         let resolved: Vec<(String, String)> = all
             .iter()
+            .chain(facts.iter())
             .filter(|f| !f.event.is_empty() && !pending_keys.contains(f.key.as_str()))
             .map(|f| (f.provider.as_str().to_string(), f.event.clone()))
             .collect::<BTreeSet<_>>()
@@ -340,35 +343,32 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
 /// leave the scan; it pages through all of them (keyset pages), so rows that cannot be
 /// folded yet never hide later ones.
 pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
-    let pending = app.store.pending_events(None, 100).await?;
+    // Every kept event, page by page (the store's order of keeping): events only an
+    // operator can settle never hide the ones after them.
     let mut retried = 0;
     let mut applied = 0;
-    for p in pending {
-        let provider = if p.provider == "razorpay" { Provider::Razorpay } else { Provider::Stripe };
-        let raw = p.payload.to_string();
-        retried += 1;
-        let attempt = |e: String| (p.provider.clone(), p.event_id.clone(), e);
-        let failed = match parse(app, provider, &raw, Some(&p.event_id)) {
-            Err(_) => Some(attempt("the event cannot be read".into())),
-            Ok(parsed) => match apply_facts(app, None, parsed.into_facts(), now).await {
-                Ok(Outcome::Applied { unknown, .. }) if unknown.is_empty() => {
-                    // Resolved by the apply when its facts are no longer pending.
-                    let still = app.store.pending_events(Some(provider.as_str()), 1000).await?;
-                    if still.iter().any(|x| x.event_id == p.event_id) {
-                        Some(attempt("still unattributed".into()))
-                    } else {
-                        applied += 1;
-                        None
-                    }
+    let mut store_failed: Option<StoreError> = None;
+    pages(
+        KEPT_PAGE,
+        async |after: Option<i64>| app.store.kept_events(None, after, KEPT_PAGE as u32).await,
+        |k| k.id,
+        async |kept| {
+            for p in kept {
+                if store_failed.is_some() {
+                    return;
                 }
-                Ok(Outcome::Applied { unknown, .. }) => Some(attempt(format!("waiting for {}", unknown.join(", ")))),
-                Ok(_) => Some(attempt("still unattributed".into())),
-                Err(e) => Some(attempt(e.to_string())),
-            },
-        };
-        if let Some((provider, event_id, e)) = failed {
-            app.store.pending_attempt(&provider, &event_id, &e).await?;
-        }
+                retried += 1;
+                match retry_kept(app, p, now).await {
+                    Ok(true) => applied += 1,
+                    Ok(false) => {}
+                    Err(e) => store_failed = Some(e),
+                }
+            }
+        },
+    )
+    .await?;
+    if let Some(e) = store_failed {
+        return Err(e);
     }
     // Expiry: every open lot and hand-given grant past its end, page by page.
     let mut folds = Refolds::default();
@@ -509,6 +509,33 @@ pub async fn settled<T: Transport, S: Store>(
     }
     Ok(())
 }
+
+/// Applies kept event `p` again: whether it is applied now (else its attempt is recorded,
+/// with why it still waits).
+async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now: Timestamp) -> Result<bool, StoreError> {
+    let provider = if p.provider == "razorpay" { Provider::Razorpay } else { Provider::Stripe };
+    let raw = p.payload.to_string();
+    let waits = match parse(app, provider, &raw, Some(&p.event_id)) {
+        Err(_) => "the event cannot be read".to_string(),
+        Ok(parsed) => match apply_facts(app, None, parsed.into_facts(), now).await {
+            Ok(Outcome::Applied { unknown, .. }) if unknown.is_empty() => {
+                // Resolved by the apply when its facts are no longer pending.
+                match app.store.kept_event(&p.provider, &p.event_id).await? {
+                    Some(k) if !k.resolved => "still unattributed".to_string(),
+                    _ => return Ok(true),
+                }
+            }
+            Ok(Outcome::Applied { unknown, .. }) => format!("waiting for {}", unknown.join(", ")),
+            Ok(_) => "still unattributed".to_string(),
+            Err(e) => e.to_string(),
+        },
+    };
+    app.store.pending_attempt(&p.provider, &p.event_id, &waits).await?;
+    Ok(false)
+}
+
+/// Kept events read per page of the scheduled run's retries (the store's most).
+const KEPT_PAGE: usize = 200;
 
 /// The expiry scan's page size, and how many pages one run reads.
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor

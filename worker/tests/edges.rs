@@ -23,7 +23,7 @@ use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::{Subject, SubjectState};
 use tollgate_worker::store::{
     AlertsApplied, AttemptRecord, CatalogVersion, ChargeAnswer, Charged, Counted, Delivery, DueMessage, ExpiredHold,
-    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, PendingEvent, Settled, Store, StoreError,
+    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, Settled, Store, StoreError,
     StoredCatalog,
 };
 
@@ -113,9 +113,6 @@ impl Store for Flaky {
     }
     async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
         self.inner.keep_delivery(event, reason).await
-    }
-    async fn pending_events(&self, provider: Option<&str>, limit: u32) -> Result<Vec<PendingEvent>, StoreError> {
-        self.inner.pending_events(provider, limit).await
     }
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
         self.inner.pending_attempt(provider, event_id, error).await
