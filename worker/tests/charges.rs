@@ -110,6 +110,31 @@ fn a_new_catalog_version_changes_no_earlier_purchase() {
     });
 }
 
+/// A pack bought while the worker served its embedded catalog (no version in the store)
+/// keeps the 1800 seconds that catalog sold once an operator pushes a first version selling
+/// the pack with 600; a pack bought under that version gives 600.
+#[test]
+fn a_first_catalog_version_keeps_what_the_embedded_catalog_sold() {
+    block(async {
+        let app = studio();
+        let (s, v) = stripe(&app, &token_checkout_at(1, NOW), NOW).await;
+        assert_eq!(s, 200, "{v}");
+        let seconds = || app.ctx.store.balance(&Subject::user(U1), "video_seconds");
+        assert_eq!(seconds(), 1800);
+        let mut v1: Value = serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+        for o in v1["offers"].as_array_mut().unwrap() {
+            if o["key"] == "VIDEO_TOKENS_30_MIN" {
+                o["credits"][0]["amount"] = json!(600);
+            }
+        }
+        assert_eq!(app.ctx.store.push_catalog(v1, true), 1);
+        let later = NOW + 3600;
+        let (s, v) = stripe(&app, &token_checkout_at(2, later), later).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(seconds(), 1800 + 600, "{:#?}", app.ctx.store.lots(&Subject::user(U1)));
+    });
+}
+
 /// A hold released after a partial refund closed its lot: the fold of the same facts says
 /// 900 (half refunded, nothing used), and the release folds the subject again at once, so
 /// the balance is 900 straight away, and an unrelated later fold changes nothing.
