@@ -776,7 +776,13 @@ impl Store for MemoryStore {
     async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
-        let Some(rid) = g.records.iter().find(|(_, r)| r.id == usage_id && r.subject == key).map(|(k, _)| k.clone()) else {
+        // The subject's record, or one it used for an organization (its actor), as the SQL does.
+        let Some(rid) = g
+            .records
+            .iter()
+            .find(|(_, r)| r.id == usage_id && (r.subject == key || r.record["actor"].as_str() == Some(key.as_str())))
+            .map(|(k, _)| k.clone())
+        else {
             return Ok(None);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
@@ -796,7 +802,7 @@ impl Store for MemoryStore {
                 if start != Timestamp(0) {
                     return Err(conflict("not_releasable", "a use of a limit with a window is final"));
                 }
-                let slot = (key, r["counter"].as_str().unwrap_or("").to_string(), start);
+                let slot = (g.records[&rid].subject.clone(), r["counter"].as_str().unwrap_or("").to_string(), start);
                 let units = r["units"].as_u64().unwrap_or(0);
                 if let Some(n) = g.counters.get_mut(&slot) {
                     *n = n.saturating_sub(units);
@@ -951,7 +957,7 @@ impl Store for MemoryStore {
         g.counters.insert(slot, used);
         let id = format!("00000000-0000-4000-9000-{:012x}", g.next());
         let record = json!({"request_id": c.request_id, "units": c.quantity, "feature": c.feature, "counter": c.counter,
-                            "window_start": c.window_start});
+                            "window_start": c.window_start, "actor": c.actor});
         g.records.insert(c.request_id.clone(), Record { id: id.clone(), subject: key, hash: c.request_hash.clone(), record, at: c.at });
         Ok(Counted::Counted { usage_id: json!(id), used })
     }
