@@ -1598,14 +1598,6 @@ export type Database = {
         };
         Returns: undefined;
       };
-      tollgate_pending_events: {
-        Args: {
-          p_provider?: string;
-          p_customer_id?: string;
-          p_limit?: number;
-        };
-        Returns: Json;
-      };
       tollgate_queue_alert: {
         Args: {
           p_alert: unknown;
