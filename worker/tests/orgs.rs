@@ -3,7 +3,8 @@
 //! 2-seat plan, the third seat is refused, accepting gives the tier, the quantity raised
 //! and lowered by Stripe's subscription events moves the seats in the core's order,
 //! members and admins are refused what they may not do, invite tokens are single-use,
-//! expire and belong to one address, and each member's Idempotency-Keys are its own.
+//! expire and belong to one address, each member's Idempotency-Keys are its own, and a
+//! member gives back an organization's use it made.
 
 mod common;
 
@@ -369,5 +370,29 @@ fn a_seat_taken_and_given_to_another_member_in_one_second_is_given() {
         assert_eq!((s, v["status"].as_str()), (200, Some("given")), "the free seat goes to Bob: {v}");
         assert!(t.app.ctx.store.seat_held(&org, BOB).await.unwrap());
         assert!(!t.app.ctx.store.seat_held(&org, ANN).await.unwrap());
+    });
+}
+
+/// A member gives back a course it authored for its organization (a use of a limit without
+/// a window): the record is the organization's, the member its actor (as in the SQL store,
+/// tests/e2e/track.test.mjs).
+#[test]
+fn a_member_releases_the_course_it_authored_for_its_organization() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
+        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let (s, made) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
+        assert_eq!(s, 200, "{made}");
+        let id = made["usage_id"].as_str().expect("a usage id").to_string();
+        let (s, r) = t.call(Method::Post, &format!("/v1/usage/{id}/release"), ANN, Some(json!({}))).await;
+        assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
+        let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(courses)).await;
+        assert_eq!(c["used"], json!(0), "the slot came back: {c}");
     });
 }
