@@ -342,7 +342,6 @@ export function TollgateProvider(props: TollgateProviderProps) {
       return ref.current.snapshot;
     }
     update({ fetching: false, online: true, fetchedAt: now() });
-    if (seq !== fetchSeq.current) return ref.current.snapshot;
     if (body.token === ref.current.token) return ref.current.snapshot;
     return accept(body.token, 'network');
   }, [accept, accessToken, base, now, subject, update]);
