@@ -85,7 +85,7 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if app.catalog().tier_index(product, tier).is_none() {
             return bad(format!("product `{product}` has no tier `{tier}`"));
         }
-        let source = match crate::respond::text_or(g, "source", "manual_grant", "invalid_grant") {
+        let source = match crate::respond::opt_str(g, "source", "invalid_grant").map(|s| s.unwrap_or("manual_grant")) {
             Ok(s) => s,
             Err(_) => return bad("`source` must be a string".into()),
         };
@@ -202,7 +202,7 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
     }
     let (org, user) = (org.to_ascii_lowercase(), user.to_ascii_lowercase());
     let (org, user) = (org.as_str(), user.as_str());
-    let action = match crate::respond::text_or(&body, "action", "assign", "invalid_action") {
+    let action = match crate::respond::opt_str(&body, "action", "invalid_action").map(|a| a.unwrap_or("assign")) {
         Ok(a) => a,
         Err(r) => return r,
     };

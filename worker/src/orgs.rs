@@ -154,7 +154,7 @@ pub async fn invites<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, i
         Ok(e) => e,
         Err(r) => return r,
     };
-    let role = match crate::respond::text_or(&body, "role", "member", "invalid_role") {
+    let role = match crate::respond::opt_str(&body, "role", "invalid_role").map(|r| r.unwrap_or("member")) {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -136,11 +136,7 @@ async fn account<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, org: 
 }
 
 fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, AppResponse> {
-    match &body[field] {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.as_str())),
-        _ => Err(error(400, "invalid_body", format!("`{field}` must be a string"))),
-    }
+    crate::respond::opt_str(body, field, "invalid_body")
 }
 
 fn req_str<'a>(body: &'a Value, field: &str, what: &str) -> Result<&'a str, AppResponse> {

@@ -35,14 +35,14 @@ pub fn public_store_error(e: &StoreError) -> AppResponse {
     error(status, "not_applied", "the event was not applied; send it again later").with_header("retry-after", "5")
 }
 
-/// An optional text field of a JSON body: `default` when absent or null, the text when it
-/// is a string, else a 400 `code` naming the field (a `true` or a `1` is not taken for
-/// the default).
-pub fn text_or<'a>(body: &'a Value, field: &str, default: &'a str, code: &str) -> Result<&'a str, AppResponse> {
+/// An optional text field of a JSON body: `None` when absent or null, the text when it is
+/// a string, else a 400 `code` naming the field (a `true` or a `1` is never taken for a
+/// missing field).
+pub fn opt_str<'a>(body: &'a Value, field: &str, code: &str) -> Result<Option<&'a str>, AppResponse> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(error(400, code, format!("`{field}` must be a string, got {other}"))),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(error(400, code, format!("`{field}` must be a string"))),
     }
 }
 
