@@ -347,29 +347,21 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
     // operator can settle never hide the ones after them.
     let mut retried = 0;
     let mut applied = 0;
-    let mut store_failed: Option<StoreError> = None;
     pages(
         KEPT_PAGE,
         async |after: Option<i64>| app.store.kept_events(None, after, KEPT_PAGE as u32).await,
         |k| k.id,
         async |kept| {
             for p in kept {
-                if store_failed.is_some() {
-                    return;
-                }
                 retried += 1;
-                match retry_kept(app, p, now).await {
-                    Ok(true) => applied += 1,
-                    Ok(false) => {}
-                    Err(e) => store_failed = Some(e),
+                if retry_kept(app, p, now).await? {
+                    applied += 1;
                 }
             }
+            Ok(())
         },
     )
     .await?;
-    if let Some(e) = store_failed {
-        return Err(e);
-    }
     // Expiry: every open lot and hand-given grant past its end, page by page.
     let mut folds = Refolds::default();
     let mut lapsed_rows = 0;
@@ -382,6 +374,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
                 folds.subject(app, r.subject.key(), now).await;
             }
             lapsed_rows += rows.len();
+            Ok(())
         },
     )
     .await?;
@@ -422,6 +415,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
                     Err(_) => failed += 1,
                 }
             }
+            Ok(())
         },
     )
     .await?;
@@ -477,6 +471,7 @@ impl Refolds {
                         self.subject(app, s.key(), now).await;
                     }
                 }
+                Ok(())
             },
         )
         .await
@@ -537,21 +532,20 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 /// Kept events read per page of the scheduled run's retries (the store's most).
 const KEPT_PAGE: usize = 200;
 
-/// The expiry scan's page size, and how many pages one run reads.
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
 /// of the last row of the one before, until a short page (at most [`EXPIRY_PAGES`]); each is
 /// handed to `each` before the next is read, so rows that cannot be handled now never hide
-/// the ones after them.
+/// the ones after them. A store failure (of `fetch` or `each`) ends the run with it.
 async fn pages<R, C>(
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
     cursor: impl Fn(&R) -> C,
-    mut each: impl AsyncFnMut(&[R]),
+    mut each: impl AsyncFnMut(&[R]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut after = None;
     for _ in 0..EXPIRY_PAGES {
         let rows = fetch(after.take()).await?;
-        each(&rows).await;
+        each(&rows).await?;
         let Some(last) = rows.last() else { break };
         after = Some(cursor(last));
         if rows.len() < size {
@@ -561,6 +555,7 @@ async fn pages<R, C>(
     Ok(())
 }
 
+/// The expiry scan's page size, and how many pages one run reads.
 const EXPIRY_PAGE: usize = 500;
 /// How many failed payments still due one page of the grace scan reads (the store's most).
 const GRACE_PAGE: u32 = 200;
