@@ -175,12 +175,12 @@ fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> 
     serde_json::from_slice(text.as_bytes()).map_err(|e| js_error(&format!("invalid {what}: {}", plain(&e))))
 }
 
-/// Entitlements as `{ subject?, grants, balances?, terms? }`, or a bare list of grants (JSON
-/// text), with the terms a snapshot carries (`terms`, when it has any).
-/// Grants (a list), or entitlements or a verified snapshot (an object) for `catalog`. A
-/// snapshot of another catalog is refused (`wrong_catalog`: its products are not this
-/// catalog's), and its grants hold no longer than it does: from its `expires_at` they give
-/// nothing, so no answer from it holds past then.
+/// Entitlements as `{ subject?, grants, balances?, terms? }` (a verified snapshot among
+/// them), or a bare list of grants (JSON text), for `catalog`, with the terms a snapshot
+/// carries (`terms`, when it has any). A snapshot of another catalog is refused
+/// (`wrong_catalog`: its products are not this catalog's), and its grants hold no longer
+/// than it does: from its `expires_at` they give nothing, so no answer from it holds past
+/// then.
 fn entitlements_with_terms(catalog: &Catalog, v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
     let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
     if text.trim_start().starts_with('[') {
