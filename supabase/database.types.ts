@@ -357,6 +357,8 @@ export type Database = {
           released: number;
           expired: number;
           updated_at: string;
+          owner_id: string;
+          key: string;
         };
         Insert: {
           lot_id: number;
@@ -365,6 +367,8 @@ export type Database = {
           released?: number;
           expired?: number;
           updated_at?: string;
+          owner_id: string;
+          key: string;
         };
         Update: {
           lot_id?: number;
@@ -373,6 +377,8 @@ export type Database = {
           released?: number;
           expired?: number;
           updated_at?: string;
+          owner_id?: string;
+          key?: string;
         };
         Relationships: [
           {
