@@ -321,11 +321,18 @@ impl std::error::Error for ActError {}
 /// limit counted for the whole organization): the organization's own grants, given only
 /// to a member holding a seat, as [`merge_seated_grants`] lends them. `orgs` as there.
 pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)]) -> Result<Entitlements, ActError> {
-    let (_, seated, grants) = orgs.iter().find(|(id, _, _)| id == org_id).ok_or(ActError::NotMember)?;
-    if !*seated {
-        return Err(ActError::NoSeat);
+    match as_member(org_id, orgs)? {
+        (ents, true) => Ok(ents),
+        (_, false) => Err(ActError::NoSeat),
     }
-    Ok(Entitlements { subject: Subject::org(org_id).to_string(), grants: grants.clone(), balances: Default::default() })
+}
+
+/// The organization's entitlements as one of its members sees them, and whether that member
+/// holds a seat. Only a seated member acts for the organization (`acting_for`); a member
+/// without one is still answered what it did while it held one (a retried use).
+pub fn as_member(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)]) -> Result<(Entitlements, bool), ActError> {
+    let (_, seated, grants) = orgs.iter().find(|(id, _, _)| id == org_id).ok_or(ActError::NotMember)?;
+    Ok((Entitlements { subject: Subject::org(org_id).to_string(), grants: grants.clone(), balances: Default::default() }, *seated))
 }
 
 #[cfg(test)]

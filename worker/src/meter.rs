@@ -100,6 +100,9 @@ struct Gate {
     counter: Option<String>,
     /// The catalog decided on: the served one with the terms the grants were sold under.
     catalog: std::rc::Rc<tollgate::Catalog>,
+    /// Set when the caller is a member of the organization without a seat: the 403 its
+    /// request gets, unless it retries a use it counted before (answered as that use).
+    unseated: Option<AppResponse>,
 }
 
 /// Who a decision is about, what it reads and with which entitlements: the caller, or
@@ -118,17 +121,23 @@ async fn gate<T: Transport, S: Store>(
         .gate_state(caller, counter.as_deref().map(|c| (&owner, c)))
         .await
         .map_err(|e| store_error(&e))?;
-    let ents = match &asked.organization {
-        None => st.entitlements_for_snapshot(&ctx.catalog(), now),
-        Some(org) => tollgate::seats::acting_for(org, &st.organizations())
-            .map_err(|e| error(403, e.code(), e.to_string()))?,
+    let (ents, unseated) = match &asked.organization {
+        None => (st.entitlements_for_snapshot(&ctx.catalog(), now), None),
+        Some(org) => match tollgate::seats::as_member(org, &st.organizations()) {
+            Ok((ents, true)) => (ents, None),
+            Ok((ents, false)) => {
+                let e = tollgate::seats::ActError::NoSeat;
+                (ents, Some(error(403, e.code(), e.to_string())))
+            }
+            Err(e) => return Err(error(403, e.code(), e.to_string())),
+        },
     };
     let (catalog, _) = ctx.catalog_for(&ents.grants, now).await;
     let used = match catalog.limit_index(&asked.feature) {
         Some(li) => meter::used_in(&meter::limit_window(&catalog, &ents, li, now), latest),
         None => 0,
     };
-    Ok(Gate { owner, ents, used, counter, catalog })
+    Ok(Gate { owner, ents, used, counter, catalog, unseated })
 }
 
 pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
@@ -162,10 +171,10 @@ pub async fn check<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
             meter::check_pool(&catalog, &ents, &st.wallet, pool, asked.quantity, now)
         }
         None => match gate(ctx, &subject, &asked, now).await {
+            Ok(Gate { unseated: Some(refusal), .. }) | Err(refusal) => return refusal,
             Ok(Gate { ents, used, catalog: decided_on, .. }) => {
                 meter::check(&decided_on, &ents, &asked.feature, asked.quantity, used, now)
             }
-            Err(r) => return r,
         },
     };
     match decided {
@@ -205,7 +214,7 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
         Ok(_) => {}
         Err(e) => return meter_error(&e),
     }
-    let Gate { owner: subject, ents, used: mut last, counter, catalog: decided_on, .. } = match gate(ctx, &caller, &asked, now).await {
+    let Gate { owner: subject, ents, used: mut last, counter, catalog: decided_on, unseated } = match gate(ctx, &caller, &asked, now).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -217,25 +226,28 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     for _ in 0..3 {
         let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
         let decided = meter::track(&decided_on, &ents, &used, last, now);
+        if let Some(refusal) = unseated {
+            // A member without a seat acts for nobody; a use it counted while it held one
+            // is still answered (a retry whose first answer was lost).
+            let (Some(counter), Ok(Track::Allow(c, _) | Track::Refuse(c))) = (counter.as_deref(), decided) else { return refusal };
+            return match replayed(ctx, &subject, &used, counter, c, quantity).await {
+                Ok(Some(r)) | Err(r) => r,
+                Ok(None) => refusal,
+            };
+        }
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
             // limit is reached (a capability counts nothing: nothing to replay).
             Ok(Track::Refuse(c)) if counter.is_some() => {
-                let (id, hash) = meter::use_keys(&used, counter.as_deref().unwrap_or_default());
-                return match ctx.store.track_replay(&subject, &id, &hash).await {
-                    Ok(Some(Counted::Replayed { usage_id, used })) => {
-                        AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))
-                    }
-                    Ok(_) => {
-                        let checks = meter::refused_checks(&decided_on, &ents, &c, counter.as_deref().unwrap_or_default(), now);
+                let counter = counter.as_deref().unwrap_or_default();
+                return match replayed(ctx, &subject, &used, counter, c.clone(), quantity).await {
+                    Ok(Some(r)) | Err(r) => r,
+                    Ok(None) => {
+                        let checks = meter::refused_checks(&decided_on, &ents, &c, counter, now);
                         crate::outbox::record(ctx, &subject, &checks, now).await;
                         refused(&c)
                     }
-                    Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
-                        error(409, "key_reused", "this Idempotency-Key was used for a different request")
-                    }
-                    Err(e) => store_error(&e),
                 };
             }
             Ok(Track::Refuse(c)) => return refused(&c),
@@ -297,6 +309,29 @@ async fn spend<T: Transport, S: Store>(
     }
     r.body = serde_json::to_vec(&v).unwrap_or_default();
     r
+}
+
+/// The answer of the use counted before under this request's key (a retry), if one was:
+/// `c`, the check decided now, as it stood once that use was counted.
+async fn replayed<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    subject: &Subject,
+    used: &Use<'_>,
+    counter: &str,
+    c: Check,
+    quantity: u64,
+) -> Result<Option<AppResponse>, AppResponse> {
+    let (id, hash) = meter::use_keys(used, counter);
+    match ctx.store.track_replay(subject, &id, &hash).await {
+        Ok(Some(Counted::Replayed { usage_id, used })) => {
+            Ok(Some(AppResponse::json(200, &answer(&after(allowed(c), quantity, used), Some(usage_id), true))))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.conflict() == Some(Conflict::KeyReused) => {
+            Err(error(409, "key_reused", "this Idempotency-Key was used for a different request"))
+        }
+        Err(e) => Err(store_error(&e)),
+    }
 }
 
 /// A refused check as the answer of the use it replays (which was allowed).

@@ -396,3 +396,36 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
         assert_eq!(c["used"], json!(0), "the slot came back: {c}");
     });
 }
+
+/// A member whose seat was taken after it counted a use retries that use (its first answer
+/// lost): the retry is answered as that use (`replayed`, the same `usage_id`, nothing
+/// counted again), while a new use and a check are refused 403 `no_seat`.
+#[test]
+fn a_retry_of_a_counted_use_is_answered_as_that_use_after_the_seat_is_taken() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
+        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let (s, first) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
+        assert_eq!((s, first["replayed"].clone()), (200, json!(false)), "{first}");
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": ANN, "action": "take"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("taken")), "{v}");
+
+        let (s, again) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
+        assert_eq!((s, again["replayed"].clone(), again["usage_id"].clone()), (200, json!(true), first["usage_id"].clone()), "{again}");
+        assert_eq!(again["used"], first["used"], "nothing counted again: {again}");
+        let (s, new) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-2"), Some(courses.clone())).await;
+        assert_eq!((s, new["error"]["code"].as_str()), (403, Some("no_seat")), "{new}");
+        let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(courses.clone())).await;
+        assert_eq!((s, c["error"]["code"].as_str()), (403, Some("no_seat")), "{c}");
+        // Another request under the first use's key is still a reused key.
+        let other = json!({"feature": "max_courses_authored", "organization_id": org, "quantity": 2});
+        let (s, r) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(other)).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (409, Some("key_reused")), "{r}");
+    });
+}
