@@ -136,15 +136,66 @@ impl Snapshot {
         crate::grandfather::apply(active, &self.terms)
     }
 
-    /// The grants and balances, ready for [`crate::Engine`] or [`crate::decide`].
-    pub fn entitlements(&self) -> Entitlements {
-        Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone() }
+    /// The grants and balances, ready for [`crate::Engine`] or [`crate::decide`] over
+    /// `catalog` (see [`entitlements_under`]).
+    pub fn entitlements(&self, catalog: &Catalog) -> Result<Entitlements, WrongCatalog> {
+        let ents = Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone() };
+        entitlements_under(catalog, Some(&self.catalog_id), Some(self.expires_at), ents)
     }
 
     /// True from `expires_at` on.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at
     }
+}
+
+/// A snapshot of one catalog handed to decisions over another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrongCatalog {
+    /// The snapshot's catalog.
+    pub snapshot: String,
+    /// The catalog decided over.
+    pub catalog: String,
+}
+
+impl WrongCatalog {
+    pub fn code(&self) -> &'static str {
+        "wrong_catalog"
+    }
+}
+
+impl fmt::Display for WrongCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the entitlements are of catalog `{}`, not of `{}`: verify the snapshot this catalog's worker signed",
+            self.snapshot, self.catalog
+        )
+    }
+}
+
+impl std::error::Error for WrongCatalog {}
+
+/// What a snapshot's grants give decisions over `catalog`, from the snapshot or from the
+/// part of it an app kept (its catalog id and its end, when it kept them). A snapshot of
+/// another catalog is refused: its products are not this catalog's. Its grants hold no
+/// longer than it does: from `expires_at` they give nothing, so no answer decided from it
+/// holds past its end.
+pub fn entitlements_under(
+    catalog: &Catalog,
+    catalog_id: Option<&str>,
+    expires_at: Option<Timestamp>,
+    mut ents: Entitlements,
+) -> Result<Entitlements, WrongCatalog> {
+    if let Some(id) = catalog_id.filter(|id| *id != catalog.meta().id) {
+        return Err(WrongCatalog { snapshot: id.to_string(), catalog: catalog.meta().id.clone() });
+    }
+    if let Some(end) = expires_at {
+        for g in &mut ents.grants {
+            g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
+        }
+    }
+    Ok(ents)
 }
 
 /// Why a token was refused.
@@ -607,5 +658,37 @@ mod tests {
         }
         assert_eq!(decode_key("abcd"), Err(KeyError::Length { bytes: 3 }));
         assert_eq!(decode_key("not base64!"), Err(KeyError::Encoding));
+    }
+
+    fn grant(id: &str, valid_to: Option<i64>) -> Grant {
+        Grant {
+            id: id.into(),
+            product: "video".into(),
+            tier: "pro".into(),
+            source: crate::model::Source::Stripe,
+            status: crate::model::Status::Active,
+            valid_from: Timestamp(0),
+            valid_to: valid_to.map(Timestamp),
+            past_due_since: None,
+            offer: None,
+            source_ref: None,
+            catalog_version: None,
+            renewal_version: None,
+            period_start: None,
+        }
+    }
+
+    #[test]
+    fn a_snapshots_grants_end_with_it_and_serve_only_its_catalog() {
+        let catalog = Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).expect("catalog");
+        let id = catalog.meta().id.clone();
+        let ents = Entitlements::new(vec![grant("open", None), grant("later", Some(500)), grant("sooner", Some(50))]);
+        let under = entitlements_under(&catalog, Some(&id), Some(Timestamp(100)), ents.clone()).unwrap();
+        let ends: Vec<_> = under.grants.iter().map(|g| g.valid_to).collect();
+        assert_eq!(ends, [Some(Timestamp(100)), Some(Timestamp(100)), Some(Timestamp(50))]);
+        // Kept without its end or its catalog id: the grants as they are.
+        assert_eq!(entitlements_under(&catalog, None, None, ents.clone()).unwrap(), ents);
+        let e = entitlements_under(&catalog, Some("another"), Some(Timestamp(100)), ents).unwrap_err();
+        assert_eq!((e.code(), e.snapshot.as_str(), e.catalog.as_str()), ("wrong_catalog", "another", id.as_str()));
     }
 }

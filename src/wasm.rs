@@ -177,10 +177,8 @@ fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, JsValue> 
 
 /// Entitlements as `{ subject?, grants, balances?, terms? }` (a verified snapshot among
 /// them), or a bare list of grants (JSON text), for `catalog`, with the terms a snapshot
-/// carries (`terms`, when it has any). A snapshot of another catalog is refused
-/// (`wrong_catalog`: its products are not this catalog's), and its grants hold no longer
-/// than it does: from its `expires_at` they give nothing, so no answer from it holds past
-/// then.
+/// carries (`terms`, when it has any); a snapshot's catalog and end as the core rules
+/// ([`snapshot::entitlements_under`]: `wrong_catalog` for another catalog's).
 fn entitlements_with_terms(catalog: &Catalog, v: Option<String>) -> Result<(Entitlements, Vec<crate::grandfather::Terms>), JsValue> {
     let Some(text) = v else { return Ok((Entitlements::default(), Vec::new())) };
     if text.trim_start().starts_with('[') {
@@ -188,19 +186,10 @@ fn entitlements_with_terms(catalog: &Catalog, v: Option<String>) -> Result<(Enti
         return Ok((Entitlements::new(grants), Vec::new()));
     }
     let e: EntitlementsIn = from_json("entitlements", &text)?;
-    if let Some(id) = e.catalog_id.as_deref().filter(|id| *id != catalog.meta().id) {
-        return Err(coded_error(
-            format_args!("the entitlements are of catalog `{id}`, not of `{}`: verify the snapshot this catalog's worker signed", catalog.meta().id),
-            "wrong_catalog",
-        ));
-    }
-    let mut grants = e.grants.0;
-    if let Some(end) = e.expires_at {
-        for g in &mut grants {
-            g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
-        }
-    }
-    Ok((Entitlements { subject: e.subject, grants, balances: e.balances }, e.terms))
+    let ents = Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances };
+    let ents = snapshot::entitlements_under(catalog, e.catalog_id.as_deref(), e.expires_at, ents)
+        .map_err(|w| coded_error(&w, w.code()))?;
+    Ok((ents, e.terms))
 }
 
 /// An engine over `catalog` with the snapshot's terms put in (the catalog itself, shared,

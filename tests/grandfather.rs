@@ -280,7 +280,7 @@ fn a_snapshot_with_terms_expires_when_whose_terms_hold_can_change() {
     let (worker, _) = grandfather::catalog_for(&two, &older, &grants, t(now + 60));
     let browser = snap.catalog(&two);
     for cat in [&worker, &browser] {
-        assert!(decide::can(cat, &snap.entitlements(), "hd_export", t(now + 60)).unwrap().allowed);
+        assert!(decide::can(cat, &snap.entitlements(cat).unwrap(), "hd_export", t(now + 60)).unwrap().allowed);
     }
     assert!(matches!(verify(&signed.token, &keys, t(now + 1200)), Err(SnapshotError::Expired { .. })));
     // Without a grant under older terms nothing is capped.

@@ -194,7 +194,15 @@ fn round_trip_returns_the_same_snapshot() {
     assert_eq!((snapshot.issued_at, snapshot.expires_at), (ts(NOW), ts(NOW + i64::from(TTL))));
     let verified = verify(&token, &keys(), ts(NOW + 60)).unwrap();
     assert_eq!(verified, snapshot);
-    assert_eq!(verified.entitlements(), entitlements());
+    // Decided over its catalog, its grants end no later than it does; over another, refused.
+    let vcm = tollgate::Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).unwrap();
+    let mut held = entitlements();
+    for g in &mut held.grants {
+        g.valid_to = Some(g.valid_to.map_or(snapshot.expires_at, |t| t.min(snapshot.expires_at)));
+    }
+    assert_eq!(verified.entitlements(&vcm).unwrap(), held);
+    let other = tollgate::Catalog::from_toml(include_str!("../catalogs/org-seats.toml")).unwrap();
+    assert_eq!(verified.entitlements(&other).unwrap_err().code(), "wrong_catalog");
     assert_eq!(verify_for_subject(&token, &keys(), SUBJECT, ts(NOW)).unwrap(), snapshot);
 }
 

@@ -157,9 +157,9 @@ fn keep_holds_the_old_terms_and_a_new_buyer_gets_the_new_ones() {
         assert_eq!((s["terms"][0]["product"].as_str(), s["terms"][0]["version"].as_u64()), (Some("suite"), Some(1)), "{s}");
         let snap: tollgate::snapshot::Snapshot = serde_json::from_value(s).unwrap();
         let active = Catalog::from_json(&v2("keep").to_string()).unwrap().with_version(2);
-        let decided = tollgate::decide::can(&snap.catalog(&active), &snap.entitlements(), "heavy_tools", Timestamp(NOW)).unwrap();
+        let decided = tollgate::decide::can(&snap.catalog(&active), &snap.entitlements(&active).unwrap(), "heavy_tools", Timestamp(NOW)).unwrap();
         assert!(decided.allowed, "the browser decides as the worker does");
-        assert!(!tollgate::decide::can(&active, &snap.entitlements(), "heavy_tools", Timestamp(NOW)).unwrap().allowed);
+        assert!(!tollgate::decide::can(&active, &snap.entitlements(&active).unwrap(), "heavy_tools", Timestamp(NOW)).unwrap().allowed);
         assert!(t.snapshot(NEW).await.get("terms").is_none());
         // A renewal under v2 changes nothing with `keep`.
         t.stripe(&paid("old", 2, NOW - DAY, NOW + 40 * DAY)).await;

@@ -101,7 +101,7 @@ fn snapshot(local: &Local, worker_url: &str, token: &str) -> Result<tollgate::sn
 }
 
 fn show_tools(cat: &Catalog, snap: &tollgate::snapshot::Snapshot, ids: &[&str]) -> Result<()> {
-    let ents = snap.entitlements();
+    let ents = snap.entitlements(cat).map_err(|e| e.to_string())?;
     let page = decide::page_state(cat, &ents, None, &Default::default(), Timestamp(now())).map_err(|e| e.to_string())?;
     let locked = page.iter().filter(|t| t.locked).count();
     note(format!(
