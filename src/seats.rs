@@ -266,6 +266,19 @@ mod tests {
     }
 }
 
+/// The entitlements a user's own use of a feature (not one made for an organization) is
+/// decided with: for a capability, its own grants with what its seats lend it
+/// ([`merge_seated_grants`]); for a limit (`counted`), its own grants alone. An
+/// organization's limits count for the whole organization ([`acting_for`]), never once
+/// more on each member's own counter.
+pub fn for_own_use(own: Entitlements, orgs: &[(String, bool, Vec<crate::model::Grant>)], counted: bool) -> Entitlements {
+    if counted {
+        own
+    } else {
+        merge_seated_grants(own, orgs)
+    }
+}
+
 /// A user's entitlements from its own grants plus the grants of each
 /// organization where it holds a seat (membership alone gives nothing). The
 /// organization's grant ids are prefixed `org:<id>:` so they stay unique.

@@ -122,7 +122,7 @@ async fn gate<T: Transport, S: Store>(
         .await
         .map_err(|e| store_error(&e))?;
     let (ents, unseated) = match &asked.organization {
-        None => (st.entitlements_for_snapshot(&ctx.catalog(), now), None),
+        None => (tollgate::seats::for_own_use(st.own_entitlements(now), &st.organizations(), counter.is_some()), None),
         Some(org) => match tollgate::seats::as_member(org, &st.organizations()) {
             Ok((ents, true)) => (ents, None),
             Ok((ents, false)) => {

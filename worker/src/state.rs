@@ -275,8 +275,12 @@ impl SubjectState {
     /// of each organization where it holds a seat (the Org Seats app: membership
     /// plus an allocated seat), with the organization's grant ids prefixed so they stay unique.
     pub fn entitlements_for_snapshot(&self, _catalog: &Catalog, now: Timestamp) -> Entitlements {
-        let own = Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) };
-        tollgate::seats::merge_seated_grants(own, &self.organizations())
+        tollgate::seats::merge_seated_grants(self.own_entitlements(now), &self.organizations())
+    }
+
+    /// The subject's own grants and balances (none lent by an organization).
+    pub fn own_entitlements(&self, now: Timestamp) -> Entitlements {
+        Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) }
     }
 
     /// Each organization the user belongs to: its id, whether the user holds a seat there,

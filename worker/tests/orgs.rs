@@ -429,3 +429,34 @@ fn a_retry_of_a_counted_use_is_answered_as_that_use_after_the_seat_is_taken() {
         assert_eq!((s, r["error"]["code"].as_str()), (409, Some("key_reused")), "{r}");
     });
 }
+
+/// A seated member's own use of a limit (no `organization_id`) is decided by its own plan
+/// (none: the FREE tier's one course) on its own counter; the organization's Business
+/// courses count only on the organization's counter, never once more per member. A
+/// capability the seat lends stays the member's without `organization_id`.
+#[test]
+fn a_members_own_use_of_a_limit_is_decided_by_its_own_plan() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
+        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+
+        let for_org = json!({"feature": "max_courses_authored", "organization_id": org});
+        let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(for_org)).await;
+        assert_eq!((s, c["tier"].clone(), c["limit"].clone()), (200, json!("BUSINESS"), json!(50)), "{c}");
+        let own = json!({"feature": "max_courses_authored"});
+        let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(own.clone())).await;
+        assert_eq!((s, c["tier"].clone(), c["limit"].clone()), (200, json!("FREE"), json!(1)), "{c}");
+        let (s, _) = t.call_with(Method::Post, "/v1/track", ANN, Some("own-1"), Some(own.clone())).await;
+        assert_eq!(s, 200);
+        let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some("own-2"), Some(own)).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("limit_reached")), "{v}");
+        // The seat still lends the organization's capabilities.
+        let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(json!({"feature": "advanced_analytics"}))).await;
+        assert_eq!((s, c["allowed"].clone()), (200, json!(true)), "{c}");
+    });
+}
