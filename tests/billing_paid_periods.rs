@@ -2,7 +2,8 @@
 //! organization holds the seats the period's first payment paid for; a partial refund of a
 //! renewal takes back only what that renewal paid for (not what an earlier period carried
 //! over); a plan bought beside one ending at its period's end leaves the old one's credits
-//! until its lots end.
+//! until its lots end; a trial's allowance, which nobody paid for, ends with the trial and
+//! is not carried into the first paid period.
 
 #[path = "events/support.rs"]
 mod support;
@@ -281,4 +282,101 @@ fn buying_a_plan_beside_one_canceled_at_its_period_end_keeps_the_old_periods_cre
     let pro = lot_of(&st, user, &format!("allowance:stripe:sub_a:{P1E}:video_seconds"));
     assert_eq!(pro.expired, 0, "the Pro period's lot ends at P1E, not when Basic is paid: {pro:?}");
     assert_eq!(st.balance(user, "video_seconds"), 7200 + 1800);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A trial's allowance ends with the trial.
+// ---------------------------------------------------------------------------------------
+
+/// Studio Pro with its 7-day trial: the subscription starts trialing and its first invoice
+/// (`subscription_create`) is paid with $0 for `[T0, TE)`, which opens the period's 7200 s;
+/// 1000 s are used during the trial. At TE the trial ends and the first paid invoice
+/// (7900) opens 7200 s for `[TE, PE)`. The trial's 6200 unused seconds were paid by nobody:
+/// they expire at TE and nothing of them is carried over, so the one payment buys one
+/// period's 7200 s (a capped rollover would have carried 6200 more).
+#[test]
+fn a_trial_periods_allowance_does_not_roll_into_the_first_paid_period() {
+    let cat = catalog();
+    let (sub, cus, user) = ("sub_trial", "cus_trial", "user:trial");
+    let te = T0 + 7 * DAY;
+    let pe = te + 31 * DAY;
+    // Stripe keeps `trial_start` and `trial_end` on the subscription after the trial.
+    let trial = |o: &mut Value| {
+        o["metadata"] = json!({"user_id": "trial"});
+        o["trial_start"] = json!(T0);
+        o["trial_end"] = json!(te);
+    };
+    let created = edit("stripe/customer.subscription.created.trialing.basil.json", |v| {
+        v["id"] = json!("evt_trial_created");
+        v["created"] = json!(T0 + 100);
+        let o = obj(v);
+        o["id"] = json!(sub);
+        o["customer"] = json!(cus);
+        o["items"]["data"][0]["subscription"] = json!(sub);
+        trial(o);
+    });
+    let mut fs = stripe_facts(&cat, &created);
+    // The trial's invoice: $0, paid, no payment behind it.
+    let zero = edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!("evt_trial_in0");
+        v["created"] = json!(T0 + 101);
+        let o = obj(v);
+        o["id"] = json!("in_trial_0");
+        o["customer"] = json!(cus);
+        o["billing_reason"] = json!("subscription_create");
+        o["parent"]["subscription_details"]["subscription"] = json!(sub);
+        o["lines"]["data"] = json!([line(sub, "price_pro_monthly", 0, 1, T0, te, "il_trial_0", false)]);
+        for k in ["amount_due", "amount_paid", "subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax"] {
+            o[k] = json!(0);
+        }
+        o["payments"]["data"] = json!([]);
+    });
+    fs.extend(stripe_facts(&cat, &zero));
+    fs.push(Fact::usage(
+        UsageFact {
+            request_id: "req_trial_1000".into(),
+            subject: Subject::user("trial"),
+            pool: "video_seconds".into(),
+            units: 1000,
+            model: None,
+            quality: None,
+            takes: None,
+            overage_units: 0,
+            overage_cost: 0,
+            currency: String::new(),
+        },
+        t(T0 + 3 * DAY),
+    ));
+    // During the trial: the trial's allowance, as before.
+    let st = fold(&cat, &fs, T0 + 4 * DAY);
+    assert_eq!(st.balance(user, "video_seconds"), 7200 - 1000, "the trial's allowance is there to use");
+
+    // TE: the trial ends, the first paid period starts and is paid.
+    fs.extend(stripe_facts(&cat, &sub_updated("evt_trial_active", te + 30, sub, cus, "price_pro_monthly", 1, "active", (te, pe), trial)));
+    fs.extend(stripe_facts(
+        &cat,
+        &invoice_paid(
+            "evt_trial_in1",
+            te + 60,
+            "in_trial_1",
+            sub,
+            cus,
+            json!([line(sub, "price_pro_monthly", 7900, 1, te, pe, "il_trial_1", false)]),
+            7900,
+            "pi_trial_1",
+        ),
+    ));
+    let st = fold(&cat, &fs, te + DAY);
+    let wallet = &st.subject(user).unwrap().wallet;
+    let rolled: Vec<_> = wallet.lots.iter().filter(|l| l.kind == LotKind::Rollover).collect();
+    assert!(rolled.is_empty(), "nothing of the trial is carried over: {rolled:?}");
+    assert_eq!(st.balance(user, "video_seconds"), 7200, "one payment, one period's allowance");
+    let paid = lot_of(&st, user, &format!("allowance:stripe:{sub}:{pe}:video_seconds"));
+    assert_eq!((paid.granted, paid.remaining), (7200, 7200));
+    let trial_lot = lot_of(&st, user, &format!("allowance:stripe:{sub}:{te}:video_seconds"));
+    assert_eq!(
+        (trial_lot.granted, trial_lot.used, trial_lot.expired, trial_lot.remaining, trial_lot.rolled_over),
+        (7200, 1000, 6200, 0, false),
+        "the trial's unused 6200 s end with the trial: {trial_lot:?}"
+    );
 }

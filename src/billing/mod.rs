@@ -72,9 +72,11 @@
 //!   `pending` (naming the invoice) until the invoice itself is known.
 //! - Credits: a paid invoice opens the period's allowance (the Razorpay AI app:
 //!   refills on paid/charged only, not on activation), carrying over unused
-//!   units by the pool's rollover rule; one-time purchases add a lot per
-//!   payment; a user's first fact brings the catalog's free amounts; usage is a
-//!   fact keyed by its request id (see [`crate::credits`]).
+//!   units by the pool's rollover rule (never a trial's allowance, opened by a
+//!   $0 invoice before the trial's end: nobody paid for it, so it ends with the
+//!   trial); one-time purchases add a lot per payment; a user's first fact
+//!   brings the catalog's free amounts; usage is a fact keyed by its request id
+//!   (see [`crate::credits`]).
 //!
 //! # The state as JSON
 //! `BillingState` serialises as (timestamps are RFC 3339 UTC strings; money is

@@ -35,7 +35,7 @@ use chrono::{DateTime, Months, Utc};
 use super::facts::*;
 use super::state::*;
 use crate::catalog::{Catalog, CreditCadence, Interval, Offer};
-use crate::credits::{renewal_rollover, EntryKind, LotKind, NewLot, Wallet};
+use crate::credits::{renewal_rollover, EntryKind, Lot, LotKind, NewLot, Wallet};
 use crate::decide::{self, GrantStanding};
 use crate::model::{Grant, Source, Status};
 use crate::seats::{subscription_seats, SeatBook};
@@ -1274,7 +1274,8 @@ impl<'c> Folder<'c> {
     }
 
     /// Grants a period's allowance; on renewal, carries over what the rule
-    /// allows from the previous period's lots. Returns the lots the payment put credits
+    /// allows from the previous period's lots (never a trial's allowance, see
+    /// [`Folder::trial_allowance`]). Returns the lots the payment put credits
     /// in (the allowance: a rollover lot holds what earlier payments paid for).
     #[allow(clippy::too_many_arguments)]
     fn allowance(
@@ -1300,6 +1301,12 @@ impl<'c> Folder<'c> {
             .filter(|s| s.id != sub && s.status.is_terminal())
             .map(|s| s.id.clone())
             .collect();
+        let trials: BTreeSet<String> = self
+            .st
+            .subjects
+            .get(&subject.to_string())
+            .map(|s| s.wallet.lots.iter().filter(|l| self.trial_allowance(l)).map(|l| l.key.clone()).collect())
+            .unwrap_or_default();
         let w = self.wallet(subject);
         if let Some(l) = w.lot(&key) {
             // The same period paid again (an upgrade's proration): top up to the larger allowance.
@@ -1313,7 +1320,7 @@ impl<'c> Folder<'c> {
         let candidates: Vec<(String, Timestamp, bool)> = w
             .lots
             .iter()
-            .filter(|l| l.pool == pool && l.kind.is_period() && !l.rolled_over)
+            .filter(|l| l.pool == pool && l.kind.is_period() && !l.rolled_over && !trials.contains(&l.key))
             .filter_map(|l| {
                 let end = l.valid_to?;
                 let same = l.subscription.as_deref() == Some(sub) && end < period_end;
@@ -1375,6 +1382,17 @@ impl<'c> Folder<'c> {
             out.push(key);
         }
         out
+    }
+
+    /// Whether `lot` is a trial period's allowance: opened by an invoice that paid nothing
+    /// (Stripe's $0 `subscription_create` invoice) before its subscription's trial ended.
+    /// Nobody paid for its units, so they never roll over, into the subscription's next
+    /// period or into another subscription's it would be handed to: the lot ends when its
+    /// period ends, and a payment buys one period's allowance, not also a trial's remainder.
+    fn trial_allowance(&self, lot: &Lot) -> bool {
+        let unpaid = self.st.payments.get(&lot.source).filter(|p| p.amount == 0);
+        let trial_end = lot.subscription.as_ref().and_then(|s| self.st.subscriptions.get(s)).and_then(|s| s.trial_end);
+        lot.kind == LotKind::Allowance && unpaid.zip(trial_end).is_some_and(|(p, end)| p.at < end)
     }
 
     /// Records what a failed payment leaves due (see [`FailedPayment`]): the first failure
