@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use tollgate::billing::attribute::{attribute, known, Decision, Refusal, Request};
+use tollgate::billing::attribute::{attribute, known, linked, Decision, Refusal, Request};
 use tollgate::billing::*;
 
 /// The sample subscription checkout with no buyer named anywhere (a checkout made outside
@@ -27,6 +27,7 @@ fn request(subject: &str, offer: Option<&str>) -> Request {
         offer: offer.map(str::to_string),
         clouds: vec![],
         by: "ops@example.com".into(),
+        unknown: vec![],
     }
 }
 
@@ -249,4 +250,81 @@ fn the_attribution_fact_reads_back_from_its_stored_form() {
     let back: Fact = serde_json::from_str(&text).unwrap();
     assert_eq!(back, fact);
     assert!(back.refs().contains(&CUS.to_string()) && back.refs().contains(&"user:u_ops".to_string()));
+}
+
+/// A purchase linked to a user the store has no record of (a deleted account, another
+/// environment's id) would wait for ever: the operator's attribution replaces the link,
+/// in any order of the facts, for the purchase and every later event of its customer and
+/// subscription, even one still naming that user. Without the store's word that it has no
+/// record of the user, the purchase stays theirs.
+#[test]
+fn a_link_to_a_user_the_store_has_no_record_of_gives_way_to_the_operators_attribution() {
+    let cat = catalog();
+    let now = t(T0 + DAY);
+    let checkout = stripe_facts(&cat, &event("stripe/checkout.session.completed.subscription.json"));
+    let snapshot = stripe_facts(&cat, &event("stripe/customer.subscription.updated.active.basil.json"));
+    let all: Vec<Fact> = checkout.iter().chain(&snapshot).cloned().collect();
+    let gone = Subject::parse(USER).unwrap();
+    assert_eq!(linked(&cat, &checkout, &all, now), Some(gone.clone()));
+    assert_eq!(
+        attribute(&cat, &request("user:u_ops", None), &checkout, &all, now),
+        Err(Refusal::AttributedToOther { subject: gone.clone() }),
+        "a user the store knows keeps the purchase"
+    );
+    let req = Request { unknown: vec![gone.clone()], ..request("user:u_ops", None) };
+    let fact = match attribute(&cat, &req, &checkout, &all, now) {
+        Ok(Decision::Attribute(f)) => f,
+        other => panic!("{other:?}"),
+    };
+    let FactBody::Attributed(a) = &fact.body else { panic!() };
+    assert_eq!(a.replaces.as_ref(), Some(&gone));
+    assert!(fact.refs().contains(&USER.to_string()), "{:?}", fact.refs());
+    let back: Fact = serde_json::from_str(&serde_json::to_string(&fact).unwrap()).unwrap();
+    assert_eq!(back, fact);
+
+    let with: Vec<Fact> = all.iter().cloned().chain([fact.clone()]).collect();
+    let st = reduce(&cat, &with, now);
+    assert!(st.pending.is_empty(), "{:?}", st.pending);
+    let g = st.entitlements_for("user:u_ops").grants;
+    assert_eq!((g.len(), g[0].product.as_str(), g[0].tier.as_str()), (1, "studio", "basic"), "{g:?}");
+    assert!(!st.subjects.contains_key(USER), "the replaced user holds nothing: {:?}", st.subjects.keys());
+    assert_eq!(st.customers.get(CUS), Some(&Subject::user("u_ops")));
+    assert!(st.warnings.iter().all(|w| !w.contains("linked")), "{:?}", st.warnings);
+    // Any order, one at a time or at once: the same state.
+    let mut reversed = with.clone();
+    reversed.reverse();
+    assert_eq!(reduce(&cat, &reversed, now), st);
+    let mut r = Reducer::new(&cat, now);
+    for f in &reversed {
+        r.apply(f.clone(), now);
+    }
+    assert_eq!(r.state(), &st);
+
+    // A later snapshot of the subscription still naming the replaced user: the buyer's.
+    let renewed = stripe_facts(
+        &cat,
+        &edit("stripe/customer.subscription.updated.renewed.acacia.json", |v| {
+            obj(v)["metadata"] = json!({"user_id": "u_123"});
+        }),
+    );
+    let names_gone = |f: &Fact| matches!(&f.body, FactBody::Subscription(s) if s.subject.as_ref().map(|s| s.to_string()).as_deref() == Some(USER));
+    assert!(renewed.iter().any(names_gone), "{renewed:?}");
+    let later: Vec<Fact> = with.iter().cloned().chain(renewed.iter().cloned()).collect();
+    let st = reduce(&cat, &later, t(P1E + DAY));
+    assert!(st.pending.is_empty(), "{:?}", st.pending);
+    assert!(!st.subjects.contains_key(USER), "{:?}", st.subjects.keys());
+    assert_eq!(st.subscriptions[SUB].subject, Some(Subject::user("u_ops")));
+    let mut r = Reducer::from_facts(&cat, &with, now);
+    for f in renewed {
+        r.apply(f, t(P1E + DAY));
+    }
+    assert_eq!(r.state(), &st);
+
+    // Asked again: nothing to do; for another subject the store knows: refused.
+    assert_eq!(attribute(&cat, &req, &checkout, &with, now), Ok(Decision::Already));
+    let other = Request { unknown: vec![gone], ..request("user:u_other", None) };
+    assert_eq!(
+        attribute(&cat, &other, &checkout, &with, now),
+        Err(Refusal::AttributedToOther { subject: Subject::user("u_ops") })
+    );
 }

@@ -9,6 +9,13 @@
 //! customer, subscription and purchase belong to the subject, and, when nothing else
 //! says so, they sold the offer the operator names), nothing when the event is
 //! attributed to that subject already (a retry), or a refusal.
+//!
+//! An event linked to someone else already is theirs, unless the link names a user the
+//! store has no record of (a deleted account, another environment's id: the caller asks
+//! its store about the user [`linked`] names and says so in [`Request::unknown`]). Such a
+//! link would keep what was paid waiting for ever, so the operator's attribution replaces
+//! it (the fact's `replaces`): the purchase goes to the operator's subject, once, and
+//! never to that user, even should it appear later.
 
 use serde::Serialize;
 
@@ -111,6 +118,8 @@ pub struct Request {
     pub clouds: Vec<String>,
     /// Who attributes it.
     pub by: String,
+    /// Users the store has no record of (the caller asks about the one [`linked`] names).
+    pub unknown: Vec<Subject>,
 }
 
 /// What an attribution comes to.
@@ -129,7 +138,7 @@ pub enum Refusal {
     /// The event names no customer, subscription or purchase (a refund, a dispute: they
     /// follow the payment they reverse).
     NothingToAttribute,
-    /// Its facts belong to another subject already.
+    /// Its facts belong to another subject already (one the store knows).
     AttributedToOther { subject: Subject },
     /// The offer is not in the catalog, or is sold to the other kind of subject.
     InvalidOffer { message: String },
@@ -174,6 +183,20 @@ fn holder(st: &super::state::BillingState, k: &Known) -> Option<Subject> {
         .or_else(|| k.customer.as_ref().and_then(|c| st.customers.get(c).cloned()))
 }
 
+/// The event's facts and the stored ones related to them, each once.
+fn gathered(event_facts: &[Fact], cluster: &[Fact]) -> Vec<Fact> {
+    let mut all: Vec<Fact> = cluster.to_vec();
+    all.extend(event_facts.iter().filter(|f| !cluster.iter().any(|c| c.key == f.key)).cloned());
+    all
+}
+
+/// The subject a kept event's customer, subscription or purchase is folded for now, if
+/// any (the one it names itself, or an earlier attribution's): an attribution to another
+/// is refused unless it is a user the store has no record of ([`Request::unknown`]).
+pub fn linked(catalog: &Catalog, event_facts: &[Fact], cluster: &[Fact], now: Timestamp) -> Option<Subject> {
+    holder(&reduce(catalog, &gathered(event_facts, cluster), now), &known(event_facts))
+}
+
 /// Decides an operator's attribution of a kept event. `event_facts` are the event's facts
 /// (as the core reads its body now); `cluster` every stored fact related to them (the
 /// event's own facts may be among them). Pure: the caller folds the fact it gets back,
@@ -211,16 +234,23 @@ pub fn attribute(
             _ => return Err(Refusal::InvalidClouds { message: "clouds are chosen for a bundle offer only".into() }),
         }
     }
-    let mut all: Vec<Fact> = cluster.to_vec();
-    all.extend(event_facts.iter().filter(|f| !cluster.iter().any(|c| c.key == f.key)).cloned());
+    let mut all = gathered(event_facts, cluster);
     let keys: Vec<&str> = event_facts.iter().map(|f| f.key.as_str()).collect();
     let before = reduce(catalog, &all, now);
     let waiting = before.pending.iter().any(|p| keys.contains(&p.key.as_str()));
-    match holder(&before, &k) {
-        Some(s) if s != req.subject => return Err(Refusal::AttributedToOther { subject: s }),
-        Some(_) if !waiting => return Ok(Decision::Already),
-        _ => {}
-    }
+    let replaces = match holder(&before, &k) {
+        Some(s) if s == req.subject => {
+            if !waiting {
+                return Ok(Decision::Already);
+            }
+            None
+        }
+        // A user the store has no record of would hold the payment for ever: the
+        // operator's word replaces the link. A subject the store knows keeps its purchase.
+        Some(s) if !s.is_org() && req.unknown.contains(&s) => Some(s),
+        Some(s) => return Err(Refusal::AttributedToOther { subject: s }),
+        None => None,
+    };
     let fact = Fact::attributed(
         Attributed {
             delivery: req.provider.object(&req.event),
@@ -230,6 +260,7 @@ pub fn attribute(
             payment: k.payment.clone(),
             offer: req.offer.clone(),
             clouds: req.clouds.clone(),
+            replaces,
             by: req.by.clone(),
         },
         now,

@@ -453,6 +453,11 @@ pub struct Attributed {
     /// A bundle's chosen products, when the event's own choice is missing or wrong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clouds: Vec<String>,
+    /// The user the event's own link named, of whom the store had no record when the
+    /// operator attributed it (a deleted account, another environment's id): that link
+    /// gives way to this one, for these objects, whatever that user does later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Subject>,
     /// Who attributed it (the operator's name, as the operator gave it).
     pub by: String,
 }
@@ -868,6 +873,7 @@ impl Fact {
             FactBody::Attributed(a) => {
                 a.objects().for_each(|o| push(o.clone()));
                 push(a.subject.to_string());
+                a.replaces.iter().for_each(|s| push(s.to_string()));
             }
             FactBody::Purchase(p) => {
                 push(p.id.clone());

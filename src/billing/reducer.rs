@@ -265,6 +265,10 @@ struct Attribution {
     offers: BTreeMap<String, String>,
     /// A bundle's products an operator chose for a subscription or purchase.
     chosen: BTreeMap<String, Vec<String>>,
+    /// Links an operator replaced: object -> (the user the event's own link named, of whom
+    /// the store had no record, and the operator's subject). A link to that user, told
+    /// before or after, gives way to the operator's.
+    replaced: BTreeMap<String, (Subject, Subject)>,
     /// Dispute -> how it ended, from every closing in the set.
     disputes: BTreeMap<String, DisputeOutcome>,
     /// Invoice -> the ids of the payments that paid it (Stripe invoice payments).
@@ -277,7 +281,17 @@ struct Attribution {
 }
 
 impl Attribution {
-    fn link(map: &mut BTreeMap<String, Subject>, warnings: &mut Vec<String>, k: &str, s: &Subject) -> bool {
+    fn link(
+        map: &mut BTreeMap<String, Subject>,
+        warnings: &mut Vec<String>,
+        replaced: &BTreeMap<String, (Subject, Subject)>,
+        k: &str,
+        s: &Subject,
+    ) -> bool {
+        // A link an operator replaced says nothing any more (see `relink`).
+        if map.contains_key(k) && replaced.get(k).is_some_and(|(gone, _)| gone == s) {
+            return false;
+        }
         match map.get(k) {
             None => {
                 map.insert(k.to_string(), s.clone());
@@ -296,22 +310,48 @@ impl Attribution {
         }
     }
 
+    /// An operator's link of `k` to `s` in place of the event's own link to `gone`, a user
+    /// the store had no record of: it holds, whichever of the two is gathered first.
+    fn relink(
+        map: &mut BTreeMap<String, Subject>,
+        warnings: &mut Vec<String>,
+        replaced: &mut BTreeMap<String, (Subject, Subject)>,
+        k: &str,
+        gone: &Subject,
+        s: &Subject,
+    ) -> bool {
+        let mut changed = false;
+        if !replaced.contains_key(k) {
+            replaced.insert(k.to_string(), (gone.clone(), s.clone()));
+            changed = true;
+        }
+        match map.get(k) {
+            Some(old) if old == gone => {
+                map.insert(k.to_string(), s.clone());
+                true
+            }
+            _ => Self::link(map, warnings, replaced, k, s) || changed,
+        }
+    }
+
     /// Records what a fact says about attribution; true if anything changed.
     fn observe(&mut self, f: &Fact) -> bool {
         let mut changed = false;
         match &f.body {
             FactBody::CustomerLinked(l) => {
-                changed |= Self::link(&mut self.customer, &mut self.warnings, &l.customer, &l.subject);
+                changed |= Self::link(&mut self.customer, &mut self.warnings, &self.replaced, &l.customer, &l.subject);
             }
             FactBody::Attributed(a) => {
-                if let Some(c) = &a.customer {
-                    changed |= Self::link(&mut self.customer, &mut self.warnings, c, &a.subject);
-                }
-                if let Some(s) = &a.subscription {
-                    changed |= Self::link(&mut self.subscription, &mut self.warnings, s, &a.subject);
-                }
-                if let Some(p) = &a.payment {
-                    changed |= Self::link(&mut self.payment, &mut self.warnings, p, &a.subject);
+                for (map, object) in [
+                    (&mut self.customer, &a.customer),
+                    (&mut self.subscription, &a.subscription),
+                    (&mut self.payment, &a.payment),
+                ] {
+                    let Some(o) = object else { continue };
+                    changed |= match &a.replaces {
+                        Some(gone) => Self::relink(map, &mut self.warnings, &mut self.replaced, o, gone, &a.subject),
+                        None => Self::link(map, &mut self.warnings, &self.replaced, o, &a.subject),
+                    };
                 }
                 // The first operator's word on an object's offer and bundle choice holds.
                 for o in a.subscription.iter().chain(a.payment.iter()) {
@@ -330,10 +370,10 @@ impl Attribution {
             FactBody::Purchase(p) => {
                 if let Some(s) = &p.subject {
                     if let Some(c) = &p.customer {
-                        changed |= Self::link(&mut self.customer, &mut self.warnings, c, s);
+                        changed |= Self::link(&mut self.customer, &mut self.warnings, &self.replaced, c, s);
                     }
                     if let Some(sub) = &p.subscription {
-                        changed |= Self::link(&mut self.subscription, &mut self.warnings, sub, s);
+                        changed |= Self::link(&mut self.subscription, &mut self.warnings, &self.replaced, sub, s);
                     }
                 }
                 if let Some(sub) = &p.subscription {
@@ -358,9 +398,9 @@ impl Attribution {
                     }
                 }
                 if let Some(subj) = &s.subject {
-                    changed |= Self::link(&mut self.subscription, &mut self.warnings, &s.id, subj);
+                    changed |= Self::link(&mut self.subscription, &mut self.warnings, &self.replaced, &s.id, subj);
                     if let Some(c) = &s.customer {
-                        changed |= Self::link(&mut self.customer, &mut self.warnings, c, subj);
+                        changed |= Self::link(&mut self.customer, &mut self.warnings, &self.replaced, c, subj);
                     }
                 }
             }
@@ -419,9 +459,16 @@ impl Attribution {
     }
 
     /// A purchase with what an operator attributed filled in: the offer and the bundle's
-    /// products when the event's own name none the catalog has.
+    /// products when the event's own name none the catalog has, and the operator's subject
+    /// in place of a user the store had no record of.
     fn completed(&self, catalog: &Catalog, p: &Purchase) -> Purchase {
         let mut p = p.clone();
+        if let Some(named) = &p.subject {
+            let objects = std::iter::once(&p.id).chain(p.subscription.iter()).chain(p.customer.iter());
+            if let Some((_, to)) = objects.filter_map(|o| self.replaced.get(o)).find(|(gone, _)| gone == named) {
+                p.subject = Some(to.clone());
+            }
+        }
         let objects: Vec<&String> = std::iter::once(&p.id).chain(p.subscription.iter()).collect();
         if p.offer.as_deref().and_then(|k| catalog.offer(k)).is_none() {
             if let Some(k) = objects.iter().find_map(|o| self.offers.get(*o)) {

@@ -23,12 +23,13 @@
 //! ```
 //! 200 `attributed` (or `already_attributed` on a retry), 404 for an event that was never
 //! kept or a subject the database does not know, 409 when the event is attributed to
-//! someone else, cannot be read, names nothing to attribute or would still wait, 400 for
-//! a bad body.
+//! someone else the database knows, cannot be read, names nothing to attribute or would
+//! still wait, 400 for a bad body. An event linked to a user the database has no record
+//! of (a deleted account, another environment's id) is attributed in that user's place.
 
 use serde_json::{json, Value};
 
-use tollgate::billing::attribute::{attribute, known, Decision, Request};
+use tollgate::billing::attribute::{attribute, known, linked, Decision, Request};
 use tollgate::billing::facts::Provider as CoreProvider;
 use tollgate::billing::parse::Parsed;
 use tollgate::time::Timestamp;
@@ -168,9 +169,22 @@ pub async fn attribute_event<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
         Ok(i) => i.facts,
         Err(e) => return store_error(&e),
     };
+    // Whether the store knows the user the event is linked to (the core decides whether
+    // the link may be replaced): ids are UUIDs, so another id has no record.
+    let catalog = app.catalog();
+    let mut unknown = Vec::new();
+    if let Some(l) = linked(&catalog, &facts, &cluster, now).filter(|l| *l != subject.to_core()) {
+        let s = Subject::from_core(&l);
+        let exists = if s.is_valid() { app.store.subject_exists(&s).await } else { Ok(false) };
+        match exists {
+            Ok(true) => {}
+            Ok(false) => unknown.push(l),
+            Err(e) => return store_error(&e),
+        }
+    }
     let provider = if provider_name == "razorpay" { CoreProvider::Razorpay } else { CoreProvider::Stripe };
-    let request = Request { provider, event: event_id.to_string(), subject: subject.to_core(), offer, clouds, by };
-    let (status, mut apply) = match attribute(&app.catalog(), &request, &facts, &cluster, now) {
+    let request = Request { provider, event: event_id.to_string(), subject: subject.to_core(), offer, clouds, by, unknown };
+    let (status, mut apply) = match attribute(&catalog, &request, &facts, &cluster, now) {
         Ok(Decision::Attribute(fact)) => ("attributed", vec![fact]),
         Ok(Decision::Already) if kept.resolved => {
             return AppResponse::json(200, &answer("already_attributed", &kept, &subject, None));

@@ -4,7 +4,8 @@
 //! `GET /v1/admin/unattributed` and applied by `POST /v1/admin/attribute`, once; every
 //! bad request's answer; every scheduled run retries every kept event; a fact told twice
 //! while kept leaves neither telling kept once applied; an organization's plan is never
-//! attributed to a user. (The same routes run against PostgreSQL under `wrangler dev` in
+//! attributed to a user; a link to a user the store has no record of gives way to the
+//! operator's attribution, one to a user it knows does not. (The same routes run against PostgreSQL under `wrangler dev` in
 //! tests/e2e/webhooks.test.mjs.)
 
 mod common;
@@ -387,5 +388,133 @@ fn an_organizations_plan_kept_for_want_of_a_buyer_is_never_a_users() {
             "an organization's plan was attributed to a user: {v}; U1's grants: {:?}",
             t.grants(U1)
         );
+    })
+}
+
+/// A user id the store has no record of, and never will before the operator acts (a
+/// deleted account, another environment's id).
+const GONE: &str = "00000000-0000-4000-8000-0000000000dd";
+
+/// The kept one-time checkout names a user the store has no record of: the operator
+/// attributes it to the buyer, who is credited once; the kept event is resolved; the named
+/// user signing up later gets nothing of it, however often the event is folded again.
+#[test]
+fn an_operator_attributes_a_kept_checkout_naming_an_unknown_user() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).expect("app");
+        app.ctx.store.add_user(U1);
+        app.ctx.store.add_user(U2);
+        let t = T { app };
+        let (status, v) = t.stripe(&pack_checkout("gone1", Some(GONE), NOW - 60)).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        assert!(v["waiting_for"].to_string().contains(GONE), "{v}");
+        assert_eq!(t.kept_ids(), ["evt_cs_gone1"]);
+
+        let (status, v) = t.attribute(json!({"event": "evt_cs_gone1", "user_id": U1, "by": "ops@example.com"})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("attributed")), "{v}");
+        assert_eq!(v["subject"], format!("user:{U1}"));
+        let buyer = Subject::user(U1);
+        assert_eq!(t.app.ctx.store.balance(&buyer, "video_seconds"), 1800, "the buyer holds the pack's 30 minutes");
+        assert_eq!(t.app.ctx.store.lots(&buyer).len(), 1, "{:?}", t.app.ctx.store.lots(&buyer));
+        assert!(t.kept_ids().is_empty(), "the kept checkout is resolved: {:?}", t.kept_ids());
+        let (_, list) = t.unattributed("").await;
+        assert_eq!(list["events"], json!([]), "{list}");
+
+        // A retry answers the same; the buyer is a user the store knows: nobody else may
+        // take the purchase now.
+        let (status, v) = t.attribute(json!({"event": "evt_cs_gone1", "user_id": U1})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("already_attributed")), "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_cs_gone1", "user_id": U2})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("attributed_to_other")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(U1), "{v}");
+
+        // The named user signs up after all: the scheduled runs, a redelivery and a fold of
+        // that user's own facts (an admin credit) leave the purchase with the buyer, once.
+        t.app.ctx.store.add_user(GONE);
+        for run in 1..=2 {
+            t.app.scheduled(Timestamp(NOW + run * 600)).await.expect("scheduled run");
+        }
+        let (status, v) = t.stripe(&pack_checkout("gone1", Some(GONE), NOW - 60)).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("duplicate")), "{v}");
+        let credit = json!({"user_id": GONE, "credits": [{"pool": "video_seconds", "amount": 5, "id": "welcome"}]});
+        let (status, v) = t.call(Method::Post, "/v1/admin/grants", "", T::admin_headers(), credit.to_string().into_bytes()).await;
+        assert_eq!(status, 201, "{v}");
+        let gone = Subject::user(GONE);
+        assert_eq!(t.app.ctx.store.balance(&gone, "video_seconds"), 5, "only the admin credit: {:?}", t.app.ctx.store.lots(&gone));
+        assert_eq!(t.app.ctx.store.balance(&buyer, "video_seconds"), 1800, "{:?}", t.app.ctx.store.lots(&buyer));
+        assert_eq!(t.app.ctx.store.lots(&buyer).len(), 1);
+        assert!(t.kept_ids().is_empty(), "{:?}", t.kept_ids());
+    })
+}
+
+/// A subscription whose checkout and subscription events both name a user the store has
+/// no record of: attributed by the operator, the plan is the buyer's, and so is every
+/// later event of that subscription; the named user signing up later holds nothing.
+#[test]
+fn a_kept_subscription_naming_an_unknown_user_is_the_operators_buyers_with_its_renewals() {
+    block(async {
+        let t = T::new();
+        let (_, v) = t.stripe(&subscription("gone2", "price_vcm_pro_monthly", json!({"user_id": GONE}))).await;
+        assert_eq!(v["status"], "kept", "{v}");
+        let (_, v) = t.stripe(&checkout("gone2", json!({"offer_key": "SUITE_PRO_MONTHLY"}), Some(GONE))).await;
+        assert_eq!(v["status"], "kept", "{v}");
+        assert_eq!(t.kept_ids().len(), 2, "{:?}", t.kept_ids());
+
+        let (status, v) = t.attribute(json!({"event": "evt_sub_gone2", "user_id": U1})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("attributed")), "{v}");
+        let g = t.grants(U1);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!((g[0]["cloud_id"].as_str(), g[0]["tier"].as_str(), g[0]["status"].as_str()), (Some("suite"), Some("pro"), Some("active")));
+        assert!(t.kept_ids().is_empty(), "both deliveries are resolved: {:?}", t.kept_ids());
+        // The checkout's own attribution is the same buyer's already.
+        let (status, v) = t.attribute(json!({"event": "evt_cs_gone2", "user_id": U1})).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("already_attributed")), "{v}");
+
+        // The named user signs up; a renewal still naming them in its metadata comes.
+        t.app.ctx.store.add_user(GONE);
+        let mut renewal = subscription("gone2", "price_vcm_pro_monthly", json!({"user_id": GONE}));
+        renewal["id"] = json!("evt_sub_gone2_renewed");
+        renewal["type"] = json!("customer.subscription.updated");
+        renewal["data"]["object"]["items"]["data"][0]["current_period_start"] = json!(NOW - 61 + 30 * DAY);
+        renewal["data"]["object"]["items"]["data"][0]["current_period_end"] = json!(NOW - 61 + 60 * DAY);
+        let (_, v) = t.stripe_at(&renewal, NOW + 30 * DAY).await;
+        assert_eq!(v["status"], "applied", "{v}");
+        t.app.scheduled(Timestamp(NOW + 30 * DAY + 600)).await.expect("scheduled run");
+        let g = t.grants(U1);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0]["valid_to"], json!(Timestamp(NOW - 61 + 60 * DAY)), "renewed for the buyer: {g:?}");
+        assert!(t.grants(GONE).is_empty(), "{:?}", t.grants(GONE));
+        assert!(t.kept_ids().is_empty(), "{:?}", t.kept_ids());
+    })
+}
+
+/// An event linked to a user the store knows stays theirs: attributing it to another is
+/// refused (409 `attributed_to_other`), whether the user was known when it came or signed
+/// up before the operator acted; the latter's purchase then applies to them.
+#[test]
+fn attribution_is_still_refused_when_the_linked_user_exists() {
+    block(async {
+        let t = T::new();
+        // U2 exists; the checkout names an offer the catalog lacks, so it waits for the
+        // subscription's prices.
+        let (_, v) = t.stripe(&checkout("k1", json!({"offer_key": "NOT_AN_OFFER"}), Some(U2))).await;
+        assert_eq!(v["status"], "kept", "{v}");
+        let (status, v) = t.attribute(json!({"event": "evt_cs_k1", "user_id": U1})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("attributed_to_other")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(U2), "{v}");
+        assert!(t.grants(U1).is_empty());
+        assert!(t.kept_ids().contains(&"evt_cs_k1".to_string()));
+
+        // U3 is unknown when the checkout comes, and signs up before the operator acts.
+        let (_, v) = t.stripe(&checkout("k3", json!({"offer_key": "SUITE_PRO_MONTHLY"}), Some(U3))).await;
+        assert_eq!(v["status"], "kept", "{v}");
+        t.app.ctx.store.add_user(U3);
+        let (status, v) = t.attribute(json!({"event": "evt_cs_k3", "user_id": U1})).await;
+        assert_eq!((status, v["error"]["code"].as_str()), (409, Some("attributed_to_other")), "{v}");
+        assert!(t.grants(U1).is_empty(), "{:?}", t.grants(U1));
+        t.app.scheduled(Timestamp(NOW + 600)).await.expect("scheduled run");
+        let g = t.grants(U3);
+        assert_eq!((g.len(), g.first().and_then(|g| g["tier"].as_str())), (1, Some("pro")), "{g:?}");
+        assert!(!t.kept_ids().contains(&"evt_cs_k3".to_string()), "{:?}", t.kept_ids());
     })
 }
