@@ -110,6 +110,23 @@ fn charge_refunded(evt: &str, at: i64, ch: &str, pi: &str, amount: i64, refunded
     })
 }
 
+/// A charge of `units` video seconds, as the store records one (no takes: the fold plans them).
+fn usage(request_id: &str, subject: Subject, units: u64, at: tollgate::time::Timestamp) -> Fact {
+    let body = UsageFact {
+        request_id: request_id.into(),
+        subject,
+        pool: "video_seconds".into(),
+        units,
+        model: None,
+        quality: None,
+        takes: None,
+        overage_units: 0,
+        overage_cost: 0,
+        currency: String::new(),
+    };
+    Fact::usage(body, at)
+}
+
 fn lot_of<'a>(st: &'a BillingState, subject: &str, key_part: &str) -> &'a tollgate::credits::Lot {
     st.subject(subject)
         .unwrap()
@@ -196,21 +213,7 @@ fn a_partial_refund_of_a_renewal_leaves_the_units_carried_from_the_paid_period_b
             "stripe/invoice.paid.renewal.acacia.json",
         ],
     );
-    fs.push(Fact::usage(
-        UsageFact {
-            request_id: "req_600".into(),
-            subject: Subject::user("u_123"),
-            pool: "video_seconds".into(),
-            units: 600,
-            model: None,
-            quality: None,
-            takes: None,
-            overage_units: 0,
-            overage_cost: 0,
-            currency: String::new(),
-        },
-        t(T0 + 5 * DAY),
-    ));
+    fs.push(usage("req_600", Subject::user("u_123"), 600, t(T0 + 5 * DAY)));
     let st = fold(&cat, &fs, P1E + 2 * DAY);
     assert_eq!(st.balance(USER, "video_seconds"), 3000, "1200 carried + 1800 of period 2");
 
@@ -332,21 +335,7 @@ fn a_trial_periods_allowance_does_not_roll_into_the_first_paid_period() {
         o["payments"]["data"] = json!([]);
     });
     fs.extend(stripe_facts(&cat, &zero));
-    fs.push(Fact::usage(
-        UsageFact {
-            request_id: "req_trial_1000".into(),
-            subject: Subject::user("trial"),
-            pool: "video_seconds".into(),
-            units: 1000,
-            model: None,
-            quality: None,
-            takes: None,
-            overage_units: 0,
-            overage_cost: 0,
-            currency: String::new(),
-        },
-        t(T0 + 3 * DAY),
-    ));
+    fs.push(usage("req_trial_1000", Subject::user("trial"), 1000, t(T0 + 3 * DAY)));
     // During the trial: the trial's allowance, as before.
     let st = fold(&cat, &fs, T0 + 4 * DAY);
     assert_eq!(st.balance(user, "video_seconds"), 7200 - 1000, "the trial's allowance is there to use");

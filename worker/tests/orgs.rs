@@ -96,6 +96,18 @@ impl T {
         self.call(Method::Post, &format!("/v1/invites/{token}/accept"), uid, None).await
     }
 
+    /// Acme on the Business plan with `quantity` seats, `member` invited with a seat and
+    /// accepted: the organization's id.
+    async fn seated_org(&self, quantity: u32, member: &str) -> String {
+        let (_, v) = self.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
+        let org = v["id"].as_str().unwrap().to_string();
+        self.stripe(subscription("customer.subscription.created", &org, quantity, self.now.get() + 1)).await;
+        let (s, inv) = self.invite(&org, OWNER, member, true).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(self.accept(inv["token"].as_str().unwrap(), member).await.0, 200);
+        org
+    }
+
     /// The organization as the user's signed snapshot carries it.
     async fn snapshot_org(&self, uid: &str) -> Value {
         let (s, v) = self.call(Method::Get, "/v1/entitlements", uid, None).await;
@@ -380,12 +392,7 @@ fn a_seat_taken_and_given_to_another_member_in_one_second_is_given() {
 fn a_member_releases_the_course_it_authored_for_its_organization() {
     block(async {
         let t = T::new();
-        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
-        let org = v["id"].as_str().unwrap().to_string();
-        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
-        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let org = t.seated_org(1, ANN).await;
         let courses = json!({"feature": "max_courses_authored", "organization_id": org});
         let (s, made) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
         assert_eq!(s, 200, "{made}");
@@ -404,12 +411,7 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
 fn a_retry_of_a_counted_use_is_answered_as_that_use_after_the_seat_is_taken() {
     block(async {
         let t = T::new();
-        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
-        let org = v["id"].as_str().unwrap().to_string();
-        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
-        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let org = t.seated_org(1, ANN).await;
         let courses = json!({"feature": "max_courses_authored", "organization_id": org});
         let (s, first) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
         assert_eq!((s, first["replayed"].clone()), (200, json!(false)), "{first}");
@@ -438,12 +440,7 @@ fn a_retry_of_a_counted_use_is_answered_as_that_use_after_the_seat_is_taken() {
 fn a_members_own_use_of_a_limit_is_decided_by_its_own_plan() {
     block(async {
         let t = T::new();
-        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
-        let org = v["id"].as_str().unwrap().to_string();
-        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
-        let (s, inv) = t.invite(&org, OWNER, ANN, true).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let org = t.seated_org(2, ANN).await;
 
         let for_org = json!({"feature": "max_courses_authored", "organization_id": org});
         let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(for_org)).await;
