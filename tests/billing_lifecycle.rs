@@ -525,6 +525,87 @@ fn razorpay_cancellation_halt_and_dispute() {
     assert_eq!(st.balance(RZP, "ai_credits"), 0);
 }
 
+/// Razorpay charges a subscription's last cycle and completes it in the same second
+/// (`subscription.charged` for [P1E, P2E] and `subscription.completed`, both created at
+/// P1E + 20): the payment gives the period it paid for, access to P2E and the cycle's 2000
+/// AI credits, in either order of the two events (folded whole, or one after the other by
+/// the incremental reducer), whichever of the two snapshots of that second folds first
+/// (their keys end in digests of their content), and also when the `charged` snapshot
+/// itself already says `completed`. The completed event takes nothing the charge gave (a
+/// store keeps the lots a fold writes, so a later fold must still give them). A charge for
+/// a period that began after the subscription was cancelled still gives nothing.
+#[test]
+fn a_last_cycle_charged_as_the_subscription_completes_gives_its_period_in_either_order() {
+    let cat = catalog();
+    let sub = "razorpay:sub_00000000000001";
+    let base = facts(&cat, &["razorpay/subscription.activated.json", "razorpay/subscription.charged.json"]);
+    let charged = |status: &str| {
+        rzp_facts(
+            &cat,
+            &edit("razorpay/subscription.charged.renewal.json", |v| {
+                v["payload"]["subscription"]["entity"]["status"] = json!(status);
+            }),
+        )
+    };
+    let completed = rzp_facts(
+        &cat,
+        &edit("razorpay/subscription.completed.json", |v| {
+            v["created_at"] = json!(P1E + 20);
+            let s = &mut v["payload"]["subscription"]["entity"];
+            s["current_start"] = json!(P1E);
+            s["current_end"] = json!(P2E);
+            s["ended_at"] = json!(null);
+        }),
+    );
+    // The completed snapshot's key sorting before, then after, the charged one's.
+    let keyed = |tail: &str| {
+        let mut f = completed.clone();
+        f[0].key = format!("razorpay:subscription:sub_00000000000001:{}:{tail}", P1E + 20);
+        f
+    };
+    let now = P1E + 10 * DAY;
+    for status in ["active", "completed"] {
+        let last = charged(status);
+        for completed in [keyed("0"), keyed("g")] {
+            let mut states = Vec::new();
+            for second in [[&last, &completed], [&completed, &last]] {
+                let all: Vec<Fact> = base.iter().chain(second[0]).chain(second[1]).cloned().collect();
+                let st = fold(&cat, &all, now);
+                let mut r = Reducer::new(&cat, t(now));
+                for f in &all {
+                    r.apply(f.clone(), t(now));
+                }
+                assert_eq!(r.state(), &st, "{status}: one event after the other");
+                states.push(st);
+            }
+            let key = &completed[0].key;
+            assert_eq!(states[0], states[1], "{status}, {key}: charged then completed, completed then charged");
+            let st = &states[0];
+            assert_eq!(st.subscriptions[sub].status, SubStatus::Canceled);
+            let d = access(&cat, st, RZP, "studio", "pro", now);
+            assert_eq!((d.allowed, d.holds_until), (true, Some(t(P2E))), "{status}, {key}: the last cycle was paid");
+            assert!(!has(&cat, st, RZP, "studio", "pro", P2E), "{status}, {key}: nothing past it");
+            assert_eq!(st.balance(RZP, "ai_credits"), 2000, "{status}, {key}: the last cycle's allowance");
+            // The charge folded alone gives the same lots: the completed event takes none away.
+            let alone = fold(&cat, &base.iter().chain(&last).cloned().collect::<Vec<_>>(), now);
+            assert_eq!(alone.subject(RZP).unwrap().wallet.lots, st.subject(RZP).unwrap().wallet.lots, "{status}, {key}");
+        }
+    }
+    // Cancelled within the first period: the next cycle's charge gives no period.
+    let late = facts(
+        &cat,
+        &[
+            "razorpay/subscription.activated.json",
+            "razorpay/subscription.charged.json",
+            "razorpay/subscription.cancelled.json",
+            "razorpay/subscription.charged.renewal.json",
+        ],
+    );
+    let st = fold(&cat, &late, P1E + DAY);
+    assert!(!has(&cat, &st, RZP, "studio", "pro", P1E + DAY));
+    assert_eq!(st.balance(RZP, "ai_credits"), 0);
+}
+
 #[test]
 fn razorpay_redeliveries_under_new_ids_change_nothing() {
     let cat = catalog();

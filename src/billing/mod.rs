@@ -43,7 +43,10 @@
 //! - Trialing (Stripe `trialing`, or a checkout of an offer with `trial_days`
 //!   that charged nothing): `trial` grants until the trial end.
 //! - Cancellation (`cancel_at_period_end`, Razorpay `cancelled` / `completed`):
-//!   `canceled` grants that keep access until the period ends.
+//!   `canceled` grants that keep access until the period ends. A payment for a
+//!   period that began before such a subscription ended gives that period, its
+//!   access and its allowance (Razorpay charges the last cycle and completes the
+//!   subscription in the same second); one for a later period gives nothing.
 //! - Failed payment (`past_due`, `unpaid`, `invoice.payment_failed`, Razorpay
 //!   `pending` / `halted`): `past_due` grants with `past_due_since` set to the
 //!   first failure; access lasts for the catalog's `grace_period_days`. A paid

@@ -707,6 +707,34 @@ fn renewed_under(s: &mut SubscriptionState, f: &Fact) {
     }
 }
 
+/// Whether a paid invoice `i` of subscription `s` (as folded so far) gives the period it
+/// pays for: access until the period's end and the period's allowance.
+///
+/// A running subscription's payment does, and a late payment never brings an ended one
+/// back: an `Ended` subscription (access ended at once) takes no period from it. A
+/// `Canceled` one (Razorpay `cancelled` / `completed`: access until the period's end) takes
+/// the period of a payment only when that period began before the subscription ended (the
+/// earlier of the provider's `ended_at` and the snapshot that ended it; a period beginning
+/// exactly then is after it): such a payment paid for days the subscription ran, so it
+/// gives them and their credits, as it would have a second earlier.
+///
+/// Why a rule on the paid period rather than on the order of one second: Razorpay charges
+/// a subscription's last cycle and completes it with the same `created_at`; facts of one
+/// second fold snapshots before payments ([`FactBody`]'s rank, by kind then digest), and the
+/// `subscription.charged` snapshot may itself say `completed`. Folding the payment first
+/// would mend only the same second, and would change every provider's ends (Stripe's
+/// deletion, which ends access at once, among them); this rule holds whichever second the
+/// end is told in and leaves `Ended` as it was.
+fn gives_its_period(s: &SubscriptionState, i: &InvoicePaid) -> bool {
+    match s.status {
+        SubStatus::Canceled => {
+            let end = min_opt(s.ended_at, s.version);
+            i.period_start.zip(end).is_some_and(|(start, end)| start < end)
+        }
+        status => !status.is_terminal(),
+    }
+}
+
 /// Does any item map to an offer of the catalog?
 fn has_offer(catalog: &Catalog, items: &[Item]) -> bool {
     items.iter().any(|i| i.offer.as_deref().and_then(|k| catalog.offer(k)).is_some())
@@ -1206,7 +1234,8 @@ impl<'c> Folder<'c> {
             inv_items.iter().chain(e.items.iter()).find_map(|x| x.offer.as_deref()).and_then(|k| catalog.offer(k));
         let period_end =
             i.period_end.or(e.period_end).or_else(|| first_offer.and_then(|o| add_interval(f.at, o.price.interval)));
-        if !e.status.is_terminal() {
+        let gives = gives_its_period(e, i);
+        if gives {
             if matches!(e.status, SubStatus::PastDue | SubStatus::Incomplete) {
                 e.status = SubStatus::Active;
             }
@@ -1240,12 +1269,12 @@ impl<'c> Folder<'c> {
             return self.pend(f, format!("no user or organization is known for {} yet", i.subscription), waiting);
         };
         let items = if inv_items.iter().any(|x| x.offer.is_some()) { inv_items.clone() } else { e.items.clone() };
-        if !e.status.is_terminal() && !has_offer(catalog, &items) && !has_offer(catalog, &e.items) {
+        if gives && !has_offer(catalog, &items) && !has_offer(catalog, &e.items) {
             self.unmapped.push((f.clone(), i.subscription.clone()));
         }
-        // An invoice paid after the subscription ended is kept (a refund may name it)
-        // but opens no new period of credits.
-        let ended = e.status.is_terminal();
+        // An invoice that gives no period (paid for one after the subscription ended) is
+        // kept (a refund may name it) but opens no new period of credits.
+        let ended = !gives;
         self.touch(&subject, f.at);
         if self.st.payments.contains_key(&i.id) {
             return;

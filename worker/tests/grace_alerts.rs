@@ -2,13 +2,16 @@
 //! Razorpay AI app's catalog: one day before a grace of three days) opens when the
 //! scheduled run comes in its last day, and resolves in the first run after it, with no
 //! webhook in between (the run folds the subject again); a trial's `trial_ending` likewise.
+//! On the same Razorpay webhooks: a subscription's last cycle, charged (49900 paise,
+//! PREMIUM with 2000 `ai_credits` a period) and completed in the same second, gives its
+//! access to the cycle's end and its credits, whichever of the two events arrives first.
 mod common;
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, JWT_SECRET, STRIPE_SECRET, ADMIN_SECRET, NoNetwork};
+use common::{block, hmac, user_token, JWT_SECRET, STRIPE_SECRET, ADMIN_SECRET, NoNetwork};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
@@ -48,6 +51,27 @@ fn sub_event(ev: &str, status: &str, start: i64, end: i64, created: i64) -> Valu
             "short_url": null, "has_scheduled_changes": false, "change_scheduled_at": null,
             "source": "api", "payment_method": "card", "offer_id": null, "remaining_count": 11}}},
         "created_at": created})
+}
+
+/// `subscription.charged` of the cycle [start, end] with the subscription's `status`: its
+/// payment of 49900 paise pays invoice `invoice`.
+fn charged(status: &str, start: i64, end: i64, created: i64, invoice: &str) -> Value {
+    let mut ev = sub_event("subscription.charged", status, start, end, created);
+    ev["contains"] = json!(["subscription", "payment"]);
+    ev["payload"]["payment"] = json!({"entity": {
+        "id": format!("pay_{invoice}"), "entity": "payment", "amount": 49900, "currency": "INR",
+        "status": "captured", "order_id": null, "invoice_id": invoice, "international": false,
+        "method": "card", "amount_refunded": 0, "refund_status": null, "captured": true,
+        "customer_id": "cust_r1", "notes": {}, "created_at": created}});
+    ev
+}
+
+/// `POST /v1/check` of `feature` for U1 at `now`.
+async fn check(app: &App<NoNetwork, MemoryStore>, feature: &str, now: i64) -> Value {
+    let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, "http://127.0.0.1:1/auth/v1", now)));
+    let (s, v) = common::call(app, Method::Post, "/v1/check", h, &json!({"feature": feature}), now).await;
+    assert_eq!(s, 200, "{v}");
+    v
 }
 
 async fn razorpay(app: &App<NoNetwork, MemoryStore>, id: &str, ev: &Value, now: i64) -> Value {
@@ -134,5 +158,65 @@ fn trial_ending_opens_in_the_trials_last_days_and_resolves_after_it_by_the_sched
         // The first run after the trial ended resolves it.
         app.scheduled(Timestamp(end + 3600)).await.unwrap();
         assert!(!trial(&app), "after the trial: {:?}", open_rules(&app));
+    })
+}
+
+/// The last cycle of a Razorpay subscription: Razorpay charges it ([t1, t2], 49900 paise)
+/// and, the subscription having no cycle left, completes it; both events carry the same
+/// `created_at` second, and the `charged` event's subscription may already say `completed`.
+/// The payment gives the cycle it paid for: PREMIUM (the `ai_generation` capability) until
+/// t2, though the subscription ended as it was paid.
+#[test]
+fn a_last_cycle_paid_as_the_subscription_completes_gives_access_to_the_cycles_end() {
+    block(async {
+        let t0: i64 = 1_800_000_000;
+        let (t1, t2) = (t0 + 30 * DAY, t0 + 60 * DAY);
+        for status in ["active", "completed"] {
+            let app = app();
+            for (id, ev, at) in [
+                ("e1", sub_event("subscription.activated", "active", t0, t1, t0 + 5), t0 + 5),
+                ("e2", charged("active", t0, t1, t0 + 6, "inv_c1"), t0 + 6),
+                ("e3", charged(status, t1, t2, t1 + 5, "inv_c2"), t1 + 5),
+                ("e4", sub_event("subscription.completed", "completed", t1, t2, t1 + 5), t1 + 6),
+            ] {
+                let v = razorpay(&app, id, &ev, at).await;
+                assert_eq!(v["status"], "applied", "{status} {id}: {v}");
+            }
+            let c = check(&app, "ai_generation", t1 + 10 * DAY).await;
+            assert_eq!(
+                (c["allowed"].clone(), c["tier"].clone()),
+                (json!(true), json!("PREMIUM")),
+                "charged as {status}, ten days into the last cycle, paid 49900 paise for [t1, t2]: {c}"
+            );
+            let c = check(&app, "ai_generation", t2 + 1).await;
+            assert_eq!(c["allowed"], json!(false), "charged as {status}, nothing past the paid cycle: {c}");
+        }
+    })
+}
+
+/// The same facts in any order give the same state (ARCHITECTURE.md): the last cycle's two
+/// events of one second (see above), charged then completed or completed then charged,
+/// leave the same balance, the cycle's 2000 credits. Charged first, its fold writes the
+/// cycle's allowance lot, and the completed event's fold gives that lot again (the store
+/// keeps the lots a fold writes); completed first, the charge's fold writes it.
+#[test]
+fn a_last_cycles_credits_are_the_same_whichever_of_its_two_events_arrives_first() {
+    block(async {
+        let t0: i64 = 1_800_000_000;
+        let (t1, t2) = (t0 + 30 * DAY, t0 + 60 * DAY);
+        let last = charged("active", t1, t2, t1 + 5, "inv_c2");
+        let completed = sub_event("subscription.completed", "completed", t1, t2, t1 + 5);
+        let mut balances = vec![];
+        for order in [[("e3", &last), ("e4", &completed)], [("e4", &completed), ("e3", &last)]] {
+            let app = app();
+            razorpay(&app, "e1", &sub_event("subscription.activated", "active", t0, t1, t0 + 5), t0 + 5).await;
+            razorpay(&app, "e2", &charged("active", t0, t1, t0 + 6, "inv_c1"), t0 + 6).await;
+            for (i, (id, ev)) in order.iter().enumerate() {
+                razorpay(&app, id, ev, t1 + 6 + i as i64).await;
+            }
+            balances.push(check(&app, "ai_credits", t1 + DAY).await["limit"].clone());
+        }
+        assert_eq!(balances[0], balances[1], "charged then completed vs completed then charged: {balances:?}");
+        assert_eq!(balances[0], json!(2000), "the last cycle was paid: its allowance");
     })
 }
