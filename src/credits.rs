@@ -103,6 +103,19 @@ pub struct Lot {
     pub catalog_version: Option<u32>,
 }
 
+impl Lot {
+    /// The lot as a store keeps it once a fold no longer gives it: a fact told late (a
+    /// refund before a renewal that carried the refunded period over, an end before a
+    /// payment) voided what an earlier fold wrote. Nothing is left in it and the rest counts
+    /// as revoked, so granted = remaining + used + revoked + expired still holds; it is
+    /// closed. What charges took from it stays taken.
+    pub fn withdraw(&mut self) {
+        self.revoked = (self.granted - self.used - self.expired).max(0);
+        self.remaining = 0;
+        self.closed = true;
+    }
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }

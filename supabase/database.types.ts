@@ -1713,6 +1713,14 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_withdraw_lots: {
+        Args: {
+          p_user: string;
+          p_org: string;
+          p_lots: Json;
+        };
+        Returns: number;
+      };
       tollgate_write_subject_extras: {
         Args: {
           p_user: string;

@@ -3,7 +3,8 @@
 //! all of them); it decides nothing about what they contain.
 //!
 //! Every subject's rows are written **whole**: its grants, its credit lots (each with
-//! the usage total the fold read for it, which the store checks is still current), the
+//! the usage total the fold read for it, which the store checks is still current; a lot
+//! the store holds that the rows do not name is withdrawn, [`crate::credits::Lot::withdraw`]), the
 //! ledger entries the fold made (credits, refunds, expiries; a charge's own entries are
 //! written by the charge and never by a fold), its subscriptions and customers, and for
 //! an organization its seats.

@@ -226,3 +226,27 @@ test('a release and a refund of the same lot at once, again and again: every lot
     assert.equal(a, 900, 'half refunded, nothing used, whichever came first');
   }
 });
+
+test('a refund made before a renewal and told after it withdraws what the renewal carried over', { skip }, async () => {
+  const uid = await createUser();
+  const start = now() - 40 * DAY;
+  const renewal = start + 30 * DAY;
+  const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_CREATOR_MONTHLY', start });
+  const first = s.invoicePaid({ at: start + 1, periodStart: start, periodEnd: renewal });
+  for (const e of [s.checkout(), s.created({ periodEnd: renewal }), first, s.invoicePaid({ at: renewal + 1, periodStart: renewal, periodEnd: renewal + 30 * DAY })]) {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, r.text);
+  }
+  assert.equal(await balance(uid), 3600, '1800 carried over and 1800 of the renewal');
+  // The first payment refunded an hour before the renewal; its event arrives after.
+  const pi = first.data.object.payments.data[0].payment.payment_intent;
+  const charge = { id: id('ch'), object: 'charge', amount: 2900, amount_refunded: 2900, refunded: true, payment_intent: pi, currency: 'usd', created: renewal - 3600 };
+  const r = await postStripe(stripeEvent('charge.refunded', charge, { created: renewal - 3600 }));
+  assert.equal(r.json?.status, 'applied', r.text);
+  assert.equal(await balance(uid), 1800, 'the refunded period carries nothing over');
+  const open = await q(`select key from credit_lots where user_id = $1 and kind = 'rollover' and (not closed or remaining <> 0)`, [uid]);
+  assert.deepEqual(open, [], 'the carried-over lot is withdrawn');
+  const [{ ledger }] = await q(`select coalesce(sum(delta), 0)::int as ledger from credit_statement where user_id = $1 and pool = 'video_seconds'`, [uid]);
+  assert.equal(ledger, 1800, 'the statement adds up to the balance');
+  await conserved(uid);
+});

@@ -1063,6 +1063,12 @@ impl Store for MemoryStore {
                 };
                 g.grants.entry(key.clone()).or_default().insert(gr.grant_key.clone(), (id, v));
             }
+            // Written whole: a lot the fold no longer gives is withdrawn (`Lot::withdraw`).
+            if let Some(stored) = g.lots.get_mut(&key) {
+                for x in stored.iter_mut().filter(|x| !x.lot.closed && !rows.lots.iter().any(|l| l.lot.key == x.lot.key)) {
+                    x.lot.withdraw();
+                }
+            }
             for l in &rows.lots {
                 let existing = g.lots.get(&key).and_then(|ls| ls.iter().position(|x| x.lot.key == l.lot.key));
                 let mut lot = l.lot.clone();

@@ -238,3 +238,58 @@ fn an_open_disputes_fact_keeps_its_earliest_time_whatever_order_its_events_arriv
         assert_eq!(told[1], told[0], "delivered .updated first, the store kept its later time");
     });
 }
+
+/// A refund of a subscription's first payment, made before the renewal but told after it:
+/// the renewal had carried the first period's unused seconds over, and the refunded period
+/// carries nothing. The fold of all the facts gives no rollover lot, and the store withdraws
+/// the one the renewal's fold wrote (closed, nothing left), so the balance is what the facts
+/// give: the renewal's own allowance, with the statement adding up to it.
+#[test]
+fn a_refund_told_after_the_renewal_withdraws_the_seconds_the_renewal_carried_over() {
+    block(async {
+        let app = studio();
+        const P: i64 = 30 * 86_400;
+        let s = NOW - P - 86_400;
+        let event = |id: &str, ty: &str, at: i64, object: Value| {
+            json!({"id": id, "object": "event", "api_version": "2025-03-31.basil", "created": at, "type": ty,
+                   "livemode": false, "data": {"object": object}})
+        };
+        let item = json!({"id": "si_1", "object": "subscription_item", "quantity": 1,
+            "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
+            "current_period_start": s, "current_period_end": s + P});
+        let sub = json!({"id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active",
+            "cancel_at_period_end": false, "start_date": s, "created": s,
+            "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": U1}, "items": {"object": "list", "data": [item]}});
+        let invoice = |n: i64, start: i64| {
+            let inv = json!({"id": format!("in_{n}"), "object": "invoice", "customer": "cus_1", "status": "paid", "paid": true,
+                "amount_paid": 2900, "amount_due": 2900, "currency": "usd", "created": start + 1,
+                "billing_reason": if n == 0 { "subscription_create" } else { "subscription_cycle" },
+                "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1", "metadata": {}}},
+                "period_start": start, "period_end": start + P,
+                "lines": {"object": "list", "data": [{"id": format!("il_{n}"), "object": "line_item", "amount": 2900,
+                    "currency": "usd", "quantity": 1, "period": {"start": start, "end": start + P},
+                    "pricing": {"type": "price_details", "price_details": {"price": "price_video_creator_monthly", "product": "prod_x"}},
+                    "parent": {"type": "subscription_item_details", "subscription_item_details": {"subscription": "sub_1"}}}]},
+                "payments": {"object": "list", "data": [{"payment": {"type": "payment_intent", "payment_intent": format!("pi_{n}")}}]}});
+            event(&format!("evt_in_{n}"), "invoice.paid", start + 1, inv)
+        };
+        for e in [event("evt_cr", "customer.subscription.created", s, sub), invoice(0, s), invoice(1, s + P)] {
+            let (status, v) = stripe(&app, &e, NOW).await;
+            assert_eq!(status, 200, "{v}");
+        }
+        let u = Subject::user(U1);
+        assert_eq!(app.ctx.store.balance(&u, "video_seconds"), 3600, "1800 carried over and 1800 of the renewal");
+
+        let refund = json!({"id": "ch_0", "object": "charge", "amount": 2900, "amount_refunded": 2900, "refunded": true,
+                            "payment_intent": "pi_0", "currency": "usd", "created": s + P - 3600});
+        let (status, v) = stripe(&app, &event("evt_re_0", "charge.refunded", s + P - 3600, refund), NOW).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("applied")), "{v}");
+        assert_eq!(app.ctx.store.balance(&u, "video_seconds"), 1800, "the refunded period carries nothing over");
+        let lots = app.ctx.store.lots(&u);
+        for l in &lots {
+            assert_eq!(l.granted, l.remaining + l.used + l.revoked + l.expired, "{l:?}");
+        }
+        let carried: Vec<_> = lots.iter().filter(|l| l.kind == tollgate::credits::LotKind::Rollover).collect();
+        assert!(carried.iter().all(|l| l.closed && l.remaining == 0), "{carried:?}");
+    });
+}
