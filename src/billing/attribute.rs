@@ -12,7 +12,8 @@
 //!
 //! An event linked to someone else already is theirs, unless the link names a user the
 //! store has no record of (a deleted account, another environment's id: the caller asks
-//! its store about the user [`linked`] names and says so in [`Request::unknown`]). Such a
+//! its store about the user an [`Refusal::AttributedToOther`] names and, when it has no
+//! record of it, asks again saying so in [`Request::unknown`]). Such a
 //! link would keep what was paid waiting for ever, so the operator's attribution replaces
 //! it (the fact's `replaces`): the purchase goes to the operator's subject, once, and
 //! never to that user, even should it appear later.
@@ -118,7 +119,7 @@ pub struct Request {
     pub clouds: Vec<String>,
     /// Who attributes it.
     pub by: String,
-    /// Users the store has no record of (the caller asks about the one [`linked`] names).
+    /// Users the store has no record of (the caller asks about the one a refusal names).
     pub unknown: Vec<Subject>,
 }
 
@@ -183,20 +184,6 @@ fn holder(st: &super::state::BillingState, k: &Known) -> Option<Subject> {
         .or_else(|| k.customer.as_ref().and_then(|c| st.customers.get(c).cloned()))
 }
 
-/// The event's facts and the stored ones related to them, each once.
-fn gathered(event_facts: &[Fact], cluster: &[Fact]) -> Vec<Fact> {
-    let mut all: Vec<Fact> = cluster.to_vec();
-    all.extend(event_facts.iter().filter(|f| !cluster.iter().any(|c| c.key == f.key)).cloned());
-    all
-}
-
-/// The subject a kept event's customer, subscription or purchase is folded for now, if
-/// any (the one it names itself, or an earlier attribution's): an attribution to another
-/// is refused unless it is a user the store has no record of ([`Request::unknown`]).
-pub fn linked(catalog: &Catalog, event_facts: &[Fact], cluster: &[Fact], now: Timestamp) -> Option<Subject> {
-    holder(&reduce(catalog, &gathered(event_facts, cluster), now), &known(event_facts))
-}
-
 /// Decides an operator's attribution of a kept event. `event_facts` are the event's facts
 /// (as the core reads its body now); `cluster` every stored fact related to them (the
 /// event's own facts may be among them). Pure: the caller folds the fact it gets back,
@@ -234,7 +221,8 @@ pub fn attribute(
             _ => return Err(Refusal::InvalidClouds { message: "clouds are chosen for a bundle offer only".into() }),
         }
     }
-    let mut all = gathered(event_facts, cluster);
+    let mut all: Vec<Fact> = cluster.to_vec();
+    all.extend(event_facts.iter().filter(|f| !cluster.iter().any(|c| c.key == f.key)).cloned());
     let keys: Vec<&str> = event_facts.iter().map(|f| f.key.as_str()).collect();
     let before = reduce(catalog, &all, now);
     let waiting = before.pending.iter().any(|p| keys.contains(&p.key.as_str()));

@@ -18,7 +18,7 @@
 //! - [`Reducer`] applies facts one at a time and always agrees with [`reduce`].
 //! - [`attribute::attribute`] decides an operator's attribution of a kept event (one
 //!   that named no buyer, or whose prices map to no offer, or is linked to a user the
-//!   store has no record of, [`attribute::linked`]): an [`Attributed`] fact the fold
+//!   store has no record of, [`attribute::Request::unknown`]): an [`Attributed`] fact the fold
 //!   gathers with the other links; [`attribute::known`] says what such an event is about.
 //! - [`BillingState::entitlements_for`] gives a subject's grants and balances
 //!   in the shape [`crate::decide`] reads; [`crate::billing::members::effective_entitlements`]

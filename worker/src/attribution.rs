@@ -29,7 +29,7 @@
 
 use serde_json::{json, Value};
 
-use tollgate::billing::attribute::{attribute, known, linked, Decision, Request};
+use tollgate::billing::attribute::{attribute, known, Decision, Refusal, Request};
 use tollgate::billing::facts::Provider as CoreProvider;
 use tollgate::billing::parse::Parsed;
 use tollgate::time::Timestamp;
@@ -169,22 +169,25 @@ pub async fn attribute_event<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
         Ok(i) => i.facts,
         Err(e) => return store_error(&e),
     };
-    // Whether the store knows the user the event is linked to (the core decides whether
-    // the link may be replaced): ids are UUIDs, so another id has no record.
     let catalog = app.catalog();
-    let mut unknown = Vec::new();
-    if let Some(l) = linked(&catalog, &facts, &cluster, now).filter(|l| *l != subject.to_core()) {
-        let s = Subject::from_core(&l);
+    let provider = if provider_name == "razorpay" { CoreProvider::Razorpay } else { CoreProvider::Stripe };
+    let mut request = Request { provider, event: event_id.to_string(), subject: subject.to_core(), offer, clouds, by, unknown: vec![] };
+    let mut decided = attribute(&catalog, &request, &facts, &cluster, now);
+    // Linked to another user: whether the store knows it (the core decides whether the link
+    // may be replaced). Ids are UUIDs, so another id has no record.
+    if let Err(Refusal::AttributedToOther { subject: other }) = &decided {
+        let s = Subject::from_core(other);
         let exists = if s.is_valid() { app.store.subject_exists(&s).await } else { Ok(false) };
         match exists {
             Ok(true) => {}
-            Ok(false) => unknown.push(l),
+            Ok(false) => {
+                request.unknown.push(other.clone());
+                decided = attribute(&catalog, &request, &facts, &cluster, now);
+            }
             Err(e) => return store_error(&e),
         }
     }
-    let provider = if provider_name == "razorpay" { CoreProvider::Razorpay } else { CoreProvider::Stripe };
-    let request = Request { provider, event: event_id.to_string(), subject: subject.to_core(), offer, clouds, by, unknown };
-    let (status, mut apply) = match attribute(&catalog, &request, &facts, &cluster, now) {
+    let (status, mut apply) = match decided {
         Ok(Decision::Attribute(fact)) => ("attributed", vec![fact]),
         Ok(Decision::Already) if kept.resolved => {
             return AppResponse::json(200, &answer("already_attributed", &kept, &subject, None));
