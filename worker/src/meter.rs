@@ -123,14 +123,11 @@ async fn gate<T: Transport, S: Store>(
         .map_err(|e| store_error(&e))?;
     let (ents, unseated) = match &asked.organization {
         None => (tollgate::seats::for_own_use(st.own_entitlements(now), &st.organizations(), counter.is_some()), None),
-        Some(org) => match tollgate::seats::as_member(org, &st.organizations()) {
-            Ok((ents, true)) => (ents, None),
-            Ok((ents, false)) => {
-                let e = tollgate::seats::ActError::NoSeat;
-                (ents, Some(error(403, e.code(), e.to_string())))
-            }
-            Err(e) => return Err(error(403, e.code(), e.to_string())),
-        },
+        Some(org) => {
+            let refusal = |e: tollgate::seats::ActError| error(403, e.code(), e.to_string());
+            let (ents, seated) = tollgate::seats::as_member(org, &st.organizations()).map_err(refusal)?;
+            (ents, (!seated).then(|| refusal(tollgate::seats::ActError::NoSeat)))
+        }
     };
     let (catalog, _) = ctx.catalog_for(&ents.grants, now).await;
     let used = match catalog.limit_index(&asked.feature) {
@@ -223,18 +220,19 @@ pub async fn track<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     let actor = asked.organization.is_some().then_some(&core_caller);
     // The store's count decides: a refusal from it is decided again with its count, and a
     // concurrent use under the same key (its record written first) is answered as a replay.
-    for _ in 0..3 {
-        let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
+    let used = Use { subject: &core_subject, idempotency_key: key, feature, quantity, scope: asked.scope.as_deref(), actor };
+    if let Some(refusal) = unseated {
+        // A member without a seat acts for nobody; a use it counted while it held one is
+        // still answered (a retry whose first answer was lost).
         let decided = meter::track(&decided_on, &ents, &used, last, now);
-        if let Some(refusal) = unseated {
-            // A member without a seat acts for nobody; a use it counted while it held one
-            // is still answered (a retry whose first answer was lost).
-            let (Some(counter), Ok(Track::Allow(c, _) | Track::Refuse(c))) = (counter.as_deref(), decided) else { return refusal };
-            return match replayed(ctx, &subject, &used, counter, c, quantity).await {
-                Ok(Some(r)) | Err(r) => r,
-                Ok(None) => refusal,
-            };
-        }
+        let (Some(counter), Ok(Track::Allow(c, _) | Track::Refuse(c))) = (counter.as_deref(), decided) else { return refusal };
+        return match replayed(ctx, &subject, &used, counter, c, quantity).await {
+            Ok(Some(r)) | Err(r) => r,
+            Ok(None) => refusal,
+        };
+    }
+    for _ in 0..3 {
+        let decided = meter::track(&decided_on, &ents, &used, last, now);
         let (check, count) = match decided {
             Ok(Track::Allow(c, count)) => (c, count),
             // A retry of a use counted before is answered as that use, also once the
