@@ -313,7 +313,7 @@ impl Verdict<'_> {
     }
 }
 
-/// [`has_access_at`] as a [`Verdict`].
+/// [`has_access`] by product and tier index (which must exist), as a [`Verdict`].
 pub fn has_access_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, req: usize, now: Timestamp) -> Verdict<'a> {
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = eff.tier.is_some_and(|t| t >= req);
