@@ -684,3 +684,40 @@ fn razorpay_dispute_outcomes() {
     let p = parse_razorpay_event(&cat, &raw("payment.dispute.closed", "under_review"), None).unwrap();
     assert!(matches!(p, Parsed::Ignored { .. }));
 }
+
+/// A Stripe key's mode, and an event of the other mode than the endpoint's: an error
+/// naming both (a host keeps the event), never facts; an event that names no mode, or an
+/// endpoint of no known mode, reads as before.
+#[test]
+fn an_event_of_the_other_stripe_mode_is_not_read() {
+    use tollgate::billing::{parse_stripe_event_in, StripeMode};
+    for (key, mode) in [
+        ("sk_live_abc", Some(StripeMode::Live)),
+        ("rk_live_abc", Some(StripeMode::Live)),
+        (" sk_test_abc ", Some(StripeMode::Test)),
+        ("rk_test_abc", Some(StripeMode::Test)),
+        ("pk_live_abc", None),
+        ("sk_abc", None),
+        ("", None),
+    ] {
+        assert_eq!(StripeMode::of_key(key), mode, "{key:?}");
+    }
+    let cat = catalog();
+    let raw = event("stripe/checkout.session.completed.payment.json");
+    let mut v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    for live in [true, false] {
+        v["livemode"] = json!(live);
+        let text = v.to_string();
+        let (same, other) = if live { (StripeMode::Live, StripeMode::Test) } else { (StripeMode::Test, StripeMode::Live) };
+        assert_eq!(parse_stripe_event_in(&cat, &text, Some(same)), parse_stripe_event(&cat, &text));
+        assert_eq!(parse_stripe_event_in(&cat, &text, None), parse_stripe_event(&cat, &text));
+        let e = parse_stripe_event_in(&cat, &text, Some(other)).unwrap_err();
+        assert_eq!((e.code(), e.path()), ("wrong_mode", "livemode"));
+        assert!(e.to_string().starts_with(&format!("a {}-mode event at an endpoint that serves {} mode", if live { "live" } else { "test" }, other.as_str())), "{e}");
+    }
+    v.as_object_mut().unwrap().remove("livemode");
+    let text = v.to_string();
+    assert_eq!(parse_stripe_event_in(&cat, &text, Some(StripeMode::Live)), parse_stripe_event(&cat, &text));
+    v["livemode"] = json!("yes");
+    assert_eq!(parse_stripe_event_in(&cat, &v.to_string(), Some(StripeMode::Live)).unwrap_err().code(), "wrong_type");
+}

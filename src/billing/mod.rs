@@ -171,7 +171,7 @@ pub use reducer::{reduce, reduce_set, reduce_sold, reduce_with_usage, Applied, F
 pub use state::{
     BillingState, FactCounts, FailedPayment, OverageEntry, PaymentRecord, PendingFact, Resolution, Revocation, SubjectState, SubscriptionState,
 };
-pub use stripe::{parse_stripe_event, parse_stripe_value};
+pub use stripe::{parse_stripe_event, parse_stripe_event_in, parse_stripe_value, StripeMode};
 
 use crate::catalog::Catalog;
 

@@ -28,6 +28,9 @@ pub enum ParseError {
     InvalidValue { path: String, message: String },
     /// The event names an offer the catalog does not have.
     UnknownOffer { path: String, offer: String },
+    /// The event is of the provider account's other mode (Stripe's `livemode`) than the
+    /// one the endpoint serves: `event` and `endpoint` are `live` or `test`.
+    WrongMode { event: &'static str, endpoint: &'static str },
 }
 
 impl ParseError {
@@ -39,12 +42,14 @@ impl ParseError {
             ParseError::WrongType { .. } => "wrong_type",
             ParseError::InvalidValue { .. } => "invalid_value",
             ParseError::UnknownOffer { .. } => "unknown_offer",
+            ParseError::WrongMode { .. } => "wrong_mode",
         }
     }
     /// The field it is about (empty for invalid JSON).
     pub fn path(&self) -> &str {
         match self {
             ParseError::InvalidJson { .. } => "",
+            ParseError::WrongMode { .. } => "livemode",
             ParseError::MissingField { path }
             | ParseError::WrongType { path, .. }
             | ParseError::InvalidValue { path, .. }
@@ -63,6 +68,11 @@ impl fmt::Display for ParseError {
             ParseError::UnknownOffer { path, offer } => {
                 write!(f, "field `{path}`: offer `{offer}` is not in the catalog")
             }
+            ParseError::WrongMode { event, endpoint } => write!(
+                f,
+                "a {event}-mode event at an endpoint that serves {endpoint} mode (the mode of the worker's STRIPE_SECRET_KEY): \
+                 it changes nothing here; kept in case the mode was set up wrong"
+            ),
         }
     }
 }

@@ -35,6 +35,56 @@ pub fn parse_stripe_event(catalog: &Catalog, raw: &str) -> Result<Parsed, ParseE
     parse_stripe_value(catalog, &parse_json(raw)?)
 }
 
+/// The two modes of a Stripe account. Each has its own keys, objects and webhook
+/// endpoints: a payment made in test mode (a test card) is no payment of the live
+/// account, and the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StripeMode {
+    Live,
+    Test,
+}
+
+impl StripeMode {
+    /// The mode an API key belongs to (`sk_live_`, `rk_live_`; `sk_test_`, `rk_test_`);
+    /// `None` for any other text.
+    pub fn of_key(key: &str) -> Option<StripeMode> {
+        let key = key.trim();
+        let rest = key.strip_prefix("sk_").or_else(|| key.strip_prefix("rk_"))?;
+        if rest.starts_with("live_") {
+            Some(StripeMode::Live)
+        } else if rest.starts_with("test_") {
+            Some(StripeMode::Test)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StripeMode::Live => "live",
+            StripeMode::Test => "test",
+        }
+    }
+}
+
+/// [`parse_stripe_event`] at an endpoint that serves one mode (`None`: either). An event
+/// of the other mode (its `livemode`) changes no entitlement of this one; it is an error
+/// (`wrong_mode`) rather than an ignored event, so that a host keeps it: when the mode
+/// itself was set up wrong (a test key beside live webhooks), the paid events it refused
+/// are still there to apply once it is mended. An event that says no mode is read as
+/// before.
+pub fn parse_stripe_event_in(catalog: &Catalog, raw: &str, mode: Option<StripeMode>) -> Result<Parsed, ParseError> {
+    let v = parse_json(raw)?;
+    if let Some(mode) = mode {
+        let live = At::root(&v, "").opt_bool("livemode")?;
+        let told = live.map(|l| if l { StripeMode::Live } else { StripeMode::Test });
+        if let Some(told) = told.filter(|&t| t != mode) {
+            return Err(ParseError::WrongMode { event: told.as_str(), endpoint: mode.as_str() });
+        }
+    }
+    parse_stripe_value(catalog, &v)
+}
+
 /// [`parse_stripe_event`] for a body already parsed as JSON.
 pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseError> {
     if !v.is_object() {

@@ -19,7 +19,7 @@
 //! | `ADMIN_SECRET` | shared secret for `/v1/admin/*` | for admin routes |
 //! | `CATALOG` | the catalog id served: its active version in the store (`tollgate catalog push`), else the embedded `catalogs/<name>.toml` | no (`vcm-suite`) |
 //! | `CATALOG_REFRESH_SECONDS` | how long an isolate serves its cached catalog before checking the store's active version, default 60 | no |
-//! | `STRIPE_SECRET_KEY` | Stripe API key (`sk_...` or a restricted `rk_...`) | for checkout, portal and subscription changes of Stripe offers |
+//! | `STRIPE_SECRET_KEY` | Stripe API key (`sk_...` or a restricted `rk_...`); its mode (live or test) is the mode whose webhook events are applied (an event of the other mode is kept, not applied) | for checkout, portal and subscription changes of Stripe offers |
 //! | `STRIPE_API_BASE` | Stripe's API root, default `https://api.stripe.com` | no |
 //! | `RAZORPAY_KEY_ID` / `RAZORPAY_KEY_SECRET` | Razorpay API key | for checkout and cancellation of Razorpay offers |
 //! | `RAZORPAY_API_BASE` | Razorpay's API root, default `https://api.razorpay.com` | no |
@@ -117,6 +117,12 @@ pub fn decode_secret(s: &str) -> Result<[u8; 32], String> {
 }
 
 impl Config {
+    /// The Stripe mode the worker serves: its `STRIPE_SECRET_KEY`'s (`sk_live_`/`rk_live_`
+    /// or `sk_test_`/`rk_test_`); with no such key, events of either mode are read.
+    pub fn stripe_mode(&self) -> Option<tollgate::billing::StripeMode> {
+        self.stripe_secret_key.as_deref().and_then(tollgate::billing::StripeMode::of_key)
+    }
+
     /// Reads the configuration through `get` (an env var / binding lookup).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let opt = |n: &str| get(n).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());

@@ -161,7 +161,7 @@ async fn keep_unreadable<T: Transport, S: Store>(
 /// The core's reading of an event, or why it cannot be read (code and message).
 pub fn parse<T, S>(app: &Ctx<T, S>, provider: Provider, raw: &str, event_id: Option<&str>) -> Result<Parsed, String> {
     let r = match provider {
-        Provider::Stripe => tollgate::billing::stripe::parse_stripe_event(&app.catalog(), raw),
+        Provider::Stripe => tollgate::billing::parse_stripe_event_in(&app.catalog(), raw, app.config.stripe_mode()),
         Provider::Razorpay => tollgate::billing::razorpay::parse_razorpay_event(&app.catalog(), raw, event_id),
     };
     r.map_err(|e| format!("{}: {} (at {})", e.code(), e, e.path()))

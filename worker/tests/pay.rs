@@ -187,6 +187,45 @@ fn a_checkout_carries_its_attribution_and_the_webhook_it_leads_to_grants_the_pur
     });
 }
 
+/// A worker set up for one Stripe mode (its `STRIPE_SECRET_KEY`) applies no event of the
+/// other: a test-mode checkout (a test card) gave a live worker's buyer real credits when
+/// the test endpoint's signing secret was among its webhook secrets. It is kept, not
+/// applied (so a live event at a worker given a test key by mistake is not lost), and the
+/// same event at a worker of its own mode applies.
+#[test]
+fn an_event_of_the_other_stripe_mode_is_kept_and_not_applied() {
+    block(async {
+        let ev = |live: bool| {
+            json!({"id": "evt_mode", "object": "event", "api_version": "2025-03-31.basil", "created": NOW,
+                "type": "checkout.session.completed", "livemode": live,
+                "data": {"object": {"id": "cs_mode", "object": "checkout.session", "mode": "payment", "status": "complete",
+                    "payment_status": "paid", "customer": "cus_1", "subscription": null, "payment_intent": "pi_mode",
+                    "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN", "subject": format!("user:{U1}")},
+                    "amount_total": 1900, "currency": "usd", "created": NOW}}})
+        };
+        let live = T::new("video-studio", &[("STRIPE_SECRET_KEY", "sk_live_recorded")]);
+        let (s, v) = live.stripe(&ev(false)).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("kept")), "{v}");
+        assert!(v["reason"].as_str().is_some_and(|r| r.contains("test-mode event")), "{v}");
+        assert_eq!(live.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 0, "a test payment bought nothing live");
+        assert_eq!(live.app.ctx.store.kept().len(), 1, "kept for an operator");
+        let (s, v) = live.stripe(&ev(true)).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
+        assert_eq!(live.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 1800);
+
+        for key in ["sk_test_recorded", "rk_test_restricted", "not-a-stripe-key"] {
+            let t = T::new("video-studio", &[("STRIPE_SECRET_KEY", key)]);
+            let (s, v) = t.stripe(&ev(false)).await;
+            assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{key}: {v}");
+            assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 1800, "{key}");
+        }
+        let t = T::new("video-studio", &[("STRIPE_SECRET_KEY", "rk_test_restricted")]);
+        let (s, v) = t.stripe(&ev(true)).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("kept")), "{v}");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 0);
+    });
+}
+
 #[test]
 fn refusals_and_bad_bodies_are_answered_before_any_provider_call() {
     block(async {
