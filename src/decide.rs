@@ -170,6 +170,17 @@ pub fn effective<'a>(
 
 /// [`effective`] for the product at index `pi` (which must exist).
 pub fn effective_at<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: Timestamp) -> Effective<'a> {
+    effective_of(catalog, ents, pi, now, false)
+}
+
+/// [`effective_at`] for a limit of product `pi`: over the subject's own grants, leaving
+/// out what a seat lends ([`Grant::lent_by_seat`]), so a member's own limits are its own
+/// plan's wherever its entitlements were merged with its organizations' (a snapshot).
+pub fn effective_for_limit<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: Timestamp) -> Effective<'a> {
+    effective_of(catalog, ents, pi, now, true)
+}
+
+fn effective_of<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: Timestamp, own: bool) -> Effective<'a> {
     let p = &catalog.products()[pi];
     let product = p.id.as_str();
     let grace = catalog.meta().grace_period_days;
@@ -177,7 +188,7 @@ pub fn effective_at<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, no
     let (mut any, mut not_yet, mut grace_over) = (false, false, false);
     let mut since: Option<Timestamp> = None;
     let mut until: Option<Timestamp> = None;
-    for g in ents.grants.iter().filter(|g| g.product == product) {
+    for g in ents.grants.iter().filter(|g| g.product == product && !(own && g.lent_by_seat())) {
         for b in boundaries(g, grace).into_iter().flatten() {
             if b > now {
                 until = Some(until.map_or(b, |u| u.min(b)));
@@ -349,6 +360,15 @@ impl Need {
             Need::Tier(pi, _) => pi,
             Need::Capability(ci) => catalog.capability_product(ci),
             Need::Limit(li, _) => catalog.limit_product(li),
+        }
+    }
+
+    /// The tier its product has for the subject now (for a limit, by the subject's own
+    /// grants: [`effective_for_limit`]).
+    fn tier_now(self, catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> Option<usize> {
+        match self {
+            Need::Limit(..) => effective_for_limit(catalog, ents, self.product(catalog), now).tier,
+            _ => effective_at(catalog, ents, self.product(catalog), now).tier,
         }
     }
 
@@ -538,8 +558,7 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
             needs.extend(tool_needs(catalog, ti, usage));
         }
     }
-    let needs: Vec<(Need, Option<usize>)> =
-        needs.into_iter().map(|n| (n, effective_at(catalog, ents, n.product(catalog), now).tier)).collect();
+    let needs: Vec<(Need, Option<usize>)> = needs.into_iter().map(|n| (n, n.tier_now(catalog, ents, now))).collect();
     let Some((first, _)) = needs.iter().find(|(need, t)| !need.met(catalog, *t)) else { return Ok(Vec::new()) };
     let products = catalog.products();
     Ok(catalog
@@ -639,7 +658,7 @@ pub struct LimitAnswer {
 pub fn limit(catalog: &Catalog, ents: &Entitlements, name: &str, now: Timestamp) -> Result<LimitAnswer, DecideError> {
     let li = catalog.limit_index(name).ok_or_else(|| DecideError::UnknownLimit(name.into()))?;
     let pi = catalog.limit_product(li);
-    let eff = effective_at(catalog, ents, pi, now);
+    let eff = effective_for_limit(catalog, ents, pi, now);
     Ok(LimitAnswer {
         limit: catalog.limit_value(&catalog.doc.limits[li], eff.tier),
         tier: tier_name(catalog, pi, eff.tier),
@@ -666,7 +685,7 @@ fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, 
 
 fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize, used: u64, now: Timestamp) -> Verdict<'a> {
     let pi = catalog.limit_product(li);
-    let eff = effective_at(catalog, ents, pi, now);
+    let eff = effective_for_limit(catalog, ents, pi, now);
     let allowed = match catalog.limit_value(&catalog.doc.limits[li], eff.tier) {
         LimitValue::Unlimited => true,
         LimitValue::Limited(n) => used < n,

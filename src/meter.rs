@@ -176,7 +176,7 @@ pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Time
         (LimitPeriod::BillingPeriod, _) => None,
         (p, _) => return window(p, now),
     };
-    let g = decide::effective_at(catalog, ents, catalog.limit_product(li), now).grant;
+    let g = decide::effective_for_limit(catalog, ents, catalog.limit_product(li), now).grant;
     let step = g.and_then(|g| {
         // A recurring offer only: a monthly window of it, or one period of it.
         let period = catalog.offer(g.offer.as_deref()?)?.price.interval.months()?;

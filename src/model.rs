@@ -99,6 +99,22 @@ pub struct Grant {
     pub period_start: Option<Timestamp>,
 }
 
+/// The id prefix of a grant an organization lends a member through a seat
+/// (`org:<organization id>:<the organization's grant id>`, see
+/// [`crate::seats::merge_seated_grants`]). No grant of a subject's own starts with it: own
+/// grant ids begin with a provider object's id (`sub_`, `cs_`, `pay_`...) or a source
+/// (`manual_grant:`, `promotion:`).
+pub const LENT_PREFIX: &str = "org:";
+
+impl Grant {
+    /// Lent by an organization through a seat: it gives the member the organization's
+    /// access and capabilities, never its limits (an organization's limits are counted for
+    /// the whole organization, not once more on each member's own counter).
+    pub fn lent_by_seat(&self) -> bool {
+        self.id.starts_with(LENT_PREFIX)
+    }
+}
+
 /// What a subject holds: grants and credit balances (pool -> available units).
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -270,7 +270,10 @@ mod tests {
 /// decided with: for a capability, its own grants with what its seats lend it
 /// ([`merge_seated_grants`]); for a limit (`counted`), its own grants alone. An
 /// organization's limits count for the whole organization ([`acting_for`]), never once
-/// more on each member's own counter.
+/// more on each member's own counter. (Decisions of a limit over merged entitlements, a
+/// member's snapshot among them, leave lent grants out by the same rule:
+/// [`crate::model::Grant::lent_by_seat`]; here they are left out before, so the catalog
+/// versions a limit is read under are the member's own too.)
 pub fn for_own_use(own: Entitlements, orgs: &[(String, bool, Vec<crate::model::Grant>)], counted: bool) -> Entitlements {
     if counted {
         own
@@ -281,7 +284,9 @@ pub fn for_own_use(own: Entitlements, orgs: &[(String, bool, Vec<crate::model::G
 
 /// A user's entitlements from its own grants plus the grants of each
 /// organization where it holds a seat (membership alone gives nothing). The
-/// organization's grant ids are prefixed `org:<id>:` so they stay unique.
+/// organization's grant ids are prefixed `org:<id>:` ([`crate::model::LENT_PREFIX`]) so
+/// they stay unique and are known as lent: they give access and capabilities, and no
+/// limit ([`crate::model::Grant::lent_by_seat`]).
 /// `orgs` lists, per organization the user belongs to, whether the user holds
 /// a seat and the organization's grants.
 pub fn merge_seated_grants(
@@ -294,7 +299,7 @@ pub fn merge_seated_grants(
         }
         for g in grants {
             let mut g = g.clone();
-            g.id = format!("org:{org_id}:{}", g.id);
+            g.id = format!("{}{org_id}:{}", crate::model::LENT_PREFIX, g.id);
             own.grants.push(g);
         }
     }

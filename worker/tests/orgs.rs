@@ -455,5 +455,23 @@ fn a_members_own_use_of_a_limit_is_decided_by_its_own_plan() {
         // The seat still lends the organization's capabilities.
         let (s, c) = t.call(Method::Post, "/v1/check", ANN, Some(json!({"feature": "advanced_analytics"}))).await;
         assert_eq!((s, c["allowed"].clone()), (200, json!(true)), "{c}");
+
+        // The app deciding offline from the member's verified snapshot (which carries the
+        // organization's grants, lent through the seat) answers as the worker did: its own
+        // limit at its own plan, the lent capability held.
+        let (s, v) = t.call(Method::Get, "/v1/entitlements", ANN, None).await;
+        assert_eq!(s, 200, "{v}");
+        let now = Timestamp(t.now.get());
+        let key = tollgate::snapshot::parse_public_key(v["public_key"].as_str().unwrap()).unwrap();
+        let snap = tollgate::snapshot::verify(v["token"].as_str().unwrap(), &[(v["kid"].as_str().unwrap(), key)], now).unwrap();
+        assert!(snap.grants.iter().any(|g| g.lent_by_seat() && g.tier == "BUSINESS"), "{:?}", snap.grants);
+        let active = t.app.ctx.catalog();
+        let catalog = snap.catalog(&active);
+        let ents = snap.entitlements(&catalog).unwrap();
+        let own = tollgate::meter::check_feature(&catalog, &ents, "max_courses_authored", 1, 1, now).unwrap();
+        assert_eq!((own.allowed, own.tier.as_deref(), own.limit), (false, Some("FREE"), tollgate::meter::Remaining::Count(1)), "{own:?}");
+        let limit = tollgate::decide::limit(&catalog, &ents, "max_courses_authored", now).unwrap();
+        assert_eq!(limit.tier.as_deref(), Some("FREE"));
+        assert!(tollgate::decide::can(&catalog, &ents, "advanced_analytics", now).unwrap().allowed);
     });
 }
