@@ -293,7 +293,7 @@ fn an_organizations_grandfathered_grant_gives_its_members_the_old_terms_in_the_b
     let (one, two) = (v1(), v2(None));
     let older = versions(&[&one]);
     let now = T0 + 10 * DAY;
-    let g = studio("org:studio", "basic", tollgate::Status::Active, T0, None, 1);
+    let g = studio("sub_org:studio", "basic", tollgate::Status::Active, T0, None, 1);
     let ents = tollgate::Entitlements::new(vec![g.clone()]);
     // The worker: POST /v1/check for the organization decides on the catalog with its terms.
     let (cat, _) = grandfather::catalog_for(&two, &older, &ents.grants, t(now));
