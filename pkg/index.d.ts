@@ -361,14 +361,21 @@ export interface OrgOptions {
   now?: Now;
 }
 
+/**
+ * The member's entitlements through organization `organizationId` (default: the first)
+ * of its verified snapshot, decided by the core at `now`; `null` when not a member. The
+ * organization's grants hold no longer than the snapshot (`expires_at`), and a snapshot
+ * of another catalog than `catalog` throws (`code` `wrong_catalog`).
+ */
 export function getOrganizationEntitlements(
-  snapshot: { organizations?: OrgMembership[] },
+  snapshot: { organizations?: OrgMembership[]; catalog_id?: string; expires_at?: string },
   organizationId?: string | null,
   options?: OrgOptions,
 ): OrganizationEntitlements | null;
 
+/** May the member use `feature` through that organization now? As {@link getOrganizationEntitlements}. */
 export function hasFeatureAccess(
-  snapshot: { organizations?: OrgMembership[] },
+  snapshot: { organizations?: OrgMembership[]; catalog_id?: string; expires_at?: string },
   feature: string,
   organizationId?: string | null,
   options?: OrgOptions,

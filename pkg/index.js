@@ -1035,9 +1035,10 @@ export function getOrganizationEntitlements(snapshot, organizationId, { catalog,
   const c = catalogOrCurrent(catalog);
   const at = nowMs(now);
   const mText = JSON.stringify(m);
-  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], mText, at));
+  const [id, end] = snapshotBounds(snapshot);
+  const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], mText, id, end, at));
   Object.defineProperty(ents, 'hasFeatureAccess', {
-    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], mText, str('feature', feature), at),
+    value: (feature) => wasmOrgFeatureAccess(c[HANDLE], mText, id, end, str('feature', feature), at),
     enumerable: false,
   });
   return ents;
@@ -1052,7 +1053,17 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
   const m = membershipOf(snapshot, organizationId);
   if (!m) return false;
   const c = catalogOrCurrent(catalog);
-  return wasmOrgFeatureAccess(c[HANDLE], JSON.stringify(m), str('feature', feature), nowMs(now));
+  const [id, end] = snapshotBounds(snapshot);
+  return wasmOrgFeatureAccess(c[HANDLE], JSON.stringify(m), id, end, str('feature', feature), nowMs(now));
+}
+
+/**
+ * The snapshot's catalog id and end, as the core reads them with an organization's entry
+ * (its grants give nothing from the end on; another catalog's entry is refused).
+ */
+function snapshotBounds(snapshot) {
+  const text = (v) => (typeof v === 'string' ? v : undefined);
+  return [text(snapshot.catalog_id), text(snapshot.expires_at)];
 }
 
 // ------------------------------------------------------------------ notices

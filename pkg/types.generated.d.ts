@@ -385,7 +385,12 @@ export type OrgMembership = { id: string, name: string, role: Role | null, seat:
  * The terms the organization's grants are held under ([`crate::grandfather::terms`]),
  * so a member decides what the organization gives as the worker does.
  */
-terms?: Array<Terms>, };
+terms?: Array<Terms>, 
+/**
+ * From then on the entry gives nothing (the end of the snapshot it was read from:
+ * [`crate::snapshot::membership_under`]); not part of a signed snapshot.
+ */
+ends_at?: Timestamp | null, };
 
 /**
  * A payment due, ready to show.

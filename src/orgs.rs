@@ -690,9 +690,22 @@ pub struct OrgMembership {
     /// so a member decides what the organization gives as the worker does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terms: Vec<crate::grandfather::Terms>,
+    /// From then on the entry gives nothing (the end of the snapshot it was read from:
+    /// [`crate::snapshot::membership_under`]); not part of a signed snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
 }
 
 impl OrgMembership {
+    /// The organization's grants as they give at `now`: none from [`Self::ends_at`] on.
+    fn grants_at(&self, now: Timestamp) -> &[Grant] {
+        if self.ends_at.is_some_and(|e| now >= e) {
+            &[]
+        } else {
+            &self.grants
+        }
+    }
+
     /// `user`'s membership of `org`, if it is a member.
     pub fn of(org: &Org, user: &str, now: Timestamp) -> Option<OrgMembership> {
         let m = org.member(user)?;
@@ -704,6 +717,7 @@ impl OrgMembership {
             seats: org.seats(now),
             grants: org.grants.clone(),
             terms: Vec::new(),
+            ends_at: None,
         })
     }
 }
@@ -737,8 +751,9 @@ pub struct OrgEntitlements {
 pub fn org_entitlements(catalog: &Catalog, m: &OrgMembership, now: Timestamp) -> OrgEntitlements {
     let held = crate::grandfather::apply(catalog, &m.terms);
     let catalog = held.as_ref();
-    let plan = plan(catalog, &m.grants, now);
-    let ents = if m.seat { Entitlements::new(m.grants.clone()) } else { Entitlements::default() };
+    let grants = m.grants_at(now);
+    let plan = plan(catalog, grants, now);
+    let ents = if m.seat { Entitlements::new(grants.to_vec()) } else { Entitlements::default() };
     OrgEntitlements {
         organization_id: m.id.clone(),
         name: m.name.clone(),
@@ -760,7 +775,7 @@ pub fn org_entitlements(catalog: &Catalog, m: &OrgMembership, now: Timestamp) ->
 /// while holding a seat, and only what the organization's tier gives; an unknown
 /// feature is an error.
 pub fn has_feature_access(catalog: &Catalog, m: &OrgMembership, feature: &str, now: Timestamp) -> Result<bool, decide::DecideError> {
-    let ents = if m.seat { Entitlements::new(m.grants.clone()) } else { Entitlements::default() };
+    let ents = if m.seat { Entitlements::new(m.grants_at(now).to_vec()) } else { Entitlements::default() };
     Ok(decide::can(&crate::grandfather::apply(catalog, &m.terms), &ents, feature, now)?.allowed)
 }
 

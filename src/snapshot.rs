@@ -143,6 +143,16 @@ impl Snapshot {
         entitlements_under(catalog, Some(&self.catalog_id), Some(self.expires_at), ents)
     }
 
+    /// Its membership of organization `org` (the first when `None`), ready for
+    /// [`crate::orgs::org_entitlements`] over `catalog` (see [`membership_under`]).
+    pub fn membership(&self, catalog: &Catalog, org: Option<&str>) -> Result<Option<OrgMembership>, WrongCatalog> {
+        let m = match org {
+            None => self.organizations.first(),
+            Some(id) => self.organizations.iter().find(|m| m.id == id),
+        };
+        m.cloned().map(|m| membership_under(catalog, Some(&self.catalog_id), Some(self.expires_at), m)).transpose()
+    }
+
     /// True from `expires_at` on.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at
@@ -180,22 +190,54 @@ impl std::error::Error for WrongCatalog {}
 /// part of it an app kept (its catalog id and its end, when it kept them). A snapshot of
 /// another catalog is refused: its products are not this catalog's. Its grants hold no
 /// longer than it does: from `expires_at` they give nothing, so no answer decided from it
-/// holds past its end.
+/// holds past its end (a past-due grant's grace included).
 pub fn entitlements_under(
     catalog: &Catalog,
     catalog_id: Option<&str>,
     expires_at: Option<Timestamp>,
     mut ents: Entitlements,
 ) -> Result<Entitlements, WrongCatalog> {
-    if let Some(id) = catalog_id.filter(|id| *id != catalog.meta().id) {
-        return Err(WrongCatalog { snapshot: id.to_string(), catalog: catalog.meta().id.clone() });
-    }
+    same_catalog(catalog, catalog_id)?;
     if let Some(end) = expires_at {
-        for g in &mut ents.grants {
-            g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
-        }
+        end_by(catalog, &mut ents.grants, end);
     }
     Ok(ents)
+}
+
+/// [`entitlements_under`] for an organization's entry of a member's snapshot: what the
+/// organization gives through it holds no longer than the snapshot either (the seat may
+/// have been taken since): the entry ends with it ([`OrgMembership::ends_at`]); its grants
+/// are left as they were, for what the entry shows (paid through, the grace's end).
+pub fn membership_under(
+    catalog: &Catalog,
+    catalog_id: Option<&str>,
+    expires_at: Option<Timestamp>,
+    mut m: OrgMembership,
+) -> Result<OrgMembership, WrongCatalog> {
+    same_catalog(catalog, catalog_id)?;
+    if let Some(end) = expires_at {
+        m.ends_at = Some(m.ends_at.map_or(end, |e| e.min(end)));
+    }
+    Ok(m)
+}
+
+fn same_catalog(catalog: &Catalog, catalog_id: Option<&str>) -> Result<(), WrongCatalog> {
+    match catalog_id.filter(|id| *id != catalog.meta().id) {
+        Some(id) => Err(WrongCatalog { snapshot: id.to_string(), catalog: catalog.meta().id.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// Grants that give nothing from `end` on: each ends by then, and a past-due one's grace
+/// (which counts past its `valid_to`) ends by then too.
+fn end_by(catalog: &Catalog, grants: &mut [Grant], end: Timestamp) {
+    let grace = catalog.meta().grace_period_days;
+    for g in grants {
+        g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
+        if g.status == crate::model::Status::PastDue && crate::decide::grace_end(g, grace) > end {
+            g.past_due_since = Some(end.plus_seconds(-i64::from(grace) * crate::time::DAY));
+        }
+    }
 }
 
 /// Why a token was refused.

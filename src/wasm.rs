@@ -1120,18 +1120,48 @@ pub fn quote(catalog: &CatalogHandle, model: &str, quality: &str, seconds: f64) 
 /// snapshot's `organizations`), decided by the core at `now` (`orgs::org_entitlements`):
 /// JSON in the Org Seats app's shape (`tier`, `status`, `seatCount`, `seatsUsed`,
 /// `seatsAvailable`, `hasSeat`, `inGracePeriod`, `gracePeriodEndsAt`, `features`, ...).
+/// `catalog_id` and `expires_at` are the snapshot's: the entry's grants give nothing from
+/// its end on, and an entry of another catalog's snapshot is refused (`wrong_catalog`;
+/// `snapshot::membership_under`).
 #[wasm_bindgen(js_name = orgEntitlements)]
-pub fn org_entitlements(catalog: &CatalogHandle, membership: &str, now_ms: f64) -> Result<String, JsValue> {
-    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
+pub fn org_entitlements(
+    catalog: &CatalogHandle,
+    membership: &str,
+    catalog_id: Option<String>,
+    expires_at: Option<String>,
+    now_ms: f64,
+) -> Result<String, JsValue> {
+    let m = membership_of(catalog, membership, catalog_id, expires_at)?;
     to_json(&crate::orgs::org_entitlements(&catalog.inner, &m, now_of(now_ms)?))
 }
 
 /// May the member use `feature` (a capability) through that organization now
-/// (`orgs::has_feature_access`: only with a seat, only what its tier gives)?
+/// (`orgs::has_feature_access`: only with a seat, only what its tier gives)? The entry as
+/// for [`org_entitlements`].
 #[wasm_bindgen(js_name = orgFeatureAccess)]
-pub fn org_feature_access(catalog: &CatalogHandle, membership: &str, feature: &str, now_ms: f64) -> Result<bool, JsValue> {
-    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
+pub fn org_feature_access(
+    catalog: &CatalogHandle,
+    membership: &str,
+    catalog_id: Option<String>,
+    expires_at: Option<String>,
+    feature: &str,
+    now_ms: f64,
+) -> Result<bool, JsValue> {
+    let m = membership_of(catalog, membership, catalog_id, expires_at)?;
     crate::orgs::has_feature_access(&catalog.inner, &m, feature, now_of(now_ms)?).map_err(fail)
+}
+
+fn membership_of(
+    catalog: &CatalogHandle,
+    membership: &str,
+    catalog_id: Option<String>,
+    expires_at: Option<String>,
+) -> Result<crate::orgs::OrgMembership, JsValue> {
+    let m: crate::orgs::OrgMembership = from_json("organization membership", membership)?;
+    let end = expires_at
+        .map(|t| Timestamp::parse(&t).map_err(|e| js_error(&format!("invalid snapshot expires_at: {e}"))))
+        .transpose()?;
+    snapshot::membership_under(&catalog.inner, catalog_id.as_deref(), end, m).map_err(|w| coded_error(&w, w.code()))
 }
 
 // ---------------------------------------------------------------- signed snapshots

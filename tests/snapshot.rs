@@ -529,3 +529,90 @@ fn committed_snapshot_vector_is_current_and_verifies() {
     // And today's code still produces exactly these bytes.
     assert_eq!(committed, built, "regenerate with TOLLGATE_WRITE_VECTORS=1 cargo test --test snapshot");
 }
+
+// ------------------------------------------------------------------ no grant outlives its snapshot
+
+fn org_seats() -> tollgate::catalog::Catalog {
+    tollgate::catalog::Catalog::from_toml(include_str!("../catalogs/org-seats.toml")).unwrap()
+}
+
+fn business(id: &str, status: Status, past_due_since: Option<Timestamp>) -> Grant {
+    Grant {
+        id: id.into(),
+        product: "org".into(),
+        tier: "BUSINESS".into(),
+        source: Source::Stripe,
+        status,
+        valid_from: ts(NOW - 10 * 86_400),
+        valid_to: Some(ts(NOW + 20 * 86_400)),
+        past_due_since,
+        offer: Some("ORG_BUSINESS_MONTHLY".into()),
+        source_ref: None,
+        catalog_version: None,
+        renewal_version: None,
+        period_start: None,
+    }
+}
+
+/// A subject past due (its card failed an hour ago; the catalog's grace is 7 days) keeps
+/// a one-hour snapshot. Read two days later, its grant gave the plan still (`grace_period`:
+/// a past-due grant counts past its `valid_to`, until its grace ends); it gives nothing
+/// from the snapshot's end, and inside the snapshot it is the grace it was.
+#[test]
+fn a_past_due_grant_gives_nothing_after_its_snapshot() {
+    let c = org_seats();
+    let mut ents = Entitlements::new(vec![business("sub_1:org", Status::PastDue, Some(ts(NOW - 3_600)))]);
+    ents.subject = "user:u1".into();
+    let signed = signer().issue(&ents, c.meta(), ts(NOW), 3_600).unwrap();
+    let kept = signed.snapshot.entitlements(&c).unwrap();
+    let inside = tollgate::decide::has_access(&c, &kept, "org", "BUSINESS", ts(NOW + 60)).unwrap();
+    assert!(inside.allowed, "{inside:?}");
+    assert_eq!(inside.holds_until, Some(signed.snapshot.expires_at), "the answer holds to the snapshot's end");
+    let later = tollgate::decide::has_access(&c, &kept, "org", "BUSINESS", ts(NOW + 2 * 86_400)).unwrap();
+    assert!(!later.allowed, "two days after its snapshot: {later:?}");
+    // A grace that ends before the snapshot does is left as it was.
+    let mut ents = Entitlements::new(vec![business("sub_1:org", Status::PastDue, Some(ts(NOW - 7 * 86_400 + 60)))]);
+    ents.subject = "user:u1".into();
+    let signed = signer().issue(&ents, c.meta(), ts(NOW), 3_600).unwrap();
+    assert_eq!(signed.snapshot.entitlements(&c).unwrap().grants[0].past_due_since, Some(ts(NOW - 7 * 86_400 + 60)));
+}
+
+/// A seated member's snapshot carries its organization as an `organizations` entry. Read
+/// past the snapshot's end (the seat may have been taken since), the entry gave the seat's
+/// plan and every feature for as long as the organization's subscription ran: through the
+/// snapshot (`Snapshot::membership`) it gives nothing from the end on, and an entry of a
+/// snapshot of another catalog is refused.
+#[test]
+fn an_organizations_entry_gives_nothing_after_its_snapshot() {
+    use tollgate::orgs::{OrgMembership, Seats};
+    let c = org_seats();
+    let org_grant = business("sub_org:org", Status::Active, None);
+    let mut ents = Entitlements::new(vec![Grant { id: "org:o1:sub_org:org".into(), ..org_grant.clone() }]);
+    ents.subject = "user:u1".into();
+    let m = OrgMembership {
+        id: "o1".into(),
+        name: "Acme".into(),
+        role: None,
+        seat: true,
+        seats: Seats::new(2, 1, 0),
+        grants: vec![org_grant],
+        terms: Vec::new(),
+        ends_at: None,
+    };
+    let signed = signer().issue_with_account(&ents, vec![m], Default::default(), c.meta(), ts(NOW), 3_600).unwrap();
+    let snap = signed.snapshot;
+    let entry = snap.membership(&c, None).unwrap().expect("a member");
+    assert_eq!(snap.membership(&c, Some("o2")).unwrap(), None);
+    let inside = ts(NOW + 60);
+    assert!(tollgate::orgs::has_feature_access(&c, &entry, "advanced_analytics", inside).unwrap());
+    assert_eq!(tollgate::orgs::org_entitlements(&c, &entry, inside).tier.as_deref(), Some("BUSINESS"));
+    assert_eq!(entry.grants, snap.organizations[0].grants, "what the entry shows is what was signed");
+    let later = ts(NOW + 2 * 86_400);
+    assert!(!tollgate::orgs::has_feature_access(&c, &entry, "advanced_analytics", later).unwrap());
+    let shown = tollgate::orgs::org_entitlements(&c, &entry, later);
+    assert_eq!((shown.features["advanced_analytics"], shown.tier.as_deref()), (false, Some("FREE")), "{shown:?}");
+    let kept = snap.entitlements(&c).unwrap();
+    assert!(!tollgate::decide::can(&c, &kept, "advanced_analytics", later).unwrap().allowed);
+    let vcm = tollgate::catalog::Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).unwrap();
+    assert_eq!(snap.membership(&vcm, None).unwrap_err().code(), "wrong_catalog");
+}

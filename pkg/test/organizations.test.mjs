@@ -48,3 +48,18 @@ test('past due: in grace for the catalog\'s 7 days from the failure, then unpaid
   assert.deepEqual([after.status, after.inGracePeriod, after.tier], ['unpaid', false, 'FREE']);
   assert.equal(after.hasFeatureAccess('custom_branding'), false);
 });
+
+test('an organization gives nothing from its snapshot\'s end on, and another catalog\'s snapshot is refused', () => {
+  const s = { ...snapshot(true), catalog_id: 'org-seats', expires_at: '2027-01-10T01:00:00Z' };
+  const inside = getOrganizationEntitlements(s, 'o1', { catalog, now: NOW });
+  assert.deepEqual([inside.tier, inside.status, inside.hasFeatureAccess('custom_branding')], ['BUSINESS', 'active', true]);
+  const after = getOrganizationEntitlements(s, 'o1', { catalog, now: '2027-01-10T01:00:00Z' });
+  assert.equal(after.hasSeat, true);
+  assert.equal(after.tier, 'FREE');
+  assert.ok(Object.values(after.features).every((held) => held === false), JSON.stringify(after.features));
+  assert.equal(hasFeatureAccess(s, 'custom_branding', 'o1', { catalog, now: '2027-01-12T00:00:00Z' }), false);
+  assert.equal(hasFeatureAccess(s, 'custom_branding', 'o1', { catalog, now: NOW }), true);
+  const other = { ...s, catalog_id: 'vcm-suite' };
+  assert.throws(() => hasFeatureAccess(other, 'custom_branding', 'o1', { catalog, now: NOW }), (e) => e.code === 'wrong_catalog');
+  assert.throws(() => getOrganizationEntitlements(other, 'o1', { catalog, now: NOW }), (e) => e.code === 'wrong_catalog');
+});

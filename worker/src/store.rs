@@ -250,6 +250,7 @@ pub fn memberships_from_json(v: &Value) -> Result<Vec<OrgMembership>, StoreError
             seats: Seats::new(n(&m["seat_count"]), n(&m["used"]), n(&m["reserved"])),
             grants: grants.into_iter().map(crate::state::GrantRow::into_grant).collect(),
             terms: Vec::new(),
+            ends_at: None,
         });
     }
     Ok(out)
