@@ -306,3 +306,29 @@ fn an_organizations_grandfathered_grant_gives_its_members_the_old_terms_in_the_b
     assert_eq!(orgs::org_entitlements(&two, &m, t(now)).features.get("hd_export"), Some(&true));
     assert_eq!(orgs::org_entitlements(&two, &m, t(now)).limits.get("projects"), Some(&LimitValue::Limited(10)));
 }
+
+/// The checkout, the first invoice and the activation of a subscription were read under
+/// version 1; Stripe's `customer.subscription.created`, created a second before them but
+/// retried, was read after version 2 was pushed (which moves HD export to Pro and cuts
+/// Basic to 5 projects, keeping its buyers' terms). The sale was made under version 1: the
+/// buyer keeps its terms, however late the earlier event arrived.
+#[test]
+fn a_late_reading_of_an_earlier_event_does_not_move_the_sale_to_a_newer_version() {
+    let (one, two) = (v1(), v2(None));
+    let mut fs = facts(&two, &["stripe/customer.subscription.created.basil.json"]);
+    fs.extend(facts(
+        &one,
+        &[
+            "stripe/invoice.paid.basil.json",
+            "stripe/customer.subscription.updated.active.basil.json",
+            "stripe/checkout.session.completed.subscription.json",
+        ],
+    ));
+    let older = versions(&[&one]);
+    for order in [fs.clone(), fs.iter().rev().cloned().collect()] {
+        let st = tollgate::billing::reduce_sold(&two, &older, &order, &Default::default(), t(BEFORE_RENEWAL));
+        let g = st.entitlements_for(USER).grants.into_iter().find(|g| g.product == "studio").expect("a Studio grant");
+        assert_eq!(g.catalog_version, Some(1), "checkout and first payment were read under version 1");
+        assert_eq!(held(&two, &older, &order, BEFORE_RENEWAL), (true, LimitValue::Limited(10)));
+    }
+}

@@ -691,11 +691,15 @@ pub(crate) fn paid_items(s: &SubscriptionState) -> &[Item] {
     }
 }
 
-/// A subscription was sold under the catalog version of its first fact read under one
-/// (facts fold in time order).
+/// A subscription was sold under the earliest catalog version any of its facts was read
+/// under. Versions are numbered as they are pushed, so the smallest is the version of its
+/// first reading, whatever order the provider created or delivered its events in: an event
+/// created a second before the checkout but retried after a new version was pushed does not
+/// move the sale to the new version. (After a rollback a later reading can carry a smaller
+/// number; the smaller terms are then the older ones, which the buyer may keep anyway.)
 fn sold_under(s: &mut SubscriptionState, f: &Fact) {
-    if s.catalog_version.is_none() {
-        s.catalog_version = f.catalog_version;
+    if let Some(v) = f.catalog_version {
+        s.catalog_version = Some(s.catalog_version.map_or(v, |c| c.min(v)));
     }
 }
 
