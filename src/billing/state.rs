@@ -141,7 +141,7 @@ pub struct SubscriptionState {
     /// Time of the newest snapshot applied (older snapshots are ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Timestamp>,
-    /// The store's catalog version it was sold under: that of its first fact read under one.
+    /// The store's catalog version it was sold under: the earliest any of its facts was read under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_version: Option<u32>,
     /// The catalog version of the fact that last moved its paid period forward (its latest
