@@ -194,12 +194,18 @@ fn round_trip_returns_the_same_snapshot() {
     assert_eq!((snapshot.issued_at, snapshot.expires_at), (ts(NOW), ts(NOW + i64::from(TTL))));
     let verified = verify(&token, &keys(), ts(NOW + 60)).unwrap();
     assert_eq!(verified, snapshot);
-    // Decided over its catalog, its grants end no later than it does; over another, refused.
+    // Decided over its catalog, its grants end no later than it does (a past-due one's grace
+    // too); over another, refused.
     let vcm = tollgate::Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).unwrap();
+    let grace = i64::from(vcm.meta().grace_period_days) * 86_400;
     let mut held = entitlements();
     for g in &mut held.grants {
         g.valid_to = Some(g.valid_to.map_or(snapshot.expires_at, |t| t.min(snapshot.expires_at)));
+        if g.status == Status::PastDue {
+            g.past_due_since = g.past_due_since.map(|p| p.min(snapshot.expires_at.plus_seconds(-grace)));
+        }
     }
+    assert!(held.grants.iter().any(|g| g.status == Status::PastDue && g.past_due_since == Some(snapshot.expires_at.plus_seconds(-grace))));
     assert_eq!(verified.entitlements(&vcm).unwrap(), held);
     let other = tollgate::Catalog::from_toml(include_str!("../catalogs/org-seats.toml")).unwrap();
     assert_eq!(verified.entitlements(&other).unwrap_err().code(), "wrong_catalog");
