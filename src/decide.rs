@@ -594,13 +594,16 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is
-/// above `current` (the tier held now): an upgrade never suggests the same or a
-/// lower tier, which matters for inverse flags such as "watermark exports" that
-/// only a lower tier has. A scan of every offer: `can` and `check_limit` use
-/// the catalog's precomputed answers to the same question instead
+/// above `current` (the tier held now), and that the subject does not hold already
+/// (as [`unlocking`] leaves out: checkout would refuse it): an upgrade never suggests
+/// the same or a lower tier, which matters for inverse flags such as "watermark
+/// exports" that only a lower tier has. A scan of every offer: `can` and
+/// `check_limit` use the catalog's precomputed answers to the same question instead
 /// ([`Catalog::capability_upgrade`], [`Catalog::limit_upgrade`]).
 fn cheapest_where(
     catalog: &Catalog,
+    ents: &Entitlements,
+    now: Timestamp,
     product: &str,
     current: Option<usize>,
     pred: impl Fn(usize) -> bool,
@@ -609,7 +612,7 @@ fn cheapest_where(
         .offers()
         .iter()
         .enumerate()
-        .filter(|(_, o)| !o.hidden)
+        .filter(|&(o, offer)| !offer.hidden && !held(catalog, ents, now, o))
         .filter(|(_, o)| catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t)))
         .min_by(|(_, a), (_, b)| catalog.cheaper(a, b))
         .map(|(o, _)| upgrade(catalog, o))
@@ -738,7 +741,7 @@ pub fn export_policy(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> 
         let cap = catalog.capability(CAP_WATERMARK_EXPORTS).expect("checked above");
         let full_cap = catalog.capability(CAP_EXPORT_FULL_RES).expect("checked above");
         let current = effective(catalog, ents, &full_cap.product, now)?.tier;
-        let upgrade = cheapest_where(catalog, &full_cap.product, current, |t| {
+        let upgrade = cheapest_where(catalog, ents, now, &full_cap.product, current, |t| {
             catalog.capability_holds(full_cap, Some(t)) || catalog.capability_holds(cap, Some(t))
         });
         ExportPolicy::Refused { message: REFUSED_EXPORT_MESSAGE.into(), upgrade }

@@ -290,3 +290,59 @@ fn the_offers_listed_leave_out_what_is_held() {
         Err(decide::DecideError::UnknownProduct(_))
     ));
 }
+
+const PICK_ONE_EXPORTS: &str = r#"
+[catalog]
+id = "exports"
+name = "Exports"
+version = "1"
+currency = "usd"
+grace_period_days = 0
+
+[[products]]
+id = "suite"
+tiers = ["free", "starter", "basic", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "extra"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[offers]]
+key = "PICK_ONE"
+label = "Pick one"
+price = { amount = 500, currency = "usd", interval = "month" }
+grants = [{ choose = 1, from = ["suite", "extra"], tier = "pro" }]
+
+[[offers]]
+key = "SUITE_BASIC"
+label = "Basic"
+price = { amount = 2900, currency = "usd", interval = "month" }
+grants = [{ product = "suite", tier = "basic" }]
+
+[[capabilities]]
+id = "export_full_res"
+product = "suite"
+min_tier = "basic"
+
+[[capabilities]]
+id = "watermark_exports"
+product = "suite"
+tiers = ["starter"]
+"#;
+
+/// A subscriber of the "Pick one" bundle who picked `extra` tries to export: the refusal
+/// names Basic, as `can(export_full_res)` does, never "Pick one", the bundle it holds
+/// (checkout would refuse it: already subscribed).
+#[test]
+fn a_refused_export_does_not_name_an_offer_the_subject_holds() {
+    let c = Catalog::from_toml(PICK_ONE_EXPORTS).unwrap();
+    let ents = Entitlements::new(vec![grant("stripe:sub_1:extra", "extra", "pro", "PICK_ONE")]);
+    let can = decide::can(&c, &ents, "export_full_res", NOW).unwrap();
+    assert_eq!(can.upgrade.as_ref().map(|u| u.offer.as_str()), Some("SUITE_BASIC"));
+    match decide::export_policy(&c, &ents, NOW).unwrap() {
+        decide::ExportPolicy::Refused { upgrade, .. } => assert_eq!(upgrade.map(|u| u.offer).as_deref(), Some("SUITE_BASIC")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
