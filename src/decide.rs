@@ -481,7 +481,8 @@ pub struct Unlock {
     pub eligible: Vec<String>,
     /// A running subscription of the subject whose every grant this offer (with `clouds`)
     /// gives at that tier or above: bought beside it, both would be billed, so it is a change
-    /// of that subscription (`POST /v1/subscriptions/change`), not a purchase.
+    /// of that subscription (`POST /v1/subscriptions/change`), not a purchase. Never one
+    /// that ends at its period's end (bought beside it, nothing is billed twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub replaces: Option<Replaced>,
@@ -502,7 +503,10 @@ pub struct Replaced {
 }
 
 /// The running subscription the offer (with `clouds`) would bill twice: every grant of it
-/// that counts now is given by the offer at its tier or above.
+/// that counts now is given by the offer at its tier or above. A subscription that ends
+/// at its period's end (its grants `canceled`: canceled at the period end, paused or
+/// ended) bills nothing more: the offer is bought beside it, as checkout sells it, and
+/// replaces nothing.
 fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String]) -> Option<Replaced> {
     if offer.price.interval == crate::catalog::Interval::OneTime {
         return None;
@@ -519,7 +523,8 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
         let holds: Option<Vec<(String, usize)>> = ents
             .grants
             .iter()
-            .filter(|g| g.source_ref.as_deref() == Some(r) && counts(g, catalog.meta().grace_period_days, now))
+            .filter(|g| g.source_ref.as_deref() == Some(r) && g.status != Status::Canceled)
+            .filter(|g| counts(g, catalog.meta().grace_period_days, now))
             .map(|g| Some((g.product.clone(), catalog.tier_index(&g.product, &g.tier)?)))
             .collect();
         if !crate::catalog::covers(&gives, &holds?) {

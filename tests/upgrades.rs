@@ -346,3 +346,23 @@ fn a_refused_export_does_not_name_an_offer_the_subject_holds() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// A Starter subscriber who canceled at the period's end is denied AI tools: Pro is listed
+/// as a purchase, which checkout sells beside the ending subscription, not as replacing it
+/// (a change, "both would be billed"): Starter bills nothing more.
+#[test]
+fn a_subscription_ending_at_its_period_end_is_not_replaced() {
+    let c = vcm();
+    let ents = Entitlements::new(vec![Grant { status: Status::Canceled, ..grant("stripe:sub_1:suite", "suite", "starter", "SUITE_STARTER_MONTHLY") }]);
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Capability("use_ai"), NOW).unwrap();
+    let first = list.first().expect("an offer unlocks AI tools");
+    assert_eq!(first.upgrade.offer, "SUITE_PRO_MONTHLY");
+    assert_eq!(first.replaces, None);
+    let mut a = user();
+    a.subscriptions.push(Held { cancel_at_period_end: true, ..live("SUITE_STARTER_MONTHLY") });
+    assert!(checkout::checkout(&c, &buy(&first.upgrade.offer), &a, NOW).is_ok(), "checkout sells it beside");
+    // Renewing, the same subscription is replaced: Pro is a change of it.
+    let renewing = Entitlements::new(vec![grant("stripe:sub_1:suite", "suite", "starter", "SUITE_STARTER_MONTHLY")]);
+    let list = decide::offers_unlocking(&c, &renewing, decide::Ask::Capability("use_ai"), NOW).unwrap();
+    assert_eq!(list[0].replaces.as_ref().map(|r| r.offer.as_str()), Some("SUITE_STARTER_MONTHLY"));
+}
