@@ -506,36 +506,45 @@ pub struct Replaced {
 /// that counts now is given by the offer at its tier or above. A subscription that ends
 /// at its period's end (its grants `canceled`: canceled at the period end, paused or
 /// ended) bills nothing more: the offer is bought beside it, as checkout sells it, and
-/// replaces nothing.
+/// replaces nothing. When the offer would bill several twice, the one named does not
+/// depend on the order of the grants: one in the offer's currency first (a change keeps
+/// a subscription's currency), then the highest monthly price (the change adds least),
+/// then the smallest subscription reference. A subscription's offer is that of its
+/// grant with the smallest id (its current plan: a past-due subscription's grants of
+/// the plan its period's first payment paid for end in `:paid`).
 fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String]) -> Option<Replaced> {
     if offer.price.interval == crate::catalog::Interval::OneTime {
         return None;
     }
     let gives = catalog.offer_gives(offer, clouds);
-    let mut subs: Vec<(&str, &crate::catalog::Offer)> = Vec::new();
+    let mut subs: std::collections::BTreeMap<&str, (&str, &crate::catalog::Offer)> = std::collections::BTreeMap::new();
     for g in &ents.grants {
         let (Some(r), Some(o)) = (g.source_ref.as_deref(), g.offer.as_deref().and_then(|k| catalog.offer(k))) else { continue };
-        if o.price.interval != crate::catalog::Interval::OneTime && !subs.iter().any(|(x, _)| *x == r) {
-            subs.push((r, o));
+        if o.price.interval != crate::catalog::Interval::OneTime && subs.get(r).is_none_or(|(id, _)| g.id.as_str() < *id) {
+            subs.insert(r, (g.id.as_str(), o));
         }
     }
-    subs.into_iter().find_map(|(r, held)| {
-        let holds: Option<Vec<(String, usize)>> = ents
-            .grants
-            .iter()
-            .filter(|g| g.source_ref.as_deref() == Some(r) && g.status != Status::Canceled)
-            .filter(|g| counts(g, catalog.meta().grace_period_days, now))
-            .map(|g| Some((g.product.clone(), catalog.tier_index(&g.product, &g.tier)?)))
-            .collect();
-        if !crate::catalog::covers(&gives, &holds?) {
-            return None;
-        }
-        let difference = (held.price.currency == offer.price.currency).then(|| crate::money::Money {
-            amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
-            currency: offer.price.currency.clone(),
-        });
-        Some(Replaced { subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(), offer: held.key.clone(), difference })
-    })
+    let (r, held) = subs
+        .into_iter()
+        .filter(|(r, _)| {
+            let holds: Option<Vec<(String, usize)>> = ents
+                .grants
+                .iter()
+                .filter(|g| g.source_ref.as_deref() == Some(*r) && g.status != Status::Canceled)
+                .filter(|g| counts(g, catalog.meta().grace_period_days, now))
+                .map(|g| Some((g.product.clone(), catalog.tier_index(&g.product, &g.tier)?)))
+                .collect();
+            holds.is_some_and(|h| crate::catalog::covers(&gives, &h))
+        })
+        .map(|(r, (_, held))| (r, held))
+        .min_by_key(|(r, held)| {
+            (held.price.currency != offer.price.currency, std::cmp::Reverse(held.price.monthly_equivalent()), *r)
+        })?;
+    let difference = (held.price.currency == offer.price.currency).then(|| crate::money::Money {
+        amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
+        currency: offer.price.currency.clone(),
+    });
+    Some(Replaced { subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(), offer: held.key.clone(), difference })
 }
 
 /// Every visible offer that would allow `ask` for this subject, cheapest first (monthly

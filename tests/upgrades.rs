@@ -366,3 +366,24 @@ fn a_subscription_ending_at_its_period_end_is_not_replaced() {
     let list = decide::offers_unlocking(&c, &renewing, decide::Ask::Capability("use_ai"), NOW).unwrap();
     assert_eq!(list[0].replaces.as_ref().map(|r| r.offer.as_str()), Some("SUITE_STARTER_MONTHLY"));
 }
+
+/// A holder of two single-cloud subscriptions (Video Cloud Pro and Writing Cloud Pro, the
+/// same price) denied File Cloud Pro sees "Pro – All Clouds" as replacing one of them:
+/// the same one whatever order the store lists the grants in (at one price, the smaller
+/// subscription id).
+#[test]
+fn the_subscription_an_offer_replaces_does_not_depend_on_grant_order() {
+    let c = vcm();
+    let v = Grant { source_ref: Some("stripe:sub_v".into()), ..grant("stripe:sub_v:video", "video", "pro", "CLOUD_VIDEO_PRO_MONTHLY") };
+    let w = Grant { source_ref: Some("stripe:sub_w".into()), ..grant("stripe:sub_w:writing", "writing", "pro", "CLOUD_WRITING_PRO_MONTHLY") };
+    let replaced_by_all = |grants: Vec<Grant>| {
+        decide::offers_unlocking(&c, &Entitlements::new(grants), decide::Ask::Access { product: "file", tier: "pro" }, NOW)
+            .unwrap()
+            .into_iter()
+            .find(|u| u.upgrade.offer == "CLOUD_ALL_PRO_MONTHLY")
+            .and_then(|u| u.replaces)
+            .map(|r| r.subscription)
+    };
+    assert_eq!(replaced_by_all(vec![v.clone(), w.clone()]).as_deref(), Some("sub_v"));
+    assert_eq!(replaced_by_all(vec![w, v]).as_deref(), Some("sub_v"));
+}
