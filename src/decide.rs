@@ -396,7 +396,7 @@ impl Need {
 
 /// The offer a denial shows: the cheapest visible offer that meets every one of
 /// `needs` (each with the tier its product has now) for a subject that does not
-/// already hold it through a grant that counts now; a bundle's choice covers at most
+/// already hold it ([`held`]); a bundle's choice covers at most
 /// as many products as it lets the buyer choose. `first`, the catalog's precomputed
 /// cheapest offer for the first unmet need alone, is tried first: when it does, no
 /// other offer is looked at (any offer meeting every need meets that one, and none
@@ -422,12 +422,24 @@ fn unlocking(
         .find(|&o| Some(o) != first && !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some())
 }
 
-/// Does the subject hold offer `o` through a grant that counts now?
+/// Does the subject hold offer `o` through a grant that counts now, or through a
+/// subscription still running past its grace ([`running`])? Checkout sells neither again.
 fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
     let key = catalog.offer_at(o).key.as_str();
     ents.grants.iter().any(|g| {
-        g.offer.as_deref() == Some(key) && counts(g, catalog.meta().grace_period_days, now)
+        g.offer.as_deref() == Some(key) && running(g, catalog.meta().grace_period_days, now)
     })
+}
+
+/// Is grant `g` one of a subscription (or purchase) the subject still holds at `now`, as
+/// its provider and checkout see it ([`crate::billing::facts::SubStatus::is_running`])?
+/// Yes while it counts, and while it is past due with its grace over: the grant gives
+/// nothing then, but the provider still retries the payment and the subscription renews
+/// once its open invoice is paid (the snapshot's payments due, the billing portal), so
+/// its holder is never sold its plan again (checkout: already subscribed), and an offer
+/// that gives more is a change of it.
+fn running(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
+    matches!(standing(g, grace_days, now), GrantStanding::Counts(_) | GrantStanding::GraceOver)
 }
 
 /// A question's needs: at most three (a tool's tier, capability and limit).
@@ -503,7 +515,8 @@ pub struct Replaced {
 }
 
 /// The running subscription the offer (with `clouds`) would bill twice: every grant of it
-/// that counts now is given by the offer at its tier or above. A subscription that ends
+/// that counts now, or is past due past its grace ([`running`]: checkout sells nothing
+/// beside it either), is given by the offer at its tier or above. A subscription that ends
 /// at its period's end (its grants `canceled`: canceled at the period end, paused or
 /// ended) bills nothing more: the offer is bought beside it, as checkout sells it, and
 /// replaces nothing. When the offer would bill several twice, the one named does not
@@ -531,7 +544,7 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
                 .grants
                 .iter()
                 .filter(|g| g.source_ref.as_deref() == Some(*r) && g.status != Status::Canceled)
-                .filter(|g| counts(g, catalog.meta().grace_period_days, now))
+                .filter(|g| running(g, catalog.meta().grace_period_days, now))
                 .map(|g| Some((g.product.clone(), catalog.tier_index(&g.product, &g.tier)?)))
                 .collect();
             holds.is_some_and(|h| crate::catalog::covers(&gives, &h))
@@ -549,7 +562,9 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
 
 /// Every visible offer that would allow `ask` for this subject, cheapest first (monthly
 /// equivalent, then offer key): each meets every requirement of the question with what
-/// the subject holds, and none is an offer it holds already (checkout would refuse it).
+/// the subject holds, and none is an offer it holds already (checkout would refuse it),
+/// a past-due subscription's past its grace included ([`running`]: paying its open
+/// invoice restores that plan; an offer that gives more is a change of it, `replaces`).
 /// The first is the offer the denial names. Empty when the question is allowed.
 pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, now: Timestamp) -> Result<Vec<Unlock>, DecideError> {
     let mut needs: Vec<Need> = Vec::new();

@@ -387,3 +387,35 @@ fn the_subscription_an_offer_replaces_does_not_depend_on_grant_order() {
     assert_eq!(replaced_by_all(vec![v.clone(), w.clone()]).as_deref(), Some("sub_v"));
     assert_eq!(replaced_by_all(vec![w, v]).as_deref(), Some("sub_v"));
 }
+
+/// A Pro subscriber whose payment failed and whose grace is over is denied AI tools
+/// (`grace_ended`). Pro, the plan it still subscribes to, is never named (checkout refuses
+/// it: already subscribed; paying the open invoice restores it): the denial names the
+/// cheapest other offer that unlocks them, the two-cloud bundle, as a change of the
+/// running subscription, which the plan change accepts.
+#[test]
+fn a_past_due_subscriber_is_not_sold_the_plan_they_still_subscribe_to() {
+    let c = vcm();
+    let g = Grant {
+        status: Status::PastDue,
+        past_due_since: Some(Timestamp(NOW.0 - 10 * 86_400)),
+        source_ref: Some("stripe:sub_1".into()),
+        ..grant("stripe:sub_1:suite", "suite", "pro", "SUITE_PRO_MONTHLY")
+    };
+    let ents = Entitlements::new(vec![g]);
+    let d = decide::can(&c, &ents, "use_ai", NOW).unwrap();
+    assert_eq!((d.allowed, d.reason), (false, decide::Reason::GraceEnded));
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Capability("use_ai"), NOW).unwrap();
+    let keys: Vec<&str> = list.iter().map(|u| u.upgrade.offer.as_str()).collect();
+    assert!(!keys.contains(&"SUITE_PRO_MONTHLY"), "{keys:?}");
+    let first = list.first().expect("an offer is listed");
+    assert_eq!(first.upgrade.offer, "SUITE_PRO_TWO_CLOUDS_MONTHLY");
+    assert_eq!(d.upgrade.as_ref().map(|u| &u.offer), Some(&first.upgrade.offer));
+    let r = first.replaces.as_ref().expect("a change of the past-due subscription");
+    assert_eq!((r.subscription.as_str(), r.offer.as_str()), ("sub_1", "SUITE_PRO_MONTHLY"));
+    let mut a = user();
+    a.subscriptions.push(Held { status: SubStatus::PastDue, products: vec![("suite".into(), "pro".into())], ..live("SUITE_PRO_MONTHLY") });
+    assert_eq!(checkout::checkout(&c, &buy("SUITE_PRO_MONTHLY"), &a, NOW).unwrap_err().code, checkout::RefusalCode::AlreadySubscribed);
+    let ch = checkout::change(&c, &a, None, &first.upgrade.offer, &first.clouds);
+    assert!(ch.is_ok(), "`{}` is named as a change and the change is refused: {:?}", first.upgrade.offer, ch.err());
+}
