@@ -91,11 +91,16 @@ pub struct Charge {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "refusal", rename_all = "snake_case")]
 pub enum Refusal {
-    /// The subject holds neither a plan nor credits in the pool; `upgrade` is the
-    /// cheapest visible offer that puts credits into it.
+    /// The subject holds neither a plan nor credits in the pool; `upgrade` is the offer
+    /// a refusal on the pool names ([`crate::usage::credit_offer`]).
     NotEntitled { pool: String, upgrade: Option<String> },
-    /// The balance (and the overage the subject allows) does not cover it.
-    Short(ChargeDenial),
+    /// The balance (and the overage the subject allows) does not cover it; `upgrade` as
+    /// for [`Refusal::NotEntitled`].
+    Short {
+        #[serde(flatten)]
+        denial: ChargeDenial,
+        upgrade: Option<String>,
+    },
 }
 
 /// What [`charge`] decided.
@@ -128,7 +133,7 @@ pub fn charge(
 ) -> Result<ChargeDecision, UsageError> {
     let q = quote(catalog, req.model, req.quality, req.seconds)?;
     if !may_draw(catalog, input.entitlements, input.wallet, &q.pool, now) {
-        return Ok(not_entitled(catalog, &q.pool));
+        return Ok(not_entitled(catalog, input.entitlements, &q.pool, now));
     }
     let request_id = request_id(req.subject, req.idempotency_key);
     let usage_req = UsageRequest {
@@ -139,7 +144,7 @@ pub fn charge(
     };
     let plan = match plan_usage(catalog, input.wallet, &usage_req, input.overage, now)? {
         ChargeOutcome::Charge(p) => p,
-        ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
+        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, d, now)),
     };
     let meta = Meta {
         subject: req.subject,
@@ -154,12 +159,19 @@ pub fn charge(
 }
 
 /// The refusal of a subject that holds neither a plan nor credits in `pool`, with the
-/// cheapest offer that puts credits into it.
-fn not_entitled(catalog: &Catalog, pool: &str) -> ChargeDecision {
+/// offer a refusal on the pool names.
+fn not_entitled(catalog: &Catalog, ents: &Entitlements, pool: &str, now: Timestamp) -> ChargeDecision {
     ChargeDecision::Refuse(Refusal::NotEntitled {
         pool: pool.to_string(),
-        upgrade: crate::usage::cheapest_credit_offer(catalog, pool).map(|o| o.key.clone()),
+        upgrade: crate::usage::credit_offer(catalog, ents, pool, now).map(|o| o.key.clone()),
     })
+}
+
+/// The refusal of a charge the balance does not cover, with the offer a refusal on the
+/// pool names.
+fn short(catalog: &Catalog, ents: &Entitlements, denial: ChargeDenial, now: Timestamp) -> ChargeDecision {
+    let upgrade = crate::usage::credit_offer(catalog, ents, &denial.pool, now).map(|o| o.key.clone());
+    ChargeDecision::Refuse(Refusal::Short { denial, upgrade })
 }
 
 /// A charge of `units` credits of `pool`, under the caller's key: prepaid credits (the
@@ -187,8 +199,8 @@ pub fn hold_until(catalog: &Catalog, now: Timestamp) -> Timestamp {
 pub const MAX_UNITS: u64 = 1_000_000_000;
 
 /// Decides one charge of credits: the pool's lots in spending order, or a refusal (no plan
-/// nor credits in the pool: the cheapest offer that puts credits into it; short: what is
-/// available and required). An unknown pool or a quantity out of range is an error.
+/// nor credits in the pool, or short: what is available and required; either with the
+/// offer a refusal on the pool names). An unknown pool or a quantity out of range is an error.
 pub fn charge_units(
     catalog: &Catalog,
     input: ChargeInput<'_>,
@@ -200,14 +212,14 @@ pub fn charge_units(
         return Err(UsageError::BadUnits { units: req.units, max: MAX_UNITS });
     }
     if !may_draw(catalog, input.entitlements, input.wallet, &pool.id, now) {
-        return Ok(not_entitled(catalog, &pool.id));
+        return Ok(not_entitled(catalog, input.entitlements, &pool.id, now));
     }
     let units = i64::try_from(req.units).map_err(|_| UsageError::Overflow)?;
     let prepaid = Prepaid { currency: catalog.doc.catalog.currency.clone() };
     let never = OveragePolicy { allowed: false, limit: Some(0), spent: 0 };
     let plan = match plan_charge(input.wallet, &pool.id, units, now, &prepaid, &never) {
         ChargeOutcome::Charge(p) => p,
-        ChargeOutcome::Deny(d) => return Ok(ChargeDecision::Refuse(Refusal::Short(d))),
+        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, d, now)),
     };
     let meta = Meta {
         subject: req.subject,

@@ -425,10 +425,13 @@ fn unlocking(
 /// Does the subject hold offer `o` through a grant that counts now, or through a
 /// subscription still running past its grace ([`running`])? Checkout sells neither again.
 fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
-    let key = catalog.offer_at(o).key.as_str();
-    ents.grants.iter().any(|g| {
-        g.offer.as_deref() == Some(key) && running(g, catalog.meta().grace_period_days, now)
-    })
+    holds_offer(catalog, ents, &catalog.offer_at(o).key, now)
+}
+
+/// [`held`] by offer key: the one rule of "an offer the subject holds already", which no
+/// upgrade names (a credit pool's offer too, [`crate::usage::credit_offer`]).
+pub fn holds_offer(catalog: &Catalog, ents: &Entitlements, key: &str, now: Timestamp) -> bool {
+    ents.grants.iter().any(|g| g.offer.as_deref() == Some(key) && running(g, catalog.meta().grace_period_days, now))
 }
 
 /// Is grant `g` one of a subscription (or purchase) the subject still holds at `now`, as

@@ -443,7 +443,7 @@ pub fn check_pool(
     let (a, b) = wallet.available(id, now);
     let available = u64::try_from(a + b).unwrap_or(0);
     let may_draw = crate::usage::may_draw(catalog, ents, wallet, id, now);
-    check_pool_holding(catalog, id, quantity, available, may_draw, pool_refill(catalog, ents, id, now))
+    check_pool_holding(catalog, ents, id, quantity, available, may_draw, now)
 }
 
 /// When credits next flow into `pool` by themselves: the end of the current paid period
@@ -489,17 +489,20 @@ pub fn pool_refills(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> s
 /// (through [`check_feature`]): allowed while `available` covers `quantity`
 /// (`remaining`: what is left after; `limit`: what is there now); refused when the
 /// subject may not draw on the pool (`no_entitlement`) or when it holds less
-/// (`limit_reached`), with the cheapest offer that puts credits into the pool.
-/// `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
+/// (`limit_reached`), with the offer a refusal on the pool names
+/// ([`crate::usage::credit_offer`]: one that puts credits into it and that the subject
+/// can buy). `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
 pub fn check_pool_holding(
     catalog: &Catalog,
+    ents: &Entitlements,
     pool: &str,
     quantity: u64,
     available: u64,
     may_draw: bool,
-    resets_at: Option<Timestamp>,
+    now: Timestamp,
 ) -> Result<Check, MeterError> {
     let id = pool_of(catalog, pool, quantity)?;
+    let resets_at = pool_refill(catalog, ents, id, now);
     let allowed = may_draw && quantity <= available;
     Ok(Check {
         feature: id.to_string(),
@@ -516,7 +519,7 @@ pub fn check_pool_holding(
         limit: Remaining::Count(available),
         resets_at,
         tier: None,
-        upgrade: if allowed { None } else { credit_offer(catalog, id) },
+        upgrade: if allowed { None } else { crate::usage::credit_offer(catalog, ents, id, now).map(Upgrade::from_offer) },
     })
 }
 
@@ -554,15 +557,10 @@ pub fn check_feature(
             let held = ents.balances.get(pool);
             let available = held.map_or(0, |&n| u64::try_from(n).unwrap_or(0));
             let may_draw = crate::usage::may_draw_holding(catalog, ents, held.is_some(), now);
-            check_pool_holding(catalog, pool, quantity, available, may_draw, pool_refill(catalog, ents, pool, now))
+            check_pool_holding(catalog, ents, pool, quantity, available, may_draw, now)
         }
         Feature::Capability(_) | Feature::Limit(_) => check(catalog, ents, feature_id, quantity, used, now),
     }
-}
-
-/// The cheapest visible offer that puts credits into `pool`, as an upgrade.
-pub fn credit_offer(catalog: &Catalog, pool: &str) -> Option<Upgrade> {
-    crate::usage::cheapest_credit_offer(catalog, pool).map(Upgrade::from_offer)
 }
 
 /// What [`track`] decided.
@@ -854,7 +852,7 @@ mod tests {
         let unknown = check_feature(&c, &ents, "teleport", 1, 0, now).unwrap_err();
         assert_eq!(unknown, MeterError::UnknownFeature("teleport".into()));
         assert_eq!(unknown.to_string(), "`teleport` is not a capability, a limit or a credit pool of the catalog");
-        assert_eq!(check_pool_holding(&c, "ai_generation", 1, 10, true, None), Err(MeterError::UnknownFeature("ai_generation".into())));
+        assert_eq!(check_pool_holding(&c, &ents, "ai_generation", 1, 10, true, now), Err(MeterError::UnknownFeature("ai_generation".into())));
     }
 
     /// A grant of the Razorpay AI app's `offer` (`PREMIUM_MONTHLY` grants 2000 AI credits

@@ -297,13 +297,22 @@ fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp
     })
 }
 
-/// The cheapest visible offer that puts credits into `pool` (the upgrade to
-/// show with a "not entitled" answer).
-pub fn cheapest_credit_offer<'c>(catalog: &'c Catalog, pool: &str) -> Option<&'c crate::catalog::Offer> {
+/// The offer a refusal to draw on `pool` names (a charge's refusal, a pool check's
+/// `upgrade`): the cheapest visible offer that puts credits into the pool and that the
+/// subject can buy. A subscription it holds already ([`crate::decide::holds_offer`]: a
+/// plan whose allowance it used up) is not one: checkout refuses it (already
+/// subscribed). A one-time offer is, held or not: each purchase puts its credits in again.
+pub fn credit_offer<'c>(
+    catalog: &'c Catalog,
+    ents: &crate::model::Entitlements,
+    pool: &str,
+    now: Timestamp,
+) -> Option<&'c crate::catalog::Offer> {
     catalog
         .offers()
         .iter()
         .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
+        .filter(|o| o.price.interval == crate::catalog::Interval::OneTime || !crate::decide::holds_offer(catalog, ents, &o.key, now))
         .min_by(|a, b| catalog.cheaper(a, b))
 }
 
@@ -321,6 +330,6 @@ mod entitlement_tests {
         let ents = crate::model::Entitlements::default();
         assert!(!may_draw(&c, &ents, &Wallet::default(), "video_seconds", Timestamp(0)));
         // The cheapest offer that puts seconds into the pool: the 30-minute bundle at $19.
-        assert_eq!(cheapest_credit_offer(&c, "video_seconds").map(|o| o.price.amount), Some(1900));
+        assert_eq!(credit_offer(&c, &ents, "video_seconds", Timestamp(0)).map(|o| o.price.amount), Some(1900));
     }
 }

@@ -262,13 +262,83 @@ fn a_charge_of_credits_takes_its_units_and_nothing_else() {
     // Even with overages allowed, credits are never lent: a third is short.
     let req = UnitsRequest { units: 3, ..req };
     match charge_units(&cat, input, &req, now).unwrap() {
-        ChargeDecision::Refuse(Refusal::Short(d)) => assert_eq!((d.available, d.required), (2, 3)),
+        ChargeDecision::Refuse(Refusal::Short { denial: d, .. }) => assert_eq!((d.available, d.required), (2, 3)),
         other => panic!("short: {other:?}"),
     }
     let bad = UnitsRequest { units: 0, ..req };
     assert_eq!(charge_units(&cat, input, &bad, now).unwrap_err().code(), "invalid_quantity");
     let unknown = UnitsRequest { pool: "gold", ..req };
     assert_eq!(charge_units(&cat, input, &unknown, now).unwrap_err().code(), "unknown_pool");
+}
+
+const PLUS_AND_TOKENS: &str = r#"
+[catalog]
+id = "credits"
+name = "Credits"
+version = "1"
+currency = "usd"
+grace_period_days = 0
+
+[[products]]
+id = "app"
+tiers = ["plus"]
+
+[[credit_pools]]
+id = "tokens"
+label = "Tokens"
+unit = "token"
+
+[[offers]]
+key = "PLUS_MONTHLY"
+label = "Plus"
+price = { amount = 500, currency = "usd", interval = "month" }
+grants = [{ product = "app", tier = "plus" }]
+credits = [{ pool = "tokens", amount = 100, per = "period" }]
+
+[[offers]]
+key = "TOKENS_500"
+label = "500 tokens"
+price = { amount = 1000, currency = "usd", interval = "one_time" }
+credits = [{ pool = "tokens", amount = 500, per = "once" }]
+"#;
+
+/// A Plus subscriber ($5/month, 100 tokens a period) who used up this period's tokens asks
+/// for one more: the refusal names the 500-token top-up, the cheapest offer it can buy
+/// that puts tokens in the pool, never Plus, the plan it already pays for (checkout
+/// refuses it: already subscribed). The same from the snapshot, the lots and a charge.
+/// Without the plan, Plus is the cheapest and is named.
+#[test]
+fn an_exhausted_pool_does_not_name_the_subscription_the_subject_already_holds() {
+    use tollgate::charge::{charge_units, ChargeDecision, ChargeInput, Refusal, UnitsRequest};
+    let cat = Catalog::from_toml(PLUS_AND_TOKENS).unwrap();
+    let now = ts("2026-03-05T15:00:00Z");
+    let plus = Grant {
+        id: "stripe:sub_1:app".into(),
+        product: "app".into(),
+        tier: "plus".into(),
+        offer: Some("PLUS_MONTHLY".into()),
+        source_ref: Some("stripe:sub_1".into()),
+        valid_to: Some(ts("2026-03-20T00:00:00Z")),
+        ..holding(Some("plus")).grants.remove(0)
+    };
+    let mut ents = Entitlements::new(vec![plus]);
+    ents.balances.insert("tokens".into(), 0);
+    let offer = |c: &tollgate::meter::Check| c.upgrade.as_ref().map(|u| u.offer.clone());
+    let snapshot = meter::check_feature(&cat, &ents, "tokens", 1, 0, now).unwrap();
+    assert_eq!((snapshot.allowed, offer(&snapshot).as_deref()), (false, Some("TOKENS_500")));
+    let wallet = tollgate::credits::Wallet::default();
+    let lots = meter::check_pool(&cat, &ents, &wallet, "tokens", 1, now).unwrap();
+    assert_eq!(offer(&lots), offer(&snapshot));
+    let policy = tollgate::credits::OveragePolicy { allowed: false, limit: Some(0), spent: 0 };
+    let input = ChargeInput { entitlements: &ents, wallet: &wallet, overage: &policy };
+    let s = Subject::user("u1");
+    let req = UnitsRequest { subject: &s, idempotency_key: "k", pool: "tokens", units: 1, hold: false };
+    match charge_units(&cat, input, &req, now).unwrap() {
+        ChargeDecision::Refuse(Refusal::Short { upgrade, .. }) => assert_eq!(upgrade.as_deref(), Some("TOKENS_500")),
+        other => panic!("short: {other:?}"),
+    }
+    let none = meter::check_feature(&cat, &Entitlements::default(), "tokens", 1, 0, now).unwrap();
+    assert_eq!(offer(&none).as_deref(), Some("PLUS_MONTHLY"));
 }
 
 #[test]

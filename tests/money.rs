@@ -139,7 +139,7 @@ impl Store {
         let req = ChargeRequest { subject: &subject, idempotency_key: key, model: "standard", quality: "standard", seconds };
         match charge(cat, input, &req, t(now)).map_err(|e| e.to_string())? {
             ChargeDecision::Refuse(Refusal::NotEntitled { .. }) => Err("not entitled".into()),
-            ChargeDecision::Refuse(Refusal::Short(d)) => Err(d.to_string()),
+            ChargeDecision::Refuse(Refusal::Short { denial: d, .. }) => Err(d.to_string()),
             ChargeDecision::Charge(c) => {
                 let FactBody::Usage(u) = &c.fact.body else { panic!("a usage fact") };
                 assert_eq!(u.accounted(), Some(seconds), "takes plus overage are the units");

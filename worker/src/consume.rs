@@ -242,8 +242,8 @@ fn charged_answer(status: &str, v: &Charged, charge: Option<&Charge>) -> AppResp
     )
 }
 
-/// 403 not entitled (with the cheapest offer that puts credits into the pool), or 402
-/// short (with what is available and required).
+/// 403 not entitled, or 402 short (with what is available and required), each with the
+/// offer the core names for the refusal (`upgrade`, an offer key).
 fn refusal_answer(r: &Refusal) -> AppResponse {
     match r {
         Refusal::NotEntitled { pool, upgrade } => error_json(
@@ -252,13 +252,13 @@ fn refusal_answer(r: &Refusal) -> AppResponse {
             "no plan or credits for usage: buy a plan or a token bundle",
             json!({"pool": pool, "upgrade": upgrade}),
         ),
-        Refusal::Short(d) => error_json(
+        Refusal::Short { denial: d, upgrade } => error_json(
             402,
             d.reason.as_str(),
             d.to_string(),
             json!({"available": d.available, "required": d.required, "pool": d.pool,
                    "cost": d.cost, "overage_units": d.overage_units, "overage_cost": d.overage_cost,
-                   "overage_limit": d.overage_limit, "currency": d.currency}),
+                   "overage_limit": d.overage_limit, "currency": d.currency, "upgrade": upgrade}),
         ),
     }
 }

@@ -302,8 +302,9 @@ async fn spend<T: Transport, S: Store>(
             v["hold_until"] = until;
         }
     } else if r.status == 402 || r.status == 403 {
-        // The cheapest offer that puts credits into the pool, as every refusal names it.
-        v["error"]["upgrade"] = serde_json::to_value(meter::credit_offer(&ctx.catalog(), pool)).unwrap_or(Value::Null);
+        // The offer the core named for the refusal, as a track's refusal shows an upgrade.
+        let offer = v["error"]["upgrade"].as_str().and_then(|k| ctx.catalog().offer(k).map(tollgate::catalog::Upgrade::from_offer));
+        v["error"]["upgrade"] = serde_json::to_value(offer).unwrap_or(Value::Null);
     }
     r.body = serde_json::to_vec(&v).unwrap_or_default();
     r
