@@ -133,7 +133,7 @@ pub fn charge(
 ) -> Result<ChargeDecision, UsageError> {
     let q = quote(catalog, req.model, req.quality, req.seconds)?;
     if !may_draw(catalog, input.entitlements, input.wallet, &q.pool, now) {
-        return Ok(not_entitled(catalog, input.entitlements, &q.pool, now));
+        return Ok(not_entitled(catalog, input.entitlements, &q.pool, req.seconds, now));
     }
     let request_id = request_id(req.subject, req.idempotency_key);
     let usage_req = UsageRequest {
@@ -158,19 +158,20 @@ pub fn charge(
     Ok(ChargeDecision::Charge(Box::new(settle(meta, Some(q), plan, now)?)))
 }
 
-/// The refusal of a subject that holds neither a plan nor credits in `pool`, with the
-/// offer a refusal on the pool names.
-fn not_entitled(catalog: &Catalog, ents: &Entitlements, pool: &str, now: Timestamp) -> ChargeDecision {
+/// The refusal of a subject that holds neither a plan nor credits in `pool` (so none
+/// available) to take `units`, with the offer a refusal on the pool names.
+fn not_entitled(catalog: &Catalog, ents: &Entitlements, pool: &str, units: u64, now: Timestamp) -> ChargeDecision {
     ChargeDecision::Refuse(Refusal::NotEntitled {
         pool: pool.to_string(),
-        upgrade: crate::usage::credit_offer(catalog, ents, pool, now).map(|o| o.key.clone()),
+        upgrade: crate::usage::credit_offer(catalog, ents, pool, units, now).map(|o| o.key.clone()),
     })
 }
 
 /// The refusal of a charge the balance does not cover, with the offer a refusal on the
-/// pool names.
+/// pool names (for what the balance lacks).
 fn short(catalog: &Catalog, ents: &Entitlements, denial: ChargeDenial, now: Timestamp) -> ChargeDecision {
-    let upgrade = crate::usage::credit_offer(catalog, ents, &denial.pool, now).map(|o| o.key.clone());
+    let lacks = u64::try_from(denial.required.saturating_sub(denial.available)).unwrap_or(0);
+    let upgrade = crate::usage::credit_offer(catalog, ents, &denial.pool, lacks, now).map(|o| o.key.clone());
     ChargeDecision::Refuse(Refusal::Short { denial, upgrade })
 }
 
@@ -212,7 +213,7 @@ pub fn charge_units(
         return Err(UsageError::BadUnits { units: req.units, max: MAX_UNITS });
     }
     if !may_draw(catalog, input.entitlements, input.wallet, &pool.id, now) {
-        return Ok(not_entitled(catalog, input.entitlements, &pool.id, now));
+        return Ok(not_entitled(catalog, input.entitlements, &pool.id, req.units, now));
     }
     let units = i64::try_from(req.units).map_err(|_| UsageError::Overflow)?;
     let prepaid = Prepaid { currency: catalog.doc.catalog.currency.clone() };

@@ -490,8 +490,8 @@ pub fn pool_refills(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> s
 /// (`remaining`: what is left after; `limit`: what is there now); refused when the
 /// subject may not draw on the pool (`no_entitlement`) or when it holds less
 /// (`limit_reached`), with the offer a refusal on the pool names
-/// ([`crate::usage::credit_offer`]: one that puts credits into it and that the subject
-/// can buy). `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
+/// ([`crate::usage::credit_offer`]: one the subject can buy that puts in what `available`
+/// lacks of `quantity`). `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
 pub fn check_pool_holding(
     catalog: &Catalog,
     ents: &Entitlements,
@@ -519,7 +519,11 @@ pub fn check_pool_holding(
         limit: Remaining::Count(available),
         resets_at,
         tier: None,
-        upgrade: if allowed { None } else { crate::usage::credit_offer(catalog, ents, id, now).map(Upgrade::from_offer) },
+        upgrade: if allowed {
+            None
+        } else {
+            crate::usage::credit_offer(catalog, ents, id, quantity.saturating_sub(available), now).map(Upgrade::from_offer)
+        },
     })
 }
 

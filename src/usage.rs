@@ -298,22 +298,34 @@ fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp
 }
 
 /// The offer a refusal to draw on `pool` names (a charge's refusal, a pool check's
-/// `upgrade`): the cheapest visible offer that puts credits into the pool and that the
-/// subject can buy. A subscription it holds already ([`crate::decide::holds_offer`]: a
-/// plan whose allowance it used up) is not one: checkout refuses it (already
-/// subscribed). A one-time offer is, held or not: each purchase puts its credits in again.
+/// `upgrade`): the cheapest visible offer that puts at least `short` credits into the pool
+/// (the units asked for beyond what is available: bought, the same request is allowed)
+/// and that the subject can buy. When no single offer puts that many in, the one that puts
+/// the most (the cheapest of those): it leaves the least to find. A subscription the
+/// subject holds already ([`crate::decide::holds_offer`]: a plan whose allowance it used
+/// up) is not one: checkout refuses it (already subscribed). A one-time offer is, held or
+/// not: each purchase puts its credits in again. A subscription counts with the credits
+/// of one period, what its first payment puts in.
 pub fn credit_offer<'c>(
     catalog: &'c Catalog,
     ents: &crate::model::Entitlements,
     pool: &str,
+    short: u64,
     now: Timestamp,
 ) -> Option<&'c crate::catalog::Offer> {
-    catalog
+    let gives = |o: &crate::catalog::Offer| -> u64 {
+        o.credits.iter().filter(|c| c.pool == pool).map(|c| u64::try_from(c.amount).unwrap_or(0)).fold(0, u64::saturating_add)
+    };
+    let buyable = catalog
         .offers()
         .iter()
         .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
-        .filter(|o| o.price.interval == crate::catalog::Interval::OneTime || !crate::decide::holds_offer(catalog, ents, &o.key, now))
+        .filter(|o| o.price.interval == crate::catalog::Interval::OneTime || !crate::decide::holds_offer(catalog, ents, &o.key, now));
+    buyable
+        .clone()
+        .filter(|o| gives(o) >= short)
         .min_by(|a, b| catalog.cheaper(a, b))
+        .or_else(|| buyable.max_by(|a, b| gives(a).cmp(&gives(b)).then_with(|| catalog.cheaper(b, a))))
 }
 
 #[cfg(test)]
@@ -330,6 +342,6 @@ mod entitlement_tests {
         let ents = crate::model::Entitlements::default();
         assert!(!may_draw(&c, &ents, &Wallet::default(), "video_seconds", Timestamp(0)));
         // The cheapest offer that puts seconds into the pool: the 30-minute bundle at $19.
-        assert_eq!(credit_offer(&c, &ents, "video_seconds", Timestamp(0)).map(|o| o.price.amount), Some(1900));
+        assert_eq!(credit_offer(&c, &ents, "video_seconds", 30, Timestamp(0)).map(|o| o.price.amount), Some(1900));
     }
 }

@@ -99,7 +99,7 @@ fn offers_unlocking_lists_the_rupee_plan_first() {
 #[test]
 fn the_cheapest_credit_offer_is_not_decided_by_comparing_cents_with_paise() {
     let c = rupee_app();
-    let o = tollgate::usage::credit_offer(&c, &nothing(), "ai_credits", NOW).map(|o| o.key.as_str());
+    let o = tollgate::usage::credit_offer(&c, &nothing(), "ai_credits", 1, NOW).map(|o| o.key.as_str());
     assert_eq!(o, Some("CREDITS_500"), "500 US cents ranked below 9900 paise");
 }
 

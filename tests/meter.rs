@@ -341,6 +341,54 @@ fn an_exhausted_pool_does_not_name_the_subscription_the_subject_already_holds() 
     assert_eq!(offer(&none).as_deref(), Some("PLUS_MONTHLY"));
 }
 
+fn studio() -> Catalog {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/video-studio.toml")).unwrap();
+    Catalog::from_toml(&src).unwrap()
+}
+
+/// Video Studio, a user with no plan and no seconds asks for 5,000 seconds: the refusal
+/// names the cheapest offer that puts 5,000 seconds in (the 2 Hour Bundle, 7,200 seconds,
+/// $59), not the 30 Min Bundle (1,800 seconds, $19), after which the same request is still
+/// refused. A user holding 4,000 seconds lacks 1,000: the 30 Min Bundle then. No offer
+/// puts 40,000 in: the one that puts the most (Studio, 36,000 a period) leaves the least
+/// to find.
+#[test]
+fn a_pool_refusal_names_an_offer_with_enough_credits_for_the_request() {
+    use tollgate::charge::{charge, ChargeDecision, ChargeInput, ChargeRequest, Refusal};
+    let cat = studio();
+    let now = ts("2026-03-05T15:00:00Z");
+    let named = |held: Option<i64>, quantity: u64| {
+        let ents = held.map_or_else(Entitlements::default, holding_seconds);
+        let c = meter::check_feature(&cat, &ents, "video_seconds", quantity, 0, now).unwrap();
+        assert!(!c.allowed);
+        c.upgrade.expect("an upgrade is named").offer
+    };
+    let offer = named(None, 5000);
+    assert_eq!(offer, "VIDEO_TOKENS_2_HOURS");
+    // Bought, its seconds land in the pool and the same request is allowed.
+    let gives: i64 = cat.offer(&offer).unwrap().credits.iter().filter(|g| g.pool == "video_seconds").map(|g| g.amount).sum();
+    assert!(meter::check_feature(&cat, &holding_seconds(gives), "video_seconds", 5000, 0, now).unwrap().allowed);
+    assert_eq!(named(Some(4000), 5000), "VIDEO_TOKENS_30_MIN");
+    assert_eq!(named(None, 40_000), "VIDEO_STUDIO_MONTHLY");
+    // A charge's refusal names the same.
+    let s = Subject::user("u1");
+    let policy = tollgate::credits::OveragePolicy { allowed: false, limit: Some(0), spent: 0 };
+    let (ents, wallet) = (Entitlements::default(), tollgate::credits::Wallet::default());
+    let input = ChargeInput { entitlements: &ents, wallet: &wallet, overage: &policy };
+    let req = ChargeRequest { subject: &s, idempotency_key: "k", model: "standard", quality: "standard", seconds: 5000 };
+    match charge(&cat, input, &req, now).unwrap() {
+        ChargeDecision::Refuse(Refusal::NotEntitled { upgrade, .. }) => assert_eq!(upgrade.as_deref(), Some("VIDEO_TOKENS_2_HOURS")),
+        other => panic!("not entitled: {other:?}"),
+    }
+}
+
+/// A snapshot's subject holding `n` video seconds (and no plan).
+fn holding_seconds(n: i64) -> Entitlements {
+    let mut ents = Entitlements::default();
+    ents.balances.insert("video_seconds".into(), n);
+    ents
+}
+
 #[test]
 fn a_scope_counts_a_limit_per_thing_and_is_refused_elsewhere() {
     let cat = vcm();
