@@ -999,6 +999,56 @@ impl Catalog {
         (fixed, chosen)
     }
 
+    /// A bundle's choice made whole: which of the offer's `choose` grants gives each of
+    /// `products` (product indices), each grant at most its `choose` of them, each from its
+    /// `from` (without one: any product with its tier), at a tier `fits` accepts
+    /// (`fits(i, t)`: the `i`-th of `products` at tier index `t`). The grant indices (into
+    /// `offer.grants`), in the order of `products`; None when no choice of the offer gives
+    /// them all (one grant cannot give two products, nor a grant a product outside its
+    /// `from`). The one rule of what a bundle's buyer may choose together.
+    pub fn bundle_choice(&self, offer: &Offer, products: &[usize], fits: impl Fn(usize, usize) -> bool) -> Option<Vec<usize>> {
+        // One slot per product a grant gives; products are matched to slots, moving a
+        // product already placed to another slot when that frees one (augmenting paths).
+        let slots: Vec<usize> = offer
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.product.is_none() && !g.all_products)
+            .flat_map(|(gi, g)| std::iter::repeat_n(gi, g.choose.unwrap_or(0) as usize))
+            .collect();
+        let tier = |i: usize, gi: usize| -> Option<usize> {
+            let (g, p) = (&offer.grants[gi], self.doc.products.get(products[i])?);
+            let t = p.tiers.iter().position(|t| *t == g.tier)?;
+            (g.from.is_empty() || g.from.contains(&p.id)).then_some(t).filter(|&t| fits(i, t))
+        };
+        fn place(i: usize, slots: &[usize], owner: &mut [Option<usize>], seen: &mut [bool], tier: &dyn Fn(usize, usize) -> Option<usize>) -> bool {
+            for s in 0..slots.len() {
+                if seen[s] || tier(i, slots[s]).is_none() {
+                    continue;
+                }
+                seen[s] = true;
+                if owner[s].is_none_or(|j| place(j, slots, owner, seen, tier)) {
+                    owner[s] = Some(i);
+                    return true;
+                }
+            }
+            false
+        }
+        let mut owner: Vec<Option<usize>> = vec![None; slots.len()];
+        for i in 0..products.len() {
+            if !place(i, &slots, &mut owner, &mut vec![false; slots.len()], &tier) {
+                return None;
+            }
+        }
+        let mut out = vec![0; products.len()];
+        for (s, o) in owner.iter().enumerate() {
+            if let Some(i) = o {
+                out[*i] = slots[s];
+            }
+        }
+        Some(out)
+    }
+
     /// How many products a bundle's buyer chooses (0: not a bundle).
     pub fn offer_choices(&self, offer: &Offer) -> u32 {
         offer.grants.iter().filter(|g| g.product.is_none() && !g.all_products).filter_map(|g| g.choose).sum()

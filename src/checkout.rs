@@ -144,7 +144,8 @@ pub struct Purchase {
 pub enum RefusalCode {
     UnknownOffer,
     HiddenOffer,
-    /// Wrong number of products for a bundle, a product chosen twice or not on offer.
+    /// Wrong number of products for a bundle, a product chosen twice or not on offer, or
+    /// products no one purchase of it gives together.
     InvalidClouds,
     InvalidQuantity,
     /// Fewer seats than the organization has given to members.
@@ -313,7 +314,8 @@ fn url_ok(name: &str, url: &str) -> Result<(), Refusal> {
 }
 
 /// Checks a bundle's chosen products against the offer: exactly as many as it sells,
-/// each once, each on offer.
+/// each once, each on offer, and all of them one choice of it ([`Catalog::bundle_choice`]:
+/// each of its grants gives its own products).
 fn check_clouds(catalog: &Catalog, offer: &Offer, clouds: &[String]) -> Result<(), Refusal> {
     crate::billing::parse::check_clouds(catalog, offer, clouds, "clouds")
         .map_err(|e| Refusal::new(RefusalCode::InvalidClouds, e.to_string()))?;
@@ -321,6 +323,18 @@ fn check_clouds(catalog: &Catalog, offer: &Offer, clouds: &[String]) -> Result<(
         return Err(Refusal::new(
             RefusalCode::InvalidClouds,
             format!("offer `{}` is not a bundle: it takes no `clouds`", offer.key),
+        ));
+    }
+    let products: Vec<usize> = clouds.iter().filter_map(|c| catalog.product_index(c)).collect();
+    if catalog.bundle_choice(offer, &products, |_, _| true).is_none() {
+        let grants: Vec<String> = offer
+            .grants
+            .iter()
+            .filter_map(|g| Some(format!("{} of {}", g.choose?, if g.from.is_empty() { format!("any with `{}`", g.tier) } else { g.from.join(", ") })))
+            .collect();
+        return Err(Refusal::new(
+            RefusalCode::InvalidClouds,
+            format!("no purchase of offer `{}` gives {} together: it gives {}", offer.key, clouds.join(", "), grants.join(", and ")),
         ));
     }
     Ok(())

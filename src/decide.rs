@@ -449,8 +449,9 @@ fn running(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
 const MAX_NEEDS: usize = 3;
 
 /// Would offer `o` meet every one of `needs` (each with the tier its product has now)?
-/// The products a bundle's buyer must choose for it (at most as many as it lets choose:
-/// the first `.1` of `.0`), or None.
+/// The products a bundle's buyer must choose for it (the first `.1` of `.0`: one choice
+/// of the bundle gives them all, each at a tier that meets its needs, [`chosen_meets`]),
+/// or None.
 fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option<([usize; MAX_NEEDS], usize)> {
     let mut chosen = [0; MAX_NEEDS];
     let mut n = 0;
@@ -469,7 +470,18 @@ fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option
             n += 1;
         }
     }
-    (n as u32 <= catalog.offer_choices_at(o)).then_some((chosen, n))
+    if n == 0 {
+        return Some((chosen, 0));
+    }
+    let offer = catalog.offer_at(o);
+    catalog.bundle_choice(offer, &chosen[..n], |i, t| chosen_meets(catalog, o, needs, chosen[i], t)).map(|_| (chosen, n))
+}
+
+/// Does tier `t` of product `pi`, chosen in bundle `o`, leave every one of `needs` on that
+/// product met (with the offer's fixed grants and the tier held now)?
+fn chosen_meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)], pi: usize, t: usize) -> bool {
+    let fixed = catalog.offer_tiers_at(o, pi).0;
+    needs.iter().filter(|(need, _)| need.product(catalog) == pi).all(|&(need, current)| need.met(catalog, current.max(fixed).max(Some(t))))
 }
 
 /// A question a denial answers with offers: access to a product's tier, a capability,
@@ -606,19 +618,26 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
             } else {
                 products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
             };
-            let mut clouds: Vec<String> = chosen[..n].iter().map(|&pi| products[pi].id.clone()).collect();
+            let mut picked: Vec<usize> = chosen[..n].to_vec();
             // Then the ones the subject holds now (a bigger bundle keeps what the smaller
-            // one gave), then the others.
+            // one gave), then the others: each while one choice of the bundle still gives
+            // them all, the needed ones at tiers that meet the question.
             let holds = |p: &String| ents.grants.iter().any(|g| g.product == *p && counts(g, catalog.meta().grace_period_days, now));
             let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
-            for p in mine.into_iter().chain(others) {
-                if clouds.len() as u32 >= choose {
+            for pi in mine.into_iter().chain(others).filter_map(|p| catalog.product_index(p)) {
+                if picked.len() as u32 >= choose {
                     break;
                 }
-                if !clouds.contains(p) {
-                    clouds.push(p.clone());
+                if picked.contains(&pi) {
+                    continue;
+                }
+                picked.push(pi);
+                let fits = |i: usize, t: usize| i >= n || chosen_meets(catalog, o, &needs, picked[i], t);
+                if catalog.bundle_choice(offer, &picked, fits).is_none() {
+                    picked.pop();
                 }
             }
+            let clouds: Vec<String> = picked.iter().map(|&pi| products[pi].id.clone()).collect();
             let replaces = replaced(catalog, ents, now, offer, &clouds);
             Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
         })

@@ -419,3 +419,92 @@ fn a_past_due_subscriber_is_not_sold_the_plan_they_still_subscribe_to() {
     let ch = checkout::change(&c, &a, None, &first.upgrade.offer, &first.clouds);
     assert!(ch.is_ok(), "`{}` is named as a change and the change is refused: {:?}", first.upgrade.offer, ch.err());
 }
+
+const TWO_CHOICES: &str = r#"
+[catalog]
+id = "two-choices"
+name = "Two choices"
+version = "1"
+currency = "usd"
+grace_period_days = 0
+
+[[products]]
+id = "a"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "b"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "c"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "d"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+# One product from a or b, and one from c or d.
+[[offers]]
+key = "MIX"
+label = "Mix"
+price = { amount = 1000, currency = "usd", interval = "month" }
+grants = [
+  { choose = 1, from = ["a", "b"], tier = "pro" },
+  { choose = 1, from = ["c", "d"], tier = "pro" },
+]
+
+[[offers]]
+key = "A_AND_B"
+label = "A and B"
+price = { amount = 5000, currency = "usd", interval = "month" }
+grants = [{ product = "a", tier = "pro" }, { product = "b", tier = "pro" }]
+
+[[capabilities]]
+id = "b_feature"
+product = "b"
+min_tier = "pro"
+
+[[tools]]
+id = "ab-tool"
+label = "AB tool"
+page = "p"
+requires = { product = "a", tier = "pro", capability = "b_feature" }
+
+[[tools]]
+id = "b-tool"
+label = "B tool"
+page = "p"
+requires = { capability = "b_feature" }
+"#;
+
+/// A bundle of two grants, "one of a or b" and "one of c or d", is not shown on a tool that
+/// needs both a and b: no purchase of it gives both (its first grant gives one of them, its
+/// second only c or d), and checkout refuses that choice. The lock names "A and B", the
+/// only offer that unlocks it. On a tool that needs b alone the bundle is listed with b
+/// and one of c or d, a choice checkout accepts.
+#[test]
+fn a_bundle_is_not_offered_for_two_products_only_one_of_its_choices_covers() {
+    let c = Catalog::from_toml(TWO_CHOICES).unwrap();
+    let usage = BTreeMap::new();
+    let ents = Entitlements::default();
+    let t = decide::tool_state(&c, &ents, "ab-tool", &usage, NOW).unwrap();
+    assert!(t.locked);
+    assert_eq!(t.decision.upgrade.map(|u| u.offer).as_deref(), Some("A_AND_B"));
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Tool { tool: "ab-tool", usage: &usage }, NOW).unwrap();
+    let keys: Vec<&str> = list.iter().map(|u| u.upgrade.offer.as_str()).collect();
+    assert_eq!(keys, ["A_AND_B"]);
+    let mix = |clouds: &[&str]| Purchase { clouds: clouds.iter().map(|s| s.to_string()).collect(), ..buy("MIX") };
+    let r = checkout::checkout(&c, &mix(&["a", "b"]), &user(), NOW).expect_err("no purchase of MIX gives a and b");
+    assert_eq!(r.code, checkout::RefusalCode::InvalidClouds);
+    assert!(r.message.contains("it gives 1 of a, b, and 1 of c, d"), "{}", r.message);
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Tool { tool: "b-tool", usage: &usage }, NOW).unwrap();
+    let first = list.first().expect("an offer unlocks the B tool");
+    assert_eq!((first.upgrade.offer.as_str(), first.clouds.as_slice()), ("MIX", ["b".to_string(), "c".to_string()].as_slice()));
+    let p = Purchase { clouds: first.clouds.clone(), ..buy("MIX") };
+    assert!(checkout::checkout(&c, &p, &user(), NOW).is_ok());
+}
