@@ -636,7 +636,8 @@ eligible: Array<string>,
 /**
  * A running subscription of the subject whose every grant this offer (with `clouds`)
  * gives at that tier or above: bought beside it, both would be billed, so it is a change
- * of that subscription (`POST /v1/subscriptions/change`), not a purchase.
+ * of that subscription (`POST /v1/subscriptions/change`), not a purchase. Never one
+ * that ends at its period's end (bought beside it, nothing is billed twice).
  */
 replaces?: Replaced, };
 
