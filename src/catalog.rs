@@ -221,12 +221,13 @@ fn is_zero(v: &u32) -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Migration {
-    /// The terms it was sold under, until the grant ends (renewals included). The default:
-    /// a new version never takes from an existing subscriber what they paid for.
+    /// The terms it is on (those it was sold under, or those a renewal under an earlier
+    /// version that migrates moved it to), until the grant ends (renewals included). The
+    /// default: a new version never takes from an existing subscriber what they paid for.
     #[default]
     Keep,
-    /// The terms it was sold under until the grant's next renewal under a newer version,
-    /// that version's terms from then on.
+    /// The terms it is on until the grant's next renewal under this version, this
+    /// version's terms from then on.
     AtRenewal,
     /// The active version's terms at once.
     Now,

@@ -2,13 +2,20 @@
 //!
 //! Every grant records the store's catalog version it was sold under
 //! ([`Grant::catalog_version`], from the purchase fact's [`crate::billing::Fact::catalog_version`])
-//! and the version active at its latest renewal ([`Grant::renewal_version`]). While a newer
-//! version is active, the grant's offer in that version says what happens to it
-//! ([`Migration`]):
+//! and the version its renewals moved it to ([`Grant::renewal_version`]): the fold moves a
+//! grant onto the terms of the version a renewal was read under when that version's offer
+//! migrates its subscribers (`at_renewal` or `now`, [`renewal_moves`]), and a renewal under
+//! a version that keeps them leaves it where it was. The terms a grant is on are those of
+//! that version, else of the one it was sold under. While a newer version is active, the
+//! grant's offer in that version says what happens to it ([`Migration`]):
 //!
-//! - `keep` (the default): the terms it was sold under, until the grant ends;
-//! - `at_renewal`: those terms until its first renewal under a newer version, then that one's;
+//! - `keep` (the default): the terms it is on, until the grant ends: a version that keeps
+//!   never undoes what an earlier version's `at_renewal` or `now` did at a renewal;
+//! - `at_renewal`: those terms until its first renewal under it, then its own;
 //! - `now`: the active version's terms at once.
+//!
+//! A `now` version moves a grant for good only if the grant renewed while it was active: the
+//! core knows which versions were active only through the facts read under them.
 //!
 //! An offer the active version no longer has keeps its subscribers' terms. A grant without a
 //! version (sold under a file or embedded catalog, or before versions existed) and every
@@ -46,23 +53,64 @@ use crate::time::Timestamp;
 /// version pushed since sells. The store's versions start at 1.
 pub const UNVERSIONED: u32 = 0;
 
-/// The older version whose terms `g` is held under while `active` is the active catalog;
-/// `None`: the active version's own terms.
-pub fn terms_version(active: &Catalog, g: &Grant) -> Option<u32> {
-    let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return None };
-    let policy = g.offer.as_deref().and_then(|k| active.offer(k)).map(|o| o.migration).unwrap_or_default();
-    let v = match policy {
-        Migration::Now => return None,
-        Migration::Keep => sold,
-        Migration::AtRenewal => g.renewal_version.unwrap_or(sold),
-    };
-    (v != active_version).then_some(v)
+/// Whether a renewal read under `at` (a catalog version) moves a grant of offer `offer`
+/// onto that version's terms: its offer there migrates its subscribers (`at_renewal` or
+/// `now`). An offer the version does not have keeps them.
+pub fn renewal_moves(at: &Catalog, offer: &str) -> bool {
+    at.offer(offer).is_some_and(|o| o.migration != Migration::Keep)
 }
 
-/// The older versions `grants` are held under (sorted, without repeats): what a host loads
-/// before deciding for a subject.
+/// The versions whose terms `g` may be on, older than the active one: the one it was sold
+/// under, and the one its renewals moved it to when that is neither (whether they did
+/// depends on that version's offer, [`terms_version`]). Empty when the active version's
+/// offer moves it `now`, or its renewal under the active version moved it there.
+fn candidates(active: &Catalog, g: &Grant) -> Vec<u32> {
+    let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return Vec::new() };
+    let offer = g.offer.as_deref().unwrap_or_default();
+    if active.offer(offer).is_some_and(|o| o.migration == Migration::Now) {
+        return Vec::new();
+    }
+    match g.renewal_version {
+        Some(r) if r == active_version && renewal_moves(active, offer) => Vec::new(),
+        Some(r) if r != sold && r != active_version => [sold, r].into_iter().filter(|v| *v != active_version).collect(),
+        _ => [sold].into_iter().filter(|v| *v != active_version).collect(),
+    }
+}
+
+/// The older version whose terms `g` is held under while `active` is the active catalog
+/// (`versions`: the older versions at hand); `None`: the active version's own terms.
+///
+/// `now` in the active version's offer: the active terms. Otherwise (`keep`, `at_renewal`)
+/// the terms it is on: those of the version its renewals moved it to
+/// ([`Grant::renewal_version`], when that version's offer migrates it, [`renewal_moves`];
+/// a renewal under the active version whose offer says `at_renewal` moves it onto the
+/// active terms), else those it was sold under. A renewal version that `versions` does not
+/// have is taken as not having moved it. (A grant folded before renewals recorded only the
+/// moves, whose renewal version is that of a renewal under a version that kept it, is
+/// read right too: that version's offer says `keep`.)
+pub fn terms_version(active: &Catalog, versions: &BTreeMap<u32, Catalog>, g: &Grant) -> Option<u32> {
+    let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return None };
+    let offer = g.offer.as_deref().unwrap_or_default();
+    if active.offer(offer).is_some_and(|o| o.migration == Migration::Now) {
+        return None;
+    }
+    let on = match g.renewal_version {
+        Some(r) if r == active_version => {
+            if renewal_moves(active, offer) {
+                return None;
+            }
+            sold
+        }
+        Some(r) if versions.get(&r).is_some_and(|c| renewal_moves(c, offer)) => r,
+        _ => sold,
+    };
+    (on != active_version).then_some(on)
+}
+
+/// The older versions `grants` may be held under (sorted, without repeats): what a host
+/// loads before deciding for a subject ([`terms`] then reads which of them hold).
 pub fn versions_needed(active: &Catalog, grants: &[Grant]) -> Vec<u32> {
-    let mut v: Vec<u32> = grants.iter().filter_map(|g| terms_version(active, g)).collect();
+    let mut v: Vec<u32> = grants.iter().flat_map(|g| candidates(active, g)).collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -101,7 +149,7 @@ pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Gran
             continue;
         }
         let Some(t) = active.tier_index(&g.product, &g.tier) else { continue };
-        let v = terms_version(active, g);
+        let v = terms_version(active, versions, g);
         let candidate = ((t, v.is_some(), std::cmp::Reverse(g.id.as_str())), v);
         let e = deciding.entry(g.product.as_str()).or_insert(candidate);
         if candidate.0 > e.0 {
@@ -132,14 +180,14 @@ pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Gran
 }
 
 /// Until when the terms `grants` are held under at `now` ([`terms`]) stay the same: the
-/// first instant after `now` at which a grant of a product that has a grant held under
-/// older terms starts, ends or leaves its grace period (the grant deciding such a product
-/// can change then, and with it whose terms hold). `None`: no grant is held under older
-/// terms, so the active terms hold throughout. A snapshot carrying terms expires then, so
+/// first instant after `now` at which a grant of a product that has a grant that may be
+/// held under older terms ([`versions_needed`]) starts, ends or leaves its grace period
+/// (the grant deciding such a product can change then, and with it whose terms hold).
+/// `None`: no grant may be held under older terms, so the active terms hold throughout. A snapshot carrying terms expires then, so
 /// a browser never decides with terms the worker no longer applies.
 pub fn terms_until(active: &Catalog, grants: &[Grant], now: Timestamp) -> Option<Timestamp> {
     let grace = active.meta().grace_period_days;
-    let held: Vec<&str> = grants.iter().filter(|g| terms_version(active, g).is_some()).map(|g| g.product.as_str()).collect();
+    let held: Vec<&str> = grants.iter().filter(|g| !candidates(active, g).is_empty()).map(|g| g.product.as_str()).collect();
     grants
         .iter()
         .filter(|g| held.contains(&g.product.as_str()))

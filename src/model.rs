@@ -87,8 +87,12 @@ pub struct Grant {
     /// embedded catalog, a grant from before versions): the active terms apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_version: Option<u32>,
-    /// The catalog version active at its latest renewal (a subscription's latest paid
-    /// period); what an offer's `at_renewal` migration moves it to.
+    /// The catalog version its renewals moved it to: that of its latest renewal (a
+    /// subscription's paid period) read under a version whose offer migrates its
+    /// subscribers (`at_renewal`, `now`); a renewal under a version that keeps them (the
+    /// default) leaves it as it was. At first, its purchase's. The terms it is on are this
+    /// version's when that version's offer migrates it, else those it was sold under
+    /// ([`crate::grandfather::terms_version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_version: Option<u32>,
     /// The start of its current paid period, as the provider set it (a subscription's

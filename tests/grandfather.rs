@@ -65,9 +65,11 @@ fn story(sold: &Catalog, renewed_by: Option<&Catalog>) -> Vec<Fact> {
     fs
 }
 
-/// Can the story's user export in HD at `at` with `active` active, and how many projects may it have?
+/// Can the story's user export in HD at `at` with `active` active, and how many projects may
+/// it have? The facts are folded as the worker folds them, with the older versions at hand.
 fn held(active: &Catalog, older: &BTreeMap<u32, Catalog>, fs: &[Fact], at: i64) -> (bool, LimitValue) {
-    let st = fold(active, fs, at);
+    let st = tollgate::billing::reduce_sold(active, older, fs, &Default::default(), t(at));
+    st.check_invariants().expect("credit invariants hold");
     let ents = st.entitlements_for(USER);
     let (cat, _) = grandfather::catalog_for(active, older, &ents.grants, t(at));
     let can = decide::can(&cat, &ents, "hd_export", t(at)).unwrap().allowed;
@@ -93,12 +95,17 @@ fn facts_carry_the_version_they_were_read_under() {
     assert!(!serde_json::to_string(&plain[0]).unwrap().contains("catalog_version"));
 }
 
+/// A grant records the version it was sold under and the one its renewals moved it to: a
+/// renewal under a version whose offer migrates its subscribers moves it, one under a
+/// version that keeps them does not.
 #[test]
 fn grants_record_the_version_sold_under_and_renewed_under() {
     let (one, two) = (v1(), v2(None));
+    let g = fold(&v2(Some("at_renewal")), &story(&one, Some(&v2(Some("at_renewal")))), AFTER_RENEWAL).entitlements_for(USER).grants[0].clone();
+    assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(2)));
     let st = fold(&two, &story(&one, Some(&two)), AFTER_RENEWAL);
     let g = &st.entitlements_for(USER).grants[0];
-    assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(2)));
+    assert_eq!((g.catalog_version, g.renewal_version), (Some(1), Some(1)), "v2 keeps: the renewal moves nothing");
     // Each credit lot records the version of the fact that opened it: the first period's
     // allowance v1, the renewal's allowance and rollover v2.
     let lots = &st.subject(USER).unwrap().wallet.lots;
@@ -142,6 +149,11 @@ fn keep_is_the_default() {
     assert_eq!(two.offer("STUDIO_BASIC_MONTHLY").unwrap().migration, Migration::Keep);
     assert!(!two.to_json().contains("migration"), "the default is not written out");
     assert_eq!(held(&two, &versions(&[&one]), &story(&one, Some(&two)), AFTER_RENEWAL), (true, LimitValue::Limited(10)));
+    // A grant written when every renewal recorded its version (renewed under v2, which
+    // keeps) is read the same: v2's offer keeps it on v1's terms.
+    let mut g = fold(&two, &story(&one, Some(&two)), AFTER_RENEWAL).entitlements_for(USER).grants[0].clone();
+    g.renewal_version = Some(2);
+    assert_eq!(grandfather::terms_version(&two, &versions(&[&one]), &g), Some(1));
 }
 
 #[test]
@@ -152,6 +164,48 @@ fn at_renewal_moves_the_grant_at_its_renewal_and_not_before() {
     assert_eq!(held(&two, &older, &story(&one, Some(&two)), AFTER_RENEWAL), (false, LimitValue::Limited(5)));
     // A renewal read while v1 was still active keeps v1's terms.
     assert_eq!(held(&two, &older, &story(&one, Some(&one)), AFTER_RENEWAL), (true, LimitValue::Limited(10)));
+}
+
+/// Version 2 gives Basic 20 projects and moves its subscribers `at_renewal`; the Basic
+/// subscriber sold under version 1 renews under it and has 20 projects. Version 3 only
+/// raises Basic's price and says nothing about its subscribers (keep): they keep the terms
+/// they are on, version 2's, through their renewals under version 3 too, and never fall
+/// back to the 10 projects of version 1.
+#[test]
+fn a_later_keep_version_keeps_a_migrated_subscriber_on_the_terms_it_moved_to() {
+    let one = v1();
+    let src = format!("{}\n{EXTRA_V1}", event("catalog.toml")).replace("basic = 10, pro = 100", "basic = 20, pro = 100");
+    let at_renewal = src.replace(
+        "key = \"STUDIO_BASIC_MONTHLY\"\n",
+        "key = \"STUDIO_BASIC_MONTHLY\"\nmigration = \"at_renewal\"\n",
+    );
+    let two = Catalog::parse(&at_renewal).unwrap().with_version(2);
+    let fs = story(&one, Some(&two));
+    assert_eq!(held(&two, &versions(&[&one]), &fs, AFTER_RENEWAL), (true, LimitValue::Limited(20)), "renewed onto v2's terms");
+    let three = Catalog::parse(&src.replace("amount = 2900", "amount = 3900")).unwrap().with_version(3);
+    let older = versions(&[&one, &two]);
+    assert_eq!(held(&three, &older, &fs, AFTER_RENEWAL + DAY), (true, LimitValue::Limited(20)), "v3 keeps v2's terms");
+    // What the host loads: the version sold under and the one the renewal may have moved it to.
+    let grants = tollgate::billing::reduce_sold(&three, &older, &fs, &Default::default(), t(AFTER_RENEWAL)).entitlements_for(USER).grants;
+    assert_eq!((grants[0].catalog_version, grants[0].renewal_version), (Some(1), Some(2)));
+    assert_eq!(grandfather::versions_needed(&three, &grants), vec![1, 2]);
+    // A renewal under v3, which keeps, leaves the subscriber on v2's terms.
+    let third = edit("stripe/invoice.paid.renewal.acacia.json", |v| {
+        v["id"] = serde_json::json!("evt_third_paid");
+        v["created"] = serde_json::json!(P2E);
+        let o = obj(v);
+        o["id"] = serde_json::json!("in_third");
+        o["lines"]["data"][0]["period"] = serde_json::json!({"start": P2E, "end": P3E});
+    });
+    let mut renewed = fs.clone();
+    renewed.extend(stripe_facts(&three, &third));
+    let grants = tollgate::billing::reduce_sold(&three, &older, &renewed, &Default::default(), t(P2E + DAY)).entitlements_for(USER).grants;
+    assert_eq!((grants[0].valid_to, grants[0].renewal_version), (Some(t(P3E)), Some(2)), "a renewal under v3 (keep) moves nothing");
+    assert_eq!(held(&three, &older, &renewed, P2E + DAY), (true, LimitValue::Limited(20)));
+    // Had v2 kept its subscribers, its renewal would have moved nothing: v1's terms under v3.
+    let kept = Catalog::parse(&src).unwrap().with_version(2);
+    let fs = story(&one, Some(&kept));
+    assert_eq!(held(&three, &versions(&[&one, &kept]), &fs, AFTER_RENEWAL + DAY), (true, LimitValue::Limited(10)));
 }
 
 #[test]

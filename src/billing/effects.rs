@@ -30,7 +30,8 @@ pub struct GrantRow {
     pub past_due_since: Option<Timestamp>,
     pub offer_key: Option<String>,
     pub source_ref: Option<String>,
-    /// The catalog versions it was sold and last renewed under (see [`crate::grandfather`]).
+    /// The catalog versions it was sold under and its renewals moved it to (see
+    /// [`crate::grandfather`]).
     pub catalog_version: Option<u32>,
     pub renewal_version: Option<u32>,
     /// The start of its current paid period (see [`Grant::period_start`]).

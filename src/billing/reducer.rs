@@ -704,10 +704,16 @@ fn sold_under(s: &mut SubscriptionState, f: &Fact) {
 }
 
 /// A fact that moved a subscription's paid period forward (a renewal, or the first period)
-/// renews it under its catalog version; a fact read under no version changes nothing.
-fn renewed_under(s: &mut SubscriptionState, f: &Fact) {
-    if f.catalog_version.is_some() {
-        s.renewal_version = f.catalog_version;
+/// moves it onto the terms of the catalog version it was read under (`at`, that version's
+/// catalog) when that version's offer of its plan migrates its subscribers (`at_renewal`,
+/// `now`: [`crate::grandfather::renewal_moves`]); under a version that keeps them it stays
+/// on the terms it is on, so a later version that keeps never undoes an earlier move. A
+/// fact read under no version, or under one the fold was not given, changes nothing.
+fn renewed_under(s: &mut SubscriptionState, f: &Fact, at: Option<&Catalog>) {
+    let Some(v) = f.catalog_version else { return };
+    let mut offers = paid_items(s).iter().filter_map(|i| i.offer.as_deref());
+    if at.is_some_and(|c| offers.any(|k| crate::grandfather::renewal_moves(c, k))) {
+        s.renewal_version = Some(v);
     }
 }
 
@@ -856,6 +862,16 @@ impl<'c> Folder<'c> {
         let version = f.catalog_version.unwrap_or(crate::grandfather::UNVERSIONED);
         let sold = self.sold.and_then(|s| s.get(&version)).and_then(|c| c.offer(key));
         sold.or_else(|| self.catalog.offer(key)).map(|o| o.credits.as_slice()).unwrap_or(&[])
+    }
+
+    /// The catalog of the version `f` was read under, when the fold has it: the active one,
+    /// or an earlier one given with `sold`.
+    fn read_under(&self, f: &Fact) -> Option<&'c Catalog> {
+        let v = f.catalog_version?;
+        if self.catalog.version == Some(v) {
+            return Some(self.catalog);
+        }
+        self.sold.and_then(|s| s.get(&v))
     }
 
     fn warn(&mut self, w: String) {
@@ -1045,7 +1061,7 @@ impl<'c> Folder<'c> {
                         }
                         s.seats = subscription_seats(self.catalog, &s.items);
                         sold_under(&mut s, f);
-                        renewed_under(&mut s, f);
+                        renewed_under(&mut s, f, self.read_under(f));
                         self.st.subscriptions.insert(sid.clone(), s);
                     }
                 }
@@ -1155,6 +1171,7 @@ impl<'c> Folder<'c> {
             .or_else(|| self.attr.chosen.get(&s.id).cloned())
             .unwrap_or_default();
         let catalog = self.catalog;
+        let read_under = self.read_under(f);
         let items = self.attr.completed_items(catalog, &s.id, &s.items);
         let e = self.st.subscriptions.entry(s.id.clone()).or_insert_with(|| new_subscription(&s.id, f.provider, f.at));
         // Monotone: nothing after the end, nothing older than what is known.
@@ -1194,7 +1211,7 @@ impl<'c> Folder<'c> {
             _ => {}
         }
         if e.paid_through > paid_before {
-            renewed_under(e, f);
+            renewed_under(e, f, read_under);
         }
         match s.status {
             SubStatus::PastDue => {
@@ -1226,6 +1243,7 @@ impl<'c> Folder<'c> {
         self.settle_failures(f, i);
         let attributed = self.attr.subject_for_sub(&i.subscription, i.customer.as_deref());
         let catalog = self.catalog;
+        let read_under = self.read_under(f);
         let inv_items = self.attr.completed_items(catalog, &i.subscription, &i.items);
         let e = self.st.subscriptions.entry(i.subscription.clone()).or_insert_with(|| {
             let mut s = new_subscription(&i.subscription, f.provider, f.at);
@@ -1257,7 +1275,7 @@ impl<'c> Folder<'c> {
             let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
             if e.paid_through > paid_before {
-                renewed_under(e, f);
+                renewed_under(e, f, read_under);
             }
             if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
                 e.revoked = None;

@@ -144,8 +144,10 @@ pub struct SubscriptionState {
     /// The store's catalog version it was sold under: the earliest any of its facts was read under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_version: Option<u32>,
-    /// The catalog version of the fact that last moved its paid period forward (its latest
-    /// renewal; at first, its purchase).
+    /// The catalog version its renewals moved it to: that of the latest fact that moved its
+    /// paid period forward (a renewal; at first, its purchase) read under a version whose
+    /// offer of its plan migrates its subscribers (`at_renewal`, `now`); a renewal under a
+    /// version that keeps them leaves it as it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_version: Option<u32>,
     /// First time any fact mentioned it.

@@ -102,7 +102,8 @@ pub struct GrantRow {
     pub offer_key: Option<String>,
     #[serde(default)]
     pub source_ref: Option<String>,
-    /// The catalog versions it was sold and last renewed under (see `tollgate::grandfather`).
+    /// The catalog versions it was sold under and its renewals moved it to (see
+    /// `tollgate::grandfather`).
     #[serde(default)]
     pub catalog_version: Option<u32>,
     #[serde(default)]

@@ -52,6 +52,13 @@ impl T {
     fn push(&self, doc: &Value) -> i64 {
         self.app.ctx.store.push_catalog(doc.clone(), true)
     }
+    /// [`T::push`], and lets the worker see it at once (as `GET /v1/catalog` does).
+    async fn push_seen(&self, doc: &Value) -> i64 {
+        let v = self.push(doc);
+        let (status, _) = self.call(Method::Get, "/v1/catalog", Headers::new(), vec![], NOW).await;
+        assert_eq!(status, 200);
+        v
+    }
     async fn heavy_tools(&self, uid: &str) -> bool {
         let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW)));
         let (status, v) = self.call(Method::Post, "/v1/check", h, json!({"feature": "heavy_tools"}).to_string().into_bytes(), NOW).await;
@@ -184,5 +191,30 @@ fn now_moves_every_subscriber_at_once_without_reading_old_versions() {
         let t = story("now").await;
         assert!(!t.heavy_tools(OLD).await);
         assert_eq!(t.app.ctx.store.version_reads.get(), 0);
+    });
+}
+
+/// Version 2 moves heavy tools to Pro and Basic's subscribers `at_renewal`: the v1
+/// subscriber renews under it and loses heavy tools, as version 2 said. Version 3 only
+/// raises Basic's price again and says nothing about its subscribers (keep): the subscriber
+/// stays on the terms it renewed onto, so heavy tools are not handed back, in its
+/// `/v1/check` and in its signed snapshot (version 2's terms) alike.
+#[test]
+fn a_later_version_that_keeps_does_not_undo_what_an_at_renewal_version_moved() {
+    block(async {
+        let t = story("at_renewal").await;
+        t.stripe(&paid("old", 2, NOW - DAY, NOW + 40 * DAY)).await;
+        assert!(!t.heavy_tools(OLD).await, "renewed under v2: v2's terms");
+        let mut three = v2("keep");
+        for o in three["offers"].as_array_mut().unwrap() {
+            if o["key"] == "SUITE_BASIC_MONTHLY" {
+                o["price"]["amount"] = json!(4900);
+            }
+        }
+        assert_eq!(t.push_seen(&three).await, 3);
+        assert!(!t.heavy_tools(OLD).await, "v3 keeps: v2's terms, not v1's");
+        let s = t.snapshot(OLD).await;
+        assert_eq!((s["terms"][0]["product"].as_str(), s["terms"][0]["version"].as_u64()), (Some("suite"), Some(2)), "{s}");
+        assert!(!t.heavy_tools(NEW).await, "a buyer under v2 keeps v2's terms");
     });
 }
