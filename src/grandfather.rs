@@ -241,40 +241,64 @@ pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
 /// it folds as it was sold: its subscription, grants and credits (the newest version that
 /// had a key gives its definition). The products and credit pools such an offer names come
 /// back with it when the active version dropped them too. Without any (the usual case),
-/// the active catalog itself (nothing is copied); should the result not validate (a tier
-/// it names is gone from a product the active version still has), the active catalog too.
+/// the active catalog itself (nothing is copied).
+///
+/// Each offer comes back on its own: one that cannot (a tier it names is gone from a
+/// product the active version still has) is left out, and every other still comes back,
+/// so a retired tier never keeps another dropped offer's buyers from what they paid for.
+/// (All are tried at once first; only when that does not validate is each tried in turn,
+/// newest version first, kept when the catalog with it validates.)
 pub fn keeping_sold<'a>(active: &'a Catalog, sold: &BTreeMap<u32, Catalog>) -> Cow<'a, Catalog> {
-    let dropped = |c: &Catalog| c.offers().iter().any(|o| active.offer(&o.key).is_none());
-    if !sold.values().any(dropped) {
-        return Cow::Borrowed(active);
-    }
-    let mut doc = active.doc.clone();
+    let mut dropped: Vec<(&Catalog, &crate::catalog::Offer)> = Vec::new();
     for old in sold.values().rev() {
         for o in old.offers() {
-            if doc.offers.iter().any(|x| x.key == o.key) {
-                continue;
+            if active.offer(&o.key).is_none() && !dropped.iter().any(|(_, x)| x.key == o.key) {
+                dropped.push((old, o));
             }
-            let named = o.grants.iter().flat_map(|g| g.product.iter().chain(g.from.iter()));
-            for p in named {
-                if !doc.products.iter().any(|x| &x.id == p) {
-                    doc.products.extend(old.product(p).cloned());
-                }
-            }
-            for c in &o.credits {
-                if !doc.credit_pools.iter().any(|x| x.id == c.pool) {
-                    doc.credit_pools.extend(old.pool(&c.pool).cloned());
-                }
-            }
-            doc.offers.push(crate::catalog::Offer { hidden: true, ..o.clone() });
         }
     }
-    match Catalog::from_doc(doc) {
-        Ok(mut c) => {
+    if dropped.is_empty() {
+        return Cow::Borrowed(active);
+    }
+    let built = |doc: crate::catalog::CatalogDoc| {
+        Catalog::from_doc(doc).ok().map(|mut c| {
             c.version = active.version;
-            Cow::Owned(c)
-        }
-        Err(_) => Cow::Borrowed(active),
+            c
+        })
+    };
+    let mut all = active.doc.clone();
+    for (old, o) in &dropped {
+        put_back(&mut all, old, o);
     }
+    if let Some(c) = built(all) {
+        return Cow::Owned(c);
+    }
+    let mut kept: Option<Catalog> = None;
+    for (old, o) in &dropped {
+        let mut doc = kept.as_ref().map_or_else(|| active.doc.clone(), |c| c.doc.clone());
+        put_back(&mut doc, old, o);
+        if let Some(c) = built(doc) {
+            kept = Some(c);
+        }
+    }
+    kept.map_or(Cow::Borrowed(active), Cow::Owned)
+}
+
+/// Offer `o` of version `old` put back into `doc`, hidden, with the products and credit
+/// pools it names that `doc` does not have.
+fn put_back(doc: &mut crate::catalog::CatalogDoc, old: &Catalog, o: &crate::catalog::Offer) {
+    let named = o.grants.iter().flat_map(|g| g.product.iter().chain(g.from.iter()));
+    for p in named {
+        if !doc.products.iter().any(|x| &x.id == p) {
+            doc.products.extend(old.product(p).cloned());
+        }
+    }
+    for c in &o.credits {
+        if !doc.credit_pools.iter().any(|x| x.id == c.pool) {
+            doc.credit_pools.extend(old.pool(&c.pool).cloned());
+        }
+    }
+    doc.offers.push(crate::catalog::Offer { hidden: true, ..o.clone() });
 }
 
 /// [`terms`] and [`apply`] in one: the catalog a subject's decisions are made on at `now`,

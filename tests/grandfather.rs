@@ -386,3 +386,39 @@ fn a_late_reading_of_an_earlier_event_does_not_move_the_sale_to_a_newer_version(
         assert_eq!(held(&two, &older, &order, BEFORE_RENEWAL), (true, LimitValue::Limited(10)));
     }
 }
+
+/// `src` without the `[[offers]]` block of `key`.
+fn without_offer(src: &str, key: &str) -> String {
+    let blocks: Vec<&str> = src.split("\n[[").collect();
+    let kept: Vec<&str> =
+        blocks.iter().copied().filter(|b| !b.starts_with(&format!("offers]]\nkey = \"{key}\"\n"))).collect();
+    assert_eq!(kept.len() + 1, blocks.len(), "{key} removed once");
+    kept.join("\n[[")
+}
+
+/// Version 2 drops the 30-minute token pack (its buyers under version 1 keep what they
+/// bought) and, unrelated, retires Team's Business tier with its offer, which cannot come
+/// back (the tier is gone from a product version 2 still has). The pack's buyer still gets
+/// the 1800 seconds it paid for: each dropped offer comes back on its own, and the purchase
+/// never waits for an operator because another dropped offer cannot.
+#[test]
+fn a_retired_tier_elsewhere_keeps_no_dropped_packs_credits_from_its_buyers() {
+    let one = v1();
+    let buy: Vec<Fact> = facts(&one, &["stripe/checkout.session.completed.payment.json"]);
+    let at = T0 + 10 * DAY;
+    let src = format!("{}\n{EXTRA_V1}", event("catalog.toml"));
+    let only_pack = Catalog::parse(&without_offer(&src, "TOKENS_30_MIN")).unwrap().with_version(2);
+    let st = tollgate::billing::reduce_sold(&only_pack, &versions(&[&one]), &buy, &Default::default(), t(at));
+    assert_eq!(st.balance(USER, "video_seconds"), 1800, "a dropped pack keeps its credits");
+    let retired = without_offer(&without_offer(&src, "TOKENS_30_MIN"), "TEAM_BUSINESS_MONTHLY")
+        .replace("tiers = [\"FREE\", \"PROFESSIONAL\", \"BUSINESS\"]", "tiers = [\"FREE\", \"PROFESSIONAL\"]");
+    let two = Catalog::parse(&retired).expect("v2 is valid").with_version(2);
+    let st = tollgate::billing::reduce_sold(&two, &versions(&[&one]), &buy, &Default::default(), t(at));
+    assert!(st.pending.is_empty(), "the paid pack waits for an operator: {:?}", st.pending);
+    assert_eq!(st.balance(USER, "video_seconds"), 1800, "the pack credits what it was sold with");
+    // The pack is back, hidden; the retired tier's offer is not.
+    let kept = grandfather::keeping_sold(&two, &versions(&[&one]));
+    assert!(kept.offer("TOKENS_30_MIN").is_some_and(|o| o.hidden));
+    assert!(kept.offer("TEAM_BUSINESS_MONTHLY").is_none());
+    assert_eq!(kept.version, Some(2));
+}
