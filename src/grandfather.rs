@@ -24,10 +24,12 @@
 //! Terms are a product's capabilities and limits as that version defined them ([`Terms`]).
 //! What a subject may do is decided by the ordinary decisions ([`crate::decide`],
 //! [`crate::meter`]) on the active catalog with the terms of its grants put in
-//! ([`apply`]): per product, the grant whose tier decides (the highest tier that counts at
-//! `now`, a grandfathered grant before one under the active terms at the same tier) brings
-//! its version's definitions of the product's capabilities (`min_tier`, `tiers`) and limits
-//! (the value per tier and the window). Only ids the active version still has are taken: a capability or
+//! ([`apply`]): a capability is held when any grant that counts at `now` holds it under the
+//! terms it is on (grants on one version's terms at their highest tier), so neither a
+//! higher grant nor one on newer terms masks what another gives (a member seated in two
+//! organizations keeps what the one on older terms gives); the limits (the value per tier
+//! and the window) are those of the terms of the grant that decides them, the subject's
+//! highest own grant. [`terms`] says how. Only ids the active version still has are taken: a capability or
 //! limit the old version did not have follows the active version, and one the active
 //! version dropped cannot be asked about. Prices, offers, upgrades, pools and tools always
 //! come from the active version, so a new purchase always pays the active price.
@@ -117,12 +119,15 @@ pub fn versions_needed(active: &Catalog, grants: &[Grant]) -> Vec<u32> {
 }
 
 /// One product's capabilities and limits as an older catalog version defined them: the
-/// terms a grandfathered grant is held under.
+/// terms a grandfathered grant is held under. A product may have several (one per version
+/// whose terms decide some of its capabilities or its limits, [`terms`]); each capability
+/// and limit is in one of them at most.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Terms {
     pub product: String,
-    /// The store's catalog version they come from.
+    /// The store's catalog version they come from (the active one for a capability held
+    /// at the subject's tier only because a lower grant holds it, see [`terms`]).
     pub version: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<Capability>,
@@ -130,59 +135,138 @@ pub struct Terms {
     pub limits: Vec<Limit>,
 }
 
-/// The terms `grants` are held under at `now`: per product whose deciding grant is held
-/// under an older version that `versions` has, that version's definitions (of the ids the
-/// active version has). Empty when every grant is under the active terms, which is the
-/// case for every grant of a catalog without a version.
+/// The terms `grants` are held under at `now`, to put in the active catalog ([`apply`]);
+/// empty when every grant is under the active terms, which is the case for every grant of
+/// a catalog without a version. Only ids the active version has (for the same product) are
+/// taken; a grant held under a version `versions` does not have is held under the active
+/// terms.
+///
+/// Per product, the grants that count at `now` are grouped by the terms they are held
+/// under ([`terms_version`]), each group at its highest tier, and:
+///
+/// - a capability is held when any group holds it under its own terms at its tier (a lower
+///   or newer grant never masks a higher one, and neither does a grant on newer terms mask
+///   one on older terms that give more: a member seated in two organizations keeps what
+///   the one on older terms gives). Its definition comes from the group of the product's
+///   highest tier (a grandfathered one first at the same tier, then the smaller grant id),
+///   unless that group does not hold it and another does: then from the highest such
+///   group, widened, when it would not hold at the subject's tier (a list of exact tiers),
+///   to that tier too;
+/// - the limits come from the terms of the grant that decides them, the highest of the
+///   subject's own grants ([`crate::decide::effective_for_limit`]: a seat's lent grants
+///   never decide a limit).
+///
+/// Decisions made on the result read the subject's highest tier, so the terms hold for
+/// the grants that count at `now` only: [`terms_until`] says until when.
 pub fn terms(active: &Catalog, versions: &BTreeMap<u32, Catalog>, grants: &[Grant], now: Timestamp) -> Vec<Terms> {
     if active.version.is_none() || grants.iter().all(|g| g.catalog_version.is_none()) {
         return Vec::new();
     }
     let grace = active.meta().grace_period_days;
-    // Per product: the deciding grant's (tier index, grandfathered, id) and version. Ties
-    // go to the smaller grant id, as in `decide::effective_at`, so the order grants are
-    // listed in never changes whose terms hold.
+    // Whose terms: an older version at hand, else (`None`) the active terms.
+    let held = |g: &Grant| terms_version(active, versions, g).filter(|v| versions.contains_key(v));
+    // Per product: each group's highest tier, and the deciding grant of all grants and of
+    // the subject's own, by (tier index, grandfathered, smaller id) as in
+    // `decide::effective_at`, so the order grants are listed in never changes whose terms hold.
     type Key<'g> = (usize, bool, std::cmp::Reverse<&'g str>);
-    let mut deciding: BTreeMap<&str, (Key, Option<u32>)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Product<'g> {
+        groups: BTreeMap<Option<u32>, usize>,
+        deciding: Option<(Key<'g>, Option<u32>)>,
+        own: Option<(Key<'g>, Option<u32>)>,
+    }
+    fn higher<'g>(slot: &mut Option<(Key<'g>, Option<u32>)>, c: (Key<'g>, Option<u32>)) {
+        if slot.as_ref().is_none_or(|s| c.0 > s.0) {
+            *slot = Some(c);
+        }
+    }
+    let mut products: BTreeMap<&str, Product> = BTreeMap::new();
     for g in grants {
         if !counts(g, grace, now) {
             continue;
         }
         let Some(t) = active.tier_index(&g.product, &g.tier) else { continue };
-        let v = terms_version(active, versions, g);
+        let v = held(g);
+        let p = products.entry(g.product.as_str()).or_default();
+        let e = p.groups.entry(v).or_insert(t);
+        *e = (*e).max(t);
         let candidate = ((t, v.is_some(), std::cmp::Reverse(g.id.as_str())), v);
-        let e = deciding.entry(g.product.as_str()).or_insert(candidate);
-        if candidate.0 > e.0 {
-            *e = candidate;
+        higher(&mut p.deciding, candidate);
+        if !g.lent_by_seat() {
+            higher(&mut p.own, candidate);
         }
     }
-    let mut out = Vec::new();
-    for (product, (_, v)) in deciding {
-        let Some(v) = v else { continue };
+    let mut out: BTreeMap<(&str, u32), Terms> = BTreeMap::new();
+    fn entry<'o, 'p>(out: &'o mut BTreeMap<(&'p str, u32), Terms>, product: &'p str, v: u32) -> &'o mut Terms {
+        out.entry((product, v)).or_insert_with(|| Terms {
+            product: product.to_string(),
+            version: v,
+            capabilities: Vec::new(),
+            limits: Vec::new(),
+        })
+    }
+    for (product, p) in &products {
+        let Some(((top, _, _), deciding)) = p.deciding else { continue };
+        if p.groups.keys().all(Option::is_none) {
+            continue;
+        }
+        if let Some(v) = deciding {
+            entry(&mut out, product, v);
+        }
+        // A capability as the terms of group `v` define it (one the old version did not
+        // have follows the active version).
+        let defined = |c: &Capability, v: Option<u32>| -> Capability {
+            let old = v.and_then(|v| versions.get(&v)).and_then(|o| o.capability(&c.id)).filter(|o| o.product == c.product);
+            old.unwrap_or(c).clone()
+        };
+        for c in active.doc.capabilities.iter().filter(|c| c.product == *product) {
+            let holds = |v: Option<u32>, t: usize| active.capability_holds(&defined(c, v), Some(t));
+            let (source, widen) = if holds(deciding, top) {
+                (deciding, false)
+            } else {
+                // The highest group that holds it (a grandfathered one first at the same tier).
+                let by = p.groups.iter().filter(|(v, t)| holds(**v, **t)).max_by_key(|(v, t)| (**t, v.is_some(), std::cmp::Reverse(**v)));
+                match by {
+                    Some((v, _)) => (*v, !holds(*v, top)),
+                    None => (deciding, false),
+                }
+            };
+            if source.is_none() && !widen {
+                continue;
+            }
+            let mut def = defined(c, source);
+            if widen {
+                let tiers = active.product(product).map(|x| x.tiers.as_slice()).unwrap_or_default();
+                let held_at: Vec<String> = tiers
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i == top || active.capability_holds(&def, Some(*i)))
+                    .map(|(_, x)| x.clone())
+                    .collect();
+                def.min_tier = None;
+                def.tiers = Some(held_at);
+            }
+            let Some(v) = source.or(active.version) else { continue };
+            entry(&mut out, product, v).capabilities.push(def);
+        }
+        let Some((_, Some(v))) = p.own else { continue };
         let Some(old) = versions.get(&v) else { continue };
-        let capabilities: Vec<Capability> = old
-            .doc
-            .capabilities
-            .iter()
-            .filter(|c| c.product == product && active.capability(&c.id).is_some_and(|a| a.product == product))
-            .cloned()
-            .collect();
         let limits: Vec<Limit> = old
             .doc
             .limits
             .iter()
-            .filter(|l| l.product == product && active.limit(&l.id).is_some_and(|a| a.product == product))
+            .filter(|l| l.product == *product && active.limit(&l.id).is_some_and(|a| a.product == *product))
             .cloned()
             .collect();
-        out.push(Terms { product: product.to_string(), version: v, capabilities, limits });
+        entry(&mut out, product, v).limits = limits;
     }
-    out
+    out.into_values().collect()
 }
 
 /// Until when the terms `grants` are held under at `now` ([`terms`]) stay the same: the
 /// first instant after `now` at which a grant of a product that has a grant that may be
 /// held under older terms ([`versions_needed`]) starts, ends or leaves its grace period
-/// (the grant deciding such a product can change then, and with it whose terms hold).
+/// (which grants count, and so their tiers and whose terms hold, can change then).
 /// `None`: no grant may be held under older terms, so the active terms hold throughout. A snapshot carrying terms expires then, so
 /// a browser never decides with terms the worker no longer applies.
 pub fn terms_until(active: &Catalog, grants: &[Grant], now: Timestamp) -> Option<Timestamp> {

@@ -422,3 +422,80 @@ fn a_retired_tier_elsewhere_keeps_no_dropped_packs_credits_from_its_buyers() {
     assert!(kept.offer("TEAM_BUSINESS_MONTHLY").is_none());
     assert_eq!(kept.version, Some(2));
 }
+
+/// A member seated in two organizations: A bought Team Professional under version 1, where
+/// the coach comes with Professional; B bought Team Business under version 2, which adds
+/// an Enterprise tier and moves the coach there (keep: A keeps it). The member's own use
+/// (its grants with every seated organization's, `seats::for_own_use`) gives the coach, as
+/// acting for A and its snapshot's entry for A do: B's higher plan on newer terms takes
+/// nothing away. A's terms give the coach only; the member's limits stay its own.
+#[test]
+fn a_second_organizations_newer_plan_never_masks_the_first_ones_grandfathered_capability() {
+    let coach = "\n[[capabilities]]\nid = \"coach\"\nproduct = \"team\"\nmin_tier = \"PROFESSIONAL\"\n";
+    let src = format!("{}\n{EXTRA_V1}{coach}", event("catalog.toml"));
+    let one = Catalog::parse(&src).unwrap().with_version(1);
+    let two_src = src
+        .replace("tiers = [\"FREE\", \"PROFESSIONAL\", \"BUSINESS\"]", "tiers = [\"FREE\", \"PROFESSIONAL\", \"BUSINESS\", \"ENTERPRISE\"]")
+        .replace("min_tier = \"PROFESSIONAL\"", "min_tier = \"ENTERPRISE\"");
+    let two = Catalog::parse(&two_src).unwrap().with_version(2);
+    let older = versions(&[&one]);
+    let now = t(T0 + 10 * DAY);
+    let team = |id: &str, tier: &str, offer: &str, v: u32| tollgate::Grant {
+        product: "team".into(),
+        offer: Some(offer.into()),
+        renewal_version: Some(v),
+        ..studio(id, tier, tollgate::Status::Active, T0, Some(T0 + 30 * DAY), v)
+    };
+    let a = vec![team("stripe:sub_a:team", "PROFESSIONAL", "TEAM_PROFESSIONAL_MONTHLY", 1)];
+    let b = vec![team("stripe:sub_b:team", "BUSINESS", "TEAM_BUSINESS_MONTHLY", 2)];
+    // Acting for A, and the snapshot's entry for A: A's terms give the coach.
+    let (for_a, _) = grandfather::catalog_for(&two, &older, &a, now);
+    assert!(decide::can(&for_a, &tollgate::Entitlements::new(a.clone()), "coach", now).unwrap().allowed);
+    let m = tollgate::orgs::OrgMembership {
+        id: "A".into(),
+        seat: true,
+        grants: a.clone(),
+        terms: grandfather::terms(&two, &older, &a, now),
+        ..Default::default()
+    };
+    assert!(tollgate::orgs::has_feature_access(&two, &m, "coach", now).unwrap(), "the snapshot's entry for A");
+    // Own use: the member's own (none) with both organizations' seats, in either order.
+    for seats in [[("A", &a), ("B", &b)], [("B", &b), ("A", &a)]] {
+        let seats: Vec<(String, bool, Vec<tollgate::Grant>)> = seats.iter().map(|(o, g)| (o.to_string(), true, (*g).clone())).collect();
+        let ents = tollgate::seats::for_own_use(tollgate::Entitlements::default(), &seats, false);
+        let (cat, terms) = grandfather::catalog_for(&two, &older, &ents.grants, now);
+        let c = tollgate::meter::check(&cat, &ents, "coach", 1, 0, now).unwrap();
+        assert!(c.allowed, "A's seat gives the coach; B's must not take it away: {c:?}");
+        assert_eq!(terms.iter().map(|t| (t.product.as_str(), t.version)).collect::<Vec<_>>(), [("team", 1)]);
+        assert_eq!(terms[0].capabilities.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["coach"]);
+        assert!(terms[0].limits.is_empty(), "a seat's grants decide no limit");
+    }
+    // B alone: version 2's terms, no coach at Business.
+    let ents = tollgate::seats::for_own_use(tollgate::Entitlements::default(), &[("B".into(), true, b.clone())], false);
+    let (cat, _) = grandfather::catalog_for(&two, &older, &ents.grants, now);
+    assert!(!tollgate::meter::check(&cat, &ents, "coach", 1, 0, now).unwrap().allowed);
+}
+
+/// A capability held at exact tiers (not "from a tier up") that a lower grant on older
+/// terms holds: the subject holds it at its higher tier too, and a capability no grant
+/// holds under its own terms stays refused, with the upgrade its highest grant's terms name.
+#[test]
+fn a_lower_grant_on_older_terms_holds_an_exact_tier_capability_at_the_subjects_tier() {
+    let exact = "\n[[capabilities]]\nid = \"priority_render\"\nproduct = \"studio\"\ntiers = [\"basic\"]\n";
+    let src = format!("{}\n{EXTRA_V1}{exact}", event("catalog.toml"));
+    let one = Catalog::parse(&src).unwrap().with_version(1);
+    let two = Catalog::parse(&src.replace("tiers = [\"basic\"]", "tiers = [\"free\"]")).unwrap().with_version(2);
+    let older = versions(&[&one]);
+    let now = T0 + 10 * DAY;
+    let grants = vec![
+        studio("g1", "basic", tollgate::Status::Active, T0, Some(now + DAY), 1),
+        studio("g2", "pro", tollgate::Status::Active, T0, Some(now + 30 * DAY), 2),
+    ];
+    let ents = tollgate::Entitlements::new(grants.clone());
+    let (cat, _) = grandfather::catalog_for(&two, &older, &grants, t(now));
+    assert!(decide::can(&cat, &ents, "priority_render", t(now)).unwrap().allowed, "Basic under v1 holds it");
+    // Once the Basic grant ends, Pro under v2 does not.
+    let (cat, _) = grandfather::catalog_for(&two, &older, &grants, t(now + 2 * DAY));
+    assert!(!decide::can(&cat, &ents, "priority_render", t(now + 2 * DAY)).unwrap().allowed);
+    assert_eq!(grandfather::terms_until(&two, &grants, t(now)), Some(t(now + DAY)));
+}

@@ -3,7 +3,9 @@
 //! version 2 moves it to Pro with `keep` (its `/v1/check` and its signed snapshot, which
 //! carries the terms so a browser with only version 2 decides the same), and loses it at
 //! its renewal under version 2 with `at_renewal`, not before; a buyer under version 2
-//! does not get it. An older version is read from the store once per isolate.
+//! does not get it; a later version that keeps leaves a subscriber on the terms a renewal
+//! moved it to. A member seated in two organizations keeps what the one on older terms
+//! gives (the Org Seats catalog). An older version is read from the store once per isolate.
 //! (The same against PostgreSQL under `wrangler dev`: tests/e2e/catalogs.test.mjs.)
 
 mod common;
@@ -110,10 +112,15 @@ fn paid(tag: &str, k: u32, start: i64, end: i64) -> Value {
     )
 }
 
+/// The embedded catalog `name` as a document.
+fn embedded(name: &str) -> Value {
+    let c = tollgate_worker::ctx::embedded_catalog(name).expect("embedded");
+    serde_json::from_str(&c.to_json()).unwrap()
+}
+
 /// The VCM Suite catalog as embedded (version 1 once pushed).
 fn v1() -> Value {
-    let c = tollgate_worker::ctx::embedded_catalog("vcm-suite").expect("embedded");
-    serde_json::from_str(&c.to_json()).unwrap()
+    embedded("vcm-suite")
 }
 
 /// Version 2: Basic costs 39 USD and `heavy_tools` needs Pro; Basic's subscribers follow `policy`.
@@ -216,5 +223,118 @@ fn a_later_version_that_keeps_does_not_undo_what_an_at_renewal_version_moved() {
         let s = t.snapshot(OLD).await;
         assert_eq!((s["terms"][0]["product"].as_str(), s["terms"][0]["version"].as_u64()), (Some("suite"), Some(2)), "{s}");
         assert!(!t.heavy_tools(NEW).await, "a buyer under v2 keeps v2's terms");
+    });
+}
+
+// ------------------------------------------------------------------ Org Seats: two organizations
+
+const T0: i64 = 1_800_000_000;
+const OWNER: &str = "00000000-0000-4000-8000-000000000001";
+const ANN: &str = "00000000-0000-4000-8000-000000000002";
+
+/// The Org Seats app's worker, whose clock moves one second per request.
+struct Orgs {
+    app: App<NoNetwork, MemoryStore>,
+    now: std::cell::Cell<i64>,
+}
+
+impl Orgs {
+    fn new() -> Orgs {
+        let mut config = config("http://127.0.0.1:1", "svc", "org-seats");
+        config.snapshot_secret = Some([7u8; 32]);
+        let app = App::with_store(config, NoNetwork, MemoryStore::new()).expect("app");
+        for u in [OWNER, ANN] {
+            app.ctx.store.add_user_with_email(u, &common::email_of(u));
+        }
+        Orgs { app, now: std::cell::Cell::new(T0) }
+    }
+    fn tick(&self) -> i64 {
+        self.now.set(self.now.get() + 1);
+        self.now.get()
+    }
+    async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> (u16, Value) {
+        let now = self.tick();
+        let h = Headers::new().with("authorization", format!("Bearer {}", common::token_with_email(uid, ISSUER, now)));
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+    async fn stripe(&self, event: Value) {
+        let now = self.tick();
+        let payload = event.to_string();
+        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
+        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
+        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        assert_eq!((r.status, v["status"].as_str()), (200, Some("applied")), "{v}");
+    }
+    /// Pushes a document, makes it active and lets the worker see it at once.
+    async fn push(&self, doc: &Value) -> i64 {
+        let v = self.app.ctx.store.push_catalog(doc.clone(), true);
+        let now = self.tick();
+        let req = InRequest { method: Method::Get, path: "/v1/catalog".into(), query: String::new(), headers: Headers::new(), body: vec![] };
+        assert_eq!(self.app.handle(req, Timestamp(now)).await.status, 200);
+        v
+    }
+    async fn allowed(&self, uid: &str, body: Value) -> bool {
+        let (s, v) = self.call(Method::Post, "/v1/check", uid, Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+        v["allowed"].as_bool().expect("allowed")
+    }
+    /// An organization OWNER creates and subscribes to `offer`, with ANN invited onto a seat.
+    async fn org_with_ann(&self, tag: &str, offer: &str) -> String {
+        let (s, v) = self.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": tag}))).await;
+        assert_eq!(s, 201, "{v}");
+        let org = v["id"].as_str().unwrap().to_string();
+        let at = self.now.get() + 1;
+        self.stripe(envelope(&format!("evt_sub_{tag}"), "customer.subscription.created", at, json!({
+            "id": format!("sub_{tag}"), "object": "subscription", "customer": format!("cus_{tag}"), "status": "active",
+            "cancel_at_period_end": false, "start_date": at, "created": at,
+            "metadata": {"organization_id": org, "offer_key": offer},
+            "items": {"object": "list", "data": [{"id": format!("si_{tag}"), "object": "subscription_item", "quantity": 2,
+                "price": {"id": format!("price_{tag}"), "object": "price", "lookup_key": offer, "metadata": {}},
+                "current_period_start": at, "current_period_end": at + 30 * DAY}]}})))
+        .await;
+        let body = json!({"email": common::email_of(ANN), "role": "member", "seat": true});
+        let (s, inv) = self.call(Method::Post, &format!("/v1/orgs/{org}/invites"), OWNER, Some(body)).await;
+        assert_eq!(s, 201, "{inv}");
+        let (s, v) = self.call(Method::Post, &format!("/v1/invites/{}/accept", inv["token"].as_str().unwrap()), ANN, None).await;
+        assert_eq!((s, v["seat"].as_bool()), (200, Some(true)), "{v}");
+        org
+    }
+}
+
+/// Ann holds a seat in organization A (Professional, bought under version 1, where the AI
+/// coach comes with Professional). Version 2 moves the AI coach to Enterprise (keep: A keeps
+/// it). Organization B then buys Business under version 2 and gives Ann a seat too. Her own
+/// use (`/v1/check` without `organization_id`: every seated organization's grants) still
+/// gives the AI coach, as acting for A and her snapshot's entry for A do: a second seat on a
+/// newer, higher plan takes nothing away.
+#[test]
+fn a_second_seat_on_a_newer_plan_keeps_the_grandfathered_capability_of_the_first() {
+    block(async {
+        let t = Orgs::new();
+        assert_eq!(t.push(&embedded("org-seats")).await, 1);
+        let a = t.org_with_ann("a", "ORG_PROFESSIONAL_MONTHLY").await;
+        let coach = json!({"feature": "ai_coach_access"});
+        assert!(t.allowed(ANN, coach.clone()).await, "A's Professional has the AI coach under v1");
+        let mut two = embedded("org-seats");
+        for c in two["capabilities"].as_array_mut().unwrap() {
+            if c["id"] == "ai_coach_access" {
+                c["min_tier"] = json!("ENTERPRISE");
+            }
+        }
+        Catalog::from_json(&two.to_string()).expect("v2 is valid");
+        assert_eq!(t.push(&two).await, 2);
+        assert!(t.allowed(ANN, coach.clone()).await, "keep: A's seat still gives it");
+        let _b = t.org_with_ann("b", "ORG_BUSINESS_MONTHLY").await;
+        assert!(t.allowed(ANN, json!({"feature": "ai_coach_access", "organization_id": a})).await, "acting for A");
+        let (s, snap) = t.call(Method::Get, "/v1/entitlements", ANN, None).await;
+        assert_eq!(s, 200, "{snap}");
+        let entry = snap["snapshot"]["organizations"].as_array().unwrap().iter().find(|m| m["id"] == json!(a)).cloned().unwrap();
+        assert_eq!(entry["terms"][0]["version"], json!(1), "{entry}");
+        assert!(t.allowed(ANN, coach.clone()).await, "own use: A's seat gives the AI coach, B's does not take it away");
     });
 }
