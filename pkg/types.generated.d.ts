@@ -217,8 +217,12 @@ source_ref?: string | null,
  */
 catalog_version?: number | null, 
 /**
- * The catalog version active at its latest renewal (a subscription's latest paid
- * period); what an offer's `at_renewal` migration moves it to.
+ * The catalog version its renewals moved it to: that of its latest renewal (a
+ * subscription's paid period) read under a version whose offer migrates its
+ * subscribers (`at_renewal`, `now`); a renewal under a version that keeps them (the
+ * default) leaves it as it was. At first, its purchase's. The terms it is on are this
+ * version's when that version's offer migrates it, else those it was sold under
+ * ([`crate::grandfather::terms_version`]).
  */
 renewal_version?: number | null, 
 /**
@@ -599,11 +603,14 @@ export type SubscriptionEvent = "trial_ending" | "payment_failed" | "grace_endin
 
 /**
  * One product's capabilities and limits as an older catalog version defined them: the
- * terms a grandfathered grant is held under.
+ * terms a grandfathered grant is held under. A product may have several (one per version
+ * whose terms decide some of its capabilities or its limits, [`terms`]); each capability
+ * and limit is in one of them at most.
  */
 export type Terms = { product: string, 
 /**
- * The store's catalog version they come from.
+ * The store's catalog version they come from (the active one for a capability held
+ * at the subject's tier only because a lower grant holds it, see [`terms`]).
  */
 version: number, capabilities?: Array<Capability>, limits?: Array<Limit>, };
 
