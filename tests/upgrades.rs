@@ -508,3 +508,59 @@ fn a_bundle_is_not_offered_for_two_products_only_one_of_its_choices_covers() {
     let p = Purchase { clouds: first.clouds.clone(), ..buy("MIX") };
     assert!(checkout::checkout(&c, &p, &user(), NOW).is_ok());
 }
+
+const OVERLAPPING_CHOICES: &str = r#"
+[catalog]
+id = "overlap"
+name = "Overlap"
+version = "1"
+currency = "usd"
+grace_period_days = 0
+
+[[products]]
+id = "a"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "b"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "c"
+tiers = ["free", "pro"]
+default_tier = "free"
+
+# One of a or b, and one more of a, b or c.
+[[offers]]
+key = "PAIR"
+label = "Pair"
+price = { amount = 3000, currency = "usd", interval = "one_time" }
+grants = [
+  { choose = 1, from = ["a", "b"], tier = "pro" },
+  { choose = 1, from = ["a", "b", "c"], tier = "pro" },
+]
+"#;
+
+/// A buyer of a two-grant bundle ("one of a or b" and "one of a, b or c") chooses a and b,
+/// a choice checkout sells (a from the first grant, b from the second). The fold of the
+/// paid purchase gave a alone (each grant took the first product chosen that it may give):
+/// it places the choice as checkout does (`Catalog::bundle_choice`), a and b.
+#[test]
+fn a_bundle_choice_checkout_sells_is_the_choice_the_purchase_gives() {
+    let c = Catalog::from_toml(OVERLAPPING_CHOICES).unwrap();
+    assert!(checkout::checkout(&c, &Purchase { clouds: vec!["a".into(), "b".into()], ..buy("PAIR") }, &user(), NOW).is_ok(), "checkout sells a and b");
+    let fact: tollgate::billing::Fact = serde_json::from_value(serde_json::json!({
+        "key": "purchase:stripe:cs_1", "provider": "stripe", "event": "evt_1", "at": "2027-01-15T08:00:00Z",
+        "type": "purchase", "id": "stripe:cs_1", "mode": "payment", "outcome": "paid",
+        "subject": format!("user:{U}"), "offer": "PAIR", "quantity": 1, "clouds": ["a", "b"],
+        "amount": 3000, "currency": "usd",
+    }))
+    .unwrap();
+    let st = tollgate::billing::reduce(&c, &[fact], NOW);
+    let ents = st.entitlements_for(&format!("user:{U}"));
+    let mut got: Vec<(String, String)> = ents.grants.iter().map(|g| (g.product.clone(), g.tier.clone())).collect();
+    got.sort();
+    assert_eq!(got, [("a".to_string(), "pro".to_string()), ("b".to_string(), "pro".to_string())]);
+}

@@ -551,20 +551,31 @@ fn offer_products(
     warnings: &mut Vec<String>,
 ) -> BTreeMap<String, usize> {
     let mut out: BTreeMap<String, usize> = BTreeMap::new();
-    for g in &offer.grants {
+    // Which `choose` grant gives each chosen product: the catalog's one rule of a bundle's
+    // choice (what checkout sells); a choice it cannot place whole (unknown products, more
+    // than the bundle lets choose) is read grant by grant, each taking its first eligible.
+    let placed: Option<Vec<usize>> = clouds
+        .iter()
+        .map(|c| catalog.product_index(c))
+        .collect::<Option<Vec<usize>>>()
+        .and_then(|ps| catalog.bundle_choice(offer, &ps, |_, _| true));
+    for (gi, g) in offer.grants.iter().enumerate() {
         let targets: Vec<String> = if let Some(p) = &g.product {
             vec![p.clone()]
         } else if g.all_products {
             catalog.products().iter().filter(|p| p.tiers.contains(&g.tier)).map(|p| p.id.clone()).collect()
         } else if let Some(n) = g.choose {
-            let eligible: Vec<String> = clouds
-                .iter()
-                .filter(
-                    |c| if g.from.is_empty() { catalog.tier_index(c, &g.tier).is_some() } else { g.from.contains(c) },
-                )
-                .take(n as usize)
-                .cloned()
-                .collect();
+            let eligible: Vec<String> = match &placed {
+                Some(by) => clouds.iter().zip(by).filter(|(_, &at)| at == gi).map(|(c, _)| c.clone()).collect(),
+                None => clouds
+                    .iter()
+                    .filter(
+                        |c| if g.from.is_empty() { catalog.tier_index(c, &g.tier).is_some() } else { g.from.contains(c) },
+                    )
+                    .take(n as usize)
+                    .cloned()
+                    .collect(),
+            };
             if eligible.is_empty() {
                 let w =
                     format!("{ctx}: offer `{}` is a bundle and no products were chosen (metadata.clouds)", offer.key);
