@@ -499,3 +499,37 @@ fn a_lower_grant_on_older_terms_holds_an_exact_tier_capability_at_the_subjects_t
     assert!(!decide::can(&cat, &ents, "priority_render", t(now + 2 * DAY)).unwrap().allowed);
     assert_eq!(grandfather::terms_until(&two, &grants, t(now)), Some(t(now + DAY)));
 }
+
+/// A Studio Basic subscriber's checkout, activation and subscription were read under
+/// version 1; the first invoice's `invoice.paid` was retried and read after version 2 was
+/// pushed, whose offer moves Basic's subscribers at their renewal. The first period was
+/// taken as a renewal under version 2, and the subscriber lost HD export and 5 projects
+/// before any renewal: the first period is the sale's, and version 1's terms hold until
+/// the first renewal.
+#[test]
+fn a_late_reading_of_the_first_invoice_is_no_renewal_under_the_new_version() {
+    let (one, two) = (v1(), v2(Some("at_renewal")));
+    let mut fs = facts(&two, &["stripe/invoice.paid.basil.json"]);
+    fs.extend(facts(
+        &one,
+        &[
+            "stripe/customer.subscription.created.basil.json",
+            "stripe/customer.subscription.updated.active.basil.json",
+            "stripe/checkout.session.completed.subscription.json",
+        ],
+    ));
+    let older: std::collections::BTreeMap<u32, Catalog> = [(1, one.clone())].into();
+    let at = t(P1E - DAY);
+    let st = tollgate::billing::reduce_sold(&two, &older, &fs, &Default::default(), at);
+    let ents = st.entitlements_for(USER);
+    let g = ents.grants.iter().find(|g| g.product == "studio").expect("a Studio grant");
+    assert_eq!(g.catalog_version, Some(1), "sold under version 1");
+    let (cat, _) = tollgate::grandfather::catalog_for(&two, &older, &ents.grants, at);
+    let hd = tollgate::decide::can(&cat, &ents, "hd_export", at).unwrap().allowed;
+    let projects = tollgate::decide::limit(&cat, &ents, "projects", at).unwrap().limit;
+    assert_eq!(
+        (hd, projects, g.renewal_version),
+        (true, tollgate::LimitValue::Limited(10), Some(1)),
+        "no renewal happened: version 1's terms until the first renewal"
+    );
+}

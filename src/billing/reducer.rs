@@ -714,8 +714,9 @@ fn sold_under(s: &mut SubscriptionState, f: &Fact) {
     }
 }
 
-/// A fact that moved a subscription's paid period forward (a renewal, or the first period)
-/// moves it onto the terms of the catalog version it was read under (`at`, that version's
+/// A fact that moved a subscription's paid period forward past one already paid (a renewal:
+/// the first period is the sale's, [`sold_under`], however late it is read) moves it onto
+/// the terms of the catalog version it was read under (`at`, that version's
 /// catalog) when that version's offer of its plan migrates its subscribers (`at_renewal`,
 /// `now`: [`crate::grandfather::renewal_moves`]); under a version that keeps them it stays
 /// on the terms it is on, so a later version that keeps never undoes an earlier move. A
@@ -1072,7 +1073,6 @@ impl<'c> Folder<'c> {
                         }
                         s.seats = subscription_seats(self.catalog, &s.items);
                         sold_under(&mut s, f);
-                        renewed_under(&mut s, f, self.read_under(f));
                         self.st.subscriptions.insert(sid.clone(), s);
                     }
                 }
@@ -1221,7 +1221,7 @@ impl<'c> Folder<'c> {
             SubStatus::Canceled if e.paid_through.is_none() => e.paid_through = s.period_end,
             _ => {}
         }
-        if e.paid_through > paid_before {
+        if paid_before.is_some() && e.paid_through > paid_before {
             renewed_under(e, f, read_under);
         }
         match s.status {
@@ -1285,7 +1285,7 @@ impl<'c> Folder<'c> {
             }
             let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
-            if e.paid_through > paid_before {
+            if paid_before.is_some() && e.paid_through > paid_before {
                 renewed_under(e, f, read_under);
             }
             if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
