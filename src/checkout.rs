@@ -361,6 +361,23 @@ fn sellable<'c>(catalog: &'c Catalog, key: &str) -> Result<&'c Offer, Refusal> {
     Ok(offer)
 }
 
+/// The first product a recurring plan `offer` gives that a running subscription of the
+/// subject gives already (`subscribed`): buying it would bill both while only the higher
+/// tier counts, so checkout sells it only as a change of that subscription (already
+/// subscribed). None for a one-time offer, a bundle (its products are chosen at checkout)
+/// and a plan of other products. The one rule of "a second plan of a product", for
+/// checkout and for the offers a refusal names ([`crate::usage::credit_offer`]).
+pub fn second_plan_of<'c>(
+    catalog: &'c Catalog,
+    offer: &Offer,
+    subscribed: impl Fn(&crate::catalog::Product) -> bool,
+) -> Option<&'c crate::catalog::Product> {
+    if offer.price.interval == Interval::OneTime || crate::billing::parse::bundle_size(offer) != 0 {
+        return None;
+    }
+    catalog.products().iter().find(|p| catalog.offer_tier_for(offer, &p.id).is_some() && subscribed(p))
+}
+
 /// The request that sells `purchase` to `account.subject`: a Stripe Checkout Session, a
 /// Razorpay subscription (recurring offers) or a Razorpay order (one-time offers).
 pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: Timestamp) -> Result<Call, Refusal> {
@@ -433,7 +450,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
                     s.products.iter().any(|(x, _)| *x == p.id)
                 }
             };
-            catalog.products().iter().find(|p| catalog.offer_tier_for(offer, &p.id).is_some() && held(p)).map(|p| (s, p))
+            second_plan_of(catalog, offer, held).map(|p| (s, p))
         });
         if let Some((s, p)) = overlap {
             return Err(Refusal::new(

@@ -441,7 +441,7 @@ pub fn holds_offer(catalog: &Catalog, ents: &Entitlements, key: &str, now: Times
 /// once its open invoice is paid (the snapshot's payments due, the billing portal), so
 /// its holder is never sold its plan again (checkout: already subscribed), and an offer
 /// that gives more is a change of it.
-fn running(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
+pub(crate) fn running(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
     matches!(standing(g, grace_days, now), GrantStanding::Counts(_) | GrantStanding::GraceOver)
 }
 

@@ -303,7 +303,8 @@ fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp
 /// and that the subject can buy. When no single offer puts that many in, the one that puts
 /// the most (the cheapest of those): it leaves the least to find. A subscription the
 /// subject holds already ([`crate::decide::holds_offer`]: a plan whose allowance it used
-/// up) is not one: checkout refuses it (already subscribed). A one-time offer is, held or
+/// up) is not one, nor another plan of a product it subscribes to
+/// ([`crate::checkout::second_plan_of`]): checkout refuses both (already subscribed). A one-time offer is, held or
 /// not: each purchase puts its credits in again. A subscription counts with the credits
 /// of one period, what its first payment puts in.
 pub fn credit_offer<'c>(
@@ -316,11 +317,24 @@ pub fn credit_offer<'c>(
     let gives = |o: &crate::catalog::Offer| -> u64 {
         o.credits.iter().filter(|c| c.pool == pool).map(|c| u64::try_from(c.amount).unwrap_or(0)).fold(0, u64::saturating_add)
     };
+    let grace = catalog.meta().grace_period_days;
+    // A product a running subscription of the subject's own gives (not one ending at its
+    // period's end, nor one a seat lends).
+    let subscribed = |p: &crate::catalog::Product| {
+        ents.grants.iter().any(|g| {
+            g.product == p.id
+                && !g.lent_by_seat()
+                && g.status != crate::model::Status::Canceled
+                && crate::decide::running(g, grace, now)
+                && g.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| o.price.interval != crate::catalog::Interval::OneTime)
+        })
+    };
     let buyable = catalog
         .offers()
         .iter()
         .filter(|o| !o.hidden && o.credits.iter().any(|c| c.pool == pool))
-        .filter(|o| o.price.interval == crate::catalog::Interval::OneTime || !crate::decide::holds_offer(catalog, ents, &o.key, now));
+        .filter(|o| o.price.interval == crate::catalog::Interval::OneTime || !crate::decide::holds_offer(catalog, ents, &o.key, now))
+        .filter(|o| crate::checkout::second_plan_of(catalog, o, subscribed).is_none());
     buyable
         .clone()
         .filter(|o| gives(o) >= short)

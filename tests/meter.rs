@@ -520,3 +520,63 @@ fn a_subscription_anchor_is_for_monthly_windows() {
     let e = Catalog::from_toml(&bad).unwrap_err().to_string();
     assert!(e.contains("anchor"), "{e}");
 }
+
+/// A Premium (monthly) subscriber of the Razorpay AI app with 200 AI credits left asks for
+/// 1,500: the refusal named Premium (yearly), a second plan of the product it subscribes
+/// to, which checkout refuses (already subscribed: a change, not a purchase). It names an
+/// offer the subscriber can buy: a top-up.
+#[test]
+fn a_pool_refusal_never_names_a_second_plan_of_a_product_the_subject_subscribes_to() {
+    use tollgate::billing::facts::SubStatus;
+    use tollgate::catalog::Provider;
+    use tollgate::checkout::{self, Account, Held, Purchase};
+    let c = Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).unwrap();
+    let now = Timestamp(1_800_000_000);
+    let premium = Grant {
+        id: "razorpay:sub_1:premium".into(),
+        product: "premium".into(),
+        tier: "PREMIUM".into(),
+        source: Source::Razorpay,
+        status: Status::Active,
+        valid_from: Timestamp(now.0 - 86_400),
+        valid_to: Some(Timestamp(now.0 + 20 * 86_400)),
+        past_due_since: None,
+        offer: Some("PREMIUM_MONTHLY".into()),
+        source_ref: Some("razorpay:sub_1".into()),
+        catalog_version: None,
+        renewal_version: None,
+        period_start: None,
+    };
+    let mut ents = Entitlements::new(vec![premium]);
+    ents.balances.insert("ai_credits".into(), 200);
+    let check = meter::check_feature(&c, &ents, "ai_credits", 1500, 0, now).unwrap();
+    assert!(!check.allowed);
+    let named = check.upgrade.expect("a refusal names an offer").offer;
+    let account = Account {
+        subject: Subject::user("u1"),
+        role: None,
+        subscriptions: vec![Held {
+            provider: Provider::Razorpay,
+            id: "sub_1".into(),
+            offer: Some("PREMIUM_MONTHLY".into()),
+            status: SubStatus::Active,
+            quantity: 1,
+            cancel_at_period_end: false,
+            current_period_end: Some(Timestamp(now.0 + 20 * 86_400)),
+            products: vec![("premium".into(), "PREMIUM".into())],
+        }],
+        customers: vec![],
+        seats_used: 0,
+        email: None,
+    };
+    let buy = Purchase {
+        offer: named.clone(),
+        quantity: None,
+        clouds: vec![],
+        success_url: "https://app.example.com/ok".into(),
+        cancel_url: "https://app.example.com/no".into(),
+        price: None,
+    };
+    let sold = checkout::checkout(&c, &buy, &account, now);
+    assert!(sold.is_ok(), "the pool refusal names `{named}`, which checkout refuses: {:?}", sold.err());
+}

@@ -312,3 +312,65 @@ fn razorpay_offers_go_to_razorpay_with_basic_auth_and_json() {
         assert_eq!((body["amount"].as_i64(), body["notes"]["offer_key"].as_str()), (Some(9900), Some("AI_CREDITS_TOPUP_500")));
     });
 }
+
+/// A Stripe `customer.subscription.created` of U1 to `offer`, active over [start, end).
+fn sub_created(offer: &str, start: i64, end: i64) -> Value {
+    json!({
+        "id": "evt_sub_1", "object": "event", "api_version": "2025-03-31.basil", "created": start,
+        "type": "customer.subscription.created", "livemode": false, "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "data": {"object": {
+            "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active",
+            "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+            "start_date": start, "created": start, "trial_start": null, "trial_end": null,
+            "metadata": {"offer_key": offer, "user_id": U1},
+            "items": {"object": "list", "data": [{
+                "id": "si_1", "object": "subscription_item", "quantity": 1,
+                "price": {"id": format!("price_{}", offer.to_lowercase()), "object": "price", "metadata": {"offer_key": offer}},
+                "current_period_start": start, "current_period_end": end,
+            }]},
+        }},
+    })
+}
+
+/// The paid first invoice of `sub_1` for [start, end).
+fn invoice_paid(offer: &str, amount: i64, start: i64, end: i64) -> Value {
+    json!({
+        "id": "evt_in_1", "object": "event", "api_version": "2025-03-31.basil", "created": start,
+        "type": "invoice.paid", "livemode": false, "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "data": {"object": {
+            "id": "in_1", "object": "invoice", "customer": "cus_1", "status": "paid", "paid": true,
+            "amount_paid": amount, "amount_due": amount, "currency": "usd", "created": start,
+            "billing_reason": "subscription_create",
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1", "metadata": {}}},
+            "period_start": start, "period_end": end,
+            "lines": {"object": "list", "data": [{
+                "id": "il_1", "object": "line_item", "amount": amount, "currency": "usd", "quantity": 1,
+                "period": {"start": start, "end": end},
+                "pricing": {"type": "price_details", "price_details": {"price": format!("price_{}", offer.to_lowercase()), "product": "prod_x"}},
+                "parent": {"type": "subscription_item_details", "subscription_item_details": {"subscription": "sub_1"}},
+            }]},
+            "payments": {"object": "list", "data": [{"payment": {"type": "payment_intent", "payment_intent": "pi_in_1"}}]},
+        }},
+    })
+}
+
+/// A Video Studio Creator subscriber (1,800 seconds a month) asks to generate 20,000
+/// seconds: `POST /v1/check` refused and named Studio (monthly), a second plan of the
+/// product it subscribes to, which `POST /v1/checkout` refuses (409 `already_subscribed`).
+/// The offer a pool refusal names is one checkout sells (a token pack).
+#[test]
+fn the_offer_a_pool_refusal_names_is_one_checkout_sells() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let end = NOW + 30 * 86_400;
+        assert_eq!(t.stripe(&sub_created("VIDEO_CREATOR_MONTHLY", NOW, end)).await.0, 200);
+        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, NOW, end)).await.0, 200);
+        let (s, v) = t.post("/v1/check", U1, json!({"feature": "video_seconds", "quantity": 20000})).await;
+        assert_eq!((s, v["allowed"].clone()), (200, json!(false)), "{v}");
+        let named = v["upgrade"]["offer"].as_str().unwrap_or_else(|| panic!("a refusal names an offer: {v}")).to_string();
+        let (s, r) = t.post("/v1/checkout", U1, buy(&named)).await;
+        assert_eq!(s, 200, "the refusal named `{named}` and checkout answers {r}");
+    });
+}
