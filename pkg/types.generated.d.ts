@@ -175,7 +175,12 @@ grace_until?: Timestamp | null, };
 /**
  * What a subject holds: grants and credit balances (pool -> available units).
  */
-export type Entitlements = { subject: string, grants: Array<Grant>, balances: { [key in string]: number }, };
+export type Entitlements = { subject: string, grants: Array<Grant>, balances: { [key in string]: number }, 
+/**
+ * From then on its balances give nothing (a snapshot's end: its grants end by then too,
+ * [`crate::snapshot::entitlements_under`]); `None` for a subject's own state.
+ */
+until?: Timestamp | null, };
 
 /**
  * What an export gets.

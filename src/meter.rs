@@ -558,7 +558,7 @@ pub fn check_feature(
     valid_quantity(quantity)?;
     match feature(catalog, feature_id)? {
         Feature::Pool(pool) => {
-            let held = ents.balances.get(pool);
+            let held = ents.balance_at(pool, now);
             let available = held.map_or(0, |&n| u64::try_from(n).unwrap_or(0));
             let may_draw = crate::usage::may_draw_holding(catalog, ents, held.is_some(), now);
             check_pool_holding(catalog, ents, pool, quantity, available, may_draw, now)

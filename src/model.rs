@@ -129,10 +129,19 @@ pub struct Entitlements {
     pub grants: Vec<Grant>,
     #[serde(default)]
     pub balances: BTreeMap<String, i64>,
+    /// From then on its balances give nothing (a snapshot's end: its grants end by then too,
+    /// [`crate::snapshot::entitlements_under`]); `None` for a subject's own state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<crate::time::Timestamp>,
 }
 
 impl Entitlements {
     pub fn new(grants: Vec<Grant>) -> Self {
-        Entitlements { subject: String::new(), grants, balances: BTreeMap::new() }
+        Entitlements { subject: String::new(), grants, balances: BTreeMap::new(), until: None }
+    }
+
+    /// The units `pool` holds at `now` (none from [`Self::until`] on).
+    pub fn balance_at(&self, pool: &str, now: crate::time::Timestamp) -> Option<&i64> {
+        self.balances.get(pool).filter(|_| self.until.is_none_or(|u| now < u))
     }
 }

@@ -350,7 +350,7 @@ pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)
 /// without one is still answered what it did while it held one (a retried use).
 pub fn as_member(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)]) -> Result<(Entitlements, bool), ActError> {
     let (_, seated, grants) = orgs.iter().find(|(id, _, _)| id == org_id).ok_or(ActError::NotMember)?;
-    Ok((Entitlements { subject: Subject::org(org_id).to_string(), grants: grants.clone(), balances: Default::default() }, *seated))
+    Ok((Entitlements { subject: Subject::org(org_id).to_string(), grants: grants.clone(), balances: Default::default(), until: None }, *seated))
 }
 
 #[cfg(test)]

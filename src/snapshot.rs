@@ -139,7 +139,7 @@ impl Snapshot {
     /// The grants and balances, ready for [`crate::Engine`] or [`crate::decide`] over
     /// `catalog` (see [`entitlements_under`]).
     pub fn entitlements(&self, catalog: &Catalog) -> Result<Entitlements, WrongCatalog> {
-        let ents = Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone() };
+        let ents = Entitlements { subject: self.subject.clone(), grants: self.grants.clone(), balances: self.balances.clone(), until: None };
         entitlements_under(catalog, Some(&self.catalog_id), Some(self.expires_at), ents)
     }
 
@@ -190,7 +190,8 @@ impl std::error::Error for WrongCatalog {}
 /// part of it an app kept (its catalog id and its end, when it kept them). A snapshot of
 /// another catalog is refused: its products are not this catalog's. Its grants hold no
 /// longer than it does: from `expires_at` they give nothing, so no answer decided from it
-/// holds past its end (a past-due grant's grace included).
+/// holds past its end (a past-due grant's grace included; its balances neither:
+/// [`Entitlements::until`]).
 pub fn entitlements_under(
     catalog: &Catalog,
     catalog_id: Option<&str>,
@@ -200,6 +201,7 @@ pub fn entitlements_under(
     same_catalog(catalog, catalog_id)?;
     if let Some(end) = expires_at {
         end_by(catalog, &mut ents.grants, end);
+        ents.until = Some(ents.until.map_or(end, |u| u.min(end)));
     }
     Ok(ents)
 }

@@ -186,7 +186,7 @@ fn entitlements_with_terms(catalog: &Catalog, v: Option<String>) -> Result<(Enti
         return Ok((Entitlements::new(grants), Vec::new()));
     }
     let e: EntitlementsIn = from_json("entitlements", &text)?;
-    let ents = Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances };
+    let ents = Entitlements { subject: e.subject, grants: e.grants.0, balances: e.balances, until: None };
     let ents = snapshot::entitlements_under(catalog, e.catalog_id.as_deref(), e.expires_at, ents)
         .map_err(|w| coded_error(&w, w.code()))?;
     Ok((ents, e.terms))
@@ -1264,7 +1264,7 @@ pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, no
         None => BTreeMap::new(),
         Some(text) => from_json("used (limit id -> whole number used)", &text)?,
     };
-    let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances };
+    let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances, until: None };
     let decided_on = crate::grandfather::apply(&catalog.inner, &s.terms);
     to_json(&crate::notices::notices(&decided_on, &ents, &s.alerts, &s.failed_payments, &used, now))
 }

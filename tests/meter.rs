@@ -40,6 +40,7 @@ fn holding(tier: Option<&str>) -> Entitlements {
             .into_iter()
             .collect(),
         balances: Default::default(),
+        until: None,
     }
 }
 

@@ -114,6 +114,7 @@ fn entitlements() -> Entitlements {
             },
         ],
         balances: BTreeMap::from([("ai_credits".to_string(), 1_250), ("video_seconds".to_string(), 0)]),
+        until: None,
     }
 }
 
@@ -206,6 +207,7 @@ fn round_trip_returns_the_same_snapshot() {
         }
     }
     assert!(held.grants.iter().any(|g| g.status == Status::PastDue && g.past_due_since == Some(snapshot.expires_at.plus_seconds(-grace))));
+    held.until = Some(snapshot.expires_at);
     assert_eq!(verified.entitlements(&vcm).unwrap(), held);
     let other = tollgate::Catalog::from_toml(include_str!("../catalogs/org-seats.toml")).unwrap();
     assert_eq!(verified.entitlements(&other).unwrap_err().code(), "wrong_catalog");
@@ -621,4 +623,20 @@ fn an_organizations_entry_gives_nothing_after_its_snapshot() {
     assert!(!tollgate::decide::can(&c, &kept, "advanced_analytics", later).unwrap().allowed);
     let vcm = tollgate::catalog::Catalog::from_toml(include_str!("../catalogs/vcm-suite.toml")).unwrap();
     assert_eq!(snap.membership(&vcm, None).unwrap_err().code(), "wrong_catalog");
+}
+
+/// A Video Studio user's snapshot (no plan, 1,000 purchased seconds) expires: read after its
+/// end, the browser's `checkFeature` allowed spending 30 seconds from it. Its balances give
+/// nothing from its end on, as its grants do.
+#[test]
+fn a_snapshots_balances_give_nothing_after_its_end() {
+    let c = tollgate::Catalog::from_toml(include_str!("../catalogs/video-studio.toml")).unwrap();
+    let mut ents = Entitlements::default();
+    ents.balances.insert("video_seconds".into(), 1000);
+    let end = ts(NOW + 3600);
+    let ents = tollgate::snapshot::entitlements_under(&c, Some(&c.meta().id), Some(end), ents).unwrap();
+    let before = tollgate::meter::check_feature(&c, &ents, "video_seconds", 30, 0, ts(NOW)).unwrap();
+    assert!(before.allowed, "allowed while the snapshot holds");
+    let after = tollgate::meter::check_feature(&c, &ents, "video_seconds", 30, 0, end.plus_seconds(60)).unwrap();
+    assert!(!after.allowed, "allowed a minute after the snapshot's end: {after:?}");
 }

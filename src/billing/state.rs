@@ -319,8 +319,8 @@ impl BillingState {
     pub fn entitlements_for(&self, subject: &str) -> Entitlements {
         let key = Subject::parse(subject).map(|s| s.to_string()).unwrap_or_else(|_| subject.to_string());
         match self.subjects.get(&key) {
-            Some(s) => Entitlements { subject: key, grants: s.grants.clone(), balances: s.balances.clone() },
-            None => Entitlements { subject: key, grants: Vec::new(), balances: self.defaults.clone() },
+            Some(s) => Entitlements { subject: key, grants: s.grants.clone(), balances: s.balances.clone(), until: None },
+            None => Entitlements { subject: key, grants: Vec::new(), balances: self.defaults.clone(), until: None },
         }
     }
 

@@ -281,7 +281,7 @@ impl SubjectState {
 
     /// The subject's own grants and balances (none lent by an organization).
     pub fn own_entitlements(&self, now: Timestamp) -> Entitlements {
-        Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now) }
+        Entitlements { subject: self.subject.key(), grants: self.grants.clone(), balances: self.balances(now), until: None }
     }
 
     /// Each organization the user belongs to: its id, whether the user holds a seat there,
