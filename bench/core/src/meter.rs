@@ -50,6 +50,7 @@ fn main() {
             period_start: None,
         }],
         balances: Default::default(),
+        until: None,
     };
     let subject = Subject::user("u1");
     let asked = Use { subject: &subject, idempotency_key: "run-1", feature: "workflow_runs_per_day", quantity: 1, scope: None, actor: None };
