@@ -564,3 +564,68 @@ fn a_bundle_choice_checkout_sells_is_the_choice_the_purchase_gives() {
     got.sort();
     assert_eq!(got, [("a".to_string(), "pro".to_string()), ("b".to_string(), "pro".to_string())]);
 }
+
+const ONE_PRO_TWO_BASIC: &str = r#"
+[catalog]
+id = "trio"
+name = "Trio"
+version = "1"
+currency = "usd"
+grace_period_days = 0
+
+[[products]]
+id = "a"
+tiers = ["free", "basic", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "b"
+tiers = ["free", "basic", "pro"]
+default_tier = "free"
+
+[[products]]
+id = "c"
+tiers = ["free", "basic", "pro"]
+default_tier = "free"
+
+# Three products: one of them at pro, the two others at basic.
+[[offers]]
+key = "TRIO"
+label = "Trio"
+price = { amount = 5000, currency = "usd", interval = "one_time" }
+grants = [
+  { choose = 1, from = ["a", "b", "c"], tier = "basic" },
+  { choose = 1, from = ["a", "b", "c"], tier = "pro" },
+  { choose = 1, from = ["a", "b", "c"], tier = "basic" },
+]
+"#;
+
+/// A user denied b at pro is shown the Trio bundle (one product at pro, two at basic)
+/// preselected as b, a, c, and buys exactly that. The paid purchase gave a at pro and b at
+/// basic (any placement of the choice was taken): each product chosen, in order, gets the
+/// highest tier the bundle can give it beside the ones before, so b is at pro.
+#[test]
+fn a_bundle_bought_for_the_product_the_upgrade_named_gives_it_at_the_tier_named() {
+    let c = Catalog::from_toml(ONE_PRO_TWO_BASIC).unwrap();
+    let none = Entitlements::default();
+    assert!(!decide::has_access(&c, &none, "b", "pro", NOW).unwrap().allowed);
+    let unlocks = decide::offers_unlocking(&c, &none, decide::Ask::Access { product: "b", tier: "pro" }, NOW).unwrap();
+    let trio = unlocks.iter().find(|u| u.upgrade.offer == "TRIO").expect("Trio unlocks b at pro");
+    let clouds: Vec<&str> = trio.clouds.iter().map(String::as_str).collect();
+    assert!(checkout::checkout(&c, &Purchase { clouds: trio.clouds.clone(), ..buy("TRIO") }, &user(), NOW).is_ok(), "checkout sells {clouds:?}");
+    let fact: tollgate::billing::Fact = serde_json::from_value(serde_json::json!({
+        "key": "purchase:stripe:cs_1", "provider": "stripe", "event": "evt_1", "at": "2027-01-15T08:00:00Z",
+        "type": "purchase", "id": "stripe:cs_1", "mode": "payment", "outcome": "paid",
+        "subject": format!("user:{U}"), "offer": "TRIO", "quantity": 1, "clouds": clouds,
+        "amount": 5000, "currency": "usd",
+    }))
+    .unwrap();
+    let st = tollgate::billing::reduce(&c, &[fact], NOW);
+    let ents = st.entitlements_for(&format!("user:{U}"));
+    let mut got: Vec<(String, String)> = ents.grants.iter().map(|g| (g.product.clone(), g.tier.clone())).collect();
+    got.sort();
+    assert!(
+        decide::has_access(&c, &ents, "b", "pro", NOW).unwrap().allowed,
+        "bought Trio as {clouds:?} to unlock b at pro, and got {got:?}"
+    );
+}

@@ -552,13 +552,12 @@ fn offer_products(
 ) -> BTreeMap<String, usize> {
     let mut out: BTreeMap<String, usize> = BTreeMap::new();
     // Which `choose` grant gives each chosen product: the catalog's one rule of a bundle's
-    // choice (what checkout sells); a choice it cannot place whole (unknown products, more
-    // than the bundle lets choose) is read grant by grant, each taking its first eligible.
-    let placed: Option<Vec<usize>> = clouds
-        .iter()
-        .map(|c| catalog.product_index(c))
-        .collect::<Option<Vec<usize>>>()
-        .and_then(|ps| catalog.bundle_choice(offer, &ps, |_, _| true));
+    // choice (what checkout sells), each product in the order chosen at the highest tier the
+    // bundle can give it beside the ones before (a suggestion lists the products it needs
+    // first); a choice it cannot place whole (unknown products, more than the bundle lets
+    // choose) is read grant by grant, each taking its first eligible.
+    let placed: Option<Vec<usize>> =
+        clouds.iter().map(|c| catalog.product_index(c)).collect::<Option<Vec<usize>>>().and_then(|ps| best_choice(catalog, offer, &ps));
     for (gi, g) in offer.grants.iter().enumerate() {
         let targets: Vec<String> = if let Some(p) = &g.product {
             vec![p.clone()]
@@ -595,6 +594,32 @@ fn offer_products(
         }
     }
     out
+}
+
+/// A bundle's choice of `products` placed on its `choose` grants ([`Catalog::bundle_choice`]),
+/// each product in turn at the highest tier some placement of all of them can give it with
+/// the products before it kept at theirs. None when no placement gives them all.
+fn best_choice(catalog: &Catalog, offer: &Offer, products: &[usize]) -> Option<Vec<usize>> {
+    catalog.bundle_choice(offer, products, |_, _| true)?;
+    let mut least = vec![0; products.len()];
+    for (i, &pi) in products.iter().enumerate() {
+        let tiers = &catalog.products()[pi].tiers;
+        let mut offered: Vec<usize> = offer
+            .grants
+            .iter()
+            .filter(|g| g.choose.is_some() && g.product.is_none() && !g.all_products)
+            .filter_map(|g| tiers.iter().position(|t| *t == g.tier))
+            .collect();
+        offered.sort_unstable_by(|a, b| b.cmp(a));
+        for t in offered {
+            least[i] = t;
+            if catalog.bundle_choice(offer, products, |j, tj| tj >= least[j]).is_some() {
+                break;
+            }
+            least[i] = 0;
+        }
+    }
+    catalog.bundle_choice(offer, products, |j, tj| tj >= least[j])
 }
 
 /// The grants a subscription gives its subject, from its current items.
