@@ -370,7 +370,7 @@ pub fn notices(
     // Pools the subject holds, from the balances.
     for k in alerts::all_pool_checks(catalog) {
         let Level::BalanceBelow { pool, below } = &k.level else { continue };
-        let Some(&balance) = ents.balances.get(pool) else { continue };
+        let Some(&balance) = ents.balance_at(pool, now) else { continue };
         if balance >= *below || seen.contains(&k.rule) {
             continue;
         }

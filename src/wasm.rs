@@ -1251,11 +1251,17 @@ struct NoticesIn {
     failed_payments: Vec<crate::notices::DuePayment>,
     #[serde(default)]
     terms: Vec<crate::grandfather::Terms>,
+    #[serde(default)]
+    catalog_id: Option<String>,
+    #[serde(default)]
+    expires_at: Option<Timestamp>,
 }
 
 /// The warnings and payment notices of a snapshot at `now` (the core's `notices`):
 /// its open alerts, and the catalog's thresholds its numbers cross now. `used`: what
-/// each limit's current window used so far (limit id -> whole number), where known.
+/// each limit's current window used so far (limit id -> whole number), where known. The
+/// snapshot's numbers hold no longer than it does, and another catalog's snapshot is
+/// refused (`wrong_catalog`; [`snapshot::entitlements_under`]).
 #[wasm_bindgen]
 pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, now_ms: f64) -> Result<String, JsValue> {
     let now = now_of(now_ms)?;
@@ -1265,6 +1271,8 @@ pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, no
         Some(text) => from_json("used (limit id -> whole number used)", &text)?,
     };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances, until: None };
+    let ents = snapshot::entitlements_under(&catalog.inner, s.catalog_id.as_deref(), s.expires_at, ents)
+        .map_err(|w| coded_error(&w, w.code()))?;
     let decided_on = crate::grandfather::apply(&catalog.inner, &s.terms);
     to_json(&crate::notices::notices(&decided_on, &ents, &s.alerts, &s.failed_payments, &used, now))
 }

@@ -640,3 +640,24 @@ fn a_snapshots_balances_give_nothing_after_its_end() {
     let after = tollgate::meter::check_feature(&c, &ents, "video_seconds", 30, 0, end.plus_seconds(60)).unwrap();
     assert!(!after.allowed, "allowed a minute after the snapshot's end: {after:?}");
 }
+
+/// A Razorpay AI app user's kept snapshot holds 50 AI credits and expires: read a day after
+/// its end, the notices warned "fewer than 100 credits left", a number the snapshot no
+/// longer vouches for. Its balances give nothing after its end, and warn of nothing.
+#[test]
+fn a_snapshots_balance_warns_nothing_after_its_end() {
+    let c = tollgate::Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).unwrap();
+    let mut ents = tollgate::Entitlements::default();
+    ents.balances.insert("ai_credits".into(), 50);
+    let end = ts(NOW + 3600);
+    let ents = tollgate::snapshot::entitlements_under(&c, Some(&c.meta().id), Some(end), ents).unwrap();
+    let used = std::collections::BTreeMap::new();
+    let before = tollgate::notices::notices(&c, &ents, &[], &[], &used, ts(NOW));
+    assert!(before.warnings.iter().any(|w| w.kind == "pool"), "warned while the snapshot holds: {before:?}");
+    let later = end.plus_days(1);
+    let check = tollgate::meter::check_feature(&c, &ents, "ai_credits", 1, 0, later).unwrap();
+    assert!(!check.allowed, "the pool gives nothing after the end");
+    let after = tollgate::notices::notices(&c, &ents, &[], &[], &used, later);
+    let pools: Vec<&str> = after.warnings.iter().filter(|w| w.kind == "pool").map(|w| w.message.as_str()).collect();
+    assert!(pools.is_empty(), "a day after the snapshot's end it still warns {pools:?}");
+}

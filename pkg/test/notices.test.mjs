@@ -68,3 +68,11 @@ test('formatMoney is the core formatter', () => {
   assert.throws(() => formatMoney({ amount: 1.5, currency: 'usd' }), /whole number/);
   assert.throws(() => formatMoney({ amount: 1, currency: 'dollars' }), /ISO 4217/);
 });
+
+test('a snapshot tells nothing of its numbers after its end, and another catalog\'s is refused', () => {
+  const kept = { ...premium, catalog_id: 'razorpay-ai', expires_at: '2026-12-04T01:00:00Z' };
+  const rules = (n) => n.warnings.map((w) => w.rule);
+  assert.ok(rules(notices(kept, { catalog, now })).includes('pool:ai_credits:100left'));
+  assert.ok(!rules(notices(kept, { catalog, now: '2026-12-05T00:00:00Z' })).includes('pool:ai_credits:100left'));
+  assert.throws(() => notices({ ...kept, catalog_id: 'vcm-suite' }, { catalog, now }), (e) => e.code === 'wrong_catalog');
+});
