@@ -318,13 +318,15 @@ pub fn credit_offer<'c>(
         o.credits.iter().filter(|c| c.pool == pool).map(|c| u64::try_from(c.amount).unwrap_or(0)).fold(0, u64::saturating_add)
     };
     let grace = catalog.meta().grace_period_days;
-    // A product a running subscription of the subject's own gives (not one ending at its
-    // period's end, nor one a seat lends).
+    // A product a subscription of the subject's own (not one a seat lends) may still run
+    // for, as checkout sees it: one that counts (a canceled one until its access ends: a
+    // grant does not tell a cancellation at the period's end, which checkout sells beside,
+    // from one on a date, which it does not, so both are left out and the refusal names a
+    // top-up) or is past due.
     let subscribed = |p: &crate::catalog::Product| {
         ents.grants.iter().any(|g| {
             g.product == p.id
                 && !g.lent_by_seat()
-                && g.status != crate::model::Status::Canceled
                 && crate::decide::running(g, grace, now)
                 && g.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| o.price.interval != crate::catalog::Interval::OneTime)
         })

@@ -313,23 +313,27 @@ fn razorpay_offers_go_to_razorpay_with_basic_auth_and_json() {
     });
 }
 
-/// A Stripe `customer.subscription.created` of U1 to `offer`, active over [start, end).
-fn sub_created(offer: &str, start: i64, end: i64) -> Value {
+/// A Stripe `customer.subscription.<kind>` of U1 to `offer` over [start, end), `created` at `at`.
+fn sub_event(id: &str, kind: &str, offer: &str, status: &str, at: i64, start: i64, end: i64, extra: Value) -> Value {
+    let mut obj = json!({
+        "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": status,
+        "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+        "start_date": start, "created": start, "trial_start": null, "trial_end": null,
+        "metadata": {"offer_key": offer, "user_id": U1},
+        "items": {"object": "list", "data": [{
+            "id": "si_1", "object": "subscription_item", "quantity": 1,
+            "price": {"id": format!("price_{}", offer.to_lowercase()), "object": "price", "metadata": {"offer_key": offer}},
+            "current_period_start": start, "current_period_end": end,
+        }]},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        obj[k] = v.clone();
+    }
     json!({
-        "id": "evt_sub_1", "object": "event", "api_version": "2025-03-31.basil", "created": start,
-        "type": "customer.subscription.created", "livemode": false, "pending_webhooks": 1,
+        "id": id, "object": "event", "api_version": "2025-03-31.basil", "created": at,
+        "type": format!("customer.subscription.{kind}"), "livemode": false, "pending_webhooks": 1,
         "request": {"id": null, "idempotency_key": null},
-        "data": {"object": {
-            "id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active",
-            "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
-            "start_date": start, "created": start, "trial_start": null, "trial_end": null,
-            "metadata": {"offer_key": offer, "user_id": U1},
-            "items": {"object": "list", "data": [{
-                "id": "si_1", "object": "subscription_item", "quantity": 1,
-                "price": {"id": format!("price_{}", offer.to_lowercase()), "object": "price", "metadata": {"offer_key": offer}},
-                "current_period_start": start, "current_period_end": end,
-            }]},
-        }},
+        "data": {"object": obj},
     })
 }
 
@@ -365,8 +369,32 @@ fn the_offer_a_pool_refusal_names_is_one_checkout_sells() {
     block(async {
         let t = T::new("video-studio", &[]);
         let end = NOW + 30 * 86_400;
-        assert_eq!(t.stripe(&sub_created("VIDEO_CREATOR_MONTHLY", NOW, end)).await.0, 200);
+        assert_eq!(t.stripe(&sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", NOW, NOW, end, json!({}))).await.0, 200);
         assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, NOW, end)).await.0, 200);
+        let (s, v) = t.post("/v1/check", U1, json!({"feature": "video_seconds", "quantity": 20000})).await;
+        assert_eq!((s, v["allowed"].clone()), (200, json!(false)), "{v}");
+        let named = v["upgrade"]["offer"].as_str().unwrap_or_else(|| panic!("a refusal names an offer: {v}")).to_string();
+        let (s, r) = t.post("/v1/checkout", U1, buy(&named)).await;
+        assert_eq!(s, 200, "the refusal named `{named}` and checkout answers {r}");
+    });
+}
+
+/// A Video Studio Creator subscriber whose subscription Stripe cancels on a date (`cancel_at`
+/// ten days ahead, not at the period's end) asks to generate 20,000 seconds: `POST /v1/check`
+/// refuses and names Studio (monthly), a second plan of the product its running subscription
+/// gives, which `POST /v1/checkout` refuses (409 `already_subscribed`). The offer a pool
+/// refusal names should be one checkout sells.
+#[test]
+fn a_pool_refusal_beside_a_subscription_canceled_on_a_date_names_an_offer_checkout_sells() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
+        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
+        assert_eq!(t.stripe(&created).await.0, 200);
+        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        let on_a_date = json!({"cancel_at": NOW + 10 * 86_400, "canceled_at": NOW - 86_400});
+        let updated = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 86_400, start, end, on_a_date);
+        assert_eq!(t.stripe(&updated).await.0, 200);
         let (s, v) = t.post("/v1/check", U1, json!({"feature": "video_seconds", "quantity": 20000})).await;
         assert_eq!((s, v["allowed"].clone()), (200, json!(false)), "{v}");
         let named = v["upgrade"]["offer"].as_str().unwrap_or_else(|| panic!("a refusal names an offer: {v}")).to_string();
