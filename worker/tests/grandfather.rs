@@ -255,20 +255,11 @@ impl Orgs {
     async fn call(&self, method: Method, path: &str, uid: &str, body: Option<Value>) -> (u16, Value) {
         let now = self.tick();
         let h = Headers::new().with("authorization", format!("Bearer {}", common::token_with_email(uid, ISSUER, now)));
-        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        common::call(&self.app, method, path, h, &body.unwrap_or(Value::Null), now).await
     }
     async fn stripe(&self, event: Value) {
-        let now = self.tick();
-        let payload = event.to_string();
-        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
-        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        assert_eq!((r.status, v["status"].as_str()), (200, Some("applied")), "{v}");
+        let (status, v) = common::stripe(&self.app, &event, self.tick()).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("applied")), "{v}");
     }
     /// Pushes a document, makes it active and lets the worker see it at once.
     async fn push(&self, doc: &Value) -> i64 {
