@@ -420,35 +420,19 @@ fn a_past_due_subscriber_is_not_sold_the_plan_they_still_subscribe_to() {
     assert!(ch.is_ok(), "`{}` is named as a change and the change is refused: {:?}", first.upgrade.offer, ch.err());
 }
 
-const TWO_CHOICES: &str = r#"
-[catalog]
-id = "two-choices"
-name = "Two choices"
-version = "1"
-currency = "usd"
-grace_period_days = 0
+/// A catalog `id` of products `a`, `b`, `c` and `d` with `tiers` (the first the default),
+/// in US dollars with no grace, selling `offers` (TOML).
+fn letters(id: &str, tiers: &[&str], offers: &str) -> Catalog {
+    let tiers = tiers.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+    let products: String = ["a", "b", "c", "d"]
+        .iter()
+        .map(|p| format!("[[products]]\nid = \"{p}\"\ntiers = [{tiers}]\ndefault_tier = \"free\"\n\n"))
+        .collect();
+    let head = format!("[catalog]\nid = \"{id}\"\nname = \"{id}\"\nversion = \"1\"\ncurrency = \"usd\"\ngrace_period_days = 0\n\n");
+    Catalog::from_toml(&format!("{head}{products}{offers}")).unwrap()
+}
 
-[[products]]
-id = "a"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "b"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "c"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "d"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-# One product from a or b, and one from c or d.
+const TWO_CHOICES: &str = r#"# One product from a or b, and one from c or d.
 [[offers]]
 key = "MIX"
 label = "Mix"
@@ -489,7 +473,7 @@ requires = { capability = "b_feature" }
 /// and one of c or d, a choice checkout accepts.
 #[test]
 fn a_bundle_is_not_offered_for_two_products_only_one_of_its_choices_covers() {
-    let c = Catalog::from_toml(TWO_CHOICES).unwrap();
+    let c = letters("two-choices", &["free", "pro"], TWO_CHOICES);
     let usage = BTreeMap::new();
     let ents = Entitlements::default();
     let t = decide::tool_state(&c, &ents, "ab-tool", &usage, NOW).unwrap();
@@ -509,30 +493,7 @@ fn a_bundle_is_not_offered_for_two_products_only_one_of_its_choices_covers() {
     assert!(checkout::checkout(&c, &p, &user(), NOW).is_ok());
 }
 
-const OVERLAPPING_CHOICES: &str = r#"
-[catalog]
-id = "overlap"
-name = "Overlap"
-version = "1"
-currency = "usd"
-grace_period_days = 0
-
-[[products]]
-id = "a"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "b"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "c"
-tiers = ["free", "pro"]
-default_tier = "free"
-
-# One of a or b, and one more of a, b or c.
+const OVERLAPPING_CHOICES: &str = r#"# One of a or b, and one more of a, b or c.
 [[offers]]
 key = "PAIR"
 label = "Pair"
@@ -549,7 +510,7 @@ grants = [
 /// it places the choice as checkout does (`Catalog::bundle_choice`), a and b.
 #[test]
 fn a_bundle_choice_checkout_sells_is_the_choice_the_purchase_gives() {
-    let c = Catalog::from_toml(OVERLAPPING_CHOICES).unwrap();
+    let c = letters("overlap", &["free", "pro"], OVERLAPPING_CHOICES);
     assert!(checkout::checkout(&c, &Purchase { clouds: vec!["a".into(), "b".into()], ..buy("PAIR") }, &user(), NOW).is_ok(), "checkout sells a and b");
     let fact: tollgate::billing::Fact = serde_json::from_value(serde_json::json!({
         "key": "purchase:stripe:cs_1", "provider": "stripe", "event": "evt_1", "at": "2027-01-15T08:00:00Z",
@@ -565,30 +526,7 @@ fn a_bundle_choice_checkout_sells_is_the_choice_the_purchase_gives() {
     assert_eq!(got, [("a".to_string(), "pro".to_string()), ("b".to_string(), "pro".to_string())]);
 }
 
-const ONE_PRO_TWO_BASIC: &str = r#"
-[catalog]
-id = "trio"
-name = "Trio"
-version = "1"
-currency = "usd"
-grace_period_days = 0
-
-[[products]]
-id = "a"
-tiers = ["free", "basic", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "b"
-tiers = ["free", "basic", "pro"]
-default_tier = "free"
-
-[[products]]
-id = "c"
-tiers = ["free", "basic", "pro"]
-default_tier = "free"
-
-# Three products: one of them at pro, the two others at basic.
+const ONE_PRO_TWO_BASIC: &str = r#"# Three products: one of them at pro, the two others at basic.
 [[offers]]
 key = "TRIO"
 label = "Trio"
@@ -606,7 +544,7 @@ grants = [
 /// highest tier the bundle can give it beside the ones before, so b is at pro.
 #[test]
 fn a_bundle_bought_for_the_product_the_upgrade_named_gives_it_at_the_tier_named() {
-    let c = Catalog::from_toml(ONE_PRO_TWO_BASIC).unwrap();
+    let c = letters("trio", &["free", "basic", "pro"], ONE_PRO_TWO_BASIC);
     let none = Entitlements::default();
     assert!(!decide::has_access(&c, &none, "b", "pro", NOW).unwrap().allowed);
     let unlocks = decide::offers_unlocking(&c, &none, decide::Ask::Access { product: "b", tier: "pro" }, NOW).unwrap();
