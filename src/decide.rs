@@ -470,8 +470,10 @@ fn meets(catalog: &Catalog, o: usize, needs: &[(Need, Option<usize>)]) -> Option
             n += 1;
         }
     }
-    if n == 0 {
-        return Some((chosen, 0));
+    // One product to choose: a choice grant that gives it a tier meeting its needs (`choice`
+    // above) is the placement; two or more must fit the bundle's grants together.
+    if n <= 1 {
+        return Some((chosen, n));
     }
     let offer = catalog.offer_at(o);
     catalog.bundle_choice(offer, &chosen[..n], |i, t| chosen_meets(catalog, o, needs, chosen[i], t)).map(|_| (chosen, n))
