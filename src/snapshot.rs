@@ -52,8 +52,8 @@
 //! 2. Parse the payload as JSON; `v` must be `1` and `kid` a string. Otherwise: malformed.
 //! 3. Look `kid` up among the trusted public keys. None: unknown key.
 //! 4. Verify the Ed25519 signature over the payload bytes. Failure: bad signature.
-//! 5. Read the remaining fields (malformed if any is missing or mistyped, or if
-//!    `expires_at <= issued_at`). With the verifier's `now`:
+//! 5. Read the remaining fields (malformed if any is missing or mistyped, if `issued_at`
+//!    or `expires_at` is not RFC 3339 text in UTC, or if `expires_at <= issued_at`). With the verifier's `now`:
 //!    `now >= expires_at` is expired; `issued_at > now + ISSUED_AT_SKEW_SECS`
 //!    (120 s, for clocks that run a little behind) is not yet valid.
 //! 6. Check that `subject` is the signed-in user ([`verify_for_subject`]): a valid
@@ -598,11 +598,17 @@ impl SnapshotSigner {
     }
 }
 
-/// The two fields needed before the signature can be checked.
+/// The two fields needed before the signature can be checked, and the payload's times as
+/// written.
 #[derive(Deserialize)]
 struct Envelope {
     v: u32,
     kid: String,
+    /// For the check that they are RFC 3339 text in UTC (step 5).
+    #[serde(default)]
+    issued_at: serde_json::Value,
+    #[serde(default)]
+    expires_at: serde_json::Value,
 }
 
 fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, SnapshotError> {
@@ -653,6 +659,14 @@ pub fn verify<K: AsRef<str>>(token: &str, keys: &[(K, [u8; 32])], now: Timestamp
 
     let snapshot: Snapshot = serde_json::from_slice(&payload)
         .map_err(|e| SnapshotError::malformed(format!("signed payload has bad fields ({e})")))?;
+    // The format's times are RFC 3339 text in UTC; the reader of times also takes Unix
+    // seconds and offsets, which another host following the format would refuse.
+    for (name, raw) in [("issued_at", &envelope.issued_at), ("expires_at", &envelope.expires_at)] {
+        let utc = raw.as_str().is_some_and(|t| ["Z", "z", "+00:00"].iter().any(|z| t.ends_with(z)) && Timestamp::parse(t).is_ok());
+        if !utc {
+            return Err(SnapshotError::malformed(format!("{name} is not an RFC 3339 time in UTC (e.g. \"2026-03-01T00:00:00Z\")")));
+        }
+    }
     if snapshot.expires_at <= snapshot.issued_at {
         return Err(SnapshotError::malformed("expires_at is not after issued_at"));
     }

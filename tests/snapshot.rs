@@ -661,3 +661,31 @@ fn a_snapshots_balance_warns_nothing_after_its_end() {
     let pools: Vec<&str> = after.warnings.iter().filter(|w| w.kind == "pool").map(|w| w.message.as_str()).collect();
     assert!(pools.is_empty(), "a day after the snapshot's end it still warns {pools:?}");
 }
+
+/// The format's times are RFC 3339 text in UTC: a signed payload whose `issued_at` is Unix
+/// seconds, or whose `expires_at` carries an offset, was accepted (another host following
+/// the format refuses it); it is malformed. Fractions of a second and `+00:00` are RFC 3339
+/// in UTC and pass.
+#[test]
+fn times_that_are_not_rfc3339_text_in_utc_are_malformed() {
+    let payload = |issued: Value, expires: Value| {
+        json!({
+            "v": 1, "kid": KID, "subject": SUBJECT, "catalog_id": "vcm-suite", "catalog_version": "2026.03.1",
+            "issued_at": issued, "expires_at": expires, "grants": [], "balances": {}
+        })
+    };
+    let verified = |p: Value| verify(&signer().sign_payload(p.to_string().as_bytes()), &keys(), ts(NOW));
+    let later = json!("2026-03-01T00:15:00Z");
+    assert!(verified(payload(json!("2026-03-01T00:00:00Z"), later.clone())).is_ok());
+    assert!(verified(payload(json!("2026-03-01T00:00:00.250Z"), later.clone())).is_ok());
+    assert!(verified(payload(json!("2026-03-01T00:00:00+00:00"), later.clone())).is_ok());
+    for (issued, expires) in [
+        (json!(NOW), later.clone()),
+        (json!("2026-03-01T00:00:00Z"), json!("2026-03-01T05:45:00+05:30")),
+        (json!("2026-03-01T01:00:00+01:00"), later.clone()),
+        (json!(null), later.clone()),
+    ] {
+        let r = verified(payload(issued.clone(), expires.clone()));
+        assert_eq!(code(r), "malformed_snapshot", "{issued} / {expires}");
+    }
+}
