@@ -67,16 +67,29 @@ pub fn renewal_moves(at: &Catalog, offer: &str) -> bool {
 /// depends on that version's offer, [`terms_version`]). Empty when the active version's
 /// offer moves it `now`, or its renewal under the active version moved it there.
 fn candidates(active: &Catalog, g: &Grant) -> Vec<u32> {
+    on_terms(active, g, |_| None)
+}
+
+/// The older versions whose terms `g` is on while `active` is the active catalog, as
+/// `moved(r)` says whether its renewal under version `r` moved it (`None`: not known, both
+/// it and the version it was sold under may be). The one reading of [`Migration`] that
+/// [`candidates`] and [`terms_version`] share.
+fn on_terms(active: &Catalog, g: &Grant, moved: impl Fn(u32) -> Option<bool>) -> Vec<u32> {
     let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return Vec::new() };
     let offer = g.offer.as_deref().unwrap_or_default();
     if active.offer(offer).is_some_and(|o| o.migration == Migration::Now) {
         return Vec::new();
     }
-    match g.renewal_version {
+    let on = match g.renewal_version {
         Some(r) if r == active_version && renewal_moves(active, offer) => Vec::new(),
-        Some(r) if r != sold && r != active_version => [sold, r].into_iter().filter(|v| *v != active_version).collect(),
-        _ => [sold].into_iter().filter(|v| *v != active_version).collect(),
-    }
+        Some(r) if r != sold && r != active_version => match moved(r) {
+            Some(true) => vec![r],
+            Some(false) => vec![sold],
+            None => vec![sold, r],
+        },
+        _ => vec![sold],
+    };
+    on.into_iter().filter(|v| *v != active_version).collect()
 }
 
 /// The older version whose terms `g` is held under while `active` is the active catalog
@@ -91,22 +104,8 @@ fn candidates(active: &Catalog, g: &Grant) -> Vec<u32> {
 /// moves, whose renewal version is that of a renewal under a version that kept it, is
 /// read right too: that version's offer says `keep`.)
 pub fn terms_version(active: &Catalog, versions: &BTreeMap<u32, Catalog>, g: &Grant) -> Option<u32> {
-    let (Some(active_version), Some(sold)) = (active.version, g.catalog_version) else { return None };
     let offer = g.offer.as_deref().unwrap_or_default();
-    if active.offer(offer).is_some_and(|o| o.migration == Migration::Now) {
-        return None;
-    }
-    let on = match g.renewal_version {
-        Some(r) if r == active_version => {
-            if renewal_moves(active, offer) {
-                return None;
-            }
-            sold
-        }
-        Some(r) if versions.get(&r).is_some_and(|c| renewal_moves(c, offer)) => r,
-        _ => sold,
-    };
-    (on != active_version).then_some(on)
+    on_terms(active, g, |r| Some(versions.get(&r).is_some_and(|c| renewal_moves(c, offer)))).first().copied()
 }
 
 /// The older versions `grants` may be held under (sorted, without repeats): what a host
