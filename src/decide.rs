@@ -428,8 +428,10 @@ fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> boo
     holds_offer(catalog, ents, &catalog.offer_at(o).key, now)
 }
 
-/// [`held`] by offer key: the one rule of "an offer the subject holds already", which no
-/// upgrade names (a credit pool's offer too, [`crate::usage::credit_offer`]).
+/// Does the subject hold offer `key` through a grant that counts now, or through a
+/// subscription still running past its grace? The one rule of "an offer the subject
+/// holds already", which no upgrade names (a credit pool's offer too,
+/// [`crate::usage::credit_offer`]).
 pub fn holds_offer(catalog: &Catalog, ents: &Entitlements, key: &str, now: Timestamp) -> bool {
     ents.grants.iter().any(|g| g.offer.as_deref() == Some(key) && running(g, catalog.meta().grace_period_days, now))
 }
@@ -580,7 +582,7 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
 /// Every visible offer that would allow `ask` for this subject, cheapest first (monthly
 /// equivalent, then offer key): each meets every requirement of the question with what
 /// the subject holds, and none is an offer it holds already (checkout would refuse it),
-/// a past-due subscription's past its grace included ([`running`]: paying its open
+/// a past-due subscription's past its grace included ([`holds_offer`]: paying its open
 /// invoice restores that plan; an offer that gives more is a change of it, `replaces`).
 /// The first is the offer the denial names. Empty when the question is allowed.
 pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, now: Timestamp) -> Result<Vec<Unlock>, DecideError> {
