@@ -196,7 +196,10 @@ export type ExportPolicy = { "policy": "full" } | { "policy": "watermarked" } | 
  *   `grace_period_days`) has run from `past_due_since` (or, when that is unknown,
  *   from `valid_to`, else from `valid_from`);
  * - `canceled` keeps access until `valid_to`, and none if `valid_to` is not set;
- * - nothing counts before `valid_from`.
+ * - nothing counts before `valid_from`;
+ * - a grant of a paused subscription (`paused_since`) gives nothing from `valid_to` on,
+ *   like an ended one, but its subscription is still held: it is resumed, not bought
+ *   again.
  */
 export type Grant = { 
 /**
@@ -236,7 +239,15 @@ renewal_version?: number | null,
  * turn with the subscription's invoices (after a trial, from the trial's end).
  * Absent for grants that are not a subscription's: counted from `valid_from`.
  */
-period_start?: Timestamp | null, };
+period_start?: Timestamp | null, 
+/**
+ * When its subscription was paused (Stripe or Razorpay status `paused`), while it is:
+ * the grant ends at the pause (`valid_to`), but the subscription still runs with its
+ * provider and is resumed, never bought again. So no offer of another plan of its
+ * product is named beside it (checkout refuses one: already subscribed), and a denial
+ * it leaves says `paused` ([`crate::decide::Reason::Paused`]). Absent otherwise.
+ */
+paused_since?: Timestamp | null, };
 
 /**
  * What one entry of an offer's `grants` gives.
@@ -469,7 +480,7 @@ pool: string, };
 /**
  * Why a decision came out the way it did.
  */
-export type Reason = "active" | "trial" | "grace_period" | "canceled_until_period_end" | "default_tier" | "within_limit" | "no_entitlement" | "tier_too_low" | "not_in_tier" | "expired" | "grace_ended" | "not_yet_valid" | "limit_reached";
+export type Reason = "active" | "trial" | "grace_period" | "canceled_until_period_end" | "default_tier" | "within_limit" | "no_entitlement" | "tier_too_low" | "not_in_tier" | "expired" | "grace_ended" | "not_yet_valid" | "limit_reached" | "paused";
 
 /**
  * What remains of a feature after a decision.

@@ -43,6 +43,9 @@ codes! {
         NotYetValid = "not_yet_valid",
         /// The limit is used up.
         LimitReached = "limit_reached",
+        /// The only grants are of a paused subscription (after the pause): resuming it
+        /// restores them.
+        Paused = "paused",
     }
 }
 
@@ -102,6 +105,9 @@ pub enum GrantStanding {
     NotYet,
     Ended,
     GraceOver,
+    /// Ended by its subscription's pause ([`Grant::paused_since`]): it gives nothing, but
+    /// the subscription is still held.
+    Paused,
 }
 
 /// End of the grace period of a past-due grant.
@@ -131,6 +137,7 @@ pub fn standing(g: &Grant, grace_days: u32, now: Timestamp) -> GrantStanding {
                 GrantStanding::GraceOver
             }
         }
+        _ if g.paused_since.is_some() => GrantStanding::Paused,
         _ => GrantStanding::Ended,
     }
 }
@@ -148,7 +155,8 @@ pub struct Effective<'a> {
     pub grant: Option<&'a Grant>,
     pub reason: Reason,
     /// When no grant counts but some exist: why they don't (`not_yet_valid`,
-    /// `grace_ended` or `expired`). Explains a denial better than the default tier does.
+    /// `grace_ended`, `paused` or `expired`). Explains a denial better than the default
+    /// tier does.
     pub lapsed: Option<Reason>,
     /// Last boundary at or before now (inclusive start of this answer's window).
     pub since: Option<Timestamp>,
@@ -185,7 +193,7 @@ fn effective_of<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: T
     let product = p.id.as_str();
     let grace = catalog.meta().grace_period_days;
     let mut best: Option<(usize, &Grant, Reason)> = None;
-    let (mut any, mut not_yet, mut grace_over) = (false, false, false);
+    let (mut any, mut not_yet, mut grace_over, mut paused) = (false, false, false, false);
     let mut since: Option<Timestamp> = None;
     let mut until: Option<Timestamp> = None;
     for g in ents.grants.iter().filter(|g| g.product == product && !(own && g.lent_by_seat())) {
@@ -216,6 +224,7 @@ fn effective_of<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: T
             }
             GrantStanding::NotYet => not_yet = true,
             GrantStanding::GraceOver => grace_over = true,
+            GrantStanding::Paused => paused = true,
             GrantStanding::Ended => {}
         }
     }
@@ -227,6 +236,8 @@ fn effective_of<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, now: T
         Some(Reason::NotYetValid)
     } else if grace_over {
         Some(Reason::GraceEnded)
+    } else if paused {
+        Some(Reason::Paused)
     } else if any {
         Some(Reason::Expired)
     } else {
@@ -423,15 +434,28 @@ fn unlocking(
 }
 
 /// Does the subject hold offer `o` through a grant that counts now, or through a
-/// subscription still running past its grace ([`running`])? Checkout sells neither again.
+/// subscription still running past its grace or paused ([`running`])? Or is it another
+/// plan of a product a paused subscription of the subject holds ([`paused_product`])?
+/// Checkout sells none of them (already subscribed), and a paused subscription is not
+/// changed either: it is resumed.
 fn held(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize) -> bool {
-    holds_offer(catalog, ents, &catalog.offer_at(o).key, now)
+    let offer = catalog.offer_at(o);
+    holds_offer(catalog, ents, &offer.key, now)
+        || (ents.grants.iter().any(|g| g.paused_since.is_some())
+            && crate::checkout::second_plan_of(catalog, offer, |p| paused_product(catalog, ents, &p.id, now)).is_some())
+}
+
+/// Is a subscription of the subject's own (not one a seat lends) that gives `product`
+/// paused at `now` ([`GrantStanding::Paused`])?
+pub(crate) fn paused_product(catalog: &Catalog, ents: &Entitlements, product: &str, now: Timestamp) -> bool {
+    let grace = catalog.meta().grace_period_days;
+    ents.grants.iter().any(|g| g.product == product && !g.lent_by_seat() && standing(g, grace, now) == GrantStanding::Paused)
 }
 
 /// Does the subject hold offer `key` through a grant that counts now, or through a
-/// subscription still running past its grace? The one rule of "an offer the subject
-/// holds already", which no upgrade names (a credit pool's offer too,
-/// [`crate::usage::credit_offer`]).
+/// subscription still running past its grace or paused? The one rule of
+/// "an offer the subject holds already", which no upgrade names (a credit pool's offer
+/// too, [`crate::usage::credit_offer`]).
 pub fn holds_offer(catalog: &Catalog, ents: &Entitlements, key: &str, now: Timestamp) -> bool {
     ents.grants.iter().any(|g| g.offer.as_deref() == Some(key) && running(g, catalog.meta().grace_period_days, now))
 }
@@ -442,9 +466,11 @@ pub fn holds_offer(catalog: &Catalog, ents: &Entitlements, key: &str, now: Times
 /// nothing then, but the provider still retries the payment and the subscription renews
 /// once its open invoice is paid (the snapshot's payments due, the billing portal), so
 /// its holder is never sold its plan again (checkout: already subscribed), and an offer
-/// that gives more is a change of it.
+/// that gives more is a change of it. And while its subscription is paused
+/// ([`GrantStanding::Paused`]): the grant gives nothing from the pause on, as an ended
+/// one, but the provider keeps the subscription, which is resumed, not bought again.
 pub(crate) fn running(g: &Grant, grace_days: u32, now: Timestamp) -> bool {
-    matches!(standing(g, grace_days, now), GrantStanding::Counts(_) | GrantStanding::GraceOver)
+    matches!(standing(g, grace_days, now), GrantStanding::Counts(_) | GrantStanding::GraceOver | GrantStanding::Paused)
 }
 
 /// A question's needs: at most three (a tool's tier, capability and limit).

@@ -370,6 +370,7 @@ impl Check {
         };
         Some(match self.reason {
             Reason::LimitReached => ("limit_reached", format!("The limit of {} is reached.{unlock}", self.feature)),
+            Reason::Paused => ("not_entitled", format!("Your subscription is paused: resume it to use {}.{unlock}", self.feature)),
             _ => ("not_entitled", format!("Your plan does not include {}.{unlock}", self.feature)),
         })
     }
@@ -488,7 +489,8 @@ pub fn pool_refills(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> s
 /// The pool rule, shared by the worker (through [`check_pool`]) and the browser
 /// (through [`check_feature`]): allowed while `available` covers `quantity`
 /// (`remaining`: what is left after; `limit`: what is there now); refused when the
-/// subject may not draw on the pool (`no_entitlement`) or when it holds less
+/// subject may not draw on the pool (`no_entitlement`; `paused` when a subscription of
+/// its own is paused, which resumed would let it draw) or when it holds less
 /// (`limit_reached`), with the offer a refusal on the pool names
 /// ([`crate::usage::credit_offer`]: one the subject can buy that puts in what `available`
 /// lacks of `quantity`). `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
@@ -511,6 +513,8 @@ pub fn check_pool_holding(
             Reason::WithinLimit
         } else if may_draw {
             Reason::LimitReached
+        } else if catalog.products().iter().any(|p| decide::paused_product(catalog, ents, &p.id, now)) {
+            Reason::Paused
         } else {
             Reason::NoEntitlement
         },
@@ -748,6 +752,7 @@ mod tests {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         };
         Entitlements::new(vec![g])
     }

@@ -59,7 +59,10 @@ impl Status {
 ///   `grace_period_days`) has run from `past_due_since` (or, when that is unknown,
 ///   from `valid_to`, else from `valid_from`);
 /// - `canceled` keeps access until `valid_to`, and none if `valid_to` is not set;
-/// - nothing counts before `valid_from`.
+/// - nothing counts before `valid_from`;
+/// - a grant of a paused subscription (`paused_since`) gives nothing from `valid_to` on,
+///   like an ended one, but its subscription is still held: it is resumed, not bought
+///   again.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -101,6 +104,13 @@ pub struct Grant {
     /// Absent for grants that are not a subscription's: counted from `valid_from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_start: Option<Timestamp>,
+    /// When its subscription was paused (Stripe or Razorpay status `paused`), while it is:
+    /// the grant ends at the pause (`valid_to`), but the subscription still runs with its
+    /// provider and is resumed, never bought again. So no offer of another plan of its
+    /// product is named beside it (checkout refuses one: already subscribed), and a denial
+    /// it leaves says `paused` ([`crate::decide::Reason::Paused`]). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_since: Option<Timestamp>,
 }
 
 /// The id prefix of a grant an organization lends a member through a seat

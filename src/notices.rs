@@ -471,6 +471,7 @@ mod tests {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         };
         let mut e = Entitlements::new(vec![g]);
         e.balances.insert("ai_credits".into(), 50);

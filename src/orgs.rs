@@ -558,7 +558,8 @@ pub fn plan(catalog: &Catalog, grants: &[Grant], now: Timestamp) -> Plan {
         (Some(_), Reason::GracePeriod, _) => "past_due",
         (Some(_), _, _) => "active",
         (None, _, Some(Reason::GraceEnded)) => "unpaid",
-        (None, _, Some(Reason::Expired)) => "canceled",
+        // The app names no paused status: a paused plan gives nothing, as a canceled one.
+        (None, _, Some(Reason::Expired | Reason::Paused)) => "canceled",
         (None, _, _) => "none",
     };
     let past_due = grants
@@ -810,6 +811,7 @@ mod tests {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         }
     }
 

@@ -373,6 +373,7 @@ mod merge_tests {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         }
     }
 

@@ -303,8 +303,9 @@ fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp
 /// and that the subject can buy. When no single offer puts that many in, the one that puts
 /// the most (the cheapest of those): it leaves the least to find. A subscription the
 /// subject holds already ([`crate::decide::holds_offer`]: a plan whose allowance it used
-/// up) is not one, nor another plan of a product it subscribes to
-/// ([`crate::checkout::second_plan_of`]): checkout refuses both (already subscribed). A one-time offer is, held or
+/// up, or one it paused) is not one, nor another plan of a product it subscribes to, a
+/// paused subscription included ([`crate::checkout::second_plan_of`]): checkout refuses
+/// both (already subscribed). A one-time offer is, held or
 /// not: each purchase puts its credits in again. A subscription counts with the credits
 /// of one period, what its first payment puts in.
 pub fn credit_offer<'c>(
@@ -322,7 +323,8 @@ pub fn credit_offer<'c>(
     // for, as checkout sees it: one that counts (a canceled one until its access ends: a
     // grant does not tell a cancellation at the period's end, which checkout sells beside,
     // from one on a date, which it does not, so both are left out and the refusal names a
-    // top-up) or is past due.
+    // top-up), is past due or is paused (its grants end at the pause, but the subscription
+    // is resumed, never bought again: `crate::decide::running`).
     let subscribed = |p: &crate::catalog::Product| {
         ents.grants.iter().any(|g| {
             g.product == p.id

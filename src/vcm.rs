@@ -66,6 +66,7 @@ impl CloudEntitlementRow {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         }
     }
 }
@@ -117,6 +118,7 @@ pub fn user_entitlements(catalog: &Catalog, user: Option<&PlanUser>) -> Result<E
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         }]),
         None => Entitlements::default(),
     })

@@ -248,6 +248,7 @@ export type Database = {
           catalog_version: number | null;
           renewal_version: number | null;
           period_start: string | null;
+          paused_since: string | null;
         };
         Insert: {
           id?: string;
@@ -268,6 +269,7 @@ export type Database = {
           catalog_version?: number | null;
           renewal_version?: number | null;
           period_start?: string | null;
+          paused_since?: string | null;
         };
         Update: {
           id?: string;
@@ -288,6 +290,7 @@ export type Database = {
           catalog_version?: number | null;
           renewal_version?: number | null;
           period_start?: string | null;
+          paused_since?: string | null;
         };
         Relationships: [
           {

@@ -170,6 +170,7 @@ values = { free = 0, basic = 3, pro = 100 }
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         };
         let ents = Entitlements::new(vec![g]);
         let chk = meter::check(&c, &ents, "export", 1, 50, t(T0 + DAY)).unwrap();

@@ -118,6 +118,7 @@ fn grant(
         catalog_version: None,
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     }
 }
 
@@ -398,6 +399,7 @@ fn any_grant() -> impl Strategy<Value = Grant> {
                 catalog_version: None,
                 renewal_version: None,
                 period_start: None,
+                paused_since: None,
             }
         })
 }

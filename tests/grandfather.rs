@@ -301,6 +301,7 @@ fn studio(id: &str, tier: &str, status: tollgate::Status, from: i64, to: Option<
         catalog_version: Some(version),
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     }
 }
 

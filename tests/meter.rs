@@ -36,6 +36,7 @@ fn holding(tier: Option<&str>) -> Entitlements {
                 catalog_version: None,
                 renewal_version: None,
                 period_start: None,
+                paused_since: None,
             })
             .into_iter()
             .collect(),
@@ -547,6 +548,7 @@ fn a_pool_refusal_never_names_a_second_plan_of_a_product_the_subject_subscribes_
         catalog_version: None,
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     };
     let mut ents = Entitlements::new(vec![premium]);
     ents.balances.insert("ai_credits".into(), 200);

@@ -72,6 +72,7 @@ fn entitlements() -> Entitlements {
         catalog_version: None,
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     };
     let mut past_due = grant(
         "stripe:sub_2:video",
@@ -111,6 +112,7 @@ fn entitlements() -> Entitlements {
                 catalog_version: None,
                 renewal_version: None,
                 period_start: None,
+                paused_since: None,
             },
         ],
         balances: BTreeMap::from([("ai_credits".to_string(), 1_250), ("video_seconds".to_string(), 0)]),
@@ -559,6 +561,7 @@ fn business(id: &str, status: Status, past_due_since: Option<Timestamp>) -> Gran
         catalog_version: None,
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     }
 }
 

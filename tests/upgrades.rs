@@ -36,6 +36,7 @@ fn grant(id: &str, product: &str, tier: &str, offer: &str) -> Grant {
         catalog_version: None,
         renewal_version: None,
         period_start: None,
+        paused_since: None,
     }
 }
 
@@ -566,4 +567,99 @@ fn a_bundle_bought_for_the_product_the_upgrade_named_gives_it_at_the_tier_named(
         decide::has_access(&c, &ents, "b", "pro", NOW).unwrap().allowed,
         "bought Trio as {clouds:?} to unlock b at pro, and got {got:?}"
     );
+}
+
+/// The Razorpay AI app's `PREMIUM_MONTHLY` subscription `sub_p` of user U over
+/// [start, end), paid, then paused at `paused` (Razorpay `subscription.paused`).
+fn paused_premium(start: Timestamp, end: Timestamp, paused: Timestamp) -> Vec<tollgate::billing::Fact> {
+    use tollgate::billing::facts::{Fact, FactBody, InvoicePaid, Item, Provider as P, SubscriptionSnapshot};
+    let item = || vec![Item { price: Some("plan_premium_monthly".into()), offer: Some("PREMIUM_MONTHLY".into()), quantity: 1 }];
+    let snap = |status: SubStatus, at: Timestamp| Fact {
+        key: format!("razorpay:subscription:sub_p:{}", at.0),
+        provider: P::Razorpay,
+        event: String::new(),
+        at,
+        body: FactBody::Subscription(SubscriptionSnapshot {
+            id: "razorpay:sub_p".into(),
+            customer: None,
+            status,
+            items: item(),
+            period_start: Some(start),
+            period_end: Some(end),
+            started_at: Some(start),
+            trial_end: None,
+            cancel_at_period_end: false,
+            cancel_at: None,
+            ended_at: None,
+            subject: Some(Subject::user(U)),
+            clouds: vec![],
+        }),
+        catalog_version: None,
+    };
+    let paid = Fact {
+        key: "razorpay:invoice:inv_p:paid".into(),
+        provider: P::Razorpay,
+        event: String::new(),
+        at: start,
+        body: FactBody::InvoicePaid(InvoicePaid {
+            id: "razorpay:inv_p".into(),
+            subscription: "razorpay:sub_p".into(),
+            customer: None,
+            items: item(),
+            period_start: Some(start),
+            period_end: Some(end),
+            amount: 49900,
+            currency: "inr".into(),
+            payment_refs: vec!["razorpay:pay_p".into()],
+        }),
+        catalog_version: None,
+    };
+    vec![snap(SubStatus::Active, start), paid, snap(SubStatus::Paused, paused)]
+}
+
+/// A Razorpay AI app Premium (monthly) subscriber whose subscription is paused holds
+/// nothing from the pause on: its grants end there like those of an ended subscription.
+/// But the subscription still runs with Razorpay, and checkout refuses every other plan of
+/// Premium beside it (already subscribed: it is resumed, not bought twice). So neither a
+/// denial of AI generation nor a refusal to draw AI credits names a plan of Premium (they
+/// named the yearly plan, the other interval of the paused one): the credit refusal names
+/// the top-up, which checkout sells, the denial names nothing, and both say `paused`.
+/// Resumed, the subscription gives its plan again and its grants no longer say paused.
+#[test]
+fn a_paused_subscriber_is_named_a_top_up_and_never_another_plan_of_its_product() {
+    let c = Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).unwrap();
+    let (start, end) = (Timestamp(NOW.0 - 5 * 86_400), Timestamp(NOW.0 + 25 * 86_400));
+    let pause = Timestamp(NOW.0 - 86_400);
+    let facts = paused_premium(start, end, pause);
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    let ents = st.entitlements_for(&format!("user:{U}"));
+    assert!(!ents.grants.is_empty(), "{st:?}");
+    assert!(ents.grants.iter().all(|g| g.paused_since == Some(pause) && g.valid_to == Some(pause)), "{:?}", ents.grants);
+    let d = decide::can(&c, &ents, "ai_generation", NOW).unwrap();
+    assert_eq!((d.allowed, d.reason), (false, decide::Reason::Paused));
+    assert_eq!(d.upgrade.as_ref().map(|u| u.offer.as_str()), None, "a plan of the paused product is named: {d:?}");
+    let d = decide::has_access(&c, &ents, "premium", "PREMIUM", NOW).unwrap();
+    assert_eq!((d.allowed, d.reason, d.upgrade), (false, decide::Reason::Paused, None));
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Capability("ai_generation"), NOW).unwrap();
+    assert!(list.is_empty(), "{:?}", list.iter().map(|u| &u.upgrade.offer).collect::<Vec<_>>());
+    let named = tollgate::usage::credit_offer(&c, &ents, "ai_credits", 600, NOW).map(|o| o.key.as_str());
+    assert_eq!(named, Some("AI_CREDITS_TOPUP_500"));
+    let pool = tollgate::meter::check_pool_holding(&c, &ents, "ai_credits", 600, 0, false, NOW).unwrap();
+    assert_eq!((pool.reason, pool.upgrade.map(|u| u.offer)), (decide::Reason::Paused, Some("AI_CREDITS_TOPUP_500".into())));
+    // Checkout, reading the store's subscription row, agrees.
+    let mut a = user();
+    a.subscriptions.push(Held { provider: Provider::Razorpay, id: "sub_p".into(), status: SubStatus::Paused, ..live("PREMIUM_MONTHLY") });
+    for plan in ["PREMIUM_MONTHLY", "PREMIUM_YEARLY", "ENTERPRISE_MONTHLY"] {
+        assert_eq!(checkout::checkout(&c, &buy(plan), &a, NOW).unwrap_err().code, checkout::RefusalCode::AlreadySubscribed, "{plan}");
+    }
+    assert!(checkout::checkout(&c, &buy("AI_CREDITS_TOPUP_500"), &a, NOW).is_ok());
+    // Resumed: Premium again, and nothing says paused.
+    let mut resumed = facts.clone();
+    let mut again = facts[0].clone();
+    again.key = "razorpay:subscription:sub_p:resumed".into();
+    again.at = Timestamp(NOW.0 - 3_600);
+    resumed.push(again);
+    let ents = tollgate::billing::reduce(&c, &resumed, NOW).entitlements_for(&format!("user:{U}"));
+    assert!(ents.grants.iter().all(|g| g.paused_since.is_none()), "{:?}", ents.grants);
+    assert_eq!(decide::has_access(&c, &ents, "premium", "PREMIUM", NOW).unwrap().reason, decide::Reason::Active);
 }

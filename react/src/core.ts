@@ -58,6 +58,8 @@ export function describeReason(d: Decision, what?: string): string {
       return 'Your access has ended.';
     case 'grace_ended':
       return 'Your payment failed and the grace period is over.';
+    case 'paused':
+      return `Your subscription is paused: resume it to use ${subject}.`;
     case 'not_yet_valid':
       return 'Your access has not started yet.';
     case 'limit_reached':

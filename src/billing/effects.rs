@@ -36,6 +36,8 @@ pub struct GrantRow {
     pub renewal_version: Option<u32>,
     /// The start of its current paid period (see [`Grant::period_start`]).
     pub period_start: Option<Timestamp>,
+    /// When its subscription was paused, while it is (see [`Grant::paused_since`]).
+    pub paused_since: Option<Timestamp>,
 }
 
 impl From<&Grant> for GrantRow {
@@ -54,6 +56,7 @@ impl From<&Grant> for GrantRow {
             catalog_version: g.catalog_version,
             renewal_version: g.renewal_version,
             period_start: g.period_start,
+            paused_since: g.paused_since,
         }
     }
 }

@@ -52,7 +52,10 @@
 //!   first failure; access lasts for the catalog's `grace_period_days`. A paid
 //!   invoice clears it.
 //! - Deletion (Stripe `customer.subscription.deleted`), expiry, pause: access
-//!   ends then. A late update never brings an ended subscription back.
+//!   ends then. A late update never brings an ended subscription back. A paused
+//!   subscription's grants carry `paused_since` while it is paused: it still runs
+//!   with its provider and is resumed, never bought again, so no other plan of its
+//!   products is offered beside it (`decide::running`).
 //! - Refunds and disputes take back what the payment granted: its credit lots
 //!   (in proportion for a partial refund, never below zero) and, for a full
 //!   refund or an open or lost dispute, its access (from the reversal on; a
@@ -95,7 +98,7 @@
 //!                     "valid_from": "...", "valid_to": "...", "past_due_since": "...",
 //!                     "offer": "VIDEO_PRO_MONTHLY", "source_ref": "stripe:sub_1",
 //!                     "catalog_version": 1, "renewal_version": 2,
-//!                     "period_start": "..." } ],
+//!                     "period_start": "...", "paused_since": "..." } ],
 //!       "balances": { "video_seconds": 5400 },
 //!       "wallet": {
 //!         "lots": [ { "key": "allowance:stripe:sub_1:1775001600:video_seconds",

@@ -714,6 +714,7 @@ fn item_grants(
             catalog_version: s.catalog_version,
             renewal_version: s.renewal_version.or(s.catalog_version),
             period_start: s.period_start,
+            paused_since: if s.status == SubStatus::Paused { s.paused_at } else { None },
         })
         .collect()
 }
@@ -1146,6 +1147,7 @@ impl<'c> Folder<'c> {
                 catalog_version: f.catalog_version,
                 renewal_version: f.catalog_version,
                 period_start: None,
+                paused_since: None,
             })
             .collect();
         for x in w {
@@ -1902,6 +1904,7 @@ impl<'c> Folder<'c> {
                 catalog_version: None,
                 renewal_version: None,
                 period_start: None,
+                paused_since: None,
             });
         }
         self.st.customers = self.attr.customer.clone();

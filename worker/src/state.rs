@@ -111,6 +111,9 @@ pub struct GrantRow {
     /// The start of its current paid period (see `tollgate::Grant::period_start`).
     #[serde(default)]
     pub period_start: Option<Timestamp>,
+    /// When its subscription was paused, while it is (see `tollgate::Grant::paused_since`).
+    #[serde(default)]
+    pub paused_since: Option<Timestamp>,
 }
 
 impl GrantRow {
@@ -129,6 +132,7 @@ impl GrantRow {
             catalog_version: self.catalog_version,
             renewal_version: self.renewal_version,
             period_start: self.period_start,
+            paused_since: self.paused_since,
         }
     }
 }

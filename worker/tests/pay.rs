@@ -126,6 +126,14 @@ impl T {
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
 
+    /// A POST with an `Idempotency-Key` (what `/v1/usage/consume` needs).
+    async fn post_keyed(&self, path: &str, uid: &str, key: &str, body: Value) -> (u16, Value) {
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW))).with("idempotency-key", key);
+        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
+        let r = self.app.handle(req, Timestamp(NOW)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
     async fn stripe(&self, event: &Value) -> (u16, Value) {
         let payload = event.to_string();
         let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{NOW}.{payload}")));
@@ -400,5 +408,39 @@ fn a_pool_refusal_beside_a_subscription_canceled_on_a_date_names_an_offer_checko
         let named = v["upgrade"]["offer"].as_str().unwrap_or_else(|| panic!("a refusal names an offer: {v}")).to_string();
         let (s, r) = t.post("/v1/checkout", U1, buy(&named)).await;
         assert_eq!(s, 200, "the refusal named `{named}` and checkout answers {r}");
+    });
+}
+
+/// A Video Studio Creator subscriber whose subscription Stripe pauses (`customer.subscription.updated`
+/// with status `paused`) asks to generate 20,000 seconds: `POST /v1/usage/consume` refused
+/// and named Studio (monthly), another plan of the product the paused subscription holds,
+/// which `POST /v1/checkout` refuses (409 `already_subscribed`: the subscriber resumes it,
+/// not buys a second plan). The refusal names a token pack, which checkout sells, and
+/// `POST /v1/check` says the plan is paused.
+#[test]
+fn a_usage_refusal_beside_a_paused_subscription_names_a_token_pack_not_another_plan() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
+        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
+        assert_eq!(t.stripe(&created).await.0, 200);
+        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        let paused = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "paused", NOW - 86_400, start, end, json!({}));
+        let (s, v) = t.stripe(&paused).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
+        let render = json!({"model": "standard", "quality": "watermark", "seconds": 20000});
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-1", render).await;
+        assert!(s == 402 || s == 403, "refused: {s} {v}");
+        let named = v["error"]["upgrade"].as_str().unwrap_or_else(|| panic!("a refusal names an offer: {v}")).to_string();
+        let catalog = t.app.ctx.catalog();
+        let offer = catalog.offer(&named).unwrap_or_else(|| panic!("`{named}` is an offer"));
+        assert!(catalog.offer_tier_for(offer, "video").is_none(), "the refusal named `{named}`, a plan of the paused product: {v}");
+        assert_eq!(named, "VIDEO_TOKENS_5_HOURS", "the pack that puts in the most seconds: {v}");
+        let (s, r) = t.post("/v1/checkout", U1, buy(&named)).await;
+        assert_eq!(s, 200, "the refusal named `{named}` and checkout answers {r}");
+        let (s, r) = t.post("/v1/checkout", U1, buy("VIDEO_STUDIO_MONTHLY")).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (409, Some("already_subscribed")), "{r}");
+        let (s, v) = t.post("/v1/check", U1, json!({"feature": "video_seconds", "quantity": 20000})).await;
+        assert_eq!((s, v["allowed"].clone(), v["upgrade"]["offer"].as_str()), (200, json!(false), Some(named.as_str())), "{v}");
     });
 }

@@ -54,6 +54,7 @@ fn grants_of(cat: &Catalog, offer: &Offer, status: Status, from: Timestamp, to: 
                 catalog_version: None,
                 renewal_version: None,
                 period_start: None,
+                paused_since: None,
             });
         }
     }

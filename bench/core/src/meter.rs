@@ -48,6 +48,7 @@ fn main() {
             catalog_version: None,
             renewal_version: None,
             period_start: None,
+            paused_since: None,
         }],
         balances: Default::default(),
         until: None,
