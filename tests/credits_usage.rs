@@ -432,3 +432,42 @@ fn a_refund_after_the_renewal_takes_back_what_rolled_over() {
     let lots: Vec<_> = st.subject(C).unwrap().wallet.lots.iter().map(|l| (&l.key, l.kind, l.granted, l.remaining, l.revoked)).collect();
     assert_eq!(a, b, "refunded after the renewal, the rolled-over 1800 s are taken back: {lots:#?}");
 }
+
+/// Refunded in two steps (half, then the rest: `amount_refunded` 1450, then 2900), a payment
+/// takes back what one full refund of it takes, wherever its units went: each step takes
+/// from a rollover lot only what of the payment's units is still there, never again what an
+/// earlier step took. Period 1 leaves its 1800 s unused (rolled into period 2); period 2
+/// uses 1200 of its own 1800 s, so at the next renewal 600 s of invoice 1 and the 1800 s
+/// carried from period 1 roll on, capped to 1800 s. Invoice 1 refunded after that renewal
+/// takes back the 600 s it carried over, once.
+#[test]
+fn a_payment_refunded_in_two_steps_takes_back_what_one_full_refund_takes() {
+    let cat = catalog();
+    let base = vec![
+        link("cus_c", "c", T0),
+        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
+        paid_at("sub_c", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
+        use_("p2", "video_seconds", 1200, P1E + DAY),
+    ];
+    let now = P2E + 3 * DAY;
+    let mut once = base.clone();
+    once.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
+    let one = fold(&cat, &once, now);
+    let mut twice = base.clone();
+    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 1450, P2E + DAY));
+    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
+    let two = fold(&cat, &twice, now);
+    let lots = |st: &BillingState| {
+        st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect::<Vec<_>>()
+    };
+    assert_eq!(one.balance(C, "video_seconds"), 1800 + 1800 - 600, "one full refund: {:#?}", lots(&one));
+    assert_eq!(
+        two.balance(C, "video_seconds"),
+        one.balance(C, "video_seconds"),
+        "the same payment refunded in full in two steps took more back: {:#?}",
+        lots(&two)
+    );
+    let rollover = "rollover:stripe:sub_c:1780272000:video_seconds";
+    assert_eq!(two.payments["stripe:in_sub_c_1"].taken.get(rollover), Some(&600));
+}

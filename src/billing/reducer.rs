@@ -525,6 +525,13 @@ pub(crate) fn add_interval(at: Timestamp, interval: Interval) -> Option<Timestam
     )
 }
 
+/// Counts `units` a reversal took from `lot` (see [`PaymentRecord::taken`]).
+fn add_taken(taken: &mut BTreeMap<String, i64>, lot: &str, units: i64) {
+    if units > 0 {
+        *taken.entry(lot.to_string()).or_insert(0) += units;
+    }
+}
+
 fn max_opt(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
@@ -1190,6 +1197,7 @@ impl<'c> Folder<'c> {
             grants,
             reversed: 0,
             revoked_units: BTreeMap::new(),
+            taken: BTreeMap::new(),
             revoked_at: None,
         });
     }
@@ -1405,6 +1413,7 @@ impl<'c> Folder<'c> {
             grants: Vec::new(),
             reversed: 0,
             revoked_units: BTreeMap::new(),
+            taken: BTreeMap::new(),
             revoked_at: None,
         });
     }
@@ -1678,13 +1687,20 @@ impl<'c> Folder<'c> {
                 let into = self.carried.get(&lot).cloned();
                 let w = self.wallet(&subject);
                 let took = w.revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
+                add_taken(&mut rec.taken, &lot, took);
                 // What the lot no longer holds because a new period carried it over (its
                 // renewal, or another subscription it was handed to) is taken from the
-                // rollover lot it went to (up to what expired from this lot).
+                // rollover lot it went to: what of this payment's units is still there, that
+                // is what expired from this lot into it less what an earlier reversal of this
+                // payment took from it already (refunded in two steps, it takes no more back
+                // than refunded at once).
                 let short = target - done - took;
                 if let Some(next) = into.filter(|_| short > 0) {
                     let carried = w.lot(&lot).map_or(0, |l| l.expired);
-                    w.revoke(&next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(carried), f.at, &r.id);
+                    let there = (carried - rec.taken.get(&next).copied().unwrap_or(0)).max(0);
+                    let took =
+                        w.revoke(&next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(there), f.at, &r.id);
+                    add_taken(&mut rec.taken, &next, took);
                 }
                 rec.revoked_units.insert(lot.clone(), target);
             }

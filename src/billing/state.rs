@@ -208,9 +208,16 @@ pub struct PaymentRecord {
     /// Amount reversed so far (refunds; a dispute reverses all of it).
     #[serde(default)]
     pub reversed: i64,
-    /// Units revoked per lot so far.
+    /// Per lot it put credits in: how many of those units its reversals have reached so
+    /// far (taken back, wherever they were, or found spent). A later reversal of the same
+    /// payment reaches only the units past these.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revoked_units: BTreeMap<String, i64>,
+    /// Units its reversals took from each lot: its own, and the rollover lots its units
+    /// were carried into. A later reversal takes from a rollover lot only what of this
+    /// payment's units is still there (what was carried in, less what it took already).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub taken: BTreeMap<String, i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
 }
