@@ -471,3 +471,36 @@ fn a_payment_refunded_in_two_steps_takes_back_what_one_full_refund_takes() {
     let rollover = "rollover:stripe:sub_c:1780272000:video_seconds";
     assert_eq!(two.payments["stripe:in_sub_c_1"].taken.get(rollover), Some(&600));
 }
+
+/// A refund told after several renewals takes back what the payment paid for wherever the
+/// renewals carried it, rollover lot after rollover lot, as one told after a single renewal
+/// does (`a_refund_after_the_renewal_takes_back_what_rolled_over`). Period 1 (invoice 0)
+/// leaves its 1800 s unused: they roll into period 2, whose 1800 s of use its own allowance
+/// covers (spent before rollover), so they roll on into period 3. Invoice 0 refunded in full
+/// a day after the first renewal, a day after the second, or half after each, leaves period
+/// 3's allowance alone.
+#[test]
+fn a_refund_after_two_renewals_takes_back_what_rolled_over_twice() {
+    let cat = catalog();
+    let base = vec![
+        link("cus_c", "c", T0),
+        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
+        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
+        paid_at("sub_c", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
+        use_("p2", "video_seconds", 1800, P1E + 2 * DAY),
+    ];
+    let now = P2E + 3 * DAY;
+    let lots = |st: &BillingState| {
+        st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect::<Vec<_>>()
+    };
+    let early = fold(&cat, &[base.clone(), vec![refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P1E + DAY)]].concat(), now);
+    assert_eq!(early.balance(C, "video_seconds"), 1800, "refunded after one renewal: {:#?}", lots(&early));
+    let late = fold(&cat, &[base.clone(), vec![refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P2E + 2 * DAY)]].concat(), now);
+    assert_eq!(late.balance(C, "video_seconds"), 1800, "refunded after two renewals, period 1's seconds are kept: {:#?}", lots(&late));
+    let halves = [
+        refund("ch_0", "stripe:pi_sub_c_0", 2900, 1450, P1E + DAY),
+        refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P2E + 2 * DAY),
+    ];
+    let split = fold(&cat, &[base, halves.to_vec()].concat(), now);
+    assert_eq!(split.balance(C, "video_seconds"), 1800, "half after each renewal: {:#?}", lots(&split));
+}

@@ -1684,23 +1684,34 @@ impl<'c> Folder<'c> {
             };
             let done = rec.revoked_units.get(&lot).copied().unwrap_or(0);
             if target > done {
-                let into = self.carried.get(&lot).cloned();
-                let w = self.wallet(&subject);
+                let carried = &self.carried;
+                let Some(s) = self.st.subjects.get_mut(&subject.to_string()) else { continue };
+                let w = &mut s.wallet;
                 let took = w.revoke(&lot, format!("reverse:{pid}:{lot}:{target}"), target - done, f.at, &r.id);
                 add_taken(&mut rec.taken, &lot, took);
                 // What the lot no longer holds because a new period carried it over (its
                 // renewal, or another subscription it was handed to) is taken from the
-                // rollover lot it went to: what of this payment's units is still there, that
-                // is what expired from this lot into it less what an earlier reversal of this
-                // payment took from it already (refunded in two steps, it takes no more back
-                // than refunded at once).
-                let short = target - done - took;
-                if let Some(next) = into.filter(|_| short > 0) {
-                    let carried = w.lot(&lot).map_or(0, |l| l.expired);
-                    let there = (carried - rec.taken.get(&next).copied().unwrap_or(0)).max(0);
+                // rollover lot it went to, and what that lot carried on from the one after,
+                // renewal after renewal: at each, what of this payment's units is still
+                // there. Into the first went what expired from this lot; into each next, what
+                // of those the one before neither gave back nor held any more (at most what
+                // expired from it). Less, at each, what an earlier reversal of this payment
+                // took from it already: refunded in two steps, it takes no more back than
+                // refunded at once.
+                let mut short = target - done - took;
+                let mut from = lot.clone();
+                let mut went = w.lot(&lot).map_or(0, |l| l.expired);
+                // Each lot is carried once, into a lot opened then: the chain ends.
+                for _ in 0..carried.len() {
+                    let Some(next) = carried.get(&from).filter(|_| short > 0 && went > 0) else { break };
+                    let before = rec.taken.get(next).copied().unwrap_or(0);
+                    let there = (went - before).max(0);
                     let took =
-                        w.revoke(&next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(there), f.at, &r.id);
-                    add_taken(&mut rec.taken, &next, took);
+                        w.revoke(next, format!("reverse:{pid}:{lot}:{target}:{next}"), short.min(there), f.at, &r.id);
+                    add_taken(&mut rec.taken, next, took);
+                    short -= took;
+                    went = (there - took).min(w.lot(next).map_or(0, |l| l.expired));
+                    from = next.clone();
                 }
                 rec.revoked_units.insert(lot.clone(), target);
             }
