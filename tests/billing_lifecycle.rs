@@ -880,6 +880,82 @@ fn razorpay_won_disputes_restore_and_lost_ones_keep_it_revoked() {
     assert_eq!(st.balance(RZP, "ai_credits"), 0);
 }
 
+/// A dispute of part of a payment takes back that share of what the payment granted, as a
+/// refund of the same amount does: the Razorpay AI app's 500-credit top-up paid ₹199 (19900
+/// paise) and a chargeback of ₹99.50 (9950 paise) was lost, so 250 credits go, not 500.
+/// Razorpay's dispute entity carries the disputed `amount`; its event carries the payment.
+#[test]
+fn a_lost_dispute_of_part_of_a_razorpay_payment_takes_back_only_the_disputed_share() {
+    let cat = catalog();
+    let buy = rzp_facts(&cat, &event("razorpay/payment.captured.json"));
+    let lost = |payment_entity: bool| {
+        rzp_facts(
+            &cat,
+            &edit("razorpay/payment.dispute.created.json", |v| {
+                v["event"] = json!("payment.dispute.lost");
+                v["created_at"] = json!(T0 + 20 * DAY);
+                let d = &mut v["payload"]["dispute"]["entity"];
+                d["payment_id"] = json!("pay_00000000000009");
+                d["amount"] = json!(9950);
+                d["status"] = json!("lost");
+                let p = &mut v["payload"]["payment"]["entity"];
+                p["id"] = json!("pay_00000000000009");
+                p["amount"] = json!(19900);
+                p["invoice_id"] = json!(null);
+                if !payment_entity {
+                    v["payload"].as_object_mut().unwrap().remove("payment");
+                }
+            }),
+        )
+    };
+    let refund = rzp_facts(
+        &cat,
+        &edit("razorpay/refund.processed.json", |v| {
+            v["payload"]["refund"]["entity"]["amount"] = json!(9950);
+            v["payload"]["payment"]["entity"]["amount_refunded"] = json!(9950);
+        }),
+    );
+    let now = T0 + 21 * DAY;
+    assert_eq!(fold(&cat, &buy, now).balance("user:u_456", "ai_credits"), 500);
+    let refunded = fold(&cat, &[buy.clone(), refund].concat(), now);
+    assert_eq!(refunded.balance("user:u_456", "ai_credits"), 250, "refunded half");
+    for carried in [true, false] {
+        let st = fold(&cat, &[buy.clone(), lost(carried)].concat(), now);
+        assert_eq!(st.balance("user:u_456", "ai_credits"), 250, "half the payment disputed and lost (payment in the event: {carried})");
+        assert_eq!(st.payments["razorpay:pay_00000000000009"].reversed, 9950);
+    }
+}
+
+/// A Stripe dispute whose amount is less than the charge's (part of an order disputed)
+/// takes back that share, open or lost; one of the whole amount, or of no stated amount,
+/// takes back everything. The 30-minute bundle: 1800 s for $19.00.
+#[test]
+fn a_stripe_dispute_of_part_of_a_charge_takes_back_only_the_disputed_share() {
+    let cat = catalog();
+    let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
+    let dispute = |path: &str, amount: Option<i64>| {
+        stripe_facts(
+            &cat,
+            &edit(path, |v| {
+                v["created"] = json!(T0 + 8 * DAY);
+                obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
+                obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
+                match amount {
+                    Some(a) => obj(v)["amount"] = json!(a),
+                    None => drop(obj(v).as_object_mut().unwrap().remove("amount")),
+                }
+            }),
+        )
+    };
+    let now = T0 + 9 * DAY;
+    let balance = |fs: Vec<Fact>| fold(&cat, &[buy.clone(), fs].concat(), now).balance(USER, "video_seconds");
+    assert_eq!(balance(vec![]), 1800);
+    assert_eq!(balance(dispute("stripe/charge.dispute.created.json", Some(950))), 900, "half the charge disputed");
+    assert_eq!(balance(dispute("stripe/charge.dispute.closed.lost.json", Some(950))), 900, "and lost");
+    assert_eq!(balance(dispute("stripe/charge.dispute.closed.lost.json", Some(1900))), 0, "the whole charge");
+    assert_eq!(balance(dispute("stripe/charge.dispute.closed.lost.json", None)), 0, "no amount: the whole charge");
+}
+
 /// The story of the sample files in the 2025-03-31 shape as a webhook carries it:
 /// the invoice without its (expandable) `payments`, so only `invoice_payment.paid`
 /// links the payment intent to the invoice.

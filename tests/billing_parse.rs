@@ -185,6 +185,8 @@ fn failed_invoices_refunds_and_disputes() {
     let f = one(stripe_facts(&cat, &event("stripe/charge.dispute.created.json")));
     let FactBody::Dispute(d) = &f.body else { panic!() };
     assert_eq!(d.payment_refs[0], "stripe:ch_3Pgc6uB7WZ01zgkW0bHkq1Lm");
+    // The disputed amount; the charge's is not in the dispute (the fold knows it).
+    assert_eq!((d.amount, d.reversed), (0, 2900));
 }
 
 #[test]
@@ -432,7 +434,9 @@ fn razorpay_payments_refunds_disputes() {
     assert!(r.is_full());
     assert_eq!(r.payment_refs, vec!["razorpay:pay_00000000000009"]);
     let f = one(rzp_facts(&cat, &event("razorpay/payment.dispute.created.json")));
-    assert!(matches!(f.body, FactBody::Dispute(_)));
+    let FactBody::Dispute(d) = &f.body else { panic!() };
+    // The payment's amount (the event carries the payment) and the disputed amount.
+    assert_eq!((d.amount, d.reversed), (7900, 7900));
 }
 
 /// Razorpay: the plan wins over the notes; a payment whose notes name no offer the catalog

@@ -6,7 +6,7 @@
 //! a failure, left unpaid, refunded or disputed (disputes left open, won, closed
 //! as an inquiry, or lost); invoices of the 2025-03-31 shape whose payment is
 //! linked by `invoice_payment.paid` instead of listed; cancellation at the period
-//! end or deletion; token purchases (some refunded or disputed); usage; seat
+//! end or deletion; token purchases (some refunded or disputed, whole or in part); usage; seat
 //! assignments for organizations; and the duplicate deliveries providers make
 //! (redeliveries, invoice.paid next to invoice.payment_succeeded). Every event
 //! is a webhook body built from the sample events and parsed by the real parser
@@ -178,6 +178,8 @@ enum Reverse {
     Partial,
     Full,
     Dispute(Close),
+    /// A dispute of half the payment.
+    DisputedPart(Close),
 }
 
 #[derive(Clone, Debug)]
@@ -234,7 +236,13 @@ fn customer() -> impl Strategy<Value = Customer> {
             (
                 0..3000i64,
                 0..3usize,
-                prop_oneof![3 => Just(Reverse::Keep), 1 => Just(Reverse::Partial), 1 => Just(Reverse::Full), 2 => close().prop_map(Reverse::Dispute)],
+                prop_oneof![
+                    3 => Just(Reverse::Keep),
+                    1 => Just(Reverse::Partial),
+                    1 => Just(Reverse::Full),
+                    2 => close().prop_map(Reverse::Dispute),
+                    1 => close().prop_map(Reverse::DisputedPart),
+                ],
             ),
             0..3,
         ),
@@ -463,8 +471,8 @@ impl Emitter<'_> {
         self.stripe(v);
     }
 
-    /// A dispute opened at `at` and, unless it stays open, closed ten days later.
-    fn dispute(&mut self, ch: String, pi: String, at: i64, close: Close) {
+    /// A dispute of `amount` opened at `at` and, unless it stays open, closed ten days later.
+    fn dispute(&mut self, ch: String, pi: String, amount: i64, at: i64, close: Close) {
         let mut v = tpl().dispute.clone();
         v["id"] = json!(self.next_evt());
         v["created"] = json!(at);
@@ -475,6 +483,7 @@ impl Emitter<'_> {
         o["charge"] = json!(ch);
         o["payment_intent"] = json!(pi);
         o["status"] = json!(if inquiry { "warning_needs_response" } else { "needs_response" });
+        o["amount"] = json!(amount);
         self.stripe(v);
         let status = match close {
             Close::Open => return,
@@ -490,6 +499,7 @@ impl Emitter<'_> {
         o["charge"] = json!(ch);
         o["payment_intent"] = json!(pi);
         o["status"] = json!(status);
+        o["amount"] = json!(amount);
         self.stripe(v);
     }
 
@@ -530,7 +540,9 @@ impl Emitter<'_> {
         if let Some(close) = dispute {
             v["payload"]["dispute"]["entity"]["id"] = json!(rid);
             v["payload"]["dispute"]["entity"]["payment_id"] = json!(pay);
+            v["payload"]["dispute"]["entity"]["amount"] = json!(refunded);
             v["payload"]["payment"]["entity"]["id"] = json!(pay);
+            v["payload"]["payment"]["entity"]["amount"] = json!(amount);
             self.razorpay(v.clone());
             let (ev, status) = match close {
                 Close::Open => return,
@@ -638,7 +650,9 @@ impl Emitter<'_> {
                     Pay::Refunded => {
                         self.refund(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, 2900, ps + 5 * DAY)
                     }
-                    Pay::Disputed(c) => self.dispute(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), ps + 6 * DAY, c),
+                    Pay::Disputed(c) => {
+                        self.dispute(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, ps + 6 * DAY, c)
+                    }
                     _ => {}
                 }
             }
@@ -703,10 +717,12 @@ impl Emitter<'_> {
                     (Reverse::Keep, _) => {}
                     (Reverse::Partial, false) => self.refund(ch, pi, amount, amount / 2, later),
                     (Reverse::Full, false) => self.refund(ch, pi, amount, amount, later),
-                    (Reverse::Dispute(c), false) => self.dispute(ch, pi, later, *c),
+                    (Reverse::Dispute(c), false) => self.dispute(ch, pi, amount, later, *c),
+                    (Reverse::DisputedPart(c), false) => self.dispute(ch, pi, amount / 2, later, *c),
                     (Reverse::Partial, true) => self.rz_reverse(pay, amount, amount / 2, None, later),
                     (Reverse::Full, true) => self.rz_reverse(pay, amount, amount, None, later),
                     (Reverse::Dispute(c), true) => self.rz_reverse(pay, amount, amount, Some(*c), later),
+                    (Reverse::DisputedPart(c), true) => self.rz_reverse(pay, amount, amount / 2, Some(*c), later),
                 }
             }
             for (i, (h, units, pool)) in c.usage.iter().enumerate() {

@@ -293,15 +293,22 @@ pub struct InvoiceFailed {
     pub payment: Option<String>,
 }
 
-/// Money returned: a refund (full or partial) or a dispute (always the whole payment).
+/// Money returned: a refund or a dispute, of the whole payment or of part of it. A
+/// payment's refunds and disputes add up; each takes back its share of what the payment
+/// granted (the reversed amount over the payment's), all of it once the whole payment is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reversal {
     /// The refunded charge / payment (`stripe:ch_...`, `razorpay:pay_...`), or the dispute.
     pub id: String,
     /// Every id the original payment may be known by (charge, payment intent, invoice).
     pub payment_refs: Vec<String>,
-    /// Amount of the original payment, and how much of it is reversed so far.
+    /// Amount of the original payment, when the event tells it (0: it does not, as a
+    /// Stripe dispute; the fold then reads it from the payment's own fact).
     pub amount: i64,
+    /// A refund: how much of the payment is refunded so far. A dispute: the disputed
+    /// amount, which may be part of the payment's (0: not said, the whole payment). The
+    /// fold reads a dispute's share against the payment's amount from the payment's own
+    /// fact, never against this fact's `amount` (in disputes read before, the disputed one).
     pub reversed: i64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
@@ -343,8 +350,11 @@ pub struct InvoicePayment {
 }
 
 impl Reversal {
+    /// Whether this event alone says the whole payment is reversed: it names the payment's
+    /// amount and reverses all of it. Whether a reversal that names no payment's amount (a
+    /// dispute) is whole is for the fold to say, from the payment's own fact.
     pub fn is_full(&self) -> bool {
-        self.amount <= 0 || self.reversed >= self.amount
+        self.amount > 0 && self.reversed >= self.amount
     }
 }
 

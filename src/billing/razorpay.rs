@@ -21,7 +21,8 @@
 //! `.halted`: a payment due, kept with its amount, attempts and next retry until a later
 //! `.charged`), `refund.processed`, `payment.dispute.created`,
 //! `.under_review`, `.action_required` (open: the dispute takes back what the
-//! payment granted), `.won` (as if it never happened), `.lost` and `.closed` (by the
+//! payment granted, or the disputed share of it when the dispute's `amount` is part of
+//! the payment's), `.won` (as if it never happened), `.lost` and `.closed` (by the
 //! dispute's `status`: `won` or `lost`, or `closed`: a fraud inquiry closed without a
 //! chargeback, which takes nothing back, like a won dispute; a refund the merchant made
 //! to close it arrives as its own `refund.processed`).
@@ -391,12 +392,19 @@ fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>)
     let d = dw.req("entity")?;
     let id = d.req_str("id")?;
     let pay = d.req_str("payment_id")?;
-    let amount = d.opt_i64("amount")?.unwrap_or(0);
+    // The disputed amount, which may be part of the payment's: the dispute takes that
+    // share back. The payment's amount is the payment entity's, when the event carries
+    // the disputed payment (else the fold knows it from the payment's own fact).
+    let disputed = d.opt_i64("amount")?.unwrap_or(0);
+    let amount = match payload.get("payment").map(|w| w.req("entity")).transpose()? {
+        Some(p) if p.opt_str("id")? == Some(pay) => p.opt_i64("amount")?.unwrap_or(0),
+        _ => 0,
+    };
     let rev = Reversal {
         id: rref(id),
         payment_refs: vec![rref(pay)],
         amount,
-        reversed: amount,
+        reversed: disputed,
         currency: d.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };

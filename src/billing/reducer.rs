@@ -825,6 +825,68 @@ fn new_subscription(id: &str, provider: Provider, at: Timestamp) -> Subscription
     }
 }
 
+/// What the refunds and disputes of one payment said so far, gathered in fold order, each
+/// told once however often it is told: a payment's refunds and disputes add up, so a
+/// reversal takes back its share of what the payment granted, and a later one of the same
+/// payment only what the earlier ones did not.
+#[derive(Clone, Debug, Default)]
+struct Said {
+    /// The payment's amount, as refund events told it.
+    amount: i64,
+    /// The total refunded so far, as refund events told it (the largest: it only grows).
+    refunded: i64,
+    /// Dispute -> the disputed amount (0: the whole payment). A won dispute is not folded
+    /// at all.
+    disputes: BTreeMap<String, i64>,
+    /// A reversal said it is the whole payment (a refund naming no payment's amount, a
+    /// dispute naming no disputed amount).
+    whole: bool,
+}
+
+/// How far a payment is reversed: `reversed` of its amount `of`; `full`: all of it.
+#[derive(Clone, Copy, Debug)]
+struct Part {
+    reversed: i64,
+    of: i64,
+    full: bool,
+}
+
+impl Said {
+    fn add(&mut self, r: &Reversal, dispute: bool) {
+        if dispute {
+            // A dispute's amount is the disputed part of the payment; none: all of it.
+            let disputed = r.reversed.max(0);
+            let e = self.disputes.entry(r.id.clone()).or_insert(disputed);
+            *e = (*e).max(disputed);
+            self.whole |= disputed == 0;
+        } else {
+            self.refunded = self.refunded.max(r.reversed.max(0));
+            if r.amount > 0 {
+                self.amount = self.amount.max(r.amount);
+            } else {
+                // A refund that names no payment's amount is read as the whole payment.
+                self.whole = true;
+            }
+        }
+    }
+
+    /// The part reversed: what was refunded and disputed, of the payment's amount as a
+    /// refund told it, else as the fold knows it from the payment's own facts (`known`),
+    /// else as this event says (`told`). A dispute tells no payment's amount (its
+    /// `amount`, in facts read before it carried the payment's, was the disputed one).
+    fn part(&self, known: i64, told: i64) -> Part {
+        let of = if self.amount > 0 {
+            self.amount
+        } else if known > 0 {
+            known
+        } else {
+            told
+        };
+        let reversed = self.disputes.values().fold(self.refunded, |a, d| a.saturating_add(*d));
+        Part { reversed, of, full: self.whole || of <= 0 || reversed >= of }
+    }
+}
+
 /// The fold's working state.
 #[derive(Clone)]
 struct Folder<'c> {
@@ -845,6 +907,8 @@ struct Folder<'c> {
     expiries: BTreeMap<Timestamp, BTreeSet<String>>,
     /// Refunds and disputes whose payment was not known when they came up.
     deferred: Vec<Fact>,
+    /// Payment record -> what its refunds and disputes said so far.
+    reversals: BTreeMap<String, Said>,
     /// Grants given by hand: (subject, source, id) -> the latest one in fold order.
     manual: BTreeMap<(String, Source, String), GrantGiven>,
     /// Warnings raised by fold steps.
@@ -874,6 +938,7 @@ impl<'c> Folder<'c> {
             failures: BTreeMap::new(),
             expiries: BTreeMap::new(),
             deferred: Vec::new(),
+            reversals: BTreeMap::new(),
             manual: BTreeMap::new(),
             step_warnings: Vec::new(),
             unmapped: Vec::new(),
@@ -1651,24 +1716,31 @@ impl<'c> Folder<'c> {
             return false;
         }
         let shared = pids.len() > 1;
+        // The payment's amount as the fold knows it from its own facts (all the records it
+        // paid): what a dispute, which does not tell it, is a share of.
+        let known = pids.iter().filter_map(|p| self.st.payments.get(p)).fold(0i64, |a, p| a.saturating_add(p.amount.max(0)));
         for pid in pids {
-            self.reverse_payment(f, r, dispute, shared, pid);
+            let said = self.reversals.entry(pid.clone()).or_default();
+            said.add(r, dispute);
+            let part = said.part(known, r.amount);
+            self.reverse_payment(f, r, part, shared, pid);
         }
         true
     }
 
-    /// Takes back (all or the refunded share of) what one payment record granted.
+    /// Takes back (all or the reversed share of) what one payment record granted, the
+    /// payment reversed as far as `part` says (all its reversals so far).
     /// `shared`: the reversed payment paid several records, so each gets its share of
     /// the reversed amount (`reversed` x record amount / payment amount).
-    fn reverse_payment(&mut self, f: &Fact, r: &Reversal, dispute: bool, shared: bool, pid: String) {
+    fn reverse_payment(&mut self, f: &Fact, r: &Reversal, part: Part, shared: bool, pid: String) {
         let Some(mut rec) = self.st.payments.get(&pid).cloned() else { return };
-        let full = dispute || r.is_full();
-        let share = if shared && r.amount > 0 {
-            ((r.reversed.max(0) as i128 * rec.amount.max(0) as i128) / r.amount as i128).min(rec.amount as i128) as i64
+        let Part { reversed, of, full } = part;
+        let share = if shared && of > 0 {
+            ((reversed.max(0) as i128 * rec.amount.max(0) as i128) / of as i128).min(rec.amount as i128) as i64
         } else {
-            r.reversed
+            reversed
         };
-        rec.reversed = rec.reversed.max(if full { if shared { rec.amount } else { rec.amount.max(r.reversed) } } else { share });
+        rec.reversed = rec.reversed.max(if full { if shared { rec.amount } else { rec.amount.max(reversed) } } else { share });
         let subject = rec.subject.clone();
         for lot in rec.lots.clone() {
             // What this payment put in the lot: an upgrade's proration tops up the
@@ -1680,7 +1752,7 @@ impl<'c> Folder<'c> {
             let target = if full {
                 granted
             } else {
-                ((granted as i128 * r.reversed.max(0) as i128) / r.amount.max(1) as i128).min(granted as i128) as i64
+                ((granted as i128 * reversed.max(0) as i128) / of.max(1) as i128).min(granted as i128) as i64
             };
             let done = rec.revoked_units.get(&lot).copied().unwrap_or(0);
             if target > done {

@@ -205,7 +205,8 @@ pub struct PaymentRecord {
     /// Grants of a one-time purchase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
-    /// Amount reversed so far (refunds; a dispute reverses all of it).
+    /// Amount reversed so far: its refunds and its disputes not won (a dispute of no stated
+    /// amount, all of it).
     #[serde(default)]
     pub reversed: i64,
     /// Per lot it put credits in: how many of those units its reversals have reached so

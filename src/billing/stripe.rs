@@ -594,7 +594,7 @@ fn dispute_state(status: &str, path: String) -> Result<Option<DisputeOutcome>, P
 }
 
 /// `charge.dispute.created`, `.updated`, `.funds_withdrawn` and `.closed`: the dispute
-/// is open (it takes back what the payment granted) or closed with an outcome (won:
+/// is open (it takes back what the payment granted, or the disputed share of it) or closed with an outcome (won:
 /// as if it never happened; lost: it stays taken back). One fact per state: every
 /// event of an open dispute says the same (key `:created`), every event of a closed
 /// one too (`:closed:won`, `:closed:lost`).
@@ -616,12 +616,15 @@ fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, Par
     if let Some(pi) = obj.opt_ref("payment_intent")? {
         payment_refs.push(sref(&pi));
     }
-    let amount = obj.opt_i64("amount")?.unwrap_or(0);
+    // The disputed amount, which may be less than the charge's (part of an order disputed):
+    // the dispute takes that share back. The charge's amount is not in the dispute; the
+    // fold knows it from the payment's own fact.
+    let disputed = obj.opt_i64("amount")?.unwrap_or(0);
     let r = Reversal {
         id: sref(id),
         payment_refs,
-        amount,
-        reversed: amount,
+        amount: 0,
+        reversed: disputed,
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };
