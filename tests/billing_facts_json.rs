@@ -35,6 +35,7 @@ fn reversal(outcome: Option<DisputeOutcome>, currency: &str) -> Reversal {
         payment_refs: vec!["stripe:ch_1".into(), "stripe:pi_1".into()],
         amount: 2000,
         reversed: 2000,
+        own_amount: 0,
         currency: currency.into(),
         outcome,
     }
@@ -292,6 +293,23 @@ fn cases() -> Vec<(Fact, &'static str)> {
                 FactBody::Refund(reversal(None, "")),
             ),
             r#"{"key":"refund:razorpay:rfnd_1","provider":"razorpay","at":"2026-01-01T00:00:00Z","type":"refund","id":"stripe:dp_1","payment_refs":["stripe:ch_1","stripe:pi_1"],"amount":2000,"reversed":2000}"#,
+        ),
+        (
+            fact(
+                "razorpay:refund:rfnd_2:processed",
+                Provider::Razorpay,
+                "evt_rz",
+                FactBody::Refund(Reversal {
+                    id: "razorpay:rfnd_2".into(),
+                    payment_refs: vec!["razorpay:pay_2".into()],
+                    amount: 0,
+                    reversed: 0,
+                    own_amount: 9950,
+                    currency: "inr".into(),
+                    outcome: None,
+                }),
+            ),
+            r#"{"key":"razorpay:refund:rfnd_2:processed","provider":"razorpay","event":"evt_rz","at":"2026-01-01T00:00:00Z","type":"refund","id":"razorpay:rfnd_2","payment_refs":["razorpay:pay_2"],"amount":0,"reversed":0,"own_amount":9950,"currency":"inr"}"#,
         ),
         (
             fact(

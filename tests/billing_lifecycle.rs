@@ -926,6 +926,57 @@ fn a_lost_dispute_of_part_of_a_razorpay_payment_takes_back_only_the_disputed_sha
     }
 }
 
+/// A Razorpay `refund.processed` that does not carry the payment entity tells only the
+/// refund's own amount: it takes back that share of what the payment granted, read against
+/// the payment's amount from the payment's own fact, not the whole. Refunds told one by one
+/// add up, whether or not their events carry the payment; one whose payment is not known yet
+/// waits for it. The Razorpay AI app's 500-credit top-up, ₹199 (19900 paise).
+#[test]
+fn a_razorpay_refund_without_its_payment_takes_back_only_its_share() {
+    let cat = catalog();
+    let buy = rzp_facts(&cat, &event("razorpay/payment.captured.json"));
+    // Refund `id` of `amount` paise at day `day`; `refunded`: the payment's
+    // `amount_refunded` when the event carries the payment.
+    let refund = |id: &str, amount: i64, refunded: Option<i64>, day: i64| {
+        rzp_facts(
+            &cat,
+            &edit("razorpay/refund.processed.json", |v| {
+                v["created_at"] = json!(T0 + day * DAY);
+                v["payload"]["refund"]["entity"]["id"] = json!(id);
+                v["payload"]["refund"]["entity"]["amount"] = json!(amount);
+                match refunded {
+                    Some(r) => v["payload"]["payment"]["entity"]["amount_refunded"] = json!(r),
+                    None => {
+                        v["payload"].as_object_mut().unwrap().remove("payment");
+                        v["contains"] = json!(["refund"]);
+                    }
+                }
+            }),
+        )
+    };
+    let now = T0 + 21 * DAY;
+    let credits = |fs: &[Vec<Fact>]| fold(&cat, &fs.concat(), now).balance(RZP, "ai_credits");
+    assert_eq!(credits(&[buy.clone()]), 500);
+    let half = refund("rfnd_1", 9950, None, 10);
+    assert_eq!(credits(&[buy.clone(), half.clone()]), 250, "half the payment refunded");
+    assert_eq!(credits(&[buy.clone(), half.clone(), refund("rfnd_2", 9950, None, 12)]), 0, "and the other half");
+    assert_eq!(credits(&[buy.clone(), refund("rfnd_1", 4975, Some(4975), 10), refund("rfnd_2", 4975, None, 12)]), 250);
+    assert_eq!(credits(&[buy.clone(), refund("rfnd_1", 4975, None, 10), refund("rfnd_2", 4975, Some(9950), 12)]), 250);
+    // As a fact stored before refunds carried their own amount kept it: in both the
+    // payment's amount and the amount refunded.
+    let mut stored = half.clone();
+    let FactBody::Refund(r) = &mut stored[0].body else { panic!() };
+    (r.amount, r.reversed, r.own_amount) = (9950, 9950, 0);
+    assert_eq!(credits(&[buy.clone(), stored]), 250, "a refund read before, half the payment");
+    // Before its payment is known, it waits; then it takes its share.
+    let st = fold(&cat, &half, now);
+    assert_eq!(st.pending.len(), 1, "{:?}", st.pending);
+    let st = fold(&cat, &[half, buy].concat(), now);
+    assert!(st.pending.is_empty());
+    assert_eq!(st.balance(RZP, "ai_credits"), 250);
+    assert_eq!(st.payments["razorpay:pay_00000000000009"].reversed, 9950);
+}
+
 /// A Stripe dispute whose amount is less than the charge's (part of an order disputed)
 /// takes back that share, open or lost; one of the whole amount, or of no stated amount,
 /// takes back everything. The 30-minute bundle: 1800 s for $19.00.

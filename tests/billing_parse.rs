@@ -433,6 +433,17 @@ fn razorpay_payments_refunds_disputes() {
     let FactBody::Refund(r) = &f.body else { panic!() };
     assert!(r.is_full());
     assert_eq!(r.payment_refs, vec!["razorpay:pay_00000000000009"]);
+    assert_eq!((r.amount, r.reversed, r.own_amount), (19900, 19900, 19900));
+    // Without the payment entity only the refund's own amount is told: the fold reads it
+    // against the payment's amount.
+    let f = one(rzp_facts(
+        &cat,
+        &edit("razorpay/refund.processed.json", |v| {
+            v["payload"].as_object_mut().unwrap().remove("payment");
+        }),
+    ));
+    let FactBody::Refund(r) = &f.body else { panic!() };
+    assert_eq!((r.amount, r.reversed, r.own_amount, r.is_full()), (0, 0, 19900, false));
     let f = one(rzp_facts(&cat, &event("razorpay/payment.dispute.created.json")));
     let FactBody::Dispute(d) = &f.body else { panic!() };
     // The payment's amount (the event carries the payment) and the disputed amount.

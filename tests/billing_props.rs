@@ -3,7 +3,8 @@
 //! A stream is a few customers' realistic lifecycles: Stripe (in the API shape
 //! before or after 2025-03-31) or Razorpay; a checkout, the app's own customer
 //! link or subscription metadata naming the buyer; periods renewed, paid after
-//! a failure, left unpaid, refunded or disputed (disputes left open, won, closed
+//! a failure, left unpaid, refunded (at once, or half and, after the next renewal,
+//! the rest) or disputed (disputes left open, won, closed
 //! as an inquiry, or lost); invoices of the 2025-03-31 shape whose payment is
 //! linked by `invoice_payment.paid` instead of listed; cancellation at the period
 //! end or deletion; token purchases (some refunded or disputed, whole or in part); usage; seat
@@ -162,6 +163,8 @@ enum Pay {
     FailThenPaid,
     FailOnly,
     Refunded,
+    /// Refunded half a few days in, the rest after the next renewal.
+    RefundedInHalves,
     Disputed(Close),
 }
 
@@ -180,6 +183,8 @@ enum Reverse {
     Dispute(Close),
     /// A dispute of half the payment.
     DisputedPart(Close),
+    /// Two refunds of half the payment each (Razorpay: the second told without the payment).
+    InHalves,
 }
 
 #[derive(Clone, Debug)]
@@ -208,6 +213,7 @@ fn pay() -> impl Strategy<Value = Pay> {
         2 => Just(Pay::FailThenPaid),
         1 => Just(Pay::FailOnly),
         1 => Just(Pay::Refunded),
+        1 => Just(Pay::RefundedInHalves),
         2 => close().prop_map(Pay::Disputed),
     ]
 }
@@ -242,6 +248,7 @@ fn customer() -> impl Strategy<Value = Customer> {
                     1 => Just(Reverse::Full),
                     2 => close().prop_map(Reverse::Dispute),
                     1 => close().prop_map(Reverse::DisputedPart),
+                    1 => Just(Reverse::InHalves),
                 ],
             ),
             0..3,
@@ -563,6 +570,20 @@ impl Emitter<'_> {
         self.razorpay(v);
     }
 
+    /// A Razorpay refund of `own` told without the payment entity (its own amount only).
+    fn rz_refund_alone(&mut self, pay: String, own: i64, at: i64) {
+        let mut v = tpl().rz_refund.clone();
+        v["created_at"] = json!(at);
+        self.evt += 1;
+        let r = &mut v["payload"]["refund"]["entity"];
+        r["id"] = json!(format!("x_{}_{}", self.n, self.evt));
+        r["payment_id"] = json!(pay);
+        r["amount"] = json!(own);
+        v["payload"].as_object_mut().unwrap().remove("payment");
+        v["contains"] = json!(["refund"]);
+        self.razorpay(v);
+    }
+
     fn emit(mut self) -> Vec<Fact> {
         let c = self.c.clone();
         let n = self.n;
@@ -597,6 +618,10 @@ impl Emitter<'_> {
                 }
                 match plan {
                     Pay::Refunded => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, None, ps + 5 * DAY),
+                    Pay::RefundedInHalves => {
+                        self.rz_refund_alone(format!("pay_{n}_{k}"), 3950, ps + 5 * DAY);
+                        self.rz_refund_alone(format!("pay_{n}_{k}"), 3950, ps + MONTH + 5 * DAY);
+                    }
                     Pay::Disputed(c) => self.rz_reverse(format!("pay_{n}_{k}"), 7900, 7900, Some(c), ps + 6 * DAY),
                     _ => {}
                 }
@@ -649,6 +674,10 @@ impl Emitter<'_> {
                 match plan {
                     Pay::Refunded => {
                         self.refund(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, 2900, ps + 5 * DAY)
+                    }
+                    Pay::RefundedInHalves => {
+                        self.refund(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, 1450, ps + 5 * DAY);
+                        self.refund(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, 2900, ps + MONTH + 5 * DAY);
                     }
                     Pay::Disputed(c) => {
                         self.dispute(format!("ch_{n}_{k}"), format!("pi_{n}_{k}"), 2900, ps + 6 * DAY, c)
@@ -723,6 +752,14 @@ impl Emitter<'_> {
                     (Reverse::Full, true) => self.rz_reverse(pay, amount, amount, None, later),
                     (Reverse::Dispute(c), true) => self.rz_reverse(pay, amount, amount, Some(*c), later),
                     (Reverse::DisputedPart(c), true) => self.rz_reverse(pay, amount, amount / 2, Some(*c), later),
+                    (Reverse::InHalves, false) => {
+                        self.refund(ch.clone(), pi.clone(), amount, amount / 2, later);
+                        self.refund(ch, pi, amount, amount, later + 3 * DAY);
+                    }
+                    (Reverse::InHalves, true) => {
+                        self.rz_reverse(pay.clone(), amount, amount / 2, None, later);
+                        self.rz_refund_alone(pay, amount - amount / 2, later + 3 * DAY);
+                    }
                 }
             }
             for (i, (h, units, pool)) in c.usage.iter().enumerate() {

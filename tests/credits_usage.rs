@@ -331,6 +331,7 @@ fn refund(id: &str, payment: &str, amount: i64, reversed: i64, at: i64) -> Fact 
             payment_refs: vec![payment.to_string()],
             amount,
             reversed,
+            own_amount: 0,
             currency: "usd".into(),
             outcome: None,
         }),

@@ -69,6 +69,7 @@ fn refund(id: &str, at: i64) -> Fact {
             payment_refs: vec![format!("stripe:pi_{id}")],
             amount: 1900,
             reversed: 1900,
+            own_amount: 0,
             currency: "usd".into(),
             outcome: None,
         }),

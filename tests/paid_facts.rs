@@ -68,6 +68,7 @@ fn refund(pi: &str, amount: i64, refunded: i64, at: i64) -> Fact {
             payment_refs: vec![format!("stripe:ch_{pi}"), format!("stripe:{pi}")],
             amount,
             reversed: refunded,
+            own_amount: 0,
             currency: "usd".into(),
             outcome: None,
         }),

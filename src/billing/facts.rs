@@ -303,13 +303,22 @@ pub struct Reversal {
     /// Every id the original payment may be known by (charge, payment intent, invoice).
     pub payment_refs: Vec<String>,
     /// Amount of the original payment, when the event tells it (0: it does not, as a
-    /// Stripe dispute; the fold then reads it from the payment's own fact).
+    /// Stripe dispute or a Razorpay refund without its payment; the fold then reads it from
+    /// the payment's own fact).
     pub amount: i64,
-    /// A refund: how much of the payment is refunded so far. A dispute: the disputed
+    /// A refund: how much of the payment is refunded so far, when the event tells it (0:
+    /// it does not, see `own_amount`). A dispute: the disputed
     /// amount, which may be part of the payment's (0: not said, the whole payment). The
     /// fold reads a dispute's share against the payment's amount from the payment's own
     /// fact, never against this fact's `amount` (in disputes read before, the disputed one).
     pub reversed: i64,
+    /// A refund's own amount, when the event tells each refund apart (Razorpay: one event
+    /// per refund, `id` the refund); 0 when it tells only the total so far (Stripe's
+    /// `amount_refunded`). A payment's refunds told one by one add up in the fold, so a
+    /// refund whose event names neither the payment's amount nor the total (a Razorpay
+    /// refund without its payment) takes back its own share, not the whole payment.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub own_amount: i64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
     /// A dispute's final outcome, when the event reports the dispute closed

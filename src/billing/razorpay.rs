@@ -19,7 +19,9 @@
 //! `payment.captured` (one-time purchases; subscription payments are applied
 //! from `subscription.charged`), `payment.failed` of a subscription (with `.pending` and
 //! `.halted`: a payment due, kept with its amount, attempts and next retry until a later
-//! `.charged`), `refund.processed`, `payment.dispute.created`,
+//! `.charged`), `refund.processed` (the payment's total refunded when the event carries
+//! the payment, else the refund's own amount: the fold adds a payment's refunds up and
+//! reads them against its amount), `payment.dispute.created`,
 //! `.under_review`, `.action_required` (open: the dispute takes back what the
 //! payment granted, or the disputed share of it when the dispute's `amount` is part of
 //! the payment's), `.won` (as if it never happened), `.lost` and `.closed` (by the
@@ -366,21 +368,24 @@ fn refund(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
     let rid = r.req_str("id")?;
     let pay = r.req_str("payment_id")?;
     let refund_amount = r.req_i64("amount")?;
-    // The payment entity, when included, gives the payment's amount and the
-    // total refunded so far; without it this refund is taken as the whole.
+    // The payment entity, when included, gives the payment's amount and the total
+    // refunded so far. Without it, the refund's own amount is all the event tells: the
+    // fold reads it against the payment's amount from the payment's own fact (a refund
+    // told before its payment waits for it), adding up the payment's refunds.
     let (amount, reversed) = match payload.get("payment") {
         Some(pw) => {
             let p = pw.req("entity")?;
             let amount = p.req_i64("amount")?;
             (amount, p.opt_i64("amount_refunded")?.unwrap_or(refund_amount))
         }
-        None => (refund_amount, refund_amount),
+        None => (0, 0),
     };
     let rev = Reversal {
         id: rref(rid),
         payment_refs: vec![rref(pay)],
         amount,
         reversed,
+        own_amount: refund_amount,
         currency: r.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome: None,
     };
@@ -405,6 +410,7 @@ fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>)
         payment_refs: vec![rref(pay)],
         amount,
         reversed: disputed,
+        own_amount: 0,
         currency: d.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };

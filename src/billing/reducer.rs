@@ -835,6 +835,9 @@ struct Said {
     amount: i64,
     /// The total refunded so far, as refund events told it (the largest: it only grows).
     refunded: i64,
+    /// Refund -> its own amount, for refunds told one by one (Razorpay): they add up, and
+    /// the payment is as refunded as the larger of their sum and the total told.
+    refunds: BTreeMap<String, i64>,
     /// Dispute -> the disputed amount (0: the whole payment). A won dispute is not folded
     /// at all.
     disputes: BTreeMap<String, i64>,
@@ -861,10 +864,14 @@ impl Said {
             self.whole |= disputed == 0;
         } else {
             self.refunded = self.refunded.max(r.reversed.max(0));
+            if r.own_amount > 0 {
+                let e = self.refunds.entry(r.id.clone()).or_insert(0);
+                *e = (*e).max(r.own_amount);
+            }
             if r.amount > 0 {
                 self.amount = self.amount.max(r.amount);
-            } else {
-                // A refund that names no payment's amount is read as the whole payment.
+            } else if r.own_amount <= 0 {
+                // A refund that names no amount at all is read as the whole payment.
                 self.whole = true;
             }
         }
@@ -882,9 +889,25 @@ impl Said {
         } else {
             told
         };
-        let reversed = self.disputes.values().fold(self.refunded, |a, d| a.saturating_add(*d));
+        let refunded = self.refunds.values().fold(0i64, |a, r| a.saturating_add(*r)).max(self.refunded);
+        let reversed = self.disputes.values().fold(refunded, |a, d| a.saturating_add(*d));
         Part { reversed, of, full: self.whole || of <= 0 || reversed >= of }
     }
+}
+
+/// A reversal as its event told it. A Razorpay refund read before refunds carried their own
+/// amount put it, when its event did not carry the payment, in both `amount` and
+/// `reversed`: a refund naming the payment's amount and all of it refunded looks the same,
+/// and is the same once read as a refund of its own amount (all of the payment's, which
+/// the fold knows), so either is read as its own amount.
+fn as_told(provider: Provider, r: &Reversal, dispute: bool) -> Reversal {
+    let mut r = r.clone();
+    if provider == Provider::Razorpay && !dispute && r.own_amount == 0 && r.amount > 0 && r.amount == r.reversed {
+        r.own_amount = r.reversed;
+        r.amount = 0;
+        r.reversed = 0;
+    }
+    r
 }
 
 /// The fold's working state.
@@ -1719,6 +1742,7 @@ impl<'c> Folder<'c> {
         // The payment's amount as the fold knows it from its own facts (all the records it
         // paid): what a dispute, which does not tell it, is a share of.
         let known = pids.iter().filter_map(|p| self.st.payments.get(p)).fold(0i64, |a, p| a.saturating_add(p.amount.max(0)));
+        let r = &as_told(f.provider, r, dispute);
         for pid in pids {
             let said = self.reversals.entry(pid.clone()).or_default();
             said.add(r, dispute);

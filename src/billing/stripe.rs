@@ -567,6 +567,7 @@ fn refund(event: &EventInfo, obj: &At<'_>) -> Result<Outcome, ParseError> {
         payment_refs,
         amount,
         reversed: refunded,
+        own_amount: 0,
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome: None,
     };
@@ -625,6 +626,7 @@ fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, Par
         payment_refs,
         amount: 0,
         reversed: disputed,
+        own_amount: 0,
         currency: obj.opt_str("currency")?.unwrap_or("").to_lowercase(),
         outcome,
     };
