@@ -926,6 +926,24 @@ fn a_lost_dispute_of_part_of_a_razorpay_payment_takes_back_only_the_disputed_sha
     }
 }
 
+/// One-time purchases reach an account subscribed only to Razorpay's `order.paid` (which
+/// carries the payment) as they reach one subscribed to `payment.captured`, and an account
+/// subscribed to both counts each once, in either order; a refund of it takes it back.
+#[test]
+fn a_razorpay_order_paid_gives_the_purchase_once_beside_payment_captured() {
+    let cat = catalog();
+    let captured = rzp_facts(&cat, &event("razorpay/payment.captured.json"));
+    let paid = rzp_facts(&cat, &event("razorpay/order.paid.json"));
+    let now = T0 + 21 * DAY;
+    for fs in [paid.clone(), [captured.clone(), paid.clone()].concat(), [paid.clone(), captured.clone()].concat()] {
+        let st = fold(&cat, &fs, now);
+        assert_eq!(st.balance(RZP, "ai_credits"), 500, "{fs:#?}");
+        assert_eq!(st.payments.len(), 1);
+    }
+    let refunded = fold(&cat, &[paid, facts(&cat, &["razorpay/refund.processed.json"])].concat(), now);
+    assert_eq!(refunded.balance(RZP, "ai_credits"), 0);
+}
+
 /// A Razorpay `refund.processed` that does not carry the payment entity tells only the
 /// refund's own amount: it takes back that share of what the payment granted, read against
 /// the payment's amount from the payment's own fact, not the whole. Refunds told one by one

@@ -450,6 +450,32 @@ fn razorpay_payments_refunds_disputes() {
     assert_eq!((d.amount, d.reversed), (7900, 7900));
 }
 
+/// Razorpay's `order.paid` carries the payment it was paid by (and the order): read as that
+/// payment, with the fact `payment.captured` of it gives (one key, one content), so an
+/// account subscribed to either event, or both, counts the purchase once.
+#[test]
+fn razorpay_order_paid_is_the_payment_it_carries() {
+    let cat = catalog();
+    let captured = one(rzp_facts(&cat, &event("razorpay/payment.captured.json")));
+    let paid = one(rzp_facts(&cat, &event("razorpay/order.paid.json")));
+    assert_eq!(paid.key, "razorpay:payment:pay_00000000000009:paid");
+    assert_eq!((&paid.key, &paid.body), (&captured.key, &captured.body));
+    let FactBody::Purchase(p) = &paid.body else { panic!() };
+    assert_eq!((p.offer.as_deref(), p.amount, p.payment_refs.clone()), (Some("AI_TOPUP_500"), 19900, vec!["razorpay:order_00000000000009".to_string()]));
+    // An order paid by a subscription's payment is applied from subscription.charged.
+    let sub = parse_razorpay_event(
+        &cat,
+        &edit("razorpay/order.paid.json", |v| v["payload"]["payment"]["entity"]["invoice_id"] = json!("inv_1")),
+        None,
+    )
+    .unwrap();
+    assert!(matches!(sub, Parsed::Ignored { .. }), "{sub:?}");
+    // It always carries the payment.
+    let e = parse_razorpay_event(&cat, &edit("razorpay/order.paid.json", |v| drop(v["payload"].as_object_mut().unwrap().remove("payment"))), None)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "missing field `payload.payment`");
+}
+
 /// Razorpay: the plan wins over the notes; a payment whose notes name no offer the catalog
 /// has, or no buyer, is read (and waits for an operator) instead of being refused.
 #[test]
@@ -517,7 +543,7 @@ fn razorpay_malformed_bodies() {
     assert_eq!(e.to_string(), "missing field `payload.payment`");
     let ignored = parse_razorpay_event(
         &cat,
-        &edit("razorpay/subscription.activated.json", |v| v["event"] = json!("order.paid")),
+        &edit("razorpay/subscription.activated.json", |v| v["event"] = json!("payment.authorized")),
         None,
     )
     .unwrap();

@@ -9,7 +9,8 @@
 //! linked by `invoice_payment.paid` instead of listed; cancellation at the period
 //! end or deletion; token purchases (some refunded or disputed, whole or in part); usage; seat
 //! assignments for organizations; and the duplicate deliveries providers make
-//! (redeliveries, invoice.paid next to invoice.payment_succeeded). Every event
+//! (redeliveries, invoice.paid next to invoice.payment_succeeded, Razorpay's
+//! order.paid next to payment.captured). Every event
 //! is a webhook body built from the sample events and parsed by the real parser
 //! (from the JSON value, to keep thousands of streams fast; the string entry
 //! points only add `serde_json::from_str`).
@@ -725,6 +726,18 @@ impl Emitter<'_> {
                     p["amount"] = json!(amount);
                     p["currency"] = json!(TOKEN_CURRENCIES[*which]);
                     p["notes"] = json!({"user_id": format!("u{n}"), "offer_key": offer});
+                    // Told again by `order.paid`, which carries the payment and its order.
+                    if c.dup_paid {
+                        let mut o = v.clone();
+                        o["event"] = json!("order.paid");
+                        o["created_at"] = json!(at + 1);
+                        o["contains"] = json!(["payment", "order"]);
+                        o["payload"]["order"] = json!({"entity": {
+                            "id": v["payload"]["payment"]["entity"]["order_id"].clone(), "entity": "order", "amount": amount, "amount_paid": amount,
+                            "amount_due": 0, "currency": TOKEN_CURRENCIES[*which], "status": "paid", "attempts": 1,
+                        }});
+                        self.razorpay(o);
+                    }
                     self.razorpay(v);
                 } else {
                     let mut v = tpl().co_pay.clone();

@@ -16,8 +16,8 @@
 //! Handled: `subscription.authenticated`, `.activated`, `.charged`, `.pending`,
 //! `.halted`, `.cancelled`, `.completed`, `.updated`, `.paused`, `.resumed`
 //! (snapshots; `.charged` is also a paid invoice, which refills credits),
-//! `payment.captured` (one-time purchases; subscription payments are applied
-//! from `subscription.charged`), `payment.failed` of a subscription (with `.pending` and
+//! `payment.captured` and `order.paid` (one-time purchases, read from the payment either
+//! carries, as one fact; subscription payments are applied from `subscription.charged`), `payment.failed` of a subscription (with `.pending` and
 //! `.halted`: a payment due, kept with its amount, attempts and next retry until a later
 //! `.charged`), `refund.processed` (the payment's total refunded when the event carries
 //! the payment, else the refund's own amount: the fold adds a payment's refunds up and
@@ -98,6 +98,7 @@ pub fn parse_razorpay_value(catalog: &Catalog, v: &Value, event_id: Option<&str>
         | "subscription.paused"
         | "subscription.resumed" => subscription(catalog, &event, &payload, ty == "subscription.charged", w)?,
         "payment.captured" => payment_captured(catalog, &event, &payload, w)?,
+        "order.paid" => order_paid(catalog, &event, &payload, w)?,
         "payment.failed" => payment_failed(catalog, &event, &payload, w)?,
         "refund.processed" => refund(&event, &payload)?,
         "payment.dispute.created" | "payment.dispute.under_review" | "payment.dispute.action_required" => {
@@ -360,6 +361,14 @@ fn payment_captured(
         no_payment_required: false,
     };
     Ok(Ok(vec![fact(event, format!("razorpay:payment:{id}:paid"), FactBody::Purchase(purchase))]))
+}
+
+/// `order.paid`: the order's payment was captured. Its payload carries the payment entity
+/// (and the order's), so it is read as that payment, exactly as `payment.captured` reads it:
+/// the same fact, under the same key (`razorpay:payment:<id>:paid`), so an account
+/// subscribed to either event, or both, counts the purchase once.
+fn order_paid(catalog: &Catalog, event: &EventInfo, payload: &At<'_>, warnings: &mut Vec<String>) -> Result<Outcome, ParseError> {
+    payment_captured(catalog, event, payload, warnings)
 }
 
 fn refund(event: &EventInfo, payload: &At<'_>) -> Result<Outcome, ParseError> {
