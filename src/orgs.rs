@@ -526,7 +526,10 @@ pub fn remove(org: &Org, caller: &str, target: &str) -> Result<Removal, OrgRefus
 
 /// The organization's plan at an instant: its tier, and its billing status as the Org
 /// Seats app names it (`active`, `trialing`, `past_due` in grace, `canceled` (until the
-/// period ends, or ended), `unpaid` (grace over), `none`).
+/// period ends, or ended), `unpaid` (grace over), `none`). The status is the standing of
+/// the subscription the tier comes from: a past-due subscription is `past_due`, then
+/// `unpaid`, also while the tier comes from what its period's first payment paid for (a
+/// failed change's grant of its own, active to the period's end).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub product: Option<String>,
@@ -552,10 +555,25 @@ pub fn plan(catalog: &Catalog, grants: &[Grant], now: Timestamp) -> Plan {
     let ents = Entitlements::new(grants.to_vec());
     let eff = decide::effective_at(catalog, &ents, pi, now);
     let grace_days = catalog.meta().grace_period_days;
+    // The grace of the subscription the tier comes from, when it is past due: the grant
+    // that gives the tier, or another grant of that subscription. A past-due subscription
+    // whose change failed (more seats, a higher tier) also gives what the period's first
+    // payment paid for, as an active grant of its own to the period's end; the
+    // organization is past due all the same, and once the grace is over unpaid, while
+    // that grant still gives the tier it paid for.
+    let grace = eff.grant.and_then(|g| {
+        let of_its_subscription = |x: &&Grant| g.source_ref.is_some() && x.source_ref == g.source_ref && x.product == g.product;
+        std::iter::once(g)
+            .chain(grants.iter().filter(of_its_subscription))
+            .filter(|x| x.status == Status::PastDue)
+            .map(|x| decide::grace_end(x, grace_days))
+            .max()
+    });
     let status = match (eff.grant, eff.reason, eff.lapsed) {
+        (Some(_), _, _) if grace.is_some_and(|end| now < end) => "past_due",
+        (Some(_), _, _) if grace.is_some() => "unpaid",
         (Some(_), Reason::Trial, _) => "trialing",
         (Some(_), Reason::CanceledUntilPeriodEnd, _) => "canceled",
-        (Some(_), Reason::GracePeriod, _) => "past_due",
         (Some(_), _, _) => "active",
         (None, _, Some(Reason::GraceEnded)) => "unpaid",
         // The app names no paused status: a paused plan gives nothing, as a canceled one.
@@ -568,8 +586,7 @@ pub fn plan(catalog: &Catalog, grants: &[Grant], now: Timestamp) -> Plan {
         .map(|g| decide::grace_end(g, grace_days))
         .max();
     let grace_ends_at = match eff.grant {
-        Some(g) if g.status == Status::PastDue => Some(decide::grace_end(g, grace_days)),
-        Some(_) => None,
+        Some(_) => grace,
         None => past_due,
     };
     Plan {
@@ -578,7 +595,7 @@ pub fn plan(catalog: &Catalog, grants: &[Grant], now: Timestamp) -> Plan {
         status,
         offer: eff.grant.and_then(|g| g.offer.clone()),
         valid_to: eff.grant.and_then(|g| g.valid_to),
-        in_grace: eff.reason == Reason::GracePeriod && eff.grant.is_some(),
+        in_grace: status == "past_due",
         grace_ends_at,
     }
 }

@@ -1,19 +1,24 @@
 //! Organizations and seats (the Org Seats app): seat counts from subscription
 //! quantities, allocation refused past the count, membership and a seat both
-//! needed for a member to get the organization's grants.
+//! needed for a member to get the organization's grants; what an organization's plan
+//! shows while a payment for more seats is past due.
 
 #[path = "events/support.rs"]
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 use tollgate::billing::*;
 use tollgate::decide;
+use tollgate::orgs;
 use tollgate::billing::members::{check_allocation, effective_entitlements};
 use tollgate::seats::{subscription_seats, Membership, SeatReason};
 
 const ACME: &str = "org:acme";
 const TEAM_SUB: &str = "stripe:sub_1PgTeaB7WZ01zgkWteamplan";
+/// The team subscription and its customer, as Stripe names them.
+const TEAM_SUB_ID: &str = "sub_1PgTeaB7WZ01zgkWteamplan";
+const TEAM_CUS: &str = "cus_TeamOrg0001";
 
 fn team(quantity: u32, created: i64) -> Vec<Fact> {
     let raw = edit("stripe/customer.subscription.updated.team.basil.json", |v| {
@@ -213,4 +218,124 @@ fn a_seat_freed_and_given_in_one_second_is_held() {
     assert!(book.refused.is_empty(), "refused: {:?}", book.refused);
     assert!(book.holds_seat(&Subject::user("bob")));
     assert!(!book.holds_seat(&Subject::user("ann")));
+}
+
+/// A Stripe invoice line (API 2025-03-31 shape) of `price` for `[start, end)`.
+fn line(price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str, proration: bool) -> Value {
+    json!({
+        "id": id, "object": "line_item", "amount": amount, "currency": "usd", "quantity": quantity,
+        "parent": {"type": "subscription_item_details", "subscription_item_details": {
+            "proration": proration, "subscription": TEAM_SUB_ID, "subscription_item": "si_x"}},
+        "period": {"start": start, "end": end},
+        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_x"}}
+    })
+}
+
+/// The team plan's invoice `inv`, paid.
+fn team_invoice_paid(evt: &str, at: i64, inv: &str, lines: Value, amount: i64, pi: &str) -> String {
+    edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(TEAM_CUS);
+        o["parent"]["subscription_details"]["subscription"] = json!(TEAM_SUB_ID);
+        o["lines"]["data"] = lines;
+        o["amount_paid"] = json!(amount);
+        o["amount_due"] = json!(amount);
+        o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
+        o["payments"]["data"][0]["amount_paid"] = json!(amount);
+    })
+}
+
+/// The team plan's invoice `inv`, its payment failed.
+fn team_invoice_failed(evt: &str, at: i64, inv: &str, lines: Value, due: i64) -> String {
+    edit("stripe/invoice.payment_failed.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(TEAM_CUS);
+        o["parent"]["subscription_details"]["subscription"] = json!(TEAM_SUB_ID);
+        o["lines"]["data"] = lines;
+        o["amount_due"] = json!(due);
+        o["amount_remaining"] = json!(due);
+    })
+}
+
+/// Acme's team plan, `quantity` seats, `status`, at `at`, in its first period.
+fn team_plan(evt: &str, at: i64, quantity: u32, status: &str) -> String {
+    edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(TEAM_SUB_ID);
+        o["customer"] = json!(TEAM_CUS);
+        o["status"] = json!(status);
+        o["metadata"] = json!({"org_id": "acme"});
+        let it = &mut o["items"]["data"][0];
+        it["price"]["id"] = json!("price_team_pro");
+        it["plan"]["id"] = json!("price_team_pro");
+        it["quantity"] = json!(quantity);
+        it["current_period_start"] = json!(T0);
+        it["current_period_end"] = json!(P1E);
+    })
+}
+
+/// An organization whose payment for more seats failed is shown past due, in grace, with
+/// the grace's end, and once the grace is over `unpaid`, while the seats the period's
+/// first payment paid for keep working to the period's end.
+///
+/// Acme pays for 1 seat of its team plan, then raises the quantity to 10 on day 10; the
+/// proration invoice for the 9 more seats fails and Stripe marks the subscription
+/// `past_due`. The fold then gives the subscription two grants of the same tier: the
+/// past-due one (the 10 seats, in grace) and the one of what the first payment paid for
+/// (`:paid`, active to the period's end). The plan (`orgs::plan`, behind
+/// `GET /v1/orgs/{id}`'s `plan` and `grace`, and the package's
+/// `getOrganizationEntitlements`) says what the subscription is, whichever of its grants
+/// gives the tier: this is what tells the owner to fix the card before the organization
+/// drops back to the 1 seat paid for.
+#[test]
+fn a_past_due_seat_increase_shows_the_organization_past_due_in_grace_then_unpaid() {
+    let cat = catalog();
+    let up = T0 + 10 * DAY;
+    let mut fs = stripe_facts(&cat, &team_plan("evt_team_1", T0 + 200, 1, "active"));
+    fs.extend(stripe_facts(
+        &cat,
+        &team_invoice_paid("evt_team_in1", T0 + 201, "in_team_1", json!([line("price_team_pro", 2500, 1, T0, P1E, "il_t1", false)]), 2500, "pi_team_1"),
+    ));
+    fs.extend(stripe_facts(&cat, &team_plan("evt_team_10", up, 10, "active")));
+    let lines = json!([
+        line("price_team_pro", -1700, 1, up, P1E, "il_unused_1", true),
+        line("price_team_pro", 17000, 10, up, P1E, "il_rest_10", true),
+    ]);
+    fs.extend(stripe_facts(&cat, &team_invoice_failed("evt_team_fail", up + 60, "in_team_up", lines, 15300)));
+    fs.extend(stripe_facts(&cat, &team_plan("evt_team_pd", up + 120, 10, "past_due")));
+
+    // One day into the 3-day grace (from the failure): the 10 seats, past due.
+    let now = up + DAY;
+    let st = fold(&cat, &fs, now);
+    assert_eq!(st.seats[ACME].seats, 10, "setup: in grace, the 10 seats");
+    let grants = st.entitlements_for(ACME).grants;
+    assert!(grants.iter().any(|g| g.status == tollgate::model::Status::Active), "setup: a grant of what was paid: {grants:#?}");
+    let plan = orgs::plan(&cat, &grants, t(now));
+    assert_eq!(
+        (plan.status, plan.in_grace, plan.grace_ends_at, plan.tier.as_deref()),
+        ("past_due", true, Some(t(up + 60 + 3 * DAY)), Some("PROFESSIONAL")),
+        "a past-due organization in its grace is shown so: {plan:?} from {grants:#?}"
+    );
+
+    // The grace over: back to the 1 seat paid for, which still works to the period's end;
+    // the plan says the organization is unpaid, not active.
+    let later = up + 60 + 4 * DAY;
+    let st = fold(&cat, &fs, later);
+    assert_eq!(st.seats[ACME].seats, 1, "the seat paid for");
+    let grants = st.entitlements_for(ACME).grants;
+    let plan = orgs::plan(&cat, &grants, t(later));
+    assert_eq!(
+        (plan.status, plan.in_grace, plan.grace_ends_at, plan.tier.as_deref(), plan.valid_to),
+        ("unpaid", false, Some(t(up + 60 + 3 * DAY)), Some("PROFESSIONAL"), Some(t(P1E))),
+        "{plan:?} from {grants:#?}"
+    );
+    assert!(has(&cat, &st, ACME, "team", "PROFESSIONAL", later), "the paid seats keep the tier");
 }
