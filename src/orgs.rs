@@ -460,6 +460,18 @@ pub fn seat(org: &Org, caller: &str, target: &str, give: bool, now: Timestamp) -
     Ok(SeatMove::Give)
 }
 
+/// May an operator (the admin secret: no member's role is asked) give (`give`) or take a
+/// seat of `target`? A seat goes only to a member, as from the organization's owners and
+/// admins ([`seat`]): it is what a member is given, never what makes one
+/// (`not_a_member`). Whether one is left, the fold decides. Taking asks nothing: an
+/// operator frees any seat the book holds.
+pub fn operator_seat(org: &Org, target: &str, give: bool) -> Result<(), OrgRefusal> {
+    if give {
+        org.target(target)?;
+    }
+    Ok(())
+}
+
 /// The fact of a seat given or taken: who, when, by whom. `request_id` makes it one
 /// change (the same id again is the same fact).
 pub fn seat_fact(org_id: &str, user_id: &str, give: bool, by: &str, request_id: &str, now: Timestamp) -> Fact {
@@ -939,6 +951,10 @@ mod tests {
         // Taking always releases (also a place the seat count dropped below).
         assert_eq!(seat(&o, "own", "mem", false, NOW), Ok(SeatMove::Take));
         assert_eq!(seat(&o, "own", "adm", false, NOW), Ok(SeatMove::Take));
+        // An operator asks no role, but seats only members.
+        assert_eq!(operator_seat(&o, "mem", true), Ok(()));
+        assert_eq!(code(operator_seat(&o, "stranger", true)), RefusalCode::NotAMember);
+        assert_eq!(operator_seat(&o, "stranger", false), Ok(()), "any seat the book holds is freed");
         let f = seat_fact("o1", "mem", true, "own", "r1", NOW);
         match &f.body {
             crate::billing::facts::FactBody::SeatAssigned(s) => assert_eq!((s.by.as_str(), s.request_id.as_str()), ("own", "r1")),

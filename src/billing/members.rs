@@ -7,8 +7,11 @@ use super::state::BillingState;
 use crate::model::Entitlements;
 use crate::seats::{org_subject, user_subject, Membership, SeatBook, SeatReason, SeatRefusal};
 
-/// Would a seat of `org` be given to `user` now? The worker asks this before it
-/// records a seat assignment; the refusal says why not.
+/// Would a seat of `org` be given to `user` now? The refusal says why not. Asked over a
+/// whole billing state (the lifecycle story of `cargo xtask`); the worker, which reads an
+/// organization rather than its billing state, asks the same of membership through
+/// [`crate::orgs::seat`] (its owners and admins) and [`crate::orgs::operator_seat`] (an
+/// operator) before it records a seat, and its fold decides whether one is left.
 pub fn check_allocation(
     state: &BillingState,
     org: &str,

@@ -148,6 +148,7 @@ test('every request the worker sends to Supabase follows PostgREST\'s documented
   assert.equal(g.status, 201, await g.text());
   const org = crypto.randomUUID();
   await q('insert into organizations (id) values ($1)', [org]);
+  await q('insert into organization_members (organization_id, user_id) values ($1, $2)', [org, uid]);
   const seat = await fetch(`${base}/v1/admin/seats`, { method: 'POST', headers: adminHeaders,
     body: JSON.stringify({ organization_id: org, user_id: uid }) });
   assert.equal(seat.status, 409, 'no seats without a subscription');

@@ -186,9 +186,12 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
 
 /// `POST /v1/admin/seats` (admin secret): gives a member of an organization a seat, or
 /// takes it back. `{"organization_id", "user_id", "action": "assign" | "release",
-/// "request_id"?}`. The seat is a fact like any other: the core's fold decides whether
-/// the organization has a seat left (its seat count follows the subscription quantity),
-/// and the answer says what it decided: 200 with the seat, or 409 with the refusal.
+/// "request_id"?}`. Only a member is given a seat (the core's `orgs::operator_seat`, read
+/// from the organization as it stands): 404 `not_a_member` for anyone else, 404
+/// `unknown_organization` for no organization; taking one back asks nothing. The seat is
+/// a fact like any other: the core's fold decides whether the organization has a seat
+/// left (its seat count follows the subscription quantity), and the answer says what it
+/// decided: 200 with the seat, or 409 with the refusal.
 pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now: Timestamp) -> AppResponse {
     use tollgate::billing::facts::{Fact, Subject as CoreSubject};
     let body = match json_body(req) {
@@ -212,6 +215,16 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
         .map(str::to_string)
         .unwrap_or_else(|| format!("{action}:{}", now.unix()));
     let (o, u) = (CoreSubject::org(org), CoreSubject::user(user));
+    if action == "assign" {
+        let read = match app.store.org(org).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return error(404, "unknown_organization", format!("no organization {org}")),
+            Err(e) => return store_error(&e),
+        };
+        if let Err(r) = tollgate::orgs::operator_seat(&read.org, user, true) {
+            return crate::orgs::refused(r);
+        }
+    }
     let fact = match action {
         "assign" => Fact::seat_assigned(o, u, &request_id, now),
         "release" => Fact::seat_released(o, u, &request_id, now),

@@ -27,7 +27,7 @@ use crate::store::{Conflict, OrgChange, OrgRead, Store, StoreError};
 const ATTEMPTS: usize = 4;
 
 /// The HTTP answer of a refusal.
-fn refused(r: OrgRefusal) -> AppResponse {
+pub(crate) fn refused(r: OrgRefusal) -> AppResponse {
     let status = match r.code {
         RefusalCode::UnknownOrganization | RefusalCode::NotAMember | RefusalCode::UnknownInvite => 404,
         RefusalCode::NotOrgAdmin | RefusalCode::OwnerOnly | RefusalCode::WrongEmail => 403,

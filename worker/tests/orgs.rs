@@ -4,13 +4,14 @@
 //! and lowered by Stripe's subscription events moves the seats in the core's order,
 //! members and admins are refused what they may not do, invite tokens are single-use,
 //! expire and belong to one address, each member's Idempotency-Keys are its own, and a
-//! member gives back an organization's use it made.
+//! member gives back an organization's use it made; an operator's seat goes only to a
+//! member.
 
 mod common;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, STRIPE_SECRET};
+use common::{block, hmac, ADMIN_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -73,6 +74,15 @@ impl T {
         }
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
+        let r = self.app.handle(req, Timestamp(now)).await;
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    /// An operator's request (the admin secret), at the next tick.
+    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let now = self.tick();
+        let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
+        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
         let r = self.app.handle(req, Timestamp(now)).await;
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
@@ -401,6 +411,41 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
         assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
         let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(courses)).await;
         assert_eq!(c["used"], json!(0), "the slot came back: {c}");
+    });
+}
+
+/// An operator's seat (`POST /v1/admin/seats`) goes only to a member of the organization,
+/// as a seat from its owners does: a user never invited is refused 404 `not_a_member`
+/// (and is neither seated nor made a member); a member is seated; a seat held by someone
+/// who is no longer a member is still taken back.
+#[test]
+fn an_operators_seat_goes_only_to_a_member() {
+    block(async {
+        let t = T::new();
+        let org = t.seated_org(2, ANN).await;
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), EVE, None).await;
+        assert_eq!(s, 404, "Eve is a stranger to Acme: {v}");
+
+        let seat = |user: &str, action: &str| json!({"organization_id": org, "user_id": user, "action": action});
+        let (s, v) = t.admin("/v1/admin/seats", seat(EVE, "assign")).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_a_member")), "{v}");
+        let (s, view) = t.call(Method::Get, &format!("/v1/orgs/{org}"), EVE, None).await;
+        assert_eq!(s, 404, "a refused seat made Eve a member of Acme: {view}");
+        assert!(!t.app.ctx.store.seat_held(&org, EVE).await.unwrap());
+        let (s, v) = t.admin("/v1/admin/seats", json!({"organization_id": "00000000-0000-4000-8000-0000000000ff", "user_id": EVE})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("unknown_organization")), "{v}");
+
+        // A member: seated by the operator, and released.
+        let (s, inv) = t.invite(&org, OWNER, BOB, false).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), BOB).await.0, 200);
+        let (s, v) = t.admin("/v1/admin/seats", seat(BOB, "assign")).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("seated")), "{v}");
+        let (s, v) = t.admin("/v1/admin/seats", seat(BOB, "release")).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("released")), "{v}");
+        // Releasing asks no membership: an operator frees any seat the book holds.
+        let (s, v) = t.admin("/v1/admin/seats", seat(EVE, "release")).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("released")), "{v}");
     });
 }
 
