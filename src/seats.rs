@@ -338,6 +338,9 @@ impl std::error::Error for ActError {}
 /// The entitlements a user uses when acting for organization `org_id` (an organization's
 /// limit counted for the whole organization): the organization's own grants, given only
 /// to a member holding a seat, as [`merge_seated_grants`] lends them. `orgs` as there.
+/// The same rule says who may give back (release) a use it made for the organization,
+/// which changes its count as much as a use does: a member removed since, or whose seat
+/// was taken, no longer may.
 pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)]) -> Result<Entitlements, ActError> {
     match as_member(org_id, orgs)? {
         (ents, true) => Ok(ents),

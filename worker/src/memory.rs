@@ -773,6 +773,20 @@ impl Store for MemoryStore {
         Ok(Value::Array(days.into_iter().map(|(day, (units, uses))| json!({"day": day, "units": units, "uses": uses})).collect()))
     }
 
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+        let g = self.inner.borrow();
+        let Some(r) = g.records.values().find(|r| r.id == usage_id) else { return Ok(None) };
+        let row = match Subject::from_key(&r.subject) {
+            Some(Subject::User(u)) => json!({"user_id": u, "organization_id": null, "actor_id": null}),
+            Some(Subject::Org(o)) => {
+                let actor = r.record["actor"].as_str().and_then(|a| a.strip_prefix("user:"));
+                json!({"user_id": null, "organization_id": o, "actor_id": actor})
+            }
+            None => return Ok(None),
+        };
+        Ok(crate::store::usage_owner_of(caller, &row))
+    }
+
     async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
         let mut g = self.inner.borrow_mut();
         let key = subject.key();

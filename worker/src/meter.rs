@@ -480,6 +480,10 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
 /// not a hold (or a captured hold asked to release), `released` to capture a released one,
 /// `hold_expired` to capture one at or after its `hold_until` (the scheduled run gives it
 /// back; a capture is in time or not at all).
+/// A use made for an organization (`"organization_id"`) is its maker's to settle only while
+/// it acts for the organization, as a new use asks (the core's `seats::acting_for`: a
+/// member holding a seat): a member removed since, or whose seat was taken, gets 404 as for
+/// any usage it does not have, and the organization's count is unchanged.
 pub async fn settle<T: Transport, S: Store>(
     ctx: &Ctx<T, S>,
     req: &InRequest,
@@ -493,13 +497,28 @@ pub async fn settle<T: Transport, S: Store>(
         return error(404, "not_found", "no such usage");
     };
     let subject = Subject::user(&claims.sub);
+    let not_found = || error(404, "not_found", "no such usage");
+    match ctx.store.usage_owner(&subject, id).await {
+        Ok(Some(Subject::Org(org))) => {
+            let st = match ctx.store.gate_state(&subject, None).await {
+                Ok((st, _)) => st,
+                Err(e) => return store_error(&e),
+            };
+            if tollgate::seats::acting_for(&org, &st.organizations()).is_err() {
+                return not_found();
+            }
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(),
+        Err(e) => return store_error(&e),
+    }
     match ctx.store.settle(&subject, id, release, now).await {
         Ok(Some(s)) => {
             // A fold that fails now is done by the subject's next one: the settling stands.
             let _ = crate::webhook::settled(ctx, &subject, &s, now).await;
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
-        Ok(None) => error(404, "not_found", "no such usage"),
+        Ok(None) => not_found(),
         // The store's refusal names itself by hint (not_held, released, hold_expired, lot_short).
         Err(crate::supabase::StoreError::Conflict { error: pg, .. }) => {
             error(409, pg.hint.as_deref().unwrap_or("conflict"), pg.message.unwrap_or_default())

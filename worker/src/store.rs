@@ -368,6 +368,10 @@ pub trait Store {
     /// The subject's usage of `feature` (a limit or a pool) by UTC day in `[from, to)`:
     /// `[{"day", "units", "uses"}]`.
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError>;
+    /// Whose usage `usage_id` is, when `caller` (a user) may ask to settle it: `caller`'s
+    /// own, or the organization's it was used for by `caller` (its actor); `None`: neither
+    /// (no such usage, or another's).
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError>;
     /// Captures (`release` false) or releases the subject's hold `usage_id` at `now`; `None`:
     /// the subject has no such usage. A capture at or after the hold's end is refused
     /// (`hold_expired`).
@@ -440,6 +444,18 @@ pub trait Store {
     /// subscriptions and customers, and for an organization `caller`'s role in it and the
     /// seats it has given. `None`: no such user or organization.
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError>;
+}
+
+/// Whose a `usage_records` row (`user_id`, `organization_id`, `actor_id`) is, as
+/// [`Store::usage_owner`] answers for `caller`.
+pub fn usage_owner_of(caller: &Subject, row: &Value) -> Option<Subject> {
+    let Subject::User(me) = caller else { return None };
+    let is_me = |k: &str| row[k].as_str().is_some_and(|u| u.eq_ignore_ascii_case(me));
+    match row["organization_id"].as_str() {
+        _ if is_me("user_id") => Some(caller.clone()),
+        Some(org) if is_me("actor_id") => Some(Subject::Org(org.to_string())),
+        _ => None,
+    }
 }
 
 /// A `tollgate_account` answer as the core's [`Account`] (no email: the token has it).
@@ -648,6 +664,16 @@ impl<T: Transport> Store for SupabaseStore<T> {
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
         let args = json!({"p_subject": subject.to_json(), "p_feature": feature, "p_from": from, "p_to": to});
         self.client.rpc("tollgate_usage_by_day", &args).await
+    }
+
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+        use crate::supabase::Filter;
+        let v = self
+            .client
+            .select("usage_records", "user_id,organization_id,actor_id", &[("id", Filter::Eq(usage_id.into()))])
+            .await?;
+        let Some(row) = v.as_array().and_then(|rows| rows.first()) else { return Ok(None) };
+        Ok(usage_owner_of(caller, row))
     }
 
     async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {

@@ -80,6 +80,9 @@ impl Store for Flaky {
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
         self.inner.usage_by_day(subject, feature, from, to).await
     }
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+        self.inner.usage_owner(caller, usage_id).await
+    }
     async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
         self.inner.settle(subject, usage_id, release, now).await
     }

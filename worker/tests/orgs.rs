@@ -4,8 +4,8 @@
 //! and lowered by Stripe's subscription events moves the seats in the core's order,
 //! members and admins are refused what they may not do, invite tokens are single-use,
 //! expire and belong to one address, each member's Idempotency-Keys are its own, and a
-//! member gives back an organization's use it made; an operator's seat goes only to a
-//! member.
+//! member gives back an organization's use it made (a removed or unseated one does not);
+//! an operator's seat goes only to a member.
 
 mod common;
 
@@ -411,6 +411,51 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
         assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
         let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(courses)).await;
         assert_eq!(c["used"], json!(0), "the slot came back: {c}");
+    });
+}
+
+/// Only a member holding a seat gives back a use it made for its organization, as only
+/// such a member makes one: a use made for an organization changes its count as much
+/// released as made. Ann and Bob each author a course for Acme; the owner takes Bob's
+/// seat and removes Ann. With their still-valid tokens, each asks to release their course:
+/// both are refused 404 `not_found` (as any usage the caller has no standing on: the
+/// route's answer for another's usage), and Acme still counts two courses. Given his seat
+/// back, Bob releases his.
+#[test]
+fn only_a_seated_member_gives_back_the_organizations_use_it_made() {
+    block(async {
+        let t = T::new();
+        let org = t.seated_org(2, ANN).await;
+        let (s, inv) = t.invite(&org, OWNER, BOB, true).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(t.accept(inv["token"].as_str().unwrap(), BOB).await.0, 200);
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let mut made = Vec::new();
+        for who in [ANN, BOB] {
+            let (s, v) = t.call_with(Method::Post, "/v1/track", who, Some("course-1"), Some(courses.clone())).await;
+            assert_eq!(s, 200, "{v}");
+            made.push(v["usage_id"].as_str().expect("a usage id").to_string());
+        }
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": BOB, "action": "take"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("taken")), "{v}");
+        let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{ANN}"), OWNER, None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("removed")), "{v}");
+        // Removed, Ann acts for Acme in nothing: neither a new use nor a release.
+        let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-2"), Some(courses.clone())).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_a_member")), "{v}");
+        let release = |id: &str| format!("/v1/usage/{id}/release");
+        let (s, r) = t.call(Method::Post, &release(&made[0]), ANN, Some(json!({}))).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "a removed member's release: {r}");
+        let (s, r) = t.call(Method::Post, &release(&made[1]), BOB, Some(json!({}))).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "an unseated member's release: {r}");
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": BOB, "action": "give"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
+        let (_, c) = t.call(Method::Post, "/v1/check", BOB, Some(courses.clone())).await;
+        assert_eq!(c["used"], json!(2), "Acme's two courses are still counted: {c}");
+        let (s, r) = t.call(Method::Post, &release(&made[1]), BOB, Some(json!({}))).await;
+        assert_eq!((s, r["status"].as_str()), (200, Some("released")), "seated again, Bob gives his course back: {r}");
+        let (_, c) = t.call(Method::Post, "/v1/check", BOB, Some(courses)).await;
+        assert_eq!(c["used"], json!(1), "{c}");
     });
 }
 
