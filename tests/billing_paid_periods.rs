@@ -3,7 +3,8 @@
 //! renewal takes back only what that renewal paid for (not what an earlier period carried
 //! over); a plan bought beside one ending at its period's end leaves the old one's credits
 //! until its lots end; a trial's allowance, which nobody paid for, ends with the trial and
-//! is not carried into the first paid period.
+//! is not carried into the first paid period; a renewal told only by its paid invoice
+//! starts the subscription's current period, and its monthly window, at the renewal.
 
 #[path = "events/support.rs"]
 mod support;
@@ -368,4 +369,87 @@ fn a_trial_periods_allowance_does_not_roll_into_the_first_paid_period() {
         (7200, 1000, 6200, 0, false),
         "the trial's unused 6200 s end with the trial: {trial_lot:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// A renewal told by its paid invoice alone (the Razorpay AI app's Premium, billed on the 31st).
+// ---------------------------------------------------------------------------------------
+
+fn premium_fact(v: Value) -> Fact {
+    serde_json::from_value(v).unwrap()
+}
+
+fn at(s: &str) -> tollgate::time::Timestamp {
+    tollgate::time::Timestamp::parse(s).unwrap()
+}
+
+/// A Stripe snapshot of `stripe:sub_1` (Premium monthly) for `[ps, pe)`.
+fn premium_snapshot(key: &str, told: &str, ps: &str, pe: &str) -> Fact {
+    premium_fact(json!({"key": key, "provider": "stripe", "at": told, "type": "subscription", "id": "stripe:sub_1",
+        "status": "active", "items": [{"offer": "PREMIUM_MONTHLY", "quantity": 1}], "period_start": ps,
+        "period_end": pe, "started_at": "2026-01-31T00:00:00Z", "subject": "user:u1"}))
+}
+
+/// Stripe's `invoice.paid` of `stripe:sub_1` for `[ps, pe)`.
+fn premium_invoice_paid(key: &str, told: &str, inv: &str, ps: &str, pe: &str) -> Fact {
+    premium_fact(json!({"key": key, "provider": "stripe", "at": told, "type": "invoice_paid", "id": inv,
+        "subscription": "stripe:sub_1", "items": [{"offer": "PREMIUM_MONTHLY", "quantity": 1}],
+        "period_start": ps, "period_end": pe, "amount": 49900, "currency": "inr",
+        "payment_refs": [format!("{inv}:pi")]}))
+}
+
+/// The first period Jan 31 -> Feb 28 is told by the subscription's snapshot and its
+/// invoice; the renewal Feb 28 -> Mar 31 by the renewal's `invoice.paid` alone (Stripe
+/// does not order deliveries: the renewal's `customer.subscription.updated` is late). The
+/// paid invoice of the latest period starts the subscription's current period (the grant's
+/// `period_start`, from which the `anchor = "subscription"` monthly limit counts, and the
+/// store's `current_period_start`, the overage cap's window): on March 5th the window is
+/// Feb 28 -> Mar 31, not one two-month window from Jan 31. An older invoice told later
+/// never moves the period back, nor does a mid-period invoice (a plan change's, for the
+/// rest of the period), and the renewal's snapshot, told before or after the invoice,
+/// says the same.
+#[test]
+fn a_paid_invoice_of_the_latest_period_starts_the_subscriptions_current_period() {
+    let c = shipped("razorpay-ai");
+    let li = c.limit_index("monthly_ai_credits").unwrap();
+    let first = vec![
+        premium_snapshot("s1", "2026-01-31T00:00:00Z", "2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z"),
+        premium_invoice_paid("p1", "2026-01-31T00:00:01Z", "stripe:in_1", "2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z"),
+    ];
+    let renewal = premium_invoice_paid("p2", "2026-02-28T01:00:00Z", "stripe:in_2", "2026-02-28T00:00:00Z", "2026-03-31T00:00:00Z");
+    let now = at("2026-03-05T00:00:00Z");
+    let period = |facts: &[Fact]| {
+        let st = reduce(&c, facts, now);
+        let ents = st.entitlements_for("user:u1");
+        let g = ents.grants.iter().find(|g| g.product == "premium").expect("the renewal was paid: Premium holds").clone();
+        let w = tollgate::meter::limit_window(&c, &ents, li, now);
+        let s = st.subscriptions.get("stripe:sub_1").expect("the subscription").clone();
+        (g.valid_to, g.period_start, (w.start, w.resets_at), (s.period_start, s.period_end))
+    };
+    let (feb28, mar31) = (at("2026-02-28T00:00:00Z"), at("2026-03-31T00:00:00Z"));
+    let expected = (Some(mar31), Some(feb28), (feb28, Some(mar31)), (Some(feb28), Some(mar31)));
+
+    let mut facts = first.clone();
+    facts.push(renewal.clone());
+    assert_eq!(period(&facts), expected, "the renewal's paid invoice starts the current period on Feb 28");
+    facts.reverse();
+    assert_eq!(period(&facts), expected, "in any order");
+
+    // The first period's invoice told again later (another telling, a later `at`) does not move it back.
+    let mut late_old = facts.clone();
+    late_old.push(premium_invoice_paid("p1-late", "2026-03-01T00:00:00Z", "stripe:in_1", "2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z"));
+    assert_eq!(period(&late_old), expected, "an older period's invoice told late never moves the period back");
+
+    // A plan change's invoice for the rest of the period (its lines start at the change)
+    // does not start a new period.
+    let mut change = facts.clone();
+    change.push(premium_invoice_paid("p3", "2026-03-03T00:00:00Z", "stripe:in_3", "2026-03-03T00:00:00Z", "2026-03-31T00:00:00Z"));
+    assert_eq!(period(&change), expected, "a mid-period invoice keeps the period's start");
+
+    // The renewal's own snapshot agrees, told before or after the invoice.
+    for told in ["2026-02-28T00:00:05Z", "2026-02-28T02:00:00Z"] {
+        let mut with_snapshot = facts.clone();
+        with_snapshot.push(premium_snapshot("s2", told, "2026-02-28T00:00:00Z", "2026-03-31T00:00:00Z"));
+        assert_eq!(period(&with_snapshot), expected, "the renewal's snapshot told at {told}");
+    }
 }

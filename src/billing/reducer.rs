@@ -1399,7 +1399,13 @@ impl<'c> Folder<'c> {
             if e.items.is_empty() {
                 e.items = inv_items.clone();
             }
-            e.period_start = e.period_start.or(i.period_start);
+            // An invoice of a period ending after the one known (a renewal told by its
+            // payment before its snapshot) starts the current period; one of an earlier
+            // period never moves it back, nor does a plan change's invoice for the rest of
+            // the current period (its lines start at the change), and either fills it only
+            // when nothing else told it.
+            let latest = i.period_end.is_some_and(|end| e.period_end.is_none_or(|known| end > known));
+            e.period_start = if latest { max_opt(e.period_start, i.period_start) } else { e.period_start.or(i.period_start) };
             e.period_end = max_opt(e.period_end, period_end);
             sold_under(e, f);
             if let Some(end) = period_end.filter(|end| e.period_paid.as_ref().is_none_or(|p| *end > p.until)) {
