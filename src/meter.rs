@@ -457,13 +457,16 @@ pub fn check_pool(
 /// `trial` or `past_due` (a failed renewal retried: its paid period may not have ended)
 /// renews; a `canceled` one (canceled at the period end, paused, ended) ends without a
 /// refill. One-off purchases, admin credits and the catalog's free amount are given once
-/// and never refill, and neither does a grant without a recurring offer.
+/// and never refill, and neither does a grant without a recurring offer. Nor does a grant
+/// a seat lends ([`crate::Grant::lent_by_seat`]): its allowance goes to the organization's
+/// lots, never to the member's.
 pub fn pool_refill(catalog: &Catalog, ents: &Entitlements, pool: &str, now: Timestamp) -> Option<Timestamp> {
     use crate::catalog::CreditCadence;
     use crate::model::Status;
     let grace = catalog.meta().grace_period_days;
     ents.grants
         .iter()
+        .filter(|g| !g.lent_by_seat())
         .filter(|g| matches!(g.status, Status::Active | Status::Trial | Status::PastDue))
         .filter(|g| decide::counts(g, grace, now))
         .filter(|g| {

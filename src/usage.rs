@@ -271,9 +271,10 @@ rates = [
 }
 
 /// May a subject draw on a credit pool at all? Yes with any currently valid
-/// grant of any product (a plan), or when credits were ever put into the pool
-/// (the Video Studio app: token purchases need no plan). A `false` is the 403
-/// "not entitled" of usage enforcement; being short on credits is a charge
+/// grant of any product of its own (a plan; not one a seat lends, which gives access
+/// and capabilities only: a member's pool is its own), or when credits were ever put
+/// into the pool (the Video Studio app: token purchases need no plan). A `false` is
+/// the 403 "not entitled" of usage enforcement; being short on credits is a charge
 /// denial.
 pub fn may_draw(catalog: &Catalog, ents: &crate::model::Entitlements, wallet: &Wallet, pool: &str, now: Timestamp) -> bool {
     may_draw_holding(catalog, ents, wallet.lots.iter().any(|l| l.pool == pool), now)
@@ -286,15 +287,12 @@ pub fn may_draw_holding(catalog: &Catalog, ents: &crate::model::Entitlements, ho
     holds_lots || has_plan(catalog, ents, now)
 }
 
-/// Does any grant of any product count at `now`? A default tier is not a plan: it
-/// is held without paying.
+/// Does any grant of the subject's own, of any product, count at `now`? A default tier
+/// is not a plan: it is held without paying; nor is a grant a seat lends
+/// ([`crate::Grant::lent_by_seat`], left out as for limits:
+/// [`crate::decide::effective_for_limit`]).
 fn has_plan(catalog: &Catalog, ents: &crate::model::Entitlements, now: Timestamp) -> bool {
-    catalog.products().iter().any(|p| {
-        p.tiers
-            .first()
-            .and_then(|t| crate::decide::has_access(catalog, ents, &p.id, t, now).ok())
-            .is_some_and(|d| d.allowed && d.grant.is_some())
-    })
+    (0..catalog.products().len()).any(|pi| crate::decide::effective_for_limit(catalog, ents, pi, now).grant.is_some())
 }
 
 /// The offer a refusal to draw on `pool` names (a charge's refusal, a pool check's

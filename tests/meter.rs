@@ -1,6 +1,6 @@
 //! Metered actions (`tollgate::meter`) on the VCM Suite's catalog: the workflow runs a
 //! day of each tier, the capabilities, windows in UTC, and a model-based run of random
-//! uses against a plain counter.
+//! uses against a plain counter; credit pools, and a seated member's own pool.
 
 use proptest::prelude::*;
 use tollgate::billing::facts::Subject;
@@ -424,6 +424,63 @@ fn only_a_seated_member_acts_for_its_organization() {
     assert_eq!((ents.subject.as_str(), ents.grants.len()), ("org:o1", g.len()));
     assert_eq!(acting_for("o2", &orgs).unwrap_err(), ActError::NoSeat);
     assert_eq!(acting_for("o3", &orgs).unwrap_err(), ActError::NotMember);
+}
+
+/// The Org Seats app with one credit pool that its Professional (monthly) plan, an
+/// organization's plan, fills every period, and a member seated in organization `o1` on
+/// that plan: the seat lends the organization's grant (`org:o1:...`) to the member for
+/// access and capabilities only; the pool's allowance goes to the organization's lots.
+fn org_pool_and_member() -> (Catalog, Entitlements) {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogs/org-seats.toml")).unwrap();
+    let src = src.replace("trial_days = 14\n", "trial_days = 14\ncredits = [{ pool = \"ai_minutes\", amount = 100, per = \"period\" }]\n")
+        + "\n[[credit_pools]]\nid = \"ai_minutes\"\nlabel = \"AI minutes\"\nunit = \"minute\"\n";
+    let c = Catalog::from_toml(&src).unwrap();
+    let org_grant = Grant {
+        id: "stripe:sub_org:org".into(),
+        product: "org".into(),
+        tier: "PROFESSIONAL".into(),
+        source: Source::Stripe,
+        status: Status::Active,
+        valid_from: ts("2026-03-01T00:00:00Z"),
+        valid_to: Some(ts("2026-04-01T00:00:00Z")),
+        past_due_since: None,
+        offer: Some("ORG_PROFESSIONAL_MONTHLY".into()),
+        source_ref: Some("stripe:sub_org".into()),
+        catalog_version: None,
+        renewal_version: None,
+        period_start: Some(ts("2026-03-01T00:00:00Z")),
+        paused_since: None,
+    };
+    let member = tollgate::seats::merge_seated_grants(Entitlements::default(), &[("o1".into(), true, vec![org_grant])]);
+    assert!(member.grants[0].lent_by_seat(), "setup: the organization's grant is lent");
+    (c, member)
+}
+
+/// A member's own pool never refills with its organization's plan (the allowance goes to
+/// the organization's lots): a pool check says `resets_at: null` and a snapshot's
+/// `refills` leaves the pool out, as every per-subject rule leaves out lent grants.
+#[test]
+fn a_members_own_pool_does_not_refill_with_its_organizations_plan() {
+    let (c, member) = org_pool_and_member();
+    let now = ts("2026-03-10T00:00:00Z");
+    assert_eq!(meter::pool_refill(&c, &member, "ai_minutes", now), None, "the member's own pool is not refilled by the organization's plan");
+    assert_eq!(meter::check_feature(&c, &member, "ai_minutes", 1, 0, now).unwrap().resets_at, None);
+    assert!(meter::pool_refills(&c, &member, now).is_empty(), "a snapshot's `refills` names no pool of the member");
+}
+
+/// The organization's plan a seat lends is not the member's own plan: a member holding no
+/// lot of a pool may not draw on it (`no_entitlement`, from a snapshot and from the lots
+/// alike), rather than being told it ran out of credits it can never hold.
+#[test]
+fn a_member_without_lots_may_not_draw_on_a_pool_by_its_organizations_plan() {
+    let (c, member) = org_pool_and_member();
+    let now = ts("2026-03-10T00:00:00Z");
+    let wallet = tollgate::credits::Wallet::new();
+    assert!(!tollgate::usage::may_draw(&c, &member, &wallet, "ai_minutes", now));
+    let from_snapshot = meter::check_feature(&c, &member, "ai_minutes", 1, 0, now).unwrap();
+    assert_eq!((from_snapshot.allowed, from_snapshot.reason), (false, Reason::NoEntitlement));
+    let from_lots = meter::check_pool(&c, &member, &wallet, "ai_minutes", 1, now).unwrap();
+    assert_eq!(from_lots, from_snapshot, "the worker's check and the browser's say the same");
 }
 
 fn razorpay_with(edit: impl Fn(String) -> String) -> Catalog {
