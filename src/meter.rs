@@ -688,7 +688,27 @@ pub fn track(catalog: &Catalog, ents: &Entitlements, u: &Use, used: u64, now: Ti
 /// use, the only request still coming once the limit is reached. Empty for any other
 /// refusal.
 pub fn refused_checks(catalog: &Catalog, ents: &Entitlements, c: &Check, counter: &str, now: Timestamp) -> Vec<crate::alerts::AlertCheck> {
-    let (Reason::LimitReached, Remaining::Count(max), Some(li)) = (c.reason, c.limit, catalog.limit_index(&c.feature)) else {
+    if c.reason != Reason::LimitReached {
+        return Vec::new();
+    }
+    checks_of(catalog, ents, c, counter, now)
+}
+
+/// The alert checks of limit `feature` on `counter` for `ents` at `now`, as a counted use
+/// applies them (its window and the subject's limit): after a use of a limit without a
+/// window was released, the store compares them with the count it went back to, so an
+/// alert whose level is no longer reached resolves. Empty for a capability, a pool or an
+/// unlimited limit.
+pub fn limit_alert_checks(catalog: &Catalog, ents: &Entitlements, feature: &str, counter: &str, now: Timestamp) -> Vec<crate::alerts::AlertCheck> {
+    match check(catalog, ents, feature, 1, 0, now) {
+        Ok(c) => checks_of(catalog, ents, &c, counter, now),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`crate::alerts::limit_checks`] of the limit `c` decided on, in its window.
+fn checks_of(catalog: &Catalog, ents: &Entitlements, c: &Check, counter: &str, now: Timestamp) -> Vec<crate::alerts::AlertCheck> {
+    let (Remaining::Count(max), Some(li)) = (c.limit, catalog.limit_index(&c.feature)) else {
         return Vec::new();
     };
     let w = limit_window(catalog, ents, li, now);

@@ -24,7 +24,7 @@ use crate::state::{Subject, SubjectState};
 use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
-    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, Store,
+    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, SettledUse, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, Store,
     OUTBOX_LEASE_SECONDS,
 };
 use crate::supabase::{PgError, StoreError};
@@ -800,7 +800,19 @@ impl Store for MemoryStore {
             return Ok(None);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
-        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false };
+        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false, settled: None };
+        // What is settled, as the SQL store's row says it.
+        let settled = {
+            let r = &g.records[&rid];
+            let owner = Subject::from_key(&r.subject);
+            let text = |k: &str| r.record[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+            let limit = match (text("feature"), text("counter")) {
+                (Some(f), Some(c)) => Some((f, c)),
+                _ => None,
+            };
+            let pool = if limit.is_some() { None } else { text("pool") };
+            owner.map(|owner| SettledUse { owner, pool, limit })
+        };
         match (release, status.as_str()) {
             (true, "released") => return Ok(Some(done("released"))),
             (false, "captured") => return Ok(Some(done("captured"))),
@@ -822,7 +834,7 @@ impl Store for MemoryStore {
                     *n = n.saturating_sub(units);
                 }
                 g.records.get_mut(&rid).expect("found above").record["status"] = json!("released");
-                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false, refold: false }));
+                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false, refold: false, settled }));
             }
             _ => return Err(conflict("not_held", "the usage is final, not a hold")),
         }
@@ -848,7 +860,7 @@ impl Store for MemoryStore {
         if let Some(r) = g.records.get_mut(&rid) {
             r.record["status"] = json!(now_status);
         }
-        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold }))
+        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold, settled }))
     }
 
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {

@@ -527,6 +527,32 @@ pub async fn settle<T: Transport, S: Store>(
     }
 }
 
+/// The alert checks a settled use applies (its release gave units back): a hold's pool's,
+/// as a charge applies them, and a limit's, as a counted use does, decided on what
+/// `caller` acts with for the use's owner now. Empty when the state cannot be read (the
+/// next use or fold applies them again).
+pub async fn settled_checks<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    caller: &Subject,
+    used: &crate::store::SettledUse,
+    now: Timestamp,
+) -> Vec<tollgate::alerts::AlertCheck> {
+    if let Some(pool) = &used.pool {
+        return tollgate::alerts::pool_checks(&ctx.catalog(), pool);
+    }
+    let Some((feature, counter)) = &used.limit else { return Vec::new() };
+    let organization = match &used.owner {
+        Subject::Org(o) => Some(o.clone()),
+        Subject::User(_) => None,
+    };
+    let scope = counter.strip_prefix(feature.as_str()).and_then(|s| s.strip_prefix(':')).map(str::to_string);
+    let asked = Asked { feature: feature.clone(), quantity: 1, organization, scope };
+    match gate(ctx, caller, &asked, now).await {
+        Ok(g) => meter::limit_alert_checks(&g.catalog, &g.ents, feature, counter, now),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `POST /v1/export` (Bearer): how the caller may export now, by the core's export policy
 /// (a catalog with the `export_full_res` and `watermark_exports` capabilities, as the VCM
 /// Suite's): 200 `{"policy": "full"}` or `{"policy": "watermarked"}` (the caller must

@@ -134,6 +134,35 @@ pub struct Settled {
     /// A release gave units back to a lot closed meanwhile: the subject is to be folded
     /// again, so the lot is what its facts say (see 20261206008000).
     pub refold: bool,
+    /// What was settled (`None` for a retry): its alert checks are applied again.
+    pub settled: Option<SettledUse>,
+}
+
+/// A usage just settled: whose it is, and the pool it held or the limit counter it used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettledUse {
+    pub owner: Subject,
+    /// A hold's credit pool.
+    pub pool: Option<String>,
+    /// A use of a limit: the limit and its counter (`<limit>` or `<limit>:<scope>`).
+    pub limit: Option<(String, String)>,
+}
+
+impl SettledUse {
+    /// From a `usage_records` row (`user_id`, `organization_id`, `pool`, `feature`, `counter`).
+    pub fn from_row(row: &Value) -> Option<SettledUse> {
+        let owner = match (row["organization_id"].as_str(), row["user_id"].as_str()) {
+            (Some(o), _) => Subject::Org(o.to_string()),
+            (None, Some(u)) => Subject::user(u),
+            (None, None) => return None,
+        };
+        let text = |k: &str| row[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let limit = match (text("feature"), text("counter")) {
+            (Some(f), Some(c)) => Some((f, c)),
+            _ => None,
+        };
+        Some(SettledUse { owner, pool: text("pool"), limit })
+    }
 }
 
 /// A hold past its end, for the scheduled run.
@@ -686,11 +715,23 @@ impl<T: Transport> Store for SupabaseStore<T> {
         if v.is_null() {
             return Ok(None);
         }
+        let replayed = v["replayed"] == true;
+        let settled = if replayed {
+            None
+        } else {
+            use crate::supabase::Filter;
+            let row = self
+                .client
+                .select("usage_records", "user_id,organization_id,pool,feature,counter", &[("id", Filter::Eq(usage_id.into()))])
+                .await?;
+            row.as_array().and_then(|rows| rows.first()).and_then(SettledUse::from_row)
+        };
         Ok(Some(Settled {
             usage_id: v["usage_id"].clone(),
             status: v["status"].as_str().unwrap_or("").to_string(),
-            replayed: v["replayed"] == true,
+            replayed,
             refold: v["refold"] == true,
+            settled,
         }))
     }
 

@@ -488,10 +488,12 @@ impl Refolds {
     }
 }
 
-/// After a hold of `subject` was settled (`s`): its kept state no longer holds what a
-/// release gave back, and units given back to a lot closed meanwhile are what a fold says
-/// (`Settled::refold`). An error: that fold failed (the release itself is done; the
-/// subject's next fold does it).
+/// After a use of `subject` was settled (`s`), by the caller or by the scheduled run: its
+/// kept state no longer holds what a release gave back, units given back to a lot closed
+/// meanwhile are what a fold says (`Settled::refold`), and the alert checks of what it
+/// gave back are applied as a charge's or a counted use's are (`meter::settled_checks`),
+/// so a level no longer crossed resolves its alert. An error: that fold failed (the
+/// release itself is done; the subject's next fold does it).
 pub async fn settled<T: Transport, S: Store>(
     app: &Ctx<T, S>,
     subject: &crate::state::Subject,
@@ -499,10 +501,12 @@ pub async fn settled<T: Transport, S: Store>(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     app.usage_states.forget(subject);
-    if s.refold {
-        refold(app, &subject.key(), now).await?;
+    let folded = if s.refold { refold(app, &subject.key(), now).await.map(|_| ()) } else { Ok(()) };
+    if let Some(used) = &s.settled {
+        let checks = crate::meter::settled_checks(app, subject, used, now).await;
+        crate::outbox::record(app, &used.owner, &checks, now).await;
     }
-    Ok(())
+    folded
 }
 
 /// Applies kept event `p` again: whether it is applied now (else its attempt is recorded,

@@ -253,6 +253,76 @@ fn bad_endpoint_requests_are_400() {
     })
 }
 
+/// PREMIUM for U1 with 500 `ai_credits` (fewer than 100 left is an alert).
+async fn premium_with_500(t: &T) {
+    let (s, v) = t.admin("/v1/admin/grants", json!({"user_id": U1, "grants": [{"product": "premium", "tier": "PREMIUM", "source": "promotion",
+        "id": "p", "valid_from": Timestamp(NOW - 40 * DAY), "valid_to": Timestamp(NOW + 90 * DAY)}],
+        "credits": [{"pool": "ai_credits", "amount": 500, "id": "c1"}]})).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+/// A hold of `quantity` of U1's `ai_credits`.
+async fn hold(t: &T, key: &str, quantity: u64, now: i64) -> Value {
+    let h = Headers::new()
+        .with("authorization", format!("Bearer {}", user_token(U1, ISSUER, now)))
+        .with("idempotency-key", key);
+    let (s, v) = t.call(Method::Post, "/v1/track", h, json!({"feature": "ai_credits", "quantity": quantity, "hold": true}), now).await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+fn open_rules(t: &T, uid: &str) -> Vec<String> {
+    t.app.ctx.store.alerts_of(&Subject::user(uid)).into_iter().filter(|a| a.2).map(|a| a.0).collect()
+}
+
+/// A hold of 450 of 500 credits leaves 50, under the catalog's 100: the pool's alert opens,
+/// as a charge's does. Releasing the hold gives the 450 back: the level is no longer
+/// crossed, so the alert resolves (`alert.resolved`) by the same pool checks a charge
+/// applies, and a later crossing opens it again.
+#[test]
+fn releasing_a_hold_that_crossed_a_pool_threshold_resolves_the_pool_alert() {
+    block(async {
+        let t = T::new();
+        premium_with_500(&t).await;
+        t.endpoint().await;
+        let v = hold(&t, "render-1", 450, NOW).await;
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "ai_credits"), 50);
+        assert!(open_rules(&t, U1).iter().any(|r| r == "pool:ai_credits:100left"), "{:?}", open_rules(&t, U1));
+        let id = v["usage_id"].as_str().expect("usage_id").to_string();
+        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(U1, ISSUER, NOW + 60)));
+        let (s, r) = t.call(Method::Post, &format!("/v1/usage/{id}/release"), h, json!({}), NOW + 60).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "ai_credits"), 500, "the release gave everything back");
+        let open = open_rules(&t, U1);
+        assert!(!open.iter().any(|r| r == "pool:ai_credits:100left"), "500 credits left again, the alert must resolve: open {open:?}");
+        // A later real crossing is a new alert.
+        hold(&t, "render-2", 450, NOW + 120).await;
+        assert!(open_rules(&t, U1).iter().any(|r| r == "pool:ai_credits:100left"), "{:?}", open_rules(&t, U1));
+        t.deliver(NOW + 180).await;
+        let kinds: Vec<(String, String)> = t.got().into_iter().filter(|g| g.3 == "pool:ai_credits:100left").map(|g| (g.1, g.2)).collect();
+        let want = |k: &str, st: &str| (k.to_string(), st.to_string());
+        assert_eq!(kinds, vec![want("alert.crossed", "crossed"), want("alert.resolved", "resolved"), want("alert.crossed", "crossed")]);
+    })
+}
+
+/// The same through the scheduled run: a hold nobody captured is given back at its end
+/// (`hold_minutes`, 60 by default), and the pool's alert resolves as after a release by
+/// the caller.
+#[test]
+fn the_scheduled_run_releasing_an_expired_hold_resolves_the_pool_alert() {
+    block(async {
+        let t = T::new();
+        premium_with_500(&t).await;
+        hold(&t, "render-1", 450, NOW).await;
+        assert!(open_rules(&t, U1).iter().any(|r| r == "pool:ai_credits:100left"));
+        let out = t.app.scheduled(Timestamp(NOW + 2 * 3600)).await.expect("run");
+        assert_eq!(out["released_holds"], 1, "{out}");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "ai_credits"), 500);
+        let open = open_rules(&t, U1);
+        assert!(!open.iter().any(|r| r == "pool:ai_credits:100left"), "500 credits left again, the alert must resolve: open {open:?}");
+    })
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Use(u64),

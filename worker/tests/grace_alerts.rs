@@ -220,3 +220,67 @@ fn a_last_cycles_credits_are_the_same_whichever_of_its_two_events_arrives_first(
         assert_eq!(balances[0], json!(2000), "the last cycle was paid: its allowance");
     })
 }
+
+/// Video Studio with a `trial_ending` rule three days before the end (a catalog version in
+/// the store). No event brings a trial's last days, so the scheduled run scans trialing
+/// subscriptions and folds again the subject of each whose rule turned. A trialing
+/// subscription stays trialing (unlike an expired lot, which a fold closes): with 4000
+/// trials ahead of it in the scan's order, the 4001st is still reached, and its user's
+/// `trial_ending` opens in its last three days.
+#[test]
+#[ignore = "open: the trial scan reads at most 20 pages of 200 from the start on every run (webhook::pages, EXPIRY_PAGES)"]
+fn the_trial_scan_reaches_every_trial_however_many_are_ahead_of_it() {
+    block(async {
+        let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        let mut doc: Value =
+            serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+        doc["alerts"] = json!([{"event": "trial_ending", "days": 3}]);
+        app.ctx.store.push_catalog(doc, true);
+        let t0: i64 = 1_800_000_000;
+        // 4000 users' trials that end a month later, then U1's 14-day trial, last in the
+        // scan's order (provider, subscription id).
+        let trial = |n: usize, uid: &str, end: i64| {
+            json!({
+                "id": format!("evt_trial_{n}"), "object": "event", "api_version": "2025-03-31.basil", "created": t0, "type": "customer.subscription.created",
+                "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+                "data": {"object": {
+                    "id": format!("sub_{n:05}"), "object": "subscription", "customer": format!("cus_{n:05}"), "status": "trialing",
+                    "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+                    "start_date": t0, "created": t0, "trial_start": t0, "trial_end": end,
+                    "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": uid},
+                    "items": {"object": "list", "data": [{
+                        "id": format!("si_{n:05}"), "object": "subscription_item", "quantity": 1,
+                        "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
+                        "current_period_start": t0, "current_period_end": end,
+                    }]},
+                }},
+            })
+        };
+        for n in 0..4000 {
+            let uid = format!("00000000-0000-4000-8000-{:012}", 100_000 + n);
+            app.ctx.store.add_user(&uid);
+            let (s, v) = common::stripe(&app, &trial(n, &uid, t0 + 30 * DAY), t0).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        app.ctx.store.add_user(U1);
+        let end = t0 + 14 * DAY;
+        let (s, v) = common::stripe(&app, &trial(99_999, U1, end), t0).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(!open_rules_of(&app, U1).iter().any(|r| r.starts_with("trial_ending")), "not yet");
+        // Runs every hour through U1's last three days.
+        let mut at = end - 3 * DAY + 600;
+        while at < end {
+            app.scheduled(Timestamp(at)).await.unwrap();
+            if open_rules_of(&app, U1).iter().any(|r| r.starts_with("trial_ending")) {
+                return;
+            }
+            at += 6 * 3600;
+        }
+        panic!("no run in the trial's last three days opened its trial_ending alert: {:?}", open_rules_of(&app, U1));
+    })
+}
+
+fn open_rules_of(app: &App<NoNetwork, MemoryStore>, uid: &str) -> Vec<String> {
+    let subject = tollgate_worker::state::Subject::user(uid);
+    app.ctx.store.alerts_of(&subject).into_iter().filter(|a| a.2).map(|a| a.0).collect()
+}

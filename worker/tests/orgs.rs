@@ -414,6 +414,38 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
     });
 }
 
+/// Releasing a use of a limit without a window resolves the limit's alert its level no
+/// longer reaches, as the count it went back to says (the checks a counted use applies).
+/// Acme's Business plan authors 50 courses; a catalog version alerts at 49 left (the 2nd
+/// course): Ann authors two for Acme, the alert opens on Acme, she gives one back, it
+/// resolves; a second course again opens it again.
+#[test]
+fn releasing_a_use_of_a_limit_without_a_window_resolves_its_alert() {
+    block(async {
+        let t = T::new();
+        let mut doc: Value = serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("org-seats").unwrap().to_json()).unwrap();
+        doc["alerts"] = json!([{"feature": "max_courses_authored", "units_left": [49]}]);
+        t.app.ctx.store.push_catalog(doc, true);
+        let org = t.seated_org(1, ANN).await;
+        let acme = tollgate_worker::state::Subject::Org(org.clone());
+        let open = || -> Vec<String> { t.app.ctx.store.alerts_of(&acme).into_iter().filter(|a| a.2).map(|a| a.0).collect() };
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let mut made = Vec::new();
+        for key in ["course-1", "course-2"] {
+            let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some(key), Some(courses.clone())).await;
+            assert_eq!(s, 200, "{v}");
+            made.push(v["usage_id"].as_str().expect("a usage id").to_string());
+        }
+        assert_eq!(open(), vec!["limit:max_courses_authored:49left".to_string()]);
+        let (s, r) = t.call(Method::Post, &format!("/v1/usage/{}/release", made[1]), ANN, Some(json!({}))).await;
+        assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
+        assert!(open().is_empty(), "one course left, 49 to go: the alert resolves: {:?}", open());
+        let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-3"), Some(courses)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(open(), vec!["limit:max_courses_authored:49left".to_string()], "a new crossing opens it again");
+    });
+}
+
 /// Only a member holding a seat gives back a use it made for its organization, as only
 /// such a member makes one: a use made for an organization changes its count as much
 /// released as made. Ann and Bob each author a course for Acme; the owner takes Bob's
