@@ -207,6 +207,23 @@ pub fn turned(catalog: &Catalog, events: &[SubscriptionEvent], at: Option<Timest
     })
 }
 
+/// The moments `at` for which [`turned`] can hold between `since` and `now`, as
+/// `(from, to)`: `from < at <= to`. A rule of `days` turns only when one of its moment's
+/// boundaries (`at - days` for `grace_ending` and `trial_ending`, `at` itself) falls in
+/// `(since, now]`, so `at` falls in `(since, now + the largest days]`; `None` when the
+/// catalog has no rule of `events`, so nothing turns. The scheduled run reads only the
+/// payments and trials whose moment falls in it, however many others there are.
+pub fn turning(catalog: &Catalog, events: &[SubscriptionEvent], since: Timestamp, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
+    catalog
+        .doc
+        .alerts
+        .iter()
+        .filter(|r| r.event.is_some_and(|e| events.contains(&e)))
+        .map(|r| i64::from(r.days.unwrap_or(0)))
+        .max()
+        .map(|days| (since, now.plus_days(days.max(0))))
+}
+
 /// The rule id of a subscription event's check on `object` (a subscription, or a failed
 /// payment's invoice): one alert of it is open at a time.
 pub fn event_rule(event: SubscriptionEvent, days: Option<u32>, object: &str) -> String {
@@ -251,6 +268,39 @@ mod tests {
             days: None,
         }];
         c
+    }
+
+    #[test]
+    fn a_subscription_rule_turns_only_for_moments_in_its_range() {
+        let mut c = catalog();
+        let rule = |event, days| crate::catalog::AlertRule {
+            feature: None,
+            percent_used: vec![],
+            units_left: vec![],
+            event: Some(event),
+            days,
+        };
+        let grace = [SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded];
+        let now = Timestamp(1_800_000_000);
+        let since = now.plus_days(-1);
+        assert_eq!(turning(&c, &grace, since, now), None, "no rule of these events: nothing turns");
+        c.doc.alerts = vec![rule(SubscriptionEvent::GraceEnding, Some(3)), rule(SubscriptionEvent::GraceEnded, None),
+                            rule(SubscriptionEvent::TrialEnding, Some(7))];
+        let (from, to) = turning(&c, &grace, since, now).unwrap();
+        assert_eq!((from, to), (since, now.plus_days(3)));
+        // Every moment for which a rule turns is in the range, and its ends are reached.
+        let mut at = now.plus_days(-3);
+        let mut hits = Vec::new();
+        while at <= now.plus_days(10) {
+            if turned(&c, &grace, Some(at), since, now) {
+                assert!(from < at && at <= to, "{at} turned outside ({from}, {to}]");
+                hits.push(at);
+            }
+            at = at.plus_seconds(900);
+        }
+        assert_eq!(hits.last(), Some(&to), "grace_ending opens for a grace ending 3 days from now");
+        assert!(hits.first().is_some_and(|h| h.plus_seconds(-900) <= from), "grace_ended opens for one that ended in the last day");
+        assert_eq!(turning(&c, &[SubscriptionEvent::TrialEnding], since, now), Some((since, now.plus_days(7))));
     }
 
     #[test]

@@ -1475,6 +1475,15 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_failed_payments_due: {
+        Args: {
+          p_from: string;
+          p_to: string;
+          p_after?: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
       tollgate_fold_input: {
         Args: {
           p_refs: string[];
@@ -1689,6 +1698,15 @@ export type Database = {
       };
       tollgate_trials: {
         Args: {
+          p_after?: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
+      tollgate_trials_ending: {
+        Args: {
+          p_from: string;
+          p_to: string;
           p_after?: string;
           p_limit?: number;
         };

@@ -1382,22 +1382,29 @@ impl Store for MemoryStore {
         Ok(rows.into_iter().take(limit.clamp(1, 200) as usize).map(|(_, r)| r).collect())
     }
 
-    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
         let g = self.inner.borrow();
-        let mut rows: Vec<(String, Value)> = g
+        let rows = g.failed.iter().filter(|(_, (_, v))| v["resolved_at"].is_null()).filter_map(|((p, i), (key, v))| {
+            let mut r = v.clone();
+            r["subject"] = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
+            Some((moment(&v["grace_until"])?, format!("{p}:{i}"), r))
+        });
+        Ok(by_moment(rows, from, to, after, limit))
+    }
+
+    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let g = self.inner.borrow();
+        let rows = g
             .subscriptions
             .iter()
             .flat_map(|(key, subs)| subs.values().map(move |v| (key, v)))
-            .filter(|(_, v)| v["status"] == "trialing" && !v["trial_end"].is_null())
-            .map(|(key, v)| {
-                let cursor = format!("{}|{}", v["provider"].as_str().unwrap_or(""), v["subscription_id"].as_str().unwrap_or(""));
+            .filter(|(_, v)| v["status"] == "trialing")
+            .filter_map(|(key, v)| {
+                let id = format!("{}:{}", v["provider"].as_str().unwrap_or(""), v["subscription_id"].as_str().unwrap_or(""));
                 let subject = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
-                (cursor.clone(), json!({"cursor": cursor, "subject": subject, "trial_end": v["trial_end"]}))
-            })
-            .filter(|(c, _)| after.is_none_or(|a| c.as_str() > a))
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(rows.into_iter().take(limit.clamp(1, 1000) as usize).map(|(_, r)| r).collect())
+                Some((moment(&v["trial_end"])?, id, json!({"subject": subject, "trial_end": v["trial_end"]})))
+            });
+        Ok(by_moment(rows, from, to, after, limit))
     }
 
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
@@ -1605,4 +1612,31 @@ impl Store for MemoryStore {
             .collect();
         memberships_from_json(&Value::Array(rows))
     }
+}
+
+/// A row's moment (a grace end, a trial end), if it has one.
+fn moment(v: &Value) -> Option<Timestamp> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// The rows whose moment is in `(from, to]`, by moment then id, after the cursor `after`
+/// (`<moment>|<id>`, each row's `cursor`), at most `limit` (1 to 1000), as the store's
+/// time-ordered scans give them.
+fn by_moment(rows: impl Iterator<Item = (Timestamp, String, Value)>, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Vec<Value> {
+    let after = after.and_then(|a| {
+        let (at, id) = a.split_once('|')?;
+        Some((Timestamp::parse(at).ok()?, id.to_string()))
+    });
+    let mut rows: Vec<(Timestamp, String, Value)> = rows
+        .filter(|(at, _, _)| from < *at && *at <= to)
+        .filter(|(at, id, _)| after.as_ref().is_none_or(|a| (*at, id) > (a.0, &a.1)))
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    rows.into_iter()
+        .take(limit.clamp(1, 1000) as usize)
+        .map(|(at, id, mut r)| {
+            r["cursor"] = json!(format!("{at}|{id}"));
+            r
+        })
+        .collect()
 }

@@ -440,9 +440,14 @@ pub trait Store {
     /// those still due, false only settled ones, `None` all; oldest first failure first,
     /// after the cursor `after` (a row's `cursor`).
     async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
-    /// Trialing subscriptions (`tollgate_trials`): `{"cursor", "subject", "trial_end"}` in
-    /// order, after the cursor `after` (a row's `cursor`).
-    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
+    /// Failed payments still due whose grace ends in `(from, to]`
+    /// (`tollgate_failed_payments_due`), rows as [`Store::failed_payments`] gives them, by
+    /// grace end then id, after the cursor `after` (a row's `cursor`).
+    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
+    /// Trialing subscriptions whose trial ends in `(from, to]` (`tollgate_trials_ending`):
+    /// `{"cursor", "subject", "trial_end"}` by trial end then id, after the cursor `after`
+    /// (a row's `cursor`).
+    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError>;
     /// Applies the core's alert checks for `subject` at `at` (`tollgate_record_alerts`).
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError>;
     /// Open alerts of windowed rules whose window ended by `now` (the core decides again).
@@ -869,8 +874,15 @@ impl<T: Transport> Store for SupabaseStore<T> {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
-    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        let v = self.client.rpc("tollgate_trials", &json!({"p_after": after, "p_limit": limit})).await?;
+    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let args = json!({"p_from": from, "p_to": to, "p_after": after, "p_limit": limit});
+        let v = self.client.rpc("tollgate_failed_payments_due", &args).await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        let args = json!({"p_from": from, "p_to": to, "p_after": after, "p_limit": limit});
+        let v = self.client.rpc("tollgate_trials_ending", &args).await?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 

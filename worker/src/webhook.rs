@@ -380,7 +380,10 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
     .await?;
     // Grace and trial alerts turn with time, not with an event: the subject of a failed
     // payment whose grace rule turned during the last day, or of a trial whose rule did (the
-    // core decides), is folded again, which opens and resolves them as of now.
+    // core decides), is folded again, which opens and resolves them as of now. Those rows
+    // stay in the store (a payment still due, a subscription still trialing), so the store
+    // reads only those whose moment is in the range where a rule can turn
+    // (`alerts::turning`), and the run reads that range to its end.
     let since = now.plus_days(-1);
     let catalog = app.catalog();
     let turned = |field: &'static str, events: &'static [SubscriptionEvent]| {
@@ -390,10 +393,18 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
             tollgate::alerts::turned(catalog, events, at, since, now)
         }
     };
-    let grace = turned("grace_until", &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded]);
-    folds.turned(app, now, grace, |after| async move { app.store.failed_payments(Some(true), after.as_deref(), GRACE_PAGE).await }).await?;
-    let trial = turned("trial_end", &[SubscriptionEvent::TrialEnding]);
-    folds.turned(app, now, trial, |after| async move { app.store.trials(after.as_deref(), GRACE_PAGE).await }).await?;
+    const GRACE: &[SubscriptionEvent] = &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded];
+    if let Some((from, to)) = tollgate::alerts::turning(&catalog, GRACE, since, now) {
+        let grace = turned("grace_until", GRACE);
+        folds
+            .turned(app, now, grace, |after| async move { app.store.failed_payments_due(from, to, after.as_deref(), GRACE_PAGE).await })
+            .await?;
+    }
+    const TRIAL: &[SubscriptionEvent] = &[SubscriptionEvent::TrialEnding];
+    if let Some((from, to)) = tollgate::alerts::turning(&catalog, TRIAL, since, now) {
+        let trial = turned("trial_end", TRIAL);
+        folds.turned(app, now, trial, |after| async move { app.store.trials(from, to, after.as_deref(), GRACE_PAGE).await }).await?;
+    }
     let Refolds { refolded, mut failed, .. } = folds;
     // Holds not captured by their end give back what they took, page by page: one that
     // cannot be released now stays expired and held, and never hides the ones after it.
@@ -449,7 +460,7 @@ struct Refolds {
 
 impl Refolds {
     /// Folds again the subject of every row (keyset pages from `page`, each row with its
-    /// `subject` and `cursor`) for which `turned` holds.
+    /// `subject` and `cursor`, to the last) for which `turned` holds.
     async fn turned<T: Transport, S: Store, P, F>(
         &mut self,
         app: &Ctx<T, S>,
@@ -463,7 +474,7 @@ impl Refolds {
     {
         pages(
             GRACE_PAGE as usize,
-            async |cursor: Option<String>| page(cursor).await,
+                async |cursor: Option<String>| page(cursor).await,
             |r: &Value| r["cursor"].as_str().unwrap_or_default().to_string(),
             async |rows| {
                 for r in rows.iter().filter(|r| turned(r)) {
@@ -537,9 +548,12 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 const KEPT_PAGE: usize = 200;
 
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
-/// of the last row of the one before, until a short page (at most [`EXPIRY_PAGES`]); each is
-/// handed to `each` before the next is read, so rows that cannot be handled now never hide
-/// the ones after them. A store failure (of `fetch` or `each`) ends the run with it.
+/// of the last row of the one before, until a short page: every row, on every run, however
+/// many pages (a fixed number of pages would never reach the rows past them in scans whose
+/// rows stay: kept events that still wait, payments still due, trials still running; the
+/// grace and trial scans are bounded by time, `alerts::turning`). Each page is handed to
+/// `each` before the next is read, so rows that cannot be handled now never hide the ones
+/// after them. A store failure (of `fetch` or `each`) ends the run with it.
 async fn pages<R, C>(
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
@@ -547,7 +561,7 @@ async fn pages<R, C>(
     mut each: impl AsyncFnMut(&[R]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut after = None;
-    for _ in 0..EXPIRY_PAGES {
+    loop {
         let rows = fetch(after.take()).await?;
         each(&rows).await?;
         let Some(last) = rows.last() else { break };
@@ -559,11 +573,10 @@ async fn pages<R, C>(
     Ok(())
 }
 
-/// The expiry scan's page size, and how many pages one run reads.
+/// The expiry scan's page size.
 const EXPIRY_PAGE: usize = 500;
-/// How many failed payments still due one page of the grace scan reads (the store's most).
+/// How many rows one page of the grace and trial scans reads.
 const GRACE_PAGE: u32 = 200;
-const EXPIRY_PAGES: usize = 20;
 
 /// Folds every fact related to one subject again, as of `now`, and writes the result.
 pub async fn refold<T: Transport, S: Store>(app: &Ctx<T, S>, subject_key: &str, now: Timestamp) -> Result<Outcome, StoreError> {

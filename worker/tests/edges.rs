@@ -132,8 +132,11 @@ impl Store for Flaky {
     async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
         self.inner.failed_payments(open, after, limit).await
     }
-    async fn trials(&self, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.inner.trials(after, limit).await
+    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        self.inner.failed_payments_due(from, to, after, limit).await
+    }
+    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        self.inner.trials(from, to, after, limit).await
     }
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
         self.inner.record_alerts(subject, checks, at).await

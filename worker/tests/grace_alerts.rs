@@ -228,7 +228,6 @@ fn a_last_cycles_credits_are_the_same_whichever_of_its_two_events_arrives_first(
 /// trials ahead of it in the scan's order, the 4001st is still reached, and its user's
 /// `trial_ending` opens in its last three days.
 #[test]
-#[ignore = "open: the trial scan reads at most 20 pages of 200 from the start on every run (webhook::pages, EXPIRY_PAGES)"]
 fn the_trial_scan_reaches_every_trial_however_many_are_ahead_of_it() {
     block(async {
         let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
@@ -283,4 +282,45 @@ fn the_trial_scan_reaches_every_trial_however_many_are_ahead_of_it() {
 fn open_rules_of(app: &App<NoNetwork, MemoryStore>, uid: &str) -> Vec<String> {
     let subject = tollgate_worker::state::Subject::user(uid);
     app.ctx.store.alerts_of(&subject).into_iter().filter(|a| a.2).map(|a| a.0).collect()
+}
+
+/// The grace scan reads the failed payments still due by the time their grace ends, only
+/// those ending in the range asked (where a rule can turn), in keyset pages to the last,
+/// whatever their order of first failure.
+#[test]
+fn the_grace_scan_reads_only_the_payments_whose_grace_ends_in_its_range_in_that_order() {
+    block(async {
+        let app = app();
+        let t0: i64 = 1_800_000_000;
+        // Three subscriptions whose renewals fail 10, 20 and 30 days in (graces of 3 days).
+        for (n, days) in [(1, 30), (2, 10), (3, 20)] {
+            let uid = format!("00000000-0000-4000-8000-0000000002{n:02}");
+            app.ctx.store.add_user(&uid);
+            let t1 = t0 + days * DAY;
+            let of = |mut ev: Value| {
+                ev["payload"]["subscription"]["entity"]["id"] = json!(format!("sub_g{n}"));
+                ev["payload"]["subscription"]["entity"]["notes"]["user_id"] = json!(uid);
+                ev
+            };
+            razorpay(&app, &format!("evt_g{n}a"), &of(sub_event("subscription.activated", "active", t0, t1, t0 + 10)), t0 + 10).await;
+            razorpay(&app, &format!("evt_g{n}b"), &of(sub_event("subscription.pending", "pending", t1, t1 + 30 * DAY, t1 + 30)), t1 + 30).await;
+        }
+        let store = &app.ctx.store;
+        use tollgate_worker::store::Store;
+        let grace = |r: &Value| serde_json::from_value::<Timestamp>(r["grace_until"].clone()).unwrap().unix();
+        // All three, one per page, by grace end.
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.failed_payments_due(Timestamp(t0), Timestamp(t0 + 40 * DAY), after.as_deref(), 1).await.unwrap();
+            let Some(last) = page.last() else { break };
+            seen.push(grace(last));
+            after = Some(last["cursor"].as_str().unwrap().to_string());
+        }
+        assert_eq!(seen, vec![t0 + 13 * DAY + 30, t0 + 23 * DAY + 30, t0 + 33 * DAY + 30]);
+        // Only the one whose grace ends in (from, to]: the end is in, the start out.
+        let only = store.failed_payments_due(Timestamp(t0 + 13 * DAY + 30), Timestamp(t0 + 23 * DAY + 30), None, 200).await.unwrap();
+        assert_eq!(only.iter().map(grace).collect::<Vec<_>>(), vec![t0 + 23 * DAY + 30]);
+        assert_eq!(only[0]["subject"]["user_id"], json!("00000000-0000-4000-8000-000000000203"));
+    })
 }
