@@ -548,12 +548,15 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 const KEPT_PAGE: usize = 200;
 
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
-/// of the last row of the one before, until a short page: every row, on every run, however
-/// many pages (a fixed number of pages would never reach the rows past them in scans whose
-/// rows stay: kept events that still wait, payments still due, trials still running; the
-/// grace and trial scans are bounded by time, `alerts::turning`). Each page is handed to
-/// `each` before the next is read, so rows that cannot be handled now never hide the ones
-/// after them. A store failure (of `fetch` or `each`) ends the run with it.
+/// of the last row of the one before, until a short page or [`RUN_PAGES`] pages: one run's
+/// work is bounded (the platform limits what one scheduled invocation may ask of the
+/// store). Scans whose rows leave once handled (expired lots, grants and holds) finish over
+/// the next runs; the grace and trial scans read only the rows whose moment can turn an
+/// alert now (`alerts::turning`), in the order of that moment, so a row is never hidden by
+/// rows that stay; kept events past that many pages wait for a run with fewer ahead of
+/// them. Each page is handed to `each` before the next is read, so rows that cannot be
+/// handled now never hide the ones after them within a run. A store failure (of `fetch` or
+/// `each`) ends the run with it.
 async fn pages<R, C>(
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
@@ -561,7 +564,7 @@ async fn pages<R, C>(
     mut each: impl AsyncFnMut(&[R]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut after = None;
-    loop {
+    for _ in 0..RUN_PAGES {
         let rows = fetch(after.take()).await?;
         each(&rows).await?;
         let Some(last) = rows.last() else { break };
@@ -572,6 +575,9 @@ async fn pages<R, C>(
     }
     Ok(())
 }
+
+/// How many pages of each scan one scheduled run reads at most.
+const RUN_PAGES: usize = 20;
 
 /// The expiry scan's page size.
 const EXPIRY_PAGE: usize = 500;
