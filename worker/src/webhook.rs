@@ -340,8 +340,8 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
 /// have arrived since), and refolds the subjects of every open lot and hand-given grant
 /// past its end, so expiry is written down (lots closed, their remainder posted as
 /// `expire:` entries; grants closed). The fold closes what it refolds, so these rows
-/// leave the scan; it pages through all of them (keyset pages), so rows that cannot be
-/// folded yet never hide later ones.
+/// leave the scan; it pages through them (keyset pages, at most [`RUN_PAGES`] of each scan
+/// a run, [`pages`]), so rows that cannot be folded yet never hide later ones.
 pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
     // Every kept event, page by page (the store's order of keeping): events only an
     // operator can settle never hide the ones after them.
@@ -383,7 +383,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
     // core decides), is folded again, which opens and resolves them as of now. Those rows
     // stay in the store (a payment still due, a subscription still trialing), so the store
     // reads only those whose moment is in the range where a rule can turn
-    // (`alerts::turning`), and the run reads that range to its end.
+    // (`alerts::turning`), in the order of that moment.
     let since = now.plus_days(-1);
     let catalog = app.catalog();
     let turned = |field: &'static str, events: &'static [SubscriptionEvent]| {
@@ -459,8 +459,8 @@ struct Refolds {
 }
 
 impl Refolds {
-    /// Folds again the subject of every row (keyset pages from `page`, each row with its
-    /// `subject` and `cursor`, to the last) for which `turned` holds.
+    /// Folds again the subject of every row (keyset pages from `page`, [`pages`], each row
+    /// with its `subject` and `cursor`) for which `turned` holds.
     async fn turned<T: Transport, S: Store, P, F>(
         &mut self,
         app: &Ctx<T, S>,
@@ -474,7 +474,7 @@ impl Refolds {
     {
         pages(
             GRACE_PAGE as usize,
-                async |cursor: Option<String>| page(cursor).await,
+            async |cursor: Option<String>| page(cursor).await,
             |r: &Value| r["cursor"].as_str().unwrap_or_default().to_string(),
             async |rows| {
                 for r in rows.iter().filter(|r| turned(r)) {
@@ -548,15 +548,16 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 const KEPT_PAGE: usize = 200;
 
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
-/// of the last row of the one before, until a short page or [`RUN_PAGES`] pages: one run's
-/// work is bounded (the platform limits what one scheduled invocation may ask of the
-/// store). Scans whose rows leave once handled (expired lots, grants and holds) finish over
-/// the next runs; the grace and trial scans read only the rows whose moment can turn an
-/// alert now (`alerts::turning`), in the order of that moment, so a row is never hidden by
-/// rows that stay; kept events past that many pages wait for a run with fewer ahead of
-/// them. Each page is handed to `each` before the next is read, so rows that cannot be
-/// handled now never hide the ones after them within a run. A store failure (of `fetch` or
-/// `each`) ends the run with it.
+/// of the last row of the one before, until a short page or [`RUN_PAGES`] pages. Each page
+/// is handed to `each` before the next is read, so rows that cannot be handled now never
+/// hide the ones after them within a run. A store failure (of `fetch` or `each`) ends the
+/// run with it.
+///
+/// The cap bounds one run's requests to the store (the platform limits what one scheduled
+/// invocation may ask of it). Rows that leave their scan once handled (expired lots,
+/// grants and holds) finish over the next runs; the grace and trial scans, whose rows
+/// stay, read only those whose moment can turn an alert now (`alerts::turning`), by that
+/// moment; kept events past the cap wait for a run with fewer ahead of them.
 async fn pages<R, C>(
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
@@ -576,9 +577,8 @@ async fn pages<R, C>(
     Ok(())
 }
 
-/// How many pages of each scan one scheduled run reads at most.
+/// How many pages of each scan one scheduled run reads at most ([`pages`]).
 const RUN_PAGES: usize = 20;
-
 /// The expiry scan's page size.
 const EXPIRY_PAGE: usize = 500;
 /// How many rows one page of the grace and trial scans reads.
