@@ -85,9 +85,44 @@ async fn razorpay(app: &App<NoNetwork, MemoryStore>, id: &str, ev: &Value, now: 
     v
 }
 
+/// The rules of U1's open alerts.
 fn open_rules(app: &App<NoNetwork, MemoryStore>) -> Vec<String> {
-    let subject = tollgate_worker::state::Subject::user(U1);
+    open_rules_of(app, U1)
+}
+
+fn open_rules_of(app: &App<NoNetwork, MemoryStore>, uid: &str) -> Vec<String> {
+    let subject = tollgate_worker::state::Subject::user(uid);
     app.ctx.store.alerts_of(&subject).into_iter().filter(|a| a.2).map(|a| a.0).collect()
+}
+
+/// Video Studio with a `trial_ending` rule three days before the end (a catalog version in
+/// the store).
+fn video_studio_warning_of_trials_ending() -> App<NoNetwork, MemoryStore> {
+    let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+    let mut doc: Value = serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
+    doc["alerts"] = json!([{"event": "trial_ending", "days": 3}]);
+    app.ctx.store.push_catalog(doc, true);
+    app
+}
+
+/// `customer.subscription.created` (event `evt`) of a Video Studio Creator subscription
+/// (`sub_<n>`, customer `cus_<n>`) of user `uid`, trialing from `t0` to `end`.
+fn trial_created(evt: &str, n: &str, uid: &str, t0: i64, end: i64) -> Value {
+    json!({
+        "id": evt, "object": "event", "api_version": "2025-03-31.basil", "created": t0, "type": "customer.subscription.created",
+        "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
+        "data": {"object": {
+            "id": format!("sub_{n}"), "object": "subscription", "customer": format!("cus_{n}"), "status": "trialing",
+            "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
+            "start_date": t0, "created": t0, "trial_start": t0, "trial_end": end,
+            "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": uid},
+            "items": {"object": "list", "data": [{
+                "id": format!("si_{n}"), "object": "subscription_item", "quantity": 1,
+                "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
+                "current_period_start": t0, "current_period_end": end,
+            }]},
+        }},
+    })
 }
 
 #[test]
@@ -122,30 +157,11 @@ fn grace_ending_opens_in_the_graces_last_day_and_resolves_after_it_by_the_schedu
 #[test]
 fn trial_ending_opens_in_the_trials_last_days_and_resolves_after_it_by_the_scheduled_run() {
     block(async {
-        let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
+        let app = video_studio_warning_of_trials_ending();
         app.ctx.store.add_user(U1);
-        let mut doc: Value =
-            serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
-        doc["alerts"] = json!([{"event": "trial_ending", "days": 3}]);
-        app.ctx.store.push_catalog(doc, true);
         let t0: i64 = 1_800_000_000;
         let end = t0 + 14 * DAY;
-        let created = json!({
-            "id": "evt_trial_1", "object": "event", "api_version": "2025-03-31.basil", "created": t0, "type": "customer.subscription.created",
-            "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
-            "data": {"object": {
-                "id": "sub_t1", "object": "subscription", "customer": "cus_t1", "status": "trialing",
-                "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
-                "start_date": t0, "created": t0, "trial_start": t0, "trial_end": end,
-                "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": U1},
-                "items": {"object": "list", "data": [{
-                    "id": "si_t1", "object": "subscription_item", "quantity": 1,
-                    "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
-                    "current_period_start": t0, "current_period_end": end,
-                }]},
-            }},
-        });
-        let (s, v) = common::stripe(&app, &created, t0).await;
+        let (s, v) = common::stripe(&app, &trial_created("evt_trial_1", "t1", U1, t0, end), t0).await;
         assert_eq!(s, 200, "{v}");
         let trial = |app: &App<NoNetwork, MemoryStore>| open_rules(app).iter().any(|r| r.starts_with("trial_ending"));
         assert!(!trial(&app), "not yet: {:?}", open_rules(&app));
@@ -230,31 +246,11 @@ fn a_last_cycles_credits_are_the_same_whichever_of_its_two_events_arrives_first(
 #[test]
 fn the_trial_scan_reaches_every_trial_however_many_are_ahead_of_it() {
     block(async {
-        let app = App::with_store(common::config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).unwrap();
-        let mut doc: Value =
-            serde_json::from_str(&tollgate_worker::ctx::embedded_catalog("video-studio").unwrap().to_json()).unwrap();
-        doc["alerts"] = json!([{"event": "trial_ending", "days": 3}]);
-        app.ctx.store.push_catalog(doc, true);
+        let app = video_studio_warning_of_trials_ending();
         let t0: i64 = 1_800_000_000;
-        // 4000 users' trials that end a month later, then U1's 14-day trial, last in the
-        // scan's order (provider, subscription id).
-        let trial = |n: usize, uid: &str, end: i64| {
-            json!({
-                "id": format!("evt_trial_{n}"), "object": "event", "api_version": "2025-03-31.basil", "created": t0, "type": "customer.subscription.created",
-                "livemode": false, "pending_webhooks": 1, "request": {"id": null, "idempotency_key": null},
-                "data": {"object": {
-                    "id": format!("sub_{n:05}"), "object": "subscription", "customer": format!("cus_{n:05}"), "status": "trialing",
-                    "cancel_at_period_end": false, "cancel_at": null, "canceled_at": null, "ended_at": null,
-                    "start_date": t0, "created": t0, "trial_start": t0, "trial_end": end,
-                    "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY", "user_id": uid},
-                    "items": {"object": "list", "data": [{
-                        "id": format!("si_{n:05}"), "object": "subscription_item", "quantity": 1,
-                        "price": {"id": "price_video_creator_monthly", "object": "price", "metadata": {"offer_key": "VIDEO_CREATOR_MONTHLY"}},
-                        "current_period_start": t0, "current_period_end": end,
-                    }]},
-                }},
-            })
-        };
+        // 4000 users' trials that end a month later, then U1's 14-day trial, last by
+        // subscription id.
+        let trial = |n: usize, uid: &str, end: i64| trial_created(&format!("evt_trial_{n}"), &format!("{n:05}"), uid, t0, end);
         for n in 0..4000 {
             let uid = format!("00000000-0000-4000-8000-{:012}", 100_000 + n);
             app.ctx.store.add_user(&uid);
@@ -277,11 +273,6 @@ fn the_trial_scan_reaches_every_trial_however_many_are_ahead_of_it() {
         }
         panic!("no run in the trial's last three days opened its trial_ending alert: {:?}", open_rules_of(&app, U1));
     })
-}
-
-fn open_rules_of(app: &App<NoNetwork, MemoryStore>, uid: &str) -> Vec<String> {
-    let subject = tollgate_worker::state::Subject::user(uid);
-    app.ctx.store.alerts_of(&subject).into_iter().filter(|a| a.2).map(|a| a.0).collect()
 }
 
 /// The grace scan reads the failed payments still due by the time their grace ends, only
