@@ -120,16 +120,17 @@ impl T {
     }
 
     async fn post(&self, path: &str, uid: &str, body: Value) -> (u16, Value) {
-        let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW)));
-        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
-        let r = self.app.handle(req, Timestamp(NOW)).await;
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        self.post_as(path, Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW))), body).await
     }
 
     /// A POST with an `Idempotency-Key` (what `/v1/usage/consume` needs).
     async fn post_keyed(&self, path: &str, uid: &str, key: &str, body: Value) -> (u16, Value) {
         let h = Headers::new().with("authorization", format!("Bearer {}", user_token(uid, ISSUER, NOW))).with("idempotency-key", key);
-        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
+        self.post_as(path, h, body).await
+    }
+
+    async fn post_as(&self, path: &str, headers: Headers, body: Value) -> (u16, Value) {
+        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
         let r = self.app.handle(req, Timestamp(NOW)).await;
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
@@ -141,6 +142,16 @@ impl T {
         let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
         let r = self.app.handle(req, Timestamp(NOW)).await;
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    /// U1 subscribed to Video Studio Creator (`sub_1`), its period from five days ago to 25
+    /// days ahead paid: the period's `(start, end)`.
+    async fn creator_subscriber(&self) -> (i64, i64) {
+        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
+        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
+        assert_eq!(self.stripe(&created).await.0, 200);
+        assert_eq!(self.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        (start, end)
     }
 
     fn calls(&self) -> usize {
@@ -396,10 +407,7 @@ fn the_offer_a_pool_refusal_names_is_one_checkout_sells() {
 fn a_pool_refusal_beside_a_subscription_canceled_on_a_date_names_an_offer_checkout_sells() {
     block(async {
         let t = T::new("video-studio", &[]);
-        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
-        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
-        assert_eq!(t.stripe(&created).await.0, 200);
-        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        let (start, end) = t.creator_subscriber().await;
         let on_a_date = json!({"cancel_at": NOW + 10 * 86_400, "canceled_at": NOW - 86_400});
         let updated = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 86_400, start, end, on_a_date);
         assert_eq!(t.stripe(&updated).await.0, 200);
@@ -421,10 +429,7 @@ fn a_pool_refusal_beside_a_subscription_canceled_on_a_date_names_an_offer_checko
 fn a_usage_refusal_beside_a_paused_subscription_names_a_token_pack_not_another_plan() {
     block(async {
         let t = T::new("video-studio", &[]);
-        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
-        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
-        assert_eq!(t.stripe(&created).await.0, 200);
-        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        let (start, end) = t.creator_subscriber().await;
         let paused = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "paused", NOW - 86_400, start, end, json!({}));
         let (s, v) = t.stripe(&paused).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
