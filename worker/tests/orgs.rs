@@ -72,17 +72,19 @@ impl T {
         if let Some(k) = key {
             h = h.with("idempotency-key", k);
         }
-        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let req = InRequest { method, path: path.into(), query: String::new(), headers: h, body };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        self.send(now, method, path, h, body).await
     }
 
     /// An operator's request (the admin secret), at the next tick.
     async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
         let now = self.tick();
         let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
-        let req = InRequest { method: Method::Post, path: path.into(), query: String::new(), headers: h, body: body.to_string().into_bytes() };
+        self.send(now, Method::Post, path, h, Some(body)).await
+    }
+
+    async fn send(&self, now: i64, method: Method, path: &str, headers: Headers, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let req = InRequest { method, path: path.into(), query: String::new(), headers, body };
         let r = self.app.handle(req, Timestamp(now)).await;
         (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
     }
@@ -106,16 +108,40 @@ impl T {
         self.call(Method::Post, &format!("/v1/invites/{token}/accept"), uid, None).await
     }
 
-    /// Acme on the Business plan with `quantity` seats, `member` invited with a seat and
-    /// accepted: the organization's id.
-    async fn seated_org(&self, quantity: u32, member: &str) -> String {
+    /// `who` invited to `org` by its owner (with a seat when `seat`), and accepted.
+    async fn join(&self, org: &str, who: &str, seat: bool) {
+        let (s, inv) = self.invite(org, OWNER, who, seat).await;
+        assert_eq!(s, 201, "{inv}");
+        assert_eq!(self.accept(inv["token"].as_str().unwrap(), who).await.0, 200);
+    }
+
+    /// Acme, created by its owner, on the Business plan with `quantity` seats: its id.
+    async fn subscribed_org(&self, quantity: u32) -> String {
         let (_, v) = self.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
         let org = v["id"].as_str().unwrap().to_string();
         self.stripe(subscription("customer.subscription.created", &org, quantity, self.now.get() + 1)).await;
-        let (s, inv) = self.invite(&org, OWNER, member, true).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(self.accept(inv["token"].as_str().unwrap(), member).await.0, 200);
         org
+    }
+
+    /// Acme on the Business plan with `quantity` seats, `member` invited with a seat and
+    /// accepted: the organization's id.
+    async fn seated_org(&self, quantity: u32, member: &str) -> String {
+        let org = self.subscribed_org(quantity).await;
+        self.join(&org, member, true).await;
+        org
+    }
+
+    /// A course `who` authors for the organization (`courses`: the use of
+    /// `max_courses_authored` for it), under Idempotency-Key `key`: its usage id.
+    async fn author(&self, who: &str, key: &str, courses: &Value) -> String {
+        let (s, v) = self.call_with(Method::Post, "/v1/track", who, Some(key), Some(courses.clone())).await;
+        assert_eq!(s, 200, "{v}");
+        v["usage_id"].as_str().expect("a usage id").to_string()
+    }
+
+    /// `who` asks to release usage `id`.
+    async fn release(&self, id: &str, who: &str) -> (u16, Value) {
+        self.call(Method::Post, &format!("/v1/usage/{id}/release"), who, Some(json!({}))).await
     }
 
     /// The organization as the user's signed snapshot carries it.
@@ -344,12 +370,8 @@ fn two_members_keys_are_separate_requests() {
 fn a_removal_behind_a_seat_given_is_refused_until_sent_again() {
     block(async {
         let t = T::new();
-        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
-        let org = v["id"].as_str().unwrap().to_string();
-        t.stripe(subscription("customer.subscription.created", &org, 2, t.now.get() + 1)).await;
-        let (s, inv) = t.invite(&org, OWNER, ANN, false).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), ANN).await.0, 200);
+        let org = t.subscribed_org(2).await;
+        t.join(&org, ANN, false).await;
         let seats = format!("/v1/orgs/{org}/seats");
         let (s, v) = t.call(Method::Post, &seats, OWNER, Some(json!({"user_id": ANN, "action": "give"}))).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
@@ -374,13 +396,9 @@ fn a_removal_behind_a_seat_given_is_refused_until_sent_again() {
 fn a_seat_taken_and_given_to_another_member_in_one_second_is_given() {
     block(async {
         let t = T::new();
-        let (_, v) = t.call(Method::Post, "/v1/orgs", OWNER, Some(json!({"name": "Acme"}))).await;
-        let org = v["id"].as_str().unwrap().to_string();
-        t.stripe(subscription("customer.subscription.created", &org, 1, t.now.get() + 1)).await;
+        let org = t.subscribed_org(1).await;
         for who in [ANN, BOB] {
-            let (s, inv) = t.invite(&org, OWNER, who, false).await;
-            assert_eq!(s, 201, "{inv}");
-            assert_eq!(t.accept(inv["token"].as_str().unwrap(), who).await.0, 200);
+            t.join(&org, who, false).await;
         }
         let seats = format!("/v1/orgs/{org}/seats");
         let (s, v) = t.call(Method::Post, &seats, OWNER, Some(json!({"user_id": ANN, "action": "give"}))).await;
@@ -404,10 +422,8 @@ fn a_member_releases_the_course_it_authored_for_its_organization() {
         let t = T::new();
         let org = t.seated_org(1, ANN).await;
         let courses = json!({"feature": "max_courses_authored", "organization_id": org});
-        let (s, made) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-1"), Some(courses.clone())).await;
-        assert_eq!(s, 200, "{made}");
-        let id = made["usage_id"].as_str().expect("a usage id").to_string();
-        let (s, r) = t.call(Method::Post, &format!("/v1/usage/{id}/release"), ANN, Some(json!({}))).await;
+        let id = t.author(ANN, "course-1", &courses).await;
+        let (s, r) = t.release(&id, ANN).await;
         assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
         let (_, c) = t.call(Method::Post, "/v1/check", ANN, Some(courses)).await;
         assert_eq!(c["used"], json!(0), "the slot came back: {c}");
@@ -430,18 +446,13 @@ fn releasing_a_use_of_a_limit_without_a_window_resolves_its_alert() {
         let acme = tollgate_worker::state::Subject::Org(org.clone());
         let open = || -> Vec<String> { t.app.ctx.store.alerts_of(&acme).into_iter().filter(|a| a.2).map(|a| a.0).collect() };
         let courses = json!({"feature": "max_courses_authored", "organization_id": org});
-        let mut made = Vec::new();
-        for key in ["course-1", "course-2"] {
-            let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some(key), Some(courses.clone())).await;
-            assert_eq!(s, 200, "{v}");
-            made.push(v["usage_id"].as_str().expect("a usage id").to_string());
-        }
+        t.author(ANN, "course-1", &courses).await;
+        let second = t.author(ANN, "course-2", &courses).await;
         assert_eq!(open(), vec!["limit:max_courses_authored:49left".to_string()]);
-        let (s, r) = t.call(Method::Post, &format!("/v1/usage/{}/release", made[1]), ANN, Some(json!({}))).await;
+        let (s, r) = t.release(&second, ANN).await;
         assert_eq!((s, r["status"].clone()), (200, json!("released")), "{r}");
         assert!(open().is_empty(), "one course left, 49 to go: the alert resolves: {:?}", open());
-        let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-3"), Some(courses)).await;
-        assert_eq!(s, 200, "{v}");
+        t.author(ANN, "course-3", &courses).await;
         assert_eq!(open(), vec!["limit:max_courses_authored:49left".to_string()], "a new crossing opens it again");
     });
 }
@@ -458,16 +469,10 @@ fn only_a_seated_member_gives_back_the_organizations_use_it_made() {
     block(async {
         let t = T::new();
         let org = t.seated_org(2, ANN).await;
-        let (s, inv) = t.invite(&org, OWNER, BOB, true).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), BOB).await.0, 200);
+        t.join(&org, BOB, true).await;
         let courses = json!({"feature": "max_courses_authored", "organization_id": org});
-        let mut made = Vec::new();
-        for who in [ANN, BOB] {
-            let (s, v) = t.call_with(Method::Post, "/v1/track", who, Some("course-1"), Some(courses.clone())).await;
-            assert_eq!(s, 200, "{v}");
-            made.push(v["usage_id"].as_str().expect("a usage id").to_string());
-        }
+        let anns = t.author(ANN, "course-1", &courses).await;
+        let bobs = t.author(BOB, "course-1", &courses).await;
         let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": BOB, "action": "take"}))).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("taken")), "{v}");
         let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{ANN}"), OWNER, None).await;
@@ -475,16 +480,15 @@ fn only_a_seated_member_gives_back_the_organizations_use_it_made() {
         // Removed, Ann acts for Acme in nothing: neither a new use nor a release.
         let (s, v) = t.call_with(Method::Post, "/v1/track", ANN, Some("course-2"), Some(courses.clone())).await;
         assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_a_member")), "{v}");
-        let release = |id: &str| format!("/v1/usage/{id}/release");
-        let (s, r) = t.call(Method::Post, &release(&made[0]), ANN, Some(json!({}))).await;
+        let (s, r) = t.release(&anns, ANN).await;
         assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "a removed member's release: {r}");
-        let (s, r) = t.call(Method::Post, &release(&made[1]), BOB, Some(json!({}))).await;
+        let (s, r) = t.release(&bobs, BOB).await;
         assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "an unseated member's release: {r}");
         let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": BOB, "action": "give"}))).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("given")), "{v}");
         let (_, c) = t.call(Method::Post, "/v1/check", BOB, Some(courses.clone())).await;
         assert_eq!(c["used"], json!(2), "Acme's two courses are still counted: {c}");
-        let (s, r) = t.call(Method::Post, &release(&made[1]), BOB, Some(json!({}))).await;
+        let (s, r) = t.release(&bobs, BOB).await;
         assert_eq!((s, r["status"].as_str()), (200, Some("released")), "seated again, Bob gives his course back: {r}");
         let (_, c) = t.call(Method::Post, "/v1/check", BOB, Some(courses)).await;
         assert_eq!(c["used"], json!(1), "{c}");
@@ -513,9 +517,7 @@ fn an_operators_seat_goes_only_to_a_member() {
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("unknown_organization")), "{v}");
 
         // A member: seated by the operator, and released.
-        let (s, inv) = t.invite(&org, OWNER, BOB, false).await;
-        assert_eq!(s, 201, "{inv}");
-        assert_eq!(t.accept(inv["token"].as_str().unwrap(), BOB).await.0, 200);
+        t.join(&org, BOB, false).await;
         let (s, v) = t.admin("/v1/admin/seats", seat(BOB, "assign")).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("seated")), "{v}");
         let (s, v) = t.admin("/v1/admin/seats", seat(BOB, "release")).await;
