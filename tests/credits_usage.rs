@@ -415,11 +415,7 @@ fn a_debit_adjustment_breaks_the_lot_identity() {
 #[test]
 fn a_refund_after_the_renewal_takes_back_what_rolled_over() {
     let cat = catalog();
-    let base = vec![
-        link("cus_c", "c", T0),
-        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
-        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
-    ];
+    let base = basic_periods(2);
     // Period 1's invoice refunded in full, just before the renewal ...
     let mut before = base.clone();
     before.push(refund("re_1", "stripe:pi_sub_c_0", 2900, 2900, P1E - DAY));
@@ -434,6 +430,20 @@ fn a_refund_after_the_renewal_takes_back_what_rolled_over() {
     assert_eq!(a, b, "refunded after the renewal, the rolled-over 1800 s are taken back: {lots:#?}");
 }
 
+/// Customer `c` subscribed to Studio Basic (`sub_c`, $29 a month), its first `periods`
+/// periods from T0 paid (invoice `k` for period `k + 1`, a minute into it).
+fn basic_periods(periods: usize) -> Vec<Fact> {
+    let starts = [T0, P1E, P2E, P3E];
+    let mut fs = vec![link("cus_c", "c", T0)];
+    fs.extend((0..periods).map(|k| paid("sub_c", k, "STUDIO_BASIC_MONTHLY", starts[k], starts[k + 1])));
+    fs
+}
+
+/// The lots of `c` (key, granted, remaining, revoked, expired), for a failure's message.
+fn lots(st: &BillingState) -> Vec<(String, i64, i64, i64, i64)> {
+    st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect()
+}
+
 /// Refunded in two steps (half, then the rest: `amount_refunded` 1450, then 2900), a payment
 /// takes back what one full refund of it takes, wherever its units went: each step takes
 /// from a rollover lot only what of the payment's units is still there, never again what an
@@ -444,24 +454,15 @@ fn a_refund_after_the_renewal_takes_back_what_rolled_over() {
 #[test]
 fn a_payment_refunded_in_two_steps_takes_back_what_one_full_refund_takes() {
     let cat = catalog();
-    let base = vec![
-        link("cus_c", "c", T0),
-        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
-        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
-        paid_at("sub_c", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
-        use_("p2", "video_seconds", 1200, P1E + DAY),
-    ];
+    let mut base = basic_periods(3);
+    base.push(use_("p2", "video_seconds", 1200, P1E + DAY));
     let now = P2E + 3 * DAY;
-    let mut once = base.clone();
-    once.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
-    let one = fold(&cat, &once, now);
-    let mut twice = base.clone();
-    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 1450, P2E + DAY));
-    twice.push(refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY));
-    let two = fold(&cat, &twice, now);
-    let lots = |st: &BillingState| {
-        st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect::<Vec<_>>()
-    };
+    let one = fold(&cat, &[base.clone(), vec![refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY)]].concat(), now);
+    let halves = [
+        refund("ch_1", "stripe:pi_sub_c_1", 2900, 1450, P2E + DAY),
+        refund("ch_1", "stripe:pi_sub_c_1", 2900, 2900, P2E + 2 * DAY),
+    ];
+    let two = fold(&cat, &[base, halves.to_vec()].concat(), now);
     assert_eq!(one.balance(C, "video_seconds"), 1800 + 1800 - 600, "one full refund: {:#?}", lots(&one));
     assert_eq!(
         two.balance(C, "video_seconds"),
@@ -483,25 +484,16 @@ fn a_payment_refunded_in_two_steps_takes_back_what_one_full_refund_takes() {
 #[test]
 fn a_refund_after_two_renewals_takes_back_what_rolled_over_twice() {
     let cat = catalog();
-    let base = vec![
-        link("cus_c", "c", T0),
-        paid_at("sub_c", 0, "STUDIO_BASIC_MONTHLY", T0, P1E, T0 + 60, 2900),
-        paid_at("sub_c", 1, "STUDIO_BASIC_MONTHLY", P1E, P2E, P1E + 60, 2900),
-        paid_at("sub_c", 2, "STUDIO_BASIC_MONTHLY", P2E, P3E, P2E + 60, 2900),
-        use_("p2", "video_seconds", 1800, P1E + 2 * DAY),
-    ];
+    let mut base = basic_periods(3);
+    base.push(use_("p2", "video_seconds", 1800, P1E + 2 * DAY));
     let now = P2E + 3 * DAY;
-    let lots = |st: &BillingState| {
-        st.subject(C).unwrap().wallet.lots.iter().map(|l| (l.key.clone(), l.granted, l.remaining, l.revoked, l.expired)).collect::<Vec<_>>()
-    };
-    let early = fold(&cat, &[base.clone(), vec![refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P1E + DAY)]].concat(), now);
-    assert_eq!(early.balance(C, "video_seconds"), 1800, "refunded after one renewal: {:#?}", lots(&early));
-    let late = fold(&cat, &[base.clone(), vec![refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P2E + 2 * DAY)]].concat(), now);
-    assert_eq!(late.balance(C, "video_seconds"), 1800, "refunded after two renewals, period 1's seconds are kept: {:#?}", lots(&late));
-    let halves = [
-        refund("ch_0", "stripe:pi_sub_c_0", 2900, 1450, P1E + DAY),
-        refund("ch_0", "stripe:pi_sub_c_0", 2900, 2900, P2E + 2 * DAY),
-    ];
-    let split = fold(&cat, &[base, halves.to_vec()].concat(), now);
-    assert_eq!(split.balance(C, "video_seconds"), 1800, "half after each renewal: {:#?}", lots(&split));
+    let refund_0 = |reversed: i64, at: i64| refund("ch_0", "stripe:pi_sub_c_0", 2900, reversed, at);
+    for (told, refunds) in [
+        ("refunded after one renewal", vec![refund_0(2900, P1E + DAY)]),
+        ("refunded after two renewals, period 1's seconds are kept", vec![refund_0(2900, P2E + 2 * DAY)]),
+        ("half after each renewal", vec![refund_0(1450, P1E + DAY), refund_0(2900, P2E + 2 * DAY)]),
+    ] {
+        let st = fold(&cat, &[base.clone(), refunds].concat(), now);
+        assert_eq!(st.balance(C, "video_seconds"), 1800, "{told}: {:#?}", lots(&st));
+    }
 }
