@@ -18,84 +18,7 @@ use tollgate::credits::LotKind;
 // Helpers: the sample events of tests/events, edited.
 // ---------------------------------------------------------------------------------------
 
-const TEAM_SUB: &str = "sub_1PgTeaB7WZ01zgkWteamplan";
-const TEAM_CUS: &str = "cus_TeamOrg0001";
 const ACME: &str = "org:acme";
-
-/// A Stripe invoice line (API 2025-03-31 shape) of `price` for `[start, end)`.
-fn line(sub: &str, price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str, proration: bool) -> Value {
-    json!({
-        "id": id, "object": "line_item", "amount": amount, "currency": "usd", "quantity": quantity,
-        "parent": {"type": "subscription_item_details", "subscription_item_details": {
-            "proration": proration, "subscription": sub, "subscription_item": "si_x"}},
-        "period": {"start": start, "end": end},
-        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_x"}}
-    })
-}
-
-/// `invoice.paid` (basil sample) as invoice `inv` of `sub` / `cus`, event `evt` at `at`,
-/// with `lines`, `amount_paid` and its payment intent `pi`.
-fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, amount: i64, pi: &str) -> String {
-    edit("stripe/invoice.paid.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(inv);
-        o["customer"] = json!(cus);
-        o["parent"]["subscription_details"]["subscription"] = json!(sub);
-        o["lines"]["data"] = lines;
-        o["amount_paid"] = json!(amount);
-        o["amount_due"] = json!(amount);
-        o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
-        o["payments"]["data"][0]["amount_paid"] = json!(amount);
-    })
-}
-
-/// `invoice.payment_failed` (basil sample) as invoice `inv` of `sub` / `cus` at `at`.
-fn invoice_failed(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, due: i64) -> String {
-    edit("stripe/invoice.payment_failed.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(inv);
-        o["customer"] = json!(cus);
-        o["parent"]["subscription_details"]["subscription"] = json!(sub);
-        o["lines"]["data"] = lines;
-        o["amount_due"] = json!(due);
-        o["amount_remaining"] = json!(due);
-    })
-}
-
-/// `customer.subscription.updated` (basil sample) for `sub` of `cus`, at `at`, with one
-/// item of `price` x `quantity` for `[ps, pe)`, `status`, and `more` edits.
-#[allow(clippy::too_many_arguments)]
-fn sub_updated(
-    evt: &str,
-    at: i64,
-    sub: &str,
-    cus: &str,
-    price: &str,
-    quantity: u32,
-    status: &str,
-    (ps, pe): (i64, i64),
-    more: impl FnOnce(&mut Value),
-) -> String {
-    edit("stripe/customer.subscription.updated.active.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(sub);
-        o["customer"] = json!(cus);
-        o["status"] = json!(status);
-        let it = &mut o["items"]["data"][0];
-        it["price"]["id"] = json!(price);
-        it["plan"]["id"] = json!(price);
-        it["quantity"] = json!(quantity);
-        it["current_period_start"] = json!(ps);
-        it["current_period_end"] = json!(pe);
-        more(o);
-    })
-}
 
 /// `charge.refunded` (basil sample) of charge `ch` of payment intent `pi`: `refunded` of `amount`.
 fn charge_refunded(evt: &str, at: i64, ch: &str, pi: &str, amount: i64, refunded: i64) -> String {
@@ -149,34 +72,7 @@ fn lot_of<'a>(st: &'a BillingState, subject: &str, key_part: &str) -> &'a tollga
 #[test]
 fn a_failed_seat_increase_gives_no_unpaid_seats_after_the_grace() {
     let cat = catalog();
-    let up = T0 + 10 * DAY;
-    let base = |evt: &str, at: i64, q: u32, status: &str| {
-        sub_updated(evt, at, TEAM_SUB, TEAM_CUS, "price_team_pro", q, status, (T0, P1E), |o| {
-            o["metadata"] = json!({"org_id": "acme"});
-        })
-    };
-    let mut fs = stripe_facts(&cat, &base("evt_team_1", T0 + 200, 1, "active"));
-    fs.extend(stripe_facts(
-        &cat,
-        &invoice_paid(
-            "evt_team_in1",
-            T0 + 201,
-            "in_team_1",
-            TEAM_SUB,
-            TEAM_CUS,
-            json!([line(TEAM_SUB, "price_team_pro", 2500, 1, T0, P1E, "il_t1", false)]),
-            2500,
-            "pi_team_1",
-        ),
-    ));
-    // Day 10: 10 seats, the proration invoice for the 9 extra ones fails, past due.
-    fs.extend(stripe_facts(&cat, &base("evt_team_10", up, 10, "active")));
-    let lines = json!([
-        line(TEAM_SUB, "price_team_pro", -1700, 1, up, P1E, "il_unused_1", true),
-        line(TEAM_SUB, "price_team_pro", 17000, 10, up, P1E, "il_rest_10", true),
-    ]);
-    fs.extend(stripe_facts(&cat, &invoice_failed("evt_team_fail", up + 60, "in_team_up", TEAM_SUB, TEAM_CUS, lines, 15300)));
-    fs.extend(stripe_facts(&cat, &base("evt_team_pd", up + 120, 10, "past_due")));
+    let (fs, up) = failed_seat_increase(&cat);
 
     // During the grace: the 10 seats (documented).
     let st = fold(&cat, &fs, up + DAY);

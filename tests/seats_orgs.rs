@@ -6,7 +6,7 @@
 #[path = "events/support.rs"]
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
 use tollgate::billing::*;
 use tollgate::decide;
@@ -16,9 +16,6 @@ use tollgate::seats::{subscription_seats, Membership, SeatReason};
 
 const ACME: &str = "org:acme";
 const TEAM_SUB: &str = "stripe:sub_1PgTeaB7WZ01zgkWteamplan";
-/// The team subscription and its customer, as Stripe names them.
-const TEAM_SUB_ID: &str = "sub_1PgTeaB7WZ01zgkWteamplan";
-const TEAM_CUS: &str = "cus_TeamOrg0001";
 
 fn team(quantity: u32, created: i64) -> Vec<Fact> {
     let raw = edit("stripe/customer.subscription.updated.team.basil.json", |v| {
@@ -220,68 +217,6 @@ fn a_seat_freed_and_given_in_one_second_is_held() {
     assert!(!book.holds_seat(&Subject::user("ann")));
 }
 
-/// A Stripe invoice line (API 2025-03-31 shape) of `price` for `[start, end)`.
-fn line(price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str, proration: bool) -> Value {
-    json!({
-        "id": id, "object": "line_item", "amount": amount, "currency": "usd", "quantity": quantity,
-        "parent": {"type": "subscription_item_details", "subscription_item_details": {
-            "proration": proration, "subscription": TEAM_SUB_ID, "subscription_item": "si_x"}},
-        "period": {"start": start, "end": end},
-        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_x"}}
-    })
-}
-
-/// The team plan's invoice `inv`, paid.
-fn team_invoice_paid(evt: &str, at: i64, inv: &str, lines: Value, amount: i64, pi: &str) -> String {
-    edit("stripe/invoice.paid.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(inv);
-        o["customer"] = json!(TEAM_CUS);
-        o["parent"]["subscription_details"]["subscription"] = json!(TEAM_SUB_ID);
-        o["lines"]["data"] = lines;
-        o["amount_paid"] = json!(amount);
-        o["amount_due"] = json!(amount);
-        o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
-        o["payments"]["data"][0]["amount_paid"] = json!(amount);
-    })
-}
-
-/// The team plan's invoice `inv`, its payment failed.
-fn team_invoice_failed(evt: &str, at: i64, inv: &str, lines: Value, due: i64) -> String {
-    edit("stripe/invoice.payment_failed.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(inv);
-        o["customer"] = json!(TEAM_CUS);
-        o["parent"]["subscription_details"]["subscription"] = json!(TEAM_SUB_ID);
-        o["lines"]["data"] = lines;
-        o["amount_due"] = json!(due);
-        o["amount_remaining"] = json!(due);
-    })
-}
-
-/// Acme's team plan, `quantity` seats, `status`, at `at`, in its first period.
-fn team_plan(evt: &str, at: i64, quantity: u32, status: &str) -> String {
-    edit("stripe/customer.subscription.updated.active.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(TEAM_SUB_ID);
-        o["customer"] = json!(TEAM_CUS);
-        o["status"] = json!(status);
-        o["metadata"] = json!({"org_id": "acme"});
-        let it = &mut o["items"]["data"][0];
-        it["price"]["id"] = json!("price_team_pro");
-        it["plan"]["id"] = json!("price_team_pro");
-        it["quantity"] = json!(quantity);
-        it["current_period_start"] = json!(T0);
-        it["current_period_end"] = json!(P1E);
-    })
-}
-
 /// An organization whose payment for more seats failed is shown past due, in grace, with
 /// the grace's end, and once the grace is over `unpaid`, while the seats the period's
 /// first payment paid for keep working to the period's end.
@@ -298,19 +233,7 @@ fn team_plan(evt: &str, at: i64, quantity: u32, status: &str) -> String {
 #[test]
 fn a_past_due_seat_increase_shows_the_organization_past_due_in_grace_then_unpaid() {
     let cat = catalog();
-    let up = T0 + 10 * DAY;
-    let mut fs = stripe_facts(&cat, &team_plan("evt_team_1", T0 + 200, 1, "active"));
-    fs.extend(stripe_facts(
-        &cat,
-        &team_invoice_paid("evt_team_in1", T0 + 201, "in_team_1", json!([line("price_team_pro", 2500, 1, T0, P1E, "il_t1", false)]), 2500, "pi_team_1"),
-    ));
-    fs.extend(stripe_facts(&cat, &team_plan("evt_team_10", up, 10, "active")));
-    let lines = json!([
-        line("price_team_pro", -1700, 1, up, P1E, "il_unused_1", true),
-        line("price_team_pro", 17000, 10, up, P1E, "il_rest_10", true),
-    ]);
-    fs.extend(stripe_facts(&cat, &team_invoice_failed("evt_team_fail", up + 60, "in_team_up", lines, 15300)));
-    fs.extend(stripe_facts(&cat, &team_plan("evt_team_pd", up + 120, 10, "past_due")));
+    let (fs, up) = failed_seat_increase(&cat);
 
     // One day into the 3-day grace (from the failure): the 10 seats, past due.
     let now = up + DAY;

@@ -2,7 +2,7 @@
 //! events of this folder, and small helpers to edit and parse them.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tollgate::billing::{
     parse_razorpay_event, parse_stripe_event, reduce, BillingState, Fact, FactBody, InvoicePaid, Item, Provider, Parsed, Subject,
 };
@@ -129,4 +129,112 @@ pub fn paid_at(sub: &str, k: usize, offer: &str, ps: i64, pe: i64, at: i64, amou
         }),
         catalog_version: None,
     }
+}
+
+// Stripe events of the sample files, edited (API 2025-03-31 shapes).
+
+/// A Stripe invoice line (API 2025-03-31 shape) of `price` for `[start, end)`.
+#[allow(clippy::too_many_arguments)]
+pub fn line(sub: &str, price: &str, amount: i64, quantity: i64, start: i64, end: i64, id: &str, proration: bool) -> Value {
+    json!({
+        "id": id, "object": "line_item", "amount": amount, "currency": "usd", "quantity": quantity,
+        "parent": {"type": "subscription_item_details", "subscription_item_details": {
+            "proration": proration, "subscription": sub, "subscription_item": "si_x"}},
+        "period": {"start": start, "end": end},
+        "pricing": {"type": "price_details", "price_details": {"price": price, "product": "prod_x"}}
+    })
+}
+
+/// `invoice.paid` (basil sample) as invoice `inv` of `sub` / `cus`, event `evt` at `at`,
+/// with `lines`, `amount_paid` and its payment intent `pi`.
+#[allow(clippy::too_many_arguments)]
+pub fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, amount: i64, pi: &str) -> String {
+    edit("stripe/invoice.paid.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(cus);
+        o["parent"]["subscription_details"]["subscription"] = json!(sub);
+        o["lines"]["data"] = lines;
+        o["amount_paid"] = json!(amount);
+        o["amount_due"] = json!(amount);
+        o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
+        o["payments"]["data"][0]["amount_paid"] = json!(amount);
+    })
+}
+
+/// `invoice.payment_failed` (basil sample) as invoice `inv` of `sub` / `cus` at `at`.
+pub fn invoice_failed(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, due: i64) -> String {
+    edit("stripe/invoice.payment_failed.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(inv);
+        o["customer"] = json!(cus);
+        o["parent"]["subscription_details"]["subscription"] = json!(sub);
+        o["lines"]["data"] = lines;
+        o["amount_due"] = json!(due);
+        o["amount_remaining"] = json!(due);
+    })
+}
+
+/// `customer.subscription.updated` (basil sample) for `sub` of `cus`, at `at`, with one
+/// item of `price` x `quantity` for `[ps, pe)`, `status`, and `more` edits.
+#[allow(clippy::too_many_arguments)]
+pub fn sub_updated(
+    evt: &str,
+    at: i64,
+    sub: &str,
+    cus: &str,
+    price: &str,
+    quantity: u32,
+    status: &str,
+    (ps, pe): (i64, i64),
+    more: impl FnOnce(&mut Value),
+) -> String {
+    edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["id"] = json!(evt);
+        v["created"] = json!(at);
+        let o = obj(v);
+        o["id"] = json!(sub);
+        o["customer"] = json!(cus);
+        o["status"] = json!(status);
+        let it = &mut o["items"]["data"][0];
+        it["price"]["id"] = json!(price);
+        it["plan"]["id"] = json!(price);
+        it["quantity"] = json!(quantity);
+        it["current_period_start"] = json!(ps);
+        it["current_period_end"] = json!(pe);
+        more(o);
+    })
+}
+
+/// The Org Seats team plan of the sample events: its Stripe subscription and customer.
+pub const TEAM_SUB_ID: &str = "sub_1PgTeaB7WZ01zgkWteamplan";
+pub const TEAM_CUS: &str = "cus_TeamOrg0001";
+
+/// Acme's seat increase whose payment failed, as Stripe tells it: Acme's team plan
+/// (`price_team_pro`) for 1 seat, its first invoice paid (2500); on day 10 (`up`, returned
+/// with the facts) the quantity raised to 10, the proration invoice for the 9 more seats
+/// failed a minute later (15300 due, after 1700 of the unused seat's credit), and the
+/// subscription past due a minute after that.
+pub fn failed_seat_increase(cat: &Catalog) -> (Vec<Fact>, i64) {
+    let up = T0 + 10 * DAY;
+    let plan = |evt: &str, at: i64, q: u32, status: &str| {
+        sub_updated(evt, at, TEAM_SUB_ID, TEAM_CUS, "price_team_pro", q, status, (T0, P1E), |o| {
+            o["metadata"] = json!({"org_id": "acme"});
+        })
+    };
+    let mut fs = stripe_facts(cat, &plan("evt_team_1", T0 + 200, 1, "active"));
+    let first = json!([line(TEAM_SUB_ID, "price_team_pro", 2500, 1, T0, P1E, "il_t1", false)]);
+    fs.extend(stripe_facts(cat, &invoice_paid("evt_team_in1", T0 + 201, "in_team_1", TEAM_SUB_ID, TEAM_CUS, first, 2500, "pi_team_1")));
+    fs.extend(stripe_facts(cat, &plan("evt_team_10", up, 10, "active")));
+    let lines = json!([
+        line(TEAM_SUB_ID, "price_team_pro", -1700, 1, up, P1E, "il_unused_1", true),
+        line(TEAM_SUB_ID, "price_team_pro", 17000, 10, up, P1E, "il_rest_10", true),
+    ]);
+    fs.extend(stripe_facts(cat, &invoice_failed("evt_team_fail", up + 60, "in_team_up", TEAM_SUB_ID, TEAM_CUS, lines, 15300)));
+    fs.extend(stripe_facts(cat, &plan("evt_team_pd", up + 120, 10, "past_due")));
+    (fs, up)
 }
