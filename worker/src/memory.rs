@@ -773,7 +773,7 @@ impl Store for MemoryStore {
         Ok(Value::Array(days.into_iter().map(|(day, (units, uses))| json!({"day": day, "units": units, "uses": uses})).collect()))
     }
 
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
         let g = self.inner.borrow();
         let Some(r) = g.records.values().find(|r| r.id == usage_id) else { return Ok(None) };
         let row = match Subject::from_key(&r.subject) {
@@ -784,10 +784,17 @@ impl Store for MemoryStore {
             }
             None => return Ok(None),
         };
-        Ok(crate::store::usage_owner_of(caller, &row))
+        Ok(crate::store::usage_owner_of(caller, &row).and_then(|_| settled_use(r)))
     }
 
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
+    async fn settle(
+        &self,
+        subject: &Subject,
+        usage_id: &str,
+        release: bool,
+        now: Timestamp,
+        used: Option<SettledUse>,
+    ) -> Result<Option<Settled>, StoreError> {
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
         // The subject's record, or one it used for an organization (its actor), as the SQL does.
@@ -801,18 +808,7 @@ impl Store for MemoryStore {
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
         let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false, settled: None };
-        // What is settled, as the SQL store's row says it.
-        let settled = {
-            let r = &g.records[&rid];
-            let owner = Subject::from_key(&r.subject);
-            let text = |k: &str| r.record[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
-            let limit = match (text("feature"), text("counter")) {
-                (Some(f), Some(c)) => Some((f, c)),
-                _ => None,
-            };
-            let pool = if limit.is_some() { None } else { text("pool") };
-            owner.map(|owner| SettledUse { owner, pool, limit })
-        };
+        let settled = used.or_else(|| settled_use(&g.records[&rid]));
         match (release, status.as_str()) {
             (true, "released") => return Ok(Some(done("released"))),
             (false, "captured") => return Ok(Some(done("captured"))),
@@ -1612,6 +1608,18 @@ impl Store for MemoryStore {
             .collect();
         memberships_from_json(&Value::Array(rows))
     }
+}
+
+/// What usage record `r` settles, as the SQL store's row says it (`SettledUse::from_row`).
+fn settled_use(r: &Record) -> Option<SettledUse> {
+    let owner = Subject::from_key(&r.subject)?;
+    let text = |k: &str| r.record[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let limit = match (text("feature"), text("counter")) {
+        (Some(f), Some(c)) => Some((f, c)),
+        _ => None,
+    };
+    let pool = if limit.is_some() { None } else { text("pool") };
+    Some(SettledUse { owner, pool, limit })
 }
 
 /// A row's moment (a grace end, a trial end), if it has one.

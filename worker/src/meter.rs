@@ -498,21 +498,21 @@ pub async fn settle<T: Transport, S: Store>(
     };
     let subject = Subject::user(&claims.sub);
     let not_found = || error(404, "not_found", "no such usage");
-    match ctx.store.usage_owner(&subject, id).await {
-        Ok(Some(Subject::Org(org))) => {
-            let st = match ctx.store.gate_state(&subject, None).await {
-                Ok((st, _)) => st,
-                Err(e) => return store_error(&e),
-            };
-            if tollgate::seats::acting_for(&org, &st.organizations()).is_err() {
-                return not_found();
-            }
-        }
-        Ok(Some(_)) => {}
+    let used = match ctx.store.usage_owner(&subject, id).await {
+        Ok(Some(used)) => used,
         Ok(None) => return not_found(),
         Err(e) => return store_error(&e),
+    };
+    if let Subject::Org(org) = &used.owner {
+        let st = match ctx.store.gate_state(&subject, None).await {
+            Ok((st, _)) => st,
+            Err(e) => return store_error(&e),
+        };
+        if tollgate::seats::acting_for(org, &st.organizations()).is_err() {
+            return not_found();
+        }
     }
-    match ctx.store.settle(&subject, id, release, now).await {
+    match ctx.store.settle(&subject, id, release, now, Some(used)).await {
         Ok(Some(s)) => {
             // A fold that fails now is done by the subject's next one: the settling stands.
             let _ = crate::webhook::settled(ctx, &subject, &s, now).await;

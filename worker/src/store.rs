@@ -138,7 +138,8 @@ pub struct Settled {
     pub settled: Option<SettledUse>,
 }
 
-/// A usage just settled: whose it is, and the pool it held or the limit counter it used.
+/// A usage to settle or just settled: whose it is, and the pool it held or the limit
+/// counter it used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettledUse {
     pub owner: Subject,
@@ -397,14 +398,23 @@ pub trait Store {
     /// The subject's usage of `feature` (a limit or a pool) by UTC day in `[from, to)`:
     /// `[{"day", "units", "uses"}]`.
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError>;
-    /// Whose usage `usage_id` is, when `caller` (a user) may ask to settle it: `caller`'s
-    /// own, or the organization's it was used for by `caller` (its actor); `None`: neither
-    /// (no such usage, or another's).
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError>;
+    /// Usage `usage_id` (whose it is, its pool or limit counter), when `caller` (a user) may
+    /// ask to settle it: `caller`'s own, or the organization's it was used for by `caller`
+    /// (its actor); `None`: neither (no such usage, or another's). One read of its row:
+    /// [`Store::settle`] is handed what it read.
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError>;
     /// Captures (`release` false) or releases the subject's hold `usage_id` at `now`; `None`:
     /// the subject has no such usage. A capture at or after the hold's end is refused
-    /// (`hold_expired`).
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError>;
+    /// (`hold_expired`). `used`: what [`Store::usage_owner`] read of it, if it was asked
+    /// (else the store reads what it settled itself, for [`Settled::settled`]).
+    async fn settle(
+        &self,
+        subject: &Subject,
+        usage_id: &str,
+        release: bool,
+        now: Timestamp,
+        used: Option<SettledUse>,
+    ) -> Result<Option<Settled>, StoreError>;
     /// Holds past their end at `now`, oldest first, after the cursor `after` (the last
     /// hold of the previous page: its `hold_until` and `usage_id`).
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
@@ -480,8 +490,9 @@ pub trait Store {
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError>;
 }
 
-/// Whose a `usage_records` row (`user_id`, `organization_id`, `actor_id`) is, as
-/// [`Store::usage_owner`] answers for `caller`.
+/// Whose a `usage_records` row (`user_id`, `organization_id`, `actor_id`) is when `caller`
+/// may settle it: `caller`'s own, or the organization's `caller` was its actor for; `None`:
+/// neither ([`Store::usage_owner`]).
 pub fn usage_owner_of(caller: &Subject, row: &Value) -> Option<Subject> {
     let Subject::User(me) = caller else { return None };
     let is_me = |k: &str| row[k].as_str().is_some_and(|u| u.eq_ignore_ascii_case(me));
@@ -700,17 +711,24 @@ impl<T: Transport> Store for SupabaseStore<T> {
         self.client.rpc("tollgate_usage_by_day", &args).await
     }
 
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
         use crate::supabase::Filter;
         let v = self
             .client
-            .select("usage_records", "user_id,organization_id,actor_id", &[("id", Filter::Eq(usage_id.into()))])
+            .select("usage_records", "user_id,organization_id,actor_id,pool,feature,counter", &[("id", Filter::Eq(usage_id.into()))])
             .await?;
         let Some(row) = v.as_array().and_then(|rows| rows.first()) else { return Ok(None) };
-        Ok(usage_owner_of(caller, row))
+        Ok(usage_owner_of(caller, row).and_then(|_| SettledUse::from_row(row)))
     }
 
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
+    async fn settle(
+        &self,
+        subject: &Subject,
+        usage_id: &str,
+        release: bool,
+        now: Timestamp,
+        used: Option<SettledUse>,
+    ) -> Result<Option<Settled>, StoreError> {
         let v = if release {
             self.client.rpc("tollgate_release", &json!({"p_subject": subject.to_json(), "p_usage_id": usage_id})).await?
         } else {
@@ -723,6 +741,8 @@ impl<T: Transport> Store for SupabaseStore<T> {
         let replayed = v["replayed"] == true;
         let settled = if replayed {
             None
+        } else if used.is_some() {
+            used
         } else {
             use crate::supabase::Filter;
             let row = self

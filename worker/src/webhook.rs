@@ -415,7 +415,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
         |h| (h.hold_until, h.usage_id.clone()),
         async |holds| {
             for h in holds {
-                match app.store.settle(&h.subject, &h.usage_id, true, now).await {
+                match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
                     Ok(Some(s)) if !s.replayed => {
                         released += 1;
                         if settled(app, &h.subject, &s, now).await.is_err() {

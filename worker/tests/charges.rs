@@ -54,7 +54,7 @@ fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_cred
         assert_eq!(s, 200, "{v}");
         let id = v["usage_id"].as_str().unwrap().to_string();
         // Another isolate releases it (same store, not this isolate's kept state).
-        let r = app.ctx.store.settle(&Subject::user(U1), &id, true, Timestamp(NOW + 1)).await.unwrap().unwrap();
+        let r = app.ctx.store.settle(&Subject::user(U1), &id, true, Timestamp(NOW + 1), None).await.unwrap().unwrap();
         assert_eq!(r.status, "released");
         // The user has its 10 seconds again; a 10 s render should take them, no overage.
         let (s, v) = call(&app, Method::Post, "/v1/usage/consume", user("r1", NOW + 5),

@@ -23,7 +23,7 @@ use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::{Subject, SubjectState};
 use tollgate_worker::store::{
     AlertsApplied, AttemptRecord, CatalogVersion, ChargeAnswer, Charged, Counted, Delivery, DueMessage, ExpiredHold,
-    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, Settled, Store, StoreError,
+    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, Settled, SettledUse, Store, StoreError,
     StoredCatalog,
 };
 
@@ -80,11 +80,18 @@ impl Store for Flaky {
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
         self.inner.usage_by_day(subject, feature, from, to).await
     }
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<Subject>, StoreError> {
+    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
         self.inner.usage_owner(caller, usage_id).await
     }
-    async fn settle(&self, subject: &Subject, usage_id: &str, release: bool, now: Timestamp) -> Result<Option<Settled>, StoreError> {
-        self.inner.settle(subject, usage_id, release, now).await
+    async fn settle(
+        &self,
+        subject: &Subject,
+        usage_id: &str,
+        release: bool,
+        now: Timestamp,
+        used: Option<SettledUse>,
+    ) -> Result<Option<Settled>, StoreError> {
+        self.inner.settle(subject, usage_id, release, now, used).await
     }
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
         self.inner.expired_holds(now, after, limit).await
