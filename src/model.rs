@@ -104,7 +104,8 @@ pub struct Grant {
     /// Absent for grants that are not a subscription's: counted from `valid_from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_start: Option<Timestamp>,
-    /// When its subscription was paused (Stripe or Razorpay status `paused`), while it is:
+    /// When its subscription was paused (Stripe or Razorpay status `paused`, or a Stripe
+    /// subscription whose `pause_collection` is set), while it is:
     /// the grant ends at the pause (`valid_to`), but the subscription still runs with its
     /// provider and is resumed, never bought again. So no offer of another plan of its
     /// product is named beside it (checkout refuses one: already subscribed), and a denial

@@ -245,6 +245,49 @@ fn past_due_keeps_access_for_the_grace_period_and_a_payment_restores_it() {
     assert_eq!(st.subscriptions[SUB].past_due_since, None);
 }
 
+/// A Stripe subscription whose payment collection is paused (`pause_collection` set,
+/// status still `active`: the customer's "pause my subscription") is paused from the
+/// moment the event telling it was created: its grants end there and say since when,
+/// and a denial says `paused`. The update that clears `pause_collection` (Stripe sends
+/// one when it resumes, also at `resumes_at`) resumes it.
+#[test]
+fn a_paused_collection_pauses_the_subscription_until_it_resumes() {
+    let cat = catalog();
+    let pause_at = T0 + 10 * DAY;
+    let resume_at = T0 + 15 * DAY;
+    let snapshot = |id: &str, at: i64, pause: serde_json::Value| {
+        edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+            v["id"] = json!(id);
+            v["created"] = json!(at);
+            obj(v)["pause_collection"] = pause;
+        })
+    };
+    let mut fs = facts(&cat, FIRST_PERIOD);
+    let pause = json!({"behavior": "void", "resumes_at": resume_at});
+    fs.extend(stripe_facts(&cat, &snapshot("evt_pause_collection", pause_at, pause)));
+    let st = fold(&cat, &fs, pause_at + DAY);
+    let grants = &st.subject(USER).unwrap().grants;
+    assert!(!grants.is_empty());
+    assert!(
+        grants.iter().all(|g| g.paused_since == Some(t(pause_at)) && g.valid_to == Some(t(pause_at))),
+        "{grants:?}"
+    );
+    assert!(has(&cat, &st, USER, "studio", "basic", pause_at - 1), "access up to the pause");
+    let d = access(&cat, &st, USER, "studio", "basic", pause_at + DAY);
+    assert_eq!((d.allowed, d.reason), (false, Reason::Paused));
+    assert_eq!(st.subscriptions[SUB].status, SubStatus::Paused);
+    for order in orders(&fs) {
+        assert_eq!(reduce(&cat, &order, t(pause_at + DAY)), st);
+    }
+    // Resumed: collection no longer paused, the plan again, nothing says paused.
+    fs.extend(stripe_facts(&cat, &snapshot("evt_resume_collection", resume_at, json!(null))));
+    let st = fold(&cat, &fs, resume_at + DAY);
+    let d = access(&cat, &st, USER, "studio", "basic", resume_at + DAY);
+    assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::Active, Some(t(P1E))));
+    assert!(st.subject(USER).unwrap().grants.iter().all(|g| g.paused_since.is_none()));
+    assert_eq!(st.subscriptions[SUB].status, SubStatus::Active);
+}
+
 #[test]
 fn deletion_ends_access_at_once() {
     let cat = catalog();

@@ -214,6 +214,53 @@ fn deletion_trial_team_and_bundle() {
     assert_eq!(p.clouds, vec!["video", "writing"]);
 }
 
+/// Stripe's "pause payment collection" leaves a subscription `active` (or `trialing`,
+/// `past_due`) and sets `pause_collection`: the customer paused it all the same, so the
+/// snapshot says paused, whatever the `behavior` (one Stripe adds later included) and
+/// whether or not it names a `resumes_at`. A `pause_collection` of `null` (or none) is
+/// not a pause, and a subscription that ended or never started stays what it was.
+#[test]
+fn a_paused_collection_is_a_pause() {
+    let cat = catalog();
+    let status = |path: &str, pause: Option<serde_json::Value>| {
+        let raw = edit(path, |v| match pause {
+            Some(p) => obj(v)["pause_collection"] = p,
+            None => {
+                obj(v).as_object_mut().unwrap().remove("pause_collection");
+            }
+        });
+        let f = one(stripe_facts(&cat, &raw));
+        let FactBody::Subscription(s) = &f.body else { panic!("{f:?}") };
+        (s.status, f.key.clone())
+    };
+    let running = [
+        "stripe/customer.subscription.updated.active.basil.json",
+        "stripe/customer.subscription.updated.renewed.acacia.json",
+        "stripe/customer.subscription.updated.past_due.basil.json",
+        "stripe/customer.subscription.created.trialing.basil.json",
+    ];
+    let pauses = [
+        json!({"behavior": "void", "resumes_at": null}),
+        json!({"behavior": "keep_as_draft", "resumes_at": P2E}),
+        json!({"behavior": "mark_uncollectible"}),
+        json!({"behavior": "a_behavior_stripe_adds_later", "resumes_at": null}),
+        json!({}),
+    ];
+    for path in running {
+        let (told, key) = status(path, Some(json!(null)));
+        assert_ne!(told, SubStatus::Paused, "{path}: collection not paused");
+        assert_eq!(status(path, None), (told, key.clone()), "{path}: no `pause_collection` is `null`");
+        for p in &pauses {
+            let (paused, paused_key) = status(path, Some(p.clone()));
+            assert_eq!(paused, SubStatus::Paused, "{path} with {p}");
+            assert_ne!(paused_key, key, "{path}: the pause is another snapshot than the running one");
+        }
+    }
+    let p = Some(json!({"behavior": "void", "resumes_at": null}));
+    assert_eq!(status("stripe/customer.subscription.created.basil.json", p.clone()).0, SubStatus::Incomplete);
+    assert_eq!(status("stripe/customer.subscription.deleted.basil.json", p).0, SubStatus::Ended);
+}
+
 #[test]
 fn unknown_and_irrelevant_events_are_acknowledged() {
     let cat = catalog();

@@ -52,7 +52,10 @@
 //!   first failure; access lasts for the catalog's `grace_period_days`. A paid
 //!   invoice clears it.
 //! - Deletion (Stripe `customer.subscription.deleted`), expiry, pause: access
-//!   ends then. A late update never brings an ended subscription back. A paused
+//!   ends then. A late update never brings an ended subscription back. A pause is
+//!   Stripe's or Razorpay's status `paused`, or a running Stripe subscription whose
+//!   `pause_collection` is set (Stripe's "pause payment collection", which keeps the
+//!   status `active`) until an update clears it. A paused
 //!   subscription's grants carry `paused_since` while it is paused: it still runs
 //!   with its provider and is resumed, never bought again, so no other plan of its
 //!   products is offered beside it (`decide::running`).

@@ -10,7 +10,9 @@
 //!
 //! Handled types: `checkout.session.completed`, `.async_payment_succeeded`,
 //! `.async_payment_failed`; `customer.subscription.created`, `.updated`,
-//! `.deleted`, `.paused`, `.resumed`; `invoice.paid`, `invoice.payment_succeeded`,
+//! `.deleted`, `.paused`, `.resumed` (a subscription whose `pause_collection` is set is
+//! paused, whatever its status says: Stripe's "pause payment collection" keeps it
+//! `active`); `invoice.paid`, `invoice.payment_succeeded`,
 //! `invoice.payment_failed`; `invoice_payment.paid` (which payment paid which
 //! invoice: since 2025-03-31 a charge no longer names its invoice, so refunds and
 //! disputes of subscription payments reach their invoice through it);
@@ -313,6 +315,18 @@ fn subscription(
     let id = obj.req_str("id")?;
     let customer = obj.req_ref("customer")?;
     let status = if deleted { SubStatus::Ended } else { status_of(obj.req_str("status")?, obj.field_path("status"))? };
+    // Stripe's "pause payment collection" keeps the status (`active`, `trialing`,
+    // `past_due`) and sets `pause_collection` (`behavior`: `keep_as_draft`,
+    // `mark_uncollectible`, `void`; `resumes_at`, when it resumes by itself): the customer
+    // paused the subscription all the same. Any non-null value is a pause, whatever its
+    // behavior says (one Stripe adds later too); Stripe clears it, with an update, when
+    // collection resumes. An ended or incomplete subscription stays what it is.
+    let status = match status {
+        SubStatus::Active | SubStatus::Trialing | SubStatus::PastDue if obj.get("pause_collection").is_some() => {
+            SubStatus::Paused
+        }
+        s => s,
+    };
     let items_list = obj.req("items")?;
     let lines = items_list.items("data")?;
     let single = lines.len() == 1;
