@@ -2,7 +2,9 @@
 //! credit lots, its overage preference, the request and `now`, and answers either a
 //! [`Charge`] (every row the store writes for it, as typed values) or a [`Refusal`]
 //! value. A host calls it once per attempt and persists what it returns; it composes
-//! nothing itself.
+//! nothing itself. The lots of a paused subscription are not taken from while it is
+//! ([`crate::usage::drawable`]): what they would cover is refused, `paused`
+//! ([`crate::credits::DenyReason::Paused`]), never billed as overage.
 //!
 //! # Keys no caller can forge
 //! A caller chooses its `Idempotency-Key`; the system writes ledger and fact keys. The
@@ -19,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 use crate::billing::facts::{Fact, Subject, UsageFact, UsageTake};
 use crate::catalog::Catalog;
-use crate::credits::{plan_charge, ChargeDenial, ChargeOutcome, ChargePlan, EntryKind, LedgerEntry, OveragePolicy, Pricer, Wallet};
+use crate::credits::{
+    plan_charge, ChargeDenial, ChargeOutcome, ChargePlan, DenyReason, EntryKind, LedgerEntry, OveragePolicy, Pricer, Wallet,
+};
 use crate::model::Entitlements;
 use crate::time::Timestamp;
 use crate::usage::{may_draw, plan_usage, quote, Quote, UsageError, UsageRequest};
@@ -142,9 +146,11 @@ pub fn charge(
         quality: req.quality.to_string(),
         seconds: req.seconds,
     };
-    let plan = match plan_usage(catalog, input.wallet, &usage_req, input.overage, now)? {
+    let (spendable, paused) = spendable_lots(catalog, &input, &q.pool, now);
+    let policy = if paused { OveragePolicy { allowed: false, ..input.overage.clone() } } else { input.overage.clone() };
+    let plan = match plan_usage(catalog, &spendable, &usage_req, &policy, now)? {
         ChargeOutcome::Charge(p) => p,
-        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, d, now)),
+        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, paused_denial(d, paused), now)),
     };
     let meta = Meta {
         subject: req.subject,
@@ -156,6 +162,23 @@ pub fn charge(
         overage_limit: input.overage.cap(catalog.doc.usage.as_ref().map_or(0, |u| u.default_overage_limit)),
     };
     Ok(ChargeDecision::Charge(Box::new(settle(meta, Some(q), plan, now)?)))
+}
+
+/// The lots a charge of `pool` may take from (those of a paused subscription left out:
+/// [`crate::usage::drawable`]), and whether a paused subscription of the subject's puts
+/// credits into the pool ([`crate::usage::paused_pool`]): then what those lots do not
+/// cover is refused `paused`, never billed as overage.
+fn spendable_lots<'w>(catalog: &Catalog, input: &ChargeInput<'w>, pool: &str, now: Timestamp) -> (std::borrow::Cow<'w, Wallet>, bool) {
+    let lots = crate::usage::drawable(input.wallet, &input.entitlements.grants, now);
+    (lots, crate::usage::paused_pool(catalog, input.entitlements, pool, now))
+}
+
+/// A denial, said `paused` when a paused subscription's credits are what it lacks.
+fn paused_denial(mut d: ChargeDenial, paused: bool) -> ChargeDenial {
+    if paused {
+        d.reason = DenyReason::Paused;
+    }
+    d
 }
 
 /// The refusal of a subject that holds neither a plan nor credits in `pool` (so none
@@ -218,9 +241,10 @@ pub fn charge_units(
     let units = i64::try_from(req.units).map_err(|_| UsageError::Overflow)?;
     let prepaid = Prepaid { currency: catalog.doc.catalog.currency.clone() };
     let never = OveragePolicy { allowed: false, limit: Some(0), spent: 0 };
-    let plan = match plan_charge(input.wallet, &pool.id, units, now, &prepaid, &never) {
+    let (spendable, paused) = spendable_lots(catalog, &input, &pool.id, now);
+    let plan = match plan_charge(&spendable, &pool.id, units, now, &prepaid, &never) {
         ChargeOutcome::Charge(p) => p,
-        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, d, now)),
+        ChargeOutcome::Deny(d) => return Ok(short(catalog, input.entitlements, paused_denial(d, paused), now)),
     };
     let meta = Meta {
         subject: req.subject,

@@ -684,6 +684,9 @@ pub enum DenyReason {
     InsufficientBalance,
     /// Overages are allowed but this one would pass the user's cap.
     OverageLimitExceeded,
+    /// What may be spent does not cover it without the credits of a paused subscription
+    /// of the subject's (see [`crate::usage::drawable`]): resumed, it could be.
+    Paused,
 }
 
 impl DenyReason {
@@ -691,6 +694,7 @@ impl DenyReason {
         match self {
             DenyReason::InsufficientBalance => "insufficient_balance",
             DenyReason::OverageLimitExceeded => "overage_limit_exceeded",
+            DenyReason::Paused => "paused",
         }
     }
 }
@@ -727,6 +731,11 @@ impl fmt::Display for ChargeDenial {
                 f,
                 "overage of {} units would cost {} minor units, over the limit of {} ({} already spent)",
                 self.overage_units, self.overage_cost, self.overage_limit, self.overage_spent
+            ),
+            DenyReason::Paused => write!(
+                f,
+                "your subscription is paused: {} available without its credits, {} required; resume it to use them",
+                self.available, self.required
             ),
         }
     }

@@ -430,7 +430,7 @@ pub struct Count {
 }
 
 /// May the subject take `quantity` credits of `pool` now? Reads what the pool's usable
-/// lots hold and whether the subject may draw on it at all ([`crate::usage::may_draw`])
+/// lots hold (those of a paused subscription left out: [`crate::usage::drawable`]) and whether the subject may draw on it at all ([`crate::usage::may_draw`])
 /// from its wallet, then decides with [`check_pool_holding`].
 pub fn check_pool(
     catalog: &Catalog,
@@ -441,7 +441,7 @@ pub fn check_pool(
     now: Timestamp,
 ) -> Result<Check, MeterError> {
     let id = pool_of(catalog, pool, quantity)?;
-    let (a, b) = wallet.available(id, now);
+    let (a, b) = crate::usage::drawable(wallet, &ents.grants, now).available(id, now);
     let available = u64::try_from(a + b).unwrap_or(0);
     let may_draw = crate::usage::may_draw(catalog, ents, wallet, id, now);
     check_pool_holding(catalog, ents, id, quantity, available, may_draw, now)
@@ -494,7 +494,9 @@ pub fn pool_refills(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> s
 /// (`remaining`: what is left after; `limit`: what is there now); refused when the
 /// subject may not draw on the pool (`no_entitlement`; `paused` when a subscription of
 /// its own is paused, which resumed would let it draw) or when it holds less
-/// (`limit_reached`), with the offer a refusal on the pool names
+/// (`limit_reached`; `paused` when a paused subscription of its own puts credits into the
+/// pool, which are not spendable while it is: [`crate::usage::drawable`], left out of
+/// `available` by the caller), with the offer a refusal on the pool names
 /// ([`crate::usage::credit_offer`]: one the subject can buy that puts in what `available`
 /// lacks of `quantity`). `resets_at`: when the pool refills by itself ([`pool_refill`]), if it does.
 pub fn check_pool_holding(
@@ -514,10 +516,12 @@ pub fn check_pool_holding(
         allowed,
         reason: if allowed {
             Reason::WithinLimit
+        } else if crate::usage::paused_pool(catalog, ents, id, now)
+            || (!may_draw && catalog.products().iter().any(|p| decide::paused_product(catalog, ents, &p.id, now)))
+        {
+            Reason::Paused
         } else if may_draw {
             Reason::LimitReached
-        } else if catalog.products().iter().any(|p| decide::paused_product(catalog, ents, &p.id, now)) {
-            Reason::Paused
         } else {
             Reason::NoEntitlement
         },

@@ -270,6 +270,64 @@ rates = [
     }
 }
 
+/// The subscriptions paused at `now` among `grants`' ([`crate::decide::GrantStanding::Paused`]),
+/// by the id their grants name as `source_ref`, which is the one a lot of theirs names as
+/// [`crate::credits::Lot::subscription`]. (A grace period never decides a pause: a
+/// past-due grant is never paused, so the standing is read with none.)
+pub fn paused_subscriptions(grants: &[crate::model::Grant], now: Timestamp) -> std::collections::BTreeSet<&str> {
+    grants
+        .iter()
+        .filter(|g| crate::decide::standing(g, 0, now) == crate::decide::GrantStanding::Paused)
+        .filter_map(|g| g.source_ref.as_deref())
+        .collect()
+}
+
+/// The lots of `wallet` the subject may spend at `now`: all but those a subscription gave
+/// that is paused at `now` ([`paused_subscriptions`]: its period's allowance, the rollover
+/// carried into it, the credits it gave once). A paused subscription gives nothing from the
+/// pause on, its credits included; they are not taken away (the lots stay as they are, and
+/// count again once it resumes), only not spent meanwhile. What the subject bought apart
+/// from it (top-ups, token packs), free and admin credits stay spendable. Borrowed as it
+/// is when nothing is paused.
+pub fn drawable<'w>(wallet: &'w Wallet, grants: &[crate::model::Grant], now: Timestamp) -> std::borrow::Cow<'w, Wallet> {
+    let paused = paused_subscriptions(grants, now);
+    let frozen = |l: &crate::credits::Lot| l.subscription.as_deref().is_some_and(|s| paused.contains(s));
+    if !wallet.lots.iter().any(frozen) {
+        return std::borrow::Cow::Borrowed(wallet);
+    }
+    let mut spendable = Wallet::new();
+    spendable.lots = wallet.lots.iter().filter(|l| !frozen(l)).cloned().collect();
+    std::borrow::Cow::Owned(spendable)
+}
+
+/// What the subject may spend at `now` ([`drawable`]) of every pool it holds lots in:
+/// the balances a snapshot carries, from which [`crate::meter::check_feature`] decides
+/// as [`crate::meter::check_pool`] does from the lots.
+pub fn balances(wallet: &Wallet, grants: &[crate::model::Grant], now: Timestamp) -> std::collections::BTreeMap<String, i64> {
+    let spendable = drawable(wallet, grants, now);
+    wallet
+        .lots
+        .iter()
+        .map(|l| {
+            let (a, b) = spendable.available(&l.pool, now);
+            (l.pool.clone(), a.saturating_add(b))
+        })
+        .collect()
+}
+
+/// Is a subscription of the subject's own (not one a seat lends) paused at `now` whose
+/// offer puts credits into `pool`? Then a use the spendable credits do not cover is
+/// refused `paused` (resumed, the subscription's credits would be spendable again), and
+/// never billed as overage meanwhile: overage is what a plan's credits do not cover, and
+/// the plan's are only set aside.
+pub fn paused_pool(catalog: &Catalog, ents: &crate::model::Entitlements, pool: &str, now: Timestamp) -> bool {
+    ents.grants.iter().any(|g| {
+        !g.lent_by_seat()
+            && crate::decide::standing(g, 0, now) == crate::decide::GrantStanding::Paused
+            && g.offer.as_deref().and_then(|k| catalog.offer(k)).is_some_and(|o| o.credits.iter().any(|c| c.pool == pool))
+    })
+}
+
 /// May a subject draw on a credit pool at all? Yes with any currently valid
 /// grant of any product of its own (a plan; not one a seat lends, which gives access
 /// and capabilities only: a member's pool is its own), or when credits were ever put

@@ -663,3 +663,103 @@ fn a_paused_subscriber_is_named_a_top_up_and_never_another_plan_of_its_product()
     assert!(ents.grants.iter().all(|g| g.paused_since.is_none()), "{:?}", ents.grants);
     assert_eq!(decide::has_access(&c, &ents, "premium", "PREMIUM", NOW).unwrap().reason, decide::Reason::Active);
 }
+
+/// A paid one-time top-up of 500 AI credits (`AI_CREDITS_TOPUP_500`) by user U at `at`.
+fn ai_top_up(at: Timestamp) -> tollgate::billing::facts::Fact {
+    use tollgate::billing::facts::{Fact, FactBody, Provider as P, Purchase as Bought, PurchaseMode, PurchaseOutcome};
+    Fact {
+        key: "razorpay:payment:pay_topup:paid".into(),
+        provider: P::Razorpay,
+        event: String::new(),
+        at,
+        body: FactBody::Purchase(Bought {
+            id: "razorpay:pay_topup".into(),
+            mode: PurchaseMode::Payment,
+            outcome: PurchaseOutcome::Paid,
+            subject: Some(Subject::user(U)),
+            customer: None,
+            subscription: None,
+            offer: Some("AI_CREDITS_TOPUP_500".into()),
+            quantity: 1,
+            clouds: vec![],
+            payment_refs: vec![],
+            amount: 9900,
+            currency: "inr".into(),
+            no_payment_required: false,
+        }),
+        catalog_version: None,
+    }
+}
+
+/// A Razorpay AI app Premium subscriber who bought a top-up of 500 AI credits pauses the
+/// subscription with most of the month's 2000 credits unspent. While it is paused, the
+/// credits the plan gave (its period's allowance) are not spendable: a use the top-up
+/// covers takes the top-up alone; one that needs the allowance is refused, `paused`, by
+/// the pool check and by the charge alike, and the balances a snapshot carries hold only
+/// what may be spent. Nothing is taken away: the fold still holds every credit, and once
+/// the subscription resumes the same allowance is spent first again.
+#[test]
+fn a_paused_subscriptions_allowance_is_kept_but_not_spent_while_top_ups_are() {
+    use tollgate::charge::{charge_units, ChargeDecision, ChargeInput, Refusal, UnitsRequest};
+    use tollgate::credits::{DenyReason, OveragePolicy};
+    use tollgate::meter::{check_feature, check_pool, Remaining};
+    let c = Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).unwrap();
+    let (start, end) = (Timestamp(NOW.0 - 5 * 86_400), Timestamp(NOW.0 + 25 * 86_400));
+    let pause = Timestamp(NOW.0 - 86_400);
+    let mut facts = paused_premium(start, end, pause);
+    facts.push(ai_top_up(Timestamp(start.0 + 3_600)));
+    let subject = format!("user:{U}");
+    let who = Subject::user(U);
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    assert_eq!(st.balance(&subject, "ai_credits"), 2500, "the allowance is held: {st:?}");
+    let wallet = &st.subject(&subject).unwrap().wallet;
+    let top_up = wallet.lots.iter().find(|l| l.subscription.is_none() && l.pool == "ai_credits").expect("the top-up's lot").key.clone();
+    let ents = st.entitlements_for(&subject);
+    let never = OveragePolicy::default();
+    let input = ChargeInput { entitlements: &ents, wallet, overage: &never };
+    let units = |units: u64, key: &'static str| UnitsRequest { subject: &who, idempotency_key: key, pool: "ai_credits", units, hold: false };
+
+    // The top-up covers it: taken from the top-up alone.
+    let ok = check_pool(&c, &ents, wallet, "ai_credits", 500, NOW).unwrap();
+    assert!(ok.allowed, "{ok:?}");
+    match charge_units(&c, input, &units(500, "k1"), NOW).unwrap() {
+        ChargeDecision::Charge(ch) => {
+            assert!(ch.takes.iter().all(|t| t.lot == top_up), "only the top-up is spent: {:?}", ch.takes)
+        }
+        other => panic!("the top-up covers 500: {other:?}"),
+    }
+    // It needs the paused plan's credits: refused, paused.
+    let no = check_pool(&c, &ents, wallet, "ai_credits", 600, NOW).unwrap();
+    assert_eq!((no.allowed, no.reason, no.remaining), (false, decide::Reason::Paused, Remaining::Count(500)), "{no:?}");
+    match charge_units(&c, input, &units(600, "k2"), NOW).unwrap() {
+        ChargeDecision::Refuse(Refusal::Short { denial, .. }) => {
+            assert_eq!((denial.reason, denial.available, denial.required), (DenyReason::Paused, 500, 600), "{denial:?}");
+            assert_eq!(denial.reason.as_str(), "paused");
+        }
+        other => panic!("600 needs the paused allowance: {other:?}"),
+    }
+    // A snapshot carries what may be spent, and decides as the worker does.
+    let balances = tollgate::usage::balances(wallet, &ents.grants, NOW);
+    assert_eq!(balances.get("ai_credits"), Some(&500));
+    let snap = Entitlements { balances, ..ents.clone() };
+    for q in [500, 600, 2500] {
+        assert_eq!(check_feature(&c, &snap, "ai_credits", q, 0, NOW).unwrap(), check_pool(&c, &ents, wallet, "ai_credits", q, NOW).unwrap(), "{q}");
+    }
+
+    // Resumed: the same allowance, spent first again.
+    let mut again = facts[0].clone();
+    again.key = "razorpay:subscription:sub_p:resumed".into();
+    again.at = Timestamp(NOW.0 - 3_600);
+    facts.push(again);
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    assert_eq!(st.balance(&subject, "ai_credits"), 2500);
+    let wallet = &st.subject(&subject).unwrap().wallet;
+    let ents = st.entitlements_for(&subject);
+    let input = ChargeInput { entitlements: &ents, wallet, overage: &never };
+    assert!(check_pool(&c, &ents, wallet, "ai_credits", 2500, NOW).unwrap().allowed);
+    match charge_units(&c, input, &units(600, "k3"), NOW).unwrap() {
+        ChargeDecision::Charge(ch) => assert!(ch.takes.iter().all(|t| t.lot != top_up), "the allowance first: {:?}", ch.takes),
+        other => panic!("resumed, 600 is covered: {other:?}"),
+    }
+    assert_eq!(tollgate::usage::balances(wallet, &ents.grants, NOW).get("ai_credits"), Some(&2500));
+}

@@ -296,7 +296,7 @@ export function check<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I
 /**
  * Performs one use of `feature` for the caller: counts a limit's use, spends (or holds)
  * credits, or checks a capability. Refused uses come back with a ready `response`
- * (403 `limit_reached` / `not_entitled`, 402 `insufficient_balance`) to return as is.
+ * (403 `limit_reached` / `not_entitled`, 402 `insufficient_balance` / `paused`) to return as is.
  */
 export function track<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: MeterOptions): Promise<Metered> {
   return meterCall('/v1/track', feature, opts, opts.idempotencyKey ?? globalThis.crypto.randomUUID());

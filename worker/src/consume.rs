@@ -21,7 +21,8 @@
 //! answered from a kept state, nor for a request id that was charged already.
 //!
 //! Answers: 200 with the charge; 402 with `available` / `required` when the balance (and
-//! allowed overage) does not cover it; 403 when the subject holds neither a plan nor
+//! allowed overage) does not cover it (code `paused` when a paused subscription's credits,
+//! which are kept but not spent while it is, are what it lacks); 403 when the subject holds neither a plan nor
 //! credits in the pool; 400 for a malformed request; 5xx when the store fails.
 
 use serde_json::{json, Value};

@@ -20,7 +20,8 @@
 //! deleted); a windowed limit's use is final (409 `not_releasable`).
 //! A credit pool's use is a charge of that many credits (the same path as
 //! `/v1/usage/consume`): 200 with the usage id and what the pool holds after; 402
-//! `insufficient_balance` with what is available and required and the cheapest top-up; 403
+//! `insufficient_balance` (`paused` when what it lacks is a paused subscription's credits) with
+//! what is available and required and the cheapest top-up; 403
 //! `not_entitled` without a plan or credits in the pool.
 
 use serde_json::{json, Value};

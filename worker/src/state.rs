@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use tollgate::billing::facts::SubStatus;
 use tollgate::catalog::Catalog;
-use tollgate::credits::{Lot, Wallet};
+use tollgate::credits::Wallet;
 use tollgate::meter::BillingPeriod;
 use tollgate::model::{Entitlements, Grant, Source, Status};
 use tollgate::time::Timestamp;
@@ -262,18 +262,10 @@ impl SubjectState {
         })
     }
 
-    /// Usable units per pool at `now` (allowance + purchased), as the core counts them.
+    /// Spendable units per pool at `now` (allowance + purchased, less what a paused
+    /// subscription gave), as the core counts them (`tollgate::usage::balances`).
     pub fn balances(&self, now: Timestamp) -> std::collections::BTreeMap<String, i64> {
-        let mut pools: Vec<&str> = self.wallet.lots.iter().map(|l: &Lot| l.pool.as_str()).collect();
-        pools.sort();
-        pools.dedup();
-        pools
-            .into_iter()
-            .map(|p| {
-                let (a, b) = self.wallet.available(p, now);
-                (p.to_string(), a.saturating_add(b))
-            })
-            .collect()
+        tollgate::usage::balances(&self.wallet, &self.grants, now)
     }
 
     /// The grants and balances a user's snapshot carries: its own grants, and the grants

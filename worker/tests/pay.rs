@@ -449,3 +449,40 @@ fn a_usage_refusal_beside_a_paused_subscription_names_a_token_pack_not_another_p
         assert_eq!((s, v["allowed"].clone(), v["upgrade"]["offer"].as_str()), (200, json!(false), Some(named.as_str())), "{v}");
     });
 }
+
+/// A Video Studio Creator subscriber (1,800 seconds a month) pauses the subscription
+/// through Stripe's "pause payment collection" (status still `active`, `pause_collection`
+/// set) with the month's seconds unspent. While it is paused those seconds are not
+/// spendable: `POST /v1/usage/consume` is refused, `paused` (402, with what is available
+/// without them), `POST /v1/check` says `paused`, and the snapshot's balance holds none of
+/// them. Once an update clears `pause_collection` the same seconds are spent again.
+#[test]
+fn a_paused_subscriptions_seconds_are_kept_and_spendable_again_once_it_resumes() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
+        let created = sub_event("evt_sub_1", "created", "VIDEO_CREATOR_MONTHLY", "active", start, start, end, json!({}));
+        assert_eq!(t.stripe(&created).await.0, 200);
+        assert_eq!(t.stripe(&invoice_paid("VIDEO_CREATOR_MONTHLY", 2900, start, end)).await.0, 200);
+        let pause = json!({"pause_collection": {"behavior": "void", "resumes_at": null}});
+        let paused = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 86_400, start, end, pause);
+        let (s, v) = t.stripe(&paused).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
+        let render = json!({"model": "standard", "quality": "watermark", "seconds": 30});
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-paused", render.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (402, Some("paused")), "{v}");
+        assert_eq!((v["error"]["available"].as_i64(), v["error"]["required"].as_i64()), (Some(0), Some(30)), "{v}");
+        let (s, v) = t.post("/v1/check", U1, json!({"feature": "video_seconds", "quantity": 30})).await;
+        assert_eq!((s, v["allowed"].clone(), v["reason"].as_str(), v["remaining"].as_i64()), (200, json!(false), Some("paused"), Some(0)), "{v}");
+        use tollgate_worker::store::Store as _;
+        let held = t.app.ctx.store.subject_state(&Subject::user(U1), None).await.expect("state");
+        assert_eq!(held.balances(Timestamp(NOW)).get("video_seconds"), Some(&0), "nothing spendable while paused");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 1800, "and nothing taken away");
+        // Resumed: the same seconds, spent.
+        let resumed = sub_event("evt_sub_3", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 3_600, start, end, json!({"pause_collection": null}));
+        assert_eq!(t.stripe(&resumed).await.0, 200);
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-resumed", render).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["balances"]["video_seconds"].as_i64(), Some(1770), "{v}");
+    });
+}

@@ -64,9 +64,11 @@ export async function spendDraft(accessToken: string, key: string): Promise<Spen
     status: ai.status,
     code: ai.code,
     message:
-      ai.status === 402
-        ? 'Your free drafts are used and your AI credits are spent.'
-        : 'Your free drafts are used and you have no AI credits.',
+      ai.code === 'paused'
+        ? 'Your free drafts are used and your subscription is paused: resume it to use its AI credits.'
+        : ai.status === 402
+          ? 'Your free drafts are used and your AI credits are spent.'
+          : 'Your free drafts are used and you have no AI credits.',
     upgrade: ai.upgrade,
   };
 }
