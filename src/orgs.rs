@@ -441,16 +441,17 @@ pub enum SeatMove {
     Unchanged,
 }
 
-/// May `caller` give (`give`) or take a seat of `target`? Owners and admins do, for
-/// members; a seat is given only when one is free (pending invites with a seat count as
-/// taken). Taking releases the member's place in the seat book, also a place the seat
-/// count dropped below (so it is not given back when seats are bought again).
+/// May `caller` give (`give`) or take a seat of `target`? Owners and admins do. A seat
+/// is given only to a member and only when one is free (pending invites with a seat count
+/// as taken). Taking releases the user's place in the seat book, also a place the seat
+/// count dropped below (so it is not given back when seats are bought again), and asks
+/// no membership: a seat given as its holder was removed is freed the same way.
 pub fn seat(org: &Org, caller: &str, target: &str, give: bool, now: Timestamp) -> Result<SeatMove, OrgRefusal> {
     org.manager(caller, if give { "give a seat" } else { "take a seat" })?;
-    let t = org.target(target)?;
     if !give {
         return Ok(SeatMove::Take);
     }
+    let t = org.target(target)?;
     if t.seat {
         return Ok(SeatMove::Unchanged);
     }

@@ -1128,9 +1128,6 @@ impl Store for MemoryStore {
             if let (Subject::Org(o), Some(holders)) = (s, &rows.seats) {
                 let known: BTreeSet<String> = holders.iter().filter(|u| g.users.contains(*u)).cloned().collect();
                 unknown.extend(holders.iter().filter(|u| !g.users.contains(*u)).map(|u| format!("user:{u}")));
-                for u in &known {
-                    g.join(o, u, "member");
-                }
                 let before = g.seats.get(o).cloned().unwrap_or_default();
                 for u in known.difference(&before) {
                     g.seat_moved(o, u, true);

@@ -389,6 +389,32 @@ fn a_removal_behind_a_seat_given_is_refused_until_sent_again() {
     });
 }
 
+/// A seat given by a request that checked membership just before the member was removed
+/// lands after the removal: the fold records the seat but never makes a member; the
+/// removed member stays out through later folds, and an owner can free the seat.
+#[test]
+fn a_seat_folded_after_a_removal_does_not_bring_the_member_back() {
+    block(async {
+        let t = T::new();
+        let org = t.seated_org(2, ANN).await;
+        let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{ANN}"), OWNER, None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("removed")), "{v}");
+        // The late seat: what a give that read Ann as a member writes after her removal.
+        let now = t.tick();
+        let late = tollgate::orgs::seat_fact(&org, ANN, true, OWNER, "late-give", Timestamp(now));
+        tollgate_worker::webhook::apply_facts(&t.app.ctx, None, vec![late], Timestamp(now)).await.unwrap();
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
+        assert_eq!(s, 404, "a folded seat made Ann a member again: {v}");
+        t.stripe(subscription("customer.subscription.updated", &org, 3, t.now.get() + 1)).await;
+        let (s, v) = t.call(Method::Get, &format!("/v1/orgs/{org}"), ANN, None).await;
+        assert_eq!(s, 404, "the next fold made Ann a member again: {v}");
+        assert!(t.snapshot_grants(ANN).await.is_empty(), "Ann is given the plan without membership");
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": ANN, "action": "take"}))).await;
+        assert_eq!(s, 200, "the owner frees the seat: {v}");
+        assert!(!t.app.ctx.store.seat_held(&org, ANN).await.unwrap());
+    });
+}
+
 /// The organization's only seat moved from one member to another (taken, then given) in
 /// one second: seats are freed before they are given within a second, so the give is
 /// answered with the seat and Bob holds it.
