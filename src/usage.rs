@@ -305,12 +305,12 @@ pub fn drawable<'w>(wallet: &'w Wallet, grants: &[crate::model::Grant], now: Tim
 /// as [`crate::meter::check_pool`] does from the lots.
 pub fn balances(wallet: &Wallet, grants: &[crate::model::Grant], now: Timestamp) -> std::collections::BTreeMap<String, i64> {
     let spendable = drawable(wallet, grants, now);
-    wallet
-        .lots
-        .iter()
-        .map(|l| {
-            let (a, b) = spendable.available(&l.pool, now);
-            (l.pool.clone(), a.saturating_add(b))
+    let pools: std::collections::BTreeSet<&str> = wallet.lots.iter().map(|l| l.pool.as_str()).collect();
+    pools
+        .into_iter()
+        .map(|p| {
+            let (a, b) = spendable.available(p, now);
+            (p.to_string(), a.saturating_add(b))
         })
         .collect()
 }
