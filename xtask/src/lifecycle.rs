@@ -633,6 +633,7 @@ fn consume(st: &mut Story, at: i64, req: &str, model: &str, quality: &str, secon
                     money(d.overage_cost, &d.currency),
                     money(d.overage_limit, &d.currency)
                 ),
+                DenyReason::Paused => "the subscription is paused: its credits are kept until it resumes".to_string(),
             };
             st.wait(at, &format!("{head}: refused (402 {}): {} s available, {} s required; {why}", d.reason.as_str(), d.available, d.required));
             Ok(())
