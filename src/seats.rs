@@ -348,6 +348,14 @@ pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)
     }
 }
 
+/// May a member settle (release or capture) a use it made for organization `org_id`? Only
+/// while it acts for it ([`acting_for`]), as a new use asks. A retry of a settling already
+/// done (`done`) changes nothing and is answered as it was to a member without a seat, as
+/// a retried use is; a member removed since gets neither.
+pub fn may_settle(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)], done: bool) -> bool {
+    as_member(org_id, orgs).is_ok_and(|(_, seated)| seated || done)
+}
+
 /// The organization's entitlements as one of its members sees them, and whether that member
 /// holds a seat. Only a seated member acts for the organization (`acting_for`); a member
 /// without one is still answered what it did while it held one (a retried use).

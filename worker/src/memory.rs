@@ -1616,7 +1616,8 @@ fn settled_use(r: &Record) -> Option<SettledUse> {
         _ => None,
     };
     let pool = if limit.is_some() { None } else { text("pool") };
-    Some(SettledUse { owner, pool, limit })
+    let status = text("status").unwrap_or_else(|| "charged".into());
+    Some(SettledUse { owner, pool, limit, status })
 }
 
 /// A row's moment (a grace end, a trial end), if it has one.

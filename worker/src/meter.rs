@@ -482,9 +482,10 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
 /// `hold_expired` to capture one at or after its `hold_until` (the scheduled run gives it
 /// back; a capture is in time or not at all).
 /// A use made for an organization (`"organization_id"`) is its maker's to settle only while
-/// it acts for the organization, as a new use asks (the core's `seats::acting_for`: a
+/// it acts for the organization, as a new use asks (the core's `seats::may_settle`: a
 /// member holding a seat): a member removed since, or whose seat was taken, gets 404 as for
-/// any usage it does not have, and the organization's count is unchanged.
+/// any usage it does not have, and the organization's count is unchanged. A retry of a
+/// settling already done is answered as it was to a member whose seat was taken since.
 pub async fn settle<T: Transport, S: Store>(
     ctx: &Ctx<T, S>,
     req: &InRequest,
@@ -509,7 +510,7 @@ pub async fn settle<T: Transport, S: Store>(
             Ok((st, _)) => st,
             Err(e) => return store_error(&e),
         };
-        if tollgate::seats::acting_for(org, &st.organizations()).is_err() {
+        if !tollgate::seats::may_settle(org, &st.organizations(), used.done(release)) {
             return not_found();
         }
     }

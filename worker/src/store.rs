@@ -147,10 +147,20 @@ pub struct SettledUse {
     pub pool: Option<String>,
     /// A use of a limit: the limit and its counter (`<limit>` or `<limit>:<scope>`).
     pub limit: Option<(String, String)>,
+    /// Where the use stands as read (`charged`, `held`, `captured`, `released`).
+    pub status: String,
 }
 
 impl SettledUse {
-    /// From a `usage_records` row (`user_id`, `organization_id`, `pool`, `feature`, `counter`).
+    /// Is the use already what settling it as asked makes it (released, or captured)?
+    /// Then settling it again is a retry, answered as the first was.
+    pub fn done(&self, release: bool) -> bool {
+        self.status == if release { "released" } else { "captured" }
+    }
+}
+
+impl SettledUse {
+    /// From a `usage_records` row (`user_id`, `organization_id`, `pool`, `feature`, `counter`, `status`).
     pub fn from_row(row: &Value) -> Option<SettledUse> {
         let owner = match (row["organization_id"].as_str(), row["user_id"].as_str()) {
             (Some(o), _) => Subject::Org(o.to_string()),
@@ -162,7 +172,7 @@ impl SettledUse {
             (Some(f), Some(c)) => Some((f, c)),
             _ => None,
         };
-        Some(SettledUse { owner, pool: text("pool"), limit })
+        Some(SettledUse { owner, pool: text("pool"), limit, status: text("status").unwrap_or_else(|| "charged".into()) })
     }
 }
 
@@ -715,7 +725,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
         use crate::supabase::Filter;
         let v = self
             .client
-            .select("usage_records", "user_id,organization_id,actor_id,pool,feature,counter", &[("id", Filter::Eq(usage_id.into()))])
+            .select("usage_records", "user_id,organization_id,actor_id,pool,feature,counter,status", &[("id", Filter::Eq(usage_id.into()))])
             .await?;
         let Some(row) = v.as_array().and_then(|rows| rows.first()) else { return Ok(None) };
         Ok(usage_owner_of(caller, row).and_then(|_| SettledUse::from_row(row)))

@@ -521,6 +521,33 @@ fn only_a_seated_member_gives_back_the_organizations_use_it_made() {
     });
 }
 
+/// A member releases a course it made for Acme, the answer is lost, and its seat is taken
+/// before it retries: the retry changes nothing and is answered as the release was
+/// (`replayed`), as a retried use is; a member removed since still gets 404.
+#[test]
+fn a_retried_release_is_answered_as_it_was_after_the_seat_is_taken() {
+    block(async {
+        let t = T::new();
+        let org = t.seated_org(3, ANN).await;
+        t.join(&org, BOB, true).await;
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let anns = t.author(ANN, "course-1", &courses).await;
+        let bobs = t.author(BOB, "course-1", &courses).await;
+        for (id, who) in [(&anns, ANN), (&bobs, BOB)] {
+            let (s, r) = t.release(id, who).await;
+            assert_eq!((s, r["status"].as_str()), (200, Some("released")), "{r}");
+        }
+        let (s, v) = t.call(Method::Post, &format!("/v1/orgs/{org}/seats"), OWNER, Some(json!({"user_id": BOB, "action": "take"}))).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("taken")), "{v}");
+        let (s, r) = t.release(&bobs, BOB).await;
+        assert_eq!((s, r["status"].as_str(), r["replayed"].as_bool()), (200, Some("released"), Some(true)), "the unseated member's retry: {r}");
+        let (s, v) = t.call(Method::Delete, &format!("/v1/orgs/{org}/members/{ANN}"), OWNER, None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("removed")), "{v}");
+        let (s, r) = t.release(&anns, ANN).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "a removed member's retry: {r}");
+    });
+}
+
 /// An operator's seat (`POST /v1/admin/seats`) goes only to a member of the organization,
 /// as a seat from its owners does: a user never invited is refused 404 `not_a_member`
 /// (and is neither seated nor made a member); a member is seated; a seat held by someone
