@@ -894,6 +894,41 @@ fn a_won_dispute_of_a_token_purchase_gives_the_credits_back() {
     assert_eq!(st.subject(USER).unwrap().overage.iter().map(|o| o.units).sum::<i64>(), 600);
 }
 
+/// Half a token purchase disputed, the merchant refunds that half while the dispute is
+/// open, and Stripe closes the dispute `charge_refunded`: the refund is what the customer
+/// got back, once; the dispute's closing takes nothing more (it took the half while open,
+/// and gives it back as the refund takes it), in either order of delivery.
+#[test]
+fn a_dispute_closed_by_a_refund_takes_back_only_what_was_refunded() {
+    let cat = catalog();
+    let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
+    let on_purchase = |path: &str, at: i64, status: &str| {
+        stripe_facts(
+            &cat,
+            &edit(path, |v| {
+                v["created"] = json!(at);
+                obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
+                obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
+                obj(v)["amount"] = json!(950);
+                obj(v)["status"] = json!(status);
+            }),
+        )
+    };
+    let opened = on_purchase("stripe/charge.dispute.created.json", T0 + 8 * DAY, "needs_response");
+    let closed = on_purchase("stripe/charge.dispute.closed.lost.json", T0 + 12 * DAY, "charge_refunded");
+    let refunded = stripe_facts(&cat, &edit("stripe/charge.refunded.partial.json", |v| v["created"] = json!(T0 + 10 * DAY)));
+    let now = T0 + 20 * DAY;
+    let plain = fold(&cat, &[buy.clone(), refunded.clone()].concat(), now);
+    assert_eq!(plain.balance(USER, "video_seconds"), 900, "half refunded: half the tokens stay");
+    for order in [
+        [buy.clone(), opened.clone(), refunded.clone(), closed.clone()].concat(),
+        [buy.clone(), closed.clone(), opened.clone(), refunded.clone()].concat(),
+    ] {
+        let st = fold(&cat, &order, now);
+        assert_eq!(st.balance(USER, "video_seconds"), 900, "the refunded half taken once, not twice");
+    }
+}
+
 #[test]
 fn razorpay_won_disputes_restore_and_lost_ones_keep_it_revoked() {
     let cat = catalog();

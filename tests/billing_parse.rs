@@ -627,7 +627,7 @@ fn value_and_string_entry_points_agree() {
 }
 
 #[test]
-fn dispute_statuses_give_open_won_or_lost() {
+fn dispute_statuses_give_open_won_lost_or_refunded() {
     let cat = catalog();
     let dispute = |ty: &str, status: Option<&str>| {
         edit("stripe/charge.dispute.created.json", |v| {
@@ -653,15 +653,15 @@ fn dispute_statuses_give_open_won_or_lost() {
         }
     }
     assert_eq!(state(&dispute("charge.dispute.created", None)).1, None, "no status: open");
-    // Closed: won (an inquiry closed without a chargeback counts as won), or lost.
-    for (s, o) in [
-        ("won", DisputeOutcome::Won),
-        ("warning_closed", DisputeOutcome::Won),
-        ("prevented", DisputeOutcome::Won),
-        ("lost", DisputeOutcome::Lost),
-        ("charge_refunded", DisputeOutcome::Lost),
+    // Closed: won (an inquiry closed without a chargeback counts as won), lost, or
+    // closed by a refund (whose own event takes back what it refunded).
+    for (s, o, end) in [
+        ("won", DisputeOutcome::Won, "won"),
+        ("warning_closed", DisputeOutcome::Won, "won"),
+        ("prevented", DisputeOutcome::Won, "won"),
+        ("lost", DisputeOutcome::Lost, "lost"),
+        ("charge_refunded", DisputeOutcome::Refunded, "refunded"),
     ] {
-        let end = if o == DisputeOutcome::Won { "won" } else { "lost" };
         assert_eq!(
             state(&dispute("charge.dispute.closed", Some(s))),
             (format!("stripe:dispute:{id}:closed:{end}"), Some(o))

@@ -335,9 +335,14 @@ pub enum DisputeOutcome {
     /// (Stripe `won`, `warning_closed`, `prevented`; Razorpay `won`, `closed`): the payment
     /// stands, so the dispute takes nothing back.
     Won,
-    /// Decided for the customer (Stripe `lost`, `charge_refunded`; Razorpay `lost`):
-    /// the dispute takes back what the payment granted.
+    /// Decided for the customer (Stripe `lost`; Razorpay `lost`): the dispute takes back
+    /// what the payment granted.
     Lost,
+    /// Closed because the merchant refunded the disputed charge (Stripe's retired
+    /// `charge_refunded`): the refund, told by its own event, takes back what it refunded;
+    /// the dispute takes nothing more, as a won one (else the same money would be taken
+    /// back twice).
+    Refunded,
 }
 
 /// A payment applied to an invoice (Stripe's `invoice_payment`, API 2025-03-31 on):

@@ -71,7 +71,10 @@
 //!   the same lots, usage drawn as it would have been, and later facts
 //!   (cancellation, deletion, expiry) in force. The outcome is gathered with
 //!   the attribution, so the closing may arrive before the opening. Should a
-//!   dispute be reported both won and lost, the loss counts (with a warning).
+//!   dispute be reported both won and lost, the loss counts (with a warning). A
+//!   dispute Stripe closes `charge_refunded` (the merchant refunded the charge
+//!   meanwhile) is skipped the same way: the refund's own event takes back what
+//!   it refunded, so the same money is never taken back twice.
 //! - Refunds and disputes find their payment by any of its ids. From Stripe's
 //!   API 2025-03-31 on a charge or payment intent no longer names its invoice
 //!   and the invoice lists its payments only when expanded, so the link comes

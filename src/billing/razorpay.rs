@@ -427,6 +427,7 @@ fn dispute(event: &EventInfo, payload: &At<'_>, outcome: Option<DisputeOutcome>)
         None => "created",
         Some(DisputeOutcome::Won) => "closed:won",
         Some(DisputeOutcome::Lost) => "closed:lost",
+        Some(DisputeOutcome::Refunded) => "closed:refunded",
     };
     Ok(Ok(vec![fact(event, format!("razorpay:dispute:{id}:{state}"), FactBody::Dispute(rev))]))
 }

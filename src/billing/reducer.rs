@@ -448,9 +448,10 @@ impl Attribution {
         changed
     }
 
-    /// A dispute that ended in the merchant's favour takes nothing back.
+    /// A dispute that ended in the merchant's favour takes nothing back, nor one closed by
+    /// a refund (the refund takes back what it refunded).
     fn dispute_won(&self, dispute: &str) -> bool {
-        self.disputes.get(dispute) == Some(&DisputeOutcome::Won)
+        matches!(self.disputes.get(dispute), Some(DisputeOutcome::Won | DisputeOutcome::Refunded))
     }
 
     /// The invoices a payment (payment intent, charge) is known to have paid.

@@ -596,7 +596,8 @@ fn dispute_state(status: &str, path: String) -> Result<Option<DisputeOutcome>, P
     Ok(match status {
         "warning_needs_response" | "warning_under_review" | "needs_response" | "under_review" => None,
         "won" | "warning_closed" | "prevented" => Some(DisputeOutcome::Won),
-        "lost" | "charge_refunded" => Some(DisputeOutcome::Lost),
+        "lost" => Some(DisputeOutcome::Lost),
+        "charge_refunded" => Some(DisputeOutcome::Refunded),
         other => {
             return Err(ParseError::InvalidValue {
                 path,
@@ -624,7 +625,7 @@ fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, Par
     if closed && outcome.is_none() {
         return Err(ParseError::InvalidValue {
             path: obj.field_path("status"),
-            message: "a closed dispute is won, lost, warning_closed or prevented".into(),
+            message: "a closed dispute is won, lost, warning_closed, prevented or charge_refunded".into(),
         });
     }
     let mut payment_refs = vec![sref(&charge)];
@@ -648,6 +649,7 @@ fn dispute(event: &EventInfo, obj: &At<'_>, closed: bool) -> Result<Outcome, Par
         None => "created",
         Some(DisputeOutcome::Won) => "closed:won",
         Some(DisputeOutcome::Lost) => "closed:lost",
+        Some(DisputeOutcome::Refunded) => "closed:refunded",
     };
     Ok(Ok(vec![fact(event, format!("stripe:dispute:{id}:{state}"), FactBody::Dispute(r))]))
 }
