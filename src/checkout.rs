@@ -3,7 +3,8 @@
 //! From the catalog, an offer and what the buyer already holds ([`Account`]), the core
 //! builds a Stripe Checkout Session or a Razorpay subscription or order ([`checkout`]), a
 //! Stripe billing portal session ([`portal`]), a cancellation at the period end or its
-//! undoing ([`cancel`]) and a plan change ([`change`]). Every refusal is a value
+//! undoing ([`cancel`]), a paused subscription's resumption ([`resume`]) and a plan change
+//! ([`change`]). Every refusal is a value
 //! ([`Refusal`]) decided before any provider is called. A purchase always carries its
 //! attribution twice: on the session or order (`client_reference_id`, `metadata` /
 //! `notes`) and on what the provider creates from it (`subscription_data.metadata`,
@@ -169,6 +170,8 @@ pub enum RefusalCode {
     SameOffer,
     /// The subscription has ended or was canceled; nothing to change or resume.
     NotRunning,
+    /// A resumption of a subscription that is not paused (or none of the subject's is).
+    NotPaused,
 }
 
 impl RefusalCode {
@@ -190,6 +193,7 @@ impl RefusalCode {
             RefusalCode::NotSupported => "not_supported",
             RefusalCode::SameOffer => "same_offer",
             RefusalCode::NotRunning => "not_running",
+            RefusalCode::NotPaused => "not_paused",
         }
     }
 }
@@ -710,6 +714,123 @@ pub fn cancel(account: &Account, id: Option<&str>, resume: bool) -> Result<Call,
     }
 }
 
+/// How a Stripe subscription is paused, read from the subscription object Stripe answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StripePause {
+    /// Status `paused` (a trial that ended without a payment method): resumed by
+    /// `POST /v1/subscriptions/{id}/resume`.
+    Status,
+    /// `pause_collection` set ("pause payment collection", status unchanged): resumed by
+    /// unsetting it.
+    Collection,
+}
+
+impl StripePause {
+    /// How `subscription` (a Stripe subscription object) is paused, if it is. Stripe never
+    /// has both: a subscription whose collection is paused cannot move into `paused`.
+    pub fn of(subscription: &Value) -> Option<StripePause> {
+        if subscription["status"].as_str() == Some("paused") {
+            Some(StripePause::Status)
+        } else if !subscription["pause_collection"].is_null() {
+            Some(StripePause::Collection)
+        } else {
+            None
+        }
+    }
+}
+
+/// A paused subscription's resumption, decided: which subscription, and the first request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Resume {
+    pub subscription: String,
+    pub provider: Provider,
+    /// Razorpay: the resumption itself. Stripe: a read of the subscription, whose answer
+    /// says which of its two pauses it is ([`Resume::next`]); the store knows only that it
+    /// is paused.
+    pub first: Call,
+}
+
+/// Resumes the subject's paused subscription at its provider, now: the one named (it must
+/// be the subject's own), or the subject's only paused one. Who may ask is who may cancel
+/// ([`cancel`]): the subject itself, or an organization's owner or admin. Access comes
+/// back with the provider's webhook, as after any other change.
+pub fn resume(account: &Account, id: Option<&str>) -> Result<Resume, Refusal> {
+    account.may_manage()?;
+    let held = match id {
+        Some(_) => pick(account, id)?,
+        None => {
+            let paused: Vec<&Held> = account.subscriptions.iter().filter(|s| s.status == SubStatus::Paused).collect();
+            match paused.as_slice() {
+                [one] => *one,
+                [] if account.subscriptions.iter().any(Held::is_live) => {
+                    return Err(Refusal::new(RefusalCode::NotPaused, format!("no subscription of {} is paused", account.subject)))
+                }
+                [] => return Err(Refusal::new(RefusalCode::NoSubscription, format!("{} has no running subscription", account.subject))),
+                many => {
+                    return Err(Refusal::new(
+                        RefusalCode::AmbiguousSubscription,
+                        format!(
+                            "{} has {} paused subscriptions ({}): name one as `subscription`",
+                            account.subject,
+                            many.len(),
+                            many.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    if !held.is_live() {
+        return Err(Refusal::new(RefusalCode::NotRunning, format!("subscription {} is {}", held.id, status_str(held.status))));
+    }
+    if held.status != SubStatus::Paused {
+        return Err(Refusal::new(
+            RefusalCode::NotPaused,
+            format!("subscription {} is {}, not paused: there is nothing to resume", held.id, status_str(held.status)),
+        ));
+    }
+    let first = match held.provider {
+        Provider::Stripe => Call::stripe(Method::Get, format!("/v1/subscriptions/{}", held.id), vec![]),
+        Provider::Razorpay => razorpay_resume(&held.id),
+    };
+    Ok(Resume { subscription: held.id.clone(), provider: held.provider, first })
+}
+
+fn razorpay_resume(id: &str) -> Call {
+    Call::razorpay(Method::Post, format!("/v1/subscriptions/{id}/resume"), Some(json!({"resume_at": "now"})))
+}
+
+impl Resume {
+    /// The request after `answers` (the providers' answers to the requests so far, in
+    /// order), or `None` when it is done. Stripe's first answer is the subscription: status
+    /// `paused` is resumed now with a new billing period from today (`billing_cycle_anchor`
+    /// `now`, Stripe's default, which invoices the period at once and prorates nothing);
+    /// `pause_collection` set is unset (an empty value: Stripe's way of clearing a hash),
+    /// which collects again from the next invoice on. A subscription Stripe does not have
+    /// paused (its resumption already under way) is refused.
+    pub fn next(&self, answers: &[Value]) -> Result<Option<Call>, Refusal> {
+        if self.provider != Provider::Stripe || answers.len() != 1 {
+            return Ok(None);
+        }
+        let path = format!("/v1/subscriptions/{}", self.subscription);
+        match StripePause::of(&answers[0]) {
+            Some(StripePause::Status) => {
+                Ok(Some(Call::stripe(Method::Post, format!("{path}/resume"), vec![("billing_cycle_anchor".into(), "now".into())])))
+            }
+            Some(StripePause::Collection) => Ok(Some(Call::stripe(Method::Post, path, vec![("pause_collection".into(), String::new())]))),
+            None => Err(Refusal::new(
+                RefusalCode::NotPaused,
+                format!(
+                    "Stripe has subscription {} {} and collecting payments, not paused: its resumption arrives with Stripe's webhook",
+                    self.subscription,
+                    answers[0]["status"].as_str().unwrap_or("without a status")
+                ),
+            )),
+        }
+    }
+}
+
 fn status_str(s: SubStatus) -> &'static str {
     match s {
         SubStatus::Incomplete => "incomplete",
@@ -1198,6 +1319,70 @@ mod tests {
         let mut o = org(Role::Member, 0);
         o.subscriptions.push(held(Provider::Stripe, "sub_o", "ORG_PROFESSIONAL_MONTHLY", SubStatus::Active));
         assert_eq!(cancel(&o, None, false).unwrap_err().code, RefusalCode::NotOrgAdmin);
+    }
+
+    #[test]
+    fn resume_acts_on_the_callers_own_paused_subscription() {
+        let mut a = user();
+        assert_eq!(resume(&a, None).unwrap_err().code, RefusalCode::NoSubscription);
+        a.subscriptions.push(held(Provider::Stripe, "sub_old", "SUITE_BASIC_MONTHLY", SubStatus::Ended));
+        a.subscriptions.push(held(Provider::Stripe, "sub_1", "SUITE_PRO_MONTHLY", SubStatus::Active));
+        // Nothing paused: refused before any call, named or not.
+        assert_eq!(resume(&a, None).unwrap_err().code, RefusalCode::NotPaused);
+        assert_eq!(resume(&a, Some("sub_1")).unwrap_err().code, RefusalCode::NotPaused);
+        assert_eq!(resume(&a, Some("sub_old")).unwrap_err().code, RefusalCode::NotRunning);
+        assert_eq!(resume(&a, Some("sub_someone_elses")).unwrap_err().code, RefusalCode::NoSubscription);
+        // Paused beside an active one: unnamed, the paused one.
+        a.subscriptions.push(held(Provider::Stripe, "sub_2", "CLOUD_VIDEO_PRO_MONTHLY", SubStatus::Paused));
+        let r = resume(&a, None).unwrap();
+        assert_eq!(r.subscription, "sub_2");
+        assert_eq!((r.first.method, r.first.path.as_str(), &r.first.body), (Method::Get, "/v1/subscriptions/sub_2", &Body::None));
+        assert_eq!(resume(&a, Some("sub_2")).unwrap(), r);
+        a.subscriptions.push(held(Provider::Stripe, "sub_3", "CLOUD_WRITING_PRO_MONTHLY", SubStatus::Paused));
+        assert_eq!(resume(&a, None).unwrap_err().code, RefusalCode::AmbiguousSubscription);
+        assert_eq!(resume(&a, Some("sub_3")).unwrap().subscription, "sub_3");
+        // An organization's: its owners' and admins'.
+        let mut o = org(Role::Member, 0);
+        o.subscriptions.push(held(Provider::Stripe, "sub_o", "ORG_PROFESSIONAL_MONTHLY", SubStatus::Paused));
+        assert_eq!(resume(&o, None).unwrap_err().code, RefusalCode::NotOrgAdmin);
+        o.role = Some(Role::Admin);
+        assert_eq!(resume(&o, None).unwrap().subscription, "sub_o");
+    }
+
+    #[test]
+    fn stripe_resumes_a_paused_status_and_unsets_a_paused_collection() {
+        let mut a = user();
+        a.subscriptions.push(held(Provider::Stripe, "sub_1", "SUITE_PRO_MONTHLY", SubStatus::Paused));
+        let r = resume(&a, None).unwrap();
+        let sub = |status: &str, pause: Value| json!({"id": "sub_1", "object": "subscription", "status": status, "pause_collection": pause});
+        // Status `paused` (a trial ended without a payment method): its resume endpoint.
+        let c = r.next(&[sub("paused", Value::Null)]).unwrap().unwrap();
+        assert_eq!((c.method, c.path.as_str()), (Method::Post, "/v1/subscriptions/sub_1/resume"));
+        assert_eq!(c.body().unwrap(), ("application/x-www-form-urlencoded", b"billing_cycle_anchor=now".to_vec()));
+        assert_eq!(StripePause::of(&sub("paused", Value::Null)), Some(StripePause::Status));
+        // Payment collection paused (status still active, or trialing, or past due): unset.
+        for status in ["active", "trialing", "past_due"] {
+            let c = r.next(&[sub(status, json!({"behavior": "void", "resumes_at": null}))]).unwrap().unwrap();
+            assert_eq!((c.method, c.path.as_str()), (Method::Post, "/v1/subscriptions/sub_1"));
+            assert_eq!(c.body().unwrap().1, b"pause_collection=".to_vec(), "the hash unset with an empty value");
+        }
+        // Stripe no longer has it paused: refused, nothing sent.
+        assert_eq!(r.next(&[sub("active", Value::Null)]).unwrap_err().code, RefusalCode::NotPaused);
+        assert_eq!(r.next(&[json!({"id": "sub_1", "status": "active"})]).unwrap_err().code, RefusalCode::NotPaused);
+        // One request after the read, then done.
+        assert_eq!(r.next(&[sub("paused", Value::Null), sub("active", Value::Null)]).unwrap(), None);
+    }
+
+    #[test]
+    fn razorpay_resumes_a_paused_subscription_now_in_one_request() {
+        let mut a = user();
+        a.subscriptions.push(held(Provider::Razorpay, "sub_R", "PREMIUM_MONTHLY", SubStatus::Paused));
+        let r = resume(&a, None).unwrap();
+        assert_eq!((r.provider, r.first.method, r.first.path.as_str()), (Provider::Razorpay, Method::Post, "/v1/subscriptions/sub_R/resume"));
+        assert_eq!(r.first.body, Body::Json(json!({"resume_at": "now"})));
+        assert_eq!(r.next(&[json!({"id": "sub_R", "status": "active"})]).unwrap(), None);
+        a.subscriptions[0].status = SubStatus::PastDue;
+        assert_eq!(resume(&a, None).unwrap_err().code, RefusalCode::NotPaused);
     }
 
     #[test]
