@@ -1,4 +1,5 @@
-//! Money in: `POST /v1/checkout`, `/v1/portal` and `/v1/subscriptions/{cancel,resume,change}`.
+//! Money in: `POST /v1/checkout`, `/v1/portal`, `/v1/subscriptions/{cancel,resume,change}`
+//! and `/v1/billing/resume` (a paused subscription resumed).
 //!
 //! Each parses its body, reads the buyer's account in one store call
 //! ([`Store::account`]), asks the core for the provider request
@@ -36,7 +37,8 @@ fn refused(r: Refusal) -> AppResponse {
         | RefusalCode::AmbiguousSubscription
         | RefusalCode::NotSupported
         | RefusalCode::SameOffer
-        | RefusalCode::NotRunning => 409,
+        | RefusalCode::NotRunning
+        | RefusalCode::NotPaused => 409,
     };
     error(status, r.code.as_str(), r.message)
 }
@@ -314,6 +316,51 @@ pub async fn cancel<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         ),
         Err(r) => r,
     }
+}
+
+/// `POST /v1/billing/resume` `{"subscription"?, "organization_id"?}`: the caller's (or, as
+/// owner or admin, its organization's) paused subscription resumed at its provider, by the
+/// requests the core decides ([`checkout::resume`]); access follows the webhook.
+pub async fn resume<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims) -> AppResponse {
+    let body = if req.body.is_empty() { Ok(json!({})) } else { json_body(req) };
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (sub, org) = match (opt_str(&body, "subscription"), organization(&body)) {
+        (Ok(s), Ok(o)) => (s, o),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let account = match account(ctx, claims, org).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let plan = match checkout::resume(&account, sub) {
+        Ok(p) => p,
+        Err(r) => return refused(r),
+    };
+    let mut answers = vec![];
+    let mut call = plan.first.clone();
+    loop {
+        match send(ctx, &call, None).await {
+            Ok(v) => answers.push(v),
+            Err(r) => return r,
+        }
+        match plan.next(&answers) {
+            Ok(Some(c)) => call = c,
+            Ok(None) => break,
+            Err(r) => return refused(r),
+        }
+    }
+    AppResponse::json(
+        200,
+        &json!({
+            "subscription": plan.subscription,
+            "provider": plan.provider.as_str(),
+            "provider_status": answers.last().map_or(Value::Null, |v| v["status"].clone()),
+            "applied": "when the provider's webhook arrives",
+        }),
+    )
 }
 
 /// `POST /v1/subscriptions/change` `{"offer", "clouds"?, "subscription"?, "organization_id"?}`.

@@ -1,4 +1,5 @@
-//! The money-in routes (`/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*`) on the
+//! The money-in routes (`/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*`,
+//! `/v1/billing/resume`) on the
 //! in-memory store. Provider calls go to a RECORDER (a transport that records each request
 //! and answers the few fields of the object the provider would return, or a failure it
 //! is told to give): what is checked here is the route's own work (refusals before any
@@ -40,6 +41,8 @@ enum Answer {
 struct Recorder {
     seen: Rc<RefCell<Vec<OutRequest>>>,
     answer: Rc<RefCell<Answer>>,
+    /// What a read of a Stripe subscription (`GET /v1/subscriptions/{id}`) answers.
+    subscription: Rc<RefCell<Value>>,
 }
 
 impl Transport for Recorder {
@@ -51,6 +54,8 @@ impl Transport for Recorder {
             Answer::Ok if req.url.ends_with("/v1/checkout/sessions") => json!({"id": "cs_test_1", "object": "checkout.session",
                 "url": "https://checkout.stripe.com/c/pay/cs_test_1"}),
             Answer::Ok if req.url.ends_with("/v1/billing_portal/sessions") => json!({"id": "bps_1", "url": "https://billing.stripe.com/p/session/1"}),
+            Answer::Ok if req.method == Method::Get && req.url.contains("/v1/subscriptions/") => self.subscription.borrow().clone(),
+            Answer::Ok if req.url.ends_with("/resume") => json!({"id": "x", "status": "active"}),
             Answer::Ok => json!({"id": "x"}),
         };
         Ok(OutResponse { status: 200, headers: Headers::new(), body: body.to_string().into_bytes() })
@@ -113,7 +118,7 @@ impl T {
             vars.push((k.to_string(), v.to_string()));
         }
         let config = Config::from_lookup(|k| vars.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone())).expect("config");
-        let rec = Recorder { seen: Rc::default(), answer: Rc::new(RefCell::new(Answer::Ok)) };
+        let rec = Recorder { seen: Rc::default(), answer: Rc::new(RefCell::new(Answer::Ok)), subscription: Rc::default() };
         let app = App::with_store(config, rec.clone(), MemoryStore::new()).expect("app");
         app.ctx.store.add_user(U1);
         T { app, rec }
@@ -484,5 +489,192 @@ fn a_paused_subscriptions_seconds_are_kept_and_spendable_again_once_it_resumes()
         let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-resumed", render).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["balances"]["video_seconds"].as_i64(), Some(1770), "{v}");
+    });
+}
+
+/// The form of request `n` the recorder saw, with its method and url.
+fn sent(t: &T, n: usize) -> (Method, String, Vec<(String, String)>) {
+    let req = t.rec.seen.borrow()[n].clone();
+    (req.method, req.url.clone(), form(&req))
+}
+
+/// A Video Studio Creator subscriber whose trial ended without a payment method (Stripe's
+/// status `paused`) asks `POST /v1/billing/resume`: the worker reads the subscription,
+/// sees the status, and sends Stripe's resume (a new billing period from now). Nothing
+/// changes on the answer; Stripe's `customer.subscription.resumed` gives the plan back.
+#[test]
+fn a_subscription_stripe_paused_is_resumed_through_its_resume_endpoint_and_the_webhook_gives_it_back() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = t.creator_subscriber().await;
+        let paused = sub_event("evt_sub_2", "paused", "VIDEO_CREATOR_MONTHLY", "paused", NOW - 86_400, start, end, json!({}));
+        assert_eq!(t.stripe(&paused).await.0, 200);
+        let feature = json!({"feature": "video_seconds", "quantity": 30});
+        let (_, v) = t.post("/v1/check", U1, feature.clone()).await;
+        assert_eq!(v["reason"].as_str(), Some("paused"), "{v}");
+        *t.rec.subscription.borrow_mut() = json!({"id": "sub_1", "object": "subscription", "status": "paused", "pause_collection": null});
+
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!((v["subscription"].as_str(), v["provider"].as_str(), v["provider_status"].as_str()), (Some("sub_1"), Some("stripe"), Some("active")));
+        assert_eq!(t.calls(), 2, "the read, then the resumption");
+        let (m, url, f) = sent(&t, 0);
+        assert_eq!((m, url.as_str(), f.len()), (Method::Get, "https://stripe.recorder.test/v1/subscriptions/sub_1", 0));
+        let (m, url, f) = sent(&t, 1);
+        assert_eq!((m, url.as_str()), (Method::Post, "https://stripe.recorder.test/v1/subscriptions/sub_1/resume"));
+        assert_eq!(f, vec![("billing_cycle_anchor".to_string(), "now".to_string())]);
+        assert_eq!(t.rec.seen.borrow()[1].headers.get("authorization"), Some("Bearer sk_test_recorded"));
+        // The answer changes nothing: the webhook does.
+        let (_, v) = t.post("/v1/check", U1, feature.clone()).await;
+        assert_eq!(v["reason"].as_str(), Some("paused"), "{v}");
+        let resumed = sub_event("evt_sub_3", "resumed", "VIDEO_CREATOR_MONTHLY", "active", NOW - 60, NOW - 60, NOW - 60 + 30 * 86_400, json!({}));
+        assert_eq!(t.stripe(&resumed).await.0, 200);
+        let (_, v) = t.post("/v1/check", U1, feature).await;
+        assert_eq!(v["allowed"], json!(true), "{v}");
+        // Resumed: nothing left to resume, and nothing sent.
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
+        assert_eq!(t.calls(), 2);
+    });
+}
+
+/// A Video Studio Creator subscriber paused through Stripe's "pause payment collection"
+/// (status `active`, `pause_collection` set) asks `POST /v1/billing/resume` for it by id:
+/// the worker reads the subscription and unsets `pause_collection` (an empty value); the
+/// update Stripe then sends makes the month's seconds spendable again.
+#[test]
+fn a_paused_payment_collection_is_unset_and_the_update_that_follows_gives_the_seconds_back() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = t.creator_subscriber().await;
+        let pause = json!({"pause_collection": {"behavior": "void", "resumes_at": null}});
+        let paused = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 86_400, start, end, pause.clone());
+        assert_eq!(t.stripe(&paused).await.0, 200);
+        let mut sub = json!({"id": "sub_1", "object": "subscription", "status": "active"});
+        sub["pause_collection"] = pause["pause_collection"].clone();
+        *t.rec.subscription.borrow_mut() = sub;
+
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({"subscription": "sub_1"})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(t.calls(), 2);
+        assert_eq!(sent(&t, 0).0, Method::Get);
+        let (m, url, f) = sent(&t, 1);
+        assert_eq!((m, url.as_str()), (Method::Post, "https://stripe.recorder.test/v1/subscriptions/sub_1"));
+        assert_eq!(f, vec![("pause_collection".to_string(), String::new())]);
+        assert_eq!(t.rec.seen.borrow()[1].body.as_deref(), Some(&b"pause_collection="[..]));
+        let render = json!({"model": "standard", "quality": "watermark", "seconds": 30});
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-before", render.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (402, Some("paused")), "still paused until the webhook: {v}");
+        let resumed = sub_event("evt_sub_3", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 60, start, end, json!({"pause_collection": null}));
+        assert_eq!(t.stripe(&resumed).await.0, 200);
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-after", render).await;
+        assert_eq!((s, v["balances"]["video_seconds"].as_i64()), (200, Some(1770)), "{v}");
+    });
+}
+
+/// What `POST /v1/billing/resume` refuses: before any call, a subscription that is not
+/// paused (409 `not_paused`), none at all or another's (404 `no_subscription`), an
+/// organization's asked by a member (403 `not_org_admin`), a bad body (400); after the read,
+/// one Stripe no longer has paused (409 `not_paused`, nothing else sent).
+#[test]
+fn a_resumption_is_refused_for_what_is_not_the_callers_or_not_paused() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
+        let (start, end) = t.creator_subscriber().await;
+        for body in [json!({}), json!({"subscription": "sub_1"})] {
+            let (s, v) = t.post("/v1/billing/resume", U1, body).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
+        }
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({"subscription": "sub_someone_elses"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
+        for body in [json!({"subscription": 5}), json!({"organization_id": "x"})] {
+            let (s, v) = t.post("/v1/billing/resume", U1, body).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_body")), "{v}");
+        }
+        let other = "00000000-0000-4000-8000-000000000002";
+        t.app.ctx.store.add_user(other);
+        let paused = sub_event("evt_sub_2", "paused", "VIDEO_CREATOR_MONTHLY", "paused", NOW - 86_400, start, end, json!({}));
+        assert_eq!(t.stripe(&paused).await.0, 200);
+        let (s, v) = t.post("/v1/billing/resume", other, json!({"subscription": "sub_1"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "another's subscription: {v}");
+        assert_eq!(t.calls(), 0, "no refused request reached Stripe");
+        // Stripe has it running already (its webhook on the way): refused after the read.
+        *t.rec.subscription.borrow_mut() = json!({"id": "sub_1", "object": "subscription", "status": "active", "pause_collection": null});
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
+        assert_eq!((t.calls(), sent(&t, 0).0), (1, Method::Get), "only the read");
+        // A provider failure is the route's 502, as for every money-in route.
+        *t.rec.answer.borrow_mut() = Answer::Status(404, json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such subscription: 'sub_1'"}}));
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!((s, v["error"]["code"].as_str(), v["error"]["provider_code"].as_str()), (502, Some("provider_error"), Some("resource_missing")), "{v}");
+
+        // An organization's billing is its owners' and admins'.
+        let o = T::new("org-seats", &[]);
+        o.app.ctx.store.add_org(ORG);
+        o.app.ctx.store.add_member(ORG, U1, "member");
+        let (s, v) = o.post("/v1/billing/resume", U1, json!({"organization_id": ORG})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_org_admin")), "{v}");
+        o.app.ctx.store.add_member(ORG, U1, "admin");
+        let (s, v) = o.post("/v1/billing/resume", U1, json!({"organization_id": ORG})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
+        assert_eq!(o.calls(), 0);
+    });
+}
+
+/// A Razorpay AI app subscriber whose subscription Razorpay paused asks
+/// `POST /v1/billing/resume`: one request, Razorpay's resume with `resume_at` now (JSON,
+/// Basic auth); `subscription.resumed` then gives Premium back.
+#[test]
+fn a_razorpay_subscription_is_resumed_now_in_one_request() {
+    block(async {
+        const RZP: &str = "rzp_pay_test_secret";
+        let t = T::new("razorpay-ai", &[("RAZORPAY_WEBHOOK_SECRET", RZP)]);
+        let (start, end) = (NOW - 5 * 86_400, NOW + 25 * 86_400);
+        let rzp = |ev: &str, status: &str, created: i64| {
+            json!({"entity": "event", "account_id": "acc_x", "event": ev, "contains": ["subscription"],
+                "payload": {"subscription": {"entity": {
+                    "id": "sub_r1", "entity": "subscription", "plan_id": "plan_premium_monthly",
+                    "customer_id": "cust_r1", "status": status, "current_start": start, "current_end": end,
+                    "ended_at": null, "quantity": 1, "notes": {"user_id": U1}, "charge_at": end,
+                    "start_at": start, "end_at": start + 365 * 86_400, "auth_attempts": 0, "total_count": 12,
+                    "paid_count": 1, "customer_notify": true, "created_at": start, "expire_by": null,
+                    "short_url": null, "has_scheduled_changes": false, "change_scheduled_at": null,
+                    "source": "api", "payment_method": "card", "offer_id": null, "remaining_count": 11}}},
+                "created_at": created})
+        };
+        let deliver = |id: &'static str, ev: Value| {
+            let body = ev.to_string();
+            let sig = hex::encode(hmac(RZP, &body));
+            let headers = Headers::new().with("x-razorpay-signature", sig).with("x-razorpay-event-id", id);
+            InRequest { method: Method::Post, path: "/webhooks/razorpay".into(), query: String::new(), headers, body: body.into_bytes() }
+        };
+        let ai = json!({"feature": "ai_generation"});
+        let r = t.app.handle(deliver("evt_r1", rzp("subscription.activated", "active", start + 10)), Timestamp(NOW)).await;
+        assert_eq!(r.status, 200);
+        let (_, v) = t.post("/v1/check", U1, ai.clone()).await;
+        assert_eq!(v["allowed"], json!(true), "{v}");
+        let r = t.app.handle(deliver("evt_r2", rzp("subscription.paused", "paused", NOW - 86_400)), Timestamp(NOW)).await;
+        assert_eq!(r.status, 200);
+        let (_, v) = t.post("/v1/check", U1, ai.clone()).await;
+        assert_eq!(v["reason"].as_str(), Some("paused"), "{v}");
+
+        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!((v["subscription"].as_str(), v["provider"].as_str()), (Some("sub_r1"), Some("razorpay")));
+        assert_eq!(t.calls(), 1);
+        let req = t.rec.seen.borrow()[0].clone();
+        assert_eq!((req.method, req.url.as_str()), (Method::Post, "https://razorpay.recorder.test/v1/subscriptions/sub_r1/resume"));
+        assert_eq!(req.headers.get("authorization"), Some("Basic cnpwX3Rlc3RfaWQ6cnpwX3Rlc3Rfc2VjcmV0"));
+        assert_eq!(req.headers.get("content-type"), Some("application/json"));
+        let body: Value = serde_json::from_slice(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body, json!({"resume_at": "now"}));
+        let (_, v) = t.post("/v1/check", U1, ai.clone()).await;
+        assert_eq!(v["reason"].as_str(), Some("paused"), "the answer changes nothing: {v}");
+        let r = t.app.handle(deliver("evt_r3", rzp("subscription.resumed", "active", NOW - 60)), Timestamp(NOW)).await;
+        assert_eq!(r.status, 200);
+        let (_, v) = t.post("/v1/check", U1, ai).await;
+        assert_eq!(v["allowed"], json!(true), "{v}");
     });
 }
