@@ -1,5 +1,5 @@
-// Money in, end to end: `/v1/checkout`, `/v1/portal` and `/v1/subscriptions/*` through
-// wrangler dev against PostgreSQL.
+// Money in, end to end: `/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*` and
+// `/v1/billing/resume` through wrangler dev against PostgreSQL.
 //
 // The worker's STRIPE_API_BASE and RAZORPAY_API_BASE point at a RECORDER on this machine
 // (a contract-test stand-in: it records every request and answers the few fields the
@@ -49,11 +49,13 @@ function answer(provider, method, path, body, query) {
     if (method === 'POST' && path === '/v1/billing_portal/sessions') {
       return [200, { id: `bps_${n}`, object: 'billing_portal.session', url: `https://billing.stripe.com/p/session/test_${n}` }];
     }
-    let m = path.match(/^\/v1\/subscriptions\/([^/]+)$/);
+    let m = path.match(/^\/v1\/subscriptions\/([^/]+)(\/resume)?$/);
     if (m) {
       const sub = subscriptions.get(m[1]);
       if (!sub) return [404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such subscription: '${m[1]}'` } }];
-      return [200, { ...sub, cancel_at_period_end: method === 'POST' ? body.get('cancel_at_period_end') === 'true' : sub.cancel_at_period_end }];
+      if (m[2]) return [200, { ...sub, status: 'active' }];
+      const cancel = method === 'POST' && body?.has('cancel_at_period_end');
+      return [200, { ...sub, cancel_at_period_end: cancel ? body.get('cancel_at_period_end') === 'true' : sub.cancel_at_period_end }];
     }
     if (method === 'POST' && path === '/v1/subscription_schedules') {
       const sub = subscriptions.get(body.get('from_subscription'));
@@ -71,7 +73,7 @@ function answer(provider, method, path, body, query) {
     if (method === 'POST' && path === '/v1/orders') {
       return [200, { id: `order_${n}`, entity: 'order', amount: body.amount, currency: body.currency, status: 'created' }];
     }
-    const m = path.match(/^\/v1\/subscriptions\/([^/]+)(\/cancel)?$/);
+    const m = path.match(/^\/v1\/subscriptions\/([^/]+)(\/cancel|\/resume)?$/);
     if (m) return [200, { id: m[1], entity: 'subscription', status: 'active' }];
   }
   return [404, { error: { message: `the recorder has no answer for ${method} ${path}` } }];
@@ -275,6 +277,53 @@ test('a plan bought through /v1/checkout: the session Stripe\'s library would cr
   const other = await createUser();
   calls = workerCalls();
   const foreign = await post('/v1/subscriptions/cancel', other, { subscription });
+  assert.equal(foreign.status, 404, foreign.text);
+  assert.equal(workerCalls(), calls);
+});
+
+test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for status paused, pause_collection unset, as Stripe\'s library sends them; the webhooks give it back', { skip: only('vcm-suite') }, async () => {
+  const uid = await createUser();
+  const r = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_MONTHLY', ...urls });
+  assert.equal(r.status, 200, r.text);
+  const session = recorded.filter((x) => x.by === 'worker').at(-1);
+  const { subscription } = await completeStripe(session, r.json.id);
+  const status = async () => (await q('select status, paused_since from cloud_entitlements where user_id = $1', [uid]))[0];
+
+  // Nothing paused: refused before Stripe is called.
+  let calls = workerCalls();
+  const early = await post('/v1/billing/resume', uid, {});
+  assert.equal(early.status, 409, early.text);
+  assert.equal(early.json.error.code, 'not_paused');
+  assert.equal(workerCalls(), calls);
+
+  // Status `paused` (a trial ended without a payment method): read, then Stripe's resume.
+  await stripeUpdated(subscription, { status: 'paused' });
+  assert.notEqual((await status()).paused_since, null);
+  const resumed = await post('/v1/billing/resume', uid, {});
+  assert.equal(resumed.status, 200, resumed.text);
+  assert.equal(resumed.json.subscription, subscription);
+  const mine = recorded.filter((x) => x.by === 'worker').slice(-2);
+  await sameAsLibrary(() => stripeLib().subscriptions.retrieve(subscription), mine[0]);
+  await sameAsLibrary(() => stripeLib().subscriptions.resume(subscription, { billing_cycle_anchor: 'now' }), mine[1]);
+  assert.notEqual((await status()).paused_since, null, 'the answer of the route changes nothing');
+  await stripeUpdated(subscription, { status: 'active' });
+  assert.deepEqual(await status(), { status: 'active', paused_since: null });
+
+  // Payment collection paused (status still active): read, then pause_collection unset.
+  await stripeUpdated(subscription, { pause_collection: { behavior: 'void', resumes_at: null } });
+  assert.notEqual((await status()).paused_since, null);
+  const unpaused = await post('/v1/billing/resume', uid, { subscription });
+  assert.equal(unpaused.status, 200, unpaused.text);
+  const two = recorded.filter((x) => x.by === 'worker').slice(-2);
+  await sameAsLibrary(() => stripeLib().subscriptions.retrieve(subscription), two[0]);
+  await sameAsLibrary(() => stripeLib().subscriptions.update(subscription, { pause_collection: '' }), two[1]);
+  await stripeUpdated(subscription, { pause_collection: null });
+  assert.deepEqual(await status(), { status: 'active', paused_since: null });
+
+  // Someone else's paused subscription is not the caller's to resume.
+  await stripeUpdated(subscription, { status: 'paused' });
+  calls = workerCalls();
+  const foreign = await post('/v1/billing/resume', await createUser(), { subscription });
   assert.equal(foreign.status, 404, foreign.text);
   assert.equal(workerCalls(), calls);
 });
@@ -533,4 +582,38 @@ test('Razorpay: a plan is a subscription, a top-up an order, as Razorpay\'s libr
   assert.equal(failed.status, 502, failed.text);
   assert.match(failed.json.error.message, /plan id provided does not exist/);
   await sleep(0);
+});
+
+test('Razorpay: a paused subscription resumed through /v1/billing/resume, as Razorpay\'s library sends it; subscription.resumed gives it back', { skip: only('razorpay-ai') }, async () => {
+  const uid = await createUser();
+  const r = await post('/v1/checkout', uid, { offer: 'PREMIUM_MONTHLY', ...urls });
+  assert.equal(r.status, 200, r.text);
+  const created = recorded.filter((x) => x.by === 'worker').at(-1);
+  const at = now();
+  const entity = { id: r.json.id, entity: 'subscription', plan_id: created.body.plan_id, customer_id: id('cust'), status: 'active',
+    current_start: at, current_end: at + 30 * DAY, ended_at: null, quantity: 1, notes: created.body.notes, charge_at: at + 30 * DAY,
+    start_at: at, end_at: null, auth_attempts: 0, total_count: 120, paid_count: 1, created_at: at };
+  const payment = { id: id('pay'), entity: 'payment', amount: 49900, currency: 'INR', status: 'captured', order_id: id('order'),
+    invoice_id: id('inv'), method: 'card', captured: true, customer_id: entity.customer_id, created_at: at, notes: {} };
+  const deliver = async (event, status, created_at, extra = {}) => {
+    const d = await postRazorpay({ entity: 'event', account_id: 'acc_test', event, contains: ['subscription', ...Object.keys(extra)],
+      payload: { subscription: { entity: { ...entity, status } }, ...extra }, created_at });
+    assert.equal(d.status, 200, d.text);
+  };
+  await deliver('subscription.charged', 'active', at, { payment: { entity: payment } });
+  const grant = async () => (await q('select status, paused_since from cloud_entitlements where user_id = $1', [uid]))[0];
+  assert.equal((await grant()).status, 'active');
+  await deliver('subscription.paused', 'paused', at + 5);
+  assert.notEqual((await grant()).paused_since, null);
+
+  const resume = await post('/v1/billing/resume', uid, {});
+  assert.equal(resume.status, 200, resume.text);
+  assert.equal(resume.json.subscription, r.json.id);
+  await sameAsLibrary(() => razorpayLib().subscriptions.resume(r.json.id, { resume_at: 'now' }));
+  assert.notEqual((await grant()).paused_since, null, 'the answer of the route changes nothing');
+  await deliver('subscription.resumed', 'active', at + 10);
+  assert.deepEqual(await grant(), { status: 'active', paused_since: null });
+  const again = await post('/v1/billing/resume', uid, {});
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.json.error.code, 'not_paused');
 });
