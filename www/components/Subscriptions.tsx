@@ -1,9 +1,10 @@
 'use client';
 
 // The account page's subscriptions: each one's state as the database holds it (active,
-// trialing, past due; renews or ends on; canceled at period end), "Cancel at period end"
-// and "Resume" through the worker of the app that sold it (POST /v1/subscriptions/cancel
-// and /resume), and "Manage billing" (POST /v1/portal: the provider's customer portal).
+// trialing, past due, paused; renews or ends on; canceled at period end), "Cancel at period
+// end" and "Resume" through the worker of the app that sold it (POST /v1/subscriptions/cancel
+// and /resume; a paused one's "Resume", POST /v1/billing/resume), and "Manage billing"
+// (POST /v1/portal: the provider's customer portal).
 // The worker answers once the provider has the request; the row changes only when the
 // provider's webhook has reached the worker, so the page reads the rows again until
 // then. A refusal is shown as the worker's text.
@@ -53,7 +54,8 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
     return body.subscriptions;
   }, []);
 
-  async function act(s: SubscriptionRow, resume: boolean) {
+  async function act(s: SubscriptionRow, action: 'cancel' | 'resume' | 'unpause') {
+    const resume = action !== 'cancel';
     const app = appOf(s.offer_key);
     if (!app) {
       setMsg({ ok: false, text: `No app here sells ${s.offer_key ?? 'this subscription'}.` });
@@ -61,7 +63,8 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
     }
     setBusy(s.subscription_id);
     setMsg(null);
-    const a = await postWorker(app.url, accessToken, `/v1/subscriptions/${resume ? 'resume' : 'cancel'}`, {
+    const path = action === 'unpause' ? '/v1/billing/resume' : `/v1/subscriptions/${action}`;
+    const a = await postWorker(app.url, accessToken, path, {
       subscription: s.subscription_id,
       ...(s.organization_id ? { organization_id: s.organization_id } : {}),
     });
@@ -83,14 +86,15 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
     while (!done && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 400));
       const now = await load();
-      done = Boolean(now?.some((x) => x.subscription_id === s.subscription_id && x.cancel_at_period_end === !resume));
+      done = Boolean(now?.some((x) => x.subscription_id === s.subscription_id
+        && (action === 'unpause' ? x.status !== 'paused' : x.cancel_at_period_end === !resume)));
     }
     setBusy(null);
     if (!done) {
       setMsg({ ok: false, text: 'The provider has the request, but its confirmation has not arrived yet; this page shows it once it has.' });
       return;
     }
-    setMsg({ ok: true, text: resume ? 'Resumed: the subscription renews again.' : 'Canceled at period end: access stays until the period ends.' });
+    setMsg({ ok: true, text: action === 'unpause' ? 'Resumed: the subscription is running again.' : resume ? 'Resumed: the subscription renews again.' : 'Canceled at period end: access stays until the period ends.' });
     await t.refresh({ reason: resume ? 'resume' : 'cancel' });
     // The history is rendered on the server from the database: render it again.
     router.refresh();
@@ -137,12 +141,17 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
             </span>
             {ended(s) ? null : (
               <span className="actions">
-                {s.cancel_at_period_end ? (
-                  <button type="button" className="secondary" disabled={busy !== null} onClick={() => act(s, true)} data-testid="subscription-resume">
+                {s.status === 'paused' ? (
+                  <button type="button" className="secondary" disabled={busy !== null} onClick={() => act(s, 'unpause')} data-testid="subscription-unpause">
                     {busy === s.subscription_id ? 'Waiting…' : 'Resume'}
                   </button>
+                ) : null}
+                {s.cancel_at_period_end ? (
+                  <button type="button" className="secondary" disabled={busy !== null} onClick={() => act(s, 'resume')} data-testid="subscription-resume">
+                    {busy === s.subscription_id ? 'Waiting…' : s.status === 'paused' ? 'Keep renewing' : 'Resume'}
+                  </button>
                 ) : (
-                  <button type="button" className="secondary" disabled={busy !== null} onClick={() => act(s, false)} data-testid="subscription-cancel">
+                  <button type="button" className="secondary" disabled={busy !== null} onClick={() => act(s, 'cancel')} data-testid="subscription-cancel">
                     {busy === s.subscription_id ? 'Waiting…' : 'Cancel at period end'}
                   </button>
                 )}
