@@ -1,5 +1,5 @@
 // Money in, end to end: `/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*` and
-// `/v1/billing/resume` through wrangler dev against PostgreSQL.
+// `/v1/subscriptions/unpause` through wrangler dev against PostgreSQL.
 //
 // The worker's STRIPE_API_BASE and RAZORPAY_API_BASE point at a RECORDER on this machine
 // (a contract-test stand-in: it records every request and answers the few fields the
@@ -281,7 +281,7 @@ test('a plan bought through /v1/checkout: the session Stripe\'s library would cr
   assert.equal(workerCalls(), calls);
 });
 
-test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for status paused, pause_collection unset, as Stripe\'s library sends them; the webhooks give it back', { skip: only('vcm-suite') }, async () => {
+test('a paused plan resumed through /v1/subscriptions/unpause: Stripe\'s resume for status paused, pause_collection unset, as Stripe\'s library sends them; the webhooks give it back', { skip: only('vcm-suite') }, async () => {
   const uid = await createUser();
   const r = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_MONTHLY', ...urls });
   assert.equal(r.status, 200, r.text);
@@ -291,7 +291,7 @@ test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for sta
 
   // Nothing paused: refused before Stripe is called.
   let calls = workerCalls();
-  const early = await post('/v1/billing/resume', uid, {});
+  const early = await post('/v1/subscriptions/unpause', uid, {});
   assert.equal(early.status, 409, early.text);
   assert.equal(early.json.error.code, 'not_paused');
   assert.equal(workerCalls(), calls);
@@ -299,7 +299,7 @@ test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for sta
   // Status `paused` (a trial ended without a payment method): read, then Stripe's resume.
   await stripeUpdated(subscription, { status: 'paused' });
   assert.notEqual((await status()).paused_since, null);
-  const resumed = await post('/v1/billing/resume', uid, {});
+  const resumed = await post('/v1/subscriptions/unpause', uid, {});
   assert.equal(resumed.status, 200, resumed.text);
   assert.equal(resumed.json.subscription, subscription);
   const mine = recorded.filter((x) => x.by === 'worker').slice(-2);
@@ -312,7 +312,7 @@ test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for sta
   // Payment collection paused (status still active): read, then pause_collection unset.
   await stripeUpdated(subscription, { pause_collection: { behavior: 'void', resumes_at: null } });
   assert.notEqual((await status()).paused_since, null);
-  const unpaused = await post('/v1/billing/resume', uid, { subscription });
+  const unpaused = await post('/v1/subscriptions/unpause', uid, { subscription });
   assert.equal(unpaused.status, 200, unpaused.text);
   const two = recorded.filter((x) => x.by === 'worker').slice(-2);
   await sameAsLibrary(() => stripeLib().subscriptions.retrieve(subscription), two[0]);
@@ -323,7 +323,7 @@ test('a paused plan resumed through /v1/billing/resume: Stripe\'s resume for sta
   // Someone else's paused subscription is not the caller's to resume.
   await stripeUpdated(subscription, { status: 'paused' });
   calls = workerCalls();
-  const foreign = await post('/v1/billing/resume', await createUser(), { subscription });
+  const foreign = await post('/v1/subscriptions/unpause', await createUser(), { subscription });
   assert.equal(foreign.status, 404, foreign.text);
   assert.equal(workerCalls(), calls);
 });
@@ -584,7 +584,7 @@ test('Razorpay: a plan is a subscription, a top-up an order, as Razorpay\'s libr
   await sleep(0);
 });
 
-test('Razorpay: a paused subscription resumed through /v1/billing/resume, as Razorpay\'s library sends it; subscription.resumed gives it back', { skip: only('razorpay-ai') }, async () => {
+test('Razorpay: a paused subscription resumed through /v1/subscriptions/unpause, as Razorpay\'s library sends it; subscription.resumed gives it back', { skip: only('razorpay-ai') }, async () => {
   const uid = await createUser();
   const r = await post('/v1/checkout', uid, { offer: 'PREMIUM_MONTHLY', ...urls });
   assert.equal(r.status, 200, r.text);
@@ -606,14 +606,14 @@ test('Razorpay: a paused subscription resumed through /v1/billing/resume, as Raz
   await deliver('subscription.paused', 'paused', at + 5);
   assert.notEqual((await grant()).paused_since, null);
 
-  const resume = await post('/v1/billing/resume', uid, {});
+  const resume = await post('/v1/subscriptions/unpause', uid, {});
   assert.equal(resume.status, 200, resume.text);
   assert.equal(resume.json.subscription, r.json.id);
   await sameAsLibrary(() => razorpayLib().subscriptions.resume(r.json.id, { resume_at: 'now' }));
   assert.notEqual((await grant()).paused_since, null, 'the answer of the route changes nothing');
   await deliver('subscription.resumed', 'active', at + 10);
   assert.deepEqual(await grant(), { status: 'active', paused_since: null });
-  const again = await post('/v1/billing/resume', uid, {});
+  const again = await post('/v1/subscriptions/unpause', uid, {});
   assert.equal(again.status, 409, again.text);
   assert.equal(again.json.error.code, 'not_paused');
 });

@@ -100,7 +100,7 @@ impl<T: Transport, S: Store> App<T, S> {
                 | Route::SubscriptionCancel
                 | Route::SubscriptionResume
                 | Route::SubscriptionChange
-                | Route::BillingResume
+                | Route::SubscriptionUnpause
                 | Route::OrgCreate
                 | Route::Org
                 | Route::OrgInvites
@@ -198,7 +198,7 @@ impl<T: Transport, S: Store> App<T, S> {
                 crate::pay::cancel(&self.ctx, req, &claims, route == Route::SubscriptionResume).await
             }
             Route::SubscriptionChange => crate::pay::change(&self.ctx, req, &claims).await,
-            Route::BillingResume => crate::pay::resume(&self.ctx, req, &claims).await,
+            Route::SubscriptionUnpause => crate::pay::unpause(&self.ctx, req, &claims).await,
             Route::OrgCreate => crate::orgs::create(&self.ctx, req, &claims).await,
             Route::Org
             | Route::OrgInvites

@@ -1,5 +1,6 @@
 //! Money in: `POST /v1/checkout`, `/v1/portal`, `/v1/subscriptions/{cancel,resume,change}`
-//! and `/v1/billing/resume` (a paused subscription resumed).
+//! (`resume` undoes a cancellation) and `/v1/subscriptions/unpause` (a paused subscription
+//! resumed at its provider).
 //!
 //! Each parses its body, reads the buyer's account in one store call
 //! ([`Store::account`]), asks the core for the provider request
@@ -318,10 +319,10 @@ pub async fn cancel<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
     }
 }
 
-/// `POST /v1/billing/resume` `{"subscription"?, "organization_id"?}`: the caller's (or, as
+/// `POST /v1/subscriptions/unpause` `{"subscription"?, "organization_id"?}`: the caller's (or, as
 /// owner or admin, its organization's) paused subscription resumed at its provider, by the
 /// requests the core decides ([`checkout::resume`]); access follows the webhook.
-pub async fn resume<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims) -> AppResponse {
+pub async fn unpause<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims) -> AppResponse {
     let body = if req.body.is_empty() { Ok(json!({})) } else { json_body(req) };
     let body = match body {
         Ok(b) => b,

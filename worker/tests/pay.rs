@@ -1,5 +1,5 @@
 //! The money-in routes (`/v1/checkout`, `/v1/portal`, `/v1/subscriptions/*`,
-//! `/v1/billing/resume`) on the
+//! `/v1/subscriptions/unpause`) on the
 //! in-memory store. Provider calls go to a RECORDER (a transport that records each request
 //! and answers the few fields of the object the provider would return, or a failure it
 //! is told to give): what is checked here is the route's own work (refusals before any
@@ -499,7 +499,7 @@ fn sent(t: &T, n: usize) -> (Method, String, Vec<(String, String)>) {
 }
 
 /// A Video Studio Creator subscriber whose trial ended without a payment method (Stripe's
-/// status `paused`) asks `POST /v1/billing/resume`: the worker reads the subscription,
+/// status `paused`) asks `POST /v1/subscriptions/unpause`: the worker reads the subscription,
 /// sees the status, and sends Stripe's resume (a new billing period from now). Nothing
 /// changes on the answer; Stripe's `customer.subscription.resumed` gives the plan back.
 #[test]
@@ -514,7 +514,7 @@ fn a_subscription_stripe_paused_is_resumed_through_its_resume_endpoint_and_the_w
         assert_eq!(v["reason"].as_str(), Some("paused"), "{v}");
         *t.rec.subscription.borrow_mut() = json!({"id": "sub_1", "object": "subscription", "status": "paused", "pause_collection": null});
 
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!((v["subscription"].as_str(), v["provider"].as_str(), v["provider_status"].as_str()), (Some("sub_1"), Some("stripe"), Some("active")));
         assert_eq!(t.calls(), 2, "the read, then the resumption");
@@ -532,14 +532,14 @@ fn a_subscription_stripe_paused_is_resumed_through_its_resume_endpoint_and_the_w
         let (_, v) = t.post("/v1/check", U1, feature).await;
         assert_eq!(v["allowed"], json!(true), "{v}");
         // Resumed: nothing left to resume, and nothing sent.
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
         assert_eq!(t.calls(), 2);
     });
 }
 
 /// A Video Studio Creator subscriber paused through Stripe's "pause payment collection"
-/// (status `active`, `pause_collection` set) asks `POST /v1/billing/resume` for it by id:
+/// (status `active`, `pause_collection` set) asks `POST /v1/subscriptions/unpause` for it by id:
 /// the worker reads the subscription and unsets `pause_collection` (an empty value); the
 /// update Stripe then sends makes the month's seconds spendable again.
 #[test]
@@ -554,7 +554,7 @@ fn a_paused_payment_collection_is_unset_and_the_update_that_follows_gives_the_se
         sub["pause_collection"] = pause["pause_collection"].clone();
         *t.rec.subscription.borrow_mut() = sub;
 
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({"subscription": "sub_1"})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({"subscription": "sub_1"})).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(t.calls(), 2);
         assert_eq!(sent(&t, 0).0, Method::Get);
@@ -572,7 +572,7 @@ fn a_paused_payment_collection_is_unset_and_the_update_that_follows_gives_the_se
     });
 }
 
-/// What `POST /v1/billing/resume` refuses: before any call, a subscription that is not
+/// What `POST /v1/subscriptions/unpause` refuses: before any call, a subscription that is not
 /// paused (409 `not_paused`), none at all or another's (404 `no_subscription`), an
 /// organization's asked by a member (403 `not_org_admin`), a bad body (400); after the read,
 /// one Stripe no longer has paused (409 `not_paused`, nothing else sent).
@@ -580,51 +580,51 @@ fn a_paused_payment_collection_is_unset_and_the_update_that_follows_gives_the_se
 fn a_resumption_is_refused_for_what_is_not_the_callers_or_not_paused() {
     block(async {
         let t = T::new("video-studio", &[]);
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
         let (start, end) = t.creator_subscriber().await;
         for body in [json!({}), json!({"subscription": "sub_1"})] {
-            let (s, v) = t.post("/v1/billing/resume", U1, body).await;
+            let (s, v) = t.post("/v1/subscriptions/unpause", U1, body).await;
             assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
         }
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({"subscription": "sub_someone_elses"})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({"subscription": "sub_someone_elses"})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
         for body in [json!({"subscription": 5}), json!({"organization_id": "x"})] {
-            let (s, v) = t.post("/v1/billing/resume", U1, body).await;
+            let (s, v) = t.post("/v1/subscriptions/unpause", U1, body).await;
             assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_body")), "{v}");
         }
         let other = "00000000-0000-4000-8000-000000000002";
         t.app.ctx.store.add_user(other);
         let paused = sub_event("evt_sub_2", "paused", "VIDEO_CREATOR_MONTHLY", "paused", NOW - 86_400, start, end, json!({}));
         assert_eq!(t.stripe(&paused).await.0, 200);
-        let (s, v) = t.post("/v1/billing/resume", other, json!({"subscription": "sub_1"})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", other, json!({"subscription": "sub_1"})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "another's subscription: {v}");
         assert_eq!(t.calls(), 0, "no refused request reached Stripe");
         // Stripe has it running already (its webhook on the way): refused after the read.
         *t.rec.subscription.borrow_mut() = json!({"id": "sub_1", "object": "subscription", "status": "active", "pause_collection": null});
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (409, Some("not_paused")), "{v}");
         assert_eq!((t.calls(), sent(&t, 0).0), (1, Method::Get), "only the read");
         // A provider failure is the route's 502, as for every money-in route.
         *t.rec.answer.borrow_mut() = Answer::Status(404, json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such subscription: 'sub_1'"}}));
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!((s, v["error"]["code"].as_str(), v["error"]["provider_code"].as_str()), (502, Some("provider_error"), Some("resource_missing")), "{v}");
 
         // An organization's billing is its owners' and admins'.
         let o = T::new("org-seats", &[]);
         o.app.ctx.store.add_org(ORG);
         o.app.ctx.store.add_member(ORG, U1, "member");
-        let (s, v) = o.post("/v1/billing/resume", U1, json!({"organization_id": ORG})).await;
+        let (s, v) = o.post("/v1/subscriptions/unpause", U1, json!({"organization_id": ORG})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_org_admin")), "{v}");
         o.app.ctx.store.add_member(ORG, U1, "admin");
-        let (s, v) = o.post("/v1/billing/resume", U1, json!({"organization_id": ORG})).await;
+        let (s, v) = o.post("/v1/subscriptions/unpause", U1, json!({"organization_id": ORG})).await;
         assert_eq!((s, v["error"]["code"].as_str()), (404, Some("no_subscription")), "{v}");
         assert_eq!(o.calls(), 0);
     });
 }
 
 /// A Razorpay AI app subscriber whose subscription Razorpay paused asks
-/// `POST /v1/billing/resume`: one request, Razorpay's resume with `resume_at` now (JSON,
+/// `POST /v1/subscriptions/unpause`: one request, Razorpay's resume with `resume_at` now (JSON,
 /// Basic auth); `subscription.resumed` then gives Premium back.
 #[test]
 fn a_razorpay_subscription_is_resumed_now_in_one_request() {
@@ -660,7 +660,7 @@ fn a_razorpay_subscription_is_resumed_now_in_one_request() {
         let (_, v) = t.post("/v1/check", U1, ai.clone()).await;
         assert_eq!(v["reason"].as_str(), Some("paused"), "{v}");
 
-        let (s, v) = t.post("/v1/billing/resume", U1, json!({})).await;
+        let (s, v) = t.post("/v1/subscriptions/unpause", U1, json!({})).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!((v["subscription"].as_str(), v["provider"].as_str()), (Some("sub_r1"), Some("razorpay")));
         assert_eq!(t.calls(), 1);

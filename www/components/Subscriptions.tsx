@@ -3,7 +3,7 @@
 // The account page's subscriptions: each one's state as the database holds it (active,
 // trialing, past due, paused; renews or ends on; canceled at period end), "Cancel at period
 // end" and "Resume" through the worker of the app that sold it (POST /v1/subscriptions/cancel
-// and /resume; a paused one's "Resume", POST /v1/billing/resume), and "Manage billing"
+// and /resume; a paused one's "Resume", POST /v1/subscriptions/unpause), and "Manage billing"
 // (POST /v1/portal: the provider's customer portal).
 // The worker answers once the provider has the request; the row changes only when the
 // provider's webhook has reached the worker, so the page reads the rows again until
@@ -63,7 +63,7 @@ export function Subscriptions({ initial, error: initialError, apps, accessToken 
     }
     setBusy(s.subscription_id);
     setMsg(null);
-    const path = action === 'unpause' ? '/v1/billing/resume' : `/v1/subscriptions/${action}`;
+    const path = `/v1/subscriptions/${action}`;
     const a = await postWorker(app.url, accessToken, path, {
       subscription: s.subscription_id,
       ...(s.organization_id ? { organization_id: s.organization_id } : {}),
