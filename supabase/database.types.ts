@@ -1553,6 +1553,13 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_kept_to_retry: {
+        Args: {
+          p_after?: string;
+          p_limit?: number;
+        };
+        Returns: Json;
+      };
       tollgate_lapsed: {
         Args: {
           p_now: string;

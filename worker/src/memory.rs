@@ -57,6 +57,8 @@ struct Record {
 #[derive(Clone, Debug)]
 struct Kept {
     seq: u64,
+    /// When it was last tried, else kept, on the store's sequence (`last_attempt_at`).
+    tried: u64,
     event_type: String,
     payload: Value,
     resolved: bool,
@@ -1150,6 +1152,7 @@ impl Store for MemoryStore {
                 waiting_for.extend(unknown.iter().cloned());
                 g.kept.entry((e.provider.clone(), e.event_id.clone())).or_insert(Kept {
                     seq,
+                    tried: seq,
                     event_type: e.event_type.clone(),
                     payload: e.payload.clone(),
                     resolved: false,
@@ -1179,6 +1182,7 @@ impl Store for MemoryStore {
         let seq = g.next();
         let k = g.kept.entry((event.provider.clone(), event.event_id.clone())).or_insert(Kept {
             seq,
+            tried: seq,
             event_type: event.event_type.clone(),
             payload: Value::Null,
             resolved: false,
@@ -1192,8 +1196,11 @@ impl Store for MemoryStore {
     }
 
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
-        if let Some(k) = self.inner.borrow_mut().kept.get_mut(&(provider.to_string(), event_id.to_string())) {
+        let mut g = self.inner.borrow_mut();
+        let tried = g.next();
+        if let Some(k) = g.kept.get_mut(&(provider.to_string(), event_id.to_string())) {
             k.attempts += 1;
+            k.tried = tried;
             k.reason = error.to_string();
         }
         Ok(())
@@ -1211,6 +1218,22 @@ impl Store for MemoryStore {
         v.sort_by_key(|k| k.id);
         v.truncate(limit.clamp(1, 200) as usize);
         Ok(v)
+    }
+
+    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
+        let after = after.and_then(|a| {
+            let (tried, seq) = a.split_once('|')?;
+            Some((tried.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
+        });
+        let g = self.inner.borrow();
+        let mut open: Vec<(&(String, String), &Kept)> =
+            g.kept.iter().filter(|(_, k)| !k.resolved && after.is_none_or(|a| (k.tried, k.seq) > a)).collect();
+        open.sort_by_key(|(_, k)| (k.tried, k.seq));
+        Ok(open
+            .into_iter()
+            .take(limit.clamp(1, 200) as usize)
+            .map(|((p, e), k)| (format!("{}|{}", k.tried, k.seq), k.row(p, e)))
+            .collect())
     }
 
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {

@@ -452,6 +452,10 @@ pub trait Store {
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError>;
     /// Open kept deliveries in the order they were kept, after the cursor `after`.
     async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError>;
+    /// Open kept deliveries least recently tried first (one never tried, by when it was
+    /// kept), each with its cursor, after the cursor `after`: a try ([`Store::pending_attempt`])
+    /// sends a delivery to the back, so the scheduled run's retries reach every one.
+    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError>;
     /// One kept delivery, open or resolved; `None`: the event was never kept.
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError>;
     /// Lapsed rows up to `now`, after `after` in (at, id) order.
@@ -874,6 +878,12 @@ impl<T: Transport> Store for SupabaseStore<T> {
         let args = json!({"p_provider": provider, "p_after": after, "p_limit": limit});
         let v = self.client.rpc("tollgate_kept_events", &args).await?;
         Ok(v.as_array().map(|a| a.iter().map(KeptEvent::from_store).collect()).unwrap_or_default())
+    }
+
+    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
+        let v = self.client.rpc("tollgate_kept_to_retry", &json!({"p_after": after, "p_limit": limit})).await?;
+        let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+        Ok(rows.iter().map(|r| (r["cursor"].as_str().unwrap_or_default().to_string(), KeptEvent::from_store(r))).collect())
     }
 
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {

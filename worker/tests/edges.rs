@@ -130,6 +130,9 @@ impl Store for Flaky {
     async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
         self.inner.kept_events(provider, after, limit).await
     }
+    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
+        self.inner.kept_to_retry(after, limit).await
+    }
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
         self.inner.kept_event(provider, event_id).await
     }
