@@ -17,6 +17,7 @@
 //!    503/500 with no store internals when the store fails, so the provider retries.
 
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use tollgate::billing::facts::Fact;
@@ -341,18 +342,29 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
 /// past its end, so expiry is written down (lots closed, their remainder posted as
 /// `expire:` entries; grants closed). The fold closes what it refolds, so these rows
 /// leave the scan; it pages through them (keyset pages, at most [`RUN_PAGES`] of each scan
-/// a run, [`pages`]), so rows that cannot be folded yet never hide later ones.
+/// a run, [`pages`]), so rows that cannot be folded yet never hide later ones. Of N kept
+/// events still waiting, each is tried within ceil(N / 4000) runs.
 pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
-    // Every kept event, page by page (the store's order of keeping): events only an
-    // operator can settle never hide the ones after them.
+    // Kept events, page by page, least recently tried first: a try sends an event to the
+    // back, so events only an operator can settle never hide the ones after them, however
+    // many wait (the next run goes on where this one stopped). Those this run tried come
+    // back after all the others: the run stops at the first of them, so it tries each once.
     let mut retried = 0;
     let mut applied = 0;
+    let tried = RefCell::new(BTreeSet::new());
     pages(
         KEPT_PAGE,
-        async |after: Option<i64>| app.store.kept_events(None, after, KEPT_PAGE as u32).await,
-        |k| k.id,
+        async |after: Option<String>| {
+            let mut rows = app.store.kept_to_retry(after.as_deref(), KEPT_PAGE as u32).await?;
+            if let Some(i) = rows.iter().position(|(_, k)| tried.borrow().contains(&k.id)) {
+                rows.truncate(i);
+            }
+            Ok(rows)
+        },
+        |(cursor, _)| cursor.clone(),
         async |kept| {
-            for p in kept {
+            for (_, p) in kept {
+                tried.borrow_mut().insert(p.id);
                 retried += 1;
                 if retry_kept(app, p, now).await? {
                     applied += 1;
@@ -557,7 +569,8 @@ const KEPT_PAGE: usize = 200;
 /// invocation may ask of it). Rows that leave their scan once handled (expired lots,
 /// grants and holds) finish over the next runs; the grace and trial scans, whose rows
 /// stay, read only those whose moment can turn an alert now (`alerts::turning`), by that
-/// moment; kept events past the cap wait for a run with fewer ahead of them.
+/// moment; kept events that still wait stay too, but are read least recently tried first
+/// (`Store::kept_to_retry`), so the next runs go on with those past the cap.
 async fn pages<R, C>(
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,

@@ -285,7 +285,7 @@ fn unreadable_and_unknown_events_and_bad_bodies_are_refused_clearly() {
 
 /// A kept event behind a hundred that only an operator can settle (they name no buyer) is
 /// retried and applied on the first scheduled run after its user exists: every run pages
-/// through every kept event.
+/// through the kept events, least recently tried first.
 #[test]
 fn a_kept_event_behind_a_hundred_unattributable_ones_is_retried() {
     block(async {
@@ -308,6 +308,97 @@ fn a_kept_event_behind_a_hundred_unattributable_ones_is_retried() {
         assert_eq!(g.len(), 1, "U3 paid for the suite's Pro plan and holds nothing after three runs: {g:?}");
         assert_eq!((g[0]["cloud_id"].as_str(), g[0]["tier"].as_str()), (Some("suite"), Some("pro")), "{g:?}");
         assert!(!t.kept_ids().contains(&"evt_cs_u3".to_string()), "the checkout is still kept");
+    })
+}
+
+/// How many kept events one scheduled run tries at most (20 pages of 200).
+const RUN_TRIES: usize = 4000;
+
+/// The `i`th user id nobody ever signs up with (each kept checkout waits for its own).
+fn never_user(i: usize) -> String {
+    format!("00000000-0000-4000-9000-{i:012x}")
+}
+
+/// The attempts of every open kept event, through the operator's listing (every page).
+async fn attempts(t: &T) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut query = "limit=200".to_string();
+    loop {
+        let (status, v) = t.unattributed(&query).await;
+        assert_eq!(status, 200, "{v}");
+        for e in v["events"].as_array().expect("events") {
+            out.push((e["event"].as_str().unwrap_or("").to_string(), e["attempts"].as_u64().unwrap_or(0)));
+        }
+        match v["next"].as_i64() {
+            Some(n) => query = format!("limit=200&after={n}"),
+            None => return out,
+        }
+    }
+}
+
+/// The `i`th correctly signed event the core cannot read: kept until an operator acts.
+fn unreadable(i: usize) -> Value {
+    json!({"id": format!("evt_broken{i:05}"), "object": "event", "type": "checkout.session.completed", "created": NOW - 60,
+           "data": {}})
+}
+
+/// More kept events wait than one run tries (4,100 the core cannot read, which never leave
+/// unless an operator acts), and a paid checkout is kept after all of them: its user signs
+/// up, and it is applied within ceil(N / 4000) runs, because every run tries the kept
+/// events least recently tried first; by then every kept event was tried.
+#[test]
+fn a_paid_event_kept_behind_more_than_one_runs_worth_is_applied_within_the_bounded_runs() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).expect("app");
+        let t = T { app };
+        let ahead = RUN_TRIES + 100;
+        for i in 0..ahead {
+            let (status, v) = t.stripe(&unreadable(i)).await;
+            assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        }
+        // Kept last: a paid checkout naming U3, who has not signed up yet.
+        let (status, v) = t.stripe(&pack_checkout("u3", Some(U3), NOW - 60)).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
+        t.app.ctx.store.add_user(U3);
+        let kept = ahead + 1;
+        let runs = kept.div_ceil(RUN_TRIES) as i64;
+        for run in 1..=runs {
+            let r = t.app.scheduled(Timestamp(NOW + run * 600)).await.expect("scheduled run");
+            assert_eq!(r["pending_retried"], RUN_TRIES, "a run tries at most {RUN_TRIES}: {r}");
+        }
+        assert_eq!(
+            t.app.ctx.store.balance(&Subject::user(U3), "video_seconds"),
+            1800,
+            "U3 paid for the 30-minute pack, kept behind {ahead} events, and holds nothing after {runs} runs"
+        );
+        assert!(!t.kept_ids().contains(&"evt_cs_u3".to_string()), "the checkout is still kept");
+        let tried = attempts(&t).await;
+        assert_eq!(tried.len(), ahead, "the events naming the unknown user stay kept");
+        let never: Vec<&String> = tried.iter().filter(|(_, n)| *n == 0).map(|(e, _)| e).collect();
+        assert!(never.is_empty(), "{} kept events were never tried in {runs} runs, e.g. {:?}", never.len(), never.first());
+    })
+}
+
+/// One run tries each kept event at most once, however many pages it reads: an event tried
+/// in this run goes to the back of the order and the run stops there.
+#[test]
+fn a_run_tries_each_kept_event_once() {
+    block(async {
+        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).expect("app");
+        let t = T { app };
+        for i in 0..300 {
+            let (_, v) = t.stripe(&pack_checkout(&format!("gone{i:03}"), Some(&never_user(i)), NOW - 60)).await;
+            assert_eq!(v["status"], "kept", "{v}");
+        }
+        let r = t.app.scheduled(Timestamp(NOW + 600)).await.expect("scheduled run");
+        assert_eq!(r["pending_retried"], 300, "{r}");
+        let tried = attempts(&t).await;
+        assert_eq!(tried.len(), 300);
+        assert!(tried.iter().all(|(_, n)| *n == 1), "{:?}", tried.iter().filter(|(_, n)| *n != 1).take(3).collect::<Vec<_>>());
+        // The next run tries them all again, once.
+        let r = t.app.scheduled(Timestamp(NOW + 1200)).await.expect("scheduled run");
+        assert_eq!(r["pending_retried"], 300, "{r}");
+        assert!(attempts(&t).await.iter().all(|(_, n)| *n == 2));
     })
 }
 
