@@ -2,8 +2,9 @@
 // through wrangler dev's `/__scheduled` endpoint (`wrangler dev --test-scheduled`).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, createUser, worker, postStripe, now, closeDb } from './helpers.mjs';
-import { StripeSubscriber, DAY } from './events.mjs';
+import pg from 'pg';
+import { env, q, createUser, worker, postStripe, now, closeDb, id, uuid } from './helpers.mjs';
+import { StripeSubscriber, DAY, stripeOneTime } from './events.mjs';
 
 after(closeDb);
 const skip = env.catalog !== 'video-studio' && 'needs a catalog with period allowances (video-studio)';
@@ -62,4 +63,84 @@ test('a trialing subscription is listed for the scheduled run with its trial end
   assert.equal((await postStripe(s.subscription('customer.subscription.updated', { at: end, periodStart: end, periodEnd: end + 30 * DAY }))).status, 200);
   assert.deepEqual(await listed(), []);
   await runScheduled();
+});
+
+// How many kept events one scheduled run tries at most (20 pages of 200).
+const RUN_TRIES = 4000;
+
+/** Keeps `n` correctly signed events the core cannot read (they wait for an operator and
+ * never leave by themselves), written the way the worker keeps one; their ids start with
+ * the returned prefix. */
+async function keepUnreadable(n) {
+  const prefix = id('evt_unreadable');
+  await q(`insert into pending_webhook_events (provider, event_id, event_type, reason, payload)
+           select 'stripe', $1::text || '_' || g, 'checkout.session.completed', 'the event cannot be read',
+                  jsonb_build_object('id', $1::text || '_' || g, 'object', 'event', 'type', 'checkout.session.completed',
+                                     'created', extract(epoch from now())::bigint, 'data', '{}'::jsonb)
+             from generate_series(1, $2::int) g`, [prefix, n]);
+  return prefix;
+}
+
+/** Resolves the kept events whose ids start with `prefix`, so later runs do not try them. */
+const resolveKept = (prefix) =>
+  q(`update pending_webhook_events set resolved_at = now() where event_id like $1 and resolved_at is null`, [`${prefix}_%`]);
+
+test('a paid event kept behind more kept events than one run tries is applied within ceil(N / 4000) runs', { skip }, async () => {
+  const prefix = await keepUnreadable(RUN_TRIES + 100);
+  try {
+    // Kept after all of them: a paid purchase naming a user who has not signed up yet.
+    const uid = uuid();
+    const r = await postStripe(stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: now() - 30 }));
+    assert.equal(r.json?.status, 'kept', r.text);
+    await q('insert into auth.users (id, email, role, aud) values ($1, $2, $3, $3)', [uid, `${id('u')}@example.test`, 'authenticated']);
+    const [{ n }] = await q(`select count(*)::int as n from pending_webhook_events where resolved_at is null`);
+    const runs = Math.ceil(n / RUN_TRIES);
+    assert.ok(runs >= 2, `more kept events wait (${n}) than one run tries`);
+    const balance = async () =>
+      Number((await q(`select coalesce(sum(available), 0) as a from credit_balances where user_id = $1 and pool = 'video_seconds'`, [uid]))[0].a);
+    for (let run = 1; run <= runs && (await balance()) === 0; run++) await runScheduled();
+    assert.equal(await balance(), 1800, `the purchase, kept behind ${n - 1} events, is applied within ${runs} runs`);
+    const open = await q('select 1 from pending_webhook_events where event_id = $1 and resolved_at is null', [r.json.event]);
+    assert.deepEqual(open, [], 'resolved');
+    // Those kept before it were all tried by then.
+    const [{ untried }] = await q(`select count(*)::int as untried from pending_webhook_events where event_id like $1 and attempts = 0`,
+      [`${prefix}_%`]);
+    assert.equal(untried, 0, 'kept events never tried');
+  } finally {
+    await resolveKept(prefix);
+  }
+});
+
+test('the retry order reads its pages through its index, least recently tried first', { skip }, async () => {
+  const prefix = await keepUnreadable(450);
+  try {
+    // Some of them were tried (the store notes the time), in another order than kept.
+    for (const g of [7, 3, 5]) await q(`select public.tollgate_pending_attempt('stripe', $1, 'still unreadable')`, [`${prefix}_${g}`]);
+    const client = new pg.Client({ connectionString: env.db });
+    await client.connect();
+    try {
+      await client.query('begin');
+      await client.query('set local enable_seqscan = off');
+      const rows = [];
+      let after = null;
+      for (;;) {
+        const page = (await client.query('select public.tollgate_kept_to_retry($1, 200) as p', [after])).rows[0].p;
+        rows.push(...page);
+        if (page.length < 200) break;
+        after = page[page.length - 1].cursor;
+      }
+      const ours = rows.filter((r) => r.event_id.startsWith(`${prefix}_`)).map((r) => Number(r.event_id.slice(prefix.length + 1)));
+      const untried = Array.from({ length: 450 }, (_, i) => i + 1).filter((g) => ![7, 3, 5].includes(g));
+      assert.deepEqual(ours, [...untried, 7, 3, 5], 'never tried by when kept, then by when last tried');
+      assert.equal(new Set(rows.map((r) => r.id)).size, rows.length, 'no row on two pages');
+      const [scan] = (await client.query(
+        `select seq_scan from pg_stat_xact_user_tables where schemaname = 'public' and relname = 'pending_webhook_events'`)).rows;
+      assert.equal(Number(scan?.seq_scan ?? 0), 0, 'no sequential scan of the kept events');
+    } finally {
+      await client.query('rollback').catch(() => {});
+      await client.end();
+    }
+  } finally {
+    await resolveKept(prefix);
+  }
 });
