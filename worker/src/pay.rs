@@ -284,21 +284,28 @@ pub async fn portal<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
     }
 }
 
+/// The body of a request on one subscription, `{"subscription"?, "organization_id"?}` (or
+/// none), and the account it acts on: the subscription named, if one is.
+async fn subscription_account<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    req: &InRequest,
+    claims: &Claims,
+) -> Result<(checkout::Account, Option<String>), AppResponse> {
+    let body = if req.body.is_empty() { json!({}) } else { json_body(req)? };
+    let (sub, org) = match (opt_str(&body, "subscription"), organization(&body)) {
+        (Ok(s), Ok(o)) => (s.map(str::to_string), o),
+        (Err(r), _) | (_, Err(r)) => return Err(r),
+    };
+    Ok((account(ctx, claims, org).await?, sub))
+}
+
 /// `POST /v1/subscriptions/cancel` and `/resume` `{"subscription"?, "organization_id"?}`.
 pub async fn cancel<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, resume: bool) -> AppResponse {
-    let body = if req.body.is_empty() { Ok(json!({})) } else { json_body(req) };
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (sub, org) = match (opt_str(&body, "subscription"), organization(&body)) {
-        (Ok(s), Ok(o)) => (s, o),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let account = match account(ctx, claims, org).await {
+    let (account, sub) = match subscription_account(ctx, req, claims).await {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let sub = sub.as_deref();
     let call = match checkout::cancel(&account, sub, resume) {
         Ok(c) => c,
         Err(r) => return refused(r),
@@ -323,19 +330,11 @@ pub async fn cancel<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
 /// owner or admin, its organization's) paused subscription resumed at its provider, by the
 /// requests the core decides ([`checkout::resume`]); access follows the webhook.
 pub async fn unpause<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims) -> AppResponse {
-    let body = if req.body.is_empty() { Ok(json!({})) } else { json_body(req) };
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let (sub, org) = match (opt_str(&body, "subscription"), organization(&body)) {
-        (Ok(s), Ok(o)) => (s, o),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let account = match account(ctx, claims, org).await {
+    let (account, sub) = match subscription_account(ctx, req, claims).await {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let sub = sub.as_deref();
     let plan = match checkout::resume(&account, sub) {
         Ok(p) => p,
         Err(r) => return refused(r),
