@@ -862,24 +862,30 @@ fn a_won_dispute_leaves_later_facts_in_force() {
     assert_eq!((d.allowed, d.reason, d.holds_until), (true, Reason::CanceledUntilPeriodEnd, Some(t(P2E))));
 }
 
+/// The dispute event at `path`, made a dispute of `amount` of the token purchase's charge
+/// (checkout.session.completed.payment.json), at `at`, with `status` if given.
+fn dispute_of_token_purchase(cat: &tollgate::Catalog, path: &str, at: i64, amount: i64, status: Option<&str>) -> Vec<Fact> {
+    stripe_facts(
+        cat,
+        &edit(path, |v| {
+            v["created"] = json!(at);
+            obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
+            obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
+            obj(v)["amount"] = json!(amount);
+            if let Some(s) = status {
+                obj(v)["status"] = json!(s);
+            }
+        }),
+    )
+}
+
 #[test]
 fn a_won_dispute_of_a_token_purchase_gives_the_credits_back() {
     let cat = catalog();
     let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
-    let on_purchase = |path: &str, at: i64| {
-        stripe_facts(
-            &cat,
-            &edit(path, |v| {
-                v["created"] = json!(at);
-                obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
-                obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
-                obj(v)["amount"] = json!(1900);
-            }),
-        )
-    };
-    let opened = on_purchase("stripe/charge.dispute.created.json", T0 + 8 * DAY);
-    let won = on_purchase("stripe/charge.dispute.closed.won.json", T0 + 30 * DAY);
-    let lost = on_purchase("stripe/charge.dispute.closed.lost.json", T0 + 30 * DAY);
+    let opened = dispute_of_token_purchase(&cat, "stripe/charge.dispute.created.json", T0 + 8 * DAY, 1900, None);
+    let won = dispute_of_token_purchase(&cat, "stripe/charge.dispute.closed.won.json", T0 + 30 * DAY, 1900, None);
+    let lost = dispute_of_token_purchase(&cat, "stripe/charge.dispute.closed.lost.json", T0 + 30 * DAY, 1900, None);
     let spend = usage(USER, "req_b", "video_seconds", 600, T0 + 20 * DAY);
     let now = T0 + 31 * DAY;
     let st = fold(&cat, &[buy.clone(), opened.clone()].concat(), now);
@@ -902,20 +908,8 @@ fn a_won_dispute_of_a_token_purchase_gives_the_credits_back() {
 fn a_dispute_closed_by_a_refund_takes_back_only_what_was_refunded() {
     let cat = catalog();
     let buy = facts(&cat, &["stripe/checkout.session.completed.payment.json"]);
-    let on_purchase = |path: &str, at: i64, status: &str| {
-        stripe_facts(
-            &cat,
-            &edit(path, |v| {
-                v["created"] = json!(at);
-                obj(v)["charge"] = json!("ch_1PgafuB7WZ01zgkWXYmPNZs8");
-                obj(v)["payment_intent"] = json!("pi_1PgafyB7WZ01zgkWSjxsAJo3");
-                obj(v)["amount"] = json!(950);
-                obj(v)["status"] = json!(status);
-            }),
-        )
-    };
-    let opened = on_purchase("stripe/charge.dispute.created.json", T0 + 8 * DAY, "needs_response");
-    let closed = on_purchase("stripe/charge.dispute.closed.lost.json", T0 + 12 * DAY, "charge_refunded");
+    let opened = dispute_of_token_purchase(&cat, "stripe/charge.dispute.created.json", T0 + 8 * DAY, 950, Some("needs_response"));
+    let closed = dispute_of_token_purchase(&cat, "stripe/charge.dispute.closed.lost.json", T0 + 12 * DAY, 950, Some("charge_refunded"));
     let refunded = stripe_facts(&cat, &edit("stripe/charge.refunded.partial.json", |v| v["created"] = json!(T0 + 10 * DAY)));
     let now = T0 + 20 * DAY;
     let plain = fold(&cat, &[buy.clone(), refunded.clone()].concat(), now);
