@@ -145,11 +145,11 @@ pub fn line(sub: &str, price: &str, amount: i64, quantity: i64, start: i64, end:
     })
 }
 
-/// `invoice.paid` (basil sample) as invoice `inv` of `sub` / `cus`, event `evt` at `at`,
-/// with `lines`, `amount_paid` and its payment intent `pi`.
+/// The invoice event at `path` (a basil sample) as event `evt` at `at` of invoice `inv` of
+/// `sub` / `cus` with `lines`; `more` edits the invoice further.
 #[allow(clippy::too_many_arguments)]
-pub fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, amount: i64, pi: &str) -> String {
-    edit("stripe/invoice.paid.basil.json", |v| {
+fn invoice_event(path: &str, evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, more: impl FnOnce(&mut Value)) -> String {
+    edit(path, |v| {
         v["id"] = json!(evt);
         v["created"] = json!(at);
         let o = obj(v);
@@ -157,6 +157,15 @@ pub fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: 
         o["customer"] = json!(cus);
         o["parent"]["subscription_details"]["subscription"] = json!(sub);
         o["lines"]["data"] = lines;
+        more(o);
+    })
+}
+
+/// `invoice.paid` (basil sample) as invoice `inv` of `sub` / `cus`, event `evt` at `at`,
+/// with `lines`, `amount_paid` and its payment intent `pi`.
+#[allow(clippy::too_many_arguments)]
+pub fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, amount: i64, pi: &str) -> String {
+    invoice_event("stripe/invoice.paid.basil.json", evt, at, inv, sub, cus, lines, |o| {
         o["amount_paid"] = json!(amount);
         o["amount_due"] = json!(amount);
         o["payments"]["data"][0]["payment"]["payment_intent"] = json!(pi);
@@ -166,14 +175,7 @@ pub fn invoice_paid(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: 
 
 /// `invoice.payment_failed` (basil sample) as invoice `inv` of `sub` / `cus` at `at`.
 pub fn invoice_failed(evt: &str, at: i64, inv: &str, sub: &str, cus: &str, lines: Value, due: i64) -> String {
-    edit("stripe/invoice.payment_failed.basil.json", |v| {
-        v["id"] = json!(evt);
-        v["created"] = json!(at);
-        let o = obj(v);
-        o["id"] = json!(inv);
-        o["customer"] = json!(cus);
-        o["parent"]["subscription_details"]["subscription"] = json!(sub);
-        o["lines"]["data"] = lines;
+    invoice_event("stripe/invoice.payment_failed.basil.json", evt, at, inv, sub, cus, lines, |o| {
         o["amount_due"] = json!(due);
         o["amount_remaining"] = json!(due);
     })
