@@ -69,6 +69,24 @@ fn name(p: Provider) -> &'static str {
     }
 }
 
+/// Sends `first`, then each call `next` decides from the answers so far, until it decides
+/// none: every answer, in order, or the route's failure answer.
+async fn converse<T: Transport, S: Store>(
+    ctx: &Ctx<T, S>,
+    first: &Call,
+    mut next: impl FnMut(&[Value]) -> Result<Option<Call>, AppResponse>,
+) -> Result<Vec<Value>, AppResponse> {
+    let mut answers = vec![];
+    let mut call = first.clone();
+    loop {
+        answers.push(send(ctx, &call, None).await?);
+        match next(&answers)? {
+            Some(c) => call = c,
+            None => return Ok(answers),
+        }
+    }
+}
+
 /// Sends one call to its provider; its JSON answer, or the route's failure answer.
 async fn send<T: Transport, S: Store>(ctx: &Ctx<T, S>, call: &Call, idempotency: Option<&str>) -> Result<Value, AppResponse> {
     let cfg = &ctx.config;
@@ -339,19 +357,10 @@ pub async fn unpause<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, c
         Ok(p) => p,
         Err(r) => return refused(r),
     };
-    let mut answers = vec![];
-    let mut call = plan.first.clone();
-    loop {
-        match send(ctx, &call, None).await {
-            Ok(v) => answers.push(v),
-            Err(r) => return r,
-        }
-        match plan.next(&answers) {
-            Ok(Some(c)) => call = c,
-            Ok(None) => break,
-            Err(r) => return refused(r),
-        }
-    }
+    let answers = match converse(ctx, &plan.first, |answers| plan.next(answers).map_err(refused)).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     AppResponse::json(
         200,
         &json!({
@@ -385,18 +394,13 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Ok(c) => c,
         Err(r) => return refused(r),
     };
-    let mut answers = vec![];
-    let mut call = plan.first.clone();
-    loop {
-        match send(ctx, &call, None).await {
-            Ok(v) => answers.push(v),
-            Err(r) => return r,
-        }
-        match plan.next(&ctx.catalog(), &answers) {
-            Ok(Some(c)) => call = c,
-            Ok(None) => break,
-            Err(m) => return error(502, "provider_error", format!("{} answered something unexpected: {m}", name(call.provider))),
-        }
+    let provider = name(plan.first.provider);
+    let next = |answers: &[Value]| {
+        plan.next(&ctx.catalog(), answers)
+            .map_err(|m| error(502, "provider_error", format!("{provider} answered something unexpected: {m}")))
+    };
+    if let Err(r) = converse(ctx, &plan.first, next).await {
+        return r;
     }
     AppResponse::json(
         200,
