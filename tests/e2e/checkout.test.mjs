@@ -162,6 +162,16 @@ function meta(form, prefix) {
   return out;
 }
 
+/** A new user subscribed to `offer` through `POST /v1/checkout` and Stripe's completed
+ * session: the user's id and the subscription. */
+async function subscribed(offer) {
+  const uid = await createUser();
+  const r = await post('/v1/checkout', uid, { offer, ...urls });
+  assert.equal(r.status, 200, r.text);
+  const { subscription } = await completeStripe(recorded.filter((x) => x.by === 'worker').at(-1), r.json.id);
+  return { uid, subscription };
+}
+
 /** Completes a recorded Stripe Checkout Session as Stripe does: the signed events of that
  * very session (and of the subscription it creates), delivered to the worker. */
 async function completeStripe(session, sessionId, { at = now(), amount } = {}) {
@@ -282,11 +292,7 @@ test('a plan bought through /v1/checkout: the session Stripe\'s library would cr
 });
 
 test('a paused plan resumed through /v1/subscriptions/unpause: Stripe\'s resume for status paused, pause_collection unset, as Stripe\'s library sends them; the webhooks give it back', { skip: only('vcm-suite') }, async () => {
-  const uid = await createUser();
-  const r = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_MONTHLY', ...urls });
-  assert.equal(r.status, 200, r.text);
-  const session = recorded.filter((x) => x.by === 'worker').at(-1);
-  const { subscription } = await completeStripe(session, r.json.id);
+  const { uid, subscription } = await subscribed('SUITE_PRO_MONTHLY');
   const status = async () => (await q('select status, paused_since from cloud_entitlements where user_id = $1', [uid]))[0];
 
   // Nothing paused: refused before Stripe is called.
@@ -370,11 +376,7 @@ test('a 2-cloud bundle carries the chosen clouds to the grants; wrong choices ar
 });
 
 test('an upgrade changes the subscription item\'s price now, as Stripe\'s library would', { skip: only('vcm-suite') }, async () => {
-  const uid = await createUser();
-  const r = await post('/v1/checkout', uid, { offer: 'SUITE_BASIC_MONTHLY', ...urls });
-  assert.equal(r.status, 200, r.text);
-  const session = recorded.filter((x) => x.by === 'worker').at(-1);
-  const { subscription } = await completeStripe(session, r.json.id);
+  const { uid, subscription } = await subscribed('SUITE_BASIC_MONTHLY');
   const change = await post('/v1/subscriptions/change', uid, { offer: 'SUITE_PRO_MONTHLY' });
   assert.equal(change.status, 200, change.text);
   assert.equal(change.json.effective, 'now');
@@ -396,10 +398,7 @@ test('an upgrade changes the subscription item\'s price now, as Stripe\'s librar
 });
 
 test('a plan moves into a bundle and the bundle to a bigger one by a change, with their clouds, as Stripe\'s library would; checkout refuses a second bill', { skip: only('vcm-suite') }, async () => {
-  const uid = await createUser();
-  const r = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_MONTHLY', ...urls });
-  assert.equal(r.status, 200, r.text);
-  const { subscription } = await completeStripe(recorded.filter((x) => x.by === 'worker').at(-1), r.json.id);
+  const { uid, subscription } = await subscribed('SUITE_PRO_MONTHLY');
   // A bundle holding the plan would bill it twice: checkout sends it to a change.
   const twice = await post('/v1/checkout', uid, { offer: 'SUITE_PRO_TWO_CLOUDS_MONTHLY', clouds: ['video', 'writing'], ...urls });
   assert.deepEqual([twice.status, twice.json.error?.code], [409, 'already_subscribed'], twice.text);
