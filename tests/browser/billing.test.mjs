@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WWW, browserWithWorker, gatingReady, shot, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
+import { WWW, browserWithWorker, checkout, gatingReady, shot, signIn, uniqueEmail, waitForSnapshot } from './lib.mjs';
 
 const browser = browserWithWorker();
 
@@ -183,5 +183,50 @@ test('a Razorpay top-up on the drafts page: the order the worker created, paid o
   await page.waitForURL((u) => u.pathname === '/drafts');
   await page.waitForFunction(() => document.querySelector('[data-testid="ai-credits"]')?.textContent === '500');
   await shot(page, 'topup-credited');
+  await context.close();
+});
+
+test('payment collection paused in the portal locks the plan\'s tools; "Resume" on the account page gives them back', async () => {
+  const context = await browser().newContext();
+  const user = await signIn(context, uniqueEmail('paused'));
+  const bought = await checkout(context, { offer: 'CLOUD_CREATION_PRO_MONTHLY' });
+  const ref = `stripe:${bought.subscription}`;
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref && g.status === 'active'));
+  const page = await context.newPage();
+  const row = page.locator(`${ROW}[data-subscription="${bought.subscription}"]`);
+  await page.goto(`${WWW}/account`);
+  await row.waitFor();
+  assert.equal(await row.locator('[data-testid="subscription-unpause"]').count(), 0, 'a running plan has nothing to resume');
+  // Stripe's clock counts whole seconds: the pause comes a second after the purchase.
+  await new Promise((r) => setTimeout(r, 1100));
+
+  // The portal pauses payment collection (Stripe keeps the status active); the worker reads it as a pause.
+  await page.click('[data-testid="manage-billing-vcm-suite"]');
+  await page.waitForURL(/\/dev\/billing\/bps_/);
+  await page.click(`[data-testid="portal-pause-${bought.subscription}"]`);
+  await page.waitForSelector(`[data-testid="portal-collect-${bought.subscription}"]`);
+  await shot(page, 'billing-portal-paused');
+  const paused = await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref && g.paused_since));
+  assert.ok(paused.snapshot.grants.filter((g) => g.source_ref === ref).every((g) => g.paused_since), 'every grant of the plan is paused');
+  await page.click('[data-testid="portal-return"]');
+  await page.waitForURL((u) => u.pathname === '/account');
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-status'), 'paused');
+  const demo = await context.newPage();
+  await demo.goto(`${WWW}/tools/demo`);
+  await gatingReady(demo);
+  assert.equal(await demo.locator(PRO).count(), 0, 'a paused plan gives none of its tools');
+  await new Promise((r) => setTimeout(r, 1100));
+
+  // "Resume": the worker asks Stripe to collect again; the webhook gives the plan back.
+  await gatingReady(page);
+  await row.locator('[data-testid="subscription-unpause"]').click();
+  await page.locator(`${ROW}[data-subscription="${bought.subscription}"][data-status="active"]`).waitFor({ timeout: 15_000 });
+  await page.waitForSelector('[data-testid="subscriptions-message"].ok');
+  assert.match(await page.innerText('[data-testid="subscriptions-message"]'), /running again/);
+  await shot(page, 'billing-unpaused');
+  await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.source_ref === ref && g.status === 'active' && !g.paused_since));
+  await demo.reload();
+  await demo.waitForSelector(PRO, { timeout: 10_000 });
   await context.close();
 });

@@ -146,6 +146,7 @@ export function subscriptionObject(s: {
     latest_invoice: s.invoice,
     livemode: false,
     metadata: s.metadata,
+    pause_collection: null,
     pending_update: null,
     schedule: null,
     start_date: s.start,

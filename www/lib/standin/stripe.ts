@@ -4,7 +4,8 @@
 // and a clearly fake key (`sk_test_local_stand_in`). This answers the requests the
 // worker makes, as Stripe answers them: Checkout Sessions (whose `url` is the stand-in's
 // page, app/dev/checkout/[id]), Billing Portal sessions (app/dev/billing/[id]),
-// subscriptions (read, update: cancel at period end, resume, a price change; delete),
+// subscriptions (read, update: cancel at period end, resume, payment collection paused
+// or not, a price change; delete),
 // customers and prices. It keeps what it was asked for; paying a session on the page
 // sends the events of exactly that session (completeSession), and an update of a
 // subscription sends `customer.subscription.updated` at once, to the app's worker.
@@ -270,7 +271,8 @@ function item0(sub: Obj): Obj {
   return (sub.items as { data: Obj[] }).data[0];
 }
 
-/** `POST /v1/subscriptions/:id`: cancel at period end, resume, a price or quantity change. */
+/** `POST /v1/subscriptions/:id`: cancel at period end, resume, payment collection paused
+ * or collecting again (`pause_collection`), a price or quantity change. */
 async function updateSubscription(app: App, id: string, p: Params): Promise<Answer> {
   const rec = subscriptionOf(app, id);
   if (!rec) return missing('subscription', id);
@@ -291,6 +293,20 @@ async function updateSubscription(app: App, id: string, p: Params): Promise<Answ
       sub.cancel_at = on ? item0(sub).current_period_end : null;
       sub.canceled_at = on ? now : null;
       sub.cancellation_details = { comment: null, feedback: null, reason: on ? 'cancellation_requested' : null };
+    }
+  }
+  if (p.pause_collection !== undefined) {
+    // An empty value clears it (collecting again); `behavior` pauses collection, the
+    // status staying what it is.
+    const want = str(p.pause_collection) === '' ? null : obj(p.pause_collection);
+    const behavior = want && str(want.behavior);
+    if (want && !['keep_as_draft', 'mark_uncollectible', 'void'].includes(behavior ?? '')) {
+      return stripeError(400, 'Invalid pause_collection[behavior]: must be one of keep_as_draft, mark_uncollectible, or void', { param: 'pause_collection[behavior]' });
+    }
+    const next = want && { behavior, resumes_at: str(want.resumes_at) ? Number(str(want.resumes_at)) : null };
+    if (JSON.stringify(next) !== JSON.stringify(sub.pause_collection ?? null)) {
+      previous.pause_collection = sub.pause_collection ?? null;
+      sub.pause_collection = next;
     }
   }
   const evs: Obj[] = [];
@@ -576,12 +592,16 @@ export function subscriptionsOfCustomer(customer: string) {
   return [...store().stripe.subscriptions.values()].filter((s) => s.subscription.customer === customer);
 }
 
-/** The portal's own cancel and resume (Stripe's portal does the same through the API); the
- * event goes to the worker of the app that sold the subscription. */
-export async function portalUpdate(subscription: string, cancelAtPeriodEnd: boolean): Promise<Answer> {
+/** The portal page's own changes, made through the API as Stripe's portal and Dashboard
+ * make them: cancel at period end or not, payment collection paused (`void`) or collecting
+ * again. The event goes to the worker of the app that sold the subscription. */
+export async function portalUpdate(subscription: string, change: { cancelAtPeriodEnd: boolean } | { pause: boolean }): Promise<Answer> {
   const rec = store().stripe.subscriptions.get(subscription);
   if (!rec) return missing('subscription', subscription);
-  return updateSubscription(rec.app, subscription, { cancel_at_period_end: String(cancelAtPeriodEnd) });
+  const p: Params = 'pause' in change
+    ? { pause_collection: change.pause ? { behavior: 'void' } : '' }
+    : { cancel_at_period_end: String(change.cancelAtPeriodEnd) };
+  return updateSubscription(rec.app, subscription, p);
 }
 
 /** What a price sells, for the stand-in's pages: its nickname, else its product's name. */

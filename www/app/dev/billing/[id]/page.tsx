@@ -1,8 +1,9 @@
 // /dev/billing/<id> — LOCAL STAND-IN FOR STRIPE'S CUSTOMER PORTAL (development and tests
 // only; TOLLGATE_DEV_AUTH=1, otherwise 404). The `url` of a Billing Portal session the
 // worker created (POST /v1/portal) leads here: the customer's subscriptions as the
-// stand-in holds them, cancel at period end and resume (each sends
-// `customer.subscription.updated` to the app's worker, as the real portal's changes do),
+// stand-in holds them, cancel at period end and resume, payment collection paused and
+// collecting again (as the Dashboard pauses it; each sends `customer.subscription.updated`
+// to the app's worker, as the real portal's changes do),
 // and the way back to the session's return_url.
 
 import { notFound } from 'next/navigation';
@@ -51,16 +52,26 @@ export default async function StandInPortal({ params, searchParams }: { params: 
                     : sub.cancel_at_period_end
                       ? ` · ends on ${day(item.current_period_end)}`
                       : ` · renews on ${day(item.current_period_end)}`}
+                  {sub.pause_collection ? ' · payments paused' : ''}
                 </span>
               </span>
               {sub.status !== 'canceled' ? (
-                <form method="post" action={`/api/dev/billing/${id}`}>
-                  <input type="hidden" name="subscription" value={sub.id as string} />
-                  <input type="hidden" name="cancel_at_period_end" value={sub.cancel_at_period_end ? 'false' : 'true'} />
-                  <button type="submit" className="secondary" data-testid={`portal-${sub.cancel_at_period_end ? 'resume' : 'cancel'}-${sub.id as string}`}>
-                    {sub.cancel_at_period_end ? 'Renew plan' : 'Cancel plan'}
-                  </button>
-                </form>
+                <span className="actions" style={{ display: 'flex', gap: '0.5rem' }}>
+                  <form method="post" action={`/api/dev/billing/${id}`}>
+                    <input type="hidden" name="subscription" value={sub.id as string} />
+                    <input type="hidden" name="cancel_at_period_end" value={sub.cancel_at_period_end ? 'false' : 'true'} />
+                    <button type="submit" className="secondary" data-testid={`portal-${sub.cancel_at_period_end ? 'resume' : 'cancel'}-${sub.id as string}`}>
+                      {sub.cancel_at_period_end ? 'Renew plan' : 'Cancel plan'}
+                    </button>
+                  </form>
+                  <form method="post" action={`/api/dev/billing/${id}`}>
+                    <input type="hidden" name="subscription" value={sub.id as string} />
+                    <input type="hidden" name="pause_collection" value={sub.pause_collection ? 'false' : 'true'} />
+                    <button type="submit" className="secondary" data-testid={`portal-${sub.pause_collection ? 'collect' : 'pause'}-${sub.id as string}`}>
+                      {sub.pause_collection ? 'Collect payments' : 'Pause payments'}
+                    </button>
+                  </form>
+                </span>
               ) : null}
             </li>
           );

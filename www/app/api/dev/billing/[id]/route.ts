@@ -1,6 +1,7 @@
 // POST /api/dev/billing/<id> — the customer portal stand-in's "Cancel plan" / "Renew
-// plan" (development and tests only; TOLLGATE_DEV_AUTH=1). Updates the subscription as
-// the portal does (cancel at period end, or not), which sends
+// plan" and "Pause payments" / "Collect payments" (development and tests only;
+// TOLLGATE_DEV_AUTH=1). Updates the subscription as the portal and the Dashboard do (cancel
+// at period end or not; `pause_collection` set or cleared), which sends
 // `customer.subscription.updated` to the app's worker; then back to the portal page.
 
 import { NextResponse } from 'next/server';
@@ -21,7 +22,8 @@ export async function POST(req: Request, ctx: Ctx) {
   if (!subscriptionsOfCustomer(rec.session.customer as string).some((s) => s.subscription.id === sub)) {
     return NextResponse.json({ error: 'not_found', message: `No such subscription for this customer: '${sub}'` }, { status: 404 });
   }
-  const a = await portalUpdate(sub, f.get('cancel_at_period_end') === 'true');
+  const pause = f.get('pause_collection');
+  const a = await portalUpdate(sub, pause !== null ? { pause: pause === 'true' } : { cancelAtPeriodEnd: f.get('cancel_at_period_end') === 'true' });
   const page = `/dev/billing/${encodeURIComponent(id)}`;
   if (a.status !== 200) {
     const message = (a.body as { error?: { message?: string } }).error?.message ?? `HTTP ${a.status}`;
