@@ -730,6 +730,10 @@ pub struct Catalog {
     /// The product index of each capability, and of each limit.
     capability_product_ix: Vec<usize>,
     limit_product_ix: Vec<usize>,
+    /// Per capability and tier of its product (slot 0: no tier, slot `t + 1`: tier `t`):
+    /// [`Catalog::capability_holds`]; per limit, the same slots: [`Catalog::limit_value`].
+    capability_holds_ix: Vec<Vec<bool>>,
+    limit_value_ix: Vec<Vec<LimitValue>>,
     /// Per tool: its requirements as indices.
     tool_requirements: Vec<ToolRequirement>,
 }
@@ -830,6 +834,8 @@ impl Catalog {
             offer_upgrades: Vec::new(),
             capability_product_ix: Vec::new(),
             limit_product_ix: Vec::new(),
+            capability_holds_ix: Vec::new(),
+            limit_value_ix: Vec::new(),
             tool_requirements: Vec::new(),
         };
         // Every name below was checked by `validate`.
@@ -856,6 +862,15 @@ impl Catalog {
         cat.capability_product_ix = capability_product_ix;
         cat.limit_product_ix = limit_product_ix;
         cat.tool_requirements = tool_requirements;
+        // Every tier slot of the product (slot 0: none), as the questions below ask it.
+        let slots = |pi: usize| std::iter::once(None).chain((0..cat.doc.products[pi].tiers.len()).map(Some));
+        let capability_holds_ix = (cat.doc.capabilities.iter().zip(&cat.capability_product_ix))
+            .map(|(c, &pi)| slots(pi).map(|t| cat.capability_holds(c, t)).collect())
+            .collect();
+        let limit_value_ix =
+            (cat.doc.limits.iter().zip(&cat.limit_product_ix)).map(|(l, &pi)| slots(pi).map(|t| cat.limit_value(l, t)).collect()).collect();
+        cat.capability_holds_ix = capability_holds_ix;
+        cat.limit_value_ix = limit_value_ix;
         cat.offer_upgrades = cat.doc.offers.iter().map(Upgrade::from_offer).collect();
         cat.build_upgrade_indices();
         Ok(cat)
@@ -1177,6 +1192,16 @@ impl Catalog {
             return ts.iter().any(|x| p.tiers.get(t) == Some(x));
         }
         false
+    }
+
+    /// [`Catalog::capability_holds`] for the capability at index `ci` (precomputed).
+    pub fn capability_holds_at(&self, ci: usize, tier_ix: Option<usize>) -> bool {
+        self.capability_holds_ix[ci].get(tier_ix.map_or(0, |t| t + 1)).copied().unwrap_or(false)
+    }
+
+    /// [`Catalog::limit_value`] for the limit at index `li` (precomputed).
+    pub fn limit_value_at(&self, li: usize, tier_ix: Option<usize>) -> LimitValue {
+        self.limit_value_ix[li].get(tier_ix.map_or(0, |t| t + 1)).copied().unwrap_or(LimitValue::Limited(0))
     }
 
     /// The value of a limit at a tier index (None = no tier at all).

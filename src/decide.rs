@@ -396,8 +396,8 @@ impl Need {
     fn met(self, catalog: &Catalog, t: Option<usize>) -> bool {
         match self {
             Need::Tier(_, req) => t.is_some_and(|t| t >= req),
-            Need::Capability(ci) => catalog.capability_holds(&catalog.doc.capabilities[ci], t),
-            Need::Limit(li, used) => match catalog.limit_value(&catalog.doc.limits[li], t) {
+            Need::Capability(ci) => catalog.capability_holds_at(ci, t),
+            Need::Limit(li, used) => match catalog.limit_value_at(li, t) {
                 LimitValue::Unlimited => true,
                 LimitValue::Limited(n) => used < n,
             },
@@ -711,10 +711,9 @@ fn can_at(catalog: &Catalog, ents: &Entitlements, ci: usize, now: Timestamp) -> 
 }
 
 fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Timestamp) -> Verdict<'a> {
-    let cap = &catalog.doc.capabilities[ci];
     let pi = catalog.capability_product(ci);
     let eff = effective_at(catalog, ents, pi, now);
-    let allowed = catalog.capability_holds(cap, eff.tier);
+    let allowed = catalog.capability_holds_at(ci, eff.tier);
     Verdict {
         allowed,
         reason: if allowed { eff.reason } else { why_denied(&eff, false) },
@@ -744,7 +743,7 @@ pub fn limit(catalog: &Catalog, ents: &Entitlements, name: &str, now: Timestamp)
     let pi = catalog.limit_product(li);
     let eff = effective_for_limit(catalog, ents, pi, now);
     Ok(LimitAnswer {
-        limit: catalog.limit_value(&catalog.doc.limits[li], eff.tier),
+        limit: catalog.limit_value_at(li, eff.tier),
         tier: tier_name(catalog, pi, eff.tier),
         holds_until: eff.until,
     })
@@ -770,7 +769,7 @@ fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, 
 fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize, used: u64, now: Timestamp) -> Verdict<'a> {
     let pi = catalog.limit_product(li);
     let eff = effective_for_limit(catalog, ents, pi, now);
-    let allowed = match catalog.limit_value(&catalog.doc.limits[li], eff.tier) {
+    let allowed = match catalog.limit_value_at(li, eff.tier) {
         LimitValue::Unlimited => true,
         LimitValue::Limited(n) => used < n,
     };
