@@ -348,12 +348,21 @@ pub fn acting_for(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)
     }
 }
 
-/// May a member settle (release or capture) a use it made for organization `org_id`? Only
-/// while it acts for it ([`acting_for`]), as a new use asks. A retry of a settling already
-/// done (`done`) changes nothing and is answered as it was to a member without a seat, as
-/// a retried use is; a member removed since gets neither.
-pub fn may_settle(org_id: &str, orgs: &[(String, bool, Vec<crate::model::Grant>)], done: bool) -> bool {
-    as_member(org_id, orgs).is_ok_and(|(_, seated)| seated || done)
+/// May a user settle (release or capture) a use it made for an organization? Only while it
+/// acts for it ([`acting_for`]: a `member` holding a seat, `seated`), as a new use asks. A
+/// retry of a settling already done (`done`) changes nothing and is answered as it was to a
+/// member without a seat, as a retried use is; a member removed since gets neither.
+///
+/// The store applies this rule in the settling's own transaction, to the membership and the
+/// seat it reads there under lock (the in-memory store calls it; `tollgate_release` and
+/// `tollgate_capture` say it in SQL), never to what was read before: a removal or a seat
+/// taken between a read and the settling is not passed.
+pub fn may_settle(member: bool, seated: bool, done: bool) -> Result<(), ActError> {
+    match (member, seated || done) {
+        (false, _) => Err(ActError::NotMember),
+        (true, false) => Err(ActError::NoSeat),
+        (true, true) => Ok(()),
+    }
 }
 
 /// The organization's entitlements as one of its members sees them, and whether that member
@@ -398,5 +407,14 @@ mod merge_tests {
         let merged = merge_seated_grants(own, &orgs);
         let ids: Vec<&str> = merged.grants.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["mine", "org:o1:stripe:sub_1:org"]);
+    }
+
+    #[test]
+    fn a_use_for_an_organization_is_settled_by_a_seated_member_and_retried_by_any_member() {
+        assert_eq!(may_settle(true, true, false), Ok(()));
+        assert_eq!(may_settle(true, false, false), Err(ActError::NoSeat));
+        assert_eq!(may_settle(true, false, true), Ok(()), "a retry of a settling done, seat taken since");
+        assert_eq!(may_settle(false, false, true), Err(ActError::NotMember), "removed since: not even a retry");
+        assert_eq!(may_settle(false, true, false), Err(ActError::NotMember), "a seat without membership gives nothing");
     }
 }

@@ -1669,6 +1669,14 @@ export type Database = {
         };
         Returns: Json;
       };
+      tollgate_settle_refusal: {
+        Args: {
+          p_organization_id: string;
+          p_user_id: string;
+          p_done: boolean;
+        };
+        Returns: string;
+      };
       tollgate_subject_exists: {
         Args: {
           p_subject: Json;

@@ -5,10 +5,12 @@
 // it), members and admins are refused what they may not do, invite tokens are single-use,
 // expire and belong to one address; every change is in organization_changes and
 // seat_allocations says who gave each seat; RLS on the new tables as anon, as a member,
-// as an admin of another organization. Rows are checked in PostgreSQL.
+// as an admin of another organization. Rows are checked in PostgreSQL. A use made for an
+// organization is settled (tollgate_release, tollgate_capture) only while its maker is a
+// member holding a seat as the settling finds it, whatever the worker read before.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, q, uuid, worker, http, userToken, anonToken, postStripe, now, closeDb, sleep } from './helpers.mjs';
+import { env, q, uuid, id, worker, admin, http, userToken, anonToken, postStripe, now, closeDb, sleep } from './helpers.mjs';
 import { StripeSubscriber, DAY } from './events.mjs';
 
 const skip = env.catalog !== 'org-seats' && 'organizations are sold in the org-seats catalog';
@@ -260,4 +262,57 @@ test('a seat folded after a removal records the seat and makes no member', { ski
   const freed = await call('POST', `/v1/orgs/${org}/seats`, owner, { user_id: ann, action: 'take' });
   assert.equal(freed.status, 200, freed.text);
   assert.deepEqual(await q(`select 1 from seat_allocations where organization_id = $1 and user_id = $2 and status = 'active'`, [org, ann]), []);
+});
+
+test('a use made for an organization is settled only while its maker acts for it, as the settling itself finds it', { skip }, async () => {
+  // Its own organization on the Professional plan (10 courses), two members with a seat.
+  const acme = uuid();
+  await q('insert into organizations (id, name, seat_count) values ($1, $2, 2)', [acme, 'Settle Co']);
+  const granted = await admin({ organization_id: acme, grants: [{ product: 'org', tier: 'PROFESSIONAL', source: 'promotion', id: id('g'),
+    valid_from: new Date(Date.now() - DAY * 1000).toISOString(), valid_to: new Date(Date.now() + 30 * DAY * 1000).toISOString() }] });
+  assert.equal(granted.status, 201, granted.text);
+  const [dan, fay] = [await user(), await user()];
+  for (const u of [dan, fay]) {
+    await q('insert into organization_members (organization_id, user_id) values ($1, $2)', [acme, u]);
+    await q(`insert into seat_allocations (organization_id, user_id, status) values ($1, $2, 'active')`, [acme, u]);
+  }
+  const courses = { feature: 'max_courses_authored', organization_id: acme };
+  const author = async (uid) => {
+    const r = await worker('POST', '/v1/track', { body: courses, headers: { ...as(uid), 'idempotency-key': id('course') } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.usage_id;
+  };
+  const sql = async (fn, uid, usage) => (await q(`select public.${fn}($1::jsonb, $2::uuid${fn === 'tollgate_capture' ? ', now()' : ''}) as r`,
+    [{ user_id: uid }, usage]))[0].r;
+  const used = async () => (await q(`select used::int from usage_counters where organization_id = $1 and limit_id = 'max_courses_authored'`, [acme]))[0].used;
+  const [dans, fays, again] = [await author(dan), await author(fay), await author(fay)];
+  assert.equal(await used(), 3);
+  const first = await sql('tollgate_release', fay, again);
+  assert.deepEqual([first.status, first.replayed], ['released', false], 'a seated member gives its course back');
+  assert.equal(await used(), 2);
+
+  // Dan removed (the row a removal deletes) after whatever a worker read of him: the
+  // settling finds him no member, and neither releases nor captures his course.
+  await q('delete from organization_members where organization_id = $1 and user_id = $2', [acme, dan]);
+  assert.deepEqual(await sql('tollgate_release', dan, dans), { status: 'refused', reason: 'not_a_member', usage_id: dans });
+  assert.deepEqual(await sql('tollgate_capture', dan, dans), { status: 'refused', reason: 'not_a_member', usage_id: dans });
+  // Fay's seat taken (as a fold of the seat taken writes it): no release of a new one, but
+  // her retry of the one she gave back is answered as it was.
+  await q(`update seat_allocations set status = 'released', released_at = now() where organization_id = $1 and user_id = $2 and status = 'active'`, [acme, fay]);
+  assert.deepEqual(await sql('tollgate_release', fay, fays), { status: 'refused', reason: 'no_seat', usage_id: fays });
+  const retry = await sql('tollgate_release', fay, again);
+  assert.deepEqual([retry.status, retry.replayed], ['released', true], 'a retry of a release done while seated');
+  assert.equal(await used(), 2, 'Acme still counts the two courses');
+  assert.deepEqual((await q('select status from usage_records where id = any($1::uuid[]) order by id', [[dans, fays].sort()])).map((r) => r.status),
+    ['charged', 'charged']);
+  // Through the worker: 404, as for another's usage.
+  for (const [uid, usage] of [[dan, dans], [fay, fays]]) {
+    const r = await worker('POST', `/v1/usage/${usage}/release`, { headers: as(uid) });
+    assert.equal(r.status, 404, r.text);
+  }
+  // The store's own rule is not for API callers.
+  const token = userToken(fay);
+  const denied = await http('POST', `${env.rest}/rest/v1/rpc/tollgate_settle_refusal`, {
+    headers: { apikey: token, authorization: `Bearer ${token}` }, body: { p_organization_id: acme, p_user_id: fay, p_done: false } });
+  assert.equal(denied.status, 403, denied.text);
 });

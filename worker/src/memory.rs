@@ -24,7 +24,7 @@ use crate::state::{Subject, SubjectState};
 use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
-    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, Settled, SettledUse, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, Store,
+    record_json, AlertsApplied, AttemptRecord, ChargeAnswer, DueMessage, Charged, Counted, Delivery, ExpiredHold, SettleAnswer, Settled, SettledUse, FoldApplied, FoldInput, FoldStatus, FoldWrite, KeptEvent, Lapsed, Store,
     OUTBOX_LEASE_SECONDS,
 };
 use crate::supabase::{PgError, StoreError};
@@ -196,6 +196,8 @@ pub struct MemoryStore {
     /// The next this many `record_alerts` fail as an unavailable store would (tests of
     /// what a failure between two writes leaves).
     pub failing_alerts: std::cell::Cell<u32>,
+    /// Run once as the next [`Store::settle`] begins ([`MemoryStore::before_next_settle`]).
+    before_settle: RefCell<Option<Box<dyn FnOnce(&MemoryStore)>>>,
 }
 
 impl MemoryStore {
@@ -615,6 +617,31 @@ impl MemoryStore {
         g.roles.insert((org.to_string(), user.to_string()), role.to_string());
     }
 
+    /// Ends `user`'s membership of `org` as a removal does (`organization_members`), with
+    /// no history row: a change that lands between two calls of a route (tests).
+    pub fn remove_member(&self, org: &str, user: &str) {
+        let mut g = self.inner.borrow_mut();
+        if let Some(m) = g.members.get_mut(org) {
+            m.remove(user);
+        }
+        g.roles.remove(&(org.to_string(), user.to_string()));
+        g.joined.remove(&(org.to_string(), user.to_string()));
+    }
+
+    /// Frees `user`'s seat of `org` as a fold of its seat taken does (`seat_allocations`):
+    /// a change that lands between two calls of a route (tests).
+    pub fn free_seat(&self, org: &str, user: &str) {
+        if let Some(s) = self.inner.borrow_mut().seats.get_mut(org) {
+            s.remove(user);
+        }
+    }
+
+    /// Runs `f` once, as the next [`Store::settle`] begins: another request's change
+    /// landing after everything a settle route read and before its settling (tests).
+    pub fn before_next_settle(&self, f: impl FnOnce(&MemoryStore) + 'static) {
+        *self.before_settle.borrow_mut() = Some(Box::new(f));
+    }
+
     /// A user Supabase Auth knows, with its email address.
     pub fn add_user_with_email(&self, id: &str, email: &str) {
         let mut g = self.inner.borrow_mut();
@@ -796,7 +823,11 @@ impl Store for MemoryStore {
         release: bool,
         now: Timestamp,
         used: Option<SettledUse>,
-    ) -> Result<Option<Settled>, StoreError> {
+    ) -> Result<SettleAnswer, StoreError> {
+        let before = self.before_settle.borrow_mut().take();
+        if let Some(f) = before {
+            f(self);
+        }
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
         // The subject's record, or one it used for an organization (its actor), as the SQL does.
@@ -806,14 +837,24 @@ impl Store for MemoryStore {
             .find(|(_, r)| r.id == usage_id && (r.subject == key || r.record["actor"].as_str() == Some(key.as_str())))
             .map(|(k, _)| k.clone())
         else {
-            return Ok(None);
+            return Ok(SettleAnswer::NotFound);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
+        // A use the caller made for an organization (its actor): settled only while the
+        // core's rule allows it on the membership and seat as they are now, in this call.
+        if let (Some(Subject::Org(org)), Subject::User(user)) = (Subject::from_key(&g.records[&rid].subject), subject) {
+            let member = g.members.get(&org).is_some_and(|m| m.contains(user));
+            let seated = g.seats.get(&org).is_some_and(|s| s.contains(user));
+            let done = status == if release { "released" } else { "captured" };
+            if let Err(e) = tollgate::seats::may_settle(member, seated, done) {
+                return Ok(SettleAnswer::NotActing(e));
+            }
+        }
         let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false, settled: None };
         let settled = used.or_else(|| settled_use(&g.records[&rid]));
         match (release, status.as_str()) {
-            (true, "released") => return Ok(Some(done("released"))),
-            (false, "captured") => return Ok(Some(done("captured"))),
+            (true, "released") => return Ok(SettleAnswer::Settled(done("released"))),
+            (false, "captured") => return Ok(SettleAnswer::Settled(done("captured"))),
             (false, "released") => return Err(conflict("released", "the hold was released: nothing to capture")),
             (false, "held") if serde_json::from_value::<Timestamp>(g.records[&rid].record["hold_until"].clone()).is_ok_and(|t| t <= now) => {
                 return Err(conflict("hold_expired", "the hold has ended: what it took is given back, not captured"))
@@ -832,7 +873,7 @@ impl Store for MemoryStore {
                     *n = n.saturating_sub(units);
                 }
                 g.records.get_mut(&rid).expect("found above").record["status"] = json!("released");
-                return Ok(Some(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false, refold: false, settled }));
+                return Ok(SettleAnswer::Settled(Settled { usage_id: json!(usage_id), status: "released".into(), replayed: false, refold: false, settled }));
             }
             _ => return Err(conflict("not_held", "the usage is final, not a hold")),
         }
@@ -858,7 +899,7 @@ impl Store for MemoryStore {
         if let Some(r) = g.records.get_mut(&rid) {
             r.record["status"] = json!(now_status);
         }
-        Ok(Some(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold, settled }))
+        Ok(SettleAnswer::Settled(Settled { usage_id: json!(usage_id), status: now_status.into(), replayed: false, refold, settled }))
     }
 
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {

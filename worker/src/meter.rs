@@ -36,7 +36,7 @@ use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Transport};
 use crate::respond::{error, error_json, json_body, store_error};
 use crate::state::Subject;
-use crate::store::{Counted, Store};
+use crate::store::{Counted, SettleAnswer, Store};
 use crate::supabase::Conflict;
 
 /// What a check or a track asks: the feature and quantity, and optionally the
@@ -486,6 +486,8 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
 /// member holding a seat): a member removed since, or whose seat was taken, gets 404 as for
 /// any usage it does not have, and the organization's count is unchanged. A retry of a
 /// settling already done is answered as it was to a member whose seat was taken since.
+/// The store decides it in the settling's own transaction (`SettleAnswer::NotActing`), so a
+/// removal or a seat taken after the usage was read is never passed.
 pub async fn settle<T: Transport, S: Store>(
     ctx: &Ctx<T, S>,
     req: &InRequest,
@@ -505,22 +507,13 @@ pub async fn settle<T: Transport, S: Store>(
         Ok(None) => return not_found(),
         Err(e) => return store_error(&e),
     };
-    if let Subject::Org(org) = &used.owner {
-        let st = match ctx.store.gate_state(&subject, None).await {
-            Ok((st, _)) => st,
-            Err(e) => return store_error(&e),
-        };
-        if !tollgate::seats::may_settle(org, &st.organizations(), used.done(release)) {
-            return not_found();
-        }
-    }
     match ctx.store.settle(&subject, id, release, now, Some(used)).await {
-        Ok(Some(s)) => {
+        Ok(SettleAnswer::Settled(s)) => {
             // A fold that fails now is done by the subject's next one: the settling stands.
             let _ = crate::webhook::settled(ctx, &subject, &s, now).await;
             AppResponse::json(200, &json!({"status": s.status, "usage_id": s.usage_id, "replayed": s.replayed}))
         }
-        Ok(None) => not_found(),
+        Ok(SettleAnswer::NotFound | SettleAnswer::NotActing(_)) => not_found(),
         // The store's refusal names itself by hint (not_held, released, hold_expired, lot_short).
         Err(crate::supabase::StoreError::Conflict { error: pg, .. }) => {
             error(409, pg.hint.as_deref().unwrap_or("conflict"), pg.message.unwrap_or_default())

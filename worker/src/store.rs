@@ -138,6 +138,19 @@ pub struct Settled {
     pub settled: Option<SettledUse>,
 }
 
+/// What the store answers a settling ([`Store::settle`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SettleAnswer {
+    /// Settled now, or before (a retry: [`Settled::replayed`]).
+    Settled(Settled),
+    /// The subject has no such usage.
+    NotFound,
+    /// A use the caller made for an organization it no longer acts for, by the core's
+    /// `seats::may_settle` on the membership and seat read in the settling's own
+    /// transaction (removed, or its seat taken, since): nothing changed.
+    NotActing(tollgate::seats::ActError),
+}
+
 /// A usage to settle or just settled: whose it is, and the pool it held or the limit
 /// counter it used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,14 +162,6 @@ pub struct SettledUse {
     pub limit: Option<(String, String)>,
     /// Where the use stands as read (`charged`, `held`, `captured`, `released`).
     pub status: String,
-}
-
-impl SettledUse {
-    /// Is the use already what settling it as asked makes it (released, or captured)?
-    /// Then settling it again is a retry, answered as the first was.
-    pub fn done(&self, release: bool) -> bool {
-        self.status == if release { "released" } else { "captured" }
-    }
 }
 
 impl SettledUse {
@@ -413,10 +418,14 @@ pub trait Store {
     /// (its actor); `None`: neither (no such usage, or another's). One read of its row:
     /// [`Store::settle`] is handed what it read.
     async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError>;
-    /// Captures (`release` false) or releases the subject's hold `usage_id` at `now`; `None`:
-    /// the subject has no such usage. A capture at or after the hold's end is refused
-    /// (`hold_expired`). `used`: what [`Store::usage_owner`] read of it, if it was asked
-    /// (else the store reads what it settled itself, for [`Settled::settled`]).
+    /// Captures (`release` false) or releases the subject's hold `usage_id` at `now`
+    /// ([`SettleAnswer::NotFound`]: the subject has no such usage). A capture at or after
+    /// the hold's end is refused (`hold_expired`). A use a user made for an organization
+    /// (its actor) is settled only if the core's `seats::may_settle` allows it on the
+    /// user's membership and seat as the store reads them in the settling's own
+    /// transaction, under lock ([`SettleAnswer::NotActing`] when not): what a caller read
+    /// before never decides it. `used`: what [`Store::usage_owner`] read of it, if it was
+    /// asked (else the store reads what it settled itself, for [`Settled::settled`]).
     async fn settle(
         &self,
         subject: &Subject,
@@ -424,7 +433,7 @@ pub trait Store {
         release: bool,
         now: Timestamp,
         used: Option<SettledUse>,
-    ) -> Result<Option<Settled>, StoreError>;
+    ) -> Result<SettleAnswer, StoreError>;
     /// Holds past their end at `now`, oldest first, after the cursor `after` (the last
     /// hold of the previous page: its `hold_until` and `usage_id`).
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
@@ -742,7 +751,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
         release: bool,
         now: Timestamp,
         used: Option<SettledUse>,
-    ) -> Result<Option<Settled>, StoreError> {
+    ) -> Result<SettleAnswer, StoreError> {
         let v = if release {
             self.client.rpc("tollgate_release", &json!({"p_subject": subject.to_json(), "p_usage_id": usage_id})).await?
         } else {
@@ -750,7 +759,12 @@ impl<T: Transport> Store for SupabaseStore<T> {
             self.client.rpc("tollgate_capture", &args).await?
         };
         if v.is_null() {
-            return Ok(None);
+            return Ok(SettleAnswer::NotFound);
+        }
+        // A use made for an organization its caller no longer acts for (20261207003000).
+        if v["status"] == "refused" {
+            use tollgate::seats::ActError;
+            return Ok(SettleAnswer::NotActing(if v["reason"] == "no_seat" { ActError::NoSeat } else { ActError::NotMember }));
         }
         let replayed = v["replayed"] == true;
         let settled = if replayed {
@@ -765,7 +779,7 @@ impl<T: Transport> Store for SupabaseStore<T> {
                 .await?;
             row.as_array().and_then(|rows| rows.first()).and_then(SettledUse::from_row)
         };
-        Ok(Some(Settled {
+        Ok(SettleAnswer::Settled(Settled {
             usage_id: v["usage_id"].clone(),
             status: v["status"].as_str().unwrap_or("").to_string(),
             replayed,

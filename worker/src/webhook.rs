@@ -428,7 +428,7 @@ pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, 
         async |holds| {
             for h in holds {
                 match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
-                    Ok(Some(s)) if !s.replayed => {
+                    Ok(crate::store::SettleAnswer::Settled(s)) if !s.replayed => {
                         released += 1;
                         if settled(app, &h.subject, &s, now).await.is_err() {
                             failed += 1;

@@ -12,7 +12,7 @@ use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::Subject;
-use tollgate_worker::store::Store;
+use tollgate_worker::store::{SettleAnswer, Store};
 
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 const NOW: i64 = 1_800_007_200;
@@ -54,7 +54,9 @@ fn a_release_elsewhere_makes_a_kept_state_stale_so_no_overage_is_billed_for_cred
         assert_eq!(s, 200, "{v}");
         let id = v["usage_id"].as_str().unwrap().to_string();
         // Another isolate releases it (same store, not this isolate's kept state).
-        let r = app.ctx.store.settle(&Subject::user(U1), &id, true, Timestamp(NOW + 1), None).await.unwrap().unwrap();
+        let SettleAnswer::Settled(r) = app.ctx.store.settle(&Subject::user(U1), &id, true, Timestamp(NOW + 1), None).await.unwrap() else {
+            panic!("U1's hold is U1's to release")
+        };
         assert_eq!(r.status, "released");
         // The user has its 10 seconds again; a 10 s render should take them, no overage.
         let (s, v) = call(&app, Method::Post, "/v1/usage/consume", user("r1", NOW + 5),

@@ -23,7 +23,7 @@ use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::{Subject, SubjectState};
 use tollgate_worker::store::{
     AlertsApplied, AttemptRecord, CatalogVersion, ChargeAnswer, Charged, Counted, Delivery, DueMessage, ExpiredHold,
-    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, Settled, SettledUse, Store, StoreError,
+    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, SettleAnswer, SettledUse, Store, StoreError,
     StoredCatalog,
 };
 
@@ -90,7 +90,7 @@ impl Store for Flaky {
         release: bool,
         now: Timestamp,
         used: Option<SettledUse>,
-    ) -> Result<Option<Settled>, StoreError> {
+    ) -> Result<SettleAnswer, StoreError> {
         self.inner.settle(subject, usage_id, release, now, used).await
     }
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {

@@ -4,8 +4,9 @@
 //! and lowered by Stripe's subscription events moves the seats in the core's order,
 //! members and admins are refused what they may not do, invite tokens are single-use,
 //! expire and belong to one address, each member's Idempotency-Keys are its own, and a
-//! member gives back an organization's use it made (a removed or unseated one does not);
-//! an operator's seat goes only to a member.
+//! member gives back an organization's use it made (a removed or unseated one does not,
+//! also when the removal lands between the route's read and the settling); an operator's
+//! seat goes only to a member.
 
 mod common;
 
@@ -545,6 +546,45 @@ fn a_retried_release_is_answered_as_it_was_after_the_seat_is_taken() {
         assert_eq!((s, v["status"].as_str()), (200, Some("removed")), "{v}");
         let (s, r) = t.release(&anns, ANN).await;
         assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "a removed member's retry: {r}");
+    });
+}
+
+/// A removal, or a seat taken, that lands after the release route read what it reads and
+/// before the store settles (another request's, between two store calls) is not passed:
+/// the store settles a use made for an organization only while its maker acts for it as
+/// the settling itself finds it (the core's `seats::may_settle`, in the store's one call;
+/// in SQL `tollgate_release`, tests/e2e/orgs.test.mjs). Ann, Bob and Cat each hold a seat
+/// of Acme; Ann and Bob each author a course for it. Ann is removed, then Bob's seat is
+/// taken, each just as their release reaches the store: both get 404 `not_found`, as a
+/// removed or unseated member does, and Acme still counts both courses.
+#[test]
+fn a_removal_or_a_seat_taken_just_before_the_settling_is_not_passed() {
+    block(async {
+        let t = T::new();
+        let org = t.seated_org(3, ANN).await;
+        t.join(&org, BOB, true).await;
+        t.join(&org, CAT, true).await;
+        let courses = json!({"feature": "max_courses_authored", "organization_id": org});
+        let anns = t.author(ANN, "course-1", &courses).await;
+        let bobs = t.author(BOB, "course-1", &courses).await;
+        let counted = || async {
+            let (s, c) = t.call(Method::Post, "/v1/check", CAT, Some(courses.clone())).await;
+            assert_eq!(s, 200, "{c}");
+            c["used"].clone()
+        };
+        assert_eq!(counted().await, json!(2));
+
+        let o = org.clone();
+        t.app.ctx.store.before_next_settle(move |store| store.remove_member(&o, ANN));
+        let (s, r) = t.release(&anns, ANN).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "removed as the release was settled: {r}");
+        assert_eq!(counted().await, json!(2), "Ann's course is still Acme's");
+
+        let o = org.clone();
+        t.app.ctx.store.before_next_settle(move |store| store.free_seat(&o, BOB));
+        let (s, r) = t.release(&bobs, BOB).await;
+        assert_eq!((s, r["error"]["code"].as_str()), (404, Some("not_found")), "unseated as the release was settled: {r}");
+        assert_eq!(counted().await, json!(2), "Bob's course is still Acme's");
     });
 }
 
