@@ -763,3 +763,41 @@ fn a_paused_subscriptions_allowance_is_kept_but_not_spent_while_top_ups_are() {
     }
     assert_eq!(tollgate::usage::balances(wallet, &ents.grants, NOW).get("ai_credits"), Some(&2500));
 }
+
+/// The entitlements a fold gives a paused subscriber (`BillingState::entitlements_for`,
+/// which the CLI and the lifecycle story decide from) carry what may be spent, as a
+/// snapshot's do (`usage::balances`): the top-up, not the plan's allowance. Nothing is
+/// taken away: the fold's lots still hold both, and resumed the balance is whole again.
+/// A pool the paused plan alone fills is still named, at zero (the subject holds lots in it).
+#[test]
+fn a_paused_subscribers_entitlements_carry_only_what_may_be_spent() {
+    let c = Catalog::from_toml(include_str!("../catalogs/razorpay-ai.toml")).unwrap();
+    let (start, end) = (Timestamp(NOW.0 - 5 * 86_400), Timestamp(NOW.0 + 25 * 86_400));
+    let pause = Timestamp(NOW.0 - 86_400);
+    let subject = format!("user:{U}");
+
+    // The plan alone: its pool is held at zero while paused.
+    let facts = paused_premium(start, end, pause);
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    assert_eq!(st.balance(&subject, "ai_credits"), 2000, "the allowance is kept: {st:?}");
+    assert_eq!(st.entitlements_for(&subject).balances.get("ai_credits"), Some(&0));
+
+    // With a top-up: the top-up alone may be spent.
+    let mut facts = facts;
+    facts.push(ai_top_up(Timestamp(start.0 + 3_600)));
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    assert_eq!(st.balance(&subject, "ai_credits"), 2500);
+    let ents = st.entitlements_for(&subject);
+    assert_eq!(ents.balances.get("ai_credits"), Some(&500), "{:?}", ents.balances);
+    let wallet = &st.subject(&subject).unwrap().wallet;
+    assert_eq!(ents.balances, tollgate::usage::balances(wallet, &ents.grants, NOW));
+    assert_eq!(wallet.balance("ai_credits"), 2500, "nothing is taken away");
+
+    // Resumed: the allowance counts again.
+    let mut again = facts[0].clone();
+    again.key = "razorpay:subscription:sub_p:resumed".into();
+    again.at = Timestamp(NOW.0 - 3_600);
+    facts.push(again);
+    let st = tollgate::billing::reduce(&c, &facts, NOW);
+    assert_eq!(st.entitlements_for(&subject).balances.get("ai_credits"), Some(&2500));
+}

@@ -60,7 +60,8 @@ pub struct SubjectState {
     /// Grants from its subscriptions and one-time purchases (own grants only;
     /// see [`crate::billing::members::effective_entitlements`] for a member's organization grants).
     pub grants: Vec<Grant>,
-    /// Pool -> units available at `as_of`.
+    /// Pool -> units its open lots hold at `as_of`, a paused subscription's included
+    /// (what may be spent: [`BillingState::entitlements_for`]).
     pub balances: BTreeMap<String, i64>,
     /// Lots and the ledger behind the balances.
     pub wallet: Wallet,
@@ -323,11 +324,18 @@ impl BillingState {
 
     /// A subject's own grants and balances, shaped for [`crate::decide`]. A
     /// subject no fact mentions gets no grants and the catalog's free amounts.
-    /// `subject` is `user:<id>`, `org:<id>` or a bare user id.
+    /// `subject` is `user:<id>`, `org:<id>` or a bare user id. The balances are what may
+    /// be spent at `as_of` ([`crate::usage::balances`], as a snapshot carries them): a
+    /// subscription paused then gives none of its lots (they are kept, and
+    /// [`SubjectState::balances`] and [`BillingState::balance`] still count them), while
+    /// top-ups, free and admin credits stay.
     pub fn entitlements_for(&self, subject: &str) -> Entitlements {
         let key = Subject::parse(subject).map(|s| s.to_string()).unwrap_or_else(|_| subject.to_string());
         match self.subjects.get(&key) {
-            Some(s) => Entitlements { subject: key, grants: s.grants.clone(), balances: s.balances.clone(), until: None },
+            Some(s) => {
+                let balances = crate::usage::balances(&s.wallet, &s.grants, self.as_of);
+                Entitlements { subject: key, grants: s.grants.clone(), balances, until: None }
+            }
             None => Entitlements { subject: key, grants: Vec::new(), balances: self.defaults.clone(), until: None },
         }
     }
@@ -337,7 +345,9 @@ impl BillingState {
         self.subjects.get(&key)
     }
 
-    /// A pool's balance for a subject (the free amount for an unknown subject).
+    /// A pool's balance for a subject (the free amount for an unknown subject): what its
+    /// open lots hold, a paused subscription's included; what may be spent is in
+    /// [`BillingState::entitlements_for`].
     pub fn balance(&self, subject: &str, pool: &str) -> i64 {
         match self.subject(subject) {
             Some(s) => s.balances.get(pool).copied().unwrap_or(0),
