@@ -250,3 +250,47 @@ test('a refund made before a renewal and told after it withdraws what the renewa
   assert.equal(ledger, 1800, 'the statement adds up to the balance');
   await conserved(uid);
 });
+
+test('a paused subscription\'s seconds are left out of credit_balances and of a replayed charge\'s answer, kept, and counted again once it resumes', { skip }, async () => {
+  const uid = await createUser();
+  const start = now() - 5 * DAY;
+  const end = start + 30 * DAY;
+  const s = new StripeSubscriber({ subject: { user_id: uid }, offer: 'VIDEO_CREATOR_MONTHLY', start });
+  const pack = stripeOneTime({ subject: { user_id: uid }, offer: 'VIDEO_TOKENS_30_MIN', at: start + 3600 });
+  for (const e of [s.checkout(), s.created({ periodEnd: end }), s.invoicePaid({ at: start + 1, periodStart: start, periodEnd: end }), pack]) {
+    const r = await postStripe(e);
+    assert.equal(r.status, 200, r.text);
+  }
+  assert.equal(await balance(uid), 3600, 'the month\'s 1800 seconds and the pack\'s 1800');
+  const render = { model: 'standard', quality: 'watermark', seconds: 30 };
+  const key = id('k');
+  const first = await consume(uid, key, render);
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.json.balances.video_seconds, 3570, 'taken from the month\'s seconds first');
+  const held = async () => Number((await q(
+    `select coalesce(sum(remaining) filter (where not closed), 0)::int as h from credit_lots where user_id = $1 and pool = 'video_seconds'`, [uid]))[0].h);
+
+  // Paused: the month's seconds are kept, not spendable.
+  let r = await postStripe(s.updated({ at: now() - 60, status: 'paused', periodStart: start, periodEnd: end }));
+  assert.equal(r.json?.status, 'applied', r.text);
+  const grants = await q('select paused_since from cloud_entitlements where user_id = $1', [uid]);
+  assert.ok(grants.length > 0 && grants.every((g) => g.paused_since !== null), JSON.stringify(grants));
+  assert.equal(await balance(uid), 1800, 'the pack alone may be spent');
+  assert.equal(await held(), 3570, 'nothing taken away');
+  const replay = await consume(uid, key, render);
+  assert.equal(replay.json?.status, 'replayed', replay.text);
+  assert.equal(replay.json.balances.video_seconds, 1800, `a retry answers what may be spent: ${replay.text}`);
+  const second = await consume(uid, id('k'), render);
+  assert.equal(second.status, 200, second.text);
+  assert.equal(second.json.balances.video_seconds, 1770, 'taken from the pack');
+  assert.equal(await balance(uid), 1770, 'the view says what the charge\'s answer says');
+
+  // Resumed: the month's seconds count again.
+  r = await postStripe(s.updated({ at: now() - 30, status: 'active', periodStart: start, periodEnd: end }));
+  assert.equal(r.json?.status, 'applied', r.text);
+  assert.equal(await balance(uid), 3540);
+  const again = await consume(uid, key, render);
+  assert.equal(again.json?.status, 'replayed', again.text);
+  assert.equal(again.json.balances.video_seconds, 3540, again.text);
+  await conserved(uid);
+});

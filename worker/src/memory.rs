@@ -20,7 +20,7 @@ use tollgate::orgs::{Invite, OrgMembership};
 use tollgate::credits::{EntryKind, LedgerEntry, Lot};
 use tollgate::time::Timestamp;
 
-use crate::state::{Subject, SubjectState};
+use crate::state::{GrantRow, Subject, SubjectState};
 use tollgate::alerts::{AlertCheck, Level, OpenAlert};
 use crate::store::{
     memberships_from_json, org_from_json, OrgChange, OrgRead,
@@ -366,12 +366,33 @@ impl Inner {
         }
     }
 
+    /// What `credit_balances` says for a subject: per pool, what its open lots hold, less
+    /// the lots of a subscription one of its grants says is paused ([`Self::paused`]).
     fn balances(&self, key: &str) -> Value {
+        let paused = self.paused(key);
         let mut out: BTreeMap<String, i64> = BTreeMap::new();
         for l in self.lots.get(key).into_iter().flatten() {
-            *out.entry(l.lot.pool.clone()).or_insert(0) += if l.lot.closed { 0 } else { l.lot.remaining };
+            let frozen = l.lot.subscription.as_ref().is_some_and(|s| paused.contains(s));
+            *out.entry(l.lot.pool.clone()).or_insert(0) += if l.lot.closed || frozen { 0 } else { l.lot.remaining };
         }
         json!(out)
+    }
+
+    /// The subscriptions a grant of the subject says are paused (`tollgate::usage::paused_subscriptions`),
+    /// whose lots `credit_balances` leaves out. The view judges each grant at `now()`;
+    /// this store has no clock, so a grant is judged from its pause on (the latest of its
+    /// `valid_from`, `valid_to` and `paused_since`), where `now()` is once the row is written.
+    fn paused(&self, key: &str) -> BTreeSet<String> {
+        self.grant_rows(key)
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<GrantRow>(v).ok())
+            .map(GrantRow::into_grant)
+            .filter_map(|g| {
+                let at = [Some(g.valid_from), g.valid_to, g.paused_since].into_iter().flatten().max()?;
+                let paused = tollgate::usage::paused_subscriptions(std::slice::from_ref(&g), at);
+                paused.into_iter().next().map(str::to_string)
+            })
+            .collect()
     }
 
     fn grant_rows(&self, key: &str) -> Vec<Value> {
@@ -684,7 +705,8 @@ impl MemoryStore {
         );
     }
 
-    /// What `credit_balances` says for a subject's pool.
+    /// What `credit_balances` says for a subject's pool (a paused subscription's lots
+    /// left out; [`Self::lots`] holds them all).
     pub fn balance(&self, subject: &Subject, pool: &str) -> i64 {
         self.inner.borrow().balances(&subject.key())[pool].as_i64().unwrap_or(0)
     }

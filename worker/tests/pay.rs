@@ -482,13 +482,68 @@ fn a_paused_subscriptions_seconds_are_kept_and_spendable_again_once_it_resumes()
         use tollgate_worker::store::Store as _;
         let held = t.app.ctx.store.subject_state(&Subject::user(U1), None).await.expect("state");
         assert_eq!(held.balances(Timestamp(NOW)).get("video_seconds"), Some(&0), "nothing spendable while paused");
-        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 1800, "and nothing taken away");
+        assert_eq!(t.app.ctx.store.balance(&Subject::user(U1), "video_seconds"), 0, "the store's balance agrees");
+        let held: i64 = t.app.ctx.store.lots(&Subject::user(U1)).iter().filter(|l| !l.closed).map(|l| l.remaining).sum();
+        assert_eq!(held, 1800, "and nothing taken away");
         // Resumed: the same seconds, spent.
         let resumed = sub_event("evt_sub_3", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 3_600, start, end, json!({"pause_collection": null}));
         assert_eq!(t.stripe(&resumed).await.0, 200);
         let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-resumed", render).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["balances"]["video_seconds"].as_i64(), Some(1770), "{v}");
+    });
+}
+
+/// A Video Studio Creator subscriber (1,800 seconds a month) who bought a pack of 30
+/// minutes apart renders 30 seconds (taken from the month's seconds), then pauses the
+/// subscription through Stripe's "pause payment collection". The store's balance
+/// (`credit_balances`, which a replayed charge answers with) leaves the paused month's
+/// seconds out, as the core does: a retry of the render answers `replayed` with the pack's
+/// 1,800 seconds, what a new render's answer and the snapshot say may be spent, not the
+/// month's 1,770 beside them. Nothing is taken away, and resumed they count again.
+#[test]
+fn a_replayed_charge_of_a_paused_subscriber_answers_only_what_may_be_spent() {
+    block(async {
+        let t = T::new("video-studio", &[]);
+        let (start, end) = t.creator_subscriber().await;
+        let pack = json!({"id": "evt_pack", "object": "event", "api_version": "2025-03-31.basil", "created": NOW - 3 * 86_400,
+            "type": "checkout.session.completed", "livemode": false,
+            "data": {"object": {"id": "cs_pack", "object": "checkout.session", "mode": "payment", "status": "complete",
+                "payment_status": "paid", "customer": "cus_1", "subscription": null, "payment_intent": "pi_pack",
+                "client_reference_id": U1, "metadata": {"offer_key": "VIDEO_TOKENS_30_MIN"},
+                "amount_total": 1900, "currency": "usd", "created": NOW - 3 * 86_400}}});
+        let (s, v) = t.stripe(&pack).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
+        let render = json!({"model": "standard", "quality": "watermark", "seconds": 30});
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-1", render.clone()).await;
+        assert_eq!((s, v["balances"]["video_seconds"].as_i64()), (200, Some(3570)), "{v}");
+        let who = Subject::user(U1);
+        let store = &t.app.ctx.store;
+
+        let pause = json!({"pause_collection": {"behavior": "void", "resumes_at": null}});
+        let paused = sub_event("evt_sub_2", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 86_400, start, end, pause);
+        assert_eq!(t.stripe(&paused).await.0, 200);
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-1", render.clone()).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("replayed")), "{v}");
+        assert_eq!(v["balances"]["video_seconds"].as_i64(), Some(1800), "the pack alone may be spent: {v}");
+        assert_eq!(store.balance(&who, "video_seconds"), 1800);
+        let held: i64 = store.lots(&who).iter().filter(|l| !l.closed).map(|l| l.remaining).sum();
+        assert_eq!(held, 3570, "nothing taken away");
+        // A new render takes from the pack; its answer and its retry's say the same.
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-2", render.clone()).await;
+        assert_eq!((s, v["balances"]["video_seconds"].as_i64()), (200, Some(1770)), "{v}");
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-2", render.clone()).await;
+        assert_eq!((s, v["status"].as_str(), v["balances"]["video_seconds"].as_i64()), (200, Some("replayed"), Some(1770)), "{v}");
+        use tollgate_worker::store::Store as _;
+        let state = store.subject_state(&who, None).await.expect("state");
+        assert_eq!(state.balances(Timestamp(NOW)).get("video_seconds"), Some(&1770), "the snapshot's balance");
+
+        // Resumed: the month's seconds count again.
+        let resumed = sub_event("evt_sub_3", "updated", "VIDEO_CREATOR_MONTHLY", "active", NOW - 3_600, start, end, json!({"pause_collection": null}));
+        assert_eq!(t.stripe(&resumed).await.0, 200);
+        let (s, v) = t.post_keyed("/v1/usage/consume", U1, "render-1", render).await;
+        assert_eq!((s, v["status"].as_str(), v["balances"]["video_seconds"].as_i64()), (200, Some("replayed"), Some(3540)), "{v}");
+        assert_eq!(store.balance(&who, "video_seconds"), 3540);
     });
 }
 
