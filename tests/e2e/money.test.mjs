@@ -18,7 +18,8 @@ const balance = async (uid) =>
 const usageEntries = async (uid) =>
   (await q(`select source_key, delta from credit_statement where user_id = $1 and kind = 'usage' order by at, source_key`, [uid]));
 
-/** Store-wide: every lot is conserved and every balance is its open lots' sum. */
+/** Store-wide, for one user: no lot gives more than it was granted, the lots record exactly
+ * what the charges took, and every charge is covered by what it took and its overage. */
 async function conserved(uid) {
   const bad = await q(`select key, granted, remaining, used, revoked, expired from credit_lots
                         where user_id = $1 and granted < remaining + used + revoked + expired`, [uid]);
