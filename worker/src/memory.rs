@@ -197,8 +197,11 @@ pub struct MemoryStore {
     /// what a failure between two writes leaves).
     pub failing_alerts: std::cell::Cell<u32>,
     /// Run once as the next [`Store::settle`] begins ([`MemoryStore::before_next_settle`]).
-    before_settle: RefCell<Option<Box<dyn FnOnce(&MemoryStore)>>>,
+    before_settle: RefCell<Option<SettleHook>>,
 }
+
+/// What a test runs as the next settling begins (a removal landing just before it, say).
+type SettleHook = Box<dyn FnOnce(&MemoryStore)>;
 
 impl MemoryStore {
     /// `tollgate_catalog_push`: a new version of the document's catalog (the same content
