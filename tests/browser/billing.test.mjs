@@ -214,7 +214,8 @@ test('payment collection paused in the portal locks the plan\'s tools; "Resume" 
   assert.equal(await row.getAttribute('data-status'), 'paused');
   const demo = await context.newPage();
   await demo.goto(`${WWW}/tools/demo`);
-  await gatingReady(demo);
+  // (The page may paint the cached snapshot of before the pause first; it revalidates.)
+  await demo.waitForSelector('[data-testid="upgrade-banner"][data-reason="paused"]', { timeout: 10_000 });
   assert.equal(await demo.locator(PRO).count(), 0, 'a paused plan gives none of its tools');
   await new Promise((r) => setTimeout(r, 1100));
 
