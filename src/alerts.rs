@@ -7,8 +7,8 @@
 //! not any more (resolved). The core gives each check its rule, its episode and its
 //! **level**: known (`Known`, derived here from the billing state at `now`), or a count
 //! the store compares in its own transaction with a number given here, as it does with a
-//! limit (`CounterAtLeast`: the window's count reaches the threshold; `BalanceBelow`: a
-//! pool's open lots hold fewer units). The store then, under one lock per subject:
+//! limit (`CounterAtLeast`: the window's count reaches the threshold; `BalanceBelow`: what
+//! may be spent of a pool holds fewer units). The store then, under one lock per subject:
 //!
 //! - crossed, and no alert of the rule open: opens one (`alert.crossed`), unless this
 //!   episode was opened before (a windowed limit crosses once per window and limit: an
@@ -41,7 +41,9 @@ pub enum Level {
     /// The subject's counter `counter` in the window starting at `window_start` holds at
     /// least `at_least`.
     CounterAtLeast { counter: String, window_start: Timestamp, at_least: u64 },
-    /// The subject's open lots of `pool` hold fewer than `below` units.
+    /// What the subject may spend of `pool` (its open lots, less those of a paused
+    /// subscription: [`crate::usage::balances`], the store's `credit_balances`) is fewer
+    /// than `below` units, and it holds lots of `pool`.
     BalanceBelow { pool: String, below: i64 },
 }
 

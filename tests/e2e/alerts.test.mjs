@@ -5,7 +5,8 @@
 // signer). Crossing 80% then 100% of the limit delivers exactly two alerts; a replayed use,
 // a redelivered webhook and a re-fold deliver none; a new window resolves both; an endpoint
 // down for a while receives every alert once it is back, in order per subject, every
-// attempt recorded.
+// attempt recorded. A pool's `units_left` alert compares what may be spent: a pause that
+// leaves none of the month's `ai_credits` spendable opens it, the resumption resolves it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -204,4 +205,39 @@ test('an endpoint down for a while gets every alert once back, in order per subj
   assert.deepEqual(B.bad, []);
   const pending = await q(`select count(*)::int as n from outbox_messages where endpoint_id = $1 and delivered_at is null`, [B.id]);
   assert.equal(pending[0].n, 0);
+});
+
+test('a pause that leaves nothing spendable opens the pool\'s low-balance alert; the resumption resolves it', { skip }, async () => {
+  const uid = await createUser();
+  const T = now();
+  const [start, end] = [T - DAY, T + 29 * DAY];
+  const r = new RazorpaySubscriber({ userId: uid, plan: 'plan_premium_monthly', start });
+  const charged = r.event('subscription.charged', { at: start + 1, status: 'active', currentStart: start, currentEnd: end, payment: r.payment({ at: start + 1 }) });
+  assert.equal((await postRazorpay(charged, { eventId: id('evt') })).status, 200);
+  const rule = 'pool:ai_credits:100left';
+  const alerts = () => q('select resolved_at from alerts where user_id = $1 and rule = $2 order by id', [uid, rule]);
+  const available = async () => Number((await q(
+    `select coalesce(sum(available), 0)::int as a from credit_balances where user_id = $1 and pool = 'ai_credits'`, [uid]))[0].a);
+  assert.equal(await available(), 2000);
+  assert.deepEqual(await alerts(), [], '2000 credits: not low');
+
+  // Paused: the month's 2000 credits are kept, none spendable; the pause's fold opens the alert.
+  let d = await postRazorpay(r.event('subscription.paused', { at: T - 60, status: 'paused', currentStart: start, currentEnd: end }), { eventId: id('evt') });
+  assert.equal(d.json?.status, 'applied', d.text);
+  assert.equal(await available(), 0, 'nothing spendable while paused');
+  const held = await q(`select coalesce(sum(remaining) filter (where not closed), 0)::int as h from credit_lots where user_id = $1 and pool = 'ai_credits'`, [uid]);
+  assert.equal(held[0].h, 2000, 'and nothing taken away');
+  let rows = await alerts();
+  assert.equal(rows.length, 1, 'the pool\'s alert opened');
+  assert.equal(rows[0].resolved_at, null);
+
+  // Resumed: spendable again; the resumption's fold resolves it.
+  d = await postRazorpay(r.event('subscription.resumed', { at: T - 30, status: 'active', currentStart: start, currentEnd: end }), { eventId: id('evt') });
+  assert.equal(d.json?.status, 'applied', d.text);
+  assert.equal(await available(), 2000);
+  rows = await alerts();
+  assert.equal(rows.length, 1);
+  assert.notEqual(rows[0].resolved_at, null, 'resolved once the credits are spendable again');
+  await until('the crossing and the resolution delivered', () => mine(A, uid).filter((g) => g.payload.data.rule === rule).length === 2);
+  assert.deepEqual(mine(A, uid).filter((g) => g.payload.data.rule === rule).map((g) => g.payload.type), ['alert.crossed', 'alert.resolved']);
 });

@@ -270,10 +270,9 @@ impl Inner {
                 Level::CounterAtLeast { counter, window_start, at_least } => {
                     self.counters.get(&(key.to_string(), counter.clone(), *window_start)).copied().unwrap_or(0) >= *at_least
                 }
-                Level::BalanceBelow { pool, below } => {
-                    let lots: Vec<&StoredLot> = self.lots.get(key).into_iter().flatten().filter(|l| &l.lot.pool == pool).collect();
-                    !lots.is_empty() && lots.iter().filter(|l| !l.lot.closed).map(|l| l.lot.remaining).sum::<i64>() < *below
-                }
+                // What may be spent, as `credit_balances` says (a paused subscription's lots
+                // left out), of a pool the subject holds lots in (as 20261207004000's form).
+                Level::BalanceBelow { pool, below } => self.available(key).get(pool).is_some_and(|a| a < below),
             };
             let resolved: Vec<usize> = (0..self.alerts.len())
                 .filter(|i| {
@@ -369,16 +368,21 @@ impl Inner {
         }
     }
 
-    /// What `credit_balances` says for a subject: per pool, what its open lots hold, less
-    /// the lots of a subscription one of its grants says is paused ([`Self::paused`]).
-    fn balances(&self, key: &str) -> Value {
+    /// What `credit_balances` says for a subject: per pool it holds lots in, what its open
+    /// lots hold, less the lots of a subscription one of its grants says is paused
+    /// ([`Self::paused`]). A pool's low-balance alerts compare the same number.
+    fn available(&self, key: &str) -> BTreeMap<String, i64> {
         let paused = self.paused(key);
         let mut out: BTreeMap<String, i64> = BTreeMap::new();
         for l in self.lots.get(key).into_iter().flatten() {
             let frozen = l.lot.subscription.as_ref().is_some_and(|s| paused.contains(s));
             *out.entry(l.lot.pool.clone()).or_insert(0) += if l.lot.closed || frozen { 0 } else { l.lot.remaining };
         }
-        json!(out)
+        out
+    }
+
+    fn balances(&self, key: &str) -> Value {
+        json!(self.available(key))
     }
 
     /// The subscriptions a grant of the subject says are paused (`tollgate::usage::paused_subscriptions`),

@@ -4,7 +4,9 @@
 //! webhook in between (the run folds the subject again); a trial's `trial_ending` likewise.
 //! On the same Razorpay webhooks: a subscription's last cycle, charged (49900 paise,
 //! PREMIUM with 2000 `ai_credits` a period) and completed in the same second, gives its
-//! access to the cycle's end and its credits, whichever of the two events arrives first.
+//! access to the cycle's end and its credits, whichever of the two events arrives first;
+//! a pause that leaves none of the period's credits spendable opens the pool's
+//! low-balance alert, and the resumption resolves it.
 mod common;
 
 use std::collections::BTreeMap;
@@ -234,6 +236,41 @@ fn a_last_cycles_credits_are_the_same_whichever_of_its_two_events_arrives_first(
         }
         assert_eq!(balances[0], balances[1], "charged then completed vs completed then charged: {balances:?}");
         assert_eq!(balances[0], json!(2000), "the last cycle was paid: its allowance");
+    })
+}
+
+/// A pool's low-balance alert compares what may be spent (`credit_balances`, the core's
+/// `usage::balances`): a Premium subscriber's 2000 `ai_credits` of the month are kept but
+/// not spendable while Razorpay has the subscription paused, so the pause's own fold (whose
+/// checks include every pool the subject holds) opens `pool:ai_credits:100left` (0 left,
+/// below 100) though the lots still hold 2000, and the resumption's fold resolves it.
+#[test]
+fn a_pause_that_leaves_nothing_spendable_opens_the_pools_alert_and_the_resumption_resolves_it() {
+    block(async {
+        let app = app();
+        let t0: i64 = 1_800_000_000;
+        let t1 = t0 + 30 * DAY;
+        razorpay(&app, "e1", &sub_event("subscription.activated", "active", t0, t1, t0 + 5), t0 + 5).await;
+        razorpay(&app, "e2", &charged("active", t0, t1, t0 + 6, "inv_c1"), t0 + 6).await;
+        let low = "pool:ai_credits:100left";
+        assert!(!open_rules(&app).iter().any(|r| r == low), "2000 credits: {:?}", open_rules(&app));
+
+        let paused_at = t0 + 10 * DAY;
+        razorpay(&app, "e3", &sub_event("subscription.paused", "paused", t0, t1, paused_at), paused_at).await;
+        let c = check(&app, "ai_credits", paused_at + 60).await;
+        assert_eq!((c["allowed"].clone(), c["reason"].as_str()), (json!(false), Some("paused")), "{c}");
+        let who = tollgate_worker::state::Subject::user(U1);
+        assert_eq!(app.ctx.store.balance(&who, "ai_credits"), 0, "nothing spendable while paused");
+        let held: i64 = app.ctx.store.lots(&who).iter().filter(|l| !l.closed && l.pool == "ai_credits").map(|l| l.remaining).sum();
+        assert_eq!(held, 2000, "and nothing taken away");
+        assert!(open_rules(&app).iter().any(|r| r == low), "0 spendable, below 100: {:?}", open_rules(&app));
+
+        let resumed_at = paused_at + DAY;
+        razorpay(&app, "e4", &sub_event("subscription.resumed", "active", t0, t1, resumed_at), resumed_at).await;
+        assert_eq!(app.ctx.store.balance(&who, "ai_credits"), 2000, "spendable again");
+        assert!(!open_rules(&app).iter().any(|r| r == low), "resumed, 2000 spendable: {:?}", open_rules(&app));
+        let alerts: Vec<(String, String, bool)> = app.ctx.store.alerts_of(&who).into_iter().filter(|a| a.0 == low).collect();
+        assert_eq!(alerts.len(), 1, "one alert, crossed once and resolved once: {alerts:?}");
     })
 }
 
