@@ -750,7 +750,6 @@ impl MemoryStore {
             .collect()
     }
 
-    /// How many deliveries were recorded.
     /// A subject's alerts: (rule, episode, open).
     pub fn alerts_of(&self, subject: &Subject) -> Vec<(String, String, bool)> {
         let g = self.inner.borrow();
