@@ -18,8 +18,10 @@
 --     and a charge is only written for a subject that holds the lots or the overage
 --     counter it takes from, whose foreign keys remain.
 -- tollgate_charge, tollgate_release and tollgate_apply_fold are redefined to write the two
--- tables (the forms of 20261205000000, 20261206008000 and 20261206005000; what they do is
--- unchanged). Idempotent: safe to apply to an empty database and again on top of itself.
+-- tables (the forms of 20261205000000, 20261206008000 and 20261206005000). Two more changes
+-- of the fold come with it (see their sections): a fact told again earlier replaces the
+-- telling stored, and a subscription's trial end is stored for the scheduled run.
+-- Idempotent: safe to apply to an empty database and again on top of itself.
 
 -- ------------------------------------------------------------------ the split
 
@@ -319,9 +321,53 @@ end
 $fn$;
 
 
+-- ------------------------------------------------------------------ trials' ends
+
+-- A subscription's trial end, as the core's fold says (written by tollgate_apply_fold
+-- below), and the trialing subscriptions for the scheduled run, which folds again the
+-- subject of each whose `trial_ending` rule turned during the last day (the core decides:
+-- `alerts::turned`). Without it the alert opened only if a fold happened to run in the
+-- trial's last days: no event brings that moment.
+alter table public.billing_subscriptions add column if not exists trial_end timestamptz;
+create index if not exists billing_subscriptions_trialing_idx on public.billing_subscriptions(provider, subscription_id)
+  where status = 'trialing';
+
+-- Trialing subscriptions, in keyset pages by (provider, subscription_id).
+--   p_after  the `cursor` of the last row of the previous page
+-- Returns [{"cursor", "subject", "trial_end"}].
+create or replace function public.tollgate_trials(p_after text default null, p_limit integer default 200)
+returns jsonb
+language sql stable
+set search_path = ''
+as $fn$
+  select coalesce(jsonb_agg(x.r order by x.provider, x.subscription_id), '[]'::jsonb) from (
+    select s.provider, s.subscription_id,
+           jsonb_build_object(
+             'cursor', s.provider || '|' || s.subscription_id,
+             'subject', case when s.user_id is not null then jsonb_build_object('user_id', s.user_id)
+                             else jsonb_build_object('organization_id', s.organization_id) end,
+             'trial_end', s.trial_end) as r
+      from public.billing_subscriptions s
+     where s.status = 'trialing' and s.trial_end is not null
+       and (p_after is null
+            or (s.provider, s.subscription_id) > (split_part(p_after, '|', 1), substr(p_after, strpos(p_after, '|') + 1)))
+     order by s.provider, s.subscription_id
+     limit greatest(1, least(coalesce(p_limit, 200), 1000))
+  ) x(provider, subscription_id, r)
+$fn$;
+revoke all on function public.tollgate_trials(text, integer) from public, anon, authenticated;
+grant execute on function public.tollgate_trials(text, integer) to service_role;
+
 -- ------------------------------------------------------------------ the fold
 
--- Applies a fold: as in 20261206005000, writing each lot's terms and balance.
+-- Applies a fold: as in 20261206005000, writing each lot's terms and balance, each
+-- subscription's trial end, and a fact told again earlier than the telling stored over
+-- it. Some provider events tell one fact at different times (every event of an open
+-- Stripe dispute says it is open, under one key); the core's fold keeps the earliest
+-- telling, and so does the store now, whichever arrives first: a stored fact is replaced
+-- when everything but `at`, `event` and `catalog_version` (what `Fact::restates` leaves
+-- out) is equal and the new telling is earlier. The worker sends such a telling, and
+-- drops one that is not earlier.
 create or replace function public.tollgate_apply_fold(p_event jsonb, p_facts jsonb, p_expected_version bigint,
                                                       p_refs text[], p_subjects jsonb,
                                                       p_pending jsonb default null,
@@ -373,12 +419,15 @@ begin
   end if;
 
   for v_item in select * from jsonb_array_elements(coalesce(p_facts, '[]'::jsonb)) loop
-    insert into public.billing_facts (fact_key, provider, event_id, fact_type, refs, at, fact)
+    insert into public.billing_facts as f (fact_key, provider, event_id, fact_type, refs, at, fact)
     values (v_item ->> 'key', coalesce(v_item ->> 'provider', ''), coalesce(v_item ->> 'event', ''),
             coalesce(v_item ->> 'type', ''),
             coalesce((select array_agg(r) from jsonb_array_elements_text(v_item -> 'refs') r), '{}'),
             (v_item ->> 'at')::timestamptz, v_item -> 'fact')
-    on conflict (fact_key) do nothing;
+    on conflict (fact_key) do update
+       set at = excluded.at, fact = excluded.fact, event_id = excluded.event_id
+     where excluded.at < f.at
+       and (f.fact - 'at' - 'event' - 'catalog_version') = (excluded.fact - 'at' - 'event' - 'catalog_version');
     if not found then
       select f.fact, f.refs into v_stored, v_stored_refs from public.billing_facts f where f.fact_key = v_item ->> 'key';
       if v_stored is distinct from v_item -> 'fact' then
@@ -417,7 +466,8 @@ begin
     for v_item in select * from jsonb_array_elements(coalesce(v_sub -> 'subscriptions', '[]'::jsonb)) loop
       insert into public.billing_subscriptions as bs (
         provider, subscription_id, user_id, organization_id, customer_id, offer_key, status, quantity,
-        current_period_start, current_period_end, cancel_at_period_end, canceled_at, ended_at, object_version)
+        current_period_start, current_period_end, cancel_at_period_end, canceled_at, ended_at, object_version,
+        trial_end)
       values (
         v_item ->> 'provider', v_item ->> 'subscription_id', s.user_id, s.organization_id,
         v_item ->> 'customer_id', v_item ->> 'offer_key', v_item ->> 'status',
@@ -425,7 +475,7 @@ begin
         (v_item ->> 'current_period_start')::timestamptz, (v_item ->> 'current_period_end')::timestamptz,
         coalesce((v_item ->> 'cancel_at_period_end')::boolean, false),
         (v_item ->> 'canceled_at')::timestamptz, (v_item ->> 'ended_at')::timestamptz,
-        coalesce((v_item ->> 'object_version')::bigint, 0))
+        coalesce((v_item ->> 'object_version')::bigint, 0), (v_item ->> 'trial_end')::timestamptz)
       on conflict (provider, subscription_id) do update set
         user_id = excluded.user_id, organization_id = excluded.organization_id,
         customer_id = coalesce(excluded.customer_id, bs.customer_id),
@@ -435,7 +485,7 @@ begin
         current_period_end = excluded.current_period_end,
         cancel_at_period_end = excluded.cancel_at_period_end,
         canceled_at = excluded.canceled_at, ended_at = excluded.ended_at,
-        object_version = excluded.object_version, updated_at = now();
+        object_version = excluded.object_version, trial_end = excluded.trial_end, updated_at = now();
     end loop;
 
     for v_item in select * from jsonb_array_elements(coalesce(v_sub -> 'grants', '[]'::jsonb)) loop
