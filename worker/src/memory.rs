@@ -868,21 +868,22 @@ impl Store for MemoryStore {
             return Ok(SettleAnswer::NotFound);
         };
         let status = g.records[&rid].record["status"].as_str().unwrap_or("charged").to_string();
+        // Settled as asked before: a retry, answered as the first settling was.
+        let done = status == if release { "released" } else { "captured" };
         // A use the caller made for an organization (its actor): settled only while the
         // core's rule allows it on the membership and seat as they are now, in this call.
         if let (Some(Subject::Org(org)), Subject::User(user)) = (Subject::from_key(&g.records[&rid].subject), subject) {
             let member = g.members.get(&org).is_some_and(|m| m.contains(user));
             let seated = g.seats.get(&org).is_some_and(|s| s.contains(user));
-            let done = status == if release { "released" } else { "captured" };
             if let Err(e) = tollgate::seats::may_settle(member, seated, done) {
                 return Ok(SettleAnswer::NotActing(e));
             }
         }
-        let done = |status: &str| Settled { usage_id: json!(usage_id), status: status.into(), replayed: true, refold: false, settled: None };
+        if done {
+            return Ok(SettleAnswer::Settled(Settled { usage_id: json!(usage_id), status, replayed: true, refold: false, settled: None }));
+        }
         let settled = used.or_else(|| settled_use(&g.records[&rid]));
         match (release, status.as_str()) {
-            (true, "released") => return Ok(SettleAnswer::Settled(done("released"))),
-            (false, "captured") => return Ok(SettleAnswer::Settled(done("captured"))),
             (false, "released") => return Err(conflict("released", "the hold was released: nothing to capture")),
             (false, "held") if serde_json::from_value::<Timestamp>(g.records[&rid].record["hold_until"].clone()).is_ok_and(|t| t <= now) => {
                 return Err(conflict("hold_expired", "the hold has ended: what it took is given back, not captured"))
