@@ -229,9 +229,16 @@ impl<T: Transport, S: Store> App<T, S> {
             return error(503, "snapshots_not_configured", "SNAPSHOT_SIGNING_KEY is not set");
         };
         let subject = state::Subject::user(&claims.sub);
-        let st = match self.ctx.store.subject_state(&subject, None).await {
-            Ok(s) => s,
-            Err(e) => return store_error(&e),
+        // The user's state and their organizations do not depend on each other: both are
+        // read at once.
+        let (st, orgs) = crate::http::both(
+            self.ctx.store.subject_state(&subject, None),
+            self.ctx.store.user_organizations(&claims.sub, now),
+        )
+        .await;
+        let (st, mut orgs) = match (st, orgs) {
+            (Ok(s), Ok(o)) => (s, o),
+            (Err(e), _) | (_, Err(e)) => return store_error(&e),
         };
         // The catalog's free credits are the user's from its first request.
         let st = match crate::webhook::joined(&self.ctx, &subject, st, now).await {
@@ -239,10 +246,6 @@ impl<T: Transport, S: Store> App<T, S> {
             Err(e) => return store_error(&e),
         };
         let ents = st.entitlements_for_snapshot(&self.ctx.catalog(), now);
-        let mut orgs = match self.ctx.store.user_organizations(&claims.sub, now).await {
-            Ok(o) => o,
-            Err(e) => return store_error(&e),
-        };
         for m in &mut orgs {
             m.terms = self.ctx.terms_for(&m.grants, now).await;
         }

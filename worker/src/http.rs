@@ -216,3 +216,78 @@ mod tests {
         assert_eq!(r.query_param("missing"), None);
     }
 }
+
+/// Runs two requests at once and answers both outcomes: independent store reads cost one
+/// round trip instead of two (each future is polled until it is ready; neither is
+/// dropped before the other ends).
+pub async fn both<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: std::future::Future,
+    B: std::future::Future,
+{
+    use std::task::Poll;
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(move |cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                ra = x;
+                rb = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod both_tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::rc::Rc;
+    use std::task::{Context, Poll};
+
+    /// Ready after `left` polls that answered Pending; logs each poll.
+    struct Slow {
+        name: &'static str,
+        left: u32,
+        log: Rc<Cell<u32>>,
+    }
+
+    impl Future for Slow {
+        type Output = &'static str;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
+            self.log.set(self.log.get() + 1);
+            if self.left == 0 {
+                return Poll::Ready(self.name);
+            }
+            self.left -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn both_waits_for_the_slower_and_keeps_each_answer() {
+        let (polls_a, polls_b) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let a = Slow { name: "a", left: 3, log: polls_a.clone() };
+        let b = Slow { name: "b", left: 1, log: polls_b.clone() };
+        assert_eq!(super::both(a, b).await, ("a", "b"));
+        // Both were in flight together, and the one ready first was not polled again.
+        assert_eq!(polls_a.get(), 4);
+        assert_eq!(polls_b.get(), 2);
+    }
+}
