@@ -8,6 +8,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { cache } from 'react';
+
 import type { CatalogDoc } from 'tollgate-react/server';
 
 import { orgWorkerUrl, razorpayWorkerUrl, studioWorkerUrl, workerUrl } from './config';
@@ -41,10 +43,9 @@ async function fromWorker(base: string, fallback: string): Promise<{ doc: Catalo
   return { doc: catalogFile(fallback), from: 'file' };
 }
 
-/** The VCM Suite catalog. */
-export function suiteCatalog() {
-  return fromWorker(workerUrl(), 'vcm-suite');
-}
+/** The VCM Suite catalog: read once per request, so the layout and the page hold the
+ * same object and the page's payload carries it once. */
+export const suiteCatalog = cache(() => fromWorker(workerUrl(), 'vcm-suite'));
 
 /** The Video Studio catalog, with usage pricing. */
 export async function studioCatalog() {
