@@ -321,7 +321,8 @@ pub fn test_browser(root: &Path, www: &Www, stack: &StackUrls) -> Result<()> {
 
 /// Time from navigation to the correct locked state on first paint (tools page and demo
 /// tool page; signed out, cold and warm cache), printed as figures.
-/// Returns one figure line per case: median, p95 and the ratio to the baseline page.
+/// Returns one figure line per case: median, p95, the ratio to the baseline page and, for
+/// the signed-in cases, whether it is within the case's budget.
 pub fn bench_first_paint(root: &Path, www: &Www, stack: &StackUrls) -> Result<Vec<String>> {
     step("browser bench: navigation -> correct locked state (Chromium)");
     let out_file = root.join("target").join("bench-first-paint.json");
@@ -339,8 +340,12 @@ pub fn bench_first_paint(root: &Path, www: &Www, stack: &StackUrls) -> Result<Ve
         .unwrap_or_default()
         .iter()
         .map(|r| {
+            let budget = match r["budget"].as_f64() {
+                Some(b) => format!(" (budget {b}x: {})", if f(&r["ratio"]) <= b { "met" } else { "NOT met" }),
+                None => String::new(),
+            };
             format!(
-                "first paint, {}: median {:.0} ms, p95 {:.0} ms = {:.2}x baseline",
+                "first paint, {}: median {:.0} ms, p95 {:.0} ms = {:.2}x baseline{budget}",
                 r["name"].as_str().unwrap_or("?"),
                 f(&r["median"]),
                 f(&r["p95"]),

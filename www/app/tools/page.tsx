@@ -25,15 +25,18 @@ export default async function ToolsPage({
   // fetched from the worker; fetched too on the return from a checkout, which the cookie
   // cannot have seen yet). The browser's provider then keeps the page live.
   let initial: ToolState[] | null = null;
+  // Where the server took the snapshot from (`cookie` or `worker`), said on the page.
+  let snapshotFrom: string | undefined;
   if (!session) {
     initial = await pageState(doc, null, null);
   } else {
     const snap = await sessionSnapshot(session, doc.catalog.id, Boolean(params.checkout));
     if (snap.ok) initial = await pageState(doc, snap.snapshot, null);
+    snapshotFrom = snap.from;
   }
   return (
     <>
-      <h1>Tools</h1>
+      <h1 data-snapshot-from={snapshotFrom}>Tools</h1>
       <p className="status-line">
         Each tool declares the cloud tier, plan capability or limit it needs in the catalog ({doc.catalog.name}{' '}
         {doc.catalog.version}). Locked tools say why; click one to see what unlocks it.

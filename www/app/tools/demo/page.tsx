@@ -27,9 +27,12 @@ export default async function DemoToolPage({ searchParams }: { searchParams: Pro
   let decision: Decision | null = null;
   let token: string | null = null;
   let problem: string | null = null;
+  // Where the server took the snapshot from (`cookie` or `worker`), said on the page.
+  let snapshotFrom: string | undefined;
   if (session) {
     // Back from a checkout: the cookie predates the purchase.
     const fetched = await sessionSnapshot(session, doc.catalog.id, Boolean((await searchParams).checkout));
+    snapshotFrom = fetched.from;
     if (fetched.ok) {
       token = fetched.token;
       decision = await decide(doc, fetched.snapshot, { product: CLOUD, tier: REQUIRED });
@@ -42,7 +45,7 @@ export default async function DemoToolPage({ searchParams }: { searchParams: Pro
 
   return (
     <>
-      <h1>Caption Studio</h1>
+      <h1 data-snapshot-from={snapshotFrom}>Caption Studio</h1>
       <p className="status-line">
         The VCM Suite&apos;s demo tool: the free editor for everyone; AI captions need Creation Cloud <code>{REQUIRED}</code>.
       </p>
