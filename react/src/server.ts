@@ -13,7 +13,7 @@
 import 'server-only';
 
 import { ask } from './core.js';
-import type { TollgateEngine } from './core.js';
+import type { TollgateCatalog, TollgateEngine, TollgateModule } from './core.js';
 import { getTollgate } from './node.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
@@ -28,13 +28,28 @@ export type * from './types.js';
 // The wasm engine and the package's catalogs, loaded as on any Node server (src/node.ts).
 export { getTollgate } from './node.js';
 
+// The catalog document read into the core last, by its JSON text: a server renders page
+// after page with one catalog, and reading it is most of a decision's cost. Equal text is
+// an equal catalog; a document edited in place has other text and is read again.
+let lastRead: { tg: TollgateModule; text: string; catalog: TollgateCatalog } | null = null;
+
+function catalogOf(tg: TollgateModule, doc: CatalogDoc): TollgateCatalog {
+  // Anything but a plain document (JSON text, a Catalog already read) goes as it is.
+  if (doc === null || typeof doc !== 'object' || Object.getPrototypeOf(doc) !== Object.prototype) return tg.loadCatalog(doc);
+  const text = JSON.stringify(doc);
+  if (lastRead === null || lastRead.tg !== tg || lastRead.text !== text) {
+    lastRead = { tg, text, catalog: tg.loadCatalog(text) };
+  }
+  return lastRead.catalog;
+}
+
 /** An engine over a catalog document and grants (no snapshot needed). */
 export async function engineFor(
   catalog: CatalogDoc,
   entitlements: { grants: Grant[]; balances?: Record<string, number>; subject?: string } | null,
 ): Promise<TollgateEngine> {
   const tg = await getTollgate();
-  return new tg.Engine(tg.loadCatalog(catalog), entitlements ?? { grants: [] });
+  return new tg.Engine(catalogOf(tg, catalog), entitlements ?? { grants: [] });
 }
 
 /** Answers one question for given grants at `now` (default: the request's time). */

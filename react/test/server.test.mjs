@@ -37,3 +37,30 @@ test('with the react-server condition the server entry loads, with its helpers',
     assert.ok(names.includes(name), `${name} is exported: ${names.join(', ')}`);
   }
 });
+
+test('decide reads a catalog document edited in place again, and an equal copy the same', () => {
+  // The server keeps the catalog it read last by the document's text: an edit must not be
+  // answered from the catalog read before it.
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { decide } = await import(${JSON.stringify(entry)});
+    const doc = JSON.parse(readFileSync(new URL('../target/catalogs/vcm-suite.json', ${JSON.stringify(new URL('../', import.meta.url).href)}), 'utf8'));
+    const grants = [{ id: 'g1', product: 'creation', tier: 'basic', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null }];
+    const now = Date.parse('2026-03-01T00:00:00Z');
+    const q = { product: 'creation', tier: 'pro' };
+    const first = await decide(doc, { grants }, q, now);
+    const offer = doc.offers.find((o) => o.key === first.upgrade.offer);
+    offer.price.amount += 100;
+    const edited = await decide(doc, { grants }, q, now);
+    const copy = await decide(JSON.parse(JSON.stringify(doc)), { grants }, q, now);
+    console.log(JSON.stringify([first.upgrade, edited.upgrade, copy.upgrade]));
+  `;
+  const r = spawnSync(process.execPath, ['--conditions=react-server', '--input-type=module', '-e', script], { cwd: reactDir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const [first, edited, copy] = JSON.parse(r.stdout.trim().split('\n').at(-1));
+  assert.equal(first.offer, 'CLOUD_CREATION_PRO_MONTHLY');
+  assert.equal(first.price.amount, 5900);
+  assert.equal(edited.offer, first.offer);
+  assert.equal(edited.price.amount, 6000, 'the edited price is read');
+  assert.deepEqual(copy, edited);
+});
