@@ -1,6 +1,8 @@
 // The scheduled handler (cron): expiry housekeeping and retries of kept events, triggered
 // through wrangler dev's `/__scheduled` endpoint (`wrangler dev --test-scheduled`).
 import { test, after } from 'node:test';
+import fs from 'node:fs';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { env, q, createUser, worker, postStripe, now, closeDb, id, uuid } from './helpers.mjs';
@@ -65,7 +67,8 @@ test('a trialing subscription is listed for the scheduled run with its trial end
   await runScheduled();
 });
 
-// How many kept events one scheduled run tries at most (20 pages of 200).
+// More kept events than a run of the local stack's workers (SUBREQUESTS 10,000) shares
+// in its first turn; the run goes on with them in its second (worker/src/budget.rs).
 const RUN_TRIES = 4000;
 
 /** Keeps `n` correctly signed events the core cannot read (they wait for an operator and
@@ -140,6 +143,37 @@ test('the retry order reads its pages through its index, least recently tried fi
       await client.query('rollback').catch(() => {});
       await client.end();
     }
+  } finally {
+    await resolveKept(prefix);
+  }
+});
+
+/** The lines of `file` (empty when it does not exist yet). */
+const linesOf = (file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n') : []);
+
+test('a scheduled run counts every request it makes: the store calls the gateway answered, within SUBREQUESTS', async () => {
+  const gateway = path.join(env.repo, '.stack', 'gateway.log');
+  const wranglerLog = path.join(env.repo, '.stack', 'workers', env.catalog, 'wrangler.log');
+  const answered = () => linesOf(gateway).filter((l) => l.includes(' -> ') && l.endsWith(' ms)')).length;
+  const reports = () => linesOf(wranglerLog).filter((l) => l.includes('scheduled: {'));
+  // Work for the run: kept events it tries (one request each, after its page's read).
+  const prefix = await keepUnreadable(30);
+  try {
+    const [before, told] = [answered(), reports().length];
+    await runScheduled();
+    let report;
+    for (let i = 0; i < 50 && !report; i++) {
+      const all = reports();
+      if (all.length > told) report = JSON.parse(all[all.length - 1].slice(all[all.length - 1].indexOf('{')));
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(report, `the run's report is in ${wranglerLog}`);
+    assert.equal(report.request_budget, 10000, 'the local stack runs with Workers Paid\'s subrequests');
+    assert.ok(report.pending_retried >= 30, JSON.stringify(report));
+    // Outbound webhooks go elsewhere; every other request is the store's.
+    const outbound = report.webhooks_delivered + report.webhooks_failed;
+    assert.equal(report.requests - outbound, answered() - before, JSON.stringify(report));
+    assert.ok(report.requests <= report.request_budget, JSON.stringify(report));
   } finally {
     await resolveKept(prefix);
   }

@@ -333,8 +333,16 @@ impl<T: Transport, S: Store> App<T, S> {
     pub async fn scheduled_with_clock(&self, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
         // Folds decide under the active catalog, as requests do (a cold isolate reads it
         // first); a store that cannot answer fails the run below anyway.
+        let made = || self.ctx.requests();
+        let budget = crate::budget::Budget::new(self.ctx.config.subrequests, &made);
         let _ = self.ctx.refresh_catalog(now, false).await;
-        crate::webhook::scheduled(&self.ctx, now, clock).await
+        crate::webhook::scheduled(&self.ctx, &budget, now, clock).await
+    }
+
+    /// Every request this isolate has sent so far, the store's and its own (see
+    /// [`crate::budget`]).
+    pub fn requests(&self) -> u64 {
+        self.ctx.requests()
     }
 
     /// Whether a request queued outbound webhooks since the last call (then deliver them
@@ -343,9 +351,16 @@ impl<T: Transport, S: Store> App<T, S> {
         self.ctx.outbox_queued.replace(false)
     }
 
-    /// Sends the outbox messages due, reading `clock` at each round (see [`crate::outbox`]).
+    /// Sends the outbox messages due, reading `clock` at each round (see [`crate::outbox`]),
+    /// with at most the invocation's `SUBREQUESTS` requests.
     pub async fn deliver(&self, clock: &dyn Fn() -> Timestamp) -> Result<crate::outbox::Delivered, StoreError> {
-        crate::outbox::deliver(&self.ctx, clock).await
+        self.deliver_within(clock, self.ctx.config.subrequests).await
+    }
+
+    /// [`App::deliver`] with at most `requests` requests (what the invocation has left).
+    pub async fn deliver_within(&self, clock: &dyn Fn() -> Timestamp, requests: u64) -> Result<crate::outbox::Delivered, StoreError> {
+        let made = || self.ctx.requests();
+        crate::outbox::deliver(&self.ctx, &crate::budget::Budget::new(requests, &made), clock).await
     }
 }
 

@@ -24,10 +24,15 @@
 //! | `RAZORPAY_KEY_ID` / `RAZORPAY_KEY_SECRET` | Razorpay API key | for checkout and cancellation of Razorpay offers |
 //! | `RAZORPAY_API_BASE` | Razorpay's API root, default `https://api.razorpay.com` | no |
 //! | `PROVIDER_TIMEOUT_SECONDS` | how long a provider call may take before the route answers 504, default 20 | no |
+//! | `SUBREQUESTS` | the requests one invocation may make, the plan's subrequest limit: default 50 (Workers Free); up to 10,000 on Workers Paid. A scheduled run shares them between its kinds of work and leaves the rest to the next run | no |
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use std::fmt;
+
+/// The fewest `SUBREQUESTS` a deployment may name: room for each kind of a scheduled run's
+/// work to make a few requests.
+pub const MIN_SUBREQUESTS: i64 = 20;
 
 #[derive(Clone)]
 pub struct Config {
@@ -55,6 +60,8 @@ pub struct Config {
     pub razorpay_key: Option<(String, String)>,
     pub razorpay_api_base: String,
     pub provider_timeout_secs: u32,
+    /// How many requests one invocation may make (`SUBREQUESTS`, see [`crate::budget`]).
+    pub subrequests: u64,
 }
 
 impl fmt::Debug for Config {
@@ -76,6 +83,7 @@ impl fmt::Debug for Config {
             .field("razorpay_key", &self.razorpay_key.as_ref().map(|(id, _)| id))
             .field("razorpay_api_base", &self.razorpay_api_base)
             .field("provider_timeout_secs", &self.provider_timeout_secs)
+            .field("subrequests", &self.subrequests)
             .finish()
     }
 }
@@ -190,6 +198,15 @@ impl Config {
             razorpay_key,
             razorpay_api_base: base("RAZORPAY_API_BASE", "https://api.razorpay.com")?,
             provider_timeout_secs: u32::try_from(num("PROVIDER_TIMEOUT_SECONDS", 20)?.min(300)).unwrap_or(20),
+            subrequests: match num("SUBREQUESTS", 50)? {
+                n if n < MIN_SUBREQUESTS => {
+                    return Err(ConfigError {
+                        name: "SUBREQUESTS",
+                        message: format!("{n} is too few for a scheduled run: at least {MIN_SUBREQUESTS} (Workers Free allows 50)"),
+                    })
+                }
+                n => n as u64,
+            },
             stripe_secrets,
             stripe_tolerance_secs: num("STRIPE_TOLERANCE_SECONDS", 300)? as u64,
             razorpay_secrets,
@@ -250,6 +267,7 @@ mod tests {
         assert_eq!(c.snapshot_secret, Some([1u8; 32]));
         assert_eq!(c.snapshot_ttl_secs, 3600);
         assert_eq!(c.catalog, "vcm-suite");
+        assert_eq!(c.subrequests, 50, "Workers Free's limit unless told");
         assert!(!format!("{c:?}").contains("svc"), "Debug must not print secrets");
     }
 
@@ -281,6 +299,15 @@ mod tests {
         p.push(("SNAPSHOT_TTL_SECONDS", "-5"));
         assert_eq!(Config::from_lookup(env(&p)).unwrap_err().name, "SNAPSHOT_TTL_SECONDS");
         assert_eq!(decode_secret(&STANDARD.encode([9u8; 32])).unwrap(), [9u8; 32]);
+        for (v, ok) in [("10000", Some(10_000)), ("20", Some(20)), ("19", None), ("0", None), ("many", None)] {
+            let mut p = BASE.to_vec();
+            p.push(("SUBREQUESTS", v));
+            match (Config::from_lookup(env(&p)), ok) {
+                (Ok(c), Some(n)) => assert_eq!(c.subrequests, n),
+                (Err(e), None) => assert_eq!(e.name, "SUBREQUESTS", "{e}"),
+                (r, _) => panic!("SUBREQUESTS={v}: {:?}", r.map(|c| c.subrequests)),
+            }
+        }
     }
 
     #[test]

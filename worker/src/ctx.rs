@@ -92,6 +92,8 @@ pub struct Ctx<T, S> {
     pub(crate) usage_states: crate::kept::UsageStates,
     /// A request queued outbound webhooks: deliver after answering.
     pub(crate) outbox_queued: std::cell::Cell<bool>,
+    /// Requests sent through `transport` so far ([`Ctx::send`]).
+    sent: std::cell::Cell<u64>,
 }
 
 impl<T, S> Ctx<T, S> {
@@ -107,6 +109,19 @@ impl<T, S> Ctx<T, S> {
 }
 
 impl<T: Transport, S: Store> Ctx<T, S> {
+    /// Every request this isolate has sent so far, the store's and its own: what the
+    /// runtime counts against an invocation's subrequest limit ([`crate::budget`]).
+    pub fn requests(&self) -> u64 {
+        self.store.requests() + self.sent.get()
+    }
+
+    /// Sends one request other than the store's (the JWKS, a provider's API, an outbound
+    /// webhook), counted in [`Ctx::requests`].
+    pub(crate) async fn send(&self, req: OutRequest) -> Result<crate::http::OutResponse, crate::http::TransportError> {
+        self.sent.set(self.sent.get() + 1);
+        self.transport.send(req).await
+    }
+
     pub fn new(config: Config, transport: T, store: S) -> Result<Ctx<T, S>, String> {
         let catalog = embedded_catalog(&config.catalog)?;
         let json = crate::CATALOGS.iter().find(|(n, _)| *n == config.catalog).map(|(_, j)| *j).unwrap_or("");
@@ -153,6 +168,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             jwks_tried_at: RefCell::new(None),
             outbox_queued: std::cell::Cell::new(false),
             usage_states: Default::default(),
+            sent: Default::default(),
         })
     }
 
@@ -328,7 +344,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             body: None,
             timeout_ms: None,
         };
-        match self.transport.send(req).await {
+        match self.send(req).await {
             Ok(r) if r.status == 200 => match KeySet::parse(&String::from_utf8_lossy(&r.body)) {
                 Ok(set) => {
                     *self.jwks.borrow_mut() = Some((now, set.clone()));

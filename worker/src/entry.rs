@@ -139,13 +139,17 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         body,
     };
     let t = now();
+    let before = app.requests();
     let resp = app.handle(inreq, t).await;
-    // Outbound webhooks the request queued go out after the answer, never delaying it.
+    // Outbound webhooks the request queued go out after the answer, never delaying it,
+    // with what the invocation has left of its subrequests (other requests served by
+    // this isolate meanwhile count too: the share is never more than what is left).
     if app.take_outbox_work() {
         let a = app.clone();
+        let left = a.ctx.config.subrequests.saturating_sub(app.requests() - before);
         ctx.wait_until(async move {
             // The clock is read at each round: what a later request queued meanwhile goes too.
-            if let Err(e) = a.deliver(&now).await {
+            if let Err(e) = a.deliver_within(&now, left).await {
                 worker::console_error!("outbox: {e}");
             }
         });

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod app;
 pub mod attribution;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod consume;
 pub mod ctx;

@@ -193,6 +193,9 @@ pub struct MemoryStore {
     pub catalog_reads: std::cell::Cell<(u32, u32)>,
     /// How many older versions were read (`tollgate_catalog_version`).
     pub version_reads: std::cell::Cell<u32>,
+    /// How many calls the store was asked (each one request of the REST store, a model of
+    /// its subrequests: [`Store::requests`]).
+    requests: std::cell::Cell<u64>,
     /// The next this many `record_alerts` fail as an unavailable store would (tests of
     /// what a failure between two writes leaves).
     pub failing_alerts: std::cell::Cell<u32>,
@@ -750,6 +753,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// How many times each kept delivery not applied yet was tried.
+    pub fn kept_attempts(&self) -> Vec<u32> {
+        self.inner.borrow().kept.values().filter(|k| !k.resolved).map(|k| k.attempts).collect()
+    }
+
     /// A subject's alerts: (rule, episode, open).
     pub fn alerts_of(&self, subject: &Subject) -> Vec<(String, String, bool)> {
         let g = self.inner.borrow();
@@ -775,20 +783,34 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Counts one call: a request of the REST store.
+    fn ask(&self) {
+        self.requests.set(self.requests.get() + 1);
+    }
+}
+
 impl Store for MemoryStore {
+    fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+
     async fn active_catalog(&self, id: &str) -> Result<Option<crate::store::StoredCatalog>, StoreError> {
+        self.ask();
         let (full, checks) = self.catalog_reads.get();
         self.catalog_reads.set((full + 1, checks));
         Ok(self.active(id).map(|(version, digest, document, _)| crate::store::StoredCatalog { version, digest, document }))
     }
 
     async fn active_catalog_version(&self, id: &str) -> Result<Option<crate::store::CatalogVersion>, StoreError> {
+        self.ask();
         let (full, checks) = self.catalog_reads.get();
         self.catalog_reads.set((full, checks + 1));
         Ok(self.active(id).map(|(version, digest, _, _)| crate::store::CatalogVersion { version, digest }))
     }
 
     async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<crate::store::StoredCatalog>, StoreError> {
+        self.ask();
         self.version_reads.set(self.version_reads.get() + 1);
         let all = self.catalogs.borrow();
         let found = all.get(id).and_then(|vs| vs.iter().find(|v| v.0 == i64::from(version)).cloned());
@@ -796,10 +818,12 @@ impl Store for MemoryStore {
     }
 
     async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
+        self.ask();
         self.inner.borrow().state(subject, ledger_key)
     }
 
     async fn gate_state(&self, subject: &Subject, counter: Option<(&Subject, &str)>) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError> {
+        self.ask();
         let st = self.subject_state(subject, Some("-")).await?;
         let latest = counter.and_then(|(owner, id)| {
             let g = self.inner.borrow();
@@ -810,10 +834,12 @@ impl Store for MemoryStore {
     }
 
     async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
+        self.ask();
         Ok(self.inner.borrow().known(subject))
     }
 
     async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut days: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for r in g.records.values().filter(|r| r.subject == subject.key()) {
@@ -831,6 +857,7 @@ impl Store for MemoryStore {
     }
 
     async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let Some(r) = g.records.values().find(|r| r.id == usage_id) else { return Ok(None) };
         let row = match Subject::from_key(&r.subject) {
@@ -852,6 +879,7 @@ impl Store for MemoryStore {
         now: Timestamp,
         used: Option<SettledUse>,
     ) -> Result<SettleAnswer, StoreError> {
+        self.ask();
         let before = self.before_settle.borrow_mut().take();
         if let Some(f) = before {
             f(self);
@@ -932,6 +960,7 @@ impl Store for MemoryStore {
     }
 
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut held: Vec<(Timestamp, String, String)> = g
             .records
@@ -952,11 +981,13 @@ impl Store for MemoryStore {
     }
 
     async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+        self.ask();
         MemoryStore::set_preferences(self, subject, choice.allow_overages, choice.overage_limit);
         Ok(())
     }
 
     async fn charge(&self, subject: &Subject, c: &Charge, stamp_in: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let key = subject.key();
         if let Some(r) = g.records.get(&c.request_id) {
@@ -1016,11 +1047,13 @@ impl Store for MemoryStore {
     }
 
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         Ok(g.counters.get(&(subject.key(), limit.to_string(), window_start)).copied().unwrap_or(0))
     }
 
     async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let key = subject.key();
         let Some(r) = g.records.get(request_id) else { return Ok(None) };
@@ -1035,6 +1068,7 @@ impl Store for MemoryStore {
     }
 
     async fn track(&self, subject: &Subject, c: &Count) -> Result<Counted, StoreError> {
+        self.ask();
         if let Some(replayed) = self.track_replay(subject, &c.request_id, &c.request_hash).await? {
             return Ok(replayed);
         }
@@ -1057,6 +1091,7 @@ impl Store for MemoryStore {
     }
 
     async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         match g.records.get(request_id) {
             None => Ok(None),
@@ -1068,6 +1103,7 @@ impl Store for MemoryStore {
     }
 
     async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let cluster = g.cluster(refs);
         let facts = g
@@ -1086,6 +1122,7 @@ impl Store for MemoryStore {
     }
 
     async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         if let Some(e) = fold.event {
             if g.events.contains(&(e.provider.clone(), e.event_id.clone())) {
@@ -1245,6 +1282,7 @@ impl Store for MemoryStore {
     }
 
     async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         if g.events.contains(&(event.provider.clone(), event.event_id.clone())) {
             return Ok(false);
@@ -1266,6 +1304,7 @@ impl Store for MemoryStore {
     }
 
     async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let tried = g.next();
         if let Some(k) = g.kept.get_mut(&(provider.to_string(), event_id.to_string())) {
@@ -1277,6 +1316,7 @@ impl Store for MemoryStore {
     }
 
     async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut v: Vec<KeptEvent> = g
             .kept
@@ -1291,6 +1331,7 @@ impl Store for MemoryStore {
     }
 
     async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
+        self.ask();
         let after = after.and_then(|a| {
             let (tried, seq) = a.split_once('|')?;
             Some((tried.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
@@ -1307,6 +1348,7 @@ impl Store for MemoryStore {
     }
 
     async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
+        self.ask();
         if self.failing_alerts.get() > 0 {
             self.failing_alerts.set(self.failing_alerts.get() - 1);
             return Err(StoreError::Unavailable("the store is failing (failing_alerts)".into()));
@@ -1319,6 +1361,7 @@ impl Store for MemoryStore {
     }
 
     async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut v: Vec<(String, i64, Subject, OpenAlert)> = g
             .alerts
@@ -1336,6 +1379,7 @@ impl Store for MemoryStore {
     }
 
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut out = Vec::new();
         for m in &g.messages {
@@ -1371,6 +1415,7 @@ impl Store for MemoryStore {
     }
 
     async fn outbox_attempt(&self, message: i64, a: &AttemptRecord) -> Result<(), StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let Some(i) = g.messages.iter().position(|m| m.id == message && m.open()) else { return Ok(()) };
         g.attempts.push((message, a.clone()));
@@ -1397,6 +1442,7 @@ impl Store for MemoryStore {
     }
 
     async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let n = g.next();
         let id = format!("00000000-0000-4000-8000-{n:012}");
@@ -1414,6 +1460,7 @@ impl Store for MemoryStore {
     }
 
     async fn endpoints(&self) -> Result<Value, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         Ok(Value::Array(
             g.endpoints
@@ -1430,6 +1477,7 @@ impl Store for MemoryStore {
     }
 
     async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let Some(e) = g.endpoints.iter_mut().find(|e| e.id == id) else { return Ok(None) };
         e.enabled = enabled;
@@ -1450,6 +1498,7 @@ impl Store for MemoryStore {
     }
 
     async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut rows: Vec<(String, Value)> = g
             .failed
@@ -1469,6 +1518,7 @@ impl Store for MemoryStore {
     }
 
     async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let rows = g.failed.iter().filter(|(_, (_, v))| v["resolved_at"].is_null()).filter_map(|((p, i), (key, v))| {
             let mut r = v.clone();
@@ -1479,6 +1529,7 @@ impl Store for MemoryStore {
     }
 
     async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let rows = g
             .subscriptions
@@ -1494,11 +1545,13 @@ impl Store for MemoryStore {
     }
 
     async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         Ok(g.kept.get(&(provider.to_string(), event_id.to_string())).map(|k| k.row(provider, event_id)))
     }
 
     async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut rows: Vec<Lapsed> = Vec::new();
         for (k, ls) in &g.lots {
@@ -1527,6 +1580,7 @@ impl Store for MemoryStore {
     }
 
     async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<tollgate::checkout::Account>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let key = subject.key();
         let org = match subject {
@@ -1554,25 +1608,30 @@ impl Store for MemoryStore {
     }
 
     async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
+        self.ask();
         Ok(self.inner.borrow().seats.get(org).is_some_and(|s| s.contains(user)))
     }
 
     async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError> {
+        self.ask();
         org_from_json(&self.inner.borrow().org_json(org))
     }
 
     async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let Some((i, _, _)) = g.invites.iter().find(|(_, d, _)| d == token_digest) else { return Ok(None) };
         Ok(Some((i.clone(), org_from_json(&g.org_json(&i.organization_id))?)))
     }
 
     async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         Ok(g.invites.iter().find(|(i, _, _)| i.id == invite && i.organization_id == org).map(|(i, _, _)| i.clone()))
     }
 
     async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
+        self.ask();
         let mut g = self.inner.borrow_mut();
         let (org, stamp) = match change {
             OrgChange::Create { id, name, by } => {
@@ -1672,6 +1731,7 @@ impl Store for MemoryStore {
     }
 
     async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError> {
+        self.ask();
         let g = self.inner.borrow();
         let mut orgs: Vec<(u64, String)> = g
             .members

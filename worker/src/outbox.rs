@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tollgate::time::Timestamp;
 use tollgate::webhooks::{after_attempt, retry_after, sign, Attempt};
 
+use crate::budget::Budget;
 use crate::ctx::Ctx;
 use crate::http::{AppResponse, Headers, InRequest, Method, OutRequest, Transport};
 use crate::respond::{error, json_body, store_error};
@@ -42,15 +43,23 @@ pub struct Delivered {
     pub failed: u32,
 }
 
-/// Sends what is due, until nothing more is (or [`ROUNDS`] rounds). `clock` is read at
-/// each round: a message queued by a request that ended while this run was sending (its
+/// Sends what is due, until nothing more is (or [`ROUNDS`] rounds, or the budget's share
+/// ends: a round claims no more messages than the budget has room for, so no message is
+/// claimed and then left leased for want of requests). `clock` is read at each
+/// round: a message queued by a request that ended while this run was sending (its
 /// subject's earlier message in flight here, so that request's own run left it) is due in
 /// the next round, not at the next scheduled run.
-pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -> Timestamp) -> Result<Delivered, StoreError> {
+pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, budget: &Budget<'_>, clock: &dyn Fn() -> Timestamp) -> Result<Delivered, StoreError> {
     let mut done = Delivered::default();
     for _ in 0..ROUNDS {
         let now = clock();
-        let due = ctx.store.outbox_due(now, PAGE).await?;
+        // The read, then for each message its sending and the record of its attempt: a
+        // round claims no more messages than the share has room for.
+        let n = u32::try_from(budget.room().saturating_sub(1) / 2).unwrap_or(PAGE).clamp(1, PAGE);
+        if !budget.fits(1 + 2 * u64::from(n)) {
+            break;
+        }
+        let due = ctx.store.outbox_due(now, n).await?;
         if due.is_empty() {
             break;
         }
@@ -68,7 +77,7 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, clock: &dyn Fn() -
                         headers.set(k, v);
                     }
                     let req = OutRequest { method: Method::Post, url: m.url.clone(), headers, body: Some(body), timeout_ms: Some(DELIVERY_TIMEOUT_MS) };
-                    match ctx.transport.send(req).await {
+                    match ctx.send(req).await {
                         Ok(r) if (200..300).contains(&r.status) => (Some(r.status), None, None),
                         Ok(r) => {
                             // A receiver busy or limiting its rate may say when to come back.

@@ -121,7 +121,7 @@ async fn send<T: Transport, S: Store>(ctx: &Ctx<T, S>, call: &Call, idempotency:
         body,
         timeout_ms: Some(cfg.provider_timeout_secs.saturating_mul(1000)),
     };
-    match ctx.transport.send(req).await {
+    match ctx.send(req).await {
         Err(e) if e.is_timeout() => Err(error(
             504,
             "provider_timeout",

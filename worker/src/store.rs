@@ -389,6 +389,9 @@ pub struct StoredCatalog {
 /// Every call the worker makes to its store.
 #[allow(async_fn_in_trait)]
 pub trait Store {
+    /// How many requests this store has sent so far (only ever grows): what a scheduled
+    /// run's [`crate::budget::Budget`] counts against the runtime's subrequest limit.
+    fn requests(&self) -> u64;
     /// The active version of the catalog `id` with its document; `None` when none was
     /// pushed (the worker then serves the catalog it embeds).
     async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError>;
@@ -648,6 +651,10 @@ pub fn subject_row(subject: &Subject, rows: &SubjectRows) -> Result<Value, Store
 }
 
 impl<T: Transport> Store for SupabaseStore<T> {
+    fn requests(&self) -> u64 {
+        self.client.requests()
+    }
+
     async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError> {
         let v = self.client.rpc("tollgate_catalog_active", &json!({"p_catalog": id})).await?;
         if v.is_null() {

@@ -130,6 +130,8 @@ pub struct SupabaseClient<T> {
     base: String,
     key: String,
     transport: T,
+    /// Requests sent so far (each one subrequest of the invocation).
+    sent: std::cell::Cell<u64>,
 }
 
 impl<T: Transport> SupabaseClient<T> {
@@ -139,6 +141,7 @@ impl<T: Transport> SupabaseClient<T> {
             base: base_url.trim_end_matches('/').to_string(),
             key: service_role_key.to_string(),
             transport,
+            sent: Default::default(),
         }
     }
 
@@ -192,7 +195,13 @@ impl<T: Transport> SupabaseClient<T> {
         self.execute(req).await
     }
 
+    /// How many requests this client has sent.
+    pub fn requests(&self) -> u64 {
+        self.sent.get()
+    }
+
     async fn execute(&self, req: OutRequest) -> Result<Value, StoreError> {
+        self.sent.set(self.sent.get() + 1);
         let resp = self
             .transport
             .send(req)
@@ -349,18 +358,21 @@ mod tests {
             StoreError::Unauthorized { .. }
         ));
 
-        let c = SupabaseClient {
-            base: "http://x".into(),
-            key: "k".into(),
-            transport: Canned {
+        let c = SupabaseClient::new(
+            "http://x",
+            "k",
+            Canned {
                 seen: RefCell::new(vec![]),
                 answer: Err(TransportError("refused".into())),
             },
-        };
+        );
         assert!(matches!(
             block(c.rpc("f", &serde_json::json!({}))).unwrap_err(),
             StoreError::Unavailable(_)
         ));
+        // A request the network refused is a subrequest all the same.
+        block(c.select("t", "a", &[])).unwrap_err();
+        assert_eq!(c.requests(), 2);
     }
 
     #[test]

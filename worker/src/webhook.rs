@@ -28,6 +28,7 @@ use tollgate::time::Timestamp;
 
 use sha2::Digest;
 
+use crate::budget::Budget;
 use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Transport};
 use crate::respond::{error, public_store_error};
@@ -338,126 +339,258 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
 }
 
 /// The scheduled handler: re-applies kept events (their attribution, or their user, may
-/// have arrived since), and refolds the subjects of every open lot and hand-given grant
-/// past its end, so expiry is written down (lots closed, their remainder posted as
-/// `expire:` entries; grants closed). The fold closes what it refolds, so these rows
-/// leave the scan; it pages through them (keyset pages, at most [`RUN_PAGES`] of each scan
-/// a run, [`pages`]), so rows that cannot be folded yet never hide later ones. Of N kept
-/// events still waiting, each is tried within ceil(N / 4000) runs.
-pub async fn scheduled<T: Transport, S: Store>(app: &Ctx<T, S>, now: Timestamp, clock: &dyn Fn() -> Timestamp) -> Result<Value, StoreError> {
-    // Kept events, page by page, least recently tried first: a try sends an event to the
-    // back, so events only an operator can settle never hide the ones after them, however
-    // many wait (the next run goes on where this one stopped). Those this run tried come
-    // back after all the others: the run stops at the first of them, so it tries each once.
-    let mut retried = 0;
-    let mut applied = 0;
-    let tried = RefCell::new(BTreeSet::new());
-    pages(
-        KEPT_PAGE,
-        async |after: Option<String>| {
-            let mut rows = app.store.kept_to_retry(after.as_deref(), KEPT_PAGE as u32).await?;
-            if let Some(i) = rows.iter().position(|(_, k)| tried.borrow().contains(&k.id)) {
-                rows.truncate(i);
-            }
-            Ok(rows)
-        },
-        |(cursor, _)| cursor.clone(),
-        async |kept| {
-            for (_, p) in kept {
-                tried.borrow_mut().insert(p.id);
-                retried += 1;
-                if retry_kept(app, p, now).await? {
-                    applied += 1;
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    // Expiry: every open lot and hand-given grant past its end, page by page.
-    let mut folds = Refolds::default();
-    let mut lapsed_rows = 0;
-    pages(
-        EXPIRY_PAGE,
-        async |after: Option<(Timestamp, String)>| app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await,
-        |r| (r.at, r.id.clone()),
-        async |rows| {
-            for r in rows {
-                folds.subject(app, r.subject.key(), now).await;
-            }
-            lapsed_rows += rows.len();
-            Ok(())
-        },
-    )
-    .await?;
-    // Grace and trial alerts turn with time, not with an event: the subject of a failed
-    // payment whose grace rule turned during the last day, or of a trial whose rule did (the
-    // core decides), is folded again, which opens and resolves them as of now. Those rows
-    // stay in the store (a payment still due, a subscription still trialing), so the store
-    // reads only those whose moment is in the range where a rule can turn
-    // (`alerts::turning`), in the order of that moment.
-    let since = now.plus_days(-1);
-    let catalog = app.catalog();
-    let turned = |field: &'static str, events: &'static [SubscriptionEvent]| {
-        let catalog = &catalog;
-        move |r: &Value| {
-            let at = serde_json::from_value::<Timestamp>(r[field].clone()).ok();
-            tollgate::alerts::turned(catalog, events, at, since, now)
-        }
-    };
-    const GRACE: &[SubscriptionEvent] = &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded];
-    if let Some((from, to)) = tollgate::alerts::turning(&catalog, GRACE, since, now) {
-        let grace = turned("grace_until", GRACE);
-        folds
-            .turned(app, now, grace, |after| async move { app.store.failed_payments_due(from, to, after.as_deref(), GRACE_PAGE).await })
-            .await?;
-    }
-    const TRIAL: &[SubscriptionEvent] = &[SubscriptionEvent::TrialEnding];
-    if let Some((from, to)) = tollgate::alerts::turning(&catalog, TRIAL, since, now) {
-        let trial = turned("trial_end", TRIAL);
-        folds.turned(app, now, trial, |after| async move { app.store.trials(from, to, after.as_deref(), GRACE_PAGE).await }).await?;
-    }
-    let Refolds { refolded, mut failed, .. } = folds;
-    // Holds not captured by their end give back what they took, page by page: one that
-    // cannot be released now stays expired and held, and never hides the ones after it.
-    let mut released = 0;
-    pages(
-        EXPIRY_PAGE,
-        async |after: Option<(Timestamp, String)>| app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await,
-        |h| (h.hold_until, h.usage_id.clone()),
-        async |holds| {
-            for h in holds {
-                match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
-                    Ok(crate::store::SettleAnswer::Settled(s)) if !s.replayed => {
-                        released += 1;
-                        if settled(app, &h.subject, &s, now).await.is_err() {
-                            failed += 1;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => failed += 1,
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    // Alerts of windows that ended resolve (the core decides which), then the outbox goes out.
-    let mut alerts_resolved = 0;
-    for (subject, open) in app.store.open_windowed_alerts(now, 1000).await? {
-        let checks = tollgate::alerts::lapsed(std::slice::from_ref(&open), now);
-        if !checks.is_empty() {
-            match app.store.record_alerts(&subject, &checks, now).await {
-                Ok(d) => alerts_resolved += d.resolved,
-                Err(_) => failed += 1,
+/// have arrived since), refolds the subjects of every open lot and hand-given grant past
+/// its end, so expiry is written down (lots closed, their remainder posted as `expire:`
+/// entries; grants closed), refolds the subjects whose grace or trial alert turned, gives
+/// back what expired holds took, resolves the alerts of ended windows and delivers the
+/// outbox.
+///
+/// A run makes at most `budget`'s requests (`SUBREQUESTS`, the plan's subrequest limit:
+/// past it every request of the invocation fails). Its kinds of work ([`Work`]) take
+/// their turns twice: first each an equal part of what is left, then those that still had
+/// work share what the others left. What a run leaves stays in the store, and the next
+/// run goes on with it: every scan pages by keyset and the rows it handled leave it (lots,
+/// grants and holds once closed; kept events go to the back once tried), so rows that
+/// cannot be handled yet never hide later ones. Of N kept events still waiting, each is
+/// tried within ceil(N / T) runs, T being how many one run's part lets it try.
+pub async fn scheduled<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    budget: &Budget<'_>,
+    now: Timestamp,
+    clock: &dyn Fn() -> Timestamp,
+) -> Result<Value, StoreError> {
+    let mut run = Run::default();
+    let mut waiting = Work::ALL.map(|_| true);
+    for _ in 0..2 {
+        let mut turns = waiting.iter().filter(|w| **w).count() as u64;
+        for (work, waits) in Work::ALL.into_iter().zip(waiting.iter_mut()) {
+            if *waits {
+                budget.phase(turns);
+                turns -= 1;
+                run.work(app, budget, work, now, clock).await?;
+                *waits = budget.take_short();
             }
         }
     }
-    // Delivery reads the clock as it goes (what a request queues meanwhile goes in this run).
-    let sent = crate::outbox::deliver(app, clock).await?;
+    let left: Vec<&str> = Work::ALL.into_iter().zip(waiting).filter(|(_, w)| *w).map(|(k, _)| k.name()).collect();
+    let Run { retried, applied, folds, lapsed_rows, released, alerts_resolved, sent, .. } = run;
     Ok(json!({"pending_retried": retried, "pending_applied": applied, "lapsed": lapsed_rows,
-              "expired_subjects": refolded, "failed_subjects": failed, "released_holds": released,
-              "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed}))
+              "expired_subjects": folds.refolded, "failed_subjects": folds.failed + run.failed, "released_holds": released,
+              "alerts_resolved": alerts_resolved, "webhooks_delivered": sent.delivered, "webhooks_failed": sent.failed,
+              "requests": budget.used(), "request_budget": budget.limit(), "left_for_next_run": left}))
+}
+
+/// The kinds of work of a scheduled run, in the order they take their turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// Kept events, least recently tried first.
+    Kept,
+    /// Open lots and hand-given grants past their end.
+    Expiry,
+    /// Subjects whose grace rule turned during the last day.
+    Grace,
+    /// Subjects whose trial rule turned during the last day.
+    Trials,
+    /// Holds not captured by their end.
+    Holds,
+    /// Open alerts whose window ended.
+    Windows,
+    /// Outbound webhooks due.
+    Outbox,
+}
+
+impl Work {
+    const ALL: [Work; 7] = [Work::Kept, Work::Expiry, Work::Grace, Work::Trials, Work::Holds, Work::Windows, Work::Outbox];
+
+    fn name(self) -> &'static str {
+        match self {
+            Work::Kept => "kept_events",
+            Work::Expiry => "expiry",
+            Work::Grace => "grace",
+            Work::Trials => "trials",
+            Work::Holds => "holds",
+            Work::Windows => "alert_windows",
+            Work::Outbox => "outbox",
+        }
+    }
+}
+
+/// What one scheduled run did so far.
+#[derive(Default)]
+struct Run {
+    retried: usize,
+    applied: usize,
+    /// Kept events tried in this run (each once).
+    tried: BTreeSet<i64>,
+    folds: Refolds,
+    lapsed_rows: usize,
+    released: usize,
+    /// Expired holds this run settled or tried to (each once).
+    holds: BTreeSet<String>,
+    /// Holds and alert windows that could not be settled now.
+    failed: usize,
+    alerts_resolved: u32,
+    sent: crate::outbox::Delivered,
+}
+
+impl Run {
+    /// Does what `work` has to do, as far as the budget's share lets it.
+    async fn work<T: Transport, S: Store>(
+        &mut self,
+        app: &Ctx<T, S>,
+        budget: &Budget<'_>,
+        work: Work,
+        now: Timestamp,
+        clock: &dyn Fn() -> Timestamp,
+    ) -> Result<(), StoreError> {
+        match work {
+            // Page by page, least recently tried first: a try sends an event to the back,
+            // so events only an operator can settle never hide the ones after them, however
+            // many wait. Those this run tried come back after all the others: the run stops
+            // at the first of them, so it tries each once.
+            Work::Kept => {
+                let tried = RefCell::new(std::mem::take(&mut self.tried));
+                let (mut retried, mut applied) = (0, 0);
+                let r = pages(
+                    budget,
+                    KEPT_PAGE,
+                    async |after: Option<String>| {
+                        let mut rows = app.store.kept_to_retry(after.as_deref(), KEPT_PAGE as u32).await?;
+                        if let Some(i) = rows.iter().position(|(_, k)| tried.borrow().contains(&k.id)) {
+                            rows.truncate(i);
+                        }
+                        Ok(rows)
+                    },
+                    |(cursor, _)| cursor.clone(),
+                    async |kept| {
+                        for (_, p) in kept {
+                            let Some(r) = budget.unit(retry_kept(app, p, now)).await else { return Ok(()) };
+                            tried.borrow_mut().insert(p.id);
+                            retried += 1;
+                            applied += usize::from(r?);
+                        }
+                        Ok(())
+                    },
+                )
+                .await;
+                self.tried = tried.into_inner();
+                self.retried += retried;
+                self.applied += applied;
+                r
+            }
+            Work::Expiry => {
+                let (folds, mut lapsed) = (&mut self.folds, 0);
+                let r = pages(
+                    budget,
+                    EXPIRY_PAGE,
+                    async |after: Option<(Timestamp, String)>| app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await,
+                    |r| (r.at, r.id.clone()),
+                    async |rows| {
+                        for r in rows {
+                            if !folds.subject(app, budget, r.subject.key(), now).await {
+                                return Ok(());
+                            }
+                            lapsed += 1;
+                        }
+                        Ok(())
+                    },
+                )
+                .await;
+                self.lapsed_rows += lapsed;
+                r
+            }
+            // Grace and trial alerts turn with time, not with an event: the subject of a
+            // failed payment whose grace rule turned during the last day, or of a trial whose
+            // rule did (the core decides), is folded again, which opens and resolves them as
+            // of now. Those rows stay in the store (a payment still due, a subscription still
+            // trialing), so the store reads only those whose moment is in the range where a
+            // rule can turn (`alerts::turning`), in the order of that moment.
+            Work::Grace | Work::Trials => {
+                const GRACE: &[SubscriptionEvent] = &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded];
+                const TRIAL: &[SubscriptionEvent] = &[SubscriptionEvent::TrialEnding];
+                let (events, field) = if work == Work::Grace { (GRACE, "grace_until") } else { (TRIAL, "trial_end") };
+                let since = now.plus_days(-1);
+                let catalog = app.catalog();
+                let Some((from, to)) = tollgate::alerts::turning(&catalog, events, since, now) else { return Ok(()) };
+                let turned = |r: &Value| {
+                    let at = serde_json::from_value::<Timestamp>(r[field].clone()).ok();
+                    tollgate::alerts::turned(&catalog, events, at, since, now)
+                };
+                let store = &app.store;
+                self.folds
+                    .turned(app, budget, now, turned, |after| async move {
+                        if work == Work::Grace {
+                            store.failed_payments_due(from, to, after.as_deref(), GRACE_PAGE).await
+                        } else {
+                            store.trials(from, to, after.as_deref(), GRACE_PAGE).await
+                        }
+                    })
+                    .await
+            }
+            // Holds not captured by their end give back what they took, page by page: one
+            // that cannot be released now stays expired and held, and never hides the ones
+            // after it.
+            Work::Holds => {
+                let (seen, mut released, mut failed) = (&mut self.holds, 0, 0);
+                let r = pages(
+                    budget,
+                    EXPIRY_PAGE,
+                    async |after: Option<(Timestamp, String)>| app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await,
+                    |h| (h.hold_until, h.usage_id.clone()),
+                    async |holds| {
+                        for h in holds {
+                            if seen.contains(&h.usage_id) {
+                                continue;
+                            }
+                            let settle = async {
+                                match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
+                                    Ok(crate::store::SettleAnswer::Settled(s)) if !s.replayed => {
+                                        released += 1;
+                                        failed += usize::from(settled(app, &h.subject, &s, now).await.is_err());
+                                    }
+                                    Ok(_) => {}
+                                    Err(_) => failed += 1,
+                                }
+                            };
+                            if budget.unit(settle).await.is_none() {
+                                return Ok(());
+                            }
+                            seen.insert(h.usage_id.clone());
+                        }
+                        Ok(())
+                    },
+                )
+                .await;
+                self.released += released;
+                self.failed += failed;
+                r
+            }
+            // Alerts of windows that ended resolve (the core decides which).
+            Work::Windows => {
+                let Some(open) = budget.unit(app.store.open_windowed_alerts(now, 1000)).await else { return Ok(()) };
+                for (subject, open) in open? {
+                    let checks = tollgate::alerts::lapsed(std::slice::from_ref(&open), now);
+                    if checks.is_empty() {
+                        continue;
+                    }
+                    match budget.unit(app.store.record_alerts(&subject, &checks, now)).await {
+                        None => return Ok(()),
+                        Some(Ok(d)) => self.alerts_resolved += d.resolved,
+                        Some(Err(_)) => self.failed += 1,
+                    }
+                }
+                Ok(())
+            }
+            // Delivery reads the clock as it goes (what a request queues meanwhile goes in
+            // this run).
+            Work::Outbox => {
+                let sent = crate::outbox::deliver(app, budget, clock).await?;
+                self.sent.delivered += sent.delivered;
+                self.sent.failed += sent.failed;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The subjects one scheduled run folds again: each once, however many of its rows it
@@ -472,10 +605,11 @@ struct Refolds {
 
 impl Refolds {
     /// Folds again the subject of every row (keyset pages from `page`, [`pages`], each row
-    /// with its `subject` and `cursor`) for which `turned` holds.
+    /// with its `subject` and `cursor`) for which `turned` holds, while the budget lets it.
     async fn turned<T: Transport, S: Store, P, F>(
         &mut self,
         app: &Ctx<T, S>,
+        budget: &Budget<'_>,
         now: Timestamp,
         turned: impl Fn(&Value) -> bool,
         page: P,
@@ -485,13 +619,16 @@ impl Refolds {
         F: std::future::Future<Output = Result<Vec<Value>, StoreError>>,
     {
         pages(
+            budget,
             GRACE_PAGE as usize,
             async |cursor: Option<String>| page(cursor).await,
             |r: &Value| r["cursor"].as_str().unwrap_or_default().to_string(),
             async |rows| {
                 for r in rows.iter().filter(|r| turned(r)) {
                     if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
-                        self.subject(app, s.key(), now).await;
+                        if !self.subject(app, budget, s.key(), now).await {
+                            break;
+                        }
                     }
                 }
                 Ok(())
@@ -500,14 +637,19 @@ impl Refolds {
         .await
     }
 
-    async fn subject<T: Transport, S: Store>(&mut self, app: &Ctx<T, S>, key: String, now: Timestamp) {
-        if !self.done.insert(key.clone()) {
-            return;
+    /// Folds `key` again unless this run did (or tried to) already; `false` when the
+    /// budget's share has no room for it (nothing was done).
+    async fn subject<T: Transport, S: Store>(&mut self, app: &Ctx<T, S>, budget: &Budget<'_>, key: String, now: Timestamp) -> bool {
+        if self.done.contains(&key) {
+            return true;
         }
-        match refold(app, &key, now).await {
+        let Some(folded) = budget.unit(refold(app, &key, now)).await else { return false };
+        match folded {
             Ok(_) => self.refolded += 1,
             Err(_) => self.failed += 1,
         }
+        self.done.insert(key);
+        true
     }
 }
 
@@ -560,26 +702,21 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 const KEPT_PAGE: usize = 200;
 
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
-/// of the last row of the one before, until a short page or [`RUN_PAGES`] pages. Each page
-/// is handed to `each` before the next is read, so rows that cannot be handled now never
-/// hide the ones after them within a run. A store failure (of `fetch` or `each`) ends the
-/// run with it.
-///
-/// The cap bounds one run's requests to the store (the platform limits what one scheduled
-/// invocation may ask of it). Rows that leave their scan once handled (expired lots,
-/// grants and holds) finish over the next runs; the grace and trial scans, whose rows
-/// stay, read only those whose moment can turn an alert now (`alerts::turning`), by that
-/// moment; kept events that still wait stay too, but are read least recently tried first
-/// (`Store::kept_to_retry`), so the next runs go on with those past the cap.
+/// of the last row of the one before, until a short page or the budget's share ends (a
+/// page is read only when a unit fits, and `each` stops at the first unit that does not).
+/// Each page is handed to `each` before the next is read, so rows that cannot be handled
+/// now never hide the ones after them within a run. A store failure (of `fetch` or `each`)
+/// ends the run with it.
 async fn pages<R, C>(
+    budget: &Budget<'_>,
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
     cursor: impl Fn(&R) -> C,
     mut each: impl AsyncFnMut(&[R]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut after = None;
-    for _ in 0..RUN_PAGES {
-        let rows = fetch(after.take()).await?;
+    while let Some(rows) = budget.unit(fetch(after.take())).await {
+        let rows = rows?;
         each(&rows).await?;
         let Some(last) = rows.last() else { break };
         after = Some(cursor(last));
@@ -590,8 +727,6 @@ async fn pages<R, C>(
     Ok(())
 }
 
-/// How many pages of each scan one scheduled run reads at most ([`pages`]).
-const RUN_PAGES: usize = 20;
 /// The expiry scan's page size.
 const EXPIRY_PAGE: usize = 500;
 /// How many rows one page of the grace and trial scans reads.

@@ -7,7 +7,8 @@
 //! time it is sent; overlapping runs send a message once, and the scheduled run what a
 //! request queued while it sent; an endpoint URL has a host; a
 //! 410 answer disables the endpoint; a `Retry-After` is honoured; retries count from a
-//! message's first attempt.
+//! message's first attempt. A scheduled run on Workers Free's 50 subrequests never makes
+//! more, and each kind of its work gets a turn however many kept events wait.
 
 
 mod common;
@@ -17,7 +18,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{block, config, user_token, ADMIN_SECRET};
+use common::{block, config, user_token, ADMIN_SECRET, PAID};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
@@ -122,7 +123,8 @@ fn each_delivery_is_signed_with_the_time_it_is_sent() {
         }
         assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
         let clock = t.rx.clock.clone();
-        t.app.deliver(&move || Timestamp(clock.get())).await.unwrap();
+        // Forty messages are more than Workers Free's subrequests: on Workers Paid's.
+        t.app.deliver_within(&move || Timestamp(clock.get()), PAID).await.unwrap();
         let sent = t.rx.sent.borrow();
         assert_eq!(sent.len(), 40);
         let stale: Vec<i64> = sent.iter().map(|s| s.3 - s.2).filter(|d| *d > 300).collect();
@@ -421,5 +423,69 @@ fn a_crossing_whose_alert_was_not_recorded_opens_at_the_next_refused_use() {
         // Refused again: still one alert per threshold.
         t.track("monthly_ai_credits", "c", 1, NOW + 120).await;
         assert_eq!(t.app.ctx.store.alerts_of(&Subject::user(U1)).len(), open.len());
+    })
+}
+
+/// On Workers Free (50 subrequests an invocation, the default `SUBREQUESTS`) a scheduled run
+/// meets 300 kept events the core cannot read (they wait for an operator, and each try is a
+/// request), more expired holds than it can release, an admin grant past its end and alert messages due: no run
+/// makes more requests than its budget (the store's count, and the run's own report), the
+/// first run gives every kind of work a turn, and later runs finish what it left, trying
+/// the kept events in turn (after each run, no kept event was tried twice more than another).
+#[test]
+fn a_run_on_workers_free_keeps_to_its_subrequests_and_gives_every_kind_of_work_a_turn() {
+    /// More holds than one run can release.
+    const HOLDS: u64 = 60;
+    block(async {
+        let t = T::new(0);
+        assert_eq!(t.app.ctx.config.subrequests, 50);
+        t.grant("PREMIUM", "p", json!([{"pool": "ai_credits", "amount": 1000, "id": "c1"}])).await;
+        let (s, v) = t
+            .admin("/v1/admin/grants", json!({"user_id": U1, "grants": [{"product": "premium", "tier": "PREMIUM", "source": "promotion",
+                "id": "short", "valid_from": Timestamp(NOW - DAY), "valid_to": Timestamp(NOW + DAY)}]}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        for i in 0..3 {
+            t.endpoint(&format!("https://app.example/hooks/{i}")).await;
+        }
+        assert_eq!(t.track("monthly_ai_credits", "a", 1600, NOW).await.0, 200);
+        for i in 0..HOLDS {
+            let h = Headers::new()
+                .with("authorization", format!("Bearer {}", user_token(U1, ISSUER, NOW)))
+                .with("idempotency-key", format!("hold-{i}"));
+            let (s, v) = t.call(Method::Post, "/v1/track", h, json!({"feature": "ai_credits", "quantity": 1, "hold": true}), NOW).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        for i in 0..300 {
+            let ev = json!({"id": format!("evt_broken{i:03}"), "object": "event", "type": "checkout.session.completed",
+                            "created": NOW, "data": {}});
+            assert_eq!(common::stripe(&t.app, &ev, NOW).await.1["status"], "kept");
+        }
+        let queued = t.app.ctx.store.outbox().len();
+        assert!(queued >= 3, "the crossing queued a message per endpoint: {queued}");
+        let at = NOW + 2 * DAY;
+        let mut totals = [0u64; 4];
+        for run in 1..=40 {
+            let before = t.app.requests();
+            let r = t.app.scheduled(Timestamp(at + run * 900)).await.expect("scheduled run");
+            let made = t.app.requests() - before;
+            assert!(made <= 50 && r["requests"].as_u64() == Some(made), "run {run} made {made} requests: {r}");
+            let counts = ["pending_retried", "released_holds", "expired_subjects", "webhooks_delivered"].map(|k| r[k].as_u64().unwrap_or(0));
+            if run == 1 {
+                assert!(counts.iter().all(|n| *n > 0), "the first run gave every kind of work a turn: {r}");
+            }
+            for (sum, n) in totals.iter_mut().zip(counts) {
+                *sum += n;
+            }
+            let tries = t.app.ctx.store.kept_attempts();
+            let (lo, hi) = (tries.iter().min().copied().unwrap_or(0), tries.iter().max().copied().unwrap_or(0));
+            assert_eq!(tries.len(), 300);
+            assert!(hi - lo <= 1, "after run {run} kept events were tried from {lo} to {hi} times");
+            if r["left_for_next_run"] == json!(["kept_events"]) && lo > 0 {
+                break;
+            }
+        }
+        assert_eq!(&totals[1..], &[HOLDS, 1, queued as u64], "every hold released, the grant's subject folded, every message sent");
+        assert!(t.app.ctx.store.kept_attempts().iter().all(|n| *n > 0), "every kept event was tried");
     })
 }

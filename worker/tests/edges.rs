@@ -52,6 +52,9 @@ struct Flaky {
 }
 
 impl Store for Flaky {
+    fn requests(&self) -> u64 {
+        self.inner.requests()
+    }
     async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError> {
         self.inner.active_catalog(id).await
     }

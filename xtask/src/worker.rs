@@ -443,6 +443,9 @@ impl LocalSecrets {
             ("SNAPSHOT_KEY_ID".into(), self.snapshot_kid.clone()),
             ("SNAPSHOT_TTL_SECONDS".into(), "3600".into()),
             ("CATALOG".into(), catalog.into()),
+            // Workers Paid's subrequests (the worker's default is Workers Free's 50): the
+            // end-to-end tests page scheduled runs through thousands of rows.
+            ("SUBREQUESTS".into(), "10000".into()),
         ]
     }
 }

@@ -26,6 +26,10 @@ impl Transport for NoNetwork {
     }
 }
 
+/// Workers Paid's subrequest limit: what tests of a run's paging through more rows than
+/// Workers Free's 50 requests reach give the app (`SUBREQUESTS`).
+pub const PAID: u64 = 10_000;
+
 pub fn config(rest_url: &str, service_key: &str, catalog: &str) -> Config {
     let vars: BTreeMap<&str, String> = [
         ("SUPABASE_URL", rest_url.to_string()),
@@ -96,7 +100,7 @@ pub async fn call<T: Transport>(
 
 /// Delivers a Stripe event to `app` at `now`, signed with [`STRIPE_SECRET`]: the status and
 /// the JSON answer.
-pub async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &serde_json::Value, now: i64) -> (u16, serde_json::Value) {
+pub async fn stripe<T: Transport>(app: &App<T, MemoryStore>, ev: &serde_json::Value, now: i64) -> (u16, serde_json::Value) {
     let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{ev}")));
     let headers = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
     call(app, Method::Post, "/webhooks/stripe", headers, ev, now).await
