@@ -152,8 +152,8 @@ test('the retry order reads its pages through its index, least recently tried fi
 const linesOf = (file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n') : []);
 
 test('a scheduled run counts every request it makes: the store calls the gateway answered, within SUBREQUESTS', async () => {
-  const gateway = path.join(env.repo, '.stack', 'gateway.log');
-  const wranglerLog = path.join(env.repo, '.stack', 'workers', env.catalog, 'wrangler.log');
+  const gateway = process.env.TOLLGATE_GATEWAY_LOG ?? path.join(env.repo, '.stack', 'gateway.log');
+  const wranglerLog = process.env.TOLLGATE_WORKER_LOG ?? path.join(env.repo, '.stack', 'wrangler.log');
   const answered = () => linesOf(gateway).filter((l) => l.includes(' -> ') && l.endsWith(' ms)')).length;
   const reports = () => linesOf(wranglerLog).filter((l) => l.includes('scheduled: {'));
   // Work for the run: kept events it tries (one request each, after its page's read).

@@ -735,7 +735,10 @@ pub fn run_e2e(root: &Path, env: &E2eEnv) -> Result<()> {
             .env("TOLLGATE_PG_START_CMD", &env.pg_start_cmd)
             .env("TOLLGATE_CATALOG", &env.catalog)
             .env("TOLLGATE_PROVIDER_RECORDER_PORT", env.recorder_port.to_string())
-            .env("TOLLGATE_REPO", root),
+            .env("TOLLGATE_REPO", root)
+            // Where the worker's console goes ([`dev_start`]) and the gateway's log.
+            .env("TOLLGATE_WORKER_LOG", root.join(".stack").join("wrangler.log"))
+            .env("TOLLGATE_GATEWAY_LOG", root.join(".stack").join("gateway.log")),
         "e2e tests",
     )
 }
