@@ -363,16 +363,26 @@ impl<'c> Story<'c> {
         }
     }
 
-    fn balances(&self) -> String {
-        let b: BTreeMap<String, i64> = self.state.subject(&self.subject).map(|s| s.balances.clone()).unwrap_or_default();
-        if b.is_empty() {
+    /// What the subject may spend of each pool at `at` (as its snapshot says), and what its
+    /// lots hold where that is more (a paused subscription's credits are kept, not spendable).
+    fn balances(&self, at: i64) -> String {
+        let Some(s) = self.state.subject(&self.subject) else { return "—".into() };
+        let spendable = usage::balances(&s.wallet, &s.grants, Timestamp(at));
+        if spendable.is_empty() {
             return "—".into();
         }
-        b.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        spendable
+            .iter()
+            .map(|(k, v)| match s.balances.get(k) {
+                Some(held) if held > v => format!("{k} {v} (holds {held})"),
+                _ => format!("{k} {v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn record(&mut self, at: i64, what: &str) {
-        let row = [date(at), what.to_string(), self.access(at), self.balances()];
+        let row = [date(at), what.to_string(), self.access(at), self.balances(at)];
         self.rows.push(row);
     }
 
