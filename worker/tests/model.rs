@@ -456,7 +456,9 @@ impl<T: Transport, S: Store> Run<'_, T, S> {
 
     async fn tick(&mut self) {
         self.touched.extend(0..self.users.len());
-        self.app.scheduled(Timestamp(self.now)).await.expect("scheduled run");
+        let r = self.app.scheduled(Timestamp(self.now)).await.expect("scheduled run");
+        // Within the invocation's subrequests (Workers Free's 50 here), counted where they leave.
+        assert!(r["requests"].as_u64().is_some_and(|n| Some(n) <= r["request_budget"].as_u64()), "{r}");
         // Once the user is known, the scheduled run applies what was kept for them.
         self.late_folded(LATE);
     }
