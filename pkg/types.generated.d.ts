@@ -501,9 +501,15 @@ subscription: string,
  */
 offer: string, 
 /**
- * The offer's monthly price less the subscription's (same currency; none otherwise).
+ * The offer's monthly price less the subscription's (same currency, and both priced
+ * the same way, per seat or whole; none otherwise).
  */
-difference?: Money, };
+difference?: Money, 
+/**
+ * Both prices are a seat's ([`crate::catalog::Offer::priced_per_seat`]): `difference`
+ * is a seat's too, and the subscription pays it once for each seat it has.
+ */
+per_seat?: boolean, };
 
 /**
  * What a tool needs to be unlocked.

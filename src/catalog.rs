@@ -213,6 +213,15 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
+impl Offer {
+    /// Whether its price is per unit of quantity, a seat's: its seats follow the quantity
+    /// (`per_quantity`), or it is an organization's offer without a `seats` entry (one seat a
+    /// unit, [`crate::seats`]).
+    pub fn priced_per_seat(&self) -> bool {
+        self.seats.as_ref().is_some_and(|s| s.per_quantity) || (self.subject == SubjectKind::Organization && self.seats.is_none())
+    }
+}
+
 /// The terms a grant sold under an older catalog version is held under once a newer version
 /// is active, as the newer version's offer says (see [`crate::grandfather`]). Prices for new
 /// purchases always come from the active version; this is about capabilities and limits.

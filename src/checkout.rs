@@ -406,7 +406,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
     url_ok("cancel_url", &purchase.cancel_url)?;
     check_clouds(catalog, offer, &purchase.clouds)?;
     let quantity = purchase.quantity.unwrap_or(1);
-    let per_seat = offer.seats.as_ref().is_some_and(|s| s.per_quantity) || (offer.subject == SubjectKind::Organization && offer.seats.is_none());
+    let per_seat = offer.priced_per_seat();
     if quantity == 0 || quantity > 10_000 || (quantity > 1 && !per_seat && offer.price.interval != Interval::OneTime) {
         return Err(Refusal::new(
             RefusalCode::InvalidQuantity,

@@ -553,10 +553,15 @@ pub struct Replaced {
     pub subscription: String,
     /// Its offer.
     pub offer: String,
-    /// The offer's monthly price less the subscription's (same currency; none otherwise).
+    /// The offer's monthly price less the subscription's (same currency, and both priced
+    /// the same way, per seat or whole; none otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub difference: Option<crate::money::Money>,
+    /// Both prices are a seat's ([`crate::catalog::Offer::priced_per_seat`]): `difference`
+    /// is a seat's too, and the subscription pays it once for each seat it has.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_seat: bool,
 }
 
 /// The running subscription the offer (with `clouds`) would bill twice: every grant of it
@@ -598,11 +603,13 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
         .min_by_key(|(r, held)| {
             (held.price.currency != offer.price.currency, std::cmp::Reverse(held.price.monthly_equivalent()), *r)
         })?;
-    let difference = (held.price.currency == offer.price.currency).then(|| crate::money::Money {
+    let per_seat = offer.priced_per_seat();
+    let difference = (held.price.currency == offer.price.currency && held.priced_per_seat() == per_seat).then(|| crate::money::Money {
         amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
         currency: offer.price.currency.clone(),
     });
-    Some(Replaced { subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(), offer: held.key.clone(), difference })
+    let per_seat = per_seat && difference.is_some();
+    Some(Replaced { subscription: r.split_once(':').map_or(r, |(_, id)| id).to_string(), offer: held.key.clone(), difference, per_seat })
 }
 
 /// Every visible offer that would allow `ask` for this subject, cheapest first (monthly

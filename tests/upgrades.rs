@@ -219,6 +219,30 @@ fn an_organization_gets_one_plan_subscription() {
     assert!(r.is_err(), "a second organization plan was sold beside a live one");
 }
 
+/// An organization on Professional (CA$25.00 a seat a month) asking for Business is offered
+/// the change of its subscription, priced as a seat's difference (CA$20.00 a seat), said to
+/// be a seat's: the subscription pays it once for each of its seats.
+#[test]
+fn an_organizations_change_is_priced_per_seat() {
+    let c = org_cat();
+    let ents = Entitlements::new(grants_of(&c, "ORG_PROFESSIONAL_MONTHLY", &[]));
+    let list = decide::offers_unlocking(&c, &ents, decide::Ask::Access { product: "org", tier: "BUSINESS" }, NOW).unwrap();
+    let monthly = list.iter().find(|u| u.upgrade.offer == "ORG_BUSINESS_MONTHLY").expect("Business monthly is offered");
+    let r = monthly.replaces.as_ref().expect("a change of the running plan");
+    assert_eq!(r.offer, "ORG_PROFESSIONAL_MONTHLY");
+    assert_eq!(r.difference.as_ref().map(|m| (m.amount, m.currency.as_str())), Some((4500 - 2500, "cad")));
+    assert!(r.per_seat, "the difference is a seat's: {r:?}");
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["per_seat"], true, "{json}");
+    assert!(list.iter().filter_map(|u| u.replaces.as_ref()).all(|r| r.per_seat), "every organization plan is a seat's: {list:?}");
+    // A user's change (a price for the whole subscription) says nothing of seats.
+    let v = vcm();
+    let ents = Entitlements::new(grants_of(&v, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &["video", "writing"]));
+    let list = decide::offers_unlocking(&v, &ents, decide::Ask::Access { product: "file", tier: "pro" }, NOW).unwrap();
+    let r = list[0].replaces.as_ref().expect("a change");
+    assert!(!r.per_seat && serde_json::to_value(r).unwrap().get("per_seat").is_none());
+}
+
 /// A subscription that ends at its period's end is no obstacle: the next plan is bought at
 /// checkout (a Razorpay cancellation cannot be undone, so no change of it is possible).
 #[test]

@@ -200,7 +200,7 @@ function UpgradeModal({ req, signedIn, onClose }: { req: Request; signedIn: bool
                   <span className="status-line" data-testid={`replaces-${c.offer.key}`}>
                     {' '}
                     instead of {offerLabel(c.replaces.offer)}
-                    {c.replaces.difference && money ? ` (${c.replaces.difference.amount >= 0 ? '+' : '−'}${money.format({ ...c.replaces.difference, amount: Math.abs(c.replaces.difference.amount) })}/month)` : ''}
+                    {c.replaces.difference && money ? ` (${c.replaces.difference.amount >= 0 ? '+' : '−'}${money.format({ ...c.replaces.difference, amount: Math.abs(c.replaces.difference.amount) })}${c.replaces.per_seat ? ' a seat' : ''}/month)` : ''}
                   </span>
                 ) : null}
                 {c.clouds.length && t.catalog ? (
