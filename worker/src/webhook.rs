@@ -462,14 +462,12 @@ impl Run {
                         Ok(rows)
                     },
                     |(cursor, _)| cursor.clone(),
-                    async |kept| {
-                        for (_, p) in kept {
-                            let Some(r) = budget.unit(retry_kept(app, p, now)).await else { return Ok(()) };
-                            tried.borrow_mut().insert(p.id);
-                            retried += 1;
-                            applied += usize::from(r?);
-                        }
-                        Ok(())
+                    async |(_, p)| {
+                        let Some(r) = budget.unit(retry_kept(app, p, now)).await else { return Ok(false) };
+                        tried.borrow_mut().insert(p.id);
+                        retried += 1;
+                        applied += usize::from(r?);
+                        Ok(true)
                     },
                 )
                 .await;
@@ -485,14 +483,10 @@ impl Run {
                     EXPIRY_PAGE,
                     async |after: Option<(Timestamp, String)>| app.store.lapsed(now, after.as_ref(), EXPIRY_PAGE as u32).await,
                     |r| (r.at, r.id.clone()),
-                    async |rows| {
-                        for r in rows {
-                            if !folds.subject(app, budget, r.subject.key(), now).await {
-                                return Ok(());
-                            }
-                            lapsed += 1;
-                        }
-                        Ok(())
+                    async |r| {
+                        let fits = folds.subject(app, budget, r.subject.key(), now).await;
+                        lapsed += usize::from(fits);
+                        Ok(fits)
                     },
                 )
                 .await;
@@ -537,27 +531,25 @@ impl Run {
                     EXPIRY_PAGE,
                     async |after: Option<(Timestamp, String)>| app.store.expired_holds(now, after.as_ref(), EXPIRY_PAGE as u32).await,
                     |h| (h.hold_until, h.usage_id.clone()),
-                    async |holds| {
-                        for h in holds {
-                            if seen.contains(&h.usage_id) {
-                                continue;
-                            }
-                            let settle = async {
-                                match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
-                                    Ok(crate::store::SettleAnswer::Settled(s)) if !s.replayed => {
-                                        released += 1;
-                                        failed += usize::from(settled(app, &h.subject, &s, now).await.is_err());
-                                    }
-                                    Ok(_) => {}
-                                    Err(_) => failed += 1,
+                    async |h| {
+                        if seen.contains(&h.usage_id) {
+                            return Ok(true);
+                        }
+                        let settle = async {
+                            match app.store.settle(&h.subject, &h.usage_id, true, now, None).await {
+                                Ok(crate::store::SettleAnswer::Settled(s)) if !s.replayed => {
+                                    released += 1;
+                                    failed += usize::from(settled(app, &h.subject, &s, now).await.is_err());
                                 }
-                            };
-                            if budget.unit(settle).await.is_none() {
-                                return Ok(());
+                                Ok(_) => {}
+                                Err(_) => failed += 1,
                             }
+                        };
+                        let fits = budget.unit(settle).await.is_some();
+                        if fits {
                             seen.insert(h.usage_id.clone());
                         }
-                        Ok(())
+                        Ok(fits)
                     },
                 )
                 .await;
@@ -623,15 +615,9 @@ impl Refolds {
             GRACE_PAGE as usize,
             async |cursor: Option<String>| page(cursor).await,
             |r: &Value| r["cursor"].as_str().unwrap_or_default().to_string(),
-            async |rows| {
-                for r in rows.iter().filter(|r| turned(r)) {
-                    if let Some(s) = crate::state::Subject::from_json(&r["subject"]) {
-                        if !self.subject(app, budget, s.key(), now).await {
-                            break;
-                        }
-                    }
-                }
-                Ok(())
+            async |r| match crate::state::Subject::from_json(&r["subject"]).filter(|_| turned(r)) {
+                Some(s) => Ok(self.subject(app, budget, s.key(), now).await),
+                None => Ok(true),
             },
         )
         .await
@@ -702,22 +688,26 @@ async fn retry_kept<T: Transport, S: Store>(app: &Ctx<T, S>, p: &KeptEvent, now:
 const KEPT_PAGE: usize = 200;
 
 /// Keyset pages of at most `size` rows from the start (`fetch(None)`), each after the cursor
-/// of the last row of the one before, until a short page or the budget's share ends (a
-/// page is read only when a unit fits, and `each` stops at the first unit that does not).
-/// Each page is handed to `each` before the next is read, so rows that cannot be handled
-/// now never hide the ones after them within a run. A store failure (of `fetch` or `each`)
-/// ends the run with it.
+/// of the last row of the one before, until a short page or the budget's share ends: a
+/// page is read only when a unit fits, and the scan ends at the first row `row` answers
+/// `false` for (its unit did not fit). Each page's rows are handled before the next is
+/// read, so rows that cannot be handled now never hide the ones after them within a run.
+/// A store failure (of `fetch` or `row`) ends the run with it.
 async fn pages<R, C>(
     budget: &Budget<'_>,
     size: usize,
     mut fetch: impl AsyncFnMut(Option<C>) -> Result<Vec<R>, StoreError>,
     cursor: impl Fn(&R) -> C,
-    mut each: impl AsyncFnMut(&[R]) -> Result<(), StoreError>,
+    mut row: impl AsyncFnMut(&R) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
     let mut after = None;
     while let Some(rows) = budget.unit(fetch(after.take())).await {
         let rows = rows?;
-        each(&rows).await?;
+        for r in &rows {
+            if !row(r).await? {
+                return Ok(());
+            }
+        }
         let Some(last) = rows.last() else { break };
         after = Some(cursor(last));
         if rows.len() < size {
