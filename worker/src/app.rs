@@ -231,7 +231,7 @@ impl<T: Transport, S: Store> App<T, S> {
         let subject = state::Subject::user(&claims.sub);
         // The user's state and their organizations do not depend on each other: both are
         // read at once.
-        let (st, orgs) = crate::http::both(
+        let (st, orgs) = futures_util::future::join(
             self.ctx.store.subject_state(&subject, None),
             self.ctx.store.user_organizations(&claims.sub, now),
         )
