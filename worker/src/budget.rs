@@ -97,26 +97,26 @@ impl<'a> Budget<'a> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn phases_share_what_is_left_and_units_learn_their_cost() {
+    #[tokio::test(flavor = "current_thread")]
+    async fn phases_share_what_is_left_and_units_learn_their_cost() {
         let made = Cell::new(100u64);
         let count = || made.get();
         let b = Budget::new(20, &count);
+        // Units of three requests each, until one does not fit: how many ran.
+        let units = async || {
+            let mut done = 0;
+            while b.unit(async { made.set(made.get() + 3) }).await.is_some() {
+                done += 1;
+            }
+            done
+        };
         b.phase(2);
-        // A unit of three requests: the share of ten fits three such units (1 + 3 + 3 + 3).
-        let mut done = 0;
-        while pollster(b.unit(async { made.set(made.get() + 3) })).is_some() {
-            done += 1;
-        }
-        assert_eq!((done, b.used()), (3, 9));
+        // The share of ten fits three such units (1 + 3 + 3 + 3).
+        assert_eq!((units().await, b.used()), (3, 9));
         assert!(b.take_short() && !b.take_short());
         // The last phase takes all that is left: 11 requests, three units of three.
         b.phase(1);
-        let mut done = 0;
-        while pollster(b.unit(async { made.set(made.get() + 3) })).is_some() {
-            done += 1;
-        }
-        assert_eq!((done, b.used()), (3, 18));
+        assert_eq!((units().await, b.used()), (3, 18));
         assert!(b.used() <= b.limit());
     }
 
@@ -130,15 +130,5 @@ mod tests {
         b.phase(2);
         assert!(b.affords(14) && !b.affords(15));
         assert_eq!(b.room(), 14);
-    }
-
-    /// Polls a future that never waits.
-    fn pollster<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let waker = std::task::Waker::noop();
-        match f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => unreachable!("the test's futures never wait"),
-        }
     }
 }

@@ -54,11 +54,11 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, budget: &Budget<'_
     for _ in 0..ROUNDS {
         let now = clock();
         // The read, then for each message its sending and the record of its attempt: a
-        // round claims no more messages than the share has room for.
-        let n = u32::try_from(budget.room().saturating_sub(1) / 2).unwrap_or(PAGE).clamp(1, PAGE);
-        if !budget.fits(1 + 2 * u64::from(n)) {
+        // round claims no more messages than the share has room for (at least one).
+        if !budget.fits(3) {
             break;
         }
+        let n = u32::try_from((budget.room() - 1) / 2).unwrap_or(PAGE).min(PAGE);
         let due = ctx.store.outbox_due(now, n).await?;
         if due.is_empty() {
             break;

@@ -32,10 +32,15 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "vcm-suite"), NoNetwork, MemoryStore::new()).expect("app");
-        app.ctx.store.add_user(U1);
-        app.ctx.store.add_user(U2);
-        T { app }
+        let t = T::on("vcm-suite");
+        t.app.ctx.store.add_user(U1);
+        t.app.ctx.store.add_user(U2);
+        t
+    }
+
+    /// The app on `catalog`, with no user yet.
+    fn on(catalog: &str) -> T {
+        T { app: App::with_store(config("http://127.0.0.1:1", "svc", catalog), NoNetwork, MemoryStore::new()).expect("app") }
     }
 
     async fn call(&self, method: Method, path: &str, query: &str, headers: Headers, body: Vec<u8>) -> (u16, Value) {
@@ -357,9 +362,8 @@ fn unreadable(i: usize) -> Value {
 #[test]
 fn a_paid_event_kept_behind_more_than_one_runs_worth_is_applied_within_the_bounded_runs() {
     block(async {
-        let mut cfg = config("http://127.0.0.1:1", "svc", "video-studio");
-        cfg.subrequests = RUN_BUDGET;
-        let t = T { app: App::with_store(cfg, NoNetwork, MemoryStore::new()).expect("app") };
+        let mut t = T::on("video-studio");
+        t.app.ctx.config.subrequests = RUN_BUDGET;
         let ahead = 4100;
         for i in 0..ahead {
             let (status, v) = t.stripe(&unreadable(i)).await;
@@ -396,9 +400,8 @@ fn a_paid_event_kept_behind_more_than_one_runs_worth_is_applied_within_the_bound
 #[test]
 fn a_run_tries_each_kept_event_once() {
     block(async {
-        let mut cfg = config("http://127.0.0.1:1", "svc", "video-studio");
-        cfg.subrequests = common::PAID;
-        let t = T { app: App::with_store(cfg, NoNetwork, MemoryStore::new()).expect("app") };
+        let mut t = T::on("video-studio");
+        t.app.ctx.config.subrequests = common::PAID;
         for i in 0..300 {
             let (_, v) = t.stripe(&pack_checkout(&format!("gone{i:03}"), Some(&never_user(i)), NOW - 60)).await;
             assert_eq!(v["status"], "kept", "{v}");
@@ -446,9 +449,8 @@ fn open_dispute(id: &str, ty: &str, n: &str, at: i64) -> Value {
 #[test]
 fn a_dispute_told_twice_before_its_payment_leaves_neither_telling_kept() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).expect("app");
-        app.ctx.store.add_user(U1);
-        let t = T { app };
+        let t = T::on("video-studio");
+        t.app.ctx.store.add_user(U1);
         let (_, v) = t.stripe(&open_dispute("evt_dp_created", "charge.dispute.created", "d1", NOW - 50)).await;
         assert_eq!(v["status"], "kept", "the payment it reverses is not known yet: {v}");
         let (_, v) = t.stripe(&open_dispute("evt_dp_updated", "charge.dispute.updated", "d1", NOW - 40)).await;
@@ -471,9 +473,8 @@ fn a_dispute_told_twice_before_its_payment_leaves_neither_telling_kept() {
 #[test]
 fn an_organizations_plan_kept_for_want_of_a_buyer_is_never_a_users() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "org-seats"), NoNetwork, MemoryStore::new()).expect("app");
-        app.ctx.store.add_user(U1);
-        let t = T { app };
+        let t = T::on("org-seats");
+        t.app.ctx.store.add_user(U1);
         let ev = envelope(
             "evt_cs_org1",
             "checkout.session.completed",
@@ -505,10 +506,9 @@ const GONE: &str = "00000000-0000-4000-8000-0000000000dd";
 #[test]
 fn an_operator_attributes_a_kept_checkout_naming_an_unknown_user() {
     block(async {
-        let app = App::with_store(config("http://127.0.0.1:1", "svc", "video-studio"), NoNetwork, MemoryStore::new()).expect("app");
-        app.ctx.store.add_user(U1);
-        app.ctx.store.add_user(U2);
-        let t = T { app };
+        let t = T::on("video-studio");
+        t.app.ctx.store.add_user(U1);
+        t.app.ctx.store.add_user(U2);
         let (status, v) = t.stripe(&pack_checkout("gone1", Some(GONE), NOW - 60)).await;
         assert_eq!((status, v["status"].as_str()), (200, Some("kept")), "{v}");
         assert!(v["waiting_for"].to_string().contains(GONE), "{v}");
