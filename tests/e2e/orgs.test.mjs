@@ -245,11 +245,15 @@ test('a seat folded after a removal records the seat and makes no member', { ski
   const [given] = await q(`select fact, fact_type, refs from billing_facts where fact_key like $1 order by id desc limit 1`,
     [`seat:org:${org}:user:${ann}:assign:%`]);
   assert.ok(given, 'Ann was given a seat');
-  const late = { ...given.fact, request_id: 'late-give', key: `seat:org:${org}:user:${ann}:assign:late-give`, at: new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z') };
+  // The give and the three seats bought are of one second, so the seats come first (the
+  // core's order within a second); a second boundary between the two would have the give
+  // refused on the plan's one seat.
+  const at = now();
+  const late = { ...given.fact, request_id: 'late-give', key: `seat:org:${org}:user:${ann}:assign:late-give`, at: new Date(at * 1000).toISOString().replace('.000Z', 'Z') };
   await q('insert into billing_facts (fact_key, provider, fact_type, refs, at, fact) values ($1, $2, $3, $4, $5, $6)',
     [late.key, 'app', given.fact_type, given.refs, late.at, late]);
   // The organization's next fold (three seats bought) reads it, with room for it.
-  await post(sub.updated({ at: now(), periodStart: sub.start, periodEnd: sub.start + 30 * DAY, quantity: 3 }));
+  await post(sub.updated({ at, periodStart: sub.start, periodEnd: sub.start + 30 * DAY, quantity: 3 }));
   const held = await q(`select 1 from seat_allocations where organization_id = $1 and user_id = $2 and status = 'active'`, [org, ann]);
   assert.equal(held.length, 1, 'the fold records the late seat');
   assert.deepEqual(await q('select role from organization_members where organization_id = $1 and user_id = $2', [org, ann]), [],
