@@ -656,7 +656,8 @@ export type Unlock = { upgrade: Upgrade,
 choose: number, 
 /**
  * The products preselected for a bundle: the ones the question needs, then those the
- * subject holds now, then the next eligible ones.
+ * subject holds now (or through a subscription past due past its grace), then the
+ * next eligible ones.
  */
 clouds: Array<string>, 
 /**
@@ -667,7 +668,8 @@ eligible: Array<string>,
  * A running subscription of the subject whose every grant this offer (with `clouds`)
  * gives at that tier or above: bought beside it, both would be billed, so it is a change
  * of that subscription (`POST /v1/subscriptions/change`), not a purchase. Never one
- * that ends at its period's end (bought beside it, nothing is billed twice).
+ * that ends at its period's end (bought beside it, nothing is billed twice), nor one
+ * in another currency (an offer checkout would refuse beside it is not listed).
  */
 replaces?: Replaced, };
 

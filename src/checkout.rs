@@ -382,6 +382,68 @@ pub fn second_plan_of<'c>(
     catalog.products().iter().find(|p| catalog.offer_tier_for(offer, &p.id).is_some() && subscribed(p))
 }
 
+/// A running subscription that buying `offer` (with `clouds`, a bundle's chosen products)
+/// beside it would bill twice ([`bills_twice`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Twice<'a> {
+    /// A subscription to the offer itself (change or resume it instead).
+    Same(&'a Held),
+    /// A subscription giving a product the plan gives: a second plan of that product.
+    Plan(&'a Held, &'a crate::catalog::Product),
+    /// A subscription the bundle gives wholly, or one that gives all the bundle does.
+    Bundle(&'a Held),
+}
+
+/// The one rule of "already subscribed": the running subscription among `subs` that
+/// buying recurring `offer` (with `clouds`) beside it would bill twice, or None. Checkout
+/// refuses such a purchase (the subscription moves with a change instead), and no offer a
+/// denial names is one unless it names it as that change ([`crate::decide::offers_unlocking`]).
+pub fn bills_twice<'a>(catalog: &'a Catalog, offer: &Offer, clouds: &[String], subs: &'a [Held]) -> Option<Twice<'a>> {
+    if offer.price.interval == Interval::OneTime {
+        return None;
+    }
+    if let Some(s) = subs.iter().find(|s| s.is_live() && s.offer.as_deref() == Some(offer.key.as_str())) {
+        return Some(Twice::Same(s));
+    }
+    let running = || subs.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
+    // A second plan of a product already subscribed would bill both, and only the higher
+    // tier counts: a plan the subscription can move to is a change of it. (A bundle,
+    // whose products are chosen at checkout, is bought here, and so is a plan beside a
+    // subscription that ends at its period's end.)
+    if crate::billing::parse::bundle_size(offer) == 0 {
+        return running().find_map(|s| {
+            let theirs = catalog.offer(s.offer.as_deref()?)?;
+            if theirs.price.interval == Interval::OneTime {
+                return None;
+            }
+            // What the subscription gives now (a bundle: the products chosen for it), else
+            // all its offer may give.
+            let held = |p: &crate::catalog::Product| {
+                if s.products.is_empty() {
+                    catalog.offer_tier_for(theirs, &p.id).is_some()
+                } else {
+                    s.products.iter().any(|(x, _)| *x == p.id)
+                }
+            };
+            second_plan_of(catalog, offer, held).map(|p| Twice::Plan(s, p))
+        });
+    }
+    // A bundle beside a running subscription when one gives all the other does (at its
+    // tier or above): the bundle adds nothing, or the subscription is wholly inside it and
+    // both are billed for it. That subscription moves to the bundle with a change instead.
+    let buying = catalog.offer_gives(offer, clouds);
+    running()
+        .find(|s| {
+            let Some(theirs) = s.offer.as_deref().and_then(|k| catalog.offer(k)) else { return false };
+            if theirs.price.interval == Interval::OneTime {
+                return false;
+            }
+            let held = s.gives(catalog, theirs);
+            covers(&buying, &held) || covers(&held, &buying)
+        })
+        .map(Twice::Bundle)
+}
+
 /// The request that sells `purchase` to `account.subject`: a Stripe Checkout Session, a
 /// Razorpay subscription (recurring offers) or a Razorpay order (one-time offers).
 pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: Timestamp) -> Result<Call, Refusal> {
@@ -427,36 +489,15 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
             ),
         ));
     }
-    let recurring = offer.price.interval != Interval::OneTime;
-    if recurring && account.subscriptions.iter().any(|s| s.is_live() && s.offer.as_deref() == Some(offer.key.as_str())) {
-        return Err(Refusal::new(
-            RefusalCode::AlreadySubscribed,
-            format!("{} already has a running subscription to `{}`: change or resume it instead", account.subject, offer.key),
-        ));
-    }
-    // A second plan of a product already subscribed would bill both, and only the higher
-    // tier counts: a plan the subscription can move to is a change of it. (A bundle,
-    // whose products are chosen at checkout, is bought here, and so is a plan beside a
-    // subscription that ends at its period's end.)
-    if recurring && crate::billing::parse::bundle_size(offer) == 0 {
-        let running = account.subscriptions.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
-        let overlap = running.into_iter().find_map(|s| {
-            let theirs = catalog.offer(s.offer.as_deref()?)?;
-            if theirs.price.interval == Interval::OneTime {
-                return None;
-            }
-            // What the subscription gives now (a bundle: the products chosen for it), else
-            // all its offer may give.
-            let held = |p: &crate::catalog::Product| {
-                if s.products.is_empty() {
-                    catalog.offer_tier_for(theirs, &p.id).is_some()
-                } else {
-                    s.products.iter().any(|(x, _)| *x == p.id)
-                }
-            };
-            second_plan_of(catalog, offer, held).map(|p| (s, p))
-        });
-        if let Some((s, p)) = overlap {
+    match bills_twice(catalog, offer, &purchase.clouds, &account.subscriptions) {
+        None => {}
+        Some(Twice::Same(_)) => {
+            return Err(Refusal::new(
+                RefusalCode::AlreadySubscribed,
+                format!("{} already has a running subscription to `{}`: change or resume it instead", account.subject, offer.key),
+            ));
+        }
+        Some(Twice::Plan(s, p)) => {
             return Err(Refusal::new(
                 RefusalCode::AlreadySubscribed,
                 format!(
@@ -469,22 +510,7 @@ pub fn checkout(catalog: &Catalog, purchase: &Purchase, account: &Account, now: 
                 ),
             ));
         }
-    }
-    // A bundle beside a running subscription when one gives all the other does (at its
-    // tier or above): the bundle adds nothing, or the subscription is wholly inside it and
-    // both are billed for it. That subscription moves to the bundle with a change instead.
-    if recurring && crate::billing::parse::bundle_size(offer) > 0 {
-        let buying = catalog.offer_gives(offer, &purchase.clouds);
-        let running = account.subscriptions.iter().filter(|s| s.is_live() && !s.cancel_at_period_end);
-        let redundant = running.into_iter().find(|s| {
-            let Some(theirs) = s.offer.as_deref().and_then(|k| catalog.offer(k)) else { return false };
-            if theirs.price.interval == Interval::OneTime {
-                return false;
-            }
-            let held = s.gives(catalog, theirs);
-            covers(&buying, &held) || covers(&held, &buying)
-        });
-        if let Some(s) = redundant {
+        Some(Twice::Bundle(s)) => {
             return Err(Refusal::new(
                 RefusalCode::AlreadySubscribed,
                 format!(

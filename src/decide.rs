@@ -419,9 +419,13 @@ fn unlocking(
     needs: &[(Need, Option<usize>)],
     first: Option<usize>,
 ) -> Option<usize> {
+    // With subscriptions, an offer is named only as the dialog lists it ([`unlock_at`]):
+    // one checkout sells beside them, or a change of the subscription it replaces.
+    let subs = subscriptions(catalog, ents, now);
+    let sold = |o: usize| subs.is_empty() || unlock_at(catalog, ents, now, o, needs, &subs).is_some();
     if let Some(o) = first {
         // The precomputed offer meets a question of one need by construction.
-        if !held(catalog, ents, now, o) && (needs.len() == 1 || meets(catalog, o, needs).is_some()) {
+        if !held(catalog, ents, now, o) && (needs.len() == 1 || meets(catalog, o, needs).is_some()) && sold(o) {
             return Some(o);
         }
     }
@@ -430,7 +434,72 @@ fn unlocking(
         .ranked_offers(need.product(catalog))
         .iter()
         .map(|x| x.0)
-        .find(|&o| Some(o) != first && !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some())
+        .find(|&o| Some(o) != first && !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some() && sold(o))
+}
+
+/// The subject's subscriptions as checkout reads them ([`crate::checkout::Held`]), from its
+/// grants: one per subscription reference (`source_ref`) whose offer is recurring (a seat's
+/// lent grants left out), its offer that of its grant with the smallest id. Running while a
+/// grant of it counts, is past due past its grace or is paused ([`running`]), its state
+/// the most held-up one of them (paused, then past due); ending at its period's end when
+/// every grant of it that counts is `canceled` and none is paused; what it gives, the
+/// products and tiers of those grants.
+pub(crate) fn subscriptions(catalog: &Catalog, ents: &Entitlements, now: Timestamp) -> Vec<crate::checkout::Held> {
+    use crate::billing::facts::SubStatus;
+    let grace = catalog.meta().grace_period_days;
+    let rank = |x: SubStatus| match x {
+        SubStatus::Paused => 3,
+        SubStatus::PastDue => 2,
+        SubStatus::Active => 1,
+        _ => 0,
+    };
+    let mut subs: Vec<(&str, crate::checkout::Held)> = Vec::new();
+    for g in &ents.grants {
+        let Some(r) = g.source_ref.as_deref() else { continue };
+        let Some(o) = g.offer.as_deref().and_then(|k| catalog.offer(k)) else { continue };
+        if o.price.interval == crate::catalog::Interval::OneTime || g.lent_by_seat() {
+            continue;
+        }
+        let id = r.split_once(':').map_or(r, |(_, id)| id);
+        let at = subs.iter().position(|(_, s)| s.id == id).unwrap_or_else(|| {
+            let provider =
+                if g.source == crate::model::Source::Razorpay { crate::catalog::Provider::Razorpay } else { crate::catalog::Provider::Stripe };
+            subs.push((
+                g.id.as_str(),
+                crate::checkout::Held {
+                    provider,
+                    id: id.to_string(),
+                    offer: Some(o.key.clone()),
+                    status: SubStatus::Ended,
+                    quantity: 1,
+                    cancel_at_period_end: true,
+                    current_period_end: None,
+                    products: Vec::new(),
+                },
+            ));
+            subs.len() - 1
+        });
+        let (first, s) = &mut subs[at];
+        if g.id.as_str() < *first {
+            *first = g.id.as_str();
+            s.offer = Some(o.key.clone());
+        }
+        let standing = standing(g, grace, now);
+        let status = match standing {
+            GrantStanding::Paused => SubStatus::Paused,
+            GrantStanding::GraceOver => SubStatus::PastDue,
+            GrantStanding::Counts(_) => SubStatus::Active,
+            _ => continue,
+        };
+        if rank(status) > rank(s.status) {
+            s.status = status;
+        }
+        if !(status == SubStatus::Active && g.status == Status::Canceled && g.paused_since.is_none()) {
+            s.cancel_at_period_end = false;
+        }
+        s.products.push((g.product.clone(), g.tier.clone()));
+    }
+    subs.into_iter().map(|(_, s)| s).filter(|s| s.is_live()).collect()
 }
 
 /// Does the subject hold offer `o` through a grant that counts now, or through a
@@ -532,14 +601,16 @@ pub struct Unlock {
     /// How many products a bundle's buyer chooses (0: not a bundle).
     pub choose: u32,
     /// The products preselected for a bundle: the ones the question needs, then those the
-    /// subject holds now, then the next eligible ones.
+    /// subject holds now (or through a subscription past due past its grace), then the
+    /// next eligible ones.
     pub clouds: Vec<String>,
     /// The products a bundle's buyer may choose from.
     pub eligible: Vec<String>,
     /// A running subscription of the subject whose every grant this offer (with `clouds`)
     /// gives at that tier or above: bought beside it, both would be billed, so it is a change
     /// of that subscription (`POST /v1/subscriptions/change`), not a purchase. Never one
-    /// that ends at its period's end (bought beside it, nothing is billed twice).
+    /// that ends at its period's end (bought beside it, nothing is billed twice), nor one
+    /// in another currency (an offer checkout would refuse beside it is not listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub replaces: Option<Replaced>,
@@ -569,10 +640,11 @@ pub struct Replaced {
 /// beside it either), is given by the offer at its tier or above. A subscription that ends
 /// at its period's end (its grants `canceled`: canceled at the period end, paused or
 /// ended) bills nothing more: the offer is bought beside it, as checkout sells it, and
-/// replaces nothing. When the offer would bill several twice, the one named does not
-/// depend on the order of the grants: one in the offer's currency first (a change keeps
-/// a subscription's currency), then the highest monthly price (the change adds least),
-/// then the smallest subscription reference. A subscription's offer is that of its
+/// replaces nothing. Only a subscription in the offer's currency is replaced (a change
+/// keeps a subscription's currency; beside one in another currency the offer is not sold
+/// at all). When the offer would bill several twice, the one named does not depend on the
+/// order of the grants: the highest monthly price first (the change adds least), then the
+/// smallest subscription reference. A subscription's offer is that of its
 /// grant with the smallest id (its current plan: a past-due subscription's grants of
 /// the plan its period's first payment paid for end in `:paid`).
 fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String]) -> Option<Replaced> {
@@ -599,12 +671,12 @@ fn replaced(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crat
                 .collect();
             holds.is_some_and(|h| crate::catalog::covers(&gives, &h))
         })
+        // A change keeps the subscription's currency (neither provider changes it).
+        .filter(|(_, (_, held))| held.price.currency == offer.price.currency)
         .map(|(r, (_, held))| (r, held))
-        .min_by_key(|(r, held)| {
-            (held.price.currency != offer.price.currency, std::cmp::Reverse(held.price.monthly_equivalent()), *r)
-        })?;
+        .min_by_key(|(r, held)| (std::cmp::Reverse(held.price.monthly_equivalent()), *r))?;
     let per_seat = offer.priced_per_seat();
-    let difference = (held.price.currency == offer.price.currency && held.priced_per_seat() == per_seat).then(|| crate::money::Money {
+    let difference = (held.priced_per_seat() == per_seat).then(|| crate::money::Money {
         amount: offer.price.monthly_equivalent() - held.price.monthly_equivalent(),
         currency: offer.price.currency.clone(),
     });
@@ -641,44 +713,67 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
     }
     let needs: Vec<(Need, Option<usize>)> = needs.into_iter().map(|n| (n, n.tier_now(catalog, ents, now))).collect();
     let Some((first, _)) = needs.iter().find(|(need, t)| !need.met(catalog, *t)) else { return Ok(Vec::new()) };
-    let products = catalog.products();
+    let subs = subscriptions(catalog, ents, now);
     Ok(catalog
         .ranked_offers(first.product(catalog))
         .iter()
         .filter(|&&(o, _)| !held(catalog, ents, now, o))
-        .filter_map(|&(o, _)| {
-            let (chosen, n) = meets(catalog, o, &needs)?;
-            let offer = catalog.offer_at(o);
-            let choose = catalog.offer_choices_at(o);
-            let eligible: Vec<String> = if choose == 0 {
-                Vec::new()
-            } else {
-                products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
-            };
-            let mut picked: Vec<usize> = chosen[..n].to_vec();
-            // Then the ones the subject holds now (a bigger bundle keeps what the smaller
-            // one gave), then the others: each while one choice of the bundle still gives
-            // them all, the needed ones at tiers that meet the question.
-            let holds = |p: &String| ents.grants.iter().any(|g| g.product == *p && counts(g, catalog.meta().grace_period_days, now));
-            let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
-            for pi in mine.into_iter().chain(others).filter_map(|p| catalog.product_index(p)) {
-                if picked.len() as u32 >= choose {
-                    break;
-                }
-                if picked.contains(&pi) {
-                    continue;
-                }
-                picked.push(pi);
-                let fits = |i: usize, t: usize| i >= n || chosen_meets(catalog, o, &needs, picked[i], t);
-                if catalog.bundle_choice(offer, &picked, fits).is_none() {
-                    picked.pop();
-                }
-            }
-            let clouds: Vec<String> = picked.iter().map(|&pi| products[pi].id.clone()).collect();
-            let replaces = replaced(catalog, ents, now, offer, &clouds);
-            Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
-        })
+        .filter_map(|&(o, _)| unlock_at(catalog, ents, now, o, &needs, &subs))
         .collect())
+}
+
+/// Offer `o` as the upgrade dialog lists it for `needs`, or None when it does not meet
+/// them, or when checkout would refuse it beside the subject's subscriptions `subs`
+/// ([`crate::checkout::bills_twice`]) and it is no change of one of them ([`replaced`]).
+fn unlock_at(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    now: Timestamp,
+    o: usize,
+    needs: &[(Need, Option<usize>)],
+    subs: &[crate::checkout::Held],
+) -> Option<Unlock> {
+    let products = catalog.products();
+    let (chosen, n) = meets(catalog, o, needs)?;
+    let offer = catalog.offer_at(o);
+    let choose = catalog.offer_choices_at(o);
+    let eligible: Vec<String> = if choose == 0 {
+        Vec::new()
+    } else {
+        products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
+    };
+    let mut picked: Vec<usize> = chosen[..n].to_vec();
+    // Then the ones the subject holds now, or holds through a subscription past due past
+    // its grace (a bigger bundle keeps what the smaller one gave, and replaces it), then
+    // the others: each while one choice of the bundle still gives them all, the needed
+    // ones at tiers that meet the question. (Not a paused subscription's: it is resumed,
+    // never changed.)
+    let grace = catalog.meta().grace_period_days;
+    let holds = |p: &String| {
+        ents.grants
+            .iter()
+            .any(|g| g.product == *p && matches!(standing(g, grace, now), GrantStanding::Counts(_) | GrantStanding::GraceOver))
+    };
+    let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
+    for pi in mine.into_iter().chain(others).filter_map(|p| catalog.product_index(p)) {
+        if picked.len() as u32 >= choose {
+            break;
+        }
+        if picked.contains(&pi) {
+            continue;
+        }
+        picked.push(pi);
+        let fits = |i: usize, t: usize| i >= n || chosen_meets(catalog, o, needs, picked[i], t);
+        if catalog.bundle_choice(offer, &picked, fits).is_none() {
+            picked.pop();
+        }
+    }
+    let clouds: Vec<String> = picked.iter().map(|&pi| products[pi].id.clone()).collect();
+    let replaces = replaced(catalog, ents, now, offer, &clouds);
+    if replaces.is_none() && crate::checkout::bills_twice(catalog, offer, &clouds, subs).is_some() {
+        return None;
+    }
+    Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is
@@ -696,12 +791,22 @@ fn cheapest_where(
     current: Option<usize>,
     pred: impl Fn(usize) -> bool,
 ) -> Option<Upgrade> {
+    let subs = subscriptions(catalog, ents, now);
+    // Beside subscriptions, one checkout sells or a change of one (a bundle with `product`
+    // among its chosen products), as the dialog's offers ([`unlock_at`]).
+    let sold = |offer: &crate::catalog::Offer| {
+        subs.is_empty() || {
+            let clouds = if crate::billing::parse::bundle_size(offer) > 0 { vec![product.to_string()] } else { Vec::new() };
+            replaced(catalog, ents, now, offer, &clouds).is_some() || crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
+        }
+    };
     catalog
         .offers()
         .iter()
         .enumerate()
         .filter(|&(o, offer)| !offer.hidden && !held(catalog, ents, now, o))
         .filter(|(_, o)| catalog.offer_tier_for(o, product).is_some_and(|t| current.is_none_or(|c| t > c) && pred(t)))
+        .filter(|(_, o)| sold(o))
         .min_by(|(_, a), (_, b)| catalog.cheaper(a, b))
         .map(|(o, _)| upgrade(catalog, o))
 }
