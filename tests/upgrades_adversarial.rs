@@ -24,6 +24,17 @@ fn example(name: &str) -> Catalog {
 }
 const EXAMPLES: [&str; 4] = ["vcm-suite", "video-studio", "razorpay-ai", "org-seats"];
 
+/// What checkout says to each listed offer it refuses: "OFFER: why".
+fn refusals(c: &Catalog, e: &Entitlements, list: &[Unlock]) -> Vec<String> {
+    list.iter()
+        .filter_map(|u| {
+            checkout_accepts(c, e, u)
+                .err()
+                .map(|w| format!("{}: {w}", u.upgrade.offer))
+        })
+        .collect()
+}
+
 /// How a subscription stands now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum St {
@@ -415,14 +426,7 @@ fn a_paused_plan_subscriber_is_not_named_a_bundle_checkout_refuses() {
     let d = decide::can(&c, &e, "use_ai", NOW).unwrap();
     assert_eq!((d.allowed, d.reason), (false, decide::Reason::Paused));
     let list = decide::offers_unlocking(&c, &e, Ask::Capability("use_ai"), NOW).unwrap();
-    let refused: Vec<String> = list
-        .iter()
-        .filter_map(|u| {
-            checkout_accepts(&c, &e, u)
-                .err()
-                .map(|w| format!("{}: {w}", u.upgrade.offer))
-        })
-        .collect();
+    let refused = refusals(&c, &e, &list);
     assert!(
         refused.is_empty(),
         "listed {:?}, denial names {:?}; checkout refuses:\n{}",
@@ -490,14 +494,7 @@ fn a_past_due_subscriber_past_grace_is_not_named_a_lower_plan_of_its_product() {
     let d = decide::can(&c, &e, "ai_generation", NOW).unwrap();
     assert_eq!((d.allowed, d.reason), (false, decide::Reason::GraceEnded));
     let list = decide::offers_unlocking(&c, &e, Ask::Capability("ai_generation"), NOW).unwrap();
-    let refused: Vec<String> = list
-        .iter()
-        .filter_map(|u| {
-            checkout_accepts(&c, &e, u)
-                .err()
-                .map(|w| format!("{}: {w}", u.upgrade.offer))
-        })
-        .collect();
+    let refused = refusals(&c, &e, &list);
     assert!(
         refused.is_empty(),
         "denial names {:?}; listed {:?}; checkout refuses:\n{}",
