@@ -383,11 +383,35 @@ pub struct Limit {
     /// `period = "month"`); `billing_period` is always anchored so.
     #[serde(default, skip_serializing_if = "LimitAnchor::is_calendar")]
     pub anchor: LimitAnchor,
-    /// One value per tier of the product: every tier must be listed.
+    /// One value per tier of the product: every tier must be listed, once.
+    #[serde(deserialize_with = "tier_values")]
     pub values: BTreeMap<String, LimitValue>,
     /// Value for a subject with no tier of the product (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub without_entitlement: Option<LimitValue>,
+}
+
+/// A limit's values by tier, a tier named twice refused (JSON keeps the last of a repeated
+/// key; TOML refuses one itself).
+fn tier_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, LimitValue>, D::Error> {
+    struct Values;
+    impl<'de> serde::de::Visitor<'de> for Values {
+        type Value = BTreeMap<String, LimitValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a table of tier -> number or \"unlimited\"")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut values = BTreeMap::new();
+            while let Some((tier, v)) = m.next_entry::<String, LimitValue>()? {
+                if values.contains_key(&tier) {
+                    return Err(serde::de::Error::custom(format!("tier `{tier}` is given twice")));
+                }
+                values.insert(tier, v);
+            }
+            Ok(values)
+        }
+    }
+    d.deserialize_map(Values)
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -754,8 +778,10 @@ impl Catalog {
         let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let doc: CatalogDoc = serde_json::from_str(src).map_err(|e| CatalogError {
             // A type error (a float for an amount, a misspelt field) names its field, as
-            // TOML's do; a syntax error has none.
-            path: if e.is_data() {
+            // TOML's do; a syntax error has none. (serde_json tells a value that is not text
+            // where a name is expected, `"interval": 12`, as a syntax error: the text is
+            // well-formed JSON then, and the error is the field's.)
+            path: if e.is_data() || (e.is_syntax() && serde_json::from_str::<serde::de::IgnoredAny>(src).is_ok()) {
                 // A missing field is told at its object's end: the object is the place.
                 json_path_at(src, e.line(), e.column(), e.to_string().starts_with("missing field"))
             } else {

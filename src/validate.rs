@@ -116,12 +116,18 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         check_amount(format!("{path}.price.amount"), o.price.amount)?;
         check_currency(&format!("{path}.price.currency"), &o.price.currency)?;
         for (j, pid) in o.stripe_price_ids.iter().enumerate() {
+            if pid.trim().is_empty() {
+                return Err(err(format!("{path}.stripe_price_ids[{j}]"), "an empty price id names no price"));
+            }
             if price_ids.contains(&pid) {
                 return Err(err(format!("{path}.stripe_price_ids[{j}]"), format!("price id `{pid}` belongs to two offers")));
             }
             price_ids.push(pid);
         }
         for (j, pid) in o.razorpay_plan_ids.iter().enumerate() {
+            if pid.trim().is_empty() {
+                return Err(err(format!("{path}.razorpay_plan_ids[{j}]"), "an empty plan id names no plan"));
+            }
             if price_ids.contains(&pid) {
                 return Err(err(format!("{path}.razorpay_plan_ids[{j}]"), format!("plan id `{pid}` belongs to two offers")));
             }
@@ -141,6 +147,9 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                     format!("{gp}.from"),
                     "`from` lists a bundle's choices (`choose = N`); `all_products = true` gives every product with the tier",
                 ));
+            }
+            if g.product.is_some() && !g.from.is_empty() {
+                return Err(err(format!("{gp}.from"), "`from` lists a bundle's choices (`choose = N`); `product` gives that one product"));
             }
             for (k, f) in g.from.iter().enumerate() {
                 if g.from[..k].contains(f) {
@@ -197,6 +206,14 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                 return Err(err(format!("{path}.credits[{j}].amount"), "must be positive"));
             }
             check_amount(format!("{path}.credits[{j}].amount"), c.amount)?;
+            // One lot per pool and cadence: a second entry would be a second lot under the
+            // same key (one pool's credits are one entry, their sum).
+            if o.credits[..j].iter().any(|x| x.pool == c.pool && x.per == c.per) {
+                return Err(err(
+                    format!("{path}.credits[{j}].pool"),
+                    format!("`{}` is credited twice at the same cadence: give one entry with the sum", c.pool),
+                ));
+            }
         }
         if let Some(s) = &o.seats {
             if s.included == 0 {
@@ -220,6 +237,12 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
             (None, Some(ts)) => {
                 for (j, t) in ts.iter().enumerate() {
                     tier_of(format!("{path}.tiers[{j}]"), &c.product, t)?;
+                }
+                if ts.is_empty() && !c.without_entitlement {
+                    return Err(err(
+                        format!("{path}.tiers"),
+                        format!("no tier holds `{}` and it is not held without a tier: no subject could ever hold it (with no tier listed, set `without_entitlement = true`)", c.id),
+                    ));
                 }
             }
             _ => return Err(err(path, "set exactly one of `min_tier` or `tiers`")),
@@ -293,6 +316,23 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
         }
         if u.rates.is_empty() {
             return Err(err("usage.rates", "usage pricing needs at least one rate"));
+        }
+        if u.max_units > MAX_AMOUNT as u64 {
+            return Err(err("usage.max_units", format!("{} is more than the most units a request may name ({MAX_AMOUNT})", u.max_units)));
+        }
+        // Every request from min_units to max_units must have a price: the dearest, at
+        // max_units (prices only grow with units), within the largest amount.
+        for (i, r) in u.rates.iter().enumerate() {
+            let dearest = [vec![r.base_price_per_second, r.multiplier], vec![r.base_price_per_second, r.multiplier, u.overage_multiplier]]
+                .iter()
+                .map(|f| crate::money::ceil_minor(u.max_units, f, &u.currency).ok().filter(|a| *a <= MAX_AMOUNT))
+                .collect::<Option<Vec<i64>>>();
+            if dearest.is_none() {
+                return Err(err(
+                    format!("usage.rates[{i}]"),
+                    format!("{} x {} at max_units ({}) prices more than the largest amount a catalog may name ({MAX_AMOUNT})", r.model, r.quality, u.max_units),
+                ));
+            }
         }
     }
 
