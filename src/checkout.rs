@@ -84,6 +84,13 @@ impl Held {
         self.status.is_running()
     }
 
+    /// Whether a plan change may move it ([`change`]): running, and with Razorpay active
+    /// (Razorpay updates an active subscription only: not one whose payment is pending or
+    /// halted, nor a paused one).
+    pub fn changeable(&self) -> bool {
+        self.is_live() && (self.provider != Provider::Razorpay || self.status == SubStatus::Active)
+    }
+
     /// The (product, tier index) it gives now ([`Held::products`]); while the store has
     /// written none, what its offer `theirs` surely gives (its fixed grants, no bundle's choice).
     fn gives(&self, catalog: &Catalog, theirs: &Offer) -> Vec<(String, usize)> {
@@ -910,6 +917,16 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str, 
             format!("a {} subscription of {} cannot move to `{to}`", held.provider.as_str(), account.subject),
         ));
     }
+    if !held.changeable() {
+        return Err(Refusal::new(
+            RefusalCode::NotRunning,
+            format!(
+                "subscription {} is {}: Razorpay changes only an active subscription (pay what is due, or resume it, first)",
+                held.id,
+                status_str(held.status)
+            ),
+        ));
+    }
     // The chosen products travel in the subscription's metadata, which Razorpay does not
     // let a change set.
     if bundle && held.provider == Provider::Razorpay {
@@ -946,16 +963,20 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str, 
             let Some(plan) = target.razorpay_plan_ids.first() else {
                 return Err(Refusal::new(RefusalCode::NotSellable, format!("`{to}` names no Razorpay plan")));
             };
-            Call::razorpay(
-                Method::Patch,
-                format!("/v1/subscriptions/{}", held.id),
-                Some(json!({
-                    "plan_id": plan,
-                    "quantity": held.quantity.max(1),
-                    "schedule_change_at": if upgrade { "now" } else { "cycle_end" },
-                    "customer_notify": 1,
-                })),
-            )
+            let mut body = json!({
+                "plan_id": plan,
+                "quantity": held.quantity.max(1),
+                "schedule_change_at": if upgrade { "now" } else { "cycle_end" },
+                "customer_notify": 1,
+            });
+            // Razorpay keeps the cycles left, counted in the old plan's periods: a plan of
+            // another period is counted again, as checkout sells it (ten years of its periods).
+            if let (Some(months), Some(f)) = (target.price.interval.months(), from) {
+                if f.price.interval != target.price.interval {
+                    body["remaining_count"] = json!(RAZORPAY_YEARS * 12 / months);
+                }
+            }
+            Call::razorpay(Method::Patch, format!("/v1/subscriptions/{}", held.id), Some(body))
         }
     };
     Ok(Change { subscription: held.id.clone(), from: held.offer.clone(), to: to.to_string(), clouds: clouds.to_vec(), upgrade, first })

@@ -439,7 +439,8 @@ fn unlocking(
 
 /// The subject's subscriptions as checkout reads them ([`crate::checkout::Held`]), from its
 /// grants: one per subscription reference (`source_ref`) whose offer is recurring (a seat's
-/// lent grants left out), its offer that of its grant with the smallest id. Running while a
+/// lent grants left out), its offer that of its grant with the smallest id, its provider
+/// the one that sells that offer. Running while a
 /// grant of it counts, is past due past its grace or is paused ([`running`]), its state
 /// the most held-up one of them (paused, then past due); ending at its period's end when
 /// every grant of it that counts is `canceled` and none is paused; what it gives, the
@@ -462,8 +463,7 @@ pub(crate) fn subscriptions(catalog: &Catalog, ents: &Entitlements, now: Timesta
         }
         let id = r.split_once(':').map_or(r, |(_, id)| id);
         let at = subs.iter().position(|(_, s)| s.id == id).unwrap_or_else(|| {
-            let provider =
-                if g.source == crate::model::Source::Razorpay { crate::catalog::Provider::Razorpay } else { crate::catalog::Provider::Stripe };
+            let provider = crate::checkout::provider_of(catalog, o);
             subs.push((
                 g.id.as_str(),
                 crate::checkout::Held {
@@ -722,6 +722,12 @@ pub fn offers_unlocking(catalog: &Catalog, ents: &Entitlements, ask: Ask<'_>, no
         .collect())
 }
 
+/// `replaces`, when a change may move that subscription ([`crate::checkout::Held::changeable`]:
+/// a Razorpay subscription past due or paused is not changed).
+fn changeable(replaces: Option<Replaced>, subs: &[crate::checkout::Held]) -> Option<Replaced> {
+    replaces.filter(|r| subs.iter().find(|s| s.id == r.subscription).is_none_or(crate::checkout::Held::changeable))
+}
+
 /// Offer `o` as the upgrade dialog lists it for `needs`, or None when it does not meet
 /// them, or when checkout would refuse it beside the subject's subscriptions `subs`
 /// ([`crate::checkout::bills_twice`]) and it is no change of one of them ([`replaced`]).
@@ -769,7 +775,7 @@ fn unlock_at(
         }
     }
     let clouds: Vec<String> = picked.iter().map(|&pi| products[pi].id.clone()).collect();
-    let replaces = replaced(catalog, ents, now, offer, &clouds);
+    let replaces = changeable(replaced(catalog, ents, now, offer, &clouds), subs);
     if replaces.is_none() && crate::checkout::bills_twice(catalog, offer, &clouds, subs).is_some() {
         return None;
     }
@@ -797,7 +803,8 @@ fn cheapest_where(
     let sold = |offer: &crate::catalog::Offer| {
         subs.is_empty() || {
             let clouds = if crate::billing::parse::bundle_size(offer) > 0 { vec![product.to_string()] } else { Vec::new() };
-            replaced(catalog, ents, now, offer, &clouds).is_some() || crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
+            changeable(replaced(catalog, ents, now, offer, &clouds), &subs).is_some()
+                || crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
         }
     };
     catalog
