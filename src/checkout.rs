@@ -1027,6 +1027,18 @@ impl Change {
             }
             Ok(f)
         };
+        // A schedule already attached (a change made before, still waiting for its period's
+        // end) is released first: Stripe makes no second schedule from a subscription that
+        // has one, and an upgrade under it would be undone by its next phase. Releasing keeps
+        // the subscription as it is now.
+        let attached = sub
+            .get("schedule")
+            .and_then(|s| s.as_str().or_else(|| s.get("id").and_then(Value::as_str)))
+            .filter(|s| !s.is_empty());
+        if let (Some(id), 1) = (attached, answers.len()) {
+            return Ok(Some(Call::stripe(Method::Post, format!("/v1/subscription_schedules/{id}/release"), vec![])));
+        }
+        let answers = &answers[usize::from(attached.is_some())..];
         match (self.upgrade, answers.len()) {
             (true, 1) => {
                 let item_id = item.get("id").and_then(Value::as_str).ok_or("the subscription's item has no id")?;
@@ -1064,6 +1076,10 @@ impl Change {
                 }
                 f.push(("phases[0][start_date]".into(), start.to_string()));
                 f.push(("phases[0][end_date]".into(), end.to_string()));
+                // A trial the current phase has stays (without it the phase would end it).
+                if let Some(t) = phase.get("trial_end").and_then(Value::as_i64) {
+                    f.push(("phases[0][trial_end]".into(), t.to_string()));
+                }
                 f.extend(price_fields("phases[1][items][0]")?);
                 f.push(("phases[1][items][0][quantity]".into(), quantity.to_string()));
                 f.push(("phases[1][metadata][offer_key]".into(), target.key.clone()));

@@ -694,16 +694,16 @@ fn held(provider: Provider, from: &Offer, status: SubStatus) -> Held {
     }
 }
 
-/// Stripe's subscription object (the example in /work/shared/stripe-fixtures, else a
-/// minimal one) on `from`'s price.
+/// Stripe's subscription object (the one a recorded `customer.subscription.created` event
+/// carries) on `from`'s price.
 fn stripe_subscription(from: &Offer, quantity: u32) -> Value {
-    let fixture = std::fs::read_to_string("/work/shared/stripe-fixtures/objects.json")
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| v.pointer("/resources/subscription").cloned());
-    let mut sub = fixture.unwrap_or_else(
-        || json!({"object": "subscription", "items": {"data": [{"id": "si_1", "price": {}}]}}),
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/events/stripe/customer.subscription.created.basil.json"
     );
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(event).unwrap()).unwrap();
+    let mut sub = event["data"]["object"].clone();
+    assert_eq!(sub["object"], "subscription");
     sub["id"] = json!("sub_1");
     sub["status"] = json!("active");
     sub["schedule"] = Value::Null;
@@ -1140,4 +1140,114 @@ fn razorpay_change_to_a_plan_of_another_period_recounts_its_cycles() {
         n > 0,
         "the Razorpay catalog has changes between monthly and yearly plans"
     );
+}
+
+/// A change of a subscription that a schedule already holds (a downgrade made before,
+/// waiting for its period's end): Stripe makes no second schedule from it, and an upgrade
+/// under it would be undone by the schedule's next phase. The schedule is released first
+/// (https://docs.stripe.com/api/subscription_schedules/release: the subscription stays as it
+/// is), then the change goes on as for a subscription without one.
+#[test]
+fn a_change_of_a_subscription_a_schedule_holds_releases_it_first() {
+    let (mut ups, mut downs) = (0, 0);
+    for (name, cat, from_key, to_key) in change_pairs() {
+        let from = cat.offer(&from_key).unwrap();
+        if provider(&cat, from) != Provider::Stripe {
+            continue;
+        }
+        let mut a = account_for(from);
+        a.subscriptions
+            .push(held(Provider::Stripe, from, SubStatus::Active));
+        let Ok(ch) = checkout::change(
+            &cat,
+            &a,
+            None,
+            &to_key,
+            &clouds_for(cat.offer(&to_key).unwrap()),
+        ) else {
+            continue;
+        };
+        let what = format!("{name} {from_key} -> {to_key}");
+        let plain = stripe_subscription(from, quantity_for(from));
+        let mut held_sub = plain.clone();
+        held_sub["schedule"] = json!("sub_sched_old");
+        let release = ch
+            .next(&cat, std::slice::from_ref(&held_sub))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (release.method, release.path.as_str()),
+            (
+                Method::Post,
+                "/v1/subscription_schedules/sub_sched_old/release"
+            ),
+            "{what}"
+        );
+        let released =
+            json!({"id": "sub_sched_old", "object": "subscription_schedule", "status": "released"});
+        // Then the same requests as for the subscription without a schedule.
+        let after = ch
+            .next(&cat, &[held_sub.clone(), released.clone()])
+            .unwrap();
+        let without = ch.next(&cat, std::slice::from_ref(&plain)).unwrap();
+        assert_eq!(after, without, "{what}");
+        if ch.upgrade {
+            ups += 1;
+            assert_eq!(
+                ch.next(&cat, &[held_sub, released, json!({"id": "sub_1"})])
+                    .unwrap(),
+                None,
+                "{what}"
+            );
+        } else {
+            downs += 1;
+            let schedule = stripe_schedule(&plain);
+            assert_eq!(
+                ch.next(&cat, &[held_sub, released, schedule.clone()])
+                    .unwrap(),
+                ch.next(&cat, &[plain, schedule]).unwrap(),
+                "{what}"
+            );
+        }
+    }
+    assert!(ups > 0 && downs > 0, "upgrades {ups}, downgrades {downs}");
+}
+
+/// A downgrade of a subscription in its trial keeps the trial: the schedule's current phase
+/// is sent again with its `trial_end` (a phase sent without one has none).
+#[test]
+fn a_downgrade_in_a_trial_keeps_the_trial() {
+    let mut n = 0;
+    for (name, cat, from_key, to_key) in change_pairs() {
+        let from = cat.offer(&from_key).unwrap();
+        if provider(&cat, from) != Provider::Stripe {
+            continue;
+        }
+        let mut a = account_for(from);
+        a.subscriptions
+            .push(held(Provider::Stripe, from, SubStatus::Trialing));
+        let Ok(ch) = checkout::change(
+            &cat,
+            &a,
+            None,
+            &to_key,
+            &clouds_for(cat.offer(&to_key).unwrap()),
+        ) else {
+            continue;
+        };
+        if ch.upgrade {
+            continue;
+        }
+        let sub = stripe_subscription(from, quantity_for(from));
+        let mut schedule = stripe_schedule(&sub);
+        schedule["phases"][0]["trial_end"] = json!(1_799_000_000);
+        let third = ch.next(&cat, &[sub, schedule]).unwrap().unwrap();
+        assert_eq!(
+            fields(&third).get("phases[0][trial_end]").copied(),
+            Some("1799000000"),
+            "{name} {from_key} -> {to_key}"
+        );
+        n += 1;
+    }
+    assert!(n > 0);
 }

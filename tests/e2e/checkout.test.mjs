@@ -59,10 +59,18 @@ function answer(provider, method, path, body, query) {
     }
     if (method === 'POST' && path === '/v1/subscription_schedules') {
       const sub = subscriptions.get(body.get('from_subscription'));
+      // As Stripe: one schedule a subscription, named on it until released.
+      if (sub.schedule) return [400, { error: { type: 'invalid_request_error', message: `You cannot migrate a subscription that is already attached to a schedule: \`${sub.schedule}\`.` } }];
       const item = sub.items.data[0];
-      return [200, { id: `sub_sched_${n}`, object: 'subscription_schedule', phases: [{
+      sub.schedule = `sub_sched_${n}`;
+      return [200, { id: sub.schedule, object: 'subscription_schedule', phases: [{
         start_date: item.current_period_start, end_date: item.current_period_end,
         items: [{ price: item.price.id, quantity: item.quantity }] }] }];
+    }
+    m = path.match(/^\/v1\/subscription_schedules\/([^/]+)\/release$/);
+    if (m && method === 'POST') {
+      for (const sub of subscriptions.values()) if (sub.schedule === m[1]) sub.schedule = null;
+      return [200, { id: m[1], object: 'subscription_schedule', status: 'released' }];
     }
     m = path.match(/^\/v1\/subscription_schedules\/([^/]+)$/);
     if (m) return [200, { id: m[1], object: 'subscription_schedule' }];
@@ -513,6 +521,21 @@ test('an organization buys seats through its owner; a member cannot; a downgrade
   }));
   assert.match(update.path, /^\/v1\/subscription_schedules\/sub_sched_/);
   assert.deepEqual((await grants('organization_id', org)).map((g) => [g.cloud_id, g.tier]), [['org', 'BUSINESS']], 'access is unchanged until Stripe says so');
+
+  // A second change while the first waits for the period end: Stripe makes no second
+  // schedule from the subscription, so the one the first change made is released first.
+  const again = await post('/v1/subscriptions/change', owner, { offer: 'ORG_PROFESSIONAL_YEARLY', organization_id: org });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.effective, 'period_end');
+  const steps = recorded.filter((x) => x.by === 'worker').slice(-4);
+  assert.deepEqual(steps.map((x) => `${x.method} ${x.path}`), [
+    `GET /v1/subscriptions/${subscription}`,
+    `POST /v1/subscription_schedules/${schedule}/release`,
+    'POST /v1/subscription_schedules',
+    `POST /v1/subscription_schedules/${steps[3].path.split('/').at(-1)}`,
+  ]);
+  assert.notEqual(steps[3].path.split('/').at(-1), schedule, 'a new schedule');
+  await sameAsLibrary(() => stripeLib().subscriptionSchedules.release(schedule), steps[1]);
 });
 
 test('a catalog that sells by lookup key finds the published price first, as Stripe\'s library would search it', { skip: only('org-seats') }, async () => {

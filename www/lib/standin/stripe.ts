@@ -370,9 +370,11 @@ function deleteSubscription(app: App, id: string): Answer {
 }
 
 /** `POST /v1/subscription_schedules` (`from_subscription`: its current phase), `POST
- * /v1/subscription_schedules/:id` (its phases replaced), `GET` one. The stand-in has no
- * clock: a later phase is recorded, and starts only on a real Stripe account. */
-async function schedules(app: App, method: string, id: string | undefined, p: Params): Promise<Answer> {
+ * /v1/subscription_schedules/:id` (its phases replaced), `POST
+ * /v1/subscription_schedules/:id/release` (the subscription left as it is, no longer
+ * attached), `GET` one. The stand-in has no clock: a later phase is recorded, and starts
+ * only on a real Stripe account. */
+async function schedules(app: App, method: string, id: string | undefined, p: Params, action?: string): Promise<Answer> {
   const st = store().stripe;
   if (method === 'POST' && !id) {
     const from = str(p.from_subscription);
@@ -407,8 +409,21 @@ async function schedules(app: App, method: string, id: string | undefined, p: Pa
   }
   const rec = id ? st.schedules.get(id) : undefined;
   if (!id || !rec || rec.app !== app) return missing('subscription_schedule', id ?? '');
-  if (method === 'GET') return { status: 200, body: rec.schedule };
-  if (method === 'POST') {
+  if (method === 'GET' && !action) return { status: 200, body: rec.schedule };
+  if (method === 'POST' && action === 'release') {
+    if (!['not_started', 'active'].includes(rec.schedule.status as string)) {
+      return stripeError(400, `You cannot release a subscription schedule that is currently in the \`${rec.schedule.status}\` status. It must be in one of the following statuses: not_started, active.`);
+    }
+    const sub = rec.schedule.subscription as string | null;
+    const held = sub ? subscriptionOf(app, sub) : undefined;
+    if (held && held.subscription.schedule === id) held.subscription.schedule = null;
+    rec.schedule.status = 'released';
+    rec.schedule.released_at = nowSecs();
+    rec.schedule.released_subscription = sub;
+    rec.schedule.subscription = null;
+    return { status: 200, body: rec.schedule };
+  }
+  if (method === 'POST' && !action) {
     const phases = list(p.phases).map((ph) => {
       const x = obj(ph);
       const items = list(x.items).map((it) => {
@@ -472,7 +487,7 @@ async function route(app: App, method: string, path: string[], p: Params, origin
     }
   }
   if (a === 'billing_portal' && b === 'sessions' && method === 'POST' && path.length === 2) return createPortal(app, p, origin);
-  if (a === 'subscription_schedules') return schedules(app, method, b, p);
+  if (a === 'subscription_schedules' && path.length <= 3) return schedules(app, method, b, p, c);
   if (a === 'products' && b && method === 'GET') {
     const product = await findProduct(app, b);
     return product ? { status: 200, body: product } : missing('product', b);
