@@ -127,6 +127,13 @@ figures.push(['new rows: Date.parse of their windows alone', floorNs]);
 const pageNs = measure(() => engine.pageState(null, null, NOW).length === 30);
 figures.push([`Engine.pageState, ${page.length} tools`, pageNs]);
 figures.push([`  per tool`, pageNs / page.length]);
+// The same page for a subscriber (two subscriptions of the catalog's offers): its locked
+// tools name only offers checkout would sell beside them, or a change of one.
+const subscriber = new Engine(CATALOG, [
+  { id: 'stripe:sub_1:video', product: 'video', tier: 'pro', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: '2026-04-01T00:00:00Z', offer: 'CLOUD_VIDEO_PRO_MONTHLY', source_ref: 'stripe:sub_1' },
+  { id: 'stripe:sub_2:suite', product: 'suite', tier: 'basic', source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: '2026-04-01T00:00:00Z', offer: 'SUITE_BASIC_MONTHLY', source_ref: 'stripe:sub_2' },
+]);
+figures.push([`Engine.pageState, ${page.length} tools, a subscriber`, measure(() => subscriber.pageState(null, null, NOW).length === 30)]);
 
 // ------------------------------------------------------------------ report
 

@@ -990,7 +990,7 @@ impl Catalog {
         self.limit_upgrade_ix = limit_upgrade_ix;
         self.ranked_ix = ranked;
         self.offer_tiers_ix =
-            offers.iter().map(|o| self.doc.products.iter().map(|p| self.offer_tiers_on(o, &p.id)).collect()).collect();
+            offers.iter().map(|o| self.doc.products.iter().map(|p| self.offer_tiers_scan(o, &p.id)).collect()).collect();
         self.offer_choices_ix = offers.iter().map(|o| self.offer_choices(o)).collect();
     }
 
@@ -1020,10 +1020,15 @@ impl Catalog {
     /// The (product, tier index) an offer gives: its fixed grants, and a bundle's choice on
     /// the products in `clouds`.
     pub fn offer_gives(&self, offer: &Offer, clouds: &[String]) -> Vec<(String, usize)> {
+        let own = self.own_offer(offer);
         self.products()
             .iter()
-            .filter_map(|p| {
-                let (fixed, chosen) = self.offer_tiers_on(offer, &p.id);
+            .enumerate()
+            .filter_map(|(pi, p)| {
+                let (fixed, chosen) = match own {
+                    Some(o) => self.offer_tiers_at(o, pi),
+                    None => self.offer_tiers_on(offer, &p.id),
+                };
                 let t = fixed.max(chosen.filter(|_| clouds.contains(&p.id)))?;
                 Some((p.id.clone(), t))
             })
@@ -1034,6 +1039,14 @@ impl Catalog {
     /// product, or all products), and by a bundle's choice (the buyer may choose
     /// this product).
     pub fn offer_tiers_on(&self, offer: &Offer, product: &str) -> (Option<usize>, Option<usize>) {
+        if let (Some(o), Some(pi)) = (self.own_offer(offer), self.product_index(product)) {
+            return self.offer_tiers_at(o, pi);
+        }
+        self.offer_tiers_scan(offer, product)
+    }
+
+    /// [`Catalog::offer_tiers_on`] read from the offer's grants.
+    fn offer_tiers_scan(&self, offer: &Offer, product: &str) -> (Option<usize>, Option<usize>) {
         let Some(p) = self.product(product) else { return (None, None) };
         let (mut fixed, mut chosen): (Option<usize>, Option<usize>) = (None, None);
         for g in &offer.grants {
@@ -1139,6 +1152,15 @@ impl Catalog {
     pub fn limit_index(&self, id: &str) -> Option<usize> {
         find(&self.limit_ix, id)
     }
+    /// The index of `offer` when it is this catalog's own (not an equal one from elsewhere):
+    /// its answers are then in the tables computed when the catalog loaded.
+    fn own_offer(&self, offer: &Offer) -> Option<usize> {
+        if self.offer_tiers_ix.len() != self.doc.offers.len() {
+            return None; // the tables are being computed
+        }
+        find(&self.offer_ix, &offer.key).filter(|&i| std::ptr::eq(&self.doc.offers[i], offer))
+    }
+
     pub fn offer(&self, key: &str) -> Option<&Offer> {
         find(&self.offer_ix, key).map(|i| &self.doc.offers[i])
     }

@@ -337,6 +337,10 @@ impl Verdict<'_> {
 
 /// [`has_access`] by product and tier index (which must exist), as a [`Verdict`].
 pub fn has_access_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, req: usize, now: Timestamp) -> Verdict<'a> {
+    has_access_beside(catalog, ents, pi, req, now, &Beside::default())
+}
+
+fn has_access_beside<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usize, req: usize, now: Timestamp, beside: &Beside) -> Verdict<'a> {
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = eff.tier.is_some_and(|t| t >= req);
     Verdict {
@@ -349,13 +353,13 @@ pub fn has_access_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, pi: usi
         upgrade: if allowed {
             None
         } else {
-            unlocking(catalog, ents, now, &[(Need::Tier(pi, req), eff.tier)], catalog.upgrades_for(pi, req).first().copied())
+            unlocking(catalog, ents, now, &[(Need::Tier(pi, req), eff.tier)], catalog.upgrades_for(pi, req).first().copied(), beside)
         },
     }
 }
 
 /// One requirement of a question, for choosing the offer that meets it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Need {
     /// At least tier `.1` of product `.0`.
     Tier(usize, usize),
@@ -384,11 +388,11 @@ impl Need {
     }
 
     /// Its decision for the subject now.
-    fn verdict<'a>(self, catalog: &Catalog, ents: &'a Entitlements, now: Timestamp) -> Verdict<'a> {
+    fn verdict<'a>(self, catalog: &Catalog, ents: &'a Entitlements, now: Timestamp, beside: &Beside) -> Verdict<'a> {
         match self {
-            Need::Tier(pi, t) => has_access_verdict(catalog, ents, pi, t, now),
-            Need::Capability(ci) => can_verdict(catalog, ents, ci, now),
-            Need::Limit(li, used) => check_limit_verdict(catalog, ents, li, used, now),
+            Need::Tier(pi, t) => has_access_beside(catalog, ents, pi, t, now, beside),
+            Need::Capability(ci) => can_verdict(catalog, ents, ci, now, beside),
+            Need::Limit(li, used) => check_limit_verdict(catalog, ents, li, used, now, beside),
         }
     }
 
@@ -418,11 +422,11 @@ fn unlocking(
     now: Timestamp,
     needs: &[(Need, Option<usize>)],
     first: Option<usize>,
+    beside: &Beside,
 ) -> Option<usize> {
     // With subscriptions, an offer is named only as the dialog lists it ([`unlock_at`]):
     // one checkout sells beside them, or a change of the subscription it replaces.
-    let subs = subscriptions(catalog, ents, now);
-    let sold = |o: usize| subs.is_empty() || unlock_at(catalog, ents, now, o, needs, &subs).is_some();
+    let sold = |o: usize| beside.sold(catalog, ents, now, o, needs);
     if let Some(o) = first {
         // The precomputed offer meets a question of one need by construction.
         if !held(catalog, ents, now, o) && (needs.len() == 1 || meets(catalog, o, needs).is_some()) && sold(o) {
@@ -435,6 +439,48 @@ fn unlocking(
         .iter()
         .map(|x| x.0)
         .find(|&o| Some(o) != first && !held(catalog, ents, now, o) && meets(catalog, o, needs).is_some() && sold(o))
+}
+
+/// What the subject's subscriptions say of the offers a batch of questions at one `now`
+/// names (a page's tools, a tool's requirements), worked out once for the batch: its
+/// subscriptions as checkout reads them ([`subscriptions`]), and per plan whether the dialog
+/// lists it ([`sold_at`]); per bundle and question (its products are the question's).
+#[derive(Default)]
+struct Beside {
+    subs: std::cell::OnceCell<Vec<crate::checkout::Held>>,
+    plans: std::cell::RefCell<Vec<Option<bool>>>,
+    bundles: std::cell::RefCell<Vec<(usize, Vec<String>, bool)>>,
+}
+
+impl Beside {
+    /// [`sold_at`] for offer `o`, which meets `needs`.
+    fn sold(&self, catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize, needs: &[(Need, Option<usize>)]) -> bool {
+        let subs = self.subs.get_or_init(|| subscriptions(catalog, ents, now));
+        if subs.is_empty() {
+            return true;
+        }
+        if catalog.offer_choices_at(o) > 0 {
+            let Some((chosen, n)) = meets(catalog, o, needs) else { return false };
+            let clouds: Vec<String> =
+                preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| catalog.products()[pi].id.clone()).collect();
+            if let Some((_, _, known)) = self.bundles.borrow().iter().find(|(b, c, _)| *b == o && *c == clouds) {
+                return *known;
+            }
+            let sold = sold_with(catalog, ents, now, catalog.offer_at(o), &clouds, subs);
+            self.bundles.borrow_mut().push((o, clouds, sold));
+            return sold;
+        }
+        if let Some(Some(known)) = self.plans.borrow().get(o) {
+            return *known;
+        }
+        let sold = sold_at(catalog, ents, now, o, needs, subs);
+        let mut plans = self.plans.borrow_mut();
+        if plans.len() <= o {
+            plans.resize(o + 1, None);
+        }
+        plans[o] = Some(sold);
+        sold
+    }
 }
 
 /// The subject's subscriptions as checkout reads them ([`crate::checkout::Held`]), from its
@@ -739,47 +785,88 @@ fn unlock_at(
     needs: &[(Need, Option<usize>)],
     subs: &[crate::checkout::Held],
 ) -> Option<Unlock> {
-    let products = catalog.products();
     let (chosen, n) = meets(catalog, o, needs)?;
+    let products = catalog.products();
     let offer = catalog.offer_at(o);
-    let choose = catalog.offer_choices_at(o);
-    let eligible: Vec<String> = if choose == 0 {
-        Vec::new()
-    } else {
-        products.iter().filter(|p| catalog.offer_tiers_on(offer, &p.id).1.is_some()).map(|p| p.id.clone()).collect()
-    };
-    let mut picked: Vec<usize> = chosen[..n].to_vec();
-    // Then the ones the subject holds now, or holds through a subscription past due past
-    // its grace (a bigger bundle keeps what the smaller one gave, and replaces it), then
-    // the others: each while one choice of the bundle still gives them all, the needed
-    // ones at tiers that meet the question. (Not a paused subscription's: it is resumed,
-    // never changed.)
-    let grace = catalog.meta().grace_period_days;
-    let holds = |p: &String| {
-        ents.grants
-            .iter()
-            .any(|g| g.product == *p && matches!(standing(g, grace, now), GrantStanding::Counts(_) | GrantStanding::GraceOver))
-    };
-    let (mine, others): (Vec<&String>, Vec<&String>) = eligible.iter().partition(|p| holds(p));
-    for pi in mine.into_iter().chain(others).filter_map(|p| catalog.product_index(p)) {
-        if picked.len() as u32 >= choose {
-            break;
-        }
-        if picked.contains(&pi) {
-            continue;
-        }
-        picked.push(pi);
-        let fits = |i: usize, t: usize| i >= n || chosen_meets(catalog, o, needs, picked[i], t);
-        if catalog.bundle_choice(offer, &picked, fits).is_none() {
-            picked.pop();
-        }
-    }
-    let clouds: Vec<String> = picked.iter().map(|&pi| products[pi].id.clone()).collect();
-    let replaces = changeable(replaced(catalog, ents, now, offer, &clouds), subs);
+    let clouds: Vec<String> = preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| products[pi].id.clone()).collect();
+    let replaces = if subs.is_empty() { None } else { changeable(replaced(catalog, ents, now, offer, &clouds), subs) };
     if replaces.is_none() && crate::checkout::bills_twice(catalog, offer, &clouds, subs).is_some() {
         return None;
     }
+    let choose = catalog.offer_choices_at(o);
+    let eligible = if choose == 0 { Vec::new() } else { eligible(catalog, o).map(|pi| products[pi].id.clone()).collect() };
     Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
+}
+
+/// Whether [`unlock_at`] lists offer `o`, which meets `needs` (the question the denial
+/// answers): what it asks, without the list's entry.
+fn sold_at(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize, needs: &[(Need, Option<usize>)], subs: &[crate::checkout::Held]) -> bool {
+    if subs.is_empty() {
+        return true;
+    }
+    let offer = catalog.offer_at(o);
+    let clouds: Vec<String> = if catalog.offer_choices_at(o) == 0 {
+        Vec::new()
+    } else {
+        let Some((chosen, n)) = meets(catalog, o, needs) else { return false };
+        preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| catalog.products()[pi].id.clone()).collect()
+    };
+    sold_with(catalog, ents, now, offer, &clouds, subs)
+}
+
+/// Whether checkout sells `offer` with `clouds` beside `subs`, or it is a change of one.
+fn sold_with(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String], subs: &[crate::checkout::Held]) -> bool {
+    crate::checkout::bills_twice(catalog, offer, clouds, subs).is_none() || changeable(replaced(catalog, ents, now, offer, clouds), subs).is_some()
+}
+
+/// The products a bundle's buyer may choose for offer `o`, by index.
+fn eligible(catalog: &Catalog, o: usize) -> impl Iterator<Item = usize> + '_ {
+    (0..catalog.products().len()).filter(move |&pi| catalog.offer_tiers_at(o, pi).1.is_some())
+}
+
+/// The products preselected for offer `o` (none for an offer that is no bundle): the
+/// `chosen` ones the question needs, then the ones the subject holds now, or holds through
+/// a subscription past due past its grace (a bigger bundle keeps what the smaller one gave,
+/// and replaces it), then the others: each while one choice of the bundle still gives them
+/// all, the needed ones at tiers that meet the question. (Not a paused subscription's: it
+/// is resumed, never changed.)
+fn preselect(
+    catalog: &Catalog,
+    ents: &Entitlements,
+    now: Timestamp,
+    o: usize,
+    needs: &[(Need, Option<usize>)],
+    chosen: &[usize],
+) -> impl Iterator<Item = usize> {
+    let choose = catalog.offer_choices_at(o);
+    let mut picked: Vec<usize> = chosen.to_vec();
+    if choose > 0 {
+        let grace = catalog.meta().grace_period_days;
+        let products = catalog.products();
+        let holds = |pi: &usize| {
+            ents.grants.iter().any(|g| {
+                g.product == products[*pi].id
+                    && matches!(standing(g, grace, now), GrantStanding::Counts(_) | GrantStanding::GraceOver)
+            })
+        };
+        let (mine, others): (Vec<usize>, Vec<usize>) = eligible(catalog, o).partition(holds);
+        let offer = catalog.offer_at(o);
+        let n = chosen.len();
+        for pi in mine.into_iter().chain(others) {
+            if picked.len() as u32 >= choose {
+                break;
+            }
+            if picked.contains(&pi) {
+                continue;
+            }
+            picked.push(pi);
+            let fits = |i: usize, t: usize| i >= n || chosen_meets(catalog, o, needs, picked[i], t);
+            if catalog.bundle_choice(offer, &picked, fits).is_none() {
+                picked.pop();
+            }
+        }
+    }
+    picked.into_iter()
 }
 
 /// The cheapest visible offer whose tier on `product` satisfies `pred` and is
@@ -803,8 +890,8 @@ fn cheapest_where(
     let sold = |offer: &crate::catalog::Offer| {
         subs.is_empty() || {
             let clouds = if crate::billing::parse::bundle_size(offer) > 0 { vec![product.to_string()] } else { Vec::new() };
-            changeable(replaced(catalog, ents, now, offer, &clouds), &subs).is_some()
-                || crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
+            crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
+                || changeable(replaced(catalog, ents, now, offer, &clouds), &subs).is_some()
         }
     };
     catalog
@@ -826,10 +913,10 @@ pub fn can(catalog: &Catalog, ents: &Entitlements, capability: &str, now: Timest
 
 /// [`can`] by capability index (which must exist).
 fn can_at(catalog: &Catalog, ents: &Entitlements, ci: usize, now: Timestamp) -> Decision {
-    can_verdict(catalog, ents, ci, now).decision(catalog)
+    can_verdict(catalog, ents, ci, now, &Beside::default()).decision(catalog)
 }
 
-fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Timestamp) -> Verdict<'a> {
+fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Timestamp, beside: &Beside) -> Verdict<'a> {
     let pi = catalog.capability_product(ci);
     let eff = effective_at(catalog, ents, pi, now);
     let allowed = catalog.capability_holds_at(ci, eff.tier);
@@ -843,7 +930,7 @@ fn can_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ci: usize, now: Ti
         upgrade: if allowed {
             None
         } else {
-            unlocking(catalog, ents, now, &[(Need::Capability(ci), eff.tier)], catalog.capability_upgrade(ci, eff.tier))
+            unlocking(catalog, ents, now, &[(Need::Capability(ci), eff.tier)], catalog.capability_upgrade(ci, eff.tier), beside)
         },
     }
 }
@@ -882,10 +969,10 @@ pub fn check_limit(
 
 /// [`check_limit`] by limit index (which must exist).
 fn check_limit_at(catalog: &Catalog, ents: &Entitlements, li: usize, used: u64, now: Timestamp) -> Decision {
-    check_limit_verdict(catalog, ents, li, used, now).decision(catalog)
+    check_limit_verdict(catalog, ents, li, used, now, &Beside::default()).decision(catalog)
 }
 
-fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize, used: u64, now: Timestamp) -> Verdict<'a> {
+fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize, used: u64, now: Timestamp, beside: &Beside) -> Verdict<'a> {
     let pi = catalog.limit_product(li);
     let eff = effective_for_limit(catalog, ents, pi, now);
     let allowed = match catalog.limit_value_at(li, eff.tier) {
@@ -908,7 +995,7 @@ fn check_limit_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, li: usize,
         upgrade: if allowed {
             None
         } else {
-            unlocking(catalog, ents, now, &[(Need::Limit(li, used), eff.tier)], catalog.limit_upgrade(li, eff.tier, used))
+            unlocking(catalog, ents, now, &[(Need::Limit(li, used), eff.tier)], catalog.limit_upgrade(li, eff.tier, used), beside)
         },
     }
 }
@@ -969,13 +1056,13 @@ pub fn tool_state(
     now: Timestamp,
 ) -> Result<ToolState, DecideError> {
     let ti = catalog.tool_index(tool_id).ok_or_else(|| DecideError::UnknownTool(tool_id.into()))?;
-    Ok(tool_state_at(catalog, ents, ti, usage, now))
+    Ok(tool_state_at(catalog, ents, ti, usage, now, &Beside::default()))
 }
 
 /// [`tool_state`] by tool index (which must exist).
-fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> ToolState {
+fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usage, now: Timestamp, beside: &Beside) -> ToolState {
     let tool = &catalog.tools()[ti];
-    let v = tool_verdict(catalog, ents, ti, usage, now);
+    let v = tool_verdict_beside(catalog, ents, ti, usage, now, beside);
     ToolState { tool: tool.id.clone(), label: tool.label.clone(), locked: !v.allowed, decision: v.decision(catalog) }
 }
 
@@ -983,11 +1070,15 @@ fn tool_state_at(catalog: &Catalog, ents: &Entitlements, ti: usize, usage: &Usag
 /// requirements come as indices resolved when the catalog loaded; all must hold,
 /// the first failing one explains, and the answer holds until the earliest of theirs.
 pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, usage: &Usage, now: Timestamp) -> Verdict<'a> {
+    tool_verdict_beside(catalog, ents, ti, usage, now, &Beside::default())
+}
+
+fn tool_verdict_beside<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, usage: &Usage, now: Timestamp, beside: &Beside) -> Verdict<'a> {
     let mut needs = [(Need::Capability(0), None); MAX_NEEDS];
     let mut verdicts: [Option<Verdict<'a>>; MAX_NEEDS] = [None; MAX_NEEDS];
     let mut n = 0;
     for need in tool_needs(catalog, ti, usage) {
-        let v = need.verdict(catalog, ents, now);
+        let v = need.verdict(catalog, ents, now, beside);
         (needs[n], verdicts[n]) = ((need, v.tier), Some(v));
         n += 1;
     }
@@ -1001,7 +1092,7 @@ pub fn tool_verdict<'a>(catalog: &Catalog, ents: &'a Entitlements, ti: usize, us
     if !v.allowed && n > 1 {
         // The offer shown must unlock the tool: meet every requirement, not only
         // the first unmet one.
-        v.upgrade = unlocking(catalog, ents, now, &needs[..n], v.upgrade);
+        v.upgrade = unlocking(catalog, ents, now, &needs[..n], v.upgrade, beside);
     }
     v
 }
@@ -1022,12 +1113,13 @@ pub fn page_state(
     usage: &Usage,
     now: Timestamp,
 ) -> Result<Vec<ToolState>, DecideError> {
+    let beside = Beside::default();
     Ok(catalog
         .tools()
         .iter()
         .enumerate()
         .filter(|(_, t)| page.is_none_or(|p| t.page == p))
-        .map(|(ti, _)| tool_state_at(catalog, ents, ti, usage, now))
+        .map(|(ti, _)| tool_state_at(catalog, ents, ti, usage, now, &beside))
         .collect())
 }
 
@@ -1040,12 +1132,13 @@ pub fn page_verdicts<'a>(
     usage: &Usage,
     now: Timestamp,
 ) -> Vec<(usize, Verdict<'a>)> {
+    let beside = Beside::default();
     catalog
         .tools()
         .iter()
         .enumerate()
         .filter(|(_, t)| page.is_none_or(|p| t.page == p))
-        .map(|(ti, _)| (ti, tool_verdict(catalog, ents, ti, usage, now)))
+        .map(|(ti, _)| (ti, tool_verdict_beside(catalog, ents, ti, usage, now, &beside)))
         .collect()
 }
 
