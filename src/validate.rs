@@ -215,6 +215,10 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                 ));
             }
         }
+        // Stripe gives a trial of at most two years (and Razorpay none longer).
+        if o.trial_days > 730 {
+            return Err(err(format!("{path}.trial_days"), format!("{} days: a trial is at most 730 days (two years)", o.trial_days)));
+        }
         if let Some(s) = &o.seats {
             if s.included == 0 {
                 return Err(err(format!("{path}.seats.included"), "must be at least 1"));

@@ -955,6 +955,12 @@ fn amounts_out_of_range_are_refused_at_their_field() {
         replace_once(BASE, "amount = 4900", "amount = \"4900\""),
         "offers[1].price.amount",
     ));
+    // A trial longer than Stripe gives (two years) could never be sold.
+    cases.push((
+        "trial of 731 days",
+        replace_once(BASE, "key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\ntrial_days = 731\n"),
+        "offers[1].trial_days",
+    ));
     cases.push((
         "float rate",
         replace_once(
@@ -1214,7 +1220,7 @@ fn the_largest_amounts_allowed_answer_every_question() {
         .replace("default_overage_limit = 10000", &format!("default_overage_limit = {m}\nmax_units = {MAX_UNITS}"))
         .replace("unit = \"second\"\n", &format!("unit = \"second\"\nfree_amount = {m}\n"))
         .replace("grace_period_days = 3", "grace_period_days = 4294967295\nhold_minutes = 4294967295")
-        .replace("key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\ntrial_days = 4294967295\nseats = { included = 4294967295 }\nsubject = \"organization\"\n")
+        .replace("key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\ntrial_days = 730\nseats = { included = 4294967295 }\nsubject = \"organization\"\n")
         .replace("free = 1, basic = 10", "free = 18446744073709551615, basic = 10");
     // TOML integers are i64: a limit of u64::MAX is JSON-only.
     let toml_src = src.replace(
