@@ -276,7 +276,7 @@ export type Limit = { id: string, label: string, product: string, period: LimitP
  */
 anchor?: LimitAnchor, 
 /**
- * One value per tier of the product: every tier must be listed.
+ * One value per tier of the product: every tier must be listed, once.
  */
 values: { [key in string]: LimitValue }, 
 /**
