@@ -209,10 +209,13 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
         Ok(a) => a,
         Err(r) => return r,
     };
+    // The operator's own id goes in its own space (`admin:` and the id escaped), so it can
+    // never be a key the system writes: an invite's seat (`invite:<id>`), a member's move
+    // (`<user>:<nonce>`) or an unnamed operator request (`<action>:<time>`).
     let request_id = body
         .get("request_id")
         .and_then(Value::as_str)
-        .map(str::to_string)
+        .map(|id| format!("admin:{}", tollgate::billing::facts::key_part(id)))
         .unwrap_or_else(|| format!("{action}:{}", now.unix()));
     let (o, u) = (CoreSubject::org(org), CoreSubject::user(user));
     if action == "assign" {

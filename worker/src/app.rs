@@ -53,13 +53,11 @@ impl<T: Transport, S: Store> App<T, S> {
         // A store that cannot answer leaves the isolate's catalog as it was: every route
         // that persists anything needs the store anyway, and `GET /v1/catalog` answers
         // 503 rather than publish a catalog the store has not confirmed.
-        if let (None, Resolved::Found(route)) = (too_large, &resolved) {
-            // A webhook too: what it sells or renews records the version active when it is
-            // read (see tollgate::grandfather), so an activation counts from then on.
-            let force = matches!(
-                route,
-                Route::Catalog | Route::Checkout | Route::SubscriptionChange | Route::StripeWebhook | Route::RazorpayWebhook
-            );
+        // A webhook reads it too, once its signature holds (webhook::handle): an unsigned
+        // sender makes the store read nothing.
+        let webhook = matches!(resolved, Resolved::Found(Route::StripeWebhook | Route::RazorpayWebhook));
+        if let (None, Resolved::Found(route), false) = (too_large, &resolved, webhook) {
+            let force = matches!(route, Route::Catalog | Route::Checkout | Route::SubscriptionChange);
             if let Err(e) = self.ctx.refresh_catalog(now, force).await {
                 if *route == Route::Catalog && !self.ctx.catalog_checked() {
                     // The reason goes to the worker's log, not to this route's callers (anyone).

@@ -310,6 +310,11 @@ async fn subscription_account<T: Transport, S: Store>(
     claims: &Claims,
 ) -> Result<(checkout::Account, Option<String>), AppResponse> {
     let body = if req.body.is_empty() { json!({}) } else { json_body(req)? };
+    // Read as `{}` an array or a scalar would lose the caller's choice and move another
+    // subscription.
+    if !body.is_object() {
+        return Err(error(400, "invalid_body", "the body must be a JSON object: {\"subscription\"?, \"organization_id\"?}, or none"));
+    }
     let (sub, org) = match (opt_str(&body, "subscription"), organization(&body)) {
         (Ok(s), Ok(o)) => (s.map(str::to_string), o),
         (Err(r), _) | (_, Err(r)) => return Err(r),

@@ -71,6 +71,12 @@ pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider,
             }
         }
     }
+    // The catalog this event is read under, checked at once: what it sells or renews
+    // records the version active when it is read (see tollgate::grandfather), so an
+    // activation counts from then on. Only now that the signature holds: an unsigned sender
+    // makes the store read nothing. (A store that cannot answer leaves the isolate's
+    // catalog as it was; persisting the event below needs the store anyway.)
+    let _ = app.refresh_catalog(now, true).await;
     // 2. Parse. A correctly signed event the core cannot read is kept, never refused:
     // the provider would retry a 4xx for days and then drop a paid event.
     let raw = String::from_utf8_lossy(&req.body);
