@@ -481,9 +481,9 @@ export class Engine {
     // The product exists (the core answered): its window is the answer's.
     const w = this.#h.window(tablesOf(this.#catalog).products.get(product).index, at);
     let [lo, hi] = [w[1], w[2]];
-    if (d.upgrade) {
-      // The offer shown depends on what is held of every product: kept from now until
-      // the next change of any grant.
+    if (!d.allowed) {
+      // The offer shown (or its absence) depends on what is held of every product: kept
+      // from now until the next change of any grant.
       const next = this.#h.nextChange(at);
       lo = at;
       if (next != null) hi = Math.min(hi, Date.parse(next));
@@ -592,7 +592,7 @@ export class Engine {
     // holds for: inside that window no call into WebAssembly is needed.
     const w = this.#window;
     const k = 3 * productIx;
-    if (w[k + 1] <= now && now < w[k + 2]) return w[k] > tierIx;
+    if (typeof now === 'number' && w[k + 1] <= now && now < w[k + 2]) return w[k] > tierIx;
     return this.#refresh(productIx, tierIx, now);
   }
   #refresh(productIx, tierIx, now) {
@@ -721,12 +721,13 @@ const wellFormed =
     : (s) => !/[\uD800-\uDFFF]/.test(s);
 
 function sameRows(rows, vals) {
-  if (rows.length * 12 !== vals.length) return false;
+  if (rows.length * 12 !== vals.length || rows.toJSON !== undefined) return false;
   for (let i = 0, k = 0; i < rows.length; i++, k += 12) {
     const r = rows[i];
     if (
       r === null ||
       typeof r !== 'object' ||
+      !plainRow(r) ||
       !(r.user_id == null || typeof r.user_id === 'string') ||
       r.id !== vals[k] ||
       r.cloud_id !== vals[k + 1] ||
@@ -818,8 +819,9 @@ export function hasAccess(entitlements, cloud, requiredTier, now) {
       names.lastTierIx = t;
     }
   }
-  if (t === undefined || !(Math.abs(at) <= MAX_MS)) {
-    // Unknown names, an out-of-range `now`: the core's own answer and errors.
+  if (t === undefined || !(Math.abs(at) <= MAX_MS) || typeof entitlements === 'string') {
+    // Unknown names, an out-of-range `now`, JSON text (read by the core as it is, a key
+    // written twice included, as explainAccess reads it): the core's own answer and errors.
     return rowsHasAccess(catalog[HANDLE], rowsText(entitlements), str('cloud', cloud), str('requiredTier', requiredTier), at);
   }
   const e = rowsEntry(entitlements, catalog);
