@@ -291,10 +291,18 @@ pub fn apply<'a>(active: &'a Catalog, terms: &[Terms]) -> Cow<'a, Catalog> {
     }
     let mut doc = active.doc.clone();
     for t in terms {
+        // The tiers the active version still has (a tier an old version named and this one
+        // retired holds nothing any more; the rest of the terms still apply).
+        let tiers: Vec<String> = doc.products.iter().find(|p| p.id == t.product).map(|p| p.tiers.clone()).unwrap_or_default();
         for c in doc.capabilities.iter_mut().filter(|c| c.product == t.product) {
             if let Some(old) = t.capabilities.iter().find(|o| o.id == c.id) {
-                c.min_tier = old.min_tier.clone();
-                c.tiers = old.tiers.clone();
+                let kept: Option<Vec<String>> = old.tiers.as_ref().map(|ts| ts.iter().filter(|x| tiers.contains(x)).cloned().collect());
+                let fits = old.min_tier.as_ref().is_none_or(|m| tiers.contains(m))
+                    && kept.as_ref().is_none_or(|k| !k.is_empty() || old.without_entitlement);
+                if fits {
+                    c.min_tier = old.min_tier.clone();
+                    c.tiers = kept;
+                }
             }
         }
         for l in doc.limits.iter_mut().filter(|l| l.product == t.product) {
@@ -381,7 +389,13 @@ fn put_back(doc: &mut crate::catalog::CatalogDoc, old: &Catalog, o: &crate::cata
             doc.credit_pools.extend(old.pool(&c.pool).cloned());
         }
     }
-    doc.offers.push(crate::catalog::Offer { hidden: true, ..o.clone() });
+    // Its price ids only where no offer of the active version sells at them now (an offer
+    // renamed keeps its price): events at that price are the active offer's.
+    let taken = |id: &String| doc.offers.iter().any(|x| x.stripe_price_ids.contains(id) || x.razorpay_plan_ids.contains(id));
+    let mut back = crate::catalog::Offer { hidden: true, ..o.clone() };
+    back.stripe_price_ids.retain(|id| !taken(id));
+    back.razorpay_plan_ids.retain(|id| !taken(id));
+    doc.offers.push(back);
 }
 
 /// [`terms`] and [`apply`] in one: the catalog a subject's decisions are made on at `now`,

@@ -58,11 +58,15 @@ pub enum Insert {
 }
 
 /// Between two facts with one key, the one to keep: earliest, then by event
-/// id, then by content. Independent of which arrived first.
+/// id, then the one read under the earlier catalog version (by number: version 9 before
+/// 10), then by content. Independent of which arrived first.
 fn preferred(a: &Fact, b: &Fact) -> bool {
+    if (a.at, &a.event, a.catalog_version) != (b.at, &b.event, b.catalog_version) {
+        return (a.at, &a.event, a.catalog_version) < (b.at, &b.event, b.catalog_version);
+    }
     let ja = serde_json::to_string(a).unwrap_or_default();
     let jb = serde_json::to_string(b).unwrap_or_default();
-    (a.at, &a.event, ja) < (b.at, &b.event, jb)
+    ja < jb
 }
 
 impl FactSet {
