@@ -257,7 +257,7 @@ impl Wallet {
 
     /// The balance of a pool: what its open lots hold.
     pub fn balance(&self, pool: &str) -> i64 {
-        self.lots.iter().filter(|l| l.pool == pool && !l.closed).map(|l| l.remaining).sum()
+        self.lots.iter().filter(|l| l.pool == pool && !l.closed).fold(0i64, |s, l| s.saturating_add(l.remaining))
     }
 
     /// Every pool's balance (pools with lots only).
@@ -272,7 +272,7 @@ impl Wallet {
 
     /// Sum of the ledger's deltas for a pool (equals [`Wallet::balance`]).
     pub fn ledger_sum(&self, pool: &str) -> i64 {
-        self.ledger.iter().filter(|e| e.pool == pool).map(|e| e.delta).sum()
+        self.ledger.iter().filter(|e| e.pool == pool).fold(0i64, |s, e| s.saturating_add(e.delta))
     }
 
     fn post(&mut self, e: LedgerEntry) -> bool {
@@ -504,9 +504,12 @@ impl Wallet {
         for t in &plan.takes {
             let i = self.lot_ix(&t.lot).expect("planned from existing lots");
             self.lots[i].remaining -= t.units;
-            // An operator's debit takes units back: counted as revoked, so every lot still
-            // adds up (granted = remaining + used + revoked + expired).
-            if kind != EntryKind::Usage {
+            // Usage is counted as used; an operator's debit takes units back, counted as
+            // revoked: so every lot still adds up (granted = remaining + used + revoked +
+            // expired).
+            if kind == EntryKind::Usage {
+                self.lots[i].used += t.units;
+            } else {
                 self.lots[i].revoked += t.units;
             }
             self.post(LedgerEntry {
@@ -545,7 +548,14 @@ impl Wallet {
 
     fn close(&mut self, i: usize, at: Timestamp) {
         let rem = self.lots[i].remaining;
-        let key = format!("expire:{}", self.lots[i].key);
+        // One entry each time the lot closes: a lot topped up after an expiry (an upgrade's
+        // rest of a period already renewed early) closes again, and that expiry is told too.
+        let mut key = format!("expire:{}", self.lots[i].key);
+        let mut n = 1;
+        while self.has_key(&key) {
+            n += 1;
+            key = format!("expire#{n}:{}", self.lots[i].key);
+        }
         if rem > 0 {
             let (pool, lot, source) =
                 (self.lots[i].pool.clone(), self.lots[i].key.clone(), self.lots[i].source.clone());
@@ -814,7 +824,7 @@ pub fn plan_charge(
         if !policy.allowed {
             return deny(DenyReason::InsufficientBalance);
         }
-        if policy.spent.saturating_add(overage_cost) > limit {
+        if policy.spent.checked_add(overage_cost).is_none_or(|total| total > limit) {
             return deny(DenyReason::OverageLimitExceeded);
         }
     }

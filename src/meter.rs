@@ -442,7 +442,7 @@ pub fn check_pool(
 ) -> Result<Check, MeterError> {
     let id = pool_of(catalog, pool, quantity)?;
     let (a, b) = crate::usage::drawable(wallet, &ents.grants, now).available(id, now);
-    let available = u64::try_from(a + b).unwrap_or(0);
+    let available = u64::try_from(a.saturating_add(b)).unwrap_or(0);
     let may_draw = crate::usage::may_draw(catalog, ents, wallet, id, now);
     check_pool_holding(catalog, ents, id, quantity, available, may_draw, now)
 }

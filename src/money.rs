@@ -33,12 +33,21 @@ pub fn is_currency(code: &str) -> bool {
     CURRENCIES.binary_search(&code).is_ok()
 }
 
-/// Number of minor-unit digits of an ISO 4217 currency.
+/// Number of minor-unit digits of a currency's amounts, as the providers take them:
+/// Stripe's zero-decimal and three-decimal currencies, and ISO 4217's other three-decimal
+/// dinars (Iraqi, Libyan); two for every other (the code in any case).
 pub fn minor_digits(currency: &str) -> u32 {
-    match currency {
+    let lower;
+    let c = if currency.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = currency.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        currency
+    };
+    match c {
         "bif" | "clp" | "djf" | "gnf" | "jpy" | "kmf" | "krw" | "mga" | "pyg" | "rwf" | "ugx" | "vnd"
         | "vuv" | "xaf" | "xof" | "xpf" => 0,
-        "bhd" | "jod" | "kwd" | "omr" | "tnd" => 3,
+        "bhd" | "iqd" | "jod" | "kwd" | "lyd" | "omr" | "tnd" => 3,
         _ => 2,
     }
 }
