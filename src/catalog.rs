@@ -394,24 +394,30 @@ pub struct Limit {
 /// A limit's values by tier, a tier named twice refused (JSON keeps the last of a repeated
 /// key; TOML refuses one itself).
 fn tier_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, LimitValue>, D::Error> {
-    struct Values;
-    impl<'de> serde::de::Visitor<'de> for Values {
-        type Value = BTreeMap<String, LimitValue>;
+    unique_keys(d)
+}
+
+/// A map whose every key is written once: a key written twice is refused (JSON readers
+/// disagree on which of the two counts).
+pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<BTreeMap<String, V>, D::Error> {
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a table of tier -> number or \"unlimited\"")
+            f.write_str("a map whose keys are each written once")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut values = BTreeMap::new();
-            while let Some((tier, v)) = m.next_entry::<String, LimitValue>()? {
-                if values.contains_key(&tier) {
-                    return Err(serde::de::Error::custom(format!("tier `{tier}` is given twice")));
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, V>()? {
+                if out.contains_key(&k) {
+                    return Err(serde::de::Error::custom(format!("`{k}` is given twice")));
                 }
-                values.insert(tier, v);
+                out.insert(k, v);
             }
-            Ok(values)
+            Ok(out)
         }
     }
-    d.deserialize_map(Values)
+    d.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

@@ -324,10 +324,23 @@ pub fn notices(
 ) -> Notices {
     let mut out: Vec<Warning> = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let find_payment = |a: &ShownAlert| {
-        payments.iter().find(|p| a.invoice.as_deref().is_some_and(|i| i == format!("{}:{}", p.provider, p.invoice) || i == p.invoice))
+    // The payments due once each, in the order `due_payments` gives (oldest failure, then
+    // invoice), whatever order the snapshot lists them in; an amount due that is not
+    // positive is no payment due.
+    let mut due: Vec<&DuePayment> = payments.iter().filter(|p| p.amount_due > 0).collect();
+    let order = |p: &DuePayment| {
+        (p.first_failed_at, p.provider.clone(), p.invoice.clone(), p.subscription.clone(), p.amount_due, p.currency.clone(), p.attempts, p.next_retry, p.grace_until)
     };
-    for a in alerts_in.iter().filter(|a| a.ends_at.is_none_or(|e| now < e)) {
+    due.sort_by_key(|p| order(p));
+    due.dedup_by(|a, b| (&a.provider, &a.invoice) == (&b.provider, &b.invoice));
+    let payments = due;
+    // An alert listed twice is shown as it first crossed, whatever the order.
+    let mut alerts_in: Vec<&ShownAlert> = alerts_in.iter().collect();
+    alerts_in.sort_by(|a, b| (&a.rule, a.crossed_at).cmp(&(&b.rule, b.crossed_at)));
+    let find_payment = |a: &ShownAlert| {
+        payments.iter().copied().find(|p| a.invoice.as_deref().is_some_and(|i| i == format!("{}:{}", p.provider, p.invoice) || i == p.invoice))
+    };
+    for &a in alerts_in.iter().filter(|a| a.ends_at.is_none_or(|e| now < e)) {
         // A failed payment still due is told once: by its payment notice, which has the
         // amount and the grace end (the alert says the same, with less).
         if a.kind == SubscriptionEvent::PaymentFailed.as_str() && find_payment(a).is_some() {
@@ -396,7 +409,7 @@ pub fn notices(
         if !matches!(event, SubscriptionEvent::GraceEnding | SubscriptionEvent::GraceEnded) {
             continue;
         }
-        for p in payments {
+        for &p in &payments {
             let object = format!("{}:{}", p.provider, p.invoice);
             let rule = alerts::event_rule(event, r.days, &object);
             if seen.contains(&rule) || !alerts::crossed(event, i64::from(r.days.unwrap_or(0)), p.grace_until, now) {
@@ -421,7 +434,7 @@ pub fn notices(
     out.sort_by(|a, b| (a.severity, &a.rule).cmp(&(b.severity, &b.rule)));
     let payments = payments
         .iter()
-        .map(|p| {
+        .map(|&p| {
             let m = money(p);
             let amount = m.display();
             let in_grace = p.grace_until.is_some_and(|g| now < g);

@@ -102,12 +102,13 @@ pub struct Snapshot {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub grants: Vec<Grant>,
+    #[serde(deserialize_with = "crate::catalog::unique_keys")]
     pub balances: BTreeMap<String, i64>,
     /// When each credit pool that refills by itself next does, as of `issued_at`
     /// ([`crate::meter::pool_refills`]: a subscription's next period for the pools its
     /// offer grants credits every period). A pool left out does not refill (one-off
     /// purchases, admin credits, free amounts). Left out when empty.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "crate::catalog::unique_keys")]
     pub refills: BTreeMap<String, Timestamp>,
     /// For a user: each organization it belongs to, with its role, its seat, the seat
     /// counts and the organization's grants (from which [`crate::orgs::org_entitlements`]
@@ -230,13 +231,22 @@ fn same_catalog(catalog: &Catalog, catalog_id: Option<&str>) -> Result<(), Wrong
     }
 }
 
-/// Grants that give nothing from `end` on: each ends by then, and a past-due one's grace
-/// (which counts past its `valid_to`) ends by then too.
+/// Grants that give nothing from `end` on, and before it exactly what they gave: each
+/// ends by then, and a past-due one's grace (which counts past its `valid_to`) ends by then
+/// too. A canceled grant without an end gives nothing ([`crate::decide::standing`]), so it
+/// keeps having none; a past-due one's grace keeps the start it had (its failure, else its
+/// end, else its start) before its end is moved.
 fn end_by(catalog: &Catalog, grants: &mut [Grant], end: Timestamp) {
+    use crate::model::Status;
     let grace = catalog.meta().grace_period_days;
     for g in grants {
-        g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
-        if g.status == crate::model::Status::PastDue && crate::decide::grace_end(g, grace) > end {
+        if g.status == Status::PastDue && g.past_due_since.is_none() {
+            g.past_due_since = Some(g.valid_to.unwrap_or(g.valid_from));
+        }
+        if !(g.status == Status::Canceled && g.valid_to.is_none()) {
+            g.valid_to = Some(g.valid_to.map_or(end, |t| t.min(end)));
+        }
+        if g.status == Status::PastDue && crate::decide::grace_end(g, grace) > end {
             g.past_due_since = Some(end.plus_seconds(-i64::from(grace) * crate::time::DAY));
         }
     }
@@ -662,7 +672,9 @@ pub fn verify<K: AsRef<str>>(token: &str, keys: &[(K, [u8; 32])], now: Timestamp
     // The format's times are RFC 3339 text in UTC; the reader of times also takes Unix
     // seconds and offsets, which another host following the format would refuse.
     for (name, raw) in [("issued_at", &envelope.issued_at), ("expires_at", &envelope.expires_at)] {
-        let utc = raw.as_str().is_some_and(|t| ["Z", "z", "+00:00"].iter().any(|z| t.ends_with(z)) && Timestamp::parse(t).is_ok());
+        let utc = raw
+            .as_str()
+            .is_some_and(|t| t.trim() == t && ["Z", "z", "+00:00"].iter().any(|z| t.ends_with(z)) && Timestamp::parse(t).is_ok());
         if !utc {
             return Err(SnapshotError::malformed(format!("{name} is not an RFC 3339 time in UTC (e.g. \"2026-03-01T00:00:00Z\")")));
         }
