@@ -100,7 +100,8 @@ impl<'a> At<'a> {
         if n < 0 {
             return Err(ParseError::InvalidValue { path: self.path(), message: format!("{n} is not a valid time") });
         }
-        Ok(Timestamp(n))
+        // Every instant read is one that is written back readably (the years 0000 to 9999).
+        Timestamp::checked(n).map_err(|m| ParseError::InvalidValue { path: self.path(), message: m })
     }
 
     /// Stripe's expandable references: an id string, or the object with its `id`.

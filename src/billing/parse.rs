@@ -244,8 +244,13 @@ pub(crate) fn subject_from(
         Some(o) => Some(o),
         None => obj.meta(map, "organization_id")?,
     };
+    // Every buyer id is read as a subject is (trimmed, at most 256 characters, no control
+    // characters), so what is stored reads back as the same subject.
+    let checked = |text: String, field: &str| {
+        Subject::parse(&text).map(Some).map_err(|m| ParseError::InvalidValue { path: obj.field_path(field), message: m })
+    };
     if let Some(o) = org {
-        return Ok(Some(Subject::org(o)));
+        return checked(format!("org:{o}"), map);
     }
     let id = match fallback_id {
         Some(f) => Some(f.to_string()),
@@ -254,11 +259,10 @@ pub(crate) fn subject_from(
     let Some(id) = id else { return Ok(None) };
     let kind = offer.map(|o| o.subject).unwrap_or(SubjectKind::User);
     if id.starts_with("org:") || id.starts_with("user:") {
-        return Subject::parse(&id)
-            .map(Some)
-            .map_err(|m| ParseError::InvalidValue { path: obj.field_path(map), message: m });
+        return checked(id, map);
     }
-    Ok(Some(Subject { kind, id }))
+    let prefix = if kind == SubjectKind::Organization { "org" } else { "user" };
+    checked(format!("{prefix}:{id}"), map)
 }
 
 /// `metadata.clouds = "video,writing"` -> `["video", "writing"]`.
