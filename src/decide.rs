@@ -443,42 +443,30 @@ fn unlocking(
 
 /// What the subject's subscriptions say of the offers a batch of questions at one `now`
 /// names (a page's tools, a tool's requirements), worked out once for the batch: its
-/// subscriptions as checkout reads them ([`subscriptions`]), and per plan whether the dialog
-/// lists it ([`sold_at`]); per bundle and question (its products are the question's).
+/// subscriptions as checkout reads them ([`subscriptions`]), and whether checkout sells an
+/// offer with the products preselected for it, per offer and products.
 #[derive(Default)]
 struct Beside {
     subs: std::cell::OnceCell<Vec<crate::checkout::Held>>,
-    plans: std::cell::RefCell<Vec<Option<bool>>>,
-    bundles: std::cell::RefCell<Vec<(usize, Vec<String>, bool)>>,
+    asked: std::cell::RefCell<Vec<(usize, Vec<String>, bool)>>,
 }
 
 impl Beside {
-    /// [`sold_at`] for offer `o`, which meets `needs`.
+    /// Whether the dialog lists offer `o`, which meets `needs` ([`unlock_at`]), asked once
+    /// per offer and products (a plan's none; a bundle's as the question preselects them).
     fn sold(&self, catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize, needs: &[(Need, Option<usize>)]) -> bool {
         let subs = self.subs.get_or_init(|| subscriptions(catalog, ents, now));
         if subs.is_empty() {
             return true;
         }
-        if catalog.offer_choices_at(o) > 0 {
-            let Some((chosen, n)) = meets(catalog, o, needs) else { return false };
-            let clouds: Vec<String> =
-                preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| catalog.products()[pi].id.clone()).collect();
-            if let Some((_, _, known)) = self.bundles.borrow().iter().find(|(b, c, _)| *b == o && *c == clouds) {
-                return *known;
-            }
-            let sold = sold_with(catalog, ents, now, catalog.offer_at(o), &clouds, subs);
-            self.bundles.borrow_mut().push((o, clouds, sold));
-            return sold;
-        }
-        if let Some(Some(known)) = self.plans.borrow().get(o) {
+        let Some((chosen, n)) = meets(catalog, o, needs) else { return false };
+        let clouds: Vec<String> =
+            preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| catalog.products()[pi].id.clone()).collect();
+        if let Some((_, _, known)) = self.asked.borrow().iter().find(|(b, c, _)| *b == o && *c == clouds) {
             return *known;
         }
-        let sold = sold_at(catalog, ents, now, o, needs, subs);
-        let mut plans = self.plans.borrow_mut();
-        if plans.len() <= o {
-            plans.resize(o + 1, None);
-        }
-        plans[o] = Some(sold);
+        let sold = sold_with(catalog, ents, now, catalog.offer_at(o), &clouds, subs);
+        self.asked.borrow_mut().push((o, clouds, sold));
         sold
     }
 }
@@ -798,22 +786,6 @@ fn unlock_at(
     Some(Unlock { upgrade: upgrade(catalog, o), choose, clouds, eligible, replaces })
 }
 
-/// Whether [`unlock_at`] lists offer `o`, which meets `needs` (the question the denial
-/// answers): what it asks, without the list's entry.
-fn sold_at(catalog: &Catalog, ents: &Entitlements, now: Timestamp, o: usize, needs: &[(Need, Option<usize>)], subs: &[crate::checkout::Held]) -> bool {
-    if subs.is_empty() {
-        return true;
-    }
-    let offer = catalog.offer_at(o);
-    let clouds: Vec<String> = if catalog.offer_choices_at(o) == 0 {
-        Vec::new()
-    } else {
-        let Some((chosen, n)) = meets(catalog, o, needs) else { return false };
-        preselect(catalog, ents, now, o, needs, &chosen[..n]).map(|pi| catalog.products()[pi].id.clone()).collect()
-    };
-    sold_with(catalog, ents, now, offer, &clouds, subs)
-}
-
 /// Whether checkout sells `offer` with `clouds` beside `subs`, or it is a change of one.
 fn sold_with(catalog: &Catalog, ents: &Entitlements, now: Timestamp, offer: &crate::catalog::Offer, clouds: &[String], subs: &[crate::checkout::Held]) -> bool {
     crate::checkout::bills_twice(catalog, offer, clouds, subs).is_none() || changeable(replaced(catalog, ents, now, offer, clouds), subs).is_some()
@@ -890,8 +862,7 @@ fn cheapest_where(
     let sold = |offer: &crate::catalog::Offer| {
         subs.is_empty() || {
             let clouds = if crate::billing::parse::bundle_size(offer) > 0 { vec![product.to_string()] } else { Vec::new() };
-            crate::checkout::bills_twice(catalog, offer, &clouds, &subs).is_none()
-                || changeable(replaced(catalog, ents, now, offer, &clouds), &subs).is_some()
+            sold_with(catalog, ents, now, offer, &clouds, &subs)
         }
     };
     catalog
