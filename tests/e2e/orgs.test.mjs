@@ -247,7 +247,10 @@ test('a seat folded after a removal records the seat and makes no member', { ski
   assert.ok(given, 'Ann was given a seat');
   // The give and the three seats bought are of one second, so the seats come first (the
   // core's order within a second); a second boundary between the two would have the give
-  // refused on the plan's one seat.
+  // refused on the plan's one seat. That second is after the one seat's update (the first
+  // test's last): two snapshots of one second are ordered by their digests, and the one
+  // seat read after the three would leave Bob, next in line, the seat on Ann's removal.
+  await sleep(1100);
   const at = now();
   const late = { ...given.fact, request_id: 'late-give', key: `seat:org:${org}:user:${ann}:assign:late-give`, at: new Date(at * 1000).toISOString().replace('.000Z', 'Z') };
   await q('insert into billing_facts (fact_key, provider, fact_type, refs, at, fact) values ($1, $2, $3, $4, $5, $6)',
