@@ -1228,3 +1228,32 @@ fn a_refund_of_a_payment_that_paid_several_invoices_reaches_each_of_them() {
     assert_eq!(st.payments[second].reversed, 1450);
     assert!(has(&cat, &st, USER, "studio", "basic", now));
 }
+
+/// A plan switched in the second the subscription was created (an app's "Switch" right
+/// after its checkout): the update holds, whichever of the two snapshots' digests sorts
+/// first, and in every order the events arrive in.
+#[test]
+fn a_change_in_the_second_of_the_creation_holds() {
+    let cat = catalog();
+    let at = json("stripe/customer.subscription.created.basil.json")["created"].as_i64().unwrap();
+    for n in 0..8 {
+        let created = edit("stripe/customer.subscription.created.basil.json", |v| {
+            obj(v)["status"] = json!("active");
+            obj(v)["start_date"] = json!(at - n);
+        });
+        let switched = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+            v["created"] = json!(at);
+            obj(v)["start_date"] = json!(at - n);
+            obj(v)["items"]["data"][0]["price"]["id"] = json!("price_pro_monthly");
+        });
+        let mut fs = facts(&cat, &["stripe/checkout.session.completed.subscription.json"]);
+        fs.extend(stripe_facts(&cat, &created));
+        fs.extend(stripe_facts(&cat, &switched));
+        for order in orders(&fs) {
+            let st = reduce(&cat, &order, t(at + DAY));
+            assert!(has(&cat, &st, USER, "studio", "pro", at + DAY), "variant {n}: the switch holds");
+            let items = &st.subscriptions[SUB].items;
+            assert_eq!(items[0].offer.as_deref(), Some("STUDIO_PRO_MONTHLY"), "variant {n}");
+        }
+    }
+}

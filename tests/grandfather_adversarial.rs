@@ -157,6 +157,7 @@ fn snap(
             ended_at: None,
             subject: Some(Subject::user("u_gf")),
             clouds: vec![],
+            created: false,
         }),
         catalog_version: Some(v),
     }

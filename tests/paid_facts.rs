@@ -31,6 +31,7 @@ fn snapshot(sub: &str, status: SubStatus, offer: &str, ps: i64, pe: i64, at: i64
             ended_at: (status == SubStatus::Ended).then(|| t(at)),
             subject: None,
             clouds: vec![],
+            created: false,
         }),
         catalog_version: None,
     }

@@ -617,6 +617,7 @@ fn paused_premium(start: Timestamp, end: Timestamp, paused: Timestamp) -> Vec<to
             ended_at: None,
             subject: Some(Subject::user(U)),
             clouds: vec![],
+            created: false,
         }),
         catalog_version: None,
     };

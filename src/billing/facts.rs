@@ -237,6 +237,14 @@ pub struct SubscriptionSnapshot {
     pub subject: Option<Subject>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clouds: Vec<String>,
+    /// Told by the provider's creation of the subscription (Stripe's
+    /// `customer.subscription.created`): of its snapshots of one second, it is the first, as
+    /// nothing updates a subscription before it exists. A change made within the second of a
+    /// checkout (a plan switched at once) is then the state that holds, not whichever of the
+    /// two sorts last by its digest. Left out of the key's digest, so a snapshot's key is what
+    /// it was before this was read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
 }
 
 /// A paid subscription invoice (Stripe `invoice.paid`, Razorpay `subscription.charged`).
@@ -589,10 +597,11 @@ impl FactBody {
     }
 
     /// Tie-break between facts of the same second: attribution first, then
-    /// snapshots, then payments, usage, and reversals last. Seats are freed before they
-    /// are given: a seat taken from one member and given to another within one second is
-    /// held (one member assigned and released within one second stays seated; the
-    /// release, answered `still_seated`, is told again a second later).
+    /// snapshots (a subscription's creation before its updates), then payments, usage, and
+    /// reversals last. Seats are freed before they are given: a seat taken from one member
+    /// and given to another within one second is held (one member assigned and released
+    /// within one second stays seated; the release, answered `still_seated`, is told again a
+    /// second later).
     fn rank(&self) -> u8 {
         match self {
             FactBody::CustomerLinked(_)
@@ -600,17 +609,18 @@ impl FactBody {
             | FactBody::InvoicePayment(_)
             | FactBody::Joined(_) => 0,
             FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Unpaid => 1,
-            FactBody::Subscription(_) => 2,
-            FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 3,
-            FactBody::InvoiceFailed(_) => 4,
-            FactBody::InvoicePaid(_) => 5,
-            FactBody::CreditAdjustment(_) | FactBody::GrantGiven(_) => 6,
-            FactBody::SeatReleased(_) => 7,
-            FactBody::SeatAssigned(_) => 8,
-            FactBody::Usage(_) => 9,
-            FactBody::Refund(_) => 10,
-            FactBody::Dispute(_) => 11,
-            FactBody::Purchase(_) => 12,
+            FactBody::Subscription(s) if s.created => 2,
+            FactBody::Subscription(_) => 3,
+            FactBody::Purchase(p) if p.outcome == PurchaseOutcome::Paid => 4,
+            FactBody::InvoiceFailed(_) => 5,
+            FactBody::InvoicePaid(_) => 6,
+            FactBody::CreditAdjustment(_) | FactBody::GrantGiven(_) => 7,
+            FactBody::SeatReleased(_) => 8,
+            FactBody::SeatAssigned(_) => 9,
+            FactBody::Usage(_) => 10,
+            FactBody::Refund(_) => 11,
+            FactBody::Dispute(_) => 12,
+            FactBody::Purchase(_) => 13,
         }
     }
 }

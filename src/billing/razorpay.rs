@@ -202,6 +202,7 @@ fn subscription(
         ended_at: e.opt_time("ended_at")?,
         subject: subject_or_warn(&e, "notes", None, offer, warnings)?,
         clouds,
+        created: false,
     };
     let mut facts = vec![fact(
         event,

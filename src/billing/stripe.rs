@@ -410,12 +410,14 @@ fn subscription(
         ended_at: obj.opt_time("ended_at")?,
         subject: subject_or_warn(obj, "metadata", None, offer_for_subject, warnings)?,
         clouds,
+        created: false,
     };
     let key = if deleted {
         format!("stripe:subscription:{id}:deleted")
     } else {
         format!("stripe:subscription:{id}:{}:{}", event.created.0, digest(&snap))
     };
+    let snap = SubscriptionSnapshot { created: event.event_type == "customer.subscription.created", ..snap };
     Ok(Ok(vec![fact(event, key, FactBody::Subscription(snap))]))
 }
 
