@@ -157,8 +157,15 @@ test('a 2-cloud bundle: the buyer chooses the clouds; a wrong choice is refused 
   const kept = await three.locator('input[type="checkbox"]:checked').evaluateAll((els) => els.map((e) => e.value).sort());
   assert.deepEqual(kept, ['creation', 'music', 'writing']);
   await shot(page, 'bundle-switch');
+  // What the page logged, told with a failure below (the dialog as it was, its requests).
+  const logged = [];
+  page.on('console', (m) => logged.push(`${m.type()}: ${m.text()}`));
+  page.on('request', (r) => r.url().includes('/v1/') && logged.push(`request: ${r.method()} ${r.url()}`));
   await three.locator('[data-testid="buy-SUITE_PRO_THREE_CLOUDS_MONTHLY"]').click();
-  await page.waitForSelector('[data-tool="bg-remover"][data-state="unlocked"]', { timeout: 15000 });
+  await page.waitForSelector('[data-tool="bg-remover"][data-state="unlocked"]', { timeout: 15000 }).catch(async (e) => {
+    const dialog = await page.locator('[data-testid="upgrade-modal"]').innerText({ timeout: 500 }).catch(() => '(no dialog open)');
+    throw new Error(`${e.message}\nthe dialog after the Switch: ${dialog}\nthe page: ${logged.join('\n') || '(nothing)'}`);
+  });
   const after = await waitForSnapshot(user.access_token, (s) => s.grants.some((g) => g.offer === 'SUITE_PRO_THREE_CLOUDS_MONTHLY' && g.product === 'creation'));
   const moved = after.snapshot.grants.filter((g) => g.status === 'active').map((g) => `${g.offer}:${g.product}`).sort();
   assert.deepEqual(moved, ['creation', 'music', 'suite', 'writing'].map((p) => `SUITE_PRO_THREE_CLOUDS_MONTHLY:${p}`), 'one subscription, moved');
