@@ -306,6 +306,14 @@ pub fn normalize_email(email: &str) -> Result<String, OrgRefusal> {
     Ok(e)
 }
 
+/// Is the stored address `stored` the normalized address `email`? Compared as
+/// [`normalize_email`] and accepting an invite compare (trimmed, Unicode lower case), so an
+/// invite is refused to a member whose address [`accept`] would find is theirs: such an
+/// invite could never be accepted, and would hold its seat until it expired.
+fn same_email(stored: &str, email: &str) -> bool {
+    stored.trim().to_lowercase() == email
+}
+
 fn parse_role(role: &str, allowed: &[Role]) -> Result<Role, OrgRefusal> {
     Role::parse(role).filter(|r| allowed.contains(r)).ok_or_else(|| {
         let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
@@ -339,10 +347,10 @@ pub fn invite(org: &Org, caller: &str, email: &str, role: &str, seat: bool, now:
     org.manager(caller, "invite")?;
     let role = parse_role(role, &[Role::Member, Role::Admin])?;
     let email = normalize_email(email)?;
-    if org.members.iter().any(|m| m.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&email))) {
+    if org.members.iter().any(|m| m.email.as_deref().is_some_and(|e| same_email(e, &email))) {
         return Err(OrgRefusal::new(RefusalCode::AlreadyMember, format!("{email} is already a member")));
     }
-    if org.invites.iter().any(|i| i.state(now) == InviteState::Pending && i.email.eq_ignore_ascii_case(&email)) {
+    if org.invites.iter().any(|i| i.state(now) == InviteState::Pending && same_email(&i.email, &email)) {
         return Err(OrgRefusal::new(
             RefusalCode::AlreadyInvited,
             format!("{email} has a pending invite: revoke it to send another"),
@@ -377,9 +385,14 @@ pub struct Accepted {
 }
 
 /// May `user`, signed in with `email`, accept `invite` (read by its token) now? Once
-/// only, before it expires, by the address it was sent to, by someone not a member yet;
-/// the same invitee accepting again (a retry) is answered as the acceptance it was.
+/// only, before it expires, by the address it was sent to, by someone not a member yet,
+/// into the organization that sent it (read with another, it is no invite of that one, as
+/// [`revoke`] says: it gives no membership nor seat there); the same invitee accepting
+/// again (a retry) is answered as the acceptance it was.
 pub fn accept(org: &Org, invite: &Invite, user: &str, email: Option<&str>, now: Timestamp) -> Result<Accepted, OrgRefusal> {
+    if invite.organization_id != org.id {
+        return Err(OrgRefusal::new(RefusalCode::UnknownInvite, "the organization has no such invite"));
+    }
     let accepted = |again: bool| Accepted {
         invite_id: invite.id.clone(),
         organization_id: org.id.clone(),

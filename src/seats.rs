@@ -135,12 +135,14 @@ impl SeatBook {
         if user.is_org() {
             return Err(refuse(SeatReason::NotAUser));
         }
+        // No seats at all is said as such, to a holder too (its subscription ended or is
+        // paused): "every seat is taken" would send it to free one that does not exist.
+        if capacity == 0 {
+            return Err(refuse(SeatReason::NoSeats));
+        }
         // A holder the seat count dropped below keeps its place in line, not a seat.
         if let Some(i) = self.holders.iter().position(|h| &h.user == user) {
             return if (i as u32) < capacity { Ok(()) } else { Err(refuse(SeatReason::NoSeatsLeft)) };
-        }
-        if capacity == 0 {
-            return Err(refuse(SeatReason::NoSeats));
         }
         if self.used() >= capacity {
             return Err(refuse(SeatReason::NoSeatsLeft));
@@ -229,10 +231,13 @@ pub struct Membership {
     pub role: Option<String>,
 }
 
+/// An organization named by `s`: `org:<id>` or a bare id. An explicit `user:<id>` stays a
+/// user (and is refused as no organization), read as [`Subject::parse`] reads it, spaces
+/// around it included.
 pub(crate) fn org_subject(s: &str) -> Subject {
     match Subject::parse(s) {
         Ok(x) if x.is_org() => x,
-        Ok(x) if !s.starts_with("user:") => Subject::org(x.id),
+        Ok(x) if !s.trim_start().starts_with("user:") => Subject::org(x.id),
         Ok(x) => x,
         Err(_) => Subject::org(s),
     }

@@ -2057,12 +2057,14 @@ impl<'c> Folder<'c> {
             s.customers =
                 self.st.customers.iter().filter(|(_, v)| &v.to_string() == k).map(|(c, _)| c.clone()).collect();
         }
-        // Seats, as of now.
+        // Seats, as of now: of every organization with a subscription, also one whose
+        // quantity went down to zero (its seat count is then 0, not the last one written),
+        // so which books there are depends on the facts alone, never on when a fold of
+        // part of them was finished.
         let orgs: BTreeSet<Subject> = self
             .st
             .subscriptions
             .values()
-            .filter(|s| s.seats > 0)
             .filter_map(|s| s.subject.clone())
             .filter(|s| s.is_org())
             .chain(self.st.seats.values().map(|b| b.org.clone()))
