@@ -17,6 +17,15 @@
 //! A `now` version moves a grant for good only if the grant renewed while it was active: the
 //! core knows which versions were active only through the facts read under them.
 //!
+//! A sale is made under the version its own facts were read under (its checkout, what gave
+//! its first period, that period's payments), a renewal under the one its facts were: when
+//! they were read under several (a retried event), the earliest, as versions are numbered
+//! as they are pushed. Nothing read later counts, so a rollback (an older version active
+//! again) never moves a sale made under a newer version to the older terms. A trial's
+//! conversion is the first paid period of the sale made at checkout, no renewal; a change
+//! of plan is a new sale of the new plan, under the version it was read under
+//! ([`crate::billing::SubscriptionState::catalog_version`]).
+//!
 //! An offer the active version no longer has keeps its subscribers' terms. A grant without a
 //! version (sold under a file or embedded catalog, or before versions existed) and every
 //! grant while the catalog itself has no version are held under the catalog in hand.

@@ -740,12 +740,16 @@ pub(crate) fn paid_items(s: &SubscriptionState) -> &[Item] {
     }
 }
 
-/// A subscription was sold under the earliest catalog version any of its facts was read
-/// under. Versions are numbered as they are pushed, so the smallest is the version of its
-/// first reading, whatever order the provider created or delivered its events in: an event
-/// created a second before the checkout but retried after a new version was pushed does not
-/// move the sale to the new version. (After a rollback a later reading can carry a smaller
-/// number; the smaller terms are then the older ones, which the buyer may keep anyway.)
+/// A fact that tells the sale of a subscription (its checkout, a fact folded before any gave
+/// it a period, the one that gives its first period, trial or paid, and a payment of that
+/// period: [`Folder::sales`]) puts the sale under the catalog version it was read under, the
+/// earliest such telling deciding. Versions are numbered as they are pushed, so the
+/// smallest is the version of the sale's first reading, whatever order the provider created
+/// or delivered its events in: an event created a second before the checkout but retried
+/// after a new version was pushed does not move the sale to the new version. Other facts
+/// never take part (its renewals, a trial's conversion, a snapshot saying it cancels): after
+/// a rollback they are read under an older version than the sale's, and would move a sale
+/// made under the newer version to the older terms.
 fn sold_under(s: &mut SubscriptionState, f: &Fact) {
     if let Some(v) = f.catalog_version {
         s.catalog_version = Some(s.catalog_version.map_or(v, |c| c.min(v)));
@@ -765,6 +769,74 @@ fn renewed_under(s: &mut SubscriptionState, f: &Fact, at: Option<&Catalog>) {
     if at.is_some_and(|c| offers.any(|k| crate::grandfather::renewal_moves(c, k))) {
         s.renewal_version = Some(v);
     }
+}
+
+/// The latest renewal of a subscription as its tellings folded so far give it: the paid
+/// period's end it moved to, the earliest version a fact telling it was read under (`None`,
+/// read under no version, is the earliest: the store had none yet), and the version the
+/// subscription's renewals had moved it to before it.
+#[derive(Clone, Debug)]
+struct Renewal {
+    until: Timestamp,
+    read: Option<u32>,
+    from: Option<u32>,
+}
+
+/// A fact that tells subscription `s`'s paid period (`tells`: the end it says is paid), folded
+/// after it moved `s`'s paid period from `paid_before` (the end known before the fact, `None`
+/// for the sale's first period) to `s.paid_through`, with `trial` the trial's end known
+/// before the fact; `at` is the catalog of the version it was read under.
+///
+/// A move past an end already paid is a renewal ([`renewed_under`]), unless the end moved
+/// past is the trial's: a trial's conversion is no renewal, but the first paid period of the
+/// sale made at checkout. The buyer signed up for the plan with its trial under the terms of
+/// the version they bought under, and `at_renewal` moves a subscriber at its next renewal
+/// under the new version ([`crate::catalog::Migration::AtRenewal`]); a conversion read under
+/// a newer version is the first charge of that sale, so the terms stay the sale's until the
+/// first renewal, as they do for a subscription without a trial.
+///
+/// The fold goes by the provider's clock, so the fact that moves the period first is not
+/// always the one read first: a renewal's snapshot created a minute before its payment,
+/// but retried, can be read under a newer version than the payment was. A renewal is the
+/// one its earliest telling (by version, as for the sale) says: a later fact telling the
+/// same period read under an earlier version decides it again from where the renewal found it.
+fn period_told(
+    s: &mut SubscriptionState,
+    renewals: &mut BTreeMap<String, Renewal>,
+    f: &Fact,
+    (paid_before, trial, tells): (Option<Timestamp>, Option<Timestamp>, Option<Timestamp>),
+    at: Option<&Catalog>,
+) {
+    let (Some(before), Some(until)) = (paid_before, s.paid_through) else { return };
+    if until > before {
+        if trial.is_some_and(|t| before <= t) {
+            renewals.remove(&s.id);
+            return;
+        }
+        renewals.insert(s.id.clone(), Renewal { until, read: f.catalog_version, from: s.renewal_version });
+        renewed_under(s, f, at);
+    } else if let Some(r) = renewals.get_mut(&s.id).filter(|r| tells == Some(r.until) && f.catalog_version < r.read) {
+        r.read = f.catalog_version;
+        s.renewal_version = r.from;
+        renewed_under(s, f, at);
+    }
+}
+
+/// Whether a subscription's items `now` name another plan than `before` did: other offers,
+/// unless both name the same provider prices (an offer renamed keeping its price is the
+/// same plan). Neither a change of quantity nor a first naming of its plan is one.
+fn plan_changed(before: &[Item], now: &[Item]) -> bool {
+    fn offers(items: &[Item]) -> BTreeSet<&str> {
+        items.iter().filter_map(|i| i.offer.as_deref()).collect()
+    }
+    fn prices(items: &[Item]) -> Option<BTreeSet<&str>> {
+        items.iter().map(|i| i.price.as_deref()).collect()
+    }
+    let (a, b) = (offers(before), offers(now));
+    if a.is_empty() || b.is_empty() || a == b {
+        return false;
+    }
+    !matches!((prices(before), prices(now)), (Some(p), Some(q)) if !p.is_empty() && p == q)
 }
 
 /// Whether a paid invoice `i` of subscription `s` (as folded so far) gives the period it
@@ -944,6 +1016,11 @@ struct Folder<'c> {
     /// Paid facts of a subscription that named no catalog offer, with the subscription:
     /// they wait (in `pending`) unless the subscription knows its offer by the fold's end.
     unmapped: Vec<(Fact, String)>,
+    /// Subscription -> the end of its first period (trial or paid), whose payments tell its
+    /// sale ([`sold_under`]); none after a change of plan, a new sale told by one fact.
+    sales: BTreeMap<String, Timestamp>,
+    /// Subscription -> its latest renewal as told so far ([`period_told`]).
+    renewals: BTreeMap<String, Renewal>,
     clock: Timestamp,
     last: Option<Fact>,
 }
@@ -970,6 +1047,8 @@ impl<'c> Folder<'c> {
             manual: BTreeMap::new(),
             step_warnings: Vec::new(),
             unmapped: Vec::new(),
+            sales: BTreeMap::new(),
+            renewals: BTreeMap::new(),
             clock: Timestamp(i64::MIN),
             last: None,
         }
@@ -1320,6 +1399,7 @@ impl<'c> Folder<'c> {
         }
         e.version = Some(f.at);
         e.status = s.status;
+        let changed = plan_changed(&e.items, &items);
         e.items = items;
         if s.customer.is_some() {
             e.customer = s.customer.clone();
@@ -1332,6 +1412,7 @@ impl<'c> Folder<'c> {
         e.period_start = s.period_start.or(e.period_start);
         e.period_end = s.period_end.or(e.period_end);
         e.started_at = min_opt(e.started_at, s.started_at);
+        let trial = e.trial_end;
         e.trial_end = s.trial_end;
         e.cancel_at_period_end = s.cancel_at_period_end;
         e.cancel_at = s.cancel_at;
@@ -1342,15 +1423,32 @@ impl<'c> Folder<'c> {
             e.ended_at = s.ended_at;
         }
         e.paused_at = if s.status == SubStatus::Paused { e.paused_at.or(Some(f.at)) } else { None };
-        sold_under(e, f);
         let paid_before = e.paid_through;
-        match s.status {
-            SubStatus::Active | SubStatus::Trialing => e.paid_through = max_opt(e.paid_through, s.period_end),
-            SubStatus::Canceled if e.paid_through.is_none() => e.paid_through = s.period_end,
-            _ => {}
+        if paid_before.is_none() {
+            sold_under(e, f);
         }
-        if paid_before.is_some() && e.paid_through > paid_before {
-            renewed_under(e, f, read_under);
+        let tells = match s.status {
+            SubStatus::Active | SubStatus::Trialing => {
+                e.paid_through = max_opt(e.paid_through, s.period_end);
+                s.period_end
+            }
+            SubStatus::Canceled if e.paid_through.is_none() => {
+                e.paid_through = s.period_end;
+                None
+            }
+            _ => None,
+        };
+        if let (None, Some(end)) = (paid_before, e.paid_through) {
+            self.sales.insert(e.id.clone(), end);
+        }
+        period_told(e, &mut self.renewals, f, (paid_before, trial, tells), read_under);
+        // A change of plan is a new sale of the new plan, made under the version it was read
+        // under: the old plan's sale and where its renewals moved it say nothing of the new one.
+        if changed {
+            e.catalog_version = f.catalog_version;
+            e.renewal_version = None;
+            self.sales.remove(&e.id);
+            self.renewals.remove(&e.id);
         }
         match s.status {
             SubStatus::PastDue => {
@@ -1412,16 +1510,20 @@ impl<'c> Folder<'c> {
             let latest = i.period_end.is_some_and(|end| e.period_end.is_none_or(|known| end > known));
             e.period_start = if latest { max_opt(e.period_start, i.period_start) } else { e.period_start.or(i.period_start) };
             e.period_end = max_opt(e.period_end, period_end);
-            sold_under(e, f);
+            let paid_before = e.paid_through;
+            if paid_before.is_none() || period_end.is_some_and(|end| self.sales.get(&e.id) == Some(&end)) {
+                sold_under(e, f);
+            }
             if let Some(end) = period_end.filter(|end| e.period_paid.as_ref().is_none_or(|p| *end > p.until)) {
                 let paying = if inv_items.iter().any(|x| x.offer.is_some()) { &inv_items } else { &e.items };
                 e.period_paid = Some(PeriodPaid { until: end, items: paying.clone(), by: i.id.clone() });
             }
-            let paid_before = e.paid_through;
             e.paid_through = max_opt(e.paid_through, period_end);
-            if paid_before.is_some() && e.paid_through > paid_before {
-                renewed_under(e, f, read_under);
+            if let (None, Some(end)) = (paid_before, e.paid_through) {
+                self.sales.insert(e.id.clone(), end);
             }
+            let trial = e.trial_end;
+            period_told(e, &mut self.renewals, f, (paid_before, trial, period_end), read_under);
             if e.revoked.as_ref().is_some_and(|r| period_end.is_some_and(|p| p > r.through)) {
                 e.revoked = None;
             }

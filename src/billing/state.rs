@@ -142,13 +142,16 @@ pub struct SubscriptionState {
     /// Time of the newest snapshot applied (older snapshots are ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Timestamp>,
-    /// The store's catalog version it was sold under: the earliest any of its facts was read under.
+    /// The store's catalog version it was sold under: the earliest its sale's facts were read
+    /// under (its checkout, what gave its first period and that period's payments), or, after
+    /// a change of plan, the one the change was read under (a new sale of the new plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_version: Option<u32>,
-    /// The catalog version its renewals moved it to: that of the latest fact that moved its
-    /// paid period forward (a renewal; at first, its purchase) read under a version whose
+    /// The catalog version its renewals moved it to: that of its latest renewal (a move of
+    /// its paid period past one already paid, a trial's conversion not being one; told by
+    /// several facts, the one read under the earliest version) read under a version whose
     /// offer of its plan migrates its subscribers (`at_renewal`, `now`); a renewal under a
-    /// version that keeps them leaves it as it was.
+    /// version that keeps them leaves it as it was. A change of plan clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_version: Option<u32>,
     /// First time any fact mentioned it.
