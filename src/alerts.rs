@@ -87,15 +87,18 @@ pub fn limit_checks(
             })
         };
         for p in &r.percent_used {
-            // The share of the limit, rounded up: 80% of 3 runs is the 3rd.
-            let units = (limit.saturating_mul(u64::from(*p)).div_ceil(100)).max(1);
-            push(format!("{p}%"), units, json!({"percent_used": p}));
+            // The share of the limit, rounded up: 80% of 3 runs is the 3rd. In u128, so a
+            // limit near u64's end is not cut to a smaller share (a share is never more
+            // than the limit, so it fits back).
+            let units = (u128::from(limit) * u128::from(*p)).div_ceil(100);
+            push(format!("{p}%"), u64::try_from(units).unwrap_or(limit).max(1), json!({"percent_used": p}));
         }
         for u in &r.units_left {
-            let left = u64::try_from(*u).unwrap_or(0);
-            if left <= limit {
-                push(format!("{u}left"), limit - left + 1, json!({"units_left": u}));
-            }
+            let Ok(left @ 1..) = u64::try_from(*u) else { continue };
+            // Fewer than `left` left from the count `limit - left + 1` on; a limit below the
+            // threshold has fewer left from its first use, which crosses it (else a tier
+            // whose whole allowance is below the threshold would never be told, even at 0).
+            push(format!("{u}left"), limit.saturating_sub(left) + 1, json!({"units_left": u}));
         }
     }
     out

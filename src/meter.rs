@@ -165,10 +165,16 @@ pub fn window(period: LimitPeriod, now: Timestamp) -> Window {
 /// as long as its paid period is that period as the provider set it
 /// ([`crate::Grant::period_start`] to its end), the period an overage cap counts over too
 /// ([`overage_period`]); a monthly window on a yearly plan steps by a month from the
-/// period's start, on its day (the month's last when shorter). Outside a known period
-/// (none recorded, or in a grace period after it) windows step from the period's start,
-/// else from the day the subscription started. Without such a subscription (a default
-/// tier, a grant by hand, a one-time offer) the window is the calendar month.
+/// period's start, on its day (the month's last when shorter). After a known period (a
+/// renewal retried in its grace period, or told late) the windows that follow start where
+/// it ended, as the renewal's period does, so the renewal's arrival does not start an
+/// empty count: they step from the period's start when the period is one plain step of
+/// it, else from its end (the start fell on a day its month was too short for, as a
+/// period from February 28th of a subscription billed on the 31st, or the provider
+/// shortened a first period), whose day is then the billing day. With no period recorded
+/// (or one not begun) windows step from the day the subscription started. Without such a
+/// subscription (a default tier, a grant by hand, a one-time offer) the window is the
+/// calendar month.
 pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Timestamp) -> Window {
     let l = &catalog.doc.limits[li];
     let months = match (l.period, l.anchor) {
@@ -184,6 +190,10 @@ pub fn limit_window(catalog: &Catalog, ents: &Entitlements, li: usize, now: Time
         if let (true, Some(start), Some(end)) = (every == period, g.period_start, g.valid_to) {
             if start <= now && now < end {
                 return Some(Window { start, resets_at: Some(end) });
+            }
+            if start < end && end <= now {
+                let plain = plus_months(start, every) == Some(end);
+                return anchored(if plain { start } else { end }, every, now);
             }
         }
         anchored(g.period_start.filter(|p| *p <= now).unwrap_or(g.valid_from), every, now)
@@ -208,7 +218,7 @@ fn anchored(anchor: Timestamp, every: u32, now: Timestamp) -> Option<Window> {
     }
     let a = DateTime::<Utc>::from_timestamp(anchor.unix(), 0)?;
     let n = DateTime::<Utc>::from_timestamp(now.unix(), 0)?;
-    let after = |k: u32| a.checked_add_months(Months::new(k)).map(|t| Timestamp(t.timestamp()));
+    let after = |k: u32| plus_months(anchor, k);
     let months = u32::try_from((n.year() - a.year()) * 12 + n.month() as i32 - a.month() as i32).ok()?;
     let mut k = months / every * every;
     // The month count overshoots when now's day comes before the anchor's in its month.
@@ -216,6 +226,12 @@ fn anchored(anchor: Timestamp, every: u32, now: Timestamp) -> Option<Window> {
         k -= every;
     }
     Some(Window { start: after(k)?, resets_at: after(k + every) })
+}
+
+/// `k` months after `t`, on its day (the month's last when shorter) at its time of day.
+fn plus_months(t: Timestamp, k: u32) -> Option<Timestamp> {
+    let d = DateTime::<Utc>::from_timestamp(t.unix(), 0)?;
+    d.checked_add_months(Months::new(k)).map(|d| Timestamp(d.timestamp()))
 }
 
 /// A running subscription's current billing period, and since when the subject has had
