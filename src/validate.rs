@@ -279,6 +279,15 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
                 return Err(err(format!("{path}.values.{k}"), format!("`{k}` is not a tier of product `{}`", p.id)));
             }
         }
+        // The store counts in PostgreSQL's bigint: a limit past it could never be read there.
+        let values = l.values.iter().map(|(k, v)| (format!("{path}.values.{k}"), v));
+        for (at, v) in values.chain(l.without_entitlement.iter().map(|v| (format!("{path}.without_entitlement"), v))) {
+            if let crate::catalog::LimitValue::Limited(n) = v {
+                if *n > i64::MAX as u64 {
+                    return Err(err(at, format!("{n} is more than a limit may count ({}): use \"unlimited\"", i64::MAX)));
+                }
+            }
+        }
         for t in &p.tiers {
             if !l.values.contains_key(t) {
                 return Err(err(

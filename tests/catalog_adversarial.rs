@@ -1221,17 +1221,9 @@ fn the_largest_amounts_allowed_answer_every_question() {
         .replace("unit = \"second\"\n", &format!("unit = \"second\"\nfree_amount = {m}\n"))
         .replace("grace_period_days = 3", "grace_period_days = 4294967295\nhold_minutes = 4294967295")
         .replace("key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\ntrial_days = 730\nseats = { included = 4294967295 }\nsubject = \"organization\"\n")
-        .replace("free = 1, basic = 10", "free = 18446744073709551615, basic = 10");
-    // TOML integers are i64: a limit of u64::MAX is JSON-only.
-    let toml_src = src.replace(
-        "free = 18446744073709551615, basic = 10",
-        "free = 9223372036854775807, basic = 10",
-    );
-    let c = parse_no_panic(&toml_src).expect("every amount is at most MAX_AMOUNT");
-    exercise(&c, true);
-    let mut v: Value = serde_json::from_str(&c.to_json()).unwrap();
-    v["limits"][0]["values"]["free"] = json!(u64::MAX);
-    let c = load_value(&v).expect("u64::MAX is a limit");
+        // The largest limit the store counts (PostgreSQL's bigint; TOML's integers too).
+        .replace("free = 1, basic = 10", "free = 9223372036854775807, basic = 10");
+    let c = parse_no_panic(&src).expect("every amount is at most MAX_AMOUNT");
     exercise(&c, true);
     // A Razorpay order of the largest one-time price at the largest quantity.
     let mut v: Value = serde_json::from_str(&c.to_json()).unwrap();
@@ -2069,4 +2061,22 @@ fn random_mutations_of_the_shipped_catalogs_load_sanely_or_are_refused_with_a_pl
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// A limit the store could not count (PostgreSQL's bigint) is refused at its field, in a
+/// tier's value and in the value without an entitlement; the largest it can count loads.
+#[test]
+fn a_limit_past_what_the_store_counts_is_refused() {
+    let doc = shipped_json("org-seats");
+    let tier = doc["limits"][0]["values"].as_object().unwrap().keys().next().unwrap().clone();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        f(&mut d);
+        load_value(&d)
+    };
+    let e = with(&|d| d["limits"][0]["values"][&tier] = json!(u64::MAX)).unwrap_err().to_string();
+    assert!(e.contains(&format!("limits[0].values.{tier}")) && e.contains("unlimited"), "{e}");
+    let e = with(&|d| d["limits"][0]["without_entitlement"] = json!(u64::MAX)).unwrap_err().to_string();
+    assert!(e.contains("limits[0].without_entitlement"), "{e}");
+    with(&|d| d["limits"][0]["values"][&tier] = json!(i64::MAX)).expect("the largest count the store holds loads");
 }

@@ -447,8 +447,11 @@ fn counts_near_u64s_end_never_overflow() {
             (true, Remaining::Unlimited, Remaining::Unlimited)
         );
     }
-    // A limit at u64's end: the last unit is taken, then nothing is left.
-    let huge = with_enterprise_limit(u64::MAX);
+    // The largest limit a catalog may name (what the store counts, i64's end): the last
+    // unit is taken, then nothing is left; a count past it (a store's, never the core's)
+    // is refused, not wrapped.
+    let top = i64::MAX as u64;
+    let huge = with_enterprise_limit(top);
     let ents = Entitlements::new(vec![grant(
         "g",
         "premium",
@@ -456,15 +459,13 @@ fn counts_near_u64s_end_never_overflow() {
         None,
         "2026-01-01T00:00:00Z",
     )]);
-    let c = meter::check(&huge, &ents, CREDITS, 1, u64::MAX - 1, now).unwrap();
+    let c = meter::check(&huge, &ents, CREDITS, 1, top - 1, now).unwrap();
     assert_eq!((c.allowed, c.remaining), (true, Remaining::Count(0)));
-    let c = meter::check(&huge, &ents, CREDITS, q, u64::MAX - q, now).unwrap();
+    let c = meter::check(&huge, &ents, CREDITS, q, top - q, now).unwrap();
     assert_eq!((c.allowed, c.remaining), (true, Remaining::Count(0)));
-    assert!(
-        !meter::check(&huge, &ents, CREDITS, 1, u64::MAX, now)
-            .unwrap()
-            .allowed
-    );
+    for used in [top, u64::MAX] {
+        assert!(!meter::check(&huge, &ents, CREDITS, 1, used, now).unwrap().allowed);
+    }
 }
 
 /// The Razorpay AI app with Enterprise's monthly limit set to `n`.
