@@ -6,7 +6,7 @@
 #[path = "events/support.rs"]
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::*;
 use tollgate::billing::*;
 use tollgate::model::Status;
@@ -1254,6 +1254,52 @@ fn a_change_in_the_second_of_the_creation_holds() {
             assert!(has(&cat, &st, USER, "studio", "pro", at + DAY), "variant {n}: the switch holds");
             let items = &st.subscriptions[SUB].items;
             assert_eq!(items[0].offer.as_deref(), Some("STUDIO_PRO_MONTHLY"), "variant {n}");
+        }
+    }
+}
+
+/// Three updates of one subscription in one second (a plan switched, then set to cancel at
+/// the period's end): Stripe's `previous_attributes` say which state each followed, so
+/// they fold in the order they were made whatever their digests, the order they arrive
+/// in, or a fold fed one fact at a time.
+#[test]
+fn updates_of_one_second_fold_in_the_order_they_were_made() {
+    let cat = catalog();
+    let at = json("stripe/customer.subscription.updated.active.basil.json")["created"].as_i64().unwrap();
+    for n in 0..6 {
+        let update = |id: &str, price: &str, cancel: bool, before: Value| {
+            edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+                v["id"] = json!(id);
+                v["created"] = json!(at);
+                v["data"]["previous_attributes"] = before;
+                obj(v)["start_date"] = json!(at - n);
+                obj(v)["cancel_at_period_end"] = json!(cancel);
+                obj(v)["items"]["data"][0]["price"]["id"] = json!(price);
+            })
+        };
+        let items = |price: &str| {
+            let mut v = json("stripe/customer.subscription.updated.active.basil.json")["data"]["object"]["items"].clone();
+            v["data"][0]["price"]["id"] = json!(price);
+            json!({ "items": v })
+        };
+        let basic = update("evt_a", "price_1PgafmB7WZ01zgkW6dKueIc5", false, json!(null));
+        let pro = update("evt_b", "price_pro_monthly", false, items("price_1PgafmB7WZ01zgkW6dKueIc5"));
+        let ending = update("evt_c", "price_pro_monthly", true, json!({ "cancel_at_period_end": false }));
+        let mut fs = facts(&cat, &["stripe/checkout.session.completed.subscription.json"]);
+        for e in [&basic, &pro, &ending] {
+            fs.extend(stripe_facts(&cat, e));
+        }
+        let whole = reduce(&cat, &fs, t(at + DAY));
+        let sub = &whole.subscriptions[SUB];
+        assert_eq!(sub.items[0].offer.as_deref(), Some("STUDIO_PRO_MONTHLY"), "variant {n}: the switch holds");
+        assert!(sub.cancel_at_period_end, "variant {n}: and ends at the period's end");
+        for order in orders(&fs) {
+            assert_eq!(reduce(&cat, &order, t(at + DAY)), whole, "variant {n}");
+            let mut r = Reducer::new(&cat, t(at));
+            for f in &order {
+                r.apply(f.clone(), t(at + DAY));
+            }
+            assert_eq!(r.state(), &whole, "variant {n}: fact by fact");
         }
     }
 }

@@ -809,3 +809,37 @@ fn an_event_of_the_other_stripe_mode_is_not_read() {
     v["livemode"] = json!("yes");
     assert_eq!(parse_stripe_event_in(&cat, &v.to_string(), Some(StripeMode::Live)).unwrap_err().code(), "wrong_type");
 }
+
+/// An update tells the state it followed: Stripe's `previous_attributes` over its object
+/// give the snapshot it came from (the same update told without them, with the earlier
+/// values), and an event without them follows nothing.
+#[test]
+fn an_update_follows_the_state_its_previous_attributes_give() {
+    let cat = catalog();
+    let snapshot = |raw: &str| match stripe_facts(&cat, raw).into_iter().find_map(|f| match f.body {
+        FactBody::Subscription(s) => Some(s),
+        _ => None,
+    }) {
+        Some(s) => s,
+        None => panic!("a snapshot"),
+    };
+    let path = "stripe/customer.subscription.updated.cancel_at_period_end.basil.json";
+    let update = snapshot(&event(path));
+    let earlier = snapshot(&edit(path, |v| {
+        v["data"].as_object_mut().unwrap().remove("previous_attributes");
+        obj(v)["cancel_at_period_end"] = json!(false);
+    }));
+    assert_eq!(earlier.follows, None);
+    assert_eq!(update.follows, Some(earlier.digest()));
+    assert_ne!(update.digest(), earlier.digest());
+    // A nested object names only what changed in it; `null`, an attribute it did not have.
+    let renamed = snapshot(&edit(path, |v| {
+        obj(v)["metadata"] = json!({"offer_key": "STUDIO_PRO_MONTHLY", "clouds": "video"});
+        v["data"]["previous_attributes"] = json!({"metadata": {"offer_key": "STUDIO_BASIC_MONTHLY", "clouds": null}});
+    }));
+    let before = snapshot(&edit(path, |v| {
+        v["data"].as_object_mut().unwrap().remove("previous_attributes");
+        obj(v)["metadata"] = json!({"offer_key": "STUDIO_BASIC_MONTHLY"});
+    }));
+    assert_eq!(renamed.follows, Some(before.digest()));
+}

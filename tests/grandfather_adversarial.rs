@@ -158,6 +158,7 @@ fn snap(
             subject: Some(Subject::user("u_gf")),
             clouds: vec![],
             created: false,
+            follows: None,
         }),
         catalog_version: Some(v),
     }

@@ -159,6 +159,7 @@ fn snap_with(
             subject: Some(Subject::user("u_gv")),
             clouds: vec![],
             created: false,
+            follows: None,
         }),
         catalog_version: Some(read),
     }

@@ -32,6 +32,7 @@ fn snapshot(sub: &str, status: SubStatus, offer: &str, ps: i64, pe: i64, at: i64
             subject: None,
             clouds: vec![],
             created: false,
+            follows: None,
         }),
         catalog_version: None,
     }

@@ -54,6 +54,7 @@ fn snap(
             subject: Some(Subject::org(org)),
             clouds: vec![],
             created: false,
+            follows: None,
         }),
         catalog_version: None,
     }

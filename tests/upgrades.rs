@@ -618,6 +618,7 @@ fn paused_premium(start: Timestamp, end: Timestamp, paused: Timestamp) -> Vec<to
             subject: Some(Subject::user(U)),
             clouds: vec![],
             created: false,
+            follows: None,
         }),
         catalog_version: None,
     };

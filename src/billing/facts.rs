@@ -245,6 +245,20 @@ pub struct SubscriptionSnapshot {
     /// it was before this was read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub created: bool,
+    /// The subscription as it was before this update ([`SubscriptionSnapshot::digest`] of
+    /// it), when the event tells it (Stripe's `previous_attributes`). Of a subscription's
+    /// snapshots of one second, one that another follows is folded before it, whatever
+    /// their digests' order ([`FactSet::sorted`](super::FactSet::sorted)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
+}
+
+impl SubscriptionSnapshot {
+    /// A short digest of what the snapshot says of the subscription (not of how it was
+    /// told: `created` and `follows` are left out), as its fact's key carries it.
+    pub fn digest(&self) -> String {
+        digest(&SubscriptionSnapshot { created: false, follows: None, ..self.clone() })
+    }
 }
 
 /// A paid subscription invoice (Stripe `invoice.paid`, Razorpay `subscription.charged`).

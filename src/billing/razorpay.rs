@@ -203,10 +203,11 @@ fn subscription(
         subject: subject_or_warn(&e, "notes", None, offer, warnings)?,
         clouds,
         created: false,
+        follows: None,
     };
     let mut facts = vec![fact(
         event,
-        format!("razorpay:subscription:{id}:{}:{}", event.created.0, digest(&snap)),
+        format!("razorpay:subscription:{id}:{}:{}", event.created.0, snap.digest()),
         FactBody::Subscription(snap),
     )];
     // A failed charge (pending: Razorpay tries again at `charge_at`; halted: it stopped

@@ -95,12 +95,73 @@ impl FactSet {
     pub fn get(&self, key: &str) -> Option<&Fact> {
         self.by_key.get(key)
     }
-    /// The facts in canonical order.
+    /// The facts in canonical order, but for a subscription's updates of one second that
+    /// say which state they followed ([`SubscriptionSnapshot::follows`]): those go in the
+    /// order they were made, the one another follows first ([`in_order_made`]).
     pub fn sorted(&self) -> Vec<&Fact> {
         let mut v: Vec<&Fact> = self.by_key.values().collect();
         v.sort_by(|a, b| canonical_cmp(a, b));
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i + 1;
+            if let Some(first) = update(v[i]) {
+                while j < v.len() && v[j].at == v[i].at && update(v[j]).is_some_and(|s| s.id == first.id) {
+                    j += 1;
+                }
+                in_order_made(&mut v[i..j]);
+            }
+            i = j;
+        }
         v
     }
+
+    /// Whether another update of `f`'s subscription is of `f`'s second (a fact of that
+    /// second then sorts among them by what it follows, not only by its key).
+    fn has_update_beside(&self, f: &Fact) -> bool {
+        let Some(s) = update(f) else { return false };
+        self.by_key.values().any(|x| x.key != f.key && x.at == f.at && update(x).is_some_and(|y| y.id == s.id))
+    }
+}
+
+/// A snapshot that updates a subscription (not its creation, which comes first within its
+/// second, nor its end, after which nothing applies).
+fn update(f: &Fact) -> Option<&SubscriptionSnapshot> {
+    match &f.body {
+        FactBody::Subscription(s) if !s.created && s.status != SubStatus::Ended => Some(s),
+        _ => None,
+    }
+}
+
+/// One subscription's updates of one second (in key order, that is by digest): each goes
+/// after the update it says it followed, when that one is among them, so the state folded
+/// last is the one made last, and the digests only order updates that say nothing of their
+/// order. A chain that comes back to itself (a state left and taken again within the
+/// second) keeps the key order.
+fn in_order_made(group: &mut [&Fact]) {
+    if group.len() < 2 {
+        return;
+    }
+    let digests: Vec<String> = group.iter().map(|f| update(f).map(SubscriptionSnapshot::digest).unwrap_or_default()).collect();
+    let before = |i: usize| {
+        let follows = update(group[i]).and_then(|s| s.follows.as_deref())?;
+        digests.iter().position(|d| d == follows).filter(|p| *p != i)
+    };
+    let mut depth = Vec::with_capacity(group.len());
+    for i in 0..group.len() {
+        let (mut at, mut n) = (i, 0usize);
+        while let Some(p) = before(at) {
+            n += 1;
+            if n > group.len() {
+                return;
+            }
+            at = p;
+        }
+        depth.push(n);
+    }
+    let mut order: Vec<usize> = (0..group.len()).collect();
+    order.sort_by_key(|i| depth[*i]);
+    let sorted: Vec<&Fact> = order.iter().map(|i| group[*i]).collect();
+    group.copy_from_slice(&sorted);
 }
 
 impl FromIterator<Fact> for FactSet {
@@ -230,7 +291,8 @@ impl<'c> Reducer<'c> {
             }
             Insert::New => {}
         }
-        let after_last = self.folder.last.as_ref().is_none_or(|l| canonical_cmp(&fact, l) == Ordering::Greater);
+        let after_last = self.folder.last.as_ref().is_none_or(|l| canonical_cmp(&fact, l) == Ordering::Greater)
+            && !self.facts.has_update_beside(&fact);
         let in_time = fact.at >= clock && now >= clock;
         let mut attr = self.folder.attr.clone();
         let links_change = attr.observe(&fact);

@@ -122,8 +122,11 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.paused"
-        | "customer.subscription.resumed" => subscription(catalog, &event, &obj, false, w)?,
-        "customer.subscription.deleted" => subscription(catalog, &event, &obj, true, w)?,
+        | "customer.subscription.resumed" => {
+            let before = data.get("previous_attributes").filter(|p| p.is_object()).map(|p| p.v);
+            subscription(catalog, &event, &obj, false, before, w)?
+        }
+        "customer.subscription.deleted" => subscription(catalog, &event, &obj, true, None, w)?,
         "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(catalog, &event, &obj, w)?,
         "invoice.payment_failed" => invoice_failed(&event, &obj)?,
         "charge.refunded" => refund(&event, &obj)?,
@@ -142,6 +145,25 @@ pub fn parse_stripe_value(catalog: &Catalog, v: &Value) -> Result<Parsed, ParseE
 
 /// A parse result: facts, or a reason to ignore the event.
 type Outcome = Result<Vec<Fact>, String>;
+
+/// `object` as it was before an update, from the event's `previous_attributes` (`before`):
+/// each attribute named there takes its earlier value; a nested object names only the
+/// attributes of it that changed, an array is given whole, and `null` is an attribute the
+/// object did not have (or had empty).
+fn restore(object: &mut Value, before: &Value) {
+    let (Some(o), Some(b)) = (object.as_object_mut(), before.as_object()) else { return };
+    for (k, was) in b {
+        match (o.get_mut(k), was) {
+            (_, Value::Null) => {
+                o.remove(k);
+            }
+            (Some(now @ Value::Object(_)), Value::Object(_)) => restore(now, was),
+            _ => {
+                o.insert(k.clone(), was.clone());
+            }
+        }
+    }
+}
 
 fn fact(event: &EventInfo, key: String, body: FactBody) -> Fact {
     Fact { key, provider: P, event: event.id.clone(), at: event.created, body, catalog_version: None }
@@ -310,6 +332,7 @@ fn subscription(
     event: &EventInfo,
     obj: &At<'_>,
     deleted: bool,
+    before: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<Outcome, ParseError> {
     let id = obj.req_str("id")?;
@@ -411,13 +434,25 @@ fn subscription(
         subject: subject_or_warn(obj, "metadata", None, offer_for_subject, warnings)?,
         clouds,
         created: false,
+        follows: None,
     };
     let key = if deleted {
         format!("stripe:subscription:{id}:deleted")
     } else {
-        format!("stripe:subscription:{id}:{}:{}", event.created.0, digest(&snap))
+        format!("stripe:subscription:{id}:{}:{}", event.created.0, snap.digest())
     };
-    let snap = SubscriptionSnapshot { created: event.event_type == "customer.subscription.created", ..snap };
+    let follows = before.and_then(|b| {
+        let mut was = obj.v.clone();
+        restore(&mut was, b);
+        match subscription(catalog, event, &At::root(&was, "data.previous_attributes"), false, None, &mut Vec::new()) {
+            Ok(Ok(facts)) => facts.into_iter().find_map(|f| match f.body {
+                FactBody::Subscription(s) => Some(s.digest()),
+                _ => None,
+            }),
+            _ => None,
+        }
+    });
+    let snap = SubscriptionSnapshot { created: event.event_type == "customer.subscription.created", follows, ..snap };
     Ok(Ok(vec![fact(event, key, FactBody::Subscription(snap))]))
 }
 
