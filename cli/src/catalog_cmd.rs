@@ -6,16 +6,15 @@ use std::path::Path;
 use tollgate::catalog::{CreditCadence, GrantSpec, Interval, LimitAnchor, LimitPeriod, Offer, Rollover, SubjectKind};
 use tollgate::{Catalog, LimitValue, Money};
 
-use crate::util::{display_path, load_catalog, to_json, Failure};
+use crate::util::{display_path, load_catalog, to_json, write_stdout, Failure};
 
 pub fn check(path: &Path, json: bool) -> Result<(), Failure> {
     let catalog = load_catalog(path)?;
     if json {
-        println!("{}", to_json(&catalog.doc, false));
+        write_stdout(&to_json(&catalog.doc, false))
     } else {
-        print!("{}", summary(&catalog, &display_path(path)));
+        write_stdout(summary(&catalog, &display_path(path)).trim_end())
     }
-    Ok(())
 }
 
 fn money(amount: i64, currency: &str) -> String {

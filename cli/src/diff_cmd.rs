@@ -10,9 +10,9 @@ use tollgate::billing::Fact;
 use tollgate::catalog_diff::{diff, impact};
 use tollgate::Timestamp;
 
-use crate::replay_cmd::{parse_one, split_events, write_stdout, Outcome};
+use crate::replay_cmd::{parse_one, split_events, Outcome};
 use crate::store_cmd::{Rest, StoreArgs};
-use crate::util::{display_path, load_catalog, now_or_clock, read_text, to_json, Failure};
+use crate::util::{display_path, load_catalog, now_or_clock, read_text, to_json, write_stdout, Failure};
 
 /// Where the facts to replay come from.
 pub enum Facts {

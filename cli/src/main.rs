@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tollgate::Timestamp;
 
-use crate::util::{parse_now, Failure};
+use crate::util::{parse_now, parse_seconds, Failure};
 
 /// Entitlement engine tools: check catalogs, price usage, replay billing
 /// events into entitlement state, and verify webhook signatures.
@@ -42,7 +42,7 @@ struct Cli {
 enum Command {
     /// Write a commented starter catalog to FILE (default catalog.toml), valid as it is.
     Init {
-        /// Where to write it.
+        /// Where to write it (a directory: catalog.toml inside it).
         #[arg(default_value = "catalog.toml")]
         file: PathBuf,
         /// Replace the file if it exists.
@@ -201,7 +201,7 @@ pub struct QuoteArgs {
     #[arg(long, value_name = "Q")]
     pub quality: String,
     /// Seconds of usage (a whole number).
-    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    #[arg(long, value_name = "S", allow_negative_numbers = true, value_parser = parse_seconds)]
     pub seconds: u64,
     /// Print the quote as JSON.
     #[arg(long)]
@@ -354,10 +354,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             diff_cmd::run(&old, &new, source, now, json)
         }
         Command::Catalog(CatalogCommand::Types { file, no_register }) => types_cmd::run(&file, !no_register),
-        Command::Catalog(CatalogCommand::Schema) => {
-            print!("{}", schema_cmd::text());
-            Ok(())
-        }
+        Command::Catalog(CatalogCommand::Schema) => util::write_stdout(schema_cmd::text().trim_end()),
         Command::Catalog(CatalogCommand::List { store, catalog, json }) => store_cmd::list(&store, catalog, json),
         Command::Catalog(CatalogCommand::Activate { version, store, catalog, by }) => {
             store_cmd::activate(&store, catalog, version, by)
@@ -369,8 +366,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(s) => sign_cmd::sign(&s),
         Command::Stripe(StripeCommand::Fixtures { catalog }) => {
             let c = util::load_catalog(&catalog)?;
-            println!("{}", util::to_json(&tollgate::checkout::stripe_fixtures(&c), false));
-            Ok(())
+            util::write_stdout(&util::to_json(&tollgate::checkout::stripe_fixtures(&c), false))
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use tollgate::money::minor_digits;
 use tollgate::usage;
 
-use crate::util::{load_catalog, to_json, Failure};
+use crate::util::{load_catalog, outln, to_json, Failure};
 use crate::QuoteArgs;
 
 /// The rounding rule, in words (the core's `usage` module documents it).
@@ -40,19 +40,19 @@ pub fn quote(a: &QuoteArgs) -> Result<(), Failure> {
             "pool": q.pool,
             "rounding": rounding_rule(&currency),
         });
-        println!("{}", to_json(&out, false));
+        outln!("{}", to_json(&out, false))?;
         return Ok(());
     }
-    println!("{} seconds of model `{}` at quality `{}`", q.seconds, q.model, q.quality);
-    println!("  rate:     {} {} per second x multiplier {}", q.base_price_per_second, currency, q.multiplier);
-    println!("  cost:     {} ({} minor units)", q.cost.display(), q.cost.amount);
-    println!(
+    outln!("{} seconds of model `{}` at quality `{}`", q.seconds, q.model, q.quality)?;
+    outln!("  rate:     {} {} per second x multiplier {}", q.base_price_per_second, currency, q.multiplier)?;
+    outln!("  cost:     {} ({} minor units)", q.cost.display(), q.cost.amount)?;
+    outln!(
         "  overage:  {} ({} minor units, x{} when past the balance)",
         q.overage_cost.display(),
         q.overage_cost.amount,
         q.overage_multiplier
-    );
-    println!("  pool:     {}", q.pool);
-    println!("  rounding: {}", rounding_rule(&currency));
+    )?;
+    outln!("  pool:     {}", q.pool)?;
+    outln!("  rounding: {}", rounding_rule(&currency))?;
     Ok(())
 }

@@ -2,14 +2,14 @@
 //! reducer -> the billing state as JSON on stdout.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::value::RawValue;
 use tollgate::billing::{detect_provider, parse_event, Fact, Parsed, Provider};
 
-use crate::util::{display_path, load_catalog, now_or_clock, read_text, to_json, Failure};
+use crate::util::{display_path, load_catalog, now_or_clock, read_text, to_json, write_stdout, Failure};
 use crate::ReplayArgs;
 
 /// Inputs at least this large (events or bytes) get a progress bar on a terminal.
@@ -151,16 +151,6 @@ fn progress(args: &ReplayArgs, events: usize, bytes: usize) -> ProgressBar {
 
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-pub fn write_stdout(s: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::new(format!("cannot write the state: {e}"))),
-    }
 }
 
 pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::util::{display_path, load_catalog, to_json, Failure};
+use crate::util::{display_path, load_catalog, outln, to_json, Failure};
 
 /// Where the store is and the key that may write it.
 #[derive(clap::Args, Debug, Clone)]
@@ -119,7 +119,7 @@ pub fn push(file: &Path, store: &StoreArgs, by: Option<String>, activate: bool, 
         &json!({"p_document": doc, "p_by": who(by), "p_activate": activate}),
     )?;
     if json_out {
-        println!("{}", to_json(&v, false));
+        outln!("{}", to_json(&v, false))?;
         return Ok(());
     }
     let id = v["id"].as_str().unwrap_or("");
@@ -127,17 +127,17 @@ pub fn push(file: &Path, store: &StoreArgs, by: Option<String>, activate: bool, 
     let digest = v["digest"].as_str().unwrap_or("");
     if v["created"].as_bool() == Some(true) {
         let state = if v["active"].as_bool() == Some(true) { "active" } else { "not active" };
-        println!("{}: pushed catalog `{id}` version {version} ({state}, sha256 {})", display_path(file), short(digest));
+        outln!("{}: pushed catalog `{id}` version {version} ({state}, sha256 {})", display_path(file), short(digest))?;
     } else {
         let state = if v["active"].as_bool() == Some(true) {
             "it is the active one".to_string()
         } else {
             format!("it is not active: `tollgate catalog activate {version} --catalog {id}` makes it so")
         };
-        println!(
+        outln!(
             "{}: unchanged, catalog `{id}` version {version} has this content already ({state})",
             display_path(file)
-        );
+        )?;
     }
     Ok(())
 }
@@ -177,20 +177,20 @@ pub fn list(store: &StoreArgs, catalog: Option<String>, json_out: bool) -> Resul
         all.push(json!({"id": id, "versions": versions}));
     }
     if json_out {
-        println!("{}", to_json(&Value::Array(all), false));
+        outln!("{}", to_json(&Value::Array(all), false))?;
         return Ok(());
     }
     if all.is_empty() {
-        println!("no catalog in the store");
+        outln!("no catalog in the store")?;
     }
     for c in &all {
-        println!("catalog `{}`:", c["id"].as_str().unwrap_or(""));
+        outln!("catalog `{}`:", c["id"].as_str().unwrap_or(""))?;
         let versions = c["versions"].as_array().cloned().unwrap_or_default();
         if versions.is_empty() {
-            println!("  no version");
+            outln!("  no version")?;
         }
         for v in versions {
-            println!(
+            outln!(
                 "  {} v{:<4} sha256 {}  published {} by {}{}",
                 if v["active"].as_bool() == Some(true) { "*" } else { " " },
                 v["version"].as_i64().unwrap_or(0),
@@ -204,7 +204,7 @@ pub fn list(store: &StoreArgs, catalog: Option<String>, json_out: bool) -> Resul
                     Some(a) => format!(", last activated {a}"),
                     None => String::new(),
                 }
-            );
+            )?;
         }
     }
     Ok(())
@@ -222,9 +222,9 @@ pub fn activate(store: &StoreArgs, catalog: Option<String>, version: u32, by: Op
         return Err(Failure::new(format!("catalog `{id}` has no version {version} (`tollgate catalog list` shows them)")));
     }
     if v["changed"].as_bool() == Some(true) {
-        println!("catalog `{id}` version {version} is now active");
+        outln!("catalog `{id}` version {version} is now active")?;
     } else {
-        println!("catalog `{id}` version {version} was already active; nothing changed");
+        outln!("catalog `{id}` version {version} was already active; nothing changed")?;
     }
     Ok(())
 }

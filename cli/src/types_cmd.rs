@@ -5,8 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::replay_cmd::write_stdout;
-use crate::util::{display_path, load_catalog, Failure};
+use crate::util::{display_path, load_catalog, write_stdout, Failure};
 
 /// `"a" | "b"`, or `never` for none; each id a JSON string literal (valid TypeScript).
 fn union<'a>(ids: impl Iterator<Item = &'a str>) -> String {
