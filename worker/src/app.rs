@@ -207,6 +207,16 @@ impl<T: Transport, S: Store> App<T, S> {
                 let path = req.path.trim_end_matches('/');
                 let ids = crate::routes::path_ids(crate::routes::pattern(route), path);
                 let (id, second) = (ids.first().copied().unwrap_or(""), ids.get(1).copied().unwrap_or(""));
+                // Organization, member and invite ids are UUIDs, which the SQL store reads in
+                // either case: the handlers get the one spelling the store writes (lower
+                // case), so a seat fact never names another subject than the organization
+                // and member the decision read. An invite's token is no UUID: taken as sent.
+                let (id, second) = if route == Route::InviteAccept {
+                    (id.to_string(), second.to_string())
+                } else {
+                    (id.to_ascii_lowercase(), second.to_ascii_lowercase())
+                };
+                let (id, second) = (id.as_str(), second.as_str());
                 match route {
                     Route::Org => crate::orgs::get(&self.ctx, id, &claims, now).await,
                     Route::OrgInvites => crate::orgs::invites(&self.ctx, req, id, &claims, now).await,

@@ -201,6 +201,9 @@ pub struct MemoryStore {
     pub failing_alerts: std::cell::Cell<u32>,
     /// Run once as the next [`Store::settle`] begins ([`MemoryStore::before_next_settle`]).
     before_settle: RefCell<Option<SettleHook>>,
+    /// Run once as the next [`Store::org_change`] begins
+    /// ([`MemoryStore::before_next_org_change`]).
+    before_org_change: RefCell<Option<SettleHook>>,
 }
 
 /// What a test runs as the next settling begins (a removal landing just before it, say).
@@ -671,6 +674,21 @@ impl MemoryStore {
     /// landing after everything a settle route read and before its settling (tests).
     pub fn before_next_settle(&self, f: impl FnOnce(&MemoryStore) + 'static) {
         *self.before_settle.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Runs `f` once, as the next [`Store::org_change`] begins: another request's change
+    /// landing after everything an organization route read and before its write (tests).
+    pub fn before_next_org_change(&self, f: impl FnOnce(&MemoryStore) + 'static) {
+        *self.before_org_change.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Invite `invite` accepted by `user`, as another request's acceptance writes it.
+    pub fn accept_invite_now(&self, invite: &str, user: &str) {
+        let mut g = self.inner.borrow_mut();
+        if let Some((i, _, _)) = g.invites.iter_mut().find(|(i, _, _)| i.id == invite) {
+            i.accepted_at = Some(Timestamp(0));
+            i.accepted_by = Some(user.to_string());
+        }
     }
 
     /// A user Supabase Auth knows, with its email address.
@@ -1632,6 +1650,10 @@ impl Store for MemoryStore {
 
     async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
         self.ask();
+        let hook = self.before_org_change.borrow_mut().take();
+        if let Some(f) = hook {
+            f(self);
+        }
         let mut g = self.inner.borrow_mut();
         let (org, stamp) = match change {
             OrgChange::Create { id, name, by } => {
@@ -1702,8 +1724,8 @@ impl Store for MemoryStore {
                 i.accepted_at = Some(*now);
                 i.accepted_by = Some(user.clone());
                 let email = i.email.clone();
+                // A member already (made so after the route read) keeps the role it holds.
                 g.join(org, user, role.as_str());
-                g.roles.insert((org.clone(), user.clone()), role.as_str().into());
                 g.history(org, "invite_accepted", Some(user), Some(user), Some(&email));
                 Ok(json!({"accepted": invite}))
             }

@@ -224,6 +224,16 @@ pub async fn revoke<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, invite: &
     }
     let change = OrgChange::Revoke { org: id.to_string(), invite: invite.to_string(), by: claims.sub.clone() };
     match ctx.store.org_change(&change).await {
+        // Nothing revoked: the invite was closed between the read and the write. Revoked
+        // (a second revoke) it answers the same; accepted meanwhile, the core says so, as it
+        // would have on a later read, instead of a 200 for a member who stays.
+        Ok(v) if v.get("revoked") == Some(&Value::Bool(false)) => match ctx.store.org_invite(id, invite).await {
+            Ok(now_found) => match orgs::revoke(&o.org, &claims.sub, now_found.as_ref(), now) {
+                Err(r) => refused(r),
+                Ok(_) => AppResponse::json(200, &json!({"id": invite, "status": "revoked"})),
+            },
+            Err(e) => store_error(&e),
+        },
         Ok(_) => AppResponse::json(200, &json!({"id": invite, "status": "revoked"})),
         Err(e) => store_error(&e),
     }
@@ -288,6 +298,14 @@ pub async fn seats<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, id:
         Ok(u) => u,
         Err(r) => return r,
     };
+    // Taking asks no membership (the core frees any place the seat book holds), so the id
+    // is checked here: anything but a user's id (a UUID) would be folded as a seat fact of
+    // a subject that cannot exist, and one in capitals would free nobody's seat.
+    if !is_uuid(user) {
+        return error(400, "invalid_user_id", "`user_id` must be a user's id (a UUID)");
+    }
+    let user = user.to_ascii_lowercase();
+    let user = user.as_str();
     let give = match body.get("action").and_then(Value::as_str) {
         Some("give") => true,
         Some("take") => false,
@@ -309,13 +327,20 @@ pub async fn seats<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, id:
             match fold_seat(ctx, id, user, m == SeatMove::Give, &claims.sub, &request_id, now).await {
                 Ok(true) if give => answer(true, "given"),
                 Ok(false) if !give => answer(false, "taken"),
-                // The fold found no seat at the time of the change (the seat count
-                // changed after the organization was read).
-                Ok(false) => refused(OrgRefusal {
-                    code: RefusalCode::NoSeat,
-                    message: "the organization has no seat left for this member".into(),
-                    seats: None,
-                }),
+                // The fold found no seat at the time of the change: the seat count changed
+                // after the organization was read (the core, asked again, says so, with the
+                // seats), or a take of this member's seat on a clock ahead of this request's
+                // (another isolate's) folded after the give, and a seat is free: sent again,
+                // it is given. "No seat left" would send the caller to buy one.
+                Ok(false) => match read(ctx, id).await.map(|o| orgs::seat(&o.org, &claims.sub, user, true, now)) {
+                    Ok(Ok(SeatMove::Give)) => busy(),
+                    Ok(Err(r)) => refused(r),
+                    Ok(Ok(SeatMove::Take | SeatMove::Unchanged)) | Err(_) => refused(OrgRefusal {
+                        code: RefusalCode::NoSeat,
+                        message: "the organization has no seat left for this member".into(),
+                        seats: None,
+                    }),
+                },
                 Ok(true) => error(409, "still_seated", "the seat could not be taken"),
                 Err(e) => store_error(&e),
             }
