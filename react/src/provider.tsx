@@ -49,7 +49,9 @@ export interface RefreshOptions {
   reason?: string;
   /**
    * Keep polling until this holds for the new snapshot (e.g. after a checkout, until the
-   * purchased grant appears), or until `timeoutMs` (default 15 s) passes.
+   * purchased grant appears), or until `timeoutMs` (default 15 s) passes. The deadline
+   * also bounds each request, so a worker that never answers cannot hold the refresh.
+   * Polling stops when the provider unmounts or its user signs out or changes.
    */
   until?: (snapshot: SnapshotPayload) => boolean;
   timeoutMs?: number;
@@ -132,7 +134,9 @@ export function subjectOfToken(token: string | null | undefined): string | null 
   const part = token.split('.')[1];
   if (!part) return null;
   try {
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4));
+    const bin = atob(part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4));
+    // atob gives one character per byte; the claims are UTF-8 (a `sub` may be any text).
+    const json = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
     const claims = JSON.parse(json) as { sub?: unknown };
     return typeof claims.sub === 'string' ? claims.sub : null;
   } catch {
@@ -154,6 +158,9 @@ function isSnapshotProblem(p: SnapshotProblem): boolean {
 
 /** Renew this long before the snapshot expires. */
 const RENEW_BEFORE_MS = 60_000;
+
+/** The longest one request for a snapshot may take (headers and body) before it counts as failed. */
+const FETCH_TIMEOUT_MS = 10_000;
 
 async function defaultLoad(wasmUrl?: string): Promise<TollgateModule> {
   const mod: TollgateModule = await import('tollgate');
@@ -222,6 +229,10 @@ export function TollgateProvider(props: TollgateProviderProps) {
   const onChangeRef = useRef(onChange);
   onChangeRef.current = onChange;
   const fetchSeq = useRef(0);
+  // Requests in flight (`fetching` is true while any is), to abort on unmount or a change of user.
+  const inFlight = useRef(new Set<AbortController>());
+  // False once unmounted: nothing is fetched, polled or set after that.
+  const live = useRef(true);
   const offered = useRef<string[]>([]);
   // The subject now: an answer for another (a fetch begun before a sign-out or a switch of
   // user) is dropped when it arrives.
@@ -293,72 +304,105 @@ export function TollgateProvider(props: TollgateProviderProps) {
     [apply, keys, now, subject, update],
   );
 
-  const fetchOnce = useCallback(async (): Promise<SnapshotPayload | null> => {
-    if (!accessToken || !subject) return null;
-    const seq = ++fetchSeq.current;
-    update({ fetching: true });
-    let resp: Response;
-    try {
-      resp = await fetch(`${base}/v1/entitlements`, {
-        headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
-        cache: 'no-store',
+  const fetchOnce = useCallback(
+    async (deadline: number = Infinity): Promise<SnapshotPayload | null> => {
+      if (!accessToken || !subject || !live.current) return null;
+      const seq = ++fetchSeq.current;
+      // An answer changes nothing once a later fetch began, its user signed out or changed,
+      // or the provider is gone: a late failure must not mark the provider offline or show
+      // its problem, and `fetching` is left to the requests still in flight.
+      const stale = () => seq !== fetchSeq.current || subjectNow.current !== subject || !live.current;
+      const limit = Math.max(0, Math.min(FETCH_TIMEOUT_MS, deadline - Date.now()));
+      const ctrl = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ctrl.abort();
+      }, limit);
+      // The timeout also ends a wait for the body, and a `fetch` that ignores the signal.
+      const aborted = new Promise<never>((_, reject) => {
+        ctrl.signal.addEventListener('abort', () => reject(new Error('aborted')));
       });
-    } catch (e) {
-      update((x) => ({
-        fetching: false,
-        online: false,
-        // While no snapshot is in force, why the last one was refused (e.g. `expired`)
-        // explains the locked state better than the failed fetch, which `online` shows.
-        problem:
-          !x.snapshot && x.problem && isSnapshotProblem(x.problem)
-            ? x.problem
-            : { code: 'network', message: `the entitlement service is unreachable (${(e as Error).message})`, from: 'network' },
-      }));
-      return ref.current.snapshot;
-    }
-    if (seq !== fetchSeq.current) return ref.current.snapshot;
-    if (!resp.ok) {
-      let message = `HTTP ${resp.status}`;
+      aborted.catch(() => {});
+      const bounded = <T,>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
+      inFlight.current.add(ctrl);
+      update({ fetching: true });
       try {
-        const body = (await resp.json()) as { error?: { message?: string } | string; message?: string };
-        const m = typeof body.error === 'object' ? body.error?.message : body.message ?? body.error;
-        if (m) message = `${message}: ${m}`;
-      } catch {
-        /* not JSON */
+        let resp: Response;
+        try {
+          resp = await bounded(
+            fetch(`${base}/v1/entitlements`, {
+              headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+              cache: 'no-store',
+              signal: ctrl.signal,
+            }),
+          );
+        } catch (e) {
+          if (stale()) return ref.current.snapshot;
+          const why = timedOut
+            ? `the entitlement service did not answer within ${limit} ms`
+            : `the entitlement service is unreachable (${e instanceof Error ? e.message : String(e)})`;
+          update((x) => ({
+            online: false,
+            // While no snapshot is in force, why the last one was refused (e.g. `expired`)
+            // explains the locked state better than the failed fetch, which `online` shows.
+            problem: !x.snapshot && x.problem && isSnapshotProblem(x.problem) ? x.problem : { code: 'network', message: why, from: 'network' },
+          }));
+          return ref.current.snapshot;
+        }
+        if (stale()) return ref.current.snapshot;
+        if (!resp.ok) {
+          let message = `HTTP ${resp.status}`;
+          try {
+            const body = (await bounded(resp.json())) as { error?: { message?: string } | string; message?: string };
+            const m = typeof body.error === 'object' ? body.error?.message : body.message ?? body.error;
+            if (m) message = `${message}: ${m}`;
+          } catch {
+            /* not JSON */
+          }
+          if (stale()) return ref.current.snapshot;
+          update({ online: true, problem: { code: resp.status === 401 ? 'unauthorized' : 'http', message, from: 'network' } });
+          return ref.current.snapshot;
+        }
+        let body: SnapshotResponse;
+        try {
+          body = (await bounded(resp.json())) as SnapshotResponse;
+          if (typeof body?.token !== 'string') throw new Error('no `token` in the answer');
+        } catch (e) {
+          if (stale()) return ref.current.snapshot;
+          const message = timedOut ? `the entitlement service did not finish its answer within ${limit} ms` : (e as Error).message;
+          update({ online: true, problem: { code: 'bad_response', message, from: 'network' } });
+          return ref.current.snapshot;
+        }
+        if (stale()) return ref.current.snapshot;
+        update({ online: true, fetchedAt: now() });
+        if (body.token === ref.current.token) return ref.current.snapshot;
+        return await accept(body.token, 'network');
+      } finally {
+        clearTimeout(timer);
+        inFlight.current.delete(ctrl);
+        if (live.current) update({ fetching: inFlight.current.size > 0 });
       }
-      update({
-        fetching: false,
-        online: true,
-        problem: { code: resp.status === 401 ? 'unauthorized' : 'http', message, from: 'network' },
-      });
-      return ref.current.snapshot;
-    }
-    let body: SnapshotResponse;
-    try {
-      body = (await resp.json()) as SnapshotResponse;
-      if (typeof body.token !== 'string') throw new Error('no `token` in the answer');
-    } catch (e) {
-      update({ fetching: false, online: true, problem: { code: 'bad_response', message: (e as Error).message, from: 'network' } });
-      return ref.current.snapshot;
-    }
-    update({ fetching: false, online: true, fetchedAt: now() });
-    if (body.token === ref.current.token) return ref.current.snapshot;
-    return accept(body.token, 'network');
-  }, [accept, accessToken, base, now, subject, update]);
+    },
+    [accept, accessToken, base, now, subject, update],
+  );
 
   const refresh = useCallback(
     async (opts: RefreshOptions = {}): Promise<SnapshotPayload | null> => {
       if (ref.current.status !== 'ready') return null;
       const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
-      let snap = await fetchOnce();
+      // Polling is for this user on this page: it ends with the provider or the session.
+      const over = () => !live.current || !signedIn || subjectNow.current !== subject || Date.now() >= deadline;
+      let snap = await fetchOnce(deadline);
       if (!opts.until) return snap;
-      while (!(snap && opts.until(snap)) && Date.now() < deadline) {
+      while (!(snap && opts.until(snap)) && !over()) {
         await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
-        snap = await fetchOnce();
+        if (over()) break;
+        snap = await fetchOnce(deadline);
       }
       return snap;
     },
-    [fetchOnce],
+    [fetchOnce, signedIn, subject],
   );
 
   const clear = useCallback(() => {
@@ -385,6 +429,26 @@ export function TollgateProvider(props: TollgateProviderProps) {
     [accept, keys, now, subject],
   );
 
+  // Unmounted: polling ends and nothing more is set (set again on a remount, as React's
+  // StrictMode does in development).
+  useEffect(() => {
+    live.current = true;
+    return () => {
+      live.current = false;
+    };
+  }, []);
+
+  // Unmounted, signed out or another user: the requests in flight for the previous one
+  // are of no use (their answers would be dropped), so they are aborted rather than left
+  // to hold `fetching` and a connection until they time out.
+  const session = signedIn ? subject : null;
+  useEffect(() => {
+    const requests = inFlight.current;
+    return () => {
+      for (const c of requests) c.abort();
+    };
+  }, [session]);
+
   // ---------------------------------------------------------------- load engine, catalog, cached snapshot
   useEffect(() => {
     let cancelled = false;
@@ -404,9 +468,16 @@ export function TollgateProvider(props: TollgateProviderProps) {
           doc = (await r.json()) as CatalogDoc;
           writeItem(catalogKey('last'), JSON.stringify(doc));
         } catch (e) {
-          const cached = readItem(catalogKey('last'));
+          // The last catalog read, when storage still holds a readable one (it may hold
+          // anything: a truncated write, another app's data).
+          let cached: CatalogDoc | null = null;
+          try {
+            cached = JSON.parse(readItem(catalogKey('last')) ?? 'null') as CatalogDoc | null;
+          } catch {
+            removeItem(catalogKey('last'));
+          }
           if (cached) {
-            doc = JSON.parse(cached) as CatalogDoc;
+            doc = cached;
           } else {
             if (!cancelled) update({ status: 'error', fatal: `could not load the catalog: ${(e as Error).message}` });
             return;

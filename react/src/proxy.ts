@@ -179,8 +179,10 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
 
     const rule = rules.find((r) => matches(r.prefix, path));
     if (!rule) return pass('no_rule');
-    // The upgrade page itself is never redirected (under a broad rule it would loop).
-    if (path === upgradePath) return pass('upgrade_path');
+    // The upgrade page itself is never redirected (under a broad rule it would loop), also
+    // as `/upgrade/`: an app with `trailingSlash: true` serves it there, and a redirect to
+    // `/upgrade` would come back to the proxy as `/upgrade/` again.
+    if (path === upgradePath || (path.length > 1 && path.replace(/\/+$/, '') === upgradePath)) return pass('upgrade_path');
     if (request.method !== 'GET' && request.method !== 'HEAD') return pass('method');
     const token = readCookie(request.headers.get('cookie'), cookieName);
     if (!token) return pass('no_cookie');

@@ -125,27 +125,17 @@ export type FetchedSnapshot =
  * token) and verifies it with the public keys, exactly as the browser does.
  */
 export async function fetchSnapshot(opts: FetchSnapshotOptions): Promise<FetchedSnapshot> {
-  const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
-  let resp: Response;
-  try {
-    resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}/v1/entitlements`, {
-      headers: { authorization: `Bearer ${opts.accessToken}`, accept: 'application/json' },
-      cache: 'no-store',
-      signal: ctrl.signal,
-    });
-  } catch (e) {
-    return { ok: false, status: null, code: 'network', message: `the entitlement service is unreachable: ${(e as Error).message}` };
-  } finally {
-    clearTimeout(timer);
+  const got = await workerCall('/v1/entitlements', 'GET', opts);
+  if (got instanceof Error) {
+    return { ok: false, status: null, code: 'network', message: `the entitlement service is unreachable: ${got.message}` };
   }
+  const { resp, text } = got;
   if (!resp.ok) {
-    const text = await resp.text().catch(() => '');
     return { ok: false, status: resp.status, code: resp.status === 401 ? 'unauthorized' : 'http', message: `HTTP ${resp.status} ${text.slice(0, 300)}` };
   }
   // A 200 that is not the worker's answer (an HTML page from a proxy, a wrong URL) is a
   // refusal like any other: the page renders the free tiers.
-  const body = (await resp.json().catch(() => null)) as SnapshotResponse | null;
+  const body = parseJson(text) as SnapshotResponse | null;
   if (typeof body?.token !== 'string') {
     return { ok: false, status: resp.status, code: 'bad_response', message: `HTTP ${resp.status} without a snapshot token in JSON` };
   }
@@ -158,6 +148,12 @@ async function verifiedToken(
   opts: { publicKeys: PublicKeys | string; subject: string; catalogId?: string; now?: number },
   status: number | null,
 ): Promise<FetchedSnapshot> {
+  // The verifier skips the subject check when given none; here one is required, or a
+  // session without a user id (an empty string from an app's fallback) would accept
+  // anyone's snapshot from a cookie the browser chose.
+  if (typeof opts.subject !== 'string' || opts.subject === '') {
+    return { ok: false, status, code: 'wrong_subject', message: 'no signed-in subject to verify the entitlement snapshot for' };
+  }
   const r: VerifyResult = await verifySnapshot(token, parsePublicKeys(opts.publicKeys), {
     subject: opts.subject,
     catalogId: opts.catalogId,
@@ -257,25 +253,49 @@ function refusal(status: number | null, code: string, message: string, upgrade: 
   };
 }
 
-/** POSTs to the worker with the caller's token; the error when it cannot be reached. */
-async function workerPost(path: string, opts: MeterOptions, body?: unknown, key?: string): Promise<Response | Error> {
+/**
+ * Calls the worker with the caller's token and reads the whole answer, both within
+ * `timeoutMs` (default 3000): a worker that sends its headers and then stalls must not
+ * hold the page past it. The error when it cannot be reached or does not finish in time.
+ */
+async function workerCall(
+  path: string,
+  method: 'GET' | 'POST',
+  opts: { workerUrl: string; accessToken: string; timeoutMs?: number },
+  body?: unknown,
+  key?: string,
+): Promise<{ resp: Response; text: string } | Error> {
+  const ms = opts.timeoutMs ?? 3000;
   const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 3000);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctrl.abort();
+  }, ms);
   const headers: Record<string, string> = { authorization: `Bearer ${opts.accessToken}`, accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (key) headers['idempotency-key'] = key;
   try {
-    return await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
-      method: 'POST',
+    const resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
+      method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       signal: ctrl.signal,
     });
+    return { resp, text: await resp.text() };
   } catch (e) {
-    return e as Error;
+    return timedOut ? new Error(`no complete answer within ${ms} ms`) : e instanceof Error ? e : new Error(String(e));
   } finally {
     clearTimeout(timer);
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
   }
 }
 
@@ -287,9 +307,10 @@ async function meterCall(path: string, feature: string, opts: MeterOptions, key?
     ...(opts.organizationId ? { organization_id: opts.organizationId } : {}),
     ...(opts.scope !== undefined ? { scope: opts.scope } : {}),
   };
-  const resp = await workerPost(path, opts, asked, key);
-  if (resp instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${resp.message}`, null);
-  const body = (await resp.json().catch(() => null)) as (MeterAnswer & { error?: { code?: string; message?: string; upgrade?: Upgrade } }) | null;
+  const got = await workerCall(path, 'POST', opts, asked, key);
+  if (got instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${got.message}`, null);
+  const resp = got.resp;
+  const body = parseJson(got.text) as (MeterAnswer & { error?: { code?: string; message?: string; upgrade?: Upgrade } }) | null;
   if (resp.ok && body && typeof body.allowed === 'boolean') {
     if (body.allowed) return { ok: true, answer: body as MeterAnswer };
     // A check that says no: the same answer a track would give.
@@ -327,9 +348,10 @@ export type ExportAnswer =
  * with the cheapest plan that exports, and a ready 403 `response`).
  */
 export async function exportPolicy(opts: Omit<MeterOptions, 'quantity' | 'idempotencyKey' | 'hold'>): Promise<ExportAnswer> {
-  const resp = await workerPost('/v1/export', opts);
-  if (resp instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${resp.message}`, null);
-  const body = (await resp.json().catch(() => null)) as { policy?: string; error?: { code?: string; message?: string; upgrade?: Upgrade } } | null;
+  const got = await workerCall('/v1/export', 'POST', opts);
+  if (got instanceof Error) return refusal(null, 'unavailable', `the entitlement service is unreachable: ${got.message}`, null);
+  const resp = got.resp;
+  const body = parseJson(got.text) as { policy?: string; error?: { code?: string; message?: string; upgrade?: Upgrade } } | null;
   if (resp.ok && (body?.policy === 'full' || body?.policy === 'watermarked')) return { ok: true, policy: body.policy };
   const err = body?.error ?? {};
   return refusal(resp.status, err.code ?? 'http', err.message ?? `HTTP ${resp.status}`, err.upgrade ?? null);
