@@ -40,6 +40,9 @@ export interface UseUsageOptions {
   days?: number;
   /** `fetch` to use (tests). */
   fetch?: typeof fetch;
+  /** How long the worker has to answer both requests, in ms (default 10000): past it the
+   * state is `error`, not `pending` for good. */
+  timeoutMs?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -56,11 +59,12 @@ export function fillDays(buckets: UsageDay[], days: number, now: number = Date.n
   return out;
 }
 
-async function workerJson(f: typeof fetch, url: string, token: string, body?: unknown): Promise<any> {
+async function workerJson(f: typeof fetch, url: string, token: string, signal: AbortSignal, body?: unknown): Promise<any> {
   const r = await f(url, {
     method: body === undefined ? 'GET' : 'POST',
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
   });
   const json = await r.json().catch(() => null);
   // A refusal of one more unit is still the answer (used, limit, resets_at).
@@ -78,7 +82,7 @@ const PENDING: Omit<UsageState, 'reload'> = { status: 'pending', check: null, da
  * what a pool holds) and the use by day (`GET /v1/usage`).
  */
 export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureOf<I>, opts: UseUsageOptions): UsageState {
-  const { workerUrl, accessToken } = opts;
+  const { workerUrl, accessToken, timeoutMs } = opts;
   const span = Math.min(Math.max(Math.trunc(opts.days ?? 30), 1), 366);
   const f = opts.fetch ?? (typeof fetch === 'function' ? fetch : null);
   const [tick, setTick] = useState(0);
@@ -93,23 +97,31 @@ export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureO
     const today = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS + DAY_MS);
     const from = new Date(today.getTime() - span * DAY_MS);
     const q = `feature=${encodeURIComponent(feature)}&from=${from.toISOString()}&to=${today.toISOString()}`;
+    // Both requests end by the deadline (a worker that never answers is an error to show,
+    // not a meter pending for good) and when the effect is left (another token, unmount).
+    const ctrl = new AbortController();
+    const ms = timeoutMs ?? 10_000;
+    const timer = setTimeout(() => ctrl.abort(), ms);
+    const late = (e: Error) => (ctrl.signal.aborted && live ? new Error(`${base} did not answer within ${ms} ms`) : e);
     Promise.all([
-      workerJson(f, `${base}/v1/check`, accessToken, { feature, quantity: 1 }),
-      workerJson(f, `${base}/v1/usage?${q}`, accessToken),
-    ]).then(
+      workerJson(f, `${base}/v1/check`, accessToken, ctrl.signal, { feature, quantity: 1 }),
+      workerJson(f, `${base}/v1/usage?${q}`, accessToken, ctrl.signal),
+    ]).finally(() => clearTimeout(timer)).then(
       ([check, usage]) => {
         if (live) setState({ token: accessToken, state: { status: 'ready', check: check as Check, days: fillDays(usage?.days ?? [], span), error: null } });
       },
       (e: Error) => {
         if (live) {
-          setState((r) => ({ token: accessToken, state: { ...(r.token === accessToken ? r.state : PENDING), status: 'error', error: e.message } }));
+          const err = late(e);
+          setState((r) => ({ token: accessToken, state: { ...(r.token === accessToken ? r.state : PENDING), status: 'error', error: err.message } }));
         }
       },
     );
     return () => {
       live = false;
+      ctrl.abort();
     };
-  }, [feature, workerUrl, accessToken, span, f, tick]);
+  }, [feature, workerUrl, accessToken, span, f, tick, timeoutMs]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };
 }

@@ -124,7 +124,7 @@ globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 const { createElement: h, act } = await import('react');
 const { createRoot } = await import('react-dom/client');
 const tollgate = await import('tollgate');
-const { TollgateProvider, Gate, useTollgate, subjectOfToken, snapshotKey } = await import('../dist/index.js');
+const { TollgateProvider, Gate, useTollgate, useUsage, subjectOfToken, snapshotKey } = await import('../dist/index.js');
 const { createProxy } = await import('../dist/proxy.js');
 
 // ------------------------------------------------------------------ signed snapshots
@@ -786,4 +786,26 @@ test('proxy: odd cookies (garbage, quoted, twice, empty name) go through as refu
     assert.equal(res, undefined, cookie.slice(0, 40));
     assert.equal(outcomes.at(-1).action, 'pass');
   }
+});
+
+// useUsage against a worker that never answers: an error by the deadline, not `pending`
+// for good; and the requests of a token left behind are ended, not left hanging.
+test('useUsage: a worker that never answers is an error by timeoutMs, and leaving ends its requests', async () => {
+  const signals = [];
+  const never = (url, init) => {
+    signals.push(init.signal);
+    return new Promise((_, reject) => init.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+  };
+  let u;
+  const Probe = ({ accessToken, timeoutMs }) => { u = useUsage('monthly_ai_credits', { workerUrl: 'http://worker.test', accessToken, fetch: never, timeoutMs }); return null; };
+  const r = await mount(h(Probe, { accessToken: accessTokenOf('alice'), timeoutMs: 50 }));
+  await within(2000, (async () => { while (u.status === 'pending') await settle(2); })(), 'still pending past its deadline');
+  assert.equal(u.status, 'error');
+  assert.match(u.error, /did not answer within 50 ms/);
+  await r.render(h(Probe, { accessToken: accessTokenOf('bob'), timeoutMs: 60_000 }));
+  await settle();
+  const bobs = signals.slice(-2);
+  assert.equal(u.status, 'pending');
+  await r.unmount();
+  assert.ok(bobs.every((s) => s?.aborted), 'the requests of an unmounted meter are ended');
 });
