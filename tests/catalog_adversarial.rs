@@ -4,10 +4,14 @@
 //! shipped catalogs (removed and repeated ids, dangling references, huge and negative
 //! amounts, empty lists, hostile names) and random ones (proptest, deterministic).
 
+#[path = "events/support.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::{json, Value};
+use support::shipped;
 use tollgate::billing::{
     reduce, Fact, FactBody, Provider as FactProvider, Purchase as FactPurchase, PurchaseMode,
     PurchaseOutcome, Subject,
@@ -26,19 +30,11 @@ const DAY: i64 = 86_400;
 /// `validate::MAX_AMOUNT` (private): the largest amount a catalog may name.
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
-fn shipped_src(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/catalogs/{name}.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
 const SHIPPED: [&str; 4] = ["org-seats", "razorpay-ai", "vcm-suite", "video-studio"];
 
 /// A shipped catalog as a JSON value, to mutate.
 fn shipped_json(name: &str) -> Value {
-    serde_json::from_str(&Catalog::parse(&shipped_src(name)).unwrap().to_json()).unwrap()
+    serde_json::from_str(&shipped(name).to_json()).unwrap()
 }
 
 fn load_value(v: &Value) -> Result<Catalog, CatalogError> {
@@ -481,6 +477,11 @@ fn replace_once(src: &str, from: &str, to: &str) -> String {
     src.replacen(from, to, 1)
 }
 
+/// A case for [`all_refused`]: the base with `from` replaced by `to`, refused at `path`.
+fn edit<'a>(what: &'a str, from: &str, to: &str, path: &'a str) -> (&'a str, String, &'a str) {
+    (what, replace_once(BASE, from, to), path)
+}
+
 // ------------------------------------------------------------------------------------------
 // Baselines
 // ------------------------------------------------------------------------------------------
@@ -488,7 +489,7 @@ fn replace_once(src: &str, from: &str, to: &str) -> String {
 #[test]
 fn every_shipped_catalog_and_the_base_answer_every_question_without_panicking() {
     for name in SHIPPED {
-        let c = Catalog::parse(&shipped_src(name)).unwrap();
+        let c = shipped(name);
         exercise(&c, name != "vcm-suite");
     }
     exercise(&Catalog::parse(BASE).unwrap(), true);
@@ -518,30 +519,19 @@ fn hostile_ids_are_refused_at_their_field() {
     for h in hostile {
         let q = serde_json::to_string(h).unwrap();
         let q = q.as_str();
-        cases.push((
-            "catalog id",
-            replace_once(BASE, r#"id = "adv""#, &format!("id = {q}")),
-            "catalog.id",
-        ));
+        cases.push(edit("catalog id", r#"id = "adv""#, &format!("id = {q}"), "catalog.id"));
         cases.push((
             "product id",
             BASE.replace(r#"id = "plan""#, &format!("id = {q}")),
             "products[1].id",
         ));
-        cases.push((
+        cases.push(edit(
             "tier",
-            replace_once(
-                BASE,
-                r#"tiers = ["free", "pro"]"#,
-                &format!(r#"tiers = ["free", {q}]"#),
-            ),
+            r#"tiers = ["free", "pro"]"#,
+            &format!(r#"tiers = ["free", {q}]"#),
             "products[1].tiers[1]",
         ));
-        cases.push((
-            "offer key",
-            replace_once(BASE, r#"key = "TOKENS""#, &format!("key = {q}")),
-            "offers[2].key",
-        ));
+        cases.push(edit("offer key", r#"key = "TOKENS""#, &format!("key = {q}"), "offers[2].key"));
         cases.push((
             "pool",
             with(&format!("[[credit_pools]]\nid = {q}\nunit = \"x\"\n")),
@@ -600,13 +590,10 @@ fn every_duplicate_is_refused_at_the_second_one() {
             with("[[capabilities]]\nid = \"exports\"\nproduct = \"plan\"\nmin_tier = \"pro\"\n"),
             "limits[0].id",
         ),
-        (
+        edit(
             "rate",
-            replace_once(
-                BASE,
-                r#"rates = [{ model = "std", quality = "hd", base_price_per_second = "0.02", multiplier = "1.5" }]"#,
-                r#"rates = [{ model = "std", quality = "hd", base_price_per_second = "0.02", multiplier = "1.5" }, { model = "std", quality = "hd", base_price_per_second = "9", multiplier = "1" }]"#,
-            ),
+            r#"rates = [{ model = "std", quality = "hd", base_price_per_second = "0.02", multiplier = "1.5" }]"#,
+            r#"rates = [{ model = "std", quality = "hd", base_price_per_second = "0.02", multiplier = "1.5" }, { model = "std", quality = "hd", base_price_per_second = "9", multiplier = "1" }]"#,
             "usage.rates[1]",
         ),
         (
@@ -618,9 +605,10 @@ fn every_duplicate_is_refused_at_the_second_one() {
             ),
             "offers[1].stripe_price_ids[0]",
         ),
-        (
+        edit(
             "stripe price id and razorpay plan id alike",
-            replace_once(BASE, "key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\nstripe_price_ids = [\"p_1\"]\nrazorpay_plan_ids = [\"p_1\"]\n"),
+            "key = \"VIDEO_PRO\"\n",
+            "key = \"VIDEO_PRO\"\nstripe_price_ids = [\"p_1\"]\nrazorpay_plan_ids = [\"p_1\"]\n",
             "offers[1].razorpay_plan_ids[0]",
         ),
         (
@@ -670,220 +658,167 @@ fn a_json_limit_naming_one_tier_twice_is_refused_not_last_wins() {
 #[test]
 fn a_reference_to_anything_unknown_is_refused_at_the_reference() {
     let cases = vec![
-        (
+        edit(
             "default tier",
-            replace_once(BASE, r#"default_tier = "free""#, r#"default_tier = "gold""#),
+            r#"default_tier = "free""#,
+            r#"default_tier = "gold""#,
             "products[0].default_tier",
         ),
-        (
+        edit(
             "plan product",
-            replace_once(
-                BASE,
-                "grace_period_days = 3\n",
-                "grace_period_days = 3\nplan_product = \"nope\"\n",
-            ),
+            "grace_period_days = 3\n",
+            "grace_period_days = 3\nplan_product = \"nope\"\n",
             "catalog.plan_product",
         ),
-        (
+        edit(
             "grant product",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "pro" }]"#,
-                r#"grants = [{ product = "audio", tier = "pro" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "pro" }]"#,
+            r#"grants = [{ product = "audio", tier = "pro" }]"#,
             "offers[1].grants[0].product",
         ),
-        (
+        edit(
             "grant tier",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "pro" }]"#,
-                r#"grants = [{ product = "video", tier = "gold" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "pro" }]"#,
+            r#"grants = [{ product = "video", tier = "gold" }]"#,
             "offers[1].grants[0].tier",
         ),
-        (
+        edit(
             "grant tier of another product",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "basic" }]"#,
-                r#"grants = [{ product = "plan", tier = "basic" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "basic" }]"#,
+            r#"grants = [{ product = "plan", tier = "basic" }]"#,
             "offers[0].grants[0].tier",
         ),
-        (
+        edit(
             "all products tier",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "pro" }]"#,
-                r#"grants = [{ all_products = true, tier = "gold" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "pro" }]"#,
+            r#"grants = [{ all_products = true, tier = "gold" }]"#,
             "offers[1].grants[0].tier",
         ),
-        (
+        edit(
             "bundle from",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "pro" }]"#,
-                r#"grants = [{ choose = 1, from = ["audio"], tier = "pro" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "pro" }]"#,
+            r#"grants = [{ choose = 1, from = ["audio"], tier = "pro" }]"#,
             "offers[1].grants[0].from[0]",
         ),
-        (
+        edit(
             "bundle tier",
-            replace_once(
-                BASE,
-                r#"grants = [{ product = "video", tier = "pro" }]"#,
-                r#"grants = [{ choose = 1, from = ["video"], tier = "basic2" }]"#,
-            ),
+            r#"grants = [{ product = "video", tier = "pro" }]"#,
+            r#"grants = [{ choose = 1, from = ["video"], tier = "basic2" }]"#,
             "offers[1].grants[0].from[0]",
         ),
-        (
+        edit(
             "credit pool",
-            replace_once(
-                BASE,
-                r#"{ pool = "seconds", amount = 100, per = "once" }"#,
-                r#"{ pool = "minutes", amount = 100, per = "once" }"#,
-            ),
+            r#"{ pool = "seconds", amount = 100, per = "once" }"#,
+            r#"{ pool = "minutes", amount = 100, per = "once" }"#,
             "offers[2].credits[0].pool",
         ),
-        (
+        edit(
             "capability product",
-            replace_once(
-                BASE,
-                "id = \"hd\"\nproduct = \"video\"",
-                "id = \"hd\"\nproduct = \"audio\"",
-            ),
+            "id = \"hd\"\nproduct = \"video\"",
+            "id = \"hd\"\nproduct = \"audio\"",
             "capabilities[0].product",
         ),
-        (
+        edit(
             "capability min tier",
-            replace_once(BASE, r#"min_tier = "basic""#, r#"min_tier = "gold""#),
+            r#"min_tier = "basic""#,
+            r#"min_tier = "gold""#,
             "capabilities[0].min_tier",
         ),
-        (
+        edit(
             "capability tiers",
-            replace_once(BASE, r#"min_tier = "basic""#, r#"tiers = ["pro", "gold"]"#),
+            r#"min_tier = "basic""#,
+            r#"tiers = ["pro", "gold"]"#,
             "capabilities[0].tiers[1]",
         ),
-        (
+        edit(
             "capability both",
-            replace_once(
-                BASE,
-                r#"min_tier = "basic""#,
-                "min_tier = \"basic\"\ntiers = [\"pro\"]",
-            ),
+            r#"min_tier = "basic""#,
+            "min_tier = \"basic\"\ntiers = [\"pro\"]",
             "capabilities[0]",
         ),
-        (
-            "capability neither",
-            replace_once(BASE, "min_tier = \"basic\"\n", ""),
-            "capabilities[0]",
-        ),
-        (
+        edit("capability neither", "min_tier = \"basic\"\n", "", "capabilities[0]"),
+        edit(
             "limit product",
-            replace_once(
-                BASE,
-                "id = \"exports\"\nproduct = \"video\"",
-                "id = \"exports\"\nproduct = \"audio\"",
-            ),
+            "id = \"exports\"\nproduct = \"video\"",
+            "id = \"exports\"\nproduct = \"audio\"",
             "limits[0].product",
         ),
-        (
+        edit(
             "limit unknown tier",
-            replace_once(
-                BASE,
-                r#"pro = "unlimited" }"#,
-                r#"pro = "unlimited", gold = 3 }"#,
-            ),
+            r#"pro = "unlimited" }"#,
+            r#"pro = "unlimited", gold = 3 }"#,
             "limits[0].values.gold",
         ),
-        (
+        edit(
             "limit missing tier",
-            replace_once(
-                BASE,
-                r#"values = { free = 1, basic = 10, pro = "unlimited" }"#,
-                r#"values = { free = 1, pro = "unlimited" }"#,
-            ),
+            r#"values = { free = 1, basic = 10, pro = "unlimited" }"#,
+            r#"values = { free = 1, pro = "unlimited" }"#,
             "limits[0].values",
         ),
-        (
+        edit(
             "limit no values",
-            replace_once(
-                BASE,
-                r#"values = { free = 1, basic = 10, pro = "unlimited" }"#,
-                "values = {}",
-            ),
+            r#"values = { free = 1, basic = 10, pro = "unlimited" }"#,
+            "values = {}",
             "limits[0].values",
         ),
-        (
+        edit(
             "usage pool",
-            replace_once(
-                BASE,
-                "pool = \"seconds\"\ncurrency",
-                "pool = \"minutes\"\ncurrency",
-            ),
+            "pool = \"seconds\"\ncurrency",
+            "pool = \"minutes\"\ncurrency",
             "usage.pool",
         ),
-        (
+        edit(
             "tool tier",
-            replace_once(
-                BASE,
-                r#"tier = "basic", capability"#,
-                r#"tier = "gold", capability"#,
-            ),
+            r#"tier = "basic", capability"#,
+            r#"tier = "gold", capability"#,
             "tools[0].requires.tier",
         ),
-        (
+        edit(
             "tool product",
-            replace_once(
-                BASE,
-                r#"requires = { product = "video""#,
-                r#"requires = { product = "audio""#,
-            ),
+            r#"requires = { product = "video""#,
+            r#"requires = { product = "audio""#,
             "tools[0].requires.tier",
         ),
-        (
+        edit(
             "tool capability",
-            replace_once(BASE, r#"capability = "hd""#, r#"capability = "4k""#),
+            r#"capability = "hd""#,
+            r#"capability = "4k""#,
             "tools[0].requires.capability",
         ),
-        (
+        edit(
             "tool limit",
-            replace_once(BASE, r#"limit = "exports" }"#, r#"limit = "imports" }"#),
+            r#"limit = "exports" }"#,
+            r#"limit = "imports" }"#,
             "tools[0].requires.limit",
         ),
-        (
+        edit(
             "tool product without tier",
-            replace_once(BASE, r#"tier = "basic", capability"#, "capability"),
+            r#"tier = "basic", capability"#,
+            "capability",
             "tools[0].requires.tier",
         ),
-        (
+        edit(
             "tool tier without product",
-            replace_once(
-                BASE,
-                r#"product = "video", tier = "basic", capability"#,
-                r#"tier = "basic", capability"#,
-            ),
+            r#"product = "video", tier = "basic", capability"#,
+            r#"tier = "basic", capability"#,
             "tools[0].requires.product",
         ),
-        (
+        edit(
             "tool requires nothing",
-            replace_once(
-                BASE,
-                r#"requires = { product = "video", tier = "basic", capability = "hd", limit = "exports" }"#,
-                "requires = {}",
-            ),
+            r#"requires = { product = "video", tier = "basic", capability = "hd", limit = "exports" }"#,
+            "requires = {}",
             "tools[0].requires",
         ),
-        (
+        edit(
             "alert feature",
-            replace_once(BASE, "feature = \"exports\"", "feature = \"imports\""),
+            "feature = \"exports\"",
+            "feature = \"imports\"",
             "alerts[0].feature",
         ),
-        (
+        edit(
             "alert feature is a capability",
-            replace_once(BASE, "feature = \"exports\"", "feature = \"hd\""),
+            "feature = \"exports\"",
+            "feature = \"hd\"",
             "alerts[0].feature",
         ),
     ];
@@ -904,208 +839,161 @@ fn amounts_out_of_range_are_refused_at_their_field() {
         ("i64::MAX", "9223372036854775807"),
         ("above max", big.as_str()),
     ] {
-        cases.push((
-            what,
-            replace_once(BASE, "amount = 4900", &format!("amount = {v}")),
-            "offers[1].price.amount",
-        ));
+        cases.push(edit(what, "amount = 4900", &format!("amount = {v}"), "offers[1].price.amount"));
         if v != "-1" && v != "-9223372036854775808" {
-            cases.push((
+            cases.push(edit(
                 what,
-                replace_once(BASE, "amount = 100, per", &format!("amount = {v}, per")),
+                "amount = 100, per",
+                &format!("amount = {v}, per"),
                 "offers[2].credits[0].amount",
             ));
         }
-        cases.push((
+        cases.push(edit(
             what,
-            replace_once(
-                BASE,
-                "unit = \"second\"\n",
-                &format!("unit = \"second\"\nfree_amount = {v}\n"),
-            ),
+            "unit = \"second\"\n",
+            &format!("unit = \"second\"\nfree_amount = {v}\n"),
             "credit_pools[0].free_amount",
         ));
-        cases.push((
+        cases.push(edit(
             what,
-            replace_once(
-                BASE,
-                "default_overage_limit = 10000",
-                &format!("default_overage_limit = {v}"),
-            ),
+            "default_overage_limit = 10000",
+            &format!("default_overage_limit = {v}"),
             "usage.default_overage_limit",
         ));
     }
-    cases.push((
+    cases.push(edit(
         "zero credits",
-        replace_once(BASE, "amount = 100, per", "amount = 0, per"),
+        "amount = 100, per",
+        "amount = 0, per",
         "offers[2].credits[0].amount",
     ));
-    cases.push((
+    cases.push(edit(
         "negative credits",
-        replace_once(BASE, "amount = 100, per", "amount = -100, per"),
+        "amount = 100, per",
+        "amount = -100, per",
         "offers[2].credits[0].amount",
     ));
-    cases.push((
-        "float price",
-        replace_once(BASE, "amount = 4900", "amount = 49.00"),
-        "offers[1].price.amount",
-    ));
-    cases.push((
+    cases.push(edit("float price", "amount = 4900", "amount = 49.00", "offers[1].price.amount"));
+    cases.push(edit(
         "string price",
-        replace_once(BASE, "amount = 4900", "amount = \"4900\""),
+        "amount = 4900",
+        "amount = \"4900\"",
         "offers[1].price.amount",
     ));
     // A trial longer than Stripe gives (two years) could never be sold.
-    cases.push((
+    cases.push(edit(
         "trial of 731 days",
-        replace_once(BASE, "key = \"VIDEO_PRO\"\n", "key = \"VIDEO_PRO\"\ntrial_days = 731\n"),
+        "key = \"VIDEO_PRO\"\n",
+        "key = \"VIDEO_PRO\"\ntrial_days = 731\n",
         "offers[1].trial_days",
     ));
-    cases.push((
+    cases.push(edit(
         "float rate",
-        replace_once(
-            BASE,
-            r#"base_price_per_second = "0.02""#,
-            "base_price_per_second = 0.02",
-        ),
+        r#"base_price_per_second = "0.02""#,
+        "base_price_per_second = 0.02",
         "usage.rates[0].base_price_per_second",
     ));
-    cases.push((
+    cases.push(edit(
         "negative rate",
-        replace_once(
-            BASE,
-            r#"base_price_per_second = "0.02""#,
-            r#"base_price_per_second = "-0.02""#,
-        ),
+        r#"base_price_per_second = "0.02""#,
+        r#"base_price_per_second = "-0.02""#,
         "usage.rates[0].base_price_per_second",
     ));
-    cases.push((
+    cases.push(edit(
         "ten decimals",
-        replace_once(
-            BASE,
-            r#"base_price_per_second = "0.02""#,
-            r#"base_price_per_second = "0.0000000002""#,
-        ),
+        r#"base_price_per_second = "0.02""#,
+        r#"base_price_per_second = "0.0000000002""#,
         "usage.rates[0].base_price_per_second",
     ));
-    cases.push((
+    cases.push(edit(
         "rate beyond u64",
-        replace_once(
-            BASE,
-            r#"base_price_per_second = "0.02""#,
-            r#"base_price_per_second = "99999999999999999999""#,
-        ),
+        r#"base_price_per_second = "0.02""#,
+        r#"base_price_per_second = "99999999999999999999""#,
         "usage.rates[0].base_price_per_second",
     ));
-    cases.push((
+    cases.push(edit(
         "zero multiplier",
-        replace_once(BASE, r#"multiplier = "1.5" }"#, r#"multiplier = "0.000" }"#),
+        r#"multiplier = "1.5" }"#,
+        r#"multiplier = "0.000" }"#,
         "usage.rates[0].multiplier",
     ));
-    cases.push((
+    cases.push(edit(
         "zero overage multiplier",
-        replace_once(
-            BASE,
-            r#"overage_multiplier = "1.5""#,
-            r#"overage_multiplier = "0""#,
-        ),
+        r#"overage_multiplier = "1.5""#,
+        r#"overage_multiplier = "0""#,
         "usage.overage_multiplier",
     ));
-    cases.push((
+    cases.push(edit(
         "zero min units",
-        replace_once(
-            BASE,
-            "default_overage_limit = 10000",
-            "default_overage_limit = 10000\nmin_units = 0",
-        ),
+        "default_overage_limit = 10000",
+        "default_overage_limit = 10000\nmin_units = 0",
         "usage.min_units",
     ));
-    cases.push((
+    cases.push(edit(
         "min above max",
-        replace_once(
-            BASE,
-            "default_overage_limit = 10000",
-            "default_overage_limit = 10000\nmin_units = 10\nmax_units = 9",
-        ),
+        "default_overage_limit = 10000",
+        "default_overage_limit = 10000\nmin_units = 10\nmax_units = 9",
         "usage.min_units",
     ));
     cases.push(("no rates", replace_once(BASE, r#"rates = [{ model = "std", quality = "hd", base_price_per_second = "0.02", multiplier = "1.5" }]"#, "rates = []"), "usage.rates"));
-    cases.push((
+    cases.push(edit(
         "bad usage currency",
-        replace_once(
-            BASE,
-            "pool = \"seconds\"\ncurrency = \"usd\"",
-            "pool = \"seconds\"\ncurrency = \"USD\"",
-        ),
+        "pool = \"seconds\"\ncurrency = \"usd\"",
+        "pool = \"seconds\"\ncurrency = \"USD\"",
         "usage.currency",
     ));
-    cases.push((
+    cases.push(edit(
         "bad catalog currency",
-        replace_once(
-            BASE,
-            "currency = \"usd\"\ngrace",
-            "currency = \"xxx\"\ngrace",
-        ),
+        "currency = \"usd\"\ngrace",
+        "currency = \"xxx\"\ngrace",
         "catalog.currency",
     ));
-    cases.push((
+    cases.push(edit(
         "test currency",
-        replace_once(
-            BASE,
-            "amount = 4900, currency = \"usd\"",
-            "amount = 4900, currency = \"xts\"",
-        ),
+        "amount = 4900, currency = \"usd\"",
+        "amount = 4900, currency = \"xts\"",
         "offers[1].price.currency",
     ));
-    cases.push((
+    cases.push(edit(
         "empty currency",
-        replace_once(
-            BASE,
-            "amount = 4900, currency = \"usd\"",
-            "amount = 4900, currency = \"\"",
-        ),
+        "amount = 4900, currency = \"usd\"",
+        "amount = 4900, currency = \"\"",
         "offers[1].price.currency",
     ));
-    cases.push((
+    cases.push(edit(
         "negative limit",
-        replace_once(BASE, "free = 1, basic = 10", "free = -1, basic = 10"),
+        "free = 1, basic = 10",
+        "free = -1, basic = 10",
         "limits[0].values*",
     ));
-    cases.push((
+    cases.push(edit(
         "limit as float",
-        replace_once(BASE, "free = 1, basic = 10", "free = 1.5, basic = 10"),
+        "free = 1, basic = 10",
+        "free = 1.5, basic = 10",
         "limits[0].values*",
     ));
-    cases.push((
+    cases.push(edit(
         "limit as word",
-        replace_once(
-            BASE,
-            "free = 1, basic = 10",
-            "free = \"infinite\", basic = 10",
-        ),
+        "free = 1, basic = 10",
+        "free = \"infinite\", basic = 10",
         "limits[0].values*",
     ));
-    cases.push((
+    cases.push(edit(
         "negative trial",
-        replace_once(
-            BASE,
-            "key = \"VIDEO_PRO\"\n",
-            "key = \"VIDEO_PRO\"\ntrial_days = -1\n",
-        ),
+        "key = \"VIDEO_PRO\"\n",
+        "key = \"VIDEO_PRO\"\ntrial_days = -1\n",
         "offers[1].trial_days",
     ));
-    cases.push((
+    cases.push(edit(
         "negative grace",
-        replace_once(BASE, "grace_period_days = 3", "grace_period_days = -3"),
+        "grace_period_days = 3",
+        "grace_period_days = -3",
         "catalog.grace_period_days",
     ));
-    cases.push((
+    cases.push(edit(
         "zero seats",
-        replace_once(
-            BASE,
-            "key = \"VIDEO_PRO\"\n",
-            "key = \"VIDEO_PRO\"\nseats = { included = 0 }\n",
-        ),
+        "key = \"VIDEO_PRO\"\n",
+        "key = \"VIDEO_PRO\"\nseats = { included = 0 }\n",
         "offers[1].seats.included",
     ));
     all_refused(&cases);
@@ -1413,26 +1301,10 @@ fn empty_lists_are_refused() {
             ),
             "products",
         ),
-        (
-            "no tiers",
-            replace_once(BASE, r#"tiers = ["free", "pro"]"#, "tiers = []"),
-            "products[1].tiers",
-        ),
-        (
-            "empty version",
-            replace_once(BASE, "version = \"1\"", "version = \"\""),
-            "catalog.version",
-        ),
-        (
-            "blank version",
-            replace_once(BASE, "version = \"1\"", "version = \" \\t\\n \""),
-            "catalog.version",
-        ),
-        (
-            "missing version",
-            replace_once(BASE, "version = \"1\"\n", ""),
-            "catalog*",
-        ),
+        edit("no tiers", r#"tiers = ["free", "pro"]"#, "tiers = []", "products[1].tiers"),
+        edit("empty version", "version = \"1\"", "version = \"\"", "catalog.version"),
+        edit("blank version", "version = \"1\"", "version = \" \\t\\n \"", "catalog.version"),
+        edit("missing version", "version = \"1\"\n", "", "catalog*"),
     ];
     all_refused(&cases);
 }
@@ -1523,31 +1395,22 @@ fn a_one_time_offer_crediting_one_pool_twice_gives_both_or_is_refused() {
 #[test]
 fn an_empty_price_id_is_refused() {
     let cases = vec![
-        (
+        edit(
             "empty stripe price",
-            replace_once(
-                BASE,
-                "key = \"VIDEO_PRO\"\n",
-                "key = \"VIDEO_PRO\"\nstripe_price_ids = [\"\"]\n",
-            ),
+            "key = \"VIDEO_PRO\"\n",
+            "key = \"VIDEO_PRO\"\nstripe_price_ids = [\"\"]\n",
             "offers[1].stripe_price_ids[0]",
         ),
-        (
+        edit(
             "blank stripe price",
-            replace_once(
-                BASE,
-                "key = \"VIDEO_PRO\"\n",
-                "key = \"VIDEO_PRO\"\nstripe_price_ids = [\" \"]\n",
-            ),
+            "key = \"VIDEO_PRO\"\n",
+            "key = \"VIDEO_PRO\"\nstripe_price_ids = [\" \"]\n",
             "offers[1].stripe_price_ids[0]",
         ),
-        (
+        edit(
             "empty razorpay plan",
-            replace_once(
-                BASE,
-                "key = \"VIDEO_PRO\"\n",
-                "key = \"VIDEO_PRO\"\nrazorpay_plan_ids = [\"\"]\n",
-            ),
+            "key = \"VIDEO_PRO\"\n",
+            "key = \"VIDEO_PRO\"\nrazorpay_plan_ids = [\"\"]\n",
             "offers[1].razorpay_plan_ids[0]",
         ),
     ];

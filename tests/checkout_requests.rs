@@ -694,6 +694,13 @@ fn held(provider: Provider, from: &Offer, status: SubStatus) -> Held {
     }
 }
 
+/// The account of `from`'s subject holding `from`, as [`held`] writes it.
+fn holding(from: &Offer, provider: Provider, status: SubStatus) -> Account {
+    let mut a = account_for(from);
+    a.subscriptions.push(held(provider, from, status));
+    a
+}
+
 /// Stripe's subscription object (the one a recorded `customer.subscription.created` event
 /// carries) on `from`'s price.
 fn stripe_subscription(from: &Offer, quantity: u32) -> Value {
@@ -830,9 +837,7 @@ fn every_stripe_plan_change_is_an_update_stripe_accepts() {
             continue;
         }
         let what = format!("{name} {from_key} -> {to_key}");
-        let mut a = account_for(from);
-        a.subscriptions
-            .push(held(Provider::Stripe, from, SubStatus::Active));
+        let a = holding(from, Provider::Stripe, SubStatus::Active);
         let clouds = clouds_for(to);
         let Ok(ch) = checkout::change(&cat, &a, None, &to_key, &clouds) else {
             continue;
@@ -1019,9 +1024,7 @@ fn every_razorpay_plan_change_uses_updates_documented_fields() {
             continue;
         }
         let what = format!("{name} {from_key} -> {to_key}");
-        let mut a = account_for(from);
-        a.subscriptions
-            .push(held(Provider::Razorpay, from, SubStatus::Active));
+        let a = holding(from, Provider::Razorpay, SubStatus::Active);
         let Ok(ch) = checkout::change(&cat, &a, None, &to_key, &clouds_for(to)) else {
             continue;
         };
@@ -1084,8 +1087,7 @@ fn razorpay_change_of_a_subscription_razorpay_cannot_update_is_refused_before_an
             continue;
         }
         for status in [SubStatus::PastDue, SubStatus::Paused] {
-            let mut a = account_for(from);
-            a.subscriptions.push(held(Provider::Razorpay, from, status));
+            let a = holding(from, Provider::Razorpay, status);
             let r = checkout::change(&cat, &a, None, &to_key, &[]);
             assert!(
                 r.is_err(),
@@ -1117,9 +1119,7 @@ fn razorpay_change_to_a_plan_of_another_period_recounts_its_cycles() {
         if provider(&cat, from) != Provider::Razorpay || from.price.interval == to.price.interval {
             continue;
         }
-        let mut a = account_for(from);
-        a.subscriptions
-            .push(held(Provider::Razorpay, from, SubStatus::Active));
+        let a = holding(from, Provider::Razorpay, SubStatus::Active);
         let Ok(ch) = checkout::change(&cat, &a, None, &to_key, &[]) else {
             continue;
         };
@@ -1155,9 +1155,7 @@ fn a_change_of_a_subscription_a_schedule_holds_releases_it_first() {
         if provider(&cat, from) != Provider::Stripe {
             continue;
         }
-        let mut a = account_for(from);
-        a.subscriptions
-            .push(held(Provider::Stripe, from, SubStatus::Active));
+        let a = holding(from, Provider::Stripe, SubStatus::Active);
         let Ok(ch) = checkout::change(
             &cat,
             &a,
@@ -1223,9 +1221,7 @@ fn a_downgrade_in_a_trial_keeps_the_trial() {
         if provider(&cat, from) != Provider::Stripe {
             continue;
         }
-        let mut a = account_for(from);
-        a.subscriptions
-            .push(held(Provider::Stripe, from, SubStatus::Trialing));
+        let a = holding(from, Provider::Stripe, SubStatus::Trialing);
         let Ok(ch) = checkout::change(
             &cat,
             &a,

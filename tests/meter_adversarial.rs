@@ -6,7 +6,13 @@
 //! beside a member's own, thresholds crossed exactly, once per window, and answers that do
 //! not depend on the order grants or periods are listed in.
 
+#[path = "events/support.rs"]
+mod support;
+mod common;
+
+use common::shipped_src;
 use proptest::prelude::*;
+use support::shipped;
 use tollgate::alerts::{self, AlertCheck, Level, OpenAlert};
 use tollgate::billing::facts::Subject;
 use tollgate::catalog::{AlertRule, LimitPeriod};
@@ -18,16 +24,9 @@ fn ts(s: &str) -> Timestamp {
     Timestamp::parse(s).unwrap()
 }
 
-fn catalog(name: &str) -> Catalog {
-    let path = format!("{}/catalogs/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    Catalog::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// The Razorpay AI app with its monthly limit counted over the billing period instead.
 fn billing_period_catalog() -> Catalog {
-    let path = format!("{}/catalogs/razorpay-ai.toml", env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(path).unwrap();
-    let src = src.replace(
+    let src = shipped_src("razorpay-ai").replace(
         "period = \"month\"\nanchor = \"subscription\"",
         "period = \"billing_period\"",
     );
@@ -85,54 +84,33 @@ fn span(w: &Window) -> (Timestamp, Option<Timestamp>) {
     (w.start, w.resets_at)
 }
 
+/// The `period` window at `now` starts at `start` and resets at `resets`.
+fn assert_window(period: LimitPeriod, now: &str, start: &str, resets: &str) {
+    let got = span(&meter::window(period, ts(now)));
+    assert_eq!(got, (ts(start), Some(ts(resets))), "{period:?} at {now}");
+}
+
 // ------------------------------------------------------------------------------------------
 // Calendar windows
 // ------------------------------------------------------------------------------------------
 
 #[test]
 fn calendar_windows_turn_exactly_at_midnight_and_the_first_of_the_month() {
-    let day = |s| span(&meter::window(LimitPeriod::Day, ts(s)));
-    let month = |s| span(&meter::window(LimitPeriod::Month, ts(s)));
+    let day = |now, start, resets| assert_window(LimitPeriod::Day, now, start, resets);
+    let month = |now, start, resets| assert_window(LimitPeriod::Month, now, start, resets);
     // A boundary exactly at `now` belongs to the window it starts.
-    assert_eq!(
-        day("2026-03-06T00:00:00Z"),
-        (ts("2026-03-06T00:00:00Z"), Some(ts("2026-03-07T00:00:00Z")))
-    );
-    assert_eq!(
-        day("2026-03-05T23:59:59Z"),
-        (ts("2026-03-05T00:00:00Z"), Some(ts("2026-03-06T00:00:00Z")))
-    );
+    day("2026-03-06T00:00:00Z", "2026-03-06T00:00:00Z", "2026-03-07T00:00:00Z");
+    day("2026-03-05T23:59:59Z", "2026-03-05T00:00:00Z", "2026-03-06T00:00:00Z");
     // January's last second, then February: of a leap year and of a common one.
-    assert_eq!(
-        month("2028-01-31T23:59:59Z"),
-        (ts("2028-01-01T00:00:00Z"), Some(ts("2028-02-01T00:00:00Z")))
-    );
-    assert_eq!(
-        month("2028-02-01T00:00:00Z"),
-        (ts("2028-02-01T00:00:00Z"), Some(ts("2028-03-01T00:00:00Z")))
-    );
-    assert_eq!(
-        month("2028-02-29T23:59:59Z"),
-        (ts("2028-02-01T00:00:00Z"), Some(ts("2028-03-01T00:00:00Z")))
-    );
-    assert_eq!(
-        month("2100-02-28T12:00:00Z"),
-        (ts("2100-02-01T00:00:00Z"), Some(ts("2100-03-01T00:00:00Z")))
-    );
-    assert_eq!(
-        month("2026-12-31T23:59:59Z"),
-        (ts("2026-12-01T00:00:00Z"), Some(ts("2027-01-01T00:00:00Z")))
-    );
+    month("2028-01-31T23:59:59Z", "2028-01-01T00:00:00Z", "2028-02-01T00:00:00Z");
+    month("2028-02-01T00:00:00Z", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z");
+    month("2028-02-29T23:59:59Z", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z");
+    month("2100-02-28T12:00:00Z", "2100-02-01T00:00:00Z", "2100-03-01T00:00:00Z");
+    month("2026-12-31T23:59:59Z", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z");
     // An offset is read as the UTC instant it names: 00:30 in India is the 31st in UTC.
-    assert_eq!(
-        month("2027-01-01T00:30:00+05:30"),
-        (ts("2026-12-01T00:00:00Z"), Some(ts("2027-01-01T00:00:00Z")))
-    );
+    month("2027-01-01T00:30:00+05:30", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z");
     // Before the epoch, a day still starts at midnight (not rounded towards 1970).
-    assert_eq!(
-        day("1969-12-31T12:00:00Z"),
-        (ts("1969-12-31T00:00:00Z"), Some(ts("1970-01-01T00:00:00Z")))
-    );
+    day("1969-12-31T12:00:00Z", "1969-12-31T00:00:00Z", "1970-01-01T00:00:00Z");
     // The ends of the readable range: the window holds `now` and resets after it.
     let last = span(&meter::window(LimitPeriod::Month, Timestamp::MAX));
     assert_eq!(last.0, ts("9999-12-01T00:00:00Z"));
@@ -188,7 +166,7 @@ proptest! {
         from in ts("0001-01-01T00:00:00Z").0..ts("9998-01-01T00:00:00Z").0,
         after in 0i64..(40 * 366 * 86_400),
     ) {
-        let cat = catalog("razorpay-ai");
+        let cat = shipped("razorpay-ai");
         let li = cat.limit_index(CREDITS).unwrap();
         let mut g = grant("sub_y", "premium", "PREMIUM", Some("PREMIUM_YEARLY"), "2026-01-01T00:00:00Z");
         g.valid_from = Timestamp(from);
@@ -211,7 +189,7 @@ proptest! {
 /// start an empty count, and no window after a known period starts inside it.
 #[test]
 fn a_past_due_subscription_counts_on_in_the_window_its_renewal_opens() {
-    for cat in [catalog("razorpay-ai"), billing_period_catalog()] {
+    for cat in [shipped("razorpay-ai"), billing_period_catalog()] {
         let li = cat.limit_index(CREDITS).unwrap();
         // (known period, an instant in the grace after it, the renewal's period)
         let cases = [
@@ -286,7 +264,7 @@ fn a_past_due_subscription_counts_on_in_the_window_its_renewal_opens() {
 /// subject is on its default tier, counted in the calendar month.
 #[test]
 fn a_paid_periods_ends_are_window_boundaries_at_now() {
-    let cat = catalog("razorpay-ai");
+    let cat = shipped("razorpay-ai");
     let li = cat.limit_index(CREDITS).unwrap();
     let ents = Entitlements::new(vec![subscriber(
         "PREMIUM_MONTHLY",
@@ -320,7 +298,7 @@ fn a_paid_periods_ends_are_window_boundaries_at_now() {
 /// found without walking the months in between, and hold `now`.
 #[test]
 fn windows_far_from_their_anchor_answer() {
-    let cat = catalog("razorpay-ai");
+    let cat = shipped("razorpay-ai");
     let li = cat.limit_index(CREDITS).unwrap();
     let ents = Entitlements::new(vec![grant(
         "sub_y",
@@ -362,7 +340,7 @@ fn windows_far_from_their_anchor_answer() {
 
 #[test]
 fn a_count_at_exactly_the_limit_is_refused_and_one_below_takes_the_last_unit() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let now = ts("2026-03-05T12:00:00Z");
     let starter = vcm_holding("starter");
     let last = meter::check(&cat, &starter, RUNS, 1, 2, now).unwrap();
@@ -397,7 +375,7 @@ fn a_count_at_exactly_the_limit_is_refused_and_one_below_takes_the_last_unit() {
 
 #[test]
 fn a_limit_of_zero_refuses_every_use_and_names_an_upgrade() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let now = ts("2026-03-05T12:00:00Z");
     let free = vcm_holding("free");
     let c = meter::check(&cat, &free, RUNS, 1, 0, now).unwrap();
@@ -431,7 +409,7 @@ fn a_limit_of_zero_refuses_every_use_and_names_an_upgrade() {
 
 #[test]
 fn counts_near_u64s_end_never_overflow() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let now = ts("2026-03-05T12:00:00Z");
     let q = meter::MAX_QUANTITY;
     for used in [u64::MAX, u64::MAX - 1, u64::MAX - q, 1 << 63] {
@@ -470,9 +448,7 @@ fn counts_near_u64s_end_never_overflow() {
 
 /// The Razorpay AI app with Enterprise's monthly limit set to `n`.
 fn with_enterprise_limit(n: u64) -> Catalog {
-    let path = format!("{}/catalogs/razorpay-ai.toml", env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(path).unwrap();
-    let mut c = Catalog::from_toml(&src).unwrap();
+    let mut c = shipped("razorpay-ai");
     let li = c.limit_index(CREDITS).unwrap();
     c.doc.limits[li].values.insert(
         "ENTERPRISE".into(),
@@ -491,7 +467,7 @@ fn with_enterprise_limit(n: u64) -> Catalog {
 /// subjects', or two members', uses under one key are two uses.
 #[test]
 fn one_key_names_one_use_whenever_it_is_retried() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let ents = vcm_holding("starter");
     let s = Subject::user("u1");
     let asked = Use {
@@ -595,7 +571,7 @@ fn one_key_names_one_use_whenever_it_is_retried() {
 /// limit is the new tier's, in both directions.
 #[test]
 fn a_plan_change_within_a_window_applies_the_new_limit_to_the_same_count() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let change = ts("2026-03-05T12:00:00Z");
     let mut starter = grant(
         "g_starter",
@@ -646,7 +622,7 @@ fn a_plan_change_within_a_window_applies_the_new_limit_to_the_same_count() {
 /// organization's grants alike.
 #[test]
 fn an_organizations_limits_are_not_a_members_own() {
-    let cat = catalog("org-seats");
+    let cat = shipped("org-seats");
     let now = ts("2026-03-10T00:00:00Z");
     let mut pro = grant(
         "stripe:sub_org:org",
@@ -740,7 +716,7 @@ proptest! {
         percent in 1u32..=100,
         left in 1i64..6_000,
     ) {
-        let mut cat = catalog("razorpay-ai");
+        let mut cat = shipped("razorpay-ai");
         cat.doc.alerts = vec![rule(CREDITS, vec![percent], vec![left])];
         let w = ts("2026-03-01T00:00:00Z");
         let checks = alerts::limit_checks(&cat, CREDITS, CREDITS, w, Some(ts("2026-04-01T00:00:00Z")), limit);
@@ -763,7 +739,7 @@ proptest! {
 /// never (the Org Seats' free tier authors one course; "fewer than 2 left" holds at once).
 #[test]
 fn a_units_left_threshold_above_the_limit_crosses_at_the_first_use() {
-    let mut cat = catalog("org-seats");
+    let mut cat = shipped("org-seats");
     cat.doc.alerts = vec![rule("max_courses_authored", vec![], vec![2])];
     let now = ts("2026-03-10T00:00:00Z");
     let free = Entitlements::default();
@@ -791,7 +767,7 @@ fn a_units_left_threshold_above_the_limit_crosses_at_the_first_use() {
 /// resolves one alert per rule between them; any other refusal applies none.
 #[test]
 fn a_use_a_release_and_a_refusal_apply_the_same_checks() {
-    let cat = catalog("razorpay-ai");
+    let cat = shipped("razorpay-ai");
     let s = Subject::user("u1");
     let asked = Use {
         subject: &s,
@@ -885,7 +861,7 @@ fn a_use_a_release_and_a_refusal_apply_the_same_checks() {
 /// when a use crosses again.
 #[test]
 fn a_threshold_is_told_once_per_window_and_limit() {
-    let cat = catalog("razorpay-ai");
+    let cat = shipped("razorpay-ai");
     let episodes = |ents: &Entitlements, now: &str| -> Vec<String> {
         meter::limit_alert_checks(&cat, ents, CREDITS, CREDITS, ts(now))
             .into_iter()
@@ -910,7 +886,7 @@ fn a_threshold_is_told_once_per_window_and_limit() {
         "another limit, another episode"
     );
     // Without a window: one episode, and the checks are the same whenever applied.
-    let org = catalog("org-seats");
+    let org = shipped("org-seats");
     let mut org = org.clone();
     org.doc.alerts = vec![rule("max_courses_authored", vec![50, 100], vec![1])];
     let e = Entitlements::default();
@@ -947,7 +923,7 @@ fn a_threshold_is_told_once_per_window_and_limit() {
 /// A windowed alert lapses exactly at its window's reset, not a second before.
 #[test]
 fn an_alert_lapses_exactly_when_its_window_resets() {
-    let cat = catalog("vcm-suite");
+    let cat = shipped("vcm-suite");
     let mut c = cat.clone();
     c.doc.alerts = vec![rule(RUNS, vec![100], vec![])];
     let now = ts("2026-03-05T12:00:00Z");
@@ -973,7 +949,7 @@ fn an_alert_lapses_exactly_when_its_window_resets() {
 /// The checks come in the catalog's order of rules and thresholds, the same on every call.
 #[test]
 fn alert_checks_come_in_one_order() {
-    let mut cat = catalog("razorpay-ai");
+    let mut cat = shipped("razorpay-ai");
     cat.doc.alerts = vec![
         rule(CREDITS, vec![100, 50, 80], vec![10]),
         rule("ai_credits", vec![], vec![300, 100]),
@@ -1066,7 +1042,7 @@ proptest! {
         hours in 0i64..(24 * 120),
         used in prop_oneof![0u64..10, 1990u64..2010, 4990u64..5010],
     ) {
-        let cat = catalog("razorpay-ai");
+        let cat = shipped("razorpay-ai");
         let li = cat.limit_index(CREDITS).unwrap();
         let all = razorpay_grants();
         let sorted: Vec<Grant> = all.iter().zip(&keep).filter(|(_, k)| **k).map(|(g, _)| g.clone()).collect();
@@ -1145,7 +1121,7 @@ proptest! {
         into in 0i64..(65 * 86_400),
         billing in any::<bool>(),
     ) {
-        let cat = if billing { billing_period_catalog() } else { catalog("razorpay-ai") };
+        let cat = if billing { billing_period_catalog() } else { shipped("razorpay-ai") };
         let li = cat.limit_index(CREDITS).unwrap();
         let end = Timestamp(start + days * 86_400);
         let mut g = grant("sub_1", "premium", "PREMIUM", Some("PREMIUM_MONTHLY"), "1999-12-31T00:00:00Z");

@@ -5,8 +5,10 @@
 
 #[path = "events/support.rs"]
 mod support;
+mod common;
 
 use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+use common::shipped_src;
 use proptest::prelude::*;
 use support::*;
 use tollgate::billing::*;
@@ -41,8 +43,7 @@ fn studio() -> Catalog {
 
 /// The Video Studio catalog with its usage priced in `currency`.
 fn studio_in(currency: &str) -> Catalog {
-    let p = format!("{}/catalogs/video-studio.toml", env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(p).unwrap();
+    let src = shipped_src("video-studio");
     let from = "[usage]\npool = \"video_seconds\"\ncurrency = \"usd\"";
     assert!(src.contains(from));
     let src = src.replace(from, &format!("[usage]\npool = \"video_seconds\"\ncurrency = \"{currency}\""));
@@ -130,8 +131,7 @@ fn quotes_in_kwd_and_jpy_round_up_once_in_their_own_minor_units() {
 #[test]
 fn the_largest_priced_request_neither_overflows_nor_panics() {
     // max_units = 1e12 at a rate whose dearest price is exactly the catalog's largest amount.
-    let p = format!("{}/catalogs/video-studio.toml", env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(p).unwrap();
+    let src = shipped_src("video-studio");
     let usage_at = src.find("[usage]").unwrap();
     let tail_at = src[usage_at..].find("\n# ----").map(|i| usage_at + i).unwrap_or(src.len());
     for (currency, base) in [("usd", "0.01"), ("kwd", "0.001"), ("jpy", "1")] {
@@ -352,8 +352,7 @@ fn overage_at_the_edges_of_i64_is_refused_not_wrapped() {
 // ---------------------------------------------------------------------------------------------
 
 fn razorpay_with_hold(minutes: Option<u32>) -> Catalog {
-    let p = format!("{}/catalogs/razorpay-ai.toml", env!("CARGO_MANIFEST_DIR"));
-    let mut src = std::fs::read_to_string(p).unwrap();
+    let mut src = shipped_src("razorpay-ai");
     if let Some(m) = minutes {
         src = src.replacen("[catalog]\n", &format!("[catalog]\nhold_minutes = {m}\n"), 1);
     }

@@ -4,9 +4,13 @@
 //! subject holds, never one it holds, never one checkout (a purchase, or the change the
 //! offer says it is) would refuse, and every offer listed really unlocks it.
 
+#[path = "events/support.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
+use support::shipped;
 use tollgate::billing::facts::{SubStatus, Subject};
 use tollgate::catalog::{Interval, Provider};
 use tollgate::checkout::{self, Account, Held, Purchase, Role};
@@ -18,21 +22,34 @@ const DAY: i64 = 86_400;
 const U: &str = "6f1c1c3e-0000-4000-8000-000000000001";
 const O: &str = "6f1c1c3e-0000-4000-8000-0000000000aa";
 
-fn example(name: &str) -> Catalog {
-    let path = format!("{}/catalogs/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    Catalog::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 const EXAMPLES: [&str; 4] = ["vcm-suite", "video-studio", "razorpay-ai", "org-seats"];
 
 /// What checkout says to each listed offer it refuses: "OFFER: why".
 fn refusals(c: &Catalog, e: &Entitlements, list: &[Unlock]) -> Vec<String> {
+    refusals_named(c, e, list, |u| u.upgrade.offer.clone())
+}
+
+/// What checkout says to each listed offer it refuses: "NAME: why", `name` naming the offer.
+fn refusals_named(
+    c: &Catalog,
+    e: &Entitlements,
+    list: &[Unlock],
+    name: impl Fn(&Unlock) -> String,
+) -> Vec<String> {
     list.iter()
         .filter_map(|u| {
             checkout_accepts(c, e, u)
                 .err()
-                .map(|w| format!("{}: {w}", u.upgrade.offer))
+                .map(|w| format!("{}: {w}", name(u)))
         })
         .collect()
+}
+
+/// Checkout accepts every listed offer.
+fn accepts_all(c: &Catalog, e: &Entitlements, list: &[Unlock]) {
+    for u in list {
+        assert!(checkout_accepts(c, e, u).is_ok(), "{u:?}");
+    }
 }
 
 /// How a subscription stands now.
@@ -107,6 +124,20 @@ fn sub(c: &Catalog, sub: &str, offer: &str, chosen: &[&str], st: St) -> Vec<Gran
 
 fn ents(grants: Vec<Vec<Grant>>) -> Entitlements {
     Entitlements::new(grants.into_iter().flatten().collect())
+}
+
+/// What a subject holding the one subscription `sub_1` (see [`sub`]) holds.
+fn one_sub(c: &Catalog, offer: &str, chosen: &[&str], st: St) -> Entitlements {
+    ents(vec![sub(c, "sub_1", offer, chosen, st)])
+}
+
+/// The offers that unlock `ask` for `e`, now.
+fn unlocking(c: &Catalog, e: &Entitlements, ask: Ask) -> Vec<Unlock> {
+    decide::offers_unlocking(c, e, ask, NOW).unwrap()
+}
+
+fn access<'a>(product: &'a str, tier: &'a str) -> Ask<'a> {
+    Ask::Access { product, tier }
 }
 
 /// The store's view of the subject's subscriptions, from its grants (recurring offers only).
@@ -214,7 +245,7 @@ fn check_tool(
     out: &mut Vec<String>,
 ) {
     let t = decide::tool_state(c, e, tool, usage, NOW).unwrap();
-    let list = decide::offers_unlocking(c, e, Ask::Tool { tool, usage }, NOW).unwrap();
+    let list = unlocking(c, e, Ask::Tool { tool, usage });
     let tag = format!("{}/{who}/{tool}", c.meta().id);
     if !t.locked {
         if !list.is_empty() {
@@ -322,7 +353,7 @@ fn holders(c: &Catalog, st: St) -> Vec<(String, Entitlements)> {
         for chosen in picks {
             out.push((
                 format!("{}{chosen:?}@{st:?}", o.key),
-                ents(vec![sub(c, "sub_1", &o.key, &chosen, st)]),
+                one_sub(c, &o.key, &chosen, st),
             ));
         }
     }
@@ -332,7 +363,7 @@ fn holders(c: &Catalog, st: St) -> Vec<(String, Entitlements)> {
 fn sweep(st: St) -> Vec<String> {
     let mut out = vec![];
     for name in EXAMPLES {
-        let c = example(name);
+        let c = shipped(name);
         if st == St::PastDueInGrace && c.meta().grace_period_days == 0 {
             // No grace: "in grace" is past it (the past-grace sweep covers it).
             continue;
@@ -399,14 +430,11 @@ fn sweep_every_locked_tool_for_paused_subscribers() {
 // ---------------------------------------------------------------------------------------
 
 fn vcm() -> Catalog {
-    example("vcm-suite")
+    shipped("vcm-suite")
 }
 
 fn file_pro() -> Ask<'static> {
-    Ask::Access {
-        product: "file",
-        tier: "pro",
-    }
+    access("file", "pro")
 }
 
 /// A Starter subscriber whose subscription is paused is denied AI tools. Every plan of the
@@ -416,16 +444,10 @@ fn file_pro() -> Ask<'static> {
 #[test]
 fn a_paused_plan_subscriber_is_not_named_a_bundle_checkout_refuses() {
     let c = vcm();
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "SUITE_STARTER_MONTHLY",
-        &[],
-        St::Paused,
-    )]);
+    let e = one_sub(&c, "SUITE_STARTER_MONTHLY", &[], St::Paused);
     let d = decide::can(&c, &e, "use_ai", NOW).unwrap();
     assert_eq!((d.allowed, d.reason), (false, decide::Reason::Paused));
-    let list = decide::offers_unlocking(&c, &e, Ask::Capability("use_ai"), NOW).unwrap();
+    let list = unlocking(&c, &e, Ask::Capability("use_ai"));
     let refused = refusals(&c, &e, &list);
     assert!(
         refused.is_empty(),
@@ -441,13 +463,7 @@ fn a_paused_plan_subscriber_is_not_named_a_bundle_checkout_refuses() {
 #[test]
 fn a_paused_subscribers_refused_export_names_no_offer_checkout_refuses() {
     let c = vcm();
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "SUITE_STARTER_MONTHLY",
-        &[],
-        St::Paused,
-    )]);
+    let e = one_sub(&c, "SUITE_STARTER_MONTHLY", &[], St::Paused);
     match decide::export_policy(&c, &e, NOW).unwrap() {
         decide::ExportPolicy::Refused {
             upgrade: Some(u), ..
@@ -483,17 +499,11 @@ fn a_paused_subscribers_refused_export_names_no_offer_checkout_refuses() {
 /// invoice restores Enterprise).
 #[test]
 fn a_past_due_subscriber_past_grace_is_not_named_a_lower_plan_of_its_product() {
-    let c = example("razorpay-ai");
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "ENTERPRISE_MONTHLY",
-        &[],
-        St::PastDuePastGrace,
-    )]);
+    let c = shipped("razorpay-ai");
+    let e = one_sub(&c, "ENTERPRISE_MONTHLY", &[], St::PastDuePastGrace);
     let d = decide::can(&c, &e, "ai_generation", NOW).unwrap();
     assert_eq!((d.allowed, d.reason), (false, decide::Reason::GraceEnded));
-    let list = decide::offers_unlocking(&c, &e, Ask::Capability("ai_generation"), NOW).unwrap();
+    let list = unlocking(&c, &e, Ask::Capability("ai_generation"));
     let refused = refusals(&c, &e, &list);
     assert!(
         refused.is_empty(),
@@ -508,28 +518,20 @@ fn a_past_due_subscriber_past_grace_is_not_named_a_lower_plan_of_its_product() {
 /// its dashboard, and the lock names the Creator plan as a purchase checkout refuses.
 #[test]
 fn a_past_due_studio_subscriber_is_not_named_the_creator_plan_beside_it() {
-    let c = example("video-studio");
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "VIDEO_STUDIO_MONTHLY",
-        &[],
-        St::PastDuePastGrace,
-    )]);
+    let c = shipped("video-studio");
+    let e = one_sub(&c, "VIDEO_STUDIO_MONTHLY", &[], St::PastDuePastGrace);
     let usage = Usage::new();
     let t = decide::tool_state(&c, &e, "subscription-dashboard", &usage, NOW).unwrap();
     assert!(t.locked);
     if let Some(u) = &t.decision.upgrade {
-        let list = decide::offers_unlocking(
+        let list = unlocking(
             &c,
             &e,
             Ask::Tool {
                 tool: "subscription-dashboard",
                 usage: &usage,
             },
-            NOW,
-        )
-        .unwrap();
+        );
         let first = list
             .iter()
             .find(|x| x.upgrade.offer == u.offer)
@@ -550,22 +552,11 @@ fn a_past_due_studio_subscriber_is_not_named_the_creator_plan_beside_it() {
 #[test]
 fn a_past_due_all_clouds_subscriber_is_not_named_a_bundle_inside_its_plan() {
     let c = vcm();
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "CLOUD_ALL_PRO_MONTHLY",
-        &[],
-        St::PastDuePastGrace,
-    )]);
-    let list = decide::offers_unlocking(&c, &e, file_pro(), NOW).unwrap();
-    let refused: Vec<String> = list
-        .iter()
-        .filter_map(|u| {
-            checkout_accepts(&c, &e, u)
-                .err()
-                .map(|w| format!("{} {:?}: {w}", u.upgrade.offer, u.clouds))
-        })
-        .collect();
+    let e = one_sub(&c, "CLOUD_ALL_PRO_MONTHLY", &[], St::PastDuePastGrace);
+    let list = unlocking(&c, &e, file_pro());
+    let refused = refusals_named(&c, &e, &list, |u| {
+        format!("{} {:?}", u.upgrade.offer, u.clouds)
+    });
     assert!(
         refused.is_empty(),
         "listed {:?}; checkout refuses:\n{}",
@@ -580,14 +571,13 @@ fn a_past_due_all_clouds_subscriber_is_not_named_a_bundle_inside_its_plan() {
 #[test]
 fn a_bigger_bundle_keeps_the_clouds_of_a_past_due_bundle_and_replaces_it() {
     let c = vcm();
-    let e = ents(vec![sub(
+    let e = one_sub(
         &c,
-        "sub_1",
         "SUITE_PRO_TWO_CLOUDS_MONTHLY",
         &["video", "music"],
         St::PastDuePastGrace,
-    )]);
-    let list = decide::offers_unlocking(&c, &e, file_pro(), NOW).unwrap();
+    );
+    let list = unlocking(&c, &e, file_pro());
     let three = list
         .iter()
         .find(|u| u.upgrade.offer == "SUITE_PRO_THREE_CLOUDS_MONTHLY")
@@ -609,14 +599,13 @@ fn a_bigger_bundle_keeps_the_clouds_of_a_past_due_bundle_and_replaces_it() {
 #[test]
 fn a_bigger_bundle_keeps_the_clouds_of_an_active_bundle() {
     let c = vcm();
-    let e = ents(vec![sub(
+    let e = one_sub(
         &c,
-        "sub_1",
         "SUITE_PRO_TWO_CLOUDS_MONTHLY",
         &["video", "music"],
         St::Active,
-    )]);
-    let list = decide::offers_unlocking(&c, &e, file_pro(), NOW).unwrap();
+    );
+    let list = unlocking(&c, &e, file_pro());
     assert_eq!(
         list[0].upgrade.offer,
         "SUITE_PRO_THREE_CLOUDS_MONTHLY",
@@ -640,14 +629,13 @@ fn a_bigger_bundle_keeps_the_clouds_of_an_active_bundle() {
 #[test]
 fn a_bigger_bundle_beside_an_ending_bundle_is_a_purchase() {
     let c = vcm();
-    let e = ents(vec![sub(
+    let e = one_sub(
         &c,
-        "sub_1",
         "SUITE_PRO_TWO_CLOUDS_MONTHLY",
         &["video", "music"],
         St::Ending,
-    )]);
-    let list = decide::offers_unlocking(&c, &e, file_pro(), NOW).unwrap();
+    );
+    let list = unlocking(&c, &e, file_pro());
     assert!(
         !keys(&list).contains(&"SUITE_PRO_TWO_CLOUDS_MONTHLY"),
         "the ending bundle is still held: {:?}",
@@ -669,28 +657,20 @@ fn a_bigger_bundle_beside_an_ending_bundle_is_a_purchase() {
 #[test]
 fn a_trialing_subscriber_is_offered_a_change_of_its_trial() {
     let c = vcm();
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "SUITE_STARTER_MONTHLY",
-        &[],
-        St::Trialing,
-    )]);
+    let e = one_sub(&c, "SUITE_STARTER_MONTHLY", &[], St::Trialing);
     let d = decide::can(&c, &e, "use_ai", NOW).unwrap();
     assert_eq!(
         d.upgrade.as_ref().map(|u| u.offer.as_str()),
         Some("SUITE_PRO_MONTHLY")
     );
-    let list = decide::offers_unlocking(&c, &e, Ask::Capability("use_ai"), NOW).unwrap();
+    let list = unlocking(&c, &e, Ask::Capability("use_ai"));
     assert_eq!(list[0].upgrade.offer, "SUITE_PRO_MONTHLY");
     let r = list[0].replaces.as_ref().expect("a change of the trial");
     assert_eq!(
         (r.offer.as_str(), r.difference.as_ref().map(|m| m.amount)),
         ("SUITE_STARTER_MONTHLY", Some(5900 - 999))
     );
-    for u in &list {
-        assert!(checkout_accepts(&c, &e, u).is_ok(), "{u:?}");
-    }
+    accepts_all(&c, &e, &list);
     // Workflow runs: Starter's 3 are used; Basic is named, never Starter.
     let usage = Usage::from([("workflow_runs_per_day".to_string(), 3)]);
     let t = decide::tool_state(&c, &e, "workflow-runner", &usage, NOW).unwrap();
@@ -705,27 +685,19 @@ fn a_trialing_subscriber_is_offered_a_change_of_its_trial() {
 #[test]
 fn a_past_due_subscriber_in_grace_is_offered_a_change() {
     let c = vcm();
-    let e = ents(vec![sub(
-        &c,
-        "sub_1",
-        "SUITE_BASIC_MONTHLY",
-        &[],
-        St::PastDueInGrace,
-    )]);
+    let e = one_sub(&c, "SUITE_BASIC_MONTHLY", &[], St::PastDueInGrace);
     assert_eq!(
         decide::can(&c, &e, "heavy_tools", NOW).unwrap().reason,
         decide::Reason::GracePeriod
     );
-    let list = decide::offers_unlocking(&c, &e, Ask::Capability("use_ai"), NOW).unwrap();
+    let list = unlocking(&c, &e, Ask::Capability("use_ai"));
     assert!(!keys(&list).contains(&"SUITE_BASIC_MONTHLY"));
     assert_eq!(list[0].upgrade.offer, "SUITE_PRO_MONTHLY");
     assert_eq!(
         list[0].replaces.as_ref().map(|r| r.offer.as_str()),
         Some("SUITE_BASIC_MONTHLY")
     );
-    for u in &list {
-        assert!(checkout_accepts(&c, &e, u).is_ok(), "{u:?}");
-    }
+    accepts_all(&c, &e, &list);
 }
 
 /// A subject holding two subscriptions (Starter and Video Cloud Pro) denied Auto Subtitles
@@ -744,16 +716,14 @@ fn two_subscriptions_the_cheapest_change_and_the_dearer_one_replaced() {
         t.decision.upgrade.map(|u| u.offer).as_deref(),
         Some("SUITE_PRO_MONTHLY")
     );
-    let list = decide::offers_unlocking(
+    let list = unlocking(
         &c,
         &e,
         Ask::Tool {
             tool: "auto-subtitles",
             usage: &usage,
         },
-        NOW,
-    )
-    .unwrap();
+    );
     assert_eq!(
         list[0].replaces.as_ref().map(|r| (
             r.subscription.as_str(),
@@ -770,9 +740,7 @@ fn two_subscriptions_the_cheapest_change_and_the_dearer_one_replaced() {
         two.replaces.as_ref().map(|r| r.subscription.as_str()),
         Some("sub_v")
     );
-    for u in &list {
-        assert!(checkout_accepts(&c, &e, u).is_ok(), "{u:?}");
-    }
+    accepts_all(&c, &e, &list);
 }
 
 /// A holder of the two-cloud bundle (video, writing) asks for a tool of a cloud outside it:
@@ -780,29 +748,26 @@ fn two_subscriptions_the_cheapest_change_and_the_dearer_one_replaced() {
 #[test]
 fn a_bundle_holder_asks_for_a_cloud_outside_it() {
     let c = vcm();
-    let e = ents(vec![sub(
+    let e = one_sub(
         &c,
-        "sub_1",
         "SUITE_PRO_TWO_CLOUDS_MONTHLY",
         &["video", "writing"],
         St::Active,
-    )]);
+    );
     let usage = Usage::new();
     let t = decide::tool_state(&c, &e, "ai-caption-writer", &usage, NOW).unwrap();
     assert_eq!(
         t.decision.upgrade.map(|u| u.offer).as_deref(),
         Some("CLOUD_CREATION_PRO_MONTHLY")
     );
-    let list = decide::offers_unlocking(
+    let list = unlocking(
         &c,
         &e,
         Ask::Tool {
             tool: "ai-caption-writer",
             usage: &usage,
         },
-        NOW,
-    )
-    .unwrap();
+    );
     assert_eq!(list[0].replaces, None);
     let three = list
         .iter()
@@ -810,9 +775,7 @@ fn a_bundle_holder_asks_for_a_cloud_outside_it() {
         .unwrap();
     assert_eq!(three.clouds, ["creation", "video", "writing"]);
     assert!(three.replaces.is_some());
-    for u in &list {
-        assert!(checkout_accepts(&c, &e, u).is_ok(), "{u:?}");
-    }
+    accepts_all(&c, &e, &list);
 }
 
 const MIXED: &str = r#"
@@ -880,26 +843,12 @@ grants = [{ product = "app", tier = "basic" }]
 #[test]
 fn a_rupee_subscriber_is_named_the_rupee_change_not_a_dollar_plan_checkout_refuses() {
     let c = Catalog::from_toml(MIXED).unwrap();
-    let e = ents(vec![sub(&c, "sub_1", "BASIC_INR", &[], St::Active)]);
-    let list = decide::offers_unlocking(
-        &c,
-        &e,
-        Ask::Access {
-            product: "app",
-            tier: "pro",
-        },
-        NOW,
-    )
-    .unwrap();
+    let e = one_sub(&c, "BASIC_INR", &[], St::Active);
+    let list = unlocking(&c, &e, access("app", "pro"));
     let d = decide::has_access(&c, &e, "app", "pro", NOW).unwrap();
-    let refused: Vec<String> = list
-        .iter()
-        .filter_map(|u| {
-            checkout_accepts(&c, &e, u)
-                .err()
-                .map(|w| format!("{} (replaces {:?}): {w}", u.upgrade.offer, u.replaces))
-        })
-        .collect();
+    let refused = refusals_named(&c, &e, &list, |u| {
+        format!("{} (replaces {:?})", u.upgrade.offer, u.replaces)
+    });
     assert_eq!(
         d.upgrade.as_ref().map(|u| u.offer.as_str()),
         Some("PRO_INR"),
@@ -921,28 +870,10 @@ fn a_rupee_subscriber_is_named_the_rupee_change_not_a_dollar_plan_checkout_refus
 fn hidden_offers_are_never_named_and_a_hidden_plan_is_replaced() {
     let c = Catalog::from_toml(MIXED).unwrap();
     let none = Entitlements::default();
-    let list = decide::offers_unlocking(
-        &c,
-        &none,
-        Ask::Access {
-            product: "app",
-            tier: "pro",
-        },
-        NOW,
-    )
-    .unwrap();
+    let list = unlocking(&c, &none, access("app", "pro"));
     assert_eq!(keys(&list), ["PRO_USD", "PRO_INR"]);
-    let e = ents(vec![sub(&c, "sub_1", "LEGACY_BASIC", &[], St::Active)]);
-    let list = decide::offers_unlocking(
-        &c,
-        &e,
-        Ask::Access {
-            product: "app",
-            tier: "pro",
-        },
-        NOW,
-    )
-    .unwrap();
+    let e = one_sub(&c, "LEGACY_BASIC", &[], St::Active);
+    let list = unlocking(&c, &e, access("app", "pro"));
     assert_eq!(list[0].upgrade.offer, "PRO_USD");
     let r = list[0]
         .replaces
@@ -970,16 +901,7 @@ fn a_one_time_purchase_beside_a_subscription_is_never_replaced() {
         vec![life.clone()],
         sub(&c, "sub_1", "BASIC_USD", &[], St::Active),
     ]);
-    let list = decide::offers_unlocking(
-        &c,
-        &e,
-        Ask::Access {
-            product: "app",
-            tier: "pro",
-        },
-        NOW,
-    )
-    .unwrap();
+    let list = unlocking(&c, &e, access("app", "pro"));
     assert_eq!(list[0].upgrade.offer, "PRO_USD");
     let r = list[0]
         .replaces
@@ -994,16 +916,7 @@ fn a_one_time_purchase_beside_a_subscription_is_never_replaced() {
     );
     assert!(checkout_accepts(&c, &e, &list[0]).is_ok());
     let alone = Entitlements::new(vec![life]);
-    let list = decide::offers_unlocking(
-        &c,
-        &alone,
-        Ask::Access {
-            product: "app",
-            tier: "pro",
-        },
-        NOW,
-    )
-    .unwrap();
+    let list = unlocking(&c, &alone, access("app", "pro"));
     assert_eq!(list[0].upgrade.offer, "PRO_USD");
     assert_eq!(list[0].replaces, None);
     assert!(checkout_accepts(&c, &alone, &list[0]).is_ok());
@@ -1040,10 +953,7 @@ fn ties(order: &[&str]) -> Catalog {
 /// ranked by key, whatever order the catalog lists them in.
 #[test]
 fn equal_prices_rank_by_key_whatever_the_catalog_order() {
-    let ask = Ask::Access {
-        product: "app",
-        tier: "pro",
-    };
+    let ask = access("app", "pro");
     let none = Entitlements::default();
     let mut seen = BTreeSet::new();
     for order in [
@@ -1052,7 +962,7 @@ fn equal_prices_rank_by_key_whatever_the_catalog_order() {
         ["A_PRO", "C_PRO_YEARLY", "B_PRO", "AA_PRO_YEARLY"],
     ] {
         let c = ties(&order);
-        let list = decide::offers_unlocking(&c, &none, ask, NOW).unwrap();
+        let list = unlocking(&c, &none, ask);
         let named = decide::has_access(&c, &none, "app", "pro", NOW)
             .unwrap()
             .upgrade
@@ -1117,31 +1027,13 @@ seats = { included = 500, per_quantity = false }
 #[test]
 fn per_seat_and_whole_prices_are_never_subtracted() {
     let c = Catalog::from_toml(SEATS).unwrap();
-    let e = ents(vec![sub(&c, "sub_1", "TEAM_FLAT", &[], St::Active)]);
-    let list = decide::offers_unlocking(
-        &c,
-        &e,
-        Ask::Access {
-            product: "org",
-            tier: "BIZ",
-        },
-        NOW,
-    )
-    .unwrap();
+    let e = one_sub(&c, "TEAM_FLAT", &[], St::Active);
+    let list = unlocking(&c, &e, access("org", "BIZ"));
     let biz = list.iter().find(|u| u.upgrade.offer == "BIZ_SEAT").unwrap();
     let r = biz.replaces.as_ref().unwrap();
     assert_eq!((r.difference.clone(), r.per_seat), (None, false), "{r:?}");
-    let e = ents(vec![sub(&c, "sub_1", "BIZ_SEAT", &[], St::Active)]);
-    let list = decide::offers_unlocking(
-        &c,
-        &e,
-        Ask::Access {
-            product: "org",
-            tier: "ENT",
-        },
-        NOW,
-    )
-    .unwrap();
+    let e = one_sub(&c, "BIZ_SEAT", &[], St::Active);
+    let list = unlocking(&c, &e, access("org", "ENT"));
     assert_eq!(keys(&list), ["ENT_SEAT_YEARLY", "ENT_FLAT"]);
     let r = list[0].replaces.as_ref().unwrap();
     assert_eq!(
@@ -1151,9 +1043,7 @@ fn per_seat_and_whole_prices_are_never_subtracted() {
     );
     let r = list[1].replaces.as_ref().unwrap();
     assert_eq!((r.difference.clone(), r.per_seat), (None, false), "{r:?}");
-    for u in &list {
-        assert!(checkout_accepts(&c, &e, u).is_ok(), "{u:?}");
-    }
+    accepts_all(&c, &e, &list);
 }
 
 // ---------------------------------------------------------------------------------------
