@@ -43,7 +43,7 @@ fn stored_facts(store: &StoreArgs) -> Result<Vec<Fact>, Failure> {
             // on stderr and left out: one such row must not hide everyone else's impact.
             match serde_json::from_value::<Fact>(r["fact"].clone()) {
                 Ok(f) => all.push(f),
-                Err(e) => eprintln!("warning: stored fact {} does not read ({e}); left out of the report", r["id"]),
+                Err(e) => crate::util::errln!("warning: stored fact {} does not read ({e}); left out of the report", r["id"]),
             }
         }
         if rows.len() < PAGE {

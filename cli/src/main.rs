@@ -376,7 +376,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            crate::util::errln!("error: {}", f.message);
             ExitCode::from(1)
         }
     }

@@ -165,7 +165,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     for (name, text) in &texts {
         let evs = split_events(name, text)?;
         if evs.is_empty() && !args.quiet {
-            eprintln!("warning: {name}: no events");
+            crate::util::errln!("warning: {name}: no events");
         }
         events.extend(evs);
     }
@@ -183,7 +183,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
                 facts.extend(fs);
                 if !args.quiet {
                     for w in warnings {
-                        pb.suspend(|| eprintln!("warning: {w}"));
+                        pb.suspend(|| crate::util::errln!("warning: {w}"));
                     }
                 }
             }
@@ -193,7 +193,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
             }
             Err(msg) if args.skip_invalid => {
                 invalid += 1;
-                pb.suspend(|| eprintln!("skipped: {msg}"));
+                pb.suspend(|| crate::util::errln!("skipped: {msg}"));
             }
             Err(msg) => {
                 pb.finish_and_clear();
@@ -220,7 +220,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
 
     if args.verbose {
         for (at, reason) in &ignored {
-            eprintln!("ignored: {at}: {reason}");
+            crate::util::errln!("ignored: {at}: {reason}");
         }
     }
     if !args.quiet {
@@ -244,7 +244,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), Failure> {
             plural(state.warnings.len(), "warning"),
             state.as_of
         ));
-        eprintln!("{line}");
+        crate::util::errln!("{line}");
     }
     Ok(())
 }

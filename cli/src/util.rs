@@ -166,6 +166,16 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// `eprintln!` that never panics: a message to a closed standard error (`2>&1 | head` once
+/// the reader has gone) is dropped, the command's outcome is not changed by it.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
+
 /// Pretty or compact JSON, with a trailing newline.
 pub fn to_json<T: serde::Serialize>(v: &T, compact: bool) -> String {
     let s = if compact { serde_json::to_string(v) } else { serde_json::to_string_pretty(v) };

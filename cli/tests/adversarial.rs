@@ -1757,3 +1757,23 @@ fn no_command_line_panics() {
         }
     }
 }
+
+/// A warning told to a standard error nobody reads any more (`2>&1 | head` once the reader
+/// has gone) is dropped: the command ends as it would have, not with a panic's 101.
+#[test]
+fn warnings_to_a_closed_standard_error_change_nothing() {
+    let dir = tmp("closed_stderr");
+    let cat = catalog("video-studio");
+    let empty = write(&dir, "empty.jsonl", b"");
+    let mut child = command(&["replay", "--catalog", &cat, "--now", NOW, &empty, &empty])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stderr.take());
+    let out = child.wait_with_output().expect("it ends");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the state, in JSON");
+    assert_eq!(v["facts"]["unique"], 0, "{v}");
+}
