@@ -37,6 +37,12 @@ use crate::time::Timestamp;
 /// JavaScript; sums saturate rather than wrap).
 pub const MAX_CREDIT: i64 = 1_000_000_000_000_000;
 
+/// The most units an operator's credits may bring a pool's balance to: 2^53 - 1, the
+/// largest whole number JavaScript reads exactly. Credits of at most [`MAX_CREDIT`] each
+/// would otherwise add up past it (ten of them) and on past what the store's 64-bit
+/// balance holds (about 9,200), where its sum fails rather than saturates.
+pub const MAX_BALANCE: i64 = (1 << 53) - 1;
+
 /// What a lot is, which decides when it is spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -258,6 +264,24 @@ impl Wallet {
     /// The balance of a pool: what its open lots hold.
     pub fn balance(&self, pool: &str) -> i64 {
         self.lots.iter().filter(|l| l.pool == pool && !l.closed).fold(0i64, |s, l| s.saturating_add(l.remaining))
+    }
+
+    /// The first pool that credits `(pool, lot key, amount)` would bring past
+    /// [`MAX_BALANCE`], with the balance they would bring it to; credits of a lot the
+    /// wallet holds already (a credit told again) add nothing.
+    pub fn past_max_balance<'a>(&self, credits: impl IntoIterator<Item = (&'a str, &'a str, i64)>) -> Option<(&'a str, i64)> {
+        let mut after: BTreeMap<&str, i64> = BTreeMap::new();
+        for (pool, lot, amount) in credits {
+            if self.lots.iter().any(|l| l.key == lot) {
+                continue;
+            }
+            let total = after.entry(pool).or_insert_with(|| self.balance(pool));
+            *total = total.saturating_add(amount);
+            if *total > MAX_BALANCE {
+                return Some((pool, *total));
+            }
+        }
+        None
     }
 
     /// Every pool's balance (pools with lots only).

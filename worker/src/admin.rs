@@ -14,12 +14,14 @@
 //! later fold keeps them and never charges anything twice. A grant is identified by its
 //! source and id: sending it again with other values updates it; a grant whose window
 //! has ended is closed by the fold. A credit id gives its credit once: the same credit
-//! again changes nothing, the same id with other values is a 409. 201 on success; 404
-//! for a subject the database does not know.
+//! again changes nothing, the same id with other values is a 409 (given twice in one
+//! request, a 400: a request applies whole or not at all). A pool's balance is brought to
+//! at most `MAX_BALANCE`. 201 on success; 404 for a subject the database does not know.
+//! Every admin body naming a field twice in one object is a 400 (`repeated_field`).
 
 use serde_json::{json, Value};
 
-use tollgate::billing::facts::{CreditAdjustment, Fact, GrantGiven};
+use tollgate::billing::facts::{CreditAdjustment, Fact, FactBody, GrantGiven};
 use tollgate::model::Source;
 use tollgate::time::Timestamp;
 
@@ -42,37 +44,67 @@ fn time_field(v: &Value, k: &str) -> Result<Option<Timestamp>, String> {
     }
 }
 
+/// The subject of an operator's request: exactly one of `user_id` and `organization_id`, a
+/// UUID, in the one spelling the store writes (lower case: an upper-case id is the same
+/// subject). A field that is there and is not text (a number, `false`) is not taken for a
+/// missing one: `{"user_id": 5, "organization_id": ...}` names two subjects, not the
+/// organization. `null` is absent.
+pub(crate) fn subject_of(body: &Value) -> Result<Subject, AppResponse> {
+    let field = |k: &str| match body.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if is_uuid(s) => Ok(Some(s.to_ascii_lowercase())),
+        Some(_) => Err(()),
+    };
+    match (field("user_id"), field("organization_id")) {
+        (Ok(Some(u)), Ok(None)) => Ok(Subject::User(u)),
+        (Ok(None), Ok(Some(o))) => Ok(Subject::Org(o)),
+        _ => Err(error(400, "invalid_subject", "give exactly one of user_id and organization_id, as a UUID")),
+    }
+}
+
+/// The array `field` of an operator's body (`null` or absent: none). Anything else, a lone
+/// object an operator forgot to put in brackets included, is a 400 `code`: skipped, the
+/// rest of the request would be granted and answered 201 without it.
+fn list<'a>(body: &'a Value, field: &str, code: &str) -> Result<&'a [Value], AppResponse> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(error(400, code, format!("`{field}` must be an array"))),
+    }
+}
+
+/// A grant or credit named twice in one request must say the same thing both times: a
+/// credit id with two amounts (or a grant id with two tiers) is refused before anything is
+/// written, so a request is applied whole or not at all (the store would keep the first and
+/// answer 409 with the rest of the request already applied).
+fn once_in_request(facts: &[Fact], fact: &Fact) -> Result<(), String> {
+    let same_id = |f: &&Fact| match (&f.body, &fact.body) {
+        (FactBody::GrantGiven(a), FactBody::GrantGiven(b)) => (&a.source, &a.id) == (&b.source, &b.id),
+        _ => f.key == fact.key,
+    };
+    match facts.iter().find(same_id) {
+        Some(f) if f.body != fact.body => Err("this id is given twice in the request with other values".into()),
+        _ => Ok(()),
+    }
+}
+
 pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now: Timestamp) -> AppResponse {
     let body = match json_body(req) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let subject = match (
-        body.get("user_id").and_then(Value::as_str),
-        body.get("organization_id").and_then(Value::as_str),
-    ) {
-        // Ids as the store writes them (lower case): an upper-case one is the same subject.
-        (Some(u), None) if is_uuid(u) => Subject::User(u.to_ascii_lowercase()),
-        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_ascii_lowercase()),
-        _ => {
-            return error(
-                400,
-                "invalid_subject",
-                "give exactly one of user_id and organization_id, as a UUID",
-            )
-        }
+    let subject = match subject_of(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let core_subject = subject.to_core();
+    let (grant_list, credit_list) = match (list(&body, "grants", "invalid_grant"), list(&body, "credits", "invalid_credit")) {
+        (Ok(g), Ok(c)) => (g, c),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     let mut facts = Vec::new();
     let mut given = Vec::new();
-    for (i, g) in body
-        .get("grants")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, g) in grant_list.iter().enumerate() {
         let bad = |m: String| error(400, "invalid_grant", format!("grants[{i}]: {m}"));
         let product = g.get("product").and_then(Value::as_str).unwrap_or("");
         let tier = g.get("tier").and_then(Value::as_str).unwrap_or("");
@@ -105,7 +137,13 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         if valid_to.is_some_and(|t| t <= valid_from) {
             return bad("valid_to must be after valid_from".into());
         }
-        let id = g.get("id").and_then(Value::as_str).unwrap_or(product);
+        // Only a missing id is the product's: a number there is refused, not read as none
+        // (two grants with numeric ids would both be the product's grant, the second
+        // replacing the first).
+        let id = match crate::respond::opt_str(g, "id", "invalid_grant") {
+            Ok(id) => id.unwrap_or(product),
+            Err(_) => return bad("`id` must be a string".into()),
+        };
         if id.is_empty() || id.len() > 200 {
             return bad("id must be 1 to 200 characters".into());
         }
@@ -120,17 +158,16 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         };
         given.push(json!({"id": format!("{}:{id}", source.as_str()), "product": product, "tier": tier,
                           "source": source.as_str(), "valid_from": valid_from, "valid_to": valid_to}));
-        facts.push(Fact::grant_given(grant, now));
+        let fact = Fact::grant_given(grant, now);
+        if let Err(m) = once_in_request(&facts, &fact) {
+            return bad(m);
+        }
+        facts.push(fact);
     }
     let mut credits = Vec::new();
-    for (i, c) in body
-        .get("credits")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    // (pool, lot, units) of each credit, for the balance bound below.
+    let mut adding: Vec<(String, String, i64)> = Vec::new();
+    for (i, c) in credit_list.iter().enumerate() {
         let bad = |m: String| error(400, "invalid_credit", format!("credits[{i}]: {m}"));
         let pool = c.get("pool").and_then(Value::as_str).unwrap_or("");
         if app.catalog().pool(pool).is_none() {
@@ -152,9 +189,16 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         }
         let reason = c.get("reason").and_then(Value::as_str).unwrap_or("");
         let adjustment = CreditAdjustment::by_operator(core_subject.clone(), id, pool, amount, reason, valid_to);
-        credits.push(json!({"id": id, "pool": pool, "amount": amount, "valid_to": valid_to,
-                            "lot": adjustment.lot_key()}));
-        facts.push(Fact::credit_adjustment(adjustment, now));
+        let lot = adjustment.lot_key();
+        credits.push(json!({"id": id, "pool": pool, "amount": amount, "valid_to": valid_to, "lot": lot}));
+        let fact = Fact::credit_adjustment(adjustment, now);
+        if let Err(m) = once_in_request(&facts, &fact) {
+            return bad(m);
+        }
+        if !facts.iter().any(|f| f.key == fact.key) {
+            adding.push((pool.to_string(), lot, amount));
+        }
+        facts.push(fact);
     }
     if facts.is_empty() {
         return error(400, "nothing_to_grant", "give at least one of `grants` and `credits`");
@@ -163,6 +207,22 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
         Ok(true) => {}
         Ok(false) => return error(404, "unknown_subject", format!("no such user or organization: {}", subject.key())),
         Err(e) => return store_error(&e),
+    }
+    if !adding.is_empty() {
+        // What the credits bring each pool to, those given before (a retry) left out: at
+        // most MAX_BALANCE.
+        let wallet = match app.store.subject_state(&subject, None).await {
+            Ok(st) => st.wallet,
+            Err(e) => return store_error(&e),
+        };
+        if let Some((pool, _)) = wallet.past_max_balance(adding.iter().map(|(p, l, a)| (p.as_str(), l.as_str(), *a))) {
+            let max = tollgate::credits::MAX_BALANCE;
+            return error(
+                400,
+                "balance_too_large",
+                format!("these credits would bring `{pool}` past {max} units, the most a balance may hold"),
+            );
+        }
     }
     match crate::webhook::apply_facts(app, None, facts, now).await {
         Ok(Outcome::Applied { conflicts, .. }) if !conflicts.is_empty() => error_json(
@@ -212,20 +272,28 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
     // The operator's own id goes in its own space (`admin:` and the id escaped), so it can
     // never be a key the system writes: an invite's seat (`invite:<id>`), a member's move
     // (`<user>:<nonce>`) or an unnamed operator request (`<action>:<time>`).
-    let request_id = body
-        .get("request_id")
-        .and_then(Value::as_str)
-        .map(|id| format!("admin:{}", tollgate::billing::facts::key_part(id)))
-        .unwrap_or_else(|| format!("{action}:{}", now.unix()));
+    // A request id that is not text is refused, not read as none: it would be given the
+    // time's id, so a retry a second later would be another change.
+    let request_id = match crate::respond::opt_str(&body, "request_id", "invalid_request_id") {
+        Ok(id) => id
+            .map(|id| format!("admin:{}", tollgate::billing::facts::key_part(id)))
+            .unwrap_or_else(|| format!("{action}:{}", now.unix())),
+        Err(r) => return r,
+    };
     let (o, u) = (CoreSubject::org(org), CoreSubject::user(user));
-    if action == "assign" {
+    if action == "assign" || action == "release" {
+        // Taking a seat back asks nothing of the member (a removed member's seat is taken
+        // back too), but it needs an organization: a fold of a seat of none would write
+        // an organization's rows for an id no one created.
         let read = match app.store.org(org).await {
             Ok(Some(r)) => r,
             Ok(None) => return error(404, "unknown_organization", format!("no organization {org}")),
             Err(e) => return store_error(&e),
         };
-        if let Err(r) = tollgate::orgs::operator_seat(&read.org, user, true) {
-            return crate::orgs::refused(r);
+        if action == "assign" {
+            if let Err(r) = tollgate::orgs::operator_seat(&read.org, user, true) {
+                return crate::orgs::refused(r);
+            }
         }
     }
     let fact = match action {
@@ -260,6 +328,15 @@ pub async fn seats<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, now
     }
 }
 
+/// Is `a` a failed payments cursor as the store writes them: the first failure's instant in
+/// RFC 3339 (`2027-01-15T08:00:00Z`, as the store prints it), `|`, and the row's id? What
+/// else reached the SQL store would fail its cast there, a 500 where the operator should
+/// read a 400.
+fn is_cursor(a: &str) -> bool {
+    let Some((at, id)) = a.split_once('|') else { return false };
+    a.len() <= 300 && !id.is_empty() && Timestamp::parse(at).is_ok_and(|t| t.to_rfc3339() == at)
+}
+
 /// `GET /v1/admin/failed-payments?status=open|resolved|all&after=&limit=`: the failed
 /// subscription payments (what is due, attempts, next retry, grace end; settled ones with
 /// when and how), oldest first failure first, `limit` (1 to 200, default 50) at a time;
@@ -279,7 +356,7 @@ pub async fn failed_payments<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
         },
     };
     let after = req.query_param("after").filter(|a| !a.is_empty());
-    if after.as_deref().is_some_and(|a| a.len() > 300 || !a.contains('|')) {
+    if after.as_deref().is_some_and(|a| !is_cursor(a)) {
         return error(400, "invalid_cursor", "after: the `next` of the previous page");
     }
     match app.store.failed_payments(open, after.as_deref(), limit).await {
@@ -288,5 +365,72 @@ pub async fn failed_payments<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
             AppResponse::json(200, &json!({"failed_payments": rows, "next": next}))
         }
         Err(e) => store_error(&e),
+    }
+}
+
+/// A 400 `repeated_field` for an operator's JSON body that names a field twice in one
+/// object (`{"amount": 1000000, "amount": 10}`): JSON readers disagree on which of the two
+/// counts (this one reads the last, a log or a proxy may show the first), and in a request
+/// that moves money or seats no guess is taken. Bodies that are not JSON are left to the
+/// route, which answers them as it does any other.
+pub fn repeated_field(req: &InRequest) -> Option<AppResponse> {
+    let Repeated(field) = serde_json::from_slice(&req.body).ok()?;
+    field.map(|f| error(400, "repeated_field", format!("the field `{f}` is given twice in one object; give it once")))
+}
+
+/// The first key written twice in one object of a JSON value, anywhere in it.
+struct Repeated(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Repeated {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RepeatedVisitor)
+    }
+}
+
+struct RepeatedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RepeatedVisitor {
+    type Value = Repeated;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_unit<E>(self) -> Result<Repeated, E> {
+        Ok(Repeated(None))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Repeated, A::Error> {
+        let mut found = None;
+        while let Some(Repeated(r)) = s.next_element()? {
+            found = found.or(r);
+        }
+        Ok(Repeated(found))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Repeated, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut found = None;
+        while let Some(k) = m.next_key::<String>()? {
+            let Repeated(r) = m.next_value()?;
+            if seen.contains(&k) {
+                found = found.or(Some(k));
+            } else {
+                found = found.or(r);
+                seen.insert(k);
+            }
+        }
+        Ok(Repeated(found))
     }
 }

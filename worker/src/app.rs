@@ -306,6 +306,9 @@ impl<T: Transport, S: Store> App<T, S> {
             )
             .with_header("www-authenticate", "Bearer");
         }
+        if let Some(r) = crate::admin::repeated_field(req) {
+            return r;
+        }
         match route {
             Route::AdminSeats => crate::admin::seats(&self.ctx, req, now).await,
             Route::AdminUnattributed => crate::attribution::unattributed(&self.ctx, req).await,

@@ -37,7 +37,7 @@ use tollgate::time::Timestamp;
 use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Transport};
 use crate::respond::{error, error_json, json_body, store_error};
-use crate::state::{is_uuid, Subject};
+use crate::state::Subject;
 use crate::store::{KeptEvent, Store};
 use crate::webhook::{apply_facts, parse, Outcome, Provider};
 
@@ -122,10 +122,9 @@ pub async fn attribute_event<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRe
         Some(Value::String(p)) if provider_of(p).is_some() => p.as_str(),
         Some(_) => return bad("invalid_provider", "provider: stripe or razorpay"),
     };
-    let subject = match (body.get("user_id").and_then(Value::as_str), body.get("organization_id").and_then(Value::as_str)) {
-        (Some(u), None) if is_uuid(u) => Subject::User(u.to_ascii_lowercase()),
-        (None, Some(o)) if is_uuid(o) => Subject::Org(o.to_ascii_lowercase()),
-        _ => return bad("invalid_subject", "give exactly one of user_id and organization_id, as a UUID"),
+    let subject = match crate::admin::subject_of(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let offer = match body.get("offer") {
         None | Some(Value::Null) => None,
