@@ -463,85 +463,91 @@ fn recorded_events_in_any_order_with_redeliveries_fold_the_same() {
 // ---------------------------------------------------------------------------------------
 // Values that must be refused or read back.
 
+/// The sample event at `path` with `f` applied, read as the provider its folder names.
+fn parse_edited(path: &str, f: impl FnOnce(&mut Value)) -> Result<Parsed, ParseError> {
+    let raw = edit(path, f);
+    if is_rzp(path) {
+        parse_razorpay_event(cat(), &raw, None)
+    } else {
+        parse_stripe_event(cat(), &raw)
+    }
+}
+
+/// The sample event at `path` with `f` applied is either refused, or read into facts that
+/// read back from their stored form.
+fn refused_or_reads_back(path: &str, f: impl FnOnce(&mut Value)) {
+    match parse_edited(path, f) {
+        Err(_) => {}
+        Ok(p) => assert_reads_back(p.facts()),
+    }
+}
+
+/// The sample event at `path` with `f` applied (to what the buyer or the integration
+/// wrote: Stripe's metadata, Razorpay's notes) is read, never refused, into facts that
+/// read back from their stored form.
+fn set_aside_or_reads_back(path: &str, f: impl FnOnce(&mut Value)) {
+    let why = if is_rzp(path) { "notes are never a reason to refuse" } else { "metadata is never a reason to refuse" };
+    let p = parse_edited(path, f).unwrap_or_else(|e| panic!("{path}: {why}: {e:?}"));
+    assert_reads_back(p.facts());
+}
+
 /// An event time beyond what a timestamp can be written as (after 9999-12-31) is either
 /// refused, or read into facts that read back from their stored form.
 #[test]
 fn a_stripe_event_created_after_year_9999_is_refused_or_reads_back() {
-    let raw = edit("stripe/invoice.paid.basil.json", |v| v["created"] = json!(253_402_300_800i64));
-    match parse_stripe_event(cat(), &raw) {
-        Err(_) => {}
-        Ok(p) => assert_reads_back(p.facts()),
-    }
+    refused_or_reads_back("stripe/invoice.paid.basil.json", |v| v["created"] = json!(253_402_300_800i64));
 }
 
 #[test]
 fn a_razorpay_event_created_after_year_9999_is_refused_or_reads_back() {
-    let raw = edit("razorpay/payment.captured.json", |v| v["created_at"] = json!(300_000_000_000i64));
-    match parse_razorpay_event(cat(), &raw, None) {
-        Err(_) => {}
-        Ok(p) => assert_reads_back(p.facts()),
-    }
+    refused_or_reads_back("razorpay/payment.captured.json", |v| v["created_at"] = json!(300_000_000_000i64));
 }
 
 #[test]
 fn a_subscription_period_ending_after_year_9999_is_refused_or_reads_back() {
-    let raw = edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+    refused_or_reads_back("stripe/customer.subscription.updated.active.basil.json", |v| {
         let items = obj(v)["items"]["data"].as_array_mut().unwrap();
         for it in items {
             it["current_period_end"] = json!(i64::MAX);
         }
     });
-    match parse_stripe_event(cat(), &raw) {
-        Err(_) => {}
-        Ok(p) => assert_reads_back(p.facts()),
-    }
 }
 
 /// A buyer named by a long id (Stripe metadata values are up to 500 characters) is set
 /// aside as a warning or read into facts that read back.
 #[test]
 fn a_long_metadata_user_id_is_set_aside_or_reads_back() {
-    let raw = edit("stripe/checkout.session.async_payment_succeeded.json", |v| {
+    set_aside_or_reads_back("stripe/checkout.session.async_payment_succeeded.json", |v| {
         obj(v)["metadata"]["user_id"] = json!("u".repeat(300));
     });
-    let p = parse_stripe_event(cat(), &raw).expect("metadata is never a reason to refuse");
-    assert_reads_back(p.facts());
 }
 
 #[test]
 fn a_long_metadata_org_id_is_set_aside_or_reads_back() {
-    let raw = edit("stripe/customer.subscription.updated.team.basil.json", |v| {
+    set_aside_or_reads_back("stripe/customer.subscription.updated.team.basil.json", |v| {
         obj(v)["metadata"]["org_id"] = json!("o".repeat(300));
     });
-    let p = parse_stripe_event(cat(), &raw).expect("metadata is never a reason to refuse");
-    assert_reads_back(p.facts());
 }
 
 #[test]
 fn a_client_reference_id_with_a_control_character_is_set_aside_or_reads_back() {
-    let raw = edit("stripe/checkout.session.completed.payment.json", |v| {
+    set_aside_or_reads_back("stripe/checkout.session.completed.payment.json", |v| {
         obj(v)["client_reference_id"] = json!("u_1\u{7}x");
     });
-    let p = parse_stripe_event(cat(), &raw).expect("metadata is never a reason to refuse");
-    assert_reads_back(p.facts());
 }
 
 #[test]
 fn a_client_reference_id_with_a_trailing_space_names_one_buyer_before_and_after_storage() {
-    let raw = edit("stripe/checkout.session.completed.payment.json", |v| {
+    set_aside_or_reads_back("stripe/checkout.session.completed.payment.json", |v| {
         obj(v)["client_reference_id"] = json!("u_123 ");
     });
-    let p = parse_stripe_event(cat(), &raw).expect("metadata is never a reason to refuse");
-    assert_reads_back(p.facts());
 }
 
 #[test]
 fn razorpay_notes_with_a_long_user_id_are_set_aside_or_read_back() {
-    let raw = edit("razorpay/payment.captured.json", |v| {
+    set_aside_or_reads_back("razorpay/payment.captured.json", |v| {
         v["payload"]["payment"]["entity"]["notes"]["user_id"] = json!("u".repeat(257));
     });
-    let p = parse_razorpay_event(cat(), &raw, None).expect("notes are never a reason to refuse");
-    assert_reads_back(p.facts());
 }
 
 /// Floats for integer amounts, and amounts of the wrong type, are reported unreadable
@@ -558,9 +564,7 @@ fn float_and_string_amounts_are_reported_unreadable() {
         ("razorpay/refund.processed.json", Box::new(|v: &mut Value| v["payload"]["refund"]["entity"]["amount"] = json!("100"))),
     ];
     for (path, f) in cases {
-        let raw = edit(path, |v| f(v));
-        let r = if is_rzp(path) { parse_razorpay_event(cat(), &raw, None) } else { parse_stripe_event(cat(), &raw) };
-        let e = r.expect_err(path);
+        let e = parse_edited(path, |v| f(v)).expect_err(path);
         assert_eq!(e.code(), "wrong_type", "{path}: {e}");
     }
 }

@@ -8,115 +8,31 @@
 
 #[path = "events/support.rs"]
 mod support;
+mod common;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use common::{versions, AppVersion, L};
 use support::{paid_at, t, DAY, P1E, P2E, P3E, T0};
 use tollgate::billing::{Fact, FactBody, Item, Provider, SubStatus, Subject, SubscriptionSnapshot};
-use tollgate::grandfather;
+use tollgate::grandfather::{self, Terms};
+use tollgate::model::Entitlements;
 use tollgate::{decide, Catalog, LimitValue};
 
 const USER: &str = "user:u_gf";
 const SUB: &str = "sub_gf";
 
-/// One version of the test catalog.
-#[derive(Clone, Debug)]
-struct V {
-    n: u32,
-    /// Basic's projects.
-    basic: i64,
-    /// Pro's projects.
-    pro: i64,
-    /// `export` from this tier up.
-    export: &'static str,
-    /// Basic's migration policy.
-    policy: &'static str,
-    /// Pro's migration policy.
-    pro_policy: &'static str,
-    price: i64,
-}
-
-impl V {
-    fn new(n: u32, basic: i64, policy: &'static str) -> V {
-        V {
-            n,
-            basic,
-            pro: 100,
-            export: "basic",
-            policy,
-            pro_policy: "keep",
-            price: 1000 + n as i64,
-        }
-    }
-    fn export(mut self, tier: &'static str) -> V {
-        self.export = tier;
-        self
-    }
-}
+/// One version of the test catalog (`common::AppVersion`; Pro has a 7-day trial here).
+type V = AppVersion;
 
 fn src(v: &V) -> String {
-    format!(
-        r#"
-[catalog]
-id = "gf"
-name = "Grandfathering"
-version = "1"
-currency = "usd"
-grace_period_days = 3
-
-[[products]]
-id = "app"
-tiers = ["free", "basic", "pro"]
-default_tier = "free"
-
-[[capabilities]]
-id = "export"
-product = "app"
-min_tier = "{export}"
-
-[[limits]]
-id = "projects"
-product = "app"
-values = {{ free = 1, basic = {basic}, pro = {pro} }}
-
-[[offers]]
-key = "BASIC"
-label = "Basic"
-migration = "{policy}"
-price = {{ amount = {price}, currency = "usd", interval = "month" }}
-stripe_price_ids = ["price_basic"]
-grants = [{{ product = "app", tier = "basic" }}]
-
-[[offers]]
-key = "PRO"
-label = "Pro"
-migration = "{pro_policy}"
-price = {{ amount = {pro_price}, currency = "usd", interval = "month" }}
-stripe_price_ids = ["price_pro"]
-grants = [{{ product = "app", tier = "pro" }}]
-trial_days = 7
-"#,
-        export = v.export,
-        basic = v.basic,
-        pro = v.pro,
-        policy = v.policy,
-        pro_policy = v.pro_policy,
-        price = v.price,
-        pro_price = 5000 + v.n as i64,
-    )
+    V { pro_trial: Some(7), ..*v }.src("gf", "Grandfathering")
 }
 
 fn cat(v: &V) -> Catalog {
-    Catalog::parse(&src(v))
-        .unwrap_or_else(|e| panic!("version {} is valid: {e}", v.n))
-        .with_version(v.n)
-}
-
-fn versions(cats: &[&Catalog]) -> BTreeMap<u32, Catalog> {
-    cats.iter()
-        .map(|c| (c.version.unwrap(), (*c).clone()))
-        .collect()
+    V { pro_trial: Some(7), ..*v }.catalog("gf", "Grandfathering")
 }
 
 fn stamp(mut f: Fact, v: u32) -> Fact {
@@ -185,6 +101,46 @@ fn renewal(k: usize, offer: &str, (ps, pe): (i64, i64), v: u32) -> Vec<Fact> {
     ]
 }
 
+/// The periods after the first, `[P1E, P2E)`, `[P2E, P3E)` and 30 days from `P3E`.
+const PERIODS: [(i64, i64); 3] = [(P1E, P2E), (P2E, P3E), (P3E, P3E + 30 * DAY)];
+
+/// Basic's `k`-th renewal (k = 1..=3), of the `k`-th period after the first, read under `v`.
+fn basic_renewal(k: usize, v: u32) -> Vec<Fact> {
+    renewal(k, "BASIC", PERIODS[k - 1], v)
+}
+
+/// The story most tests begin with: Basic sold under v1 (10 projects, `keep`), then v2
+/// (20 projects, `policy`, `export` from Pro) active. Returns v2, v1 at hand, and the sale.
+fn sold_under_v1_then_v2(policy: &'static str) -> (Catalog, BTreeMap<u32, Catalog>, Vec<Fact>) {
+    let c1 = cat(&V::new(1, 10, "keep"));
+    let c2 = cat(&V::new(2, 20, policy).export("pro"));
+    (c2, versions(&[&c1]), sale(1))
+}
+
+/// The first renewal `[P1E, P2E)` told past due under v2, a minute into its period.
+fn renewal_past_due() -> Fact {
+    snap(SubStatus::PastDue, "BASIC", (P1E, P2E), P1E + 60, 2, None)
+}
+
+/// The first renewal's late payment, two days into its period, read under v2.
+fn renewal_paid_late() -> Fact {
+    paid(1, "BASIC", (P1E, P2E), P1E + 2 * DAY, 2)
+}
+
+/// The catalog the subject's decisions are made on at `at`, its entitlements and the terms
+/// it is held under, with `active` active and `older` at hand (folded as the worker folds).
+fn decided_on<'a>(
+    active: &'a Catalog,
+    older: &BTreeMap<u32, Catalog>,
+    fs: &[Fact],
+    at: i64,
+) -> (Cow<'a, Catalog>, Entitlements, Vec<Terms>) {
+    let st = tollgate::billing::reduce_sold(active, older, fs, &Default::default(), t(at));
+    let ents = st.entitlements_for(USER);
+    let (c, terms) = grandfather::catalog_for(active, older, &ents.grants, t(at));
+    (c, ents, terms)
+}
+
 /// Does the subject export, and how many projects may it have at `at`, with `active`
 /// active and `older` at hand (folded as the worker folds)?
 fn held(
@@ -193,9 +149,7 @@ fn held(
     fs: &[Fact],
     at: i64,
 ) -> (bool, LimitValue) {
-    let st = tollgate::billing::reduce_sold(active, older, fs, &Default::default(), t(at));
-    let ents = st.entitlements_for(USER);
-    let (c, _) = grandfather::catalog_for(active, older, &ents.grants, t(at));
+    let (c, ents, _) = decided_on(active, older, fs, at);
     let can = decide::can(&c, &ents, "export", t(at)).unwrap().allowed;
     let projects = decide::limit(&c, &ents, "projects", t(at)).unwrap().limit;
     (can, projects)
@@ -219,11 +173,6 @@ fn grant(
         .expect("an app grant")
 }
 
-#[allow(non_snake_case)]
-fn L(n: i64) -> LimitValue {
-    LimitValue::Limited(n as u64)
-}
-
 // ---------------------------------------------------------------------------------------
 // Chains of versions.
 
@@ -239,18 +188,18 @@ fn chain_at_renewal_keep_at_renewal_moves_only_at_each_renewal() {
     let mut fs = sale(1);
     // v2 active, before the renewal: v1's terms.
     assert_eq!(projects(&c2, &versions(&[&c1]), &fs, P1E - DAY), L(10));
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+    fs.extend(basic_renewal(1, 2));
     assert_eq!(projects(&c2, &versions(&[&c1]), &fs, P1E + DAY), L(20));
     // v3 keeps: still v2's.
     let older = versions(&[&c1, &c2]);
     assert_eq!(projects(&c3, &older, &fs, P1E + 2 * DAY), L(20));
-    fs.extend(renewal(2, "BASIC", (P2E, P3E), 3));
+    fs.extend(basic_renewal(2, 3));
     let older = versions(&[&c1, &c2]);
     assert_eq!(projects(&c3, &older, &fs, P2E + DAY), L(20));
     // v4 at_renewal: v2's terms until its renewal under v4.
     let older = versions(&[&c1, &c2, &c3]);
     assert_eq!(projects(&c4, &older, &fs, P2E + 2 * DAY), L(20));
-    fs.extend(renewal(3, "BASIC", (P3E, P3E + 30 * DAY), 4));
+    fs.extend(basic_renewal(3, 4));
     assert_eq!(projects(&c4, &older, &fs, P3E + DAY), L(40));
     // Then a v5 that keeps leaves it on v4's.
     let c5 = cat(&V::new(5, 50, "keep"));
@@ -271,7 +220,7 @@ fn chain_keep_now_keep_a_renewal_under_now_sticks() {
         (false, L(20)),
         "now: at once"
     );
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+    fs.extend(basic_renewal(1, 2));
     assert_eq!(held(&c2, &versions(&[&c1]), &fs, P1E + DAY), (false, L(20)));
     assert_eq!(
         held(&c3, &versions(&[&c1, &c2]), &fs, P1E + 2 * DAY),
@@ -300,9 +249,9 @@ fn keep_across_three_renewals_and_three_versions() {
     let c3 = cat(&V::new(3, 30, "keep").export("pro"));
     let c4 = cat(&V::new(4, 40, "keep").export("pro"));
     let mut fs = sale(1);
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
-    fs.extend(renewal(2, "BASIC", (P2E, P3E), 3));
-    fs.extend(renewal(3, "BASIC", (P3E, P3E + 30 * DAY), 4));
+    fs.extend(basic_renewal(1, 2));
+    fs.extend(basic_renewal(2, 3));
+    fs.extend(basic_renewal(3, 4));
     let older = versions(&[&c1, &c2, &c3]);
     assert_eq!(held(&c4, &older, &fs, P3E + DAY), (true, L(10)));
     // A buyer under v4 gets v4's.
@@ -320,7 +269,7 @@ fn a_renewal_at_the_activation_second_moves_under_at_renewal() {
     let c1 = cat(&V::new(1, 10, "keep"));
     let c2 = cat(&V::new(2, 20, "at_renewal"));
     let mut fs = sale(1);
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+    fs.extend(basic_renewal(1, 2));
     let older = versions(&[&c1]);
     assert_eq!(projects(&c2, &older, &fs, P1E), L(20));
     assert_eq!(projects(&c2, &older, &sale(1), P1E - 1), L(10));
@@ -373,7 +322,7 @@ fn publishing_the_same_version_twice_is_harmless() {
     let a = held(&c2, &versions(&[&c1]), &fs, P1E - DAY);
     assert_eq!(a, held(&c2, &versions(&[&c1, &c2]), &fs, P1E - DAY));
     assert_eq!(a, (true, L(10)));
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+    fs.extend(basic_renewal(1, 2));
     let b = held(&c2, &versions(&[&c1]), &fs, P1E + DAY);
     assert_eq!(b, held(&c2, &versions(&[&c1, &c2]), &fs, P1E + DAY));
     assert_eq!(b, (true, L(20)));
@@ -394,24 +343,14 @@ fn publishing_the_same_version_twice_is_harmless() {
 /// the grace period; the late payment under v2 is the renewal and moves it.
 #[test]
 fn past_due_across_an_at_renewal_version_moves_only_when_paid() {
-    let c1 = cat(&V::new(1, 10, "keep"));
-    let c2 = cat(&V::new(2, 20, "at_renewal").export("pro"));
-    let older = versions(&[&c1]);
-    let mut fs = sale(1);
-    fs.push(snap(
-        SubStatus::PastDue,
-        "BASIC",
-        (P1E, P2E),
-        P1E + 60,
-        2,
-        None,
-    ));
+    let (c2, older, mut fs) = sold_under_v1_then_v2("at_renewal");
+    fs.push(renewal_past_due());
     assert_eq!(
         held(&c2, &older, &fs, P1E + DAY),
         (true, L(10)),
         "past due, in grace: v1's terms"
     );
-    fs.push(paid(1, "BASIC", (P1E, P2E), P1E + 2 * DAY, 2));
+    fs.push(renewal_paid_late());
     fs.push(snap(
         SubStatus::Active,
         "BASIC",
@@ -430,20 +369,10 @@ fn past_due_across_an_at_renewal_version_moves_only_when_paid() {
 /// Past due under v2 (`keep`): v1's terms in grace and after the late payment.
 #[test]
 fn past_due_across_a_keep_version_keeps() {
-    let c1 = cat(&V::new(1, 10, "keep"));
-    let c2 = cat(&V::new(2, 20, "keep").export("pro"));
-    let older = versions(&[&c1]);
-    let mut fs = sale(1);
-    fs.push(snap(
-        SubStatus::PastDue,
-        "BASIC",
-        (P1E, P2E),
-        P1E + 60,
-        2,
-        None,
-    ));
+    let (c2, older, mut fs) = sold_under_v1_then_v2("keep");
+    fs.push(renewal_past_due());
     assert_eq!(held(&c2, &older, &fs, P1E + DAY), (true, L(10)));
-    fs.push(paid(1, "BASIC", (P1E, P2E), P1E + 2 * DAY, 2));
+    fs.push(renewal_paid_late());
     assert_eq!(held(&c2, &older, &fs, P1E + 3 * DAY), (true, L(10)));
 }
 
@@ -451,10 +380,7 @@ fn past_due_across_a_keep_version_keeps() {
 /// pause on, whatever the version; before the pause v1's terms.
 #[test]
 fn paused_across_a_version_change() {
-    let c1 = cat(&V::new(1, 10, "keep"));
-    let c2 = cat(&V::new(2, 20, "at_renewal").export("pro"));
-    let older = versions(&[&c1]);
-    let mut fs = sale(1);
+    let (c2, older, mut fs) = sold_under_v1_then_v2("at_renewal");
     let pause = T0 + 10 * DAY;
     fs.push(snap(SubStatus::Paused, "BASIC", (T0, P1E), pause, 2, None));
     assert_eq!(held(&c2, &older, &fs, pause - DAY), (true, L(10)));
@@ -487,7 +413,7 @@ fn a_plan_removed_from_the_newer_version_strips_nothing() {
     let older = versions(&[&c1]);
     let mut fs = sale(1);
     assert_eq!(held(&c2, &older, &fs, P1E - DAY), (true, L(10)));
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+    fs.extend(basic_renewal(1, 2));
     assert_eq!(held(&c2, &older, &fs, P1E + DAY), (true, L(10)));
     // v3 brings it back with `now`: v3's terms at once.
     let c3 = cat(&V::new(3, 30, "now").export("pro"));
@@ -548,11 +474,7 @@ fn a_renamed_capability_follows_the_active_version_as_documented() {
     )
     .unwrap()
     .with_version(2);
-    let older = versions(&[&c1]);
-    let fs = sale(1);
-    let st = tollgate::billing::reduce_sold(&c2, &older, &fs, &Default::default(), t(P1E - DAY));
-    let ents = st.entitlements_for(USER);
-    let (c, _) = grandfather::catalog_for(&c2, &older, &ents.grants, t(P1E - DAY));
+    let (c, ents, _) = decided_on(&c2, &versions(&[&c1]), &sale(1), P1E - DAY);
     assert!(
         !decide::can(&c, &ents, "export_hd", t(P1E - DAY))
             .unwrap()
@@ -590,12 +512,8 @@ fn retiring_an_unused_tier_strips_no_grandfathered_terms() {
         "\n[[capabilities]]\nid = \"watermark_free\"\nproduct = \"app\"\ntiers = [\"pro\"]\n";
     let s2 = format!("{}{wm_v2}", src(&V::new(2, 5, "keep").export("pro")));
     let c2 = Catalog::parse(&s2).unwrap().with_version(2);
-    let older = versions(&[&c1]);
-    let fs = sale(1);
     let at = P1E - DAY;
-    let st = tollgate::billing::reduce_sold(&c2, &older, &fs, &Default::default(), t(at));
-    let ents = st.entitlements_for(USER);
-    let (c, terms) = grandfather::catalog_for(&c2, &older, &ents.grants, t(at));
+    let (c, ents, terms) = decided_on(&c2, &versions(&[&c1]), &sale(1), at);
     assert!(!terms.is_empty(), "the grant is held under v1's terms");
     let wm = decide::can(&c, &ents, "watermark_free", t(at))
         .unwrap()
@@ -617,7 +535,7 @@ fn a_version_not_yet_active_has_no_effect() {
     let c1 = cat(&V::new(1, 10, "keep"));
     let c2 = cat(&V::new(2, 20, "now").export("pro"));
     let mut fs = sale(1);
-    fs.extend(renewal(1, "BASIC", (P1E, P2E), 1));
+    fs.extend(basic_renewal(1, 1));
     assert_eq!(held(&c1, &versions(&[&c2]), &fs, P1E + DAY), (true, L(10)));
     // Activated: `now` at once.
     assert_eq!(held(&c2, &versions(&[&c1]), &fs, P1E + DAY), (false, L(20)));
@@ -676,9 +594,8 @@ proptest! {
         let active = &cats[active_n as usize - 1];
         let older: BTreeMap<u32, Catalog> = cats.iter().filter(|c| c.version != Some(active_n)).map(|c| (c.version.unwrap(), c.clone())).collect();
         let mut fs = sale(read[0]);
-        let periods = [(P1E, P2E), (P2E, P3E), (P3E, P3E + 30 * DAY)];
         for (k, r) in read[1..].iter().enumerate() {
-            fs.extend(renewal(k + 1, "BASIC", periods[k], *r));
+            fs.extend(basic_renewal(k + 1, *r));
         }
         // The model.
         let mut on = read[0];
@@ -720,7 +637,7 @@ proptest! {
         let active = &cats[2];
         let older: BTreeMap<u32, Catalog> = cats[..2].iter().map(|c| (c.version.unwrap(), c.clone())).collect();
         let mut fs = sale(1);
-        fs.extend(renewal(1, "BASIC", (P1E, P2E), 2));
+        fs.extend(basic_renewal(1, 2));
         let mut all = fs.clone();
         for (i, f) in fs.iter().enumerate() {
             if dup[i % dup.len()] {

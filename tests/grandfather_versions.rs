@@ -9,9 +9,11 @@
 
 #[path = "events/support.rs"]
 mod support;
+mod common;
 
 use std::collections::BTreeMap;
 
+use common::{versions, AppVersion, L};
 use support::{t, DAY, P1E, P2E, P3E, T0};
 use tollgate::billing::{
     Fact, FactBody, InvoicePaid, Item, Provider, SubStatus, Subject, SubscriptionSnapshot,
@@ -21,91 +23,31 @@ use tollgate::{decide, grandfather, Catalog, LimitValue};
 const USER: &str = "user:u_gv";
 const SUB: &str = "stripe:sub_gv";
 
-/// One version: Basic's and Pro's projects, their migration policies, Basic's trial and
-/// the tier `export` is held from.
-#[derive(Clone, Copy)]
-struct V {
-    n: u32,
-    basic: i64,
-    pro: i64,
-    policy: &'static str,
-    pro_policy: &'static str,
-    trial_days: u32,
-    export: &'static str,
-}
+/// One version of the test catalog (`common::AppVersion`); Basic has a `trial_days` line
+/// here, 0 unless said.
+type V = AppVersion;
 
 fn v(n: u32, basic: i64, policy: &'static str) -> V {
     V {
-        n,
-        basic,
-        pro: 100,
-        policy,
-        pro_policy: "keep",
-        trial_days: 0,
-        export: "basic",
+        basic_trial: Some(0),
+        ..V::new(n, basic, policy)
     }
 }
 
 fn cat(v: V) -> Catalog {
-    let src = format!(
-        r#"
-[catalog]
-id = "gv"
-name = "Versions"
-version = "1"
-currency = "usd"
-grace_period_days = 3
-
-[[products]]
-id = "app"
-tiers = ["free", "basic", "pro"]
-default_tier = "free"
-
-[[capabilities]]
-id = "export"
-product = "app"
-min_tier = "{export}"
-
-[[limits]]
-id = "projects"
-product = "app"
-values = {{ free = 1, basic = {basic}, pro = {pro} }}
-
-[[offers]]
-key = "BASIC"
-label = "Basic"
-migration = "{policy}"
-price = {{ amount = {price}, currency = "usd", interval = "month" }}
-stripe_price_ids = ["price_basic"]
-grants = [{{ product = "app", tier = "basic" }}]
-trial_days = {trial}
-
-[[offers]]
-key = "PRO"
-label = "Pro"
-migration = "{pro_policy}"
-price = {{ amount = {pro_price}, currency = "usd", interval = "month" }}
-stripe_price_ids = ["price_pro"]
-grants = [{{ product = "app", tier = "pro" }}]
-"#,
-        export = v.export,
-        basic = v.basic,
-        pro = v.pro,
-        policy = v.policy,
-        pro_policy = v.pro_policy,
-        price = 1000 + v.n,
-        pro_price = 5000 + v.n,
-        trial = v.trial_days,
-    );
-    Catalog::parse(&src)
-        .unwrap_or_else(|e| panic!("version {} is valid: {e}", v.n))
-        .with_version(v.n)
+    v.catalog("gv", "Versions")
 }
 
-fn versions(cats: &[&Catalog]) -> BTreeMap<u32, Catalog> {
-    cats.iter()
-        .map(|c| (c.version.unwrap(), (*c).clone()))
-        .collect()
+/// Version 1 (Basic: 10 projects, `keep`, `export` from Basic) and version 2 (Basic: 20
+/// projects under `policy`, `export` from Pro).
+fn v1_and_v2(policy: &'static str) -> (Catalog, Catalog) {
+    (
+        cat(v(1, 10, "keep")),
+        cat(V {
+            export: "pro",
+            ..v(2, 20, policy)
+        }),
+    )
 }
 
 fn items(offer: &str, quantity: u32) -> Vec<Item> {
@@ -244,9 +186,16 @@ fn held(
     forward
 }
 
-#[allow(non_snake_case)]
-fn L(n: i64) -> LimitValue {
-    LimitValue::Limited(n as u64)
+/// [`held`] told by the version the grant last renewed under: `(renewal_version, export,
+/// projects)`.
+fn renewed(
+    active: &Catalog,
+    older: &BTreeMap<u32, Catalog>,
+    fs: &[Fact],
+    at: i64,
+) -> (Option<u32>, bool, LimitValue) {
+    let (g, export, projects) = held(active, older, fs, at);
+    (g.renewal_version, export, projects)
 }
 
 /// Version 2 (Basic: 20 projects, export from Pro) sold the subscription; then version 1
@@ -256,13 +205,7 @@ fn L(n: i64) -> LimitValue {
 /// 2's terms. Neither fact sold the subscription, so neither moves its sale to version 1.
 #[test]
 fn after_a_rollback_a_later_fact_read_under_the_older_version_does_not_move_the_sale() {
-    let (c1, c2) = (
-        cat(v(1, 10, "keep")),
-        cat(V {
-            export: "pro",
-            ..v(2, 20, "keep")
-        }),
-    );
+    let (c1, c2) = v1_and_v2("keep");
     let older = versions(&[&c2]);
     // With version 2 still active, its buyer is on its terms.
     assert_eq!(
@@ -309,13 +252,7 @@ fn after_a_rollback_a_later_fact_read_under_the_older_version_does_not_move_the_
 /// telling of the sale decides, as before.
 #[test]
 fn the_sale_is_the_earliest_telling_of_the_first_period() {
-    let (c1, c2) = (
-        cat(v(1, 10, "keep")),
-        cat(V {
-            export: "pro",
-            ..v(2, 20, "keep")
-        }),
-    );
+    let (c1, c2) = v1_and_v2("keep");
     let fs = vec![
         snap(SubStatus::Active, "BASIC", (T0, P1E), T0, 2),
         paid(0, "BASIC", (T0, P1E), T0 + 1, 1000, 1),
@@ -333,28 +270,20 @@ fn the_sale_is_the_earliest_telling_of_the_first_period() {
 /// which keeps. The subscriber moves at its next renewal under version 2.
 #[test]
 fn a_renewal_told_under_two_versions_is_the_earliest_tellings() {
-    let (c1, c2) = (
-        cat(v(1, 10, "keep")),
-        cat(V {
-            export: "pro",
-            ..v(2, 20, "at_renewal")
-        }),
-    );
+    let (c1, c2) = v1_and_v2("at_renewal");
     let older = versions(&[&c1]);
     let mut fs = sale(1);
     fs.extend(renewal(1, "BASIC", (P1E, P2E), 2, 1));
-    let (g, export, projects) = held(&c2, &older, &fs, P1E + DAY);
     assert_eq!(
-        (g.renewal_version, export, projects),
+        renewed(&c2, &older, &fs, P1E + DAY),
         (Some(1), true, L(10)),
         "renewed under version 1"
     );
     // Told the other way round (the payment retried): the same.
     let mut other = sale(1);
     other.extend(renewal(1, "BASIC", (P1E, P2E), 1, 2));
-    let (g, export, projects) = held(&c2, &older, &other, P1E + DAY);
     assert_eq!(
-        (g.renewal_version, export, projects),
+        renewed(&c2, &older, &other, P1E + DAY),
         (Some(1), true, L(10))
     );
     // Applied one fact at a time, as told, the state is the one a whole fold gives.
@@ -374,9 +303,8 @@ fn a_renewal_told_under_two_versions_is_the_earliest_tellings() {
     );
     // The next renewal, under version 2, moves it.
     fs.extend(renewal(2, "BASIC", (P2E, P3E), 2, 2));
-    let (g, export, projects) = held(&c2, &older, &fs, P2E + DAY);
     assert_eq!(
-        (g.renewal_version, export, projects),
+        renewed(&c2, &older, &fs, P2E + DAY),
         (Some(2), false, L(20))
     );
     // Both facts of a renewal read under version 2: it moves at once.
@@ -392,11 +320,11 @@ fn a_renewal_told_under_two_versions_is_the_earliest_tellings() {
 #[test]
 fn a_trial_converted_under_an_at_renewal_version_is_no_renewal() {
     let c1 = cat(V {
-        trial_days: 7,
+        basic_trial: Some(7),
         ..v(1, 10, "keep")
     });
     let c2 = cat(V {
-        trial_days: 7,
+        basic_trial: Some(7),
         export: "pro",
         ..v(2, 20, "at_renewal")
     });
@@ -433,9 +361,8 @@ fn a_trial_converted_under_an_at_renewal_version_is_no_renewal() {
     );
     // Its first renewal under version 2 moves it.
     fs.extend(renewal(2, "BASIC", (first.1, first.1 + 30 * DAY), 2, 2));
-    let (g, export, projects) = held(&c2, &older, &fs, first.1 + DAY);
     assert_eq!(
-        (g.renewal_version, export, projects),
+        renewed(&c2, &older, &fs, first.1 + DAY),
         (Some(2), false, L(20))
     );
 }

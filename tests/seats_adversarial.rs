@@ -62,15 +62,20 @@ fn snap(
 
 /// Acme's team plan (`sub_team`), active for the first period.
 fn team(quantity: u32, at: i64) -> Fact {
-    snap(
-        "sub_team",
-        "acme",
-        PRO,
-        quantity,
-        SubStatus::Active,
-        at,
-        (T0, P1E),
-    )
+    acme("sub_team", PRO, quantity, SubStatus::Active, at)
+}
+
+/// Acme's subscription `id`: `quantity` of `offer`, in `status`, told at `at`, for the first
+/// period.
+fn acme(id: &str, offer: &str, quantity: u32, status: SubStatus, at: i64) -> Fact {
+    snap(id, "acme", offer, quantity, status, at, (T0, P1E))
+}
+
+/// Acme's subscription `id` (`quantity` of `offer`) ended at `at`.
+fn ended(id: &str, offer: &str, quantity: u32, at: i64) -> Fact {
+    with(acme(id, offer, quantity, SubStatus::Ended, at), |s| {
+        s.ended_at = Some(t(at))
+    })
 }
 
 /// The same snapshot with an edit.
@@ -92,6 +97,21 @@ fn give(user: &str, req: &str, at: i64) -> Fact {
 
 fn take(user: &str, req: &str, at: i64) -> Fact {
     Fact::seat_released(Subject::org("acme"), Subject::user(user), req, t(at))
+}
+
+/// Seats given to `users` in this order, a second apart from `T0 + 20`, each request named
+/// by its user's initial.
+fn in_line(users: &[&str]) -> Vec<Fact> {
+    users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| give(u, &u[..1], T0 + 20 + i as i64))
+        .collect()
+}
+
+/// Holders as [`holders`] gives them.
+fn line_of(hs: &[(&str, bool)]) -> Vec<(String, bool)> {
+    hs.iter().map(|(u, over)| (u.to_string(), *over)).collect()
 }
 
 /// The book's holders as `(user, over_capacity)`.
@@ -125,6 +145,35 @@ fn team_access(st: &BillingState, user: &str, ms: &[Membership], at: i64) -> boo
     tollgate::decide::has_access(&catalog(), &e, "team", "PROFESSIONAL", t(at))
         .unwrap()
         .allowed
+}
+
+/// A member `id` without a seat, its address `email`.
+fn seatless(id: &str, role: Role, email: Option<&str>) -> Member {
+    Member {
+        user_id: id.into(),
+        role,
+        seat: false,
+        email: email.map(Into::into),
+        joined_at: None,
+    }
+}
+
+/// Invite `i1` of Acme, sent by `own` at `now` to `email` as `role` with a seat, open for
+/// seven days.
+fn invite(email: &str, role: Role, now: Timestamp) -> Invite {
+    Invite {
+        id: "i1".into(),
+        organization_id: "acme".into(),
+        email: email.into(),
+        role,
+        seat: true,
+        expires_at: now.plus_days(7),
+        created_by: Some("own".into()),
+        created_at: Some(now),
+        accepted_at: None,
+        accepted_by: None,
+        revoked_at: None,
+    }
 }
 
 // ------------------------------------------------------------------ the book alone
@@ -239,24 +288,8 @@ fn huge_quantities_saturate() {
     );
     assert_eq!(subscription_seats(&cat, &[items("NOT_AN_OFFER", 7)]), 0);
     let fs = vec![
-        snap(
-            "sub_a",
-            "acme",
-            BUSINESS,
-            u32::MAX,
-            SubStatus::Active,
-            T0 + 10,
-            (T0, P1E),
-        ),
-        snap(
-            "sub_b",
-            "acme",
-            PRO,
-            u32::MAX,
-            SubStatus::Active,
-            T0 + 10,
-            (T0, P1E),
-        ),
+        acme("sub_a", BUSINESS, u32::MAX, SubStatus::Active, T0 + 10),
+        acme("sub_b", PRO, u32::MAX, SubStatus::Active, T0 + 10),
         give("ann", "r1", T0 + 20),
     ];
     let st = fold(&cat, &fs, T0 + DAY);
@@ -423,18 +456,7 @@ fn a_seat_in_the_second_a_subscription_starts_or_ends() {
         T0 + DAY,
     );
     assert!(seated(&st, ACME, "ann"));
-    let end = with(
-        snap(
-            "sub_team",
-            "acme",
-            PRO,
-            1,
-            SubStatus::Ended,
-            T0 + 50,
-            (T0, P1E),
-        ),
-        |s| s.ended_at = Some(t(T0 + 50)),
-    );
+    let end = ended("sub_team", PRO, 1, T0 + 50);
     let st = fold(
         &cat,
         &[
@@ -455,33 +477,15 @@ fn a_seat_in_the_second_a_subscription_starts_or_ends() {
 fn a_count_that_drops_and_rises_again_seats_the_same_people() {
     let cat = catalog();
     let mut fs = vec![team(3, T0 + 10)];
-    fs.extend([
-        give("ann", "a", T0 + 20),
-        give("bob", "b", T0 + 21),
-        give("cy", "c", T0 + 22),
-    ]);
+    fs.extend(in_line(&["ann", "bob", "cy"]));
     fs.push(team(1, T0 + DAY));
     fs.push(give("dee", "d", T0 + DAY + 5));
     let low = fold(&cat, &fs, T0 + 2 * DAY);
-    assert_eq!(
-        holders(&low, ACME),
-        vec![
-            ("ann".into(), false),
-            ("bob".into(), true),
-            ("cy".into(), true)
-        ]
-    );
+    assert_eq!(holders(&low, ACME), line_of(&[("ann", false), ("bob", true), ("cy", true)]));
     assert_eq!(low.seats[ACME].refused[0].reason, SeatReason::NoSeatsLeft);
     fs.push(team(3, T0 + 3 * DAY));
     let high = fold(&cat, &fs, T0 + 4 * DAY);
-    assert_eq!(
-        holders(&high, ACME),
-        vec![
-            ("ann".into(), false),
-            ("bob".into(), false),
-            ("cy".into(), false)
-        ]
-    );
+    assert_eq!(holders(&high, ACME), line_of(&[("ann", false), ("bob", false), ("cy", false)]));
     assert!(!seated(&high, ACME, "dee"), "a refused seat stays refused");
     let ms = members(&["ann", "bob", "cy", "dee"]);
     assert!(team_access(&high, "cy", &ms, T0 + 4 * DAY));
@@ -517,10 +521,7 @@ fn seats_given_before_a_late_link_are_given() {
     );
     let mut fs = vec![link, seats[1].clone(), sub, seats[0].clone()];
     let st = fold(&cat, &fs, T0 + 6 * DAY);
-    assert_eq!(
-        holders(&st, ACME),
-        vec![("ann".into(), false), ("bob".into(), false)]
-    );
+    assert_eq!(holders(&st, ACME), line_of(&[("ann", false), ("bob", false)]));
     assert!(st.seats[ACME].refused.is_empty());
     fs.reverse();
     assert_eq!(fold(&cat, &fs, T0 + 6 * DAY).seats, st.seats);
@@ -542,14 +543,7 @@ fn seats_given_during_a_failed_increase_wait_after_its_grace() {
     fs.push(give("dee", "r3", grace_end + 10));
     let after = fold(&cat, &fs, grace_end + DAY);
     assert_eq!(after.seats[ACME].seats, 1, "what was paid");
-    assert_eq!(
-        holders(&after, ACME),
-        vec![
-            ("ann".into(), false),
-            ("bob".into(), true),
-            ("cy".into(), true)
-        ]
-    );
+    assert_eq!(holders(&after, ACME), line_of(&[("ann", false), ("bob", true), ("cy", true)]));
     assert_eq!(
         after.seats[ACME].refused[0].reason,
         SeatReason::NoSeatsLeft,
@@ -565,43 +559,11 @@ fn seats_given_during_a_failed_increase_wait_after_its_grace() {
 #[test]
 fn several_subscriptions_add_up_and_end_apart() {
     let cat = catalog();
-    let a = snap(
-        "sub_a",
-        "acme",
-        PRO,
-        1,
-        SubStatus::Active,
-        T0 + 10,
-        (T0, P1E),
-    );
-    let b = snap(
-        "sub_b",
-        "acme",
-        BUSINESS,
-        1,
-        SubStatus::Active,
-        T0 + 11,
-        (T0, P1E),
-    );
-    let b_end = with(
-        snap(
-            "sub_b",
-            "acme",
-            BUSINESS,
-            1,
-            SubStatus::Ended,
-            T0 + 5 * DAY,
-            (T0, P1E),
-        ),
-        |s| s.ended_at = Some(t(T0 + 5 * DAY)),
-    );
+    let a = acme("sub_a", PRO, 1, SubStatus::Active, T0 + 10);
+    let b = acme("sub_b", BUSINESS, 1, SubStatus::Active, T0 + 11);
+    let b_end = ended("sub_b", BUSINESS, 1, T0 + 5 * DAY);
     let mut fs = vec![a, b];
-    fs.extend([
-        give("ann", "a", T0 + 20),
-        give("bob", "b", T0 + 21),
-        give("cy", "c", T0 + 22),
-        give("dee", "d", T0 + 23),
-    ]);
+    fs.extend(in_line(&["ann", "bob", "cy", "dee"]));
     let st = fold(&cat, &fs, T0 + DAY);
     assert_eq!(st.seats[ACME].seats, 3, "1 + 2 per unit");
     assert_eq!(
@@ -612,14 +574,7 @@ fn several_subscriptions_add_up_and_end_apart() {
     fs.push(b_end);
     let st = fold(&cat, &fs, T0 + 6 * DAY);
     assert_eq!(st.seats[ACME].seats, 1);
-    assert_eq!(
-        holders(&st, ACME),
-        vec![
-            ("ann".into(), false),
-            ("bob".into(), true),
-            ("cy".into(), true)
-        ]
-    );
+    assert_eq!(holders(&st, ACME), line_of(&[("ann", false), ("bob", true), ("cy", true)]));
 }
 
 /// What each standing of a subscription gives in seats: trialing and past due in grace
@@ -629,17 +584,15 @@ fn several_subscriptions_add_up_and_end_apart() {
 fn what_each_standing_gives_in_seats() {
     let cat = catalog();
     let grace = 3 * DAY;
+    // Two seats, Ann's and Bob's, then `extra`.
+    let two_seats = || [vec![team(2, T0 + 10)], in_line(&["ann", "bob"])].concat();
     let st_at = |extra: Fact, now: i64| {
-        let fs = vec![
-            team(2, T0 + 10),
-            give("ann", "a", T0 + 20),
-            give("bob", "b", T0 + 21),
-            extra,
-        ];
+        let mut fs = two_seats();
+        fs.push(extra);
         fold(&cat, &fs, now)
     };
     let at = T0 + 5 * DAY;
-    let s = |status| snap("sub_team", "acme", PRO, 2, status, at, (T0, P1E));
+    let s = |status| acme("sub_team", PRO, 2, status, at);
     // Trialing.
     let trial = with(s(SubStatus::Trialing), |x| x.trial_end = Some(t(P1E)));
     assert_eq!(st_at(trial, at + DAY).seats[ACME].seats, 2);
@@ -659,39 +612,22 @@ fn what_each_standing_gives_in_seats() {
     // Paused: none from the pause, holders keep their places; resumed, they are back.
     let paused = st_at(s(SubStatus::Paused), at + 1);
     assert_eq!(paused.seats[ACME].seats, 0);
-    assert_eq!(
-        holders(&paused, ACME),
-        vec![("ann".into(), true), ("bob".into(), true)]
-    );
-    let fs = vec![
-        team(2, T0 + 10),
-        give("ann", "a", T0 + 20),
-        give("bob", "b", T0 + 21),
+    assert_eq!(holders(&paused, ACME), line_of(&[("ann", true), ("bob", true)]));
+    let mut fs = two_seats();
+    fs.extend([
         s(SubStatus::Paused),
         give("cy", "c", at + 10),
-        snap(
-            "sub_team",
-            "acme",
-            PRO,
-            2,
-            SubStatus::Active,
-            at + DAY,
-            (T0, P1E),
-        ),
-    ];
+        acme("sub_team", PRO, 2, SubStatus::Active, at + DAY),
+    ]);
     let resumed = fold(&cat, &fs, at + 2 * DAY);
-    assert_eq!(
-        holders(&resumed, ACME),
-        vec![("ann".into(), false), ("bob".into(), false)]
-    );
+    assert_eq!(holders(&resumed, ACME), line_of(&[("ann", false), ("bob", false)]));
     assert_eq!(
         resumed.seats[ACME].refused[0].reason,
         SeatReason::NoSeats,
         "cy, while paused"
     );
     // Ended.
-    let ended = with(s(SubStatus::Ended), |x| x.ended_at = Some(t(at)));
-    assert_eq!(st_at(ended, at + 1).seats[ACME].seats, 0);
+    assert_eq!(st_at(ended("sub_team", PRO, 2, at), at + 1).seats[ACME].seats, 0);
 }
 
 /// A member removed, then a seat given late (told after the removal): the fold seats
@@ -753,7 +689,7 @@ fn within_one_second_seats_are_freed_first() {
         take("ann", "4", T0 + 30),
     ];
     let st = fold(&cat, &fs, T0 + DAY);
-    assert_eq!(holders(&st, ACME), vec![("bob".into(), false)]);
+    assert_eq!(holders(&st, ACME), line_of(&[("bob", false)]));
     assert_eq!(st.seats[ACME].refused[0].reason, SeatReason::NoSeatsLeft);
 }
 
@@ -789,12 +725,9 @@ fn a_quantity_down_to_zero_is_zero_seats_however_it_is_folded() {
 #[test]
 fn the_organization_rules_count_seats_as_the_fold_does() {
     let cat = catalog();
-    let fs = vec![
-        team(2, T0 + 10),
-        give("ann", "a", T0 + 20),
-        give("bob", "b", T0 + 21),
-        team(1, T0 + DAY),
-    ];
+    let mut fs = vec![team(2, T0 + 10)];
+    fs.extend(in_line(&["ann", "bob"]));
+    fs.push(team(1, T0 + DAY));
     let st = fold(&cat, &fs, T0 + 2 * DAY);
     let now = t(T0 + 2 * DAY);
     let member = |id: &str, role| Member {
@@ -840,20 +773,8 @@ fn an_invite_to_a_member_is_refused_in_any_case() {
         name: "Acme".into(),
         seat_count: 2,
         members: vec![
-            Member {
-                user_id: "own".into(),
-                role: Role::Owner,
-                seat: false,
-                email: Some("own@example.com".into()),
-                joined_at: None,
-            },
-            Member {
-                user_id: "eva".into(),
-                role: Role::Member,
-                seat: false,
-                email: Some("ÉVA@Example.com".into()),
-                joined_at: None,
-            },
+            seatless("own", Role::Owner, Some("own@example.com")),
+            seatless("eva", Role::Member, Some("ÉVA@Example.com")),
         ],
         invites: vec![],
         grants: vec![],
@@ -867,19 +788,7 @@ fn an_invite_to_a_member_is_refused_in_any_case() {
         RefusalCode::AlreadyMember
     );
     // And accepting an invite sent to that address is answered as from a member.
-    let i = Invite {
-        id: "i1".into(),
-        organization_id: "acme".into(),
-        email: "éva@example.com".into(),
-        role: Role::Member,
-        seat: true,
-        expires_at: now.plus_days(7),
-        created_by: Some("own".into()),
-        created_at: Some(now),
-        accepted_at: None,
-        accepted_by: None,
-        revoked_at: None,
-    };
+    let i = invite("éva@example.com", Role::Member, now);
     assert_eq!(
         orgs::accept(&org, &i, "eva", Some("ÉVA@example.com"), now)
             .unwrap_err()
@@ -898,29 +807,11 @@ fn an_invite_of_another_organization_is_not_accepted_into_this_one() {
         id: id.into(),
         name: id.into(),
         seat_count: 1,
-        members: vec![Member {
-            user_id: "own".into(),
-            role: Role::Owner,
-            seat: false,
-            email: None,
-            joined_at: None,
-        }],
+        members: vec![seatless("own", Role::Owner, None)],
         invites: vec![],
         grants: vec![],
     };
-    let i = Invite {
-        id: "i1".into(),
-        organization_id: "acme".into(),
-        email: "ann@example.com".into(),
-        role: Role::Admin,
-        seat: true,
-        expires_at: now.plus_days(7),
-        created_by: Some("own".into()),
-        created_at: Some(now),
-        accepted_at: None,
-        accepted_by: None,
-        revoked_at: None,
-    };
+    let i = invite("ann@example.com", Role::Admin, now);
     let a = orgs::accept(&org("acme"), &i, "ann", Some("ann@example.com"), now).unwrap();
     assert_eq!((a.organization_id.as_str(), a.seat), ("acme", true));
     assert_eq!(

@@ -532,32 +532,31 @@ fn decide_both(grants: Vec<Grant>, cap: &str, now: i64) -> (tollgate::Decision, 
     (core, through)
 }
 
+/// What a decision answers: whether it is allowed, why, and at which tier.
+fn answer(d: &tollgate::Decision) -> (bool, tollgate::decide::Reason, Option<String>) {
+    (d.allowed, d.reason, d.tier.clone())
+}
+
+/// `use_ai` a minute from now with only `g`: nothing in the core, and the same answer
+/// through a snapshot.
+fn gives_nothing_through_a_snapshot(g: Grant) {
+    let (core, through) = decide_both(vec![g], "use_ai", NOW + 60);
+    assert!(!core.allowed, "{core:?}");
+    assert_eq!(answer(&through), answer(&core), "through the snapshot: {through:?}");
+}
+
 /// A grant canceled with no end (`valid_to: null`) gives nothing in the core
 /// (`canceled` counts only until a known end). Through a snapshot it gave the plan.
 #[test]
 fn a_canceled_grant_without_an_end_gives_nothing_through_a_snapshot() {
-    let g = grant("stripe:sub_c:suite", "pro", Status::Canceled, NOW - 10 * DAY, None);
-    let (core, through) = decide_both(vec![g], "use_ai", NOW + 60);
-    assert!(!core.allowed, "{core:?}");
-    assert_eq!(
-        (through.allowed, through.reason, through.tier.clone()),
-        (core.allowed, core.reason, core.tier.clone()),
-        "through the snapshot: {through:?}"
-    );
+    gives_nothing_through_a_snapshot(grant("stripe:sub_c:suite", "pro", Status::Canceled, NOW - 10 * DAY, None));
 }
 
 /// A past-due grant with neither `valid_to` nor `past_due_since`: its grace runs from
 /// `valid_from` (decide::grace_end) and ended long ago. Through a snapshot it gave the plan.
 #[test]
 fn a_past_due_grant_whose_grace_ended_gives_nothing_through_a_snapshot() {
-    let g = grant("stripe:sub_p:suite", "pro", Status::PastDue, NOW - 30 * DAY, None);
-    let (core, through) = decide_both(vec![g], "use_ai", NOW + 60);
-    assert!(!core.allowed, "{core:?}");
-    assert_eq!(
-        (through.allowed, through.reason, through.tier.clone()),
-        (core.allowed, core.reason, core.tier.clone()),
-        "through the snapshot: {through:?}"
-    );
+    gives_nothing_through_a_snapshot(grant("stripe:sub_p:suite", "pro", Status::PastDue, NOW - 30 * DAY, None));
 }
 
 fn arb_grant() -> impl Strategy<Value = Grant> {
@@ -579,18 +578,24 @@ fn arb_grant() -> impl Strategy<Value = Grant> {
         })
 }
 
+/// The capabilities the property tests ask about.
+const CAPS: [&str; 3] = ["use_ai", "export_full_res", "watermark_exports"];
+
+/// For up to 3 grants of `grants`, at any instant of the snapshot's validity and for any of
+/// [`CAPS`], the answer through a snapshot is the core's.
+fn decisions_match_the_core(grants: impl Strategy<Value = Grant>) {
+    run(160, (prop::collection::vec(grants, 0..4), 0i64..i64::from(TTL), prop::sample::select(CAPS.to_vec())), |(grants, off, cap)| {
+        let (core, through) = decide_both(grants, cap, NOW + off);
+        prop_assert_eq!(answer(&through), answer(&core));
+        Ok(())
+    });
+}
+
 /// Inside the snapshot's validity, whether a capability is allowed, why, and at which
 /// tier are what the core answers for the same grants.
 #[test]
 fn prop_decisions_through_a_snapshot_match_the_core() {
-    run(160, (prop::collection::vec(arb_grant(), 0..4), 0i64..i64::from(TTL), prop::sample::select(vec!["use_ai", "export_full_res", "watermark_exports"])), |(grants, off, cap)| {
-        let (core, through) = decide_both(grants, cap, NOW + off);
-        prop_assert_eq!(
-            (through.allowed, through.reason, through.tier.clone()),
-            (core.allowed, core.reason, core.tier.clone())
-        );
-        Ok(())
-    });
+    decisions_match_the_core(arb_grant());
 }
 
 /// Reordering a snapshot's grants changes no decision.
@@ -602,7 +607,7 @@ fn prop_decisions_are_independent_of_the_order_of_the_grants() {
         let a = snapshot_of(grants);
         let b = snapshot_of(shuffled);
         let (ka, kb) = (a.entitlements(c).unwrap(), b.entitlements(c).unwrap());
-        for cap in ["use_ai", "export_full_res", "watermark_exports"] {
+        for cap in CAPS {
             let (da, db) = (tollgate::decide::can(c, &ka, cap, ts(NOW + off)).unwrap(), tollgate::decide::can(c, &kb, cap, ts(NOW + off)).unwrap());
             prop_assert_eq!(da, db, "{}", cap);
         }
@@ -817,14 +822,7 @@ fn prop_decisions_through_a_snapshot_match_the_core_for_dated_grants() {
         }
         g
     });
-    run(160, (prop::collection::vec(dated, 0..4), 0i64..i64::from(TTL), prop::sample::select(vec!["use_ai", "export_full_res", "watermark_exports"])), |(grants, off, cap)| {
-        let (core, through) = decide_both(grants, cap, NOW + off);
-        prop_assert_eq!(
-            (through.allowed, through.reason, through.tier.clone()),
-            (core.allowed, core.reason, core.tier.clone())
-        );
-        Ok(())
-    });
+    decisions_match_the_core(dated);
 }
 
 /// The same rule listed twice (crossed at two instants): which one is shown must not
