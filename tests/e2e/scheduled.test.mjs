@@ -61,6 +61,12 @@ test('a trialing subscription is listed for the scheduled run with its trial end
   assert.equal(Date.parse(rows[0].trial_end) / 1000, end);
   const [sub] = await q(`select status, extract(epoch from trial_end)::bigint as trial_end from billing_subscriptions where subscription_id = $1`, [s.sub]);
   assert.deepEqual([sub.status, Number(sub.trial_end)], ['trialing', end]);
+  // The run's scan by time tells when the subject was last folded (the fold just made), so
+  // a run passes a row folded after its rule turned.
+  const [{ t: ending }] = await q('select public.tollgate_trials_ending(to_timestamp($1), to_timestamp($2)) as t', [end - 1, end + 1]);
+  const mine = ending.filter((r) => r.subject.user_id === uid);
+  assert.equal(mine.length, 1, JSON.stringify(ending));
+  assert.ok(Math.abs(Date.parse(mine[0].folded_at) - Date.now()) < 60_000, `folded_at ${mine[0].folded_at} is the fold's time`);
   // The trial converts: no longer a trial for the scan.
   assert.equal((await postStripe(s.subscription('customer.subscription.updated', { at: end, periodStart: end, periodEnd: end + 30 * DAY }))).status, 200);
   assert.deepEqual(await listed(), []);

@@ -86,6 +86,8 @@ impl Kept {
 
 #[derive(Clone, Debug, Default)]
 struct Inner {
+    /// subject -> the time its latest fold was written as of (`billing_subjects.updated_at`).
+    folded: BTreeMap<String, Timestamp>,
     users: BTreeSet<String>,
     orgs: BTreeSet<String>,
     facts: Vec<(String, StoredFact)>,
@@ -1202,6 +1204,7 @@ impl Store for MemoryStore {
             }
             let key = s.key();
             *g.versions.entry(key.clone()).or_insert(0) += 1;
+            g.folded.insert(key.clone(), fold.now);
             g.states.insert(key.clone(), rows.state.clone());
             for gr in &rows.grants {
                 let v = serde_json::to_value(gr).map_err(|e| StoreError::Decode(e.to_string()))?;
@@ -1541,6 +1544,7 @@ impl Store for MemoryStore {
         let rows = g.failed.iter().filter(|(_, (_, v))| v["resolved_at"].is_null()).filter_map(|((p, i), (key, v))| {
             let mut r = v.clone();
             r["subject"] = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
+            r["folded_at"] = json!(g.folded.get(key));
             Some((moment(&v["grace_until"])?, format!("{p}:{i}"), r))
         });
         Ok(by_moment(rows, from, to, after, limit))
@@ -1557,7 +1561,7 @@ impl Store for MemoryStore {
             .filter_map(|(key, v)| {
                 let id = format!("{}:{}", v["provider"].as_str().unwrap_or(""), v["subscription_id"].as_str().unwrap_or(""));
                 let subject = Subject::from_key(key).map(|s| s.to_json()).unwrap_or(Value::Null);
-                Some((moment(&v["trial_end"])?, id, json!({"subject": subject, "trial_end": v["trial_end"]})))
+                Some((moment(&v["trial_end"])?, id, json!({"subject": subject, "trial_end": v["trial_end"], "folded_at": g.folded.get(key)})))
             });
         Ok(by_moment(rows, from, to, after, limit))
     }

@@ -69,6 +69,10 @@ pub struct FoldWrite<'a> {
     pub pending: PendingNote,
     /// Kept deliveries (provider, event id) whose facts this fold applied.
     pub resolved: Vec<(String, String)>,
+    /// The time the fold was made as of (the worker's clock). The SQL store records its own
+    /// (`billing_subjects.updated_at`, the database's clock); the in-memory store, which has
+    /// none, this one.
+    pub now: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

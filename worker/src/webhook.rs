@@ -307,6 +307,7 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
             subjects: rows,
             pending,
             resolved,
+            now,
         };
         let alerting = write.subjects.iter().any(|(_, r)| !r.alerts.is_empty());
         match app.store.apply_fold(&write).await {
@@ -504,7 +505,10 @@ impl Run {
             // rule did (the core decides), is folded again, which opens and resolves them as
             // of now. Those rows stay in the store (a payment still due, a subscription still
             // trialing), so the store reads only those whose moment is in the range where a
-            // rule can turn (`alerts::turning`), in the order of that moment.
+            // rule can turn (`alerts::turning`), in the order of that moment; and a row whose
+            // subject was folded after its rule turned (`folded_at`, by the store's clock,
+            // less `CLOCKS_APART` for the two clocks) is not folded again: a run spends its
+            // budget on the rows still waiting, not on the first ones of the range again.
             Work::Grace | Work::Trials => {
                 const GRACE: &[SubscriptionEvent] = &[SubscriptionEvent::GraceEnding, SubscriptionEvent::GraceEnded];
                 const TRIAL: &[SubscriptionEvent] = &[SubscriptionEvent::TrialEnding];
@@ -514,6 +518,8 @@ impl Run {
                 let Some((from, to)) = tollgate::alerts::turning(&catalog, events, since, now) else { return Ok(()) };
                 let turned = |r: &Value| {
                     let at = serde_json::from_value::<Timestamp>(r[field].clone()).ok();
+                    let folded = serde_json::from_value::<Timestamp>(r["folded_at"].clone()).ok();
+                    let since = folded.map_or(since, |f| since.max(Timestamp(f.0.saturating_sub(CLOCKS_APART))));
                     tollgate::alerts::turned(&catalog, events, at, since, now)
                 };
                 let store = &app.store;
@@ -727,6 +733,11 @@ async fn pages<R, C>(
 const EXPIRY_PAGE: usize = 500;
 /// How many rows one page of the grace and trial scans reads.
 const GRACE_PAGE: u32 = 200;
+
+/// How far the store's clock (a fold's `folded_at`) and the worker's may be apart, in
+/// seconds: a fold recorded less than this after a rule turned is not taken as having seen
+/// it, so its subject is folded once more rather than its alert missed.
+const CLOCKS_APART: i64 = 300;
 
 /// Folds every fact related to one subject again, as of `now`, and writes the result.
 pub async fn refold<T: Transport, S: Store>(app: &Ctx<T, S>, subject_key: &str, now: Timestamp) -> Result<Outcome, StoreError> {
