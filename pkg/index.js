@@ -152,13 +152,33 @@ function nowMs(now) {
  */
 function jsonOf(what, v) {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') return JSON.stringify(v);
+  if (typeof v !== 'string') return textOf(what, v);
   try {
     JSON.parse(v);
   } catch (e) {
     throw new TypeError(`tollgate: invalid ${what}: not valid JSON: ${e.message}`);
   }
   return v;
+}
+
+/**
+ * An object as JSON text. A value JSON cannot write is refused here, never passed on as
+ * absent: `JSON.stringify` gives nothing for a symbol or a function (nor for a `toJSON`
+ * that returns nothing), which would read as "no entitlements", and NaN or Infinity
+ * become `null`; a BigInt or a cycle throws without naming the input.
+ */
+function textOf(what, v) {
+  if (typeof v !== 'object') {
+    throw new TypeError(`tollgate: invalid ${what}: an object or JSON text is needed, got ${describe(v)}`);
+  }
+  let text;
+  try {
+    text = JSON.stringify(v);
+  } catch (e) {
+    throw new TypeError(`tollgate: invalid ${what}: cannot be written as JSON: ${e.message}`, { cause: e });
+  }
+  if (text === undefined) throw new TypeError(`tollgate: invalid ${what}: its toJSON() gave nothing`);
+  return text;
 }
 
 /** An object input as an object: a string is JSON text, parsed here. */
@@ -176,7 +196,13 @@ function userOf(user) {
   if (user === undefined || user === null) return undefined;
   if (typeof user !== 'object') throw new TypeError(`tollgate: \`user\` must be an object or null, got ${describe(user)}`);
   const tier = typeof user.subscription_tier === 'string' ? user.subscription_tier : null;
-  return JSON.stringify({ subscription_tier: tier, entitlements: user.entitlements ?? null });
+  const grants = user.entitlements;
+  // Grants that are not a list are the core's to name, but a number, symbol or function
+  // would be written as `null` or left out, read as "no grants": refused here.
+  if (grants !== undefined && grants !== null && typeof grants !== 'object') {
+    throw new TypeError(`tollgate: \`user.entitlements\` must be a list of grants, got ${describe(grants)}`);
+  }
+  return textOf('user', { subscription_tier: tier, entitlements: grants ?? null });
 }
 
 /**
@@ -382,7 +408,7 @@ export function loadCatalog(src) {
       throw catalogError(`catalog error: invalid JSON catalog${where}: ${e.message}${hint}`, '', at?.line ?? null);
     }
   }
-  const text = typeof src === 'string' ? src : JSON.stringify(doc);
+  const text = typeof src === 'string' ? src : textOf('catalog', doc);
   return new Catalog(CatalogHandle.fromJson(text), text);
 }
 
@@ -583,11 +609,13 @@ export class Engine {
    * default Date.now())? Indices the catalog does not have, and a non-finite
    * `nowMs`, answer false; an index that is not a whole number >= 0 is a TypeError.
    */
-  check(productIx, tierIx, nowMs) {
+  check(productIx, tierIx, at) {
     if (productIx >>> 0 !== productIx || tierIx >>> 0 !== tierIx) {
       throw new TypeError('tollgate: check() takes indices from productIndex() and tierIndex()');
     }
-    const now = nowMs === undefined ? Date.now() : nowMs;
+    // Epoch ms as it is (NaN included: false); anything else as every other `now` is read
+    // (null and omitted: the clock), never coerced by WebAssembly (null would be 1970).
+    const now = typeof at === 'number' ? at : nowMs(at);
     // The core computed this product's answer together with the window it
     // holds for: inside that window no call into WebAssembly is needed.
     const w = this.#window;
@@ -1012,13 +1040,31 @@ export function verifySnapshot(token, keys, subject, now) {
 
 // ------------------------------------------------------------------ organizations
 
+/** An options argument: omitted or null, the defaults. */
+function optionsOf(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object') throw new TypeError(`tollgate: options must be an object, got ${describe(options)}`);
+  return options;
+}
+
 function membershipOf(snapshot, organizationId) {
   if (snapshot === null || typeof snapshot !== 'object') {
     throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
   }
   const orgs = snapshot.organizations ?? [];
-  const m = organizationId === undefined || organizationId === null ? orgs[0] : orgs.find((o) => o.id === organizationId);
-  return m ?? null;
+  // Which entry is the member's is chosen here, so a list that is not one, or an entry that
+  // is not an object, is refused here rather than read as "not a member".
+  if (!Array.isArray(orgs)) {
+    throw snapshotTypeError(`the snapshot's \`organizations\` must be a list, got ${describe(orgs)}`);
+  }
+  orgs.forEach((o, i) => {
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+      throw snapshotTypeError(`the snapshot's \`organizations[${i}]\` must be an object, got ${describe(o)}`);
+    }
+  });
+  if (organizationId === undefined || organizationId === null) return orgs[0] ?? null;
+  const id = str('organizationId', organizationId);
+  return orgs.find((o) => o.id === id) ?? null;
 }
 
 /**
@@ -1030,13 +1076,14 @@ function membershipOf(snapshot, organizationId) {
  * which one (default: the first); `null` when the user is not a member.
  * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  */
-export function getOrganizationEntitlements(snapshot, organizationId, { catalog, now } = {}) {
+export function getOrganizationEntitlements(snapshot, organizationId, options) {
   ensureReady();
+  const { catalog, now } = optionsOf(options);
   const m = membershipOf(snapshot, organizationId);
   if (!m) return null;
   const c = catalogOrCurrent(catalog);
   const at = nowMs(now);
-  const mText = JSON.stringify(m);
+  const mText = textOf('organization membership', m);
   const [id, end] = snapshotBounds(snapshot);
   const ents = JSON.parse(wasmOrgEntitlements(c[HANDLE], mText, id, end, at));
   Object.defineProperty(ents, 'hasFeatureAccess', {
@@ -1050,13 +1097,14 @@ export function getOrganizationEntitlements(snapshot, organizationId, { catalog,
  * May the member use `feature` through organization `organizationId` (default: the
  * first) of its verified snapshot at `now`? Only with a seat, only what the tier gives.
  */
-export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, now } = {}) {
+export function hasFeatureAccess(snapshot, feature, organizationId, options) {
   ensureReady();
+  const { catalog, now } = optionsOf(options);
   const m = membershipOf(snapshot, organizationId);
   if (!m) return false;
   const c = catalogOrCurrent(catalog);
   const [id, end] = snapshotBounds(snapshot);
-  return wasmOrgFeatureAccess(c[HANDLE], JSON.stringify(m), id, end, str('feature', feature), nowMs(now));
+  return wasmOrgFeatureAccess(c[HANDLE], textOf('organization membership', m), id, end, str('feature', feature), nowMs(now));
 }
 
 /**
@@ -1064,8 +1112,17 @@ export function hasFeatureAccess(snapshot, feature, organizationId, { catalog, n
  * (its grants give nothing from the end on; another catalog's entry is refused).
  */
 function snapshotBounds(snapshot) {
-  const text = (v) => (typeof v === 'string' ? v : undefined);
-  return [text(snapshot.catalog_id), text(snapshot.expires_at)];
+  // A field of another type is refused, never dropped: dropped, another catalog's entry or
+  // one without an end would be read as if the snapshot said nothing. `expires_at` may be
+  // integer Unix seconds, as the core reads a snapshot's times.
+  const { catalog_id: id, expires_at: end } = snapshot;
+  if (id !== undefined && id !== null && typeof id !== 'string') {
+    throw snapshotTypeError(`the snapshot's \`catalog_id\` must be a string, got ${describe(id)}`);
+  }
+  if (end !== undefined && end !== null && typeof end !== 'string' && !Number.isSafeInteger(end)) {
+    throw snapshotTypeError(`the snapshot's \`expires_at\` must be an RFC 3339 string or Unix seconds, got ${describe(end)}`);
+  }
+  return [id ?? undefined, end === undefined || end === null ? undefined : String(end)];
 }
 
 // ------------------------------------------------------------------ notices
@@ -1081,11 +1138,12 @@ function snapshotBounds(snapshot) {
  * there only, never also as a `payment_failed` warning.
  * `catalog`: a Catalog, JSON text or a catalog object (null: the one set with `useCatalog`).
  */
-export function notices(snapshot, { catalog, used, now } = {}) {
+export function notices(snapshot, options) {
   ensureReady();
+  const { catalog, used, now } = optionsOf(options);
   if (snapshot === null || typeof snapshot !== 'object') {
     throw new TypeError(`tollgate: expected a verified snapshot (verifySnapshot's answer), got ${describe(snapshot)}`);
   }
   const c = catalogOrCurrent(catalog);
-  return JSON.parse(wasmNotices(c[HANDLE], JSON.stringify(snapshot), jsonOf('used', used), nowMs(now)));
+  return JSON.parse(wasmNotices(c[HANDLE], textOf('snapshot', snapshot), jsonOf('used', used), nowMs(now)));
 }

@@ -146,7 +146,9 @@ struct EntitlementsIn {
     subject: String,
     #[serde(default)]
     grants: Listed<Grant>,
-    #[serde(default)]
+    /// A pool named twice is refused, as in a signed snapshot's payload: JSON text handed
+    /// over as it is could otherwise mean either balance.
+    #[serde(default, deserialize_with = "crate::catalog::unique_keys")]
     balances: BTreeMap<String, i64>,
     /// A snapshot's terms (see `tollgate::grandfather`).
     #[serde(default)]
@@ -222,9 +224,15 @@ fn user_of(v: Option<String>) -> Result<Option<PlanUser>, JsValue> {
     Ok(Some(PlanUser { subscription_tier: u.subscription_tier, entitlements: u.entitlements.map(|l| l.0) }))
 }
 
+/// A map of counts by id whose every key is written once: in JSON text a limit named twice
+/// could mean either count (readers disagree on which one stands), so it is refused.
+#[derive(Deserialize)]
+#[serde(bound = "V: Deserialize<'de>")]
+struct Counts<V>(#[serde(deserialize_with = "crate::catalog::unique_keys")] BTreeMap<String, V>);
+
 fn usage_of(v: Option<String>) -> Result<Usage, JsValue> {
     let Some(text) = v else { return Ok(Usage::new()) };
-    from_json("usage (limit id -> whole number used)", &text)
+    from_json::<Counts<u64>>("usage (limit id -> whole number used)", &text).map(|c| c.0)
 }
 
 /// The catalog document from JSON text; when it does not read, the failing section or
@@ -1243,7 +1251,8 @@ struct NoticesIn {
     subject: String,
     #[serde(default)]
     grants: Listed<Grant>,
-    #[serde(default)]
+    /// A pool named twice is refused (see [`EntitlementsIn`]).
+    #[serde(default, deserialize_with = "crate::catalog::unique_keys")]
     balances: BTreeMap<String, i64>,
     #[serde(default)]
     alerts: Vec<crate::notices::ShownAlert>,
@@ -1268,7 +1277,7 @@ pub fn notices(catalog: &CatalogHandle, snapshot: &str, used: Option<String>, no
     let s: NoticesIn = from_json("snapshot", snapshot)?;
     let used: BTreeMap<String, u64> = match used {
         None => BTreeMap::new(),
-        Some(text) => from_json("used (limit id -> whole number used)", &text)?,
+        Some(text) => from_json::<Counts<u64>>("used (limit id -> whole number used)", &text)?.0,
     };
     let ents = Entitlements { subject: s.subject, grants: s.grants.0, balances: s.balances, until: None };
     let ents = snapshot::entitlements_under(&catalog.inner, s.catalog_id.as_deref(), s.expires_at, ents)
