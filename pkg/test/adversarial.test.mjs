@@ -23,39 +23,11 @@ import {
   shouldWatermarkExports,
 } from '../node.js';
 import { catalogJson } from './catalogs.mjs';
+import { NOW, row, outcome, agreesWithCore } from './support.mjs';
 
 const vcm = loadCatalog(catalogJson('vcm-suite'));
 useCatalog(vcm);
-const NOW = '2026-03-01T00:00:00Z';
 const NOW_MS = Date.parse(NOW);
-
-const row = (over = {}) => ({
-  id: 'row-1',
-  user_id: 'u1',
-  cloud_id: 'creation',
-  tier: 'pro',
-  source: 'stripe',
-  status: 'active',
-  valid_from: '2026-01-01T00:00:00+00:00',
-  valid_to: null,
-  ...over,
-});
-
-/** What a call gives: its value, or the kind and message of what it threw. */
-function outcome(fn) {
-  try {
-    return { value: fn() };
-  } catch (e) {
-    return { error: e instanceof Error ? e.message : String(e) };
-  }
-}
-
-/** hasAccess must give what the core gives for the same input (explainAccess asks it every call). */
-function agreesWithCore(rows, cloud = 'creation', tier = 'pro', at = NOW, what = '') {
-  const cached = outcome(() => hasAccess(rows, cloud, tier, at));
-  const core = outcome(() => explainAccess(rows, cloud, tier, at).allowed);
-  assert.deepEqual(cached, core, `${what} hasAccess ${JSON.stringify(cached)} vs the core ${JSON.stringify(core)}`);
-}
 
 /** A fixed pseudo-random sequence (mulberry32 from a constant start): the same on every run. */
 function prng(state) {

@@ -31,11 +31,11 @@ import {
 } from 'tollgate';
 
 import { catalogJson } from './catalogs.mjs';
+import { NOW, row } from './support.mjs';
 
 const PKG = new URL('../', import.meta.url);
 const vcmJson = catalogJson('vcm-suite');
 const vcm = loadCatalog(vcmJson);
-const NOW = '2026-03-01T00:00:00Z';
 
 const grant = (over = {}) => ({
   id: 'g1',
@@ -45,17 +45,6 @@ const grant = (over = {}) => ({
   status: 'active',
   valid_from: '2026-02-01T00:00:00Z',
   valid_to: '2026-04-01T00:00:00Z',
-  ...over,
-});
-const row = (over = {}) => ({
-  id: 'row-1',
-  user_id: 'u1',
-  cloud_id: 'creation',
-  tier: 'pro',
-  source: 'stripe',
-  status: 'active',
-  valid_from: '2026-01-01T00:00:00+00:00',
-  valid_to: null,
   ...over,
 });
 

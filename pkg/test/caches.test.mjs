@@ -8,39 +8,10 @@ import assert from 'node:assert/strict';
 
 import { Engine, loadCatalog, useCatalog, hasAccess, explainAccess } from '../node.js';
 import { catalogJson } from './catalogs.mjs';
+import { NOW, row, outcome, agreesWithCore } from './support.mjs';
 
 const vcm = loadCatalog(catalogJson('vcm-suite'));
 useCatalog(vcm);
-const NOW = '2026-03-01T00:00:00Z';
-
-const row = (over = {}) => ({
-  id: 'row-1',
-  user_id: 'u1',
-  cloud_id: 'creation',
-  tier: 'pro',
-  source: 'stripe',
-  status: 'active',
-  valid_from: '2026-01-01T00:00:00+00:00',
-  valid_to: null,
-  ...over,
-});
-
-/** What a call gives: its value, or the message of what it threw. */
-function outcome(fn) {
-  try {
-    return { value: fn() };
-  } catch (e) {
-    return { error: e.message };
-  }
-}
-
-/** hasAccess must give what the core gives for the same rows converted afresh (explainAccess). */
-function agreesWithCore(rows, cloud = 'creation', tier = 'pro', at = NOW) {
-  const cached = outcome(() => hasAccess(rows, cloud, tier, at));
-  const core = outcome(() => explainAccess(rows, cloud, tier, at).allowed);
-  assert.deepEqual(cached, core, `hasAccess ${JSON.stringify(cached)} vs the core ${JSON.stringify(core)}`);
-}
-
 test('rows cache: a row the core reads positionally (an array) is edited in place: the kept answer must follow', () => {
   // The core reads a row given as an array by position (pg's rowMode: 'array'); the named
   // fields kept to notice an edit are not what it read, so such rows are asked about every

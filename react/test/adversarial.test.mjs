@@ -5,216 +5,45 @@
 // validity, server helpers handed odd cookies and subjects, the proxy given bodies and
 // paths a gate must not trip over, and a server render with no `window`.
 //
-// The provider is rendered with react-dom/client on a tiny in-file DOM with `act` (as in
-// sessions.test.mjs); snapshots are signed with the key of the core's test vector
-// (tests/vectors/snapshot.json) and verified by the built package. Workers that must
+// The provider is rendered with react-dom/client on the tiny DOM of harness.mjs with `act`
+// (as sessions.test.mjs is); snapshots are signed there with the key of the core's test
+// vector (tests/vectors/snapshot.json) and verified by the built package. Workers that must
 // really be slow are HTTP servers of this process on 127.0.0.1, port 0.
 //
 // Run (after `npm run build` in react/, i.e. tsc to dist/):
 //   cd react && node --test test/adversarial.test.mjs
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createPrivateKey, sign as edSign } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+// The DOM stand-ins, storage, React and the signed snapshots (the globals are set there, before React loads).
+import {
+  h, act, tollgateReact, createProxy, memory, installMemory, vector, keys, catalog, iso, signToken, snapshotFor,
+  accessTokenOf, subOf, jsonResponse, realFetch, unmountAll, mount, settle, gateState, providerWith, deferred,
+} from './harness.mjs';
+
+const { Gate, useTollgate, useUsage, subjectOfToken, snapshotKey } = tollgateReact;
 
 // Every rejection nobody handled, so a test can say there was none.
 const unhandled = [];
 process.on('unhandledRejection', (e) => unhandled.push(e));
 
-// ------------------------------------------------------------------ a tiny DOM for react-dom/client
-class FakeNode {
-  constructor(nodeType, nodeName, doc) {
-    this.nodeType = nodeType;
-    this.nodeName = nodeName;
-    this.ownerDocument = doc;
-    this.childNodes = [];
-    this.parentNode = null;
-  }
-  get firstChild() { return this.childNodes[0] ?? null; }
-  get lastChild() { return this.childNodes.at(-1) ?? null; }
-  get nextSibling() {
-    if (!this.parentNode) return null;
-    const c = this.parentNode.childNodes;
-    return c[c.indexOf(this) + 1] ?? null;
-  }
-  appendChild(n) { n.parentNode?.removeChild(n); this.childNodes.push(n); n.parentNode = this; return n; }
-  insertBefore(n, ref) {
-    if (!ref) return this.appendChild(n);
-    n.parentNode?.removeChild(n);
-    this.childNodes.splice(this.childNodes.indexOf(ref), 0, n);
-    n.parentNode = this;
-    return n;
-  }
-  removeChild(n) { const i = this.childNodes.indexOf(n); if (i >= 0) this.childNodes.splice(i, 1); n.parentNode = null; return n; }
-  addEventListener() {}
-  removeEventListener() {}
-  get textContent() {
-    if (this.nodeType === 3 || this.nodeType === 8) return this.data;
-    return this.childNodes.map((c) => (c.nodeType === 8 ? '' : c.textContent)).join('');
-  }
-  set textContent(v) {
-    if (this.nodeType === 3) { this.data = String(v); return; }
-    this.childNodes = [];
-    if (v !== '' && v != null) this.appendChild(this.ownerDocument.createTextNode(String(v)));
-  }
-  get nodeValue() { return this.data ?? null; }
-  set nodeValue(v) { this.data = v; }
-}
-class FakeElement extends FakeNode {
-  constructor(tag, doc, ns) {
-    super(1, tag.toUpperCase(), doc);
-    this.tagName = tag.toUpperCase();
-    this.localName = tag;
-    this.namespaceURI = ns ?? 'http://www.w3.org/1999/xhtml';
-    this.attributes = {};
-    this.style = {};
-  }
-  setAttribute(k, v) { this.attributes[k] = String(v); }
-  setAttributeNS(_ns, k, v) { this.attributes[k] = String(v); }
-  getAttribute(k) { return this.attributes[k] ?? null; }
-  hasAttribute(k) { return k in this.attributes; }
-  removeAttribute(k) { delete this.attributes[k]; }
-  removeAttributeNS(_ns, k) { delete this.attributes[k]; }
-  get innerHTML() {
-    return this.childNodes.map((c) => (c.nodeType === 1 ? c.outerHTML : c.nodeType === 3 ? c.data : '')).join('');
-  }
-  get outerHTML() {
-    const a = Object.entries(this.attributes).map(([k, v]) => ` ${k}="${v}"`).join('');
-    return `<${this.localName}${a}>${this.innerHTML}</${this.localName}>`;
-  }
-}
-class FakeDocument extends FakeNode {
-  constructor() {
-    super(9, '#document', null);
-    this.cookie = '';
-    this.visibilityState = 'visible';
-    this.documentElement = this.createElement('html');
-    this.body = this.createElement('body');
-    this.documentElement.appendChild(this.body);
-    this.appendChild(this.documentElement);
-  }
-  get activeElement() { return this.body; }
-  createElement(t) { return new FakeElement(t, this); }
-  createElementNS(ns, t) { return new FakeElement(t, this, ns); }
-  createTextNode(s) { const n = new FakeNode(3, '#text', this); n.data = String(s); return n; }
-  createComment(s) { const n = new FakeNode(8, '#comment', this); n.data = String(s); return n; }
-}
-class MemoryStorage {
-  #m = new Map();
-  getItem(k) { return this.#m.has(k) ? this.#m.get(k) : null; }
-  setItem(k, v) { this.#m.set(k, String(v)); }
-  removeItem(k) { this.#m.delete(k); }
-  clear() { this.#m.clear(); }
-  keys() { return [...this.#m.keys()]; }
-}
-const memory = new MemoryStorage();
-globalThis.document = new FakeDocument();
-globalThis.window = globalThis;
-Object.defineProperty(globalThis, 'localStorage', { value: memory, configurable: true, writable: true });
-globalThis.addEventListener = () => {};
-globalThis.removeEventListener = () => {};
-globalThis.navigator ??= { userAgent: 'node' };
-globalThis.HTMLElement = FakeElement;
-globalThis.HTMLIFrameElement = class {};
-globalThis.IS_REACT_ACT_ENVIRONMENT = true;
-
-const { createElement: h, act } = await import('react');
-const { createRoot } = await import('react-dom/client');
-const tollgate = await import('tollgate');
-const { TollgateProvider, Gate, useTollgate, useUsage, subjectOfToken, snapshotKey } = await import('../dist/index.js');
-const { createProxy } = await import('../dist/proxy.js');
-
-// ------------------------------------------------------------------ signed snapshots
-const vector = JSON.parse(readFileSync(new URL('../../tests/vectors/snapshot.json', import.meta.url), 'utf8'));
-const KID = vector.kid;
-const keys = { [KID]: vector.public_key_b64url };
-const secret = createPrivateKey({
-  key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(vector.secret_hex, 'hex')]),
-  format: 'der',
-  type: 'pkcs8',
-});
-const catalog = JSON.parse(readFileSync(new URL('../../target/catalogs/vcm-suite.json', import.meta.url), 'utf8'));
 const reactDir = fileURLToPath(new URL('..', import.meta.url));
 
-const iso = (ms) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
-function signToken(payload) {
-  const bytes = Buffer.from(JSON.stringify(payload), 'utf8');
-  return `${bytes.toString('base64url')}.${edSign(null, bytes, secret).toString('base64url')}`;
-}
-function snapshotFor(userId, { tier = 'pro', issuedAt = Date.now() - 1000, ttlMs = 15 * 60_000, catalogId = catalog.catalog.id, grants } = {}) {
-  return {
-    v: 1,
-    kid: KID,
-    subject: `user:${userId}`,
-    catalog_id: catalogId,
-    catalog_version: catalog.catalog.version,
-    issued_at: iso(issuedAt),
-    expires_at: iso(issuedAt + ttlMs),
-    grants: grants ?? (tier
-      ? [{ id: `stripe:sub_${userId}:suite`, product: 'suite', tier, source: 'stripe', status: 'active', valid_from: '2026-01-01T00:00:00Z', valid_to: null }]
-      : []),
-    balances: {},
-  };
-}
-const accessTokenOf = (userId) => `h.${Buffer.from(JSON.stringify({ sub: userId })).toString('base64url')}.s`;
-const subOf = (init) => JSON.parse(Buffer.from(init.headers.authorization.split('.')[1], 'base64url')).sub;
-const jsonResponse = (body, status = 200) =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
-
-const mounted = [];
 const cleanups = [];
-const realFetch = globalThis.fetch;
 afterEach(async () => {
-  while (mounted.length) {
-    const root = mounted.pop();
-    await act(async () => root.unmount());
-  }
+  await unmountAll();
   while (cleanups.length) await cleanups.pop()();
   globalThis.fetch = realFetch;
-  Object.defineProperty(globalThis, 'localStorage', { value: memory, configurable: true, writable: true });
+  installMemory();
   memory.clear();
   unhandled.length = 0;
 });
 
-async function mount(element) {
-  const el = document.createElement('div');
-  const root = createRoot(el);
-  mounted.push(root);
-  await act(async () => root.render(element));
-  return {
-    el,
-    root,
-    render: (next) => act(async () => root.render(next)),
-    unmount: async () => {
-      mounted.splice(mounted.indexOf(root), 1);
-      await act(async () => root.unmount());
-    },
-  };
-}
-const settle = async (rounds = 20) => {
-  for (let i = 0; i < rounds; i++) await act(async () => { await new Promise((r) => setTimeout(r, 1)); });
-};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const gateState = (el, id) => {
-  const m = el.innerHTML.match(new RegExp(`data-gate="${id}" data-gate-state="(\\w+)"`));
-  return m ? m[1] : null;
-};
-function provider(props, children) {
-  return h(
-    TollgateProvider,
-    { workerUrl: 'http://worker.test', publicKeys: keys, catalog, load: async () => tollgate, refreshOnFocus: false, snapshotCookie: false, ...props },
-    children,
-  );
-}
+const provider = providerWith({ snapshotCookie: false });
 const proGate = () => h(Gate, { capability: 'use_ai' }, h('span', null, 'PAID AI TOOL'));
-function deferred() {
-  let resolve, reject;
-  const promise = new Promise((a, b) => { resolve = a; reject = b; });
-  return { promise, resolve, reject };
-}
 /** The provider's state, kept by a probe below it. */
 function probe() {
   const box = { state: null };

@@ -14,11 +14,11 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, NoNetwork, ADMIN_SECRET, JWT_SECRET, STRIPE_SECRET};
+use common::{block, raw, text, NoNetwork, ADMIN_SECRET, JWT_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
-use tollgate_worker::http::{AppResponse, Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::http::{AppResponse, Headers, Method, OutRequest, OutResponse, Transport, TransportError};
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::Subject;
 use tollgate_worker::store::Store;
@@ -47,25 +47,6 @@ fn app(catalog: &str) -> App<NoNetwork, MemoryStore> {
     }
     app.ctx.store.add_org(ORG);
     app
-}
-
-async fn raw<T: Transport, S: Store>(
-    app: &App<T, S>,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: &[u8],
-    now: i64,
-) -> AppResponse {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (path.to_string(), String::new()),
-    };
-    app.handle(InRequest { method, path, query, headers, body: body.to_vec() }, Timestamp(now)).await
-}
-
-fn text(r: &AppResponse) -> String {
-    String::from_utf8_lossy(&r.body).to_string()
 }
 
 fn admin_headers() -> Headers {
@@ -726,10 +707,7 @@ fn unattributed_pack(n: &str, at: i64) -> Value {
 }
 
 async fn stripe(app: &App<NoNetwork, MemoryStore>, ev: &Value, now: i64) -> AppResponse {
-    let payload = ev.to_string();
-    let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
-    let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-    raw(app, Method::Post, "/webhooks/stripe", h, payload.as_bytes(), now).await
+    raw(app, Method::Post, "/webhooks/stripe", common::stripe_headers(ev, now), ev.to_string().as_bytes(), now).await
 }
 
 async fn attribute(app: &App<NoNetwork, MemoryStore>, body: Value, now: i64) -> AppResponse {

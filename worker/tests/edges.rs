@@ -6,33 +6,20 @@
 mod common;
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, NoNetwork, STRIPE_SECRET};
-use tollgate::alerts::{AlertCheck, OpenAlert};
-use tollgate::charge::Charge;
-use tollgate::checkout::Account;
-use tollgate::meter::{Count, OverageChoice};
-use tollgate::orgs::{Invite, OrgMembership};
+use common::{block, CallGate, Gated, NoNetwork, ANN, BOB, OWNER};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
 use tollgate_worker::memory::MemoryStore;
-use tollgate_worker::state::{Subject, SubjectState};
-use tollgate_worker::store::{
-    AlertsApplied, AttemptRecord, CatalogVersion, ChargeAnswer, Charged, Counted, Delivery, DueMessage, ExpiredHold,
-    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, SettleAnswer, SettledUse, Store, StoreError,
-    StoredCatalog,
-};
+use tollgate_worker::state::Subject;
+use tollgate_worker::store::{Store, StoreError};
 
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
-const OWNER: &str = "00000000-0000-4000-8000-000000000001";
-const ANN: &str = "00000000-0000-4000-8000-000000000002";
-const BOB: &str = "00000000-0000-4000-8000-000000000003";
 
 use common::email_of as email;
 
@@ -45,153 +32,20 @@ fn token(uid: &str, now: i64) -> String {
 /// The in-memory store, except that the next `fail_folds` writes of a fold
 /// (`tollgate_apply_fold`) fail as PostgREST does when the database is briefly
 /// unreachable (503): nothing of that fold is written.
+type Flaky = Gated<FailFolds>;
+
 #[derive(Default)]
-struct Flaky {
-    inner: MemoryStore,
+struct FailFolds {
     fail_folds: Cell<u32>,
 }
 
-impl Store for Flaky {
-    fn requests(&self) -> u64 {
-        self.inner.requests()
-    }
-    async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError> {
-        self.inner.active_catalog(id).await
-    }
-    async fn active_catalog_version(&self, id: &str) -> Result<Option<CatalogVersion>, StoreError> {
-        self.inner.active_catalog_version(id).await
-    }
-    async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<StoredCatalog>, StoreError> {
-        self.inner.catalog_version(id, version).await
-    }
-    async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
-        self.inner.subject_state(subject, ledger_key).await
-    }
-    async fn gate_state(
-        &self,
-        subject: &Subject,
-        counter: Option<(&Subject, &str)>,
-    ) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError> {
-        self.inner.gate_state(subject, counter).await
-    }
-    async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
-        self.inner.subject_exists(subject).await
-    }
-    async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {
-        self.inner.charge(subject, charge, stamp, period).await
-    }
-    async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
-        self.inner.usage_by_day(subject, feature, from, to).await
-    }
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
-        self.inner.usage_owner(caller, usage_id).await
-    }
-    async fn settle(
-        &self,
-        subject: &Subject,
-        usage_id: &str,
-        release: bool,
-        now: Timestamp,
-        used: Option<SettledUse>,
-    ) -> Result<SettleAnswer, StoreError> {
-        self.inner.settle(subject, usage_id, release, now, used).await
-    }
-    async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
-        self.inner.expired_holds(now, after, limit).await
-    }
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
-        Store::set_preferences(&self.inner, subject, choice).await
-    }
-    async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {
-        self.inner.counter(subject, limit, window_start).await
-    }
-    async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError> {
-        self.inner.track_replay(subject, request_id, request_hash).await
-    }
-    async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError> {
-        self.inner.track(subject, count).await
-    }
-    async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {
-        self.inner.charge_replay(subject, request_id, request_hash).await
-    }
-    async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError> {
-        self.inner.fold_input(refs).await
-    }
-    async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError> {
-        if self.fail_folds.get() > 0 {
+impl CallGate for FailFolds {
+    fn before(&self, call: &'static str) -> Result<(), StoreError> {
+        if call == "apply_fold" && self.fail_folds.get() > 0 {
             self.fail_folds.set(self.fail_folds.get() - 1);
             return Err(StoreError::Unavailable("503 PGRST000 could not connect to the database".into()));
         }
-        self.inner.apply_fold(fold).await
-    }
-    async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
-        self.inner.keep_delivery(event, reason).await
-    }
-    async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
-        self.inner.pending_attempt(provider, event_id, error).await
-    }
-    async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
-        self.inner.kept_events(provider, after, limit).await
-    }
-    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
-        self.inner.kept_to_retry(after, limit).await
-    }
-    async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
-        self.inner.kept_event(provider, event_id).await
-    }
-    async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
-        self.inner.lapsed(now, after, limit).await
-    }
-    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.inner.failed_payments(open, after, limit).await
-    }
-    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.inner.failed_payments_due(from, to, after, limit).await
-    }
-    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.inner.trials(from, to, after, limit).await
-    }
-    async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
-        self.inner.record_alerts(subject, checks, at).await
-    }
-    async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError> {
-        self.inner.open_windowed_alerts(now, limit).await
-    }
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
-        self.inner.outbox_due(now, limit).await
-    }
-    async fn outbox_attempt(&self, message: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
-        self.inner.outbox_attempt(message, attempt).await
-    }
-    async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError> {
-        self.inner.create_endpoint(url, events).await
-    }
-    async fn endpoints(&self) -> Result<Value, StoreError> {
-        self.inner.endpoints().await
-    }
-    async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError> {
-        self.inner.set_endpoint(id, enabled, at).await
-    }
-    async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
-        self.inner.seat_held(org, user).await
-    }
-    async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError> {
-        self.inner.org(org).await
-    }
-    async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError> {
-        self.inner.invite(token_digest).await
-    }
-    async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError> {
-        self.inner.org_invite(org, invite).await
-    }
-    async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
-        self.inner.org_change(change).await
-    }
-    async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError> {
-        self.inner.user_organizations(user, now).await
-    }
-    async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {
-        self.inner.account(subject, caller).await
+        Ok(())
     }
 }
 
@@ -228,12 +82,7 @@ impl<S: Store> Orgs<S> {
     /// A Stripe event, correctly signed, delivered at the next tick.
     async fn stripe(&self, event: Value) {
         let now = self.tick();
-        let payload = event.to_string();
-        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
-        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        common::stripe_taken(&self.app, &event, now).await;
     }
 
     /// A new organization owned by OWNER, on a `seats`-seat Business plan (Stripe).

@@ -13,12 +13,12 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{b64, block, hmac, NoNetwork, ADMIN_SECRET, JWT_SECRET, STRIPE_SECRET};
+use common::{b64, block, hmac, raw, text, NoNetwork, ADMIN_SECRET, JWT_SECRET, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
 use tollgate_worker::http::{
-    AppResponse, Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError,
+    AppResponse, Headers, Method, OutRequest, OutResponse, Transport, TransportError,
 };
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::routes::ROUTES;
@@ -47,32 +47,6 @@ fn memory_app(catalog: &str) -> App<NoNetwork, MemoryStore> {
         app.ctx.store.add_user_with_email(u, &common::email_of(u));
     }
     app
-}
-
-async fn raw<T: Transport, S: Store>(
-    app: &App<T, S>,
-    method: Method,
-    path: &str,
-    headers: Headers,
-    body: &[u8],
-    now: i64,
-) -> AppResponse {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (path.to_string(), String::new()),
-    };
-    let req = InRequest {
-        method,
-        path,
-        query,
-        headers,
-        body: body.to_vec(),
-    };
-    app.handle(req, Timestamp(now)).await
-}
-
-fn text(r: &AppResponse) -> String {
-    String::from_utf8_lossy(&r.body).to_string()
 }
 
 /// The response is `status` with a JSON `{"error": {"code", "message"}}` body (strings).

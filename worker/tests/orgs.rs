@@ -12,7 +12,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, ADMIN_SECRET, STRIPE_SECRET};
+use common::{block, ADMIN_SECRET, ANN, BOB, CAT, EVE, OWNER};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -22,11 +22,6 @@ use tollgate_worker::store::Store;
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
-const OWNER: &str = "00000000-0000-4000-8000-000000000001";
-const ANN: &str = "00000000-0000-4000-8000-000000000002";
-const BOB: &str = "00000000-0000-4000-8000-000000000003";
-const CAT: &str = "00000000-0000-4000-8000-000000000004";
-const EVE: &str = "00000000-0000-4000-8000-000000000005";
 
 use common::email_of as email;
 
@@ -93,12 +88,7 @@ impl T {
     /// A Stripe event, delivered at the next tick (its `created`, as the events below are made).
     async fn stripe(&self, event: Value) {
         let now = self.tick();
-        let payload = event.to_string();
-        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
-        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        common::stripe_taken(&self.app, &event, now).await;
     }
 
     async fn invite(&self, org: &str, by: &str, who: &str, seat: bool) -> (u16, Value) {

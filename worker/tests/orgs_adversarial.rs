@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use common::{block, hmac, STRIPE_SECRET};
+use common::{block, ANN, BOB, CAT, EVE, OWNER};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{AppResponse, Headers, InRequest, Method};
@@ -23,11 +23,6 @@ use tollgate_worker::store::Store;
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 const T0: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
-const OWNER: &str = "00000000-0000-4000-8000-000000000001";
-const ANN: &str = "00000000-0000-4000-8000-000000000002";
-const BOB: &str = "00000000-0000-4000-8000-000000000003";
-const CAT: &str = "00000000-0000-4000-8000-000000000004";
-const EVE: &str = "00000000-0000-4000-8000-000000000005";
 /// Another organization's owner.
 const ZED: &str = "00000000-0000-4000-8000-000000000006";
 /// A user whose id has letters (which a path may write in capitals).
@@ -113,12 +108,7 @@ impl T {
 
     async fn stripe(&self, event: Value) {
         let now = self.tick();
-        let payload = event.to_string();
-        let sig = hex::encode(hmac(STRIPE_SECRET, &format!("{now}.{payload}")));
-        let h = Headers::new().with("stripe-signature", format!("t={now},v1={sig}"));
-        let req = InRequest { method: Method::Post, path: "/webhooks/stripe".into(), query: String::new(), headers: h, body: payload.into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        common::stripe_taken(&self.app, &event, now).await;
     }
 
     /// A new organization of `owner`: its id.

@@ -17,23 +17,14 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{hmac, JWT_SECRET, STRIPE_SECRET, ADMIN_SECRET};
-use tollgate::alerts::{AlertCheck, OpenAlert};
-use tollgate::charge::Charge;
-use tollgate::checkout::Account;
-use tollgate::meter::{Count, OverageChoice};
-use tollgate::orgs::{Invite, OrgMembership};
+use common::{hmac, CallGate, Gated, JWT_SECRET, STRIPE_SECRET, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
-use tollgate_worker::http::{Headers, InRequest, Method, OutRequest, OutResponse, Transport, TransportError};
+use tollgate_worker::http::{Headers, Method, OutRequest, OutResponse, Transport, TransportError};
 use tollgate_worker::memory::MemoryStore;
-use tollgate_worker::state::{Subject, SubjectState};
-use tollgate_worker::store::{
-    AlertsApplied, AttemptRecord, CatalogVersion, ChargeAnswer, Charged, Counted, Delivery, DueMessage, ExpiredHold,
-    FoldApplied, FoldInput, FoldWrite, KeptEvent, Lapsed, OrgChange, OrgRead, SettleAnswer, SettledUse, Store, StoreError,
-    StoredCatalog,
-};
+use tollgate_worker::state::Subject;
+use tollgate_worker::store::{Store, StoreError};
 
 /// 2027-01-15T10:00:00Z
 const NOW: i64 = 1_800_007_200;
@@ -49,9 +40,10 @@ fn uid(i: usize) -> String {
 /// The in-memory store, except that the call numbered `fail_at` (counting every call from
 /// the first) fails as an unreachable database does, before anything of it is done. A
 /// failed call is still a request sent ([`Store::requests`] counts it).
+type Chaos = Gated<FailAt>;
+
 #[derive(Default)]
-struct Chaos {
-    inner: MemoryStore,
+struct FailAt {
     calls: Cell<u64>,
     fail_at: Cell<Option<u64>>,
     failed: Cell<u64>,
@@ -59,8 +51,15 @@ struct Chaos {
     failures: RefCell<Vec<&'static str>>,
 }
 
-impl Chaos {
-    fn gate(&self, what: &'static str) -> Result<(), StoreError> {
+impl FailAt {
+    /// Fails the `n`th call from now (1: the next one).
+    fn fail_in(&self, n: u64) {
+        self.fail_at.set(Some(self.calls.get() + n));
+    }
+}
+
+impl CallGate for FailAt {
+    fn before(&self, what: &'static str) -> Result<(), StoreError> {
         self.calls.set(self.calls.get() + 1);
         if self.fail_at.get() == Some(self.calls.get()) {
             self.failed.set(self.failed.get() + 1);
@@ -69,190 +68,8 @@ impl Chaos {
         }
         Ok(())
     }
-    /// Fails the `n`th call from now (1: the next one).
-    fn fail_in(&self, n: u64) {
-        self.fail_at.set(Some(self.calls.get() + n));
-    }
-}
-
-impl Store for Chaos {
-    fn requests(&self) -> u64 {
-        self.inner.requests() + self.failed.get()
-    }
-    async fn active_catalog(&self, id: &str) -> Result<Option<StoredCatalog>, StoreError> {
-        self.gate("active_catalog")?;
-        self.inner.active_catalog(id).await
-    }
-    async fn active_catalog_version(&self, id: &str) -> Result<Option<CatalogVersion>, StoreError> {
-        self.gate("active_catalog_version")?;
-        self.inner.active_catalog_version(id).await
-    }
-    async fn catalog_version(&self, id: &str, version: u32) -> Result<Option<StoredCatalog>, StoreError> {
-        self.gate("catalog_version")?;
-        self.inner.catalog_version(id, version).await
-    }
-    async fn subject_state(&self, subject: &Subject, ledger_key: Option<&str>) -> Result<SubjectState, StoreError> {
-        self.gate("subject_state")?;
-        self.inner.subject_state(subject, ledger_key).await
-    }
-    async fn gate_state(
-        &self,
-        subject: &Subject,
-        counter: Option<(&Subject, &str)>,
-    ) -> Result<(SubjectState, Option<(Timestamp, u64)>), StoreError> {
-        self.gate("gate_state")?;
-        self.inner.gate_state(subject, counter).await
-    }
-    async fn subject_exists(&self, subject: &Subject) -> Result<bool, StoreError> {
-        self.gate("subject_exists")?;
-        self.inner.subject_exists(subject).await
-    }
-    async fn charge(&self, subject: &Subject, charge: &Charge, stamp: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {
-        self.gate("charge")?;
-        self.inner.charge(subject, charge, stamp, period).await
-    }
-    async fn usage_by_day(&self, subject: &Subject, feature: &str, from: Timestamp, to: Timestamp) -> Result<Value, StoreError> {
-        self.gate("usage_by_day")?;
-        self.inner.usage_by_day(subject, feature, from, to).await
-    }
-    async fn usage_owner(&self, caller: &Subject, usage_id: &str) -> Result<Option<SettledUse>, StoreError> {
-        self.gate("usage_owner")?;
-        self.inner.usage_owner(caller, usage_id).await
-    }
-    async fn settle(
-        &self,
-        subject: &Subject,
-        usage_id: &str,
-        release: bool,
-        now: Timestamp,
-        used: Option<SettledUse>,
-    ) -> Result<SettleAnswer, StoreError> {
-        self.gate("settle")?;
-        self.inner.settle(subject, usage_id, release, now, used).await
-    }
-    async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError> {
-        self.gate("expired_holds")?;
-        self.inner.expired_holds(now, after, limit).await
-    }
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
-        self.gate("set_preferences")?;
-        Store::set_preferences(&self.inner, subject, choice).await
-    }
-    async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {
-        self.gate("counter")?;
-        self.inner.counter(subject, limit, window_start).await
-    }
-    async fn track_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Counted>, StoreError> {
-        self.gate("track_replay")?;
-        self.inner.track_replay(subject, request_id, request_hash).await
-    }
-    async fn track(&self, subject: &Subject, count: &Count) -> Result<Counted, StoreError> {
-        self.gate("track")?;
-        self.inner.track(subject, count).await
-    }
-    async fn charge_replay(&self, subject: &Subject, request_id: &str, request_hash: &str) -> Result<Option<Charged>, StoreError> {
-        self.gate("charge_replay")?;
-        self.inner.charge_replay(subject, request_id, request_hash).await
-    }
-    async fn fold_input(&self, refs: &BTreeSet<String>) -> Result<FoldInput, StoreError> {
-        self.gate("fold_input")?;
-        self.inner.fold_input(refs).await
-    }
-    async fn apply_fold(&self, fold: &FoldWrite<'_>) -> Result<FoldApplied, StoreError> {
-        self.gate("apply_fold")?;
-        self.inner.apply_fold(fold).await
-    }
-    async fn keep_delivery(&self, event: &Delivery, reason: &str) -> Result<bool, StoreError> {
-        self.gate("keep_delivery")?;
-        self.inner.keep_delivery(event, reason).await
-    }
-    async fn pending_attempt(&self, provider: &str, event_id: &str, error: &str) -> Result<(), StoreError> {
-        self.gate("pending_attempt")?;
-        self.inner.pending_attempt(provider, event_id, error).await
-    }
-    async fn kept_events(&self, provider: Option<&str>, after: Option<i64>, limit: u32) -> Result<Vec<KeptEvent>, StoreError> {
-        self.gate("kept_events")?;
-        self.inner.kept_events(provider, after, limit).await
-    }
-    async fn kept_to_retry(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, KeptEvent)>, StoreError> {
-        self.gate("kept_to_retry")?;
-        self.inner.kept_to_retry(after, limit).await
-    }
-    async fn kept_event(&self, provider: &str, event_id: &str) -> Result<Option<KeptEvent>, StoreError> {
-        self.gate("kept_event")?;
-        self.inner.kept_event(provider, event_id).await
-    }
-    async fn lapsed(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<Lapsed>, StoreError> {
-        self.gate("lapsed")?;
-        self.inner.lapsed(now, after, limit).await
-    }
-    async fn failed_payments(&self, open: Option<bool>, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.gate("failed_payments")?;
-        self.inner.failed_payments(open, after, limit).await
-    }
-    async fn failed_payments_due(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.gate("failed_payments_due")?;
-        self.inner.failed_payments_due(from, to, after, limit).await
-    }
-    async fn trials(&self, from: Timestamp, to: Timestamp, after: Option<&str>, limit: u32) -> Result<Vec<Value>, StoreError> {
-        self.gate("trials")?;
-        self.inner.trials(from, to, after, limit).await
-    }
-    async fn record_alerts(&self, subject: &Subject, checks: &[AlertCheck], at: Timestamp) -> Result<AlertsApplied, StoreError> {
-        self.gate("record_alerts")?;
-        self.inner.record_alerts(subject, checks, at).await
-    }
-    async fn open_windowed_alerts(&self, now: Timestamp, limit: u32) -> Result<Vec<(Subject, OpenAlert)>, StoreError> {
-        self.gate("open_windowed_alerts")?;
-        self.inner.open_windowed_alerts(now, limit).await
-    }
-    async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
-        self.gate("outbox_due")?;
-        self.inner.outbox_due(now, limit).await
-    }
-    async fn outbox_attempt(&self, message: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
-        self.gate("outbox_attempt")?;
-        self.inner.outbox_attempt(message, attempt).await
-    }
-    async fn create_endpoint(&self, url: &str, events: &[String]) -> Result<Value, StoreError> {
-        self.gate("create_endpoint")?;
-        self.inner.create_endpoint(url, events).await
-    }
-    async fn endpoints(&self) -> Result<Value, StoreError> {
-        self.gate("endpoints")?;
-        self.inner.endpoints().await
-    }
-    async fn set_endpoint(&self, id: &str, enabled: bool, at: Timestamp) -> Result<Option<Value>, StoreError> {
-        self.gate("set_endpoint")?;
-        self.inner.set_endpoint(id, enabled, at).await
-    }
-    async fn seat_held(&self, org: &str, user: &str) -> Result<bool, StoreError> {
-        self.gate("seat_held")?;
-        self.inner.seat_held(org, user).await
-    }
-    async fn org(&self, org: &str) -> Result<Option<OrgRead>, StoreError> {
-        self.gate("org")?;
-        self.inner.org(org).await
-    }
-    async fn invite(&self, token_digest: &str) -> Result<Option<(Invite, Option<OrgRead>)>, StoreError> {
-        self.gate("invite")?;
-        self.inner.invite(token_digest).await
-    }
-    async fn org_invite(&self, org: &str, invite: &str) -> Result<Option<Invite>, StoreError> {
-        self.gate("org_invite")?;
-        self.inner.org_invite(org, invite).await
-    }
-    async fn org_change(&self, change: &OrgChange) -> Result<Value, StoreError> {
-        self.gate("org_change")?;
-        self.inner.org_change(change).await
-    }
-    async fn user_organizations(&self, user: &str, now: Timestamp) -> Result<Vec<OrgMembership>, StoreError> {
-        self.gate("user_organizations")?;
-        self.inner.user_organizations(user, now).await
-    }
-    async fn account(&self, subject: &Subject, caller: &str) -> Result<Option<Account>, StoreError> {
-        self.gate("account")?;
-        self.inner.account(subject, caller).await
+    fn failed(&self) -> u64 {
+        self.failed.get()
     }
 }
 
@@ -363,9 +180,7 @@ impl W {
         &self.app.ctx.store
     }
     async fn call(&self, method: Method, path: &str, headers: Headers, body: &Value, now: i64) -> (u16, Value) {
-        let req = InRequest { method, path: path.into(), query: String::new(), headers, body: body.to_string().into_bytes() };
-        let r = self.app.handle(req, Timestamp(now)).await;
-        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        common::call(&self.app, method, path, headers, body, now).await
     }
     async fn admin(&self, path: &str, body: Value, now: i64) -> (u16, Value) {
         let h = Headers::new().with("authorization", format!("Bearer {ADMIN_SECRET}"));
