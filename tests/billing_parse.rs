@@ -843,3 +843,22 @@ fn an_update_follows_the_state_its_previous_attributes_give() {
     }));
     assert_eq!(renamed.follows, Some(before.digest()));
 }
+
+/// A subscription's creation and an update of the same second that read the same (a field
+/// tollgate does not read changed) are one fact: the second telling restates the first.
+#[test]
+fn a_creation_and_an_update_that_read_the_same_are_one_fact() {
+    let cat = catalog();
+    let created_path = "stripe/customer.subscription.created.basil.json";
+    let at = json(created_path)["created"].clone();
+    let created = stripe_facts(&cat, &event(created_path));
+    let updated = stripe_facts(&cat, &edit("stripe/customer.subscription.updated.active.basil.json", |v| {
+        v["created"] = at.clone();
+        *obj(v) = json(created_path)["data"]["object"].clone();
+        v["data"]["previous_attributes"] = json!({"description": "before"});
+    }));
+    let (c, u) = (&created[0], &updated[0]);
+    assert_eq!(c.key, u.key, "one key");
+    assert_ne!(c.body, u.body, "told differently");
+    assert!(c.restates(u) && u.restates(c));
+}
