@@ -288,10 +288,12 @@ fn invisible(c: char) -> bool {
         || matches!(c, '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0000}'..='\u{E007F}')
 }
 
-/// An email address as invites compare it (trimmed, lower case), or why it is not one.
+/// An email address as invites compare it (trimmed, lower case), or why it is not one: no
+/// spaces, control or invisible characters (a zero-width space or a bidirectional override
+/// makes an address in an admin's list read as another).
 pub fn normalize_email(email: &str) -> Result<String, OrgRefusal> {
     let e = email.trim().to_lowercase();
-    let bad = || OrgRefusal::new(RefusalCode::InvalidEmail, format!("`{}` is not an email address", email.trim()));
+    let bad = || OrgRefusal::new(RefusalCode::InvalidEmail, format!("`{}` is not an email address", shown(email.trim())));
     let (local, domain) = e.split_once('@').ok_or_else(bad)?;
     let ok = !local.is_empty()
         && domain.contains('.')
@@ -299,11 +301,20 @@ pub fn normalize_email(email: &str) -> Result<String, OrgRefusal> {
         && !domain.ends_with('.')
         && !domain.contains('@')
         && e.len() <= MAX_EMAIL
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || invisible(c));
     if !ok {
         return Err(bad());
     }
     Ok(e)
+}
+
+/// A caller's text as a refusal quotes it: its first 64 characters (a 300 KB role is not
+/// sent back whole).
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// Is the stored address `stored` the normalized address `email`? Compared as
@@ -317,7 +328,7 @@ fn same_email(stored: &str, email: &str) -> bool {
 fn parse_role(role: &str, allowed: &[Role]) -> Result<Role, OrgRefusal> {
     Role::parse(role).filter(|r| allowed.contains(r)).ok_or_else(|| {
         let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-        OrgRefusal::new(RefusalCode::InvalidRole, format!("role `{role}`: use {}", names.join(" or ")))
+        OrgRefusal::new(RefusalCode::InvalidRole, format!("role `{}`: use {}", shown(role), names.join(" or ")))
     })
 }
 

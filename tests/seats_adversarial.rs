@@ -979,3 +979,18 @@ proptest! {
         }
     }
 }
+
+/// An invite's address with an invisible character (a zero-width space, a bidirectional
+/// override: it reads as another address in an admin's list) is refused, as an
+/// organization's name is; a refusal quotes a long input cut short, not whole.
+#[test]
+fn invite_addresses_are_visible_and_refusals_quote_them_short() {
+    for e in ["ann\u{200B}@example.test", "ann@exa\u{202E}mple.test", "\u{FEFF}ann@example.test", "ann@example.test\u{2060}"] {
+        let r = tollgate::orgs::normalize_email(e).unwrap_err();
+        assert_eq!(r.code, tollgate::orgs::RefusalCode::InvalidEmail, "{e:?}");
+    }
+    assert_eq!(tollgate::orgs::normalize_email(" Ann@Example.TEST ").unwrap(), "ann@example.test");
+    let long = format!("{}@example.test", "a".repeat(300_000));
+    let r = tollgate::orgs::normalize_email(&long).unwrap_err();
+    assert!(r.message.chars().count() < 200, "{} characters", r.message.chars().count());
+}
