@@ -271,6 +271,20 @@ test('a seat folded after a removal records the seat and makes no member', { ski
   assert.deepEqual(await q(`select 1 from seat_allocations where organization_id = $1 and user_id = $2 and status = 'active'`, [org, ann]), []);
 });
 
+test('a create retried with its Idempotency-Key makes one organization', { skip }, async () => {
+  const who = await user();
+  const key = id('org');
+  const create = (name) => worker('POST', '/v1/orgs', { headers: { ...as(who), 'idempotency-key': key }, body: { name } });
+  const first = await create('Retry Co');
+  assert.equal(first.status, 201, first.text);
+  const again = await create('Retry Co');
+  assert.deepEqual([again.status, again.json], [201, first.json], again.text);
+  const other = await create('Another Co');
+  assert.deepEqual([other.status, other.json.error.code], [409, 'idempotency_key_reused'], other.text);
+  const made = await q('select count(*)::int as n from organization_changes where organization_id = $1 and kind = $2', [first.json.id, 'created']);
+  assert.equal(made[0].n, 1);
+});
+
 test('an acceptance written after its invitee became a member keeps the role the member holds', { skip }, async () => {
   // The worker decided on a read in which Zoe was no member; another invite made her one
   // (a member) before this acceptance of an admin invite was written.

@@ -1661,6 +1661,10 @@ impl Store for MemoryStore {
         let mut g = self.inner.borrow_mut();
         let (org, stamp) = match change {
             OrgChange::Create { id, name, by } => {
+                // `organizations`' primary key: an id made before is refused (a retried create).
+                if g.orgs.contains(id) {
+                    return Err(conflict("", "duplicate key value violates unique constraint organizations_pkey"));
+                }
                 g.orgs.insert(id.clone());
                 g.org_names.insert(id.clone(), name.clone());
                 g.join(id, by, "owner");

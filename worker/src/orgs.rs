@@ -19,7 +19,7 @@ use tollgate::time::Timestamp;
 use crate::auth::Claims;
 use crate::ctx::Ctx;
 use crate::http::{AppResponse, InRequest, Method, Transport};
-use crate::respond::{error, error_json, json_body, store_error};
+use crate::respond::{error, error_json, idempotency_key, json_body, store_error};
 use crate::state::is_uuid;
 use crate::store::{Conflict, OrgChange, OrgRead, Store, StoreError};
 
@@ -104,12 +104,46 @@ pub async fn create<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Ok(n) => n,
         Err(r) => return refused(r),
     };
-    let Some(id) = crate::random::uuid() else { return no_random() };
+    let key = match idempotency_key(req, false) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    // With an Idempotency-Key the organization's id is the caller's and the key's (a retry
+    // names the same one, which the store's key refuses to make twice); without, a new one.
+    let id = if key.is_empty() {
+        let Some(id) = crate::random::uuid() else { return no_random() };
+        id
+    } else {
+        keyed_uuid(&claims.sub, key)
+    };
+    let made = AppResponse::json(201, &json!({"id": id, "name": name, "role": "owner"}));
     let change = OrgChange::Create { id: id.clone(), name: name.clone(), by: claims.sub.clone() };
     match ctx.store.org_change(&change).await {
-        Ok(_) => AppResponse::json(201, &json!({"id": id, "name": name, "role": "owner"})),
+        Ok(_) => made,
+        // Made before under this key: a retry is answered as the first request was while the
+        // organization is the one it asked for (its name, the caller a member of it).
+        Err(e) if !key.is_empty() && e.conflict() == Some(Conflict::Other) => match read(ctx, &id).await {
+            Ok(o) if o.org.name == name && o.org.members.iter().any(|m| m.user_id == claims.sub) => made,
+            Ok(_) => error(409, "idempotency_key_reused", "this Idempotency-Key made another organization: use a new key"),
+            Err(r) => r,
+        },
         Err(e) => store_error(&e),
     }
+}
+
+/// The id of the organization `user` creates under Idempotency-Key `key`: a UUID (version
+/// 8, made from a SHA-256 of the two) no other user's key can name.
+fn keyed_uuid(user: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    // A user id and a key hold no line feed (a key has no control character), so the two
+    // are read back from the text unambiguously.
+    let d = Sha256::digest(format!("tollgate:organization\n{user}\n{key}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 /// `GET /v1/orgs/{id}`: the organization as the caller may see it (the core's view).

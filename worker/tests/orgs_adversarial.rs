@@ -881,3 +881,31 @@ fn an_acceptance_landing_on_a_membership_keeps_its_role() {
         assert_eq!(view["role"].as_str(), Some("member"), "the admin invite promoted a member: {view}");
     });
 }
+
+/// A create retried with its Idempotency-Key (the answer lost on the way) is answered as the
+/// first and makes no second organization; the same key for another name is refused; another
+/// user's same key, or no key, makes a new one.
+#[test]
+fn a_create_retried_with_its_key_makes_one_organization() {
+    block(async {
+        let t = T::new();
+        let create = |uid: &'static str, key: Option<&'static str>, name: &'static str| {
+            let t = &t;
+            async move { t.call_at(t.tick(), Method::Post, "/v1/orgs", uid, key, Some(json!({"name": name}))).await }
+        };
+        let (s, first) = create(OWNER, Some("org-1"), "Acme").await;
+        assert_eq!(s, 201, "{first}");
+        let (s, again) = create(OWNER, Some("org-1"), "Acme").await;
+        assert_eq!((s, &again), (201, &first), "a retry is the first answer");
+        let (s, other) = create(OWNER, Some("org-1"), "Other name").await;
+        assert_eq!((s, code(&other)), (409, "idempotency_key_reused"), "{other}");
+        let (s, theirs) = create(ANN, Some("org-1"), "Acme").await;
+        assert_eq!(s, 201, "{theirs}");
+        assert_ne!(theirs["id"], first["id"], "another user's key names another organization");
+        let (s, fresh) = create(OWNER, None, "Acme").await;
+        assert_eq!(s, 201, "{fresh}");
+        assert_ne!(fresh["id"], first["id"]);
+        let history = t.app.ctx.store.org_history(first["id"].as_str().unwrap());
+        assert_eq!(history.iter().filter(|h| h.kind == "created").count(), 1, "one organization made under the key");
+    });
+}
