@@ -258,10 +258,7 @@ pub struct SubscriptionSnapshot {
 /// second telling known already, not a conflict.
 fn told_alike(a: &FactBody, b: &FactBody) -> bool {
     match (a, b) {
-        (FactBody::Subscription(x), FactBody::Subscription(y)) => {
-            SubscriptionSnapshot { created: false, follows: None, ..x.clone() }
-                == SubscriptionSnapshot { created: false, follows: None, ..y.clone() }
-        }
+        (FactBody::Subscription(x), FactBody::Subscription(y)) => x.said() == y.said(),
         _ => a == b,
     }
 }
@@ -270,7 +267,13 @@ impl SubscriptionSnapshot {
     /// A short digest of what the snapshot says of the subscription (not of how it was
     /// told: `created` and `follows` are left out), as its fact's key carries it.
     pub fn digest(&self) -> String {
-        digest(&SubscriptionSnapshot { created: false, follows: None, ..self.clone() })
+        digest(&self.said())
+    }
+
+    /// What the snapshot says of the subscription, how it was told (`created`, `follows`)
+    /// left aside.
+    fn said(&self) -> SubscriptionSnapshot {
+        SubscriptionSnapshot { created: false, follows: None, ..self.clone() }
     }
 }
 

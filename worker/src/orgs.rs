@@ -140,10 +140,7 @@ fn keyed_uuid(user: &str, key: &str) -> String {
     let d = Sha256::digest(format!("tollgate:organization\n{user}\n{key}").as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    crate::random::uuid_of(b, 8)
 }
 
 /// `GET /v1/orgs/{id}`: the organization as the caller may see it (the core's view).

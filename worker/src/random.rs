@@ -31,11 +31,16 @@ fn fill(buf: &mut [u8]) -> bool {
 
 /// A version 4 UUID from 16 random bytes.
 pub fn uuid() -> Option<String> {
-    let mut b = bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
+    Some(uuid_of(bytes::<16>()?, 4))
+}
+
+/// The UUID of `version` (4: random, 8: made from other data) written from 16 bytes, its
+/// version and variant bits set.
+pub fn uuid_of(mut b: [u8; 16], version: u8) -> String {
+    b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    Some(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 #[cfg(test)]
