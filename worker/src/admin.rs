@@ -224,7 +224,7 @@ pub async fn grants<T: Transport, S: Store>(app: &Ctx<T, S>, req: &InRequest, no
             );
         }
     }
-    match crate::webhook::apply_facts(app, None, facts, now).await {
+    match crate::webhook::apply_whole(app, facts, now).await {
         Ok(Outcome::Applied { conflicts, .. }) if !conflicts.is_empty() => error_json(
             409,
             "already_granted",

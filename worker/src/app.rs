@@ -294,6 +294,16 @@ impl<T: Transport, S: Store> App<T, S> {
         let Some(secret) = &self.ctx.config.admin_secret else {
             return error(404, "not_found", "admin routes are disabled (no ADMIN_SECRET)");
         };
+        if secret.chars().count() < crate::config::MIN_ADMIN_SECRET {
+            return error(
+                500,
+                "not_configured",
+                format!(
+                    "ADMIN_SECRET is too short to guard the admin routes (at least {} characters; `openssl rand -hex 32` makes one): they stay closed until it is replaced",
+                    crate::config::MIN_ADMIN_SECRET
+                ),
+            );
+        }
         let presented = req
             .headers
             .get("x-admin-secret")

@@ -238,6 +238,11 @@ impl Config {
     }
 }
 
+/// The fewest characters an `ADMIN_SECRET` may have: the admin routes move money, and a
+/// short secret can be guessed. A shorter one keeps the admin routes closed (500
+/// `not_configured`); the other routes work on.
+pub const MIN_ADMIN_SECRET: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,12 +208,31 @@ pub async fn joined<T: Transport, S: Store>(
     app.store.subject_state(subject, Some("-")).await
 }
 
+/// [`apply_facts`] for a request that applies whole or not at all (an operator's grants
+/// and credits): when any of `facts` has a key stored before with other content, nothing
+/// is written and the answer is `Applied` with those keys as `conflicts` and no subject.
+/// The read it decides from is the fold's own, so the fold's version check covers it.
+pub async fn apply_whole<T: Transport, S: Store>(app: &Ctx<T, S>, facts: Vec<Fact>, now: Timestamp) -> Result<Outcome, StoreError> {
+    apply(app, None, facts, BTreeSet::new(), true, now).await
+}
+
 /// [`apply_facts`], folding also every fact related to `refs`.
 pub async fn apply_with_refs<T: Transport, S: Store>(
     app: &Ctx<T, S>,
     event: Option<Delivery>,
     facts: Vec<Fact>,
+    refs: BTreeSet<String>,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    apply(app, event, facts, refs, false, now).await
+}
+
+async fn apply<T: Transport, S: Store>(
+    app: &Ctx<T, S>,
+    event: Option<Delivery>,
+    facts: Vec<Fact>,
     mut refs: BTreeSet<String>,
+    whole: bool,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
     for f in &facts {
@@ -248,6 +267,13 @@ pub async fn apply_with_refs<T: Transport, S: Store>(
                 }
                 Some(_) => {}
                 None => new.push(f.clone()),
+            }
+        }
+        if whole {
+            let conflicts: Vec<String> =
+                new.iter().filter(|f| all.iter().any(|s| s.key == f.key)).map(|f| f.key.clone()).collect();
+            if !conflicts.is_empty() {
+                return Ok(Outcome::Applied { version, subjects: Vec::new(), unknown: Vec::new(), conflicts });
             }
         }
         all.extend(new.iter().cloned());

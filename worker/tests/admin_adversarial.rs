@@ -862,3 +862,61 @@ fn credits_never_bring_a_balance_past_what_it_holds() {
         assert_eq!(r.body_json()["snapshot"]["balances"]["video_seconds"].as_i64(), Some(bound));
     })
 }
+
+/// A request whose credits mix a new id with an id given before with other values is a
+/// 409 that credits nothing: the new credit is not applied either (a request applies whole
+/// or not at all), and the same request without the reused id then credits once.
+#[test]
+fn a_request_with_one_reused_credit_id_credits_nothing() {
+    block(async {
+        let app = app("video-studio");
+        let pool = "video_seconds";
+        let r = grants(&app, &credit(U1, pool, "comp-1", json!(600)), NOW).await;
+        assert_eq!(r.status, 201, "{}", text(&r));
+        let mixed = json!({"user_id": U1, "credits": [
+            {"pool": pool, "amount": 50, "id": "comp-2"},
+            {"pool": pool, "amount": 900, "id": "comp-1"},
+        ], "grants": [{"product": "video", "tier": "pro", "source": "promotion", "id": "spring",
+                       "valid_to": "2027-03-01T00:00:00Z"}]});
+        for at in [NOW + 1, NOW + 2] {
+            let r = grants(&app, &mixed, at).await;
+            assert_refused(&r, 409, "already_granted", "a new credit beside a reused id");
+            assert_conserved(&app, U1, pool, 600, 0, "after the refused request");
+            assert!(app.ctx.store.lots(&Subject::user(U1)).iter().all(|l| !l.key.contains("comp-2")), "comp-2 was credited");
+        }
+        let r = grants(&app, &json!({"user_id": U1, "credits": [{"pool": pool, "amount": 50, "id": "comp-2"}]}), NOW + 3).await;
+        assert_eq!(r.status, 201, "{}", text(&r));
+        assert_conserved(&app, U1, pool, 650, 0, "the new credit alone");
+    })
+}
+
+/// An `ADMIN_SECRET` shorter than 16 characters keeps every admin route closed, even to
+/// a caller who sends it (500 `not_configured`, saying why and not the secret), while the
+/// other routes work on.
+#[test]
+fn a_short_admin_secret_keeps_the_admin_routes_closed() {
+    block(async {
+        for short in ["abc", "123456789012345", "ééééééééééééééé"] {
+            let mut c = config("video-studio");
+            c.admin_secret = Some(short.to_string());
+            let app = App::with_store(c, NoNetwork, MemoryStore::new()).expect("app");
+            app.ctx.store.add_user_with_email(U1, &common::email_of(U1));
+            let body = credit(U1, "video_seconds", "guessed", json!(1_000)).to_string();
+            for h in [
+                Headers::new().with("authorization", format!("Bearer {short}")),
+                Headers::new().with("x-admin-secret", short),
+                Headers::new(),
+            ] {
+                let r = raw(&app, Method::Post, "/v1/admin/grants", h, body.as_bytes(), NOW).await;
+                assert_eq!(r.status, 500, "{short:?}: {}", text(&r));
+                let v = r.body_json();
+                assert_eq!(v["error"]["code"], "not_configured", "{v}");
+                assert!(v["error"]["message"].as_str().unwrap().contains("at least 16"), "{v}");
+                assert!(!text(&r).contains(short), "the answer repeats the secret: {}", text(&r));
+            }
+            assert_eq!(granted(&app, U1, "video_seconds"), 0);
+            let r = raw(&app, Method::Get, "/v1/entitlements", user_headers(U1, NOW), b"", NOW).await;
+            assert_eq!(r.status, 200, "{short:?}: {}", text(&r));
+        }
+    })
+}
