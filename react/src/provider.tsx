@@ -34,6 +34,8 @@ import {
   writeSnapshotCookie,
 } from './storage.js';
 import type { CatalogDoc, SnapshotPayload, SnapshotResponse } from './types.js';
+import { deadline } from './deadline.js';
+import type { Deadline } from './deadline.js';
 
 export type SnapshotSource = 'cache' | 'network' | 'server';
 
@@ -230,7 +232,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
   onChangeRef.current = onChange;
   const fetchSeq = useRef(0);
   // Requests in flight (`fetching` is true while any is), to abort on unmount or a change of user.
-  const inFlight = useRef(new Set<AbortController>());
+  const inFlight = useRef(new Set<Deadline>());
   // False once unmounted: nothing is fetched, polled or set after that.
   const live = useRef(true);
   const offered = useRef<string[]>([]);
@@ -305,41 +307,31 @@ export function TollgateProvider(props: TollgateProviderProps) {
   );
 
   const fetchOnce = useCallback(
-    async (deadline: number = Infinity): Promise<SnapshotPayload | null> => {
+    async (until: number = Infinity): Promise<SnapshotPayload | null> => {
       if (!accessToken || !subject || !live.current) return null;
       const seq = ++fetchSeq.current;
       // An answer changes nothing once a later fetch began, its user signed out or changed,
       // or the provider is gone: a late failure must not mark the provider offline or show
       // its problem, and `fetching` is left to the requests still in flight.
       const stale = () => seq !== fetchSeq.current || subjectNow.current !== subject || !live.current;
-      const limit = Math.max(0, Math.min(FETCH_TIMEOUT_MS, deadline - Date.now()));
-      const ctrl = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        ctrl.abort();
-      }, limit);
-      // The timeout also ends a wait for the body, and a `fetch` that ignores the signal.
-      const aborted = new Promise<never>((_, reject) => {
-        ctrl.signal.addEventListener('abort', () => reject(new Error('aborted')));
-      });
-      aborted.catch(() => {});
-      const bounded = <T,>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
-      inFlight.current.add(ctrl);
+      const limit = Math.max(0, Math.min(FETCH_TIMEOUT_MS, until - Date.now()));
+      // The deadline also ends a wait for the body, and a `fetch` that ignores the signal.
+      const d = deadline(limit);
+      inFlight.current.add(d);
       update({ fetching: true });
       try {
         let resp: Response;
         try {
-          resp = await bounded(
+          resp = await d.bound(
             fetch(`${base}/v1/entitlements`, {
               headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
               cache: 'no-store',
-              signal: ctrl.signal,
+              signal: d.signal,
             }),
           );
         } catch (e) {
           if (stale()) return ref.current.snapshot;
-          const why = timedOut
+          const why = d.timedOut
             ? `the entitlement service did not answer within ${limit} ms`
             : `the entitlement service is unreachable (${e instanceof Error ? e.message : String(e)})`;
           update((x) => ({
@@ -354,7 +346,7 @@ export function TollgateProvider(props: TollgateProviderProps) {
         if (!resp.ok) {
           let message = `HTTP ${resp.status}`;
           try {
-            const body = (await bounded(resp.json())) as { error?: { message?: string } | string; message?: string };
+            const body = (await d.bound(resp.json())) as { error?: { message?: string } | string; message?: string };
             const m = typeof body.error === 'object' ? body.error?.message : body.message ?? body.error;
             if (m) message = `${message}: ${m}`;
           } catch {
@@ -366,11 +358,11 @@ export function TollgateProvider(props: TollgateProviderProps) {
         }
         let body: SnapshotResponse;
         try {
-          body = (await bounded(resp.json())) as SnapshotResponse;
+          body = (await d.bound(resp.json())) as SnapshotResponse;
           if (typeof body?.token !== 'string') throw new Error('no `token` in the answer');
         } catch (e) {
           if (stale()) return ref.current.snapshot;
-          const message = timedOut ? `the entitlement service did not finish its answer within ${limit} ms` : (e as Error).message;
+          const message = d.timedOut ? `the entitlement service did not finish its answer within ${limit} ms` : (e as Error).message;
           update({ online: true, problem: { code: 'bad_response', message, from: 'network' } });
           return ref.current.snapshot;
         }
@@ -379,8 +371,8 @@ export function TollgateProvider(props: TollgateProviderProps) {
         if (body.token === ref.current.token) return ref.current.snapshot;
         return await accept(body.token, 'network');
       } finally {
-        clearTimeout(timer);
-        inFlight.current.delete(ctrl);
+        d.done();
+        inFlight.current.delete(d);
         if (live.current) update({ fetching: inFlight.current.size > 0 });
       }
     },

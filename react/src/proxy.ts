@@ -26,7 +26,8 @@ import type { TollgateCatalog, TollgateModule } from './core.js';
 import { getTollgate } from './node.js';
 import { isSubject, parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, SnapshotErrorCode } from './snapshot.js';
-import { SNAPSHOT_COOKIE, readCookie } from './storage.js';
+import { SNAPSHOT_COOKIE, readCookies } from './storage.js';
+import { within } from './deadline.js';
 import type { CatalogDoc, Decision } from './types.js';
 
 export { SNAPSHOT_COOKIE, readCookie } from './storage.js';
@@ -42,12 +43,13 @@ export interface ProxyRequest {
   readonly url: string;
   readonly method: string;
   readonly headers: Headers;
-  readonly nextUrl?: { pathname: string; search: string };
+  /** Next.js's NextURL: `pathname` without the basePath and locale, which the redirect puts back. */
+  readonly nextUrl?: { pathname: string; search: string; basePath?: string; locale?: string; defaultLocale?: string };
 }
 
 /** Why the proxy let a request through or redirected it (for logs and tests). */
 export type ProxyOutcome =
-  | { action: 'pass'; path: string; why: 'no_rule' | 'method' | 'upgrade_path' | 'no_cookie' | 'signed_out' | SnapshotErrorCode; message?: string }
+  | { action: 'pass'; path: string; why: 'no_rule' | 'method' | 'upgrade_path' | 'no_cookie' | 'duplicate_cookie' | 'signed_out' | 'subject_error' | 'catalog_unavailable' | SnapshotErrorCode; message?: string }
   | { action: 'allow'; path: string; decision: Decision }
   | { action: 'redirect'; path: string; decision: Decision; location: string };
 
@@ -81,6 +83,8 @@ export interface ProxyOptions<R extends ProxyRequest = ProxyRequest> {
   subject?: (request: R) => string | null | undefined | Promise<string | null | undefined>;
   /** The clock, epoch ms (default Date.now). */
   now?: () => number;
+  /** How long the catalog's first load and the `subject` function may take, in ms (default 3000); past it the request goes on. */
+  timeoutMs?: number;
   /** Called with every outcome, for logging. */
   onOutcome?: (outcome: ProxyOutcome) => void;
   /** Loads the tollgate package (default: from node_modules, as `tollgate-react/server` does). */
@@ -128,12 +132,19 @@ function describeRequirement(need: ProxyRequirement): string {
  *
  * The wasm engine and the catalog are loaded on the first request; a rule the catalog
  * cannot answer (an unknown capability, product, tier or tool) fails that request and
- * every later one with an Error naming the rule.
+ * every later one with an Error naming the rule. What the proxy cannot decide goes on to
+ * the page, whose server-side check decides: a catalog that fails to load or takes longer
+ * than `timeoutMs` (`catalog_unavailable`; the next request loads it again), a `subject`
+ * function that throws or does not answer in time (`subject_error`), two different
+ * snapshot cookies of one name (`duplicate_cookie`: which is this browser's own cannot
+ * be told). An `onOutcome` that throws changes nothing. A redirect keeps Next.js's
+ * basePath and locale, and its `from` is always a path of this site.
  */
 export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOptions<R>): TollgateProxy<R> {
   const keys = parsePublicKeys(opts.publicKeys);
   const cookieName = opts.cookie ?? SNAPSHOT_COOKIE;
   const now = opts.now ?? Date.now;
+  const timeoutMs = opts.timeoutMs ?? 3000;
   const upgradePath = normalisePrefix(opts.upgradePath.split(/[?#]/)[0]);
   const rules: Rule[] = Object.entries(opts.rules)
     .map(([prefix, need]) => ({ prefix: normalisePrefix(prefix), need }))
@@ -154,7 +165,7 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
           try {
             ask(engine, r.need, now());
           } catch (e) {
-            throw new Error(`tollgate-react/proxy: the rule for \`${r.prefix}\` (${describeRequirement(r.need)}): ${(e as Error).message}`);
+            throw new RuleError(`tollgate-react/proxy: the rule for \`${r.prefix}\` (${describeRequirement(r.need)}): ${(e as Error).message}`);
           }
         }
       } finally {
@@ -171,7 +182,11 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
     const url = request.nextUrl ?? new URL(request.url);
     const path = url.pathname;
     const done = (o: ProxyOutcome) => {
-      opts.onOutcome?.(o);
+      try {
+        opts.onOutcome?.(o);
+      } catch {
+        /* a logger's failure is no reason to fail the page */
+      }
       return o.action === 'redirect' ? redirect(o.location) : undefined;
     };
     const pass = (why: Extract<ProxyOutcome, { action: 'pass' }>['why'], message?: string) =>
@@ -184,10 +199,23 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
     // `/upgrade` would come back to the proxy as `/upgrade/` again.
     if (path === upgradePath || (path.length > 1 && path.replace(/\/+$/, '') === upgradePath)) return pass('upgrade_path');
     if (request.method !== 'GET' && request.method !== 'HEAD') return pass('method');
-    const token = readCookie(request.headers.get('cookie'), cookieName);
+    const values = readCookies(request.headers.get('cookie'), cookieName);
+    // Several values (a cookie tossed by a sibling subdomain, another Path): which one is
+    // this browser's own cannot be told, so none decides.
+    if (new Set(values).size > 1) return pass('duplicate_cookie');
+    const token = values[0];
     if (!token) return pass('no_cookie');
 
-    const { tg, catalog, doc } = await load();
+    let loaded: Awaited<ReturnType<typeof load>>;
+    try {
+      loaded = await within(load(), timeoutMs, () => {
+        ready = null; // a load that hangs is not kept either
+      });
+    } catch (e) {
+      if (e instanceof RuleError) throw e; // a rule the catalog cannot answer stays loud
+      return pass('catalog_unavailable', (e as Error).message);
+    }
+    const { tg, catalog, doc } = loaded;
     const t = now();
     // The core's verifier (`load` made sure the package has one). The catalog and the
     // subject are checked here, after it, with the proxy's own messages.
@@ -201,7 +229,12 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
       );
     }
     if (opts.subject) {
-      const user = await opts.subject(request);
+      let user: string | null | undefined;
+      try {
+        user = await within(Promise.resolve().then(() => opts.subject!(request)), timeoutMs);
+      } catch (e) {
+        return pass('subject_error', (e as Error).message);
+      }
       if (!user) return pass('signed_out');
       if (!isSubject(snapshot.subject, user)) return pass('wrong_subject', `the snapshot describes \`${snapshot.subject}\`, not \`${user}\``);
     }
@@ -217,12 +250,18 @@ export function createProxy<R extends ProxyRequest = ProxyRequest>(opts: ProxyOp
     }
     if (decision.allowed) return done({ action: 'allow', path, decision });
 
-    const to = new URL(upgradePath, request.url);
+    // Next.js's pathname has the basePath and the locale taken off: the upgrade page is
+    // under them. `from` stays a path of this site (never `//host`).
+    const n = request.nextUrl;
+    const prefix = (n?.basePath ?? '') + (n?.locale && n.locale !== n.defaultLocale ? `/${n.locale}` : '');
+    const to = new URL(prefix + upgradePath, request.url);
     if (decision.upgrade) to.searchParams.set('offer', decision.upgrade.offer);
-    to.searchParams.set('from', path + url.search);
+    to.searchParams.set('from', `/${path.replace(/^[/\\]+/, '')}${url.search}`);
     return done({ action: 'redirect', path, decision, location: to.href });
   };
 }
+
+class RuleError extends Error {}
 
 /**
  * A temporary redirect that no cache keeps (the answer depends on the cookie). The

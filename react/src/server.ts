@@ -15,6 +15,7 @@ import 'server-only';
 import { ask } from './core.js';
 import type { TollgateCatalog, TollgateEngine, TollgateModule } from './core.js';
 import { getTollgate } from './node.js';
+import { deadline } from './deadline.js';
 import { parsePublicKeys, verifySnapshot } from './snapshot.js';
 import type { PublicKeys, VerifyResult } from './snapshot.js';
 import type { AccessQuestion, CatalogDoc, CatalogIds, Decision, FeatureOf, RegisteredIds, Grant, MeterAnswer, OrganizationEntitlements, SnapshotPayload, SnapshotResponse, ToolState, Upgrade } from './types.js';
@@ -266,28 +267,25 @@ async function workerCall(
   key?: string,
 ): Promise<{ resp: Response; text: string } | Error> {
   const ms = opts.timeoutMs ?? 3000;
-  const ctrl = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    ctrl.abort();
-  }, ms);
+  const d = deadline(ms);
   const headers: Record<string, string> = { authorization: `Bearer ${opts.accessToken}`, accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (key) headers['idempotency-key'] = key;
   try {
-    const resp = await fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-      signal: ctrl.signal,
-    });
-    return { resp, text: await resp.text() };
+    const resp = await d.bound(
+      fetch(`${opts.workerUrl.replace(/\/+$/, '')}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+        signal: d.signal,
+      }),
+    );
+    return { resp, text: await d.bound(resp.text()) };
   } catch (e) {
-    return timedOut ? new Error(`no complete answer within ${ms} ms`) : e instanceof Error ? e : new Error(String(e));
+    return d.timedOut ? new Error(`no complete answer within ${ms} ms`) : e instanceof Error ? e : new Error(String(e));
   } finally {
-    clearTimeout(timer);
+    d.done();
   }
 }
 

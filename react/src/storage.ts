@@ -67,12 +67,18 @@ function cookieJar(): Document | null {
 
 /** The value of one cookie in a Cookie header (or `document.cookie`), or null. */
 export function readCookie(header: string | null, name: string): string | null {
-  if (!header) return null;
-  for (const part of header.split(';')) {
+  return readCookies(header, name)[0] ?? null;
+}
+
+/** Every value of cookie `name` in a Cookie header, in order (a browser sends one name
+ * twice when a sibling subdomain or another path set it too). */
+export function readCookies(header: string | null, name: string): string[] {
+  const out: string[] = [];
+  for (const part of (header ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+    if (i > 0 && part.slice(0, i).trim() === name) out.push(part.slice(i + 1).trim());
   }
-  return null;
+  return out;
 }
 
 /** The cookie attribute that keeps it to HTTPS, on a page served over HTTPS. */

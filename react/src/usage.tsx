@@ -9,6 +9,7 @@ import { useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { Check, Notices, PaymentNotice, Warning } from 'tollgate';
 
 import type { TollgateCatalog, TollgateModule } from './core.js';
+import { deadline } from './deadline.js';
 import { TollgateContext } from './provider.js';
 import type { CatalogDoc, CatalogIds, FeatureOf, RegisteredIds, SnapshotPayload } from './types.js';
 
@@ -99,14 +100,15 @@ export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureO
     const q = `feature=${encodeURIComponent(feature)}&from=${from.toISOString()}&to=${today.toISOString()}`;
     // Both requests end by the deadline (a worker that never answers is an error to show,
     // not a meter pending for good) and when the effect is left (another token, unmount).
-    const ctrl = new AbortController();
     const ms = timeoutMs ?? 10_000;
-    const timer = setTimeout(() => ctrl.abort(), ms);
-    const late = (e: Error) => (ctrl.signal.aborted && live ? new Error(`${base} did not answer within ${ms} ms`) : e);
-    Promise.all([
-      workerJson(f, `${base}/v1/check`, accessToken, ctrl.signal, { feature, quantity: 1 }),
-      workerJson(f, `${base}/v1/usage?${q}`, accessToken, ctrl.signal),
-    ]).finally(() => clearTimeout(timer)).then(
+    const d = deadline(ms);
+    const late = (e: Error) => (d.timedOut && live ? new Error(`${base} did not answer within ${ms} ms`) : e);
+    d.bound(
+      Promise.all([
+        workerJson(f, `${base}/v1/check`, accessToken, d.signal, { feature, quantity: 1 }),
+        workerJson(f, `${base}/v1/usage?${q}`, accessToken, d.signal),
+      ]),
+    ).finally(() => d.done()).then(
       ([check, usage]) => {
         if (live) setState({ token: accessToken, state: { status: 'ready', check: check as Check, days: fillDays(usage?.days ?? [], span), error: null } });
       },
@@ -119,7 +121,7 @@ export function useUsage<I extends CatalogIds = RegisteredIds>(feature: FeatureO
     );
     return () => {
       live = false;
-      ctrl.abort();
+      d.abort();
     };
   }, [feature, workerUrl, accessToken, span, f, tick, timeoutMs]);
   const reload = useCallback(() => setTick((t) => t + 1), []);

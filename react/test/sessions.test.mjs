@@ -177,8 +177,9 @@ test('server fetchSnapshot/renderSnapshot answer a non-JSON 200 as a refusal, no
 
 // ------------------------------------------------------------------ 6. the proxy remembers a failed catalog load forever
 //
-// The proxy keeps no failed catalog load: after one fails (the worker redeploying), the
-// next request loads it again.
+// The proxy keeps no failed catalog load: the request that meets the failure (the worker
+// redeploying) goes on to the page, whose server-side check decides, and the next request
+// loads the catalog again.
 test('proxy: a transient catalog load failure does not fail every later request', async () => {
   const catalogAtVector = { ...catalog, catalog: { ...catalog.catalog, version: vector.snapshot.catalog_version } };
   let calls = 0;
@@ -194,7 +195,21 @@ test('proxy: a transient catalog load failure does not fail every later request'
     now: () => Date.parse(vector.now),
   });
   const req = () => new Request('http://app.test/writing', { headers: { cookie: `tollgate-snapshot=${vector.token}` } });
-  await assert.rejects(gate(req()), /fetch failed/, 'the first request meets the outage');
+  const outcomes = [];
+  const passing = createProxy({
+    catalog: async () => {
+      throw new TypeError('fetch failed');
+    },
+    publicKeys: keys,
+    rules: { '/writing': { product: 'writing', tier: 'pro' } },
+    upgradePath: '/tools',
+    now: () => Date.parse(vector.now),
+    onOutcome: (o) => outcomes.push(o),
+  });
+  assert.equal(await passing(req()), undefined, 'a request that meets the outage goes on to the page');
+  assert.equal(outcomes[0]?.why, 'catalog_unavailable');
+  assert.match(outcomes[0]?.message ?? '', /fetch failed/);
+  assert.equal(await gate(req()), undefined, 'the first request meets the outage and goes on');
   // The worker is back.
   let second;
   try {
