@@ -94,6 +94,9 @@ pub struct Ctx<T, S> {
     pub(crate) outbox_queued: std::cell::Cell<bool>,
     /// Requests sent through `transport` so far ([`Ctx::send`]).
     sent: std::cell::Cell<u64>,
+    /// Subjects never folded that this isolate has folded once on sight
+    /// ([`crate::webhook::joined`]), so that their later requests do not fold again.
+    sighted: RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<T, S> Ctx<T, S> {
@@ -109,6 +112,21 @@ impl<T, S> Ctx<T, S> {
 }
 
 impl<T: Transport, S: Store> Ctx<T, S> {
+    /// True the first time this isolate sees `key` (at most `MAX_SIGHTED` remembered: past
+    /// it the set starts again, so a subject may be seen for the first time twice).
+    pub(crate) fn first_sight(&self, key: &str) -> bool {
+        const MAX_SIGHTED: usize = 10_000;
+        let mut seen = self.sighted.borrow_mut();
+        if seen.contains(key) {
+            return false;
+        }
+        if seen.len() >= MAX_SIGHTED {
+            seen.clear();
+        }
+        seen.insert(key.to_string());
+        true
+    }
+
     /// Every request this isolate has sent so far, the store's and its own: what the
     /// runtime counts against an invocation's subrequest limit ([`crate::budget`]).
     pub fn requests(&self) -> u64 {
@@ -167,6 +185,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             jwks: RefCell::new(None),
             jwks_tried_at: RefCell::new(None),
             outbox_queued: std::cell::Cell::new(false),
+            sighted: RefCell::new(std::collections::BTreeSet::new()),
             usage_states: Default::default(),
             sent: Default::default(),
         })

@@ -106,8 +106,19 @@ pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider,
         object_id,
         payload,
     };
-    // 3. Fold and persist.
-    match apply_facts(app, Some(event), facts, now).await {
+    // 3. Fold and persist. An event told before but still kept (its user was not in the
+    // database then) is folded again, as the scheduled run's retry would: what it waited
+    // for may be there now, and the provider's redelivery should not wait for the next run.
+    let again = facts.clone();
+    let mut outcome = apply_facts(app, Some(event), facts, now).await;
+    if matches!(outcome, Ok(Outcome::Duplicate)) {
+        outcome = match app.store.kept_event(provider.as_str(), &info.id).await {
+            Ok(Some(k)) if !k.resolved => apply_facts(app, None, again, now).await,
+            Ok(_) => Ok(Outcome::Duplicate),
+            Err(e) => Err(e),
+        };
+    }
+    match outcome {
         Ok(Outcome::Applied { version, subjects, .. }) => AppResponse::json(
             200,
             &with_warnings(json!({"status": "applied", "event": info.id, "version": version, "subjects": subjects}), warnings),
@@ -191,16 +202,27 @@ pub async fn apply_facts<T: Transport, S: Store>(
     apply_with_refs(app, event, facts, BTreeSet::new(), now).await
 }
 
-/// A subject's state after its first sight: when the catalog gives every user credits and
-/// the subject holds none of them yet (`Fact::joining`), the `joined` fact is folded first
-/// and the state read again; otherwise `st` as it is. Cheap after the first request: the
-/// free lots, once written, are in every state read.
+/// A subject's state after its first sight. A subject never folded (a user who paid before
+/// the database knew them: the payment was kept) has what was kept for it folded first, once
+/// per isolate, so the purchase shows at its first request rather than at the next scheduled
+/// run. When the catalog gives every user credits and the subject holds none of them yet
+/// (`Fact::joining`), the `joined` fact is folded and the state read again; otherwise `st`
+/// as it is. Cheap after the first request: the free lots, once written, are in every
+/// state read.
 pub async fn joined<T: Transport, S: Store>(
     app: &Ctx<T, S>,
     subject: &crate::state::Subject,
     st: crate::state::SubjectState,
     now: Timestamp,
 ) -> Result<crate::state::SubjectState, StoreError> {
+    let st = if st.version == 0 && app.first_sight(&subject.key()) {
+        match refold(app, &subject.key(), now).await? {
+            Outcome::Applied { subjects, .. } if !subjects.is_empty() => app.store.subject_state(subject, Some("-")).await?,
+            _ => st,
+        }
+    } else {
+        st
+    };
     let Some(fact) = Fact::joining(&app.catalog(), &subject.to_core(), &st.wallet, now) else {
         return Ok(st);
     };
@@ -254,6 +276,10 @@ async fn apply<T: Transport, S: Store>(
             )));
         }
         let cluster = input.refs;
+        if facts.is_empty() && all.is_empty() {
+            // Nothing stored and nothing new: nothing to fold or write.
+            return Ok(Outcome::Duplicate);
+        }
         // A fact told again (the same key and content at another time) is known already,
         // unless this telling is earlier than the stored one: the earliest telling holds (as
         // in the core's fold), so it replaces the stored one, whatever order they came in.
