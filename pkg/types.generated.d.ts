@@ -269,7 +269,12 @@ from?: Array<string>, tier: string, };
  */
 export type Interval = "month" | "year" | "one_time";
 
-export type Limit = { id: string, label: string, product: string, period: LimitPeriod, 
+export type Limit = { 
+/**
+ * The limit's name: no `:` (it separates a limit from its scope in a counter's name),
+ * and not `overage` (the overage cap's counter is `overage:<currency>`).
+ */
+id: string, label: string, product: string, period: LimitPeriod, 
 /**
  * `subscription`: monthly windows from the day the subscription started (with
  * `period = "month"`); `billing_period` is always anchored so.

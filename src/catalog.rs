@@ -373,6 +373,8 @@ impl LimitAnchor {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
+    /// The limit's name: no `:` (it separates a limit from its scope in a counter's name),
+    /// and not `overage` (the overage cap's counter is `overage:<currency>`).
     pub id: String,
     #[serde(default)]
     pub label: String,

@@ -273,6 +273,11 @@ pub fn validate(doc: &CatalogDoc) -> Result<(), CatalogError> {
             // `<limit>:<scope>` names a scope's counter (`meter::counter_id`).
             return Err(err(format!("{path}.id"), format!("`{}`: a limit id has no `:` (it separates a limit from its scope)", l.id)));
         }
+        if l.id == "overage" {
+            // `overage:<currency>` is the overage cap's counter (`meter::overage_counter`):
+            // this limit's counter with scope `<currency>` would be the same row.
+            return Err(err(format!("{path}.id"), "`overage` names the overage cap's counter: choose another limit id".to_string()));
+        }
         let p = product(&l.product).ok_or_else(|| err(format!("{path}.product"), format!("unknown product `{}`", l.product)))?;
         for k in l.values.keys() {
             if !p.tiers.contains(k) {

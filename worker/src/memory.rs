@@ -865,7 +865,8 @@ impl Store for MemoryStore {
         for r in g.records.values().filter(|r| r.subject == subject.key()) {
             let of = r.record.get("feature").or_else(|| r.record.get("pool")).and_then(Value::as_str);
             let at = r.at;
-            if of != Some(feature) || at < from || at >= to {
+            // A released hold or use gave back what it took: it is no use.
+            if of != Some(feature) || at < from || at >= to || r.record["status"] == "released" {
                 continue;
             }
             let day = at.to_rfc3339()[..10].to_string();
