@@ -313,7 +313,11 @@ fn attribution(offer: &Offer, subject: &Subject, clouds: &[String], quantity: u3
 }
 
 fn url_ok(name: &str, url: &str) -> Result<(), Refusal> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("").split(':').next().unwrap_or("");
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && !host.is_empty()
         && url.len() <= 2048
         && url.len() > "https://".len()
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());

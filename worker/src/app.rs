@@ -69,6 +69,13 @@ impl<T: Transport, S: Store> App<T, S> {
                         .with_header("retry-after", "5");
                     return with_cors(r, req.method);
                 }
+                // A purchase prices from the active version: one the store could not
+                // confirm just now is not sold (retry in a few seconds).
+                if matches!(route, Route::Checkout | Route::SubscriptionChange) {
+                    let r = error(503, "catalog_unavailable", "the active catalog could not be read; try again in a few seconds")
+                        .with_header("retry-after", "5");
+                    return with_cors(r, req.method);
+                }
             }
         }
         let resp = match (too_large, resolved) {

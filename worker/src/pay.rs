@@ -54,6 +54,9 @@ fn provider_failed(provider: Provider, status: u16, body: &[u8]) -> AppResponse 
         .map(str::to_string)
         .unwrap_or_else(|| format!("HTTP {status}"));
     let code = v["error"]["code"].as_str().or_else(|| v["error"]["type"].as_str());
+    if provider == Provider::Stripe && v["error"]["type"].as_str() == Some("idempotency_error") {
+        return error(409, "idempotency_key_reused", "this Idempotency-Key was used for another request: send a new key for a new purchase");
+    }
     error_json(
         502,
         "provider_error",
@@ -166,10 +169,11 @@ fn req_str<'a>(body: &'a Value, field: &str, what: &str) -> Result<&'a str, AppR
         .ok_or_else(|| error(400, "invalid_body", format!("`{field}` ({what}) is required")))
 }
 
-fn organization(body: &Value) -> Result<Option<&str>, AppResponse> {
+fn organization(body: &Value) -> Result<Option<String>, AppResponse> {
     match opt_str(body, "organization_id")? {
         Some(o) if !is_uuid(o) => Err(error(400, "invalid_body", "`organization_id` must be an organization's id (a UUID)")),
-        o => Ok(o),
+        // The one spelling the store writes, as every other route reads it.
+        o => Ok(o.map(str::to_ascii_lowercase)),
     }
 }
 
@@ -193,7 +197,7 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
         Ok(o) => o,
         Err(r) => return r,
     };
-    let account = match account(ctx, claims, org).await {
+    let account = match account(ctx, claims, org.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -236,7 +240,9 @@ pub async fn checkout<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, 
             "key_id": ctx.config.razorpay_key.as_ref().map(|(k, _)| k.clone()),
         });
     } else {
-        let url = answer["url"].as_str().or_else(|| answer["short_url"].as_str());
+        let Some(url) = answer["url"].as_str().or_else(|| answer["short_url"].as_str()).filter(|u| !u.is_empty()) else {
+            return error(502, "provider_error", format!("{} answered without the URL to send the buyer to", name(call.provider)));
+        };
         out["url"] = json!(url);
     }
     AppResponse::json(200, &out)
@@ -288,7 +294,7 @@ pub async fn portal<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         (Ok(u), Ok(o)) => (u, o),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let account = match account(ctx, claims, org).await {
+    let account = match account(ctx, claims, org.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -297,7 +303,10 @@ pub async fn portal<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Err(r) => return refused(r),
     };
     match send(ctx, &call, None).await {
-        Ok(v) => AppResponse::json(200, &json!({"url": v["url"]})),
+        Ok(v) => match v["url"].as_str().filter(|u| !u.is_empty()) {
+            Some(url) => AppResponse::json(200, &json!({"url": url})),
+            None => error(502, "provider_error", "Stripe answered without the portal's URL"),
+        },
         Err(r) => r,
     }
 }
@@ -319,7 +328,7 @@ async fn subscription_account<T: Transport, S: Store>(
         (Ok(s), Ok(o)) => (s.map(str::to_string), o),
         (Err(r), _) | (_, Err(r)) => return Err(r),
     };
-    Ok((account(ctx, claims, org).await?, sub))
+    Ok((account(ctx, claims, org.as_deref()).await?, sub))
 }
 
 /// `POST /v1/subscriptions/cancel` and `/resume` `{"subscription"?, "organization_id"?}`.
@@ -391,7 +400,7 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Ok(c) => c,
         Err(r) => return r,
     };
-    let account = match account(ctx, claims, org).await {
+    let account = match account(ctx, claims, org.as_deref()).await {
         Ok(a) => a,
         Err(r) => return r,
     };

@@ -20,17 +20,24 @@ pub fn error_json(status: u16, code: &str, message: impl Into<String>, extra: Va
 }
 
 /// A failing store is the sender's cue to retry: 503 (unavailable) or 500. For callers
-/// who are signed in (a user, an operator).
+/// who are signed in (a user, an operator); what failed goes to the worker's log, never to
+/// the body (the store's hosts, tables and SQL are no caller's business).
 pub fn store_error(e: &StoreError) -> AppResponse {
+    #[cfg(target_arch = "wasm32")]
+    worker::console_error!("store: {e}");
     match e {
-        StoreError::Unavailable(_) => error(503, "store_unavailable", e.to_string()).with_header("retry-after", "5"),
-        _ => error(500, "store_error", e.to_string()),
+        StoreError::Unavailable(_) => {
+            error(503, "store_unavailable", "the store is unavailable; retry in a few seconds").with_header("retry-after", "5")
+        }
+        _ => error(500, "store_error", "the store could not answer; retry later"),
     }
 }
 
 /// A store failure answered to a sender that is not signed in (a provider): 5xx so it
 /// retries, and nothing about the store's insides (tables, constraints, values).
 pub fn public_store_error(e: &StoreError) -> AppResponse {
+    #[cfg(target_arch = "wasm32")]
+    worker::console_error!("store: {e}");
     let status = if matches!(e, StoreError::Unavailable(_)) { 503 } else { 500 };
     error(status, "not_applied", "the event was not applied; send it again later").with_header("retry-after", "5")
 }
