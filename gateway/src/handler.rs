@@ -81,6 +81,9 @@ struct Outcome {
     rows: i64,
     inserted: bool,
     total: Option<i64>,
+    /// `response.status` / `response.headers` as the statement left them.
+    guc_status: Option<String>,
+    guc_headers: Option<String>,
 }
 
 /// Everything about the caller and the request that goes into the transaction settings.
@@ -353,6 +356,8 @@ async fn get_client(app: &App) -> Result<crate::pool::PooledClient, ApiError> {
 struct Plan {
     stmt: Stmt,
     singular: bool,
+    /// READ ONLY even for a method that may write (POST to a STABLE/IMMUTABLE function).
+    read_only: bool,
 }
 
 /// Plans against the schema cache (reloading it once when the plan names something the
@@ -399,21 +404,31 @@ async fn execute(
     let result = async {
         let tx = client
             .build_transaction()
-            .read_only(ctx.read_only)
+            .read_only(ctx.read_only || plan.read_only)
             .start()
             .await?;
         let run = async {
             tx.query_one(SETUP_SQL, &setup).await?;
-            tx.query_one(plan.stmt.sql.as_str(), &params).await
+            let row = tx.query_one(plan.stmt.sql.as_str(), &params).await?;
+            let gucs = tx
+                .query_one(
+                    "select current_setting('response.status', true), current_setting('response.headers', true)",
+                    &[],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>((row, gucs))
         }
         .await;
         match run {
-            Ok(row) => {
+            Ok((row, gucs)) => {
+                let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
                 let out = Outcome {
                     body: row.get(0),
                     rows: row.get(1),
                     inserted: row.get(2),
                     total: row.get(3),
+                    guc_status: nonempty(gucs.get(0)),
+                    guc_headers: nonempty(gucs.get(1)),
                 };
                 if plan.singular && out.rows != 1 {
                     tx.rollback().await?;
@@ -566,6 +581,7 @@ async fn table_request(
                 Ok(Plan {
                     stmt,
                     singular: object,
+                    read_only: false,
                 })
             })
             .await?;
@@ -576,13 +592,13 @@ async fn table_request(
             let mut reply = Reply::json(
                 if partial { 206 } else { 200 },
                 content_type,
-                out.body.or(Some("[]".into())),
+                out.body.clone().or(Some("[]".into())),
             )
             .header("Content-Range", content_range(offset, out.rows, out.total));
             if prefer.count_exact {
                 reply = reply.header("Preference-Applied", "count=exact");
             }
-            Ok(reply)
+            with_gucs(reply, &out)
         }
         Method::POST => {
             let p = payload(body, query.columns.as_ref())?;
@@ -618,6 +634,7 @@ async fn table_request(
                 Ok(Plan {
                     stmt,
                     singular: object,
+                    read_only: false,
                 })
             })
             .await?;
@@ -637,13 +654,13 @@ async fn table_request(
             let body = if output == Output::None {
                 None
             } else {
-                out.body.or(Some("[]".into()))
+                out.body.clone().or(Some("[]".into()))
             };
             let mut reply = Reply::json(status, content_type, body).header("Content-Range", "*/*");
             if !applied.is_empty() {
                 reply = reply.header("Preference-Applied", applied.join(", "));
             }
-            Ok(reply)
+            with_gucs(reply, &out)
         }
         Method::PATCH | Method::DELETE => {
             if query.limit.is_some() || query.offset.is_some() || !query.order.is_empty() {
@@ -679,19 +696,20 @@ async fn table_request(
                 Ok(Plan {
                     stmt,
                     singular: object,
+                    read_only: false,
                 })
             })
             .await?;
             let range = content_range(0, out.rows, None);
             let mut reply = match output {
                 Output::None => Reply::json(204, content_type, None),
-                _ => Reply::json(200, content_type, out.body.or(Some("[]".into()))),
+                _ => Reply::json(200, content_type, out.body.clone().or(Some("[]".into()))),
             }
             .header("Content-Range", range);
             if !applied.is_empty() {
                 reply = reply.header("Preference-Applied", applied.join(", "));
             }
-            Ok(reply)
+            with_gucs(reply, &out)
         }
         _ => Err(unsupported_method(method)),
     }
@@ -704,7 +722,7 @@ async fn rpc_call(
     name: &str,
     method: &Method,
     query: &Query,
-    _prefer: &Prefer,
+    prefer: &Prefer,
     accept: Accept,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
@@ -838,23 +856,70 @@ async fn rpc_call(
         Ok(Plan {
             stmt: sql::call(schema, &f, &args, object && set),
             singular: object && set,
+            read_only: !f.volatile,
         })
     })
     .await?;
     let returns = *returns.lock().unwrap_or_else(|p| p.into_inner());
     let content_type = if object { OBJECT } else { JSON };
-    Ok(match returns {
+    let total = prefer.count_exact.then_some(out.rows);
+    let reply = match returns {
         Returns::Void => Reply::json(204, JSON, None),
         Returns::Scalar { set: true } | Returns::Composite { set: true } => {
-            Reply::json(200, content_type, out.body.or(Some("[]".into())))
-                .header("Content-Range", content_range(0, out.rows, None))
+            let r = Reply::json(200, content_type, out.body.clone().or(Some("[]".into())))
+                .header("Content-Range", content_range(0, out.rows, total));
+            if prefer.count_exact {
+                r.header("Preference-Applied", "count=exact")
+            } else {
+                r
+            }
         }
         _ => Reply::json(
             200,
             content_type,
-            Some(out.body.unwrap_or_else(|| "null".into())),
+            Some(out.body.clone().unwrap_or_else(|| "null".into())),
         ),
-    })
+    };
+    with_gucs(reply, &out)
+}
+
+/// PostgREST's `response.status` and `response.headers` (set by a function or trigger)
+/// override the status and add headers.
+fn with_gucs(mut reply: Reply, out: &Outcome) -> Result<Reply, ApiError> {
+    if let Some(s) = &out.guc_status {
+        reply.status = s
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (100..=599).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(500, "PGRST112", "response.status guc must be a valid status code")
+            })?;
+    }
+    if let Some(h) = &out.guc_headers {
+        let bad = || {
+            ApiError::new(
+                500,
+                "PGRST111",
+                "response.headers guc must be a JSON array composed of objects with a single key and a string value",
+            )
+        };
+        let Ok(Value::Array(items)) = serde_json::from_str::<Value>(h) else {
+            return Err(bad());
+        };
+        for item in items {
+            match item {
+                Value::Object(o) if o.len() == 1 => {
+                    let (k, v) = o.into_iter().next().ok_or_else(bad)?;
+                    let Value::String(v) = v else { return Err(bad()) };
+                    reply.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(&k));
+                    reply.headers.push((k, v));
+                }
+                _ => return Err(bad()),
+            }
+        }
+    }
+    Ok(reply)
 }
 
 /// The configured API keys that are not JWTs.

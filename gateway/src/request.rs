@@ -200,53 +200,63 @@ fn bad_order(v: &str) -> ApiError {
     )
 }
 
-/// `in.(a,b,"c,d")`: values separated by commas; double quotes protect commas and
-/// parentheses, backslash escapes inside quotes.
+/// `in.(a,b,"c,d")`, as PostgREST's `pListVal` reads it: elements separated by commas;
+/// an element that starts with a double quote and ends with one right before the next
+/// `,` or `)` is quoted (backslash escapes inside, commas and parentheses allowed);
+/// any other element is taken verbatim, spaces included.
 fn parse_in_list(list: &str) -> Option<Vec<String>> {
-    let inner = list.trim().strip_prefix('(')?.strip_suffix(')')?;
-    let mut values = Vec::new();
-    if inner.trim().is_empty() {
-        return Some(values);
+    let inner = list
+        .trim_matches(|c| c == ' ' || c == '\t')
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
+    if inner.is_empty() {
+        return Some(Vec::new());
     }
-    let mut cur = String::new();
-    let mut chars = inner.chars().peekable();
-    let mut quoted_item = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if cur.trim().is_empty() && !quoted_item => {
-                cur.clear();
-                quoted_item = true;
-                loop {
-                    match chars.next()? {
-                        '\\' => cur.push(chars.next()?),
-                        '"' => break,
-                        other => cur.push(other),
+    let chars: Vec<char> = inner.chars().collect();
+    let mut values = Vec::new();
+    let mut i = 0;
+    loop {
+        // A quoted element, if it closes right before a separator or the end.
+        let mut quoted = None;
+        if chars.get(i) == Some(&'"') {
+            let mut j = i + 1;
+            let mut v = String::new();
+            while j < chars.len() {
+                match chars[j] {
+                    '\\' if j + 1 < chars.len() => {
+                        v.push(chars[j + 1]);
+                        j += 2;
+                    }
+                    '"' => break,
+                    c => {
+                        v.push(c);
+                        j += 1;
                     }
                 }
             }
-            ',' => {
-                values.push(if quoted_item {
-                    std::mem::take(&mut cur)
-                } else {
-                    cur.trim().to_string()
-                });
-                cur.clear();
-                quoted_item = false;
+            if j < chars.len() && (j + 1 == chars.len() || chars[j + 1] == ',') {
+                quoted = Some((v, j + 1));
             }
-            _ if quoted_item => {
-                if !c.is_whitespace() {
-                    return None; // text after a closing quote
-                }
-            }
-            _ => cur.push(c),
         }
+        let (value, end) = match quoted {
+            Some(q) => q,
+            None => {
+                let end = chars[i..]
+                    .iter()
+                    .position(|&c| c == ',' || c == ')')
+                    .map_or(chars.len(), |p| i + p);
+                if chars.get(end) == Some(&')') {
+                    return None;
+                }
+                (chars[i..end].iter().collect(), end)
+            }
+        };
+        values.push(value);
+        if end >= chars.len() {
+            return Some(values);
+        }
+        i = end + 1; // past the comma
     }
-    values.push(if quoted_item {
-        cur
-    } else {
-        cur.trim().to_string()
-    });
-    Some(values)
 }
 
 pub fn parse_filter(key: &str, value: &str) -> Result<Filter, ApiError> {
@@ -430,8 +440,14 @@ mod tests {
         );
         assert!(parse_filter("x", "not.is.null").unwrap().negate);
         assert_eq!(
-            parse_filter("s", r#"in.(a, "b,c" ,"d\"e",)"#).unwrap().op,
+            parse_filter("s", r#"in.(a,"b,c","d\"e",)"#).unwrap().op,
             Op::In(vec!["a".into(), "b,c".into(), "d\"e".into(), "".into()])
+        );
+        // As PostgREST: unquoted elements keep their spaces; a quote not closing right
+        // before a separator is part of the value.
+        assert_eq!(
+            parse_filter("s", r#"in.(a, b,"c" ,d)"#).unwrap().op,
+            Op::In(vec!["a".into(), " b".into(), "\"c\" ".into(), "d".into()])
         );
         assert_eq!(parse_filter("s", "in.()").unwrap().op, Op::In(vec![]));
         assert_eq!(

@@ -57,6 +57,8 @@ pub struct Function {
     /// Input parameters (IN, INOUT, VARIADIC) in declaration order.
     pub params: Vec<Param>,
     pub returns: Returns,
+    /// VOLATILE (PostgREST runs POST calls of STABLE/IMMUTABLE functions READ ONLY).
+    pub volatile: bool,
 }
 
 impl Function {
@@ -111,11 +113,19 @@ select coalesce(json_agg(json_build_object(
          'name', p.proname,
          'set', p.proretset,
          'void', p.prorettype = 'void'::regtype,
+         'volatile', p.provolatile = 'v',
+         -- As PostgREST: any OUT, INOUT or TABLE argument makes the result a row, even one.
          'composite', rt.typtype = 'c'
-                      or (p.prorettype = 'record'::regtype and coalesce(p.proargmodes && array['o', 't', 'b']::"char"[], false)),
+                      or coalesce(p.proargmodes && array['o', 't', 'b']::"char"[], false),
          'ndefaults', p.pronargdefaults,
          'args', (select coalesce(json_agg(json_build_object('name', coalesce(x.name, ''),
-                                                             'ty', format_type(x.ty, null),
+                                                             'ty', case x.ty
+                                                                     -- as PostgREST: no length limit
+                                                                     when 'bpchar'::regtype then 'character varying'
+                                                                     when 'bpchar[]'::regtype then 'character varying[]'
+                                                                     when 'bit'::regtype then 'bit varying'
+                                                                     when 'bit[]'::regtype then 'bit varying[]'
+                                                                     else format_type(x.ty, null) end,
                                                              'mode', x.mode::text) order by x.ord), '[]')
                     from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]),
                                 coalesce(p.proargmodes, array_fill('i'::"char", array[p.pronargs::int])),
@@ -206,6 +216,7 @@ fn parse(schema: &str, tables: &str, functions: &str) -> SchemaCache {
             name: text(f, "name"),
             params,
             returns,
+            volatile: f.get("volatile").and_then(Value::as_bool).unwrap_or(true),
         };
         cache
             .functions

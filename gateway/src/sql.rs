@@ -395,7 +395,7 @@ pub enum Args<'a> {
 }
 
 /// `POST|GET /rpc/<function>`: calls the function with named notation,
-/// `fn(a => _a.a, ...)`, the values typed by `jsonb_to_record` with the parameters'
+/// `fn(a => _a.a, ...)`, the values typed by `json_to_record` (the body as `json`, as PostgREST reads it) with the parameters'
 /// own types. `object` asks for the single row of a set-returning function.
 pub fn call(schema: &str, f: &Function, args: &Args<'_>, object: bool) -> Stmt {
     let mut b = Binder::default();
@@ -426,7 +426,7 @@ pub fn call(schema: &str, f: &Function, args: &Args<'_>, object: bool) -> Stmt {
             (
                 format!("{name}({})", named.join(", ")),
                 Some(format!(
-                    "jsonb_to_record({json}::jsonb) as _pgrst_a({})",
+                    "json_to_record({json}::json) as _pgrst_a({})",
                     defs.join(", ")
                 )),
             )
@@ -449,13 +449,15 @@ pub fn call(schema: &str, f: &Function, args: &Args<'_>, object: bool) -> Stmt {
             agg("_pgrst_r._pgrst_v"),
             from.map(|f| format!("{f}, ")).unwrap_or_default()
         ),
+        // Through `_pgrst_r.*` in a subquery: a function with a single OUT (or TABLE)
+        // column returns a base type, whose whole-row reference would be the bare value.
         (Returns::Composite { set: false }, from) => format!(
-            "select to_json(_pgrst_r)::text, 1::bigint, false, null::bigint from {}{call} as _pgrst_r",
+            "select to_json(_pgrst_t)::text, 1::bigint, false, null::bigint from (select _pgrst_r.* from {}{call} as _pgrst_r) _pgrst_t",
             from.map(|f| format!("{f}, ")).unwrap_or_default()
         ),
         (Returns::Composite { set: true }, from) => format!(
-            "select {}, count(*), false, null::bigint from {}{call} as _pgrst_r",
-            agg("_pgrst_r"),
+            "select {}, count(*), false, null::bigint from (select _pgrst_r.* from {}{call} as _pgrst_r) _pgrst_t",
+            agg("_pgrst_t"),
             from.map(|f| format!("{f}, ")).unwrap_or_default()
         ),
     };
