@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use common::{block, raw, stripe_headers, text, user_token, CallGate, Gated, STRIPE_SECRET};
+use common::{block, field, form, raw, stripe_headers, text, user_token, CallGate, Gated, STRIPE_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::config::Config;
@@ -211,35 +211,7 @@ impl H {
     }
 }
 
-fn form(req: &OutRequest) -> Vec<(String, String)> {
-    let body = String::from_utf8(req.body.clone().unwrap_or_default()).unwrap();
-    let d = |s: &str| {
-        let b = s.as_bytes();
-        let mut out = vec![];
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    body.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap();
-            (d(k), d(v))
-        })
-        .collect()
-}
 
-fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    f.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
-}
 
 fn buy(offer: &str) -> Value {
     json!({"offer": offer, "success_url": "https://app.example.com/done", "cancel_url": "https://app.example.com/pricing"})

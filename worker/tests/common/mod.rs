@@ -367,3 +367,35 @@ impl<G: CallGate> Store for Gated<G> {
         self.inner.account(subject, caller).await
     }
 }
+
+/// The fields of a form-encoded provider request (Stripe's), percent-decoded, in order.
+pub fn form(req: &OutRequest) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = vec![];
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let body = String::from_utf8(req.body.clone().unwrap_or_default()).unwrap();
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The value of field `k` of a [`form`].
+pub fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    f.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
