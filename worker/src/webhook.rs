@@ -113,7 +113,13 @@ pub async fn handle<T: Transport, S: Store>(app: &Ctx<T, S>, provider: Provider,
     let mut outcome = apply_facts(app, Some(event), facts, now).await;
     if matches!(outcome, Ok(Outcome::Duplicate)) {
         outcome = match app.store.kept_event(provider.as_str(), &info.id).await {
-            Ok(Some(k)) if !k.resolved => apply_facts(app, None, again, now).await,
+            // Still waiting for a user the database does not know: kept as it was.
+            Ok(Some(k)) if !k.resolved => match apply_facts(app, None, again, now).await {
+                Ok(Outcome::Applied { unknown, .. } | Outcome::Kept { waiting_for: unknown }) if !unknown.is_empty() => {
+                    Ok(Outcome::Duplicate)
+                }
+                o => o,
+            },
             Ok(_) => Ok(Outcome::Duplicate),
             Err(e) => Err(e),
         };

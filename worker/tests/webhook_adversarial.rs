@@ -316,10 +316,19 @@ fn a_redelivery_after_the_user_exists_applies_what_was_kept() {
         let app = app_on("video-studio");
         let ev = pack("late2", U2, NOW - 30);
         assert_eq!(stripe_ev(&app, &ev, NOW).await.1["status"], "kept");
+        // Redelivered while the user is still unknown: the same kept event, nothing applied.
+        let (s, v) = stripe_ev(&app, &ev, NOW + 30).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("duplicate")), "{v}");
+        assert_eq!(app.ctx.store.kept().len(), 1, "{:?}", app.ctx.store.kept());
         app.ctx.store.add_user(U2);
         let (s, v) = stripe_ev(&app, &ev, NOW + 60).await;
-        assert_eq!(s, 200, "{v}");
+        assert_eq!((s, v["status"].as_str()), (200, Some("applied")), "{v}");
         assert_eq!(seconds(&app, U2), 1800, "the redelivery answered {v} and U2 holds nothing");
+        assert!(app.ctx.store.kept().is_empty(), "resolved: {:?}", app.ctx.store.kept());
+        // Told again after that: a duplicate, nothing twice.
+        let (s, v) = stripe_ev(&app, &ev, NOW + 90).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("duplicate")), "{v}");
+        assert_eq!(seconds(&app, U2), 1800);
     })
 }
 
