@@ -891,6 +891,10 @@ pub struct Change {
     /// An upgrade (a higher monthly price) takes effect now, prorated; anything else at
     /// the end of the paid period.
     pub upgrade: bool,
+    /// The offer (and products) the subscription holds now: the request withdraws a change
+    /// waiting for the period's end, and what follows the first request is
+    /// [`Change::withdraw_next`]'s, not [`Change::next`]'s.
+    pub withdraws: bool,
     /// The first request; what follows depends on the answers ([`Change::next`]).
     pub first: Call,
 }
@@ -905,16 +909,45 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str, 
     if !held.is_live() {
         return Err(Refusal::new(RefusalCode::NotRunning, format!("subscription {} is {}", held.id, status_str(held.status))));
     }
+    // The offer it holds, with the products it holds (a bundle's chosen ones): no change of
+    // its own, but the withdrawal of one waiting for the period's end, if one waits (read
+    // from the provider: `Change::withdraw_next`). Asked also of an offer no longer sold.
+    if held.offer.as_deref() == Some(to) {
+        let same = match catalog.offer(to) {
+            Some(o) if crate::billing::parse::bundle_size(o) > 0 => {
+                let chosen: BTreeSet<&str> =
+                    held.products.iter().map(|(p, _)| p.as_str()).filter(|p| catalog.offer_tiers_on(o, p).1.is_some()).collect();
+                chosen == clouds.iter().map(String::as_str).collect()
+            }
+            _ => clouds.is_empty(),
+        };
+        // A cancellation at the period's end is undone by `resume`, not by a change: Razorpay
+        // counts it among the scheduled changes its withdrawal would cancel.
+        if same && held.cancel_at_period_end {
+            return Err(Refusal::new(
+                RefusalCode::SameOffer,
+                format!("subscription {} is already on `{to}` and ends at its period's end: resume it to keep it", held.id),
+            ));
+        }
+        if same {
+            let path = format!("/v1/subscriptions/{}", held.id);
+            return Ok(Change {
+                subscription: held.id.clone(),
+                from: held.offer.clone(),
+                to: to.to_string(),
+                clouds: clouds.to_vec(),
+                upgrade: false,
+                withdraws: true,
+                first: match held.provider {
+                    Provider::Stripe => Call::stripe(Method::Get, path, vec![]),
+                    Provider::Razorpay => Call::razorpay(Method::Get, path, None),
+                },
+            });
+        }
+    }
     let target = sellable(catalog, to)?;
     let bundle = crate::billing::parse::bundle_size(target) > 0;
     check_clouds(catalog, target, clouds)?;
-    // The same offer is a change only of a bundle's chosen products.
-    let chosen: BTreeSet<&str> =
-        held.products.iter().map(|(p, _)| p.as_str()).filter(|p| catalog.offer_tiers_on(target, p).1.is_some()).collect();
-    if held.offer.as_deref() == Some(to) && (!bundle || chosen == clouds.iter().map(String::as_str).collect()) {
-        let what = if bundle { format!("`{to}` with {}", clouds.join(", ")) } else { format!("`{to}`") };
-        return Err(Refusal::new(RefusalCode::SameOffer, format!("subscription {} is already on {what}", held.id)));
-    }
     if target.price.interval == Interval::OneTime || provider_of(catalog, target) != held.provider || target.subject != subject_kind(account) {
         return Err(Refusal::new(
             RefusalCode::NotSellable,
@@ -983,7 +1016,15 @@ pub fn change(catalog: &Catalog, account: &Account, id: Option<&str>, to: &str, 
             Call::razorpay(Method::Patch, format!("/v1/subscriptions/{}", held.id), Some(body))
         }
     };
-    Ok(Change { subscription: held.id.clone(), from: held.offer.clone(), to: to.to_string(), clouds: clouds.to_vec(), upgrade, first })
+    Ok(Change {
+        subscription: held.id.clone(),
+        from: held.offer.clone(),
+        to: to.to_string(),
+        clouds: clouds.to_vec(),
+        upgrade,
+        withdraws: false,
+        first,
+    })
 }
 
 fn subject_kind(a: &Account) -> SubjectKind {
@@ -995,6 +1036,33 @@ fn subject_kind(a: &Account) -> SubjectKind {
 }
 
 impl Change {
+    /// A withdrawal's request after the provider's answers so far ([`Change::withdraws`]):
+    /// the subscription read, the change waiting for its period's end is withdrawn (Stripe:
+    /// its schedule released, which keeps the subscription as it is now; Razorpay: its
+    /// scheduled changes cancelled); `None` once done. With none waiting, the request asks
+    /// for the offer it already has: refused `same_offer`.
+    pub fn withdraw_next(&self, answers: &[Value]) -> Result<Option<Call>, Refusal> {
+        let [sub] = answers else { return Ok(None) };
+        let provider = self.first.provider;
+        let waiting = match provider {
+            Provider::Stripe => sub
+                .get("schedule")
+                .and_then(|s| s.as_str().or_else(|| s.get("id").and_then(Value::as_str)))
+                .filter(|s| !s.is_empty())
+                .map(|id| Call::stripe(Method::Post, format!("/v1/subscription_schedules/{id}/release"), vec![])),
+            Provider::Razorpay => (sub.get("has_scheduled_changes").and_then(Value::as_bool) == Some(true)).then(|| {
+                Call::razorpay(Method::Post, format!("/v1/subscriptions/{}/cancel_scheduled_changes", self.subscription), None)
+            }),
+        };
+        waiting.map(Some).ok_or_else(|| {
+            let what = if self.clouds.is_empty() { format!("`{}`", self.to) } else { format!("`{}` with {}", self.to, self.clouds.join(", ")) };
+            Refusal::new(
+                RefusalCode::SameOffer,
+                format!("subscription {} is already on {what}, and no change of it waits for the period's end", self.subscription),
+            )
+        })
+    }
+
     /// The request that follows the provider's answers to the requests so far, or `None`
     /// when the change is complete. Razorpay's change is its first request. Stripe's
     /// starts by reading the subscription; an upgrade then replaces the item's price (and
@@ -1484,7 +1552,16 @@ mod tests {
         assert_eq!(next.field("metadata[offer_key]"), Some("SUITE_PRO_MONTHLY"));
         assert_eq!(next.field("metadata[clouds]"), None, "no bundle on either side");
         assert_eq!(ch.next(&cat, &[sub.clone(), json!({})]).unwrap(), None);
-        assert_eq!(change(&cat, &a, None, "SUITE_BASIC_MONTHLY", &[]).unwrap_err().code, RefusalCode::SameOffer);
+        // The offer it holds: the change waiting for the period's end is withdrawn, if one waits.
+        let back = change(&cat, &a, None, "SUITE_BASIC_MONTHLY", &[]).unwrap();
+        assert!(back.withdraws && !back.upgrade);
+        assert_eq!((back.first.method, back.first.path.as_str()), (Method::Get, "/v1/subscriptions/sub_1"));
+        assert_eq!(back.withdraw_next(std::slice::from_ref(&sub)).unwrap_err().code, RefusalCode::SameOffer);
+        let mut scheduled = sub.clone();
+        scheduled["schedule"] = json!("sub_sched_9");
+        let release = back.withdraw_next(std::slice::from_ref(&scheduled)).unwrap().unwrap();
+        assert_eq!((release.method, release.path.as_str()), (Method::Post, "/v1/subscription_schedules/sub_sched_9/release"));
+        assert_eq!(back.withdraw_next(&[scheduled, json!({})]).unwrap(), None);
         assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &[]).unwrap_err().code, RefusalCode::InvalidClouds);
         assert_eq!(change(&cat, &a, None, "NOPE", &[]).unwrap_err().code, RefusalCode::UnknownOffer);
     }
@@ -1508,7 +1585,9 @@ mod tests {
         assert_eq!(change(&cat, &a, None, "SUITE_PRO_THREE_CLOUDS_MONTHLY", &[]).unwrap_err().code, RefusalCode::InvalidClouds);
         // The same bundle: the same clouds are no change; others are, at the period end.
         let same: Vec<String> = ["writing", "video"].map(String::from).to_vec();
-        assert_eq!(change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &same).unwrap_err().code, RefusalCode::SameOffer);
+        let back = change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &same).unwrap();
+        assert!(back.withdraws);
+        assert_eq!(back.withdraw_next(std::slice::from_ref(&sub)).unwrap_err().code, RefusalCode::SameOffer);
         let other: Vec<String> = ["file", "video"].map(String::from).to_vec();
         let swap = change(&cat, &a, None, "SUITE_PRO_TWO_CLOUDS_MONTHLY", &other).unwrap();
         assert!(!swap.upgrade, "other clouds at the same price wait for the period end");
@@ -1574,6 +1653,20 @@ mod tests {
         let Body::Json(b) = &down.first.body else { panic!() };
         assert_eq!(b["schedule_change_at"], "cycle_end");
         assert_eq!(change(&cat, &a, None, "AI_CREDITS_TOPUP_500", &[]).unwrap_err().code, RefusalCode::NotSellable);
+        // Back to the plan held: the downgrade waiting for the cycle's end is cancelled, if
+        // Razorpay says one waits.
+        let back = change(&cat, &a, None, "ENTERPRISE_MONTHLY", &[]).unwrap();
+        assert!(back.withdraws);
+        assert_eq!((back.first.method, back.first.path.as_str()), (Method::Get, "/v1/subscriptions/sub_R"));
+        let cancel = back.withdraw_next(&[json!({"id": "sub_R", "has_scheduled_changes": true})]).unwrap().unwrap();
+        assert_eq!((cancel.method, cancel.path.as_str()), (Method::Post, "/v1/subscriptions/sub_R/cancel_scheduled_changes"));
+        assert_eq!(back.withdraw_next(&[json!({}), json!({})]).unwrap(), None);
+        for none in [json!({"id": "sub_R", "has_scheduled_changes": false}), json!({"id": "sub_R"})] {
+            assert_eq!(back.withdraw_next(&[none]).unwrap_err().code, RefusalCode::SameOffer);
+        }
+        // Ending at the cycle's end: `resume` keeps it, a change asks nothing of Razorpay.
+        a.subscriptions[0].cancel_at_period_end = true;
+        assert_eq!(change(&cat, &a, None, "ENTERPRISE_MONTHLY", &[]).unwrap_err().code, RefusalCode::SameOffer);
     }
 
     #[test]

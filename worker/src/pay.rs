@@ -409,6 +409,25 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Err(r) => return refused(r),
     };
     let provider = name(plan.first.provider);
+    if plan.withdraws {
+        // Back to what it holds: the change waiting for the period's end is withdrawn.
+        if let Err(r) = converse(ctx, &plan.first, |answers| plan.withdraw_next(answers).map_err(refused)).await {
+            return r;
+        }
+        return AppResponse::json(
+            200,
+            &json!({
+                "subscription": plan.subscription,
+                "provider": plan.first.provider.as_str(),
+                "from": plan.from,
+                "to": plan.to,
+                "clouds": plan.clouds,
+                "effective": "now",
+                "withdrawn": true,
+                "applied": "when the provider's webhook arrives",
+            }),
+        );
+    }
     let next = |answers: &[Value]| {
         plan.next(&ctx.catalog(), answers)
             .map_err(|m| error(502, "provider_error", format!("{provider} answered something unexpected: {m}")))

@@ -567,6 +567,35 @@ fn a_change_while_another_waits_releases_the_schedule_first() {
     });
 }
 
+/// A downgrade waiting for the period's end is withdrawn by asking for the plan held: the
+/// schedule is released (the subscription stays as it is), and asked again with nothing
+/// waiting, the same plan is 409 `same_offer` after the read, with nothing changed.
+#[test]
+fn a_pending_downgrade_is_withdrawn_by_changing_back() {
+    block(async {
+        let h = H::new("video-studio");
+        h.subscriber(U1, "sub_1", "cus_1", "VIDEO_AGENCY_MONTHLY", 19900).await;
+        let (s, v) = h.post("/v1/subscriptions/change", U1, json!({"offer": "VIDEO_PRO_MONTHLY"})).await;
+        assert_eq!((s, v["effective"].as_str()), (200, Some("period_end")), "{v}");
+        let n = h.calls();
+        let (s, v) = h.post("/v1/subscriptions/change", U1, json!({"offer": "VIDEO_AGENCY_MONTHLY"})).await;
+        assert_eq!((s, v["withdrawn"].as_bool(), v["to"].as_str()), (200, Some(true), Some("VIDEO_AGENCY_MONTHLY")), "{v}");
+        let urls: Vec<(Method, String)> = h.fake.seen.borrow()[n..].iter().map(|r| (r.method, r.url.clone())).collect();
+        assert_eq!(
+            urls,
+            vec![
+                (Method::Get, "https://stripe.fake.test/v1/subscriptions/sub_1".to_string()),
+                (Method::Post, "https://stripe.fake.test/v1/subscription_schedules/sub_sched_1/release".to_string()),
+            ]
+        );
+        let n = h.calls();
+        let (s, v) = h.post("/v1/subscriptions/change", U1, json!({"offer": "VIDEO_AGENCY_MONTHLY"})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (409, Some("same_offer")), "{v}");
+        let urls: Vec<Method> = h.fake.seen.borrow()[n..].iter().map(|r| r.method).collect();
+        assert_eq!(urls, vec![Method::Get], "only the read");
+    });
+}
+
 /// A plan change to an offer in another currency is refused before any call (a
 /// subscription's currency never changes), and so is buying that offer beside the running
 /// plan of the same product.

@@ -198,6 +198,18 @@ async function update(app: App, id: string, b: Record<string, unknown>): Promise
   return { status: 200, body: sub };
 }
 
+/** `POST /v1/subscriptions/:id/cancel_scheduled_changes`: the change waiting for the cycle's
+ * end is dropped; the subscription stays as it is. */
+function cancelScheduled(app: App, id: string): Answer {
+  const rec = store().razorpay.subscriptions.get(id);
+  if (!rec || rec.app !== app) return rzpError(400, 'The id provided does not exist', 'id');
+  const sub = rec.entity;
+  if (!sub.has_scheduled_changes) return rzpError(400, 'Subscription does not have any scheduled changes');
+  rec.scheduled = undefined;
+  Object.assign(sub, { has_scheduled_changes: false, change_scheduled_at: null });
+  return { status: 200, body: sub };
+}
+
 /** Answers one request of the worker: the path after `/v1/`. */
 export async function razorpayApi(app: App, req: Request, path: string[]): Promise<Answer> {
   const auth = req.headers.get('authorization') ?? '';
@@ -224,6 +236,7 @@ export async function razorpayApi(app: App, req: Request, path: string[]): Promi
     return rec && rec.app === app ? { status: 200, body: rec.entity } : rzpError(400, 'The id provided does not exist', 'id');
   }
   if (a === 'subscriptions' && b && c === 'cancel' && method === 'POST') return cancel(app, b, body);
+  if (a === 'subscriptions' && b && c === 'cancel_scheduled_changes' && method === 'POST') return cancelScheduled(app, b);
   if (a === 'subscriptions' && b && !c && method === 'PATCH') return update(app, b, body);
   if (a === 'orders' && !b && method === 'POST') return createOrder(app, body);
   if (a === 'orders' && b && method === 'GET') {
