@@ -76,20 +76,25 @@ impl AuthError {
     }
 }
 
+/// A value from a token, as an error message names it: at most 200 characters.
+fn clip(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthError::Missing => {
                 f.write_str("missing access token: send Authorization: Bearer <Supabase access token>")
             }
-            AuthError::Malformed(m) => write!(f, "malformed access token: {m}"),
-            AuthError::UnsupportedAlgorithm(a) => write!(f, "access tokens signed with {a} are not accepted"),
-            AuthError::UnknownKey(k) => write!(f, "access token signed by unknown key `{k}`"),
-            AuthError::UnusableKey(k, why) => write!(f, "access token signed by key `{k}`, which is not accepted: {why}"),
+            AuthError::Malformed(m) => write!(f, "malformed access token: {}", clip(m)),
+            AuthError::UnsupportedAlgorithm(a) => write!(f, "access tokens signed with {} are not accepted", clip(a)),
+            AuthError::UnknownKey(k) => write!(f, "access token signed by unknown key `{}`", clip(k)),
+            AuthError::UnusableKey(k, why) => write!(f, "access token signed by key `{}`, which is not accepted: {why}", clip(k)),
             AuthError::BadSignature => f.write_str("access token signature does not verify"),
             AuthError::Expired => f.write_str("access token has expired"),
             AuthError::NotYetValid => f.write_str("access token is not valid yet"),
-            AuthError::NotAUser(m) => write!(f, "not a signed-in user's token: {m}"),
+            AuthError::NotAUser(m) => write!(f, "not a signed-in user's token: {}", clip(m)),
             AuthError::WrongAudience => f.write_str("access token has the wrong audience"),
             AuthError::BadIssuer { found: None, expected } => {
                 write!(f, "access token has no iss claim; tokens issued by `{expected}` are accepted")
@@ -166,8 +171,8 @@ fn b64_field(k: &Value, name: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("bad {name}: {e}"))
 }
 
-/// An RSA key from its JWK, or why it is refused (`Ok(Err(reason))`). Malformed base64
-/// is an error of the whole document, as for EC keys.
+/// An RSA key from its JWK, or why it is refused (`Ok(Err(reason))`, or `Err(reason)`
+/// for malformed base64): either way the key is left out of the set.
 fn rsa_key(k: &Value, kid: Option<String>) -> Result<Result<RsaKey, String>, String> {
     let strip = |mut v: Vec<u8>| {
         let zeros = v.iter().take_while(|b| **b == 0).count();
@@ -202,6 +207,44 @@ fn rsa_key(k: &Value, kid: Option<String>) -> Result<Result<RsaKey, String>, Str
     Ok(Ok(key))
 }
 
+enum Key {
+    Ec(EcKey),
+    Rsa(RsaKey),
+}
+
+/// One JWK as a signature-verification key, or why it is not one.
+fn key_of(k: &Value, kid: Option<String>) -> Result<Key, String> {
+    let s = |n: &str| k.get(n).and_then(Value::as_str).unwrap_or("");
+    if let Some(u) = k.get("use") {
+        if u.as_str() != Some("sig") {
+            return Err(format!("key for use {u}, not sig"));
+        }
+    }
+    if let Some(ops) = k.get("key_ops") {
+        if !ops.as_array().is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify"))) {
+            return Err(format!("key_ops {ops} has no verify"));
+        }
+    }
+    if s("kty") == "RSA" {
+        return rsa_key(k, kid)?.map(Key::Rsa);
+    }
+    if s("kty") != "EC" || s("crv") != "P-256" {
+        return Err(format!("kty {} crv {} not supported", s("kty"), s("crv")));
+    }
+    if let Some(alg) = k.get("alg") {
+        if alg.as_str() != Some("ES256") {
+            return Err(format!("P-256 key for {alg}: only ES256 is supported"));
+        }
+    }
+    let x = URL_SAFE_NO_PAD.decode(s("x")).map_err(|e| format!("bad x: {e}"))?;
+    let y = URL_SAFE_NO_PAD.decode(s("y")).map_err(|e| format!("bad y: {e}"))?;
+    let (Ok(x), Ok(y)) = (<[u8; 32]>::try_from(x), <[u8; 32]>::try_from(y)) else {
+        return Err("P-256 coordinates must be 32 bytes".into());
+    };
+    ec::check_point(&x, &y)?;
+    Ok(Key::Ec(EcKey { kid, x, y }))
+}
+
 impl KeySet {
     pub fn parse(jwks: &str) -> Result<KeySet, String> {
         let doc: Value = serde_json::from_str(jwks).map_err(|e| format!("JWKS is not JSON: {e}"))?;
@@ -210,30 +253,15 @@ impl KeySet {
             .and_then(Value::as_array)
             .ok_or("JWKS has no `keys` array")?;
         let mut set = KeySet::default();
+        // RFC 7517 §5: a key that is malformed, not understood or not for signatures is
+        // left out (with its reason), never the whole set.
         for k in keys {
             let kid = k.get("kid").and_then(Value::as_str).map(str::to_string);
-            let s = |n: &str| k.get(n).and_then(Value::as_str).unwrap_or("");
-            if s("kty") == "RSA" {
-                match rsa_key(k, kid.clone())? {
-                    Ok(key) => set.rsa.push(key),
-                    Err(why) => set.skipped.push((kid.unwrap_or_default(), why)),
-                }
-                continue;
+            match key_of(k, kid.clone()) {
+                Ok(Key::Ec(key)) => set.ec.push(key),
+                Ok(Key::Rsa(key)) => set.rsa.push(key),
+                Err(why) => set.skipped.push((kid.unwrap_or_default(), why)),
             }
-            if s("kty") != "EC" || s("crv") != "P-256" {
-                set.skipped.push((
-                    kid.unwrap_or_default(),
-                    format!("kty {} crv {} not supported", s("kty"), s("crv")),
-                ));
-                continue;
-            }
-            let x = URL_SAFE_NO_PAD.decode(s("x")).map_err(|e| format!("bad x: {e}"))?;
-            let y = URL_SAFE_NO_PAD.decode(s("y")).map_err(|e| format!("bad y: {e}"))?;
-            let (Ok(x), Ok(y)) = (<[u8; 32]>::try_from(x), <[u8; 32]>::try_from(y)) else {
-                return Err("P-256 coordinates must be 32 bytes".into());
-            };
-            ec::check_point(&x, &y)?;
-            set.ec.push(EcKey { kid, x, y });
         }
         Ok(set)
     }
@@ -900,8 +928,10 @@ mod tests {
         let reasons: Vec<&str> = set.skipped.iter().map(|(_, r)| r.as_str()).collect();
         assert!(reasons[0].contains("only RS256"), "{reasons:?}");
         assert!(reasons[1].contains("odd") && reasons[2].contains("odd"), "{reasons:?}");
-        // Broken base64 is an error of the document, as for EC coordinates.
-        assert!(KeySet::parse(r#"{"keys":[{"kty":"RSA","n":"*","e":"AQAB"}]}"#).is_err());
+        // Broken base64 leaves that key out (RFC 7517 §5), not the whole document.
+        let set = KeySet::parse(r#"{"keys":[{"kty":"RSA","kid":"b","n":"*","e":"AQAB"}]}"#).unwrap();
+        assert!(set.is_empty());
+        assert!(set.skipped[0].1.contains("bad n"), "{:?}", set.skipped);
     }
 
     #[test]

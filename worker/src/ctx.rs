@@ -88,6 +88,9 @@ pub struct Ctx<T, S> {
     signer: Option<SnapshotSigner>,
     jwks: RefCell<Option<(i64, KeySet)>>,
     jwks_tried_at: RefCell<Option<i64>>,
+    /// The last fetch of the JWKS has not brought a key set (it failed, or is still in
+    /// flight): a kid missing from the cache is then not known to be unknown.
+    jwks_unconfirmed: std::cell::Cell<bool>,
     /// Each subject's state after its last usage charge here (see [`crate::kept`]).
     pub(crate) usage_states: crate::kept::UsageStates,
     /// A request queued outbound webhooks: deliver after answering.
@@ -184,6 +187,7 @@ impl<T: Transport, S: Store> Ctx<T, S> {
             signer,
             jwks: RefCell::new(None),
             jwks_tried_at: RefCell::new(None),
+            jwks_unconfirmed: std::cell::Cell::new(false),
             outbox_queued: std::cell::Cell::new(false),
             sighted: RefCell::new(std::collections::BTreeSet::new()),
             usage_states: Default::default(),
@@ -348,31 +352,41 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         if fresh.is_some() {
             return Ok(fresh);
         }
+        // What is cached, when the JWKS cannot be asked now: a set holding the token's key
+        // (stale keys keep working while the endpoint is down). A set without it only
+        // when the last fetch brought that set: otherwise whether the key exists is not
+        // known, and `None` answers 503 (retry), not a 401 that signs the user out.
+        let cached = |confirmed: bool| -> Option<KeySet> {
+            let c = self.jwks.borrow();
+            let set = c.as_ref().map(|(_, s)| s.clone())?;
+            (confirmed || set.has_kid(kid)).then_some(set)
+        };
         if self
             .jwks_tried_at
             .borrow()
             .is_some_and(|t| now.saturating_sub(t) < JWKS_MIN_REFETCH_SECS)
         {
-            return Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone()));
+            return Ok(cached(!self.jwks_unconfirmed.get()));
         }
         *self.jwks_tried_at.borrow_mut() = Some(now);
+        self.jwks_unconfirmed.set(true);
         let req = OutRequest {
             method: Method::Get,
             url,
             headers: Default::default(),
             body: None,
-            timeout_ms: None,
+            timeout_ms: Some(self.config.provider_timeout_secs.saturating_mul(1000)),
         };
         match self.send(req).await {
             Ok(r) if r.status == 200 => match KeySet::parse(&String::from_utf8_lossy(&r.body)) {
                 Ok(set) => {
                     *self.jwks.borrow_mut() = Some((now, set.clone()));
+                    self.jwks_unconfirmed.set(false);
                     Ok(Some(set))
                 }
-                Err(_) => Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone())),
+                Err(_) => Ok(cached(false)),
             },
-            // Keep using what was fetched before; a token for an unknown key fails below.
-            _ => Ok(self.jwks.borrow().as_ref().map(|(_, s)| s.clone())),
+            _ => Ok(cached(false)),
         }
     }
 
