@@ -444,11 +444,14 @@ fn a_render_failing_at_any_store_call_is_charged_once_when_retried() {
 
 // ------------------------------------------------------------------ interleavings
 
+/// What runs between a read and a write: on the store call named, once.
+type Interleaved = (&'static str, Box<dyn FnOnce(&App<NoNetwork, Gated<Between>>)>);
+
 /// Runs `f` on the app once, as the next store call named `call` begins: another
 /// request landing between a route's read and its write.
 struct Between {
     app: RefCell<Weak<App<NoNetwork, Gated<Between>>>>,
-    on: RefCell<Option<(&'static str, Box<dyn FnOnce(&App<NoNetwork, Gated<Between>>)>)>>,
+    on: RefCell<Option<Interleaved>>,
 }
 
 impl CallGate for Between {

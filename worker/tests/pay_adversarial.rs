@@ -37,12 +37,15 @@ type Override = Box<dyn Fn(&OutRequest) -> Option<Result<OutResponse, TransportE
 /// parameters is Stripe's 400 `idempotency_error`), portal sessions, a subscription read,
 /// schedules that attach to the subscription and are released from it. `over` answers
 /// first when it returns something.
+/// Each idempotency key Stripe saw: the request's body and the id it answered with.
+type SeenKeys = BTreeMap<String, (Vec<u8>, String)>;
+
 #[derive(Clone)]
 struct Fake {
     seen: Rc<RefCell<Vec<OutRequest>>>,
     over: Rc<RefCell<Option<Override>>>,
     subscription: Rc<RefCell<Value>>,
-    keys: Rc<RefCell<BTreeMap<String, (Vec<u8>, String)>>>,
+    keys: Rc<RefCell<SeenKeys>>,
     sessions: Rc<Cell<u32>>,
 }
 
