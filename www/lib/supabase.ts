@@ -1,10 +1,15 @@
-// Supabase on the server, the way @supabase/ssr does it: the session lives in the auth
-// cookie (`AUTH_COOKIE`, chunked and base64url-encoded by @supabase/ssr), and reads go
+// Supabase on the server: the session lives in the auth cookie (`AUTH_COOKIE`, chunked and
+// base64url-encoded by @supabase/ssr, whose own chunk reader reads it here), and reads go
 // through a supabase-js client that sends the session's access token, so row-level
-// security decides what each user sees. Tokens are verified here with `jose`
-// (lib/jwt.ts): `auth.getSession()` only reads the cookie.
+// security decides what each user sees. Tokens are verified with `jose` (lib/jwt.ts).
+//
+// The server never refreshes a session: supabase-js's `auth.getSession()` refreshes one
+// within 90 seconds of its expiry, and a server render can write no cookie back, so the
+// browser would keep a refresh token Supabase Auth has already spent (and revokes the
+// session when it is used again). The browser's client refreshes and writes the cookie.
 
-import { createChunks, createServerClient, isChunkLike, stringToBase64URL } from '@supabase/ssr';
+import { combineChunks, createChunks, isChunkLike, stringFromBase64URL, stringToBase64URL } from '@supabase/ssr';
+import { createClient } from '@supabase/supabase-js';
 import type { AuthSession, SupabaseClient } from '@supabase/supabase-js';
 
 import type { Database } from '../../supabase/database.types';
@@ -19,16 +24,23 @@ export interface CookieJar {
   getAll(): { name: string; value: string }[];
 }
 
-/**
- * A supabase-js client over a request's cookies. It never writes them: a server
- * component cannot, and the local stack has no Auth server to refresh a session with,
- * so an expired session is simply no session.
- */
-export async function supabaseFor(jar: CookieJar): Promise<Supabase> {
-  return createServerClient<Database>(supabaseUrl(), await supabasePublishableKey(), {
-    cookieOptions: { name: AUTH_COOKIE },
-    cookies: { getAll: () => jar.getAll(), setAll: () => {} },
-    auth: { autoRefreshToken: false, persistSession: true, detectSessionInUrl: false },
+/** The access token the auth cookie holds (as @supabase/ssr writes it), not verified. */
+export async function accessTokenIn(jar: CookieJar): Promise<string | null> {
+  const all = jar.getAll();
+  const raw = await combineChunks(AUTH_COOKIE, (name) => all.find((c) => c.name === name)?.value ?? null);
+  if (!raw) return null;
+  try {
+    const session = JSON.parse(raw.startsWith('base64-') ? stringFromBase64URL(raw.slice('base64-'.length)) : raw) as { access_token?: unknown };
+    return typeof session?.access_token === 'string' ? session.access_token : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A supabase-js client acting as the holder of `accessToken` (verified by the caller). */
+export async function supabaseAs(accessToken: string): Promise<Supabase> {
+  return createClient<Database>(supabaseUrl(), await supabasePublishableKey(), {
+    accessToken: async () => accessToken,
   });
 }
 
