@@ -83,6 +83,11 @@ export function GenerateVideo({ catalog, workerUrl, accessToken }: { catalog: Ca
       setResult({ state: 'error', text: 'Please sign in first.' });
       return;
     }
+    // An empty or partial field reads as NaN, which the request would send as null.
+    if (!Number.isInteger(seconds) || seconds < 1) {
+      setResult({ state: 'error', text: 'Enter a duration in whole seconds, 1 or more.' });
+      return;
+    }
     setBusy(true);
     const held = formatSeconds(seconds);
     let usage: string | null = null;
@@ -129,6 +134,8 @@ export function GenerateVideo({ catalog, workerUrl, accessToken }: { catalog: Ca
         <input
           type="number"
           min={1}
+          step={1}
+          required
           value={Number.isFinite(seconds) ? seconds : ''}
           onChange={(e) => setSeconds(parseInt(e.target.value, 10))}
           data-testid="seconds"

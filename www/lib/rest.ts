@@ -8,17 +8,21 @@ export type Select<T> = { rows: T[] } | { error: 'unavailable' | 'supabase_error
 
 /** A supabase-js query's answer as a `Select`. */
 export async function rowsOf<T>(query: PromiseLike<{ data: T[] | null; error: { message: string } | null; status: number }>): Promise<Select<T>> {
+  // What failed goes to the server's log; the answer the page shows names nothing of the
+  // database (its tables, columns, hosts).
   let r;
   try {
     r = await query;
   } catch (e) {
-    return { error: 'unavailable', message: `Supabase is unreachable: ${(e as Error).message}` };
+    console.error('supabase:', e);
+    return { error: 'unavailable', message: 'Supabase is unreachable; try again in a moment' };
   }
   // supabase-js answers a failed fetch with status 0 rather than throwing.
   if (r.error) {
+    console.error(`supabase: ${r.status} ${r.error.message}`);
     return r.status === 0
-      ? { error: 'unavailable', message: `Supabase is unreachable: ${r.error.message}` }
-      : { error: 'supabase_error', message: `Supabase answered ${r.status}: ${r.error.message.slice(0, 300)}` };
+      ? { error: 'unavailable', message: 'Supabase is unreachable; try again in a moment' }
+      : { error: 'supabase_error', message: `Supabase refused the read (${r.status})` };
   }
   return { rows: r.data ?? [] };
 }

@@ -7,6 +7,7 @@
 import { NextResponse } from 'next/server';
 
 import { draftBalances, spendDraft } from '@/lib/drafts';
+import { fromAnotherOrigin, idempotencyKeyOf } from '@/lib/origin';
 import { getSession } from '@/lib/session';
 
 const signedOut = () => NextResponse.json({ error: { code: 'signed_out', message: 'sign in first' } }, { status: 401 });
@@ -20,9 +21,15 @@ export async function GET() {
 }
 
 export async function POST(req: Request) {
+  const refused = fromAnotherOrigin(req);
+  if (refused) return refused;
   const session = await getSession();
   if (!session) return signedOut();
-  const key = req.headers.get('idempotency-key')?.trim() || crypto.randomUUID();
+  const key = idempotencyKeyOf(req) ?? crypto.randomUUID();
+  // Each pool's key is this one and a suffix (lib/drafts.ts), within the worker's 200 characters.
+  if (key.length > 100) {
+    return NextResponse.json({ error: { code: 'invalid_idempotency_key', message: 'an Idempotency-Key of at most 100 characters' } }, { status: 400 });
+  }
   const spent = await spendDraft(session.accessToken, key);
   if (!spent.ok) {
     const { status, code, message, upgrade } = spent;

@@ -5,6 +5,7 @@ import { NextResponse } from 'next/server';
 
 import { configuredJwtSecret, devStandInsEnabled, JWT_SECRET_MISSING } from '@/lib/config';
 import { ACCESS_TOKEN_TTL_SECS, ensureUser, issueSession, userIdFor } from '@/lib/devauth';
+import { fromAnotherOrigin } from '@/lib/origin';
 import { localPath, seeOther } from '@/lib/redirect';
 import { sessionCookies } from '@/lib/supabase';
 
@@ -12,6 +13,9 @@ export async function POST(req: Request) {
   if (!devStandInsEnabled()) {
     return NextResponse.json({ error: 'disabled', message: 'the local sign-in is off (set TOLLGATE_DEV_AUTH=1 for local development)' }, { status: 404 });
   }
+  // Another origin's form would sign this browser in as someone else.
+  const refused = fromAnotherOrigin(req);
+  if (refused) return refused;
   if (!configuredJwtSecret()) {
     return NextResponse.json({ error: 'not_configured', message: JWT_SECRET_MISSING }, { status: 500 });
   }
@@ -36,8 +40,9 @@ export async function POST(req: Request) {
   try {
     await ensureUser(id, email);
   } catch (e) {
+    console.error('local sign-in:', e);
     return NextResponse.json(
-      { error: 'database_unavailable', message: `could not create the local user: ${(e as Error).message}` },
+      { error: 'database_unavailable', message: 'could not create the local user: is the local database running? (the server log has the error)' },
       { status: 503 },
     );
   }

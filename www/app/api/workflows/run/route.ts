@@ -6,6 +6,7 @@ import { NextResponse } from 'next/server';
 import { check, track } from 'tollgate-react/server';
 
 import { workerUrl } from '@/lib/config';
+import { fromAnotherOrigin, idempotencyKeyOf } from '@/lib/origin';
 import { getSession } from '@/lib/session';
 
 const FEATURE = 'workflow_runs_per_day';
@@ -20,10 +21,12 @@ export async function GET() {
 }
 
 export async function POST(req: Request) {
+  const refused = fromAnotherOrigin(req);
+  if (refused) return refused;
   const session = await getSession();
   if (!session) return NextResponse.json({ error: { code: 'signed_out', message: 'sign in first' } }, { status: 401 });
   // The browser sends one key per click, and the same key when it retries.
-  const key = req.headers.get('idempotency-key') ?? undefined;
+  const key = idempotencyKeyOf(req);
   const r = await track(FEATURE, { workerUrl: workerUrl(), accessToken: session.accessToken, idempotencyKey: key });
   if (!r.ok) return r.response;
   // The workflow itself would run here; the demo answers that it ran.

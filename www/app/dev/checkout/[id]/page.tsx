@@ -11,6 +11,7 @@ import { headers } from 'next/headers';
 import { notFound } from 'next/navigation';
 
 import { devStandInsEnabled } from '@/lib/config';
+import { localPath } from '@/lib/redirect';
 import { getSession } from '@/lib/session';
 import { amountFormatter } from '@/lib/standin/money';
 import { razorpayRecord } from '@/lib/standin/razorpay';
@@ -137,8 +138,17 @@ export default async function StandInCheckout({ params, searchParams }: { params
   const e = r.entity as Obj;
   const isSub = e.entity === 'subscription';
   // Razorpay's pages end on their own confirmation; this one links back to where the buyer came from.
-  const from = (await headers()).get('referer');
-  if (from && !r.returnTo) r.returnTo = from;
+  // Only a page of this app: a Referer is whatever the client sends.
+  const h = await headers();
+  const from = h.get('referer');
+  if (from && !r.returnTo) {
+    try {
+      const u = new URL(from);
+      if (u.host === h.get('host')) r.returnTo = localPath(u.pathname + u.search, '/tools');
+    } catch {
+      // not a URL: no way back but the default
+    }
+  }
   return (
     <section className="card" data-testid="standin-checkout" data-session={id} data-status={e.status as string}>
       <h1>Checkout</h1>
