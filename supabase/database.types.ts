@@ -1186,6 +1186,7 @@ export type Database = {
           disabled_at: string | null;
           created_at: string;
           updated_at: string;
+          enabled_at: string | null;
         };
         Insert: {
           id?: string;
@@ -1197,6 +1198,7 @@ export type Database = {
           disabled_at?: string | null;
           created_at?: string;
           updated_at?: string;
+          enabled_at?: string | null;
         };
         Update: {
           id?: string;
@@ -1208,6 +1210,7 @@ export type Database = {
           disabled_at?: string | null;
           created_at?: string;
           updated_at?: string;
+          enabled_at?: string | null;
         };
         Relationships: [];
       };

@@ -241,3 +241,34 @@ test('a pause that leaves nothing spendable opens the pool\'s low-balance alert;
   await until('the crossing and the resolution delivered', () => mine(A, uid).filter((g) => g.payload.data.rule === rule).length === 2);
   assert.deepEqual(mine(A, uid).filter((g) => g.payload.data.rule === rule).map((g) => g.payload.type), ['alert.crossed', 'alert.resolved']);
 });
+
+test('an endpoint enabled again gives its messages their retries again; enabling an enabled one changes nothing', { skip }, async () => {
+  // On the SQL functions themselves (the outbox's store calls), with a message that was
+  // tried five days ago, before its endpoint was disabled.
+  const [e] = await q(`insert into webhook_endpoints (url, events, secret, enabled, failing_since, disabled_at)
+                       values ('https://hooks.example/x', '{*}', 'whsec_AAAA', false, now() - interval '6 days', now() - interval '2 days')
+                       returning id`);
+  const [m] = await q(`insert into outbox_messages (endpoint_id, msg_id, event_type, subject, payload, created_at, next_attempt_at, attempts)
+                       values ($1, $2, 'alert.crossed', 'user:x', '{}', now() - interval '6 days', now() - interval '5 days', 3)
+                       returning id`, [e.id, id('msg')]);
+  await q(`insert into outbox_attempts (message_id, attempted_at, status) values ($1, now() - interval '5 days', 503)`, [m.id]);
+  const at = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
+  const [{ r }] = await q(`select public.tollgate_set_endpoint($1, true, $2) as r`, [e.id, at]);
+  assert.equal(r.enabled, true);
+  assert.equal(r.failing_since, null);
+  const [row] = await q(`select enabled_at from webhook_endpoints where id = $1`, [e.id]);
+  assert.equal(row.enabled_at.toISOString(), at);
+  const [{ due }] = await q(`select public.tollgate_outbox_due($1::timestamptz + interval '1 second', 500) as due`, [at]);
+  const mine = due.find((d) => d.id === Number(m.id));
+  assert.ok(mine, 'due once enabled again');
+  assert.equal(mine.first_attempt_at, null, 'the attempt before the endpoint was disabled does not count');
+  // Enabled again while enabled: the message its lease holds stays leased, and the time its
+  // failures began stays.
+  await q(`update webhook_endpoints set failing_since = $2 where id = $1`, [e.id, at]);
+  const [{ next_attempt_at: leased }] = await q(`select next_attempt_at from outbox_messages where id = $1`, [m.id]);
+  const [{ r: again }] = await q(`select public.tollgate_set_endpoint($1, true, $2::timestamptz + interval '5 seconds') as r`, [e.id, at]);
+  assert.equal(Date.parse(again.failing_since), Date.parse(at));
+  const [{ next_attempt_at: still }] = await q(`select next_attempt_at from outbox_messages where id = $1`, [m.id]);
+  assert.equal(still.toISOString(), leased.toISOString());
+  await q(`delete from webhook_endpoints where id = $1`, [e.id]);
+});

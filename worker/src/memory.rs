@@ -163,6 +163,8 @@ struct MemEndpoint {
     enabled: bool,
     failing_since: Option<Timestamp>,
     disabled_at: Option<Timestamp>,
+    /// When it was last enabled again: a message's retries count from its first attempt since.
+    enabled_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
@@ -1415,13 +1417,19 @@ impl Store for MemoryStore {
             out.push(DueMessage {
                 id: m.id,
                 msg_id: m.msg_id.clone(),
+                endpoint_id: e.id.clone(),
                 url: e.url.clone(),
                 secret: e.secret.clone(),
                 payload: m.payload.clone(),
                 created_at: m.created_at,
                 attempts: m.attempts,
                 failing_since: e.failing_since,
-                first_attempt_at: g.attempts.iter().filter(|(id, _)| *id == m.id).map(|(_, a)| a.at).min(),
+                first_attempt_at: g
+                    .attempts
+                    .iter()
+                    .filter(|(id, a)| *id == m.id && e.enabled_at.is_none_or(|t| a.at >= t))
+                    .map(|(_, a)| a.at)
+                    .min(),
             });
         }
         out.sort_by_key(|m| m.id);
@@ -1477,6 +1485,7 @@ impl Store for MemoryStore {
             enabled: true,
             failing_since: None,
             disabled_at: None,
+            enabled_at: None,
         });
         Ok(json!({"id": id, "url": url, "events": events, "secret": secret, "enabled": true, "created_at": Value::Null}))
     }
@@ -1502,16 +1511,19 @@ impl Store for MemoryStore {
         self.ask();
         let mut g = self.inner.borrow_mut();
         let Some(e) = g.endpoints.iter_mut().find(|e| e.id == id) else { return Ok(None) };
+        // Enabling an enabled endpoint changes nothing (its messages in flight stay leased).
+        let again = enabled && !e.enabled;
         e.enabled = enabled;
-        if enabled {
+        if again {
             e.disabled_at = None;
             e.failing_since = None;
-        } else {
+            e.enabled_at = Some(at);
+        } else if !enabled {
             e.disabled_at = e.disabled_at.or(Some(at));
         }
         let v = json!({"id": e.id, "url": e.url, "events": e.events, "enabled": e.enabled,
                        "failing_since": e.failing_since, "disabled_at": e.disabled_at});
-        if enabled {
+        if again {
             for m in g.messages.iter_mut().filter(|m| m.endpoint == id && m.open()) {
                 m.next_attempt_at = Some(at);
             }

@@ -63,9 +63,21 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, budget: &Budget<'_
         if due.is_empty() {
             break;
         }
+        // Endpoints an attempt of this round disabled (a 410, three days of failures): the
+        // round's other messages for them stay, unsent, until the endpoint is enabled again.
+        let mut disabled: Vec<String> = Vec::new();
+        let lease_end = now.unix() + crate::store::OUTBOX_LEASE_SECONDS - i64::from(DELIVERY_TIMEOUT_MS / 1000);
         for m in due {
+            if disabled.contains(&m.endpoint_id) {
+                continue;
+            }
             // Signed with the time it is sent (a receiver checks it against its own clock).
             let now = clock();
+            // A send that could outlast the round's lease is left to the run that claims the
+            // message when the lease ends (a slow store can stretch a round past it).
+            if now.unix() > lease_end {
+                break;
+            }
             let body = serde_json::to_vec(&m.payload).unwrap_or_default();
             let (status, err, later) = match sign(&m.secret, &m.msg_id, now, &body) {
                 Err(e) => (None, Some(e.to_string()), None),
@@ -112,6 +124,9 @@ pub async fn deliver<T: Transport, S: Store>(ctx: &Ctx<T, S>, budget: &Budget<'_
                 give_up: next.give_up,
                 disable_endpoint: next.disable_endpoint,
             };
+            if rec.disable_endpoint {
+                disabled.push(m.endpoint_id.clone());
+            }
             ctx.store.outbox_attempt(m.id, &rec).await?;
         }
     }
@@ -195,7 +210,8 @@ pub async fn set_enabled<T: Transport, S: Store>(ctx: &Ctx<T, S>, id: &str, enab
 fn valid_url(u: &str) -> bool {
     let parsed = url::Url::parse(u);
     u.len() <= 2048
-        && parsed.is_ok_and(|p| match (p.scheme(), p.host()) {
+        // No userinfo: it would be listed in clear, and the runtime's fetch drops it.
+        && parsed.is_ok_and(|p| p.username().is_empty() && p.password().is_none() && match (p.scheme(), p.host()) {
             ("https", Some(url::Host::Domain(d))) => !d.is_empty(),
             ("https", Some(_)) => true,
             ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),

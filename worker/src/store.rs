@@ -329,6 +329,8 @@ impl AlertsApplied {
 pub struct DueMessage {
     pub id: i64,
     pub msg_id: String,
+    /// The endpoint's id (a round sends nothing more to one its attempt disabled).
+    pub endpoint_id: String,
     pub url: String,
     pub secret: String,
     pub payload: Value,
@@ -348,8 +350,10 @@ impl DueMessage {
             }
         };
         Ok(DueMessage {
-            id: v["id"].as_i64().ok_or_else(|| StoreError::Decode(format!("an outbox message: {v}")))?,
+            // Never the row itself in the error: it carries the endpoint's signing secret.
+            id: v["id"].as_i64().ok_or_else(|| StoreError::Decode("an outbox message without a numeric id".into()))?,
             msg_id: v["msg_id"].as_str().unwrap_or("").to_string(),
+            endpoint_id: v["endpoint_id"].as_str().unwrap_or("").to_string(),
             url: v["url"].as_str().unwrap_or("").to_string(),
             secret: v["secret"].as_str().unwrap_or("").to_string(),
             payload: v["payload"].clone(),
@@ -970,7 +974,11 @@ impl<T: Transport> Store for SupabaseStore<T> {
     }
 
     async fn outbox_due(&self, now: Timestamp, limit: u32) -> Result<Vec<DueMessage>, StoreError> {
-        let v = self.client.rpc("tollgate_outbox_due", &json!({"p_now": now, "p_limit": limit})).await?;
+        // An answer that cannot be read is not quoted in the error: it carries secrets.
+        let v = self.client.rpc("tollgate_outbox_due", &json!({"p_now": now, "p_limit": limit})).await.map_err(|e| match e {
+            StoreError::Decode(_) => StoreError::Decode("tollgate_outbox_due: an answer that is not JSON".into()),
+            e => e,
+        })?;
         v.as_array().map(|a| a.iter().map(DueMessage::from_store).collect()).unwrap_or(Ok(Vec::new()))
     }
 
