@@ -409,42 +409,30 @@ pub async fn change<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cl
         Err(r) => return refused(r),
     };
     let provider = name(plan.first.provider);
-    if plan.withdraws {
+    let done = if plan.withdraws {
         // Back to what it holds: the change waiting for the period's end is withdrawn.
-        if let Err(r) = converse(ctx, &plan.first, |answers| plan.withdraw_next(answers).map_err(refused)).await {
-            return r;
-        }
-        return AppResponse::json(
-            200,
-            &json!({
-                "subscription": plan.subscription,
-                "provider": plan.first.provider.as_str(),
-                "from": plan.from,
-                "to": plan.to,
-                "clouds": plan.clouds,
-                "effective": "now",
-                "withdrawn": true,
-                "applied": "when the provider's webhook arrives",
-            }),
-        );
-    }
-    let next = |answers: &[Value]| {
-        plan.next(&ctx.catalog(), answers)
-            .map_err(|m| error(502, "provider_error", format!("{provider} answered something unexpected: {m}")))
+        converse(ctx, &plan.first, |answers| plan.withdraw_next(answers).map_err(refused)).await
+    } else {
+        let next = |answers: &[Value]| {
+            plan.next(&ctx.catalog(), answers)
+                .map_err(|m| error(502, "provider_error", format!("{provider} answered something unexpected: {m}")))
+        };
+        converse(ctx, &plan.first, next).await
     };
-    if let Err(r) = converse(ctx, &plan.first, next).await {
+    if let Err(r) = done {
         return r;
     }
-    AppResponse::json(
-        200,
-        &json!({
-            "subscription": plan.subscription,
-            "provider": plan.first.provider.as_str(),
-            "from": plan.from,
-            "to": plan.to,
-            "clouds": plan.clouds,
-            "effective": if plan.upgrade { "now" } else { "period_end" },
-            "applied": "when the provider's webhook arrives",
-        }),
-    )
+    let mut out = json!({
+        "subscription": plan.subscription,
+        "provider": plan.first.provider.as_str(),
+        "from": plan.from,
+        "to": plan.to,
+        "clouds": plan.clouds,
+        "effective": if plan.upgrade || plan.withdraws { "now" } else { "period_end" },
+        "applied": "when the provider's webhook arrives",
+    });
+    if plan.withdraws {
+        out["withdrawn"] = json!(true);
+    }
+    AppResponse::json(200, &out)
 }
