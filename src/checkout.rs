@@ -122,6 +122,14 @@ impl Account {
         self.customers.iter().find(|(p, _)| *p == provider).map(|(_, c)| c.as_str())
     }
     fn may_manage(&self) -> Result<(), Refusal> {
+        // To one who is not a member, an organization is one that does not exist: whether
+        // it does is its members' business (as the organization routes answer).
+        if self.subject.is_org() && self.role.is_none() {
+            return Err(Refusal::new(
+                RefusalCode::UnknownOrganization,
+                format!("no organization {} you belong to", self.subject.id),
+            ));
+        }
         if self.subject.is_org() && !self.role.is_some_and(Role::manages_billing) {
             return Err(Refusal::new(
                 RefusalCode::NotOrgAdmin,
@@ -161,6 +169,8 @@ pub enum RefusalCode {
     /// An organization's offer bought without naming the organization, or the reverse.
     WrongSubject,
     NotOrgAdmin,
+    /// An organization the caller is not a member of (or none).
+    UnknownOrganization,
     /// The subject already has a running subscription to this offer.
     AlreadySubscribed,
     /// The offer cannot be sold through its provider (no Razorpay plan for a recurring
@@ -191,6 +201,7 @@ impl RefusalCode {
             RefusalCode::SeatsBelowAllocation => "seats_below_allocation",
             RefusalCode::WrongSubject => "wrong_subject",
             RefusalCode::NotOrgAdmin => "not_org_admin",
+            RefusalCode::UnknownOrganization => "unknown_organization",
             RefusalCode::AlreadySubscribed => "already_subscribed",
             RefusalCode::NotSellable => "not_sellable",
             RefusalCode::InvalidUrl => "invalid_url",
@@ -1338,7 +1349,8 @@ mod tests {
         let mut p = buy("ORG_PROFESSIONAL_MONTHLY");
         assert_eq!(refused(checkout(&cat, &p, &user(), NOW)), RefusalCode::WrongSubject);
         assert_eq!(refused(checkout(&cat, &p, &org(Role::Member, 0), NOW)), RefusalCode::NotOrgAdmin);
-        assert_eq!(refused(checkout(&cat, &p, &Account { role: None, ..org(Role::Owner, 0) }, NOW)), RefusalCode::NotOrgAdmin);
+        // Not a member: to them the organization is none.
+        assert_eq!(refused(checkout(&cat, &p, &Account { role: None, ..org(Role::Owner, 0) }, NOW)), RefusalCode::UnknownOrganization);
         p.quantity = Some(3);
         assert_eq!(refused(checkout(&cat, &p, &org(Role::Admin, 5), NOW)), RefusalCode::SeatsBelowAllocation);
         p.quantity = Some(0);

@@ -29,7 +29,7 @@ use crate::store::Store;
 /// The HTTP status of a refusal.
 fn refused(r: Refusal) -> AppResponse {
     let status = match r.code {
-        RefusalCode::UnknownOffer | RefusalCode::NoCustomer | RefusalCode::NoSubscription => 404,
+        RefusalCode::UnknownOffer | RefusalCode::UnknownOrganization | RefusalCode::NoCustomer | RefusalCode::NoSubscription => 404,
         RefusalCode::HiddenOffer | RefusalCode::NotOrgAdmin => 403,
         RefusalCode::InvalidClouds | RefusalCode::InvalidQuantity | RefusalCode::InvalidUrl | RefusalCode::WrongSubject => 400,
         RefusalCode::SeatsBelowAllocation
@@ -149,7 +149,7 @@ async fn account<T: Transport, S: Store>(ctx: &Ctx<T, S>, claims: &Claims, org: 
             a.email = claims.email.clone().filter(|e| !e.is_empty());
             Ok(a)
         }
-        Ok(None) if org.is_some() => Err(error(404, "unknown_organization", format!("no organization {}", subject.key()))),
+        Ok(None) if org.is_some() => Err(error(404, "unknown_organization", format!("no organization {} you belong to", org.unwrap_or_default()))),
         Ok(None) => Err(error(
             401,
             "unknown_user",

@@ -337,19 +337,27 @@ fn another_subjects_subscription_is_never_moved() {
             let (s, v) = h.post(path, U2, body.clone()).await;
             assert_eq!((s, v["error"]["code"].as_str()), (404, Some(code)), "{path} {body}: {v}");
         }
-        // An organization: a member and an outsider manage none of its billing.
+        // An organization: a member and an outsider manage none of its billing; to the
+        // outsider it is one that does not exist (404, as for an organization there is not).
         h.store().add_org(ORG);
         h.store().add_member(ORG, U1, "member");
-        for who in [U1, U2] {
+        const NONE: &str = "00000000-0000-4000-8000-0000000000ff";
+        for (who, org, status, code) in
+            [(U1, ORG, 403, "not_org_admin"), (U2, ORG, 404, "unknown_organization"), (U2, NONE, 404, "unknown_organization")]
+        {
             for (path, body) in [
-                ("/v1/subscriptions/change", json!({"offer": "VIDEO_PRO_MONTHLY", "organization_id": ORG})),
-                ("/v1/subscriptions/cancel", json!({"organization_id": ORG})),
-                ("/v1/subscriptions/resume", json!({"organization_id": ORG})),
-                ("/v1/subscriptions/unpause", json!({"organization_id": ORG})),
-                ("/v1/portal", json!({"return_url": "https://app.example.com/account", "organization_id": ORG})),
+                ("/v1/subscriptions/change", json!({"offer": "VIDEO_PRO_MONTHLY", "organization_id": org})),
+                ("/v1/subscriptions/cancel", json!({"organization_id": org})),
+                ("/v1/subscriptions/resume", json!({"organization_id": org})),
+                ("/v1/subscriptions/unpause", json!({"organization_id": org})),
+                ("/v1/portal", json!({"return_url": "https://app.example.com/account", "organization_id": org})),
             ] {
                 let (s, v) = h.post(path, who, body.clone()).await;
-                assert_eq!((s, v["error"]["code"].as_str()), (403, Some("not_org_admin")), "{who} {path}: {v}");
+                assert_eq!((s, v["error"]["code"].as_str()), (status, Some(code)), "{who} {org} {path}: {v}");
+                if status == 404 {
+                    // The same words whether the organization exists or not.
+                    assert_eq!(v["error"]["message"].as_str(), Some(format!("no organization {org} you belong to").as_str()), "{v}");
+                }
             }
         }
         assert_eq!(h.calls(), before, "no refused request reached Stripe");
