@@ -6,13 +6,24 @@ use serde_json::{json, Value};
 use crate::http::{AppResponse, InRequest};
 use crate::supabase::StoreError;
 
+/// The most characters of a refusal's message: one that quotes a caller's input (an offer,
+/// an id, a field) says what it needs to in far less, and a 1 MiB input is not sent back.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+fn bounded(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}… (cut at {MAX_MESSAGE_CHARS} characters)", &message[..at]),
+        None => message,
+    }
+}
+
 /// Builds a JSON error response.
 pub fn error(status: u16, code: &str, message: impl Into<String>) -> AppResponse {
-    AppResponse::json(status, &json!({"error": {"code": code, "message": message.into()}}))
+    AppResponse::json(status, &json!({"error": {"code": code, "message": bounded(message.into())}}))
 }
 
 pub fn error_json(status: u16, code: &str, message: impl Into<String>, extra: Value) -> AppResponse {
-    let mut body = json!({"error": {"code": code, "message": message.into()}});
+    let mut body = json!({"error": {"code": code, "message": bounded(message.into())}});
     if let (Some(obj), Value::Object(more)) = (body["error"].as_object_mut(), extra) {
         obj.extend(more);
     }

@@ -1816,3 +1816,30 @@ fn odd_headers_are_answered_cleanly() {
         }
     })
 }
+
+/// A refusal that quotes the caller's input (an offer, a feature, a subscription id) sends
+/// back at most 1,000 characters of message, however long the input (up to the 1 MiB body).
+#[test]
+fn a_refusal_never_sends_a_long_input_back_whole() {
+    block(async {
+        let app = memory_app("video-studio");
+        let long = "é".repeat(400_000);
+        for (path, body) in [
+            ("/v1/checkout", json!({"offer": long, "success_url": "https://a.example", "cancel_url": "https://a.example"})),
+            ("/v1/check", json!({"feature": long, "quantity": 1})),
+            ("/v1/track", json!({"feature": long, "quantity": 1})),
+            ("/v1/subscriptions/change", json!({"offer": long})),
+            ("/v1/subscriptions/cancel", json!({"subscription": long})),
+        ] {
+            let bytes = body.to_string();
+            assert!(bytes.len() < tollgate_worker::routes::MAX_BODY_BYTES, "{path}");
+            let h = user(U1, NOW).with("idempotency-key", "long-input");
+            let r = raw(&app, Method::Post, path, h, bytes.as_bytes(), NOW).await;
+            assert!((400..500).contains(&r.status), "{path}: {} {}", r.status, &text(&r)[..200.min(text(&r).len())]);
+            assert_error(&r, path);
+            let message = r.body_json()["error"]["message"].as_str().unwrap_or("").to_string();
+            assert!(message.chars().count() <= 1100, "{path}: a message of {} characters", message.chars().count());
+            assert!(r.body.len() < 8_000, "{path}: an answer of {} bytes", r.body.len());
+        }
+    })
+}
