@@ -262,13 +262,19 @@ impl<T: Transport, S: Store> App<T, S> {
         };
         let ents = st.entitlements_for_snapshot(&self.ctx.catalog(), now);
         for m in &mut orgs {
-            m.terms = self.ctx.terms_for(&m.grants, now).await;
+            m.terms = match self.ctx.terms_for_snapshot(&m.grants, now).await {
+                Ok(t) => t,
+                Err(e) => return store_error(&e),
+            };
         }
         let ttl = u32::try_from(self.ctx.config.snapshot_ttl_secs).unwrap_or(u32::MAX);
         // What the person is told: the alerts still open, the payments still due and when
         // the credit pools refill; and the terms its grants are held under, so the browser
         // decides as this worker does.
-        let terms = self.ctx.terms_for(&ents.grants, now).await;
+        let terms = match self.ctx.terms_for_snapshot(&ents.grants, now).await {
+            Ok(t) => t,
+            Err(e) => return store_error(&e),
+        };
         let account = tollgate::snapshot::Account {
             alerts: tollgate::notices::shown_alerts(&st.alerts, now),
             failed_payments: tollgate::notices::due_payments(&st.failed_payments),

@@ -130,6 +130,12 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         true
     }
 
+    /// Forgets that `key` was seen ([`Ctx::first_sight`]): its fold on sight failed and is
+    /// due again at its next request.
+    pub(crate) fn forget_sight(&self, key: &str) {
+        self.sighted.borrow_mut().remove(key);
+    }
+
     /// Every request this isolate has sent so far, the store's and its own: what the
     /// runtime counts against an invocation's subrequest limit ([`crate::budget`]).
     pub fn requests(&self) -> u64 {
@@ -275,6 +281,18 @@ impl<T: Transport, S: Store> Ctx<T, S> {
     /// The terms of [`Ctx::catalog_for`] alone (what a snapshot carries), with no catalog built.
     pub async fn terms_for(&self, grants: &[Grant], now: Timestamp) -> Vec<Terms> {
         self.terms_with_active(grants, now).await.1
+    }
+
+    /// [`Ctx::terms_for`] for what is signed and cached for a whole TTL (the snapshot): a
+    /// version the store cannot give now is an error, never terms left out.
+    pub async fn terms_for_snapshot(&self, grants: &[Grant], now: Timestamp) -> Result<Vec<Terms>, StoreError> {
+        let active = self.catalog();
+        let needed = grandfather::versions_needed(&active, grants);
+        if needed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load_versions(needed).await?;
+        Ok(grandfather::terms(&active, &self.versions.borrow(), grants, now))
     }
 
     async fn terms_with_active(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>) {

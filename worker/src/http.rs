@@ -137,6 +137,17 @@ pub struct InRequest {
 }
 
 impl InRequest {
+    /// The first query parameter named twice (names compared as written, and decoded), if any:
+    /// which of its values counts is a guess no route takes.
+    pub fn repeated_query_param(&self) -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.query.split('&').filter(|p| !p.is_empty()).find_map(|pair| {
+            let k = pair.split_once('=').map_or(pair, |(k, _)| k);
+            let name = decode(k).unwrap_or_else(|| k.to_string());
+            (!seen.insert(name.clone())).then_some(name)
+        })
+    }
+
     /// The first value of query parameter `name`, percent-decoded (`+` is a space);
     /// `None` when absent or not UTF-8 once decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
@@ -157,8 +168,8 @@ fn decode(s: &str) -> Option<String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 2;
             }
             c => out.push(c),

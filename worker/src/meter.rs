@@ -438,6 +438,9 @@ pub const MAX_USAGE_DAYS: i64 = 366;
 /// `{"feature", "from", "to", "days": [{"day", "units", "uses"}]}` (days without use are
 /// left out).
 pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, claims: &Claims, now: Timestamp) -> AppResponse {
+    if let Some(name) = req.repeated_query_param() {
+        return error(400, "repeated_parameter", format!("`{name}` is given twice; give it once"));
+    }
     let Some(feature) = req.query_param("feature").filter(|f| !f.is_empty()) else {
         return error(400, "invalid_request", "name the feature: ?feature=<a limit or a credit pool of the catalog>");
     };
@@ -450,11 +453,17 @@ pub async fn usage<T: Transport, S: Store>(ctx: &Ctx<T, S>, req: &InRequest, cla
     }
     let end_of_today = meter::window(tollgate::catalog::LimitPeriod::Day, now).resets_at.unwrap_or(now);
     let parse = |name: &str, default: Timestamp| -> Result<Timestamp, AppResponse> {
-        let Some(v) = req.query_param(name) else { return Ok(default) };
-        // A date alone is its first instant (UTC).
-        let v = if v.len() == 10 { format!("{v}T00:00:00Z") } else { v };
-        Timestamp::parse(&v)
-            .map_err(|_| error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant")))
+        let bad = || error(400, "invalid_date", format!("`{name}` must be a date (2027-01-31) or an RFC 3339 instant"));
+        let given = req.query.split('&').any(|p| p.split_once('=').map_or(p, |(k, _)| k) == name);
+        let Some(v) = req.query_param(name) else { return if given { Err(bad()) } else { Ok(default) } };
+        // A bare number is neither a date nor an RFC 3339 instant.
+        if v.bytes().all(|b| b.is_ascii_digit() || b == b'-') && v.len() != 10 {
+            return Err(bad());
+        }
+        // A date alone is its whole UTC day: `from` its first instant, `to` the next day's.
+        let (v, whole_day) = if v.len() == 10 { (format!("{v}T00:00:00Z"), true) } else { (v, false) };
+        let t = Timestamp::parse(&v).map_err(|_| bad())?;
+        Ok(if whole_day && name == "to" { t.plus_days(1) } else { t })
     };
     let to = match parse("to", end_of_today) {
         Ok(t) => t,

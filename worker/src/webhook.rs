@@ -222,9 +222,19 @@ pub async fn joined<T: Transport, S: Store>(
     now: Timestamp,
 ) -> Result<crate::state::SubjectState, StoreError> {
     let st = if st.version == 0 && app.first_sight(&subject.key()) {
-        match refold(app, &subject.key(), now).await? {
-            Outcome::Applied { subjects, .. } if !subjects.is_empty() => app.store.subject_state(subject, Some("-")).await?,
-            _ => st,
+        let folded = match refold(app, &subject.key(), now).await {
+            Ok(Outcome::Applied { subjects, .. }) if !subjects.is_empty() => app.store.subject_state(subject, Some("-")).await.map(Some),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match folded {
+            Ok(Some(read)) => read,
+            Ok(None) => st,
+            Err(e) => {
+                // Not seen after all: the next request folds it again.
+                app.forget_sight(&subject.key());
+                return Err(e);
+            }
         }
     } else {
         st
