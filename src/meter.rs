@@ -278,6 +278,10 @@ pub struct OverageChoice {
     /// Minor units of the catalog's usage currency.
     pub overage_limit: i64,
     pub currency: String,
+    /// The caller named the limit. When it did not, the limit stored is kept as it is at
+    /// the write (a change made meanwhile by another request included), and
+    /// `overage_limit` is written only where none is stored yet.
+    pub limit_named: bool,
 }
 
 /// Why an overage choice is refused.
@@ -332,7 +336,7 @@ pub fn overage_choice(
     if !(0..=MAX_OVERAGE_LIMIT).contains(&limit) {
         return Err(ChoiceError::BadLimit(limit));
     }
-    Ok(OverageChoice { allow_overages, overage_limit: limit, currency: u.currency.clone() })
+    Ok(OverageChoice { allow_overages, overage_limit: limit, currency: u.currency.clone(), limit_named: overage_limit.is_some() })
 }
 
 /// What remains of a feature after a decision.

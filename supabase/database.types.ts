@@ -1669,6 +1669,7 @@ export type Database = {
           p_subject: Json;
           p_allow_overages: boolean;
           p_overage_limit: number;
+          p_keep_limit?: boolean;
         };
         Returns: Json;
       };

@@ -66,3 +66,24 @@ test('racing overage requests never pass the cap together', { skip }, async () =
   assert.equal(spent, (await prefs(uid)).json.spent, 'the period counter is the records\' overage');
   assert.ok(ok.length >= 3, `${ok.length} admitted`); // the first takes the 1 s credit: 14 + 15 + 15 = 44
 });
+
+test('a change of overage preferences that names no limit keeps the limit stored at the write', { skip }, async () => {
+  const uid = await createUser();
+  const set = (allow, limit, keep) =>
+    q(`select public.tollgate_set_preferences($1::jsonb, $2, $3, $4) as r`, [JSON.stringify({ user_id: uid }), allow, limit, keep]);
+  // The first write stores the limit it is given, kept or not (nothing to keep yet).
+  let [{ r }] = await set(true, 300, true);
+  assert.equal(r.overage_limit_minor, 300);
+  // Another device lowers the cap; a change of allow_overages read before it keeps it.
+  [{ r }] = await set(true, 100, false);
+  assert.equal(r.overage_limit_minor, 100);
+  [{ r }] = await set(false, 300, true);
+  assert.deepEqual([r.allow_overages, r.overage_limit_minor], [false, 100]);
+  // Through the worker: allow_overages alone answers the cap as stored.
+  const headers = { authorization: `Bearer ${userToken(uid)}` };
+  const put = await worker('PUT', '/v1/preferences', { body: { allow_overages: true }, headers });
+  assert.equal(put.status, 200, put.text);
+  assert.equal(put.json.overage_limit, 100);
+  const [row] = await q(`select allow_overages, overage_limit_minor from usage_preferences where user_id = $1`, [uid]);
+  assert.deepEqual([row.allow_overages, Number(row.overage_limit_minor)], [true, 100]);
+});

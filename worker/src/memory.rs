@@ -1003,10 +1003,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<i64, StoreError> {
         self.ask();
-        MemoryStore::set_preferences(self, subject, choice.allow_overages, choice.overage_limit);
-        Ok(())
+        let stored = self.inner.borrow().preferences.get(&subject.key()).and_then(|p| p["overage_limit_minor"].as_i64());
+        let limit = match stored {
+            Some(kept) if !choice.limit_named => kept,
+            _ => choice.overage_limit,
+        };
+        MemoryStore::set_preferences(self, subject, choice.allow_overages, limit);
+        Ok(limit)
     }
 
     async fn charge(&self, subject: &Subject, c: &Charge, stamp_in: Option<&str>, period: Timestamp) -> Result<ChargeAnswer, StoreError> {

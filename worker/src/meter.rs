@@ -403,10 +403,11 @@ pub async fn preferences<T: Transport, S: Store>(
             Err(e @ meter::ChoiceError::NoUsagePricing) => return error(404, e.code(), e.to_string()),
             Err(e) => return error(400, e.code(), e.to_string()),
         };
-        if let Err(e) = ctx.store.set_preferences(&subject, &choice).await {
-            return store_error(&e);
-        }
-        current = (choice.allow_overages, Some(choice.overage_limit));
+        let stored = match ctx.store.set_preferences(&subject, &choice).await {
+            Ok(limit) => limit,
+            Err(e) => return store_error(&e),
+        };
+        current = (choice.allow_overages, Some(stored));
     }
     let catalog = ctx.catalog();
     let Some(usage) = catalog.doc.usage.as_ref() else {

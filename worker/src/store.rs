@@ -449,7 +449,9 @@ pub trait Store {
     /// hold of the previous page: its `hold_until` and `usage_id`).
     async fn expired_holds(&self, now: Timestamp, after: Option<&(Timestamp, String)>, limit: u32) -> Result<Vec<ExpiredHold>, StoreError>;
     /// Sets the subject's overage choice (`usage_preferences`).
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError>;
+    /// Writes an overage choice (`tollgate_set_preferences`); the limit stored after it
+    /// (a choice that names none keeps the one stored).
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<i64, StoreError>;
     /// How much of `limit` the subject used in the window that starts at `window_start`.
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError>;
     /// The answer of a use counted before under `request_id`, if it was (a retry's answer,
@@ -820,10 +822,11 @@ impl<T: Transport> Store for SupabaseStore<T> {
         Ok(out)
     }
 
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<i64, StoreError> {
         let args = json!({"p_subject": subject.to_json(), "p_allow_overages": choice.allow_overages,
-                          "p_overage_limit": choice.overage_limit});
-        self.client.rpc("tollgate_set_preferences", &args).await.map(|_| ())
+                          "p_overage_limit": choice.overage_limit, "p_keep_limit": !choice.limit_named});
+        let v = self.client.rpc("tollgate_set_preferences", &args).await?;
+        v["overage_limit_minor"].as_i64().ok_or_else(|| StoreError::Decode("tollgate_set_preferences: no overage_limit_minor".into()))
     }
 
     async fn counter(&self, subject: &Subject, limit: &str, window_start: Timestamp) -> Result<u64, StoreError> {

@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 
 use serde_json::{json, Value};
 
-use common::{block, config, stripe, user_token, CallGate, Gated, NoNetwork, ADMIN_SECRET};
+use common::{block, config, now_or_never, stripe, user_token, Between, CallGate, Gated, NoNetwork, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
@@ -105,16 +105,6 @@ fn lots_add_up(store: &MemoryStore) {
     }
 }
 
-/// Runs a future that never waits (the in-memory store answers at once) to its end
-/// from inside a synchronous hook.
-fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("the interleaved request waited"),
-    }
-}
 
 // ------------------------------------------------------------------ hostile request bodies
 
@@ -444,27 +434,8 @@ fn a_render_failing_at_any_store_call_is_charged_once_when_retried() {
 
 // ------------------------------------------------------------------ interleavings
 
-/// What runs between a read and a write: on the store call named, once.
-type Interleaved = (&'static str, Box<dyn FnOnce(&App<NoNetwork, Gated<Between>>)>);
 
-/// Runs `f` on the app once, as the next store call named `call` begins: another
-/// request landing between a route's read and its write.
-struct Between {
-    app: RefCell<Weak<App<NoNetwork, Gated<Between>>>>,
-    on: RefCell<Option<Interleaved>>,
-}
 
-impl CallGate for Between {
-    fn before(&self, call: &'static str) -> Result<(), StoreError> {
-        let due = matches!(&*self.on.borrow(), Some((c, _)) if *c == call);
-        if due {
-            let (_, f) = self.on.borrow_mut().take().expect("due");
-            let app = self.app.borrow().upgrade().expect("app");
-            f(&app);
-        }
-        Ok(())
-    }
-}
 
 fn between(catalog: &str) -> Rc<App<NoNetwork, Gated<Between>>> {
     let gate = Between { app: RefCell::new(Weak::new()), on: RefCell::new(None) };

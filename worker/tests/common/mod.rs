@@ -246,7 +246,7 @@ impl<G: CallGate> Store for Gated<G> {
         self.gate.before("expired_holds")?;
         self.inner.expired_holds(now, after, limit).await
     }
-    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<(), StoreError> {
+    async fn set_preferences(&self, subject: &Subject, choice: &OverageChoice) -> Result<i64, StoreError> {
         self.gate.before("set_preferences")?;
         Store::set_preferences(&self.inner, subject, choice).await
     }
@@ -398,4 +398,36 @@ pub fn form(req: &OutRequest) -> Vec<(String, String)> {
 /// The value of field `k` of a [`form`].
 pub fn field<'a>(f: &'a [(String, String)], k: &str) -> Option<&'a str> {
     f.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+}
+
+/// What runs between a read and a write: on the store call named, once.
+pub type Interleaved = (&'static str, Box<dyn FnOnce(&App<NoNetwork, Gated<Between>>)>);
+
+/// A gate that runs another request once, as the next store call named begins: another
+/// request landing between a route's read and its write.
+pub struct Between {
+    pub app: std::cell::RefCell<std::rc::Weak<App<NoNetwork, Gated<Between>>>>,
+    pub on: std::cell::RefCell<Option<Interleaved>>,
+}
+
+impl CallGate for Between {
+    fn before(&self, call: &'static str) -> Result<(), StoreError> {
+        let due = matches!(&*self.on.borrow(), Some((c, _)) if *c == call);
+        if due {
+            let (_, f) = self.on.borrow_mut().take().expect("due");
+            let app = self.app.borrow().upgrade().expect("app");
+            f(&app);
+        }
+        Ok(())
+    }
+}
+
+/// A future that must finish without waiting (the interleaved request, on the in-memory store).
+pub fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the interleaved request waited"),
+    }
 }
