@@ -7,18 +7,18 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use serde_json::{json, Value};
 
-use common::{block, config, now_or_never, stripe, user_token, Between, CallGate, Gated, NoNetwork, ADMIN_SECRET};
+use common::{block, config, now_or_never, stripe, user_token, Between, FailNext, Gated, NoNetwork, ADMIN_SECRET};
 use tollgate::time::Timestamp;
 use tollgate_worker::app::App;
 use tollgate_worker::http::{Headers, InRequest, Method};
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::Subject;
-use tollgate_worker::store::{SettleAnswer, Store, StoreError};
+use tollgate_worker::store::{SettleAnswer, Store};
 
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 /// 2027-01-15T10:00:00Z
@@ -380,29 +380,8 @@ fn a_failed_release_is_retried_and_gives_back_once() {
 
 // ------------------------------------------------------------------ a store that fails
 
-/// Fails the next `n` calls named `call`.
-#[derive(Default)]
-struct FailNext {
-    call: RefCell<&'static str>,
-    left: Cell<u32>,
-}
 
-impl FailNext {
-    fn fail(&self, call: &'static str, n: u32) {
-        *self.call.borrow_mut() = call;
-        self.left.set(n);
-    }
-}
 
-impl CallGate for FailNext {
-    fn before(&self, call: &'static str) -> Result<(), StoreError> {
-        if *self.call.borrow() == call && self.left.get() > 0 {
-            self.left.set(self.left.get() - 1);
-            return Err(StoreError::Unavailable(format!("{call} failed")));
-        }
-        Ok(())
-    }
-}
 
 /// A render whose store fails at any one of its calls is 5xx (or charged) and, retried
 /// under its key, charged exactly once: the balance moves by the render's seconds once.

@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use serde_json::{json, Value};
 
-use common::{block, config, hmac, now_or_never, stripe_taken, user_token, Between, CallGate, Gated, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
+use common::{block, config, hmac, now_or_never, stripe_taken, user_token, Between, FailNext, Gated, NoNetwork, ADMIN_SECRET, STRIPE_SECRET};
 use tollgate::snapshot::{parse_public_key, verify_for_subject, Snapshot, SnapshotError};
 use tollgate::time::Timestamp;
 use tollgate::Catalog;
@@ -19,7 +19,7 @@ use tollgate_worker::app::App;
 use tollgate_worker::http::{AppResponse, Headers, InRequest, Method};
 use tollgate_worker::memory::MemoryStore;
 use tollgate_worker::state::Subject;
-use tollgate_worker::store::{Store, StoreError};
+use tollgate_worker::store::Store;
 
 const ISSUER: &str = "http://127.0.0.1:1/auth/v1";
 /// 2027-01-15T10:00:00Z
@@ -121,29 +121,8 @@ fn assert_store_error_says_nothing(s: u16, v: &Value, what: &str) {
     }
 }
 
-/// Fails the next `n` calls named `call` (`n` = u32::MAX: every one).
-#[derive(Default)]
-struct FailNext {
-    call: RefCell<&'static str>,
-    left: Cell<u32>,
-}
 
-impl FailNext {
-    fn fail(&self, call: &'static str, n: u32) {
-        *self.call.borrow_mut() = call;
-        self.left.set(n);
-    }
-}
 
-impl CallGate for FailNext {
-    fn before(&self, call: &'static str) -> Result<(), StoreError> {
-        if *self.call.borrow() == call && self.left.get() > 0 {
-            self.left.set(self.left.get() - 1);
-            return Err(StoreError::Unavailable(format!("{call} failed: relation usage_records")));
-        }
-        Ok(())
-    }
-}
 
 fn gated(catalog: &str) -> App<NoNetwork, Gated<FailNext>> {
     let app = app_on(catalog, Gated { inner: MemoryStore::new(), gate: FailNext::default() }, 3600);

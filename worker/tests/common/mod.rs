@@ -431,3 +431,29 @@ pub fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("the interleaved request waited"),
     }
 }
+
+/// A gate that fails the next `n` store calls named `call` (`n` = u32::MAX: every one), as
+/// a store that cannot be reached, with a message naming the store's insides (which no
+/// answer may repeat).
+#[derive(Default)]
+pub struct FailNext {
+    call: std::cell::RefCell<&'static str>,
+    left: std::cell::Cell<u32>,
+}
+
+impl FailNext {
+    pub fn fail(&self, call: &'static str, n: u32) {
+        *self.call.borrow_mut() = call;
+        self.left.set(n);
+    }
+}
+
+impl CallGate for FailNext {
+    fn before(&self, call: &'static str) -> Result<(), StoreError> {
+        if *self.call.borrow() == call && self.left.get() > 0 {
+            self.left.set(self.left.get() - 1);
+            return Err(StoreError::Unavailable(format!("{call} failed: relation usage_records")));
+        }
+        Ok(())
+    }
+}
