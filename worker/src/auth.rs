@@ -77,8 +77,8 @@ impl AuthError {
 }
 
 /// A value from a token, as an error message names it: at most 200 characters.
-fn clip(s: &str) -> String {
-    s.chars().take(200).collect()
+fn clip(s: &str) -> &str {
+    crate::respond::cut(s, 200).unwrap_or(s)
 }
 
 impl fmt::Display for AuthError {
@@ -100,8 +100,7 @@ impl fmt::Display for AuthError {
                 write!(f, "access token has no iss claim; tokens issued by `{expected}` are accepted")
             }
             AuthError::BadIssuer { found: Some(iss), expected } => {
-                let iss: String = iss.chars().take(200).collect();
-                write!(f, "access token was issued by `{iss}`; only tokens issued by `{expected}` are accepted")
+                write!(f, "access token was issued by `{}`; only tokens issued by `{expected}` are accepted", clip(iss))
             }
             AuthError::NotConfigured => f.write_str("the worker has no SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"),
         }
@@ -171,9 +170,8 @@ fn b64_field(k: &Value, name: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("bad {name}: {e}"))
 }
 
-/// An RSA key from its JWK, or why it is refused (`Ok(Err(reason))`, or `Err(reason)`
-/// for malformed base64): either way the key is left out of the set.
-fn rsa_key(k: &Value, kid: Option<String>) -> Result<Result<RsaKey, String>, String> {
+/// An RSA key from its JWK, or why it is left out of the set.
+fn rsa_key(k: &Value, kid: Option<String>) -> Result<RsaKey, String> {
     let strip = |mut v: Vec<u8>| {
         let zeros = v.iter().take_while(|b| **b == 0).count();
         v.drain(..zeros);
@@ -186,25 +184,23 @@ fn rsa_key(k: &Value, kid: Option<String>) -> Result<Result<RsaKey, String>, Str
     };
     if let Some(alg) = k.get("alg").and_then(Value::as_str) {
         if alg != "RS256" {
-            return Ok(Err(format!("RSA key for {alg}: only RS256 is supported")));
+            return Err(format!("RSA key for {alg}: only RS256 is supported"));
         }
     }
     let bits = key.bits();
     if bits < RSA_MIN_BITS {
-        return Ok(Err(format!("RSA key of {bits} bits is too small (at least {RSA_MIN_BITS} bits are required)")));
+        return Err(format!("RSA key of {bits} bits is too small (at least {RSA_MIN_BITS} bits are required)"));
     }
     if bits > RSA_MAX_BITS {
-        return Ok(Err(format!("RSA key of {bits} bits is too large (at most {RSA_MAX_BITS} bits)")));
+        return Err(format!("RSA key of {bits} bits is too large (at most {RSA_MAX_BITS} bits)"));
     }
     let e_odd = key.e.last().is_some_and(|b| b & 1 == 1);
     let e_bits = key.e.first().map_or(0, |b| key.e.len() * 8 - b.leading_zeros() as usize);
     if !e_odd || key.e == [1] || e_bits > 33 {
-        return Ok(Err("RSA public exponent must be odd, above 1 and at most 33 bits".into()));
+        return Err("RSA public exponent must be odd, above 1 and at most 33 bits".into());
     }
-    if let Err(why) = rs::check_key(&key) {
-        return Ok(Err(why));
-    }
-    Ok(Ok(key))
+    rs::check_key(&key)?;
+    Ok(key)
 }
 
 enum Key {
@@ -226,7 +222,7 @@ fn key_of(k: &Value, kid: Option<String>) -> Result<Key, String> {
         }
     }
     if s("kty") == "RSA" {
-        return rsa_key(k, kid)?.map(Key::Rsa);
+        return rsa_key(k, kid).map(Key::Rsa);
     }
     if s("kty") != "EC" || s("crv") != "P-256" {
         return Err(format!("kty {} crv {} not supported", s("kty"), s("crv")));

@@ -278,33 +278,31 @@ impl<T: Transport, S: Store> Ctx<T, S> {
         (catalog, terms)
     }
 
-    /// The terms of [`Ctx::catalog_for`] alone (what a snapshot carries), with no catalog built.
-    pub async fn terms_for(&self, grants: &[Grant], now: Timestamp) -> Vec<Terms> {
-        self.terms_with_active(grants, now).await.1
-    }
-
-    /// [`Ctx::terms_for`] for what is signed and cached for a whole TTL (the snapshot): a
-    /// version the store cannot give now is an error, never terms left out.
+    /// The terms of older catalog versions `grants` are held under, for what is signed and
+    /// cached for a whole TTL (the snapshot): a version the store cannot give now is an
+    /// error, never terms left out.
     pub async fn terms_for_snapshot(&self, grants: &[Grant], now: Timestamp) -> Result<Vec<Terms>, StoreError> {
-        let active = self.catalog();
-        let needed = grandfather::versions_needed(&active, grants);
-        if needed.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.load_versions(needed).await?;
-        Ok(grandfather::terms(&active, &self.versions.borrow(), grants, now))
+        let (_, terms, read) = self.terms_read(grants, now).await;
+        read.map(|()| terms)
     }
 
     async fn terms_with_active(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>) {
+        // A version that cannot be read now leaves its grants under the active terms.
+        let (active, terms, _) = self.terms_read(grants, now).await;
+        (active, terms)
+    }
+
+    /// The active catalog and the terms `grants` are held under, from the versions at hand
+    /// once those they need are read; with whether that read failed.
+    async fn terms_read(&self, grants: &[Grant], now: Timestamp) -> (Rc<Catalog>, Vec<Terms>, Result<(), StoreError>) {
         let active = self.catalog();
         let needed = grandfather::versions_needed(&active, grants);
         if needed.is_empty() {
-            return (active, Vec::new());
+            return (active, Vec::new(), Ok(()));
         }
-        // A version that cannot be read now leaves its grants under the active terms.
-        let _ = self.load_versions(needed).await;
+        let read = self.load_versions(needed).await;
         let terms = grandfather::terms(&active, &self.versions.borrow(), grants, now);
-        (active, terms)
+        (active, terms, read)
     }
 
     /// Reads the store's catalog versions `needed` not read yet (once per isolate); one the

@@ -10,9 +10,14 @@ use crate::supabase::StoreError;
 /// an id, a field) says what it needs to in far less, and a 1 MiB input is not sent back.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
 
+/// The first `max` characters of `s` when it has more, else `None`.
+pub fn cut(s: &str, max: usize) -> Option<&str> {
+    s.char_indices().nth(max).map(|(at, _)| &s[..at])
+}
+
 fn bounded(message: String) -> String {
-    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((at, _)) => format!("{}… (cut at {MAX_MESSAGE_CHARS} characters)", &message[..at]),
+    match cut(&message, MAX_MESSAGE_CHARS) {
+        Some(head) => format!("{head}… (cut at {MAX_MESSAGE_CHARS} characters)"),
         None => message,
     }
 }
